@@ -1,0 +1,74 @@
+"""One small hierarchy of named errors, mapped to CLI exit codes and HTTP statuses in one place.
+
+A person never sees a traceback for a mistake in their input: adapters catch ``ReluthError``
+and print its ``message``, which names the field and what is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ReluthError(Exception):
+    """Base of every error that is meant to be shown to a person."""
+
+    exit_code: int = 2
+    http_status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(ReluthError):
+    """Bad input: names the field, what was given and what is accepted."""
+
+    exit_code = 2
+    http_status = 422
+
+    def __init__(self, field: str, problem: str, accepted: str | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.accepted = accepted
+        text = f"{field}: {problem}"
+        if accepted:
+            text += f" (accepted: {accepted})"
+        super().__init__(text)
+
+
+class ValidationErrors(ReluthError):
+    """Several validation problems found in one input, reported together."""
+
+    exit_code = 2
+    http_status = 422
+
+    def __init__(self, errors: Sequence[ValidationError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(e.message for e in self.errors))
+
+
+class PermissionDenied(ReluthError):
+    exit_code = 4
+    http_status = 403
+
+
+class NotFound(ReluthError):
+    exit_code = 5
+    http_status = 404
+
+
+class Conflict(ReluthError):
+    """The request contradicts the stored state (already randomized, method locked, ...)."""
+
+    exit_code = 6
+    http_status = 409
+
+
+class PreconditionFailed(ReluthError):
+    """A protocol precondition does not hold (e.g. not eligible for randomization)."""
+
+    exit_code = 7
+    http_status = 409

@@ -1,0 +1,146 @@
+"""Laboratory units, converted once at the boundary into one canonical unit per analyte.
+
+Values are handled as :class:`decimal.Decimal` so that a value typed exactly at a clinical
+threshold (platelets 80 000/mm³, Hb 8 g/dL) compares exactly, whatever unit it came in.
+
+Canonical units: haemoglobin g/dL; cell counts 10⁹/L; creatinine and bilirubin µmol/L;
+enzymes U/L; eGFR mL/min/1.73 m². Conversion factors and their sources are in
+``docs/units.md`` (creatinine 88.4 µmol/L per mg/dL, bilirubin 17.1, Hb 0.6206 mmol/L per g/dL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from reluth.errors import ValidationError
+
+# Haemoglobin: 1 g/dL = 0.6206 mmol/L (monomer, CTCAE uses 10.0 g/dL = 6.2 mmol/L).
+HB_MMOL_PER_G_DL = Decimal("0.6206")
+CREATININE_UMOL_PER_MG_DL = Decimal("88.4")
+BILIRUBIN_UMOL_PER_MG_DL = Decimal("17.1")
+U_PER_UKAT = Decimal("60")
+
+_COUNT = {
+    "10^9/l": Decimal(1),
+    "x10^9/l": Decimal(1),
+    "10⁹/l": Decimal(1),
+    "g/l-cells": Decimal(1),
+    "giga/l": Decimal(1),
+    "/nl": Decimal(1),
+    "/mm3": Decimal("0.001"),
+    "/mm³": Decimal("0.001"),
+    "/ul": Decimal("0.001"),
+    "/µl": Decimal("0.001"),
+    "cells/mm3": Decimal("0.001"),
+    "cells/mm³": Decimal("0.001"),
+    "cells/ul": Decimal("0.001"),
+    "cells/µl": Decimal("0.001"),
+}
+
+# analyte -> (canonical unit, {accepted unit (lower case): multiplier to canonical})
+_TABLE: dict[str, tuple[str, dict[str, Decimal]]] = {
+    "hemoglobin": (
+        "g/dL",
+        {"g/dl": Decimal(1), "g/l": Decimal("0.1"), "mmol/l": 1 / HB_MMOL_PER_G_DL},
+    ),
+    "platelets": ("10^9/L", _COUNT),
+    "neutrophils": ("10^9/L", _COUNT),
+    "wbc": ("10^9/L", _COUNT),
+    "lymphocytes": ("10^9/L", _COUNT),
+    "creatinine": (
+        "µmol/L",
+        {"µmol/l": Decimal(1), "umol/l": Decimal(1), "mg/dl": CREATININE_UMOL_PER_MG_DL},
+    ),
+    "bilirubin": (
+        "µmol/L",
+        {"µmol/l": Decimal(1), "umol/l": Decimal(1), "mg/dl": BILIRUBIN_UMOL_PER_MG_DL},
+    ),
+    "alt": ("U/L", {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT}),
+    "ast": ("U/L", {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT}),
+    "alp": ("U/L", {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT}),
+    "egfr": (
+        "mL/min/1.73m2",
+        {
+            "ml/min/1.73m2": Decimal(1),
+            "ml/min/1.73m²": Decimal(1),
+            "ml/min/1.73 m2": Decimal(1),
+            "ml/min/1.73 m²": Decimal(1),
+            "ml/min": Decimal(1),
+        },
+    ),
+}
+
+
+def analytes() -> list[str]:
+    return sorted(_TABLE)
+
+
+def canonical_unit(analyte: str) -> str:
+    return _TABLE[analyte][0]
+
+
+def accepted_units(analyte: str) -> list[str]:
+    return sorted(_TABLE[analyte][1])
+
+
+def to_decimal(value: object, field: str) -> Decimal:
+    """A number as Decimal, from its text form (so 0.1 stays 0.1). Booleans are refused."""
+    if isinstance(value, bool) or value is None:
+        raise ValidationError(field, f"expected a number, got {value!r}", "a decimal number")
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValidationError(field, f"expected a number, got {value!r}", "a decimal number") from None
+    if not d.is_finite():
+        raise ValidationError(field, f"expected a finite number, got {value!r}", "a decimal number")
+    return d
+
+
+def _normalise_unit(unit: str) -> str:
+    return unit.strip().lower().replace(" ", "").replace("mm^3", "mm3").replace("μ", "µ").replace(
+        "×", "x"
+    )
+
+
+def to_canonical(analyte: str, value: object, unit: object, field: str) -> Decimal:
+    """Convert ``value`` in ``unit`` to the analyte's canonical unit; refuses unknown units."""
+    if analyte not in _TABLE:
+        raise ValidationError(field, f"unknown analyte {analyte!r}", ", ".join(analytes()))
+    canonical, factors = _TABLE[analyte]
+    if not isinstance(unit, str) or not unit.strip():
+        raise ValidationError(
+            f"{field}.unit", "missing unit", ", ".join(sorted({canonical, *factors}))
+        )
+    key = _normalise_unit(unit)
+    normalised = {_normalise_unit(k): v for k, v in factors.items()}
+    if key not in normalised:
+        raise ValidationError(
+            f"{field}.unit", f"unknown unit {unit!r} for {analyte}", ", ".join(sorted(factors))
+        )
+    number = to_decimal(value, f"{field}.value")
+    if number < 0:
+        raise ValidationError(f"{field}.value", f"negative value {value}", "a value >= 0")
+    return number * normalised[key]
+
+
+@dataclass(frozen=True)
+class LabValue:
+    """A laboratory value in canonical units, with the unit it was entered in."""
+
+    analyte: str
+    value: Decimal
+    unit: str
+    entered_value: Decimal
+    entered_unit: str
+
+    @classmethod
+    def parse(cls, analyte: str, value: object, unit: object, field: str) -> LabValue:
+        canonical = to_canonical(analyte, value, unit, field)
+        return cls(
+            analyte=analyte,
+            value=canonical,
+            unit=canonical_unit(analyte),
+            entered_value=to_decimal(value, f"{field}.value"),
+            entered_unit=str(unit),
+        )
