@@ -135,7 +135,7 @@ def planned_visits(
         follow_up_days.append((f"W{week:02d}", week * 7))
         week += fu.interval_weeks
     month = fu.until_month + fu.then_interval_months
-    while month <= s.follow_up_months:
+    while month < s.follow_up_months:  # the last one is the end-of-study visit
         follow_up_days.append((f"M{month:02d}", month_day(month, protocol)))
         month += fu.then_interval_months
     for tag, day in follow_up_days:
@@ -201,7 +201,7 @@ def planned_visits(
         _visit(
             "EOS",
             "end_of_study",
-            f"End of study (month {s.follow_up_months})",
+            f"End of study (month {s.follow_up_months}): tumour assessment, survival, QoL",
             end,
             fu.window_days,
             fu.window_days,
