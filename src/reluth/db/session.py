@@ -316,6 +316,9 @@ def _after_rollback(session: Session) -> None:
 
 @event.listens_for(AuditedSession, "do_orm_execute")
 def _refuse_bulk(state: ORMExecuteState) -> None:
+    mapper = state.bind_mapper
+    if mapper is not None and getattr(mapper.class_, "__audit_exempt__", False):
+        return
     if state.is_update or state.is_delete or (state.is_insert and not state.is_select):
         raise PermissionDenied(
             "bulk INSERT/UPDATE/DELETE statements bypass the audit trail; change objects instead"

@@ -41,6 +41,7 @@ class Screening(ProtocolVersioned, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     assessment_date: Mapped[dt.date] = mapped_column(Date)
+    stage: Mapped[str] = mapped_column(String(16))  # inclusion | randomization
     status: Mapped[str] = mapped_column(String(16))  # eligible | not_eligible | incomplete
     input_json: Mapped[str] = mapped_column(Text)
     result_json: Mapped[str] = mapped_column(Text)  # per-criterion id, result, reason

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 04:06:46.534323
+Create Date: 2026-11-27 04:15:13.374716
 """
 
 from __future__ import annotations
@@ -319,6 +319,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("patient_id", sa.Integer(), nullable=False),
         sa.Column("assessment_date", sa.Date(), nullable=False),
+        sa.Column("stage", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("input_json", sa.Text(), nullable=False),
         sa.Column("result_json", sa.Text(), nullable=False),
