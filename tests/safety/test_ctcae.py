@@ -102,6 +102,12 @@ CASES: list[tuple[str, str, dict[str, Any], list[tuple[str, int]]]] = [
     ("alp", "U/L", {"uln": "120"},
      [("120", 0), ("120.1", 1), ("300", 1), ("300.1", 2), ("600", 2), ("600.1", 3), ("2400", 3),
       ("2400.1", 4)]),
+    ("alp", "µkat/L", {"uln": "2.0"},
+     [("2.0", 0), ("2.01", 1), ("5.0", 1), ("5.01", 2), ("10.0", 2), ("10.01", 3), ("40", 3),
+      ("40.01", 4)]),
+    ("ast", "ukat/L", {"uln": "0.6"},
+     [("0.6", 0), ("0.61", 1), ("1.8", 1), ("1.81", 2), ("3.0", 2), ("3.01", 3), ("12", 3),
+      ("12.01", 4)]),
     ("alp", "U/L", {"uln": "120", "baseline": "150"},
      [("299.9", 0), ("300", 1), ("375", 1), ("375.1", 2), ("750", 2), ("750.1", 3), ("3000", 3),
       ("3000.1", 4)]),
@@ -253,6 +259,16 @@ def test_counts_monotone_and_unit_invariant(test: str, a: int, b: int, lln: int)
     si = grade(LabResult.of(test, Decimal(low) / 1000, "10^9/L", lln=Decimal(lln) / 1000))
     assert si.grade == per_mm3[0]
     assert 0 <= si.grade <= 4
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2000), st.integers(50, 2000))
+def test_hemoglobin_same_grade_in_g_dl_and_g_l(tenths_g_dl: int, lln_tenths: int) -> None:
+    g_dl = Decimal(tenths_g_dl) / 10
+    lln = Decimal(lln_tenths) / 10
+    a = grade(LabResult.of("hemoglobin", g_dl, "g/dL", lln=lln)).grade
+    b = grade(LabResult.of("hemoglobin", g_dl * 10, "g/L", lln=lln * 10)).grade
+    assert a == b
 
 
 @settings(max_examples=80, deadline=None)
