@@ -12,7 +12,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, select
 from storekit import NURSE, STAT, add_users, ready_patients
 
@@ -20,8 +19,8 @@ from reluth.db import audit
 from reluth.db.engine import make_engine
 from reluth.db.session import read_session, unit_of_work
 from reluth.errors import Conflict
-from reluth.randomization import service as rnd
 from reluth.patients.models import Patient
+from reluth.randomization import service as rnd
 from reluth.randomization.models import AllocationSlot, AllocationStratum, Randomization
 
 WORKERS = 32

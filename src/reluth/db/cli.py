@@ -168,25 +168,28 @@ def show_cmd(
     if not rows:
         console.print(f"no audit rows for {record}")
         return
-    view = Table(title=f"history of {record}")
-    for col in ("#", "UTC", "user (role)", "action", "record", "field", "old", "new", "reason"):
+    view = Table(title=f"history of {record} (--json for full values)")
+    for col in ("#", "UTC", "user (role)", "record", "change", "reason"):
         view.add_column(col, overflow="fold")
     for r in rows:
+        if r.action == "insert":
+            change = "created"
+        elif r.action == "delete":
+            change = "deleted"
+        else:
+            change = f"{r.field}: {_short(r.old_value)} → {_short(r.new_value)}"
         view.add_row(
             str(r.seq),
-            r.at_utc,
+            r.at_utc[:19].replace("T", " "),
             f"{r.username} ({r.role})",
-            r.action,
             f"{r.table_name}:{r.record_id}",
-            r.field or "",
-            _short(r.old_value),
-            _short(r.new_value),
+            change,
             r.reason or "",
         )
     console.print(view)
 
 
-def _short(value: str | None, limit: int = 60) -> str:
+def _short(value: str | None, limit: int = 30) -> str:
     if value is None:
         return ""
     return value if len(value) <= limit else value[: limit - 1] + "…"

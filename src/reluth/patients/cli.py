@@ -197,6 +197,55 @@ def record_end_of_study(
     console.print(f"end of study recorded for {patient_id}")
 
 
+def _record_file(kind: str, file: Path, as_user: str | None) -> str:
+    from reluth.qol.service import record_questionnaire
+    from reluth.response.service import record_assessment
+    from reluth.safety.service import record_adverse_event, record_labs
+
+    data = load_json(file, f"{kind} file")
+    with cli_unit_of_work(as_user) as uow:
+        s = uow.session
+        if kind == "labs":
+            rows = record_labs(s, data)
+            return ", ".join(f"{r.analyte} grade {r.ctcae_grade}" for r in rows)
+        if kind == "ae":
+            ae = record_adverse_event(s, data)
+            return f"adverse event {ae.id}: {ae.term} grade {ae.grade}"
+        if kind == "assessment":
+            ta = record_assessment(s, data)
+            return f"assessment {ta.id}: {len(ta.lesions)} lesions, targets {ta.target_sum_mm} mm"
+        q = record_questionnaire(s, data)
+        return f"{q.instrument} {q.timepoint} scored: {q.scores_json}"
+
+
+@record_app.command("labs")
+@handle_errors
+def record_labs_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+    """Record laboratory results (graded by CTCAE v5.0)."""
+    console.print(_record_file("labs", file, as_user))
+
+
+@record_app.command("ae")
+@handle_errors
+def record_ae_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+    """Record an adverse event (CTCAE term, grade, seriousness, relatedness, outcome)."""
+    console.print(_record_file("ae", file, as_user))
+
+
+@record_app.command("assessment")
+@handle_errors
+def record_assessment_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+    """Record a tumour assessment and its lesion measurements."""
+    console.print(_record_file("assessment", file, as_user))
+
+
+@record_app.command("qol")
+@handle_errors
+def record_qol_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+    """Record a QoL questionnaire (scored at entry)."""
+    console.print(_record_file("qol", file, as_user))
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(centres_app, name="centres")
     root.add_typer(patients_app, name="patients")
