@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine, select
-from storekit import NURSE, STAT, add_users, ready_patients
+from storekit import NURSE, STAT, add_users, ready_patients, ready_patients_parallel
 
 from reluth.db import audit
 from reluth.db.engine import make_engine
@@ -47,18 +47,22 @@ def _init_process() -> None:
     _worker_engine = None
 
 
-def _setup(engine: Engine) -> list[str]:
+def _setup(engine: Engine, url: str) -> list[str]:
     add_users(engine)
     with unit_of_work(engine, STAT) as uow:
         rnd.configure(uow.session, STAT, "blocks")
         rnd.generate_list(uow.session, STAT, SEED, 60)
-    return ready_patients(engine, PATIENTS, centres=("C01", "C02", "C03", "C04"))
+    centres = ("C01", "C02", "C03", "C04")
+    if url.startswith("sqlite"):
+        return ready_patients(engine, PATIENTS, centres=centres)
+    engine.dispose()
+    return ready_patients_parallel(url, PATIENTS, centres=centres)
 
 
 def test_32_workers_randomize_400_patients_exactly_once(store_url: str) -> None:
     t0 = time.perf_counter()
     engine = make_engine(store_url)
-    codes = _setup(engine)
+    codes = _setup(engine, store_url)
     engine.dispose()
     # Every patient once, plus retries of 100 requests (same id) and 50 second attempts with
     # a new request id (must be refused), all interleaved.
