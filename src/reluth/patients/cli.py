@@ -200,7 +200,7 @@ def record_end_of_study(
 def _record_file(kind: str, file: Path, as_user: str | None) -> str:
     from reluth.qol.service import record_questionnaire
     from reluth.response.service import record_assessment
-    from reluth.safety.service import record_adverse_event, record_labs
+    from reluth.safety.records import record_adverse_event, record_labs
 
     data = load_json(file, f"{kind} file")
     with cli_unit_of_work(as_user) as uow:

@@ -1,4 +1,5 @@
-"""Recording laboratory results (graded with the CTCAE v5.0 engine) and adverse events."""
+"""Recording laboratory results (graded with the CTCAE v5.0 engine) and adverse events from
+JSON files (the CLI path; the web eCRF has its own per-result service in safety/service.py)."""
 
 from __future__ import annotations
 
