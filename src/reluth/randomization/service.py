@@ -318,14 +318,14 @@ def randomize(
     if not request_id or len(request_id) > 80 or not request_id.isprintable():
         raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
     patient = get_patient(session, patient_code)
-    replay = _replay(session, request_id, patient)
-    if replay is not None:
-        return replay
     settings = get_settings(session, lock="share")
     if settings is None:
+        replay = _replay(session, request_id, patient)
+        if replay is not None:
+            return replay
         check_preconditions(session, patient)  # the patient's own problems first
         raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
-    screening = latest_screening(session, patient)
+    screening = latest_screening(session, patient, light=True)
     centre = patient.centre.code
     cursor: AllocationStratum | None = None
     if settings.method == "minimization":
@@ -334,7 +334,7 @@ def randomize(
     elif screening is not None and screening.strata_code is not None:
         key = stratum_key(screening.strata_code, centre, settings.stratify_by_centre)
         cursor = _lock_cursor(session, key)
-    # Under the lock, with fresh reads: was this request or this patient served meanwhile?
+    # Under the lock, with fresh reads: was this request (a retry) or this patient served?
     replay = _replay(session, request_id, patient)
     if replay is not None:
         return replay
