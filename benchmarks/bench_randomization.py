@@ -48,9 +48,12 @@ def _one(url: str, code: str) -> float:
     return time.perf_counter() - start
 
 
-def _reset() -> None:
+def _connect(url: str) -> None:
+    """Pool initializer: open this worker's connection before the clock starts."""
     global _engine
-    _engine = None
+    _engine = make_engine(url, pool_size=1, max_overflow=0)
+    with _engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 def _prepare_chunk(url: str, n: int, start: int) -> list[str]:
@@ -88,16 +91,21 @@ def prepare(url: str, total: int, parallel: bool) -> list[str]:
 
 
 def run_level(url: str, codes: list[str], clients: int) -> tuple[float, float, float]:
-    start = time.perf_counter()
     if url.startswith("sqlite"):
         global _engine
         _engine = make_engine(url, pool_size=clients, max_overflow=0)
+        warm = [_engine.connect() for _ in range(clients)]
+        for conn in warm:
+            conn.close()
+        start = time.perf_counter()
         with ThreadPoolExecutor(clients) as ex:
             latencies = list(ex.map(lambda c: _one(url, c), codes))
         _engine.dispose()
         _engine = None
     else:
-        with mp.get_context("fork").Pool(clients, initializer=_reset) as pool:
+        with mp.get_context("fork").Pool(clients, initializer=_connect, initargs=(url,)) as pool:
+            pool.starmap(time.sleep, [(0.01,)] * clients * 2)  # every worker started
+            start = time.perf_counter()
             latencies = pool.starmap(_one, [(url, c) for c in codes], chunksize=1)
     elapsed = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100)
