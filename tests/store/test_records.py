@@ -103,3 +103,31 @@ def test_cli_actor_is_a_known_user_or_the_operator_at_bootstrap(engine: Engine) 
         resolve_actor(engine, "someone")
     with pytest.raises(PermissionDenied, match="deactivated"):
         resolve_actor(engine, "gone")
+
+
+def test_visits_are_checked_against_the_schedule(engine: Engine, code: str) -> None:
+    import datetime as dt
+
+    from storekit import STAT, add_users
+
+    from reluth.errors import PreconditionFailed
+    from reluth.randomization import service as rnd
+    from reluth.treatment.service import record_visit
+
+    def visit(visit_code: str, day: dt.date) -> str:
+        with unit_of_work(engine, NURSE) as uow:
+            return record_visit(uow.session, code, visit_code, day)[1].status
+
+    with pytest.raises(PreconditionFailed, match="not randomized"):
+        visit("TA-W08", dt.date(2025, 5, 5))
+    add_users(engine)
+    with unit_of_work(engine, STAT) as uow:
+        rnd.configure(uow.session, STAT, "minimization")
+    with unit_of_work(engine, NURSE) as uow:
+        rnd.randomize(uow.session, NURSE, code, "v", now=dt.datetime(2025, 3, 10, tzinfo=dt.UTC))
+    assert visit("TA-W08", dt.date(2025, 5, 5)) == "in_window"  # day 56
+    assert visit("TA-W16", dt.date(2025, 8, 20)) == "late"
+    with pytest.raises(ValidationError, match="visit_code"):
+        visit("W99", dt.date(2025, 5, 5))
+    with pytest.raises(Conflict):
+        visit("TA-W08", dt.date(2025, 5, 6))

@@ -197,6 +197,23 @@ def record_end_of_study(
     console.print(f"end of study recorded for {patient_id}")
 
 
+@record_app.command("visit")
+@handle_errors
+def record_visit_cmd(
+    patient_id: str = typer.Argument(...),
+    code: str = typer.Option(..., "--code", help="Planned visit code (`reluth schedule`)."),
+    date: str = typer.Option(..., "--date"),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Record a visit of the schedule and show whether it was in its window."""
+    from reluth.treatment.service import record_visit
+
+    with cli_unit_of_work(as_user) as uow:
+        _, status = record_visit(uow.session, patient_id, code, parse_date(date, "date"))
+    shift = "" if status.days_from_target is None else f" ({status.days_from_target:+d} days)"
+    console.print(f"visit {code} recorded for {patient_id}: {status.status}{shift}")
+
+
 def _record_file(kind: str, file: Path, as_user: str | None) -> str:
     from reluth.qol.service import record_questionnaire
     from reluth.response.service import record_assessment
