@@ -125,6 +125,41 @@ def test_labs_have_known_units_and_plausible_toxicity(cohort: SyntheticCohort) -
     assert low_platelets["experimental"] > low_platelets["control"]
 
 
+def test_ctcae_engine_grades_every_lab_result(cohort: SyntheticCohort) -> None:
+    from reluth.safety import ctcae
+
+    worst: dict[str, list[int]] = {"experimental": [], "control": []}
+    for p in cohort.randomized:
+        for arm in ARMS:
+            graded = ctcae.grade_all(ctcae.parse_results(list(p.outcomes[arm].labs)))
+            haem = [
+                g.grade
+                for g in graded
+                if g.test in ("platelets", "neutrophils", "hemoglobin") and g.date is not None
+            ]
+            worst[arm].append(max(haem, default=0))
+    n = len(cohort.randomized)
+    g2_exp = sum(g >= 2 for g in worst["experimental"]) / n
+    g2_ctl = sum(g >= 2 for g in worst["control"]) / n
+    assert g2_exp > g2_ctl + 0.05  # two more cycles of PRRT: more haematological toxicity
+    assert sum(g >= 3 for g in worst["experimental"]) / n < 0.15  # but grade 3-4 stays uncommon
+
+
+def test_qol_engine_scores_worse_after_progression(cohort: SyntheticCohort) -> None:
+    from reluth.qol import scoring
+
+    before, after = [], []
+    for p in cohort.randomized:
+        o = p.outcomes["control"]
+        for q in o.qol:
+            scoring.score("QLQ-GINET21", q.ginet21)
+            summary = scoring.score("QLQ-C30", q.c30).summary
+            if summary is not None:
+                (after if q.day >= o.true_progression_day else before).append(float(summary))
+    assert len(after) > 20
+    assert sum(after) / len(after) < sum(before) / len(before) - 5
+
+
 def test_qol_items_in_range_and_worse_after_progression(cohort: SyntheticCohort) -> None:
     before, after = [], []
     for p in cohort.randomized:

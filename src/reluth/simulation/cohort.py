@@ -690,9 +690,9 @@ def _labs(
             "platelets": base["platelets"] * depression(day, 0.35 * s, 28, 30),
             "neutrophils": base["neutrophils"] * depression(day, 0.25 * s, 35, 30),
             "wbc": base["wbc"] * depression(day, 0.25 * s, 35, 30),
-            "lymphocytes": base["lymphocytes"] * depression(day, 0.45 * s, 28, 120),
+            "lymphocytes": base["lymphocytes"] * depression(day, 0.35 * s, 28, 120),
             "creatinine": base["creatinine"]
-            * (1 + (0.0004 if arm == "experimental" else 0.0002) * day),
+            * (1 + (0.00014 if arm == "experimental" else 0.00007) * day),
             "alt": base["alt"] * (1.6 if progressed else 1.0),
             "ast": base["ast"] * (1.5 if progressed else 1.0),
             "bilirubin": base["bilirubin"],
@@ -1099,7 +1099,7 @@ def _patient(
         responder_u=float(rng.random()),
         jitter=tuple(int(x) for x in rng.integers(-3, 4, 40)),
         missed=tuple(bool(x) for x in rng.random(40) < config.p_missed_assessment),
-        marrow_sensitivity=float(rng.lognormal(0, 0.45)),
+        marrow_sensitivity=min(float(rng.lognormal(0, 0.35)), 1.8),
         qol_baseline=float(rng.beta(2, 5)),
     )
     outcomes: dict[str, ArmOutcome] = {
