@@ -122,3 +122,42 @@ def test_grid_on_dask_cluster_matches_local(tmp_path: Path) -> None:
     assert remote.exit_code == 0, remote.output
     # Cells are seeded independently of where and in which order they run.
     assert json.loads(remote.stdout)["cells"] == json.loads(local.stdout)["cells"]
+
+
+def test_cohort_command_writes_files_other_commands_read(tmp_path: Path) -> None:
+    out = tmp_path / "cohort"
+    result = runner.invoke(
+        app, ["design", "cohort", "--out", str(out), "--seed", "3", "--n-included", "12", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["included"] == 12
+    rows = json.loads((out / "cohort.json").read_text())["patients"]
+    assert len(rows) == summary["screened"]
+    for row in rows:
+        folder = out / "patients" / row["patient_id"]
+        check = runner.invoke(
+            app, ["eligibility", "check", str(folder / "inclusion.json"), "--stage", "inclusion"]
+        )
+        assert check.exit_code == (0 if row["intended_inclusion_status"] == "eligible" else 1)
+        if row["intended_randomization_status"] is not None:
+            gate = runner.invoke(app, ["eligibility", "check", str(folder / "randomization.json")])
+            assert gate.exit_code == (
+                0 if row["intended_randomization_status"] == "eligible" else 1
+            )
+        if row["intended_randomization_status"] == "eligible":
+            for arm in ("experimental", "control"):
+                res = runner.invoke(
+                    app, ["recist", "evaluate", str(folder / arm / "recist.json"), "--json"]
+                )
+                assert res.exit_code == 0, res.output
+                assert (
+                    json.loads(res.stdout)["disease_control_month6"]
+                    == row[f"{arm}_disease_control_month6"]
+                )
+
+
+def test_cohort_command_bad_input(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["design", "cohort", "--out", str(tmp_path), "--p0", "1.5"])
+    assert result.exit_code == 2
+    assert "--p0" in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,17 +12,12 @@ from rich.table import Table
 
 from reluth.cli_support import console, handle_errors, print_json
 from reluth.errors import ValidationError
-from reluth.simulation.design import PrimaryDesign, SurvivalDesign, grid_cells
-from reluth.simulation.runner import (
-    DesignSummary,
-    new_seed,
-    parse_number_list,
-    plot_power_curves,
-    run_grid,
-    simulate_design,
-    summary_to_dict,
-    write_grid_csv,
-)
+
+if TYPE_CHECKING:
+    from reluth.simulation.runner import DesignSummary
+
+# scipy/numpy are imported inside the commands, so that `reluth` starts fast for every other
+# command.
 
 app = typer.Typer(
     help="Design simulation: power and type I error of the primary analysis and of PFS.",
@@ -46,6 +41,10 @@ _OPTION_FOR_FIELD = {
     "accrual_months": "--accrual-months",
     "followup_months": "--followup-months",
     "dropout_per_year": "--dropout-per-year",
+    "dcr_control": "--p0",
+    "dcr_experimental": "--p1",
+    "pfs_hazard_ratio": "--hr",
+    "n_included": "--n-included",
 }
 
 
@@ -167,6 +166,9 @@ def simulate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Power and type I error of the primary analysis (and of the stratified log-rank for PFS)."""
+    from reluth.simulation.design import PrimaryDesign, SurvivalDesign
+    from reluth.simulation.runner import new_seed, simulate_design, summary_to_dict
+
     try:
         primary = PrimaryDesign(
             n_experimental=n_per_arm,
@@ -244,6 +246,15 @@ def grid_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Power over sample sizes × effect sizes, with a power-curve plot (power-curve.png)."""
+    from reluth.simulation.design import grid_cells
+    from reluth.simulation.runner import (
+        new_seed,
+        parse_number_list,
+        plot_power_curves,
+        run_grid,
+        write_grid_csv,
+    )
+
     sizes = parse_number_list(n_per_arm, "--n-per-arm", int)
     effects = parse_number_list(p1, "--p1", float)
     hazard_ratios = parse_number_list(hr, "--hr", float) if hr.strip() else []
@@ -313,3 +324,50 @@ def grid_cmd(
         )
     console.print(table)
     console.print(f"Plot: {png} · table: {out / 'grid.csv'} · seed {seed}")
+
+
+@app.command("cohort")
+@handle_errors
+def cohort_cmd(
+    out: Path = typer.Option(..., "--out", help="Directory to write the synthetic trial to."),
+    seed: int = typer.Option(2021, "--seed", help="Seed of the cohort."),
+    n_included: int = typer.Option(176, "--n-included", help="Included patients."),
+    hr: float | None = typer.Option(
+        None, "--hr", help="PFS hazard ratio after week 24 (default: implied by the DCRs)."
+    ),
+    p0: float = typer.Option(0.65, "--p0", help="True DCR at month 6, control."),
+    p1: float = typer.Option(0.85, "--p1", help="True DCR at month 6, experimental."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Write the seeded synthetic ReLUTH cohort as JSON files (patient files, RECIST, labs, QoL)."""
+    from reluth.simulation.cohort import CohortConfig, generate_cohort
+    from reluth.simulation.export import write_cohort
+
+    try:
+        config = CohortConfig(
+            seed=seed,
+            n_included=n_included,
+            pfs_hazard_ratio=hr,
+            dcr_control=p0,
+            dcr_experimental=p1,
+        )
+    except ValidationError as exc:
+        raise _as_option(exc) from None
+    with _progress(as_json) as bar:
+        task = bar.add_task("generating patients", total=None)
+        cohort = generate_cohort(config)
+        bar.update(task, total=len(cohort.patients), completed=0, description="writing files")
+        summary = write_cohort(cohort, out, progress=lambda k: bar.advance(task, k))
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"{summary['screened']} screened, {summary['included']} included, "
+        f"{summary['randomized']} randomized, data cut-off {summary['data_cutoff']} "
+        f"(seed {seed}) → {out}"
+    )
+    console.print(
+        "Try: reluth eligibility check --stage randomization "
+        f"{out}/patients/{summary['example_patient']}/randomization.json ; "
+        f"reluth recist evaluate {out}/patients/{summary['example_patient']}/control/recist.json"
+    )

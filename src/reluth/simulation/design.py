@@ -544,14 +544,14 @@ def expected_events(design: SurvivalDesign) -> float:
 
 
 def schoenfeld_power(design: SurvivalDesign, events: float | None = None) -> float:
-    """Schoenfeld's approximation: Φ(|log HR| √(D k (1−k)) − z_{1−α/2}), k = allocation share."""
+    """Schoenfeld's approximation (both tails): Φ(θ − z) + Φ(−θ − z), θ = |log HR| √(D k (1−k)),
+    z = z_{1−α/2}, k = allocation share, D = expected events; ignores the strata."""
     if events is None:
         events = expected_events(design)
     k = design.n_experimental / (design.n_experimental + design.n_control)
     z_a = float(stats.norm.ppf(1 - design.alpha / 2))
-    return float(
-        stats.norm.cdf(abs(math.log(design.hazard_ratio)) * math.sqrt(events * k * (1 - k)) - z_a)
-    )
+    theta = abs(math.log(design.hazard_ratio)) * math.sqrt(events * k * (1 - k))
+    return float(stats.norm.cdf(theta - z_a) + stats.norm.cdf(-theta - z_a))
 
 
 # --------------------------------------------------------------------------------------------
