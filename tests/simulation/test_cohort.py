@@ -145,6 +145,22 @@ def test_ctcae_engine_grades_every_lab_result(cohort: SyntheticCohort) -> None:
     assert sum(g >= 3 for g in worst["experimental"]) / n < 0.15  # but grade 3-4 stays uncommon
 
 
+def test_adverse_events(cohort: SyntheticCohort) -> None:
+    related = {"experimental": 0, "control": 0}
+    for p in cohort.randomized:
+        for arm in ARMS:
+            o = p.outcomes[arm]
+            for ae in o.adverse_events:
+                assert 1 <= ae.grade <= 5
+                assert ae.onset_date >= p.randomization_request_date  # type: ignore[operator]
+                assert ae.end_date is None or ae.end_date >= ae.onset_date
+                related[arm] += ae.related_to_treatment
+            deaths = [ae for ae in o.adverse_events if ae.grade == 5]
+            assert len(deaths) == (1 if o.death_date else 0)
+    assert related["control"] == 0
+    assert related["experimental"] > 0.3 * len(cohort.randomized)
+
+
 def test_qol_engine_scores_worse_after_progression(cohort: SyntheticCohort) -> None:
     from reluth.qol import scoring
 

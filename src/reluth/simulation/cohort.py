@@ -171,6 +171,21 @@ class QolAssessment:
 
 
 @dataclass(frozen=True)
+class AdverseEventRecord:
+    """A clinical adverse event as an investigator reports it (CTCAE v5.0 term and grade).
+
+    Laboratory abnormalities are not repeated here: they come from grading ``labs``.
+    """
+
+    term: str
+    grade: int
+    onset_date: dt.date
+    end_date: dt.date | None  # None: ongoing at the last contact
+    serious: bool
+    related_to_treatment: bool
+
+
+@dataclass(frozen=True)
 class ArmOutcome:
     arm: Arm
     disease_control_month6: bool  # what the RECIST engine must find (NE counts as failure)
@@ -186,6 +201,7 @@ class ArmOutcome:
     qol: tuple[QolAssessment, ...]
     missed_assessment_dates: tuple[dt.date, ...]
     dosimetry: tuple[DosimetryCycle, ...] = ()
+    adverse_events: tuple[AdverseEventRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -905,9 +921,7 @@ def _arm_outcome(
         true_disease_control_month6=controlled,
         true_progression_day=round(prog_day, 2),
         progression_date=_days(randomization, pd_day) if pd_day is not None else None,
-        death_date=_days(randomization, death_day)
-        if death_day <= min(total_days, MAX_FOLLOW_UP_DAYS)
-        else None,
+        death_date=_days(randomization, death_day) if death_day <= end_day else None,
         dropout_date=_days(randomization, dropout_day)
         if dropout_day < min(death_day, total_days)
         else None,
@@ -922,7 +936,70 @@ def _arm_outcome(
         else (),
         missed_assessment_dates=tuple(missed),
         dosimetry=dosimetry,
+        adverse_events=_adverse_events(randomization, treatment, prog_day, end_day, death_day, rng)
+        if config.clinical_detail
+        else (),
     )
+
+
+# Per randomized cycle (experimental arm): (term, probability, P(grade 2 | event), duration days).
+_CYCLE_EVENTS = (
+    ("Nausea", 0.35, 0.25, 3),
+    ("Vomiting", 0.10, 0.3, 2),
+    ("Fatigue", 0.30, 0.3, 21),
+    ("Abdominal pain", 0.10, 0.3, 7),
+)
+# After progression, either arm.
+_DISEASE_EVENTS = (
+    ("Diarrhea", 0.25, 0.35, 30),
+    ("Abdominal pain", 0.25, 0.4, 21),
+    ("Flushing", 0.15, 0.2, 30),
+)
+
+
+def _adverse_events(
+    randomization: dt.date,
+    treatment: tuple[dt.date, ...],
+    progression_day: float,
+    end_day: float,
+    death_day: float,
+    rng: np.random.Generator,
+) -> tuple[AdverseEventRecord, ...]:
+    events: list[AdverseEventRecord] = []
+
+    def add(term: str, start: float, p_g2: float, duration: int, related: bool) -> None:
+        if start > end_day:
+            return
+        grade = 2 if rng.random() < p_g2 else 1
+        serious = False
+        if rng.random() < 0.04:  # an occasional hospitalisation: grade 3, serious
+            grade, serious = 3, True
+        stop = start + duration * float(rng.uniform(0.5, 1.5))
+        events.append(
+            AdverseEventRecord(
+                term=term,
+                grade=grade,
+                onset_date=_days(randomization, start),
+                end_date=_days(randomization, stop) if stop <= end_day else None,
+                serious=serious,
+                related_to_treatment=related,
+            )
+        )
+
+    for cycle in treatment:
+        day = (cycle - randomization).days
+        for term, p, p_g2, duration in _CYCLE_EVENTS:
+            if rng.random() < p:
+                add(term, day + float(rng.uniform(0, 3)), p_g2, duration, related=True)
+    if progression_day <= end_day:
+        for term, p, p_g2, duration in _DISEASE_EVENTS:
+            if rng.random() < p:
+                add(term, progression_day + float(rng.uniform(0, 60)), p_g2, duration, False)
+    if death_day <= end_day:
+        events.append(
+            AdverseEventRecord("Death NOS", 5, _days(randomization, death_day), None, True, False)
+        )
+    return tuple(sorted(events, key=lambda e: e.onset_date))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -100,6 +100,7 @@ def write_cohort(
                     "treatment_dates",
                     "missed_assessment_dates",
                     "dosimetry",
+                    "adverse_events",
                 )
             }
             _write(arm_dir / "outcome.json", truth)
