@@ -11,6 +11,8 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lifelines import CoxPHFitter
 
 from reluth.protocol.eligibility import check_eligibility
@@ -263,3 +265,30 @@ def test_bad_config() -> None:
         CohortConfig(dcr_control=1.2)
     with pytest.raises(ValidationError):
         CohortConfig(pfs_median_control_months=3)
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    p1=st.floats(0.66, 0.95),
+    hr=st.one_of(st.none(), st.floats(0.3, 1.5)),
+)
+def test_any_seed_gives_files_and_recist_inputs_that_recover_the_truth(
+    seed: int, p1: float, hr: float | None
+) -> None:
+    cohort = generate_cohort(
+        CohortConfig(
+            seed=seed, n_included=8, n_not_included=2, n_dosimetry=2, dcr_experimental=p1,
+            pfs_hazard_ratio=hr,
+        )
+    )  # fmt: skip
+    for p in cohort.patients:
+        status = check_eligibility(parse_patient(p.inclusion_file), stage="inclusion").status
+        assert status == p.intended_inclusion_status
+        if p.randomization_file is not None:
+            gate = check_eligibility(parse_patient(p.randomization_file), stage="randomization")
+            assert gate.status == p.intended_randomization_status
+        for outcome in p.outcomes.values():
+            res = recist.evaluate(recist.parse_patient(outcome.recist))
+            assert res.disease_control_month6 == outcome.disease_control_month6
+            assert res.first_pd_date == outcome.progression_date
