@@ -266,3 +266,26 @@ def test_stratified_logrank_property_matches_statsmodels(
             times[i], trials.event[i].astype(int), trials.arm, strata=trials.stratum[i]
         )
         assert u[i] ** 2 / v[i] == pytest.approx(chi2, rel=1e-9, abs=1e-12)
+
+
+def test_scheduled_assessments_put_pfs_on_scan_dates() -> None:
+    from reluth.simulation.design import assessment_schedule_months
+
+    design = SurvivalDesign(scheduled_assessments=True)
+    scans = assessment_schedule_months(design.accrual_months + design.followup_months)
+    assert scans[:3] * 30.4375 == pytest.approx([56, 112, 168])
+    assert scans[3] * 30.4375 == pytest.approx(252)
+    cont = simulate_survival_trials(SurvivalDesign(), 200, np.random.default_rng(21))
+    sched = simulate_survival_trials(design, 200, np.random.default_rng(21))
+    # Same underlying patients: scheduled times are scan dates, never earlier than the truth
+    # for events, and an event is only seen if it was a (continuous-time) event.
+    assert np.isin(np.round(sched.time_months, 9), np.round(scans, 9)).all()
+    assert not (sched.event & ~cont.event).any()
+    ev = sched.event
+    assert (sched.time_months[ev] >= cont.time_months[ev] - 1e-12).all()
+    res = simulate_survival(
+        SurvivalDesign(hazard_ratio=1.0, scheduled_assessments=True),
+        6000,
+        np.random.default_rng(22),
+    )
+    assert abs(res.rejection_rate - 0.05) < 3 * math.sqrt(0.05 * 0.95 / 6000)

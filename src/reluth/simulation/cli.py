@@ -162,6 +162,11 @@ def simulate_cmd(
         0.0, "--dropout-per-year", help="Exponential dropout hazard per year (PFS)."
     ),
     n_sim_pfs: int = typer.Option(20_000, "--n-sim-pfs", help="Simulated trials for PFS."),
+    scheduled: bool = typer.Option(
+        False,
+        "--scheduled-assessments/--continuous-time",
+        help="PFS seen only at scheduled scans (ties) or in continuous time.",
+    ),
     no_pfs: bool = typer.Option(False, "--no-pfs", help="Skip the PFS simulation."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -190,6 +195,7 @@ def simulate_cmd(
                 followup_months=followup,
                 dropout_per_year=dropout,
                 alpha=alpha,
+                scheduled_assessments=scheduled,
             )
         )
     except ValidationError as exc:

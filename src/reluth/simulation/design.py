@@ -325,6 +325,10 @@ class SurvivalDesign:
     dropout_per_year: float = 0.0
     alpha: float = 0.05
     stratum_factors: tuple[tuple[str, float, float], ...] = field(default=DEFAULT_STRATUM_FACTORS)
+    #: True: progression is seen only at scheduled tumour assessments (weeks 8, 16, 24, then
+    #: every 12 weeks to month 24, then every 6 months), so PFS is the date of the first scan
+    #: after the true progression (ties, as in the real analysis); censoring at the last scan.
+    scheduled_assessments: bool = False
 
     def __post_init__(self) -> None:
         _check_positive_int("n_experimental", self.n_experimental)
@@ -420,6 +424,14 @@ def stratified_logrank(
     return u.astype(np.float64), v.astype(np.float64)
 
 
+def assessment_schedule_months(until_months: float) -> FloatArray:
+    """Scheduled tumour assessments in months from randomization (protocol YAML defaults)."""
+    days = [56.0, 112.0, 168.0]
+    while days[-1] < until_months * 30.4375:
+        days.append(days[-1] + (84.0 if days[-1] < 730 else 183.0))
+    return np.asarray(days) / 30.4375
+
+
 @dataclass(frozen=True)
 class SimulatedSurvivalTrials:
     time_months: FloatArray
@@ -451,9 +463,19 @@ def simulate_survival_trials(
         dropout = rng.exponential(1.0 / design.dropout_hazard_per_month, (n_sim, n))
         censor = np.minimum(censor, dropout)
     time = np.minimum(event_time, censor)
+    event = event_time <= censor
+    if design.scheduled_assessments:
+        scans = assessment_schedule_months(design.accrual_months + design.followup_months)
+        # Progression seen at the first scan at or after it, if that scan happens before the
+        # censoring; otherwise censored at the last scan before the censoring time.
+        seen_at = np.searchsorted(scans, event_time, side="left")
+        seen_time = scans[np.minimum(seen_at, len(scans) - 1)]
+        event = event & (seen_at < len(scans)) & (seen_time <= censor)
+        last_scan = scans[np.maximum(np.searchsorted(scans, censor, side="right") - 1, 0)]
+        time = np.where(event, seen_time, last_scan)
     return SimulatedSurvivalTrials(
         time_months=time,
-        event=event_time <= censor,
+        event=event,
         arm=arm,
         stratum=stratum,
         n_strata=1 << len(design.stratum_factors),

@@ -172,6 +172,7 @@ def summary_to_dict(summary: DesignSummary) -> dict[str, Any]:
             "accrual_months": s.accrual_months,
             "followup_months": s.followup_months,
             "dropout_per_year": s.dropout_per_year,
+            "scheduled_assessments": s.scheduled_assessments,
             "strata": [
                 {"factor": name, "prevalence": prev, "hazard_ratio": hr}
                 for name, prev, hr in s.stratum_factors
