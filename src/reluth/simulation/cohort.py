@@ -40,15 +40,48 @@ Arm = Literal["experimental", "control"]
 ARMS: tuple[Arm, Arm] = ("experimental", "control")
 ScreenStatus = Literal["eligible", "not_eligible"]
 
-LANDMARK_DAY = 168  # week 24 from randomization (protocol YAML: tumour assessment every 8 weeks)
-ASSESSMENT_DAYS_TO_LANDMARK = (56, 112, 168)
-FOLLOW_UP_INTERVAL_DAYS = 84  # every 12 weeks until month 24 (protocol YAML, assumption)
-LATE_FOLLOW_UP_INTERVAL_DAYS = 183  # then every 6 months
-MONTH_24_DAY = 730
-MAX_FOLLOW_UP_DAYS = 1826  # 60 months
-LAB_DAYS_TO_LANDMARK = (0, 28, 56, 84, 112, 140, 168)  # every 4 weeks until week 24
-QOL_DAYS_TO_LANDMARK = (0, 56, 112, 168)
-DAYS_PER_MONTH = 30.4375
+
+def _schedule() -> dict[str, Any]:
+    """Visit days from the protocol definition (one source for the schedule)."""
+    from reluth.protocol.definition import load_protocol
+
+    sch = load_protocol().schedule
+    days_per_month = float(sch.days_per_month)
+    tumour = sch.tumour_assessment
+    follow = sch.follow_up_assessment
+    labs = sch.laboratory
+    return {
+        "days_per_month": days_per_month,
+        "landmark_day": 7 * sch.landmark_month6.week,
+        "landmark_window_days": sch.landmark_month6.window_days,
+        "assessment_days": tuple(
+            range(7 * tumour.interval_weeks, 7 * tumour.until_week + 1, 7 * tumour.interval_weeks)
+        ),
+        "follow_up_interval_days": 7 * follow.interval_weeks,
+        "follow_up_until_day": round(follow.until_month * days_per_month),
+        "late_interval_days": round(follow.then_interval_months * days_per_month),
+        "max_follow_up_days": round(sch.follow_up_months * days_per_month),
+        "lab_days": tuple(range(0, 7 * labs.until_week + 1, 7 * labs.interval_weeks)),
+        "qol_days": tuple(7 * w for w in sch.qol.weeks),
+        "cycle_interval_days": 7 * sch.treatment_cycles.interval_weeks,
+    }
+
+
+_SCHEDULE = _schedule()
+LANDMARK_DAY: int = _SCHEDULE["landmark_day"]  # week 24
+LANDMARK_WINDOW = (
+    LANDMARK_DAY - _SCHEDULE["landmark_window_days"],
+    LANDMARK_DAY + _SCHEDULE["landmark_window_days"],
+)  # day 140 to day 196
+ASSESSMENT_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["assessment_days"]  # 56, 112, 168
+FOLLOW_UP_INTERVAL_DAYS: int = _SCHEDULE["follow_up_interval_days"]  # 12 weeks
+LATE_FOLLOW_UP_INTERVAL_DAYS: int = _SCHEDULE["late_interval_days"]  # 6 months
+MONTH_24_DAY: int = _SCHEDULE["follow_up_until_day"]
+MAX_FOLLOW_UP_DAYS: int = _SCHEDULE["max_follow_up_days"]  # 60 months
+LAB_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["lab_days"]  # every 4 weeks to week 24
+QOL_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["qol_days"]  # weeks 0, 8, 16, 24
+CYCLE_INTERVAL_DAYS: int = _SCHEDULE["cycle_interval_days"]  # 8 weeks
+DAYS_PER_MONTH: float = _SCHEDULE["days_per_month"]
 SAMPLING_TIMES_H = (4.0, 24.0, 96.0, 168.0)
 
 
@@ -687,7 +720,7 @@ def _labs(
         if arm != "experimental":
             return 1.0
         f = 1.0
-        for cycle_day in (0, 56):
+        for cycle_day in (0, CYCLE_INTERVAL_DAYS):
             t = day - cycle_day
             if t <= 0:
                 continue
@@ -819,7 +852,8 @@ def _arm_outcome(
 ) -> ArmOutcome:
     total_days = (cutoff - randomization).days
     days = [d for d in _assessment_days(total_days, sh.jitter) if d <= total_days]
-    landmark_day = days[2] if len(days) >= 3 else LANDMARK_DAY
+    n_to_landmark = len(ASSESSMENT_DAYS_TO_LANDMARK)
+    landmark_day = days[n_to_landmark - 1] if len(days) >= n_to_landmark else LANDMARK_DAY
     controlled, prog_day = _progression_day(config, arm, sh, landmark_day)
     # Death: before progression (rare) or after it.
     pre_death = -math.log(1 - sh.u_death_pre) / (
@@ -889,10 +923,11 @@ def _arm_outcome(
         },
         "followups": followups,
     }
-    landmark_done = any(140 <= d <= 196 for d in done_days)
-    pd_before_window = pd_day is not None and pd_day < 140
+    window_start, window_end = LANDMARK_WINDOW
+    landmark_done = any(window_start <= d <= window_end for d in done_days)
+    pd_before_window = pd_day is not None and pd_day < window_start
     intended = controlled and landmark_done and not pd_before_window
-    if pd_day is not None and pd_day <= 196 and controlled:
+    if pd_day is not None and pd_day <= window_end and controlled:
         intended = False  # cannot happen by construction; kept explicit
     lab_days = [d for d in LAB_DAYS_TO_LANDMARK if d <= end_day] + [
         d for d in done_days if d > LANDMARK_DAY
@@ -903,7 +938,7 @@ def _arm_outcome(
     treatment = (
         (
             _days(randomization, int(rng.integers(1, 8))),
-            _days(randomization, 56 + int(rng.integers(-3, 4))),
+            _days(randomization, CYCLE_INTERVAL_DAYS + int(rng.integers(-3, 4))),
         )
         if arm == "experimental"
         else ()
@@ -1094,7 +1129,7 @@ def _patient(
             randomization_request_date=None,
         )
     # Second PRRT: two cycles 8 weeks apart, then the pre-randomization assessment.
-    cycle2 = _days(cycle1, 56 + rng.integers(-3, 4))
+    cycle2 = _days(cycle1, CYCLE_INTERVAL_DAYS + rng.integers(-3, 4))
     assessment = _days(cycle2, 49 + rng.integers(0, 10))
     request = _days(assessment, rng.integers(3, 12))
     tumour_count = int(rng.integers(1, 4))

@@ -425,11 +425,20 @@ def stratified_logrank(
 
 
 def assessment_schedule_months(until_months: float) -> FloatArray:
-    """Scheduled tumour assessments in months from randomization (protocol YAML defaults)."""
-    days = [56.0, 112.0, 168.0]
-    while days[-1] < until_months * 30.4375:
-        days.append(days[-1] + (84.0 if days[-1] < 730 else 183.0))
-    return np.asarray(days) / 30.4375
+    """Scheduled tumour assessments in months from randomization (protocol schedule)."""
+    from reluth.simulation import cohort as sched
+
+    days = [float(d) for d in sched.ASSESSMENT_DAYS_TO_LANDMARK]
+    while days[-1] < until_months * sched.DAYS_PER_MONTH:
+        days.append(
+            days[-1]
+            + (
+                sched.FOLLOW_UP_INTERVAL_DAYS
+                if days[-1] < sched.MONTH_24_DAY
+                else sched.LATE_FOLLOW_UP_INTERVAL_DAYS
+            )
+        )
+    return np.asarray(days) / sched.DAYS_PER_MONTH
 
 
 @dataclass(frozen=True)
