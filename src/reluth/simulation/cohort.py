@@ -45,7 +45,8 @@ def _schedule() -> dict[str, Any]:
     """Visit days from the protocol definition (one source for the schedule)."""
     from reluth.protocol.definition import load_protocol
 
-    sch = load_protocol().schedule
+    protocol = load_protocol()
+    sch = protocol.schedule
     days_per_month = float(sch.days_per_month)
     tumour = sch.tumour_assessment
     follow = sch.follow_up_assessment
@@ -64,6 +65,11 @@ def _schedule() -> dict[str, Any]:
         "lab_days": tuple(range(0, 7 * labs.until_week + 1, 7 * labs.interval_weeks)),
         "qol_days": tuple(7 * w for w in sch.qol.weeks),
         "cycle_interval_days": 7 * sch.treatment_cycles.interval_weeks,
+        "centres": protocol.centres_planned,
+        "included": protocol.sample_size.included,
+        "dcr_control": float(protocol.sample_size.dcr_control),
+        "dcr_experimental": float(protocol.sample_size.dcr_experimental),
+        "activity_mbq": float(protocol.second_prrt.activity_gbq) * 1000,
     }
 
 
@@ -89,15 +95,15 @@ SAMPLING_TIMES_H = (4.0, 24.0, 96.0, 168.0)
 class CohortConfig:
     seed: int = 2021
     start_date: dt.date = dt.date(2021, 10, 1)  # recruitment began in October 2021 (protocol)
-    n_centres: int = 22
+    n_centres: int = _SCHEDULE["centres"]  # 22 (protocol)
     centre_opening_months: float = 6.0
     accrual_months: float = 36.0
-    n_included: int = 176
+    n_included: int = _SCHEDULE["included"]  # 176 (protocol)
     n_not_included: int = 12  # screened but not eligible at inclusion
     p_progression_during_retreatment: float = 0.12
     p_other_failure_before_randomization: float = 0.05
-    dcr_control: float = 0.65
-    dcr_experimental: float = 0.85
+    dcr_control: float = _SCHEDULE["dcr_control"]  # 0.65 (protocol)
+    dcr_experimental: float = _SCHEDULE["dcr_experimental"]  # 0.85 (protocol)
     pfs_median_control_months: float = 15.0
     #: Hazard ratio after the week-24 assessment; None = implied by the DCRs (proportional).
     pfs_hazard_ratio: float | None = None
@@ -805,7 +811,7 @@ def _qol(
 def _dosimetry_cycle(
     cycle: int, injection: dt.date, tumour_count: int, rng: np.random.Generator
 ) -> DosimetryCycle:
-    activity = float(rng.normal(7400, 120))
+    activity = float(rng.normal(_SCHEDULE["activity_mbq"], 120))  # 7.4 GBq per cycle
     volumes = []
     specs = [("kidneys", rng.normal(310, 45), rng.normal(0.015, 0.003), rng.normal(52, 9))]
     for k in range(tumour_count):
