@@ -1153,7 +1153,7 @@ def _patient(
         < config.p_progression_during_retreatment + config.p_other_failure_before_randomization
     ):
         gate_failure = str(rng.choice(_GATE_FAILURES))
-    plt_gate = plt * rng.uniform(0.7, 0.9)
+    plt_gate = max(plt * rng.uniform(0.7, 0.9), 85.0)  # eligible unless the failure says not
     creat_gate = cov.creatinine_umol_l * rng.uniform(1.0, 1.08)
     ecog_gate = cov.ecog
     if gate_failure == _GATE_FAILURES[0]:
