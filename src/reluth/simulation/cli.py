@@ -99,8 +99,9 @@ def _render_summary(summary: DesignSummary, out: dict[str, Any]) -> None:
     if "pfs" in out:
         pfs = out["pfs"]
         p, n0 = pfs["power"], pfs["type_i_error"]
+        kind = "log-rank" if "without strata" in pfs["test"] else "stratified log-rank"
         table.add_row(
-            f"PFS power (HR {p['hazard_ratio']:g}, stratified log-rank)",
+            f"PFS power (HR {p['hazard_ratio']:g}, {kind})",
             f"{_pct(p['simulated'])} ({_pct(p['mc_ci95'][0])}–{_pct(p['mc_ci95'][1])})",
             "—",
             f"Schoenfeld {_pct(p['schoenfeld_approximation'])}",
@@ -167,6 +168,9 @@ def simulate_cmd(
         "--scheduled-assessments/--continuous-time",
         help="PFS seen only at scheduled scans (ties) or in continuous time.",
     ),
+    unstratified: bool = typer.Option(
+        False, "--unstratified", help="Log-rank without strata (the strata still shape hazards)."
+    ),
     no_pfs: bool = typer.Option(False, "--no-pfs", help="Skip the PFS simulation."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -196,6 +200,7 @@ def simulate_cmd(
                 dropout_per_year=dropout,
                 alpha=alpha,
                 scheduled_assessments=scheduled,
+                stratified_analysis=not unstratified,
             )
         )
     except ValidationError as exc:

@@ -167,7 +167,11 @@ def summary_to_dict(summary: DesignSummary) -> dict[str, Any]:
     if summary.pfs_power is not None and summary.pfs_type_i is not None:
         s = summary.pfs_power.design
         out["pfs"] = {
-            "test": "two-sided stratified log-rank (strata: the 4 randomization factors)",
+            "test": (
+                "two-sided stratified log-rank (strata: the 4 randomization factors)"
+                if s.stratified_analysis
+                else "two-sided log-rank without strata"
+            ),
             "median_control_months": s.median_control_months,
             "accrual_months": s.accrual_months,
             "followup_months": s.followup_months,
