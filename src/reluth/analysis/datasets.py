@@ -1,0 +1,785 @@
+"""The one analysis-dataset layer: ADSL / ADRS / ADTTE / ADAE / ADQS-like DataFrames.
+
+Every analysis reads these frames and nothing else. They are derived by ``build_datasets`` from
+four *source* frames (subjects, tumour assessments, adverse events, QoL scores) that come either
+from CSV files (``from_csv_dir``; shape documented in docs/analysis.md) or from the trial database
+(``from_database``), so both paths share every derivation.
+
+Derivation rules (written down here and in docs/analysis.md):
+
+* Populations — ITT: randomized (by randomized arm). Safety: received at least one dose after
+  inclusion. Per-protocol: eligible (no major violation), randomized, in the safety population,
+  with at least two tumour evaluations after randomization.
+* Month-6 disease control (primary endpoint): the evaluation closest to day 183 after
+  randomization within ±28 days; success when its overall response is CR, PR or SD and no PD was
+  recorded before it and the patient was alive at it. No such evaluation (missing, NE, died,
+  lost) counts as failure ("non-evaluable patients will be considered as failure").
+* rPFS: randomization → first PD or death, whichever first; otherwise censored at the last
+  evaluable (CR/PR/SD) assessment, or at day 0 if there is none.
+* PFS (protocol: progression only): randomization → first PD; deaths without PD and patients
+  without PD are censored at the last evaluable assessment.
+* OS: randomization → death from any cause; otherwise censored at the last date known alive.
+* QoL time to deterioration (per scale, as NETTER-1): patients with a baseline and at least one
+  post-baseline score; event = first score at least 10 points worse than baseline (lower for
+  functional/global scales, higher for symptom scales); otherwise censored at the last QoL
+  assessment.
+* Data cut-off: anything dated after the cut-off is ignored; censoring dates are capped at it.
+* Times: ``AVAL`` in months (days / 30.4375) and ``ADY`` in days since randomization.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reluth.errors import ValidationError
+
+DAYS_PER_MONTH = 30.4375
+MONTH6_DAY = 183
+MONTH6_WINDOW_DAYS = 28
+QOL_DETERIORATION_POINTS = 10.0
+RESPONSES = ("CR", "PR", "SD", "PD", "NE")
+ARMS = ("Lutathera", "Surveillance")  # experimental, control
+
+# EORTC QLQ-C30 scale codes → kind (functional/global: higher is better; symptom: higher worse).
+QOL_SCALE_KINDS: dict[str, str] = {
+    "QL2": "global",
+    "PF2": "functional",
+    "RF2": "functional",
+    "EF": "functional",
+    "CF": "functional",
+    "SF": "functional",
+    **{code: "symptom" for code in ("FA", "NV", "PA", "DY", "SL", "AP", "CO", "DI", "FI")},
+}
+
+STRATA = {
+    "STRPFS": "Disease control after first PRRT (<18 vs >=18 months)",
+    "STRPROG": "Type of progression (radiologic vs non-radiologic)",
+    "STRGFR": "GFR (<60 vs >=60 mL/min)",
+    "STRLINE": "Intercurrent line of treatment between PRRTs (Y/N)",
+}
+
+# Source-frame columns: name → (required, kind). Kinds: str, date, num, flag.
+SUBJECT_COLUMNS: dict[str, tuple[bool, str]] = {
+    "subject_id": (True, "str"),
+    "site": (True, "str"),
+    "included_on": (True, "date"),
+    "arm": (False, "str"),
+    "randomized_on": (False, "date"),
+    "not_randomized_reason": (False, "str"),
+    "eligible": (True, "flag"),
+    "first_dose_on": (False, "date"),
+    "age": (True, "num"),
+    "sex": (True, "str"),
+    "ecog": (True, "num"),
+    "gfr_ml_min": (True, "num"),
+    "grade": (False, "str"),
+    "strat_prior_pfs": (False, "str"),
+    "strat_progression": (False, "str"),
+    "strat_gfr": (False, "str"),
+    "strat_intercurrent": (False, "str"),
+    "death_on": (False, "date"),
+    "last_alive_on": (True, "date"),
+}
+ASSESSMENT_COLUMNS: dict[str, tuple[bool, str]] = {
+    "subject_id": (True, "str"),
+    "assessed_on": (True, "date"),
+    "overall_response": (True, "str"),
+    "target_sum_mm": (False, "num"),
+}
+AE_COLUMNS: dict[str, tuple[bool, str]] = {
+    "subject_id": (True, "str"),
+    "term": (True, "str"),
+    "soc": (False, "str"),
+    "grade": (True, "num"),
+    "serious": (True, "flag"),
+    "onset_on": (True, "date"),
+}
+QOL_COLUMNS: dict[str, tuple[bool, str]] = {
+    "subject_id": (True, "str"),
+    "assessed_on": (True, "date"),
+    "scale": (True, "str"),
+    "score": (True, "num"),
+    "kind": (False, "str"),
+}
+SOURCE_FILES = {
+    "subjects": ("subjects.csv", SUBJECT_COLUMNS),
+    "assessments": ("assessments.csv", ASSESSMENT_COLUMNS),
+    "adverse_events": ("adverse_events.csv", AE_COLUMNS),
+    "qol": ("qol.csv", QOL_COLUMNS),
+}
+
+
+@dataclass(frozen=True)
+class Sources:
+    subjects: pd.DataFrame
+    assessments: pd.DataFrame
+    adverse_events: pd.DataFrame
+    qol: pd.DataFrame
+    input_hash: str
+
+
+@dataclass(frozen=True)
+class AnalysisDatasets:
+    adsl: pd.DataFrame
+    adrs: pd.DataFrame
+    adtte: pd.DataFrame
+    adae: pd.DataFrame
+    adqs: pd.DataFrame
+    cutoff: dt.date
+    input_hash: str
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {
+            "adsl": self.adsl,
+            "adrs": self.adrs,
+            "adtte": self.adtte,
+            "adae": self.adae,
+            "adqs": self.adqs,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Source validation
+
+
+def normalize_source(
+    name: str, frame: pd.DataFrame, columns: dict[str, tuple[bool, str]]
+) -> pd.DataFrame:
+    """Check columns and types of one source frame; dates become ``datetime.date`` objects."""
+    out = pd.DataFrame(index=frame.index)
+    for col, (required, kind) in columns.items():
+        if col not in frame.columns:
+            if required:
+                raise ValidationError(
+                    f"{name}.{col}", "missing column", ", ".join(c for c in columns)
+                )
+            out[col] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+            continue
+        s = frame[col]
+        blank = s.isna() | (s.astype(str).str.strip() == "")
+        if required and blank.any():
+            row = int(np.argmax(blank.to_numpy())) + 2
+            raise ValidationError(f"{name}.{col}", f"empty value at line {row}", "a value")
+        if kind == "date":
+            parsed = pd.to_datetime(s.where(~blank), format="%Y-%m-%d", errors="coerce")
+            bad = parsed.isna() & ~blank
+            if bad.any():
+                row = int(np.argmax(bad.to_numpy())) + 2
+                raise ValidationError(
+                    f"{name}.{col}", f"not a date at line {row}: {s[bad].iloc[0]!r}", "YYYY-MM-DD"
+                )
+            out[col] = [d.date() if not pd.isna(d) else None for d in parsed]
+        elif kind == "num":
+            num = pd.to_numeric(s.where(~blank), errors="coerce")
+            bad = num.isna() & ~blank
+            if bad.any():
+                raise ValidationError(
+                    f"{name}.{col}", f"not a number: {s[bad].iloc[0]!r}", "a number"
+                )
+            out[col] = num.astype(float)
+        elif kind == "flag":
+            text = s.astype(str).str.strip().str.upper()
+            mapped = text.map(
+                {
+                    "Y": True,
+                    "YES": True,
+                    "TRUE": True,
+                    "1": True,
+                    "1.0": True,
+                    "N": False,
+                    "NO": False,
+                    "FALSE": False,
+                    "0": False,
+                    "0.0": False,
+                }
+            )
+            bad = mapped.isna() & ~blank
+            if bad.any():
+                raise ValidationError(f"{name}.{col}", f"not a flag: {s[bad].iloc[0]!r}", "Y, N")
+            out[col] = mapped.where(~blank, False).astype(bool)
+        else:
+            out[col] = [None if b else str(v).strip() for v, b in zip(s, blank, strict=True)]
+    return out.reset_index(drop=True)
+
+
+def _hash_frames(frames: dict[str, pd.DataFrame]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(frames):
+        h.update(name.encode())
+        h.update(frames[name].to_csv(index=False).encode())
+    return h.hexdigest()
+
+
+def make_sources(
+    subjects: pd.DataFrame,
+    assessments: pd.DataFrame,
+    adverse_events: pd.DataFrame,
+    qol: pd.DataFrame,
+) -> Sources:
+    raw = {
+        "subjects": subjects,
+        "assessments": assessments,
+        "adverse_events": adverse_events,
+        "qol": qol,
+    }
+    norm = {n: normalize_source(n, raw[n], SOURCE_FILES[n][1]) for n in raw}
+    subj = norm["subjects"]
+    if subj["subject_id"].duplicated().any():
+        dup = subj.loc[subj["subject_id"].duplicated(), "subject_id"].iloc[0]
+        raise ValidationError("subjects.subject_id", f"duplicate {dup!r}", "one row per subject")
+    bad_arm = subj["arm"].notna() & ~subj["arm"].isin(ARMS)
+    if bad_arm.any():
+        raise ValidationError(
+            "subjects.arm", f"unknown {subj['arm'][bad_arm].iloc[0]!r}", ", ".join(ARMS)
+        )
+    if (subj["arm"].notna() & subj["randomized_on"].isna()).any():
+        raise ValidationError(
+            "subjects.randomized_on", "missing for a randomized subject", "a date"
+        )
+    resp = norm["assessments"]["overall_response"].str.upper()
+    if (~resp.isin(RESPONSES)).any():
+        raise ValidationError(
+            "assessments.overall_response",
+            f"unknown {resp[~resp.isin(RESPONSES)].iloc[0]!r}",
+            ", ".join(RESPONSES),
+        )
+    norm["assessments"]["overall_response"] = resp
+    grades = norm["adverse_events"]["grade"]
+    if (~grades.isin([1, 2, 3, 4, 5])).any():
+        raise ValidationError("adverse_events.grade", "not a CTCAE grade", "1, 2, 3, 4, 5")
+    known = set(subj["subject_id"])
+    for name in ("assessments", "adverse_events", "qol"):
+        unknown = ~norm[name]["subject_id"].isin(known)
+        if unknown.any():
+            raise ValidationError(
+                f"{name}.subject_id",
+                f"unknown subject {norm[name]['subject_id'][unknown].iloc[0]!r}",
+                "a subject_id listed in subjects",
+            )
+    q = norm["qol"]
+    kinds = [k if k else QOL_SCALE_KINDS.get(s) for s, k in zip(q["scale"], q["kind"], strict=True)]
+    missing = [
+        s
+        for s, k in zip(q["scale"], kinds, strict=True)
+        if k not in ("functional", "global", "symptom")
+    ]
+    if missing:
+        raise ValidationError(
+            "qol.kind", f"unknown kind for scale {missing[0]!r}", "functional, global, symptom"
+        )
+    q["kind"] = kinds
+    return Sources(
+        norm["subjects"], norm["assessments"], norm["adverse_events"], q, _hash_frames(raw)
+    )
+
+
+def from_csv_dir(path: Path | str, cutoff: dt.date | None = None) -> AnalysisDatasets:
+    """Read subjects.csv, assessments.csv, adverse_events.csv and qol.csv from a directory."""
+    base = Path(path)
+    if not base.is_dir():
+        raise ValidationError("--data", f"{base} is not a directory", "a directory of CSV files")
+    frames: dict[str, pd.DataFrame] = {}
+    for name, (fname, _cols) in SOURCE_FILES.items():
+        file = base / fname
+        if not file.exists():
+            raise ValidationError(
+                "--data",
+                f"{fname} missing in {base}",
+                ", ".join(f for f, _ in SOURCE_FILES.values()),
+            )
+        try:
+            frames[name] = pd.read_csv(file, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ValidationError(str(file), f"unreadable CSV: {exc}", "UTF-8 CSV") from None
+    sources = make_sources(**frames)
+    return build_datasets(sources, cutoff)
+
+
+# ---------------------------------------------------------------------------------------------
+# Derivations
+
+
+def _days(a: object, b: object) -> float:
+    if a is None or b is None or pd.isna(a) or pd.isna(b):
+        return float("nan")
+    return float((b - a).days)  # type: ignore[operator]
+
+
+def _cap(d: dt.date | None, cutoff: dt.date) -> dt.date | None:
+    return None if d is None else min(d, cutoff)
+
+
+def _default_cutoff(s: Sources) -> dt.date:
+    dates: list[dt.date] = []
+    for col in ("included_on", "randomized_on", "death_on", "last_alive_on"):
+        dates += [d for d in s.subjects[col] if d is not None]
+    dates += list(s.assessments["assessed_on"]) + list(s.qol["assessed_on"])
+    return max(dates)
+
+
+def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisDatasets:
+    """Derive the five analysis datasets from validated source frames."""
+    cut = cutoff or _default_cutoff(sources)
+    adsl = derive_adsl(sources, cut)
+    adrs = derive_adrs(adsl, sources.assessments, cut)
+    adsl = adsl.merge(
+        adrs.loc[adrs["PARAMCD"] == "DCR6", ["USUBJID", "AVALC"]].rename(columns={"AVALC": "DCR6"}),
+        on="USUBJID",
+        how="left",
+    )
+    n_eval = (
+        adrs[(adrs["PARAMCD"] == "OVRLRESP") & (adrs["ADY"] > 0) & (adrs["AVALC"] != "NE")]
+        .groupby("USUBJID")
+        .size()
+    )
+    adsl["NEVAL"] = adsl["USUBJID"].map(n_eval).fillna(0).astype(int)
+    adsl["PPROTFL"] = np.where(
+        (adsl["ITTFL"] == "Y")
+        & (adsl["ELIGFL"] == "Y")
+        & (adsl["SAFFL"] == "Y")
+        & (adsl["NEVAL"] >= 2),
+        "Y",
+        "N",
+    )
+    adqs = derive_adqs(adsl, sources.qol, cut)
+    adtte = derive_adtte(adsl, adrs, adqs, cut)
+    adae = derive_adae(adsl, sources.adverse_events, cut)
+    return AnalysisDatasets(adsl, adrs, adtte, adae, adqs, cut, sources.input_hash)
+
+
+def derive_adsl(s: Sources, cut: dt.date) -> pd.DataFrame:
+    sub = s.subjects
+    rand = sub["arm"].notna() & sub["randomized_on"].map(lambda d: d is not None and d <= cut)
+    adsl = pd.DataFrame(
+        {
+            "USUBJID": sub["subject_id"],
+            "SITEID": sub["site"],
+            "INCLDT": sub["included_on"],
+            "RANDDT": sub["randomized_on"].where(rand, None),
+            "ARM": sub["arm"].where(rand, None),
+            "ARMCD": sub["arm"].where(rand, None).map({"Lutathera": "LUT", "Surveillance": "SURV"}),
+            "NRANDRS": sub["not_randomized_reason"],
+            "TRTSDT": sub["first_dose_on"].map(lambda d: d if d is not None and d <= cut else None),
+            "AGE": sub["age"],
+            "SEX": sub["sex"],
+            "ECOG": sub["ecog"],
+            "GFR": sub["gfr_ml_min"],
+            "GRADE": sub["grade"],
+            "STRPFS": sub["strat_prior_pfs"],
+            "STRPROG": sub["strat_progression"],
+            "STRGFR": sub["strat_gfr"],
+            "STRLINE": sub["strat_intercurrent"],
+            "DTHDT": sub["death_on"].map(lambda d: d if d is not None and d <= cut else None),
+            "LSTALVDT": sub["last_alive_on"].map(lambda d: _cap(d, cut)),
+        }
+    )
+    adsl["RANDFL"] = np.where(rand, "Y", "N")
+    adsl["ITTFL"] = adsl["RANDFL"]
+    adsl["SAFFL"] = np.where(adsl["TRTSDT"].notna(), "Y", "N")
+    adsl["ELIGFL"] = np.where(sub["eligible"], "Y", "N")
+    adsl["DTHFL"] = np.where(adsl["DTHDT"].notna(), "Y", "N")
+    return adsl
+
+
+def derive_adrs(adsl: pd.DataFrame, assessments: pd.DataFrame, cut: dt.date) -> pd.DataFrame:
+    """One OVRLRESP row per assessment (with % change of the target sum from baseline), one
+    BOR row (best overall response after randomization) and one DCR6 row per randomized subject."""
+    itt = adsl[adsl["ITTFL"] == "Y"].set_index("USUBJID")
+    a = assessments[assessments["assessed_on"] <= cut].copy()
+    a = a[a["subject_id"].isin(itt.index)]
+    a["RANDDT"] = a["subject_id"].map(itt["RANDDT"])
+    a["ADY"] = [_days(r, d) for r, d in zip(a["RANDDT"], a["assessed_on"], strict=True)]
+    a = a.sort_values(["subject_id", "assessed_on"])
+    base = a[a["ADY"] <= 0].groupby("subject_id")["target_sum_mm"].last()
+    rows = pd.DataFrame(
+        {
+            "USUBJID": a["subject_id"],
+            "PARAMCD": "OVRLRESP",
+            "PARAM": "Overall response (RECIST 1.1)",
+            "ADT": a["assessed_on"],
+            "ADY": a["ADY"],
+            "AVISIT": [_visit(d) for d in a["ADY"]],
+            "AVALC": a["overall_response"],
+            "TSUM": a["target_sum_mm"],
+            "BTSUM": a["subject_id"].map(base),
+        }
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows["PCHG"] = 100.0 * (rows["TSUM"] - rows["BTSUM"]) / rows["BTSUM"]
+    rows["ARM"] = rows["USUBJID"].map(itt["ARM"])
+    extra = []
+    for sid, r in itt.iterrows():
+        post = rows[(rows["USUBJID"] == sid) & (rows["ADY"] > 0)]
+        extra.append(_bor_row(str(sid), post, str(r["ARM"])))
+        extra.append(_dcr6_row(str(sid), post, r, str(r["ARM"])))
+    out = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
+    return out.reset_index(drop=True)
+
+
+def _visit(ady: float) -> str:
+    if np.isnan(ady) or ady <= 0:
+        return "Baseline"
+    return f"Month {round(ady / DAYS_PER_MONTH)}"
+
+
+_BOR_ORDER = {"CR": 0, "PR": 1, "SD": 2, "PD": 3, "NE": 4}
+
+
+def _bor_row(sid: str, post: pd.DataFrame, arm: str) -> dict[str, object]:
+    vals = list(post["AVALC"])
+    best = min(vals, key=lambda v: _BOR_ORDER[v]) if vals else "NE"
+    pch = post["PCHG"].dropna()
+    return {
+        "USUBJID": sid,
+        "PARAMCD": "BOR",
+        "PARAM": "Best overall response after randomization",
+        "AVALC": best,
+        "PCHG": float(pch.min()) if len(pch) else np.nan,
+        "ARM": arm,
+    }
+
+
+def _dcr6_row(sid: str, post: pd.DataFrame, subj: pd.Series, arm: str) -> dict[str, object]:
+    window = post[(post["ADY"] - MONTH6_DAY).abs() <= MONTH6_WINDOW_DAYS]
+    success = False
+    reason = "no evaluation in the month-6 window"
+    adt = None
+    if len(window):
+        dist = (window["ADY"] - MONTH6_DAY).abs()
+        pick = window.loc[dist.idxmin()]
+        adt = pick["ADT"]
+        earlier_pd = (post["ADY"] < pick["ADY"]) & (post["AVALC"] == "PD")
+        died_before = subj["DTHDT"] is not None and subj["DTHDT"] < adt
+        if pick["AVALC"] in ("CR", "PR", "SD") and not earlier_pd.any() and not died_before:
+            success = True
+            reason = f"{pick['AVALC']} at day {int(pick['ADY'])}"
+        elif earlier_pd.any():
+            reason = "progression before month 6"
+        else:
+            reason = f"{pick['AVALC']} at day {int(pick['ADY'])}"
+    elif (post["AVALC"] == "PD").any():
+        reason = "progression before month 6"
+    return {
+        "USUBJID": sid,
+        "PARAMCD": "DCR6",
+        "PARAM": "Disease control at 6 months (CR, PR or SD)",
+        "ADT": adt,
+        "AVALC": "Y" if success else "N",
+        "AVAL": 1.0 if success else 0.0,
+        "DCRRSN": reason,
+        "ARM": arm,
+    }
+
+
+def _tte_row(
+    sid: str, arm: str, code: str, label: str, start: dt.date, end: dt.date, event: bool, desc: str
+) -> dict[str, object]:
+    days = float(max((end - start).days, 0))
+    return {
+        "USUBJID": sid,
+        "ARM": arm,
+        "PARAMCD": code,
+        "PARAM": label,
+        "STARTDT": start,
+        "ADT": end,
+        "ADY": days,
+        "AVAL": days / DAYS_PER_MONTH,
+        "CNSR": 0 if event else 1,
+        "EVNTDESC": desc,
+    }
+
+
+def derive_adtte(
+    adsl: pd.DataFrame, adrs: pd.DataFrame, adqs: pd.DataFrame, cut: dt.date
+) -> pd.DataFrame:
+    rows: list[dict[str, object]] = []
+    ovr = adrs[(adrs["PARAMCD"] == "OVRLRESP") & (adrs["ADY"] > 0)]
+    by_subj = dict(tuple(ovr.groupby("USUBJID")))
+    for _, s in adsl[adsl["ITTFL"] == "Y"].iterrows():
+        sid, arm, start = str(s["USUBJID"]), str(s["ARM"]), s["RANDDT"]
+        post = by_subj.get(sid, ovr.iloc[0:0])
+        pd_dates = list(post.loc[post["AVALC"] == "PD", "ADT"])
+        evaluable = list(post.loc[post["AVALC"].isin(["CR", "PR", "SD"]), "ADT"])
+        last_eval = max(evaluable) if evaluable else start
+        first_pd = min(pd_dates) if pd_dates else None
+        death = s["DTHDT"]
+        # rPFS: PD or death.
+        if first_pd is not None and (death is None or first_pd <= death):
+            rows.append(
+                _tte_row(
+                    sid,
+                    arm,
+                    "RPFS",
+                    "Radiological PFS (months)",
+                    start,
+                    first_pd,
+                    True,
+                    "progression",
+                )
+            )
+        elif death is not None:
+            rows.append(
+                _tte_row(sid, arm, "RPFS", "Radiological PFS (months)", start, death, True, "death")
+            )
+        else:
+            rows.append(
+                _tte_row(
+                    sid,
+                    arm,
+                    "RPFS",
+                    "Radiological PFS (months)",
+                    start,
+                    last_eval,
+                    False,
+                    "last evaluable assessment",
+                )
+            )
+        # PFS: PD only.
+        if first_pd is not None:
+            rows.append(
+                _tte_row(sid, arm, "PFS", "PFS (months)", start, first_pd, True, "progression")
+            )
+        else:
+            rows.append(
+                _tte_row(
+                    sid,
+                    arm,
+                    "PFS",
+                    "PFS (months)",
+                    start,
+                    last_eval,
+                    False,
+                    "last evaluable assessment",
+                )
+            )
+        # OS.
+        if death is not None:
+            rows.append(
+                _tte_row(sid, arm, "OS", "Overall survival (months)", start, death, True, "death")
+            )
+        else:
+            last = s["LSTALVDT"] or start
+            rows.append(
+                _tte_row(
+                    sid,
+                    arm,
+                    "OS",
+                    "Overall survival (months)",
+                    start,
+                    max(last, start),
+                    False,
+                    "last known alive",
+                )
+            )
+    rows += _ttd_rows(adsl, adqs)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        out = pd.DataFrame(
+            columns=[
+                "USUBJID",
+                "ARM",
+                "PARAMCD",
+                "PARAM",
+                "STARTDT",
+                "ADT",
+                "ADY",
+                "AVAL",
+                "CNSR",
+                "EVNTDESC",
+            ]
+        )
+    out = out.merge(adsl[["USUBJID", *STRATA]], on="USUBJID", how="left")
+    return out
+
+
+def _ttd_rows(adsl: pd.DataFrame, adqs: pd.DataFrame) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    itt = adsl[adsl["ITTFL"] == "Y"].set_index("USUBJID")
+    q = adqs[adqs["BASE"].notna() & (adqs["ADY"] > 0)]
+    for (sid, scale), g in q.groupby(["USUBJID", "PARAMCD"], sort=True):
+        if sid not in itt.index:
+            continue
+        g = g.sort_values("ADT")
+        kind = str(g["PARCAT"].iloc[0])
+        worse = (
+            g["CHG"] >= QOL_DETERIORATION_POINTS
+            if kind == "symptom"
+            else g["CHG"] <= -QOL_DETERIORATION_POINTS
+        )
+        start = itt.loc[sid, "RANDDT"]
+        label = f"Time to QoL deterioration, {scale} (months)"
+        if worse.any():
+            end = g.loc[worse.idxmax(), "ADT"]
+            rows.append(
+                _tte_row(
+                    str(sid),
+                    str(itt.loc[sid, "ARM"]),
+                    f"TTD{scale}",
+                    label,
+                    start,
+                    end,
+                    True,
+                    ">=10-point deterioration",
+                )
+            )
+        else:
+            rows.append(
+                _tte_row(
+                    str(sid),
+                    str(itt.loc[sid, "ARM"]),
+                    f"TTD{scale}",
+                    label,
+                    start,
+                    g["ADT"].iloc[-1],
+                    False,
+                    "last QoL assessment",
+                )
+            )
+    return rows
+
+
+def derive_adae(adsl: pd.DataFrame, aes: pd.DataFrame, cut: dt.date) -> pd.DataFrame:
+    """AEs of the safety population with onset up to the cut-off; TRTEMFL on/after first dose,
+    APERIOD says whether onset was before or after randomization."""
+    saf = adsl[adsl["SAFFL"] == "Y"].set_index("USUBJID")
+    a = aes[aes["subject_id"].isin(saf.index) & (aes["onset_on"] <= cut)].copy()
+    out = pd.DataFrame(
+        {
+            "USUBJID": a["subject_id"],
+            "AEDECOD": a["term"],
+            "AESOC": a["soc"],
+            "AETOXGR": a["grade"].astype(int),
+            "AESER": np.where(a["serious"], "Y", "N"),
+            "ASTDT": a["onset_on"],
+        }
+    )
+    out["ARM"] = out["USUBJID"].map(saf["ARM"])
+    out["TRTEMFL"] = [
+        "Y" if d >= saf.loc[s, "TRTSDT"] else "N"
+        for s, d in zip(out["USUBJID"], out["ASTDT"], strict=True)
+    ]
+    rand = out["USUBJID"].map(saf["RANDDT"])
+    out["APERIOD"] = [
+        "post-randomization" if r is not None and not pd.isna(r) and d >= r else "pre-randomization"
+        for r, d in zip(rand, out["ASTDT"], strict=True)
+    ]
+    return out.reset_index(drop=True)
+
+
+def derive_adqs(adsl: pd.DataFrame, qol: pd.DataFrame, cut: dt.date) -> pd.DataFrame:
+    itt = adsl[adsl["ITTFL"] == "Y"].set_index("USUBJID")
+    q = qol[qol["subject_id"].isin(itt.index) & (qol["assessed_on"] <= cut)].copy()
+    q = q.sort_values(["subject_id", "scale", "assessed_on"])
+    q["RANDDT"] = q["subject_id"].map(itt["RANDDT"])
+    q["ADY"] = [_days(r, d) for r, d in zip(q["RANDDT"], q["assessed_on"], strict=True)]
+    base = q[q["ADY"] <= 0].groupby(["subject_id", "scale"])["score"].last()
+    out = pd.DataFrame(
+        {
+            "USUBJID": q["subject_id"],
+            "ARM": q["subject_id"].map(itt["ARM"]),
+            "PARAMCD": q["scale"],
+            "PARCAT": q["kind"],
+            "ADT": q["assessed_on"],
+            "ADY": q["ADY"],
+            "AVISIT": [_visit(d) for d in q["ADY"]],
+            "AVAL": q["score"],
+        }
+    )
+    keys = list(zip(q["subject_id"], q["scale"], strict=True))
+    out["BASE"] = [base.get(k, np.nan) for k in keys]
+    out["CHG"] = np.where(out["ADY"] > 0, out["AVAL"] - out["BASE"], np.nan)
+    return out.reset_index(drop=True)
+
+
+# Variable descriptions: dataset → name → (label, derivation). Labels <= 40 characters (xpt).
+VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
+    "adsl": {
+        "USUBJID": ("Unique subject identifier", "subjects.subject_id (pseudonymous)"),
+        "SITEID": ("Site identifier", "subjects.site"),
+        "INCLDT": ("Date of inclusion", "subjects.included_on"),
+        "RANDDT": ("Date of randomization", "subjects.randomized_on if <= cut-off"),
+        "ARM": ("Randomized arm", "subjects.arm (ITT: as randomized)"),
+        "ARMCD": ("Randomized arm code", "LUT = Lutathera, SURV = Surveillance"),
+        "NRANDRS": ("Reason not randomized", "subjects.not_randomized_reason"),
+        "TRTSDT": ("Date of first dose after inclusion", "subjects.first_dose_on"),
+        "AGE": ("Age at inclusion (years)", "subjects.age"),
+        "SEX": ("Sex", "subjects.sex"),
+        "ECOG": ("ECOG performance status", "subjects.ecog"),
+        "GFR": ("GFR at inclusion (mL/min)", "subjects.gfr_ml_min"),
+        "GRADE": ("Tumour grade", "subjects.grade"),
+        "STRPFS": ("Strat: control after 1st PRRT", STRATA["STRPFS"]),
+        "STRPROG": ("Strat: type of progression", STRATA["STRPROG"]),
+        "STRGFR": ("Strat: GFR group", STRATA["STRGFR"]),
+        "STRLINE": ("Strat: intercurrent line", STRATA["STRLINE"]),
+        "DTHDT": ("Date of death", "subjects.death_on if <= cut-off"),
+        "LSTALVDT": ("Date last known alive", "min(subjects.last_alive_on, cut-off)"),
+        "RANDFL": ("Randomized flag", "Y if randomized by the cut-off"),
+        "ITTFL": ("Intention-to-treat population flag", "= RANDFL"),
+        "SAFFL": ("Safety population flag", "Y if a dose was received after inclusion"),
+        "ELIGFL": ("Eligible (no major violation) flag", "subjects.eligible"),
+        "DTHFL": ("Death flag", "Y if DTHDT present"),
+        "DCR6": ("Disease control at month 6", "ADRS PARAMCD=DCR6 AVALC"),
+        "NEVAL": (
+            "Tumour evaluations after randomization",
+            "count of ADRS OVRLRESP, ADY>0, not NE",
+        ),
+        "PPROTFL": ("Per-protocol population flag", "ITT, eligible, safety, NEVAL >= 2"),
+    },
+    "adrs": {
+        "USUBJID": ("Unique subject identifier", ""),
+        "PARAMCD": ("Parameter code", "OVRLRESP, BOR, DCR6"),
+        "PARAM": ("Parameter", ""),
+        "ADT": ("Assessment date", "assessments.assessed_on"),
+        "ADY": ("Days since randomization", "ADT - RANDDT"),
+        "AVISIT": ("Analysis visit", "Month round(ADY/30.4375); Baseline if ADY <= 0"),
+        "AVALC": ("Response / flag", "assessments.overall_response; BOR best; DCR6 Y/N"),
+        "AVAL": ("Numeric value", "DCR6: 1 = disease control"),
+        "TSUM": ("Sum of target diameters (mm)", "assessments.target_sum_mm"),
+        "BTSUM": ("Baseline sum of diameters (mm)", "last TSUM on or before randomization"),
+        "PCHG": ("Percent change of target sum", "100 (TSUM - BTSUM) / BTSUM; BOR: best"),
+        "DCRRSN": ("Reason for DCR6 value", "see docs/analysis.md"),
+        "ARM": ("Randomized arm", "ADSL.ARM"),
+    },
+    "adtte": {
+        "USUBJID": ("Unique subject identifier", ""),
+        "ARM": ("Randomized arm", "ADSL.ARM"),
+        "PARAMCD": ("Parameter code", "PFS, RPFS, OS, TTD<scale>"),
+        "PARAM": ("Parameter", ""),
+        "STARTDT": ("Time origin (randomization)", "ADSL.RANDDT"),
+        "ADT": ("Event or censoring date", "see censoring rules"),
+        "ADY": ("Time to event (days)", "ADT - STARTDT"),
+        "AVAL": ("Time to event (months)", "ADY / 30.4375"),
+        "CNSR": ("Censored (1) or event (0)", "CDISC ADTTE convention"),
+        "EVNTDESC": ("Event or censoring description", ""),
+        **{k: (f"Strat: {k[3:].lower()}", STRATA[k]) for k in STRATA},
+    },
+    "adae": {
+        "USUBJID": ("Unique subject identifier", ""),
+        "AEDECOD": ("Adverse event term", "adverse_events.term"),
+        "AESOC": ("System organ class", "adverse_events.soc"),
+        "AETOXGR": ("CTCAE v5.0 grade", "adverse_events.grade"),
+        "AESER": ("Serious event", "adverse_events.serious"),
+        "ASTDT": ("Onset date", "adverse_events.onset_on"),
+        "ARM": ("Randomized arm", "ADSL.ARM (empty if not randomized)"),
+        "TRTEMFL": ("Treatment-emergent flag", "onset >= TRTSDT"),
+        "APERIOD": ("Period of onset", "pre-/post-randomization"),
+    },
+    "adqs": {
+        "USUBJID": ("Unique subject identifier", ""),
+        "ARM": ("Randomized arm", "ADSL.ARM"),
+        "PARAMCD": ("QoL scale code", "qol.scale (EORTC code)"),
+        "PARCAT": ("Scale kind", "functional, global or symptom"),
+        "ADT": ("Assessment date", "qol.assessed_on"),
+        "ADY": ("Days since randomization", "ADT - RANDDT"),
+        "AVISIT": ("Analysis visit", "as ADRS"),
+        "AVAL": ("Score (0-100)", "qol.score"),
+        "BASE": ("Baseline score", "last score on or before randomization"),
+        "CHG": ("Change from baseline", "AVAL - BASE after randomization"),
+    },
+}
