@@ -318,7 +318,9 @@ def analyze(
     db: str | None = typer.Option(None, "--db", help="Trial database URL (read only)."),
     out: Path = typer.Option(Path("analysis-report"), "--out", help="Output directory."),
     cutoff: str | None = typer.Option(None, "--cutoff", help="Data cut-off date YYYY-MM-DD."),
-    protocol_version: str = typer.Option("unspecified", "--protocol-version"),
+    protocol_version: str | None = typer.Option(
+        None, "--protocol-version", help="Default: the version of the shipped protocol file."
+    ),
     conf_type: str = typer.Option("log-log", "--conf-type", help="log-log (SAS), log, plain."),
     ties: str = typer.Option("breslow", "--ties", help="breslow (SAS) or efron (R)."),
 ) -> None:
@@ -340,5 +342,6 @@ def analyze(
         if data is not None
         else datasets.from_database(str(db), cut)
     )
-    path = build_report(ds, out, ReportOptions(protocol_version, conf_type, ties))
+    version = protocol_version or f"{datasets.PROTOCOL_VERSION} (reluth protocol file)"
+    path = build_report(ds, out, ReportOptions(version, conf_type, ties))
     console.print(f"report: {path}  (cut-off {ds.cutoff}, input sha256 {ds.input_hash[:12]}…)")

@@ -10,10 +10,13 @@ Derivation rules (written down here and in docs/analysis.md):
 * Populations — ITT: randomized (by randomized arm). Safety: received at least one dose after
   inclusion. Per-protocol: eligible (no major violation), randomized, in the safety population,
   with at least two tumour evaluations after randomization.
-* Month-6 disease control (primary endpoint): the evaluation closest to day 183 after
-  randomization within ±28 days; success when its overall response is CR, PR or SD and no PD was
-  recorded before it and the patient was alive at it. No such evaluation (missing, NE, died,
-  lost) counts as failure ("non-evaluable patients will be considered as failure").
+* Month-6 disease control (primary endpoint), the same rule as the RECIST engine's
+  ``disease_control_at_landmark``: the landmark is the protocol's ``landmark_month6`` (week 24,
+  accepted ±28 days — an assumption of the protocol file); the landmark assessment is the
+  evaluable (not NE) assessment in the window closest to the landmark day (the later one on a
+  tie). Success when it is CR, PR, SD or non-CR/non-PD and no PD was recorded on or before it.
+  No evaluable assessment in the window counts as failure ("non-evaluable patients will be
+  considered as failure"), as does a death before the landmark assessment.
 * rPFS: randomization → first PD or death, whichever first; otherwise censored at the last
   evaluable (CR/PR/SD) assessment, or at day 0 if there is none.
 * PFS (protocol: progression only): randomization → first PD; deaths without PD and patients
@@ -38,13 +41,24 @@ import numpy as np
 import pandas as pd
 
 from reluth.errors import ValidationError
+from reluth.protocol.definition import load_protocol
 
-DAYS_PER_MONTH = 30.4375
-MONTH6_DAY = 183
-MONTH6_WINDOW_DAYS = 28
+_PROTOCOL = load_protocol()
+PROTOCOL_VERSION = _PROTOCOL.version
+DAYS_PER_MONTH = float(_PROTOCOL.schedule.days_per_month)
+MONTH6_DAY = 7 * _PROTOCOL.schedule.landmark_month6.week
+MONTH6_WINDOW_DAYS = _PROTOCOL.schedule.landmark_month6.window_days
 QOL_DETERIORATION_POINTS = 10.0
-RESPONSES = ("CR", "PR", "SD", "PD", "NE")
-ARMS = ("Lutathera", "Surveillance")  # experimental, control
+RESPONSES = ("CR", "PR", "SD", "NON-CR/NON-PD", "PD", "NE")
+DISEASE_CONTROL = ("CR", "PR", "SD", "NON-CR/NON-PD")
+ARMS = ("Lutathera", "Surveillance")  # experimental, control (report labels)
+# Accepted spellings of the arms in sources: report label or protocol arm code.
+ARM_ALIASES = {
+    "lutathera": ARMS[0],
+    "experimental": ARMS[0],
+    "surveillance": ARMS[1],
+    "control": ARMS[1],
+}
 
 # EORTC QLQ-C30 scale codes → kind (functional/global: higher is better; symptom: higher worse).
 QOL_SCALE_KINDS: dict[str, str] = {
@@ -233,16 +247,18 @@ def make_sources(
     if subj["subject_id"].duplicated().any():
         dup = subj.loc[subj["subject_id"].duplicated(), "subject_id"].iloc[0]
         raise ValidationError("subjects.subject_id", f"duplicate {dup!r}", "one row per subject")
-    bad_arm = subj["arm"].notna() & ~subj["arm"].isin(ARMS)
+    arm = subj["arm"].map(lambda a: None if a is None else ARM_ALIASES.get(a.lower(), "?"))
+    bad_arm = arm == "?"
     if bad_arm.any():
         raise ValidationError(
-            "subjects.arm", f"unknown {subj['arm'][bad_arm].iloc[0]!r}", ", ".join(ARMS)
+            "subjects.arm", f"unknown {subj['arm'][bad_arm].iloc[0]!r}", ", ".join(ARM_ALIASES)
         )
+    subj["arm"] = arm
     if (subj["arm"].notna() & subj["randomized_on"].isna()).any():
         raise ValidationError(
             "subjects.randomized_on", "missing for a randomized subject", "a date"
         )
-    resp = norm["assessments"]["overall_response"].str.upper()
+    resp = norm["assessments"]["overall_response"].map(lambda v: str(v).upper()).astype(object)
     if (~resp.isin(RESPONSES)).any():
         raise ValidationError(
             "assessments.overall_response",
@@ -428,7 +444,7 @@ def _visit(ady: float) -> str:
     return f"Month {round(ady / DAYS_PER_MONTH)}"
 
 
-_BOR_ORDER = {"CR": 0, "PR": 1, "SD": 2, "PD": 3, "NE": 4}
+_BOR_ORDER = {"CR": 0, "PR": 1, "SD": 2, "NON-CR/NON-PD": 2, "PD": 3, "NE": 4}
 
 
 def _bor_row(sid: str, post: pd.DataFrame, arm: str) -> dict[str, object]:
@@ -446,25 +462,33 @@ def _bor_row(sid: str, post: pd.DataFrame, arm: str) -> dict[str, object]:
 
 
 def _dcr6_row(sid: str, post: pd.DataFrame, subj: pd.Series, arm: str) -> dict[str, object]:
-    window = post[(post["ADY"] - MONTH6_DAY).abs() <= MONTH6_WINDOW_DAYS]
+    lo, hi = MONTH6_DAY - MONTH6_WINDOW_DAYS, MONTH6_DAY + MONTH6_WINDOW_DAYS
+    pd_days = post.loc[post["AVALC"] == "PD", "ADY"]
+    first_pd = float(pd_days.min()) if len(pd_days) else None
+    window = post[(post["ADY"] >= lo) & (post["ADY"] <= hi)]
+    evaluable = window[window["AVALC"] != "NE"]
     success = False
-    reason = "no evaluation in the month-6 window"
     adt = None
-    if len(window):
-        dist = (window["ADY"] - MONTH6_DAY).abs()
-        pick = window.loc[dist.idxmin()]
-        adt = pick["ADT"]
-        earlier_pd = (post["ADY"] < pick["ADY"]) & (post["AVALC"] == "PD")
-        died_before = subj["DTHDT"] is not None and subj["DTHDT"] < adt
-        if pick["AVALC"] in ("CR", "PR", "SD") and not earlier_pd.any() and not died_before:
-            success = True
-            reason = f"{pick['AVALC']} at day {int(pick['ADY'])}"
-        elif earlier_pd.any():
-            reason = "progression before month 6"
+    if first_pd is not None and first_pd < lo:
+        reason = f"progression at day {first_pd:g}, before the landmark window"
+    elif not len(evaluable):
+        if first_pd is not None and first_pd <= hi:
+            reason = f"progression at day {first_pd:g}, in the window"
         else:
+            what = "only NE assessments" if len(window) else "no assessment"
+            reason = f"{what} in days {lo}-{hi} (non-evaluable counts as failure)"
+    else:
+        key = [(abs(d - MONTH6_DAY), -d) for d in evaluable["ADY"]]
+        pick = evaluable.iloc[min(range(len(key)), key=key.__getitem__)]
+        adt = pick["ADT"]
+        died_before = subj["DTHDT"] is not None and subj["DTHDT"] < adt
+        if first_pd is not None and first_pd <= pick["ADY"]:
+            reason = f"progression at day {first_pd:g}, on or before the landmark assessment"
+        elif died_before:
+            reason = "death before the landmark assessment"
+        else:
+            success = pick["AVALC"] in DISEASE_CONTROL
             reason = f"{pick['AVALC']} at day {int(pick['ADY'])}"
-    elif (post["AVALC"] == "PD").any():
-        reason = "progression before month 6"
     return {
         "USUBJID": sid,
         "PARAMCD": "DCR6",
@@ -505,7 +529,7 @@ def derive_adtte(
         sid, arm, start = str(s["USUBJID"]), str(s["ARM"]), s["RANDDT"]
         post = by_subj.get(sid, ovr.iloc[0:0])
         pd_dates = list(post.loc[post["AVALC"] == "PD", "ADT"])
-        evaluable = list(post.loc[post["AVALC"].isin(["CR", "PR", "SD"]), "ADT"])
+        evaluable = list(post.loc[post["AVALC"].isin(DISEASE_CONTROL), "ADT"])
         last_eval = max(evaluable) if evaluable else start
         first_pd = min(pd_dates) if pd_dates else None
         death = s["DTHDT"]
@@ -783,3 +807,250 @@ VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
         "CHG": ("Change from baseline", "AVAL - BASE after randomization"),
     },
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# The trial database (read only): the store's tables → the same four source frames.
+
+DB_TABLES = (
+    "centres",
+    "patients",
+    "screenings",
+    "inclusions",
+    "randomizations",
+    "administrations",
+    "pre_randomization_assessments",
+    "tumour_assessments",
+    "adverse_events",
+    "qol_questionnaires",
+    "deaths",
+    "end_of_study",
+)
+OPTIONAL_DB_TABLES = ("visits",)
+# EORTC scoring keys as stored → analysis scale code and kind.
+_C30_CODES = {"QL": "QL2", "PF": "PF2", "RF": "RF2"}
+
+
+def _qol_scale(instrument: str, key: str) -> tuple[str, str | None]:
+    if instrument.upper().replace("-", "").startswith("QLQC30"):
+        code = _C30_CODES.get(key, key)
+        return code, QOL_SCALE_KINDS.get(code)
+    # GI.NET21: every scale is scored so that higher means more problems.
+    return f"N{key}"[:8], "symptom"
+
+
+def _read_tables(url: str) -> dict[str, pd.DataFrame]:
+    from sqlalchemy import MetaData, inspect, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reluth.db.engine import make_engine
+
+    try:
+        engine = make_engine(url)
+        present = set(inspect(engine).get_table_names())
+    except (SQLAlchemyError, ValueError) as exc:
+        raise ValidationError("--db", f"cannot open {url!r}: {exc}", "a database URL") from None
+    missing = [t for t in DB_TABLES if t not in present]
+    if missing:
+        raise ValidationError(
+            "--db",
+            f"not a reluth trial database (missing tables: {', '.join(missing)})",
+            "a database created by `reluth db upgrade`",
+        )
+    md = MetaData()
+    names = [t for t in (*DB_TABLES, *OPTIONAL_DB_TABLES) if t in present]
+    md.reflect(engine, only=names)
+    frames: dict[str, pd.DataFrame] = {}
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                rows = conn.execute(select(md.tables[name])).mappings().all()
+                frames[name] = pd.DataFrame(
+                    [dict(r) for r in rows], columns=list(md.tables[name].c.keys())
+                )
+    finally:
+        engine.dispose()
+    return frames
+
+
+def _as_date(v: object) -> dt.date | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    return dt.date.fromisoformat(str(v)[:10])
+
+
+def _iso(v: object) -> str:
+    d = _as_date(v)
+    return d.isoformat() if d else ""
+
+
+def sources_from_tables(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Map the store's tables onto the CSV source shape (pure; no database access)."""
+    import json
+
+    from reluth.protocol.eligibility import estimate_egfr
+    from reluth.protocol.patient import PatientFile
+
+    centre = dict(zip(t["centres"]["id"], t["centres"]["code"], strict=True))
+    by_pid = {
+        name: t[name].set_index("patient_id")
+        for name in (
+            "inclusions",
+            "randomizations",
+            "pre_randomization_assessments",
+            "deaths",
+            "end_of_study",
+        )
+    }
+    screens = t["screenings"].sort_values(["patient_id", "assessment_date", "id"])
+    last_screen = screens.groupby("patient_id").last()
+    first_dose = t["administrations"].groupby("patient_id")["administered_on"].min()
+    dates: dict[int, list[dt.date]] = {}
+
+    def seen(pid: object, when: object) -> None:
+        d = _as_date(when)
+        if d is not None:
+            dates.setdefault(int(pid), []).append(d)  # type: ignore[call-overload]
+
+    for name, col in (
+        ("administrations", "administered_on"),
+        ("tumour_assessments", "assessment_date"),
+        ("qol_questionnaires", "completed_on"),
+        ("adverse_events", "onset_date"),
+        ("visits", "visit_date"),
+        ("end_of_study", "end_date"),
+        ("inclusions", "inclusion_date"),
+    ):
+        if name in t:
+            for pid, when in zip(t[name]["patient_id"], t[name][col], strict=True):
+                seen(pid, when)
+    code = dict(zip(t["patients"]["id"], t["patients"]["patient_code"], strict=True))
+    subjects = []
+    protocol = load_protocol()
+    for _, p in t["patients"].iterrows():
+        pid = int(p["id"])
+        if pid not in by_pid["inclusions"].index:
+            continue  # screened, never included
+        incl = _as_date(by_pid["inclusions"].loc[pid, "inclusion_date"])
+        scr = last_screen.loc[pid] if pid in last_screen.index else None
+        pf = None
+        if scr is not None:
+            try:
+                pf = PatientFile.model_validate(json.loads(scr["input_json"]))
+            except (ValueError, TypeError):
+                pf = None
+        rnd = by_pid["randomizations"].loc[pid] if pid in by_pid["randomizations"].index else None
+        strata: dict[str, str] = {}
+        raw_strata = (
+            rnd["strata_json"]
+            if rnd is not None
+            else (scr["strata_json"] if scr is not None else None)
+        )
+        if raw_strata:
+            strata = {k: str(v) for k, v in json.loads(raw_strata).items()}
+        gfr = estimate_egfr(pf, protocol)[0] if pf is not None else None
+        reason = ""
+        if rnd is None:
+            pra = by_pid["pre_randomization_assessments"]
+            eos = by_pid["end_of_study"]
+            if pid in pra.index and bool(pra.loc[pid, "radiological_progression"]):
+                reason = "radiological progression after the 2 second-PRRT cycles"
+            elif pid in eos.index:
+                reason = str(eos.loc[pid, "reason"])
+            else:
+                reason = "not (yet) randomized"
+        death = (
+            _as_date(by_pid["deaths"].loc[pid, "death_date"])
+            if pid in by_pid["deaths"].index
+            else None
+        )
+        rdate = _as_date(rnd["randomized_at"]) if rnd is not None else None
+        known = [d for d in (*dates.get(pid, []), incl, rdate) if d is not None]
+        subjects.append(
+            {
+                "subject_id": p["patient_code"],
+                "site": centre.get(p["centre_id"], str(p["centre_id"])),
+                "included_on": _iso(incl),
+                "arm": "" if rnd is None else str(rnd["arm"]),
+                "randomized_on": _iso(rdate),
+                "not_randomized_reason": reason,
+                "eligible": "Y" if scr is not None and scr["status"] == "eligible" else "N",
+                "first_dose_on": _iso(first_dose.get(pid)),
+                "age": "" if pf is None or pf.age is None else pf.age,
+                "sex": p["sex"] or ("" if pf is None or pf.sex is None else pf.sex[0].upper()),
+                "ecog": "" if pf is None or pf.ecog is None else pf.ecog,
+                "gfr_ml_min": "" if gfr is None else float(gfr),
+                "grade": "" if pf is None or pf.histology.grade is None else pf.histology.grade,
+                "strat_prior_pfs": strata.get("disease_control_first_prrt", ""),
+                "strat_progression": strata.get("progression_type", ""),
+                "strat_gfr": strata.get("renal_function", ""),
+                "strat_intercurrent": strata.get("intercurrent_treatment", ""),
+                "death_on": _iso(death),
+                "last_alive_on": _iso(death or max(known)),
+            }
+        )
+    ta = t["tumour_assessments"]
+    ta = ta[ta["overall_response"].notna() & ta["patient_id"].isin(code)]
+    central = set(ta.loc[ta["reader"] == "central", "patient_id"])
+    ta = ta[(ta["reader"] == "central") | ~ta["patient_id"].isin(central)]
+    assessments = pd.DataFrame(
+        {
+            "subject_id": ta["patient_id"].map(code),
+            "assessed_on": ta["assessment_date"].map(_iso),
+            "overall_response": ta["overall_response"].astype(str),
+            "target_sum_mm": ta["target_sum_mm"].map(lambda v: "" if v is None else float(v)),
+        }
+    )
+    ae = t["adverse_events"]
+    aes = pd.DataFrame(
+        {
+            "subject_id": ae["patient_id"].map(code),
+            "term": ae["term"],
+            "soc": "",
+            "grade": ae["grade"],
+            "serious": ae["serious"].map(lambda b: "Y" if b else "N"),
+            "onset_on": ae["onset_date"].map(_iso),
+        }
+    )
+    qol_rows = []
+    for _, q in t["qol_questionnaires"].iterrows():
+        if not q["scores_json"]:
+            continue
+        scores = json.loads(q["scores_json"])
+        scores = scores.get("scales", scores) if isinstance(scores, dict) else {}
+        for key, value in scores.items():
+            if isinstance(value, dict):
+                value = value.get("score")
+            if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
+                continue
+            scale, kind = _qol_scale(str(q["instrument"]), str(key))
+            if kind is None:
+                continue
+            qol_rows.append(
+                {
+                    "subject_id": code[q["patient_id"]],
+                    "assessed_on": _iso(q["completed_on"]),
+                    "scale": scale,
+                    "score": float(value),
+                    "kind": kind,
+                }
+            )
+    return {
+        "subjects": pd.DataFrame(subjects, columns=list(SUBJECT_COLUMNS)),
+        "assessments": assessments,
+        "adverse_events": aes,
+        "qol": pd.DataFrame(qol_rows, columns=list(QOL_COLUMNS)),
+    }
+
+
+def from_database(url: str, cutoff: dt.date | None = None) -> AnalysisDatasets:
+    """Read the trial database (SELECTs only) and derive the analysis datasets."""
+    frames = sources_from_tables(_read_tables(url))
+    str_frames = {
+        k: v.astype(str).replace({"None": "", "nan": "", "NaT": ""}) for k, v in frames.items()
+    }
+    return build_datasets(make_sources(**str_frames), cutoff)
