@@ -202,7 +202,7 @@ def test_bad_csv_input_is_named(tmp_path: Path, file: str, edit, message: str) -
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="not a directory"):
         from_csv_dir(tmp_path / "nope")
-    with pytest.raises(ValidationError, match="subjects.csv missing"):
+    with pytest.raises(ValidationError, match=r"subjects\.csv missing"):
         from_csv_dir(tmp_path)
 
 
