@@ -151,3 +151,12 @@ def test_km_invariants(rows: list[tuple[int, bool]], conf: str) -> None:
         assert lm.survival is not None and lm.survival < 0.5
         if med.ci[0] is not None:
             assert med.ci[0] <= med.estimate
+
+
+def test_cox_monotone_likelihood_is_reported_not_returned() -> None:
+    # Group 1 has no events: the MLE of its log-HR is -infinity.
+    t = np.arange(1.0, 21.0)
+    g = np.repeat([0.0, 1.0], 10)
+    e = 1.0 - g
+    with pytest.raises(ValidationError, match="no finite estimate"):
+        cox_ph(t, e, g[:, None], ["g"])

@@ -23,7 +23,7 @@ def _sas_ready(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         s = frame[col]
         non_null = s.dropna()
         if len(non_null) and all(isinstance(v, dt.date) for v in non_null):
-            out[col] = pd.to_datetime(s, errors="coerce")
+            out[col] = s.astype(object).where(s.notna(), None)  # datetime.date → SAS/Stata date
             formats[col] = "DATE9."
         elif s.dtype == object:
             out[col] = s.map(

@@ -64,17 +64,20 @@ def _tte_html(t: tables.TimeToEvent, landmarks: tuple[float, ...]) -> str:
             f"<td>{_fmt(med.estimate)} ({_fmt(med.ci[0])}, {_fmt(med.ci[1])})</td>{lms}</tr>"
         )
     tests = ""
-    if t.logrank is not None and t.cox is not None:
-        c = t.cox.terms[0]
+    if t.logrank is not None:
         strata = ", ".join(t.strata) if t.strata else "none recorded"
         tests = (
             f"<p>Log-rank test stratified by {html.escape(strata)}: "
-            f"chi-square {t.logrank.chisq:.3f} "
-            f"on {t.logrank.df} df, p = {t.logrank.p:.4g}. Cox HR ({ARMS[0]} vs {ARMS[1]}, "
-            f"{t.cox.ties} ties, same strata): {c.hr:.3f} "
-            f"(95% CI {c.hr_ci[0]:.3f}–{c.hr_ci[1]:.3f}), "
-            f"Wald p = {c.p:.4g}.</p>"
+            f"chi-square {t.logrank.chisq:.3f} on {t.logrank.df} df, p = {t.logrank.p:.4g}. "
         )
+        if t.cox is not None:
+            c = t.cox.terms[0]
+            tests += (
+                f"Cox HR ({ARMS[0]} vs {ARMS[1]}, {t.cox.ties} ties, same strata): {c.hr:.3f} "
+                f"(95% CI {c.hr_ci[0]:.3f}–{c.hr_ci[1]:.3f}), Wald p = {c.p:.4g}.</p>"
+            )
+        else:
+            tests += "Cox HR not estimable (monotone likelihood in these strata).</p>"
     return (
         f"<h3>{html.escape(t.label)}</h3><table><tr><th>Arm</th><th>n</th><th>Events</th>"
         f"<th>Median, months (95% CI)</th>{head}</tr>{rows}</table>{tests}"

@@ -306,7 +306,8 @@ def _cox_pieces(
     """Log partial likelihood, score and information for one stratum (rows sorted by time)."""
     p = x.shape[1]
     eta = x @ beta
-    w = np.exp(eta)
+    with np.errstate(over="ignore"):
+        w = np.exp(eta)
     wx = w[:, None] * x
     wxx = wx[:, :, None] * x[:, None, :]
     s0 = np.cumsum(w[::-1])[::-1]
@@ -406,6 +407,7 @@ def cox_ph(
     ll, sc, inf = evaluate(beta)
     ll_null = ll
     iterations = 0
+    converged = False
     for iterations in range(1, max_iter + 1):  # noqa: B007
         try:
             step = np.linalg.solve(inf, sc)
@@ -425,6 +427,13 @@ def cox_ph(
         beta, ll, sc, inf = new, ll_new, sc_new, inf_new
         if converged:
             break
+    if not converged or np.any(np.abs(beta) > 15):
+        # Monotone likelihood (e.g. no events in one group of a stratum): the HR is not finite.
+        raise ValidationError(
+            "covariates",
+            "the Cox model has no finite estimate (monotone likelihood: an HR tends to 0 or ∞)",
+            "data with events in each group",
+        )
     cov = np.linalg.inv(inf)
     se = np.sqrt(np.diag(cov))
     z = float(stats.norm.ppf(1 - alpha / 2))

@@ -150,7 +150,10 @@ def time_to_event(
     if len(km) == 2 and e.sum() > 0:
         lr = logrank(t, e, arm, st)
         x = (arm == ARMS[0]).astype(float)[:, None]
-        cx = cox_ph(t, e, x, [f"{ARMS[0]} vs {ARMS[1]}"], strata=st, ties=ties)
+        try:
+            cx = cox_ph(t, e, x, [f"{ARMS[0]} vs {ARMS[1]}"], strata=st, ties=ties)
+        except ValidationError:
+            cx = None  # not estimable: reported as such
     return TimeToEvent(paramcd, str(d["PARAM"].iloc[0]), km, lr, cx, used)
 
 
