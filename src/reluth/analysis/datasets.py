@@ -36,6 +36,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,13 @@ STRATA = {
     "STRPROG": "Type of progression (radiologic vs non-radiologic)",
     "STRGFR": "GFR (<60 vs >=60 mL/min)",
     "STRLINE": "Intercurrent line of treatment between PRRTs (Y/N)",
+}
+
+STRATA_SHORT = {
+    "STRPFS": "Control after 1st PRRT",
+    "STRPROG": "Progression",
+    "STRGFR": "GFR",
+    "STRLINE": "Intercurrent line",
 }
 
 # Source-frame columns: name → (required, kind). Kinds: str, date, num, flag.
@@ -430,10 +438,14 @@ def derive_adrs(adsl: pd.DataFrame, assessments: pd.DataFrame, cut: dt.date) -> 
         rows["PCHG"] = 100.0 * (rows["TSUM"] - rows["BTSUM"]) / rows["BTSUM"]
     rows["ARM"] = rows["USUBJID"].map(itt["ARM"])
     extra = []
-    for sid, r in itt.iterrows():
-        post = rows[(rows["USUBJID"] == sid) & (rows["ADY"] > 0)]
-        extra.append(_bor_row(str(sid), post, str(r["ARM"])))
-        extra.append(_dcr6_row(str(sid), post, r, str(r["ARM"])))
+    post_rows = rows[rows["ADY"] > 0][["USUBJID", "ADY", "AVALC", "ADT", "PCHG"]]
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for rec in post_rows.to_dict("records"):
+        by_subject.setdefault(str(rec["USUBJID"]), []).append(rec)
+    for sid, arm, death in zip(itt.index, itt["ARM"], itt["DTHDT"], strict=True):
+        post = by_subject.get(str(sid), [])
+        extra.append(_bor_row(str(sid), post, str(arm)))
+        extra.append(_dcr6_row(str(sid), post, death, str(arm)))
     out = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
     return out.reset_index(drop=True)
 
@@ -447,41 +459,42 @@ def _visit(ady: float) -> str:
 _BOR_ORDER = {"CR": 0, "PR": 1, "SD": 2, "NON-CR/NON-PD": 2, "PD": 3, "NE": 4}
 
 
-def _bor_row(sid: str, post: pd.DataFrame, arm: str) -> dict[str, object]:
-    vals = list(post["AVALC"])
+def _bor_row(sid: str, post: list[dict[str, Any]], arm: str) -> dict[str, object]:
+    vals = [r["AVALC"] for r in post]
     best = min(vals, key=lambda v: _BOR_ORDER[v]) if vals else "NE"
-    pch = post["PCHG"].dropna()
+    pch = [r["PCHG"] for r in post if not pd.isna(r["PCHG"])]
     return {
         "USUBJID": sid,
         "PARAMCD": "BOR",
         "PARAM": "Best overall response after randomization",
         "AVALC": best,
-        "PCHG": float(pch.min()) if len(pch) else np.nan,
+        "PCHG": float(min(pch)) if pch else np.nan,
         "ARM": arm,
     }
 
 
-def _dcr6_row(sid: str, post: pd.DataFrame, subj: pd.Series, arm: str) -> dict[str, object]:
+def _dcr6_row(
+    sid: str, post: list[dict[str, Any]], death: dt.date | None, arm: str
+) -> dict[str, object]:
     lo, hi = MONTH6_DAY - MONTH6_WINDOW_DAYS, MONTH6_DAY + MONTH6_WINDOW_DAYS
-    pd_days = post.loc[post["AVALC"] == "PD", "ADY"]
-    first_pd = float(pd_days.min()) if len(pd_days) else None
-    window = post[(post["ADY"] >= lo) & (post["ADY"] <= hi)]
-    evaluable = window[window["AVALC"] != "NE"]
+    pd_days = [r["ADY"] for r in post if r["AVALC"] == "PD"]
+    first_pd = float(min(pd_days)) if pd_days else None
+    window = [r for r in post if lo <= r["ADY"] <= hi]
+    evaluable = [r for r in window if r["AVALC"] != "NE"]
     success = False
     adt = None
     if first_pd is not None and first_pd < lo:
         reason = f"progression at day {first_pd:g}, before the landmark window"
-    elif not len(evaluable):
+    elif not evaluable:
         if first_pd is not None and first_pd <= hi:
             reason = f"progression at day {first_pd:g}, in the window"
         else:
-            what = "only NE assessments" if len(window) else "no assessment"
+            what = "only NE assessments" if window else "no assessment"
             reason = f"{what} in days {lo}-{hi} (non-evaluable counts as failure)"
     else:
-        key = [(abs(d - MONTH6_DAY), -d) for d in evaluable["ADY"]]
-        pick = evaluable.iloc[min(range(len(key)), key=key.__getitem__)]
+        pick = min(evaluable, key=lambda r: (abs(r["ADY"] - MONTH6_DAY), -r["ADY"]))
         adt = pick["ADT"]
-        died_before = subj["DTHDT"] is not None and subj["DTHDT"] < adt
+        died_before = death is not None and not pd.isna(death) and death < adt
         if first_pd is not None and first_pd <= pick["ADY"]:
             reason = f"progression at day {first_pd:g}, on or before the landmark assessment"
         elif died_before:
@@ -524,14 +537,12 @@ def derive_adtte(
 ) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
     ovr = adrs[(adrs["PARAMCD"] == "OVRLRESP") & (adrs["ADY"] > 0)]
-    by_subj = dict(tuple(ovr.groupby("USUBJID")))
-    for _, s in adsl[adsl["ITTFL"] == "Y"].iterrows():
+    first_pds = ovr[ovr["AVALC"] == "PD"].groupby("USUBJID")["ADT"].min().to_dict()
+    last_evals = ovr[ovr["AVALC"].isin(DISEASE_CONTROL)].groupby("USUBJID")["ADT"].max().to_dict()
+    for s in adsl[adsl["ITTFL"] == "Y"].to_dict("records"):
         sid, arm, start = str(s["USUBJID"]), str(s["ARM"]), s["RANDDT"]
-        post = by_subj.get(sid, ovr.iloc[0:0])
-        pd_dates = list(post.loc[post["AVALC"] == "PD", "ADT"])
-        evaluable = list(post.loc[post["AVALC"].isin(DISEASE_CONTROL), "ADT"])
-        last_eval = max(evaluable) if evaluable else start
-        first_pd = min(pd_dates) if pd_dates else None
+        last_eval = last_evals.get(sid, start)
+        first_pd = first_pds.get(sid)
         death = s["DTHDT"]
         # rPFS: PD or death.
         if first_pd is not None and (death is None or first_pd <= death):
@@ -623,27 +634,26 @@ def derive_adtte(
 
 
 def _ttd_rows(adsl: pd.DataFrame, adqs: pd.DataFrame) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
     itt = adsl[adsl["ITTFL"] == "Y"].set_index("USUBJID")
-    q = adqs[adqs["BASE"].notna() & (adqs["ADY"] > 0)]
-    for (sid, scale), g in q.groupby(["USUBJID", "PARAMCD"], sort=True):
-        if sid not in itt.index:
-            continue
-        g = g.sort_values("ADT")
-        kind = str(g["PARCAT"].iloc[0])
-        worse = (
-            g["CHG"] >= QOL_DETERIORATION_POINTS
-            if kind == "symptom"
-            else g["CHG"] <= -QOL_DETERIORATION_POINTS
-        )
-        start = itt.loc[sid, "RANDDT"]
+    q = adqs[adqs["BASE"].notna() & (adqs["ADY"] > 0) & adqs["USUBJID"].isin(itt.index)]
+    q = q.sort_values(["USUBJID", "PARAMCD", "ADT"])
+    symptom = q["PARCAT"] == "symptom"
+    worse = np.where(
+        symptom, q["CHG"] >= QOL_DETERIORATION_POINTS, q["CHG"] <= -QOL_DETERIORATION_POINTS
+    )
+    keys = ["USUBJID", "PARAMCD"]
+    first_worse = q[worse].groupby(keys)["ADT"].first()
+    last = q.groupby(keys)["ADT"].last()
+    rows: list[dict[str, object]] = []
+    for (sid, scale), last_date in last.items():
+        start, arm = itt.loc[sid, "RANDDT"], str(itt.loc[sid, "ARM"])
         label = f"Time to QoL deterioration, {scale} (months)"
-        if worse.any():
-            end = g.loc[worse.idxmax(), "ADT"]
+        if (sid, scale) in first_worse.index:
+            end = first_worse[(sid, scale)]
             rows.append(
                 _tte_row(
                     str(sid),
-                    str(itt.loc[sid, "ARM"]),
+                    arm,
                     f"TTD{scale}",
                     label,
                     start,
@@ -656,11 +666,11 @@ def _ttd_rows(adsl: pd.DataFrame, adqs: pd.DataFrame) -> list[dict[str, object]]
             rows.append(
                 _tte_row(
                     str(sid),
-                    str(itt.loc[sid, "ARM"]),
+                    arm,
                     f"TTD{scale}",
                     label,
                     start,
-                    g["ADT"].iloc[-1],
+                    last_date,
                     False,
                     "last QoL assessment",
                 )

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyreadstat
 
@@ -26,9 +25,7 @@ def _sas_ready(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
             out[col] = s.astype(object).where(s.notna(), None)  # datetime.date → SAS/Stata date
             formats[col] = "DATE9."
         elif s.dtype == object:
-            out[col] = s.map(
-                lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-            )
+            out[col] = s.where(s.notna(), "").astype(str)
         elif s.dtype == bool:
             out[col] = s.astype(int)
         else:

@@ -1,4 +1,4 @@
-"""Report figures with matplotlib (Agg backend): CONSORT, KM with number at risk, forest,
+"""Report figures with matplotlib (object API, no pyplot; Agg renderer): CONSORT, KM with number at risk, forest,
 waterfall, spider, swimmer, QoL. Each function returns a Figure; ``save`` writes PNG and SVG."""
 
 from __future__ import annotations
@@ -6,37 +6,41 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter
 
 from reluth.analysis.datasets import ARMS
 from reluth.analysis.survival import KaplanMeier
 
 COLORS = {ARMS[0]: "#1f5fa8", ARMS[1]: "#d2691e"}
+# SVG text stays text (searchable, small, and much faster than glyph paths); stable ids.
+matplotlib.rcParams["svg.fonttype"] = "none"
+matplotlib.rcParams["svg.hashsalt"] = "reluth"
+
+
+def _subplots(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
+    """pyplot.subplots without pyplot: no global figure manager, no GUI backend."""
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> str:
     """Write NAME.png and NAME.svg; return the PNG as base64 for embedding."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    if name != "consort":
-        fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     fig.savefig(out_dir / f"{name}.svg")
     (out_dir / f"{name}.png").write_bytes(buf.getvalue())
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def consort(adsl: pd.DataFrame) -> Figure:
-    fig = plt.figure(figsize=(8, 6.5))
+    fig = Figure(figsize=(8, 6.5))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
     n_incl = len(adsl)
@@ -86,7 +90,7 @@ def km_plot(
     xlabel: str = "Months since randomization",
     risk_times: list[float] | None = None,
 ) -> Figure:
-    fig, (ax, axr) = plt.subplots(2, 1, figsize=(8, 6), height_ratios=(4, 1), sharex=True)
+    fig, (ax, axr) = _subplots(2, 1, figsize=(8, 6), height_ratios=(4, 1), sharex=True)
     tmax = max(float(k.time.max()) for k in km.values())
     ticks = risk_times or list(np.arange(0, tmax + 1e-9, 6 if tmax > 24 else 3))
     for i, (name, k) in enumerate(km.items()):
@@ -114,12 +118,13 @@ def km_plot(
     axr.set_xlabel(xlabel)
     for sp in ("top", "right", "left"):
         axr.spines[sp].set_visible(False)
+    fig.subplots_adjust(left=0.16, right=0.97, top=0.94, bottom=0.09, hspace=0.12)
     return fig
 
 
 def forest(rows: pd.DataFrame, title: str) -> Figure:
     n = len(rows)
-    fig, ax = plt.subplots(figsize=(8, 0.4 * n + 1.2))
+    fig, ax = _subplots(figsize=(8, 0.4 * n + 1.2))
     y = np.arange(n)[::-1]
     labels = [
         f"{f} {lv}".strip() + f"  (n={m})"
@@ -136,10 +141,14 @@ def forest(rows: pd.DataFrame, title: str) -> Figure:
     )
     ax.axvline(1.0, color="grey", ls="--", lw=0.8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_locator(FixedLocator([]))
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlabel(f"Hazard ratio ({ARMS[0]} vs {ARMS[1]}), 95% CI, log scale")
     ax.set_title(title)
+    fig.subplots_adjust(left=0.33, right=0.97)
     return fig
 
 
@@ -147,7 +156,7 @@ def waterfall(adrs: pd.DataFrame) -> Figure:
     bor = adrs[(adrs["PARAMCD"] == "BOR") & adrs["PCHG"].notna()].sort_values(
         "PCHG", ascending=False
     )
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = _subplots(figsize=(9, 4))
     colors = [COLORS.get(a, "grey") for a in bor["ARM"]]
     ax.bar(np.arange(len(bor)), bor["PCHG"], color=colors, width=0.9)
     ax.axhline(20, color="red", ls="--", lw=0.8)
@@ -163,7 +172,7 @@ def waterfall(adrs: pd.DataFrame) -> Figure:
 
 def spider(adrs: pd.DataFrame) -> Figure:
     o = adrs[(adrs["PARAMCD"] == "OVRLRESP") & adrs["PCHG"].notna()]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = _subplots(figsize=(8, 4.5))
     for _sid, g in o.groupby("USUBJID"):
         g = g.sort_values("ADY")
         ax.plot(
@@ -185,7 +194,7 @@ def swimmer(
     adsl: pd.DataFrame, adtte: pd.DataFrame, adrs: pd.DataFrame, max_rows: int = 60
 ) -> Figure:
     os_ = adtte[adtte["PARAMCD"] == "OS"].sort_values("AVAL").tail(max_rows)
-    fig, ax = plt.subplots(figsize=(8, 0.12 * len(os_) + 1.5))
+    fig, ax = _subplots(figsize=(8, 0.12 * len(os_) + 1.5))
     pfs = adtte[adtte["PARAMCD"] == "PFS"].set_index("USUBJID")
     for i, (_, r) in enumerate(os_.iterrows()):
         ax.barh(i, r["AVAL"], color=COLORS.get(str(r["ARM"]), "grey"), height=0.7)
@@ -203,7 +212,7 @@ def qol_plot(qtab: pd.DataFrame) -> Figure:
     scales = sorted(qtab["PARAMCD"].unique())
     cols = min(2, max(1, len(scales)))
     rows_n = int(np.ceil(len(scales) / cols)) or 1
-    fig, axes = plt.subplots(rows_n, cols, figsize=(8, 2.8 * rows_n), squeeze=False)
+    fig, axes = _subplots(rows_n, cols, figsize=(8, 2.8 * rows_n), squeeze=False)
     for ax, sc in zip(axes.flat, scales, strict=False):
         d = qtab[qtab["PARAMCD"] == sc]
         for arm in ARMS:

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from reluth.analysis.binomial import RateComparison, compare_rates, two_by_two_test
-from reluth.analysis.datasets import ARMS, STRATA
+from reluth.analysis.datasets import ARMS, STRATA, STRATA_SHORT
 from reluth.analysis.survival import (
     CoxResult,
     KaplanMeier,
@@ -166,7 +166,7 @@ def forest_rows(adtte: pd.DataFrame, paramcd: str, ties: str = "breslow") -> pd.
     for s in STRATA:
         if s in d.columns:
             for lv in sorted(d[s].dropna().astype(str).unique()):
-                subsets.append((STRATA[s], lv, d[d[s].astype(str) == lv]))
+                subsets.append((STRATA_SHORT[s], lv, d[d[s].astype(str) == lv]))
     for factor, level, sub in subsets:
         t = sub["AVAL"].to_numpy(float)
         e = 1 - sub["CNSR"].to_numpy(float)
