@@ -8,7 +8,6 @@ from typing import Literal
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from reluth.errors import ValidationError
 
@@ -32,6 +31,8 @@ def proportion_ci(
     _check(successes, n, "successes")
     if method not in CI_METHODS:
         raise ValidationError("method", f"unknown {method!r}", ", ".join(CI_METHODS))
+    from statsmodels.stats.proportion import proportion_confint  # heavy import: only here
+
     sm = "beta" if method == "clopper-pearson" else "wilson"
     lo, hi = proportion_confint(successes, n, alpha=alpha, method=sm)
     return float(lo), float(hi)
@@ -46,6 +47,8 @@ def difference_ci(
     _check(x2, n2, "group 2")
     if method not in DIFF_METHODS:
         raise ValidationError("method", f"unknown {method!r}", ", ".join(DIFF_METHODS))
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
     sm = {"newcombe": "newcomb", "wald": "wald", "score": "score"}[method]
     lo, hi = confint_proportions_2indep(
         x1, n1, x2, n2, method=sm, compare="diff", alpha=alpha, correction=False

@@ -158,8 +158,7 @@ def km_cmd(
     alpha: float = typer.Option(0.05, "--alpha"),
 ) -> None:
     """Kaplan–Meier per group: n, events, median and quartiles with CIs, landmark S(t)."""
-    from reluth.analysis.survival import kaplan_meier
-    from reluth.analysis.tables import km_summary
+    from reluth.analysis.survival import kaplan_meier, km_summary
 
     df = _read_csv(data)
     extra = [("--group", group)] if group else []
@@ -216,7 +215,8 @@ def logrank_cmd(
 def _combine(columns: list[np.ndarray]) -> np.ndarray | None:
     if not columns:
         return None
-    return np.array(["|".join(map(str, row)) for row in zip(*columns, strict=True)], dtype=object)
+    frame = pd.DataFrame({i: c for i, c in enumerate(columns)})
+    return frame.groupby(list(frame.columns), sort=True).ngroup().to_numpy()
 
 
 @app.command("cox")
@@ -233,8 +233,7 @@ def cox_cmd(
     alpha: float = typer.Option(0.05, "--alpha"),
 ) -> None:
     """Cox proportional hazards (stratified): hr, hr_ci, p (Wald)."""
-    from reluth.analysis.survival import cox_ph, group_design
-    from reluth.analysis.tables import cox_summary
+    from reluth.analysis.survival import cox_ph, cox_summary, group_design
 
     df = _read_csv(data)
     s_cols = _strata(strata)

@@ -19,6 +19,7 @@ from reluth.analysis import figures, tables
 from reluth.analysis.binomial import RateComparison
 from reluth.analysis.datasets import ARMS, AnalysisDatasets
 from reluth.analysis.exports import export_all
+from reluth.analysis.survival import cox_summary, km_summary
 from reluth.cli_support import to_jsonable
 
 TTE_PARAMS = ("PFS", "RPFS", "OS")
@@ -78,9 +79,19 @@ def _tte_html(t: tables.TimeToEvent, landmarks: tuple[float, ...]) -> str:
             )
         else:
             tests += "Cox HR not estimable (monotone likelihood in these strata).</p>"
+    tmax = max(float(k.time.max()) for k in t.km.values())
+    ticks = [6.0 * i for i in range(int(tmax // 6) + 1)]
+    risk = "".join(
+        f"<tr><td>{html.escape(arm)}</td>"
+        + "".join(f"<td>{n}</td>" for n in k.number_at_risk(ticks))
+        + "</tr>"
+        for arm, k in t.km.items()
+    )
+    risk_head = "".join(f"<th>{m:g}</th>" for m in ticks)
     return (
         f"<h3>{html.escape(t.label)}</h3><table><tr><th>Arm</th><th>n</th><th>Events</th>"
         f"<th>Median, months (95% CI)</th>{head}</tr>{rows}</table>{tests}"
+        f"<table><tr><th>Number at risk (month)</th>{risk_head}</tr>{risk}</table>"
     )
 
 
@@ -138,9 +149,9 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
                 continue
             t = tables.time_to_event(ds.adtte, code, opt.conf_type, opt.ties)
             results[code.lower()] = {
-                "km": {a: tables.km_summary(k, opt.landmarks_months) for a, k in t.km.items()},
+                "km": {a: km_summary(k, opt.landmarks_months) for a, k in t.km.items()},
                 "logrank": t.logrank,
-                "cox": tables.cox_summary(t.cox) if t.cox else None,
+                "cox": cox_summary(t.cox) if t.cox else None,
                 "strata": t.strata,
             }
             parts.append(_tte_html(t, opt.landmarks_months))
@@ -188,7 +199,7 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
             parts.append(_table(qtab))
             for code in sorted(c for c in ds.adtte["PARAMCD"].unique() if str(c).startswith("TTD")):
                 t = tables.time_to_event(ds.adtte, code, opt.conf_type, opt.ties)
-                results[code.lower()] = {"cox": tables.cox_summary(t.cox) if t.cox else None}
+                results[code.lower()] = {"cox": cox_summary(t.cox) if t.cox else None}
                 parts.append(_tte_html(t, ()))
         step()
         export_all(ds, out_dir / "datasets")

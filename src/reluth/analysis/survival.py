@@ -20,11 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import special
 
 from reluth.errors import ValidationError
 
@@ -188,7 +188,7 @@ def kaplan_meier(
         term = np.where(d > 0, d / (n_risk * (n_risk - d)), 0.0)
         gw = np.cumsum(term)  # sum d/(n(n-d)); inf once S reaches 0
         se = surv * np.sqrt(gw)
-        z = float(stats.norm.ppf(1 - alpha / 2))
+        z = float(special.ndtri(1 - alpha / 2))
         lower, upper = _pointwise_ci(surv, gw, se, z, conf_type)
     return KaplanMeier(
         time=uniq,
@@ -436,7 +436,7 @@ def cox_ph(
         )
     cov = np.linalg.inv(inf)
     se = np.sqrt(np.diag(cov))
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = float(special.ndtri(1 - alpha / 2))
     terms = []
     for j, name in enumerate(names):
         zj = beta[j] / se[j]
@@ -448,7 +448,7 @@ def cox_ph(
                 hr=float(math.exp(beta[j])),
                 hr_ci=(float(math.exp(beta[j] - z * se[j])), float(math.exp(beta[j] + z * se[j]))),
                 z=float(zj),
-                p=float(2 * stats.norm.sf(abs(zj))),
+                p=float(2 * special.ndtr(-abs(zj))),
             )
         )
     lr = 2 * (ll - ll_null)
@@ -457,7 +457,7 @@ def cox_ph(
         loglik=float(ll),
         loglik_null=float(ll_null),
         lr_chisq=float(lr),
-        lr_p=float(stats.chi2.sf(lr, p)),
+        lr_p=float(special.chdtrc(p, lr)),
         iterations=iterations,
         ties=ties,
         n=int(t.size),
@@ -487,3 +487,59 @@ def _natural_key(text: str) -> tuple[int, float, str]:
         return (0, float(text), text)
     except ValueError:
         return (1, 0.0, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain-dict summaries (the JSON of `reluth stats`)
+
+
+def km_summary(km: KaplanMeier, at: Sequence[float] = ()) -> dict[str, Any]:
+    quart = {}
+    for pct in (25, 50, 75):
+        q = km.quantile(pct / 100)
+        quart[str(pct)] = {"estimate": q.estimate, "ci": list(q.ci)}
+    med = km.median
+    return {
+        "n": km.n,
+        "events": km.events,
+        "median": med.estimate,
+        "median_ci": list(med.ci),
+        "quartiles": quart,
+        "at": [
+            {"time": lm.time, "survival": lm.survival, "std_err": lm.std_err, "ci": list(lm.ci)}
+            for lm in (km.survival_at(t) for t in at)
+        ],
+        "conf_type": km.conf_type,
+        "convention": km.convention,
+    }
+
+
+def cox_summary(res: CoxResult) -> dict[str, Any]:
+    first = res.terms[0]
+    return {
+        "hr": first.hr,
+        "hr_ci": list(first.hr_ci),
+        "p": first.p,
+        "coef": first.coef,
+        "se": first.se,
+        "terms": [
+            {
+                "name": t.name,
+                "coef": t.coef,
+                "se": t.se,
+                "hr": t.hr,
+                "hr_ci": list(t.hr_ci),
+                "z": t.z,
+                "p": t.p,
+            }
+            for t in res.terms
+        ],
+        "ties": res.ties,
+        "stratified": res.stratified,
+        "n": res.n,
+        "events": res.events,
+        "loglik": res.loglik,
+        "lr_chisq": res.lr_chisq,
+        "lr_p": res.lr_p,
+        "iterations": res.iterations,
+    }

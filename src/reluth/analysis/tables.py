@@ -36,27 +36,6 @@ def population(adsl: pd.DataFrame, name: str) -> pd.DataFrame:
 # KM / log-rank / Cox summaries as plain dicts (the JSON of `reluth stats`)
 
 
-def km_summary(km: KaplanMeier, at: Sequence[float] = ()) -> dict[str, Any]:
-    quart = {}
-    for pct in (25, 50, 75):
-        q = km.quantile(pct / 100)
-        quart[str(pct)] = {"estimate": q.estimate, "ci": list(q.ci)}
-    med = km.median
-    return {
-        "n": km.n,
-        "events": km.events,
-        "median": med.estimate,
-        "median_ci": list(med.ci),
-        "quartiles": quart,
-        "at": [
-            {"time": lm.time, "survival": lm.survival, "std_err": lm.std_err, "ci": list(lm.ci)}
-            for lm in (km.survival_at(t) for t in at)
-        ],
-        "conf_type": km.conf_type,
-        "convention": km.convention,
-    }
-
-
 def km_by_group(
     time: np.ndarray, event: np.ndarray, group: np.ndarray | None, conf_type: str, convention: str
 ) -> dict[str, KaplanMeier]:
@@ -66,37 +45,6 @@ def km_by_group(
     return {
         lv: kaplan_meier(time[g == lv], event[g == lv], conf_type, convention=convention)
         for lv in sorted(set(g.tolist()))
-    }
-
-
-def cox_summary(res: CoxResult) -> dict[str, Any]:
-    first = res.terms[0]
-    return {
-        "hr": first.hr,
-        "hr_ci": list(first.hr_ci),
-        "p": first.p,
-        "coef": first.coef,
-        "se": first.se,
-        "terms": [
-            {
-                "name": t.name,
-                "coef": t.coef,
-                "se": t.se,
-                "hr": t.hr,
-                "hr_ci": list(t.hr_ci),
-                "z": t.z,
-                "p": t.p,
-            }
-            for t in res.terms
-        ],
-        "ties": res.ties,
-        "stratified": res.stratified,
-        "n": res.n,
-        "events": res.events,
-        "loglik": res.loglik,
-        "lr_chisq": res.lr_chisq,
-        "lr_p": res.lr_p,
-        "iterations": res.iterations,
     }
 
 
