@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from reluth.analysis.binomial import compare_rates, difference_ci, proportion_ci, two_by_two_test
@@ -118,3 +120,18 @@ def test_sample_size_rejects_bad_input() -> None:
         sample_size(0.5, 0.5)
     with pytest.raises(ValidationError, match="method"):
         sample_size(method="bayes")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 200), st.integers(1, 200), st.data())
+def test_intervals_contain_their_estimates(n1: int, n2: int, data: st.DataObject) -> None:
+    x1 = data.draw(st.integers(0, n1))
+    x2 = data.draw(st.integers(0, n2))
+    for method in ("clopper-pearson", "wilson"):
+        lo, hi = proportion_ci(x1, n1, method=method)
+        assert 0 <= lo <= x1 / n1 <= hi <= 1
+    lo, hi = difference_ci(x1, n1, x2, n2)
+    assert -1 <= lo <= x1 / n1 - x2 / n2 <= hi <= 1
+    t = two_by_two_test(x1, n1, x2, n2)
+    assert 0 <= t.p <= 1 + 1e-12
+    assert (t.test == "fisher") == (t.min_expected < 5)

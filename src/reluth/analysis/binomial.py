@@ -35,7 +35,10 @@ def proportion_ci(
 
     sm = "beta" if method == "clopper-pearson" else "wilson"
     lo, hi = proportion_confint(successes, n, alpha=alpha, method=sm)
-    return float(lo), float(hi)
+    # Both intervals reach 0 at x = 0 and 1 at x = n exactly; remove rounding residue.
+    lo = 0.0 if successes == 0 else min(max(float(lo), 0.0), successes / n)
+    hi = 1.0 if successes == n else max(min(float(hi), 1.0), successes / n)
+    return lo, hi
 
 
 def difference_ci(
@@ -53,7 +56,7 @@ def difference_ci(
     lo, hi = confint_proportions_2indep(
         x1, n1, x2, n2, method=sm, compare="diff", alpha=alpha, correction=False
     )
-    return float(lo), float(hi)
+    return max(float(lo), -1.0), min(float(hi), 1.0)
 
 
 @dataclass(frozen=True)

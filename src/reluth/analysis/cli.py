@@ -341,6 +341,8 @@ def analyze(
         if data is not None
         else datasets.from_database(str(db), cut)
     )
-    version = protocol_version or f"{datasets.PROTOCOL_VERSION} (reluth protocol file)"
-    path = build_report(ds, out, ReportOptions(version, conf_type, ties))
+    options = ReportOptions(conf_type=conf_type, ties=ties)
+    if protocol_version:
+        options = ReportOptions(protocol_version, conf_type, ties)
+    path = build_report(ds, out, options)
     console.print(f"report: {path}  (cut-off {ds.cutoff}, input sha256 {ds.input_hash[:12]}…)")

@@ -17,7 +17,7 @@ from rich.progress import Progress
 from reluth import __version__
 from reluth.analysis import figures, tables
 from reluth.analysis.binomial import RateComparison
-from reluth.analysis.datasets import ARMS, AnalysisDatasets
+from reluth.analysis.datasets import ARMS, PROTOCOL_VERSION, AnalysisDatasets
 from reluth.analysis.exports import export_all
 from reluth.analysis.survival import cox_summary, km_summary
 from reluth.cli_support import to_jsonable
@@ -27,7 +27,7 @@ TTE_PARAMS = ("PFS", "RPFS", "OS")
 
 @dataclass(frozen=True)
 class ReportOptions:
-    protocol_version: str = "unspecified"
+    protocol_version: str = f"{PROTOCOL_VERSION} (reluth protocol file)"
     conf_type: str = "log-log"
     ties: str = "breslow"
     landmarks_months: tuple[float, ...] = (6.0, 12.0, 24.0)
@@ -196,7 +196,19 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
         qtab = tables.qol_table(ds.adqs)
         if len(qtab):
             parts.append(_img(figures.save(figures.qol_plot(qtab), fig_dir, "qol"), "QoL"))
-            parts.append(_table(qtab))
+            parts.append(
+                _table(
+                    qtab.rename(
+                        columns={
+                            "PARAMCD": "scale",
+                            "ARM": "arm",
+                            "mean": "mean score",
+                            "sd": "SD",
+                            "chg": "mean change from baseline",
+                        }
+                    )
+                )
+            )
             for code in sorted(c for c in ds.adtte["PARAMCD"].unique() if str(c).startswith("TTD")):
                 t = tables.time_to_event(ds.adtte, code, opt.conf_type, opt.ties)
                 results[code.lower()] = {"cox": cox_summary(t.cox) if t.cox else None}

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from reluth.analysis.binomial import RateComparison, compare_rates, two_by_two_test
-from reluth.analysis.datasets import ARMS, STRATA, STRATA_SHORT
+from reluth.analysis.datasets import ARMS, DAYS_PER_MONTH, STRATA, STRATA_SHORT
 from reluth.analysis.survival import (
     CoxResult,
     KaplanMeier,
@@ -268,7 +268,7 @@ def safety_table(
 def qol_table(adqs: pd.DataFrame) -> pd.DataFrame:
     """Mean score and mean change from baseline by scale, visit and arm."""
     q = adqs[adqs["ARM"].notna()].copy()
-    q["month"] = np.where(q["ADY"] <= 0, 0, np.round(q["ADY"] / 30.4375))
+    q["month"] = np.where(q["ADY"] <= 0, 0, np.round(q["ADY"] / DAYS_PER_MONTH)).astype(int)
     q = q.sort_values("ADT").groupby(["USUBJID", "PARAMCD", "month"]).last().reset_index()
     agg = (
         q.groupby(["PARAMCD", "month", "ARM"])
