@@ -52,7 +52,10 @@ def _subject(sid: str, **kw: object) -> dict[str, object]:
 
 
 def _build(
-    subjects: list[dict], assessments: list[tuple[str, int, str]], cutoff: dt.date | None = None
+    subjects: list[dict],
+    assessments: list[tuple[str, int, str]],
+    cutoff: dt.date | None = None,
+    qol: list[tuple[str, int, str, float]] = (),
 ):
     a = pd.DataFrame(
         [
@@ -62,8 +65,11 @@ def _build(
         columns=["subject_id", "assessed_on", "overall_response", "target_sum_mm"],
     )
     empty_ae = pd.DataFrame(columns=["subject_id", "term", "soc", "grade", "serious", "onset_on"])
-    empty_q = pd.DataFrame(columns=["subject_id", "assessed_on", "scale", "score"])
-    src = make_sources(pd.DataFrame(subjects).astype(str), a.astype(str), empty_ae, empty_q)
+    q = pd.DataFrame(
+        [{"subject_id": s, "assessed_on": _day(d), "scale": c, "score": v} for s, d, c, v in qol],
+        columns=["subject_id", "assessed_on", "scale", "score"],
+    )
+    src = make_sources(pd.DataFrame(subjects).astype(str), a.astype(str), empty_ae, q.astype(str))
     return build_datasets(src, cutoff or dt.date(2025, 1, 1))
 
 
@@ -210,3 +216,31 @@ def test_synthetic_generator_is_seeded() -> None:
     a = synthetic_sources(30, seed=5)
     b = synthetic_sources(30, seed=5)
     assert all(a[k].equals(b[k]) for k in a)
+
+
+def test_qol_time_to_deterioration_and_sensitivity() -> None:
+    subjects = [_subject("P"), _subject("Q"), _subject("NOBASE")]
+    qol = [
+        # P: global health 70 → 61 (−9: not yet) → 60 (−10: deterioration); PD at day 122.
+        ("P", -3, "QL2", 70.0),
+        ("P", 61, "QL2", 61.0),
+        ("P", 180, "QL2", 60.0),
+        # P: fatigue (symptom, higher is worse) 20 → 29.9 (+9.9: not yet) → 30 (+10: deterioration).
+        ("P", -3, "FA", 20.0),
+        ("P", 61, "FA", 29.9),
+        ("P", 180, "FA", 30.0),
+        # Q: stable, no progression: censored at the last QoL assessment.
+        ("Q", -3, "QL2", 50.0),
+        ("Q", 61, "QL2", 45.0),
+        ("Q", 122, "QL2", 55.0),
+        # No baseline: not analysed.
+        ("NOBASE", 61, "QL2", 50.0),
+    ]
+    ds = _build(subjects, [("P", 61, "SD"), ("P", 122, "PD"), ("Q", 61, "SD")], qol=qol)
+    tte = ds.adtte.set_index(["USUBJID", "PARAMCD"])
+    assert (tte.loc[("P", "TTDQL2"), "CNSR"], tte.loc[("P", "TTDQL2"), "ADY"]) == (0, 180)
+    assert (tte.loc[("P", "TTDFA"), "CNSR"], tte.loc[("P", "TTDFA"), "ADY"]) == (0, 180)
+    assert (tte.loc[("P", "TTDSQL2"), "CNSR"], tte.loc[("P", "TTDSQL2"), "ADY"]) == (0, 122)
+    assert (tte.loc[("Q", "TTDQL2"), "CNSR"], tte.loc[("Q", "TTDQL2"), "ADY"]) == (1, 122)
+    assert (tte.loc[("Q", "TTDSQL2"), "CNSR"], tte.loc[("Q", "TTDSQL2"), "ADY"]) == (1, 122)
+    assert ("NOBASE", "TTDQL2") not in tte.index

@@ -25,7 +25,7 @@ Derivation rules (written down here and in docs/analysis.md):
 * QoL time to deterioration (per scale, as NETTER-1): patients with a baseline and at least one
   post-baseline score; event = first score at least 10 points worse than baseline (lower for
   functional/global scales, higher for symptom scales); otherwise censored at the last QoL
-  assessment.
+  assessment. Sensitivity (TTDS<scale>): progression or death also counts as deterioration.
 * Data cut-off: anything dated after the cut-off is ignored; censoring dates are capped at it.
 * Times: ``AVAL`` in months (days / 30.4375) and ``ADY`` in days since randomization.
 """
@@ -612,7 +612,10 @@ def derive_adtte(
                     "last known alive",
                 )
             )
-    rows += _ttd_rows(adsl, adqs)
+    rpfs_events = {
+        r["USUBJID"]: r["ADT"] for r in rows if r["PARAMCD"] == "RPFS" and r["CNSR"] == 0
+    }
+    rows += _ttd_rows(adsl, adqs, rpfs_events)
     out = pd.DataFrame(rows)
     if out.empty:
         out = pd.DataFrame(
@@ -633,7 +636,11 @@ def derive_adtte(
     return out
 
 
-def _ttd_rows(adsl: pd.DataFrame, adqs: pd.DataFrame) -> list[dict[str, object]]:
+def _ttd_rows(
+    adsl: pd.DataFrame, adqs: pd.DataFrame, rpfs_events: dict[object, object]
+) -> list[dict[str, object]]:
+    """TTD<scale>: first >=10-point deterioration. TTDS<scale> (sensitivity): the earliest of
+    deterioration, progression or death. Both censored at the last QoL assessment."""
     itt = adsl[adsl["ITTFL"] == "Y"].set_index("USUBJID")
     q = adqs[adqs["BASE"].notna() & (adqs["ADY"] > 0) & adqs["USUBJID"].isin(itt.index)]
     q = q.sort_values(["USUBJID", "PARAMCD", "ADT"])
@@ -642,39 +649,23 @@ def _ttd_rows(adsl: pd.DataFrame, adqs: pd.DataFrame) -> list[dict[str, object]]
         symptom, q["CHG"] >= QOL_DETERIORATION_POINTS, q["CHG"] <= -QOL_DETERIORATION_POINTS
     )
     keys = ["USUBJID", "PARAMCD"]
-    first_worse = q[worse].groupby(keys)["ADT"].first()
+    first_worse = q[worse].groupby(keys)["ADT"].first().to_dict()
     last = q.groupby(keys)["ADT"].last()
     rows: list[dict[str, object]] = []
     for (sid, scale), last_date in last.items():
         start, arm = itt.loc[sid, "RANDDT"], str(itt.loc[sid, "ARM"])
-        label = f"Time to QoL deterioration, {scale} (months)"
-        if (sid, scale) in first_worse.index:
-            end = first_worse[(sid, scale)]
-            rows.append(
-                _tte_row(
-                    str(sid),
-                    arm,
-                    f"TTD{scale}",
-                    label,
-                    start,
-                    end,
-                    True,
-                    ">=10-point deterioration",
-                )
-            )
+        worse_on = first_worse.get((sid, scale))
+        main = f"Time to QoL deterioration, {scale} (months)"
+        if worse_on is not None:
+            ev = (worse_on, True, ">=10-point deterioration")
         else:
-            rows.append(
-                _tte_row(
-                    str(sid),
-                    arm,
-                    f"TTD{scale}",
-                    label,
-                    start,
-                    last_date,
-                    False,
-                    "last QoL assessment",
-                )
-            )
+            ev = (last_date, False, "last QoL assessment")
+        rows.append(_tte_row(str(sid), arm, f"TTD{scale}", main, start, *ev))
+        progression = rpfs_events.get(sid)
+        if progression is not None and (worse_on is None or progression < worse_on):
+            ev = (progression, True, "progression or death")
+        sens = f"Time to QoL deterioration, progression or death, {scale} (months)"
+        rows.append(_tte_row(str(sid), arm, f"TTDS{scale}", sens, start, *ev))
     return rows
 
 
