@@ -774,7 +774,7 @@ VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
     "adtte": {
         "USUBJID": ("Unique subject identifier", ""),
         "ARM": ("Randomized arm", "ADSL.ARM"),
-        "PARAMCD": ("Parameter code", "PFS, RPFS, OS, TTD<scale>"),
+        "PARAMCD": ("Parameter code", "PFS, RPFS, OS, TTD<scale>, TTDS<scale>"),
         "PARAM": ("Parameter", ""),
         "STARTDT": ("Time origin (randomization)", "ADSL.RANDDT"),
         "ADT": ("Event or censoring date", "see censoring rules"),
