@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from reluth.auth.models import Centre
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
@@ -185,10 +185,13 @@ def screen_patient(
     return ScreeningOutcome(patient.patient_code, record.id, result.status, strata_code, criteria)
 
 
-def latest_screening(session: Session, patient: Patient) -> Screening | None:
+def latest_screening(session: Session, patient: Patient, light: bool = False) -> Screening | None:
+    """The most recent screening; ``light`` leaves the frozen JSON unloaded until accessed."""
+    stmt = select(Screening)
+    if light:
+        stmt = stmt.options(defer(Screening.input_json), defer(Screening.result_json))
     return session.scalars(
-        select(Screening)
-        .where(Screening.patient_id == patient.id)
+        stmt.where(Screening.patient_id == patient.id)
         .order_by(Screening.assessment_date.desc(), Screening.id.desc())
         .limit(1)
     ).first()
