@@ -734,10 +734,19 @@ T<sub>rep</sub> {_fmt(bed.get("repair_half_time_h"))} h). Red marrow (blood-base
 """
 
 
+def _peek_case_id(case_dir: Path) -> str:
+    """The case_id of case.yaml if it can be read, else the directory name (for messages)."""
+    try:
+        doc = yaml.safe_load((case_dir / "case.yaml").read_text(encoding="utf-8"))
+        return str(doc.get("case_id") or case_dir.name)
+    except (OSError, yaml.YAMLError, AttributeError):
+        return case_dir.name
+
+
 def run_case_dir(case_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Load, compute, write. A ValidationError names the case and the field."""
     case_dir = Path(case_dir)
-    case_name = case_dir.name
+    case_name = _peek_case_id(case_dir)
     try:
         case = load_case(case_dir)
         case_name = case.case_id
