@@ -106,6 +106,7 @@ def batch_cmd(
     cases = sorted(p for p in cases_dir.iterdir() if (p / "case.yaml").exists())
     if not cases:
         raise ValidationError("CASES_DIR", f"no case.yaml under {cases_dir}", "case directories")
+    client = _connect(scheduler) if scheduler else None
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     with Progress(
@@ -117,8 +118,8 @@ def batch_cmd(
         transient=as_json,
     ) as progress:
         task = progress.add_task("dosimetry cases", total=len(cases))
-        if scheduler:
-            results = _batch_dask(scheduler, cases, out, progress, task)
+        if client is not None:
+            results = _batch_dask(client, cases, out, progress, task)
         else:
             results = _batch_local(workers, cases, out, progress, task)
     results.sort(key=lambda r: str(r.get("case_id", r.get("case"))))
@@ -162,17 +163,22 @@ def _batch_local(
     return results
 
 
-def _batch_dask(
-    address: str, cases: list[Path], out: Path, progress: Progress, task: Any
-) -> list[dict[str, Any]]:
-    from dask.distributed import Client, as_completed
+def _connect(address: str) -> Any:
+    from dask.distributed import Client
 
     try:
-        client = Client(address, timeout="10s")
+        return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise ValidationError(
             "--scheduler", f"cannot reach a Dask scheduler at {address}: {exc}", "tcp://HOST:PORT"
         ) from None
+
+
+def _batch_dask(
+    client: Any, cases: list[Path], out: Path, progress: Progress, task: Any
+) -> list[dict[str, Any]]:
+    from dask.distributed import as_completed
+
     results = []
     try:
         futures = [
