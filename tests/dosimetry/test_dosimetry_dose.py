@@ -256,8 +256,12 @@ def test_cumulative_bad_input() -> None:
         cumulate(_kidney_cycles([1.0] * 9))
     with pytest.raises(ValidationError, match="duplicate"):
         cumulate([CycleDoses("C1", {}), CycleDoses("C1", {})])
-    with pytest.raises(ValidationError, match="effective_half_life_h"):
-        cumulate([CycleDoses("C1", {"kidneys": OrganCycleDose(3.0)})])
+    no_teff = cumulate([*_kidney_cycles([3.0]), CycleDoses("C2", {"kidneys": OrganCycleDose(3.0)})])
+    assert no_teff.organs["kidneys"].cumulative_bed_gy is None
+    assert no_teff.organs["kidneys"].cumulative_absorbed_dose_gy == 6.0
+    assert no_teff.notes == [
+        "kidneys: cumulative BED not computed, no effective half-life for cycle(s) C2"
+    ]
 
 
 @settings(max_examples=30, deadline=None)

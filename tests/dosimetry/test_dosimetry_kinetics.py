@@ -152,8 +152,11 @@ def test_bad_series_named(times: list[float], acts: list[float], model: str, fie
 
 
 def test_auto_needs_enough_points_and_mask_grid_checked() -> None:
+    three = k.fit_auto([4.0, 24.0, 96.0], [3.0, 2.0, 1.0])
+    assert three.method == "fit:mono (too few points for AICc)"
+    assert three.tia_mbq_h == k.fit_model("mono", [4.0, 24.0, 96.0], [3.0, 2.0, 1.0]).tia_mbq_h
     with pytest.raises(ValidationError, match="too few"):
-        k.fit_auto([4.0, 24.0, 96.0], [3.0, 2.0, 1.0])
+        k.fit_auto([96.0], [1.0])
     with pytest.raises(ValidationError, match="does not match the image grid"):
         k.tac_mbq(np.zeros((2, 4, 4, 4)), np.zeros((4, 4, 5), bool), 1.0)
 

@@ -279,3 +279,29 @@ def test_shipped_example_case_matches_its_truth() -> None:
         assert res["vois"][name]["tia"]["tia_mbq_h"] == pytest.approx(
             truth["vois"][name]["tia_mbq_h"], rel=0.005
         )
+
+
+def test_single_time_point_case(case_dir: Path, tmp_path: Path) -> None:
+    def one_image(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
+        doc["spect"] = [doc["spect"][2]]  # 96 h only
+        doc["methods"]["kinetics"] = "hanscheid"
+        doc["vois"]["tumour1"].pop("kinetics")
+        del doc["marrow"]
+
+    stp = _broken_copy(case_dir, tmp_path / "stp", one_image)
+    with pytest.raises(ValidationError, match=r"methods\.voxel_tia"):
+        run_case_dir(stp, tmp_path / "o")
+    doc = yaml.safe_load((stp / "case.yaml").read_text())
+    doc["methods"]["voxel_tia"] = "hanscheid"
+    (stp / "case.yaml").write_text(yaml.safe_dump(doc))
+    res = compute_case(load_case(stp)).to_dict()
+    truth = json.loads((case_dir / "truth.json").read_text())
+    x = 96.0 / 50.0  # kidneys: T_eff 50 h
+    expected = truth["vois"]["kidneys"]["tia_mbq_h"] * 2 * x * 2 ** (-x)
+    kid = res["vois"]["kidneys"]
+    assert kid["tia"]["method"] == "hanscheid"
+    assert kid["tia"]["tia_mbq_h"] == pytest.approx(expected, rel=1e-6)
+    assert kid["voxel"]["tia_mbq_h"] == pytest.approx(expected, rel=1e-5)
+    assert res["kidney_bed"] is None  # no effective half-life from one time point
+    assert res["cumulative"]["kidneys"]["cumulative_bed_gy"] is None
+    assert any("cumulative BED not computed" in w for w in res["warnings"])

@@ -57,7 +57,7 @@ class OrganCumulative:
     organ: str
     cycles: list[str]
     absorbed_dose_gy: list[float]
-    bed_gy: list[float] | None
+    bed_gy: list[float | None] | None
     cumulative_absorbed_dose_gy: float
     cumulative_bed_gy: float | None
 
@@ -66,6 +66,7 @@ class OrganCumulative:
 class CumulativeResult:
     organs: dict[str, OrganCumulative]
     warnings: list[LimitWarning] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @lru_cache(maxsize=1)
@@ -127,28 +128,33 @@ def cumulate(
     params = {"kidneys": BedParameters()} if bed_parameters is None else dict(bed_parameters)
     lims = default_limits() if limits is None else tuple(limits)
     organ_names = sorted({o for c in cycles for o in c.doses})
+    notes: list[str] = []
     result: dict[str, OrganCumulative] = {}
     for organ in organ_names:
         present = [(c.label, c.doses[organ]) for c in cycles if organ in c.doses]
         doses = [d.absorbed_dose_gy for _, d in present]
-        beds: list[float] | None = None
+        beds: list[float | None] | None = None
         if organ in params:
-            beds = []
-            for label, d in present:
-                if d.effective_half_life_h is None:
-                    raise ValidationError(
-                        f"cycles[{label}].{organ}.effective_half_life_h",
-                        "missing",
-                        "hours > 0 (needed for BED)",
-                    )
-                beds.append(bed_gy(d.absorbed_dose_gy, d.effective_half_life_h, params[organ]))
+            beds = [
+                None
+                if d.effective_half_life_h is None
+                else bed_gy(d.absorbed_dose_gy, d.effective_half_life_h, params[organ])
+                for _, d in present
+            ]
+            missing_bed = [lbl for (lbl, _), b in zip(present, beds, strict=True) if b is None]
+            if missing_bed:
+                notes.append(
+                    f"{organ}: cumulative BED not computed, no effective half-life for "
+                    f"cycle(s) {', '.join(missing_bed)}"
+                )
+        known = None if beds is None or None in beds else sum(b for b in beds if b is not None)
         result[organ] = OrganCumulative(
             organ,
             [lbl for lbl, _ in present],
             doses,
             beds,
             sum(doses),
-            None if beds is None else sum(beds),
+            known,
         )
     warnings: list[LimitWarning] = []
     for lim in lims:
@@ -177,4 +183,4 @@ def cumulate(
                 f"cumulative {lim.organ} {what} {value:.2f} Gy reaches the {lim.limit_gy} Gy limit",
             )
         )
-    return CumulativeResult(result, warnings)
+    return CumulativeResult(result, warnings, notes)

@@ -298,14 +298,25 @@ def fit_auto(
     models: Sequence[str] = FIT_MODELS,
     min_decay_constant_per_h: float = LU177_DECAY_CONSTANT_PER_H,
 ) -> TiaResult:
-    """Fit every candidate model that AICc can judge (n > k + 1) and keep the lowest AICc."""
+    """Fit every candidate model that AICc can judge (n > k + 1) and keep the lowest AICc.
+    With too few points for AICc (2 or 3), the mono-exponential is fitted and said so."""
     t, a = validate_series(times_h, activities_mbq)
     usable = [m for m in models if t.size - n_params(m) - 1 > 0]
     if not usable:
-        raise ValidationError(
-            "times_h",
-            f"{t.size} time points are too few to choose a model by AICc",
-            ">= 4 time points (or name a model)",
+        if t.size < n_params("mono"):
+            raise ValidationError(
+                "times_h",
+                f"{t.size} time point is too few for a fit",
+                ">= 2 time points, or a single-time-point method (hanscheid, madsen)",
+            )
+        f = fit_model("mono", t, a, sigma_mbq, min_decay_constant_per_h)
+        return TiaResult(
+            "fit:mono (too few points for AICc)",
+            f.tia_mbq_h,
+            f.tia_sd_mbq_h,
+            f.effective_half_life_h,
+            f,
+            (f,),
         )
     fits: list[FitResult] = []
     for m in usable:
@@ -480,6 +491,13 @@ def voxel_tia_trapezoid(
     return (
         _voxel_trapezoid(t, flat, decay_constant_per_h).astype(np.float32).reshape(images.shape[1:])
     )
+
+
+def voxel_tia_hanscheid(time_h: float, image: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Hänscheid single-time-point estimate applied to every voxel: c(t)·2t/ln 2."""
+    if not time_h > 0:
+        raise ValidationError("time_h", f"invalid time {time_h!r}", "hours > 0 after injection")
+    return np.asarray(image * (2.0 * time_h / math.log(2.0)), dtype=np.float32)
 
 
 def voxel_tia_organ_scaled(

@@ -38,7 +38,7 @@ KINETIC_METHODS = (
     "hanscheid",
     "madsen",
 )
-VOXEL_TIA_METHODS = ("voxel_fit", "organ_scaled", "trapezoid")
+VOXEL_TIA_METHODS = ("voxel_fit", "organ_scaled", "trapezoid", "hanscheid")
 VOXEL_DOSE_METHODS = ("local", "kernel")
 
 
@@ -503,7 +503,16 @@ def compute_case(case: CaseInput) -> CaseResult:
     # voxel-wise TIA and dose
     trap = kinetics.voxel_tia_trapezoid(case.times_h, images)
     if m.voxel_tia == "voxel_fit":
+        if len(case.times_h) < 2:
+            raise ValidationError(
+                "methods.voxel_tia",
+                "a voxel-wise fit needs >= 2 time points, the case has 1",
+                "hanscheid, organ_scaled or trapezoid",
+            )
         tia_map = kinetics.voxel_tia_mono(case.times_h, images)
+    elif m.voxel_tia == "hanscheid":
+        ref = m.stp_index % len(case.times_h)
+        tia_map = kinetics.voxel_tia_hanscheid(case.times_h[ref], images[ref])
     elif m.voxel_tia == "trapezoid":
         tia_map = trap
     else:
@@ -582,6 +591,7 @@ def compute_case(case: CaseInput) -> CaseResult:
         risk_factors=case.risk_factors,
     )
     warnings.extend(w.message + f" [source: {w.source}]" for w in cum.warnings)
+    warnings.extend(cum.notes)
     summary = {
         "case_id": case.case_id,
         "cycle_label": case.cycle_label,
