@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from reluth.cli import app
@@ -305,3 +307,55 @@ def test_single_time_point_case(case_dir: Path, tmp_path: Path) -> None:
     assert res["kidney_bed"] is None  # no effective half-life from one time point
     assert res["cumulative"]["kidneys"]["cumulative_bed_gy"] is None
     assert any("cumulative BED not computed" in w for w in res["warnings"])
+
+
+def _paths(doc: object, prefix: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
+    out = [prefix] if prefix else []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            out += _paths(value, (*prefix, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            out += _paths(value, (*prefix, i))
+    return out
+
+
+junk = st.one_of(
+    st.none(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mangled_case_yaml_gives_validation_errors_only(
+    case_dir: Path, tmp_path: Path, data
+) -> None:  # type: ignore[no-untyped-def]
+    doc = yaml.safe_load((case_dir / "case.yaml").read_text())
+    paths = _paths(doc)
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(paths))
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            parent.pop(path[-1], None)
+        else:
+            parent[path[-1]] = data.draw(junk)
+        paths = _paths(doc)
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(dir=tmp_path))
+    for name in ("masks", *[p.name for p in case_dir.glob("*.nii.gz")]):
+        (target / name).symlink_to(case_dir / name)
+    (target / "case.yaml").write_text(yaml.safe_dump(doc))
+    try:
+        compute_case(load_case(target))
+    except ValidationError as exc:
+        assert exc.field and "Traceback" not in exc.message

@@ -107,7 +107,14 @@ def parse_limits(doc: object) -> list[Limit]:
 
 def reaches(value_gy: float, limit_gy: Decimal, decimals: int = 2) -> bool:
     """True when the value, rounded as reported (``decimals`` places), reaches the limit."""
-    return Decimal(repr(value_gy)).quantize(Decimal(1).scaleb(-decimals)) >= limit_gy
+    value = Decimal(repr(float(value_gy)))
+    if not value.is_finite():
+        raise ValidationError("dose_gy", f"non-finite value {value_gy!r}", "a finite dose in Gy")
+    if value >= limit_gy + 1:  # clearly above or below: no rounding needed (none overflows)
+        return True
+    if value <= limit_gy - 1:
+        return False
+    return value.quantize(Decimal(1).scaleb(-decimals)) >= limit_gy
 
 
 def cumulate(

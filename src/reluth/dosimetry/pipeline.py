@@ -164,7 +164,15 @@ def _read_array(path: Path, field_name: str) -> tuple[NDArray[Any], tuple[float,
 
 def load_case(case_dir: Path) -> CaseInput:
     """Read and validate a case directory; errors name the field (the caller adds the case)."""
-    case_dir = Path(case_dir)
+    try:
+        return _load_case(Path(case_dir))
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        raise ValidationError(
+            "case.yaml", f"unexpected structure or value ({exc})", "see docs/dosimetry.md"
+        ) from None
+
+
+def _load_case(case_dir: Path) -> CaseInput:
     path = case_dir / "case.yaml"
     if not path.exists():
         raise ValidationError("case.yaml", f"not found in {case_dir}", "a case directory")
