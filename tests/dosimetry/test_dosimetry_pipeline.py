@@ -359,3 +359,30 @@ def test_mangled_case_yaml_gives_validation_errors_only(
         compute_case(load_case(target))
     except ValidationError as exc:
         assert exc.field and "Traceback" not in exc.message
+
+
+def test_ct_gives_density_for_masses_and_local_dose(
+    case_dir: Path, result: dict, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    def with_ct(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
+        np.save(d / "ct.npy", np.full((16, 16, 16), 50.0))  # 50 HU → 1.05 g/mL
+        doc["ct"] = {"file": "ct.npy"}
+
+    ct_case = _broken_copy(case_dir, tmp_path / "ct", with_ct)
+    res = compute_case(load_case(ct_case)).to_dict()
+    kid, ref = res["vois"]["kidneys"], result["vois"]["kidneys"]
+    assert kid["mass_g"] == pytest.approx(1.05 * ref["volume_ml"], rel=1e-6)
+    assert kid["voxel"]["local"]["mean_gy"] == pytest.approx(
+        ref["voxel"]["local"]["mean_gy"] / 1.05, rel=1e-5
+    )
+    # heavier kidneys: lower S-value dose
+    assert kid["organ_dose"]["absorbed_dose_gy"] < ref["organ_dose"]["absorbed_dose_gy"]
+
+    def wrong_ct(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
+        np.save(d / "ct.npy", np.zeros((16, 16, 8)))
+        doc["ct"] = {"file": "ct.npy"}
+
+    bad = _broken_copy(case_dir, tmp_path / "ct-bad", wrong_ct)
+    with pytest.raises(ValidationError, match="does not match the SPECT grid") as exc:
+        run_case_dir(bad, tmp_path / "o")
+    assert exc.value.field == "case PHANTOM-001: ct.file"

@@ -93,6 +93,7 @@ class CaseInput:
     voxel_mm: tuple[float, float, float]
     vois: tuple[VoiSpec, ...]
     density_g_per_ml: float = 1.0
+    density_map_g_per_ml: NDArray[np.float32] | None = None
     methods: Methods = field(default_factory=Methods)
     bed: BedParameters = field(default_factory=BedParameters)
     marrow: MarrowSpec | None = None
@@ -160,6 +161,13 @@ def _read_array(path: Path, field_name: str) -> tuple[NDArray[Any], tuple[float,
             field_name, f"cannot read {path.name}: {exc}", ".npy or NIfTI"
         ) from None
     raise ValidationError(field_name, f"unsupported file type {path.name}", ".npy, .nii, .nii.gz")
+
+
+def density_from_hu(hu: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Mass density from CT numbers on the water–air line, ρ = 1 + HU/1000 g/mL, clipped to
+    [0.001, 3]: good for soft tissue (organ masses), approximate for bone (a scanner-specific
+    calibration is better there)."""
+    return np.asarray(np.clip(1.0 + hu / 1000.0, 0.001, 3.0), dtype=np.float32)
 
 
 def load_case(case_dir: Path) -> CaseInput:
@@ -238,6 +246,18 @@ def _load_case(case_dir: Path) -> CaseInput:
         raise ValidationError("voxel_mm", "missing (needed for .npy images)", "[x, y, z] in mm")
     images = np.stack(arrays)
     grid = images.shape[1:]
+
+    density_map = None
+    if doc.get("ct"):
+        ct_doc = doc["ct"]
+        hu, _ = _read_array(case_dir / str(_req(ct_doc, "file", "ct.")), "ct.file")
+        if hu.shape != grid:
+            raise ValidationError(
+                "ct.file",
+                f"grid {hu.shape} does not match the SPECT grid {grid}",
+                "a CT resampled to the SPECT grid",
+            )
+        density_map = density_from_hu(np.asarray(hu, dtype=np.float32))
 
     vois_doc = _req(doc, "vois")
     if not isinstance(vois_doc, dict) or not vois_doc:
@@ -366,6 +386,7 @@ def _load_case(case_dir: Path) -> CaseInput:
         voxel_mm=(float(vox[0]), float(vox[1]), float(vox[2])),
         vois=tuple(vois),
         density_g_per_ml=density,
+        density_map_g_per_ml=density_map,
         methods=methods,
         bed=bed,
         marrow=marrow,
@@ -473,7 +494,12 @@ def compute_case(case: CaseInput) -> CaseResult:
         voi_tias[voi.name] = tr
         tacs[voi.name] = (list(case.times_h), act.tolist(), _curve(tr, 1.2 * case.times_h[-1]))
         volume_ml = float(voi.mask.sum()) * v_ml
-        mass_g = voi.mass_g if voi.mass_g is not None else volume_ml * case.density_g_per_ml
+        if voi.mass_g is not None:
+            mass_g = voi.mass_g
+        elif case.density_map_g_per_ml is not None:
+            mass_g = float(case.density_map_g_per_ml[voi.mask].sum(dtype=np.float64)) * v_ml
+        else:
+            mass_g = volume_ml * case.density_g_per_ml
         entry: dict[str, Any] = {
             "kind": voi.kind,
             "volume_ml": volume_ml,
@@ -535,7 +561,12 @@ def compute_case(case: CaseInput) -> CaseResult:
         )
     maps: dict[str, NDArray[np.float32]] = {"tia_bq_h_per_ml": tia_map}
     if "local" in m.voxel_dose:
-        maps["dose_local_gy"] = voxel.local_deposition_dose_gy(tia_map, case.density_g_per_ml)
+        density: float | NDArray[np.float32] = (
+            case.density_g_per_ml
+            if case.density_map_g_per_ml is None
+            else case.density_map_g_per_ml
+        )
+        maps["dose_local_gy"] = voxel.local_deposition_dose_gy(tia_map, density)
     kernel_info = None
     if "kernel" in m.voxel_dose:
         kern = (
