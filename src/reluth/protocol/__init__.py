@@ -1,0 +1,1 @@
+"""The ReLUTH protocol as code: definition (YAML), eligibility rules, strata, visit schedule."""

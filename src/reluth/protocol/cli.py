@@ -1,0 +1,256 @@
+"""Commands: ``reluth protocol show``, ``reluth eligibility check|schema``, ``reluth schedule``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from reluth.cli_support import (
+    console,
+    handle_errors,
+    load_json,
+    parse_date,
+    print_json,
+    to_jsonable,
+)
+from reluth.errors import ValidationError
+from reluth.protocol.definition import load_protocol
+from reluth.protocol.eligibility import EligibilityResult, check_eligibility
+from reluth.protocol.patient import parse_patient, patient_json_schema
+from reluth.protocol.schedule import classify_visits, planned_visits
+from reluth.protocol.strata import Strata, derive_strata
+
+protocol_app = typer.Typer(help="The trial definition.", no_args_is_help=True)
+eligibility_app = typer.Typer(help="Eligibility of a patient file.", no_args_is_help=True)
+
+EXIT_ELIGIBLE, EXIT_NOT_ELIGIBLE, EXIT_INCOMPLETE = 0, 1, 3
+_STYLE = {"met": "green", "not_met": "red", "unknown": "yellow"}
+
+
+@protocol_app.command("show")
+@handle_errors
+def protocol_show(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    path: Path | None = typer.Option(None, "--file", help="Another protocol YAML."),
+) -> None:
+    """Print the protocol definition, marking the values that are assumptions."""
+    p = load_protocol(path)
+    if as_json:
+        print_json({**p.model_dump(), "assumptions": p.assumptions()})
+        return
+    console.print(f"[bold]{p.label}[/] - {p.registration} - {p.version_note}")
+    console.print(p.title)
+    t = Table(
+        "arm", "treatment", "cycles", "activity (GBq)", "interval (weeks)", title="Arms (1:1)"
+    )
+    for a in p.arms:
+        t.add_row(
+            a.code,
+            a.label,
+            str(a.cycles),
+            str(a.activity_gbq or "-"),
+            str(a.cycle_interval_weeks or "-"),
+        )
+    console.print(t)
+    s = p.sample_size
+    console.print(
+        f"Sample size: {s.randomized} randomized ({s.per_arm} per arm), {s.included} included; "
+        f"DCR {s.dcr_control} vs {s.dcr_experimental}, alpha {s.alpha_two_sided} two-sided, power {s.power}"
+    )
+    t = Table("factor", "levels", title="Stratification")
+    for f in p.stratification:
+        t.add_row(f.label, ", ".join(f"{k}: {v}" for k, v in f.labels.items()))
+    console.print(t)
+    t = Table("parameter", "value", title="Eligibility thresholds")
+    for k, v in p.eligibility.model_dump().items():
+        t.add_row(k, ", ".join(v) if isinstance(v, tuple | list) else str(v))
+    console.print(t)
+    t = Table("schedule item", "value", "assumption", title="Schedule")
+    for k, v in p.schedule.model_dump().items():
+        assumed = isinstance(v, dict) and v.get("assumption", False)
+        shown = {kk: vv for kk, vv in v.items() if kk != "assumption"} if isinstance(v, dict) else v
+        t.add_row(k, json.dumps(to_jsonable(shown)), "[yellow]yes[/]" if assumed else "")
+    console.print(t)
+    console.print(
+        "[yellow]Assumptions[/] (not in the published protocol; edit the YAML): "
+        + ", ".join(p.assumptions())
+    )
+
+
+def _strata_or_none(patient: Any) -> tuple[Strata | None, str | None]:
+    try:
+        return derive_strata(patient), None
+    except ValidationError as exc:
+        return None, exc.message
+
+
+def _render(result: EligibilityResult, strata: Strata | None, strata_error: str | None) -> None:
+    t = Table(
+        "id", "criterion", "result", "reason", title=f"{result.patient_id} - {result.stage} stage"
+    )
+    for c in result.criteria:
+        verdict = c.result.replace("_", " ")
+        if c.kind == "exclusion" and c.result == "met":
+            verdict = "applies (excluded)"
+        elif c.kind == "exclusion" and c.result == "not_met":
+            verdict = "does not apply"
+        t.add_row(c.id, c.text, f"[{_STYLE[c.result]}]{verdict}[/]", c.reason)
+    console.print(t)
+    colour = {"eligible": "green", "not_eligible": "red", "incomplete": "yellow"}[result.status]
+    console.print(
+        f"Status: [bold {colour}]{result.status.replace('_', ' ')}[/] ({result.protocol_version})"
+    )
+    if strata is not None:
+        console.print(f"Stratum: [bold]{strata.code}[/] {strata.as_dict()}")
+    elif strata_error:
+        console.print(f"Stratum: not derivable ({strata_error})")
+
+
+def eligibility_payload(
+    result: EligibilityResult, strata: Strata | None, strata_error: str | None
+) -> dict[str, Any]:
+    return {
+        "patient_id": result.patient_id,
+        "status": result.status,
+        "stage": result.stage,
+        "protocol_version": result.protocol_version,
+        "criteria": to_jsonable(list(result.criteria)),
+        "derived": result.derived,
+        "strata": {**strata.as_dict(), "code": strata.code} if strata else None,
+        "strata_error": strata_error,
+    }
+
+
+@eligibility_app.command("check")
+def eligibility_check(
+    patient_file: Path = typer.Argument(
+        ..., help="Patient JSON file (see `reluth eligibility schema`)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    stage: str = typer.Option(
+        "randomization", help="inclusion (before second PRRT) or randomization."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Reference 'today' (YYYY-MM-DD) for date checks."
+    ),
+) -> None:
+    """Check a patient file. Exit 0 eligible, 1 not eligible, 3 incomplete, 2 invalid input."""
+
+    @handle_errors
+    def run() -> int:
+        if stage not in ("inclusion", "randomization"):
+            raise ValidationError("--stage", f"unknown stage {stage!r}", "inclusion, randomization")
+        today = parse_date(as_of, "--as-of") if as_of else dt.date.today()
+        patient = parse_patient(load_json(patient_file, "patient file"), as_of=today)
+        result = check_eligibility(patient, stage=stage)  # type: ignore[arg-type]
+        strata, strata_error = _strata_or_none(patient)
+        if as_json:
+            print_json(eligibility_payload(result, strata, strata_error))
+        else:
+            _render(result, strata, strata_error)
+        return {"eligible": EXIT_ELIGIBLE, "not_eligible": EXIT_NOT_ELIGIBLE}.get(
+            result.status, EXIT_INCOMPLETE
+        )
+
+    raise typer.Exit(run())
+
+
+@eligibility_app.command("schema")
+def eligibility_schema() -> None:
+    """Print the JSON Schema of the patient file."""
+    print_json(patient_json_schema())
+
+
+def _read_visits(path: Path) -> dict[str, dt.date]:
+    data = load_json(path, "visits file")
+    pairs: list[tuple[str, Any]]
+    if isinstance(data, dict):
+        pairs = list(data.items())
+    elif isinstance(data, list):
+        pairs = []
+        for i, item in enumerate(data):
+            if not isinstance(item, dict) or "visit" not in item or "date" not in item:
+                raise ValidationError(f"visits.{i}", "expected an object with `visit` and `date`")
+            pairs.append((str(item["visit"]), item["date"]))
+    else:
+        raise ValidationError("visits", "expected an object or a list", '{"TA-W08": "2025-03-03"}')
+    return {str(code): parse_date(str(value), f"visits.{code}") for code, value in pairs}
+
+
+@handle_errors
+def schedule(
+    randomized: str = typer.Option(..., "--randomized", help="Randomization date, YYYY-MM-DD."),
+    arm: str = typer.Option(..., "--arm", help="experimental or control."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Classify visits as of this date."),
+    visits: Path | None = typer.Option(
+        None, "--visits", help='JSON: {"TA-W08": "2025-03-03", ...}'
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Planned visits with windows; with --as-of, each visit's window status."""
+    start = parse_date(randomized, "--randomized")
+    plan = planned_visits(start, arm)
+    if as_of is None and visits is not None:
+        raise ValidationError("--as-of", "required with --visits", "YYYY-MM-DD")
+    if as_of is None:
+        if as_json:
+            print_json(plan)
+            return
+        t = Table("visit", "kind", "day", "target", "window", "what", title=f"Schedule - {arm} arm")
+        for v in plan:
+            what = v.label + (" [yellow](assumed)[/]" if v.assumption else "")
+            t.add_row(
+                v.code,
+                v.kind,
+                str(v.day),
+                str(v.target_date),
+                f"{v.window_start} .. {v.window_end}",
+                what,
+            )
+        console.print(t)
+        return
+    ref = parse_date(as_of, "--as-of")
+    actual = _read_visits(visits) if visits else {}
+    statuses = classify_visits(plan, actual, ref)
+    if as_json:
+        print_json(
+            [
+                {
+                    **to_jsonable(s.visit),
+                    "actual_date": s.actual_date,
+                    "status": s.status,
+                    "days_from_target": s.days_from_target,
+                }
+                for s in statuses
+            ]
+        )
+        return
+    colours = {
+        "in_window": "green",
+        "early": "yellow",
+        "late": "yellow",
+        "missed": "red",
+        "due": "cyan",
+        "upcoming": "dim",
+    }
+    t = Table("visit", "target", "window", "actual", "status", title=f"Visits as of {ref}")
+    for s in statuses:
+        t.add_row(
+            s.visit.code,
+            str(s.visit.target_date),
+            f"{s.visit.window_start} .. {s.visit.window_end}",
+            str(s.actual_date or ""),
+            f"[{colours[s.status]}]{s.status}[/]",
+        )
+    console.print(t)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(protocol_app, name="protocol")
+    root.add_typer(eligibility_app, name="eligibility")
+    root.command("schedule")(schedule)
