@@ -13,7 +13,7 @@ from reluth.auth import service as auth
 from reluth.auth.models import ApiToken, User
 from reluth.auth.policy import Action, Resource
 from reluth.web import dashboard
-from reluth.web.deps import Auth, current_auth, get_db, now, require
+from reluth.web.deps import DB_SESSION, Auth, RecordId, current_auth, now, require
 
 router = APIRouter(tags=["api"])
 
@@ -90,7 +90,7 @@ def me(who: Auth = Depends(current_auth)) -> Me:
 def dashboard_data(
     request: Request,
     who: Auth = Depends(require(Action.READ, Resource.DASHBOARD)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> dict[str, Any]:
     from reluth.cli_support import to_jsonable
 
@@ -100,7 +100,7 @@ def dashboard_data(
 
 @router.get("/tokens", response_model=list[TokenOut], responses=ERRORS)
 def tokens_list(
-    who: Auth = Depends(require(Action.READ, Resource.OWN_TOKENS)), db: Session = Depends(get_db)
+    who: Auth = Depends(require(Action.READ, Resource.OWN_TOKENS)), db: Session = DB_SESSION
 ) -> list[TokenOut]:
     return [_token_out(t) for t in auth.list_tokens(db, who.user)]
 
@@ -110,7 +110,7 @@ def tokens_create(
     body: TokenIn,
     request: Request,
     who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> TokenCreated:
     row, plain = auth.create_token(db, who.user, body.name, now(request))
     return TokenCreated(**_token_out(row).model_dump(), token=plain)
@@ -118,17 +118,17 @@ def tokens_create(
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, responses=ERRORS)
 def tokens_revoke(
-    token_id: int,
+    token_id: RecordId,
     request: Request,
     who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> TokenOut:
     return _token_out(auth.revoke_token(db, token_id, now(request), owner=who.user))
 
 
 @router.get("/users", response_model=list[UserOut], responses=ERRORS)
 def users_list(
-    _who: Auth = Depends(require(Action.READ, Resource.USER)), db: Session = Depends(get_db)
+    _who: Auth = Depends(require(Action.READ, Resource.USER)), db: Session = DB_SESSION
 ) -> list[UserOut]:
     return [_user_out(u) for u in auth.list_users(db)]
 
@@ -137,6 +137,6 @@ def users_list(
 def users_create(
     body: UserIn,
     _who: Auth = Depends(require(Action.WRITE, Resource.USER)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> UserOut:
     return _user_out(auth.create_user(db, body.username, body.role, body.password, body.centres))

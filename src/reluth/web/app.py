@@ -167,7 +167,7 @@ def create_app(
 
     app.include_router(pages.router)
     app.include_router(api.router, prefix=API_PREFIX)
-    paths = {getattr(r, "path", "") for r in app.routes}
+    paths = {getattr(r, "path", "") for r in pages.router.routes}
     nav = tuple(item for item in NAV if item[0] in paths)
     app.state.templates.env.globals["nav_links"] = lambda who: nav_links(who, nav)
     return app

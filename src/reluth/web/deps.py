@@ -13,8 +13,9 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from reluth.auth import service as auth
@@ -58,8 +59,18 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def get_db(request: Request) -> Iterator[Session]:
+    """Use as ``Depends(get_db, scope="function")``: the commit must happen before the response
+    is sent, or a browser following a redirect can outrun it."""
     with transaction(request.app.state.sessionmaker) as db:
         yield db
+
+
+#: The request's database session, committed before the response is sent.
+DB_SESSION: Any = Depends(get_db, scope="function")
+
+
+#: A record id in a URL path: bounded so no database is asked for an impossible key.
+RecordId = Annotated[int, Path(ge=1, le=2**31 - 1, description="record id")]
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,7 @@ async def _check_csrf(request: Request, expected: str | None) -> None:
         raise CsrfRejected()
 
 
-async def current_auth(request: Request, db: Session = Depends(get_db)) -> Auth:
+async def current_auth(request: Request, db: Session = DB_SESSION) -> Auth:
     found = _authenticate(request, db)
     if found is None:
         raise LoginRequired()

@@ -17,12 +17,13 @@ from reluth.auth.roles import Role
 from reluth.errors import ReluthError, ValidationError
 from reluth.web import dashboard
 from reluth.web.deps import (
+    DB_SESSION,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Auth,
+    RecordId,
     check_login_csrf,
     current_auth,
-    get_db,
     now,
     require,
 )
@@ -93,7 +94,7 @@ def login_submit(
     password: str = Form(""),
     csrf_token: str = Form(""),
     next: str = Form("/"),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> Response:
     check_login_csrf(request, csrf_token)
     try:
@@ -120,7 +121,7 @@ def login_submit(
 
 @router.post("/logout")
 def logout(
-    request: Request, who: Auth = Depends(current_auth), db: Session = Depends(get_db)
+    request: Request, who: Auth = Depends(current_auth), db: Session = DB_SESSION
 ) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
@@ -142,7 +143,7 @@ def root(who: Auth = Depends(current_auth)) -> Response:
 def dashboard_page(
     request: Request,
     who: Auth = Depends(require(Action.READ, Resource.DASHBOARD)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> HTMLResponse:
     data = dashboard.build(db, who.principal, now(request))
     return render(request, "dashboard.html", {"who": who, "d": data})
@@ -155,7 +156,7 @@ def dashboard_page(
 def tokens_page(
     request: Request,
     who: Auth = Depends(require(Action.READ, Resource.OWN_TOKENS)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> HTMLResponse:
     tokens = auth.list_tokens(db, who.user)
     return render(request, "tokens.html", {"who": who, "tokens": tokens, "new_token": None})
@@ -166,7 +167,7 @@ def tokens_create(
     request: Request,
     name: str = Form(""),
     who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> HTMLResponse:
     error = None
     new_token = None
@@ -186,9 +187,9 @@ def tokens_create(
 @router.post("/account/tokens/{token_id}/revoke")
 def tokens_revoke(
     request: Request,
-    token_id: int,
+    token_id: RecordId,
     who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> Response:
     auth.revoke_token(db, token_id, now(request), owner=who.user)
     return RedirectResponse("/account/tokens", status_code=303)
@@ -201,7 +202,7 @@ def tokens_revoke(
 def users_page(
     request: Request,
     who: Auth = Depends(require(Action.READ, Resource.USER)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> HTMLResponse:
     return render(request, "users.html", _users_context(db, who))
 
@@ -226,7 +227,7 @@ def users_create(
     password: str = Form(""),
     centres: list[str] = Form(default_factory=list),
     who: Auth = Depends(require(Action.WRITE, Resource.USER)),
-    db: Session = Depends(get_db),
+    db: Session = DB_SESSION,
 ) -> Response:
     try:
         auth.create_user(db, username.strip(), role, password, centres)
