@@ -483,6 +483,9 @@ def test_landmark_window_is_an_option() -> None:
     assert run(patient([40], visits)).disease_control_month6 is True
     narrow = run(patient([40], visits), landmark_window_days=7)
     assert narrow.disease_control_month6 is False
+    assert RecistOptions.for_landmark(week=24, window_days=28) == RecistOptions()
+    later = RecistOptions.for_landmark(week=26, window_days=7)
+    assert evaluate(parse_patient(patient([40], visits)), later).disease_control_month6 is True
 
 
 # ---- Bad input ----------------------------------------------------------------------------------

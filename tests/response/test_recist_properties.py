@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from reluth.response.recist import (
     DISEASE_CONTROL,
     NewLesions,
+    RecistOptions,
     Response,
+    best_overall_response,
     evaluate,
     parse_patient,
 )
@@ -148,3 +150,25 @@ def test_new_lesion_anywhere_means_pd_by_then(data: dict[str, Any]) -> None:
     for tp in result.time_points:
         if tp.new_lesions is NewLesions.YES:
             assert result.first_pd_date is not None and result.first_pd_date <= tp.date
+
+
+responses = st.sampled_from([R.CR, R.PR, R.SD, R.NON_CR_NON_PD, R.PD, R.NE])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 400), responses), max_size=8, unique_by=lambda t: t[0]))
+def test_confirmation_can_only_lower_the_best_response(pairs: list[tuple[int, R]]) -> None:
+    seq = [(RAND + dt.timedelta(days=d), r) for d, r in pairs]
+    rank = [R.CR, R.PR, R.SD, R.NON_CR_NON_PD, R.PD, R.NE]
+    plain = best_overall_response(seq, RAND, RecistOptions())[0]
+    confirmed = best_overall_response(seq, RAND, RecistOptions(confirmation_required=True))[0]
+    assert rank.index(confirmed) >= rank.index(plain)
+    # a confirmed CR/PR is always backed by a later CR/PR at least 28 days on
+    if confirmed in (R.CR, R.PR):
+        ordered = sorted(seq)
+        assert any(
+            later in (R.CR, R.PR) and (d2 - d1).days >= 28
+            for i, (d1, r1) in enumerate(ordered)
+            if r1 is confirmed
+            for d2, later in ordered[i + 1 :]
+        )

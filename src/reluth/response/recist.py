@@ -131,6 +131,11 @@ class RecistOptions:
     landmark_day: int = 168  # week 24 from randomization (protocol: every 8 weeks)
     landmark_window_days: int = 28  # accepted from day 140 to day 196 (assumption)
 
+    @classmethod
+    def for_landmark(cls, week: int, window_days: int, **others: Any) -> RecistOptions:
+        """Options with the month-6 landmark as the protocol YAML states it (week, +/- days)."""
+        return cls(landmark_day=7 * week, landmark_window_days=window_days, **others)
+
     def __post_init__(self) -> None:
         for name in (
             "min_sd_duration_days",

@@ -1,0 +1,104 @@
+"""Command: ``reluth qol score RESPONSES.json`` (table, or JSON with ``--json``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from reluth.cli_support import console, handle_errors, load_json, print_json
+from reluth.errors import ValidationError
+from reluth.qol.scoring import QolScore, change_from_baseline, instrument, score
+
+app = typer.Typer(help="EORTC QLQ-C30 and QLQ-GI.NET21 scoring.", no_args_is_help=True)
+
+
+def _score_json(result: QolScore) -> dict[str, Any]:
+    return {
+        "instrument": result.instrument,
+        "scales": result.scales,
+        "summary": result.summary,
+        "answered": result.answered,
+        "unverified_scales": list(result.unverified_scales),
+    }
+
+
+@app.command("score")
+@handle_errors
+def score_command(
+    responses: Path = typer.Argument(..., help='{"instrument": ..., "items": {"1": 2, ...}}'),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    threshold: str = typer.Option("10", help="Points of change that count as deterioration."),
+) -> None:
+    """Scale scores (0-100), the C30 summary score, and change from `baseline_items` if given."""
+    data = load_json(responses, "responses file")
+    if not isinstance(data, Mapping):
+        raise ValidationError("input", "expected an object", '{"instrument": ..., "items": {...}}')
+    name = data.get("instrument")
+    if not isinstance(name, str):
+        raise ValidationError(
+            "instrument", f"missing or not text: {name!r}", "QLQ-C30, QLQ-GINET21"
+        )
+    if "items" not in data:
+        raise ValidationError("items", "missing", '{"1": 2, "2": 1, ...}')
+    inst = instrument(name)
+    result = score(inst, data["items"])
+    output = _score_json(result)
+    changes = None
+    if data.get("baseline_items") is not None:
+        try:
+            limit = Decimal(threshold)
+        except ArithmeticError:
+            raise ValidationError(
+                "--threshold", f"not a number: {threshold!r}", "e.g. 10"
+            ) from None
+        try:
+            base = score(inst, data["baseline_items"])
+        except ValidationError as exc:
+            raise ValidationError(
+                exc.field.replace("items", "baseline_items", 1), exc.problem, exc.accepted
+            ) from None
+        changes = change_from_baseline(base, result, limit)
+        output["baseline"] = _score_json(base)
+        output["change_from_baseline"] = changes
+        output["deterioration_threshold"] = limit
+    if as_json:
+        print_json(output)
+        return
+    columns = ["scale", "name", "type", "score", "items answered"]
+    if changes is not None:
+        columns += ["change", "deteriorated"]
+    table = Table(*columns, title=f"{inst.name} v{inst.version}")
+    for code, scale in inst.scales.items():
+        value = result.scales[code]
+        row = [
+            code + ("" if scale.verified else " *"),
+            scale.name,
+            scale.type.value,
+            "-" if value is None else str(value),
+            f"{result.answered[code]}/{len(scale.items)}",
+        ]
+        if changes is not None:
+            c = changes[code]
+            row += ["-" if c.change is None else str(c.change), _flag(c.deteriorated)]
+        table.add_row(*row)
+    console.print(table)
+    if inst.summary is not None:
+        shown = (
+            "not computed (a component is missing)" if result.summary is None else result.summary
+        )
+        console.print(f"{inst.summary.name}: {shown}")
+    if result.unverified_scales:
+        console.print("[yellow]* item-to-scale map not verified against the EORTC instructions[/]")
+
+
+def _flag(value: bool | None) -> str:
+    return "-" if value is None else ("[red]yes[/]" if value else "no")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="qol")
