@@ -24,7 +24,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reluth import __version__
 from reluth.auth.policy import Action, Principal, Resource
 from reluth.config import get_settings
-from reluth.db.base import Base
 from reluth.db.engine import make_engine
 from reluth.errors import ReluthError
 from reluth.web.deps import LoginRequired
@@ -37,35 +36,15 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _import_models() -> None:
-    """Import every domain's models so ``create_all`` knows all tables present in this build."""
-    import importlib
-    import importlib.util
-
-    for name in (
-        "reluth.auth.models",
-        "reluth.db.models",
-        "reluth.db.audit",
-        "reluth.patients.models",
-        "reluth.randomization.models",
-        "reluth.treatment.models",
-        "reluth.response.models",
-        "reluth.safety.models",
-        "reluth.qol.models",
-        "reluth.queries.models",
-    ):
-        parent = name.rpartition(".")[0]
-        if importlib.util.find_spec(parent) is None or importlib.util.find_spec(name) is None:
-            continue
-        importlib.import_module(name)
-
-
 def prepare_database(url: str, create_tables: bool = True) -> Engine:
-    """An engine with every table of this build present (idempotent)."""
+    """An engine on a database migrated to the latest schema (idempotent)."""
+    from reluth.db.migrate import upgrade
+    from reluth.db.registry import load_all_models
+
     engine = make_engine(url)
-    _import_models()
+    load_all_models()
     if create_tables:
-        Base.metadata.create_all(engine)
+        upgrade(engine)
     return engine
 
 

@@ -113,6 +113,7 @@ async def _check_csrf(request: Request, expected: str | None) -> None:
 
 async def current_auth(request: Request, db: Session = DB_SESSION) -> Auth:
     found = _authenticate(request, db)
+    db.commit()  # release the session-touch write before any audited unit of work opens
     if found is None:
         raise LoginRequired()
     await _check_csrf(request, found.csrf_token)
