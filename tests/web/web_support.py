@@ -21,7 +21,7 @@ from reluth.web.app import create_app
 from reluth.web.deps import SESSION_COOKIE
 
 PASSWORD = "correct horse battery"
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+T0 = dt.datetime(2025, 3, 12, 9, 0, tzinfo=dt.UTC)  # just after the example screening
 
 #: username -> (role, centres)
 USERS: dict[str, tuple[Role, tuple[str, ...]]] = {
@@ -125,3 +125,28 @@ def shared_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     s = make_site(f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}")
     yield s
     s.app.state.engine.dispose()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def eligible_file(code: str, today: dt.date) -> dict[str, object]:
+    """The eligible example patient, renamed to ``code`` (dates are all before ``today``)."""
+    import json
+
+    data: dict[str, object] = json.loads((EXAMPLES / "patients" / "eligible.json").read_text())
+    data["patient_id"] = code
+    assert dt.date.fromisoformat(str(data["assessment_date"])) <= today
+    return data
+
+
+def setup_randomization(app: FastAPI) -> None:
+    """The statistician fixes the method and generates the list (through the services)."""
+    from reluth.db.session import Actor, unit_of_work
+    from reluth.randomization import service as randomization
+
+    stat = Actor("stat", Role.STATISTICIAN.value)
+    with unit_of_work(app.state.engine, actor=stat) as uow:
+        randomization.configure(uow.session, stat, "blocks")
+    with unit_of_work(app.state.engine, actor=stat) as uow:
+        randomization.generate_list(uow.session, stat, "web-test-seed-0123456789", 8)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reluth.auth import service as auth
 from reluth.auth.models import User
 from reluth.auth.policy import Action, Principal, Resource
+from reluth.db.session import Actor, UnitOfWork, unit_of_work
 from reluth.errors import PermissionDenied
 
 SESSION_COOKIE = "reluth_session"
@@ -137,3 +138,20 @@ def check_login_csrf(request: Request, given: str | None) -> None:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not expected or not given or not secrets.compare_digest(given, expected):
         raise CsrfRejected()
+
+
+def actor_of(who: Auth) -> Actor:
+    return Actor(who.principal.username, who.principal.role.value)
+
+
+@contextmanager
+def audited(request: Request, who: Auth, reason: str | None = None) -> Iterator[UnitOfWork]:
+    """The one write door (``unit_of_work``) as the person behind this request."""
+    with unit_of_work(
+        request.app.state.engine, actor=actor_of(who), reason=reason, clock=request.app.state.clock
+    ) as uow:
+        yield uow
+
+
+def today(request: Request) -> dt.date:
+    return now(request).date()

@@ -1,0 +1,149 @@
+"""The investigator's flow through the pages (server side), with the audit trail, site isolation
+by ID guessing, and the blinding of the arm."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from web_support import Site, eligible_file, setup_randomization
+
+
+def _register(client: object, centre: str = "C01") -> str:
+    response = client.post(
+        "/patients",
+        data={
+            "centre": centre,
+            "sex": "female",  # type: ignore[attr-defined]
+            "birth_year": "1961",
+        },
+    )
+    assert response.status_code == 303, response.text
+    return str(response.headers["location"]).rsplit("/", 1)[1]
+
+
+def randomized_patient(site: Site) -> str:
+    setup_randomization(site.app)
+    inv = site.client("inv1")
+    code = _register(inv)
+    data = json.dumps(eligible_file(code, site.clock().date()))
+    live = inv.post(f"/patients/{code}/screening/check", data={"patient_json": data})
+    assert "eligible" in live.text and "I1" in live.text
+    assert inv.post(f"/patients/{code}/screening", data={"patient_json": data}).status_code == 303
+    assert (
+        inv.post(
+            f"/patients/{code}/inclusion",
+            data={"consent_date": "2024-10-28", "inclusion_date": "2025-03-04"},
+        ).status_code
+        == 303
+    )
+    for n, day in (("1", "2025-03-05"), ("2", "2025-03-06")):
+        r = inv.post(
+            f"/patients/{code}/cycles",
+            data={"cycle": n, "administered_on": day, "activity_gbq": "7.4", "lot": f"L{n}"},
+        )
+        assert r.status_code == 303, r.text
+    r = inv.post(
+        f"/patients/{code}/pre-randomization",
+        data={"assessment_date": "2025-03-10", "overall_response": "SD"},
+    )
+    assert r.status_code == 303, r.text
+    confirm = inv.get(f"/patients/{code}/randomize")
+    assert "All preconditions hold" in confirm.text
+    request_id = re.search(r'name="request_id" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
+    refused = inv.post(f"/patients/{code}/randomize", data={"request_id": request_id})
+    assert refused.status_code == 422  # not confirmed
+    done = inv.post(
+        f"/patients/{code}/randomize", data={"request_id": request_id, "confirm": "yes"}
+    )
+    assert done.status_code == 200 and 'data-testid="arm"' in done.text
+    again = inv.post(
+        f"/patients/{code}/randomize", data={"request_id": request_id, "confirm": "yes"}
+    )
+    assert "already been served" in again.text  # idempotent retry
+    return code
+
+
+def test_full_flow_and_audit(site: Site) -> None:
+    code = randomized_patient(site)
+    inv = site.client("inv1")
+    grade = inv.post(
+        f"/patients/{code}/labs/grade",
+        data={"test": "platelets", "value": "74000", "unit": "/mm3", "lln": "150000"},
+    )
+    assert 'data-testid="ctcae-grade">grade 2<' in grade.text
+    saved = inv.post(
+        f"/patients/{code}/labs",
+        data={
+            "date": "2025-03-11",
+            "test": "platelets",
+            "value": "74000",
+            "unit": "/mm3",
+            "lln": "150000",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    page = inv.get(f"/patients/{code}").text
+    assert "platelets" in page and 'data-testid="timeline-arm"' in page
+    audit = inv.get(f"/patients/{code}/audit").text
+    for table in (
+        "patients",
+        "screenings",
+        "inclusions",
+        "administrations",
+        "lab_results",
+        "randomizations",
+    ):
+        assert table in audit
+
+
+def test_rejected_form_keeps_input_and_names_the_field(site: Site) -> None:
+    code = randomized_patient(site)
+    inv = site.client("inv1")
+    r = inv.post(
+        f"/patients/{code}/labs",
+        data={"date": "2025-03-11", "test": "platelets", "value": "74000", "unit": "furlongs"},
+    )
+    assert r.status_code == 422
+    assert "lab.unit" in r.text and 'value="furlongs"' in r.text and 'value="74000"' in r.text
+
+
+def test_screening_in_the_future_or_malformed_is_shown_next_to_the_field(site: Site) -> None:
+    inv = site.client("inv1")
+    code = _register(inv)
+    bad = inv.post(f"/patients/{code}/screening", data={"patient_json": "{not json"})
+    assert bad.status_code == 422 and "malformed JSON" in bad.text and "{not json" in bad.text
+
+
+@pytest.mark.parametrize("username", ["inv2", "mon1"])
+def test_cross_centre_id_guessing_finds_nothing(site: Site, username: str) -> None:
+    code = _register(site.client("inv1"))
+    other = site.client(username)
+    if username == "mon1":  # monitor of C01 sees it; make it a C02 monitor's view instead
+        code = _register(site.client("inv2"), "C02")
+    for path in ("", "/screening", "/audit", "/randomize"):
+        r = other.get(f"/patients/{code}{path}")
+        assert r.status_code in (403, 404), (path, r.status_code)
+        assert r.status_code == 404 or path in ("/screening", "/randomize")
+    for path, data in (
+        ("/inclusion", {"consent_date": "2025-01-01"}),
+        ("/labs", {"test": "alt", "value": "1", "unit": "U/L"}),
+        ("/screening", {"patient_json": "{}"}),
+    ):
+        r = other.post(f"/patients/{code}{path}", data=data)
+        assert r.status_code in (403, 404), (path, r.status_code)
+    assert code not in other.get("/patients").text
+    assert other.post(
+        "/patients", data={"centre": "C01" if username == "inv2" else "C02"}
+    ).status_code in (403, 404)
+
+
+def test_arm_hidden_from_roles_without_arm(site: Site) -> None:
+    code = randomized_patient(site)
+    for username in ("dm", "pv", "stat", "mon1", "nurse1"):
+        page = site.client(username).get(f"/patients/{code}")
+        assert page.status_code == 200
+        assert 'data-testid="timeline-arm"' in page.text  # all unblinded roles
+    assert site.client("rev").get(f"/patients/{code}").status_code == 403
+    assert site.client("admin").get(f"/patients/{code}").status_code == 403
