@@ -391,7 +391,9 @@ async def lab_grade_preview(
     request: Request,
     code: str,
     who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
+    db: Session = DB_SESSION,
 ) -> HTMLResponse:
+    views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
         graded = safety.preview_lab(_lab_raw(form)) if form.get("value") else None
