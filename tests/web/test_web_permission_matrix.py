@@ -27,6 +27,7 @@ SITE_WRITERS = frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE})
 INVESTIGATOR = frozenset({Role.INVESTIGATOR})
 AUDITORS = SITE_READERS
 P = "/patients/{code}"
+REVIEWER = frozenset({Role.CENTRAL_REVIEWER})
 
 # (method, path, roles allowed, json or form body). Allowed → 2xx/3xx or 422 on a bad body;
 # denied → 403. Unauthenticated → 401 (API) or redirect to login (pages), for every route.
@@ -50,6 +51,10 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("POST", P + "/labs/grade", SITE_WRITERS, {"test": "alt", "value": "10", "unit": "U/L"}),
     ("POST", P + "/labs", SITE_WRITERS, {"test": "alt", "value": "x", "unit": "U/L"}),
     ("GET", P + "/audit", AUDITORS, None),
+    ("GET", "/review", REVIEWER, None),
+    ("GET", "/review/{code}", REVIEWER, None),
+    ("POST", "/review/{code}/evaluate", REVIEWER, {"assessment_date": "x"}),
+    ("POST", "/review/{code}", REVIEWER, {"timepoint": "baseline"}),
     ("GET", "/api/v1/me", ALL, None),
     ("GET", "/api/v1/dashboard", SITE_READERS, None),
     ("GET", "/api/v1/tokens", ALL, None),
@@ -112,7 +117,7 @@ def test_cross_centre_id_guessing_on_every_patient_route(
     client = shared_site.client(username)
     role = USERS[username][0]
     for method, template, allowed, body in MATRIX:
-        if "{code}" not in template:
+        if "{code}" not in template or template.startswith("/review"):
             continue
         status = _call(client, method, template.format(code=patients["C02"]), body)
         assert status == (404 if role in allowed else 403), (method, template, status)

@@ -147,3 +147,56 @@ def test_arm_hidden_from_roles_without_arm(site: Site) -> None:
         assert 'data-testid="timeline-arm"' in page.text  # all unblinded roles
     assert site.client("rev").get(f"/patients/{code}").status_code == 403
     assert site.client("admin").get(f"/patients/{code}").status_code == 403
+
+
+def _read(rows: list[tuple[str, str, str, str]], **fields: str) -> dict[str, str]:
+    data = dict(fields)
+    for i, (lid, organ, kind, diameter) in enumerate(rows):
+        data[f"id_{i}"] = lid
+        if organ:
+            data[f"organ_{i}"] = organ
+            data[f"kind_{i}"] = kind
+        if diameter:
+            data[f"diameter_{i}"] = diameter
+        elif kind == "non_target" or not organ:
+            data[f"status_{i}"] = "present"
+    return data
+
+
+def test_central_review_is_blinded_and_computes_recist(site: Site) -> None:
+    code = randomized_patient(site)
+    rev = site.client("rev")
+    worklist = rev.get("/review")
+    assert worklist.status_code == 200 and code in worklist.text
+    baseline = _read(
+        [("T1", "liver", "target", "40"), ("T2", "liver", "target", "20")],
+        timepoint="baseline",
+        assessment_date="2025-03-01",
+        modality="CT",
+    )
+    live = rev.post(f"/review/{code}/evaluate", data=baseline)
+    assert (
+        'data-testid="recist-sum">60.0 mm' in live.text
+        or 'data-testid="recist-sum">60 mm' in live.text
+    )
+    assert rev.post(f"/review/{code}", data=baseline).status_code == 303
+    follow = _read(
+        [("T1", "", "", "25"), ("T2", "", "", "15")],
+        timepoint="week8",
+        assessment_date="2025-03-11",
+        modality="CT",
+        new_lesions="no",
+    )
+    live = rev.post(f"/review/{code}/evaluate", data=follow)
+    assert 'data-testid="recist-overall">PR<' in live.text  # 40 mm = -33.3 %
+    assert rev.post(f"/review/{code}", data=follow).status_code == 303
+    page = rev.get(f"/review/{code}").text
+    assert "PR" in page
+    arm_words = re.compile(
+        r"\b(arm|experimental|control|surveillance|cycle|dosimetry|randomi[sz]ed)\b", re.I
+    )
+    for text in (page, worklist.text, rev.get("/account/tokens").text):
+        assert not arm_words.search(text), arm_words.search(text)
+    for path in (f"/patients/{code}", "/patients", "/dashboard", f"/patients/{code}/audit"):
+        assert rev.get(path).status_code == 403
+    assert rev.get("/review/C01-9999").status_code == 404
