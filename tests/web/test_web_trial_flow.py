@@ -200,3 +200,17 @@ def test_central_review_is_blinded_and_computes_recist(site: Site) -> None:
     for path in (f"/patients/{code}", "/patients", "/dashboard", f"/patients/{code}/audit"):
         assert rev.get(path).status_code == 403
     assert rev.get("/review/C01-9999").status_code == 404
+
+
+def test_dashboard_counts_by_centre_and_hides_arm_counts_from_site_roles(site: Site) -> None:
+    code = randomized_patient(site)
+    _register(site.client("inv2"), "C02")
+    inv2 = site.client("inv2").get("/api/v1/dashboard").json()
+    assert inv2["included"] == 0 and [c["code"] for c in inv2["centres"]] == ["C02"]
+    assert inv2["arm_counts"] is None
+    inv1 = site.client("inv1").get("/dashboard").text
+    assert 'data-testid="included">1<' in inv1 and "arm-counts" not in inv1
+    stat = site.client("stat").get("/api/v1/dashboard").json()
+    assert stat["randomized"] == 1 and sum(stat["arm_counts"].values()) == 1
+    assert stat["included_by_month"] == [["2025-03", 1, 1]]
+    assert code  # registered through the pages
