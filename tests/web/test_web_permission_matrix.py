@@ -55,6 +55,18 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("GET", "/review/{code}", REVIEWER, None),
     ("POST", "/review/{code}/evaluate", REVIEWER, {"assessment_date": "x"}),
     ("POST", "/review/{code}", REVIEWER, {"timepoint": "baseline"}),
+    ("GET", "/api/v1/patients", PATIENT_READERS, None),
+    ("POST", "/api/v1/patients", SITE_WRITERS, {"centre": "C01"}),
+    ("GET", "/api/v1/patients/{code}", PATIENT_READERS, None),
+    ("POST", "/api/v1/patients/{code}/screening", SITE_WRITERS, {"age": "x"}),
+    ("POST", "/api/v1/patients/{code}/randomize", INVESTIGATOR, {"request_id": "r1"}),
+    (
+        "POST",
+        "/api/v1/patients/{code}/labs",
+        SITE_WRITERS,
+        {"test": "alt", "value": "x", "unit": "U/L", "date": "2025-01-01"},
+    ),
+    ("PUT", "/api/v1/patients/{code}/labs/{lab_id}", SITE_WRITERS, {"value": "1", "reason": "r"}),
     ("GET", "/api/v1/me", ALL, None),
     ("GET", "/api/v1/dashboard", SITE_READERS, None),
     ("GET", "/api/v1/tokens", ALL, None),
@@ -98,7 +110,7 @@ def test_matrix(shared_site: Site, patients: dict[str, str], role: Role) -> None
     client = shared_site.client(ROLE_USER[role])
     failures = []
     for method, template, allowed, body in MATRIX:
-        path = template.format(code=patients["C01"])
+        path = template.format(code=patients["C01"], lab_id=1)
         status = _call(client, method, path, body)
         ok = status != 403 and status < 500 if role in allowed else status == 403
         if not ok:
@@ -119,7 +131,7 @@ def test_cross_centre_id_guessing_on_every_patient_route(
     for method, template, allowed, body in MATRIX:
         if "{code}" not in template or template.startswith("/review"):
             continue
-        status = _call(client, method, template.format(code=patients["C02"]), body)
+        status = _call(client, method, template.format(code=patients["C02"], lab_id=1), body)
         assert status == (404 if role in allowed else 403), (method, template, status)
     for guess in ("C02-0001", "C02-0002", "C01-9999"):
         assert client.get(f"/patients/{guess}").status_code == 404
@@ -128,7 +140,7 @@ def test_cross_centre_id_guessing_on_every_patient_route(
 def test_anonymous_is_sent_to_login_everywhere(shared_site: Site, patients: dict[str, str]) -> None:
     client = shared_site.client()
     for method, template, _allowed, body in MATRIX:
-        path = template.format(code=patients["C01"])
+        path = template.format(code=patients["C01"], lab_id=1)
         status = _call(client, method, path, body)
         assert status == (401 if path.startswith("/api/") else 303), (method, path, status)
 

@@ -214,3 +214,38 @@ def test_dashboard_counts_by_centre_and_hides_arm_counts_from_site_roles(site: S
     assert stat["randomized"] == 1 and sum(stat["arm_counts"].values()) == 1
     assert stat["included_by_month"] == [["2025-03", 1, 1]]
     assert code  # registered through the pages
+
+
+def test_api_flow_with_token_and_reasoned_correction(site: Site) -> None:
+    code = randomized_patient(site)
+    token = site.client("inv1").post("/api/v1/tokens", json={"name": "script"}).json()["token"]
+    from fastapi.testclient import TestClient
+
+    api = TestClient(site.app, headers={"Authorization": f"Bearer {token}"})
+    lab = api.post(
+        f"/api/v1/patients/{code}/labs",
+        json={"test": "alt", "value": "150", "unit": "U/L", "uln": "40", "date": "2025-03-11"},
+    )
+    assert lab.status_code == 201, lab.text
+    assert lab.json()["ctcae_grade"] == 2  # 150 U/L = 3.75 x ULN: > 3-5 x ULN is grade 2
+    lab_id = lab.json()["id"]
+    no_reason = api.put(f"/api/v1/patients/{code}/labs/{lab_id}", json={"value": "45"})
+    assert no_reason.status_code == 422 and "reason" in no_reason.text
+    blank = api.put(f"/api/v1/patients/{code}/labs/{lab_id}", json={"value": "45", "reason": "  "})
+    assert blank.status_code in (403, 422)
+    fixed = api.put(
+        f"/api/v1/patients/{code}/labs/{lab_id}",
+        json={"value": "45", "reason": "transcription error, source p. 4"},
+    )
+    assert fixed.status_code == 200 and fixed.json()["ctcae_grade"] == 1
+    audit = site.client("inv1").get(f"/patients/{code}/audit").text
+    assert "transcription error, source p. 4" in audit and "150" in audit
+    timeline = api.get(f"/api/v1/patients/{code}").json()
+    assert timeline["arm"] in ("experimental", "control")
+    other = site.client("inv2")
+    assert (
+        other.put(
+            f"/api/v1/patients/{code}/labs/{lab_id}", json={"value": "1", "reason": "x"}
+        ).status_code
+        == 404
+    )

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reluth.errors import PreconditionFailed, ValidationError
+from reluth.errors import NotFound, PreconditionFailed, ValidationError
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion
 from reluth.protocol.definition import load_protocol
@@ -81,3 +81,22 @@ def _known(test: str) -> bool:
 
 
 _CANONICAL = frozenset(t for t in ctcae.definitions() if _known(t))
+
+
+def correct_lab_value(session: Session, patient_code: str, lab_id: int, value: str) -> LabResult:
+    """Correct the value of a saved result (same test and unit) and re-grade it. The unit of
+    work must carry a reason: the audit trail keeps the old value and the reason."""
+    patient = patients.get_patient(session, patient_code)
+    row = session.get(LabResult, lab_id)
+    if row is None or row.patient_id != patient.id:
+        raise NotFound(f"laboratory result {lab_id} of {patient_code} not found")
+    raw: dict[str, Any] = {"test": row.analyte, "value": value, "unit": row.unit}
+    if row.uln is not None:
+        raw["uln"] = {"value": str(row.uln), "unit": row.canonical_unit}
+    parsed = ctcae.parse_result(raw, "lab")
+    graded = ctcae.grade(parsed)
+    row.value = parsed.value
+    row.value_canonical = _canonical(parsed.test, parsed.value, parsed.unit, row.canonical_unit)
+    row.ctcae_grade = graded.grade
+    session.flush()
+    return row

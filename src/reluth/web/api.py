@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
 from reluth.auth.models import ApiToken, User
 from reluth.auth.policy import Action, Resource
+from reluth.cli_support import to_jsonable
+from reluth.patients import service as patients
+from reluth.randomization import service as randomization
+from reluth.safety import service as safety
 from reluth.web import dashboard
-from reluth.web.deps import DB_SESSION, Auth, RecordId, current_auth, now, require
+from reluth.web import trial_views as views
+from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, current_auth, now, require, today
 
 router = APIRouter(tags=["api"])
 
@@ -92,8 +98,6 @@ def dashboard_data(
     who: Auth = Depends(require(Action.READ, Resource.DASHBOARD)),
     db: Session = DB_SESSION,
 ) -> dict[str, Any]:
-    from reluth.cli_support import to_jsonable
-
     result: dict[str, Any] = to_jsonable(dashboard.build(db, who.principal, now(request)))
     return result
 
@@ -140,3 +144,142 @@ def users_create(
     db: Session = DB_SESSION,
 ) -> UserOut:
     return _user_out(auth.create_user(db, body.username, body.role, body.password, body.centres))
+
+
+# --- trial data -------------------------------------------------------------------------------
+
+
+class PatientIn(BaseModel):
+    centre: str = Field(min_length=1, max_length=8)
+    sex: str | None = Field(default=None, max_length=8)
+    birth_year: int | None = Field(default=None, ge=1000, le=9999)
+
+
+class LabIn(BaseModel):
+    test: str = Field(max_length=32)
+    value: str = Field(max_length=32, description="decimal number as text")
+    unit: str = Field(max_length=24)
+    date: str = Field(max_length=10, description="YYYY-MM-DD")
+    lln: str | None = Field(default=None, max_length=32)
+    uln: str | None = Field(default=None, max_length=32)
+    baseline: str | None = Field(default=None, max_length=32)
+
+
+class LabCorrection(BaseModel):
+    value: str = Field(max_length=32)
+    reason: str = Field(min_length=1, max_length=500, description="why the saved value changes")
+
+
+class RandomizeIn(BaseModel):
+    request_id: str = Field(min_length=1, max_length=80, description="retry-safe request id")
+
+
+PatientCode = Annotated[str, PathParam(pattern=r"^C\d{2}-\d{4}$", max_length=8)]
+
+
+@router.get("/patients", responses=ERRORS)
+def patients_list(
+    q: str = Query("", max_length=40),
+    who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> list[dict[str, Any]]:
+    return [to_jsonable(r) for r in views.patient_list(db, who.principal, q)]
+
+
+@router.post("/patients", status_code=201, responses=ERRORS)
+def patients_register(
+    body: PatientIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    centre = patients.get_centre(db, body.centre)
+    who.principal.require(Action.WRITE, Resource.PATIENT, centre.id)
+    with audited(request, who) as uow:
+        patient = patients.register_patient(
+            uow.session,
+            body.centre,
+            sex=body.sex,
+            birth_year=body.birth_year,
+            today=today(request),
+        )
+        return {"patient_id": patient.patient_code, "centre": body.centre}
+
+
+@router.get("/patients/{code}", responses=ERRORS)
+def patients_get(
+    code: PatientCode,
+    who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    result: dict[str, Any] = to_jsonable(views.timeline(db, who.principal, code))
+    return result
+
+
+@router.post("/patients/{code}/screening", status_code=201, responses=ERRORS)
+def patients_screen(
+    code: PatientCode,
+    body: dict[str, Any],
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
+    body = {**body, "patient_id": patient.patient_code}
+    with audited(request, who) as uow:
+        outcome = patients.screen_patient(uow.session, body, today=today(request))
+    result: dict[str, Any] = to_jsonable(outcome)
+    return result
+
+
+@router.post("/patients/{code}/randomize", responses=ERRORS)
+def patients_randomize(
+    code: PatientCode,
+    body: RandomizeIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.RANDOMIZATION)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    patient = views.visible_patient(db, who.principal, code, Resource.RANDOMIZATION, Action.WRITE)
+    with audited(request, who) as uow:
+        outcome = randomization.randomize(
+            uow.session, uow.actor, patient.patient_code, body.request_id, now=now(request)
+        )
+    result: dict[str, Any] = to_jsonable(outcome)
+    return result
+
+
+@router.post("/patients/{code}/labs", status_code=201, responses=ERRORS)
+def labs_add(
+    code: PatientCode,
+    body: LabIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    raw = {k: v for k, v in body.model_dump().items() if v is not None}
+    with audited(request, who) as uow:
+        row = safety.record_lab(uow.session, patient.patient_code, raw, today(request))
+        return {"id": row.id, "test": row.analyte, "ctcae_grade": row.ctcae_grade}
+
+
+@router.put("/patients/{code}/labs/{lab_id}", responses=ERRORS)
+def labs_correct(
+    code: PatientCode,
+    lab_id: RecordId,
+    body: LabCorrection,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    """Correct a saved value: a reason is required and the old value stays in the audit trail."""
+    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    with audited(request, who, reason=body.reason) as uow:
+        row = safety.correct_lab_value(uow.session, patient.patient_code, lab_id, body.value)
+        return {
+            "id": row.id,
+            "test": row.analyte,
+            "value": str(row.value),
+            "ctcae_grade": row.ctcae_grade,
+        }
