@@ -1,0 +1,285 @@
+"""JSON API under ``/api/v1``: the same services and permission layer as the pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from reluth.auth import service as auth
+from reluth.auth.models import ApiToken, User
+from reluth.auth.policy import Action, Resource
+from reluth.cli_support import to_jsonable
+from reluth.patients import service as patients
+from reluth.randomization import service as randomization
+from reluth.safety import service as safety
+from reluth.web import dashboard
+from reluth.web import trial_views as views
+from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, current_auth, now, require, today
+
+router = APIRouter(tags=["api"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    403: {"description": "Not allowed for this role or centre"},
+    404: {"description": "Not found"},
+    422: {"description": "Invalid input (names the field and what is accepted)"},
+}
+
+
+class Me(BaseModel):
+    username: str
+    role: str
+    centres: list[str]
+    blinded: bool
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=80)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    created_at: dt.datetime
+    revoked: bool
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Shown once; only its SHA-256 is stored.")
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=2, max_length=80)
+    role: str
+    password: str = Field(min_length=auth.MIN_PASSWORD_LENGTH, max_length=1024)
+    centres: list[str] = Field(default_factory=list, max_length=50)
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    centres: list[str]
+    active: bool
+
+
+def _token_out(row: ApiToken) -> TokenOut:
+    return TokenOut(
+        id=row.id, name=row.name, created_at=row.created_at, revoked=row.revoked_at is not None
+    )
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(
+        username=user.username,
+        role=user.role,
+        centres=sorted(c.code for c in user.centres),
+        active=user.active,
+    )
+
+
+@router.get("/me", response_model=Me, responses=ERRORS)
+def me(who: Auth = Depends(current_auth)) -> Me:
+    return Me(
+        username=who.user.username,
+        role=who.principal.role.value,
+        centres=sorted(c.code for c in who.user.centres),
+        blinded=who.principal.blinded,
+    )
+
+
+@router.get("/dashboard", responses=ERRORS)
+def dashboard_data(
+    request: Request,
+    who: Auth = Depends(require(Action.READ, Resource.DASHBOARD)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    result: dict[str, Any] = to_jsonable(dashboard.build(db, who.principal, now(request)))
+    return result
+
+
+@router.get("/tokens", response_model=list[TokenOut], responses=ERRORS)
+def tokens_list(
+    who: Auth = Depends(require(Action.READ, Resource.OWN_TOKENS)), db: Session = DB_SESSION
+) -> list[TokenOut]:
+    return [_token_out(t) for t in auth.list_tokens(db, who.user)]
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201, responses=ERRORS)
+def tokens_create(
+    body: TokenIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
+    db: Session = DB_SESSION,
+) -> TokenCreated:
+    row, plain = auth.create_token(db, who.user, body.name, now(request))
+    return TokenCreated(**_token_out(row).model_dump(), token=plain)
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut, responses=ERRORS)
+def tokens_revoke(
+    token_id: RecordId,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
+    db: Session = DB_SESSION,
+) -> TokenOut:
+    return _token_out(auth.revoke_token(db, token_id, now(request), owner=who.user))
+
+
+@router.get("/users", response_model=list[UserOut], responses=ERRORS)
+def users_list(
+    _who: Auth = Depends(require(Action.READ, Resource.USER)), db: Session = DB_SESSION
+) -> list[UserOut]:
+    return [_user_out(u) for u in auth.list_users(db)]
+
+
+@router.post("/users", response_model=UserOut, status_code=201, responses=ERRORS)
+def users_create(
+    body: UserIn,
+    _who: Auth = Depends(require(Action.WRITE, Resource.USER)),
+    db: Session = DB_SESSION,
+) -> UserOut:
+    return _user_out(auth.create_user(db, body.username, body.role, body.password, body.centres))
+
+
+# --- trial data -------------------------------------------------------------------------------
+
+
+class PatientIn(BaseModel):
+    centre: str = Field(min_length=1, max_length=8)
+    sex: str | None = Field(default=None, max_length=8)
+    birth_year: int | None = Field(default=None, ge=1000, le=9999)
+
+
+class LabIn(BaseModel):
+    test: str = Field(max_length=32)
+    value: str = Field(max_length=32, description="decimal number as text")
+    unit: str = Field(max_length=24)
+    date: str = Field(max_length=10, description="YYYY-MM-DD")
+    lln: str | None = Field(default=None, max_length=32)
+    uln: str | None = Field(default=None, max_length=32)
+    baseline: str | None = Field(default=None, max_length=32)
+
+
+class LabCorrection(BaseModel):
+    value: str = Field(max_length=32)
+    reason: str = Field(min_length=1, max_length=500, description="why the saved value changes")
+
+
+class RandomizeIn(BaseModel):
+    request_id: str = Field(min_length=1, max_length=80, description="retry-safe request id")
+
+
+PatientCode = Annotated[str, PathParam(pattern=r"^C\d{2}-\d{4}$", max_length=8)]
+
+
+@router.get("/patients", responses=ERRORS)
+def patients_list(
+    q: str = Query("", max_length=40),
+    who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> list[dict[str, Any]]:
+    return [to_jsonable(r) for r in views.patient_list(db, who.principal, q)]
+
+
+@router.post("/patients", status_code=201, responses=ERRORS)
+def patients_register(
+    body: PatientIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    centre = patients.get_centre(db, body.centre)
+    who.principal.require(Action.WRITE, Resource.PATIENT, centre.id)
+    with audited(request, who) as uow:
+        patient = patients.register_patient(
+            uow.session,
+            body.centre,
+            sex=body.sex,
+            birth_year=body.birth_year,
+            today=today(request),
+        )
+        return {"patient_id": patient.patient_code, "centre": body.centre}
+
+
+@router.get("/patients/{code}", responses=ERRORS)
+def patients_get(
+    code: PatientCode,
+    who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    result: dict[str, Any] = to_jsonable(views.timeline(db, who.principal, code))
+    return result
+
+
+@router.post("/patients/{code}/screening", status_code=201, responses=ERRORS)
+def patients_screen(
+    code: PatientCode,
+    body: dict[str, Any],
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
+    body = {**body, "patient_id": patient.patient_code}
+    with audited(request, who) as uow:
+        outcome = patients.screen_patient(uow.session, body, today=today(request))
+    result: dict[str, Any] = to_jsonable(outcome)
+    return result
+
+
+@router.post("/patients/{code}/randomize", responses=ERRORS)
+def patients_randomize(
+    code: PatientCode,
+    body: RandomizeIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.RANDOMIZATION)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    patient = views.visible_patient(db, who.principal, code, Resource.RANDOMIZATION, Action.WRITE)
+    with audited(request, who) as uow:
+        outcome = randomization.randomize(
+            uow.session, uow.actor, patient.patient_code, body.request_id, now=now(request)
+        )
+    result: dict[str, Any] = to_jsonable(outcome)
+    return result
+
+
+@router.post("/patients/{code}/labs", status_code=201, responses=ERRORS)
+def labs_add(
+    code: PatientCode,
+    body: LabIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    raw = {k: v for k, v in body.model_dump().items() if v is not None}
+    with audited(request, who) as uow:
+        row = safety.record_lab(uow.session, patient.patient_code, raw, today(request))
+        return {"id": row.id, "test": row.analyte, "ctcae_grade": row.ctcae_grade}
+
+
+@router.put("/patients/{code}/labs/{lab_id}", responses=ERRORS)
+def labs_correct(
+    code: PatientCode,
+    lab_id: RecordId,
+    body: LabCorrection,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    """Correct a saved value: a reason is required and the old value stays in the audit trail."""
+    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    with audited(request, who, reason=body.reason) as uow:
+        row = safety.correct_lab_value(uow.session, patient.patient_code, lab_id, body.value)
+        return {
+            "id": row.id,
+            "test": row.analyte,
+            "value": str(row.value),
+            "ctcae_grade": row.ctcae_grade,
+        }

@@ -1,0 +1,184 @@
+"""FastAPI application factory: server-rendered pages (Jinja2 + vendored htmx) and ``/api/v1``.
+
+``create_app`` wires one engine, one session factory and one clock; routes live in
+``pages.py`` (HTML) and ``api.py`` (JSON) and both ask the same permission layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reluth import __version__
+from reluth.auth.policy import Action, Principal, Resource
+from reluth.config import get_settings
+from reluth.db.engine import make_engine
+from reluth.errors import ReluthError
+from reluth.web.deps import LoginRequired
+
+HERE = Path(__file__).parent
+API_PREFIX = "/api/v1"
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def prepare_database(url: str, create_tables: bool = True) -> Engine:
+    """An engine on a database migrated to the latest schema (idempotent)."""
+    from reluth.db.migrate import upgrade
+    from reluth.db.registry import load_all_models
+
+    engine = make_engine(url)
+    load_all_models()
+    if create_tables:
+        upgrade(engine)
+    return engine
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIX)
+
+
+def create_app(
+    database_url: str | None = None,
+    *,
+    clock: Callable[[], dt.datetime] = utc_now,
+    secure_cookies: bool | None = None,
+    create_tables: bool = True,
+) -> FastAPI:
+    settings = get_settings()
+    engine = prepare_database(database_url or settings.database_url, create_tables)
+
+    app = FastAPI(
+        title="ReLUTH eCRF API",
+        version=__version__,
+        description="JSON API of the ReLUTH trial eCRF. Authenticate with "
+        "`Authorization: Bearer <token>` (create one with `reluth users tokens create`).",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+    app.state.clock = clock
+    app.state.secure_cookies = settings.production if secure_cookies is None else secure_cookies
+    app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.state.templates.env.globals["version"] = __version__
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(f"{API_PREFIX}/docs"):
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            )
+        if request.url.path != "/static/htmx.min.js" and not request.url.path.startswith(
+            "/static/"
+        ):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        if _is_api(request):
+            return JSONResponse(
+                {"error": "authentication required", "status": 401},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(ReluthError)
+    async def _reluth_error(request: Request, exc: ReluthError) -> Response:
+        body: dict[str, Any] = {"error": exc.message, "status": exc.http_status}
+        field = getattr(exc, "field", None)
+        if field:
+            body["field"] = field
+        if _is_api(request):
+            return JSONResponse(body, status_code=exc.http_status)
+        return render_error(request, exc.http_status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail)
+        if _is_api(request):
+            return JSONResponse(
+                {"error": message, "status": exc.status_code},
+                status_code=exc.status_code,
+                headers=getattr(exc, "headers", None),
+            )
+        return render_error(request, exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body", "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        text = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        if _is_api(request):
+            return JSONResponse({"error": text, "status": 422, "problems": problems}, 422)
+        return render_error(request, 422, text)
+
+    from reluth.web import api, pages, review_pages, trial_pages
+
+    app.include_router(pages.router)
+    app.include_router(trial_pages.router)
+    app.include_router(review_pages.router)
+    app.include_router(api.router, prefix=API_PREFIX)
+    page_routes = (*pages.router.routes, *trial_pages.router.routes, *review_pages.router.routes)
+    paths = {getattr(r, "path", "") for r in page_routes}
+    nav = tuple(item for item in NAV if item[0] in paths)
+    app.state.templates.env.globals["nav_links"] = lambda who: nav_links(who, nav)
+    return app
+
+
+#: Main navigation: (path, label, permission needed). Shown only where the policy allows.
+NAV: tuple[tuple[str, str, Action, Resource], ...] = (
+    ("/dashboard", "Dashboard", Action.READ, Resource.DASHBOARD),
+    ("/patients", "Patients", Action.READ, Resource.PATIENT),
+    ("/review", "Central review", Action.READ, Resource.CENTRAL_REVIEW),
+    ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
+    ("/queries", "Queries", Action.READ, Resource.QUERY),
+    ("/admin/users", "Users", Action.READ, Resource.USER),
+    ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),
+)
+
+
+def nav_links(
+    who: Principal, items: tuple[tuple[str, str, Action, Resource], ...] = NAV
+) -> list[tuple[str, str]]:
+    return [(path, label) for path, label, action, res in items if who.can(action, res)]
+
+
+def render_error(request: Request, status: int, message: str) -> HTMLResponse:
+    templates: Jinja2Templates = request.app.state.templates
+    who = getattr(request.state, "auth", None)
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": message, "who": who},
+        status_code=status,
+    )

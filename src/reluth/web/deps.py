@@ -1,0 +1,157 @@
+"""Request plumbing shared by pages and API: database session, who is asking, CSRF, permission.
+
+Authentication comes from an API token (``Authorization: Bearer rlt_...``) or the session
+cookie. Every state-changing request carried by the cookie must also carry the session's CSRF
+token (form field ``csrf_token`` or header ``X-CSRF-Token``); token-authenticated API calls
+carry no cookie and so need none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from reluth.auth import service as auth
+from reluth.auth.models import User
+from reluth.auth.policy import Action, Principal, Resource
+from reluth.db.session import Actor, UnitOfWork, unit_of_work
+from reluth.errors import PermissionDenied
+
+SESSION_COOKIE = "reluth_session"
+LOGIN_CSRF_COOKIE = "reluth_login_csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginRequired(Exception):
+    """No valid session or token: pages redirect to the login page, the API answers 401."""
+
+
+class CsrfRejected(PermissionDenied):
+    def __init__(self) -> None:
+        super().__init__("CSRF token missing or invalid: reload the page and submit again")
+
+
+def now(request: Request) -> dt.datetime:
+    clock: Callable[[], dt.datetime] = request.app.state.clock
+    return clock()
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One session, committed on success, rolled back on any error, always closed."""
+    db = factory()
+    try:
+        yield db
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    finally:
+        db.close()
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """Use as ``Depends(get_db, scope="function")``: the commit must happen before the response
+    is sent, or a browser following a redirect can outrun it."""
+    with transaction(request.app.state.sessionmaker) as db:
+        yield db
+
+
+#: The request's database session, committed before the response is sent.
+DB_SESSION: Any = Depends(get_db, scope="function")
+
+
+#: A record id in a URL path: bounded so no database is asked for an impossible key.
+RecordId = Annotated[int, Path(ge=1, le=2**31 - 1, description="record id")]
+
+
+@dataclass(frozen=True)
+class Auth:
+    principal: Principal
+    user: User
+    csrf_token: str | None  # None for token-authenticated API calls
+    via_token: bool
+
+
+def _authenticate(request: Request, db: Session) -> Auth | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        user = auth.resolve_token(db, header[7:].strip())
+        if user is None:
+            return None
+        return Auth(auth.principal_for(user), user, None, via_token=True)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    row = auth.resolve_session(db, cookie, now(request))
+    if row is None:
+        return None
+    return Auth(auth.principal_for(row.user), row.user, row.csrf_token, via_token=False)
+
+
+async def _check_csrf(request: Request, expected: str | None) -> None:
+    if request.method in SAFE_METHODS or expected is None:
+        return
+    given = request.headers.get(CSRF_HEADER)
+    if given is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            given = value if isinstance(value, str) else None
+    if not given or not secrets.compare_digest(given, expected):
+        raise CsrfRejected()
+
+
+async def current_auth(request: Request, db: Session = DB_SESSION) -> Auth:
+    found = _authenticate(request, db)
+    db.commit()  # release the session-touch write before any audited unit of work opens
+    if found is None:
+        raise LoginRequired()
+    await _check_csrf(request, found.csrf_token)
+    request.state.auth = found
+    return found
+
+
+def require(action: Action, resource: Resource) -> Callable[..., Auth]:
+    """A dependency that admits only roles the policy grants ``action`` on ``resource``."""
+
+    def dependency(who: Auth = Depends(current_auth)) -> Auth:
+        who.principal.require(action, resource)
+        return who
+
+    dependency.__name__ = f"require_{action.value}_{resource.value}"
+    return dependency
+
+
+def check_login_csrf(request: Request, given: str | None) -> None:
+    """Double-submit check for the login form (there is no session yet)."""
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected or not given or not secrets.compare_digest(given, expected):
+        raise CsrfRejected()
+
+
+def actor_of(who: Auth) -> Actor:
+    return Actor(who.principal.username, who.principal.role.value)
+
+
+@contextmanager
+def audited(request: Request, who: Auth, reason: str | None = None) -> Iterator[UnitOfWork]:
+    """The one write door (``unit_of_work``) as the person behind this request."""
+    with unit_of_work(
+        request.app.state.engine, actor=actor_of(who), reason=reason, clock=request.app.state.clock
+    ) as uow:
+        yield uow
+
+
+def today(request: Request) -> dt.date:
+    return now(request).date()

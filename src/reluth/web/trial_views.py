@@ -1,0 +1,198 @@
+"""Read models for the pages and the API: patient list and timeline, filtered by the policy.
+
+Everything a template may show is decided here, once: a field the person may not see (the
+arm, treatment administrations, cycle 3/4) is never put into the view, so no template can leak
+it. Patients of centres the person is not assigned to are reported as not found (no hint that
+the ID exists).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reluth.auth.policy import Action, Principal, Resource
+from reluth.errors import NotFound
+from reluth.patients import service as patients
+from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
+from reluth.randomization.models import Randomization
+from reluth.safety.models import LabResult
+from reluth.treatment.models import Administration
+
+
+def visible_patient(
+    db: Session,
+    who: Principal,
+    code: str,
+    resource: Resource = Resource.PATIENT,
+    action: Action = Action.READ,
+) -> Patient:
+    """The patient ``code`` if ``who`` may ``action`` ``resource`` of its centre; otherwise the
+    same NotFound as for an unknown ID (cross-centre ID guessing learns nothing)."""
+    who.require(action, resource)
+    try:
+        patient = patients.get_patient(db, code)
+    except NotFound:
+        raise NotFound(f"patient {code} not found") from None
+    if not who.sees_centre(patient.centre_id):
+        raise NotFound(f"patient {code} not found")
+    return patient
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    code: str
+    centre: str
+    status: str
+    registered_on: dt.date
+
+
+def _status(screened: str | None, included: bool, randomized: bool) -> str:
+    if randomized:
+        return "randomized"
+    if included:
+        return "included"
+    return f"screened: {screened}" if screened else "registered"
+
+
+def patient_list(
+    db: Session, who: Principal, search: str = "", limit: int = 500
+) -> list[PatientRow]:
+    who.require(Action.READ, Resource.PATIENT)
+    stmt = select(Patient).order_by(Patient.patient_code)
+    if not who.all_centres:
+        stmt = stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
+    if search.strip():
+        stmt = stmt.where(Patient.patient_code.contains(search.strip().upper()))
+    rows = list(db.scalars(stmt.limit(limit)))
+    ids = [p.id for p in rows]
+    screened: dict[int, str] = {}
+    for s in db.scalars(
+        select(Screening).where(Screening.patient_id.in_(ids)).order_by(Screening.id)
+    ):
+        screened[s.patient_id] = s.status
+    included = set(db.scalars(select(Inclusion.patient_id).where(Inclusion.patient_id.in_(ids))))
+    randomized = set(
+        db.scalars(select(Randomization.patient_id).where(Randomization.patient_id.in_(ids)))
+    )
+    return [
+        PatientRow(
+            p.patient_code,
+            p.centre.code,
+            _status(screened.get(p.id), p.id in included, p.id in randomized),
+            p.registered_at.date(),
+        )
+        for p in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CriterionView:
+    id: str
+    text: str
+    result: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    code: str
+    centre: str
+    sex: str | None
+    birth_year: int | None
+    screening_status: str | None
+    screening_date: dt.date | None
+    criteria: list[CriterionView]
+    stratum: str | None
+    inclusion_date: dt.date | None
+    consent_date: dt.date | None
+    cycles: list[dict[str, Any]] | None  # None when the person may not see treatment
+    pre_randomization: dict[str, Any] | None
+    randomized_on: dt.date | None
+    arm: str | None  # None when hidden (or not randomized)
+    labs: list[dict[str, Any]] | None
+    can: dict[str, bool] = field(default_factory=dict)
+
+
+def timeline(db: Session, who: Principal, code: str) -> Timeline:
+    patient = visible_patient(db, who, code)
+    screening = patients.latest_screening(db, patient)
+    criteria: list[CriterionView] = []
+    if screening is not None:
+        for c in json.loads(screening.result_json)["criteria"]:
+            criteria.append(CriterionView(c["id"], c["text"], c["result"], c["reason"]))
+    inclusion = db.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first()
+    sees_treatment = who.can(Action.READ, Resource.TREATMENT)
+    cycles = None
+    if sees_treatment:
+        cycles = [
+            {
+                "cycle": a.cycle,
+                "date": a.administered_on,
+                "activity_gbq": a.activity_gbq,
+                "lot": a.lot,
+            }
+            for a in db.scalars(
+                select(Administration)
+                .where(Administration.patient_id == patient.id)
+                .order_by(Administration.cycle)
+            )
+        ]
+    pre = db.scalars(
+        select(PreRandomizationAssessment).where(
+            PreRandomizationAssessment.patient_id == patient.id
+        )
+    ).first()
+    rand = db.scalars(select(Randomization).where(Randomization.patient_id == patient.id)).first()
+    labs = None
+    if who.can(Action.READ, Resource.LAB):
+        labs = [
+            {
+                "date": r.sample_date,
+                "analyte": r.analyte,
+                "value": r.value,
+                "unit": r.unit,
+                "grade": r.ctcae_grade,
+            }
+            for r in db.scalars(
+                select(LabResult)
+                .where(LabResult.patient_id == patient.id)
+                .order_by(LabResult.sample_date, LabResult.id)
+            )
+        ]
+    can = {
+        "screen": who.may(Action.WRITE, Resource.SCREENING, patient.centre_id),
+        "treat": who.may(Action.WRITE, Resource.TREATMENT, patient.centre_id),
+        "randomize": who.may(Action.WRITE, Resource.RANDOMIZATION, patient.centre_id),
+        "lab": who.may(Action.WRITE, Resource.LAB, patient.centre_id),
+        "audit": who.may(Action.READ, Resource.AUDIT, patient.centre_id),
+    }
+    return Timeline(
+        code=patient.patient_code,
+        centre=patient.centre.code,
+        sex=patient.sex,
+        birth_year=patient.birth_year,
+        screening_status=screening.status if screening else None,
+        screening_date=screening.assessment_date if screening else None,
+        criteria=criteria,
+        stratum=screening.strata_code if screening else None,
+        inclusion_date=inclusion.inclusion_date if inclusion else None,
+        consent_date=inclusion.consent_date if inclusion else None,
+        cycles=cycles,
+        pre_randomization=None
+        if pre is None
+        else {
+            "date": pre.assessment_date,
+            "progression": pre.radiological_progression,
+            "response": pre.overall_response,
+        },
+        randomized_on=rand.randomized_at.date() if rand else None,
+        arm=rand.arm if rand is not None and who.can(Action.READ, Resource.ARM) else None,
+        labs=labs,
+        can=can,
+    )

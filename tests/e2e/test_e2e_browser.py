@@ -1,0 +1,209 @@
+"""The eCRF in a real browser: login, the investigator's pages, and the blinded reviewer."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from playwright.sync_api import expect
+
+from conftest import LiveServer
+from reluth.auth import service as auth
+from reluth.auth.models import Centre
+from reluth.db.session import Actor, unit_of_work
+from reluth.randomization import service as randomization
+from reluth.web.app import create_app
+
+pytestmark = pytest.mark.browser
+PASSWORD = "browser test password"
+ARM_WORDS = re.compile(
+    r"\b(arm|experimental|control|surveillance|cycle|dosimetry|randomi[sz]ed|randomization)\b",
+    re.I,
+)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "patients" / "eligible.json"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    saved = auth._HASHER
+    auth._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    app = create_app(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}")
+    with app.state.sessionmaker() as db:
+        db.add_all([Centre(code="C01", name="Centre One"), Centre(code="C02", name="Centre Two")])
+        db.flush()
+        auth.create_user(db, "inv1", "investigator", PASSWORD, ["C01"])
+        auth.create_user(db, "rev", "central_reviewer", PASSWORD)
+        auth.create_user(db, "admin", "admin", PASSWORD)
+        auth.create_user(db, "stat", "statistician", PASSWORD)
+        db.commit()
+    stat = Actor("stat", "statistician")
+    with unit_of_work(app.state.engine, actor=stat) as uow:
+        randomization.configure(uow.session, stat, "blocks")
+    with unit_of_work(app.state.engine, actor=stat) as uow:
+        randomization.generate_list(uow.session, stat, "e2e-secret-seed-0123456789", 8)
+    try:
+        with LiveServer(app) as live:
+            yield live
+    finally:
+        auth._HASHER = saved
+        app.state.engine.dispose()
+
+
+def login(browser: Any, server: LiveServer, username: str) -> Any:
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{server.url}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def test_login_rejected_then_accepted_keeps_username(
+    browser: Any, server: LiveServer, screenshots: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{server.url}/dashboard")
+    assert "/login" in page.url
+    page.get_by_label("Username").fill("inv1")
+    page.get_by_label("Password").fill("wrong password")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("alert").inner_text().startswith("invalid username or password")
+    assert page.get_by_label("Username").input_value() == "inv1"  # no lost input
+    page.screenshot(path=str(screenshots / "login.png"))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state("networkidle")
+    page.wait_for_url(re.compile(r".*/dashboard$"))
+    assert "inv1" in page.get_by_test_id("whoami").inner_text()
+    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
+    page.close()
+
+
+def test_htmx_is_served_locally(browser: Any, server: LiveServer) -> None:
+    page = login(browser, server, "inv1")
+    assert page.evaluate("typeof htmx") == "object"
+    assert page.evaluate("htmx.version").startswith("2.")
+    page.close()
+
+
+def test_admin_creates_a_user_and_sees_errors_next_to_the_form(
+    browser: Any, server: LiveServer, screenshots: Path
+) -> None:
+    page = login(browser, server, "admin")
+    page.get_by_label("Username").fill("nurse9")
+    page.get_by_label("Role").select_option("research_nurse")
+    page.get_by_label("Initial password (at least 12 characters)").fill(PASSWORD)
+    page.get_by_role("button", name="Add user").click()
+    page.wait_for_load_state("networkidle")
+    assert "needs at least one centre" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Username").input_value() == "nurse9"
+    page.get_by_label(re.compile("C02")).check()
+    page.get_by_label("Initial password (at least 12 characters)").fill(PASSWORD)
+    page.get_by_role("button", name="Add user").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("cell", name="nurse9").is_visible()
+    page.screenshot(path=str(screenshots / "users.png"), full_page=True)
+    page.close()
+
+
+def test_investigator_flow_then_blinded_central_review(
+    browser: Any, server: LiveServer, screenshots: Path
+) -> None:
+    page = login(browser, server, "inv1")
+    page.get_by_role("link", name="Patients").click()
+    page.get_by_label("Year of birth (no full birth date is stored)").fill("1961")
+    page.get_by_role("button", name="Register patient").click()
+    page.wait_for_url(re.compile(r".*/patients/C01-\d{4}$"))
+    code = page.url.rsplit("/", 1)[1]
+
+    # screening with live per-criterion feedback
+    page.get_by_role("link", name="Enter screening data").click()
+    data = json.loads(EXAMPLE.read_text())
+    data["patient_id"] = code
+    page.get_by_label("Screening data (JSON)").fill(json.dumps(data, indent=1))
+    status = page.get_by_test_id("eligibility-status")
+    status.wait_for()
+    expect(page.get_by_test_id("eligibility-status")).to_have_text("eligible")
+    page.screenshot(path=str(screenshots / "screening.png"), full_page=True)
+    page.get_by_role("button", name="Save screening").click()
+    page.wait_for_url(re.compile(rf".*/patients/{code}(#screening)?$"))
+    assert page.get_by_test_id("screening-status").inner_text() == "eligible"
+
+    # inclusion, the two second-PRRT cycles, the pre-randomization assessment
+    page.get_by_label("Date informed consent signed").fill("2024-10-28")
+    page.get_by_label("Inclusion date").fill("2025-03-04")
+    page.get_by_role("button", name="Include patient").click()
+    page.get_by_test_id("inclusion").wait_for()
+    for n, day in (("1", "2025-03-05"), ("2", "2025-03-06")):
+        page.get_by_label("Cycle").select_option(n)
+        page.get_by_label("Date given").fill(day)
+        page.get_by_label("Lot").fill(f"LOT-{n}")
+        page.get_by_role("button", name="Record administration").click()
+        page.wait_for_load_state("networkidle")
+    page.get_by_label("Assessment date").fill("2025-03-10")
+    page.get_by_label("Overall response (RECIST 1.1)").select_option("SD")
+    page.get_by_role("button", name="Record assessment").click()
+    page.get_by_test_id("pre-randomization").wait_for()
+
+    # randomization: confirmation step, then the result
+    page.get_by_role("link", name="Randomize…").click()
+    page.get_by_role("checkbox").check()
+    page.get_by_role("button", name="Randomize").click()
+    arm = page.get_by_test_id("arm").inner_text()
+    assert arm in ("experimental", "control")
+    page.screenshot(path=str(screenshots / "randomization.png"), full_page=True)
+
+    # laboratory entry: the CTCAE grade appears as the value is typed
+    page.goto(f"{server.url}/patients/{code}#labs")
+    page.get_by_label("Test", exact=True).select_option("platelets")
+    page.get_by_label("Unit", exact=True).fill("/mm3")
+    page.get_by_label("Lower limit of normal").fill("150000")
+    page.get_by_label("Value", exact=True).fill("74000")
+    expect(page.get_by_test_id("ctcae-grade")).to_have_text("grade 2")
+    page.screenshot(path=str(screenshots / "labs.png"), full_page=True)
+    page.get_by_role("button", name="Save result").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("cell", name="platelets").is_visible()
+    page.screenshot(path=str(screenshots / "patient-timeline.png"), full_page=True)
+    page.close()
+
+    # the central reviewer: worklist and lesion entry, never a trace of the arm
+    rev = login(browser, server, "rev")
+    assert rev.url.endswith("/review")
+    texts = [rev.content()]
+    rev.get_by_role("link", name=code).click()
+    rev.get_by_label("Scan date").fill("2025-03-01")
+    for i, (lid, organ, mm) in enumerate((("T1", "liver", "40"), ("T2", "liver", "20"))):
+        rev.get_by_label(f"Lesion {i + 1} id").fill(lid)
+        rev.get_by_label(f"Lesion {i + 1} organ").fill(organ)
+        rev.get_by_label(f"Lesion {i + 1} diameter in mm").fill(mm)
+    expect(rev.get_by_test_id("recist-sum")).to_have_text("60 mm")
+    texts.append(rev.content())
+    rev.get_by_role("button", name="Save read").click()
+    rev.wait_for_load_state("networkidle")
+    rev.get_by_label("Time point").fill("week8")
+    rev.get_by_label("Scan date").fill("2025-03-11")
+    rev.get_by_label("Lesion 1 diameter in mm").fill("25")
+    rev.get_by_label("Lesion 2 diameter in mm").fill("15")
+    expect(rev.get_by_test_id("recist-overall")).to_have_text("PR")
+    rev.screenshot(path=str(screenshots / "central-review.png"), full_page=True)
+    texts.append(rev.content())
+    rev.get_by_role("button", name="Save read").click()
+    rev.wait_for_load_state("networkidle")
+    texts.append(rev.content())
+    for path in (f"/patients/{code}", "/dashboard", "/patients"):
+        response = rev.goto(f"{server.url}{path}")
+        assert response is not None and response.status == 403
+        texts.append(rev.content())
+    for text in texts:
+        visible = re.sub(r"<[^>]+>", " ", text)
+        assert not ARM_WORDS.search(visible), ARM_WORDS.search(visible)
+        assert arm not in visible
+    rev.close()

@@ -1,0 +1,157 @@
+"""Every route × every role: the expected allow/deny, written out literally, and a guard that
+no route escapes the matrix. Cross-centre access by ID guessing is in the domain-page tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from web_support import ROLE_USER, USERS, Site
+
+from reluth.auth.roles import Role
+
+ALL = frozenset(Role)
+SITE_READERS = frozenset(
+    {
+        Role.INVESTIGATOR,
+        Role.RESEARCH_NURSE,
+        Role.MONITOR,
+        Role.DATA_MANAGER,
+        Role.PHARMACOVIGILANCE,
+        Role.STATISTICIAN,
+    }
+)
+ADMIN = frozenset({Role.ADMIN})
+PATIENT_READERS = SITE_READERS | {Role.MEDICAL_PHYSICIST}
+SITE_WRITERS = frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE})
+INVESTIGATOR = frozenset({Role.INVESTIGATOR})
+AUDITORS = SITE_READERS
+P = "/patients/{code}"
+REVIEWER = frozenset({Role.CENTRAL_REVIEWER})
+
+# (method, path, roles allowed, json or form body). Allowed → 2xx/3xx or 422 on a bad body;
+# denied → 403. Unauthenticated → 401 (API) or redirect to login (pages), for every route.
+MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
+    ("GET", "/dashboard", SITE_READERS, None),
+    ("GET", "/account/tokens", ALL, None),
+    ("POST", "/account/tokens", ALL, {"name": "t"}),
+    ("GET", "/admin/users", ADMIN, None),
+    ("POST", "/admin/users", ADMIN, {"username": "", "role": "admin", "password": "x"}),
+    ("GET", "/patients", PATIENT_READERS, None),
+    ("POST", "/patients", SITE_WRITERS, {"centre": "C01"}),
+    ("GET", P, PATIENT_READERS, None),
+    ("GET", P + "/screening", SITE_WRITERS, None),
+    ("POST", P + "/screening/check", SITE_WRITERS, {"patient_json": "{}"}),
+    ("POST", P + "/screening", SITE_WRITERS, {"patient_json": "[]"}),
+    ("POST", P + "/inclusion", SITE_WRITERS, {"consent_date": "2025-01-01"}),
+    ("POST", P + "/cycles", SITE_WRITERS, {"cycle": "9"}),
+    ("POST", P + "/pre-randomization", SITE_WRITERS, {"overall_response": "XX"}),
+    ("GET", P + "/randomize", INVESTIGATOR, None),
+    ("POST", P + "/randomize", INVESTIGATOR, {"request_id": "r1"}),
+    ("POST", P + "/labs/grade", SITE_WRITERS, {"test": "alt", "value": "10", "unit": "U/L"}),
+    ("POST", P + "/labs", SITE_WRITERS, {"test": "alt", "value": "x", "unit": "U/L"}),
+    ("GET", P + "/audit", AUDITORS, None),
+    ("GET", "/review", REVIEWER, None),
+    ("GET", "/review/{code}", REVIEWER, None),
+    ("POST", "/review/{code}/evaluate", REVIEWER, {"assessment_date": "x"}),
+    ("POST", "/review/{code}", REVIEWER, {"timepoint": "baseline"}),
+    ("GET", "/api/v1/patients", PATIENT_READERS, None),
+    ("POST", "/api/v1/patients", SITE_WRITERS, {"centre": "C01"}),
+    ("GET", "/api/v1/patients/{code}", PATIENT_READERS, None),
+    ("POST", "/api/v1/patients/{code}/screening", SITE_WRITERS, {"age": "x"}),
+    ("POST", "/api/v1/patients/{code}/randomize", INVESTIGATOR, {"request_id": "r1"}),
+    (
+        "POST",
+        "/api/v1/patients/{code}/labs",
+        SITE_WRITERS,
+        {"test": "alt", "value": "x", "unit": "U/L", "date": "2025-01-01"},
+    ),
+    ("PUT", "/api/v1/patients/{code}/labs/{lab_id}", SITE_WRITERS, {"value": "1", "reason": "r"}),
+    ("GET", "/api/v1/me", ALL, None),
+    ("GET", "/api/v1/dashboard", SITE_READERS, None),
+    ("GET", "/api/v1/tokens", ALL, None),
+    ("POST", "/api/v1/tokens", ALL, {"name": "t"}),
+    ("GET", "/api/v1/users", ADMIN, None),
+    ("POST", "/api/v1/users", ADMIN, {"username": "u", "role": "x", "password": "x" * 12}),
+]
+# Routes outside the matrix on purpose: public, or with their own tests.
+UNGUARDED = {
+    "/login",
+    "/logout",
+    "/",
+    "/account/tokens/{token_id}/revoke",
+    "/api/v1/tokens/{token_id}",
+}
+
+
+def _call(client: Any, method: str, path: str, body: dict[str, Any] | None) -> int:
+    if method == "GET":
+        return int(client.get(path).status_code)
+    if path.startswith("/api/"):
+        return int(client.request(method, path, json=body).status_code)
+    return int(client.request(method, path, data=body).status_code)
+
+
+@pytest.fixture(scope="module")
+def patients(shared_site: Site) -> dict[str, str]:
+    """One registered patient at C01 and one at C02 (through the service, audited)."""
+    from reluth.db.session import Actor, unit_of_work
+    from reluth.patients import service
+
+    out = {}
+    for centre, user in (("C01", "inv1"), ("C02", "inv2")):
+        with unit_of_work(shared_site.app.state.engine, actor=Actor(user, "investigator")) as uow:
+            out[centre] = service.register_patient(uow.session, centre).patient_code
+    return out
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_matrix(shared_site: Site, patients: dict[str, str], role: Role) -> None:
+    client = shared_site.client(ROLE_USER[role])
+    failures = []
+    for method, template, allowed, body in MATRIX:
+        path = template.format(code=patients["C01"], lab_id=1)
+        status = _call(client, method, path, body)
+        ok = status != 403 and status < 500 if role in allowed else status == 403
+        if not ok:
+            failures.append(
+                f"{method} {path}: {status} (expected {'allow' if role in allowed else 403})"
+            )
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("username", ["inv1", "nurse1", "mon1"])
+def test_cross_centre_id_guessing_on_every_patient_route(
+    shared_site: Site, patients: dict[str, str], username: str
+) -> None:
+    """Site roles of C01 get 403/404 on every route of a C02 patient, and 404 (not 403) where
+    the role could act on its own centre's patients, so the ID's existence does not leak."""
+    client = shared_site.client(username)
+    role = USERS[username][0]
+    for method, template, allowed, body in MATRIX:
+        if "{code}" not in template or template.startswith("/review"):
+            continue
+        status = _call(client, method, template.format(code=patients["C02"], lab_id=1), body)
+        assert status == (404 if role in allowed else 403), (method, template, status)
+    for guess in ("C02-0001", "C02-0002", "C01-9999"):
+        assert client.get(f"/patients/{guess}").status_code == 404
+
+
+def test_anonymous_is_sent_to_login_everywhere(shared_site: Site, patients: dict[str, str]) -> None:
+    client = shared_site.client()
+    for method, template, _allowed, body in MATRIX:
+        path = template.format(code=patients["C01"], lab_id=1)
+        status = _call(client, method, path, body)
+        assert status == (401 if path.startswith("/api/") else 303), (method, path, status)
+
+
+def test_every_route_is_in_the_matrix(shared_site: Site) -> None:
+    from reluth.web import api, pages, trial_pages
+
+    covered = {path.replace("{code}", "{code}") for _m, path, _a, _b in MATRIX} | UNGUARDED
+    page_routes = (*pages.router.routes, *trial_pages.router.routes)
+    routes = {r.path for r in page_routes} | {  # type: ignore[attr-defined]
+        "/api/v1" + r.path
+        for r in api.router.routes  # type: ignore[attr-defined]
+    }
+    assert routes - covered == set()

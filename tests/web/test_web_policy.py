@@ -1,0 +1,156 @@
+"""The permission policy itself: a literal role × action × resource table, written out here
+independently of the implementation, and the blinding invariant."""
+
+from __future__ import annotations
+
+import pytest
+
+from reluth.auth.policy import ARM_REVEALING, POLICY, Action, Principal, Resource, allowed
+from reluth.auth.roles import BLINDED_ROLES, Role
+from reluth.errors import PermissionDenied
+
+R, W = Action.READ, Action.WRITE
+X = Resource
+
+# Expected grants, resource -> "r" (read only) / "rw"; anything absent is denied.
+EXPECTED: dict[Role, dict[Resource, str]] = {
+    Role.INVESTIGATOR: {
+        X.DASHBOARD: "r",
+        X.AUDIT: "r",
+        X.QUERY: "r",
+        X.QUERY_ANSWER: "rw",
+        X.PATIENT: "rw",
+        X.SCREENING: "rw",
+        X.ARM: "rw",
+        X.TREATMENT: "rw",
+        X.VISIT: "rw",
+        X.LAB: "rw",
+        X.ADVERSE_EVENT: "rw",
+        X.LOCAL_ASSESSMENT: "rw",
+        X.QOL: "rw",
+        X.RANDOMIZATION: "rw",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.RESEARCH_NURSE: {
+        X.DASHBOARD: "r",
+        X.AUDIT: "r",
+        X.QUERY: "r",
+        X.QUERY_ANSWER: "rw",
+        X.ARM: "r",
+        X.PATIENT: "rw",
+        X.SCREENING: "rw",
+        X.TREATMENT: "rw",
+        X.VISIT: "rw",
+        X.LAB: "rw",
+        X.ADVERSE_EVENT: "rw",
+        X.LOCAL_ASSESSMENT: "rw",
+        X.QOL: "rw",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.MONITOR: {
+        X.DASHBOARD: "r",
+        X.AUDIT: "r",
+        X.QUERY: "rw",
+        X.PATIENT: "r",
+        X.SCREENING: "r",
+        X.ARM: "r",
+        X.TREATMENT: "r",
+        X.VISIT: "r",
+        X.LAB: "r",
+        X.ADVERSE_EVENT: "r",
+        X.LOCAL_ASSESSMENT: "r",
+        X.QOL: "r",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.DATA_MANAGER: {
+        X.DASHBOARD: "r",
+        X.AUDIT: "r",
+        X.QUERY: "rw",
+        X.ARM_COUNTS: "r",
+        X.PATIENT: "r",
+        X.SCREENING: "r",
+        X.ARM: "r",
+        X.TREATMENT: "r",
+        X.VISIT: "r",
+        X.LAB: "r",
+        X.ADVERSE_EVENT: "r",
+        X.LOCAL_ASSESSMENT: "r",
+        X.QOL: "r",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.CENTRAL_REVIEWER: {X.CENTRAL_REVIEW: "rw", X.OWN_TOKENS: "rw"},
+    Role.MEDICAL_PHYSICIST: {
+        X.PATIENT: "r",
+        X.ARM: "r",
+        X.TREATMENT: "r",
+        X.DOSIMETRY: "rw",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.PHARMACOVIGILANCE: {
+        X.DASHBOARD: "r",
+        X.PATIENT: "r",
+        X.ARM: "r",
+        X.ADVERSE_EVENT: "r",
+        X.TREATMENT: "r",
+        X.AUDIT: "r",
+        X.QUERY: "rw",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.STATISTICIAN: {
+        X.DASHBOARD: "r",
+        X.ARM_COUNTS: "r",
+        X.EXPORT: "r",
+        X.RANDOMIZATION_REPORT: "r",
+        X.PATIENT: "r",
+        X.SCREENING: "r",
+        X.ARM: "r",
+        X.TREATMENT: "r",
+        X.VISIT: "r",
+        X.LAB: "r",
+        X.ADVERSE_EVENT: "r",
+        X.LOCAL_ASSESSMENT: "r",
+        X.QOL: "r",
+        X.AUDIT: "r",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.ADMIN: {X.USER: "rw", X.CENTRE: "rw", X.OWN_TOKENS: "rw"},
+}
+
+
+def test_every_role_has_a_policy() -> None:
+    assert set(POLICY) == set(Role) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("resource", list(Resource))
+@pytest.mark.parametrize("action", list(Action))
+def test_matrix(role: Role, resource: Resource, action: Action) -> None:
+    grant = EXPECTED[role].get(resource, "")
+    expected = ("r" in grant) if action is R else ("w" in grant)
+    assert allowed(role, action, resource) is expected
+
+
+@pytest.mark.parametrize("role", sorted(BLINDED_ROLES))
+def test_blinded_roles_never_get_anything_that_reveals_the_arm(role: Role) -> None:
+    for resource in ARM_REVEALING:
+        for action in Action:
+            assert not allowed(role, action, resource)
+
+
+def test_unknown_role_is_denied_everything() -> None:
+    assert not any(allowed("superuser", a, r) for a in Action for r in Resource)
+
+
+def test_centre_scoping() -> None:
+    inv = Principal(1, "inv", Role.INVESTIGATOR, frozenset({7}))
+    dm = Principal(2, "dm", Role.DATA_MANAGER, frozenset())
+    assert inv.may(R, X.PATIENT, centre_id=7)
+    assert not inv.may(R, X.PATIENT, centre_id=8)
+    assert not inv.sees_centre(None)
+    assert dm.may(R, X.PATIENT, centre_id=8)
+    assert not dm.may(W, X.PATIENT, centre_id=8)
+    assert inv.visible_centres([6, 7, 8]) == [7]
+    with pytest.raises(PermissionDenied, match="of this centre"):
+        inv.require(R, X.PATIENT, centre_id=8)
+    with pytest.raises(PermissionDenied, match="may not write patient"):
+        dm.require(W, X.PATIENT, centre_id=8)
