@@ -33,7 +33,9 @@ def load_json(path: Path, what: str = "input file") -> Any:
     except FileNotFoundError:
         raise ValidationError(str(path), f"{what} not found", "an existing JSON file") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ValidationError(str(path), f"cannot read {what}: {exc}", "a UTF-8 JSON file") from None
+        raise ValidationError(
+            str(path), f"cannot read {what}: {exc}", "a UTF-8 JSON file"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -56,9 +56,18 @@ _TABLE: dict[str, tuple[str, dict[str, Decimal]]] = {
         "µmol/L",
         {"µmol/l": Decimal(1), "umol/l": Decimal(1), "mg/dl": BILIRUBIN_UMOL_PER_MG_DL},
     ),
-    "alt": ("U/L", {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT}),
-    "ast": ("U/L", {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT}),
-    "alp": ("U/L", {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT}),
+    "alt": (
+        "U/L",
+        {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT},
+    ),
+    "ast": (
+        "U/L",
+        {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT},
+    ),
+    "alp": (
+        "U/L",
+        {"u/l": Decimal(1), "iu/l": Decimal(1), "µkat/l": U_PER_UKAT, "ukat/l": U_PER_UKAT},
+    ),
     "egfr": (
         "mL/min/1.73m2",
         {
@@ -91,15 +100,22 @@ def to_decimal(value: object, field: str) -> Decimal:
     try:
         d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationError(field, f"expected a number, got {value!r}", "a decimal number") from None
+        raise ValidationError(
+            field, f"expected a number, got {value!r}", "a decimal number"
+        ) from None
     if not d.is_finite():
         raise ValidationError(field, f"expected a finite number, got {value!r}", "a decimal number")
     return d
 
 
 def _normalise_unit(unit: str) -> str:
-    return unit.strip().lower().replace(" ", "").replace("mm^3", "mm3").replace("μ", "µ").replace(
-        "×", "x"
+    return (
+        unit.strip()
+        .lower()
+        .replace(" ", "")
+        .replace("mm^3", "mm3")
+        .replace("μ", "µ")
+        .replace("×", "x")
     )
 
 

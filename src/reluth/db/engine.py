@@ -17,7 +17,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = make_url(url)
     except Exception:
         raise ValidationError(
-            "database_url", f"not a database URL: {url!r}", "sqlite:///PATH or postgresql+psycopg://..."
+            "database_url",
+            f"not a database URL: {url!r}",
+            "sqlite:///PATH or postgresql+psycopg://...",
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
