@@ -22,7 +22,9 @@ def _postgres_base() -> str | None:
     url = os.environ.get("RELUTH_TEST_POSTGRES_URL")
     if not url:
         if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but RELUTH_TEST_POSTGRES_URL is not set: PostgreSQL tests must run")
+            pytest.fail(
+                "CI=true but RELUTH_TEST_POSTGRES_URL is not set: PostgreSQL tests must run"
+            )
         return None
     return url
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -69,9 +70,13 @@ def iter_files(root: Path) -> Iterator[Path]:
 def read_dataset(path: Path | io.BytesIO) -> Dataset:
     """A DICOM file, or a bare dataset without preamble; anything else is a DeidError."""
     try:
-        return pydicom.dcmread(path)
+        ds = pydicom.dcmread(path)
+        check_complete(ds)
+        return ds
     except InvalidDicomError:
         pass
+    except DeidError:
+        raise
     except Exception as exc:  # truncated or corrupt file
         raise DeidError(f"unreadable DICOM: {type(exc).__name__}: {exc}") from None
     try:
@@ -81,7 +86,47 @@ def read_dataset(path: Path | io.BytesIO) -> Dataset:
         raise DeidError(f"not a DICOM file: {type(exc).__name__}: {exc}") from None
     if "SOPClassUID" not in ds and "PatientID" not in ds and "Modality" not in ds:
         raise DeidError("not a DICOM file (no preamble and no SOP class, patient or modality)")
+    check_complete(ds)
     return ds
+
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def check_complete(ds: Dataset) -> None:
+    """pydicom reads a truncated file silently; an image whose pixel data is missing or shorter
+    than its header says is refused rather than written out as a partial copy."""
+    sop_class = ds.get("SOPClassUID")
+    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+        raise DeidError(
+            "DICOMDIR (media directory, lists patients and paths): not copied; "
+            "rebuild it from the de-identified files"
+        )
+    is_image = "Rows" in ds or (sop_class is not None and "Image Storage" in sop_class.name)
+    if not is_image:
+        return
+    present = [kw for kw in _PIXEL_KEYWORDS if kw in ds]
+    if not present:
+        raise DeidError("image without pixel data: truncated or incomplete file")
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if present[0] != "PixelData" or (syntax is not None and syntax.is_compressed):
+        return
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.BitsAllocated)
+    except (AttributeError, TypeError, ValueError):
+        return
+    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
+        samples = 2  # two chroma samples shared by each pair of pixels
+    expected = (rows * cols * frames * samples * bits + 7) // 8
+    if len(ds.PixelData) < expected:
+        raise DeidError(
+            f"pixel data holds {len(ds.PixelData)} bytes, header says {expected}: truncated"
+        )
 
 
 def _check_dirs(in_dir: Path, out_dir: Path) -> tuple[Path, Path]:
@@ -101,18 +146,23 @@ def output_relpath(ds: Dataset, settings: DeidSettings, source_rel: str) -> str:
     Instance UID is named by a keyed hash of its source path."""
     study = str(ds.get("StudyInstanceUID", "") or "no-study")
     series = str(ds.get("SeriesInstanceUID", "") or "no-series")
-    sop = str(ds.get("SOPInstanceUID", "") or map_uid(settings.key, "path:" + source_rel))
+    sop = str(
+        ds.get("SOPInstanceUID", "")
+        or map_uid(settings.key, "path:" + source_rel, settings.patient_id)
+    )
     return f"{study}/{series}/{sop}.dcm"
 
 
-def _write_exclusive(ds: Dataset, target: Path) -> bool:
-    """Write via a temporary file and a hard link, which fails if the target exists: no
-    overwrite even with several workers racing. False on collision."""
+def write_exclusive(target: Path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> bool:
+    """Write via a temporary file and a hard link, which fails if the target exists: never an
+    overwrite, never a partial file under the final name, even with workers racing. False if
+    the target already existed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".part-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            ds.save_as(fh)
+            write(fh)
+        os.chmod(tmp, mode)
         try:
             os.link(tmp, target)
         except FileExistsError:
@@ -128,7 +178,7 @@ def process_file(path: Path, src: Path, dst: Path, settings: DeidSettings) -> Fi
         ds = read_dataset(path)
         outcome = deidentify_dataset(ds, make_profile(settings.options), settings)
         out_rel = output_relpath(ds, settings, rel)
-        if not _write_exclusive(ds, dst / out_rel):
+        if not write_exclusive(dst / out_rel, ds.save_as):
             return FileResult(rel, "collision", out_rel, "output exists; not overwritten")
         return FileResult(rel, "written", out_rel, review=outcome.burned_in_review)
     except DeidError as exc:

@@ -112,14 +112,25 @@ def verify_cmd(
         task = progress.add_task("verifying", total=_count_files(directory))
         report = verify_tree(directory, tuple(forbid), secret, lambda: progress.advance(task))
     if as_json:
-        print_json({"files_checked": report.files_checked, "findings": report.findings})
+        print_json(
+            {
+                "files_checked": report.files_checked,
+                "findings": report.findings,
+                "warnings": report.warnings,
+            }
+        )
     else:
         if report.findings:
             table = Table("file", "where", "problem", title="De-identification findings")
             for f in report.findings[:500]:
                 table.add_row(f.file, f.where, f.problem)
             console.print(table)
-        console.print(f"{report.files_checked} files checked, {len(report.findings)} findings")
+        for w in report.warnings[:100]:
+            console.print(f"[yellow]review[/] {w.file} {w.where}: {w.problem}", highlight=False)
+        console.print(
+            f"{report.files_checked} files checked, {len(report.findings)} findings, "
+            f"{len(report.warnings)} date-spread warnings"
+        )
     if report.findings:
         raise typer.Exit(1)
 

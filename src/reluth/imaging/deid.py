@@ -122,12 +122,14 @@ def shift_id(key: bytes, patient_id: str) -> str:
     return _mac(key, "reluth-shift-id", patient_id)[:6].hex().upper()
 
 
-def map_uid(key: bytes, uid: str) -> str:
-    """Deterministic new UID under the 2.25 (UUID-derived integer) root, <= 44 characters."""
+def map_uid(key: bytes, uid: str, patient_id: str) -> str:
+    """Deterministic new UID under the 2.25 (UUID-derived integer) root, <= 44 characters.
+    Keyed by the patient too: two patients never share a UID, even from a mislabelled copy."""
     uid = uid.strip().rstrip("\x00")
     if not uid:
         return uid
-    return "2.25." + str(int.from_bytes(_mac(key, "reluth-uid", uid)[:16], "big"))
+    mac = _mac(key, "reluth-uid", patient_id + "\x00" + uid)
+    return "2.25." + str(int.from_bytes(mac[:16], "big"))
 
 
 def shift_date(value: str, days: int) -> str | None:
@@ -217,7 +219,7 @@ class _Walker:
     def uid(self, uid: str) -> str:
         new = self._uids.get(uid)
         if new is None:
-            new = self._uids[uid] = map_uid(self.settings.key, uid)
+            new = self._uids[uid] = map_uid(self.settings.key, uid, self.settings.patient_id)
             self.outcome.uids_mapped += 1
         return new
 

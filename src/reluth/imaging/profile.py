@@ -115,7 +115,7 @@ def load_rules() -> tuple[dict[int, Rule], tuple[Rule, ...], str]:
             rules[int(tag_text, 16)] = rule
         else:
             patterns.append(rule)
-    return rules, tuple(patterns), " ".join(header[:5])
+    return rules, tuple(patterns), " ".join(header[:7])
 
 
 def make_profile(options: tuple[str, ...] = RELUTH_OPTIONS) -> Profile:

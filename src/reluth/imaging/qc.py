@@ -325,8 +325,12 @@ def _nm_checks(h: SeriesHeader, cfg: QCConfig) -> tuple[list[Check], str, Decima
     interval: Decimal | None = None
     label = ""
     if h.injection is None:
-        why = "only RadiopharmaceuticalStartTime (no date)" if h.injection_time_only else "missing"
-        add(Check("timing", WARN, f"injection date-time {why}: interval unknown"))
+        why = " (only a start time, no date)" if h.injection_time_only else ""
+        add(
+            Check(
+                "timing", WARN, f"RadiopharmaceuticalStartDateTime missing{why}: interval unknown"
+            )
+        )
     elif h.acquisition is None:
         add(Check("timing", FAIL, "acquisition date-time missing"))
     else:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from sqlalchemy import select
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 from reluth.db.base import Base
 from reluth.db.engine import make_engine
 from reluth.errors import ValidationError
-from reluth.imaging.batch import iter_files
+from reluth.imaging.batch import iter_files, write_exclusive
 from reluth.imaging.models import IMAGING_TABLES, ImagingInstance, ImagingSeries
 from reluth.imaging.qc import QCConfig, SeriesHeader, check_all, extract_header
 from reluth.imaging.verify import verify_dataset
@@ -56,19 +55,12 @@ def _put(store: Path, digest: str, source: Path) -> bool:
     target = store_path(store, digest)
     if target.exists():
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".in-", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o444)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        os.unlink(tmp)
+
+    def copy(fh: BinaryIO) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, fh, 1 << 20)
+
+    return write_exclusive(target, copy, 0o444)
 
 
 def _cycle(time_point_id: str) -> int | None:
@@ -106,7 +98,7 @@ def ingest(
         except Exception as exc:
             report.refused.append((rel, f"unreadable: {type(exc).__name__}"))
             continue
-        problems, _, _ = verify_dataset(ds)
+        problems, _, _, _ = verify_dataset(ds)
         if problems:
             where, what = problems[0]
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""

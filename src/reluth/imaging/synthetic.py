@@ -105,6 +105,30 @@ def _patient_and_hospital(ds: Dataset, p: SyntheticPatient, when: dt.datetime) -
     block.add_new(0x03, "LO", p.hospital_id)
 
 
+def _new_instance(
+    sop_class: str,
+    sop_uid: str,
+    study_uid: str,
+    series_uid: str,
+    for_uid: str,
+    modality: str,
+    when: dt.datetime,
+) -> Dataset:
+    date, time, _ = _fmt(when)
+    ds = Dataset()
+    ds.file_meta = _file_meta(sop_class, sop_uid)
+    ds.preamble = b"\0" * 128
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.FrameOfReferenceUID = for_uid
+    ds.Modality = modality
+    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = date
+    ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = time
+    return ds
+
+
 def _file_meta(sop_class: str, sop_instance: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class)
@@ -146,21 +170,11 @@ def make_spect(
     nz = opts.slices or n
     scan = p.injection + dt.timedelta(hours=hours, minutes=7)
     injection = scan + dt.timedelta(hours=1) if f.scan_before_injection else p.injection
-    date, time, stamp = _fmt(scan)
+    _, _, stamp = _fmt(scan)
     series_uid = _uid("nm-series", p.hospital_id, hours, opts.seed)
     sop_uid = _uid("nm-sop", p.hospital_id, hours, opts.seed)
-    ds = Dataset()
-    ds.file_meta = _file_meta(NM_IMAGE_STORAGE, sop_uid)
-    ds.preamble = b"\0" * 128
-    ds.SOPClassUID = NM_IMAGE_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.FrameOfReferenceUID = for_uid
-    ds.Modality = "NM"
+    ds = _new_instance(NM_IMAGE_STORAGE, sop_uid, study_uid, series_uid, for_uid, "NM", scan)
     ds.ImageType = ["ORIGINAL", "PRIMARY", "RECON TOMO", "EMISSION"]
-    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = date
-    ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = time
     ds.AcquisitionDateTime = stamp
     label = f"{hours:g}h"
     ds.StudyDescription = f"SPECT LU177 DOTATATE {p.name.split('^')[0]} {label}"
@@ -252,7 +266,6 @@ def make_ct(
 ) -> list[Dataset]:
     """A low-dose CT (one file per slice) in the SPECT's frame of reference."""
     scan = p.injection + dt.timedelta(hours=hours, minutes=2)
-    date, time, _ = _fmt(scan)
     size = opts.ct_size
     series_uid = _uid("ct-series", p.hospital_id, hours, opts.seed)
     yy, xx = np.ogrid[0:size, 0:size]
@@ -261,18 +274,8 @@ def make_ct(
     out: list[Dataset] = []
     for i in range(opts.ct_slices):
         sop_uid = _uid("ct-sop", p.hospital_id, hours, opts.seed, i)
-        ds = Dataset()
-        ds.file_meta = _file_meta(CT_IMAGE_STORAGE, sop_uid)
-        ds.preamble = b"\0" * 128
-        ds.SOPClassUID = CT_IMAGE_STORAGE
-        ds.SOPInstanceUID = sop_uid
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.FrameOfReferenceUID = for_uid
-        ds.Modality = "CT"
+        ds = _new_instance(CT_IMAGE_STORAGE, sop_uid, study_uid, series_uid, for_uid, "CT", scan)
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = date
-        ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = time
         ds.StudyDescription = f"SPECT LU177 DOTATATE {p.name.split('^')[0]}"
         ds.SeriesDescription = "CTAC 5mm B31s"
         _patient_and_hospital(ds, p, scan)
