@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -23,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from reluth.errors import ValidationError
 from reluth.imaging.deid import DeidError, DeidSettings, deidentify_dataset, map_uid
 from reluth.imaging.profile import make_profile
+from reluth.imaging.writer import write_dataset_file
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,25 @@ def check_complete(ds: Dataset) -> None:
         )
 
 
+def decode_if_reencoded(ds: Dataset) -> None:
+    """Untouched elements are written back as read (fast) unless the file was read in another
+    encoding than the one it will be written in (declared explicit VR but found implicit, or
+    the reverse): then every element is decoded so pydicom re-encodes it."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None or syntax.is_private:
+        return
+    read_as = getattr(ds, "original_encoding", (None, None))
+    vr_missing = not syntax.is_implicit_VR and any(
+        getattr(e, "VR", "") is None for e in ds._dict.values()
+    )
+    if vr_missing or (
+        read_as != (None, None) and (syntax.is_implicit_VR, syntax.is_little_endian) != read_as
+    ):
+        for _ in ds.iterall():
+            pass
+
+
 def _check_dirs(in_dir: Path, out_dir: Path) -> tuple[Path, Path]:
     src = in_dir.resolve()
     dst = out_dir.resolve()
@@ -153,33 +172,46 @@ def output_relpath(ds: Dataset, settings: DeidSettings, source_rel: str) -> str:
     return f"{study}/{series}/{sop}.dcm"
 
 
+_MADE_DIRS: set[Path] = set()
+
+
 def write_exclusive(target: Path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> bool:
-    """Write via a temporary file and a hard link, which fails if the target exists: never an
-    overwrite, never a partial file under the final name, even with workers racing. False if
-    the target already existed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=target.parent)
+    """Create the target exclusively (O_CREAT|O_EXCL): never an overwrite, even with workers
+    racing; a write that fails removes its partial file. False if the target already existed.
+    (A crash mid-write can leave a partial file; the central verification refuses it as
+    truncated.)"""
+    parent = target.parent
+    if parent not in _MADE_DIRS:
+        parent.mkdir(parents=True, exist_ok=True)
+        _MADE_DIRS.add(parent)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-        os.chmod(tmp, mode)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        os.unlink(tmp)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return True
 
 
 def process_file(path: Path, src: Path, dst: Path, settings: DeidSettings) -> FileResult:
     rel = str(path.relative_to(src))
     try:
         ds = read_dataset(path)
+        decode_if_reencoded(ds)
         outcome = deidentify_dataset(ds, make_profile(settings.options), settings)
         out_rel = output_relpath(ds, settings, rel)
-        if not write_exclusive(dst / out_rel, ds.save_as):
-            return FileResult(rel, "collision", out_rel, "output exists; not overwritten")
+        if not write_exclusive(dst / out_rel, lambda fh: write_dataset_file(ds, fh)):
+            return FileResult(
+                rel,
+                "collision",
+                out_rel,
+                "output exists; not overwritten",
+                outcome.burned_in_review,
+            )
         return FileResult(rel, "written", out_rel, review=outcome.burned_in_review)
     except DeidError as exc:
         return FileResult(rel, "skipped", message=str(exc))

@@ -10,12 +10,14 @@ nothing identifying leaves the site.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -187,6 +189,19 @@ def _dummy(vr: str) -> object:
     return DUMMY_TEXT
 
 
+_INSPECTED_VRS = frozenset({"SQ", "DA", "DT", "PN"})
+
+
+def _vr_of(tag: int, elem: object) -> str:
+    vr = getattr(elem, "VR", None)
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
 def _empty(vr: str) -> object:
     if vr == "SQ":
         return Sequence()
@@ -224,21 +239,29 @@ class _Walker:
         return new
 
     def walk(self, ds: Dataset) -> None:
-        for tag in list(ds.keys()):
+        raw = ds._dict  # elements stay undecoded (and are written back as read) unless needed
+        for tag in list(raw):
             if tag in PIXEL_TAGS:
                 continue
             if (tag & 0xFFFF) == 0 and (tag >> 16) != 0x0002:
                 del ds[tag]  # group lengths: stale once values change
                 continue
             action = self.profile.action(tag)
+            if action is None or action == "K":
+                vr = _vr_of(tag, raw[tag])
+                if vr not in _INSPECTED_VRS or (vr == "PN" and action == "K"):
+                    continue  # kept as read: never decoded, written back byte for byte
+            elif action == "X":
+                del raw[tag]
+                self.outcome.removed += 1
+                continue
+            elif action == "Z":
+                vr = _vr_of(tag, raw[tag])
+                ds[tag] = DataElement(tag, vr, _empty(vr))
+                continue
             elem = ds[tag]
             if action is None:
                 self._unlisted(ds, elem)
-            elif action == "X":
-                del ds[tag]
-                self.outcome.removed += 1
-            elif action == "Z":
-                elem.value = _empty(elem.VR)
             elif action == "D":
                 elem.value = self._date_or_dummy(elem)
             elif action == "U":
@@ -313,25 +336,8 @@ def deidentify_dataset(ds: Dataset, profile: Profile, settings: DeidSettings) ->
                 del meta[tag]
         if "MediaStorageSOPInstanceUID" in meta:
             meta.MediaStorageSOPInstanceUID = walker.uid(str(meta.MediaStorageSOPInstanceUID))
-    pid = settings.patient_id
-    ds.PatientName = pid
-    ds.PatientID = pid
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [
-        METHOD_NAME,
-        SHIFT_ID_PREFIX + shift_id(settings.key, pid),
-    ]
-    codes = Sequence()
-    for code, meaning in [BASIC_PROFILE_CODE, *(OPTION_CODES[o] for o in settings.options)]:
-        item = Dataset()
-        item.CodeValue = code
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
-        codes.append(item)
-    ds.DeidentificationMethodCodeSequence = codes
-    if "LM" in settings.options:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
-    _clinical_trial_attributes(ds, settings)
+    for tag, vr, value in _written_elements(settings):
+        ds[tag] = DataElement(tag, vr, value)
     burned = str(ds.get("BurnedInAnnotation", "")).upper()
     modality = str(ds.get("Modality", "")).upper()
     if burned == "YES":
@@ -341,14 +347,34 @@ def deidentify_dataset(ds: Dataset, profile: Profile, settings: DeidSettings) ->
     return outcome
 
 
-def _clinical_trial_attributes(ds: Dataset, settings: DeidSettings) -> None:
-    """Clinical Trial Subject/Series modules: who this is in the trial, not in the hospital."""
+@functools.lru_cache(maxsize=64)
+def _written_elements(settings: DeidSettings) -> tuple[tuple[int, str, object], ...]:
+    """What the de-identifier writes into every file of a patient: the trial pseudonym, the
+    de-identification attributes, and the Clinical Trial Subject/Series modules (who this is
+    in the trial, not in the hospital). Built once per patient and options."""
     pid = settings.patient_id
-    ds.ClinicalTrialSponsorName = settings.protocol_id
-    ds.ClinicalTrialProtocolID = settings.protocol_id
-    ds.ClinicalTrialProtocolName = settings.protocol_id
-    ds.ClinicalTrialSiteID = pid.split("-")[0]
-    ds.ClinicalTrialSiteName = ""
-    ds.ClinicalTrialSubjectID = pid
+    codes = Sequence()
+    for code, meaning in [BASIC_PROFILE_CODE, *(OPTION_CODES[o] for o in settings.options)]:
+        item = Dataset()
+        item.CodeValue = code
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        codes.append(item)
+    out: list[tuple[int, str, object]] = [
+        (0x00100010, "PN", pid),  # Patient's Name
+        (0x00100020, "LO", pid),  # Patient ID
+        (0x00120010, "LO", settings.protocol_id),  # Clinical Trial Sponsor Name
+        (0x00120020, "LO", settings.protocol_id),  # Clinical Trial Protocol ID
+        (0x00120021, "LO", settings.protocol_id),  # Clinical Trial Protocol Name
+        (0x00120030, "LO", pid.split("-")[0]),  # Clinical Trial Site ID
+        (0x00120031, "LO", ""),  # Clinical Trial Site Name
+        (0x00120040, "LO", pid),  # Clinical Trial Subject ID
+        (0x00120062, "CS", "YES"),  # Patient Identity Removed
+        (0x00120063, "LO", [METHOD_NAME, SHIFT_ID_PREFIX + shift_id(settings.key, pid)]),
+        (0x00120064, "SQ", codes),  # De-identification Method Code Sequence
+    ]
     if settings.cycle is not None:
-        ds.ClinicalTrialTimePointID = f"C{settings.cycle}"
+        out.append((0x00120050, "LO", f"C{settings.cycle}"))  # Clinical Trial Time Point ID
+    if "LM" in settings.options:
+        out.append((0x00280303, "CS", "MODIFIED"))  # Longitudinal Temporal Info. Modified
+    return tuple(out)

@@ -49,6 +49,7 @@ class Profile:
     patterns: tuple[Rule, ...]
     options: tuple[str, ...]
     source: str
+    resolved: dict[int, str] = field(default_factory=dict)
 
     def rule_for(self, tag: int) -> Rule | None:
         rule = self.rules.get(tag)
@@ -70,6 +71,12 @@ class Profile:
         return None
 
     def action(self, tag: int) -> str | None:
+        found = self.resolved.get(tag)
+        if found is not None:
+            return found
+        group = tag >> 16
+        if group % 2 == 0 and not (0x5000 <= group <= 0x60FF):
+            return None  # the common case: a public attribute the table does not list
         rule = self.rule_for(tag)
         if rule is None:
             return None
@@ -118,9 +125,11 @@ def load_rules() -> tuple[dict[int, Rule], tuple[Rule, ...], str]:
     return rules, tuple(patterns), " ".join(header[:7])
 
 
+@functools.cache
 def make_profile(options: tuple[str, ...] = RELUTH_OPTIONS) -> Profile:
     unknown = [o for o in options if o not in OPTION_CODES]
     if unknown:
         raise ValueError(f"unknown option(s) {unknown}")
     rules, patterns, source = load_rules()
-    return Profile(rules=rules, patterns=patterns, options=options, source=source)
+    resolved = {tag: resolve(rule, options) for tag, rule in rules.items()}
+    return Profile(rules, patterns, options, source, resolved)
