@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,10 +34,10 @@ from pathlib import Path
 import pydicom
 from pydicom.data import get_testdata_files
 
-from reluth.imaging.batch import deidentify_tree
-from reluth.imaging.deid import DeidSettings
+from reluth.imaging.batch import deidentify_tree, read_dataset
+from reluth.imaging.deid import DeidError, DeidSettings
 from reluth.imaging.profile import RELUTH_OPTIONS
-from reluth.imaging.qc import extract_header
+from reluth.imaging.qc import combine_date_time, extract_header
 from reluth.imaging.synthetic import (
     SyntheticOptions,
     SyntheticPatient,
@@ -57,6 +58,7 @@ files = [Path(p) for p in json.loads(Path(sys.argv[1]).read_text())]
 out = Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)
 failures = 0
+c0 = time.process_time()
 t0 = time.perf_counter()
 anonymizer = Anonymizer(seed="reluth-benchmark")
 for i, path in enumerate(files):
@@ -67,7 +69,8 @@ for i, path in enumerate(files):
     except Exception:
         failures += 1
 seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "failures": failures}))
+cpu = time.process_time() - c0
+print(json.dumps({"seconds": seconds, "cpu": cpu, "failures": failures}))
 """
 
 
@@ -86,6 +89,7 @@ def ensure_dicognito(venv: Path) -> Path:
 def pydicom_inputs(root: Path, limit: int | None) -> list[Path]:
     root.mkdir(parents=True)
     out: list[Path] = []
+    seen: set[str] = set()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, name in enumerate(get_testdata_files()):
@@ -93,9 +97,13 @@ def pydicom_inputs(root: Path, limit: int | None) -> list[Path]:
             if not src.is_file():
                 continue
             try:
-                pydicom.dcmread(src)
-            except Exception:
-                continue  # not DICOM (README, JSON, dumps): neither tool gets it
+                ds = read_dataset(src)
+            except DeidError:
+                continue  # not DICOM, truncated, DICOMDIR: refused by reluth, given to neither
+            sop = str(ds.get("SOPInstanceUID", ""))
+            if not sop or sop in seen:
+                continue  # one encoding per instance: reluth never writes a UID twice
+            seen.add(sop)
             dst = root / f"{i:03d}_{src.name}"
             shutil.copy(src, dst)
             out.append(dst)
@@ -133,21 +141,35 @@ def synthetic_inputs(
     return out
 
 
-def run_reluth(src: Path, out: Path, workers: int) -> tuple[float, dict[str, int]]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_reluth(src: Path, out: Path, workers: int) -> tuple[float, float, dict[str, int]]:
+    """Wall seconds, CPU seconds (this process and its worker processes), outcome counts."""
     settings = DeidSettings(key=KEY, patient_id="C99-0001", options=RELUTH_OPTIONS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        c0, k0 = time.process_time(), _children_cpu()
         t0 = time.perf_counter()
         report = deidentify_tree(src, out, settings, workers=workers)
         seconds = time.perf_counter() - t0
-    return seconds, {
-        "written": report.written,
-        "skipped": report.skipped,
-        "collisions": report.collisions,
-    }
+        cpu = time.process_time() - c0 + _children_cpu() - k0
+    return (
+        seconds,
+        cpu,
+        {
+            "written": report.written,
+            "skipped": report.skipped,
+            "collisions": report.collisions,
+        },
+    )
 
 
-def run_dicognito(python: Path, files: list[Path], out: Path, work: Path) -> tuple[float, int]:
+def run_dicognito(
+    python: Path, files: list[Path], out: Path, work: Path
+) -> tuple[float, float, int]:
     listing = work / "files.json"
     listing.write_text(json.dumps([str(f) for f in files]))
     runner = work / "run_dicognito.py"
@@ -159,60 +181,64 @@ def run_dicognito(python: Path, files: list[Path], out: Path, work: Path) -> tup
         check=True,
     )
     data = json.loads(res.stdout.strip().splitlines()[-1])
-    return float(data["seconds"]), int(data["failures"])
+    return float(data["seconds"]), float(data["cpu"]), int(data["failures"])
 
 
-def intervals(root: Path) -> dict[str, float]:
-    """Injection-to-acquisition interval (s) of each SPECT, keyed by its activity (a value
-    both tools keep), so inputs and outputs can be paired without the original UIDs."""
-    out: dict[str, float] = {}
-    for path in root.rglob("*.dcm"):
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        if ds.get("Modality") != "NM":
-            continue
-        h = extract_header(ds)
-        rp = ds.RadiopharmaceuticalInformationSequence[0]
-        label = f"{ds.get('RescaleSlope')}"
-        if h.injection is None or h.acquisition is None:
-            # dicognito-style: only the TM start time may be left; rebuild on the scan date
-            start = str(rp.get("RadiopharmaceuticalStartTime", ""))
-            out[label] = float("nan") if not start else -1.0
-            continue
-        out[label] = (h.acquisition - h.injection).total_seconds()
-    return out
-
-
-def interval_of_time_fields(root: Path) -> dict[str, float]:
-    """The interval a reader gets from AcquisitionDate+Time and the start DateTime's date with
-    RadiopharmaceuticalStartTime (how many dosimetry tools compute it)."""
-    out: dict[str, float] = {}
+def spect_intervals(root: Path) -> dict[str, tuple[float, float]]:
+    """Per SPECT (keyed by its rescale slope, which both tools keep): the injection-to-scan
+    interval in seconds computed from the DT attributes (RadiopharmaceuticalStartDateTime to
+    AcquisitionDateTime) and from the DA+TM attributes (start DateTime's date with
+    RadiopharmaceuticalStartTime, to AcquisitionDate + AcquisitionTime)."""
+    out: dict[str, tuple[float, float]] = {}
     for path in root.rglob("*.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         if ds.get("Modality") != "NM":
             continue
         rp = ds.RadiopharmaceuticalInformationSequence[0]
         h = extract_header(ds)
-        start_dt = str(rp.get("RadiopharmaceuticalStartDateTime", ""))[:8]
-        start_tm = str(rp.get("RadiopharmaceuticalStartTime", ""))
-        from reluth.imaging.qc import _dt  # reading helper: DA + TM -> datetime
-
-        inj = _dt(start_dt, start_tm)
-        acq = _dt(ds.get("AcquisitionDate"), ds.get("AcquisitionTime"))
-        label = f"{ds.get('RescaleSlope')}"
-        out[label] = (acq - inj).total_seconds() if inj and acq else float("nan")
-        _ = h
+        by_dt = (
+            (h.acquisition - h.injection).total_seconds()
+            if h.injection and h.acquisition
+            else float("nan")
+        )
+        inj = combine_date_time(
+            str(rp.get("RadiopharmaceuticalStartDateTime", ""))[:8],
+            rp.get("RadiopharmaceuticalStartTime"),
+        )
+        acq = combine_date_time(ds.get("AcquisitionDate"), ds.get("AcquisitionTime"))
+        by_tm = (acq - inj).total_seconds() if inj and acq else float("nan")
+        out[str(ds.get("RescaleSlope"))] = (by_dt, by_tm)
     return out
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    pressure = ""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        pressure = ", cpu pressure " + line.split()[1]
+    except (OSError, IndexError):
+        pass
+    return f"load {one:.1f}/{five:.1f}{pressure}"
+
+
+def _kept(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> tuple[int, int]:
+    by_dt = sum(1 for k, v in before.items() if k in after and after[k][0] == v[0])
+    by_tm = sum(1 for k, v in before.items() if k in after and after[k][1] == v[1])
+    return by_dt, by_tm
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--small", action="store_true", help="small inputs, one pass (CI)")
-    ap.add_argument("--passes", type=int, default=None, help="timed passes (median); default 3")
+    ap.add_argument("--passes", type=int, default=None, help="timed passes (median); default 5")
     ap.add_argument("--workers", type=int, default=2, help="reluth worker processes")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/reluth-bench-dicognito"))
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args()
-    passes = args.passes or (1 if args.small else 3)
+    passes = args.passes or (1 if args.small else 5)
     python = ensure_dicognito(args.venv)
     work = Path(tempfile.mkdtemp(prefix="reluth-bench-"))
     try:
@@ -224,28 +250,44 @@ def main() -> int:
             ),
         }
         results: list[dict[str, object]] = []
-        print(f"{'input set':<10} {'tool':<10} {'files':>6} {'median s':>9} {'files/s':>9}")
+        print(f"before: {load()}")
+        print(
+            f"{'input set':<10} {'tool':<10} {'files':>6} {'median s':>9} {'files/s':>9} "
+            f"{'CPU ms/file':>10}"
+        )
         for name, files in sets.items():
             src = files[0].parents[1] if name == "synthetic" else files[0].parent
             mb = sum(f.stat().st_size for f in files) / 1e6
-            r_times, d_times = [], []
+            r_times, d_times, r_cpu, d_cpu = [], [], [], []
             r_counts: dict[str, int] = {}
             d_fail = 0
             for i in range(passes):
                 r_out, d_out = work / f"out-r-{name}-{i}", work / f"out-d-{name}-{i}"
-                secs, r_counts = run_reluth(src, r_out, args.workers)
-                r_times.append(secs)
-                secs, d_fail = run_dicognito(python, files, d_out, work)
-                d_times.append(secs)
+                # alternate which tool goes first, so drifting machine load hits both alike
+                for tool in ("reluth", "dicognito") if i % 2 == 0 else ("dicognito", "reluth"):
+                    if tool == "reluth":
+                        secs, cpu, r_counts = run_reluth(src, r_out, args.workers)
+                        r_times.append(secs)
+                        r_cpu.append(cpu)
+                    else:
+                        secs, cpu, d_fail = run_dicognito(python, files, d_out, work)
+                        d_times.append(secs)
+                        d_cpu.append(cpu)
                 if i < passes - 1:
                     shutil.rmtree(r_out)
                     shutil.rmtree(d_out)
             r_med, d_med = statistics.median(r_times), statistics.median(d_times)
             r_rate, d_rate = len(files) / r_med, len(files) / d_med
-            print(f"{name:<10} {'reluth':<10} {len(files):>6} {r_med:>9.3f} {r_rate:>9.1f}")
-            print(f"{name:<10} {'dicognito':<10} {len(files):>6} {d_med:>9.3f} {d_rate:>9.1f}")
+            r_ms = 1000 * statistics.median(r_cpu) / len(files)
+            d_ms = 1000 * statistics.median(d_cpu) / len(files)
+            for tool, med, rate, ms in (
+                ("reluth", r_med, r_rate, r_ms),
+                ("dicognito", d_med, d_rate, d_ms),
+            ):
+                print(f"{name:<10} {tool:<10} {len(files):>6} {med:>9.3f} {rate:>9.1f} {ms:>10.2f}")
             print(
-                f"{name:<10} ratio reluth/dicognito = {r_rate / d_rate:.2f}x  "
+                f"{name:<10} ratio reluth/dicognito = {r_rate / d_rate:.2f}x files/s, "
+                f"{d_ms / r_ms:.2f}x less CPU per file  "
                 f"({mb:.1f} MB; reluth {r_counts}; dicognito failures {d_fail})"
             )
             with warnings.catch_warnings():
@@ -261,28 +303,32 @@ def main() -> int:
                 "dicognito_s": round(d_med, 3),
                 "dicognito_files_per_s": round(d_rate, 1),
                 "ratio": round(r_rate / d_rate, 2),
+                "reluth_cpu_ms_per_file": round(r_ms, 2),
+                "dicognito_cpu_ms_per_file": round(d_ms, 2),
+                "cpu_ratio": round(d_ms / r_ms, 2),
                 "reluth_counts": r_counts,
                 "dicognito_failures": d_fail,
                 "reluth_verify_findings": findings,
             }
             if name == "synthetic":
-                before = interval_of_time_fields(src)
-                kept_r = interval_of_time_fields(r_out)
-                kept_d = interval_of_time_fields(d_out)
-                row["spect_intervals_kept_reluth"] = sum(
-                    1 for k, v in before.items() if kept_r.get(k) == v
+                before = spect_intervals(src)
+                r_dt, r_tm = _kept(before, spect_intervals(r_out))
+                d_dt, d_tm = _kept(before, spect_intervals(d_out))
+                row.update(
+                    spect=len(before),
+                    reluth_kept_dt=r_dt,
+                    reluth_kept_tm=r_tm,
+                    dicognito_kept_dt=d_dt,
+                    dicognito_kept_tm=d_tm,
                 )
-                row["spect_intervals_kept_dicognito"] = sum(
-                    1 for k, v in before.items() if kept_d.get(k) == v
-                )
-                row["spect_count"] = len(before)
                 print(
-                    f"{name:<10} SPECT injection-to-scan intervals kept: reluth "
-                    f"{row['spect_intervals_kept_reluth']}/{len(before)}, dicognito "
-                    f"{row['spect_intervals_kept_dicognito']}/{len(before)}"
+                    f"{name:<10} SPECT injection-to-scan intervals unchanged (DT / DA+TM): "
+                    f"reluth {r_dt}/{r_tm} of {len(before)}, dicognito {d_dt}/{d_tm} of "
+                    f"{len(before)}"
                 )
             print(f"{name:<10} reluth outputs: {findings} verify-deid findings")
             results.append(row)
+        print(f"after: {load()}")
         print(
             f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; "
             f"pydicom {pydicom.__version__}; reluth workers {args.workers}"

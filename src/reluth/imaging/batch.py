@@ -8,16 +8,18 @@ reported), and holds one dataset per worker in memory at a time.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 from reluth.errors import ValidationError
 from reluth.imaging.deid import DeidError, DeidSettings, deidentify_dataset, map_uid
@@ -70,7 +72,8 @@ def iter_files(root: Path) -> Iterator[Path]:
 def read_dataset(path: Path | io.BytesIO) -> Dataset:
     """A DICOM file, or a bare dataset without preamble; anything else is a DeidError."""
     try:
-        ds = pydicom.dcmread(path)
+        # large values (pixel data) are not read now: the writer copies them from the source
+        ds = pydicom.dcmread(path, defer_size=DEFER_BYTES)
         check_complete(ds)
         return ds
     except InvalidDicomError:
@@ -90,6 +93,10 @@ def read_dataset(path: Path | io.BytesIO) -> Dataset:
     return ds
 
 
+# fork where the platform has it (Linux), spawn elsewhere (Windows and macOS sites)
+_START_METHOD = "fork" if "fork" in get_all_start_methods() else "spawn"
+DEFER_BYTES = 65536
+SMALL_BATCH = 48  # below this many files one process is faster than a pool
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -123,10 +130,22 @@ def check_complete(ds: Dataset) -> None:
     if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
         samples = 2  # two chroma samples shared by each pair of pixels
     expected = (rows * cols * frames * samples * bits + 7) // 8
-    if len(ds.PixelData) < expected:
-        raise DeidError(
-            f"pixel data holds {len(ds.PixelData)} bytes, header says {expected}: truncated"
-        )
+    held = _pixel_bytes(ds)
+    if held < expected:
+        raise DeidError(f"pixel data holds {held} bytes, header says {expected}: truncated")
+
+
+def _pixel_bytes(ds: Dataset) -> int:
+    """Bytes of native pixel data actually present, without reading a deferred value."""
+    elem = ds._dict.get(BaseTag(0x7FE00010))
+    if elem is not None and elem.is_raw and elem.value is None:
+        filename = getattr(ds, "filename", None)
+        length = int(getattr(elem, "length", 0))
+        tell = int(getattr(elem, "value_tell", 0))
+        if isinstance(filename, str):
+            return max(0, min(length, os.path.getsize(filename) - tell))
+        return length
+    return len(ds.PixelData)
 
 
 def decode_if_reencoded(ds: Dataset) -> None:
@@ -234,15 +253,16 @@ def deidentify_tree(
     dst.mkdir(parents=True, exist_ok=True)
     report = BatchReport(settings.patient_id)
     jobs = ((p, src, dst, settings) for p in iter_files(src))
-    if workers <= 1:
-        results: Iterator[FileResult] = (_work(j) for j in jobs)
-        for res in results:
+    head = list(itertools.islice(jobs, SMALL_BATCH))
+    if workers <= 1 or len(head) < SMALL_BATCH:
+        # a few files: starting worker processes would cost more than it saves
+        for res in map(_work, itertools.chain(head, jobs)):
             report.files.append(res)
             if on_result:
                 on_result(res)
     else:
-        with get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
-            for res in pool.imap_unordered(_work, jobs, chunksize=4):
+        with get_context(_START_METHOD).Pool(workers) as pool:
+            for res in pool.imap_unordered(_work, itertools.chain(head, jobs), chunksize=8):
                 report.files.append(res)
                 if on_result:
                     on_result(res)

@@ -14,14 +14,17 @@ import functools
 import hashlib
 import hmac
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
 from reluth.errors import ValidationError
 from reluth.imaging.profile import BASIC_PROFILE_CODE, OPTION_CODES, Profile
@@ -190,6 +193,27 @@ def _dummy(vr: str) -> object:
 
 
 _INSPECTED_VRS = frozenset({"SQ", "DA", "DT", "PN"})
+_CLEANED_VRS = _DATE_VRS | _TEXT_VRS | {"SQ"}
+
+
+def _raw_strings(elem: object) -> list[str] | None:
+    """Values of an undecoded ASCII element (UI, DA, DT), or None to take the slow path."""
+    value = getattr(elem, "value", None)
+    if not getattr(elem, "is_raw", False) or not isinstance(value, bytes):
+        return None
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    text = text.rstrip(" \x00")
+    return text.split("\\") if text else []
+
+
+def _raw_replace(elem: Any, values: list[str], pad: bytes) -> Any:
+    data = "\\".join(values).encode("ascii")
+    if len(data) % 2:
+        data += pad
+    return elem._replace(value=data, length=len(data))
 
 
 def _vr_of(tag: int, elem: object) -> str:
@@ -247,17 +271,27 @@ class _Walker:
                 del ds[tag]  # group lengths: stale once values change
                 continue
             action = self.profile.action(tag)
-            if action is None or action == "K":
-                vr = _vr_of(tag, raw[tag])
-                if vr not in _INSPECTED_VRS or (vr == "PN" and action == "K"):
-                    continue  # kept as read: never decoded, written back byte for byte
-            elif action == "X":
+            if action == "X":
                 del raw[tag]
                 self.outcome.removed += 1
                 continue
+            current = raw[tag]
+            vr = _vr_of(tag, current)
+            if action is None or action == "K":
+                if vr not in _INSPECTED_VRS or (vr == "PN" and action == "K"):
+                    continue  # kept as read: never decoded, written back byte for byte
             elif action == "Z":
-                vr = _vr_of(tag, raw[tag])
-                ds[tag] = DataElement(tag, vr, _empty(vr))
+                if current.is_raw:
+                    raw[tag] = current._replace(value=b"", length=0)  # type: ignore[union-attr]
+                else:
+                    ds[tag] = DataElement(tag, vr, _empty(vr))
+                continue
+            elif action == "C" and vr not in _CLEANED_VRS:
+                continue  # times of day (whole-day shift), timezone offsets, numbers: unchanged
+            if current.is_raw and (
+                (action == "U" and self._raw_uids(raw, tag))
+                or (vr in _DATE_VRS and action != "D" and self._raw_dates(raw, tag, vr))
+            ):
                 continue
             elem = ds[tag]
             if action is None:
@@ -270,6 +304,29 @@ class _Walker:
                 self._clean(ds, elem)
             else:  # K
                 self._keep(elem)
+
+    def _raw_uids(self, raw: MutableMapping[Any, Any], tag: int) -> bool:
+        values = _raw_strings(raw[tag])
+        if values is None:
+            return False
+        raw[tag] = _raw_replace(raw[tag], [self.uid(v) for v in values], b"\0")
+        return True
+
+    def _raw_dates(self, raw: MutableMapping[Any, Any], tag: int, vr: str) -> bool:
+        values = _raw_strings(raw[tag])
+        if values is None:
+            return False
+        fn = shift_date if vr == "DA" else shift_datetime
+        new: list[str] = []
+        for v in values:
+            shifted = fn(v, self.days)
+            if shifted is None:
+                self.outcome.notes.append(f"emptied unshiftable {vr} {tag:08X}: format")
+                shifted = ""
+            new.append(shifted)
+        raw[tag] = _raw_replace(raw[tag], new, b" ")
+        self.outcome.dates_shifted += len(new)
+        return True
 
     def _date_or_dummy(self, elem: DataElement) -> object:
         if elem.VR in _DATE_VRS and "LM" in self.settings.options:
@@ -336,8 +393,13 @@ def deidentify_dataset(ds: Dataset, profile: Profile, settings: DeidSettings) ->
                 del meta[tag]
         if "MediaStorageSOPInstanceUID" in meta:
             meta.MediaStorageSOPInstanceUID = walker.uid(str(meta.MediaStorageSOPInstanceUID))
-    for tag, vr, value in _written_elements(settings):
-        ds[tag] = DataElement(tag, vr, value)
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None or little is None:
+        for tag, vr, value in _written_elements(settings):
+            ds[tag] = DataElement(tag, vr, value)
+    else:
+        for elem in _written_raw(settings, implicit, little):
+            ds._dict[elem.tag] = elem
     burned = str(ds.get("BurnedInAnnotation", "")).upper()
     modality = str(ds.get("Modality", "")).upper()
     if burned == "YES":
@@ -345,6 +407,25 @@ def deidentify_dataset(ds: Dataset, profile: Profile, settings: DeidSettings) ->
     elif not burned and modality in ("SC", "OT", "US", "XC", "ES", "DOC"):
         outcome.burned_in_review = f"modality {modality} without BurnedInAnnotation: review pixels"
     return outcome
+
+
+@functools.lru_cache(maxsize=64)
+def _written_raw(
+    settings: DeidSettings, implicit: bool, little: bool
+) -> tuple[DataElement | RawDataElement, ...]:
+    """The same elements pre-encoded (text as raw bytes in the file's encoding), so the
+    writer copies them instead of encoding them again for every file."""
+    out: list[DataElement | RawDataElement] = []
+    for tag, vr, value in _written_elements(settings):
+        if vr == "SQ":
+            out.append(DataElement(tag, vr, value))
+            continue
+        text = "\\".join(value) if isinstance(value, list) else str(value)
+        data = text.encode("ascii")
+        if len(data) % 2:
+            data += b" "
+        out.append(RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit, little))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=64)

@@ -113,7 +113,7 @@ def _dec(value: object) -> Decimal | None:
         return None
 
 
-def _dt(date: object, time: object = None) -> dt.datetime | None:
+def combine_date_time(date: object, time: object = None) -> dt.datetime | None:
     d = str(date or "").strip()
     t = str(time or "").strip()
     if len(d) < 8:
@@ -127,7 +127,7 @@ def _dt(date: object, time: object = None) -> dt.datetime | None:
 
 def _dt_value(value: object) -> dt.datetime | None:
     text = re.split(r"[+-]", str(value or "").strip())[0]
-    return _dt(text[:8], text[8:]) if len(text) >= 8 else None
+    return combine_date_time(text[:8], text[8:]) if len(text) >= 8 else None
 
 
 def extract_header(ds: Dataset, instances: int = 1) -> SeriesHeader:
@@ -156,7 +156,7 @@ def extract_header(ds: Dataset, instances: int = 1) -> SeriesHeader:
     code = (rp.get("RadionuclideCodeSequence") or [Dataset()])[0]
     injection = _dt_value(rp.get("RadiopharmaceuticalStartDateTime"))
     time_only = injection is None and bool(rp.get("RadiopharmaceuticalStartTime"))
-    acquisition = _dt_value(ds.get("AcquisitionDateTime")) or _dt(
+    acquisition = _dt_value(ds.get("AcquisitionDateTime")) or combine_date_time(
         ds.get("AcquisitionDate") or ds.get("SeriesDate"),
         ds.get("AcquisitionTime") or ds.get("SeriesTime"),
     )

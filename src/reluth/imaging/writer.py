@@ -10,6 +10,8 @@ character set change) goes to ``Dataset.save_as`` unchanged. Byte-for-byte equal
 
 from __future__ import annotations
 
+import io
+import os
 from struct import pack
 from typing import BinaryIO
 
@@ -17,7 +19,7 @@ from pydicom.charset import default_encoding
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_data_element, write_file_meta_info
-from pydicom.tag import tag_in_exception
+from pydicom.tag import BaseTag, tag_in_exception
 
 _LENGTH_32 = frozenset(
     {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"}
@@ -46,7 +48,9 @@ def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
     meta = ds.file_meta
     syntax = meta.TransferSyntaxUID
     implicit = bool(syntax.is_implicit_VR)
-    if "PixelData" in ds:
+    pixels = ds._dict.get(BaseTag(0x7FE00010))
+    if pixels is not None and (not pixels.is_raw or pixels.value is not None):
+        # as pydicom's writer does (a deferred value is left unread: copied below)
         ds["PixelData"].is_undefined_length = syntax.is_compressed
     fp = DicomFileLike(fh)
     fp.is_little_endian = True
@@ -84,5 +88,51 @@ def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
                 write(pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), n))
                 write(value)
                 continue
+        if (
+            elem.is_raw
+            and value is None
+            and 0 < length != 0xFFFFFFFF
+            and isinstance(ds.filename, str)
+            and (implicit or str(elem.VR) in _LENGTH_32)
+        ):
+            # a deferred value (pixel data): header, then the bytes copied from the source file
+            vr = str(elem.VR)
+            if implicit:
+                write(pack("<HHL", tag >> 16, tag & 0xFFFF, length))
+            else:
+                write(pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length))
+            _copy_range(ds.filename, int(getattr(elem, "value_tell", 0)), int(length), fh)
+            continue
         with tag_in_exception(tag):
             write_data_element(fp, ds.get_item(tag), encoding)
+
+
+def _copy_range(source: str, offset: int, length: int, fh: BinaryIO) -> None:
+    """Copy bytes [offset, offset+length) of source to fh: in the kernel where possible."""
+    with open(source, "rb") as src:
+        copy = getattr(os, "copy_file_range", None)
+        try:
+            dst_fd = fh.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            dst_fd = -1
+        if copy is not None and dst_fd >= 0:
+            fh.flush()
+            done = 0
+            try:
+                while done < length:
+                    n = copy(src.fileno(), dst_fd, length - done, offset + done)
+                    if n == 0:
+                        break
+                    done += n
+            except OSError:
+                pass  # e.g. across file systems that refuse it: finish in user space
+            if done == length:
+                return
+            offset, length = offset + done, length - done
+        src.seek(offset)
+        while length > 0:
+            chunk = src.read(min(length, 1 << 20))
+            if not chunk:
+                raise OSError(f"{source}: ended {length} bytes early")
+            fh.write(chunk)
+            length -= len(chunk)
