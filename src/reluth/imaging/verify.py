@@ -94,12 +94,13 @@ class _Checker:
         self.problems.append((where, problem))
 
     def walk(self, ds: Dataset, prefix: str = "", top: bool = True) -> None:
-        for elem in ds:
-            tag = int(elem.tag)
+        for key in list(ds.keys()):
+            tag = int(key)
+            if tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+                continue  # pixel data is not read (a deferred value stays on disk)
+            elem = ds[key]
             name = elem.keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
             where = prefix + name
-            if tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
-                continue
             if self.forbid and elem.VR not in ("SQ", "OB", "OW", "UN"):
                 text = " ".join(_values(elem)).upper()
                 for word in self.forbid:
