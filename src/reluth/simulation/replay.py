@@ -1,0 +1,398 @@
+"""Replay a synthetic cohort through the real services: the path real data takes.
+
+Every write goes through a domain service inside an audited ``unit_of_work`` (eligibility
+checks, inclusion, the randomization service that decides the arm, treatment, visits, central
+RECIST reads, laboratory results graded by CTCAE, adverse events, questionnaires scored by the
+QoL engine, deaths and ends of study). Nothing here writes a table directly.
+
+The arm is never taken from the cohort: each randomized patient carries potential outcomes for
+both arms, and the outcome of the arm the service allocated is the one recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+
+from reluth.auth.roles import Role
+from reluth.db.session import Actor, unit_of_work
+from reluth.errors import PreconditionFailed, ReluthError
+from reluth.patients import service as patients
+from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.schedule import PlannedVisit, planned_visits
+from reluth.qol import service as qol_service
+from reluth.randomization import service as randomization
+from reluth.response import service as response
+from reluth.safety import records
+from reluth.simulation.cohort import (
+    AdverseEventRecord,
+    ArmOutcome,
+    SyntheticCohort,
+    SyntheticPatient,
+)
+from reluth.treatment import service as treatment
+
+Tick = Callable[[str], None]
+
+#: Demo accounts, one per role (development only; printed by `reluth demo`).
+DEMO_PASSWORD_PREFIX = "reluth-demo-"
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    role: Role
+    centres: tuple[str, ...]
+
+    @property
+    def password(self) -> str:
+        return f"{DEMO_PASSWORD_PREFIX}{self.username}"
+
+
+@dataclass
+class ReplayStats:
+    screened: int = 0
+    included: int = 0
+    not_included: int = 0
+    randomized: int = 0
+    gate_failures: Counter[str] = field(default_factory=Counter)
+    arms: Counter[str] = field(default_factory=Counter)
+    records: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    allocated: dict[str, str] = field(default_factory=dict)
+
+
+def demo_accounts(cohort: SyntheticCohort) -> list[DemoAccount]:
+    first = cohort.centres[0].code
+    return [
+        DemoAccount("admin", Role.ADMIN, ()),
+        DemoAccount(f"investigator-{first.lower()}", Role.INVESTIGATOR, (first,)),
+        *[
+            DemoAccount(f"nurse-{c.code.lower()}", Role.RESEARCH_NURSE, (c.code,))
+            for c in cohort.centres
+        ],
+        DemoAccount("monitor", Role.MONITOR, tuple(c.code for c in cohort.centres[:5])),
+        DemoAccount("datamanager", Role.DATA_MANAGER, ()),
+        DemoAccount("reviewer", Role.CENTRAL_REVIEWER, ()),
+        DemoAccount("physicist", Role.MEDICAL_PHYSICIST, ()),
+        DemoAccount("pharmacovigilance", Role.PHARMACOVIGILANCE, ()),
+        DemoAccount("statistician", Role.STATISTICIAN, ()),
+    ]
+
+
+def _nurse(p: SyntheticPatient) -> Actor:
+    return Actor(f"nurse-{p.centre.lower()}", Role.RESEARCH_NURSE.value)
+
+
+REVIEWER = Actor("reviewer", Role.CENTRAL_REVIEWER.value)
+STATISTICIAN = Actor("statistician", Role.STATISTICIAN.value)
+ADMIN = Actor("admin", Role.ADMIN.value)
+
+
+def _timepoint(day: int, visits: list[PlannedVisit]) -> str:
+    """The planned tumour-assessment visit nearest to ``day`` (its code names the read)."""
+    candidates = [v for v in visits if v.kind in ("tumour_assessment", "follow_up", "end_of_study")]
+    best = min(candidates, key=lambda v: abs(v.day - day))
+    return best.code
+
+
+class Replayer:
+    """Runs the trial's events in calendar order through the services."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        cohort: SyntheticCohort,
+        seed: int,
+        today: dt.date | None = None,
+        protocol: Protocol | None = None,
+    ) -> None:
+        self.engine = engine
+        self.cohort = cohort
+        self.seed = seed
+        self.today = today or dt.date.today()
+        self.protocol = protocol or load_protocol()
+        self.stats = ReplayStats()
+
+    @contextmanager
+    def _uow(self, actor: Actor, what: str) -> Iterator[Any]:
+        with unit_of_work(self.engine, actor) as uow:
+            yield uow.session
+        self.stats.records[what] += 1
+
+    # -- set-up -----------------------------------------------------------------------------
+    def setup(self, create_accounts: Callable[[Any, list[DemoAccount]], None]) -> None:
+        with self._uow(ADMIN, "centre") as s:
+            for c in self.cohort.centres:
+                patients.add_centre(s, c.code, c.name, c.opening_date)
+        with self._uow(ADMIN, "user") as s:
+            create_accounts(s, demo_accounts(self.cohort))
+        with self._uow(STATISTICIAN, "randomization set-up") as s:
+            randomization.configure(s, STATISTICIAN, "blocks", block_sizes=(2, 4))
+            secret = hashlib.sha256(f"reluth-demo-list-{self.seed}".encode()).hexdigest()
+            randomization.generate_list(s, STATISTICIAN, seed=secret, per_stratum=64)
+
+    # -- screening and inclusion ----------------------------------------------------------
+    def screen_and_include(self, p: SyntheticPatient) -> None:
+        self.stats.screened += 1
+        cov = p.covariates
+        with self._uow(_nurse(p), "screening") as s:
+            patients.register_patient(
+                s,
+                p.centre,
+                patient_code=p.patient_id,
+                sex=cov.sex,
+                birth_year=p.screening_date.year - cov.age,
+                today=self.today,
+            )
+            outcome = patients.screen_patient(s, p.inclusion_file, today=self.today)
+        if outcome.status != "eligible":
+            self.stats.not_included += 1
+            return
+        consent = p.inclusion_file.get("consent") or {}
+        consent_date = (
+            dt.date.fromisoformat(consent["date"]) if consent.get("date") else p.screening_date
+        )
+        with self._uow(_nurse(p), "inclusion") as s:
+            patients.include_patient(
+                s, p.patient_id, consent_date, inclusion_date=p.screening_date, today=self.today
+            )
+        self.stats.included += 1
+        gate = p.randomization_file or {}
+        for number, day in enumerate(
+            (gate.get("second_prrt") or {}).get("cycle_dates", ()), start=1
+        ):
+            with self._uow(_nurse(p), "administration") as s:
+                patients.record_cycle(
+                    s,
+                    p.patient_id,
+                    number,
+                    dt.date.fromisoformat(day),
+                    Decimal("7.4"),
+                    f"LOT-{p.patient_id}-{number}",
+                    today=self.today,
+                )
+
+    # -- the pre-randomization gate and the randomization service ------------------------
+    def randomize(self, p: SyntheticPatient) -> str | None:
+        gate = p.randomization_file
+        if gate is None:
+            return None
+        second = gate.get("second_prrt") or {}
+        with self._uow(_nurse(p), "screening") as s:
+            patients.screen_patient(s, gate, today=self.today)
+            if second.get("assessment_date") is not None:
+                progression = bool(second.get("radiological_progression"))
+                patients.record_pre_randomization(
+                    s,
+                    p.patient_id,
+                    dt.date.fromisoformat(second["assessment_date"]),
+                    progression,
+                    overall_response="PD" if progression else "SD",
+                    today=self.today,
+                )
+        asked = _gate_date(p)
+        now = dt.datetime.combine(asked, dt.time(10, 0), tzinfo=dt.UTC)
+        investigator = Actor(f"nurse-{p.centre.lower()}", Role.RESEARCH_NURSE.value)
+        try:
+            with self._uow(investigator, "randomization") as s:
+                result = randomization.randomize(
+                    s, investigator, p.patient_id, request_id=f"demo-{p.patient_id}", now=now
+                )
+        except PreconditionFailed as exc:
+            self.stats.gate_failures[p.screen_failure_reason or exc.message.split(":")[0]] += 1
+            with self._uow(_nurse(p), "end of study") as s:
+                patients.record_end_of_study(
+                    s,
+                    p.patient_id,
+                    asked,
+                    "screen_failure",
+                    details=exc.message[:200],
+                    today=self.today,
+                )
+            return None
+        self.stats.randomized += 1
+        self.stats.arms[result.arm] += 1
+        self.stats.allocated[p.patient_id] = result.arm
+        return str(result.arm)
+
+    # -- follow-up after randomization ---------------------------------------------------
+    def follow(self, p: SyntheticPatient, arm: str) -> None:
+        outcome: ArmOutcome = p.outcomes[arm]
+        assert p.randomization_request_date is not None
+        rand = p.randomization_request_date
+        visits = planned_visits(rand, arm, self.protocol)
+        nurse = _nurse(p)
+        with self._uow(nurse, "treatment and visits") as s:
+            for number, day in enumerate(outcome.treatment_dates, start=3):
+                patients.record_cycle(
+                    s,
+                    p.patient_id,
+                    number,
+                    day,
+                    Decimal("7.4"),
+                    f"LOT-{p.patient_id}-{number}",
+                    today=self.today,
+                )
+                self._visit(s, p, f"C{number}", day)
+        self._central_reads(p, outcome, rand, visits)
+        self._labs(p, outcome)
+        self._adverse_events(p, outcome)
+        self._questionnaires(p, outcome, visits)
+        self._end(p, outcome)
+
+    def _visit(self, s: Any, p: SyntheticPatient, code: str, day: dt.date) -> None:
+        try:
+            treatment.record_visit(s, p.patient_id, code, day, today=self.today)
+        except ReluthError as exc:
+            self.stats.refused[f"visit: {type(exc).__name__}"] += 1
+
+    def _central_reads(
+        self, p: SyntheticPatient, outcome: ArmOutcome, rand: dt.date, visits: list[PlannedVisit]
+    ) -> None:
+        recist = outcome.recist
+        baseline = recist["baseline"]
+        with self._uow(REVIEWER, "central read") as s:
+            response.record_central_read(
+                s,
+                p.patient_id,
+                "baseline",
+                dt.date.fromisoformat(baseline["date"]),
+                "CT",
+                list(baseline["lesions"]),
+                "no",
+                today=self.today,
+            )
+        used: set[str] = set()
+        visit_days: list[tuple[str, dt.date]] = []
+        with self._uow(REVIEWER, "central review session") as s:
+            for fu in recist["followups"]:
+                day = dt.date.fromisoformat(fu["date"])
+                code = _timepoint((day - rand).days, visits)
+                if code in used:  # a second read near the same planned visit
+                    code = f"{code}-d{(day - rand).days}"
+                else:
+                    visit_days.append((code, day))
+                used.add(code)
+                response.record_central_read(
+                    s,
+                    p.patient_id,
+                    code,
+                    day,
+                    "CT",
+                    list(fu["lesions"]),
+                    str(fu.get("new_lesions", "no")),
+                    today=self.today,
+                )
+        with self._uow(_nurse(p), "visits") as s:
+            for code, day in visit_days:
+                self._visit(s, p, code, day)
+
+    def _labs(self, p: SyntheticPatient, outcome: ArmOutcome) -> None:
+        by_date: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for result in outcome.labs:
+            entry = {
+                k: v
+                for k, v in result.items()
+                if k in ("test", "value", "unit", "uln", "lln", "baseline")
+            }
+            by_date[str(result["date"])].append(entry)
+        with self._uow(_nurse(p), "laboratory") as s:
+            for day, results in sorted(by_date.items()):
+                records.record_labs(
+                    s,
+                    {"patient_id": p.patient_id, "date": day, "results": results},
+                    today=self.today,
+                )
+
+    def _adverse_events(self, p: SyntheticPatient, outcome: ArmOutcome) -> None:
+        if not outcome.adverse_events:
+            return
+        with self._uow(_nurse(p), "adverse events") as s:
+            for ae in outcome.adverse_events:
+                self._adverse_event(s, p, ae)
+
+    def _adverse_event(self, s: Any, p: SyntheticPatient, ae: AdverseEventRecord) -> None:
+        if ae.grade == 5:
+            out = "fatal"
+        elif ae.end_date is not None:
+            out = "recovered"
+        else:
+            out = "not_recovered"
+        data = {
+            "patient_id": p.patient_id,
+            "term": ae.term,
+            "grade": ae.grade,
+            "serious": ae.serious,
+            "relatedness": "possible" if ae.related_to_treatment else "not_related",
+            "outcome": out,
+            "onset_date": ae.onset_date.isoformat(),
+            "resolution_date": ae.end_date.isoformat() if ae.end_date else None,
+            "awareness_date": ae.onset_date.isoformat() if ae.serious else None,
+        }
+        records.record_adverse_event(s, data, today=self.today)
+
+    def _questionnaires(
+        self, p: SyntheticPatient, outcome: ArmOutcome, visits: list[PlannedVisit]
+    ) -> None:
+        qol_visits = [v for v in visits if v.kind == "qol"]
+        used: set[str] = set()
+        with self._uow(_nurse(p), "questionnaires") as s:
+            for q in outcome.qol:
+                nearest = min(qol_visits, key=lambda v: abs(v.day - q.day))
+                tp = nearest.code if nearest.code not in used else f"{nearest.code}-d{q.day}"
+                used.add(tp)
+                for instrument, items in (("QLQ-C30", q.c30), ("QLQ-GINET21", q.ginet21)):
+                    qol_service.record_questionnaire(
+                        s,
+                        {
+                            "patient_id": p.patient_id,
+                            "instrument": instrument,
+                            "timepoint": tp,
+                            "completed_on": q.date.isoformat(),
+                            "items": items,
+                        },
+                        today=self.today,
+                    )
+
+    def _end(self, p: SyntheticPatient, outcome: ArmOutcome) -> None:
+        with self._uow(_nurse(p), "end of study") as s:
+            if outcome.death_date is not None:
+                cause = "disease" if outcome.progression_date else "other"
+                patients.record_death(s, p.patient_id, outcome.death_date, cause, today=self.today)
+                patients.record_end_of_study(
+                    s, p.patient_id, outcome.death_date, "death", today=self.today
+                )
+            elif outcome.dropout_date is not None:
+                patients.record_end_of_study(
+                    s, p.patient_id, outcome.dropout_date, "withdrawal", today=self.today
+                )
+
+
+def _gate_date(p: SyntheticPatient) -> dt.date:
+    """When the randomization is asked for: the cohort's request date, or for a patient who
+    fails at the gate, the day of the pre-randomization assessment."""
+    if p.randomization_request_date is not None:
+        return p.randomization_request_date
+    gate = p.randomization_file or {}
+    assessed = (gate.get("second_prrt") or {}).get("assessment_date")
+    return dt.date.fromisoformat(assessed) if assessed else p.screening_date
+
+
+def events(cohort: SyntheticCohort) -> list[tuple[dt.date, int, str, SyntheticPatient]]:
+    """The trial's events in calendar order: screening, then randomization requests."""
+    out: list[tuple[dt.date, int, str, SyntheticPatient]] = []
+    for p in cohort.patients:
+        out.append((p.screening_date, 0, "screen", p))
+        if p.randomization_file is not None:
+            out.append((_gate_date(p), 1, "randomize", p))
+    out.sort(key=lambda e: (e[0], e[1], e[3].index))
+    return out
