@@ -244,3 +244,10 @@ def test_qol_time_to_deterioration_and_sensitivity() -> None:
     assert (tte.loc[("Q", "TTDQL2"), "CNSR"], tte.loc[("Q", "TTDQL2"), "ADY"]) == (1, 122)
     assert (tte.loc[("Q", "TTDSQL2"), "CNSR"], tte.loc[("Q", "TTDSQL2"), "ADY"]) == (1, 122)
     assert ("NOBASE", "TTDQL2") not in tte.index
+
+
+@pytest.mark.parametrize("spelling", ["NON_CR_NON_PD", "non-CR/non-PD", "NON-CR/NON-PD"])
+def test_non_cr_non_pd_spellings_count_as_disease_control(spelling: str) -> None:
+    ds = _build([_subject("N")], [("N", 168, spelling)])
+    assert _dcr(ds) == {"N": "Y"}
+    assert "NON-CR/NON-PD" in set(ds.adrs["AVALC"])
