@@ -143,6 +143,12 @@ def test_cutoff_ignores_later_data() -> None:
     assert tte.loc["OS", "CNSR"] == 1 and tte.loc["OS", "ADY"] == 100
 
 
+def test_subjects_included_after_the_cutoff_are_left_out() -> None:
+    late = _subject("LATE", included_on="2024-06-01", randomized_on="2024-10-01")
+    ds = _build([_subject("EARLY"), late], [], cutoff=dt.date(2024, 5, 31))
+    assert list(ds.adsl["USUBJID"]) == ["EARLY"]
+
+
 def test_populations() -> None:
     subjects = [
         _subject("ITT"),

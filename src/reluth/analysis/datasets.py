@@ -385,7 +385,7 @@ def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisD
 
 
 def derive_adsl(s: Sources, cut: dt.date) -> pd.DataFrame:
-    sub = s.subjects
+    sub = s.subjects[s.subjects["included_on"] <= cut].reset_index(drop=True)
     rand = sub["arm"].notna() & sub["randomized_on"].map(lambda d: d is not None and d <= cut)
     adsl = pd.DataFrame(
         {
