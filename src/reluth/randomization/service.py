@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import BindParameter, Integer, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,13 +68,18 @@ def _require_role(actor: Actor, allowed: frozenset[Role], what: str) -> None:
         )
 
 
+# Statements of the randomize hot path are built once (building them costs more CPU than
+# running them on SQLite); parameters are bound at execution.
+_SETTINGS = select(RandomizationSettings).where(RandomizationSettings.id == 1)
+_SETTINGS_BY_LOCK = {
+    None: _SETTINGS,
+    "update": _SETTINGS.with_for_update().execution_options(populate_existing=True),
+    "share": _SETTINGS.with_for_update(read=True).execution_options(populate_existing=True),
+}
+
+
 def get_settings(session: Session, lock: str | None = None) -> RandomizationSettings | None:
-    stmt = select(RandomizationSettings).where(RandomizationSettings.id == 1)
-    if lock == "update":
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    elif lock == "share":
-        stmt = stmt.with_for_update(read=True).execution_options(populate_existing=True)
-    return session.scalars(stmt).first()
+    return session.scalars(_SETTINGS_BY_LOCK[lock]).first()
 
 
 def _any_randomized(session: Session) -> bool:
@@ -240,10 +245,11 @@ def _result(r: Randomization, patient_code: str, replayed: bool) -> Randomizatio
     )
 
 
+_BY_REQUEST = select(Randomization).where(Randomization.request_id == bindparam("request_id"))
+
+
 def _replay(session: Session, request_id: str, patient: Patient) -> RandomizationResult | None:
-    prior = session.scalars(
-        select(Randomization).where(Randomization.request_id == request_id)
-    ).first()
+    prior = session.scalars(_BY_REQUEST, {"request_id": request_id}).first()
     if prior is None:
         return None
     if prior.patient_id != patient.id:
@@ -251,30 +257,30 @@ def _replay(session: Session, request_id: str, patient: Patient) -> Randomizatio
     return _result(prior, patient.patient_code, True)
 
 
+_PID: BindParameter[int] = bindparam("pid", type_=Integer())
+_FACTS = select(
+    select(Randomization.request_id).where(Randomization.patient_id == _PID).scalar_subquery(),
+    select(Inclusion.consent_date)
+    .where(Inclusion.patient_id == _PID, Inclusion.consent_signed)
+    .scalar_subquery(),
+    select(func.count(func.distinct(Administration.cycle)))
+    .where(Administration.patient_id == _PID, Administration.cycle.in_((1, 2)))
+    .scalar_subquery(),
+    select(PreRandomizationAssessment.assessment_date)
+    .where(PreRandomizationAssessment.patient_id == _PID)
+    .scalar_subquery(),
+    select(PreRandomizationAssessment.radiological_progression)
+    .where(PreRandomizationAssessment.patient_id == _PID)
+    .scalar_subquery(),
+)
+
+
 def check_preconditions(
     session: Session, patient: Patient, screening: Screening | None = None
 ) -> tuple[str, dict[str, str]]:
     """The stratum code and factor levels, if every protocol precondition holds."""
     code, pid = patient.patient_code, patient.id
-    facts = session.execute(
-        select(
-            select(Randomization.request_id)
-            .where(Randomization.patient_id == pid)
-            .scalar_subquery(),
-            select(Inclusion.consent_date)
-            .where(Inclusion.patient_id == pid, Inclusion.consent_signed)
-            .scalar_subquery(),
-            select(func.count(func.distinct(Administration.cycle)))
-            .where(Administration.patient_id == pid, Administration.cycle.in_((1, 2)))
-            .scalar_subquery(),
-            select(PreRandomizationAssessment.assessment_date)
-            .where(PreRandomizationAssessment.patient_id == pid)
-            .scalar_subquery(),
-            select(PreRandomizationAssessment.radiological_progression)
-            .where(PreRandomizationAssessment.patient_id == pid)
-            .scalar_subquery(),
-        )
-    ).one()
+    facts = session.execute(_FACTS, {"pid": pid}).one()
     prior_request, consent_date, n_cycles, pre_date, progression = facts
     if prior_request is not None:
         raise Conflict(f"patient {code} is already randomized (request {prior_request})")
@@ -367,20 +373,30 @@ def randomize(
     return _result(record, patient.patient_code, False)
 
 
+_CURSOR = (
+    select(AllocationStratum)
+    .join(AllocationList, AllocationList.id == AllocationStratum.list_id)
+    .where(AllocationStratum.stratum_key == bindparam("key"))
+    .with_for_update(of=AllocationStratum)
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock_cursor(session: Session, key: str) -> AllocationStratum:
-    cursor = session.scalars(
-        select(AllocationStratum)
-        .join(AllocationList, AllocationList.id == AllocationStratum.list_id)
-        .where(AllocationStratum.stratum_key == key)
-        .with_for_update(of=AllocationStratum)
-        .execution_options(populate_existing=True)
-    ).first()
+    cursor = session.scalars(_CURSOR, {"key": key}).first()
     if cursor is None:
         raise PreconditionFailed(
             "no allocation list for stratum "
             f"{key} (the statistician runs `reluth randomization generate-list`)"
         )
     return cursor
+
+
+_SLOT = select(AllocationSlot).where(
+    AllocationSlot.list_id == bindparam("list_id"),
+    AllocationSlot.stratum_key == bindparam("key"),
+    AllocationSlot.position == bindparam("position"),
+)
 
 
 def _take_slot(
@@ -390,11 +406,7 @@ def _take_slot(
     if cursor.next_position > cursor.size:
         raise PreconditionFailed(f"the allocation list of stratum {key} is exhausted")
     slot = session.scalars(
-        select(AllocationSlot).where(
-            AllocationSlot.list_id == cursor.list_id,
-            AllocationSlot.stratum_key == key,
-            AllocationSlot.position == cursor.next_position,
-        )
+        _SLOT, {"list_id": cursor.list_id, "key": key, "position": cursor.next_position}
     ).one()
     if slot.patient_id is not None:  # would mean the cursor and slots disagree
         raise Conflict(f"slot {key}#{slot.position} is already used")
