@@ -22,7 +22,7 @@ from reluth.errors import ValidationError
 from reluth.patients import service as patients
 from reluth.qol.service import record_questionnaire
 from reluth.randomization import service as rnd
-from reluth.response.service import record_assessment
+from reluth.response.records import record_assessment
 from reluth.safety.models import AdverseEvent
 
 RAND_AT = dt.datetime(2025, 3, 5, 10, 0, tzinfo=dt.UTC)
