@@ -1,0 +1,33 @@
+"""Alembic environment: runs on the connection handed over by ``reluth.db.migrate``."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+from reluth.db.engine import make_engine
+from reluth.db.registry import load_all_models
+
+target_metadata = load_all_models()
+config = context.config
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()

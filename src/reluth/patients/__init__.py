@@ -1,0 +1,1 @@
+"""Registration, screening (eligibility frozen as captured), inclusion, pre-randomization data."""

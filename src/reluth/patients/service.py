@@ -1,0 +1,412 @@
+"""Use cases for a patient before randomization: register, screen, include, record the
+second-PRRT cycles and the pre-randomization assessment; and deaths and end of study.
+
+Each function takes the session of an open :func:`reluth.db.session.unit_of_work` (the
+caller's transaction, audited) and validates with the protocol engines before writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session, defer
+
+from reluth.auth.models import Centre
+from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.patients.models import (
+    Death,
+    EndOfStudy,
+    Inclusion,
+    Patient,
+    PreRandomizationAssessment,
+    Screening,
+)
+from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.eligibility import check_eligibility
+from reluth.protocol.patient import PATIENT_ID_PATTERN, parse_patient
+from reluth.protocol.strata import derive_strata
+from reluth.treatment.models import Administration
+
+CENTRE_CODE = re.compile(r"^C\d{2}$")
+RESPONSES = ("CR", "PR", "SD", "PD", "NE")
+DEATH_CAUSES = ("disease", "toxicity", "other", "unknown")
+END_REASONS = (
+    "completed",
+    "death",
+    "withdrawal",
+    "lost_to_follow_up",
+    "screen_failure",
+    "investigator_decision",
+    "other",
+)
+
+
+def _protocol(protocol: Protocol | None) -> Protocol:
+    return protocol or load_protocol()
+
+
+def _choice(field: str, value: str, accepted: tuple[str, ...]) -> str:
+    if value not in accepted:
+        raise ValidationError(field, f"{value!r} is not accepted", ", ".join(accepted))
+    return value
+
+
+def _not_future(field: str, day: dt.date, today: dt.date) -> dt.date:
+    if day > today:
+        raise ValidationError(field, f"date {day} is in the future", f"a date <= {today}")
+    return day
+
+
+def add_centre(session: Session, code: str, name: str, opened_on: dt.date | None = None) -> Centre:
+    if not CENTRE_CODE.match(code):
+        raise ValidationError("centre", f"{code!r} is not a centre code", "C followed by 2 digits")
+    if not name.strip():
+        raise ValidationError("name", "empty", "the centre's name")
+    if session.scalars(select(Centre).where(Centre.code == code)).first() is not None:
+        raise Conflict(f"centre {code} already exists")
+    centre = Centre(code=code, name=name.strip(), opened_on=opened_on, active=True)
+    session.add(centre)
+    session.flush()
+    return centre
+
+
+def get_centre(session: Session, code: str) -> Centre:
+    centre = session.scalars(select(Centre).where(Centre.code == code)).first()
+    if centre is None:
+        raise NotFound(f"centre {code!r} not found (add it with `reluth centres add`)")
+    return centre
+
+
+_PATIENT_BY_CODE = select(Patient).where(Patient.patient_code == bindparam("code"))
+
+
+def get_patient(session: Session, code: str) -> Patient:
+    if not re.match(PATIENT_ID_PATTERN, code):
+        raise ValidationError("patient_id", f"{code!r} is not a patient ID", "e.g. C07-0012")
+    patient = session.scalars(_PATIENT_BY_CODE, {"code": code}).first()
+    if patient is None:
+        raise NotFound(f"patient {code} is not registered")
+    return patient
+
+
+def register_patient(
+    session: Session,
+    centre_code: str,
+    patient_code: str | None = None,
+    sex: str | None = None,
+    birth_year: int | None = None,
+    today: dt.date | None = None,
+    protocol: Protocol | None = None,
+) -> Patient:
+    """A new pseudonymous patient; without ``patient_code`` the centre's next number is used."""
+    today = today or dt.date.today()
+    centre = get_centre(session, centre_code)
+    if patient_code is None:
+        n = session.scalar(
+            select(func.count()).select_from(Patient).where(Patient.centre_id == centre.id)
+        )
+        patient_code = f"{centre.code}-{(n or 0) + 1:04d}"
+    if not re.match(PATIENT_ID_PATTERN, patient_code):
+        raise ValidationError("patient_id", f"{patient_code!r}", "C<centre>-<4 digits>, C07-0012")
+    if not patient_code.startswith(centre.code + "-"):
+        raise ValidationError(
+            "patient_id", f"{patient_code} does not belong to centre {centre.code}", centre.code
+        )
+    if sex is not None:
+        _choice("sex", sex, ("female", "male"))
+    if birth_year is not None and not today.year - 120 <= birth_year <= today.year - 18:
+        raise ValidationError(
+            "birth_year", str(birth_year), f"{today.year - 120}..{today.year - 18} (adults)"
+        )
+    if session.scalars(select(Patient).where(Patient.patient_code == patient_code)).first():
+        raise Conflict(f"patient {patient_code} is already registered")
+    patient = Patient(
+        patient_code=patient_code,
+        centre_id=centre.id,
+        sex=None if sex is None else sex[0].upper(),
+        birth_year=birth_year,
+        protocol_version=_protocol(protocol).label,
+    )
+    session.add(patient)
+    session.flush()
+    return patient
+
+
+@dataclass(frozen=True)
+class ScreeningOutcome:
+    patient_id: str
+    screening_id: int
+    status: str
+    stratum: str | None
+    criteria: list[dict[str, Any]]
+
+
+def screen_patient(
+    session: Session,
+    data: Any,
+    today: dt.date | None = None,
+    protocol: Protocol | None = None,
+) -> ScreeningOutcome:
+    """Check eligibility (inclusion stage) and freeze the input and per-criterion result."""
+    proto = _protocol(protocol)
+    today = today or dt.date.today()
+    patient_file = parse_patient(data, as_of=today)
+    patient = get_patient(session, patient_file.patient_id)
+    if _randomization_of(session, patient) is not None:
+        raise Conflict(f"patient {patient.patient_code} is already randomized")
+    result = check_eligibility(patient_file, proto, stage="inclusion")
+    criteria = [asdict(c) for c in result.criteria]
+    try:
+        strata = derive_strata(patient_file, proto)
+        strata_code: str | None = strata.code
+        strata_json: str | None = json.dumps(strata.as_dict(), sort_keys=True)
+    except ValidationError:
+        strata_code = strata_json = None
+    record = Screening(
+        patient_id=patient.id,
+        assessment_date=patient_file.assessment_date,
+        stage=result.stage,
+        status=result.status,
+        input_json=json.dumps(data, sort_keys=True, ensure_ascii=False),
+        result_json=json.dumps(
+            {"status": result.status, "criteria": criteria, "derived": result.derived},
+            sort_keys=True,
+            ensure_ascii=False,
+        ),
+        strata_code=strata_code,
+        strata_json=strata_json,
+        protocol_version=result.protocol_version,
+    )
+    session.add(record)
+    session.flush()
+    return ScreeningOutcome(patient.patient_code, record.id, result.status, strata_code, criteria)
+
+
+_LATEST_SCREENING = (
+    select(Screening)
+    .where(Screening.patient_id == bindparam("pid"))
+    .order_by(Screening.assessment_date.desc(), Screening.id.desc())
+    .limit(1)
+)
+_LATEST_SCREENING_LIGHT = _LATEST_SCREENING.options(
+    defer(Screening.input_json), defer(Screening.result_json)
+)
+
+
+def latest_screening(session: Session, patient: Patient, light: bool = False) -> Screening | None:
+    """The most recent screening; ``light`` leaves the frozen JSON unloaded until accessed."""
+    stmt = _LATEST_SCREENING_LIGHT if light else _LATEST_SCREENING
+    return session.scalars(stmt, {"pid": patient.id}).first()
+
+
+def _failed_criteria(screening: Screening) -> str:
+    result = json.loads(screening.result_json)
+    bad = [c for c in result["criteria"] if c["passes"] is not True]
+    return "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:4])
+
+
+def include_patient(
+    session: Session,
+    patient_code: str,
+    consent_date: dt.date | None,
+    inclusion_date: dt.date | None = None,
+    today: dt.date | None = None,
+    protocol: Protocol | None = None,
+) -> Inclusion:
+    """Include an eligible patient who signed the informed consent."""
+    today = today or dt.date.today()
+    inclusion_date = _not_future("inclusion_date", inclusion_date or today, today)
+    patient = get_patient(session, patient_code)
+    screening = latest_screening(session, patient)
+    if screening is None:
+        raise PreconditionFailed(f"patient {patient_code} has not been screened")
+    if screening.status != "eligible":
+        raise PreconditionFailed(
+            f"patient {patient_code} is {screening.status} at the latest screening "
+            f"({screening.assessment_date}): {_failed_criteria(screening)}"
+        )
+    if consent_date is None:
+        raise PreconditionFailed(f"patient {patient_code}: informed consent not signed")
+    _not_future("consent_date", consent_date, today)
+    if consent_date > inclusion_date:
+        raise ValidationError(
+            "consent_date", f"{consent_date} is after inclusion", f"<= {inclusion_date}"
+        )
+    if session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first():
+        raise Conflict(f"patient {patient_code} is already included")
+    inclusion = Inclusion(
+        patient_id=patient.id,
+        screening_id=screening.id,
+        consent_signed=True,
+        consent_date=consent_date,
+        inclusion_date=inclusion_date,
+        protocol_version=_protocol(protocol).label,
+    )
+    session.add(inclusion)
+    session.flush()
+    return inclusion
+
+
+def _randomization_of(session: Session, patient: Patient) -> Any:
+    from reluth.randomization.models import Randomization
+
+    return session.scalars(
+        select(Randomization).where(Randomization.patient_id == patient.id)
+    ).first()
+
+
+def record_cycle(
+    session: Session,
+    patient_code: str,
+    cycle: int,
+    administered_on: dt.date,
+    activity_gbq: Decimal,
+    lot: str,
+    today: dt.date | None = None,
+    protocol: Protocol | None = None,
+) -> Administration:
+    """A Lutathera administration: cycles 1-2 (second PRRT) after inclusion, cycles 3-4 only
+    in the experimental arm after randomization."""
+    proto = _protocol(protocol)
+    today = today or dt.date.today()
+    _not_future("administered_on", administered_on, today)
+    if cycle not in (1, 2, 3, 4):
+        raise ValidationError("cycle", str(cycle), "1 or 2 (second PRRT), 3 or 4 (experimental)")
+    if not Decimal("0.1") <= activity_gbq <= Decimal("10"):
+        raise ValidationError("activity_gbq", f"{activity_gbq} GBq", "0.1 to 10 GBq (7.4 planned)")
+    if not lot.strip():
+        raise ValidationError("lot", "empty", "the batch number on the vial")
+    patient = get_patient(session, patient_code)
+    if session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first() is None:
+        raise PreconditionFailed(f"patient {patient_code} is not included")
+    if cycle >= 3:
+        rand = _randomization_of(session, patient)
+        if rand is None or rand.arm != "experimental":
+            raise PreconditionFailed(
+                f"cycle {cycle} is given only in the experimental arm after randomization"
+            )
+    previous = session.scalars(
+        select(Administration).where(Administration.patient_id == patient.id)
+    ).all()
+    if any(a.cycle == cycle for a in previous):
+        raise Conflict(f"cycle {cycle} of patient {patient_code} is already recorded")
+    done = {a.cycle: a.administered_on for a in previous}
+    if cycle > 1 and cycle - 1 not in done:
+        raise PreconditionFailed(f"cycle {cycle - 1} must be recorded before cycle {cycle}")
+    if cycle > 1 and administered_on <= done[cycle - 1]:
+        raise ValidationError(
+            "administered_on", f"{administered_on} is not after cycle {cycle - 1}", "a later date"
+        )
+    row = Administration(
+        patient_id=patient.id,
+        cycle=cycle,
+        administered_on=administered_on,
+        activity_gbq=activity_gbq,
+        lot=lot.strip(),
+        protocol_version=proto.label,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_pre_randomization(
+    session: Session,
+    patient_code: str,
+    assessment_date: dt.date,
+    radiological_progression: bool,
+    overall_response: str | None = None,
+    comment: str | None = None,
+    today: dt.date | None = None,
+    protocol: Protocol | None = None,
+) -> PreRandomizationAssessment:
+    """The tumour assessment after the two second-PRRT cycles."""
+    today = today or dt.date.today()
+    _not_future("assessment_date", assessment_date, today)
+    if overall_response is not None:
+        _choice("overall_response", overall_response, RESPONSES)
+        if (overall_response == "PD") != radiological_progression:
+            raise ValidationError(
+                "overall_response",
+                f"{overall_response} contradicts radiological_progression="
+                f"{str(radiological_progression).lower()}",
+                "PD if and only if radiological progression",
+            )
+    patient = get_patient(session, patient_code)
+    if session.scalars(
+        select(PreRandomizationAssessment).where(
+            PreRandomizationAssessment.patient_id == patient.id
+        )
+    ).first():
+        raise Conflict(f"the pre-randomization assessment of {patient_code} is already recorded")
+    row = PreRandomizationAssessment(
+        patient_id=patient.id,
+        assessment_date=assessment_date,
+        radiological_progression=radiological_progression,
+        overall_response=overall_response,
+        comment=comment,
+        protocol_version=_protocol(protocol).label,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_death(
+    session: Session,
+    patient_code: str,
+    death_date: dt.date,
+    cause: str,
+    details: str | None = None,
+    today: dt.date | None = None,
+    protocol: Protocol | None = None,
+) -> Death:
+    today = today or dt.date.today()
+    _not_future("death_date", death_date, today)
+    _choice("cause", cause, DEATH_CAUSES)
+    patient = get_patient(session, patient_code)
+    if session.scalars(select(Death).where(Death.patient_id == patient.id)).first():
+        raise Conflict(f"the death of {patient_code} is already recorded")
+    row = Death(
+        patient_id=patient.id,
+        death_date=death_date,
+        cause=cause,
+        details=details,
+        protocol_version=_protocol(protocol).label,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_end_of_study(
+    session: Session,
+    patient_code: str,
+    end_date: dt.date,
+    reason: str,
+    details: str | None = None,
+    today: dt.date | None = None,
+    protocol: Protocol | None = None,
+) -> EndOfStudy:
+    today = today or dt.date.today()
+    _not_future("end_date", end_date, today)
+    _choice("reason", reason, END_REASONS)
+    patient = get_patient(session, patient_code)
+    if session.scalars(select(EndOfStudy).where(EndOfStudy.patient_id == patient.id)).first():
+        raise Conflict(f"the end of study of {patient_code} is already recorded")
+    row = EndOfStudy(
+        patient_id=patient.id,
+        end_date=end_date,
+        reason=reason,
+        details=details,
+        protocol_version=_protocol(protocol).label,
+    )
+    session.add(row)
+    session.flush()
+    return row

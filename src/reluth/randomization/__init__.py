@@ -1,0 +1,1 @@
+"""Allocation methods (pure) and the concurrency-safe allocation service."""

@@ -1,0 +1,551 @@
+"""The allocation service: set-up, the concealed list, and ``randomize`` — atomic under
+concurrency and idempotent per request id.
+
+Concurrency. Inside the caller's unit of work:
+* SQLite: the transaction began with ``BEGIN IMMEDIATE``, so randomizations run one at a time.
+* PostgreSQL: permuted blocks lock the patient's stratum cursor row (``FOR UPDATE``), so two
+  patients of one stratum take consecutive slots and different strata run in parallel;
+  minimization locks the settings row, because every decision depends on all earlier ones.
+After taking the lock, the service re-reads whether the request or the patient was already
+served. Unique constraints (one randomization per patient, per request id, per slot; one
+patient per slot) are the last line of defence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BindParameter, Integer, bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from reluth.auth.models import Centre
+from reluth.auth.roles import BLINDED_ROLES, UNBLINDED_STATISTICS_ROLES, Role
+from reluth.db.session import Actor
+from reluth.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationError
+from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
+from reluth.patients.service import get_patient, latest_screening
+from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.strata import all_strata
+from reluth.randomization import methods
+from reluth.randomization.models import (
+    AllocationList,
+    AllocationSlot,
+    AllocationStratum,
+    Randomization,
+    RandomizationSettings,
+)
+from reluth.treatment.models import Administration
+
+METHODS = ("blocks", "minimization")
+SETUP_ROLES = frozenset({Role.STATISTICIAN, Role.ADMIN})
+RANDOMIZE_ROLES = frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE, Role.ADMIN})
+FACTORS = (
+    "disease_control_first_prrt",
+    "progression_type",
+    "renal_function",
+    "intercurrent_treatment",
+)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _require_role(actor: Actor, allowed: frozenset[Role], what: str) -> None:
+    if actor.role not in {r.value for r in allowed}:
+        raise PermissionDenied(
+            f"{what} is reserved to {', '.join(sorted(r.value for r in allowed))}"
+            f" (you act as {actor.role})"
+        )
+
+
+# Statements of the randomize hot path are built once (building them costs more CPU than
+# running them on SQLite); parameters are bound at execution.
+_SETTINGS = select(RandomizationSettings).where(RandomizationSettings.id == 1)
+_SETTINGS_BY_LOCK = {
+    None: _SETTINGS,
+    "update": _SETTINGS.with_for_update().execution_options(populate_existing=True),
+    "share": _SETTINGS.with_for_update(read=True).execution_options(populate_existing=True),
+}
+
+
+def get_settings(session: Session, lock: str | None = None) -> RandomizationSettings | None:
+    return session.scalars(_SETTINGS_BY_LOCK[lock]).first()
+
+
+def _any_randomized(session: Session) -> bool:
+    return session.scalars(select(Randomization.id).limit(1)).first() is not None
+
+
+def parse_block_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValidationError(
+            "block_sizes", f"{text!r}", "comma-separated even sizes, 2,4"
+        ) from None
+    methods.validate_block_sizes(sizes)
+    return sizes
+
+
+def configure(
+    session: Session,
+    actor: Actor,
+    method: str,
+    stratify_by_centre: bool = False,
+    block_sizes: Sequence[int] = (2, 4),
+    p: Decimal = Decimal("0.8"),
+    protocol: Protocol | None = None,
+) -> RandomizationSettings:
+    """Fix the trial's method; refused once a patient has been randomized."""
+    _require_role(actor, SETUP_ROLES, "randomization set-up")
+    if method not in METHODS:
+        raise ValidationError("method", f"{method!r}", ", ".join(METHODS))
+    methods.validate_block_sizes(block_sizes)
+    if not Decimal("0.5") < p <= 1:
+        raise ValidationError("p", str(p), "a probability above 0.5 and at most 1")
+    settings = get_settings(session, lock="update")
+    if _any_randomized(session):
+        raise Conflict("the randomization method is fixed: patients have already been randomized")
+    if session.scalars(select(AllocationList.id)).first() is not None and settings is not None:
+        raise Conflict("an allocation list exists: the set-up can no longer change")
+    values = {
+        "method": method,
+        "stratify_by_centre": stratify_by_centre,
+        "block_sizes": ",".join(str(s) for s in block_sizes),
+        "minimization_p": p,
+        "protocol_version": (protocol or load_protocol()).label,
+    }
+    if settings is None:
+        settings = RandomizationSettings(id=1, **values)
+        session.add(settings)
+    else:
+        for key, value in values.items():
+            setattr(settings, key, value)
+    session.flush()
+    return settings
+
+
+def stratum_key(strata_code: str, centre_code: str, by_centre: bool) -> str:
+    return f"{centre_code}|{strata_code}" if by_centre else strata_code
+
+
+def generate_list(
+    session: Session,
+    actor: Actor,
+    seed: str,
+    per_stratum: int,
+    now: dt.datetime | None = None,
+    protocol: Protocol | None = None,
+) -> AllocationList:
+    """Generate the whole permuted-block list from a secret seed (unblinded statistician).
+
+    The seed itself is not stored; its SHA-256 is, so the list can be regenerated and proved.
+    """
+    _require_role(actor, UNBLINDED_STATISTICS_ROLES, "generating the allocation list")
+    proto = protocol or load_protocol()
+    if len(seed) < 16:
+        raise ValidationError("seed", "too short to be secret", "at least 16 characters")
+    if not 1 <= per_stratum <= 5000:
+        raise ValidationError("per_stratum", str(per_stratum), "1..5000")
+    settings = get_settings(session, lock="update")
+    if settings is None:
+        settings = configure(session, actor, "blocks", protocol=proto)
+    if settings.method != "blocks":
+        raise Conflict(f"the trial uses {settings.method}: no allocation list to generate")
+    if session.scalars(select(AllocationList.id)).first() is not None:
+        raise Conflict("an allocation list already exists (one list per trial)")
+    sizes = parse_block_sizes(settings.block_sizes)
+    codes = [s.code for s in all_strata(proto)]
+    if settings.stratify_by_centre:
+        centres = sorted(session.scalars(select(Centre.code).where(Centre.active)).all())
+        if not centres:
+            raise PreconditionFailed("no active centre: add centres before generating the list")
+        keys = [stratum_key(c, centre, True) for centre in centres for c in codes]
+    else:
+        keys = codes
+    digest = hashlib.sha256()
+    per_key: dict[str, list[methods.Slot]] = {}
+    for key in keys:
+        slots = methods.permuted_blocks(seed.encode("utf-8"), key, per_stratum, sizes)
+        per_key[key] = slots
+        digest.update(methods.list_digest(key, slots).encode())
+    alloc = AllocationList(
+        created_at=now or _utcnow(),
+        created_by=actor.username,
+        seed_sha256=hashlib.sha256(seed.encode("utf-8")).hexdigest(),
+        block_sizes=settings.block_sizes,
+        per_stratum=per_stratum,
+        stratify_by_centre=settings.stratify_by_centre,
+        content_sha256=digest.hexdigest(),
+        protocol_version=proto.label,
+    )
+    session.add(alloc)
+    session.flush()
+    session.execute(
+        insert(AllocationStratum),
+        [
+            {"list_id": alloc.id, "stratum_key": k, "size": len(v), "next_position": 1}
+            for k, v in per_key.items()
+        ],
+    )
+    session.execute(
+        insert(AllocationSlot),
+        [
+            {
+                "list_id": alloc.id,
+                "stratum_key": k,
+                "position": s.position,
+                "block_no": s.block_no,
+                "block_size": s.block_size,
+                "arm": s.arm,
+            }
+            for k, v in per_key.items()
+            for s in v
+        ],
+    )
+    return alloc
+
+
+# ------------------------------------------------------------------------------- randomize
+
+
+@dataclass(frozen=True)
+class RandomizationResult:
+    patient_id: str
+    request_id: str
+    arm: str
+    method: str
+    stratum: str
+    randomized_at: dt.datetime
+    replayed: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _result(r: Randomization, patient_code: str, replayed: bool) -> RandomizationResult:
+    at = r.randomized_at if r.randomized_at.tzinfo else r.randomized_at.replace(tzinfo=dt.UTC)
+    return RandomizationResult(
+        patient_code,
+        r.request_id,
+        r.arm,
+        r.method,
+        r.stratum_key,
+        at,
+        replayed,
+        json.loads(r.details_json) if r.details_json else {},
+    )
+
+
+_BY_REQUEST = select(Randomization).where(Randomization.request_id == bindparam("request_id"))
+
+
+def _replay(session: Session, request_id: str, patient: Patient) -> RandomizationResult | None:
+    prior = session.scalars(_BY_REQUEST, {"request_id": request_id}).first()
+    if prior is None:
+        return None
+    if prior.patient_id != patient.id:
+        raise Conflict(f"request id {request_id!r} was already used for another patient")
+    return _result(prior, patient.patient_code, True)
+
+
+_PID: BindParameter[int] = bindparam("pid", type_=Integer())
+_FACTS = select(
+    select(Randomization.request_id).where(Randomization.patient_id == _PID).scalar_subquery(),
+    select(Inclusion.consent_date)
+    .where(Inclusion.patient_id == _PID, Inclusion.consent_signed)
+    .scalar_subquery(),
+    select(func.count(func.distinct(Administration.cycle)))
+    .where(Administration.patient_id == _PID, Administration.cycle.in_((1, 2)))
+    .scalar_subquery(),
+    select(PreRandomizationAssessment.assessment_date)
+    .where(PreRandomizationAssessment.patient_id == _PID)
+    .scalar_subquery(),
+    select(PreRandomizationAssessment.radiological_progression)
+    .where(PreRandomizationAssessment.patient_id == _PID)
+    .scalar_subquery(),
+)
+
+
+def check_preconditions(
+    session: Session, patient: Patient, screening: Screening | None = None
+) -> tuple[str, dict[str, str]]:
+    """The stratum code and factor levels, if every protocol precondition holds."""
+    code, pid = patient.patient_code, patient.id
+    facts = session.execute(_FACTS, {"pid": pid}).one()
+    prior_request, consent_date, n_cycles, pre_date, progression = facts
+    if prior_request is not None:
+        raise Conflict(f"patient {code} is already randomized (request {prior_request})")
+    screening = screening or latest_screening(session, patient)
+    if screening is None:
+        raise PreconditionFailed(f"patient {code} has not been screened")
+    if screening.status != "eligible":
+        bad = [c for c in json.loads(screening.result_json)["criteria"] if c["passes"] is not True]
+        why = "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:3])
+        raise PreconditionFailed(f"patient {code} is not eligible ({screening.status}): {why}")
+    if consent_date is None:
+        raise PreconditionFailed(f"patient {code}: signed informed consent not recorded")
+    if n_cycles != 2:
+        raise PreconditionFailed(
+            f"patient {code}: two second-PRRT cycles are required before randomization "
+            f"({n_cycles} recorded)"
+        )
+    if pre_date is None:
+        raise PreconditionFailed(f"patient {code}: the pre-randomization assessment is missing")
+    if progression:
+        raise PreconditionFailed(
+            f"patient {code}: radiological progression at the pre-randomization assessment "
+            f"({pre_date}); screen failure"
+        )
+    if screening.strata_code is None or screening.strata_json is None:
+        raise PreconditionFailed(f"patient {code}: stratification factors incomplete at screening")
+    return screening.strata_code, json.loads(screening.strata_json)
+
+
+def randomize(
+    session: Session,
+    actor: Actor,
+    patient_code: str,
+    request_id: str,
+    now: dt.datetime | None = None,
+    rng: Any = None,
+    protocol: Protocol | None = None,
+) -> RandomizationResult:
+    """Allocate an arm to ``patient_code`` (see module docstring for the guarantees)."""
+    _require_role(actor, RANDOMIZE_ROLES, "randomization")
+    if not request_id or len(request_id) > 80 or not request_id.isprintable():
+        raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
+    patient = get_patient(session, patient_code)
+    settings = get_settings(session, lock="share")
+    if settings is None:
+        replay = _replay(session, request_id, patient)
+        if replay is not None:
+            return replay
+        check_preconditions(session, patient)  # the patient's own problems first
+        raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
+    screening = latest_screening(session, patient, light=True)
+    centre = patient.centre.code
+    cursor: AllocationStratum | None = None
+    if settings.method == "minimization":
+        settings = get_settings(session, lock="update")  # serializes minimization decisions
+        assert settings is not None
+    elif screening is not None and screening.strata_code is not None:
+        key = stratum_key(screening.strata_code, centre, settings.stratify_by_centre)
+        cursor = _lock_cursor(session, key)
+    # Under the lock, with fresh reads: was this request (a retry) or this patient served?
+    replay = _replay(session, request_id, patient)
+    if replay is not None:
+        return replay
+    strata_code, levels = check_preconditions(session, patient, screening)
+    key = stratum_key(strata_code, centre, settings.stratify_by_centre)
+    if cursor is not None:
+        arm, slot_id, details = _take_slot(session, cursor, patient)
+    else:
+        arm, slot_id, details = _minimize(session, settings, levels, centre, rng)
+    record = Randomization(
+        patient_id=patient.id,
+        request_id=request_id,
+        arm=arm,
+        method=settings.method,
+        stratum_key=key,
+        strata_json=json.dumps({**levels, "centre": centre}, sort_keys=True),
+        slot_id=slot_id,
+        details_json=None if details is None else json.dumps(details, sort_keys=True),
+        randomized_at=now or _utcnow(),
+        randomized_by=actor.username,
+        protocol_version=(protocol or load_protocol()).label,
+    )
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"patient {patient_code} or request {request_id!r} was randomized concurrently"
+        ) from None
+    return _result(record, patient.patient_code, False)
+
+
+_CURSOR = (
+    select(AllocationStratum)
+    .join(AllocationList, AllocationList.id == AllocationStratum.list_id)
+    .where(AllocationStratum.stratum_key == bindparam("key"))
+    .with_for_update(of=AllocationStratum)
+    .execution_options(populate_existing=True)
+)
+
+
+def _lock_cursor(session: Session, key: str) -> AllocationStratum:
+    cursor = session.scalars(_CURSOR, {"key": key}).first()
+    if cursor is None:
+        raise PreconditionFailed(
+            "no allocation list for stratum "
+            f"{key} (the statistician runs `reluth randomization generate-list`)"
+        )
+    return cursor
+
+
+_SLOT = select(AllocationSlot).where(
+    AllocationSlot.list_id == bindparam("list_id"),
+    AllocationSlot.stratum_key == bindparam("key"),
+    AllocationSlot.position == bindparam("position"),
+)
+
+
+def _take_slot(
+    session: Session, cursor: AllocationStratum, patient: Patient
+) -> tuple[str, int | None, dict[str, Any] | None]:
+    key = cursor.stratum_key
+    if cursor.next_position > cursor.size:
+        raise PreconditionFailed(f"the allocation list of stratum {key} is exhausted")
+    slot = session.scalars(
+        _SLOT, {"list_id": cursor.list_id, "key": key, "position": cursor.next_position}
+    ).one()
+    if slot.patient_id is not None:  # would mean the cursor and slots disagree
+        raise Conflict(f"slot {key}#{slot.position} is already used")
+    slot.patient_id = patient.id
+    cursor.next_position += 1
+    return slot.arm, slot.id, {"position": slot.position, "block": slot.block_no}
+
+
+def minimization_counts(
+    session: Session, levels: dict[str, str], centre: str, by_centre: bool
+) -> dict[str, dict[str, int]]:
+    """For each factor, the allocations so far by arm among patients at this patient's level."""
+    factors = dict(levels)
+    if by_centre:
+        factors["centre"] = centre
+    counts: dict[str, dict[str, int]] = {f: dict.fromkeys(methods.ARMS, 0) for f in factors}
+    for arm, strata_json in session.execute(select(Randomization.arm, Randomization.strata_json)):
+        other = json.loads(strata_json)
+        for f, level in factors.items():
+            if other.get(f) == level:
+                counts[f][arm] = counts[f].get(arm, 0) + 1
+    return counts
+
+
+def _minimize(
+    session: Session,
+    settings: RandomizationSettings,
+    levels: dict[str, str],
+    centre: str,
+    rng: Any,
+) -> tuple[str, int | None, dict[str, Any] | None]:
+    factors = dict(levels)
+    if settings.stratify_by_centre:
+        factors["centre"] = centre
+    counts = minimization_counts(session, levels, centre, settings.stratify_by_centre)
+    decision = methods.minimize(
+        factors, counts, rng or secrets.SystemRandom(), Decimal(settings.minimization_p)
+    )
+    details = {
+        "scores": decision.scores,
+        "counts_before": decision.counts,
+        "preferred": list(decision.preferred),
+        "p": str(decision.probability_preferred),
+        "draw": decision.draw,
+        "tie": decision.tie,
+    }
+    return decision.arm, None, details
+
+
+# ---------------------------------------------------------------------------- list, report
+
+
+def allocation_list(session: Session, actor: Actor) -> list[dict[str, Any]]:
+    """The full list with used and upcoming slots: unblinded statistician only."""
+    _require_role(actor, UNBLINDED_STATISTICS_ROLES, "reading the allocation list")
+    codes = {pid: code for pid, code in session.execute(select(Patient.id, Patient.patient_code))}
+    rows = session.scalars(
+        select(AllocationSlot).order_by(AllocationSlot.stratum_key, AllocationSlot.position)
+    )
+    return [
+        {
+            "stratum": s.stratum_key,
+            "position": s.position,
+            "block": s.block_no,
+            "block_size": s.block_size,
+            "arm": s.arm,
+            "patient_id": codes.get(s.patient_id) if s.patient_id else None,
+        }
+        for s in rows
+    ]
+
+
+def verify_list(session: Session) -> bool:
+    """Recompute the stored list's SHA-256 and compare with the one recorded at generation."""
+    alloc = session.scalars(select(AllocationList)).first()
+    if alloc is None:
+        return True
+    by_key: dict[str, list[methods.Slot]] = defaultdict(list)
+    for s in session.scalars(
+        select(AllocationSlot).where(AllocationSlot.list_id == alloc.id).order_by(AllocationSlot.id)
+    ):
+        by_key[s.stratum_key].append(methods.Slot(s.position, s.block_no, s.block_size, s.arm))
+    digest = hashlib.sha256()
+    for key, slots in by_key.items():
+        digest.update(methods.list_digest(key, sorted(slots, key=lambda x: x.position)).encode())
+    return digest.hexdigest() == alloc.content_sha256
+
+
+@dataclass(frozen=True)
+class Report:
+    method: str | None
+    total: int
+    by_arm: dict[str, int]
+    by_stratum: dict[str, dict[str, int]]
+    by_centre: dict[str, dict[str, int]]
+    by_factor_level: dict[str, dict[str, int]]
+    max_imbalance: dict[str, int]
+    list_intact: bool
+
+
+def report(session: Session, actor: Actor) -> Report:
+    """Counts by arm overall, per stratum, per centre and per factor level, with imbalance."""
+    if actor.role in {r.value for r in BLINDED_ROLES}:
+        raise PermissionDenied(f"the {actor.role} role is blinded to treatment allocation")
+    settings = get_settings(session)
+    rows = session.execute(
+        select(Randomization.arm, Randomization.stratum_key, Randomization.strata_json)
+    ).all()
+    arms = methods.ARMS
+    total: Counter[str] = Counter()
+    by_stratum: dict[str, Counter[str]] = defaultdict(Counter)
+    by_centre: dict[str, Counter[str]] = defaultdict(Counter)
+    by_level: dict[str, Counter[str]] = defaultdict(Counter)
+    for arm, key, strata_json in rows:
+        levels = json.loads(strata_json)
+        total[arm] += 1
+        by_stratum[key][arm] += 1
+        by_centre[levels.get("centre", "?")][arm] += 1
+        for f in FACTORS:
+            by_level[f"{f}={levels.get(f)}"][arm] += 1
+
+    def table(d: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+        return {k: {a: v[a] for a in arms} for k, v in sorted(d.items())}
+
+    def worst(d: dict[str, Counter[str]]) -> int:
+        return max((abs(v[arms[0]] - v[arms[1]]) for v in d.values()), default=0)
+
+    return Report(
+        method=settings.method if settings else None,
+        total=sum(total.values()),
+        by_arm={a: total[a] for a in arms},
+        by_stratum=table(by_stratum),
+        by_centre=table(by_centre),
+        by_factor_level=table(by_level),
+        max_imbalance={
+            "overall": abs(total[arms[0]] - total[arms[1]]),
+            "stratum": worst(by_stratum),
+            "centre": worst(by_centre),
+            "factor_level": worst(by_level),
+        },
+        list_intact=verify_list(session),
+    )

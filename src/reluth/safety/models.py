@@ -1,0 +1,43 @@
+"""Laboratory results and adverse events (CTCAE v5.0 term and grade)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from reluth.db.base import Base
+from reluth.db.mixins import ProtocolVersioned
+
+
+class LabResult(ProtocolVersioned, Base):
+    __tablename__ = "lab_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    sample_date: Mapped[dt.date] = mapped_column(Date)
+    analyte: Mapped[str] = mapped_column(String(32))
+    value: Mapped[Decimal] = mapped_column(Numeric(14, 4))  # as entered
+    unit: Mapped[str] = mapped_column(String(24))  # as entered
+    value_canonical: Mapped[Decimal] = mapped_column(Numeric(14, 4))
+    canonical_unit: Mapped[str] = mapped_column(String(24))
+    uln: Mapped[Decimal | None] = mapped_column(Numeric(14, 4), nullable=True)  # canonical unit
+    ctcae_grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AdverseEvent(ProtocolVersioned, Base):
+    __tablename__ = "adverse_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    term: Mapped[str] = mapped_column(String(120))  # CTCAE v5.0 term
+    grade: Mapped[int] = mapped_column(Integer)  # 1-5
+    serious: Mapped[bool] = mapped_column(Boolean)
+    relatedness: Mapped[str] = mapped_column(String(24))
+    outcome: Mapped[str] = mapped_column(String(32))
+    onset_date: Mapped[dt.date] = mapped_column(Date)
+    resolution_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    awareness_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
