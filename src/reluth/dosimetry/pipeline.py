@@ -27,7 +27,7 @@ from reluth.dosimetry.bed import BedParameters, bed_gy
 from reluth.dosimetry.cumulative import CycleDoses, OrganCycleDose, cumulate
 from reluth.dosimetry.marrow import marrow_dose, rmblr_from_haematocrit
 from reluth.dosimetry.sphere import sphere_dose_gy
-from reluth.dosimetry.svalues import SEXES, organ_self_dose_gy
+from reluth.dosimetry.svalues import SEXES, organ_self_dose_gy, organs
 from reluth.errors import ReluthError, ValidationError
 
 VOI_KINDS = ("organ", "tumour", "remainder")
@@ -276,6 +276,9 @@ def _load_case(case_dir: Path) -> CaseInput:
         if not mask.any():
             raise ValidationError(f"{where}mask", "empty mask", "at least one voxel")
         kind = _choice(v.get("kind", "organ"), f"{where}kind", VOI_KINDS)
+        svalue_organ = v.get("svalue_organ")
+        if svalue_organ is not None:
+            svalue_organ = _choice(svalue_organ, f"{where}svalue_organ", tuple(organs()))
         kin = v.get("kinetics")
         if kin is not None:
             _choice(kin, f"{where}kinetics", KINETIC_METHODS)
@@ -284,7 +287,7 @@ def _load_case(case_dir: Path) -> CaseInput:
                 str(name),
                 kind,
                 mask,
-                v.get("svalue_organ"),
+                svalue_organ,
                 kin,
                 None if v.get("mass_g") is None else _number(v["mass_g"], f"{where}mass_g"),
                 None
