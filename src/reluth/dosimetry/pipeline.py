@@ -665,6 +665,68 @@ def compute_case(case: CaseInput) -> CaseResult:
     return CaseResult(case.case_id, case.cycle_label, summary, maps, tacs)
 
 
+@dataclass(frozen=True)
+class DoseRecord:
+    """One stored number of a cycle: what a trial-database service persists per cycle."""
+
+    case_id: str
+    cycle_label: str
+    region: str
+    quantity: str
+    value: float
+    sd: float | None
+    unit: str
+    method: str
+
+
+def dose_records(result: CaseResult) -> list[DoseRecord]:
+    """Flat per-cycle records (TIA, organ/sphere dose, voxel mean and D2/D50/D98, kidney BED,
+    red marrow) of one computed case, ready to be stored with the cycle they belong to."""
+    doc = result.summary
+    out: list[DoseRecord] = []
+
+    def add(region: str, quantity: str, value: Any, sd: Any, unit: str, method: str) -> None:
+        if value is not None:
+            out.append(
+                DoseRecord(
+                    result.case_id,
+                    result.cycle_label,
+                    region,
+                    quantity,
+                    float(value),
+                    None if sd is None else float(sd),
+                    unit,
+                    method,
+                )
+            )
+
+    for name, v in doc["vois"].items():
+        tia = v["tia"]
+        add(name, "tia", tia["tia_mbq_h"], tia["tia_sd_mbq_h"], "MBq·h", tia["method"])
+        add(name, "effective_half_life", tia["effective_half_life_h"], None, "h", tia["method"])
+        for key, method in (("organ_dose", "S-value"), ("sphere_dose", "sphere model")):
+            if key in v:
+                d = v[key]
+                add(
+                    name,
+                    "absorbed_dose",
+                    d["absorbed_dose_gy"],
+                    d["absorbed_dose_sd_gy"],
+                    "Gy",
+                    method,
+                )
+        for vm in ("local", "kernel"):
+            if vm in v["voxel"]:
+                dv = v["voxel"][vm]
+                for q in ("mean", "d2", "d50", "d98"):
+                    add(name, f"voxel_{q}_dose", dv[f"{q}_gy"], None, "Gy", f"voxel {vm}")
+    if doc.get("kidney_bed"):
+        add("kidneys", "bed", doc["kidney_bed"]["bed_gy"], None, "Gy", "BED (α/β, T_rep)")
+    if doc.get("red_marrow"):
+        add("red_marrow", "absorbed_dose", doc["red_marrow"]["total_gy"], None, "Gy", "blood-based")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------
