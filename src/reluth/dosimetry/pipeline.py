@@ -154,7 +154,7 @@ def _read_array(path: Path, field_name: str) -> tuple[NDArray[Any], tuple[float,
             import nibabel as nib
 
             img: Any = nib.load(str(path))
-            zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+            zooms = tuple(round(float(z), 4) for z in img.header.get_zooms()[:3])
             return np.asarray(img.dataobj), zooms
     except (OSError, ValueError) as exc:
         raise ValidationError(
