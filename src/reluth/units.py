@@ -11,7 +11,7 @@ enzymes U/L; eGFR mL/min/1.73 m². Conversion factors and their sources are in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from reluth.errors import ValidationError
 
@@ -160,3 +160,35 @@ class LabValue:
             entered_value=to_decimal(value, f"{field}.value"),
             entered_unit=str(unit),
         )
+
+
+def unit_factor(analyte: str, unit: object, field: str) -> tuple[str, Decimal]:
+    """The normalised spelling of ``unit`` and its multiplier to the canonical unit."""
+    if analyte not in _TABLE:
+        raise ValidationError(field, f"unknown analyte {analyte!r}", ", ".join(analytes()))
+    canonical, factors = _TABLE[analyte]
+    if not isinstance(unit, str) or not unit.strip():
+        raise ValidationError(field, "missing unit", ", ".join(sorted({canonical, *factors})))
+    key = _normalise_unit(unit)
+    normalised = {_normalise_unit(k): v for k, v in factors.items()}
+    if key not in normalised:
+        raise ValidationError(
+            field, f"unknown unit {unit!r} for {analyte}", ", ".join(sorted(factors))
+        )
+    return key, normalised[key]
+
+
+def same_unit(a: str, b: str) -> bool:
+    return _normalise_unit(a) == _normalise_unit(b)
+
+
+def convert(analyte: str, value: Decimal, from_unit: str, to_unit: str, field: str) -> Decimal:
+    """``value`` from one accepted unit of ``analyte`` to another; exact when the units agree."""
+    src, f_src = unit_factor(analyte, from_unit, f"{field}.unit")
+    dst, f_dst = unit_factor(analyte, to_unit, f"{field}.unit")
+    if src == dst:
+        return value
+    with localcontext() as ctx:
+        ctx.prec = 60
+        exact = value * f_src / f_dst
+    return +exact  # back to the default 28 significant digits: 12 g/dL -> 7.4472 mmol/L
