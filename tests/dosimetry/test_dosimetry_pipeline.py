@@ -135,6 +135,10 @@ def _tri(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
     doc["vois"]["kidneys"]["kinetics"] = "tri"
 
 
+def _gn_steps(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
+    doc["methods"]["voxel_fit_gauss_newton_steps"] = 9
+
+
 def _before_injection(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
     doc["spect"][0]["acquisition_time"] = "2026-01-05T08:00:00"
 
@@ -148,6 +152,7 @@ def _before_injection(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
         (_negative, "spect[1].file", "negative activity"),
         (_tri, "vois.kidneys.times_h", "needs at least 5 time points"),
         (_before_injection, "spect[0].acquisition_time", "not after the injection"),
+        (_gn_steps, "methods.voxel_fit_gauss_newton_steps", "unknown value 9"),
     ],
 )
 def test_bad_input_names_case_and_field(  # type: ignore[no-untyped-def]

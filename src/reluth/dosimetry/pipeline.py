@@ -76,6 +76,7 @@ class Methods:
     stp_index: int = -1
     activity_relative_sd: float | None = None
     voxel_tia: str = "voxel_fit"
+    voxel_fit_gauss_newton_steps: int = 3
     voxel_dose: tuple[str, ...] = VOXEL_DOSE_METHODS
     kernel_path: Path | None = None
 
@@ -136,10 +137,12 @@ def _number(value: Any, field_name: str, positive: bool = True) -> float:
     return x
 
 
-def _choice(value: Any, field_name: str, accepted: tuple[str, ...]) -> str:
-    if value not in accepted:
-        raise ValidationError(field_name, f"unknown value {value!r}", ", ".join(accepted))
-    return str(value)
+def _choice(value: Any, field_name: str, accepted: tuple[Any, ...]) -> Any:
+    if isinstance(value, bool) or value not in accepted:
+        raise ValidationError(
+            field_name, f"unknown value {value!r}", ", ".join(str(a) for a in accepted)
+        )
+    return value
 
 
 def _read_array(path: Path, field_name: str) -> tuple[NDArray[Any], tuple[float, ...] | None]:
@@ -320,6 +323,13 @@ def _load_case(case_dir: Path) -> CaseInput:
         if m.get("activity_relative_sd") is None
         else _number(m["activity_relative_sd"], "methods.activity_relative_sd"),
         voxel_tia=_choice(m.get("voxel_tia", "voxel_fit"), "methods.voxel_tia", VOXEL_TIA_METHODS),
+        voxel_fit_gauss_newton_steps=int(
+            _choice(
+                m.get("voxel_fit_gauss_newton_steps", 3),
+                "methods.voxel_fit_gauss_newton_steps",
+                (0, 1, 2, 3, 4, 5),
+            )
+        ),
         voxel_dose=tuple(_choice(x, "methods.voxel_dose", VOXEL_DOSE_METHODS) for x in voxel_dose),
         kernel_path=kernel_path,
     )
@@ -546,7 +556,9 @@ def compute_case(case: CaseInput) -> CaseResult:
                 "a voxel-wise fit needs >= 2 time points, the case has 1",
                 "hanscheid, organ_scaled or trapezoid",
             )
-        tia_map = kinetics.voxel_tia_mono(case.times_h, images)
+        tia_map = kinetics.voxel_tia_mono(
+            case.times_h, images, gauss_newton_steps=m.voxel_fit_gauss_newton_steps
+        )
     elif m.voxel_tia == "hanscheid":
         ref = m.stp_index % len(case.times_h)
         tia_map = kinetics.voxel_tia_hanscheid(case.times_h[ref], images[ref])
