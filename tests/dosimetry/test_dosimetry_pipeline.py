@@ -87,7 +87,7 @@ def test_run_command_end_to_end(case_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = runner.invoke(app, ["dosimetry", "run", str(case_dir), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    for name in ("results.json", "summary.html", "tac.png", "dose_local_gy.nii.gz",
+    for name in ("results.json", "summary.html", "tac.png", "dvh.png", "dose_local_gy.nii.gz",
                  "dose_kernel_gy.nii.gz", "tia_bq_h_per_ml.nii.gz"):  # fmt: skip
         assert (out / name).exists(), name
     doc = json.loads((out / "results.json").read_text())  # strict JSON: no NaN

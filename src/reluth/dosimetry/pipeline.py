@@ -778,6 +778,20 @@ def write_outputs(result: CaseResult, case: CaseInput, out_dir: Path) -> dict[st
     fig.savefig(out_dir / "tac.png")
     plt.close(fig)
     files["tac"] = "tac.png"
+    fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=90)
+    method = "kernel" if "dose_kernel_gy" in result.maps else "local"
+    for name, v in result.summary["vois"].items():
+        dv = v["voxel"].get(method)
+        if dv and v["kind"] != "remainder":
+            ax.plot(dv["dvh_dose_gy"], [100 * f for f in dv["dvh_volume_fraction"]], label=name)
+    ax.set_xlabel(f"absorbed dose (Gy, voxel {method})")
+    ax.set_ylabel("volume receiving at least the dose (%)")
+    ax.set_ylim(0, 102)
+    ax.legend(fontsize=7)
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.95, bottom=0.14)
+    fig.savefig(out_dir / "dvh.png")
+    plt.close(fig)
+    files["dvh"] = "dvh.png"
     doc = {**result.summary, "files": files}
     (out_dir / "results.json").write_text(
         json.dumps(json_safe(doc), indent=2) + "\n", encoding="utf-8"
@@ -832,7 +846,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     imgs = "".join(
         f'<img src="{e(f)}" alt="{e(k)}">'
         for k, f in doc.get("files", {}).items()
-        if k.startswith("tac")
+        if k in ("tac", "dvh")
     )
     bed = doc.get("kidney_bed") or {}
     marrow = doc.get("red_marrow") or {}
@@ -855,7 +869,7 @@ T<sub>rep</sub> {_fmt(bed.get("repair_half_time_h"))} h). Red marrow (blood-base
 <table><tr><th>organ</th><th>cycles</th><th>absorbed dose (Gy)</th><th>BED (Gy)</th></tr>
 {cum_rows}</table>
 <h2>Warnings</h2><ul>{warn}</ul>
-<h2>Time–activity curves</h2>{imgs}
+<h2>Time–activity curves and dose–volume histograms</h2>{imgs}
 </body></html>
 """
 
