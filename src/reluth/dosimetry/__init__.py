@@ -1,0 +1,1 @@
+"""Dosimetry of [177Lu]Lu-DOTATATE: kinetics, S-values, voxel dose, BED, cumulation, pipeline."""
