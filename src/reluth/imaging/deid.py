@@ -22,6 +22,8 @@ from typing import Any
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -418,7 +420,13 @@ def _written_raw(
     out: list[DataElement | RawDataElement] = []
     for tag, vr, value in _written_elements(settings):
         if vr == "SQ":
-            out.append(DataElement(tag, vr, value))
+            # encoded once by pydicom itself (defined lengths), kept as raw bytes
+            buf = DicomBytesIO()
+            buf.is_little_endian = little
+            buf.is_implicit_VR = implicit
+            write_data_element(buf, DataElement(tag, vr, value))
+            data = buf.getvalue()[8 if implicit else 12 :]
+            out.append(RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit, little))
             continue
         text = "\\".join(value) if isinstance(value, list) else str(value)
         data = text.encode("ascii")
