@@ -219,13 +219,15 @@ def _raw_replace(elem: Any, values: list[str], pad: bytes) -> Any:
 
 
 def _vr_of(tag: int, elem: object) -> str:
+    """The element's VR; for implicit VR or an explicit 'UN' of a known attribute, the
+    dictionary's (a date sent as UN is still a date to shift)."""
     vr = getattr(elem, "VR", None)
-    if vr:
+    if vr and vr != "UN":
         return str(vr)
     try:
         return str(dictionary_VR(tag))
     except KeyError:
-        return "UN"
+        return str(vr or "UN")
 
 
 def _empty(vr: str) -> object:
