@@ -1,0 +1,303 @@
+"""`reluth images ...`: deidentify (site), verify-deid, qc, ingest (central), synthesize."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reluth.cli_support import console, handle_errors, load_json, print_json
+from reluth.errors import ValidationError
+from reluth.imaging.profile import RELUTH_OPTIONS
+
+app = typer.Typer(
+    help="DICOM for the dosimetry study: de-identify at the site, verify, QC, central store.",
+    no_args_is_help=True,
+)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def _count_files(root: Path) -> int:
+    return sum(len(f) for _, _, f in os.walk(root))
+
+
+@app.command("deidentify")
+@handle_errors
+def deidentify_cmd(
+    in_dir: Path = typer.Argument(..., help="Folder of DICOM files for ONE patient."),
+    out_dir: Path = typer.Argument(..., help="Output folder (outside IN_DIR)."),
+    patient_id: str = typer.Option(..., "--patient-id", help="Trial patient ID, e.g. C07-0012."),
+    key: Path = typer.Option(..., "--key", help="Site secret key file (never sent centrally)."),
+    cycle: int | None = typer.Option(None, "--cycle", min=1, help="Treatment cycle (1-4)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """De-identify a patient's SPECT/CT with PS3.15 Annex E + dosimetry-safe options."""
+    from reluth.imaging.batch import deidentify_tree
+    from reluth.imaging.deid import DeidSettings, check_patient_id, read_key
+
+    settings = DeidSettings(
+        key=read_key(key),
+        patient_id=check_patient_id(patient_id),
+        options=RELUTH_OPTIONS,
+        cycle=cycle,
+    )
+    if not in_dir.is_dir():
+        raise ValidationError("IN_DIR", f"not a directory: {in_dir}", "a folder of DICOM files")
+    with _progress() as progress:
+        task = progress.add_task("de-identifying", total=_count_files(in_dir))
+        report = deidentify_tree(
+            in_dir, out_dir, settings, workers=workers, on_result=lambda _r: progress.advance(task)
+        )
+    if as_json:
+        print_json(
+            {
+                "patient_id": report.patient_id,
+                "written": report.written,
+                "skipped": report.skipped,
+                "collisions": report.collisions,
+                "files": report.files,
+            }
+        )
+    else:
+        for f in report.files:
+            if f.status != "written":
+                console.print(f"[yellow]{f.status}[/] {f.source}: {f.message}", highlight=False)
+            if f.review:
+                console.print(f"[magenta]review[/] {f.source}: {f.review}", highlight=False)
+        console.print(
+            f"{report.written} written, {report.skipped} skipped, {report.collisions} collisions,"
+            f" {len(report.review)} for pixel review -> {out_dir}",
+            highlight=False,
+        )
+    if report.written == 0:
+        raise typer.Exit(1)
+
+
+@app.command("verify-deid")
+@handle_errors
+def verify_cmd(
+    directory: Path = typer.Argument(..., help="Folder of de-identified files."),
+    forbid: list[str] = typer.Option(
+        [],
+        "--forbid",
+        help="Text that must appear nowhere (e.g. the patient's name or hospital ID); repeatable.",
+    ),
+    key: Path | None = typer.Option(None, "--key", help="Site key: also check the date shift."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Report anything the profile should have removed or changed; exit 1 on any finding."""
+    from reluth.imaging.deid import read_key
+    from reluth.imaging.verify import verify_tree
+
+    if not directory.is_dir():
+        raise ValidationError("DIR", f"not a directory: {directory}", "a folder of DICOM files")
+    secret = read_key(key) if key else None
+    with _progress() as progress:
+        task = progress.add_task("verifying", total=_count_files(directory))
+        report = verify_tree(directory, tuple(forbid), secret, lambda: progress.advance(task))
+    if as_json:
+        print_json(
+            {
+                "files_checked": report.files_checked,
+                "findings": report.findings,
+                "warnings": report.warnings,
+            }
+        )
+    else:
+        if report.findings:
+            table = Table("file", "where", "problem", title="De-identification findings")
+            for f in report.findings[:500]:
+                table.add_row(f.file, f.where, f.problem)
+            console.print(table)
+        for w in report.warnings[:100]:
+            console.print(f"[yellow]review[/] {w.file} {w.where}: {w.problem}", highlight=False)
+        console.print(
+            f"{report.files_checked} files checked, {len(report.findings)} findings, "
+            f"{len(report.warnings)} date-spread warnings"
+        )
+    if report.findings:
+        raise typer.Exit(1)
+
+
+def _qc_config(planned: str, calibration: Path | None) -> object:
+    from reluth.imaging.qc import QCConfig, parse_timepoints
+
+    factors: dict[str, Decimal] = {}
+    if calibration is not None:
+        data = load_json(calibration, "calibration file")
+        if not isinstance(data, dict):
+            raise ValidationError("--calibration", "not a JSON object", '{"SERIAL": factor, ...}')
+        for serial, value in data.items():
+            try:
+                factors[str(serial)] = Decimal(str(value))
+            except Exception:
+                raise ValidationError(
+                    "--calibration", f"{serial}: not a number", "a number"
+                ) from None
+    return QCConfig(planned_timepoints_h=parse_timepoints(planned), calibration_factors=factors)
+
+
+@app.command("qc")
+@handle_errors
+def qc_cmd(
+    directory: Path = typer.Argument(..., help="Folder of (de-identified) SPECT/CT files."),
+    planned_timepoints: str = typer.Option("4h,24h,96h,168h", "--planned-timepoints"),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", help='JSON {"DEVICE SERIAL": calibration factor} for count images.'
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Header QC per series: PASS / WARN / FAIL with reasons; exit 1 if any FAIL."""
+    from reluth.imaging.qc import QCConfig
+    from reluth.imaging.qc_scan import qc_tree
+
+    if not directory.is_dir():
+        raise ValidationError("DIR", f"not a directory: {directory}", "a folder of DICOM files")
+    cfg = _qc_config(planned_timepoints, calibration)
+    assert isinstance(cfg, QCConfig)
+    results, unreadable = qc_tree(directory, cfg)
+    if as_json:
+        print_json(
+            {
+                "series": [{**r.__dict__, "reasons": r.reasons} for r in results],
+                "unreadable": unreadable,
+            }
+        )
+    else:
+        table = Table(
+            "patient",
+            "modality",
+            "series",
+            "files",
+            "time point",
+            "status",
+            "reasons",
+            title="Header QC",
+        )
+        colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
+        for r in results:
+            table.add_row(
+                r.patient_id,
+                r.modality,
+                "…" + r.series_uid[-10:],
+                str(r.instances),
+                r.time_point,
+                f"[{colour[r.status]}]{r.status}[/]",
+                "\n".join(r.reasons),
+            )
+        console.print(table)
+        for path in unreadable:
+            console.print(f"[yellow]unreadable[/] {path}", highlight=False)
+    if any(r.status == "FAIL" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("ingest")
+@handle_errors
+def ingest_cmd(
+    directory: Path = typer.Argument(..., help="Folder of de-identified files received."),
+    db: str = typer.Option(..., "--db", help="Trial database URL."),
+    store: Path = typer.Option(..., "--store", help="Content-addressed store folder."),
+    planned_timepoints: str = typer.Option("4h,24h,96h,168h", "--planned-timepoints"),
+    calibration: Path | None = typer.Option(None, "--calibration"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Store de-identified files (SHA-256) and catalogue their series with QC status."""
+    from reluth.imaging.qc import QCConfig
+    from reluth.imaging.store import ingest
+
+    cfg = _qc_config(planned_timepoints, calibration)
+    assert isinstance(cfg, QCConfig)
+    with _progress() as progress:
+        task = progress.add_task(
+            "ingesting", total=_count_files(directory) if directory.is_dir() else 0
+        )
+        report = ingest(directory, db, store, cfg, on_file=lambda: progress.advance(task))
+    if as_json:
+        print_json(report)
+    else:
+        table = Table(
+            "patient",
+            "cycle",
+            "time point",
+            "modality",
+            "files",
+            "QC",
+            "reasons",
+            title="Catalogue",
+        )
+        for s in report.series:
+            table.add_row(
+                str(s["patient"]),
+                str(s["cycle"] or ""),
+                str(s["time_point"]),
+                str(s["modality"]),
+                str(s["instances"]),
+                str(s["qc_status"]),
+                str(s["qc_reasons"]),
+            )
+        console.print(table)
+        for path, why in report.refused:
+            console.print(f"[red]refused[/] {path}: {why}", highlight=False)
+        console.print(
+            f"{report.stored} stored, {report.already_present} already present, "
+            f"{len(report.refused)} refused",
+            highlight=False,
+        )
+    if report.refused:
+        raise typer.Exit(1)
+
+
+@app.command("synthesize")
+@handle_errors
+def synthesize_cmd(
+    out_dir: Path = typer.Argument(..., help="Where to write the synthetic hospital export."),
+    matrix: int = typer.Option(128, "--matrix", min=8, max=256),
+    ct_slices: int = typer.Option(20, "--ct-slices", min=0),
+    ct_size: int = typer.Option(512, "--ct-size", min=8, max=1024),
+    timepoints: str = typer.Option("4h,24h,96h,168h", "--timepoints"),
+    fault: list[str] = typer.Option(
+        [],
+        "--fault",
+        help="wrong_window, missing_weight, scan_before_injection, wrong_collimator; repeatable.",
+    ),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a realistic Lu-177 SPECT/CT patient export with identifiers planted."""
+    from reluth.imaging.qc import parse_timepoints
+    from reluth.imaging.synthetic import Faults, SyntheticOptions, SyntheticPatient, write_patient
+
+    known = set(Faults.__dataclass_fields__)
+    bad = [f for f in fault if f not in known]
+    if bad:
+        raise ValidationError("--fault", f"unknown {bad}", ", ".join(sorted(known)))
+    opts = SyntheticOptions(
+        matrix=matrix,
+        ct_slices=ct_slices,
+        ct_size=ct_size,
+        timepoints_h=tuple(float(h) for h in parse_timepoints(timepoints)),
+        faults=Faults(**{f: True for f in fault}),
+        seed=seed,
+    )
+    paths = write_patient(out_dir, SyntheticPatient(), opts)
+    console.print(f"{len(paths)} files written under {out_dir}", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="images")
