@@ -1,0 +1,386 @@
+"""`reluth design ...`: operating characteristics of the trial design by simulation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reluth.cli_support import console, handle_errors, print_json
+from reluth.errors import ValidationError
+
+if TYPE_CHECKING:
+    from reluth.simulation.runner import DesignSummary
+
+# scipy/numpy are imported inside the commands, so that `reluth` starts fast for every other
+# command.
+
+app = typer.Typer(
+    help="Design simulation: power and type I error of the primary analysis and of PFS.",
+    no_args_is_help=True,
+)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="design")
+
+
+_OPTION_FOR_FIELD = {
+    "p_control": "--p0",
+    "p_experimental": "--p1",
+    "n_experimental": "--n-per-arm",
+    "n_control": "--n-per-arm",
+    "alpha": "--alpha",
+    "non_evaluable_rate": "--non-evaluable-rate",
+    "hazard_ratio": "--hr",
+    "median_control_months": "--median-control-months",
+    "accrual_months": "--accrual-months",
+    "followup_months": "--followup-months",
+    "dropout_per_year": "--dropout-per-year",
+    "dcr_control": "--p0",
+    "dcr_experimental": "--p1",
+    "pfs_hazard_ratio": "--hr",
+    "n_included": "--n-included",
+}
+
+
+def _as_option(exc: ValidationError) -> ValidationError:
+    """Name the command-line option rather than the internal field."""
+    option = _OPTION_FOR_FIELD.get(exc.field)
+    return exc if option is None else ValidationError(option, exc.problem, exc.accepted)
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}%"
+
+
+def _render_summary(summary: DesignSummary, out: dict[str, Any]) -> None:
+    primary = out["primary"]
+    console.print(
+        f"[bold]Primary endpoint[/]: DCR at month 6, {primary['n_experimental']} experimental vs "
+        f"{primary['n_control']} control, alpha {primary['alpha']}, non-evaluable rate "
+        f"{primary['non_evaluable_rate']} (counted as failures)"
+    )
+    console.print(f"Test: {primary['test']}", style="dim")
+    table = Table(show_header=True, header_style="bold")
+    for col in ("quantity", "simulated (95% MC CI)", "exact", "normal approx.", "Fisher used"):
+        table.add_column(col)
+    pw, t1 = primary["power"], primary["type_i_error"]
+    table.add_row(
+        f"power ({pw['p_control']:.0%} vs {pw['p_experimental']:.0%})",
+        f"{_pct(pw['simulated'])} ({_pct(pw['mc_ci95'][0])}–{_pct(pw['mc_ci95'][1])})",
+        _pct(pw["exact"]),
+        _pct(pw["normal_approximation"]),
+        _pct(pw["fisher_fraction"]),
+    )
+    table.add_row(
+        f"type I error (both {t1['common_rate']:.0%})",
+        f"{_pct(t1['simulated'])} ({_pct(t1['mc_ci95'][0])}–{_pct(t1['mc_ci95'][1])})",
+        _pct(t1["exact"]),
+        f"nominal {_pct(t1['nominal'])}",
+        _pct(t1["fisher_fraction"]),
+    )
+    if "pfs" in out:
+        pfs = out["pfs"]
+        p, n0 = pfs["power"], pfs["type_i_error"]
+        kind = "log-rank" if "without strata" in pfs["test"] else "stratified log-rank"
+        table.add_row(
+            f"PFS power (HR {p['hazard_ratio']:g}, {kind})",
+            f"{_pct(p['simulated'])} ({_pct(p['mc_ci95'][0])}–{_pct(p['mc_ci95'][1])})",
+            "—",
+            f"Schoenfeld {_pct(p['schoenfeld_approximation'])}",
+            "",
+        )
+        table.add_row(
+            "PFS type I error (HR 1)",
+            f"{_pct(n0['simulated'])} ({_pct(n0['mc_ci95'][0])}–{_pct(n0['mc_ci95'][1])})",
+            "—",
+            f"nominal {_pct(primary['alpha'])}",
+            "",
+        )
+    console.print(table)
+    if primary.get("normal_approx_n_per_arm") is not None:
+        console.print(
+            f"Normal-approximation sample size for 80% power: "
+            f"{primary['normal_approx_n_per_arm']} per arm."
+        )
+    if "pfs" in out:
+        pfs = out["pfs"]
+        console.print(
+            f"PFS: median {pfs['median_control_months']} months (control), accrual "
+            f"{pfs['accrual_months']} months, follow-up {pfs['followup_months']} months after the "
+            f"last randomization; mean {pfs['power']['mean_events']} events "
+            f"(expected {pfs['power']['expected_events']})."
+        )
+    console.print(
+        f"seed {summary.seed} · {summary.primary_power.n_sim} trials (primary)"
+        + (f", {summary.pfs_power.n_sim} trials (PFS)" if summary.pfs_power else "")
+        + f" · {summary.elapsed_s:.2f} s",
+        style="dim",
+    )
+
+
+@app.command("simulate")
+@handle_errors
+def simulate_cmd(
+    n_sim: int = typer.Option(100_000, "--n-sim", help="Simulated trials for the primary test."),
+    p0: float = typer.Option(0.65, "--p0", help="True DCR at month 6, control arm."),
+    p1: float = typer.Option(0.85, "--p1", help="True DCR at month 6, experimental arm."),
+    n_per_arm: int = typer.Option(73, "--n-per-arm", help="Randomized patients per arm."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Two-sided significance level."),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, help="Seed, >= 0 (printed when not given)."
+    ),
+    non_evaluable_rate: float = typer.Option(
+        0.0, "--non-evaluable-rate", help="Share of patients without a month-6 evaluation."
+    ),
+    null_rate: float | None = typer.Option(
+        None, "--null-rate", help="Common DCR for the type I error (default: --p0)."
+    ),
+    hr: float = typer.Option(0.6, "--hr", help="Assumed PFS hazard ratio (experimental/control)."),
+    median_control: float = typer.Option(
+        15.0, "--median-control-months", help="Median PFS in the control arm (months)."
+    ),
+    accrual: float = typer.Option(36.0, "--accrual-months", help="Accrual period (months)."),
+    followup: float = typer.Option(
+        24.0, "--followup-months", help="Follow-up after the last randomization (months)."
+    ),
+    dropout: float = typer.Option(
+        0.0, "--dropout-per-year", help="Exponential dropout hazard per year (PFS)."
+    ),
+    n_sim_pfs: int = typer.Option(20_000, "--n-sim-pfs", help="Simulated trials for PFS."),
+    scheduled: bool = typer.Option(
+        False,
+        "--scheduled-assessments/--continuous-time",
+        help="PFS seen only at scheduled scans (ties) or in continuous time.",
+    ),
+    unstratified: bool = typer.Option(
+        False, "--unstratified", help="Log-rank without strata (the strata still shape hazards)."
+    ),
+    no_pfs: bool = typer.Option(False, "--no-pfs", help="Skip the PFS simulation."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Power and type I error of the primary analysis (and of the stratified log-rank for PFS)."""
+    from reluth.simulation.design import PrimaryDesign, SurvivalDesign
+    from reluth.simulation.runner import new_seed, simulate_design, summary_to_dict
+
+    try:
+        primary = PrimaryDesign(
+            n_experimental=n_per_arm,
+            n_control=n_per_arm,
+            p_experimental=p1,
+            p_control=p0,
+            alpha=alpha,
+            non_evaluable_rate=non_evaluable_rate,
+        )
+        survival = (
+            None
+            if no_pfs
+            else SurvivalDesign(
+                n_experimental=n_per_arm,
+                n_control=n_per_arm,
+                median_control_months=median_control,
+                hazard_ratio=hr,
+                accrual_months=accrual,
+                followup_months=followup,
+                dropout_per_year=dropout,
+                alpha=alpha,
+                scheduled_assessments=scheduled,
+                stratified_analysis=not unstratified,
+            )
+        )
+    except ValidationError as exc:
+        raise _as_option(exc) from None
+    if null_rate is not None and not 0 <= null_rate <= 1:
+        raise ValidationError("--null-rate", f"{null_rate!r} is not a probability", "0..1")
+    if n_sim < 1 or (survival is not None and n_sim_pfs < 1):
+        raise ValidationError("--n-sim", "must be at least 1", "a positive integer")
+    seed = new_seed() if seed is None else seed
+    total = 2 * n_sim + (0 if survival is None else 2 * n_sim_pfs)
+    with _progress(as_json) as bar:
+        task = bar.add_task("simulating trials", total=total)
+        summary = simulate_design(
+            primary,
+            survival,
+            n_sim=n_sim,
+            n_sim_pfs=n_sim_pfs,
+            seed=seed,
+            null_rate=null_rate,
+            progress=lambda k: bar.advance(task, k),
+        )
+    out = summary_to_dict(summary)
+    if as_json:
+        print_json(out)
+    else:
+        _render_summary(summary, out)
+
+
+@app.command("grid")
+@handle_errors
+def grid_cmd(
+    n_per_arm: str = typer.Option(
+        "40,50,60,73,85,100", "--n-per-arm", help="Sample sizes per arm, comma-separated."
+    ),
+    p1: str = typer.Option(
+        "0.75,0.80,0.85,0.90", "--p1", help="Experimental DCRs (effect sizes), comma-separated."
+    ),
+    hr: str = typer.Option(
+        "", "--hr", help="PFS hazard ratios, comma-separated (empty: primary endpoint only)."
+    ),
+    p0: float = typer.Option(0.65, "--p0", help="Control DCR."),
+    alpha: float = typer.Option(0.05, "--alpha"),
+    n_sim: int = typer.Option(20_000, "--n-sim", help="Trials per DCR cell."),
+    n_sim_pfs: int = typer.Option(4_000, "--n-sim-pfs", help="Trials per PFS cell."),
+    non_evaluable_rate: float = typer.Option(0.0, "--non-evaluable-rate"),
+    median_control: float = typer.Option(15.0, "--median-control-months"),
+    accrual: float = typer.Option(36.0, "--accrual-months"),
+    followup: float = typer.Option(24.0, "--followup-months"),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seed, >= 0."),
+    out: Path = typer.Option(Path("design-grid"), "--out", help="Directory for PNG/CSV/JSON."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: local)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Power over sample sizes × effect sizes, with a power-curve plot (power-curve.png)."""
+    from reluth.simulation.design import grid_cells
+    from reluth.simulation.runner import (
+        new_seed,
+        parse_number_list,
+        plot_power_curves,
+        run_grid,
+        write_grid_csv,
+    )
+
+    sizes = parse_number_list(n_per_arm, "--n-per-arm", int)
+    effects = parse_number_list(p1, "--p1", float)
+    hazard_ratios = parse_number_list(hr, "--hr", float) if hr.strip() else []
+    for n in sizes:
+        if n < 1:
+            raise ValidationError("--n-per-arm", f"{n} is not allowed", "integers >= 1")
+    for p in [*effects, p0, non_evaluable_rate]:
+        if not 0 <= p <= 1:
+            raise ValidationError("--p1/--p0", f"{p!r} is not a probability", "numbers in [0, 1]")
+    for h in hazard_ratios:
+        if h <= 0:
+            raise ValidationError("--hr", f"{h!r} is not a hazard ratio", "numbers > 0")
+    if n_sim < 1 or n_sim_pfs < 1:
+        raise ValidationError("--n-sim", "must be at least 1", "a positive integer")
+    seed = new_seed() if seed is None else seed
+    cells = grid_cells(
+        sizes,
+        effects,
+        hazard_ratios,
+        p_control=p0,
+        alpha=alpha,
+        n_sim=n_sim,
+        n_sim_pfs=n_sim_pfs,
+        non_evaluable_rate=non_evaluable_rate,
+        median_control_months=median_control,
+        accrual_months=accrual,
+        followup_months=followup,
+        seed=seed,
+    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(
+            "--out", f"cannot create {out}: {exc}", "a writable directory"
+        ) from None
+    with _progress(as_json) as bar:
+        where = scheduler or "locally"
+        task = bar.add_task(f"grid cells ({where})", total=len(cells))
+        results = run_grid(cells, scheduler, progress=lambda k: bar.advance(task, k))
+    png = out / "power-curve.png"
+    plot_power_curves(results, png, p0)
+    write_grid_csv(results, out / "grid.csv")
+    payload = {
+        "seed": seed,
+        "scheduler": scheduler or "local",
+        "p_control": p0,
+        "alpha": alpha,
+        "cells": [{k: getattr(r, k) for k in r.__dataclass_fields__} for r in results],
+        "files": {"plot": str(png), "csv": str(out / "grid.csv")},
+    }
+    (out / "grid.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    if as_json:
+        print_json(payload)
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("endpoint", "n/arm", "effect", "power (sim)", "± 1.96 SE", "approx.", "exact"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(
+            r.endpoint,
+            str(r.n_per_arm),
+            f"{r.effect:g}" if r.endpoint == "pfs" else f"{p0:.0%} vs {r.effect:.0%}",
+            _pct(r.power),
+            f"{196 * r.mc_standard_error:.2f}",
+            _pct(r.approximate_power),
+            _pct(r.exact_power),
+        )
+    console.print(table)
+    console.print(f"Plot: {png} · table: {out / 'grid.csv'} · seed {seed}")
+
+
+@app.command("cohort")
+@handle_errors
+def cohort_cmd(
+    out: Path = typer.Option(..., "--out", help="Directory to write the synthetic trial to."),
+    seed: int = typer.Option(2021, "--seed", min=0, help="Seed of the cohort, >= 0."),
+    n_included: int = typer.Option(176, "--n-included", help="Included patients."),
+    hr: float | None = typer.Option(
+        None, "--hr", help="PFS hazard ratio after week 24 (default: implied by the DCRs)."
+    ),
+    p0: float = typer.Option(0.65, "--p0", help="True DCR at month 6, control."),
+    p1: float = typer.Option(0.85, "--p1", help="True DCR at month 6, experimental."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Write the seeded synthetic ReLUTH cohort as JSON files (patient files, RECIST, labs, QoL)."""
+    from reluth.simulation.cohort import CohortConfig, generate_cohort
+    from reluth.simulation.export import write_cohort
+
+    try:
+        config = CohortConfig(
+            seed=seed,
+            n_included=n_included,
+            pfs_hazard_ratio=hr,
+            dcr_control=p0,
+            dcr_experimental=p1,
+        )
+    except ValidationError as exc:
+        raise _as_option(exc) from None
+    with _progress(as_json) as bar:
+        task = bar.add_task("generating patients", total=None)
+        cohort = generate_cohort(config)
+        bar.update(task, total=len(cohort.patients), completed=0, description="writing files")
+        summary = write_cohort(cohort, out, progress=lambda k: bar.advance(task, k))
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"{summary['screened']} screened, {summary['included']} included, "
+        f"{summary['randomized']} randomized, data cut-off {summary['data_cutoff']} "
+        f"(seed {seed}) → {out}"
+    )
+    console.print(
+        "Try: reluth eligibility check --stage randomization "
+        f"{out}/patients/{summary['example_patient']}/randomization.json ; "
+        f"reluth recist evaluate {out}/patients/{summary['example_patient']}/control/recist.json"
+    )

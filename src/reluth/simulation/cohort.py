@@ -1,0 +1,1313 @@
+"""A seeded synthetic ReLUTH cohort, as pure data (no database, no clock).
+
+22 centres open over the first 6 months and include patients for 3 years. Each screened patient
+comes with the eligibility patient file (the shape of ``reluth.protocol.patient``) at inclusion
+and, for those who reach the pre-randomization gate after two cycles of second PRRT, a second file
+at that gate. Screen failures are of two kinds: not eligible at inclusion, and failures at the
+gate (radiological progression during the two retreatment cycles, or another criterion no longer
+met). Everything downstream — eligibility service, randomization service, eCRF, central review —
+consumes this data; nothing here writes anywhere.
+
+**Arms are not decided here.** The randomization service allocates them. So every randomized
+patient carries *potential outcomes* for both arms (``outcomes["experimental"]`` and
+``outcomes["control"]``), generated with common random numbers (a patient in disease control under
+control is also in disease control under the experimental arm). The caller picks the outcome of
+the arm the service allocated. ``simulated_arm`` is a stratified permuted-block allocation for use
+without the service (tests, quick checks).
+
+Outcome model (per arm, configurable): disease control at the month-6 (week-24) assessment with
+probability ``dcr_*``; PFS piecewise exponential — a constant hazard up to the week-24 assessment
+(set by the DCR) and, after it, the control hazard giving the configured median and the
+experimental hazard × ``pfs_hazard_ratio``. With ``pfs_hazard_ratio=None`` (default) the hazard
+ratio is the one implied by the DCRs, ln(dcr_e)/ln(dcr_c), and hazards are proportional
+throughout. Tumour measurements (RECIST input shape of ``reluth.response.recist``) are built so
+the time-point responses follow that truth; laboratory results (CTCAE input shape) and QoL item
+answers (QLQ-C30 items 1–30, GI.NET21 items 31–51) follow treatment and progression.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from reluth.errors import ValidationError
+
+Arm = Literal["experimental", "control"]
+ARMS: tuple[Arm, Arm] = ("experimental", "control")
+ScreenStatus = Literal["eligible", "not_eligible"]
+
+
+def _schedule() -> dict[str, Any]:
+    """Visit days from the protocol definition (one source for the schedule)."""
+    from reluth.protocol.definition import load_protocol
+
+    protocol = load_protocol()
+    sch = protocol.schedule
+    days_per_month = float(sch.days_per_month)
+    tumour = sch.tumour_assessment
+    follow = sch.follow_up_assessment
+    labs = sch.laboratory
+    return {
+        "days_per_month": days_per_month,
+        "landmark_day": 7 * sch.landmark_month6.week,
+        "landmark_window_days": sch.landmark_month6.window_days,
+        "assessment_days": tuple(
+            range(7 * tumour.interval_weeks, 7 * tumour.until_week + 1, 7 * tumour.interval_weeks)
+        ),
+        "follow_up_interval_days": 7 * follow.interval_weeks,
+        "follow_up_until_day": round(follow.until_month * days_per_month),
+        "late_interval_days": round(follow.then_interval_months * days_per_month),
+        "max_follow_up_days": round(sch.follow_up_months * days_per_month),
+        "lab_days": tuple(range(0, 7 * labs.until_week + 1, 7 * labs.interval_weeks)),
+        "qol_days": tuple(7 * w for w in sch.qol.weeks),
+        "cycle_interval_days": 7 * sch.treatment_cycles.interval_weeks,
+        "centres": protocol.centres_planned,
+        "included": protocol.sample_size.included,
+        "dcr_control": float(protocol.sample_size.dcr_control),
+        "dcr_experimental": float(protocol.sample_size.dcr_experimental),
+        "activity_mbq": float(protocol.second_prrt.activity_gbq) * 1000,
+    }
+
+
+_SCHEDULE = _schedule()
+LANDMARK_DAY: int = _SCHEDULE["landmark_day"]  # week 24
+LANDMARK_WINDOW = (
+    LANDMARK_DAY - _SCHEDULE["landmark_window_days"],
+    LANDMARK_DAY + _SCHEDULE["landmark_window_days"],
+)  # day 140 to day 196
+ASSESSMENT_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["assessment_days"]  # 56, 112, 168
+FOLLOW_UP_INTERVAL_DAYS: int = _SCHEDULE["follow_up_interval_days"]  # 12 weeks
+LATE_FOLLOW_UP_INTERVAL_DAYS: int = _SCHEDULE["late_interval_days"]  # 6 months
+MONTH_24_DAY: int = _SCHEDULE["follow_up_until_day"]
+MAX_FOLLOW_UP_DAYS: int = _SCHEDULE["max_follow_up_days"]  # 60 months
+LAB_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["lab_days"]  # every 4 weeks to week 24
+QOL_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["qol_days"]  # weeks 0, 8, 16, 24
+CYCLE_INTERVAL_DAYS: int = _SCHEDULE["cycle_interval_days"]  # 8 weeks
+DAYS_PER_MONTH: float = _SCHEDULE["days_per_month"]
+SAMPLING_TIMES_H = (4.0, 24.0, 96.0, 168.0)
+
+
+@dataclass(frozen=True)
+class CohortConfig:
+    seed: int = 2021
+    start_date: dt.date = dt.date(2021, 10, 1)  # recruitment began in October 2021 (protocol)
+    n_centres: int = _SCHEDULE["centres"]  # 22 (protocol)
+    centre_opening_months: float = 6.0
+    accrual_months: float = 36.0
+    n_included: int = _SCHEDULE["included"]  # 176 (protocol)
+    n_not_included: int = 12  # screened but not eligible at inclusion
+    p_progression_during_retreatment: float = 0.12
+    p_other_failure_before_randomization: float = 0.05
+    dcr_control: float = _SCHEDULE["dcr_control"]  # 0.65 (protocol)
+    dcr_experimental: float = _SCHEDULE["dcr_experimental"]  # 0.85 (protocol)
+    pfs_median_control_months: float = 15.0
+    #: Hazard ratio after the week-24 assessment; None = implied by the DCRs (proportional).
+    pfs_hazard_ratio: float | None = None
+    #: Median survival after progression, and death hazard before progression (per month).
+    post_progression_survival_months: float = 30.0
+    pre_progression_death_per_month: float = 0.002
+    followup_months_after_accrual: float = 24.0
+    dropout_per_year: float = 0.04
+    p_missed_assessment: float = 0.03
+    p_missing_questionnaire: float = 0.08
+    n_dosimetry: int = 50
+    n_dosimetry_centres: int = 7
+    #: False skips laboratory results and questionnaires (fast, for large statistical checks).
+    clinical_detail: bool = True
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValidationError("seed", f"{self.seed}", "an integer >= 0")
+        for name in (
+            "p_progression_during_retreatment",
+            "p_other_failure_before_randomization",
+            "p_missed_assessment",
+            "p_missing_questionnaire",
+        ):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValidationError(name, f"{value!r}", "a probability in [0, 1)")
+        for name in ("dcr_control", "dcr_experimental"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValidationError(name, f"{value!r}", "a probability in (0, 1)")
+        if self.dcr_control <= 0.5 and self.pfs_median_control_months * DAYS_PER_MONTH > 0:
+            # S(week 24) = DCR must exceed 0.5 for the median to lie after the landmark.
+            raise ValidationError(
+                "dcr_control", f"{self.dcr_control}", "> 0.5 (median after week 24)"
+            )
+        if self.pfs_median_control_months * DAYS_PER_MONTH <= LANDMARK_DAY:
+            raise ValidationError(
+                "pfs_median_control_months", f"{self.pfs_median_control_months}", "> 5.52 (week 24)"
+            )
+        if self.pfs_hazard_ratio is not None and not self.pfs_hazard_ratio > 0:
+            raise ValidationError("pfs_hazard_ratio", f"{self.pfs_hazard_ratio}", "> 0")
+        if self.n_included < 1 or self.n_centres < 1 or self.n_not_included < 0:
+            raise ValidationError("n_included", "empty cohort", "n_included >= 1, n_centres >= 1")
+
+    @property
+    def hazard_ratio(self) -> float:
+        """Hazard ratio after the week-24 assessment (the implied one when not set)."""
+        if self.pfs_hazard_ratio is not None:
+            return self.pfs_hazard_ratio
+        return math.log(self.dcr_experimental) / math.log(self.dcr_control)
+
+    @property
+    def data_cutoff(self) -> dt.date:
+        months = self.accrual_months + self.followup_months_after_accrual
+        return self.start_date + dt.timedelta(days=round(months * DAYS_PER_MONTH))
+
+
+@dataclass(frozen=True)
+class Centre:
+    code: str  # "C07"
+    name: str
+    opening_date: dt.date
+    dosimetry: bool  # takes part in the ancillary dosimetry study
+
+
+@dataclass(frozen=True)
+class Covariates:
+    age: int
+    sex: Literal["male", "female"]
+    ecog: int
+    disease_control_first_prrt_months: float
+    radiological_progression: bool
+    egfr_target: float  # the eGFR the creatinine was drawn for (mL/min/1.73 m²)
+    creatinine_umol_l: int
+    intercurrent_treatment: bool
+
+
+@dataclass(frozen=True)
+class VoiKinetics:
+    """Mono-exponential washout of one volume of interest, with the sampled activities."""
+
+    name: str  # "kidneys", "tumour_1", ...
+    mass_g: float
+    uptake_fraction: float  # of the administered activity, at t = 0 (extrapolated)
+    effective_half_life_h: float
+    activity_mbq: tuple[float, ...]  # at SAMPLING_TIMES_H, with measurement noise
+
+
+@dataclass(frozen=True)
+class DosimetryCycle:
+    cycle: int  # 1-2: second PRRT before randomization; 3-4: randomized cycles
+    injection_date: dt.date
+    administered_activity_mbq: float
+    sampling_times_h: tuple[float, ...]
+    volumes: tuple[VoiKinetics, ...]
+    blood_activity_kbq_per_ml: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class QolAssessment:
+    date: dt.date
+    day: int  # from randomization
+    c30: dict[str, int]  # items "1".."30" (absent = missing answer)
+    ginet21: dict[str, int]  # items "31".."51"
+
+
+@dataclass(frozen=True)
+class AdverseEventRecord:
+    """A clinical adverse event as an investigator reports it (CTCAE v5.0 term and grade).
+
+    Laboratory abnormalities are not repeated here: they come from grading ``labs``.
+    """
+
+    term: str
+    grade: int
+    onset_date: dt.date
+    end_date: dt.date | None  # None: ongoing at the last contact
+    serious: bool
+    related_to_treatment: bool
+
+
+@dataclass(frozen=True)
+class ArmOutcome:
+    arm: Arm
+    disease_control_month6: bool  # what the RECIST engine must find (NE counts as failure)
+    true_disease_control_month6: bool  # the tumour truth, before missed visits and dropouts
+    true_progression_day: float
+    progression_date: dt.date | None  # first assessment showing PD (observed)
+    death_date: dt.date | None
+    dropout_date: dt.date | None
+    last_assessment_date: dt.date | None
+    treatment_dates: tuple[dt.date, ...]  # cycles 3 and 4 (experimental arm only)
+    recist: dict[str, Any]  # input of reluth.response.recist.parse_patient
+    labs: tuple[dict[str, Any], ...]  # CTCAE input results
+    qol: tuple[QolAssessment, ...]
+    missed_assessment_dates: tuple[dt.date, ...]
+    dosimetry: tuple[DosimetryCycle, ...] = ()
+    adverse_events: tuple[AdverseEventRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyntheticPatient:
+    index: int
+    patient_id: str
+    centre: str
+    screening_date: dt.date
+    covariates: Covariates
+    inclusion_file: dict[str, Any]
+    intended_inclusion_status: ScreenStatus
+    randomization_file: dict[str, Any] | None
+    intended_randomization_status: ScreenStatus | None
+    screen_failure_reason: str | None
+    randomization_request_date: dt.date | None
+    outcomes: dict[str, ArmOutcome] = field(default_factory=dict)
+    dosimetry: tuple[DosimetryCycle, ...] = ()  # cycles 1-2 of second PRRT
+    simulated_arm: Arm | None = None
+
+    @property
+    def randomized(self) -> bool:
+        return self.intended_randomization_status == "eligible"
+
+
+@dataclass(frozen=True)
+class SyntheticCohort:
+    config: CohortConfig
+    centres: tuple[Centre, ...]
+    patients: tuple[SyntheticPatient, ...]
+    data_cutoff: dt.date
+
+    @property
+    def included(self) -> tuple[SyntheticPatient, ...]:
+        return tuple(p for p in self.patients if p.intended_inclusion_status == "eligible")
+
+    @property
+    def randomized(self) -> tuple[SyntheticPatient, ...]:
+        return tuple(p for p in self.patients if p.randomized)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _days(day: dt.date, n: float | np.integer[Any]) -> dt.date:
+    return day + dt.timedelta(days=round(float(n)))
+
+
+def _creatinine_for_egfr(egfr: float, age: int, female: bool) -> int:
+    """Creatinine (µmol/L, integer) whose MDRD-175 eGFR is close to ``egfr``."""
+    factor = 175 * age**-0.203 * (0.742 if female else 1.0)
+    scr_mg_dl = (egfr / factor) ** (-1 / 1.154)
+    return max(30, round(scr_mg_dl * 88.4))
+
+
+def _egfr(creatinine_umol_l: float, age: int, female: bool) -> float:
+    return float(
+        175 * (creatinine_umol_l / 88.4) ** -1.154 * age**-0.203 * (0.742 if female else 1.0)
+    )
+
+
+def _r1(x: float) -> float:
+    return round(float(x), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Centres and accrual
+# ---------------------------------------------------------------------------------------------
+
+_CITIES = (
+    "Montpellier", "Paris Gustave Roussy", "Lyon", "Marseille", "Toulouse", "Bordeaux", "Lille",
+    "Nantes", "Strasbourg", "Rennes", "Nancy", "Dijon", "Clermont-Ferrand", "Grenoble", "Nice",
+    "Angers", "Tours", "Rouen", "Caen", "Reims", "Saint-Etienne", "Brest", "Limoges", "Amiens",
+)  # fmt: skip
+
+
+def _centres(config: CohortConfig, rng: np.random.Generator) -> tuple[Centre, ...]:
+    offsets = np.sort(
+        rng.uniform(0, config.centre_opening_months * DAYS_PER_MONTH, config.n_centres)
+    )
+    offsets[0] = 0.0  # the coordinating centre opens on day 0
+    dosimetry = set(
+        rng.choice(
+            config.n_centres, min(config.n_dosimetry_centres, config.n_centres), replace=False
+        ).tolist()
+    )
+    dosimetry.add(0)
+    return tuple(
+        Centre(
+            code=f"C{i + 1:02d}",
+            name=f"{_CITIES[i % len(_CITIES)]} (centre {i + 1})",
+            opening_date=_days(config.start_date, offsets[i]),
+            dosimetry=i in dosimetry,
+        )
+        for i in range(config.n_centres)
+    )
+
+
+def _arrivals(
+    config: CohortConfig, centres: tuple[Centre, ...], n: int, rng: np.random.Generator
+) -> list[tuple[dt.date, int]]:
+    """Screening dates and centres: each centre recruits at its own rate from its opening."""
+    end = config.start_date + dt.timedelta(days=round(config.accrual_months * DAYS_PER_MONTH))
+    rates = rng.gamma(2.0, 1.0, len(centres))
+    open_days = np.array([(end - c.opening_date).days for c in centres], dtype=float)
+    weights = rates * open_days
+    which = rng.choice(len(centres), n, p=weights / weights.sum())
+    out = []
+    for c in which:
+        day = rng.uniform(0, open_days[c] - 120)  # leave time for the two retreatment cycles
+        out.append((_days(centres[c].opening_date, max(day, 0.0)), int(c)))
+    out.sort()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Patient files (eligibility JSON shape)
+# ---------------------------------------------------------------------------------------------
+
+_LAB_UNITS = {
+    # centre convention -> (hemoglobin unit, count unit, creatinine unit)
+    "si": ("g/L", "10^9/L", "µmol/L"),
+    "conventional": ("g/dL", "/mm3", "µmol/L"),
+}
+
+
+def _count(value_1e9_l: float, convention: str, platelets: bool = False) -> float:
+    """A cell count as a centre reports it: /mm3 rounded to 10 (platelets to 1000), or 10^9/L."""
+    if convention == "conventional":
+        step = 1000 if platelets else 10
+        return int(round(value_1e9_l * 1000 / step) * step)
+    return round(value_1e9_l) if platelets else round(value_1e9_l, 2)
+
+
+def _hb(value_g_dl: float, convention: str) -> float:
+    return round(value_g_dl * 10) if convention == "si" else round(value_g_dl, 1)
+
+
+_COUNTS = ("platelets", "neutrophils", "wbc", "lymphocytes")
+
+
+def _lab_unit(test: str, convention: str) -> str:
+    hb_unit, count_unit, _ = _LAB_UNITS[convention]
+    if test == "hemoglobin":
+        return hb_unit
+    if test in _COUNTS:
+        return count_unit
+    return "µmol/L" if test in ("creatinine", "bilirubin") else "U/L"
+
+
+def _reported(test: str, value: float, convention: str) -> float:
+    """A value (Hb g/dL, counts 10^9/L, others in their unit) as the centre reports it."""
+    if test == "hemoglobin":
+        return _hb(value, convention)
+    if test in _COUNTS:
+        return _count(value, convention, platelets=test == "platelets")
+    return _r1(value) if test == "bilirubin" else round(value)
+
+
+def _covariates(rng: np.random.Generator) -> Covariates:
+    age = int(np.clip(round(rng.normal(66, 9)), 38, 86))
+    sex: Literal["male", "female"] = "female" if rng.random() < 0.48 else "male"
+    ecog = int(rng.choice([0, 1, 2], p=[0.45, 0.45, 0.10]))
+    dc = float(np.clip(12 + rng.lognormal(math.log(12), 0.6), 12, 96))
+    egfr = float(np.clip(rng.normal(74, 17), 44, 125))
+    return Covariates(
+        age=age,
+        sex=sex,
+        ecog=ecog,
+        disease_control_first_prrt_months=round(dc, 1),
+        radiological_progression=bool(rng.random() < 0.72),
+        egfr_target=egfr,
+        creatinine_umol_l=_creatinine_for_egfr(egfr, age, sex == "female"),
+        intercurrent_treatment=bool(rng.random() < 0.3),
+    )
+
+
+@dataclass(frozen=True)
+class _Lesion:
+    id: str
+    organ: str
+    nodal: bool
+    kind: Literal["target", "non_target"]
+    size_mm: float | None  # long axis (non-nodal) or short axis (nodal); None: not measurable
+
+
+def _baseline_lesions(rng: np.random.Generator) -> tuple[_Lesion, ...]:
+    """2–5 targets (<= 2 per organ, all nodes one organ) and 1–3 non-targets."""
+    targets: list[_Lesion] = []
+    for _ in range(int(rng.integers(1, 3))):
+        targets.append(
+            _Lesion(f"T{len(targets) + 1}", "liver", False, "target", float(rng.uniform(14, 65)))
+        )
+    for _ in range(int(rng.integers(0, 3))):
+        targets.append(
+            _Lesion(
+                f"T{len(targets) + 1}", "lymph node", True, "target", float(rng.uniform(16, 32))
+            )
+        )
+    if rng.random() < 0.5:
+        targets.append(
+            _Lesion(
+                f"T{len(targets) + 1}", "mesentery", False, "target", float(rng.uniform(15, 45))
+            )
+        )
+    if len(targets) < 2:
+        targets.append(
+            _Lesion(
+                f"T{len(targets) + 1}", "mesentery", False, "target", float(rng.uniform(15, 40))
+            )
+        )
+    targets = targets[:5]
+    non_targets: list[_Lesion] = [_Lesion("N1", "liver", False, "non_target", None)]
+    if rng.random() < 0.5:
+        non_targets.append(_Lesion("N2", "peritoneum", False, "non_target", None))
+    if rng.random() < 0.4:
+        non_targets.append(
+            _Lesion(
+                f"N{len(non_targets) + 1}",
+                "lymph node",
+                True,
+                "non_target",
+                float(rng.uniform(10.5, 14)),
+            )
+        )
+    if rng.random() < 0.25:
+        non_targets.append(_Lesion(f"N{len(non_targets) + 1}", "bone", False, "non_target", None))
+    return tuple(targets + non_targets)
+
+
+def _eligibility_lesions(lesions: tuple[_Lesion, ...], scale: float) -> list[dict[str, Any]]:
+    out = []
+    for les in lesions:
+        entry: dict[str, Any] = {"id": les.id, "organ": les.organ, "nodal": les.nodal}
+        if les.size_mm is not None:
+            size = round(les.size_mm * scale) if les.kind == "target" else round(les.size_mm)
+            if les.kind == "target":
+                size = max(size, 15 if les.nodal else 10)
+            entry["short_axis_mm" if les.nodal else "longest_diameter_mm"] = size
+        out.append(entry)
+    return out
+
+
+def _patient_file(
+    patient_id: str,
+    cov: Covariates,
+    assessment_date: dt.date,
+    *,
+    convention: str,
+    hb_g_dl: float,
+    neutrophils: float,
+    platelets: float,
+    creatinine: int,
+    alt_x_uln: float,
+    lesions: list[dict[str, Any]],
+    sstr_date: dt.date,
+    first_prrt: dict[str, Any],
+    progression_date: dt.date,
+    second_prrt: dict[str, Any],
+    consent_date: dt.date,
+    primary_site: str = "ileum",
+    ecog: int | None = None,
+    other_cancers: list[dict[str, Any]] | None = None,
+    planned_randomization_date: dt.date | None = None,
+) -> dict[str, Any]:
+    hb_unit, count_unit, creat_unit = _LAB_UNITS[convention]
+    data: dict[str, Any] = {
+        "patient_id": patient_id,
+        "assessment_date": assessment_date.isoformat(),
+        "age": cov.age,
+        "sex": cov.sex,
+        "ecog": cov.ecog if ecog is None else ecog,
+        "life_expectancy_months": 24,
+        "histology": {
+            "primary_site": primary_site,
+            "grade": "G2" if cov.disease_control_first_prrt_months < 24 else "G1",
+            "differentiation": "well",
+            "tumour_type": "NET",
+        },
+        "labs": {
+            "hemoglobin": {"value": _hb(hb_g_dl, convention), "unit": hb_unit},
+            "neutrophils": {"value": _count(neutrophils, convention), "unit": count_unit},
+            "platelets": {"value": _count(platelets, convention, True), "unit": count_unit},
+            "creatinine": {"value": creatinine, "unit": creat_unit},
+            "alt": {"value": round(40 * alt_x_uln), "unit": "U/L", "uln": 40},
+            "ast": {"value": round(38 * alt_x_uln * 0.9), "unit": "U/L", "uln": 40},
+            "bilirubin": {"value": 9, "unit": "µmol/L", "uln": 17},
+        },
+        "first_prrt": first_prrt,
+        "progression": {
+            "date": progression_date.isoformat(),
+            "radiological": cov.radiological_progression,
+            "clinical": not cov.radiological_progression,
+            "biological": True,
+        },
+        "second_prrt": second_prrt,
+        "sstr_imaging": {
+            "date": sstr_date.isoformat(),
+            "modality": "68Ga-DOTATOC PET",
+            "positive_lesion_fraction": 0.95,
+        },
+        "lesions": lesions,
+        "unresolved_adverse_events": [{"term": "Fatigue", "grade": 1}],
+        "history": {
+            "intercurrent_treatment": cov.intercurrent_treatment,
+            "ebrt_marrow_fraction": 0,
+            "nephrotic_syndrome": False,
+            "uncontrolled_concomitant_disease": False,
+            "brain_metastases": {"present": False},
+            "other_cancers": other_cancers or [],
+        },
+        "consent": {"signed": True, "date": consent_date.isoformat()},
+    }
+    if planned_randomization_date is not None:
+        data["planned_randomization_date"] = planned_randomization_date.isoformat()
+    return data
+
+
+_NOT_INCLUDED_REASONS = (
+    "pancreatic primary",
+    "disease control after first PRRT < 12 months",
+    "neutrophils < 1500/mm3",
+    "ALT > 5 x ULN",
+    "other cancer within 5 years",
+)
+_GATE_FAILURES = ("platelets < 80 000/mm3 after two cycles", "eGFR < 40 after two cycles", "ECOG 3")
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcomes under one arm
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """Per-patient random numbers shared by both arms (common random numbers)."""
+
+    u_dc: float
+    u_time: float
+    u_death_pre: float
+    u_pps: float
+    u_dropout: float
+    pd_mode: str
+    responder_u: float
+    jitter: tuple[int, ...]
+    missed: tuple[bool, ...]
+    marrow_sensitivity: float
+    qol_baseline: float
+
+
+def _assessment_days(total_days: int, jitter: tuple[int, ...]) -> list[int]:
+    days = list(ASSESSMENT_DAYS_TO_LANDMARK)
+    d = LANDMARK_DAY
+    while d < total_days:
+        d += FOLLOW_UP_INTERVAL_DAYS if d < MONTH_24_DAY else LATE_FOLLOW_UP_INTERVAL_DAYS
+        days.append(d)
+    return [
+        day + jitter[i % len(jitter)] for i, day in enumerate(days) if day <= MAX_FOLLOW_UP_DAYS
+    ]
+
+
+def _progression_day(
+    config: CohortConfig, arm: Arm, sh: _Shared, landmark_day: int
+) -> tuple[bool, float]:
+    dcr = config.dcr_experimental if arm == "experimental" else config.dcr_control
+    controlled = sh.u_dc < dcr
+    median_day = config.pfs_median_control_months * DAYS_PER_MONTH
+    # Control hazard after the landmark so that S(median) = 1/2 given S(landmark) = dcr_control.
+    lam2 = math.log(2 * config.dcr_control) / (median_day - LANDMARK_DAY)
+    if arm == "experimental":
+        lam2 *= config.hazard_ratio
+    if controlled:
+        return True, landmark_day - math.log(1 - sh.u_time) / lam2
+    # Truncated exponential on (0, landmark] with the phase-1 hazard -ln(dcr)/landmark.
+    day = landmark_day * math.log(1 - sh.u_time * (1 - dcr)) / math.log(dcr)
+    return False, max(1.0, min(day, landmark_day - 1.0))
+
+
+def _tumour_course(
+    lesions: tuple[_Lesion, ...],
+    baseline_sizes: dict[str, float],
+    n_before_pd: int,
+    pd_mode: str | None,
+    responder: bool,
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """Lesion observations for ``n_before_pd`` non-PD assessments, then one PD assessment."""
+    targets = [le for le in lesions if le.kind == "target"]
+    base_sum = sum(round(baseline_sizes[t.id]) for t in targets)
+    nadir = base_sum
+    factor = 1.0
+    out: list[dict[str, Any]] = []
+    for k in range(n_before_pd + (1 if pd_mode else 0)):
+        is_pd = pd_mode is not None and k == n_before_pd
+        if responder and not is_pd:
+            factor = float(rng.uniform(0.45, 0.62)) if k >= 1 else float(rng.uniform(0.7, 0.85))
+        elif not is_pd:
+            factor = float(np.clip(factor + rng.normal(-0.01, 0.04), 0.74, 1.12))
+        sizes = {
+            t.id: max(1, round(baseline_sizes[t.id] * factor * rng.uniform(0.97, 1.03)))
+            for t in targets
+        }
+        # Guarantee no PD before the PD assessment: stay below 1.2 x nadir or within +4 mm.
+        total = sum(sizes.values())
+        if not is_pd and total * 10 >= nadir * 12 and total - nadir >= 5:
+            scale = nadir * 1.1 / total
+            sizes = {k2: max(1, math.floor(v * scale)) for k2, v in sizes.items()}
+            total = sum(sizes.values())
+        new_lesions = "no"
+        non_target_status: dict[str, str] = {}
+        if is_pd:
+            if pd_mode == "target":
+                need = max(math.ceil(nadir * 1.25), nadir + 6)
+                biggest = max(sizes, key=lambda key: sizes[key])
+                grow = max(0, need - sum(sizes.values()))
+                sizes[biggest] += grow + int(rng.integers(0, 4))
+            elif pd_mode == "new":
+                new_lesions = "yes"
+            else:
+                nt = next(le for le in lesions if le.kind == "non_target")
+                non_target_status[nt.id] = "unequivocal_progression"
+        obs: list[dict[str, Any]] = []
+        for le in lesions:
+            if le.kind == "target":
+                obs.append({"id": le.id, "diameter_mm": sizes[le.id]})
+            elif le.id in non_target_status:
+                obs.append({"id": le.id, "status": non_target_status[le.id]})
+            elif le.size_mm is not None:
+                obs.append(
+                    {
+                        "id": le.id,
+                        "diameter_mm": _r1(max(10.0, le.size_mm * rng.uniform(0.95, 1.05))),
+                    }
+                )
+            else:
+                obs.append({"id": le.id, "status": "present"})
+        out.append({"new_lesions": new_lesions, "lesions": obs})
+        if not is_pd:
+            nadir = min(nadir, sum(sizes.values()))
+    return out
+
+
+def _labs(
+    randomization: dt.date,
+    days: list[int],
+    arm: Arm,
+    cov: Covariates,
+    convention: str,
+    sh: _Shared,
+    progression_day: float,
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], ...]:
+    female = cov.sex == "female"
+    base = {
+        "hemoglobin": rng.normal(12.4 if female else 13.4, 1.0),
+        "platelets": rng.normal(190, 45),
+        "neutrophils": rng.normal(3.6, 0.9),
+        "wbc": rng.normal(5.8, 1.2),
+        "lymphocytes": rng.normal(1.05, 0.3),
+        "creatinine": float(cov.creatinine_umol_l),
+        "alt": rng.normal(26, 7),
+        "ast": rng.normal(28, 7),
+        "bilirubin": rng.normal(9, 3),
+        "alp": rng.normal(95, 25),
+    }
+    base = {k: max(v, 0.3 if k == "lymphocytes" else 1.0) for k, v in base.items()}
+    limits: dict[str, tuple[float | None, float]] = {
+        "hemoglobin": (12.0 if female else 13.0, 16.0 if female else 17.5),
+        "platelets": (150.0, 400.0),
+        "neutrophils": (1.8, 7.5),
+        "wbc": (4.0, 10.0),
+        "lymphocytes": (1.0, 4.0),
+        "creatinine": (45.0, 90.0 if female else 110.0),
+        "alt": (None, 40.0),
+        "ast": (None, 40.0),
+        "bilirubin": (None, 17.0),
+        "alp": (None, 120.0),
+    }
+
+    def depression(day: int, depth: float, nadir_after: int, recovery: int) -> float:
+        """Multiplicative drop after each randomized cycle (days 0 and 56), experimental only."""
+        if arm != "experimental":
+            return 1.0
+        f = 1.0
+        for cycle_day in (0, CYCLE_INTERVAL_DAYS):
+            t = day - cycle_day
+            if t <= 0:
+                continue
+            shape = t / nadir_after * math.exp(1 - t / nadir_after)  # peaks at nadir_after
+            f *= 1 - depth * shape * math.exp(-max(0, t - nadir_after) / recovery)
+        return max(f, 0.05)
+
+    s = sh.marrow_sensitivity
+    results: list[dict[str, Any]] = []
+    for day in days:
+        date = _days(randomization, day)
+        progressed = day >= progression_day
+        values = {
+            "hemoglobin": base["hemoglobin"] * depression(day, 0.10 * s, 35, 60)
+            - (0.4 if progressed else 0),
+            "platelets": base["platelets"] * depression(day, 0.35 * s, 28, 30),
+            "neutrophils": base["neutrophils"] * depression(day, 0.25 * s, 35, 30),
+            "wbc": base["wbc"] * depression(day, 0.25 * s, 35, 30),
+            "lymphocytes": base["lymphocytes"] * depression(day, 0.35 * s, 28, 120),
+            "creatinine": base["creatinine"]
+            * (1 + (0.00014 if arm == "experimental" else 0.00007) * day),
+            "alt": base["alt"] * (1.6 if progressed else 1.0),
+            "ast": base["ast"] * (1.5 if progressed else 1.0),
+            "bilirubin": base["bilirubin"],
+            "alp": base["alp"] * (1.8 if progressed else 1.0),
+        }
+        for test, value in values.items():
+            noisy = max(value * rng.normal(1, 0.05), 0.01)
+            lln, uln = limits[test]
+            unit = _lab_unit(test, convention)
+            entry: dict[str, Any] = {
+                "test": test,
+                "value": _reported(test, noisy, convention),
+                "unit": unit,
+                "uln": _reported(test, uln, convention),
+                "baseline": _reported(test, base[test], convention),
+                "date": date.isoformat(),
+            }
+            if lln is not None:
+                entry["lln"] = _reported(test, lln, convention)
+            results.append(entry)
+    return tuple(results)
+
+
+def _qol(
+    randomization: dt.date,
+    days: list[int],
+    arm: Arm,
+    sh: _Shared,
+    progression_day: float,
+    config: CohortConfig,
+    rng: np.random.Generator,
+) -> tuple[QolAssessment, ...]:
+    out = []
+    for day in days:
+        if day > 0 and rng.random() < config.p_missing_questionnaire:
+            continue
+        burden = sh.qol_baseline
+        if arm == "experimental" and 0 < day <= 112:
+            burden += 0.06  # transient fatigue/nausea around the cycles
+        if day >= progression_day:
+            burden += 0.15 + 0.0002 * (day - progression_day)
+        burden = min(max(burden, 0.02), 0.95)
+        # Items 1-28 and 31-51: 1-4, higher = more problems; items 29-30: 1-7, higher = better.
+        noise = rng.normal(0, 0.08, 51)
+        p_items = np.clip(
+            np.concatenate(
+                [burden + noise[:28], 1 - burden + noise[28:30], 0.8 * burden + noise[30:]]
+            ),
+            0.0,
+            1.0,
+        )
+        n_steps = np.array([3] * 28 + [6, 6] + [3] * 21)
+        answers = 1 + rng.binomial(n_steps, p_items)
+        answered = rng.random(51) >= 0.02  # a few skipped items
+        c30 = {str(i + 1): int(answers[i]) for i in range(30) if answered[i]}
+        gi = {str(i + 1): int(answers[i]) for i in range(30, 51) if answered[i]}
+        out.append(QolAssessment(_days(randomization, day), day, c30, gi))
+    return tuple(out)
+
+
+def _dosimetry_cycle(
+    cycle: int, injection: dt.date, tumour_count: int, rng: np.random.Generator
+) -> DosimetryCycle:
+    activity = float(rng.normal(_SCHEDULE["activity_mbq"], 120))  # 7.4 GBq per cycle
+    volumes = []
+    specs = [("kidneys", rng.normal(310, 45), rng.normal(0.015, 0.003), rng.normal(52, 9))]
+    for k in range(tumour_count):
+        specs.append(
+            (
+                f"tumour_{k + 1}",
+                rng.lognormal(math.log(25), 0.7),
+                rng.lognormal(math.log(0.004), 0.5),
+                rng.normal(85, 15),
+            )
+        )
+    for name, mass, frac, teff in specs:
+        teff = float(max(teff, 20.0))
+        frac = float(max(frac, 0.0005))
+        true = [activity * frac * math.exp(-math.log(2) * t / teff) for t in SAMPLING_TIMES_H]
+        noisy = tuple(round(a * float(rng.normal(1, 0.05)), 3) for a in true)
+        volumes.append(
+            VoiKinetics(name, round(float(mass), 1), round(frac, 5), round(teff, 1), noisy)
+        )
+    blood = tuple(
+        round(
+            activity * 1000 / 5000 * 0.2 * math.exp(-t / 20) * float(rng.normal(1, 0.05)) + 0.01, 4
+        )
+        for t in SAMPLING_TIMES_H
+    )
+    return DosimetryCycle(
+        cycle, injection, round(activity, 1), SAMPLING_TIMES_H, tuple(volumes), blood
+    )
+
+
+def _arm_outcome(
+    config: CohortConfig,
+    arm: Arm,
+    randomization: dt.date,
+    baseline_date: dt.date,
+    lesions: tuple[_Lesion, ...],
+    baseline_sizes: dict[str, float],
+    cov: Covariates,
+    convention: str,
+    sh: _Shared,
+    cutoff: dt.date,
+    dosimetry_tumours: int | None,
+    rng: np.random.Generator,
+) -> ArmOutcome:
+    total_days = (cutoff - randomization).days
+    days = [d for d in _assessment_days(total_days, sh.jitter) if d <= total_days]
+    n_to_landmark = len(ASSESSMENT_DAYS_TO_LANDMARK)
+    landmark_day = days[n_to_landmark - 1] if len(days) >= n_to_landmark else LANDMARK_DAY
+    controlled, prog_day = _progression_day(config, arm, sh, landmark_day)
+    # Death: before progression (rare) or after it.
+    pre_death = -math.log(1 - sh.u_death_pre) / (
+        config.pre_progression_death_per_month / DAYS_PER_MONTH
+    )
+    pps = (
+        -math.log(1 - sh.u_pps)
+        * config.post_progression_survival_months
+        * DAYS_PER_MONTH
+        / math.log(2)
+    )
+    death_day = min(pre_death, prog_day + pps)
+    dropout_day = (
+        -math.log(1 - sh.u_dropout) / (config.dropout_per_year / 365.25)
+        if config.dropout_per_year > 0
+        else math.inf
+    )
+    end_day = min(death_day, dropout_day, total_days, MAX_FOLLOW_UP_DAYS)
+    done_days: list[int] = []
+    missed: list[dt.date] = []
+    pd_day: int | None = None
+    for i, day in enumerate(days):
+        if day > end_day:
+            break
+        if day >= prog_day:
+            pd_day = day
+            done_days.append(day)
+            break
+        if sh.missed[i % len(sh.missed)]:
+            missed.append(_days(randomization, day))
+            continue
+        done_days.append(day)
+    n_before = len(done_days) - (1 if pd_day is not None else 0)
+    course = _tumour_course(
+        lesions,
+        baseline_sizes,
+        n_before,
+        sh.pd_mode if pd_day is not None else None,
+        responder=sh.responder_u < (0.25 if arm == "experimental" else 0.05),
+        rng=rng,
+    )
+    followups = [
+        {"date": _days(randomization, day).isoformat(), **obs}
+        for day, obs in zip(done_days, course, strict=True)
+    ]
+    recist = {
+        "randomization_date": randomization.isoformat(),
+        "baseline": {
+            "date": baseline_date.isoformat(),
+            "lesions": [
+                {
+                    "id": le.id,
+                    "organ": le.organ,
+                    "kind": le.kind,
+                    "nodal": le.nodal,
+                    **(
+                        {"diameter_mm": round(baseline_sizes[le.id])} if le.kind == "target" else {}
+                    ),
+                    **(
+                        {"diameter_mm": _r1(le.size_mm)}
+                        if le.kind == "non_target" and le.size_mm is not None
+                        else {}
+                    ),
+                }
+                for le in lesions
+            ],
+        },
+        "followups": followups,
+    }
+    window_start, window_end = LANDMARK_WINDOW
+    landmark_done = any(window_start <= d <= window_end for d in done_days)
+    pd_before_window = pd_day is not None and pd_day < window_start
+    intended = controlled and landmark_done and not pd_before_window
+    if pd_day is not None and pd_day <= window_end and controlled:
+        intended = False  # cannot happen by construction; kept explicit
+    lab_days = [d for d in LAB_DAYS_TO_LANDMARK if d <= end_day] + [
+        d for d in done_days if d > LANDMARK_DAY
+    ]
+    qol_days = [d for d in QOL_DAYS_TO_LANDMARK if d <= end_day] + [
+        d for d in done_days if d > LANDMARK_DAY
+    ]
+    treatment = (
+        (
+            _days(randomization, int(rng.integers(1, 8))),
+            _days(randomization, CYCLE_INTERVAL_DAYS + int(rng.integers(-3, 4))),
+        )
+        if arm == "experimental"
+        else ()
+    )
+    dosimetry: tuple[DosimetryCycle, ...] = ()
+    if arm == "experimental" and dosimetry_tumours is not None:
+        dosimetry = tuple(
+            _dosimetry_cycle(3 + k, day, dosimetry_tumours, rng)
+            for k, day in enumerate(treatment)
+            if (day - randomization).days <= end_day
+        )
+    return ArmOutcome(
+        arm=arm,
+        disease_control_month6=intended,
+        true_disease_control_month6=controlled,
+        true_progression_day=round(prog_day, 2),
+        progression_date=_days(randomization, pd_day) if pd_day is not None else None,
+        death_date=_days(randomization, death_day) if death_day <= end_day else None,
+        dropout_date=_days(randomization, dropout_day)
+        if dropout_day < min(death_day, total_days)
+        else None,
+        last_assessment_date=_days(randomization, done_days[-1]) if done_days else None,
+        treatment_dates=tuple(d for d in treatment if (d - randomization).days <= end_day),
+        recist=recist,
+        labs=_labs(randomization, lab_days, arm, cov, convention, sh, prog_day, rng)
+        if config.clinical_detail
+        else (),
+        qol=_qol(randomization, qol_days, arm, sh, prog_day, config, rng)
+        if config.clinical_detail
+        else (),
+        missed_assessment_dates=tuple(missed),
+        dosimetry=dosimetry,
+        adverse_events=_adverse_events(randomization, treatment, prog_day, end_day, death_day, rng)
+        if config.clinical_detail
+        else (),
+    )
+
+
+# Per randomized cycle (experimental arm): (term, probability, P(grade 2 | event), duration days).
+_CYCLE_EVENTS = (
+    ("Nausea", 0.35, 0.25, 3),
+    ("Vomiting", 0.10, 0.3, 2),
+    ("Fatigue", 0.30, 0.3, 21),
+    ("Abdominal pain", 0.10, 0.3, 7),
+)
+# After progression, either arm.
+_DISEASE_EVENTS = (
+    ("Diarrhea", 0.25, 0.35, 30),
+    ("Abdominal pain", 0.25, 0.4, 21),
+    ("Flushing", 0.15, 0.2, 30),
+)
+
+
+def _adverse_events(
+    randomization: dt.date,
+    treatment: tuple[dt.date, ...],
+    progression_day: float,
+    end_day: float,
+    death_day: float,
+    rng: np.random.Generator,
+) -> tuple[AdverseEventRecord, ...]:
+    events: list[AdverseEventRecord] = []
+
+    def add(term: str, start: float, p_g2: float, duration: int, related: bool) -> None:
+        if start > end_day:
+            return
+        grade = 2 if rng.random() < p_g2 else 1
+        serious = False
+        if rng.random() < 0.04:  # an occasional hospitalisation: grade 3, serious
+            grade, serious = 3, True
+        stop = start + duration * float(rng.uniform(0.5, 1.5))
+        events.append(
+            AdverseEventRecord(
+                term=term,
+                grade=grade,
+                onset_date=_days(randomization, start),
+                end_date=_days(randomization, stop) if stop <= end_day else None,
+                serious=serious,
+                related_to_treatment=related,
+            )
+        )
+
+    for cycle in treatment:
+        day = (cycle - randomization).days
+        for term, p, p_g2, duration in _CYCLE_EVENTS:
+            if rng.random() < p:
+                add(term, day + float(rng.uniform(0, 3)), p_g2, duration, related=True)
+    if progression_day <= end_day:
+        for term, p, p_g2, duration in _DISEASE_EVENTS:
+            if rng.random() < p:
+                add(term, progression_day + float(rng.uniform(0, 60)), p_g2, duration, False)
+    if death_day <= end_day:
+        events.append(
+            AdverseEventRecord("Death NOS", 5, _days(randomization, death_day), None, True, False)
+        )
+    return tuple(sorted(events, key=lambda e: e.onset_date))
+
+
+# ---------------------------------------------------------------------------------------------
+# The cohort
+# ---------------------------------------------------------------------------------------------
+
+
+def _patient(
+    config: CohortConfig,
+    index: int,
+    patient_id: str,
+    centre: Centre,
+    screening: dt.date,
+    not_included_reason: str | None,
+    dosimetry: bool,
+    cutoff: dt.date,
+) -> SyntheticPatient:
+    rng = np.random.default_rng([config.seed, index, 0])
+    cov = _covariates(rng)
+    convention = "si" if int(centre.code[1:]) % 2 else "conventional"
+    lesions = _baseline_lesions(rng)
+    # History before inclusion.
+    progression = _days(screening, -rng.uniform(30, 120))
+    first_end = _days(progression, -cov.disease_control_first_prrt_months * DAYS_PER_MONTH)
+    first_prrt = {
+        "cycles": 4,
+        "disease_control_months": cov.disease_control_first_prrt_months,
+        "best_response": str(rng.choice(["PR", "SD"], p=[0.35, 0.65])),
+        "g4_hematotoxicity": False,
+        "g4_nephrotoxicity": False,
+        "end_date": first_end.isoformat(),
+    }
+    hb, neut, plt = rng.normal(12.8, 1.1), rng.normal(3.4, 0.8), rng.normal(195, 45)
+    hb, neut, plt = max(hb, 9.5), max(neut, 1.8), max(plt, 110)
+    primary_site, other_cancers, alt = "ileum", None, 0.7
+    dc_first = cov
+    if not_included_reason == "pancreatic primary":
+        primary_site = "pancreas"
+    elif not_included_reason == "disease control after first PRRT < 12 months":
+        dc_first = Covariates(**{**cov.__dict__, "disease_control_first_prrt_months": 9.5})
+        first_prrt["disease_control_months"] = 9.5
+    elif not_included_reason == "neutrophils < 1500/mm3":
+        neut = 1.2
+    elif not_included_reason == "ALT > 5 x ULN":
+        alt = 5.6  # above 5 x ULN: excluded with or without liver metastases
+    elif not_included_reason == "other cancer within 5 years":
+        other_cancers = [
+            {
+                "site": "colon",
+                "diagnosis_date": _days(screening, -700).isoformat(),
+                "treated_controlled": True,
+            }
+        ]
+    if not_included_reason is not None:
+        lesions_liver_free = all(le.organ != "liver" for le in lesions)
+        assert not lesions_liver_free or alt < 2.5
+    cycle1 = _days(screening, rng.integers(7, 21))
+    inclusion_file = _patient_file(
+        patient_id,
+        dc_first,
+        screening,
+        convention=convention,
+        hb_g_dl=hb,
+        neutrophils=neut,
+        platelets=plt,
+        creatinine=cov.creatinine_umol_l,
+        alt_x_uln=alt,
+        lesions=_eligibility_lesions(lesions, 0.92),
+        sstr_date=_days(screening, -rng.uniform(10, 60)),
+        first_prrt=first_prrt,
+        progression_date=progression,
+        second_prrt={"tumour_board_decision": True, "cycles_completed": 0},
+        consent_date=_days(screening, -rng.uniform(0, 5)),
+        primary_site=primary_site,
+        other_cancers=other_cancers,
+    )
+    base = dict(
+        index=index,
+        patient_id=patient_id,
+        centre=centre.code,
+        screening_date=screening,
+        covariates=cov,
+        inclusion_file=inclusion_file,
+    )
+    if not_included_reason is not None:
+        return SyntheticPatient(
+            **base,  # type: ignore[arg-type]
+            intended_inclusion_status="not_eligible",
+            randomization_file=None,
+            intended_randomization_status=None,
+            screen_failure_reason=not_included_reason,
+            randomization_request_date=None,
+        )
+    # Second PRRT: two cycles 8 weeks apart, then the pre-randomization assessment.
+    cycle2 = _days(cycle1, CYCLE_INTERVAL_DAYS + rng.integers(-3, 4))
+    assessment = _days(cycle2, 49 + rng.integers(0, 10))
+    request = _days(assessment, rng.integers(3, 12))
+    tumour_count = int(rng.integers(1, 4))
+    pre_dosimetry = (
+        tuple(_dosimetry_cycle(k + 1, d, tumour_count, rng) for k, d in enumerate((cycle1, cycle2)))
+        if dosimetry
+        else ()
+    )
+    u = rng.random()
+    gate_failure: str | None = None
+    progressed = u < config.p_progression_during_retreatment
+    if (
+        not progressed
+        and u
+        < config.p_progression_during_retreatment + config.p_other_failure_before_randomization
+    ):
+        gate_failure = str(rng.choice(_GATE_FAILURES))
+    plt_gate = max(plt * rng.uniform(0.7, 0.9), 85.0)  # eligible unless the failure says not
+    creat_gate = cov.creatinine_umol_l * rng.uniform(1.0, 1.08)
+    ecog_gate = cov.ecog
+    if gate_failure == _GATE_FAILURES[0]:
+        plt_gate = 62.0
+    elif gate_failure == _GATE_FAILURES[1]:
+        creat_gate = max(creat_gate, _creatinine_for_egfr(34.0, cov.age, cov.sex == "female"))
+    elif gate_failure == _GATE_FAILURES[2]:
+        ecog_gate = 3
+    # Keep the eGFR of eligible patients comfortably >= 40 after the small creatinine drift.
+    if gate_failure != _GATE_FAILURES[1] and _egfr(creat_gate, cov.age, cov.sex == "female") < 41:
+        creat_gate = float(cov.creatinine_umol_l)
+    baseline_sizes = {le.id: le.size_mm for le in lesions if le.size_mm is not None}
+    randomization_file = _patient_file(
+        patient_id,
+        cov,
+        assessment,
+        convention=convention,
+        hb_g_dl=hb * rng.uniform(0.9, 0.98),
+        neutrophils=max(neut * rng.uniform(0.8, 0.95), 1.6),
+        platelets=plt_gate,
+        creatinine=round(creat_gate),
+        alt_x_uln=alt,
+        lesions=_eligibility_lesions(lesions, 1.0),
+        sstr_date=_days(assessment, -rng.integers(0, 7)),
+        first_prrt=first_prrt,
+        progression_date=progression,
+        second_prrt={
+            "tumour_board_decision": True,
+            "cycles_completed": 2,
+            "cycle_dates": [cycle1.isoformat(), cycle2.isoformat()],
+            "assessment_date": assessment.isoformat(),
+            "radiological_progression": progressed,
+        },
+        consent_date=_days(screening, -rng.uniform(0, 5)),
+        ecog=ecog_gate,
+        planned_randomization_date=request,
+    )
+    reason = (
+        "radiological progression during the two retreatment cycles" if progressed else gate_failure
+    )
+    common = dict(
+        **base,
+        intended_inclusion_status="eligible",
+        randomization_file=randomization_file,
+        dosimetry=pre_dosimetry,
+    )
+    if reason is not None:
+        return SyntheticPatient(
+            **common,  # type: ignore[arg-type]
+            intended_randomization_status="not_eligible",
+            screen_failure_reason=reason,
+            randomization_request_date=None,
+        )
+    sh = _Shared(
+        u_dc=float(rng.random()),
+        u_time=float(rng.random()),
+        u_death_pre=float(rng.random()),
+        u_pps=float(rng.random()),
+        u_dropout=float(rng.random()),
+        pd_mode=str(rng.choice(["target", "new", "non_target"], p=[0.6, 0.3, 0.1])),
+        responder_u=float(rng.random()),
+        jitter=tuple(int(x) for x in rng.integers(-3, 4, 40)),
+        missed=tuple(bool(x) for x in rng.random(40) < config.p_missed_assessment),
+        marrow_sensitivity=min(float(rng.lognormal(0, 0.35)), 1.8),
+        qol_baseline=float(rng.beta(2, 5)),
+    )
+    outcomes: dict[str, ArmOutcome] = {
+        arm: _arm_outcome(
+            config,
+            arm,
+            request,
+            assessment,
+            lesions,
+            baseline_sizes,
+            cov,
+            convention,
+            sh,
+            cutoff,
+            tumour_count if dosimetry else None,
+            np.random.default_rng([config.seed, index, 1 + k]),
+        )
+        for k, arm in enumerate(ARMS)
+    }
+    return SyntheticPatient(
+        **common,  # type: ignore[arg-type]
+        intended_randomization_status="eligible",
+        screen_failure_reason=None,
+        randomization_request_date=request,
+        outcomes=outcomes,
+    )
+
+
+def stratum_code(patient: SyntheticPatient) -> str | None:
+    """The randomization stratum the protocol engine derives from the gate patient file."""
+    from reluth.protocol.patient import parse_patient
+    from reluth.protocol.strata import derive_strata
+
+    if patient.randomization_file is None:
+        return None
+    return derive_strata(parse_patient(patient.randomization_file)).code
+
+
+def generate_cohort(config: CohortConfig | None = None) -> SyntheticCohort:
+    """The whole synthetic trial for ``config`` (same seed, same cohort)."""
+    config = config or CohortConfig()
+    rng = np.random.default_rng([config.seed, 10**6])
+    centres = _centres(config, rng)
+    n_total = config.n_included + config.n_not_included
+    arrivals = _arrivals(config, centres, n_total, rng)
+    not_included = set(rng.choice(n_total, config.n_not_included, replace=False).tolist())
+    cutoff = config.data_cutoff
+    per_centre: dict[str, int] = {}
+    dosimetry_left = config.n_dosimetry
+    patients: list[SyntheticPatient] = []
+    for index, (date, c) in enumerate(arrivals):
+        centre = centres[c]
+        per_centre[centre.code] = per_centre.get(centre.code, 0) + 1
+        patient_id = f"{centre.code}-{per_centre[centre.code]:04d}"
+        reason = (
+            _NOT_INCLUDED_REASONS[
+                len([i for i in not_included if i < index]) % len(_NOT_INCLUDED_REASONS)
+            ]
+            if index in not_included
+            else None
+        )
+        dosimetry = reason is None and centre.dosimetry and dosimetry_left > 0
+        patient = _patient(config, index, patient_id, centre, date, reason, dosimetry, cutoff)
+        if patient.dosimetry:
+            dosimetry_left -= 1
+        patients.append(patient)
+    patients = _allocate(patients, config.seed)
+    return SyntheticCohort(config, centres, tuple(patients), cutoff)
+
+
+def _allocate(patients: list[SyntheticPatient], seed: int) -> list[SyntheticPatient]:
+    """Stratified permuted blocks of 4 in order of randomization request (service stand-in)."""
+    rng = np.random.default_rng([seed, 10**6 + 1])
+    blocks: dict[str | None, list[Arm]] = {}
+    order = sorted(
+        (p for p in patients if p.randomized),
+        key=lambda p: (p.randomization_request_date, p.index),
+    )
+    arms: dict[int, Arm] = {}
+    for p in order:
+        key = stratum_code(p)
+        if not blocks.get(key):
+            block: list[Arm] = ["experimental", "experimental", "control", "control"]
+            blocks[key] = [block[i] for i in rng.permutation(4)]
+        arms[p.index] = blocks[key].pop()
+    out = []
+    for p in patients:
+        if p.index in arms:
+            p = SyntheticPatient(**{**p.__dict__, "simulated_arm": arms[p.index]})
+        out.append(p)
+    return out
