@@ -4,7 +4,8 @@ SQLite (threads) and PostgreSQL (processes), with the invariants checked after e
     .venv/bin/python benchmarks/bench_randomization.py [--per-level 160] [--postgres URL]
 
 Each request is one full ``randomize`` unit of work (preconditions, lock, slot, audit row,
-commit). Patients are prepared through the services beforehand (not timed).
+commit). Patients are prepared through the services beforehand, and each client first
+randomizes one warm-up patient (not timed).
 """
 
 from __future__ import annotations
@@ -94,17 +95,20 @@ def run_level(url: str, codes: list[str], clients: int) -> tuple[float, float, f
     if url.startswith("sqlite"):
         global _engine
         _engine = make_engine(url, pool_size=clients, max_overflow=0)
-        warm = [_engine.connect() for _ in range(clients)]
-        for conn in warm:
-            conn.close()
+        warmup, codes = codes[:clients], codes[clients:]
+        with ThreadPoolExecutor(clients) as ex:  # warm-up, not timed (connections, statements)
+            list(ex.map(lambda c: _one(url, c), warmup))
         start = time.perf_counter()
         with ThreadPoolExecutor(clients) as ex:
             latencies = list(ex.map(lambda c: _one(url, c), codes))
         _engine.dispose()
         _engine = None
     else:
+        warmup, codes = codes[:clients], codes[clients:]
         with mp.get_context("fork").Pool(clients, initializer=_connect, initargs=(url,)) as pool:
-            pool.starmap(time.sleep, [(0.01,)] * clients * 2)  # every worker started
+            # Warm-up (not timed): each worker compiles its statements once, as a long-lived
+            # server process would have done long before.
+            pool.starmap(_one, [(url, c) for c in warmup], chunksize=1)
             start = time.perf_counter()
             latencies = pool.starmap(_one, [(url, c) for c in codes], chunksize=1)
     elapsed = time.perf_counter() - start
@@ -131,12 +135,12 @@ def check_invariants(url: str) -> None:
 
 
 def bench(url: str, label: str, per_level: int, parallel_prep: bool) -> list[str]:
-    codes = prepare(url, per_level * len(LEVELS), parallel_prep)
+    codes = prepare(url, per_level * len(LEVELS) + sum(LEVELS), parallel_prep)
     rows = []
-    for i, clients in enumerate(LEVELS):
-        part = codes[i * per_level : (i + 1) * per_level]
+    for clients in LEVELS:
+        part, codes = codes[: per_level + clients], codes[per_level + clients :]
         rate, p50, p99 = run_level(url, part, clients)
-        rows.append(f"| {label} | {clients} | {len(part)} | {rate:.0f} | {p50:.1f} | {p99:.1f} |")
+        rows.append(f"| {label} | {clients} | {per_level} | {rate:.0f} | {p50:.1f} | {p99:.1f} |")
         print(rows[-1], flush=True)
     check_invariants(url)
     return rows

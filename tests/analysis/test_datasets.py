@@ -143,6 +143,12 @@ def test_cutoff_ignores_later_data() -> None:
     assert tte.loc["OS", "CNSR"] == 1 and tte.loc["OS", "ADY"] == 100
 
 
+def test_subjects_included_after_the_cutoff_are_left_out() -> None:
+    late = _subject("LATE", included_on="2024-06-01", randomized_on="2024-10-01")
+    ds = _build([_subject("EARLY"), late], [], cutoff=dt.date(2024, 5, 31))
+    assert list(ds.adsl["USUBJID"]) == ["EARLY"]
+
+
 def test_populations() -> None:
     subjects = [
         _subject("ITT"),
@@ -244,3 +250,10 @@ def test_qol_time_to_deterioration_and_sensitivity() -> None:
     assert (tte.loc[("Q", "TTDQL2"), "CNSR"], tte.loc[("Q", "TTDQL2"), "ADY"]) == (1, 122)
     assert (tte.loc[("Q", "TTDSQL2"), "CNSR"], tte.loc[("Q", "TTDSQL2"), "ADY"]) == (1, 122)
     assert ("NOBASE", "TTDQL2") not in tte.index
+
+
+@pytest.mark.parametrize("spelling", ["NON_CR_NON_PD", "non-CR/non-PD", "NON-CR/NON-PD"])
+def test_non_cr_non_pd_spellings_count_as_disease_control(spelling: str) -> None:
+    ds = _build([_subject("N")], [("N", 168, spelling)])
+    assert _dcr(ds) == {"N": "Y"}
+    assert "NON-CR/NON-PD" in set(ds.adrs["AVALC"])

@@ -157,3 +157,11 @@ def test_analyze_writes_a_self_contained_report(small_trial: Path, tmp_path: Pat
     assert results["meta"]["input_sha256"] == ds.input_hash
     assert results["dcr6_itt"]["groups"][0]["group"] == "Surveillance"
     assert (out / "datasets" / "adsl.xpt").exists()
+
+
+def test_analyze_refuses_when_nobody_is_randomized(small_trial: Path, tmp_path: Path) -> None:
+    res = runner.invoke(
+        app,
+        ["analyze", "--data", str(small_trial), "--out", str(tmp_path), "--cutoff", "2021-10-02"],
+    )
+    assert res.exit_code == 7 and "no patient randomized by the cut-off 2021-10-02" in res.output

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,12 +20,13 @@ from reluth.db.migrate import upgrade
 from reluth.db.session import unit_of_work
 from reluth.errors import ValidationError
 from reluth.patients import service as patients
-from reluth.qol.models import QolQuestionnaire
+from reluth.qol.service import record_questionnaire
 from reluth.randomization import service as rnd
-from reluth.response.models import TumourAssessment
+from reluth.response.records import record_assessment
 from reluth.safety.models import AdverseEvent
 
 RAND_AT = dt.datetime(2025, 3, 5, 10, 0, tzinfo=dt.UTC)
+TODAY = dt.date(2026, 1, 1)  # "today" for the services: every recorded date is in the past
 
 
 def _populate(url: str) -> list[str]:
@@ -53,43 +52,46 @@ def _populate(url: str) -> list[str]:
             codes[4]: ["SD"],
         }
         for code, responses in plan.items():
-            s.add(
-                TumourAssessment(
-                    patient_id=ids[code],
-                    assessment_date=day0 - dt.timedelta(days=9),
-                    timepoint="baseline",
-                    reader="central",
-                    modality="CT",
-                    overall_response=None,
-                    target_sum_mm=Decimal("80.0"),
-                    protocol_version="1.0",
-                )
-            )
-            for k, resp in enumerate(responses, start=1):
-                s.add(
-                    TumourAssessment(
-                        patient_id=ids[code],
-                        assessment_date=day0 + dt.timedelta(days=56 * k),
-                        timepoint=f"week{8 * k}",
-                        reader="central",
-                        modality="CT",
-                        overall_response=resp,
-                        target_sum_mm=Decimal(str(80 - 5 * k)),
-                        protocol_version="1.0",
-                    )
+            visits = [
+                (-9, None, 80),
+                *[(56 * k, r, 80 - 5 * k) for k, r in enumerate(responses, 1)],
+            ]
+            for day, resp, size in visits:
+                record_assessment(
+                    s,
+                    {
+                        "patient_id": code,
+                        "assessment_date": (day0 + dt.timedelta(days=day)).isoformat(),
+                        "timepoint": f"d{day}",
+                        "reader": "central",
+                        "modality": "CT",
+                        "overall_response": resp,
+                        "lesions": [
+                            {
+                                "lesion_id": "T1",
+                                "kind": "target",
+                                "organ": "liver",
+                                "diameter_mm": size,
+                            }
+                        ],
+                    },
+                    today=TODAY,
                 )
             # A local read that must be ignored because central reads exist.
-            s.add(
-                TumourAssessment(
-                    patient_id=ids[code],
-                    assessment_date=day0 + dt.timedelta(days=50),
-                    timepoint="week8",
-                    reader="local",
-                    modality="CT",
-                    overall_response="PD",
-                    target_sum_mm=None,
-                    protocol_version="1.0",
-                )
+            record_assessment(
+                s,
+                {
+                    "patient_id": code,
+                    "assessment_date": (day0 + dt.timedelta(days=50)).isoformat(),
+                    "timepoint": "d50-local",
+                    "reader": "local",
+                    "modality": "CT",
+                    "overall_response": "PD",
+                    "lesions": [
+                        {"lesion_id": "T1", "kind": "target", "organ": "liver", "diameter_mm": 99}
+                    ],
+                },
+                today=TODAY,
             )
             s.add(
                 AdverseEvent(
@@ -104,17 +106,19 @@ def _populate(url: str) -> list[str]:
                 )
             )
             for k in range(3):
-                scores = {"QL": 70.0 - 8 * k * (code == codes[0]), "FA": 20.0, "PF": 80.0}
-                s.add(
-                    QolQuestionnaire(
-                        patient_id=ids[code],
-                        instrument="QLQ-C30",
-                        timepoint=f"t{k}",
-                        completed_on=day0 + dt.timedelta(days=-3 + 56 * k),
-                        answers_json="{}",
-                        scores_json=json.dumps(scores),
-                        protocol_version="1.0",
-                    )
+                # Items 29-30 (global health): 5 → QL 66.67; 4 → 50 (a 16.7-point deterioration).
+                gh = 4 if (code == codes[0] and k == 2) else 5
+                items = {str(i): 1 for i in range(1, 29)} | {"29": gh, "30": gh}
+                record_questionnaire(
+                    s,
+                    {
+                        "patient_id": code,
+                        "instrument": "QLQ-C30",
+                        "timepoint": f"t{k}",
+                        "completed_on": (day0 + dt.timedelta(days=-3 + 56 * k)).isoformat(),
+                        "items": items,
+                    },
+                    today=TODAY,
                 )
         patients.record_death(
             s, codes[1], day0 + dt.timedelta(days=200), "disease", today=dt.date(2026, 1, 1)

@@ -271,3 +271,16 @@ def test_cumulative_is_sum_of_cycles(doses: list[float]) -> None:
     k = res.organs["kidneys"]
     assert k.cumulative_absorbed_dose_gy == pytest.approx(sum(doses))
     assert k.cumulative_bed_gy is not None and k.cumulative_bed_gy >= k.cumulative_absorbed_dose_gy
+
+
+def test_kernel_convolution_is_centred_point_response() -> None:
+    kern = voxel.kernel_for((4.42, 4.42, 4.42))
+    k = kern.values_mgy_per_mbq_s
+    h = k.shape[0] // 2
+    v_ml = 4.42**3 / 1000
+    tia = np.zeros((11, 12, 13), dtype=np.float32)
+    tia[4, 7, 5] = 1.0e6 / v_ml / 3600  # 1 MBq·s in that voxel, as Bq·h/mL
+    dose_mgy = voxel.kernel_dose_gy(tia, v_ml, kern) * 1000
+    window = dose_mgy[4 - h : 4 + h + 1, 7 - h : 7 + h + 1, 5 - h : 5 + h + 1]
+    np.testing.assert_allclose(window, k, rtol=1e-4, atol=1e-6 * float(k.max()))  # float32 FFT
+    assert float(dose_mgy.sum()) == pytest.approx(float(k.sum()), rel=1e-4)

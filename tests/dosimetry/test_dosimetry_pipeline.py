@@ -87,7 +87,7 @@ def test_run_command_end_to_end(case_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = runner.invoke(app, ["dosimetry", "run", str(case_dir), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    for name in ("results.json", "summary.html", "tac.png", "dose_local_gy.nii.gz",
+    for name in ("results.json", "summary.html", "tac.png", "dvh.png", "dose_local_gy.nii.gz",
                  "dose_kernel_gy.nii.gz", "tia_bq_h_per_ml.nii.gz"):  # fmt: skip
         assert (out / name).exists(), name
     doc = json.loads((out / "results.json").read_text())  # strict JSON: no NaN
@@ -135,6 +135,10 @@ def _tri(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
     doc["vois"]["kidneys"]["kinetics"] = "tri"
 
 
+def _gn_steps(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
+    doc["methods"]["voxel_fit_gauss_newton_steps"] = 9
+
+
 def _before_injection(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
     doc["spect"][0]["acquisition_time"] = "2026-01-05T08:00:00"
 
@@ -148,6 +152,7 @@ def _before_injection(doc: dict, d: Path) -> None:  # type: ignore[type-arg]
         (_negative, "spect[1].file", "negative activity"),
         (_tri, "vois.kidneys.times_h", "needs at least 5 time points"),
         (_before_injection, "spect[0].acquisition_time", "not after the injection"),
+        (_gn_steps, "methods.voxel_fit_gauss_newton_steps", "unknown value 9"),
     ],
 )
 def test_bad_input_names_case_and_field(  # type: ignore[no-untyped-def]
@@ -386,3 +391,52 @@ def test_ct_gives_density_for_masses_and_local_dose(
     with pytest.raises(ValidationError, match="does not match the SPECT grid") as exc:
         run_case_dir(bad, tmp_path / "o")
     assert exc.value.field == "case PHANTOM-001: ct.file"
+
+
+def test_dose_records_for_storage(case_dir: Path) -> None:
+    from reluth.dosimetry.pipeline import dose_records
+
+    res = compute_case(load_case(case_dir))
+    recs = dose_records(res)
+    assert {r.cycle_label for r in recs} == {"R1"} and {r.case_id for r in recs} == {"PHANTOM-001"}
+    by_key = {(r.region, r.quantity, r.method): r for r in recs}
+    kid = res.summary["vois"]["kidneys"]["organ_dose"]["absorbed_dose_gy"]
+    assert by_key[("kidneys", "absorbed_dose", "S-value")].value == kid
+    assert by_key[("kidneys", "bed", "BED (α/β, T_rep)")].unit == "Gy"
+    assert ("tumour2", "absorbed_dose", "sphere model") in by_key
+    assert ("red_marrow", "absorbed_dose", "blood-based") in by_key
+    assert all(r.unit in ("MBq·h", "h", "Gy") for r in recs)
+
+
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(scale=st.floats(0.1, 10.0))
+def test_doses_scale_linearly_with_activity(case_dir: Path, result: dict, scale: float) -> None:  # type: ignore[type-arg]
+    from dataclasses import replace
+
+    case = load_case(case_dir)
+    scaled = compute_case(
+        replace(case, images_bq_per_ml=case.images_bq_per_ml * np.float32(scale), marrow=None)
+    ).to_dict()
+    for name, v in result["vois"].items():
+        s = scaled["vois"][name]
+        assert s["tia"]["tia_mbq_h"] == pytest.approx(scale * v["tia"]["tia_mbq_h"], rel=1e-5)
+        for key in ("organ_dose", "sphere_dose"):
+            if key in v:
+                assert s[key]["absorbed_dose_gy"] == pytest.approx(
+                    scale * v[key]["absorbed_dose_gy"], rel=1e-5
+                )
+        for vm in ("local", "kernel"):
+            assert s["voxel"][vm]["mean_gy"] == pytest.approx(
+                scale * v["voxel"][vm]["mean_gy"], rel=1e-4
+            )
+    bed, bed_scaled = result["kidney_bed"], scaled["kidney_bed"]
+    assert bed_scaled["absorbed_dose_gy"] == pytest.approx(
+        scale * bed["absorbed_dose_gy"], rel=1e-5
+    )
+    # BED is quadratic in dose: more than proportional above scale 1, less below
+    if scale > 1.01:
+        assert bed_scaled["bed_gy"] > scale * bed["bed_gy"]
+    elif scale < 0.99:
+        assert bed_scaled["bed_gy"] < scale * bed["bed_gy"]

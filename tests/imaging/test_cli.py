@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pydicom
 from typer.testing import CliRunner
 
 from reluth.cli import app
@@ -122,3 +123,19 @@ def test_bad_input_gives_one_clear_message(tmp_path: Path) -> None:
     assert code == 2 and "--planned-timepoints" in text
     code, text = _run("synthesize", str(tmp_path / "s"), "--fault", "bad_luck")
     assert code == 2 and "--fault" in text
+
+
+def test_qc_with_the_example_calibration_file(tmp_path: Path) -> None:
+    calibration = Path(__file__).resolve().parents[2] / "examples/imaging/calibration.json"
+    raw = tmp_path / "raw"
+    _run("synthesize", str(raw), "--matrix", "16", "--ct-slices", "0", "--timepoints", "24h")
+    nm = next(raw.rglob("NM*.dcm"))
+    ds = pydicom.dcmread(nm)
+    ds.Units = "CNTS"  # counts: needs the camera's calibration factor
+    ds.save_as(nm)
+    code, text = _run("qc", str(raw), "--json")
+    assert code == 1 and "no calibration factor for device SN-44871" in text
+    code, text = _run("qc", str(raw), "--json", "--calibration", str(calibration))
+    assert code == 0, text
+    checks = {c["name"]: c for c in json.loads(text)["series"][0]["checks"]}
+    assert checks["units"]["status"] == "PASS" and "9.62" in checks["units"]["reason"]

@@ -74,3 +74,25 @@ def test_images_without_burned_in_statement_are_flagged_for_review(
     flagged = {r.source.split("_", 1)[1] for r in report.review}
     assert "SC_rgb_jpeg.dcm" in flagged  # secondary capture with no BurnedInAnnotation
     assert "CT_small.dcm" not in flagged
+
+
+def test_dates_sent_as_un_are_shifted_too() -> None:
+    """rtdose_rle_1frame.dcm encodes every attribute with VR UN."""
+    from pydicom.data import get_testdata_file
+
+    from reluth.imaging.batch import read_dataset
+    from reluth.imaging.deid import day_offset, deidentify_dataset, shift_date
+    from reluth.imaging.profile import make_profile
+
+    from .conftest import KEY
+
+    path = get_testdata_file("rtdose_rle_1frame.dcm")
+    assert path is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = read_dataset(Path(path))
+        assert before._dict[0x00080020].VR == "UN"
+        original = before.StudyDate
+        ds = read_dataset(Path(path))
+        deidentify_dataset(ds, make_profile(), settings("C01-0001"))
+        assert ds.StudyDate == shift_date(original, day_offset(KEY, "C01-0001"))

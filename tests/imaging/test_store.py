@@ -61,3 +61,13 @@ def test_non_deidentified_files_are_refused(db_url: str, raw_export: Path, tmp_p
     assert all("not de-identified" in why for _, why in report.refused)
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*"))
     assert catalogue(db_url) == []
+
+
+def test_truncated_deidentified_file_is_refused(deid_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    nm = next(p for p in sorted(deid_dir.rglob("*.dcm")) if p.stat().st_size > 60000)
+    (src / "cut.dcm").write_bytes(nm.read_bytes()[:-5000])
+    report = ingest(src, f"sqlite:///{tmp_path / 't.db'}", tmp_path / "store", now=NOW)
+    assert report.stored == 0
+    assert report.refused and "truncated" in report.refused[0][1]

@@ -86,3 +86,18 @@ def test_patient_shifted_with_two_keys_is_a_finding(raw_export: Path, tmp_path: 
     # and the site key check names files shifted with another key
     report = verify_tree(tmp_path / "both" / "b", expected_key=KEY)
     assert any("differs from this site key" in f.problem for f in report.findings)
+
+
+def test_other_declared_options_are_a_finding(clean_copy: Path) -> None:
+    path = _first(clean_copy, "CT")
+    ds = pydicom.dcmread(path)
+    item = pydicom.Dataset()
+    item.CodeValue = "113111"  # Retain Safe Private: not what the trial uses
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = "Retain Safe Private Option"
+    ds.DeidentificationMethodCodeSequence.append(item)
+    ds.private_block(0x0011, "VENDOR X", create=True).add_new(0x01, "LO", "SAFE?")
+    ds.save_as(path)
+    found = _problems(clean_copy)
+    assert any(w == "DeidentificationMethodCodeSequence" and "113111" in p for w, p in found)
+    assert ("(0011,1001)", "private attribute present (profile: remove)") in found

@@ -17,7 +17,7 @@ from reluth.db.actors import resolve_actor
 from reluth.db.session import read_session, unit_of_work
 from reluth.errors import Conflict, PermissionDenied, ValidationError
 from reluth.qol.service import record_questionnaire
-from reluth.response.service import record_assessment
+from reluth.response.records import record_assessment
 from reluth.safety.models import LabResult
 from reluth.safety.records import record_adverse_event, record_labs
 

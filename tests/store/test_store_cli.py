@@ -96,6 +96,7 @@ def test_flow_from_db_init_to_randomize(cli: CliRunner, tmp_path: Path) -> None:
     history = json.loads(run(cli, "audit", "show", "C07-0001", "--json"))
     tables = {h["table"] for h in history}
     assert {"patients", "screenings", "randomizations", "adverse_events"} <= tables
+    assert {"lesion_measurements", "qol_questionnaires", "lab_results"} <= tables
     assert "allocation_slots" not in tables
 
 

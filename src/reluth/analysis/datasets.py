@@ -266,7 +266,7 @@ def make_sources(
         raise ValidationError(
             "subjects.randomized_on", "missing for a randomized subject", "a date"
         )
-    resp = norm["assessments"]["overall_response"].map(lambda v: str(v).upper()).astype(object)
+    resp = norm["assessments"]["overall_response"].map(_response_code).astype(object)
     if (~resp.isin(RESPONSES)).any():
         raise ValidationError(
             "assessments.overall_response",
@@ -301,6 +301,13 @@ def make_sources(
     return Sources(
         norm["subjects"], norm["assessments"], norm["adverse_events"], q, _hash_frames(raw)
     )
+
+
+def _response_code(value: object) -> str:
+    """Overall response as stored anywhere (``NON_CR_NON_PD``, ``non-CR/non-PD``) → our code."""
+    text = str(value).strip().upper()
+    squashed = "".join(ch for ch in text if ch.isalnum())
+    return "NON-CR/NON-PD" if squashed == "NONCRNONPD" else text
 
 
 def from_csv_dir(path: Path | str, cutoff: dt.date | None = None) -> AnalysisDatasets:
@@ -378,7 +385,7 @@ def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisD
 
 
 def derive_adsl(s: Sources, cut: dt.date) -> pd.DataFrame:
-    sub = s.subjects
+    sub = s.subjects[s.subjects["included_on"] <= cut].reset_index(drop=True)
     rand = sub["arm"].notna() & sub["randomized_on"].map(lambda d: d is not None and d <= cut)
     adsl = pd.DataFrame(
         {

@@ -12,6 +12,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
 from reluth.analysis.datasets import ARMS
@@ -164,10 +165,12 @@ def waterfall(adrs: pd.DataFrame) -> Figure:
     ax.set_ylabel("Best % change in sum of target diameters")
     ax.set_xticks([])
     ax.set_title("Waterfall plot (+20%: PD threshold, −30%: PR threshold)")
-    for arm, c in COLORS.items():
-        ax.bar([], [], color=c, label=arm)
-    ax.legend(fontsize=8)
+    _arm_legend(ax)
     return fig
+
+
+def _arm_legend(ax: Any) -> None:
+    ax.legend(handles=[Patch(color=c, label=arm) for arm, c in COLORS.items()], fontsize=8)
 
 
 def spider(adrs: pd.DataFrame) -> Figure:
@@ -187,6 +190,7 @@ def spider(adrs: pd.DataFrame) -> Figure:
     ax.set_xlabel("Months since randomization")
     ax.set_ylabel("% change in sum of target diameters")
     ax.set_title("Spider plot")
+    _arm_legend(ax)
     return fig
 
 
@@ -205,6 +209,7 @@ def swimmer(
     ax.set_yticks([])
     ax.set_xlabel("Months since randomization (| progression, x death, > alive)")
     ax.set_title(f"Swimmer plot (longest {len(os_)} follow-ups)")
+    _arm_legend(ax)
     return fig
 
 

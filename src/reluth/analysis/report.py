@@ -21,6 +21,7 @@ from reluth.analysis.datasets import ARMS, PROTOCOL_VERSION, AnalysisDatasets
 from reluth.analysis.exports import export_all
 from reluth.analysis.survival import cox_summary, km_summary
 from reluth.cli_support import to_jsonable
+from reluth.errors import PreconditionFailed
 
 TTE_PARAMS = ("PFS", "RPFS", "OS")
 
@@ -113,6 +114,10 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
     """Run every planned analysis on ``ds`` and write ``out_dir/report.html`` (self-contained),
     ``out_dir/figures/*.png|svg``, ``out_dir/datasets/*`` and ``out_dir/results.json``."""
     opt = options or ReportOptions()
+    if not (ds.adsl["ITTFL"] == "Y").any():
+        raise PreconditionFailed(
+            f"no patient randomized by the cut-off {ds.cutoff.isoformat()}: nothing to analyse"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / "figures"
     when = opt.generated_at or dt.datetime.now(dt.UTC)

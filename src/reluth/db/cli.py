@@ -122,11 +122,19 @@ def _resolve_record(engine: Engine, record: str) -> list[tuple[str, str]]:
         if pid is None:
             raise NotFound(f"no patient {record!r} (use TABLE:ID for other records)")
         out = [("patients", str(pid))]
-        for tbl in load_all_models().sorted_tables:
+        tables = load_all_models().tables
+        for tbl in tables.values():
             if "patient_id" in tbl.c and tbl.name != "allocation_slots":
                 pk = next(iter(tbl.primary_key.columns))
                 for rid in s.execute(select(pk).where(tbl.c.patient_id == pid)).scalars():
                     out.append((tbl.name, str(rid)))
+        lesions, assessments = tables["lesion_measurements"], tables["tumour_assessments"]
+        for rid in s.execute(
+            select(lesions.c.id)
+            .join(assessments, assessments.c.id == lesions.c.assessment_id)
+            .where(assessments.c.patient_id == pid)
+        ).scalars():
+            out.append(("lesion_measurements", str(rid)))
     return out
 
 

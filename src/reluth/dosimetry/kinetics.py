@@ -436,22 +436,27 @@ def voxel_tia_mono(
     times_h: ArrayLike,
     images: NDArray[np.floating],
     min_decay_constant_per_h: float = LU177_DECAY_CONSTANT_PER_H,
+    gauss_newton_steps: int = 3,
 ) -> NDArray[np.float32]:
     """Voxel-wise mono-exponential fit, vectorized: weighted log-linear least squares (weights
-    A², the first-order equivalent of least squares on A), λ bounded below by the physical
-    decay constant (A0 refitted with λ fixed when the bound binds). Voxels with a zero sample
-    fall back to trapezoid with a physical tail. Returns Ã in (image unit)·h, float32."""
+    A²) as a start, then ``gauss_newton_steps`` Gauss–Newton steps of least squares on A (which
+    removes most of the log-transform bias under noise; a step that does not lower the residual
+    is not kept). λ is bounded below by the physical decay constant (A0 refitted with λ fixed
+    where the bound binds). Voxels with a zero sample fall back to trapezoid with a physical
+    tail. Returns Ã in (image unit)·h, float32."""
     t = np.asarray(times_h, dtype=np.float64)
     n = t.size
     if n < 2:
         raise ValidationError("times_h", f"voxel fit needs >= 2 time points, got {n}", ">= 2")
+    lam_min = min_decay_constant_per_h
     flat = images.reshape(n, -1)
     out = np.empty(flat.shape[1], dtype=np.float32)
-    chunk = 1 << 20
+    e_min = np.exp(-lam_min * t)[:, None]
+    chunk = 1 << 19
     for s in range(0, flat.shape[1], chunk):
         a = flat[:, s : s + chunk].astype(np.float64)
         positive = np.all(a > 0, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             y = np.log(np.where(a > 0, a, 1.0))
             w = a * a
             sw = w.sum(0)
@@ -459,18 +464,40 @@ def voxel_tia_mono(
             stt = (w * (t * t)[:, None]).sum(0)
             sy = (w * y).sum(0)
             sty = (w * t[:, None] * y).sum(0)
-            det = sw * stt - st * st
-            slope = (sw * sty - st * sy) / det
-            intercept = (sy - slope * st) / sw
+            slope = (sw * sty - st * sy) / (sw * stt - st * st)
+            a0 = np.exp((sy - slope * st) / sw)
             lam = -slope
-            a0 = np.exp(intercept)
-            bound = ~(lam >= min_decay_constant_per_h)
-            e = np.exp(-min_decay_constant_per_h * t)[:, None]
-            a0_fixed = (a * e).sum(0) / (e * e).sum(0)
-            lam = np.where(bound, min_decay_constant_per_h, lam)
+            a0_fixed = (a * e_min).sum(0) / (e_min * e_min).sum(0)
+            bound = ~(lam >= lam_min)
+            lam = np.where(bound, lam_min, lam)
             a0 = np.where(bound, a0_fixed, a0)
+            tt = t[:, None]
+            e = np.exp(-lam * tt)
+            ssr = ((a - a0 * e) ** 2).sum(0)
+            for _ in range(gauss_newton_steps):
+                f = a0 * e
+                r = a - f
+                jl = -tt * f
+                saa = (e * e).sum(0)
+                sal = (e * jl).sum(0)
+                sll = (jl * jl).sum(0)
+                ra = (e * r).sum(0)
+                rl = (jl * r).sum(0)
+                det = saa * sll - sal * sal
+                a0_new = a0 + (sll * ra - sal * rl) / det
+                lam_new = lam + (saa * rl - sal * ra) / det
+                at_bound = ~(lam_new >= lam_min)
+                lam_new = np.where(at_bound, lam_min, lam_new)
+                a0_new = np.where(at_bound, a0_fixed, a0_new)
+                e_new = np.exp(-lam_new * tt)
+                ssr_new = ((a - a0_new * e_new) ** 2).sum(0)
+                better = (ssr_new < ssr) & np.isfinite(a0_new) & (a0_new > 0)
+                a0 = np.where(better, a0_new, a0)
+                lam = np.where(better, lam_new, lam)
+                ssr = np.where(better, ssr_new, ssr)
+                e = np.where(better, e_new, e)
             tia = a0 / lam
-        trap = _voxel_trapezoid(t, a, min_decay_constant_per_h)
+        trap = _voxel_trapezoid(t, a, lam_min)
         out[s : s + chunk] = np.where(positive & np.isfinite(tia), tia, trap)
     return out.reshape(images.shape[1:])
 

@@ -27,7 +27,7 @@ from reluth.dosimetry.bed import BedParameters, bed_gy
 from reluth.dosimetry.cumulative import CycleDoses, OrganCycleDose, cumulate
 from reluth.dosimetry.marrow import marrow_dose, rmblr_from_haematocrit
 from reluth.dosimetry.sphere import sphere_dose_gy
-from reluth.dosimetry.svalues import SEXES, organ_self_dose_gy
+from reluth.dosimetry.svalues import SEXES, organ_self_dose_gy, organs
 from reluth.errors import ReluthError, ValidationError
 
 VOI_KINDS = ("organ", "tumour", "remainder")
@@ -76,6 +76,7 @@ class Methods:
     stp_index: int = -1
     activity_relative_sd: float | None = None
     voxel_tia: str = "voxel_fit"
+    voxel_fit_gauss_newton_steps: int = 3
     voxel_dose: tuple[str, ...] = VOXEL_DOSE_METHODS
     kernel_path: Path | None = None
 
@@ -136,10 +137,12 @@ def _number(value: Any, field_name: str, positive: bool = True) -> float:
     return x
 
 
-def _choice(value: Any, field_name: str, accepted: tuple[str, ...]) -> str:
-    if value not in accepted:
-        raise ValidationError(field_name, f"unknown value {value!r}", ", ".join(accepted))
-    return str(value)
+def _choice(value: Any, field_name: str, accepted: tuple[Any, ...]) -> Any:
+    if isinstance(value, bool) or value not in accepted:
+        raise ValidationError(
+            field_name, f"unknown value {value!r}", ", ".join(str(a) for a in accepted)
+        )
+    return value
 
 
 def _read_array(path: Path, field_name: str) -> tuple[NDArray[Any], tuple[float, ...] | None]:
@@ -154,7 +157,7 @@ def _read_array(path: Path, field_name: str) -> tuple[NDArray[Any], tuple[float,
             import nibabel as nib
 
             img: Any = nib.load(str(path))
-            zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+            zooms = tuple(round(float(z), 4) for z in img.header.get_zooms()[:3])
             return np.asarray(img.dataobj), zooms
     except (OSError, ValueError) as exc:
         raise ValidationError(
@@ -276,6 +279,9 @@ def _load_case(case_dir: Path) -> CaseInput:
         if not mask.any():
             raise ValidationError(f"{where}mask", "empty mask", "at least one voxel")
         kind = _choice(v.get("kind", "organ"), f"{where}kind", VOI_KINDS)
+        svalue_organ = v.get("svalue_organ")
+        if svalue_organ is not None:
+            svalue_organ = _choice(svalue_organ, f"{where}svalue_organ", tuple(organs()))
         kin = v.get("kinetics")
         if kin is not None:
             _choice(kin, f"{where}kinetics", KINETIC_METHODS)
@@ -284,7 +290,7 @@ def _load_case(case_dir: Path) -> CaseInput:
                 str(name),
                 kind,
                 mask,
-                v.get("svalue_organ"),
+                svalue_organ,
                 kin,
                 None if v.get("mass_g") is None else _number(v["mass_g"], f"{where}mass_g"),
                 None
@@ -317,6 +323,13 @@ def _load_case(case_dir: Path) -> CaseInput:
         if m.get("activity_relative_sd") is None
         else _number(m["activity_relative_sd"], "methods.activity_relative_sd"),
         voxel_tia=_choice(m.get("voxel_tia", "voxel_fit"), "methods.voxel_tia", VOXEL_TIA_METHODS),
+        voxel_fit_gauss_newton_steps=int(
+            _choice(
+                m.get("voxel_fit_gauss_newton_steps", 3),
+                "methods.voxel_fit_gauss_newton_steps",
+                (0, 1, 2, 3, 4, 5),
+            )
+        ),
         voxel_dose=tuple(_choice(x, "methods.voxel_dose", VOXEL_DOSE_METHODS) for x in voxel_dose),
         kernel_path=kernel_path,
     )
@@ -543,7 +556,9 @@ def compute_case(case: CaseInput) -> CaseResult:
                 "a voxel-wise fit needs >= 2 time points, the case has 1",
                 "hanscheid, organ_scaled or trapezoid",
             )
-        tia_map = kinetics.voxel_tia_mono(case.times_h, images)
+        tia_map = kinetics.voxel_tia_mono(
+            case.times_h, images, gauss_newton_steps=m.voxel_fit_gauss_newton_steps
+        )
     elif m.voxel_tia == "hanscheid":
         ref = m.stp_index % len(case.times_h)
         tia_map = kinetics.voxel_tia_hanscheid(case.times_h[ref], images[ref])
@@ -662,6 +677,68 @@ def compute_case(case: CaseInput) -> CaseResult:
     return CaseResult(case.case_id, case.cycle_label, summary, maps, tacs)
 
 
+@dataclass(frozen=True)
+class DoseRecord:
+    """One stored number of a cycle: what a trial-database service persists per cycle."""
+
+    case_id: str
+    cycle_label: str
+    region: str
+    quantity: str
+    value: float
+    sd: float | None
+    unit: str
+    method: str
+
+
+def dose_records(result: CaseResult) -> list[DoseRecord]:
+    """Flat per-cycle records (TIA, organ/sphere dose, voxel mean and D2/D50/D98, kidney BED,
+    red marrow) of one computed case, ready to be stored with the cycle they belong to."""
+    doc = result.summary
+    out: list[DoseRecord] = []
+
+    def add(region: str, quantity: str, value: Any, sd: Any, unit: str, method: str) -> None:
+        if value is not None:
+            out.append(
+                DoseRecord(
+                    result.case_id,
+                    result.cycle_label,
+                    region,
+                    quantity,
+                    float(value),
+                    None if sd is None else float(sd),
+                    unit,
+                    method,
+                )
+            )
+
+    for name, v in doc["vois"].items():
+        tia = v["tia"]
+        add(name, "tia", tia["tia_mbq_h"], tia["tia_sd_mbq_h"], "MBq·h", tia["method"])
+        add(name, "effective_half_life", tia["effective_half_life_h"], None, "h", tia["method"])
+        for key, method in (("organ_dose", "S-value"), ("sphere_dose", "sphere model")):
+            if key in v:
+                d = v[key]
+                add(
+                    name,
+                    "absorbed_dose",
+                    d["absorbed_dose_gy"],
+                    d["absorbed_dose_sd_gy"],
+                    "Gy",
+                    method,
+                )
+        for vm in ("local", "kernel"):
+            if vm in v["voxel"]:
+                dv = v["voxel"][vm]
+                for q in ("mean", "d2", "d50", "d98"):
+                    add(name, f"voxel_{q}_dose", dv[f"{q}_gy"], None, "Gy", f"voxel {vm}")
+    if doc.get("kidney_bed"):
+        add("kidneys", "bed", doc["kidney_bed"]["bed_gy"], None, "Gy", "BED (α/β, T_rep)")
+    if doc.get("red_marrow"):
+        add("red_marrow", "absorbed_dose", doc["red_marrow"]["total_gy"], None, "Gy", "blood-based")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------
@@ -701,6 +778,20 @@ def write_outputs(result: CaseResult, case: CaseInput, out_dir: Path) -> dict[st
     fig.savefig(out_dir / "tac.png")
     plt.close(fig)
     files["tac"] = "tac.png"
+    fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=90)
+    method = "kernel" if "dose_kernel_gy" in result.maps else "local"
+    for name, v in result.summary["vois"].items():
+        dv = v["voxel"].get(method)
+        if dv and v["kind"] != "remainder":
+            ax.plot(dv["dvh_dose_gy"], [100 * f for f in dv["dvh_volume_fraction"]], label=name)
+    ax.set_xlabel(f"absorbed dose (Gy, voxel {method})")
+    ax.set_ylabel("volume receiving at least the dose (%)")
+    ax.set_ylim(0, 102)
+    ax.legend(fontsize=7)
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.95, bottom=0.14)
+    fig.savefig(out_dir / "dvh.png")
+    plt.close(fig)
+    files["dvh"] = "dvh.png"
     doc = {**result.summary, "files": files}
     (out_dir / "results.json").write_text(
         json.dumps(json_safe(doc), indent=2) + "\n", encoding="utf-8"
@@ -755,7 +846,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     imgs = "".join(
         f'<img src="{e(f)}" alt="{e(k)}">'
         for k, f in doc.get("files", {}).items()
-        if k.startswith("tac")
+        if k in ("tac", "dvh")
     )
     bed = doc.get("kidney_bed") or {}
     marrow = doc.get("red_marrow") or {}
@@ -778,7 +869,7 @@ T<sub>rep</sub> {_fmt(bed.get("repair_half_time_h"))} h). Red marrow (blood-base
 <table><tr><th>organ</th><th>cycles</th><th>absorbed dose (Gy)</th><th>BED (Gy)</th></tr>
 {cum_rows}</table>
 <h2>Warnings</h2><ul>{warn}</ul>
-<h2>Time–activity curves</h2>{imgs}
+<h2>Time–activity curves and dose–volume histograms</h2>{imgs}
 </body></html>
 """
 

@@ -98,27 +98,31 @@ _START_METHOD = "fork" if "fork" in get_all_start_methods() else "spawn"
 DEFER_BYTES = 65536
 SMALL_BATCH = 48  # below this many files one process is faster than a pool
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_DATA = BaseTag(0x7FE00010)
+_PIXEL_TAGS = (_PIXEL_DATA, BaseTag(0x7FE00008), BaseTag(0x7FE00009))
+_ROWS = BaseTag(0x00280010)
+_DIRECTORY_RECORDS = BaseTag(0x00041220)
 
 
 def check_complete(ds: Dataset) -> None:
     """pydicom reads a truncated file silently; an image whose pixel data is missing or shorter
     than its header says is refused rather than written out as a partial copy."""
+    tags = ds._dict
     sop_class = ds.get("SOPClassUID")
-    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+    if sop_class == MEDIA_STORAGE_DIRECTORY or _DIRECTORY_RECORDS in tags:
         raise DeidError(
             "DICOMDIR (media directory, lists patients and paths): not copied; "
             "rebuild it from the de-identified files"
         )
-    is_image = "Rows" in ds or (sop_class is not None and "Image Storage" in sop_class.name)
+    is_image = _ROWS in tags or (sop_class is not None and "Image Storage" in sop_class.name)
     if not is_image:
         return
-    present = [kw for kw in _PIXEL_KEYWORDS if kw in ds]
+    present = [t for t in _PIXEL_TAGS if t in tags]
     if not present:
         raise DeidError("image without pixel data: truncated or incomplete file")
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
-    if present[0] != "PixelData" or (syntax is not None and syntax.is_compressed):
+    if present[0] != _PIXEL_DATA or (syntax is not None and syntax.is_compressed):
         return
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)

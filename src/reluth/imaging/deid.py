@@ -22,6 +22,8 @@ from typing import Any
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -217,13 +219,15 @@ def _raw_replace(elem: Any, values: list[str], pad: bytes) -> Any:
 
 
 def _vr_of(tag: int, elem: object) -> str:
+    """The element's VR; for implicit VR or an explicit 'UN' of a known attribute, the
+    dictionary's (a date sent as UN is still a date to shift)."""
     vr = getattr(elem, "VR", None)
-    if vr:
+    if vr and vr != "UN":
         return str(vr)
     try:
         return str(dictionary_VR(tag))
     except KeyError:
-        return "UN"
+        return str(vr or "UN")
 
 
 def _empty(vr: str) -> object:
@@ -418,7 +422,13 @@ def _written_raw(
     out: list[DataElement | RawDataElement] = []
     for tag, vr, value in _written_elements(settings):
         if vr == "SQ":
-            out.append(DataElement(tag, vr, value))
+            # encoded once by pydicom itself (defined lengths), kept as raw bytes
+            buf = DicomBytesIO()
+            buf.is_little_endian = little
+            buf.is_implicit_VR = implicit
+            write_data_element(buf, DataElement(tag, vr, value))
+            data = buf.getvalue()[8 if implicit else 12 :]
+            out.append(RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit, little))
             continue
         text = "\\".join(value) if isinstance(value, list) else str(value)
         data = text.encode("ascii")

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reluth.db.base import Base
 from reluth.db.engine import make_engine
 from reluth.errors import ValidationError
-from reluth.imaging.batch import iter_files, write_exclusive
+from reluth.imaging.batch import iter_files, read_dataset, write_exclusive
+from reluth.imaging.deid import DeidError
 from reluth.imaging.models import IMAGING_TABLES, ImagingInstance, ImagingSeries
 from reluth.imaging.qc import QCConfig, SeriesHeader, check_all, extract_header
 from reluth.imaging.verify import verify_dataset
@@ -94,9 +94,9 @@ def ingest(
             on_file()
         rel = str(path.relative_to(src))
         try:
-            ds = pydicom.dcmread(path, defer_size="256 KB")
-        except Exception as exc:
-            report.refused.append((rel, f"unreadable: {type(exc).__name__}"))
+            ds = read_dataset(path)
+        except DeidError as exc:
+            report.refused.append((rel, f"unreadable: {exc}"))
             continue
         problems, _, _, _ = verify_dataset(ds)
         if problems:

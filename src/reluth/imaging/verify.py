@@ -141,8 +141,15 @@ def verify_dataset(
     ds: Dataset, forbid: tuple[str, ...] = (), expected_key: bytes | None = None
 ) -> tuple[list[tuple[str, str]], str | None, str | None, list[tuple[str, str]]]:
     """(problems as (where, what), patient pseudonym, date-shift ID, warnings) for a dataset."""
-    options = _declared_options(ds)
+    declared = _declared_options(ds)
+    options = RELUTH_OPTIONS  # judged by the trial's options, whatever the file declares
     checker = _Checker(make_profile(options), forbid)
+    if ds.get("DeidentificationMethodCodeSequence") and set(declared) != set(options):
+        codes = ", ".join(OPTION_CODES[o][0] for o in declared) or "none"
+        wanted = ", ".join(OPTION_CODES[o][0] for o in options)
+        checker.add(
+            "DeidentificationMethodCodeSequence", f"options {codes}; the trial uses {wanted}"
+        )
     if str(ds.get("PatientIdentityRemoved", "")) != "YES":
         checker.add("PatientIdentityRemoved", "not YES: file is not marked de-identified")
     if not ds.get("DeidentificationMethodCodeSequence"):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import io
 import os
 from struct import pack
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
-from pydicom.charset import default_encoding
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomFileLike
-from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.filebase import DicomBytesIO, DicomFileLike, DicomIO
+from pydicom.filewriter import write_data_element, write_file_meta_info, write_sequence_item
 from pydicom.tag import BaseTag, tag_in_exception
 
 _LENGTH_32 = frozenset(
@@ -59,9 +60,15 @@ def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
     fh.write(b"DICM")
     write_file_meta_info(fp, meta, enforce_standard=False)
     fp.is_implicit_VR = implicit
-    encoding = ds.get("SpecificCharacterSet", default_encoding)
+    _write_elements(fp, fh, ds, implicit, ds.get("SpecificCharacterSet", default_encoding))
+
+
+def _write_elements(fp: DicomIO, fh: Any, ds: Dataset, implicit: bool, encoding: object) -> None:
+    """The elements of ds in tag order: raw ones copied with their header, sequences item by
+    item through this same loop, anything else by pydicom's element writer."""
     elements = ds._dict
     write = fh.write
+    filename = getattr(ds, "filename", None)
     for tag in sorted(elements):
         if (tag & 0xFFFF) == 0 and (tag >> 16) > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
@@ -92,7 +99,7 @@ def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
             elem.is_raw
             and value is None
             and 0 < length != 0xFFFFFFFF
-            and isinstance(ds.filename, str)
+            and isinstance(filename, str)
             and (implicit or str(elem.VR) in _LENGTH_32)
         ):
             # a deferred value (pixel data): header, then the bytes copied from the source file
@@ -101,10 +108,49 @@ def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
                 write(pack("<HHL", tag >> 16, tag & 0xFFFF, length))
             else:
                 write(pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length))
-            _copy_range(ds.filename, int(getattr(elem, "value_tell", 0)), int(length), fh)
+            _copy_range(filename, int(getattr(elem, "value_tell", 0)), int(length), fh)
+            continue
+        if not elem.is_raw and elem.VR == "SQ" and not elem.is_buffered:
+            with tag_in_exception(tag):
+                _write_sequence(fp, cast(DataElement, elem), implicit, encoding)
             continue
         with tag_in_exception(tag):
-            write_data_element(fp, ds.get_item(tag), encoding)
+            write_data_element(fp, ds.get_item(tag), encoding)  # type: ignore[arg-type]
+
+
+def _write_sequence(fp: DicomIO, elem: DataElement, implicit: bool, encoding: object) -> None:
+    """As pydicom writes a sequence (same lengths, delimiters and item encodings)."""
+    encodings = convert_encodings(encoding or [default_encoding])  # type: ignore[arg-type]
+    body = DicomBytesIO()
+    body.is_little_endian = True
+    body.is_implicit_VR = implicit
+    for item in elem.value:
+        if item.original_encoding != (implicit, True) or (
+            item.original_character_set != item._character_set
+        ):
+            write_sequence_item(body, item, encodings)  # re-encoding: pydicom's own way
+            continue
+        inner = DicomBytesIO()
+        inner.is_little_endian = True
+        inner.is_implicit_VR = implicit
+        _write_elements(inner, inner, item, implicit, item.get("SpecificCharacterSet", encodings))
+        data = inner.getvalue()
+        undefined_item = getattr(item, "is_undefined_length_sequence_item", False)
+        body.write(pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF if undefined_item else len(data)))
+        body.write(data)
+        if undefined_item:
+            body.write(pack("<HHL", 0xFFFE, 0xE00D, 0))
+    value = body.getvalue()
+    undefined = elem.is_undefined_length
+    size = 0xFFFFFFFF if undefined else len(value)
+    tag = int(elem.tag)
+    if implicit:
+        fp.write(pack("<HHL", tag >> 16, tag & 0xFFFF, size))
+    else:
+        fp.write(pack("<HH2sHL", tag >> 16, tag & 0xFFFF, b"SQ", 0, size))
+    fp.write(value)
+    if undefined:
+        fp.write(pack("<HHL", 0xFFFE, 0xE0DD, 0))
 
 
 def _copy_range(source: str, offset: int, length: int, fh: BinaryIO) -> None:

@@ -216,7 +216,7 @@ def record_visit_cmd(
 
 def _record_file(kind: str, file: Path, as_user: str | None) -> str:
     from reluth.qol.service import record_questionnaire
-    from reluth.response.service import record_assessment
+    from reluth.response.records import record_assessment
     from reluth.safety.records import record_adverse_event, record_labs
 
     data = load_json(file, f"{kind} file")

@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
@@ -33,6 +33,7 @@ from reluth.protocol.patient import PATIENT_ID_PATTERN, parse_patient
 from reluth.protocol.strata import derive_strata
 from reluth.treatment.models import Administration
 
+_M = TypeVar("_M")
 CENTRE_CODE = re.compile(r"^C\d{2}$")
 RESPONSES = ("CR", "PR", "SD", "PD", "NE")
 DEATH_CAUSES = ("disease", "toxicity", "other", "unknown")
@@ -63,12 +64,29 @@ def _not_future(field: str, day: dt.date, today: dt.date) -> dt.date:
     return day
 
 
+_BY_PATIENT: dict[type[Any], Any] = {}
+
+
+def first_for_patient(session: Session, model: type[_M], patient_id: int) -> _M | None:
+    """The first row of ``model`` for a patient (statement built once per model)."""
+    stmt = _BY_PATIENT.get(model)
+    if stmt is None:
+        stmt = _BY_PATIENT[model] = select(model).where(
+            model.patient_id == bindparam("pid")  # type: ignore[attr-defined]
+        )
+    row: _M | None = session.scalars(stmt, {"pid": patient_id}).first()
+    return row
+
+
+_CENTRE_BY_CODE = select(Centre).where(Centre.code == bindparam("code"))
+
+
 def add_centre(session: Session, code: str, name: str, opened_on: dt.date | None = None) -> Centre:
     if not CENTRE_CODE.match(code):
         raise ValidationError("centre", f"{code!r} is not a centre code", "C followed by 2 digits")
     if not name.strip():
         raise ValidationError("name", "empty", "the centre's name")
-    if session.scalars(select(Centre).where(Centre.code == code)).first() is not None:
+    if session.scalars(_CENTRE_BY_CODE, {"code": code}).first() is not None:
         raise Conflict(f"centre {code} already exists")
     centre = Centre(code=code, name=name.strip(), opened_on=opened_on, active=True)
     session.add(centre)
@@ -77,7 +95,7 @@ def add_centre(session: Session, code: str, name: str, opened_on: dt.date | None
 
 
 def get_centre(session: Session, code: str) -> Centre:
-    centre = session.scalars(select(Centre).where(Centre.code == code)).first()
+    centre = session.scalars(_CENTRE_BY_CODE, {"code": code}).first()
     if centre is None:
         raise NotFound(f"centre {code!r} not found (add it with `reluth centres add`)")
     return centre
@@ -124,7 +142,7 @@ def register_patient(
         raise ValidationError(
             "birth_year", str(birth_year), f"{today.year - 120}..{today.year - 18} (adults)"
         )
-    if session.scalars(select(Patient).where(Patient.patient_code == patient_code)).first():
+    if session.scalars(_PATIENT_BY_CODE, {"code": patient_code}).first():
         raise Conflict(f"patient {patient_code} is already registered")
     patient = Patient(
         patient_code=patient_code,
@@ -238,7 +256,7 @@ def include_patient(
         raise ValidationError(
             "consent_date", f"{consent_date} is after inclusion", f"<= {inclusion_date}"
         )
-    if session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first():
+    if first_for_patient(session, Inclusion, patient.id):
         raise Conflict(f"patient {patient_code} is already included")
     inclusion = Inclusion(
         patient_id=patient.id,
@@ -256,9 +274,10 @@ def include_patient(
 def _randomization_of(session: Session, patient: Patient) -> Any:
     from reluth.randomization.models import Randomization
 
-    return session.scalars(
-        select(Randomization).where(Randomization.patient_id == patient.id)
-    ).first()
+    return first_for_patient(session, Randomization, patient.id)
+
+
+_BY_PATIENT_ADMIN = select(Administration).where(Administration.patient_id == bindparam("pid"))
 
 
 def record_cycle(
@@ -283,7 +302,7 @@ def record_cycle(
     if not lot.strip():
         raise ValidationError("lot", "empty", "the batch number on the vial")
     patient = get_patient(session, patient_code)
-    if session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first() is None:
+    if first_for_patient(session, Inclusion, patient.id) is None:
         raise PreconditionFailed(f"patient {patient_code} is not included")
     if cycle >= 3:
         rand = _randomization_of(session, patient)
@@ -291,9 +310,7 @@ def record_cycle(
             raise PreconditionFailed(
                 f"cycle {cycle} is given only in the experimental arm after randomization"
             )
-    previous = session.scalars(
-        select(Administration).where(Administration.patient_id == patient.id)
-    ).all()
+    previous = session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}).all()
     if any(a.cycle == cycle for a in previous):
         raise Conflict(f"cycle {cycle} of patient {patient_code} is already recorded")
     done = {a.cycle: a.administered_on for a in previous}
@@ -339,11 +356,7 @@ def record_pre_randomization(
                 "PD if and only if radiological progression",
             )
     patient = get_patient(session, patient_code)
-    if session.scalars(
-        select(PreRandomizationAssessment).where(
-            PreRandomizationAssessment.patient_id == patient.id
-        )
-    ).first():
+    if first_for_patient(session, PreRandomizationAssessment, patient.id):
         raise Conflict(f"the pre-randomization assessment of {patient_code} is already recorded")
     row = PreRandomizationAssessment(
         patient_id=patient.id,
@@ -371,7 +384,7 @@ def record_death(
     _not_future("death_date", death_date, today)
     _choice("cause", cause, DEATH_CAUSES)
     patient = get_patient(session, patient_code)
-    if session.scalars(select(Death).where(Death.patient_id == patient.id)).first():
+    if first_for_patient(session, Death, patient.id):
         raise Conflict(f"the death of {patient_code} is already recorded")
     row = Death(
         patient_id=patient.id,
@@ -398,7 +411,7 @@ def record_end_of_study(
     _not_future("end_date", end_date, today)
     _choice("reason", reason, END_REASONS)
     patient = get_patient(session, patient_code)
-    if session.scalars(select(EndOfStudy).where(EndOfStudy.patient_id == patient.id)).first():
+    if first_for_patient(session, EndOfStudy, patient.id):
         raise Conflict(f"the end of study of {patient_code} is already recorded")
     row = EndOfStudy(
         patient_id=patient.id,

@@ -324,7 +324,13 @@ def randomize(
     if not request_id or len(request_id) > 80 or not request_id.isprintable():
         raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
     patient = get_patient(session, patient_code)
-    settings = get_settings(session, lock="share")
+    settings = get_settings(session)
+    if settings is not None:
+        # Minimization takes the exclusive lock at once (taking a shared lock first and
+        # upgrading it would deadlock two concurrent requests on PostgreSQL).
+        settings = get_settings(
+            session, lock="update" if settings.method == "minimization" else "share"
+        )
     if settings is None:
         replay = _replay(session, request_id, patient)
         if replay is not None:
@@ -334,10 +340,7 @@ def randomize(
     screening = latest_screening(session, patient, light=True)
     centre = patient.centre.code
     cursor: AllocationStratum | None = None
-    if settings.method == "minimization":
-        settings = get_settings(session, lock="update")  # serializes minimization decisions
-        assert settings is not None
-    elif screening is not None and screening.strata_code is not None:
+    if settings.method == "blocks" and screening is not None and screening.strata_code:
         key = stratum_key(screening.strata_code, centre, settings.stratify_by_centre)
         cursor = _lock_cursor(session, key)
     # Under the lock, with fresh reads: was this request (a retry) or this patient served?
@@ -346,10 +349,12 @@ def randomize(
         return replay
     strata_code, levels = check_preconditions(session, patient, screening)
     key = stratum_key(strata_code, centre, settings.stratify_by_centre)
-    if cursor is not None:
-        arm, slot_id, details = _take_slot(session, cursor, patient)
-    else:
+    if settings.method == "minimization":
         arm, slot_id, details = _minimize(session, settings, levels, centre, rng)
+    elif cursor is not None:
+        arm, slot_id, details = _take_slot(session, cursor, patient)
+    else:  # pragma: no cover - the preconditions above require the strata
+        raise PreconditionFailed(f"patient {patient_code}: no stratum")
     record = Randomization(
         patient_id=patient.id,
         request_id=request_id,

@@ -144,7 +144,9 @@ def simulate_cmd(
     p1: float = typer.Option(0.85, "--p1", help="True DCR at month 6, experimental arm."),
     n_per_arm: int = typer.Option(73, "--n-per-arm", help="Randomized patients per arm."),
     alpha: float = typer.Option(0.05, "--alpha", help="Two-sided significance level."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed (printed when not given)."),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, help="Seed, >= 0 (printed when not given)."
+    ),
     non_evaluable_rate: float = typer.Option(
         0.0, "--non-evaluable-rate", help="Share of patients without a month-6 evaluation."
     ),
@@ -249,7 +251,7 @@ def grid_cmd(
     median_control: float = typer.Option(15.0, "--median-control-months"),
     accrual: float = typer.Option(36.0, "--accrual-months"),
     followup: float = typer.Option(24.0, "--followup-months"),
-    seed: int | None = typer.Option(None, "--seed"),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seed, >= 0."),
     out: Path = typer.Option(Path("design-grid"), "--out", help="Directory for PNG/CSV/JSON."),
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: local)."
@@ -341,7 +343,7 @@ def grid_cmd(
 @handle_errors
 def cohort_cmd(
     out: Path = typer.Option(..., "--out", help="Directory to write the synthetic trial to."),
-    seed: int = typer.Option(2021, "--seed", help="Seed of the cohort."),
+    seed: int = typer.Option(2021, "--seed", min=0, help="Seed of the cohort, >= 0."),
     n_included: int = typer.Option(176, "--n-included", help="Included patients."),
     hr: float | None = typer.Option(
         None, "--hr", help="PFS hazard ratio after week 24 (default: implied by the DCRs)."

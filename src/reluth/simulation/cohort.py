@@ -120,6 +120,8 @@ class CohortConfig:
     clinical_detail: bool = True
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValidationError("seed", f"{self.seed}", "an integer >= 0")
         for name in (
             "p_progression_during_retreatment",
             "p_other_failure_before_randomization",

@@ -237,23 +237,38 @@ def simulate_primary(
     n_sim: int,
     rng: np.random.Generator,
     table: PrimaryTestTable | None = None,
+    chunk: int = 2_000_000,
 ) -> PrimaryResult:
-    """Empirical rejection probability of the analysis-plan test over ``n_sim`` trials."""
+    """Empirical rejection probability of the analysis-plan test over ``n_sim`` trials
+    (in chunks of ``chunk`` trials, so memory stays bounded for any ``n_sim``)."""
     _check_positive_int("n_sim", n_sim)
     if table is None:
         table = primary_test_table(design.n_experimental, design.n_control)
-    x_e, x_c, ne = simulate_primary_tables(design, n_sim, rng)
-    reject = table.pvalue[x_e, x_c] < design.alpha
-    favour = reject & (x_e * design.n_control > x_c * design.n_experimental)
+    rejections = favour = fisher = 0
+    sum_e = sum_c = sum_ne = 0
+    done = 0
+    while done < n_sim:
+        m = min(chunk, n_sim - done)
+        x_e, x_c, ne = simulate_primary_tables(design, m, rng)
+        reject = table.pvalue[x_e, x_c] < design.alpha
+        rejections += int(reject.sum())
+        favour += int((reject & (x_e * design.n_control > x_c * design.n_experimental)).sum())
+        fisher += int(table.fisher[x_e, x_c].sum())
+        sum_e, sum_c, sum_ne = (
+            sum_e + int(x_e.sum()),
+            sum_c + int(x_c.sum()),
+            sum_ne + int(ne.sum()),
+        )
+        done += m
     return PrimaryResult(
         design=design,
         n_sim=int(n_sim),
-        rejections=int(reject.sum()),
-        rejections_favouring_experimental=int(favour.sum()),
-        fisher_fraction=float(table.fisher[x_e, x_c].mean()),
-        mean_dcr_experimental=float(x_e.mean() / design.n_experimental),
-        mean_dcr_control=float(x_c.mean() / design.n_control),
-        mean_non_evaluable=float(ne.mean()),
+        rejections=rejections,
+        rejections_favouring_experimental=favour,
+        fisher_fraction=fisher / n_sim,
+        mean_dcr_experimental=sum_e / n_sim / design.n_experimental,
+        mean_dcr_control=sum_c / n_sim / design.n_control,
+        mean_non_evaluable=sum_ne / n_sim,
         exact_rejection_probability=exact_primary_power(design, table),
     )
 
@@ -689,6 +704,8 @@ def grid_cells(
     seed: int | None,
 ) -> list[GridCell]:
     """All cells, each with its own independent seed spawned from ``seed`` (order-independent)."""
+    if seed is not None and seed < 0:
+        raise ValidationError("seed", f"{seed}", "an integer >= 0")
     specs = [("dcr", n, p) for n in n_per_arm for p in p_experimental]
     specs += [("pfs", n, hr) for n in n_per_arm for hr in hazard_ratios]
     children = np.random.SeedSequence(seed).spawn(len(specs))

@@ -65,6 +65,8 @@ def simulate_design(
     progress: Progress | None = None,
 ) -> DesignSummary:
     """Power and type I error of the primary test, and (optionally) of the stratified log-rank."""
+    if seed < 0:
+        raise ValidationError("seed", f"{seed}", "an integer >= 0")
     start = time.perf_counter()
     rng_power, rng_null, rng_pfs, rng_pfs_null = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
