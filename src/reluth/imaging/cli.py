@@ -217,18 +217,33 @@ def ingest_cmd(
     planned_timepoints: str = typer.Option("4h,24h,96h,168h", "--planned-timepoints"),
     calibration: Path | None = typer.Option(None, "--calibration"),
     as_json: bool = typer.Option(False, "--json"),
+    as_user: str | None = typer.Option(None, "--as", help="Acting user (default $RELUTH_USER)."),
 ) -> None:
     """Store de-identified files (SHA-256) and catalogue their series with QC status."""
+    from reluth.db.actors import resolve_actor
+    from reluth.db.engine import make_engine
+    from reluth.db.migrate import upgrade
     from reluth.imaging.qc import QCConfig
     from reluth.imaging.store import ingest
 
     cfg = _qc_config(planned_timepoints, calibration)
     assert isinstance(cfg, QCConfig)
+    engine = make_engine(db)
+    upgrade(engine)
+    actor = resolve_actor(engine, as_user)
+    engine.dispose()
     with _progress() as progress:
         task = progress.add_task(
             "ingesting", total=_count_files(directory) if directory.is_dir() else 0
         )
-        report = ingest(directory, db, store, cfg, on_file=lambda: progress.advance(task))
+        report = ingest(
+            directory,
+            db,
+            store,
+            cfg,
+            on_file=lambda: progress.advance(task),
+            actor=actor,
+        )
     if as_json:
         print_json(report)
     else:

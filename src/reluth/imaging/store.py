@@ -20,12 +20,14 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reluth.db.base import Base
+from reluth.db.actors import resolve_actor
 from reluth.db.engine import make_engine
+from reluth.db.migrate import upgrade
+from reluth.db.session import Actor, unit_of_work
 from reluth.errors import ValidationError
 from reluth.imaging.batch import iter_files, read_dataset, write_exclusive
 from reluth.imaging.deid import DeidError
-from reluth.imaging.models import IMAGING_TABLES, ImagingInstance, ImagingSeries
+from reluth.imaging.models import ImagingInstance, ImagingSeries
 from reluth.imaging.qc import QCConfig, SeriesHeader, check_all, extract_header
 from reluth.imaging.verify import verify_dataset
 
@@ -75,7 +77,10 @@ def ingest(
     cfg: QCConfig | None = None,
     now: dt.datetime | None = None,
     on_file: Callable[[], None] | None = None,
+    actor: Actor | None = None,
 ) -> IngestReport:
+    """Catalogue verified files through the audited write door (``unit_of_work``); a
+    re-ingest that changes a series' QC is recorded with its reason in the audit trail."""
     cfg = cfg or QCConfig()
     src = Path(in_dir)
     if not src.is_dir():
@@ -84,8 +89,7 @@ def ingest(
         )
     now = now or dt.datetime.now(dt.UTC)
     engine = make_engine(db_url)
-    # Until these tables are wired into the migrations, the ingest path creates its own.
-    Base.metadata.create_all(engine, tables=IMAGING_TABLES)
+    upgrade(engine)
     report = IngestReport()
     accepted: dict[str, list[tuple[str, str, Path, int]]] = defaultdict(list)
     headers: dict[str, SeriesHeader] = {}
@@ -116,7 +120,9 @@ def ingest(
         h = headers[uid]
         headers[uid] = SeriesHeader(**{**h.__dict__, "instances": len(files)})
     results = check_all(list(headers.values()), cfg)
-    with Session(engine) as session, session.begin():
+    who = actor or resolve_actor(engine, None)
+    with unit_of_work(engine, who, reason="imaging re-ingest: catalogue and QC updated") as uow:
+        session = uow.session
         for qc in results:
             h = headers[qc.series_uid]
             row = session.scalars(
@@ -185,7 +191,7 @@ def ingest(
 
 def catalogue(db_url: str) -> list[dict[str, object]]:
     engine = make_engine(db_url)
-    Base.metadata.create_all(engine, tables=IMAGING_TABLES)
+    upgrade(engine)
     with Session(engine) as session:
         rows = session.scalars(
             select(ImagingSeries).order_by(
