@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Engine, func, select
 
 from reluth.auth.models import User
 from reluth.auth.roles import Role
-from reluth.db.session import Actor, read_session
+from reluth.config import get_settings
+from reluth.db.engine import make_engine
+from reluth.db.session import Actor, UnitOfWork, read_session, unit_of_work
 from reluth.errors import PermissionDenied
 
 
@@ -28,3 +32,15 @@ def resolve_actor(engine: Engine, username: str | None) -> Actor:
         if s.scalar(select(func.count()).select_from(User)) == 0:
             return Actor(name, Role.ADMIN)
     raise PermissionDenied(f"unknown user {name!r}: pass --as USERNAME of an existing account")
+
+
+@contextmanager
+def cli_unit_of_work(username: str | None, reason: str | None = None) -> Iterator[UnitOfWork]:
+    """The unit of work of one command, on the configured database, as the resolved user."""
+    engine = make_engine(get_settings().database_url)
+    try:
+        actor = resolve_actor(engine, username)
+        with unit_of_work(engine, actor, reason=reason) as uow:
+            yield uow
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, Text, insert, select, update
+from sqlalchemy import Connection, Integer, String, Text, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from reluth.db.base import Base
@@ -121,6 +121,16 @@ def row_hash(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+_HEAD_FOR_UPDATE = (
+    select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+)
+_SET_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
+)
+
+
 def append(conn: Connection, entries: Sequence[AuditEntry]) -> None:
     """Seal ``entries`` into the chain inside the caller's transaction.
 
@@ -130,9 +140,7 @@ def append(conn: Connection, entries: Sequence[AuditEntry]) -> None:
     """
     if not entries:
         return
-    head = conn.execute(
-        select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
-    ).one_or_none()
+    head = conn.execute(_HEAD_FOR_UPDATE).one_or_none()
     if head is None:
         raise RuntimeError("audit_head is missing: run `reluth db init` (alembic upgrade head)")
     seq, prev = head.last_seq, head.last_hash
@@ -143,7 +151,7 @@ def append(conn: Connection, entries: Sequence[AuditEntry]) -> None:
         row["row_hash"] = prev = row_hash(row)
         rows.append(row)
     conn.execute(insert(AuditLog), rows)
-    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=prev))
+    conn.execute(_SET_HEAD, {"seq": seq, "hash": prev})
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ queue for the lock instead of failing mid-transaction.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,12 +108,17 @@ def unit_of_work(
 ) -> Iterator[UnitOfWork]:
     """Open one audited transaction; commit on normal exit, roll back on any exception."""
     engine = _bind_of(source)
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite has one writer at a time; queue this process's writers on a lock (fair
+        # enough) rather than on SQLite's busy handler (sleep-and-poll, starves some threads).
+        _writer_lock(engine).acquire()
     session = AuditedSession(bind=engine, expire_on_commit=False, autoflush=True)
     session.info[_ACTOR] = actor
     session.info[_REASON] = _clean_reason(reason)
     session.info[_CLOCK] = clock or (lambda: dt.datetime.now(dt.UTC))
     try:
-        if engine.dialect.name == "sqlite":
+        if sqlite:
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         yield UnitOfWork(session)
         session.commit()
@@ -120,6 +127,20 @@ def unit_of_work(
         raise
     finally:
         session.close()
+        if sqlite:
+            _writer_lock(engine).release()
+
+
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock:
+    with _LOCKS_GUARD:
+        lock = _WRITER_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITER_LOCKS[engine] = threading.RLock()
+        return lock
 
 
 @contextmanager

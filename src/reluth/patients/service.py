@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session, defer
 
 from reluth.auth.models import Centre
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
@@ -83,10 +83,13 @@ def get_centre(session: Session, code: str) -> Centre:
     return centre
 
 
+_PATIENT_BY_CODE = select(Patient).where(Patient.patient_code == bindparam("code"))
+
+
 def get_patient(session: Session, code: str) -> Patient:
     if not re.match(PATIENT_ID_PATTERN, code):
         raise ValidationError("patient_id", f"{code!r} is not a patient ID", "e.g. C07-0012")
-    patient = session.scalars(select(Patient).where(Patient.patient_code == code)).first()
+    patient = session.scalars(_PATIENT_BY_CODE, {"code": code}).first()
     if patient is None:
         raise NotFound(f"patient {code} is not registered")
     return patient
@@ -185,13 +188,21 @@ def screen_patient(
     return ScreeningOutcome(patient.patient_code, record.id, result.status, strata_code, criteria)
 
 
-def latest_screening(session: Session, patient: Patient) -> Screening | None:
-    return session.scalars(
-        select(Screening)
-        .where(Screening.patient_id == patient.id)
-        .order_by(Screening.assessment_date.desc(), Screening.id.desc())
-        .limit(1)
-    ).first()
+_LATEST_SCREENING = (
+    select(Screening)
+    .where(Screening.patient_id == bindparam("pid"))
+    .order_by(Screening.assessment_date.desc(), Screening.id.desc())
+    .limit(1)
+)
+_LATEST_SCREENING_LIGHT = _LATEST_SCREENING.options(
+    defer(Screening.input_json), defer(Screening.result_json)
+)
+
+
+def latest_screening(session: Session, patient: Patient, light: bool = False) -> Screening | None:
+    """The most recent screening; ``light`` leaves the frozen JSON unloaded until accessed."""
+    stmt = _LATEST_SCREENING_LIGHT if light else _LATEST_SCREENING
+    return session.scalars(stmt, {"pid": patient.id}).first()
 
 
 def _failed_criteria(screening: Screening) -> str:

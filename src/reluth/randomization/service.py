@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import BindParameter, Integer, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ from reluth.auth.models import Centre
 from reluth.auth.roles import BLINDED_ROLES, UNBLINDED_STATISTICS_ROLES, Role
 from reluth.db.session import Actor
 from reluth.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationError
-from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment
+from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.patients.service import get_patient, latest_screening
 from reluth.protocol.definition import Protocol, load_protocol
 from reluth.protocol.strata import all_strata
@@ -68,13 +68,18 @@ def _require_role(actor: Actor, allowed: frozenset[Role], what: str) -> None:
         )
 
 
+# Statements of the randomize hot path are built once (building them costs more CPU than
+# running them on SQLite); parameters are bound at execution.
+_SETTINGS = select(RandomizationSettings).where(RandomizationSettings.id == 1)
+_SETTINGS_BY_LOCK = {
+    None: _SETTINGS,
+    "update": _SETTINGS.with_for_update().execution_options(populate_existing=True),
+    "share": _SETTINGS.with_for_update(read=True).execution_options(populate_existing=True),
+}
+
+
 def get_settings(session: Session, lock: str | None = None) -> RandomizationSettings | None:
-    stmt = select(RandomizationSettings).where(RandomizationSettings.id == 1)
-    if lock == "update":
-        stmt = stmt.with_for_update()
-    elif lock == "share":
-        stmt = stmt.with_for_update(read=True)
-    return session.scalars(stmt).first()
+    return session.scalars(_SETTINGS_BY_LOCK[lock]).first()
 
 
 def _any_randomized(session: Session) -> bool:
@@ -240,10 +245,11 @@ def _result(r: Randomization, patient_code: str, replayed: bool) -> Randomizatio
     )
 
 
+_BY_REQUEST = select(Randomization).where(Randomization.request_id == bindparam("request_id"))
+
+
 def _replay(session: Session, request_id: str, patient: Patient) -> RandomizationResult | None:
-    prior = session.scalars(
-        select(Randomization).where(Randomization.request_id == request_id)
-    ).first()
+    prior = session.scalars(_BY_REQUEST, {"request_id": request_id}).first()
     if prior is None:
         return None
     if prior.patient_id != patient.id:
@@ -251,49 +257,53 @@ def _replay(session: Session, request_id: str, patient: Patient) -> Randomizatio
     return _result(prior, patient.patient_code, True)
 
 
-def check_preconditions(session: Session, patient: Patient) -> tuple[str, dict[str, str]]:
+_PID: BindParameter[int] = bindparam("pid", type_=Integer())
+_FACTS = select(
+    select(Randomization.request_id).where(Randomization.patient_id == _PID).scalar_subquery(),
+    select(Inclusion.consent_date)
+    .where(Inclusion.patient_id == _PID, Inclusion.consent_signed)
+    .scalar_subquery(),
+    select(func.count(func.distinct(Administration.cycle)))
+    .where(Administration.patient_id == _PID, Administration.cycle.in_((1, 2)))
+    .scalar_subquery(),
+    select(PreRandomizationAssessment.assessment_date)
+    .where(PreRandomizationAssessment.patient_id == _PID)
+    .scalar_subquery(),
+    select(PreRandomizationAssessment.radiological_progression)
+    .where(PreRandomizationAssessment.patient_id == _PID)
+    .scalar_subquery(),
+)
+
+
+def check_preconditions(
+    session: Session, patient: Patient, screening: Screening | None = None
+) -> tuple[str, dict[str, str]]:
     """The stratum code and factor levels, if every protocol precondition holds."""
-    code = patient.patient_code
-    prior = session.scalars(
-        select(Randomization).where(Randomization.patient_id == patient.id)
-    ).first()
-    if prior is not None:
-        raise Conflict(
-            f"patient {code} is already randomized (request {prior.request_id}, arm {prior.arm})"
-        )
-    screening = latest_screening(session, patient)
+    code, pid = patient.patient_code, patient.id
+    facts = session.execute(_FACTS, {"pid": pid}).one()
+    prior_request, consent_date, n_cycles, pre_date, progression = facts
+    if prior_request is not None:
+        raise Conflict(f"patient {code} is already randomized (request {prior_request})")
+    screening = screening or latest_screening(session, patient)
     if screening is None:
         raise PreconditionFailed(f"patient {code} has not been screened")
     if screening.status != "eligible":
         bad = [c for c in json.loads(screening.result_json)["criteria"] if c["passes"] is not True]
         why = "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:3])
         raise PreconditionFailed(f"patient {code} is not eligible ({screening.status}): {why}")
-    inclusion = session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first()
-    if inclusion is None or not inclusion.consent_signed or inclusion.consent_date is None:
+    if consent_date is None:
         raise PreconditionFailed(f"patient {code}: signed informed consent not recorded")
-    cycles = set(
-        session.scalars(
-            select(Administration.cycle).where(
-                Administration.patient_id == patient.id, Administration.cycle.in_((1, 2))
-            )
-        )
-    )
-    if cycles != {1, 2}:
+    if n_cycles != 2:
         raise PreconditionFailed(
             f"patient {code}: two second-PRRT cycles are required before randomization "
-            f"({len(cycles)} recorded)"
+            f"({n_cycles} recorded)"
         )
-    pre = session.scalars(
-        select(PreRandomizationAssessment).where(
-            PreRandomizationAssessment.patient_id == patient.id
-        )
-    ).first()
-    if pre is None:
+    if pre_date is None:
         raise PreconditionFailed(f"patient {code}: the pre-randomization assessment is missing")
-    if pre.radiological_progression:
+    if progression:
         raise PreconditionFailed(
             f"patient {code}: radiological progression at the pre-randomization assessment "
-            f"({pre.assessment_date}); screen failure"
+            f"({pre_date}); screen failure"
         )
     if screening.strata_code is None or screening.strata_json is None:
         raise PreconditionFailed(f"patient {code}: stratification factors incomplete at screening")
@@ -314,27 +324,28 @@ def randomize(
     if not request_id or len(request_id) > 80 or not request_id.isprintable():
         raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
     patient = get_patient(session, patient_code)
-    replay = _replay(session, request_id, patient)
-    if replay is not None:
-        return replay
-    strata_code, levels = check_preconditions(session, patient)
     settings = get_settings(session, lock="share")
     if settings is None:
+        replay = _replay(session, request_id, patient)
+        if replay is not None:
+            return replay
+        check_preconditions(session, patient)  # the patient's own problems first
         raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
+    screening = latest_screening(session, patient, light=True)
     centre = patient.centre.code
-    key = stratum_key(strata_code, centre, settings.stratify_by_centre)
     cursor: AllocationStratum | None = None
-    if settings.method == "blocks":
-        cursor = _lock_cursor(session, key)
-    else:
+    if settings.method == "minimization":
         settings = get_settings(session, lock="update")  # serializes minimization decisions
         assert settings is not None
-    # Under the lock, with fresh reads: was this request or this patient served meanwhile?
-    session.expire_all()
+    elif screening is not None and screening.strata_code is not None:
+        key = stratum_key(screening.strata_code, centre, settings.stratify_by_centre)
+        cursor = _lock_cursor(session, key)
+    # Under the lock, with fresh reads: was this request (a retry) or this patient served?
     replay = _replay(session, request_id, patient)
     if replay is not None:
         return replay
-    check_preconditions(session, patient)
+    strata_code, levels = check_preconditions(session, patient, screening)
+    key = stratum_key(strata_code, centre, settings.stratify_by_centre)
     if cursor is not None:
         arm, slot_id, details = _take_slot(session, cursor, patient)
     else:
@@ -362,19 +373,30 @@ def randomize(
     return _result(record, patient.patient_code, False)
 
 
+_CURSOR = (
+    select(AllocationStratum)
+    .join(AllocationList, AllocationList.id == AllocationStratum.list_id)
+    .where(AllocationStratum.stratum_key == bindparam("key"))
+    .with_for_update(of=AllocationStratum)
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock_cursor(session: Session, key: str) -> AllocationStratum:
-    cursor = session.scalars(
-        select(AllocationStratum)
-        .join(AllocationList, AllocationList.id == AllocationStratum.list_id)
-        .where(AllocationStratum.stratum_key == key)
-        .with_for_update(of=AllocationStratum)
-    ).first()
+    cursor = session.scalars(_CURSOR, {"key": key}).first()
     if cursor is None:
         raise PreconditionFailed(
             "no allocation list for stratum "
             f"{key} (the statistician runs `reluth randomization generate-list`)"
         )
     return cursor
+
+
+_SLOT = select(AllocationSlot).where(
+    AllocationSlot.list_id == bindparam("list_id"),
+    AllocationSlot.stratum_key == bindparam("key"),
+    AllocationSlot.position == bindparam("position"),
+)
 
 
 def _take_slot(
@@ -384,11 +406,7 @@ def _take_slot(
     if cursor.next_position > cursor.size:
         raise PreconditionFailed(f"the allocation list of stratum {key} is exhausted")
     slot = session.scalars(
-        select(AllocationSlot).where(
-            AllocationSlot.list_id == cursor.list_id,
-            AllocationSlot.stratum_key == key,
-            AllocationSlot.position == cursor.next_position,
-        )
+        _SLOT, {"list_id": cursor.list_id, "key": key, "position": cursor.next_position}
     ).one()
     if slot.patient_id is not None:  # would mean the cursor and slots disagree
         raise Conflict(f"slot {key}#{slot.position} is already used")

@@ -1,0 +1,269 @@
+"""Admin commands for the whole pre-randomization flow and data entry, without a web page:
+``reluth centres add``, ``reluth patients register|screen|include``, ``reluth record ...``.
+
+Every command writes through one audited unit of work as the user given by ``--as`` (or
+``$RELUTH_USER``); corrections need ``--reason``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from reluth.cli_support import console, handle_errors, load_json, parse_date, print_json
+from reluth.db.actors import cli_unit_of_work
+from reluth.errors import ValidationError
+from reluth.patients import service
+
+centres_app = typer.Typer(help="Trial centres.", no_args_is_help=True)
+patients_app = typer.Typer(help="Register, screen and include patients.", no_args_is_help=True)
+record_app = typer.Typer(help="Record trial data for a patient.", no_args_is_help=True)
+
+AS_USER = typer.Option(None, "--as", help="Acting user (default $RELUTH_USER or OS login).")
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+EXIT_BY_STATUS = {"eligible": 0, "not_eligible": 1, "incomplete": 3}
+
+
+def _date(text: str | None, field: str) -> dt.date | None:
+    return None if text is None else parse_date(text, field)
+
+
+def _decimal(text: str, field: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValidationError(field, f"not a number: {text!r}", "a decimal number") from None
+    if not value.is_finite():
+        raise ValidationError(field, f"not a number: {text!r}", "a decimal number")
+    return value
+
+
+@centres_app.command("add")
+@handle_errors
+def centres_add(
+    code: str = typer.Argument(..., help="Centre code, C + 2 digits (C07)."),
+    name: str = typer.Argument(..., help="Centre name."),
+    opened: str | None = typer.Option(None, "--opened", help="Opening date YYYY-MM-DD."),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Add a centre."""
+    with cli_unit_of_work(as_user) as uow:
+        centre = service.add_centre(uow.session, code, name, _date(opened, "opened"))
+        console.print(f"centre {centre.code} added: {centre.name}")
+
+
+@patients_app.command("register")
+@handle_errors
+def patients_register(
+    centre: str = typer.Option(..., "--centre", help="Centre code (C07)."),
+    patient_id: str | None = typer.Option(None, "--id", help="C07-0012; default: next number."),
+    sex: str | None = typer.Option(None, "--sex", help="female or male."),
+    birth_year: int | None = typer.Option(None, "--birth-year", help="Year only, never a date."),
+    as_user: str | None = AS_USER,
+    as_json: bool = JSON,
+) -> None:
+    """Register a patient under a pseudonymous ID (no name, no birth date, no hospital number)."""
+    with cli_unit_of_work(as_user) as uow:
+        p = service.register_patient(uow.session, centre, patient_id, sex, birth_year)
+        code = p.patient_code
+    if as_json:
+        print_json({"patient_id": code, "centre": centre})
+    else:
+        console.print(f"patient {code} registered at {centre}")
+
+
+@patients_app.command("screen")
+@handle_errors
+def patients_screen(
+    file: Path = typer.Argument(..., help="Patient file (see `reluth eligibility schema`)."),
+    as_user: str | None = AS_USER,
+    as_json: bool = JSON,
+) -> None:
+    """Check eligibility and store the input and the per-criterion result as captured.
+    Exit 0 eligible, 1 not eligible, 3 incomplete."""
+    data = load_json(file, "patient file")
+    with cli_unit_of_work(as_user) as uow:
+        out = service.screen_patient(uow.session, data)
+    if as_json:
+        print_json(out)
+    else:
+        table = Table(title=f"screening of {out.patient_id}: {out.status}")
+        for col in ("criterion", "result", "reason"):
+            table.add_column(col, overflow="fold")
+        for c in out.criteria:
+            mark = {True: "pass", False: "[red]FAIL[/]", None: "[yellow]unknown[/]"}[c["passes"]]
+            table.add_row(c["id"], mark, c["reason"])
+        console.print(table)
+        console.print(f"stratum: {out.stratum or 'not derivable (missing inputs)'}")
+    raise typer.Exit(EXIT_BY_STATUS[out.status])
+
+
+@patients_app.command("include")
+@handle_errors
+def patients_include(
+    patient_id: str = typer.Argument(...),
+    consent_date: str = typer.Option(..., "--consent-date", help="Date consent was signed."),
+    date: str | None = typer.Option(None, "--date", help="Inclusion date (default today)."),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Include an eligible patient who signed the informed consent."""
+    with cli_unit_of_work(as_user) as uow:
+        inc = service.include_patient(
+            uow.session,
+            patient_id,
+            parse_date(consent_date, "consent_date"),
+            _date(date, "date"),
+        )
+        console.print(f"patient {patient_id} included on {inc.inclusion_date}")
+
+
+@record_app.command("cycle")
+@handle_errors
+def record_cycle(
+    patient_id: str = typer.Argument(...),
+    cycle: int = typer.Option(..., "--cycle", help="1-2 second PRRT; 3-4 experimental arm."),
+    date: str = typer.Option(..., "--date"),
+    activity_gbq: str = typer.Option(..., "--activity-gbq", help="Administered activity, GBq."),
+    lot: str = typer.Option(..., "--lot"),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Record a Lutathera administration."""
+    with cli_unit_of_work(as_user) as uow:
+        service.record_cycle(
+            uow.session,
+            patient_id,
+            cycle,
+            parse_date(date, "date"),
+            _decimal(activity_gbq, "activity_gbq"),
+            lot,
+        )
+    console.print(f"cycle {cycle} recorded for {patient_id}")
+
+
+@record_app.command("pre-randomization")
+@handle_errors
+def record_pre_randomization(
+    patient_id: str = typer.Argument(...),
+    date: str = typer.Option(..., "--date", help="Date of the tumour assessment."),
+    progression: bool = typer.Option(
+        ..., "--progression/--no-progression", help="RECIST 1.1 radiological progression?"
+    ),
+    response: str | None = typer.Option(None, "--response", help="CR, PR, SD, PD or NE."),
+    comment: str | None = typer.Option(None, "--comment"),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Record the assessment after the two second-PRRT cycles (the randomization gate)."""
+    with cli_unit_of_work(as_user) as uow:
+        service.record_pre_randomization(
+            uow.session, patient_id, parse_date(date, "date"), progression, response, comment
+        )
+    console.print(f"pre-randomization assessment recorded for {patient_id}")
+
+
+@record_app.command("death")
+@handle_errors
+def record_death(
+    patient_id: str = typer.Argument(...),
+    date: str = typer.Option(..., "--date"),
+    cause: str = typer.Option(..., "--cause", help=", ".join(service.DEATH_CAUSES)),
+    details: str | None = typer.Option(None, "--details"),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Record a death."""
+    with cli_unit_of_work(as_user) as uow:
+        service.record_death(uow.session, patient_id, parse_date(date, "date"), cause, details)
+    console.print(f"death recorded for {patient_id}")
+
+
+@record_app.command("end-of-study")
+@handle_errors
+def record_end_of_study(
+    patient_id: str = typer.Argument(...),
+    date: str = typer.Option(..., "--date"),
+    reason_code: str = typer.Option(..., "--end-reason", help=", ".join(service.END_REASONS)),
+    details: str | None = typer.Option(None, "--details"),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Record the end of study of a patient."""
+    with cli_unit_of_work(as_user) as uow:
+        service.record_end_of_study(
+            uow.session, patient_id, parse_date(date, "date"), reason_code, details
+        )
+    console.print(f"end of study recorded for {patient_id}")
+
+
+@record_app.command("visit")
+@handle_errors
+def record_visit_cmd(
+    patient_id: str = typer.Argument(...),
+    code: str = typer.Option(..., "--code", help="Planned visit code (`reluth schedule`)."),
+    date: str = typer.Option(..., "--date"),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Record a visit of the schedule and show whether it was in its window."""
+    from reluth.treatment.service import record_visit
+
+    with cli_unit_of_work(as_user) as uow:
+        _, status = record_visit(uow.session, patient_id, code, parse_date(date, "date"))
+    shift = "" if status.days_from_target is None else f" ({status.days_from_target:+d} days)"
+    console.print(f"visit {code} recorded for {patient_id}: {status.status}{shift}")
+
+
+def _record_file(kind: str, file: Path, as_user: str | None) -> str:
+    from reluth.qol.service import record_questionnaire
+    from reluth.response.records import record_assessment
+    from reluth.safety.records import record_adverse_event, record_labs
+
+    data = load_json(file, f"{kind} file")
+    with cli_unit_of_work(as_user) as uow:
+        s = uow.session
+        if kind == "labs":
+            rows = record_labs(s, data)
+            return ", ".join(f"{r.analyte} grade {r.ctcae_grade}" for r in rows)
+        if kind == "ae":
+            ae = record_adverse_event(s, data)
+            return f"adverse event {ae.id}: {ae.term} grade {ae.grade}"
+        if kind == "assessment":
+            ta = record_assessment(s, data)
+            return f"assessment {ta.id}: {len(ta.lesions)} lesions, targets {ta.target_sum_mm} mm"
+        q = record_questionnaire(s, data)
+        return f"{q.instrument} {q.timepoint} scored: {q.scores_json}"
+
+
+@record_app.command("labs")
+@handle_errors
+def record_labs_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+    """Record laboratory results (graded by CTCAE v5.0)."""
+    console.print(_record_file("labs", file, as_user))
+
+
+@record_app.command("ae")
+@handle_errors
+def record_ae_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+    """Record an adverse event (CTCAE term, grade, seriousness, relatedness, outcome)."""
+    console.print(_record_file("ae", file, as_user))
+
+
+@record_app.command("assessment")
+@handle_errors
+def record_assessment_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+    """Record a tumour assessment and its lesion measurements."""
+    console.print(_record_file("assessment", file, as_user))
+
+
+@record_app.command("qol")
+@handle_errors
+def record_qol_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+    """Record a QoL questionnaire (scored at entry)."""
+    console.print(_record_file("qol", file, as_user))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(centres_app, name="centres")
+    root.add_typer(patients_app, name="patients")
+    root.add_typer(record_app, name="record")

@@ -1,0 +1,170 @@
+"""``reluth randomize`` and ``reluth randomization setup|generate-list|list|report``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from reluth.cli_support import console, handle_errors, print_json
+from reluth.db.actors import cli_unit_of_work
+from reluth.errors import ValidationError
+from reluth.randomization import service
+
+app = typer.Typer(help="Randomization set-up, allocation list and report.", no_args_is_help=True)
+
+AS_USER = typer.Option(None, "--as", help="Acting user (default $RELUTH_USER or OS login).")
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+@handle_errors
+def randomize_cmd(
+    patient_id: str = typer.Argument(..., help="Pseudonymous patient ID, C07-0012."),
+    request_id: str | None = typer.Option(
+        None,
+        "--request-id",
+        help="Idempotency key: a retry with the same ID returns the same allocation.",
+    ),
+    as_user: str | None = AS_USER,
+    as_json: bool = JSON,
+) -> None:
+    """Randomize a patient (refused, with the reason, if a protocol precondition fails)."""
+    request = request_id or str(uuid.uuid4())
+    with cli_unit_of_work(as_user) as uow:
+        result = service.randomize(uow.session, uow.actor, patient_id, request)
+    if as_json:
+        print_json(result)
+        return
+    again = " (same request: previous result)" if result.replayed else ""
+    console.print(
+        f"patient {result.patient_id} randomized to [bold]{result.arm}[/]{again}\n"
+        f"stratum {result.stratum}, method {result.method}, "
+        f"{result.randomized_at.isoformat()}, request {result.request_id}"
+    )
+
+
+@app.command("setup")
+@handle_errors
+def setup_cmd(
+    method: str = typer.Option("blocks", "--method", help="blocks or minimization."),
+    by_centre: bool = typer.Option(False, "--by-centre", help="Also stratify/minimize by centre."),
+    block_sizes: str = typer.Option("2,4", "--block-sizes", help="Permuted block sizes."),
+    p: str = typer.Option("0.8", "--p", help="Minimization: probability of the best arm."),
+    reason: str | None = typer.Option(None, "--reason", help="Why an earlier set-up changes."),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Fix the trial's randomization method (cannot change after the first randomization)."""
+    try:
+        prob = Decimal(p)
+    except InvalidOperation:
+        raise ValidationError("p", f"not a number: {p!r}", "e.g. 0.8") from None
+    sizes = service.parse_block_sizes(block_sizes)
+    with cli_unit_of_work(as_user, reason) as uow:
+        s = service.configure(uow.session, uow.actor, method, by_centre, sizes, prob)
+        console.print(
+            f"randomization: {s.method}"
+            + (" by centre" if s.stratify_by_centre else "")
+            + (f", blocks {s.block_sizes}" if s.method == "blocks" else f", p = {s.minimization_p}")
+        )
+
+
+def _read_seed(seed_file: Path) -> str:
+    if not seed_file.exists():
+        seed_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+        console.print(
+            f"new secret seed written to {seed_file} (mode 600): keep it off the trial server;"
+            " it regenerates the list"
+        )
+    return seed_file.read_text(encoding="utf-8").strip()
+
+
+@app.command("generate-list")
+@handle_errors
+def generate_list_cmd(
+    seed_file: Path = typer.Option(
+        ..., "--seed-file", help="Secret seed file (created with a random seed if missing)."
+    ),
+    per_stratum: int = typer.Option(160, "--per-stratum", help="Slots per stratum (whole blocks)."),
+    as_user: str | None = AS_USER,
+) -> None:
+    """Generate the concealed permuted-block list (unblinded statistician only)."""
+    seed = _read_seed(seed_file)
+    with cli_unit_of_work(as_user) as uow:
+        alloc = service.generate_list(uow.session, uow.actor, seed, per_stratum)
+        console.print(
+            f"allocation list {alloc.id} generated: >= {per_stratum} slots per stratum, "
+            f"blocks {alloc.block_sizes}, content SHA-256 {alloc.content_sha256[:16]}…"
+        )
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(as_user: str | None = AS_USER, as_json: bool = JSON) -> None:
+    """Print the allocation list, used and upcoming (unblinded statistician only)."""
+    with cli_unit_of_work(as_user) as uow:
+        rows = service.allocation_list(uow.session, uow.actor)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="allocation list (CONFIDENTIAL)")
+    for col in ("stratum", "#", "block", "size", "arm", "patient"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["stratum"],
+            str(r["position"]),
+            str(r["block"]),
+            str(r["block_size"]),
+            r["arm"],
+            r["patient_id"] or "",
+        )
+    console.print(table)
+
+
+@app.command("report")
+@handle_errors
+def report_cmd(as_user: str | None = AS_USER, as_json: bool = JSON) -> None:
+    """Counts by arm overall, per stratum, per centre and per factor level, with imbalance."""
+    with cli_unit_of_work(as_user) as uow:
+        rep = service.report(uow.session, uow.actor)
+    if as_json:
+        print_json(rep)
+        return
+    console.print(
+        f"method {rep.method or 'not set up'}; {rep.total} randomized: "
+        + ", ".join(f"{a} {n}" for a, n in rep.by_arm.items())
+    )
+    for title, data in (
+        ("per stratum", rep.by_stratum),
+        ("per centre", rep.by_centre),
+        ("per factor level", rep.by_factor_level),
+    ):
+        table = Table(title=title)
+        table.add_column("group")
+        arms = list(rep.by_arm)
+        for a in arms:
+            table.add_column(a, justify="right")
+        table.add_column("imbalance", justify="right")
+        for group, counts in data.items():
+            table.add_row(
+                group, *[str(counts[a]) for a in arms], str(abs(counts[arms[0]] - counts[arms[1]]))
+            )
+        console.print(table)
+    console.print(
+        "max imbalance: "
+        + ", ".join(f"{k} {v}" for k, v in rep.max_imbalance.items())
+        + ("" if rep.list_intact else "  [bold red]ALLOCATION LIST ALTERED[/]")
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.command("randomize")(randomize_cmd)
+    root.add_typer(app, name="randomization")
