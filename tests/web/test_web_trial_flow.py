@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from web_support import Site, eligible_file, setup_randomization
+from web_support import Site, eligible_file, make_site, setup_randomization
 
 
 def _register(client: object, centre: str = "C01") -> str:
@@ -249,3 +249,14 @@ def test_api_flow_with_token_and_reasoned_correction(site: Site) -> None:
         ).status_code
         == 404
     )
+
+
+def test_flow_on_each_backend(db_url: str) -> None:
+    """The same page flow on SQLite and PostgreSQL (the db_url fixture gives both)."""
+    site = make_site(db_url)
+    try:
+        code = randomized_patient(site)
+        assert site.client("rev").get("/review").text.count(code) >= 1
+        assert site.client("inv2").get(f"/patients/{code}").status_code == 404
+    finally:
+        site.app.state.engine.dispose()
