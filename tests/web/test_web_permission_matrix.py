@@ -51,6 +51,8 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("POST", P + "/labs/grade", SITE_WRITERS, {"test": "alt", "value": "10", "unit": "U/L"}),
     ("POST", P + "/labs", SITE_WRITERS, {"test": "alt", "value": "x", "unit": "U/L"}),
     ("GET", P + "/audit", AUDITORS, None),
+    ("GET", "/adverse-events", SITE_READERS, None),
+    ("POST", P + "/adverse-events", SITE_WRITERS, {"term": "Nausea", "grade": "9"}),
     ("GET", "/review", REVIEWER, None),
     ("GET", "/review/{code}", REVIEWER, None),
     ("POST", "/review/{code}/evaluate", REVIEWER, {"assessment_date": "x"}),

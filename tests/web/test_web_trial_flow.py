@@ -260,3 +260,56 @@ def test_flow_on_each_backend(db_url: str) -> None:
         assert site.client("inv2").get(f"/patients/{code}").status_code == 404
     finally:
         site.app.state.engine.dispose()
+
+
+def test_sae_clock_boundaries() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from reluth.safety.service import sae_clock
+
+    aware = dt.date(2025, 3, 10)
+    due = dt.datetime(2025, 3, 12, 0, 0, tzinfo=dt.UTC)
+    assert sae_clock(aware, due).late is False
+    assert sae_clock(aware, due).hours_left == Decimal("0.0")
+    assert sae_clock(aware, due + dt.timedelta(seconds=1)).late is True
+    assert sae_clock(aware, dt.datetime(2025, 3, 11, 12, tzinfo=dt.UTC)).hours_left == Decimal(
+        "12.0"
+    )
+
+
+def test_sae_recorded_by_site_is_seen_by_pharmacovigilance_with_its_clock(site: Site) -> None:
+    code = randomized_patient(site)
+    inv = site.client("inv1")
+    bad = inv.post(
+        f"/patients/{code}/adverse-events",
+        data={
+            "term": "Thrombocytopenia",
+            "grade": "5",
+            "relatedness": "possible",
+            "outcome": "recovering",
+            "onset_date": "2025-03-10",
+        },
+    )
+    assert (
+        bad.status_code == 422 and "grade 5 = fatal" in bad.text and "Thrombocytopenia" in bad.text
+    )
+    ok = inv.post(
+        f"/patients/{code}/adverse-events",
+        data={
+            "term": "Platelet count decreased",
+            "grade": "4",
+            "serious": "yes",
+            "relatedness": "probable",
+            "outcome": "recovering",
+            "onset_date": "2025-03-10",
+            "awareness_date": "2025-03-11",
+        },
+    )
+    assert ok.status_code == 303, ok.text
+    pv = site.client("pv").get("/adverse-events").text
+    assert "Platelet count decreased" in pv and 'data-testid="sae-clock"' in pv
+    assert "due by 2025-03-13 00:00 UTC" in pv and "h left" in pv  # T0 is 2025-03-12 09:00
+    site.clock.advance(days=1)
+    assert "h late" in site.client("pv").get("/adverse-events").text
+    assert "Platelet count decreased" not in site.client("inv2").get("/adverse-events").text

@@ -222,10 +222,11 @@ def patients_register(
 @router.get("/patients/{code}", responses=ERRORS)
 def patients_get(
     code: PatientCode,
+    request: Request,
     who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
     db: Session = DB_SESSION,
 ) -> dict[str, Any]:
-    result: dict[str, Any] = to_jsonable(views.timeline(db, who.principal, code))
+    result: dict[str, Any] = to_jsonable(views.timeline(db, who.principal, code, now(request)))
     return result
 
 

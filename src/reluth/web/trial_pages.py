@@ -26,11 +26,12 @@ from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
 from reluth.randomization import service as randomization
 from reluth.randomization.models import Randomization
+from reluth.safety import records as safety_records
 from reluth.safety import service as safety
 from reluth.safety.models import LabResult
 from reluth.treatment.models import Administration
 from reluth.web import trial_views as views
-from reluth.web.deps import DB_SESSION, Auth, audited, require, today
+from reluth.web.deps import DB_SESSION, Auth, audited, now, require, today
 from reluth.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -119,7 +120,7 @@ def patient_page(
     who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
     db: Session = DB_SESSION,
 ) -> HTMLResponse:
-    t = views.timeline(db, who.principal, code)
+    t = views.timeline(db, who.principal, code, now(request))
     return render(request, "patient.html", {"who": who, "t": t, "today": today(request)})
 
 
@@ -201,7 +202,7 @@ def screening_save(
 def _timeline_with_error(
     request: Request, who: Auth, db: Session, code: str, exc: ReluthError, form: str
 ) -> HTMLResponse:
-    t = views.timeline(db, who.principal, code)
+    t = views.timeline(db, who.principal, code, now(request))
     return render(
         request,
         "patient.html",
@@ -419,6 +420,41 @@ def lab_save(
     except ReluthError as exc:
         return _timeline_with_error(request, who, db, code, exc, "labs")
     return _go(code, "#labs")
+
+
+# --- adverse events and the SAE clock ----------------------------------------------------
+
+
+@router.get("/adverse-events", response_class=HTMLResponse)
+def adverse_events_page(
+    request: Request,
+    who: Auth = Depends(require(Action.READ, Resource.ADVERSE_EVENT)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    rows = views.adverse_events(db, who.principal, now(request))
+    return render(request, "adverse_events.html", {"who": who, "rows": rows})
+
+
+@router.post("/patients/{code}/adverse-events", dependencies=[Depends(_remember_form)])
+def adverse_event_save(
+    request: Request,
+    code: str,
+    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    form: dict[str, str] = request.state.posted
+    data: dict[str, Any] = {k: v for k, v in form.items() if v and k != "csrf_token"}
+    data["patient_id"] = patient.patient_code
+    data["serious"] = form.get("serious") == "yes"
+    if "grade" in data:
+        data["grade"] = int(data["grade"]) if data["grade"].isdigit() else data["grade"]
+    try:
+        with audited(request, who) as uow:
+            safety_records.record_adverse_event(uow.session, data, today=today(request))
+    except ReluthError as exc:
+        return _timeline_with_error(request, who, db, code, exc, "ae")
+    return _go(code, "#adverse-events")
 
 
 # --- audit history ------------------------------------------------------------------------

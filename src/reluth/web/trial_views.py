@@ -21,7 +21,8 @@ from reluth.errors import NotFound
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.randomization.models import Randomization
-from reluth.safety.models import LabResult
+from reluth.safety.models import AdverseEvent, LabResult
+from reluth.safety.service import SaeClock, sae_clock
 from reluth.treatment.models import Administration
 
 
@@ -92,6 +93,60 @@ def patient_list(
 
 
 @dataclass(frozen=True)
+class AeRow:
+    id: int
+    patient_code: str
+    centre: str
+    term: str
+    grade: int
+    serious: bool
+    relatedness: str
+    outcome: str
+    onset_date: dt.date
+    awareness_date: dt.date | None
+    clock: SaeClock | None
+
+
+def adverse_events(
+    db: Session, who: Principal, now: dt.datetime, patient_id: int | None = None
+) -> list[AeRow]:
+    """Adverse events the person may see, serious ones first, with the SAE clock."""
+    who.require(Action.READ, Resource.ADVERSE_EVENT)
+    stmt = select(AdverseEvent, Patient).join(Patient, Patient.id == AdverseEvent.patient_id)
+    if patient_id is not None:
+        stmt = stmt.where(AdverseEvent.patient_id == patient_id)
+    if not who.all_centres:
+        stmt = stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
+    rows = []
+    for ae, patient in db.execute(stmt.order_by(AdverseEvent.onset_date.desc())).all():
+        clock = None
+        if ae.serious and ae.awareness_date is not None:
+            clock = sae_clock(ae.awareness_date, now)
+        rows.append(
+            AeRow(
+                ae.id,
+                patient.patient_code,
+                patient.centre.code,
+                ae.term,
+                ae.grade,
+                ae.serious,
+                ae.relatedness,
+                ae.outcome,
+                ae.onset_date,
+                ae.awareness_date,
+                clock,
+            )
+        )
+    rows.sort(
+        key=lambda r: (
+            not r.serious,
+            r.clock.due_by if r.clock else dt.datetime.max.replace(tzinfo=dt.UTC),
+        )
+    )
+    return rows
+
+
+@dataclass(frozen=True)
 class CriterionView:
     id: str
     text: str
@@ -116,10 +171,11 @@ class Timeline:
     randomized_on: dt.date | None
     arm: str | None  # None when hidden (or not randomized)
     labs: list[dict[str, Any]] | None
+    adverse_events: list[AeRow] | None = None
     can: dict[str, bool] = field(default_factory=dict)
 
 
-def timeline(db: Session, who: Principal, code: str) -> Timeline:
+def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeline:
     patient = visible_patient(db, who, code)
     screening = patients.latest_screening(db, patient)
     criteria: list[CriterionView] = []
@@ -171,7 +227,11 @@ def timeline(db: Session, who: Principal, code: str) -> Timeline:
         "randomize": who.may(Action.WRITE, Resource.RANDOMIZATION, patient.centre_id),
         "lab": who.may(Action.WRITE, Resource.LAB, patient.centre_id),
         "audit": who.may(Action.READ, Resource.AUDIT, patient.centre_id),
+        "ae": who.may(Action.WRITE, Resource.ADVERSE_EVENT, patient.centre_id),
     }
+    aes = None
+    if who.can(Action.READ, Resource.ADVERSE_EVENT):
+        aes = adverse_events(db, who, now, patient.id)
     return Timeline(
         code=patient.patient_code,
         centre=patient.centre.code,
@@ -194,5 +254,6 @@ def timeline(db: Session, who: Principal, code: str) -> Timeline:
         randomized_on=rand.randomized_at.date() if rand else None,
         arm=rand.arm if rand is not None and who.can(Action.READ, Resource.ARM) else None,
         labs=labs,
+        adverse_events=aes,
         can=can,
     )
