@@ -313,3 +313,38 @@ def test_sae_recorded_by_site_is_seen_by_pharmacovigilance_with_its_clock(site: 
     site.clock.advance(days=1)
     assert "h late" in site.client("pv").get("/adverse-events").text
     assert "Platelet count decreased" not in site.client("inv2").get("/adverse-events").text
+
+
+def test_data_query_open_answer_close_with_audit(site: Site) -> None:
+    inv = site.client("inv1")
+    code = _register(inv)
+    mon = site.client("mon1")
+    raised = mon.post(
+        f"/patients/{code}/queries",
+        data={"field": "patients birth_year", "question": "Source says 1962?"},
+    )
+    assert raised.status_code == 303, raised.text
+    listing = inv.get("/queries").text
+    qid = int(re.search(r"/queries/(\d+)/answer", listing).group(1))  # type: ignore[union-attr]
+    assert "Source says 1962?" in listing
+    assert (
+        site.client("inv2").post(f"/queries/{qid}/answer", data={"answer": "x"}).status_code == 404
+    )
+    assert mon.post(f"/queries/{qid}/answer", data={"answer": "x"}).status_code == 403
+    assert inv.post(f"/queries/{qid}/answer", data={"answer": "Checked: 1961"}).status_code == 303
+    assert inv.post(f"/queries/{qid}/close").status_code == 403
+    assert mon.post(f"/queries/{qid}/close").status_code == 303
+    assert mon.post(f"/queries/{qid}/close").status_code == 409
+    page = site.client("dm").get("/queries").text
+    assert 'data-testid="query-status">closed<' in page and "Checked: 1961" in page
+    audit = inv.get(f"/patients/{code}/audit").text
+    assert "data_queries" in audit and f"answer to data query {qid}" in audit
+    from sqlalchemy import select
+
+    from reluth.db.audit import AuditLog
+
+    with site.db() as db:
+        reasons = set(
+            db.scalars(select(AuditLog.reason).where(AuditLog.table_name == "data_queries"))
+        )
+    assert f"answer to data query {qid}" in reasons and f"data query {qid} closed" in reasons

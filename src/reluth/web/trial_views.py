@@ -20,6 +20,7 @@ from reluth.auth.policy import Action, Principal, Resource
 from reluth.errors import NotFound
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
+from reluth.queries.models import DataQuery
 from reluth.randomization.models import Randomization
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.safety.service import SaeClock, sae_clock
@@ -172,6 +173,7 @@ class Timeline:
     arm: str | None  # None when hidden (or not randomized)
     labs: list[dict[str, Any]] | None
     adverse_events: list[AeRow] | None = None
+    queries: list[QueryRow] | None = None
     can: dict[str, bool] = field(default_factory=dict)
 
 
@@ -228,6 +230,7 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
         "lab": who.may(Action.WRITE, Resource.LAB, patient.centre_id),
         "audit": who.may(Action.READ, Resource.AUDIT, patient.centre_id),
         "ae": who.may(Action.WRITE, Resource.ADVERSE_EVENT, patient.centre_id),
+        "query": who.may(Action.WRITE, Resource.QUERY, patient.centre_id),
     }
     aes = None
     if who.can(Action.READ, Resource.ADVERSE_EVENT):
@@ -255,5 +258,59 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
         arm=rand.arm if rand is not None and who.can(Action.READ, Resource.ARM) else None,
         labs=labs,
         adverse_events=aes,
+        queries=data_queries(db, who, patient.id) if who.can(Action.READ, Resource.QUERY) else None,
         can=can,
     )
+
+
+@dataclass(frozen=True)
+class QueryRow:
+    id: int
+    patient_code: str
+    field: str
+    status: str
+    question: str
+    opened_by: str
+    opened_at: dt.datetime
+    answer: str | None
+    answered_by: str | None
+    can_answer: bool
+    can_close: bool
+
+
+def data_queries(db: Session, who: Principal, patient_id: int | None = None) -> list[QueryRow]:
+    """Data queries on patients of the centres the person may see, open ones first."""
+    who.require(Action.READ, Resource.QUERY)
+    stmt = select(DataQuery, Patient).join(Patient, Patient.id == DataQuery.patient_id)
+    if patient_id is not None:
+        stmt = stmt.where(DataQuery.patient_id == patient_id)
+    if not who.all_centres:
+        stmt = stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
+    order = {"open": 0, "answered": 1, "closed": 2}
+    rows = [
+        QueryRow(
+            q.id,
+            p.patient_code,
+            q.field,
+            q.status,
+            q.question,
+            q.opened_by,
+            q.opened_at,
+            q.answer,
+            q.answered_by,
+            can_answer=q.status != "closed" and who.can(Action.WRITE, Resource.QUERY_ANSWER),
+            can_close=q.status != "closed" and who.can(Action.WRITE, Resource.QUERY),
+        )
+        for q, p in db.execute(stmt.order_by(DataQuery.id)).all()
+    ]
+    return sorted(rows, key=lambda r: order.get(r.status, 3))
+
+
+def visible_query(db: Session, who: Principal, query_id: int) -> DataQuery:
+    row = db.get(DataQuery, query_id)
+    if row is None:
+        raise NotFound(f"query {query_id} not found")
+    patient = db.get(Patient, row.patient_id)
+    if patient is None or not who.sees_centre(patient.centre_id):
+        raise NotFound(f"query {query_id} not found")
+    return row
