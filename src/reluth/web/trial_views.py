@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Principal, Resource
@@ -46,6 +46,16 @@ def visible_patient(
     return patient
 
 
+_S = TypeVar("_S", bound=Select)
+
+
+def centre_scoped(stmt: _S, who: Principal) -> _S:
+    """Restrict a query joined to ``Patient`` to the centres ``who`` may see."""
+    if who.all_centres:
+        return stmt
+    return stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
+
+
 @dataclass(frozen=True)
 class PatientRow:
     code: str
@@ -67,8 +77,7 @@ def patient_list(
 ) -> list[PatientRow]:
     who.require(Action.READ, Resource.PATIENT)
     stmt = select(Patient).order_by(Patient.patient_code)
-    if not who.all_centres:
-        stmt = stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
+    stmt = centre_scoped(stmt, who)
     if search.strip():
         stmt = stmt.where(Patient.patient_code.contains(search.strip().upper()))
     rows = list(db.scalars(stmt.limit(limit)))
@@ -116,8 +125,7 @@ def adverse_events(
     stmt = select(AdverseEvent, Patient).join(Patient, Patient.id == AdverseEvent.patient_id)
     if patient_id is not None:
         stmt = stmt.where(AdverseEvent.patient_id == patient_id)
-    if not who.all_centres:
-        stmt = stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
+    stmt = centre_scoped(stmt, who)
     rows = []
     for ae, patient in db.execute(stmt.order_by(AdverseEvent.onset_date.desc())).all():
         clock = None
@@ -284,8 +292,7 @@ def data_queries(db: Session, who: Principal, patient_id: int | None = None) -> 
     stmt = select(DataQuery, Patient).join(Patient, Patient.id == DataQuery.patient_id)
     if patient_id is not None:
         stmt = stmt.where(DataQuery.patient_id == patient_id)
-    if not who.all_centres:
-        stmt = stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
+    stmt = centre_scoped(stmt, who)
     order = {"open": 0, "answered": 1, "closed": 2}
     rows = [
         QueryRow(
