@@ -83,10 +83,12 @@ def patient_list(
     rows = list(db.scalars(stmt.limit(limit)))
     ids = [p.id for p in rows]
     screened: dict[int, str] = {}
-    for s in db.scalars(
-        select(Screening).where(Screening.patient_id.in_(ids)).order_by(Screening.id)
-    ):
-        screened[s.patient_id] = s.status
+    for pid, status in db.execute(
+        select(Screening.patient_id, Screening.status)
+        .where(Screening.patient_id.in_(ids))
+        .order_by(Screening.id)
+    ).all():
+        screened[pid] = status
     included = set(db.scalars(select(Inclusion.patient_id).where(Inclusion.patient_id.in_(ids))))
     randomized = set(
         db.scalars(select(Randomization.patient_id).where(Randomization.patient_id.in_(ids)))
