@@ -112,6 +112,9 @@ async def user(
     pages: list[float],
     writes: list[float],
     errors: list[str],
+    think_s: float = 0.0,
+    ready: asyncio.Barrier | None = None,
+    seconds: float = 0.0,
 ) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         form = await client.get("/login")
@@ -126,6 +129,9 @@ async def user(
             (await client.get("/dashboard")).text.split('"X-CSRF-Token": "')[1].split('"')[0]
         )
         rng = random.Random(username)
+        if ready is not None:  # time only after every user has logged in (argon2 at login)
+            await ready.wait()
+            until = time.perf_counter() + seconds
         while time.perf_counter() < until:
             code = rng.choice(codes)
             for path in ("/dashboard", "/patients", f"/patients/{code}"):
@@ -134,6 +140,8 @@ async def user(
                 pages.append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     errors.append(f"GET {path}: {r.status_code}")
+                if think_s:
+                    await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
             t0 = time.perf_counter()
             r = await client.post(
                 f"/api/v1/patients/{code}/labs",
@@ -148,6 +156,8 @@ async def user(
             writes.append(time.perf_counter() - t0)
             if r.status_code != 201:
                 errors.append(f"POST labs: {r.status_code} {r.text[:100]}")
+            if think_s:
+                await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -155,14 +165,14 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run_load(
-    base: str, codes_by_user: dict[str, list[str]], seconds: float
+    base: str, codes_by_user: dict[str, list[str]], seconds: float, think_s: float = 0.0
 ) -> dict[str, object]:
     pages: list[float] = []
     writes: list[float] = []
     errors: list[str] = []
     until = time.perf_counter() + seconds
     await asyncio.gather(
-        *(user(base, u, c, until, pages, writes, errors) for u, c in codes_by_user.items())
+        *(user(base, u, c, until, pages, writes, errors, think_s) for u, c in codes_by_user.items())
     )
     return {
         "page_requests": len(pages),
@@ -181,6 +191,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="mean pause after each request (0: back-to-back saturation)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
     workdir = Path(args.out or tempfile.mkdtemp(prefix="reluth-bench-web-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -203,6 +220,8 @@ def main() -> None:
             str(port),
             "--log-level",
             "warning",
+            "--workers",
+            str(args.workers),
         ],
         env=env,
     )
@@ -218,11 +237,17 @@ def main() -> None:
         for code in codes:
             by_centre.setdefault(f"inv{code[1:3]}", []).append(code)
         users = dict(list(by_centre.items())[: args.users])
-        result = asyncio.run(run_load(base, users, args.seconds))
+        result = asyncio.run(run_load(base, users, args.seconds, args.think_ms / 1000))
     finally:
         server.terminate()
         server.wait(timeout=10)
-    result.update(users=len(users), seconds=args.seconds, patients=len(codes))
+    result.update(
+        users=len(users),
+        seconds=args.seconds,
+        patients=len(codes),
+        think_ms=args.think_ms,
+        workers=args.workers,
+    )
     print(json.dumps(result, indent=2))
 
 
