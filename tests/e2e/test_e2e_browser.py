@@ -172,6 +172,17 @@ def test_investigator_flow_then_blinded_central_review(
     page.wait_for_load_state("networkidle")
     assert page.get_by_role("cell", name="platelets").is_visible()
     page.screenshot(path=str(screenshots / "patient-timeline.png"), full_page=True)
+
+    # a serious adverse event: the 24-hour clock to pharmacovigilance is shown
+    page.get_by_label("CTCAE term").fill("Platelet count decreased")
+    page.get_by_label("Grade").select_option("4")
+    page.get_by_label("Serious (SAE: report to pharmacovigilance within 24 hours)").check()
+    page.get_by_label("Onset date").fill("2025-03-10")
+    page.get_by_role("button", name="Record adverse event").click()
+    page.wait_for_load_state("networkidle")
+    page.get_by_role("link", name="Adverse events").click()
+    expect(page.get_by_test_id("sae-clock").first).to_contain_text("due by")
+    page.screenshot(path=str(screenshots / "adverse-events.png"), full_page=True)
     page.close()
 
     # the central reviewer: worklist and lesion entry, never a trace of the arm

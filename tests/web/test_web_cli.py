@@ -110,3 +110,13 @@ def test_demo_accounts_one_per_role(db: str) -> None:
 def test_serve_is_registered() -> None:
     result = runner.invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "--port" in result.output
+
+
+def test_demo_can_create_its_centres(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = runner.invoke(
+        app, ["users", "demo", "--centre", "C05", "--create-centres", "--db", url]
+    )
+    assert result.exit_code == 0, result.output
+    listed = json.loads(runner.invoke(app, ["users", "list", "--db", url, "--json"]).output)
+    assert next(u for u in listed if u["role"] == "investigator")["centres"] == ["C05"]

@@ -28,6 +28,8 @@ INVESTIGATOR = frozenset({Role.INVESTIGATOR})
 AUDITORS = SITE_READERS
 P = "/patients/{code}"
 REVIEWER = frozenset({Role.CENTRAL_REVIEWER})
+QUERY_RAISERS = frozenset({Role.MONITOR, Role.DATA_MANAGER, Role.PHARMACOVIGILANCE})
+QUERY_READERS = QUERY_RAISERS | SITE_WRITERS
 
 # (method, path, roles allowed, json or form body). Allowed → 2xx/3xx or 422 on a bad body;
 # denied → 403. Unauthenticated → 401 (API) or redirect to login (pages), for every route.
@@ -51,6 +53,12 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("POST", P + "/labs/grade", SITE_WRITERS, {"test": "alt", "value": "10", "unit": "U/L"}),
     ("POST", P + "/labs", SITE_WRITERS, {"test": "alt", "value": "x", "unit": "U/L"}),
     ("GET", P + "/audit", AUDITORS, None),
+    ("GET", "/adverse-events", SITE_READERS, None),
+    ("GET", "/queries", QUERY_READERS, None),
+    ("POST", P + "/queries", QUERY_RAISERS, {"field": "", "question": "?"}),
+    ("POST", "/queries/{query_id}/answer", SITE_WRITERS, {"answer": ""}),
+    ("POST", "/queries/{query_id}/close", QUERY_RAISERS, {}),
+    ("POST", P + "/adverse-events", SITE_WRITERS, {"term": "Nausea", "grade": "9"}),
     ("GET", "/review", REVIEWER, None),
     ("GET", "/review/{code}", REVIEWER, None),
     ("POST", "/review/{code}/evaluate", REVIEWER, {"assessment_date": "x"}),
@@ -110,7 +118,7 @@ def test_matrix(shared_site: Site, patients: dict[str, str], role: Role) -> None
     client = shared_site.client(ROLE_USER[role])
     failures = []
     for method, template, allowed, body in MATRIX:
-        path = template.format(code=patients["C01"], lab_id=1)
+        path = template.format(code=patients["C01"], lab_id=1, query_id=999999)
         status = _call(client, method, path, body)
         ok = status != 403 and status < 500 if role in allowed else status == 403
         if not ok:
@@ -131,7 +139,9 @@ def test_cross_centre_id_guessing_on_every_patient_route(
     for method, template, allowed, body in MATRIX:
         if "{code}" not in template or template.startswith("/review"):
             continue
-        status = _call(client, method, template.format(code=patients["C02"], lab_id=1), body)
+        status = _call(
+            client, method, template.format(code=patients["C02"], lab_id=1, query_id=999999), body
+        )
         assert status == (404 if role in allowed else 403), (method, template, status)
     for guess in ("C02-0001", "C02-0002", "C01-9999"):
         assert client.get(f"/patients/{guess}").status_code == 404
@@ -140,7 +150,7 @@ def test_cross_centre_id_guessing_on_every_patient_route(
 def test_anonymous_is_sent_to_login_everywhere(shared_site: Site, patients: dict[str, str]) -> None:
     client = shared_site.client()
     for method, template, _allowed, body in MATRIX:
-        path = template.format(code=patients["C01"], lab_id=1)
+        path = template.format(code=patients["C01"], lab_id=1, query_id=999999)
         status = _call(client, method, path, body)
         assert status == (401 if path.startswith("/api/") else 303), (method, path, status)
 

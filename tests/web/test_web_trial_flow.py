@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from web_support import Site, eligible_file, setup_randomization
+from web_support import Site, eligible_file, make_site, setup_randomization
 
 
 def _register(client: object, centre: str = "C01") -> str:
@@ -249,3 +249,102 @@ def test_api_flow_with_token_and_reasoned_correction(site: Site) -> None:
         ).status_code
         == 404
     )
+
+
+def test_flow_on_each_backend(db_url: str) -> None:
+    """The same page flow on SQLite and PostgreSQL (the db_url fixture gives both)."""
+    site = make_site(db_url)
+    try:
+        code = randomized_patient(site)
+        assert site.client("rev").get("/review").text.count(code) >= 1
+        assert site.client("inv2").get(f"/patients/{code}").status_code == 404
+    finally:
+        site.app.state.engine.dispose()
+
+
+def test_sae_clock_boundaries() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from reluth.safety.service import sae_clock
+
+    aware = dt.date(2025, 3, 10)
+    due = dt.datetime(2025, 3, 12, 0, 0, tzinfo=dt.UTC)
+    assert sae_clock(aware, due).late is False
+    assert sae_clock(aware, due).hours_left == Decimal("0.0")
+    assert sae_clock(aware, due + dt.timedelta(seconds=1)).late is True
+    assert sae_clock(aware, dt.datetime(2025, 3, 11, 12, tzinfo=dt.UTC)).hours_left == Decimal(
+        "12.0"
+    )
+
+
+def test_sae_recorded_by_site_is_seen_by_pharmacovigilance_with_its_clock(site: Site) -> None:
+    code = randomized_patient(site)
+    inv = site.client("inv1")
+    bad = inv.post(
+        f"/patients/{code}/adverse-events",
+        data={
+            "term": "Thrombocytopenia",
+            "grade": "5",
+            "relatedness": "possible",
+            "outcome": "recovering",
+            "onset_date": "2025-03-10",
+        },
+    )
+    assert (
+        bad.status_code == 422 and "grade 5 = fatal" in bad.text and "Thrombocytopenia" in bad.text
+    )
+    ok = inv.post(
+        f"/patients/{code}/adverse-events",
+        data={
+            "term": "Platelet count decreased",
+            "grade": "4",
+            "serious": "yes",
+            "relatedness": "probable",
+            "outcome": "recovering",
+            "onset_date": "2025-03-10",
+            "awareness_date": "2025-03-11",
+        },
+    )
+    assert ok.status_code == 303, ok.text
+    pv = site.client("pv").get("/adverse-events").text
+    assert "Platelet count decreased" in pv and 'data-testid="sae-clock"' in pv
+    assert "due by 2025-03-13 00:00 UTC" in pv and "h left" in pv  # T0 is 2025-03-12 09:00
+    site.clock.advance(days=1)
+    assert "h late" in site.client("pv").get("/adverse-events").text
+    assert "Platelet count decreased" not in site.client("inv2").get("/adverse-events").text
+
+
+def test_data_query_open_answer_close_with_audit(site: Site) -> None:
+    inv = site.client("inv1")
+    code = _register(inv)
+    mon = site.client("mon1")
+    raised = mon.post(
+        f"/patients/{code}/queries",
+        data={"field": "patients birth_year", "question": "Source says 1962?"},
+    )
+    assert raised.status_code == 303, raised.text
+    listing = inv.get("/queries").text
+    qid = int(re.search(r"/queries/(\d+)/answer", listing).group(1))  # type: ignore[union-attr]
+    assert "Source says 1962?" in listing
+    assert (
+        site.client("inv2").post(f"/queries/{qid}/answer", data={"answer": "x"}).status_code == 404
+    )
+    assert mon.post(f"/queries/{qid}/answer", data={"answer": "x"}).status_code == 403
+    assert inv.post(f"/queries/{qid}/answer", data={"answer": "Checked: 1961"}).status_code == 303
+    assert inv.post(f"/queries/{qid}/close").status_code == 403
+    assert mon.post(f"/queries/{qid}/close").status_code == 303
+    assert mon.post(f"/queries/{qid}/close").status_code == 409
+    page = site.client("dm").get("/queries").text
+    assert 'data-testid="query-status">closed<' in page and "Checked: 1961" in page
+    audit = inv.get(f"/patients/{code}/audit").text
+    assert "data_queries" in audit and f"answer to data query {qid}" in audit
+    from sqlalchemy import select
+
+    from reluth.db.audit import AuditLog
+
+    with site.db() as db:
+        reasons = set(
+            db.scalars(select(AuditLog.reason).where(AuditLog.table_name == "data_queries"))
+        )
+    assert f"answer to data query {qid}" in reasons and f"data query {qid} closed" in reasons

@@ -171,20 +171,40 @@ def open_session(db: Session, user: User, now: dt.datetime) -> OpenedSession:
     return OpenedSession(cookie_token=token, csrf_token=csrf)
 
 
-def resolve_session(db: Session, cookie_token: str, now: dt.datetime) -> WebSession | None:
-    """The live session for a cookie, or None if unknown, ended, idle too long or too old."""
+def resolve_session(
+    db: Session, cookie_token: str, now: dt.datetime, write: bool = True
+) -> WebSession | None:
+    """The live session for a cookie, or None if unknown, ended, idle too long or too old.
+
+    With ``write`` the expiry is recorded and ``last_seen_at`` refreshed (at most every
+    TOUCH_EVERY); without it nothing is written (see :func:`session_needs_write`)."""
     row = db.scalar(select(WebSession).where(WebSession.token_sha256 == sha256(cookie_token)))
     if row is None or row.ended_at is not None or not row.user.active:
         return None
-    last_seen = _aware(row.last_seen_at)
-    if now - last_seen > IDLE_TIMEOUT or now - _aware(row.created_at) > ABSOLUTE_TIMEOUT:
-        row.ended_at = now
-        db.flush()
+    if _expired(row, now):
+        if write:
+            row.ended_at = now
+            db.flush()
         return None
-    if now - last_seen >= TOUCH_EVERY:
+    if write and now - _aware(row.last_seen_at) >= TOUCH_EVERY:
         row.last_seen_at = now
         db.flush()
     return row
+
+
+def _expired(row: WebSession, now: dt.datetime) -> bool:
+    return (
+        now - _aware(row.last_seen_at) > IDLE_TIMEOUT
+        or now - _aware(row.created_at) > ABSOLUTE_TIMEOUT
+    )
+
+
+def session_needs_write(db: Session, cookie_token: str, now: dt.datetime) -> bool:
+    """Whether resolving this cookie now would write (expiry or a due touch)."""
+    row = db.scalar(select(WebSession).where(WebSession.token_sha256 == sha256(cookie_token)))
+    if row is None or row.ended_at is not None:
+        return False
+    return _expired(row, now) or now - _aware(row.last_seen_at) >= TOUCH_EVERY
 
 
 def end_session(db: Session, cookie_token: str, now: dt.datetime) -> None:

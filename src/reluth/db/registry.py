@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "reluth.response.models",
     "reluth.qol.models",
     "reluth.randomization.models",
+    "reluth.queries.models",
     "reluth.imaging.models",
 )
 

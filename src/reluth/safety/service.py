@@ -8,6 +8,7 @@ clock) — keep ``preview_lab`` pure so pages can grade a value as it is typed.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -100,3 +101,25 @@ def correct_lab_value(session: Session, patient_code: str, lab_id: int, value: s
     row.ctcae_grade = graded.grade
     session.flush()
     return row
+
+
+#: Serious adverse events go to pharmacovigilance within 24 hours of the site becoming aware.
+SAE_REPORTING = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class SaeClock:
+    awareness_date: dt.date
+    due_by: dt.datetime  # UTC; awareness is recorded as a date, so counted from its end
+    hours_left: Decimal  # negative when late
+    late: bool
+
+
+def sae_clock(awareness_date: dt.date, now: dt.datetime) -> SaeClock:
+    """The 24-hour SAE reporting clock (pure). Awareness is a calendar date, so the clock is
+    counted from the end of that day (the most lenient reading; the reference of the day is
+    the site's, not recorded in hours)."""
+    end_of_day = dt.datetime.combine(awareness_date + dt.timedelta(days=1), dt.time(), dt.UTC)
+    due = end_of_day + SAE_REPORTING
+    left = Decimal((due - now).total_seconds()) / Decimal(3600)
+    return SaeClock(awareness_date, due, left.quantize(Decimal("0.1")), now > due)

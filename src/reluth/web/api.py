@@ -19,7 +19,17 @@ from reluth.randomization import service as randomization
 from reluth.safety import service as safety
 from reluth.web import dashboard
 from reluth.web import trial_views as views
-from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, current_auth, now, require, today
+from reluth.web.deps import (
+    DB_SESSION,
+    Auth,
+    RecordId,
+    audited,
+    auth_write,
+    current_auth,
+    now,
+    require,
+    today,
+)
 
 router = APIRouter(tags=["api"])
 
@@ -116,7 +126,8 @@ def tokens_create(
     who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
     db: Session = DB_SESSION,
 ) -> TokenCreated:
-    row, plain = auth.create_token(db, who.user, body.name, now(request))
+    with auth_write(request) as w:
+        row, plain = auth.create_token(w, who.user, body.name, now(request))
     return TokenCreated(**_token_out(row).model_dump(), token=plain)
 
 
@@ -127,7 +138,8 @@ def tokens_revoke(
     who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
     db: Session = DB_SESSION,
 ) -> TokenOut:
-    return _token_out(auth.revoke_token(db, token_id, now(request), owner=who.user))
+    with auth_write(request) as w:
+        return _token_out(auth.revoke_token(w, token_id, now(request), owner=who.user))
 
 
 @router.get("/users", response_model=list[UserOut], responses=ERRORS)
@@ -140,10 +152,11 @@ def users_list(
 @router.post("/users", response_model=UserOut, status_code=201, responses=ERRORS)
 def users_create(
     body: UserIn,
+    request: Request,
     _who: Auth = Depends(require(Action.WRITE, Resource.USER)),
-    db: Session = DB_SESSION,
 ) -> UserOut:
-    return _user_out(auth.create_user(db, body.username, body.role, body.password, body.centres))
+    with auth_write(request) as w:
+        return _user_out(auth.create_user(w, body.username, body.role, body.password, body.centres))
 
 
 # --- trial data -------------------------------------------------------------------------------
@@ -209,10 +222,11 @@ def patients_register(
 @router.get("/patients/{code}", responses=ERRORS)
 def patients_get(
     code: PatientCode,
+    request: Request,
     who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
     db: Session = DB_SESSION,
 ) -> dict[str, Any]:
-    result: dict[str, Any] = to_jsonable(views.timeline(db, who.principal, code))
+    result: dict[str, Any] = to_jsonable(views.timeline(db, who.principal, code, now(request)))
     return result
 
 

@@ -136,6 +136,9 @@ def users_demo(
         "--centre",
         help="Centre code(s) for site roles (first one for investigator and nurse).",
     ),
+    create_centres: bool = typer.Option(
+        False, "--create-centres", help="Also create the named centres if missing (demo only)."
+    ),
     db: str | None = DB_OPTION,
 ) -> None:
     """Create one demo account per role (password ``demo-<username>-pass``).
@@ -143,6 +146,8 @@ def users_demo(
     Refused in production mode (RELUTH_ENV=production)."""
     if get_settings().production:
         raise PermissionDenied("demo accounts are refused when RELUTH_ENV=production")
+    if create_centres:
+        _demo_centres(db, centre)
     created = []
     with _session(db) as session:
         for role, username in DEMO_ACCOUNTS.items():
@@ -161,6 +166,24 @@ def users_demo(
     for row in created:
         table.add_row(*row)
     console.print(table if created else "demo accounts already present")
+
+
+def _demo_centres(db_url: str | None, codes: list[str]) -> None:
+    """Demo centres through the store's service and audited write door."""
+    from reluth.db.session import Actor, unit_of_work
+    from reluth.patients import service as patients
+    from reluth.web.app import prepare_database
+
+    engine = prepare_database(db_url or get_settings().database_url)
+    try:
+        for code in codes:
+            with unit_of_work(engine, actor=Actor("demo-setup", Role.ADMIN.value)) as uow:
+                try:
+                    patients.get_centre(uow.session, code)
+                except NotFound:
+                    patients.add_centre(uow.session, code, f"Demo centre {code}")
+    finally:
+        engine.dispose()
 
 
 @tokens_app.command("create")

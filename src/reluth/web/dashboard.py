@@ -52,38 +52,44 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
     sample = load_protocol().sample_size
     centres = [c for c in auth.list_centres(db) if who.sees_centre(c.id)]
     ids = [c.id for c in centres]
-    patients = {
-        p.id: p.centre_id
-        for p in db.scalars(select(Patient).where(Patient.centre_id.in_(ids or [-1])))
-    }
-    inclusions = [
-        i for i in db.scalars(select(Inclusion).where(Inclusion.patient_id.in_(list(patients))))
-    ]
-    rands = list(
-        db.scalars(select(Randomization).where(Randomization.patient_id.in_(list(patients))))
+    patients: dict[int, int] = dict(
+        db.execute(
+            select(Patient.id, Patient.centre_id).where(Patient.centre_id.in_(ids or [-1]))
+        ).all()
     )
-    latest: dict[int, Screening] = {}
-    for s in db.scalars(
-        select(Screening)
-        .where(Screening.patient_id.in_(list(patients)))
+    pids = list(patients)
+    inclusions = db.execute(
+        select(Inclusion.patient_id, Inclusion.inclusion_date).where(Inclusion.patient_id.in_(pids))
+    ).all()
+    rands = db.execute(
+        select(Randomization.patient_id, Randomization.arm).where(
+            Randomization.patient_id.in_(pids)
+        )
+    ).all()
+    latest: dict[int, tuple[int, str]] = {}
+    for pid, sid, status in db.execute(
+        select(Screening.patient_id, Screening.id, Screening.status)
+        .where(Screening.patient_id.in_(pids))
         .order_by(Screening.assessment_date, Screening.id)
-    ):
-        latest[s.patient_id] = s
+    ).all():
+        latest[pid] = (sid, status)
+    failed_ids = [sid for sid, status in latest.values() if status == "not_eligible"]
     failures: Counter[str] = Counter()
-    for s in latest.values():
-        if s.status == "not_eligible":
-            for c in json.loads(s.result_json)["criteria"]:
-                if c["passes"] is False:
-                    failures[c["id"]] += 1
-    by_month = Counter(i.inclusion_date.strftime("%Y-%m") for i in inclusions)
+    for result_json in db.scalars(
+        select(Screening.result_json).where(Screening.id.in_(failed_ids))
+    ):
+        for c in json.loads(result_json)["criteria"]:
+            if c["passes"] is False:
+                failures[c["id"]] += 1
+    by_month = Counter(day.strftime("%Y-%m") for _pid, day in inclusions)
     cumulative = 0
     months = []
     for month in sorted(by_month):
         cumulative += by_month[month]
         months.append((month, by_month[month], cumulative))
     per_centre_reg = Counter(patients.values())
-    per_centre_inc = Counter(patients[i.patient_id] for i in inclusions)
-    per_centre_rand = Counter(patients[r.patient_id] for r in rands)
+    per_centre_inc = Counter(patients[pid] for pid, _day in inclusions)
+    per_centre_rand = Counter(patients[pid] for pid, _arm in rands)
     saes = 0
     if who.can(Action.READ, Resource.ADVERSE_EVENT):
         saes = len(
@@ -91,14 +97,14 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
                 db.scalars(
                     select(AdverseEvent.id).where(
                         AdverseEvent.serious.is_(True),
-                        AdverseEvent.patient_id.in_(list(patients)),
+                        AdverseEvent.patient_id.in_(pids),
                     )
                 )
             )
         )
     arm_counts: dict[str, int] | None = None
     if who.can(Action.READ, Resource.ARM_COUNTS):
-        arm_counts = dict(sorted(Counter(r.arm for r in rands).items()))
+        arm_counts = dict(sorted(Counter(arm for _pid, arm in rands).items()))
     return Dashboard(
         as_of=as_of,
         target_included=sample.included,

@@ -46,9 +46,13 @@ def now(request: Request) -> dt.datetime:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One session, committed on success, rolled back on any error, always closed."""
+def transaction(factory: sessionmaker[Session], immediate: bool = False) -> Iterator[Session]:
+    """One session, committed on success, rolled back on any error, always closed. With
+    ``immediate`` the SQLite transaction takes the write lock at BEGIN, so concurrent writers
+    queue (busy timeout) instead of failing when a read transaction upgrades to a write."""
     db = factory()
+    if immediate:
+        db.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     try:
         yield db
         db.commit()
@@ -57,6 +61,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         db.close()
+
+
+@contextmanager
+def auth_write(request: Request) -> Iterator[Session]:
+    """A short write transaction for the auth tables (login, sessions, tokens, users)."""
+    with transaction(request.app.state.sessionmaker, immediate=True) as db:
+        yield db
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -92,7 +103,12 @@ def _authenticate(request: Request, db: Session) -> Auth | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    row = auth.resolve_session(db, cookie, now(request))
+    moment = now(request)
+    if auth.session_needs_write(db, cookie, moment):
+        with auth_write(request) as w:
+            auth.resolve_session(w, cookie, moment)
+        db.expire_all()
+    row = auth.resolve_session(db, cookie, moment, write=False)
     if row is None:
         return None
     return Auth(auth.principal_for(row.user), row.user, row.csrf_token, via_token=False)
@@ -114,7 +130,7 @@ async def _check_csrf(request: Request, expected: str | None) -> None:
 
 async def current_auth(request: Request, db: Session = DB_SESSION) -> Auth:
     found = _authenticate(request, db)
-    db.commit()  # release the session-touch write before any audited unit of work opens
+    db.commit()  # end the read transaction before any audited unit of work opens
     if found is None:
         raise LoginRequired()
     await _check_csrf(request, found.csrf_token)

@@ -22,6 +22,7 @@ from reluth.web.deps import (
     SESSION_COOKIE,
     Auth,
     RecordId,
+    auth_write,
     check_login_csrf,
     current_auth,
     now,
@@ -97,15 +98,20 @@ def login_submit(
     db: Session = DB_SESSION,
 ) -> Response:
     check_login_csrf(request, csrf_token)
-    try:
-        user = auth.authenticate(db, username.strip(), password, now(request))
-    except auth.LoginFailed as exc:
-        db.commit()  # keep the failed-attempt count even though we answer with an error
-        return _login_page(request, _safe_next(next), exc.message, username, status=401)
-    opened = auth.open_session(db, user, now(request))
+    failure: auth.LoginFailed | None = None
+    with auth_write(request) as w:  # the failed-attempt count is kept even on failure
+        try:
+            user = auth.authenticate(w, username.strip(), password, now(request))
+        except auth.LoginFailed as exc:
+            failure = exc
+        else:
+            opened = auth.open_session(w, user, now(request))
+            role = Role(user.role)
+    if failure is not None:
+        return _login_page(request, _safe_next(next), failure.message, username, status=401)
     target = _safe_next(next)
     if target == "/":
-        target = home_for(Role(user.role))
+        target = home_for(role)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -125,7 +131,8 @@ def logout(
 ) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        auth.end_session(db, cookie, now(request))
+        with auth_write(request) as w:
+            auth.end_session(w, cookie, now(request))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -172,7 +179,8 @@ def tokens_create(
     error = None
     new_token = None
     try:
-        _row, new_token = auth.create_token(db, who.user, name, now(request))
+        with auth_write(request) as w:
+            _row, new_token = auth.create_token(w, who.user, name, now(request))
     except ValidationError as exc:
         error = exc
     tokens = auth.list_tokens(db, who.user)
@@ -191,7 +199,8 @@ def tokens_revoke(
     who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
     db: Session = DB_SESSION,
 ) -> Response:
-    auth.revoke_token(db, token_id, now(request), owner=who.user)
+    with auth_write(request) as w:
+        auth.revoke_token(w, token_id, now(request), owner=who.user)
     return RedirectResponse("/account/tokens", status_code=303)
 
 
@@ -230,9 +239,9 @@ def users_create(
     db: Session = DB_SESSION,
 ) -> Response:
     try:
-        auth.create_user(db, username.strip(), role, password, centres)
+        with auth_write(request) as w:
+            auth.create_user(w, username.strip(), role, password, centres)
     except ReluthError as exc:
-        db.rollback()
         form = {"username": username, "role": role, "centres": centres}
         return render(
             request,

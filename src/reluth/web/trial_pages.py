@@ -24,13 +24,16 @@ from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, PreRandomizationAssessment, Screening
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
+from reluth.queries import service as queries
+from reluth.queries.models import DataQuery
 from reluth.randomization import service as randomization
 from reluth.randomization.models import Randomization
+from reluth.safety import records as safety_records
 from reluth.safety import service as safety
-from reluth.safety.models import LabResult
+from reluth.safety.models import AdverseEvent, LabResult
 from reluth.treatment.models import Administration
 from reluth.web import trial_views as views
-from reluth.web.deps import DB_SESSION, Auth, audited, require, today
+from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
 from reluth.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -119,7 +122,7 @@ def patient_page(
     who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
     db: Session = DB_SESSION,
 ) -> HTMLResponse:
-    t = views.timeline(db, who.principal, code)
+    t = views.timeline(db, who.principal, code, now(request))
     return render(request, "patient.html", {"who": who, "t": t, "today": today(request)})
 
 
@@ -201,7 +204,7 @@ def screening_save(
 def _timeline_with_error(
     request: Request, who: Auth, db: Session, code: str, exc: ReluthError, form: str
 ) -> HTMLResponse:
-    t = views.timeline(db, who.principal, code)
+    t = views.timeline(db, who.principal, code, now(request))
     return render(
         request,
         "patient.html",
@@ -421,6 +424,106 @@ def lab_save(
     return _go(code, "#labs")
 
 
+# --- adverse events and the SAE clock ----------------------------------------------------
+
+
+@router.get("/adverse-events", response_class=HTMLResponse)
+def adverse_events_page(
+    request: Request,
+    who: Auth = Depends(require(Action.READ, Resource.ADVERSE_EVENT)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    rows = views.adverse_events(db, who.principal, now(request))
+    return render(request, "adverse_events.html", {"who": who, "rows": rows})
+
+
+@router.post("/patients/{code}/adverse-events", dependencies=[Depends(_remember_form)])
+def adverse_event_save(
+    request: Request,
+    code: str,
+    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    form: dict[str, str] = request.state.posted
+    data: dict[str, Any] = {k: v for k, v in form.items() if v and k != "csrf_token"}
+    data["patient_id"] = patient.patient_code
+    data["serious"] = form.get("serious") == "yes"
+    if "grade" in data:
+        data["grade"] = int(data["grade"]) if data["grade"].isdigit() else data["grade"]
+    try:
+        with audited(request, who) as uow:
+            safety_records.record_adverse_event(uow.session, data, today=today(request))
+    except ReluthError as exc:
+        return _timeline_with_error(request, who, db, code, exc, "ae")
+    return _go(code, "#adverse-events")
+
+
+# --- data queries ------------------------------------------------------------------------
+
+
+@router.get("/queries", response_class=HTMLResponse)
+def queries_page(
+    request: Request,
+    who: Auth = Depends(require(Action.READ, Resource.QUERY)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    rows = views.data_queries(db, who.principal)
+    return render(request, "queries.html", {"who": who, "rows": rows})
+
+
+@router.post("/patients/{code}/queries", dependencies=[Depends(_remember_form)])
+def query_open(
+    request: Request,
+    code: str,
+    field: str = Form(""),
+    question: str = Form(""),
+    who: Auth = Depends(require(Action.WRITE, Resource.QUERY)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.QUERY, Action.WRITE)
+    try:
+        with audited(request, who) as uow:
+            queries.open_query(
+                uow.session,
+                who.principal.username,
+                patient.patient_code,
+                field,
+                question,
+                now(request),
+            )
+    except ReluthError as exc:
+        return _timeline_with_error(request, who, db, code, exc, "query")
+    return _go(code, "#queries")
+
+
+@router.post("/queries/{query_id}/answer")
+def query_answer(
+    request: Request,
+    query_id: RecordId,
+    answer: str = Form(""),
+    who: Auth = Depends(require(Action.WRITE, Resource.QUERY_ANSWER)),
+    db: Session = DB_SESSION,
+) -> Response:
+    views.visible_query(db, who.principal, query_id)
+    with audited(request, who, reason=f"answer to data query {query_id}") as uow:
+        queries.answer_query(uow.session, who.principal.username, query_id, answer, now(request))
+    return RedirectResponse("/queries", status_code=303)
+
+
+@router.post("/queries/{query_id}/close")
+def query_close(
+    request: Request,
+    query_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.QUERY)),
+    db: Session = DB_SESSION,
+) -> Response:
+    views.visible_query(db, who.principal, query_id)
+    with audited(request, who, reason=f"data query {query_id} closed") as uow:
+        queries.close_query(uow.session, who.principal.username, query_id, now(request))
+    return RedirectResponse("/queries", status_code=303)
+
+
 # --- audit history ------------------------------------------------------------------------
 
 
@@ -446,6 +549,11 @@ def audit_page(
             ),
         ),
         ("lab_results", db.scalars(select(LabResult.id).where(LabResult.patient_id == pid))),
+        (
+            "adverse_events",
+            db.scalars(select(AdverseEvent.id).where(AdverseEvent.patient_id == pid)),
+        ),
+        ("data_queries", db.scalars(select(DataQuery.id).where(DataQuery.patient_id == pid))),
     ]
     if who.principal.can(Action.READ, Resource.TREATMENT):
         records.append(

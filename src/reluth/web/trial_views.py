@@ -11,17 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Principal, Resource
 from reluth.errors import NotFound
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
+from reluth.queries.models import DataQuery
 from reluth.randomization.models import Randomization
-from reluth.safety.models import LabResult
+from reluth.safety.models import AdverseEvent, LabResult
+from reluth.safety.service import SaeClock, sae_clock
 from reluth.treatment.models import Administration
 
 
@@ -42,6 +44,16 @@ def visible_patient(
     if not who.sees_centre(patient.centre_id):
         raise NotFound(f"patient {code} not found")
     return patient
+
+
+_S = TypeVar("_S", bound=Select)
+
+
+def centre_scoped(stmt: _S, who: Principal) -> _S:
+    """Restrict a query joined to ``Patient`` to the centres ``who`` may see."""
+    if who.all_centres:
+        return stmt
+    return stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
 
 
 @dataclass(frozen=True)
@@ -65,17 +77,18 @@ def patient_list(
 ) -> list[PatientRow]:
     who.require(Action.READ, Resource.PATIENT)
     stmt = select(Patient).order_by(Patient.patient_code)
-    if not who.all_centres:
-        stmt = stmt.where(Patient.centre_id.in_(who.centre_ids or {-1}))
+    stmt = centre_scoped(stmt, who)
     if search.strip():
         stmt = stmt.where(Patient.patient_code.contains(search.strip().upper()))
     rows = list(db.scalars(stmt.limit(limit)))
     ids = [p.id for p in rows]
     screened: dict[int, str] = {}
-    for s in db.scalars(
-        select(Screening).where(Screening.patient_id.in_(ids)).order_by(Screening.id)
-    ):
-        screened[s.patient_id] = s.status
+    for pid, status in db.execute(
+        select(Screening.patient_id, Screening.status)
+        .where(Screening.patient_id.in_(ids))
+        .order_by(Screening.id)
+    ).all():
+        screened[pid] = status
     included = set(db.scalars(select(Inclusion.patient_id).where(Inclusion.patient_id.in_(ids))))
     randomized = set(
         db.scalars(select(Randomization.patient_id).where(Randomization.patient_id.in_(ids)))
@@ -89,6 +102,59 @@ def patient_list(
         )
         for p in rows
     ]
+
+
+@dataclass(frozen=True)
+class AeRow:
+    id: int
+    patient_code: str
+    centre: str
+    term: str
+    grade: int
+    serious: bool
+    relatedness: str
+    outcome: str
+    onset_date: dt.date
+    awareness_date: dt.date | None
+    clock: SaeClock | None
+
+
+def adverse_events(
+    db: Session, who: Principal, now: dt.datetime, patient_id: int | None = None
+) -> list[AeRow]:
+    """Adverse events the person may see, serious ones first, with the SAE clock."""
+    who.require(Action.READ, Resource.ADVERSE_EVENT)
+    stmt = select(AdverseEvent, Patient).join(Patient, Patient.id == AdverseEvent.patient_id)
+    if patient_id is not None:
+        stmt = stmt.where(AdverseEvent.patient_id == patient_id)
+    stmt = centre_scoped(stmt, who)
+    rows = []
+    for ae, patient in db.execute(stmt.order_by(AdverseEvent.onset_date.desc())).all():
+        clock = None
+        if ae.serious and ae.awareness_date is not None:
+            clock = sae_clock(ae.awareness_date, now)
+        rows.append(
+            AeRow(
+                ae.id,
+                patient.patient_code,
+                patient.centre.code,
+                ae.term,
+                ae.grade,
+                ae.serious,
+                ae.relatedness,
+                ae.outcome,
+                ae.onset_date,
+                ae.awareness_date,
+                clock,
+            )
+        )
+    rows.sort(
+        key=lambda r: (
+            not r.serious,
+            r.clock.due_by if r.clock else dt.datetime.max.replace(tzinfo=dt.UTC),
+        )
+    )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -116,10 +182,12 @@ class Timeline:
     randomized_on: dt.date | None
     arm: str | None  # None when hidden (or not randomized)
     labs: list[dict[str, Any]] | None
+    adverse_events: list[AeRow] | None = None
+    queries: list[QueryRow] | None = None
     can: dict[str, bool] = field(default_factory=dict)
 
 
-def timeline(db: Session, who: Principal, code: str) -> Timeline:
+def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeline:
     patient = visible_patient(db, who, code)
     screening = patients.latest_screening(db, patient)
     criteria: list[CriterionView] = []
@@ -171,7 +239,12 @@ def timeline(db: Session, who: Principal, code: str) -> Timeline:
         "randomize": who.may(Action.WRITE, Resource.RANDOMIZATION, patient.centre_id),
         "lab": who.may(Action.WRITE, Resource.LAB, patient.centre_id),
         "audit": who.may(Action.READ, Resource.AUDIT, patient.centre_id),
+        "ae": who.may(Action.WRITE, Resource.ADVERSE_EVENT, patient.centre_id),
+        "query": who.may(Action.WRITE, Resource.QUERY, patient.centre_id),
     }
+    aes = None
+    if who.can(Action.READ, Resource.ADVERSE_EVENT):
+        aes = adverse_events(db, who, now, patient.id)
     return Timeline(
         code=patient.patient_code,
         centre=patient.centre.code,
@@ -194,5 +267,59 @@ def timeline(db: Session, who: Principal, code: str) -> Timeline:
         randomized_on=rand.randomized_at.date() if rand else None,
         arm=rand.arm if rand is not None and who.can(Action.READ, Resource.ARM) else None,
         labs=labs,
+        adverse_events=aes,
+        queries=data_queries(db, who, patient.id) if who.can(Action.READ, Resource.QUERY) else None,
         can=can,
     )
+
+
+@dataclass(frozen=True)
+class QueryRow:
+    id: int
+    patient_code: str
+    field: str
+    status: str
+    question: str
+    opened_by: str
+    opened_at: dt.datetime
+    answer: str | None
+    answered_by: str | None
+    can_answer: bool
+    can_close: bool
+
+
+def data_queries(db: Session, who: Principal, patient_id: int | None = None) -> list[QueryRow]:
+    """Data queries on patients of the centres the person may see, open ones first."""
+    who.require(Action.READ, Resource.QUERY)
+    stmt = select(DataQuery, Patient).join(Patient, Patient.id == DataQuery.patient_id)
+    if patient_id is not None:
+        stmt = stmt.where(DataQuery.patient_id == patient_id)
+    stmt = centre_scoped(stmt, who)
+    order = {"open": 0, "answered": 1, "closed": 2}
+    rows = [
+        QueryRow(
+            q.id,
+            p.patient_code,
+            q.field,
+            q.status,
+            q.question,
+            q.opened_by,
+            q.opened_at,
+            q.answer,
+            q.answered_by,
+            can_answer=q.status != "closed" and who.can(Action.WRITE, Resource.QUERY_ANSWER),
+            can_close=q.status != "closed" and who.can(Action.WRITE, Resource.QUERY),
+        )
+        for q, p in db.execute(stmt.order_by(DataQuery.id)).all()
+    ]
+    return sorted(rows, key=lambda r: order.get(r.status, 3))
+
+
+def visible_query(db: Session, who: Principal, query_id: int) -> DataQuery:
+    row = db.get(DataQuery, query_id)
+    if row is None:
+        raise NotFound(f"query {query_id} not found")
+    patient = db.get(Patient, row.patient_id)
+    if patient is None or not who.sees_centre(patient.centre_id):
+        raise NotFound(f"query {query_id} not found")
+    return row
