@@ -57,9 +57,7 @@ def upgrade() -> None:
             name=op.f("fk_imaging_instance_series_id_imaging_series"),
         ),
         sa.PrimaryKeyConstraint("sha256", name=op.f("pk_imaging_instance")),
-        sa.UniqueConstraint(
-            "sop_instance_uid", name=op.f("uq_imaging_instance_sop_instance_uid")
-        ),
+        sa.UniqueConstraint("sop_instance_uid", name=op.f("uq_imaging_instance_sop_instance_uid")),
     )
     op.create_index(
         op.f("ix_imaging_instance_series_id"), "imaging_instance", ["series_id"], unique=False
