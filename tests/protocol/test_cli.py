@@ -126,9 +126,3 @@ def test_protocol_show_json() -> None:
     assert data["sample_size"]["randomized"] == 146 and data["sample_size"]["included"] == 176
     assert [a["code"] for a in data["arms"]] == ["experimental", "control"]
     assert "schedule.landmark_month6" in data["assumptions"]
-
-
-def test_demo_screens_examples(tmp_path: Path) -> None:
-    r = runner.invoke(app, ["demo", "--out", str(tmp_path / "out")])
-    assert r.exit_code == 0, r.output
-    assert "C07-0012" in r.output and "eligible" in r.output
