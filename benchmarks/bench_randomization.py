@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "store"))
 
-from storekit import NURSE, STAT, add_users, ready_patients
+from storekit import INVESTIGATOR, STAT, add_users, ready_patients
 
 from reluth.db import audit
 from reluth.db.engine import make_engine
@@ -44,8 +44,8 @@ def _one(url: str, code: str) -> float:
     if _engine is None:
         _engine = make_engine(url, pool_size=1, max_overflow=0)
     start = time.perf_counter()
-    with unit_of_work(_engine, NURSE) as uow:
-        rnd.randomize(uow.session, NURSE, code, f"bench-{code}")
+    with unit_of_work(_engine, INVESTIGATOR) as uow:
+        rnd.randomize(uow.session, INVESTIGATOR, code, f"bench-{code}")
     return time.perf_counter() - start
 
 

@@ -180,13 +180,14 @@ def _summary(run: dict[str, Any], out: Path) -> None:
     t = Table("username", "role", "password", title="Demo accounts (development only)")
     shown = set()
     for a in run["accounts"]:
-        if a.role in shown and a.role.value == "research_nurse":
+        if a.role in shown:
             continue
         shown.add(a.role)
         t.add_row(a.username, a.role.value, a.password)
     console.print(t)
     console.print(
-        "  (one research nurse per centre: nurse-c01 ... nurse-c22, password reluth-demo-<username>)"
+        "  (one investigator and one research nurse per centre: investigator-c01 ... nurse-c22;"
+        " password reluth-demo-<username>)"
     )
 
 

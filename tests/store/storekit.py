@@ -7,6 +7,7 @@ from reluth.db.session import Actor
 
 ADMIN = Actor("admin1", Role.ADMIN)
 NURSE = Actor("nurse1", Role.RESEARCH_NURSE)
+INVESTIGATOR = Actor("inv1", Role.INVESTIGATOR)  # randomizes (auth.policy)
 STAT = Actor("stat1", Role.STATISTICIAN)
 
 import copy  # noqa: E402
@@ -47,7 +48,7 @@ def patient_file(code: str, variant: int = 0, **changes: Any) -> dict[str, Any]:
 
 def add_users(engine: Engine) -> None:
     with unit_of_work(engine, ADMIN) as uow:
-        for a in (ADMIN, NURSE, STAT):
+        for a in (ADMIN, NURSE, INVESTIGATOR, STAT):
             uow.session.add(User(username=a.username, role=a.role, password_hash="x"))
 
 

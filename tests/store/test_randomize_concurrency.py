@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine, select
-from storekit import NURSE, STAT, add_users, ready_patients, ready_patients_parallel
+from storekit import INVESTIGATOR, STAT, add_users, ready_patients, ready_patients_parallel
 
 from reluth.db import audit
 from reluth.db.engine import make_engine
@@ -36,8 +36,8 @@ def _worker_randomize(url: str, code: str, request: str) -> tuple[str, str, str,
     if _worker_engine is None:
         _worker_engine = make_engine(url, pool_size=1, max_overflow=0)
     try:
-        with unit_of_work(_worker_engine, NURSE) as uow:
-            r = rnd.randomize(uow.session, NURSE, code, request)
+        with unit_of_work(_worker_engine, INVESTIGATOR) as uow:
+            r = rnd.randomize(uow.session, INVESTIGATOR, code, request)
         return code, request, r.arm, r.replayed
     except Conflict as exc:
         return code, request, f"conflict: {exc}", False
@@ -79,8 +79,8 @@ def test_32_workers_randomize_400_patients_exactly_once(store_url: str) -> None:
         def run(task: tuple[str, str]) -> tuple[str, str, str, bool]:
             global _worker_engine
             try:
-                with unit_of_work(pool_engine, NURSE) as uow:
-                    r = rnd.randomize(uow.session, NURSE, *task)
+                with unit_of_work(pool_engine, INVESTIGATOR) as uow:
+                    r = rnd.randomize(uow.session, INVESTIGATOR, *task)
                 return task[0], task[1], r.arm, r.replayed
             except Conflict as exc:
                 return task[0], task[1], f"conflict: {exc}", False
@@ -148,8 +148,8 @@ def _die_before_commit(url: str, code: str, ready: Any) -> None:  # pragma: no c
 
     audit.append = append_then_hang  # type: ignore[assignment]
     engine = make_engine(url)
-    with unit_of_work(engine, NURSE) as uow:
-        rnd.randomize(uow.session, NURSE, code, "killed-request")
+    with unit_of_work(engine, INVESTIGATOR) as uow:
+        rnd.randomize(uow.session, INVESTIGATOR, code, "killed-request")
 
 
 def test_worker_killed_mid_randomization_leaves_no_trace_and_retry_succeeds(
@@ -183,8 +183,8 @@ def test_worker_killed_mid_randomization_leaves_no_trace_and_retry_succeeds(
         assert audit.count(conn) == audit_rows and audit.verify(conn).ok
     # The lock died with the worker: a retry of the same request succeeds at once.
     done = threading.Event()
-    with unit_of_work(engine, NURSE) as uow:
-        result = rnd.randomize(uow.session, NURSE, code, "killed-request")
+    with unit_of_work(engine, INVESTIGATOR) as uow:
+        result = rnd.randomize(uow.session, INVESTIGATOR, code, "killed-request")
         done.set()
     assert not result.replayed and result.details["position"] == 1
     with engine.connect() as conn:
@@ -207,8 +207,8 @@ def test_concurrent_minimization_serializes_decisions(store_url: str) -> None:
         pool_engine = make_engine(store_url, pool_size=8, max_overflow=0)
 
         def run(task: tuple[str, str]) -> str:
-            with unit_of_work(pool_engine, NURSE) as uow:
-                return rnd.randomize(uow.session, NURSE, *task).arm
+            with unit_of_work(pool_engine, INVESTIGATOR) as uow:
+                return rnd.randomize(uow.session, INVESTIGATOR, *task).arm
 
         with ThreadPoolExecutor(8) as ex:
             list(ex.map(run, tasks))

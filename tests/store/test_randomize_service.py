@@ -9,7 +9,16 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, select
-from storekit import ADMIN, NURSE, STAT, TODAY, add_users, patient_file, ready_patients
+from storekit import (
+    ADMIN,
+    INVESTIGATOR,
+    NURSE,
+    STAT,
+    TODAY,
+    add_users,
+    patient_file,
+    ready_patients,
+)
 
 from reluth.auth.roles import Role
 from reluth.db.session import Actor, read_session, unit_of_work
@@ -30,7 +39,7 @@ def _blocks(engine: Engine, per_stratum: int = 20, by_centre: bool = False) -> N
 
 
 def _randomize(
-    engine: Engine, code: str, request: str, actor: Actor = NURSE
+    engine: Engine, code: str, request: str, actor: Actor = INVESTIGATOR
 ) -> rnd.RandomizationResult:
     with unit_of_work(engine, actor) as uow:
         return rnd.randomize(uow.session, actor, code, request)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from storekit import ADMIN, NURSE, TODAY, ready_patients
+from storekit import ADMIN, INVESTIGATOR, NURSE, TODAY, ready_patients
 
 from reluth.auth.models import User
 from reluth.auth.roles import Role
@@ -123,8 +123,10 @@ def test_visits_are_checked_against_the_schedule(engine: Engine, code: str) -> N
     add_users(engine)
     with unit_of_work(engine, STAT) as uow:
         rnd.configure(uow.session, STAT, "minimization")
-    with unit_of_work(engine, NURSE) as uow:
-        rnd.randomize(uow.session, NURSE, code, "v", now=dt.datetime(2025, 3, 10, tzinfo=dt.UTC))
+    with unit_of_work(engine, INVESTIGATOR) as uow:
+        rnd.randomize(
+            uow.session, INVESTIGATOR, code, "v", now=dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
+        )
     assert visit("TA-W08", dt.date(2025, 5, 5)) == "in_window"  # day 56
     assert visit("TA-W16", dt.date(2025, 8, 20)) == "late"
     with pytest.raises(ValidationError, match="visit_code"):

@@ -57,25 +57,28 @@ def test_flow_from_db_init_to_randomize(cli: CliRunner, tmp_path: Path) -> None:
     for cycle, date in ((1, "2024-11-04"), (2, "2024-12-30")):
         run(cli, "record", "cycle", "C07-0001", "--cycle", str(cycle), "--date", date,
             "--activity-gbq", "7.4", "--lot", f"L{cycle}")  # fmt: skip
-    run(cli, "randomize", "C07-0001", "--request-id", "r1", code=7)  # no pre-randomization yet
+    engine = make_engine(f"sqlite:///{tmp_path / 'trial.db'}")
+    add_users(engine)  # admin1, nurse1, inv1, stat1; RELUTH_USER is admin1
+    engine.dispose()
+    run(cli, "randomize", "C07-0001", "--request-id", "r1", "--as", "inv1", code=7)  # no pre-rand.
     run(cli, "record", "pre-randomization", "C07-0001", "--date", "2025-02-24",
         "--no-progression", "--response", "SD")  # fmt: skip
-    run(cli, "randomize", "C07-0001", "--request-id", "r1", code=7)  # not set up
+    run(cli, "randomize", "C07-0001", "--request-id", "r1", "--as", "inv1", code=7)  # not set up
+    run(cli, "randomize", "C07-0001", "--request-id", "r1", "--as", "nurse1", code=4)  # policy
     run(cli, "randomization", "setup", "--method", "blocks")
-    engine = make_engine(f"sqlite:///{tmp_path / 'trial.db'}")
-    add_users(engine)  # admin1, nurse1, stat1
-    engine.dispose()
     run(cli, "randomization", "generate-list", "--seed-file", "seed.txt", "--per-stratum", "8",
         code=4)  # fmt: skip  # admin is not the unblinded statistician
     run(cli, "randomization", "generate-list", "--seed-file", "seed.txt", "--per-stratum", "8",
         "--as", STAT.username)  # fmt: skip
     assert (tmp_path / "seed.txt").stat().st_mode & 0o077 == 0
-    first = json.loads(run(cli, "randomize", "C07-0001", "--request-id", "r1", "--as", "nurse1",
+    first = json.loads(run(cli, "randomize", "C07-0001", "--request-id", "r1", "--as", "inv1",
                            "--json"))  # fmt: skip
-    again = json.loads(run(cli, "randomize", "C07-0001", "--request-id", "r1", "--json"))
+    again = json.loads(
+        run(cli, "randomize", "C07-0001", "--request-id", "r1", "--as", "inv1", "--json")
+    )
     assert first["arm"] == again["arm"] and again["replayed"] is True
-    run(cli, "randomize", "C07-0001", "--request-id", "r2", code=6)
-    run(cli, "randomize", "C07-0002", "--request-id", "r3", code=7)
+    run(cli, "randomize", "C07-0001", "--request-id", "r2", "--as", "inv1", code=6)
+    run(cli, "randomize", "C07-0002", "--request-id", "r3", "--as", "inv1", code=7)
     listing = json.loads(run(cli, "randomization", "list", "--json", "--as", "stat1"))
     assert any(r["patient_id"] == "C07-0001" for r in listing)
     run(cli, "randomization", "list", "--as", "nurse1", code=4)

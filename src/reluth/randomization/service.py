@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reluth.auth.models import Centre
+from reluth.auth.policy import Action, Resource, allowed
 from reluth.auth.roles import BLINDED_ROLES, UNBLINDED_STATISTICS_ROLES, Role
 from reluth.db.session import Actor
 from reluth.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationError
@@ -47,7 +48,8 @@ from reluth.treatment.models import Administration
 
 METHODS = ("blocks", "minimization")
 SETUP_ROLES = frozenset({Role.STATISTICIAN, Role.ADMIN})
-RANDOMIZE_ROLES = frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE, Role.ADMIN})
+#: Who may randomize: read from the one permission layer (auth.policy), not restated here.
+RANDOMIZE_ROLES = frozenset(r for r in Role if allowed(r, Action.WRITE, Resource.RANDOMIZATION))
 FACTORS = (
     "disease_control_first_prrt",
     "progression_type",

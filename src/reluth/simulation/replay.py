@@ -71,10 +71,12 @@ class ReplayStats:
 
 
 def demo_accounts(cohort: SyntheticCohort) -> list[DemoAccount]:
-    first = cohort.centres[0].code
     return [
         DemoAccount("admin", Role.ADMIN, ()),
-        DemoAccount(f"investigator-{first.lower()}", Role.INVESTIGATOR, (first,)),
+        *[
+            DemoAccount(f"investigator-{c.code.lower()}", Role.INVESTIGATOR, (c.code,))
+            for c in cohort.centres
+        ],
         *[
             DemoAccount(f"nurse-{c.code.lower()}", Role.RESEARCH_NURSE, (c.code,))
             for c in cohort.centres
@@ -201,7 +203,7 @@ class Replayer:
                 )
         asked = _gate_date(p)
         now = dt.datetime.combine(asked, dt.time(10, 0), tzinfo=dt.UTC)
-        investigator = Actor(f"nurse-{p.centre.lower()}", Role.RESEARCH_NURSE.value)
+        investigator = Actor(f"investigator-{p.centre.lower()}", Role.INVESTIGATOR.value)
         try:
             with self._uow(investigator, "randomization") as s:
                 result = randomization.randomize(
