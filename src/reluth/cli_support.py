@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reluth.errors import ReluthError, ValidationError
 
@@ -88,3 +89,16 @@ def parse_date(text: str, field: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except (TypeError, ValueError):
         raise ValidationError(field, f"not a date: {text!r}", "YYYY-MM-DD") from None
+
+
+def progress_bar(transient: bool = True, disable: bool = False) -> Progress:
+    """The progress display of long commands: description, bar, n/total, elapsed time."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+        disable=disable,
+    )

@@ -10,26 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
-from reluth.cli_support import console, handle_errors
+from reluth.cli_support import console, handle_errors, progress_bar
 from reluth.config import get_settings
 from reluth.errors import Conflict, PermissionDenied
 
 DEFAULT_OUT = Path("demo-output")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def _fresh_sqlite(out: Path) -> str:
@@ -80,7 +68,7 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     cohort = generate_cohort(config)
     replayer = Replayer(engine, cohort, seed)
     timeline = events(cohort)
-    with _progress() as progress:
+    with progress_bar(transient=False) as progress:
         task = progress.add_task("Set-up: centres, accounts, allocation list", total=1)
         replayer.setup(_create_accounts)
         progress.advance(task)

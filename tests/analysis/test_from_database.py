@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from tests.store.storekit import NURSE, STAT, add_users, ready_patients
+from tests.store.storekit import INVESTIGATOR, NURSE, STAT, add_users, ready_patients
 
 from reluth.analysis.datasets import (
     SOURCE_FILES,
@@ -38,8 +38,8 @@ def _populate(url: str) -> list[str]:
         rnd.configure(uow.session, STAT, "blocks")
         rnd.generate_list(uow.session, STAT, "analysis-test-seed", 4)
     for code in codes[:5]:
-        with unit_of_work(engine, NURSE) as uow:
-            rnd.randomize(uow.session, NURSE, code, f"req-{code}", now=RAND_AT)
+        with unit_of_work(engine, INVESTIGATOR) as uow:
+            rnd.randomize(uow.session, INVESTIGATOR, code, f"req-{code}", now=RAND_AT)
     with unit_of_work(engine, NURSE) as uow:
         s = uow.session
         ids = {c: patients.get_patient(s, c).id for c in codes}

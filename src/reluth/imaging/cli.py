@@ -7,10 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reluth.cli_support import console, handle_errors, load_json, print_json
+from reluth.cli_support import console, handle_errors, load_json, print_json, progress_bar
 from reluth.errors import ValidationError
 from reluth.imaging.profile import RELUTH_OPTIONS
 
@@ -18,18 +17,6 @@ app = typer.Typer(
     help="DICOM for the dosimetry study: de-identify at the site, verify, QC, central store.",
     no_args_is_help=True,
 )
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
 
 
 def _count_files(root: Path) -> int:
@@ -59,7 +46,7 @@ def deidentify_cmd(
     )
     if not in_dir.is_dir():
         raise ValidationError("IN_DIR", f"not a directory: {in_dir}", "a folder of DICOM files")
-    with _progress() as progress:
+    with progress_bar(disable=not console.is_terminal) as progress:
         task = progress.add_task("de-identifying", total=_count_files(in_dir))
         report = deidentify_tree(
             in_dir, out_dir, settings, workers=workers, on_result=lambda _r: progress.advance(task)
@@ -108,7 +95,7 @@ def verify_cmd(
     if not directory.is_dir():
         raise ValidationError("DIR", f"not a directory: {directory}", "a folder of DICOM files")
     secret = read_key(key) if key else None
-    with _progress() as progress:
+    with progress_bar(disable=not console.is_terminal) as progress:
         task = progress.add_task("verifying", total=_count_files(directory))
         report = verify_tree(directory, tuple(forbid), secret, lambda: progress.advance(task))
     if as_json:
@@ -232,7 +219,7 @@ def ingest_cmd(
     upgrade(engine)
     actor = resolve_actor(engine, as_user)
     engine.dispose()
-    with _progress() as progress:
+    with progress_bar(disable=not console.is_terminal) as progress:
         task = progress.add_task(
             "ingesting", total=_count_files(directory) if directory.is_dir() else 0
         )

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reluth.cli_support import console, handle_errors, print_json
+from reluth.cli_support import console, handle_errors, print_json, progress_bar
 from reluth.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -52,18 +51,6 @@ def _as_option(exc: ValidationError) -> ValidationError:
     """Name the command-line option rather than the internal field."""
     option = _OPTION_FOR_FIELD.get(exc.field)
     return exc if option is None else ValidationError(option, exc.problem, exc.accepted)
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=quiet,
-    )
 
 
 def _pct(x: float | None) -> str:
@@ -213,7 +200,7 @@ def simulate_cmd(
         raise ValidationError("--n-sim", "must be at least 1", "a positive integer")
     seed = new_seed() if seed is None else seed
     total = 2 * n_sim + (0 if survival is None else 2 * n_sim_pfs)
-    with _progress(as_json) as bar:
+    with progress_bar(disable=as_json) as bar:
         task = bar.add_task("simulating trials", total=total)
         summary = simulate_design(
             primary,
@@ -303,7 +290,7 @@ def grid_cmd(
         raise ValidationError(
             "--out", f"cannot create {out}: {exc}", "a writable directory"
         ) from None
-    with _progress(as_json) as bar:
+    with progress_bar(disable=as_json) as bar:
         where = scheduler or "locally"
         task = bar.add_task(f"grid cells ({where})", total=len(cells))
         results = run_grid(cells, scheduler, progress=lambda k: bar.advance(task, k))
@@ -366,7 +353,7 @@ def cohort_cmd(
         )
     except ValidationError as exc:
         raise _as_option(exc) from None
-    with _progress(as_json) as bar:
+    with progress_bar(disable=as_json) as bar:
         task = bar.add_task("generating patients", total=None)
         cohort = generate_cohort(config)
         bar.update(task, total=len(cohort.patients), completed=0, description="writing files")
