@@ -183,6 +183,20 @@ def test_investigator_flow_then_blinded_central_review(
     page.get_by_role("link", name="Adverse events").click()
     expect(page.get_by_test_id("sae-clock").first).to_contain_text("due by")
     page.screenshot(path=str(screenshots / "adverse-events.png"), full_page=True)
+
+    # QoL entry item by item: the scale scores follow the answers
+    page.goto(f"{server.url}/patients/{code}")
+    page.get_by_role("link", name="Enter QLQ-C30").click()
+    page.get_by_label("Time point").fill("QOL-W00")
+    for item in range(1, 6):
+        page.locator(f'input[name="item_{item}"][value="1"]').check()
+    expect(page.get_by_test_id("qol-PF")).to_have_text("100.00")
+    page.locator('input[name="item_29"][value="4"]').check()
+    expect(page.get_by_test_id("qol-QL")).to_have_text("50.00")  # 1 of 2 items answered
+    page.screenshot(path=str(screenshots / "qol.png"), full_page=True)
+    page.get_by_role("button", name="Save questionnaire").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#qol")).to_contain_text("PF 100.00")
     page.close()
 
     # the central reviewer: worklist and lesion entry, never a trace of the arm

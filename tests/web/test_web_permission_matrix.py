@@ -52,6 +52,9 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("POST", P + "/randomize", INVESTIGATOR, {"request_id": "r1"}),
     ("POST", P + "/labs/grade", SITE_WRITERS, {"test": "alt", "value": "10", "unit": "U/L"}),
     ("POST", P + "/labs", SITE_WRITERS, {"test": "alt", "value": "x", "unit": "U/L"}),
+    ("GET", P + "/qol", SITE_WRITERS, None),
+    ("POST", P + "/qol/scores", SITE_WRITERS, {"instrument": "QLQ-C30", "item_1": "2"}),
+    ("POST", P + "/qol", SITE_WRITERS, {"instrument": "QLQ-C30", "item_1": "9"}),
     ("GET", P + "/audit", AUDITORS, None),
     ("GET", "/adverse-events", SITE_READERS, None),
     ("GET", "/queries", QUERY_READERS, None),
@@ -156,10 +159,10 @@ def test_anonymous_is_sent_to_login_everywhere(shared_site: Site, patients: dict
 
 
 def test_every_route_is_in_the_matrix(shared_site: Site) -> None:
-    from reluth.web import api, pages, trial_pages
+    from reluth.web import api, pages, qol_pages, trial_pages
 
     covered = {path.replace("{code}", "{code}") for _m, path, _a, _b in MATRIX} | UNGUARDED
-    page_routes = (*pages.router.routes, *trial_pages.router.routes)
+    page_routes = (*pages.router.routes, *trial_pages.router.routes, *qol_pages.router.routes)
     routes = {r.path for r in page_routes} | {  # type: ignore[attr-defined]
         "/api/v1" + r.path
         for r in api.router.routes  # type: ignore[attr-defined]

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
 from reluth.auth.policy import Action, Principal, Resource
-from reluth.patients.models import Inclusion, Patient, Screening
-from reluth.protocol.definition import load_protocol
+from reluth.patients.models import Death, EndOfStudy, Inclusion, Patient, Screening
+from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.schedule import classify, planned_visits
 from reluth.randomization.models import Randomization
 from reluth.safety.models import AdverseEvent
+from reluth.treatment.models import Visit
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,16 @@ class CentreRow:
     registered: int
     included: int
     randomized: int
+
+
+@dataclass(frozen=True)
+class OverdueVisit:
+    centre: str
+    patient_code: str
+    visit_code: str
+    label: str
+    window_end: dt.date
+    days_overdue: int  # days since the window closed
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class Dashboard:
     screen_failures: list[tuple[str, int]]  # (criterion id, patients failing it)
     serious_adverse_events: int
     arm_counts: dict[str, int] | None = None
+    overdue_visits: list[OverdueVisit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -121,4 +134,64 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
         screen_failures=failures.most_common(),
         serious_adverse_events=saes,
         arm_counts=arm_counts,
+        overdue_visits=overdue_visits(db, who, as_of.date()),
     )
+
+
+def overdue_visits(
+    db: Session, who: Principal, as_of: dt.date, protocol: Protocol | None = None
+) -> list[OverdueVisit]:
+    """Planned visits of randomized patients in the person's centres whose window closed before
+    ``as_of`` with no visit recorded (``classify`` says ``missed``), by centre then age.
+
+    Visits planned after a patient's death or end of study are not owed. Treatment-cycle visits
+    (C3/C4 exist only in the experimental arm) are left out for anyone who may not read
+    treatment, so the list cannot reveal an arm to a blinded person."""
+    who.require(Action.READ, Resource.DASHBOARD)
+    protocol = protocol or load_protocol()
+    sees_treatment = who.can(Action.READ, Resource.TREATMENT)
+    centres = {c.id: c.code for c in auth.list_centres(db) if who.sees_centre(c.id)}
+    randomized = db.execute(
+        select(Patient.id, Patient.patient_code, Patient.centre_id, Randomization)
+        .join(Randomization, Randomization.patient_id == Patient.id)
+        .where(Patient.centre_id.in_(list(centres) or [-1]))
+    ).all()
+    pids = [row[0] for row in randomized]
+    done: dict[int, dict[str, dt.date]] = {}
+    for pid, code, day in db.execute(
+        select(Visit.patient_id, Visit.visit_code, Visit.visit_date).where(
+            Visit.patient_id.in_(pids)
+        )
+    ).all():
+        done.setdefault(pid, {})[code] = day
+    stopped: dict[int, dt.date] = {}
+    for pid, day in (
+        *db.execute(select(Death.patient_id, Death.death_date).where(Death.patient_id.in_(pids))),
+        *db.execute(
+            select(EndOfStudy.patient_id, EndOfStudy.end_date).where(
+                EndOfStudy.patient_id.in_(pids)
+            )
+        ),
+    ):
+        stopped[pid] = min(day, stopped.get(pid, day))
+    rows: list[OverdueVisit] = []
+    for pid, patient_code, centre_id, rand in randomized:
+        for visit in planned_visits(rand.randomized_at.date(), rand.arm, protocol):
+            if visit.kind == "treatment" and not sees_treatment:
+                continue
+            if pid in stopped and visit.window_start > stopped[pid]:
+                continue
+            status = classify(visit, done.get(pid, {}).get(visit.code), as_of)
+            if status.status == "missed":
+                rows.append(
+                    OverdueVisit(
+                        centres[centre_id],
+                        patient_code,
+                        visit.code,
+                        visit.label,
+                        visit.window_end,
+                        (as_of - visit.window_end).days,
+                    )
+                )
+    rows.sort(key=lambda r: (r.centre, r.window_end, r.patient_code, r.visit_code))
+    return rows

@@ -24,6 +24,7 @@ from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, PreRandomizationAssessment, Screening
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
+from reluth.qol.models import QolQuestionnaire
 from reluth.queries import service as queries
 from reluth.queries.models import DataQuery
 from reluth.randomization import service as randomization
@@ -554,6 +555,10 @@ def audit_page(
             db.scalars(select(AdverseEvent.id).where(AdverseEvent.patient_id == pid)),
         ),
         ("data_queries", db.scalars(select(DataQuery.id).where(DataQuery.patient_id == pid))),
+        (
+            "qol_questionnaires",
+            db.scalars(select(QolQuestionnaire.id).where(QolQuestionnaire.patient_id == pid)),
+        ),
     ]
     if who.principal.can(Action.READ, Resource.TREATMENT):
         records.append(

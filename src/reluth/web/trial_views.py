@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
@@ -20,6 +21,10 @@ from reluth.auth.policy import Action, Principal, Resource
 from reluth.errors import NotFound
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
+from reluth.protocol.definition import load_protocol
+from reluth.protocol.schedule import planned_visits
+from reluth.qol import scoring
+from reluth.qol.models import QolQuestionnaire
 from reluth.queries.models import DataQuery
 from reluth.randomization.models import Randomization
 from reluth.safety.models import AdverseEvent, LabResult
@@ -184,6 +189,7 @@ class Timeline:
     labs: list[dict[str, Any]] | None
     adverse_events: list[AeRow] | None = None
     queries: list[QueryRow] | None = None
+    qol: list[QolRow] | None = None  # None when the person may not see QoL
     can: dict[str, bool] = field(default_factory=dict)
 
 
@@ -241,6 +247,7 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
         "audit": who.may(Action.READ, Resource.AUDIT, patient.centre_id),
         "ae": who.may(Action.WRITE, Resource.ADVERSE_EVENT, patient.centre_id),
         "query": who.may(Action.WRITE, Resource.QUERY, patient.centre_id),
+        "qol": who.may(Action.WRITE, Resource.QOL, patient.centre_id),
     }
     aes = None
     if who.can(Action.READ, Resource.ADVERSE_EVENT):
@@ -269,6 +276,7 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
         labs=labs,
         adverse_events=aes,
         queries=data_queries(db, who, patient.id) if who.can(Action.READ, Resource.QUERY) else None,
+        qol=qol_rows(db, patient.id) if who.can(Action.READ, Resource.QOL) else None,
         can=can,
     )
 
@@ -323,3 +331,51 @@ def visible_query(db: Session, who: Principal, query_id: int) -> DataQuery:
     if patient is None or not who.sees_centre(patient.centre_id):
         raise NotFound(f"query {query_id} not found")
     return row
+
+
+#: Instruments offered on the QoL entry page (names as ``reluth.qol.scoring.instrument`` takes).
+QOL_INSTRUMENTS = ("QLQ-C30", "QLQ-GINET21")
+
+
+def qol_timepoints() -> list[str]:
+    """QoL time point codes of the protocol schedule (QOL-W00 is baseline). They do not depend
+    on the arm: any arm and date give the same codes."""
+    protocol = load_protocol()
+    visits = planned_visits(dt.date(2000, 1, 1), protocol.arm_codes[0], protocol)
+    return [v.code for v in visits if v.kind == "qol"]
+
+
+def _hundredths(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class QolRow:
+    instrument: str
+    timepoint: str
+    completed_on: dt.date
+    scales: dict[str, Decimal | None]  # in the instrument's scale order
+    summary: Decimal | None
+
+
+def qol_rows(db: Session, patient_id: int) -> list[QolRow]:
+    """Recorded questionnaires of one patient with the scores stored at entry."""
+    rows = []
+    for q in db.scalars(
+        select(QolQuestionnaire)
+        .where(QolQuestionnaire.patient_id == patient_id)
+        .order_by(QolQuestionnaire.completed_on, QolQuestionnaire.id)
+    ):
+        scores = json.loads(q.scores_json or "{}", parse_float=Decimal, parse_int=Decimal)
+        stored = scores.get("scales", {})
+        order = list(scoring.instrument(q.instrument).scales)
+        rows.append(
+            QolRow(
+                q.instrument,
+                q.timepoint,
+                q.completed_on,
+                {c: _hundredths(stored[c]) for c in order if c in stored},
+                _hundredths(scores.get("summary")),
+            )
+        )
+    return rows

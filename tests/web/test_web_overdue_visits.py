@@ -1,0 +1,85 @@
+"""Overdue visits on the dashboard: planned visits whose window closed with no visit recorded,
+for the person's centres only, with the treatment-cycle visits (arm-revealing) left out for
+anyone who may not read treatment."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, update
+from test_web_trial_flow import randomized_patient
+from web_support import Site
+
+from reluth.auth import service as auth
+from reluth.auth.policy import POLICY, Action, Resource
+from reluth.auth.roles import Role
+from reluth.db.session import Actor, unit_of_work
+from reluth.patients.models import Patient
+from reluth.protocol.schedule import planned_visits
+from reluth.randomization.models import Randomization
+from reluth.treatment import service as treatment
+from reluth.web.dashboard import overdue_visits
+
+
+def _experimental_patient(site: Site) -> tuple[str, dt.date]:
+    """A randomized patient, set to the experimental arm so that C3/C4 are planned."""
+    code = randomized_patient(site)
+    with site.db() as db:
+        pid = db.scalar(select(Patient.id).where(Patient.patient_code == code))
+        db.execute(
+            update(Randomization).where(Randomization.patient_id == pid).values(arm="experimental")
+        )
+        day = db.scalar(select(Randomization.randomized_at).where(Randomization.patient_id == pid))
+        db.commit()
+    assert day is not None
+    return code, day.date()
+
+
+def _codes(site: Site, username: str) -> set[tuple[str, str]]:
+    rows = site.client(username).get("/api/v1/dashboard").json()["overdue_visits"]
+    return {(r["patient_code"], r["visit_code"]) for r in rows}
+
+
+def test_overdue_visits_window_boundary_recorded_visits_and_centres(site: Site) -> None:
+    code, randomized_on = _experimental_patient(site)
+    qol0 = next(v for v in planned_visits(randomized_on, "experimental") if v.code == "QOL-W00")
+    site.clock.now = dt.datetime.combine(qol0.window_end, dt.time(12), tzinfo=dt.UTC)
+    assert (code, "QOL-W00") not in _codes(site, "inv1")  # last day of the window: still due
+    site.clock.advance(days=1)
+    assert (code, "QOL-W00") in _codes(site, "inv1")  # window closed, nothing recorded
+
+    with unit_of_work(site.app.state.engine, actor=Actor("inv1", "investigator")) as uow:
+        treatment.record_visit(uow.session, code, "LAB-W00", randomized_on, today=randomized_on)
+    site.clock.advance(days=120)
+    as_of = site.clock().date()
+    expected = {
+        (code, v.code)
+        for v in planned_visits(randomized_on, "experimental")
+        if v.window_end < as_of and v.code != "LAB-W00"
+    }
+    assert (code, "C3") in expected and (code, "TA-W08") in expected
+    assert _codes(site, "inv1") == expected
+    assert _codes(site, "dm") == expected  # all centres
+    assert _codes(site, "inv2") == set()  # another centre's patient is not listed
+    page = site.client("inv1").get("/dashboard").text
+    assert "Overdue visits" in page and f'href="/patients/{code}"' in page
+
+
+def test_blinded_person_never_sees_treatment_cycle_visits(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No role with the dashboard is blinded today; grant the central reviewer the dashboard to
+    check that the read model itself drops C3/C4 for anyone who may not read treatment."""
+    _experimental_patient(site)
+    site.clock.advance(days=200)
+    reviewer_grants = POLICY[Role.CENTRAL_REVIEWER] | {(Action.READ, Resource.DASHBOARD)}
+    monkeypatch.setitem(POLICY, Role.CENTRAL_REVIEWER, reviewer_grants)
+    with site.db() as db:
+        reviewer = auth.principal_for(auth.get_user(db, "rev"))
+        investigator = auth.principal_for(auth.get_user(db, "inv1"))
+        assert not reviewer.can(Action.READ, Resource.TREATMENT)
+        blind = {r.visit_code for r in overdue_visits(db, reviewer, site.clock().date())}
+        full = {r.visit_code for r in overdue_visits(db, investigator, site.clock().date())}
+    assert {"C3", "C4"} <= full
+    assert blind == full - {"C3", "C4"} and "TA-W08" in blind
