@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from reluth.analysis.datasets import ARMS
+from reluth.analysis.datasets import ARMS, DAYS_PER_MONTH
 from reluth.analysis.survival import KaplanMeier
 
 COLORS = {ARMS[0]: "#1f5fa8", ARMS[1]: "#d2691e"}
@@ -179,7 +179,7 @@ def spider(adrs: pd.DataFrame) -> Figure:
     for _sid, g in o.groupby("USUBJID"):
         g = g.sort_values("ADY")
         ax.plot(
-            np.maximum(g["ADY"], 0) / 30.4375,
+            np.maximum(g["ADY"], 0) / DAYS_PER_MONTH,
             g["PCHG"],
             color=COLORS.get(str(g["ARM"].iloc[0]), "grey"),
             lw=0.7,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from reluth.cli_support import console, handle_errors, load_json, print_json, to_jsonable
+from reluth.protocol.definition import load_protocol
 from reluth.response.recist import (
     PatientResponse,
     RecistOptions,
@@ -38,8 +39,12 @@ def evaluate_command(
     min_sd_days: int = typer.Option(42, help="Minimum SD duration from randomization (days)."),
     confirm: bool = typer.Option(False, "--confirm", help="Require CR/PR confirmation."),
     confirm_days: int = typer.Option(28, help="Minimum days between response and confirmation."),
-    landmark_day: int = typer.Option(168, help="Month-6 landmark, days from randomization."),
-    landmark_window: int = typer.Option(28, help="Landmark window half-width (days)."),
+    landmark_day: int | None = typer.Option(
+        None, help="Month-6 landmark, days from randomization (default: the protocol file's)."
+    ),
+    landmark_window: int | None = typer.Option(
+        None, help="Landmark window half-width in days (default: the protocol file's)."
+    ),
     backdate_equivocal: bool = typer.Option(
         True,
         "--backdate-equivocal/--no-backdate-equivocal",
@@ -47,14 +52,15 @@ def evaluate_command(
     ),
 ) -> None:
     """Per-time-point RECIST 1.1 responses, best overall response and month-6 disease control."""
+    landmark = load_protocol().schedule.landmark_month6
     options = RecistOptions(
         pr_persists_until_pd=pr_persists,
         min_sd_duration_days=min_sd_days,
         confirmation_required=confirm,
         confirmation_min_days=confirm_days,
         backdate_confirmed_equivocal=backdate_equivocal,
-        landmark_day=landmark_day,
-        landmark_window_days=landmark_window,
+        landmark_day=7 * landmark.week if landmark_day is None else landmark_day,
+        landmark_window_days=landmark.window_days if landmark_window is None else landmark_window,
     )
     result = evaluate(parse_patient(load_json(assessments, "assessments file")), options)
     if as_json:

@@ -178,7 +178,7 @@ class Replayer:
                     p.patient_id,
                     number,
                     dt.date.fromisoformat(day),
-                    Decimal("7.4"),
+                    self.protocol.second_prrt.activity_gbq,
                     f"LOT-{p.patient_id}-{number}",
                     today=self.today,
                 )
@@ -240,7 +240,7 @@ class Replayer:
                     p.patient_id,
                     number,
                     day,
-                    Decimal("7.4"),
+                    self._cycle_activity_gbq(arm),
                     f"LOT-{p.patient_id}-{number}",
                     today=self.today,
                 )
@@ -250,6 +250,11 @@ class Replayer:
         self._adverse_events(p, outcome)
         self._questionnaires(p, outcome, visits)
         self._end(p, outcome)
+
+    def _cycle_activity_gbq(self, arm: str) -> Decimal:
+        activity = self.protocol.arm(arm).activity_gbq
+        assert activity is not None, f"arm {arm} has no treatment cycles"
+        return activity
 
     def _visit(self, s: Any, p: SyntheticPatient, code: str, day: dt.date) -> None:
         try:
