@@ -5,6 +5,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reluth.errors import ValidationError
 from reluth.protocol.definition import load_protocol
@@ -110,3 +112,22 @@ def test_assumptions_are_flagged() -> None:
     p = load_protocol()
     assert "schedule.tumour_assessment" in p.assumptions()
     assert all(v.assumption for v in planned_visits(R, "control") if v.kind == "tumour_assessment")
+
+
+@given(
+    day=st.dates(min_value=dt.date(2020, 1, 1), max_value=dt.date(2035, 12, 31)),
+    arm=st.sampled_from(["experimental", "control"]),
+)
+def test_memoized_schedule_equals_a_fresh_computation(day: dt.date, arm: str) -> None:
+    # The shipped protocol's schedules are memoized; a copy of the protocol (not the cached
+    # object) is computed afresh, so the two paths must agree visit for visit.
+    shipped = load_protocol()
+    fresh = planned_visits(day, arm, shipped.model_copy(deep=True))
+    assert planned_visits(day, arm) == fresh
+    assert planned_visits(day, arm, shipped) == fresh
+
+
+def test_memoized_schedule_cannot_be_altered_by_a_caller() -> None:
+    first = planned_visits(R, "experimental")
+    first.clear()
+    assert len(planned_visits(R, "experimental")) > 0

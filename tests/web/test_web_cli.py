@@ -120,3 +120,44 @@ def test_demo_can_create_its_centres(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     listed = json.loads(runner.invoke(app, ["users", "list", "--db", url, "--json"]).output)
     assert next(u for u in listed if u["role"] == "investigator")["centres"] == ["C05"]
+
+
+def test_serve_with_two_workers_answers_on_a_new_database(tmp_path: Path) -> None:
+    # Several processes share one database: it is migrated once before the workers start,
+    # and each worker serves the login page.
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reluth", "serve", "--db", url, "--port", str(port)]
+        + ["--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        answer = None
+        for _ in range(150):
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200
+        assert 'name="csrf_token"' in answer.text
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert (tmp_path / "served.db").exists()
+
+
+def test_serve_refuses_zero_workers() -> None:
+    result = runner.invoke(app, ["serve", "--workers", "0"])
+    assert result.exit_code == 2 and "--workers" in result.output

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from reluth.auth.models import ApiToken, Centre, User, WebSession
 from reluth.auth.policy import Principal
@@ -178,7 +178,15 @@ def resolve_session(
 
     With ``write`` the expiry is recorded and ``last_seen_at`` refreshed (at most every
     TOUCH_EVERY); without it nothing is written (see :func:`session_needs_write`)."""
-    row = db.scalar(select(WebSession).where(WebSession.token_sha256 == sha256(cookie_token)))
+    row = (
+        db.scalars(
+            select(WebSession)
+            .options(joinedload(WebSession.user).joinedload(User.centres))
+            .where(WebSession.token_sha256 == sha256(cookie_token))
+        )
+        .unique()
+        .first()
+    )  # one statement: the session with its user and centres (asked on every request)
     if row is None or row.ended_at is not None or not row.user.active:
         return None
     if _expired(row, now):
@@ -202,7 +210,12 @@ def _expired(row: WebSession, now: dt.datetime) -> bool:
 def session_needs_write(db: Session, cookie_token: str, now: dt.datetime) -> bool:
     """Whether resolving this cookie now would write (expiry or a due touch)."""
     row = db.scalar(select(WebSession).where(WebSession.token_sha256 == sha256(cookie_token)))
-    if row is None or row.ended_at is not None:
+    return row is not None and session_row_needs_write(row, now)
+
+
+def session_row_needs_write(row: WebSession, now: dt.datetime) -> bool:
+    """Whether this (already loaded) session row is due an expiry or a ``last_seen_at`` touch."""
+    if row.ended_at is not None:
         return False
     return _expired(row, now) or now - _aware(row.last_seen_at) >= TOUCH_EVERY
 

@@ -8,6 +8,7 @@ randomization date (day 0). Months are converted to days with the protocol's day
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -77,7 +78,21 @@ def planned_visits(
     randomization_date: dt.date, arm: str, protocol: Protocol | None = None
 ) -> list[PlannedVisit]:
     """All planned visits for a patient randomized on ``randomization_date`` to ``arm``."""
-    protocol = protocol or load_protocol()
+    if protocol is None or protocol is load_protocol():
+        # The shipped protocol is immutable and loaded once: its schedules are memoized (the
+        # dashboard lays out every randomized patient's schedule on each render).
+        return list(_shipped_protocol_visits(randomization_date, arm))
+    return _planned_visits(randomization_date, arm, protocol)
+
+
+@functools.lru_cache(maxsize=8192)
+def _shipped_protocol_visits(randomization_date: dt.date, arm: str) -> tuple[PlannedVisit, ...]:
+    return tuple(_planned_visits(randomization_date, arm, load_protocol()))
+
+
+def _planned_visits(
+    randomization_date: dt.date, arm: str, protocol: Protocol
+) -> list[PlannedVisit]:
     arm_def = protocol.arm(arm)
     s = protocol.schedule
     r = randomization_date

@@ -242,15 +242,33 @@ def serve(
     db: str | None = DB_OPTION,
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=32, help="Server processes (one per CPU core is typical)."
+    ),
 ) -> None:
     """Start the web eCRF and JSON API (docs at /api/v1/docs)."""
+    import os
+
     import uvicorn
 
-    from reluth.web.app import create_app
+    from reluth.web.app import create_app, prepare_database
 
-    app = create_app(db)
+    url = db or get_settings().database_url
     console.print(f"reluth web on http://{host}:{port}/ (API docs: /api/v1/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(url), host=host, port=port, log_level="info")
+        return
+    # Several processes: migrate once here, then each worker builds the app from the same URL.
+    prepare_database(url).dispose()
+    os.environ["RELUTH_DATABASE_URL"] = url
+    uvicorn.run(
+        "reluth.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 def register(root: typer.Typer) -> None:

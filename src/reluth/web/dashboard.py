@@ -134,12 +134,18 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
         screen_failures=failures.most_common(),
         serious_adverse_events=saes,
         arm_counts=arm_counts,
-        overdue_visits=overdue_visits(db, who, as_of.date()),
+        overdue_visits=overdue_visits(
+            db, who, as_of.date(), centres={c.id: c.code for c in centres}
+        ),
     )
 
 
 def overdue_visits(
-    db: Session, who: Principal, as_of: dt.date, protocol: Protocol | None = None
+    db: Session,
+    who: Principal,
+    as_of: dt.date,
+    protocol: Protocol | None = None,
+    centres: dict[int, str] | None = None,
 ) -> list[OverdueVisit]:
     """Planned visits of randomized patients in the person's centres whose window closed before
     ``as_of`` with no visit recorded (``classify`` says ``missed``), by centre then age.
@@ -150,9 +156,17 @@ def overdue_visits(
     who.require(Action.READ, Resource.DASHBOARD)
     protocol = protocol or load_protocol()
     sees_treatment = who.can(Action.READ, Resource.TREATMENT)
-    centres = {c.id: c.code for c in auth.list_centres(db) if who.sees_centre(c.id)}
+    if centres is None:
+        centres = {c.id: c.code for c in auth.list_centres(db)}
+    centres = {cid: code for cid, code in centres.items() if who.sees_centre(cid)}
     randomized = db.execute(
-        select(Patient.id, Patient.patient_code, Patient.centre_id, Randomization)
+        select(
+            Patient.id,
+            Patient.patient_code,
+            Patient.centre_id,
+            Randomization.randomized_at,
+            Randomization.arm,
+        )
         .join(Randomization, Randomization.patient_id == Patient.id)
         .where(Patient.centre_id.in_(list(centres) or [-1]))
     ).all()
@@ -175,8 +189,8 @@ def overdue_visits(
     ):
         stopped[pid] = min(day, stopped.get(pid, day))
     rows: list[OverdueVisit] = []
-    for pid, patient_code, centre_id, rand in randomized:
-        for visit in planned_visits(rand.randomized_at.date(), rand.arm, protocol):
+    for pid, patient_code, centre_id, randomized_at, arm in randomized:
+        for visit in planned_visits(randomized_at.date(), arm, protocol):
             if visit.kind == "treatment" and not sees_treatment:
                 continue
             if pid in stopped and visit.window_start > stopped[pid]:

@@ -104,13 +104,20 @@ def _authenticate(request: Request, db: Session) -> Auth | None:
     if not cookie:
         return None
     moment = now(request)
-    if auth.session_needs_write(db, cookie, moment):
+    row = auth.resolve_session(db, cookie, moment, write=False)
+    if row is None:
+        # Unknown, ended, idle or too old: record the expiry if it is not recorded yet.
+        if auth.session_needs_write(db, cookie, moment):
+            with auth_write(request) as w:
+                auth.resolve_session(w, cookie, moment)
+        return None
+    if auth.session_row_needs_write(row, moment):  # the periodic last_seen_at touch
         with auth_write(request) as w:
             auth.resolve_session(w, cookie, moment)
         db.expire_all()
-    row = auth.resolve_session(db, cookie, moment, write=False)
-    if row is None:
-        return None
+        row = auth.resolve_session(db, cookie, moment, write=False)
+        if row is None:
+            return None
     return Auth(auth.principal_for(row.user), row.user, row.csrf_token, via_token=False)
 
 
