@@ -41,8 +41,8 @@ def record_lab(
 ) -> LabResult:
     """Store one laboratory result with its CTCAE grade; the sample date may not be future."""
     parsed = ctcae.parse_result(raw, "lab")
-    graded = ctcae.grade(parsed)
     _check_sample_date(parsed.date, today)
+    graded = ctcae.grade(parsed)
     patient = patients.get_patient(session, patient_code)
     if session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first() is None:
         raise PreconditionFailed(f"patient {patient_code} is not included")
@@ -173,8 +173,8 @@ def edit_lab(
     require_reason(session, "a saved laboratory result")
     row = get_lab(session, patient_code, lab_id)
     parsed = _edited(row, changes)
-    graded = ctcae.grade(parsed)
     _check_sample_date(parsed.date, today)
+    graded = ctcae.grade(parsed)
     edits.apply(row, _stored(parsed, graded, row.canonical_unit), "laboratory result")
     session.flush()
     return row

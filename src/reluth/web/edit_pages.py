@@ -176,7 +176,7 @@ def _lab_page(
         facts=[
             f"{row.analyte} of {row.sample_date}",
             f"saved value {safety.lab_edit_form(row)['value']} {row.unit}",
-            f"CTCAE grade {'' if row.ctcae_grade is None else row.ctcae_grade}",
+            "no CTCAE grade" if row.ctcae_grade is None else f"CTCAE grade {row.ctcae_grade}",
         ],
         action=f"{base}/edit",
         back=f"/patients/{code}#labs",
