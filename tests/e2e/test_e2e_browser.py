@@ -173,6 +173,32 @@ def test_investigator_flow_then_blinded_central_review(
     assert page.get_by_role("cell", name="platelets").is_visible()
     page.screenshot(path=str(screenshots / "patient-timeline.png"), full_page=True)
 
+    # a correction of the saved value needs a reason; the audit page keeps the old value
+    page.locator("#labs").get_by_role("link", name="Correct").click()
+    page.get_by_label("Value (/mm3)", exact=True).fill("45000")
+    expect(page.get_by_test_id("ctcae-grade")).to_have_text("grade 3")  # re-graded live
+    page.get_by_role("button", name="Save correction").click()
+    page.wait_for_load_state("networkidle")
+    reason = page.get_by_label("Reason for the correction (required)")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#err-reason")).to_contain_text("a reason is required")
+    assert page.get_by_label("Value (/mm3)", exact=True).input_value() == "45000"  # no lost input
+    reason.fill("transcription error, source p. 4")
+    page.screenshot(path=str(screenshots / "lab-correction.png"), full_page=True)
+    page.get_by_role("button", name="Save correction").click()
+    page.wait_for_url(re.compile(rf".*/patients/{code}#labs$"))
+    expect(page.locator("#labs")).to_contain_text("45000 /mm3")
+    page.get_by_role("link", name="Audit history").click()
+    change = (
+        page.get_by_role("row")
+        .filter(has_text="transcription error, source p. 4")
+        .filter(has=page.get_by_role("cell", name="value", exact=True))
+    )
+    expect(change).to_contain_text('"74000')  # the old value
+    expect(change).to_contain_text('"45000"')
+    expect(change).to_contain_text("inv1 (investigator)")
+    page.goto(f"{server.url}/patients/{code}")
+
     # a serious adverse event: the 24-hour clock to pharmacovigilance is shown
     page.get_by_label("CTCAE term").fill("Platelet count decreased")
     page.get_by_label("Grade").select_option("4")

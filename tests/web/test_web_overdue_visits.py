@@ -7,33 +7,21 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select, update
-from test_web_trial_flow import randomized_patient
-from web_support import Site
+from test_web_trial_flow import ready_patient
+from web_support import Site, randomize_experimental
 
 from reluth.auth import service as auth
 from reluth.auth.policy import POLICY, Action, Resource
 from reluth.auth.roles import Role
-from reluth.db.session import Actor, unit_of_work
-from reluth.patients.models import Patient
 from reluth.protocol.schedule import planned_visits
-from reluth.randomization.models import Randomization
-from reluth.treatment import service as treatment
 from reluth.web.dashboard import overdue_visits
 
 
 def _experimental_patient(site: Site) -> tuple[str, dt.date]:
-    """A randomized patient, set to the experimental arm so that C3/C4 are planned."""
-    code = randomized_patient(site)
-    with site.db() as db:
-        pid = db.scalar(select(Patient.id).where(Patient.patient_code == code))
-        db.execute(
-            update(Randomization).where(Randomization.patient_id == pid).values(arm="experimental")
-        )
-        day = db.scalar(select(Randomization.randomized_at).where(Randomization.patient_id == pid))
-        db.commit()
-    assert day is not None
-    return code, day.date()
+    """A patient prepared through the pages and randomized to the experimental arm by the
+    randomization service, so that C3/C4 are planned."""
+    code = ready_patient(site)
+    return code, randomize_experimental(site.app, code, site.clock())
 
 
 def _codes(site: Site, username: str) -> set[tuple[str, str]]:
@@ -49,8 +37,11 @@ def test_overdue_visits_window_boundary_recorded_visits_and_centres(site: Site) 
     site.clock.advance(days=1)
     assert (code, "QOL-W00") in _codes(site, "inv1")  # window closed, nothing recorded
 
-    with unit_of_work(site.app.state.engine, actor=Actor("inv1", "investigator")) as uow:
-        treatment.record_visit(uow.session, code, "LAB-W00", randomized_on, today=randomized_on)
+    recorded = site.client("inv1").post(
+        f"/api/v1/patients/{code}/visits",
+        json={"visit_code": "LAB-W00", "visit_date": randomized_on.isoformat()},
+    )
+    assert recorded.status_code == 201 and recorded.json()["status"] == "in_window", recorded.text
     site.clock.advance(days=120)
     as_of = site.clock().date()
     expected = {

@@ -30,6 +30,9 @@ P = "/patients/{code}"
 REVIEWER = frozenset({Role.CENTRAL_REVIEWER})
 QUERY_RAISERS = frozenset({Role.MONITOR, Role.DATA_MANAGER, Role.PHARMACOVIGILANCE})
 QUERY_READERS = QUERY_RAISERS | SITE_WRITERS
+VISIT_READERS = frozenset(
+    {Role.INVESTIGATOR, Role.RESEARCH_NURSE, Role.MONITOR, Role.DATA_MANAGER, Role.STATISTICIAN}
+)
 
 # (method, path, roles allowed, json or form body). Allowed → 2xx/3xx or 422 on a bad body;
 # denied → 403. Unauthenticated → 401 (API) or redirect to login (pages), for every route.
@@ -62,6 +65,18 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("POST", "/queries/{query_id}/answer", SITE_WRITERS, {"answer": ""}),
     ("POST", "/queries/{query_id}/close", QUERY_RAISERS, {}),
     ("POST", P + "/adverse-events", SITE_WRITERS, {"term": "Nausea", "grade": "9"}),
+    # corrections of saved data (a reason in the body) and visits; cycle 3 is arm-revealing
+    ("GET", P + "/labs/{lab_id}/edit", SITE_WRITERS, None),
+    ("POST", P + "/labs/{lab_id}/grade", SITE_WRITERS, {"value": "1"}),
+    ("POST", P + "/labs/{lab_id}/edit", SITE_WRITERS, {"value": "1", "reason": "r"}),
+    ("GET", P + "/adverse-events/{ae_id}/edit", SITE_WRITERS, None),
+    ("POST", P + "/adverse-events/{ae_id}/edit", SITE_WRITERS, {"grade": "9", "reason": "r"}),
+    ("GET", P + "/cycles/{cycle}/edit", SITE_WRITERS, None),
+    ("POST", P + "/cycles/{cycle}/edit", SITE_WRITERS, {"lot": "", "reason": "r"}),
+    ("GET", P + "/visits/{visit_code}", VISIT_READERS, None),
+    ("POST", P + "/visits", SITE_WRITERS, {"visit_code": "TA-W08", "visit_date": "x"}),
+    ("GET", P + "/visits/{visit_code}/edit", SITE_WRITERS, None),
+    ("POST", P + "/visits/{visit_code}/edit", SITE_WRITERS, {"visit_date": "x", "reason": "r"}),
     ("GET", "/review", REVIEWER, None),
     ("GET", "/review/{code}", REVIEWER, None),
     ("POST", "/review/{code}/evaluate", REVIEWER, {"assessment_date": "x"}),
@@ -78,6 +93,25 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
         {"test": "alt", "value": "x", "unit": "U/L", "date": "2025-01-01"},
     ),
     ("PUT", "/api/v1/patients/{code}/labs/{lab_id}", SITE_WRITERS, {"value": "1", "reason": "r"}),
+    (
+        "PUT",
+        "/api/v1/patients/{code}/adverse-events/{ae_id}",
+        SITE_WRITERS,
+        {"grade": 3, "reason": "r"},
+    ),
+    ("PUT", "/api/v1/patients/{code}/cycles/{cycle}", SITE_WRITERS, {"lot": "x", "reason": "r"}),
+    (
+        "POST",
+        "/api/v1/patients/{code}/visits",
+        SITE_WRITERS,
+        {"visit_code": "TA-W08", "visit_date": "2025-01-01"},
+    ),
+    (
+        "PUT",
+        "/api/v1/patients/{code}/visits/{visit_code}",
+        SITE_WRITERS,
+        {"visit_date": "2025-01-01", "reason": "r"},
+    ),
     ("GET", "/api/v1/me", ALL, None),
     ("GET", "/api/v1/dashboard", SITE_READERS, None),
     ("GET", "/api/v1/tokens", ALL, None),
@@ -93,6 +127,14 @@ UNGUARDED = {
     "/account/tokens/{token_id}/revoke",
     "/api/v1/tokens/{token_id}",
 }
+
+
+def _path(template: str, code: str) -> str:
+    """A route with its ids filled in (records that do not exist: allowed roles get 404/409/422,
+    never 403; cycle 3 and the C3 visit would reveal the arm)."""
+    return template.format(
+        code=code, lab_id=1, query_id=999999, ae_id=1, cycle=3, visit_code="TA-W08"
+    )
 
 
 def _call(client: Any, method: str, path: str, body: dict[str, Any] | None) -> int:
@@ -121,7 +163,7 @@ def test_matrix(shared_site: Site, patients: dict[str, str], role: Role) -> None
     client = shared_site.client(ROLE_USER[role])
     failures = []
     for method, template, allowed, body in MATRIX:
-        path = template.format(code=patients["C01"], lab_id=1, query_id=999999)
+        path = _path(template, patients["C01"])
         status = _call(client, method, path, body)
         ok = status != 403 and status < 500 if role in allowed else status == 403
         if not ok:
@@ -142,9 +184,7 @@ def test_cross_centre_id_guessing_on_every_patient_route(
     for method, template, allowed, body in MATRIX:
         if "{code}" not in template or template.startswith("/review"):
             continue
-        status = _call(
-            client, method, template.format(code=patients["C02"], lab_id=1, query_id=999999), body
-        )
+        status = _call(client, method, _path(template, patients["C02"]), body)
         assert status == (404 if role in allowed else 403), (method, template, status)
     for guess in ("C02-0001", "C02-0002", "C01-9999"):
         assert client.get(f"/patients/{guess}").status_code == 404
@@ -153,18 +193,23 @@ def test_cross_centre_id_guessing_on_every_patient_route(
 def test_anonymous_is_sent_to_login_everywhere(shared_site: Site, patients: dict[str, str]) -> None:
     client = shared_site.client()
     for method, template, _allowed, body in MATRIX:
-        path = template.format(code=patients["C01"], lab_id=1, query_id=999999)
+        path = _path(template, patients["C01"])
         status = _call(client, method, path, body)
         assert status == (401 if path.startswith("/api/") else 303), (method, path, status)
 
 
 def test_every_route_is_in_the_matrix(shared_site: Site) -> None:
-    from reluth.web import api, pages, qol_pages, trial_pages
+    from reluth.web import api, api_edits, edit_pages, pages, qol_pages, trial_pages
 
     covered = {path.replace("{code}", "{code}") for _m, path, _a, _b in MATRIX} | UNGUARDED
-    page_routes = (*pages.router.routes, *trial_pages.router.routes, *qol_pages.router.routes)
+    page_routes = (
+        *pages.router.routes,
+        *trial_pages.router.routes,
+        *qol_pages.router.routes,
+        *edit_pages.router.routes,
+    )
     routes = {r.path for r in page_routes} | {  # type: ignore[attr-defined]
         "/api/v1" + r.path
-        for r in api.router.routes  # type: ignore[attr-defined]
+        for r in (*api.router.routes, *api_edits.router.routes)  # type: ignore[attr-defined]
     }
     assert routes - covered == set()

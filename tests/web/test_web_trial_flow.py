@@ -23,8 +23,9 @@ def _register(client: object, centre: str = "C01") -> str:
     return str(response.headers["location"]).rsplit("/", 1)[1]
 
 
-def randomized_patient(site: Site) -> str:
-    setup_randomization(site.app)
+def ready_patient(site: Site) -> str:
+    """A patient screened, included, given cycles 1-2 and assessed through the pages: ready to
+    be randomized."""
     inv = site.client("inv1")
     code = _register(inv)
     data = json.dumps(eligible_file(code, site.clock().date()))
@@ -49,6 +50,13 @@ def randomized_patient(site: Site) -> str:
         data={"assessment_date": "2025-03-10", "overall_response": "SD"},
     )
     assert r.status_code == 303, r.text
+    return code
+
+
+def randomized_patient(site: Site) -> str:
+    setup_randomization(site.app)
+    code = ready_patient(site)
+    inv = site.client("inv1")
     confirm = inv.get(f"/patients/{code}/randomize")
     assert "All preconditions hold" in confirm.text
     request_id = re.search(r'name="request_id" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]

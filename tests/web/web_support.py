@@ -150,3 +150,25 @@ def setup_randomization(app: FastAPI) -> None:
         randomization.configure(uow.session, stat, "blocks")
     with unit_of_work(app.state.engine, actor=stat) as uow:
         randomization.generate_list(uow.session, stat, "web-test-seed-0123456789", 8)
+
+
+def randomize_experimental(app: FastAPI, code: str, now: dt.datetime) -> dt.date:
+    """Randomize a ready patient through the randomization service, on a fresh trial, so that
+    the arm is the experimental one: minimization with no one randomized yet is a tie, broken by
+    the generator's first draw (0.13 with seed 1 picks the first arm, experimental). Returns the
+    randomization date. Cycle 3/4 visits are planned only in that arm."""
+    import random
+
+    from reluth.db.session import Actor, unit_of_work
+    from reluth.randomization import service as randomization
+
+    stat = Actor("stat", Role.STATISTICIAN.value)
+    with unit_of_work(app.state.engine, actor=stat) as uow:
+        randomization.configure(uow.session, stat, "minimization")
+    inv = Actor("inv1", Role.INVESTIGATOR.value)
+    with unit_of_work(app.state.engine, actor=inv) as uow:
+        result = randomization.randomize(
+            uow.session, inv, code, f"exp-{code}", now=now, rng=random.Random(1)
+        )
+    assert result.arm == "experimental", result
+    return now.date()

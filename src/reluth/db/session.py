@@ -86,6 +86,20 @@ def _clean_reason(value: str | None) -> str | None:
     return text or None
 
 
+def require_reason(session: Session, what: str) -> str:
+    """The reason of the open unit of work, for a service about to change ``what`` (saved
+    data). Refused up front, naming the field, so no partial change is ever attempted; the
+    flush hook would refuse it too, but only once the first changed row is flushed."""
+    reason: str | None = session.info.get(_REASON)
+    if reason is None:
+        raise ValidationError(
+            "reason",
+            f"a reason is required to change {what}",
+            "a non-empty explanation, e.g. 'transcription error corrected from source'",
+        )
+    return reason
+
+
 SessionSource = Engine | sessionmaker[Any] | Callable[[], Session]
 
 

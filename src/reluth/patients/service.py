@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -18,6 +19,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from reluth.auth.models import Centre
+from reluth.db import edits
+from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.patients.models import (
     Death,
@@ -32,6 +35,7 @@ from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import PATIENT_ID_PATTERN, parse_patient
 from reluth.protocol.strata import derive_strata
 from reluth.treatment.models import Administration
+from reluth.units import to_decimal
 
 _M = TypeVar("_M")
 CENTRE_CODE = re.compile(r"^C\d{2}$")
@@ -280,6 +284,52 @@ def _randomization_of(session: Session, patient: Patient) -> Any:
 _BY_PATIENT_ADMIN = select(Administration).where(Administration.patient_id == bindparam("pid"))
 
 
+#: What a correction of a saved administration may change (the cycle number stays).
+CYCLE_EDITABLE = ("administered_on", "activity_gbq", "lot")
+LOT_MAX = 40  # administrations.lot
+ACTIVITY_MIN_GBQ, ACTIVITY_MAX_GBQ = Decimal("0.1"), Decimal("10")
+
+
+def _cycle_values(
+    cycle: int, administered_on: dt.date, activity_gbq: Decimal, lot: str, today: dt.date
+) -> dict[str, Any]:
+    """The checked columns of one administration (entry and correction alike)."""
+    _not_future("administered_on", administered_on, today)
+    if cycle not in (1, 2, 3, 4):
+        raise ValidationError("cycle", str(cycle), "1 or 2 (second PRRT), 3 or 4 (experimental)")
+    if not activity_gbq.is_finite() or not ACTIVITY_MIN_GBQ <= activity_gbq <= ACTIVITY_MAX_GBQ:
+        raise ValidationError("activity_gbq", f"{activity_gbq} GBq", "0.1 to 10 GBq (7.4 planned)")
+    exponent = activity_gbq.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -3:
+        raise ValidationError(
+            "activity_gbq", f"{activity_gbq} GBq has more than 3 decimals", "e.g. 7.4 or 7.385"
+        )
+    if not lot.strip():
+        raise ValidationError("lot", "empty", "the batch number on the vial")
+    if len(lot.strip()) > LOT_MAX:
+        raise ValidationError("lot", f"{len(lot.strip())} characters", f"at most {LOT_MAX}")
+    return {"administered_on": administered_on, "activity_gbq": activity_gbq, "lot": lot.strip()}
+
+
+def _check_cycle_order(cycle: int, day: dt.date, others: dict[int, dt.date]) -> None:
+    """Cycles follow each other: after the previous one, before the next one if recorded."""
+    if cycle > 1 and cycle - 1 not in others:
+        raise PreconditionFailed(f"cycle {cycle - 1} must be recorded before cycle {cycle}")
+    if cycle > 1 and day <= others[cycle - 1]:
+        raise ValidationError(
+            "administered_on",
+            f"{day} is not after cycle {cycle - 1} ({others[cycle - 1]})",
+            "a later date",
+        )
+    following = others.get(cycle + 1)
+    if following is not None and day >= following:
+        raise ValidationError(
+            "administered_on",
+            f"{day} is not before cycle {cycle + 1} ({following})",
+            "an earlier date",
+        )
+
+
 def record_cycle(
     session: Session,
     patient_code: str,
@@ -294,13 +344,7 @@ def record_cycle(
     in the experimental arm after randomization."""
     proto = _protocol(protocol)
     today = today or dt.date.today()
-    _not_future("administered_on", administered_on, today)
-    if cycle not in (1, 2, 3, 4):
-        raise ValidationError("cycle", str(cycle), "1 or 2 (second PRRT), 3 or 4 (experimental)")
-    if not Decimal("0.1") <= activity_gbq <= Decimal("10"):
-        raise ValidationError("activity_gbq", f"{activity_gbq} GBq", "0.1 to 10 GBq (7.4 planned)")
-    if not lot.strip():
-        raise ValidationError("lot", "empty", "the batch number on the vial")
+    values = _cycle_values(cycle, administered_on, activity_gbq, lot, today)
     patient = get_patient(session, patient_code)
     if first_for_patient(session, Inclusion, patient.id) is None:
         raise PreconditionFailed(f"patient {patient_code} is not included")
@@ -313,22 +357,52 @@ def record_cycle(
     previous = session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}).all()
     if any(a.cycle == cycle for a in previous):
         raise Conflict(f"cycle {cycle} of patient {patient_code} is already recorded")
-    done = {a.cycle: a.administered_on for a in previous}
-    if cycle > 1 and cycle - 1 not in done:
-        raise PreconditionFailed(f"cycle {cycle - 1} must be recorded before cycle {cycle}")
-    if cycle > 1 and administered_on <= done[cycle - 1]:
-        raise ValidationError(
-            "administered_on", f"{administered_on} is not after cycle {cycle - 1}", "a later date"
-        )
-    row = Administration(
-        patient_id=patient.id,
-        cycle=cycle,
-        administered_on=administered_on,
-        activity_gbq=activity_gbq,
-        lot=lot.strip(),
-        protocol_version=proto.label,
-    )
+    _check_cycle_order(cycle, administered_on, {a.cycle: a.administered_on for a in previous})
+    row = Administration(patient_id=patient.id, cycle=cycle, protocol_version=proto.label, **values)
     session.add(row)
+    session.flush()
+    return row
+
+
+def cycle_edit_form(row: Administration) -> dict[str, str]:
+    """The editable fields of a saved administration as text, as a correction form shows them."""
+    return {
+        "administered_on": row.administered_on.isoformat(),
+        "activity_gbq": format(row.activity_gbq.normalize(), "f"),
+        "lot": row.lot,
+    }
+
+
+def get_cycle(session: Session, patient_code: str, cycle: int) -> Administration:
+    patient = get_patient(session, patient_code)
+    for row in session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}):
+        if row.cycle == cycle:
+            return row
+    raise NotFound(f"cycle {cycle} of {patient_code} is not recorded")
+
+
+def edit_cycle(
+    session: Session,
+    patient_code: str,
+    cycle: int,
+    changes: Mapping[str, Any],
+    today: dt.date,
+) -> Administration:
+    """Correct a saved administration (date, activity, lot), checked by the entry rules and
+    kept between the previous and the next cycle. Needs a reason in the unit of work."""
+    require_reason(session, "a saved administration")
+    edits.only(changes, CYCLE_EDITABLE)
+    row = get_cycle(session, patient_code, cycle)
+    merged: dict[str, Any] = {**cycle_edit_form(row), **changes}
+    day = edits.as_date(merged["administered_on"], "administered_on")
+    activity = to_decimal(merged["activity_gbq"], "activity_gbq")
+    lot = merged["lot"]
+    if not isinstance(lot, str):
+        raise ValidationError("lot", f"expected text, got {lot!r}", "the batch number on the vial")
+    values = _cycle_values(cycle, day, activity, lot, today)
+    others = session.scalars(_BY_PATIENT_ADMIN, {"pid": row.patient_id}).all()
+    _check_cycle_order(cycle, day, {a.cycle: a.administered_on for a in others if a is not row})
+    edits.apply(row, values, f"cycle {cycle}")
     session.flush()
     return row
 

@@ -4,6 +4,7 @@ JSON files (the CLI path; the web eCRF has its own per-result service in safety/
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -67,6 +68,63 @@ def record_labs(
     return rows
 
 
+#: The fields of an adverse event, as the entry service takes them (and an edit may change).
+AE_FIELDS = (
+    "term",
+    "grade",
+    "serious",
+    "relatedness",
+    "outcome",
+    "onset_date",
+    "resolution_date",
+    "awareness_date",
+    "description",
+)
+TERM_MAX = 120  # adverse_events.term
+
+
+def adverse_event_fields(ae: Mapping[str, Any], today: dt.date) -> dict[str, Any]:
+    """The validated column values of one adverse event: the rules of entry and of every later
+    correction. Grade 5 if and only if fatal; no date in the future; resolution not before
+    onset; a serious event needs the date the site became aware of it (it starts the 24-hour
+    clock to pharmacovigilance), which cannot precede the onset."""
+    w = "adverse_event"
+    term = v.text(ae, "term", w)
+    assert term is not None
+    if len(term) > TERM_MAX:
+        raise ValidationError(f"{w}.term", f"{len(term)} characters", f"at most {TERM_MAX}")
+    grade = v.integer(ae, "grade", w, 1, 5)
+    outcome = v.choice(ae, "outcome", w, OUTCOMES)
+    serious = v.boolean(ae, "serious", w)
+    onset = v.date(ae, "onset_date", w, today)
+    resolved = v.date(ae, "resolution_date", w, today, optional=True)
+    aware = v.date(ae, "awareness_date", w, today, optional=True)
+    assert onset is not None
+    if resolved is not None and resolved < onset:
+        raise ValidationError(f"{w}.resolution_date", f"{resolved} is before onset {onset}")
+    if (grade == 5) != (outcome == "fatal"):
+        raise ValidationError(f"{w}.outcome", f"{outcome} with grade {grade}", "grade 5 = fatal")
+    if serious and aware is None:
+        raise ValidationError(
+            f"{w}.awareness_date",
+            "required for a serious adverse event (it starts the 24-hour reporting clock)",
+            "the date the site became aware, YYYY-MM-DD",
+        )
+    if aware is not None and aware < onset:
+        raise ValidationError(f"{w}.awareness_date", f"{aware} is before onset {onset}")
+    return {
+        "term": term,
+        "grade": grade,
+        "serious": serious,
+        "relatedness": v.choice(ae, "relatedness", w, RELATEDNESS),
+        "outcome": outcome,
+        "onset_date": onset,
+        "resolution_date": resolved,
+        "awareness_date": aware,
+        "description": v.text(ae, "description", w, optional=True),
+    }
+
+
 def record_adverse_event(
     session: Session,
     data: Any,
@@ -74,32 +132,15 @@ def record_adverse_event(
     protocol: Protocol | None = None,
 ) -> AdverseEvent:
     """``{"patient_id", "term", "grade" 1-5, "serious", "relatedness", "outcome",
-    "onset_date", "resolution_date"?, "awareness_date"?, "description"?}``."""
+    "onset_date", "resolution_date"?, "awareness_date"? (required if serious),
+    "description"?}``."""
     today = today or dt.date.today()
     ae = v.obj(data, "adverse_event")
-    w = "adverse_event"
     patient = get_patient(session, str(ae.get("patient_id")))
-    grade = v.integer(ae, "grade", w, 1, 5)
-    outcome = v.choice(ae, "outcome", w, OUTCOMES)
-    onset = v.date(ae, "onset_date", w, today)
-    resolved = v.date(ae, "resolution_date", w, today, optional=True)
-    assert onset is not None
-    if resolved is not None and resolved < onset:
-        raise ValidationError(f"{w}.resolution_date", f"{resolved} is before onset {onset}")
-    if (grade == 5) != (outcome == "fatal"):
-        raise ValidationError(f"{w}.outcome", f"{outcome} with grade {grade}", "grade 5 = fatal")
     row = AdverseEvent(
         patient_id=patient.id,
-        term=v.text(ae, "term", w),
-        grade=grade,
-        serious=v.boolean(ae, "serious", w),
-        relatedness=v.choice(ae, "relatedness", w, RELATEDNESS),
-        outcome=outcome,
-        onset_date=onset,
-        resolution_date=resolved,
-        awareness_date=v.date(ae, "awareness_date", w, today, optional=True),
-        description=v.text(ae, "description", w, optional=True),
         protocol_version=(protocol or load_protocol()).label,
+        **adverse_event_fields(ae, today),
     )
     session.add(row)
     session.flush()

@@ -1,13 +1,14 @@
 """Laboratory results: validated and graded by the CTCAE v5.0 engine, stored in one audited
-transaction (the caller's ``unit_of_work`` session).
+transaction (the caller's ``unit_of_work`` session); corrections of saved results and adverse
+events (with a reason, re-graded and re-checked by the same rules as at entry); the SAE clock.
 
-Thin service written for the web eCRF; the store owner may extend it (adverse events, SAE
-clock) — keep ``preview_lab`` pure so pages can grade a value as it is typed.
+Keep ``preview_lab`` pure so pages can grade a value as it is typed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -15,13 +16,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reluth.db import edits
+from reluth.db.session import require_reason
 from reluth.errors import NotFound, PreconditionFailed, ValidationError
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion
 from reluth.protocol.definition import load_protocol
 from reluth.safety import ctcae
-from reluth.safety.models import LabResult
-from reluth.units import canonical_unit, convert
+from reluth.safety.models import AdverseEvent, LabResult
+from reluth.safety.records import AE_FIELDS, adverse_event_fields
+from reluth.units import canonical_unit, convert, to_decimal
 
 
 def preview_lab(raw: dict[str, Any]) -> ctcae.GradedResult:
@@ -37,34 +41,45 @@ def record_lab(
 ) -> LabResult:
     """Store one laboratory result with its CTCAE grade; the sample date may not be future."""
     parsed = ctcae.parse_result(raw, "lab")
-    if parsed.date is None:
-        raise ValidationError("lab.date", "missing", "YYYY-MM-DD")
-    if parsed.date > today:
-        raise ValidationError("lab.date", f"{parsed.date} is in the future", f"<= {today}")
+    _check_sample_date(parsed.date, today)
     graded = ctcae.grade(parsed)
     patient = patients.get_patient(session, patient_code)
     if session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first() is None:
         raise PreconditionFailed(f"patient {patient_code} is not included")
     unit = canonical_unit(parsed.test) if parsed.test in _CANONICAL else parsed.unit
-    value_canonical = _canonical(parsed.test, parsed.value, parsed.unit, unit)
-    uln = None
-    if parsed.uln is not None:
-        uln = _canonical(parsed.test, parsed.uln.value, parsed.uln.unit, unit)
     row = LabResult(
         patient_id=patient.id,
-        sample_date=parsed.date,
         analyte=parsed.test,
-        value=parsed.value,
         unit=parsed.unit,
-        value_canonical=value_canonical,
         canonical_unit=unit,
-        uln=uln,
-        ctcae_grade=graded.grade,
         protocol_version=load_protocol().label,
+        **_stored(parsed, graded, unit),
     )
     session.add(row)
     session.flush()
     return row
+
+
+def _check_sample_date(day: dt.date | None, today: dt.date) -> None:
+    if day is None:
+        raise ValidationError("lab.date", "missing", "YYYY-MM-DD")
+    if day > today:
+        raise ValidationError("lab.date", f"{day} is in the future", f"<= {today}")
+
+
+def _stored(parsed: ctcae.LabResult, graded: ctcae.GradedResult, unit: str) -> dict[str, Any]:
+    """The columns of a result that follow from what was entered (value as entered and in the
+    canonical unit, ULN in the canonical unit, CTCAE grade)."""
+    uln = None
+    if parsed.uln is not None:
+        uln = _canonical(parsed.test, parsed.uln.value, parsed.uln.unit, unit)
+    return {
+        "sample_date": parsed.date,
+        "value": parsed.value,
+        "value_canonical": _canonical(parsed.test, parsed.value, parsed.unit, unit),
+        "uln": uln,
+        "ctcae_grade": graded.grade,
+    }
 
 
 def _canonical(test: str, value: Decimal, from_unit: str, to_unit: str) -> Decimal:
@@ -84,21 +99,133 @@ def _known(test: str) -> bool:
 _CANONICAL = frozenset(t for t in ctcae.definitions() if _known(t))
 
 
-def correct_lab_value(session: Session, patient_code: str, lab_id: int, value: str) -> LabResult:
-    """Correct the value of a saved result (same test and unit) and re-grade it. The unit of
-    work must carry a reason: the audit trail keeps the old value and the reason."""
+#: What a correction of a saved laboratory result may change. The test and unit stay (enter a
+#: new result for another test); ``lln`` and ``baseline`` are not stored, they only re-grade.
+LAB_EDITABLE = ("value", "date", "uln", "lln", "baseline")
+
+
+def _owned(session: Session, model: Any, record_id: int, patient_code: str, what: str) -> Any:
+    """Record ``record_id`` of ``model`` if it belongs to the patient (else NotFound)."""
     patient = patients.get_patient(session, patient_code)
-    row = session.get(LabResult, lab_id)
+    row = session.get(model, record_id)
     if row is None or row.patient_id != patient.id:
-        raise NotFound(f"laboratory result {lab_id} of {patient_code} not found")
-    raw: dict[str, Any] = {"test": row.analyte, "value": value, "unit": row.unit}
-    if row.uln is not None:
-        raw["uln"] = {"value": str(row.uln), "unit": row.canonical_unit}
-    parsed = ctcae.parse_result(raw, "lab")
+        raise NotFound(f"{what} {record_id} of {patient_code} not found")
+    return row
+
+
+def lab_edit_form(row: LabResult) -> dict[str, str]:
+    """The editable fields of a saved result as text, as a correction form shows them (the ULN
+    in the canonical unit it is stored in)."""
+    return {
+        "value": _text(row.value),
+        "date": row.sample_date.isoformat(),
+        "uln": "" if row.uln is None else _text(row.uln),
+        "lln": "",
+        "baseline": "",
+    }
+
+
+def _text(number: Decimal) -> str:
+    return format(number.normalize(), "f")
+
+
+def get_lab(session: Session, patient_code: str, lab_id: int) -> LabResult:
+    row: LabResult = _owned(session, LabResult, lab_id, patient_code, "laboratory result")
+    return row
+
+
+def _edited(row: LabResult, changes: Mapping[str, Any]) -> ctcae.LabResult:
+    """The result as corrected: saved values overlaid with ``changes`` (text; blank clears an
+    optional field), parsed by the CTCAE engine in the result's own test and unit."""
+    edits.only(changes, LAB_EDITABLE)
+    given = {k: ("" if v is None else str(v).strip()) for k, v in changes.items()}
+    merged = {**lab_edit_form(row), **given}
+    raw: dict[str, Any] = {"test": row.analyte, "unit": row.unit, "value": merged["value"]}
+    raw["date"] = merged["date"] or None
+    if merged["uln"]:
+        uln = to_decimal(merged["uln"], "uln")
+        if uln < 0:
+            raise ValidationError("uln", f"negative value {uln}", "a value >= 0")
+        raw["uln"] = {"value": str(uln), "unit": row.canonical_unit}
+    for key in ("lln", "baseline"):
+        if merged[key]:
+            raw[key] = merged[key]
+    return ctcae.parse_result(raw, "lab")
+
+
+def preview_lab_edit(
+    session: Session, patient_code: str, lab_id: int, changes: Mapping[str, Any]
+) -> ctcae.GradedResult:
+    """The CTCAE grade a correction would give, without storing it (for the live form)."""
+    return ctcae.grade(_edited(get_lab(session, patient_code, lab_id), changes))
+
+
+def edit_lab(
+    session: Session,
+    patient_code: str,
+    lab_id: int,
+    changes: Mapping[str, Any],
+    today: dt.date,
+) -> LabResult:
+    """Correct a saved result (value, sample date, ULN in the canonical unit) and re-grade it
+    with the CTCAE engine; ``lln``/``baseline`` are used for the grade as at entry. The unit of
+    work must carry a reason: the audit trail keeps each old value beside the new one."""
+    require_reason(session, "a saved laboratory result")
+    row = get_lab(session, patient_code, lab_id)
+    parsed = _edited(row, changes)
+    _check_sample_date(parsed.date, today)
     graded = ctcae.grade(parsed)
-    row.value = parsed.value
-    row.value_canonical = _canonical(parsed.test, parsed.value, parsed.unit, row.canonical_unit)
-    row.ctcae_grade = graded.grade
+    edits.apply(row, _stored(parsed, graded, row.canonical_unit), "laboratory result")
+    session.flush()
+    return row
+
+
+def correct_lab_value(session: Session, patient_code: str, lab_id: int, value: str) -> LabResult:
+    """Correct the value of a saved result (same test, unit and date) and re-grade it: the JSON
+    API's value-only correction. The unit of work must carry a reason."""
+    row = get_lab(session, patient_code, lab_id)
+    return edit_lab(session, patient_code, lab_id, {"value": value}, today=row.sample_date)
+
+
+def get_adverse_event(session: Session, patient_code: str, ae_id: int) -> AdverseEvent:
+    row: AdverseEvent = _owned(session, AdverseEvent, ae_id, patient_code, "adverse event")
+    return row
+
+
+def adverse_event_form(row: AdverseEvent) -> dict[str, Any]:
+    """The editable fields of a saved adverse event, as the entry service takes them."""
+    return {
+        "term": row.term,
+        "grade": row.grade,
+        "serious": row.serious,
+        "relatedness": row.relatedness,
+        "outcome": row.outcome,
+        "onset_date": row.onset_date.isoformat(),
+        "resolution_date": _iso(row.resolution_date),
+        "awareness_date": _iso(row.awareness_date),
+        "description": row.description,
+    }
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def edit_adverse_event(
+    session: Session,
+    patient_code: str,
+    ae_id: int,
+    changes: Mapping[str, Any],
+    today: dt.date,
+) -> AdverseEvent:
+    """Correct a saved adverse event: the changed fields are merged with the saved ones and the
+    whole event is checked again by the entry rules (grade 5 = fatal, dates, SAE awareness date),
+    so an edit cannot make an event the entry form would refuse. Needs a reason."""
+    require_reason(session, "a saved adverse event")
+    edits.only(changes, AE_FIELDS)
+    row = get_adverse_event(session, patient_code, ae_id)
+    merged = {**adverse_event_form(row), **changes}
+    edits.apply(row, adverse_event_fields(merged, today), "adverse event")
     session.flush()
     return row
 

@@ -32,7 +32,8 @@ from reluth.randomization.models import Randomization
 from reluth.safety import records as safety_records
 from reluth.safety import service as safety
 from reluth.safety.models import AdverseEvent, LabResult
-from reluth.treatment.models import Administration
+from reluth.treatment.models import Administration, Visit
+from reluth.treatment.service import treatment_visit_codes as treatment_visits
 from reluth.web import trial_views as views
 from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
 from reluth.web.pages import render
@@ -560,6 +561,9 @@ def audit_page(
             db.scalars(select(QolQuestionnaire.id).where(QolQuestionnaire.patient_id == pid)),
         ),
     ]
+    hidden = set() if who.principal.can(Action.READ, Resource.TREATMENT) else treatment_visits()
+    visits = db.execute(select(Visit.id, Visit.visit_code).where(Visit.patient_id == pid))
+    records.append(("visits", [vid for vid, vcode in visits if vcode not in hidden]))
     if who.principal.can(Action.READ, Resource.TREATMENT):
         records.append(
             (

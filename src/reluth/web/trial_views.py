@@ -22,13 +22,14 @@ from reluth.errors import NotFound
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.protocol.definition import load_protocol
-from reluth.protocol.schedule import planned_visits
+from reluth.protocol.schedule import VisitStatus, planned_visits
 from reluth.qol import scoring
 from reluth.qol.models import QolQuestionnaire
 from reluth.queries.models import DataQuery
 from reluth.randomization.models import Randomization
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.safety.service import SaeClock, sae_clock
+from reluth.treatment import service as treatment
 from reluth.treatment.models import Administration
 
 
@@ -190,6 +191,7 @@ class Timeline:
     adverse_events: list[AeRow] | None = None
     queries: list[QueryRow] | None = None
     qol: list[QolRow] | None = None  # None when the person may not see QoL
+    visits: list[VisitRow] | None = None  # None when the person may not see visits
     can: dict[str, bool] = field(default_factory=dict)
 
 
@@ -227,6 +229,7 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
     if who.can(Action.READ, Resource.LAB):
         labs = [
             {
+                "id": r.id,
                 "date": r.sample_date,
                 "analyte": r.analyte,
                 "value": r.value,
@@ -248,6 +251,7 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
         "ae": who.may(Action.WRITE, Resource.ADVERSE_EVENT, patient.centre_id),
         "query": who.may(Action.WRITE, Resource.QUERY, patient.centre_id),
         "qol": who.may(Action.WRITE, Resource.QOL, patient.centre_id),
+        "visit": who.may(Action.WRITE, Resource.VISIT, patient.centre_id),
     }
     aes = None
     if who.can(Action.READ, Resource.ADVERSE_EVENT):
@@ -277,8 +281,60 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
         adverse_events=aes,
         queries=data_queries(db, who, patient.id) if who.can(Action.READ, Resource.QUERY) else None,
         qol=qol_rows(db, patient.id) if who.can(Action.READ, Resource.QOL) else None,
+        visits=visit_rows(db, who, patient, now.date())
+        if who.can(Action.READ, Resource.VISIT)
+        else None,
         can=can,
     )
+
+
+@dataclass(frozen=True)
+class VisitRow:
+    code: str
+    label: str
+    target_date: dt.date
+    window_start: dt.date
+    window_end: dt.date
+    actual_date: dt.date | None
+    status: str  # in_window | early | late (done); missed | due | upcoming (not done)
+    days_from_target: int | None
+
+
+def _visit_row(s: VisitStatus) -> VisitRow:
+    v = s.visit
+    return VisitRow(
+        v.code,
+        v.label,
+        v.target_date,
+        v.window_start,
+        v.window_end,
+        s.actual_date,
+        s.status,
+        s.days_from_target,
+    )
+
+
+def visit_rows(db: Session, who: Principal, patient: Patient, as_of: dt.date) -> list[VisitRow]:
+    """The planned visits of a randomized patient with their window status; treatment-cycle
+    visits (C3/C4 reveal the arm) only for people who may read treatment."""
+    who.require(Action.READ, Resource.VISIT)
+    sees_treatment = who.can(Action.READ, Resource.TREATMENT)
+    return [
+        _visit_row(s)
+        for s in treatment.visit_schedule(db, patient, as_of)
+        if sees_treatment or s.visit.kind != "treatment"
+    ]
+
+
+def visible_visit(
+    db: Session, who: Principal, code: str, visit_code: str, as_of: dt.date, action: Action
+) -> tuple[Patient, VisitRow]:
+    """One planned visit of a visible patient. Treatment-cycle visits need the treatment
+    permission too (403 for any such code, whatever the patient's arm: nothing is learnt)."""
+    patient = visible_patient(db, who, code, Resource.VISIT, action)
+    if visit_code in treatment.treatment_visit_codes():
+        who.require(action, Resource.TREATMENT)
+    return patient, _visit_row(treatment.visit_status(db, patient.patient_code, visit_code, as_of))
 
 
 @dataclass(frozen=True)

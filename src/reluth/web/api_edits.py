@@ -1,0 +1,180 @@
+"""JSON API for corrections of saved data and for visits (mounted under ``/api/v1``).
+
+Every correction is a ``PUT`` whose body carries a ``reason`` and only the fields to change
+(fields left out keep their saved value; ``null`` clears an optional one). The domain service
+checks what may change and the rules of entry again; the audited unit of work keeps old value,
+new value, who and why. Same permission layer and centre scoping as the pages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from reluth.auth.policy import Action, Resource
+from reluth.cli_support import parse_date, to_jsonable
+from reluth.patients import service as patients
+from reluth.protocol.schedule import VisitStatus
+from reluth.safety import service as safety
+from reluth.treatment import service as treatment
+from reluth.web import trial_views as views
+from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, require, today
+
+router = APIRouter(tags=["api"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    403: {"description": "Not allowed for this role or centre"},
+    404: {"description": "Not found"},
+    409: {"description": "Contradicts the stored state (e.g. visit already recorded)"},
+    422: {"description": "Invalid input (names the field and what is accepted)"},
+}
+
+PatientCode = Annotated[str, Path(pattern=r"^C\d{2}-\d{4}$", max_length=8)]
+CycleNumber = Annotated[int, Path(ge=1, le=4, description="1-2 second PRRT, 3-4 experimental")]
+VisitCode = Annotated[str, Path(pattern=r"^[A-Z0-9-]{1,16}$", description="e.g. TA-W08")]
+Reason = Annotated[
+    str, Field(min_length=1, max_length=500, description="why the saved data change")
+]
+DateText = Annotated[str, Field(max_length=10, description="YYYY-MM-DD")]
+
+
+class _Edit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given in the body (not the reason): only these change."""
+        return {k: getattr(self, k) for k in self.model_fields_set if k != "reason"}
+
+
+class AdverseEventEdit(_Edit):
+    term: str | None = Field(default=None, max_length=120)
+    grade: int | None = Field(default=None, description="1-5")
+    serious: bool | None = None
+    relatedness: str | None = Field(default=None, max_length=24)
+    outcome: str | None = Field(default=None, max_length=32)
+    onset_date: DateText | None = None
+    resolution_date: DateText | None = None
+    awareness_date: DateText | None = None
+    description: str | None = Field(default=None, max_length=4000)
+
+
+class CycleEdit(_Edit):
+    administered_on: DateText | None = None
+    activity_gbq: str | None = Field(default=None, max_length=16, description="decimal, GBq")
+    lot: str | None = Field(default=None, max_length=40)
+
+
+class VisitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    visit_code: str = Field(pattern=r"^[A-Z0-9-]{1,16}$", description="e.g. TA-W08")
+    visit_date: DateText
+
+
+class VisitEdit(_Edit):
+    visit_date: DateText
+
+
+class VisitOut(BaseModel):
+    visit_code: str
+    visit_date: str | None
+    target_date: str
+    window_start: str
+    window_end: str
+    status: str
+    days_from_target: int | None
+
+
+def _visit_out(status: VisitStatus) -> VisitOut:
+    v = status.visit
+    return VisitOut(
+        visit_code=v.code,
+        visit_date=None if status.actual_date is None else status.actual_date.isoformat(),
+        target_date=v.target_date.isoformat(),
+        window_start=v.window_start.isoformat(),
+        window_end=v.window_end.isoformat(),
+        status=status.status,
+        days_from_target=status.days_from_target,
+    )
+
+
+@router.put("/patients/{code}/adverse-events/{ae_id}", responses=ERRORS)
+def adverse_event_edit(
+    code: PatientCode,
+    ae_id: RecordId,
+    body: AdverseEventEdit,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    """Correct a saved adverse event; the whole event is checked again (grade 5 = fatal, dates,
+    awareness date of a serious event)."""
+    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    with audited(request, who, reason=body.reason) as uow:
+        row = safety.edit_adverse_event(
+            uow.session, patient.patient_code, ae_id, body.changes(), today(request)
+        )
+        result: dict[str, Any] = to_jsonable({"id": row.id, **safety.adverse_event_form(row)})
+    return result
+
+
+@router.put("/patients/{code}/cycles/{cycle}", responses=ERRORS)
+def cycle_edit(
+    code: PatientCode,
+    cycle: CycleNumber,
+    body: CycleEdit,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    """Correct a saved Lutathera administration (date, activity, lot)."""
+    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
+    with audited(request, who, reason=body.reason) as uow:
+        row = patients.edit_cycle(
+            uow.session, patient.patient_code, cycle, body.changes(), today(request)
+        )
+        return {"cycle": row.cycle, **patients.cycle_edit_form(row)}
+
+
+@router.post("/patients/{code}/visits", status_code=201, response_model=VisitOut, responses=ERRORS)
+def visit_record(
+    code: PatientCode,
+    body: VisitIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
+    db: Session = DB_SESSION,
+) -> VisitOut:
+    """Record the actual date of a planned visit; answers with its window status."""
+    patient, _visit = views.visible_visit(
+        db, who.principal, code, body.visit_code, today(request), Action.WRITE
+    )
+    day = parse_date(body.visit_date, "visit_date")
+    with audited(request, who) as uow:
+        _row, status = treatment.record_visit(
+            uow.session, patient.patient_code, body.visit_code, day, today=today(request)
+        )
+    return _visit_out(status)
+
+
+@router.put("/patients/{code}/visits/{visit_code}", response_model=VisitOut, responses=ERRORS)
+def visit_edit(
+    code: PatientCode,
+    visit_code: VisitCode,
+    body: VisitEdit,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
+    db: Session = DB_SESSION,
+) -> VisitOut:
+    """Correct the date of a recorded visit; answers with the new window status."""
+    patient, _visit = views.visible_visit(
+        db, who.principal, code, visit_code, today(request), Action.WRITE
+    )
+    with audited(request, who, reason=body.reason) as uow:
+        _row, status = treatment.edit_visit(
+            uow.session, patient.patient_code, visit_code, body.changes(), today(request)
+        )
+    return _visit_out(status)

@@ -1,0 +1,556 @@
+"""Correction pages for saved data (laboratory results, adverse events, Lutathera
+administrations, visit dates) and the visit-recording page.
+
+Every correction needs a reason: the route opens the audited unit of work with the reason typed
+in the form, the domain service checks what may change and the rules of entry again, and the
+audit trail keeps old value, new value, who and why (shown on the audit page). A refused form
+comes back with every typed value and the message next to the field it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from reluth.auth.policy import Action, Resource
+from reluth.cli_support import parse_date
+from reluth.errors import ReluthError, ValidationError
+from reluth.patients import service as patients
+from reluth.safety import service as safety
+from reluth.safety.records import OUTCOMES, RELATEDNESS
+from reluth.treatment import service as treatment
+from reluth.web import trial_views as views
+from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, require, today
+from reluth.web.pages import render
+from reluth.web.trial_pages import _go, _remember_form
+
+router = APIRouter(include_in_schema=False)
+
+#: Cycle numbers in a URL: 1-2 second PRRT, 3-4 experimental arm.
+CycleNumber = Annotated[int, Path(ge=1, le=4, description="cycle number")]
+#: Visit codes of the protocol schedule in a URL (TA-W08, LAB-W00, FU-M12, EOS, C3).
+VisitCode = Annotated[str, Path(pattern=r"^[A-Z0-9-]{1,16}$", description="visit code")]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of a correction form (presentation only: the service validates)."""
+
+    name: str
+    label: str
+    kind: str = "text"  # text | date | decimal | select | checkbox | textarea
+    options: tuple[tuple[str, str], ...] = ()
+    hint: str = ""
+
+
+def _options(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((v, v.replace("_", " ")) for v in values)
+
+
+def _error_field(exc: ReluthError | None) -> str | None:
+    """The form input an error belongs to: the last part of the field it names
+    (``adverse_event.grade`` -> ``grade``, ``platelets.lln`` -> ``lln``)."""
+    if isinstance(exc, ValidationError):
+        return exc.field.rsplit(".", 1)[-1]
+    return None
+
+
+def _edit_page(
+    request: Request,
+    who: Auth,
+    *,
+    code: str,
+    heading: str,
+    facts: list[str],
+    action: str,
+    back: str,
+    fields: list[Field],
+    values: Mapping[str, Any],
+    error: ReluthError | None = None,
+    preview_url: str | None = None,
+    preview: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "edit.html",
+        {
+            "who": who,
+            "code": code,
+            "heading": heading,
+            "facts": facts,
+            "action": action,
+            "back": back,
+            "fields": fields,
+            "field_names": [f.name for f in fields] + ["reason"],
+            "values": values,
+            "error": error,
+            "error_field": _error_field(error),
+            "preview_url": preview_url,
+            "preview": preview or {},
+        },
+        status_code=error.http_status if error else 200,
+    )
+
+
+def _posted(request: Request, fields: list[Field]) -> dict[str, str]:
+    form: dict[str, str] = request.state.posted
+    return {f.name: form.get(f.name, "") for f in fields} | {"reason": form.get("reason", "")}
+
+
+def _save(
+    request: Request,
+    who: Auth,
+    form: dict[str, str],
+    change: Callable[[Session], Any],
+) -> ReluthError | None:
+    """Run one correction in the audited unit of work with the typed reason; the error, if
+    the service refused it (nothing is written then)."""
+    try:
+        with audited(request, who, reason=form.get("reason")) as uow:
+            change(uow.session)
+    except ReluthError as exc:
+        return exc
+    return None
+
+
+# --- laboratory results ------------------------------------------------------------------
+
+
+def _lab_fields(row: Any) -> list[Field]:
+    return [
+        Field("value", f"Value ({row.unit})", "decimal"),
+        Field("date", "Sample date", "date"),
+        Field(
+            "uln",
+            f"Upper limit of normal ({row.canonical_unit})",
+            "decimal",
+            hint="stored with the result",
+        ),
+        Field(
+            "lln",
+            f"Lower limit of normal ({row.unit})",
+            "decimal",
+            hint="not stored: give it again if the grade depends on it",
+        ),
+        Field(
+            "baseline",
+            f"Baseline value ({row.unit})",
+            "decimal",
+            hint="not stored: give it again if the grade depends on it",
+        ),
+    ]
+
+
+def _lab_changes(form: Mapping[str, str]) -> dict[str, str]:
+    return {k: form.get(k, "") for k in safety.LAB_EDITABLE}
+
+
+def _lab_preview(db: Session, code: str, lab_id: int, form: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        return {"graded": safety.preview_lab_edit(db, code, lab_id, _lab_changes(form))}
+    except ReluthError as exc:
+        return {"error": exc.message}
+
+
+def _lab_page(
+    request: Request,
+    who: Auth,
+    db: Session,
+    code: str,
+    lab_id: int,
+    values: Mapping[str, str],
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    row = safety.get_lab(db, code, lab_id)
+    base = f"/patients/{code}/labs/{lab_id}"
+    return _edit_page(
+        request,
+        who,
+        code=code,
+        heading=f"Correct laboratory result: {row.analyte}",
+        facts=[
+            f"{row.analyte} of {row.sample_date}",
+            f"saved value {safety.lab_edit_form(row)['value']} {row.unit}",
+            "no CTCAE grade" if row.ctcae_grade is None else f"CTCAE grade {row.ctcae_grade}",
+        ],
+        action=f"{base}/edit",
+        back=f"/patients/{code}#labs",
+        fields=_lab_fields(row),
+        values=values,
+        error=error,
+        preview_url=f"{base}/grade",
+        preview=_lab_preview(db, code, lab_id, values),
+    )
+
+
+@router.get("/patients/{code}/labs/{lab_id}/edit", response_class=HTMLResponse)
+def lab_edit_form(
+    request: Request,
+    code: str,
+    lab_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    code = patient.patient_code
+    values = safety.lab_edit_form(safety.get_lab(db, code, lab_id))
+    return _lab_page(request, who, db, code, lab_id, values)
+
+
+@router.post("/patients/{code}/labs/{lab_id}/grade", response_class=HTMLResponse)
+async def lab_edit_grade(
+    request: Request,
+    code: str,
+    lab_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    """The CTCAE grade the correction would give, as the value is typed (nothing stored)."""
+    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    preview = _lab_preview(db, patient.patient_code, lab_id, form)
+    return render(request, "_lab_grade.html", {"graded": None, "error": None, **preview})
+
+
+@router.post("/patients/{code}/labs/{lab_id}/edit", dependencies=[Depends(_remember_form)])
+def lab_edit_save(
+    request: Request,
+    code: str,
+    lab_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    code = patient.patient_code
+    row = safety.get_lab(db, code, lab_id)
+    form = _posted(request, _lab_fields(row))
+    error = _save(
+        request,
+        who,
+        form,
+        lambda s: safety.edit_lab(s, code, lab_id, _lab_changes(form), today(request)),
+    )
+    if error is not None:
+        return _lab_page(request, who, db, code, lab_id, form, error)
+    return _go(code, "#labs")
+
+
+# --- adverse events ----------------------------------------------------------------------
+
+AE_FIELDS = [
+    Field("term", "CTCAE term"),
+    Field("grade", "Grade", "select", _options(("1", "2", "3", "4", "5"))),
+    Field("serious", "Serious (SAE: report to pharmacovigilance within 24 hours)", "checkbox"),
+    Field("relatedness", "Relatedness to Lutathera", "select", _options(RELATEDNESS)),
+    Field("outcome", "Outcome", "select", _options(OUTCOMES)),
+    Field("onset_date", "Onset date", "date"),
+    Field("resolution_date", "Resolution date", "date", hint="blank if not resolved"),
+    Field(
+        "awareness_date",
+        "Date the site became aware",
+        "date",
+        hint="required for a serious event: starts the 24-hour clock",
+    ),
+    Field("description", "Description", "textarea"),
+]
+
+
+def _ae_form_values(saved: Mapping[str, Any]) -> dict[str, str]:
+    """Saved values as the form shows them (checkbox ``yes``, blanks for none)."""
+    out = {k: "" if v is None else str(v) for k, v in saved.items()}
+    out["serious"] = "yes" if saved.get("serious") else ""
+    return out
+
+
+def _ae_changes(form: Mapping[str, str]) -> dict[str, Any]:
+    """Form text as the service takes it: grade a number, serious a boolean, blank = none."""
+    changes: dict[str, Any] = {}
+    for f in AE_FIELDS:
+        text = form.get(f.name, "").strip()
+        changes[f.name] = text or None
+    changes["serious"] = form.get("serious") == "yes"
+    grade = changes["grade"]
+    if isinstance(grade, str) and grade.isascii() and grade.isdigit():
+        changes["grade"] = int(grade)
+    return changes
+
+
+def _ae_page(
+    request: Request,
+    who: Auth,
+    db: Session,
+    code: str,
+    ae_id: int,
+    values: Mapping[str, str],
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    row = safety.get_adverse_event(db, code, ae_id)
+    return _edit_page(
+        request,
+        who,
+        code=code,
+        heading=f"Correct adverse event: {row.term}",
+        facts=[f"onset {row.onset_date}", f"grade {row.grade}"]
+        + (["serious"] if row.serious else []),
+        action=f"/patients/{code}/adverse-events/{ae_id}/edit",
+        back=f"/patients/{code}#adverse-events",
+        fields=AE_FIELDS,
+        values=values,
+        error=error,
+    )
+
+
+@router.get("/patients/{code}/adverse-events/{ae_id}/edit", response_class=HTMLResponse)
+def adverse_event_edit_form(
+    request: Request,
+    code: str,
+    ae_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    code = patient.patient_code
+    saved = safety.adverse_event_form(safety.get_adverse_event(db, code, ae_id))
+    return _ae_page(request, who, db, code, ae_id, _ae_form_values(saved))
+
+
+@router.post("/patients/{code}/adverse-events/{ae_id}/edit", dependencies=[Depends(_remember_form)])
+def adverse_event_edit_save(
+    request: Request,
+    code: str,
+    ae_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    code = patient.patient_code
+    safety.get_adverse_event(db, code, ae_id)  # 404 before anything else
+    form = _posted(request, AE_FIELDS)
+    error = _save(
+        request,
+        who,
+        form,
+        lambda s: safety.edit_adverse_event(s, code, ae_id, _ae_changes(form), today(request)),
+    )
+    if error is not None:
+        return _ae_page(request, who, db, code, ae_id, form, error)
+    return _go(code, "#adverse-events")
+
+
+# --- Lutathera administrations (treatment: never for blinded roles) ---------------------
+
+CYCLE_FIELDS = [
+    Field("administered_on", "Date given", "date"),
+    Field("activity_gbq", "Activity (GBq)", "decimal"),
+    Field("lot", "Lot"),
+]
+
+
+def _cycle_page(
+    request: Request,
+    who: Auth,
+    code: str,
+    cycle: int,
+    values: Mapping[str, str],
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    return _edit_page(
+        request,
+        who,
+        code=code,
+        heading=f"Correct Lutathera administration: cycle {cycle}",
+        facts=[],
+        action=f"/patients/{code}/cycles/{cycle}/edit",
+        back=f"/patients/{code}#cycles",
+        fields=CYCLE_FIELDS,
+        values=values,
+        error=error,
+    )
+
+
+@router.get("/patients/{code}/cycles/{cycle}/edit", response_class=HTMLResponse)
+def cycle_edit_form(
+    request: Request,
+    code: str,
+    cycle: CycleNumber,
+    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
+    code = patient.patient_code
+    values = patients.cycle_edit_form(patients.get_cycle(db, code, cycle))
+    return _cycle_page(request, who, code, cycle, values)
+
+
+@router.post("/patients/{code}/cycles/{cycle}/edit", dependencies=[Depends(_remember_form)])
+def cycle_edit_save(
+    request: Request,
+    code: str,
+    cycle: CycleNumber,
+    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
+    code = patient.patient_code
+    patients.get_cycle(db, code, cycle)  # 404 before anything else
+    form = _posted(request, CYCLE_FIELDS)
+    changes = {f.name: form[f.name] for f in CYCLE_FIELDS}
+    error = _save(
+        request,
+        who,
+        form,
+        lambda s: patients.edit_cycle(s, code, cycle, changes, today(request)),
+    )
+    if error is not None:
+        return _cycle_page(request, who, code, cycle, form, error)
+    return _go(code, "#cycles")
+
+
+# --- visits: record the actual date, see the window status, correct the date ------------
+
+VISIT_FIELDS = [Field("visit_date", "Visit date", "date")]
+
+
+def _visit_page(
+    request: Request,
+    who: Auth,
+    db: Session,
+    code: str,
+    visit_code: str,
+    *,
+    saved: bool = False,
+    values: Mapping[str, str] | None = None,
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    patient, visit = views.visible_visit(
+        db, who.principal, code, visit_code, today(request), Action.READ
+    )
+    return render(
+        request,
+        "visit.html",
+        {
+            "who": who,
+            "code": patient.patient_code,
+            "v": visit,
+            "saved": saved,
+            "can_write": who.principal.may(Action.WRITE, Resource.VISIT, patient.centre_id),
+            "values": values or {"visit_date": today(request).isoformat()},
+            "error": error,
+            "error_field": _error_field(error),
+        },
+        status_code=error.http_status if error else 200,
+    )
+
+
+@router.get("/patients/{code}/visits/{visit_code}", response_class=HTMLResponse)
+def visit_page(
+    request: Request,
+    code: str,
+    visit_code: VisitCode,
+    saved: bool = False,
+    who: Auth = Depends(require(Action.READ, Resource.VISIT)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    """One planned visit: its window, the date recorded with the window status, or the form to
+    record it."""
+    return _visit_page(request, who, db, code, visit_code, saved=saved)
+
+
+@router.post("/patients/{code}/visits", dependencies=[Depends(_remember_form)])
+def visit_record(
+    request: Request,
+    code: str,
+    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
+    db: Session = DB_SESSION,
+) -> Response:
+    form: dict[str, str] = request.state.posted
+    visit_code = form.get("visit_code", "")
+    patient, _visit = views.visible_visit(
+        db, who.principal, code, visit_code, today(request), Action.WRITE
+    )
+    code = patient.patient_code
+    try:
+        day = parse_date(form.get("visit_date", ""), "visit_date")
+        with audited(request, who) as uow:
+            treatment.record_visit(uow.session, code, visit_code, day, today=today(request))
+    except ReluthError as exc:
+        return _visit_page(
+            request,
+            who,
+            db,
+            code,
+            visit_code,
+            values={"visit_date": form.get("visit_date", "")},
+            error=exc,
+        )
+    return RedirectResponse(f"/patients/{code}/visits/{visit_code}?saved=true", status_code=303)
+
+
+def _visit_edit_page(
+    request: Request,
+    who: Auth,
+    code: str,
+    visit_code: str,
+    values: Mapping[str, str],
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    return _edit_page(
+        request,
+        who,
+        code=code,
+        heading=f"Correct visit date: {visit_code}",
+        facts=[],
+        action=f"/patients/{code}/visits/{visit_code}/edit",
+        back=f"/patients/{code}/visits/{visit_code}",
+        fields=VISIT_FIELDS,
+        values=values,
+        error=error,
+    )
+
+
+@router.get("/patients/{code}/visits/{visit_code}/edit", response_class=HTMLResponse)
+def visit_edit_form(
+    request: Request,
+    code: str,
+    visit_code: VisitCode,
+    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient, visit = views.visible_visit(
+        db, who.principal, code, visit_code, today(request), Action.WRITE
+    )
+    if visit.actual_date is None:
+        return _visit_page(request, who, db, patient.patient_code, visit_code)
+    values = {"visit_date": visit.actual_date.isoformat()}
+    return _visit_edit_page(request, who, patient.patient_code, visit_code, values)
+
+
+@router.post("/patients/{code}/visits/{visit_code}/edit", dependencies=[Depends(_remember_form)])
+def visit_edit_save(
+    request: Request,
+    code: str,
+    visit_code: VisitCode,
+    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient, _visit = views.visible_visit(
+        db, who.principal, code, visit_code, today(request), Action.WRITE
+    )
+    code = patient.patient_code
+    form = _posted(request, VISIT_FIELDS)
+    error = _save(
+        request,
+        who,
+        form,
+        lambda s: treatment.edit_visit(
+            s, code, visit_code, {"visit_date": form["visit_date"]}, today(request)
+        ),
+    )
+    if error is not None:
+        return _visit_edit_page(request, who, code, visit_code, form, error)
+    return RedirectResponse(f"/patients/{code}/visits/{visit_code}?saved=true", status_code=303)
