@@ -136,9 +136,9 @@ def test_serve_with_two_workers_answers_on_a_new_database(tmp_path: Path) -> Non
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"sqlite:///{tmp_path / 'served.db'}"
+    command = [sys.executable, "-m", "reluth", "serve", "--db", url, "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "reluth", "serve", "--db", url, "--port", str(port)]
-        + ["--workers", "2"],
+        [*command, "--workers", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
