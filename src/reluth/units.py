@@ -93,6 +93,28 @@ def accepted_units(analyte: str) -> list[str]:
     return sorted(_TABLE[analyte][1])
 
 
+#: The spellings offered on forms, one per conversion factor (every other accepted spelling
+#: is still read, e.g. from an imported file).
+_DISPLAY: dict[str, tuple[str, ...]] = {
+    "hemoglobin": ("g/dL", "g/L", "mmol/L"),
+    "platelets": ("10^9/L", "/mm3"),
+    "neutrophils": ("10^9/L", "/mm3"),
+    "wbc": ("10^9/L", "/mm3"),
+    "lymphocytes": ("10^9/L", "/mm3"),
+    "creatinine": ("µmol/L", "mg/dL"),
+    "bilirubin": ("µmol/L", "mg/dL"),
+    "alt": ("U/L", "µkat/L"),
+    "ast": ("U/L", "µkat/L"),
+    "alp": ("U/L", "µkat/L"),
+    "egfr": ("mL/min/1.73m2",),
+}
+
+
+def display_units(analyte: str) -> tuple[str, ...]:
+    """The units a form offers for ``analyte``, canonical first."""
+    return _DISPLAY[analyte]
+
+
 def to_decimal(value: object, field: str) -> Decimal:
     """A number as Decimal, from its text form (so 0.1 stays 0.1). Booleans are refused."""
     if isinstance(value, bool) or value is None:

@@ -127,9 +127,24 @@ def test_investigator_flow_then_blinded_central_review(
     page.get_by_role("link", name="Enter screening data").click()
     data = json.loads(EXAMPLE.read_text())
     data["patient_id"] = code
-    page.get_by_label("Screening data (JSON)").fill(json.dumps(data, indent=1))
-    status = page.get_by_test_id("eligibility-status")
-    status.wait_for()
+    # Typed field by field into the form (ids are the engine's field paths), live-checked.
+    from reluth.web import screening_form
+
+    typed = screening_form.to_form(data)
+    typed.pop("patient_id")
+    typed["labs.platelets.value"] = "79999"  # one below the limit first
+    for name, value in typed.items():
+        control = page.locator(f'[name="{name}"]')
+        tag = control.evaluate("e => e.tagName + (e.type === 'checkbox' ? ':checkbox' : '')")
+        if tag == "SELECT":
+            control.select_option(value)
+        elif tag.endswith(":checkbox"):
+            control.check()
+        else:
+            control.fill(value)
+    expect(page.get_by_test_id("eligibility-status")).to_have_text("not eligible")
+    expect(page.get_by_role("cell", name="I11", exact=True)).to_be_visible()
+    page.get_by_label("Platelets value").fill("184000")
     expect(page.get_by_test_id("eligibility-status")).to_have_text("eligible")
     page.screenshot(path=str(screenshots / "screening.png"), full_page=True)
     page.get_by_role("button", name="Save screening").click()

@@ -6,7 +6,7 @@ import pytest
 
 from reluth.errors import ValidationError
 from reluth.protocol.egfr import mdrd_175, reported
-from reluth.units import LabValue, to_canonical
+from reluth.units import LabValue, accepted_units, analytes, to_canonical
 
 
 @pytest.mark.parametrize(
@@ -92,3 +92,15 @@ def test_umol_to_mg_dl_reference_checks() -> None:
     # 133 µmol/L -> 1.5045 mg/dL; 177 -> 2.0023 mg/dL (reference unit check)
     assert (Decimal(133) / Decimal("88.4")).quantize(Decimal("0.0001")) == Decimal("1.5045")
     assert (Decimal(177) / Decimal("88.4")).quantize(Decimal("0.0001")) == Decimal("2.0023")
+
+
+@pytest.mark.parametrize("analyte", analytes())
+def test_form_units_are_accepted_and_cover_every_conversion(analyte: str) -> None:
+    from reluth.units import canonical_unit, display_units, unit_factor
+
+    offered = display_units(analyte)
+    assert offered[0] == canonical_unit(analyte)
+    factors = {unit_factor(analyte, u, "unit")[1] for u in offered}
+    assert len(factors) == len(offered)  # no two offered spellings of one unit
+    every = {unit_factor(analyte, u, "unit")[1] for u in accepted_units(analyte)}
+    assert factors == every  # and no accepted conversion left out of the form

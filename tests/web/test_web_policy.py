@@ -94,6 +94,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.TREATMENT: "r",
         X.AUDIT: "r",
         X.QUERY: "rw",
+        X.SAE_RECEIPT: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.STATISTICIAN: {

@@ -39,6 +39,7 @@ class Resource(enum.StrEnum):
     VISIT = "visit"
     LAB = "lab"
     ADVERSE_EVENT = "adverse_event"
+    SAE_RECEIPT = "sae_receipt"  # pharmacovigilance acknowledges receipt of an SAE
     LOCAL_ASSESSMENT = "local_assessment"  # site tumour assessments
     CENTRAL_REVIEW = "central_review"  # blinded worklist and lesion entry
     QOL = "qol"
@@ -104,7 +105,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.TREATMENT,
             Resource.AUDIT,
         ),
-        write=(Resource.QUERY,),
+        write=(Resource.QUERY, Resource.SAE_RECEIPT),
     ),
     Role.STATISTICIAN: _grants(
         read=(

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, joinedload
 from reluth.auth.models import ApiToken, Centre, User, WebSession
 from reluth.auth.policy import Principal
 from reluth.auth.roles import CENTRE_SCOPED_ROLES, Role
+from reluth.db.base import as_utc
 from reluth.errors import Conflict, NotFound, PermissionDenied, ValidationError
 
 #: argon2id with the argon2-cffi defaults (RFC 9106 low-memory profile).
@@ -53,11 +54,6 @@ class LoginFailed(PermissionDenied):
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    """SQLite returns naive datetimes for timezone-aware columns: they are stored as UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def hash_password(password: str) -> str:
@@ -130,7 +126,7 @@ def authenticate(db: Session, username: str, password: str, now: dt.datetime) ->
         with contextlib.suppress(VerificationError):
             _HASHER.verify(_DUMMY_HASH, password)  # same work as a real check
         raise LoginFailed()
-    if user.locked_until is not None and _aware(user.locked_until) > now:
+    if user.locked_until is not None and as_utc(user.locked_until) > now:
         raise LoginFailed()
     try:
         _HASHER.verify(user.password_hash, password)
@@ -194,7 +190,7 @@ def resolve_session(
             row.ended_at = now
             db.flush()
         return None
-    if write and now - _aware(row.last_seen_at) >= TOUCH_EVERY:
+    if write and now - as_utc(row.last_seen_at) >= TOUCH_EVERY:
         row.last_seen_at = now
         db.flush()
     return row
@@ -202,8 +198,8 @@ def resolve_session(
 
 def _expired(row: WebSession, now: dt.datetime) -> bool:
     return (
-        now - _aware(row.last_seen_at) > IDLE_TIMEOUT
-        or now - _aware(row.created_at) > ABSOLUTE_TIMEOUT
+        now - as_utc(row.last_seen_at) > IDLE_TIMEOUT
+        or now - as_utc(row.created_at) > ABSOLUTE_TIMEOUT
     )
 
 
@@ -217,7 +213,7 @@ def session_row_needs_write(row: WebSession, now: dt.datetime) -> bool:
     """Whether this (already loaded) session row is due an expiry or a ``last_seen_at`` touch."""
     if row.ended_at is not None:
         return False
-    return _expired(row, now) or now - _aware(row.last_seen_at) >= TOUCH_EVERY
+    return _expired(row, now) or now - as_utc(row.last_seen_at) >= TOUCH_EVERY
 
 
 def end_session(db: Session, cookie_token: str, now: dt.datetime) -> None:

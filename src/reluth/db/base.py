@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -16,3 +18,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A timestamp read back from a ``DateTime(timezone=True)`` column, as aware UTC: SQLite
+    returns it naive (it is stored as UTC), PostgreSQL aware."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from reluth.auth.models import Centre
 from reluth.auth.policy import Action, Resource, allowed
 from reluth.auth.roles import BLINDED_ROLES, UNBLINDED_STATISTICS_ROLES, Role
+from reluth.db.base import as_utc
 from reluth.db.session import Actor
 from reluth.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationError
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
@@ -234,7 +235,7 @@ class RandomizationResult:
 
 
 def _result(r: Randomization, patient_code: str, replayed: bool) -> RandomizationResult:
-    at = r.randomized_at if r.randomized_at.tzinfo else r.randomized_at.replace(tzinfo=dt.UTC)
+    at = as_utc(r.randomized_at)
     return RandomizationResult(
         patient_code,
         r.request_id,

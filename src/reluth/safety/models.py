@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reluth.db.base import Base
@@ -41,3 +41,17 @@ class AdverseEvent(ProtocolVersioned, Base):
     resolution_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     awareness_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SaeReceipt(Base):
+    """Pharmacovigilance's acknowledgement that it received a serious adverse event: stops the
+    24-hour reporting clock (one receipt per event; corrections go through the audit trail)."""
+
+    __tablename__ = "sae_receipts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    adverse_event_id: Mapped[int] = mapped_column(
+        ForeignKey("adverse_events.id"), unique=True, index=True
+    )
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    received_by: Mapped[str] = mapped_column(String(80))

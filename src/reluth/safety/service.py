@@ -238,15 +238,20 @@ SAE_REPORTING = dt.timedelta(hours=24)
 class SaeClock:
     awareness_date: dt.date
     due_by: dt.datetime  # UTC; awareness is recorded as a date, so counted from its end
-    hours_left: Decimal  # negative when late
+    hours_left: Decimal  # at receipt if received, else now; negative when late
     late: bool
+    received_at: dt.datetime | None = None  # pharmacovigilance's receipt stops the clock
 
 
-def sae_clock(awareness_date: dt.date, now: dt.datetime) -> SaeClock:
+def sae_clock(
+    awareness_date: dt.date, now: dt.datetime, received_at: dt.datetime | None = None
+) -> SaeClock:
     """The 24-hour SAE reporting clock (pure). Awareness is a calendar date, so the clock is
     counted from the end of that day (the most lenient reading; the reference of the day is
-    the site's, not recorded in hours)."""
+    the site's, not recorded in hours). Once pharmacovigilance has acknowledged receipt the
+    clock stops there: on time if received by the due time, late otherwise."""
     end_of_day = dt.datetime.combine(awareness_date + dt.timedelta(days=1), dt.time(), dt.UTC)
     due = end_of_day + SAE_REPORTING
-    left = Decimal((due - now).total_seconds()) / Decimal(3600)
-    return SaeClock(awareness_date, due, left.quantize(Decimal("0.1")), now > due)
+    stop = now if received_at is None else received_at
+    left = Decimal((due - stop).total_seconds()) / Decimal(3600)
+    return SaeClock(awareness_date, due, left.quantize(Decimal("0.1")), stop > due, received_at)

@@ -142,20 +142,32 @@ def create_app(
             return JSONResponse({"error": text, "status": 422, "problems": problems}, 422)
         return render_error(request, 422, text)
 
-    from reluth.web import api, api_edits, edit_pages, pages, qol_pages, review_pages, trial_pages
+    from reluth.web import (
+        api,
+        api_edits,
+        edit_pages,
+        pages,
+        qol_pages,
+        review_pages,
+        sae_pages,
+        trial_pages,
+    )
 
     app.include_router(pages.router)
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
     app.include_router(qol_pages.router)
     app.include_router(edit_pages.router)
+    app.include_router(sae_pages.router)
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(api_edits.router, prefix=API_PREFIX)
+    app.include_router(sae_pages.api_router, prefix=API_PREFIX)
     page_routes = (
         *pages.router.routes,
         *trial_pages.router.routes,
         *review_pages.router.routes,
         *qol_pages.router.routes,
+        *sae_pages.router.routes,
     )
     paths = {getattr(r, "path", "") for r in page_routes}
     nav = tuple(item for item in NAV if item[0] in paths)

@@ -21,6 +21,7 @@ from reluth.patients.models import Death, EndOfStudy, Inclusion, Patient, Screen
 from reluth.protocol.definition import Protocol, load_protocol
 from reluth.protocol.schedule import classify, planned_visits
 from reluth.randomization.models import Randomization
+from reluth.safety import sae
 from reluth.safety.models import AdverseEvent
 from reluth.treatment.models import Visit
 
@@ -55,6 +56,7 @@ class Dashboard:
     included_by_month: list[tuple[str, int, int]]  # (YYYY-MM, that month, cumulative)
     screen_failures: list[tuple[str, int]]  # (criterion id, patients failing it)
     serious_adverse_events: int
+    saes_waiting: sae.Waiting | None = None  # not yet received by pharmacovigilance
     arm_counts: dict[str, int] | None = None
     overdue_visits: list[OverdueVisit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -104,7 +106,9 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
     per_centre_inc = Counter(patients[pid] for pid, _day in inclusions)
     per_centre_rand = Counter(patients[pid] for pid, _arm in rands)
     saes = 0
+    waiting = None
     if who.can(Action.READ, Resource.ADVERSE_EVENT):
+        waiting = sae.waiting(db, pids, as_of)
         saes = len(
             list(
                 db.scalars(
@@ -133,6 +137,7 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
         included_by_month=months,
         screen_failures=failures.most_common(),
         serious_adverse_events=saes,
+        saes_waiting=waiting,
         arm_counts=arm_counts,
         overdue_visits=overdue_visits(
             db, who, as_of.date(), centres={c.id: c.code for c in centres}

@@ -34,6 +34,7 @@ from reluth.safety import service as safety
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.treatment.models import Administration, Visit
 from reluth.treatment.service import treatment_visit_codes as treatment_visits
+from reluth.web import screening_form
 from reluth.web import trial_views as views
 from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
 from reluth.web.pages import render
@@ -128,75 +129,105 @@ def patient_page(
     return render(request, "patient.html", {"who": who, "t": t, "today": today(request)})
 
 
+async def _remember_form(request: Request) -> None:
+    form = await request.form()
+    request.state.posted = {k: v for k, v in form.items() if isinstance(v, str)}
+
+
 # --- screening with live eligibility ------------------------------------------------------
 
 
-def _screening_preview(text: str, code: str, request: Request) -> dict[str, Any]:
+def _screening_preview(form: dict[str, str], code: str, request: Request) -> dict[str, Any]:
+    """The patient file posted (form fields, or a pasted JSON file if one was given) checked by
+    the eligibility engine: ``{"data", "result"}``, or ``{"error", "errors"}`` with messages by
+    form field."""
+    text = form.get("patient_json", "").strip()
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return {"error": f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"}
-    if isinstance(data, dict):
-        data.setdefault("patient_id", code)
-        if data.get("patient_id") != code:
-            return {"error": f"patient_id: must be {code}"}
-    try:
+        if text:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                return {
+                    "error": f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                    "errors": {},
+                }
+            if isinstance(data, dict):
+                data.setdefault("patient_id", code)
+                if data.get("patient_id") != code:
+                    return {"error": f"patient_id: must be {code}", "errors": {}}
+        else:
+            data = screening_form.to_patient_file(form, code)
         result = check_eligibility(parse_patient(data, as_of=today(request)), stage="inclusion")
     except ReluthError as exc:
-        return {"error": exc.message}
-    return {"result": result}
+        return {"error": exc.message, "errors": screening_form.field_errors(exc)}
+    return {"data": data, "result": result}
 
 
-@router.get("/patients/{code}/screening", response_class=HTMLResponse)
-def screening_form(
+def _screening_page(
     request: Request,
+    who: Auth,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
-    db: Session = DB_SESSION,
+    form: dict[str, str],
+    preview: dict[str, Any],
+    status: int = 200,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
-    skeleton = json.dumps({"patient_id": patient.patient_code}, indent=2)
     return render(
         request,
         "screening.html",
-        {"who": who, "code": patient.patient_code, "text": skeleton, "preview": {}},
+        {
+            "who": who,
+            "code": code,
+            "text": form.get("patient_json", ""),
+            "values": form,
+            "errors": preview.get("errors", {}),
+            "sections": screening_form.sections(),
+            "preview": preview,
+        },
+        status_code=status,
     )
 
 
-@router.post("/patients/{code}/screening/check", response_class=HTMLResponse)
-def screening_check(
+@router.get("/patients/{code}/screening", response_class=HTMLResponse)
+def screening_page(
     request: Request,
     code: str,
-    patient_json: str = Form(""),
     who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
     db: Session = DB_SESSION,
 ) -> HTMLResponse:
     patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
-    preview = _screening_preview(patient_json, patient.patient_code, request)
+    return _screening_page(request, who, patient.patient_code, {}, {})
+
+
+@router.post(
+    "/patients/{code}/screening/check",
+    response_class=HTMLResponse,
+    dependencies=[Depends(_remember_form)],
+)
+def screening_check(
+    request: Request,
+    code: str,
+    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
+    preview = _screening_preview(request.state.posted, patient.patient_code, request)
     return render(request, "_eligibility.html", {"preview": preview})
 
 
-@router.post("/patients/{code}/screening")
+@router.post("/patients/{code}/screening", dependencies=[Depends(_remember_form)])
 def screening_save(
     request: Request,
     code: str,
-    patient_json: str = Form(""),
     who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
     db: Session = DB_SESSION,
 ) -> Response:
     patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
-    preview = _screening_preview(patient_json, patient.patient_code, request)
+    form: dict[str, str] = request.state.posted
+    preview = _screening_preview(form, patient.patient_code, request)
     if "error" in preview:
-        return render(
-            request,
-            "screening.html",
-            {"who": who, "code": code, "text": patient_json, "preview": preview},
-            status_code=422,
-        )
-    data = json.loads(patient_json)
-    data.setdefault("patient_id", patient.patient_code)
+        return _screening_page(request, who, patient.patient_code, form, preview, status=422)
     with audited(request, who) as uow:
-        patients.screen_patient(uow.session, data, today=today(request))
+        patients.screen_patient(uow.session, preview["data"], today=today(request))
     return _go(code, "#screening")
 
 
@@ -220,11 +251,6 @@ def _timeline_with_error(
         },
         status_code=exc.http_status,
     )
-
-
-async def _remember_form(request: Request) -> None:
-    form = await request.form()
-    request.state.posted = {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 @router.post("/patients/{code}/inclusion", dependencies=[Depends(_remember_form)])

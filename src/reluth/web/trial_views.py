@@ -18,6 +18,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Principal, Resource
+from reluth.db.base import as_utc
 from reluth.errors import NotFound
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
@@ -27,6 +28,7 @@ from reluth.qol import scoring
 from reluth.qol.models import QolQuestionnaire
 from reluth.queries.models import DataQuery
 from reluth.randomization.models import Randomization
+from reluth.safety import sae
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.safety.service import SaeClock, sae_clock
 from reluth.treatment import service as treatment
@@ -123,6 +125,9 @@ class AeRow:
     onset_date: dt.date
     awareness_date: dt.date | None
     clock: SaeClock | None
+    received_by: str | None = None  # pharmacovigilance's receipt (stops the clock)
+    received_at: dt.datetime | None = None
+    can_acknowledge: bool = False
 
 
 def adverse_events(
@@ -135,10 +140,16 @@ def adverse_events(
         stmt = stmt.where(AdverseEvent.patient_id == patient_id)
     stmt = centre_scoped(stmt, who)
     rows = []
-    for ae, patient in db.execute(stmt.order_by(AdverseEvent.onset_date.desc())).all():
+    found = db.execute(stmt.order_by(AdverseEvent.onset_date.desc())).all()
+    received = sae.receipts(db, [ae.id for ae, _patient in found if ae.serious])
+    acknowledges = who.can(Action.WRITE, Resource.SAE_RECEIPT)
+    for ae, patient in found:
         clock = None
+        receipt = received.get(ae.id)
         if ae.serious and ae.awareness_date is not None:
-            clock = sae_clock(ae.awareness_date, now)
+            clock = sae_clock(
+                ae.awareness_date, now, as_utc(receipt.received_at) if receipt else None
+            )
         rows.append(
             AeRow(
                 ae.id,
@@ -152,11 +163,15 @@ def adverse_events(
                 ae.onset_date,
                 ae.awareness_date,
                 clock,
+                receipt.received_by if receipt is not None else None,
+                as_utc(receipt.received_at) if receipt is not None else None,
+                can_acknowledge=ae.serious and receipt is None and acknowledges,
             )
         )
-    rows.sort(
+    rows.sort(  # waiting SAEs first, soonest due first
         key=lambda r: (
             not r.serious,
+            r.received_by is not None,
             r.clock.due_by if r.clock else dt.datetime.max.replace(tzinfo=dt.UTC),
         )
     )
@@ -386,6 +401,16 @@ def visible_query(db: Session, who: Principal, query_id: int) -> DataQuery:
     patient = db.get(Patient, row.patient_id)
     if patient is None or not who.sees_centre(patient.centre_id):
         raise NotFound(f"query {query_id} not found")
+    return row
+
+
+def visible_adverse_event(db: Session, who: Principal, ae_id: int) -> AdverseEvent:
+    """The adverse event if ``who`` may read adverse events of its centre; else NotFound."""
+    who.require(Action.READ, Resource.ADVERSE_EVENT)
+    row = db.get(AdverseEvent, ae_id)
+    patient = None if row is None else db.get(Patient, row.patient_id)
+    if row is None or patient is None or not who.sees_centre(patient.centre_id):
+        raise NotFound(f"adverse event {ae_id} not found")
     return row
 
 

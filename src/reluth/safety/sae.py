@@ -1,0 +1,75 @@
+"""Pharmacovigilance receipt of serious adverse events: the act that stops the 24-hour clock.
+
+A site records an SAE in the eCRF (``records.record_adverse_event``); pharmacovigilance sees it
+at once with its clock (``service.sae_clock``) and acknowledges receipt here. An SAE is
+*waiting* until that receipt exists. The receipt is a row written through the caller's audited
+unit of work, so who acknowledged and when is also in the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reluth.errors import Conflict, NotFound, PreconditionFailed
+from reluth.safety.models import AdverseEvent, SaeReceipt
+from reluth.safety.service import sae_clock
+
+
+def acknowledge_receipt(
+    session: Session, adverse_event_id: int, username: str, now: dt.datetime
+) -> SaeReceipt:
+    """Record that pharmacovigilance received serious adverse event ``adverse_event_id``."""
+    ae = session.get(AdverseEvent, adverse_event_id)
+    if ae is None:
+        raise NotFound(f"adverse event {adverse_event_id} not found")
+    if not ae.serious:
+        raise PreconditionFailed(
+            f"adverse event {adverse_event_id} is not serious: only SAEs are acknowledged"
+        )
+    if receipts(session, [adverse_event_id]):
+        raise Conflict(f"receipt of adverse event {adverse_event_id} is already acknowledged")
+    row = SaeReceipt(adverse_event_id=adverse_event_id, received_at=now, received_by=username)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def receipts(session: Session, adverse_event_ids: Iterable[int]) -> dict[int, SaeReceipt]:
+    """Receipts of the given events, by event id."""
+    ids = list(adverse_event_ids)
+    if not ids:
+        return {}
+    rows = session.scalars(select(SaeReceipt).where(SaeReceipt.adverse_event_id.in_(ids)))
+    return {r.adverse_event_id: r for r in rows}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Serious adverse events of some patients not yet acknowledged by pharmacovigilance."""
+
+    count: int
+    past_due: int  # of which the 24-hour clock has run out
+    no_awareness_date: int  # of which the site has not given the awareness date
+
+
+def waiting(session: Session, patient_ids: Iterable[int], now: dt.datetime) -> Waiting:
+    pids = list(patient_ids)
+    if not pids:
+        return Waiting(0, 0, 0)
+    rows = session.execute(
+        select(AdverseEvent.awareness_date)
+        .outerjoin(SaeReceipt, SaeReceipt.adverse_event_id == AdverseEvent.id)
+        .where(
+            AdverseEvent.serious.is_(True),
+            AdverseEvent.patient_id.in_(pids),
+            SaeReceipt.id.is_(None),
+        )
+    ).all()
+    dates = [day for (day,) in rows]
+    late = sum(1 for day in dates if day is not None and sae_clock(day, now).late)
+    return Waiting(len(dates), late, sum(1 for day in dates if day is None))

@@ -1,0 +1,116 @@
+"""Pharmacovigilance receipt of serious adverse events: the rule, the clock it stops, the
+count of SAEs still waiting, and the audit row, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, select
+
+from reluth.db.audit import AuditLog
+from reluth.db.base import as_utc
+from reluth.db.session import Actor, unit_of_work
+from reluth.errors import Conflict, NotFound, PreconditionFailed
+from reluth.patients import service as patients
+from reluth.safety import records, sae
+from reluth.safety.service import sae_clock
+from reluth.web.app import prepare_database
+
+SITE = Actor("inv1", "investigator")
+PV = Actor("pv", "pharmacovigilance")
+AWARE = dt.date(2025, 3, 10)
+DUE = dt.datetime(2025, 3, 12, 0, 0, tzinfo=dt.UTC)  # end of the awareness day + 24 h
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = prepare_database(db_url)
+    with unit_of_work(eng, actor=Actor("admin", "admin")) as uow:
+        patients.add_centre(uow.session, "C01", "One")
+    yield eng
+    eng.dispose()
+
+
+def _ae(engine: Engine, serious: bool, awareness: dt.date | None = AWARE) -> tuple[int, int]:
+    """A registered patient with one adverse event; returns (patient id, event id)."""
+    with unit_of_work(engine, actor=SITE) as uow:
+        p = patients.register_patient(uow.session, "C01", today=dt.date(2025, 3, 1))
+        data = {
+            "patient_id": p.patient_code,
+            "term": "Platelet count decreased",
+            "grade": 4 if serious else 1,
+            "serious": serious,
+            "relatedness": "probable",
+            "outcome": "recovering",
+            "onset_date": "2025-03-09",
+        }
+        if awareness is not None:
+            data["awareness_date"] = awareness.isoformat()
+        row = records.record_adverse_event(uow.session, data, today=dt.date(2025, 3, 11))
+        return p.id, row.id
+
+
+def test_clock_stops_at_receipt_on_both_sides_of_the_due_time() -> None:
+    on_time = sae_clock(AWARE, DUE + dt.timedelta(days=5), received_at=DUE)
+    assert on_time.late is False and on_time.hours_left == Decimal("0.0")
+    late = sae_clock(AWARE, DUE, received_at=DUE + dt.timedelta(seconds=1))
+    assert late.late is True
+    early = sae_clock(AWARE, DUE + dt.timedelta(days=5), received_at=DUE - dt.timedelta(hours=6))
+    assert early.late is False and early.hours_left == Decimal("6.0")
+    # Without a receipt the clock keeps running against "now".
+    assert sae_clock(AWARE, DUE + dt.timedelta(days=5)).late is True
+
+
+def test_receipt_is_stored_once_and_audited(engine: Engine) -> None:
+    _pid, ae_id = _ae(engine, serious=True)
+    at = DUE - dt.timedelta(hours=3)
+    with unit_of_work(engine, actor=PV) as uow:
+        row = sae.acknowledge_receipt(uow.session, ae_id, PV.username, at)
+        assert row.received_by == "pv"
+    with unit_of_work(engine, actor=PV) as uow, pytest.raises(Conflict, match="already"):
+        sae.acknowledge_receipt(uow.session, ae_id, PV.username, at)
+    with unit_of_work(engine, actor=PV) as uow:
+        stored = sae.receipts(uow.session, [ae_id])[ae_id]
+        assert as_utc(stored.received_at) == at
+        audit = uow.session.scalars(
+            select(AuditLog).where(AuditLog.table_name == "sae_receipts")
+        ).all()
+    assert audit and {(a.username, a.role, a.action) for a in audit} == {
+        ("pv", "pharmacovigilance", "insert")
+    }
+    assert {a.record_id for a in audit} == {str(stored.id)}
+
+
+def test_only_known_serious_events_can_be_acknowledged(engine: Engine) -> None:
+    _pid, ae_id = _ae(engine, serious=False)
+    with unit_of_work(engine, actor=PV) as uow:
+        with pytest.raises(PreconditionFailed, match="not serious"):
+            sae.acknowledge_receipt(uow.session, ae_id, PV.username, DUE)
+        with pytest.raises(NotFound):
+            sae.acknowledge_receipt(uow.session, ae_id + 1000, PV.username, DUE)
+    with unit_of_work(engine, actor=PV) as uow:
+        assert sae.receipts(uow.session, [ae_id]) == {}
+
+
+def test_waiting_counts_unacknowledged_saes_and_those_past_due(engine: Engine) -> None:
+    p1, ae1 = _ae(engine, serious=True)
+    p2, ae2 = _ae(engine, serious=True)
+    p3, _ae3 = _ae(engine, serious=True, awareness=AWARE + dt.timedelta(days=1))
+    p4, _ae4 = _ae(engine, serious=False)
+    pids = [p1, p2, p3, p4]
+    with unit_of_work(engine, actor=PV) as uow:
+        before_due = sae.waiting(uow.session, pids, DUE)
+        after_due = sae.waiting(uow.session, pids, DUE + dt.timedelta(seconds=1))
+    assert before_due == sae.Waiting(count=3, past_due=0, no_awareness_date=0)
+    assert after_due == sae.Waiting(count=3, past_due=2, no_awareness_date=0)
+    with unit_of_work(engine, actor=PV) as uow:
+        sae.acknowledge_receipt(uow.session, ae1, PV.username, DUE)
+    with unit_of_work(engine, actor=PV) as uow:
+        # The third SAE falls due exactly now: not yet late.
+        assert sae.waiting(uow.session, pids, DUE + dt.timedelta(days=1)) == sae.Waiting(2, 1, 0)
+        assert sae.waiting(uow.session, [p1], DUE) == sae.Waiting(0, 0, 0)
+        assert sae.waiting(uow.session, [], DUE) == sae.Waiting(0, 0, 0)
+    assert ae2 != ae1
