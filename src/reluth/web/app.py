@@ -142,18 +142,34 @@ def create_app(
             return JSONResponse({"error": text, "status": 422, "problems": problems}, 422)
         return render_error(request, 422, text)
 
-    from reluth.web import api, pages, qol_pages, review_pages, trial_pages
+    from reluth.web import (
+        api,
+        api_dosimetry,
+        api_exports,
+        dosimetry_pages,
+        export_pages,
+        pages,
+        qol_pages,
+        review_pages,
+        trial_pages,
+    )
 
     app.include_router(pages.router)
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
     app.include_router(qol_pages.router)
+    app.include_router(export_pages.router)
+    app.include_router(dosimetry_pages.router)
     app.include_router(api.router, prefix=API_PREFIX)
+    app.include_router(api_exports.router, prefix=API_PREFIX)
+    app.include_router(api_dosimetry.router, prefix=API_PREFIX)
     page_routes = (
         *pages.router.routes,
         *trial_pages.router.routes,
         *review_pages.router.routes,
         *qol_pages.router.routes,
+        *export_pages.router.routes,
+        *dosimetry_pages.router.routes,
     )
     paths = {getattr(r, "path", "") for r in page_routes}
     nav = tuple(item for item in NAV if item[0] in paths)
@@ -168,6 +184,7 @@ NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/review", "Central review", Action.READ, Resource.CENTRAL_REVIEW),
     ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
     ("/queries", "Queries", Action.READ, Resource.QUERY),
+    ("/exports", "Exports", Action.READ, Resource.EXPORT),
     ("/admin/users", "Users", Action.READ, Resource.USER),
     ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),
 )
