@@ -85,6 +85,26 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("GET", "/api/v1/users", ADMIN, None),
     ("POST", "/api/v1/users", ADMIN, {"username": "u", "role": "x", "password": "x" * 12}),
 ]
+STATISTICIAN = frozenset({Role.STATISTICIAN})
+PHYSICIST = frozenset({Role.MEDICAL_PHYSICIST})
+DOSIMETRY_READERS = (SITE_READERS - {Role.PHARMACOVIGILANCE}) | PHYSICIST
+# Exports (statistician, arm-revealing) and dosimetry (physicist writes; site roles read theirs).
+MATRIX += [
+    ("GET", "/exports", STATISTICIAN, None),
+    ("GET", "/exports/datasets", STATISTICIAN, None),
+    ("GET", "/exports/randomization-report", STATISTICIAN, None),
+    ("GET", P + "/dosimetry", DOSIMETRY_READERS, None),
+    ("POST", P + "/dosimetry", PHYSICIST, {"cycle": "1", "records": "[]"}),
+    ("GET", "/api/v1/exports/datasets", STATISTICIAN, None),
+    ("GET", "/api/v1/exports/randomization-report", STATISTICIAN, None),
+    ("GET", "/api/v1/patients/{code}/dosimetry", DOSIMETRY_READERS, None),
+    (
+        "POST",
+        "/api/v1/patients/{code}/dosimetry",
+        PHYSICIST,
+        {"cycle": 1, "case_id": "c", "records": []},
+    ),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",
@@ -159,12 +179,28 @@ def test_anonymous_is_sent_to_login_everywhere(shared_site: Site, patients: dict
 
 
 def test_every_route_is_in_the_matrix(shared_site: Site) -> None:
-    from reluth.web import api, pages, qol_pages, trial_pages
+    from reluth.web import (
+        api,
+        api_dosimetry,
+        api_exports,
+        dosimetry_pages,
+        export_pages,
+        pages,
+        qol_pages,
+        trial_pages,
+    )
 
     covered = {path.replace("{code}", "{code}") for _m, path, _a, _b in MATRIX} | UNGUARDED
-    page_routes = (*pages.router.routes, *trial_pages.router.routes, *qol_pages.router.routes)
+    page_routes = (
+        *pages.router.routes,
+        *trial_pages.router.routes,
+        *qol_pages.router.routes,
+        *export_pages.router.routes,
+        *dosimetry_pages.router.routes,
+    )
+    api_routes = (*api.router.routes, *api_exports.router.routes, *api_dosimetry.router.routes)
     routes = {r.path for r in page_routes} | {  # type: ignore[attr-defined]
         "/api/v1" + r.path
-        for r in api.router.routes  # type: ignore[attr-defined]
+        for r in api_routes  # type: ignore[attr-defined]
     }
     assert routes - covered == set()
