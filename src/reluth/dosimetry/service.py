@@ -105,6 +105,10 @@ def parse_records(raw: Sequence[Any], case_id: str | None = None) -> list[DoseRe
         kind = data.get("kind", "organ")
         if kind not in REGION_KINDS:
             raise ValidationError(f"{where}.kind", f"{kind!r}", ", ".join(REGION_KINDS))
+        if data.get("case_id") is None and case_id is None:
+            raise ValidationError(
+                "case_id", "missing", "the dosimetry case ID, given once or in every record"
+            )
         record = DoseRecord(
             case_id=_text(data, "case_id", where, case_id),
             cycle_label=str(data.get("cycle_label", "")),
@@ -179,8 +183,8 @@ def store_cycle(
     patient = get_patient(session, patient_code)
     if isinstance(cycle, bool) or not isinstance(cycle, int):
         raise ValidationError("cycle", f"{cycle!r}", "a cycle number")
-    parsed = parse_records(records, case_id)
     admin = _administration(session, patient.id, patient.patient_code, cycle)
+    parsed = parse_records(records, case_id)
     existing = list(
         session.scalars(
             select(DoseResult).where(DoseResult.patient_id == patient.id, DoseResult.cycle == cycle)
