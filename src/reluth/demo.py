@@ -82,15 +82,14 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
                 if arm is not None:
                     replayer.follow(patient, arm)
             progress.advance(task)
-        task = progress.add_task("Audit trail verification", total=None)
-        with engine.connect() as conn:
-            verified = audit.verify(conn)
-        progress.update(task, total=1, completed=1)
     dosimetry_patients = [p for p in cohort.patients if p.dosimetry]
     console.print("Dosimetry study ...")
     dosimetry = run_study(dosimetry_patients, replayer.stats.allocated, out / "dosimetry")
     stored_at = dt.datetime.combine(cohort.data_cutoff, dt.time(12, 0), tzinfo=dt.UTC)
     dosimetry |= store_results(engine, dosimetry.pop("per_cycle"), stored_at)
+    console.print("Audit trail verification ...")
+    with engine.connect() as conn:
+        verified = audit.verify(conn)
     console.print("Analysis plan ...")
     ds = from_database(url, cohort.data_cutoff)
     report = build_report(ds, out / "report")
