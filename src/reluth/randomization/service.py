@@ -522,8 +522,8 @@ class Report:
                 for group, counts in table.items()
             ]
             for title, table in (
-                ("centre", self.by_centre),
                 ("stratum", self.by_stratum),
+                ("centre", self.by_centre),
                 ("factor level", self.by_factor_level),
             )
         }
