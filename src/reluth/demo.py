@@ -4,6 +4,7 @@ dosimetry study, and the full analysis plan with its report and exports."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     from reluth.db.migrate import upgrade
     from reluth.patients.models import Patient
     from reluth.simulation.cohort import CohortConfig, generate_cohort
-    from reluth.simulation.dosimetry_study import run_study
+    from reluth.simulation.dosimetry_study import run_study, store_results
     from reluth.simulation.replay import Replayer, demo_accounts, events
 
     if get_settings().production:
@@ -81,13 +82,14 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
                 if arm is not None:
                     replayer.follow(patient, arm)
             progress.advance(task)
-        task = progress.add_task("Audit trail verification", total=None)
-        with engine.connect() as conn:
-            verified = audit.verify(conn)
-        progress.update(task, total=1, completed=1)
     dosimetry_patients = [p for p in cohort.patients if p.dosimetry]
     console.print("Dosimetry study ...")
     dosimetry = run_study(dosimetry_patients, replayer.stats.allocated, out / "dosimetry")
+    stored_at = dt.datetime.combine(cohort.data_cutoff, dt.time(12, 0), tzinfo=dt.UTC)
+    dosimetry |= store_results(engine, dosimetry.pop("per_cycle"), stored_at)
+    console.print("Audit trail verification ...")
+    with engine.connect() as conn:
+        verified = audit.verify(conn)
     console.print("Analysis plan ...")
     ds = from_database(url, cohort.data_cutoff)
     report = build_report(ds, out / "report")
@@ -153,7 +155,9 @@ def _summary(run: dict[str, Any], out: Path) -> None:
     dosi = run["dosimetry"]
     console.print(
         f"Dosimetry: {dosi['patients']} patients, {dosi['cycles']} cycles; median kidney dose per cycle "
-        f"{dosi['median_kidney_dose_gy_per_cycle']:.2f} Gy, red marrow {dosi['median_marrow_dose_gy_per_cycle']:.3f} Gy"
+        f"{dosi['median_kidney_dose_gy_per_cycle']:.2f} Gy, red marrow {dosi['median_marrow_dose_gy_per_cycle']:.3f} Gy; "
+        f"{dosi['cycles_stored']} cycles stored in the database "
+        "(web: /patients/<code>/dosimetry, e.g. as physicist)"
     )
     console.print(f"\n[bold]Where to look[/] (finished in {run['seconds']:.0f} s)")
     console.print(f"  report:     {run['report']}")

@@ -68,6 +68,28 @@ def test_demo_database_audit_chain_and_report(small_demo: tuple[Path, dict]) -> 
     assert "reviewer" in audit_users and "statistician" in audit_users
 
 
+def test_demo_stores_the_dosimetry_study_through_the_service(small_demo: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    out, run = small_demo
+    per_cycle = pd.read_csv(out / "dosimetry" / "doses_per_cycle.csv")
+    assert run["dosimetry"]["cycles_stored"] == len(per_cycle) > 0
+    assert run["dosimetry"]["cycles_not_administered"] == 0
+    engine = make_engine(run["url"])
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT count(DISTINCT patient_id || '/' || cycle) FROM dose_results")
+        ).scalar_one()
+        writers = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT DISTINCT username FROM audit_log WHERE table_name = 'dose_results'")
+            )
+        }
+    engine.dispose()
+    assert stored == len(per_cycle)
+    assert writers == {"physicist"}
+    assert run["audit"].ok  # verified after the dosimetry rows were written
+
+
 def test_demo_refuses_a_database_that_holds_patients(
     small_demo: tuple[Path, dict], tmp_path: Path
 ) -> None:  # type: ignore[type-arg]

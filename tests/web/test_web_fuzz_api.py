@@ -146,3 +146,38 @@ def test_openapi_document_lists_the_api(fuzz_site: Site, tmp_path: Path) -> None
     edit = doc["components"]["schemas"]["AdverseEventEdit"]
     assert "reason" in edit["required"]
     assert not any(p.startswith("/login") for p in doc["paths"])  # pages are not API
+
+
+def test_no_server_error_on_exports_and_dosimetry(
+    fuzz_site: Site, api_schema: Any, tokens: dict[Role, str]
+) -> None:
+    """The export and dosimetry operations, fuzzed as the roles that may use them, against a
+    real patient (included, cycles 1-2 administered) as well as generated patient IDs."""
+    from tests.store.storekit import ready_patients
+
+    code = ready_patients(fuzz_site.app.state.engine, 1, centres=("C01",))[0]
+    operations = [
+        op
+        for op in _operations(api_schema)
+        if "/exports/" in op.path or op.path.endswith("/dosimetry")
+    ]
+    assert len(operations) == 4
+
+    for operation in operations:
+
+        @settings(
+            max_examples=15,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
+        @given(case=operation.as_strategy())
+        def fuzz(case: Any) -> None:
+            for real in (False, True):
+                if real and case.path_parameters and "code" in case.path_parameters:
+                    case.path_parameters["code"] = code
+                for role in (Role.STATISTICIAN, Role.MEDICAL_PHYSICIST):
+                    response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"})
+                    assert response.status_code < 500, (role, case.path, response.text)
+
+        fuzz()

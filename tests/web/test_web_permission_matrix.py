@@ -122,6 +122,26 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("GET", "/api/v1/users", ADMIN, None),
     ("POST", "/api/v1/users", ADMIN, {"username": "u", "role": "x", "password": "x" * 12}),
 ]
+STATISTICIAN = frozenset({Role.STATISTICIAN})
+PHYSICIST = frozenset({Role.MEDICAL_PHYSICIST})
+DOSIMETRY_READERS = (SITE_READERS - {Role.PHARMACOVIGILANCE}) | PHYSICIST
+# Exports (statistician, arm-revealing) and dosimetry (physicist writes; site roles read theirs).
+MATRIX += [
+    ("GET", "/exports", STATISTICIAN, None),
+    ("GET", "/exports/datasets", STATISTICIAN, None),
+    ("GET", "/exports/randomization-report", STATISTICIAN, None),
+    ("GET", P + "/dosimetry", DOSIMETRY_READERS, None),
+    ("POST", P + "/dosimetry", PHYSICIST, {"cycle": "1", "records": "[]"}),
+    ("GET", "/api/v1/exports/datasets", STATISTICIAN, None),
+    ("GET", "/api/v1/exports/randomization-report", STATISTICIAN, None),
+    ("GET", "/api/v1/patients/{code}/dosimetry", DOSIMETRY_READERS, None),
+    (
+        "POST",
+        "/api/v1/patients/{code}/dosimetry",
+        PHYSICIST,
+        {"cycle": 1, "case_id": "c", "records": []},
+    ),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",

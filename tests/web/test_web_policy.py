@@ -29,6 +29,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCAL_ASSESSMENT: "rw",
         X.QOL: "rw",
         X.RANDOMIZATION: "rw",
+        X.DOSIMETRY: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.RESEARCH_NURSE: {
@@ -45,6 +46,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.ADVERSE_EVENT: "rw",
         X.LOCAL_ASSESSMENT: "rw",
         X.QOL: "rw",
+        X.DOSIMETRY: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.MONITOR: {
@@ -60,6 +62,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.ADVERSE_EVENT: "r",
         X.LOCAL_ASSESSMENT: "r",
         X.QOL: "r",
+        X.DOSIMETRY: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.DATA_MANAGER: {
@@ -76,6 +79,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.ADVERSE_EVENT: "r",
         X.LOCAL_ASSESSMENT: "r",
         X.QOL: "r",
+        X.DOSIMETRY: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.CENTRAL_REVIEWER: {X.CENTRAL_REVIEW: "rw", X.OWN_TOKENS: "rw"},
@@ -112,6 +116,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCAL_ASSESSMENT: "r",
         X.QOL: "r",
         X.AUDIT: "r",
+        X.DOSIMETRY: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.ADMIN: {X.USER: "rw", X.CENTRE: "rw", X.OWN_TOKENS: "rw"},
@@ -155,3 +160,15 @@ def test_centre_scoping() -> None:
         inv.require(R, X.PATIENT, centre_id=8)
     with pytest.raises(PermissionDenied, match="may not write patient"):
         dm.require(W, X.PATIENT, centre_id=8)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_whoever_reads_dosimetry_already_sees_the_arm_and_the_treatment(role: Role) -> None:
+    """Dosimetry of cycles 3/4 reveals the arm: only roles that see the arm may read it."""
+    if allowed(role, R, X.DOSIMETRY):
+        assert role not in BLINDED_ROLES
+        assert allowed(role, R, X.ARM) and allowed(role, R, X.TREATMENT)
+
+
+def test_only_the_medical_physicist_writes_dosimetry() -> None:
+    assert {r for r in Role if allowed(r, W, X.DOSIMETRY)} == {Role.MEDICAL_PHYSICIST}

@@ -351,11 +351,17 @@ def _default_cutoff(s: Sources) -> dt.date:
     for col in ("included_on", "randomized_on", "death_on", "last_alive_on"):
         dates += [d for d in s.subjects[col] if d is not None]
     dates += list(s.assessments["assessed_on"]) + list(s.qol["assessed_on"])
+    if not dates:
+        raise ValidationError(
+            "cutoff", "no dated record to derive a cut-off from", "data of included patients"
+        )
     return max(dates)
 
 
 def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisDatasets:
     """Derive the five analysis datasets from validated source frames."""
+    if sources.subjects.empty:
+        raise ValidationError("subjects", "no included patient", "data of included patients")
     cut = cutoff or _default_cutoff(sources)
     adsl = derive_adsl(sources, cut)
     adrs = derive_adrs(adsl, sources.assessments, cut)
@@ -848,16 +854,27 @@ def _qol_scale(instrument: str, key: str) -> tuple[str, str | None]:
 
 
 def _read_tables(url: str) -> dict[str, pd.DataFrame]:
-    from sqlalchemy import MetaData, inspect, select
+    from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
     from reluth.db.engine import make_engine
 
     try:
         engine = make_engine(url)
-        present = set(inspect(engine).get_table_names())
+        inspect(engine).get_table_names()
     except (SQLAlchemyError, ValueError) as exc:
         raise ValidationError("--db", f"cannot open {url!r}: {exc}", "a database URL") from None
+    try:
+        return _read_engine_tables(engine)
+    finally:
+        engine.dispose()
+
+
+def _read_engine_tables(engine: Any) -> dict[str, pd.DataFrame]:
+    """The store's tables as frames, read with SELECTs only on one connection."""
+    from sqlalchemy import MetaData, inspect, select
+
+    present = set(inspect(engine).get_table_names())
     missing = [t for t in DB_TABLES if t not in present]
     if missing:
         raise ValidationError(
@@ -869,15 +886,12 @@ def _read_tables(url: str) -> dict[str, pd.DataFrame]:
     names = [t for t in (*DB_TABLES, *OPTIONAL_DB_TABLES) if t in present]
     md.reflect(engine, only=names)
     frames: dict[str, pd.DataFrame] = {}
-    try:
-        with engine.connect() as conn:
-            for name in names:
-                rows = conn.execute(select(md.tables[name])).mappings().all()
-                frames[name] = pd.DataFrame(
-                    [dict(r) for r in rows], columns=list(md.tables[name].c.keys())
-                )
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        for name in names:
+            rows = conn.execute(select(md.tables[name])).mappings().all()
+            frames[name] = pd.DataFrame(
+                [dict(r) for r in rows], columns=list(md.tables[name].c.keys())
+            )
     return frames
 
 
@@ -1057,7 +1071,16 @@ def sources_from_tables(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def from_database(url: str, cutoff: dt.date | None = None) -> AnalysisDatasets:
     """Read the trial database (SELECTs only) and derive the analysis datasets."""
-    frames = sources_from_tables(_read_tables(url))
+    return _from_tables(_read_tables(url), cutoff)
+
+
+def from_engine(engine: Any, cutoff: dt.date | None = None) -> AnalysisDatasets:
+    """As :func:`from_database`, on an open SQLAlchemy engine (the web app's)."""
+    return _from_tables(_read_engine_tables(engine), cutoff)
+
+
+def _from_tables(tables: dict[str, pd.DataFrame], cutoff: dt.date | None) -> AnalysisDatasets:
+    frames = sources_from_tables(tables)
     str_frames = {
         k: v.astype(str).replace({"None": "", "nan": "", "NaT": ""}) for k, v in frames.items()
     }

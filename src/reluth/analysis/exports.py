@@ -60,37 +60,52 @@ def describe(ds: AnalysisDatasets) -> dict[str, Any]:
     return out
 
 
-def export_all(ds: AnalysisDatasets, out_dir: Path) -> list[Path]:
-    """Write every dataset as .csv, .xpt and .dta plus variables.json; returns the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for name, frame in ds.frames().items():
-        for col in frame.columns:
-            if len(col) > 8:
-                raise ValueError(f"{name}.{col}: SAS transport names are limited to 8 characters")
-        labels = [VARIABLES.get(name, {}).get(c, (c, ""))[0][:40] for c in frame.columns]
-        ready, formats = _sas_ready(frame)
-        csv = out_dir / f"{name}.csv"
-        frame.to_csv(csv, index=False)
-        xpt = out_dir / f"{name}.xpt"
+#: File formats of the dataset exports, by file extension.
+FORMATS = ("csv", "xpt", "dta")
+
+
+def write_dataset(name: str, frame: pd.DataFrame, fmt: str, out_dir: Path) -> Path:
+    """Write one dataset as ``<name>.<fmt>`` (csv, SAS transport v5 or Stata) in ``out_dir``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    for col in frame.columns:
+        if len(col) > 8:
+            raise ValueError(f"{name}.{col}: SAS transport names are limited to 8 characters")
+    path = out_dir / f"{name}.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+        return path
+    labels = [VARIABLES.get(name, {}).get(c, (c, ""))[0][:40] for c in frame.columns]
+    ready, formats = _sas_ready(frame)
+    if fmt == "xpt":
         pyreadstat.write_xport(
             ready,
-            str(xpt),
+            str(path),
             file_label=name.upper(),
             column_labels=labels,
             table_name=name.upper()[:8],
             variable_format=formats,
             file_format_version=5,
         )
-        dta = out_dir / f"{name}.dta"
+    else:
         pyreadstat.write_dta(
             ready,
-            str(dta),
+            str(path),
             file_label=name.upper(),
             column_labels=labels,
             variable_format={c: "%td" for c in formats},
         )
-        written += [csv, xpt, dta]
+    return path
+
+
+def export_all(
+    ds: AnalysisDatasets, out_dir: Path, formats: tuple[str, ...] = FORMATS
+) -> list[Path]:
+    """Write every dataset in each of ``formats`` plus variables.json; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, frame in ds.frames().items():
+        written += [write_dataset(name, frame, fmt, out_dir) for fmt in formats]
     desc = out_dir / "variables.json"
     desc.write_text(json.dumps(describe(ds), indent=2), encoding="utf-8")
     written.append(desc)

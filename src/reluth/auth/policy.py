@@ -10,7 +10,9 @@ Decisions taken where the protocol is silent (documented in docs/web.md):
 * monitors and data managers read and raise/close queries but never edit clinical data;
 * the central reviewer is blinded: only the tumour-assessment worklist and lesion entry, never
   the arm, treatment administrations, cycle 3/4 visits, dosimetry or arm counts;
-* the admin manages users and centres and sees no patient data.
+* the admin manages users and centres and sees no patient data;
+* dosimetry results are written by the medical physicist and read, centre-scoped, by the
+  site roles and by the data manager and statistician (all of whom already see the arm).
 """
 
 from __future__ import annotations
@@ -78,18 +80,31 @@ def _grants(read: Iterable[Resource] = (), write: Iterable[Resource] = ()) -> fr
 
 POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
     Role.INVESTIGATOR: _grants(
-        read=(Resource.DASHBOARD, Resource.AUDIT, Resource.QUERY),
+        read=(Resource.DASHBOARD, Resource.AUDIT, Resource.QUERY, Resource.DOSIMETRY),
         write=(*_SITE_DATA, Resource.RANDOMIZATION, Resource.QUERY_ANSWER),
     ),
     Role.RESEARCH_NURSE: _grants(
-        read=(Resource.DASHBOARD, Resource.AUDIT, Resource.QUERY, Resource.ARM),
+        read=(
+            Resource.DASHBOARD,
+            Resource.AUDIT,
+            Resource.QUERY,
+            Resource.ARM,
+            Resource.DOSIMETRY,
+        ),
         write=(*(r for r in _SITE_DATA if r is not Resource.ARM), Resource.QUERY_ANSWER),
     ),
     Role.MONITOR: _grants(
-        read=(Resource.DASHBOARD, Resource.AUDIT, *_SITE_DATA), write=(Resource.QUERY,)
+        read=(Resource.DASHBOARD, Resource.AUDIT, Resource.DOSIMETRY, *_SITE_DATA),
+        write=(Resource.QUERY,),
     ),
     Role.DATA_MANAGER: _grants(
-        read=(Resource.DASHBOARD, Resource.AUDIT, Resource.ARM_COUNTS, *_SITE_DATA),
+        read=(
+            Resource.DASHBOARD,
+            Resource.AUDIT,
+            Resource.ARM_COUNTS,
+            Resource.DOSIMETRY,
+            *_SITE_DATA,
+        ),
         write=(Resource.QUERY,),
     ),
     Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW,)),
@@ -114,6 +129,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.EXPORT,
             Resource.RANDOMIZATION_REPORT,
             *_SITE_DATA,
+            Resource.DOSIMETRY,
             Resource.AUDIT,
         ),
     ),

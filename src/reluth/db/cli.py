@@ -184,6 +184,8 @@ def show_cmd(
             change = "created"
         elif r.action == "delete":
             change = "deleted"
+        elif r.action != "update":  # an event without a data change (e.g. an export)
+            change = f"{r.action}: {_short(r.new_value)}"
         else:
             change = f"{r.field}: {_short(r.old_value)} → {_short(r.new_value)}"
         view.add_row(

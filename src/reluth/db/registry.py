@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "reluth.randomization.models",
     "reluth.queries.models",
     "reluth.imaging.models",
+    "reluth.dosimetry.models",
 )
 
 

@@ -78,6 +78,18 @@ class UnitOfWork:
     def flush(self) -> None:
         self.session.flush()
 
+    def record_event(self, action: str, table_name: str, record_id: str, detail: Any) -> None:
+        """Put an event that changes no data (an export, a report read) into the audit trail:
+        one row sealed into the hash chain at commit, like the rows of a change, with the
+        actor, the time and ``detail`` (JSON) as its new value. ``action`` names the event in
+        at most 8 characters, e.g. ``export``."""
+        if not action or len(action) > 8 or action in ("insert", "update", "delete"):
+            raise ValidationError("action", repr(action), "an event name of 1-8 characters")
+        pending: list[audit.AuditEntry] = self.session.info.setdefault(_PENDING, [])
+        pending.append(
+            _entry(self.session, action, table_name, record_id, None, NO_VALUE, detail, self.reason)
+        )
+
 
 def _clean_reason(value: str | None) -> str | None:
     if value is None:

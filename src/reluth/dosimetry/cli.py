@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from reluth.cli_support import console, err_console, handle_errors, print_json
-from reluth.errors import ReluthError, ValidationError
+from reluth.errors import PermissionDenied, ReluthError, ValidationError
 
 app = typer.Typer(
     help="Dosimetry of [177Lu]Lu-DOTATATE: kinetics, organ/tumour/marrow/voxel dose, BED.",
@@ -25,23 +25,106 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="dosimetry")
 
 
+DB = typer.Option(None, "--db", help="Trial database URL (default $RELUTH_DATABASE_URL).")
+PATIENT = typer.Option(None, "--patient", help="Store the results for this patient (C01-0001).")
+CYCLE = typer.Option(None, "--cycle", help="Administration cycle the case belongs to (1-4).")
+AS_USER = typer.Option(None, "--as", help="Acting user (default $RELUTH_USER or OS login).")
+REPLACE = typer.Option(
+    None, "--replace-reason", help="Replace the cycle's stored results, giving the reason."
+)
+
+
 @app.command("run")
 @handle_errors
 def run_cmd(
     case_dir: Path = typer.Argument(..., help="Case directory holding case.yaml."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the result summary as JSON."),
+    patient: str | None = PATIENT,
+    cycle: int | None = CYCLE,
+    db: str | None = DB,
+    as_user: str | None = AS_USER,
+    replace_reason: str | None = REPLACE,
 ) -> None:
-    """Compute one case: results.json, dose maps (NIfTI), TAC plots, summary.html."""
+    """Compute one case: results.json, dose maps (NIfTI), TAC plots, summary.html. With
+    --patient and --cycle, also store the dose records in the trial database."""
     from reluth.dosimetry.pipeline import run_case_dir
 
+    if (patient is None) != (cycle is None):
+        raise ValidationError("--patient/--cycle", "only one given", "both, or neither")
     run_case_dir(case_dir, out)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    stored = None
+    if patient is not None and cycle is not None:
+        stored = _store(results, patient, cycle, db, as_user, replace_reason)
     if as_json:
-        print_json(results)
+        print_json(results if stored is None else {**results, "stored": stored})
         return
     _print_case_table(results)
     console.print(f"outputs in {out}")
+    if stored is not None:
+        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
+
+
+@app.command("store")
+@handle_errors
+def store_cmd(
+    results_json: Path = typer.Argument(..., help="results.json written by `dosimetry run`."),
+    patient: str = typer.Option(..., "--patient", help="Patient ID, C01-0001."),
+    cycle: int = typer.Option(..., "--cycle", help="Administration cycle the case belongs to."),
+    db: str | None = DB,
+    as_user: str | None = AS_USER,
+    replace_reason: str | None = REPLACE,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Store a computed case's dose records for a patient's administered cycle (audited)."""
+    try:
+        doc = json.loads(results_json.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(str(results_json), f"cannot read: {exc}", "results.json") from None
+    stored = _store(doc, patient, cycle, db, as_user, replace_reason)
+    if as_json:
+        print_json(stored)
+    else:
+        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
+
+
+def _store(
+    doc: Any,
+    patient: str,
+    cycle: int,
+    db: str | None,
+    as_user: str | None,
+    replace_reason: str | None,
+) -> dict[str, Any]:
+    """The records of a case's summary, stored through the dosimetry service as the user."""
+    import datetime as dt
+
+    from reluth.auth.policy import Action, Resource, allowed
+    from reluth.config import get_settings
+    from reluth.db.actors import resolve_actor
+    from reluth.db.engine import make_engine
+    from reluth.db.session import unit_of_work
+    from reluth.dosimetry import service
+
+    records = service.records_from_document(doc)
+    engine = make_engine(db or get_settings().database_url)
+    try:
+        actor = resolve_actor(engine, as_user)
+        if not allowed(actor.role, Action.WRITE, Resource.DOSIMETRY):
+            raise PermissionDenied(f"{actor.role} may not write dosimetry results")
+        with unit_of_work(engine, actor, reason=replace_reason) as uow:
+            rows = service.store_cycle(
+                uow.session,
+                patient,
+                cycle,
+                records,
+                now=dt.datetime.now(dt.UTC),
+                replace=replace_reason is not None,
+            )
+            return {"patient_id": patient, "cycle": cycle, "stored": len(rows)}
+    finally:
+        engine.dispose()
 
 
 def _print_case_table(results: dict[str, Any]) -> None:

@@ -689,26 +689,35 @@ class DoseRecord:
     sd: float | None
     unit: str
     method: str
+    kind: str = "organ"  # of the region: organ | tumour | remainder | marrow
 
 
 def dose_records(result: CaseResult) -> list[DoseRecord]:
     """Flat per-cycle records (TIA, organ/sphere dose, voxel mean and D2/D50/D98, kidney BED,
     red marrow) of one computed case, ready to be stored with the cycle they belong to."""
-    doc = result.summary
+    return records_from_summary(result.summary)
+
+
+def records_from_summary(doc: Mapping[str, Any]) -> list[DoseRecord]:
+    """The records of :func:`dose_records` from a case's summary document (``results.json``
+    as ``reluth dosimetry run`` writes it; values it holds as null are skipped)."""
     out: list[DoseRecord] = []
+    kinds = {name: v.get("kind", "organ") for name, v in doc["vois"].items()}
+    kinds["red_marrow"] = "marrow"
 
     def add(region: str, quantity: str, value: Any, sd: Any, unit: str, method: str) -> None:
         if value is not None:
             out.append(
                 DoseRecord(
-                    result.case_id,
-                    result.cycle_label,
+                    str(doc["case_id"]),
+                    str(doc["cycle_label"]),
                     region,
                     quantity,
                     float(value),
                     None if sd is None else float(sd),
                     unit,
                     method,
+                    kinds.get(region, "organ"),
                 )
             )
 

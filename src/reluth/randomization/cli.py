@@ -142,21 +142,15 @@ def report_cmd(as_user: str | None = AS_USER, as_json: bool = JSON) -> None:
         f"method {rep.method or 'not set up'}; {rep.total} randomized: "
         + ", ".join(f"{a} {n}" for a, n in rep.by_arm.items())
     )
-    for title, data in (
-        ("per stratum", rep.by_stratum),
-        ("per centre", rep.by_centre),
-        ("per factor level", rep.by_factor_level),
-    ):
-        table = Table(title=title)
+    arms = list(rep.by_arm)
+    for title, rows in rep.tables().items():
+        table = Table(title=f"per {title}")
         table.add_column("group")
-        arms = list(rep.by_arm)
         for a in arms:
             table.add_column(a, justify="right")
         table.add_column("imbalance", justify="right")
-        for group, counts in data.items():
-            table.add_row(
-                group, *[str(counts[a]) for a in arms], str(abs(counts[arms[0]] - counts[arms[1]]))
-            )
+        for group, counts, imbalance in rows:
+            table.add_row(group, *[str(n) for n in counts], str(imbalance))
         console.print(table)
     console.print(
         "max imbalance: "

@@ -514,6 +514,26 @@ class Report:
     max_imbalance: dict[str, int]
     list_intact: bool
 
+    def tables(self) -> dict[str, list[tuple[str, list[int], int]]]:
+        """Per centre, stratum and factor level: (group, counts in arm order, imbalance)."""
+        arms = list(self.by_arm)
+        return {
+            title: [
+                (group, [counts.get(a, 0) for a in arms], imbalance(counts, arms))
+                for group, counts in table.items()
+            ]
+            for title, table in (
+                ("stratum", self.by_stratum),
+                ("centre", self.by_centre),
+                ("factor level", self.by_factor_level),
+            )
+        }
+
+
+def imbalance(counts: dict[str, int], arms: Sequence[str]) -> int:
+    """The absolute difference between the two arms' counts."""
+    return abs(counts.get(arms[0], 0) - counts.get(arms[1], 0))
+
 
 def report(session: Session, actor: Actor) -> Report:
     """Counts by arm overall, per stratum, per centre and per factor level, with imbalance."""
@@ -540,7 +560,7 @@ def report(session: Session, actor: Actor) -> Report:
         return {k: {a: v[a] for a in arms} for k, v in sorted(d.items())}
 
     def worst(d: dict[str, Counter[str]]) -> int:
-        return max((abs(v[arms[0]] - v[arms[1]]) for v in d.values()), default=0)
+        return max((imbalance(v, arms) for v in d.values()), default=0)
 
     return Report(
         method=settings.method if settings else None,

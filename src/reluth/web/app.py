@@ -144,8 +144,12 @@ def create_app(
 
     from reluth.web import (
         api,
+        api_dosimetry,
         api_edits,
+        api_exports,
+        dosimetry_pages,
         edit_pages,
+        export_pages,
         pages,
         qol_pages,
         review_pages,
@@ -159,15 +163,21 @@ def create_app(
     app.include_router(qol_pages.router)
     app.include_router(edit_pages.router)
     app.include_router(sae_pages.router)
+    app.include_router(export_pages.router)
+    app.include_router(dosimetry_pages.router)
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(api_edits.router, prefix=API_PREFIX)
     app.include_router(sae_pages.api_router, prefix=API_PREFIX)
+    app.include_router(api_exports.router, prefix=API_PREFIX)
+    app.include_router(api_dosimetry.router, prefix=API_PREFIX)
     page_routes = (
         *pages.router.routes,
         *trial_pages.router.routes,
         *review_pages.router.routes,
         *qol_pages.router.routes,
         *sae_pages.router.routes,
+        *export_pages.router.routes,
+        *dosimetry_pages.router.routes,
     )
     paths = {getattr(r, "path", "") for r in page_routes}
     nav = tuple(item for item in NAV if item[0] in paths)
@@ -182,6 +192,7 @@ NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/review", "Central review", Action.READ, Resource.CENTRAL_REVIEW),
     ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
     ("/queries", "Queries", Action.READ, Resource.QUERY),
+    ("/exports", "Exports", Action.READ, Resource.EXPORT),
     ("/admin/users", "Users", Action.READ, Resource.USER),
     ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),
 )

@@ -267,6 +267,7 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
         "query": who.may(Action.WRITE, Resource.QUERY, patient.centre_id),
         "qol": who.may(Action.WRITE, Resource.QOL, patient.centre_id),
         "visit": who.may(Action.WRITE, Resource.VISIT, patient.centre_id),
+        "dosimetry": who.may(Action.READ, Resource.DOSIMETRY, patient.centre_id),
     }
     aes = None
     if who.can(Action.READ, Resource.ADVERSE_EVENT):

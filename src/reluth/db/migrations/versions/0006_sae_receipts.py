@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_sae_receipts"
-down_revision = "0004_imaging_catalogue"
+down_revision = "0005_dosimetry_results"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,355 @@
+"""Dosimetry results in the trial database: store the records of a computed case for one
+patient and administered cycle, and read a patient's results with the cumulative kidney and
+marrow figures against the limits of ``data/limits.yaml``.
+
+Writes happen inside the caller's audited unit of work. A cycle's results are stored once;
+storing them again replaces the old rows only when asked to, and the deletion needs the unit
+of work's reason (the audit door refuses it otherwise). The arm can be inferred from cycles 3
+and 4: the permission layer keeps dosimetry away from blinded roles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reluth.dosimetry.cumulative import (
+    CumulativeResult,
+    CycleDoses,
+    OrganCycleDose,
+    cumulate,
+    default_limits,
+    reaches,
+)
+from reluth.dosimetry.models import DoseResult
+from reluth.dosimetry.pipeline import DoseRecord, records_from_summary
+from reluth.errors import Conflict, PreconditionFailed, ValidationError
+from reluth.patients.service import get_patient
+from reluth.protocol.definition import load_protocol
+from reluth.treatment.models import Administration
+
+#: Quantities a record may hold, with the one unit each is stored in (as the pipeline writes).
+QUANTITY_UNITS: dict[str, str] = {
+    "tia": "MBq·h",
+    "effective_half_life": "h",
+    "absorbed_dose": "Gy",
+    "voxel_mean_dose": "Gy",
+    "voxel_d2_dose": "Gy",
+    "voxel_d50_dose": "Gy",
+    "voxel_d98_dose": "Gy",
+    "bed": "Gy",
+}
+REGION_KINDS = ("organ", "tumour", "remainder", "marrow")
+MAX_RECORDS = 500  # per cycle; a case yields a few dozen
+_TEXT_LIMITS = {"case_id": 64, "region": 64, "method": 64}
+
+
+def _text(raw: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{where}.{key}", f"{value!r}", "non-empty text")
+    value = value.strip()
+    if len(value) > _TEXT_LIMITS[key]:
+        raise ValidationError(
+            f"{where}.{key}", f"{len(value)} characters", f"at most {_TEXT_LIMITS[key]}"
+        )
+    return value
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise ValidationError(field, f"{value!r}", "a finite number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValidationError(field, f"{value!r}", "a finite number") from None
+    if not math.isfinite(number):
+        raise ValidationError(field, f"{value!r}", "a finite number")
+    if number < 0:
+        raise ValidationError(field, f"{number} is negative", "a number >= 0")
+    return number
+
+
+def parse_records(raw: Sequence[Any], case_id: str | None = None) -> list[DoseRecord]:
+    """Validate records given as JSON objects (``region``, ``quantity``, ``value``, ``unit``,
+    ``method``; optional ``sd``, ``kind``, ``case_id``) or as pipeline ``DoseRecord``\\ s.
+    Each problem names the record: ``records[3].unit``."""
+    if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
+        raise ValidationError("records", "not a list", "a list of dose records")
+    if not raw:
+        raise ValidationError("records", "no record given", "at least one dose record")
+    if len(raw) > MAX_RECORDS:
+        raise ValidationError("records", f"{len(raw)} records", f"at most {MAX_RECORDS}")
+    out: list[DoseRecord] = []
+    seen: set[tuple[str, str, str]] = set()
+    for i, item in enumerate(raw):
+        where = f"records[{i}]"
+        data = asdict(item) if isinstance(item, DoseRecord) else item
+        if not isinstance(data, Mapping):
+            raise ValidationError(where, f"{type(item).__name__}", "an object")
+        quantity = data.get("quantity")
+        if quantity not in QUANTITY_UNITS:
+            raise ValidationError(f"{where}.quantity", f"{quantity!r}", ", ".join(QUANTITY_UNITS))
+        unit = data.get("unit")
+        if unit != QUANTITY_UNITS[quantity]:
+            raise ValidationError(
+                f"{where}.unit", f"{unit!r} for {quantity}", QUANTITY_UNITS[quantity]
+            )
+        kind = data.get("kind", "organ")
+        if kind not in REGION_KINDS:
+            raise ValidationError(f"{where}.kind", f"{kind!r}", ", ".join(REGION_KINDS))
+        if data.get("case_id") is None and case_id is None:
+            raise ValidationError(
+                "case_id", "missing", "the dosimetry case ID, given once or in every record"
+            )
+        record = DoseRecord(
+            case_id=_text(data, "case_id", where, case_id),
+            cycle_label=str(data.get("cycle_label", "")),
+            region=_text(data, "region", where),
+            quantity=quantity,
+            value=_number(data.get("value"), f"{where}.value"),
+            sd=None if data.get("sd") is None else _number(data["sd"], f"{where}.sd"),
+            unit=unit,
+            method=_text(data, "method", where),
+            kind=kind,
+        )
+        key = (record.region, record.quantity, record.method)
+        if key in seen:
+            raise ValidationError(
+                where, f"{'/'.join(key)} given twice", "one record per region, quantity and method"
+            )
+        seen.add(key)
+        out.append(record)
+    return out
+
+
+def records_from_document(doc: Any) -> list[Any]:
+    """Records from what a person pastes: a list of records, or the ``results.json`` of
+    ``reluth dosimetry run`` (flattened by ``pipeline.records_from_summary``)."""
+    if isinstance(doc, Mapping) and isinstance(doc.get("vois"), Mapping):
+        try:
+            return list(records_from_summary(doc))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValidationError(
+                "records", f"not a results.json of a dosimetry case ({exc!r})", "see docs"
+            ) from None
+    if isinstance(doc, list):
+        return doc
+    raise ValidationError(
+        "records", f"{type(doc).__name__}", "a list of records or a case's results.json"
+    )
+
+
+def _administration(session: Session, patient_id: int, code: str, cycle: int) -> Administration:
+    given = {
+        a.cycle: a
+        for a in session.scalars(
+            select(Administration).where(Administration.patient_id == patient_id)
+        )
+    }
+    if cycle not in given:
+        done = ", ".join(str(c) for c in sorted(given)) or "none"
+        raise PreconditionFailed(
+            f"cycle {cycle} of {code} was not administered (administered cycles: {done}); "
+            "record the administration first"
+        )
+    return given[cycle]
+
+
+def store_cycle(
+    session: Session,
+    patient_code: str,
+    cycle: int,
+    records: Sequence[Any],
+    *,
+    now: dt.datetime,
+    case_id: str | None = None,
+    replace: bool = False,
+) -> list[DoseResult]:
+    """Store the dose records of one administered cycle of a patient.
+
+    Refuses an unknown patient (NotFound), a cycle without an administration
+    (PreconditionFailed), invalid records (ValidationError naming the record and field), and a
+    cycle that already has results unless ``replace`` is set (Conflict); replacing deletes the
+    old rows, which the audited unit of work accepts only with a reason.
+    """
+    patient = get_patient(session, patient_code)
+    if isinstance(cycle, bool) or not isinstance(cycle, int):
+        raise ValidationError("cycle", f"{cycle!r}", "a cycle number")
+    admin = _administration(session, patient.id, patient.patient_code, cycle)
+    parsed = parse_records(records, case_id)
+    existing = list(
+        session.scalars(
+            select(DoseResult).where(DoseResult.patient_id == patient.id, DoseResult.cycle == cycle)
+        )
+    )
+    if existing and not replace:
+        raise Conflict(
+            f"cycle {cycle} of {patient.patient_code} already has {len(existing)} dose results; "
+            "replace them with a reason"
+        )
+    for row in existing:
+        session.delete(row)
+    session.flush()  # the deletions first: the new rows reuse their unique keys
+    version = load_protocol().label
+    rows = [
+        DoseResult(
+            patient_id=patient.id,
+            administration_id=admin.id,
+            cycle=cycle,
+            case_id=r.case_id,
+            region=r.region,
+            region_kind=r.kind,
+            quantity=r.quantity,
+            value=r.value,
+            sd=r.sd,
+            unit=r.unit,
+            method=r.method,
+            recorded_at=now,
+            protocol_version=version,
+        )
+        for r in parsed
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class DoseRow:
+    region: str
+    kind: str
+    quantity: str
+    value: float
+    sd: float | None
+    unit: str
+    method: str
+
+
+@dataclass(frozen=True)
+class CycleResults:
+    cycle: int
+    administered_on: dt.date
+    activity_gbq: Decimal
+    case_id: str
+    rows: list[DoseRow]
+
+
+@dataclass(frozen=True)
+class LimitCheck:
+    """One limit of data/limits.yaml against the patient's cumulative value."""
+
+    organ: str
+    quantity: str  # absorbed_dose_gy | bed_gy
+    limit_gy: Decimal
+    applies_to: str  # all | risk_factors | no_risk_factors
+    source: str
+    value_gy: float | None
+    reached: bool
+
+
+@dataclass(frozen=True)
+class PatientDosimetry:
+    patient_code: str
+    administered_cycles: list[int]
+    cycles: list[CycleResults]
+    cumulative: CumulativeResult | None  # None when no organ dose is stored
+    limits: list[LimitCheck]
+
+
+_ORDER = {"organ": 0, "marrow": 1, "tumour": 2, "remainder": 3}
+#: The absorbed dose of an organ that enters the cumulative sum, by preference of method.
+_CUMULATIVE_METHODS = ("S-value", "blood-based")
+
+
+def _cycle_doses(cycle: int, rows: list[DoseResult]) -> CycleDoses:
+    """Per-organ absorbed dose (S-value / blood-based first) and kidney effective half-life."""
+    doses: dict[str, float] = {}
+    half_lives: dict[str, float] = {}
+    for r in sorted(
+        rows,
+        key=lambda r: (
+            _CUMULATIVE_METHODS.index(r.method)
+            if r.method in _CUMULATIVE_METHODS
+            else len(_CUMULATIVE_METHODS)
+        ),
+    ):
+        if r.region_kind not in ("organ", "marrow"):
+            continue
+        if r.quantity == "absorbed_dose":
+            doses.setdefault(r.region, r.value)
+        elif r.quantity == "effective_half_life":
+            half_lives.setdefault(r.region, r.value)
+    return CycleDoses(
+        f"cycle {cycle}",
+        {organ: OrganCycleDose(d, half_lives.get(organ)) for organ, d in doses.items()},
+    )
+
+
+def patient_dosimetry(session: Session, patient_code: str) -> PatientDosimetry:
+    """Stored results per cycle, the cumulative organ doses and kidney BED over the stored
+    cycles (``cumulative.cumulate``, default BED parameters), and every limit checked."""
+    patient = get_patient(session, patient_code)
+    stmt = (
+        select(DoseResult, Administration)
+        .join(Administration, Administration.id == DoseResult.administration_id)
+        .where(DoseResult.patient_id == patient.id)
+        .order_by(DoseResult.cycle, DoseResult.id)
+    )
+    by_cycle: dict[int, tuple[Administration, list[DoseResult]]] = {}
+    for row, admin in session.execute(stmt).all():
+        by_cycle.setdefault(row.cycle, (admin, []))[1].append(row)
+    cycles = [
+        CycleResults(
+            cycle,
+            admin.administered_on,
+            admin.activity_gbq,
+            rows[0].case_id,
+            sorted(
+                (
+                    DoseRow(r.region, r.region_kind, r.quantity, r.value, r.sd, r.unit, r.method)
+                    for r in rows
+                ),
+                key=lambda d: (_ORDER.get(d.kind, 9), d.region, d.quantity, d.method),
+            ),
+        )
+        for cycle, (admin, rows) in sorted(by_cycle.items())
+    ]
+    per_cycle = [_cycle_doses(c, rows) for c, (_a, rows) in sorted(by_cycle.items())]
+    per_cycle = [c for c in per_cycle if c.doses]
+    cum = cumulate(per_cycle) if per_cycle else None
+    checks = []
+    for lim in default_limits():
+        organ = cum.organs.get(lim.organ) if cum else None
+        value = None
+        if organ is not None:
+            value = (
+                organ.cumulative_absorbed_dose_gy
+                if lim.quantity == "absorbed_dose_gy"
+                else organ.cumulative_bed_gy
+            )
+        checks.append(
+            LimitCheck(
+                lim.organ,
+                lim.quantity,
+                lim.limit_gy,
+                lim.applies_to,
+                lim.source,
+                value,
+                value is not None and reaches(value, lim.limit_gy),
+            )
+        )
+    administered = sorted(
+        session.scalars(select(Administration.cycle).where(Administration.patient_id == patient.id))
+    )
+    return PatientDosimetry(patient.patient_code, administered, cycles, cum, checks)
