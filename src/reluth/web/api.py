@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
@@ -37,8 +39,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated"},
     403: {"description": "Not allowed for this role or centre"},
     404: {"description": "Not found"},
+    409: {"description": "Conflicts with the stored state, or a protocol precondition fails"},
     422: {"description": "Invalid input (names the field and what is accepted)"},
 }
+
+
+def one_of(values: Any) -> str:
+    """A regular expression accepting exactly ``values`` (for request-model fields)."""
+    return "^(" + "|".join(re.escape(str(v)) for v in values) + ")$"
 
 
 class Me(BaseModel):
@@ -297,3 +305,167 @@ def labs_correct(
             "value": str(row.value),
             "ctcae_grade": row.ctcae_grade,
         }
+
+
+# --- inclusion, second-PRRT cycles, pre-randomization assessment ------------------------------
+
+
+class InclusionIn(BaseModel):
+    consent_date: dt.date = Field(description="date the informed consent was signed")
+    inclusion_date: dt.date | None = Field(default=None, description="default: today")
+
+
+class InclusionOut(BaseModel):
+    patient_id: str
+    consent_date: dt.date | None
+    inclusion_date: dt.date
+
+
+class CycleIn(BaseModel):
+    cycle: int = Field(ge=1, le=4, description="1, 2 (second PRRT); 3, 4 (experimental arm)")
+    administered_on: dt.date
+    activity_gbq: Decimal = Field(
+        ge=patients.ACTIVITY_GBQ_MIN, le=patients.ACTIVITY_GBQ_MAX, max_digits=6, decimal_places=3
+    )
+    lot: str = Field(min_length=1, max_length=40, pattern=r"\S", description="vial batch number")
+
+
+class CycleOut(BaseModel):
+    patient_id: str
+    cycle: int
+    administered_on: dt.date
+    activity_gbq: float
+    lot: str
+
+
+class PreRandomizationIn(BaseModel):
+    assessment_date: dt.date
+    overall_response: str = Field(pattern=one_of(patients.RESPONSES))
+    radiological_progression: bool | None = Field(
+        default=None, description="default: as the overall response says (PD)"
+    )
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class PreRandomizationOut(BaseModel):
+    patient_id: str
+    assessment_date: dt.date
+    overall_response: str | None
+    radiological_progression: bool
+
+
+@router.post(
+    "/patients/{code}/inclusion", response_model=InclusionOut, status_code=201, responses=ERRORS
+)
+def patients_include(
+    code: PatientCode,
+    body: InclusionIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> InclusionOut:
+    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
+    with audited(request, who) as uow:
+        row = patients.include_patient(
+            uow.session,
+            patient.patient_code,
+            body.consent_date,
+            body.inclusion_date,
+            today=today(request),
+        )
+        return InclusionOut(
+            patient_id=patient.patient_code,
+            consent_date=row.consent_date,
+            inclusion_date=row.inclusion_date,
+        )
+
+
+@router.post("/patients/{code}/cycles", response_model=CycleOut, status_code=201, responses=ERRORS)
+def patients_cycle(
+    code: PatientCode,
+    body: CycleIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
+    db: Session = DB_SESSION,
+) -> CycleOut:
+    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
+    with audited(request, who) as uow:
+        row = patients.record_cycle(
+            uow.session,
+            patient.patient_code,
+            body.cycle,
+            body.administered_on,
+            body.activity_gbq,
+            body.lot,
+            today=today(request),
+        )
+        return CycleOut(
+            patient_id=patient.patient_code,
+            cycle=row.cycle,
+            administered_on=row.administered_on,
+            activity_gbq=float(row.activity_gbq),
+            lot=row.lot,
+        )
+
+
+@router.post(
+    "/patients/{code}/pre-randomization",
+    response_model=PreRandomizationOut,
+    status_code=201,
+    responses=ERRORS,
+)
+def patients_pre_randomization(
+    code: PatientCode,
+    body: PreRandomizationIn,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
+    db: Session = DB_SESSION,
+) -> PreRandomizationOut:
+    patient = views.visible_patient(
+        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
+    )
+    with audited(request, who) as uow:
+        row = patients.record_pre_randomization(
+            uow.session,
+            patient.patient_code,
+            body.assessment_date,
+            body.radiological_progression,
+            body.overall_response,
+            body.comment or None,
+            today=today(request),
+        )
+        return PreRandomizationOut(
+            patient_id=patient.patient_code,
+            assessment_date=row.assessment_date,
+            overall_response=row.overall_response,
+            radiological_progression=row.radiological_progression,
+        )
+
+
+# --- audit history ----------------------------------------------------------------------------
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    at_utc: str
+    username: str
+    role: str
+    action: str
+    table_name: str
+    record_id: str
+    field: str | None
+    old_value: str | None = Field(description="JSON")
+    new_value: str | None = Field(description="JSON")
+    reason: str | None
+
+
+@router.get("/patients/{code}/audit", response_model=list[AuditOut], responses=ERRORS)
+def patients_audit(
+    code: PatientCode,
+    who: Auth = Depends(require(Action.READ, Resource.AUDIT)),
+    db: Session = DB_SESSION,
+) -> list[AuditOut]:
+    """Every audit row of the patient's records (old value, new value, who, role, reason)."""
+    return [AuditOut.model_validate(r) for r in views.audit_history(db, who.principal, code)]

@@ -142,13 +142,23 @@ def create_app(
             return JSONResponse({"error": text, "status": 422, "problems": problems}, 422)
         return render_error(request, 422, text)
 
-    from reluth.web import api, pages, qol_pages, review_pages, trial_pages
+    from reluth.web import (
+        api,
+        api_qol,
+        api_review,
+        api_safety,
+        pages,
+        qol_pages,
+        review_pages,
+        trial_pages,
+    )
 
     app.include_router(pages.router)
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
     app.include_router(qol_pages.router)
-    app.include_router(api.router, prefix=API_PREFIX)
+    for api_router in (api.router, api_safety.router, api_qol.router, api_review.router):
+        app.include_router(api_router, prefix=API_PREFIX)
     page_routes = (
         *pages.router.routes,
         *trial_pages.router.routes,
