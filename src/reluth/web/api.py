@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -17,6 +19,7 @@ from reluth.auth.models import ApiToken, User
 from reluth.auth.policy import Action, Resource
 from reluth.cli_support import to_jsonable
 from reluth.patients import service as patients
+from reluth.patients.models import Patient
 from reluth.randomization import service as randomization
 from reluth.safety import service as safety
 from reluth.web import dashboard
@@ -198,6 +201,31 @@ class RandomizeIn(BaseModel):
 PatientCode = Annotated[str, PathParam(pattern=r"^C\d{2}-\d{4}$", max_length=8)]
 
 
+@dataclass(frozen=True)
+class Visible:
+    """Who asks, and the patient named in the path, which they may act on."""
+
+    who: Auth
+    patient: Patient
+
+
+def visible(resource: Resource, action: Action = Action.READ) -> Callable[..., Visible]:
+    """A dependency for routes of one patient: 403 unless the role may ``action`` ``resource``;
+    404 for a patient of a centre the person does not see, as for an unknown id. Dependencies
+    run before the request body is validated, so a cross-centre request answers 404 whatever
+    its body, as on the pages."""
+
+    def dependency(
+        code: PatientCode,
+        who: Auth = Depends(require(action, resource)),
+        db: Session = DB_SESSION,
+    ) -> Visible:
+        return Visible(who, views.visible_patient(db, who.principal, code, resource, action))
+
+    dependency.__name__ = f"visible_{action.value}_{resource.value}"
+    return dependency
+
+
 @router.get("/patients", responses=ERRORS)
 def patients_list(
     q: str = Query("", max_length=40),
@@ -240,13 +268,11 @@ def patients_get(
 
 @router.post("/patients/{code}/screening", status_code=201, responses=ERRORS)
 def patients_screen(
-    code: PatientCode,
     body: dict[str, Any],
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.SCREENING, Action.WRITE)),
 ) -> dict[str, Any]:
-    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
+    who, patient = to.who, to.patient
     body = {**body, "patient_id": patient.patient_code}
     with audited(request, who) as uow:
         outcome = patients.screen_patient(uow.session, body, today=today(request))
@@ -256,13 +282,11 @@ def patients_screen(
 
 @router.post("/patients/{code}/randomize", responses=ERRORS)
 def patients_randomize(
-    code: PatientCode,
     body: RandomizeIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.RANDOMIZATION)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.RANDOMIZATION, Action.WRITE)),
 ) -> dict[str, Any]:
-    patient = views.visible_patient(db, who.principal, code, Resource.RANDOMIZATION, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who) as uow:
         outcome = randomization.randomize(
             uow.session, uow.actor, patient.patient_code, body.request_id, now=now(request)
@@ -273,13 +297,11 @@ def patients_randomize(
 
 @router.post("/patients/{code}/labs", status_code=201, responses=ERRORS)
 def labs_add(
-    code: PatientCode,
     body: LabIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.LAB, Action.WRITE)),
 ) -> dict[str, Any]:
-    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    who, patient = to.who, to.patient
     raw = {k: v for k, v in body.model_dump().items() if v is not None}
     with audited(request, who) as uow:
         row = safety.record_lab(uow.session, patient.patient_code, raw, today(request))
@@ -288,15 +310,13 @@ def labs_add(
 
 @router.put("/patients/{code}/labs/{lab_id}", responses=ERRORS)
 def labs_correct(
-    code: PatientCode,
     lab_id: RecordId,
     body: LabCorrection,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.LAB, Action.WRITE)),
 ) -> dict[str, Any]:
     """Correct a saved value: a reason is required and the old value stays in the audit trail."""
-    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who, reason=body.reason) as uow:
         row = safety.correct_lab_value(uow.session, patient.patient_code, lab_id, body.value)
         return {
@@ -358,13 +378,11 @@ class PreRandomizationOut(BaseModel):
     "/patients/{code}/inclusion", response_model=InclusionOut, status_code=201, responses=ERRORS
 )
 def patients_include(
-    code: PatientCode,
     body: InclusionIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.PATIENT, Action.WRITE)),
 ) -> InclusionOut:
-    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who) as uow:
         row = patients.include_patient(
             uow.session,
@@ -382,13 +400,11 @@ def patients_include(
 
 @router.post("/patients/{code}/cycles", response_model=CycleOut, status_code=201, responses=ERRORS)
 def patients_cycle(
-    code: PatientCode,
     body: CycleIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.TREATMENT, Action.WRITE)),
 ) -> CycleOut:
-    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who) as uow:
         row = patients.record_cycle(
             uow.session,
@@ -415,15 +431,11 @@ def patients_cycle(
     responses=ERRORS,
 )
 def patients_pre_randomization(
-    code: PatientCode,
     body: PreRandomizationIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.LOCAL_ASSESSMENT, Action.WRITE)),
 ) -> PreRandomizationOut:
-    patient = views.visible_patient(
-        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
-    )
+    who, patient = to.who, to.patient
     with audited(request, who) as uow:
         row = patients.record_pre_randomization(
             uow.session,

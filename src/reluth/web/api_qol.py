@@ -16,7 +16,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.qol import scoring
 from reluth.qol import service as qol
 from reluth.web import trial_views as views
-from reluth.web.api import ERRORS, PatientCode, one_of
+from reluth.web.api import ERRORS, Visible, one_of, visible
 from reluth.web.deps import DB_SESSION, Auth, audited, require, today
 
 router = APIRouter(tags=["api"])
@@ -74,24 +74,21 @@ def _row_out(row: views.QolRow) -> QolRowOut:
 
 @router.get("/patients/{code}/qol", response_model=list[QolRowOut], responses=ERRORS)
 def qol_list(
-    code: PatientCode,
-    who: Auth = Depends(require(Action.READ, Resource.QOL)),
+    to: Visible = Depends(visible(Resource.QOL, Action.READ)),
     db: Session = DB_SESSION,
 ) -> list[QolRowOut]:
-    patient = views.visible_patient(db, who.principal, code, Resource.QOL)
+    patient = to.patient
     return [_row_out(r) for r in views.qol_rows(db, patient.id)]
 
 
 @router.post("/patients/{code}/qol", response_model=QolRowOut, status_code=201, responses=ERRORS)
 def qol_add(
-    code: PatientCode,
     body: QolIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.QOL, Action.WRITE)),
 ) -> QolRowOut:
     """Store a questionnaire; the answer carries the scale scores the engine computed."""
-    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    who, patient = to.who, to.patient
     data = {
         "patient_id": patient.patient_code,
         "instrument": body.instrument,

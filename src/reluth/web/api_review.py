@@ -17,8 +17,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.response import recist
 from reluth.response import service as review
 from reluth.response.models import TumourAssessment
-from reluth.web import trial_views as views
-from reluth.web.api import ERRORS, PatientCode, one_of
+from reluth.web.api import ERRORS, Visible, one_of, visible
 from reluth.web.deps import DB_SESSION, Auth, audited, require, today
 
 router = APIRouter(tags=["api"])
@@ -165,11 +164,10 @@ def review_worklist(
 
 @router.get("/review/{code}", response_model=ReviewPatientOut, responses=ERRORS)
 def review_patient(
-    code: PatientCode,
-    who: Auth = Depends(require(Action.READ, Resource.CENTRAL_REVIEW)),
+    to: Visible = Depends(visible(Resource.CENTRAL_REVIEW, Action.READ)),
     db: Session = DB_SESSION,
 ) -> ReviewPatientOut:
-    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW)
+    patient = to.patient
     reads = review.central_reads(db, patient)
     return ReviewPatientOut(
         patient_id=patient.patient_code,
@@ -181,13 +179,12 @@ def review_patient(
 
 @router.post("/review/{code}/evaluate", response_model=EvaluationOut, responses=ERRORS)
 def review_evaluate(
-    code: PatientCode,
     body: ReadIn,
-    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
+    to: Visible = Depends(visible(Resource.CENTRAL_REVIEW, Action.WRITE)),
     db: Session = DB_SESSION,
 ) -> EvaluationOut:
     """RECIST 1.1 for the stored reads plus this one, as typed; nothing is stored."""
-    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, Action.WRITE)
+    patient = to.patient
     evaluation = review.preview_read(
         db, patient, body.assessment_date, body.new_lesions, _lesions(body)
     )
@@ -216,14 +213,12 @@ def review_evaluate(
 
 @router.post("/review/{code}", response_model=ReadOut, status_code=201, responses=ERRORS)
 def review_save(
-    code: PatientCode,
     body: ReadSave,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.CENTRAL_REVIEW, Action.WRITE)),
 ) -> ReadOut:
     """Store one central read (baseline first), evaluated with all earlier reads."""
-    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who) as uow:
         read = review.record_central_read(
             uow.session,

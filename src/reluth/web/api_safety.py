@@ -13,7 +13,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.queries import service as queries
 from reluth.safety import records as safety_records
 from reluth.web import trial_views as views
-from reluth.web.api import ERRORS, PatientCode, one_of
+from reluth.web.api import ERRORS, Visible, one_of, visible
 from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
 
 router = APIRouter(tags=["api"])
@@ -98,13 +98,11 @@ def adverse_events_list(
     responses=ERRORS,
 )
 def adverse_events_add(
-    code: PatientCode,
     body: AdverseEventIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.ADVERSE_EVENT, Action.WRITE)),
 ) -> AdverseEventOut:
-    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    who, patient = to.who, to.patient
     data = {k: v for k, v in body.model_dump(mode="json").items() if v is not None}
     data["patient_id"] = patient.patient_code
     with audited(request, who) as uow:
@@ -155,13 +153,11 @@ def queries_list(
 
 @router.post("/patients/{code}/queries", response_model=QueryOut, status_code=201, responses=ERRORS)
 def queries_open(
-    code: PatientCode,
     body: QueryIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.QUERY)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.QUERY, Action.WRITE)),
 ) -> QueryOut:
-    patient = views.visible_patient(db, who.principal, code, Resource.QUERY, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who) as uow:
         row = queries.open_query(
             uow.session,
