@@ -92,6 +92,7 @@ def test_inclusion_cycles_and_pre_randomization(site: Site) -> None:
         assert mon.post(f"{p}/{step}", json=body).status_code == 403, step
         assert site.client("rev").post(f"{p}/{step}", json=body).status_code == 403, step
         assert inv2.post(f"{p}/{step}", json=body).status_code == 404, step
+        assert inv2.post(f"{p}/{step}", json={}).status_code == 404, step  # before the body
 
 
 SAE = {
@@ -159,6 +160,7 @@ def test_data_queries_raise_answer_close(site: Site) -> None:
     answer = f"/api/v1/queries/{qid}/answer"
     close = f"/api/v1/queries/{qid}/close"
     assert site.client("inv2").post(answer, json={"answer": "x"}).status_code == 404
+    assert site.client("inv2").post(answer, json={"answer": ""}).status_code == 404  # not 422
     assert site.client("inv2").get("/api/v1/queries").json() == []
     assert mon.post(answer, json={"answer": "x"}).status_code == 403
     assert _fields(inv.post(answer, json={"answer": ""})) == {"answer"}

@@ -4,6 +4,7 @@ models (``trial_views``), services and permission checks as the pages in ``trial
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -170,30 +171,43 @@ def queries_open(
         return QueryOut.model_validate(views.query_row(row, patient.patient_code, who.principal))
 
 
+def _query_of(resource: Resource) -> Callable[..., Visible]:
+    """A dependency: 403 unless the role may write ``resource``; 404 for a query on a patient
+    of a centre the person does not see, as for an unknown id (before the body is read)."""
+
+    def dependency(
+        query_id: RecordId,
+        who: Auth = Depends(require(Action.WRITE, resource)),
+        db: Session = DB_SESSION,
+    ) -> Visible:
+        return Visible(who, views.query_patient(db, who.principal, query_id))
+
+    dependency.__name__ = f"visible_query_{resource.value}"
+    return dependency
+
+
 @router.post("/queries/{query_id}/answer", response_model=QueryOut, responses=ERRORS)
 def queries_answer(
     query_id: RecordId,
     body: AnswerIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.QUERY_ANSWER)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(_query_of(Resource.QUERY_ANSWER)),
 ) -> QueryOut:
-    patient = views.query_patient(db, who.principal, query_id)
+    who, code = to.who, to.patient.patient_code
     with audited(request, who, reason=queries.answer_reason(query_id)) as uow:
         row = queries.answer_query(
             uow.session, who.principal.username, query_id, body.answer, now(request)
         )
-        return QueryOut.model_validate(views.query_row(row, patient.patient_code, who.principal))
+        return QueryOut.model_validate(views.query_row(row, code, who.principal))
 
 
 @router.post("/queries/{query_id}/close", response_model=QueryOut, responses=ERRORS)
 def queries_close(
     query_id: RecordId,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.QUERY)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(_query_of(Resource.QUERY)),
 ) -> QueryOut:
-    patient = views.query_patient(db, who.principal, query_id)
+    who, code = to.who, to.patient.patient_code
     with audited(request, who, reason=queries.close_reason(query_id)) as uow:
         row = queries.close_query(uow.session, who.principal.username, query_id, now(request))
-        return QueryOut.model_validate(views.query_row(row, patient.patient_code, who.principal))
+        return QueryOut.model_validate(views.query_row(row, code, who.principal))
