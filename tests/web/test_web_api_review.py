@@ -225,6 +225,16 @@ def test_api_records_on_each_backend(db_url: str) -> None:
             f"/api/v1/patients/{code}/queries", json={"field": "x", "question": "?"}
         )
         assert raised.status_code == 201
+        # PostgreSQL cannot store NUL: refused at the boundary, naming the field
+        nul = site.client("mon1").post(
+            f"/api/v1/patients/{code}/queries", json={"field": "x\x00", "question": "?"}
+        )
+        assert nul.status_code == 422 and nul.json()["problems"][0]["field"] == "field"
+        search = inv.get("/api/v1/patients", params={"q": "C01\x00"})
+        assert search.status_code == 422 and search.json()["problems"][0]["field"] == "q"
+        assert [r["code"] for r in inv.get("/api/v1/patients", params={"q": "c01-0"}).json()] == [
+            code
+        ]
         qol = {"instrument": "QLQ-C30", "timepoint": "QOL-W00", "completed_on": "2025-03-10"}
         saved = inv.post(f"/api/v1/patients/{code}/qol", json=qol | {"items": ANSWERS})
         assert saved.json()["scales"]["PF"] == 100

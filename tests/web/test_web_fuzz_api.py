@@ -21,8 +21,9 @@ from reluth.auth.roles import Role
 
 
 @pytest.fixture(scope="module")
-def fuzz_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    s = make_site(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}")
+def fuzz_site(module_db_url: str) -> Iterator[Site]:
+    """On SQLite, and on PostgreSQL when set up (which refuses what SQLite stores, e.g. NUL)."""
+    s = make_site(module_db_url)
     yield s
     s.app.state.engine.dispose()
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
@@ -49,7 +49,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 def one_of(values: Any) -> str:
     """A regular expression accepting exactly ``values`` (for request-model fields)."""
-    return "^(" + "|".join(re.escape(str(v)) for v in values) + ")$"
+    escaped = (re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", str(v)) for v in values)
+    return "^(" + "|".join(escaped) + ")$"
+
+
+class ApiIn(BaseModel):
+    """Base of the request models: text may not hold NUL characters, which PostgreSQL cannot
+    store (refused as 422 naming the field, not a server error)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("NUL character (\\u0000) not accepted")
+        return value
 
 
 class Me(BaseModel):
@@ -59,7 +72,7 @@ class Me(BaseModel):
     blinded: bool
 
 
-class TokenIn(BaseModel):
+class TokenIn(ApiIn):
     name: str = Field(min_length=1, max_length=80)
 
 
@@ -74,7 +87,7 @@ class TokenCreated(TokenOut):
     token: str = Field(description="Shown once; only its SHA-256 is stored.")
 
 
-class UserIn(BaseModel):
+class UserIn(ApiIn):
     username: str = Field(min_length=2, max_length=80)
     role: str
     password: str = Field(min_length=auth.MIN_PASSWORD_LENGTH, max_length=1024)
@@ -173,13 +186,13 @@ def users_create(
 # --- trial data -------------------------------------------------------------------------------
 
 
-class PatientIn(BaseModel):
+class PatientIn(ApiIn):
     centre: str = Field(min_length=1, max_length=8)
     sex: str | None = Field(default=None, max_length=8)
     birth_year: int | None = Field(default=None, ge=1000, le=9999)
 
 
-class LabIn(BaseModel):
+class LabIn(ApiIn):
     test: str = Field(max_length=32)
     value: str = Field(max_length=32, description="decimal number as text")
     unit: str = Field(max_length=24)
@@ -189,12 +202,12 @@ class LabIn(BaseModel):
     baseline: str | None = Field(default=None, max_length=32)
 
 
-class LabCorrection(BaseModel):
+class LabCorrection(ApiIn):
     value: str = Field(max_length=32)
     reason: str = Field(min_length=1, max_length=500, description="why the saved value changes")
 
 
-class RandomizeIn(BaseModel):
+class RandomizeIn(ApiIn):
     request_id: str = Field(min_length=1, max_length=80, description="retry-safe request id")
 
 
@@ -228,7 +241,7 @@ def visible(resource: Resource, action: Action = Action.READ) -> Callable[..., V
 
 @router.get("/patients", responses=ERRORS)
 def patients_list(
-    q: str = Query("", max_length=40),
+    q: str = Query("", max_length=40, pattern=views.PATIENT_SEARCH),
     who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
     db: Session = DB_SESSION,
 ) -> list[dict[str, Any]]:
@@ -330,7 +343,7 @@ def labs_correct(
 # --- inclusion, second-PRRT cycles, pre-randomization assessment ------------------------------
 
 
-class InclusionIn(BaseModel):
+class InclusionIn(ApiIn):
     consent_date: dt.date = Field(description="date the informed consent was signed")
     inclusion_date: dt.date | None = Field(default=None, description="default: today")
 
@@ -341,7 +354,7 @@ class InclusionOut(BaseModel):
     inclusion_date: dt.date
 
 
-class CycleIn(BaseModel):
+class CycleIn(ApiIn):
     cycle: int = Field(ge=1, le=4, description="1, 2 (second PRRT); 3, 4 (experimental arm)")
     administered_on: dt.date
     activity_gbq: Decimal = Field(
@@ -358,7 +371,7 @@ class CycleOut(BaseModel):
     lot: str
 
 
-class PreRandomizationIn(BaseModel):
+class PreRandomizationIn(ApiIn):
     assessment_date: dt.date
     overall_response: str = Field(pattern=one_of(patients.RESPONSES))
     radiological_progression: bool | None = Field(

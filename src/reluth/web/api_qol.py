@@ -16,7 +16,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.qol import scoring
 from reluth.qol import service as qol
 from reluth.web import trial_views as views
-from reluth.web.api import ERRORS, Visible, one_of, visible
+from reluth.web.api import ERRORS, ApiIn, Visible, one_of, visible
 from reluth.web.deps import DB_SESSION, Auth, audited, require, today
 
 router = APIRouter(tags=["api"])
@@ -25,7 +25,7 @@ ItemNumber = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]?$")]
 Answer = Annotated[int, Field(ge=1, le=7)] | None
 
 
-class QolItemsIn(BaseModel):
+class QolItemsIn(ApiIn):
     instrument: str = Field(pattern=one_of(views.QOL_INSTRUMENTS))
     items: dict[ItemNumber, Answer] = Field(
         max_length=60,

@@ -17,13 +17,13 @@ from reluth.auth.policy import Action, Resource
 from reluth.response import recist
 from reluth.response import service as review
 from reluth.response.models import TumourAssessment
-from reluth.web.api import ERRORS, Visible, one_of, visible
+from reluth.web.api import ERRORS, ApiIn, Visible, one_of, visible
 from reluth.web.deps import DB_SESSION, Auth, audited, require, today
 
 router = APIRouter(tags=["api"])
 
 
-class LesionIn(BaseModel):
+class LesionIn(ApiIn):
     id: str = Field(pattern=r"^\S+$", max_length=review.LESION_ID_MAX, description="e.g. T1, NT2")
     organ: str | None = Field(
         default=None, min_length=1, max_length=review.ORGAN_MAX, description="baseline only"
@@ -42,7 +42,7 @@ class LesionIn(BaseModel):
     )
 
 
-class ReadIn(BaseModel):
+class ReadIn(ApiIn):
     assessment_date: dt.date
     new_lesions: str = Field(default="no", pattern=one_of(recist.NewLesions))
     lesions: list[LesionIn] = Field(max_length=30)

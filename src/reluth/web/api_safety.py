@@ -14,7 +14,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.queries import service as queries
 from reluth.safety import records as safety_records
 from reluth.web import trial_views as views
-from reluth.web.api import ERRORS, Visible, one_of, visible
+from reluth.web.api import ERRORS, ApiIn, Visible, one_of, visible
 from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
 
 router = APIRouter(tags=["api"])
@@ -23,7 +23,7 @@ router = APIRouter(tags=["api"])
 # --- adverse events ---------------------------------------------------------------------------
 
 
-class AdverseEventIn(BaseModel):
+class AdverseEventIn(ApiIn):
     term: str = Field(min_length=1, max_length=120, pattern=r"\S", description="CTCAE v5.0 term")
     grade: int = Field(ge=1, le=5, description="CTCAE grade; 5 = fatal")
     serious: bool = False
@@ -114,7 +114,7 @@ def adverse_events_add(
 # --- data queries -----------------------------------------------------------------------------
 
 
-class QueryIn(BaseModel):
+class QueryIn(ApiIn):
     field: str = Field(
         min_length=1,
         max_length=queries.FIELD_MAX,
@@ -124,7 +124,7 @@ class QueryIn(BaseModel):
     question: str = Field(min_length=1, max_length=queries.TEXT_MAX, pattern=r"\S")
 
 
-class AnswerIn(BaseModel):
+class AnswerIn(ApiIn):
     answer: str = Field(min_length=1, max_length=queries.TEXT_MAX, pattern=r"\S")
 
 

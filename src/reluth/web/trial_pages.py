@@ -42,7 +42,7 @@ def _go(code: str, anchor: str = "") -> RedirectResponse:
 @router.get("/patients", response_class=HTMLResponse)
 def patient_list(
     request: Request,
-    q: str = Query("", max_length=40),
+    q: str = Query("", max_length=40, pattern=views.PATIENT_SEARCH),
     who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
     db: Session = DB_SESSION,
 ) -> HTMLResponse:

@@ -78,6 +78,10 @@ def _status(screened: str | None, included: bool, randomized: bool) -> str:
     return f"screened: {screened}" if screened else "registered"
 
 
+#: What the patient search accepts: pieces of a patient code (``C07``, ``0012``, ``c07-00``).
+PATIENT_SEARCH = r"^[A-Za-z0-9 -]*$"
+
+
 def patient_list(
     db: Session, who: Principal, search: str = "", limit: int = 500
 ) -> list[PatientRow]:
