@@ -253,3 +253,25 @@ def test_audit_history_of_a_patient(site: Site) -> None:
     assert site.client("inv2").get(f"/api/v1/patients/{code}/audit").status_code == 404
     for username in ("rev", "admin", "phys"):
         assert site.client(username).get(f"/api/v1/patients/{code}/audit").status_code == 403
+
+
+INJECTIONS = ["<script>alert('x')</script>", "'; DROP TABLE data_queries; --", "{{ 7*7 }}"]
+
+
+def test_text_entered_through_the_api_is_stored_verbatim_and_shown_escaped(site: Site) -> None:
+    from markupsafe import escape
+
+    code = _register(site)
+    mon, inv = site.client("mon1"), site.client("inv1")
+    for payload in INJECTIONS:
+        raised = mon.post(
+            f"/api/v1/patients/{code}/queries", json={"field": payload, "question": payload}
+        )
+        assert raised.status_code == 201, raised.text
+        event = SAE | {"term": payload, "serious": False, "awareness_date": None}
+        assert inv.post(f"/api/v1/patients/{code}/adverse-events", json=event).status_code == 201
+    assert {q["question"] for q in inv.get("/api/v1/queries").json()} == set(INJECTIONS)
+    assert {a["term"] for a in inv.get("/api/v1/adverse-events").json()} == set(INJECTIONS)
+    for page in (inv.get("/queries").text, inv.get("/adverse-events").text):
+        assert str(escape(INJECTIONS[0])) in page and "<script>alert" not in page
+        assert "{{ 7*7 }}" in page and ">49<" not in page  # not evaluated
