@@ -89,6 +89,9 @@ def test_worklist_reads_live_recist_and_save(site: Site) -> None:
     assert rev.get("/api/v1/review").json()[0]["reads"] == 2
 
     assert rev.get("/api/v1/review/C01-9999").status_code == 404
+    # the page's live evaluation goes through the same service check
+    long_id = {"assessment_date": "2025-05-06", "id_0": "T" * 17, "diameter_0": "20"}
+    assert "lesions[0].id: too long" in rev.post(f"/review/{code}/evaluate", data=long_id).text
     for username in ("inv1", "dm", "stat", "admin"):
         client = site.client(username)
         assert client.get("/api/v1/review").status_code == 403
