@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,12 @@ def _postgres_base() -> str | None:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to a fresh, empty database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+@contextmanager
+def _fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """A URL to a new, empty database: a file under ``directory``, or a PostgreSQL database
+    created for the caller and dropped afterwards (skipped when PostgreSQL is not set up)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'test.db'}"
         return
     base = _postgres_base()
     if base is None:
@@ -62,3 +64,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to a fresh, empty database on each backend."""
+    with _fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """As ``db_url``, one database per test module (for module-scoped fixtures)."""
+    with _fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url

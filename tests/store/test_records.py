@@ -133,3 +133,23 @@ def test_visits_are_checked_against_the_schedule(engine: Engine, code: str) -> N
         visit("W99", dt.date(2025, 5, 5))
     with pytest.raises(Conflict):
         visit("TA-W08", dt.date(2025, 5, 6))
+
+
+def test_pre_randomization_progression_follows_the_response_unless_given(
+    engine: Engine, code: str
+) -> None:
+    import datetime as dt
+
+    from reluth.patients import service as patients
+
+    day = dt.date(2025, 3, 1)
+    with unit_of_work(engine, NURSE) as uow:
+        new = patients.register_patient(uow.session, "C01", today=TODAY).patient_code
+        row = patients.record_pre_randomization(uow.session, new, day, None, "PD", today=TODAY)
+        assert row.radiological_progression is True  # PD means progression
+    missing = pytest.raises(ValidationError, match="overall_response: missing")
+    with missing, unit_of_work(engine, NURSE) as uow:
+        patients.record_pre_randomization(uow.session, code, day, None, None, today=TODAY)
+    contradiction = pytest.raises(ValidationError, match="contradicts")
+    with contradiction, unit_of_work(engine, NURSE) as uow:
+        patients.record_pre_randomization(uow.session, new, day, False, "PD", today=TODAY)

@@ -1,8 +1,12 @@
 """Property-based fuzzing of the JSON API from its OpenAPI document (Schemathesis): no generated
-request, authenticated as any role, may produce a 5xx. Example counts kept small for CI."""
+request, authenticated as any role, may produce a 5xx. Each generated case is sent as generated
+and again with its path ids replaced by real ones (a randomized patient of C01 with a lab and a
+data query), so that generated bodies reach the services, not only the 404 of an unknown id.
+Example counts kept small for CI."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,17 +14,39 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from web_support import ROLE_USER, Site, make_site, randomize_experimental
+from web_support import (
+    ROLE_USER,
+    Site,
+    make_site,
+    randomized_via_api,
+    setup_randomization,
+)
 
 from reluth.auth import service as auth
 from reluth.auth.roles import Role
 
 
 @pytest.fixture(scope="module")
-def fuzz_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    s = make_site(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}")
+def fuzz_site(module_db_url: str) -> Iterator[Site]:
+    """On SQLite, and on PostgreSQL when set up (which refuses what SQLite stores, e.g. NUL)."""
+    s = make_site(module_db_url)
     yield s
     s.app.state.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def real_ids(fuzz_site: Site) -> dict[str, Any]:
+    """Path ids of real records, made through the API."""
+    setup_randomization(fuzz_site.app)
+    code = randomized_via_api(fuzz_site)
+    lab = fuzz_site.client("inv1").post(
+        f"/api/v1/patients/{code}/labs",
+        json={"test": "alt", "value": "50", "unit": "U/L", "uln": "40", "date": "2025-03-11"},
+    )
+    query = fuzz_site.client("mon1").post(
+        f"/api/v1/patients/{code}/queries", json={"field": "patients sex", "question": "?"}
+    )
+    return {"code": code, "lab_id": lab.json()["id"], "query_id": query.json()["id"]}
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +71,39 @@ def _operations(api_schema: Any) -> list[Any]:
     return [result.ok() for result in api_schema.get_all_operations()]
 
 
-def test_no_server_error(api_schema: Any, tokens: dict[Role, str]) -> None:
-    """Every operation, 10 generated cases each, as three roles and anonymously."""
+NEW_OPERATIONS = {
+    ("POST", "/api/v1/patients/{code}/inclusion"),
+    ("POST", "/api/v1/patients/{code}/cycles"),
+    ("POST", "/api/v1/patients/{code}/pre-randomization"),
+    ("GET", "/api/v1/patients/{code}/audit"),
+    ("GET", "/api/v1/adverse-events"),
+    ("POST", "/api/v1/patients/{code}/adverse-events"),
+    ("GET", "/api/v1/queries"),
+    ("POST", "/api/v1/patients/{code}/queries"),
+    ("POST", "/api/v1/queries/{query_id}/answer"),
+    ("POST", "/api/v1/queries/{query_id}/close"),
+    ("GET", "/api/v1/patients/{code}/qol"),
+    ("POST", "/api/v1/patients/{code}/qol"),
+    ("POST", "/api/v1/qol/score"),
+    ("GET", "/api/v1/review"),
+    ("GET", "/api/v1/review/{code}"),
+    ("POST", "/api/v1/review/{code}/evaluate"),
+    ("POST", "/api/v1/review/{code}"),
+}
+GENERATED_AS = (Role.ADMIN, Role.INVESTIGATOR, Role.CENTRAL_REVIEWER)
+REAL_IDS_AS = (Role.INVESTIGATOR, Role.MONITOR, Role.CENTRAL_REVIEWER)
+
+
+def test_no_server_error(
+    api_schema: Any, tokens: dict[Role, str], real_ids: dict[str, Any]
+) -> None:
+    """Every operation, 10 generated cases each: as generated (three roles and anonymously),
+    then with real path ids (three roles that can reach the records)."""
     operations = _operations(api_schema)
-    assert len(operations) >= 7
+    fuzzed = {(op.method.upper(), op.path) for op in operations}
+    missing = NEW_OPERATIONS - fuzzed
+    assert not missing, missing
+    reached: set[str] = set()  # operations whose real-id calls got past the record lookup
 
     for operation in operations:
 
@@ -60,13 +115,30 @@ def test_no_server_error(api_schema: Any, tokens: dict[Role, str]) -> None:
         )
         @given(case=operation.as_strategy())
         def fuzz(case: Any) -> None:
-            for role in (Role.ADMIN, Role.INVESTIGATOR, Role.CENTRAL_REVIEWER):
+            for role in GENERATED_AS:
                 response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"})
                 assert response.status_code < 500, (role, case.method, case.path, response.text)
             anonymous = case.call()
             assert anonymous.status_code < 500, (case.method, case.path, anonymous.text)
+            if not case.path_parameters:
+                return
+            for name in case.path_parameters:
+                if name in real_ids:
+                    case.path_parameters[name] = real_ids[name]
+            for role in REAL_IDS_AS:
+                response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"})
+                assert response.status_code < 500, (role, case.method, case.path, response.text)
+                if response.status_code != 404:
+                    reached.add(f"{case.method.upper()} {case.path}")
 
         fuzz()
+
+    with_real_ids = {
+        f"{op.method.upper()} {op.path}"
+        for op in operations
+        if "{" in op.path and set(re.findall(r"\{(\w+)\}", op.path)) <= set(real_ids)
+    }
+    assert len(with_real_ids) >= 15 and with_real_ids - reached == set()
 
 
 #: The corrections and visit routes, fuzzed again on real records (above, every generated id
@@ -79,31 +151,30 @@ EDIT_OPERATIONS = {
 }
 
 
-def test_corrections_on_real_records_no_server_error(fuzz_site: Site, api_schema: Any) -> None:
+def test_corrections_on_real_records_no_server_error(
+    fuzz_site: Site, api_schema: Any, real_ids: dict[str, Any]
+) -> None:
     """Generated bodies against an existing adverse event, cycle and recorded visit of a
-    randomized patient (experimental arm), as the investigator: refusals only, never a 5xx."""
-    from test_web_trial_flow import ready_patient
-
-    code = ready_patient(fuzz_site)
-    randomize_experimental(fuzz_site.app, code, fuzz_site.clock())
+    randomized patient, as the investigator: refusals only, never a 5xx."""
+    code = randomized_via_api(fuzz_site)  # (real_ids set the randomization up)
     inv = fuzz_site.client("inv1")
     ae = inv.post(
-        f"/patients/{code}/adverse-events",
-        data={
+        f"/api/v1/patients/{code}/adverse-events",
+        json={
             "term": "Nausea",
-            "grade": "2",
+            "grade": 2,
             "relatedness": "possible",
             "outcome": "recovering",
             "onset_date": "2025-03-10",
         },
     )
-    assert ae.status_code == 303, ae.text
+    assert ae.status_code == 201, ae.text
     visit = inv.post(
         f"/api/v1/patients/{code}/visits",
         json={"visit_code": "LAB-W00", "visit_date": "2025-03-12"},
     )
     assert visit.status_code == 201, visit.text
-    ids = {"code": code, "ae_id": 1, "cycle": 2, "visit_code": "LAB-W00"}
+    ids = {"code": code, "ae_id": ae.json()["id"], "cycle": 2, "visit_code": "LAB-W00"}
     # a token of its own: the fuzzing above may have revoked the fixture's (DELETE /tokens/{id})
     token = inv.post("/api/v1/tokens", json={"name": "fuzz-edits"}).json()["token"]
     operations = [
@@ -145,6 +216,11 @@ def test_openapi_document_lists_the_api(fuzz_site: Site, tmp_path: Path) -> None
     assert doc["paths"]["/api/v1/patients/{code}/visits/{visit_code}"].keys() == {"put"}
     edit = doc["components"]["schemas"]["AdverseEventEdit"]
     assert "reason" in edit["required"]
+    listed = {(m.upper(), path) for path, item in doc["paths"].items() for m in item}
+    missing = NEW_OPERATIONS - listed
+    assert not missing, missing
+    cycle = doc["components"]["schemas"]["CycleIn"]["properties"]["cycle"]
+    assert (cycle["minimum"], cycle["maximum"]) == (1, 4)  # bounds reach the document
     assert not any(p.startswith("/login") for p in doc["paths"])  # pages are not API
 
 
@@ -155,7 +231,8 @@ def test_no_server_error_on_exports_and_dosimetry(
     real patient (included, cycles 1-2 administered) as well as generated patient IDs."""
     from tests.store.storekit import ready_patients
 
-    code = ready_patients(fuzz_site.app.state.engine, 1, centres=("C01",))[0]
+    # (numbered far from the patients the other tests register through the API)
+    code = ready_patients(fuzz_site.app.state.engine, 1, centres=("C01",), start=900)[0]
     operations = [
         op
         for op in _operations(api_schema)

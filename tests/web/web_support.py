@@ -172,3 +172,40 @@ def randomize_experimental(app: FastAPI, code: str, now: dt.datetime) -> dt.date
         )
     assert result.arm == "experimental", result
     return now.date()
+
+
+def randomized_via_api(site: Site, username: str = "inv1", centre: str = "C01") -> str:
+    """Register, screen, include, give cycles 1-2, record the pre-randomization assessment and
+    randomize one patient through the JSON API (``setup_randomization`` must have run)."""
+    import uuid
+
+    api = site.client(username)
+    code = str(api.post("/api/v1/patients", json={"centre": centre}).json()["patient_id"])
+    steps: list[tuple[str, dict[str, object]]] = [
+        ("screening", eligible_file(code, site.clock().date())),
+        ("inclusion", {"consent_date": "2024-10-28", "inclusion_date": "2025-03-04"}),
+        (
+            "cycles",
+            {"cycle": 1, "administered_on": "2025-03-05", "activity_gbq": "7.4", "lot": "L1"},
+        ),
+        ("cycles", {"cycle": 2, "administered_on": "2025-03-06", "activity_gbq": 7.4, "lot": "L2"}),
+        ("pre-randomization", {"assessment_date": "2025-03-10", "overall_response": "SD"}),
+    ]
+    for step, body in steps:
+        response = api.post(f"/api/v1/patients/{code}/{step}", json=body)
+        assert response.status_code == 201, (step, response.text)
+    done = api.post(f"/api/v1/patients/{code}/randomize", json={"request_id": str(uuid.uuid4())})
+    assert done.status_code == 200, done.text
+    return code
+
+
+def app_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every FastAPI route of the app, pages and API, with router prefixes."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    return sorted(
+        (method, str(context.path))
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        for method in context.methods or ()
+    )

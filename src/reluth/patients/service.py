@@ -40,6 +40,8 @@ from reluth.units import to_decimal
 _M = TypeVar("_M")
 CENTRE_CODE = re.compile(r"^C\d{2}$")
 RESPONSES = ("CR", "PR", "SD", "PD", "NE")
+#: Accepted activity of one Lutathera administration (7.4 GBq planned).
+ACTIVITY_GBQ_MIN, ACTIVITY_GBQ_MAX = Decimal("0.1"), Decimal("10")
 DEATH_CAUSES = ("disease", "toxicity", "other", "unknown")
 END_REASONS = (
     "completed",
@@ -411,15 +413,22 @@ def record_pre_randomization(
     session: Session,
     patient_code: str,
     assessment_date: dt.date,
-    radiological_progression: bool,
+    radiological_progression: bool | None,
     overall_response: str | None = None,
     comment: str | None = None,
     today: dt.date | None = None,
     protocol: Protocol | None = None,
 ) -> PreRandomizationAssessment:
-    """The tumour assessment after the two second-PRRT cycles."""
+    """The tumour assessment after the two second-PRRT cycles. ``radiological_progression``
+    None means "as the overall response says" (progression if and only if PD)."""
     today = today or dt.date.today()
     _not_future("assessment_date", assessment_date, today)
+    if radiological_progression is None:
+        if overall_response is None:
+            raise ValidationError(
+                "overall_response", "missing", "CR, PR, SD, PD or NE (or the progression flag)"
+            )
+        radiological_progression = overall_response == "PD"
     if overall_response is not None:
         _choice("overall_response", overall_response, RESPONSES)
         if (overall_response == "PD") != radiological_progression:

@@ -10,6 +10,18 @@ from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.patients import service as patients
 from reluth.queries.models import DataQuery
 
+#: Limits of the free-text fields (the page, the API and this service share them).
+FIELD_MAX, TEXT_MAX = 120, 2000
+
+
+def answer_reason(query_id: int) -> str:
+    """The audit reason of an answer (answering changes the saved query row)."""
+    return f"answer to data query {query_id}"
+
+
+def close_reason(query_id: int) -> str:
+    return f"data query {query_id} closed"
+
 
 def _text(value: str, field: str, limit: int) -> str:
     text = value.strip()
@@ -29,8 +41,8 @@ def open_query(
     patient = patients.get_patient(session, patient_code)
     row = DataQuery(
         patient_id=patient.id,
-        field=_text(field, "field", 120),
-        question=_text(question, "question", 2000),
+        field=_text(field, "field", FIELD_MAX),
+        question=_text(question, "question", TEXT_MAX),
         status="open",
         opened_by=username,
         opened_at=now,
@@ -53,7 +65,7 @@ def answer_query(
     row = get_query(session, query_id)
     if row.status == "closed":
         raise Conflict(f"query {query_id} is closed")
-    row.answer = _text(answer, "answer", 2000)
+    row.answer = _text(answer, "answer", TEXT_MAX)
     row.answered_by = username
     row.answered_at = now
     row.status = "answered"

@@ -21,7 +21,9 @@ class TumourAssessment(ProtocolVersioned, Base):
     timepoint: Mapped[str] = mapped_column(String(32))  # baseline, week8, ...
     reader: Mapped[str] = mapped_column(String(16))  # local | central
     modality: Mapped[str] = mapped_column(String(8))  # CT | MRI
-    overall_response: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    overall_response: Mapped[str | None] = mapped_column(
+        String(16), nullable=True
+    )  # NON-CR/NON-PD: 13
     target_sum_mm: Mapped[Decimal | None] = mapped_column(Numeric(8, 1), nullable=True)
     lesions: Mapped[list[LesionMeasurement]] = relationship(
         back_populates="assessment", lazy="selectin", order_by="LesionMeasurement.id"

@@ -97,7 +97,7 @@ def engine_input(reads: list[TumourAssessment], new: dict[str, Any] | None) -> d
     entries: list[dict[str, Any]] = [
         {
             "date": r.assessment_date.isoformat(),
-            "new_lesions": "no" if r.timepoint == "baseline" else _new_of(r),
+            "new_lesions": "no" if r.timepoint == "baseline" else new_lesions_of(r),
             "lesions": [
                 _stored_lesion(m, r.timepoint == "baseline") for m in r.lesions if m.kind != "new"
             ],
@@ -114,7 +114,62 @@ def engine_input(reads: list[TumourAssessment], new: dict[str, Any] | None) -> d
     }
 
 
-def _new_of(read: TumourAssessment) -> str:
+def baseline_lesion_ids(reads: list[TumourAssessment]) -> list[str]:
+    """Lesions recorded at the baseline read (the ones each follow-up measures again)."""
+    return [m.lesion_id for m in reads[0].lesions if m.kind != "new"] if reads else []
+
+
+#: Lesion fields given once, at the baseline read; follow-ups measure the same lesions again.
+BASELINE_ONLY = ("organ", "kind", "nodal")
+LESION_ID_MAX, ORGAN_MAX = 16, 40
+
+
+def _checked_lesions(lesions: list[dict[str, Any]], baseline: bool) -> list[dict[str, Any]]:
+    """Refuse what the engine would ignore or the store cannot hold, naming the lesion."""
+    for i, lesion in enumerate(lesions):
+        where = f"lesions[{i}]"
+        if len(str(lesion.get("id", ""))) > LESION_ID_MAX:
+            raise ValidationError(f"{where}.id", "too long", f"at most {LESION_ID_MAX} characters")
+        if len(str(lesion.get("organ") or "")) > ORGAN_MAX:
+            raise ValidationError(f"{where}.organ", "too long", f"at most {ORGAN_MAX} characters")
+        if not baseline:
+            for key in BASELINE_ONLY:
+                if lesion.get(key) is not None:
+                    raise ValidationError(
+                        f"{where}.{key}",
+                        "given at a follow-up read",
+                        "organ, kind and nodal only at the baseline read",
+                    )
+    return lesions
+
+
+def _proposed(
+    reads: list[TumourAssessment],
+    assessment_date: dt.date,
+    new_lesions: str,
+    lesions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "date": assessment_date.isoformat(),
+        "new_lesions": new_lesions,
+        "lesions": _checked_lesions(lesions, baseline=not reads),
+    }
+
+
+def preview_read(
+    session: Session,
+    patient: Patient,
+    assessment_date: dt.date,
+    new_lesions: str,
+    lesions: list[dict[str, Any]],
+) -> Evaluation:
+    """RECIST 1.1 for the stored central reads plus a proposed one, as the reviewer types
+    (nothing is stored)."""
+    reads = central_reads(session, patient)
+    return evaluate(engine_input(reads, _proposed(reads, assessment_date, new_lesions, lesions)))
+
+
+def new_lesions_of(read: TumourAssessment) -> str:
     """New lesions are stored as one row of kind ``new`` whose status is yes or equivocal."""
     return next((m.status or "yes" for m in read.lesions if m.kind == "new"), "no")
 
@@ -169,8 +224,9 @@ def record_central_read(
         )
     if reads and assessment_date <= reads[-1].assessment_date:
         raise ValidationError("assessment_date", f"{assessment_date}", "after the previous read")
-    new = {"date": assessment_date.isoformat(), "new_lesions": new_lesions, "lesions": lesions}
-    evaluation = evaluate(engine_input(reads, new))
+    evaluation = evaluate(
+        engine_input(reads, _proposed(reads, assessment_date, new_lesions, lesions))
+    )
     last = evaluation.results[-1] if not is_baseline else None
     read = TumourAssessment(
         patient_id=patient.id,

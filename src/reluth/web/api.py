@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
@@ -15,6 +19,7 @@ from reluth.auth.models import ApiToken, User
 from reluth.auth.policy import Action, Resource
 from reluth.cli_support import to_jsonable
 from reluth.patients import service as patients
+from reluth.patients.models import Patient
 from reluth.randomization import service as randomization
 from reluth.safety import service as safety
 from reluth.web import dashboard
@@ -37,8 +42,27 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated"},
     403: {"description": "Not allowed for this role or centre"},
     404: {"description": "Not found"},
+    409: {"description": "Conflicts with the stored state, or a protocol precondition fails"},
     422: {"description": "Invalid input (names the field and what is accepted)"},
 }
+
+
+def one_of(values: Any) -> str:
+    """A regular expression accepting exactly ``values`` (for request-model fields)."""
+    escaped = (re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", str(v)) for v in values)
+    return "^(" + "|".join(escaped) + ")$"
+
+
+class ApiIn(BaseModel):
+    """Base of the request models: text may not hold NUL characters, which PostgreSQL cannot
+    store (refused as 422 naming the field, not a server error)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("NUL character (\\u0000) not accepted")
+        return value
 
 
 class Me(BaseModel):
@@ -48,7 +72,7 @@ class Me(BaseModel):
     blinded: bool
 
 
-class TokenIn(BaseModel):
+class TokenIn(ApiIn):
     name: str = Field(min_length=1, max_length=80)
 
 
@@ -63,7 +87,7 @@ class TokenCreated(TokenOut):
     token: str = Field(description="Shown once; only its SHA-256 is stored.")
 
 
-class UserIn(BaseModel):
+class UserIn(ApiIn):
     username: str = Field(min_length=2, max_length=80)
     role: str
     password: str = Field(min_length=auth.MIN_PASSWORD_LENGTH, max_length=1024)
@@ -162,13 +186,13 @@ def users_create(
 # --- trial data -------------------------------------------------------------------------------
 
 
-class PatientIn(BaseModel):
+class PatientIn(ApiIn):
     centre: str = Field(min_length=1, max_length=8)
     sex: str | None = Field(default=None, max_length=8)
     birth_year: int | None = Field(default=None, ge=1000, le=9999)
 
 
-class LabIn(BaseModel):
+class LabIn(ApiIn):
     test: str = Field(max_length=32)
     value: str = Field(max_length=32, description="decimal number as text")
     unit: str = Field(max_length=24)
@@ -178,21 +202,46 @@ class LabIn(BaseModel):
     baseline: str | None = Field(default=None, max_length=32)
 
 
-class LabCorrection(BaseModel):
+class LabCorrection(ApiIn):
     value: str = Field(max_length=32)
     reason: str = Field(min_length=1, max_length=500, description="why the saved value changes")
 
 
-class RandomizeIn(BaseModel):
+class RandomizeIn(ApiIn):
     request_id: str = Field(min_length=1, max_length=80, description="retry-safe request id")
 
 
 PatientCode = Annotated[str, PathParam(pattern=r"^C\d{2}-\d{4}$", max_length=8)]
 
 
+@dataclass(frozen=True)
+class Visible:
+    """Who asks, and the patient named in the path, which they may act on."""
+
+    who: Auth
+    patient: Patient
+
+
+def visible(resource: Resource, action: Action = Action.READ) -> Callable[..., Visible]:
+    """A dependency for routes of one patient: 403 unless the role may ``action`` ``resource``;
+    404 for a patient of a centre the person does not see, as for an unknown id. Dependencies
+    run before the request body is validated, so a cross-centre request answers 404 whatever
+    its body, as on the pages."""
+
+    def dependency(
+        code: PatientCode,
+        who: Auth = Depends(require(action, resource)),
+        db: Session = DB_SESSION,
+    ) -> Visible:
+        return Visible(who, views.visible_patient(db, who.principal, code, resource, action))
+
+    dependency.__name__ = f"visible_{action.value}_{resource.value}"
+    return dependency
+
+
 @router.get("/patients", responses=ERRORS)
 def patients_list(
-    q: str = Query("", max_length=40),
+    q: str = Query("", max_length=40, pattern=views.PATIENT_SEARCH),
     who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
     db: Session = DB_SESSION,
 ) -> list[dict[str, Any]]:
@@ -232,13 +281,11 @@ def patients_get(
 
 @router.post("/patients/{code}/screening", status_code=201, responses=ERRORS)
 def patients_screen(
-    code: PatientCode,
     body: dict[str, Any],
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.SCREENING, Action.WRITE)),
 ) -> dict[str, Any]:
-    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
+    who, patient = to.who, to.patient
     body = {**body, "patient_id": patient.patient_code}
     with audited(request, who) as uow:
         outcome = patients.screen_patient(uow.session, body, today=today(request))
@@ -248,13 +295,11 @@ def patients_screen(
 
 @router.post("/patients/{code}/randomize", responses=ERRORS)
 def patients_randomize(
-    code: PatientCode,
     body: RandomizeIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.RANDOMIZATION)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.RANDOMIZATION, Action.WRITE)),
 ) -> dict[str, Any]:
-    patient = views.visible_patient(db, who.principal, code, Resource.RANDOMIZATION, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who) as uow:
         outcome = randomization.randomize(
             uow.session, uow.actor, patient.patient_code, body.request_id, now=now(request)
@@ -265,13 +310,11 @@ def patients_randomize(
 
 @router.post("/patients/{code}/labs", status_code=201, responses=ERRORS)
 def labs_add(
-    code: PatientCode,
     body: LabIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.LAB, Action.WRITE)),
 ) -> dict[str, Any]:
-    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    who, patient = to.who, to.patient
     raw = {k: v for k, v in body.model_dump().items() if v is not None}
     with audited(request, who) as uow:
         row = safety.record_lab(uow.session, patient.patient_code, raw, today(request))
@@ -280,15 +323,13 @@ def labs_add(
 
 @router.put("/patients/{code}/labs/{lab_id}", responses=ERRORS)
 def labs_correct(
-    code: PatientCode,
     lab_id: RecordId,
     body: LabCorrection,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(Resource.LAB, Action.WRITE)),
 ) -> dict[str, Any]:
     """Correct a saved value: a reason is required and the old value stays in the audit trail."""
-    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who, reason=body.reason) as uow:
         row = safety.correct_lab_value(uow.session, patient.patient_code, lab_id, body.value)
         return {
@@ -297,3 +338,159 @@ def labs_correct(
             "value": str(row.value),
             "ctcae_grade": row.ctcae_grade,
         }
+
+
+# --- inclusion, second-PRRT cycles, pre-randomization assessment ------------------------------
+
+
+class InclusionIn(ApiIn):
+    consent_date: dt.date = Field(description="date the informed consent was signed")
+    inclusion_date: dt.date | None = Field(default=None, description="default: today")
+
+
+class InclusionOut(BaseModel):
+    patient_id: str
+    consent_date: dt.date | None
+    inclusion_date: dt.date
+
+
+class CycleIn(ApiIn):
+    cycle: int = Field(ge=1, le=4, description="1, 2 (second PRRT); 3, 4 (experimental arm)")
+    administered_on: dt.date
+    activity_gbq: Decimal = Field(
+        ge=patients.ACTIVITY_GBQ_MIN, le=patients.ACTIVITY_GBQ_MAX, max_digits=6, decimal_places=3
+    )
+    lot: str = Field(min_length=1, max_length=40, pattern=r"\S", description="vial batch number")
+
+
+class CycleOut(BaseModel):
+    patient_id: str
+    cycle: int
+    administered_on: dt.date
+    activity_gbq: float
+    lot: str
+
+
+class PreRandomizationIn(ApiIn):
+    assessment_date: dt.date
+    overall_response: str = Field(pattern=one_of(patients.RESPONSES))
+    radiological_progression: bool | None = Field(
+        default=None, description="default: as the overall response says (PD)"
+    )
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class PreRandomizationOut(BaseModel):
+    patient_id: str
+    assessment_date: dt.date
+    overall_response: str | None
+    radiological_progression: bool
+
+
+@router.post(
+    "/patients/{code}/inclusion", response_model=InclusionOut, status_code=201, responses=ERRORS
+)
+def patients_include(
+    body: InclusionIn,
+    request: Request,
+    to: Visible = Depends(visible(Resource.PATIENT, Action.WRITE)),
+) -> InclusionOut:
+    who, patient = to.who, to.patient
+    with audited(request, who) as uow:
+        row = patients.include_patient(
+            uow.session,
+            patient.patient_code,
+            body.consent_date,
+            body.inclusion_date,
+            today=today(request),
+        )
+        return InclusionOut(
+            patient_id=patient.patient_code,
+            consent_date=row.consent_date,
+            inclusion_date=row.inclusion_date,
+        )
+
+
+@router.post("/patients/{code}/cycles", response_model=CycleOut, status_code=201, responses=ERRORS)
+def patients_cycle(
+    body: CycleIn,
+    request: Request,
+    to: Visible = Depends(visible(Resource.TREATMENT, Action.WRITE)),
+) -> CycleOut:
+    who, patient = to.who, to.patient
+    with audited(request, who) as uow:
+        row = patients.record_cycle(
+            uow.session,
+            patient.patient_code,
+            body.cycle,
+            body.administered_on,
+            body.activity_gbq,
+            body.lot,
+            today=today(request),
+        )
+        return CycleOut(
+            patient_id=patient.patient_code,
+            cycle=row.cycle,
+            administered_on=row.administered_on,
+            activity_gbq=float(row.activity_gbq),
+            lot=row.lot,
+        )
+
+
+@router.post(
+    "/patients/{code}/pre-randomization",
+    response_model=PreRandomizationOut,
+    status_code=201,
+    responses=ERRORS,
+)
+def patients_pre_randomization(
+    body: PreRandomizationIn,
+    request: Request,
+    to: Visible = Depends(visible(Resource.LOCAL_ASSESSMENT, Action.WRITE)),
+) -> PreRandomizationOut:
+    who, patient = to.who, to.patient
+    with audited(request, who) as uow:
+        row = patients.record_pre_randomization(
+            uow.session,
+            patient.patient_code,
+            body.assessment_date,
+            body.radiological_progression,
+            body.overall_response,
+            body.comment or None,
+            today=today(request),
+        )
+        return PreRandomizationOut(
+            patient_id=patient.patient_code,
+            assessment_date=row.assessment_date,
+            overall_response=row.overall_response,
+            radiological_progression=row.radiological_progression,
+        )
+
+
+# --- audit history ----------------------------------------------------------------------------
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    at_utc: str
+    username: str
+    role: str
+    action: str
+    table_name: str
+    record_id: str
+    field: str | None
+    old_value: str | None = Field(description="JSON")
+    new_value: str | None = Field(description="JSON")
+    reason: str | None
+
+
+@router.get("/patients/{code}/audit", response_model=list[AuditOut], responses=ERRORS)
+def patients_audit(
+    code: PatientCode,
+    who: Auth = Depends(require(Action.READ, Resource.AUDIT)),
+    db: Session = DB_SESSION,
+) -> list[AuditOut]:
+    """Every audit row of the patient's records (old value, new value, who, role, reason)."""
+    return [AuditOut.model_validate(r) for r in views.audit_history(db, who.principal, code)]

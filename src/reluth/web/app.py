@@ -147,6 +147,9 @@ def create_app(
         api_dosimetry,
         api_edits,
         api_exports,
+        api_qol,
+        api_review,
+        api_safety,
         dosimetry_pages,
         edit_pages,
         export_pages,
@@ -165,11 +168,17 @@ def create_app(
     app.include_router(sae_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
-    app.include_router(api.router, prefix=API_PREFIX)
-    app.include_router(api_edits.router, prefix=API_PREFIX)
-    app.include_router(sae_pages.api_router, prefix=API_PREFIX)
-    app.include_router(api_exports.router, prefix=API_PREFIX)
-    app.include_router(api_dosimetry.router, prefix=API_PREFIX)
+    for api_router in (
+        api.router,
+        api_safety.router,
+        api_qol.router,
+        api_review.router,
+        api_edits.router,
+        sae_pages.api_router,
+        api_exports.router,
+        api_dosimetry.router,
+    ):
+        app.include_router(api_router, prefix=API_PREFIX)
     page_routes = (
         *pages.router.routes,
         *trial_pages.router.routes,

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Resource
 from reluth.cli_support import parse_date
-from reluth.errors import NotFound, ReluthError
-from reluth.patients import service as patients
+from reluth.errors import ReluthError
 from reluth.patients.models import Patient
 from reluth.response import service as review
+from reluth.web import trial_views as views
 from reluth.web.deps import DB_SESSION, Auth, audited, require, today
 from reluth.web.pages import render
 
@@ -24,11 +24,8 @@ router = APIRouter(include_in_schema=False)
 ROWS = 8
 
 
-def _patient(db: Session, code: str) -> Patient:
-    try:
-        return patients.get_patient(db, code)
-    except NotFound:
-        raise NotFound(f"patient {code} not found") from None
+def _patient(db: Session, who: Auth, code: str, action: Action = Action.READ) -> Patient:
+    return views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, action)
 
 
 def _lesions(form: dict[str, str], baseline: bool) -> list[dict[str, Any]]:
@@ -61,7 +58,7 @@ def _context(
         "code": patient.patient_code,
         "reads": reads,
         "baseline": not reads,
-        "baseline_ids": [m.lesion_id for m in reads[0].lesions if m.kind != "new"] if reads else [],
+        "baseline_ids": review.baseline_lesion_ids(reads),
         "rows": ROWS,
         "today": today_,
         "posted": {},
@@ -87,7 +84,7 @@ def read_page(
     who: Auth = Depends(require(Action.READ, Resource.CENTRAL_REVIEW)),
     db: Session = DB_SESSION,
 ) -> HTMLResponse:
-    patient = _patient(db, code)
+    patient = _patient(db, who, code)
     return render(request, "review_patient.html", _context(db, who, patient, today(request)))
 
 
@@ -96,18 +93,18 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _evaluate(db: Session, patient: Patient, form: dict[str, str]) -> dict[str, Any]:
-    reads = review.central_reads(db, patient)
-    new: dict[str, Any] = {
-        "date": form.get("assessment_date", ""),
-        "new_lesions": form.get("new_lesions", "no"),
-        "lesions": _lesions(form, baseline=not reads),
-    }
+    baseline = not review.central_reads(db, patient)
     try:
-        parse_date(new["date"], "assessment_date")
-        evaluation = review.evaluate(review.engine_input(reads, new))
+        evaluation = review.preview_read(
+            db,
+            patient,
+            parse_date(form.get("assessment_date", ""), "assessment_date"),
+            form.get("new_lesions", "no"),
+            _lesions(form, baseline=baseline),
+        )
     except ReluthError as exc:
         return {"error": exc.message}
-    return {"evaluation": evaluation, "baseline": not reads}
+    return {"evaluation": evaluation, "baseline": baseline}
 
 
 @router.post("/review/{code}/evaluate", response_class=HTMLResponse)
@@ -117,7 +114,7 @@ async def evaluate_live(
     who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
     db: Session = DB_SESSION,
 ) -> HTMLResponse:
-    patient = _patient(db, code)
+    patient = _patient(db, who, code, Action.WRITE)
     return render(request, "_recist.html", {"live": _evaluate(db, patient, await _form(request))})
 
 
@@ -128,7 +125,7 @@ async def save_read(
     who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
     db: Session = DB_SESSION,
 ) -> Response:
-    patient = _patient(db, code)
+    patient = _patient(db, who, code, Action.WRITE)
     form = await _form(request)
     try:
         reads = review.central_reads(db, patient)

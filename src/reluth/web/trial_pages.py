@@ -12,28 +12,19 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
 from reluth.auth.policy import Action, Resource
 from reluth.cli_support import parse_date
-from reluth.db.audit import AuditLog
 from reluth.errors import ReluthError, ValidationError
 from reluth.patients import service as patients
-from reluth.patients.models import Inclusion, PreRandomizationAssessment, Screening
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
-from reluth.qol.models import QolQuestionnaire
 from reluth.queries import service as queries
-from reluth.queries.models import DataQuery
 from reluth.randomization import service as randomization
-from reluth.randomization.models import Randomization
 from reluth.safety import records as safety_records
 from reluth.safety import service as safety
-from reluth.safety.models import AdverseEvent, LabResult
-from reluth.treatment.models import Administration, Visit
-from reluth.treatment.service import treatment_visit_codes as treatment_visits
 from reluth.web import screening_form
 from reluth.web import trial_views as views
 from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
@@ -52,7 +43,7 @@ def _go(code: str, anchor: str = "") -> RedirectResponse:
 @router.get("/patients", response_class=HTMLResponse)
 def patient_list(
     request: Request,
-    q: str = Query("", max_length=40),
+    q: str = Query("", max_length=40, pattern=views.PATIENT_SEARCH),
     who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
     db: Session = DB_SESSION,
 ) -> HTMLResponse:
@@ -325,14 +316,12 @@ def pre_randomization_save(
         db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
     )
     try:
-        if overall_response not in patients.RESPONSES:
-            raise ValidationError("overall_response", f"{overall_response!r}", "CR PR SD PD NE")
         with audited(request, who) as uow:
             patients.record_pre_randomization(
                 uow.session,
                 patient.patient_code,
                 parse_date(assessment_date, "assessment_date"),
-                overall_response == "PD",
+                None,  # progression as the overall response says
                 overall_response,
                 comment or None,
                 today=today(request),
@@ -534,7 +523,7 @@ def query_answer(
     db: Session = DB_SESSION,
 ) -> Response:
     views.visible_query(db, who.principal, query_id)
-    with audited(request, who, reason=f"answer to data query {query_id}") as uow:
+    with audited(request, who, reason=queries.answer_reason(query_id)) as uow:
         queries.answer_query(uow.session, who.principal.username, query_id, answer, now(request))
     return RedirectResponse("/queries", status_code=303)
 
@@ -547,7 +536,7 @@ def query_close(
     db: Session = DB_SESSION,
 ) -> Response:
     views.visible_query(db, who.principal, query_id)
-    with audited(request, who, reason=f"data query {query_id} closed") as uow:
+    with audited(request, who, reason=queries.close_reason(query_id)) as uow:
         queries.close_query(uow.session, who.principal.username, query_id, now(request))
     return RedirectResponse("/queries", status_code=303)
 
@@ -562,58 +551,5 @@ def audit_page(
     who: Auth = Depends(require(Action.READ, Resource.AUDIT)),
     db: Session = DB_SESSION,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.AUDIT)
-    pid = patient.id
-    records: list[tuple[str, Any]] = [
-        ("patients", [pid]),
-        ("screenings", db.scalars(select(Screening.id).where(Screening.patient_id == pid))),
-        ("inclusions", db.scalars(select(Inclusion.id).where(Inclusion.patient_id == pid))),
-        (
-            "pre_randomization_assessments",
-            db.scalars(
-                select(PreRandomizationAssessment.id).where(
-                    PreRandomizationAssessment.patient_id == pid
-                )
-            ),
-        ),
-        ("lab_results", db.scalars(select(LabResult.id).where(LabResult.patient_id == pid))),
-        (
-            "adverse_events",
-            db.scalars(select(AdverseEvent.id).where(AdverseEvent.patient_id == pid)),
-        ),
-        ("data_queries", db.scalars(select(DataQuery.id).where(DataQuery.patient_id == pid))),
-        (
-            "qol_questionnaires",
-            db.scalars(select(QolQuestionnaire.id).where(QolQuestionnaire.patient_id == pid)),
-        ),
-    ]
-    hidden = set() if who.principal.can(Action.READ, Resource.TREATMENT) else treatment_visits()
-    visits = db.execute(select(Visit.id, Visit.visit_code).where(Visit.patient_id == pid))
-    records.append(("visits", [vid for vid, vcode in visits if vcode not in hidden]))
-    if who.principal.can(Action.READ, Resource.TREATMENT):
-        records.append(
-            (
-                "administrations",
-                db.scalars(select(Administration.id).where(Administration.patient_id == pid)),
-            )
-        )
-    if who.principal.can(Action.READ, Resource.ARM):
-        records.append(
-            (
-                "randomizations",
-                db.scalars(select(Randomization.id).where(Randomization.patient_id == pid)),
-            )
-        )
-    rows: list[AuditLog] = []
-    for table, ids in records:
-        keys = [str(i) for i in ids]
-        if keys:
-            rows.extend(
-                db.scalars(
-                    select(AuditLog).where(
-                        AuditLog.table_name == table, AuditLog.record_id.in_(keys)
-                    )
-                )
-            )
-    rows.sort(key=lambda r: r.seq)
+    rows = views.audit_history(db, who.principal, code)
     return render(request, "audit.html", {"who": who, "code": code, "rows": rows})

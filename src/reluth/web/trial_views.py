@@ -18,7 +18,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Principal, Resource
+from reluth.db.audit import AuditLog
 from reluth.db.base import as_utc
+from reluth.dosimetry.models import DoseResult
 from reluth.errors import NotFound
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
@@ -29,10 +31,10 @@ from reluth.qol.models import QolQuestionnaire
 from reluth.queries.models import DataQuery
 from reluth.randomization.models import Randomization
 from reluth.safety import sae
-from reluth.safety.models import AdverseEvent, LabResult
+from reluth.safety.models import AdverseEvent, LabResult, SaeReceipt
 from reluth.safety.service import SaeClock, sae_clock
 from reluth.treatment import service as treatment
-from reluth.treatment.models import Administration
+from reluth.treatment.models import Administration, Visit
 
 
 def visible_patient(
@@ -78,6 +80,10 @@ def _status(screened: str | None, included: bool, randomized: bool) -> str:
     if included:
         return "included"
     return f"screened: {screened}" if screened else "registered"
+
+
+#: What the patient search accepts: pieces of a patient code (``C07``, ``0012``, ``c07-00``).
+PATIENT_SEARCH = r"^[A-Za-z0-9 -]*$"
 
 
 def patient_list(
@@ -130,6 +136,37 @@ class AeRow:
     can_acknowledge: bool = False
 
 
+def ae_row(
+    ae: AdverseEvent,
+    patient: Patient,
+    now: dt.datetime,
+    receipt: SaeReceipt | None = None,
+    acknowledges: bool = False,
+) -> AeRow:
+    """One adverse event as shown, with the 24-hour clock when it is serious (stopped by
+    pharmacovigilance's ``receipt``); ``acknowledges``: the viewer may acknowledge receipt."""
+    received_at = as_utc(receipt.received_at) if receipt is not None else None
+    clock = None
+    if ae.serious and ae.awareness_date is not None:
+        clock = sae_clock(ae.awareness_date, now, received_at)
+    return AeRow(
+        ae.id,
+        patient.patient_code,
+        patient.centre.code,
+        ae.term,
+        ae.grade,
+        ae.serious,
+        ae.relatedness,
+        ae.outcome,
+        ae.onset_date,
+        ae.awareness_date,
+        clock,
+        receipt.received_by if receipt is not None else None,
+        received_at,
+        can_acknowledge=ae.serious and receipt is None and acknowledges,
+    )
+
+
 def adverse_events(
     db: Session, who: Principal, now: dt.datetime, patient_id: int | None = None
 ) -> list[AeRow]:
@@ -139,36 +176,11 @@ def adverse_events(
     if patient_id is not None:
         stmt = stmt.where(AdverseEvent.patient_id == patient_id)
     stmt = centre_scoped(stmt, who)
-    rows = []
     found = db.execute(stmt.order_by(AdverseEvent.onset_date.desc())).all()
     received = sae.receipts(db, [ae.id for ae, _patient in found if ae.serious])
     acknowledges = who.can(Action.WRITE, Resource.SAE_RECEIPT)
-    for ae, patient in found:
-        clock = None
-        receipt = received.get(ae.id)
-        if ae.serious and ae.awareness_date is not None:
-            clock = sae_clock(
-                ae.awareness_date, now, as_utc(receipt.received_at) if receipt else None
-            )
-        rows.append(
-            AeRow(
-                ae.id,
-                patient.patient_code,
-                patient.centre.code,
-                ae.term,
-                ae.grade,
-                ae.serious,
-                ae.relatedness,
-                ae.outcome,
-                ae.onset_date,
-                ae.awareness_date,
-                clock,
-                receipt.received_by if receipt is not None else None,
-                as_utc(receipt.received_at) if receipt is not None else None,
-                can_acknowledge=ae.serious and receipt is None and acknowledges,
-            )
-        )
-    rows.sort(  # waiting SAEs first, soonest due first
+    rows = [ae_row(ae, p, now, received.get(ae.id), acknowledges) for ae, p in found]
+    rows.sort(
         key=lambda r: (
             not r.serious,
             r.received_by is not None,
@@ -368,6 +380,22 @@ class QueryRow:
     can_close: bool
 
 
+def query_row(q: DataQuery, patient_code: str, who: Principal) -> QueryRow:
+    return QueryRow(
+        q.id,
+        patient_code,
+        q.field,
+        q.status,
+        q.question,
+        q.opened_by,
+        q.opened_at,
+        q.answer,
+        q.answered_by,
+        can_answer=q.status != "closed" and who.can(Action.WRITE, Resource.QUERY_ANSWER),
+        can_close=q.status != "closed" and who.can(Action.WRITE, Resource.QUERY),
+    )
+
+
 def data_queries(db: Session, who: Principal, patient_id: int | None = None) -> list[QueryRow]:
     """Data queries on patients of the centres the person may see, open ones first."""
     who.require(Action.READ, Resource.QUERY)
@@ -377,31 +405,25 @@ def data_queries(db: Session, who: Principal, patient_id: int | None = None) -> 
     stmt = centre_scoped(stmt, who)
     order = {"open": 0, "answered": 1, "closed": 2}
     rows = [
-        QueryRow(
-            q.id,
-            p.patient_code,
-            q.field,
-            q.status,
-            q.question,
-            q.opened_by,
-            q.opened_at,
-            q.answer,
-            q.answered_by,
-            can_answer=q.status != "closed" and who.can(Action.WRITE, Resource.QUERY_ANSWER),
-            can_close=q.status != "closed" and who.can(Action.WRITE, Resource.QUERY),
-        )
-        for q, p in db.execute(stmt.order_by(DataQuery.id)).all()
+        query_row(q, p.patient_code, who) for q, p in db.execute(stmt.order_by(DataQuery.id)).all()
     ]
     return sorted(rows, key=lambda r: order.get(r.status, 3))
 
 
-def visible_query(db: Session, who: Principal, query_id: int) -> DataQuery:
+def query_patient(db: Session, who: Principal, query_id: int) -> Patient:
+    """The patient of query ``query_id`` if ``who`` sees its centre; otherwise the same NotFound
+    as for an unknown id."""
     row = db.get(DataQuery, query_id)
-    if row is None:
-        raise NotFound(f"query {query_id} not found")
-    patient = db.get(Patient, row.patient_id)
+    patient = None if row is None else db.get(Patient, row.patient_id)
     if patient is None or not who.sees_centre(patient.centre_id):
         raise NotFound(f"query {query_id} not found")
+    return patient
+
+
+def visible_query(db: Session, who: Principal, query_id: int) -> DataQuery:
+    query_patient(db, who, query_id)
+    row = db.get(DataQuery, query_id)
+    assert row is not None
     return row
 
 
@@ -440,24 +462,77 @@ class QolRow:
     summary: Decimal | None
 
 
+def qol_row(q: QolQuestionnaire) -> QolRow:
+    """One recorded questionnaire with the scores stored at entry."""
+    scores = json.loads(q.scores_json or "{}", parse_float=Decimal, parse_int=Decimal)
+    stored = scores.get("scales", {})
+    order = list(scoring.instrument(q.instrument).scales)
+    return QolRow(
+        q.instrument,
+        q.timepoint,
+        q.completed_on,
+        {c: _hundredths(stored[c]) for c in order if c in stored},
+        _hundredths(scores.get("summary")),
+    )
+
+
 def qol_rows(db: Session, patient_id: int) -> list[QolRow]:
     """Recorded questionnaires of one patient with the scores stored at entry."""
-    rows = []
-    for q in db.scalars(
-        select(QolQuestionnaire)
-        .where(QolQuestionnaire.patient_id == patient_id)
-        .order_by(QolQuestionnaire.completed_on, QolQuestionnaire.id)
-    ):
-        scores = json.loads(q.scores_json or "{}", parse_float=Decimal, parse_int=Decimal)
-        stored = scores.get("scales", {})
-        order = list(scoring.instrument(q.instrument).scales)
-        rows.append(
-            QolRow(
-                q.instrument,
-                q.timepoint,
-                q.completed_on,
-                {c: _hundredths(stored[c]) for c in order if c in stored},
-                _hundredths(scores.get("summary")),
-            )
+    return [
+        qol_row(q)
+        for q in db.scalars(
+            select(QolQuestionnaire)
+            .where(QolQuestionnaire.patient_id == patient_id)
+            .order_by(QolQuestionnaire.completed_on, QolQuestionnaire.id)
         )
+    ]
+
+
+def audit_history(db: Session, who: Principal, code: str) -> list[AuditLog]:
+    """Audit rows of every record of one patient, oldest first. Administrations only for roles
+    that read treatment, the randomization only for roles that read the arm."""
+    patient = visible_patient(db, who, code, Resource.AUDIT)
+    pid = patient.id
+    models: list[Any] = [
+        Screening,
+        Inclusion,
+        PreRandomizationAssessment,
+        LabResult,
+        AdverseEvent,
+        DataQuery,
+        QolQuestionnaire,
+    ]
+    if who.can(Action.READ, Resource.TREATMENT):
+        models.append(Administration)
+    if who.can(Action.READ, Resource.ARM):
+        models.append(Randomization)
+    if who.can(Action.READ, Resource.DOSIMETRY):
+        models.append(DoseResult)
+    records: list[tuple[str, list[str]]] = [(Patient.__tablename__, [str(pid)])]
+    for model in models:
+        ids = db.scalars(select(model.id).where(model.patient_id == pid))
+        records.append((model.__tablename__, [str(i) for i in ids]))
+    # Visits: cycle 3/4 visits exist only in the experimental arm, so only with read treatment.
+    hidden = (
+        set() if who.can(Action.READ, Resource.TREATMENT) else treatment.treatment_visit_codes()
+    )
+    visits = db.execute(select(Visit.id, Visit.visit_code).where(Visit.patient_id == pid))
+    records.append((Visit.__tablename__, [str(v) for v, vcode in visits if vcode not in hidden]))
+    receipts = db.scalars(
+        select(SaeReceipt.id)
+        .join(AdverseEvent, AdverseEvent.id == SaeReceipt.adverse_event_id)
+        .where(AdverseEvent.patient_id == pid)
+    )
+    records.append((SaeReceipt.__tablename__, [str(i) for i in receipts]))
+    rows: list[AuditLog] = []
+    for table, keys in records:
+        if keys:
+            rows.extend(
+                db.scalars(
+                    select(AuditLog).where(
+                        AuditLog.table_name == table, AuditLog.record_id.in_(keys)
+                    )
+                )
+            )
+    rows.sort(key=lambda r: r.seq)
     return rows

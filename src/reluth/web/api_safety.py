@@ -1,0 +1,213 @@
+"""JSON API for adverse events (with the 24-hour SAE clock) and data queries: the same read
+models (``trial_views``), services and permission checks as the pages in ``trial_pages``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from reluth.auth.policy import Action, Resource
+from reluth.queries import service as queries
+from reluth.safety import records as safety_records
+from reluth.web import trial_views as views
+from reluth.web.api import ERRORS, ApiIn, Visible, one_of, visible
+from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
+
+router = APIRouter(tags=["api"])
+
+
+# --- adverse events ---------------------------------------------------------------------------
+
+
+class AdverseEventIn(ApiIn):
+    term: str = Field(min_length=1, max_length=120, pattern=r"\S", description="CTCAE v5.0 term")
+    grade: int = Field(ge=1, le=5, description="CTCAE grade; 5 = fatal")
+    serious: bool = False
+    relatedness: str = Field(pattern=one_of(safety_records.RELATEDNESS))
+    outcome: str = Field(pattern=one_of(safety_records.OUTCOMES))
+    onset_date: dt.date
+    resolution_date: dt.date | None = None
+    awareness_date: dt.date | None = Field(
+        default=None, description="day the site became aware; starts the SAE clock"
+    )
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class SaeClockOut(BaseModel):
+    awareness_date: dt.date
+    due_by: dt.datetime = Field(description="UTC: 24 hours after the end of the awareness day")
+    hours_left: float = Field(description="negative when overdue")
+    overdue: bool
+
+
+class AdverseEventOut(BaseModel):
+    id: int
+    patient_id: str
+    centre: str
+    term: str
+    grade: int
+    serious: bool
+    relatedness: str
+    outcome: str
+    onset_date: dt.date
+    awareness_date: dt.date | None
+    sae_clock: SaeClockOut | None = Field(description="serious events with an awareness date")
+
+
+def _ae_out(row: views.AeRow) -> AdverseEventOut:
+    clock = row.clock
+    return AdverseEventOut(
+        id=row.id,
+        patient_id=row.patient_code,
+        centre=row.centre,
+        term=row.term,
+        grade=row.grade,
+        serious=row.serious,
+        relatedness=row.relatedness,
+        outcome=row.outcome,
+        onset_date=row.onset_date,
+        awareness_date=row.awareness_date,
+        sae_clock=None
+        if clock is None
+        else SaeClockOut(
+            awareness_date=clock.awareness_date,
+            due_by=clock.due_by,
+            hours_left=float(clock.hours_left),
+            overdue=clock.late,
+        ),
+    )
+
+
+@router.get("/adverse-events", response_model=list[AdverseEventOut], responses=ERRORS)
+def adverse_events_list(
+    request: Request,
+    who: Auth = Depends(require(Action.READ, Resource.ADVERSE_EVENT)),
+    db: Session = DB_SESSION,
+) -> list[AdverseEventOut]:
+    """Adverse events of the centres the caller sees, serious ones first by SAE due time."""
+    return [_ae_out(r) for r in views.adverse_events(db, who.principal, now(request))]
+
+
+@router.post(
+    "/patients/{code}/adverse-events",
+    response_model=AdverseEventOut,
+    status_code=201,
+    responses=ERRORS,
+)
+def adverse_events_add(
+    body: AdverseEventIn,
+    request: Request,
+    to: Visible = Depends(visible(Resource.ADVERSE_EVENT, Action.WRITE)),
+) -> AdverseEventOut:
+    who, patient = to.who, to.patient
+    data = {k: v for k, v in body.model_dump(mode="json").items() if v is not None}
+    data["patient_id"] = patient.patient_code
+    with audited(request, who) as uow:
+        row = safety_records.record_adverse_event(uow.session, data, today=today(request))
+        return _ae_out(views.ae_row(row, patient, now(request)))
+
+
+# --- data queries -----------------------------------------------------------------------------
+
+
+class QueryIn(ApiIn):
+    field: str = Field(
+        min_length=1,
+        max_length=queries.FIELD_MAX,
+        pattern=r"\S",
+        description="the record and field queried, e.g. 'lab_results 12 value'",
+    )
+    question: str = Field(min_length=1, max_length=queries.TEXT_MAX, pattern=r"\S")
+
+
+class AnswerIn(ApiIn):
+    answer: str = Field(min_length=1, max_length=queries.TEXT_MAX, pattern=r"\S")
+
+
+class QueryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    patient_id: str = Field(validation_alias="patient_code")
+    field: str
+    status: str = Field(description="open, answered or closed")
+    question: str
+    opened_by: str
+    opened_at: dt.datetime
+    answer: str | None
+    answered_by: str | None
+    can_answer: bool = Field(description="the caller may answer it")
+    can_close: bool = Field(description="the caller may close it")
+
+
+@router.get("/queries", response_model=list[QueryOut], responses=ERRORS)
+def queries_list(
+    who: Auth = Depends(require(Action.READ, Resource.QUERY)), db: Session = DB_SESSION
+) -> list[QueryOut]:
+    """Data queries on patients of the centres the caller sees, open ones first."""
+    return [QueryOut.model_validate(r) for r in views.data_queries(db, who.principal)]
+
+
+@router.post("/patients/{code}/queries", response_model=QueryOut, status_code=201, responses=ERRORS)
+def queries_open(
+    body: QueryIn,
+    request: Request,
+    to: Visible = Depends(visible(Resource.QUERY, Action.WRITE)),
+) -> QueryOut:
+    who, patient = to.who, to.patient
+    with audited(request, who) as uow:
+        row = queries.open_query(
+            uow.session,
+            who.principal.username,
+            patient.patient_code,
+            body.field,
+            body.question,
+            now(request),
+        )
+        return QueryOut.model_validate(views.query_row(row, patient.patient_code, who.principal))
+
+
+def _query_of(resource: Resource) -> Callable[..., Visible]:
+    """A dependency: 403 unless the role may write ``resource``; 404 for a query on a patient
+    of a centre the person does not see, as for an unknown id (before the body is read)."""
+
+    def dependency(
+        query_id: RecordId,
+        who: Auth = Depends(require(Action.WRITE, resource)),
+        db: Session = DB_SESSION,
+    ) -> Visible:
+        return Visible(who, views.query_patient(db, who.principal, query_id))
+
+    dependency.__name__ = f"visible_query_{resource.value}"
+    return dependency
+
+
+@router.post("/queries/{query_id}/answer", response_model=QueryOut, responses=ERRORS)
+def queries_answer(
+    query_id: RecordId,
+    body: AnswerIn,
+    request: Request,
+    to: Visible = Depends(_query_of(Resource.QUERY_ANSWER)),
+) -> QueryOut:
+    who, code = to.who, to.patient.patient_code
+    with audited(request, who, reason=queries.answer_reason(query_id)) as uow:
+        row = queries.answer_query(
+            uow.session, who.principal.username, query_id, body.answer, now(request)
+        )
+        return QueryOut.model_validate(views.query_row(row, code, who.principal))
+
+
+@router.post("/queries/{query_id}/close", response_model=QueryOut, responses=ERRORS)
+def queries_close(
+    query_id: RecordId,
+    request: Request,
+    to: Visible = Depends(_query_of(Resource.QUERY)),
+) -> QueryOut:
+    who, code = to.who, to.patient.patient_code
+    with audited(request, who, reason=queries.close_reason(query_id)) as uow:
+        row = queries.close_query(uow.session, who.principal.username, query_id, now(request))
+        return QueryOut.model_validate(views.query_row(row, code, who.principal))
