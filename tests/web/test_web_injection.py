@@ -48,3 +48,32 @@ def test_login_fields_and_admin_form_echo_escaped(site: Site, payload: str) -> N
     assert "<script>alert" not in echoed.text and "<img src=x" not in echoed.text
     assert admin.get("/api/v1/users").status_code == 200  # users table still there
     assert len(admin.get("/api/v1/users").json()) == 10
+
+
+def test_nul_character_in_any_page_form_is_refused_by_name_on_each_backend(db_url: str) -> None:
+    """PostgreSQL cannot store NUL in text: a page form carrying one is refused (422, field
+    named) before anything is written, on both backends alike, never a server error."""
+    from sqlalchemy import func, select
+    from web_support import make_site
+
+    from reluth.queries.models import DataQuery
+
+    site = make_site(db_url)
+    try:
+        inv = site.client("inv1")
+        code = str(inv.post("/patients", data={"centre": "C01"}).headers["location"]).rsplit(
+            "/", 1
+        )[1]
+        refused = site.client("mon1").post(
+            f"/patients/{code}/queries", data={"field": "sex", "question": "Source\x00 says?"}
+        )
+        assert refused.status_code == 422 and "question" in refused.text
+        assert "NUL" in refused.text
+        ok = site.client("mon1").post(
+            f"/patients/{code}/queries", data={"field": "sex", "question": "Source says?"}
+        )
+        assert ok.status_code == 303
+        with site.db() as db:
+            assert db.scalar(select(func.count()).select_from(DataQuery)) == 1
+    finally:
+        site.app.state.engine.dispose()

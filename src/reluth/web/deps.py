@@ -22,7 +22,7 @@ from reluth.auth import service as auth
 from reluth.auth.models import User
 from reluth.auth.policy import Action, Principal, Resource
 from reluth.db.session import Actor, UnitOfWork, unit_of_work
-from reluth.errors import PermissionDenied
+from reluth.errors import PermissionDenied, ValidationError
 
 SESSION_COOKIE = "reluth_session"
 LOGIN_CSRF_COOKIE = "reluth_login_csrf"
@@ -141,8 +141,23 @@ async def current_auth(request: Request, db: Session = DB_SESSION) -> Auth:
     if found is None:
         raise LoginRequired()
     await _check_csrf(request, found.csrf_token)
+    await _refuse_nul_in_form(request)
     request.state.auth = found
     return found
+
+
+async def _refuse_nul_in_form(request: Request) -> None:
+    """A NUL character cannot be stored as text (PostgreSQL refuses it): a posted page form
+    carrying one is refused up front, naming the field, instead of failing at commit."""
+    if request.method in SAFE_METHODS:
+        return
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return
+    form = await request.form()
+    for name, value in form.multi_items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError(name, "contains a NUL character", "text without control codes")
 
 
 def require(action: Action, resource: Resource) -> Callable[..., Auth]:
