@@ -113,6 +113,7 @@ async def user(
     writes: list[float],
     errors: list[str],
     think_s: float = 0.0,
+    by_page: dict[str, list[float]] | None = None,
     ready: asyncio.Barrier | None = None,
     seconds: float = 0.0,
 ) -> None:
@@ -124,20 +125,30 @@ async def user(
         )
         if r.status_code != 303:
             errors.append(f"login {username}: {r.status_code}")
+            if ready is not None:
+                await ready.abort()  # the others stop waiting for this user
             return
         client.headers["X-CSRF-Token"] = (
             (await client.get("/dashboard")).text.split('"X-CSRF-Token": "')[1].split('"')[0]
         )
         rng = random.Random(username)
         if ready is not None:  # time only after every user has logged in (argon2 at login)
-            await ready.wait()
+            try:
+                await ready.wait()
+            except asyncio.BrokenBarrierError:
+                return
             until = time.perf_counter() + seconds
+        if think_s:  # users arrive spread over one think time, not all in the same millisecond
+            await asyncio.sleep(rng.uniform(0, think_s))
         while time.perf_counter() < until:
             code = rng.choice(codes)
             for path in ("/dashboard", "/patients", f"/patients/{code}"):
                 t0 = time.perf_counter()
                 r = await client.get(path)
                 pages.append(time.perf_counter() - t0)
+                if by_page is not None:
+                    kind = "/patients/{code}" if path.count("/") == 2 else path
+                    by_page.setdefault(kind, []).append(pages[-1])
                 if r.status_code != 200:
                     errors.append(f"GET {path}: {r.status_code}")
                 if think_s:
@@ -170,9 +181,14 @@ async def run_load(
     pages: list[float] = []
     writes: list[float] = []
     errors: list[str] = []
+    by_page: dict[str, list[float]] = {}
     until = time.perf_counter() + seconds
+    ready = asyncio.Barrier(len(codes_by_user))
     await asyncio.gather(
-        *(user(base, u, c, until, pages, writes, errors, think_s) for u, c in codes_by_user.items())
+        *(
+            user(base, u, c, until, pages, writes, errors, think_s, by_page, ready, seconds)
+            for u, c in codes_by_user.items()
+        )
     )
     return {
         "page_requests": len(pages),
@@ -183,6 +199,9 @@ async def run_load(
         "write_p95_ms": round(pct(writes, 95), 1),
         "errors": len(errors),
         "first_errors": errors[:3],
+        "page_p50_p95_ms_by_page": {
+            k: [round(pct(v, 50), 1), round(pct(v, 95), 1)] for k, v in sorted(by_page.items())
+        },
     }
 
 

@@ -199,3 +199,35 @@ def test_production_hasher_is_argon2id_with_rfc9106_low_memory_parameters() -> N
 
     encoded = PasswordHasher().hash(PASSWORD)
     assert encoded.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_a_request_never_holds_two_pooled_connections(site: Site) -> None:
+    """A write request reads (authentication, the patient) and then writes through the audited
+    door: its read connection goes back to the pool first, so concurrent requests cannot
+    exhaust the pool by each holding one connection while waiting for a second."""
+    from sqlalchemy import event
+    from test_web_trial_flow import ready_patient
+
+    code = ready_patient(site)  # included: labs may be recorded
+    inv = site.client("inv1")
+    engine = site.app.state.engine
+    out = {"now": 0, "max": 0}
+
+    def checkout(*_args: object) -> None:
+        out["now"] += 1
+        out["max"] = max(out["max"], out["now"])
+
+    def checkin(*_args: object) -> None:
+        out["now"] -= 1
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    try:
+        lab = {"test": "alt", "value": "50", "unit": "U/L", "uln": "40", "date": "2025-03-11"}
+        assert inv.post(f"/api/v1/patients/{code}/labs", json=lab).status_code == 201
+        page = inv.post(f"/patients/{code}/labs", data=lab | {"value": "60"})
+        assert page.status_code == 303, page.text
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
+    assert out["max"] == 1

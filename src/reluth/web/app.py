@@ -41,7 +41,10 @@ def prepare_database(url: str, create_tables: bool = True) -> Engine:
     from reluth.db.migrate import upgrade
     from reluth.db.registry import load_all_models
 
-    engine = make_engine(url)
+    # Requests run on a thread pool (40 threads): give it as many pooled connections, so a
+    # burst of concurrent requests waits on the database, not on the pool.
+    pool = {} if ":memory:" in url else {"pool_size": 20, "max_overflow": 20}
+    engine = make_engine(url, **pool)
     load_all_models()
     if create_tables:
         upgrade(engine)

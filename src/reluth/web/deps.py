@@ -66,6 +66,7 @@ def transaction(factory: sessionmaker[Session], immediate: bool = False) -> Iter
 @contextmanager
 def auth_write(request: Request) -> Iterator[Session]:
     """A short write transaction for the auth tables (login, sessions, tokens, users)."""
+    release_read_connection(request)
     with transaction(request.app.state.sessionmaker, immediate=True) as db:
         yield db
 
@@ -74,7 +75,18 @@ def get_db(request: Request) -> Iterator[Session]:
     """Use as ``Depends(get_db, scope="function")``: the commit must happen before the response
     is sent, or a browser following a redirect can outrun it."""
     with transaction(request.app.state.sessionmaker) as db:
+        request.state.db_session = db
         yield db
+
+
+def release_read_connection(request: Request) -> None:
+    """End the request's read transaction so that its pooled connection goes back to the pool
+    before a write transaction takes another one: a request then never holds two connections
+    at once, and a burst of requests cannot exhaust the pool while each waits for a second
+    connection (seen under load as pool timeouts). Loaded objects stay usable."""
+    db: Session | None = getattr(request.state, "db_session", None)
+    if db is not None:
+        db.commit()
 
 
 #: The request's database session, committed before the response is sent.
@@ -185,6 +197,7 @@ def actor_of(who: Auth) -> Actor:
 @contextmanager
 def audited(request: Request, who: Auth, reason: str | None = None) -> Iterator[UnitOfWork]:
     """The one write door (``unit_of_work``) as the person behind this request."""
+    release_read_connection(request)
     with unit_of_work(
         request.app.state.engine, actor=actor_of(who), reason=reason, clock=request.app.state.clock
     ) as uow:
