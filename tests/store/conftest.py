@@ -6,27 +6,18 @@ Migrating takes seconds on PostgreSQL on this machine, so the schema is built on
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
+from tests.conftest import _fresh_database, _postgres_base
 
 from reluth.db.audit import GENESIS_HASH
 from reluth.db.engine import make_engine
 from reluth.db.migrate import upgrade
 from reluth.db.registry import load_all_models
-
-
-def _pg_base() -> str | None:
-    url = os.environ.get("RELUTH_TEST_POSTGRES_URL")
-    if not url and os.environ.get("CI") == "true":
-        pytest.fail("CI=true but RELUTH_TEST_POSTGRES_URL is not set: PostgreSQL tests must run")
-    return url or None
 
 
 @pytest.fixture(scope="session")
@@ -39,38 +30,17 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _pg_store_url() -> Iterator[str | None]:
-    base = _pg_base()
-    if base is None:
+def _pg_store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """One migrated PostgreSQL database for the session (None when PostgreSQL is not set up;
+    under CI=true a missing one fails the run)."""
+    if _postgres_base() is None:
         yield None
         return
-    name = f"reluth_store_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # pragma: no cover - only when the server is down
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL unreachable at {base}: {exc}")
-        yield None
-        return
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    eng = make_engine(url)
-    upgrade(eng)
-    eng.dispose()
-    try:
+    with _fresh_database("postgres", tmp_path_factory.mktemp("pg")) as url:
+        eng = make_engine(url)
+        upgrade(eng)
+        eng.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def _reset_postgres(eng: Engine) -> None:
