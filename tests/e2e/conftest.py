@@ -37,6 +37,7 @@ def _need_chromium() -> None:
 
 class LiveServer:
     def __init__(self, app: Any) -> None:
+        self.app = app
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]

@@ -273,3 +273,55 @@ def test_investigator_flow_then_blinded_central_review(
         assert not ARM_WORDS.search(visible), ARM_WORDS.search(visible)
         assert arm not in visible
     rev.close()
+
+
+def test_physicist_stores_dosimetry_and_statistician_downloads_the_datasets(
+    browser: Any, server: LiveServer, screenshots: Path, tmp_path: Path
+) -> None:
+    """The physicist pastes a cycle's dose records on the patient's dosimetry page and sees the
+    cycle and the cumulative kidney dose; the statistician downloads the analysis datasets."""
+    import zipfile
+
+    from tests.store.storekit import ready_patients
+
+    engine = server.app.state.engine
+    code = ready_patients(engine, 1, centres=("C01",), start=700)[0]  # cycles 1-2 given
+    with server.app.state.sessionmaker() as db:
+        auth.create_user(db, "phys", "medical_physicist", PASSWORD)
+        db.commit()
+    records = [
+        {"region": "kidneys", "quantity": "absorbed_dose", "value": 2.25, "sd": 0.25,
+         "unit": "Gy", "method": "S-value"},
+        {"region": "tumour1", "kind": "tumour", "quantity": "absorbed_dose", "value": 31.5,
+         "unit": "Gy", "method": "sphere model"},
+        {"region": "red_marrow", "kind": "marrow", "quantity": "absorbed_dose", "value": 0.375,
+         "unit": "Gy", "method": "blood-based"},
+    ]  # fmt: skip
+    page = login(browser, server, "phys")
+    page.goto(f"{server.url}/patients/{code}/dosimetry")
+    expect(page.get_by_text("No dosimetry result stored for this patient.")).to_be_visible()
+    page.get_by_label("Administration cycle").select_option("1")
+    page.get_by_label("Case ID (optional when the JSON names it)").fill("CASE-E2E")
+    page.get_by_label(re.compile(r"^Results:")).fill(json.dumps(records))
+    page.get_by_role("button", name="Store dosimetry results").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_role("heading", name=re.compile(r"^Cycle 1"))).to_be_visible()
+    kidneys = page.get_by_test_id("cumulative-kidneys")
+    expect(kidneys).to_contain_text("2.25")
+    page.screenshot(path=str(screenshots / "dosimetry.png"), full_page=True)
+    page.close()
+
+    page = login(browser, server, "stat")
+    page.get_by_role("link", name="Exports").click()
+    expect(page.get_by_role("heading", name="Exports")).to_be_visible()
+    expect(page.get_by_test_id("randomization-summary")).to_contain_text("blocks")
+    page.screenshot(path=str(screenshots / "exports.png"), full_page=True)
+    page.get_by_label("Format").select_option("csv")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download datasets").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    names = zipfile.ZipFile(saved).namelist()
+    for dataset in ("adsl", "adrs", "adtte", "adae", "adqs"):
+        assert any(dataset in n.lower() and n.endswith(".csv") for n in names), names
+    page.close()
