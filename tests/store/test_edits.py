@@ -172,11 +172,9 @@ def test_lab_of_another_patient_is_not_found(engine: Engine, codes: list[str]) -
         _edit(engine, safety.edit_lab, codes[1], lab_id, {"value": "1"}, TODAY)
 
 
-def test_api_value_only_correction_keeps_date_and_regrades(
-    engine: Engine, codes: list[str]
-) -> None:
+def test_value_only_correction_keeps_date_and_regrades(engine: Engine, codes: list[str]) -> None:
     lab_id = _lab(engine, codes[0])
-    _edit(engine, safety.correct_lab_value, codes[0], lab_id, "30000")
+    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "30000"}, TODAY)
     row = _lab_row(engine, lab_id)
     assert (row.ctcae_grade, row.sample_date) == (3, dt.date(2025, 4, 7))
 

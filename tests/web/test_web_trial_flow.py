@@ -248,6 +248,25 @@ def test_api_flow_with_token_and_reasoned_correction(site: Site) -> None:
     assert fixed.status_code == 200 and fixed.json()["ctcae_grade"] == 1
     audit = site.client("inv1").get(f"/patients/{code}/audit").text
     assert "transcription error, source p. 4" in audit and "150" in audit
+    # Date and ULN are corrected like on the page, and the result is re-graded (45 U/L is
+    # grade 0 below a ULN of 50); nothing to correct, or a future date, is refused by field.
+    both = api.put(
+        f"/api/v1/patients/{code}/labs/{lab_id}",
+        json={"date": "2025-03-10", "uln": "50", "reason": "lab report reissued"},
+    )
+    assert both.status_code == 200, both.text
+    from decimal import Decimal
+
+    out = both.json()
+    assert out["date"] == "2025-03-10"
+    assert (Decimal(out["uln"]), Decimal(out["value"])) == (Decimal(50), Decimal(45))
+    assert both.json()["ctcae_grade"] == 0
+    empty = api.put(f"/api/v1/patients/{code}/labs/{lab_id}", json={"reason": "nothing"})
+    assert empty.status_code == 422 and empty.json()["field"] == "body"
+    future = api.put(
+        f"/api/v1/patients/{code}/labs/{lab_id}", json={"date": "2030-01-01", "reason": "typo"}
+    )
+    assert future.status_code == 422 and "date" in future.json()["error"]
     timeline = api.get(f"/api/v1/patients/{code}").json()
     assert timeline["arm"] in ("experimental", "control")
     other = site.client("inv2")

@@ -180,13 +180,6 @@ def edit_lab(
     return row
 
 
-def correct_lab_value(session: Session, patient_code: str, lab_id: int, value: str) -> LabResult:
-    """Correct the value of a saved result (same test, unit and date) and re-grade it: the JSON
-    API's value-only correction. The unit of work must carry a reason."""
-    row = get_lab(session, patient_code, lab_id)
-    return edit_lab(session, patient_code, lab_id, {"value": value}, today=row.sample_date)
-
-
 def get_adverse_event(session: Session, patient_code: str, ae_id: int) -> AdverseEvent:
     row: AdverseEvent = _owned(session, AdverseEvent, ae_id, patient_code, "adverse event")
     return row

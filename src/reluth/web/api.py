@@ -18,6 +18,7 @@ from reluth.auth import service as auth
 from reluth.auth.models import ApiToken, User
 from reluth.auth.policy import Action, Resource
 from reluth.cli_support import to_jsonable
+from reluth.errors import ValidationError
 from reluth.patients import service as patients
 from reluth.patients.models import Patient
 from reluth.randomization import service as randomization
@@ -203,7 +204,13 @@ class LabIn(ApiIn):
 
 
 class LabCorrection(ApiIn):
-    value: str = Field(max_length=32)
+    """What changes (omitted fields keep their saved value; ``""`` clears ULN), and why."""
+
+    value: str | None = Field(default=None, max_length=32, description="in the entered unit")
+    date: dt.date | None = Field(default=None, description="sample date")
+    uln: str | None = Field(default=None, max_length=32, description="ULN in the canonical unit")
+    lln: str | None = Field(default=None, max_length=32, description="for the grade only")
+    baseline: str | None = Field(default=None, max_length=32, description="for the grade only")
     reason: str = Field(min_length=1, max_length=500, description="why the saved value changes")
 
 
@@ -328,14 +335,20 @@ def labs_correct(
     request: Request,
     to: Visible = Depends(visible(Resource.LAB, Action.WRITE)),
 ) -> dict[str, Any]:
-    """Correct a saved value: a reason is required and the old value stays in the audit trail."""
+    """Correct a saved result (value, sample date, ULN) and re-grade it: a reason is required
+    and the old values stay in the audit trail."""
     who, patient = to.who, to.patient
+    changes = body.model_dump(exclude={"reason"}, exclude_unset=True)
+    if not changes:
+        raise ValidationError("body", "nothing to correct", "value, date, uln, lln or baseline")
     with audited(request, who, reason=body.reason) as uow:
-        row = safety.correct_lab_value(uow.session, patient.patient_code, lab_id, body.value)
+        row = safety.edit_lab(uow.session, patient.patient_code, lab_id, changes, today(request))
         return {
             "id": row.id,
             "test": row.analyte,
             "value": str(row.value),
+            "date": row.sample_date.isoformat(),
+            "uln": None if row.uln is None else str(row.uln),
             "ctcae_grade": row.ctcae_grade,
         }
 
