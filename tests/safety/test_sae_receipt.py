@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from reluth.db.audit import AuditLog
 from reluth.db.base import as_utc
 from reluth.db.session import Actor, unit_of_work
-from reluth.errors import Conflict, NotFound, PreconditionFailed
+from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.patients import service as patients
 from reluth.safety import records, sae
 from reluth.safety.service import sae_clock
@@ -22,7 +22,8 @@ from reluth.web.app import prepare_database
 SITE = Actor("inv1", "investigator")
 PV = Actor("pv", "pharmacovigilance")
 AWARE = dt.date(2025, 3, 10)
-DUE = dt.datetime(2025, 3, 12, 0, 0, tzinfo=dt.UTC)  # end of the awareness day + 24 h
+# End of the awareness day at the site (Europe/Paris, UTC+1 in March) + 24 h.
+DUE = dt.datetime(2025, 3, 11, 23, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -62,6 +63,27 @@ def test_clock_stops_at_receipt_on_both_sides_of_the_due_time() -> None:
     assert early.late is False and early.hours_left == Decimal("6.0")
     # Without a receipt the clock keeps running against "now".
     assert sae_clock(AWARE, DUE + dt.timedelta(days=5)).late is True
+
+
+@pytest.mark.parametrize(
+    ("day", "at", "due_utc"),
+    [
+        # winter (CET, UTC+1): 14:30 in Paris is 13:30 UTC; due 24 h later
+        (dt.date(2025, 3, 10), dt.time(14, 30), dt.datetime(2025, 3, 11, 13, 30, tzinfo=dt.UTC)),
+        # summer (CEST, UTC+2)
+        (dt.date(2025, 7, 1), dt.time(9, 0), dt.datetime(2025, 7, 2, 7, 0, tzinfo=dt.UTC)),
+        # the night the clocks go forward (2025-03-30 02:00 -> 03:00): 01:30 CET is 00:30 UTC
+        (dt.date(2025, 3, 30), dt.time(1, 30), dt.datetime(2025, 3, 31, 0, 30, tzinfo=dt.UTC)),
+        # date only: from the end of that day at the site (midnight Paris)
+        (dt.date(2025, 7, 1), None, dt.datetime(2025, 7, 2, 22, 0, tzinfo=dt.UTC)),
+    ],
+)
+def test_clock_starts_at_the_site_time_of_awareness(
+    day: dt.date, at: dt.time | None, due_utc: dt.datetime
+) -> None:
+    assert sae_clock(day, due_utc, awareness_time=at).due_by == due_utc
+    assert sae_clock(day, due_utc, awareness_time=at).late is False
+    assert sae_clock(day, due_utc + dt.timedelta(seconds=1), awareness_time=at).late is True
 
 
 def test_receipt_is_stored_once_and_audited(engine: Engine) -> None:
@@ -114,3 +136,43 @@ def test_waiting_counts_unacknowledged_saes_and_those_past_due(engine: Engine) -
         assert sae.waiting(uow.session, [p1], DUE) == sae.Waiting(0, 0, 0)
         assert sae.waiting(uow.session, [], DUE) == sae.Waiting(0, 0, 0)
     assert ae2 != ae1
+
+
+def test_awareness_time_is_recorded_corrected_with_a_reason_and_audited(engine: Engine) -> None:
+    from reluth.safety.service import edit_adverse_event
+
+    with unit_of_work(engine, actor=SITE) as uow:
+        p = patients.register_patient(uow.session, "C01", today=dt.date(2025, 3, 1))
+        base = {
+            "patient_id": p.patient_code,
+            "term": "Anemia",
+            "grade": 3,
+            "serious": True,
+            "relatedness": "possible",
+            "outcome": "recovering",
+            "onset_date": "2025-03-09",
+            "awareness_date": "2025-03-10",
+        }
+        with pytest.raises(ValidationError) as err:
+            records.record_adverse_event(
+                uow.session, {**base, "awareness_date": None, "serious": False,
+                              "awareness_time": "10:00"}, today=dt.date(2025, 3, 11)
+            )  # fmt: skip
+        assert err.value.field == "adverse_event.awareness_time"
+        row = records.record_adverse_event(
+            uow.session, {**base, "awareness_time": "14:30"}, today=dt.date(2025, 3, 11)
+        )
+        code, ae_id = p.patient_code, row.id
+    with unit_of_work(engine, actor=SITE, reason="time read from the source note") as uow:
+        edit_adverse_event(uow.session, code, ae_id, {"awareness_time": "09:15"}, AWARE)
+    with unit_of_work(engine, actor=SITE) as uow:
+        changed = uow.session.scalars(
+            select(AuditLog).where(
+                AuditLog.table_name == "adverse_events",
+                AuditLog.record_id == str(ae_id),
+                AuditLog.field == "awareness_time",
+                AuditLog.action == "update",
+            )
+        ).one()
+    assert (changed.old_value, changed.new_value) == ('"14:30:00"', '"09:15:00"')
+    assert changed.reason == "time read from the source note"

@@ -118,21 +118,34 @@ def test_adverse_events_with_the_sae_clock(site: Site) -> None:
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["patient_id"] == code and body["serious"] is True
-    # T0 is 2025-03-12 09:00 UTC: due at the end of the awareness day + 24 h
+    # T0 is 2025-03-12 09:00 UTC: with no awareness time, due 24 h after the end of the
+    # awareness day at the site (midnight in Paris = 23:00 UTC in March)
     assert body["sae_clock"] == {
         "awareness_date": "2025-03-11",
-        "due_by": "2025-03-13T00:00:00Z",
-        "hours_left": 15.0,
+        "awareness_time": None,
+        "due_by": "2025-03-12T23:00:00Z",
+        "hours_left": 14.0,
         "overdue": False,
+        "received_at": None,
+        "received_by": None,
+    }
+    # with the time the site became aware (Paris wall clock), the clock is exact
+    timed = inv.post(path, json=SAE | {"term": "Anemia", "awareness_time": "14:30"})
+    assert timed.status_code == 201, timed.text
+    assert timed.json()["sae_clock"]["due_by"] == "2025-03-12T13:30:00Z"
+    assert timed.json()["sae_clock"]["awareness_time"] == "14:30:00"
+    assert _fields(inv.post(path, json=SAE | {"awareness_time": "25:00"})) == {
+        "adverse_event.awareness_time"
     }
     mild = SAE | {"term": "Nausea", "grade": 1, "serious": False, "awareness_date": None}
     assert site.client("nurse1").post(path, json=mild).json()["sae_clock"] is None
 
     listing = site.client("pv").get("/api/v1/adverse-events").json()
-    assert [r["term"] for r in listing] == ["Platelet count decreased", "Nausea"]  # SAE first
+    # serious first, the soonest due first
+    assert [r["term"] for r in listing] == ["Anemia", "Platelet count decreased", "Nausea"]
     site.clock.advance(days=1)
-    late = site.client("pv").get("/api/v1/adverse-events").json()[0]["sae_clock"]
-    assert late["overdue"] is True and late["hours_left"] == -9.0
+    late = site.client("pv").get("/api/v1/adverse-events").json()[1]["sae_clock"]
+    assert late["overdue"] is True and late["hours_left"] == -10.0
 
     assert site.client("inv2").get("/api/v1/adverse-events").json() == []
     assert site.client("inv2").post(path, json=SAE).status_code == 404

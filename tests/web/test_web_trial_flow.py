@@ -296,11 +296,11 @@ def test_sae_clock_boundaries() -> None:
     from reluth.safety.service import sae_clock
 
     aware = dt.date(2025, 3, 10)
-    due = dt.datetime(2025, 3, 12, 0, 0, tzinfo=dt.UTC)
+    due = dt.datetime(2025, 3, 11, 23, 0, tzinfo=dt.UTC)  # end of the day in Paris + 24 h
     assert sae_clock(aware, due).late is False
     assert sae_clock(aware, due).hours_left == Decimal("0.0")
     assert sae_clock(aware, due + dt.timedelta(seconds=1)).late is True
-    assert sae_clock(aware, dt.datetime(2025, 3, 11, 12, tzinfo=dt.UTC)).hours_left == Decimal(
+    assert sae_clock(aware, dt.datetime(2025, 3, 11, 11, tzinfo=dt.UTC)).hours_left == Decimal(
         "12.0"
     )
 
@@ -336,7 +336,9 @@ def test_sae_recorded_by_site_is_seen_by_pharmacovigilance_with_its_clock(site: 
     assert ok.status_code == 303, ok.text
     pv = site.client("pv").get("/adverse-events").text
     assert "Platelet count decreased" in pv and 'data-testid="sae-clock"' in pv
-    assert "due by 2025-03-13 00:00 UTC" in pv and "h left" in pv  # T0 is 2025-03-12 09:00
+    # T0 is 2025-03-12 09:00 UTC; due 24 h after midnight in Paris ending the awareness day
+    assert "due by 2025-03-12 23:00 UTC (2025-03-13 00:00 Europe/Paris" in pv
+    assert "h left" in pv
     site.clock.advance(days=1)
     assert "h late" in site.client("pv").get("/adverse-events").text
     assert "Platelet count decreased" not in site.client("inv2").get("/adverse-events").text

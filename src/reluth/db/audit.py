@@ -87,7 +87,7 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, dt.datetime):
         return value.isoformat()
-    if isinstance(value, dt.date):
+    if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()

@@ -53,6 +53,23 @@ def date(
     return day
 
 
+def time_of_day(data: Mapping[str, Any], key: str, where: str) -> dt.time | None:
+    """An optional wall-clock time ``HH:MM`` (seconds, if given, are kept; no time zone)."""
+    value = data.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, dt.time) and value.tzinfo is None:
+        return value
+    text = str(value).strip()
+    try:
+        moment = dt.time.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is not None or len(text) < 5:
+        raise ValidationError(f"{where}.{key}", f"not a time of day: {value!r}", "HH:MM") from None
+    return moment
+
+
 def boolean(data: Mapping[str, Any], key: str, where: str) -> bool:
     value = data.get(key)
     if not isinstance(value, bool):

@@ -6,9 +6,10 @@ import functools
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticError
 
 from reluth.errors import ValidationError
@@ -137,6 +138,29 @@ class Schedule(_Frozen):
     days_per_month: Decimal
 
 
+class Safety(_Frozen):
+    """Serious adverse events go to pharmacovigilance within ``sae_reporting_hours`` of the site
+    becoming aware; awareness times are the site's wall-clock time in ``site_timezone``."""
+
+    sae_reporting_hours: int = Field(gt=0, le=168)
+    site_timezone: str
+
+    @field_validator("site_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. Europe/Paris)"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.site_timezone)
+
+
 class Protocol(_Frozen):
     id: str
     title: str
@@ -152,6 +176,7 @@ class Protocol(_Frozen):
     stratification: tuple[StratificationFactor, ...]
     eligibility: Eligibility
     schedule: Schedule
+    safety: Safety
 
     @property
     def label(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, Time
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reluth.db.base import Base
@@ -40,6 +40,8 @@ class AdverseEvent(ProtocolVersioned, Base):
     onset_date: Mapped[dt.date] = mapped_column(Date)
     resolution_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     awareness_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # site wall-clock time (protocol safety.site_timezone); None: counted from the day's end
+    awareness_time: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 

@@ -78,6 +78,7 @@ AE_FIELDS = (
     "onset_date",
     "resolution_date",
     "awareness_date",
+    "awareness_time",
     "description",
 )
 TERM_MAX = 120  # adverse_events.term
@@ -112,6 +113,11 @@ def adverse_event_fields(ae: Mapping[str, Any], today: dt.date) -> dict[str, Any
         )
     if aware is not None and aware < onset:
         raise ValidationError(f"{w}.awareness_date", f"{aware} is before onset {onset}")
+    aware_time = v.time_of_day(ae, "awareness_time", w)
+    if aware_time is not None and aware is None:
+        raise ValidationError(
+            f"{w}.awareness_time", "a time without the awareness date", "the date too, or no time"
+        )
     return {
         "term": term,
         "grade": grade,
@@ -121,6 +127,7 @@ def adverse_event_fields(ae: Mapping[str, Any], today: dt.date) -> dict[str, Any
         "onset_date": onset,
         "resolution_date": resolved,
         "awareness_date": aware,
+        "awareness_time": aware_time,
         "description": v.text(ae, "description", w, optional=True),
     }
 

@@ -62,7 +62,7 @@ def waiting(session: Session, patient_ids: Iterable[int], now: dt.datetime) -> W
     if not pids:
         return Waiting(0, 0, 0)
     rows = session.execute(
-        select(AdverseEvent.awareness_date)
+        select(AdverseEvent.awareness_date, AdverseEvent.awareness_time)
         .outerjoin(SaeReceipt, SaeReceipt.adverse_event_id == AdverseEvent.id)
         .where(
             AdverseEvent.serious.is_(True),
@@ -70,6 +70,5 @@ def waiting(session: Session, patient_ids: Iterable[int], now: dt.datetime) -> W
             SaeReceipt.id.is_(None),
         )
     ).all()
-    dates = [day for (day,) in rows]
-    late = sum(1 for day in dates if day is not None and sae_clock(day, now).late)
-    return Waiting(len(dates), late, sum(1 for day in dates if day is None))
+    late = sum(1 for day, at in rows if day is not None and sae_clock(day, now, None, at).late)
+    return Waiting(len(rows), late, sum(1 for day, _at in rows if day is None))

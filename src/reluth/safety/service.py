@@ -21,7 +21,7 @@ from reluth.db.session import require_reason
 from reluth.errors import NotFound, PreconditionFailed, ValidationError
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion
-from reluth.protocol.definition import load_protocol
+from reluth.protocol.definition import Protocol, load_protocol
 from reluth.safety import ctcae
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.safety.records import AE_FIELDS, adverse_event_fields
@@ -196,6 +196,9 @@ def adverse_event_form(row: AdverseEvent) -> dict[str, Any]:
         "onset_date": row.onset_date.isoformat(),
         "resolution_date": _iso(row.resolution_date),
         "awareness_date": _iso(row.awareness_date),
+        "awareness_time": None
+        if row.awareness_time is None
+        else row.awareness_time.isoformat("minutes"),
         "description": row.description,
     }
 
@@ -223,28 +226,41 @@ def edit_adverse_event(
     return row
 
 
-#: Serious adverse events go to pharmacovigilance within 24 hours of the site becoming aware.
-SAE_REPORTING = dt.timedelta(hours=24)
-
-
 @dataclass(frozen=True)
 class SaeClock:
     awareness_date: dt.date
-    due_by: dt.datetime  # UTC; awareness is recorded as a date, so counted from its end
+    due_by: dt.datetime  # UTC
     hours_left: Decimal  # at receipt if received, else now; negative when late
     late: bool
     received_at: dt.datetime | None = None  # pharmacovigilance's receipt stops the clock
+    awareness_time: dt.time | None = None  # site wall-clock time; None: counted from day's end
 
 
 def sae_clock(
-    awareness_date: dt.date, now: dt.datetime, received_at: dt.datetime | None = None
+    awareness_date: dt.date,
+    now: dt.datetime,
+    received_at: dt.datetime | None = None,
+    awareness_time: dt.time | None = None,
+    protocol: Protocol | None = None,
 ) -> SaeClock:
-    """The 24-hour SAE reporting clock (pure). Awareness is a calendar date, so the clock is
-    counted from the end of that day (the most lenient reading; the reference of the day is
-    the site's, not recorded in hours). Once pharmacovigilance has acknowledged receipt the
-    clock stops there: on time if received by the due time, late otherwise."""
-    end_of_day = dt.datetime.combine(awareness_date + dt.timedelta(days=1), dt.time(), dt.UTC)
-    due = end_of_day + SAE_REPORTING
+    """The SAE reporting clock (pure): due ``sae_reporting_hours`` (24) after the site became
+    aware. With the awareness time (the site's wall-clock time in the protocol's
+    ``site_timezone``) the clock is exact; with the date only it is counted from the end of
+    that day at the site, the most lenient reading. Once pharmacovigilance has acknowledged
+    receipt the clock stops there: on time if received by the due time, late otherwise."""
+    rules = (protocol or load_protocol()).safety
+    if awareness_time is None:
+        start = dt.datetime.combine(awareness_date + dt.timedelta(days=1), dt.time(), rules.zone)
+    else:
+        start = dt.datetime.combine(awareness_date, awareness_time, rules.zone)
+    due = start.astimezone(dt.UTC) + dt.timedelta(hours=rules.sae_reporting_hours)
     stop = now if received_at is None else received_at
     left = Decimal((due - stop).total_seconds()) / Decimal(3600)
-    return SaeClock(awareness_date, due, left.quantize(Decimal("0.1")), stop > due, received_at)
+    return SaeClock(
+        awareness_date,
+        due,
+        left.quantize(Decimal("0.1")),
+        stop > due,
+        received_at,
+        awareness_time,
+    )

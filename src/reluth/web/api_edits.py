@@ -60,6 +60,9 @@ class AdverseEventEdit(_Edit):
     onset_date: DateText | None = None
     resolution_date: DateText | None = None
     awareness_date: DateText | None = None
+    awareness_time: str | None = Field(
+        default=None, max_length=8, description="HH:MM, site wall-clock time; blank clears it"
+    )
     description: str | None = Field(default=None, max_length=4000)
 
 

@@ -34,14 +34,26 @@ class AdverseEventIn(ApiIn):
     awareness_date: dt.date | None = Field(
         default=None, description="day the site became aware; starts the SAE clock"
     )
+    awareness_time: str | None = Field(
+        default=None,
+        max_length=8,
+        description="HH:MM, the site's wall-clock time of awareness (protocol site_timezone): "
+        "makes the clock exact; without it the clock runs from the end of the awareness day",
+    )
     description: str | None = Field(default=None, max_length=2000)
 
 
 class SaeClockOut(BaseModel):
     awareness_date: dt.date
-    due_by: dt.datetime = Field(description="UTC: 24 hours after the end of the awareness day")
-    hours_left: float = Field(description="negative when overdue")
+    awareness_time: dt.time | None = Field(description="site wall-clock time, if recorded")
+    due_by: dt.datetime = Field(
+        description="UTC: 24 hours after awareness (after the end of the awareness day at the "
+        "site when no time was recorded)"
+    )
+    hours_left: float = Field(description="at receipt if received, else now; negative if late")
     overdue: bool
+    received_at: dt.datetime | None = Field(description="pharmacovigilance's receipt (UTC)")
+    received_by: str | None
 
 
 class AdverseEventOut(BaseModel):
@@ -75,9 +87,12 @@ def _ae_out(row: views.AeRow) -> AdverseEventOut:
         if clock is None
         else SaeClockOut(
             awareness_date=clock.awareness_date,
+            awareness_time=clock.awareness_time,
             due_by=clock.due_by,
             hours_left=float(clock.hours_left),
             overdue=clock.late,
+            received_at=clock.received_at,
+            received_by=row.received_by,
         ),
     )
 

@@ -26,6 +26,7 @@ from reluth.auth.policy import Action, Principal, Resource
 from reluth.config import get_settings
 from reluth.db.engine import make_engine
 from reluth.errors import ReluthError
+from reluth.protocol.definition import load_protocol
 from reluth.web.deps import LoginRequired
 
 HERE = Path(__file__).parent
@@ -80,6 +81,11 @@ def create_app(
     app.state.secure_cookies = settings.production if secure_cookies is None else secure_cookies
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.globals["version"] = __version__
+    safety = load_protocol().safety
+    app.state.templates.env.globals["site_timezone"] = safety.site_timezone
+    app.state.templates.env.filters["site_local"] = lambda moment: moment.astimezone(
+        safety.zone
+    ).strftime("%Y-%m-%d %H:%M")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.middleware("http")

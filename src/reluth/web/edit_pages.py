@@ -43,7 +43,7 @@ class Field:
 
     name: str
     label: str
-    kind: str = "text"  # text | date | decimal | select | checkbox | textarea
+    kind: str = "text"  # text | date | time | decimal | select | checkbox | textarea
     options: tuple[tuple[str, str], ...] = ()
     hint: str = ""
 
@@ -255,6 +255,12 @@ AE_FIELDS = [
         "Date the site became aware",
         "date",
         hint="required for a serious event: starts the 24-hour clock",
+    ),
+    Field(
+        "awareness_time",
+        "Time the site became aware (site local time)",
+        "time",
+        hint="HH:MM; makes the 24-hour clock exact (without it: from the end of that day)",
     ),
     Field("description", "Description", "textarea"),
 ]

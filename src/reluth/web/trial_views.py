@@ -148,7 +148,7 @@ def ae_row(
     received_at = as_utc(receipt.received_at) if receipt is not None else None
     clock = None
     if ae.serious and ae.awareness_date is not None:
-        clock = sae_clock(ae.awareness_date, now, received_at)
+        clock = sae_clock(ae.awareness_date, now, received_at, ae.awareness_time)
     return AeRow(
         ae.id,
         patient.patient_code,

@@ -1,6 +1,6 @@
-"""Migrations 0005 (dosimetry results) and 0006 (SAE receipts) up and down on each backend: the
-table appears, disappears on downgrade to the revision before without touching the audit
-trail, and comes back."""
+"""Recent migrations up and down on each backend (0005 dosimetry results, 0006 SAE receipts,
+0008 SAE awareness time): the table or column appears, disappears on downgrade to the revision
+before without touching the audit trail, and comes back."""
 
 from __future__ import annotations
 
@@ -56,5 +56,21 @@ def test_0006_upgrade_and_downgrade(db_url: str) -> None:
         assert {"audit_log", "adverse_events", "dose_results"} <= _tables(engine)
         upgrade(engine)
         assert "sae_receipts" in _tables(engine)
+    finally:
+        engine.dispose()
+
+
+def test_0008_adds_and_removes_the_awareness_time(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007_overall_response_width")
+        columns = {c["name"] for c in inspect(engine).get_columns("adverse_events")}
+        assert "awareness_time" not in columns
+        upgrade(engine, "0008_sae_awareness_time")
+        columns = {c["name"] for c in inspect(engine).get_columns("adverse_events")}
+        assert "awareness_time" in columns and "awareness_date" in columns
+        _downgrade(engine, "0007_overall_response_width")
+        columns = {c["name"] for c in inspect(engine).get_columns("adverse_events")}
+        assert "awareness_time" not in columns and "awareness_date" in columns
     finally:
         engine.dispose()
