@@ -74,7 +74,9 @@ class PreconditionFailed(ReluthError):
 
     exit_code = 7
     http_status = 409
+    field: str  # set only when a field is named (templates test ``error.field is defined``)
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
-        self.field = field
+        if field is not None:
+            self.field = field
