@@ -200,6 +200,8 @@ def test_pre_randomization_of_a_randomized_patient(engine: Engine, code: str) ->
     [
         ({"overall_response": "XX"}, "overall_response"),
         ({"overall_response": 3}, "overall_response"),
+        ({"overall_response": None}, "overall_response"),  # a saved response stays
+        ({"overall_response": " "}, "overall_response"),
         ({"assessment_date": "2025-07-01"}, "assessment_date"),  # future
         ({"assessment_date": ""}, "assessment_date"),
         ({"comment": "c" * 2001}, "comment"),

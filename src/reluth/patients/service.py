@@ -582,6 +582,8 @@ def edit_pre_randomization(
     if response is not None and not isinstance(response, str):
         raise ValidationError("overall_response", repr(response), ", ".join(RESPONSES))
     response = (response or "").strip() or None
+    if response is None and row.overall_response is not None:
+        raise ValidationError("overall_response", "missing", ", ".join(RESPONSES))
     # a saved assessment without a response keeps its progression flag; a response decides it
     progression = row.radiological_progression if response is None else None
     values = pre_randomization_values(day, progression, response, today)
