@@ -68,7 +68,15 @@ class Conflict(ReluthError):
 
 
 class PreconditionFailed(ReluthError):
-    """A protocol precondition does not hold (e.g. not eligible for randomization)."""
+    """A protocol precondition does not hold (e.g. not eligible for randomization). ``field``
+    names the input that breaks it, when one does (a correction that would undo a
+    randomization's precondition), so a form can show the message next to it."""
 
     exit_code = 7
     http_status = 409
+    field: str  # set only when a field is named (templates test ``error.field is defined``)
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        if field is not None:
+            self.field = field

@@ -148,14 +148,20 @@ EDIT_OPERATIONS = {
     ("PUT", "/api/v1/patients/{code}/cycles/{cycle}"),
     ("POST", "/api/v1/patients/{code}/visits"),
     ("PUT", "/api/v1/patients/{code}/visits/{visit_code}"),
+    ("PUT", "/api/v1/patients/{code}/inclusion"),
+    ("PUT", "/api/v1/patients/{code}/pre-randomization"),
+    ("PUT", "/api/v1/patients/{code}/qol/{qol_id}"),
+    ("PUT", "/api/v1/review/{code}/reads/{read_id}"),
 }
 
 
 def test_corrections_on_real_records_no_server_error(
     fuzz_site: Site, api_schema: Any, real_ids: dict[str, Any]
 ) -> None:
-    """Generated bodies against an existing adverse event, cycle and recorded visit of a
-    randomized patient, as the investigator: refusals only, never a 5xx."""
+    """Generated bodies against an existing adverse event, cycle, recorded visit, inclusion,
+    pre-randomization assessment and questionnaire of a randomized patient, as the
+    investigator, and against its central reads as the central reviewer: refusals (or valid
+    corrections) only, never a 5xx."""
     code = randomized_via_api(fuzz_site)  # (real_ids set the randomization up)
     inv = fuzz_site.client("inv1")
     ae = inv.post(
@@ -174,9 +180,55 @@ def test_corrections_on_real_records_no_server_error(
         json={"visit_code": "LAB-W00", "visit_date": "2025-03-12"},
     )
     assert visit.status_code == 201, visit.text
-    ids = {"code": code, "ae_id": ae.json()["id"], "cycle": 2, "visit_code": "LAB-W00"}
-    # a token of its own: the fuzzing above may have revoked the fixture's (DELETE /tokens/{id})
+    questionnaire = inv.post(
+        f"/api/v1/patients/{code}/qol",
+        json={
+            "instrument": "QLQ-C30",
+            "timepoint": "QOL-W00",
+            "completed_on": "2025-03-11",
+            "items": {str(n): 2 for n in range(1, 31)},
+        },
+    )
+    assert questionnaire.status_code == 201, questionnaire.text
+    rev = fuzz_site.client("rev")
+    reads = [
+        rev.post(
+            f"/api/v1/review/{code}",
+            json={
+                "timepoint": timepoint,
+                "assessment_date": day,
+                "modality": "CT",
+                "lesions": lesions,
+            },
+        )
+        for timepoint, day, lesions in (
+            (
+                "baseline",
+                "2025-03-01",
+                [
+                    {"id": "T1", "organ": "liver", "kind": "target", "diameter_mm": 40},
+                    {"id": "NT1", "organ": "bone", "kind": "non_target", "status": "present"},
+                ],
+            ),
+            (
+                "week8",
+                "2025-03-11",
+                [{"id": "T1", "diameter_mm": 30}, {"id": "NT1", "status": "present"}],
+            ),
+        )
+    ]
+    assert [r.status_code for r in reads] == [201, 201], [r.text for r in reads]
+    ids = {
+        "code": code,
+        "ae_id": ae.json()["id"],
+        "cycle": 2,
+        "visit_code": "LAB-W00",
+        "qol_id": questionnaire.json()["id"],
+        "read_id": reads[1].json()["id"],
+    }
+    # tokens of their own: the fuzzing above may have revoked the fixture's (DELETE /tokens/{id})
     token = inv.post("/api/v1/tokens", json={"name": "fuzz-edits"}).json()["token"]
+    rev_token = rev.post("/api/v1/tokens", json={"name": "fuzz-edits"}).json()["token"]
     operations = [
         op for op in _operations(api_schema) if (op.method.upper(), op.path) in EDIT_OPERATIONS
     ]
@@ -194,7 +246,8 @@ def test_corrections_on_real_records_no_server_error(
         @given(case=operation.as_strategy())
         def fuzz(case: Any) -> None:
             case.path_parameters = {k: v for k, v in ids.items() if k in case.path_parameters}
-            response = case.call(headers={"Authorization": f"Bearer {token}"})
+            who = rev_token if case.path.startswith("/api/v1/review/") else token
+            response = case.call(headers={"Authorization": f"Bearer {who}"})
             assert response.status_code < 500, (case.method, case.path, case.body, response.text)
             statuses.add(response.status_code)
             if response.status_code == 422 and "field" in response.json():
@@ -214,6 +267,11 @@ def test_openapi_document_lists_the_api(fuzz_site: Site, tmp_path: Path) -> None
     assert doc["paths"]["/api/v1/patients/{code}/cycles/{cycle}"].keys() == {"put"}
     assert doc["paths"]["/api/v1/patients/{code}/visits"].keys() == {"post"}
     assert doc["paths"]["/api/v1/patients/{code}/visits/{visit_code}"].keys() == {"put"}
+    assert doc["paths"]["/api/v1/patients/{code}/inclusion"].keys() == {"post", "put"}
+    assert doc["paths"]["/api/v1/patients/{code}/qol/{qol_id}"].keys() == {"put"}
+    assert doc["paths"]["/api/v1/review/{code}/reads/{read_id}"].keys() == {"put"}
+    for model in ("InclusionEdit", "PreRandomizationEdit", "QolEdit", "CentralReadEdit"):
+        assert "reason" in doc["components"]["schemas"][model]["required"], model
     edit = doc["components"]["schemas"]["AdverseEventEdit"]
     assert "reason" in edit["required"]
     listed = {(m.upper(), path) for path, item in doc["paths"].items() for m in item}

@@ -162,6 +162,29 @@ MATRIX += [
         {"cycle": 1, "case_id": "c", "records": []},
     ),
 ]
+LOCAL_ASSESSORS = SITE_WRITERS  # write local assessment
+QOL_WRITERS = SITE_WRITERS
+# Corrections of the inclusion, the pre-randomization assessment, QoL answers (site writers) and
+# central reads (the blinded reviewer only), pages and API, with a reason.
+MATRIX += [
+    ("GET", P + "/inclusion/edit", SITE_WRITERS, None),
+    ("POST", P + "/inclusion/edit", SITE_WRITERS, {"consent_date": "x", "reason": "r"}),
+    ("GET", P + "/pre-randomization/edit", LOCAL_ASSESSORS, None),
+    (
+        "POST",
+        P + "/pre-randomization/edit",
+        LOCAL_ASSESSORS,
+        {"overall_response": "XX", "reason": "r"},
+    ),
+    ("GET", P + "/qol/{qol_id}/edit", QOL_WRITERS, None),
+    ("POST", P + "/qol/{qol_id}/edit", QOL_WRITERS, {"item_1": "9", "reason": "r"}),
+    ("GET", "/review/{code}/reads/{read_id}/edit", REVIEWER, None),
+    ("POST", "/review/{code}/reads/{read_id}/edit", REVIEWER, {"diameter_T1": "x", "reason": "r"}),
+    ("PUT", AP + "/inclusion", SITE_WRITERS, {"inclusion_date": "2025-01-01", "reason": "r"}),
+    ("PUT", AP + "/pre-randomization", LOCAL_ASSESSORS, {"overall_response": "SD", "reason": "r"}),
+    ("PUT", AP + "/qol/{qol_id}", QOL_WRITERS, {"items": {"1": 2}, "reason": "r"}),
+    ("PUT", A + "/review/{code}/reads/{read_id}", REVIEWER, {"new_lesions": "no", "reason": "r"}),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",
@@ -176,7 +199,14 @@ def _path(template: str, code: str) -> str:
     """A route with its ids filled in (records that do not exist: allowed roles get 404/409/422,
     never 403; cycle 3 and the C3 visit would reveal the arm)."""
     return template.format(
-        code=code, lab_id=1, query_id=999999, ae_id=1, cycle=3, visit_code="TA-W08"
+        code=code,
+        lab_id=1,
+        query_id=999999,
+        ae_id=1,
+        cycle=3,
+        visit_code="TA-W08",
+        qol_id=1,
+        read_id=1,
     )
 
 

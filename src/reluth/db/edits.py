@@ -1,4 +1,5 @@
-"""Rules shared by every correction of saved data (lab results, adverse events, cycles, visits).
+"""Rules shared by every correction of saved data (lab results, adverse events, cycles, visits,
+inclusions, pre-randomization assessments, QoL questionnaires, central reads).
 
 A correction names only fields the record's service lets change, must change something (an
 empty edit would leave an audit row with no content), and is made inside a unit of work that

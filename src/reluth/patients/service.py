@@ -235,6 +235,20 @@ def _failed_criteria(screening: Screening) -> str:
     return "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:4])
 
 
+def inclusion_values(
+    consent_date: dt.date, inclusion_date: dt.date, today: dt.date
+) -> dict[str, dt.date]:
+    """The checked dates of an inclusion, at entry and at every correction: neither in the
+    future, and the informed consent signed on or before the inclusion date."""
+    _not_future("inclusion_date", inclusion_date, today)
+    _not_future("consent_date", consent_date, today)
+    if consent_date > inclusion_date:
+        raise ValidationError(
+            "consent_date", f"{consent_date} is after inclusion", f"<= {inclusion_date}"
+        )
+    return {"consent_date": consent_date, "inclusion_date": inclusion_date}
+
+
 def include_patient(
     session: Session,
     patient_code: str,
@@ -257,24 +271,81 @@ def include_patient(
         )
     if consent_date is None:
         raise PreconditionFailed(f"patient {patient_code}: informed consent not signed")
-    _not_future("consent_date", consent_date, today)
-    if consent_date > inclusion_date:
-        raise ValidationError(
-            "consent_date", f"{consent_date} is after inclusion", f"<= {inclusion_date}"
-        )
+    values = inclusion_values(consent_date, inclusion_date, today)
     if first_for_patient(session, Inclusion, patient.id):
         raise Conflict(f"patient {patient_code} is already included")
     inclusion = Inclusion(
         patient_id=patient.id,
         screening_id=screening.id,
         consent_signed=True,
-        consent_date=consent_date,
-        inclusion_date=inclusion_date,
         protocol_version=_protocol(protocol).label,
+        **values,
     )
     session.add(inclusion)
     session.flush()
     return inclusion
+
+
+#: What a correction of a saved inclusion may change (the screening it rests on stays).
+INCLUSION_EDITABLE = ("consent_date", "inclusion_date")
+
+
+def get_inclusion(session: Session, patient_code: str) -> Inclusion:
+    patient = get_patient(session, patient_code)
+    row = first_for_patient(session, Inclusion, patient.id)
+    if row is None:
+        raise NotFound(f"patient {patient_code} is not included")
+    return row
+
+
+def inclusion_edit_form(row: Inclusion) -> dict[str, str]:
+    """The editable fields of a saved inclusion as text, as a correction form shows them."""
+    return {
+        "consent_date": "" if row.consent_date is None else row.consent_date.isoformat(),
+        "inclusion_date": row.inclusion_date.isoformat(),
+    }
+
+
+def _first_event_after_inclusion(session: Session, patient: Patient) -> tuple[str, dt.date] | None:
+    """The earliest recorded step that follows inclusion (a second-PRRT cycle, the
+    randomization), which a corrected inclusion date may not pass."""
+    steps = [
+        (f"cycle {a.cycle}", a.administered_on)
+        for a in session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id})
+    ]
+    rand = _randomization_of(session, patient)
+    if rand is not None:
+        steps.append(("randomization", rand.randomized_at.date()))
+    return min(steps, key=lambda step: step[1]) if steps else None
+
+
+def edit_inclusion(
+    session: Session, patient_code: str, changes: Mapping[str, Any], today: dt.date
+) -> Inclusion:
+    """Correct the consent and inclusion dates with the entry rules
+    (:func:`inclusion_values`). Allowed after randomization too (a date is corrected, not the
+    decision to include), as long as inclusion still precedes the first cycle and the
+    randomization. Needs a reason in the unit of work."""
+    require_reason(session, "a saved inclusion")
+    edits.only(changes, INCLUSION_EDITABLE)
+    row = get_inclusion(session, patient_code)
+    merged: dict[str, Any] = {**inclusion_edit_form(row), **changes}
+    values = inclusion_values(
+        edits.as_date(merged["consent_date"], "consent_date"),
+        edits.as_date(merged["inclusion_date"], "inclusion_date"),
+        today,
+    )
+    following = _first_event_after_inclusion(session, get_patient(session, patient_code))
+    if following is not None and values["inclusion_date"] > following[1]:
+        what, day = following
+        raise ValidationError(
+            "inclusion_date",
+            f"{values['inclusion_date']} is after the {what} ({day})",
+            f"a date <= {day}",
+        )
+    edits.apply(row, values, "inclusion")
+    session.flush()
+    return row
 
 
 def _randomization_of(session: Session, patient: Patient) -> Any:
@@ -409,19 +480,15 @@ def edit_cycle(
     return row
 
 
-def record_pre_randomization(
-    session: Session,
-    patient_code: str,
+def pre_randomization_values(
     assessment_date: dt.date,
     radiological_progression: bool | None,
-    overall_response: str | None = None,
-    comment: str | None = None,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
-) -> PreRandomizationAssessment:
-    """The tumour assessment after the two second-PRRT cycles. ``radiological_progression``
-    None means "as the overall response says" (progression if and only if PD)."""
-    today = today or dt.date.today()
+    overall_response: str | None,
+    today: dt.date,
+) -> dict[str, Any]:
+    """The checked assessment, at entry and at every correction: not in the future, a RECIST
+    response, and radiological progression if and only if the response is PD (derived from the
+    response when not given)."""
     _not_future("assessment_date", assessment_date, today)
     if radiological_progression is None:
         if overall_response is None:
@@ -438,18 +505,111 @@ def record_pre_randomization(
                 f"{str(radiological_progression).lower()}",
                 "PD if and only if radiological progression",
             )
+    return {
+        "assessment_date": assessment_date,
+        "radiological_progression": radiological_progression,
+        "overall_response": overall_response,
+    }
+
+
+def record_pre_randomization(
+    session: Session,
+    patient_code: str,
+    assessment_date: dt.date,
+    radiological_progression: bool | None,
+    overall_response: str | None = None,
+    comment: str | None = None,
+    today: dt.date | None = None,
+    protocol: Protocol | None = None,
+) -> PreRandomizationAssessment:
+    """The tumour assessment after the two second-PRRT cycles. ``radiological_progression``
+    None means "as the overall response says" (progression if and only if PD)."""
+    today = today or dt.date.today()
+    values = pre_randomization_values(
+        assessment_date, radiological_progression, overall_response, today
+    )
     patient = get_patient(session, patient_code)
     if first_for_patient(session, PreRandomizationAssessment, patient.id):
         raise Conflict(f"the pre-randomization assessment of {patient_code} is already recorded")
     row = PreRandomizationAssessment(
         patient_id=patient.id,
-        assessment_date=assessment_date,
-        radiological_progression=radiological_progression,
-        overall_response=overall_response,
         comment=comment,
         protocol_version=_protocol(protocol).label,
+        **values,
     )
     session.add(row)
+    session.flush()
+    return row
+
+
+#: What a correction of the pre-randomization assessment may change; the progression flag
+#: follows the response (PD if and only if progression).
+PRE_RANDOMIZATION_EDITABLE = ("assessment_date", "overall_response", "comment")
+COMMENT_MAX = 2000
+
+
+def get_pre_randomization(session: Session, patient_code: str) -> PreRandomizationAssessment:
+    patient = get_patient(session, patient_code)
+    row = first_for_patient(session, PreRandomizationAssessment, patient.id)
+    if row is None:
+        raise NotFound(f"the pre-randomization assessment of {patient_code} is not recorded")
+    return row
+
+
+def pre_randomization_edit_form(row: PreRandomizationAssessment) -> dict[str, str]:
+    """The editable fields of the saved assessment as text, as a correction form shows them."""
+    return {
+        "assessment_date": row.assessment_date.isoformat(),
+        "overall_response": row.overall_response or "",
+        "comment": row.comment or "",
+    }
+
+
+def edit_pre_randomization(
+    session: Session, patient_code: str, changes: Mapping[str, Any], today: dt.date
+) -> PreRandomizationAssessment:
+    """Correct the pre-randomization assessment (date, overall response, comment) with the
+    entry rules (:func:`pre_randomization_values`); the progression flag is derived from the
+    corrected response. Once the patient is randomized, the correction may not make the
+    randomization invalid after the fact: no progression (PD), and the assessment stays on or
+    before the randomization date. Needs a reason in the unit of work."""
+    require_reason(session, "a saved pre-randomization assessment")
+    edits.only(changes, PRE_RANDOMIZATION_EDITABLE)
+    row = get_pre_randomization(session, patient_code)
+    merged: dict[str, Any] = {**pre_randomization_edit_form(row), **changes}
+    day = edits.as_date(merged["assessment_date"], "assessment_date")
+    response = merged["overall_response"]
+    if response is not None and not isinstance(response, str):
+        raise ValidationError("overall_response", repr(response), ", ".join(RESPONSES))
+    response = (response or "").strip() or None
+    if response is None and row.overall_response is not None:
+        raise ValidationError("overall_response", "missing", ", ".join(RESPONSES))
+    # a saved assessment without a response keeps its progression flag; a response decides it
+    progression = row.radiological_progression if response is None else None
+    values = pre_randomization_values(day, progression, response, today)
+    comment = merged["comment"]
+    if comment is not None and not isinstance(comment, str):
+        raise ValidationError("comment", f"expected text, got {comment!r}", "free text")
+    comment = (comment or "").strip() or None
+    if comment is not None and len(comment) > COMMENT_MAX:
+        raise ValidationError("comment", f"{len(comment)} characters", f"at most {COMMENT_MAX}")
+    rand = _randomization_of(session, get_patient(session, patient_code))
+    if rand is not None:
+        randomized_on = rand.randomized_at.date()
+        if values["radiological_progression"]:
+            raise PreconditionFailed(
+                f"overall_response: patient {patient_code} was randomized on {randomized_on}; "
+                f"{response or 'radiological progression'} at the pre-randomization assessment "
+                "would make that randomization invalid (progression is a screen failure)",
+                field="overall_response",
+            )
+        if day > randomized_on:
+            raise ValidationError(
+                "assessment_date",
+                f"{day} is after the randomization ({randomized_on})",
+                f"a date <= {randomized_on}",
+            )
+    edits.apply(row, {**values, "comment": comment}, "pre-randomization assessment")
     session.flush()
     return row
 

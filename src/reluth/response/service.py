@@ -10,6 +10,8 @@ read's date instead, which changes no time-point response.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,12 +19,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from reluth.errors import Conflict, PreconditionFailed, ValidationError
+from reluth.db import edits
+from reluth.db.session import require_reason
+from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient
 from reluth.protocol.definition import load_protocol
 from reluth.response import recist
 from reluth.response.models import LesionMeasurement, TumourAssessment
+from reluth.units import to_decimal
 
 CENTRAL = "central"
 MODALITIES = ("CT", "MRI")
@@ -271,3 +276,216 @@ def record_central_read(
         )
     session.flush()
     return read
+
+
+# --- corrections of a saved central read ----------------------------------------------------
+
+#: What a correction of a saved central read may change: the measurement of each lesion the
+#: read recorded (a diameter or a status) and, at a follow-up, the new-lesion call. Lesions,
+#: organs, kinds, time point and date stay (a different lesion set is a different read).
+READ_EDITABLE = ("lesions", "new_lesions")
+MEASUREMENT_KEYS = ("diameter_mm", "status")
+DIAMETER_MAX_MM = Decimal("999.9")  # lesion_measurements.diameter_mm: one decimal
+_ENGINE_LESION_FIELD = re.compile(r"lesion (?P<lid>[^.\s]+)(?:\.(?P<attr>\w+))?$")
+
+
+def get_central_read(session: Session, patient_code: str, read_id: int) -> TumourAssessment:
+    patient = patients.get_patient(session, patient_code)
+    read = session.get(TumourAssessment, read_id)
+    if read is None or read.patient_id != patient.id or read.reader != CENTRAL:
+        raise NotFound(f"central read {read_id} of {patient_code} not found")
+    return read
+
+
+def read_edit_form(read: TumourAssessment) -> dict[str, Any]:
+    """The editable fields of a saved read: each lesion's measurement (diameter as text or
+    status) and the new-lesion call."""
+    return {
+        "lesions": {
+            m.lesion_id: {
+                "diameter_mm": None if m.diameter_mm is None else format(m.diameter_mm, "f"),
+                "status": m.status,
+            }
+            for m in read.lesions
+            if m.kind != "new"
+        },
+        "new_lesions": new_lesions_of(read),
+    }
+
+
+def _measurement(lid: str, raw: Any, baseline: bool) -> dict[str, Any]:
+    """One corrected lesion measurement: a diameter (mm, 0-999.9, one decimal as stored) or a
+    status; a follow-up needs one of them (the engine takes exactly one)."""
+    where = f"lesions.{lid}"
+    if not isinstance(raw, Mapping):
+        raise ValidationError(where, f"expected an object, got {raw!r}", "diameter_mm or status")
+    for key in raw:
+        if key not in MEASUREMENT_KEYS:
+            raise ValidationError(f"{where}.{key}", "cannot be changed", "diameter_mm, status")
+    diameter: Decimal | None = None
+    text = raw.get("diameter_mm")
+    if text is not None and str(text).strip():
+        diameter = to_decimal(text, f"{where}.diameter_mm")
+        exponent = diameter.normalize().as_tuple().exponent
+        if not 0 <= diameter <= DIAMETER_MAX_MM or (isinstance(exponent, int) and exponent < -1):
+            raise ValidationError(
+                f"{where}.diameter_mm", f"{text!r}", f"0 to {DIAMETER_MAX_MM} mm, one decimal"
+            )
+        diameter = diameter.quantize(Decimal("0.1"))
+    status = raw.get("status")
+    if isinstance(status, str):
+        status = status.strip() or None
+    if status is not None and status not in set(recist.LesionStatus):
+        raise ValidationError(
+            f"{where}.status", repr(status), ", ".join(s.value for s in recist.LesionStatus)
+        )
+    if diameter is not None and status is not None:
+        raise ValidationError(f"{where}.status", "given with a diameter", "a diameter or a status")
+    if diameter is None and status is None and not baseline:
+        raise ValidationError(
+            f"{where}.diameter_mm", "nothing recorded", "a diameter in mm or a status"
+        )
+    return {"diameter_mm": diameter, "status": status}
+
+
+def _engine_entry(
+    read: TumourAssessment, measured: Mapping[str, Mapping[str, Any]], new_lesions: str
+) -> dict[str, Any]:
+    baseline = read.timepoint == "baseline"
+    lesions = []
+    for m in read.lesions:
+        if m.kind == "new":
+            continue
+        lesion: dict[str, Any] = {"id": m.lesion_id}
+        if baseline:
+            lesion.update(organ=m.organ, kind=m.kind, nodal=m.lymph_node)
+        value = measured[m.lesion_id]
+        if value["diameter_mm"] is not None:
+            lesion["diameter_mm"] = str(value["diameter_mm"])
+        elif value["status"] is not None:
+            lesion["status"] = value["status"]
+        lesions.append(lesion)
+    return {
+        "date": read.assessment_date.isoformat(),
+        "new_lesions": "no" if baseline else new_lesions,
+        "lesions": lesions,
+    }
+
+
+def _named_by_lesion(exc: ValidationError, lesion_ids: set[str]) -> ValidationError:
+    """An engine message about a lesion of the corrected read, renamed to the correction's
+    field (``lesions.T1.diameter_mm``) so that forms show it next to the input."""
+    found = _ENGINE_LESION_FIELD.search(exc.field)
+    if found is None or found["lid"] not in lesion_ids:
+        return exc
+    field = f"lesions.{found['lid']}.{found['attr'] or 'diameter_mm'}"
+    return ValidationError(field, exc.problem, exc.accepted)
+
+
+def edit_central_read(
+    session: Session,
+    patient_code: str,
+    read_id: int,
+    changes: Mapping[str, Any],
+    today: dt.date,
+) -> TumourAssessment:
+    """Correct the lesion measurements (and, at a follow-up, the new-lesion call) of a saved
+    central read. Every central read of the patient is evaluated again by the RECIST 1.1
+    engine with the correction, so the corrected read and the later ones (whose nadir or
+    baseline may change) store the engine's response and sum. ``changes``: ``{"lesions":
+    {"T1": {"diameter_mm": "14"}, "NT1": {"status": "absent"}}, "new_lesions": "no"}``; lesions
+    left out keep their measurement. Needs a reason in the unit of work."""
+    require_reason(session, "a saved central read")
+    edits.only(changes, READ_EDITABLE)
+    read = get_central_read(session, patient_code, read_id)
+    baseline = read.timepoint == "baseline"
+    saved = read_edit_form(read)
+    measured: dict[str, dict[str, Any]] = {
+        lid: {
+            "diameter_mm": None if m["diameter_mm"] is None else Decimal(m["diameter_mm"]),
+            "status": m["status"],
+        }
+        for lid, m in saved["lesions"].items()
+    }
+    given = changes.get("lesions", {})
+    if not isinstance(given, Mapping):
+        raise ValidationError("lesions", "expected an object of lesion id -> measurement", None)
+    for lid, raw in given.items():
+        if str(lid) not in measured:
+            raise ValidationError(
+                f"lesions.{lid}",
+                "not a lesion of this read",
+                ", ".join(measured) or "the lesions of the read",
+            )
+        measured[str(lid)] = _measurement(str(lid), raw, baseline)
+    new_lesions = changes.get("new_lesions", saved["new_lesions"])
+    if new_lesions not in set(recist.NewLesions):
+        raise ValidationError(
+            "new_lesions", repr(new_lesions), ", ".join(n.value for n in recist.NewLesions)
+        )
+    if baseline and new_lesions != "no":
+        raise ValidationError("new_lesions", "given at the baseline read", "no (baseline)")
+    reads = central_reads(session, patients.get_patient(session, patient_code))
+    entries = [
+        _engine_entry(r, measured, new_lesions)
+        if r is read
+        else _engine_entry(r, read_edit_form(r)["lesions"], new_lesions_of(r))
+        for r in reads
+    ]
+    try:
+        evaluation = evaluate(_as_engine(entries))
+    except ValidationError as exc:
+        raise _named_by_lesion(exc, set(measured)) from None
+    lesion_changes: list[tuple[LesionMeasurement, dict[str, Any]]] = []
+    for m in read.lesions:
+        if m.kind != "new":
+            new = measured[m.lesion_id]
+            if (m.diameter_mm, m.status) != (new["diameter_mm"], new["status"]):
+                lesion_changes.append((m, new))
+    new_row = next((m for m in read.lesions if m.kind == "new"), None)
+    call_changed = new_lesions != saved["new_lesions"]
+    if not lesion_changes and not call_changed:
+        raise ValidationError("edit", "nothing to change: the read already holds these values")
+    for m, new in lesion_changes:
+        edits.apply(m, new, f"lesion {m.lesion_id}")
+    if call_changed:
+        if new_lesions == "no" and new_row is not None:
+            session.delete(new_row)
+        elif new_row is not None:
+            edits.apply(new_row, {"status": new_lesions}, "new-lesion call")
+        else:
+            session.add(
+                LesionMeasurement(
+                    assessment_id=read.id,
+                    lesion_id="NEW",
+                    kind="new",
+                    organ="",
+                    lymph_node=False,
+                    diameter_mm=None,
+                    status=new_lesions,
+                )
+            )
+    # every read again as the engine now sees it (the corrected one and the later ones)
+    for k, r in enumerate(reads):
+        outcome: dict[str, Any]
+        if k == 0:
+            outcome = {"overall_response": None, "target_sum_mm": evaluation.baseline_sum_mm}
+        else:
+            result = evaluation.results[k - 1]
+            outcome = {"overall_response": result.overall.value, "target_sum_mm": result.sum_mm}
+        for key, value in outcome.items():
+            if getattr(r, key) != value:
+                setattr(r, key, value)
+    session.flush()
+    session.expire(read, ["lesions"])
+    return read
+
+
+def _as_engine(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The RECIST engine's JSON shape from read entries (baseline first)."""
+    base, followups = entries[0], entries[1:]
+    return {
+        "randomization_date": base["date"],
+        "baseline": {"date": base["date"], "lesions": base["lesions"]},
+        "followups": followups,
+    }

@@ -8,6 +8,7 @@ new value, who and why. Same permission layer and centre scoping as the pages.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -18,9 +19,13 @@ from reluth.auth.policy import Action, Resource
 from reluth.cli_support import parse_date, to_jsonable
 from reluth.patients import service as patients
 from reluth.protocol.schedule import VisitStatus
+from reluth.qol import service as qol
+from reluth.response import recist
+from reluth.response import service as review
 from reluth.safety import service as safety
 from reluth.treatment import service as treatment
 from reluth.web import trial_views as views
+from reluth.web.api import ApiIn, one_of
 from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, require, today
 
 router = APIRouter(tags=["api"])
@@ -42,7 +47,7 @@ Reason = Annotated[
 DateText = Annotated[str, Field(max_length=10, description="YYYY-MM-DD")]
 
 
-class _Edit(BaseModel):
+class _Edit(ApiIn):
     model_config = ConfigDict(extra="forbid")
     reason: Reason
 
@@ -70,6 +75,63 @@ class CycleEdit(_Edit):
     administered_on: DateText | None = None
     activity_gbq: str | None = Field(default=None, max_length=16, description="decimal, GBq")
     lot: str | None = Field(default=None, max_length=40)
+
+
+class InclusionEdit(_Edit):
+    consent_date: DateText | None = None
+    inclusion_date: DateText | None = None
+
+
+class PreRandomizationEdit(_Edit):
+    assessment_date: DateText | None = None
+    overall_response: str | None = Field(
+        default=None,
+        pattern=one_of(patients.RESPONSES),
+        description="progression follows it (PD); PD is refused once randomized",
+    )
+    comment: str | None = Field(default=None, max_length=patients.COMMENT_MAX)
+
+
+ItemNumber = Annotated[str, Field(pattern=r"^\d{1,2}$", description="item number")]
+ItemAnswer = Annotated[int, Field(ge=0, le=99)]
+
+
+class QolEdit(_Edit):
+    completed_on: DateText | None = None
+    items: dict[ItemNumber, ItemAnswer | None] | None = Field(
+        default=None,
+        max_length=60,
+        description="answers to change: {item: answer}; null makes the item missing",
+    )
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in super().changes().items() if k != "items" or v is not None}
+
+
+LesionId = Annotated[str, Field(pattern=r"^\S+$", max_length=review.LESION_ID_MAX)]
+
+
+class LesionMeasurementEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    diameter_mm: Decimal | None = Field(
+        default=None, ge=0, le=review.DIAMETER_MAX_MM, max_digits=4, decimal_places=1
+    )
+    status: str | None = Field(
+        default=None, pattern=one_of(recist.LesionStatus), description="instead of a diameter"
+    )
+
+
+class CentralReadEdit(_Edit):
+    lesions: dict[LesionId, LesionMeasurementEdit] | None = Field(
+        default=None, max_length=30, description="lesion id -> its corrected measurement"
+    )
+    new_lesions: str | None = Field(default=None, pattern=one_of(recist.NewLesions))
+
+    def changes(self) -> dict[str, Any]:
+        out = super().changes()
+        if self.lesions is not None:
+            out["lesions"] = {k: m.model_dump() for k, m in self.lesions.items()}
+        return out
 
 
 class VisitIn(BaseModel):
@@ -181,3 +243,108 @@ def visit_edit(
             uow.session, patient.patient_code, visit_code, body.changes(), today(request)
         )
     return _visit_out(status)
+
+
+@router.put("/patients/{code}/inclusion", responses=ERRORS)
+def inclusion_edit(
+    code: PatientCode,
+    body: InclusionEdit,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> dict[str, str]:
+    """Correct the consent and inclusion dates (entry rules; inclusion before the first cycle
+    and the randomization)."""
+    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
+    with audited(request, who, reason=body.reason) as uow:
+        row = patients.edit_inclusion(
+            uow.session, patient.patient_code, body.changes(), today(request)
+        )
+        return patients.inclusion_edit_form(row)
+
+
+@router.put("/patients/{code}/pre-randomization", responses=ERRORS)
+def pre_randomization_edit(
+    code: PatientCode,
+    body: PreRandomizationEdit,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    """Correct the pre-randomization assessment; 409 naming ``overall_response`` when the
+    correction would make an existing randomization invalid (progression)."""
+    patient = views.visible_patient(
+        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
+    )
+    with audited(request, who, reason=body.reason) as uow:
+        row = patients.edit_pre_randomization(
+            uow.session, patient.patient_code, body.changes(), today(request)
+        )
+        return {
+            **patients.pre_randomization_edit_form(row),
+            "radiological_progression": row.radiological_progression,
+        }
+
+
+@router.put("/patients/{code}/qol/{qol_id}", responses=ERRORS)
+def qol_edit(
+    code: PatientCode,
+    qol_id: RecordId,
+    body: QolEdit,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    """Correct item answers or the completion date of a saved questionnaire; answers with the
+    scores the QoL engine gives the corrected answers."""
+    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    with audited(request, who, reason=body.reason) as uow:
+        row = qol.edit_questionnaire(
+            uow.session, patient.patient_code, qol_id, body.changes(), today(request)
+        )
+        shown = views.qol_row(row)
+        result: dict[str, Any] = to_jsonable(
+            {
+                "id": row.id,
+                **qol.questionnaire_edit_form(row),
+                "scales": shown.scales,
+                "summary": shown.summary,
+            }
+        )
+    return result
+
+
+@router.put("/review/{code}/reads/{read_id}", responses=ERRORS)
+def central_read_edit(
+    code: PatientCode,
+    read_id: RecordId,
+    body: CentralReadEdit,
+    request: Request,
+    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
+    db: Session = DB_SESSION,
+) -> dict[str, Any]:
+    """Correct lesion measurements of a saved central read (blinded); every central read of
+    the patient is evaluated again by the RECIST 1.1 engine. Answers with the reads' stored
+    responses (no arm, no treatment)."""
+    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, Action.WRITE)
+    with audited(request, who, reason=body.reason) as uow:
+        read = review.edit_central_read(
+            uow.session, patient.patient_code, read_id, body.changes(), today(request)
+        )
+        reads = review.central_reads(uow.session, patient)
+        result: dict[str, Any] = to_jsonable(
+            {
+                "id": read.id,
+                **review.read_edit_form(read),
+                "reads": [
+                    {
+                        "id": r.id,
+                        "timepoint": r.timepoint,
+                        "overall_response": r.overall_response,
+                        "target_sum_mm": r.target_sum_mm,
+                    }
+                    for r in reads
+                ],
+            }
+        )
+    return result

@@ -52,6 +52,7 @@ class QolScoresOut(BaseModel):
 
 class QolRowOut(BaseModel):
     instrument: str
+    id: int | None = Field(description="the saved questionnaire (PUT .../qol/{id} corrects it)")
     timepoint: str
     completed_on: dt.date
     scales: dict[str, float | None] = Field(description="scores stored at entry")
@@ -64,6 +65,7 @@ def _number(value: Decimal | None) -> float | None:
 
 def _row_out(row: views.QolRow) -> QolRowOut:
     return QolRowOut(
+        id=row.id,
         instrument=row.instrument,
         timepoint=row.timepoint,
         completed_on=row.completed_on,

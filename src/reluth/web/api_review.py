@@ -65,6 +65,7 @@ class LesionOut(BaseModel):
 
 
 class ReadOut(BaseModel):
+    id: int = Field(description="the saved read (PUT .../reads/{id} corrects it)")
     timepoint: str
     assessment_date: dt.date
     modality: str
@@ -115,6 +116,7 @@ def _number(value: Decimal | None) -> float | None:
 
 def _read_out(read: TumourAssessment) -> ReadOut:
     return ReadOut(
+        id=read.id,
         timepoint=read.timepoint,
         assessment_date=read.assessment_date,
         modality=read.modality,

@@ -1,5 +1,6 @@
 """Correction pages for saved data (laboratory results, adverse events, Lutathera
-administrations, visit dates) and the visit-recording page.
+administrations, visit dates, inclusion dates, the pre-randomization assessment, QoL answers,
+central-read lesions) and the visit-recording page.
 
 Every correction needs a reason: the route opens the audited unit of work with the reason typed
 in the form, the domain service checks what may change and the rules of entry again, and the
@@ -19,8 +20,12 @@ from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Resource
 from reluth.cli_support import parse_date
-from reluth.errors import ReluthError, ValidationError
+from reluth.errors import ReluthError
 from reluth.patients import service as patients
+from reluth.qol import scoring
+from reluth.qol import service as qol
+from reluth.response import recist
+from reluth.response import service as review
 from reluth.safety import service as safety
 from reluth.safety.records import OUTCOMES, RELATEDNESS
 from reluth.treatment import service as treatment
@@ -54,9 +59,11 @@ def _options(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 def _error_field(exc: ReluthError | None) -> str | None:
     """The form input an error belongs to: the last part of the field it names
-    (``adverse_event.grade`` -> ``grade``, ``platelets.lln`` -> ``lln``)."""
-    if isinstance(exc, ValidationError):
-        return exc.field.rsplit(".", 1)[-1]
+    (``adverse_event.grade`` -> ``grade``, ``platelets.lln`` -> ``lln``); a refused
+    precondition may name one too (``overall_response``)."""
+    field = getattr(exc, "field", None) if isinstance(exc, ReluthError) else None
+    if isinstance(field, str) and field:
+        return field.rsplit(".", 1)[-1]
     return None
 
 
@@ -74,6 +81,8 @@ def _edit_page(
     error: ReluthError | None = None,
     preview_url: str | None = None,
     preview: dict[str, Any] | None = None,
+    error_field: Callable[[ReluthError | None], str | None] = _error_field,
+    patient_link: str | None = None,
 ) -> HTMLResponse:
     return render(
         request,
@@ -89,7 +98,8 @@ def _edit_page(
             "field_names": [f.name for f in fields] + ["reason"],
             "values": values,
             "error": error,
-            "error_field": _error_field(error),
+            "error_field": error_field(error),
+            "patient_link": patient_link,
             "preview_url": preview_url,
             "preview": preview or {},
         },
@@ -560,3 +570,365 @@ def visit_edit_save(
     if error is not None:
         return _visit_edit_page(request, who, code, visit_code, form, error)
     return RedirectResponse(f"/patients/{code}/visits/{visit_code}?saved=true", status_code=303)
+
+
+# --- inclusion dates ------------------------------------------------------------------------
+
+INCLUSION_FIELDS = [
+    Field("consent_date", "Date informed consent signed", "date"),
+    Field("inclusion_date", "Inclusion date", "date", hint="on or before the first cycle"),
+]
+
+
+def _inclusion_page(
+    request: Request,
+    who: Auth,
+    code: str,
+    values: Mapping[str, str],
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    return _edit_page(
+        request,
+        who,
+        code=code,
+        heading="Correct the inclusion",
+        facts=[],
+        action=f"/patients/{code}/inclusion/edit",
+        back=f"/patients/{code}#inclusion",
+        fields=INCLUSION_FIELDS,
+        values=values,
+        error=error,
+    )
+
+
+@router.get("/patients/{code}/inclusion/edit", response_class=HTMLResponse)
+def inclusion_edit_form(
+    request: Request,
+    code: str,
+    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
+    code = patient.patient_code
+    values = patients.inclusion_edit_form(patients.get_inclusion(db, code))
+    return _inclusion_page(request, who, code, values)
+
+
+@router.post("/patients/{code}/inclusion/edit", dependencies=[Depends(_remember_form)])
+def inclusion_edit_save(
+    request: Request,
+    code: str,
+    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
+    code = patient.patient_code
+    patients.get_inclusion(db, code)  # 404 before anything else
+    form = _posted(request, INCLUSION_FIELDS)
+    changes = {f.name: form[f.name] for f in INCLUSION_FIELDS}
+    error = _save(
+        request, who, form, lambda s: patients.edit_inclusion(s, code, changes, today(request))
+    )
+    if error is not None:
+        return _inclusion_page(request, who, code, form, error)
+    return _go(code, "#inclusion")
+
+
+# --- pre-randomization assessment ----------------------------------------------------------
+
+PRE_FIELDS = [
+    Field("assessment_date", "Assessment date", "date"),
+    Field(
+        "overall_response",
+        "Overall response (RECIST 1.1)",
+        "select",
+        _options(patients.RESPONSES),
+        hint="radiological progression follows it (PD); refused once the patient is randomized",
+    ),
+    Field("comment", "Comment", "textarea"),
+]
+
+
+def _pre_page(
+    request: Request,
+    who: Auth,
+    db: Session,
+    code: str,
+    values: Mapping[str, str],
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    row = patients.get_pre_randomization(db, code)
+    progression = "radiological progression" if row.radiological_progression else "no progression"
+    return _edit_page(
+        request,
+        who,
+        code=code,
+        heading="Correct the pre-randomization assessment",
+        facts=[f"saved {row.assessment_date}: {row.overall_response or ''} ({progression})"],
+        action=f"/patients/{code}/pre-randomization/edit",
+        back=f"/patients/{code}#pre",
+        fields=PRE_FIELDS,
+        values=values,
+        error=error,
+    )
+
+
+@router.get("/patients/{code}/pre-randomization/edit", response_class=HTMLResponse)
+def pre_randomization_edit_form(
+    request: Request,
+    code: str,
+    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient = views.visible_patient(
+        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
+    )
+    code = patient.patient_code
+    values = patients.pre_randomization_edit_form(patients.get_pre_randomization(db, code))
+    return _pre_page(request, who, db, code, values)
+
+
+@router.post("/patients/{code}/pre-randomization/edit", dependencies=[Depends(_remember_form)])
+def pre_randomization_edit_save(
+    request: Request,
+    code: str,
+    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(
+        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
+    )
+    code = patient.patient_code
+    patients.get_pre_randomization(db, code)  # 404 before anything else
+    form = _posted(request, PRE_FIELDS)
+    changes = {f.name: form[f.name] for f in PRE_FIELDS}
+    error = _save(
+        request,
+        who,
+        form,
+        lambda s: patients.edit_pre_randomization(s, code, changes, today(request)),
+    )
+    if error is not None:
+        return _pre_page(request, who, db, code, form, error)
+    return _go(code, "#pre")
+
+
+# --- QoL questionnaires: item answers re-scored by the QoL engine -------------------------
+
+
+def _qol_fields(inst: scoring.Instrument) -> list[Field]:
+    fields = [Field("completed_on", "Date completed", "date")]
+    for number, item in sorted(inst.items.items()):
+        answers = tuple((str(a), str(a)) for a in range(item.min, item.max + 1))
+        fields.append(
+            Field(
+                f"item_{number}",
+                f"Item {number}: {item.label} ({item.min}-{item.max})",
+                "select",
+                (("", "missing"), *answers),
+            )
+        )
+    return fields
+
+
+def _qol_error_field(exc: ReluthError | None) -> str | None:
+    """The engine names an item ``items.29``; its input is ``item_29``."""
+    field = getattr(exc, "field", None)
+    if isinstance(field, str) and field.startswith("items."):
+        return "item_" + field.removeprefix("items.")
+    return _error_field(exc)
+
+
+def _qol_form_values(saved: Mapping[str, Any]) -> dict[str, str]:
+    items: Mapping[str, int] = saved["items"]
+    return {"completed_on": str(saved["completed_on"])} | {
+        f"item_{n}": str(a) for n, a in items.items()
+    }
+
+
+def _qol_page(
+    request: Request,
+    who: Auth,
+    db: Session,
+    code: str,
+    qol_id: int,
+    values: Mapping[str, str],
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    row = qol.get_questionnaire(db, code, qol_id)
+    shown = views.qol_row(row)
+    scores = " · ".join(f"{k} {'–' if v is None else v}" for k, v in shown.scales.items())
+    return _edit_page(
+        request,
+        who,
+        code=code,
+        heading=f"Correct questionnaire: {row.instrument} at {row.timepoint}",
+        facts=[f"completed {row.completed_on}", f"saved scores: {scores}"],
+        action=f"/patients/{code}/qol/{qol_id}/edit",
+        back=f"/patients/{code}#qol",
+        fields=_qol_fields(scoring.instrument(row.instrument)),
+        values=values,
+        error=error,
+        error_field=_qol_error_field,
+    )
+
+
+@router.get("/patients/{code}/qol/{qol_id}/edit", response_class=HTMLResponse)
+def qol_edit_form(
+    request: Request,
+    code: str,
+    qol_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    code = patient.patient_code
+    saved = qol.questionnaire_edit_form(qol.get_questionnaire(db, code, qol_id))
+    return _qol_page(request, who, db, code, qol_id, _qol_form_values(saved))
+
+
+@router.post("/patients/{code}/qol/{qol_id}/edit", dependencies=[Depends(_remember_form)])
+def qol_edit_save(
+    request: Request,
+    code: str,
+    qol_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    code = patient.patient_code
+    row = qol.get_questionnaire(db, code, qol_id)  # 404 before anything else
+    fields = _qol_fields(scoring.instrument(row.instrument))
+    posted: dict[str, str] = request.state.posted
+    form = _posted(request, fields)
+    changes: dict[str, Any] = {
+        "completed_on": form["completed_on"],
+        "items": {
+            f.name.removeprefix("item_"): form[f.name] or None
+            for f in fields
+            if f.name.startswith("item_") and f.name in posted
+        },
+    }
+    error = _save(
+        request,
+        who,
+        form,
+        lambda s: qol.edit_questionnaire(s, code, qol_id, changes, today(request)),
+    )
+    if error is not None:
+        return _qol_page(request, who, db, code, qol_id, form, error)
+    return _go(code, "#qol")
+
+
+# --- central reads (blinded reviewer: nothing about the arm or treatment) ------------------
+
+_STATUS_OPTIONS = (("", "measured (diameter)"), *_options(tuple(recist.LesionStatus)))
+
+
+def _read_fields(read: Any) -> list[Field]:
+    fields: list[Field] = []
+    for m in read.lesions:
+        if m.kind == "new":
+            continue
+        what = f"{m.lesion_id} ({m.organ}, {m.kind.replace('_', '-')}{', node' if m.lymph_node else ''})"
+        fields.append(Field(f"diameter_{m.lesion_id}", f"{what}: diameter (mm)", "decimal"))
+        fields.append(
+            Field(f"status_{m.lesion_id}", f"{m.lesion_id}: status", "select", _STATUS_OPTIONS)
+        )
+    if read.timepoint != "baseline":
+        fields.append(
+            Field("new_lesions", "New lesions", "select", _options(tuple(recist.NewLesions)))
+        )
+    return fields
+
+
+def _read_error_field(exc: ReluthError | None) -> str | None:
+    """``lesions.T1.diameter_mm`` -> ``diameter_T1``; ``lesions.T1`` -> ``diameter_T1``."""
+    field = getattr(exc, "field", None)
+    if isinstance(field, str) and field.startswith("lesions."):
+        lid, _, attr = field.removeprefix("lesions.").partition(".")
+        return f"status_{lid}" if attr == "status" else f"diameter_{lid}"
+    return _error_field(exc)
+
+
+def _read_form_values(saved: Mapping[str, Any]) -> dict[str, str]:
+    values = {"new_lesions": str(saved["new_lesions"])}
+    for lid, m in saved["lesions"].items():
+        values[f"diameter_{lid}"] = m["diameter_mm"] or ""
+        values[f"status_{lid}"] = m["status"] or ""
+    return values
+
+
+def _read_page(
+    request: Request,
+    who: Auth,
+    db: Session,
+    code: str,
+    read_id: int,
+    values: Mapping[str, str],
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    read = review.get_central_read(db, code, read_id)
+    saved = "baseline" if read.timepoint == "baseline" else (read.overall_response or "")
+    total = "" if read.target_sum_mm is None else f", sum {read.target_sum_mm} mm"
+    return _edit_page(
+        request,
+        who,
+        code=code,
+        heading=f"Correct central read: {read.timepoint}",
+        facts=[f"{read.modality} of {read.assessment_date}", f"saved: {saved}{total}"],
+        action=f"/review/{code}/reads/{read_id}/edit",
+        back=f"/review/{code}",
+        fields=_read_fields(read),
+        values=values,
+        error=error,
+        error_field=_read_error_field,
+        patient_link=f"/review/{code}",
+    )
+
+
+@router.get("/review/{code}/reads/{read_id}/edit", response_class=HTMLResponse)
+def central_read_edit_form(
+    request: Request,
+    code: str,
+    read_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
+    db: Session = DB_SESSION,
+) -> HTMLResponse:
+    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, Action.WRITE)
+    code = patient.patient_code
+    saved = review.read_edit_form(review.get_central_read(db, code, read_id))
+    return _read_page(request, who, db, code, read_id, _read_form_values(saved))
+
+
+@router.post("/review/{code}/reads/{read_id}/edit", dependencies=[Depends(_remember_form)])
+def central_read_edit_save(
+    request: Request,
+    code: str,
+    read_id: RecordId,
+    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
+    db: Session = DB_SESSION,
+) -> Response:
+    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, Action.WRITE)
+    code = patient.patient_code
+    read = review.get_central_read(db, code, read_id)  # 404 before anything else
+    fields = _read_fields(read)
+    posted: dict[str, str] = request.state.posted
+    form = _posted(request, fields)
+    lesions: dict[str, dict[str, str | None]] = {}
+    for lid in review.read_edit_form(read)["lesions"]:
+        keys = (f"diameter_{lid}", f"status_{lid}")
+        if any(k in posted for k in keys):
+            lesions[lid] = {"diameter_mm": form[keys[0]] or None, "status": form[keys[1]] or None}
+    changes: dict[str, Any] = {"lesions": lesions}
+    if "new_lesions" in posted and read.timepoint != "baseline":
+        changes["new_lesions"] = form["new_lesions"]
+    error = _save(
+        request,
+        who,
+        form,
+        lambda s: review.edit_central_read(s, code, read_id, changes, today(request)),
+    )
+    if error is not None:
+        return _read_page(request, who, db, code, read_id, form, error)
+    return RedirectResponse(f"/review/{code}", status_code=303)

@@ -30,6 +30,7 @@ from reluth.qol import scoring
 from reluth.qol.models import QolQuestionnaire
 from reluth.queries.models import DataQuery
 from reluth.randomization.models import Randomization
+from reluth.response.models import LesionMeasurement, TumourAssessment
 from reluth.safety import sae
 from reluth.safety.models import AdverseEvent, LabResult, SaeReceipt
 from reluth.safety.service import SaeClock, sae_clock
@@ -271,6 +272,8 @@ def timeline(db: Session, who: Principal, code: str, now: dt.datetime) -> Timeli
         ]
     can = {
         "screen": who.may(Action.WRITE, Resource.SCREENING, patient.centre_id),
+        "include": who.may(Action.WRITE, Resource.PATIENT, patient.centre_id),
+        "assess": who.may(Action.WRITE, Resource.LOCAL_ASSESSMENT, patient.centre_id),
         "treat": who.may(Action.WRITE, Resource.TREATMENT, patient.centre_id),
         "randomize": who.may(Action.WRITE, Resource.RANDOMIZATION, patient.centre_id),
         "lab": who.may(Action.WRITE, Resource.LAB, patient.centre_id),
@@ -460,6 +463,7 @@ class QolRow:
     completed_on: dt.date
     scales: dict[str, Decimal | None]  # in the instrument's scale order
     summary: Decimal | None
+    id: int | None = None  # the saved questionnaire (its correction page)
 
 
 def qol_row(q: QolQuestionnaire) -> QolRow:
@@ -473,6 +477,7 @@ def qol_row(q: QolQuestionnaire) -> QolRow:
         q.completed_on,
         {c: _hundredths(stored[c]) for c in order if c in stored},
         _hundredths(scores.get("summary")),
+        q.id,
     )
 
 
@@ -501,6 +506,7 @@ def audit_history(db: Session, who: Principal, code: str) -> list[AuditLog]:
         AdverseEvent,
         DataQuery,
         QolQuestionnaire,
+        TumourAssessment,
     ]
     if who.can(Action.READ, Resource.TREATMENT):
         models.append(Administration)
@@ -524,6 +530,12 @@ def audit_history(db: Session, who: Principal, code: str) -> list[AuditLog]:
         .where(AdverseEvent.patient_id == pid)
     )
     records.append((SaeReceipt.__tablename__, [str(i) for i in receipts]))
+    lesions = db.scalars(
+        select(LesionMeasurement.id)
+        .join(TumourAssessment, TumourAssessment.id == LesionMeasurement.assessment_id)
+        .where(TumourAssessment.patient_id == pid)
+    )
+    records.append((LesionMeasurement.__tablename__, [str(i) for i in lesions]))
     rows: list[AuditLog] = []
     for table, keys in records:
         if keys:
