@@ -108,7 +108,8 @@ def adverse_event_fields(ae: Mapping[str, Any], today: dt.date) -> dict[str, Any
     if serious and aware is None:
         raise ValidationError(
             f"{w}.awareness_date",
-            "required for a serious adverse event (it starts the 24-hour reporting clock)",
+            "required for a serious adverse event (it starts the "
+            f"{load_protocol().safety.sae_reporting_hours}-hour reporting clock)",
             "the date the site became aware, YYYY-MM-DD",
         )
     if aware is not None and aware < onset:

@@ -83,6 +83,7 @@ def create_app(
     app.state.templates.env.globals["version"] = __version__
     safety = load_protocol().safety
     app.state.templates.env.globals["site_timezone"] = safety.site_timezone
+    app.state.templates.env.globals["sae_hours"] = safety.sae_reporting_hours
     app.state.templates.env.filters["site_local"] = lambda moment: moment.astimezone(
         safety.zone
     ).strftime("%Y-%m-%d %H:%M")

@@ -22,6 +22,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.cli_support import parse_date
 from reluth.errors import ReluthError
 from reluth.patients import service as patients
+from reluth.protocol.definition import load_protocol
 from reluth.qol import scoring
 from reluth.qol import service as qol
 from reluth.response import recist
@@ -252,10 +253,15 @@ def lab_edit_save(
 
 # --- adverse events ----------------------------------------------------------------------
 
+SAE_HOURS = load_protocol().safety.sae_reporting_hours
 AE_FIELDS = [
     Field("term", "CTCAE term"),
     Field("grade", "Grade", "select", _options(("1", "2", "3", "4", "5"))),
-    Field("serious", "Serious (SAE: report to pharmacovigilance within 24 hours)", "checkbox"),
+    Field(
+        "serious",
+        f"Serious (SAE: report to pharmacovigilance within {SAE_HOURS} hours)",
+        "checkbox",
+    ),
     Field("relatedness", "Relatedness to Lutathera", "select", _options(RELATEDNESS)),
     Field("outcome", "Outcome", "select", _options(OUTCOMES)),
     Field("onset_date", "Onset date", "date"),
@@ -264,13 +270,13 @@ AE_FIELDS = [
         "awareness_date",
         "Date the site became aware",
         "date",
-        hint="required for a serious event: starts the 24-hour clock",
+        hint=f"required for a serious event: starts the {SAE_HOURS}-hour clock",
     ),
     Field(
         "awareness_time",
         "Time the site became aware (site local time)",
         "time",
-        hint="HH:MM; makes the 24-hour clock exact (without it: from the end of that day)",
+        hint=f"HH:MM; makes the {SAE_HOURS}-hour clock exact (without it: from the end of that day)",
     ),
     Field("description", "Description", "textarea"),
 ]
