@@ -263,19 +263,22 @@ def record_central_read(
             )
         )
     if new_lesions in ("yes", "equivocal"):
-        session.add(
-            LesionMeasurement(
-                assessment_id=read.id,
-                lesion_id="NEW",
-                kind="new",
-                organ="",
-                lymph_node=False,
-                diameter_mm=None,
-                status=new_lesions,
-            )
-        )
+        session.add(_new_lesion_row(read.id, new_lesions))
     session.flush()
     return read
+
+
+def _new_lesion_row(assessment_id: int, call: str) -> LesionMeasurement:
+    """The row that holds a read's new-lesion call (``yes`` or ``equivocal``)."""
+    return LesionMeasurement(
+        assessment_id=assessment_id,
+        lesion_id="NEW",
+        kind="new",
+        organ="",
+        lymph_node=False,
+        diameter_mm=None,
+        status=call,
+    )
 
 
 # --- corrections of a saved central read ----------------------------------------------------
@@ -454,17 +457,7 @@ def edit_central_read(
         elif new_row is not None:
             edits.apply(new_row, {"status": new_lesions}, "new-lesion call")
         else:
-            session.add(
-                LesionMeasurement(
-                    assessment_id=read.id,
-                    lesion_id="NEW",
-                    kind="new",
-                    organ="",
-                    lymph_node=False,
-                    diameter_mm=None,
-                    status=new_lesions,
-                )
-            )
+            session.add(_new_lesion_row(read.id, new_lesions))
     # every read again as the engine now sees it (the corrected one and the later ones)
     for k, r in enumerate(reads):
         outcome: dict[str, Any]
