@@ -44,50 +44,6 @@ def _sphere(n: int, radius_vox: float) -> np.ndarray:
     return (g**2).sum(0) <= radius_vox**2
 
 
-@pytest.mark.parametrize("voxel_mm", [4.42, 2.21, 4.8])
-def test_kernel_agrees_with_local_deposition_in_large_sphere(voxel_mm: float) -> None:
-    kern = voxel.kernel_for((voxel_mm, voxel_mm, voxel_mm))
-    inside = _sphere(33, 12)
-    tia = np.where(inside, 1.0e7, 0.0).astype(np.float32)  # Bq·h/mL
-    v_ml = voxel_mm**3 / 1000
-    local = voxel.local_deposition_dose_gy(tia)
-    kdose = voxel.kernel_dose_gy(tia, v_ml, kern)
-    assert kdose[16, 16, 16] == pytest.approx(local[16, 16, 16], rel=0.02)
-    # at the surface the kernel spreads dose outwards: lower inside edge, non-zero outside
-    assert kdose[16, 16, 28] < local[16, 16, 28]
-    assert kdose[16, 16, 29] > 0 == local[16, 16, 29]
-
-
-def test_generated_kernel_for_anisotropic_voxels() -> None:
-    vox = (3.0, 3.0, 4.0)
-    kern = voxel.generate_kernel(vox, n_samples=300_000)
-    assert kern.values_mgy_per_mbq_s.shape == (5, 5, 5)
-    inside = _sphere(25, 9)
-    tia = np.where(inside, 1.0e7, 0.0).astype(np.float32)
-    kdose = voxel.kernel_dose_gy(tia, 0.036, kern)
-    local = voxel.local_deposition_dose_gy(tia)
-    assert kdose[12, 12, 12] == pytest.approx(local[12, 12, 12], rel=0.02)
-
-
-def test_shipped_kernel_conserves_electron_energy() -> None:
-    for size in voxel.SHIPPED_VOXEL_MM:
-        kern = voxel.kernel_for((size, size, size))
-        mass_g = size**3 / 1000
-        total = kern.values_mgy_per_mbq_s.sum() * mass_g
-        assert total == pytest.approx(LOCAL_DEPOSITION_MGY_G_PER_MBQ_S, rel=1e-6)
-        assert "Loevinger" in kern.provenance
-
-
-def test_kernel_against_reference_values_at_2_21_mm() -> None:
-    """Reference sheet (Lanconelli-format kernel, 2.21 mm): centre 1.66, face 4.83e-2 mGy/(MBq·s).
-    The model kernel keeps more energy in the centre voxel (documented: +13.5 %)."""
-    a = voxel.kernel_for((2.21, 2.21, 2.21)).values_mgy_per_mbq_s
-    c = a.shape[0] // 2
-    assert a[c, c, c] == pytest.approx(1.66, rel=0.15)
-    assert a[c + 1, c, c] == pytest.approx(4.83e-2, rel=0.10)
-    assert a[c + 1, c + 1, c] == pytest.approx(2.52e-3, rel=0.15)
-
-
 def test_beta_x90_plausible() -> None:
     # Loevinger's function gives X90 ≈ 0.58 mm for Lu-177 (CSDA range of 498 keV ≈ 1.8 mm)
     assert 0.4 < voxel.beta_x90_mm() < 0.8
@@ -187,7 +143,8 @@ def test_marrow_blood_based_closed_form() -> None:
     tia_rm = 1.0 * 900.0  # MBq·h: 1 MBq·h/mL × RMBLR 1 × 900 g
     assert md.marrow_tia_mbq_h == pytest.approx(tia_rm)
     assert md.self_dose_gy == pytest.approx(tia_rm * 3600 * 1.49e-5 / 1000)
-    assert md.remainder_cross_dose_gy == pytest.approx(1000 * 3600 * 3.28e-7 / 1000)
+    s_rb = (3.28e-7 * 60000 - 1.49e-5 * 900) / (60000 - 900)  # MIRD remainder correction
+    assert md.remainder_cross_dose_gy == pytest.approx(1000 * 3600 * s_rb / 1000)
     assert md.total_gy == pytest.approx(md.self_dose_gy + md.remainder_cross_dose_gy)
     assert rmblr_from_haematocrit(0.4) == pytest.approx(0.19 / 0.6)
     with pytest.raises(ValidationError, match=r"marrow\.rmblr"):
@@ -271,16 +228,3 @@ def test_cumulative_is_sum_of_cycles(doses: list[float]) -> None:
     k = res.organs["kidneys"]
     assert k.cumulative_absorbed_dose_gy == pytest.approx(sum(doses))
     assert k.cumulative_bed_gy is not None and k.cumulative_bed_gy >= k.cumulative_absorbed_dose_gy
-
-
-def test_kernel_convolution_is_centred_point_response() -> None:
-    kern = voxel.kernel_for((4.42, 4.42, 4.42))
-    k = kern.values_mgy_per_mbq_s
-    h = k.shape[0] // 2
-    v_ml = 4.42**3 / 1000
-    tia = np.zeros((11, 12, 13), dtype=np.float32)
-    tia[4, 7, 5] = 1.0e6 / v_ml / 3600  # 1 MBq·s in that voxel, as Bq·h/mL
-    dose_mgy = voxel.kernel_dose_gy(tia, v_ml, kern) * 1000
-    window = dose_mgy[4 - h : 4 + h + 1, 7 - h : 7 + h + 1, 5 - h : 5 + h + 1]
-    np.testing.assert_allclose(window, k, rtol=1e-4, atol=1e-6 * float(k.max()))  # float32 FFT
-    assert float(dose_mgy.sum()) == pytest.approx(float(k.sum()), rel=1e-4)

@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 from reluth.cli import app
 from reluth.dosimetry import dose_effect
+from reluth.dosimetry.case_dir import load_case
 from reluth.dosimetry.marrow import marrow_dose
 from reluth.dosimetry.phantom import small_spec, write_case
-from reluth.dosimetry.pipeline import compute_case, load_case, run_case_dir
+from reluth.dosimetry.pipeline import compute_case
+from reluth.dosimetry.runner import run_case_dir
 from reluth.errors import ValidationError
 
 runner = CliRunner()

@@ -14,18 +14,24 @@ import pytest
 from sqlalchemy import Engine, select
 from tests.store.storekit import ready_patients
 
+from reluth.auth.actor import Actor
 from reluth.auth.roles import Role
+from reluth.core.context import reading, writing
+from reluth.core.trial import Trial
 from reluth.db import audit
 from reluth.db.audit import AuditLog
-from reluth.db.session import Actor, read_session, unit_of_work
+from reluth.db.session import read_session
 from reluth.dosimetry import service
 from reluth.dosimetry.bed import bed_gy
+from reluth.dosimetry.case_dir import load_case
 from reluth.dosimetry.models import DoseResult
-from reluth.dosimetry.pipeline import compute_case, dose_records, load_case
+from reluth.dosimetry.pipeline import compute_case, dose_records
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.protocol.definition import load_protocol
 
-PHYSICIST = Actor("phys1", Role.MEDICAL_PHYSICIST.value)
+PHYSICIST = Actor("phys1", Role.MEDICAL_PHYSICIST)
 NOW = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
+TRIAL = Trial(load_protocol()).at(NOW)
 EXAMPLE_CASE = Path(__file__).resolve().parents[2] / "examples" / "dosimetry" / "phantom-case"
 
 
@@ -52,10 +58,8 @@ def patient(engine: Engine) -> Iterator[str]:
 
 def _store(engine: Engine, code: str, cycle: int, records: list[Any], **kw: Any) -> int:
     reason = kw.pop("reason", None)
-    with unit_of_work(engine, PHYSICIST, reason=reason) as uow:
-        rows = service.store_cycle(
-            uow.session, code, cycle, records, now=NOW, case_id="CASE-1", **kw
-        )
+    with writing(engine, PHYSICIST, TRIAL, reason=reason) as ctx:
+        rows = service.store_cycle(ctx, code, cycle, records, case_id="CASE-1", **kw)
         return len(rows)
 
 
@@ -169,8 +173,8 @@ def test_patient_read_gives_cycles_and_cumulative_kidney_bed_against_the_limits(
 ) -> None:
     _store(engine, patient, 1, _records(kidney_gy=2.0, teff_h=40.0, marrow_gy=0.5))
     _store(engine, patient, 2, _records(kidney_gy=3.0, teff_h=60.0, marrow_gy=1.6))
-    with read_session(engine) as s:
-        d = service.patient_dosimetry(s, patient)
+    with reading(engine, PHYSICIST, TRIAL) as ctx:
+        d = service.patient_dosimetry(ctx, patient)
     assert d.administered_cycles == [1, 2]
     assert [c.cycle for c in d.cycles] == [1, 2]
     assert [r.kind for r in d.cycles[0].rows][:2] == ["organ", "organ"]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pydicom
@@ -11,9 +13,26 @@ from reluth.cli import app
 runner = CliRunner()
 
 
-def _run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["images", *args])
+def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, ["images", *args], env=env)
     return result.exit_code, result.output
+
+
+def _physicist_token(db: str) -> dict[str, str]:
+    """A migrated trial database with a medical physicist, and the physicist's CLI login."""
+    from tests.store.storekit import add_account, add_users, cli_token
+
+    from reluth.auth.roles import Role
+    from reluth.db.engine import make_engine
+    from reluth.db.migrate import upgrade
+
+    engine = make_engine(db)
+    upgrade(engine)
+    add_users(engine)
+    add_account(engine, "phys1", Role.MEDICAL_PHYSICIST)
+    token = cli_token(engine, "phys1")
+    engine.dispose()
+    return {"RELUTH_TOKEN": token}
 
 
 def test_site_and_central_workflow(tmp_path: Path) -> None:
@@ -59,10 +78,14 @@ def test_site_and_central_workflow(tmp_path: Path) -> None:
     assert {s["modality"] for s in series} == {"NM", "CT"}
     assert {s["time_point"] for s in series} == {"4h", "24h"}
     db = f"sqlite:///{tmp_path / 'trial.db'}"
-    code, text = _run("ingest", str(out), "--db", db, "--store", str(tmp_path / "store"), "--json")
+    store = str(tmp_path / "store")
+    physicist = _physicist_token(db)
+    code, text = _run("ingest", str(out), "--db", db, "--store", store)
+    assert code == 4 and "not logged in" in text  # the central store needs a login
+    code, text = _run("ingest", str(out), "--db", db, "--store", store, "--json", env=physicist)
     assert code == 0, text
     assert json.loads(text)["stored"] == 6
-    code, text = _run("ingest", str(raw), "--db", db, "--store", str(tmp_path / "store"))
+    code, text = _run("ingest", str(raw), "--db", db, "--store", store, env=physicist)
     assert code == 1 and "refused" in text
 
 
@@ -139,3 +162,14 @@ def test_qc_with_the_example_calibration_file(tmp_path: Path) -> None:
     assert code == 0, text
     checks = {c["name"]: c for c in json.loads(text)["series"][0]["checks"]}
     assert checks["units"]["status"] == "PASS" and "9.62" in checks["units"]["reason"]
+
+
+def test_imaging_commands_import_the_dicom_stack_only_when_run() -> None:
+    """pydicom (with numpy) and the profile table load inside the commands that use them."""
+    code = (
+        "import sys, reluth.imaging.cli; "
+        "print(sorted(m for m in ('pydicom', 'numpy', 'reluth.imaging.profile', "
+        "'reluth.imaging.batch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -18,12 +18,14 @@ from reluth.imaging.deid import (
     MIN_OFFSET_DAYS,
     check_patient_id,
     clean_text,
+    compile_deidentifier,
     day_offset,
     map_uid,
     read_key,
     shift_date,
     shift_datetime,
 )
+from reluth.imaging.profile import make_profile
 from reluth.imaging.qc import extract_header
 from reluth.imaging.synthetic import SyntheticPatient, write_patient
 from reluth.imaging.verify import verify_tree
@@ -57,6 +59,16 @@ def test_uid_mapping_is_valid_deterministic_and_patient_keyed(uid: str) -> None:
     assert UID_RE.match(new) and len(new) <= 64
     assert map_uid(KEY, uid, PATIENT) == new
     assert map_uid(KEY, uid, OTHER_PATIENT) != new
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.from_regex(r" ?[12](\.\d{1,10}){0,8}\x00?", fullmatch=True))
+def test_compiled_uid_mapping_equals_the_reference(uid: str) -> None:
+    """The batch keys the MAC once and copies its state; the result is map_uid's."""
+    deid = compile_deidentifier(make_profile(), settings())
+    assert deid.uid(uid) == map_uid(KEY, uid, PATIENT)
+    assert deid.uid(uid) == map_uid(KEY, uid, PATIENT)  # remembered value too
+    assert compile_deidentifier(make_profile(), settings()) is deid  # compiled once
 
 
 @hsettings(max_examples=100, deadline=None)

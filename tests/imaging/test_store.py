@@ -7,15 +7,42 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from tests.store.storekit import add_account, add_users, at, read, work
 
+from reluth.auth.roles import Role
 from reluth.db.engine import make_engine
+from reluth.db.migrate import upgrade
+from reluth.imaging import store as imaging_store
 from reluth.imaging.batch import deidentify_tree
 from reluth.imaging.models import ImagingInstance, ImagingSeries
-from reluth.imaging.store import catalogue, ingest, store_path
+from reluth.imaging.store import store_path
 
 from .conftest import PATIENT, settings
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+PHYSICIST = "phys1"
+
+
+def ingest(src: Path, db_url: str, store: Path, now: dt.datetime) -> imaging_store.IngestReport:
+    """The central ingest as the medical physicist (the store's owner), on a migrated database."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        add_users(engine)
+        add_account(engine, PHYSICIST, Role.MEDICAL_PHYSICIST)
+        with work(engine, PHYSICIST, trial=at(now)) as ctx:
+            return imaging_store.ingest(ctx, src, store)
+    finally:
+        engine.dispose()
+
+
+def catalogue(db_url: str) -> list[dict[str, object]]:
+    engine = make_engine(db_url)
+    try:
+        with read(engine, PHYSICIST) as ctx:
+            return imaging_store.catalogue(ctx)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")

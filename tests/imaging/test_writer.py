@@ -6,14 +6,18 @@ import io
 import warnings
 from pathlib import Path
 
+import pydicom
 import pytest
 from pydicom.data import get_testdata_files
+from pydicom.dataelem import convert_raw_data_element
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import BaseTag
 
 from reluth.imaging.batch import decode_if_reencoded, read_dataset
-from reluth.imaging.deid import DeidError, deidentify_dataset
+from reluth.imaging.deid import DeidError, deidentify_dataset, peek, peek_text
 from reluth.imaging.profile import make_profile
-from reluth.imaging.writer import _fast_path, write_dataset_file
+from reluth.imaging.writer import _fast_path, _meta_bytes, write_dataset_file
 
 from .conftest import settings
 
@@ -51,3 +55,51 @@ def test_fast_writer_equals_pydicom_byte_for_byte(raw_export: Path, deidentify: 
             compared += 1
     assert compared > 80 and fast > 60
     assert deferred > 5  # large pixel data copied from the source file, never read
+
+
+def _pydicom_datasets() -> list[pydicom.Dataset]:
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for f in get_testdata_files():
+            try:
+                out.append(pydicom.dcmread(f, defer_size=65536))
+            except Exception:
+                continue  # not DICOM or unreadable: not a comparison
+    return out
+
+
+def test_file_meta_encoded_as_pydicom_writes_it() -> None:
+    compared = 0
+    for ds in _pydicom_datasets():
+        meta = getattr(ds, "file_meta", None)
+        if meta is None or not len(meta):
+            continue
+        for touched in (False, True):
+            if touched and "MediaStorageSOPInstanceUID" in meta:
+                meta.MediaStorageSOPInstanceUID = "2.25.12345"  # a decoded, changed element
+            expected = DicomBytesIO()
+            expected.is_little_endian, expected.is_implicit_VR = True, False
+            write_file_meta_info(expected, meta, enforce_standard=False)
+            got = _meta_bytes(meta)
+            if got is not None:
+                assert got == expected.getvalue()
+                compared += 1
+    assert compared > 200
+
+
+def test_peeked_values_equal_pydicom_conversion() -> None:
+    """peek decodes US, CS and UI itself: same values and types as pydicom, element kept raw;
+    peek_text is their text."""
+    compared = 0
+    for ds in _pydicom_datasets():
+        for tag, elem in list(ds._dict.items()):
+            if not elem.is_raw or elem.value is None:
+                continue
+            got = peek(ds, tag)
+            assert ds._dict[tag] is elem  # not converted in the dataset
+            want = convert_raw_data_element(elem, ds=ds).value
+            assert got == want and type(got) is type(want), (tag, got, want)
+            assert peek_text(ds, tag) == ("" if want is None else str(want))
+            compared += 1
+    assert compared > 5000

@@ -1,5 +1,6 @@
-"""``reluth dosimetry``: run a case, run a batch (local processes or a Dask cluster), write a
-phantom case, generate a voxel kernel, and the dose–effect analysis."""
+"""``reluth dosimetry``: run a case, a patient-cycle from the DICOM store (``from-store``), a
+batch (local processes or a Dask cluster), write a phantom case, generate a voxel kernel, and
+the dose–effect analysis."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from reluth.cli_support import console, err_console, handle_errors, print_json
-from reluth.errors import PermissionDenied, ReluthError, ValidationError
+from reluth.errors import ReluthError, ValidationError
 
 app = typer.Typer(
     help="Dosimetry of [177Lu]Lu-DOTATATE: kinetics, organ/tumour/marrow/voxel dose, BED.",
@@ -28,7 +29,6 @@ def register(root: typer.Typer) -> None:
 DB = typer.Option(None, "--db", help="Trial database URL (default $RELUTH_DATABASE_URL).")
 PATIENT = typer.Option(None, "--patient", help="Store the results for this patient (C01-0001).")
 CYCLE = typer.Option(None, "--cycle", help="Administration cycle the case belongs to (1-4).")
-AS_USER = typer.Option(None, "--as", help="Acting user (default $RELUTH_USER or OS login).")
 REPLACE = typer.Option(
     None, "--replace-reason", help="Replace the cycle's stored results, giving the reason."
 )
@@ -43,12 +43,11 @@ def run_cmd(
     patient: str | None = PATIENT,
     cycle: int | None = CYCLE,
     db: str | None = DB,
-    as_user: str | None = AS_USER,
     replace_reason: str | None = REPLACE,
 ) -> None:
     """Compute one case: results.json, dose maps (NIfTI), TAC plots, summary.html. With
     --patient and --cycle, also store the dose records in the trial database."""
-    from reluth.dosimetry.pipeline import run_case_dir
+    from reluth.dosimetry.runner import run_case_dir
 
     if (patient is None) != (cycle is None):
         raise ValidationError("--patient/--cycle", "only one given", "both, or neither")
@@ -56,7 +55,7 @@ def run_cmd(
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     stored = None
     if patient is not None and cycle is not None:
-        stored = _store(results, patient, cycle, db, as_user, replace_reason)
+        stored = _store(results, patient, cycle, db, replace_reason)
     if as_json:
         print_json(results if stored is None else {**results, "stored": stored})
         return
@@ -73,7 +72,6 @@ def store_cmd(
     patient: str = typer.Option(..., "--patient", help="Patient ID, C01-0001."),
     cycle: int = typer.Option(..., "--cycle", help="Administration cycle the case belongs to."),
     db: str | None = DB,
-    as_user: str | None = AS_USER,
     replace_reason: str | None = REPLACE,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -82,7 +80,7 @@ def store_cmd(
         doc = json.loads(results_json.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError(str(results_json), f"cannot read: {exc}", "results.json") from None
-    stored = _store(doc, patient, cycle, db, as_user, replace_reason)
+    stored = _store(doc, patient, cycle, db, replace_reason)
     if as_json:
         print_json(stored)
     else:
@@ -94,37 +92,104 @@ def _store(
     patient: str,
     cycle: int,
     db: str | None,
-    as_user: str | None,
     replace_reason: str | None,
 ) -> dict[str, Any]:
-    """The records of a case's summary, stored through the dosimetry service as the user."""
-    import datetime as dt
-
-    from reluth.auth.policy import Action, Resource, allowed
-    from reluth.config import get_settings
-    from reluth.db.actors import resolve_actor
-    from reluth.db.engine import make_engine
-    from reluth.db.session import unit_of_work
+    """The records of a case's summary, stored through the dosimetry service as the logged-in
+    user (the service asks the policy)."""
+    from reluth.cli_support import cli_context
     from reluth.dosimetry import service
 
     records = service.records_from_document(doc)
-    engine = make_engine(db or get_settings().database_url)
-    try:
-        actor = resolve_actor(engine, as_user)
-        if not allowed(actor.role, Action.WRITE, Resource.DOSIMETRY):
-            raise PermissionDenied(f"{actor.role} may not write dosimetry results")
-        with unit_of_work(engine, actor, reason=replace_reason) as uow:
-            rows = service.store_cycle(
-                uow.session,
-                patient,
-                cycle,
-                records,
-                now=dt.datetime.now(dt.UTC),
-                replace=replace_reason is not None,
-            )
-            return {"patient_id": patient, "cycle": cycle, "stored": len(rows)}
-    finally:
-        engine.dispose()
+    with cli_context(write=True, reason=replace_reason, url=db) as ctx:
+        rows = service.store_cycle(ctx, patient, cycle, records, replace=replace_reason is not None)
+        return {"patient_id": patient, "cycle": cycle, "stored": len(rows)}
+
+
+@app.command("from-store")
+@handle_errors
+def from_store_cmd(
+    patient: str = typer.Option(..., "--patient", help="Patient ID, C01-0001."),
+    cycle: int = typer.Option(..., "--cycle", help="Administration cycle (its images)."),
+    vois: str | None = typer.Option(
+        None,
+        "--vois",
+        help="RTSTRUCT/SEG/NIfTI file or folder, or the series UID of a stored RTSTRUCT/SEG "
+        "(default: the cycle's one catalogued RTSTRUCT/SEG).",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output directory (default DATA_DIR/dosimetry/PATIENT-CCYCLE)."
+    ),
+    store: Path | None = typer.Option(
+        None, "--store", help="Content-addressed image store (default $RELUTH_IMAGE_STORE)."
+    ),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", help="The centres' camera calibrations (YAML, cps/MBq)."
+    ),
+    organ_table: Path | None = typer.Option(
+        None, "--organ-table", help="ROI name → organ table (YAML; default the shipped one)."
+    ),
+    settings_file: Path | None = typer.Option(
+        None, "--settings", help="methods/bed/marrow/geometry/vois sections as in case.yaml."
+    ),
+    registration: str = typer.Option("rigid", "--registration", help="rigid, affine or none."),
+    no_store: bool = typer.Option(False, "--no-store", help="Compute and write only."),
+    db: str | None = DB,
+    replace_reason: str | None = REPLACE,
+    as_json: bool = typer.Option(False, "--json", help="Print the result summary as JSON."),
+) -> None:
+    """Dosimetry of one patient-cycle from the de-identified DICOM store: SPECT/CT series of
+    the cycle, VOIs, registration, doses; results stored through the audited service."""
+    import yaml
+
+    from reluth.cli_support import cli_context
+    from reluth.config import get_settings
+    from reluth.dosimetry.dicom_images import load_calibrations
+    from reluth.dosimetry.runner import run_from_store
+    from reluth.dosimetry.vois import default_organ_table, load_organ_table
+
+    cfg = get_settings()
+    store_dir = store or cfg.image_store
+    if not store_dir.is_dir():
+        raise ValidationError("--store", f"{store_dir} is not a directory", "the image store")
+    settings: dict[str, Any] = {}
+    if settings_file is not None:
+        try:
+            loaded = yaml.safe_load(settings_file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValidationError("--settings", f"cannot read: {exc}", "YAML") from None
+        if not isinstance(loaded, dict):
+            raise ValidationError("--settings", "not a mapping", "methods/bed/marrow sections")
+        settings = loaded
+    out_dir = out or cfg.data_dir / "dosimetry" / f"{patient}-C{cycle}"
+    with (
+        cli_context(url=db) as ctx,
+        Progress(TextColumn("{task.description}"), console=err_console, transient=True) as progress,
+    ):
+        task = progress.add_task("assembling the case", total=None)
+        doc = run_from_store(
+            ctx,
+            store_dir,
+            patient,
+            cycle,
+            out_dir,
+            vois=vois,
+            calibrations=load_calibrations(calibration) if calibration else (),
+            organ_table=load_organ_table(organ_table) if organ_table else default_organ_table(),
+            settings=settings,
+            settings_dir=settings_file.parent if settings_file else Path("."),
+            registration=registration,
+            on_progress=lambda text: progress.update(task, description=text),
+        )
+    stored = None
+    if not no_store:
+        stored = _store(doc, patient, cycle, db, replace_reason)
+    if as_json:
+        print_json(doc if stored is None else {**doc, "stored": stored})
+        return
+    _print_case_table(doc)
+    console.print(f"outputs in {out_dir}")
+    if stored is not None:
+        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
 
 
 def _print_case_table(results: dict[str, Any]) -> None:
@@ -157,7 +222,7 @@ def _print_case_table(results: dict[str, Any]) -> None:
 
 def _run_one(case_dir: str, out_dir: str) -> dict[str, Any]:
     """Batch task (top level so processes and Dask workers can import it); never raises."""
-    from reluth.dosimetry.pipeline import run_case_dir
+    from reluth.dosimetry.runner import run_case_dir
 
     try:
         return {"ok": True, **run_case_dir(Path(case_dir), Path(out_dir))}
@@ -172,6 +237,47 @@ def _run_one(case_dir: str, out_dir: str) -> dict[str, Any]:
         }
 
 
+def _patients_with_cycle(db: str | None, cycle: int) -> list[str]:
+    from reluth.cli_support import cli_context
+    from reluth.imaging.store import patients_with_cycle
+
+    with cli_context(url=db) as ctx:
+        return patients_with_cycle(ctx, cycle)
+
+
+def _run_store_one(
+    patient: str,
+    cycle: int,
+    store: str,
+    out_dir: str,
+    calibration: str | None,
+    db: str | None,
+) -> dict[str, Any]:
+    """Batch task for one patient-cycle from the store (read, computed, then stored through
+    the services as the logged-in user); never raises."""
+    from reluth.cli_support import cli_context
+    from reluth.dosimetry.dicom_images import load_calibrations
+    from reluth.dosimetry.runner import run_from_store
+    from reluth.dosimetry.vois import default_organ_table
+
+    case = f"{patient}-C{cycle}"
+    try:
+        with cli_context(url=db) as ctx:
+            doc = run_from_store(
+                ctx, Path(store), patient, cycle, Path(out_dir),
+                calibrations=load_calibrations(Path(calibration)) if calibration else (),
+                organ_table=default_organ_table(),
+            )  # fmt: skip
+        stored = _store(doc, patient, cycle, db, None)
+        return {"ok": True, "case_id": case, "out_dir": out_dir, "stored": stored["stored"],
+                "warnings": doc["warnings"]}  # fmt: skip
+    except ReluthError as exc:
+        return {"ok": False, "case": case, "error": exc.message}
+    except Exception as exc:  # a bug in one case must not stop the batch
+        return {"ok": False, "case": case, "error": f"internal error: {exc!r}",
+                "traceback": traceback.format_exc()}  # fmt: skip
+
+
 @app.command("batch")
 @handle_errors
 def batch_cmd(
@@ -182,13 +288,39 @@ def batch_cmd(
         None, "--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://HOST:8786."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the batch summary as JSON."),
+    from_store: int | None = typer.Option(
+        None,
+        "--from-store-cycle",
+        help="Instead of case directories: every patient with catalogued series of this cycle "
+        "(CASES_DIR is then the image store), computed and stored as `from-store` does.",
+    ),
+    calibration: Path | None = typer.Option(None, "--calibration", help="With --from-store-cycle."),
+    db: str | None = DB,
 ) -> None:
     """Run every case in CASES_DIR; a bad case is reported and the others go on."""
     if not cases_dir.is_dir():
         raise ValidationError("CASES_DIR", f"{cases_dir} is not a directory", "a directory")
-    cases = sorted(p for p in cases_dir.iterdir() if (p / "case.yaml").exists())
-    if not cases:
-        raise ValidationError("CASES_DIR", f"no case.yaml under {cases_dir}", "case directories")
+    fn: Any
+    jobs: list[tuple[Any, ...]]
+    if from_store is not None:
+        fn = _run_store_one
+        jobs = [
+            (code, from_store, str(cases_dir.resolve()), str((out / f"{code}-C{from_store}").resolve()),
+             None if calibration is None else str(calibration.resolve()), db)
+            for code in _patients_with_cycle(db, from_store)
+        ]  # fmt: skip
+        if not jobs:
+            raise ValidationError(
+                "--from-store-cycle", f"no patient has catalogued series of cycle {from_store}", ""
+            )
+    else:
+        cases = sorted(p for p in cases_dir.iterdir() if (p / "case.yaml").exists())
+        if not cases:
+            raise ValidationError(
+                "CASES_DIR", f"no case.yaml under {cases_dir}", "case directories"
+            )
+        fn = _run_one
+        jobs = [(str(c.resolve()), str((out / c.name).resolve())) for c in cases]
     client = _connect(scheduler) if scheduler else None
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
@@ -200,16 +332,16 @@ def batch_cmd(
         console=err_console,
         transient=as_json,
     ) as progress:
-        task = progress.add_task("dosimetry cases", total=len(cases))
+        task = progress.add_task("dosimetry cases", total=len(jobs))
         if client is not None:
-            results = _batch_dask(client, cases, out, progress, task)
+            results = _batch_dask(client, fn, jobs, progress, task)
         else:
-            results = _batch_local(workers, cases, out, progress, task)
+            results = _batch_local(workers, fn, jobs, progress, task)
     results.sort(key=lambda r: str(r.get("case_id", r.get("case"))))
     failed = [r for r in results if not r["ok"]]
     doc = {
-        "n_cases": len(cases),
-        "n_ok": len(cases) - len(failed),
+        "n_cases": len(jobs),
+        "n_ok": len(jobs) - len(failed),
         "n_failed": len(failed),
         "results": results,
     }
@@ -228,18 +360,18 @@ def batch_cmd(
 
 
 def _batch_local(
-    workers: int, cases: list[Path], out: Path, progress: Progress, task: Any
+    workers: int, fn: Any, jobs: list[tuple[Any, ...]], progress: Progress, task: Any
 ) -> list[dict[str, Any]]:
     results = []
     if workers == 1:
-        for c in cases:
-            results.append(_run_one(str(c), str(out / c.name)))
+        for job in jobs:
+            results.append(fn(*job))
             progress.advance(task)
         return results
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_run_one, str(c), str(out / c.name)) for c in cases]
+        futures = [pool.submit(fn, *job) for job in jobs]
         for f in as_completed(futures):
             results.append(f.result())
             progress.advance(task)
@@ -258,16 +390,13 @@ def _connect(address: str) -> Any:
 
 
 def _batch_dask(
-    client: Any, cases: list[Path], out: Path, progress: Progress, task: Any
+    client: Any, fn: Any, jobs: list[tuple[Any, ...]], progress: Progress, task: Any
 ) -> list[dict[str, Any]]:
     from dask.distributed import as_completed
 
     results = []
     try:
-        futures = [
-            client.submit(_run_one, str(c.resolve()), str((out / c.name).resolve()), pure=False)
-            for c in cases
-        ]
+        futures = [client.submit(fn, *job, pure=False) for job in jobs]
         for f in as_completed(futures):
             results.append(f.result())
             progress.advance(task)
@@ -338,7 +467,7 @@ def dose_effect_cmd(
 
     from reluth.cli_support import to_jsonable
     from reluth.dosimetry import dose_effect
-    from reluth.dosimetry.pipeline import json_safe
+    from reluth.dosimetry.outputs import json_safe
 
     if not data.exists():
         raise ValidationError(str(data), "file not found", "a CSV file")

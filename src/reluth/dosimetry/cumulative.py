@@ -1,8 +1,17 @@
 """Cumulative absorbed dose and BED per organ over all cycles of a patient (first PRRT, second
 PRRT, randomized cycles: at most eight), with warnings against configurable limits.
 
-Limits (data/limits.yaml) state their source. A warning is raised when a cumulative value
-reaches or exceeds a limit; the comparison is exact on the decimal value as reported.
+Region names are mapped to organs by the organ-name table (``organs.py``), so "Reins",
+"kidneys" and a left/right pair all cumulate as the organ ``kidneys``. A cycle that has the
+parts of a combined organ but not the organ itself (``kidney_left`` and ``kidney_right``, no
+``kidneys``) gets the combined organ derived: absorbed dose = energy over mass (the
+mass-weighted mean of the parts; equal weights, with a note, when a mass is missing), BED = the
+mass-weighted mean of the parts' BED (the mean BED over the volume for a uniform dose per part).
+
+Limits (data/limits.yaml) state their source. A limit stated for an organ is checked on the
+organ and on each of its parts (a kidney alone reaching the kidney limit is warned: with
+asymmetric uptake the hotter kidney reaches it first). A warning is raised when a cumulative
+value reaches or exceeds a limit; the comparison is exact on the decimal value as reported.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from importlib import resources
 import yaml
 
 from reluth.dosimetry.bed import BedParameters, bed_gy
+from reluth.dosimetry.organs import OrganNames, default_organ_names
 from reluth.errors import ValidationError
 
 MAX_CYCLES = 8
@@ -32,8 +42,14 @@ class Limit:
 
 @dataclass(frozen=True)
 class OrganCycleDose:
+    """One organ's dose in one cycle. ``bed_gy`` is given only when it cannot be computed from
+    the dose and one effective half-life (a combined organ); ``mass_g`` weights the parts of a
+    combined organ."""
+
     absorbed_dose_gy: float
     effective_half_life_h: float | None = None
+    mass_g: float | None = None
+    bed_gy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,14 +133,80 @@ def reaches(value_gy: float, limit_gy: Decimal, decimals: int = 2) -> bool:
     return value.quantize(Decimal(1).scaleb(-decimals)) >= limit_gy
 
 
+def canonical_cycle(
+    cycle: CycleDoses,
+    names: OrganNames,
+    bed_parameters: Mapping[str, BedParameters],
+    notes: list[str],
+) -> CycleDoses:
+    """A cycle keyed by organ (aliases mapped) with the combined organs derived from their
+    parts when the cycle lacks them."""
+    doses: dict[str, OrganCycleDose] = {}
+    source: dict[str, str] = {}
+    for name, dose in cycle.doses.items():
+        organ = names.canonical(name)
+        if organ in doses:
+            raise ValidationError(
+                f"cycles.{cycle.label}",
+                f"{source[organ]!r} and {name!r} both name the organ {organ}",
+                "one dose per organ and cycle",
+            )
+        doses[organ] = dose
+        source[organ] = name
+    for parent, parts in names.combined.items():
+        if parent in doses or not all(p in doses for p in parts):
+            continue
+        members = [doses[p] for p in parts]
+        masses = [m.mass_g for m in members]
+        mass_known = all(m is not None and m > 0 for m in masses)
+        if not mass_known:
+            weights = [1.0] * len(members)
+            notes.append(
+                f"{parent} ({cycle.label}): derived from {', '.join(parts)} with equal weights "
+                "(a part's mass is missing)"
+            )
+        else:
+            weights = [float(m) for m in masses if m is not None]
+        total = sum(weights)
+        mean_dose = sum(w * m.absorbed_dose_gy for w, m in zip(weights, members, strict=True))
+        params = _bed_params(parent, names, bed_parameters)
+        bed = None
+        if params is not None:
+            beds = [_cycle_bed(m, params) for m in members]
+            if all(b is not None for b in beds):
+                bed = sum(w * b for w, b in zip(weights, beds, strict=True) if b is not None)
+                bed /= total
+        doses[parent] = OrganCycleDose(mean_dose / total, None, total if mass_known else None, bed)
+    return CycleDoses(cycle.label, doses)
+
+
+def _bed_params(
+    organ: str, names: OrganNames, bed_parameters: Mapping[str, BedParameters]
+) -> BedParameters | None:
+    if organ in bed_parameters:
+        return bed_parameters[organ]
+    parent = names.parent_of(organ)
+    return None if parent is None else bed_parameters.get(parent)
+
+
+def _cycle_bed(dose: OrganCycleDose, params: BedParameters) -> float | None:
+    if dose.bed_gy is not None:
+        return dose.bed_gy
+    if dose.effective_half_life_h is None:
+        return None
+    return bed_gy(dose.absorbed_dose_gy, dose.effective_half_life_h, params)
+
+
 def cumulate(
     cycles: Sequence[CycleDoses],
     bed_parameters: Mapping[str, BedParameters] | None = None,
     limits: Sequence[Limit] | None = None,
     risk_factors: bool = False,
+    names: OrganNames | None = None,
 ) -> CumulativeResult:
-    """Per-organ doses per cycle, BED where parameters are given (kidneys by default), sums,
-    and limit warnings."""
+    """Per-organ doses per cycle (region names mapped to organs, combined organs derived),
+    BED where parameters are given (kidneys and their parts by default), sums, and limit
+    warnings."""
     if not cycles:
         raise ValidationError("cycles", "no cycle given", f"1 to {MAX_CYCLES} cycles")
     if len(cycles) > MAX_CYCLES:
@@ -132,28 +214,29 @@ def cumulate(
     labels = [c.label for c in cycles]
     if len(set(labels)) != len(labels):
         raise ValidationError("cycles", f"duplicate cycle labels {labels}", "unique labels")
+    table = default_organ_names() if names is None else names
     params = {"kidneys": BedParameters()} if bed_parameters is None else dict(bed_parameters)
     lims = default_limits() if limits is None else tuple(limits)
-    organ_names = sorted({o for c in cycles for o in c.doses})
     notes: list[str] = []
+    cycles = [canonical_cycle(c, table, params, notes) for c in cycles]
+    organ_names = sorted({o for c in cycles for o in c.doses})
     result: dict[str, OrganCumulative] = {}
     for organ in organ_names:
         present = [(c.label, c.doses[organ]) for c in cycles if organ in c.doses]
         doses = [d.absorbed_dose_gy for _, d in present]
         beds: list[float | None] | None = None
-        if organ in params:
-            beds = [
-                None
-                if d.effective_half_life_h is None
-                else bed_gy(d.absorbed_dose_gy, d.effective_half_life_h, params[organ])
-                for _, d in present
-            ]
+        organ_params = _bed_params(organ, table, params)
+        if organ_params is not None:
+            beds = [_cycle_bed(d, organ_params) for _, d in present]
             missing_bed = [lbl for (lbl, _), b in zip(present, beds, strict=True) if b is None]
             if missing_bed:
                 notes.append(
                     f"{organ}: cumulative BED not computed, no effective half-life for "
                     f"cycle(s) {', '.join(missing_bed)}"
                 )
+        if len(present) < len(cycles) and table.parent_of(organ) is not None:
+            missing = [c.label for c in cycles if organ not in c.doses]
+            notes.append(f"{organ}: no dose for cycle(s) {', '.join(missing)}; sum over the others")
         known = None if beds is None or None in beds else sum(b for b in beds if b is not None)
         result[organ] = OrganCumulative(
             organ,
@@ -169,25 +252,27 @@ def cumulate(
             continue
         if lim.applies_to == "no_risk_factors" and risk_factors:
             continue
-        oc = result.get(lim.organ)
-        if oc is None:
-            continue
-        value = (
-            oc.cumulative_absorbed_dose_gy
-            if lim.quantity == "absorbed_dose_gy"
-            else oc.cumulative_bed_gy
-        )
-        if value is None or not reaches(value, lim.limit_gy):
-            continue
-        what = "absorbed dose" if lim.quantity == "absorbed_dose_gy" else "BED"
-        warnings.append(
-            LimitWarning(
-                lim.organ,
-                lim.quantity,
-                value,
-                float(lim.limit_gy),
-                lim.source,
-                f"cumulative {lim.organ} {what} {value:.2f} Gy reaches the {lim.limit_gy} Gy limit",
+        for organ in table.family(lim.organ):
+            oc = result.get(organ)
+            if oc is None:
+                continue
+            value = (
+                oc.cumulative_absorbed_dose_gy
+                if lim.quantity == "absorbed_dose_gy"
+                else oc.cumulative_bed_gy
             )
-        )
+            if value is None or not reaches(value, lim.limit_gy):
+                continue
+            what = "absorbed dose" if lim.quantity == "absorbed_dose_gy" else "BED"
+            warnings.append(
+                LimitWarning(
+                    organ,
+                    lim.quantity,
+                    value,
+                    float(lim.limit_gy),
+                    lim.source,
+                    f"cumulative {organ} {what} {value:.2f} Gy reaches the {lim.limit_gy} Gy "
+                    f"limit{'' if organ == lim.organ else f' stated for {lim.organ}'}",
+                )
+            )
     return CumulativeResult(result, warnings, notes)

@@ -11,9 +11,20 @@ constant of Lu-177 by default, as the EANM 2022 guidance recommends):
 * ``bi``         A(t) = A1·e^(−λ1·t) + A2·e^(−(λ1+δ)·t)                 two washout phases
 * ``tri``        A(t) = A1·e^(−λ1·t) + A2·e^(−(λ1+δ2)·t) − (A1+A2)·e^(−(λ1+δ3)·t)
 
-Choice among the models by AICc; uncertainty of the time-integrated activity by the delta
-method on the fit covariance. Trapezoid integration with a tail, and the single-time-point
-methods of Hänscheid (2018) and Madsen (2018), complete the set.
+Fits are weighted by a stated relative uncertainty of each measurement (default 10 % for image
+activities, 5 % for blood samples: the order of the quantification and well-counter terms in
+Gear et al. 2018, EJNMMI 45:2456), so that the covariance, and the TIA uncertainty from it by the
+delta method, is absolute rather than scaled by the residuals of 1–2 degrees of freedom.
+
+Choice among the models (``fit_auto``): with a stated uncertainty the likelihood has no free
+variance, and the criterion is AIC = χ² + 2k (no small-sample term: the AICc correction of
+Hurvich & Tsai 1989 exists for an estimated variance); without one, AICc on the residual sum of
+squares (Burnham & Anderson 2002). For organs, ``auto`` also considers dropping the earliest
+point (a fast early component: blood pool, urine): the slow phase is fitted to the later points
+and the first point's excess over it is integrated as a triangle from injection to the second
+point; this candidate has one parameter more (k + 1) and is compared on all points, its first
+point fitted exactly. Trapezoid integration with a tail, and the single-time-point methods of
+Hänscheid (2018) and Madsen (2018), with their validity window, complete the set.
 """
 
 from __future__ import annotations
@@ -33,6 +44,15 @@ from reluth.errors import ValidationError
 FloatArray = NDArray[np.float64]
 
 FIT_MODELS = ("mono", "bi_uptake", "bi", "tri")
+BLOOD_MODELS = ("mono", "bi")
+UPTAKE_MODELS = ("bi_uptake", "tri")
+#: Stated 1-SD relative uncertainty of one measured activity (fit weights), by default.
+DEFAULT_IMAGE_RELATIVE_SD = 0.10
+DEFAULT_BLOOD_RELATIVE_SD = 0.05
+#: Single-time-point validity window (h): Hänscheid et al. 2018 (J Nucl Med 59:75), kidneys,
+#: about 3–5 days; also applied to Madsen's method. The default image is the one closest to 96 h.
+STP_WINDOW_H = (72.0, 120.0)
+STP_PREFERRED_H = 96.0
 TRAPEZOID_HEADS = ("zero", "constant")
 TRAPEZOID_TAILS = ("physical", "last_two_points")
 _LAMBDA_MAX_PER_H = 20.0
@@ -113,6 +133,8 @@ class FitResult:
     effective_half_life_h: float
     n_points: int
     weighted_ssr: float
+    criterion: float | None = None  # the value fit_auto ranks by (AIC with known σ, or AICc)
+    first_point_dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +147,7 @@ class TiaResult:
     effective_half_life_h: float | None
     fit: FitResult | None = None
     candidates: tuple[FitResult, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,6 +234,13 @@ def _gradient(fn: Callable[[Sequence[float]], float], p: FloatArray) -> FloatArr
     return g
 
 
+def information_criterion(weighted_ssr: float, n: int, k: int, known_sigma: bool) -> float | None:
+    """AIC = χ² + 2k with a stated (known) uncertainty, needing n > k; else AICc on the SSR."""
+    if known_sigma:
+        return weighted_ssr + 2 * k if n > k else None
+    return aicc(weighted_ssr, n, k)
+
+
 def aicc(weighted_ssr: float, n: int, k: int) -> float | None:
     """Akaike information criterion with small-sample correction; None if n − k − 1 ≤ 0."""
     if n - k - 1 <= 0:
@@ -288,6 +318,46 @@ def fit_model(
         effective_half_life_h=math.log(2) / lam_w,
         n_points=int(t.size),
         weighted_ssr=ssr,
+        criterion=information_criterion(ssr, t.size, k, sig is not None),
+    )
+
+
+def fit_dropping_first(
+    times_h: ArrayLike,
+    activities_mbq: ArrayLike,
+    sigma_mbq: ArrayLike | None = None,
+    min_decay_constant_per_h: float = LU177_DECAY_CONSTANT_PER_H,
+) -> FitResult | None:
+    """Mono-exponential on all points but the first, plus the first point's excess over it
+    integrated as a triangle from injection to the second point (a fast early component).
+    None when the first point is not above the slow phase (an uptake, not a fast washout)."""
+    t, a = validate_series(times_h, activities_mbq)
+    if t.size < 4:
+        return None
+    sig = None if sigma_mbq is None else np.asarray(sigma_mbq, dtype=float)
+    late = fit_model(
+        "mono", t[1:], a[1:], None if sig is None else sig[1:], min_decay_constant_per_h
+    )
+    a0, lam = late.params["a0_mbq"], late.params["lambda_per_h"]
+    excess = float(a[0] - a0 * math.exp(-lam * t[0]))
+    if not excess > 0:
+        return None
+    early = 0.5 * excess * float(t[1])
+    sd = late.tia_sd_mbq_h
+    if sd is not None and sig is not None:
+        sd = math.sqrt(sd**2 + (0.5 * float(t[1]) * float(sig[0])) ** 2)
+    k = n_params("mono") + 1
+    return FitResult(
+        model="mono",
+        params={**late.params, "first_point_excess_mbq": excess},
+        tia_mbq_h=late.tia_mbq_h + early,
+        tia_sd_mbq_h=sd,
+        aicc=aicc(late.weighted_ssr, int(t.size), k),
+        effective_half_life_h=late.effective_half_life_h,
+        n_points=int(t.size),
+        weighted_ssr=late.weighted_ssr,
+        criterion=information_criterion(late.weighted_ssr, int(t.size), k, sig is not None),
+        first_point_dropped=True,
     )
 
 
@@ -297,11 +367,15 @@ def fit_auto(
     sigma_mbq: ArrayLike | None = None,
     models: Sequence[str] = FIT_MODELS,
     min_decay_constant_per_h: float = LU177_DECAY_CONSTANT_PER_H,
+    consider_dropping_first: bool = False,
 ) -> TiaResult:
-    """Fit every candidate model that AICc can judge (n > k + 1) and keep the lowest AICc.
-    With too few points for AICc (2 or 3), the mono-exponential is fitted and said so."""
+    """Fit every candidate model the criterion can judge (AIC with a stated σ: n > k; AICc
+    without: n > k + 1) and keep the lowest; for organs (``consider_dropping_first``) also the
+    slow phase without the first point (:func:`fit_dropping_first`). With too few points for
+    any, the mono-exponential is fitted and said so."""
     t, a = validate_series(times_h, activities_mbq)
-    usable = [m for m in models if t.size - n_params(m) - 1 > 0]
+    known = sigma_mbq is not None
+    usable = [m for m in models if t.size - n_params(m) - (0 if known else 1) > 0]
     if not usable:
         if t.size < n_params("mono"):
             raise ValidationError(
@@ -324,16 +398,45 @@ def fit_auto(
             fits.append(fit_model(m, t, a, sigma_mbq, min_decay_constant_per_h))
         except ValidationError:
             continue
+    if consider_dropping_first:
+        try:
+            dropped = fit_dropping_first(t, a, sigma_mbq, min_decay_constant_per_h)
+        except ValidationError:
+            dropped = None
+        if dropped is not None and dropped.criterion is not None:
+            fits.append(dropped)
     if not fits:
         raise ValidationError("activities", "no model could be fitted", "a decaying curve")
-    best = min(fits, key=lambda f: f.aicc if f.aicc is not None else math.inf)
+    best = min(fits, key=lambda f: f.criterion if f.criterion is not None else math.inf)
+    name = f"fit:{best.model}" + (" (first point dropped)" if best.first_point_dropped else "")
     return TiaResult(
-        f"fit:{best.model}",
+        name,
         best.tia_mbq_h,
         best.tia_sd_mbq_h,
         best.effective_half_life_h,
         best,
         tuple(fits),
+    )
+
+
+def stp_index(times_h: Sequence[float], preferred_h: float = STP_PREFERRED_H) -> int:
+    """The image closest to ``preferred_h`` (96 h by default, Hänscheid 2018)."""
+    if not times_h:
+        raise ValidationError("times_h", "no time points given", "a list of hours")
+    return int(np.argmin([abs(t - preferred_h) for t in times_h]))
+
+
+def stp_warning(
+    method: str, time_h: float, window_h: tuple[float, float] = STP_WINDOW_H
+) -> str | None:
+    """A message when a single-time-point estimate is used outside its validity window."""
+    lo, hi = window_h
+    if lo <= time_h <= hi:
+        return None
+    return (
+        f"{method} single-time-point estimate at {time_h:.1f} h, outside its validity window "
+        f"{lo:g}–{hi:g} h (Hänscheid 2018): error can exceed 10 % "
+        f"(Hänscheid at 168 h for a 50 h effective half-life: {100 * (hanscheid_ratio(168 / 50) - 1):+.1f} %)"
     )
 
 
@@ -525,6 +628,12 @@ def voxel_tia_hanscheid(time_h: float, image: NDArray[np.floating]) -> NDArray[n
     if not time_h > 0:
         raise ValidationError("time_h", f"invalid time {time_h!r}", "hours > 0 after injection")
     return np.asarray(image * (2.0 * time_h / math.log(2.0)), dtype=np.float32)
+
+
+def has_uptake_phase(tr: TiaResult) -> bool:
+    """True when the VOI's chosen model has an uptake phase (bi_uptake, tri): a voxel-wise
+    mono-exponential fit, which assumes instantaneous uptake, overestimates such voxels."""
+    return tr.fit is not None and tr.fit.model in UPTAKE_MODELS
 
 
 def voxel_tia_organ_scaled(

@@ -214,14 +214,14 @@ def write_case(
         "vois": vois,
         "methods": {
             "kinetics": "auto",
-            "voxel_tia": "voxel_fit",
+            "voxel_tia": "auto",
             "voxel_dose": ["local", "kernel"],
             "kernel": "shipped",
         },
         "bed": {"alpha_beta_gy": 2.6, "repair_half_time_h": 2.8},
         "marrow": {
             "blood_samples": blood,
-            "kinetics": "mono",
+            "kinetics": "auto",
             "rmblr": 1.0,
             "remainder_voi": "body",
         },

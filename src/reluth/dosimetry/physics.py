@@ -26,6 +26,23 @@ LU177_BETA_BRANCHES: tuple[tuple[float, float, float], ...] = (
     (0.1765, 0.04766, 0.116),
 )
 
+#: Photons per decay (energy keV, yield), ICRP Publication 107 (Eckerman & Endo 2008) for
+#: Lu-177: the six gamma lines, and the Hf X-rays grouped by shell with their energy-weighted mean
+#: energy (K-alpha 54.6-55.9 keV, K-beta 62.9-65.4 keV, L 7.9-10.5 keV). X-rays below 5 keV
+#: (0.03 keV per decay) are left out (absorbed within a few micrometres). Sum 35.07 keV per decay
+#: (ICRP 107: gamma 31.56 + X 3.54 = 35.10 keV). Used only by the photon part of the voxel kernel.
+LU177_PHOTON_LINES: tuple[tuple[float, float], ...] = (
+    (208.366, 0.11),
+    (112.950, 0.064),
+    (321.316, 0.00219),
+    (249.674, 0.00212),
+    (71.646, 0.00154),
+    (136.725, 0.00048),
+    (55.486, 0.04487),
+    (63.705, 0.01157),
+    (8.606, 0.03277),
+)
+
 JOULE_PER_KEV = 1.602176634e-16
 
 #: Local deposition of all electron energy: mGy per (MBq·s) for 1 g of tissue.

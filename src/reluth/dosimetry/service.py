@@ -15,11 +15,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.dosimetry.cumulative import (
     CumulativeResult,
     CycleDoses,
@@ -32,8 +36,10 @@ from reluth.dosimetry.models import DoseResult
 from reluth.dosimetry.pipeline import DoseRecord, records_from_summary
 from reluth.errors import Conflict, PreconditionFailed, ValidationError
 from reluth.patients.service import get_patient
-from reluth.protocol.definition import load_protocol
 from reluth.treatment.models import Administration
+
+if TYPE_CHECKING:
+    from reluth.dosimetry.dicom_case import StoreCase
 
 #: Quantities a record may hold, with the one unit each is stored in (as the pipeline writes).
 QUANTITY_UNITS: dict[str, str] = {
@@ -163,13 +169,13 @@ def _administration(session: Session, patient_id: int, code: str, cycle: int) ->
     return given[cycle]
 
 
+@service(Action.WRITE, Resource.DOSIMETRY)
 def store_cycle(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     cycle: int,
     records: Sequence[Any],
     *,
-    now: dt.datetime,
     case_id: str | None = None,
     replace: bool = False,
 ) -> list[DoseResult]:
@@ -180,7 +186,8 @@ def store_cycle(
     cycle that already has results unless ``replace`` is set (Conflict); replacing deletes the
     old rows, which the audited unit of work accepts only with a reason.
     """
-    patient = get_patient(session, patient_code)
+    session, now = ctx.session, ctx.now()
+    patient = get_patient(ctx, patient_code)
     if isinstance(cycle, bool) or not isinstance(cycle, int):
         raise ValidationError("cycle", f"{cycle!r}", "a cycle number")
     admin = _administration(session, patient.id, patient.patient_code, cycle)
@@ -198,7 +205,7 @@ def store_cycle(
     for row in existing:
         session.delete(row)
     session.flush()  # the deletions first: the new rows reuse their unique keys
-    version = load_protocol().label
+    version = ctx.protocol.label
     rows = [
         DoseResult(
             patient_id=patient.id,
@@ -296,10 +303,12 @@ def _cycle_doses(cycle: int, rows: list[DoseResult]) -> CycleDoses:
     )
 
 
-def patient_dosimetry(session: Session, patient_code: str) -> PatientDosimetry:
+@service(Action.READ, Resource.DOSIMETRY)
+def patient_dosimetry(ctx: Ctx, patient_code: str) -> PatientDosimetry:
     """Stored results per cycle, the cumulative organ doses and kidney BED over the stored
     cycles (``cumulative.cumulate``, default BED parameters), and every limit checked."""
-    patient = get_patient(session, patient_code)
+    session = ctx.session
+    patient = get_patient(ctx, patient_code)
     stmt = (
         select(DoseResult, Administration)
         .join(Administration, Administration.id == DoseResult.administration_id)
@@ -353,3 +362,36 @@ def patient_dosimetry(session: Session, patient_code: str) -> PatientDosimetry:
         session.scalars(select(Administration.cycle).where(Administration.patient_id == patient.id))
     )
     return PatientDosimetry(patient.patient_code, administered, cycles, cum, checks)
+
+
+@service(Action.READ, Resource.DOSIMETRY)
+def previous_cycle_doses(ctx: Ctx, patient_code: str, before_cycle: int) -> list[CycleDoses]:
+    """The stored per-organ doses of the patient's cycles before ``before_cycle`` (what a new
+    cycle's cumulative dose and BED add to)."""
+    patient = get_patient(ctx, patient_code)
+    rows = ctx.session.scalars(
+        select(DoseResult).where(
+            DoseResult.patient_id == patient.id, DoseResult.cycle < before_cycle
+        )
+    ).all()
+    by_cycle: dict[int, list[DoseResult]] = {}
+    for r in rows:
+        by_cycle.setdefault(r.cycle, []).append(r)
+    doses = [_cycle_doses(c, rs) for c, rs in sorted(by_cycle.items())]
+    return [d for d in doses if d.doses]
+
+
+@service(Action.READ, Resource.IMAGING)
+def case_from_store(
+    ctx: Ctx, store: Path, patient_code: str, cycle: int, **options: Any
+) -> StoreCase:
+    """The case of one patient-cycle from the de-identified DICOM store (its catalogued
+    series, the recorded administration, the doses of earlier cycles); reading only, so the
+    long computation that follows holds no transaction."""
+    from reluth.dosimetry import dicom_case
+
+    patient = get_patient(ctx, patient_code)
+    previous = previous_cycle_doses(ctx, patient.patient_code, cycle)
+    return dicom_case.assemble(
+        ctx.session, store, patient.patient_code, cycle, previous_cycles=previous, **options
+    )

@@ -1,18 +1,24 @@
 """Voxel dosimetry: local energy deposition, voxel-S-value kernel convolution (FFT), dose–volume
 histograms.
 
-The Lu-177 soft-tissue kernel is generated here from a documented physical model, because no
-tabulated kernel with a clear licence and provenance could be sourced for shipping:
+The Lu-177 soft-tissue kernel is generated here from documented physics, because no tabulated
+Monte Carlo kernel with a clear licence and provenance could be sourced for shipping:
 
 * beta particles: Loevinger's empirical point-source function (Loevinger 1956, as given in
   ICRU Report 72 and MIRD Pamphlet 7) for each of the three Lu-177 beta branches, weighted by
   intensity × mean energy, unit-density soft tissue;
 * conversion and Auger electrons (14.6 keV per decay, ranges below 0.2 mm) deposited in the
   source voxel;
+* photons (35.1 keV per decay, ICRP 107 lines): an analogue photon Monte Carlo in water
+  (photoelectric absorption and Compton scattering with Klein–Nishina angles; cross-sections
+  from the Elam/Ravel/Sieber tables through ``xraydb``; coherent scattering, which deposits no
+  energy, neglected; the energy of Compton electrons and photo-electrons deposited where the
+  photon interacted);
 * integrated over source and target voxels by deterministic Monte Carlo (fixed seed), then
-  symmetrised;
-* photons (35.1 keV per decay) are NOT included, exactly as in local deposition; their share
-  in a large organ is a few per cent (see docs/dosimetry.md).
+  symmetrised.
+
+Validation against published Monte Carlo voxel S-values is in docs/dosimetry.md and
+tests/dosimetry/test_dosimetry_kernel.py.
 
 A user kernel may be given instead (``load_kernel``): ``.npy`` array in mGy/(MBq·s) centred on
 the source voxel with a JSON sidecar ``{"voxel_mm": [x, y, z], "units": "mGy/(MBq*s)"}``, or a
@@ -38,6 +44,7 @@ from reluth.dosimetry.physics import (
     LU177_BETA_BRANCHES,
     LU177_BETA_MEAN_KEV,
     LU177_CONVERSION_AND_AUGER_KEV,
+    LU177_PHOTON_LINES,
     SECONDS_PER_HOUR,
 )
 from reluth.errors import ValidationError
@@ -45,6 +52,11 @@ from reluth.errors import ValidationError
 HAFNIUM_Z = 72
 KERNEL_UNITS = "mGy/(MBq*s)"
 SHIPPED_VOXEL_MM = (4.42, 4.8, 2.21)
+#: Radius (mm) the generated kernel reaches, for the photon part (the electrons need < 3 mm).
+#: Photons deposit part of their energy beyond it (reported in the provenance).
+PHOTON_KERNEL_RADIUS_MM = 40.0
+ELECTRON_REST_MASS_KEV = 510.99895
+_PHOTON_CUTOFF_KEV = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class Kernel:
     values_mgy_per_mbq_s: NDArray[np.float64]
     voxel_mm: tuple[float, float, float]
     provenance: str
+    includes_photons: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,13 +126,18 @@ def generate_kernel(
     n_samples: int = 4_000_000,
     seed: int = 177,
     half_width: int | None = None,
+    photons: bool = True,
+    n_photons: int | None = None,
 ) -> Kernel:
-    """Voxel-S-value kernel (mGy per MBq·s in the source voxel) from the point-kernel model."""
+    """Voxel-S-value kernel (mGy per MBq·s in the source voxel): beta point kernel, local
+    conversion/Auger electrons and (``photons``) the photon Monte Carlo of
+    :func:`photon_energy_grid`."""
     vx = np.asarray(voxel_mm, dtype=np.float64)
     if vx.shape != (3,) or np.any(~(vx > 0)):
         raise ValidationError("voxel_mm", f"invalid voxel size {voxel_mm!r}", "three sizes > 0 mm")
     if half_width is None:
-        half_width = max(1, math.ceil(3.0 / float(vx.min()))) + 1
+        reach = PHOTON_KERNEL_RADIUS_MM if photons else 3.0
+        half_width = max(1, math.ceil(reach / float(vx.min()))) + (0 if photons else 1)
     hw = np.array([half_width] * 3)
     size = 2 * hw + 1
     energy = np.zeros(tuple(size), dtype=np.float64)
@@ -132,10 +150,7 @@ def generate_kernel(
             n = min(chunk, n_branch - done)
             start = (rng.random((n, 3)) - 0.5) * vx
             r = np.interp(rng.random(n), np.linspace(0, 1, table.size), table)
-            cos_t = rng.random(n) * 2 - 1
-            phi = rng.random(n) * 2 * math.pi
-            sin_t = np.sqrt(1 - cos_t**2)
-            d = np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1) * r[:, None]
+            d = _isotropic(rng, n) * r[:, None]
             idx = np.rint((start + d) / vx).astype(np.int64) + hw
             inside = np.all((idx >= 0) & (idx < size), axis=1)
             flat = np.ravel_multi_index(tuple(idx[inside].T), tuple(size))
@@ -143,17 +158,146 @@ def generate_kernel(
                 weight / n_branch
             )
             done += n
-    energy = _symmetrise(energy, isotropic=bool(np.allclose(vx, vx[0])))
-    mass_g = float(np.prod(vx)) / 1000.0 * density_g_per_ml
     kev = energy * LU177_BETA_MEAN_KEV
     kev[tuple(hw)] += LU177_CONVERSION_AND_AUGER_KEV
+    photon_note = "photons excluded"
+    if photons:
+        n_ph = n_photons if n_photons is not None else max(n_samples // 2, 100_000)
+        ph_kev, kept = photon_energy_grid(
+            (float(vx[0]), float(vx[1]), float(vx[2])), half_width, density_g_per_ml, n_ph, seed
+        )
+        kev += ph_kev
+        photon_note = (
+            f"photons by analogue Monte Carlo (ICRP 107 lines, xraydb cross-sections, "
+            f"n={n_ph}): {100 * kept:.1f}% of the photon energy deposited within the kernel"
+        )
+    kev = _symmetrise(kev, isotropic=bool(np.allclose(vx, vx[0])))
+    mass_g = float(np.prod(vx)) / 1000.0 * density_g_per_ml
     values = kev * JOULE_PER_KEV * 1e6 / (mass_g * 1e-3) * 1e3
     prov = (
         "generated by reluth.dosimetry.voxel.generate_kernel: Loevinger beta point kernel "
         f"(3 Lu-177 branches) + local CE/Auger, MC voxel integration n={n_samples} seed={seed}, "
-        f"soft tissue {density_g_per_ml} g/mL, photons excluded"
+        f"soft tissue {density_g_per_ml} g/mL, {photon_note}"
     )
-    return Kernel(values, (float(vx[0]), float(vx[1]), float(vx[2])), prov)
+    return Kernel(values, (float(vx[0]), float(vx[1]), float(vx[2])), prov, photons)
+
+
+def _isotropic(rng: np.random.Generator, n: int) -> NDArray[np.float64]:
+    cos_t = rng.random(n) * 2 - 1
+    phi = rng.random(n) * 2 * math.pi
+    sin_t = np.sqrt(1 - cos_t**2)
+    return np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)
+
+
+def water_photon_coefficients(
+    energy_kev: NDArray[np.float64], density_g_per_ml: float = 1.0
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Linear photoelectric and incoherent (Compton) attenuation coefficients of water, 1/cm
+    (Elam, Ravel & Sieber 2002 tables through xraydb)."""
+    import xraydb
+
+    e_ev = np.asarray(energy_kev, dtype=np.float64) * 1000.0
+    photo = xraydb.material_mu("H2O", e_ev, density=density_g_per_ml, kind="photo")
+    incoh = xraydb.material_mu("H2O", e_ev, density=density_g_per_ml, kind="incoh")
+    return np.asarray(photo, dtype=np.float64), np.asarray(incoh, dtype=np.float64)
+
+
+def klein_nishina_cos(
+    energy_kev: NDArray[np.float64], rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """Cosines of Compton scattering angles drawn from the Klein–Nishina cross-section (free
+    electrons at rest), by rejection against its forward value."""
+    alpha = energy_kev / ELECTRON_REST_MASS_KEV
+    out = np.empty(energy_kev.size)
+    todo = np.arange(energy_kev.size)
+    while todo.size:
+        c = rng.random(todo.size) * 2 - 1
+        p = 1.0 / (1.0 + alpha[todo] * (1 - c))
+        f = 0.5 * p * p * (p + 1.0 / p - (1 - c * c))
+        ok = rng.random(todo.size) < f
+        out[todo[ok]] = c[ok]
+        todo = todo[~ok]
+    return out
+
+
+def _rotate(
+    u: NDArray[np.float64], cos_t: NDArray[np.float64], rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """New unit directions at polar angle arccos(cos_t) from ``u``, azimuth uniform."""
+    phi = 2 * math.pi * rng.random(cos_t.size)
+    sin_t = np.sqrt(np.maximum(0.0, 1 - cos_t**2))
+    ux, uy, uz = u.T
+    den = np.sqrt(np.maximum(1e-300, 1 - uz * uz))
+    out = np.empty_like(u)
+    out[:, 0] = sin_t * (ux * uz * np.cos(phi) - uy * np.sin(phi)) / den + ux * cos_t
+    out[:, 1] = sin_t * (uy * uz * np.cos(phi) + ux * np.sin(phi)) / den + uy * cos_t
+    out[:, 2] = -sin_t * np.cos(phi) * den + uz * cos_t
+    polar = np.abs(uz) > 0.99999
+    out[polar, 0] = sin_t[polar] * np.cos(phi[polar])
+    out[polar, 1] = sin_t[polar] * np.sin(phi[polar])
+    out[polar, 2] = np.sign(uz[polar]) * cos_t[polar]
+    return out
+
+
+def photon_energy_grid(
+    voxel_mm: tuple[float, float, float],
+    half_width: int,
+    density_g_per_ml: float = 1.0,
+    n_photons: int = 2_000_000,
+    seed: int = 177,
+) -> tuple[NDArray[np.float64], float]:
+    """Energy (keV per decay) deposited in each voxel of a (2·half_width+1)³ grid by the photons
+    of decays uniformly distributed in the centre voxel, in an infinite water medium; and the
+    fraction of the emitted photon energy deposited within the grid."""
+    vx = np.asarray(voxel_mm, dtype=np.float64)
+    size = 2 * half_width + 1
+    grid = np.zeros(size**3, dtype=np.float64)
+    rng = np.random.default_rng(seed + 1)
+    lines = np.asarray(LU177_PHOTON_LINES, dtype=np.float64)
+    yields = lines[:, 1]
+    total_kev = float((lines[:, 0] * yields).sum())
+    weight = float(yields.sum()) / n_photons  # photons per decay carried by one history
+    table_e = np.geomspace(_PHOTON_CUTOFF_KEV, 1.1 * float(lines[:, 0].max()), 300)
+    photo_t, incoh_t = water_photon_coefficients(table_e, density_g_per_ml)
+    log_e = np.log(table_e)
+
+    def coefficient(e: NDArray[np.float64], table: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.exp(np.interp(np.log(e), log_e, np.log(table)))
+
+    limit_mm = 3.0 * (half_width + 0.5) * float(vx.max())  # beyond this, nothing comes back
+    deposited = 0.0
+
+    def deposit(pos: NDArray[np.float64], kev: NDArray[np.float64]) -> None:
+        nonlocal deposited
+        idx = np.rint(pos / vx).astype(np.int64) + half_width
+        inside = np.all((idx >= 0) & (idx < size), axis=1)
+        flat = np.ravel_multi_index(tuple(idx[inside].T), (size, size, size))
+        grid[:] += np.bincount(flat, weights=kev[inside], minlength=grid.size) * weight
+        deposited += float(kev[inside].sum()) * weight
+
+    chunk = 500_000
+    for start in range(0, n_photons, chunk):
+        n = min(chunk, n_photons - start)
+        e = lines[rng.choice(lines.shape[0], n, p=yields / yields.sum()), 0]
+        pos = (rng.random((n, 3)) - 0.5) * vx
+        u = _isotropic(rng, n)
+        while e.size:
+            mu_pe = coefficient(e, photo_t)
+            mu_t = mu_pe + coefficient(e, incoh_t)
+            pos = pos + u * (-np.log(1.0 - rng.random(e.size)) / mu_t * 10.0)[:, None]
+            keep = np.all(np.abs(pos) <= limit_mm, axis=1)
+            e, pos, u, mu_pe, mu_t = e[keep], pos[keep], u[keep], mu_pe[keep], mu_t[keep]
+            absorbed = rng.random(e.size) < mu_pe / mu_t
+            deposit(pos[absorbed], e[absorbed])
+            e, pos, u = e[~absorbed], pos[~absorbed], u[~absorbed]
+            cos_t = klein_nishina_cos(e, rng)
+            scattered = e / (1.0 + e / ELECTRON_REST_MASS_KEV * (1.0 - cos_t))
+            deposit(pos, e - scattered)
+            u = _rotate(u, cos_t, rng)
+            low = scattered < _PHOTON_CUTOFF_KEV
+            deposit(pos[low], scattered[low])
+            e, pos, u = scattered[~low], pos[~low], u[~low]
+    return grid.reshape(size, size, size), deposited / total_kev
 
 
 def _symmetrise(a: NDArray[np.float64], isotropic: bool) -> NDArray[np.float64]:
@@ -181,6 +325,7 @@ def save_kernel(kernel: Kernel, path_stem: Path) -> None:
         "voxel_mm": list(kernel.voxel_mm),
         "units": KERNEL_UNITS,
         "provenance": kernel.provenance,
+        "includes_photons": kernel.includes_photons,
     }
     path_stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -219,7 +364,10 @@ def load_kernel(path: Path) -> Kernel:
                     for sk in {k, -k}:
                         values[si + hw[0], sj + hw[1], sk + hw[2]] = s
     prov = str(meta.get("provenance", f"user kernel {path.name}"))
-    return Kernel(values, (float(vox[0]), float(vox[1]), float(vox[2])), prov)
+    photons = meta.get("includes_photons", False)
+    if not isinstance(photons, bool):
+        raise ValidationError("kernel.includes_photons", f"{photons!r}", "true or false")
+    return Kernel(values, (float(vox[0]), float(vox[1]), float(vox[2])), prov, photons)
 
 
 @lru_cache(maxsize=8)
@@ -246,6 +394,32 @@ def voxel_tia_mbq_s(
     """Voxel TIA in MBq·s from a TIA concentration map in Bq·h/mL."""
     factor = voxel_volume_ml / 1e6 * SECONDS_PER_HOUR
     return np.asarray(tia_bq_h_per_ml * factor, dtype=np.float32)
+
+
+#: Lower bound of the density used for local deposition outside organ and tumour masks:
+#: water-equivalent soft tissue, as the shipped kernel. Activity seen in lung or air voxels is
+#: mostly spill-out of neighbouring tissue (SPECT resolution ≈ 10-15 mm), whose energy is
+#: absorbed in tissue; dividing it by a CT density of 0.3 (lung) or 0.001 (air) multiplied
+#: its dose by 3 to 1000.
+SOFT_TISSUE_DENSITY_FLOOR_G_PER_ML = 1.0
+
+
+def local_deposition_density(
+    density_g_per_ml: NDArray[np.floating],
+    masks: list[NDArray[np.bool_]] | tuple[NDArray[np.bool_], ...] = (),
+    floor_g_per_ml: float = SOFT_TISSUE_DENSITY_FLOOR_G_PER_ML,
+) -> NDArray[np.float32]:
+    """Density for local deposition from a CT density map: inside each mask (organs,
+    tumours) the mask's mean CT density, so that the VOI mean dose is the VOI's energy over its
+    CT mass; elsewhere the CT density with a soft-tissue lower bound (bone keeps its density)."""
+    rho = np.maximum(np.asarray(density_g_per_ml, dtype=np.float32), np.float32(floor_g_per_ml))
+    ct = np.asarray(density_g_per_ml, dtype=np.float32)
+    for mask in masks:
+        if mask.shape != ct.shape:
+            raise ValidationError("mask", f"grid {mask.shape} vs CT {ct.shape}", "same grid")
+        if mask.any():
+            rho[mask] = np.float32(ct[mask].mean(dtype=np.float64))
+    return np.asarray(rho, dtype=np.float32)
 
 
 def local_deposition_dose_gy(

@@ -2,7 +2,9 @@
 
 A batch never stops on one bad file (it is reported and skipped), never writes into its input,
 never overwrites an output (names derive from the new UIDs; an existing name is a collision,
-reported), and holds one dataset per worker in memory at a time.
+reported), and holds one dataset per worker in memory at a time. Its output does not depend on
+the number of workers: each worker writes a private staged copy, and the parent gives those
+their names in source order, so when two sources map to one name the first in order wins.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -22,7 +26,15 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
 from reluth.errors import ValidationError
-from reluth.imaging.deid import DeidError, DeidSettings, deidentify_dataset, map_uid
+from reluth.imaging.deid import (
+    Deidentifier,
+    DeidError,
+    DeidSettings,
+    compile_deidentifier,
+    map_uid,
+    peek,
+    peek_text,
+)
 from reluth.imaging.profile import make_profile
 from reluth.imaging.writer import write_dataset_file
 
@@ -97,6 +109,7 @@ def read_dataset(path: Path | io.BytesIO) -> Dataset:
 _START_METHOD = "fork" if "fork" in get_all_start_methods() else "spawn"
 DEFER_BYTES = 65536
 SMALL_BATCH = 48  # below this many files one process is faster than a pool
+LOOKAHEAD = 4096  # paths listed ahead to size the tasks sent to workers
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _PIXEL_DATA = BaseTag(0x7FE00010)
 _PIXEL_TAGS = (_PIXEL_DATA, BaseTag(0x7FE00008), BaseTag(0x7FE00009))
@@ -104,17 +117,26 @@ _ROWS = BaseTag(0x00280010)
 _DIRECTORY_RECORDS = BaseTag(0x00041220)
 
 
+def chunk_size(files: int, workers: int) -> int:
+    """Files per task: about 16 tasks per worker (load stays balanced when one worker is slowed
+    by other jobs), within 4-64 (each task costs the parent a wake-up and a round trip)."""
+    return max(4, min(64, files // (workers * 16)))
+
+
 def check_complete(ds: Dataset) -> None:
     """pydicom reads a truncated file silently; an image whose pixel data is missing or shorter
-    than its header says is refused rather than written out as a partial copy."""
+    than its header says is refused rather than written out as a partial copy. Values are
+    peeked, not converted: the elements stay raw and are written back as read."""
     tags = ds._dict
-    sop_class = ds.get("SOPClassUID")
+    sop_class = peek(ds, 0x00080016)
     if sop_class == MEDIA_STORAGE_DIRECTORY or _DIRECTORY_RECORDS in tags:
         raise DeidError(
             "DICOMDIR (media directory, lists patients and paths): not copied; "
             "rebuild it from the de-identified files"
         )
-    is_image = _ROWS in tags or (sop_class is not None and "Image Storage" in sop_class.name)
+    is_image = _ROWS in tags or (
+        sop_class is not None and "Image Storage" in str(getattr(sop_class, "name", ""))
+    )
     if not is_image:
         return
     present = [t for t in _PIXEL_TAGS if t in tags]
@@ -125,13 +147,13 @@ def check_complete(ds: Dataset) -> None:
     if present[0] != _PIXEL_DATA or (syntax is not None and syntax.is_compressed):
         return
     try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
-        bits = int(ds.BitsAllocated)
+        rows, cols = int(peek(ds, 0x00280010)), int(peek(ds, 0x00280011))
+        frames = int(peek(ds, 0x00280008) or 1)  # Number of Frames
+        samples = int(peek(ds, 0x00280002) or 1)  # Samples per Pixel
+        bits = int(peek(ds, 0x00280100))  # Bits Allocated
     except (AttributeError, TypeError, ValueError):
         return
-    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
+    if str(peek(ds, 0x00280004) or "") == "YBR_FULL_422":  # Photometric Interpretation
         samples = 2  # two chroma samples shared by each pair of pixels
     expected = (rows * cols * frames * samples * bits + 7) // 8
     held = _pixel_bytes(ds)
@@ -141,7 +163,7 @@ def check_complete(ds: Dataset) -> None:
 
 def _pixel_bytes(ds: Dataset) -> int:
     """Bytes of native pixel data actually present, without reading a deferred value."""
-    elem = ds._dict.get(BaseTag(0x7FE00010))
+    elem = ds._dict.get(_PIXEL_DATA)
     if elem is not None and elem.is_raw and elem.value is None:
         filename = getattr(ds, "filename", None)
         length = int(getattr(elem, "length", 0))
@@ -149,7 +171,8 @@ def _pixel_bytes(ds: Dataset) -> int:
         if isinstance(filename, str):
             return max(0, min(length, os.path.getsize(filename) - tell))
         return length
-    return len(ds.PixelData)
+    value = peek(ds, _PIXEL_DATA)
+    return len(value) if value is not None else 0
 
 
 def decode_if_reencoded(ds: Dataset) -> None:
@@ -186,11 +209,10 @@ def _check_dirs(in_dir: Path, out_dir: Path) -> tuple[Path, Path]:
 def output_relpath(ds: Dataset, settings: DeidSettings, source_rel: str) -> str:
     """study/series/instance.dcm from the (already mapped) UIDs; an instance without a SOP
     Instance UID is named by a keyed hash of its source path."""
-    study = str(ds.get("StudyInstanceUID", "") or "no-study")
-    series = str(ds.get("SeriesInstanceUID", "") or "no-series")
-    sop = str(
-        ds.get("SOPInstanceUID", "")
-        or map_uid(settings.key, "path:" + source_rel, settings.patient_id)
+    study = peek_text(ds, 0x0020000D) or "no-study"
+    series = peek_text(ds, 0x0020000E) or "no-series"
+    sop = peek_text(ds, 0x00080018) or map_uid(
+        settings.key, "path:" + source_rel, settings.patient_id
     )
     return f"{study}/{series}/{sop}.dcm"
 
@@ -220,30 +242,89 @@ def write_exclusive(target: Path, write: Callable[[BinaryIO], None], mode: int =
     return True
 
 
-def process_file(path: Path, src: Path, dst: Path, settings: DeidSettings) -> FileResult:
-    rel = str(path.relative_to(src))
+@dataclass(frozen=True)
+class _Batch:
+    """What every worker of one batch shares, set once per process (never sent per file)."""
+
+    src: Path
+    staging: Path
+    settings: DeidSettings
+    deidentifier: Deidentifier
+
+
+_BATCH: _Batch | None = None
+
+
+def _start_worker(src: Path, staging: Path, settings: DeidSettings) -> None:
+    """Pool initializer (and the single-process path): compile the profile and the keyed
+    state once for this process."""
+    global _BATCH
+    deidentifier = compile_deidentifier(make_profile(settings.options), settings)
+    _BATCH = _Batch(src, staging, settings, deidentifier)
+
+
+def _work(job: tuple[int, Path]) -> tuple[FileResult, Path | None]:
+    """De-identify one file into the staging folder: (result, staged copy or None)."""
+    index, path = job
+    batch = _BATCH
+    assert batch is not None, "worker not started"
+    rel = str(path.relative_to(batch.src))
     try:
         ds = read_dataset(path)
         decode_if_reencoded(ds)
-        outcome = deidentify_dataset(ds, make_profile(settings.options), settings)
-        out_rel = output_relpath(ds, settings, rel)
-        if not write_exclusive(dst / out_rel, lambda fh: write_dataset_file(ds, fh)):
-            return FileResult(
-                rel,
-                "collision",
-                out_rel,
-                "output exists; not overwritten",
-                outcome.burned_in_review,
-            )
-        return FileResult(rel, "written", out_rel, review=outcome.burned_in_review)
+        outcome = batch.deidentifier.apply(ds)
+        out_rel = output_relpath(ds, batch.settings, rel)
+        staged = batch.staging / f"{index:09d}.dcm"
+        if not write_exclusive(staged, lambda fh: write_dataset_file(ds, fh)):
+            raise DeidError(f"staged file {staged.name} exists")  # another batch's: never reused
+        return FileResult(rel, "written", out_rel, review=outcome.burned_in_review), staged
     except DeidError as exc:
-        return FileResult(rel, "skipped", message=str(exc))
+        return FileResult(rel, "skipped", message=str(exc)), None
     except Exception as exc:  # one bad file never stops the batch
-        return FileResult(rel, "skipped", message=f"{type(exc).__name__}: {exc}")
+        return FileResult(rel, "skipped", message=f"{type(exc).__name__}: {exc}"), None
 
 
-def _work(args: tuple[Path, Path, Path, DeidSettings]) -> FileResult:
-    return process_file(*args)
+def publish(staged: Path, target: Path, made_dirs: set[Path]) -> bool:
+    """Give a complete staged file its final name, never replacing an existing file (a hard
+    link fails if the name exists); False if it did. Names appear only for complete files."""
+    parent = target.parent
+    if parent not in made_dirs:
+        parent.mkdir(parents=True, exist_ok=True)
+        made_dirs.add(parent)
+    try:
+        os.link(staged, target)
+    except FileExistsError:
+        staged.unlink()
+        return False
+    except OSError:
+        # a file system without hard links: reserve the name exclusively, then move onto it
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            staged.unlink()
+            return False
+        os.replace(staged, target)
+        return True
+    staged.unlink()
+    return True
+
+
+def _publish_all(
+    results: Iterable[tuple[FileResult, Path | None]],
+    dst: Path,
+    report: BatchReport,
+    on_result: Callable[[FileResult], None] | None,
+) -> None:
+    made_dirs: set[Path] = set()
+    for res, staged in results:  # in source order, whatever the number of workers
+        target = dst / res.output if res.output is not None else None
+        if staged is not None and target is not None and not publish(staged, target, made_dirs):
+            res = FileResult(
+                res.source, "collision", res.output, "output exists; not overwritten", res.review
+            )
+        report.files.append(res)
+        if on_result:
+            on_result(res)
 
 
 def deidentify_tree(
@@ -253,22 +334,28 @@ def deidentify_tree(
     workers: int = 1,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> BatchReport:
+    """De-identify every file under in_dir into out_dir with up to `workers` processes; the
+    files written are the same bytes under the same names whatever `workers` is."""
     src, dst = _check_dirs(in_dir, out_dir)
     dst.mkdir(parents=True, exist_ok=True)
     report = BatchReport(settings.patient_id)
-    jobs = ((p, src, dst, settings) for p in iter_files(src))
-    head = list(itertools.islice(jobs, SMALL_BATCH))
-    if workers <= 1 or len(head) < SMALL_BATCH:
-        # a few files: starting worker processes would cost more than it saves
-        for res in map(_work, itertools.chain(head, jobs)):
-            report.files.append(res)
-            if on_result:
-                on_result(res)
-    else:
-        with get_context(_START_METHOD).Pool(workers) as pool:
-            for res in pool.imap_unordered(_work, itertools.chain(head, jobs), chunksize=8):
-                report.files.append(res)
-                if on_result:
-                    on_result(res)
+    staging = Path(tempfile.mkdtemp(prefix=".reluth-staging-", dir=dst))
+    try:
+        jobs = enumerate(iter_files(src))
+        head = list(itertools.islice(jobs, LOOKAHEAD))
+        if workers <= 1 or len(head) < SMALL_BATCH:
+            # a few files: starting worker processes would cost more than it saves
+            _start_worker(src, staging, settings)
+            _publish_all(map(_work, itertools.chain(head, jobs)), dst, report, on_result)
+        else:
+            # compiled here first, so forked workers inherit it
+            compile_deidentifier(make_profile(settings.options), settings)
+            context = get_context(_START_METHOD)
+            with context.Pool(workers, _start_worker, (src, staging, settings)) as pool:
+                chunk = chunk_size(len(head), workers)
+                results = pool.imap(_work, itertools.chain(head, jobs), chunksize=chunk)
+                _publish_all(results, dst, report, on_result)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     report.files.sort(key=lambda f: f.source)
     return report

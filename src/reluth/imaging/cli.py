@@ -1,4 +1,7 @@
-"""`reluth images ...`: deidentify (site), verify-deid, qc, ingest (central), synthesize."""
+"""`reluth images ...`: deidentify (site), verify-deid, qc, ingest (central), synthesize.
+
+Each command imports what only it needs (pydicom, the profile table, rich tables) when it
+runs, so the others and `--help` do not pay for it."""
 
 from __future__ import annotations
 
@@ -7,11 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import console, handle_errors, load_json, print_json, progress_bar
 from reluth.errors import ValidationError
-from reluth.imaging.profile import RELUTH_OPTIONS
 
 app = typer.Typer(
     help="DICOM for the dosimetry study: de-identify at the site, verify, QC, central store.",
@@ -37,6 +38,7 @@ def deidentify_cmd(
     """De-identify a patient's SPECT/CT with PS3.15 Annex E + dosimetry-safe options."""
     from reluth.imaging.batch import deidentify_tree
     from reluth.imaging.deid import DeidSettings, check_patient_id, read_key
+    from reluth.imaging.profile import RELUTH_OPTIONS
 
     settings = DeidSettings(
         key=read_key(key),
@@ -89,6 +91,8 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Report anything the profile should have removed or changed; exit 1 on any finding."""
+    from rich.table import Table
+
     from reluth.imaging.deid import read_key
     from reluth.imaging.verify import verify_tree
 
@@ -151,6 +155,8 @@ def qc_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Header QC per series: PASS / WARN / FAIL with reasons; exit 1 if any FAIL."""
+    from rich.table import Table
+
     from reluth.imaging.qc import QCConfig
     from reluth.imaging.qc_scan import qc_tree
 
@@ -199,38 +205,30 @@ def qc_cmd(
 @handle_errors
 def ingest_cmd(
     directory: Path = typer.Argument(..., help="Folder of de-identified files received."),
-    db: str = typer.Option(..., "--db", help="Trial database URL."),
+    db: str | None = typer.Option(None, "--db", help="Trial database URL (default: configured)."),
     store: Path = typer.Option(..., "--store", help="Content-addressed store folder."),
     planned_timepoints: str = typer.Option("4h,24h,96h,168h", "--planned-timepoints"),
     calibration: Path | None = typer.Option(None, "--calibration"),
     as_json: bool = typer.Option(False, "--json"),
-    as_user: str | None = typer.Option(None, "--as", help="Acting user (default $RELUTH_USER)."),
 ) -> None:
-    """Store de-identified files (SHA-256) and catalogue their series with QC status."""
-    from reluth.db.actors import resolve_actor
-    from reluth.db.engine import make_engine
-    from reluth.db.migrate import upgrade
+    """Store de-identified files (SHA-256) and catalogue their series with QC status, as the
+    logged-in user (the central store is the medical physicist's)."""
+    from rich.table import Table
+
+    from reluth.cli_support import cli_context
     from reluth.imaging.qc import QCConfig
     from reluth.imaging.store import ingest
 
     cfg = _qc_config(planned_timepoints, calibration)
     assert isinstance(cfg, QCConfig)
-    engine = make_engine(db)
-    upgrade(engine)
-    actor = resolve_actor(engine, as_user)
-    engine.dispose()
-    with progress_bar(disable=not console.is_terminal) as progress:
+    with (
+        cli_context(write=True, url=db) as ctx,
+        progress_bar(disable=not console.is_terminal) as progress,
+    ):
         task = progress.add_task(
             "ingesting", total=_count_files(directory) if directory.is_dir() else 0
         )
-        report = ingest(
-            directory,
-            db,
-            store,
-            cfg,
-            on_file=lambda: progress.advance(task),
-            actor=actor,
-        )
+        report = ingest(ctx, directory, store, cfg, on_file=lambda: progress.advance(task))
     if as_json:
         print_json(report)
     else:

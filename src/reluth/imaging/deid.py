@@ -14,19 +14,19 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
+from pydicom.uid import UID
 
 from reluth.errors import ValidationError
 from reluth.imaging.profile import BASIC_PROFILE_CODE, OPTION_CODES, Profile
@@ -56,7 +56,13 @@ _SAFE_WORDS = frozenset(
     iter iterations subsets filter gauss gaussian butterworth head neck axial coronal sagittal mip
     topogram scout helical spiral standard soft tissue bone lung kernel window windows keV kev
     em1 em2 sc1 sc2 lower upper mbq gbq fov ctac attenuation map mumap umap series study
-    dosimetry""".lower().split()
+    dosimetry"""
+    # ROI names of dosimetry VOIs (RT Structure Set ROI Name is cleaned, PS3.15 E.1-1), with
+    # laterality in words: the organ table of reluth.dosimetry maps them to organs
+    """ left right lt rt bilateral both gauche droit droite links rechts sinistro destro
+    izquierdo derecho rein reins niere nieren spleen rate milz liver foie leber organ organs
+    lesion lesions les gtv met mets metastasis metastases node nodule target tumeur external
+    outline remainder corps marrow""".lower().split()
 )
 _SAFE_TOKEN = re.compile(
     r"^(\d{1,4}(\.\d+)?(h|hr|hrs|d|j|min|s|mm|kev|mbq|gbq|%)?|[a-z]\d{1,3}[a-z]?|c\d)$"
@@ -194,8 +200,26 @@ def _dummy(vr: str) -> object:
     return DUMMY_TEXT
 
 
-_INSPECTED_VRS = frozenset({"SQ", "DA", "DT", "PN"})
-_CLEANED_VRS = _DATE_VRS | _TEXT_VRS | {"SQ"}
+# What the walk does to one element, decided once per (tag, VR as read) from the profile's
+# action and the VR (Deidentifier._compile), then looked up for every element of every file.
+_KEEP = 0  # written back as read, never decoded
+_GROUP_LENGTH = 1  # stale once values change: dropped
+_REMOVE = 2  # X
+_EMPTY = 3  # Z
+_UID = 4  # U
+_DATE_DA = 5  # shifted by whole days (K, C or unlisted)
+_DATE_DT = 6
+_DUMMY = 7  # D (a date under Modified Dates is shifted instead)
+_CLEAN = 8  # C on text: Clean Descriptors vocabulary
+_SEQUENCE = 9  # K or unlisted sequence: its items are walked
+_REMOVE_SEQUENCE = 10  # C on a sequence: coded or structured content we cannot vouch for
+_UNLISTED_PN = 11  # a person name the table does not list: emptied
+_SINGLE_VALUED = frozenset({"ST", "LT", "UT"})  # a backslash is text, not a value delimiter
+_REWRITTEN = frozenset({_UID, _DATE_DA, _DATE_DT, _CLEAN})  # done on raw bytes where ASCII
+_META_REMOVED = tuple(
+    BaseTag(t) for t in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102)
+)
+_MEDIA_SOP_INSTANCE = BaseTag(0x00020003)
 
 
 def _raw_strings(elem: object) -> list[str] | None:
@@ -211,11 +235,17 @@ def _raw_strings(elem: object) -> list[str] | None:
     return text.split("\\") if text else []
 
 
-def _raw_replace(elem: Any, values: list[str], pad: bytes) -> Any:
+def _encode_values(values: list[str], pad: bytes) -> bytes:
     data = "\\".join(values).encode("ascii")
-    if len(data) % 2:
-        data += pad
-    return elem._replace(value=data, length=len(data))
+    return data + pad if len(data) % 2 else data
+
+
+def _with_value(elem: Any, data: bytes) -> RawDataElement:
+    """The raw element with another value (and its length), as read otherwise."""
+    tag, vr, _, _, tell, implicit, little, is_raw, buffered = elem
+    return RawDataElement._make(
+        (tag, vr, len(data), data, tell, implicit, little, is_raw, buffered)
+    )
 
 
 def _vr_of(tag: int, elem: object) -> str:
@@ -251,166 +281,289 @@ def _set_values(elem: DataElement, values: list[str]) -> None:
     elem.value = values[0] if len(values) == 1 else values
 
 
-class _Walker:
-    def __init__(self, profile: Profile, settings: DeidSettings, outcome: DeidOutcome) -> None:
+def peek(ds: Dataset, tag: int) -> Any:
+    """The value of one element as pydicom converts it, without converting it in the dataset:
+    an element only read stays raw, so the writer copies its bytes instead of encoding them
+    again. Single US, CS and UI values are decoded here (the common, cheap case)."""
+    elem = ds._dict.get(BaseTag(tag))
+    if not isinstance(elem, RawDataElement):
+        return None if elem is None else elem.value
+    text = _plain_text(tag, elem)
+    if text is not None:
+        return UID(text) if _vr_of(tag, elem) == "UI" else text
+    value = elem.value
+    if value is None:
+        return None  # a deferred (large) value is never needed here
+    if len(value) == 2 and _vr_of(tag, elem) == "US":
+        return int.from_bytes(value, "little" if elem.is_little_endian else "big")
+    return convert_raw_data_element(elem, ds=ds).value
+
+
+def peek_text(ds: Dataset, tag: int) -> str:
+    """str(peek(ds, tag)), or "" if absent or empty: without building a UID object."""
+    elem = ds._dict.get(BaseTag(tag))
+    if isinstance(elem, RawDataElement):
+        text = _plain_text(tag, elem)
+        if text is not None:
+            return text
+    value = peek(ds, tag)
+    return "" if value is None else str(value)
+
+
+def _plain_text(tag: int, elem: RawDataElement) -> str | None:
+    """A raw single CS or UI value of ASCII characters, as pydicom decodes it; else None."""
+    value = elem.value
+    if not value or not value.isascii() or _vr_of(tag, elem) not in ("CS", "UI"):
+        return None
+    text = value.decode("ascii").rstrip(" \x00")
+    return text if text and "\\" not in text else None
+
+
+class Deidentifier:
+    """The profile and one patient's settings compiled once, then applied to every file of
+    a batch: per-(tag, VR) operations, the whole-day offset, keyed MAC states that are copied
+    rather than re-keyed for each UID, and the trial attributes encoded once per encoding."""
+
+    def __init__(self, profile: Profile, settings: DeidSettings) -> None:
         self.profile = profile
         self.settings = settings
-        self.outcome = outcome
         self.days = day_offset(settings.key, settings.patient_id)
+        # the keyed state after the constant prefix of map_uid's message (HMAC is a stream)
+        self._uid_mac = hmac.new(
+            settings.key, b"reluth-uid\x00" + settings.patient_id.encode() + b"\x00", "sha256"
+        )
         self._uids: dict[str, str] = {}
+        self._ops: dict[tuple[int, str | None], int] = {}
+        # raw value -> (new raw value, number of values) per (tag, VR): the same dates and
+        # UIDs recur in every file of a series
+        self._rewritten: dict[tuple[tuple[int, str | None], bytes], tuple[bytes, int]] = {}
+        self._written: dict[tuple[bool, bool], tuple[DataElement | RawDataElement, ...]] = {}
 
     def uid(self, uid: str) -> str:
+        """map_uid(key, uid, patient) without re-keying the MAC; remembered for the batch
+        (study, series and frame of reference UIDs repeat in every file)."""
         new = self._uids.get(uid)
         if new is None:
-            new = self._uids[uid] = map_uid(self.settings.key, uid, self.settings.patient_id)
-            self.outcome.uids_mapped += 1
+            text = uid.strip().rstrip("\x00")
+            if text:
+                mac = self._uid_mac.copy()
+                mac.update(text.encode())
+                new = "2.25." + str(int.from_bytes(mac.digest()[:16], "big"))
+            else:
+                new = text
+            if len(self._uids) > 100_000:
+                self._uids.clear()
+            self._uids[uid] = new
         return new
 
-    def walk(self, ds: Dataset) -> None:
-        raw = ds._dict  # elements stay undecoded (and are written back as read) unless needed
-        for tag in list(raw):
-            if tag in PIXEL_TAGS:
-                continue
-            if (tag & 0xFFFF) == 0 and (tag >> 16) != 0x0002:
-                del ds[tag]  # group lengths: stale once values change
-                continue
-            action = self.profile.action(tag)
-            if action == "X":
-                del raw[tag]
-                self.outcome.removed += 1
-                continue
-            current = raw[tag]
-            vr = _vr_of(tag, current)
-            if action is None or action == "K":
-                if vr not in _INSPECTED_VRS or (vr == "PN" and action == "K"):
-                    continue  # kept as read: never decoded, written back byte for byte
-            elif action == "Z":
-                if current.is_raw:
-                    raw[tag] = current._replace(value=b"", length=0)  # type: ignore[union-attr]
+    def _compile(self, tag: int, elem: object) -> int:
+        """The operation for this tag and VR: PS3.15 action first, then what the VR needs."""
+        if tag in PIXEL_TAGS:
+            return _KEEP
+        if (tag & 0xFFFF) == 0 and (tag >> 16) != 0x0002:
+            return _GROUP_LENGTH
+        action = self.profile.action(tag)
+        if action == "X":
+            return _REMOVE
+        vr = _vr_of(tag, elem)
+        date = _DATE_DA if vr == "DA" else _DATE_DT if vr == "DT" else None
+        if action == "Z":
+            return _EMPTY
+        if action == "U":
+            return _UID
+        if action == "D":
+            return _DUMMY
+        if action == "C":
+            if date is not None:
+                return date
+            if vr == "SQ":
+                return _REMOVE_SEQUENCE
+            # times of day (whole-day shift), timezone offsets, numbers: unchanged
+            return _CLEAN if vr in _TEXT_VRS else _KEEP
+        # K, or an attribute the table does not list
+        if vr == "SQ":
+            return _SEQUENCE
+        if date is not None:
+            return date
+        if vr == "PN" and action is None:
+            return _UNLISTED_PN
+        return _KEEP
+
+    def apply(self, ds: Dataset) -> DeidOutcome:
+        """Apply the profile and the options to ``ds`` in place; write the trial pseudonym and
+        the de-identification attributes."""
+        outcome = DeidOutcome()
+        self.walk(ds, outcome)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None:
+            held = meta._dict
+            for removed in _META_REMOVED:  # AE titles and the private information of the sender
+                if removed in held:
+                    del held[removed]
+            elem = held.get(_MEDIA_SOP_INSTANCE)
+            if elem is not None:
+                values = _raw_strings(elem)
+                if values is not None and len(values) == 1:
+                    held[_MEDIA_SOP_INSTANCE] = _with_value(
+                        elem, _encode_values([self.uid(values[0])], b"\0")
+                    )
                 else:
+                    meta.MediaStorageSOPInstanceUID = self.uid(str(meta[_MEDIA_SOP_INSTANCE].value))
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        if implicit is None or little is None:
+            for tag, vr, value in _written_elements(self.settings):
+                ds[tag] = DataElement(tag, vr, value)
+        else:
+            written = self._written.get((implicit, little))
+            if written is None:
+                written = self._written[(implicit, little)] = _written_raw(
+                    self.settings, implicit, little
+                )
+            raw = ds._dict
+            for elem in written:
+                raw[elem.tag] = elem
+        burned = peek_text(ds, 0x00280301).upper()  # Burned In Annotation
+        modality = peek_text(ds, 0x00080060).upper()
+        if burned == "YES":
+            outcome.burned_in_review = "BurnedInAnnotation is YES: pixel data must be reviewed"
+        elif not burned and modality in ("SC", "OT", "US", "XC", "ES", "DOC"):
+            outcome.burned_in_review = (
+                f"modality {modality} without BurnedInAnnotation: review pixels"
+            )
+        return outcome
+
+    def walk(self, ds: Dataset, outcome: DeidOutcome) -> None:
+        raw = ds._dict  # elements stay undecoded (and are written back as read) unless needed
+        ops = self._ops
+        for tag, current in list(raw.items()):
+            key = (tag.real, current.VR)  # a plain int: BaseTag compares in Python, slowly
+            op = ops.get(key)
+            if op is None:
+                op = ops[key] = self._compile(tag, current)
+            if op == _KEEP:
+                continue
+            if op in (_REMOVE, _REMOVE_SEQUENCE):
+                del raw[tag]
+                outcome.removed += 1
+                continue
+            if op == _GROUP_LENGTH:
+                del raw[tag]
+                continue
+            if op == _EMPTY:
+                if current.is_raw:
+                    raw[tag] = _with_value(current, b"")
+                else:
+                    vr = _vr_of(tag, current)
                     ds[tag] = DataElement(tag, vr, _empty(vr))
                 continue
-            elif action == "C" and vr not in _CLEANED_VRS:
-                continue  # times of day (whole-day shift), timezone offsets, numbers: unchanged
-            if current.is_raw and (
-                (action == "U" and self._raw_uids(raw, tag))
-                or (vr in _DATE_VRS and action != "D" and self._raw_dates(raw, tag, vr))
-            ):
-                continue
+            if op in _REWRITTEN and current.is_raw and type(current.value) is bytes:
+                # the raw bytes rewritten directly (remembered: dates and UIDs recur)
+                done = self._rewritten.get((key, current.value))
+                if done is None:
+                    done = self._rewrite(op, key, current, outcome)
+                if done is not None:
+                    raw[tag] = _with_value(current, done[0])
+                    if op == _UID:
+                        outcome.uids_mapped += done[1]
+                    elif op != _CLEAN:
+                        outcome.dates_shifted += done[1]
+                    continue
+            # decoded by pydicom: non-ASCII text, values already decoded, sequences, dummies
             elem = ds[tag]
-            if action is None:
-                self._unlisted(ds, elem)
-            elif action == "D":
-                elem.value = self._date_or_dummy(elem)
-            elif action == "U":
+            if op == _UID:
                 _set_values(elem, [self.uid(v) for v in _values(elem)])
-            elif action == "C":
-                self._clean(ds, elem)
-            else:  # K
-                self._keep(elem)
+            elif op in (_DATE_DA, _DATE_DT):
+                self._shift(elem, outcome)
+            elif op == _CLEAN:
+                if elem.VR in _DATE_VRS:
+                    self._shift(elem, outcome)
+                elif elem.VR in _TEXT_VRS:
+                    max_len = _MAX_LEN.get(elem.VR, 1024)
+                    _set_values(elem, [clean_text(v, max_len) for v in _values(elem)])
+            elif op == _SEQUENCE:
+                for item in elem.value:
+                    self.walk(item, outcome)
+            elif op == _DUMMY:
+                if elem.VR in _DATE_VRS and "LM" in self.settings.options:
+                    self._shift(elem, outcome)
+                else:
+                    elem.value = _dummy(elem.VR)
+            elif op == _UNLISTED_PN and elem.VR == "PN" and tag != 0x00100010 and _values(elem):
+                # A person's name the table does not list (retired or new attribute): not kept.
+                elem.value = ""
+                outcome.notes.append(f"emptied unlisted person name {elem.tag}")
 
-    def _raw_uids(self, raw: MutableMapping[Any, Any], tag: int) -> bool:
-        values = _raw_strings(raw[tag])
-        if values is None:
-            return False
-        raw[tag] = _raw_replace(raw[tag], [self.uid(v) for v in values], b"\0")
-        return True
-
-    def _raw_dates(self, raw: MutableMapping[Any, Any], tag: int, vr: str) -> bool:
-        values = _raw_strings(raw[tag])
-        if values is None:
-            return False
-        fn = shift_date if vr == "DA" else shift_datetime
-        new: list[str] = []
-        for v in values:
-            shifted = fn(v, self.days)
-            if shifted is None:
-                self.outcome.notes.append(f"emptied unshiftable {vr} {tag:08X}: format")
-                shifted = ""
-            new.append(shifted)
-        raw[tag] = _raw_replace(raw[tag], new, b" ")
-        self.outcome.dates_shifted += len(new)
-        return True
-
-    def _date_or_dummy(self, elem: DataElement) -> object:
-        if elem.VR in _DATE_VRS and "LM" in self.settings.options:
-            self._shift(elem)
-            return elem.value
-        return _dummy(elem.VR)
-
-    def _keep(self, elem: DataElement) -> None:
-        if elem.VR == "SQ":
-            for item in elem.value:
-                self.walk(item)
-        elif elem.VR in _DATE_VRS:
-            self._shift(elem)
-
-    def _unlisted(self, ds: Dataset, elem: DataElement) -> None:
-        vr = elem.VR
-        if vr == "SQ":
-            for item in elem.value:
-                self.walk(item)
-        elif vr in _DATE_VRS:
-            self._shift(elem)
-        elif vr == "PN" and elem.tag != 0x00100010 and _values(elem):
-            # A person's name the table does not list (retired or new attribute): not kept.
-            elem.value = ""
-            self.outcome.notes.append(f"emptied unlisted person name {elem.tag}")
-
-    def _clean(self, ds: Dataset, elem: DataElement) -> None:
-        vr = elem.VR
-        if vr in _DATE_VRS:
-            self._shift(elem)
-        elif vr == "SQ":
-            del ds[elem.tag]  # coded or structured content we cannot vouch for: removed
-            self.outcome.removed += 1
-        elif vr in _TEXT_VRS:
+    def _rewrite(
+        self, op: int, key: tuple[int, str | None], elem: Any, outcome: DeidOutcome
+    ) -> tuple[bytes, int] | None:
+        """New raw bytes of a plain-ASCII UID, date or descriptor value and the number of
+        values, or None where pydicom must decode it (other characters, escape sequences)."""
+        value: bytes = elem.value
+        if not value.isascii() or b"\x1b" in value:
+            return None
+        tag = key[0]
+        if op == _CLEAN:
+            if elem.VR == "UN":
+                return None  # sent as UN: pydicom's conversion also fixes the VR
+            vr = _vr_of(tag, elem)
+            if vr not in _TEXT_VRS:
+                return None
+            text = value.decode("ascii")
+            parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
             max_len = _MAX_LEN.get(vr, 1024)
-            _set_values(elem, [clean_text(v, max_len) for v in _values(elem)])
-        # TM (time of day under a whole-day shift), timezone offsets, numbers: unchanged.
+            done = (_encode_values([clean_text(v, max_len) for v in parts], b" "), len(parts))
+        else:
+            text = value.decode("ascii").rstrip(" \x00")
+            values = text.split("\\") if text else []
+            if op == _UID:
+                done = (_encode_values([self.uid(v) for v in values], b"\0"), len(values))
+            else:
+                vr = "DA" if op == _DATE_DA else "DT"
+                fn = shift_date if op == _DATE_DA else shift_datetime
+                shifted = [fn(v, self.days) for v in values]
+                done = (_encode_values([v or "" for v in shifted], b" "), len(shifted))
+                if None in shifted:
+                    # cannot be shifted exactly: emptied rather than kept or guessed; the note
+                    # belongs to this file, so this result is not remembered
+                    outcome.notes.append(f"emptied unshiftable {vr} {tag:08X}: format")
+                    return done
+        if len(self._rewritten) > 50_000:
+            self._rewritten.clear()
+        self._rewritten[(key, value)] = done
+        return done
 
-    def _shift(self, elem: DataElement) -> None:
+    def _shift(self, elem: DataElement, outcome: DeidOutcome) -> None:
         fn = shift_date if elem.VR == "DA" else shift_datetime
         new: list[str] = []
         for v in _values(elem):
             shifted = fn(v, self.days)
             if shifted is None:
                 # Cannot be shifted exactly: emptied rather than kept or guessed.
-                self.outcome.notes.append(f"emptied unshiftable {elem.VR} {elem.tag}: format")
+                outcome.notes.append(f"emptied unshiftable {elem.VR} {elem.tag}: format")
                 shifted = ""
             new.append(shifted)
         if new:
             _set_values(elem, new)
-        self.outcome.dates_shifted += len(new)
+        outcome.dates_shifted += len(new)
+
+
+_COMPILED: dict[tuple[int, DeidSettings], Deidentifier] = {}
+
+
+def compile_deidentifier(profile: Profile, settings: DeidSettings) -> Deidentifier:
+    """The Deidentifier of (profile, settings), built on first use in each process."""
+    found = _COMPILED.get((id(profile), settings))
+    if found is None or found.profile is not profile:
+        if len(_COMPILED) >= 16:
+            _COMPILED.clear()
+        found = _COMPILED[(id(profile), settings)] = Deidentifier(profile, settings)
+    return found
 
 
 def deidentify_dataset(ds: Dataset, profile: Profile, settings: DeidSettings) -> DeidOutcome:
     """Apply the profile and the options to ``ds`` in place; write the trial pseudonym and the
     de-identification attributes. Raises DeidError if the result would be unsafe."""
-    outcome = DeidOutcome()
-    walker = _Walker(profile, settings, outcome)
-    walker.walk(ds)
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
-            if tag in meta:
-                del meta[tag]
-        if "MediaStorageSOPInstanceUID" in meta:
-            meta.MediaStorageSOPInstanceUID = walker.uid(str(meta.MediaStorageSOPInstanceUID))
-    implicit, little = getattr(ds, "original_encoding", (None, None))
-    if implicit is None or little is None:
-        for tag, vr, value in _written_elements(settings):
-            ds[tag] = DataElement(tag, vr, value)
-    else:
-        for elem in _written_raw(settings, implicit, little):
-            ds._dict[elem.tag] = elem
-    burned = str(ds.get("BurnedInAnnotation", "")).upper()
-    modality = str(ds.get("Modality", "")).upper()
-    if burned == "YES":
-        outcome.burned_in_review = "BurnedInAnnotation is YES: pixel data must be reviewed"
-    elif not burned and modality in ("SC", "OT", "US", "XC", "ES", "DOC"):
-        outcome.burned_in_review = f"modality {modality} without BurnedInAnnotation: review pixels"
-    return outcome
+    return compile_deidentifier(profile, settings).apply(ds)
 
 
 @functools.lru_cache(maxsize=64)

@@ -166,7 +166,16 @@ def extract_header(ds: Dataset, instances: int = 1) -> SeriesHeader:
         study_uid=str(ds.get("StudyInstanceUID", "")),
         patient_id=str(ds.get("PatientID", "")),
         modality=str(ds.get("Modality", "")).upper(),
-        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+        frame_of_reference_uid=str(
+            ds.get("FrameOfReferenceUID", "")
+            or next(  # an RT Structure Set names it in its referenced frames (PS3.3 C.8.8.5)
+                (
+                    str(f.get("FrameOfReferenceUID", ""))
+                    for f in ds.get("ReferencedFrameOfReferenceSequence") or []
+                ),
+                "",
+            )
+        ),
         instances=instances,
         time_point_id=str(ds.get("ClinicalTrialTimePointID", "") or ""),
         rows=int(ds.Rows) if "Rows" in ds else None,
@@ -376,8 +385,21 @@ def check_series(
                 "shared with the SPECT" if same else "no SPECT in this frame of reference",
             )
         ]
+    elif h.modality in ("RTSTRUCT", "SEG"):  # the dosimetry VOIs drawn on the SPECT/CT
+        same = (h.study_uid, h.frame_of_reference_uid) in nm_frames
+        checks = [
+            Check(
+                "frame of reference",
+                PASS if same else FAIL,
+                "VOIs in the SPECT's frame of reference"
+                if same
+                else "no SPECT in the VOIs' frame of reference",
+            )
+        ]
     else:
-        checks = [Check("modality", FAIL, f"{h.modality or 'none'} is neither NM nor CT")]
+        checks = [
+            Check("modality", FAIL, f"{h.modality or 'none'} is neither NM, CT, RTSTRUCT nor SEG")
+        ]
     return SeriesQC(
         series_uid=h.series_uid,
         study_uid=h.study_uid,

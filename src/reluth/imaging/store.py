@@ -7,7 +7,6 @@ is refused (never stored). One transaction for the catalogue of a whole ingest.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import shutil
@@ -18,12 +17,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from reluth.db.actors import resolve_actor
-from reluth.db.engine import make_engine
-from reluth.db.migrate import upgrade
-from reluth.db.session import Actor, unit_of_work
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.errors import ValidationError
 from reluth.imaging.batch import iter_files, read_dataset, write_exclusive
 from reluth.imaging.deid import DeidError
@@ -70,26 +67,24 @@ def _cycle(time_point_id: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+@service(Action.WRITE, Resource.IMAGING)
 def ingest(
+    ctx: Ctx,
     in_dir: Path,
-    db_url: str,
     store: Path,
     cfg: QCConfig | None = None,
-    now: dt.datetime | None = None,
     on_file: Callable[[], None] | None = None,
-    actor: Actor | None = None,
 ) -> IngestReport:
-    """Catalogue verified files through the audited write door (``unit_of_work``); a
-    re-ingest that changes a series' QC is recorded with its reason in the audit trail."""
+    """Catalogue verified files through the audited write door (the context's unit of work,
+    which carries the re-ingest reason); a re-ingest that changes a series' QC is recorded in
+    the audit trail."""
     cfg = cfg or QCConfig()
     src = Path(in_dir)
     if not src.is_dir():
         raise ValidationError(
             "DIR", f"not a directory: {in_dir}", "a folder of de-identified DICOM"
         )
-    now = now or dt.datetime.now(dt.UTC)
-    engine = make_engine(db_url)
-    upgrade(engine)
+    now = ctx.now()
     report = IngestReport()
     accepted: dict[str, list[tuple[str, str, Path, int]]] = defaultdict(list)
     headers: dict[str, SeriesHeader] = {}
@@ -120,95 +115,103 @@ def ingest(
         h = headers[uid]
         headers[uid] = SeriesHeader(**{**h.__dict__, "instances": len(files)})
     results = check_all(list(headers.values()), cfg)
-    who = actor or resolve_actor(engine, None)
-    with unit_of_work(engine, who, reason="imaging re-ingest: catalogue and QC updated") as uow:
-        session = uow.session
-        for qc in results:
-            h = headers[qc.series_uid]
-            row = session.scalars(
-                select(ImagingSeries).where(ImagingSeries.series_uid == qc.series_uid)
+    session = ctx.session
+    if ctx.uow is not None and ctx.uow.reason is None:
+        ctx.uow.reason = "imaging re-ingest: catalogue and QC updated"
+    for qc in results:
+        h = headers[qc.series_uid]
+        row = session.scalars(
+            select(ImagingSeries).where(ImagingSeries.series_uid == qc.series_uid)
+        ).one_or_none()
+        if row is None:
+            row = ImagingSeries(series_uid=qc.series_uid, ingested_at=now, instances=0)
+            session.add(row)
+        row.study_uid = qc.study_uid
+        row.patient_pseudonym = qc.patient_id
+        row.cycle = _cycle(h.time_point_id)
+        row.time_point = qc.time_point
+        row.interval_h = None if qc.interval_h is None else f"{qc.interval_h:.2f}"
+        row.modality = qc.modality
+        row.qc_status = qc.status
+        row.qc_reasons = "; ".join(qc.reasons)
+        session.flush()
+        for digest, sop, path, size in accepted[qc.series_uid]:
+            known = session.get(ImagingInstance, digest)
+            if known is not None:
+                report.already_present += 1
+                continue
+            clash = session.scalars(
+                select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop)
             ).one_or_none()
-            if row is None:
-                row = ImagingSeries(series_uid=qc.series_uid, ingested_at=now, instances=0)
-                session.add(row)
-            row.study_uid = qc.study_uid
-            row.patient_pseudonym = qc.patient_id
-            row.cycle = _cycle(h.time_point_id)
-            row.time_point = qc.time_point
-            row.interval_h = None if qc.interval_h is None else f"{qc.interval_h:.2f}"
-            row.modality = qc.modality
-            row.qc_status = qc.status
-            row.qc_reasons = "; ".join(qc.reasons)
-            session.flush()
-            for digest, sop, path, size in accepted[qc.series_uid]:
-                known = session.get(ImagingInstance, digest)
-                if known is not None:
-                    report.already_present += 1
-                    continue
-                clash = session.scalars(
-                    select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop)
-                ).one_or_none()
-                if clash is not None:
-                    report.refused.append(
-                        (
-                            str(path.relative_to(src)),
-                            "SOP Instance UID already stored with other content",
-                        )
-                    )
-                    continue
-                _put(store, digest, path)
-                session.add(
-                    ImagingInstance(
-                        sha256=digest,
-                        sop_instance_uid=sop,
-                        series_id=row.id,
-                        size_bytes=size,
-                        ingested_at=now,
+            if clash is not None:
+                report.refused.append(
+                    (
+                        str(path.relative_to(src)),
+                        "SOP Instance UID already stored with other content",
                     )
                 )
-                report.stored += 1
-            session.flush()
-            row.instances = len(
-                session.scalars(
-                    select(ImagingInstance.sha256).where(ImagingInstance.series_id == row.id)
-                ).all()
+                continue
+            _put(store, digest, path)
+            session.add(
+                ImagingInstance(
+                    sha256=digest,
+                    sop_instance_uid=sop,
+                    series_id=row.id,
+                    size_bytes=size,
+                    ingested_at=now,
+                )
             )
-            report.series.append(
-                {
-                    "patient": row.patient_pseudonym,
-                    "cycle": row.cycle,
-                    "time_point": row.time_point,
-                    "modality": row.modality,
-                    "series_uid": row.series_uid,
-                    "instances": row.instances,
-                    "qc_status": row.qc_status,
-                    "qc_reasons": row.qc_reasons,
-                }
-            )
-    engine.dispose()
+            report.stored += 1
+        session.flush()
+        row.instances = len(
+            session.scalars(
+                select(ImagingInstance.sha256).where(ImagingInstance.series_id == row.id)
+            ).all()
+        )
+        report.series.append(
+            {
+                "patient": row.patient_pseudonym,
+                "cycle": row.cycle,
+                "time_point": row.time_point,
+                "modality": row.modality,
+                "series_uid": row.series_uid,
+                "instances": row.instances,
+                "qc_status": row.qc_status,
+                "qc_reasons": row.qc_reasons,
+            }
+        )
     return report
 
 
-def catalogue(db_url: str) -> list[dict[str, object]]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    with Session(engine) as session:
-        rows = session.scalars(
-            select(ImagingSeries).order_by(
-                ImagingSeries.patient_pseudonym, ImagingSeries.cycle, ImagingSeries.time_point
-            )
-        ).all()
-        out: list[dict[str, object]] = [
-            {
-                "patient": r.patient_pseudonym,
-                "cycle": r.cycle,
-                "time_point": r.time_point,
-                "modality": r.modality,
-                "series_uid": r.series_uid,
-                "instances": r.instances,
-                "qc_status": r.qc_status,
-            }
-            for r in rows
-        ]
-    engine.dispose()
+@service(Action.READ, Resource.IMAGING)
+def patients_with_cycle(ctx: Ctx, cycle: int) -> list[str]:
+    """The pseudonyms of the patients with catalogued SPECT (NM) series of ``cycle``."""
+    rows = ctx.session.scalars(
+        select(ImagingSeries.patient_pseudonym).where(
+            ImagingSeries.cycle == cycle, ImagingSeries.modality == "NM"
+        )
+    )
+    return sorted(set(rows))
+
+
+@service(Action.READ, Resource.IMAGING)
+def catalogue(ctx: Ctx) -> list[dict[str, object]]:
+    session = ctx.session
+    rows = session.scalars(
+        select(ImagingSeries).order_by(
+            ImagingSeries.patient_pseudonym, ImagingSeries.cycle, ImagingSeries.time_point
+        )
+    ).all()
+    out: list[dict[str, object]] = [
+        {
+            "patient": r.patient_pseudonym,
+            "cycle": r.cycle,
+            "time_point": r.time_point,
+            "modality": r.modality,
+            "series_uid": r.series_uid,
+            "instances": r.instances,
+            "qc_status": r.qc_status,
+        }
+        for r in rows
+    ]
     return out

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import io
 import os
-from struct import pack
+from struct import Struct, pack
 from typing import Any, BinaryIO, cast
 
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO, DicomFileLike, DicomIO
 from pydicom.filewriter import write_data_element, write_file_meta_info, write_sequence_item
@@ -25,9 +25,15 @@ from pydicom.tag import BaseTag, tag_in_exception
 _LENGTH_32 = frozenset(
     {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"}
 )
+# element headers, little endian: implicit VR; explicit VR with 16-bit / 32-bit length
+_IMPLICIT = Struct("<HHL").pack
+_EXPLICIT_16 = Struct("<HH2sH").pack
+_EXPLICIT_32 = Struct("<HH2sHL").pack
+_META_TEXT_PAD = {"UI": b"\0", "SH": b" ", "AE": b" "}
 
 
-def _fast_path(ds: Dataset) -> bool:
+def _fast_path(ds: Dataset, tags: list[BaseTag] | None = None) -> bool:
+    """True if the fast writer covers ds (tags: its tags in order, if already sorted)."""
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     if syntax is None or syntax.is_private or syntax.is_deflated or not syntax.is_little_endian:
@@ -38,16 +44,22 @@ def _fast_path(ds: Dataset) -> bool:
         return False
     if ds.original_character_set != ds._character_set:
         return False
-    return not any((t >> 16) in (0, 2) for t in ds._dict)
+    for tag in tags if tags is not None else sorted(ds._dict, key=int):
+        if (tag >> 16) > 2:
+            return True  # sorted: no command (0000) or file meta (0002) element in the dataset
+        if (tag >> 16) != 1:
+            return False
+    return True
 
 
 def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
     """Part 10 file: preamble, file meta, then the dataset in its transfer syntax."""
-    if not _fast_path(ds):
+    tags = sorted(ds._dict, key=int)
+    if not _fast_path(ds, tags):
         ds.save_as(fh)
         return
     meta = ds.file_meta
-    syntax = meta.TransferSyntaxUID
+    syntax = meta[0x00020010].value  # Transfer Syntax UID
     implicit = bool(syntax.is_implicit_VR)
     pixels = ds._dict.get(BaseTag(0x7FE00010))
     if pixels is not None and (not pixels.is_raw or pixels.value is not None):
@@ -58,59 +70,108 @@ def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
     fp.is_implicit_VR = False
     fh.write(ds.preamble)
     fh.write(b"DICM")
-    write_file_meta_info(fp, meta, enforce_standard=False)
+    encoded = _meta_bytes(meta)
+    if encoded is None:
+        write_file_meta_info(fp, meta, enforce_standard=False)
+    else:
+        fh.write(encoded)
     fp.is_implicit_VR = implicit
-    _write_elements(fp, fh, ds, implicit, ds.get("SpecificCharacterSet", default_encoding))
+    encoding = ds.get("SpecificCharacterSet", default_encoding)
+    _write_elements(fp, fh, ds, implicit, encoding, tags)
 
 
-def _write_elements(fp: DicomIO, fh: Any, ds: Dataset, implicit: bool, encoding: object) -> None:
+def _meta_bytes(meta: Dataset) -> bytes | None:
+    """The file meta group as ``write_file_meta_info(enforce_standard=False)`` writes it (group
+    length recomputed when present), for the plain single values a file meta holds (UL, OB, UI,
+    SH, AE); None for anything else, which pydicom then writes itself."""
+    parts: list[bytes] = []
+    has_length = False
+    elements = meta._dict
+    for tag in sorted(elements, key=int):
+        if tag == 0x00020000:
+            has_length = True
+            continue
+        elem = elements[tag]
+        vr, value = elem.VR, elem.value
+        if (tag >> 16) != 0x0002 or not vr or len(vr) != 2:
+            return None
+        if elem.is_raw:
+            if type(value) is not bytes or (vr not in _LENGTH_32 and len(value) > 0xFFFF):
+                return None
+            data = value  # as read, as pydicom writes a raw element
+        elif vr == "UL" and type(value) is int:
+            data = pack("<L", value)
+        elif vr == "OB" and type(value) is bytes:
+            data = value + b"\0" if len(value) % 2 else value
+        elif vr in _META_TEXT_PAD and isinstance(value, str) and value.isascii():
+            if "\\" in value:
+                return None  # several values
+            data = value.encode("ascii")
+            if len(data) % 2:
+                data += _META_TEXT_PAD[vr]
+        else:
+            return None
+        if vr in _LENGTH_32:
+            parts.append(_EXPLICIT_32(tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(data)))
+        else:
+            parts.append(_EXPLICIT_16(tag >> 16, tag & 0xFFFF, vr.encode(), len(data)))
+        parts.append(data)
+    body = b"".join(parts)
+    if has_length:
+        return _EXPLICIT_16(0x0002, 0x0000, b"UL", 4) + pack("<L", len(body)) + body
+    return body
+
+
+def _write_elements(
+    fp: DicomIO,
+    fh: Any,
+    ds: Dataset,
+    implicit: bool,
+    encoding: object,
+    tags: list[BaseTag] | None = None,
+) -> None:
     """The elements of ds in tag order: raw ones copied with their header, sequences item by
     item through this same loop, anything else by pydicom's element writer."""
     elements = ds._dict
     write = fh.write
     filename = getattr(ds, "filename", None)
-    for tag in sorted(elements):
+    for tag in tags if tags is not None else sorted(elements, key=int):
         if (tag & 0xFFFF) == 0 and (tag >> 16) > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
         elem = elements[tag]
-        value = elem.value
-        length = getattr(elem, "length", -1)
-        if (
-            elem.is_raw
-            and length != 0xFFFFFFFF
-            and isinstance(value, bytes)
-            and (implicit or (elem.VR and len(elem.VR) == 2))
-        ):
-            n = len(value)
-            if implicit:
-                write(pack("<HHL", tag >> 16, tag & 0xFFFF, n))
-                write(value)
+        if isinstance(elem, RawDataElement):
+            value = elem.value
+            length = elem.length
+            if length != 0xFFFFFFFF and type(value) is bytes:
+                n = len(value)
+                if implicit:
+                    write(_IMPLICIT(tag >> 16, tag & 0xFFFF, n))
+                    write(value)
+                    continue
+                vr = elem.VR
+                if vr in _LENGTH_32:
+                    write(_EXPLICIT_32(tag >> 16, tag & 0xFFFF, vr.encode(), 0, n))
+                    write(value)
+                    continue
+                if vr and len(vr) == 2 and n <= 0xFFFF:
+                    write(_EXPLICIT_16(tag >> 16, tag & 0xFFFF, vr.encode(), n))
+                    write(value)
+                    continue
+            elif (
+                value is None
+                and 0 < length != 0xFFFFFFFF
+                and isinstance(filename, str)
+                and (implicit or elem.VR in _LENGTH_32)
+            ):
+                # a deferred value (pixel data): header, then the bytes copied from the source
+                if implicit:
+                    write(_IMPLICIT(tag >> 16, tag & 0xFFFF, length))
+                else:
+                    vr_bytes = str(elem.VR).encode()
+                    write(_EXPLICIT_32(tag >> 16, tag & 0xFFFF, vr_bytes, 0, length))
+                _copy_range(filename, elem.value_tell, length, fh)
                 continue
-            vr = str(elem.VR)
-            if vr in _LENGTH_32:
-                write(pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, n))
-                write(value)
-                continue
-            if n <= 0xFFFF:
-                write(pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), n))
-                write(value)
-                continue
-        if (
-            elem.is_raw
-            and value is None
-            and 0 < length != 0xFFFFFFFF
-            and isinstance(filename, str)
-            and (implicit or str(elem.VR) in _LENGTH_32)
-        ):
-            # a deferred value (pixel data): header, then the bytes copied from the source file
-            vr = str(elem.VR)
-            if implicit:
-                write(pack("<HHL", tag >> 16, tag & 0xFFFF, length))
-            else:
-                write(pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length))
-            _copy_range(filename, int(getattr(elem, "value_tell", 0)), int(length), fh)
-            continue
-        if not elem.is_raw and elem.VR == "SQ" and not elem.is_buffered:
+        elif elem.VR == "SQ" and not elem.is_buffered:
             with tag_in_exception(tag):
                 _write_sequence(fp, cast(DataElement, elem), implicit, encoding)
             continue

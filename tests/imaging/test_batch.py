@@ -1,0 +1,207 @@
+"""The parallel batch: the same files whatever the number of workers, pixel data copied
+byte for byte and never decoded, staged copies never left behind or given a taken name."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_files
+from pydicom.tag import BaseTag
+
+from reluth.imaging import batch
+from reluth.imaging.batch import BatchReport, deidentify_tree, publish, read_dataset
+from reluth.imaging.deid import DeidError, compile_deidentifier
+from reluth.imaging.profile import make_profile
+from reluth.imaging.synthetic import SyntheticPatient, write_patient
+
+from .conftest import settings, small_options
+
+PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
+@pytest.fixture(scope="module")
+def mixed_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pydicom's test files (several encodings of one instance among them: collisions) and a
+    synthetic SPECT/CT export: well above the size where the batch starts worker processes."""
+    src = tmp_path_factory.mktemp("mixed") / "in"
+    (src / "pydicom").mkdir(parents=True)
+    for i, f in enumerate(Path(f) for f in get_testdata_files()):
+        if f.is_file():
+            shutil.copy(f, src / "pydicom" / f"{i:03d}_{f.name}")
+    write_patient(src / "export", SyntheticPatient(), small_options(ct_slices=12))
+    return src
+
+
+def _run(src: Path, out: Path, workers: int) -> tuple[BatchReport, dict[str, bytes]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = deidentify_tree(src, out, settings(), workers=workers)
+    files = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    return report, files
+
+
+def test_same_bytes_and_report_whatever_the_worker_count(mixed_input: Path, tmp_path: Path) -> None:
+    total = sum(1 for p in mixed_input.rglob("*") if p.is_file())
+    assert total > 3 * batch.SMALL_BATCH  # the pool is really used with 2 and 3 workers
+    one, files_one = _run(mixed_input, tmp_path / "w1", 1)
+    assert one.written > 100 and one.collisions > 0
+    for workers in (2, 3):
+        report, files = _run(mixed_input, tmp_path / f"w{workers}", workers)
+        assert files == files_one, workers  # same names, same bytes
+        assert report.files == one.files, workers  # same statuses, messages, reviews
+
+
+def test_first_source_in_order_wins_a_shared_name(mixed_input: Path, tmp_path: Path) -> None:
+    report, _ = _run(mixed_input, tmp_path / "out", 2)
+    by_name: dict[str, list[str]] = {}
+    for f in report.files:
+        if f.output is not None:
+            by_name.setdefault(f.output, []).append(f.status)
+    shared = [s for s in by_name.values() if len(s) > 1]
+    assert shared  # several encodings of one instance in pydicom's files
+    for statuses in shared:
+        assert statuses[0] == "written" and set(statuses[1:]) == {"collision"}
+
+
+def _pixel_bytes(path: Path) -> dict[int, bytes]:
+    """The pixel data elements' value bytes as stored in the file (no decoding)."""
+    ds = pydicom.dcmread(path, defer_size=0, force=True)  # values deferred: offsets only
+    out: dict[int, bytes] = {}
+    with open(path, "rb") as fh:
+        for tag in PIXELS:
+            elem = ds._dict.get(BaseTag(tag))
+            if elem is not None and elem.length not in (0, 0xFFFFFFFF):
+                fh.seek(elem.value_tell)
+                out[tag] = fh.read(elem.length)
+            elif elem is not None:
+                out[tag] = ds[tag].value  # undefined length (encapsulated): pydicom's bytes
+    return out
+
+
+def test_pixel_data_bytes_unchanged(mixed_input: Path, tmp_path: Path) -> None:
+    report, _ = _run(mixed_input, tmp_path / "out", 2)
+    compared = 0
+    for f in report.files:
+        if f.status != "written" or f.output is None:
+            continue
+        before = _pixel_bytes(mixed_input / f.source)
+        after = _pixel_bytes(tmp_path / "out" / f.output)
+        assert after == before, f.source
+        compared += bool(before)
+    assert compared > 60
+
+
+def test_large_pixel_data_is_never_read(tmp_path: Path) -> None:
+    """Deferred on reading, still unread after the checks and the de-identification: the writer
+    copies it from the source file."""
+    opts = small_options(matrix=48, ct_slices=2, ct_size=256, timepoints_h=(24.0,))
+    write_patient(tmp_path, SyntheticPatient(), opts)  # SPECT 221 kB, CT 131 kB of pixels
+    deid = compile_deidentifier(make_profile(), settings())
+    deferred = 0
+    for path in sorted(tmp_path.rglob("*.dcm")):
+        ds = read_dataset(path)
+        deid.apply(ds)
+        elem = ds._dict[BaseTag(0x7FE00010)]
+        if elem.length > batch.DEFER_BYTES:
+            assert elem.is_raw and elem.value is None, path.name
+            deferred += 1
+    assert deferred == 3
+
+
+def test_staging_is_removed_and_publish_never_replaces(raw_export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report, files = _run(raw_export, out, 1)
+    assert report.written == len(files) > 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
+    staged = tmp_path / "staged.dcm"
+    staged.write_bytes(b"new")
+    target = out / next(iter(files))
+    assert publish(staged, target, set()) is False
+    assert target.read_bytes() == files[next(iter(files))] and not staged.exists()
+    staged.write_bytes(b"new")
+    fresh = out / "a" / "b" / "c.dcm"
+    assert publish(staged, fresh, set()) is True
+    assert fresh.read_bytes() == b"new" and not staged.exists()
+
+
+def test_publish_without_hard_links_still_never_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system without hard links (FAT, some network shares) the name is reserved
+    exclusively, then the staged copy moved onto it."""
+
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError("operation not permitted")
+
+    monkeypatch.setattr(batch.os, "link", no_links)
+    staged, target = tmp_path / "staged.dcm", tmp_path / "out" / "a.dcm"
+    staged.write_bytes(b"first")
+    assert publish(staged, target, set()) is True
+    assert target.read_bytes() == b"first" and not staged.exists()
+    staged.write_bytes(b"second")
+    assert publish(staged, target, set()) is False
+    assert target.read_bytes() == b"first" and not staged.exists()
+
+
+def test_a_worker_error_leaves_no_partial_output(
+    raw_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose writing fails half-way is reported, and neither its staged copy nor a
+    partial output remains."""
+
+    def broken(ds: pydicom.Dataset, fh: object) -> None:
+        fh.write(b"partial")  # type: ignore[attr-defined]
+        raise DeidError("disk full")
+
+    monkeypatch.setattr(batch, "write_dataset_file", broken)
+    out = tmp_path / "out"
+    report, files = _run(raw_export, out, 1)
+    assert report.written == 0 and report.skipped == len(report.files) > 0
+    assert {f.message for f in report.files} == {"disk full"}
+    assert files == {}
+
+
+def _odd_values(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """Values the raw fast path must treat exactly as pydicom's decoded path does."""
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.StudyDescription = "SPECT Été DUPONT 24h"  # not ASCII: decoded by pydicom
+    ds.SeriesDescription = "CTAC\\B31s 5mm DUPONT"  # two values
+    ds.StudyDate = "2026"  # coarser than a day: emptied
+    ds.SeriesDate = "20260230"  # not a date: emptied
+    ds.ContentDate = ["20260101", "20260102"]
+    ds.AcquisitionDateTime = "20260302131700.123+0100"
+    ds.add_new(0x00081040, "LO", "")  # Institutional Department Name, empty
+    return ds
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_raw_fast_path_equals_the_decoded_path(tmp_path: Path, implicit: bool) -> None:
+    """Each file de-identified as read (raw bytes rewritten) and after decoding every element
+    (pydicom's values changed): the same bytes written."""
+    write_patient(tmp_path / "in", SyntheticPatient(), small_options(timepoints_h=(24.0,)))
+    compared = 0
+    for path in sorted((tmp_path / "in").rglob("*.dcm")):
+        source = _odd_values(pydicom.dcmread(path))
+        if implicit:
+            source.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        source.save_as(path)
+        deid = compile_deidentifier(make_profile(), settings())
+        outputs = []
+        for decode in (False, True):
+            ds = read_dataset(path)
+            if decode:
+                for _ in ds.iterall():
+                    pass
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                deid.apply(ds)
+                out = tmp_path / f"out-{decode}.dcm"
+                ds.save_as(out)
+            outputs.append(out.read_bytes())
+        assert outputs[0] == outputs[1], path.name
+        compared += 1
+    assert compared == 4
