@@ -20,8 +20,10 @@ import pandas as pd
 from reluth.analysis.datasets import from_csv_dir
 from reluth.analysis.report import build_report
 from reluth.analysis.synthetic import write_synthetic_csv
+from reluth.protocol.definition import load_protocol
 
 RELUTH = str(Path(sys.executable).with_name("reluth"))
+PROTOCOL = load_protocol()
 
 
 def run(args: list[str]) -> tuple[float, float]:
@@ -36,9 +38,9 @@ def run(args: list[str]) -> tuple[float, float]:
 
 
 def bench_trial(tmp: Path) -> None:
-    data = write_synthetic_csv(tmp / "trial", n_included=176, seed=20211001)
+    data = write_synthetic_csv(tmp / "trial", n_included=176, seed=20211001, protocol=PROTOCOL)
     t0 = time.perf_counter()
-    ds = from_csv_dir(data)
+    ds = from_csv_dir(data, protocol=PROTOCOL)
     t1 = time.perf_counter()
     build_report(ds, tmp / "report")
     t2 = time.perf_counter()

@@ -8,15 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reluth.analysis.datasets import (
-    MONTH6_DAY,
-    MONTH6_WINDOW_DAYS,
-    build_datasets,
-    from_csv_dir,
-    make_sources,
-)
+from reluth.analysis.datasets import build_datasets, from_csv_dir, make_sources
+from reluth.analysis.design import AnalysisDesign
 from reluth.analysis.synthetic import synthetic_sources, write_synthetic_csv
 from reluth.errors import ValidationError
+from reluth.protocol.definition import load_protocol
+
+PROTOCOL = load_protocol()
+DESIGN = AnalysisDesign.of(PROTOCOL)
+MONTH6_DAY, MONTH6_WINDOW_DAYS = DESIGN.month6_day, DESIGN.month6_window_days
 
 RAND = dt.date(2023, 1, 2)
 
@@ -69,7 +69,13 @@ def _build(
         [{"subject_id": s, "assessed_on": _day(d), "scale": c, "score": v} for s, d, c, v in qol],
         columns=["subject_id", "assessed_on", "scale", "score"],
     )
-    src = make_sources(pd.DataFrame(subjects).astype(str), a.astype(str), empty_ae, q.astype(str))
+    src = make_sources(
+        pd.DataFrame(subjects).astype(str),
+        a.astype(str),
+        empty_ae,
+        q.astype(str),
+        protocol=PROTOCOL,
+    )
     return build_datasets(src, cutoff or dt.date(2025, 1, 1))
 
 
@@ -117,7 +123,7 @@ def test_dcr6_failures_and_tie_rule() -> None:
 def test_tie_picks_the_later_assessment() -> None:
     ds = _build([_subject("T")], [("T", 160, "NON-CR/NON-PD"), ("T", 176, "SD")])
     row = ds.adrs[(ds.adrs["PARAMCD"] == "DCR6")].iloc[0]
-    assert row["AVALC"] == "Y" and row["DCRRSN"] == "SD at day 176"
+    assert row["AVALC"] == "Y" and row["DCRRSN"] == f"SD on {_day(176)}"
 
 
 def test_censoring_rules_pfs_rpfs_os() -> None:
@@ -175,8 +181,8 @@ def test_protocol_arm_codes_are_accepted() -> None:
 
 
 def test_csv_round_trip_of_synthetic_trial(tmp_path: Path) -> None:
-    write_synthetic_csv(tmp_path, n_included=40, seed=3)
-    ds = from_csv_dir(tmp_path)
+    write_synthetic_csv(tmp_path, n_included=40, seed=3, protocol=PROTOCOL)
+    ds = from_csv_dir(tmp_path, protocol=PROTOCOL)
     assert len(ds.adsl) == 40
     assert set(ds.adtte["PARAMCD"]) >= {"PFS", "RPFS", "OS", "TTDQL2"}
     assert len(ds.input_hash) == 64
@@ -184,7 +190,7 @@ def test_csv_round_trip_of_synthetic_trial(tmp_path: Path) -> None:
     (tmp_path / "qol.csv").write_text(
         (tmp_path / "qol.csv").read_text().replace(",QL2,", ",PF2,", 1)
     )
-    assert from_csv_dir(tmp_path).input_hash != ds.input_hash
+    assert from_csv_dir(tmp_path, protocol=PROTOCOL).input_hash != ds.input_hash
 
 
 @pytest.mark.parametrize(
@@ -204,23 +210,23 @@ def test_csv_round_trip_of_synthetic_trial(tmp_path: Path) -> None:
     ],
 )
 def test_bad_csv_input_is_named(tmp_path: Path, file: str, edit, message: str) -> None:
-    write_synthetic_csv(tmp_path, n_included=12, seed=1)
+    write_synthetic_csv(tmp_path, n_included=12, seed=1, protocol=PROTOCOL)
     df = pd.read_csv(tmp_path / file, dtype=str, keep_default_na=False)
     edit(df).to_csv(tmp_path / file, index=False)
     with pytest.raises(ValidationError, match=message):
-        from_csv_dir(tmp_path)
+        from_csv_dir(tmp_path, protocol=PROTOCOL)
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="not a directory"):
-        from_csv_dir(tmp_path / "nope")
+        from_csv_dir(tmp_path / "nope", protocol=PROTOCOL)
     with pytest.raises(ValidationError, match=r"subjects\.csv missing"):
-        from_csv_dir(tmp_path)
+        from_csv_dir(tmp_path, protocol=PROTOCOL)
 
 
 def test_synthetic_generator_is_seeded() -> None:
-    a = synthetic_sources(30, seed=5)
-    b = synthetic_sources(30, seed=5)
+    a = synthetic_sources(30, seed=5, protocol=PROTOCOL)
+    b = synthetic_sources(30, seed=5, protocol=PROTOCOL)
     assert all(a[k].equals(b[k]) for k in a)
 
 

@@ -15,18 +15,22 @@ from reluth.analysis.datasets import VARIABLES, from_csv_dir
 from reluth.analysis.exports import export_all
 from reluth.analysis.synthetic import write_synthetic_csv
 from reluth.cli import app
+from reluth.protocol.definition import load_protocol
 
 LUNG = EXAMPLES / "analysis" / "lung.csv"
 runner = CliRunner()
+PROTOCOL = load_protocol()
 
 
 @pytest.fixture(scope="module")
 def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic_csv(tmp_path_factory.mktemp("trial"), n_included=40, seed=11)
+    return write_synthetic_csv(
+        tmp_path_factory.mktemp("trial"), n_included=40, seed=11, protocol=PROTOCOL
+    )
 
 
 def test_exports_round_trip(small_trial: Path, tmp_path: Path) -> None:
-    ds = from_csv_dir(small_trial)
+    ds = from_csv_dir(small_trial, protocol=PROTOCOL)
     export_all(ds, tmp_path)
     for name, frame in ds.frames().items():
         xdf, xmeta = pyreadstat.read_xport(str(tmp_path / f"{name}.xpt"))
@@ -153,7 +157,7 @@ def test_analyze_writes_a_self_contained_report(small_trial: Path, tmp_path: Pat
         assert (out / "figures" / f"{name}.png").stat().st_size > 0
         assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     results = json.loads((out / "results.json").read_text())
-    ds = from_csv_dir(small_trial)
+    ds = from_csv_dir(small_trial, protocol=PROTOCOL)
     assert results["meta"]["input_sha256"] == ds.input_hash
     assert results["dcr6_itt"]["groups"][0]["group"] == "Surveillance"
     assert (out / "datasets" / "adsl.xpt").exists()

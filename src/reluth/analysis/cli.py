@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from reluth.cli_support import console, handle_errors, parse_date, print_json
+from reluth.cli_support import command_trial, console, handle_errors, parse_date, print_json
 from reluth.errors import ValidationError
 
 app = typer.Typer(
@@ -314,7 +314,9 @@ def dcr_cmd(
 @handle_errors
 def analyze(
     data: Path | None = typer.Option(None, "--data", help="Directory of source CSV files."),
-    db: str | None = typer.Option(None, "--db", help="Trial database URL (read only)."),
+    db: str | None = typer.Option(
+        None, "--db", help="Trial database URL (read only; needs a statistician's login)."
+    ),
     out: Path = typer.Option(Path("analysis-report"), "--out", help="Output directory."),
     cutoff: str | None = typer.Option(None, "--cutoff", help="Data cut-off date YYYY-MM-DD."),
     protocol_version: str | None = typer.Option(
@@ -336,11 +338,14 @@ def analyze(
     if ties not in TIES:
         raise ValidationError("--ties", f"unknown {ties!r}", ", ".join(TIES))
     cut = parse_date(cutoff, "--cutoff") if cutoff else None
-    ds = (
-        datasets.from_csv_dir(data, cut)
-        if data is not None
-        else datasets.from_database(str(db), cut)
-    )
+    if data is not None:
+        ds = datasets.from_csv_dir(data, cut, protocol=command_trial().protocol)
+    else:
+        from reluth.analysis import service
+        from reluth.cli_support import cli_context
+
+        with cli_context(url=db) as ctx:  # the datasets hold the arm: unblinded roles only
+            ds = service.analysis_datasets(ctx, cut)
     options = ReportOptions(conf_type=conf_type, ties=ties)
     if protocol_version:
         options = ReportOptions(protocol_version, conf_type, ties)

@@ -1,66 +1,55 @@
 """The one analysis-dataset layer: ADSL / ADRS / ADTTE / ADAE / ADQS-like DataFrames.
 
-Every analysis reads these frames and nothing else. They are derived by ``build_datasets`` from
-four *source* frames (subjects, tumour assessments, adverse events, QoL scores) that come either
-from CSV files (``from_csv_dir``; shape documented in docs/analysis.md) or from the trial database
-(``from_database``), so both paths share every derivation.
+Every analysis reads these frames and nothing else. ``build_datasets`` derives them from typed
+*source* frames and the subjects' tumour evaluations, which come either from CSV files
+(``from_csv_dir``; shape in docs/analysis.md: the time-point responses are evaluated by the
+RECIST engine) or from the trial database (``from_database``: the evaluation central review
+stored with each read, through the review service's read model; eGFR, strata and
+eligibility as screening and randomization stored them). Both doors share every derivation.
 
-Derivation rules (written down here and in docs/analysis.md):
+The endpoint derivations are named functions in :mod:`reluth.analysis.derivations`
+(``derive_bor``, ``derive_dcr6``, ``derive_tte`` with the events and censoring of PFS, rPFS, OS
+and QoL time to deterioration declared as data); every clinical decision in them is the
+RECIST or QoL engine's. The rest is written here and in docs/analysis.md:
 
 * Populations — ITT: randomized (by randomized arm). Safety: received at least one dose after
   inclusion. Per-protocol: eligible (no major violation), randomized, in the safety population,
-  with at least two tumour evaluations after randomization.
-* Month-6 disease control (primary endpoint), the same rule as the RECIST engine's
-  ``disease_control_at_landmark``: the landmark is the protocol's ``landmark_month6`` (week 24,
-  accepted ±28 days — an assumption of the protocol file); the landmark assessment is the
-  evaluable (not NE) assessment in the window closest to the landmark day (the later one on a
-  tie). Success when it is CR, PR, SD or non-CR/non-PD and no PD was recorded on or before it.
-  No evaluable assessment in the window counts as failure ("non-evaluable patients will be
-  considered as failure"), as does a death before the landmark assessment.
-* rPFS: randomization → first PD or death, whichever first; otherwise censored at the last
-  evaluable (CR/PR/SD) assessment, or at day 0 if there is none.
-* PFS (protocol: progression only): randomization → first PD; deaths without PD and patients
-  without PD are censored at the last evaluable assessment.
-* OS: randomization → death from any cause; otherwise censored at the last date known alive.
-* QoL time to deterioration (per scale, as NETTER-1): patients with a baseline and at least one
-  post-baseline score; event = first score at least 10 points worse than baseline (lower for
-  functional/global scales, higher for symptom scales); otherwise censored at the last QoL
-  assessment. Sensitivity (TTDS<scale>): progression or death also counts as deterioration.
+  with at least two tumour evaluations (not NE) after randomization.
 * Data cut-off: anything dated after the cut-off is ignored; censoring dates are capped at it.
-* Times: ``AVAL`` in months (days / 30.4375) and ``ADY`` in days since randomization.
+* Times: ``AVAL`` in months (days / 30.4375, the protocol file) and ``ADY`` in days since
+  randomization.
+
+The arms' values (``ARM``, ``ARMCD``), the stratification variables and their source columns,
+the month and the RECIST options are the protocol's (:class:`AnalysisDesign`): every door takes
+the :class:`~reluth.protocol.definition.Protocol` of the trial it analyses.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from reluth.analysis import derivations as d
+from reluth.analysis.design import AnalysisDesign
+from reluth.csvout import frame_csv_text
 from reluth.errors import ValidationError
-from reluth.protocol.definition import load_protocol
+from reluth.protocol.definition import Protocol
+from reluth.qol.scoring import DETERIORATION_POINTS
+from reluth.response import recist
+from reluth.units import to_decimal
 
-_PROTOCOL = load_protocol()
-PROTOCOL_VERSION = _PROTOCOL.version
-DAYS_PER_MONTH = float(_PROTOCOL.schedule.days_per_month)
-MONTH6_DAY = 7 * _PROTOCOL.schedule.landmark_month6.week
-MONTH6_WINDOW_DAYS = _PROTOCOL.schedule.landmark_month6.window_days
-QOL_DETERIORATION_POINTS = 10.0
-RESPONSES = ("CR", "PR", "SD", "NON-CR/NON-PD", "PD", "NE")
-DISEASE_CONTROL = ("CR", "PR", "SD", "NON-CR/NON-PD")
-ARMS = ("Lutathera", "Surveillance")  # experimental, control (report labels)
-# Accepted spellings of the arms in sources: report label or protocol arm code.
-ARM_ALIASES = {
-    "lutathera": ARMS[0],
-    "experimental": ARMS[0],
-    "surveillance": ARMS[1],
-    "control": ARMS[1],
-}
-
+#: Overall responses a time point may have (the RECIST engine's vocabulary).
+RESPONSES = tuple(r.value for r in recist.Response if r is not recist.Response.NA)
+NEW_LESIONS = tuple(n.value for n in recist.NewLesions)
 # EORTC QLQ-C30 scale codes → kind (functional/global: higher is better; symptom: higher worse).
 QOL_SCALE_KINDS: dict[str, str] = {
     "QL2": "global",
@@ -72,22 +61,9 @@ QOL_SCALE_KINDS: dict[str, str] = {
     **{code: "symptom" for code in ("FA", "NV", "PA", "DY", "SL", "AP", "CO", "DI", "FI")},
 }
 
-STRATA = {
-    "STRPFS": "Disease control after first PRRT (<18 vs >=18 months)",
-    "STRPROG": "Type of progression (radiologic vs non-radiologic)",
-    "STRGFR": "GFR (<60 vs >=60 mL/min)",
-    "STRLINE": "Intercurrent line of treatment between PRRTs (Y/N)",
-}
-
-STRATA_SHORT = {
-    "STRPFS": "Control after 1st PRRT",
-    "STRPROG": "Progression",
-    "STRGFR": "GFR",
-    "STRLINE": "Intercurrent line",
-}
-
-# Source-frame columns: name → (required, kind). Kinds: str, date, num, flag.
-SUBJECT_COLUMNS: dict[str, tuple[bool, str]] = {
+# Source-frame columns: name → (required, kind). Kinds: str, date, decimal, int, flag. The
+# subjects' stratification columns are the protocol's (:func:`subject_columns`).
+_SUBJECT_BASE_COLUMNS: dict[str, tuple[bool, str]] = {
     "subject_id": (True, "str"),
     "site": (True, "str"),
     "included_on": (True, "date"),
@@ -96,54 +72,99 @@ SUBJECT_COLUMNS: dict[str, tuple[bool, str]] = {
     "not_randomized_reason": (False, "str"),
     "eligible": (True, "flag"),
     "first_dose_on": (False, "date"),
-    "age": (True, "num"),
+    "age": (True, "int"),
     "sex": (True, "str"),
-    "ecog": (True, "num"),
-    "gfr_ml_min": (True, "num"),
+    "ecog": (True, "int"),
+    "gfr_ml_min": (True, "decimal"),
     "grade": (False, "str"),
-    "strat_prior_pfs": (False, "str"),
-    "strat_progression": (False, "str"),
-    "strat_gfr": (False, "str"),
-    "strat_intercurrent": (False, "str"),
     "death_on": (False, "date"),
     "last_alive_on": (True, "date"),
 }
+
+
+def subject_columns(design: AnalysisDesign) -> dict[str, tuple[bool, str]]:
+    """The columns of subjects.csv: the fixed ones, then one per stratification factor."""
+    out = {k: v for k, v in _SUBJECT_BASE_COLUMNS.items() if k not in ("death_on", "last_alive_on")}
+    out.update({s.source_column: (False, "str") for s in design.strata})
+    out["death_on"] = _SUBJECT_BASE_COLUMNS["death_on"]
+    out["last_alive_on"] = _SUBJECT_BASE_COLUMNS["last_alive_on"]
+    return out
+
+
 ASSESSMENT_COLUMNS: dict[str, tuple[bool, str]] = {
     "subject_id": (True, "str"),
     "assessed_on": (True, "date"),
-    "overall_response": (True, "str"),
-    "target_sum_mm": (False, "num"),
+    "overall_response": (True, "str"),  # may be empty on baseline rows (<= randomization)
+    "target_sum_mm": (False, "decimal"),
+    "new_lesions": (False, "str"),
+    "read_id": (False, "str"),
 }
 AE_COLUMNS: dict[str, tuple[bool, str]] = {
     "subject_id": (True, "str"),
     "term": (True, "str"),
     "soc": (False, "str"),
-    "grade": (True, "num"),
+    "grade": (True, "int"),
     "serious": (True, "flag"),
     "onset_on": (True, "date"),
+    "record_id": (False, "str"),
 }
 QOL_COLUMNS: dict[str, tuple[bool, str]] = {
     "subject_id": (True, "str"),
     "assessed_on": (True, "date"),
     "scale": (True, "str"),
-    "score": (True, "num"),
+    "score": (True, "decimal"),
     "kind": (False, "str"),
+    "record_id": (False, "str"),
 }
+#: Source name → file name (the subjects' columns depend on the protocol).
 SOURCE_FILES = {
-    "subjects": ("subjects.csv", SUBJECT_COLUMNS),
-    "assessments": ("assessments.csv", ASSESSMENT_COLUMNS),
-    "adverse_events": ("adverse_events.csv", AE_COLUMNS),
-    "qol": ("qol.csv", QOL_COLUMNS),
+    "subjects": "subjects.csv",
+    "assessments": "assessments.csv",
+    "adverse_events": "adverse_events.csv",
+    "qol": "qol.csv",
 }
+
+
+def source_columns(design: AnalysisDesign) -> dict[str, dict[str, tuple[bool, str]]]:
+    return {
+        "subjects": subject_columns(design),
+        "assessments": ASSESSMENT_COLUMNS,
+        "adverse_events": AE_COLUMNS,
+        "qol": QOL_COLUMNS,
+    }
+
+
+#: Columns that may be empty in some rows although the column itself is required.
+_BLANK_ALLOWED = {("assessments", "overall_response")}
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    """A stored value the database door could not use: the record is left out of the
+    datasets and listed (``data_issues.csv`` of an export) for the data manager to correct."""
+
+    source: str  # subjects, assessments, adverse_events, qol
+    subject_id: str | None
+    record: str
+    field: str
+    value: str
+    problem: str
+
+
+#: Columns of ``data_issues.csv``.
+ISSUE_COLUMNS = ("source", "subject_id", "record", "field", "value", "problem")
 
 
 @dataclass(frozen=True)
 class Sources:
     subjects: pd.DataFrame
-    assessments: pd.DataFrame
     adverse_events: pd.DataFrame
     qol: pd.DataFrame
+    tumour: dict[str, d.TumourRecord]  # subject id -> tumour assessments and evaluation
     input_hash: str
+    design: AnalysisDesign
+    assessments: pd.DataFrame = field(default_factory=pd.DataFrame)
+    issues: tuple[DataIssue, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,20 @@ class AnalysisDatasets:
     adqs: pd.DataFrame
     cutoff: dt.date
     input_hash: str
+    design: AnalysisDesign
+    #: Stored records left out because a value could not be used (database door only).
+    issues: tuple[DataIssue, ...] = ()
+
+    @property
+    def variables(self) -> dict[str, dict[str, tuple[str, str]]]:
+        """Label and derivation of every variable (``variables.json``)."""
+        return variables(self.design)
+
+    def issues_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [[getattr(i, c) for c in ISSUE_COLUMNS] for i in self.issues],
+            columns=list(ISSUE_COLUMNS),
+        )
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
@@ -167,140 +202,159 @@ class AnalysisDatasets:
 
 
 # ---------------------------------------------------------------------------------------------
-# Source validation
+# Source validation: text (CSV) or typed values (database) → typed values
+
+
+def _blank(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+_FLAGS = {
+    "Y": True,
+    "YES": True,
+    "TRUE": True,
+    "1": True,
+    "1.0": True,
+    "N": False,
+    "NO": False,
+    "FALSE": False,
+    "0": False,
+    "0.0": False,
+}
+
+
+def _as_date(value: object) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return _plausible(value.date())
+    if isinstance(value, dt.date):
+        return _plausible(value)
+    text = str(value).strip()
+    if len(text) != 10:
+        raise ValueError(text)
+    return _plausible(dt.date.fromisoformat(text))
+
+
+#: Clinical dates start here (as at entry, ``patients.timeline``).
+EARLIEST_DATE = dt.date(1900, 1, 1)
+
+
+def _plausible(day: dt.date) -> dt.date:
+    if day < EARLIEST_DATE:
+        raise ValueError(day)
+    return day
+
+
+def _as_int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = to_decimal(value, "")
+    if number != number.to_integral_value():
+        raise ValueError(value)
+    return int(number)
+
+
+def _as_flag(value: object) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    return _FLAGS[str(value).strip().upper()]
+
+
+_PARSERS: dict[str, tuple[Callable[[object], Any], str, str]] = {
+    "date": (_as_date, "not a date from 1900-01-01", "YYYY-MM-DD"),
+    "decimal": (lambda v: to_decimal(v, ""), "not a number", "a number"),
+    "int": (_as_int, "not a whole number", "an integer"),
+    "flag": (_as_flag, "not a flag", "Y, N"),
+    "str": (lambda v: str(v).strip(), "not text", "text"),
+}
+
+
+def _record_of(name: str, row: Mapping[str, Any], line: int) -> str:
+    for key in ("record_id", "read_id"):
+        if not _blank(row.get(key)):
+            return str(row[key])
+    if name == "subjects" and not _blank(row.get("subject_id")):
+        return f"subject {row['subject_id']}"
+    return f"{SOURCE_FILES[name]} line {line}"
+
+
+def _issue(
+    issues: list[DataIssue], name: str, row: Mapping[str, Any], line: int, col: str, problem: str
+) -> None:
+    sid = row.get("subject_id")
+    issues.append(
+        DataIssue(
+            name,
+            None if _blank(sid) else str(sid),
+            _record_of(name, row, line),
+            col,
+            "" if _blank(row.get(col)) else str(row.get(col))[:200],
+            problem,
+        )
+    )
 
 
 def normalize_source(
-    name: str, frame: pd.DataFrame, columns: dict[str, tuple[bool, str]]
+    name: str,
+    frame: pd.DataFrame,
+    columns: dict[str, tuple[bool, str]],
+    issues: list[DataIssue] | None = None,
 ) -> pd.DataFrame:
-    """Check columns and types of one source frame; dates become ``datetime.date`` objects."""
-    out = pd.DataFrame(index=frame.index)
+    """Check the columns and values of one source frame, text or already typed: dates become
+    ``datetime.date``, decimals ``Decimal`` (exact, from their text), integers ``int``, flags
+    ``bool``; empty is None (flags: False). A bad value is named with its CSV line; with
+    ``issues`` (the database door) its row is left out and the value listed there instead."""
+    frame = frame.reset_index(drop=True)
+    records = frame.to_dict("records")
+    bad: set[int] = set()
+    out = pd.DataFrame(index=range(len(frame)))
     for col, (required, kind) in columns.items():
         if col not in frame.columns:
             if required:
                 raise ValidationError(
                     f"{name}.{col}", "missing column", ", ".join(c for c in columns)
                 )
-            out[col] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+            out[col] = pd.Series([False if kind == "flag" else None] * len(frame), dtype=object)
             continue
-        s = frame[col]
-        blank = s.isna() | (s.astype(str).str.strip() == "")
-        if required and blank.any():
-            row = int(np.argmax(blank.to_numpy())) + 2
-            raise ValidationError(f"{name}.{col}", f"empty value at line {row}", "a value")
-        if kind == "date":
-            parsed = pd.to_datetime(s.where(~blank), format="%Y-%m-%d", errors="coerce")
-            bad = parsed.isna() & ~blank
-            if bad.any():
-                row = int(np.argmax(bad.to_numpy())) + 2
-                raise ValidationError(
-                    f"{name}.{col}", f"not a date at line {row}: {s[bad].iloc[0]!r}", "YYYY-MM-DD"
-                )
-            out[col] = [d.date() if not pd.isna(d) else None for d in parsed]
-        elif kind == "num":
-            num = pd.to_numeric(s.where(~blank), errors="coerce")
-            bad = num.isna() & ~blank
-            if bad.any():
-                raise ValidationError(
-                    f"{name}.{col}", f"not a number: {s[bad].iloc[0]!r}", "a number"
-                )
-            out[col] = num.astype(float)
-        elif kind == "flag":
-            text = s.astype(str).str.strip().str.upper()
-            mapped = text.map(
-                {
-                    "Y": True,
-                    "YES": True,
-                    "TRUE": True,
-                    "1": True,
-                    "1.0": True,
-                    "N": False,
-                    "NO": False,
-                    "FALSE": False,
-                    "0": False,
-                    "0.0": False,
-                }
-            )
-            bad = mapped.isna() & ~blank
-            if bad.any():
-                raise ValidationError(f"{name}.{col}", f"not a flag: {s[bad].iloc[0]!r}", "Y, N")
-            out[col] = mapped.where(~blank, False).astype(bool)
-        else:
-            out[col] = [None if b else str(v).strip() for v, b in zip(s, blank, strict=True)]
-    return out.reset_index(drop=True)
+        parse, problem, accepted = _PARSERS[kind]
+        values: list[Any] = []
+        for i, raw in enumerate(frame[col].tolist()):
+            line = i + 2
+            if _blank(raw):
+                if required and (name, col) not in _BLANK_ALLOWED:
+                    if issues is None:
+                        raise ValidationError(
+                            f"{name}.{col}", f"empty value at line {line}", "a value"
+                        )
+                    _issue(issues, name, records[i], line, col, "empty value")
+                    bad.add(i)
+                values.append(False if kind == "flag" else None)
+                continue
+            try:
+                values.append(parse(raw))
+            except (ValueError, KeyError, ValidationError, ArithmeticError, OverflowError):
+                if issues is None:
+                    raise ValidationError(
+                        f"{name}.{col}", f"{problem} at line {line}: {raw!r}", accepted
+                    ) from None
+                _issue(issues, name, records[i], line, col, f"{problem} (accepted: {accepted})")
+                bad.add(i)
+                values.append(None)
+        out[col] = pd.Series(values, dtype=bool if kind == "flag" else object)
+    if bad:
+        out = out.drop(index=sorted(bad)).reset_index(drop=True)
+    return out
 
 
 def _hash_frames(frames: dict[str, pd.DataFrame]) -> str:
     h = hashlib.sha256()
     for name in sorted(frames):
         h.update(name.encode())
-        h.update(frames[name].to_csv(index=False).encode())
+        h.update(frame_csv_text(frames[name]).encode())
     return h.hexdigest()
-
-
-def make_sources(
-    subjects: pd.DataFrame,
-    assessments: pd.DataFrame,
-    adverse_events: pd.DataFrame,
-    qol: pd.DataFrame,
-) -> Sources:
-    raw = {
-        "subjects": subjects,
-        "assessments": assessments,
-        "adverse_events": adverse_events,
-        "qol": qol,
-    }
-    norm = {n: normalize_source(n, raw[n], SOURCE_FILES[n][1]) for n in raw}
-    subj = norm["subjects"]
-    if subj["subject_id"].duplicated().any():
-        dup = subj.loc[subj["subject_id"].duplicated(), "subject_id"].iloc[0]
-        raise ValidationError("subjects.subject_id", f"duplicate {dup!r}", "one row per subject")
-    arm = subj["arm"].map(lambda a: None if a is None else ARM_ALIASES.get(a.lower(), "?"))
-    bad_arm = arm == "?"
-    if bad_arm.any():
-        raise ValidationError(
-            "subjects.arm", f"unknown {subj['arm'][bad_arm].iloc[0]!r}", ", ".join(ARM_ALIASES)
-        )
-    subj["arm"] = arm
-    if (subj["arm"].notna() & subj["randomized_on"].isna()).any():
-        raise ValidationError(
-            "subjects.randomized_on", "missing for a randomized subject", "a date"
-        )
-    resp = norm["assessments"]["overall_response"].map(_response_code).astype(object)
-    if (~resp.isin(RESPONSES)).any():
-        raise ValidationError(
-            "assessments.overall_response",
-            f"unknown {resp[~resp.isin(RESPONSES)].iloc[0]!r}",
-            ", ".join(RESPONSES),
-        )
-    norm["assessments"]["overall_response"] = resp
-    grades = norm["adverse_events"]["grade"]
-    if (~grades.isin([1, 2, 3, 4, 5])).any():
-        raise ValidationError("adverse_events.grade", "not a CTCAE grade", "1, 2, 3, 4, 5")
-    known = set(subj["subject_id"])
-    for name in ("assessments", "adverse_events", "qol"):
-        unknown = ~norm[name]["subject_id"].isin(known)
-        if unknown.any():
-            raise ValidationError(
-                f"{name}.subject_id",
-                f"unknown subject {norm[name]['subject_id'][unknown].iloc[0]!r}",
-                "a subject_id listed in subjects",
-            )
-    q = norm["qol"]
-    kinds = [k if k else QOL_SCALE_KINDS.get(s) for s, k in zip(q["scale"], q["kind"], strict=True)]
-    missing = [
-        s
-        for s, k in zip(q["scale"], kinds, strict=True)
-        if k not in ("functional", "global", "symptom")
-    ]
-    if missing:
-        raise ValidationError(
-            "qol.kind", f"unknown kind for scale {missing[0]!r}", "functional, global, symptom"
-        )
-    q["kind"] = kinds
-    return Sources(
-        norm["subjects"], norm["assessments"], norm["adverse_events"], q, _hash_frames(raw)
-    )
 
 
 def _response_code(value: object) -> str:
@@ -310,25 +364,243 @@ def _response_code(value: object) -> str:
     return "NON-CR/NON-PD" if squashed == "NONCRNONPD" else text
 
 
-def from_csv_dir(path: Path | str, cutoff: dt.date | None = None) -> AnalysisDatasets:
+class _Refusals:
+    """How ``_validated`` treats a row that breaks a rule: the CSV door raises on the first
+    (one message naming the field), the database door leaves the row out and lists it."""
+
+    def __init__(self, norm: dict[str, pd.DataFrame], issues: list[DataIssue] | None) -> None:
+        self.norm = norm
+        self.issues = issues
+
+    def refuse(
+        self,
+        name: str,
+        mask: pd.Series,
+        col: str,
+        problem: Callable[[Mapping[str, Any]], str],
+        accepted: str,
+    ) -> None:
+        frame = self.norm[name]
+        mask = mask.fillna(False).astype(bool).reset_index(drop=True)
+        if not mask.any():
+            return
+        rows = frame[mask.to_numpy()].to_dict("records")
+        if self.issues is None:
+            raise ValidationError(f"{name}.{col}", problem(rows[0]), accepted)
+        positions = [int(i) for i in np.flatnonzero(mask.to_numpy())]
+        for pos, row in zip(positions, rows, strict=True):
+            _issue(self.issues, name, row, pos + 2, col, f"{problem(row)} (accepted: {accepted})")
+        self.norm[name] = frame[~mask.to_numpy()].reset_index(drop=True)
+
+
+def _validated(
+    design: AnalysisDesign,
+    subjects: pd.DataFrame,
+    assessments: pd.DataFrame,
+    adverse_events: pd.DataFrame,
+    qol: pd.DataFrame,
+    issues: list[DataIssue] | None = None,
+) -> dict[str, pd.DataFrame]:
+    raw = {
+        "subjects": subjects,
+        "assessments": assessments,
+        "adverse_events": adverse_events,
+        "qol": qol,
+    }
+    columns = source_columns(design)
+    norm = {n: normalize_source(n, raw[n], columns[n], issues) for n in raw}
+    aliases = design.arm_aliases
+    r = _Refusals(norm, issues)
+    r.refuse(
+        "subjects",
+        norm["subjects"]["subject_id"].duplicated(),
+        "subject_id",
+        lambda row: f"duplicate {row['subject_id']!r}",
+        "one row per subject",
+    )
+    arm = norm["subjects"]["arm"].map(lambda a: None if a is None else aliases.get(a.lower(), "?"))
+    r.refuse(
+        "subjects", arm == "?", "arm", lambda row: f"unknown {row['arm']!r}", ", ".join(aliases)
+    )
+    subj = norm["subjects"]
+    subj["arm"] = (
+        subj["arm"].map(lambda a: None if a is None else aliases[a.lower()]).astype(object)
+    )
+    r.refuse(
+        "subjects",
+        subj["arm"].notna() & subj["randomized_on"].isna(),
+        "randomized_on",
+        lambda row: "missing for a randomized subject",
+        "a date",
+    )
+    a = norm["assessments"]
+    a["overall_response"] = a["overall_response"].map(
+        lambda v: None if v is None else _response_code(v)
+    )
+    r.refuse(
+        "assessments",
+        a["overall_response"].notna() & ~a["overall_response"].isin(RESPONSES),
+        "overall_response",
+        lambda row: f"unknown {row['overall_response']!r}",
+        ", ".join(RESPONSES),
+    )
+    a = norm["assessments"]
+    a["new_lesions"] = a["new_lesions"].map(lambda v: "no" if v is None else v.lower())
+    r.refuse(
+        "assessments",
+        ~a["new_lesions"].isin(NEW_LESIONS),
+        "new_lesions",
+        lambda row: f"unknown {row['new_lesions']!r}",
+        ", ".join(NEW_LESIONS),
+    )
+    r.refuse(
+        "adverse_events",
+        ~norm["adverse_events"]["grade"].isin([1, 2, 3, 4, 5]),
+        "grade",
+        lambda row: "not a CTCAE grade",
+        "1, 2, 3, 4, 5",
+    )
+    known = set(norm["subjects"]["subject_id"])
+    left_out = set(raw["subjects"].get("subject_id", pd.Series(dtype=object))) - known
+
+    def _unknown(row: Mapping[str, Any]) -> str:
+        if row["subject_id"] in left_out:
+            return "its subject is left out (see the subject's issue)"
+        return f"unknown subject {row['subject_id']!r}"
+
+    for name in ("assessments", "adverse_events", "qol"):
+        r.refuse(
+            name,
+            ~norm[name]["subject_id"].isin(known),
+            "subject_id",
+            _unknown,
+            "a subject_id listed in subjects",
+        )
+    q = norm["qol"]
+    q["kind"] = [
+        k if k else QOL_SCALE_KINDS.get(s) for s, k in zip(q["scale"], q["kind"], strict=True)
+    ]
+    r.refuse(
+        "qol",
+        ~q["kind"].isin(["functional", "global", "symptom"]),
+        "kind",
+        lambda row: f"unknown kind for scale {row['scale']!r}",
+        "functional, global, symptom",
+    )
+    q = norm["qol"]
+    q["record_id"] = [
+        rid or f"qol.csv line {line}" for line, rid in enumerate(q["record_id"], start=2)
+    ]
+    return norm
+
+
+def tumour_from_assessments(
+    subjects: pd.DataFrame, assessments: pd.DataFrame, options: recist.RecistOptions
+) -> dict[str, d.TumourRecord]:
+    """The CSV door: each randomized subject's rows after randomization are its time points
+    (the response as the reader scored it and the new-lesion call), evaluated by the RECIST
+    engine from the randomization date; the last row on or before randomization is the
+    baseline (its target sum is the reference of the percent change)."""
+    randomized = {
+        sid: day
+        for sid, day in zip(subjects["subject_id"], subjects["randomized_on"], strict=True)
+        if day is not None
+    }
+    by_subject: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for line, row in enumerate(assessments.to_dict("records"), start=2):
+        by_subject.setdefault(str(row["subject_id"]), []).append((line, row))
+    out: dict[str, d.TumourRecord] = {}
+    for sid, rows in by_subject.items():
+        rand = randomized.get(sid)
+        if rand is None:
+            continue
+        rows.sort(key=lambda r: r[1]["assessed_on"])
+        before = [(line, r) for line, r in rows if r["assessed_on"] <= rand]
+        base_line, base = before[-1] if before else (None, None)
+        base_sum = None if base is None else base["target_sum_mm"]
+        points = []
+        for line, r in rows:
+            if r["assessed_on"] <= rand:
+                continue
+            if r["overall_response"] is None:
+                raise ValidationError(
+                    "assessments.overall_response",
+                    f"empty value at line {line} (after randomization)",
+                    ", ".join(RESPONSES),
+                )
+            tsum = r["target_sum_mm"]
+            points.append(
+                d.TumourTimePoint(
+                    source=r["read_id"] or f"assessments.csv line {line}",
+                    date=r["assessed_on"],
+                    as_read=recist.Response(r["overall_response"]),
+                    new_lesions=recist.NewLesions(r["new_lesions"]),
+                    sum_mm=tsum,
+                    change_from_baseline_pct=(
+                        None
+                        if tsum is None or base_sum is None
+                        else recist.percent_change(tsum, base_sum)
+                    ),
+                )
+            )
+        baseline_source = None
+        if base is not None:
+            baseline_source = base["read_id"] or f"assessments.csv line {base_line}"
+        out[sid] = d.evaluate_time_points(sid, rand, points, options, baseline_source, base_sum)
+    return out
+
+
+def make_sources(
+    subjects: pd.DataFrame,
+    assessments: pd.DataFrame,
+    adverse_events: pd.DataFrame,
+    qol: pd.DataFrame,
+    *,
+    protocol: Protocol,
+) -> Sources:
+    """Validated typed sources of the CSV door (the tumour responses evaluated by the engine
+    with the protocol's options)."""
+    design = AnalysisDesign.of(protocol)
+    raw = {
+        "subjects": subjects,
+        "assessments": assessments,
+        "adverse_events": adverse_events,
+        "qol": qol,
+    }
+    norm = _validated(design, **raw)
+    tumour = tumour_from_assessments(norm["subjects"], norm["assessments"], design.recist_options)
+    return Sources(
+        norm["subjects"],
+        norm["adverse_events"],
+        norm["qol"],
+        tumour,
+        _hash_frames(raw),
+        design,
+        norm["assessments"],
+    )
+
+
+def from_csv_dir(
+    path: Path | str, cutoff: dt.date | None = None, *, protocol: Protocol
+) -> AnalysisDatasets:
     """Read subjects.csv, assessments.csv, adverse_events.csv and qol.csv from a directory."""
     base = Path(path)
     if not base.is_dir():
         raise ValidationError("--data", f"{base} is not a directory", "a directory of CSV files")
     frames: dict[str, pd.DataFrame] = {}
-    for name, (fname, _cols) in SOURCE_FILES.items():
+    for name, fname in SOURCE_FILES.items():
         file = base / fname
         if not file.exists():
             raise ValidationError(
                 "--data",
                 f"{fname} missing in {base}",
-                ", ".join(f for f, _ in SOURCE_FILES.values()),
+                ", ".join(SOURCE_FILES.values()),
             )
         try:
             frames[name] = pd.read_csv(file, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise ValidationError(str(file), f"unreadable CSV: {exc}", "UTF-8 CSV") from None
-    sources = make_sources(**frames)
+    sources = make_sources(**frames, protocol=protocol)
     return build_datasets(sources, cutoff)
 
 
@@ -342,15 +614,16 @@ def _days(a: object, b: object) -> float:
     return float((b - a).days)  # type: ignore[operator]
 
 
-def _cap(d: dt.date | None, cutoff: dt.date) -> dt.date | None:
-    return None if d is None else min(d, cutoff)
+def _cap(day: dt.date | None, cutoff: dt.date) -> dt.date | None:
+    return None if day is None else min(day, cutoff)
 
 
 def _default_cutoff(s: Sources) -> dt.date:
     dates: list[dt.date] = []
     for col in ("included_on", "randomized_on", "death_on", "last_alive_on"):
-        dates += [d for d in s.subjects[col] if d is not None]
-    dates += list(s.assessments["assessed_on"]) + list(s.qol["assessed_on"])
+        dates += [x for x in s.subjects[col] if x is not None]
+    dates += [tp.date for record in s.tumour.values() for tp in record.time_points]
+    dates += list(s.qol["assessed_on"])
     if not dates:
         raise ValidationError(
             "cutoff", "no dated record to derive a cut-off from", "data of included patients"
@@ -359,12 +632,13 @@ def _default_cutoff(s: Sources) -> dt.date:
 
 
 def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisDatasets:
-    """Derive the five analysis datasets from validated source frames."""
+    """Derive the five analysis datasets from validated sources."""
     if sources.subjects.empty:
         raise ValidationError("subjects", "no included patient", "data of included patients")
     cut = cutoff or _default_cutoff(sources)
+    design = sources.design
     adsl = derive_adsl(sources, cut)
-    adrs = derive_adrs(adsl, sources.assessments, cut)
+    adrs = derive_adrs(adsl, sources.tumour, cut, design)
     adsl = adsl.merge(
         adrs.loc[adrs["PARAMCD"] == "DCR6", ["USUBJID", "AVALC"]].rename(columns={"AVALC": "DCR6"}),
         on="USUBJID",
@@ -384,15 +658,18 @@ def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisD
         "Y",
         "N",
     )
-    adqs = derive_adqs(adsl, sources.qol, cut)
-    adtte = derive_adtte(adsl, adrs, adqs, cut)
+    adqs = derive_adqs(adsl, sources.qol, cut, design)
+    adtte = derive_adtte(adsl, adrs, adqs, design)
     adae = derive_adae(adsl, sources.adverse_events, cut)
-    return AnalysisDatasets(adsl, adrs, adtte, adae, adqs, cut, sources.input_hash)
+    return AnalysisDatasets(
+        adsl, adrs, adtte, adae, adqs, cut, sources.input_hash, design, sources.issues
+    )
 
 
 def derive_adsl(s: Sources, cut: dt.date) -> pd.DataFrame:
     sub = s.subjects[s.subjects["included_on"] <= cut].reset_index(drop=True)
-    rand = sub["arm"].notna() & sub["randomized_on"].map(lambda d: d is not None and d <= cut)
+    rand = sub["arm"].notna() & sub["randomized_on"].map(lambda x: x is not None and x <= cut)
+    strata = {v.variable: sub[v.source_column] for v in s.design.strata}
     adsl = pd.DataFrame(
         {
             "USUBJID": sub["subject_id"],
@@ -400,20 +677,17 @@ def derive_adsl(s: Sources, cut: dt.date) -> pd.DataFrame:
             "INCLDT": sub["included_on"],
             "RANDDT": sub["randomized_on"].where(rand, None),
             "ARM": sub["arm"].where(rand, None),
-            "ARMCD": sub["arm"].where(rand, None).map({"Lutathera": "LUT", "Surveillance": "SURV"}),
+            "ARMCD": sub["arm"].where(rand, None).map(s.design.arm_codes),
             "NRANDRS": sub["not_randomized_reason"],
-            "TRTSDT": sub["first_dose_on"].map(lambda d: d if d is not None and d <= cut else None),
+            "TRTSDT": sub["first_dose_on"].map(lambda x: x if x is not None and x <= cut else None),
             "AGE": sub["age"],
             "SEX": sub["sex"],
             "ECOG": sub["ecog"],
             "GFR": sub["gfr_ml_min"],
             "GRADE": sub["grade"],
-            "STRPFS": sub["strat_prior_pfs"],
-            "STRPROG": sub["strat_progression"],
-            "STRGFR": sub["strat_gfr"],
-            "STRLINE": sub["strat_intercurrent"],
-            "DTHDT": sub["death_on"].map(lambda d: d if d is not None and d <= cut else None),
-            "LSTALVDT": sub["last_alive_on"].map(lambda d: _cap(d, cut)),
+            **strata,
+            "DTHDT": sub["death_on"].map(lambda x: x if x is not None and x <= cut else None),
+            "LSTALVDT": sub["last_alive_on"].map(lambda x: _cap(x, cut)),
         }
     )
     adsl["RANDFL"] = np.where(rand, "Y", "N")
@@ -424,262 +698,72 @@ def derive_adsl(s: Sources, cut: dt.date) -> pd.DataFrame:
     return adsl
 
 
-def derive_adrs(adsl: pd.DataFrame, assessments: pd.DataFrame, cut: dt.date) -> pd.DataFrame:
-    """One OVRLRESP row per assessment (with % change of the target sum from baseline), one
-    BOR row (best overall response after randomization) and one DCR6 row per randomized subject."""
-    itt = adsl[adsl["ITTFL"] == "Y"].set_index("USUBJID")
-    a = assessments[assessments["assessed_on"] <= cut].copy()
-    a = a[a["subject_id"].isin(itt.index)]
-    a["RANDDT"] = a["subject_id"].map(itt["RANDDT"])
-    a["ADY"] = [_days(r, d) for r, d in zip(a["RANDDT"], a["assessed_on"], strict=True)]
-    a = a.sort_values(["subject_id", "assessed_on"])
-    base = a[a["ADY"] <= 0].groupby("subject_id")["target_sum_mm"].last()
-    rows = pd.DataFrame(
-        {
-            "USUBJID": a["subject_id"],
-            "PARAMCD": "OVRLRESP",
-            "PARAM": "Overall response (RECIST 1.1)",
-            "ADT": a["assessed_on"],
-            "ADY": a["ADY"],
-            "AVISIT": [_visit(d) for d in a["ADY"]],
-            "AVALC": a["overall_response"],
-            "TSUM": a["target_sum_mm"],
-            "BTSUM": a["subject_id"].map(base),
-        }
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rows["PCHG"] = 100.0 * (rows["TSUM"] - rows["BTSUM"]) / rows["BTSUM"]
-    rows["ARM"] = rows["USUBJID"].map(itt["ARM"])
-    extra = []
-    post_rows = rows[rows["ADY"] > 0][["USUBJID", "ADY", "AVALC", "ADT", "PCHG"]]
-    by_subject: dict[str, list[dict[str, Any]]] = {}
-    for rec in post_rows.to_dict("records"):
-        by_subject.setdefault(str(rec["USUBJID"]), []).append(rec)
-    for sid, arm, death in zip(itt.index, itt["ARM"], itt["DTHDT"], strict=True):
-        post = by_subject.get(str(sid), [])
-        extra.append(_bor_row(str(sid), post, str(arm)))
-        extra.append(_dcr6_row(str(sid), post, death, str(arm)))
-    out = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
-    return out.reset_index(drop=True)
+ADRS_COLUMNS = [
+    "USUBJID",
+    "PARAMCD",
+    "PARAM",
+    "ADT",
+    "ADY",
+    "AVISIT",
+    "AVALC",
+    "AVAL",
+    "READRSP",
+    "RDTSRCID",
+    "TSUM",
+    "BTSUM",
+    "PCHG",
+    "BORRULE",
+    "DCRRSN",
+    "SRCID",
+    "ARM",
+]
 
 
-def _visit(ady: float) -> str:
-    if np.isnan(ady) or ady <= 0:
-        return "Baseline"
-    return f"Month {round(ady / DAYS_PER_MONTH)}"
-
-
-_BOR_ORDER = {"CR": 0, "PR": 1, "SD": 2, "NON-CR/NON-PD": 2, "PD": 3, "NE": 4}
-
-
-def _bor_row(sid: str, post: list[dict[str, Any]], arm: str) -> dict[str, object]:
-    vals = [r["AVALC"] for r in post]
-    best = min(vals, key=lambda v: _BOR_ORDER[v]) if vals else "NE"
-    pch = [r["PCHG"] for r in post if not pd.isna(r["PCHG"])]
-    return {
-        "USUBJID": sid,
-        "PARAMCD": "BOR",
-        "PARAM": "Best overall response after randomization",
-        "AVALC": best,
-        "PCHG": float(min(pch)) if pch else np.nan,
-        "ARM": arm,
-    }
-
-
-def _dcr6_row(
-    sid: str, post: list[dict[str, Any]], death: dt.date | None, arm: str
-) -> dict[str, object]:
-    lo, hi = MONTH6_DAY - MONTH6_WINDOW_DAYS, MONTH6_DAY + MONTH6_WINDOW_DAYS
-    pd_days = [r["ADY"] for r in post if r["AVALC"] == "PD"]
-    first_pd = float(min(pd_days)) if pd_days else None
-    window = [r for r in post if lo <= r["ADY"] <= hi]
-    evaluable = [r for r in window if r["AVALC"] != "NE"]
-    success = False
-    adt = None
-    if first_pd is not None and first_pd < lo:
-        reason = f"progression at day {first_pd:g}, before the landmark window"
-    elif not evaluable:
-        if first_pd is not None and first_pd <= hi:
-            reason = f"progression at day {first_pd:g}, in the window"
-        else:
-            what = "only NE assessments" if window else "no assessment"
-            reason = f"{what} in days {lo}-{hi} (non-evaluable counts as failure)"
-    else:
-        pick = min(evaluable, key=lambda r: (abs(r["ADY"] - MONTH6_DAY), -r["ADY"]))
-        adt = pick["ADT"]
-        died_before = death is not None and not pd.isna(death) and death < adt
-        if first_pd is not None and first_pd <= pick["ADY"]:
-            reason = f"progression at day {first_pd:g}, on or before the landmark assessment"
-        elif died_before:
-            reason = "death before the landmark assessment"
-        else:
-            success = pick["AVALC"] in DISEASE_CONTROL
-            reason = f"{pick['AVALC']} at day {int(pick['ADY'])}"
-    return {
-        "USUBJID": sid,
-        "PARAMCD": "DCR6",
-        "PARAM": "Disease control at 6 months (CR, PR or SD)",
-        "ADT": adt,
-        "AVALC": "Y" if success else "N",
-        "AVAL": 1.0 if success else 0.0,
-        "DCRRSN": reason,
-        "ARM": arm,
-    }
-
-
-def _tte_row(
-    sid: str, arm: str, code: str, label: str, start: dt.date, end: dt.date, event: bool, desc: str
-) -> dict[str, object]:
-    days = float(max((end - start).days, 0))
-    return {
-        "USUBJID": sid,
-        "ARM": arm,
-        "PARAMCD": code,
-        "PARAM": label,
-        "STARTDT": start,
-        "ADT": end,
-        "ADY": days,
-        "AVAL": days / DAYS_PER_MONTH,
-        "CNSR": 0 if event else 1,
-        "EVNTDESC": desc,
-    }
+def derive_adrs(
+    adsl: pd.DataFrame,
+    tumour: Mapping[str, d.TumourRecord],
+    cut: dt.date,
+    design: AnalysisDesign,
+) -> pd.DataFrame:
+    """Per ITT subject: the engine's evaluation at the cut-off (:func:`derivations.outcome_at`),
+    then one ``OVRLRESP`` record per time point and the ``BOR``, ``PD``, ``LSTA`` and ``DCR6``
+    records (:mod:`reluth.analysis.derivations`)."""
+    rows: list[dict[str, Any]] = []
+    for s in adsl[adsl["ITTFL"] == "Y"].to_dict("records"):
+        sid, arm = str(s["USUBJID"]), str(s["ARM"])
+        record, outcome = d.outcome_at(
+            sid, tumour.get(sid), s["RANDDT"], cut, design.recist_options
+        )
+        rows += d.derive_ovrlresp(record, outcome, arm, design.days_per_month)
+        rows.append(d.derive_bor(record, outcome, arm))
+        rows.append(d.derive_pd(record, outcome, arm))
+        last = d.derive_lsta(record, outcome, arm)
+        if last is not None:
+            rows.append(last)
+        rows.append(d.derive_dcr6(record, outcome, arm, s["DTHDT"]))
+    return pd.DataFrame(rows, columns=ADRS_COLUMNS)
 
 
 def derive_adtte(
-    adsl: pd.DataFrame, adrs: pd.DataFrame, adqs: pd.DataFrame, cut: dt.date
+    adsl: pd.DataFrame, adrs: pd.DataFrame, adqs: pd.DataFrame, design: AnalysisDesign
 ) -> pd.DataFrame:
-    rows: list[dict[str, object]] = []
-    ovr = adrs[(adrs["PARAMCD"] == "OVRLRESP") & (adrs["ADY"] > 0)]
-    first_pds = ovr[ovr["AVALC"] == "PD"].groupby("USUBJID")["ADT"].min().to_dict()
-    last_evals = ovr[ovr["AVALC"].isin(DISEASE_CONTROL)].groupby("USUBJID")["ADT"].max().to_dict()
-    for s in adsl[adsl["ITTFL"] == "Y"].to_dict("records"):
-        sid, arm, start = str(s["USUBJID"]), str(s["ARM"]), s["RANDDT"]
-        last_eval = last_evals.get(sid, start)
-        first_pd = first_pds.get(sid)
-        death = s["DTHDT"]
-        # rPFS: PD or death.
-        if first_pd is not None and (death is None or first_pd <= death):
-            rows.append(
-                _tte_row(
-                    sid,
-                    arm,
-                    "RPFS",
-                    "Radiological PFS (months)",
-                    start,
-                    first_pd,
-                    True,
-                    "progression",
-                )
+    """PFS, rPFS and OS (:data:`derivations.TTE_PARAMETERS`), then per QoL scale the time to
+    deterioration and its sensitivity analysis (:func:`derivations.qol_parameters`), each by
+    :func:`derivations.derive_tte`; the randomization strata are added from ADSL."""
+    frames = {"adsl": adsl, "adrs": adrs, "adqs": adqs}
+    per_month = design.days_per_month
+    parts = [
+        d.derive_tte(param, events, censoring, frames, days_per_month=per_month)
+        for param, (events, censoring) in d.TTE_PARAMETERS.items()
+    ]
+    for scale in sorted(adqs.loc[adqs["ANL01FL"] == "Y", "PARAMCD"].unique()):
+        for param, events, censoring, population in d.qol_parameters(str(scale)):
+            parts.append(
+                d.derive_tte(param, events, censoring, frames, population, days_per_month=per_month)
             )
-        elif death is not None:
-            rows.append(
-                _tte_row(sid, arm, "RPFS", "Radiological PFS (months)", start, death, True, "death")
-            )
-        else:
-            rows.append(
-                _tte_row(
-                    sid,
-                    arm,
-                    "RPFS",
-                    "Radiological PFS (months)",
-                    start,
-                    last_eval,
-                    False,
-                    "last evaluable assessment",
-                )
-            )
-        # PFS: PD only.
-        if first_pd is not None:
-            rows.append(
-                _tte_row(sid, arm, "PFS", "PFS (months)", start, first_pd, True, "progression")
-            )
-        else:
-            rows.append(
-                _tte_row(
-                    sid,
-                    arm,
-                    "PFS",
-                    "PFS (months)",
-                    start,
-                    last_eval,
-                    False,
-                    "last evaluable assessment",
-                )
-            )
-        # OS.
-        if death is not None:
-            rows.append(
-                _tte_row(sid, arm, "OS", "Overall survival (months)", start, death, True, "death")
-            )
-        else:
-            last = s["LSTALVDT"] or start
-            rows.append(
-                _tte_row(
-                    sid,
-                    arm,
-                    "OS",
-                    "Overall survival (months)",
-                    start,
-                    max(last, start),
-                    False,
-                    "last known alive",
-                )
-            )
-    rpfs_events = {
-        r["USUBJID"]: r["ADT"] for r in rows if r["PARAMCD"] == "RPFS" and r["CNSR"] == 0
-    }
-    rows += _ttd_rows(adsl, adqs, rpfs_events)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        out = pd.DataFrame(
-            columns=[
-                "USUBJID",
-                "ARM",
-                "PARAMCD",
-                "PARAM",
-                "STARTDT",
-                "ADT",
-                "ADY",
-                "AVAL",
-                "CNSR",
-                "EVNTDESC",
-            ]
-        )
-    out = out.merge(adsl[["USUBJID", *STRATA]], on="USUBJID", how="left")
-    return out
-
-
-def _ttd_rows(
-    adsl: pd.DataFrame, adqs: pd.DataFrame, rpfs_events: dict[object, object]
-) -> list[dict[str, object]]:
-    """TTD<scale>: first >=10-point deterioration. TTDS<scale> (sensitivity): the earliest of
-    deterioration, progression or death. Both censored at the last QoL assessment."""
-    itt = adsl[adsl["ITTFL"] == "Y"].set_index("USUBJID")
-    q = adqs[adqs["BASE"].notna() & (adqs["ADY"] > 0) & adqs["USUBJID"].isin(itt.index)]
-    q = q.sort_values(["USUBJID", "PARAMCD", "ADT"])
-    symptom = q["PARCAT"] == "symptom"
-    worse = np.where(
-        symptom, q["CHG"] >= QOL_DETERIORATION_POINTS, q["CHG"] <= -QOL_DETERIORATION_POINTS
-    )
-    keys = ["USUBJID", "PARAMCD"]
-    first_worse = q[worse].groupby(keys)["ADT"].first().to_dict()
-    last = q.groupby(keys)["ADT"].last()
-    rows: list[dict[str, object]] = []
-    for (sid, scale), last_date in last.items():
-        start, arm = itt.loc[sid, "RANDDT"], str(itt.loc[sid, "ARM"])
-        worse_on = first_worse.get((sid, scale))
-        main = f"Time to QoL deterioration, {scale} (months)"
-        if worse_on is not None:
-            ev = (worse_on, True, ">=10-point deterioration")
-        else:
-            ev = (last_date, False, "last QoL assessment")
-        rows.append(_tte_row(str(sid), arm, f"TTD{scale}", main, start, *ev))
-        progression = rpfs_events.get(sid)
-        if progression is not None and (worse_on is None or progression < worse_on):
-            ev = (progression, True, "progression or death")
-        sens = f"Time to QoL deterioration, progression or death, {scale} (months)"
-        rows.append(_tte_row(str(sid), arm, f"TTDS{scale}", sens, start, *ev))
-    return rows
+    parts = [p for p in parts if not p.empty]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=d.TTE_COLUMNS)
+    return out.merge(adsl[["USUBJID", *design.strata_variables]], on="USUBJID", how="left")
 
 
 def derive_adae(adsl: pd.DataFrame, aes: pd.DataFrame, cut: dt.date) -> pd.DataFrame:
@@ -699,24 +783,34 @@ def derive_adae(adsl: pd.DataFrame, aes: pd.DataFrame, cut: dt.date) -> pd.DataF
     )
     out["ARM"] = out["USUBJID"].map(saf["ARM"])
     out["TRTEMFL"] = [
-        "Y" if d >= saf.loc[s, "TRTSDT"] else "N"
-        for s, d in zip(out["USUBJID"], out["ASTDT"], strict=True)
+        "Y" if x >= saf.loc[s, "TRTSDT"] else "N"
+        for s, x in zip(out["USUBJID"], out["ASTDT"], strict=True)
     ]
     rand = out["USUBJID"].map(saf["RANDDT"])
     out["APERIOD"] = [
-        "post-randomization" if r is not None and not pd.isna(r) and d >= r else "pre-randomization"
-        for r, d in zip(rand, out["ASTDT"], strict=True)
+        "post-randomization" if r is not None and not pd.isna(r) and x >= r else "pre-randomization"
+        for r, x in zip(rand, out["ASTDT"], strict=True)
     ]
     return out.reset_index(drop=True)
 
 
-def derive_adqs(adsl: pd.DataFrame, qol: pd.DataFrame, cut: dt.date) -> pd.DataFrame:
+def derive_adqs(
+    adsl: pd.DataFrame, qol: pd.DataFrame, cut: dt.date, design: AnalysisDesign
+) -> pd.DataFrame:
+    """One record per ITT subject, scale and questionnaire up to the cut-off. ``BASE``: the last
+    score on or before randomization; ``ANL01FL``: a later score of a subject with a baseline
+    (analysed for deterioration); ``CRIT1FL``: deteriorated by the QoL engine's rule
+    (:func:`derivations.derive_deterioration`). Scores (``AVAL``, ``BASE``, ``CHG``) are floats for
+    the summaries; the deterioration is decided on the exact scores."""
     itt = adsl[adsl["ITTFL"] == "Y"].set_index("USUBJID")
     q = qol[qol["subject_id"].isin(itt.index) & (qol["assessed_on"] <= cut)].copy()
-    q = q.sort_values(["subject_id", "scale", "assessed_on"])
+    q = q.sort_values(["subject_id", "scale", "assessed_on"], kind="stable")
     q["RANDDT"] = q["subject_id"].map(itt["RANDDT"])
-    q["ADY"] = [_days(r, d) for r, d in zip(q["RANDDT"], q["assessed_on"], strict=True)]
+    q["ADY"] = [_days(r, x) for r, x in zip(q["RANDDT"], q["assessed_on"], strict=True)]
     base = q[q["ADY"] <= 0].groupby(["subject_id", "scale"])["score"].last()
+    keys = list(zip(q["subject_id"], q["scale"], strict=True))
+    exact_base = [base.get(k) for k in keys]
+    analysed = [b is not None and ady > 0 for b, ady in zip(exact_base, q["ADY"], strict=True)]
     out = pd.DataFrame(
         {
             "USUBJID": q["subject_id"],
@@ -725,106 +819,210 @@ def derive_adqs(adsl: pd.DataFrame, qol: pd.DataFrame, cut: dt.date) -> pd.DataF
             "PARCAT": q["kind"],
             "ADT": q["assessed_on"],
             "ADY": q["ADY"],
-            "AVISIT": [_visit(d) for d in q["ADY"]],
-            "AVAL": q["score"],
+            "AVISIT": [d.visit_label(x, design.days_per_month) for x in q["ADY"]],
+            "AVAL": [float(x) for x in q["score"]],
+            "BASE": [np.nan if b is None else float(b) for b in exact_base],
         }
     )
-    keys = list(zip(q["subject_id"], q["scale"], strict=True))
-    out["BASE"] = [base.get(k, np.nan) for k in keys]
     out["CHG"] = np.where(out["ADY"] > 0, out["AVAL"] - out["BASE"], np.nan)
+    out["ANL01FL"] = ["Y" if a else None for a in analysed]
+    out["CRIT1"] = f"Worse than baseline by >= {DETERIORATION_POINTS} points"
+    out["CRIT1FL"] = [
+        d.derive_deterioration(b, x, kind, a)
+        for b, x, kind, a in zip(exact_base, q["score"], q["kind"], analysed, strict=True)
+    ]
+    out["SRCID"] = q["record_id"]
     return out.reset_index(drop=True)
 
 
-# Variable descriptions: dataset → name → (label, derivation). Labels <= 40 characters (xpt).
+# Variable descriptions: dataset → name → (label, derivation in one sentence). Labels <= 40
+# characters (xpt). ``variables.json`` carries both.
 VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
     "adsl": {
-        "USUBJID": ("Unique subject identifier", "subjects.subject_id (pseudonymous)"),
-        "SITEID": ("Site identifier", "subjects.site"),
-        "INCLDT": ("Date of inclusion", "subjects.included_on"),
-        "RANDDT": ("Date of randomization", "subjects.randomized_on if <= cut-off"),
-        "ARM": ("Randomized arm", "subjects.arm (ITT: as randomized)"),
-        "ARMCD": ("Randomized arm code", "LUT = Lutathera, SURV = Surveillance"),
-        "NRANDRS": ("Reason not randomized", "subjects.not_randomized_reason"),
-        "TRTSDT": ("Date of first dose after inclusion", "subjects.first_dose_on"),
-        "AGE": ("Age at inclusion (years)", "subjects.age"),
-        "SEX": ("Sex", "subjects.sex"),
-        "ECOG": ("ECOG performance status", "subjects.ecog"),
-        "GFR": ("GFR at inclusion (mL/min)", "subjects.gfr_ml_min"),
-        "GRADE": ("Tumour grade", "subjects.grade"),
-        "STRPFS": ("Strat: control after 1st PRRT", STRATA["STRPFS"]),
-        "STRPROG": ("Strat: type of progression", STRATA["STRPROG"]),
-        "STRGFR": ("Strat: GFR group", STRATA["STRGFR"]),
-        "STRLINE": ("Strat: intercurrent line", STRATA["STRLINE"]),
-        "DTHDT": ("Date of death", "subjects.death_on if <= cut-off"),
-        "LSTALVDT": ("Date last known alive", "min(subjects.last_alive_on, cut-off)"),
-        "RANDFL": ("Randomized flag", "Y if randomized by the cut-off"),
-        "ITTFL": ("Intention-to-treat population flag", "= RANDFL"),
-        "SAFFL": ("Safety population flag", "Y if a dose was received after inclusion"),
-        "ELIGFL": ("Eligible (no major violation) flag", "subjects.eligible"),
-        "DTHFL": ("Death flag", "Y if DTHDT present"),
-        "DCR6": ("Disease control at month 6", "ADRS PARAMCD=DCR6 AVALC"),
+        "USUBJID": ("Unique subject identifier", "The pseudonymous patient code."),
+        "SITEID": ("Site identifier", "The code of the patient's centre."),
+        "INCLDT": ("Date of inclusion", "The inclusion date."),
+        "RANDDT": ("Date of randomization", "The randomization date, if on or before the cut-off."),
+        "ARM": ("Randomized arm", "The arm allocated by randomization (ITT: as randomized)."),
+        "ARMCD": ("Randomized arm code", "The protocol's code of the arm (arms[].analysis)."),
+        "NRANDRS": (
+            "Reason not randomized",
+            "Progression at the pre-randomization assessment, or the end-of-study reason.",
+        ),
+        "TRTSDT": (
+            "Date of first dose after inclusion",
+            "The earliest administration of the trial's treatment, if on or before the cut-off.",
+        ),
+        "AGE": ("Age at inclusion (years)", "The age screening stored with the patient file."),
+        "SEX": ("Sex", "The registered sex (else the screening file's)."),
+        "ECOG": ("ECOG performance status", "The ECOG status screening stored."),
+        "GFR": (
+            "GFR at inclusion (mL/min)",
+            "The eGFR screening computed and stored (MDRD-175, mL/min/1.73 m2), never recomputed.",
+        ),
+        "GRADE": ("Tumour grade", "The histological grade screening stored."),
+        "DTHDT": ("Date of death", "The date of death, if on or before the cut-off."),
+        "LSTALVDT": (
+            "Date last known alive",
+            "The latest dated record of the patient (the death date if dead), capped at the cut-off.",
+        ),
+        "RANDFL": ("Randomized flag", "Y if randomized on or before the cut-off."),
+        "ITTFL": ("Intention-to-treat population flag", "Equal to RANDFL (SAP: all randomized)."),
+        "SAFFL": ("Safety population flag", "Y if a dose was received after inclusion (SAP)."),
+        "ELIGFL": (
+            "Eligible (no major violation) flag",
+            "Y if the last screening's eligibility status is eligible.",
+        ),
+        "DTHFL": ("Death flag", "Y if DTHDT is present."),
+        "DCR6": ("Disease control at month 6", "The AVALC of the subject's ADRS DCR6 record."),
         "NEVAL": (
             "Tumour evaluations after randomization",
-            "count of ADRS OVRLRESP, ADY>0, not NE",
+            "The number of ADRS OVRLRESP records after randomization whose AVALC is not NE.",
         ),
-        "PPROTFL": ("Per-protocol population flag", "ITT, eligible, safety, NEVAL >= 2"),
+        "PPROTFL": (
+            "Per-protocol population flag",
+            "Y if ITTFL, ELIGFL and SAFFL are Y and NEVAL >= 2 (SAP per-protocol definition).",
+        ),
     },
     "adrs": {
-        "USUBJID": ("Unique subject identifier", ""),
-        "PARAMCD": ("Parameter code", "OVRLRESP, BOR, DCR6"),
-        "PARAM": ("Parameter", ""),
-        "ADT": ("Assessment date", "assessments.assessed_on"),
-        "ADY": ("Days since randomization", "ADT - RANDDT"),
-        "AVISIT": ("Analysis visit", "Month round(ADY/30.4375); Baseline if ADY <= 0"),
-        "AVALC": ("Response / flag", "assessments.overall_response; BOR best; DCR6 Y/N"),
-        "AVAL": ("Numeric value", "DCR6: 1 = disease control"),
-        "TSUM": ("Sum of target diameters (mm)", "assessments.target_sum_mm"),
-        "BTSUM": ("Baseline sum of diameters (mm)", "last TSUM on or before randomization"),
-        "PCHG": ("Percent change of target sum", "100 (TSUM - BTSUM) / BTSUM; BOR: best"),
-        "DCRRSN": ("Reason for DCR6 value", "see docs/analysis.md"),
-        "ARM": ("Randomized arm", "ADSL.ARM"),
+        "USUBJID": ("Unique subject identifier", "ADSL.USUBJID."),
+        "PARAMCD": (
+            "Parameter code",
+            "OVRLRESP per time point; BOR, PD, LSTA and DCR6 once per ITT subject.",
+        ),
+        "PARAM": ("Parameter", "The parameter's description."),
+        "ADT": (
+            "Analysis date",
+            "The assessment date; BOR: of the best response; PD: of the first PD; LSTA: of the "
+            "last evaluable assessment; DCR6: of the landmark assessment.",
+        ),
+        "ADY": ("Days since randomization", "ADT - ADSL.RANDDT in days."),
+        "AVISIT": (
+            "Analysis visit",
+            "Month round(ADY / 30.4375), or Baseline when ADY <= 0.",
+        ),
+        "AVALC": (
+            "Response / flag",
+            "OVRLRESP: the RECIST engine's overall response after re-dating PD by a confirmed "
+            "equivocal new lesion; BOR: the engine's best overall response; PD: Y if the engine "
+            "found a PD; LSTA: the response then; DCR6: Y if the engine found disease control at "
+            "the month-6 landmark.",
+        ),
+        "AVAL": ("Numeric value", "DCR6: 1 for disease control, 0 for failure."),
+        "READRSP": (
+            "Response as read at the time point",
+            "The RECIST engine's overall response at that read, before any re-dating.",
+        ),
+        "RDTSRCID": (
+            "Read confirming a re-dated PD",
+            "The read whose confirmed new lesion re-dated PD to this time point.",
+        ),
+        "TSUM": ("Sum of target diameters (mm)", "The engine's sum of target diameters (exact)."),
+        "BTSUM": ("Baseline sum of diameters (mm)", "The engine's baseline sum (exact)."),
+        "PCHG": (
+            "Percent change of target sum",
+            "The engine's 100 (TSUM - BTSUM) / BTSUM rounded to 0.01; BOR: the lowest after "
+            "randomization.",
+        ),
+        "BORRULE": (
+            "Rule of the best overall response",
+            "The engine's BOR rule in words, with the protocol file's minimum SD duration.",
+        ),
+        "DCRRSN": (
+            "Reason for DCR6 value",
+            "The engine's reason for the month-6 decision (with the death date when it decided).",
+        ),
+        "SRCID": (
+            "Source record",
+            "The central read (or CSV line) the record comes from: the time point's read, the "
+            "BOR's read, the first PD's read, the landmark read.",
+        ),
+        "ARM": ("Randomized arm", "ADSL.ARM."),
     },
     "adtte": {
-        "USUBJID": ("Unique subject identifier", ""),
-        "ARM": ("Randomized arm", "ADSL.ARM"),
-        "PARAMCD": ("Parameter code", "PFS, RPFS, OS, TTD<scale>, TTDS<scale>"),
-        "PARAM": ("Parameter", ""),
-        "STARTDT": ("Time origin (randomization)", "ADSL.RANDDT"),
-        "ADT": ("Event or censoring date", "see censoring rules"),
-        "ADY": ("Time to event (days)", "ADT - STARTDT"),
-        "AVAL": ("Time to event (months)", "ADY / 30.4375"),
-        "CNSR": ("Censored (1) or event (0)", "CDISC ADTTE convention"),
-        "EVNTDESC": ("Event or censoring description", ""),
-        **{k: (f"Strat: {k[3:].lower()}", STRATA[k]) for k in STRATA},
+        "USUBJID": ("Unique subject identifier", "ADSL.USUBJID."),
+        "ARM": ("Randomized arm", "ADSL.ARM."),
+        "PARAMCD": (
+            "Parameter code",
+            "PFS, RPFS, OS, TTD<scale> and TTDS<scale>, each derived by derive_tte.",
+        ),
+        "PARAM": ("Parameter", "The parameter's description."),
+        "STARTDT": ("Time origin (randomization)", "ADSL.RANDDT."),
+        "ADT": (
+            "Event or censoring date",
+            "The earliest date of the parameter's event sources, else the latest date of its "
+            "censoring sources (docs/analysis.md lists both).",
+        ),
+        "ADY": ("Time to event (days)", "ADT - STARTDT in days (never negative)."),
+        "AVAL": ("Time to event (months)", "ADY / 30.4375."),
+        "CNSR": ("Censored (1) or event (0)", "0 if ADT is an event, 1 if a censoring date."),
+        "EVNTDESC": (
+            "Event or censoring description",
+            "The description of the source that gave ADT.",
+        ),
+        "SRCDOM": (
+            "Source dataset",
+            "The analysis dataset of the source record (ADRS, ADSL, ADQS).",
+        ),
+        "SRCVAR": ("Source variable", "The date variable of the source record."),
+        "SRCID": (
+            "Source record",
+            "The central read or QoL questionnaire of the source record (empty for ADSL).",
+        ),
     },
     "adae": {
-        "USUBJID": ("Unique subject identifier", ""),
-        "AEDECOD": ("Adverse event term", "adverse_events.term"),
-        "AESOC": ("System organ class", "adverse_events.soc"),
-        "AETOXGR": ("CTCAE v5.0 grade", "adverse_events.grade"),
-        "AESER": ("Serious event", "adverse_events.serious"),
-        "ASTDT": ("Onset date", "adverse_events.onset_on"),
-        "ARM": ("Randomized arm", "ADSL.ARM (empty if not randomized)"),
-        "TRTEMFL": ("Treatment-emergent flag", "onset >= TRTSDT"),
-        "APERIOD": ("Period of onset", "pre-/post-randomization"),
+        "USUBJID": ("Unique subject identifier", "ADSL.USUBJID."),
+        "AEDECOD": ("Adverse event term", "The recorded term."),
+        "AESOC": ("System organ class", "The recorded system organ class."),
+        "AETOXGR": ("CTCAE v5.0 grade", "The recorded grade."),
+        "AESER": ("Serious event", "Y if recorded serious."),
+        "ASTDT": ("Onset date", "The onset date."),
+        "ARM": ("Randomized arm", "ADSL.ARM (empty if not randomized)."),
+        "TRTEMFL": ("Treatment-emergent flag", "Y if the onset is on or after TRTSDT."),
+        "APERIOD": (
+            "Period of onset",
+            "post-randomization if the onset is on or after RANDDT, else pre-randomization.",
+        ),
     },
     "adqs": {
-        "USUBJID": ("Unique subject identifier", ""),
-        "ARM": ("Randomized arm", "ADSL.ARM"),
-        "PARAMCD": ("QoL scale code", "qol.scale (EORTC code)"),
-        "PARCAT": ("Scale kind", "functional, global or symptom"),
-        "ADT": ("Assessment date", "qol.assessed_on"),
-        "ADY": ("Days since randomization", "ADT - RANDDT"),
-        "AVISIT": ("Analysis visit", "as ADRS"),
-        "AVAL": ("Score (0-100)", "qol.score"),
-        "BASE": ("Baseline score", "last score on or before randomization"),
-        "CHG": ("Change from baseline", "AVAL - BASE after randomization"),
+        "USUBJID": ("Unique subject identifier", "ADSL.USUBJID."),
+        "ARM": ("Randomized arm", "ADSL.ARM."),
+        "PARAMCD": ("QoL scale code", "The EORTC scale code."),
+        "PARCAT": ("Scale kind", "functional, global or symptom."),
+        "ADT": ("Assessment date", "The date the questionnaire was completed."),
+        "ADY": ("Days since randomization", "ADT - ADSL.RANDDT in days."),
+        "AVISIT": ("Analysis visit", "As ADRS.AVISIT."),
+        "AVAL": ("Score (0-100)", "The QoL engine's score of the scale."),
+        "BASE": ("Baseline score", "The last score on or before randomization."),
+        "CHG": ("Change from baseline", "AVAL - BASE after randomization."),
+        "ANL01FL": (
+            "Analysed for deterioration",
+            "Y for a score after randomization of a subject with a baseline score.",
+        ),
+        "CRIT1": ("Analysis criterion 1", "Worse than baseline by >= 10 points."),
+        "CRIT1FL": (
+            "Criterion 1 met (deterioration)",
+            "Y if the QoL engine finds the score worse than BASE by >= 10 points (lower for "
+            "functional and global scales, higher for symptom scales).",
+        ),
+        "SRCID": ("Source record", "The QoL questionnaire (or CSV line) of the score."),
     },
 }
 
 
+def variables(design: AnalysisDesign) -> dict[str, dict[str, tuple[str, str]]]:
+    """:data:`VARIABLES` with the protocol's stratification variables in ADSL and ADTTE."""
+    out = {name: dict(meta) for name, meta in VARIABLES.items()}
+    for v in design.strata:
+        what = f"{v.description}; the protocol's factor {v.factor}"
+        out["adsl"][v.variable] = (v.label, f"The stratum level randomization stored ({what}).")
+        out["adtte"][v.variable] = (v.label, f"ADSL.{v.variable} ({what}).")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
-# The trial database (read only): the store's tables → the same four source frames.
+# The trial database (read only): the store's tables and the stored RECIST evaluations → the
+# typed source frames and tumour records.
 
 DB_TABLES = (
     "centres",
@@ -835,6 +1033,7 @@ DB_TABLES = (
     "administrations",
     "pre_randomization_assessments",
     "tumour_assessments",
+    "recist_evaluations",
     "adverse_events",
     "qol_questionnaires",
     "deaths",
@@ -853,7 +1052,16 @@ def _qol_scale(instrument: str, key: str) -> tuple[str, str | None]:
     return f"N{key}"[:8], "symptom"
 
 
-def _read_tables(url: str) -> dict[str, pd.DataFrame]:
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """What the analysis reads from the store: its tables (typed, SELECTs only) and the
+    current RECIST evaluation of each patient's central reads (the review service's model)."""
+
+    tables: dict[str, pd.DataFrame]
+    evaluations: dict[str, Any]  # patient code -> response.service.EvaluationView
+
+
+def _read_tables(url: str, protocol: Protocol) -> StoreSnapshot:
     from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -865,58 +1073,162 @@ def _read_tables(url: str) -> dict[str, pd.DataFrame]:
     except (SQLAlchemyError, ValueError) as exc:
         raise ValidationError("--db", f"cannot open {url!r}: {exc}", "a database URL") from None
     try:
-        return _read_engine_tables(engine)
+        return _read_engine_tables(engine, protocol)
     finally:
         engine.dispose()
 
 
-def _read_engine_tables(engine: Any) -> dict[str, pd.DataFrame]:
-    """The store's tables as frames, read with SELECTs only on one connection."""
+def _read_engine_tables(engine: Any, protocol: Protocol) -> StoreSnapshot:
+    """The store's tables as typed frames and the central-review evaluations, read with
+    SELECTs only in one read-only session (one snapshot of the database)."""
     from sqlalchemy import MetaData, inspect, select
+
+    from reluth.db.session import read_session
+    from reluth.response import service as review
 
     present = set(inspect(engine).get_table_names())
     missing = [t for t in DB_TABLES if t not in present]
     if missing:
         raise ValidationError(
             "--db",
-            f"not a reluth trial database (missing tables: {', '.join(missing)})",
-            "a database created by `reluth db upgrade`",
+            f"not a reluth trial database at the current revision (missing tables: "
+            f"{', '.join(missing)})",
+            "a database created or upgraded by `reluth db upgrade`",
         )
     md = MetaData()
     names = [t for t in (*DB_TABLES, *OPTIONAL_DB_TABLES) if t in present]
     md.reflect(engine, only=names)
     frames: dict[str, pd.DataFrame] = {}
-    with engine.connect() as conn:
+    with read_session(engine) as session:
         for name in names:
-            rows = conn.execute(select(md.tables[name])).mappings().all()
-            frames[name] = pd.DataFrame(
-                [dict(r) for r in rows], columns=list(md.tables[name].c.keys())
+            columns, converters = _lenient_columns(md.tables[name], engine.dialect.name)
+            rows = session.execute(select(*columns)).mappings().all()
+            frame = pd.DataFrame([dict(r) for r in rows], columns=list(md.tables[name].c.keys()))
+            for col, convert in converters.items():
+                frame[col] = frame[col].map(convert).astype(object)
+            frames[name] = frame
+        evaluations = review.current_evaluations(session, protocol)
+    return StoreSnapshot(frames, evaluations)
+
+
+def _lenient_columns(table: Any, dialect: str) -> tuple[list[Any], dict[str, Any]]:
+    """The columns to select, and per column a converter: on SQLite a date column may hold
+    any text, which SQLAlchemy's own conversion would raise on for the whole table; it is read
+    as text and converted here, an unreadable value kept as text for its record's issue."""
+    from sqlalchemy import Date, DateTime, String, type_coerce
+
+    if dialect != "sqlite":
+        return list(table.c), {}
+    columns: list[Any] = []
+    converters: dict[str, Any] = {}
+    for c in table.c:
+        if isinstance(c.type, Date | DateTime):
+            parse = (
+                dt.datetime.fromisoformat if isinstance(c.type, DateTime) else dt.date.fromisoformat
             )
-    return frames
+            columns.append(type_coerce(c, String).label(c.name))
+            converters[c.name] = lambda v, parse=parse: _or_text(parse, v)
+        else:
+            columns.append(c)
+    return columns, converters
 
 
-def _as_date(v: object) -> dt.date | None:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+def _or_text(parse: Callable[[str], Any], value: object) -> object:
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        return parse(value)
+    except ValueError:
+        return value
+
+
+def _date_of(value: object) -> dt.date | None:
+    """A stored date as a date (its plausibility is normalize_source's to judge)."""
+    if _blank(value):
         return None
-    if isinstance(v, dt.datetime):
-        return v.date()
-    if isinstance(v, dt.date):
-        return v
-    return dt.date.fromisoformat(str(v)[:10])
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value).strip()[:10])
 
 
-def _iso(v: object) -> str:
-    d = _as_date(v)
-    return d.isoformat() if d else ""
-
-
-def sources_from_tables(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Map the store's tables onto the CSV source shape (pure; no database access)."""
+def _stored_egfr(result_json: object) -> Decimal | None:
+    """The eGFR screening computed and stored with its verdict (never recomputed here)."""
     import json
 
-    from reluth.protocol.eligibility import estimate_egfr
-    from reluth.protocol.patient import PatientFile
+    if _blank(result_json):
+        return None
+    derived = json.loads(str(result_json)).get("derived", {})
+    value = derived.get("egfr_ml_min_1_73m2")
+    return None if _blank(value) else to_decimal(value, "screenings.result_json.egfr")
 
+
+def _central_read(read_id: int) -> str:
+    return f"central read {read_id}"
+
+
+def tumour_from_evaluations(evaluations: Mapping[str, Any]) -> dict[str, d.TumourRecord]:
+    """The database door: each patient's evaluation as central review stored it (read ids as
+    sources, the stored patient-level outcome)."""
+    out = {}
+    for code, ev in evaluations.items():
+        points = tuple(
+            d.TumourTimePoint(
+                source=_central_read(tp.read_id),
+                date=tp.date,
+                as_read=tp.as_read,
+                new_lesions=tp.new_lesions,
+                sum_mm=tp.sum_mm,
+                change_from_baseline_pct=tp.change_from_baseline_pct,
+            )
+            for tp in ev.time_points
+        )
+        out[code] = d.TumourRecord(
+            code, _central_read(ev.baseline_read_id), ev.baseline_sum_mm, points, ev.outcome
+        )
+    return out
+
+
+def _assessment_rows(evaluations: Mapping[str, Any]) -> pd.DataFrame:
+    """The central reads in the shape of ``assessments.csv`` (baseline row without a response,
+    then each time point as read with its new-lesion call and read id)."""
+    rows: list[dict[str, Any]] = []
+    for code, ev in evaluations.items():
+        rows.append(
+            {
+                "subject_id": code,
+                "assessed_on": ev.baseline_date,
+                "overall_response": None,
+                "target_sum_mm": ev.baseline_sum_mm,
+                "new_lesions": "no",
+                "read_id": _central_read(ev.baseline_read_id),
+            }
+        )
+        rows += [
+            {
+                "subject_id": code,
+                "assessed_on": tp.date,
+                "overall_response": tp.as_read.value,
+                "target_sum_mm": tp.sum_mm,
+                "new_lesions": tp.new_lesions.value,
+                "read_id": _central_read(tp.read_id),
+            }
+            for tp in ev.time_points
+        ]
+    return pd.DataFrame(rows, columns=list(ASSESSMENT_COLUMNS))
+
+
+def sources_from_tables(
+    snapshot: StoreSnapshot, design: AnalysisDesign, issues: list[DataIssue] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Map the store onto the CSV source shape, typed (pure; no database access): dates as
+    dates, decimals as Decimals; eGFR, strata and eligibility as screening and randomization
+    stored them; the tumour responses as central review's engine stored them. With
+    ``issues``, a patient or questionnaire whose stored values cannot be read is left out and
+    listed there (an export never fails on one stored value)."""
+
+    t = snapshot.tables
     centre = dict(zip(t["centres"]["id"], t["centres"]["code"], strict=True))
     by_pid = {
         name: t[name].set_index("patient_id")
@@ -932,12 +1244,6 @@ def sources_from_tables(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     last_screen = screens.groupby("patient_id").last()
     first_dose = t["administrations"].groupby("patient_id")["administered_on"].min()
     dates: dict[int, list[dt.date]] = {}
-
-    def seen(pid: object, when: object) -> None:
-        d = _as_date(when)
-        if d is not None:
-            dates.setdefault(int(pid), []).append(d)  # type: ignore[call-overload]
-
     for name, col in (
         ("administrations", "administered_on"),
         ("tumour_assessments", "assessment_date"),
@@ -949,139 +1255,205 @@ def sources_from_tables(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     ):
         if name in t:
             for pid, when in zip(t[name]["patient_id"], t[name][col], strict=True):
-                seen(pid, when)
+                try:
+                    day = _date_of(when)
+                except ValueError:  # the record's own row names it
+                    continue
+                if day is not None and day >= EARLIEST_DATE:
+                    dates.setdefault(int(pid), []).append(day)
     code = dict(zip(t["patients"]["id"], t["patients"]["patient_code"], strict=True))
     subjects = []
-    protocol = load_protocol()
     for _, p in t["patients"].iterrows():
         pid = int(p["id"])
         if pid not in by_pid["inclusions"].index:
             continue  # screened, never included
-        incl = _as_date(by_pid["inclusions"].loc[pid, "inclusion_date"])
-        scr = last_screen.loc[pid] if pid in last_screen.index else None
-        pf = None
-        if scr is not None:
-            try:
-                pf = PatientFile.model_validate(json.loads(scr["input_json"]))
-            except (ValueError, TypeError):
-                pf = None
-        rnd = by_pid["randomizations"].loc[pid] if pid in by_pid["randomizations"].index else None
-        strata: dict[str, str] = {}
-        raw_strata = (
-            rnd["strata_json"]
-            if rnd is not None
-            else (scr["strata_json"] if scr is not None else None)
-        )
-        if raw_strata:
-            strata = {k: str(v) for k, v in json.loads(raw_strata).items()}
-        gfr = estimate_egfr(pf, protocol)[0] if pf is not None else None
-        reason = ""
-        if rnd is None:
-            pra = by_pid["pre_randomization_assessments"]
-            eos = by_pid["end_of_study"]
-            if pid in pra.index and bool(pra.loc[pid, "radiological_progression"]):
-                reason = "radiological progression after the 2 second-PRRT cycles"
-            elif pid in eos.index:
-                reason = str(eos.loc[pid, "reason"])
-            else:
-                reason = "not (yet) randomized"
-        death = (
-            _as_date(by_pid["deaths"].loc[pid, "death_date"])
-            if pid in by_pid["deaths"].index
-            else None
-        )
-        rdate = _as_date(rnd["randomized_at"]) if rnd is not None else None
-        known = [d for d in (*dates.get(pid, []), incl, rdate) if d is not None]
-        subjects.append(
-            {
-                "subject_id": p["patient_code"],
-                "site": centre.get(p["centre_id"], str(p["centre_id"])),
-                "included_on": _iso(incl),
-                "arm": "" if rnd is None else str(rnd["arm"]),
-                "randomized_on": _iso(rdate),
-                "not_randomized_reason": reason,
-                "eligible": "Y" if scr is not None and scr["status"] == "eligible" else "N",
-                "first_dose_on": _iso(first_dose.get(pid)),
-                "age": "" if pf is None or pf.age is None else pf.age,
-                "sex": p["sex"] or ("" if pf is None or pf.sex is None else pf.sex[0].upper()),
-                "ecog": "" if pf is None or pf.ecog is None else pf.ecog,
-                "gfr_ml_min": "" if gfr is None else float(gfr),
-                "grade": "" if pf is None or pf.histology.grade is None else pf.histology.grade,
-                "strat_prior_pfs": strata.get("disease_control_first_prrt", ""),
-                "strat_progression": strata.get("progression_type", ""),
-                "strat_gfr": strata.get("renal_function", ""),
-                "strat_intercurrent": strata.get("intercurrent_treatment", ""),
-                "death_on": _iso(death),
-                "last_alive_on": _iso(death or max(known)),
-            }
-        )
-    ta = t["tumour_assessments"]
-    ta = ta[ta["overall_response"].notna() & ta["patient_id"].isin(code)]
-    central = set(ta.loc[ta["reader"] == "central", "patient_id"])
-    ta = ta[(ta["reader"] == "central") | ~ta["patient_id"].isin(central)]
-    assessments = pd.DataFrame(
-        {
-            "subject_id": ta["patient_id"].map(code),
-            "assessed_on": ta["assessment_date"].map(_iso),
-            "overall_response": ta["overall_response"].astype(str),
-            "target_sum_mm": ta["target_sum_mm"].map(lambda v: "" if v is None else float(v)),
-        }
-    )
+        try:
+            subjects.append(
+                _subject_row(p, pid, t, by_pid, last_screen, first_dose, dates, centre, design)
+            )
+        except (ValueError, TypeError, KeyError, ArithmeticError, ValidationError) as exc:
+            if issues is None:
+                raise
+            issues.append(
+                DataIssue(
+                    "subjects", str(p["patient_code"]), f"patient {pid}", "patient record", "",
+                    f"cannot be read: {_reason(exc)}",
+                )
+            )  # fmt: skip
+    included = {s["subject_id"] for s in subjects}
+    evaluations = {c: ev for c, ev in snapshot.evaluations.items() if c in included}
     ae = t["adverse_events"]
     aes = pd.DataFrame(
         {
             "subject_id": ae["patient_id"].map(code),
             "term": ae["term"],
-            "soc": "",
+            "soc": None,
             "grade": ae["grade"],
-            "serious": ae["serious"].map(lambda b: "Y" if b else "N"),
-            "onset_on": ae["onset_date"].map(_iso),
-        }
+            "serious": ae["serious"].map(bool),
+            "onset_on": ae["onset_date"],
+            "record_id": ae["id"].map(lambda i: f"adverse event {i}"),
+        },
+        columns=list(AE_COLUMNS),
     )
     qol_rows = []
     for _, q in t["qol_questionnaires"].iterrows():
-        if not q["scores_json"]:
-            continue
-        scores = json.loads(q["scores_json"])
-        scores = scores.get("scales", scores) if isinstance(scores, dict) else {}
-        for key, value in scores.items():
-            if isinstance(value, dict):
-                value = value.get("score")
-            if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
-                continue
-            scale, kind = _qol_scale(str(q["instrument"]), str(key))
-            if kind is None:
-                continue
-            qol_rows.append(
-                {
-                    "subject_id": code[q["patient_id"]],
-                    "assessed_on": _iso(q["completed_on"]),
-                    "scale": scale,
-                    "score": float(value),
-                    "kind": kind,
-                }
-            )
+        try:
+            qol_rows += _qol_rows(q, code)
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            if issues is None:
+                raise
+            issues.append(
+                DataIssue(
+                    "qol", code.get(q["patient_id"]), f"qol questionnaire {q['id']}",
+                    "scores_json", "", f"cannot be read: {_reason(exc)}",
+                )
+            )  # fmt: skip
     return {
-        "subjects": pd.DataFrame(subjects, columns=list(SUBJECT_COLUMNS)),
-        "assessments": assessments,
+        "subjects": pd.DataFrame(subjects, columns=list(subject_columns(design))),
+        "assessments": _assessment_rows(evaluations),
         "adverse_events": aes,
         "qol": pd.DataFrame(qol_rows, columns=list(QOL_COLUMNS)),
     }
 
 
-def from_database(url: str, cutoff: dt.date | None = None) -> AnalysisDatasets:
-    """Read the trial database (SELECTs only) and derive the analysis datasets."""
-    return _from_tables(_read_tables(url), cutoff)
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, ValidationError) else f"{exc.__class__.__name__}: {exc}"
 
 
-def from_engine(engine: Any, cutoff: dt.date | None = None) -> AnalysisDatasets:
-    """As :func:`from_database`, on an open SQLAlchemy engine (the web app's)."""
-    return _from_tables(_read_engine_tables(engine), cutoff)
+def _subject_row(
+    p: pd.Series,
+    pid: int,
+    t: Mapping[str, pd.DataFrame],
+    by_pid: Mapping[str, pd.DataFrame],
+    last_screen: pd.DataFrame,
+    first_dose: pd.Series,
+    dates: Mapping[int, list[dt.date]],
+    centre: Mapping[Any, Any],
+    design: AnalysisDesign,
+) -> dict[str, Any]:
+    """One included patient's subjects row from the stored tables."""
+    import json
 
+    from reluth.protocol.patient import PatientFile
 
-def _from_tables(tables: dict[str, pd.DataFrame], cutoff: dt.date | None) -> AnalysisDatasets:
-    frames = sources_from_tables(tables)
-    str_frames = {
-        k: v.astype(str).replace({"None": "", "nan": "", "NaT": ""}) for k, v in frames.items()
+    incl = _date_of(by_pid["inclusions"].loc[pid, "inclusion_date"])
+    scr = last_screen.loc[pid] if pid in last_screen.index else None
+    pf = None
+    if scr is not None:
+        try:
+            pf = PatientFile.model_validate(json.loads(scr["input_json"]))
+        except (ValueError, TypeError):
+            pf = None
+    rnd = by_pid["randomizations"].loc[pid] if pid in by_pid["randomizations"].index else None
+    strata: dict[str, str] = {}
+    raw_strata = (
+        rnd["strata_json"] if rnd is not None else (scr["strata_json"] if scr is not None else None)
+    )
+    if not _blank(raw_strata):
+        strata = {k: str(v) for k, v in json.loads(str(raw_strata)).items()}
+    reason = None
+    if rnd is None:
+        pra = by_pid["pre_randomization_assessments"]
+        eos = by_pid["end_of_study"]
+        if pid in pra.index and bool(pra.loc[pid, "radiological_progression"]):
+            reason = (
+                "radiological progression after the "
+                f"{design.pre_randomization_cycles} second-PRRT cycles"
+            )
+        elif pid in eos.index:
+            reason = str(eos.loc[pid, "reason"])
+        else:
+            reason = "not (yet) randomized"
+    death = (
+        _date_of(by_pid["deaths"].loc[pid, "death_date"]) if pid in by_pid["deaths"].index else None
+    )
+    rdate = _date_of(rnd["randomized_at"]) if rnd is not None else None
+    known = [x for x in (*dates.get(pid, []), incl, rdate) if x is not None]
+    return {
+        "subject_id": p["patient_code"],
+        "site": centre.get(p["centre_id"], str(p["centre_id"])),
+        "included_on": incl,
+        "arm": None if rnd is None else str(rnd["arm"]),
+        "randomized_on": rdate,
+        "not_randomized_reason": reason,
+        "eligible": scr is not None and scr["status"] == "eligible",
+        "first_dose_on": _date_of(first_dose.get(pid)),
+        "age": None if pf is None else pf.age,
+        "sex": p["sex"] or (None if pf is None or pf.sex is None else pf.sex[0].upper()),
+        "ecog": None if pf is None else pf.ecog,
+        "gfr_ml_min": None if scr is None else _stored_egfr(scr["result_json"]),
+        "grade": None if pf is None else pf.histology.grade,
+        **{v.source_column: strata.get(v.factor) for v in design.strata},
+        "death_on": death,
+        "last_alive_on": death or max(known),
     }
-    return build_datasets(make_sources(**str_frames), cutoff)
+
+
+def _qol_rows(q: pd.Series, code: Mapping[Any, str]) -> list[dict[str, Any]]:
+    """The scale rows of one stored questionnaire (none when it has no scores)."""
+    import json
+
+    rows: list[dict[str, Any]] = []
+    if _blank(q["scores_json"]):
+        return rows
+    scores = json.loads(q["scores_json"], parse_float=Decimal, parse_int=Decimal)
+    scores = scores.get("scales", scores) if isinstance(scores, dict) else {}
+    for key, value in scores.items():
+        if isinstance(value, dict):
+            value = value.get("score")
+        if value is None or isinstance(value, bool) or not isinstance(value, Decimal | str):
+            continue
+        scale, kind = _qol_scale(str(q["instrument"]), str(key))
+        if kind is None:
+            continue
+        rows.append(
+            {
+                "subject_id": code[q["patient_id"]],
+                "assessed_on": q["completed_on"],  # checked by normalize_source
+                "scale": scale,
+                "score": value,
+                "kind": kind,
+                "record_id": f"qol questionnaire {q['id']}",
+            }
+        )
+    return rows
+
+
+def from_database(
+    url: str, cutoff: dt.date | None = None, *, protocol: Protocol
+) -> AnalysisDatasets:
+    """Read the trial database (SELECTs only) and derive the analysis datasets."""
+    return _from_snapshot(_read_tables(url, protocol), protocol, cutoff)
+
+
+def from_engine(
+    engine: Any, cutoff: dt.date | None = None, *, protocol: Protocol
+) -> AnalysisDatasets:
+    """As :func:`from_database`, on an open SQLAlchemy engine (the web app's)."""
+    return _from_snapshot(_read_engine_tables(engine, protocol), protocol, cutoff)
+
+
+def _from_snapshot(
+    snapshot: StoreSnapshot, protocol: Protocol, cutoff: dt.date | None
+) -> AnalysisDatasets:
+    """The database door: a stored value that cannot be used leaves its record out, listed in
+    ``issues``, so one bad value never stops an export (the CSV door refuses instead)."""
+    design = AnalysisDesign.of(protocol)
+    issues: list[DataIssue] = []
+    frames = sources_from_tables(snapshot, design, issues)
+    norm = _validated(design, **frames, issues=issues)
+    included = set(norm["subjects"]["subject_id"])
+    tumour = tumour_from_evaluations(
+        {c: ev for c, ev in snapshot.evaluations.items() if c in included}
+    )
+    sources = Sources(
+        norm["subjects"],
+        norm["adverse_events"],
+        norm["qol"],
+        tumour,
+        _hash_frames(frames),
+        design,
+        norm["assessments"],
+        tuple(dict.fromkeys(issues)),  # one per record and field (a questionnaire has many rows)
+    )
+    return build_datasets(sources, cutoff)

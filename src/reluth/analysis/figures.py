@@ -1,5 +1,6 @@
 """Report figures with matplotlib (object API, no pyplot; Agg renderer): CONSORT, KM with number at risk, forest,
-waterfall, spider, swimmer, QoL. Each function returns a Figure; ``save`` writes PNG and SVG."""
+waterfall, spider, swimmer, QoL. Each function returns a Figure; ``save`` writes PNG and SVG.
+Arms, their order and the days in a month are the protocol's (the datasets' design)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,17 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from reluth.analysis.datasets import ARMS, DAYS_PER_MONTH
+from reluth.analysis.design import AnalysisDesign
 from reluth.analysis.survival import KaplanMeier
 
-COLORS = {ARMS[0]: "#1f5fa8", ARMS[1]: "#d2691e"}
+#: Experimental, then control arm.
+_ARM_COLORS = ("#1f5fa8", "#d2691e")
+
+
+def colors(design: AnalysisDesign) -> dict[str, str]:
+    return dict(zip(design.arms, _ARM_COLORS, strict=True))
+
+
 # SVG text stays text (searchable, small, and much faster than glyph paths); stable ids.
 matplotlib.rcParams["svg.fonttype"] = "none"
 matplotlib.rcParams["svg.hashsalt"] = "reluth"
@@ -40,7 +48,7 @@ def save(fig: Figure, out_dir: Path, name: str) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def consort(adsl: pd.DataFrame) -> Figure:
+def consort(design: AnalysisDesign, adsl: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(8, 6.5))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
@@ -61,13 +69,14 @@ def consort(adsl: pd.DataFrame) -> Figure:
             bbox={"boxstyle": "square,pad=0.5", "fc": "white", "ec": "black"},
         )
 
-    box(0.5, 0.92, f"Included (2 retreatment cycles)\nn = {n_incl}")
+    n_cycles = design.pre_randomization_cycles
+    box(0.5, 0.92, f"Included ({n_cycles} retreatment cycles)\nn = {n_incl}")
     reason_txt = "\n".join(f"{r}: {n}" for r, n in reasons.items())
     box(0.82, 0.76, f"Not randomized\nn = {len(not_rand)}\n{reason_txt}", w=0.3)
     box(0.5, 0.62, f"Randomized (ITT)\nn = {len(rand)}")
     ax.annotate("", (0.5, 0.67), (0.5, 0.88), arrowprops={"arrowstyle": "->"})
     ax.annotate("", (0.68, 0.76), (0.5, 0.76), arrowprops={"arrowstyle": "->"})
-    for i, arm in enumerate(ARMS):
+    for i, arm in enumerate(design.arms):
         x = 0.27 if i == 0 else 0.73
         a = rand[rand["ARM"] == arm]
         ax.annotate("", (x, 0.47), (0.5, 0.58), arrowprops={"arrowstyle": "->"})
@@ -86,6 +95,7 @@ def consort(adsl: pd.DataFrame) -> Figure:
 
 
 def km_plot(
+    design: AnalysisDesign,
     km: dict[str, KaplanMeier],
     title: str,
     xlabel: str = "Months since randomization",
@@ -94,8 +104,9 @@ def km_plot(
     fig, (ax, axr) = _subplots(2, 1, figsize=(8, 6), height_ratios=(4, 1), sharex=True)
     tmax = max(float(k.time.max()) for k in km.values())
     ticks = risk_times or list(np.arange(0, tmax + 1e-9, 6 if tmax > 24 else 3))
+    palette = colors(design)
     for i, (name, k) in enumerate(km.items()):
-        color = COLORS.get(name, f"C{i}")
+        color = palette.get(name, f"C{i}")
         t = np.concatenate(([0.0], k.time))
         s = np.concatenate(([1.0], k.survival))
         ax.step(t, s, where="post", color=color, label=f"{name} (n={k.n}, events={k.events})")
@@ -123,7 +134,7 @@ def km_plot(
     return fig
 
 
-def forest(rows: pd.DataFrame, title: str) -> Figure:
+def forest(design: AnalysisDesign, rows: pd.DataFrame, title: str) -> Figure:
     n = len(rows)
     fig, ax = _subplots(figsize=(8, 0.4 * n + 1.2))
     y = np.arange(n)[::-1]
@@ -132,10 +143,11 @@ def forest(rows: pd.DataFrame, title: str) -> Figure:
         for f, lv, m in zip(rows["factor"], rows["level"], rows["n"], strict=True)
     ]
     ok = rows["hr"].notna().to_numpy()
+    hr, lo, hi = (rows[c].to_numpy(dtype=float)[ok] for c in ("hr", "lo", "hi"))
     ax.errorbar(
-        rows["hr"][ok],
+        hr,
         y[ok],
-        xerr=[rows["hr"][ok] - rows["lo"][ok], rows["hi"][ok] - rows["hr"][ok]],
+        xerr=np.vstack([hr - lo, hi - hr]),
         fmt="s",
         color="black",
         capsize=3,
@@ -147,41 +159,47 @@ def forest(rows: pd.DataFrame, title: str) -> Figure:
     ax.xaxis.set_minor_locator(FixedLocator([]))
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
-    ax.set_xlabel(f"Hazard ratio ({ARMS[0]} vs {ARMS[1]}), 95% CI, log scale")
+    ax.set_xlabel(f"Hazard ratio ({design.experimental} vs {design.control}), 95% CI, log scale")
     ax.set_title(title)
     fig.subplots_adjust(left=0.33, right=0.97)
     return fig
 
 
-def waterfall(adrs: pd.DataFrame) -> Figure:
+def waterfall(design: AnalysisDesign, adrs: pd.DataFrame) -> Figure:
     bor = adrs[(adrs["PARAMCD"] == "BOR") & adrs["PCHG"].notna()].sort_values(
         "PCHG", ascending=False
     )
     fig, ax = _subplots(figsize=(9, 4))
-    colors = [COLORS.get(a, "grey") for a in bor["ARM"]]
-    ax.bar(np.arange(len(bor)), bor["PCHG"], color=colors, width=0.9)
+    palette = colors(design)
+    ax.bar(
+        np.arange(len(bor)),
+        bor["PCHG"],
+        color=[palette.get(a, "grey") for a in bor["ARM"]],
+        width=0.9,
+    )
     ax.axhline(20, color="red", ls="--", lw=0.8)
     ax.axhline(-30, color="green", ls="--", lw=0.8)
     ax.set_ylabel("Best % change in sum of target diameters")
     ax.set_xticks([])
     ax.set_title("Waterfall plot (+20%: PD threshold, −30%: PR threshold)")
-    _arm_legend(ax)
+    _arm_legend(ax, design)
     return fig
 
 
-def _arm_legend(ax: Any) -> None:
-    ax.legend(handles=[Patch(color=c, label=arm) for arm, c in COLORS.items()], fontsize=8)
+def _arm_legend(ax: Any, design: AnalysisDesign) -> None:
+    handles = [Patch(color=c, label=arm) for arm, c in colors(design).items()]
+    ax.legend(handles=handles, fontsize=8)
 
 
-def spider(adrs: pd.DataFrame) -> Figure:
+def spider(design: AnalysisDesign, adrs: pd.DataFrame) -> Figure:
     o = adrs[(adrs["PARAMCD"] == "OVRLRESP") & adrs["PCHG"].notna()]
     fig, ax = _subplots(figsize=(8, 4.5))
     for _sid, g in o.groupby("USUBJID"):
         g = g.sort_values("ADY")
         ax.plot(
-            np.maximum(g["ADY"], 0) / DAYS_PER_MONTH,
+            np.maximum(g["ADY"], 0) / design.days_per_month,
             g["PCHG"],
-            color=COLORS.get(str(g["ARM"].iloc[0]), "grey"),
+            color=colors(design).get(str(g["ARM"].iloc[0]), "grey"),
             lw=0.7,
             alpha=0.6,
         )
@@ -190,18 +208,22 @@ def spider(adrs: pd.DataFrame) -> Figure:
     ax.set_xlabel("Months since randomization")
     ax.set_ylabel("% change in sum of target diameters")
     ax.set_title("Spider plot")
-    _arm_legend(ax)
+    _arm_legend(ax, design)
     return fig
 
 
 def swimmer(
-    adsl: pd.DataFrame, adtte: pd.DataFrame, adrs: pd.DataFrame, max_rows: int = 60
+    design: AnalysisDesign,
+    adsl: pd.DataFrame,
+    adtte: pd.DataFrame,
+    adrs: pd.DataFrame,
+    max_rows: int = 60,
 ) -> Figure:
     os_ = adtte[adtte["PARAMCD"] == "OS"].sort_values("AVAL").tail(max_rows)
     fig, ax = _subplots(figsize=(8, 0.12 * len(os_) + 1.5))
     pfs = adtte[adtte["PARAMCD"] == "PFS"].set_index("USUBJID")
     for i, (_, r) in enumerate(os_.iterrows()):
-        ax.barh(i, r["AVAL"], color=COLORS.get(str(r["ARM"]), "grey"), height=0.7)
+        ax.barh(i, r["AVAL"], color=colors(design).get(str(r["ARM"]), "grey"), height=0.7)
         p = pfs.loc[r["USUBJID"]] if r["USUBJID"] in pfs.index else None
         if p is not None and p["CNSR"] == 0:
             ax.plot(p["AVAL"], i, "k|", ms=5)
@@ -209,24 +231,24 @@ def swimmer(
     ax.set_yticks([])
     ax.set_xlabel("Months since randomization (| progression, x death, > alive)")
     ax.set_title(f"Swimmer plot (longest {len(os_)} follow-ups)")
-    _arm_legend(ax)
+    _arm_legend(ax, design)
     return fig
 
 
-def qol_plot(qtab: pd.DataFrame) -> Figure:
+def qol_plot(design: AnalysisDesign, qtab: pd.DataFrame) -> Figure:
     scales = sorted(qtab["PARAMCD"].unique())
     cols = min(2, max(1, len(scales)))
     rows_n = int(np.ceil(len(scales) / cols)) or 1
     fig, axes = _subplots(rows_n, cols, figsize=(8, 2.8 * rows_n), squeeze=False)
     for ax, sc in zip(axes.flat, scales, strict=False):
         d = qtab[qtab["PARAMCD"] == sc]
-        for arm in ARMS:
+        for arm, color in colors(design).items():
             a = d[d["ARM"] == arm].sort_values("month")
             ax.errorbar(
                 a["month"],
                 a["mean"],
                 yerr=a["sd"] / np.sqrt(a["n"].clip(lower=1)),
-                color=COLORS[arm],
+                color=color,
                 marker="o",
                 ms=3,
                 capsize=2,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +18,19 @@ from rich.progress import Progress
 from reluth import __version__
 from reluth.analysis import figures, tables
 from reluth.analysis.binomial import RateComparison
-from reluth.analysis.datasets import ARMS, PROTOCOL_VERSION, AnalysisDatasets
+from reluth.analysis.datasets import AnalysisDatasets
 from reluth.analysis.exports import export_all
 from reluth.analysis.survival import cox_summary, km_summary
-from reluth.cli_support import to_jsonable
 from reluth.errors import PreconditionFailed
+from reluth.values import to_jsonable
 
 TTE_PARAMS = ("PFS", "RPFS", "OS")
 
 
 @dataclass(frozen=True)
 class ReportOptions:
-    protocol_version: str = f"{PROTOCOL_VERSION} (reluth protocol file)"
+    #: None: the version of the protocol the datasets were derived with
+    protocol_version: str | None = None
     conf_type: str = "log-log"
     ties: str = "breslow"
     landmarks_months: tuple[float, ...] = (6.0, 12.0, 24.0)
@@ -52,7 +54,7 @@ def _rate_html(rc: RateComparison, title: str) -> str:
     )
 
 
-def _tte_html(t: tables.TimeToEvent, landmarks: tuple[float, ...]) -> str:
+def _tte_html(t: tables.TimeToEvent, landmarks: tuple[float, ...], arms: tuple[str, str]) -> str:
     head = "".join(f"<th>S({m:g} mo) [95% CI]</th>" for m in landmarks)
     rows = ""
     for arm, k in t.km.items():
@@ -68,14 +70,17 @@ def _tte_html(t: tables.TimeToEvent, landmarks: tuple[float, ...]) -> str:
     tests = ""
     if t.logrank is not None:
         strata = ", ".join(t.strata) if t.strata else "none recorded"
-        tests = (
-            f"<p>Log-rank test stratified by {html.escape(strata)}: "
-            f"chi-square {t.logrank.chisq:.3f} on {t.logrank.df} df, p = {t.logrank.p:.4g}. "
-        )
+        if math.isnan(t.logrank.chisq):
+            result = "not estimable (no event where the arms can be compared in any stratum). "
+        else:
+            result = (
+                f"chi-square {t.logrank.chisq:.3f} on {t.logrank.df} df, p = {t.logrank.p:.4g}. "
+            )
+        tests = f"<p>Log-rank test stratified by {html.escape(strata)}: {result}"
         if t.cox is not None:
             c = t.cox.terms[0]
             tests += (
-                f"Cox HR ({ARMS[0]} vs {ARMS[1]}, {t.cox.ties} ties, same strata): {c.hr:.3f} "
+                f"Cox HR ({arms[0]} vs {arms[1]}, {t.cox.ties} ties, same strata): {c.hr:.3f} "
                 f"(95% CI {c.hr_ci[0]:.3f}–{c.hr_ci[1]:.3f}), Wald p = {c.p:.4g}.</p>"
             )
         else:
@@ -114,6 +119,8 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
     """Run every planned analysis on ``ds`` and write ``out_dir/report.html`` (self-contained),
     ``out_dir/figures/*.png|svg``, ``out_dir/datasets/*`` and ``out_dir/results.json``."""
     opt = options or ReportOptions()
+    design = ds.design
+    version = opt.protocol_version or f"{design.protocol_version} (reluth protocol file)"
     if not (ds.adsl["ITTFL"] == "Y").any():
         raise PreconditionFailed(
             f"no patient randomized by the cut-off {ds.cutoff.isoformat()}: nothing to analyse"
@@ -130,14 +137,16 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
             progress.advance(task)
 
         parts.append("<h2>1. Participant flow</h2>")
-        parts.append(_img(figures.save(figures.consort(ds.adsl), fig_dir, "consort"), "CONSORT"))
+        parts.append(
+            _img(figures.save(figures.consort(design, ds.adsl), fig_dir, "consort"), "CONSORT")
+        )
         step()
         parts.append("<h2>2. Baseline characteristics (ITT)</h2>")
-        parts.append(_table(tables.baseline_table(ds.adsl, "ITT")))
+        parts.append(_table(tables.baseline_table(design, ds.adsl, "ITT")))
         step()
         parts.append("<h2>3. Primary endpoint: disease control at 6 months</h2>")
         for pop in ("ITT", "PP"):
-            rc = tables.primary_endpoint(ds.adsl, pop)
+            rc = tables.primary_endpoint(design, ds.adsl, pop)
             results[f"dcr6_{pop.lower()}"] = rc
             parts.append(_rate_html(rc, f"{pop} population"))
         step()
@@ -152,28 +161,30 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
         for code in TTE_PARAMS:
             if not (ds.adtte["PARAMCD"] == code).any():
                 continue
-            t = tables.time_to_event(ds.adtte, code, opt.conf_type, opt.ties)
+            t = tables.time_to_event(design, ds.adtte, code, opt.conf_type, opt.ties)
             results[code.lower()] = {
                 "km": {a: km_summary(k, opt.landmarks_months) for a, k in t.km.items()},
                 "logrank": t.logrank,
                 "cox": cox_summary(t.cox) if t.cox else None,
                 "strata": t.strata,
             }
-            parts.append(_tte_html(t, opt.landmarks_months))
+            parts.append(_tte_html(t, opt.landmarks_months, design.arms))
             parts.append(
                 _img(
-                    figures.save(figures.km_plot(t.km, t.label), fig_dir, f"km_{code.lower()}"),
+                    figures.save(
+                        figures.km_plot(design, t.km, t.label), fig_dir, f"km_{code.lower()}"
+                    ),
                     code,
                 )
             )
         step()
         if (ds.adtte["PARAMCD"] == "RPFS").any():
-            rows = tables.forest_rows(ds.adtte, "RPFS", opt.ties)
+            rows = tables.forest_rows(design, ds.adtte, "RPFS", opt.ties)
             parts.append("<h3>Hazard ratio by stratification factor (rPFS)</h3>")
             parts.append(
                 _img(
                     figures.save(
-                        figures.forest(rows, "rPFS: HR by stratification factor"),
+                        figures.forest(design, rows, "rPFS: HR by stratification factor"),
                         fig_dir,
                         "forest_rpfs",
                     ),
@@ -183,24 +194,30 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
         step()
         parts.append("<h2>5. Tumour response</h2>")
         parts.append(
-            _img(figures.save(figures.waterfall(ds.adrs), fig_dir, "waterfall"), "waterfall")
+            _img(
+                figures.save(figures.waterfall(design, ds.adrs), fig_dir, "waterfall"), "waterfall"
+            )
         )
-        parts.append(_img(figures.save(figures.spider(ds.adrs), fig_dir, "spider"), "spider"))
+        parts.append(
+            _img(figures.save(figures.spider(design, ds.adrs), fig_dir, "spider"), "spider")
+        )
         parts.append(
             _img(
-                figures.save(figures.swimmer(ds.adsl, ds.adtte, ds.adrs), fig_dir, "swimmer"),
+                figures.save(
+                    figures.swimmer(design, ds.adsl, ds.adtte, ds.adrs), fig_dir, "swimmer"
+                ),
                 "swimmer",
             )
         )
         step()
         parts.append("<h2>6. Safety (safety population, onset after randomization)</h2>")
         parts.append("<p>Patients by worst CTCAE v5.0 grade per term.</p>")
-        parts.append(_table(tables.safety_table(ds.adsl, ds.adae)))
+        parts.append(_table(tables.safety_table(design, ds.adsl, ds.adae)))
         step()
         parts.append("<h2>7. Quality of life</h2>")
-        qtab = tables.qol_table(ds.adqs)
+        qtab = tables.qol_table(design, ds.adqs)
         if len(qtab):
-            parts.append(_img(figures.save(figures.qol_plot(qtab), fig_dir, "qol"), "QoL"))
+            parts.append(_img(figures.save(figures.qol_plot(design, qtab), fig_dir, "qol"), "QoL"))
             parts.append(
                 _table(
                     qtab.rename(
@@ -215,19 +232,21 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
                 )
             )
             for code in sorted(c for c in ds.adtte["PARAMCD"].unique() if str(c).startswith("TTD")):
-                t = tables.time_to_event(ds.adtte, code, opt.conf_type, opt.ties)
+                t = tables.time_to_event(design, ds.adtte, code, opt.conf_type, opt.ties)
                 results[code.lower()] = {"cox": cox_summary(t.cox) if t.cox else None}
-                parts.append(_tte_html(t, ()))
+                parts.append(_tte_html(t, (), design.arms))
         step()
         export_all(ds, out_dir / "datasets")
         step()
     meta = (
         "<table class='meta'>"
         f"<tr><td>Data cut-off</td><td>{ds.cutoff.isoformat()}</td></tr>"
-        f"<tr><td>Protocol version</td><td>{html.escape(opt.protocol_version)}</td></tr>"
+        f"<tr><td>Protocol version</td><td>{html.escape(version)}</td></tr>"
         f"<tr><td>Software</td><td>reluth {__version__} "
         f"(Python {platform.python_version()})</td></tr>"
         f"<tr><td>Input data SHA-256</td><td><code>{ds.input_hash}</code></td></tr>"
+        f"<tr><td>Stored records left out</td><td>{len(ds.issues)} "
+        "(listed in datasets/data_issues.csv)</td></tr>"
         f"<tr><td>Generated</td><td>{when.isoformat(timespec='seconds')}</td></tr></table>"
     )
     doc = (
@@ -240,9 +259,10 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
     path.write_text(doc, encoding="utf-8")
     results["meta"] = {
         "cutoff": ds.cutoff,
-        "protocol_version": opt.protocol_version,
+        "protocol_version": version,
         "software_version": __version__,
         "input_sha256": ds.input_hash,
+        "records_left_out": len(ds.issues),
     }
     (out_dir / "results.json").write_text(
         json.dumps(to_jsonable(results), indent=2), encoding="utf-8"

@@ -5,13 +5,12 @@ the file handed out).
 
 Building reads the database with SELECTs only (``datasets.from_engine``); the export event is
 then sealed into the audit chain by the caller's unit of work (``UnitOfWork.record_event``).
-Both downloads reveal the arm: the permission layer grants them to unblinded roles only, and
-this module refuses any other role again.
+Both downloads reveal the arm: the services are declared for the export and report
+permissions, which the policy grants to unblinded roles only.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -24,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from reluth.analysis import datasets, exports
-from reluth.auth.policy import Action, Resource, allowed
-from reluth.cli_support import to_jsonable
-from reluth.db.session import Actor, UnitOfWork
-from reluth.errors import PermissionDenied, ValidationError
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
+from reluth.csvout import rows_to_csv
+from reluth.errors import ValidationError
 from reluth.randomization import service as randomization
+from reluth.values import to_jsonable
 
 FORMATS = exports.FORMATS
 REPORT_FORMATS = ("csv", "json")
@@ -55,23 +55,32 @@ class Download:
         return hashlib.sha256(self.content).hexdigest()
 
 
-def _require(actor: Actor, resource: Resource) -> None:
-    if not allowed(actor.role, Action.READ, resource):
-        raise PermissionDenied(f"{actor.role} may not read {resource.value.replace('_', ' ')}")
-
-
 def _choice(value: str, field: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
         raise ValidationError(field, f"{value!r}", ", ".join(accepted))
     return value
 
 
-def datasets_zip(engine: Engine, actor: Actor, fmt: str, cutoff: dt.date | None = None) -> Download:
+def _engine(ctx: Ctx) -> Engine:
+    bind = ctx.session.get_bind()
+    if not isinstance(bind, Engine):
+        raise ValidationError("database", "no engine behind this session", "an engine")
+    return bind
+
+
+@service(Action.READ, Resource.EXPORT)
+def analysis_datasets(ctx: Ctx, cutoff: dt.date | None = None) -> datasets.AnalysisDatasets:
+    """The analysis datasets (ADSL, ADRS, ADTTE, ADAE, ADQS) of the trial database, for the
+    unblinded statistician (they hold the arm)."""
+    return datasets.from_engine(_engine(ctx), cutoff, protocol=ctx.protocol)
+
+
+@service(Action.READ, Resource.EXPORT)
+def datasets_zip(ctx: Ctx, fmt: str, cutoff: dt.date | None = None) -> Download:
     """The five analysis datasets in ``fmt`` (csv, xpt, dta) and ``variables.json`` as a zip."""
-    _require(actor, Resource.EXPORT)
     _choice(fmt, "format", FORMATS)
     started = time.perf_counter()
-    ds = datasets.from_engine(engine, cutoff)
+    ds = analysis_datasets(ctx, cutoff)
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="reluth-export-") as tmp:
         written = exports.export_all(ds, Path(tmp), (fmt,))
@@ -92,6 +101,24 @@ def datasets_zip(engine: Engine, actor: Actor, fmt: str, cutoff: dt.date | None 
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
+
+
+@dataclass(frozen=True)
+class ExportsView:
+    """What the exports page offers: the dataset formats, and the randomization report when
+    the actor may read it."""
+
+    formats: tuple[str, ...]
+    report_formats: tuple[str, ...]
+    report: randomization.Report | None
+
+
+@service(Action.READ, Resource.EXPORT)
+def exports_view(ctx: Ctx) -> ExportsView:
+    report = None
+    if ctx.actor.can(Action.READ, Resource.RANDOMIZATION_REPORT):
+        report = randomization.report(ctx)
+    return ExportsView(FORMATS, REPORT_FORMATS, report)
 
 
 def report_rows(rep: randomization.Report) -> list[dict[str, Any]]:
@@ -119,19 +146,15 @@ def report_rows(rep: randomization.Report) -> list[dict[str, Any]]:
     return rows
 
 
-def randomization_report(session: Session, actor: Actor, fmt: str) -> Download:
+@service(Action.READ, Resource.RANDOMIZATION_REPORT)
+def randomization_report(ctx: Ctx, fmt: str) -> Download:
     """The randomization report (``randomization.service.report``) as CSV or JSON."""
-    _require(actor, Resource.RANDOMIZATION_REPORT)
     _choice(fmt, "format", REPORT_FORMATS)
-    rep = randomization.report(session, actor)
+    rep = randomization.report(ctx)
     if fmt == "json":
         content = json.dumps(to_jsonable(rep), indent=2).encode("utf-8")
     else:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=["section", "group", "arm", "n"])
-        writer.writeheader()
-        writer.writerows(report_rows(rep))
-        content = text.getvalue().encode("utf-8")
+        content = rows_to_csv(["section", "group", "arm", "n"], report_rows(rep)).encode("utf-8")
     return Download(
         filename=f"reluth-randomization-report.{fmt}",
         media_type=MEDIA_TYPES[fmt],
@@ -141,9 +164,9 @@ def randomization_report(session: Session, actor: Actor, fmt: str) -> Download:
     )
 
 
-def record_download(uow: UnitOfWork, download: Download) -> None:
-    """Seal the export into the audit trail: who (the unit of work's actor), when, what."""
-    uow.record_event(
+def record_download(ctx: Ctx, download: Download) -> None:
+    """Seal the export into the audit trail: who (the context's actor), when, what."""
+    ctx.record_event(
         "export",
         AUDIT_TABLE,
         download.what,

@@ -267,7 +267,12 @@ def logrank(
         if sa.shape != t.shape:
             raise ValidationError("strata", "length differs from time", "one stratum per row")
         s = np.unique(sa, return_inverse=True)[1]
-    chisq, p = survdiff(t, e.astype(int), codes, strata=s)
+    try:
+        chisq, p = survdiff(t, e.astype(int), codes, strata=s)
+    except np.linalg.LinAlgError:
+        # No event where the groups can be compared (every stratum's variance is zero): the
+        # test is not estimable, as SAS PROC LIFETEST reports it (missing statistic).
+        return LogRank(float("nan"), int(levels.size - 1), float("nan"), s is not None)
     return LogRank(float(chisq), int(levels.size - 1), float(p), s is not None)
 
 

@@ -1,4 +1,7 @@
-"""Analysis tables computed from the analysis datasets (never from the trial tables)."""
+"""Analysis tables computed from the analysis datasets (never from the trial tables).
+
+The arms (experimental first), the stratification variables and the days in a month are the
+protocol's, from the datasets' :class:`~reluth.analysis.design.AnalysisDesign`."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from reluth.analysis.binomial import RateComparison, compare_rates, two_by_two_test
-from reluth.analysis.datasets import ARMS, DAYS_PER_MONTH, STRATA, STRATA_SHORT
+from reluth.analysis.design import AnalysisDesign
 from reluth.analysis.survival import (
     CoxResult,
     KaplanMeier,
@@ -52,16 +55,20 @@ def km_by_group(
 # Trial endpoints
 
 
-def primary_endpoint(adsl: pd.DataFrame, pop: str = "ITT", alpha: float = 0.05) -> RateComparison:
-    """DCR at 6 months per arm, Clopper–Pearson CIs, Newcombe difference (Lutathera −
-    Surveillance), chi-square or Fisher. Non-evaluable patients are failures (DCR6 = N)."""
+def primary_endpoint(
+    design: AnalysisDesign, adsl: pd.DataFrame, pop: str = "ITT", alpha: float = 0.05
+) -> RateComparison:
+    """DCR at 6 months per arm, Clopper–Pearson CIs, Newcombe difference (experimental −
+    control: Lutathera − Surveillance), chi-square or Fisher. Non-evaluable patients are
+    failures (DCR6 = N)."""
+    arms = design.arms
     d = population(adsl, pop)
     counts = {
         arm: (int((d.loc[d["ARM"] == arm, "DCR6"] == "Y").sum()), int((d["ARM"] == arm).sum()))
-        for arm in ARMS
+        for arm in arms
         if (d["ARM"] == arm).any()
     }
-    return compare_rates(counts, alpha=alpha, order=[a for a in (ARMS[1], ARMS[0]) if a in counts])
+    return compare_rates(counts, alpha=alpha, order=[a for a in (arms[1], arms[0]) if a in counts])
 
 
 @dataclass(frozen=True)
@@ -75,14 +82,18 @@ class TimeToEvent:
 
 
 def time_to_event(
+    design: AnalysisDesign,
     adtte: pd.DataFrame,
     paramcd: str,
     conf_type: str = "log-log",
     ties: str = "breslow",
-    strata: Sequence[str] = tuple(STRATA),
+    strata: Sequence[str] | None = None,
 ) -> TimeToEvent:
-    """KM per arm, log-rank and Cox (Lutathera vs Surveillance) stratified by the
-    randomization factors that are recorded (strata with missing values are dropped)."""
+    """KM per arm, log-rank and Cox (experimental vs control) stratified by the randomization
+    factors that are recorded (``strata``: the protocol's; those with missing values are
+    dropped)."""
+    arms = design.arms
+    strata = design.strata_variables if strata is None else strata
     d = adtte[adtte["PARAMCD"] == paramcd]
     if d.empty:
         raise ValidationError(
@@ -91,30 +102,34 @@ def time_to_event(
     t = d["AVAL"].to_numpy(float)
     e = 1 - d["CNSR"].to_numpy(float)
     arm = d["ARM"].to_numpy(str)
-    km = {a: kaplan_meier(t[arm == a], e[arm == a], conf_type) for a in ARMS if (arm == a).any()}
+    km = {a: kaplan_meier(t[arm == a], e[arm == a], conf_type) for a in arms if (arm == a).any()}
     used = [s for s in strata if s in d.columns and d[s].notna().all()]
     st = d[used].astype(str).agg("|".join, axis=1).to_numpy() if used else None
     lr = cx = None
     if len(km) == 2 and e.sum() > 0:
         lr = logrank(t, e, arm, st)
-        x = (arm == ARMS[0]).astype(float)[:, None]
+        x = (arm == arms[0]).astype(float)[:, None]
         try:
-            cx = cox_ph(t, e, x, [f"{ARMS[0]} vs {ARMS[1]}"], strata=st, ties=ties)
+            cx = cox_ph(t, e, x, [f"{arms[0]} vs {arms[1]}"], strata=st, ties=ties)
         except ValidationError:
             cx = None  # not estimable: reported as such
     return TimeToEvent(paramcd, str(d["PARAM"].iloc[0]), km, lr, cx, used)
 
 
-def forest_rows(adtte: pd.DataFrame, paramcd: str, ties: str = "breslow") -> pd.DataFrame:
-    """Unstratified HR (Lutathera vs Surveillance) overall and within each level of each
+def forest_rows(
+    design: AnalysisDesign, adtte: pd.DataFrame, paramcd: str, ties: str = "breslow"
+) -> pd.DataFrame:
+    """Unstratified HR (experimental vs control) overall and within each level of each
     stratification factor."""
+    arms = design.arms
     d = adtte[adtte["PARAMCD"] == paramcd]
     rows = []
     subsets: list[tuple[str, str, pd.DataFrame]] = [("All patients", "", d)]
-    for s in STRATA:
+    for v in design.strata:
+        s = v.variable
         if s in d.columns:
             for lv in sorted(d[s].dropna().astype(str).unique()):
-                subsets.append((STRATA_SHORT[s], lv, d[d[s].astype(str) == lv]))
+                subsets.append((v.short_label, lv, d[d[s].astype(str) == lv]))
     for factor, level, sub in subsets:
         t = sub["AVAL"].to_numpy(float)
         e = 1 - sub["CNSR"].to_numpy(float)
@@ -125,10 +140,10 @@ def forest_rows(adtte: pd.DataFrame, paramcd: str, ties: str = "breslow") -> pd.
             "n": len(sub),
             "events": int(e.sum()),
         }
-        ok = len(set(arm.tolist())) == 2 and all(e[arm == a].sum() > 0 for a in ARMS)
+        ok = len(set(arm.tolist())) == 2 and all(e[arm == a].sum() > 0 for a in arms)
         if ok:
             try:
-                res = cox_ph(t, e, (arm == ARMS[0]).astype(float)[:, None], ["arm"], ties=ties)
+                res = cox_ph(t, e, (arm == arms[0]).astype(float)[:, None], ["arm"], ties=ties)
                 row.update(hr=res.terms[0].hr, lo=res.terms[0].hr_ci[0], hi=res.terms[0].hr_ci[1])
             except ValidationError:
                 ok = False
@@ -146,11 +161,11 @@ def _fmt_n_pct(n: int, tot: int) -> str:
     return f"{n} ({100 * n / tot:.1f}%)" if tot else "0"
 
 
-def baseline_table(adsl: pd.DataFrame, pop: str = "ITT") -> pd.DataFrame:
+def baseline_table(design: AnalysisDesign, adsl: pd.DataFrame, pop: str = "ITT") -> pd.DataFrame:
     """n (%) for categorical and median (range) for continuous variables, by arm, with
     chi-square / Fisher (2×2 when expected < 5; chi-square otherwise) and Kruskal–Wallis."""
     d = population(adsl, pop)
-    arms = [a for a in ARMS if (d["ARM"] == a).any()]
+    arms = [a for a in design.arms if (d["ARM"] == a).any()]
     rows: list[dict[str, str]] = []
     header = {"variable": "N", "level": ""}
     for a in arms:
@@ -169,8 +184,11 @@ def baseline_table(adsl: pd.DataFrame, pop: str = "ITT") -> pd.DataFrame:
         row["p"] = _fmt_p(p)
         row["test"] = "Kruskal–Wallis"
         rows.append(row)
-    cats = [("SEX", "Sex"), ("ECOG", "ECOG"), ("GRADE", "Grade")] + [
-        (k, v) for k, v in STRATA.items()
+    cats = [
+        ("SEX", "Sex"),
+        ("ECOG", "ECOG"),
+        ("GRADE", "Grade"),
+        *design.strata_descriptions.items(),
     ]
     for var, label in cats:
         col = d[var].map(
@@ -231,12 +249,16 @@ def _fmt_p(p: float | None) -> str:
 
 
 def safety_table(
-    adsl: pd.DataFrame, adae: pd.DataFrame, post_randomization: bool = True
+    design: AnalysisDesign,
+    adsl: pd.DataFrame,
+    adae: pd.DataFrame,
+    post_randomization: bool = True,
 ) -> pd.DataFrame:
     """Patients by worst CTCAE grade per term and arm (safety population, randomized), any
     grade and grade >= 3; serious AEs in their own column."""
+    arms = design.arms
     saf = adsl[(adsl["SAFFL"] == "Y") & adsl["ARM"].notna()]
-    denom = {a: int((saf["ARM"] == a).sum()) for a in ARMS}
+    denom = {a: int((saf["ARM"] == a).sum()) for a in arms}
     ae = adae[adae["USUBJID"].isin(saf["USUBJID"])]
     if post_randomization:
         ae = ae[ae["APERIOD"] == "post-randomization"]
@@ -245,7 +267,7 @@ def safety_table(
     rows = []
     for term in ["Any adverse event", *sorted(ae["AEDECOD"].unique())]:
         row: dict[str, Any] = {"term": term}
-        for a in ARMS:
+        for a in arms:
             if term == "Any adverse event":
                 w = ae[ae["ARM"] == a].groupby("USUBJID")["AETOXGR"].max()
                 s = ae[(ae["ARM"] == a) & (ae["AESER"] == "Y")]["USUBJID"].nunique()
@@ -265,10 +287,12 @@ def safety_table(
 # QoL
 
 
-def qol_table(adqs: pd.DataFrame) -> pd.DataFrame:
-    """Mean score and mean change from baseline by scale, visit and arm."""
+def qol_table(design: AnalysisDesign, adqs: pd.DataFrame) -> pd.DataFrame:
+    """Mean score and mean change from baseline by scale, visit and arm (months of the
+    protocol's days)."""
     q = adqs[adqs["ARM"].notna()].copy()
-    q["month"] = np.where(q["ADY"] <= 0, 0, np.round(q["ADY"] / DAYS_PER_MONTH)).astype(int)
+    per_month = design.days_per_month
+    q["month"] = np.where(q["ADY"] <= 0, 0, np.round(q["ADY"] / per_month)).astype(int)
     q = q.sort_values("ADT").groupby(["USUBJID", "PARAMCD", "month"]).last().reset_index()
     agg = (
         q.groupby(["PARAMCD", "month", "ARM"])

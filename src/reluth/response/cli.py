@@ -8,8 +8,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from reluth.cli_support import console, handle_errors, load_json, print_json, to_jsonable
-from reluth.protocol.definition import load_protocol
+from reluth.cli_support import (
+    command_trial,
+    console,
+    handle_errors,
+    load_json,
+    print_json,
+    to_jsonable,
+)
 from reluth.response.recist import (
     PatientResponse,
     RecistOptions,
@@ -36,7 +42,10 @@ def evaluate_command(
     pr_persists: bool = typer.Option(
         True, "--pr-persists/--no-pr-persists", help="PR continues until PD (EORTC FAQ)."
     ),
-    min_sd_days: int = typer.Option(42, help="Minimum SD duration from randomization (days)."),
+    min_sd_days: int | None = typer.Option(
+        None,
+        help="Minimum SD duration from randomization, days (default: the protocol file's).",
+    ),
     confirm: bool = typer.Option(False, "--confirm", help="Require CR/PR confirmation."),
     confirm_days: int = typer.Option(28, help="Minimum days between response and confirmation."),
     landmark_day: int | None = typer.Option(
@@ -52,16 +61,20 @@ def evaluate_command(
     ),
 ) -> None:
     """Per-time-point RECIST 1.1 responses, best overall response and month-6 disease control."""
-    landmark = load_protocol().schedule.landmark_month6
-    options = RecistOptions(
-        pr_persists_until_pd=pr_persists,
-        min_sd_duration_days=min_sd_days,
-        confirmation_required=confirm,
-        confirmation_min_days=confirm_days,
-        backdate_confirmed_equivocal=backdate_equivocal,
-        landmark_day=7 * landmark.week if landmark_day is None else landmark_day,
-        landmark_window_days=landmark.window_days if landmark_window is None else landmark_window,
-    )
+    chosen: dict[str, Any] = {
+        "pr_persists_until_pd": pr_persists,
+        "confirmation_required": confirm,
+        "confirmation_min_days": confirm_days,
+        "backdate_confirmed_equivocal": backdate_equivocal,
+    }
+    for name, value in (
+        ("min_sd_duration_days", min_sd_days),
+        ("landmark_day", landmark_day),
+        ("landmark_window_days", landmark_window),
+    ):
+        if value is not None:
+            chosen[name] = value
+    options = RecistOptions.from_protocol(command_trial().protocol, **chosen)
     result = evaluate(parse_patient(load_json(assessments, "assessments file")), options)
     if as_json:
         print_json(response_json(result))

@@ -1,11 +1,21 @@
-"""Tumour assessments (local or central read) and their lesion measurements (RECIST 1.1)."""
+"""Tumour assessments (local or central read), their lesion measurements, and the RECIST 1.1
+engine's evaluation of a patient's reads (RECIST 1.1)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reluth.db.base import Base
@@ -43,3 +53,67 @@ class LesionMeasurement(Base):
     diameter_mm: Mapped[Decimal | None] = mapped_column(Numeric(6, 1), nullable=True)
     status: Mapped[str | None] = mapped_column(String(24), nullable=True)  # non-target state
     assessment: Mapped[TumourAssessment] = relationship(back_populates="lesions")
+
+
+class RecistEvaluation(ProtocolVersioned, Base):
+    """The RECIST 1.1 engine's evaluation of all of one patient's reads by one reader (central
+    review; the local investigator's once the eCRF stores it), written in the unit of work of
+    the read or correction that triggered it. Append-only: each entry or correction adds a
+    version, the highest is current, the earlier ones stay as the history."""
+
+    __tablename__ = "recist_evaluations"
+    __table_args__ = (UniqueConstraint("patient_id", "reader", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    reader: Mapped[str] = mapped_column(String(16))  # central | local
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per patient and reader
+    trigger_assessment_id: Mapped[int] = mapped_column(ForeignKey("tumour_assessments.id"))
+    baseline_assessment_id: Mapped[int] = mapped_column(ForeignKey("tumour_assessments.id"))
+    baseline_sum_mm: Mapped[Decimal | None] = mapped_column(Numeric(8, 1), nullable=True)
+    # The randomization date (days, SD minimum duration and landmark count from it); None when
+    # the patient was not randomized yet: no patient-level result then.
+    reference_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    options_json: Mapped[str] = mapped_column(Text)  # every RecistOptions field
+    min_sd_duration_days: Mapped[int] = mapped_column(Integer)
+    landmark_day: Mapped[int] = mapped_column(Integer)
+    landmark_window_days: Mapped[int] = mapped_column(Integer)
+    best_overall_response: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    bor_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    bor_rule: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_pd_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    landmark_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    landmark_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    landmark_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    disease_control_month6: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    dcr6_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    time_points: Mapped[list[RecistTimePoint]] = relationship(
+        back_populates="evaluation", lazy="selectin", order_by="RecistTimePoint.assessment_date"
+    )
+
+
+class RecistTimePoint(Base):
+    """One follow-up read in an evaluation: the engine's responses as read at that time point
+    and the overall response after the patient-level rules (PD re-dated by a new lesion
+    confirmed at ``redated_by_assessment_id``)."""
+
+    __tablename__ = "recist_time_points"
+    __table_args__ = (UniqueConstraint("evaluation_id", "assessment_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("recist_evaluations.id"), index=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("tumour_assessments.id"))
+    assessment_date: Mapped[dt.date] = mapped_column(Date)
+    sum_mm: Mapped[Decimal | None] = mapped_column(Numeric(8, 1), nullable=True)
+    nadir_mm: Mapped[Decimal | None] = mapped_column(Numeric(8, 1), nullable=True)
+    change_from_baseline_pct: Mapped[Decimal | None] = mapped_column(Numeric(9, 2), nullable=True)
+    target: Mapped[str] = mapped_column(String(16))
+    non_target: Mapped[str] = mapped_column(String(16))
+    new_lesions: Mapped[str] = mapped_column(String(12))
+    overall_as_read: Mapped[str] = mapped_column(String(16))
+    overall: Mapped[str] = mapped_column(String(16))
+    redated_by_assessment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tumour_assessments.id"), nullable=True
+    )
+    notes: Mapped[str] = mapped_column(Text, default="")
+    evaluation: Mapped[RecistEvaluation] = relationship(back_populates="time_points")

@@ -7,7 +7,14 @@ first progression and disease control at the month-6 landmark (the ReLUTH primar
 Every threshold is compared exactly on :class:`decimal.Decimal` millimetres with the
 multiplied-out forms ``SOD*10 <= baseline*7`` (PR) and ``SOD*10 >= nadir*12 and
 SOD - nadir >= 5`` (PD), so -30 % and +20 % are inclusive without float error.
-Rules and sources: ``../shared/reference/clinical-rules.md`` §1; decisions: ``docs/engines.md``.
+Two layers: :func:`time_point_results` scores each follow-up from the lesions (RECIST 1.1
+Tables 1 and 2); :func:`patient_outcome` takes those time-point responses (or the same responses
+from any other source, e.g. a CRO's central review file) and applies the patient-level rules:
+re-dating of PD by a confirmed equivocal new lesion, BOR, first PD and the month-6 landmark.
+:func:`evaluate` is the two in a row. Every caller (central review, the analysis datasets, the
+CLI) goes through these functions, so each rule is written once, here.
+Sources: Eisenhauer EA et al., Eur J Cancer 2009;45:228-247 (RECIST 1.1); EORTC RECIST FAQ;
+admiralonco ``derive_param_bor``; decisions: ``docs/engines.md``.
 """
 
 from __future__ import annotations
@@ -16,12 +23,15 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from reluth.errors import ValidationError, ValidationErrors
 from reluth.units import to_decimal
+
+if TYPE_CHECKING:
+    from reluth.protocol.definition import Protocol as TrialProtocol
 
 # --------------------------------------------------------------------------------------------
 # Vocabulary
@@ -136,6 +146,33 @@ class RecistOptions:
         """Options with the month-6 landmark as the protocol YAML states it (week, +/- days)."""
         return cls(landmark_day=7 * week, landmark_window_days=window_days, **others)
 
+    @classmethod
+    def from_protocol(cls, protocol: TrialProtocol, **others: Any) -> RecistOptions:
+        """The trial's options: the month-6 landmark (``schedule.landmark_month6``) and the
+        minimum SD duration (``schedule.sd_minimum_duration``) of the protocol file."""
+        landmark = protocol.schedule.landmark_month6
+        others.setdefault("min_sd_duration_days", protocol.schedule.sd_minimum_duration.days)
+        others.setdefault("landmark_day", 7 * landmark.week)
+        others.setdefault("landmark_window_days", landmark.window_days)
+        return cls(**others)
+
+    def bor_rule(self) -> str:
+        """The best-overall-response rule these options apply, in one sentence."""
+        confirmation = (
+            f"CR/PR confirmed >= {self.confirmation_min_days} days later"
+            if self.confirmation_required
+            else "CR/PR need no confirmation"
+        )
+        return (
+            "best of CR > PR > SD > NON-CR/NON-PD > PD > NE up to and including the first PD; SD and "
+            f"NON-CR/NON-PD count from {self.min_sd_duration_days} days after randomization "
+            f"(earlier: NE); {confirmation}"
+        )
+
+    def as_dict(self) -> dict[str, int | bool]:
+        """Every option by name (what a stored evaluation records it was made with)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def __post_init__(self) -> None:
         for name in (
             "min_sd_duration_days",
@@ -167,6 +204,46 @@ class TimePointResult:
     new_lesions: NewLesions
     overall: Response
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TimePointResponse:
+    """One time point as the patient-level rules see it: the overall response as read at that
+    time point (before any re-dating) and its new-lesion call."""
+
+    date: dt.date
+    overall: Response
+    new_lesions: NewLesions = NewLesions.NO
+
+
+@dataclass(frozen=True)
+class OutcomeTimePoint:
+    """A time point after the patient-level rules: ``overall`` is ``as_read`` unless PD was
+    re-dated to it by the new lesion confirmed on ``redated_by``."""
+
+    date: dt.date
+    as_read: Response
+    overall: Response
+    new_lesions: NewLesions
+    redated_by: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class PatientOutcome:
+    """The patient-level evaluation of a sequence of time-point responses."""
+
+    randomization_date: dt.date
+    time_points: tuple[OutcomeTimePoint, ...]
+    best_overall_response: Response
+    best_overall_response_date: dt.date | None
+    bor_rule: str
+    first_pd_date: dt.date | None
+    disease_control_month6: bool
+    disease_control_month6_reason: str
+    landmark_window: tuple[dt.date, dt.date]
+    landmark_date: dt.date | None
+    death_date: dt.date | None
+    options: RecistOptions
 
 
 @dataclass(frozen=True)
@@ -202,10 +279,17 @@ def _date(value: Any, where: str) -> dt.date:
         raise ValidationError(where, f"not a date: {value!r}", "YYYY-MM-DD") from None
 
 
+#: The longest diameter a lesion measured on CT or MRI can have (the engine refuses more: a
+#: typing or unit error).
+MAX_DIAMETER_MM = Decimal(1000)
+
+
 def _mm(value: Any, where: str) -> Decimal:
     number = to_decimal(value, where)
     if number < 0:
         raise ValidationError(where, f"negative diameter {value}", "a diameter in mm >= 0")
+    if number > MAX_DIAMETER_MM:
+        raise ValidationError(where, f"diameter {value} mm", f"0 to {MAX_DIAMETER_MM} mm")
     return number
 
 
@@ -470,7 +554,9 @@ def baseline_violations(lesions: Sequence[BaselineLesion]) -> list[ValidationErr
 # Per-time-point engine
 
 
-def _pct(value: Decimal, reference: Decimal) -> Decimal | None:
+def percent_change(value: Decimal, reference: Decimal) -> Decimal | None:
+    """``100 (value - reference) / reference`` rounded half-up to 0.01 (display only: every
+    decision compares the sums themselves); None when the reference is 0."""
     if reference == 0:
         return None
     return ((value - reference) * 100 / reference).quantize(Decimal("0.01"), ROUND_HALF_UP)
@@ -609,6 +695,12 @@ def _target_response(
     return Response.SD, notes
 
 
+def baseline_sum(patient: PatientInput) -> Decimal | None:
+    """Sum of the baseline target diameters (the PR reference); None without targets."""
+    targets = [lesion for lesion in patient.baseline if lesion.kind is LesionKind.TARGET]
+    return sum((t.diameter_mm or Decimal(0) for t in targets), Decimal(0)) if targets else None
+
+
 def time_point_results(
     patient: PatientInput, options: RecistOptions | None = None
 ) -> list[TimePointResult]:
@@ -646,9 +738,13 @@ def time_point_results(
                 sum_mm=sum_mm,
                 partial_sum_mm=partial,
                 nadir_mm=nadir_used,
-                change_from_baseline_pct=(None if sum_mm is None else _pct(sum_mm, baseline_mm)),
+                change_from_baseline_pct=(
+                    None if sum_mm is None else percent_change(sum_mm, baseline_mm)
+                ),
                 change_from_nadir_pct=(
-                    None if sum_mm is None or nadir_used is None else _pct(sum_mm, nadir_used)
+                    None
+                    if sum_mm is None or nadir_used is None
+                    else percent_change(sum_mm, nadir_used)
                 ),
                 target=target,
                 non_target=non_target,
@@ -664,9 +760,14 @@ def time_point_results(
     return results
 
 
-def _backdate_equivocal(results: list[TimePointResult]) -> list[TimePointResult]:
-    """A 'yes' new lesion right after a run of 'equivocal' ones dates PD to the first of them."""
-    out = list(results)
+def redate_confirmed_equivocal(
+    responses: Sequence[TimePointResponse],
+) -> list[OutcomeTimePoint]:
+    """RECIST 1.1 §4.3.2: an equivocal new lesion later confirmed dates PD to the scan where
+    it first appeared. A ``yes`` new lesion right after a run of ``equivocal`` ones makes each
+    of them PD (the engine cannot know the lesions are the same: an assumption)."""
+    ordered = sorted(responses, key=lambda r: r.date)
+    out = [OutcomeTimePoint(r.date, r.overall, r.overall, r.new_lesions) for r in ordered]
     for i, tp in enumerate(out):
         if tp.new_lesions is not NewLesions.YES:
             continue
@@ -674,9 +775,7 @@ def _backdate_equivocal(results: list[TimePointResult]) -> list[TimePointResult]
         while j > 0 and out[j - 1].new_lesions is NewLesions.EQUIVOCAL:
             j -= 1
         for k in range(j, i):
-            prev = out[k]
-            note = f"PD re-dated: equivocal new lesion confirmed on {tp.date.isoformat()}"
-            out[k] = replace(prev, overall=Response.PD, notes=(*prev.notes, note))
+            out[k] = replace(out[k], overall=Response.PD, redated_by=tp.date)
     return out
 
 
@@ -777,17 +876,28 @@ def landmark_window(
     )
 
 
+class _Assessed(Protocol):
+    @property
+    def date(self) -> dt.date: ...
+
+    @property
+    def overall(self) -> Response: ...
+
+
 def disease_control_at_landmark(
-    time_points: Sequence[TimePointResult],
+    time_points: Sequence[_Assessed],
     randomization_date: dt.date,
     first_pd_date: dt.date | None,
     options: RecistOptions | None = None,
+    death_date: dt.date | None = None,
 ) -> tuple[bool, str, dt.date | None]:
     """Disease control (CR, PR, SD, non-CR/non-PD) at the month-6 landmark assessment.
 
     The landmark assessment is the evaluable (not NE) assessment in the window closest to
-    the landmark day (the later one on a tie). Failure: PD on or before it, or no evaluable
-    assessment in the window (protocol: non-evaluable patients count as failures).
+    the landmark day (the later one on a tie). Failure: PD on or before it; no evaluable
+    assessment in the window; death before the window, or before the landmark assessment
+    (protocol: non-evaluable patients count as failures; a patient who died before month 6
+    cannot be evaluated at month 6).
     """
     options = options or RecistOptions()
     start, end = landmark_window(randomization_date, options)
@@ -795,10 +905,14 @@ def disease_control_at_landmark(
     window = [tp for tp in time_points if start <= tp.date <= end]
     if first_pd_date is not None and first_pd_date < start:
         return False, f"progression on {first_pd_date.isoformat()}, before the landmark", None
+    if death_date is not None and death_date < start:
+        return False, f"death on {death_date.isoformat()}, before the landmark window", None
     evaluable = [tp for tp in window if tp.overall is not Response.NE]
     if not evaluable:
         if first_pd_date is not None and first_pd_date <= end:
             return False, f"progression on {first_pd_date.isoformat()}, in the window", None
+        if death_date is not None and death_date <= end:
+            return False, f"death on {death_date.isoformat()}, in the landmark window", None
         what = "only NE assessments" if window else "no assessment"
         return (
             False,
@@ -814,40 +928,103 @@ def disease_control_at_landmark(
             f"assessment of {chosen.date.isoformat()}",
             chosen.date,
         )
+    if death_date is not None and death_date < chosen.date:
+        return (
+            False,
+            f"death on {death_date.isoformat()}, before the landmark assessment of "
+            f"{chosen.date.isoformat()}",
+            chosen.date,
+        )
     if chosen.overall in DISEASE_CONTROL:
         return True, f"{chosen.overall.value} on {chosen.date.isoformat()}", chosen.date
     return False, f"{chosen.overall.value} on {chosen.date.isoformat()}", chosen.date
 
 
-def evaluate(patient: PatientInput, options: RecistOptions | None = None) -> PatientResponse:
+def patient_outcome(
+    responses: Sequence[TimePointResponse],
+    randomization_date: dt.date,
+    options: RecistOptions | None = None,
+    death_date: dt.date | None = None,
+) -> PatientOutcome:
+    """The patient-level RECIST 1.1 evaluation of time-point responses as read.
+
+    1. Sort the time points by date; with ``backdate_confirmed_equivocal``, re-date PD to the
+       first of a run of equivocal new lesions confirmed at the next time point
+       (:func:`redate_confirmed_equivocal`).
+    2. First PD: the earliest time point whose (re-dated) response is PD.
+    3. BOR: :func:`best_overall_response` of the re-dated responses from the randomization date
+       (the rule of ``options.bor_rule()``).
+    4. Month-6 disease control: :func:`disease_control_at_landmark` with the first PD and, when
+       known, the death date.
+    """
+    options = options or RecistOptions()
+    if options.backdate_confirmed_equivocal:
+        points = redate_confirmed_equivocal(responses)
+    else:
+        points = [
+            OutcomeTimePoint(r.date, r.overall, r.overall, r.new_lesions)
+            for r in sorted(responses, key=lambda r: r.date)
+        ]
+    first_pd = next((tp.date for tp in points if tp.overall is Response.PD), None)
+    bor, bor_date = best_overall_response(
+        [(tp.date, tp.overall) for tp in points], randomization_date, options
+    )
+    control, reason, landmark_date = disease_control_at_landmark(
+        points, randomization_date, first_pd, options, death_date
+    )
+    return PatientOutcome(
+        randomization_date=randomization_date,
+        time_points=tuple(points),
+        best_overall_response=bor,
+        best_overall_response_date=bor_date,
+        bor_rule=options.bor_rule(),
+        first_pd_date=first_pd,
+        disease_control_month6=control,
+        disease_control_month6_reason=reason,
+        landmark_window=landmark_window(randomization_date, options),
+        landmark_date=landmark_date,
+        death_date=death_date,
+        options=options,
+    )
+
+
+def responses_of(results: Sequence[TimePointResult]) -> list[TimePointResponse]:
+    """The time-point responses :func:`patient_outcome` needs, from the lesion-level results."""
+    return [TimePointResponse(tp.date, tp.overall, tp.new_lesions) for tp in results]
+
+
+def evaluate(
+    patient: PatientInput, options: RecistOptions | None = None, death_date: dt.date | None = None
+) -> PatientResponse:
     """The whole assessment of one patient: time points, BOR, first PD, month-6 control."""
     options = options or RecistOptions()
     problems = baseline_violations(patient.baseline)
     if problems:
         raise problems[0] if len(problems) == 1 else ValidationErrors(problems)
-    results = time_point_results(patient, options)
-    if options.backdate_confirmed_equivocal:
-        results = _backdate_equivocal(results)
-    first_pd = next((tp.date for tp in results if tp.overall is Response.PD), None)
-    bor, bor_date = best_overall_response(
-        [(tp.date, tp.overall) for tp in results], patient.randomization_date, options
-    )
-    control, reason, landmark_date = disease_control_at_landmark(
-        results, patient.randomization_date, first_pd, options
-    )
-    targets = [lesion for lesion in patient.baseline if lesion.kind is LesionKind.TARGET]
-    baseline_mm = (
-        sum((t.diameter_mm or Decimal(0) for t in targets), Decimal(0)) if targets else None
-    )
+    read = time_point_results(patient, options)
+    outcome = patient_outcome(responses_of(read), patient.randomization_date, options, death_date)
+    results = [
+        tp
+        if point.redated_by is None
+        else replace(
+            tp,
+            overall=point.overall,
+            notes=(
+                *tp.notes,
+                f"PD re-dated: equivocal new lesion confirmed on {point.redated_by.isoformat()}",
+            ),
+        )
+        for tp, point in zip(read, outcome.time_points, strict=True)
+    ]
     return PatientResponse(
-        baseline_sum_mm=baseline_mm,
+        baseline_sum_mm=baseline_sum(patient),
         time_points=tuple(results),
-        best_overall_response=bor,
-        best_overall_response_date=bor_date,
-        first_pd_date=first_pd,
-        disease_control_month6=control,
-        disease_control_month6_reason=reason,
-        landmark_window=landmark_window(patient.randomization_date, options),
-        landmark_date=landmark_date,
+        best_overall_response=outcome.best_overall_response,
+        best_overall_response_date=outcome.best_overall_response_date,
+        first_pd_date=outcome.first_pd_date,
+        disease_control_month6=outcome.disease_control_month6,
+        disease_control_month6_reason=outcome.disease_control_month6_reason,
+        landmark_window=outcome.landmark_window,
+        landmark_date=outcome.landmark_date,
         options=options,
     )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.errors import ValidationError
-from reluth.patients.service import get_patient
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.patients import service as patients
 from reluth.response.models import LesionMeasurement, TumourAssessment
 
 KINDS = ("target", "non_target", "new")
@@ -19,19 +18,23 @@ RESPONSES = ("CR", "PR", "SD", "PD", "NE", "NON_CR_NON_PD")
 NON_TARGET_STATES = ("present", "absent", "unequivocal_progression")
 
 
-def record_assessment(
-    session: Session,
-    data: Any,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
-) -> TumourAssessment:
-    """``{"patient_id", "assessment_date", "timepoint", "reader": local|central, "modality":
-    CT|MRI, "overall_response"?, "lesions": [{lesion_id, kind, organ, lymph_node?,
-    diameter_mm?, status?}]}``. Targets need a diameter (at most 5, at most 2 per organ)."""
-    today = today or dt.date.today()
+@service(Action.WRITE, Resource.LOCAL_ASSESSMENT)
+def record_assessment(ctx: Ctx, data: Any) -> TumourAssessment:
+    """A site's (local) tumour assessment: ``{"patient_id", "assessment_date", "timepoint",
+    "reader": "local", "modality": CT|MRI, "overall_response"?, "lesions": [{lesion_id, kind,
+    organ, lymph_node?, diameter_mm?, status?}]}``. Targets need a diameter (at most 5, at most
+    2 per organ). Central reads are the blinded reviewer's, through central review only."""
+    session, today = ctx.session, ctx.today()
     w = "assessment"
     body = v.obj(data, w)
-    patient = get_patient(session, str(body.get("patient_id")))
+    if body.get("reader", "local") != "local":
+        raise ValidationError(
+            f"{w}.reader",
+            "central reads are entered through central review, which stores the RECIST "
+            "engine's evaluation with each read",
+            "local (central: the review page, POST /api/v1/review/{code})",
+        )
+    patient = patients.get_patient(ctx, str(body.get("patient_id")))
     lesions = []
     seen: set[str] = set()
     per_organ: dict[str, int] = {}
@@ -75,15 +78,19 @@ def record_assessment(
         response = v.choice(body, "overall_response", w, RESPONSES)
     assessment_date = v.date(body, "assessment_date", w, today)
     assert assessment_date is not None
+    patients.check_date(ctx, patient, "tumour_assessment", assessment_date, f"{w}.assessment_date")
+    timepoint = v.text(body, "timepoint", w)
+    if timepoint is not None and len(timepoint) > 32:
+        raise ValidationError(f"{w}.timepoint", f"{len(timepoint)} characters", "at most 32")
     row = TumourAssessment(
         patient_id=patient.id,
         assessment_date=assessment_date,
-        timepoint=v.text(body, "timepoint", w),
-        reader=v.choice(body, "reader", w, ("local", "central")),
+        timepoint=timepoint,
+        reader="local",
         modality=v.choice(body, "modality", w, ("CT", "MRI")),
         overall_response=response,
         target_sum_mm=sum((x.diameter_mm or Decimal(0) for x in targets), Decimal(0)),
-        protocol_version=(protocol or load_protocol()).label,
+        protocol_version=ctx.protocol.label,
     )
     row.lesions = lesions
     session.add(row)

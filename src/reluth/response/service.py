@@ -1,17 +1,20 @@
 """Blinded central review: the worklist and central reads (lesions per time point), evaluated
-by the RECIST 1.1 engine and stored in the caller's audited ``unit_of_work`` session.
+by the RECIST 1.1 engine and stored in the caller's audited ``unit_of_work`` session, together
+with the engine's whole evaluation of the patient's reads (``recist_evaluations``).
 
-Thin service written for the web eCRF. Nothing here reads the randomization, the arm or the
-treatment tables: the reviewer's view is built from inclusion and central reads only. The
-engine needs a reference date for "days from randomization"; central reads use the baseline
-read's date instead, which changes no time-point response.
+Thin service written for the web eCRF. Nothing here reads the arm or the treatment tables:
+the reviewer's view is built from inclusion and central reads only. The stored evaluation
+needs the randomization *date* (the minimum SD duration and the month-6 window count from
+it, RECIST 1.1 §4.4.1 and the protocol); it is read alone, never the arm, and no reviewer
+page or API shows it. Time-point responses do not depend on it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,14 +22,29 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
-from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ValidationError,
+    ValidationErrors,
+)
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient
-from reluth.protocol.definition import load_protocol
+from reluth.protocol.definition import Protocol
+from reluth.randomization.models import Randomization
 from reluth.response import recist
-from reluth.response.models import LesionMeasurement, TumourAssessment
+from reluth.response.models import (
+    LesionMeasurement,
+    RecistEvaluation,
+    RecistTimePoint,
+    TumourAssessment,
+)
 from reluth.units import to_decimal
 
 CENTRAL = "central"
@@ -41,8 +59,10 @@ class WorkItem:
     last_date: dt.date | None
 
 
-def worklist(session: Session) -> list[WorkItem]:
+@service(Action.READ, Resource.CENTRAL_REVIEW)
+def worklist(ctx: Ctx) -> list[WorkItem]:
     """Included patients with the number of central reads so far (no arm, no treatment)."""
+    session = ctx.session
     included = session.execute(
         select(Patient.id, Patient.patient_code)
         .join(Inclusion, Inclusion.patient_id == Patient.id)
@@ -161,17 +181,21 @@ def _proposed(
     }
 
 
+@service(Action.WRITE, Resource.CENTRAL_REVIEW, writes=False)
 def preview_read(
-    session: Session,
-    patient: Patient,
+    ctx: Ctx,
+    patient_code: str,
     assessment_date: dt.date,
     new_lesions: str,
     lesions: list[dict[str, Any]],
 ) -> Evaluation:
     """RECIST 1.1 for the stored central reads plus a proposed one, as the reviewer types
     (nothing is stored)."""
-    reads = central_reads(session, patient)
-    return evaluate(engine_input(reads, _proposed(reads, assessment_date, new_lesions, lesions)))
+    patient = reviewed_patient(ctx, patient_code)
+    reads = central_reads(ctx.session, patient)
+    return evaluate(
+        engine_input(reads, _proposed(reads, assessment_date, new_lesions, lesions)), ctx.protocol
+    )
 
 
 def new_lesions_of(read: TumourAssessment) -> str:
@@ -185,40 +209,51 @@ class Evaluation:
     results: list[recist.TimePointResult]
 
 
-def evaluate(data: dict[str, Any]) -> Evaluation:
+def evaluation_options(protocol: Protocol) -> recist.RecistOptions:
+    """The engine's options for this trial (the protocol file's landmark and SD duration)."""
+    return recist.RecistOptions.from_protocol(protocol)
+
+
+def evaluate(data: dict[str, Any], protocol: Protocol) -> Evaluation:
     """Pure: time-point responses for the reads in ``data`` (engine shape)."""
     parsed = recist.parse_patient(data)
-    targets = [
-        b.diameter_mm or Decimal(0) for b in parsed.baseline if b.kind is recist.LesionKind.TARGET
-    ]
     return Evaluation(
-        sum(targets, Decimal(0)) if targets else None, recist.time_point_results(parsed)
+        recist.baseline_sum(parsed),
+        recist.time_point_results(parsed, evaluation_options(protocol)),
     )
 
 
+def reviewed_patient(ctx: Ctx, patient_code: str) -> Patient:
+    """An included patient, as the central reviewer may see it (NotFound otherwise)."""
+    patient = patients.get_patient(ctx, patient_code)
+    included = ctx.session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id))
+    if included.first() is None:
+        raise PreconditionFailed(f"patient {patient_code} is not included")
+    return patient
+
+
+@service(Action.WRITE, Resource.CENTRAL_REVIEW)
 def record_central_read(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     timepoint: str,
     assessment_date: dt.date,
     modality: str,
     lesions: list[dict[str, Any]],
     new_lesions: str,
-    today: dt.date,
 ) -> TumourAssessment:
     """Store one central read after the engine has accepted it with all earlier reads."""
-    if assessment_date > today:
-        raise ValidationError(
-            "assessment_date", f"{assessment_date} is in the future", f"<= {today}"
-        )
-    if modality not in MODALITIES:
+    session = ctx.session
+    if not isinstance(modality, str) or modality not in MODALITIES:
         raise ValidationError("modality", repr(modality), ", ".join(MODALITIES))
-    timepoint = timepoint.strip()
-    if not timepoint or len(timepoint) > 32:
+    if not isinstance(timepoint, str):
         raise ValidationError("timepoint", repr(timepoint), "baseline, week8, week16, ...")
-    patient = patients.get_patient(session, patient_code)
-    if session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first() is None:
-        raise PreconditionFailed(f"patient {patient_code} is not included")
+    timepoint = timepoint.strip()
+    if not timepoint or len(timepoint) > 32 or not timepoint.isprintable():
+        raise ValidationError("timepoint", repr(timepoint), "baseline, week8, week16, ...")
+    patient = reviewed_patient(ctx, patient_code)
+    _lock(session, patient)
+    patients.check_date(ctx, patient, "tumour_assessment", assessment_date, "assessment_date")
     reads = central_reads(session, patient)
     if any(r.timepoint == timepoint for r in reads):
         raise Conflict(f"the central read {timepoint} of {patient_code} is already recorded")
@@ -229,9 +264,8 @@ def record_central_read(
         )
     if reads and assessment_date <= reads[-1].assessment_date:
         raise ValidationError("assessment_date", f"{assessment_date}", "after the previous read")
-    evaluation = evaluate(
-        engine_input(reads, _proposed(reads, assessment_date, new_lesions, lesions))
-    )
+    data = engine_input(reads, _proposed(reads, assessment_date, new_lesions, lesions))
+    evaluation = evaluate(data, ctx.protocol)
     last = evaluation.results[-1] if not is_baseline else None
     read = TumourAssessment(
         patient_id=patient.id,
@@ -241,7 +275,7 @@ def record_central_read(
         modality=modality,
         overall_response=last.overall.value if last else None,
         target_sum_mm=last.sum_mm if last else evaluation.baseline_sum_mm,
-        protocol_version=load_protocol().label,
+        protocol_version=ctx.protocol.label,
     )
     session.add(read)
     session.flush()
@@ -265,6 +299,7 @@ def record_central_read(
     if new_lesions in ("yes", "equivocal"):
         session.add(_new_lesion_row(read.id, new_lesions))
     session.flush()
+    store_evaluation(session, patient, [*reads, read], data, read, ctx.protocol)
     return read
 
 
@@ -292,12 +327,17 @@ DIAMETER_MAX_MM = Decimal("999.9")  # lesion_measurements.diameter_mm: one decim
 _ENGINE_LESION_FIELD = re.compile(r"lesion (?P<lid>[^.\s]+)(?:\.(?P<attr>\w+))?$")
 
 
-def get_central_read(session: Session, patient_code: str, read_id: int) -> TumourAssessment:
-    patient = patients.get_patient(session, patient_code)
-    read = session.get(TumourAssessment, read_id)
+def _read_of(ctx: Ctx, patient_code: str, read_id: int) -> TumourAssessment:
+    patient = patients.get_patient(ctx, patient_code)
+    read = ctx.session.get(TumourAssessment, read_id)
     if read is None or read.patient_id != patient.id or read.reader != CENTRAL:
         raise NotFound(f"central read {read_id} of {patient_code} not found")
     return read
+
+
+@service(Action.READ, Resource.CENTRAL_REVIEW)
+def get_central_read(ctx: Ctx, patient_code: str, read_id: int) -> TumourAssessment:
+    return _read_of(ctx, patient_code, read_id)
 
 
 def read_edit_form(read: TumourAssessment) -> dict[str, Any]:
@@ -385,12 +425,12 @@ def _named_by_lesion(exc: ValidationError, lesion_ids: set[str]) -> ValidationEr
     return ValidationError(field, exc.problem, exc.accepted)
 
 
+@service(Action.WRITE, Resource.CENTRAL_REVIEW)
 def edit_central_read(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     read_id: int,
     changes: Mapping[str, Any],
-    today: dt.date,
 ) -> TumourAssessment:
     """Correct the lesion measurements (and, at a follow-up, the new-lesion call) of a saved
     central read. Every central read of the patient is evaluated again by the RECIST 1.1
@@ -398,9 +438,10 @@ def edit_central_read(
     baseline may change) store the engine's response and sum. ``changes``: ``{"lesions":
     {"T1": {"diameter_mm": "14"}, "NT1": {"status": "absent"}}, "new_lesions": "no"}``; lesions
     left out keep their measurement. Needs a reason in the unit of work."""
+    session = ctx.session
     require_reason(session, "a saved central read")
     edits.only(changes, READ_EDITABLE)
-    read = get_central_read(session, patient_code, read_id)
+    read = _read_of(ctx, patient_code, read_id)
     baseline = read.timepoint == "baseline"
     saved = read_edit_form(read)
     measured: dict[str, dict[str, Any]] = {
@@ -428,15 +469,18 @@ def edit_central_read(
         )
     if baseline and new_lesions != "no":
         raise ValidationError("new_lesions", "given at the baseline read", "no (baseline)")
-    reads = central_reads(session, patients.get_patient(session, patient_code))
+    patient = patients.get_patient(ctx, patient_code)
+    _lock(session, patient)
+    reads = central_reads(session, patient)
     entries = [
         _engine_entry(r, measured, new_lesions)
         if r is read
         else _engine_entry(r, read_edit_form(r)["lesions"], new_lesions_of(r))
         for r in reads
     ]
+    data = _as_engine(entries)
     try:
-        evaluation = evaluate(_as_engine(entries))
+        evaluation = evaluate(data, ctx.protocol)
     except ValidationError as exc:
         raise _named_by_lesion(exc, set(measured)) from None
     lesion_changes: list[tuple[LesionMeasurement, dict[str, Any]]] = []
@@ -470,6 +514,7 @@ def edit_central_read(
             if getattr(r, key) != value:
                 setattr(r, key, value)
     session.flush()
+    store_evaluation(session, patient, reads, data, read, ctx.protocol)
     session.expire(read, ["lesions"])
     return read
 
@@ -482,3 +527,328 @@ def _as_engine(entries: list[dict[str, Any]]) -> dict[str, Any]:
         "baseline": {"date": base["date"], "lesions": base["lesions"]},
         "followups": followups,
     }
+
+
+# --- the engine's evaluation of a patient's reads, stored and read back ----------------------
+
+
+def _lock(session: Session, patient: Patient) -> None:
+    """Serialize the reads and corrections of one patient (PostgreSQL row lock; SQLite has
+    one writer at a time), so each stored evaluation sees every read before it."""
+    session.execute(select(Patient.id).where(Patient.id == patient.id).with_for_update())
+
+
+def randomization_date(session: Session, patient: Patient) -> dt.date | None:
+    """The date the patient was randomized (UTC), or None: the date alone, never the arm."""
+    at = session.scalars(
+        select(Randomization.randomized_at).where(Randomization.patient_id == patient.id)
+    ).first()
+    return None if at is None else at.date()
+
+
+def _engine_evaluation(
+    data: Mapping[str, Any], reference: dt.date | None, baseline_date: dt.date, protocol: Protocol
+) -> tuple[recist.PatientInput, list[recist.TimePointResult], recist.PatientOutcome]:
+    """The RECIST engine on a patient's reads (engine shape): the time points from the lesions,
+    then the patient-level rules from the randomization date (the baseline date before
+    randomization: then only the time points are meaningful)."""
+    options = evaluation_options(protocol)
+    start = reference or baseline_date
+    parsed = recist.parse_patient({**data, "randomization_date": start.isoformat()})
+    results = recist.time_point_results(parsed, options)
+    return parsed, results, recist.patient_outcome(recist.responses_of(results), start, options)
+
+
+def store_evaluation(
+    session: Session,
+    patient: Patient,
+    reads: Sequence[TumourAssessment],
+    data: Mapping[str, Any],
+    trigger: TumourAssessment,
+    protocol: Protocol,
+    reader: str = CENTRAL,
+) -> RecistEvaluation:
+    """Evaluate all of a patient's reads (``data``: the engine shape of ``reads``, baseline
+    first, in date order) and add the evaluation as the patient's next version, in the
+    caller's unit of work: every time point as read and after the patient-level rules, BOR
+    with its rule, first PD and the month-6 decision (RECIST only: deaths are not read here).
+    Before randomization only the time points are stored."""
+    reference = randomization_date(session, patient)
+    baseline = reads[0]
+    parsed, results, outcome = _engine_evaluation(
+        data, reference, baseline.assessment_date, protocol
+    )
+    options = outcome.options
+    read_on = {r.assessment_date: r.id for r in reads}
+    last = session.scalars(
+        select(func.max(RecistEvaluation.version)).where(
+            RecistEvaluation.patient_id == patient.id, RecistEvaluation.reader == reader
+        )
+    ).first()
+    known = reference is not None
+    evaluation = RecistEvaluation(
+        patient_id=patient.id,
+        reader=reader,
+        version=(last or 0) + 1,
+        trigger_assessment_id=trigger.id,
+        baseline_assessment_id=baseline.id,
+        baseline_sum_mm=recist.baseline_sum(parsed),
+        reference_date=reference,
+        options_json=json.dumps(options.as_dict(), sort_keys=True),
+        min_sd_duration_days=options.min_sd_duration_days,
+        landmark_day=options.landmark_day,
+        landmark_window_days=options.landmark_window_days,
+        best_overall_response=outcome.best_overall_response.value if known else None,
+        bor_date=outcome.best_overall_response_date if known else None,
+        bor_rule=outcome.bor_rule if known else None,
+        first_pd_date=outcome.first_pd_date,
+        landmark_start=outcome.landmark_window[0] if known else None,
+        landmark_end=outcome.landmark_window[1] if known else None,
+        landmark_date=outcome.landmark_date if known else None,
+        disease_control_month6=outcome.disease_control_month6 if known else None,
+        dcr6_reason=outcome.disease_control_month6_reason if known else "not randomized",
+        protocol_version=protocol.label,
+    )
+    session.add(evaluation)
+    session.flush()
+    for tp, point in zip(results, outcome.time_points, strict=True):
+        session.add(
+            RecistTimePoint(
+                evaluation_id=evaluation.id,
+                assessment_id=read_on[tp.date],
+                assessment_date=tp.date,
+                sum_mm=tp.sum_mm,
+                nadir_mm=tp.nadir_mm,
+                change_from_baseline_pct=tp.change_from_baseline_pct,
+                target=tp.target.value,
+                non_target=tp.non_target.value,
+                new_lesions=tp.new_lesions.value,
+                overall_as_read=point.as_read.value,
+                overall=point.overall.value,
+                redated_by_assessment_id=(
+                    None if point.redated_by is None else read_on[point.redated_by]
+                ),
+                notes="; ".join(tp.notes),
+            )
+        )
+    session.flush()
+    return evaluation
+
+
+@dataclass(frozen=True)
+class StoredTimePoint:
+    """One follow-up read of an evaluation, typed."""
+
+    read_id: int
+    date: dt.date
+    sum_mm: Decimal | None
+    change_from_baseline_pct: Decimal | None
+    new_lesions: recist.NewLesions
+    as_read: recist.Response
+    overall: recist.Response
+    redated_by: int | None  # the read whose confirmed new lesion re-dated PD to this one
+
+
+@dataclass(frozen=True)
+class EvaluationView:
+    """The current evaluation of a patient's reads by one reader (the read model the analysis
+    datasets are built from). ``stored``: the latest stored version, which covers exactly the
+    patient's reads; otherwise (reads saved before evaluations were stored) the engine's
+    evaluation of the reads made now. ``outcome`` is None before randomization."""
+
+    patient_code: str
+    reader: str
+    stored: bool
+    version: int | None
+    baseline_read_id: int
+    baseline_date: dt.date
+    baseline_sum_mm: Decimal | None
+    reference_date: dt.date | None
+    options: recist.RecistOptions
+    time_points: tuple[StoredTimePoint, ...]
+    outcome: recist.PatientOutcome | None
+
+    def read_on(self, date: dt.date | None) -> int | None:
+        """The id of the read dated ``date`` (None for no date)."""
+        return next((tp.read_id for tp in self.time_points if tp.date == date), None)
+
+
+def _view_of_stored(code: str, ev: RecistEvaluation, baseline_date: dt.date) -> EvaluationView:
+    options = recist.RecistOptions(**json.loads(ev.options_json))
+    dates = {tp.assessment_id: tp.assessment_date for tp in ev.time_points}
+    points = tuple(
+        StoredTimePoint(
+            read_id=tp.assessment_id,
+            date=tp.assessment_date,
+            sum_mm=tp.sum_mm,
+            change_from_baseline_pct=tp.change_from_baseline_pct,
+            new_lesions=recist.NewLesions(tp.new_lesions),
+            as_read=recist.Response(tp.overall_as_read),
+            overall=recist.Response(tp.overall),
+            redated_by=tp.redated_by_assessment_id,
+        )
+        for tp in ev.time_points
+    )
+    outcome = None
+    if ev.reference_date is not None:
+        assert ev.best_overall_response is not None and ev.bor_rule is not None
+        assert ev.landmark_start is not None and ev.landmark_end is not None
+        outcome = recist.PatientOutcome(
+            randomization_date=ev.reference_date,
+            time_points=tuple(
+                recist.OutcomeTimePoint(
+                    tp.date,
+                    tp.as_read,
+                    tp.overall,
+                    tp.new_lesions,
+                    None if tp.redated_by is None else dates[tp.redated_by],
+                )
+                for tp in points
+            ),
+            best_overall_response=recist.Response(ev.best_overall_response),
+            best_overall_response_date=ev.bor_date,
+            bor_rule=ev.bor_rule,
+            first_pd_date=ev.first_pd_date,
+            disease_control_month6=bool(ev.disease_control_month6),
+            disease_control_month6_reason=ev.dcr6_reason or "",
+            landmark_window=(ev.landmark_start, ev.landmark_end),
+            landmark_date=ev.landmark_date,
+            death_date=None,
+            options=options,
+        )
+    return EvaluationView(
+        patient_code=code,
+        reader=ev.reader,
+        stored=True,
+        version=ev.version,
+        baseline_read_id=ev.baseline_assessment_id,
+        baseline_date=baseline_date,
+        baseline_sum_mm=ev.baseline_sum_mm,
+        reference_date=ev.reference_date,
+        options=options,
+        time_points=points,
+        outcome=outcome,
+    )
+
+
+def _view_evaluated_now(
+    code: str,
+    reads: Sequence[TumourAssessment],
+    reference: dt.date | None,
+    reader: str,
+    protocol: Protocol,
+) -> EvaluationView:
+    """The engine's evaluation of reads that no stored evaluation covers (nothing written)."""
+    baseline = reads[0]
+    try:
+        parsed, results, outcome = _engine_evaluation(
+            engine_input(list(reads), None), reference, baseline.assessment_date, protocol
+        )
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{reader} reads of {code}: {exc.field}", exc.problem, exc.accepted
+        ) from None
+    except ValidationErrors as exc:
+        raise ValidationError(f"{reader} reads of {code}", exc.message) from None
+    read_on = {r.assessment_date: r.id for r in reads}
+    points = tuple(
+        StoredTimePoint(
+            read_id=read_on[tp.date],
+            date=tp.date,
+            sum_mm=tp.sum_mm,
+            change_from_baseline_pct=tp.change_from_baseline_pct,
+            new_lesions=tp.new_lesions,
+            as_read=point.as_read,
+            overall=point.overall,
+            redated_by=None if point.redated_by is None else read_on[point.redated_by],
+        )
+        for tp, point in zip(results, outcome.time_points, strict=True)
+    )
+    return EvaluationView(
+        patient_code=code,
+        reader=reader,
+        stored=False,
+        version=None,
+        baseline_read_id=baseline.id,
+        baseline_date=baseline.assessment_date,
+        baseline_sum_mm=recist.baseline_sum(parsed),
+        reference_date=reference,
+        options=outcome.options,
+        time_points=points,
+        outcome=outcome if reference is not None else None,
+    )
+
+
+def current_evaluation(
+    session: Session, patient: Patient, protocol: Protocol, reader: str = CENTRAL
+) -> EvaluationView | None:
+    """The current evaluation of the patient's reads by ``reader`` (None without any read)."""
+    found = current_evaluations(session, protocol, reader, patient_ids=[patient.id])
+    return found.get(patient.patient_code)
+
+
+def current_evaluations(
+    session: Session,
+    protocol: Protocol,
+    reader: str = CENTRAL,
+    patient_ids: Sequence[int] | None = None,
+) -> dict[str, EvaluationView]:
+    """Patient code -> current evaluation, for every patient with a read by ``reader``."""
+    query = select(TumourAssessment).where(TumourAssessment.reader == reader)
+    if patient_ids is not None:
+        query = query.where(TumourAssessment.patient_id.in_(patient_ids))
+    reads: dict[int, list[TumourAssessment]] = {}
+    for r in session.scalars(
+        query.order_by(
+            TumourAssessment.patient_id, TumourAssessment.assessment_date, TumourAssessment.id
+        )
+    ):
+        reads.setdefault(r.patient_id, []).append(r)
+    if not reads:
+        return {}
+    latest = (
+        select(RecistEvaluation.patient_id, func.max(RecistEvaluation.version).label("v"))
+        .where(RecistEvaluation.reader == reader, RecistEvaluation.patient_id.in_(list(reads)))
+        .group_by(RecistEvaluation.patient_id)
+        .subquery()
+    )
+    stored = {
+        ev.patient_id: ev
+        for ev in session.scalars(
+            select(RecistEvaluation)
+            .join(
+                latest,
+                (RecistEvaluation.patient_id == latest.c.patient_id)
+                & (RecistEvaluation.version == latest.c.v),
+            )
+            .where(RecistEvaluation.reader == reader)
+        )
+    }
+    codes = dict(
+        session.execute(
+            select(Patient.id, Patient.patient_code).where(Patient.id.in_(list(reads)))
+        ).all()
+    )
+    dates = dict(
+        session.execute(
+            select(Randomization.patient_id, Randomization.randomized_at).where(
+                Randomization.patient_id.in_(list(reads))
+            )
+        ).all()
+    )
+    out: dict[str, EvaluationView] = {}
+    for pid, patient_reads in reads.items():
+        code = codes[pid]
+        ev = stored.get(pid)
+        covered = ev is not None and (
+            ev.baseline_assessment_id == patient_reads[0].id
+            and [tp.assessment_id for tp in ev.time_points] == [r.id for r in patient_reads[1:]]
+        )
+        if ev is not None and covered:
+            out[code] = _view_of_stored(code, ev, patient_reads[0].assessment_date)
+        else:
+            at = dates.get(pid)
+            out[code] = _view_evaluated_now(
+                code, patient_reads, None if at is None else at.date(), reader, protocol
+            )
+    return out
