@@ -1,11 +1,13 @@
 """Recent migrations up and down on each backend (0005 dosimetry results, 0006 SAE receipts,
-0008 SAE awareness time): the table or column appears, disappears on downgrade to the revision
+0008 SAE awareness time, 0009 core actors): the table or column appears, disappears on downgrade to the revision
 before without touching the audit trail, and comes back."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from alembic import command
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from reluth.db.engine import make_engine
 from reluth.db.migrate import alembic_config, current_revision, upgrade
@@ -74,3 +76,60 @@ def test_0008_adds_and_removes_the_awareness_time(db_url: str) -> None:
         assert "awareness_time" not in columns and "awareness_date" in columns
     finally:
         engine.dispose()
+
+
+def test_0009_core_actors_up_and_down_keeps_data_and_numbering(db_url: str) -> None:
+    """0009: how each audit row was authenticated, token expiry/lineage, the forced password
+    change, login throttling and per-centre patient counters; the counters start at the
+    highest number already used at each centre, so numbering continues after an upgrade."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0008_sae_awareness_time")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO centres (id, code, name, active) VALUES "
+                    "(1, 'C01', 'one', :t), (2, 'C02', 'two', :t)"
+                ),
+                {"t": True},
+            )
+            for code in ("C01-0007", "C01-0012"):
+                conn.execute(
+                    text(
+                        "INSERT INTO patients (patient_code, centre_id, registered_at, "
+                        "protocol_version) VALUES (:c, 1, :at, 'v1')"
+                    ),
+                    {"c": code, "at": dt.datetime(2025, 1, 1, tzinfo=dt.UTC)},
+                )
+        audit_rows = _count(engine, "audit_log")
+        upgrade(engine, "0009_core_actors")
+        assert {"login_throttle", "patient_counters"} <= _tables(engine)
+        assert "auth_method" in _columns(engine, "audit_log")
+        assert {"kind", "expires_at", "parent_token_id", "web_session_id"} <= _columns(
+            engine, "api_tokens"
+        )
+        users = _columns(engine, "users")
+        assert "must_change_password" in users and "failed_logins" not in users
+        with engine.begin() as conn:
+            counters = dict(
+                conn.execute(text("SELECT centre_id, last_number FROM patient_counters")).all()
+            )
+        assert counters == {1: 12, 2: 0}
+        _downgrade(engine, "0008_sae_awareness_time")
+        assert not {"login_throttle", "patient_counters"} & _tables(engine)
+        assert "auth_method" not in _columns(engine, "audit_log")
+        assert {"failed_logins", "locked_until"} <= _columns(engine, "users")
+        assert _count(engine, "audit_log") == audit_rows and _count(engine, "patients") == 2
+        upgrade(engine)
+        assert "patient_counters" in _tables(engine)
+    finally:
+        engine.dispose()
+
+
+def _columns(engine: Engine, table: str) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns(table)}
+
+
+def _count(engine: Engine, table: str) -> int:
+    with engine.begin() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())

@@ -10,6 +10,7 @@ from reluth.db.base import Base
 
 MODEL_MODULES = (
     "reluth.db.audit",
+    "reluth.sites.models",
     "reluth.auth.models",
     "reluth.patients.models",
     "reluth.treatment.models",

@@ -1,6 +1,6 @@
 """The one door for writes: a unit of work whose session audits every change it commits.
 
-    with unit_of_work(engine, actor=Actor("dupont", Role.INVESTIGATOR), reason=None) as uow:
+    with unit_of_work(engine, actor=actor, reason=None) as uow:   # actor: an authenticated Actor
         uow.session.add(thing)          # insert: audited, no reason needed
         other.value = 3                 # update of existing data: needs a reason
         uow.reason = "transcription error, source document p. 4"
@@ -17,12 +17,12 @@ queue for the lock instead of failing mid-transaction.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, event, inspect, select
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, sessionmaker
@@ -38,17 +38,18 @@ _CLOCK = "reluth_clock"
 _INSERTED = "reluth_inserted"
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who is writing: a username and the role they act in (a Role value)."""
+class AuditActor(Protocol):
+    """What the audit trail records of whoever writes: the database layer knows no more of the
+    authenticated :class:`reluth.auth.actor.Actor` than this (it imports no domain code)."""
 
-    username: str
-    role: str
+    @property
+    def username(self) -> str: ...
 
-    def __post_init__(self) -> None:
-        if not self.username or not str(self.role):
-            raise ValidationError("actor", "username and role are required", "a known user")
-        object.__setattr__(self, "role", str(self.role))
+    @property
+    def role(self) -> Any: ...
+
+    @property
+    def via(self) -> Any: ...
 
 
 class AuditedSession(Session):
@@ -62,8 +63,8 @@ class UnitOfWork:
         self.session = session
 
     @property
-    def actor(self) -> Actor:
-        actor: Actor = self.session.info[_ACTOR]
+    def actor(self) -> AuditActor:
+        actor: AuditActor = self.session.info[_ACTOR]
         return actor
 
     @property
@@ -91,10 +92,22 @@ class UnitOfWork:
         )
 
 
+#: The longest reason kept (it is copied into every audit row of the change).
+REASON_MAX = 2000
+
+
 def _clean_reason(value: str | None) -> str | None:
+    """A reason as stored: trimmed, at most REASON_MAX characters of printable text (new lines
+    and tabs allowed); refused naming the field otherwise, on every path alike."""
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise ValidationError("reason", f"expected text, got {type(value).__name__}", "text")
     text = value.strip()
+    if len(text) > REASON_MAX:
+        raise ValidationError("reason", f"{len(text)} characters", f"at most {REASON_MAX}")
+    if any(not (ch.isprintable() or ch in "\n\t") for ch in text):
+        raise ValidationError("reason", "contains control characters", "printable text")
     return text or None
 
 
@@ -128,12 +141,15 @@ def _bind_of(source: SessionSource) -> Engine:
 @contextmanager
 def unit_of_work(
     source: SessionSource,
-    actor: Actor,
+    actor: AuditActor,
     reason: str | None = None,
     clock: Callable[[], dt.datetime] | None = None,
 ) -> Iterator[UnitOfWork]:
     """Open one audited transaction; commit on normal exit, roll back on any exception."""
+    if not getattr(actor, "username", None) or not str(getattr(actor, "role", "")):
+        raise PermissionDenied("writes need an authenticated actor (username and role)")
     engine = _bind_of(source)
+    cleaned = _clean_reason(reason)  # refused before the writer lock is taken, never holding it
     sqlite = engine.dialect.name == "sqlite"
     if sqlite:
         # SQLite has one writer at a time; queue this process's writers on a lock (fair
@@ -141,7 +157,7 @@ def unit_of_work(
         _writer_lock(engine).acquire()
     session = AuditedSession(bind=engine, expire_on_commit=False, autoflush=True)
     session.info[_ACTOR] = actor
-    session.info[_REASON] = _clean_reason(reason)
+    session.info[_REASON] = cleaned
     session.info[_CLOCK] = clock or (lambda: dt.datetime.now(dt.UTC))
     try:
         if sqlite:
@@ -167,6 +183,43 @@ def _writer_lock(engine: Engine) -> threading.RLock:
         if lock is None:
             lock = _WRITER_LOCKS[engine] = threading.RLock()
         return lock
+
+
+class ExemptSession(Session):
+    """A session that may write only tables marked ``__audit_exempt__`` (browser sessions,
+    login throttling, counters): everything else goes through :func:`unit_of_work`."""
+
+
+@event.listens_for(ExemptSession, "before_flush")
+def _only_exempt(session: Session, _ctx: Any, _instances: Any) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if not getattr(obj, "__audit_exempt__", False):
+            raise PermissionDenied(
+                f"{type(obj).__name__} is audited: write it through unit_of_work, not here"
+            )
+
+
+@contextmanager
+def exempt_transaction(source: SessionSource) -> Iterator[Session]:
+    """A short unaudited write transaction for audit-exempt tables only (committed on success,
+    rolled back on error). On SQLite it queues on the same writer lock as units of work."""
+    engine = _bind_of(source)
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        _writer_lock(engine).acquire()
+    session = ExemptSession(bind=engine, expire_on_commit=False, autoflush=True)
+    try:
+        if sqlite:
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+        if sqlite:
+            _writer_lock(engine).release()
 
 
 @contextmanager
@@ -214,12 +267,13 @@ def _entry(
     new: Any,
     reason: str | None,
 ) -> audit.AuditEntry:
-    actor: Actor = session.info[_ACTOR]
+    actor: AuditActor = session.info[_ACTOR]
     clock: Callable[[], dt.datetime] = session.info[_CLOCK]
     return audit.AuditEntry(
         at_utc=audit.utc_stamp(clock()),
         username=actor.username,
-        role=actor.role,
+        role=str(actor.role),
+        auth_method=str(actor.via),
         action=action,
         table_name=table,
         record_id=record_id,
@@ -238,12 +292,22 @@ def _related_ids(values: Any) -> list[str]:
     return sorted(out)
 
 
+def _audited_value(attr: Any, value: Any) -> Any:
+    """A column value as the audit trail keeps it: secrets such as password hashes (columns
+    with ``info={"audit": "digest"}``) only as their SHA-256, so the trail can prove a change
+    without holding the secret."""
+    column = attr.columns[0] if getattr(attr, "columns", None) else None
+    if column is not None and column.info.get("audit") == "digest" and value is not None:
+        return "sha256:" + hashlib.sha256(str(value).encode("utf-8")).hexdigest()
+    return value
+
+
 def _snapshot(mapper: Mapper[Any], obj: Any) -> dict[str, Any]:
     state = inspect(obj)
     data: dict[str, Any] = {}
     for attr in mapper.column_attrs:
         if attr.key in state.dict:
-            data[attr.key] = state.dict[attr.key]
+            data[attr.key] = _audited_value(attr, state.dict[attr.key])
     for rel in mapper.relationships:
         if rel.secondary is not None and rel.key in state.dict:
             data[rel.key] = _related_ids(state.dict[rel.key])
@@ -259,12 +323,76 @@ def _committed_value(session: Session, mapper: Mapper[Any], obj: Any, key: str) 
     return session.connection().execute(stmt).scalar_one_or_none()
 
 
+#: Free text without a declared length: the most a column holds (``info={"max_length": n}``
+#: overrides it); longer input is refused by name before it reaches the database.
+TEXT_MAX = 200_000
+_INT_RANGE = {"Integer": (-(2**31), 2**31 - 1), "BigInteger": (-(2**63), 2**63 - 1)}
+
+
+def check_storable(obj: Any) -> None:
+    """Every value of a row the database can store and every export can read back, checked on
+    every path at the one write door: text within its column's length without control
+    characters (new lines and tabs allowed in free text), numbers finite and within the
+    column's precision or range. Refused naming the column (a ValidationError, never a
+    database error)."""
+    import math
+    from decimal import Decimal
+
+    from sqlalchemy import Float, Integer, Numeric, String, Text
+
+    state = inspect(obj)
+    for attr in state.mapper.column_attrs:
+        if attr.key not in state.dict or not getattr(attr, "columns", None):
+            continue
+        value = state.dict[attr.key]
+        if value is None:
+            continue
+        column = attr.columns[0]
+        kind = column.type
+        field = attr.key
+        if isinstance(value, str):
+            limit = column.info.get("max_length") or getattr(kind, "length", None)
+            if limit is None and isinstance(kind, Text | String):
+                limit = TEXT_MAX
+            if limit is not None and len(value) > limit:
+                raise ValidationError(field, f"{len(value)} characters", f"at most {limit}")
+            multiline = isinstance(kind, Text) or getattr(kind, "length", None) is None
+            for ch in value:
+                if ch == "\x00" or (not ch.isprintable() and not (multiline and ch in "\n\r\t")):
+                    raise ValidationError(
+                        field, f"contains the control character {ch!r}", "printable text"
+                    )
+        elif isinstance(value, bool):
+            continue
+        elif (
+            isinstance(value, Decimal) and isinstance(kind, Numeric) and not isinstance(kind, Float)
+        ):
+            if not value.is_finite():
+                raise ValidationError(field, f"{value} is not a finite number", "a number")
+            precision, scale = kind.precision, kind.scale or 0
+            if precision is not None:
+                whole = abs(value).to_integral_value(rounding="ROUND_FLOOR")
+                if len(str(whole)) > precision - scale and whole != 0:
+                    raise ValidationError(
+                        field, f"{value} is too large", f"at most {precision - scale} digits"
+                    )
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValidationError(field, f"{value} is not a finite number", "a number")
+        elif isinstance(value, int) and isinstance(kind, Integer):
+            low, high = _INT_RANGE.get(type(kind).__name__, _INT_RANGE["Integer"])
+            if not low <= value <= high:
+                raise ValidationError(field, f"{value} is out of range", f"{low}..{high}")
+
+
 @event.listens_for(AuditedSession, "before_flush")
 def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
     if _ACTOR not in session.info:
         if session.new or session.dirty or session.deleted:
             raise PermissionDenied("writes need an actor: open the session with unit_of_work()")
         return
+    for obj in (*session.new, *session.dirty):
+        check_storable(obj)
     reason: str | None = session.info.get(_REASON)
     pending: list[audit.AuditEntry] = session.info.setdefault(_PENDING, [])
     inserted: set[tuple[str, str]] = session.info.setdefault(_INSERTED, set())
@@ -287,6 +415,7 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
             )
             if old == new:
                 continue
+            old, new = _audited_value(attr, old), _audited_value(attr, new)
             changes.append((obj.__tablename__, rid, attr.key, old, new))
         for rel in mapper.relationships:
             if rel.secondary is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -77,8 +78,16 @@ def boolean(data: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
+#: An integer as text (a form field, a CLI option): ASCII digits only (not "²" or "٣"), at
+#: most 18 of them (no 5000-digit conversion).
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
+
+
 def integer(data: Mapping[str, Any], key: str, where: str, lo: int, hi: int) -> int:
+    """An integer in ``lo..hi``, given as a number or as its digits (pages and CLI send text)."""
     value = data.get(key)
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ValidationError(f"{where}.{key}", f"{value!r}", f"an integer {lo}-{hi}")
     return value

@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from reluth.cli_support import console, handle_errors, print_json
-from reluth.db.actors import cli_unit_of_work
-from reluth.errors import ValidationError
+from reluth.cli_support import cli_context, console, handle_errors, print_json
 from reluth.randomization import service
+from reluth.units import to_decimal
 
 app = typer.Typer(help="Randomization set-up, allocation list and report.", no_args_is_help=True)
 
-AS_USER = typer.Option(None, "--as", help="Acting user (default $RELUTH_USER or OS login).")
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
@@ -30,20 +27,19 @@ def randomize_cmd(
         "--request-id",
         help="Idempotency key: a retry with the same ID returns the same allocation.",
     ),
-    as_user: str | None = AS_USER,
     as_json: bool = JSON,
 ) -> None:
     """Randomize a patient (refused, with the reason, if a protocol precondition fails)."""
     request = request_id or str(uuid.uuid4())
-    with cli_unit_of_work(as_user) as uow:
-        result = service.randomize(uow.session, uow.actor, patient_id, request)
+    with cli_context(write=True) as ctx:
+        result = service.randomize(ctx, patient_id, request)
     if as_json:
         print_json(result)
         return
     again = " (same request: previous result)" if result.replayed else ""
     console.print(
         f"patient {result.patient_id} randomized to [bold]{result.arm}[/]{again}\n"
-        f"stratum {result.stratum}, method {result.method}, "
+        f"stratum {result.stratum}, "
         f"{result.randomized_at.isoformat()}, request {result.request_id}"
     )
 
@@ -56,16 +52,12 @@ def setup_cmd(
     block_sizes: str = typer.Option("2,4", "--block-sizes", help="Permuted block sizes."),
     p: str = typer.Option("0.8", "--p", help="Minimization: probability of the best arm."),
     reason: str | None = typer.Option(None, "--reason", help="Why an earlier set-up changes."),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Fix the trial's randomization method (cannot change after the first randomization)."""
-    try:
-        prob = Decimal(p)
-    except InvalidOperation:
-        raise ValidationError("p", f"not a number: {p!r}", "e.g. 0.8") from None
+    prob = to_decimal(p, "p")
     sizes = service.parse_block_sizes(block_sizes)
-    with cli_unit_of_work(as_user, reason) as uow:
-        s = service.configure(uow.session, uow.actor, method, by_centre, sizes, prob)
+    with cli_context(write=True, reason=reason) as ctx:
+        s = service.configure(ctx, method, by_centre, sizes, prob)
         console.print(
             f"randomization: {s.method}"
             + (" by centre" if s.stratify_by_centre else "")
@@ -93,12 +85,11 @@ def generate_list_cmd(
         ..., "--seed-file", help="Secret seed file (created with a random seed if missing)."
     ),
     per_stratum: int = typer.Option(160, "--per-stratum", help="Slots per stratum (whole blocks)."),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Generate the concealed permuted-block list (unblinded statistician only)."""
     seed = _read_seed(seed_file)
-    with cli_unit_of_work(as_user) as uow:
-        alloc = service.generate_list(uow.session, uow.actor, seed, per_stratum)
+    with cli_context(write=True) as ctx:
+        alloc = service.generate_list(ctx, seed, per_stratum)
         console.print(
             f"allocation list {alloc.id} generated: >= {per_stratum} slots per stratum, "
             f"blocks {alloc.block_sizes}, content SHA-256 {alloc.content_sha256[:16]}…"
@@ -107,10 +98,10 @@ def generate_list_cmd(
 
 @app.command("list")
 @handle_errors
-def list_cmd(as_user: str | None = AS_USER, as_json: bool = JSON) -> None:
+def list_cmd(as_json: bool = JSON) -> None:
     """Print the allocation list, used and upcoming (unblinded statistician only)."""
-    with cli_unit_of_work(as_user) as uow:
-        rows = service.allocation_list(uow.session, uow.actor)
+    with cli_context() as ctx:
+        rows = service.allocation_list(ctx)
     if as_json:
         print_json(rows)
         return
@@ -131,10 +122,10 @@ def list_cmd(as_user: str | None = AS_USER, as_json: bool = JSON) -> None:
 
 @app.command("report")
 @handle_errors
-def report_cmd(as_user: str | None = AS_USER, as_json: bool = JSON) -> None:
+def report_cmd(as_json: bool = JSON) -> None:
     """Counts by arm overall, per stratum, per centre and per factor level, with imbalance."""
-    with cli_unit_of_work(as_user) as uow:
-        rep = service.report(uow.session, uow.actor)
+    with cli_context() as ctx:
+        rep = service.report(ctx)
     if as_json:
         print_json(rep)
         return

@@ -20,8 +20,6 @@ from decimal import Decimal
 
 from reluth.errors import ValidationError
 
-ARMS: tuple[str, ...] = ("experimental", "control")
-
 
 class KeyedStream:
     """A deterministic, unpredictable stream of integers from a secret seed and a label."""
@@ -57,7 +55,8 @@ class Slot:
     arm: str
 
 
-def validate_block_sizes(block_sizes: Sequence[int], arms: Sequence[str] = ARMS) -> None:
+def validate_block_sizes(block_sizes: Sequence[int], arms: Sequence[str]) -> None:
+    """Each block size holds the ``arms`` (the protocol's arm codes) equally often."""
     if not block_sizes:
         raise ValidationError("block_sizes", "no block size given", "e.g. 2,4")
     for size in block_sizes:
@@ -74,7 +73,8 @@ def permuted_blocks(
     stratum_key: str,
     n: int,
     block_sizes: Sequence[int] = (2, 4),
-    arms: Sequence[str] = ARMS,
+    *,
+    arms: Sequence[str],
 ) -> list[Slot]:
     """At least ``n`` slots for one stratum, in whole blocks, each block balanced 1:1."""
     validate_block_sizes(block_sizes, arms)
@@ -121,7 +121,8 @@ def minimize(
     counts: Mapping[str, Mapping[str, int]],
     rng: random.Random,
     p: Decimal = Decimal("0.8"),
-    arms: Sequence[str] = ARMS,
+    *,
+    arms: Sequence[str],
 ) -> MinimizationDecision:
     """Choose an arm for a patient with factor ``levels``.
 

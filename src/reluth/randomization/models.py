@@ -1,9 +1,11 @@
 """Randomization set-up, the concealed allocation list, and the randomizations.
 
 Allocation slots are *not* copied into the audit trail (``__audit_exempt__``): the audit trail
-is readable by roles that must not see upcoming allocations. Instead the list row stores the
-SHA-256 of its whole content (checked by the report) and every randomization, which names the
-slot it consumed and its arm, is audited.
+is readable by roles that must not see upcoming allocations. Each slot's arm, block and block
+size are stored only sealed (AES-256-GCM under the allocation key of the randomization
+service's configuration, :mod:`reluth.sealing`), so a database dump alone does not reveal them.
+The list row stores the SHA-256 of the whole plain list (checked at every verify) and every
+randomization, which names the slot it consumed and its arm, is audited.
 """
 
 from __future__ import annotations
@@ -75,9 +77,8 @@ class AllocationSlot(Base):
     list_id: Mapped[int] = mapped_column(ForeignKey("allocation_lists.id"))
     stratum_key: Mapped[str] = mapped_column(String(96))
     position: Mapped[int] = mapped_column(Integer)
-    block_no: Mapped[int] = mapped_column(Integer)
-    block_size: Mapped[int] = mapped_column(Integer)
-    arm: Mapped[str] = mapped_column(String(16))
+    #: arm, block and block size, sealed (set at generation; a slot without it is a finding)
+    sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     patient_id: Mapped[int | None] = mapped_column(
         ForeignKey("patients.id"), unique=True, nullable=True
     )
@@ -96,6 +97,16 @@ class Randomization(ProtocolVersioned, Base):
     slot_id: Mapped[int | None] = mapped_column(
         ForeignKey("allocation_slots.id"), unique=True, nullable=True
     )
-    details_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # minimization scores
+    #: minimization's scores and draw (None for permuted blocks: the slot is the record)
+    details_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     randomized_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     randomized_by: Mapped[str] = mapped_column(String(80))
+
+
+#: Fields of audited allocation records shown only to whoever may read the allocation list
+#: (the unblinded statistician): the slot a randomization consumed tells its position in the
+#: list, the method whether there are blocks to guess, and minimization's scores and counts how
+#: the next patients will be allocated.
+CONCEALED_FIELDS: dict[str, frozenset[str]] = {
+    "randomizations": frozenset({"slot_id", "details_json", "method"}),
+}

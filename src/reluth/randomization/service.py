@@ -19,7 +19,7 @@ import json
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,17 +27,19 @@ from sqlalchemy import BindParameter, Integer, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reluth.auth.models import Centre
-from reluth.auth.policy import Action, Resource, allowed
-from reluth.auth.roles import BLINDED_ROLES, UNBLINDED_STATISTICS_ROLES, Role
+from reluth import sealing
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.db.base import as_utc
-from reluth.db.session import Actor
-from reluth.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationError
+from reluth.errors import Conflict, PreconditionFailed, ValidationError
+from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.patients.service import get_patient, latest_screening
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.eligibility import recheck_time_bound
+from reluth.protocol.patient import parse_patient
 from reluth.protocol.strata import all_strata
-from reluth.randomization import methods
+from reluth.randomization import integrity, methods
 from reluth.randomization.models import (
     AllocationList,
     AllocationSlot,
@@ -45,30 +47,10 @@ from reluth.randomization.models import (
     Randomization,
     RandomizationSettings,
 )
+from reluth.sites.models import Centre
 from reluth.treatment.models import Administration
 
 METHODS = ("blocks", "minimization")
-SETUP_ROLES = frozenset({Role.STATISTICIAN, Role.ADMIN})
-#: Who may randomize: read from the one permission layer (auth.policy), not restated here.
-RANDOMIZE_ROLES = frozenset(r for r in Role if allowed(r, Action.WRITE, Resource.RANDOMIZATION))
-FACTORS = (
-    "disease_control_first_prrt",
-    "progression_type",
-    "renal_function",
-    "intercurrent_treatment",
-)
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _require_role(actor: Actor, allowed: frozenset[Role], what: str) -> None:
-    if actor.role not in {r.value for r in allowed}:
-        raise PermissionDenied(
-            f"{what} is reserved to {', '.join(sorted(r.value for r in allowed))}"
-            f" (you act as {actor.role})"
-        )
 
 
 # Statements of the randomize hot path are built once (building them costs more CPU than
@@ -90,30 +72,37 @@ def _any_randomized(session: Session) -> bool:
 
 
 def parse_block_sizes(text: str) -> tuple[int, ...]:
+    """Block sizes from their text (each is checked against the protocol's arms when used)."""
     try:
         sizes = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise ValidationError(
             "block_sizes", f"{text!r}", "comma-separated even sizes, 2,4"
         ) from None
-    methods.validate_block_sizes(sizes)
+    if not sizes or min(sizes) <= 0:
+        raise ValidationError("block_sizes", f"{text!r}", "comma-separated even sizes, 2,4")
     return sizes
 
 
+@service(Action.WRITE, Resource.RANDOMIZATION_SETUP)
 def configure(
-    session: Session,
-    actor: Actor,
+    ctx: Ctx,
     method: str,
     stratify_by_centre: bool = False,
     block_sizes: Sequence[int] = (2, 4),
     p: Decimal = Decimal("0.8"),
-    protocol: Protocol | None = None,
 ) -> RandomizationSettings:
     """Fix the trial's method; refused once a patient has been randomized."""
-    _require_role(actor, SETUP_ROLES, "randomization set-up")
+    session = ctx.session
     if method not in METHODS:
         raise ValidationError("method", f"{method!r}", ", ".join(METHODS))
-    methods.validate_block_sizes(block_sizes)
+    if len(set(ctx.protocol.allocation_ratio.values())) != 1:
+        raise ValidationError(
+            "allocation_ratio",
+            f"the protocol allocates {ctx.protocol.allocation}; both methods allocate equally",
+            "equal weights",
+        )
+    methods.validate_block_sizes(block_sizes, ctx.protocol.arm_codes)
     if not Decimal("0.5") < p <= 1:
         raise ValidationError("p", str(p), "a probability above 0.5 and at most 1")
     settings = get_settings(session, lock="update")
@@ -126,7 +115,7 @@ def configure(
         "stratify_by_centre": stratify_by_centre,
         "block_sizes": ",".join(str(s) for s in block_sizes),
         "minimization_p": p,
-        "protocol_version": (protocol or load_protocol()).label,
+        "protocol_version": ctx.protocol.label,
     }
     if settings is None:
         settings = RandomizationSettings(id=1, **values)
@@ -142,32 +131,26 @@ def stratum_key(strata_code: str, centre_code: str, by_centre: bool) -> str:
     return f"{centre_code}|{strata_code}" if by_centre else strata_code
 
 
-def generate_list(
-    session: Session,
-    actor: Actor,
-    seed: str,
-    per_stratum: int,
-    now: dt.datetime | None = None,
-    protocol: Protocol | None = None,
-) -> AllocationList:
+@service(Action.WRITE, Resource.ALLOCATION_LIST)
+def generate_list(ctx: Ctx, seed: str, per_stratum: int) -> AllocationList:
     """Generate the whole permuted-block list from a secret seed (unblinded statistician).
 
     The seed itself is not stored; its SHA-256 is, so the list can be regenerated and proved.
     """
-    _require_role(actor, UNBLINDED_STATISTICS_ROLES, "generating the allocation list")
-    proto = protocol or load_protocol()
+    session, actor, proto = ctx.session, ctx.actor, ctx.protocol
     if len(seed) < 16:
         raise ValidationError("seed", "too short to be secret", "at least 16 characters")
     if not 1 <= per_stratum <= 5000:
         raise ValidationError("per_stratum", str(per_stratum), "1..5000")
     settings = get_settings(session, lock="update")
     if settings is None:
-        settings = configure(session, actor, "blocks", protocol=proto)
+        settings = configure(ctx, "blocks")
     if settings.method != "blocks":
         raise Conflict(f"the trial uses {settings.method}: no allocation list to generate")
     if session.scalars(select(AllocationList.id)).first() is not None:
         raise Conflict("an allocation list already exists (one list per trial)")
     sizes = parse_block_sizes(settings.block_sizes)
+    sealer = sealing.require_key(ctx.trial.settings).sealer()
     codes = [s.code for s in all_strata(proto)]
     if settings.stratify_by_centre:
         centres = sorted(session.scalars(select(Centre.code).where(Centre.active)).all())
@@ -179,11 +162,13 @@ def generate_list(
     digest = hashlib.sha256()
     per_key: dict[str, list[methods.Slot]] = {}
     for key in keys:
-        slots = methods.permuted_blocks(seed.encode("utf-8"), key, per_stratum, sizes)
+        slots = methods.permuted_blocks(
+            seed.encode("utf-8"), key, per_stratum, sizes, arms=proto.arm_codes
+        )
         per_key[key] = slots
         digest.update(methods.list_digest(key, slots).encode())
     alloc = AllocationList(
-        created_at=now or _utcnow(),
+        created_at=ctx.now(),
         created_by=actor.username,
         seed_sha256=hashlib.sha256(seed.encode("utf-8")).hexdigest(),
         block_sizes=settings.block_sizes,
@@ -208,9 +193,10 @@ def generate_list(
                 "list_id": alloc.id,
                 "stratum_key": k,
                 "position": s.position,
-                "block_no": s.block_no,
-                "block_size": s.block_size,
-                "arm": s.arm,
+                "sealed": sealer.seal(
+                    {"arm": s.arm, "block": s.block_no, "block_size": s.block_size},
+                    sealing.slot_place(alloc.id, k, s.position),
+                ),
             }
             for k, v in per_key.items()
             for s in v
@@ -224,28 +210,21 @@ def generate_list(
 
 @dataclass(frozen=True)
 class RandomizationResult:
+    """What a site is told: the arm, and nothing of the list (no block, position, slot or
+    list id, no minimization scores) — RTSM practice; ICH E9 section 2.3.1 on not disclosing
+    block lengths to investigators."""
+
     patient_id: str
     request_id: str
     arm: str
-    method: str
-    stratum: str
+    stratum: str  # the patient's own stratification (on the patient's page already)
     randomized_at: dt.datetime
     replayed: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _result(r: Randomization, patient_code: str, replayed: bool) -> RandomizationResult:
     at = as_utc(r.randomized_at)
-    return RandomizationResult(
-        patient_code,
-        r.request_id,
-        r.arm,
-        r.method,
-        r.stratum_key,
-        at,
-        replayed,
-        json.loads(r.details_json) if r.details_json else {},
-    )
+    return RandomizationResult(patient_code, r.request_id, r.arm, r.stratum_key, at, replayed)
 
 
 _BY_REQUEST = select(Randomization).where(Randomization.request_id == bindparam("request_id"))
@@ -267,7 +246,10 @@ _FACTS = select(
     .where(Inclusion.patient_id == _PID, Inclusion.consent_signed)
     .scalar_subquery(),
     select(func.count(func.distinct(Administration.cycle)))
-    .where(Administration.patient_id == _PID, Administration.cycle.in_((1, 2)))
+    .where(
+        Administration.patient_id == _PID,
+        Administration.cycle.in_(bindparam("pre_cycles", expanding=True)),
+    )
     .scalar_subquery(),
     select(PreRandomizationAssessment.assessment_date)
     .where(PreRandomizationAssessment.patient_id == _PID)
@@ -278,12 +260,18 @@ _FACTS = select(
 )
 
 
-def check_preconditions(
-    session: Session, patient: Patient, screening: Screening | None = None
+def _check_preconditions(
+    ctx: Ctx, patient: Patient, screening: Screening | None = None
 ) -> tuple[str, dict[str, str]]:
-    """The stratum code and factor levels, if every protocol precondition holds."""
+    """The stratum code and factor levels, if every protocol precondition holds: eligible at
+    the latest screening captured, the time-bound criteria (I9) still met on today's date,
+    consent, both second-PRRT cycles, the pre-randomization assessment without progression,
+    and a randomization date in the trial's order."""
+    session = ctx.session
     code, pid = patient.patient_code, patient.id
-    facts = session.execute(_FACTS, {"pid": pid}).one()
+    facts = session.execute(
+        _FACTS, {"pid": pid, "pre_cycles": list(ctx.protocol.pre_randomization_cycles)}
+    ).one()
     prior_request, consent_date, n_cycles, pre_date, progression = facts
     if prior_request is not None:
         raise Conflict(f"patient {code} is already randomized (request {prior_request})")
@@ -296,9 +284,10 @@ def check_preconditions(
         raise PreconditionFailed(f"patient {code} is not eligible ({screening.status}): {why}")
     if consent_date is None:
         raise PreconditionFailed(f"patient {code}: signed informed consent not recorded")
-    if n_cycles != 2:
+    needed = len(ctx.protocol.pre_randomization_cycles)
+    if n_cycles != needed:
         raise PreconditionFailed(
-            f"patient {code}: two second-PRRT cycles are required before randomization "
+            f"patient {code}: {needed} second-PRRT cycles are required before randomization "
             f"({n_cycles} recorded)"
         )
     if pre_date is None:
@@ -310,23 +299,48 @@ def check_preconditions(
         )
     if screening.strata_code is None or screening.strata_json is None:
         raise PreconditionFailed(f"patient {code}: stratification factors incomplete at screening")
+    today = ctx.today()
+    patients.check_date(ctx, patient, "randomization", today, "randomization_date")
+    stale = recheck_time_bound(
+        parse_patient(json.loads(screening.input_json), as_of=today),
+        today,
+        ctx.protocol,
+    )
+    if stale:
+        why = "; ".join(f"{c.id}: {c.reason}" for c in stale)
+        raise PreconditionFailed(
+            f"patient {code}: no longer eligible on the randomization date {today} ({why}); "
+            "repeat the examination and screen again"
+        )
     return screening.strata_code, json.loads(screening.strata_json)
 
 
+@service(Action.WRITE, Resource.RANDOMIZATION, writes=False)
+def precheck(ctx: Ctx, patient_code: str) -> str:
+    """The stratum the patient would be randomized in, if every precondition holds today
+    (PreconditionFailed naming the first that does not): the confirmation page's check."""
+    patient = get_patient(ctx, patient_code)
+    stratum, _levels = _check_preconditions(ctx, patient)
+    return stratum
+
+
+@service(Action.WRITE, Resource.RANDOMIZATION)
 def randomize(
-    session: Session,
-    actor: Actor,
+    ctx: Ctx,
     patient_code: str,
     request_id: str,
-    now: dt.datetime | None = None,
     rng: Any = None,
-    protocol: Protocol | None = None,
 ) -> RandomizationResult:
     """Allocate an arm to ``patient_code`` (see module docstring for the guarantees)."""
-    _require_role(actor, RANDOMIZE_ROLES, "randomization")
-    if not request_id or len(request_id) > 80 or not request_id.isprintable():
+    session, actor = ctx.session, ctx.actor
+    if (
+        not isinstance(request_id, str)
+        or not request_id
+        or len(request_id) > 80
+        or not request_id.isprintable()
+    ):
         raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
-    patient = get_patient(session, patient_code)
+    patient = get_patient(ctx, patient_code)
     settings = get_settings(session)
     if settings is not None:
         # Minimization takes the exclusive lock at once (taking a shared lock first and
@@ -338,7 +352,7 @@ def randomize(
         replay = _replay(session, request_id, patient)
         if replay is not None:
             return replay
-        check_preconditions(session, patient)  # the patient's own problems first
+        _check_preconditions(ctx, patient)  # the patient's own problems first
         raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
     screening = latest_screening(session, patient, light=True)
     centre = patient.centre.code
@@ -350,12 +364,14 @@ def randomize(
     replay = _replay(session, request_id, patient)
     if replay is not None:
         return replay
-    strata_code, levels = check_preconditions(session, patient, screening)
+    strata_code, levels = _check_preconditions(ctx, patient, screening)
     key = stratum_key(strata_code, centre, settings.stratify_by_centre)
     if settings.method == "minimization":
-        arm, slot_id, details = _minimize(session, settings, levels, centre, rng)
+        arm, slot_id, details = _minimize(
+            session, settings, levels, centre, rng, ctx.protocol.arm_codes
+        )
     elif cursor is not None:
-        arm, slot_id, details = _take_slot(session, cursor, patient)
+        arm, slot_id, details = _take_slot(ctx, cursor, patient)
     else:  # pragma: no cover - the preconditions above require the strata
         raise PreconditionFailed(f"patient {patient_code}: no stratum")
     record = Randomization(
@@ -367,9 +383,9 @@ def randomize(
         strata_json=json.dumps({**levels, "centre": centre}, sort_keys=True),
         slot_id=slot_id,
         details_json=None if details is None else json.dumps(details, sort_keys=True),
-        randomized_at=now or _utcnow(),
+        randomized_at=ctx.now(),
         randomized_by=actor.username,
-        protocol_version=(protocol or load_protocol()).label,
+        protocol_version=ctx.protocol.label,
     )
     session.add(record)
     try:
@@ -408,29 +424,51 @@ _SLOT = select(AllocationSlot).where(
 
 
 def _take_slot(
-    session: Session, cursor: AllocationStratum, patient: Patient
+    ctx: Ctx, cursor: AllocationStratum, patient: Patient
 ) -> tuple[str, int | None, dict[str, Any] | None]:
     key = cursor.stratum_key
     if cursor.next_position > cursor.size:
         raise PreconditionFailed(f"the allocation list of stratum {key} is exhausted")
-    slot = session.scalars(
+    slot = ctx.session.scalars(
         _SLOT, {"list_id": cursor.list_id, "key": key, "position": cursor.next_position}
     ).one()
     if slot.patient_id is not None:  # would mean the cursor and slots disagree
         raise Conflict(f"slot {key}#{slot.position} is already used")
+    arm = open_slot(sealing.require_key(ctx.trial.settings).sealer(), slot)["arm"]
     slot.patient_id = patient.id
     cursor.next_position += 1
-    return slot.arm, slot.id, {"position": slot.position, "block": slot.block_no}
+    return arm, slot.id, None
+
+
+def open_slot(sealer: sealing.Sealer, slot: AllocationSlot) -> dict[str, Any]:
+    """A slot's arm, block and block size; Conflict if it does not open (another key, or the
+    slot was altered or moved)."""
+    try:
+        if slot.sealed is None:
+            raise sealing.SealBroken("no sealed content")
+        return sealer.open(
+            slot.sealed, sealing.slot_place(slot.list_id, slot.stratum_key, slot.position)
+        )
+    except sealing.SealBroken:
+        raise Conflict(
+            f"allocation slot {slot.stratum_key}#{slot.position} does not open with the "
+            "configured allocation key (another key, or the slot was altered): run "
+            "`reluth audit verify`"
+        ) from None
 
 
 def minimization_counts(
-    session: Session, levels: dict[str, str], centre: str, by_centre: bool
+    session: Session,
+    levels: dict[str, str],
+    centre: str,
+    by_centre: bool,
+    arms: Sequence[str],
 ) -> dict[str, dict[str, int]]:
     """For each factor, the allocations so far by arm among patients at this patient's level."""
     factors = dict(levels)
     if by_centre:
         factors["centre"] = centre
-    counts: dict[str, dict[str, int]] = {f: dict.fromkeys(methods.ARMS, 0) for f in factors}
+    counts: dict[str, dict[str, int]] = {f: dict.fromkeys(arms, 0) for f in factors}
     for arm, strata_json in session.execute(select(Randomization.arm, Randomization.strata_json)):
         other = json.loads(strata_json)
         for f, level in factors.items():
@@ -445,13 +483,14 @@ def _minimize(
     levels: dict[str, str],
     centre: str,
     rng: Any,
+    arms: Sequence[str],
 ) -> tuple[str, int | None, dict[str, Any] | None]:
     factors = dict(levels)
     if settings.stratify_by_centre:
         factors["centre"] = centre
-    counts = minimization_counts(session, levels, centre, settings.stratify_by_centre)
+    counts = minimization_counts(session, levels, centre, settings.stratify_by_centre, arms)
     decision = methods.minimize(
-        factors, counts, rng or secrets.SystemRandom(), Decimal(settings.minimization_p)
+        factors, counts, rng or secrets.SystemRandom(), Decimal(settings.minimization_p), arms=arms
     )
     details = {
         "scores": decision.scores,
@@ -467,40 +506,29 @@ def _minimize(
 # ---------------------------------------------------------------------------- list, report
 
 
-def allocation_list(session: Session, actor: Actor) -> list[dict[str, Any]]:
+@service(Action.READ, Resource.ALLOCATION_LIST)
+def allocation_list(ctx: Ctx) -> list[dict[str, Any]]:
     """The full list with used and upcoming slots: unblinded statistician only."""
-    _require_role(actor, UNBLINDED_STATISTICS_ROLES, "reading the allocation list")
+    session = ctx.session
     codes = {pid: code for pid, code in session.execute(select(Patient.id, Patient.patient_code))}
     rows = session.scalars(
         select(AllocationSlot).order_by(AllocationSlot.stratum_key, AllocationSlot.position)
     )
-    return [
-        {
-            "stratum": s.stratum_key,
-            "position": s.position,
-            "block": s.block_no,
-            "block_size": s.block_size,
-            "arm": s.arm,
-            "patient_id": codes.get(s.patient_id) if s.patient_id else None,
-        }
-        for s in rows
-    ]
-
-
-def verify_list(session: Session) -> bool:
-    """Recompute the stored list's SHA-256 and compare with the one recorded at generation."""
-    alloc = session.scalars(select(AllocationList)).first()
-    if alloc is None:
-        return True
-    by_key: dict[str, list[methods.Slot]] = defaultdict(list)
-    for s in session.scalars(
-        select(AllocationSlot).where(AllocationSlot.list_id == alloc.id).order_by(AllocationSlot.id)
-    ):
-        by_key[s.stratum_key].append(methods.Slot(s.position, s.block_no, s.block_size, s.arm))
-    digest = hashlib.sha256()
-    for key, slots in by_key.items():
-        digest.update(methods.list_digest(key, sorted(slots, key=lambda x: x.position)).encode())
-    return digest.hexdigest() == alloc.content_sha256
+    sealer = sealing.require_key(ctx.trial.settings).sealer()
+    out = []
+    for s in rows:
+        content = open_slot(sealer, s)
+        out.append(
+            {
+                "stratum": s.stratum_key,
+                "position": s.position,
+                "block": content["block"],
+                "block_size": content["block_size"],
+                "arm": content["arm"],
+                "patient_id": codes.get(s.patient_id) if s.patient_id else None,
+            }
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -512,6 +540,9 @@ class Report:
     by_centre: dict[str, dict[str, int]]
     by_factor_level: dict[str, dict[str, int]]
     max_imbalance: dict[str, int]
+    #: every allocation check holds (:func:`reluth.randomization.integrity.check_allocations`):
+    #: the list's content hash, each randomization's arm equal to its slot's, slots consumed in
+    #: order without gaps, each used slot belonging to exactly one randomization
     list_intact: bool
 
     def tables(self) -> dict[str, list[tuple[str, list[int], int]]]:
@@ -535,15 +566,16 @@ def imbalance(counts: dict[str, int], arms: Sequence[str]) -> int:
     return abs(counts.get(arms[0], 0) - counts.get(arms[1], 0))
 
 
-def report(session: Session, actor: Actor) -> Report:
-    """Counts by arm overall, per stratum, per centre and per factor level, with imbalance."""
-    if actor.role in {r.value for r in BLINDED_ROLES}:
-        raise PermissionDenied(f"the {actor.role} role is blinded to treatment allocation")
+@service(Action.READ, Resource.RANDOMIZATION_REPORT)
+def report(ctx: Ctx) -> Report:
+    """Counts by arm overall, per stratum, per centre and per factor level, with imbalance
+    (unblinded statistician: per-stratum counts with small blocks let a site predict arms)."""
+    session = ctx.session
     settings = get_settings(session)
     rows = session.execute(
         select(Randomization.arm, Randomization.stratum_key, Randomization.strata_json)
     ).all()
-    arms = methods.ARMS
+    arms = ctx.protocol.arm_codes
     total: Counter[str] = Counter()
     by_stratum: dict[str, Counter[str]] = defaultdict(Counter)
     by_centre: dict[str, Counter[str]] = defaultdict(Counter)
@@ -553,7 +585,7 @@ def report(session: Session, actor: Actor) -> Report:
         total[arm] += 1
         by_stratum[key][arm] += 1
         by_centre[levels.get("centre", "?")][arm] += 1
-        for f in FACTORS:
+        for f in ctx.protocol.factor_codes:
             by_level[f"{f}={levels.get(f)}"][arm] += 1
 
     def table(d: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
@@ -575,5 +607,7 @@ def report(session: Session, actor: Actor) -> Report:
             "centre": worst(by_centre),
             "factor_level": worst(by_level),
         },
-        list_intact=verify_list(session),
+        list_intact=not integrity.check_allocations(
+            session.connection(), sealing.configured_key(ctx.trial.settings)
+        ).findings,
     )
