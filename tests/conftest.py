@@ -15,6 +15,51 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_login(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test sees the developer's own `reluth login` or RELUTH_TOKEN: each starts logged out,
+    with its own config directory."""
+    monkeypatch.setenv("RELUTH_CONFIG_DIR", str(tmp_path_factory.mktemp("reluth-config")))
+    monkeypatch.delenv("RELUTH_TOKEN", raising=False)
+
+
+#: The keys every test writes and verifies with (held outside the database, as in production).
+TEST_AUDIT_KEY = "reluth-test-audit-key-0000000000000000"
+TEST_ALLOCATION_KEY = "reluth-test-allocation-key-000000000000"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_keys() -> Iterator[None]:
+    """The audit chain's HMAC key and the allocation list's key, from the environment (as a
+    deployment may give them), for the whole session (module fixtures write too); a test that
+    needs another sets its own with ``monkeypatch``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RELUTH_AUDIT_KEY", TEST_AUDIT_KEY)
+        mp.setenv("RELUTH_ALLOCATION_KEY", TEST_ALLOCATION_KEY)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2id with small cost parameters so that creating and logging in test accounts stays
+    fast on 2 cores; the production parameters are checked in
+    tests/web/test_web_auth.py::test_production_hasher_is_argon2id_with_rfc9106_low_memory_parameters."""
+    from argon2 import PasswordHasher
+
+    from reluth.auth import service as auth
+
+    saved = auth._HASHER
+    auth._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    auth._dummy_hash.cache_clear()
+    yield
+    auth._HASHER = saved
+    auth._dummy_hash.cache_clear()
+
+
 EXAMPLES = REPO / "examples"
 SHARED = REPO.parent / "shared"
 

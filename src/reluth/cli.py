@@ -26,7 +26,8 @@ app = typer.Typer(
 _DOMAIN_MODULES = (
     "reluth.protocol.cli",
     "reluth.demo",
-    "reluth.db.cli",
+    "reluth.auth.cli",
+    "reluth.core.cli",
     "reluth.patients.cli",
     "reluth.randomization.cli",
     "reluth.response.cli",

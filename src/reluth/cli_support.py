@@ -1,24 +1,39 @@
-"""What every command shares: reading input files, printing JSON or tables, and turning
-named errors into one clear message and an exit code (never a traceback)."""
+"""What every command shares: reading input files, printing JSON or tables, turning named
+errors into one clear message and an exit code (never a traceback), and the authenticated actor
+of a command that reads or writes the trial database.
+
+A command that touches the trial database obtains its actor from ``RELUTH_TOKEN`` (an API token
+or a CLI login token) or from the login that ``reluth login`` stored for that database, and
+refuses without one (exit 4). Nobody is taken at their word: there is no ``--as``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import enum
 import functools
 import json
 import sys
 from collections.abc import Callable
-from decimal import Decimal
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reluth.errors import ReluthError, ValidationError
+from reluth.errors import PermissionDenied, ReluthError, ValidationError
+from reluth.values import parse_date, to_jsonable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy import Engine
+
+    from reluth.auth.actor import Actor
+    from reluth.core.context import Ctx
+    from reluth.core.trial import Trial
+
+__all__ = ["parse_date", "to_jsonable"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,27 +60,6 @@ def load_json(path: Path, what: str = "input file") -> Any:
         ) from None
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, pydantic models, dates, Decimals and enums as plain JSON values."""
-    if hasattr(obj, "model_dump"):
-        return to_jsonable(obj.model_dump())
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, Decimal):
-        return int(obj) if obj == obj.to_integral_value() and abs(obj) < 2**53 else float(obj)
-    if isinstance(obj, dt.datetime | dt.date | dt.time):
-        return obj.isoformat()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
 
@@ -84,13 +78,6 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def parse_date(text: str, field: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise ValidationError(field, f"not a date: {text!r}", "YYYY-MM-DD") from None
-
-
 def progress_bar(transient: bool = True, disable: bool = False) -> Progress:
     """The progress display of long commands: description, bar, n/total, elapsed time."""
     return Progress(
@@ -102,3 +89,167 @@ def progress_bar(transient: bool = True, disable: bool = False) -> Progress:
         transient=transient,
         disable=disable,
     )
+
+
+# ------------------------------------------------------------------- authenticated commands
+
+NOT_LOGGED_IN = "not logged in: run `reluth login USERNAME` (or set RELUTH_TOKEN to an API token)"
+
+
+class NotLoggedIn(PermissionDenied):
+    def __init__(self, detail: str = NOT_LOGGED_IN) -> None:
+        super().__init__(detail)
+
+
+def config_dir() -> Path:
+    """Where ``reluth login`` keeps its tokens: ``$RELUTH_CONFIG_DIR``, else
+    ``$XDG_CONFIG_HOME/reluth``, else ``~/.config/reluth``."""
+    import os
+
+    explicit = os.environ.get("RELUTH_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "reluth"
+
+
+def _login_key(database_url: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(database_url.encode("utf-8")).hexdigest()[:24]
+
+
+def _logins_file() -> Path:
+    return config_dir() / "logins.json"
+
+
+def _read_logins() -> dict[str, Any]:
+    path = _logins_file()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_logins(data: dict[str, Any]) -> None:
+    """Write the logins file readable by its owner only (0600, in a 0700 directory)."""
+    import os
+
+    directory = config_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = _logins_file()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def store_login(database_url: str, username: str, token: str) -> Path:
+    from sqlalchemy.engine import make_url
+
+    data = _read_logins()
+    data[_login_key(database_url)] = {
+        "database": make_url(database_url).render_as_string(hide_password=True),
+        "username": username,
+        "token": token,
+    }
+    _write_logins(data)
+    return _logins_file()
+
+
+def forget_login(database_url: str) -> bool:
+    data = _read_logins()
+    if data.pop(_login_key(database_url), None) is None:
+        return False
+    _write_logins(data)
+    return True
+
+
+def stored_token(database_url: str) -> str | None:
+    entry = _read_logins().get(_login_key(database_url))
+    token = entry.get("token") if isinstance(entry, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def database_url(explicit: str | None = None) -> str:
+    from reluth.config import get_settings
+
+    return explicit or get_settings().database_url
+
+
+def open_engine(explicit_url: str | None = None) -> Engine:
+    """An engine on the configured trial database (refused if it has no schema yet)."""
+    from reluth.db.engine import make_engine
+
+    return make_engine(database_url(explicit_url))
+
+
+def command_trial() -> Trial:
+    from reluth.core.trial import Trial
+
+    return Trial.default()
+
+
+def token_from_environment(url: str) -> str | None:
+    import os
+
+    return os.environ.get("RELUTH_TOKEN") or stored_token(url)
+
+
+def resolve_cli_actor(engine: Engine, url: str, allow_bootstrap: bool = False) -> Actor:
+    """The actor of this command: from ``RELUTH_TOKEN`` or the stored login; on a database
+    with no account yet and ``allow_bootstrap``, the operator (first admin only)."""
+    import getpass
+
+    from reluth.auth import service as auth
+    from reluth.core.trial import utc_now
+    from reluth.db.session import read_session
+
+    token = token_from_environment(url)
+    with read_session(engine) as session:
+        try:
+            any_account = auth.has_accounts(session)
+        except Exception as exc:  # no schema yet: only `reluth db init` helps
+            raise NotLoggedIn(
+                f"the database has no reluth schema ({type(exc).__name__}): run `reluth db init`"
+            ) from None
+        if not any_account and allow_bootstrap:
+            return auth.bootstrap_actor(session, getpass.getuser())
+        if token is None:
+            raise NotLoggedIn()
+        actor = auth.actor_for_token(session, token, utc_now())
+    if actor is None:
+        raise NotLoggedIn(
+            "your login or token is not valid (expired, revoked or unknown): "
+            "run `reluth login USERNAME` again"
+        )
+    return actor
+
+
+@contextmanager
+def cli_context(
+    write: bool = False,
+    reason: str | None = None,
+    allow_bootstrap: bool = False,
+    url: str | None = None,
+) -> Iterator[Ctx]:
+    """The service context of one command: the authenticated actor, a unit of work (``write``)
+    or a read-only session, and the trial."""
+    from reluth.core.context import reading, writing
+
+    db_url = database_url(url)
+    engine = open_engine(db_url)
+    try:
+        actor = resolve_cli_actor(engine, db_url, allow_bootstrap)
+        trial = command_trial()
+        if write:
+            with writing(engine, actor, trial, reason=reason) as ctx:
+                yield ctx
+        else:
+            with reading(engine, actor, trial) as ctx:
+                yield ctx
+    finally:
+        engine.dispose()

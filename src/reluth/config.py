@@ -15,6 +15,21 @@ class Settings:
     data_dir: Path
     production: bool
     secret_key: str | None
+    image_store: Path = DEFAULT_DATA_DIR / "image-store"
+    calibrations: Path | None = None  # the centres' camera calibrations (YAML)
+    #: another protocol file than the shipped ``reluth.yaml`` (an amendment, a test copy)
+    protocol_file: Path | None = None
+    #: the audit chain's HMAC key itself (``RELUTH_AUDIT_KEY``), else read from a file
+    audit_key: str | None = None
+    audit_key_file: Path | None = None
+    #: the key that encrypts the allocation list (``RELUTH_ALLOCATION_KEY``), else a file
+    allocation_key: str | None = None
+    allocation_key_file: Path | None = None
+    #: where signed audit checkpoints are written, and the Ed25519 key that signs them
+    checkpoint_dir: Path | None = None
+    checkpoint_key_file: Path | None = None
+    #: the checkpoint signer's public key as the verifier trusts it (PEM file)
+    checkpoint_public_key: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -22,12 +37,44 @@ class Settings:
         data_dir = Path(env.get("RELUTH_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("RELUTH_DATABASE_URL") or f"sqlite:///{data_dir / 'reluth.db'}"
         production = env.get("RELUTH_ENV", "development").lower() == "production"
+
+        def path(name: str) -> Path | None:
+            return Path(env[name]) if env.get(name) else None
+
         return cls(
             database_url=url,
             data_dir=data_dir,
             production=production,
             secret_key=env.get("RELUTH_SECRET_KEY"),
+            image_store=Path(env.get("RELUTH_IMAGE_STORE", str(data_dir / "image-store"))),
+            calibrations=path("RELUTH_CALIBRATIONS"),
+            audit_key=env.get("RELUTH_AUDIT_KEY") or None,
+            audit_key_file=path("RELUTH_AUDIT_KEY_FILE"),
+            allocation_key=env.get("RELUTH_ALLOCATION_KEY") or None,
+            allocation_key_file=path("RELUTH_ALLOCATION_KEY_FILE"),
+            checkpoint_dir=path("RELUTH_CHECKPOINT_DIR"),
+            checkpoint_key_file=path("RELUTH_CHECKPOINT_KEY_FILE"),
+            checkpoint_public_key=path("RELUTH_CHECKPOINT_PUBLIC_KEY"),
+            protocol_file=path("RELUTH_PROTOCOL"),
         )
+
+    # Paths of the keys and checkpoints: the configured one, else in the data directory.
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit.key"
+
+    @property
+    def allocation_key_path(self) -> Path:
+        return self.allocation_key_file or self.data_dir / "allocation.key"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
+
+    @property
+    def checkpoint_key_path(self) -> Path:
+        return self.checkpoint_key_file or self.data_dir / "checkpoint-signing.key"
 
 
 def get_settings() -> Settings:

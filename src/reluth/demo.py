@@ -4,7 +4,6 @@ dosimetry study, and the full analysis plan with its report and exports."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
+from reluth import sealing
 from reluth.cli_support import console, handle_errors, progress_bar
 from reluth.config import get_settings
 from reluth.errors import Conflict, PermissionDenied
@@ -28,24 +28,60 @@ def _fresh_sqlite(out: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _create_accounts(session: Any, accounts: list[Any]) -> None:
-    from reluth.auth.service import create_user
+#: What the demo keeps outside its database, in its output folder (a real trial keeps them apart
+#: from the database server and its backups: see docs/store.md).
+AUDIT_KEY, ALLOCATION_KEY, SIGNING_KEY, CHECKPOINTS = (
+    "audit.key",
+    "allocation.key",
+    "checkpoint-signing.key",
+    "checkpoints",
+)
 
-    for a in accounts:
-        create_user(session, a.username, a.role.value, a.password, a.centres)
+
+def _fresh_keys(out: Path) -> Any:
+    """New keys for the new demo database and an empty checkpoint directory: the demo's
+    settings (the allocation key of its randomization service, its checkpoint signer)."""
+    from dataclasses import replace
+
+    from reluth.db import checkpoint
+    from reluth.keyfiles import create_secret_file
+
+    for name in (AUDIT_KEY, ALLOCATION_KEY, SIGNING_KEY, SIGNING_KEY.replace(".key", ".pub")):
+        (out / name).unlink(missing_ok=True)
+    for old in (out / CHECKPOINTS).glob("checkpoint-*.json"):
+        old.chmod(0o600)
+        old.unlink()
+    (out / CHECKPOINTS / checkpoint.PUBLIC_KEY_NAME).unlink(missing_ok=True)
+    create_secret_file(out / AUDIT_KEY)
+    create_secret_file(out / ALLOCATION_KEY)
+    checkpoint.create_signing_key(out / SIGNING_KEY)
+    return replace(
+        get_settings(),
+        audit_key=None,
+        audit_key_file=out / AUDIT_KEY,
+        allocation_key=None,
+        allocation_key_file=out / ALLOCATION_KEY,
+        checkpoint_dir=out / CHECKPOINTS,
+        checkpoint_key_file=out / SIGNING_KEY,
+        checkpoint_public_key=out / SIGNING_KEY.replace(".key", ".pub"),
+    )
 
 
 def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None) -> dict[str, Any]:
     """Build the synthetic trial database, run the dosimetry study and the analysis plan."""
-    from reluth.analysis.datasets import from_database
+    from reluth.analysis import service as analysis
     from reluth.analysis.report import build_report
-    from reluth.db import audit
+    from reluth.core import integrity
+    from reluth.core.context import reading
+    from reluth.core.trial import Trial
+    from reluth.db import auditkey
     from reluth.db.engine import make_engine
     from reluth.db.migrate import upgrade
     from reluth.patients.models import Patient
+    from reluth.protocol.definition import load_protocol
     from reluth.simulation.cohort import CohortConfig, generate_cohort
     from reluth.simulation.dosimetry_study import run_study, store_results
-    from reluth.simulation.replay import Replayer, demo_accounts, events
+    from reluth.simulation.replay import PHYSICIST, STATISTICIAN, Replayer, demo_accounts, events
 
     if get_settings().production:
         raise PermissionDenied(
@@ -55,23 +91,21 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     out.mkdir(parents=True, exist_ok=True)
     url = db or _fresh_sqlite(out)
     engine = make_engine(url)
+    settings = _fresh_keys(out)
+    auditkey.bind(engine, auditkey.read_key_file(settings.audit_key_path))
     upgrade(engine)
     with engine.connect() as conn:
         if conn.execute(select(func.count()).select_from(Patient.__table__)).scalar_one():
             raise Conflict(
                 f"{url} already holds patients; the demo only writes into an empty database"
             )
-    config = (
-        CohortConfig(seed=seed)
-        if n_included is None
-        else CohortConfig(seed=seed, n_included=n_included)
-    )
-    cohort = generate_cohort(config)
-    replayer = Replayer(engine, cohort, seed)
+    trial = Trial(load_protocol(settings.protocol_file), settings=settings)
+    cohort = generate_cohort(CohortConfig(trial.protocol, seed=seed, n_included=n_included))
+    replayer = Replayer(engine, cohort, seed, trial)
     timeline = events(cohort)
     with progress_bar(transient=False) as progress:
         task = progress.add_task("Set-up: centres, accounts, allocation list", total=1)
-        replayer.setup(_create_accounts)
+        replayer.setup()
         progress.advance(task)
         task = progress.add_task("Trial: screening, randomization, follow-up", total=len(timeline))
         for _day, _order, kind, patient in timeline:
@@ -85,13 +119,23 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     dosimetry_patients = [p for p in cohort.patients if p.dosimetry]
     console.print("Dosimetry study ...")
     dosimetry = run_study(dosimetry_patients, replayer.stats.allocated, out / "dosimetry")
-    stored_at = dt.datetime.combine(cohort.data_cutoff, dt.time(12, 0), tzinfo=dt.UTC)
-    dosimetry |= store_results(engine, dosimetry.pop("per_cycle"), stored_at)
-    console.print("Audit trail verification ...")
-    with engine.connect() as conn:
-        verified = audit.verify(conn)
+    dosimetry |= store_results(
+        engine, dosimetry.pop("per_cycle"), replayer.actor(PHYSICIST), replayer.trial
+    )
+    console.print("Audit trail: final checkpoint and verification ...")
+    integrity.write_checkpoint(engine, settings, "demo: final", replayer.trial.now())
+    with reading(engine, replayer.actor(STATISTICIAN), replayer.trial) as ctx:
+        verified = integrity.verify_store(
+            ctx,
+            auditkey.key_for(engine),
+            settings.checkpoint_path,
+            settings.checkpoint_public_key,
+            True,
+            sealing.configured_key(settings),
+        )
     console.print("Analysis plan ...")
-    ds = from_database(url, cohort.data_cutoff)
+    with reading(engine, replayer.actor(STATISTICIAN), replayer.trial) as ctx:
+        ds = analysis.analysis_datasets(ctx, cohort.data_cutoff)
     report = build_report(ds, out / "report")
     results = json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
     engine.dispose()
@@ -99,11 +143,13 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
         "url": url,
         "stats": replayer.stats,
         "audit": verified,
+        "settings": settings,
         "dosimetry": dosimetry,
         "report": report,
         "results": results,
         "cutoff": cohort.data_cutoff,
         "accounts": demo_accounts(cohort),
+        "example_patient": min(replayer.stats.allocated, default=None),
         "seconds": time.perf_counter() - started,
     }
 
@@ -118,8 +164,14 @@ def _summary(run: dict[str, Any], out: Path) -> None:
     )
     audit = run["audit"]
     console.print(
-        f"Audit trail: {audit.rows_checked} rows, hash chain "
-        + ("[green]intact[/]" if audit.ok else f"[red]broken at row {audit.first_broken_seq}[/]")
+        f"Audit trail: {audit.rows_checked} rows; keyed chain, final signed checkpoint, state "
+        f"of {audit.records_replayed} records and allocation list "
+        + (
+            "[green]verified[/]"
+            if audit.ok
+            else f"[red]NOT verified: {audit.findings[0].message}[/]"
+        ),
+        soft_wrap=True,
     )
     results = run["results"]
     t = Table(
@@ -166,9 +218,16 @@ def _summary(run: dict[str, Any], out: Path) -> None:
     )
     console.print(f"  dosimetry:  {out / 'dosimetry'}")
     console.print(f"  database:   {run['url']}")
-    console.print(
-        f"  web app:    reluth serve --db {run['url']}   then open http://127.0.0.1:8000/"
+    settings = run["settings"]
+    keys = (
+        f"RELUTH_AUDIT_KEY_FILE={settings.audit_key_path} "
+        f"RELUTH_ALLOCATION_KEY_FILE={settings.allocation_key_path}"
     )
+    for label, line in (
+        ("keys", f"{keys}   (outside the database: set them to write or serve)"),
+        ("web app", f"{keys} reluth serve --db {run['url']}   then open http://127.0.0.1:8000/"),
+    ):
+        console.print(f"  {label + ':':<11} {line}", soft_wrap=True)
     t = Table("username", "role", "password", title="Demo accounts (development only)")
     shown = set()
     for a in run["accounts"]:
@@ -181,6 +240,21 @@ def _summary(run: dict[str, Any], out: Path) -> None:
         "  (one investigator and one research nurse per centre: investigator-c01 ... nurse-c22;"
         " password reluth-demo-<username>)"
     )
+    stat = next((a for a in run["accounts"] if a.role.value == "statistician"), None)
+    if stat is not None:
+        console.print(
+            "\n[bold]On the command line[/] (every command on the database needs a login)"
+        )
+        console.print(
+            f"  export RELUTH_DATABASE_URL={run['url']} {keys}\n"
+            f"  printf '%s' '{stat.password}' | reluth login {stat.username} --password-stdin\n"
+            "  reluth whoami ; reluth randomization report ; "
+            f"reluth audit show {run['example_patient'] or 'C01-0001'}\n"
+            f"  reluth audit verify --key-file {settings.audit_key_path} "
+            f"--checkpoints {settings.checkpoint_path}\n"
+            "  reluth logout",
+            soft_wrap=True,
+        )
 
 
 @handle_errors

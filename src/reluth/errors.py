@@ -80,3 +80,11 @@ class PreconditionFailed(ReluthError):
         super().__init__(message)
         if field is not None:
             self.field = field
+
+
+class NotConfigured(ReluthError):
+    """Something the installation must provide is missing (a key file, a directory): names the
+    setting and how to provide it."""
+
+    exit_code = 8
+    http_status = 503

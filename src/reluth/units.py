@@ -81,6 +81,45 @@ _TABLE: dict[str, tuple[str, dict[str, Decimal]]] = {
 }
 
 
+#: Physically plausible results and reference limits, canonical units (inclusive): a value
+#: outside is a typing or unit error, refused at the boundary naming the field, before any
+#: engine computes with it (a creatinine of 1e-30 µmol/L would give an eGFR beyond any number).
+#: Wide on purpose: they bound what a human body and a laboratory report can hold, not what is
+#: normal (e.g. platelets up to 5 000 x 10^9/L, creatinine 5 to 5 000 µmol/L).
+PLAUSIBLE: dict[str, dict[str, tuple[Decimal, Decimal]]] = {
+    "hemoglobin": {"value": (Decimal("0.5"), Decimal(30)), "limit": (Decimal(1), Decimal(30))},
+    "platelets": {"value": (Decimal(0), Decimal(5000)), "limit": (Decimal(1), Decimal(5000))},
+    "neutrophils": {"value": (Decimal(0), Decimal(1000)), "limit": (Decimal("0.1"), Decimal(100))},
+    "wbc": {"value": (Decimal(0), Decimal(1000)), "limit": (Decimal("0.1"), Decimal(100))},
+    "lymphocytes": {"value": (Decimal(0), Decimal(1000)), "limit": (Decimal("0.1"), Decimal(100))},
+    "creatinine": {"value": (Decimal(5), Decimal(5000)), "limit": (Decimal(5), Decimal(1000))},
+    "bilirubin": {"value": (Decimal(0), Decimal(2000)), "limit": (Decimal("0.5"), Decimal(200))},
+    "alt": {"value": (Decimal(0), Decimal(100000)), "limit": (Decimal(1), Decimal(1000))},
+    "ast": {"value": (Decimal(0), Decimal(100000)), "limit": (Decimal(1), Decimal(1000))},
+    "alp": {"value": (Decimal(0), Decimal(100000)), "limit": (Decimal(1), Decimal(3000))},
+    "egfr": {"value": (Decimal(1), Decimal(300)), "limit": (Decimal(1), Decimal(300))},
+}
+
+
+def check_plausible(analyte: str, canonical: Decimal, field: str, kind: str = "value") -> Decimal:
+    """``canonical`` (in the analyte's canonical unit) within :data:`PLAUSIBLE` for a result
+    (``kind="value"``) or a reference limit or baseline (``"limit"``); refused naming ``field``."""
+    bounds = PLAUSIBLE.get(analyte, {}).get(kind)
+    if bounds is None:
+        return canonical
+    low, high = bounds
+    if not low <= canonical <= high:
+        unit = canonical_unit(analyte)
+        shown = canonical if abs(canonical.adjusted()) < 12 else f"{canonical:.3E}"
+        raise ValidationError(
+            field,
+            f"{shown} {unit} is not a plausible {analyte} "
+            + ("result" if kind == "value" else "reference limit"),
+            f"{low} to {high} {unit} (check the value and its unit)",
+        )
+    return canonical
+
+
 def analytes() -> list[str]:
     return sorted(_TABLE)
 
@@ -127,6 +166,11 @@ def to_decimal(value: object, field: str) -> Decimal:
         ) from None
     if not d.is_finite():
         raise ValidationError(field, f"expected a finite number, got {value!r}", "a decimal number")
+    if d != 0 and not -12 <= d.adjusted() <= 12:
+        shown = str(value)[:24]
+        raise ValidationError(
+            field, f"{shown} is out of any measurable range", "a number between 1e-12 and 1e12"
+        )
     return d
 
 
@@ -159,7 +203,7 @@ def to_canonical(analyte: str, value: object, unit: object, field: str) -> Decim
     number = to_decimal(value, f"{field}.value")
     if number < 0:
         raise ValidationError(f"{field}.value", f"negative value {value}", "a value >= 0")
-    return number * normalised[key]
+    return check_plausible(analyte, number * normalised[key], f"{field}.value")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ from playwright.sync_api import expect
 
 from conftest import LiveServer
 from reluth.auth import service as auth
-from reluth.auth.models import Centre
-from reluth.db.session import Actor, unit_of_work
+from reluth.auth.actor import Actor, AuthMethod
+from reluth.core.context import writing
+from reluth.db.session import read_session
 from reluth.randomization import service as randomization
+from reluth.sites import service as sites
 from reluth.web.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -26,32 +29,62 @@ ARM_WORDS = re.compile(
     re.I,
 )
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "patients" / "eligible.json"
+#: The site's clock stands still just after the example patient's screening (2025-03-03), so
+#: that the example's dates are in the trial's order and the time-bound criteria hold.
+NOW = dt.datetime(2025, 3, 12, 9, 0, tzinfo=dt.UTC)
+
+
+def _actor(app: Any, username: str) -> Actor:
+    with read_session(app.state.engine) as db:
+        return auth.actor_for(auth.get_user(db, username), AuthMethod.PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     saved = auth._HASHER
     auth._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    app = create_app(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}")
-    with app.state.sessionmaker() as db:
-        db.add_all([Centre(code="C01", name="Centre One"), Centre(code="C02", name="Centre Two")])
-        db.flush()
-        auth.create_user(db, "inv1", "investigator", PASSWORD, ["C01"])
-        auth.create_user(db, "rev", "central_reviewer", PASSWORD)
-        auth.create_user(db, "admin", "admin", PASSWORD)
-        auth.create_user(db, "stat", "statistician", PASSWORD)
-        db.commit()
-    stat = Actor("stat", "statistician")
-    with unit_of_work(app.state.engine, actor=stat) as uow:
-        randomization.configure(uow.session, stat, "blocks")
-    with unit_of_work(app.state.engine, actor=stat) as uow:
-        randomization.generate_list(uow.session, stat, "e2e-secret-seed-0123456789", 8)
+    app = create_app(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}", clock=lambda: NOW)
+    engine, trial = app.state.engine, app.state.trial
+    with read_session(engine) as db:
+        operator = auth.bootstrap_actor(db, "e2e")
+    with writing(engine, operator, trial) as ctx:
+        auth.create_user(ctx, "admin", "admin", PASSWORD)
+    with writing(engine, _actor(app, "admin"), trial) as ctx:
+        sites.add_centre(ctx, "C01", "Centre One")
+        sites.add_centre(ctx, "C02", "Centre Two")
+    with writing(engine, _actor(app, "admin"), trial) as ctx:
+        auth.create_user(ctx, "inv1", "investigator", PASSWORD, ["C01"])
+        auth.create_user(ctx, "rev", "central_reviewer", PASSWORD)
+        auth.create_user(ctx, "stat", "statistician", PASSWORD)
+        auth.create_user(ctx, "phys", "medical_physicist", PASSWORD)
+    with writing(engine, _actor(app, "stat"), trial) as ctx:
+        randomization.configure(ctx, "blocks")
+        randomization.generate_list(ctx, "e2e-secret-seed-0123456789", 8)
     try:
         with LiveServer(app) as live:
             yield live
     finally:
         auth._HASHER = saved
         app.state.engine.dispose()
+
+
+def _ready_patient(app: Any, code: str) -> str:
+    """Registered, screened, included, cycles 1-2 given and assessed (through the services)."""
+    from decimal import Decimal
+
+    from reluth.patients import service as patients
+    from reluth.treatment import service as treatment
+
+    data = json.loads(EXAMPLE.read_text())
+    data["patient_id"] = code
+    with writing(app.state.engine, _actor(app, "inv1"), app.state.trial) as ctx:
+        patients.register_patient(ctx, "C01", code)
+        assert patients.screen_patient(ctx, data).status == "eligible"
+        patients.include_patient(ctx, code, dt.date(2024, 10, 28), dt.date(2025, 3, 4))
+        for n, day in ((1, dt.date(2025, 3, 5)), (2, dt.date(2025, 3, 6))):
+            treatment.record_cycle(ctx, code, n, day, Decimal("7.4"), f"L{n}")
+        patients.record_pre_randomization(ctx, code, dt.date(2025, 3, 10), False, "SD")
+    return code
 
 
 def login(browser: Any, server: LiveServer, username: str) -> Any:
@@ -97,19 +130,36 @@ def test_admin_creates_a_user_and_sees_errors_next_to_the_form(
     browser: Any, server: LiveServer, screenshots: Path
 ) -> None:
     page = login(browser, server, "admin")
-    page.get_by_label("Username").fill("nurse9")
-    page.get_by_label("Role").select_option("research_nurse")
-    page.get_by_label("Initial password (at least 12 characters)").fill(PASSWORD)
-    page.get_by_role("button", name="Add user").click()
+    add = page.locator('form[action="/admin/users"]')
+    add.get_by_label("Username").fill("nurse9")
+    add.get_by_label("Role").select_option("research_nurse")
+    add.get_by_label("Initial password").fill(PASSWORD)
+    add.get_by_role("button", name="Add user").click()
     page.wait_for_load_state("networkidle")
     assert "needs at least one centre" in page.get_by_role("alert").inner_text()
-    assert page.get_by_label("Username").input_value() == "nurse9"
-    page.get_by_label(re.compile("C02")).check()
-    page.get_by_label("Initial password (at least 12 characters)").fill(PASSWORD)
-    page.get_by_role("button", name="Add user").click()
+    add = page.locator('form[action="/admin/users"]')
+    assert add.get_by_label("Username").input_value() == "nurse9"
+    add.get_by_label(re.compile("C02")).check()
+    add.get_by_label("Initial password").fill(PASSWORD)
+    add.get_by_role("button", name="Add user").click()
     page.wait_for_load_state("networkidle")
     assert page.get_by_role("cell", name="nurse9").is_visible()
     page.screenshot(path=str(screenshots / "users.png"), full_page=True)
+
+    # deactivating an account needs a reason, typed in the row's change form
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="nurse9", exact=True))
+    row.locator("summary").click()
+    deactivate = row.locator('form[action="/admin/users/nurse9/deactivate"]')
+    deactivate.get_by_label("Reason").fill("left the trial")
+    deactivate.get_by_role("button", name="Deactivate").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_role("status")).to_have_text("User nurse9: deactivated.")
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="nurse9", exact=True))
+    expect(row.get_by_role("cell", name="no", exact=True)).to_be_visible()
+
+    page.get_by_role("link", name="Access review (unblinded roles)").click()
+    review = page.get_by_test_id("access-review")
+    expect(review.get_by_role("row").filter(has_text="stat")).to_contain_text("account created")
     page.close()
 
 
@@ -282,13 +332,7 @@ def test_physicist_stores_dosimetry_and_statistician_downloads_the_datasets(
     cycle and the cumulative kidney dose; the statistician downloads the analysis datasets."""
     import zipfile
 
-    from tests.store.storekit import ready_patients
-
-    engine = server.app.state.engine
-    code = ready_patients(engine, 1, centres=("C01",), start=700)[0]  # cycles 1-2 given
-    with server.app.state.sessionmaker() as db:
-        auth.create_user(db, "phys", "medical_physicist", PASSWORD)
-        db.commit()
+    code = _ready_patient(server.app, "C01-0701")  # cycles 1-2 given
     records = [
         {"region": "kidneys", "quantity": "absorbed_dose", "value": 2.25, "sd": 0.25,
          "unit": "Gy", "method": "S-value"},
@@ -324,4 +368,23 @@ def test_physicist_stores_dosimetry_and_statistician_downloads_the_datasets(
     names = zipfile.ZipFile(saved).namelist()
     for dataset in ("adsl", "adrs", "adtte", "adae", "adqs"):
         assert any(dataset in n.lower() and n.endswith(".csv") for n in names), names
+    page.close()
+
+
+def test_api_docs_render_offline_under_the_csp(
+    browser: Any, server: LiveServer, screenshots: Path
+) -> None:
+    """Swagger UI renders the API from the package: every request stays on the app's origin
+    and the browser reports no Content-Security-Policy violation."""
+    page = login(browser, server, "inv1")
+    problems: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{server.url}/api/v1/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() >= 30
+    foreign = [u for u in requests if not u.startswith((server.url, "data:"))]
+    assert foreign == [] and problems == [], (foreign, problems)
+    page.screenshot(path=str(screenshots / "api-docs.png"))
     page.close()

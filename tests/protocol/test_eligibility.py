@@ -8,19 +8,22 @@ from typing import Any
 import pytest
 
 from reluth.errors import ValidationError, ValidationErrors
+from reluth.protocol.definition import load_protocol
 from reluth.protocol.eligibility import (
-    CRITERIA,
     CriterionResult,
     EligibilityResult,
     check_eligibility,
+    criteria,
 )
 from reluth.protocol.patient import parse_patient
+
+PROTOCOL = load_protocol()
 
 Make = Callable[..., dict[str, Any]]
 
 
 def run(data: dict[str, Any], stage: str = "randomization") -> EligibilityResult:
-    return check_eligibility(parse_patient(data), stage=stage)  # type: ignore[arg-type]
+    return check_eligibility(parse_patient(data), PROTOCOL, stage=stage)  # type: ignore[arg-type]
 
 
 def crit(data: dict[str, Any], cid: str) -> CriterionResult:
@@ -31,7 +34,7 @@ def crit(data: dict[str, Any], cid: str) -> CriterionResult:
 def test_example_is_eligible_with_every_criterion_decided(base_patient: dict[str, Any]) -> None:
     result = run(base_patient)
     assert result.status == "eligible"
-    assert {c.id for c in result.criteria} == {c.id for c in CRITERIA}
+    assert {c.id for c in result.criteria} == {c.id for c in criteria(PROTOCOL)}
     assert all(c.passes is True for c in result.criteria)
     assert result.protocol_version == "RELUTH v1.0"
 

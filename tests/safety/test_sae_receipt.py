@@ -9,18 +9,21 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, select
+from tests.store.storekit import INVESTIGATOR, add_account, at, ready_patients, work
 
+from reluth.auth.roles import Role
 from reluth.db.audit import AuditLog
 from reluth.db.base import as_utc
-from reluth.db.session import Actor, unit_of_work
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.patients import service as patients
+from reluth.protocol.definition import load_protocol
 from reluth.safety import records, sae
 from reluth.safety.service import sae_clock
 from reluth.web.app import prepare_database
 
-SITE = Actor("inv1", "investigator")
-PV = Actor("pv", "pharmacovigilance")
+SITE = INVESTIGATOR
+PV = "pv"
+PROTOCOL = load_protocol()
 AWARE = dt.date(2025, 3, 10)
 # End of the awareness day at the site (Europe/Paris, UTC+1 in March) + 24 h.
 DUE = dt.datetime(2025, 3, 11, 23, 0, tzinfo=dt.UTC)
@@ -29,16 +32,21 @@ DUE = dt.datetime(2025, 3, 11, 23, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     eng = prepare_database(db_url)
-    with unit_of_work(eng, actor=Actor("admin", "admin")) as uow:
-        patients.add_centre(uow.session, "C01", "One")
+    ready_patients(eng, 0, centres=("C01",))
+    add_account(eng, PV, Role.PHARMACOVIGILANCE)
     yield eng
     eng.dispose()
 
 
+_made = [0]
+
+
 def _ae(engine: Engine, serious: bool, awareness: dt.date | None = AWARE) -> tuple[int, int]:
-    """A registered patient with one adverse event; returns (patient id, event id)."""
-    with unit_of_work(engine, actor=SITE) as uow:
-        p = patients.register_patient(uow.session, "C01", today=dt.date(2025, 3, 1))
+    """An included patient with one adverse event; returns (patient id, event id)."""
+    _made[0] += 1
+    (code,) = ready_patients(engine, 1, centres=("C01",), start=_made[0] * 10)
+    with work(engine, SITE, today=dt.date(2025, 3, 11)) as ctx:
+        p = patients.find_patient(ctx.session, code)
         data = {
             "patient_id": p.patient_code,
             "term": "Platelet count decreased",
@@ -50,19 +58,24 @@ def _ae(engine: Engine, serious: bool, awareness: dt.date | None = AWARE) -> tup
         }
         if awareness is not None:
             data["awareness_date"] = awareness.isoformat()
-        row = records.record_adverse_event(uow.session, data, today=dt.date(2025, 3, 11))
+        row = records.record_adverse_event(ctx, data)
         return p.id, row.id
 
 
 def test_clock_stops_at_receipt_on_both_sides_of_the_due_time() -> None:
-    on_time = sae_clock(AWARE, DUE + dt.timedelta(days=5), received_at=DUE)
+    on_time = sae_clock(AWARE, DUE + dt.timedelta(days=5), received_at=DUE, protocol=PROTOCOL)
     assert on_time.late is False and on_time.hours_left == Decimal("0.0")
-    late = sae_clock(AWARE, DUE, received_at=DUE + dt.timedelta(seconds=1))
+    late = sae_clock(AWARE, DUE, received_at=DUE + dt.timedelta(seconds=1), protocol=PROTOCOL)
     assert late.late is True
-    early = sae_clock(AWARE, DUE + dt.timedelta(days=5), received_at=DUE - dt.timedelta(hours=6))
+    early = sae_clock(
+        AWARE,
+        DUE + dt.timedelta(days=5),
+        received_at=DUE - dt.timedelta(hours=6),
+        protocol=PROTOCOL,
+    )
     assert early.late is False and early.hours_left == Decimal("6.0")
     # Without a receipt the clock keeps running against "now".
-    assert sae_clock(AWARE, DUE + dt.timedelta(days=5)).late is True
+    assert sae_clock(AWARE, DUE + dt.timedelta(days=5), protocol=PROTOCOL).late is True
 
 
 @pytest.mark.parametrize(
@@ -81,23 +94,26 @@ def test_clock_stops_at_receipt_on_both_sides_of_the_due_time() -> None:
 def test_clock_starts_at_the_site_time_of_awareness(
     day: dt.date, at: dt.time | None, due_utc: dt.datetime
 ) -> None:
-    assert sae_clock(day, due_utc, awareness_time=at).due_by == due_utc
-    assert sae_clock(day, due_utc, awareness_time=at).late is False
-    assert sae_clock(day, due_utc + dt.timedelta(seconds=1), awareness_time=at).late is True
+    assert sae_clock(day, due_utc, awareness_time=at, protocol=PROTOCOL).due_by == due_utc
+    assert sae_clock(day, due_utc, awareness_time=at, protocol=PROTOCOL).late is False
+    assert (
+        sae_clock(day, due_utc + dt.timedelta(seconds=1), awareness_time=at, protocol=PROTOCOL).late
+        is True
+    )
 
 
 def test_receipt_is_stored_once_and_audited(engine: Engine) -> None:
     _pid, ae_id = _ae(engine, serious=True)
-    at = DUE - dt.timedelta(hours=3)
-    with unit_of_work(engine, actor=PV) as uow:
-        row = sae.acknowledge_receipt(uow.session, ae_id, PV.username, at)
+    moment = DUE - dt.timedelta(hours=3)
+    with work(engine, PV, trial=at(moment)) as ctx:
+        row = sae.acknowledge_receipt(ctx, ae_id)
         assert row.received_by == "pv"
-    with unit_of_work(engine, actor=PV) as uow, pytest.raises(Conflict, match="already"):
-        sae.acknowledge_receipt(uow.session, ae_id, PV.username, at)
-    with unit_of_work(engine, actor=PV) as uow:
-        stored = sae.receipts(uow.session, [ae_id])[ae_id]
-        assert as_utc(stored.received_at) == at
-        audit = uow.session.scalars(
+    with work(engine, PV, trial=at(moment)) as ctx, pytest.raises(Conflict, match="already"):
+        sae.acknowledge_receipt(ctx, ae_id)
+    with work(engine, PV) as ctx:
+        stored = sae.receipts(ctx.session, [ae_id])[ae_id]
+        assert as_utc(stored.received_at) == moment
+        audit = ctx.session.scalars(
             select(AuditLog).where(AuditLog.table_name == "sae_receipts")
         ).all()
     assert audit and {(a.username, a.role, a.action) for a in audit} == {
@@ -108,13 +124,13 @@ def test_receipt_is_stored_once_and_audited(engine: Engine) -> None:
 
 def test_only_known_serious_events_can_be_acknowledged(engine: Engine) -> None:
     _pid, ae_id = _ae(engine, serious=False)
-    with unit_of_work(engine, actor=PV) as uow:
+    with work(engine, PV, trial=at(DUE)) as ctx:
         with pytest.raises(PreconditionFailed, match="not serious"):
-            sae.acknowledge_receipt(uow.session, ae_id, PV.username, DUE)
+            sae.acknowledge_receipt(ctx, ae_id)
         with pytest.raises(NotFound):
-            sae.acknowledge_receipt(uow.session, ae_id + 1000, PV.username, DUE)
-    with unit_of_work(engine, actor=PV) as uow:
-        assert sae.receipts(uow.session, [ae_id]) == {}
+            sae.acknowledge_receipt(ctx, ae_id + 1000)
+    with work(engine, PV) as ctx:
+        assert sae.receipts(ctx.session, [ae_id]) == {}
 
 
 def test_waiting_counts_unacknowledged_saes_and_those_past_due(engine: Engine) -> None:
@@ -123,26 +139,29 @@ def test_waiting_counts_unacknowledged_saes_and_those_past_due(engine: Engine) -
     p3, _ae3 = _ae(engine, serious=True, awareness=AWARE + dt.timedelta(days=1))
     p4, _ae4 = _ae(engine, serious=False)
     pids = [p1, p2, p3, p4]
-    with unit_of_work(engine, actor=PV) as uow:
-        before_due = sae.waiting(uow.session, pids, DUE)
-        after_due = sae.waiting(uow.session, pids, DUE + dt.timedelta(seconds=1))
+    proto = load_protocol()
+    with work(engine, PV) as ctx:
+        before_due = sae.waiting(ctx.session, pids, DUE, proto)
+        after_due = sae.waiting(ctx.session, pids, DUE + dt.timedelta(seconds=1), proto)
     assert before_due == sae.Waiting(count=3, past_due=0, no_awareness_date=0)
     assert after_due == sae.Waiting(count=3, past_due=2, no_awareness_date=0)
-    with unit_of_work(engine, actor=PV) as uow:
-        sae.acknowledge_receipt(uow.session, ae1, PV.username, DUE)
-    with unit_of_work(engine, actor=PV) as uow:
+    with work(engine, PV, trial=at(DUE)) as ctx:
+        sae.acknowledge_receipt(ctx, ae1)
+    with work(engine, PV) as ctx:
         # The third SAE falls due exactly now: not yet late.
-        assert sae.waiting(uow.session, pids, DUE + dt.timedelta(days=1)) == sae.Waiting(2, 1, 0)
-        assert sae.waiting(uow.session, [p1], DUE) == sae.Waiting(0, 0, 0)
-        assert sae.waiting(uow.session, [], DUE) == sae.Waiting(0, 0, 0)
+        s = ctx.session
+        assert sae.waiting(s, pids, DUE + dt.timedelta(days=1), proto) == sae.Waiting(2, 1, 0)
+        assert sae.waiting(s, [p1], DUE, proto) == sae.Waiting(0, 0, 0)
+        assert sae.waiting(s, [], DUE, proto) == sae.Waiting(0, 0, 0)
     assert ae2 != ae1
 
 
 def test_awareness_time_is_recorded_corrected_with_a_reason_and_audited(engine: Engine) -> None:
     from reluth.safety.service import edit_adverse_event
 
-    with unit_of_work(engine, actor=SITE) as uow:
-        p = patients.register_patient(uow.session, "C01", today=dt.date(2025, 3, 1))
+    (code,) = ready_patients(engine, 1, centres=("C01",), start=500)
+    with work(engine, SITE, today=dt.date(2025, 3, 11)) as ctx:
+        p = patients.find_patient(ctx.session, code)
         base = {
             "patient_id": p.patient_code,
             "term": "Anemia",
@@ -155,18 +174,16 @@ def test_awareness_time_is_recorded_corrected_with_a_reason_and_audited(engine: 
         }
         with pytest.raises(ValidationError) as err:
             records.record_adverse_event(
-                uow.session, {**base, "awareness_date": None, "serious": False,
-                              "awareness_time": "10:00"}, today=dt.date(2025, 3, 11)
-            )  # fmt: skip
+                ctx, {**base, "awareness_date": None, "serious": False, "awareness_time": "10:00"}
+            )
         assert err.value.field == "adverse_event.awareness_time"
-        row = records.record_adverse_event(
-            uow.session, {**base, "awareness_time": "14:30"}, today=dt.date(2025, 3, 11)
-        )
+        row = records.record_adverse_event(ctx, {**base, "awareness_time": "14:30"})
         code, ae_id = p.patient_code, row.id
-    with unit_of_work(engine, actor=SITE, reason="time read from the source note") as uow:
-        edit_adverse_event(uow.session, code, ae_id, {"awareness_time": "09:15"}, AWARE)
-    with unit_of_work(engine, actor=SITE) as uow:
-        changed = uow.session.scalars(
+    reason = "time read from the source note"
+    with work(engine, SITE, today=AWARE, reason=reason) as ctx:
+        edit_adverse_event(ctx, code, ae_id, {"awareness_time": "09:15"})
+    with work(engine, SITE) as ctx:
+        changed = ctx.session.scalars(
             select(AuditLog).where(
                 AuditLog.table_name == "adverse_events",
                 AuditLog.record_id == str(ae_id),

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifelines import CoxPHFitter
 
+from reluth.protocol.definition import load_protocol
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import PATIENT_ID_PATTERN, parse_patient
 from reluth.response import recist
 from reluth.simulation.cohort import (
-    ARMS,
     CohortConfig,
     SyntheticCohort,
     generate_cohort,
@@ -27,17 +27,22 @@ from reluth.simulation.cohort import (
 )
 from reluth.units import to_canonical
 
+PROTOCOL = load_protocol()
+ARMS = CohortConfig(PROTOCOL).plan.arms
+
 
 @pytest.fixture(scope="module")
 def cohort() -> SyntheticCohort:
-    return generate_cohort(CohortConfig(seed=2021))
+    return generate_cohort(CohortConfig(PROTOCOL, seed=2021))
 
 
 def test_reproducible_by_seed() -> None:
-    config = CohortConfig(seed=7, n_included=25, n_not_included=3, n_dosimetry=5)
+    config = CohortConfig(PROTOCOL, seed=7, n_included=25, n_not_included=3, n_dosimetry=5)
     a, b = generate_cohort(config), generate_cohort(config)
     assert a == b
-    c = generate_cohort(CohortConfig(seed=8, n_included=25, n_not_included=3, n_dosimetry=5))
+    c = generate_cohort(
+        CohortConfig(PROTOCOL, seed=8, n_included=25, n_not_included=3, n_dosimetry=5)
+    )
     assert [p.inclusion_file for p in a.patients] != [p.inclusion_file for p in c.patients]
 
 
@@ -64,19 +69,19 @@ def test_trial_shape(cohort: SyntheticCohort) -> None:
 def test_every_patient_file_gives_the_intended_eligibility(cohort: SyntheticCohort) -> None:
     for p in cohort.patients:
         inclusion = parse_patient(p.inclusion_file, as_of=cohort.data_cutoff)
-        result = check_eligibility(inclusion, stage="inclusion")
+        result = check_eligibility(inclusion, PROTOCOL, stage="inclusion")
         assert result.status == p.intended_inclusion_status, (p.patient_id, result.criteria)
         if p.randomization_file is None:
             assert p.intended_inclusion_status == "not_eligible"
             continue
         gate = parse_patient(p.randomization_file, as_of=cohort.data_cutoff)
-        result = check_eligibility(gate, stage="randomization")
+        result = check_eligibility(gate, PROTOCOL, stage="randomization")
         assert result.status == p.intended_randomization_status, (
             p.patient_id,
             p.screen_failure_reason,
         )
         if p.randomized:
-            assert stratum_code(p) is not None
+            assert stratum_code(p, PROTOCOL) is not None
 
 
 def test_recist_engine_recovers_month6_disease_control(cohort: SyntheticCohort) -> None:
@@ -236,6 +241,7 @@ def test_large_cohort_recovers_dcr_difference_and_hazard_ratio(
     dcr_experimental: float, hazard_ratio: float | None
 ) -> None:
     config = CohortConfig(
+        PROTOCOL,
         seed=99,
         n_included=1300,
         n_not_included=0,
@@ -262,9 +268,9 @@ def test_bad_config() -> None:
     from reluth.errors import ValidationError
 
     with pytest.raises(ValidationError):
-        CohortConfig(dcr_control=1.2)
+        CohortConfig(PROTOCOL, dcr_control=1.2)
     with pytest.raises(ValidationError):
-        CohortConfig(pfs_median_control_months=3)
+        CohortConfig(PROTOCOL, pfs_median_control_months=3)
 
 
 @settings(max_examples=6, deadline=None)
@@ -278,15 +284,19 @@ def test_any_seed_gives_files_and_recist_inputs_that_recover_the_truth(
 ) -> None:
     cohort = generate_cohort(
         CohortConfig(
-            seed=seed, n_included=8, n_not_included=2, n_dosimetry=2, dcr_experimental=p1,
+            PROTOCOL, seed=seed, n_included=8, n_not_included=2, n_dosimetry=2, dcr_experimental=p1,
             pfs_hazard_ratio=hr,
         )
     )  # fmt: skip
     for p in cohort.patients:
-        status = check_eligibility(parse_patient(p.inclusion_file), stage="inclusion").status
+        status = check_eligibility(
+            parse_patient(p.inclusion_file), PROTOCOL, stage="inclusion"
+        ).status
         assert status == p.intended_inclusion_status
         if p.randomization_file is not None:
-            gate = check_eligibility(parse_patient(p.randomization_file), stage="randomization")
+            gate = check_eligibility(
+                parse_patient(p.randomization_file), PROTOCOL, stage="randomization"
+            )
             assert gate.status == p.intended_randomization_status
         for outcome in p.outcomes.values():
             res = recist.evaluate(recist.parse_patient(outcome.recist))

@@ -12,6 +12,8 @@ from sqlalchemy import text
 from reluth.db.engine import make_engine
 from reluth.demo import run_demo
 from reluth.errors import Conflict, PermissionDenied
+from reluth.protocol.definition import load_protocol
+from reluth.response import recist
 from reluth.simulation.cohort import CohortConfig, generate_cohort
 
 
@@ -24,7 +26,7 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  
 
 def test_demo_recovers_each_patients_disease_control(small_demo: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
     out, run = small_demo
-    cohort = generate_cohort(CohortConfig(seed=7, n_included=24))
+    cohort = generate_cohort(CohortConfig(load_protocol(), seed=7, n_included=24))
     stats = run["stats"]
     assert stats.randomized == sum(1 for p in cohort.patients if p.randomization_request_date)
     assert stats.randomized == len(stats.allocated) > 10
@@ -41,11 +43,34 @@ def test_demo_recovers_each_patients_disease_control(small_demo: tuple[Path, dic
         )
 
 
+def test_the_reports_primary_endpoint_is_the_engines_decision_patient_by_patient(
+    small_demo: tuple[Path, dict],  # type: ignore[type-arg]
+) -> None:
+    """The RECIST engine, run here on each patient's measurements (and death), decides the
+    month-6 disease control the report counts: ADSL patient by patient, results.json per arm."""
+    out, run = small_demo
+    cohort = generate_cohort(CohortConfig(load_protocol(), seed=7, n_included=24))
+    by_id = {p.patient_id: p for p in cohort.patients}
+    options = recist.RecistOptions.from_protocol(load_protocol())
+    adsl = pd.read_csv(out / "report" / "datasets" / "adsl.csv", dtype=str).set_index("USUBJID")
+    label = {"experimental": "Lutathera", "control": "Surveillance"}
+    successes = {"Lutathera": 0, "Surveillance": 0}
+    for pid, arm in run["stats"].allocated.items():
+        outcome = by_id[pid].outcomes[arm]
+        engine = recist.evaluate(
+            recist.parse_patient(outcome.recist), options, death_date=outcome.death_date
+        )
+        assert (adsl.loc[pid, "DCR6"] == "Y") is engine.disease_control_month6, pid
+        successes[label[arm]] += engine.disease_control_month6
+    reported = {g["group"]: g["successes"] for g in run["results"]["dcr6_itt"]["groups"]}
+    assert reported == successes
+
+
 def test_demo_screen_failures_are_refused_by_the_randomization_service(
     small_demo: tuple[Path, dict],  # type: ignore[type-arg]
 ) -> None:
     _out, run = small_demo
-    cohort = generate_cohort(CohortConfig(seed=7, n_included=24))
+    cohort = generate_cohort(CohortConfig(load_protocol(), seed=7, n_included=24))
     gate_failures = [
         p
         for p in cohort.patients
@@ -102,3 +127,71 @@ def test_demo_refused_in_production(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("RELUTH_ENV", "production")
     with pytest.raises(PermissionDenied):
         run_demo(tmp_path, seed=7, db=None, n_included=24)
+
+
+def test_the_printed_cli_login_works(
+    small_demo: tuple[Path, dict],  # type: ignore[type-arg]
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The summary tells how to log in on the CLI; doing what it says works, and the same
+    command without the login is refused."""
+    from typer.testing import CliRunner
+
+    from reluth.cli import app
+    from reluth.demo import _summary
+
+    out, run = small_demo
+    _summary(run, out)
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if "reluth login" in x)
+    password = line.split("'")[3]
+    username = line.split("reluth login ")[1].split()[0]
+    assert f"RELUTH_DATABASE_URL={run['url']}" in printed
+    monkeypatch.setenv("RELUTH_DATABASE_URL", run["url"])
+    monkeypatch.setenv("RELUTH_CONFIG_DIR", str(out / "cli-config"))
+    runner = CliRunner()
+    refused = runner.invoke(app, ["randomization", "report"])
+    assert refused.exit_code == 4 and "login" in refused.output
+    login = runner.invoke(app, ["login", username, "--password-stdin"], input=password)
+    assert login.exit_code == 0, login.output
+    whoami = runner.invoke(app, ["whoami"])
+    assert whoami.exit_code == 0 and "statistician" in whoami.output
+    report = runner.invoke(app, ["randomization", "report", "--json"])
+    assert report.exit_code == 0, report.output
+    history = runner.invoke(app, ["audit", "show", run["example_patient"]])
+    assert history.exit_code == 0 and run["example_patient"] in history.output
+
+
+def test_demo_keeps_its_keys_and_a_signed_checkpoint_outside_the_database_and_verifies(
+    small_demo: tuple[Path, dict],  # type: ignore[type-arg]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the demo prints to verify works: its audit key and final checkpoint, as a logged-in
+    statistician, with `reluth audit verify --key-file --checkpoints` (exit 0)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from reluth.cli import app
+
+    out, run = small_demo
+    assert run["audit"].ok and run["audit"].checkpoints_checked == 1, run["audit"].findings
+    assert (out / "audit.key").stat().st_mode & 0o777 == 0o600
+    assert len(list((out / "checkpoints").glob("checkpoint-*.json"))) == 1
+    monkeypatch.setenv("RELUTH_DATABASE_URL", run["url"])
+    monkeypatch.delenv("RELUTH_AUDIT_KEY")
+    monkeypatch.delenv("RELUTH_ALLOCATION_KEY")
+    monkeypatch.setenv("RELUTH_AUDIT_KEY_FILE", str(out / "audit.key"))
+    monkeypatch.setenv("RELUTH_ALLOCATION_KEY_FILE", str(out / "allocation.key"))
+    cli = CliRunner()
+    login = cli.invoke(
+        app, ["login", "statistician", "--password-stdin"], input="reluth-demo-statistician\n"
+    )
+    assert login.exit_code == 0, login.output
+    args = ["audit", "verify", "--key-file", str(out / "audit.key")]
+    args += ["--checkpoints", str(out / "checkpoints"), "--json"]
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ok"] and report["checkpoints_checked"] == 1 and report["not_done"] == []

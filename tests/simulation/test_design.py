@@ -269,10 +269,13 @@ def test_stratified_logrank_property_matches_statsmodels(
 
 
 def test_scheduled_assessments_put_pfs_on_scan_dates() -> None:
+    from reluth.protocol.definition import load_protocol
+    from reluth.simulation.cohort import CohortPlan
     from reluth.simulation.design import assessment_schedule_months
 
-    design = SurvivalDesign(scheduled_assessments=True)
-    scans = assessment_schedule_months(design.accrual_months + design.followup_months)
+    plan = CohortPlan.from_protocol(load_protocol())
+    design = SurvivalDesign(scheduled_assessments=True, schedule=plan)
+    scans = assessment_schedule_months(plan, design.accrual_months + design.followup_months)
     assert scans[:3] * 30.4375 == pytest.approx([56, 112, 168])
     assert scans[3] * 30.4375 == pytest.approx(252)
     cont = simulate_survival_trials(SurvivalDesign(), 200, np.random.default_rng(21))
@@ -284,7 +287,7 @@ def test_scheduled_assessments_put_pfs_on_scan_dates() -> None:
     ev = sched.event
     assert (sched.time_months[ev] >= cont.time_months[ev] - 1e-12).all()
     res = simulate_survival(
-        SurvivalDesign(hazard_ratio=1.0, scheduled_assessments=True),
+        SurvivalDesign(hazard_ratio=1.0, scheduled_assessments=True, schedule=plan),
         6000,
         np.random.default_rng(22),
     )

@@ -46,14 +46,16 @@ def _pg_store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | No
 def _reset_postgres(eng: Engine) -> None:
     # DELETE is much faster than TRUNCATE for a handful of rows (no new relation files).
     with eng.begin() as conn:
-        conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+        for guarded in ("audit_log", "audit_head"):
+            conn.execute(text(f"ALTER TABLE {guarded} DISABLE TRIGGER USER"))
         for table in reversed(load_all_models().sorted_tables):
             conn.execute(text(f'DELETE FROM "{table.name}"'))
-        conn.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
         conn.execute(
             text("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, :h)"),
             {"h": GENESIS_HASH},
         )
+        for guarded in ("audit_log", "audit_head"):
+            conn.execute(text(f"ALTER TABLE {guarded} ENABLE TRIGGER USER"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

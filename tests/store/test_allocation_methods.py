@@ -12,13 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reluth.errors import ValidationError
+from reluth.protocol.definition import load_protocol
 from reluth.randomization.methods import (
-    ARMS,
     KeyedStream,
     list_digest,
     minimize,
     permuted_blocks,
 )
+
+#: The protocol's arm codes (the methods take them from the caller).
+ARMS = load_protocol().arm_codes
 
 
 @settings(max_examples=60, deadline=None)
@@ -30,7 +33,7 @@ from reluth.randomization.methods import (
 def test_blocks_are_complete_balanced_and_bounded(
     seed: bytes, n: int, sizes: tuple[int, ...]
 ) -> None:
-    slots = permuted_blocks(seed, "DCge18-PRrad-GFRge60-ITno", n, sizes)
+    slots = permuted_blocks(seed, "DCge18-PRrad-GFRge60-ITno", n, sizes, arms=ARMS)
     assert len(slots) >= n
     assert [s.position for s in slots] == list(range(1, len(slots) + 1))
     diff = 0
@@ -46,10 +49,10 @@ def test_blocks_are_complete_balanced_and_bounded(
 
 def test_same_seed_same_list_other_seed_or_stratum_other_list() -> None:
     seed = b"a secret seed of the statistician"
-    a = permuted_blocks(seed, "S1", 200)
-    assert a == permuted_blocks(seed, "S1", 200)
-    assert [s.arm for s in a] != [s.arm for s in permuted_blocks(seed, "S2", 200)]
-    assert [s.arm for s in a] != [s.arm for s in permuted_blocks(seed + b"!", "S1", 200)]
+    a = permuted_blocks(seed, "S1", 200, arms=ARMS)
+    assert a == permuted_blocks(seed, "S1", 200, arms=ARMS)
+    assert [s.arm for s in a] != [s.arm for s in permuted_blocks(seed, "S2", 200, arms=ARMS)]
+    assert [s.arm for s in a] != [s.arm for s in permuted_blocks(seed + b"!", "S1", 200, arms=ARMS)]
     assert list_digest("S1", a) != list_digest("S2", a)
     assert {s.block_size for s in a} == {2, 4}  # both sizes are used
 
@@ -63,7 +66,7 @@ def test_keyed_stream_is_uniform() -> None:
 
 def test_odd_block_sizes_are_refused() -> None:
     with pytest.raises(ValidationError, match="block_sizes"):
-        permuted_blocks(b"x" * 16, "S", 10, (3,))
+        permuted_blocks(b"x" * 16, "S", 10, (3,), arms=ARMS)
 
 
 # ---------------------------------------------------------------------------------- minimization
@@ -84,7 +87,7 @@ def _simulate(seed: int, p: Decimal, n: int = 1000, centres: int = 10) -> tuple[
         snapshot = {
             f: dict(counts.get((f, lv), dict.fromkeys(ARMS, 0))) for f, lv in levels.items()
         }
-        d = minimize(levels, snapshot, rng, p)
+        d = minimize(levels, snapshot, rng, p, arms=ARMS)
         if not d.tie:
             decided += 1
             followed += d.arm in d.preferred
@@ -112,16 +115,18 @@ def test_minimization_is_not_deterministic() -> None:
     balanced = {"factor0": dict.fromkeys(ARMS, 3), "factor1": dict.fromkeys(ARMS, 3)}
     tilted = {"factor0": {ARMS[0]: 5, ARMS[1]: 3}, "factor1": dict.fromkeys(ARMS, 3)}
     system = secrets.SystemRandom()
-    seen_tie = Counter(minimize(levels, balanced, system).arm for _ in range(200))
-    seen_tilt = Counter(minimize(levels, tilted, system).arm for _ in range(400))
+    seen_tie = Counter(minimize(levels, balanced, system, arms=ARMS).arm for _ in range(200))
+    seen_tilt = Counter(minimize(levels, tilted, system, arms=ARMS).arm for _ in range(400))
     assert set(seen_tie) == set(ARMS)
     assert set(seen_tilt) == set(ARMS) and seen_tilt[ARMS[1]] > seen_tilt[ARMS[0]]
 
 
 def test_minimization_records_scores_and_p_one_is_deterministic() -> None:
     levels = {"factor0": "a"}
-    d = minimize(levels, {"factor0": {ARMS[0]: 2, ARMS[1]: 0}}, random.Random(0), Decimal(1))
+    d = minimize(
+        levels, {"factor0": {ARMS[0]: 2, ARMS[1]: 0}}, random.Random(0), Decimal(1), arms=ARMS
+    )
     assert d.arm == ARMS[1] and d.scores == {ARMS[0]: 3, ARMS[1]: 1}
     assert d.counts["factor0"] == {"level": "a", ARMS[0]: 2, ARMS[1]: 0}
     with pytest.raises(ValidationError):
-        minimize(levels, {}, random.Random(0), Decimal("0.3"))
+        minimize(levels, {}, random.Random(0), Decimal("0.3"), arms=ARMS)

@@ -7,12 +7,15 @@ import json
 
 import pytest
 from sqlalchemy import Engine, select
-from storekit import STAT
 
+from reluth.auth.actor import Actor
+from reluth.auth.roles import Role
 from reluth.db import audit
 from reluth.db.audit import AuditLog
 from reluth.db.session import read_session, unit_of_work
 from reluth.errors import ValidationError
+
+STAT = Actor("stat1", Role.STATISTICIAN)
 
 
 def _events(engine: Engine) -> list[AuditLog]:

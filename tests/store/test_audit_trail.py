@@ -3,20 +3,27 @@ detected, the audit table append-only at the database."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 
 import pytest
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import DBAPIError
-from storekit import ADMIN, NURSE
 
-from reluth.auth.models import Centre
+from reluth.auth.actor import Actor
+from reluth.auth.roles import Role
 from reluth.db import audit
+from reluth.db.auditkey import key_for
 from reluth.db.engine import make_engine
 from reluth.db.migrate import current_revision, head_revision, upgrade
 from reluth.db.session import read_session, unit_of_work
 from reluth.errors import PermissionDenied, ValidationError
+from reluth.sites.models import Centre
+
+#: Writers of these database-level tests (the unit of work records whoever it is given).
+ADMIN = Actor("admin1", Role.ADMIN)
+NURSE = Actor("nurse1", Role.RESEARCH_NURSE)
 
 
 def _add_centre(engine: Engine, code: str = "C07") -> int:
@@ -196,15 +203,30 @@ def test_tampering_is_detected_at_the_first_broken_row(
 
 
 def test_rehashing_a_tampered_row_is_still_detected_by_the_next_row(engine: Engine) -> None:
+    """Even someone holding the key who re-seals an edited row breaks the link of the next."""
     _five_rows(engine)
     with engine.connect() as conn:
         r = conn.execute(select(*audit._COLUMNS).where(audit.AuditLog.seq == 2)).one()
-    forged = audit.row_hash({**r._mapping, "username": "forger"})
+    forged = audit.row_hash({**r._mapping, "username": "forger"}, key_for(engine))
     _tamper(
         engine, f"UPDATE audit_log SET username = 'forger', row_hash = '{forged}' WHERE seq = 2"
     )
     result = _verify(engine)
     assert (result.ok, result.first_broken_seq) == (False, 3)
+
+
+def test_a_row_rehashed_without_the_key_is_detected_at_that_row(engine: Engine) -> None:
+    """Plain SHA-256 (what anyone can compute) is not the keyed hash: the row itself fails."""
+    _five_rows(engine)
+    with engine.connect() as conn:
+        r = conn.execute(select(*audit._COLUMNS).where(audit.AuditLog.seq == 2)).one()
+    forged = hashlib.sha256(audit.canonical_row({**r._mapping, "username": "forger"})).hexdigest()
+    _tamper(
+        engine, f"UPDATE audit_log SET username = 'forger', row_hash = '{forged}' WHERE seq = 2"
+    )
+    result = _verify(engine)
+    assert (result.ok, result.first_broken_seq) == (False, 2)
+    assert "keyed hash" in (result.problem or "")
 
 
 def test_concurrent_writers_extend_one_linear_chain(engine: Engine) -> None:

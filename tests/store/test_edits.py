@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
-from storekit import INVESTIGATOR, NURSE, STAT, add_users, ready_patients
+from storekit import INVESTIGATOR, NURSE, STAT, add_users, at, read, ready_patients, work
 
 from reluth.db.audit import AuditLog, verify
-from reluth.db.session import read_session, unit_of_work
+from reluth.db.session import read_session
 from reluth.errors import NotFound, ValidationError
 from reluth.patients import service as patients
+from reluth.protocol.definition import load_protocol
 from reluth.randomization import service as rnd
 from reluth.safety import records
 from reluth.safety import service as safety
@@ -37,8 +38,8 @@ def codes(engine: Engine) -> list[str]:
 
 
 def _edit(engine: Engine, fn: Callable[..., Any], *args: Any, reason: str | None = REASON) -> Any:
-    with unit_of_work(engine, NURSE, reason=reason) as uow:
-        return fn(uow.session, *args)
+    with work(engine, NURSE, today=TODAY, reason=reason) as ctx:
+        return fn(ctx, *args)
 
 
 def _audit_count(engine: Engine) -> int:
@@ -83,8 +84,8 @@ def _lab(engine: Engine, code: str, **raw: Any) -> int:
     data = {"test": "platelets", "value": "72000", "unit": "/mm3", "lln": "150000"}
     data["date"] = "2025-04-07"
     data.update(raw)
-    with unit_of_work(engine, NURSE) as uow:
-        return safety.record_lab(uow.session, code, data, TODAY).id
+    with work(engine, NURSE, today=TODAY) as ctx:
+        return safety.record_lab(ctx, code, data).id
 
 
 def _lab_row(engine: Engine, lab_id: int) -> LabResult:
@@ -99,7 +100,7 @@ def test_lab_value_correction_is_regraded_and_audited_with_old_value(
 ) -> None:
     lab_id = _lab(engine, codes[0])
     assert _lab_row(engine, lab_id).ctcae_grade == 2  # 72 x10^9/L: < 75
-    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "45000"}, TODAY)
+    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "45000"})
     row = _lab_row(engine, lab_id)
     assert (row.value, row.value_canonical, row.ctcae_grade) == (45000, 45, 3)  # < 50: grade 3
     changes = _updates(engine, "lab_results", lab_id)
@@ -112,8 +113,10 @@ def test_lab_value_correction_is_regraded_and_audited_with_old_value(
 
 
 def test_lab_date_and_uln_corrections(engine: Engine, codes: list[str]) -> None:
-    lab_id = _lab(engine, codes[0], test="creatinine", value="88", unit="µmol/L", uln="95")
-    _edit(engine, safety.edit_lab, codes[0], lab_id, {"date": "2025-04-08", "uln": "80"}, TODAY)
+    lab_id = _lab(
+        engine, codes[0], test="creatinine", value="88", unit="µmol/L", uln="95", lln="60"
+    )
+    _edit(engine, safety.edit_lab, codes[0], lab_id, {"date": "2025-04-08", "uln": "80"})
     row = _lab_row(engine, lab_id)
     assert row.sample_date == dt.date(2025, 4, 8) and row.uln == 80
     assert row.ctcae_grade == 1  # 88 > ULN 80 (was 0 against 95)
@@ -124,9 +127,9 @@ def test_lab_grade_needing_the_lower_limit_asks_for_it(
     engine: Engine, codes: list[str], refused: Callable[..., ValidationError]
 ) -> None:
     lab_id = _lab(engine, codes[0])
-    err = refused(safety.edit_lab, codes[0], lab_id, {"value": "140000"}, TODAY)
+    err = refused(safety.edit_lab, codes[0], lab_id, {"value": "140000"})
     assert err.field == "platelets.lln"  # the LLN decides grade 1 and is not stored
-    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "140000", "lln": "150000"}, TODAY)
+    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "140000", "lln": "150000"})
     assert _lab_row(engine, lab_id).ctcae_grade == 1
 
 
@@ -152,7 +155,7 @@ def test_lab_correction_refused_naming_the_field(
     field: str,
 ) -> None:
     lab_id = _lab(engine, codes[0])
-    assert refused(safety.edit_lab, codes[0], lab_id, changes, TODAY).field == field
+    assert refused(safety.edit_lab, codes[0], lab_id, changes).field == field
     assert _lab_row(engine, lab_id).value == 72000
 
 
@@ -161,7 +164,7 @@ def test_lab_correction_without_reason_is_refused(
     engine: Engine, codes: list[str], refused: Callable[..., ValidationError], reason: str | None
 ) -> None:
     lab_id = _lab(engine, codes[0])
-    err = refused(safety.edit_lab, codes[0], lab_id, {"value": "45000"}, TODAY, reason=reason)
+    err = refused(safety.edit_lab, codes[0], lab_id, {"value": "45000"}, reason=reason)
     assert err.field == "reason" and "reason is required" in err.message
     assert _lab_row(engine, lab_id).value == 72000
 
@@ -169,12 +172,12 @@ def test_lab_correction_without_reason_is_refused(
 def test_lab_of_another_patient_is_not_found(engine: Engine, codes: list[str]) -> None:
     lab_id = _lab(engine, codes[0])
     with pytest.raises(NotFound):
-        _edit(engine, safety.edit_lab, codes[1], lab_id, {"value": "1"}, TODAY)
+        _edit(engine, safety.edit_lab, codes[1], lab_id, {"value": "1"})
 
 
 def test_value_only_correction_keeps_date_and_regrades(engine: Engine, codes: list[str]) -> None:
     lab_id = _lab(engine, codes[0])
-    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "30000"}, TODAY)
+    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "30000"})
     row = _lab_row(engine, lab_id)
     assert (row.ctcae_grade, row.sample_date) == (3, dt.date(2025, 4, 7))
 
@@ -182,8 +185,8 @@ def test_value_only_correction_keeps_date_and_regrades(engine: Engine, codes: li
 def test_preview_of_a_correction_writes_nothing(engine: Engine, codes: list[str]) -> None:
     lab_id = _lab(engine, codes[0])
     before = _audit_count(engine)
-    with read_session(engine) as s:
-        graded = safety.preview_lab_edit(s, codes[0], lab_id, {"value": "20000"})
+    with read(engine, NURSE, today=TODAY) as ctx:
+        graded = safety.preview_lab_edit(ctx, codes[0], lab_id, {"value": "20000"})
     assert graded.grade == 4 and _audit_count(engine) == before
 
 
@@ -200,9 +203,9 @@ AE = {
 
 
 def _ae(engine: Engine, code: str, **changes: Any) -> int:
-    with unit_of_work(engine, NURSE) as uow:
+    with work(engine, NURSE, today=TODAY) as ctx:
         data = {**AE, "patient_id": code, **changes}
-        return records.record_adverse_event(uow.session, data, today=TODAY).id
+        return records.record_adverse_event(ctx, data).id
 
 
 def _ae_row(engine: Engine, ae_id: int) -> AdverseEvent:
@@ -217,7 +220,7 @@ def test_adverse_event_made_serious_with_awareness_date_is_audited(
 ) -> None:
     ae_id = _ae(engine, codes[0])
     changes = {"grade": 3, "serious": True, "awareness_date": "2025-04-09", "term": " Vomiting "}
-    _edit(engine, safety.edit_adverse_event, codes[0], ae_id, changes, TODAY)
+    _edit(engine, safety.edit_adverse_event, codes[0], ae_id, changes)
     row = _ae_row(engine, ae_id)
     assert (row.term, row.grade, row.serious, row.awareness_date) == (
         "Vomiting",
@@ -240,7 +243,7 @@ def test_adverse_event_fatal_outcome_with_grade_5_and_clearing_a_date(
 ) -> None:
     ae_id = _ae(engine, codes[0], resolution_date="2025-04-20", outcome="recovered")
     changes = {"grade": 5, "outcome": "fatal", "resolution_date": None}
-    _edit(engine, safety.edit_adverse_event, codes[0], ae_id, changes, TODAY)
+    _edit(engine, safety.edit_adverse_event, codes[0], ae_id, changes)
     row = _ae_row(engine, ae_id)
     assert (row.grade, row.outcome, row.resolution_date) == (5, "fatal", None)
 
@@ -273,7 +276,7 @@ def test_adverse_event_correction_refused_naming_the_field(
     ae_id = _ae(engine, codes[0])
     # a valid change travels with the bad one: neither may be written
     bundle = {"description": "x", **changes}
-    assert refused(safety.edit_adverse_event, codes[0], ae_id, bundle, TODAY).field == field
+    assert refused(safety.edit_adverse_event, codes[0], ae_id, bundle).field == field
     row = _ae_row(engine, ae_id)
     assert (row.grade, row.outcome, row.serious, row.description) == (2, "recovering", False, None)
 
@@ -283,7 +286,7 @@ def test_adverse_event_nothing_changed_is_refused(
 ) -> None:
     ae_id = _ae(engine, codes[0])
     unchanged = {"grade": 2, "term": "Nausea", "serious": False}
-    err = refused(safety.edit_adverse_event, codes[0], ae_id, unchanged, TODAY)
+    err = refused(safety.edit_adverse_event, codes[0], ae_id, unchanged)
     assert err.field == "edit" and "nothing to change" in err.message
 
 
@@ -291,10 +294,10 @@ def test_adverse_event_correction_needs_a_reason(
     engine: Engine, codes: list[str], refused: Callable[..., ValidationError]
 ) -> None:
     ae_id = _ae(engine, codes[0])
-    err = refused(safety.edit_adverse_event, codes[0], ae_id, {"grade": 3}, TODAY, reason=" ")
+    err = refused(safety.edit_adverse_event, codes[0], ae_id, {"grade": 3}, reason=" ")
     assert err.field == "reason"
     with pytest.raises(NotFound):
-        _edit(engine, safety.edit_adverse_event, codes[1], ae_id, {"grade": 3}, TODAY)
+        _edit(engine, safety.edit_adverse_event, codes[1], ae_id, {"grade": 3})
 
 
 def test_serious_event_entered_without_awareness_date_is_refused(
@@ -309,15 +312,15 @@ def test_serious_event_entered_without_awareness_date_is_refused(
 
 
 def _cycle(engine: Engine, code: str, n: int) -> Administration:
-    with read_session(engine) as s:
-        return patients.get_cycle(s, code, n)
+    with read(engine, NURSE, today=TODAY) as ctx:
+        return treatment.get_cycle(ctx, code, n)
 
 
 def test_cycle_correction_is_audited(engine: Engine, codes: list[str]) -> None:
     # ready_patients: cycle 1 on 2024-11-04, cycle 2 on 2024-12-30, 7.4 GBq, lots L1 and L2
     cycle_id = _cycle(engine, codes[0], 1).id
     changes = {"administered_on": "2024-11-05", "activity_gbq": "7.385", "lot": " L1-B "}
-    _edit(engine, patients.edit_cycle, codes[0], 1, changes, TODAY)
+    _edit(engine, treatment.edit_cycle, codes[0], 1, changes)
     row = _cycle(engine, codes[0], 1)
     assert (row.administered_on, row.activity_gbq, row.lot) == (
         dt.date(2024, 11, 5),
@@ -356,17 +359,17 @@ def test_cycle_correction_refused_naming_the_field(
     field: str,
 ) -> None:
     bundle = {"lot": "NEW", **changes} if field != "edit" else changes
-    assert refused(patients.edit_cycle, codes[0], cycle, bundle, TODAY).field == field
+    assert refused(treatment.edit_cycle, codes[0], cycle, bundle).field == field
     assert _cycle(engine, codes[0], cycle).lot == f"L{cycle}"
 
 
 def test_cycle_correction_needs_a_reason_and_a_recorded_cycle(
     engine: Engine, codes: list[str], refused: Callable[..., ValidationError]
 ) -> None:
-    err = refused(patients.edit_cycle, codes[0], 1, {"lot": "X"}, TODAY, reason=None)
+    err = refused(treatment.edit_cycle, codes[0], 1, {"lot": "X"}, reason=None)
     assert err.field == "reason"
     with pytest.raises(NotFound, match="cycle 3"):
-        _edit(engine, patients.edit_cycle, codes[0], 3, {"lot": "X"}, TODAY)
+        _edit(engine, treatment.edit_cycle, codes[0], 3, {"lot": "X"})
 
 
 # --- visits ------------------------------------------------------------------------------
@@ -377,15 +380,14 @@ def randomized(engine: Engine, codes: list[str]) -> str:
     """The first patient, randomized on 2025-03-10 to the experimental arm by the service
     (minimization; the first patient is a tie broken by the draw of the given generator)."""
     add_users(engine)
-    with unit_of_work(engine, STAT) as uow:
-        rnd.configure(uow.session, STAT, "minimization")
-    with unit_of_work(engine, INVESTIGATOR) as uow:
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "minimization")
+    moment = dt.datetime(2025, 3, 10, 9, tzinfo=dt.UTC)
+    with work(engine, INVESTIGATOR, trial=at(moment)) as ctx:
         result = rnd.randomize(
-            uow.session,
-            INVESTIGATOR,
+            ctx,
             codes[0],
             "r1",
-            now=dt.datetime(2025, 3, 10, tzinfo=dt.UTC),
             rng=random.Random(1),  # first draw 0.13: experimental
         )
     assert result.arm == "experimental"
@@ -394,7 +396,7 @@ def randomized(engine: Engine, codes: list[str]) -> str:
 
 def _visit_row(engine: Engine, code: str, visit_code: str) -> Visit:
     with read_session(engine) as s:
-        pid = patients.get_patient(s, code).id
+        pid = patients.find_patient(s, code).id
         row = s.scalars(
             select(Visit).where(Visit.patient_id == pid, Visit.visit_code == visit_code)
         ).one()
@@ -402,14 +404,12 @@ def _visit_row(engine: Engine, code: str, visit_code: str) -> Visit:
 
 
 def test_visit_date_correction_gives_the_new_window_status(engine: Engine, randomized: str) -> None:
-    with unit_of_work(engine, NURSE) as uow:
-        _row, status = treatment.record_visit(
-            uow.session, randomized, "TA-W08", dt.date(2025, 5, 20), today=TODAY
-        )
+    with work(engine, NURSE, today=TODAY) as ctx:
+        _row, status = treatment.record_visit(ctx, randomized, "TA-W08", dt.date(2025, 5, 20))
     assert status.status == "late"  # day 71, window day 56 +/- 7
     visit_id = _visit_row(engine, randomized, "TA-W08").id
     _row, status = _edit(
-        engine, treatment.edit_visit, randomized, "TA-W08", {"visit_date": "2025-05-06"}, TODAY
+        engine, treatment.edit_visit, randomized, "TA-W08", {"visit_date": "2025-05-06"}
     )
     assert (status.status, status.days_from_target) == ("in_window", 1)
     audit = _updates(engine, "visits", visit_id)
@@ -418,7 +418,9 @@ def test_visit_date_correction_gives_the_new_window_status(engine: Engine, rando
     with read_session(engine) as s:
         schedule = {
             v.visit.code: v
-            for v in treatment.visit_schedule(s, patients.get_patient(s, randomized), TODAY)
+            for v in treatment.visit_schedule(
+                s, patients.find_patient(s, randomized), TODAY, load_protocol()
+            )
         }
     assert schedule["TA-W08"].status == "in_window" and schedule["C3"].status == "missed"
 
@@ -440,23 +442,23 @@ def test_visit_correction_refused_naming_the_field(
     changes: dict[str, str],
     field: str,
 ) -> None:
-    with unit_of_work(engine, NURSE) as uow:
-        treatment.record_visit(uow.session, randomized, "TA-W08", dt.date(2025, 5, 5), TODAY)
-    assert refused(treatment.edit_visit, randomized, "TA-W08", changes, TODAY).field == field
+    with work(engine, NURSE, today=TODAY) as ctx:
+        treatment.record_visit(ctx, randomized, "TA-W08", dt.date(2025, 5, 5))
+    assert refused(treatment.edit_visit, randomized, "TA-W08", changes).field == field
     assert _visit_row(engine, randomized, "TA-W08").visit_date == dt.date(2025, 5, 5)
 
 
 def test_visit_correction_needs_a_reason_and_a_recorded_visit(
     engine: Engine, randomized: str, refused: Callable[..., ValidationError]
 ) -> None:
-    with unit_of_work(engine, NURSE) as uow:
-        treatment.record_visit(uow.session, randomized, "TA-W08", dt.date(2025, 5, 5), TODAY)
+    with work(engine, NURSE, today=TODAY) as ctx:
+        treatment.record_visit(ctx, randomized, "TA-W08", dt.date(2025, 5, 5))
     changes = {"visit_date": "2025-05-06"}
-    err = refused(treatment.edit_visit, randomized, "TA-W08", changes, TODAY, reason="")
+    err = refused(treatment.edit_visit, randomized, "TA-W08", changes, reason="")
     assert err.field == "reason"
     with pytest.raises(NotFound, match="TA-W16"):
-        _edit(engine, treatment.edit_visit, randomized, "TA-W16", changes, TODAY)
+        _edit(engine, treatment.edit_visit, randomized, "TA-W16", changes)
 
 
 def test_treatment_visit_codes_are_the_cycle_visits() -> None:
-    assert treatment.treatment_visit_codes() == frozenset({"C3", "C4"})
+    assert treatment.treatment_visit_codes(load_protocol()) == frozenset({"C3", "C4"})

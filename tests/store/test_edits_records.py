@@ -15,13 +15,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from storekit import INVESTIGATOR, NURSE, STAT, add_users, ready_patients
+from storekit import INVESTIGATOR, NURSE, STAT, add_users, at, read, ready_patients, trial_on, work
 from test_edits import REASON, TODAY, _audit_count, _edit, _updates
 
+from reluth.auth.actor import Actor
 from reluth.auth.roles import Role
-from reluth.db.session import Actor, read_session, unit_of_work
+from reluth.core.context import reading, writing
+from reluth.db.session import read_session
 from reluth.errors import NotFound, PreconditionFailed, ValidationError
 from reluth.patients import service as patients
+from reluth.patients import timeline
 from reluth.qol import service as qol
 from reluth.randomization import service as rnd
 from reluth.response import service as review
@@ -39,17 +42,11 @@ def code(engine: Engine) -> str:
 def _randomize(engine: Engine, code: str) -> None:
     """Randomized on 2025-03-10 by the service (minimization)."""
     add_users(engine)
-    with unit_of_work(engine, STAT) as uow:
-        rnd.configure(uow.session, STAT, "minimization")
-    with unit_of_work(engine, INVESTIGATOR) as uow:
-        rnd.randomize(
-            uow.session,
-            INVESTIGATOR,
-            code,
-            "r1",
-            now=dt.datetime(2025, 3, 10, tzinfo=dt.UTC),
-            rng=random.Random(1),
-        )
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "minimization")
+    moment = dt.datetime(2025, 3, 10, 9, tzinfo=dt.UTC)
+    with work(engine, INVESTIGATOR, trial=at(moment)) as ctx:
+        rnd.randomize(ctx, code, "r1", rng=random.Random(1))
 
 
 def _refused(
@@ -67,14 +64,14 @@ def _refused(
 
 
 def _inclusion(engine: Engine, code: str) -> tuple[int, dt.date | None, dt.date]:
-    with read_session(engine) as s:
-        row = patients.get_inclusion(s, code)
+    with read(engine, NURSE, today=TODAY) as ctx:
+        row = patients.get_inclusion(ctx, code)
         return row.id, row.consent_date, row.inclusion_date
 
 
 def test_inclusion_dates_corrected_and_audited(engine: Engine, code: str) -> None:
     changes = {"consent_date": "2024-10-27", "inclusion_date": "2024-10-31"}
-    _edit(engine, patients.edit_inclusion, code, changes, TODAY)
+    _edit(engine, patients.edit_inclusion, code, changes)
     row_id, consent, included = _inclusion(engine, code)
     assert (consent, included) == (dt.date(2024, 10, 27), dt.date(2024, 10, 31))
     audit = _updates(engine, "inclusions", row_id)
@@ -89,7 +86,7 @@ def test_inclusion_of_a_randomized_patient_may_be_corrected_with_the_same_checks
     engine: Engine, code: str
 ) -> None:
     _randomize(engine, code)
-    _edit(engine, patients.edit_inclusion, code, {"inclusion_date": "2024-11-01"}, TODAY)
+    _edit(engine, patients.edit_inclusion, code, {"inclusion_date": "2024-11-01"})
     assert _inclusion(engine, code)[2] == dt.date(2024, 11, 1)
     err = _refused(
         engine,
@@ -97,7 +94,6 @@ def test_inclusion_of_a_randomized_patient_may_be_corrected_with_the_same_checks
         patients.edit_inclusion,
         code,
         {"consent_date": "2024-11-02"},
-        TODAY,
     )
     assert err.field == "consent_date" and "after inclusion" in err.message
 
@@ -119,7 +115,7 @@ def test_inclusion_of_a_randomized_patient_may_be_corrected_with_the_same_checks
 def test_inclusion_correction_refused_naming_the_field(
     engine: Engine, code: str, changes: dict[str, Any], field: str, words: str
 ) -> None:
-    err = _refused(engine, ValidationError, patients.edit_inclusion, code, changes, TODAY)
+    err = _refused(engine, ValidationError, patients.edit_inclusion, code, changes)
     assert err.field == field and words in err.message
     assert _inclusion(engine, code)[1:] == (dt.date(2024, 10, 28), dt.date(2024, 10, 30))
 
@@ -128,28 +124,31 @@ def test_inclusion_correction_needs_a_reason_and_an_inclusion(engine: Engine, co
     changes = {"inclusion_date": "2024-10-31"}
     for reason in (None, "", "  "):
         err = _refused(
-            engine, ValidationError, patients.edit_inclusion, code, changes, TODAY, reason=reason
+            engine, ValidationError, patients.edit_inclusion, code, changes, reason=reason
         )
         assert err.field == "reason"
-    with unit_of_work(engine, NURSE) as uow:
-        patients.register_patient(uow.session, "C01", "C01-0099", today=TODAY)
+    with work(engine, NURSE, today=TODAY) as ctx:
+        patients.register_patient(ctx, "C01", "C01-0099")
     with pytest.raises(NotFound, match="not included"):
-        _edit(engine, patients.edit_inclusion, "C01-0099", changes, TODAY)
+        _edit(engine, patients.edit_inclusion, "C01-0099", changes)
 
 
 def test_entry_and_correction_share_the_inclusion_rules(engine: Engine) -> None:
     """The entry refuses what the correction refuses (one validator)."""
+    none = timeline.Milestones()
     with pytest.raises(ValidationError, match="consent_date"):
-        patients.inclusion_values(dt.date(2024, 10, 31), dt.date(2024, 10, 30), TODAY)
-    assert patients.inclusion_values(dt.date(2024, 10, 30), dt.date(2024, 10, 30), TODAY)
+        patients.inclusion_values(none, dt.date(2024, 10, 31), dt.date(2024, 10, 30), TODAY, None)
+    assert patients.inclusion_values(
+        none, dt.date(2024, 10, 30), dt.date(2024, 10, 30), TODAY, None
+    )
 
 
 # --- pre-randomization assessment ----------------------------------------------------------
 
 
 def _pre(engine: Engine, code: str) -> tuple[int, dt.date, str | None, bool, str | None]:
-    with read_session(engine) as s:
-        r = patients.get_pre_randomization(s, code)
+    with read(engine, NURSE, today=TODAY) as ctx:
+        r = patients.get_pre_randomization(ctx, code)
         return r.id, r.assessment_date, r.overall_response, r.radiological_progression, r.comment
 
 
@@ -157,21 +156,21 @@ def test_pre_randomization_response_to_pd_derives_progression(engine: Engine, co
     """Before randomization a correction to PD is allowed: the patient becomes a screen
     failure, and the progression flag follows the response."""
     row_id = _pre(engine, code)[0]
-    _edit(engine, patients.edit_pre_randomization, code, {"overall_response": "PD"}, TODAY)
+    _edit(engine, patients.edit_pre_randomization, code, {"overall_response": "PD"})
     assert _pre(engine, code)[2:4] == ("PD", True)
     audit = _updates(engine, "pre_randomization_assessments", row_id)
     assert {k: v[:2] for k, v in audit.items()} == {
         "overall_response": ("SD", "PD"),
         "radiological_progression": (False, True),
     }
-    with read_session(engine) as s, pytest.raises(PreconditionFailed, match="progression"):
-        rnd.check_preconditions(s, patients.get_patient(s, code))
+    with read(engine, INVESTIGATOR, today=TODAY) as ctx, pytest.raises(PreconditionFailed):
+        rnd.precheck(ctx, code)  # progression
 
 
 def test_pre_randomization_of_a_randomized_patient(engine: Engine, code: str) -> None:
     _randomize(engine, code)
     changes = {"overall_response": "PR", "assessment_date": "2025-03-10", "comment": " scan 2 "}
-    _edit(engine, patients.edit_pre_randomization, code, changes, TODAY)
+    _edit(engine, patients.edit_pre_randomization, code, changes)
     assert _pre(engine, code)[1:] == (dt.date(2025, 3, 10), "PR", False, "scan 2")
     err = _refused(
         engine,
@@ -179,7 +178,6 @@ def test_pre_randomization_of_a_randomized_patient(engine: Engine, code: str) ->
         patients.edit_pre_randomization,
         code,
         {"overall_response": "PD", "comment": "x"},
-        TODAY,
     )
     assert err.field == "overall_response" and err.message.startswith("overall_response:")
     assert "randomized on 2025-03-10" in err.message and "invalid" in err.message
@@ -189,7 +187,6 @@ def test_pre_randomization_of_a_randomized_patient(engine: Engine, code: str) ->
         patients.edit_pre_randomization,
         code,
         {"assessment_date": "2025-03-11"},
-        TODAY,
     )
     assert late.field == "assessment_date" and "after the randomization" in late.message
     assert _pre(engine, code)[2:4] == ("PR", False)
@@ -212,7 +209,7 @@ def test_pre_randomization_of_a_randomized_patient(engine: Engine, code: str) ->
 def test_pre_randomization_correction_refused_naming_the_field(
     engine: Engine, code: str, changes: dict[str, Any], field: str
 ) -> None:
-    err = _refused(engine, ValidationError, patients.edit_pre_randomization, code, changes, TODAY)
+    err = _refused(engine, ValidationError, patients.edit_pre_randomization, code, changes)
     assert err.field == field
     assert _pre(engine, code)[1:] == (dt.date(2025, 2, 24), "SD", False, None)
 
@@ -224,7 +221,6 @@ def test_pre_randomization_correction_needs_a_reason(engine: Engine, code: str) 
         patients.edit_pre_randomization,
         code,
         {"overall_response": "PR"},
-        TODAY,
         reason="",
     )
     assert err.field == "reason"
@@ -235,9 +231,9 @@ def test_pre_randomization_correction_needs_a_reason(engine: Engine, code: str) 
 
 def _questionnaire(engine: Engine, code: str) -> int:
     items = {str(n): 1 for n in range(1, 31)} | {"29": 5, "30": 5}
-    with unit_of_work(engine, NURSE) as uow:
+    with work(engine, NURSE, today=TODAY) as ctx:
         row = qol.record_questionnaire(
-            uow.session,
+            ctx,
             {
                 "patient_id": code,
                 "instrument": "QLQ-C30",
@@ -245,14 +241,13 @@ def _questionnaire(engine: Engine, code: str) -> int:
                 "completed_on": "2025-03-01",
                 "items": items,
             },
-            today=TODAY,
         )
         return row.id
 
 
 def _scores(engine: Engine, code: str, qol_id: int) -> tuple[dict[str, Any], dict[str, int]]:
-    with read_session(engine) as s:
-        row = qol.get_questionnaire(s, code, qol_id)
+    with read(engine, NURSE, today=TODAY) as ctx:
+        row = qol.get_questionnaire(ctx, code, qol_id)
         return json.loads(row.scores_json or "{}"), {
             str(k): v for k, v in qol.saved_answers(row).items()
         }
@@ -263,7 +258,7 @@ def test_questionnaire_item_correction_rescores_and_is_audited(engine: Engine, c
     scores, _answers = _scores(engine, code, qol_id)
     assert Decimal(str(scores["scales"]["QL"])) == Decimal("66.67")  # (5+5)/2 -> 4/6
     changes = {"items": {"29": 7, "30": 7, "5": None}, "completed_on": "2025-03-02"}
-    _edit(engine, qol.edit_questionnaire, code, qol_id, changes, TODAY)
+    _edit(engine, qol.edit_questionnaire, code, qol_id, changes)
     scores, answers = _scores(engine, code, qol_id)
     assert Decimal(str(scores["scales"]["QL"])) == Decimal("100.00")
     assert "5" not in answers and answers["29"] == 7
@@ -293,7 +288,7 @@ def test_questionnaire_correction_refused_naming_the_field(
 ) -> None:
     qol_id = _questionnaire(engine, code)
     before = _scores(engine, code, qol_id)
-    err = _refused(engine, ValidationError, qol.edit_questionnaire, code, qol_id, changes, TODAY)
+    err = _refused(engine, ValidationError, qol.edit_questionnaire, code, qol_id, changes)
     assert err.field == field
     assert _scores(engine, code, qol_id) == before
 
@@ -302,12 +297,12 @@ def test_questionnaire_correction_needs_a_reason_and_its_patient(engine: Engine,
     qol_id = _questionnaire(engine, code)
     changes = {"items": {"29": 6}}
     err = _refused(
-        engine, ValidationError, qol.edit_questionnaire, code, qol_id, changes, TODAY, reason=None
+        engine, ValidationError, qol.edit_questionnaire, code, qol_id, changes, reason=None
     )
     assert err.field == "reason"
     other = ready_patients(engine, 1, centres=("C01",), start=5)[0]
     with pytest.raises(NotFound):
-        _edit(engine, qol.edit_questionnaire, other, qol_id, changes, TODAY)
+        _edit(engine, qol.edit_questionnaire, other, qol_id, changes)
 
 
 # --- central reads -------------------------------------------------------------------------
@@ -327,33 +322,29 @@ def _reads(engine: Engine, code: str) -> list[int]:
         ("week8", dt.date(2025, 5, 1), {"T1": "28", "T2": "14"}),
         ("week16", dt.date(2025, 6, 20), {"T1": "32", "T2": "16"}),
     ]
-    with unit_of_work(engine, REVIEWER) as uow:
+    with writing(engine, REVIEWER, trial_on(TODAY)) as ctx:
         ids.append(
             review.record_central_read(
-                uow.session, code, "baseline", dt.date(2025, 3, 1), "CT", BASELINE, "no", TODAY
+                ctx, code, "baseline", dt.date(2025, 3, 1), "CT", BASELINE, "no"
             ).id
         )
         for tp, day, sizes in follow:
             lesions: list[dict[str, Any]] = [
                 {"id": k, "diameter_mm": v} for k, v in sizes.items()
             ] + [{"id": "NT1", "status": "present"}]
-            ids.append(
-                review.record_central_read(
-                    uow.session, code, tp, day, "CT", lesions, "no", TODAY
-                ).id
-            )
+            ids.append(review.record_central_read(ctx, code, tp, day, "CT", lesions, "no").id)
     return ids
 
 
 def _stored(engine: Engine, code: str) -> list[tuple[str | None, Decimal | None]]:
     with read_session(engine) as s:
-        reads = review.central_reads(s, patients.get_patient(s, code))
+        reads = review.central_reads(s, patients.find_patient(s, code))
         return [(r.overall_response, r.target_sum_mm) for r in reads]
 
 
 def _edit_read(engine: Engine, *args: Any, reason: str | None = REASON) -> Any:
-    with unit_of_work(engine, REVIEWER, reason=reason) as uow:
-        return review.edit_central_read(uow.session, *args)
+    with writing(engine, REVIEWER, trial_on(TODAY), reason=reason) as ctx:
+        return review.edit_central_read(ctx, *args)
 
 
 def test_central_read_correction_is_re_evaluated_with_the_later_reads(
@@ -363,11 +354,11 @@ def test_central_read_correction_is_re_evaluated_with_the_later_reads(
     assert _stored(engine, code) == [(None, 60), ("PR", 42), ("PR", 48)]
     # week 8 was 38 + 14 = 52 (-13%: SD): no PR was reached, so week 16 (-20%) is SD as well
     changes = {"lesions": {"T1": {"diameter_mm": "38"}}}
-    _edit_read(engine, code, week8, changes, TODAY)
+    _edit_read(engine, code, week8, changes)
     assert _stored(engine, code) == [(None, 60), ("SD", 52), ("SD", 48)]
-    with read_session(engine) as s:
+    with reading(engine, REVIEWER, trial_on(TODAY)) as ctx:
         lesion = next(
-            m for m in review.get_central_read(s, code, week8).lesions if m.lesion_id == "T1"
+            m for m in review.get_central_read(ctx, code, week8).lesions if m.lesion_id == "T1"
         )
         lesion_id = lesion.id
     audit = _updates(engine, "lesion_measurements", lesion_id)
@@ -378,24 +369,23 @@ def test_central_read_correction_is_re_evaluated_with_the_later_reads(
     assert _updates(engine, "tumour_assessments", week16)["overall_response"][:2] == ("PR", "SD")
     # a baseline correction moves the later responses: T2 30 mm -> sum 70; week 16 (48) is
     # now -31% from baseline: PR
-    _edit_read(engine, code, base, {"lesions": {"T2": {"diameter_mm": "30"}}}, TODAY)
+    _edit_read(engine, code, base, {"lesions": {"T2": {"diameter_mm": "30"}}})
     assert _stored(engine, code) == [(None, 70), ("SD", 52), ("PR", 48)]
 
 
 def test_central_read_new_lesion_and_status_corrections(engine: Engine, code: str) -> None:
     _base, _week8, week16 = _reads(engine, code)
-    _edit_read(engine, code, week16, {"new_lesions": "yes"}, TODAY)
+    _edit_read(engine, code, week16, {"new_lesions": "yes"})
     assert _stored(engine, code)[-1][0] == "PD"
     _edit_read(
         engine,
         code,
         week16,
         {"new_lesions": "no", "lesions": {"NT1": {"status": "unequivocal_progression"}}},
-        TODAY,
     )
     assert _stored(engine, code)[-1][0] == "PD"
-    with read_session(engine) as s:
-        read = review.get_central_read(s, code, week16)
+    with reading(engine, REVIEWER, trial_on(TODAY)) as ctx:
+        read = review.get_central_read(ctx, code, week16)
         assert review.new_lesions_of(read) == "no"
         assert [m.status for m in read.lesions if m.lesion_id == "NT1"] == [
             "unequivocal_progression"
@@ -429,7 +419,7 @@ def test_central_read_correction_refused_naming_the_field(
     read_id = _reads(engine, code)[read]
     before = _audit_count(engine)
     with pytest.raises(ValidationError) as info:
-        _edit_read(engine, code, read_id, changes, TODAY)
+        _edit_read(engine, code, read_id, changes)
     assert info.value.field == field
     assert _audit_count(engine) == before
     assert _stored(engine, code) == [(None, 60), ("PR", 42), ("PR", 48)]
@@ -441,10 +431,10 @@ def test_central_read_correction_needs_a_reason_and_a_central_read(
     week8 = _reads(engine, code)[1]
     changes = {"lesions": {"T1": {"diameter_mm": "30"}}}
     with pytest.raises(ValidationError) as info:
-        _edit_read(engine, code, week8, changes, TODAY, reason="  ")
+        _edit_read(engine, code, week8, changes, reason="  ")
     assert info.value.field == "reason"
     other = ready_patients(engine, 1, centres=("C01",), start=5)[0]
     with pytest.raises(NotFound):
-        _edit_read(engine, other, week8, changes, TODAY)
+        _edit_read(engine, other, week8, changes)
     with pytest.raises(NotFound):
-        _edit_read(engine, code, 999999, changes, TODAY)
+        _edit_read(engine, code, 999999, changes)

@@ -14,11 +14,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine, select
-from storekit import INVESTIGATOR, STAT, add_users, ready_patients, ready_patients_parallel
+from storekit import (
+    INVESTIGATOR,
+    STAT,
+    add_users,
+    opened,
+    ready_patients,
+    ready_patients_parallel,
+    work,
+)
 
 from reluth.db import audit
 from reluth.db.engine import make_engine
-from reluth.db.session import read_session, unit_of_work
+from reluth.db.session import read_session
 from reluth.errors import Conflict
 from reluth.patients.models import Patient
 from reluth.randomization import service as rnd
@@ -36,8 +44,8 @@ def _worker_randomize(url: str, code: str, request: str) -> tuple[str, str, str,
     if _worker_engine is None:
         _worker_engine = make_engine(url, pool_size=1, max_overflow=0)
     try:
-        with unit_of_work(_worker_engine, INVESTIGATOR) as uow:
-            r = rnd.randomize(uow.session, INVESTIGATOR, code, request)
+        with work(_worker_engine, INVESTIGATOR) as ctx:
+            r = rnd.randomize(ctx, code, request)
         return code, request, r.arm, r.replayed
     except Conflict as exc:
         return code, request, f"conflict: {exc}", False
@@ -50,9 +58,9 @@ def _init_process() -> None:
 
 def _setup(engine: Engine, url: str) -> list[str]:
     add_users(engine)
-    with unit_of_work(engine, STAT) as uow:
-        rnd.configure(uow.session, STAT, "blocks")
-        rnd.generate_list(uow.session, STAT, SEED, 60)
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "blocks")
+        rnd.generate_list(ctx, SEED, 60)
     centres = ("C01", "C02", "C03", "C04")
     if url.startswith("sqlite"):
         return ready_patients(engine, PATIENTS, centres=centres)
@@ -79,8 +87,8 @@ def test_32_workers_randomize_400_patients_exactly_once(store_url: str) -> None:
         def run(task: tuple[str, str]) -> tuple[str, str, str, bool]:
             global _worker_engine
             try:
-                with unit_of_work(pool_engine, INVESTIGATOR) as uow:
-                    r = rnd.randomize(uow.session, INVESTIGATOR, *task)
+                with work(pool_engine, INVESTIGATOR) as ctx:
+                    r = rnd.randomize(ctx, *task)
                 return task[0], task[1], r.arm, r.replayed
             except Conflict as exc:
                 return task[0], task[1], f"conflict: {exc}", False
@@ -117,7 +125,11 @@ def test_32_workers_randomize_400_patients_exactly_once(store_url: str) -> None:
     used_by_key: dict[str, list[int]] = {}
     for r in rands:
         slot = slots[r.slot_id]  # type: ignore[index]
-        assert (slot.patient_id, slot.arm, slot.stratum_key) == (r.patient_id, r.arm, r.stratum_key)
+        assert (slot.patient_id, opened(slot)["arm"], slot.stratum_key) == (
+            r.patient_id,
+            r.arm,
+            r.stratum_key,
+        )
         used_by_key.setdefault(slot.stratum_key, []).append(slot.position)
     assert len(used_by_key) == 16  # every stratum was exercised
     for key, positions in used_by_key.items():  # each list consumed in order, without gaps
@@ -148,8 +160,8 @@ def _die_before_commit(url: str, code: str, ready: Any) -> None:  # pragma: no c
 
     audit.append = append_then_hang  # type: ignore[assignment]
     engine = make_engine(url)
-    with unit_of_work(engine, INVESTIGATOR) as uow:
-        rnd.randomize(uow.session, INVESTIGATOR, code, "killed-request")
+    with work(engine, INVESTIGATOR) as ctx:
+        rnd.randomize(ctx, code, "killed-request")
 
 
 def test_worker_killed_mid_randomization_leaves_no_trace_and_retry_succeeds(
@@ -157,9 +169,9 @@ def test_worker_killed_mid_randomization_leaves_no_trace_and_retry_succeeds(
 ) -> None:
     engine = make_engine(store_url)
     add_users(engine)
-    with unit_of_work(engine, STAT) as uow:
-        rnd.configure(uow.session, STAT, "blocks")
-        rnd.generate_list(uow.session, STAT, SEED, 8)
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "blocks")
+        rnd.generate_list(ctx, SEED, 8)
     (code,) = ready_patients(engine, 1)
     with engine.connect() as conn:
         audit_rows = audit.count(conn)
@@ -183,10 +195,13 @@ def test_worker_killed_mid_randomization_leaves_no_trace_and_retry_succeeds(
         assert audit.count(conn) == audit_rows and audit.verify(conn).ok
     # The lock died with the worker: a retry of the same request succeeds at once.
     done = threading.Event()
-    with unit_of_work(engine, INVESTIGATOR) as uow:
-        result = rnd.randomize(uow.session, INVESTIGATOR, code, "killed-request")
+    with work(engine, INVESTIGATOR) as ctx:
+        result = rnd.randomize(ctx, code, "killed-request")
         done.set()
-    assert not result.replayed and result.details["position"] == 1
+    assert not result.replayed
+    with read_session(engine) as s:
+        taken = s.scalars(select(AllocationSlot).where(AllocationSlot.patient_id.is_not(None)))
+        assert [x.position for x in taken] == [1]
     with engine.connect() as conn:
         assert audit.verify(conn).ok
     engine.dispose()
@@ -198,8 +213,8 @@ def test_concurrent_minimization_serializes_decisions(store_url: str) -> None:
     ones (the counts stored with decision k add up to k - 1 patients)."""
     engine = make_engine(store_url)
     add_users(engine)
-    with unit_of_work(engine, STAT) as uow:
-        rnd.configure(uow.session, STAT, "minimization", stratify_by_centre=True)
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "minimization", stratify_by_centre=True)
     codes = ready_patients(engine, 24)
     engine.dispose()
     tasks = [(c, f"m-{c}") for c in codes]
@@ -207,8 +222,8 @@ def test_concurrent_minimization_serializes_decisions(store_url: str) -> None:
         pool_engine = make_engine(store_url, pool_size=8, max_overflow=0)
 
         def run(task: tuple[str, str]) -> str:
-            with unit_of_work(pool_engine, INVESTIGATOR) as uow:
-                return rnd.randomize(uow.session, INVESTIGATOR, *task).arm
+            with work(pool_engine, INVESTIGATOR) as ctx:
+                return rnd.randomize(ctx, *task).arm
 
         with ThreadPoolExecutor(8) as ex:
             list(ex.map(run, tasks))

@@ -9,13 +9,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from storekit import ADMIN, INVESTIGATOR, NURSE, TODAY, ready_patients
+from storekit import INVESTIGATOR, NURSE, STAT, TODAY, ready_patients, work
 
-from reluth.auth.models import User
-from reluth.auth.roles import Role
-from reluth.db.actors import resolve_actor
-from reluth.db.session import read_session, unit_of_work
-from reluth.errors import Conflict, PermissionDenied, ValidationError
+from reluth.db.session import read_session
+from reluth.errors import Conflict, PreconditionFailed, ValidationError
 from reluth.qol.service import record_questionnaire
 from reluth.response.records import record_assessment
 from reluth.safety.models import LabResult
@@ -38,8 +35,8 @@ def code(engine: Engine) -> str:
 
 
 def _record(engine: Engine, fn: Any, data: Any) -> Any:
-    with unit_of_work(engine, NURSE) as uow:
-        return fn(uow.session, data, today=TODAY.replace(year=2026))
+    with work(engine, NURSE, today=TODAY.replace(year=2026)) as ctx:
+        return fn(ctx, data)
 
 
 def test_labs_are_converted_and_graded_by_ctcae(engine: Engine, code: str) -> None:
@@ -61,7 +58,7 @@ def test_labs_are_converted_and_graded_by_ctcae(engine: Engine, code: str) -> No
         ("ae", {"relatedness": "maybe"}, "adverse_event.relatedness"),
         ("ae", {"resolution_date": "2025-04-01"}, "adverse_event.resolution_date"),
         ("ae", {"serious": "no"}, "adverse_event.serious"),
-        ("assessment", {"reader": "ai"}, "assessment.reader"),
+        ("assessment", {"modality": "PET"}, "assessment.modality"),
         (
             "assessment",
             {"lesions": [{"lesion_id": "T1", "kind": "target", "organ": "liver"}]},
@@ -93,40 +90,42 @@ def test_assessment_and_questionnaire_are_stored_once(engine: Engine, code: str)
         _record(engine, record_questionnaire, _example("qol", code))
 
 
-def test_cli_actor_is_a_known_user_or_the_operator_at_bootstrap(engine: Engine) -> None:
-    assert resolve_actor(engine, "someone").role == Role.ADMIN  # no account yet
-    with unit_of_work(engine, ADMIN) as uow:
-        uow.session.add(User(username="inv1", role=Role.INVESTIGATOR, password_hash="x"))
-        uow.session.add(User(username="gone", role=Role.MONITOR, password_hash="x", active=False))
-    assert resolve_actor(engine, "inv1").role == Role.INVESTIGATOR
-    with pytest.raises(PermissionDenied, match="unknown user"):
-        resolve_actor(engine, "someone")
-    with pytest.raises(PermissionDenied, match="deactivated"):
-        resolve_actor(engine, "gone")
+def test_a_site_assessment_cannot_pose_as_a_central_read(engine: Engine, code: str) -> None:
+    """Central reads are the blinded reviewer's: the site's assessment path refuses them."""
+    with pytest.raises(ValidationError, match="central review"):
+        _record(engine, record_assessment, _example("assessment", code, reader="central"))
+
+
+def test_labs_of_a_patient_not_included_are_refused_on_the_file_path(engine: Engine) -> None:
+    """The CLI/import path holds the same inclusion rule as the per-result service."""
+    from reluth.patients import service as patients
+
+    ready_patients(engine, 0)
+    with work(engine, NURSE) as ctx:
+        new = patients.register_patient(ctx, "C01").patient_code
+    with pytest.raises(PreconditionFailed, match="not included"):
+        _record(engine, record_labs, _example("labs", new))
 
 
 def test_visits_are_checked_against_the_schedule(engine: Engine, code: str) -> None:
     import datetime as dt
 
-    from storekit import STAT, add_users
+    from storekit import at
 
-    from reluth.errors import PreconditionFailed
     from reluth.randomization import service as rnd
     from reluth.treatment.service import record_visit
 
     def visit(visit_code: str, day: dt.date) -> str:
-        with unit_of_work(engine, NURSE) as uow:
-            return record_visit(uow.session, code, visit_code, day)[1].status
+        with work(engine, NURSE, today=dt.date(2025, 12, 1)) as ctx:
+            return record_visit(ctx, code, visit_code, day)[1].status
 
     with pytest.raises(PreconditionFailed, match="not randomized"):
         visit("TA-W08", dt.date(2025, 5, 5))
-    add_users(engine)
-    with unit_of_work(engine, STAT) as uow:
-        rnd.configure(uow.session, STAT, "minimization")
-    with unit_of_work(engine, INVESTIGATOR) as uow:
-        rnd.randomize(
-            uow.session, INVESTIGATOR, code, "v", now=dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
-        )
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "minimization")
+    moment = dt.datetime(2025, 3, 10, 9, tzinfo=dt.UTC)
+    with work(engine, INVESTIGATOR, trial=at(moment)) as ctx:
+        rnd.randomize(ctx, code, "v")
     assert visit("TA-W08", dt.date(2025, 5, 5)) == "in_window"  # day 56
     assert visit("TA-W16", dt.date(2025, 8, 20)) == "late"
     with pytest.raises(ValidationError, match="visit_code"):
@@ -142,14 +141,14 @@ def test_pre_randomization_progression_follows_the_response_unless_given(
 
     from reluth.patients import service as patients
 
-    day = dt.date(2025, 3, 1)
-    with unit_of_work(engine, NURSE) as uow:
-        new = patients.register_patient(uow.session, "C01", today=TODAY).patient_code
-        row = patients.record_pre_randomization(uow.session, new, day, None, "PD", today=TODAY)
+    day = dt.date(2025, 2, 24)
+    new, other = ready_patients(engine, 2, start=10, assessed=False)
+    with work(engine, NURSE) as ctx:
+        row = patients.record_pre_randomization(ctx, new, day, None, "PD")
         assert row.radiological_progression is True  # PD means progression
     missing = pytest.raises(ValidationError, match="overall_response: missing")
-    with missing, unit_of_work(engine, NURSE) as uow:
-        patients.record_pre_randomization(uow.session, code, day, None, None, today=TODAY)
+    with missing, work(engine, NURSE) as ctx:
+        patients.record_pre_randomization(ctx, other, day, None, None)
     contradiction = pytest.raises(ValidationError, match="contradicts")
-    with contradiction, unit_of_work(engine, NURSE) as uow:
-        patients.record_pre_randomization(uow.session, new, day, False, "PD", today=TODAY)
+    with contradiction, work(engine, NURSE) as ctx:
+        patients.record_pre_randomization(ctx, other, day, False, "PD")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from web_support import Site
 
 from reluth.errors import ReluthError, ValidationError
+from reluth.protocol.definition import load_protocol
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
 from reluth.web import screening_form as sf
@@ -25,7 +26,7 @@ ELIGIBLE = json.loads((EXAMPLES[0].parent / "eligible.json").read_text())
 
 
 def _verdict(data: dict[str, object]) -> list[tuple[str, str, str]]:
-    result = check_eligibility(parse_patient(data, as_of=AS_OF), stage="inclusion")
+    result = check_eligibility(parse_patient(data, as_of=AS_OF), load_protocol(), stage="inclusion")
     return [(c.id, c.result, c.reason) for c in result.criteria] + [("all", result.status, "")]
 
 
@@ -41,7 +42,7 @@ def test_every_example_gets_the_same_verdict_through_the_form(path: Path) -> Non
 def test_blank_form_is_incomplete_not_an_error() -> None:
     data = sf.to_patient_file({"assessment_date": "2025-03-03"}, "C01-0001")
     assert data == {"patient_id": "C01-0001", "assessment_date": "2025-03-03"}
-    result = check_eligibility(parse_patient(data, as_of=AS_OF), stage="inclusion")
+    result = check_eligibility(parse_patient(data, as_of=AS_OF), load_protocol(), stage="inclusion")
     assert result.status == "incomplete"
 
 
@@ -100,7 +101,7 @@ def test_any_subset_of_entries_is_checked_or_refused_by_field(dropped: set[str])
     form = {k: v for k, v in _FORM.items() if k not in dropped}
     try:
         data = sf.to_patient_file(form, ELIGIBLE["patient_id"])
-        check_eligibility(parse_patient(data, as_of=AS_OF), stage="inclusion")
+        check_eligibility(parse_patient(data, as_of=AS_OF), load_protocol(), stage="inclusion")
     except ReluthError as exc:
         assert exc.message
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from web_support import Site, randomized_via_api, setup_randomization
+from web_support import Site, included_via_api, randomized_via_api, setup_randomization
 
 
 def _register(site: Site, username: str = "inv1", centre: str = "C01") -> str:
@@ -107,7 +107,12 @@ SAE = {
 
 
 def test_adverse_events_with_the_sae_clock(site: Site) -> None:
-    code = _register(site)
+    code = included_via_api(site)
+    registered_only = _register(site)
+    refused = site.client("inv1").post(
+        f"/api/v1/patients/{registered_only}/adverse-events", json=SAE
+    )
+    assert refused.status_code == 409 and "not included" in refused.json()["error"]
     inv = site.client("inv1")
     path = f"/api/v1/patients/{code}/adverse-events"
     assert _fields(inv.post(path, json=SAE | {"grade": 9})) == {"grade"}
@@ -200,7 +205,7 @@ ANSWERS = {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1, "29": 7, "30": 7, "9": 2, "19
 
 
 def test_qol_score_preview_save_and_list(site: Site) -> None:
-    code = _register(site)
+    code = included_via_api(site)
     nurse, inv = site.client("nurse1"), site.client("inv1")
     live = nurse.post("/api/v1/qol/score", json={"instrument": "QLQ-C30", "items": ANSWERS})
     assert live.status_code == 200, live.text
@@ -274,7 +279,7 @@ INJECTIONS = ["<script>alert('x')</script>", "'; DROP TABLE data_queries; --", "
 def test_text_entered_through_the_api_is_stored_verbatim_and_shown_escaped(site: Site) -> None:
     from markupsafe import escape
 
-    code = _register(site)
+    code = included_via_api(site)
     mon, inv = site.client("mon1"), site.client("inv1")
     for payload in INJECTIONS:
         raised = mon.post(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from web_support import Site, app_routes, randomized_via_api, setup_randomization
+from web_support import Site, app_routes, is_json_api, randomized_via_api, setup_randomization
 
 from reluth.protocol.definition import load_protocol
 
@@ -175,7 +175,7 @@ def test_no_api_response_reveals_the_arm_to_the_central_reviewer(site: Site) -> 
     }
     leaks: list[str] = []
     reached: set[str] = set()
-    api_routes = [(m, path) for m, path in app_routes(site.app) if path.startswith("/api/v1/")]
+    api_routes = [(m, path) for m, path in app_routes(site.app) if is_json_api(path)]
     assert len(api_routes) >= 30
     for method, route in api_routes:
         path = re.sub(r"\{(\w+)\}", lambda m: str(ids.get(m.group(1), 1)), route)

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from tests.store.storekit import ready_patients
-from web_support import Site, make_site
+from web_support import Site, make_site, ready_patients
 
 from reluth.db.audit import AuditLog
 from reluth.db.session import read_session
@@ -33,7 +32,7 @@ RECORDS: list[dict[str, Any]] = [
 def dosi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, dict[str, str]]]:
     """Two patients with cycles 1-2 administered: one at C01, one at C02."""
     site = make_site(f"sqlite:///{tmp_path_factory.mktemp('dosi') / 'web.db'}")
-    codes = ready_patients(site.app.state.engine, 2)
+    codes = ready_patients(site, 2)
     yield site, {"C01": codes[0], "C02": codes[1]}
     site.app.state.engine.dispose()
 
@@ -166,3 +165,58 @@ def test_blinded_reviewer_sees_no_dosimetry(dosi: tuple[Site, dict[str, str]]) -
     ):
         response = rev.get(path)
         assert response.status_code == 403 and "31.5" not in response.text
+
+
+def test_page_computes_a_cycle_from_the_store_with_progress(
+    dosi: tuple[Site, dict[str, str]], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The physicist's page runs `dosimetry from-store` in the background, polled by htmx;
+    the records are stored as the physicist (audit trail)."""
+    import datetime as dt
+    import time
+
+    import yaml
+
+    from reluth.dosimetry import synthetic_study as ss
+    from reluth.dosimetry.models import DoseResult
+    from reluth.imaging.batch import deidentify_tree
+    from reluth.imaging.deid import DeidSettings
+    from reluth.imaging.profile import RELUTH_OPTIONS
+    from reluth.imaging.store import ingest
+    from reluth.imaging.synthetic import SyntheticPatient
+
+    site, codes = dosi
+    code = codes["C01"]
+    spec = ss.StudySpec(matrix=24, ct_matrix=40, ct_pixel_mm=3.5,
+                        patient=SyntheticPatient(injection=dt.datetime(2024, 11, 4, 9, 15)))  # fmt: skip
+    ss.write_study(tmp_path / "export", spec)
+    key = DeidSettings(key=b"w" * 32, patient_id=code, options=RELUTH_OPTIONS, cycle=1)
+    deidentify_tree(tmp_path / "export", tmp_path / "deid", key)
+    with site.as_user("phys") as ctx:
+        ingest(ctx, tmp_path / "deid", tmp_path / "store")
+    (tmp_path / "cal.yaml").write_text(yaml.safe_dump(ss.calibration_doc(spec)))
+    monkeypatch.setenv("RELUTH_IMAGE_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("RELUTH_CALIBRATIONS", str(tmp_path / "cal.yaml"))
+    monkeypatch.setenv("RELUTH_DATA_DIR", str(tmp_path / "data"))
+    phys = site.client("phys")
+    page = phys.get(f"/patients/{code}/dosimetry")
+    assert "Compute a cycle from the image store" in page.text
+    form = {"cycle": "1", "replace": "yes", "reason": "computed from the image store"}
+    started = phys.post(f"/patients/{code}/dosimetry/from-store", data=form,
+                        follow_redirects=False)  # fmt: skip
+    assert started.status_code == 303
+    job_page = phys.get(started.headers["location"])
+    assert 'hx-get="/patients/' in job_page.text
+    job = started.headers["location"].split("job=")[1]
+    for _ in range(240):
+        fragment = phys.get(f"/patients/{code}/dosimetry/jobs/{job}").text
+        if "Computing" not in fragment:
+            break
+        time.sleep(0.5)
+    assert "Done: stored" in fragment, fragment
+    with read_session(site.app.state.engine) as s:
+        regions = set(s.scalars(select(DoseResult.region).where(DoseResult.cycle == 1)))
+        who = set(s.scalars(select(AuditLog.username).where(AuditLog.table_name == "dose_results")))
+    assert {"kidney_left", "kidney_right", "lesion_1"} <= regions and "phys" in who
+    bad = phys.post(f"/patients/{code}/dosimetry/from-store", data={"cycle": "1", "vois": "x;y"})
+    assert bad.status_code == 422 and "series UID" in bad.text

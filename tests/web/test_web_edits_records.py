@@ -54,7 +54,7 @@ def test_inclusion_correction_page_of_a_randomized_patient(site: Site) -> None:
         url, data={"consent_date": "2024-10-28", "inclusion_date": "2025-03-06", "reason": REASON}
     )
     assert late.status_code == 422
-    assert "after the cycle 1 (2025-03-05)" in _error_next_to(late.text, "inclusion_date")
+    assert "is after the cycle 1 (2025-03-05)" in _error_next_to(late.text, "inclusion_date")
     assert REASON in late.text
     consent = inv.post(
         url, data={"consent_date": "2025-03-05", "inclusion_date": "2025-03-04", "reason": REASON}

@@ -16,11 +16,10 @@ import pandas as pd
 import pyreadstat
 import pytest
 from sqlalchemy import func, select
-from tests.store.storekit import INVESTIGATOR, STAT, ready_patients
-from web_support import Site, make_site
+from web_support import Site, make_site, ready_patients
 
 from reluth.db.audit import AuditLog
-from reluth.db.session import read_session, unit_of_work
+from reluth.db.session import read_session
 from reluth.patients.models import Inclusion
 from reluth.randomization import service as rnd
 from reluth.randomization.models import Randomization
@@ -33,13 +32,13 @@ def trial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """Six included patients at C01/C02, four of them randomized (through the services)."""
     site = make_site(f"sqlite:///{tmp_path_factory.mktemp('exports') / 'web.db'}")
     engine = site.app.state.engine
-    codes = ready_patients(engine, 6)
-    with unit_of_work(engine, STAT) as uow:
-        rnd.configure(uow.session, STAT, "blocks")
-        rnd.generate_list(uow.session, STAT, "exports-test-seed-0123456789", 4)
+    codes = ready_patients(site, 6)
+    with site.as_user("stat") as ctx:
+        rnd.configure(ctx, "blocks")
+        rnd.generate_list(ctx, "exports-test-seed-0123456789", 4)
     for code in codes[:4]:
-        with unit_of_work(engine, INVESTIGATOR) as uow:
-            rnd.randomize(uow.session, INVESTIGATOR, code, f"req-{code}")
+        with site.as_user("inv1" if code.startswith("C01") else "inv2") as ctx:
+            rnd.randomize(ctx, code, f"req-{code}")
     yield site
     engine.dispose()
 
@@ -64,8 +63,11 @@ def test_datasets_zip_holds_the_five_datasets_with_the_database_counts(
     assert f"reluth-adam-{fmt}-" in response.headers["content-disposition"]
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     assert sorted(archive.namelist()) == sorted(
-        [f"{d}.{fmt}" for d in DATASETS] + ["variables.json"]
+        [f"{d}.{fmt}" for d in DATASETS] + ["variables.json", "data_issues.csv"]
     )
+    # every stored value was usable: the list of records left out has its header only
+    issues = list(csv.reader(io.StringIO(archive.read("data_issues.csv").decode("utf-8"))))
+    assert issues[0][:2] == ["source", "subject_id"] and len(issues) == 1
     archive.extractall(tmp_path)
     frames = {}
     for d in DATASETS:

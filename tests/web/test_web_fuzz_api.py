@@ -19,10 +19,10 @@ from web_support import (
     Site,
     make_site,
     randomized_via_api,
+    ready_patients,
     setup_randomization,
 )
 
-from reluth.auth import service as auth
 from reluth.auth.roles import Role
 
 
@@ -56,15 +56,7 @@ def api_schema(fuzz_site: Site) -> Any:
 
 @pytest.fixture(scope="module")
 def tokens(fuzz_site: Site) -> dict[Role, str]:
-    out = {}
-    with fuzz_site.db() as db:
-        for role, username in ROLE_USER.items():
-            _row, plain = auth.create_token(
-                db, auth.get_user(db, username), "fuzz", fuzz_site.clock()
-            )
-            out[role] = plain
-        db.commit()
-    return out
+    return {role: fuzz_site.token(username, "fuzz") for role, username in ROLE_USER.items()}
 
 
 def _operations(api_schema: Any) -> list[Any]:
@@ -257,7 +249,9 @@ def test_corrections_on_real_records_no_server_error(
     assert refused_by_service  # generated bodies reached the services' validation
 
 
-def test_openapi_document_lists_the_api(fuzz_site: Site, tmp_path: Path) -> None:
+def test_openapi_document_lists_the_api(
+    fuzz_site: Site, real_ids: dict[str, Any], tmp_path: Path
+) -> None:
     from fastapi.testclient import TestClient
 
     doc = TestClient(fuzz_site.app).get("/api/v1/openapi.json").json()
@@ -277,8 +271,17 @@ def test_openapi_document_lists_the_api(fuzz_site: Site, tmp_path: Path) -> None
     listed = {(m.upper(), path) for path, item in doc["paths"].items() for m in item}
     missing = NEW_OPERATIONS - listed
     assert not missing, missing
+    # bounds reach the document; they cover the protocol's cycles, which the service checks
+    # (the trial's protocol says which cycles exist: 422 naming "cycle" for any other)
     cycle = doc["components"]["schemas"]["CycleIn"]["properties"]["cycle"]
-    assert (cycle["minimum"], cycle["maximum"]) == (1, 4)  # bounds reach the document
+    cycles = fuzz_site.app.state.trial.protocol.all_cycles
+    assert cycle["minimum"] == min(cycles) == 1 and cycle["maximum"] >= max(cycles)
+    beyond = TestClient(fuzz_site.app).put(
+        f"/api/v1/patients/{real_ids['code']}/cycles/{max(cycles) + 1}",
+        json={"lot": "L", "reason": "r"},
+        headers={"Authorization": f"Bearer {fuzz_site.token('inv1')}"},
+    )
+    assert beyond.status_code == 422 and beyond.json()["field"] == "cycle", beyond.text
     assert not any(p.startswith("/login") for p in doc["paths"])  # pages are not API
 
 
@@ -287,10 +290,8 @@ def test_no_server_error_on_exports_and_dosimetry(
 ) -> None:
     """The export and dosimetry operations, fuzzed as the roles that may use them, against a
     real patient (included, cycles 1-2 administered) as well as generated patient IDs."""
-    from tests.store.storekit import ready_patients
-
     # (numbered far from the patients the other tests register through the API)
-    code = ready_patients(fuzz_site.app.state.engine, 1, centres=("C01",), start=900)[0]
+    code = ready_patients(fuzz_site, 1, centres=("C01",), start=900)[0]
     operations = [
         op
         for op in _operations(api_schema)

@@ -10,18 +10,18 @@ import pytest
 from test_web_trial_flow import ready_patient
 from web_support import Site, randomize_experimental
 
-from reluth.auth import service as auth
 from reluth.auth.policy import POLICY, Action, Resource
 from reluth.auth.roles import Role
+from reluth.protocol.definition import load_protocol
 from reluth.protocol.schedule import planned_visits
-from reluth.web.dashboard import overdue_visits
+from reluth.records.dashboard import overdue_visits
 
 
 def _experimental_patient(site: Site) -> tuple[str, dt.date]:
     """A patient prepared through the pages and randomized to the experimental arm by the
     randomization service, so that C3/C4 are planned."""
     code = ready_patient(site)
-    return code, randomize_experimental(site.app, code, site.clock())
+    return code, randomize_experimental(site.app, code)
 
 
 def _codes(site: Site, username: str) -> set[tuple[str, str]]:
@@ -31,7 +31,11 @@ def _codes(site: Site, username: str) -> set[tuple[str, str]]:
 
 def test_overdue_visits_window_boundary_recorded_visits_and_centres(site: Site) -> None:
     code, randomized_on = _experimental_patient(site)
-    qol0 = next(v for v in planned_visits(randomized_on, "experimental") if v.code == "QOL-W00")
+    qol0 = next(
+        v
+        for v in planned_visits(randomized_on, "experimental", load_protocol())
+        if v.code == "QOL-W00"
+    )
     site.clock.now = dt.datetime.combine(qol0.window_end, dt.time(12), tzinfo=dt.UTC)
     assert (code, "QOL-W00") not in _codes(site, "inv1")  # last day of the window: still due
     site.clock.advance(days=1)
@@ -46,7 +50,7 @@ def test_overdue_visits_window_boundary_recorded_visits_and_centres(site: Site) 
     as_of = site.clock().date()
     expected = {
         (code, v.code)
-        for v in planned_visits(randomized_on, "experimental")
+        for v in planned_visits(randomized_on, "experimental", load_protocol())
         if v.window_end < as_of and v.code != "LAB-W00"
     }
     assert (code, "C3") in expected and (code, "TA-W08") in expected
@@ -66,11 +70,10 @@ def test_blinded_person_never_sees_treatment_cycle_visits(
     site.clock.advance(days=200)
     reviewer_grants = POLICY[Role.CENTRAL_REVIEWER] | {(Action.READ, Resource.DASHBOARD)}
     monkeypatch.setitem(POLICY, Role.CENTRAL_REVIEWER, reviewer_grants)
-    with site.db() as db:
-        reviewer = auth.principal_for(auth.get_user(db, "rev"))
-        investigator = auth.principal_for(auth.get_user(db, "inv1"))
-        assert not reviewer.can(Action.READ, Resource.TREATMENT)
-        blind = {r.visit_code for r in overdue_visits(db, reviewer, site.clock().date())}
-        full = {r.visit_code for r in overdue_visits(db, investigator, site.clock().date())}
+    with site.reading_as("rev") as ctx:
+        assert not ctx.actor.can(Action.READ, Resource.TREATMENT)
+        blind = {r.visit_code for r in overdue_visits(ctx)}
+    with site.reading_as("inv1") as ctx:
+        full = {r.visit_code for r in overdue_visits(ctx)}
     assert {"C3", "C4"} <= full
     assert blind == full - {"C3", "C4"} and "TA-W08" in blind

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from web_support import ROLE_USER, USERS, Site, app_routes
+from web_support import ROLE_USER, USERS, Site, app_routes, is_json_api
 
 from reluth.auth.roles import Role
 
@@ -43,9 +43,15 @@ AP = A + P
 MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("GET", "/dashboard", SITE_READERS, None),
     ("GET", "/account/tokens", ALL, None),
+    ("GET", "/api/v1/docs", ALL, None),
+    ("GET", "/api/v1/docs/assets/{name}", ALL, None),
     ("POST", "/account/tokens", ALL, {"name": "t"}),
+    ("GET", "/account/password", ALL, None),
+    ("POST", "/account/password", ALL, {"current_password": "", "new_password": ""}),
     ("GET", "/admin/users", ADMIN, None),
     ("POST", "/admin/users", ADMIN, {"username": "", "role": "admin", "password": "x"}),
+    ("POST", "/admin/users/{username}/{action}", ADMIN, {"reason": "r"}),
+    ("GET", "/admin/access-review", ADMIN, None),
     ("GET", "/patients", PATIENT_READERS, None),
     ("POST", "/patients", SITE_WRITERS, {"centre": "C01"}),
     ("GET", P, PATIENT_READERS, None),
@@ -141,6 +147,8 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("POST", "/api/v1/tokens", ALL, {"name": "t"}),
     ("GET", "/api/v1/users", ADMIN, None),
     ("POST", "/api/v1/users", ADMIN, {"username": "u", "role": "x", "password": "x" * 12}),
+    ("POST", "/api/v1/users/{username}/{action}", ADMIN, {"reason": "r"}),
+    ("GET", "/api/v1/users/review", ADMIN, None),
 ]
 STATISTICIAN = frozenset({Role.STATISTICIAN})
 PHYSICIST = frozenset({Role.MEDICAL_PHYSICIST})
@@ -152,6 +160,8 @@ MATRIX += [
     ("GET", "/exports/randomization-report", STATISTICIAN, None),
     ("GET", P + "/dosimetry", DOSIMETRY_READERS, None),
     ("POST", P + "/dosimetry", PHYSICIST, {"cycle": "1", "records": "[]"}),
+    ("POST", P + "/dosimetry/from-store", PHYSICIST, {"cycle": "1"}),
+    ("GET", P + "/dosimetry/jobs/{job}", PHYSICIST, None),
     ("GET", "/api/v1/exports/datasets", STATISTICIAN, None),
     ("GET", "/api/v1/exports/randomization-report", STATISTICIAN, None),
     ("GET", "/api/v1/patients/{code}/dosimetry", DOSIMETRY_READERS, None),
@@ -197,9 +207,14 @@ UNGUARDED = {
 
 def _path(template: str, code: str) -> str:
     """A route with its ids filled in (records that do not exist: allowed roles get 404/409/422,
-    never 403; cycle 3 and the C3 visit would reveal the arm)."""
+    never 403; cycle 3 and the C3 visit would reveal the arm; an account change of an unknown
+    account changes nothing)."""
     return template.format(
+        username="ghost",
+        name="swagger-ui.css",
+        action="unlock",
         code=code,
+        job="no-such-job",
         lab_id=1,
         query_id=999999,
         ae_id=1,
@@ -221,13 +236,12 @@ def _call(client: Any, method: str, path: str, body: dict[str, Any] | None) -> i
 @pytest.fixture(scope="module")
 def patients(shared_site: Site) -> dict[str, str]:
     """One registered patient at C01 and one at C02 (through the service, audited)."""
-    from reluth.db.session import Actor, unit_of_work
     from reluth.patients import service
 
     out = {}
     for centre, user in (("C01", "inv1"), ("C02", "inv2")):
-        with unit_of_work(shared_site.app.state.engine, actor=Actor(user, "investigator")) as uow:
-            out[centre] = service.register_patient(uow.session, centre).patient_code
+        with shared_site.as_user(user) as ctx:
+            out[centre] = service.register_patient(ctx, centre).patient_code
     return out
 
 
@@ -268,7 +282,7 @@ def test_anonymous_is_sent_to_login_everywhere(shared_site: Site, patients: dict
     for method, template, _allowed, body in MATRIX:
         path = _path(template, patients["C01"])
         status = _call(client, method, path, body)
-        assert status == (401 if path.startswith("/api/") else 303), (method, path, status)
+        assert status == (401 if is_json_api(path) else 303), (method, path, status)
 
 
 def test_every_route_is_in_the_matrix(shared_site: Site) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from reluth.auth.policy import ARM_REVEALING, POLICY, Action, Principal, Resource, allowed
+from reluth.auth.actor import Actor
+from reluth.auth.policy import (
+    ARM_REVEALING,
+    POLICY,
+    UNBLINDED_ROLES,
+    Action,
+    Resource,
+    allowed,
+    check_role_grant,
+)
 from reluth.auth.roles import BLINDED_ROLES, Role
 from reluth.errors import PermissionDenied
 
@@ -88,6 +97,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.ARM: "r",
         X.TREATMENT: "r",
         X.DOSIMETRY: "rw",
+        X.IMAGING: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.PHARMACOVIGILANCE: {
@@ -117,9 +127,19 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.QOL: "r",
         X.AUDIT: "r",
         X.DOSIMETRY: "r",
+        X.RANDOMIZATION_SETUP: "rw",
+        X.ALLOCATION_LIST: "rw",
+        X.AUDIT_VERIFY: "r",
         X.OWN_TOKENS: "rw",
     },
-    Role.ADMIN: {X.USER: "rw", X.CENTRE: "rw", X.OWN_TOKENS: "rw"},
+    Role.ADMIN: {
+        X.USER: "rw",
+        X.CENTRE: "rw",
+        X.OPERATIONS: "rw",
+        X.RANDOMIZATION_SETUP: "rw",
+        X.AUDIT_VERIFY: "r",
+        X.OWN_TOKENS: "rw",
+    },
 }
 
 
@@ -148,8 +168,8 @@ def test_unknown_role_is_denied_everything() -> None:
 
 
 def test_centre_scoping() -> None:
-    inv = Principal(1, "inv", Role.INVESTIGATOR, frozenset({7}))
-    dm = Principal(2, "dm", Role.DATA_MANAGER, frozenset())
+    inv = Actor("inv", Role.INVESTIGATOR, frozenset({7}), user_id=1)
+    dm = Actor("dm", Role.DATA_MANAGER, frozenset(), user_id=2)
     assert inv.may(R, X.PATIENT, centre_id=7)
     assert not inv.may(R, X.PATIENT, centre_id=8)
     assert not inv.sees_centre(None)
@@ -172,3 +192,16 @@ def test_whoever_reads_dosimetry_already_sees_the_arm_and_the_treatment(role: Ro
 
 def test_only_the_medical_physicist_writes_dosimetry() -> None:
     assert {r for r in Role if allowed(r, W, X.DOSIMETRY)} == {Role.MEDICAL_PHYSICIST}
+
+
+def test_only_the_statistician_is_unblinded_and_sees_the_allocation_list() -> None:
+    assert frozenset({Role.STATISTICIAN}) == UNBLINDED_ROLES
+    assert {r for r in Role if allowed(r, R, X.ALLOCATION_LIST)} == {Role.STATISTICIAN}
+
+
+def test_an_administrator_cannot_grant_themselves_an_unblinded_role() -> None:
+    admin = Actor("boss", Role.ADMIN, user_id=1)
+    with pytest.raises(PermissionDenied, match="grant yourself the statistician role"):
+        check_role_grant(admin, "boss", Role.STATISTICIAN)
+    check_role_grant(admin, "someone-else", Role.STATISTICIAN)  # another account: allowed
+    check_role_grant(admin, "boss", Role.DATA_MANAGER)  # not an unblinded role: allowed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from web_support import Site
+from web_support import Site, included_via_api
 
 # PF items 1-5 all 1 -> 100; QL items 29, 30 = 7 -> 100; PA items 9 = 2, 19 = 3 -> RS 2.5 -> 50
 ANSWERS = {"item_1": "1", "item_2": "1", "item_3": "1", "item_4": "1", "item_5": "1"}
@@ -39,7 +39,7 @@ def test_entry_page_lists_every_item_with_its_range(site: Site) -> None:
 
 
 def test_live_scores_then_saved_through_the_audited_service(site: Site) -> None:
-    code = _register(site)
+    code = included_via_api(site)  # questionnaires are recorded for included patients
     inv = site.client("inv1")
     live = inv.post(f"/patients/{code}/qol/scores", data={"instrument": "QLQ-C30", **ANSWERS})
     assert live.status_code == 200
@@ -50,6 +50,13 @@ def test_live_scores_then_saved_through_the_audited_service(site: Site) -> None:
     assert _score(live.text, "summary") == "–"  # a component is missing
     half = inv.post(f"/patients/{code}/qol/scores", data={"instrument": "QLQ-C30", "item_9": "4"})
     assert _score(half.text, "PA") == "100.00"  # 1 of 2 items: the half-items rule scores it
+    registered_only = _register(site)
+    refused = inv.post(
+        f"/patients/{registered_only}/qol",
+        data={"instrument": "QLQ-C30", "timepoint": "QOL-W00", "completed_on": "2025-03-10"}
+        | ANSWERS,
+    )
+    assert refused.status_code == 409 and "not included" in refused.text
     saved = inv.post(
         f"/patients/{code}/qol",
         data={"instrument": "QLQ-C30", "timepoint": "QOL-W00", "completed_on": "2025-03-10"}
@@ -69,7 +76,7 @@ def test_live_scores_then_saved_through_the_audited_service(site: Site) -> None:
 
 
 def test_out_of_range_item_is_refused_next_to_the_item_and_input_kept(site: Site) -> None:
-    code = _register(site)
+    code = included_via_api(site)
     inv = site.client("inv1")
     live = inv.post(f"/patients/{code}/qol/scores", data={"instrument": "QLQ-C30", "item_3": "5"})
     assert "items.3" in live.text and "out of range" in live.text

@@ -293,16 +293,19 @@ def test_sae_clock_boundaries() -> None:
     import datetime as dt
     from decimal import Decimal
 
+    from reluth.protocol.definition import load_protocol
     from reluth.safety.service import sae_clock
+
+    protocol = load_protocol()
 
     aware = dt.date(2025, 3, 10)
     due = dt.datetime(2025, 3, 11, 23, 0, tzinfo=dt.UTC)  # end of the day in Paris + 24 h
-    assert sae_clock(aware, due).late is False
-    assert sae_clock(aware, due).hours_left == Decimal("0.0")
-    assert sae_clock(aware, due + dt.timedelta(seconds=1)).late is True
-    assert sae_clock(aware, dt.datetime(2025, 3, 11, 11, tzinfo=dt.UTC)).hours_left == Decimal(
-        "12.0"
-    )
+    assert sae_clock(aware, due, protocol=protocol).late is False
+    assert sae_clock(aware, due, protocol=protocol).hours_left == Decimal("0.0")
+    assert sae_clock(aware, due + dt.timedelta(seconds=1), protocol=protocol).late is True
+    assert sae_clock(
+        aware, dt.datetime(2025, 3, 11, 11, tzinfo=dt.UTC), protocol=protocol
+    ).hours_left == Decimal("12.0")
 
 
 def test_sae_recorded_by_site_is_seen_by_pharmacovigilance_with_its_clock(site: Site) -> None:

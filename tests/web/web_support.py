@@ -4,9 +4,12 @@ role at centre C01 (plus a second investigator at C02), and clients logged in as
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -15,8 +18,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
-from reluth.auth.models import Centre
+from reluth.auth.actor import Actor, AuthMethod
 from reluth.auth.roles import Role
+from reluth.core.context import Ctx, reading, writing
+from reluth.core.trial import Trial
+from reluth.db.session import exempt_transaction, read_session
+from reluth.sites import service as sites
 from reluth.web.app import create_app
 from reluth.web.deps import SESSION_COOKIE
 
@@ -67,32 +74,73 @@ class Site:
     clock: Clock
     csrf: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def trial(self) -> Trial:
+        """The app's trial: the shipped protocol on this site's clock."""
+        value: Trial = self.app.state.trial
+        return value
+
     def db(self) -> Session:
+        """A read-only session (writes go through :meth:`as_user`)."""
         session: Session = self.app.state.sessionmaker()
+        session.info["reluth_read_only"] = True
         return session
+
+    def actor(self, username: str) -> Actor:
+        return actor_of(self.app, username)
+
+    @contextmanager
+    def as_user(self, username: str, reason: str | None = None) -> Iterator[Ctx]:
+        """An audited write context as ``username`` (password-authenticated)."""
+        with writing(self.app.state.engine, self.actor(username), self.trial, reason) as ctx:
+            yield ctx
+
+    @contextmanager
+    def reading_as(self, username: str) -> Iterator[Ctx]:
+        with reading(self.app.state.engine, self.actor(username), self.trial) as ctx:
+            yield ctx
+
+    def token(self, username: str, name: str = "tests", days: int | None = 90) -> str:
+        """A new API token of ``username``, created from a password login."""
+        with self.as_user(username) as ctx:
+            _row, plain = auth.create_token(ctx, name, days)
+        return plain
 
     def client(self, username: str | None = None) -> TestClient:
         """A client logged in as ``username`` (session opened through the auth service)."""
         client = TestClient(self.app, follow_redirects=False)
         if username is None:
             return client
-        with self.db() as db:
+        with exempt_transaction(self.app.state.engine) as db:
             opened = auth.open_session(db, auth.get_user(db, username), self.clock())
-            db.commit()
         client.cookies.set(SESSION_COOKIE, opened.cookie_token)
         client.headers["X-CSRF-Token"] = opened.csrf_token
         self.csrf[username] = opened.csrf_token
         return client
 
 
+def actor_of(app: FastAPI, username: str) -> Actor:
+    """``username`` as a password-authenticated actor (as after a login)."""
+    with read_session(app.state.engine) as db:
+        return auth.actor_for(auth.get_user(db, username), AuthMethod.PASSWORD)
+
+
 def seed_users(app: FastAPI) -> None:
-    session: Session = app.state.sessionmaker()
-    with session as db:
-        db.add_all([Centre(code="C01", name="Centre One"), Centre(code="C02", name="Centre Two")])
-        db.flush()
+    """The first administrator by the bootstrap of the empty database, then, as that
+    administrator, the two centres and one account per role (all through the services)."""
+    engine, trial = app.state.engine, app.state.trial
+    with read_session(engine) as db:
+        operator = auth.bootstrap_actor(db, "web-tests")
+    with writing(engine, operator, trial) as ctx:
+        auth.create_user(ctx, "admin", Role.ADMIN.value, PASSWORD)
+    admin = actor_of(app, "admin")
+    with writing(engine, admin, trial) as ctx:
+        sites.add_centre(ctx, "C01", "Centre One")
+        sites.add_centre(ctx, "C02", "Centre Two")
+    with writing(engine, admin, trial) as ctx:
         for username, (role, centres) in USERS.items():
-            auth.create_user(db, username, role.value, PASSWORD, centres)
-        db.commit()
+            if username != "admin":
+                auth.create_user(ctx, username, role.value, PASSWORD, centres)
 
 
 def make_site(db_url: str) -> Site:
@@ -140,38 +188,107 @@ def eligible_file(code: str, today: dt.date) -> dict[str, object]:
     return data
 
 
+#: (disease control months, radiological progression, creatinine µmol/L, intercurrent treatment)
+#: -> the 16 strata: DC lt18/ge18 x PR rad/nonrad x GFR lt60/ge60 x IT yes/no
+STRATA_INPUTS = list(itertools.product((14, 26), (True, False), (97, 78), (True, False)))
+
+#: who enters a centre's data in ``ready_patients``
+SITE_USER = {"C01": "nurse1", "C02": "inv2"}
+
+#: the second-PRRT dates of ``ready_patients`` (after the example's screening of 2025-03-03 and
+#: before the site clock's today, 2025-03-12): inclusion, cycle 1, cycle 2, assessment
+READY_DATES = tuple(
+    dt.date.fromisoformat(d) for d in ("2025-03-04", "2025-03-05", "2025-03-06", "2025-03-10")
+)
+
+
+def patient_file(code: str, variant: int = 0) -> dict[str, Any]:
+    """The eligible example patient, renamed, in one of the 16 strata."""
+    import copy
+
+    dc, rad, creat, inter = STRATA_INPUTS[variant % 16]
+    data = copy.deepcopy(eligible_file(code, T0.date()))
+    data["first_prrt"]["disease_control_months"] = dc  # type: ignore[index]
+    data["progression"]["radiological"] = rad  # type: ignore[index]
+    data["labs"]["creatinine"]["value"] = creat  # type: ignore[index]
+    data["history"]["intercurrent_treatment"] = inter  # type: ignore[index]
+    return data
+
+
+def ready_patients(
+    site: Site, n: int, centres: tuple[str, ...] = ("C01", "C02"), start: int = 0
+) -> list[str]:
+    """Register, screen, include, give both second-PRRT cycles and record a pre-randomization
+    assessment without progression for ``n`` patients spread over all strata and ``centres``,
+    through the services as each centre's site user (``SITE_USER``)."""
+    from decimal import Decimal
+
+    from reluth.patients import service as patients
+    from reluth.treatment import service as treatment
+
+    included, cycle1, cycle2, assessed = READY_DATES
+    codes = []
+    for i in range(start, start + n):
+        centre = centres[i % len(centres)]
+        code = f"{centre}-{i + 1:04d}"
+        with site.as_user(SITE_USER[centre]) as ctx:
+            patients.register_patient(ctx, centre, code)
+            outcome = patients.screen_patient(ctx, patient_file(code, i))
+            assert outcome.status == "eligible", outcome
+            patients.include_patient(ctx, code, dt.date(2024, 10, 28), included)
+            treatment.record_cycle(ctx, code, 1, cycle1, Decimal("7.4"), "L1")
+            treatment.record_cycle(ctx, code, 2, cycle2, Decimal("7.4"), "L2")
+            patients.record_pre_randomization(ctx, code, assessed, False, "SD", None)
+        codes.append(code)
+    return codes
+
+
 def setup_randomization(app: FastAPI) -> None:
     """The statistician fixes the method and generates the list (through the services)."""
-    from reluth.db.session import Actor, unit_of_work
     from reluth.randomization import service as randomization
 
-    stat = Actor("stat", Role.STATISTICIAN.value)
-    with unit_of_work(app.state.engine, actor=stat) as uow:
-        randomization.configure(uow.session, stat, "blocks")
-    with unit_of_work(app.state.engine, actor=stat) as uow:
-        randomization.generate_list(uow.session, stat, "web-test-seed-0123456789", 8)
+    engine, trial, stat = app.state.engine, app.state.trial, actor_of(app, "stat")
+    with writing(engine, stat, trial) as ctx:
+        randomization.configure(ctx, "blocks")
+    with writing(engine, stat, trial) as ctx:
+        randomization.generate_list(ctx, "web-test-seed-0123456789", 8)
 
 
-def randomize_experimental(app: FastAPI, code: str, now: dt.datetime) -> dt.date:
-    """Randomize a ready patient through the randomization service, on a fresh trial, so that
-    the arm is the experimental one: minimization with no one randomized yet is a tie, broken by
-    the generator's first draw (0.13 with seed 1 picks the first arm, experimental). Returns the
-    randomization date. Cycle 3/4 visits are planned only in that arm."""
+def randomize_experimental(app: FastAPI, code: str) -> dt.date:
+    """Randomize a ready patient through the randomization service, today on the site's clock,
+    on a fresh trial, so that the arm is the experimental one: minimization with no one
+    randomized yet is a tie, broken by the generator's first draw (0.13 with seed 1 picks the
+    first arm, experimental). Returns the randomization date. Cycle 3/4 visits are planned
+    only in that arm."""
     import random
 
-    from reluth.db.session import Actor, unit_of_work
     from reluth.randomization import service as randomization
 
-    stat = Actor("stat", Role.STATISTICIAN.value)
-    with unit_of_work(app.state.engine, actor=stat) as uow:
-        randomization.configure(uow.session, stat, "minimization")
-    inv = Actor("inv1", Role.INVESTIGATOR.value)
-    with unit_of_work(app.state.engine, actor=inv) as uow:
-        result = randomization.randomize(
-            uow.session, inv, code, f"exp-{code}", now=now, rng=random.Random(1)
-        )
+    engine, trial = app.state.engine, app.state.trial
+    with writing(engine, actor_of(app, "stat"), trial) as ctx:
+        randomization.configure(ctx, "minimization")
+    with writing(engine, actor_of(app, "inv1"), trial) as ctx:
+        result = randomization.randomize(ctx, code, f"exp-{code}", rng=random.Random(1))
     assert result.arm == "experimental", result
-    return now.date()
+    return trial.today()
+
+
+CONSENT = "2024-10-28"
+
+
+def included_via_api(site: Site, username: str = "inv1", centre: str = "C01") -> str:
+    """Register, screen and include one patient through the JSON API (trial data such as
+    adverse events, labs and questionnaires is recorded for included patients)."""
+    api = site.client(username)
+    code = str(api.post("/api/v1/patients", json={"centre": centre}).json()["patient_id"])
+    steps: list[tuple[str, dict[str, object]]] = [
+        ("screening", eligible_file(code, site.clock().date())),
+        ("inclusion", {"consent_date": CONSENT, "inclusion_date": "2025-03-04"}),
+    ]
+    for step, body in steps:
+        response = api.post(f"/api/v1/patients/{code}/{step}", json=body)
+        assert response.status_code == 201, (step, response.text)
+    return code
 
 
 def randomized_via_api(site: Site, username: str = "inv1", centre: str = "C01") -> str:
@@ -179,11 +296,9 @@ def randomized_via_api(site: Site, username: str = "inv1", centre: str = "C01") 
     randomize one patient through the JSON API (``setup_randomization`` must have run)."""
     import uuid
 
+    code = included_via_api(site, username, centre)
     api = site.client(username)
-    code = str(api.post("/api/v1/patients", json={"centre": centre}).json()["patient_id"])
     steps: list[tuple[str, dict[str, object]]] = [
-        ("screening", eligible_file(code, site.clock().date())),
-        ("inclusion", {"consent_date": "2024-10-28", "inclusion_date": "2025-03-04"}),
         (
             "cycles",
             {"cycle": 1, "administered_on": "2025-03-05", "activity_gbq": "7.4", "lot": "L1"},
@@ -197,6 +312,11 @@ def randomized_via_api(site: Site, username: str = "inv1", centre: str = "C01") 
     done = api.post(f"/api/v1/patients/{code}/randomize", json={"request_id": str(uuid.uuid4())})
     assert done.status_code == 200, done.text
     return code
+
+
+def is_json_api(path: str) -> bool:
+    """A JSON API route (the API's documentation under /api/v1/docs is a page)."""
+    return path.startswith("/api/") and not path.startswith("/api/v1/docs")
 
 
 def app_routes(app: FastAPI) -> list[tuple[str, str]]:

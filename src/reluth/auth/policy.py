@@ -1,8 +1,9 @@
 """The one permission layer: a pure role × action × resource policy plus centre scoping.
 
-Pages, the JSON API and exports all ask this module, and nothing else, whether a person may do
-something. It holds no I/O: a :class:`Principal` is built once per request from the session or
-API token and passed in.
+Every domain service asks this module, and nothing else, whether its :class:`~reluth.auth.actor.Actor`
+may do something (the services declare their permission with :func:`reluth.core.service.service`);
+pages, the JSON API, the CLI, the demo and batch jobs only obtain the actor and call the service.
+It holds no I/O.
 
 Decisions taken where the protocol is silent (documented in docs/web.md):
 
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Protocol
 
-from reluth.auth.roles import BLINDED_ROLES, CENTRE_SCOPED_ROLES, Role
+from reluth.auth.roles import Role
 from reluth.errors import PermissionDenied
 
 
@@ -35,6 +36,8 @@ class Resource(enum.StrEnum):
     PATIENT = "patient"  # pseudonymous registration, screening, inclusion, timeline
     SCREENING = "screening"
     RANDOMIZATION = "randomization"  # performing a randomization
+    RANDOMIZATION_SETUP = "randomization_setup"  # fixing the method (before the first one)
+    ALLOCATION_LIST = "allocation_list"  # generating and reading the concealed list
     ARM = "arm"  # seeing the allocated arm of a patient
     ARM_COUNTS = "arm_counts"  # per-arm totals on the dashboard
     TREATMENT = "treatment"  # administrations, cycles 3/4
@@ -49,6 +52,9 @@ class Resource(enum.StrEnum):
     QUERY = "query"  # read, raise, close data queries
     QUERY_ANSWER = "query_answer"  # answer a query raised on one's data
     AUDIT = "audit"
+    AUDIT_VERIFY = "audit_verify"  # checking the integrity of the whole trail
+    OPERATIONS = "operations"  # schema migration, backup, restore
+    IMAGING = "imaging"  # the central DICOM store and its catalogue
     EXPORT = "export"
     RANDOMIZATION_REPORT = "randomization_report"
     USER = "user"
@@ -109,7 +115,8 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
     ),
     Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW,)),
     Role.MEDICAL_PHYSICIST: _grants(
-        read=(Resource.PATIENT, Resource.ARM, Resource.TREATMENT), write=(Resource.DOSIMETRY,)
+        read=(Resource.PATIENT, Resource.ARM, Resource.TREATMENT),
+        write=(Resource.DOSIMETRY, Resource.IMAGING),
     ),
     Role.PHARMACOVIGILANCE: _grants(
         read=(
@@ -123,7 +130,9 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
         write=(Resource.QUERY, Resource.SAE_RECEIPT),
     ),
     Role.STATISTICIAN: _grants(
+        write=(Resource.RANDOMIZATION_SETUP, Resource.ALLOCATION_LIST),
         read=(
+            Resource.AUDIT_VERIFY,
             Resource.DASHBOARD,
             Resource.ARM_COUNTS,
             Resource.EXPORT,
@@ -133,8 +142,15 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.AUDIT,
         ),
     ),
-    Role.ADMIN: _grants(write=(Resource.USER, Resource.CENTRE)),
+    Role.ADMIN: _grants(
+        read=(Resource.AUDIT_VERIFY,),
+        write=(Resource.USER, Resource.CENTRE, Resource.OPERATIONS, Resource.RANDOMIZATION_SETUP),
+    ),
 }
+
+#: Roles that see the allocation list (upcoming arms): never granted by an administrator to
+#: themselves (:func:`check_role_grant`), and listed in the access review.
+UNBLINDED_ROLES: frozenset[Role] = frozenset({Role.STATISTICIAN})
 
 #: Resources from which the arm can be inferred: never granted to a blinded role.
 ARM_REVEALING: frozenset[Resource] = frozenset(
@@ -145,7 +161,10 @@ ARM_REVEALING: frozenset[Resource] = frozenset(
         Resource.DOSIMETRY,
         Resource.RANDOMIZATION,
         Resource.RANDOMIZATION_REPORT,
+        Resource.RANDOMIZATION_SETUP,
+        Resource.ALLOCATION_LIST,
         Resource.EXPORT,
+        Resource.IMAGING,
     }
 )
 
@@ -159,46 +178,49 @@ def allowed(role: Role | str, action: Action, resource: Resource) -> bool:
     return (action, resource) in POLICY.get(r, frozenset())
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is asking: built once per request from a session or an API token."""
-
-    user_id: int
-    username: str
-    role: Role
-    centre_ids: frozenset[int]
+class Subject(Protocol):
+    """What the policy needs of an actor (:class:`reluth.auth.actor.Actor`)."""
 
     @property
-    def all_centres(self) -> bool:
-        return self.role not in CENTRE_SCOPED_ROLES
+    def username(self) -> str: ...
 
     @property
-    def blinded(self) -> bool:
-        return self.role in BLINDED_ROLES
+    def role(self) -> Role: ...
 
-    def can(self, action: Action, resource: Resource) -> bool:
-        return allowed(self.role, action, resource)
+    @property
+    def password_login(self) -> bool: ...
 
-    def sees_centre(self, centre_id: int | None) -> bool:
-        return self.all_centres or (centre_id is not None and centre_id in self.centre_ids)
+    def can(self, action: object, resource: object) -> bool: ...
 
-    def may(self, action: Action, resource: Resource, centre_id: int | None = None) -> bool:
-        """Role permission and, for centre-scoped roles, the record's centre."""
-        if not self.can(action, resource):
-            return False
-        return centre_id is None or self.sees_centre(centre_id)
+    def may(self, action: object, resource: object, centre_id: int | None = None) -> bool: ...
 
-    def require(self, action: Action, resource: Resource, centre_id: int | None = None) -> None:
-        if not self.may(action, resource, centre_id):
-            raise PermissionDenied(
-                f"{self.role.value} may not {action.value} {resource.value.replace('_', ' ')}"
-                + (
-                    " of this centre"
-                    if centre_id is not None and self.can(action, resource)
-                    else ""
-                )
-            )
 
-    def visible_centres(self, all_ids: Iterable[int]) -> list[int]:
-        """The centre ids among ``all_ids`` this principal may see."""
-        return [c for c in all_ids if self.sees_centre(c)]
+def require(
+    actor: Subject, action: Action, resource: Resource, centre_id: int | None = None
+) -> None:
+    """Refuse (PermissionDenied) unless ``actor`` may ``action`` ``resource`` of ``centre_id``."""
+    if not actor.may(action, resource, centre_id):
+        raise PermissionDenied(
+            f"{actor.role.value} may not {action.value} {resource.value.replace('_', ' ')}"
+            + (" of this centre" if centre_id is not None and actor.can(action, resource) else "")
+        )
+
+
+def require_password_login(actor: Subject, what: str) -> None:
+    """Tokens, e-signatures and account changes rest on a password typed in this login: an API
+    token (held by a script) cannot create tokens, so no token outlives its login's revocation."""
+    if not actor.password_login:
+        raise PermissionDenied(
+            f"{what} needs a password login (web session or `reluth login`), not an API token"
+        )
+
+
+def check_role_grant(actor: Subject, target_username: str, new_role: Role) -> None:
+    """An administrator may not give themselves an unblinded role (separation of duties: the
+    unblinded statistician is appointed by another administrator, and every such grant is listed
+    in the access review)."""
+    if new_role in UNBLINDED_ROLES and target_username == actor.username:
+        raise PermissionDenied(
+            f"you may not grant yourself the {new_role.value} role (unblinded): another "
+            "administrator must grant it"
+        )

@@ -1,29 +1,35 @@
 """Admin commands for the whole pre-randomization flow and data entry, without a web page:
 ``reluth centres add``, ``reluth patients register|screen|include``, ``reluth record ...``.
 
-Every command writes through one audited unit of work as the user given by ``--as`` (or
-``$RELUTH_USER``); corrections need ``--reason``.
+Every command needs a login (``reluth login``, or ``RELUTH_TOKEN``) and writes through one
+audited unit of work as that authenticated user; the services ask the policy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from reluth.cli_support import console, handle_errors, load_json, parse_date, print_json
-from reluth.db.actors import cli_unit_of_work
-from reluth.errors import ValidationError
+from reluth.cli_support import (
+    cli_context,
+    console,
+    handle_errors,
+    load_json,
+    parse_date,
+    print_json,
+)
 from reluth.patients import service
+from reluth.sites import service as sites
+from reluth.units import to_decimal
 
 centres_app = typer.Typer(help="Trial centres.", no_args_is_help=True)
 patients_app = typer.Typer(help="Register, screen and include patients.", no_args_is_help=True)
 record_app = typer.Typer(help="Record trial data for a patient.", no_args_is_help=True)
 
-AS_USER = typer.Option(None, "--as", help="Acting user (default $RELUTH_USER or OS login).")
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 EXIT_BY_STATUS = {"eligible": 0, "not_eligible": 1, "incomplete": 3}
@@ -34,13 +40,30 @@ def _date(text: str | None, field: str) -> dt.date | None:
 
 
 def _decimal(text: str, field: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValidationError(field, f"not a number: {text!r}", "a decimal number") from None
-    if not value.is_finite():
-        raise ValidationError(field, f"not a number: {text!r}", "a decimal number")
-    return value
+    return to_decimal(text, field)
+
+
+@centres_app.command("list")
+@handle_errors
+def centres_list(as_json: bool = JSON) -> None:
+    """List the trial's centres."""
+    with cli_context() as ctx:
+        rows = [
+            {"code": c.code, "name": c.name, "opened_on": c.opened_on, "active": c.active}
+            for c in sites.list_centres(ctx.session)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("code", "name", "opened", "active")
+    for r in rows:
+        table.add_row(
+            str(r["code"]),
+            str(r["name"]),
+            str(r["opened_on"] or ""),
+            "yes" if r["active"] else "no",
+        )
+    console.print(table)
 
 
 @centres_app.command("add")
@@ -49,11 +72,10 @@ def centres_add(
     code: str = typer.Argument(..., help="Centre code, C + 2 digits (C07)."),
     name: str = typer.Argument(..., help="Centre name."),
     opened: str | None = typer.Option(None, "--opened", help="Opening date YYYY-MM-DD."),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Add a centre."""
-    with cli_unit_of_work(as_user) as uow:
-        centre = service.add_centre(uow.session, code, name, _date(opened, "opened"))
+    with cli_context(write=True) as ctx:
+        centre = sites.add_centre(ctx, code, name, _date(opened, "opened"))
         console.print(f"centre {centre.code} added: {centre.name}")
 
 
@@ -64,12 +86,11 @@ def patients_register(
     patient_id: str | None = typer.Option(None, "--id", help="C07-0012; default: next number."),
     sex: str | None = typer.Option(None, "--sex", help="female or male."),
     birth_year: int | None = typer.Option(None, "--birth-year", help="Year only, never a date."),
-    as_user: str | None = AS_USER,
     as_json: bool = JSON,
 ) -> None:
     """Register a patient under a pseudonymous ID (no name, no birth date, no hospital number)."""
-    with cli_unit_of_work(as_user) as uow:
-        p = service.register_patient(uow.session, centre, patient_id, sex, birth_year)
+    with cli_context(write=True) as ctx:
+        p = service.register_patient(ctx, centre, patient_id, sex, birth_year)
         code = p.patient_code
     if as_json:
         print_json({"patient_id": code, "centre": centre})
@@ -81,14 +102,13 @@ def patients_register(
 @handle_errors
 def patients_screen(
     file: Path = typer.Argument(..., help="Patient file (see `reluth eligibility schema`)."),
-    as_user: str | None = AS_USER,
     as_json: bool = JSON,
 ) -> None:
     """Check eligibility and store the input and the per-criterion result as captured.
     Exit 0 eligible, 1 not eligible, 3 incomplete."""
     data = load_json(file, "patient file")
-    with cli_unit_of_work(as_user) as uow:
-        out = service.screen_patient(uow.session, data)
+    with cli_context(write=True) as ctx:
+        out = service.screen_patient(ctx, data)
     if as_json:
         print_json(out)
     else:
@@ -109,12 +129,11 @@ def patients_include(
     patient_id: str = typer.Argument(...),
     consent_date: str = typer.Option(..., "--consent-date", help="Date consent was signed."),
     date: str | None = typer.Option(None, "--date", help="Inclusion date (default today)."),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Include an eligible patient who signed the informed consent."""
-    with cli_unit_of_work(as_user) as uow:
+    with cli_context(write=True) as ctx:
         inc = service.include_patient(
-            uow.session,
+            ctx,
             patient_id,
             parse_date(consent_date, "consent_date"),
             _date(date, "date"),
@@ -126,16 +145,21 @@ def patients_include(
 @handle_errors
 def record_cycle(
     patient_id: str = typer.Argument(...),
-    cycle: int = typer.Option(..., "--cycle", help="1-2 second PRRT; 3-4 experimental arm."),
+    cycle: int = typer.Option(
+        ...,
+        "--cycle",
+        help="The protocol's cycle number: second PRRT, then the arm's (`reluth protocol show`).",
+    ),
     date: str = typer.Option(..., "--date"),
     activity_gbq: str = typer.Option(..., "--activity-gbq", help="Administered activity, GBq."),
     lot: str = typer.Option(..., "--lot"),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Record a Lutathera administration."""
-    with cli_unit_of_work(as_user) as uow:
-        service.record_cycle(
-            uow.session,
+    from reluth.treatment.service import record_cycle
+
+    with cli_context(write=True) as ctx:
+        record_cycle(
+            ctx,
             patient_id,
             cycle,
             parse_date(date, "date"),
@@ -155,12 +179,11 @@ def record_pre_randomization(
     ),
     response: str | None = typer.Option(None, "--response", help="CR, PR, SD, PD or NE."),
     comment: str | None = typer.Option(None, "--comment"),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Record the assessment after the two second-PRRT cycles (the randomization gate)."""
-    with cli_unit_of_work(as_user) as uow:
+    with cli_context(write=True) as ctx:
         service.record_pre_randomization(
-            uow.session, patient_id, parse_date(date, "date"), progression, response, comment
+            ctx, patient_id, parse_date(date, "date"), progression, response, comment
         )
     console.print(f"pre-randomization assessment recorded for {patient_id}")
 
@@ -172,11 +195,10 @@ def record_death(
     date: str = typer.Option(..., "--date"),
     cause: str = typer.Option(..., "--cause", help=", ".join(service.DEATH_CAUSES)),
     details: str | None = typer.Option(None, "--details"),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Record a death."""
-    with cli_unit_of_work(as_user) as uow:
-        service.record_death(uow.session, patient_id, parse_date(date, "date"), cause, details)
+    with cli_context(write=True) as ctx:
+        service.record_death(ctx, patient_id, parse_date(date, "date"), cause, details)
     console.print(f"death recorded for {patient_id}")
 
 
@@ -187,13 +209,10 @@ def record_end_of_study(
     date: str = typer.Option(..., "--date"),
     reason_code: str = typer.Option(..., "--end-reason", help=", ".join(service.END_REASONS)),
     details: str | None = typer.Option(None, "--details"),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Record the end of study of a patient."""
-    with cli_unit_of_work(as_user) as uow:
-        service.record_end_of_study(
-            uow.session, patient_id, parse_date(date, "date"), reason_code, details
-        )
+    with cli_context(write=True) as ctx:
+        service.record_end_of_study(ctx, patient_id, parse_date(date, "date"), reason_code, details)
     console.print(f"end of study recorded for {patient_id}")
 
 
@@ -203,25 +222,24 @@ def record_visit_cmd(
     patient_id: str = typer.Argument(...),
     code: str = typer.Option(..., "--code", help="Planned visit code (`reluth schedule`)."),
     date: str = typer.Option(..., "--date"),
-    as_user: str | None = AS_USER,
 ) -> None:
     """Record a visit of the schedule and show whether it was in its window."""
     from reluth.treatment.service import record_visit
 
-    with cli_unit_of_work(as_user) as uow:
-        _, status = record_visit(uow.session, patient_id, code, parse_date(date, "date"))
+    with cli_context(write=True) as ctx:
+        _, status = record_visit(ctx, patient_id, code, parse_date(date, "date"))
     shift = "" if status.days_from_target is None else f" ({status.days_from_target:+d} days)"
     console.print(f"visit {code} recorded for {patient_id}: {status.status}{shift}")
 
 
-def _record_file(kind: str, file: Path, as_user: str | None) -> str:
+def _record_file(kind: str, file: Path) -> str:
     from reluth.qol.service import record_questionnaire
     from reluth.response.records import record_assessment
     from reluth.safety.records import record_adverse_event, record_labs
 
     data = load_json(file, f"{kind} file")
-    with cli_unit_of_work(as_user) as uow:
-        s = uow.session
+    with cli_context(write=True) as ctx:
+        s = ctx
         if kind == "labs":
             rows = record_labs(s, data)
             return ", ".join(f"{r.analyte} grade {r.ctcae_grade}" for r in rows)
@@ -237,30 +255,30 @@ def _record_file(kind: str, file: Path, as_user: str | None) -> str:
 
 @record_app.command("labs")
 @handle_errors
-def record_labs_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+def record_labs_cmd(file: Path = typer.Argument(...)) -> None:
     """Record laboratory results (graded by CTCAE v5.0)."""
-    console.print(_record_file("labs", file, as_user))
+    console.print(_record_file("labs", file))
 
 
 @record_app.command("ae")
 @handle_errors
-def record_ae_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+def record_ae_cmd(file: Path = typer.Argument(...)) -> None:
     """Record an adverse event (CTCAE term, grade, seriousness, relatedness, outcome)."""
-    console.print(_record_file("ae", file, as_user))
+    console.print(_record_file("ae", file))
 
 
 @record_app.command("assessment")
 @handle_errors
-def record_assessment_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+def record_assessment_cmd(file: Path = typer.Argument(...)) -> None:
     """Record a tumour assessment and its lesion measurements."""
-    console.print(_record_file("assessment", file, as_user))
+    console.print(_record_file("assessment", file))
 
 
 @record_app.command("qol")
 @handle_errors
-def record_qol_cmd(file: Path = typer.Argument(...), as_user: str | None = AS_USER) -> None:
+def record_qol_cmd(file: Path = typer.Argument(...)) -> None:
     """Record a QoL questionnaire (scored at entry)."""
-    console.print(_record_file("qol", file, as_user))
+    console.print(_record_file("qol", file))
 
 
 def register(root: typer.Typer) -> None:

@@ -1,8 +1,10 @@
-"""Use cases for a patient before randomization: register, screen, include, record the
-second-PRRT cycles and the pre-randomization assessment; and deaths and end of study.
+"""Use cases for a patient before randomization: register, screen, include, the
+pre-randomization assessment; and deaths and end of study.
 
-Each function takes the session of an open :func:`reluth.db.session.unit_of_work` (the
-caller's transaction, audited) and validates with the protocol engines before writing.
+Each service takes a :class:`~reluth.core.context.Ctx` (the authenticated actor, the audited
+transaction, the trial), is declared with the permission it needs (the policy is asked before
+it runs), scopes the patient to the actor's centres, and checks the trial's order of dates
+(:mod:`reluth.patients.timeline`) before writing.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
-from reluth.auth.models import Centre
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.patients import timeline
 from reluth.patients.models import (
     Death,
     EndOfStudy,
@@ -30,18 +34,13 @@ from reluth.patients.models import (
     PreRandomizationAssessment,
     Screening,
 )
-from reluth.protocol.definition import Protocol, load_protocol
 from reluth.protocol.eligibility import check_eligibility
-from reluth.protocol.patient import PATIENT_ID_PATTERN, parse_patient
+from reluth.protocol.patient import PATIENT_ID_PATTERN, PatientFile, parse_patient
 from reluth.protocol.strata import derive_strata
-from reluth.treatment.models import Administration
-from reluth.units import to_decimal
+from reluth.sites import service as sites
 
 _M = TypeVar("_M")
-CENTRE_CODE = re.compile(r"^C\d{2}$")
 RESPONSES = ("CR", "PR", "SD", "PD", "NE")
-#: Accepted activity of one Lutathera administration (7.4 GBq planned).
-ACTIVITY_GBQ_MIN, ACTIVITY_GBQ_MAX = Decimal("0.1"), Decimal("10")
 DEATH_CAUSES = ("disease", "toxicity", "other", "unknown")
 END_REASONS = (
     "completed",
@@ -52,10 +51,9 @@ END_REASONS = (
     "investigator_decision",
     "other",
 )
-
-
-def _protocol(protocol: Protocol | None) -> Protocol:
-    return protocol or load_protocol()
+#: Free-text limits shared by every path (the columns are Text; this is the rule).
+COMMENT_MAX = 2000
+DETAILS_MAX = 2000
 
 
 def _choice(field: str, value: str, accepted: tuple[str, ...]) -> str:
@@ -64,10 +62,19 @@ def _choice(field: str, value: str, accepted: tuple[str, ...]) -> str:
     return value
 
 
-def _not_future(field: str, day: dt.date, today: dt.date) -> dt.date:
-    if day > today:
-        raise ValidationError(field, f"date {day} is in the future", f"a date <= {today}")
-    return day
+def optional_text(value: Any, field: str, limit: int) -> str | None:
+    """Free text as stored: trimmed, None when blank, at most ``limit`` printable characters
+    (new lines allowed)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(field, f"expected text, got {value!r}", "free text")
+    text = value.strip()
+    if len(text) > limit:
+        raise ValidationError(field, f"{len(text)} characters", f"at most {limit}")
+    if any(not (ch.isprintable() or ch in "\n\r\t") for ch in text):
+        raise ValidationError(field, "contains control characters", "printable text")
+    return text or None
 
 
 _BY_PATIENT: dict[type[Any], Any] = {}
@@ -84,69 +91,158 @@ def first_for_patient(session: Session, model: type[_M], patient_id: int) -> _M 
     return row
 
 
-_CENTRE_BY_CODE = select(Centre).where(Centre.code == bindparam("code"))
-
-
-def add_centre(session: Session, code: str, name: str, opened_on: dt.date | None = None) -> Centre:
-    if not CENTRE_CODE.match(code):
-        raise ValidationError("centre", f"{code!r} is not a centre code", "C followed by 2 digits")
-    if not name.strip():
-        raise ValidationError("name", "empty", "the centre's name")
-    if session.scalars(_CENTRE_BY_CODE, {"code": code}).first() is not None:
-        raise Conflict(f"centre {code} already exists")
-    centre = Centre(code=code, name=name.strip(), opened_on=opened_on, active=True)
-    session.add(centre)
-    session.flush()
-    return centre
-
-
-def get_centre(session: Session, code: str) -> Centre:
-    centre = session.scalars(_CENTRE_BY_CODE, {"code": code}).first()
-    if centre is None:
-        raise NotFound(f"centre {code!r} not found (add it with `reluth centres add`)")
-    return centre
-
-
 _PATIENT_BY_CODE = select(Patient).where(Patient.patient_code == bindparam("code"))
 
 
-def get_patient(session: Session, code: str) -> Patient:
-    if not re.match(PATIENT_ID_PATTERN, code):
+def find_patient(session: Session, code: str) -> Patient:
+    """The patient ``code`` without any permission check (NotFound); services use
+    :func:`get_patient`, which scopes it to the actor."""
+    if not isinstance(code, str) or not re.match(PATIENT_ID_PATTERN, code):
         raise ValidationError("patient_id", f"{code!r} is not a patient ID", "e.g. C07-0012")
     patient = session.scalars(_PATIENT_BY_CODE, {"code": code}).first()
     if patient is None:
-        raise NotFound(f"patient {code} is not registered")
+        raise NotFound(f"patient {code} not found")
     return patient
 
 
+def get_patient(ctx: Ctx, code: str) -> Patient:
+    """The patient ``code`` if the running service's permission covers its centre for this
+    actor; otherwise the same NotFound as an unknown ID (cross-centre guessing learns nothing)."""
+    patient = find_patient(ctx.session, code)
+    if not ctx.sees_centre(patient.centre_id):
+        raise NotFound(f"patient {code} not found")
+    return patient
+
+
+def milestones(session: Session, patient: Patient) -> timeline.Milestones:
+    """The dates a new record of this patient is checked against."""
+    from reluth.randomization.models import Randomization
+    from reluth.treatment.models import Administration
+
+    inclusion = first_for_patient(session, Inclusion, patient.id)
+    pre = first_for_patient(session, PreRandomizationAssessment, patient.id)
+    rand = first_for_patient(session, Randomization, patient.id)
+    death = first_for_patient(session, Death, patient.id)
+    cycles = {
+        a.cycle: a.administered_on
+        for a in session.scalars(
+            select(Administration).where(Administration.patient_id == patient.id)
+        )
+    }
+    latest, what = _latest_clinical(session, patient.id)
+    return timeline.Milestones(
+        consent=None if inclusion is None else inclusion.consent_date,
+        inclusion=None if inclusion is None else inclusion.inclusion_date,
+        cycles=cycles,
+        pre_randomization=None if pre is None else pre.assessment_date,
+        randomization=None if rand is None else rand.randomized_at.date(),
+        death=None if death is None else death.death_date,
+        latest_clinical=latest,
+        latest_clinical_what=what,
+    )
+
+
+def _latest_clinical(session: Session, patient_id: int) -> tuple[dt.date | None, str | None]:
+    """The latest dated clinical record of a patient (what a death may not precede)."""
+    from reluth.qol.models import QolQuestionnaire
+    from reluth.response.models import TumourAssessment
+    from reluth.safety.models import AdverseEvent, LabResult
+    from reluth.treatment.models import Administration, Visit
+
+    sources: list[tuple[str, Any, Any]] = [
+        ("laboratory result", LabResult.sample_date, LabResult.patient_id),
+        ("adverse event onset", AdverseEvent.onset_date, AdverseEvent.patient_id),
+        ("visit", Visit.visit_date, Visit.patient_id),
+        ("questionnaire", QolQuestionnaire.completed_on, QolQuestionnaire.patient_id),
+        ("tumour assessment", TumourAssessment.assessment_date, TumourAssessment.patient_id),
+        ("administration", Administration.administered_on, Administration.patient_id),
+    ]
+    best: tuple[dt.date | None, str | None] = (None, None)
+    for what, column, owner in sources:
+        day = session.scalar(select(func.max(column)).where(owner == patient_id))
+        if day is not None and (best[0] is None or day > best[0]):
+            best = (day, what)
+    return best
+
+
+def require_included(session: Session, patient: Patient) -> None:
+    """Trial data (labs, adverse events, questionnaires, visits) is recorded for included
+    patients."""
+    if first_for_patient(session, Inclusion, patient.id) is None:
+        raise PreconditionFailed(f"patient {patient.patient_code} is not included")
+
+
+def check_date(
+    ctx: Ctx, patient: Patient, kind: str, day: dt.date, field: str, cycle: int | None = None
+) -> dt.date:
+    """The one door of every dated record: :func:`reluth.patients.timeline.check` against the
+    patient's milestones and today at the site."""
+    return timeline.check(
+        milestones(ctx.session, patient),
+        kind,
+        day,
+        ctx.today(),
+        field,
+        cycle=cycle,
+        pre_cycles=ctx.protocol.pre_randomization_cycles,
+    )
+
+
+# ----------------------------------------------------------------------------- registration
+
+
+def _next_free_code(session: Session, centre: Any) -> str:
+    """The centre's next automatic patient code: the counter is advanced under its row lock
+    (race-free), past any number already given explicitly."""
+    for _ in range(10_000):
+        code = f"{centre.code}-{sites.next_patient_number(session, centre):04d}"
+        if session.scalars(_PATIENT_BY_CODE, {"code": code}).first() is None:
+            return code
+    raise Conflict(f"centre {centre.code} has no free patient number left")
+
+
+def _birth_year(value: Any, today: dt.date, protocol_min_age: int, max_age: int) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationError("birth_year", repr(value), "a year, e.g. 1961")
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit() and len(text) == 4):
+        raise ValidationError("birth_year", f"{text[:12]!r}", "a year of 4 digits, e.g. 1961")
+    year = int(text)
+    if not today.year - max_age <= year <= today.year - protocol_min_age:
+        raise ValidationError(
+            "birth_year",
+            str(year),
+            f"{today.year - max_age}..{today.year - protocol_min_age} (adults)",
+        )
+    return year
+
+
+@service(Action.WRITE, Resource.PATIENT)
 def register_patient(
-    session: Session,
+    ctx: Ctx,
     centre_code: str,
     patient_code: str | None = None,
     sex: str | None = None,
-    birth_year: int | None = None,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
+    birth_year: int | str | None = None,
 ) -> Patient:
-    """A new pseudonymous patient; without ``patient_code`` the centre's next number is used."""
-    today = today or dt.date.today()
-    centre = get_centre(session, centre_code)
+    """A new pseudonymous patient at a centre the actor works at; without ``patient_code`` the
+    centre's next number (taken race-free under the centre's counter lock)."""
+    session, today = ctx.session, ctx.today()
+    centre = sites.centre_by_code(session, centre_code)
+    ctx.require_centre(centre.id)
+    if sex is not None:
+        _choice("sex", sex, ("female", "male"))
+    elig = ctx.protocol.eligibility
+    year = _birth_year(birth_year, today, elig.age_min_years, elig.age_max_plausible_years)
     if patient_code is None:
-        n = session.scalar(
-            select(func.count()).select_from(Patient).where(Patient.centre_id == centre.id)
-        )
-        patient_code = f"{centre.code}-{(n or 0) + 1:04d}"
-    if not re.match(PATIENT_ID_PATTERN, patient_code):
+        patient_code = _next_free_code(session, centre)
+    if not isinstance(patient_code, str) or not re.match(PATIENT_ID_PATTERN, patient_code):
         raise ValidationError("patient_id", f"{patient_code!r}", "C<centre>-<4 digits>, C07-0012")
     if not patient_code.startswith(centre.code + "-"):
         raise ValidationError(
             "patient_id", f"{patient_code} does not belong to centre {centre.code}", centre.code
-        )
-    if sex is not None:
-        _choice("sex", sex, ("female", "male"))
-    if birth_year is not None and not today.year - 120 <= birth_year <= today.year - 18:
-        raise ValidationError(
-            "birth_year", str(birth_year), f"{today.year - 120}..{today.year - 18} (adults)"
         )
     if session.scalars(_PATIENT_BY_CODE, {"code": patient_code}).first():
         raise Conflict(f"patient {patient_code} is already registered")
@@ -154,12 +250,16 @@ def register_patient(
         patient_code=patient_code,
         centre_id=centre.id,
         sex=None if sex is None else sex[0].upper(),
-        birth_year=birth_year,
-        protocol_version=_protocol(protocol).label,
+        birth_year=year,
+        registered_at=ctx.now(),
+        protocol_version=ctx.protocol.label,
     )
     session.add(patient)
     session.flush()
     return patient
+
+
+# ------------------------------------------------------------------------------- screening
 
 
 @dataclass(frozen=True)
@@ -171,19 +271,35 @@ class ScreeningOutcome:
     criteria: list[dict[str, Any]]
 
 
-def screen_patient(
-    session: Session,
-    data: Any,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
-) -> ScreeningOutcome:
+def _agrees_with_registration(patient: Patient, pf: PatientFile) -> None:
+    """Registration and screening describe the same person: sex and age (from the birth year)
+    agree, or the screening is refused naming the field."""
+    if patient.sex is not None and pf.sex is not None and pf.sex[0].upper() != patient.sex:
+        registered = "female" if patient.sex == "F" else "male"
+        raise ValidationError(
+            "sex", f"{pf.sex} differs from the registration ({registered})", registered
+        )
+    if patient.birth_year is not None and pf.age is not None:
+        low, high = timeline.age_on(patient.birth_year, pf.assessment_date)
+        if pf.age not in (low, high):
+            raise ValidationError(
+                "age",
+                f"{pf.age} on {pf.assessment_date} does not match the registered birth year "
+                f"{patient.birth_year}",
+                f"{low} or {high}",
+            )
+
+
+@service(Action.WRITE, Resource.SCREENING)
+def screen_patient(ctx: Ctx, data: Any) -> ScreeningOutcome:
     """Check eligibility (inclusion stage) and freeze the input and per-criterion result."""
-    proto = _protocol(protocol)
-    today = today or dt.date.today()
+    proto, today = ctx.protocol, ctx.today()
     patient_file = parse_patient(data, as_of=today)
-    patient = get_patient(session, patient_file.patient_id)
-    if _randomization_of(session, patient) is not None:
+    patient = get_patient(ctx, patient_file.patient_id)
+    timeline.in_range("assessment_date", patient_file.assessment_date, today)
+    if _randomization_of(ctx.session, patient) is not None:
         raise Conflict(f"patient {patient.patient_code} is already randomized")
+    _agrees_with_registration(patient, patient_file)
     result = check_eligibility(patient_file, proto, stage="inclusion")
     criteria = [asdict(c) for c in result.criteria]
     try:
@@ -205,17 +321,22 @@ def screen_patient(
         ),
         strata_code=strata_code,
         strata_json=strata_json,
+        screened_at=ctx.now(),
         protocol_version=result.protocol_version,
     )
-    session.add(record)
-    session.flush()
+    ctx.session.add(record)
+    ctx.session.flush()
     return ScreeningOutcome(patient.patient_code, record.id, result.status, strata_code, criteria)
 
 
+#: The latest screening *captured* (by capture order), whatever its assessment date: an
+#: inclusion or a randomization rests on what was entered last, never on an older record (a
+#: re-screening at the pre-randomization gate is what the randomization then rests on; the
+#: inclusion keeps the one it rested on, which may not be dated after it).
 _LATEST_SCREENING = (
     select(Screening)
     .where(Screening.patient_id == bindparam("pid"))
-    .order_by(Screening.assessment_date.desc(), Screening.id.desc())
+    .order_by(Screening.id.desc())
     .limit(1)
 )
 _LATEST_SCREENING_LIGHT = _LATEST_SCREENING.options(
@@ -224,65 +345,87 @@ _LATEST_SCREENING_LIGHT = _LATEST_SCREENING.options(
 
 
 def latest_screening(session: Session, patient: Patient, light: bool = False) -> Screening | None:
-    """The most recent screening; ``light`` leaves the frozen JSON unloaded until accessed."""
+    """The most recently captured screening; ``light`` leaves the frozen JSON unloaded."""
     stmt = _LATEST_SCREENING_LIGHT if light else _LATEST_SCREENING
     return session.scalars(stmt, {"pid": patient.id}).first()
 
 
-def _failed_criteria(screening: Screening) -> str:
+def failed_criteria(screening: Screening, limit: int = 4) -> str:
+    """The criteria a screening failed or could not decide, with their reasons."""
     result = json.loads(screening.result_json)
     bad = [c for c in result["criteria"] if c["passes"] is not True]
-    return "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:4])
+    return "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:limit])
+
+
+# ------------------------------------------------------------------------------- inclusion
 
 
 def inclusion_values(
-    consent_date: dt.date, inclusion_date: dt.date, today: dt.date
+    m: timeline.Milestones,
+    consent_date: dt.date,
+    inclusion_date: dt.date,
+    today: dt.date,
+    screening: Screening | None,
 ) -> dict[str, dt.date]:
-    """The checked dates of an inclusion, at entry and at every correction: neither in the
-    future, and the informed consent signed on or before the inclusion date."""
-    _not_future("inclusion_date", inclusion_date, today)
-    _not_future("consent_date", consent_date, today)
+    """The checked dates of an inclusion, at entry and at every correction: consent on or
+    before inclusion, inclusion on or after the screening it rests on, before cycle 1 and the
+    randomization (:mod:`reluth.patients.timeline`)."""
+    timeline.in_range("inclusion_date", inclusion_date, today)
+    timeline.in_range("consent_date", consent_date, today)
     if consent_date > inclusion_date:
         raise ValidationError(
             "consent_date", f"{consent_date} is after inclusion", f"<= {inclusion_date}"
         )
+    if screening is not None and screening.assessment_date > inclusion_date:
+        raise ValidationError(
+            "inclusion_date",
+            f"{inclusion_date} is before the screening it rests on ({screening.assessment_date})",
+            f"a date >= {screening.assessment_date}",
+        )
+    without = timeline.Milestones(
+        cycles=m.cycles,
+        pre_randomization=m.pre_randomization,
+        randomization=m.randomization,
+        death=m.death,
+    )
+    timeline.check(without, "inclusion", inclusion_date, today, "inclusion_date", pre_cycles=())
     return {"consent_date": consent_date, "inclusion_date": inclusion_date}
 
 
+@service(Action.WRITE, Resource.PATIENT)
 def include_patient(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     consent_date: dt.date | None,
     inclusion_date: dt.date | None = None,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
 ) -> Inclusion:
     """Include an eligible patient who signed the informed consent."""
-    today = today or dt.date.today()
-    inclusion_date = _not_future("inclusion_date", inclusion_date or today, today)
-    patient = get_patient(session, patient_code)
-    screening = latest_screening(session, patient)
+    today = ctx.today()
+    inclusion_date = inclusion_date or today
+    patient = get_patient(ctx, patient_code)
+    screening = latest_screening(ctx.session, patient)
     if screening is None:
         raise PreconditionFailed(f"patient {patient_code} has not been screened")
     if screening.status != "eligible":
         raise PreconditionFailed(
             f"patient {patient_code} is {screening.status} at the latest screening "
-            f"({screening.assessment_date}): {_failed_criteria(screening)}"
+            f"({screening.assessment_date}): {failed_criteria(screening)}"
         )
     if consent_date is None:
         raise PreconditionFailed(f"patient {patient_code}: informed consent not signed")
-    values = inclusion_values(consent_date, inclusion_date, today)
-    if first_for_patient(session, Inclusion, patient.id):
+    if first_for_patient(ctx.session, Inclusion, patient.id):
         raise Conflict(f"patient {patient_code} is already included")
+    m = milestones(ctx.session, patient)
+    values = inclusion_values(m, consent_date, inclusion_date, today, screening)
     inclusion = Inclusion(
         patient_id=patient.id,
         screening_id=screening.id,
         consent_signed=True,
-        protocol_version=_protocol(protocol).label,
+        protocol_version=ctx.protocol.label,
         **values,
     )
-    session.add(inclusion)
-    session.flush()
+    ctx.session.add(inclusion)
+    ctx.session.flush()
     return inclusion
 
 
@@ -290,12 +433,17 @@ def include_patient(
 INCLUSION_EDITABLE = ("consent_date", "inclusion_date")
 
 
-def get_inclusion(session: Session, patient_code: str) -> Inclusion:
-    patient = get_patient(session, patient_code)
-    row = first_for_patient(session, Inclusion, patient.id)
+def _inclusion_of(ctx: Ctx, patient_code: str) -> Inclusion:
+    patient = get_patient(ctx, patient_code)
+    row = first_for_patient(ctx.session, Inclusion, patient.id)
     if row is None:
         raise NotFound(f"patient {patient_code} is not included")
     return row
+
+
+@service(Action.READ, Resource.PATIENT)
+def get_inclusion(ctx: Ctx, patient_code: str) -> Inclusion:
+    return _inclusion_of(ctx, patient_code)
 
 
 def inclusion_edit_form(row: Inclusion) -> dict[str, str]:
@@ -306,45 +454,27 @@ def inclusion_edit_form(row: Inclusion) -> dict[str, str]:
     }
 
 
-def _first_event_after_inclusion(session: Session, patient: Patient) -> tuple[str, dt.date] | None:
-    """The earliest recorded step that follows inclusion (a second-PRRT cycle, the
-    randomization), which a corrected inclusion date may not pass."""
-    steps = [
-        (f"cycle {a.cycle}", a.administered_on)
-        for a in session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id})
-    ]
-    rand = _randomization_of(session, patient)
-    if rand is not None:
-        steps.append(("randomization", rand.randomized_at.date()))
-    return min(steps, key=lambda step: step[1]) if steps else None
-
-
-def edit_inclusion(
-    session: Session, patient_code: str, changes: Mapping[str, Any], today: dt.date
-) -> Inclusion:
+@service(Action.WRITE, Resource.PATIENT)
+def edit_inclusion(ctx: Ctx, patient_code: str, changes: Mapping[str, Any]) -> Inclusion:
     """Correct the consent and inclusion dates with the entry rules
     (:func:`inclusion_values`). Allowed after randomization too (a date is corrected, not the
     decision to include), as long as inclusion still precedes the first cycle and the
     randomization. Needs a reason in the unit of work."""
-    require_reason(session, "a saved inclusion")
+    require_reason(ctx.session, "a saved inclusion")
     edits.only(changes, INCLUSION_EDITABLE)
-    row = get_inclusion(session, patient_code)
+    row = _inclusion_of(ctx, patient_code)
     merged: dict[str, Any] = {**inclusion_edit_form(row), **changes}
+    patient = get_patient(ctx, patient_code)
+    screening = ctx.session.get(Screening, row.screening_id)
     values = inclusion_values(
+        milestones(ctx.session, patient),
         edits.as_date(merged["consent_date"], "consent_date"),
         edits.as_date(merged["inclusion_date"], "inclusion_date"),
-        today,
+        ctx.today(),
+        screening,
     )
-    following = _first_event_after_inclusion(session, get_patient(session, patient_code))
-    if following is not None and values["inclusion_date"] > following[1]:
-        what, day = following
-        raise ValidationError(
-            "inclusion_date",
-            f"{values['inclusion_date']} is after the {what} ({day})",
-            f"a date <= {day}",
-        )
     edits.apply(row, values, "inclusion")
-    session.flush()
+    ctx.session.flush()
     return row
 
 
@@ -354,130 +484,7 @@ def _randomization_of(session: Session, patient: Patient) -> Any:
     return first_for_patient(session, Randomization, patient.id)
 
 
-_BY_PATIENT_ADMIN = select(Administration).where(Administration.patient_id == bindparam("pid"))
-
-
-#: What a correction of a saved administration may change (the cycle number stays).
-CYCLE_EDITABLE = ("administered_on", "activity_gbq", "lot")
-LOT_MAX = 40  # administrations.lot
-ACTIVITY_MIN_GBQ, ACTIVITY_MAX_GBQ = Decimal("0.1"), Decimal("10")
-
-
-def _cycle_values(
-    cycle: int, administered_on: dt.date, activity_gbq: Decimal, lot: str, today: dt.date
-) -> dict[str, Any]:
-    """The checked columns of one administration (entry and correction alike)."""
-    _not_future("administered_on", administered_on, today)
-    if cycle not in (1, 2, 3, 4):
-        raise ValidationError("cycle", str(cycle), "1 or 2 (second PRRT), 3 or 4 (experimental)")
-    if not activity_gbq.is_finite() or not ACTIVITY_MIN_GBQ <= activity_gbq <= ACTIVITY_MAX_GBQ:
-        raise ValidationError("activity_gbq", f"{activity_gbq} GBq", "0.1 to 10 GBq (7.4 planned)")
-    exponent = activity_gbq.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -3:
-        raise ValidationError(
-            "activity_gbq", f"{activity_gbq} GBq has more than 3 decimals", "e.g. 7.4 or 7.385"
-        )
-    if not lot.strip():
-        raise ValidationError("lot", "empty", "the batch number on the vial")
-    if len(lot.strip()) > LOT_MAX:
-        raise ValidationError("lot", f"{len(lot.strip())} characters", f"at most {LOT_MAX}")
-    return {"administered_on": administered_on, "activity_gbq": activity_gbq, "lot": lot.strip()}
-
-
-def _check_cycle_order(cycle: int, day: dt.date, others: dict[int, dt.date]) -> None:
-    """Cycles follow each other: after the previous one, before the next one if recorded."""
-    if cycle > 1 and cycle - 1 not in others:
-        raise PreconditionFailed(f"cycle {cycle - 1} must be recorded before cycle {cycle}")
-    if cycle > 1 and day <= others[cycle - 1]:
-        raise ValidationError(
-            "administered_on",
-            f"{day} is not after cycle {cycle - 1} ({others[cycle - 1]})",
-            "a later date",
-        )
-    following = others.get(cycle + 1)
-    if following is not None and day >= following:
-        raise ValidationError(
-            "administered_on",
-            f"{day} is not before cycle {cycle + 1} ({following})",
-            "an earlier date",
-        )
-
-
-def record_cycle(
-    session: Session,
-    patient_code: str,
-    cycle: int,
-    administered_on: dt.date,
-    activity_gbq: Decimal,
-    lot: str,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
-) -> Administration:
-    """A Lutathera administration: cycles 1-2 (second PRRT) after inclusion, cycles 3-4 only
-    in the experimental arm after randomization."""
-    proto = _protocol(protocol)
-    today = today or dt.date.today()
-    values = _cycle_values(cycle, administered_on, activity_gbq, lot, today)
-    patient = get_patient(session, patient_code)
-    if first_for_patient(session, Inclusion, patient.id) is None:
-        raise PreconditionFailed(f"patient {patient_code} is not included")
-    if cycle >= 3:
-        rand = _randomization_of(session, patient)
-        if rand is None or rand.arm != "experimental":
-            raise PreconditionFailed(
-                f"cycle {cycle} is given only in the experimental arm after randomization"
-            )
-    previous = session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}).all()
-    if any(a.cycle == cycle for a in previous):
-        raise Conflict(f"cycle {cycle} of patient {patient_code} is already recorded")
-    _check_cycle_order(cycle, administered_on, {a.cycle: a.administered_on for a in previous})
-    row = Administration(patient_id=patient.id, cycle=cycle, protocol_version=proto.label, **values)
-    session.add(row)
-    session.flush()
-    return row
-
-
-def cycle_edit_form(row: Administration) -> dict[str, str]:
-    """The editable fields of a saved administration as text, as a correction form shows them."""
-    return {
-        "administered_on": row.administered_on.isoformat(),
-        "activity_gbq": format(row.activity_gbq.normalize(), "f"),
-        "lot": row.lot,
-    }
-
-
-def get_cycle(session: Session, patient_code: str, cycle: int) -> Administration:
-    patient = get_patient(session, patient_code)
-    for row in session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}):
-        if row.cycle == cycle:
-            return row
-    raise NotFound(f"cycle {cycle} of {patient_code} is not recorded")
-
-
-def edit_cycle(
-    session: Session,
-    patient_code: str,
-    cycle: int,
-    changes: Mapping[str, Any],
-    today: dt.date,
-) -> Administration:
-    """Correct a saved administration (date, activity, lot), checked by the entry rules and
-    kept between the previous and the next cycle. Needs a reason in the unit of work."""
-    require_reason(session, "a saved administration")
-    edits.only(changes, CYCLE_EDITABLE)
-    row = get_cycle(session, patient_code, cycle)
-    merged: dict[str, Any] = {**cycle_edit_form(row), **changes}
-    day = edits.as_date(merged["administered_on"], "administered_on")
-    activity = to_decimal(merged["activity_gbq"], "activity_gbq")
-    lot = merged["lot"]
-    if not isinstance(lot, str):
-        raise ValidationError("lot", f"expected text, got {lot!r}", "the batch number on the vial")
-    values = _cycle_values(cycle, day, activity, lot, today)
-    others = session.scalars(_BY_PATIENT_ADMIN, {"pid": row.patient_id}).all()
-    _check_cycle_order(cycle, day, {a.cycle: a.administered_on for a in others if a is not row})
-    edits.apply(row, values, f"cycle {cycle}")
-    session.flush()
-    return row
+# -------------------------------------------------------------- pre-randomization assessment
 
 
 def pre_randomization_values(
@@ -486,10 +493,10 @@ def pre_randomization_values(
     overall_response: str | None,
     today: dt.date,
 ) -> dict[str, Any]:
-    """The checked assessment, at entry and at every correction: not in the future, a RECIST
-    response, and radiological progression if and only if the response is PD (derived from the
-    response when not given)."""
-    _not_future("assessment_date", assessment_date, today)
+    """The checked assessment, at entry and at every correction: a RECIST response, and
+    radiological progression if and only if the response is PD (derived from the response when
+    not given). Dates are checked against the timeline by the callers."""
+    timeline.in_range("assessment_date", assessment_date, today)
     if radiological_progression is None:
         if overall_response is None:
             raise ValidationError(
@@ -512,48 +519,54 @@ def pre_randomization_values(
     }
 
 
+@service(Action.WRITE, Resource.LOCAL_ASSESSMENT)
 def record_pre_randomization(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     assessment_date: dt.date,
     radiological_progression: bool | None,
     overall_response: str | None = None,
     comment: str | None = None,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
 ) -> PreRandomizationAssessment:
     """The tumour assessment after the two second-PRRT cycles. ``radiological_progression``
     None means "as the overall response says" (progression if and only if PD)."""
-    today = today or dt.date.today()
     values = pre_randomization_values(
-        assessment_date, radiological_progression, overall_response, today
+        assessment_date, radiological_progression, overall_response, ctx.today()
     )
-    patient = get_patient(session, patient_code)
-    if first_for_patient(session, PreRandomizationAssessment, patient.id):
+    text = optional_text(comment, "comment", COMMENT_MAX)
+    patient = get_patient(ctx, patient_code)
+    if first_for_patient(ctx.session, PreRandomizationAssessment, patient.id):
         raise Conflict(f"the pre-randomization assessment of {patient_code} is already recorded")
+    if first_for_patient(ctx.session, Inclusion, patient.id) is None:
+        raise PreconditionFailed(f"patient {patient_code} is not included")
+    check_date(ctx, patient, "pre_randomization", assessment_date, "assessment_date")
     row = PreRandomizationAssessment(
         patient_id=patient.id,
-        comment=comment,
-        protocol_version=_protocol(protocol).label,
+        comment=text,
+        protocol_version=ctx.protocol.label,
         **values,
     )
-    session.add(row)
-    session.flush()
+    ctx.session.add(row)
+    ctx.session.flush()
     return row
 
 
 #: What a correction of the pre-randomization assessment may change; the progression flag
 #: follows the response (PD if and only if progression).
 PRE_RANDOMIZATION_EDITABLE = ("assessment_date", "overall_response", "comment")
-COMMENT_MAX = 2000
 
 
-def get_pre_randomization(session: Session, patient_code: str) -> PreRandomizationAssessment:
-    patient = get_patient(session, patient_code)
-    row = first_for_patient(session, PreRandomizationAssessment, patient.id)
+def _pre_randomization_of(ctx: Ctx, patient_code: str) -> PreRandomizationAssessment:
+    patient = get_patient(ctx, patient_code)
+    row = first_for_patient(ctx.session, PreRandomizationAssessment, patient.id)
     if row is None:
         raise NotFound(f"the pre-randomization assessment of {patient_code} is not recorded")
     return row
+
+
+@service(Action.READ, Resource.LOCAL_ASSESSMENT)
+def get_pre_randomization(ctx: Ctx, patient_code: str) -> PreRandomizationAssessment:
+    return _pre_randomization_of(ctx, patient_code)
 
 
 def pre_randomization_edit_form(row: PreRandomizationAssessment) -> dict[str, str]:
@@ -565,17 +578,18 @@ def pre_randomization_edit_form(row: PreRandomizationAssessment) -> dict[str, st
     }
 
 
+@service(Action.WRITE, Resource.LOCAL_ASSESSMENT)
 def edit_pre_randomization(
-    session: Session, patient_code: str, changes: Mapping[str, Any], today: dt.date
+    ctx: Ctx, patient_code: str, changes: Mapping[str, Any]
 ) -> PreRandomizationAssessment:
     """Correct the pre-randomization assessment (date, overall response, comment) with the
     entry rules (:func:`pre_randomization_values`); the progression flag is derived from the
     corrected response. Once the patient is randomized, the correction may not make the
     randomization invalid after the fact: no progression (PD), and the assessment stays on or
     before the randomization date. Needs a reason in the unit of work."""
-    require_reason(session, "a saved pre-randomization assessment")
+    require_reason(ctx.session, "a saved pre-randomization assessment")
     edits.only(changes, PRE_RANDOMIZATION_EDITABLE)
-    row = get_pre_randomization(session, patient_code)
+    row = _pre_randomization_of(ctx, patient_code)
     merged: dict[str, Any] = {**pre_randomization_edit_form(row), **changes}
     day = edits.as_date(merged["assessment_date"], "assessment_date")
     response = merged["overall_response"]
@@ -586,83 +600,76 @@ def edit_pre_randomization(
         raise ValidationError("overall_response", "missing", ", ".join(RESPONSES))
     # a saved assessment without a response keeps its progression flag; a response decides it
     progression = row.radiological_progression if response is None else None
-    values = pre_randomization_values(day, progression, response, today)
-    comment = merged["comment"]
-    if comment is not None and not isinstance(comment, str):
-        raise ValidationError("comment", f"expected text, got {comment!r}", "free text")
-    comment = (comment or "").strip() or None
-    if comment is not None and len(comment) > COMMENT_MAX:
-        raise ValidationError("comment", f"{len(comment)} characters", f"at most {COMMENT_MAX}")
-    rand = _randomization_of(session, get_patient(session, patient_code))
-    if rand is not None:
+    values = pre_randomization_values(day, progression, response, ctx.today())
+    comment = optional_text(merged["comment"], "comment", COMMENT_MAX)
+    patient = get_patient(ctx, patient_code)
+    rand = _randomization_of(ctx.session, patient)
+    if rand is not None and values["radiological_progression"]:
         randomized_on = rand.randomized_at.date()
-        if values["radiological_progression"]:
-            raise PreconditionFailed(
-                f"overall_response: patient {patient_code} was randomized on {randomized_on}; "
-                f"{response or 'radiological progression'} at the pre-randomization assessment "
-                "would make that randomization invalid (progression is a screen failure)",
-                field="overall_response",
-            )
-        if day > randomized_on:
-            raise ValidationError(
-                "assessment_date",
-                f"{day} is after the randomization ({randomized_on})",
-                f"a date <= {randomized_on}",
-            )
+        raise PreconditionFailed(
+            f"overall_response: patient {patient_code} was randomized on {randomized_on}; "
+            f"{response or 'radiological progression'} at the pre-randomization assessment "
+            "would make that randomization invalid (progression is a screen failure)",
+            field="overall_response",
+        )
+    check_date(ctx, patient, "pre_randomization", day, "assessment_date")
     edits.apply(row, {**values, "comment": comment}, "pre-randomization assessment")
-    session.flush()
+    ctx.session.flush()
     return row
 
 
+# ---------------------------------------------------------------- death and end of study
+
+
+@service(Action.WRITE, Resource.PATIENT)
 def record_death(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     death_date: dt.date,
     cause: str,
     details: str | None = None,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
 ) -> Death:
-    today = today or dt.date.today()
-    _not_future("death_date", death_date, today)
+    """A patient's death: on or after every clinical record already entered (nothing
+    clinical may follow it)."""
     _choice("cause", cause, DEATH_CAUSES)
-    patient = get_patient(session, patient_code)
-    if first_for_patient(session, Death, patient.id):
+    text = optional_text(details, "details", DETAILS_MAX)
+    patient = get_patient(ctx, patient_code)
+    if first_for_patient(ctx.session, Death, patient.id):
         raise Conflict(f"the death of {patient_code} is already recorded")
+    check_date(ctx, patient, "death", death_date, "death_date")
     row = Death(
         patient_id=patient.id,
         death_date=death_date,
         cause=cause,
-        details=details,
-        protocol_version=_protocol(protocol).label,
+        details=text,
+        protocol_version=ctx.protocol.label,
     )
-    session.add(row)
-    session.flush()
+    ctx.session.add(row)
+    ctx.session.flush()
     return row
 
 
+@service(Action.WRITE, Resource.PATIENT)
 def record_end_of_study(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     end_date: dt.date,
     reason: str,
     details: str | None = None,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
 ) -> EndOfStudy:
-    today = today or dt.date.today()
-    _not_future("end_date", end_date, today)
     _choice("reason", reason, END_REASONS)
-    patient = get_patient(session, patient_code)
-    if first_for_patient(session, EndOfStudy, patient.id):
+    text = optional_text(details, "details", DETAILS_MAX)
+    patient = get_patient(ctx, patient_code)
+    if first_for_patient(ctx.session, EndOfStudy, patient.id):
         raise Conflict(f"the end of study of {patient_code} is already recorded")
+    check_date(ctx, patient, "end_of_study", end_date, "end_date")
     row = EndOfStudy(
         patient_id=patient.id,
         end_date=end_date,
         reason=reason,
-        details=details,
-        protocol_version=_protocol(protocol).label,
+        details=text,
+        protocol_version=ctx.protocol.label,
     )
-    session.add(row)
-    session.flush()
+    ctx.session.add(row)
+    ctx.session.flush()
     return row

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from reluth.cli_support import (
+    command_trial,
     console,
     handle_errors,
     load_json,
@@ -19,7 +20,7 @@ from reluth.cli_support import (
     to_jsonable,
 )
 from reluth.errors import ValidationError
-from reluth.protocol.definition import load_protocol
+from reluth.protocol.definition import Protocol, load_protocol
 from reluth.protocol.eligibility import EligibilityResult, check_eligibility
 from reluth.protocol.patient import parse_patient, patient_json_schema
 from reluth.protocol.schedule import classify_visits, planned_visits
@@ -39,14 +40,19 @@ def protocol_show(
     path: Path | None = typer.Option(None, "--file", help="Another protocol YAML."),
 ) -> None:
     """Print the protocol definition, marking the values that are assumptions."""
-    p = load_protocol(path)
+    p = load_protocol(path) if path else command_trial().protocol
     if as_json:
         print_json({**p.model_dump(), "assumptions": p.assumptions()})
         return
     console.print(f"[bold]{p.label}[/] - {p.registration} - {p.version_note}")
-    console.print(p.title)
+    console.print(f"{p.title} (sponsor: {p.sponsor})")
     t = Table(
-        "arm", "treatment", "cycles", "activity (GBq)", "interval (weeks)", title="Arms (1:1)"
+        "arm",
+        "treatment",
+        "cycles",
+        "activity (GBq)",
+        "interval (weeks)",
+        title=f"Arms ({p.allocation})",
     )
     for a in p.arms:
         t.add_row(
@@ -67,8 +73,12 @@ def protocol_show(
         t.add_row(f.label, ", ".join(f"{k}: {v}" for k, v in f.labels.items()))
     console.print(t)
     t = Table("parameter", "value", title="Eligibility thresholds")
-    for k, v in p.eligibility.model_dump().items():
+    for k, v in p.eligibility.model_dump(exclude={"criteria"}).items():
         t.add_row(k, ", ".join(v) if isinstance(v, tuple | list) else str(v))
+    console.print(t)
+    t = Table("id", "kind", "criterion (with the thresholds above)", title="Eligibility criteria")
+    for cid in p.eligibility.criteria.ids:
+        t.add_row(cid, p.eligibility.kind_of(cid), p.eligibility.text(cid))
     console.print(t)
     t = Table("schedule item", "value", "assumption", title="Schedule")
     for k, v in p.schedule.model_dump().items():
@@ -82,9 +92,9 @@ def protocol_show(
     )
 
 
-def _strata_or_none(patient: Any) -> tuple[Strata | None, str | None]:
+def _strata_or_none(patient: Any, protocol: Protocol) -> tuple[Strata | None, str | None]:
     try:
-        return derive_strata(patient), None
+        return derive_strata(patient, protocol), None
     except ValidationError as exc:
         return None, exc.message
 
@@ -145,10 +155,11 @@ def eligibility_check(
     def run() -> int:
         if stage not in ("inclusion", "randomization"):
             raise ValidationError("--stage", f"unknown stage {stage!r}", "inclusion, randomization")
-        today = parse_date(as_of, "--as-of") if as_of else dt.date.today()
+        trial = command_trial()
+        today = parse_date(as_of, "--as-of") if as_of else trial.today()
         patient = parse_patient(load_json(patient_file, "patient file"), as_of=today)
-        result = check_eligibility(patient, stage=stage)  # type: ignore[arg-type]
-        strata, strata_error = _strata_or_none(patient)
+        result = check_eligibility(patient, trial.protocol, stage=stage)  # type: ignore[arg-type]
+        strata, strata_error = _strata_or_none(patient, trial.protocol)
         if as_json:
             print_json(eligibility_payload(result, strata, strata_error))
         else:
@@ -185,7 +196,7 @@ def _read_visits(path: Path) -> dict[str, dt.date]:
 @handle_errors
 def schedule(
     randomized: str = typer.Option(..., "--randomized", help="Randomization date, YYYY-MM-DD."),
-    arm: str = typer.Option(..., "--arm", help="experimental or control."),
+    arm: str = typer.Option(..., "--arm", help="An arm code (`reluth protocol show`)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Classify visits as of this date."),
     visits: Path | None = typer.Option(
         None, "--visits", help='JSON: {"TA-W08": "2025-03-03", ...}'
@@ -194,7 +205,7 @@ def schedule(
 ) -> None:
     """Planned visits with windows; with --as-of, each visit's window status."""
     start = parse_date(randomized, "--randomized")
-    plan = planned_visits(start, arm)
+    plan = planned_visits(start, arm, command_trial().protocol)
     if as_of is None and visits is not None:
         raise ValidationError("--as-of", "required with --visits", "YYYY-MM-DD")
     if as_of is None:

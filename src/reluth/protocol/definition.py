@@ -1,24 +1,41 @@
-"""Load the versioned protocol definition (``reluth.yaml``) into typed, immutable objects."""
+"""Load the versioned protocol definition (``reluth.yaml``) into typed, immutable objects.
+
+Nothing here is a global: the composition roots (the CLI's ``command_trial()``, the web app
+factory, the demo and replays, :meth:`reluth.core.trial.Trial.default`) load a file and pass
+the :class:`Protocol` on; services read it from ``ctx.trial.protocol`` and engines take it as a
+parameter, so an amended copy of the file changes every rule, text and page that uses it.
+"""
 
 from __future__ import annotations
 
 import functools
+import string
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic import ValidationError as PydanticError
 
-from reluth.errors import ValidationError
+from reluth.errors import ReluthError, ValidationError
+from reluth.protocol.egfr import EQUATIONS
+from reluth.units import canonical_unit, convert
 
 DEFAULT_PATH = Path(__file__).with_name("reluth.yaml")
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ArmAnalysis(_Frozen):
+    """The arm in the analysis datasets: ``ARM`` (report label) and ``ARMCD``."""
+
+    arm: str
+    armcd: str
 
 
 class Arm(_Frozen):
@@ -29,6 +46,7 @@ class Arm(_Frozen):
     first_cycle_number: int | None
     activity_gbq: Decimal | None
     cycle_interval_weeks: int | None
+    analysis: ArmAnalysis
 
 
 class SampleSize(_Frozen):
@@ -48,13 +66,126 @@ class SecondPrrt(_Frozen):
     cycle_interval_weeks: int
 
 
+class FactorAnalysis(_Frozen):
+    """The factor in the analysis datasets: its variable (ADSL, ADTTE), the variable's label,
+    a description of the levels, a short label for tables and its source-CSV column."""
+
+    variable: str = Field(pattern=r"^[A-Z][A-Z0-9]{0,7}$")  # SAS transport v5 names
+    label: str = Field(max_length=40)
+    description: str
+    short_label: str
+    source_column: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
 class StratificationFactor(_Frozen):
     code: str
     label: str
+    #: the factor's part of the stratum code: ``DC`` + ``ge18`` in ``DCge18-PRrad-...``
+    prefix: str = Field(pattern=r"^[A-Z]+$")
     levels: dict[str, str]
     labels: dict[str, str]
+    analysis: FactorAnalysis
     threshold: Decimal | None = None
     unit: str | None = None
+
+    @model_validator(mode="after")
+    def _labelled_levels(self) -> StratificationFactor:
+        if set(self.labels) != set(self.levels.values()):
+            raise ValueError(
+                f"labels of {self.code} must name exactly its levels "
+                f"({', '.join(sorted(self.levels.values()))})"
+            )
+        return self
+
+
+class CriteriaTexts(_Frozen):
+    inclusion: dict[str, str]
+    exclusion: dict[str, str]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return (*self.inclusion, *self.exclusion)
+
+
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _number(value: Decimal | int) -> str:
+    return str(value) if isinstance(value, int) else format(value.normalize(), "f")
+
+
+def _grouped(value: Decimal) -> str:
+    """A number as the protocol prints it: 80 000 (a space between thousands from 10 000)."""
+    text = _number(value)
+    whole, _, frac = text.partition(".")
+    if len(whole.lstrip("-")) > 4:
+        whole = f"{int(whole):,}".replace(",", " ")
+    return whole + (f".{frac}" if frac else "")
+
+
+def _joined(items: Sequence[object], last: str) -> str:
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
+class _Thresholds(Mapping[str, Any]):
+    """The eligibility thresholds by name, for the criteria's text templates."""
+
+    def __init__(self, eligibility: BaseModel) -> None:
+        self._e = eligibility
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "criteria" or key not in type(self._e).model_fields:
+            raise ValidationError("text", f"{{{key}}} names no eligibility threshold")
+        return getattr(self._e, key)
+
+    def __iter__(self) -> Any:
+        return iter(type(self._e).model_fields)
+
+    def __len__(self) -> int:
+        return len(type(self._e).model_fields)
+
+
+class _ThresholdFormatter(string.Formatter):
+    """``{name}``, ``{name:pct}``, ``{name:platelets /mm3}``, ``{name:or}``, ``{name:and}``,
+    ``{name:words}``, ``{name:Words}``, ``{name:next}`` (see the protocol YAML)."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        spec = format_spec.strip()
+        if isinstance(value, tuple):
+            if spec in ("or", "and"):
+                return _joined(value, spec)
+            if not spec:
+                return ", ".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            pass
+        elif isinstance(value, int | Decimal):
+            if not spec:
+                return _number(value)
+            if spec == "pct":
+                return _number(Decimal(value) * 100)
+            if spec == "next" and isinstance(value, int):
+                return str(value + 1)
+            if spec in ("words", "Words") and isinstance(value, int):
+                word = _WORDS[value] if 0 <= value < len(_WORDS) else str(value)
+                return word.capitalize() if spec == "Words" else word
+            analyte, _, unit = spec.partition(" ")
+            if unit:
+                try:
+                    unit_base = canonical_unit(analyte)
+                except KeyError:
+                    raise ValidationError(
+                        "text", f"unknown analyte {analyte!r} in {{:{spec}}}"
+                    ) from None
+                return _grouped(convert(analyte, Decimal(value), unit_base, unit, "text"))
+        raise ValidationError(
+            "text",
+            f"format {spec!r} does not apply to {value!r}",
+            "pct, next, words, Words, or, and, '<analyte> <unit>'",
+        )
+
+
+_THRESHOLDS = _ThresholdFormatter()
 
 
 class Eligibility(_Frozen):
@@ -87,6 +218,57 @@ class Eligibility(_Frozen):
     unresolved_ae_max_grade: int
     unresolved_ae_exceptions: tuple[str, ...]
     second_prrt_cycles_before_randomization: int
+    #: criteria evaluated again against the actual randomization date when randomizing
+    time_bound_criteria: tuple[str, ...] = ()
+    #: the criteria's texts by kind and id, with ``{threshold}`` placeholders (see the YAML)
+    criteria: CriteriaTexts
+
+    @model_validator(mode="after")
+    def _texts_render(self) -> Eligibility:
+        for kind, texts in (
+            ("inclusion", self.criteria.inclusion),
+            ("exclusion", self.criteria.exclusion),
+        ):
+            for cid in texts:
+                try:
+                    self.text(cid)
+                except ReluthError as exc:
+                    raise ValueError(f"criteria.{kind}.{cid}: {exc.message}") from None
+        both = set(self.criteria.inclusion) & set(self.criteria.exclusion)
+        if both:
+            raise ValueError(f"criteria {', '.join(sorted(both))} are both inclusion and exclusion")
+        if self.egfr_equation not in EQUATIONS:
+            raise ValueError(
+                f"egfr_equation {self.egfr_equation!r} is not implemented ({', '.join(EQUATIONS)})"
+            )
+        if self.egfr_race_factor:
+            raise ValueError(
+                "egfr_race_factor: the patient file records no race (NKF-ASN 2021: race-free "
+                "estimation); only false is supported"
+            )
+        unknown = set(self.time_bound_criteria) - set(self.criteria.ids)
+        if unknown:
+            raise ValueError(
+                f"time_bound_criteria names unknown criteria: {', '.join(sorted(unknown))}"
+            )
+        return self
+
+    def kind_of(self, criterion: str) -> Literal["inclusion", "exclusion"]:
+        if criterion in self.criteria.inclusion:
+            return "inclusion"
+        if criterion in self.criteria.exclusion:
+            return "exclusion"
+        raise ValidationError(
+            "criterion", f"unknown criterion {criterion!r}", ", ".join(self.criteria.ids)
+        )
+
+    def text(self, criterion: str) -> str:
+        """The criterion's text with this protocol's thresholds filled in."""
+        template = {**self.criteria.inclusion, **self.criteria.exclusion}.get(criterion)
+        if template is None:
+            self.kind_of(criterion)  # raises naming the known criteria
+            raise AssertionError("unreachable")
+        return _THRESHOLDS.vformat(template, (), _Thresholds(self))
 
 
 class Periodic(_Frozen):
@@ -99,6 +281,12 @@ class Periodic(_Frozen):
 class Landmark(_Frozen):
     week: int
     window_days: int
+    assumption: bool = False
+    note: str = ""
+
+
+class MinimumDuration(_Frozen):
+    days: int = Field(ge=0)
     assumption: bool = False
     note: str = ""
 
@@ -131,6 +319,7 @@ class Schedule(_Frozen):
     follow_up_months: int
     tumour_assessment: Periodic
     landmark_month6: Landmark
+    sd_minimum_duration: MinimumDuration
     treatment_cycles: TreatmentCycles
     follow_up_assessment: FollowUp
     laboratory: Periodic
@@ -177,6 +366,55 @@ class Protocol(_Frozen):
     eligibility: Eligibility
     schedule: Schedule
     safety: Safety
+    #: per-instance memo of derived tables (the visit schedules), never part of the data
+    _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Protocol:
+        codes = [a.code for a in self.arms]
+        if len(set(codes)) != len(codes) or len(codes) < 2:
+            raise ValueError("arms: at least two arms with distinct codes")
+        if set(self.allocation_ratio) != set(codes) or min(self.allocation_ratio.values()) < 1:
+            raise ValueError(
+                f"allocation_ratio: a positive weight for each arm ({', '.join(codes)})"
+            )
+        for what in ("arm", "armcd"):
+            values = [getattr(a.analysis, what) for a in self.arms]
+            if len(set(values)) != len(values):
+                raise ValueError(f"arms: analysis.{what} must differ between arms")
+        prefixes = [f.prefix for f in self.stratification]
+        variables = [f.analysis.variable for f in self.stratification]
+        for name, values in (("prefix", prefixes), ("analysis.variable", variables)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"stratification: {name} must differ between factors")
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        """Equal protocols hold the same data, whatever either has memoized."""
+        if not isinstance(other, Protocol):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # a memo and dict fields: not hashable
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Protocol:
+        """A copy (an amended protocol with ``update``) with its own, empty memo."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._memo = {}
+        return copy
+
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()`` computed once for this protocol instance (it is immutable)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    @property
+    def allocation(self) -> str:
+        """The allocation ratio as the protocol states it, arms in order: ``1:1``."""
+        return ":".join(str(self.allocation_ratio[a.code]) for a in self.arms)
 
     @property
     def label(self) -> str:
@@ -193,11 +431,35 @@ class Protocol(_Frozen):
     def arm_codes(self) -> tuple[str, ...]:
         return tuple(a.code for a in self.arms)
 
+    @property
+    def pre_randomization_cycles(self) -> tuple[int, ...]:
+        """Cycle numbers of the second PRRT, given to every patient before randomization."""
+        return tuple(range(1, self.second_prrt.cycles_before_randomization + 1))
+
+    def arm_cycles(self, code: str) -> tuple[int, ...]:
+        """Cycle numbers given after randomization in arm ``code`` (none in surveillance)."""
+        arm = self.arm(code)
+        if not arm.cycles or arm.first_cycle_number is None:
+            return ()
+        return tuple(range(arm.first_cycle_number, arm.first_cycle_number + arm.cycles))
+
+    @property
+    def all_cycles(self) -> tuple[int, ...]:
+        """Every cycle number the trial may give (second PRRT, then any arm's cycles)."""
+        numbers = set(self.pre_randomization_cycles)
+        for arm in self.arms:
+            numbers.update(self.arm_cycles(arm.code))
+        return tuple(sorted(numbers))
+
     def factor(self, code: str) -> StratificationFactor:
         for f in self.stratification:
             if f.code == code:
                 return f
         raise KeyError(code)
+
+    @property
+    def factor_codes(self) -> tuple[str, ...]:
+        return tuple(f.code for f in self.stratification)
 
     def assumptions(self) -> list[str]:
         """Dotted paths of schedule entries that are assumptions, not published values."""

@@ -46,6 +46,10 @@ def mdrd_175(
         return +value
 
 
+#: The equations a protocol may name (``eligibility.egfr_equation``), by that name.
+EQUATIONS = {"MDRD-IDMS-175": mdrd_175}
+
+
 def reported(value: Decimal) -> Decimal:
     """The value as reported and compared: rounded half-up to 0.1."""
     return value.quantize(REPORT_QUANTUM, rounding=ROUND_HALF_UP)

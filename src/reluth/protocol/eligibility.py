@@ -10,6 +10,10 @@ else ``incomplete`` if any is unknown, else ``eligible``.
 Stages: criteria of the pre-randomization gate (two cycles of second PRRT completed without
 radiological progression) are evaluated only at ``stage="randomization"``; screening at
 inclusion uses ``stage="inclusion"``.
+
+The engine holds one rule per criterion id; the protocol passed in holds the thresholds and
+the criteria's texts (``eligibility.criteria`` in ``reluth.yaml``), so an amended protocol
+changes the verdicts, the reasons and the texts together.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from reluth.protocol.definition import Protocol, load_protocol
-from reluth.protocol.egfr import mdrd_175, reported
+from reluth.errors import ValidationError
+from reluth.protocol.definition import Protocol
+from reluth.protocol.egfr import EQUATIONS, reported
 from reluth.protocol.patient import PatientFile, lab
 from reluth.units import LabValue
 
@@ -79,6 +84,17 @@ Rule = Callable[[_Ctx], Outcome]
 
 
 @dataclass(frozen=True)
+class CriterionRule:
+    """What the engine knows of a criterion: its kind, the patient-file fields it reads, its
+    rule and the stage that evaluates it. Its text is the protocol's."""
+
+    kind: Kind
+    inputs: tuple[str, ...]
+    rule: Rule
+    stage: Stage = "inclusion"
+
+
+@dataclass(frozen=True)
 class Criterion:
     id: str
     kind: Kind
@@ -105,6 +121,11 @@ def _missing(*names: str) -> Outcome:
 
 def _bool(value: bool) -> Result:
     return "met" if value else "not_met"
+
+
+#: A lymph node is measurable with a short axis >= 15 mm (RECIST 1.1, Eisenhauer 2009, 3.1.1):
+#: RECIST's definition, not a protocol threshold.
+NODAL_MEASURABLE_SHORT_AXIS_MM = Decimal(15)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,7 +254,7 @@ def _measurable(c: _Ctx) -> Outcome:
     lesions, e = c.patient.lesions, c.protocol.eligibility
     if lesions is None:
         return _missing("lesions")
-    nodal_min = Decimal(15)
+    nodal_min = NODAL_MEASURABLE_SHORT_AXIS_MM
     measurable = []
     for les in lesions:
         if les.nodal:
@@ -248,7 +269,7 @@ def _measurable(c: _Ctx) -> Outcome:
     reason = (
         f"{len(lesions)} lesion(s) (need >= {e.lesions_min_count}); measurable "
         f"(non-nodal longest diameter >= {e.measurable_lesion_min_diameter_mm} mm or nodal short "
-        f"axis >= 15 mm): {', '.join(measurable) if measurable else 'none'}"
+        f"axis >= {nodal_min} mm): {', '.join(measurable) if measurable else 'none'}"
     )
     return _bool(ok), reason
 
@@ -365,11 +386,12 @@ def _unresolved_ae(c: _Ctx) -> Outcome:
         and ae.grade > e.unresolved_ae_max_grade
         and ae.term.strip().lower() not in exceptions
     ]
+    worst = f">= grade {e.unresolved_ae_max_grade + 1}"
     if offending:
-        return "met", "unresolved adverse event(s) >= grade 2: " + ", ".join(offending)
+        return "met", f"unresolved adverse event(s) {worst}: " + ", ".join(offending)
     return (
         "not_met",
-        "no unresolved adverse event >= grade 2 (alopecia and peripheral neuropathy excepted)",
+        f"no unresolved adverse event {worst} ({', '.join(e.unresolved_ae_exceptions)} excepted)",
     )
 
 
@@ -453,7 +475,10 @@ def _hepatic(c: _Ctx) -> Outcome:
         if name == "bilirubin":
             limit = e.bilirubin_max_x_uln
         elif liver_mets is None:
-            missing.append("lesions (liver metastases decide the 2.5 or 5 x ULN limit)")
+            missing.append(
+                f"lesions (liver metastases decide the {e.transaminases_max_x_uln} or "
+                f"{e.transaminases_max_x_uln_liver_metastases} x ULN limit)"
+            )
             continue
         else:
             limit = (
@@ -522,10 +547,7 @@ def _other_cancer(c: _Ctx) -> Outcome:
     for k in cancers:
         if k.diagnosis_date < since:
             continue
-        site = k.site.strip().lower()
-        if site in ("basal_cell_skin", "squamous_cell_skin"):
-            continue
-        if site == "cervix_treated" or (site == "cervix" and k.treated_controlled):
+        if _excepted_cancer(k.site, k.treated_controlled, e.other_cancer_exceptions):
             continue
         offending.append(f"{k.site} diagnosed {k.diagnosis_date}")
     if offending:
@@ -536,172 +558,96 @@ def _other_cancer(c: _Ctx) -> Outcome:
         )
     return "not_met", (
         f"no other cancer since {since} apart from the exceptions "
-        "(treated and controlled cervix cancer, basal or squamous cell skin cancer)"
+        f"({', '.join(x.replace('_', ' ') for x in e.other_cancer_exceptions)})"
     )
 
 
-CRITERIA: tuple[Criterion, ...] = (
-    Criterion("I1", "inclusion", "Age >= 18 years", ("age",), _age),
-    Criterion(
-        "I2",
-        "inclusion",
-        "Histologically proven intestinal, well-differentiated G1 or G2 neuroendocrine tumour",
-        ("histology",),
-        _histology,
+def _excepted_cancer(
+    site: str, treated_controlled: bool | None, exceptions: tuple[str, ...]
+) -> bool:
+    """Whether another cancer is one of the protocol's exceptions: its site is listed, or the
+    list names ``<site>_treated`` and the cancer is treated and controlled (cervix)."""
+    name = site.strip().lower()
+    listed = {x.strip().lower() for x in exceptions}
+    return name in listed or (bool(treated_controlled) and f"{name}_treated" in listed)
+
+
+#: One rule per criterion id; the criterion's text and its kind are the protocol's
+#: (``eligibility.criteria``), and a rule's kind must agree with it.
+RULES: dict[str, CriterionRule] = {
+    "I1": CriterionRule("inclusion", ("age",), _age),
+    "I2": CriterionRule("inclusion", ("histology",), _histology),
+    "I3": CriterionRule("inclusion", ("first_prrt.cycles",), _first_prrt_cycles),
+    "I4": CriterionRule("inclusion", ("first_prrt.disease_control_months",), _first_prrt_control),
+    "I5": CriterionRule("inclusion", ("progression",), _progression),
+    "I6": CriterionRule("inclusion", ("second_prrt.tumour_board_decision",), _tumour_board),
+    "I7": CriterionRule("inclusion", ("ecog",), _ecog),
+    "I8": CriterionRule("inclusion", ("life_expectancy_months",), _life_expectancy),
+    "I9": CriterionRule("inclusion", ("sstr_imaging", "planned_randomization_date"), _sstr),
+    "I10": CriterionRule("inclusion", ("lesions",), _measurable),
+    "I11": CriterionRule(
+        "inclusion", ("labs.hemoglobin", "labs.neutrophils", "labs.platelets"), _marrow
     ),
-    Criterion(
-        "I3",
-        "inclusion",
-        "Previous treatment with four cycles of Lutathera (first PRRT)",
-        ("first_prrt.cycles",),
-        _first_prrt_cycles,
+    "I12": CriterionRule("inclusion", ("consent",), _consent),
+    "I13": CriterionRule(
+        "inclusion", ("second_prrt.cycles_completed",), _second_prrt_done, "randomization"
     ),
-    Criterion(
-        "I4",
-        "inclusion",
-        "Disease control after first PRRT >= 12 months",
-        ("first_prrt.disease_control_months",),
-        _first_prrt_control,
-    ),
-    Criterion(
-        "I5",
-        "inclusion",
-        "Disease progression (clinical, biological and/or radiological) after first PRRT",
-        ("progression",),
-        _progression,
-    ),
-    Criterion(
-        "I6",
-        "inclusion",
-        "Decision to retreat with Lutathera (second PRRT) validated by RENATEN / a tumour board",
-        ("second_prrt.tumour_board_decision",),
-        _tumour_board,
-    ),
-    Criterion("I7", "inclusion", "ECOG performance status 0-2", ("ecog",), _ecog),
-    Criterion(
-        "I8",
-        "inclusion",
-        "Life expectancy >= 6 months",
-        ("life_expectancy_months",),
-        _life_expectancy,
-    ),
-    Criterion(
-        "I9",
-        "inclusion",
-        "SSTR-positive imaging within 4 months before randomization, >= 90% of lesions positive",
-        ("sstr_imaging", "planned_randomization_date"),
-        _sstr,
-    ),
-    Criterion(
-        "I10",
-        "inclusion",
-        "Measurable disease per RECIST 1.1: >= 1 lesion >= 10 mm and >= 2 lesions in total",
-        ("lesions",),
-        _measurable,
-    ),
-    Criterion(
-        "I11",
-        "inclusion",
-        "Adequate bone marrow reserve: Hb > 8 g/dL, neutrophils >= 1500/mm3, platelets >= 80 000/mm3",
-        ("labs.hemoglobin", "labs.neutrophils", "labs.platelets"),
-        _marrow,
-    ),
-    Criterion("I12", "inclusion", "Signed informed consent", ("consent",), _consent),
-    Criterion(
-        "I13",
-        "inclusion",
-        "Two cycles of second PRRT completed before randomization",
-        ("second_prrt.cycles_completed",),
-        _second_prrt_done,
-        stage="randomization",
-    ),
-    Criterion(
-        "E1",
+    "E1": CriterionRule("exclusion", ("first_prrt.best_response",), _no_response),
+    "E2": CriterionRule(
         "exclusion",
-        "No response (no CR, PR or SD) to first PRRT",
-        ("first_prrt.best_response",),
-        _no_response,
-    ),
-    Criterion(
-        "E2",
-        "exclusion",
-        "Radiological progression (RECIST 1.1) after the two cycles of second PRRT",
         ("second_prrt.radiological_progression",),
         _progression_after_second,
-        stage="randomization",
+        "randomization",
     ),
-    Criterion(
-        "E3",
-        "exclusion",
-        "Grade 4 haematotoxicity and/or nephrotoxicity during first PRRT",
-        ("first_prrt.g4_hematotoxicity", "first_prrt.g4_nephrotoxicity"),
-        _g4_toxicity,
+    "E3": CriterionRule(
+        "exclusion", ("first_prrt.g4_hematotoxicity", "first_prrt.g4_nephrotoxicity"), _g4_toxicity
     ),
-    Criterion(
-        "E4",
-        "exclusion",
-        "Unresolved adverse event >= grade 2 (CTCAE v5.0), except alopecia and peripheral neuropathy",
-        ("unresolved_adverse_events",),
-        _unresolved_ae,
+    "E4": CriterionRule("exclusion", ("unresolved_adverse_events",), _unresolved_ae),
+    "E5": CriterionRule("exclusion", ("histology.primary_site",), _pancreatic),
+    "E6": CriterionRule("exclusion", ("histology.tumour_type", "histology.differentiation"), _nec),
+    "E7": CriterionRule("exclusion", ("history.ebrt_marrow_fraction",), _ebrt),
+    "E8": CriterionRule(
+        "exclusion", ("labs.creatinine", "age", "sex", "history.nephrotic_syndrome"), _renal
     ),
-    Criterion("E5", "exclusion", "Pancreatic NET", ("histology.primary_site",), _pancreatic),
-    Criterion(
-        "E6",
-        "exclusion",
-        "Neuroendocrine carcinoma",
-        ("histology.tumour_type", "histology.differentiation"),
-        _nec,
+    "E9": CriterionRule(
+        "exclusion", ("labs.alt", "labs.ast", "labs.bilirubin", "lesions"), _hepatic
     ),
-    Criterion(
-        "E7",
-        "exclusion",
-        "Prior external beam radiation therapy to > 25% of the bone marrow",
-        ("history.ebrt_marrow_fraction",),
-        _ebrt,
-    ),
-    Criterion(
-        "E8",
-        "exclusion",
-        "Severe renal impairment: eGFR (MDRD) < 40 mL/min/1.73m2, or nephrotic syndrome",
-        ("labs.creatinine", "age", "sex", "history.nephrotic_syndrome"),
-        _renal,
-    ),
-    Criterion(
-        "E9",
-        "exclusion",
-        "Hepatic insufficiency: ALT/AST > 2.5 x ULN (> 5 x ULN with liver metastases) and/or "
-        "total bilirubin > 2.5 x ULN",
-        ("labs.alt", "labs.ast", "labs.bilirubin", "lesions"),
-        _hepatic,
-    ),
-    Criterion(
-        "E10",
-        "exclusion",
-        "Any other uncontrolled concomitant disease",
-        ("history.uncontrolled_concomitant_disease",),
-        _uncontrolled,
-    ),
-    Criterion(
-        "E11",
-        "exclusion",
-        "Brain metastases, unless treated and stable >= 24 weeks with documented head CT/MRI",
-        ("history.brain_metastases",),
-        _brain,
-    ),
-    Criterion(
-        "E12",
-        "exclusion",
-        "Other cancer in the 5 years before inclusion, except treated and controlled cervix cancer "
-        "and basal or squamous cell skin cancer",
-        ("history.other_cancers",),
-        _other_cancer,
-    ),
-)
+    "E10": CriterionRule("exclusion", ("history.uncontrolled_concomitant_disease",), _uncontrolled),
+    "E11": CriterionRule("exclusion", ("history.brain_metastases",), _brain),
+    "E12": CriterionRule("exclusion", ("history.other_cancers",), _other_cancer),
+}
+
+
+def criteria(protocol: Protocol) -> tuple[Criterion, ...]:
+    """The protocol's criteria, in its order, each with its text and the engine's rule.
+
+    A criterion the protocol lists without a rule here, or whose kind disagrees with its
+    rule's, is refused naming it (an amendment needs its rule written first)."""
+    return protocol.memo(("eligibility.criteria",), lambda: _criteria(protocol))
+
+
+def _criteria(protocol: Protocol) -> tuple[Criterion, ...]:
+    e = protocol.eligibility
+    out = []
+    for cid in e.criteria.ids:
+        rule = RULES.get(cid)
+        kind = e.kind_of(cid)
+        if rule is None:
+            raise ValidationError(
+                f"eligibility.criteria.{kind}.{cid}", "no rule evaluates it", ", ".join(RULES)
+            )
+        if rule.kind != kind:
+            raise ValidationError(
+                f"eligibility.criteria.{kind}.{cid}", f"the rule of {cid} is an {rule.kind} rule"
+            )
+        out.append(Criterion(cid, kind, e.text(cid), rule.inputs, rule.rule, rule.stage))
+    return tuple(out)
 
 
 def estimate_egfr(patient: PatientFile, protocol: Protocol) -> tuple[Decimal | None, str]:
-    """The eGFR used by the protocol (MDRD-175 from creatinine; a reported eGFR if no
-    creatinine), rounded to 0.1, and a sentence saying how it was obtained."""
+    """The eGFR used by the protocol (its ``egfr_equation`` from creatinine, MDRD-IDMS-175 for
+    ReLUTH; a reported eGFR if no creatinine), rounded to 0.1, and a sentence saying how it
+    was obtained."""
     creat = lab(patient, "creatinine")
     if creat is not None:
         missing = [n for n in ("age", "sex") if getattr(patient, n) is None]
@@ -710,32 +656,55 @@ def estimate_egfr(patient: PatientFile, protocol: Protocol) -> tuple[Decimal | N
         if creat.value == 0:
             return None, "creatinine of 0 cannot give an eGFR"
         assert patient.age is not None
-        value = mdrd_175(
-            creat.value,
-            Decimal(patient.age),
-            female=patient.sex == "female",
-            black=False,
+        equation = protocol.eligibility.egfr_equation
+        # The race factor is refused at load (the patient file records no race).
+        value = EQUATIONS[equation](
+            creat.value, Decimal(patient.age), female=patient.sex == "female"
         )
         return reported(
             value
-        ), f"MDRD-175 from creatinine {_lab_text(creat)}, age {patient.age}, {patient.sex}"
+        ), f"{equation} from creatinine {_lab_text(creat)}, age {patient.age}, {patient.sex}"
     given = lab(patient, "egfr")
     if given is not None:
         return reported(given.value), "eGFR as reported"
     return None, "missing: labs.creatinine (or labs.egfr)"
 
 
+def recheck_time_bound(
+    patient: PatientFile, on: dt.date, protocol: Protocol
+) -> tuple[CriterionResult, ...]:
+    """The criteria the protocol file names as time-bound
+    (``eligibility.time_bound_criteria``, e.g. I9: SSTR imaging within 4 months before
+    randomization) evaluated again with ``on`` — the actual randomization date — as the
+    reference date; pure. Returns the ones that no longer pass."""
+    wanted = set(protocol.eligibility.time_bound_criteria)
+    moved = patient.model_copy(update={"planned_randomization_date": on})
+    egfr, egfr_reason = estimate_egfr(moved, protocol)
+    ctx = _Ctx(patient=moved, protocol=protocol, egfr=egfr, egfr_reason=egfr_reason)
+    failed = []
+    for crit in criteria(protocol):
+        if crit.id not in wanted:
+            continue
+        result, reason = crit.rule(ctx)
+        passes = (result == "met") if crit.kind == "inclusion" else (result == "not_met")
+        if not passes:
+            failed.append(
+                CriterionResult(crit.id, crit.kind, crit.text, result, passes, reason, crit.inputs)
+            )
+    return tuple(failed)
+
+
 def check_eligibility(
     patient: PatientFile,
-    protocol: Protocol | None = None,
+    protocol: Protocol,
     stage: Stage = "randomization",
 ) -> EligibilityResult:
-    """Evaluate every criterion for ``stage``; pure (the reference date comes from the file)."""
-    protocol = protocol or load_protocol()
+    """Evaluate every criterion of ``protocol`` for ``stage``; pure (the reference date comes
+    from the file)."""
     egfr, egfr_reason = estimate_egfr(patient, protocol)
     ctx = _Ctx(patient=patient, protocol=protocol, egfr=egfr, egfr_reason=egfr_reason)
     results = []
-    for crit in CRITERIA:
+    for crit in criteria(protocol):
         if crit.stage == "randomization" and stage == "inclusion":
             continue
         result, reason = crit.rule(ctx)

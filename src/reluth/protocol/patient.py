@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from reluth.errors import ValidationError, ValidationErrors
-from reluth.units import LabValue
+from reluth.units import LabValue, check_plausible, to_decimal, unit_factor
+
+#: No date in a patient file before this (a typing error, e.g. 0001-01-01).
+EARLIEST_DATE = dt.date(1900, 1, 1)
 
 PATIENT_ID_PATTERN = r"^C\d{2}-\d{4}$"
 LAB_TESTS = (
@@ -146,7 +149,7 @@ class PatientFile(_Model):
     patient_id: str = Field(pattern=PATIENT_ID_PATTERN, description="Pseudonymous ID, C07-0012")
     assessment_date: dt.date
     planned_randomization_date: dt.date | None = None
-    age: int | None = Field(None, ge=0, le=120, description="Age in whole years")
+    age: int | None = Field(None, ge=1, le=120, description="Age in whole years")
     sex: Literal["male", "female"] | None = None
     ecog: int | None = Field(None, ge=0, le=5)
     life_expectancy_months: Decimal | None = Field(None, ge=0, le=600)
@@ -214,6 +217,12 @@ def parse_patient(data: Any, as_of: dt.date | None = None) -> PatientFile:
             continue
         try:
             LabValue.parse(name, lab.value, lab.unit, f"labs.{name}")
+            for key in ("uln", "lln"):
+                limit = getattr(lab, key)
+                if limit is not None:
+                    field = f"labs.{name}.{key}"
+                    _unit, factor = unit_factor(name, lab.unit, f"labs.{name}.unit")
+                    check_plausible(name, to_decimal(limit, field) * factor, field, "limit")
         except ValidationError as exc:
             problems.append(exc)
     if patient.lesions is not None:
@@ -224,6 +233,13 @@ def parse_patient(data: Any, as_of: dt.date | None = None) -> PatientFile:
                     ValidationError(f"lesions.{i}.id", f"duplicate lesion id {lesion.id!r}")
                 )
             seen.add(lesion.id)
+    for path, value in _dates(patient, ""):
+        if value < EARLIEST_DATE:
+            problems.append(
+                ValidationError(
+                    path, f"{value} is implausibly early", f"a date from {EARLIEST_DATE}"
+                )
+            )
     if as_of is not None:
         for path, value in _dates(patient, ""):
             if path == "planned_randomization_date":

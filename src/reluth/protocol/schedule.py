@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from reluth.errors import ValidationError
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.definition import Protocol
 
 VisitKind = Literal[
     "treatment", "tumour_assessment", "follow_up", "laboratory", "qol", "end_of_study"
@@ -74,20 +74,26 @@ def month_day(months: int, protocol: Protocol) -> int:
     return int(days.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def planned_visits(
-    randomization_date: dt.date, arm: str, protocol: Protocol | None = None
-) -> list[PlannedVisit]:
-    """All planned visits for a patient randomized on ``randomization_date`` to ``arm``."""
-    if protocol is None or protocol is load_protocol():
-        # The shipped protocol is immutable and loaded once: its schedules are memoized (the
-        # dashboard lays out every randomized patient's schedule on each render).
-        return list(_shipped_protocol_visits(randomization_date, arm))
-    return _planned_visits(randomization_date, arm, protocol)
+def planned_visits(randomization_date: dt.date, arm: str, protocol: Protocol) -> list[PlannedVisit]:
+    """All planned visits for a patient randomized on ``randomization_date`` to ``arm``.
+
+    A protocol is immutable, so its schedules are memoized with it (the dashboard lays out
+    every randomized patient's schedule on each render); an amended copy has its own."""
+    return list(_memoized(protocol)(randomization_date, arm))
 
 
-@functools.lru_cache(maxsize=8192)
-def _shipped_protocol_visits(randomization_date: dt.date, arm: str) -> tuple[PlannedVisit, ...]:
-    return tuple(_planned_visits(randomization_date, arm, load_protocol()))
+def _memoized(protocol: Protocol) -> Callable[[dt.date, str], tuple[PlannedVisit, ...]]:
+    def make() -> Callable[[dt.date, str], tuple[PlannedVisit, ...]]:
+        @functools.lru_cache(maxsize=8192)
+        def visits(randomization_date: dt.date, arm: str) -> tuple[PlannedVisit, ...]:
+            return tuple(_planned_visits(randomization_date, arm, protocol))
+
+        return visits
+
+    cached: Callable[[dt.date, str], tuple[PlannedVisit, ...]] = protocol.memo(
+        ("schedule.planned_visits",), make
+    )
+    return cached
 
 
 def _planned_visits(

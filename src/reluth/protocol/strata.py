@@ -1,96 +1,137 @@
-"""The four stratification factors of ReLUTH, derived from the patient file (pure)."""
+"""The stratification factors of the protocol, derived from the patient file (pure).
+
+The factors, their levels, thresholds and stratum-code prefixes are the protocol's
+(``stratification`` in ``reluth.yaml``: for ReLUTH disease control after first PRRT, type of
+progression, renal function and intercurrent treatment); the engine holds one rule per factor
+code, saying which level a patient file gives.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from reluth.errors import ValidationError
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.definition import Protocol, StratificationFactor
 from reluth.protocol.eligibility import estimate_egfr
 from reluth.protocol.patient import PatientFile
 
 
 @dataclass(frozen=True)
 class Strata:
-    disease_control_first_prrt: str  # lt18 | ge18
-    progression_type: str  # rad | nonrad
-    renal_function: str  # lt60 | ge60
-    intercurrent_treatment: str  # yes | no
+    """A patient's level of each factor, in the protocol's order, and its stratum code."""
 
-    @property
-    def code(self) -> str:
-        """Stable stratum code, e.g. ``DCge18-PRrad-GFRge60-ITno``."""
-        return (
-            f"DC{self.disease_control_first_prrt}-PR{self.progression_type}"
-            f"-GFR{self.renal_function}-IT{self.intercurrent_treatment}"
-        )
+    levels: tuple[tuple[str, str], ...]  # (factor code, level)
+    code: str  # e.g. ``DCge18-PRrad-GFRge60-ITno``
 
     def as_dict(self) -> dict[str, str]:
-        return {
-            "disease_control_first_prrt": self.disease_control_first_prrt,
-            "progression_type": self.progression_type,
-            "renal_function": self.renal_function,
-            "intercurrent_treatment": self.intercurrent_treatment,
-        }
+        return dict(self.levels)
 
-    @classmethod
-    def from_code(cls, code: str) -> Strata:
-        try:
-            dc, pr, gfr, it = code.split("-")
-            return cls(
-                dc.removeprefix("DC"),
-                pr.removeprefix("PR"),
-                gfr.removeprefix("GFR"),
-                it.removeprefix("IT"),
-            )
-        except ValueError:
+    def level(self, factor: str) -> str:
+        return self.as_dict()[factor]
+
+
+def make_strata(levels: Mapping[str, str], protocol: Protocol) -> Strata:
+    """The stratum of the given factor levels (every factor of the protocol, a known level)."""
+    ordered: list[tuple[str, str]] = []
+    for f in protocol.stratification:
+        level = levels.get(f.code)
+        if level is None or level not in f.levels.values():
             raise ValidationError(
-                "stratum", f"not a stratum code: {code!r}", "e.g. DCge18-PRrad-GFRge60-ITno"
-            ) from None
+                f"strata.{f.code}", f"unknown level {level!r}", ", ".join(f.levels.values())
+            )
+        ordered.append((f.code, level))
+    code = "-".join(
+        f"{f.prefix}{level}"
+        for f, (_c, level) in zip(protocol.stratification, ordered, strict=True)
+    )
+    return Strata(tuple(ordered), code)
 
 
-def derive_strata(patient: PatientFile, protocol: Protocol | None = None) -> Strata:
-    """The patient's stratum; a missing input is a ValidationError naming the field."""
-    protocol = protocol or load_protocol()
-    dc_factor = protocol.factor("disease_control_first_prrt")
-    months = patient.first_prrt.disease_control_months
+def parse_stratum(code: str, protocol: Protocol) -> Strata:
+    """The stratum of a stratum code (``DCge18-PRrad-GFRge60-ITno``)."""
+    parts = code.split("-")
+    factors = protocol.stratification
+    example = "-".join(f"{f.prefix}{sorted(f.levels.values())[0]}" for f in factors)
+    if len(parts) != len(factors) or not all(
+        p.startswith(f.prefix) for p, f in zip(parts, factors, strict=False)
+    ):
+        raise ValidationError("stratum", f"not a stratum code: {code!r}", f"e.g. {example}")
+    try:
+        return make_strata(
+            {f.code: p.removeprefix(f.prefix) for p, f in zip(parts, factors, strict=True)},
+            protocol,
+        )
+    except ValidationError:
+        raise ValidationError(
+            "stratum", f"not a stratum code: {code!r}", f"e.g. {example}"
+        ) from None
+
+
+def _threshold_level(f: StratificationFactor, value: Decimal) -> str:
+    if f.threshold is None:
+        raise ValidationError(f"stratification.{f.code}.threshold", "needed for this factor")
+    return f.levels["at_or_above" if value >= f.threshold else "below"]
+
+
+def _disease_control(p: PatientFile, f: StratificationFactor, protocol: Protocol) -> str:
+    months = p.first_prrt.disease_control_months
     if months is None:
         raise ValidationError("first_prrt.disease_control_months", "needed for the stratum")
-    assert dc_factor.threshold is not None
-    dc = dc_factor.levels["at_or_above" if months >= dc_factor.threshold else "below"]
+    return _threshold_level(f, months)
 
-    prog_factor = protocol.factor("progression_type")
-    p = patient.progression
-    if p.radiological is None:
+
+def _progression(p: PatientFile, f: StratificationFactor, protocol: Protocol) -> str:
+    if p.progression.radiological is None:
         raise ValidationError("progression.radiological", "needed for the stratum", "true or false")
-    prog = prog_factor.levels["radiological" if p.radiological else "non_radiological"]
+    return f.levels["radiological" if p.progression.radiological else "non_radiological"]
 
-    gfr_factor = protocol.factor("renal_function")
-    egfr, how = estimate_egfr(patient, protocol)
+
+def _renal(p: PatientFile, f: StratificationFactor, protocol: Protocol) -> str:
+    egfr, how = estimate_egfr(p, protocol)
     if egfr is None:
         raise ValidationError("labs.creatinine", f"eGFR needed for the stratum ({how})")
-    assert gfr_factor.threshold is not None
-    gfr = gfr_factor.levels["at_or_above" if egfr >= gfr_factor.threshold else "below"]
+    return _threshold_level(f, egfr)
 
-    it_factor = protocol.factor("intercurrent_treatment")
-    it_value = patient.history.intercurrent_treatment
-    if it_value is None:
+
+def _intercurrent(p: PatientFile, f: StratificationFactor, protocol: Protocol) -> str:
+    value = p.history.intercurrent_treatment
+    if value is None:
         raise ValidationError(
             "history.intercurrent_treatment", "needed for the stratum", "true or false"
         )
-    it = it_factor.levels["yes" if it_value else "no"]
-    return Strata(dc, prog, gfr, it)
+    return f.levels["yes" if value else "no"]
 
 
-def all_strata(protocol: Protocol | None = None) -> list[Strata]:
+#: One rule per factor code: the level a patient file gives.
+LEVEL_RULES: dict[str, Callable[[PatientFile, StratificationFactor, Protocol], str]] = {
+    "disease_control_first_prrt": _disease_control,
+    "progression_type": _progression,
+    "renal_function": _renal,
+    "intercurrent_treatment": _intercurrent,
+}
+
+
+def derive_strata(patient: PatientFile, protocol: Protocol) -> Strata:
+    """The patient's stratum; a missing input is a ValidationError naming the field."""
+    levels = {}
+    for f in protocol.stratification:
+        rule = LEVEL_RULES.get(f.code)
+        if rule is None:
+            raise ValidationError(
+                f"stratification.{f.code}", "no rule derives this factor", ", ".join(LEVEL_RULES)
+            )
+        levels[f.code] = rule(patient, f, protocol)
+    return make_strata(levels, protocol)
+
+
+def all_strata(protocol: Protocol) -> list[Strata]:
     """Every combination of factor levels (16 for ReLUTH), in a stable order."""
-    protocol = protocol or load_protocol()
-    order = (
-        "disease_control_first_prrt",
-        "progression_type",
-        "renal_function",
-        "intercurrent_treatment",
-    )
-    levels = [sorted(set(protocol.factor(code).levels.values())) for code in order]
-    return [Strata(*combo) for combo in itertools.product(*levels)]
+    codes = protocol.factor_codes
+    levels = [sorted(set(protocol.factor(code).levels.values())) for code in codes]
+    return [
+        make_strata(dict(zip(codes, combo, strict=True)), protocol)
+        for combo in itertools.product(*levels)
+    ]

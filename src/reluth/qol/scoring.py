@@ -230,8 +230,32 @@ class ScaleChange:
     improved: bool | None
 
 
+#: Minimal important difference: a change of at least 10 points (Osoba D, et al. J Clin Oncol
+#: 1998;16:139-144), the deterioration threshold of NETTER-1's QoL analysis (Strosberg 2018).
+DETERIORATION_POINTS = 10
+
+
+def worse_by(
+    baseline: Fraction | Decimal, score: Fraction | Decimal, higher_is_better: bool
+) -> Fraction:
+    """How many points ``score`` is worse than ``baseline`` (negative: better), exactly: a drop
+    for functional and global scales and the summary score, a rise for symptom scales."""
+    delta = Fraction(score) - Fraction(baseline)
+    return -delta if higher_is_better else delta
+
+
+def deteriorated(
+    baseline: Fraction | Decimal,
+    score: Fraction | Decimal,
+    higher_is_better: bool,
+    threshold: Decimal | int = DETERIORATION_POINTS,
+) -> bool:
+    """Deterioration from baseline: worse by at least ``threshold`` points (exact)."""
+    return worse_by(baseline, score, higher_is_better) >= Fraction(str(threshold))
+
+
 def change_from_baseline(
-    baseline: QolScore, follow_up: QolScore, threshold: Decimal | int = 10
+    baseline: QolScore, follow_up: QolScore, threshold: Decimal | int = DETERIORATION_POINTS
 ) -> dict[str, ScaleChange]:
     """Change per scale (and the summary score), direction-aware.
 
@@ -254,7 +278,6 @@ def change_from_baseline(
         if before is None or after is None:
             out[code] = ScaleChange(None, None, None)
             continue
-        delta = after - before
-        worse = -delta if higher_better else delta
-        out[code] = ScaleChange(_round(delta), worse >= limit, -worse >= limit)
+        worse = worse_by(before, after, higher_better)
+        out[code] = ScaleChange(_round(after - before), worse >= limit, -worse >= limit)
     return out

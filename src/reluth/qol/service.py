@@ -8,17 +8,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from reluth.cli_support import to_jsonable
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.db import edits
 from reluth.db import validate as v
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, ValidationError
-from reluth.patients.service import get_patient
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.patients import service as patients
 from reluth.qol import scoring
 from reluth.qol.models import QolQuestionnaire
+from reluth.values import to_jsonable
+
+TIMEPOINT_MAX = 32
 
 
 def questionnaire_values(
@@ -34,29 +37,33 @@ def questionnaire_values(
     assert completed is not None
     return {
         "completed_on": completed,
-        "answers_json": json.dumps(items, sort_keys=True),
+        # canonical answers (item number -> integer) whatever form they came in ("2" or 2)
+        "answers_json": json.dumps(
+            {str(n): a for n, a in scoring.parse_items(inst, items).items()}, sort_keys=True
+        ),
         "scores_json": json.dumps(
             to_jsonable({"scales": scored.scales, "summary": scored.summary}), sort_keys=True
         ),
     }
 
 
-def record_questionnaire(
-    session: Session,
-    data: Any,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
-) -> QolQuestionnaire:
+@service(Action.WRITE, Resource.QOL)
+def record_questionnaire(ctx: Ctx, data: Any) -> QolQuestionnaire:
     """``{"patient_id", "instrument": QLQ-C30|QLQ-GINET21, "timepoint", "completed_on",
-    "items": {"1": 2, ...}}``; answers are validated and scored by the engine."""
-    today = today or dt.date.today()
+    "items": {"1": 2, ...}}``; answers are validated and scored by the engine, for an included
+    patient, completed in the trial's order."""
+    session = ctx.session
     w = "questionnaire"
     body = v.obj(data, w)
-    patient = get_patient(session, str(body.get("patient_id")))
+    patient = patients.get_patient(ctx, str(body.get("patient_id")))
+    patients.require_included(session, patient)
     inst = scoring.instrument(str(body.get("instrument")))
-    values = questionnaire_values(inst, body, today)
+    values = questionnaire_values(inst, body, ctx.today())
+    patients.check_date(ctx, patient, "qol", values["completed_on"], f"{w}.completed_on")
     timepoint = v.text(body, "timepoint", w)
     assert timepoint is not None
+    if len(timepoint) > TIMEPOINT_MAX:
+        raise ValidationError(f"{w}.timepoint", f"{len(timepoint)} characters", "e.g. QOL-W08")
     if session.scalars(
         select(QolQuestionnaire).where(
             QolQuestionnaire.patient_id == patient.id,
@@ -69,7 +76,7 @@ def record_questionnaire(
         patient_id=patient.id,
         instrument=inst.name,
         timepoint=timepoint,
-        protocol_version=(protocol or load_protocol()).label,
+        protocol_version=ctx.protocol.label,
         **values,
     )
     session.add(row)
@@ -81,9 +88,10 @@ def record_questionnaire(
 QOL_EDITABLE = ("items", "completed_on")
 
 
-def get_questionnaire(session: Session, patient_code: str, qol_id: int) -> QolQuestionnaire:
-    patient = get_patient(session, patient_code)
-    row = session.get(QolQuestionnaire, qol_id)
+@service(Action.READ, Resource.QOL)
+def get_questionnaire(ctx: Ctx, patient_code: str, qol_id: int) -> QolQuestionnaire:
+    patient = patients.get_patient(ctx, patient_code)
+    row = ctx.session.get(QolQuestionnaire, qol_id)
     if row is None or row.patient_id != patient.id:
         raise NotFound(f"questionnaire {qol_id} of {patient_code} not found")
     return row
@@ -107,22 +115,22 @@ def _item_key(key: Any) -> str:
     """``"01"``, ``1`` and ``" 1"`` name the same item; other text is kept for the engine to
     refuse by name."""
     text = str(key).strip()
-    return str(int(text)) if text.isascii() and text.isdigit() else text
+    return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 6 else text
 
 
+@service(Action.WRITE, Resource.QOL)
 def edit_questionnaire(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     qol_id: int,
     changes: Mapping[str, Any],
-    today: dt.date,
 ) -> QolQuestionnaire:
     """Correct item answers (``{"items": {"3": 2, "4": null}}``: null or blank = missing; items
     left out keep their answer) or the completion date of a saved questionnaire, re-scored by
     the QoL engine with the entry rules (:func:`questionnaire_values`). Needs a reason."""
-    require_reason(session, "a saved questionnaire")
+    require_reason(ctx.session, "a saved questionnaire")
     edits.only(changes, QOL_EDITABLE)
-    row = get_questionnaire(session, patient_code, qol_id)
+    row = get_questionnaire(ctx, patient_code, qol_id)
     inst = scoring.instrument(row.instrument)
     saved = questionnaire_edit_form(row)
     items: dict[str, Any] = dict(saved["items"])
@@ -137,8 +145,10 @@ def edit_questionnaire(
     values = questionnaire_values(
         inst,
         {"items": items, "completed_on": changes.get("completed_on", saved["completed_on"])},
-        today,
+        ctx.today(),
     )
+    patient = patients.get_patient(ctx, patient_code)
+    patients.check_date(ctx, patient, "qol", values["completed_on"], "completed_on")
     answers = scoring.parse_items(inst, items)
     if answers == saved_answers(row):  # same answers: keep them and their scores as saved
         values.update(answers_json=row.answers_json, scores_json=row.scores_json)
@@ -146,5 +156,5 @@ def edit_questionnaire(
         canonical = {str(n): a for n, a in answers.items()}
         values["answers_json"] = json.dumps(canonical, sort_keys=True)
     edits.apply(row, values, "questionnaire")
-    session.flush()
+    ctx.session.flush()
     return row

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy.orm import Session
-
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.patients import service as patients
 from reluth.queries.models import DataQuery
@@ -24,61 +23,70 @@ def close_reason(query_id: int) -> str:
 
 
 def _text(value: str, field: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, "expected text", f"1-{limit} characters")
     text = value.strip()
+    if any(not (ch.isprintable() or ch in "\n\r\t") for ch in text):
+        raise ValidationError(field, "contains control characters", "printable text")
     if not text or len(text) > limit:
         raise ValidationError(field, "empty" if not text else "too long", f"1-{limit} characters")
     return text
 
 
-def open_query(
-    session: Session,
-    username: str,
-    patient_code: str,
-    field: str,
-    question: str,
-    now: dt.datetime,
-) -> DataQuery:
-    patient = patients.get_patient(session, patient_code)
+@service(Action.WRITE, Resource.QUERY)
+def open_query(ctx: Ctx, patient_code: str, field: str, question: str) -> DataQuery:
+    patient = patients.get_patient(ctx, patient_code)
     row = DataQuery(
         patient_id=patient.id,
         field=_text(field, "field", FIELD_MAX),
         question=_text(question, "question", TEXT_MAX),
         status="open",
-        opened_by=username,
-        opened_at=now,
+        opened_by=ctx.actor.username,
+        opened_at=ctx.now(),
     )
-    session.add(row)
-    session.flush()
+    ctx.session.add(row)
+    ctx.session.flush()
     return row
 
 
-def get_query(session: Session, query_id: int) -> DataQuery:
-    row = session.get(DataQuery, query_id)
+def _query_of(ctx: Ctx, query_id: int) -> DataQuery:
+    """The query if its patient is in the actor's centres (else the same NotFound)."""
+    row = ctx.session.get(DataQuery, query_id)
     if row is None:
+        raise NotFound(f"query {query_id} not found")
+    patient = ctx.session.get(patients.Patient, row.patient_id)
+    if patient is None or not ctx.sees_centre(patient.centre_id):
         raise NotFound(f"query {query_id} not found")
     return row
 
 
-def answer_query(
-    session: Session, username: str, query_id: int, answer: str, now: dt.datetime
-) -> DataQuery:
-    row = get_query(session, query_id)
+@service(Action.READ, Resource.QUERY)
+def get_query(ctx: Ctx, query_id: int) -> DataQuery:
+    return _query_of(ctx, query_id)
+
+
+@service(Action.WRITE, Resource.QUERY_ANSWER)
+def answer_query(ctx: Ctx, query_id: int, answer: str) -> DataQuery:
+    """The site's answer (the audit reason is the answer itself, set by the caller's unit of
+    work: answering changes the saved query row)."""
+    row = _query_of(ctx, query_id)
     if row.status == "closed":
         raise Conflict(f"query {query_id} is closed")
     row.answer = _text(answer, "answer", TEXT_MAX)
-    row.answered_by = username
-    row.answered_at = now
+    row.answered_by = ctx.actor.username
+    row.answered_at = ctx.now()
     row.status = "answered"
-    session.flush()
+    ctx.session.flush()
     return row
 
 
-def close_query(session: Session, username: str, query_id: int, now: dt.datetime) -> DataQuery:
-    row = get_query(session, query_id)
+@service(Action.WRITE, Resource.QUERY)
+def close_query(ctx: Ctx, query_id: int) -> DataQuery:
+    row = _query_of(ctx, query_id)
     if row.status == "closed":
         raise Conflict(f"query {query_id} is already closed")
     row.status = "closed"
-    row.closed_by = username
-    row.closed_at = now
-    session.flush()
+    row.closed_by = ctx.actor.username
+    row.closed_at = ctx.now()
+    ctx.session.flush()
     return row

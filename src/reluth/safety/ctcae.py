@@ -19,7 +19,15 @@ from typing import Any, Literal
 import yaml
 
 from reluth.errors import ValidationError
-from reluth.units import canonical_unit, convert, same_unit, to_decimal, unit_factor
+from reluth.units import (
+    analytes,
+    canonical_unit,
+    check_plausible,
+    convert,
+    same_unit,
+    to_decimal,
+    unit_factor,
+)
 
 Ref = Literal["absolute", "lln", "uln", "baseline"]
 _OPS = {
@@ -137,18 +145,29 @@ def _nonneg(value: Any, field: str) -> Decimal:
     return number
 
 
+def _plausible(test: str, number: Decimal, unit: str, field: str, kind: str) -> Decimal:
+    """The number, once its canonical value is physically plausible (``reluth.units``)."""
+    if test in analytes():
+        _key, factor = unit_factor(test, unit, field)
+        check_plausible(test, number * factor, field, kind)
+    return number
+
+
 def _limit(raw: Any, test: str, unit: str, field: str) -> Amount | None:
-    """A limit given as a number (same unit as the value) or as {"value": x, "unit": u}."""
+    """A limit given as a number (same unit as the value) or as {"value": x, "unit": u}; a
+    reference limit or a baseline within the analyte's plausible range."""
     if raw is None:
         return None
+    kind = "value" if field.endswith("baseline") else "limit"
     if isinstance(raw, Mapping):
         number = _nonneg(raw.get("value"), f"{field}.value")
         own = raw.get("unit")
         if own is None:
-            return Amount(number, unit)
+            return Amount(_plausible(test, number, unit, field, kind), unit)
         unit_factor(test, own, f"{field}.unit")
-        return Amount(number, str(own).strip())
-    return Amount(_nonneg(raw, field), unit)
+        own_unit = str(own).strip()
+        return Amount(_plausible(test, number, own_unit, field, kind), own_unit)
+    return Amount(_plausible(test, _nonneg(raw, field), unit, field, kind), unit)
 
 
 def parse_result(raw: Any, where: str = "result") -> LabResult:
@@ -173,7 +192,9 @@ def parse_result(raw: Any, where: str = "result") -> LabResult:
             ) from None
     return LabResult(
         test=test,
-        value=_nonneg(raw.get("value"), f"{where}.value"),
+        value=_plausible(
+            test, _nonneg(raw.get("value"), f"{where}.value"), unit, f"{where}.value", "value"
+        ),
         unit=unit.strip(),
         lln=_limit(raw.get("lln"), test, unit, f"{where}.lln"),
         uln=_limit(raw.get("uln"), test, unit, f"{where}.uln"),

@@ -1,5 +1,5 @@
 """Recording laboratory results (graded with the CTCAE v5.0 engine) and adverse events from
-JSON files (the CLI path; the web eCRF has its own per-result service in safety/service.py)."""
+JSON documents (the CLI and import path), with the same rules as the per-result services."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.errors import ValidationError
-from reluth.patients.service import get_patient
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.patients import service as patients
+from reluth.protocol.definition import Protocol
 from reluth.safety import ctcae
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.units import canonical_unit, to_canonical
@@ -28,23 +29,23 @@ OUTCOMES = (
 )
 
 
-def record_labs(
-    session: Session,
-    data: Any,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
-) -> list[LabResult]:
+@service(Action.WRITE, Resource.LAB)
+def record_labs(ctx: Ctx, data: Any) -> list[LabResult]:
     """``{"patient_id", "date", "results": [{test, value, unit, uln?, lln?}]}``; each result is
-    converted to its canonical unit and graded by CTCAE v5.0."""
-    today = today or dt.date.today()
+    converted to its canonical unit and graded by CTCAE v5.0 — for an included patient, dated
+    in the trial's order, as on every other path (one rule, :func:`safety.service.record_lab`'s)."""
+    session, today = ctx.session, ctx.today()
     body = v.obj(data, "labs")
-    patient = get_patient(session, str(body.get("patient_id")))
+    patient = patients.get_patient(ctx, str(body.get("patient_id")))
+    patients.require_included(session, patient)
     sample_date = v.date(body, "date", "labs", today)
     assert sample_date is not None
     parsed = ctcae.parse_results({"results": v.items(body.get("results"), "results")})
-    version = (protocol or load_protocol()).label
+    version = ctx.protocol.label
     rows = []
     for i, result in enumerate(parsed):
+        day = result.date or sample_date
+        patients.check_date(ctx, patient, "lab", day, f"results[{i}].date")
         graded = ctcae.grade(result)
         canonical = to_canonical(result.test, result.value, result.unit, f"results[{i}].unit")
         uln = None
@@ -52,7 +53,7 @@ def record_labs(
             uln = to_canonical(result.test, result.uln.value, result.uln.unit, f"results[{i}].uln")
         row = LabResult(
             patient_id=patient.id,
-            sample_date=result.date or sample_date,
+            sample_date=day,
             analyte=result.test,
             value=result.value,
             unit=result.unit,
@@ -84,7 +85,9 @@ AE_FIELDS = (
 TERM_MAX = 120  # adverse_events.term
 
 
-def adverse_event_fields(ae: Mapping[str, Any], today: dt.date) -> dict[str, Any]:
+def adverse_event_fields(
+    ae: Mapping[str, Any], today: dt.date, protocol: Protocol
+) -> dict[str, Any]:
     """The validated column values of one adverse event: the rules of entry and of every later
     correction. Grade 5 if and only if fatal; no date in the future; resolution not before
     onset; a serious event needs the date the site became aware of it (it starts the 24-hour
@@ -109,7 +112,7 @@ def adverse_event_fields(ae: Mapping[str, Any], today: dt.date) -> dict[str, Any
         raise ValidationError(
             f"{w}.awareness_date",
             "required for a serious adverse event (it starts the "
-            f"{load_protocol().safety.sae_reporting_hours}-hour reporting clock)",
+            f"{protocol.safety.sae_reporting_hours}-hour reporting clock)",
             "the date the site became aware, YYYY-MM-DD",
         )
     if aware is not None and aware < onset:
@@ -133,23 +136,17 @@ def adverse_event_fields(ae: Mapping[str, Any], today: dt.date) -> dict[str, Any
     }
 
 
-def record_adverse_event(
-    session: Session,
-    data: Any,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
-) -> AdverseEvent:
+@service(Action.WRITE, Resource.ADVERSE_EVENT)
+def record_adverse_event(ctx: Ctx, data: Any) -> AdverseEvent:
     """``{"patient_id", "term", "grade" 1-5, "serious", "relatedness", "outcome",
     "onset_date", "resolution_date"?, "awareness_date"? (required if serious),
-    "description"?}``."""
-    today = today or dt.date.today()
+    "description"?}`` for an included patient, onset in the trial's order."""
     ae = v.obj(data, "adverse_event")
-    patient = get_patient(session, str(ae.get("patient_id")))
-    row = AdverseEvent(
-        patient_id=patient.id,
-        protocol_version=(protocol or load_protocol()).label,
-        **adverse_event_fields(ae, today),
-    )
-    session.add(row)
-    session.flush()
+    patient = patients.get_patient(ctx, str(ae.get("patient_id")))
+    patients.require_included(ctx.session, patient)
+    values = adverse_event_fields(ae, ctx.today(), ctx.protocol)
+    patients.check_date(ctx, patient, "adverse_event", values["onset_date"], "onset_date")
+    row = AdverseEvent(patient_id=patient.id, protocol_version=ctx.protocol.label, **values)
+    ctx.session.add(row)
+    ctx.session.flush()
     return row

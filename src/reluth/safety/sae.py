@@ -15,17 +15,23 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, PreconditionFailed
+from reluth.patients.models import Patient
+from reluth.protocol.definition import Protocol
 from reluth.safety.models import AdverseEvent, SaeReceipt
 from reluth.safety.service import sae_clock
 
 
-def acknowledge_receipt(
-    session: Session, adverse_event_id: int, username: str, now: dt.datetime
-) -> SaeReceipt:
+@service(Action.WRITE, Resource.SAE_RECEIPT)
+def acknowledge_receipt(ctx: Ctx, adverse_event_id: int) -> SaeReceipt:
     """Record that pharmacovigilance received serious adverse event ``adverse_event_id``."""
+    session = ctx.session
     ae = session.get(AdverseEvent, adverse_event_id)
-    if ae is None:
+    patient = None if ae is None else session.get(Patient, ae.patient_id)
+    if ae is None or patient is None or not ctx.sees_centre(patient.centre_id):
         raise NotFound(f"adverse event {adverse_event_id} not found")
     if not ae.serious:
         raise PreconditionFailed(
@@ -33,7 +39,9 @@ def acknowledge_receipt(
         )
     if receipts(session, [adverse_event_id]):
         raise Conflict(f"receipt of adverse event {adverse_event_id} is already acknowledged")
-    row = SaeReceipt(adverse_event_id=adverse_event_id, received_at=now, received_by=username)
+    row = SaeReceipt(
+        adverse_event_id=adverse_event_id, received_at=ctx.now(), received_by=ctx.actor.username
+    )
     session.add(row)
     session.flush()
     return row
@@ -57,7 +65,9 @@ class Waiting:
     no_awareness_date: int  # of which the site has not given the awareness date
 
 
-def waiting(session: Session, patient_ids: Iterable[int], now: dt.datetime) -> Waiting:
+def waiting(
+    session: Session, patient_ids: Iterable[int], now: dt.datetime, protocol: Protocol
+) -> Waiting:
     pids = list(patient_ids)
     if not pids:
         return Waiting(0, 0, 0)
@@ -70,5 +80,9 @@ def waiting(session: Session, patient_ids: Iterable[int], now: dt.datetime) -> W
             SaeReceipt.id.is_(None),
         )
     ).all()
-    late = sum(1 for day, at in rows if day is not None and sae_clock(day, now, None, at).late)
+    late = sum(
+        1
+        for day, at in rows
+        if day is not None and sae_clock(day, now, None, at, protocol=protocol).late
+    )
     return Waiting(len(rows), late, sum(1 for day, _at in rows if day is None))

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
-from reluth.errors import NotFound, PreconditionFailed, ValidationError
+from reluth.errors import NotFound, ValidationError
 from reluth.patients import service as patients
-from reluth.patients.models import Inclusion
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.definition import Protocol
 from reluth.safety import ctcae
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.safety.records import AE_FIELDS, adverse_event_fields
@@ -33,26 +32,25 @@ def preview_lab(raw: dict[str, Any]) -> ctcae.GradedResult:
     return ctcae.grade(ctcae.parse_result(raw, "lab"))
 
 
-def record_lab(
-    session: Session,
-    patient_code: str,
-    raw: dict[str, Any],
-    today: dt.date,
-) -> LabResult:
-    """Store one laboratory result with its CTCAE grade; the sample date may not be future."""
+@service(Action.WRITE, Resource.LAB)
+def record_lab(ctx: Ctx, patient_code: str, raw: dict[str, Any]) -> LabResult:
+    """Store one laboratory result with its CTCAE grade, for an included patient, dated in
+    the trial's order (not future, not before consent, not after death)."""
+    session = ctx.session
     parsed = ctcae.parse_result(raw, "lab")
-    _check_sample_date(parsed.date, today)
+    _check_sample_date(parsed.date, ctx.today())
+    patient = patients.get_patient(ctx, patient_code)
+    patients.require_included(session, patient)
+    assert parsed.date is not None
+    patients.check_date(ctx, patient, "lab", parsed.date, "lab.date")
     graded = ctcae.grade(parsed)
-    patient = patients.get_patient(session, patient_code)
-    if session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id)).first() is None:
-        raise PreconditionFailed(f"patient {patient_code} is not included")
     unit = canonical_unit(parsed.test) if parsed.test in _CANONICAL else parsed.unit
     row = LabResult(
         patient_id=patient.id,
         analyte=parsed.test,
         unit=parsed.unit,
         canonical_unit=unit,
-        protocol_version=load_protocol().label,
+        protocol_version=ctx.protocol.label,
         **_stored(parsed, graded, unit),
     )
     session.add(row)
@@ -104,10 +102,11 @@ _CANONICAL = frozenset(t for t in ctcae.definitions() if _known(t))
 LAB_EDITABLE = ("value", "date", "uln", "lln", "baseline")
 
 
-def _owned(session: Session, model: Any, record_id: int, patient_code: str, what: str) -> Any:
-    """Record ``record_id`` of ``model`` if it belongs to the patient (else NotFound)."""
-    patient = patients.get_patient(session, patient_code)
-    row = session.get(model, record_id)
+def owned(ctx: Ctx, model: Any, record_id: int, patient_code: str, what: str) -> Any:
+    """Record ``record_id`` of ``model`` if it belongs to the patient the actor may reach with
+    the running service's permission (else NotFound)."""
+    patient = patients.get_patient(ctx, patient_code)
+    row = ctx.session.get(model, record_id)
     if row is None or row.patient_id != patient.id:
         raise NotFound(f"{what} {record_id} of {patient_code} not found")
     return row
@@ -129,8 +128,9 @@ def _text(number: Decimal) -> str:
     return format(number.normalize(), "f")
 
 
-def get_lab(session: Session, patient_code: str, lab_id: int) -> LabResult:
-    row: LabResult = _owned(session, LabResult, lab_id, patient_code, "laboratory result")
+@service(Action.READ, Resource.LAB)
+def get_lab(ctx: Ctx, patient_code: str, lab_id: int) -> LabResult:
+    row: LabResult = owned(ctx, LabResult, lab_id, patient_code, "laboratory result")
     return row
 
 
@@ -153,35 +153,40 @@ def _edited(row: LabResult, changes: Mapping[str, Any]) -> ctcae.LabResult:
     return ctcae.parse_result(raw, "lab")
 
 
+@service(Action.WRITE, Resource.LAB, writes=False)
 def preview_lab_edit(
-    session: Session, patient_code: str, lab_id: int, changes: Mapping[str, Any]
+    ctx: Ctx, patient_code: str, lab_id: int, changes: Mapping[str, Any]
 ) -> ctcae.GradedResult:
     """The CTCAE grade a correction would give, without storing it (for the live form)."""
-    return ctcae.grade(_edited(get_lab(session, patient_code, lab_id), changes))
+    return ctcae.grade(_edited(get_lab(ctx, patient_code, lab_id), changes))
 
 
+@service(Action.WRITE, Resource.LAB)
 def edit_lab(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     lab_id: int,
     changes: Mapping[str, Any],
-    today: dt.date,
 ) -> LabResult:
     """Correct a saved result (value, sample date, ULN in the canonical unit) and re-grade it
     with the CTCAE engine; ``lln``/``baseline`` are used for the grade as at entry. The unit of
     work must carry a reason: the audit trail keeps each old value beside the new one."""
-    require_reason(session, "a saved laboratory result")
-    row = get_lab(session, patient_code, lab_id)
+    require_reason(ctx.session, "a saved laboratory result")
+    row = get_lab(ctx, patient_code, lab_id)
     parsed = _edited(row, changes)
-    _check_sample_date(parsed.date, today)
+    _check_sample_date(parsed.date, ctx.today())
+    assert parsed.date is not None
+    patient = patients.get_patient(ctx, patient_code)
+    patients.check_date(ctx, patient, "lab", parsed.date, "date")
     graded = ctcae.grade(parsed)
     edits.apply(row, _stored(parsed, graded, row.canonical_unit), "laboratory result")
-    session.flush()
+    ctx.session.flush()
     return row
 
 
-def get_adverse_event(session: Session, patient_code: str, ae_id: int) -> AdverseEvent:
-    row: AdverseEvent = _owned(session, AdverseEvent, ae_id, patient_code, "adverse event")
+@service(Action.READ, Resource.ADVERSE_EVENT)
+def get_adverse_event(ctx: Ctx, patient_code: str, ae_id: int) -> AdverseEvent:
+    row: AdverseEvent = owned(ctx, AdverseEvent, ae_id, patient_code, "adverse event")
     return row
 
 
@@ -207,22 +212,25 @@ def _iso(day: dt.date | None) -> str | None:
     return None if day is None else day.isoformat()
 
 
+@service(Action.WRITE, Resource.ADVERSE_EVENT)
 def edit_adverse_event(
-    session: Session,
+    ctx: Ctx,
     patient_code: str,
     ae_id: int,
     changes: Mapping[str, Any],
-    today: dt.date,
 ) -> AdverseEvent:
     """Correct a saved adverse event: the changed fields are merged with the saved ones and the
     whole event is checked again by the entry rules (grade 5 = fatal, dates, SAE awareness date),
     so an edit cannot make an event the entry form would refuse. Needs a reason."""
-    require_reason(session, "a saved adverse event")
+    require_reason(ctx.session, "a saved adverse event")
     edits.only(changes, AE_FIELDS)
-    row = get_adverse_event(session, patient_code, ae_id)
+    row = get_adverse_event(ctx, patient_code, ae_id)
     merged = {**adverse_event_form(row), **changes}
-    edits.apply(row, adverse_event_fields(merged, today), "adverse event")
-    session.flush()
+    values = adverse_event_fields(merged, ctx.today(), ctx.protocol)
+    patient = patients.get_patient(ctx, patient_code)
+    patients.check_date(ctx, patient, "adverse_event", values["onset_date"], "onset_date")
+    edits.apply(row, values, "adverse event")
+    ctx.session.flush()
     return row
 
 
@@ -241,14 +249,15 @@ def sae_clock(
     now: dt.datetime,
     received_at: dt.datetime | None = None,
     awareness_time: dt.time | None = None,
-    protocol: Protocol | None = None,
+    *,
+    protocol: Protocol,
 ) -> SaeClock:
     """The SAE reporting clock (pure): due ``sae_reporting_hours`` (24) after the site became
     aware. With the awareness time (the site's wall-clock time in the protocol's
     ``site_timezone``) the clock is exact; with the date only it is counted from the end of
     that day at the site, the most lenient reading. Once pharmacovigilance has acknowledged
     receipt the clock stops there: on time if received by the due time, late otherwise."""
-    rules = (protocol or load_protocol()).safety
+    rules = protocol.safety
     if awareness_time is None:
         start = dt.datetime.combine(awareness_date + dt.timedelta(days=1), dt.time(), rules.zone)
     else:

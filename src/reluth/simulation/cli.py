@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from reluth.cli_support import console, handle_errors, print_json, progress_bar
+from reluth.cli_support import command_trial, console, handle_errors, print_json, progress_bar
 from reluth.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -164,6 +164,7 @@ def simulate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Power and type I error of the primary analysis (and of the stratified log-rank for PFS)."""
+    from reluth.simulation.cohort import CohortPlan
     from reluth.simulation.design import PrimaryDesign, SurvivalDesign
     from reluth.simulation.runner import new_seed, simulate_design, summary_to_dict
 
@@ -189,6 +190,7 @@ def simulate_cmd(
                 dropout_per_year=dropout,
                 alpha=alpha,
                 scheduled_assessments=scheduled,
+                schedule=CohortPlan.from_protocol(command_trial().protocol),
                 stratified_analysis=not unstratified,
             )
         )
@@ -331,12 +333,18 @@ def grid_cmd(
 def cohort_cmd(
     out: Path = typer.Option(..., "--out", help="Directory to write the synthetic trial to."),
     seed: int = typer.Option(2021, "--seed", min=0, help="Seed of the cohort, >= 0."),
-    n_included: int = typer.Option(176, "--n-included", help="Included patients."),
+    n_included: int | None = typer.Option(
+        None, "--n-included", help="Included patients (default: the protocol's sample size)."
+    ),
     hr: float | None = typer.Option(
         None, "--hr", help="PFS hazard ratio after week 24 (default: implied by the DCRs)."
     ),
-    p0: float = typer.Option(0.65, "--p0", help="True DCR at month 6, control."),
-    p1: float = typer.Option(0.85, "--p1", help="True DCR at month 6, experimental."),
+    p0: float | None = typer.Option(
+        None, "--p0", help="True DCR at month 6, control (default: the protocol's)."
+    ),
+    p1: float | None = typer.Option(
+        None, "--p1", help="True DCR at month 6, experimental (default: the protocol's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write the seeded synthetic ReLUTH cohort as JSON files (patient files, RECIST, labs, QoL)."""
@@ -345,6 +353,7 @@ def cohort_cmd(
 
     try:
         config = CohortConfig(
+            command_trial().protocol,
             seed=seed,
             n_included=n_included,
             pfs_hazard_ratio=hr,

@@ -10,8 +10,8 @@ consumes this data; nothing here writes anywhere.
 
 **Arms are not decided here.** The randomization service allocates them. So every randomized
 patient carries *potential outcomes* for both arms (``outcomes["experimental"]`` and
-``outcomes["control"]``), generated with common random numbers (a patient in disease control under
-control is also in disease control under the experimental arm). The caller picks the outcome of
+``outcomes["control"]`` with ReLUTH's arm codes), generated with common random numbers (a patient
+in disease control under control is also in disease control under the experimental arm). The caller picks the outcome of
 the arm the service allocated. ``simulated_arm`` is a stratified permuted-block allocation for use
 without the service (tests, quick checks).
 
@@ -23,11 +23,16 @@ ratio is the one implied by the DCRs, ln(dcr_e)/ln(dcr_c), and hazards are propo
 throughout. Tumour measurements (RECIST input shape of ``reluth.response.recist``) are built so
 the time-point responses follow that truth; laboratory results (CTCAE input shape) and QoL item
 answers (QLQ-C30 items 1–30, GI.NET21 items 31–51) follow treatment and progression.
+
+Everything the trial defines — the arms and their codes, the cycle numbers, the schedule in days,
+the sample size and the thresholds the screen failures fall short of — comes from the protocol
+in :class:`CohortConfig` (:class:`CohortPlan`), never from a file read here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,75 +40,150 @@ from typing import Any, Literal
 import numpy as np
 
 from reluth.errors import ValidationError
+from reluth.protocol.definition import Protocol
 
-Arm = Literal["experimental", "control"]
-ARMS: tuple[Arm, Arm] = ("experimental", "control")
+Arm = str  # an arm code of the protocol
 ScreenStatus = Literal["eligible", "not_eligible"]
-
-
-def _schedule() -> dict[str, Any]:
-    """Visit days from the protocol definition (one source for the schedule)."""
-    from reluth.protocol.definition import load_protocol
-
-    protocol = load_protocol()
-    sch = protocol.schedule
-    days_per_month = float(sch.days_per_month)
-    tumour = sch.tumour_assessment
-    follow = sch.follow_up_assessment
-    labs = sch.laboratory
-    return {
-        "days_per_month": days_per_month,
-        "landmark_day": 7 * sch.landmark_month6.week,
-        "landmark_window_days": sch.landmark_month6.window_days,
-        "assessment_days": tuple(
-            range(7 * tumour.interval_weeks, 7 * tumour.until_week + 1, 7 * tumour.interval_weeks)
-        ),
-        "follow_up_interval_days": 7 * follow.interval_weeks,
-        "follow_up_until_day": round(follow.until_month * days_per_month),
-        "late_interval_days": round(follow.then_interval_months * days_per_month),
-        "max_follow_up_days": round(sch.follow_up_months * days_per_month),
-        "lab_days": tuple(range(0, 7 * labs.until_week + 1, 7 * labs.interval_weeks)),
-        "qol_days": tuple(7 * w for w in sch.qol.weeks),
-        "cycle_interval_days": 7 * sch.treatment_cycles.interval_weeks,
-        "centres": protocol.centres_planned,
-        "included": protocol.sample_size.included,
-        "dcr_control": float(protocol.sample_size.dcr_control),
-        "dcr_experimental": float(protocol.sample_size.dcr_experimental),
-        "activity_mbq": float(protocol.second_prrt.activity_gbq) * 1000,
-    }
-
-
-_SCHEDULE = _schedule()
-LANDMARK_DAY: int = _SCHEDULE["landmark_day"]  # week 24
-LANDMARK_WINDOW = (
-    LANDMARK_DAY - _SCHEDULE["landmark_window_days"],
-    LANDMARK_DAY + _SCHEDULE["landmark_window_days"],
-)  # day 140 to day 196
-ASSESSMENT_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["assessment_days"]  # 56, 112, 168
-FOLLOW_UP_INTERVAL_DAYS: int = _SCHEDULE["follow_up_interval_days"]  # 12 weeks
-LATE_FOLLOW_UP_INTERVAL_DAYS: int = _SCHEDULE["late_interval_days"]  # 6 months
-MONTH_24_DAY: int = _SCHEDULE["follow_up_until_day"]
-MAX_FOLLOW_UP_DAYS: int = _SCHEDULE["max_follow_up_days"]  # 60 months
-LAB_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["lab_days"]  # every 4 weeks to week 24
-QOL_DAYS_TO_LANDMARK: tuple[int, ...] = _SCHEDULE["qol_days"]  # weeks 0, 8, 16, 24
-CYCLE_INTERVAL_DAYS: int = _SCHEDULE["cycle_interval_days"]  # 8 weeks
-DAYS_PER_MONTH: float = _SCHEDULE["days_per_month"]
 SAMPLING_TIMES_H = (4.0, 24.0, 96.0, 168.0)
+
+
+def _per_mm3(count_10e9_l: float) -> str:
+    """A count in 10^9/L as the protocol prints it per mm3: 1500, 80 000."""
+    n = round(count_10e9_l * 1000)
+    return f"{n:,}".replace(",", " ") if n >= 10000 else str(n)
+
+
+@dataclass(frozen=True)
+class CohortPlan:
+    """What the cohort takes from the protocol: the treated and the untreated arm, the cycle
+    numbers, the schedule in days, and the thresholds the screen failures fall short of."""
+
+    experimental: Arm  # the arm that gives cycles after randomization
+    control: Arm  # the arm that gives none
+    arm_cycles: tuple[int, ...]  # cycle numbers of the experimental arm (3, 4)
+    pre_cycles: tuple[int, ...]  # second-PRRT cycle numbers, before randomization (1, 2)
+    first_prrt_cycles: int
+    days_per_month: float
+    landmark_day: int  # week 24
+    landmark_window: tuple[int, int]  # day 140 to day 196
+    assessment_days: tuple[int, ...]  # to the landmark: 56, 112, 168
+    follow_up_interval_days: int  # 12 weeks
+    late_interval_days: int  # 6 months
+    month_24_day: int
+    max_follow_up_days: int  # 60 months
+    lab_days: tuple[int, ...]  # every 4 weeks to week 24
+    qol_days: tuple[int, ...]  # weeks 0, 8, 16, 24
+    cycle_interval_days: int  # 8 weeks
+    activity_mbq: float
+    centres: int
+    included: int
+    dcr_control: float
+    dcr_experimental: float
+    neutrophils_min: float  # 10^9/L
+    platelets_min: float  # 10^9/L
+    egfr_min: float
+    disease_control_min_months: float
+    transaminases_max_x_uln: float
+    transaminases_max_x_uln_liver: float
+    other_cancer_years: int
+
+    @property
+    def arms(self) -> tuple[Arm, Arm]:
+        return (self.experimental, self.control)
+
+    @classmethod
+    def from_protocol(cls, protocol: Protocol) -> CohortPlan:
+        treated = [a for a in protocol.arms if protocol.arm_cycles(a.code)]
+        untreated = [a for a in protocol.arms if not protocol.arm_cycles(a.code)]
+        if len(treated) != 1 or len(untreated) != 1:
+            raise ValidationError(
+                "arms", "the synthetic cohort simulates one treated and one untreated arm"
+            )
+        sch = protocol.schedule
+        e = protocol.eligibility
+        days_per_month = float(sch.days_per_month)
+        tumour = sch.tumour_assessment
+        follow = sch.follow_up_assessment
+        labs = sch.laboratory
+        landmark = 7 * sch.landmark_month6.week
+        window = sch.landmark_month6.window_days
+        return cls(
+            experimental=treated[0].code,
+            control=untreated[0].code,
+            arm_cycles=protocol.arm_cycles(treated[0].code),
+            pre_cycles=protocol.pre_randomization_cycles,
+            first_prrt_cycles=e.first_prrt_cycles,
+            days_per_month=days_per_month,
+            landmark_day=landmark,
+            landmark_window=(landmark - window, landmark + window),
+            assessment_days=tuple(
+                range(
+                    7 * tumour.interval_weeks, 7 * tumour.until_week + 1, 7 * tumour.interval_weeks
+                )
+            ),
+            follow_up_interval_days=7 * follow.interval_weeks,
+            late_interval_days=round(follow.then_interval_months * days_per_month),
+            month_24_day=round(follow.until_month * days_per_month),
+            max_follow_up_days=round(sch.follow_up_months * days_per_month),
+            lab_days=tuple(range(0, 7 * labs.until_week + 1, 7 * labs.interval_weeks)),
+            qol_days=tuple(7 * w for w in sch.qol.weeks),
+            cycle_interval_days=7 * sch.treatment_cycles.interval_weeks,
+            activity_mbq=float(protocol.second_prrt.activity_gbq) * 1000,
+            centres=protocol.centres_planned,
+            included=protocol.sample_size.included,
+            dcr_control=float(protocol.sample_size.dcr_control),
+            dcr_experimental=float(protocol.sample_size.dcr_experimental),
+            neutrophils_min=float(e.neutrophils_min_10e9_l),
+            platelets_min=float(e.platelets_min_10e9_l),
+            egfr_min=float(e.egfr_min_ml_min_1_73m2),
+            disease_control_min_months=float(e.first_prrt_disease_control_min_months),
+            transaminases_max_x_uln=float(e.transaminases_max_x_uln),
+            transaminases_max_x_uln_liver=float(e.transaminases_max_x_uln_liver_metastases),
+            other_cancer_years=e.other_cancer_lookback_years,
+        )
+
+    @property
+    def not_included_reasons(self) -> tuple[str, ...]:
+        """The screen failures at inclusion, each just past one protocol threshold."""
+        return (
+            "pancreatic primary",
+            f"disease control after first PRRT < {self.disease_control_min_months:g} months",
+            f"neutrophils < {_per_mm3(self.neutrophils_min)}/mm3",
+            f"ALT > {self.transaminases_max_x_uln_liver:g} x ULN",
+            f"other cancer within {self.other_cancer_years} years",
+        )
+
+    @property
+    def gate_failures(self) -> tuple[str, ...]:
+        """The failures at the pre-randomization gate other than progression."""
+        n = len(self.pre_cycles)
+        return (
+            f"platelets < {_per_mm3(self.platelets_min)}/mm3 after {_count_words(n)} cycles",
+            f"eGFR < {self.egfr_min:g} after {_count_words(n)} cycles",
+            "ECOG 3",
+        )
+
+
+def _count_words(n: int) -> str:
+    words = ("zero", "one", "two", "three", "four", "five", "six")
+    return words[n] if n < len(words) else str(n)
 
 
 @dataclass(frozen=True)
 class CohortConfig:
+    #: the trial simulated (arms, cycles, schedule, sample size, thresholds)
+    protocol: Protocol = field(repr=False)
     seed: int = 2021
     start_date: dt.date = dt.date(2021, 10, 1)  # recruitment began in October 2021 (protocol)
-    n_centres: int = _SCHEDULE["centres"]  # 22 (protocol)
+    n_centres: int | None = None  # None: the protocol's (22)
     centre_opening_months: float = 6.0
     accrual_months: float = 36.0
-    n_included: int = _SCHEDULE["included"]  # 176 (protocol)
+    n_included: int | None = None  # None: the protocol's (176)
     n_not_included: int = 12  # screened but not eligible at inclusion
     p_progression_during_retreatment: float = 0.12
     p_other_failure_before_randomization: float = 0.05
-    dcr_control: float = _SCHEDULE["dcr_control"]  # 0.65 (protocol)
-    dcr_experimental: float = _SCHEDULE["dcr_experimental"]  # 0.85 (protocol)
+    dcr_control: float | None = None  # None: the protocol's (0.65)
+    dcr_experimental: float | None = None  # None: the protocol's (0.85)
     pfs_median_control_months: float = 15.0
     #: Hazard ratio after the week-24 assessment; None = implied by the DCRs (proportional).
     pfs_hazard_ratio: float | None = None
@@ -120,6 +200,15 @@ class CohortConfig:
     clinical_detail: bool = True
 
     def __post_init__(self) -> None:
+        plan = self.plan
+        for name, value in (
+            ("n_centres", plan.centres),
+            ("n_included", plan.included),
+            ("dcr_control", plan.dcr_control),
+            ("dcr_experimental", plan.dcr_experimental),
+        ):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         if self.seed < 0:
             raise ValidationError("seed", f"{self.seed}", "an integer >= 0")
         for name in (
@@ -135,31 +224,67 @@ class CohortConfig:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValidationError(name, f"{value!r}", "a probability in (0, 1)")
-        if self.dcr_control <= 0.5 and self.pfs_median_control_months * DAYS_PER_MONTH > 0:
+        if self.dcr_c <= 0.5 and self.pfs_median_control_months * plan.days_per_month > 0:
             # S(week 24) = DCR must exceed 0.5 for the median to lie after the landmark.
             raise ValidationError(
                 "dcr_control", f"{self.dcr_control}", "> 0.5 (median after week 24)"
             )
-        if self.pfs_median_control_months * DAYS_PER_MONTH <= LANDMARK_DAY:
+        if self.pfs_median_control_months * plan.days_per_month <= plan.landmark_day:
+            months = plan.landmark_day / plan.days_per_month
             raise ValidationError(
-                "pfs_median_control_months", f"{self.pfs_median_control_months}", "> 5.52 (week 24)"
+                "pfs_median_control_months",
+                f"{self.pfs_median_control_months}",
+                f"> {months:.2f} (the month-6 landmark, day {plan.landmark_day})",
             )
         if self.pfs_hazard_ratio is not None and not self.pfs_hazard_ratio > 0:
             raise ValidationError("pfs_hazard_ratio", f"{self.pfs_hazard_ratio}", "> 0")
-        if self.n_included < 1 or self.n_centres < 1 or self.n_not_included < 0:
+        if self.included_n < 1 or self.centres_n < 1 or self.n_not_included < 0:
             raise ValidationError("n_included", "empty cohort", "n_included >= 1, n_centres >= 1")
+
+    @functools.cached_property
+    def plan(self) -> CohortPlan:
+        return CohortPlan.from_protocol(self.protocol)
+
+    # The protocol's values where the config left them open (set in __post_init__).
+    @property
+    def centres_n(self) -> int:
+        assert self.n_centres is not None
+        return self.n_centres
+
+    @property
+    def included_n(self) -> int:
+        assert self.n_included is not None
+        return self.n_included
+
+    @property
+    def dcr_c(self) -> float:
+        assert self.dcr_control is not None
+        return self.dcr_control
+
+    @property
+    def dcr_e(self) -> float:
+        assert self.dcr_experimental is not None
+        return self.dcr_experimental
+
+    def settings(self) -> dict[str, Any]:
+        """The configuration as data: every setting, and the protocol's label."""
+        out: dict[str, Any] = {"protocol": self.protocol.label}
+        for name in self.__dataclass_fields__:
+            if name != "protocol":
+                out[name] = getattr(self, name)
+        return out
 
     @property
     def hazard_ratio(self) -> float:
         """Hazard ratio after the week-24 assessment (the implied one when not set)."""
         if self.pfs_hazard_ratio is not None:
             return self.pfs_hazard_ratio
-        return math.log(self.dcr_experimental) / math.log(self.dcr_control)
+        return math.log(self.dcr_e) / math.log(self.dcr_c)
 
     @property
     def data_cutoff(self) -> dt.date:
         months = self.accrual_months + self.followup_months_after_accrual
-        return self.start_date + dt.timedelta(days=round(months * DAYS_PER_MONTH))
+        return self.start_date + dt.timedelta(days=round(months * self.plan.days_per_month))
 
 
 @dataclass(frozen=True)
@@ -195,7 +320,7 @@ class VoiKinetics:
 
 @dataclass(frozen=True)
 class DosimetryCycle:
-    cycle: int  # 1-2: second PRRT before randomization; 3-4: randomized cycles
+    cycle: int  # the protocol's numbers: second PRRT (1-2), then the arm's cycles (3-4)
     injection_date: dt.date
     administered_activity_mbq: float
     sampling_times_h: tuple[float, ...]
@@ -236,7 +361,7 @@ class ArmOutcome:
     death_date: dt.date | None
     dropout_date: dt.date | None
     last_assessment_date: dt.date | None
-    treatment_dates: tuple[dt.date, ...]  # cycles 3 and 4 (experimental arm only)
+    treatment_dates: tuple[dt.date, ...]  # the experimental arm's cycles (3 and 4)
     recist: dict[str, Any]  # input of reluth.response.recist.parse_patient
     labs: tuple[dict[str, Any], ...]  # CTCAE input results
     qol: tuple[QolAssessment, ...]
@@ -259,7 +384,7 @@ class SyntheticPatient:
     screen_failure_reason: str | None
     randomization_request_date: dt.date | None
     outcomes: dict[str, ArmOutcome] = field(default_factory=dict)
-    dosimetry: tuple[DosimetryCycle, ...] = ()  # cycles 1-2 of second PRRT
+    dosimetry: tuple[DosimetryCycle, ...] = ()  # the second-PRRT cycles (1-2)
     simulated_arm: Arm | None = None
 
     @property
@@ -321,14 +446,13 @@ _CITIES = (
 
 
 def _centres(config: CohortConfig, rng: np.random.Generator) -> tuple[Centre, ...]:
+    n_centres = config.centres_n
     offsets = np.sort(
-        rng.uniform(0, config.centre_opening_months * DAYS_PER_MONTH, config.n_centres)
+        rng.uniform(0, config.centre_opening_months * config.plan.days_per_month, n_centres)
     )
     offsets[0] = 0.0  # the coordinating centre opens on day 0
     dosimetry = set(
-        rng.choice(
-            config.n_centres, min(config.n_dosimetry_centres, config.n_centres), replace=False
-        ).tolist()
+        rng.choice(n_centres, min(config.n_dosimetry_centres, n_centres), replace=False).tolist()
     )
     dosimetry.add(0)
     return tuple(
@@ -338,7 +462,7 @@ def _centres(config: CohortConfig, rng: np.random.Generator) -> tuple[Centre, ..
             opening_date=_days(config.start_date, offsets[i]),
             dosimetry=i in dosimetry,
         )
-        for i in range(config.n_centres)
+        for i in range(n_centres)
     )
 
 
@@ -346,7 +470,9 @@ def _arrivals(
     config: CohortConfig, centres: tuple[Centre, ...], n: int, rng: np.random.Generator
 ) -> list[tuple[dt.date, int]]:
     """Screening dates and centres: each centre recruits at its own rate from its opening."""
-    end = config.start_date + dt.timedelta(days=round(config.accrual_months * DAYS_PER_MONTH))
+    end = config.start_date + dt.timedelta(
+        days=round(config.accrual_months * config.plan.days_per_month)
+    )
     rates = rng.gamma(2.0, 1.0, len(centres))
     open_days = np.array([(end - c.opening_date).days for c in centres], dtype=float)
     weights = rates * open_days
@@ -562,16 +688,6 @@ def _patient_file(
     return data
 
 
-_NOT_INCLUDED_REASONS = (
-    "pancreatic primary",
-    "disease control after first PRRT < 12 months",
-    "neutrophils < 1500/mm3",
-    "ALT > 5 x ULN",
-    "other cancer within 5 years",
-)
-_GATE_FAILURES = ("platelets < 80 000/mm3 after two cycles", "eGFR < 40 after two cycles", "ECOG 3")
-
-
 # ---------------------------------------------------------------------------------------------
 # Outcomes under one arm
 # ---------------------------------------------------------------------------------------------
@@ -594,26 +710,29 @@ class _Shared:
     qol_baseline: float
 
 
-def _assessment_days(total_days: int, jitter: tuple[int, ...]) -> list[int]:
-    days = list(ASSESSMENT_DAYS_TO_LANDMARK)
-    d = LANDMARK_DAY
+def _assessment_days(plan: CohortPlan, total_days: int, jitter: tuple[int, ...]) -> list[int]:
+    days = list(plan.assessment_days)
+    d = plan.landmark_day
     while d < total_days:
-        d += FOLLOW_UP_INTERVAL_DAYS if d < MONTH_24_DAY else LATE_FOLLOW_UP_INTERVAL_DAYS
+        d += plan.follow_up_interval_days if d < plan.month_24_day else plan.late_interval_days
         days.append(d)
     return [
-        day + jitter[i % len(jitter)] for i, day in enumerate(days) if day <= MAX_FOLLOW_UP_DAYS
+        day + jitter[i % len(jitter)]
+        for i, day in enumerate(days)
+        if day <= plan.max_follow_up_days
     ]
 
 
 def _progression_day(
     config: CohortConfig, arm: Arm, sh: _Shared, landmark_day: int
 ) -> tuple[bool, float]:
-    dcr = config.dcr_experimental if arm == "experimental" else config.dcr_control
+    plan = config.plan
+    dcr = config.dcr_e if arm == plan.experimental else config.dcr_c
     controlled = sh.u_dc < dcr
-    median_day = config.pfs_median_control_months * DAYS_PER_MONTH
+    median_day = config.pfs_median_control_months * plan.days_per_month
     # Control hazard after the landmark so that S(median) = 1/2 given S(landmark) = dcr_control.
-    lam2 = math.log(2 * config.dcr_control) / (median_day - LANDMARK_DAY)
-    if arm == "experimental":
+    lam2 = math.log(2 * config.dcr_c) / (median_day - plan.landmark_day)
+    if arm == plan.experimental:
         lam2 *= config.hazard_ratio
     if controlled:
         return True, landmark_day - math.log(1 - sh.u_time) / lam2
@@ -687,6 +806,7 @@ def _tumour_course(
 
 
 def _labs(
+    plan: CohortPlan,
     randomization: dt.date,
     days: list[int],
     arm: Arm,
@@ -725,10 +845,11 @@ def _labs(
 
     def depression(day: int, depth: float, nadir_after: int, recovery: int) -> float:
         """Multiplicative drop after each randomized cycle (days 0 and 56), experimental only."""
-        if arm != "experimental":
+        if arm != plan.experimental:
             return 1.0
         f = 1.0
-        for cycle_day in (0, CYCLE_INTERVAL_DAYS):
+        for k in range(len(plan.arm_cycles)):
+            cycle_day = k * plan.cycle_interval_days
             t = day - cycle_day
             if t <= 0:
                 continue
@@ -749,7 +870,7 @@ def _labs(
             "wbc": base["wbc"] * depression(day, 0.25 * s, 35, 30),
             "lymphocytes": base["lymphocytes"] * depression(day, 0.35 * s, 28, 120),
             "creatinine": base["creatinine"]
-            * (1 + (0.00014 if arm == "experimental" else 0.00007) * day),
+            * (1 + (0.00014 if arm == plan.experimental else 0.00007) * day),
             "alt": base["alt"] * (1.6 if progressed else 1.0),
             "ast": base["ast"] * (1.5 if progressed else 1.0),
             "bilirubin": base["bilirubin"],
@@ -787,7 +908,7 @@ def _qol(
         if day > 0 and rng.random() < config.p_missing_questionnaire:
             continue
         burden = sh.qol_baseline
-        if arm == "experimental" and 0 < day <= 112:
+        if arm == config.plan.experimental and 0 < day <= 112:
             burden += 0.06  # transient fatigue/nausea around the cycles
         if day >= progression_day:
             burden += 0.15 + 0.0002 * (day - progression_day)
@@ -811,9 +932,9 @@ def _qol(
 
 
 def _dosimetry_cycle(
-    cycle: int, injection: dt.date, tumour_count: int, rng: np.random.Generator
+    plan: CohortPlan, cycle: int, injection: dt.date, tumour_count: int, rng: np.random.Generator
 ) -> DosimetryCycle:
-    activity = float(rng.normal(_SCHEDULE["activity_mbq"], 120))  # 7.4 GBq per cycle
+    activity = float(rng.normal(plan.activity_mbq, 120))  # 7.4 GBq per cycle
     volumes = []
     specs = [("kidneys", rng.normal(310, 45), rng.normal(0.015, 0.003), rng.normal(52, 9))]
     for k in range(tumour_count):
@@ -858,19 +979,20 @@ def _arm_outcome(
     dosimetry_tumours: int | None,
     rng: np.random.Generator,
 ) -> ArmOutcome:
+    plan = config.plan
     total_days = (cutoff - randomization).days
-    days = [d for d in _assessment_days(total_days, sh.jitter) if d <= total_days]
-    n_to_landmark = len(ASSESSMENT_DAYS_TO_LANDMARK)
-    landmark_day = days[n_to_landmark - 1] if len(days) >= n_to_landmark else LANDMARK_DAY
+    days = [d for d in _assessment_days(plan, total_days, sh.jitter) if d <= total_days]
+    n_to_landmark = len(plan.assessment_days)
+    landmark_day = days[n_to_landmark - 1] if len(days) >= n_to_landmark else plan.landmark_day
     controlled, prog_day = _progression_day(config, arm, sh, landmark_day)
     # Death: before progression (rare) or after it.
     pre_death = -math.log(1 - sh.u_death_pre) / (
-        config.pre_progression_death_per_month / DAYS_PER_MONTH
+        config.pre_progression_death_per_month / plan.days_per_month
     )
     pps = (
         -math.log(1 - sh.u_pps)
         * config.post_progression_survival_months
-        * DAYS_PER_MONTH
+        * plan.days_per_month
         / math.log(2)
     )
     death_day = min(pre_death, prog_day + pps)
@@ -879,7 +1001,7 @@ def _arm_outcome(
         if config.dropout_per_year > 0
         else math.inf
     )
-    end_day = min(death_day, dropout_day, total_days, MAX_FOLLOW_UP_DAYS)
+    end_day = min(death_day, dropout_day, total_days, plan.max_follow_up_days)
     done_days: list[int] = []
     missed: list[dt.date] = []
     pd_day: int | None = None
@@ -900,7 +1022,7 @@ def _arm_outcome(
         baseline_sizes,
         n_before,
         sh.pd_mode if pd_day is not None else None,
-        responder=sh.responder_u < (0.25 if arm == "experimental" else 0.05),
+        responder=sh.responder_u < (0.25 if arm == plan.experimental else 0.05),
         rng=rng,
     )
     followups = [
@@ -931,30 +1053,30 @@ def _arm_outcome(
         },
         "followups": followups,
     }
-    window_start, window_end = LANDMARK_WINDOW
+    window_start, window_end = plan.landmark_window
     landmark_done = any(window_start <= d <= window_end for d in done_days)
     pd_before_window = pd_day is not None and pd_day < window_start
     intended = controlled and landmark_done and not pd_before_window
     if pd_day is not None and pd_day <= window_end and controlled:
         intended = False  # cannot happen by construction; kept explicit
-    lab_days = [d for d in LAB_DAYS_TO_LANDMARK if d <= end_day] + [
-        d for d in done_days if d > LANDMARK_DAY
+    lab_days = [d for d in plan.lab_days if d <= end_day] + [
+        d for d in done_days if d > plan.landmark_day
     ]
-    qol_days = [d for d in QOL_DAYS_TO_LANDMARK if d <= end_day] + [
-        d for d in done_days if d > LANDMARK_DAY
+    qol_days = [d for d in plan.qol_days if d <= end_day] + [
+        d for d in done_days if d > plan.landmark_day
     ]
-    treatment = (
-        (
-            _days(randomization, int(rng.integers(1, 8))),
-            _days(randomization, CYCLE_INTERVAL_DAYS + int(rng.integers(-3, 4))),
+    treatment: tuple[dt.date, ...] = ()
+    if arm == plan.experimental:
+        treatment = tuple(
+            _days(randomization, int(rng.integers(1, 8)))
+            if k == 0
+            else _days(randomization, k * plan.cycle_interval_days + int(rng.integers(-3, 4)))
+            for k in range(len(plan.arm_cycles))
         )
-        if arm == "experimental"
-        else ()
-    )
     dosimetry: tuple[DosimetryCycle, ...] = ()
-    if arm == "experimental" and dosimetry_tumours is not None:
+    if arm == plan.experimental and dosimetry_tumours is not None:
         dosimetry = tuple(
-            _dosimetry_cycle(3 + k, day, dosimetry_tumours, rng)
+            _dosimetry_cycle(plan, plan.arm_cycles[k], day, dosimetry_tumours, rng)
             for k, day in enumerate(treatment)
             if (day - randomization).days <= end_day
         )
@@ -971,7 +1093,7 @@ def _arm_outcome(
         last_assessment_date=_days(randomization, done_days[-1]) if done_days else None,
         treatment_dates=tuple(d for d in treatment if (d - randomization).days <= end_day),
         recist=recist,
-        labs=_labs(randomization, lab_days, arm, cov, convention, sh, prog_day, rng)
+        labs=_labs(plan, randomization, lab_days, arm, cov, convention, sh, prog_day, rng)
         if config.clinical_detail
         else (),
         qol=_qol(randomization, qol_days, arm, sh, prog_day, config, rng)
@@ -1060,15 +1182,17 @@ def _patient(
     dosimetry: bool,
     cutoff: dt.date,
 ) -> SyntheticPatient:
+    plan = config.plan
+    reasons, gate_failures = plan.not_included_reasons, plan.gate_failures
     rng = np.random.default_rng([config.seed, index, 0])
     cov = _covariates(rng)
     convention = "si" if int(centre.code[1:]) % 2 else "conventional"
     lesions = _baseline_lesions(rng)
     # History before inclusion.
     progression = _days(screening, -rng.uniform(30, 120))
-    first_end = _days(progression, -cov.disease_control_first_prrt_months * DAYS_PER_MONTH)
+    first_end = _days(progression, -cov.disease_control_first_prrt_months * plan.days_per_month)
     first_prrt = {
-        "cycles": 4,
+        "cycles": plan.first_prrt_cycles,
         "disease_control_months": cov.disease_control_first_prrt_months,
         "best_response": str(rng.choice(["PR", "SD"], p=[0.35, 0.65])),
         "g4_hematotoxicity": False,
@@ -1079,16 +1203,20 @@ def _patient(
     hb, neut, plt = max(hb, 9.5), max(neut, 1.8), max(plt, 110)
     primary_site, other_cancers, alt = "ileum", None, 0.7
     dc_first = cov
-    if not_included_reason == "pancreatic primary":
+    # Each failure falls just short of its protocol threshold (ReLUTH: 9.5 < 12 months,
+    # 1200 < 1500/mm3, 5.6 > 5 x ULN).
+    if not_included_reason == reasons[0]:
         primary_site = "pancreas"
-    elif not_included_reason == "disease control after first PRRT < 12 months":
-        dc_first = Covariates(**{**cov.__dict__, "disease_control_first_prrt_months": 9.5})
-        first_prrt["disease_control_months"] = 9.5
-    elif not_included_reason == "neutrophils < 1500/mm3":
-        neut = 1.2
-    elif not_included_reason == "ALT > 5 x ULN":
-        alt = 5.6  # above 5 x ULN: excluded with or without liver metastases
-    elif not_included_reason == "other cancer within 5 years":
+    elif not_included_reason == reasons[1]:
+        short = round(plan.disease_control_min_months - 2.5, 1)
+        dc_first = Covariates(**{**cov.__dict__, "disease_control_first_prrt_months": short})
+        first_prrt["disease_control_months"] = short
+    elif not_included_reason == reasons[2]:
+        neut = round(plan.neutrophils_min * 0.8, 2)
+    elif not_included_reason == reasons[3]:
+        # above the liver-metastases limit: excluded with or without liver metastases
+        alt = round(plan.transaminases_max_x_uln_liver * 1.12, 2)
+    elif not_included_reason == reasons[4]:
         other_cancers = [
             {
                 "site": "colon",
@@ -1098,7 +1226,7 @@ def _patient(
         ]
     if not_included_reason is not None:
         lesions_liver_free = all(le.organ != "liver" for le in lesions)
-        assert not lesions_liver_free or alt < 2.5
+        assert not lesions_liver_free or alt < plan.transaminases_max_x_uln
     cycle1 = _days(screening, rng.integers(7, 21))
     inclusion_file = _patient_file(
         patient_id,
@@ -1136,13 +1264,18 @@ def _patient(
             screen_failure_reason=not_included_reason,
             randomization_request_date=None,
         )
-    # Second PRRT: two cycles 8 weeks apart, then the pre-randomization assessment.
-    cycle2 = _days(cycle1, CYCLE_INTERVAL_DAYS + rng.integers(-3, 4))
-    assessment = _days(cycle2, 49 + rng.integers(0, 10))
+    # Second PRRT: its cycles 8 weeks apart, then the pre-randomization assessment.
+    pre_dates = [cycle1]
+    for _ in plan.pre_cycles[1:]:
+        pre_dates.append(_days(pre_dates[-1], plan.cycle_interval_days + rng.integers(-3, 4)))
+    assessment = _days(pre_dates[-1], 49 + rng.integers(0, 10))
     request = _days(assessment, rng.integers(3, 12))
     tumour_count = int(rng.integers(1, 4))
     pre_dosimetry = (
-        tuple(_dosimetry_cycle(k + 1, d, tumour_count, rng) for k, d in enumerate((cycle1, cycle2)))
+        tuple(
+            _dosimetry_cycle(plan, number, d, tumour_count, rng)
+            for number, d in zip(plan.pre_cycles, pre_dates, strict=True)
+        )
         if dosimetry
         else ()
     )
@@ -1154,18 +1287,20 @@ def _patient(
         and u
         < config.p_progression_during_retreatment + config.p_other_failure_before_randomization
     ):
-        gate_failure = str(rng.choice(_GATE_FAILURES))
-    plt_gate = max(plt * rng.uniform(0.7, 0.9), 85.0)  # eligible unless the failure says not
+        gate_failure = str(rng.choice(gate_failures))
+    # eligible unless the failure says not (ReLUTH: >= 85 10^9/L, the limit being 80)
+    plt_gate = max(plt * rng.uniform(0.7, 0.9), plan.platelets_min + 5)
     creat_gate = cov.creatinine_umol_l * rng.uniform(1.0, 1.08)
     ecog_gate = cov.ecog
-    if gate_failure == _GATE_FAILURES[0]:
-        plt_gate = 62.0
-    elif gate_failure == _GATE_FAILURES[1]:
-        creat_gate = max(creat_gate, _creatinine_for_egfr(34.0, cov.age, cov.sex == "female"))
-    elif gate_failure == _GATE_FAILURES[2]:
+    female = cov.sex == "female"
+    if gate_failure == gate_failures[0]:
+        plt_gate = plan.platelets_min * 0.775  # 62 for a limit of 80
+    elif gate_failure == gate_failures[1]:
+        creat_gate = max(creat_gate, _creatinine_for_egfr(plan.egfr_min - 6, cov.age, female))
+    elif gate_failure == gate_failures[2]:
         ecog_gate = 3
-    # Keep the eGFR of eligible patients comfortably >= 40 after the small creatinine drift.
-    if gate_failure != _GATE_FAILURES[1] and _egfr(creat_gate, cov.age, cov.sex == "female") < 41:
+    # Keep the eGFR of eligible patients comfortably above the limit after the creatinine drift.
+    if gate_failure != gate_failures[1] and _egfr(creat_gate, cov.age, female) < plan.egfr_min + 1:
         creat_gate = float(cov.creatinine_umol_l)
     baseline_sizes = {le.id: le.size_mm for le in lesions if le.size_mm is not None}
     randomization_file = _patient_file(
@@ -1184,8 +1319,8 @@ def _patient(
         progression_date=progression,
         second_prrt={
             "tumour_board_decision": True,
-            "cycles_completed": 2,
-            "cycle_dates": [cycle1.isoformat(), cycle2.isoformat()],
+            "cycles_completed": len(plan.pre_cycles),
+            "cycle_dates": [d.isoformat() for d in pre_dates],
             "assessment_date": assessment.isoformat(),
             "radiological_progression": progressed,
         },
@@ -1237,7 +1372,7 @@ def _patient(
             tumour_count if dosimetry else None,
             np.random.default_rng([config.seed, index, 1 + k]),
         )
-        for k, arm in enumerate(ARMS)
+        for k, arm in enumerate(plan.arms)
     }
     return SyntheticPatient(
         **common,  # type: ignore[arg-type]
@@ -1248,22 +1383,22 @@ def _patient(
     )
 
 
-def stratum_code(patient: SyntheticPatient) -> str | None:
+def stratum_code(patient: SyntheticPatient, protocol: Protocol) -> str | None:
     """The randomization stratum the protocol engine derives from the gate patient file."""
     from reluth.protocol.patient import parse_patient
     from reluth.protocol.strata import derive_strata
 
     if patient.randomization_file is None:
         return None
-    return derive_strata(parse_patient(patient.randomization_file)).code
+    return derive_strata(parse_patient(patient.randomization_file), protocol).code
 
 
-def generate_cohort(config: CohortConfig | None = None) -> SyntheticCohort:
+def generate_cohort(config: CohortConfig) -> SyntheticCohort:
     """The whole synthetic trial for ``config`` (same seed, same cohort)."""
-    config = config or CohortConfig()
+    reasons = config.plan.not_included_reasons
     rng = np.random.default_rng([config.seed, 10**6])
     centres = _centres(config, rng)
-    n_total = config.n_included + config.n_not_included
+    n_total = config.included_n + config.n_not_included
     arrivals = _arrivals(config, centres, n_total, rng)
     not_included = set(rng.choice(n_total, config.n_not_included, replace=False).tolist())
     cutoff = config.data_cutoff
@@ -1275,9 +1410,7 @@ def generate_cohort(config: CohortConfig | None = None) -> SyntheticCohort:
         per_centre[centre.code] = per_centre.get(centre.code, 0) + 1
         patient_id = f"{centre.code}-{per_centre[centre.code]:04d}"
         reason = (
-            _NOT_INCLUDED_REASONS[
-                len([i for i in not_included if i < index]) % len(_NOT_INCLUDED_REASONS)
-            ]
+            reasons[len([i for i in not_included if i < index]) % len(reasons)]
             if index in not_included
             else None
         )
@@ -1286,13 +1419,14 @@ def generate_cohort(config: CohortConfig | None = None) -> SyntheticCohort:
         if patient.dosimetry:
             dosimetry_left -= 1
         patients.append(patient)
-    patients = _allocate(patients, config.seed)
+    patients = _allocate(patients, config)
     return SyntheticCohort(config, centres, tuple(patients), cutoff)
 
 
-def _allocate(patients: list[SyntheticPatient], seed: int) -> list[SyntheticPatient]:
+def _allocate(patients: list[SyntheticPatient], config: CohortConfig) -> list[SyntheticPatient]:
     """Stratified permuted blocks of 4 in order of randomization request (service stand-in)."""
-    rng = np.random.default_rng([seed, 10**6 + 1])
+    rng = np.random.default_rng([config.seed, 10**6 + 1])
+    experimental, control = config.plan.arms
     blocks: dict[str | None, list[Arm]] = {}
     order = sorted(
         (p for p in patients if p.randomized),
@@ -1300,9 +1434,9 @@ def _allocate(patients: list[SyntheticPatient], seed: int) -> list[SyntheticPati
     )
     arms: dict[int, Arm] = {}
     for p in order:
-        key = stratum_code(p)
+        key = stratum_code(p, config.protocol)
         if not blocks.get(key):
-            block: list[Arm] = ["experimental", "experimental", "control", "control"]
+            block: list[Arm] = [experimental, experimental, control, control]
             blocks[key] = [block[i] for i in rng.permutation(4)]
         arms[p.index] = blocks[key].pop()
     out = []

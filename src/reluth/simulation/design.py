@@ -28,6 +28,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from reluth.errors import ValidationError
+from reluth.simulation.cohort import CohortPlan
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -340,10 +341,13 @@ class SurvivalDesign:
     dropout_per_year: float = 0.0
     alpha: float = 0.05
     stratum_factors: tuple[tuple[str, float, float], ...] = field(default=DEFAULT_STRATUM_FACTORS)
-    #: True: progression is seen only at scheduled tumour assessments (weeks 8, 16, 24, then
-    #: every 12 weeks to month 24, then every 6 months), so PFS is the date of the first scan
-    #: after the true progression (ties, as in the real analysis); censoring at the last scan.
+    #: True: progression is seen only at scheduled tumour assessments (the protocol's
+    #: ``schedule``: weeks 8, 16, 24, then every 12 weeks to month 24, then every 6 months), so
+    #: PFS is the date of the first scan after the true progression (ties, as in the real
+    #: analysis); censoring at the last scan.
     scheduled_assessments: bool = False
+    #: the protocol's visit schedule (:meth:`CohortPlan.from_protocol`), for the scans
+    schedule: CohortPlan | None = field(default=None, repr=False)
     #: False: the log-rank ignores the strata (they still shape the hazards) — to see what
     #: stratifying on 16 small strata costs or gains.
     stratified_analysis: bool = True
@@ -364,6 +368,10 @@ class SurvivalDesign:
                 "followup_months", "no follow-up at all", "accrual + follow-up > 0"
             )
         _check_alpha(self.alpha)
+        if self.scheduled_assessments and self.schedule is None:
+            raise ValidationError(
+                "scheduled_assessments", "needs the protocol's schedule", "schedule=CohortPlan"
+            )
         for name, prevalence, hr in self.stratum_factors:
             _check_probability(f"stratum_factors.{name}.prevalence", prevalence)
             if not (math.isfinite(hr) and hr > 0):
@@ -442,21 +450,19 @@ def stratified_logrank(
     return u.astype(np.float64), v.astype(np.float64)
 
 
-def assessment_schedule_months(until_months: float) -> FloatArray:
-    """Scheduled tumour assessments in months from randomization (protocol schedule)."""
-    from reluth.simulation import cohort as sched
-
-    days = [float(d) for d in sched.ASSESSMENT_DAYS_TO_LANDMARK]
-    while days[-1] < until_months * sched.DAYS_PER_MONTH:
+def assessment_schedule_months(plan: CohortPlan, until_months: float) -> FloatArray:
+    """Scheduled tumour assessments in months from randomization (the protocol's schedule)."""
+    days = [float(d) for d in plan.assessment_days]
+    while days[-1] < until_months * plan.days_per_month:
         days.append(
             days[-1]
             + (
-                sched.FOLLOW_UP_INTERVAL_DAYS
-                if days[-1] < sched.MONTH_24_DAY
-                else sched.LATE_FOLLOW_UP_INTERVAL_DAYS
+                plan.follow_up_interval_days
+                if days[-1] < plan.month_24_day
+                else plan.late_interval_days
             )
         )
-    return np.asarray(days) / sched.DAYS_PER_MONTH
+    return np.asarray(days) / plan.days_per_month
 
 
 @dataclass(frozen=True)
@@ -491,8 +497,10 @@ def simulate_survival_trials(
         censor = np.minimum(censor, dropout)
     time = np.minimum(event_time, censor)
     event = event_time <= censor
-    if design.scheduled_assessments:
-        scans = assessment_schedule_months(design.accrual_months + design.followup_months)
+    if design.scheduled_assessments and design.schedule is not None:
+        scans = assessment_schedule_months(
+            design.schedule, design.accrual_months + design.followup_months
+        )
         # Progression seen at the first scan at or after it, if that scan happens before the
         # censoring; otherwise censored at the last scan before the censoring time.
         seen_at = np.searchsorted(scans, event_time, side="left")

@@ -9,7 +9,6 @@ kidney BED vs eGFR slope).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from reluth.auth.roles import Role
-from reluth.cli_support import to_jsonable
-from reluth.db.session import Actor, unit_of_work
+from reluth.auth.actor import Actor
+from reluth.core.context import writing
+from reluth.core.trial import Trial
+from reluth.csvout import frame_to_csv
 from reluth.dosimetry import bed, dose_effect, kinetics, marrow, sphere, svalues
 from reluth.dosimetry import service as dosimetry
 from reluth.dosimetry.cumulative import CycleDoses, OrganCycleDose, cumulate
@@ -30,6 +30,7 @@ from reluth.dosimetry.pipeline import DoseRecord
 from reluth.errors import PreconditionFailed
 from reluth.protocol.egfr import mdrd_175
 from reluth.simulation.cohort import DosimetryCycle, SyntheticPatient
+from reluth.values import to_jsonable
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,17 @@ def cycle_records(r: CycleResult) -> list[DoseRecord]:
     ]
 
 
-def store_results(engine: Engine, results: list[CycleResult], now: dt.datetime) -> dict[str, int]:
-    """Store every computed cycle through the dosimetry service, as the demo physicist, in
-    one audited unit of work. A cycle without a recorded administration (the service refuses
-    it) is counted, not stored."""
+def store_results(
+    engine: Engine, results: list[CycleResult], physicist: Actor, trial: Trial
+) -> dict[str, int]:
+    """Store every computed cycle through the dosimetry service, as the (authenticated) demo
+    physicist, in one audited unit of work. A cycle without a recorded administration (the
+    service refuses it) is counted, not stored."""
     stored = not_administered = 0
-    physicist = Actor("physicist", Role.MEDICAL_PHYSICIST.value)
-    with unit_of_work(engine, physicist, clock=lambda: now) as uow:
+    with writing(engine, physicist, trial) as ctx:
         for r in results:
             try:  # refused before anything is written, so the unit of work goes on
-                dosimetry.store_cycle(uow.session, r.patient_id, r.cycle, cycle_records(r), now=now)
+                dosimetry.store_cycle(ctx, r.patient_id, r.cycle, cycle_records(r))
             except PreconditionFailed:
                 not_administered += 1
                 continue
@@ -175,10 +177,10 @@ def run_study(
                 }
             )
     per_cycle = pd.DataFrame([r.__dict__ for r in rows])
-    per_cycle.to_csv(out_dir / "doses_per_cycle.csv", index=False)
+    frame_to_csv(per_cycle, out_dir / "doses_per_cycle.csv")
     (out_dir / "cumulative.json").write_text(json.dumps(summaries, indent=2), encoding="utf-8")
     effect = pd.DataFrame(effect_rows).dropna()
-    effect.to_csv(out_dir / "dose_effect_input.csv", index=False)
+    frame_to_csv(effect, out_dir / "dose_effect_input.csv")
     result = dose_effect.analyse(effect) if len(effect) >= 5 else None
     figures: list[str] = []
     if result is not None:

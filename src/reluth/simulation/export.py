@@ -21,16 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reluth.cli_support import to_jsonable
 from reluth.errors import ValidationError
+from reluth.protocol.definition import Protocol
 from reluth.simulation.cohort import SyntheticCohort, SyntheticPatient, stratum_code
+from reluth.values import to_jsonable
 
 
 def _write(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(to_jsonable(obj), indent=1, ensure_ascii=False), encoding="utf-8")
 
 
-def patient_summary(p: SyntheticPatient) -> dict[str, Any]:
+def patient_summary(p: SyntheticPatient, protocol: Protocol) -> dict[str, Any]:
     row: dict[str, Any] = {
         "patient_id": p.patient_id,
         "centre": p.centre,
@@ -39,7 +40,7 @@ def patient_summary(p: SyntheticPatient) -> dict[str, Any]:
         "intended_randomization_status": p.intended_randomization_status,
         "screen_failure_reason": p.screen_failure_reason,
         "randomization_request_date": p.randomization_request_date,
-        "stratum": stratum_code(p) if p.randomized else None,
+        "stratum": stratum_code(p, protocol) if p.randomized else None,
         "simulated_arm": p.simulated_arm,
         "dosimetry_cycles": len(p.dosimetry),
     }
@@ -104,7 +105,7 @@ def write_cohort(
                 )
             }
             _write(arm_dir / "outcome.json", truth)
-        rows.append(patient_summary(p))
+        rows.append(patient_summary(p, cohort.config.protocol))
         if progress:
             progress(1)
     example = next((p.patient_id for p in cohort.randomized), cohort.patients[0].patient_id)
@@ -115,7 +116,7 @@ def write_cohort(
         "included": len(cohort.included),
         "randomized": len(cohort.randomized),
         "example_patient": example,
-        "config": cohort.config,
+        "config": cohort.config.settings(),
         "centres": cohort.centres,
     }
     _write(out / "cohort.json", {**summary, "patients": rows})

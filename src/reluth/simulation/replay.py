@@ -22,11 +22,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from reluth.auth import service as auth
+from reluth.auth.actor import Actor
 from reluth.auth.roles import Role
-from reluth.db.session import Actor, unit_of_work
+from reluth.core.context import Ctx, writing
+from reluth.core.trial import Trial
 from reluth.errors import PreconditionFailed, ReluthError
 from reluth.patients import service as patients
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.protocol.definition import Protocol
 from reluth.protocol.schedule import PlannedVisit, planned_visits
 from reluth.qol import service as qol_service
 from reluth.randomization import service as randomization
@@ -38,6 +41,7 @@ from reluth.simulation.cohort import (
     SyntheticCohort,
     SyntheticPatient,
 )
+from reluth.sites import service as sites
 from reluth.treatment import service as treatment
 
 Tick = Callable[[str], None]
@@ -90,13 +94,18 @@ def demo_accounts(cohort: SyntheticCohort) -> list[DemoAccount]:
     ]
 
 
-def _nurse(p: SyntheticPatient) -> Actor:
-    return Actor(f"nurse-{p.centre.lower()}", Role.RESEARCH_NURSE.value)
+def _nurse(p: SyntheticPatient) -> str:
+    return f"nurse-{p.centre.lower()}"
 
 
-REVIEWER = Actor("reviewer", Role.CENTRAL_REVIEWER.value)
-STATISTICIAN = Actor("statistician", Role.STATISTICIAN.value)
-ADMIN = Actor("admin", Role.ADMIN.value)
+def _investigator(p: SyntheticPatient) -> str:
+    return f"investigator-{p.centre.lower()}"
+
+
+REVIEWER = "reviewer"
+STATISTICIAN = "statistician"
+ADMIN = "admin"
+PHYSICIST = "physicist"
 
 
 def _timepoint(day: int, visits: list[PlannedVisit]) -> str:
@@ -107,40 +116,63 @@ def _timepoint(day: int, visits: list[PlannedVisit]) -> str:
 
 
 class Replayer:
-    """Runs the trial's events in calendar order through the services."""
+    """Runs the trial's events in calendar order through the services, each as the demo
+    account whose job it is, authenticated by its password like anyone else."""
 
     def __init__(
         self,
         engine: Engine,
         cohort: SyntheticCohort,
         seed: int,
-        today: dt.date | None = None,
+        trial: Trial | None = None,
         protocol: Protocol | None = None,
     ) -> None:
         self.engine = engine
         self.cohort = cohort
         self.seed = seed
-        self.today = today or dt.date.today()
-        self.protocol = protocol or load_protocol()
+        # The cohort's protocol unless told otherwise: the trial the cohort was drawn for.
+        self.trial = trial or Trial(protocol or cohort.config.protocol)
+        self.protocol = self.trial.protocol
         self.stats = ReplayStats()
+        self.actors: dict[str, Actor] = {}
+
+    def actor(self, username: str) -> Actor:
+        """The demo account ``username``, logged in once with its published password."""
+        if username not in self.actors:
+            password = f"{DEMO_PASSWORD_PREFIX}{username}"
+            actor, _user = auth.password_login(self.engine, self.trial.now(), username, password)
+            self.actors[username] = actor
+        return self.actors[username]
 
     @contextmanager
-    def _uow(self, actor: Actor, what: str) -> Iterator[Any]:
-        with unit_of_work(self.engine, actor) as uow:
-            yield uow.session
+    def _uow(self, username: str, what: str, trial: Trial | None = None) -> Iterator[Ctx]:
+        with writing(self.engine, self.actor(username), trial or self.trial) as ctx:
+            yield ctx
         self.stats.records[what] += 1
 
     # -- set-up -----------------------------------------------------------------------------
-    def setup(self, create_accounts: Callable[[Any, list[DemoAccount]], None]) -> None:
+    def setup(self) -> None:
+        """The first administrator on the empty database (the bootstrap), then centres,
+        accounts and the allocation list, each by the account whose job it is."""
+        with writing(self.engine, self._bootstrap(), self.trial) as ctx:
+            auth.create_user(ctx, ADMIN, Role.ADMIN.value, f"{DEMO_PASSWORD_PREFIX}{ADMIN}")
         with self._uow(ADMIN, "centre") as s:
             for c in self.cohort.centres:
-                patients.add_centre(s, c.code, c.name, c.opening_date)
+                sites.add_centre(s, c.code, c.name, c.opening_date)
         with self._uow(ADMIN, "user") as s:
-            create_accounts(s, demo_accounts(self.cohort))
+            for a in demo_accounts(self.cohort):
+                if a.username != ADMIN:
+                    auth.create_user(s, a.username, a.role.value, a.password, a.centres)
         with self._uow(STATISTICIAN, "randomization set-up") as s:
-            randomization.configure(s, STATISTICIAN, "blocks", block_sizes=(2, 4))
+            randomization.configure(s, "blocks", block_sizes=(2, 4))
             secret = hashlib.sha256(f"reluth-demo-list-{self.seed}".encode()).hexdigest()
-            randomization.generate_list(s, STATISTICIAN, seed=secret, per_stratum=64)
+            randomization.generate_list(s, seed=secret, per_stratum=64)
+
+    def _bootstrap(self) -> Actor:
+        from reluth.db.session import read_session
+
+        with read_session(self.engine) as session:
+            return auth.bootstrap_actor(session, "reluth-demo")
 
     # -- screening and inclusion ----------------------------------------------------------
     def screen_and_include(self, p: SyntheticPatient) -> None:
@@ -152,10 +184,9 @@ class Replayer:
                 p.centre,
                 patient_code=p.patient_id,
                 sex=cov.sex,
-                birth_year=p.screening_date.year - cov.age,
-                today=self.today,
+                birth_year=_birth_year(p, cov.age),
             )
-            outcome = patients.screen_patient(s, p.inclusion_file, today=self.today)
+            outcome = patients.screen_patient(s, p.inclusion_file)
         if outcome.status != "eligible":
             self.stats.not_included += 1
             return
@@ -164,23 +195,20 @@ class Replayer:
             dt.date.fromisoformat(consent["date"]) if consent.get("date") else p.screening_date
         )
         with self._uow(_nurse(p), "inclusion") as s:
-            patients.include_patient(
-                s, p.patient_id, consent_date, inclusion_date=p.screening_date, today=self.today
-            )
+            patients.include_patient(s, p.patient_id, consent_date, inclusion_date=p.screening_date)
         self.stats.included += 1
         gate = p.randomization_file or {}
         for number, day in enumerate(
             (gate.get("second_prrt") or {}).get("cycle_dates", ()), start=1
         ):
             with self._uow(_nurse(p), "administration") as s:
-                patients.record_cycle(
+                treatment.record_cycle(
                     s,
                     p.patient_id,
                     number,
                     dt.date.fromisoformat(day),
                     self.protocol.second_prrt.activity_gbq,
                     f"LOT-{p.patient_id}-{number}",
-                    today=self.today,
                 )
 
     # -- the pre-randomization gate and the randomization service ------------------------
@@ -190,8 +218,10 @@ class Replayer:
             return None
         second = gate.get("second_prrt") or {}
         with self._uow(_nurse(p), "screening") as s:
-            patients.screen_patient(s, gate, today=self.today)
-            if second.get("assessment_date") is not None:
+            # eligibility confirmed again at the gate (labs, ECOG, SSTR imaging after the cycles)
+            patients.screen_patient(s, gate)
+        if second.get("assessment_date") is not None:
+            with self._uow(_nurse(p), "pre-randomization assessment") as s:
                 progression = bool(second.get("radiological_progression"))
                 patients.record_pre_randomization(
                     s,
@@ -199,26 +229,17 @@ class Replayer:
                     dt.date.fromisoformat(second["assessment_date"]),
                     progression,
                     overall_response="PD" if progression else "SD",
-                    today=self.today,
                 )
         asked = _gate_date(p)
-        now = dt.datetime.combine(asked, dt.time(10, 0), tzinfo=dt.UTC)
-        investigator = Actor(f"investigator-{p.centre.lower()}", Role.INVESTIGATOR.value)
+        at = self.trial.at(dt.datetime.combine(asked, dt.time(10, 0), tzinfo=dt.UTC))
         try:
-            with self._uow(investigator, "randomization") as s:
-                result = randomization.randomize(
-                    s, investigator, p.patient_id, request_id=f"demo-{p.patient_id}", now=now
-                )
+            with self._uow(_investigator(p), "randomization", trial=at) as s:
+                result = randomization.randomize(s, p.patient_id, f"demo-{p.patient_id}")
         except PreconditionFailed as exc:
             self.stats.gate_failures[p.screen_failure_reason or exc.message.split(":")[0]] += 1
             with self._uow(_nurse(p), "end of study") as s:
                 patients.record_end_of_study(
-                    s,
-                    p.patient_id,
-                    asked,
-                    "screen_failure",
-                    details=exc.message[:200],
-                    today=self.today,
+                    s, p.patient_id, asked, "screen_failure", details=exc.message[:200]
                 )
             return None
         self.stats.randomized += 1
@@ -234,15 +255,15 @@ class Replayer:
         visits = planned_visits(rand, arm, self.protocol)
         nurse = _nurse(p)
         with self._uow(nurse, "treatment and visits") as s:
-            for number, day in enumerate(outcome.treatment_dates, start=3):
-                patients.record_cycle(
+            first = self.protocol.arm(arm).first_cycle_number or 0
+            for number, day in enumerate(outcome.treatment_dates, start=first):
+                treatment.record_cycle(
                     s,
                     p.patient_id,
                     number,
                     day,
                     self._cycle_activity_gbq(arm),
                     f"LOT-{p.patient_id}-{number}",
-                    today=self.today,
                 )
                 self._visit(s, p, f"C{number}", day)
         self._central_reads(p, outcome, rand, visits)
@@ -258,7 +279,7 @@ class Replayer:
 
     def _visit(self, s: Any, p: SyntheticPatient, code: str, day: dt.date) -> None:
         try:
-            treatment.record_visit(s, p.patient_id, code, day, today=self.today)
+            treatment.record_visit(s, p.patient_id, code, day)
         except ReluthError as exc:
             self.stats.refused[f"visit: {type(exc).__name__}"] += 1
 
@@ -276,7 +297,6 @@ class Replayer:
                 "CT",
                 list(baseline["lesions"]),
                 "no",
-                today=self.today,
             )
         used: set[str] = set()
         visit_days: list[tuple[str, dt.date]] = []
@@ -297,7 +317,6 @@ class Replayer:
                     "CT",
                     list(fu["lesions"]),
                     str(fu.get("new_lesions", "no")),
-                    today=self.today,
                 )
         with self._uow(_nurse(p), "visits") as s:
             for code, day in visit_days:
@@ -315,9 +334,7 @@ class Replayer:
         with self._uow(_nurse(p), "laboratory") as s:
             for day, results in sorted(by_date.items()):
                 records.record_labs(
-                    s,
-                    {"patient_id": p.patient_id, "date": day, "results": results},
-                    today=self.today,
+                    s, {"patient_id": p.patient_id, "date": day, "results": results}
                 )
 
     def _adverse_events(self, p: SyntheticPatient, outcome: ArmOutcome) -> None:
@@ -345,7 +362,7 @@ class Replayer:
             "resolution_date": ae.end_date.isoformat() if ae.end_date else None,
             "awareness_date": ae.onset_date.isoformat() if ae.serious else None,
         }
-        records.record_adverse_event(s, data, today=self.today)
+        records.record_adverse_event(s, data)
 
     def _questionnaires(
         self, p: SyntheticPatient, outcome: ArmOutcome, visits: list[PlannedVisit]
@@ -367,21 +384,23 @@ class Replayer:
                             "completed_on": q.date.isoformat(),
                             "items": items,
                         },
-                        today=self.today,
                     )
 
     def _end(self, p: SyntheticPatient, outcome: ArmOutcome) -> None:
         with self._uow(_nurse(p), "end of study") as s:
             if outcome.death_date is not None:
                 cause = "disease" if outcome.progression_date else "other"
-                patients.record_death(s, p.patient_id, outcome.death_date, cause, today=self.today)
-                patients.record_end_of_study(
-                    s, p.patient_id, outcome.death_date, "death", today=self.today
-                )
+                patients.record_death(s, p.patient_id, outcome.death_date, cause)
+                patients.record_end_of_study(s, p.patient_id, outcome.death_date, "death")
             elif outcome.dropout_date is not None:
-                patients.record_end_of_study(
-                    s, p.patient_id, outcome.dropout_date, "withdrawal", today=self.today
-                )
+                patients.record_end_of_study(s, p.patient_id, outcome.dropout_date, "withdrawal")
+
+
+def _birth_year(p: SyntheticPatient, age: int) -> int:
+    """A birth year consistent with the age on the screening file's assessment date."""
+    assessed = p.inclusion_file.get("assessment_date")
+    year = dt.date.fromisoformat(assessed).year if assessed else p.screening_date.year
+    return year - age
 
 
 def _gate_date(p: SyntheticPatient) -> dt.date:

@@ -3,7 +3,6 @@ and the power-curve figure. The numerical work is in :mod:`reluth.simulation.des
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from reluth.csvout import write_rows
 from reluth.errors import ValidationError
 from reluth.simulation.design import (
     GridCell,
@@ -248,10 +248,7 @@ GRID_COLUMNS = (
 
 def write_grid_csv(results: Sequence[GridCellResult], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=GRID_COLUMNS)
-        writer.writeheader()
-        for r in results:
-            writer.writerow(asdict(r))
+        write_rows(fh, GRID_COLUMNS, (asdict(r) for r in results))
 
 
 def plot_power_curves(results: Sequence[GridCellResult], path: Path, p_control: float) -> None:

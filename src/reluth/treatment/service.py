@@ -1,34 +1,209 @@
-"""Recording visits against the protocol schedule (window status computed at entry), correcting
-a recorded visit's date (with a reason), and the schedule of one patient with each visit's
-window status."""
+"""Lutathera administrations (every cycle) and visits against the protocol schedule.
+
+Cycles of the second PRRT (1-2, every patient) follow inclusion and precede the
+pre-randomization assessment; the experimental arm's cycles (3-4) follow the randomization —
+numbers from the protocol file. Visits are recorded against the post-randomization schedule
+with their window status. Every date passes :mod:`reluth.patients.timeline`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
-from reluth.patients.models import Patient
-from reluth.patients.service import get_patient
-from reluth.protocol.definition import Protocol, load_protocol
+from reluth.patients import service as patients
+from reluth.patients import timeline
+from reluth.patients.models import Inclusion, Patient
+from reluth.protocol.definition import Protocol
 from reluth.protocol.schedule import PlannedVisit, VisitStatus, classify, planned_visits
 from reluth.randomization.models import Randomization
-from reluth.treatment.models import Visit
+from reluth.treatment.models import Administration, Visit
+from reluth.units import to_decimal
+
+_BY_PATIENT_ADMIN = select(Administration).where(Administration.patient_id == bindparam("pid"))
+
+#: What a correction of a saved administration may change (the cycle number stays).
+CYCLE_EDITABLE = ("administered_on", "activity_gbq", "lot")
+LOT_MAX = 40  # administrations.lot
+ACTIVITY_MIN_GBQ, ACTIVITY_MAX_GBQ = Decimal("0.1"), Decimal("10")
 
 
-def treatment_visit_codes(protocol: Protocol | None = None) -> frozenset[str]:
+def _cycle_number(cycle: Any, protocol: Protocol) -> int:
+    accepted = protocol.all_cycles
+    pre = protocol.pre_randomization_cycles
+    text = ", ".join(str(c) for c in accepted)
+    if isinstance(cycle, bool) or not isinstance(cycle, int | str):
+        raise ValidationError("cycle", repr(cycle), text)
+    try:
+        number = int(str(cycle).strip())
+    except ValueError:
+        raise ValidationError("cycle", repr(cycle), text) from None
+    if number not in accepted:
+        raise ValidationError(
+            "cycle",
+            str(number),
+            f"{', '.join(str(c) for c in pre)} (second PRRT), "
+            f"{', '.join(str(c) for c in accepted if c not in pre)} (after randomization)",
+        )
+    return number
+
+
+def _cycle_values(
+    administered_on: dt.date, activity_gbq: Decimal, lot: str, today: dt.date
+) -> dict[str, Any]:
+    """The checked columns of one administration (entry and correction alike)."""
+    timeline.in_range("administered_on", administered_on, today)
+    if not isinstance(activity_gbq, Decimal):
+        activity_gbq = to_decimal(activity_gbq, "activity_gbq")
+    if not activity_gbq.is_finite() or not ACTIVITY_MIN_GBQ <= activity_gbq <= ACTIVITY_MAX_GBQ:
+        raise ValidationError("activity_gbq", f"{activity_gbq} GBq", "0.1 to 10 GBq (7.4 planned)")
+    exponent = activity_gbq.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -3:
+        raise ValidationError(
+            "activity_gbq", f"{activity_gbq} GBq has more than 3 decimals", "e.g. 7.4 or 7.385"
+        )
+    if not isinstance(lot, str) or not lot.strip():
+        raise ValidationError("lot", "empty", "the batch number on the vial")
+    if len(lot.strip()) > LOT_MAX:
+        raise ValidationError("lot", f"{len(lot.strip())} characters", f"at most {LOT_MAX}")
+    if not lot.strip().isprintable():
+        raise ValidationError("lot", "contains control characters", "printable text")
+    return {"administered_on": administered_on, "activity_gbq": activity_gbq, "lot": lot.strip()}
+
+
+def arm_of(session: Session, patient: Patient) -> str | None:
+    rand = session.scalars(
+        select(Randomization.arm).where(Randomization.patient_id == patient.id)
+    ).first()
+    return rand
+
+
+@service(Action.WRITE, Resource.TREATMENT)
+def record_cycle(
+    ctx: Ctx,
+    patient_code: str,
+    cycle: int | str,
+    administered_on: dt.date,
+    activity_gbq: Decimal,
+    lot: str,
+) -> Administration:
+    """A Lutathera administration: the second-PRRT cycles after inclusion, the arm's cycles
+    only in an arm that gives them, after randomization."""
+    proto = ctx.protocol
+    number = _cycle_number(cycle, proto)
+    values = _cycle_values(administered_on, activity_gbq, lot, ctx.today())
+    patient = patients.get_patient(ctx, patient_code)
+    session = ctx.session
+    if patients.first_for_patient(session, Inclusion, patient.id) is None:
+        raise PreconditionFailed(f"patient {patient_code} is not included")
+    if number not in proto.pre_randomization_cycles:
+        arm = arm_of(session, patient)
+        if arm is None or number not in proto.arm_cycles(arm):
+            givers = [a.code for a in proto.arms if number in proto.arm_cycles(a.code)]
+            raise PreconditionFailed(
+                f"cycle {number} is given only in the {' or '.join(givers)} arm after randomization"
+            )
+    previous = session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}).all()
+    if any(a.cycle == number for a in previous):
+        raise Conflict(f"cycle {number} of patient {patient_code} is already recorded")
+    if number > 1 and number - 1 not in {a.cycle for a in previous}:
+        raise PreconditionFailed(f"cycle {number - 1} must be recorded before cycle {number}")
+    patients.check_date(ctx, patient, "cycle", administered_on, "administered_on", cycle=number)
+    row = Administration(
+        patient_id=patient.id, cycle=number, protocol_version=proto.label, **values
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def cycle_edit_form(row: Administration) -> dict[str, str]:
+    """The editable fields of a saved administration as text, as a correction form shows them."""
+    return {
+        "administered_on": row.administered_on.isoformat(),
+        "activity_gbq": format(row.activity_gbq.normalize(), "f"),
+        "lot": row.lot,
+    }
+
+
+def _cycle_of(ctx: Ctx, patient_code: str, cycle: int) -> Administration:
+    cycle = _cycle_number(cycle, ctx.protocol)  # a cycle the protocol does not have: 422
+    patient = patients.get_patient(ctx, patient_code)
+    for row in ctx.session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}):
+        if row.cycle == cycle:
+            return row
+    raise NotFound(f"cycle {cycle} of {patient_code} is not recorded")
+
+
+@service(Action.READ, Resource.TREATMENT)
+def get_cycle(ctx: Ctx, patient_code: str, cycle: int) -> Administration:
+    return _cycle_of(ctx, patient_code, cycle)
+
+
+@service(Action.WRITE, Resource.TREATMENT)
+def edit_cycle(
+    ctx: Ctx, patient_code: str, cycle: int, changes: Mapping[str, Any]
+) -> Administration:
+    """Correct a saved administration (date, activity, lot), checked by the entry rules and
+    kept in the trial's order. Needs a reason in the unit of work."""
+    require_reason(ctx.session, "a saved administration")
+    edits.only(changes, CYCLE_EDITABLE)
+    row = _cycle_of(ctx, patient_code, cycle)
+    merged: dict[str, Any] = {**cycle_edit_form(row), **changes}
+    day = edits.as_date(merged["administered_on"], "administered_on")
+    activity = to_decimal(merged["activity_gbq"], "activity_gbq")
+    values = _cycle_values(day, activity, merged["lot"], ctx.today())
+    patient = patients.get_patient(ctx, patient_code)
+    m = patients.milestones(ctx.session, patient)
+    others = {n: d for n, d in m.cycles.items() if n != cycle}
+    timeline.check(
+        timeline.Milestones(
+            consent=m.consent,
+            inclusion=m.inclusion,
+            cycles=others,
+            pre_randomization=m.pre_randomization,
+            randomization=m.randomization,
+            death=m.death,
+        ),
+        "cycle",
+        day,
+        ctx.today(),
+        "administered_on",
+        cycle=cycle,
+        pre_cycles=ctx.protocol.pre_randomization_cycles,
+    )
+    edits.apply(row, values, f"cycle {cycle}")
+    ctx.session.flush()
+    return row
+
+
+def cycles_of(session: Session, patient: Patient) -> list[Administration]:
+    return list(
+        session.scalars(_BY_PATIENT_ADMIN.order_by(Administration.cycle), {"pid": patient.id})
+    )
+
+
+# ---------------------------------------------------------------------------------- visits
+
+
+def treatment_visit_codes(protocol: Protocol) -> frozenset[str]:
     """Codes of treatment-cycle visits in any arm (C3, C4): whether one is planned for a patient
     reveals the arm, so only people who may see treatment may see or record them."""
-    proto = protocol or load_protocol()
     return frozenset(
         v.code
-        for arm in proto.arm_codes
-        for v in planned_visits(dt.date(2000, 1, 1), arm, proto)
+        for arm in protocol.arm_codes
+        for v in planned_visits(dt.date(2000, 1, 1), arm, protocol)
         if v.kind == "treatment"
     )
 
@@ -47,19 +222,17 @@ def _schedule(
     return randomized_on, {v.code: v for v in planned_visits(randomized_on, rand.arm, proto)}
 
 
-def _checked_date(
-    visit_date: dt.date, randomized_on: dt.date, today: dt.date, field: str = "visit_date"
-) -> dt.date:
-    if visit_date > today:
-        raise ValidationError(field, f"date {visit_date} is in the future", f"<= {today}")
-    if visit_date < randomized_on:
-        raise ValidationError(field, f"{visit_date} is before randomization", "a later date")
-    return visit_date
-
-
-def _planned(planned: dict[str, PlannedVisit], visit_code: str) -> PlannedVisit:
-    if visit_code not in planned:
-        raise ValidationError("visit_code", f"{visit_code!r} is not planned", ", ".join(planned))
+def _planned(ctx: Ctx, planned: dict[str, PlannedVisit], visit_code: str) -> PlannedVisit:
+    """The planned visit ``visit_code``; treatment-cycle visits only for actors who may see
+    treatment (their existence reveals the arm), else the same message as an unknown code."""
+    hidden = (
+        set()
+        if ctx.actor.can(Action.READ, Resource.TREATMENT)
+        else treatment_visit_codes(ctx.protocol)
+    )
+    visible = [c for c in planned if c not in hidden]
+    if visit_code not in planned or visit_code in hidden:
+        raise ValidationError("visit_code", f"{visit_code!r} is not planned", ", ".join(visible))
     return planned[visit_code]
 
 
@@ -69,24 +242,36 @@ def _recorded(session: Session, patient_id: int, visit_code: str) -> Visit | Non
     ).first()
 
 
+def _visit_date(
+    ctx: Ctx, patient: Patient, visit: PlannedVisit, day: dt.date, randomized_on: dt.date
+) -> dt.date:
+    """A visit date in the trial's order and within the schedule's plausibility bounds: not
+    before randomization, and not later than the end of follow-up plus the visit's window."""
+    patients.check_date(ctx, patient, "visit", day, "visit_date")
+    sched = ctx.protocol.schedule
+    end = randomized_on + dt.timedelta(days=int(sched.follow_up_months * sched.days_per_month))
+    horizon = max(end, visit.window_end)
+    if day > horizon:
+        raise ValidationError(
+            "visit_date", f"{day} is after the end of follow-up ({horizon})", f"<= {horizon}"
+        )
+    return day
+
+
+@service(Action.WRITE, Resource.VISIT)
 def record_visit(
-    session: Session,
-    patient_code: str,
-    visit_code: str,
-    visit_date: dt.date,
-    today: dt.date | None = None,
-    protocol: Protocol | None = None,
+    ctx: Ctx, patient_code: str, visit_code: str, visit_date: dt.date
 ) -> tuple[Visit, VisitStatus]:
     """A visit of the post-randomization schedule; returns it with its window status."""
-    proto = protocol or load_protocol()
-    today = today or dt.date.today()
-    if visit_date > today:
-        raise ValidationError("visit_date", f"date {visit_date} is in the future", f"<= {today}")
-    patient = get_patient(session, patient_code)
-    randomized_on, planned = _schedule(session, patient, proto)
-    visit = _planned(planned, visit_code)
-    _checked_date(visit_date, randomized_on, today)
-    if _recorded(session, patient.id, visit_code):
+    proto, today = ctx.protocol, ctx.today()
+    patient = patients.get_patient(ctx, patient_code)
+    timeline.in_range("visit_date", visit_date, today)
+    randomized_on, planned = _schedule(ctx.session, patient, proto)
+    visit = _planned(ctx, planned, visit_code)
+    if visit.code in treatment_visit_codes(proto):
+        ctx.actor.require(Action.WRITE, Resource.TREATMENT, patient.centre_id)
+    _visit_date(ctx, patient, visit, visit_date, randomized_on)
+    if _recorded(ctx.session, patient.id, visit_code):
         raise Conflict(f"visit {visit_code} of {patient_code} is already recorded")
     row = Visit(
         patient_id=patient.id,
@@ -94,8 +279,8 @@ def record_visit(
         visit_date=visit_date,
         protocol_version=proto.label,
     )
-    session.add(row)
-    session.flush()
+    ctx.session.add(row)
+    ctx.session.flush()
     return row, classify(visit, visit_date, today)
 
 
@@ -103,40 +288,35 @@ def record_visit(
 VISIT_EDITABLE = ("visit_date",)
 
 
+@service(Action.WRITE, Resource.VISIT)
 def edit_visit(
-    session: Session,
-    patient_code: str,
-    visit_code: str,
-    changes: dict[str, Any],
-    today: dt.date,
-    protocol: Protocol | None = None,
+    ctx: Ctx, patient_code: str, visit_code: str, changes: Mapping[str, Any]
 ) -> tuple[Visit, VisitStatus]:
-    """Correct the date of a recorded visit, checked as at entry (not future, not before
-    randomization); returns the new window status. Needs a reason in the unit of work."""
-    require_reason(session, "a recorded visit")
+    """Correct the date of a recorded visit, checked as at entry; returns the new window
+    status. Needs a reason in the unit of work."""
+    require_reason(ctx.session, "a recorded visit")
     edits.only(changes, VISIT_EDITABLE)
-    proto = protocol or load_protocol()
-    patient = get_patient(session, patient_code)
-    randomized_on, planned = _schedule(session, patient, proto)
-    visit = _planned(planned, visit_code)
-    row = _recorded(session, patient.id, visit_code)
+    patient = patients.get_patient(ctx, patient_code)
+    randomized_on, planned = _schedule(ctx.session, patient, ctx.protocol)
+    visit = _planned(ctx, planned, visit_code)
+    row = _recorded(ctx.session, patient.id, visit_code)
     if row is None:
         raise NotFound(f"visit {visit_code} of {patient_code} is not recorded")
     day = edits.as_date(changes.get("visit_date", row.visit_date), "visit_date")
-    edits.apply(row, {"visit_date": _checked_date(day, randomized_on, today)}, "visit")
-    session.flush()
-    return row, classify(visit, row.visit_date, today)
+    timeline.in_range("visit_date", day, ctx.today())
+    edits.apply(row, {"visit_date": _visit_date(ctx, patient, visit, day, randomized_on)}, "visit")
+    ctx.session.flush()
+    return row, classify(visit, row.visit_date, ctx.today())
 
 
 def visit_schedule(
-    session: Session, patient: Patient, as_of: dt.date, protocol: Protocol | None = None
+    session: Session, patient: Patient, as_of: dt.date, protocol: Protocol
 ) -> list[VisitStatus]:
     """Every planned visit of a randomized patient with its actual date and window status
     (in window / early / late when done; missed / due / upcoming when not); empty before
-    randomization. Callers decide who may see treatment-cycle visits."""
-    proto = protocol or load_protocol()
+    randomization. Callers (read services) decide who may see treatment-cycle visits."""
     try:
-        _randomized_on, planned = _schedule(session, patient, proto)
+        _randomized_on, planned = _schedule(session, patient, protocol)
     except PreconditionFailed:
         return []
     done = {
@@ -146,17 +326,11 @@ def visit_schedule(
     return [classify(v, done.get(v.code), as_of) for v in planned.values()]
 
 
-def visit_status(
-    session: Session,
-    patient_code: str,
-    visit_code: str,
-    as_of: dt.date,
-    protocol: Protocol | None = None,
-) -> VisitStatus:
+@service(Action.READ, Resource.VISIT)
+def visit_status(ctx: Ctx, patient_code: str, visit_code: str) -> VisitStatus:
     """One planned visit of a patient with its actual date (if recorded) and window status."""
-    proto = protocol or load_protocol()
-    patient = get_patient(session, patient_code)
-    _randomized_on, planned = _schedule(session, patient, proto)
-    visit = _planned(planned, visit_code)
-    row = _recorded(session, patient.id, visit_code)
-    return classify(visit, None if row is None else row.visit_date, as_of)
+    patient = patients.get_patient(ctx, patient_code)
+    _randomized_on, planned = _schedule(ctx.session, patient, ctx.protocol)
+    visit = _planned(ctx, planned, visit_code)
+    row = _recorded(ctx.session, patient.id, visit_code)
+    return classify(visit, None if row is None else row.visit_date, ctx.today())

@@ -4,38 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
 from reluth.auth.models import ApiToken, User
-from reluth.auth.policy import Action, Resource
-from reluth.cli_support import to_jsonable
+from reluth.core.context import Ctx
 from reluth.errors import ValidationError
 from reluth.patients import service as patients
-from reluth.patients.models import Patient
 from reluth.randomization import service as randomization
+from reluth.records import dashboard, views
 from reluth.safety import service as safety
-from reluth.web import dashboard
-from reluth.web import trial_views as views
-from reluth.web.deps import (
-    DB_SESSION,
-    Auth,
-    RecordId,
-    audited,
-    auth_write,
-    current_auth,
-    now,
-    require,
-    today,
-)
+from reluth.sites import service as sites
+from reluth.treatment import service as treatment
+from reluth.values import to_jsonable
+from reluth.web.deps import READ, WHO, Auth, RecordId, Visible, audited, calls, visible
 
 router = APIRouter(tags=["api"])
 
@@ -71,16 +58,19 @@ class Me(BaseModel):
     role: str
     centres: list[str]
     blinded: bool
+    via: str = Field(description="how this request authenticated: web_session, api_token, ...")
 
 
 class TokenIn(ApiIn):
     name: str = Field(min_length=1, max_length=80)
+    expires_in_days: int | None = Field(default=90, ge=1, le=366, description="null: never")
 
 
 class TokenOut(BaseModel):
     id: int
     name: str
     created_at: dt.datetime
+    expires_at: dt.datetime | None
     revoked: bool
 
 
@@ -104,7 +94,11 @@ class UserOut(BaseModel):
 
 def _token_out(row: ApiToken) -> TokenOut:
     return TokenOut(
-        id=row.id, name=row.name, created_at=row.created_at, revoked=row.revoked_at is not None
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked=row.revoked_at is not None,
     )
 
 
@@ -118,70 +112,104 @@ def _user_out(user: User) -> UserOut:
 
 
 @router.get("/me", response_model=Me, responses=ERRORS)
-def me(who: Auth = Depends(current_auth)) -> Me:
+def me(who: Auth = WHO, ctx: Ctx = READ) -> Me:
+    codes = {c.id: c.code for c in sites.list_centres(ctx.session)}
     return Me(
-        username=who.user.username,
-        role=who.principal.role.value,
-        centres=sorted(c.code for c in who.user.centres),
-        blinded=who.principal.blinded,
+        username=who.actor.username,
+        role=who.actor.role.value,
+        centres=sorted(codes[c] for c in who.actor.centre_ids if c in codes),
+        blinded=who.actor.blinded,
+        via=who.actor.via.value,
     )
 
 
 @router.get("/dashboard", responses=ERRORS)
 def dashboard_data(
     request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.DASHBOARD)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> dict[str, Any]:
-    result: dict[str, Any] = to_jsonable(dashboard.build(db, who.principal, now(request)))
+    result: dict[str, Any] = to_jsonable(dashboard.build(ctx))
     return result
 
 
 @router.get("/tokens", response_model=list[TokenOut], responses=ERRORS)
-def tokens_list(
-    who: Auth = Depends(require(Action.READ, Resource.OWN_TOKENS)), db: Session = DB_SESSION
-) -> list[TokenOut]:
-    return [_token_out(t) for t in auth.list_tokens(db, who.user)]
+def tokens_list(ctx: Ctx = READ) -> list[TokenOut]:
+    return [_token_out(t) for t in auth.list_tokens(ctx)]
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201, responses=ERRORS)
 def tokens_create(
-    body: TokenIn,
-    request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
-    db: Session = DB_SESSION,
+    body: TokenIn, request: Request, who: Auth = Depends(calls(auth.create_token))
 ) -> TokenCreated:
-    with auth_write(request) as w:
-        row, plain = auth.create_token(w, who.user, body.name, now(request))
-    return TokenCreated(**_token_out(row).model_dump(), token=plain)
+    """A token for yourself, from a password login (a web session or a CLI login token; an API
+    token cannot create tokens)."""
+    with audited(request, who) as w:
+        row, plain = auth.create_token(w, body.name, body.expires_in_days)
+        return TokenCreated(**_token_out(row).model_dump(), token=plain)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, responses=ERRORS)
-def tokens_revoke(
-    token_id: RecordId,
-    request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
-    db: Session = DB_SESSION,
-) -> TokenOut:
-    with auth_write(request) as w:
-        return _token_out(auth.revoke_token(w, token_id, now(request), owner=who.user))
+def tokens_revoke(token_id: RecordId, request: Request, who: Auth = WHO) -> TokenOut:
+    with audited(request, who) as w:
+        return _token_out(auth.revoke_token(w, token_id))
 
 
 @router.get("/users", response_model=list[UserOut], responses=ERRORS)
-def users_list(
-    _who: Auth = Depends(require(Action.READ, Resource.USER)), db: Session = DB_SESSION
-) -> list[UserOut]:
-    return [_user_out(u) for u in auth.list_users(db)]
+def users_list(ctx: Ctx = READ) -> list[UserOut]:
+    return [_user_out(u) for u in auth.list_users(ctx)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, responses=ERRORS)
 def users_create(
-    body: UserIn,
-    request: Request,
-    _who: Auth = Depends(require(Action.WRITE, Resource.USER)),
+    body: UserIn, request: Request, who: Auth = Depends(calls(auth.create_user))
 ) -> UserOut:
-    with auth_write(request) as w:
+    with audited(request, who) as w:
         return _user_out(auth.create_user(w, body.username, body.role, body.password, body.centres))
+
+
+class UserChange(ApiIn):
+    """An account change: ``reason`` always; ``role``/``centres`` for a role change, ``centres``
+    for a centre change, ``temporary_password`` for a reset."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=2000)
+    role: str | None = Field(default=None, max_length=32)
+    centres: list[str] | None = Field(default=None, max_length=50)
+    temporary_password: str | None = Field(default=None, max_length=1024)
+
+
+USER_ACTION = "^(deactivate|reactivate|unlock|reset-password|set-role|set-centres)$"
+
+
+@router.post("/users/{username}/{action}", response_model=UserOut, responses=ERRORS)
+def users_change(
+    body: UserChange,
+    request: Request,
+    username: str = PathParam(pattern=auth.USERNAME_PATTERN, max_length=80),
+    action: str = PathParam(pattern=USER_ACTION),
+    who: Auth = Depends(calls(auth.set_active)),
+) -> UserOut:
+    """Deactivate, reactivate, unlock, reset the password of, or change the role or centres of
+    an account (administrators; each an audit row with its reason)."""
+    with audited(request, who, reason=body.reason) as w:
+        if action in ("deactivate", "reactivate"):
+            user = auth.set_active(w, username, action == "reactivate")
+        elif action == "unlock":
+            auth.unlock(w, username)
+            user = auth.get_user(w.session, username)
+        elif action == "reset-password":
+            user = auth.reset_password(w, username, body.temporary_password or "")
+        elif action == "set-role":
+            user = auth.set_role(w, username, body.role or "", body.centres)
+        else:
+            user = auth.set_centres(w, username, body.centres or [])
+        return _user_out(user)
+
+
+@router.get("/users/review", responses=ERRORS)
+def users_review(ctx: Ctx = READ) -> list[dict[str, Any]]:
+    """Access review: every grant of an unblinded role, who granted it, when and why."""
+    return [to_jsonable(g) for g in auth.access_review(ctx)]
 
 
 # --- trial data -------------------------------------------------------------------------------
@@ -221,56 +249,27 @@ class RandomizeIn(ApiIn):
 PatientCode = Annotated[str, PathParam(pattern=r"^C\d{2}-\d{4}$", max_length=8)]
 
 
-@dataclass(frozen=True)
-class Visible:
-    """Who asks, and the patient named in the path, which they may act on."""
-
-    who: Auth
-    patient: Patient
-
-
-def visible(resource: Resource, action: Action = Action.READ) -> Callable[..., Visible]:
-    """A dependency for routes of one patient: 403 unless the role may ``action`` ``resource``;
-    404 for a patient of a centre the person does not see, as for an unknown id. Dependencies
-    run before the request body is validated, so a cross-centre request answers 404 whatever
-    its body, as on the pages."""
-
-    def dependency(
-        code: PatientCode,
-        who: Auth = Depends(require(action, resource)),
-        db: Session = DB_SESSION,
-    ) -> Visible:
-        return Visible(who, views.visible_patient(db, who.principal, code, resource, action))
-
-    dependency.__name__ = f"visible_{action.value}_{resource.value}"
-    return dependency
-
-
 @router.get("/patients", responses=ERRORS)
 def patients_list(
     q: str = Query("", max_length=40, pattern=views.PATIENT_SEARCH),
-    who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> list[dict[str, Any]]:
-    return [to_jsonable(r) for r in views.patient_list(db, who.principal, q)]
+    return [to_jsonable(r) for r in views.patient_list(ctx, q)]
 
 
 @router.post("/patients", status_code=201, responses=ERRORS)
 def patients_register(
     body: PatientIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = Depends(calls(patients.register_patient)),
 ) -> dict[str, Any]:
-    centre = patients.get_centre(db, body.centre)
-    who.principal.require(Action.WRITE, Resource.PATIENT, centre.id)
-    with audited(request, who) as uow:
+    with audited(request, who) as w:
         patient = patients.register_patient(
-            uow.session,
+            w,
             body.centre,
             sex=body.sex,
             birth_year=body.birth_year,
-            today=today(request),
         )
         return {"patient_id": patient.patient_code, "centre": body.centre}
 
@@ -279,10 +278,10 @@ def patients_register(
 def patients_get(
     code: PatientCode,
     request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> dict[str, Any]:
-    result: dict[str, Any] = to_jsonable(views.timeline(db, who.principal, code, now(request)))
+    result: dict[str, Any] = to_jsonable(views.timeline(ctx, code))
     return result
 
 
@@ -290,12 +289,12 @@ def patients_get(
 def patients_screen(
     body: dict[str, Any],
     request: Request,
-    to: Visible = Depends(visible(Resource.SCREENING, Action.WRITE)),
+    to: Visible = Depends(visible(patients.screen_patient)),
 ) -> dict[str, Any]:
     who, patient = to.who, to.patient
     body = {**body, "patient_id": patient.patient_code}
-    with audited(request, who) as uow:
-        outcome = patients.screen_patient(uow.session, body, today=today(request))
+    with audited(request, who) as w:
+        outcome = patients.screen_patient(w, body)
     result: dict[str, Any] = to_jsonable(outcome)
     return result
 
@@ -304,13 +303,11 @@ def patients_screen(
 def patients_randomize(
     body: RandomizeIn,
     request: Request,
-    to: Visible = Depends(visible(Resource.RANDOMIZATION, Action.WRITE)),
+    to: Visible = Depends(visible(randomization.randomize)),
 ) -> dict[str, Any]:
     who, patient = to.who, to.patient
-    with audited(request, who) as uow:
-        outcome = randomization.randomize(
-            uow.session, uow.actor, patient.patient_code, body.request_id, now=now(request)
-        )
+    with audited(request, who) as w:
+        outcome = randomization.randomize(w, patient.patient_code, body.request_id)
     result: dict[str, Any] = to_jsonable(outcome)
     return result
 
@@ -319,12 +316,12 @@ def patients_randomize(
 def labs_add(
     body: LabIn,
     request: Request,
-    to: Visible = Depends(visible(Resource.LAB, Action.WRITE)),
+    to: Visible = Depends(visible(safety.record_lab)),
 ) -> dict[str, Any]:
     who, patient = to.who, to.patient
     raw = {k: v for k, v in body.model_dump().items() if v is not None}
-    with audited(request, who) as uow:
-        row = safety.record_lab(uow.session, patient.patient_code, raw, today(request))
+    with audited(request, who) as w:
+        row = safety.record_lab(w, patient.patient_code, raw)
         return {"id": row.id, "test": row.analyte, "ctcae_grade": row.ctcae_grade}
 
 
@@ -333,7 +330,7 @@ def labs_correct(
     lab_id: RecordId,
     body: LabCorrection,
     request: Request,
-    to: Visible = Depends(visible(Resource.LAB, Action.WRITE)),
+    to: Visible = Depends(visible(safety.edit_lab)),
 ) -> dict[str, Any]:
     """Correct a saved result (value, sample date, ULN) and re-grade it: a reason is required
     and the old values stay in the audit trail."""
@@ -341,8 +338,8 @@ def labs_correct(
     changes = body.model_dump(exclude={"reason"}, exclude_unset=True)
     if not changes:
         raise ValidationError("body", "nothing to correct", "value, date, uln, lln or baseline")
-    with audited(request, who, reason=body.reason) as uow:
-        row = safety.edit_lab(uow.session, patient.patient_code, lab_id, changes, today(request))
+    with audited(request, who, reason=body.reason) as w:
+        row = safety.edit_lab(w, patient.patient_code, lab_id, changes)
         return {
             "id": row.id,
             "test": row.analyte,
@@ -368,10 +365,12 @@ class InclusionOut(BaseModel):
 
 
 class CycleIn(ApiIn):
-    cycle: int = Field(ge=1, le=4, description="1, 2 (second PRRT); 3, 4 (experimental arm)")
+    cycle: int = Field(
+        ge=1, le=99, description="1, 2 (second PRRT); 3, 4 (experimental arm): the protocol's"
+    )
     administered_on: dt.date
     activity_gbq: Decimal = Field(
-        ge=patients.ACTIVITY_GBQ_MIN, le=patients.ACTIVITY_GBQ_MAX, max_digits=6, decimal_places=3
+        ge=treatment.ACTIVITY_MIN_GBQ, le=treatment.ACTIVITY_MAX_GBQ, max_digits=6, decimal_places=3
     )
     lot: str = Field(min_length=1, max_length=40, pattern=r"\S", description="vial batch number")
 
@@ -406,16 +405,15 @@ class PreRandomizationOut(BaseModel):
 def patients_include(
     body: InclusionIn,
     request: Request,
-    to: Visible = Depends(visible(Resource.PATIENT, Action.WRITE)),
+    to: Visible = Depends(visible(patients.include_patient)),
 ) -> InclusionOut:
     who, patient = to.who, to.patient
-    with audited(request, who) as uow:
+    with audited(request, who) as w:
         row = patients.include_patient(
-            uow.session,
+            w,
             patient.patient_code,
             body.consent_date,
             body.inclusion_date,
-            today=today(request),
         )
         return InclusionOut(
             patient_id=patient.patient_code,
@@ -428,18 +426,17 @@ def patients_include(
 def patients_cycle(
     body: CycleIn,
     request: Request,
-    to: Visible = Depends(visible(Resource.TREATMENT, Action.WRITE)),
+    to: Visible = Depends(visible(treatment.record_cycle)),
 ) -> CycleOut:
     who, patient = to.who, to.patient
-    with audited(request, who) as uow:
-        row = patients.record_cycle(
-            uow.session,
+    with audited(request, who) as w:
+        row = treatment.record_cycle(
+            w,
             patient.patient_code,
             body.cycle,
             body.administered_on,
             body.activity_gbq,
             body.lot,
-            today=today(request),
         )
         return CycleOut(
             patient_id=patient.patient_code,
@@ -459,18 +456,17 @@ def patients_cycle(
 def patients_pre_randomization(
     body: PreRandomizationIn,
     request: Request,
-    to: Visible = Depends(visible(Resource.LOCAL_ASSESSMENT, Action.WRITE)),
+    to: Visible = Depends(visible(patients.record_pre_randomization)),
 ) -> PreRandomizationOut:
     who, patient = to.who, to.patient
-    with audited(request, who) as uow:
+    with audited(request, who) as w:
         row = patients.record_pre_randomization(
-            uow.session,
+            w,
             patient.patient_code,
             body.assessment_date,
             body.radiological_progression,
             body.overall_response,
             body.comment or None,
-            today=today(request),
         )
         return PreRandomizationOut(
             patient_id=patient.patient_code,
@@ -490,6 +486,7 @@ class AuditOut(BaseModel):
     at_utc: str
     username: str
     role: str
+    auth_method: str | None = Field(description="web_session, api_token, cli_token, ...")
     action: str
     table_name: str
     record_id: str
@@ -502,8 +499,8 @@ class AuditOut(BaseModel):
 @router.get("/patients/{code}/audit", response_model=list[AuditOut], responses=ERRORS)
 def patients_audit(
     code: PatientCode,
-    who: Auth = Depends(require(Action.READ, Resource.AUDIT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> list[AuditOut]:
     """Every audit row of the patient's records (old value, new value, who, role, reason)."""
-    return [AuditOut.model_validate(r) for r in views.audit_history(db, who.principal, code)]
+    return [AuditOut.model_validate(r) for r in views.audit_history(ctx, code)]

@@ -8,14 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
-from reluth.auth.policy import Action, Resource
-from reluth.cli_support import to_jsonable
+from reluth.core.context import Ctx
 from reluth.dosimetry import service as dosimetry
-from reluth.web import trial_views as views
+from reluth.values import to_jsonable
 from reluth.web.api import ERRORS, PatientCode
-from reluth.web.deps import DB_SESSION, Auth, audited, now, require
+from reluth.web.deps import READ, Visible, audited, visible
 
 router = APIRouter(tags=["dosimetry"])
 
@@ -42,34 +40,28 @@ class DosimetryIn(BaseModel):
 
 
 @router.get("/patients/{code}/dosimetry", responses=ERRORS)
-def dosimetry_get(
-    code: PatientCode,
-    who: Auth = Depends(require(Action.READ, Resource.DOSIMETRY)),
-    db: Session = DB_SESSION,
-) -> dict[str, Any]:
-    patient = views.visible_patient(db, who.principal, code, Resource.DOSIMETRY)
-    result: dict[str, Any] = to_jsonable(dosimetry.patient_dosimetry(db, patient.patient_code))
+def dosimetry_get(code: PatientCode, ctx: Ctx = READ) -> dict[str, Any]:
+    result: dict[str, Any] = to_jsonable(dosimetry.patient_dosimetry(ctx, code))
     return result
 
 
 @router.post("/patients/{code}/dosimetry", status_code=201, responses=ERRORS)
 def dosimetry_store(
-    code: PatientCode,
     body: DosimetryIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.DOSIMETRY)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(dosimetry.store_cycle)),
 ) -> dict[str, Any]:
-    patient = views.visible_patient(db, who.principal, code, Resource.DOSIMETRY, Action.WRITE)
+    """Store a cycle's results (medical physicist): 403 for anyone else and 404 for a patient
+    out of reach, both before the body is validated."""
+    code = to.patient.patient_code
     records = [r.model_dump(exclude_none=True) for r in body.records]
-    with audited(request, who, reason=body.reason) as uow:
+    with audited(request, to.who, reason=body.reason) as w:
         rows = dosimetry.store_cycle(
-            uow.session,
-            patient.patient_code,
+            w,
+            code,
             body.cycle,
             records,
-            now=now(request),
             case_id=body.case_id,
             replace=body.replace,
         )
-        return {"patient_id": patient.patient_code, "cycle": body.cycle, "stored": len(rows)}
+        return {"patient_id": code, "cycle": body.cycle, "stored": len(rows)}

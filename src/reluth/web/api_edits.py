@@ -13,20 +13,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from reluth.auth.policy import Action, Resource
-from reluth.cli_support import parse_date, to_jsonable
+from reluth.auth.policy import Action
+from reluth.core.context import Ctx
 from reluth.patients import service as patients
 from reluth.protocol.schedule import VisitStatus
 from reluth.qol import service as qol
+from reluth.records import views
 from reluth.response import recist
 from reluth.response import service as review
 from reluth.safety import service as safety
 from reluth.treatment import service as treatment
-from reluth.web import trial_views as views
+from reluth.values import parse_date, to_jsonable
 from reluth.web.api import ApiIn, one_of
-from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, require, today
+from reluth.web.deps import READ, WHO, Auth, RecordId, Visible, audited, visible
 
 router = APIRouter(tags=["api"])
 
@@ -39,7 +39,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 PatientCode = Annotated[str, Path(pattern=r"^C\d{2}-\d{4}$", max_length=8)]
-CycleNumber = Annotated[int, Path(ge=1, le=4, description="1-2 second PRRT, 3-4 experimental")]
+CycleNumber = Annotated[
+    int, Path(ge=1, le=99, description="cycle number (the protocol says which)")
+]
 VisitCode = Annotated[str, Path(pattern=r"^[A-Z0-9-]{1,16}$", description="e.g. TA-W08")]
 Reason = Annotated[
     str, Field(min_length=1, max_length=500, description="why the saved data change")
@@ -169,40 +171,32 @@ def _visit_out(status: VisitStatus) -> VisitOut:
 
 @router.put("/patients/{code}/adverse-events/{ae_id}", responses=ERRORS)
 def adverse_event_edit(
-    code: PatientCode,
     ae_id: RecordId,
     body: AdverseEventEdit,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(safety.edit_adverse_event)),
 ) -> dict[str, Any]:
     """Correct a saved adverse event; the whole event is checked again (grade 5 = fatal, dates,
     awareness date of a serious event)."""
-    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
-    with audited(request, who, reason=body.reason) as uow:
-        row = safety.edit_adverse_event(
-            uow.session, patient.patient_code, ae_id, body.changes(), today(request)
-        )
+    patient = to.patient
+    with audited(request, to.who, reason=body.reason) as w:
+        row = safety.edit_adverse_event(w, patient.patient_code, ae_id, body.changes())
         result: dict[str, Any] = to_jsonable({"id": row.id, **safety.adverse_event_form(row)})
     return result
 
 
 @router.put("/patients/{code}/cycles/{cycle}", responses=ERRORS)
 def cycle_edit(
-    code: PatientCode,
     cycle: CycleNumber,
     body: CycleEdit,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(treatment.edit_cycle)),
 ) -> dict[str, Any]:
     """Correct a saved Lutathera administration (date, activity, lot)."""
-    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
-    with audited(request, who, reason=body.reason) as uow:
-        row = patients.edit_cycle(
-            uow.session, patient.patient_code, cycle, body.changes(), today(request)
-        )
-        return {"cycle": row.cycle, **patients.cycle_edit_form(row)}
+    patient = to.patient
+    with audited(request, to.who, reason=body.reason) as w:
+        row = treatment.edit_cycle(w, patient.patient_code, cycle, body.changes())
+        return {"cycle": row.cycle, **treatment.cycle_edit_form(row)}
 
 
 @router.post("/patients/{code}/visits", status_code=201, response_model=VisitOut, responses=ERRORS)
@@ -210,18 +204,14 @@ def visit_record(
     code: PatientCode,
     body: VisitIn,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> VisitOut:
     """Record the actual date of a planned visit; answers with its window status."""
-    patient, _visit = views.visible_visit(
-        db, who.principal, code, body.visit_code, today(request), Action.WRITE
-    )
+    patient, _visit = views.visible_visit(ctx, code, body.visit_code, Action.WRITE)
     day = parse_date(body.visit_date, "visit_date")
-    with audited(request, who) as uow:
-        _row, status = treatment.record_visit(
-            uow.session, patient.patient_code, body.visit_code, day, today=today(request)
-        )
+    with audited(request, who) as w:
+        _row, status = treatment.record_visit(w, patient.patient_code, body.visit_code, day)
     return _visit_out(status)
 
 
@@ -231,55 +221,41 @@ def visit_edit(
     visit_code: VisitCode,
     body: VisitEdit,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> VisitOut:
     """Correct the date of a recorded visit; answers with the new window status."""
-    patient, _visit = views.visible_visit(
-        db, who.principal, code, visit_code, today(request), Action.WRITE
-    )
-    with audited(request, who, reason=body.reason) as uow:
-        _row, status = treatment.edit_visit(
-            uow.session, patient.patient_code, visit_code, body.changes(), today(request)
-        )
+    patient, _visit = views.visible_visit(ctx, code, visit_code, Action.WRITE)
+    with audited(request, who, reason=body.reason) as w:
+        _row, status = treatment.edit_visit(w, patient.patient_code, visit_code, body.changes())
     return _visit_out(status)
 
 
 @router.put("/patients/{code}/inclusion", responses=ERRORS)
 def inclusion_edit(
-    code: PatientCode,
     body: InclusionEdit,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(patients.edit_inclusion)),
 ) -> dict[str, str]:
     """Correct the consent and inclusion dates (entry rules; inclusion before the first cycle
     and the randomization)."""
-    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
-    with audited(request, who, reason=body.reason) as uow:
-        row = patients.edit_inclusion(
-            uow.session, patient.patient_code, body.changes(), today(request)
-        )
+    patient = to.patient
+    with audited(request, to.who, reason=body.reason) as w:
+        row = patients.edit_inclusion(w, patient.patient_code, body.changes())
         return patients.inclusion_edit_form(row)
 
 
 @router.put("/patients/{code}/pre-randomization", responses=ERRORS)
 def pre_randomization_edit(
-    code: PatientCode,
     body: PreRandomizationEdit,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(patients.edit_pre_randomization)),
 ) -> dict[str, Any]:
     """Correct the pre-randomization assessment; 409 naming ``overall_response`` when the
     correction would make an existing randomization invalid (progression)."""
-    patient = views.visible_patient(
-        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
-    )
-    with audited(request, who, reason=body.reason) as uow:
-        row = patients.edit_pre_randomization(
-            uow.session, patient.patient_code, body.changes(), today(request)
-        )
+    patient = to.patient
+    with audited(request, to.who, reason=body.reason) as w:
+        row = patients.edit_pre_randomization(w, patient.patient_code, body.changes())
         return {
             **patients.pre_randomization_edit_form(row),
             "radiological_progression": row.radiological_progression,
@@ -288,20 +264,16 @@ def pre_randomization_edit(
 
 @router.put("/patients/{code}/qol/{qol_id}", responses=ERRORS)
 def qol_edit(
-    code: PatientCode,
     qol_id: RecordId,
     body: QolEdit,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(qol.edit_questionnaire)),
 ) -> dict[str, Any]:
     """Correct item answers or the completion date of a saved questionnaire; answers with the
     scores the QoL engine gives the corrected answers."""
-    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
-    with audited(request, who, reason=body.reason) as uow:
-        row = qol.edit_questionnaire(
-            uow.session, patient.patient_code, qol_id, body.changes(), today(request)
-        )
+    patient = to.patient
+    with audited(request, to.who, reason=body.reason) as w:
+        row = qol.edit_questionnaire(w, patient.patient_code, qol_id, body.changes())
         shown = views.qol_row(row)
         result: dict[str, Any] = to_jsonable(
             {
@@ -316,22 +288,18 @@ def qol_edit(
 
 @router.put("/review/{code}/reads/{read_id}", responses=ERRORS)
 def central_read_edit(
-    code: PatientCode,
     read_id: RecordId,
     body: CentralReadEdit,
     request: Request,
-    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(review.edit_central_read)),
 ) -> dict[str, Any]:
     """Correct lesion measurements of a saved central read (blinded); every central read of
     the patient is evaluated again by the RECIST 1.1 engine. Answers with the reads' stored
     responses (no arm, no treatment)."""
-    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, Action.WRITE)
-    with audited(request, who, reason=body.reason) as uow:
-        read = review.edit_central_read(
-            uow.session, patient.patient_code, read_id, body.changes(), today(request)
-        )
-        reads = review.central_reads(uow.session, patient)
+    patient = to.patient
+    with audited(request, to.who, reason=body.reason) as w:
+        read = review.edit_central_read(w, patient.patient_code, read_id, body.changes())
+        reads = review.central_reads(w.session, patient)
         result: dict[str, Any] = to_jsonable(
             {
                 "id": read.id,

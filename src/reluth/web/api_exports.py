@@ -1,34 +1,34 @@
 """JSON API of the statistician's exports: the analysis datasets as a zip and the
 randomization report. Each download is built by ``reluth.analysis.service`` (read-only on the
-database) and sealed into the audit trail before it is handed out; the pages reuse
-:func:`deliver`."""
+database) as the person asking and sealed into the audit trail before it is handed out; the
+pages reuse :func:`deliver`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
 from reluth.analysis import service as exports
-from reluth.auth.policy import Action, Resource
-from reluth.cli_support import parse_date
-from reluth.db.session import Actor
+from reluth.core.context import Ctx
+from reluth.values import parse_date
 from reluth.web.api import ERRORS
-from reluth.web.deps import DB_SESSION, Auth, actor_of, audited, require
+from reluth.web.deps import READ, WHO, Auth, audited
 
 router = APIRouter(tags=["exports"])
 
 FORMAT_HELP = "csv, xpt (SAS transport v5) or dta (Stata)"
 
 
-def deliver(request: Request, who: Auth, build: Callable[[Actor], exports.Download]) -> Response:
+def deliver(
+    request: Request, who: Auth, ctx: Ctx, build: Callable[[Ctx], exports.Download]
+) -> Response:
     """Build a download as the person asking, record it in the audit trail, hand it out."""
-    download = build(actor_of(who))
-    with audited(request, who) as uow:
-        exports.record_download(uow, download)
+    download = build(ctx)
+    with audited(request, who) as w:
+        exports.record_download(w, download)
     return Response(
         download.content,
         media_type=download.media_type,
@@ -39,14 +39,13 @@ def deliver(request: Request, who: Auth, build: Callable[[Actor], exports.Downlo
     )
 
 
-def datasets_download(request: Request, who: Auth, fmt: str, cutoff: str) -> Response:
+def datasets_download(request: Request, who: Auth, ctx: Ctx, fmt: str, cutoff: str) -> Response:
     when = parse_date(cutoff, "cutoff") if cutoff else None
-    engine = request.app.state.engine
-    return deliver(request, who, lambda actor: exports.datasets_zip(engine, actor, fmt, when))
+    return deliver(request, who, ctx, lambda c: exports.datasets_zip(c, fmt, when))
 
 
-def report_download(request: Request, who: Auth, db: Session, fmt: str) -> Response:
-    return deliver(request, who, lambda actor: exports.randomization_report(db, actor, fmt))
+def report_download(request: Request, who: Auth, ctx: Ctx, fmt: str) -> Response:
+    return deliver(request, who, ctx, lambda c: exports.randomization_report(c, fmt))
 
 
 _ZIP: dict[int | str, dict[str, Any]] = {
@@ -61,18 +60,15 @@ def api_datasets(
     cutoff: str = Query(
         "", max_length=10, description="data cut-off YYYY-MM-DD (default: last date)"
     ),
-    who: Auth = Depends(require(Action.READ, Resource.EXPORT)),
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
     """ADSL, ADRS, ADTTE, ADAE, ADQS and variables.json as a zip (recorded in the audit trail)."""
-    return datasets_download(request, who, format, cutoff)
+    return datasets_download(request, who, ctx, format, cutoff)
 
 
 @router.get("/exports/randomization-report", responses=ERRORS)
-def api_randomization_report(
-    request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.RANDOMIZATION_REPORT)),
-    db: Session = DB_SESSION,
-) -> Any:
+def api_randomization_report(request: Request, who: Auth = WHO, ctx: Ctx = READ) -> Any:
     """Allocations by arm, stratum, centre and factor level, the method, the imbalance and
     whether the allocation list is intact (recorded in the audit trail)."""
-    return report_download(request, who, db, "json")
+    return report_download(request, who, ctx, "json")

@@ -12,12 +12,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
-from reluth.auth.policy import Action, Resource
 from reluth.qol import scoring
 from reluth.qol import service as qol
-from reluth.web import trial_views as views
-from reluth.web.api import ERRORS, ApiIn, Visible, one_of, visible
-from reluth.web.deps import DB_SESSION, Auth, audited, require, today
+from reluth.records import views
+from reluth.web.api import ERRORS, ApiIn, one_of
+from reluth.web.deps import DB_SESSION, Auth, Visible, audited, calls, visible
 
 router = APIRouter(tags=["api"])
 
@@ -76,7 +75,7 @@ def _row_out(row: views.QolRow) -> QolRowOut:
 
 @router.get("/patients/{code}/qol", response_model=list[QolRowOut], responses=ERRORS)
 def qol_list(
-    to: Visible = Depends(visible(Resource.QOL, Action.READ)),
+    to: Visible = Depends(visible(qol.get_questionnaire)),
     db: Session = DB_SESSION,
 ) -> list[QolRowOut]:
     patient = to.patient
@@ -87,7 +86,7 @@ def qol_list(
 def qol_add(
     body: QolIn,
     request: Request,
-    to: Visible = Depends(visible(Resource.QOL, Action.WRITE)),
+    to: Visible = Depends(visible(qol.record_questionnaire)),
 ) -> QolRowOut:
     """Store a questionnaire; the answer carries the scale scores the engine computed."""
     who, patient = to.who, to.patient
@@ -98,15 +97,15 @@ def qol_add(
         "completed_on": body.completed_on.isoformat(),
         "items": body.items,
     }
-    with audited(request, who) as uow:
-        row = qol.record_questionnaire(uow.session, data, today=today(request))
+    with audited(request, who) as w:
+        row = qol.record_questionnaire(w, data)
         return _row_out(views.qol_row(row))
 
 
 @router.post("/qol/score", response_model=QolScoresOut, responses=ERRORS)
 def qol_score(
     body: QolItemsIn,
-    _who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
+    who: Auth = Depends(calls(qol.record_questionnaire)),
 ) -> QolScoresOut:
     """Score answers without saving anything (the live preview of the entry form)."""
     result = scoring.score(body.instrument, body.items)

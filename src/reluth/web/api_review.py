@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
 from reluth.response import recist
 from reluth.response import service as review
 from reluth.response.models import TumourAssessment
-from reluth.web.api import ERRORS, ApiIn, Visible, one_of, visible
-from reluth.web.deps import DB_SESSION, Auth, audited, require, today
+from reluth.web.api import ERRORS, ApiIn, one_of
+from reluth.web.deps import DB_SESSION, READ, Visible, audited, visible
 
 router = APIRouter(tags=["api"])
 
@@ -149,9 +149,7 @@ def _lesions(body: ReadIn) -> list[dict[str, Any]]:
 
 
 @router.get("/review", response_model=list[WorkItemOut], responses=ERRORS)
-def review_worklist(
-    who: Auth = Depends(require(Action.READ, Resource.CENTRAL_REVIEW)), db: Session = DB_SESSION
-) -> list[WorkItemOut]:
+def review_worklist(ctx: Ctx = READ) -> list[WorkItemOut]:
     """Included patients with their number of central reads (blinded)."""
     return [
         WorkItemOut(
@@ -160,13 +158,13 @@ def review_worklist(
             last_timepoint=w.last_timepoint,
             last_date=w.last_date,
         )
-        for w in review.worklist(db)
+        for w in review.worklist(ctx)
     ]
 
 
 @router.get("/review/{code}", response_model=ReviewPatientOut, responses=ERRORS)
 def review_patient(
-    to: Visible = Depends(visible(Resource.CENTRAL_REVIEW, Action.READ)),
+    to: Visible = Depends(visible(review.get_central_read)),
     db: Session = DB_SESSION,
 ) -> ReviewPatientOut:
     patient = to.patient
@@ -182,13 +180,12 @@ def review_patient(
 @router.post("/review/{code}/evaluate", response_model=EvaluationOut, responses=ERRORS)
 def review_evaluate(
     body: ReadIn,
-    to: Visible = Depends(visible(Resource.CENTRAL_REVIEW, Action.WRITE)),
-    db: Session = DB_SESSION,
+    to: Visible = Depends(visible(review.preview_read)),
+    ctx: Ctx = READ,
 ) -> EvaluationOut:
     """RECIST 1.1 for the stored reads plus this one, as typed; nothing is stored."""
-    patient = to.patient
     evaluation = review.preview_read(
-        db, patient, body.assessment_date, body.new_lesions, _lesions(body)
+        ctx, to.patient.patient_code, body.assessment_date, body.new_lesions, _lesions(body)
     )
     return EvaluationOut(
         baseline=not evaluation.results,  # the proposed read is the only one
@@ -217,20 +214,19 @@ def review_evaluate(
 def review_save(
     body: ReadSave,
     request: Request,
-    to: Visible = Depends(visible(Resource.CENTRAL_REVIEW, Action.WRITE)),
+    to: Visible = Depends(visible(review.record_central_read)),
 ) -> ReadOut:
     """Store one central read (baseline first), evaluated with all earlier reads."""
     who, patient = to.who, to.patient
-    with audited(request, who) as uow:
+    with audited(request, who) as w:
         read = review.record_central_read(
-            uow.session,
+            w,
             patient.patient_code,
             body.timepoint,
             body.assessment_date,
             body.modality,
             _lesions(body),
             body.new_lesions,
-            today(request),
         )
-        uow.session.refresh(read)
+        w.session.refresh(read)
         return _read_out(read)

@@ -8,14 +8,13 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
 from reluth.queries import service as queries
+from reluth.records import views
 from reluth.safety import records as safety_records
-from reluth.web import trial_views as views
-from reluth.web.api import ERRORS, ApiIn, Visible, one_of, visible
-from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
+from reluth.web.api import ERRORS, ApiIn, one_of
+from reluth.web.deps import READ, Auth, RecordId, Visible, audited, calls, visible
 
 router = APIRouter(tags=["api"])
 
@@ -98,13 +97,9 @@ def _ae_out(row: views.AeRow) -> AdverseEventOut:
 
 
 @router.get("/adverse-events", response_model=list[AdverseEventOut], responses=ERRORS)
-def adverse_events_list(
-    request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.ADVERSE_EVENT)),
-    db: Session = DB_SESSION,
-) -> list[AdverseEventOut]:
+def adverse_events_list(ctx: Ctx = READ) -> list[AdverseEventOut]:
     """Adverse events of the centres the caller sees, serious ones first by SAE due time."""
-    return [_ae_out(r) for r in views.adverse_events(db, who.principal, now(request))]
+    return [_ae_out(r) for r in views.adverse_events(ctx)]
 
 
 @router.post(
@@ -116,14 +111,14 @@ def adverse_events_list(
 def adverse_events_add(
     body: AdverseEventIn,
     request: Request,
-    to: Visible = Depends(visible(Resource.ADVERSE_EVENT, Action.WRITE)),
+    to: Visible = Depends(visible(safety_records.record_adverse_event)),
 ) -> AdverseEventOut:
     who, patient = to.who, to.patient
     data = {k: v for k, v in body.model_dump(mode="json").items() if v is not None}
     data["patient_id"] = patient.patient_code
-    with audited(request, who) as uow:
-        row = safety_records.record_adverse_event(uow.session, data, today=today(request))
-        return _ae_out(views.ae_row(row, patient, now(request)))
+    with audited(request, who) as w:
+        row = safety_records.record_adverse_event(w, data)
+        return _ae_out(views.ae_row(row, patient, w.now(), None, False, w.protocol))
 
 
 # --- data queries -----------------------------------------------------------------------------
@@ -160,44 +155,36 @@ class QueryOut(BaseModel):
 
 
 @router.get("/queries", response_model=list[QueryOut], responses=ERRORS)
-def queries_list(
-    who: Auth = Depends(require(Action.READ, Resource.QUERY)), db: Session = DB_SESSION
-) -> list[QueryOut]:
+def queries_list(ctx: Ctx = READ) -> list[QueryOut]:
     """Data queries on patients of the centres the caller sees, open ones first."""
-    return [QueryOut.model_validate(r) for r in views.data_queries(db, who.principal)]
+    return [QueryOut.model_validate(r) for r in views.data_queries(ctx)]
 
 
 @router.post("/patients/{code}/queries", response_model=QueryOut, status_code=201, responses=ERRORS)
 def queries_open(
     body: QueryIn,
     request: Request,
-    to: Visible = Depends(visible(Resource.QUERY, Action.WRITE)),
+    to: Visible = Depends(visible(queries.open_query)),
 ) -> QueryOut:
     who, patient = to.who, to.patient
-    with audited(request, who) as uow:
-        row = queries.open_query(
-            uow.session,
-            who.principal.username,
-            patient.patient_code,
-            body.field,
-            body.question,
-            now(request),
-        )
-        return QueryOut.model_validate(views.query_row(row, patient.patient_code, who.principal))
+    with audited(request, who) as w:
+        row = queries.open_query(w, patient.patient_code, body.field, body.question)
+        return QueryOut.model_validate(views.query_row(row, patient.patient_code, w))
 
 
-def _query_of(resource: Resource) -> Callable[..., Visible]:
-    """A dependency: 403 unless the role may write ``resource``; 404 for a query on a patient
-    of a centre the person does not see, as for an unknown id (before the body is read)."""
+def _query_of(fn: Callable[..., object]) -> Callable[..., Visible]:
+    """A dependency for a route that will call ``fn`` on a query: 403 unless the actor may
+    call it; 404 for a query on a patient of a centre they do not see, as for an unknown id
+    (before the body is read)."""
 
     def dependency(
         query_id: RecordId,
-        who: Auth = Depends(require(Action.WRITE, resource)),
-        db: Session = DB_SESSION,
+        who: Auth = Depends(calls(fn)),
+        ctx: Ctx = READ,
     ) -> Visible:
-        return Visible(who, views.query_patient(db, who.principal, query_id))
+        return Visible(who, views.query_patient(ctx, query_id))
 
-    dependency.__name__ = f"visible_query_{resource.value}"
+    dependency.__name__ = f"visible_query_{getattr(fn, '__name__', 'call')}"
     return dependency
 
 
@@ -206,23 +193,21 @@ def queries_answer(
     query_id: RecordId,
     body: AnswerIn,
     request: Request,
-    to: Visible = Depends(_query_of(Resource.QUERY_ANSWER)),
+    to: Visible = Depends(_query_of(queries.answer_query)),
 ) -> QueryOut:
     who, code = to.who, to.patient.patient_code
-    with audited(request, who, reason=queries.answer_reason(query_id)) as uow:
-        row = queries.answer_query(
-            uow.session, who.principal.username, query_id, body.answer, now(request)
-        )
-        return QueryOut.model_validate(views.query_row(row, code, who.principal))
+    with audited(request, who, reason=queries.answer_reason(query_id)) as w:
+        row = queries.answer_query(w, query_id, body.answer)
+        return QueryOut.model_validate(views.query_row(row, code, w))
 
 
 @router.post("/queries/{query_id}/close", response_model=QueryOut, responses=ERRORS)
 def queries_close(
     query_id: RecordId,
     request: Request,
-    to: Visible = Depends(_query_of(Resource.QUERY)),
+    to: Visible = Depends(_query_of(queries.close_query)),
 ) -> QueryOut:
     who, code = to.who, to.patient.patient_code
-    with audited(request, who, reason=queries.close_reason(query_id)) as uow:
-        row = queries.close_query(uow.session, who.principal.username, query_id, now(request))
-        return QueryOut.model_validate(views.query_row(row, code, who.principal))
+    with audited(request, who, reason=queries.close_reason(query_id)) as w:
+        row = queries.close_query(w, query_id)
+        return QueryOut.model_validate(views.query_row(row, code, w))

@@ -22,12 +22,14 @@ from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reluth import __version__
-from reluth.auth.policy import Action, Principal, Resource
+from reluth.auth.actor import Actor
+from reluth.auth.policy import Action, Resource
 from reluth.config import get_settings
+from reluth.core.trial import Trial
 from reluth.db.engine import make_engine
 from reluth.errors import ReluthError
-from reluth.protocol.definition import load_protocol
-from reluth.web.deps import LoginRequired
+from reluth.protocol.definition import Protocol, load_protocol
+from reluth.web.deps import LoginRequired, PasswordChangeRequired
 
 HERE = Path(__file__).parent
 API_PREFIX = "/api/v1"
@@ -53,7 +55,9 @@ def prepare_database(url: str, create_tables: bool = True) -> Engine:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith(API_PREFIX)
+    """JSON errors for the API; the API's documentation is a page (login redirects)."""
+    path = request.url.path
+    return path.startswith(API_PREFIX) and not path.startswith(f"{API_PREFIX}/docs")
 
 
 def create_app(
@@ -62,7 +66,13 @@ def create_app(
     clock: Callable[[], dt.datetime] = utc_now,
     secure_cookies: bool | None = None,
     create_tables: bool = True,
+    protocol: Protocol | None = None,
+    daily_checkpoints: bool | None = None,
 ) -> FastAPI:
+    """The app; ``daily_checkpoints`` (default: :func:`reluth.web.checkpoint_job.enabled`)
+    writes the signed audit checkpoint of each day from a background thread."""
+    from reluth.web import checkpoint_job
+
     settings = get_settings()
     engine = prepare_database(database_url or settings.database_url, create_tables)
 
@@ -72,16 +82,24 @@ def create_app(
         description="JSON API of the ReLUTH trial eCRF. Authenticate with "
         "`Authorization: Bearer <token>` (create one with `reluth users tokens create`).",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served from the package behind login (web/api_docs.py)
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.checkpoints = None
+    if checkpoint_job.enabled(settings) if daily_checkpoints is None else daily_checkpoints:
+        from reluth.db.checkpoint import load_signing_key
+
+        load_signing_key(settings.checkpoint_key_path)  # refused at start-up when missing
+        app.state.checkpoints = checkpoint_job.DailyCheckpoints(engine, settings, clock).start()
     app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
     app.state.clock = clock
+    app.state.trial = Trial(protocol or load_protocol(settings.protocol_file), clock, settings)
     app.state.secure_cookies = settings.production if secure_cookies is None else secure_cookies
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.globals["version"] = __version__
-    safety = load_protocol().safety
+    app.state.templates.env.globals["protocol"] = app.state.trial.protocol
+    safety = app.state.trial.protocol.safety
     app.state.templates.env.globals["site_timezone"] = safety.site_timezone
     app.state.templates.env.globals["sae_hours"] = safety.sae_reporting_hours
     app.state.templates.env.filters["site_local"] = lambda moment: moment.astimezone(
@@ -95,12 +113,11 @@ def create_app(
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.url.path.startswith(f"{API_PREFIX}/docs"):
-            response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-            )
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        )
         if request.url.path != "/static/htmx.min.js" and not request.url.path.startswith(
             "/static/"
         ):
@@ -119,6 +136,12 @@ def create_app(
         if request.headers.get("hx-request"):
             return Response(status_code=401, headers={"HX-Redirect": "/login"})
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def _password_change(request: Request, exc: PasswordChangeRequired) -> Response:
+        if _is_api(request):
+            return JSONResponse({"error": exc.message, "status": 403}, status_code=403)
+        return RedirectResponse("/account/password", status_code=303)
 
     @app.exception_handler(ReluthError)
     async def _reluth_error(request: Request, exc: ReluthError) -> Response:
@@ -154,6 +177,7 @@ def create_app(
 
     from reluth.web import (
         api,
+        api_docs,
         api_dosimetry,
         api_edits,
         api_exports,
@@ -178,6 +202,7 @@ def create_app(
     app.include_router(sae_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
+    app.include_router(api_docs.router)
     for api_router in (
         api.router,
         api_safety.router,
@@ -218,7 +243,7 @@ NAV: tuple[tuple[str, str, Action, Resource], ...] = (
 
 
 def nav_links(
-    who: Principal, items: tuple[tuple[str, str, Action, Resource], ...] = NAV
+    who: Actor, items: tuple[tuple[str, str, Action, Resource], ...] = NAV
 ) -> list[tuple[str, str]]:
     return [(path, label) for path, label, action, res in items if who.can(action, res)]
 

@@ -19,9 +19,10 @@ from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from reluth.auth import service as auth
-from reluth.auth.models import User
-from reluth.auth.policy import Action, Principal, Resource
-from reluth.db.session import Actor, UnitOfWork, unit_of_work
+from reluth.auth.actor import Actor
+from reluth.core.context import Ctx, read_context, writing
+from reluth.core.trial import Trial
+from reluth.db.session import exempt_transaction
 from reluth.errors import PermissionDenied, ValidationError
 
 SESSION_COOKIE = "reluth_session"
@@ -33,6 +34,17 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class LoginRequired(Exception):
     """No valid session or token: pages redirect to the login page, the API answers 401."""
+
+
+class PasswordChangeRequired(PermissionDenied):
+    """The account's password was reset: nothing but changing it (or logging out) until then."""
+
+    def __init__(self) -> None:
+        super().__init__("your password was reset: choose a new one at /account/password")
+
+
+#: What a session whose password was reset may still reach.
+PASSWORD_CHANGE_PATHS = frozenset({"/account/password", "/logout"})
 
 
 class CsrfRejected(PermissionDenied):
@@ -64,10 +76,11 @@ def transaction(factory: sessionmaker[Session], immediate: bool = False) -> Iter
 
 
 @contextmanager
-def auth_write(request: Request) -> Iterator[Session]:
-    """A short write transaction for the auth tables (login, sessions, tokens, users)."""
+def session_write(request: Request) -> Iterator[Session]:
+    """A short unaudited write transaction for browser sessions and login throttling only
+    (:func:`reluth.db.session.exempt_transaction` refuses any other table)."""
     release_read_connection(request)
-    with transaction(request.app.state.sessionmaker, immediate=True) as db:
+    with exempt_transaction(request.app.state.engine) as db:
         yield db
 
 
@@ -99,19 +112,27 @@ RecordId = Annotated[int, Path(ge=1, le=2**31 - 1, description="record id")]
 
 @dataclass(frozen=True)
 class Auth:
-    principal: Principal
-    user: User
-    csrf_token: str | None  # None for token-authenticated API calls
+    """Who is behind a request: the authenticated actor, and the CSRF token of their browser
+    session (None for token-authenticated API calls)."""
+
+    actor: Actor
+    csrf_token: str | None
     via_token: bool
+    must_change_password: bool = False
+
+
+def trial(request: Request) -> Trial:
+    value: Trial = request.app.state.trial
+    return value
 
 
 def _authenticate(request: Request, db: Session) -> Auth | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        user = auth.resolve_token(db, header[7:].strip())
-        if user is None:
+        actor = auth.actor_for_token(db, header[7:].strip(), now(request))
+        if actor is None:
             return None
-        return Auth(auth.principal_for(user), user, None, via_token=True)
+        return Auth(actor, None, via_token=True)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -120,17 +141,22 @@ def _authenticate(request: Request, db: Session) -> Auth | None:
     if row is None:
         # Unknown, ended, idle or too old: record the expiry if it is not recorded yet.
         if auth.session_needs_write(db, cookie, moment):
-            with auth_write(request) as w:
+            with session_write(request) as w:
                 auth.resolve_session(w, cookie, moment)
         return None
     if auth.session_row_needs_write(row, moment):  # the periodic last_seen_at touch
-        with auth_write(request) as w:
+        with session_write(request) as w:
             auth.resolve_session(w, cookie, moment)
         db.expire_all()
         row = auth.resolve_session(db, cookie, moment, write=False)
         if row is None:
             return None
-    return Auth(auth.principal_for(row.user), row.user, row.csrf_token, via_token=False)
+    return Auth(
+        auth.actor_for_session(row),
+        row.csrf_token,
+        via_token=False,
+        must_change_password=row.user.must_change_password,
+    )
 
 
 async def _check_csrf(request: Request, expected: str | None) -> None:
@@ -155,6 +181,8 @@ async def current_auth(request: Request, db: Session = DB_SESSION) -> Auth:
     await _check_csrf(request, found.csrf_token)
     await _refuse_nul_in_form(request)
     request.state.auth = found
+    if found.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        raise PasswordChangeRequired()
     return found
 
 
@@ -172,14 +200,82 @@ async def _refuse_nul_in_form(request: Request) -> None:
             raise ValidationError(name, "contains a NUL character", "text without control codes")
 
 
-def require(action: Action, resource: Resource) -> Callable[..., Auth]:
-    """A dependency that admits only roles the policy grants ``action`` on ``resource``."""
+#: The authenticated person behind a request (any role: the services ask the policy).
+WHO: Any = Depends(current_auth)
 
-    def dependency(who: Auth = Depends(current_auth)) -> Auth:
-        who.principal.require(action, resource)
+
+def read_ctx(request: Request, who: Auth = WHO, db: Session = DB_SESSION) -> Ctx:
+    """The read-only service context of a request: its read session, actor and trial."""
+    return read_context(db, who.actor, trial(request))
+
+
+#: The request's read-only service context.
+READ: Any = Depends(read_ctx)
+
+
+def _entry(fn: Callable[..., Any]) -> Any:
+    entry = getattr(fn, "__reluth_service__", None)
+    if entry is None:
+        raise TypeError(f"{fn!r} is not a declared service (reluth.core.service.service)")
+    return entry
+
+
+def calls(*services: Callable[..., Any]) -> Callable[..., Auth]:
+    """A dependency naming the services a route will call: the policy is asked, from those
+    services' own declared permissions, before the request body is parsed (so a person who may
+    not call them gets 403 whatever they send). The services check again when called."""
+    entries = [_entry(fn) for fn in services]
+
+    def dependency(who: Auth = WHO) -> Auth:
+        for entry in entries:
+            who.actor.require(entry.action, entry.resource)
         return who
 
-    dependency.__name__ = f"require_{action.value}_{resource.value}"
+    dependency.__name__ = "calls_" + "_".join(e.name.rsplit(".", 1)[-1] for e in entries)
+    return dependency
+
+
+@dataclass(frozen=True)
+class Visible:
+    """Who asks, and the patient named in the path, which they may act on."""
+
+    who: Auth
+    patient: Any  # reluth.patients.models.Patient
+
+
+def may_call(who: Auth, fn: Callable[..., Any]) -> bool:
+    """Whether the actor may call service ``fn`` at all (to offer it on a page); the service
+    still checks the record's centre when called."""
+    entry = _entry(fn)
+    return who.actor.can(entry.action, entry.resource)
+
+
+def patient_for(ctx: Ctx, code: str, fn: Callable[..., Any]) -> Any:
+    """The patient ``code`` for a page about to offer (or call) service ``fn``: the policy is
+    asked from ``fn``'s declared permission; a patient of another centre is NotFound."""
+    from reluth.records import views
+
+    entry = _entry(fn)
+    return views.visible_patient(ctx, code, entry.resource, entry.action)
+
+
+def visible(fn: Callable[..., Any]) -> Callable[..., Visible]:
+    """A dependency for routes of one patient that will call service ``fn``: 403 unless the
+    actor may call it, 404 for a patient of a centre they do not see (as for an unknown id),
+    both before the body is validated — so a cross-centre request answers 404 whatever its
+    body. The patient is scoped with ``fn``'s declared permission."""
+    from reluth.records import views
+
+    entry = _entry(fn)
+
+    def dependency(
+        code: str = Path(pattern=r"^C\d{2}-\d{4}$", max_length=8),
+        who: Auth = WHO,
+        ctx: Ctx = READ,
+    ) -> Visible:
+        return Visible(who, views.visible_patient(ctx, code, entry.resource, entry.action))
+
+    dependency.__name__ = f"visible_for_{entry.name.rsplit('.', 1)[-1]}"
     return dependency
 
 
@@ -190,19 +286,14 @@ def check_login_csrf(request: Request, given: str | None) -> None:
         raise CsrfRejected()
 
 
-def actor_of(who: Auth) -> Actor:
-    return Actor(who.principal.username, who.principal.role.value)
-
-
 @contextmanager
-def audited(request: Request, who: Auth, reason: str | None = None) -> Iterator[UnitOfWork]:
-    """The one write door (``unit_of_work``) as the person behind this request."""
+def audited(request: Request, who: Auth, reason: str | None = None) -> Iterator[Ctx]:
+    """The one write door (an audited unit of work) as the person behind this request."""
     release_read_connection(request)
-    with unit_of_work(
-        request.app.state.engine, actor=actor_of(who), reason=reason, clock=request.app.state.clock
-    ) as uow:
-        yield uow
+    with writing(request.app.state.engine, who.actor, trial(request), reason=reason) as ctx:
+        yield ctx
 
 
 def today(request: Request) -> dt.date:
-    return now(request).date()
+    """Today at the trial's sites."""
+    return trial(request).today()

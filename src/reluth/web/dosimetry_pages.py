@@ -1,21 +1,28 @@
 """A patient's dosimetry page: per-cycle organ, tumour and marrow doses and the cumulative
 kidney and marrow figures against the limits, read from the dosimetry service; the medical
 physicist stores a cycle's results by pasting the case's ``results.json`` (or a list of
-records). The policy and centre scoping decide who sees and who writes."""
+records), or computes them from the cycle's series in the DICOM store (``reluth dosimetry
+from-store`` in a background thread, its progress polled by htmx). The policy and centre scoping decide who sees and who writes."""
 
 from __future__ import annotations
 
 import json
+import re
+import secrets
+import threading
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 
+from reluth.auth.actor import Actor
 from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.trial import Trial
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import ReluthError, ValidationError
-from reluth.web import trial_views as views
-from reluth.web.deps import DB_SESSION, Auth, audited, now, require
+from reluth.records import views
+from reluth.web.deps import READ, WHO, Auth, audited, trial
 from reluth.web.pages import render
 from reluth.web.trial_pages import _remember_form
 
@@ -25,23 +32,26 @@ router = APIRouter(include_in_schema=False)
 def _page(
     request: Request,
     who: Auth,
-    db: Session,
+    ctx: Ctx,
     code: str,
     form: dict[str, str],
     error: ReluthError | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.DOSIMETRY)
+    patient = views.visible_patient(ctx, code, Resource.DOSIMETRY)
     return render(
         request,
         "dosimetry.html",
         {
             "who": who,
             "code": patient.patient_code,
-            "d": dosimetry.patient_dosimetry(db, patient.patient_code),
-            "can_write": who.principal.may(Action.WRITE, Resource.DOSIMETRY, patient.centre_id),
+            "d": dosimetry.patient_dosimetry(ctx, patient.patient_code),
+            "can_write": who.actor.may(Action.WRITE, Resource.DOSIMETRY, patient.centre_id),
             "posted": form,
             "error": error,
+            "job": request.query_params.get("job")
+            if request.query_params.get("job") in _JOBS
+            else None,
         },
         status_code=status_code,
     )
@@ -51,14 +61,14 @@ def _page(
 def dosimetry_page(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.READ, Resource.DOSIMETRY)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    return _page(request, who, db, code, {})
+    return _page(request, who, ctx, code, {})
 
 
 def _cycle(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 8:
+    if not (text.isascii() and text.isdigit() and len(text) <= 2) or not 1 <= int(text) <= 8:
         raise ValidationError("cycle", f"{text!r}", "an administered cycle number")
     return int(text)
 
@@ -74,28 +84,130 @@ def _document(text: str) -> object:
 def dosimetry_save(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.DOSIMETRY)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.DOSIMETRY, Action.WRITE)
+    patient = views.visible_patient(ctx, code, Resource.DOSIMETRY, Action.WRITE)
     form: dict[str, str] = request.state.posted
     replace = form.get("replace") == "yes"
     try:
         cycle = _cycle(form.get("cycle", ""))
         records = dosimetry.records_from_document(_document(form.get("records", "")))
         case_id = form.get("case_id", "").strip() or None
-        with audited(request, who, reason=form.get("reason") if replace else None) as uow:
+        with audited(request, who, reason=form.get("reason") if replace else None) as w:
             dosimetry.store_cycle(
-                uow.session,
+                w,
                 patient.patient_code,
                 cycle,
                 records,
-                now=now(request),
                 case_id=case_id,
                 replace=replace,
             )
     except ReluthError as exc:
-        return _page(request, who, db, code, form, exc, exc.http_status)
+        ctx.session.expire_all()
+        return _page(request, who, ctx, code, form, exc, exc.http_status)
     return Response(
         status_code=303, headers={"Location": f"/patients/{code}/dosimetry#cycle-{cycle}"}
+    )
+
+
+# --- from the DICOM store, in the background with progress ---------------------------------
+
+#: Jobs of this process: id → {"state": running | done | failed, "step", "message", "code"}.
+_JOBS: dict[str, dict[str, str]] = {}
+_SERIES_UID = re.compile(r"^[0-9.]{1,64}$")
+
+
+def _from_store_job(app: Any, actor: Actor, trial: Trial, code: str, cycle: int,
+                    vois: str | None, reason: str | None, job: str) -> None:  # fmt: skip
+    """``reluth dosimetry from-store`` for the page, as the person who asked: read, compute
+    (no transaction held), then store in one audited unit of work."""
+    from reluth.config import get_settings
+    from reluth.core.context import reading, writing
+    from reluth.dosimetry.dicom_images import load_calibrations
+    from reluth.dosimetry.runner import run_from_store
+    from reluth.dosimetry.vois import default_organ_table
+
+    state = _JOBS[job]
+    try:
+        cfg = get_settings()
+        out = cfg.data_dir / "dosimetry" / f"{code}-C{cycle}"
+        with reading(app.state.engine, actor, trial) as ctx:
+            doc = run_from_store(
+                ctx, cfg.image_store, code, cycle, out, vois=vois,
+                calibrations=load_calibrations(cfg.calibrations) if cfg.calibrations else (),
+                organ_table=default_organ_table(),
+                on_progress=lambda text: state.update(step=text),
+            )  # fmt: skip
+        state["step"] = "storing the results"
+        records = dosimetry.records_from_document(doc)
+        with writing(app.state.engine, actor, trial, reason=reason) as w:
+            rows = dosimetry.store_cycle(w, code, cycle, records, replace=reason is not None)
+        state.update(
+            state="done", step="done", message=f"stored {len(rows)} dose records; outputs in {out}"
+        )
+    except ReluthError as exc:
+        state.update(state="failed", message=exc.message)
+    except Exception as exc:  # shown on the page, never a 5xx from the poll
+        state.update(state="failed", message=f"internal error: {exc.__class__.__name__}")
+
+
+@router.post("/patients/{code}/dosimetry/from-store", dependencies=[Depends(_remember_form)])
+def dosimetry_from_store(
+    request: Request,
+    code: str,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> Response:
+    patient = views.visible_patient(ctx, code, Resource.DOSIMETRY, Action.WRITE)
+    form: dict[str, str] = request.state.posted
+    try:
+        cycle = _cycle(form.get("cycle", ""))
+        vois = form.get("vois", "").strip() or None
+        if vois is not None and not _SERIES_UID.match(vois):
+            raise ValidationError("vois", f"{vois!r}", "the series UID of a stored RTSTRUCT/SEG")
+        replace = form.get("replace") == "yes"
+        reason = form.get("reason", "").strip() or None
+        if replace and reason is None:
+            raise ValidationError("reason", "missing", "why the stored results are replaced")
+    except ReluthError as exc:
+        return _page(request, who, ctx, code, form, exc, exc.http_status)
+    job = secrets.token_urlsafe(9)
+    _JOBS[job] = {
+        "state": "running",
+        "step": "starting",
+        "message": "",
+        "code": patient.patient_code,
+    }
+    threading.Thread(
+        target=_from_store_job,
+        args=(
+            request.app,
+            who.actor,
+            trial(request),
+            patient.patient_code,
+            cycle,
+            vois,
+            reason if replace else None,
+            job,
+        ),
+        daemon=True,
+    ).start()
+    return Response(status_code=303, headers={"Location": f"/patients/{code}/dosimetry?job={job}"})
+
+
+@router.get("/patients/{code}/dosimetry/jobs/{job}", response_class=HTMLResponse)
+def dosimetry_job(
+    request: Request,
+    code: str,
+    job: str,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> HTMLResponse:
+    patient = views.visible_patient(ctx, code, Resource.DOSIMETRY, Action.WRITE)
+    state = _JOBS.get(job)
+    if state is None or state["code"] != patient.patient_code:
+        state = {"state": "failed", "step": "", "message": "no such computation", "code": code}
+    return render(
+        request, "_dosimetry_job.html", {"code": patient.patient_code, "job": job, "s": state}
     )

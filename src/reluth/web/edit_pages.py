@@ -16,29 +16,28 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Resource
-from reluth.cli_support import parse_date
+from reluth.core.context import Ctx
 from reluth.errors import ReluthError
 from reluth.patients import service as patients
-from reluth.protocol.definition import load_protocol
 from reluth.qol import scoring
 from reluth.qol import service as qol
+from reluth.records import views
 from reluth.response import recist
 from reluth.response import service as review
 from reluth.safety import service as safety
 from reluth.safety.records import OUTCOMES, RELATEDNESS
 from reluth.treatment import service as treatment
-from reluth.web import trial_views as views
-from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, require, today
+from reluth.values import parse_date
+from reluth.web.deps import READ, WHO, Auth, RecordId, audited, patient_for, today
 from reluth.web.pages import render
 from reluth.web.trial_pages import _go, _remember_form
 
 router = APIRouter(include_in_schema=False)
 
-#: Cycle numbers in a URL: 1-2 second PRRT, 3-4 experimental arm.
-CycleNumber = Annotated[int, Path(ge=1, le=4, description="cycle number")]
+#: Cycle numbers in a URL (the protocol file says which exist).
+CycleNumber = Annotated[int, Path(ge=1, le=99, description="cycle number")]
 #: Visit codes of the protocol schedule in a URL (TA-W08, LAB-W00, FU-M12, EOS, C3).
 VisitCode = Annotated[str, Path(pattern=r"^[A-Z0-9-]{1,16}$", description="visit code")]
 
@@ -117,13 +116,13 @@ def _save(
     request: Request,
     who: Auth,
     form: dict[str, str],
-    change: Callable[[Session], Any],
+    change: Callable[[Ctx], Any],
 ) -> ReluthError | None:
     """Run one correction in the audited unit of work with the typed reason; the error, if
     the service refused it (nothing is written then)."""
     try:
-        with audited(request, who, reason=form.get("reason")) as uow:
-            change(uow.session)
+        with audited(request, who, reason=form.get("reason")) as w:
+            change(w)
     except ReluthError as exc:
         return exc
     return None
@@ -161,9 +160,9 @@ def _lab_changes(form: Mapping[str, str]) -> dict[str, str]:
     return {k: form.get(k, "") for k in safety.LAB_EDITABLE}
 
 
-def _lab_preview(db: Session, code: str, lab_id: int, form: Mapping[str, str]) -> dict[str, Any]:
+def _lab_preview(ctx: Ctx, code: str, lab_id: int, form: Mapping[str, str]) -> dict[str, Any]:
     try:
-        return {"graded": safety.preview_lab_edit(db, code, lab_id, _lab_changes(form))}
+        return {"graded": safety.preview_lab_edit(ctx, code, lab_id, _lab_changes(form))}
     except ReluthError as exc:
         return {"error": exc.message}
 
@@ -171,13 +170,13 @@ def _lab_preview(db: Session, code: str, lab_id: int, form: Mapping[str, str]) -
 def _lab_page(
     request: Request,
     who: Auth,
-    db: Session,
+    ctx: Ctx,
     code: str,
     lab_id: int,
     values: Mapping[str, str],
     error: ReluthError | None = None,
 ) -> HTMLResponse:
-    row = safety.get_lab(db, code, lab_id)
+    row = safety.get_lab(ctx, code, lab_id)
     base = f"/patients/{code}/labs/{lab_id}"
     return _edit_page(
         request,
@@ -195,7 +194,7 @@ def _lab_page(
         values=values,
         error=error,
         preview_url=f"{base}/grade",
-        preview=_lab_preview(db, code, lab_id, values),
+        preview=_lab_preview(ctx, code, lab_id, values),
     )
 
 
@@ -204,13 +203,13 @@ def lab_edit_form(
     request: Request,
     code: str,
     lab_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    patient = patient_for(ctx, code, safety.edit_lab)
     code = patient.patient_code
-    values = safety.lab_edit_form(safety.get_lab(db, code, lab_id))
-    return _lab_page(request, who, db, code, lab_id, values)
+    values = safety.lab_edit_form(safety.get_lab(ctx, code, lab_id))
+    return _lab_page(request, who, ctx, code, lab_id, values)
 
 
 @router.post("/patients/{code}/labs/{lab_id}/grade", response_class=HTMLResponse)
@@ -218,13 +217,13 @@ async def lab_edit_grade(
     request: Request,
     code: str,
     lab_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
     """The CTCAE grade the correction would give, as the value is typed (nothing stored)."""
-    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    patient = patient_for(ctx, code, safety.edit_lab)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    preview = _lab_preview(db, patient.patient_code, lab_id, form)
+    preview = _lab_preview(ctx, patient.patient_code, lab_id, form)
     return render(request, "_lab_grade.html", {"graded": None, "error": None, **preview})
 
 
@@ -233,33 +232,33 @@ def lab_edit_save(
     request: Request,
     code: str,
     lab_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    patient = patient_for(ctx, code, safety.edit_lab)
     code = patient.patient_code
-    row = safety.get_lab(db, code, lab_id)
+    row = safety.get_lab(ctx, code, lab_id)
     form = _posted(request, _lab_fields(row))
     error = _save(
         request,
         who,
         form,
-        lambda s: safety.edit_lab(s, code, lab_id, _lab_changes(form), today(request)),
+        lambda s: safety.edit_lab(s, code, lab_id, _lab_changes(form)),
     )
     if error is not None:
-        return _lab_page(request, who, db, code, lab_id, form, error)
+        return _lab_page(request, who, ctx, code, lab_id, form, error)
     return _go(code, "#labs")
 
 
 # --- adverse events ----------------------------------------------------------------------
 
-SAE_HOURS = load_protocol().safety.sae_reporting_hours
+
 AE_FIELDS = [
     Field("term", "CTCAE term"),
     Field("grade", "Grade", "select", _options(("1", "2", "3", "4", "5"))),
     Field(
         "serious",
-        f"Serious (SAE: report to pharmacovigilance within {SAE_HOURS} hours)",
+        "Serious (SAE: reported to pharmacovigilance within the protocol's deadline)",
         "checkbox",
     ),
     Field("relatedness", "Relatedness to Lutathera", "select", _options(RELATEDNESS)),
@@ -270,13 +269,13 @@ AE_FIELDS = [
         "awareness_date",
         "Date the site became aware",
         "date",
-        hint=f"required for a serious event: starts the {SAE_HOURS}-hour clock",
+        hint="required for a serious event: starts the reporting clock",
     ),
     Field(
         "awareness_time",
         "Time the site became aware (site local time)",
         "time",
-        hint=f"HH:MM; makes the {SAE_HOURS}-hour clock exact (without it: from the end of that day)",
+        hint="HH:MM; makes the reporting clock exact (without it: from the end of that day)",
     ),
     Field("description", "Description", "textarea"),
 ]
@@ -305,13 +304,13 @@ def _ae_changes(form: Mapping[str, str]) -> dict[str, Any]:
 def _ae_page(
     request: Request,
     who: Auth,
-    db: Session,
+    ctx: Ctx,
     code: str,
     ae_id: int,
     values: Mapping[str, str],
     error: ReluthError | None = None,
 ) -> HTMLResponse:
-    row = safety.get_adverse_event(db, code, ae_id)
+    row = safety.get_adverse_event(ctx, code, ae_id)
     return _edit_page(
         request,
         who,
@@ -332,13 +331,13 @@ def adverse_event_edit_form(
     request: Request,
     code: str,
     ae_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    patient = patient_for(ctx, code, safety.edit_adverse_event)
     code = patient.patient_code
-    saved = safety.adverse_event_form(safety.get_adverse_event(db, code, ae_id))
-    return _ae_page(request, who, db, code, ae_id, _ae_form_values(saved))
+    saved = safety.adverse_event_form(safety.get_adverse_event(ctx, code, ae_id))
+    return _ae_page(request, who, ctx, code, ae_id, _ae_form_values(saved))
 
 
 @router.post("/patients/{code}/adverse-events/{ae_id}/edit", dependencies=[Depends(_remember_form)])
@@ -346,21 +345,21 @@ def adverse_event_edit_save(
     request: Request,
     code: str,
     ae_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    patient = patient_for(ctx, code, safety.edit_adverse_event)
     code = patient.patient_code
-    safety.get_adverse_event(db, code, ae_id)  # 404 before anything else
+    safety.get_adverse_event(ctx, code, ae_id)  # 404 before anything else
     form = _posted(request, AE_FIELDS)
     error = _save(
         request,
         who,
         form,
-        lambda s: safety.edit_adverse_event(s, code, ae_id, _ae_changes(form), today(request)),
+        lambda s: safety.edit_adverse_event(s, code, ae_id, _ae_changes(form)),
     )
     if error is not None:
-        return _ae_page(request, who, db, code, ae_id, form, error)
+        return _ae_page(request, who, ctx, code, ae_id, form, error)
     return _go(code, "#adverse-events")
 
 
@@ -400,12 +399,12 @@ def cycle_edit_form(
     request: Request,
     code: str,
     cycle: CycleNumber,
-    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
+    patient = patient_for(ctx, code, treatment.edit_cycle)
     code = patient.patient_code
-    values = patients.cycle_edit_form(patients.get_cycle(db, code, cycle))
+    values = treatment.cycle_edit_form(treatment.get_cycle(ctx, code, cycle))
     return _cycle_page(request, who, code, cycle, values)
 
 
@@ -414,19 +413,19 @@ def cycle_edit_save(
     request: Request,
     code: str,
     cycle: CycleNumber,
-    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
+    patient = patient_for(ctx, code, treatment.edit_cycle)
     code = patient.patient_code
-    patients.get_cycle(db, code, cycle)  # 404 before anything else
+    treatment.get_cycle(ctx, code, cycle)  # 404 before anything else
     form = _posted(request, CYCLE_FIELDS)
     changes = {f.name: form[f.name] for f in CYCLE_FIELDS}
     error = _save(
         request,
         who,
         form,
-        lambda s: patients.edit_cycle(s, code, cycle, changes, today(request)),
+        lambda s: treatment.edit_cycle(s, code, cycle, changes),
     )
     if error is not None:
         return _cycle_page(request, who, code, cycle, form, error)
@@ -441,7 +440,7 @@ VISIT_FIELDS = [Field("visit_date", "Visit date", "date")]
 def _visit_page(
     request: Request,
     who: Auth,
-    db: Session,
+    ctx: Ctx,
     code: str,
     visit_code: str,
     *,
@@ -449,9 +448,7 @@ def _visit_page(
     values: Mapping[str, str] | None = None,
     error: ReluthError | None = None,
 ) -> HTMLResponse:
-    patient, visit = views.visible_visit(
-        db, who.principal, code, visit_code, today(request), Action.READ
-    )
+    patient, visit = views.visible_visit(ctx, code, visit_code, Action.READ)
     return render(
         request,
         "visit.html",
@@ -460,7 +457,7 @@ def _visit_page(
             "code": patient.patient_code,
             "v": visit,
             "saved": saved,
-            "can_write": who.principal.may(Action.WRITE, Resource.VISIT, patient.centre_id),
+            "can_write": who.actor.may(Action.WRITE, Resource.VISIT, patient.centre_id),
             "values": values or {"visit_date": today(request).isoformat()},
             "error": error,
             "error_field": _error_field(error),
@@ -475,36 +472,34 @@ def visit_page(
     code: str,
     visit_code: VisitCode,
     saved: bool = False,
-    who: Auth = Depends(require(Action.READ, Resource.VISIT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
     """One planned visit: its window, the date recorded with the window status, or the form to
     record it."""
-    return _visit_page(request, who, db, code, visit_code, saved=saved)
+    return _visit_page(request, who, ctx, code, visit_code, saved=saved)
 
 
 @router.post("/patients/{code}/visits", dependencies=[Depends(_remember_form)])
 def visit_record(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
     form: dict[str, str] = request.state.posted
     visit_code = form.get("visit_code", "")
-    patient, _visit = views.visible_visit(
-        db, who.principal, code, visit_code, today(request), Action.WRITE
-    )
+    patient, _visit = views.visible_visit(ctx, code, visit_code, Action.WRITE)
     code = patient.patient_code
     try:
         day = parse_date(form.get("visit_date", ""), "visit_date")
-        with audited(request, who) as uow:
-            treatment.record_visit(uow.session, code, visit_code, day, today=today(request))
+        with audited(request, who) as w:
+            treatment.record_visit(w, code, visit_code, day)
     except ReluthError as exc:
         return _visit_page(
             request,
             who,
-            db,
+            ctx,
             code,
             visit_code,
             values={"visit_date": form.get("visit_date", "")},
@@ -540,14 +535,12 @@ def visit_edit_form(
     request: Request,
     code: str,
     visit_code: VisitCode,
-    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient, visit = views.visible_visit(
-        db, who.principal, code, visit_code, today(request), Action.WRITE
-    )
+    patient, visit = views.visible_visit(ctx, code, visit_code, Action.WRITE)
     if visit.actual_date is None:
-        return _visit_page(request, who, db, patient.patient_code, visit_code)
+        return _visit_page(request, who, ctx, patient.patient_code, visit_code)
     values = {"visit_date": visit.actual_date.isoformat()}
     return _visit_edit_page(request, who, patient.patient_code, visit_code, values)
 
@@ -557,21 +550,17 @@ def visit_edit_save(
     request: Request,
     code: str,
     visit_code: VisitCode,
-    who: Auth = Depends(require(Action.WRITE, Resource.VISIT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient, _visit = views.visible_visit(
-        db, who.principal, code, visit_code, today(request), Action.WRITE
-    )
+    patient, _visit = views.visible_visit(ctx, code, visit_code, Action.WRITE)
     code = patient.patient_code
     form = _posted(request, VISIT_FIELDS)
     error = _save(
         request,
         who,
         form,
-        lambda s: treatment.edit_visit(
-            s, code, visit_code, {"visit_date": form["visit_date"]}, today(request)
-        ),
+        lambda s: treatment.edit_visit(s, code, visit_code, {"visit_date": form["visit_date"]}),
     )
     if error is not None:
         return _visit_edit_page(request, who, code, visit_code, form, error)
@@ -611,12 +600,12 @@ def _inclusion_page(
 def inclusion_edit_form(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
+    patient = patient_for(ctx, code, patients.edit_inclusion)
     code = patient.patient_code
-    values = patients.inclusion_edit_form(patients.get_inclusion(db, code))
+    values = patients.inclusion_edit_form(patients.get_inclusion(ctx, code))
     return _inclusion_page(request, who, code, values)
 
 
@@ -624,17 +613,15 @@ def inclusion_edit_form(
 def inclusion_edit_save(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
+    patient = patient_for(ctx, code, patients.edit_inclusion)
     code = patient.patient_code
-    patients.get_inclusion(db, code)  # 404 before anything else
+    patients.get_inclusion(ctx, code)  # 404 before anything else
     form = _posted(request, INCLUSION_FIELDS)
     changes = {f.name: form[f.name] for f in INCLUSION_FIELDS}
-    error = _save(
-        request, who, form, lambda s: patients.edit_inclusion(s, code, changes, today(request))
-    )
+    error = _save(request, who, form, lambda s: patients.edit_inclusion(s, code, changes))
     if error is not None:
         return _inclusion_page(request, who, code, form, error)
     return _go(code, "#inclusion")
@@ -658,12 +645,12 @@ PRE_FIELDS = [
 def _pre_page(
     request: Request,
     who: Auth,
-    db: Session,
+    ctx: Ctx,
     code: str,
     values: Mapping[str, str],
     error: ReluthError | None = None,
 ) -> HTMLResponse:
-    row = patients.get_pre_randomization(db, code)
+    row = patients.get_pre_randomization(ctx, code)
     progression = "radiological progression" if row.radiological_progression else "no progression"
     return _edit_page(
         request,
@@ -683,39 +670,35 @@ def _pre_page(
 def pre_randomization_edit_form(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(
-        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
-    )
+    patient = patient_for(ctx, code, patients.edit_pre_randomization)
     code = patient.patient_code
-    values = patients.pre_randomization_edit_form(patients.get_pre_randomization(db, code))
-    return _pre_page(request, who, db, code, values)
+    values = patients.pre_randomization_edit_form(patients.get_pre_randomization(ctx, code))
+    return _pre_page(request, who, ctx, code, values)
 
 
 @router.post("/patients/{code}/pre-randomization/edit", dependencies=[Depends(_remember_form)])
 def pre_randomization_edit_save(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(
-        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
-    )
+    patient = patient_for(ctx, code, patients.edit_pre_randomization)
     code = patient.patient_code
-    patients.get_pre_randomization(db, code)  # 404 before anything else
+    patients.get_pre_randomization(ctx, code)  # 404 before anything else
     form = _posted(request, PRE_FIELDS)
     changes = {f.name: form[f.name] for f in PRE_FIELDS}
     error = _save(
         request,
         who,
         form,
-        lambda s: patients.edit_pre_randomization(s, code, changes, today(request)),
+        lambda s: patients.edit_pre_randomization(s, code, changes),
     )
     if error is not None:
-        return _pre_page(request, who, db, code, form, error)
+        return _pre_page(request, who, ctx, code, form, error)
     return _go(code, "#pre")
 
 
@@ -755,13 +738,13 @@ def _qol_form_values(saved: Mapping[str, Any]) -> dict[str, str]:
 def _qol_page(
     request: Request,
     who: Auth,
-    db: Session,
+    ctx: Ctx,
     code: str,
     qol_id: int,
     values: Mapping[str, str],
     error: ReluthError | None = None,
 ) -> HTMLResponse:
-    row = qol.get_questionnaire(db, code, qol_id)
+    row = qol.get_questionnaire(ctx, code, qol_id)
     shown = views.qol_row(row)
     scores = " · ".join(f"{k} {'–' if v is None else v}" for k, v in shown.scales.items())
     return _edit_page(
@@ -784,13 +767,13 @@ def qol_edit_form(
     request: Request,
     code: str,
     qol_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    patient = patient_for(ctx, code, qol.edit_questionnaire)
     code = patient.patient_code
-    saved = qol.questionnaire_edit_form(qol.get_questionnaire(db, code, qol_id))
-    return _qol_page(request, who, db, code, qol_id, _qol_form_values(saved))
+    saved = qol.questionnaire_edit_form(qol.get_questionnaire(ctx, code, qol_id))
+    return _qol_page(request, who, ctx, code, qol_id, _qol_form_values(saved))
 
 
 @router.post("/patients/{code}/qol/{qol_id}/edit", dependencies=[Depends(_remember_form)])
@@ -798,12 +781,12 @@ def qol_edit_save(
     request: Request,
     code: str,
     qol_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    patient = patient_for(ctx, code, qol.edit_questionnaire)
     code = patient.patient_code
-    row = qol.get_questionnaire(db, code, qol_id)  # 404 before anything else
+    row = qol.get_questionnaire(ctx, code, qol_id)  # 404 before anything else
     fields = _qol_fields(scoring.instrument(row.instrument))
     posted: dict[str, str] = request.state.posted
     form = _posted(request, fields)
@@ -819,10 +802,10 @@ def qol_edit_save(
         request,
         who,
         form,
-        lambda s: qol.edit_questionnaire(s, code, qol_id, changes, today(request)),
+        lambda s: qol.edit_questionnaire(s, code, qol_id, changes),
     )
     if error is not None:
-        return _qol_page(request, who, db, code, qol_id, form, error)
+        return _qol_page(request, who, ctx, code, qol_id, form, error)
     return _go(code, "#qol")
 
 
@@ -868,13 +851,13 @@ def _read_form_values(saved: Mapping[str, Any]) -> dict[str, str]:
 def _read_page(
     request: Request,
     who: Auth,
-    db: Session,
+    ctx: Ctx,
     code: str,
     read_id: int,
     values: Mapping[str, str],
     error: ReluthError | None = None,
 ) -> HTMLResponse:
-    read = review.get_central_read(db, code, read_id)
+    read = review.get_central_read(ctx, code, read_id)
     saved = "baseline" if read.timepoint == "baseline" else (read.overall_response or "")
     total = "" if read.target_sum_mm is None else f", sum {read.target_sum_mm} mm"
     return _edit_page(
@@ -898,13 +881,13 @@ def central_read_edit_form(
     request: Request,
     code: str,
     read_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, Action.WRITE)
+    patient = patient_for(ctx, code, review.edit_central_read)
     code = patient.patient_code
-    saved = review.read_edit_form(review.get_central_read(db, code, read_id))
-    return _read_page(request, who, db, code, read_id, _read_form_values(saved))
+    saved = review.read_edit_form(review.get_central_read(ctx, code, read_id))
+    return _read_page(request, who, ctx, code, read_id, _read_form_values(saved))
 
 
 @router.post("/review/{code}/reads/{read_id}/edit", dependencies=[Depends(_remember_form)])
@@ -912,12 +895,12 @@ def central_read_edit_save(
     request: Request,
     code: str,
     read_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, Action.WRITE)
+    patient = patient_for(ctx, code, review.edit_central_read)
     code = patient.patient_code
-    read = review.get_central_read(db, code, read_id)  # 404 before anything else
+    read = review.get_central_read(ctx, code, read_id)  # 404 before anything else
     fields = _read_fields(read)
     posted: dict[str, str] = request.state.posted
     form = _posted(request, fields)
@@ -933,8 +916,8 @@ def central_read_edit_save(
         request,
         who,
         form,
-        lambda s: review.edit_central_read(s, code, read_id, changes, today(request)),
+        lambda s: review.edit_central_read(s, code, read_id, changes),
     )
     if error is not None:
-        return _read_page(request, who, db, code, read_id, form, error)
+        return _read_page(request, who, ctx, code, read_id, form, error)
     return RedirectResponse(f"/review/{code}", status_code=303)

@@ -4,16 +4,14 @@ randomization report (shown, and downloadable as CSV or JSON). Downloads go thro
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 
 from reluth.analysis import service as exports
-from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
 from reluth.errors import ReluthError
-from reluth.randomization import service as randomization
 from reluth.web.api_exports import datasets_download, report_download
-from reluth.web.deps import DB_SESSION, Auth, actor_of, require
+from reluth.web.deps import READ, WHO, Auth
 from reluth.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -22,22 +20,20 @@ router = APIRouter(include_in_schema=False)
 def _page(
     request: Request,
     who: Auth,
-    db: Session,
+    ctx: Ctx,
     form: dict[str, str],
     error: ReluthError | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    report = None
-    if who.principal.can(Action.READ, Resource.RANDOMIZATION_REPORT):
-        report = randomization.report(db, actor_of(who))
+    view = exports.exports_view(ctx)
     return render(
         request,
         "exports.html",
         {
             "who": who,
-            "formats": exports.FORMATS,
-            "report_formats": exports.REPORT_FORMATS,
-            "report": report,
+            "formats": view.formats,
+            "report_formats": view.report_formats,
+            "report": view.report,
             "form": form,
             "error": error,
         },
@@ -46,12 +42,8 @@ def _page(
 
 
 @router.get("/exports", response_class=HTMLResponse)
-def exports_page(
-    request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.EXPORT)),
-    db: Session = DB_SESSION,
-) -> HTMLResponse:
-    return _page(request, who, db, {"format": "xpt", "cutoff": ""})
+def exports_page(request: Request, who: Auth = WHO, ctx: Ctx = READ) -> HTMLResponse:
+    return _page(request, who, ctx, {"format": "xpt", "cutoff": ""})
 
 
 @router.get("/exports/datasets")
@@ -59,21 +51,23 @@ def exports_datasets(
     request: Request,
     format: str = Query("csv", max_length=8),
     cutoff: str = Query("", max_length=10),
-    who: Auth = Depends(require(Action.READ, Resource.EXPORT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
     try:
-        return datasets_download(request, who, format, cutoff)
+        return datasets_download(request, who, ctx, format, cutoff)
     except ReluthError as exc:
+        if exc.http_status == 403:
+            raise
         form = {"format": format, "cutoff": cutoff}
-        return _page(request, who, db, form, exc, exc.http_status)
+        return _page(request, who, ctx, form, exc, exc.http_status)
 
 
 @router.get("/exports/randomization-report")
 def exports_randomization_report(
     request: Request,
     format: str = Query("csv", max_length=8),
-    who: Auth = Depends(require(Action.READ, Resource.RANDOMIZATION_REPORT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    return report_download(request, who, db, format)
+    return report_download(request, who, ctx, format)

@@ -6,27 +6,28 @@ import secrets
 from typing import Any
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 
 from reluth.auth import service as auth
-from reluth.auth.policy import Action, Resource
 from reluth.auth.roles import Role
+from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
-from reluth.web import dashboard
+from reluth.records import dashboard
+from reluth.sites import service as sites
 from reluth.web.deps import (
-    DB_SESSION,
     LOGIN_CSRF_COOKIE,
+    READ,
     SESSION_COOKIE,
+    WHO,
     Auth,
     RecordId,
-    auth_write,
+    audited,
     check_login_csrf,
-    current_auth,
     now,
-    require,
+    release_read_connection,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -95,23 +96,21 @@ def login_submit(
     password: str = Form(""),
     csrf_token: str = Form(""),
     next: str = Form("/"),
-    db: Session = DB_SESSION,
 ) -> Response:
     check_login_csrf(request, csrf_token)
-    failure: auth.LoginFailed | None = None
-    with auth_write(request) as w:  # the failed-attempt count is kept even on failure
-        try:
-            user = auth.authenticate(w, username.strip(), password, now(request))
-        except auth.LoginFailed as exc:
-            failure = exc
-        else:
-            opened = auth.open_session(w, user, now(request))
-            role = Role(user.role)
-    if failure is not None:
-        return _login_page(request, _safe_next(next), failure.message, username, status=401)
+    release_read_connection(request)
+    engine, moment = request.app.state.engine, now(request)
+    address = request.client.host if request.client else None
+    try:
+        actor, user = auth.password_login(engine, moment, username, password, address)
+    except auth.LoginFailed as exc:
+        return _login_page(request, _safe_next(next), exc.message, username, status=401)
+    opened = auth.start_web_session(engine, moment, user)
     target = _safe_next(next)
-    if target == "/":
-        target = home_for(role)
+    if user.must_change_password:
+        target = "/account/password"
+    elif target == "/":
+        target = home_for(actor.role)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -126,81 +125,105 @@ def login_submit(
 
 
 @router.post("/logout")
-def logout(
-    request: Request, who: Auth = Depends(current_auth), db: Session = DB_SESSION
-) -> Response:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        with auth_write(request) as w:
-            auth.end_session(w, cookie, now(request))
+def logout(request: Request, who: Auth = WHO) -> Response:
+    if request.cookies.get(SESSION_COOKIE):
+        with audited(request, who) as ctx:
+            auth.logout_web(ctx)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
 @router.get("/")
-def root(who: Auth = Depends(current_auth)) -> Response:
-    return RedirectResponse(home_for(who.principal.role), status_code=303)
+def root(who: Auth = WHO) -> Response:
+    return RedirectResponse(home_for(who.actor.role), status_code=303)
+
+
+# --- own password -----------------------------------------------------------------------------
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, who: Auth = WHO) -> HTMLResponse:
+    return render(request, "password.html", {"who": who, "error": None, "done": False})
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def password_change(
+    request: Request,
+    current_password: str = Form(""),
+    new_password: str = Form(""),
+    who: Auth = WHO,
+) -> Response:
+    try:
+        with audited(request, who) as ctx:
+            auth.change_own_password(
+                ctx.session, ctx.actor, current_password, new_password, ctx.now()
+            )
+    except ReluthError as exc:
+        return render(
+            request,
+            "password.html",
+            {"who": who, "error": exc, "done": False},
+            status_code=exc.http_status,
+        )
+    return RedirectResponse(home_for(who.actor.role), status_code=303)
 
 
 # --- dashboard -------------------------------------------------------------------------------
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-def dashboard_page(
-    request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.DASHBOARD)),
-    db: Session = DB_SESSION,
-) -> HTMLResponse:
-    data = dashboard.build(db, who.principal, now(request))
-    return render(request, "dashboard.html", {"who": who, "d": data})
+def dashboard_page(request: Request, who: Auth = WHO, ctx: Ctx = READ) -> HTMLResponse:
+    return render(request, "dashboard.html", {"who": who, "d": dashboard.build(ctx)})
 
 
 # --- own API tokens ---------------------------------------------------------------------------
 
 
-@router.get("/account/tokens", response_class=HTMLResponse)
-def tokens_page(
-    request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.OWN_TOKENS)),
-    db: Session = DB_SESSION,
+def _tokens_page(
+    request: Request, who: Auth, ctx: Ctx, status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    tokens = auth.list_tokens(db, who.user)
-    return render(request, "tokens.html", {"who": who, "tokens": tokens, "new_token": None})
+    tokens = auth.list_tokens(ctx)
+    context = {"who": who, "tokens": tokens, "new_token": None, "error": None, "name": ""}
+    return render(request, "tokens.html", {**context, **extra}, status_code=status)
+
+
+@router.get("/account/tokens", response_class=HTMLResponse)
+def tokens_page(request: Request, who: Auth = WHO, ctx: Ctx = READ) -> HTMLResponse:
+    return _tokens_page(request, who, ctx)
 
 
 @router.post("/account/tokens", response_class=HTMLResponse)
 def tokens_create(
     request: Request,
     name: str = Form(""),
-    who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
-    db: Session = DB_SESSION,
+    expires_in_days: str = Form(str(auth.API_TOKEN_DEFAULT_DAYS)),
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    error = None
-    new_token = None
     try:
-        with auth_write(request) as w:
-            _row, new_token = auth.create_token(w, who.user, name, now(request))
-    except ValidationError as exc:
-        error = exc
-    tokens = auth.list_tokens(db, who.user)
-    return render(
-        request,
-        "tokens.html",
-        {"who": who, "tokens": tokens, "new_token": new_token, "error": error, "name": name},
-        status_code=422 if error else 200,
-    )
+        days = _days(expires_in_days)
+        with audited(request, who) as w:
+            _row, new_token = auth.create_token(w, name, days)
+    except ReluthError as exc:
+        return _tokens_page(request, who, ctx, exc.http_status, error=exc, name=name)
+    ctx.session.expire_all()
+    return _tokens_page(request, who, ctx, new_token=new_token)
+
+
+def _days(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 3:
+        raise ValidationError(
+            "expires_in_days", repr(text[:8]), f"1..{auth.API_TOKEN_MAX_DAYS} days"
+        )
+    return int(value)
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def tokens_revoke(
-    request: Request,
-    token_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.OWN_TOKENS)),
-    db: Session = DB_SESSION,
-) -> Response:
-    with auth_write(request) as w:
-        auth.revoke_token(w, token_id, now(request), owner=who.user)
+def tokens_revoke(request: Request, token_id: RecordId, who: Auth = WHO) -> Response:
+    with audited(request, who) as ctx:
+        auth.revoke_token(ctx, token_id)
     return RedirectResponse("/account/tokens", status_code=303)
 
 
@@ -208,22 +231,19 @@ def tokens_revoke(
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def users_page(
-    request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.USER)),
-    db: Session = DB_SESSION,
-) -> HTMLResponse:
-    return render(request, "users.html", _users_context(db, who))
+def users_page(request: Request, who: Auth = WHO, ctx: Ctx = READ) -> HTMLResponse:
+    return render(request, "users.html", _users_context(ctx, who))
 
 
-def _users_context(db: Session, who: Auth, **extra: Any) -> dict[str, Any]:
+def _users_context(ctx: Ctx, who: Auth, **extra: Any) -> dict[str, Any]:
     return {
         "who": who,
-        "users": auth.list_users(db),
-        "centres": auth.list_centres(db),
+        "users": auth.list_users(ctx),
+        "centres": sites.list_centres(ctx.session),
         "roles": list(Role),
         "form": {},
         "error": None,
+        "changed": None,
         **extra,
     }
 
@@ -235,18 +255,74 @@ def users_create(
     role: str = Form(""),
     password: str = Form(""),
     centres: list[str] = Form(default_factory=list),
-    who: Auth = Depends(require(Action.WRITE, Resource.USER)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
     try:
-        with auth_write(request) as w:
+        with audited(request, who) as w:
             auth.create_user(w, username.strip(), role, password, centres)
     except ReluthError as exc:
         form = {"username": username, "role": role, "centres": centres}
         return render(
             request,
             "users.html",
-            _users_context(db, who, form=form, error=exc),
+            _users_context(ctx, who, form=form, error=exc),
             status_code=exc.http_status,
         )
     return RedirectResponse("/admin/users", status_code=303)
+
+
+#: Account changes offered on the users page: action -> (what it does, needs a reason).
+USER_ACTIONS = {
+    "deactivate": "deactivated",
+    "reactivate": "reactivated",
+    "unlock": "unlocked",
+    "reset-password": "password reset",
+    "set-role": "role changed",
+    "set-centres": "centres changed",
+}
+
+
+@router.post("/admin/users/{username}/{action}", response_class=HTMLResponse)
+def users_change(
+    request: Request,
+    username: str = PathParam(pattern=auth.USERNAME_PATTERN, max_length=80),
+    action: str = PathParam(pattern="^(" + "|".join(USER_ACTIONS) + ")$"),
+    reason: str = Form(""),
+    role: str = Form(""),
+    centres: list[str] = Form(default_factory=list),
+    temporary_password: str = Form(""),
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> Response:
+    """Deactivate, reactivate, unlock, reset the password of, or change the role or centres of
+    an account: each an audit row, with the reason where an existing account changes."""
+    try:
+        with audited(request, who, reason=reason or None) as w:
+            if action in ("deactivate", "reactivate"):
+                auth.set_active(w, username, action == "reactivate")
+            elif action == "unlock":
+                auth.unlock(w, username)
+            elif action == "reset-password":
+                auth.reset_password(w, username, temporary_password)
+            elif action == "set-role":
+                auth.set_role(w, username, role, centres or None)
+            else:
+                auth.set_centres(w, username, centres)
+    except ReluthError as exc:
+        return render(
+            request,
+            "users.html",
+            _users_context(ctx, who, error=exc, target=username),
+            status_code=exc.http_status,
+        )
+    ctx.session.expire_all()
+    return render(
+        request, "users.html", _users_context(ctx, who, changed=(username, USER_ACTIONS[action]))
+    )
+
+
+@router.get("/admin/access-review", response_class=HTMLResponse)
+def access_review_page(request: Request, who: Auth = WHO, ctx: Ctx = READ) -> HTMLResponse:
+    """Every grant of an unblinded role: who granted it, when, why, and whether it holds."""
+    return render(request, "access_review.html", {"who": who, "grants": auth.access_review(ctx)})

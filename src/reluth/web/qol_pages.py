@@ -9,14 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 
-from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
 from reluth.errors import ReluthError
 from reluth.qol import scoring
 from reluth.qol import service as qol
-from reluth.web import trial_views as views
-from reluth.web.deps import DB_SESSION, Auth, audited, require, today
+from reluth.records import views
+from reluth.web.deps import READ, WHO, Auth, audited, patient_for, today
 from reluth.web.pages import render
 from reluth.web.trial_pages import _go, _remember_form
 
@@ -26,13 +25,13 @@ DEFAULT_INSTRUMENT = "QLQ-C30"
 
 
 def _items(form: dict[str, str], inst: scoring.Instrument) -> dict[str, Any]:
-    """Answers as the service takes them: ``{"3": 2}``; a blank item is missing. Text that is
-    not a whole number is passed on unchanged so that the engine refuses it by name."""
+    """Answers as typed, ``{"3": "2"}``; a blank item is missing. The engine parses and
+    refuses them by item number (the adapter converts nothing)."""
     items: dict[str, Any] = {}
     for number in inst.items:
         text = form.get(f"item_{number}", "").strip()
         if text:
-            items[str(number)] = int(text) if text.isascii() and text.isdigit() else text
+            items[str(number)] = text
     return items
 
 
@@ -46,6 +45,7 @@ def _preview(form: dict[str, str], inst: scoring.Instrument) -> dict[str, Any]:
 def _page(
     request: Request,
     who: Auth,
+    ctx: Ctx,
     code: str,
     inst: scoring.Instrument,
     form: dict[str, str],
@@ -60,7 +60,7 @@ def _page(
             "code": code,
             "inst": inst,
             "instruments": views.QOL_INSTRUMENTS,
-            "timepoints": views.qol_timepoints(),
+            "timepoints": views.qol_timepoints(ctx.protocol),
             "posted": form,
             "error": error,
             "preview": _preview(form, inst),
@@ -75,22 +75,22 @@ def qol_form(
     request: Request,
     code: str,
     instrument: str = Query(DEFAULT_INSTRUMENT, max_length=20),
-    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    patient = patient_for(ctx, code, qol.record_questionnaire)
     inst = scoring.instrument(instrument)
-    return _page(request, who, patient.patient_code, inst, {})
+    return _page(request, who, ctx, patient.patient_code, inst, {})
 
 
 @router.post("/patients/{code}/qol/scores", response_class=HTMLResponse)
 async def qol_scores_preview(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    patient_for(ctx, code, qol.record_questionnaire)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     inst = scoring.instrument(form.get("instrument", DEFAULT_INSTRUMENT))
     return render(request, "_qol_scores.html", {"inst": inst, "preview": _preview(form, inst)})
@@ -100,10 +100,10 @@ async def qol_scores_preview(
 def qol_save(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.QOL)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.QOL, Action.WRITE)
+    patient = patient_for(ctx, code, qol.record_questionnaire)
     form: dict[str, str] = request.state.posted
     inst = scoring.instrument(DEFAULT_INSTRUMENT)
     try:
@@ -115,8 +115,8 @@ def qol_save(
             "completed_on": form.get("completed_on", ""),
             "items": _items(form, inst),
         }
-        with audited(request, who) as uow:
-            qol.record_questionnaire(uow.session, data, today=today(request))
+        with audited(request, who) as w:
+            qol.record_questionnaire(w, data)
     except ReluthError as exc:
-        return _page(request, who, patient.patient_code, inst, form, exc, exc.http_status)
+        return _page(request, who, ctx, patient.patient_code, inst, form, exc, exc.http_status)
     return _go(code, "#qol")

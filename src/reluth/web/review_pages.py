@@ -4,28 +4,28 @@ reluth.response.service): no arm, treatment, cycle 3/4 or dosimetry ever reaches
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
-from reluth.auth.policy import Action, Resource
-from reluth.cli_support import parse_date
+from reluth.core.context import Ctx
 from reluth.errors import ReluthError
 from reluth.patients.models import Patient
 from reluth.response import service as review
-from reluth.web import trial_views as views
-from reluth.web.deps import DB_SESSION, Auth, audited, require, today
+from reluth.values import parse_date
+from reluth.web.deps import READ, WHO, Auth, audited, patient_for
 from reluth.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 ROWS = 8
 
 
-def _patient(db: Session, who: Auth, code: str, action: Action = Action.READ) -> Patient:
-    return views.visible_patient(db, who.principal, code, Resource.CENTRAL_REVIEW, action)
+def _patient(ctx: Ctx, code: str, write: bool = False) -> Patient:
+    patient: Patient = patient_for(
+        ctx, code, review.record_central_read if write else review.get_central_read
+    )
+    return patient
 
 
 def _lesions(form: dict[str, str], baseline: bool) -> list[dict[str, Any]]:
@@ -49,10 +49,8 @@ def _lesions(form: dict[str, str], baseline: bool) -> list[dict[str, Any]]:
     return out
 
 
-def _context(
-    db: Session, who: Auth, patient: Patient, today_: dt.date, **extra: Any
-) -> dict[str, Any]:
-    reads = review.central_reads(db, patient)
+def _context(ctx: Ctx, who: Auth, patient: Patient, **extra: Any) -> dict[str, Any]:
+    reads = review.central_reads(ctx.session, patient)
     return {
         "who": who,
         "code": patient.patient_code,
@@ -60,7 +58,7 @@ def _context(
         "baseline": not reads,
         "baseline_ids": review.baseline_lesion_ids(reads),
         "rows": ROWS,
-        "today": today_,
+        "today": ctx.today(),
         "posted": {},
         "error": None,
         "live": None,
@@ -69,35 +67,26 @@ def _context(
 
 
 @router.get("/review", response_class=HTMLResponse)
-def worklist(
-    request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.CENTRAL_REVIEW)),
-    db: Session = DB_SESSION,
-) -> HTMLResponse:
-    return render(request, "review.html", {"who": who, "items": review.worklist(db)})
+def worklist(request: Request, who: Auth = WHO, ctx: Ctx = READ) -> HTMLResponse:
+    return render(request, "review.html", {"who": who, "items": review.worklist(ctx)})
 
 
 @router.get("/review/{code}", response_class=HTMLResponse)
-def read_page(
-    request: Request,
-    code: str,
-    who: Auth = Depends(require(Action.READ, Resource.CENTRAL_REVIEW)),
-    db: Session = DB_SESSION,
-) -> HTMLResponse:
-    patient = _patient(db, who, code)
-    return render(request, "review_patient.html", _context(db, who, patient, today(request)))
+def read_page(request: Request, code: str, who: Auth = WHO, ctx: Ctx = READ) -> HTMLResponse:
+    patient = _patient(ctx, code)
+    return render(request, "review_patient.html", _context(ctx, who, patient))
 
 
 async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
 
 
-def _evaluate(db: Session, patient: Patient, form: dict[str, str]) -> dict[str, Any]:
-    baseline = not review.central_reads(db, patient)
+def _evaluate(ctx: Ctx, patient: Patient, form: dict[str, str]) -> dict[str, Any]:
+    baseline = not review.central_reads(ctx.session, patient)
     try:
         evaluation = review.preview_read(
-            db,
-            patient,
+            ctx,
+            patient.patient_code,
             parse_date(form.get("assessment_date", ""), "assessment_date"),
             form.get("new_lesions", "no"),
             _lesions(form, baseline=baseline),
@@ -109,46 +98,32 @@ def _evaluate(db: Session, patient: Patient, form: dict[str, str]) -> dict[str, 
 
 @router.post("/review/{code}/evaluate", response_class=HTMLResponse)
 async def evaluate_live(
-    request: Request,
-    code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
-    db: Session = DB_SESSION,
+    request: Request, code: str, who: Auth = WHO, ctx: Ctx = READ
 ) -> HTMLResponse:
-    patient = _patient(db, who, code, Action.WRITE)
-    return render(request, "_recist.html", {"live": _evaluate(db, patient, await _form(request))})
+    patient = _patient(ctx, code, write=True)
+    return render(request, "_recist.html", {"live": _evaluate(ctx, patient, await _form(request))})
 
 
 @router.post("/review/{code}")
-async def save_read(
-    request: Request,
-    code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.CENTRAL_REVIEW)),
-    db: Session = DB_SESSION,
-) -> Response:
-    patient = _patient(db, who, code, Action.WRITE)
+async def save_read(request: Request, code: str, who: Auth = WHO, ctx: Ctx = READ) -> Response:
+    patient = _patient(ctx, code, write=True)
     form = await _form(request)
     try:
-        reads = review.central_reads(db, patient)
-        with audited(request, who) as uow:
+        reads = review.central_reads(ctx.session, patient)
+        with audited(request, who) as w:
             review.record_central_read(
-                uow.session,
+                w,
                 patient.patient_code,
                 form.get("timepoint", ""),
                 parse_date(form.get("assessment_date", ""), "assessment_date"),
                 form.get("modality", ""),
                 _lesions(form, baseline=not reads),
                 form.get("new_lesions", "no"),
-                today(request),
             )
     except ReluthError as exc:
+        ctx.session.expire_all()
         context = _context(
-            db,
-            who,
-            patient,
-            today(request),
-            posted=form,
-            error=exc,
-            live=_evaluate(db, patient, form),
+            ctx, who, patient, posted=form, error=exc, live=_evaluate(ctx, patient, form)
         )
         return render(request, "review_patient.html", context, status_code=exc.http_status)
     return RedirectResponse(f"/review/{patient.patient_code}", status_code=303)

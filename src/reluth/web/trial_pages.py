@@ -7,27 +7,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
-from reluth.auth import service as auth
-from reluth.auth.policy import Action, Resource
-from reluth.cli_support import parse_date
+from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
 from reluth.patients import service as patients
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
 from reluth.queries import service as queries
 from reluth.randomization import service as randomization
+from reluth.records import views
 from reluth.safety import records as safety_records
 from reluth.safety import service as safety
+from reluth.sites import service as sites
+from reluth.treatment import service as treatment
+from reluth.units import to_decimal
+from reluth.values import parse_date
 from reluth.web import screening_form
-from reluth.web import trial_views as views
-from reluth.web.deps import DB_SESSION, Auth, RecordId, audited, now, require, today
+from reluth.web.deps import READ, WHO, Auth, RecordId, audited, may_call, patient_for
 from reluth.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -44,11 +44,11 @@ def _go(code: str, anchor: str = "") -> RedirectResponse:
 def patient_list(
     request: Request,
     q: str = Query("", max_length=40, pattern=views.PATIENT_SEARCH),
-    who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    rows = views.patient_list(db, who.principal, q)
-    centres = [c for c in auth.list_centres(db) if who.principal.sees_centre(c.id)]
+    rows = views.patient_list(ctx, q)
+    centres = [c for c in sites.list_centres(ctx.session) if who.actor.sees_centre(c.id)]
     context = {
         "who": who,
         "rows": rows,
@@ -56,7 +56,7 @@ def patient_list(
         "centres": centres,
         "error": None,
         "form": {},
-        "can_register": who.principal.can(Action.WRITE, Resource.PATIENT),
+        "can_register": may_call(who, patients.register_patient),
     }
     if request.headers.get("hx-request"):
         return render(request, "_patient_rows.html", context)
@@ -69,25 +69,20 @@ def patient_register(
     centre: str = Form(""),
     sex: str = Form(""),
     birth_year: str = Form(""),
-    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
     try:
-        target = patients.get_centre(db, centre)
-        who.principal.require(Action.WRITE, Resource.PATIENT, target.id)
-        year = None
-        if birth_year.strip():
-            if not birth_year.strip().isdigit():
-                raise ValidationError("birth_year", f"{birth_year!r}", "a year, e.g. 1961")
-            year = int(birth_year)
-        with audited(request, who) as uow:
+        with audited(request, who) as w:
             patient = patients.register_patient(
-                uow.session, centre, sex=sex or None, birth_year=year, today=today(request)
+                w, centre, sex=sex or None, birth_year=birth_year.strip() or None
             )
             code = patient.patient_code
     except ReluthError as exc:
-        rows = views.patient_list(db, who.principal)
-        centres = [c for c in auth.list_centres(db) if who.principal.sees_centre(c.id)]
+        if exc.http_status == 403:
+            raise
+        rows = views.patient_list(ctx)
+        centres = [c for c in sites.list_centres(ctx.session) if who.actor.sees_centre(c.id)]
         form = {"centre": centre, "sex": sex, "birth_year": birth_year}
         return render(
             request,
@@ -113,11 +108,11 @@ def patient_register(
 def patient_page(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.READ, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    t = views.timeline(db, who.principal, code, now(request))
-    return render(request, "patient.html", {"who": who, "t": t, "today": today(request)})
+    t = views.timeline(ctx, code)
+    return render(request, "patient.html", {"who": who, "t": t, "today": ctx.today()})
 
 
 async def _remember_form(request: Request) -> None:
@@ -128,7 +123,7 @@ async def _remember_form(request: Request) -> None:
 # --- screening with live eligibility ------------------------------------------------------
 
 
-def _screening_preview(form: dict[str, str], code: str, request: Request) -> dict[str, Any]:
+def _screening_preview(form: dict[str, str], code: str, ctx: Ctx) -> dict[str, Any]:
     """The patient file posted (form fields, or a pasted JSON file if one was given) checked by
     the eligibility engine: ``{"data", "result"}``, or ``{"error", "errors"}`` with messages by
     form field."""
@@ -148,7 +143,9 @@ def _screening_preview(form: dict[str, str], code: str, request: Request) -> dic
                     return {"error": f"patient_id: must be {code}", "errors": {}}
         else:
             data = screening_form.to_patient_file(form, code)
-        result = check_eligibility(parse_patient(data, as_of=today(request)), stage="inclusion")
+        result = check_eligibility(
+            parse_patient(data, as_of=ctx.today()), ctx.protocol, stage="inclusion"
+        )
     except ReluthError as exc:
         return {"error": exc.message, "errors": screening_form.field_errors(exc)}
     return {"data": data, "result": result}
@@ -182,10 +179,10 @@ def _screening_page(
 def screening_page(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
+    patient = patient_for(ctx, code, patients.screen_patient)
     return _screening_page(request, who, patient.patient_code, {}, {})
 
 
@@ -197,11 +194,11 @@ def screening_page(
 def screening_check(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
-    preview = _screening_preview(request.state.posted, patient.patient_code, request)
+    patient = patient_for(ctx, code, patients.screen_patient)
+    preview = _screening_preview(request.state.posted, patient.patient_code, ctx)
     return render(request, "_eligibility.html", {"preview": preview})
 
 
@@ -209,16 +206,24 @@ def screening_check(
 def screening_save(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.SCREENING)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.SCREENING, Action.WRITE)
+    patient = patient_for(ctx, code, patients.screen_patient)
     form: dict[str, str] = request.state.posted
-    preview = _screening_preview(form, patient.patient_code, request)
+    preview = _screening_preview(form, patient.patient_code, ctx)
     if "error" in preview:
         return _screening_page(request, who, patient.patient_code, form, preview, status=422)
-    with audited(request, who) as uow:
-        patients.screen_patient(uow.session, preview["data"], today=today(request))
+    try:
+        with audited(request, who) as w:
+            patients.screen_patient(w, preview["data"])
+    except ReluthError as exc:
+        if exc.http_status == 403:
+            raise
+        failed = {"error": exc.message, "errors": screening_form.field_errors(exc)}
+        return _screening_page(
+            request, who, patient.patient_code, form, failed, status=exc.http_status
+        )
     return _go(code, "#screening")
 
 
@@ -226,16 +231,20 @@ def screening_save(
 
 
 def _timeline_with_error(
-    request: Request, who: Auth, db: Session, code: str, exc: ReluthError, form: str
+    request: Request, who: Auth, ctx: Ctx, code: str, exc: ReluthError, form: str
 ) -> HTMLResponse:
-    t = views.timeline(db, who.principal, code, now(request))
+    """The patient's page again with the refused form's message and typed values."""
+    if exc.http_status == 403:
+        raise exc
+    ctx.session.expire_all()
+    t = views.timeline(ctx, code)
     return render(
         request,
         "patient.html",
         {
             "who": who,
             "t": t,
-            "today": today(request),
+            "today": ctx.today(),
             "error": exc,
             "error_form": form,
             "posted": dict(request.state.posted),
@@ -250,19 +259,17 @@ def inclusion_save(
     code: str,
     consent_date: str = Form(""),
     inclusion_date: str = Form(""),
-    who: Auth = Depends(require(Action.WRITE, Resource.PATIENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.PATIENT, Action.WRITE)
+    patient = patient_for(ctx, code, patients.include_patient)
     try:
         consent = parse_date(consent_date, "consent_date") if consent_date else None
         included = parse_date(inclusion_date, "inclusion_date") if inclusion_date else None
-        with audited(request, who) as uow:
-            patients.include_patient(
-                uow.session, patient.patient_code, consent, included, today=today(request)
-            )
+        with audited(request, who) as w:
+            patients.include_patient(w, patient.patient_code, consent, included)
     except ReluthError as exc:
-        return _timeline_with_error(request, who, db, code, exc, "inclusion")
+        return _timeline_with_error(request, who, ctx, code, exc, "inclusion")
     return _go(code, "#inclusion")
 
 
@@ -274,31 +281,22 @@ def cycle_save(
     administered_on: str = Form(""),
     activity_gbq: str = Form(""),
     lot: str = Form(""),
-    who: Auth = Depends(require(Action.WRITE, Resource.TREATMENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.TREATMENT, Action.WRITE)
+    patient = patient_for(ctx, code, treatment.record_cycle)
     try:
-        if cycle not in ("1", "2", "3", "4"):
-            raise ValidationError("cycle", f"{cycle!r}", "1, 2 (second PRRT), 3, 4")
-        try:
-            activity = Decimal(activity_gbq)
-        except InvalidOperation:
-            raise ValidationError(
-                "activity_gbq", f"{activity_gbq!r}", "a number, e.g. 7.4"
-            ) from None
-        with audited(request, who) as uow:
-            patients.record_cycle(
-                uow.session,
+        with audited(request, who) as w:
+            treatment.record_cycle(
+                w,
                 patient.patient_code,
-                int(cycle),
+                cycle,
                 parse_date(administered_on, "administered_on"),
-                activity,
+                to_decimal(activity_gbq, "activity_gbq"),
                 lot,
-                today=today(request),
             )
     except ReluthError as exc:
-        return _timeline_with_error(request, who, db, code, exc, "cycles")
+        return _timeline_with_error(request, who, ctx, code, exc, "cycles")
     return _go(code, "#cycles")
 
 
@@ -309,25 +307,22 @@ def pre_randomization_save(
     assessment_date: str = Form(""),
     overall_response: str = Form(""),
     comment: str = Form(""),
-    who: Auth = Depends(require(Action.WRITE, Resource.LOCAL_ASSESSMENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(
-        db, who.principal, code, Resource.LOCAL_ASSESSMENT, Action.WRITE
-    )
+    patient = patient_for(ctx, code, patients.record_pre_randomization)
     try:
-        with audited(request, who) as uow:
+        with audited(request, who) as w:
             patients.record_pre_randomization(
-                uow.session,
+                w,
                 patient.patient_code,
                 parse_date(assessment_date, "assessment_date"),
                 None,  # progression as the overall response says
                 overall_response,
                 comment or None,
-                today=today(request),
             )
     except ReluthError as exc:
-        return _timeline_with_error(request, who, db, code, exc, "pre")
+        return _timeline_with_error(request, who, ctx, code, exc, "pre")
     return _go(code, "#pre")
 
 
@@ -338,15 +333,17 @@ def pre_randomization_save(
 def randomize_confirm(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.RANDOMIZATION)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.RANDOMIZATION, Action.WRITE)
+    patient = patient_for(ctx, code, randomization.randomize)
     problem = None
     stratum = None
     try:
-        stratum, _levels = randomization.check_preconditions(db, patient)
+        stratum = randomization.precheck(ctx, patient.patient_code)
     except ReluthError as exc:
+        if exc.http_status == 403:
+            raise
         problem = exc.message
     return render(
         request,
@@ -368,16 +365,14 @@ def randomize_do(
     code: str,
     request_id: str = Form(""),
     confirm: str = Form(""),
-    who: Auth = Depends(require(Action.WRITE, Resource.RANDOMIZATION)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    patient = views.visible_patient(db, who.principal, code, Resource.RANDOMIZATION, Action.WRITE)
+    patient = patient_for(ctx, code, randomization.randomize)
     if confirm != "yes":
         raise ValidationError("confirm", "randomization was not confirmed", "tick the confirmation")
-    with audited(request, who) as uow:
-        result = randomization.randomize(
-            uow.session, uow.actor, patient.patient_code, request_id, now=request.app.state.clock()
-        )
+    with audited(request, who) as w:
+        result = randomization.randomize(w, patient.patient_code, request_id)
     return render(
         request,
         "randomize.html",
@@ -410,10 +405,10 @@ def _lab_raw(form: dict[str, str]) -> dict[str, Any]:
 async def lab_grade_preview(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    patient_for(ctx, code, safety.record_lab)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
         graded = safety.preview_lab(_lab_raw(form)) if form.get("value") else None
@@ -427,17 +422,15 @@ async def lab_grade_preview(
 def lab_save(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.LAB)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.LAB, Action.WRITE)
+    patient = patient_for(ctx, code, safety.record_lab)
     try:
-        with audited(request, who) as uow:
-            safety.record_lab(
-                uow.session, patient.patient_code, _lab_raw(request.state.posted), today(request)
-            )
+        with audited(request, who) as w:
+            safety.record_lab(w, patient.patient_code, _lab_raw(request.state.posted))
     except ReluthError as exc:
-        return _timeline_with_error(request, who, db, code, exc, "labs")
+        return _timeline_with_error(request, who, ctx, code, exc, "labs")
     return _go(code, "#labs")
 
 
@@ -447,10 +440,10 @@ def lab_save(
 @router.get("/adverse-events", response_class=HTMLResponse)
 def adverse_events_page(
     request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.ADVERSE_EVENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    rows = views.adverse_events(db, who.principal, now(request))
+    rows = views.adverse_events(ctx)
     return render(request, "adverse_events.html", {"who": who, "rows": rows})
 
 
@@ -458,21 +451,19 @@ def adverse_events_page(
 def adverse_event_save(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.WRITE, Resource.ADVERSE_EVENT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.ADVERSE_EVENT, Action.WRITE)
+    patient = patient_for(ctx, code, safety_records.record_adverse_event)
     form: dict[str, str] = request.state.posted
     data: dict[str, Any] = {k: v for k, v in form.items() if v and k != "csrf_token"}
     data["patient_id"] = patient.patient_code
     data["serious"] = form.get("serious") == "yes"
-    if "grade" in data:
-        data["grade"] = int(data["grade"]) if data["grade"].isdigit() else data["grade"]
     try:
-        with audited(request, who) as uow:
-            safety_records.record_adverse_event(uow.session, data, today=today(request))
+        with audited(request, who) as w:
+            safety_records.record_adverse_event(w, data)
     except ReluthError as exc:
-        return _timeline_with_error(request, who, db, code, exc, "ae")
+        return _timeline_with_error(request, who, ctx, code, exc, "ae")
     return _go(code, "#adverse-events")
 
 
@@ -482,10 +473,10 @@ def adverse_event_save(
 @router.get("/queries", response_class=HTMLResponse)
 def queries_page(
     request: Request,
-    who: Auth = Depends(require(Action.READ, Resource.QUERY)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    rows = views.data_queries(db, who.principal)
+    rows = views.data_queries(ctx)
     return render(request, "queries.html", {"who": who, "rows": rows})
 
 
@@ -495,22 +486,15 @@ def query_open(
     code: str,
     field: str = Form(""),
     question: str = Form(""),
-    who: Auth = Depends(require(Action.WRITE, Resource.QUERY)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    patient = views.visible_patient(db, who.principal, code, Resource.QUERY, Action.WRITE)
+    patient = patient_for(ctx, code, queries.open_query)
     try:
-        with audited(request, who) as uow:
-            queries.open_query(
-                uow.session,
-                who.principal.username,
-                patient.patient_code,
-                field,
-                question,
-                now(request),
-            )
+        with audited(request, who) as w:
+            queries.open_query(w, patient.patient_code, field, question)
     except ReluthError as exc:
-        return _timeline_with_error(request, who, db, code, exc, "query")
+        return _timeline_with_error(request, who, ctx, code, exc, "query")
     return _go(code, "#queries")
 
 
@@ -519,12 +503,11 @@ def query_answer(
     request: Request,
     query_id: RecordId,
     answer: str = Form(""),
-    who: Auth = Depends(require(Action.WRITE, Resource.QUERY_ANSWER)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    views.visible_query(db, who.principal, query_id)
-    with audited(request, who, reason=queries.answer_reason(query_id)) as uow:
-        queries.answer_query(uow.session, who.principal.username, query_id, answer, now(request))
+    with audited(request, who, reason=queries.answer_reason(query_id)) as w:
+        queries.answer_query(w, query_id, answer)
     return RedirectResponse("/queries", status_code=303)
 
 
@@ -532,12 +515,11 @@ def query_answer(
 def query_close(
     request: Request,
     query_id: RecordId,
-    who: Auth = Depends(require(Action.WRITE, Resource.QUERY)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> Response:
-    views.visible_query(db, who.principal, query_id)
-    with audited(request, who, reason=queries.close_reason(query_id)) as uow:
-        queries.close_query(uow.session, who.principal.username, query_id, now(request))
+    with audited(request, who, reason=queries.close_reason(query_id)) as w:
+        queries.close_query(w, query_id)
     return RedirectResponse("/queries", status_code=303)
 
 
@@ -548,8 +530,8 @@ def query_close(
 def audit_page(
     request: Request,
     code: str,
-    who: Auth = Depends(require(Action.READ, Resource.AUDIT)),
-    db: Session = DB_SESSION,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
 ) -> HTMLResponse:
-    rows = views.audit_history(db, who.principal, code)
+    rows = views.audit_history(ctx, code)
     return render(request, "audit.html", {"who": who, "code": code, "rows": rows})

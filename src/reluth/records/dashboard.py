@@ -13,16 +13,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from reluth.auth import service as auth
-from reluth.auth.policy import Action, Principal, Resource
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
 from reluth.patients.models import Death, EndOfStudy, Inclusion, Patient, Screening
-from reluth.protocol.definition import Protocol, load_protocol
 from reluth.protocol.schedule import classify, planned_visits
 from reluth.randomization.models import Randomization
 from reluth.safety import sae
 from reluth.safety.models import AdverseEvent
+from reluth.sites import service as sites
 from reluth.treatment.models import Visit
 
 
@@ -62,35 +62,38 @@ class Dashboard:
     notes: list[str] = field(default_factory=list)
 
 
-def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
-    who.require(Action.READ, Resource.DASHBOARD)
-    sample = load_protocol().sample_size
-    centres = [c for c in auth.list_centres(db) if who.sees_centre(c.id)]
+@service(Action.READ, Resource.DASHBOARD)
+def build(ctx: Ctx) -> Dashboard:
+    """Recruitment, screen failures, SAEs and overdue visits of the actor's centres; arm counts
+    only for roles granted ``read arm_counts``."""
+    as_of = ctx.now()
+    sample = ctx.protocol.sample_size
+    centres = [c for c in sites.list_centres(ctx.session) if ctx.actor.sees_centre(c.id)]
     ids = [c.id for c in centres]
     patients: dict[int, int] = dict(
-        db.execute(
+        ctx.session.execute(
             select(Patient.id, Patient.centre_id).where(Patient.centre_id.in_(ids or [-1]))
         ).all()
     )
     pids = list(patients)
-    inclusions = db.execute(
+    inclusions = ctx.session.execute(
         select(Inclusion.patient_id, Inclusion.inclusion_date).where(Inclusion.patient_id.in_(pids))
     ).all()
-    rands = db.execute(
+    rands = ctx.session.execute(
         select(Randomization.patient_id, Randomization.arm).where(
             Randomization.patient_id.in_(pids)
         )
     ).all()
     latest: dict[int, tuple[int, str]] = {}
-    for pid, sid, status in db.execute(
+    for pid, sid, status in ctx.session.execute(
         select(Screening.patient_id, Screening.id, Screening.status)
         .where(Screening.patient_id.in_(pids))
-        .order_by(Screening.assessment_date, Screening.id)
+        .order_by(Screening.id)
     ).all():
         latest[pid] = (sid, status)
     failed_ids = [sid for sid, status in latest.values() if status == "not_eligible"]
     failures: Counter[str] = Counter()
-    for result_json in db.scalars(
+    for result_json in ctx.session.scalars(
         select(Screening.result_json).where(Screening.id.in_(failed_ids))
     ):
         for c in json.loads(result_json)["criteria"]:
@@ -107,11 +110,11 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
     per_centre_rand = Counter(patients[pid] for pid, _arm in rands)
     saes = 0
     waiting = None
-    if who.can(Action.READ, Resource.ADVERSE_EVENT):
-        waiting = sae.waiting(db, pids, as_of)
+    if ctx.actor.can(Action.READ, Resource.ADVERSE_EVENT):
+        waiting = sae.waiting(ctx.session, pids, as_of, ctx.protocol)
         saes = len(
             list(
-                db.scalars(
+                ctx.session.scalars(
                     select(AdverseEvent.id).where(
                         AdverseEvent.serious.is_(True),
                         AdverseEvent.patient_id.in_(pids),
@@ -120,7 +123,7 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
             )
         )
     arm_counts: dict[str, int] | None = None
-    if who.can(Action.READ, Resource.ARM_COUNTS):
+    if ctx.actor.can(Action.READ, Resource.ARM_COUNTS):
         arm_counts = dict(sorted(Counter(arm for _pid, arm in rands).items()))
     return Dashboard(
         as_of=as_of,
@@ -139,32 +142,24 @@ def build(db: Session, who: Principal, as_of: dt.datetime) -> Dashboard:
         serious_adverse_events=saes,
         saes_waiting=waiting,
         arm_counts=arm_counts,
-        overdue_visits=overdue_visits(
-            db, who, as_of.date(), centres={c.id: c.code for c in centres}
-        ),
+        overdue_visits=overdue_visits(ctx, centres={c.id: c.code for c in centres}),
     )
 
 
-def overdue_visits(
-    db: Session,
-    who: Principal,
-    as_of: dt.date,
-    protocol: Protocol | None = None,
-    centres: dict[int, str] | None = None,
-) -> list[OverdueVisit]:
+@service(Action.READ, Resource.DASHBOARD)
+def overdue_visits(ctx: Ctx, centres: dict[int, str] | None = None) -> list[OverdueVisit]:
     """Planned visits of randomized patients in the person's centres whose window closed before
-    ``as_of`` with no visit recorded (``classify`` says ``missed``), by centre then age.
+    today with no visit recorded (``classify`` says ``missed``), by centre then age.
 
     Visits planned after a patient's death or end of study are not owed. Treatment-cycle visits
     (C3/C4 exist only in the experimental arm) are left out for anyone who may not read
     treatment, so the list cannot reveal an arm to a blinded person."""
-    who.require(Action.READ, Resource.DASHBOARD)
-    protocol = protocol or load_protocol()
-    sees_treatment = who.can(Action.READ, Resource.TREATMENT)
+    protocol, as_of = ctx.protocol, ctx.today()
+    sees_treatment = ctx.actor.can(Action.READ, Resource.TREATMENT)
     if centres is None:
-        centres = {c.id: c.code for c in auth.list_centres(db)}
-    centres = {cid: code for cid, code in centres.items() if who.sees_centre(cid)}
-    randomized = db.execute(
+        centres = {c.id: c.code for c in sites.list_centres(ctx.session)}
+    centres = {cid: code for cid, code in centres.items() if ctx.actor.sees_centre(cid)}
+    randomized = ctx.session.execute(
         select(
             Patient.id,
             Patient.patient_code,
@@ -177,7 +172,7 @@ def overdue_visits(
     ).all()
     pids = [row[0] for row in randomized]
     done: dict[int, dict[str, dt.date]] = {}
-    for pid, code, day in db.execute(
+    for pid, code, day in ctx.session.execute(
         select(Visit.patient_id, Visit.visit_code, Visit.visit_date).where(
             Visit.patient_id.in_(pids)
         )
@@ -185,8 +180,10 @@ def overdue_visits(
         done.setdefault(pid, {})[code] = day
     stopped: dict[int, dt.date] = {}
     for pid, day in (
-        *db.execute(select(Death.patient_id, Death.death_date).where(Death.patient_id.in_(pids))),
-        *db.execute(
+        *ctx.session.execute(
+            select(Death.patient_id, Death.death_date).where(Death.patient_id.in_(pids))
+        ),
+        *ctx.session.execute(
             select(EndOfStudy.patient_id, EndOfStudy.end_date).where(
                 EndOfStudy.patient_id.in_(pids)
             )

@@ -1,0 +1,1 @@
+"""Trial centres: their codes, names, opening, and per-centre patient numbering."""
