@@ -87,9 +87,27 @@ def ref_of(session: Session, registry: Registry, form_id: str, rid: int) -> Reco
     return ref_of_row(session, form, row)
 
 
+def _patient_id(form: FormDef, row: Any) -> int:
+    return int(row.id if form.table == "patients" else row.patient_id)
+
+
 def ref_of_row(session: Session, form: FormDef, row: Any) -> RecordRef:
-    code, centre = _patient(session, row.patient_id)
-    return RecordRef(form.id, form.table, int(row.id), int(row.patient_id), code, centre)
+    pid = _patient_id(form, row)
+    code, centre = _patient(session, pid)
+    return RecordRef(form.id, form.table, int(row.id), pid, code, centre)
+
+
+def ref_of_patient(
+    session: Session, registry: Registry, form_id: str, patient_id: int
+) -> RecordRef:
+    """The one instance of a single-instance form (registration, inclusion...) of a patient."""
+    form = registry.form(form_id)
+    model = model_of(form)
+    key = model.id if form.table == "patients" else model.patient_id
+    row = session.scalars(select(model).where(key == patient_id)).first()
+    if row is None or not form.single or not _belongs(form, row):
+        raise NotFound(f"{form.label} of patient {patient_id} not found")
+    return ref_of_row(session, form, row)
 
 
 def ref_of_table(session: Session, registry: Registry, table: str, rid: int) -> RecordRef:

@@ -92,6 +92,7 @@ class FormDef(_Frozen):
     resource: str  # the policy resource its data belongs to (reluth.auth.policy.Resource)
     editable: bool = True
     treatment: bool = False  # reveals treatment: never for roles without read treatment
+    single: bool = False  # at most one per patient (named by the patient alone)
     where: dict[str, str] = Field(default_factory=dict)  # rows of the table that are this form
     visits: VisitRule
     instruments: tuple[str, ...] = ()

@@ -188,7 +188,9 @@ def _records(
 ) -> tuple[tuple[int, ...], bool]:
     """The records of ``form`` for the visit (None: the baseline) and whether it is complete."""
     if visit is None:
-        if form.id == "screening":
+        if form.id == "registration":
+            found: int | None = pid
+        elif form.id == "screening":
             found = stored.screening.get(pid)
         elif form.id == "inclusion":
             found = stored.inclusion.get(pid)
@@ -245,9 +247,19 @@ def _cells(
     cells = []
     for f in forms:
         ids, complete = found[f.id]
-        if f.id == "visit" and not ids and has_data:
-            complete, ids = True, (0,)  # the visit is dated by the data entered for it
         missing = stored.missing.get((pid, f.id, code))
+        if f.id == "visit" and not ids:
+            if has_data:
+                complete, ids = True, (0,)  # the visit is dated by the data entered for it
+            elif missing is None:  # no visit, and a code says why its forms are absent
+                missing = next(
+                    (
+                        stored.missing[(pid, o.id, code)]
+                        for o in forms
+                        if (pid, o.id, code) in stored.missing
+                    ),
+                    None,
+                )
         facts = FormFacts(
             form=f.id,
             record_ids=ids,
@@ -455,3 +467,90 @@ def missing_codes(ctx: Ctx, patient_code: str) -> list[MissingData]:
 def codes_by_visit(rows: Iterable[MissingData]) -> dict[tuple[str, str], MissingData]:
     """(form, visit) -> the code of a whole form at a visit."""
     return {(r.form_id, r.visit_code): r for r in rows if r.visit_code and r.record_id is None}
+
+
+# --- one saved form instance: its values, missing-data codes and queries ----------------------
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    name: str
+    label: str
+    value: str
+    missing: MissingData | None
+    active_queries: int
+
+
+@dataclass(frozen=True)
+class RecordView:
+    ref: refs.RecordRef
+    form: FormDef
+    fields: list[FieldValue]
+    queries: list[DataQuery]
+    correctable: bool
+
+
+def _shown(value: Any) -> str:
+    """A stored value as text (dates ISO, decimals without trailing zeros, yes/no)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    text = str(value)
+    if hasattr(value, "normalize"):
+        text = format(value.normalize(), "f")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _value(row: Any, column: str | None) -> str:
+    if column is None:
+        return ""
+    owner, _, name = column.rpartition(".")
+    if owner:  # a child table (the lesions of a read)
+        children = getattr(row, "lesions", None) or []
+        return f"{len(children)} rows" if children else ""
+    return _shown(getattr(row, name, None))
+
+
+@service(Action.READ, Resource.PATIENT)
+def record_view(ctx: Ctx, form_id: str, record_id: int) -> RecordView:
+    """A saved form instance as the registry lays it out: each field's value, its
+    missing-data code and active queries, and the queries on the record. The reader needs the
+    form's own read permission for the record's centre (else the same NotFound as unknown)."""
+    registry = ctx.trial.forms
+    form = registry.form(form_id)
+    with ctx.acting(Action.READ, _form_resource(ctx, form)):
+        ref = refs.ref_of(ctx.session, registry, form.id, record_id)
+        if not ctx.sees_centre(ref.centre_id):
+            raise NotFound(f"{form.label} {record_id} not found")
+        row = refs.load_row(ctx.session, registry, ref)
+    codes = {
+        m.item: m
+        for m in ctx.session.scalars(
+            select(MissingData).where(
+                MissingData.form_id == form.id, MissingData.record_id == record_id
+            )
+        )
+    }
+    queries = list(
+        ctx.session.scalars(
+            select(DataQuery)
+            .where(DataQuery.form_id == form.id, DataQuery.record_id == record_id)
+            .order_by(DataQuery.id)
+        )
+    )
+    active = Counter(q.item for q in queries if q.status in ACTIVE_QUERY)
+    fields = [
+        FieldValue(
+            f.name, f.label_for(row), _value(row, f.column), codes.get(f.name), active[f.name]
+        )
+        for f in form.fields
+        if f.column is not None
+    ]
+    from reluth.forms.bindings import BINDINGS
+
+    return RecordView(ref, form, fields, queries, form.id in BINDINGS and bool(form.correctable))

@@ -46,6 +46,13 @@ class OverdueVisit:
 
 
 @dataclass(frozen=True)
+class QueryCounts:
+    open: int = 0
+    answered: int = 0
+    oldest_days: int = 0
+
+
+@dataclass(frozen=True)
 class Dashboard:
     as_of: dt.datetime
     target_included: int
@@ -62,6 +69,8 @@ class Dashboard:
     #: visit status -> visit cells of the status grid, overall and per centre
     status_counts: dict[str, int] = field(default_factory=dict)
     status_by_centre: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: centre -> open and answered queries and the days the oldest has been open (query readers)
+    queries_by_centre: dict[str, QueryCounts] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -148,6 +157,7 @@ def build(ctx: Ctx) -> Dashboard:
         arm_counts=arm_counts,
         overdue_visits=_overdue(grid, ctx),
         status_counts=grid.counts,
+        queries_by_centre=_queries_by_centre(ctx, {c.id: c.code for c in centres}),
         status_by_centre=grid.by_centre,
     )
 
@@ -182,3 +192,25 @@ def _overdue(grid: forms.Grid, ctx: Ctx) -> list[OverdueVisit]:
     ]
     rows.sort(key=lambda r: (r.centre, r.window_end, r.patient_code, r.visit_code))
     return rows
+
+
+def _queries_by_centre(ctx: Ctx, centres: dict[int, str]) -> dict[str, QueryCounts] | None:
+    """Open and answered data queries per centre, with the age of the oldest (days open)."""
+    if not ctx.actor.can(Action.READ, Resource.QUERY):
+        return None
+    from reluth.queries.models import DataQuery
+    from reluth.queries.service import days_open
+
+    out: dict[str, dict[str, int]] = {}
+    now = ctx.now()
+    for q, centre_id in ctx.session.execute(
+        select(DataQuery, Patient.centre_id)
+        .join(Patient, Patient.id == DataQuery.patient_id)
+        .where(
+            DataQuery.status.in_(("open", "answered")), Patient.centre_id.in_(list(centres) or [-1])
+        )
+    ).all():
+        row = out.setdefault(centres[centre_id], {"open": 0, "answered": 0, "oldest_days": 0})
+        row[q.status] += 1
+        row["oldest_days"] = max(row["oldest_days"], days_open(q, now))
+    return {c: QueryCounts(**n) for c, n in sorted(out.items())}

@@ -95,7 +95,8 @@ class FormOut(BaseModel):
 
 @router.get("/forms", response_model=list[FormOut], responses=ERRORS)
 def forms_list(ctx: Ctx = READ) -> list[FormOut]:
-    """The registered case report forms: fields, units, code lists, missing-data codes."""
+    """The registered case report forms the caller may read: fields, units, code lists,
+    missing-data codes."""
     registry = corrections.registry_of(ctx)
     return [
         FormOut(
@@ -120,7 +121,17 @@ def forms_list(ctx: Ctx = READ) -> list[FormOut]:
             ],
         )
         for f in registry.forms
+        if _may_read(ctx, f.resource, f.treatment)
     ]
+
+
+def _may_read(ctx: Ctx, resource: str, treatment: bool) -> bool:
+    """Only the forms of data the caller may read (a treatment form names the treatment)."""
+    from reluth.auth.policy import Resource
+
+    if treatment and not ctx.actor.can(Action.READ, Resource.TREATMENT):
+        return False
+    return ctx.actor.can(Action.READ, Resource(resource))
 
 
 def _correct(request: Request, who: Auth, body: CorrectionIn, open_: Any) -> dict[str, Any]:

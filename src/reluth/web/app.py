@@ -219,6 +219,7 @@ def create_app(
     page_routes = (
         *pages.router.routes,
         *trial_pages.router.routes,
+        *forms_pages.router.routes,
         *review_pages.router.routes,
         *qol_pages.router.routes,
         *sae_pages.router.routes,
@@ -235,6 +236,7 @@ def create_app(
 NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/dashboard", "Dashboard", Action.READ, Resource.DASHBOARD),
     ("/patients", "Patients", Action.READ, Resource.PATIENT),
+    ("/status", "Status", Action.READ, Resource.VISIT),
     ("/review", "Central review", Action.READ, Resource.CENTRAL_REVIEW),
     ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
     ("/queries", "Queries", Action.READ, Resource.QUERY),

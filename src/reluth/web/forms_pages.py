@@ -229,3 +229,84 @@ def status_page(
             "abbrev": ABBREV,
         },
     )
+
+
+# --- one saved form instance: values, query buttons, missing-data codes -----------------------
+
+
+def _record_page(
+    request: Request,
+    who: Auth,
+    ctx: Ctx,
+    form_id: str,
+    record: str,
+    queried: bool = False,
+    error: ReluthError | None = None,
+) -> HTMLResponse:
+    from reluth.forms import service as forms
+    from reluth.records import views
+    from reluth.web.deps import may_call
+
+    view = forms.record_view(ctx, form_id, record_id(record))
+    registry = corrections.registry_of(ctx)
+    binding = BINDINGS.get(view.form.id)
+    return render(
+        request,
+        "record.html",
+        {
+            "who": who,
+            "v": view,
+            "queried": queried,
+            "error": error,
+            "can_query": _may_query(who),
+            "can_correct": view.correctable
+            and binding is not None
+            and may_call(who, binding.write),
+            "can_missing": may_call(who, forms.record_missing),
+            "allowed": {f.name: f.missing for f in view.form.fields},
+            "missing_codes": registry.missing_codes,
+            "query_rows": [views.query_row(q, view.ref.patient_code, ctx) for q in view.queries],
+        },
+        status_code=error.http_status if error else 200,
+    )
+
+
+@router.get("/forms/{form_id}/{record}", response_class=HTMLResponse)
+def record_page(
+    request: Request,
+    form_id: str,
+    record: str,
+    queried: bool = False,
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> HTMLResponse:
+    """A saved record of any registered form: each value with its query button and, where
+    the registry allows one, its missing-data code."""
+    return _record_page(request, who, ctx, form_id, record, queried)
+
+
+@router.post("/forms/{form_id}/{record}/missing", dependencies=[Depends(_remember_form)])
+def record_missing(
+    request: Request, form_id: str, record: str, who: Auth = WHO, ctx: Ctx = READ
+) -> Response:
+    """Record why a field of the record is absent (a registry missing-data code and reason)."""
+    from reluth.auth.policy import Action, Resource
+    from reluth.forms import service as forms
+
+    posted: dict[str, str] = request.state.posted
+    who.actor.require(Action.WRITE, Resource.PATIENT)  # 403 before anything else
+    rid = record_id(record)
+    forms.record_view(ctx, form_id, rid)  # then 404 for a record the actor does not see
+    try:
+        with audited(request, who) as w:
+            forms.record_missing(
+                w,
+                form_id,
+                posted.get("code", ""),
+                posted.get("reason", ""),
+                record_id=rid,
+                item=posted.get("item") or None,
+            )
+    except ReluthError as exc:
+        return _record_page(request, who, ctx, form_id, record, error=exc)
+    return RedirectResponse(f"/forms/{form_id}/{rid}", status_code=303)
