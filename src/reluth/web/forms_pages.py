@@ -212,12 +212,35 @@ def status_page(
     from reluth.sites import service as sites
 
     grid = forms.status_grid(ctx, centre or None, visit or None, status or None)
+    # each cell as (visit status, title listing its forms) once, not in the template's loops
+    cells = [
+        (
+            r.patient_code,
+            [
+                None
+                if (cell := r.visits.get(c.code)) is None
+                else (
+                    cell.status.value,
+                    c.code
+                    + ": "
+                    + "; ".join(
+                        f"{f.form} {f.status.value.replace('_', ' ')}"
+                        + (f" ({f.missing_code})" if f.missing_code else "")
+                        for f in cell.forms
+                    ),
+                )
+                for c in grid.columns
+            ],
+        )
+        for r in grid.rows
+    ]
     return render(
         request,
         "status.html",
         {
             "who": who,
             "g": grid,
+            "cells": cells,
             "centre": centre,
             "visit": visit,
             "status": status,
