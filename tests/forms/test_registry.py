@@ -128,7 +128,7 @@ def test_matrix_covers_every_kind_of_visit_of_the_schedule() -> None:
 
 
 def test_unknown_form_and_field_are_named() -> None:
-    with pytest.raises(NotFound, match=r"nonsense.*forms: screening"):
+    with pytest.raises(NotFound, match=r"nonsense.*forms: registration, screening"):
         REGISTRY.form("nonsense")
     with pytest.raises(ValidationError, match="field: 'foo' is not a field of form lab"):
         REGISTRY.form("lab").field("foo")
