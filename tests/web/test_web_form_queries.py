@@ -15,6 +15,7 @@ def test_query_on_a_lab_value_from_its_record_page(site: Site) -> None:
     code = _patient(site)
     inv, mon = site.client("inv1"), site.client("mon1")
     lab_id = _lab(inv, code)
+    assert f'href="/forms/lab/{lab_id}"' in mon.get(f"/patients/{code}").text  # from the timeline
     page = mon.get(f"/forms/lab/{lab_id}")
     assert page.status_code == 200 and 'data-testid="query-value"' in page.text
     assert (

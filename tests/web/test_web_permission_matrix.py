@@ -200,6 +200,7 @@ MATRIX += [
     ("POST", "/forms/{form_id}/{record}/missing", SITE_WRITERS, {"item": "uln", "code": "ND"}),
     ("POST", "/queries/{query_id}/reopen", QUERY_RAISERS, {"reason": "r"}),
     ("POST", A + "/queries/{query_id}/reopen", QUERY_RAISERS, {"reason": "r"}),
+    ("POST", AP + "/missing", SITE_WRITERS, {"form": "qol", "code": "XX", "reason": "r"}),
     ("GET", A + "/status", VISIT_READERS, None),
     ("POST", "/review/{code}/reads/{read_id}/edit", REVIEWER, {"diameter_T1": "x", "reason": "r"}),
     ("PUT", AP + "/inclusion", SITE_WRITERS, {"inclusion_date": "2025-01-01", "reason": "r"}),

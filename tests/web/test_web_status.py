@@ -10,7 +10,6 @@ import datetime as dt
 from test_web_edits import _patient
 from web_support import Site
 
-from reluth.forms import service as forms
 from reluth.forms.status import FormCell, FormStatus, visit_status
 
 
@@ -48,11 +47,17 @@ def test_status_grid_from_the_data_entered(site: Site) -> None:
     assert done["status"] == "complete"
     assert done["forms"]["visit"]["status"] == "complete"  # dated by the data entered
 
-    with site.as_user("nurse1") as ctx:
-        forms.record_missing(
-            ctx, "lab", "ND", "sample haemolysed, not repeated", patient_code=code,
-            visit_code="LAB-W00",
-        )  # fmt: skip
+    missing = site.client("nurse1").post(
+        f"/api/v1/patients/{code}/missing",
+        json={"form": "lab", "visit_code": "LAB-W00", "code": "ND",
+              "reason": "sample haemolysed, not repeated"},
+    )  # fmt: skip
+    assert missing.status_code == 201, missing.text
+    bad = site.client("nurse1").post(
+        f"/api/v1/patients/{code}/missing",
+        json={"form": "lab", "visit_code": "LAB-W04", "code": "XX", "reason": "r"},
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "code"
     lab = api.get("/api/v1/status").json()["patients"][0]["visits"]["LAB-W00"]
     assert lab["status"] == "missing" and lab["forms"]["lab"]["missing_code"] == "ND"
 

@@ -328,3 +328,68 @@ def status_grid(
             for r in grid.rows
         ],
     )
+
+
+# --- missing-data codes -------------------------------------------------------------------------
+
+
+class MissingIn(ApiIn):
+    """A field of a saved record (``record_id`` + ``field``) or a whole form at a visit
+    (``visit_code``): why it is absent."""
+
+    model_config = ConfigDict(extra="forbid")
+    form: str = Field(max_length=40, description="a registered form, e.g. qol")
+    code: str = Field(max_length=8, description="ND, NA, UNK or ASKU (as the field allows)")
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+    record_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    field: str | None = Field(default=None, max_length=60)
+    visit_code: str | None = Field(default=None, pattern=r"^[A-Z0-9-]{1,16}$")
+
+
+class MissingOut(BaseModel):
+    id: int
+    form: str
+    record_id: int | None
+    visit_code: str | None
+    field: str | None
+    code: str
+    reason: str
+    recorded_by: str
+
+
+@router.post(
+    "/patients/{code}/missing", status_code=201, response_model=MissingOut, responses=ERRORS
+)
+def missing_record(
+    code: PatientCode, body: MissingIn, request: Request, who: Auth = WHO, ctx: Ctx = READ
+) -> MissingOut:
+    """Record a missing-data code with its reason (e.g. QoL not done at QOL-W24, the patient
+    too ill: ``{"form": "qol", "visit_code": "QOL-W24", "code": "ND", "reason": "..."}``)."""
+    from reluth.auth.policy import Resource
+    from reluth.forms import service as forms
+
+    who.actor.require(Action.WRITE, Resource.PATIENT)  # 403 before the record is looked up
+    patient = views.visible_patient(ctx, code, Resource.PATIENT, Action.WRITE)
+    with audited(request, who) as w:
+        row = forms.record_missing(
+            w,
+            body.form,
+            body.code,
+            body.reason,
+            record_id=body.record_id,
+            item=body.field,
+            patient_code=patient.patient_code,
+            visit_code=body.visit_code,
+        )
+        if row.patient_id != patient.id:
+            raise ValidationError("record_id", "a record of another patient", "this patient's")
+        return MissingOut(
+            id=row.id,
+            form=row.form_id,
+            record_id=row.record_id,
+            visit_code=row.visit_code,
+            field=row.item,
+            code=row.code,
+            reason=row.reason,
+            recorded_by=row.recorded_by,
+        )
