@@ -34,15 +34,20 @@ def _reluth() -> str:
     return str(found) if found.exists() else shutil.which("reluth") or "reluth"
 
 
-def commands() -> dict[str, list[str]]:
+def commands(baseline: Path | None = None) -> dict[str, list[str]]:
     reluth = _reluth()
-    return {
+    table = {
         "git --version (peer)": ["git", "--version"],
         "python -c pass (floor)": [sys.executable, "-c", "pass"],
         "reluth --help": [reluth, "--help"],
         "reluth eligibility --help": [reluth, "eligibility", "--help"],
         "reluth eligibility check FILE": [reluth, "eligibility", "check", str(PATIENT)],
     }
+    if baseline is not None:  # the same commands from another checkout's src/ (e.g. before)
+        run = f"import sys; sys.path.insert(0, {str(baseline)!r}); from reluth.cli import main; main()"
+        for name in [n for n in table if n.startswith("reluth")]:
+            table[f"{name} [baseline]"] = [sys.executable, "-c", run, *table[name][1:]]
+    return table
 
 
 def _once(argv: list[str]) -> tuple[float, float]:
@@ -57,8 +62,9 @@ def _once(argv: list[str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def measure(runs: int, warmup: int = 2) -> dict[str, tuple[list[float], list[float]]]:
-    table = commands()
+def measure(
+    table: dict[str, list[str]], runs: int, warmup: int = 2
+) -> dict[str, tuple[list[float], list[float]]]:
     for _ in range(warmup):
         for argv in table.values():
             _once(argv)
@@ -90,13 +96,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="timed runs of each command (>= 10)")
     parser.add_argument("--profile", action="store_true", help="print -X importtime profiles")
-    args = parser.parse_args()
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "src" / "reluth")], check=True
+    parser.add_argument(
+        "--baseline", type=Path, help="also time another checkout's src/ (e.g. the code before)"
     )
+    args = parser.parse_args()
+    table = commands(args.baseline)
+    for src in [ROOT / "src", *([args.baseline] if args.baseline else [])]:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "reluth")], check=True)
     load_before = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    times = measure(args.runs)
+    times = measure(table, args.runs)
     load_after = os.getloadavg()[0]
     peer = statistics.median(times["git --version (peer)"][0])
     print(
@@ -113,7 +122,7 @@ def main() -> None:
         )
     if args.profile:
         for name, argv in commands().items():
-            if not name.startswith("reluth"):
+            if name not in ("reluth --help", "reluth eligibility check FILE"):
                 continue
             print(f"\n{name}: top imports by cumulative time (python -X importtime)")
             for self_us, cumulative_us, module in profile(argv):
