@@ -61,6 +61,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "centres": ("reluth.patients.cli", "Trial centres."),
     "patients": ("reluth.patients.cli", "Register, screen and include patients."),
     "record": ("reluth.patients.cli", "Record trial data for a patient."),
+    "forms": ("reluth.forms.cli", "The case report forms (registry beside the protocol)."),
+    "correct": (
+        "reluth.forms.cli",
+        "Correct a saved record of any registered form through its domain's rules (needs a "
+        "login and a reason; the audit trail keeps old value, new value, who and why).",
+    ),
     "randomization": (
         "reluth.randomization.cli",
         "Randomization set-up, allocation list and report.",
