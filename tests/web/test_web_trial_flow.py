@@ -299,13 +299,14 @@ def test_sae_clock_boundaries() -> None:
     protocol = load_protocol()
 
     aware = dt.date(2025, 3, 10)
-    due = dt.datetime(2025, 3, 11, 23, 0, tzinfo=dt.UTC)  # end of the day in Paris + 24 h
+    due = dt.datetime(2025, 3, 10, 23, 0, tzinfo=dt.UTC)  # start of the day in Paris + 24 h
     assert sae_clock(aware, due, protocol=protocol).late is False
     assert sae_clock(aware, due, protocol=protocol).hours_left == Decimal("0.0")
     assert sae_clock(aware, due + dt.timedelta(seconds=1), protocol=protocol).late is True
     assert sae_clock(
-        aware, dt.datetime(2025, 3, 11, 11, tzinfo=dt.UTC), protocol=protocol
+        aware, dt.datetime(2025, 3, 10, 11, tzinfo=dt.UTC), protocol=protocol
     ).hours_left == Decimal("12.0")
+    assert sae_clock(aware, due - dt.timedelta(seconds=1), protocol=protocol).late is False
 
 
 def test_sae_recorded_by_site_is_seen_by_pharmacovigilance_with_its_clock(site: Site) -> None:

@@ -40,7 +40,7 @@ class AdverseEvent(ProtocolVersioned, Base):
     onset_date: Mapped[dt.date] = mapped_column(Date)
     resolution_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     awareness_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
-    # site wall-clock time (protocol safety.site_timezone); None: counted from the day's end
+    # site wall-clock time (protocol safety.site_timezone); None: counted from the day's start (00:00)
     awareness_time: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
 

@@ -241,7 +241,7 @@ class SaeClock:
     hours_left: Decimal  # at receipt if received, else now; negative when late
     late: bool
     received_at: dt.datetime | None = None  # pharmacovigilance's receipt stops the clock
-    awareness_time: dt.time | None = None  # site wall-clock time; None: counted from day's end
+    awareness_time: dt.time | None = None  # site wall-clock time; None: from the day's start
 
 
 def sae_clock(
@@ -254,14 +254,15 @@ def sae_clock(
 ) -> SaeClock:
     """The SAE reporting clock (pure): due ``sae_reporting_hours`` (24) after the site became
     aware. With the awareness time (the site's wall-clock time in the protocol's
-    ``site_timezone``) the clock is exact; with the date only it is counted from the end of
-    that day at the site, the most lenient reading. Once pharmacovigilance has acknowledged
-    receipt the clock stops there: on time if received by the due time, late otherwise."""
+    ``site_timezone``) the clock is exact; with the date only it starts at the beginning of
+    that day at the site (00:00 local), the earliest moment the site may have known: counting
+    from the day's end would let an SAE turn late only up to 48 h after awareness (ICH E2A
+    III.A counts from first knowledge; day 0 is that day). The hours are elapsed hours
+    (UTC), so a daylight-saving change does not lengthen or shorten the clock. Once
+    pharmacovigilance has acknowledged receipt the clock stops there: on time if received by
+    the due time, late otherwise."""
     rules = protocol.safety
-    if awareness_time is None:
-        start = dt.datetime.combine(awareness_date + dt.timedelta(days=1), dt.time(), rules.zone)
-    else:
-        start = dt.datetime.combine(awareness_date, awareness_time, rules.zone)
+    start = dt.datetime.combine(awareness_date, awareness_time or dt.time(), rules.zone)
     due = start.astimezone(dt.UTC) + dt.timedelta(hours=rules.sae_reporting_hours)
     stop = now if received_at is None else received_at
     left = Decimal((due - stop).total_seconds()) / Decimal(3600)

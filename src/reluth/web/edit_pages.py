@@ -275,7 +275,7 @@ AE_FIELDS = [
         "awareness_time",
         "Time the site became aware (site local time)",
         "time",
-        hint="HH:MM; makes the reporting clock exact (without it: from the end of that day)",
+        hint="HH:MM; makes the reporting clock exact (without it: from the start of that day)",
     ),
     Field("description", "Description", "textarea"),
 ]
