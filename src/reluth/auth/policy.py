@@ -45,6 +45,7 @@ class Resource(enum.StrEnum):
     LAB = "lab"
     ADVERSE_EVENT = "adverse_event"
     SAE_RECEIPT = "sae_receipt"  # pharmacovigilance acknowledges receipt of an SAE
+    SAE_ASSESSMENT = "sae_assessment"  # the sponsor's causality/expectedness, SUSAR submission
     LOCAL_ASSESSMENT = "local_assessment"  # site tumour assessments
     CENTRAL_REVIEW = "central_review"  # blinded worklist and lesion entry
     QOL = "qol"
@@ -127,7 +128,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.TREATMENT,
             Resource.AUDIT,
         ),
-        write=(Resource.QUERY, Resource.SAE_RECEIPT),
+        write=(Resource.QUERY, Resource.SAE_RECEIPT, Resource.SAE_ASSESSMENT),
     ),
     Role.STATISTICIAN: _grants(
         write=(Resource.RANDOMIZATION_SETUP, Resource.ALLOCATION_LIST),

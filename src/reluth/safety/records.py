@@ -14,7 +14,7 @@ from reluth.db import validate as v
 from reluth.errors import ValidationError
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
-from reluth.safety import ctcae
+from reluth.safety import ctcae, seriousness
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.units import canonical_unit, to_canonical
 
@@ -81,6 +81,7 @@ AE_FIELDS = (
     "awareness_date",
     "awareness_time",
     "description",
+    "seriousness",
 )
 TERM_MAX = 120  # adverse_events.term
 
@@ -91,7 +92,9 @@ def adverse_event_fields(
     """The validated column values of one adverse event: the rules of entry and of every later
     correction. Grade 5 if and only if fatal; no date in the future; resolution not before
     onset; a serious event needs the date the site became aware of it (it starts the 24-hour
-    clock to pharmacovigilance), which cannot precede the onset."""
+    clock to pharmacovigilance), which cannot precede the onset; ICH E2A seriousness criteria
+    only for a serious event (death only with a fatal outcome). The criteria may follow in the
+    SAE report, which requires at least one."""
     w = "adverse_event"
     term = v.text(ae, "term", w)
     assert term is not None
@@ -117,6 +120,17 @@ def adverse_event_fields(
         )
     if aware is not None and aware < onset:
         raise ValidationError(f"{w}.awareness_date", f"{aware} is before onset {onset}")
+    criteria = seriousness.parse_criteria(ae.get("seriousness"), f"{w}.seriousness")
+    if criteria and not serious:
+        raise ValidationError(
+            f"{w}.seriousness",
+            "seriousness criteria for an event not marked serious",
+            "serious: true, or no criteria",
+        )
+    if "death" in criteria and outcome != "fatal":
+        raise ValidationError(
+            f"{w}.seriousness", f"criterion death with outcome {outcome}", "outcome fatal"
+        )
     aware_time = v.time_of_day(ae, "awareness_time", w)
     if aware_time is not None and aware is None:
         raise ValidationError(
@@ -133,6 +147,7 @@ def adverse_event_fields(
         "awareness_date": aware,
         "awareness_time": aware_time,
         "description": v.text(ae, "description", w, optional=True),
+        "seriousness": seriousness.stored(criteria),
     }
 
 

@@ -21,7 +21,7 @@ from reluth.db.session import require_reason
 from reluth.errors import NotFound, ValidationError
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
-from reluth.safety import ctcae
+from reluth.safety import ctcae, seriousness
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.safety.records import AE_FIELDS, adverse_event_fields
 from reluth.units import canonical_unit, convert, to_decimal
@@ -205,6 +205,7 @@ def adverse_event_form(row: AdverseEvent) -> dict[str, Any]:
         if row.awareness_time is None
         else row.awareness_time.isoformat("minutes"),
         "description": row.description,
+        "seriousness": list(seriousness.loaded(row.seriousness)),
     }
 
 

@@ -29,6 +29,7 @@ from reluth.core.trial import Trial
 from reluth.db.engine import make_engine
 from reluth.errors import ReluthError
 from reluth.protocol.definition import Protocol, load_protocol
+from reluth.safety import seriousness
 from reluth.web.deps import LoginRequired, PasswordChangeRequired
 
 HERE = Path(__file__).parent
@@ -102,6 +103,7 @@ def create_app(
     safety = app.state.trial.protocol.safety
     app.state.templates.env.globals["site_timezone"] = safety.site_timezone
     app.state.templates.env.globals["sae_hours"] = safety.sae_reporting_hours
+    app.state.templates.env.globals["sae_criteria"] = seriousness.CRITERIA
     app.state.templates.env.filters["site_local"] = lambda moment: moment.astimezone(
         safety.zone
     ).strftime("%Y-%m-%d %H:%M")

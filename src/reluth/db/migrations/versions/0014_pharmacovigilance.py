@@ -1,0 +1,89 @@
+"""Pharmacovigilance: ICH E2A seriousness and MedDRA coding of adverse events, SAE reports
+(initial and numbered follow-ups) and the sponsor's assessments (SUSAR and its submission).
+
+Revision ID: 0014_pharmacovigilance
+Revises: 0011_audit_integrity
+Create Date: 2026-12-01 13:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014_pharmacovigilance"
+down_revision = "0011_audit_integrity"
+branch_labels = None
+depends_on = None
+
+_AE_COLUMNS = (
+    ("seriousness", 120),
+    ("meddra_llt_code", 10),
+    ("meddra_pt_code", 10),
+    ("meddra_soc", 120),
+    ("coding_dictionary", 60),
+)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("adverse_events") as batch:
+        for name, length in _AE_COLUMNS:
+            batch.add_column(sa.Column(name, sa.String(length=length), nullable=True))
+    op.create_table(
+        "sae_reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("adverse_event_id", sa.Integer(), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reported_by", sa.String(length=80), nullable=False),
+        sa.Column("seriousness", sa.String(length=120), nullable=False),
+        sa.Column("narrative", sa.Text(), nullable=False),
+        sa.Column("action_taken", sa.String(length=24), nullable=False),
+        sa.Column("treatment", sa.Text(), nullable=True),
+        sa.Column("outcome", sa.String(length=32), nullable=False),
+        sa.Column("protocol_version", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["adverse_event_id"],
+            ["adverse_events.id"],
+            name=op.f("fk_sae_reports_adverse_event_id_adverse_events"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sae_reports")),
+        sa.UniqueConstraint(
+            "adverse_event_id", "sequence", name=op.f("uq_sae_reports_adverse_event_id")
+        ),
+    )
+    op.create_index(
+        op.f("ix_sae_reports_adverse_event_id"), "sae_reports", ["adverse_event_id"], unique=False
+    )
+    op.create_table(
+        "sae_assessments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("report_id", sa.Integer(), nullable=False),
+        sa.Column("causality", sa.String(length=16), nullable=False),
+        sa.Column("expectedness", sa.String(length=16), nullable=False),
+        sa.Column("rsi_document", sa.String(length=200), nullable=False),
+        sa.Column("rsi_version", sa.String(length=60), nullable=False),
+        sa.Column("susar", sa.Boolean(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("assessed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("assessed_by", sa.String(length=80), nullable=False),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("submission_reference", sa.String(length=80), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["sae_reports.id"], name=op.f("fk_sae_assessments_report_id_sae_reports")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sae_assessments")),
+    )
+    op.create_index(
+        op.f("ix_sae_assessments_report_id"), "sae_assessments", ["report_id"], unique=True
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_sae_assessments_report_id"), table_name="sae_assessments")
+    op.drop_table("sae_assessments")
+    op.drop_index(op.f("ix_sae_reports_adverse_event_id"), table_name="sae_reports")
+    op.drop_table("sae_reports")
+    with op.batch_alter_table("adverse_events") as batch:
+        for name, _length in reversed(_AE_COLUMNS):
+            batch.drop_column(name)
