@@ -74,6 +74,7 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.randomization.service.generate_list": frozenset({Role.STATISTICIAN}),
     "reluth.randomization.service.allocation_list": frozenset({Role.STATISTICIAN}),
     "reluth.randomization.service.report": frozenset({Role.STATISTICIAN}),
+    "reluth.randomization.service.record_backup_randomization": frozenset({Role.STATISTICIAN}),
     "reluth.randomization.service.configure": frozenset({Role.STATISTICIAN, Role.ADMIN}),
     "reluth.analysis.service.datasets_zip": frozenset({Role.STATISTICIAN}),
     "reluth.analysis.service.analysis_datasets": frozenset({Role.STATISTICIAN}),

@@ -195,6 +195,27 @@ MATRIX += [
     ("PUT", AP + "/qol/{qol_id}", QOL_WRITERS, {"items": {"1": 2}, "reason": "r"}),
     ("PUT", A + "/review/{code}/reads/{read_id}", REVIEWER, {"new_lesions": "no", "reason": "r"}),
 ]
+# SAE reports (site writers), the sponsor's assessment and SUSAR submission (pharmacovigilance),
+# the SAE page and the CIOMS-like PDF (whoever reads adverse events).
+SAE = "/adverse-events/{ae_id}"
+SAE_REPORT = {"narrative": "n", "action_taken": "unknown", "outcome": "fatal"}
+MATRIX += [
+    ("GET", SAE, SITE_READERS, None),
+    ("POST", SAE + "/reports", SITE_WRITERS, SAE_REPORT),
+    ("POST", SAE + "/reports/{sequence}/assessment", PHARMACOVIGILANCE, {"causality": "x"}),
+    ("POST", SAE + "/reports/{sequence}/submission", PHARMACOVIGILANCE, {"reference": "r"}),
+    ("GET", SAE + "/reports/{sequence}/cioms.pdf", SITE_READERS, None),
+    ("GET", A + SAE + "/reports", SITE_READERS, None),
+    ("POST", A + SAE + "/reports", SITE_WRITERS, SAE_REPORT),
+    (
+        "POST",
+        A + SAE + "/reports/{sequence}/assessment",
+        PHARMACOVIGILANCE,
+        {"causality": "related", "expectedness": "expected"},
+    ),
+    ("POST", A + SAE + "/reports/{sequence}/submission", PHARMACOVIGILANCE, {"reference": "r"}),
+    ("GET", A + SAE + "/reports/{sequence}/cioms.pdf", SITE_READERS, None),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",
@@ -222,6 +243,7 @@ def _path(template: str, code: str) -> str:
         visit_code="TA-W08",
         qol_id=1,
         read_id=1,
+        sequence=0,
     )
 
 

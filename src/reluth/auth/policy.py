@@ -37,6 +37,7 @@ class Resource(enum.StrEnum):
     SCREENING = "screening"
     RANDOMIZATION = "randomization"  # performing a randomization
     RANDOMIZATION_SETUP = "randomization_setup"  # fixing the method (before the first one)
+    RANDOMIZATION_BACKUP = "randomization_backup"  # recording a backup-procedure randomization
     ALLOCATION_LIST = "allocation_list"  # generating and reading the concealed list
     ARM = "arm"  # seeing the allocated arm of a patient
     ARM_COUNTS = "arm_counts"  # per-arm totals on the dashboard
@@ -131,7 +132,11 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
         write=(Resource.QUERY, Resource.SAE_RECEIPT, Resource.SAE_ASSESSMENT),
     ),
     Role.STATISTICIAN: _grants(
-        write=(Resource.RANDOMIZATION_SETUP, Resource.ALLOCATION_LIST),
+        write=(
+            Resource.RANDOMIZATION_SETUP,
+            Resource.ALLOCATION_LIST,
+            Resource.RANDOMIZATION_BACKUP,
+        ),
         read=(
             Resource.AUDIT_VERIFY,
             Resource.DASHBOARD,
@@ -163,6 +168,7 @@ ARM_REVEALING: frozenset[Resource] = frozenset(
         Resource.RANDOMIZATION,
         Resource.RANDOMIZATION_REPORT,
         Resource.RANDOMIZATION_SETUP,
+        Resource.RANDOMIZATION_BACKUP,
         Resource.ALLOCATION_LIST,
         Resource.EXPORT,
         Resource.IMAGING,

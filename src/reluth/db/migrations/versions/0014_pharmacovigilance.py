@@ -1,5 +1,6 @@
 """Pharmacovigilance: ICH E2A seriousness and MedDRA coding of adverse events, SAE reports
-(initial and numbered follow-ups) and the sponsor's assessments (SUSAR and its submission).
+(initial and numbered follow-ups) and the sponsor's assessments (SUSAR and its submission);
+randomizations recorded from the backup procedure.
 
 Revision ID: 0014_pharmacovigilance
 Revises: 0011_audit_integrity
@@ -78,8 +79,29 @@ def upgrade() -> None:
         op.f("ix_sae_assessments_report_id"), "sae_assessments", ["report_id"], unique=True
     )
 
+    op.create_table(
+        "backup_randomizations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("randomization_id", sa.Integer(), nullable=False),
+        sa.Column("performed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("reference", sa.String(length=80), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recorded_by", sa.String(length=80), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["randomization_id"],
+            ["randomizations.id"],
+            name=op.f("fk_backup_randomizations_randomization_id_randomizations"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_backup_randomizations")),
+        sa.UniqueConstraint(
+            "randomization_id", name=op.f("uq_backup_randomizations_randomization_id")
+        ),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("backup_randomizations")
     op.drop_index(op.f("ix_sae_assessments_report_id"), table_name="sae_assessments")
     op.drop_table("sae_assessments")
     op.drop_index(op.f("ix_sae_reports_adverse_event_id"), table_name="sae_reports")
