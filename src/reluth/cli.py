@@ -32,6 +32,7 @@ _DOMAIN_MODULES = (
     "reluth.randomization.cli",
     "reluth.response.cli",
     "reluth.safety.cli",
+    "reluth.notify.cli",
     "reluth.qol.cli",
     "reluth.analysis.cli",
     "reluth.imaging.cli",

@@ -62,6 +62,8 @@ class Resource(enum.StrEnum):
     USER = "user"
     CENTRE = "centre"
     OWN_TOKENS = "own_tokens"
+    NOTIFICATION = "notification"  # the e-mail outbox: delivery, retries, the log
+    NOTIFICATION_DIGEST = "notification_digest"  # the weekly digest of overdue forms
 
 
 R, W = Action.READ, Action.WRITE
@@ -113,7 +115,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.DOSIMETRY,
             *_SITE_DATA,
         ),
-        write=(Resource.QUERY,),
+        write=(Resource.QUERY, Resource.NOTIFICATION_DIGEST),
     ),
     Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW,)),
     Role.MEDICAL_PHYSICIST: _grants(
@@ -150,7 +152,13 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
     ),
     Role.ADMIN: _grants(
         read=(Resource.AUDIT_VERIFY,),
-        write=(Resource.USER, Resource.CENTRE, Resource.OPERATIONS, Resource.RANDOMIZATION_SETUP),
+        write=(
+            Resource.USER,
+            Resource.CENTRE,
+            Resource.OPERATIONS,
+            Resource.RANDOMIZATION_SETUP,
+            Resource.NOTIFICATION,
+        ),
     ),
 }
 

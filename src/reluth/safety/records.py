@@ -12,6 +12,7 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.errors import ValidationError
+from reluth.notify import outbox
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
 from reluth.safety import ctcae, seriousness
@@ -164,4 +165,15 @@ def record_adverse_event(ctx: Ctx, data: Any) -> AdverseEvent:
     row = AdverseEvent(patient_id=patient.id, protocol_version=ctx.protocol.label, **values)
     ctx.session.add(row)
     ctx.session.flush()
+    if row.serious:
+        outbox.notify(
+            ctx,
+            "sae",
+            outbox.pharmacovigilance(ctx),
+            f"SAE entered: {patient.patient_code}, {row.term} grade {row.grade}",
+            f"A serious adverse event was entered for patient {patient.patient_code} "
+            f"(centre {patient.centre.code}) by {ctx.actor.username}.\n"
+            f"Event: {row.term}, CTCAE grade {row.grade}, onset {row.onset_date}, site aware "
+            f"{row.awareness_date}.\nAcknowledge receipt and assess it: /adverse-events/{row.id}",
+        )
     return row

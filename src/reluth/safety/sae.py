@@ -26,6 +26,7 @@ from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.db.base import as_utc
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.notify import outbox
 from reluth.patients.models import Patient
 from reluth.protocol.definition import Protocol
 from reluth.safety import seriousness
@@ -189,6 +190,17 @@ def report_sae(ctx: Ctx, adverse_event_id: int, data: Mapping[str, Any]) -> SaeR
         raise Conflict(
             f"a report of adverse event {adverse_event_id} was sent concurrently; reload"
         ) from None
+    label = report_label(sequence)
+    outbox.notify(
+        ctx,
+        "sae_report",
+        outbox.pharmacovigilance(ctx),
+        f"SAE {label}: {_patient.patient_code}, {ae.term}",
+        f"The {label} of serious adverse event {ae.id} ({ae.term}, grade {ae.grade}) of patient "
+        f"{_patient.patient_code} was sent by {ctx.actor.username}.\n"
+        f"Criteria: {', '.join(criteria)}; outcome {outcome}.\n"
+        f"Assess it and download the CIOMS-like report: /adverse-events/{ae.id}",
+    )
     return row
 
 

@@ -69,6 +69,7 @@ def create_app(
     create_tables: bool = True,
     protocol: Protocol | None = None,
     daily_checkpoints: bool | None = None,
+    mail_drain: bool | None = None,
 ) -> FastAPI:
     """The app; ``daily_checkpoints`` (default: :func:`reluth.web.checkpoint_job.enabled`)
     writes the signed audit checkpoint of each day from a background thread."""
@@ -94,9 +95,14 @@ def create_app(
         load_signing_key(settings.checkpoint_key_path)  # refused at start-up when missing
         app.state.checkpoints = checkpoint_job.DailyCheckpoints(engine, settings, clock).start()
     app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+    app.state.mail_drain = None
     app.state.clock = clock
     app.state.trial = Trial(protocol or load_protocol(settings.protocol_file), clock, settings)
     app.state.secure_cookies = settings.production if secure_cookies is None else secure_cookies
+    if settings.smtp_url and mail_drain is not False:
+        from reluth.web import notify_job
+
+        app.state.mail_drain = notify_job.Drain(engine, app.state.trial).start()
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.globals["version"] = __version__
     app.state.templates.env.globals["protocol"] = app.state.trial.protocol

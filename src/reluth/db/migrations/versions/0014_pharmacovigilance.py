@@ -1,6 +1,7 @@
 """Pharmacovigilance: ICH E2A seriousness and MedDRA coding of adverse events, SAE reports
 (initial and numbered follow-ups) and the sponsor's assessments (SUSAR and its submission);
-randomizations recorded from the backup procedure.
+randomizations recorded from the backup procedure; the e-mail outbox and the accounts'
+addresses.
 
 Revision ID: 0014_pharmacovigilance
 Revises: 0011_audit_integrity
@@ -98,9 +99,33 @@ def upgrade() -> None:
             "randomization_id", name=op.f("uq_backup_randomizations_randomization_id")
         ),
     )
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("email", sa.String(length=254), nullable=True))
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("recipient", sa.String(length=254), nullable=False),
+        sa.Column("recipient_username", sa.String(length=80), nullable=True),
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+    )
+    op.create_index(op.f("ix_notifications_status"), "notifications", ["status"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_notifications_status"), table_name="notifications")
+    op.drop_table("notifications")
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("email")
     op.drop_table("backup_randomizations")
     op.drop_index(op.f("ix_sae_assessments_report_id"), table_name="sae_assessments")
     op.drop_table("sae_assessments")
