@@ -94,6 +94,7 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.core.operations.record_operation": frozenset({Role.ADMIN}),
     "reluth.patients.service.register_patient": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
     "reluth.safety.service.record_lab": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
+    "reluth.safety.service.recode_adverse_event": frozenset({Role.CODER}),
 }
 
 

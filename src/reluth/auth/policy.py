@@ -12,6 +12,7 @@ Decisions taken where the protocol is silent (documented in docs/web.md):
 * the central reviewer is blinded: only the tumour-assessment worklist and lesion entry, never
   the arm, treatment administrations, cycle 3/4 visits, dosimetry or arm counts;
 * the admin manages users and centres and sees no patient data;
+* the coder reads adverse events (terms, never the arm) and codes or recodes their MedDRA terms;
 * dosimetry results are written by the medical physicist and read, centre-scoped, by the
   site roles and by the data manager and statistician (all of whom already see the arm).
 """
@@ -62,6 +63,7 @@ class Resource(enum.StrEnum):
     USER = "user"
     CENTRE = "centre"
     OWN_TOKENS = "own_tokens"
+    CODING = "coding"  # MedDRA codes of adverse-event terms (the coder's worklist)
     NOTIFICATION = "notification"  # the e-mail outbox: delivery, retries, the log
     NOTIFICATION_DIGEST = "notification_digest"  # the weekly digest of overdue forms
 
@@ -150,6 +152,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.AUDIT,
         ),
     ),
+    Role.CODER: _grants(read=(Resource.ADVERSE_EVENT,), write=(Resource.CODING,)),
     Role.ADMIN: _grants(
         read=(Resource.AUDIT_VERIFY,),
         write=(

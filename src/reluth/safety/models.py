@@ -59,6 +59,7 @@ class AdverseEvent(ProtocolVersioned, Base):
     seriousness: Mapped[str | None] = mapped_column(String(120), nullable=True)
     #: coding: MedDRA lowest level term code of the CTCAE v5.0 term (CTCAE terms are MedDRA
     #: LLTs), preferred term code when known, system organ class, and the dictionary used
+    meddra_term: Mapped[str | None] = mapped_column(String(120), nullable=True)
     meddra_llt_code: Mapped[str | None] = mapped_column(String(10), nullable=True)
     meddra_pt_code: Mapped[str | None] = mapped_column(String(10), nullable=True)
     meddra_soc: Mapped[str | None] = mapped_column(String(120), nullable=True)

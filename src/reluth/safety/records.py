@@ -15,7 +15,7 @@ from reluth.errors import ValidationError
 from reluth.notify import outbox
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
-from reluth.safety import ctcae, seriousness
+from reluth.safety import coding, ctcae, seriousness
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.units import canonical_unit, to_canonical
 
@@ -156,13 +156,19 @@ def adverse_event_fields(
 def record_adverse_event(ctx: Ctx, data: Any) -> AdverseEvent:
     """``{"patient_id", "term", "grade" 1-5, "serious", "relatedness", "outcome",
     "onset_date", "resolution_date"?, "awareness_date"? (required if serious),
-    "description"?}`` for an included patient, onset in the trial's order."""
+    "description"?, "seriousness"?}`` for an included patient, onset in the trial's order; a
+    CTCAE v5.0 term is coded at once (MedDRA LLT code and SOC), any other is left for the coder."""
     ae = v.obj(data, "adverse_event")
     patient = patients.get_patient(ctx, str(ae.get("patient_id")))
     patients.require_included(ctx.session, patient)
     values = adverse_event_fields(ae, ctx.today(), ctx.protocol)
     patients.check_date(ctx, patient, "adverse_event", values["onset_date"], "onset_date")
-    row = AdverseEvent(patient_id=patient.id, protocol_version=ctx.protocol.label, **values)
+    row = AdverseEvent(
+        patient_id=patient.id,
+        protocol_version=ctx.protocol.label,
+        **values,
+        **coding.coded(values["term"]),
+    )
     ctx.session.add(row)
     ctx.session.flush()
     if row.serious:

@@ -192,6 +192,7 @@ def create_app(
         api_qol,
         api_review,
         api_safety,
+        coding_pages,
         dosimetry_pages,
         edit_pages,
         export_pages,
@@ -208,6 +209,7 @@ def create_app(
     app.include_router(qol_pages.router)
     app.include_router(edit_pages.router)
     app.include_router(sae_pages.router)
+    app.include_router(coding_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
     app.include_router(api_docs.router)
@@ -218,6 +220,7 @@ def create_app(
         api_review.router,
         api_edits.router,
         sae_pages.api_router,
+        coding_pages.api_router,
         api_exports.router,
         api_dosimetry.router,
     ):
@@ -228,6 +231,7 @@ def create_app(
         *review_pages.router.routes,
         *qol_pages.router.routes,
         *sae_pages.router.routes,
+        *coding_pages.router.routes,
         *export_pages.router.routes,
         *dosimetry_pages.router.routes,
     )
@@ -244,6 +248,7 @@ NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/review", "Central review", Action.READ, Resource.CENTRAL_REVIEW),
     ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
     ("/queries", "Queries", Action.READ, Resource.QUERY),
+    ("/coding", "Coding", Action.READ, Resource.CODING),
     ("/exports", "Exports", Action.READ, Resource.EXPORT),
     ("/admin/users", "Users", Action.READ, Resource.USER),
     ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),

@@ -20,6 +20,7 @@ depends_on = None
 
 _AE_COLUMNS = (
     ("seriousness", 120),
+    ("meddra_term", 120),
     ("meddra_llt_code", 10),
     ("meddra_pt_code", 10),
     ("meddra_soc", 120),
