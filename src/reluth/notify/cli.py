@@ -7,7 +7,6 @@ import typer
 from rich.table import Table
 
 from reluth.cli_support import cli_context, console, handle_errors, print_json
-from reluth.notify import service
 
 app = typer.Typer(help="E-mail notifications (SMTP from RELUTH_SMTP_URL).", no_args_is_help=True)
 
@@ -16,6 +15,8 @@ app = typer.Typer(help="E-mail notifications (SMTP from RELUTH_SMTP_URL).", no_a
 @handle_errors
 def retry_command() -> None:
     """Send every pending message and retry the failed ones (administrator)."""
+    from reluth.notify import service
+
     with cli_context(write=True, reason="e-mail delivery attempt") as ctx:
         result = service.deliver(ctx)
     console.print(f"sent {result.sent}, failed {result.failed}, still to retry {result.waiting}")
@@ -28,6 +29,8 @@ def digest_command(
 ) -> None:
     """Queue the weekly digest of overdue forms to each centre's staff (data manager); run it
     weekly, e.g. from cron: ``0 7 * * MON reluth notify digest``."""
+    from reluth.notify import service
+
     with cli_context(write=True) as ctx:
         per_centre = service.weekly_digest(ctx)
     for centre, n in per_centre.items():
@@ -47,6 +50,8 @@ def log_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The latest messages: to whom, when, what, and the delivery result (administrator)."""
+    from reluth.notify import service
+
     with cli_context() as ctx:
         rows = service.log(ctx, limit)
         data = [

@@ -16,7 +16,6 @@ from reluth.cli_support import (
     parse_date,
     print_json,
 )
-from reluth.safety import sae
 from reluth.safety.ctcae import grade_all, parse_results, summarize
 
 app = typer.Typer(help="CTCAE v5.0 laboratory grading.", no_args_is_help=True)
@@ -95,6 +94,8 @@ def report_command(
     ),
 ) -> None:
     """Send the initial report of an SAE, or its next numbered follow-up."""
+    from reluth.safety import sae
+
     data = load_json(file, "SAE report")
     with cli_context(write=True) as ctx:
         row = sae.report_sae(ctx, adverse_event_id, data)
@@ -111,6 +112,8 @@ def assess_command(
     comment: str | None = typer.Option(None),
 ) -> None:
     """The sponsor's assessment of one report (pharmacovigilance)."""
+    from reluth.safety import sae
+
     with cli_context(write=True) as ctx:
         row = sae.assess_report(ctx, adverse_event_id, sequence, causality, expectedness, comment)
         susar = " — SUSAR" if row.susar else ""
@@ -125,6 +128,8 @@ def submit_command(
     reference: str = typer.Option(..., help="The authorities' reference of the submission."),
 ) -> None:
     """Record a SUSAR's submission to the authorities (stops its clock)."""
+    from reluth.safety import sae
+
     with cli_context(write=True) as ctx:
         sae.record_susar_submission(ctx, adverse_event_id, sequence, reference)
     console.print("SUSAR submission recorded")
@@ -138,6 +143,8 @@ def cioms_command(
     out: Path = typer.Option(..., "--out", help="Where to write the PDF."),
 ) -> None:
     """Write the CIOMS-I-like PDF of one report."""
+    from reluth.safety import sae
+
     with cli_context() as ctx:
         pdf = sae.cioms_pdf(ctx, adverse_event_id, sequence)
     out.write_bytes(pdf)
