@@ -73,6 +73,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "recist": ("reluth.response.cli", "RECIST 1.1 response assessment."),
     "ctcae": ("reluth.safety.cli", "CTCAE v5.0 laboratory grading."),
+    "sae": ("reluth.safety.cli", "Serious adverse events: reports, assessment, CIOMS-like PDF."),
+    "notify": ("reluth.notify.cli", "E-mail notifications (SMTP from RELUTH_SMTP_URL)."),
     "qol": ("reluth.qol.cli", "EORTC QLQ-C30 and QLQ-GI.NET21 scoring."),
     "stats": ("reluth.analysis.cli", "Statistics on CSV files, with SAS conventions by default."),
     "images": (

@@ -30,6 +30,11 @@ class Settings:
     checkpoint_key_file: Path | None = None
     #: the checkpoint signer's public key as the verifier trusts it (PEM file)
     checkpoint_public_key: Path | None = None
+    #: e-mail: the SMTP server (smtp:// or smtps://, user and password in the URL), the sender
+    #: address, and pharmacovigilance's mailbox (besides its users' own addresses)
+    smtp_url: str | None = None
+    smtp_from: str = "reluth@localhost"
+    pv_email: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -56,6 +61,9 @@ class Settings:
             checkpoint_key_file=path("RELUTH_CHECKPOINT_KEY_FILE"),
             checkpoint_public_key=path("RELUTH_CHECKPOINT_PUBLIC_KEY"),
             protocol_file=path("RELUTH_PROTOCOL"),
+            smtp_url=env.get("RELUTH_SMTP_URL") or None,
+            smtp_from=env.get("RELUTH_SMTP_FROM") or "reluth@localhost",
+            pv_email=env.get("RELUTH_PV_EMAIL") or None,
         )
 
     # Paths of the keys and checkpoints: the configured one, else in the data directory.

@@ -133,7 +133,7 @@ def test_a_text_too_long_for_sas_transport_is_cut_and_listed(
     term = "é" * 120  # 240 bytes in UTF-8: within the column's 120 characters, over XPT's 200
     with _tampered(url, "adverse_events", "term", FIRST_AE, term):
         issues = _export(url)["issues"]
-    row = issues[issues["field"] == "AEDECOD"].iloc[0]
+    row = issues[issues["field"] == "AETERM"].iloc[0]  # the verbatim term; AEDECOD is coded
     assert row["source"] == "adae" and row["value"] == "240 bytes" and "200" in row["problem"]
 
 

@@ -160,6 +160,10 @@ def test_database_gives_the_same_datasets_as_csv(db_url: str, tmp_path: Path) ->
     ttd = ds.adtte[ds.adtte["PARAMCD"] == "TTDQL2"].set_index("USUBJID")["CNSR"]
     assert ttd[codes[0]] == 0 and ttd[codes[2]] == 1
     assert (ds.adae["AETOXGR"] >= 2).all() and len(ds.adae) == 5
+    # coded at entry from the CTCAE v5.0 dictionary: dictionary term, MedDRA LLT code, SOC
+    assert set(ds.adae["AEDECOD"]) == {"Nausea"} and set(ds.adae["AETERM"]) == {"Nausea"}
+    assert set(ds.adae["AESOC"]) == {"Gastrointestinal disorders"}
+    assert set(ds.adae["AELLTCD"]) == {"10028813"}
     # The CSV path on the same source rows gives identical datasets.
     for name, frame in sources_from_tables(_read_tables(db_url, PROTOCOL), DESIGN).items():
         frame.to_csv(tmp_path / SOURCE_FILES[name], index=False)

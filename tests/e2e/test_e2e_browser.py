@@ -57,6 +57,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         auth.create_user(ctx, "rev", "central_reviewer", PASSWORD)
         auth.create_user(ctx, "stat", "statistician", PASSWORD)
         auth.create_user(ctx, "phys", "medical_physicist", PASSWORD)
+        auth.create_user(ctx, "pv", "pharmacovigilance", PASSWORD)
+        auth.create_user(ctx, "coder", "coder", PASSWORD)
     with writing(engine, _actor(app, "stat"), trial) as ctx:
         randomization.configure(ctx, "blocks")
         randomization.generate_list(ctx, "e2e-secret-seed-0123456789", 8)
@@ -265,7 +267,7 @@ def test_investigator_flow_then_blinded_central_review(
     page.goto(f"{server.url}/patients/{code}")
 
     # a serious adverse event: the 24-hour clock to pharmacovigilance is shown
-    page.get_by_label("CTCAE term").fill("Platelet count decreased")
+    page.get_by_label("CTCAE v5.0 term").fill("Platelet count decreased")
     page.get_by_label("Grade").select_option("4")
     page.get_by_label("Serious (SAE: report to pharmacovigilance within 24 hours)").check()
     page.get_by_label("Onset date").fill("2025-03-10")
@@ -388,3 +390,70 @@ def test_api_docs_render_offline_under_the_csp(
     assert foreign == [] and problems == [], (foreign, problems)
     page.screenshot(path=str(screenshots / "api-docs.png"))
     page.close()
+
+
+def test_sae_report_assessment_and_coding_pages(
+    browser: Any, server: LiveServer, screenshots: Path
+) -> None:
+    """The site types a term (the CTCAE list is proposed as typed), marks the SAE criteria and
+    sends the initial report; pharmacovigilance assesses it (SUSAR, its clock, the PDF link);
+    the coder codes an uncoded term."""
+    code = _ready_patient(server.app, "C01-0901")
+    page = login(browser, server, "inv1")
+    page.goto(f"{server.url}/patients/{code}")
+    term = page.get_by_label("CTCAE v5.0 term")
+    term.press_sequentially("platel", delay=30)
+    expect(page.locator("#ctcae-terms option").first).to_have_attribute(
+        "value", "Platelet count decreased"
+    )
+    term.fill("Platelet count decreased")
+    page.get_by_label("Grade").select_option("4")
+    page.get_by_label("Serious (SAE: report to pharmacovigilance within 24 hours)").check()
+    page.get_by_label(
+        "Requires inpatient hospitalisation or prolongation of existing hospitalisation"
+    ).check()
+    page.get_by_label("Onset date").fill("2025-03-10")
+    page.get_by_role("button", name="Record adverse event").click()
+    page.wait_for_load_state("networkidle")
+    page.locator('[data-testid="sae-link"]').first.click()
+    page.get_by_label("Narrative").fill(
+        "Grade 4 thrombocytopenia; admitted for platelet transfusion."
+    )
+    page.get_by_label("Action taken with Lutathera").select_option("drug_interrupted")
+    page.get_by_label("Treatment of the event").fill("Platelet transfusion")
+    page.get_by_role("button", name="Send initial report").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_test_id("saved")).to_contain_text("initial report")
+    sae_url = page.url.split("?")[0]
+    page.close()
+
+    pv = login(browser, server, "pv")
+    pv.goto(sae_url)
+    pv.get_by_role("button", name="Assess initial report").click()
+    pv.wait_for_load_state("networkidle")
+    expect(pv.get_by_test_id("susar")).to_have_text("SUSAR")
+    expect(pv.get_by_role("link", name="CIOMS-like PDF")).to_be_visible()
+    pv.screenshot(path=str(screenshots / "sae-report.png"), full_page=True)
+    pv.close()
+
+    page = login(browser, server, "inv1")
+    page.goto(f"{server.url}/patients/{code}")
+    page.get_by_label("CTCAE v5.0 term").fill("nausée")
+    page.get_by_label("Grade").select_option("1")
+    page.get_by_label("Onset date").fill("2025-03-10")
+    page.get_by_role("button", name="Record adverse event").click()
+    page.wait_for_load_state("networkidle")
+    page.close()
+    coder = login(browser, server, "coder")
+    coder.get_by_role("link", name="Coding").click()
+    row = coder.get_by_role("row").filter(has_text="nausée")
+    expect(row).to_contain_text("uncoded")
+    row.get_by_label("LLT code").fill("10028813")
+    row.get_by_label("Reason").fill("French verbatim: nausea")
+    row.get_by_role("button", name=re.compile("Recode")).click()
+    coder.wait_for_load_state("networkidle")
+    expect(coder.get_by_role("row").filter(has_text="nausée")).to_contain_text(
+        "Gastrointestinal disorders"
+    )
+    coder.screenshot(path=str(screenshots / "coding.png"), full_page=True)
+    coder.close()

@@ -25,8 +25,9 @@ SITE = INVESTIGATOR
 PV = "pv"
 PROTOCOL = load_protocol()
 AWARE = dt.date(2025, 3, 10)
-# End of the awareness day at the site (Europe/Paris, UTC+1 in March) + 24 h.
-DUE = dt.datetime(2025, 3, 11, 23, 0, tzinfo=dt.UTC)
+# Date-only awareness: the clock starts at the beginning of the awareness day at the site
+# (00:00 Europe/Paris = 23:00 UTC the day before, in March), so it is due 24 h later.
+DUE = dt.datetime(2025, 3, 10, 23, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -87,8 +88,14 @@ def test_clock_stops_at_receipt_on_both_sides_of_the_due_time() -> None:
         (dt.date(2025, 7, 1), dt.time(9, 0), dt.datetime(2025, 7, 2, 7, 0, tzinfo=dt.UTC)),
         # the night the clocks go forward (2025-03-30 02:00 -> 03:00): 01:30 CET is 00:30 UTC
         (dt.date(2025, 3, 30), dt.time(1, 30), dt.datetime(2025, 3, 31, 0, 30, tzinfo=dt.UTC)),
-        # date only: from the end of that day at the site (midnight Paris)
-        (dt.date(2025, 7, 1), None, dt.datetime(2025, 7, 2, 22, 0, tzinfo=dt.UTC)),
+        # date only: from the beginning of that day at the site (00:00 Paris, CEST)
+        (dt.date(2025, 7, 1), None, dt.datetime(2025, 7, 1, 22, 0, tzinfo=dt.UTC)),
+        # date only, winter (00:00 CET = 23:00 UTC the day before)
+        (dt.date(2025, 3, 10), None, dt.datetime(2025, 3, 10, 23, 0, tzinfo=dt.UTC)),
+        # date only on the 23-hour day (clocks forward): 24 elapsed hours from 00:00 CET
+        (dt.date(2025, 3, 30), None, dt.datetime(2025, 3, 30, 23, 0, tzinfo=dt.UTC)),
+        # date only on the 25-hour day (clocks back): 24 elapsed hours from 00:00 CEST
+        (dt.date(2025, 10, 26), None, dt.datetime(2025, 10, 26, 22, 0, tzinfo=dt.UTC)),
     ],
 )
 def test_clock_starts_at_the_site_time_of_awareness(
@@ -96,6 +103,8 @@ def test_clock_starts_at_the_site_time_of_awareness(
 ) -> None:
     assert sae_clock(day, due_utc, awareness_time=at, protocol=PROTOCOL).due_by == due_utc
     assert sae_clock(day, due_utc, awareness_time=at, protocol=PROTOCOL).late is False
+    second_before = due_utc - dt.timedelta(seconds=1)
+    assert sae_clock(day, second_before, awareness_time=at, protocol=PROTOCOL).late is False
     assert (
         sae_clock(day, due_utc + dt.timedelta(seconds=1), awareness_time=at, protocol=PROTOCOL).late
         is True

@@ -234,6 +234,9 @@ def test_adverse_event_made_serious_with_awareness_date_is_audited(
         "grade": (2, 3),
         "serious": (False, True),
         "awareness_date": (None, "2025-04-09"),
+        # a new term is coded again from the CTCAE v5.0 dictionary
+        "meddra_term": ("Nausea", "Vomiting"),
+        "meddra_llt_code": ("10028813", "10047700"),
     }
     assert {v[2].reason for v in audit.values()} == {REASON}
 

@@ -74,6 +74,7 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.randomization.service.generate_list": frozenset({Role.STATISTICIAN}),
     "reluth.randomization.service.allocation_list": frozenset({Role.STATISTICIAN}),
     "reluth.randomization.service.report": frozenset({Role.STATISTICIAN}),
+    "reluth.randomization.service.record_backup_randomization": frozenset({Role.STATISTICIAN}),
     "reluth.randomization.service.configure": frozenset({Role.STATISTICIAN, Role.ADMIN}),
     "reluth.analysis.service.datasets_zip": frozenset({Role.STATISTICIAN}),
     "reluth.analysis.service.analysis_datasets": frozenset({Role.STATISTICIAN}),
@@ -83,10 +84,17 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.sites.service.add_centre": frozenset({Role.ADMIN}),
     "reluth.response.service.record_central_read": frozenset({Role.CENTRAL_REVIEWER}),
     "reluth.safety.sae.acknowledge_receipt": frozenset({Role.PHARMACOVIGILANCE}),
+    "reluth.safety.sae.assess_report": frozenset({Role.PHARMACOVIGILANCE}),
+    "reluth.safety.sae.record_susar_submission": frozenset({Role.PHARMACOVIGILANCE}),
+    "reluth.safety.sae.report_sae": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
     "reluth.dosimetry.service.store_cycle": frozenset({Role.MEDICAL_PHYSICIST}),
+    "reluth.notify.service.deliver": frozenset({Role.ADMIN}),
+    "reluth.notify.service.log": frozenset({Role.ADMIN}),
+    "reluth.notify.service.weekly_digest": frozenset({Role.DATA_MANAGER}),
     "reluth.core.operations.record_operation": frozenset({Role.ADMIN}),
     "reluth.patients.service.register_patient": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
     "reluth.safety.service.record_lab": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
+    "reluth.safety.service.recode_adverse_event": frozenset({Role.CODER}),
 }
 
 

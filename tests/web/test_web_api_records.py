@@ -123,14 +123,14 @@ def test_adverse_events_with_the_sae_clock(site: Site) -> None:
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["patient_id"] == code and body["serious"] is True
-    # T0 is 2025-03-12 09:00 UTC: with no awareness time, due 24 h after the end of the
-    # awareness day at the site (midnight in Paris = 23:00 UTC in March)
+    # T0 is 2025-03-12 09:00 UTC: with no awareness time, due 24 h after the beginning of the
+    # awareness day at the site (00:00 in Paris = 23:00 UTC the day before, in March)
     assert body["sae_clock"] == {
         "awareness_date": "2025-03-11",
         "awareness_time": None,
-        "due_by": "2025-03-12T23:00:00Z",
-        "hours_left": 14.0,
-        "overdue": False,
+        "due_by": "2025-03-11T23:00:00Z",
+        "hours_left": -10.0,
+        "overdue": True,
         "received_at": None,
         "received_by": None,
     }
@@ -147,10 +147,10 @@ def test_adverse_events_with_the_sae_clock(site: Site) -> None:
 
     listing = site.client("pv").get("/api/v1/adverse-events").json()
     # serious first, the soonest due first
-    assert [r["term"] for r in listing] == ["Anemia", "Platelet count decreased", "Nausea"]
+    assert [r["term"] for r in listing] == ["Platelet count decreased", "Anemia", "Nausea"]
     site.clock.advance(days=1)
     late = site.client("pv").get("/api/v1/adverse-events").json()[1]["sae_clock"]
-    assert late["overdue"] is True and late["hours_left"] == -10.0
+    assert late["overdue"] is True and late["hours_left"] == -19.5
 
     assert site.client("inv2").get("/api/v1/adverse-events").json() == []
     assert site.client("inv2").post(path, json=SAE).status_code == 404

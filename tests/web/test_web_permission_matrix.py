@@ -22,6 +22,7 @@ SITE_READERS = frozenset(
     }
 )
 ADMIN = frozenset({Role.ADMIN})
+CODER = frozenset({Role.CODER})
 PATIENT_READERS = SITE_READERS | {Role.MEDICAL_PHYSICIST}
 SITE_WRITERS = frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE})
 INVESTIGATOR = frozenset({Role.INVESTIGATOR})
@@ -69,7 +70,7 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("POST", P + "/qol/scores", SITE_WRITERS, {"instrument": "QLQ-C30", "item_1": "2"}),
     ("POST", P + "/qol", SITE_WRITERS, {"instrument": "QLQ-C30", "item_1": "9"}),
     ("GET", P + "/audit", AUDITORS, None),
-    ("GET", "/adverse-events", SITE_READERS, None),
+    ("GET", "/adverse-events", SITE_READERS | CODER, None),
     ("GET", "/queries", QUERY_READERS, None),
     ("POST", P + "/queries", QUERY_RAISERS, {"field": "", "question": "?"}),
     ("POST", "/queries/{query_id}/answer", SITE_WRITERS, {"answer": ""}),
@@ -128,7 +129,7 @@ MATRIX: list[tuple[str, str, frozenset[Role], dict[str, Any] | None]] = [
     ("POST", AP + "/cycles", SITE_WRITERS, {"cycle": 9}),
     ("POST", AP + "/pre-randomization", SITE_WRITERS, {"overall_response": "XX"}),
     ("GET", AP + "/audit", AUDITORS, None),
-    ("GET", A + "/adverse-events", SITE_READERS, None),
+    ("GET", A + "/adverse-events", SITE_READERS | CODER, None),
     ("POST", AP + "/adverse-events", SITE_WRITERS, {"term": "Nausea", "grade": 9}),
     ("GET", A + "/queries", QUERY_READERS, None),
     ("POST", AP + "/queries", QUERY_RAISERS, {"field": "", "question": "?"}),
@@ -208,6 +209,33 @@ MATRIX += [
     ("PUT", AP + "/qol/{qol_id}", QOL_WRITERS, {"items": {"1": 2}, "reason": "r"}),
     ("PUT", A + "/review/{code}/reads/{read_id}", REVIEWER, {"new_lesions": "no", "reason": "r"}),
 ]
+# SAE reports (site writers), the sponsor's assessment and SUSAR submission (pharmacovigilance),
+# the SAE page and the CIOMS-like PDF (whoever reads adverse events).
+SAE = "/adverse-events/{ae_id}"
+SAE_REPORT = {"narrative": "n", "action_taken": "unknown", "outcome": "fatal"}
+MATRIX += [
+    ("GET", SAE, SITE_READERS | CODER, None),
+    ("POST", SAE + "/reports", SITE_WRITERS, SAE_REPORT),
+    ("POST", SAE + "/reports/{sequence}/assessment", PHARMACOVIGILANCE, {"causality": "x"}),
+    ("POST", SAE + "/reports/{sequence}/submission", PHARMACOVIGILANCE, {"reference": "r"}),
+    ("GET", SAE + "/reports/{sequence}/cioms.pdf", SITE_READERS | CODER, None),
+    ("GET", A + SAE + "/reports", SITE_READERS | CODER, None),
+    ("POST", A + SAE + "/reports", SITE_WRITERS, SAE_REPORT),
+    (
+        "POST",
+        A + SAE + "/reports/{sequence}/assessment",
+        PHARMACOVIGILANCE,
+        {"causality": "related", "expectedness": "expected"},
+    ),
+    ("POST", A + SAE + "/reports/{sequence}/submission", PHARMACOVIGILANCE, {"reference": "r"}),
+    ("GET", A + SAE + "/reports/{sequence}/cioms.pdf", SITE_READERS | CODER, None),
+    # CTCAE v5.0 term search (any login), the coder's worklist and recoding
+    ("GET", "/ctcae/terms", ALL, None),
+    ("GET", A + "/ctcae/terms", ALL, None),
+    ("GET", "/coding", CODER, None),
+    ("POST", "/coding/{ae_id}", CODER, {"llt_code": "10028813", "reason": "r"}),
+    ("PUT", A + SAE + "/coding", CODER, {"llt_code": "10028813", "reason": "r"}),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",
@@ -238,6 +266,7 @@ def _path(template: str, code: str) -> str:
         form_id="lab",
         record=1,
         record_id=1,
+        sequence=0,
     )
 
 

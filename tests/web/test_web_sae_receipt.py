@@ -19,7 +19,8 @@ def _sae(site: Site, code: str, term: str) -> None:
             "relatedness": "probable",
             "outcome": "recovering",
             "onset_date": "2025-03-10",
-            "awareness_date": "2025-03-11",
+            # today at the site: due 24 h after 00:00 Paris, 2025-03-12 23:00 UTC
+            "awareness_date": "2025-03-12",
         },
     )
     assert r.status_code == 303, r.text
@@ -45,7 +46,7 @@ def test_pharmacovigilance_acknowledges_and_the_clock_stops(site: Site) -> None:
     assert inv.post(f"/adverse-events/{ids[0]}/receipt").status_code == 403
     assert inv.post(f"/api/v1/adverse-events/{ids[0]}/receipt").status_code == 403
 
-    site.clock.advance(hours=2)  # T0 09:00 + 2 h, before the due time 2025-03-13 00:00
+    site.clock.advance(hours=2)  # T0 09:00 + 2 h, before the due time 2025-03-12 23:00 UTC
     pv = site.client("pv")  # (the idle timeout ended the earlier sessions)
     done = pv.post(f"/adverse-events/{ids[0]}/receipt")
     assert done.status_code == 303

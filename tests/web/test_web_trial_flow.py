@@ -299,13 +299,14 @@ def test_sae_clock_boundaries() -> None:
     protocol = load_protocol()
 
     aware = dt.date(2025, 3, 10)
-    due = dt.datetime(2025, 3, 11, 23, 0, tzinfo=dt.UTC)  # end of the day in Paris + 24 h
+    due = dt.datetime(2025, 3, 10, 23, 0, tzinfo=dt.UTC)  # start of the day in Paris + 24 h
     assert sae_clock(aware, due, protocol=protocol).late is False
     assert sae_clock(aware, due, protocol=protocol).hours_left == Decimal("0.0")
     assert sae_clock(aware, due + dt.timedelta(seconds=1), protocol=protocol).late is True
     assert sae_clock(
-        aware, dt.datetime(2025, 3, 11, 11, tzinfo=dt.UTC), protocol=protocol
+        aware, dt.datetime(2025, 3, 10, 11, tzinfo=dt.UTC), protocol=protocol
     ).hours_left == Decimal("12.0")
+    assert sae_clock(aware, due - dt.timedelta(seconds=1), protocol=protocol).late is False
 
 
 def test_sae_recorded_by_site_is_seen_by_pharmacovigilance_with_its_clock(site: Site) -> None:
@@ -333,14 +334,15 @@ def test_sae_recorded_by_site_is_seen_by_pharmacovigilance_with_its_clock(site: 
             "relatedness": "probable",
             "outcome": "recovering",
             "onset_date": "2025-03-10",
-            "awareness_date": "2025-03-11",
+            "awareness_date": "2025-03-12",
         },
     )
     assert ok.status_code == 303, ok.text
     pv = site.client("pv").get("/adverse-events").text
     assert "Platelet count decreased" in pv and 'data-testid="sae-clock"' in pv
-    # T0 is 2025-03-12 09:00 UTC; due 24 h after midnight in Paris ending the awareness day
+    # T0 is 2025-03-12 09:00 UTC; due 24 h after 00:00 in Paris starting the awareness day
     assert "due by 2025-03-12 23:00 UTC (2025-03-13 00:00 Europe/Paris" in pv
+    assert "from the start of the awareness day" in pv
     assert "h left" in pv
     site.clock.advance(days=1)
     assert "h late" in site.client("pv").get("/adverse-events").text

@@ -41,6 +41,7 @@ USERS: dict[str, tuple[Role, tuple[str, ...]]] = {
     "phys": (Role.MEDICAL_PHYSICIST, ()),
     "pv": (Role.PHARMACOVIGILANCE, ()),
     "stat": (Role.STATISTICIAN, ()),
+    "coder": (Role.CODER, ()),
     "admin": (Role.ADMIN, ()),
 }
 #: one representative user per role (site roles at C01)
@@ -53,6 +54,7 @@ ROLE_USER: dict[Role, str] = {
     Role.MEDICAL_PHYSICIST: "phys",
     Role.PHARMACOVIGILANCE: "pv",
     Role.STATISTICIAN: "stat",
+    Role.CODER: "coder",
     Role.ADMIN: "admin",
 }
 

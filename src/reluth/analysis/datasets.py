@@ -101,8 +101,11 @@ ASSESSMENT_COLUMNS: dict[str, tuple[bool, str]] = {
 }
 AE_COLUMNS: dict[str, tuple[bool, str]] = {
     "subject_id": (True, "str"),
-    "term": (True, "str"),
+    "term": (True, "str"),  # the dictionary-derived term (the verbatim one when uncoded)
     "soc": (False, "str"),
+    "verbatim": (False, "str"),  # as the site entered it (default: term)
+    "llt_code": (False, "str"),  # MedDRA lowest level term code (empty: uncoded)
+    "pt_code": (False, "str"),
     "grade": (True, "int"),
     "serious": (True, "flag"),
     "onset_on": (True, "date"),
@@ -784,8 +787,14 @@ def derive_adae(adsl: pd.DataFrame, aes: pd.DataFrame, cut: dt.date) -> pd.DataF
     out = pd.DataFrame(
         {
             "USUBJID": a["subject_id"],
+            "AETERM": [
+                v if isinstance(v, str) and v else t
+                for v, t in zip(a["verbatim"], a["term"], strict=True)
+            ],
             "AEDECOD": a["term"],
             "AESOC": a["soc"],
+            "AELLTCD": a["llt_code"],
+            "AEPTCD": a["pt_code"],
             "AETOXGR": a["grade"].astype(int),
             "AESER": np.where(a["serious"], "Y", "N"),
             "ASTDT": a["onset_on"],
@@ -988,8 +997,15 @@ VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "adae": {
         "USUBJID": ("Unique subject identifier", "ADSL.USUBJID."),
-        "AEDECOD": ("Adverse event term", "The recorded term."),
-        "AESOC": ("System organ class", "The recorded system organ class."),
+        "AETERM": ("Reported term", "The term as the site entered it."),
+        "AEDECOD": (
+            "Dictionary-derived term",
+            "The CTCAE v5.0 / MedDRA term the event is coded to; the reported term while uncoded"
+            " (AELLTCD empty).",
+        ),
+        "AESOC": ("System organ class", "MedDRA SOC of the coded term (empty while uncoded)."),
+        "AELLTCD": ("MedDRA LLT code", "Lowest level term code (CTCAE v5.0 terms are LLTs)."),
+        "AEPTCD": ("MedDRA PT code", "Preferred term code, when the coder recorded it."),
         "AETOXGR": ("CTCAE v5.0 grade", "The recorded grade."),
         "AESER": ("Serious event", "Y if recorded serious."),
         "ASTDT": ("Onset date", "The onset date."),
@@ -1312,8 +1328,14 @@ def sources_from_tables(
     aes = pd.DataFrame(
         {
             "subject_id": ae["patient_id"].map(code),
-            "term": ae["term"],
-            "soc": None,
+            "term": [
+                d if isinstance(d, str) and d else t
+                for d, t in zip(ae["meddra_term"], ae["term"], strict=True)
+            ],
+            "soc": ae["meddra_soc"],
+            "verbatim": ae["term"],
+            "llt_code": ae["meddra_llt_code"],
+            "pt_code": ae["meddra_pt_code"],
             "grade": ae["grade"],
             "serious": ae["serious"].map(bool),
             "onset_on": ae["onset_date"],

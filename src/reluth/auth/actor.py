@@ -26,6 +26,7 @@ class AuthMethod(enum.StrEnum):
     API_TOKEN = "api_token"  # a script's bearer token
     CLI_TOKEN = "cli_token"  # the token `reluth login` stores after a password check
     BOOTSTRAP = "bootstrap"  # the operator on a database without any account yet
+    SYSTEM = "system"  # a job of the server itself (the web app's e-mail drain), no login
 
 
 #: Methods that rest on a password typed in this login (not on a token a script holds): only

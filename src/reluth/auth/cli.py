@@ -279,6 +279,22 @@ def users_set_centres(
     _changed(username, f"centres {', '.join(centre)}")
 
 
+@users_app.command("set-email")
+@handle_errors
+def users_set_email(
+    username: str = typer.Argument(...),
+    email: str = typer.Argument(..., help="Address for notifications ('' clears it)."),
+    reason: str = REASON,
+    db: str | None = DB_OPTION,
+) -> None:
+    """Set the address an account's e-mail notifications go to."""
+    from reluth.auth import service as auth
+
+    with cli_context(write=True, reason=reason, url=db) as ctx:
+        auth.set_email(ctx, username, email)
+    _changed(username, f"e-mail {email or '(none)'}")
+
+
 @users_app.command("passwd")
 @handle_errors
 def users_passwd(

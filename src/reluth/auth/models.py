@@ -35,6 +35,8 @@ class User(Base):
     #: set by an administrator's password reset: the next login must choose a new password
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: where reluth's e-mail notifications go (no address: none is sent to this account)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     centres: Mapped[list[Centre]] = relationship(secondary=user_centres, lazy="selectin")
 
 

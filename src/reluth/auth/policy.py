@@ -12,6 +12,7 @@ Decisions taken where the protocol is silent (documented in docs/web.md):
 * the central reviewer is blinded: only the tumour-assessment worklist and lesion entry, never
   the arm, treatment administrations, cycle 3/4 visits, dosimetry or arm counts;
 * the admin manages users and centres and sees no patient data;
+* the coder reads adverse events (terms, never the arm) and codes or recodes their MedDRA terms;
 * dosimetry results are written by the medical physicist and read, centre-scoped, by the
   site roles and by the data manager and statistician (all of whom already see the arm).
 """
@@ -37,6 +38,7 @@ class Resource(enum.StrEnum):
     SCREENING = "screening"
     RANDOMIZATION = "randomization"  # performing a randomization
     RANDOMIZATION_SETUP = "randomization_setup"  # fixing the method (before the first one)
+    RANDOMIZATION_BACKUP = "randomization_backup"  # recording a backup-procedure randomization
     ALLOCATION_LIST = "allocation_list"  # generating and reading the concealed list
     ARM = "arm"  # seeing the allocated arm of a patient
     ARM_COUNTS = "arm_counts"  # per-arm totals on the dashboard
@@ -45,6 +47,7 @@ class Resource(enum.StrEnum):
     LAB = "lab"
     ADVERSE_EVENT = "adverse_event"
     SAE_RECEIPT = "sae_receipt"  # pharmacovigilance acknowledges receipt of an SAE
+    SAE_ASSESSMENT = "sae_assessment"  # the sponsor's causality/expectedness, SUSAR submission
     LOCAL_ASSESSMENT = "local_assessment"  # site tumour assessments
     CENTRAL_REVIEW = "central_review"  # blinded worklist and lesion entry
     QOL = "qol"
@@ -60,6 +63,9 @@ class Resource(enum.StrEnum):
     USER = "user"
     CENTRE = "centre"
     OWN_TOKENS = "own_tokens"
+    CODING = "coding"  # MedDRA codes of adverse-event terms (the coder's worklist)
+    NOTIFICATION = "notification"  # the e-mail outbox: delivery, retries, the log
+    NOTIFICATION_DIGEST = "notification_digest"  # the weekly digest of overdue forms
 
 
 R, W = Action.READ, Action.WRITE
@@ -111,7 +117,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.DOSIMETRY,
             *_SITE_DATA,
         ),
-        write=(Resource.QUERY,),
+        write=(Resource.QUERY, Resource.NOTIFICATION_DIGEST),
     ),
     Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW,)),
     Role.MEDICAL_PHYSICIST: _grants(
@@ -127,10 +133,14 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.TREATMENT,
             Resource.AUDIT,
         ),
-        write=(Resource.QUERY, Resource.SAE_RECEIPT),
+        write=(Resource.QUERY, Resource.SAE_RECEIPT, Resource.SAE_ASSESSMENT),
     ),
     Role.STATISTICIAN: _grants(
-        write=(Resource.RANDOMIZATION_SETUP, Resource.ALLOCATION_LIST),
+        write=(
+            Resource.RANDOMIZATION_SETUP,
+            Resource.ALLOCATION_LIST,
+            Resource.RANDOMIZATION_BACKUP,
+        ),
         read=(
             Resource.AUDIT_VERIFY,
             Resource.DASHBOARD,
@@ -142,9 +152,16 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.AUDIT,
         ),
     ),
+    Role.CODER: _grants(read=(Resource.ADVERSE_EVENT,), write=(Resource.CODING,)),
     Role.ADMIN: _grants(
         read=(Resource.AUDIT_VERIFY,),
-        write=(Resource.USER, Resource.CENTRE, Resource.OPERATIONS, Resource.RANDOMIZATION_SETUP),
+        write=(
+            Resource.USER,
+            Resource.CENTRE,
+            Resource.OPERATIONS,
+            Resource.RANDOMIZATION_SETUP,
+            Resource.NOTIFICATION,
+        ),
     ),
 }
 
@@ -162,6 +179,7 @@ ARM_REVEALING: frozenset[Resource] = frozenset(
         Resource.RANDOMIZATION,
         Resource.RANDOMIZATION_REPORT,
         Resource.RANDOMIZATION_SETUP,
+        Resource.RANDOMIZATION_BACKUP,
         Resource.ALLOCATION_LIST,
         Resource.EXPORT,
         Resource.IMAGING,

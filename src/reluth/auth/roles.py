@@ -14,6 +14,7 @@ class Role(enum.StrEnum):
     MEDICAL_PHYSICIST = "medical_physicist"
     PHARMACOVIGILANCE = "pharmacovigilance"
     STATISTICIAN = "statistician"
+    CODER = "coder"  # medical coder: codes and recodes adverse-event terms (MedDRA)
     ADMIN = "admin"
 
 

@@ -722,6 +722,21 @@ def set_centres(ctx: Ctx, username: str, centre_codes: Sequence[str]) -> User:
 
 
 @service(Action.WRITE, Resource.USER)
+def set_email(ctx: Ctx, username: str, email: str | None) -> User:
+    """Set (or clear, with None or "") the address an account's notifications go to, with a
+    reason."""
+    user = _admin_change(ctx, username, "an account's e-mail address")
+    text = (email or "").strip()
+    if text and (
+        len(text) > 254 or text.count("@") != 1 or not all(text.split("@")) or " " in text
+    ):
+        raise ValidationError("email", f"{email!r}", "an address like name@hospital.fr")
+    user.email = text or None
+    ctx.session.flush()
+    return user
+
+
+@service(Action.WRITE, Resource.USER)
 def reset_password(ctx: Ctx, username: str, temporary_password: str) -> User:
     """Set a temporary password that must be changed at the next login; the user's logins and
     tokens are revoked. Needs a reason."""

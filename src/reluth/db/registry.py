@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "reluth.qol.models",
     "reluth.randomization.models",
     "reluth.queries.models",
+    "reluth.notify.models",
     "reluth.imaging.models",
     "reluth.dosimetry.models",
     "reluth.forms.models",

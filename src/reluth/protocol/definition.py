@@ -327,12 +327,24 @@ class Schedule(_Frozen):
     days_per_month: Decimal
 
 
+class ReferenceSafetyInformation(_Frozen):
+    """The document (and its version) against which the sponsor judges whether a serious
+    adverse reaction is expected (EU CT-3 section 7.2.3.2)."""
+
+    document: str = Field(min_length=1, max_length=200)  # sae_assessments.rsi_document
+    version: str = Field(min_length=1, max_length=60)  # sae_assessments.rsi_version
+    assumption: bool = False
+
+
 class Safety(_Frozen):
     """Serious adverse events go to pharmacovigilance within ``sae_reporting_hours`` of the site
-    becoming aware; awareness times are the site's wall-clock time in ``site_timezone``."""
+    becoming aware; awareness times are the site's wall-clock time in ``site_timezone``; the
+    suspect product and the reference safety information the sponsor's assessment names."""
 
     sae_reporting_hours: int = Field(gt=0, le=168)
     site_timezone: str
+    suspect_product: str = Field(min_length=1)
+    reference_safety_information: ReferenceSafetyInformation
 
     @field_validator("site_timezone")
     @classmethod

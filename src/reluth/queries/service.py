@@ -10,6 +10,7 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.forms import refs
+from reluth.notify import outbox
 from reluth.patients import service as patients
 from reluth.queries.models import DataQuery
 
@@ -158,6 +159,14 @@ def open_query(
     )
     ctx.session.add(row)
     ctx.session.flush()
+    outbox.notify(
+        ctx,
+        "query",
+        outbox.site_staff(ctx, patient.centre_id),
+        f"Data query {row.id} on {patient.patient_code}",
+        f"{ctx.actor.username} raised data query {row.id} on patient {patient.patient_code}, "
+        f"field {row.field}.\nRead and answer it: /queries",
+    )
     return row
 
 
@@ -189,6 +198,15 @@ def answer_query(ctx: Ctx, query_id: int, answer: str) -> DataQuery:
     row.answered_at = ctx.now()
     row.status = "answered"
     ctx.session.flush()
+    code = ctx.session.get(patients.Patient, row.patient_id).patient_code  # type: ignore[union-attr]
+    outbox.notify(
+        ctx,
+        "answer",
+        outbox.user(ctx, row.opened_by),
+        f"Answer to data query {row.id} on {code}",
+        f"{ctx.actor.username} answered your data query {row.id} on patient {code} "
+        f"(field {row.field}).\nReview and close it: /queries",
+    )
     return row
 
 

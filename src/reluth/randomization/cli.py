@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import uuid
@@ -156,6 +157,42 @@ def report_cmd(as_json: bool = JSON) -> None:
         "max imbalance: "
         + ", ".join(f"{k} {v}" for k, v in rep.max_imbalance.items())
         + ("" if rep.list_intact else "  [bold red]ALLOCATION LIST ALTERED[/]")
+    )
+
+
+@app.command("backup")
+@handle_errors
+def backup_cmd(
+    patient_id: str = typer.Argument(..., help="Pseudonymous patient ID, C07-0012."),
+    arm: str = typer.Option(..., help="The arm the envelope or backup list gave."),
+    performed_at: str = typer.Option(
+        ..., "--at", help="When it was performed, ISO 8601 with offset: 2025-03-04T14:20+01:00"
+    ),
+    reason: str = typer.Option(..., help="Why the backup procedure was used."),
+    reference: str = typer.Option(..., help="Envelope number or backup-list reference."),
+    as_json: bool = JSON,
+) -> None:
+    """Record a randomization performed by the backup procedure (statistician only); it
+    consumes the same list slot an online randomization would have."""
+    from reluth.errors import ValidationError
+    from reluth.randomization import service
+
+    try:
+        moment = dt.datetime.fromisoformat(performed_at)
+    except ValueError:
+        raise ValidationError(
+            "--at", f"{performed_at!r}", "ISO 8601 with offset, 2025-03-04T14:20+01:00"
+        ) from None
+    with cli_context(write=True, reason=f"backup randomization {reference}") as ctx:
+        result = service.record_backup_randomization(
+            ctx, patient_id, arm, moment, reason, reference
+        )
+    if as_json:
+        print_json(result)
+        return
+    console.print(
+        f"backup randomization of {result.patient_id} recorded: [bold]{result.arm}[/] at "
+        f"{result.randomized_at.isoformat()} ({result.request_id})"
     )
 
 

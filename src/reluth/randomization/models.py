@@ -103,6 +103,23 @@ class Randomization(ProtocolVersioned, Base):
     randomized_by: Mapped[str] = mapped_column(String(80))
 
 
+class BackupRandomization(Base):
+    """A randomization performed by the documented backup procedure while the system was down
+    (a sealed envelope or the printed backup list), recorded afterwards by the statistician
+    through the randomization service: the randomization row beside it consumed the same list
+    slot (permuted blocks) or counts in the same minimization totals, so the list stays whole."""
+
+    __tablename__ = "backup_randomizations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    randomization_id: Mapped[int] = mapped_column(ForeignKey("randomizations.id"), unique=True)
+    performed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(80))  # envelope number or list reference
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[str] = mapped_column(String(80))
+
+
 #: Fields of audited allocation records shown only to whoever may read the allocation list
 #: (the unblinded statistician): the slot a randomization consumed tells its position in the
 #: list, the method whether there are blocks to guess, and minimization's scores and counts how

@@ -13,6 +13,7 @@ patient per slot) are the last line of defence.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -44,6 +45,7 @@ from reluth.randomization.models import (
     AllocationList,
     AllocationSlot,
     AllocationStratum,
+    BackupRandomization,
     Randomization,
     RandomizationSettings,
 )
@@ -394,6 +396,103 @@ def randomize(
         raise Conflict(
             f"patient {patient_code} or request {request_id!r} was randomized concurrently"
         ) from None
+    return _result(record, patient.patient_code, False)
+
+
+BACKUP_TEXT_MAX, BACKUP_REFERENCE_MAX = 2000, 80
+
+
+def _backup_text(value: str, field: str, limit: int) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or len(text) > limit or not text.isprintable():
+        raise ValidationError(field, "empty" if not text else f"{value!r}", f"1-{limit} characters")
+    return text
+
+
+@service(Action.WRITE, Resource.RANDOMIZATION_BACKUP)
+def record_backup_randomization(
+    ctx: Ctx,
+    patient_code: str,
+    arm: str,
+    performed_at: dt.datetime,
+    reason: str,
+    reference: str,
+) -> RandomizationResult:
+    """Record a randomization performed by the backup procedure while the system was down
+    (statistician only): the arm the envelope or backup list gave, when, why, and the envelope
+    or list reference. It goes through the same path as :func:`randomize`, with every
+    precondition checked as of ``performed_at``: with permuted blocks it consumes the next slot
+    of the patient's stratum and is refused (Conflict, nothing written) if that slot's arm is
+    not the recorded one, since the backup envelopes are the list's next slots; with
+    minimization it counts in the totals of the next decisions."""
+    if arm not in ctx.protocol.arm_codes:
+        raise ValidationError("arm", f"{arm!r}", ", ".join(ctx.protocol.arm_codes))
+    why = _backup_text(reason, "reason", BACKUP_TEXT_MAX)
+    ref = _backup_text(reference, "reference", BACKUP_REFERENCE_MAX)
+    if not isinstance(performed_at, dt.datetime) or performed_at.tzinfo is None:
+        raise ValidationError(
+            "performed_at", f"{performed_at!r}", "a date and time with its UTC offset"
+        )
+    now = ctx.now()
+    if performed_at > now:
+        raise ValidationError("performed_at", f"{performed_at.isoformat()} is in the future")
+    session = ctx.session
+    request_id = f"backup:{ref}"
+    if session.scalars(_BY_REQUEST, {"request_id": request_id}).first() is not None:
+        raise Conflict(f"backup reference {ref!r} is already recorded")
+    patient = get_patient(ctx, patient_code)
+    settings = get_settings(session)
+    if settings is None:
+        raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
+    settings = get_settings(
+        session, lock="update" if settings.method == "minimization" else "share"
+    )
+    assert settings is not None
+    then = dataclasses.replace(ctx, trial=ctx.trial.at(performed_at.astimezone(dt.UTC)))
+    screening = latest_screening(session, patient)
+    strata_code, levels = _check_preconditions(then, patient, screening)
+    centre = patient.centre.code
+    key = stratum_key(strata_code, centre, settings.stratify_by_centre)
+    slot_id: int | None = None
+    details: dict[str, Any] = {"backup": True}
+    if settings.method == "blocks":
+        cursor = _lock_cursor(session, key)
+        listed, slot_id, _ = _take_slot(ctx, cursor, patient)
+        if listed != arm:
+            raise Conflict(
+                f"the backup record gives {arm} but the next slot of stratum {key} "
+                f"(#{cursor.next_position - 1}) is {listed}: check the envelope or list "
+                "reference; nothing was recorded"
+            )
+    record = Randomization(
+        patient_id=patient.id,
+        request_id=request_id,
+        arm=arm,
+        method=settings.method,
+        stratum_key=key,
+        strata_json=json.dumps({**levels, "centre": centre}, sort_keys=True),
+        slot_id=slot_id,
+        details_json=json.dumps(details, sort_keys=True),
+        randomized_at=performed_at.astimezone(dt.UTC),
+        randomized_by=ctx.actor.username,
+        protocol_version=ctx.protocol.label,
+    )
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"patient {patient_code} was randomized concurrently") from None
+    session.add(
+        BackupRandomization(
+            randomization_id=record.id,
+            performed_at=performed_at.astimezone(dt.UTC),
+            reason=why,
+            reference=ref,
+            recorded_at=now,
+            recorded_by=ctx.actor.username,
+        )
+    )
+    session.flush()
     return _result(record, patient.patient_code, False)
 
 

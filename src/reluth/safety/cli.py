@@ -1,4 +1,5 @@
-"""Command: ``reluth ctcae grade LABS.json`` (table, or JSON with ``--json``)."""
+"""Commands: ``reluth ctcae grade LABS.json`` (table, or JSON with ``--json``); ``reluth sae
+report|assess|submit|cioms`` (the SAE workflow, through the same services as the SAE page)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from reluth.cli_support import console, handle_errors, load_json, parse_date, print_json
+from reluth.cli_support import (
+    cli_context,
+    console,
+    handle_errors,
+    load_json,
+    parse_date,
+    print_json,
+)
 from reluth.safety.ctcae import grade_all, parse_results, summarize
 
 app = typer.Typer(help="CTCAE v5.0 laboratory grading.", no_args_is_help=True)
@@ -73,5 +81,76 @@ def grade_command(
     console.print(worst)
 
 
+sae_app = typer.Typer(help="Serious adverse events: reports, assessment, CIOMS-like PDF.")
+
+
+@sae_app.command("report")
+@handle_errors
+def report_command(
+    adverse_event_id: int = typer.Argument(..., help="The serious adverse event's id."),
+    file: Path = typer.Argument(
+        ...,
+        help='JSON: {"seriousness": [...], "narrative", "action_taken", "treatment"?, "outcome"}',
+    ),
+) -> None:
+    """Send the initial report of an SAE, or its next numbered follow-up."""
+    from reluth.safety import sae
+
+    data = load_json(file, "SAE report")
+    with cli_context(write=True) as ctx:
+        row = sae.report_sae(ctx, adverse_event_id, data)
+        console.print(f"{sae.report_label(row.sequence)} of adverse event {adverse_event_id} sent")
+
+
+@sae_app.command("assess")
+@handle_errors
+def assess_command(
+    adverse_event_id: int = typer.Argument(...),
+    sequence: int = typer.Argument(..., help="0 initial report, n follow-up n."),
+    causality: str = typer.Option(..., help="related | not_related"),
+    expectedness: str = typer.Option(..., help="expected | unexpected (against the RSI)"),
+    comment: str | None = typer.Option(None),
+) -> None:
+    """The sponsor's assessment of one report (pharmacovigilance)."""
+    from reluth.safety import sae
+
+    with cli_context(write=True) as ctx:
+        row = sae.assess_report(ctx, adverse_event_id, sequence, causality, expectedness, comment)
+        susar = " — SUSAR" if row.susar else ""
+        console.print(f"assessed: {row.causality}, {row.expectedness}{susar}")
+
+
+@sae_app.command("submit")
+@handle_errors
+def submit_command(
+    adverse_event_id: int = typer.Argument(...),
+    sequence: int = typer.Argument(...),
+    reference: str = typer.Option(..., help="The authorities' reference of the submission."),
+) -> None:
+    """Record a SUSAR's submission to the authorities (stops its clock)."""
+    from reluth.safety import sae
+
+    with cli_context(write=True) as ctx:
+        sae.record_susar_submission(ctx, adverse_event_id, sequence, reference)
+    console.print("SUSAR submission recorded")
+
+
+@sae_app.command("cioms")
+@handle_errors
+def cioms_command(
+    adverse_event_id: int = typer.Argument(...),
+    sequence: int = typer.Argument(0),
+    out: Path = typer.Option(..., "--out", help="Where to write the PDF."),
+) -> None:
+    """Write the CIOMS-I-like PDF of one report."""
+    from reluth.safety import sae
+
+    with cli_context() as ctx:
+        pdf = sae.cioms_pdf(ctx, adverse_event_id, sequence)
+    out.write_bytes(pdf)
+    console.print(f"{out} ({len(pdf)} bytes)")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="ctcae")
+    root.add_typer(sae_app, name="sae")

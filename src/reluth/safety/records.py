@@ -12,9 +12,10 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.errors import ValidationError
+from reluth.notify import outbox
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
-from reluth.safety import ctcae
+from reluth.safety import coding, ctcae, seriousness
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.units import canonical_unit, to_canonical
 
@@ -81,6 +82,7 @@ AE_FIELDS = (
     "awareness_date",
     "awareness_time",
     "description",
+    "seriousness",
 )
 TERM_MAX = 120  # adverse_events.term
 
@@ -91,7 +93,9 @@ def adverse_event_fields(
     """The validated column values of one adverse event: the rules of entry and of every later
     correction. Grade 5 if and only if fatal; no date in the future; resolution not before
     onset; a serious event needs the date the site became aware of it (it starts the 24-hour
-    clock to pharmacovigilance), which cannot precede the onset."""
+    clock to pharmacovigilance), which cannot precede the onset; ICH E2A seriousness criteria
+    only for a serious event (death only with a fatal outcome). The criteria may follow in the
+    SAE report, which requires at least one."""
     w = "adverse_event"
     term = v.text(ae, "term", w)
     assert term is not None
@@ -117,6 +121,17 @@ def adverse_event_fields(
         )
     if aware is not None and aware < onset:
         raise ValidationError(f"{w}.awareness_date", f"{aware} is before onset {onset}")
+    criteria = seriousness.parse_criteria(ae.get("seriousness"), f"{w}.seriousness")
+    if criteria and not serious:
+        raise ValidationError(
+            f"{w}.seriousness",
+            "seriousness criteria for an event not marked serious",
+            "serious: true, or no criteria",
+        )
+    if "death" in criteria and outcome != "fatal":
+        raise ValidationError(
+            f"{w}.seriousness", f"criterion death with outcome {outcome}", "outcome fatal"
+        )
     aware_time = v.time_of_day(ae, "awareness_time", w)
     if aware_time is not None and aware is None:
         raise ValidationError(
@@ -133,6 +148,7 @@ def adverse_event_fields(
         "awareness_date": aware,
         "awareness_time": aware_time,
         "description": v.text(ae, "description", w, optional=True),
+        "seriousness": seriousness.stored(criteria),
     }
 
 
@@ -140,13 +156,30 @@ def adverse_event_fields(
 def record_adverse_event(ctx: Ctx, data: Any) -> AdverseEvent:
     """``{"patient_id", "term", "grade" 1-5, "serious", "relatedness", "outcome",
     "onset_date", "resolution_date"?, "awareness_date"? (required if serious),
-    "description"?}`` for an included patient, onset in the trial's order."""
+    "description"?, "seriousness"?}`` for an included patient, onset in the trial's order; a
+    CTCAE v5.0 term is coded at once (MedDRA LLT code and SOC), any other is left for the coder."""
     ae = v.obj(data, "adverse_event")
     patient = patients.get_patient(ctx, str(ae.get("patient_id")))
     patients.require_included(ctx.session, patient)
     values = adverse_event_fields(ae, ctx.today(), ctx.protocol)
     patients.check_date(ctx, patient, "adverse_event", values["onset_date"], "onset_date")
-    row = AdverseEvent(patient_id=patient.id, protocol_version=ctx.protocol.label, **values)
+    row = AdverseEvent(
+        patient_id=patient.id,
+        protocol_version=ctx.protocol.label,
+        **values,
+        **coding.coded(values["term"]),
+    )
     ctx.session.add(row)
     ctx.session.flush()
+    if row.serious:
+        outbox.notify(
+            ctx,
+            "sae",
+            outbox.pharmacovigilance(ctx),
+            f"SAE entered: {patient.patient_code}, {row.term} grade {row.grade}",
+            f"A serious adverse event was entered for patient {patient.patient_code} "
+            f"(centre {patient.centre.code}) by {ctx.actor.username}.\n"
+            f"Event: {row.term}, CTCAE grade {row.grade}, onset {row.onset_date}, site aware "
+            f"{row.awareness_date}.\nAcknowledge receipt and assess it: /adverse-events/{row.id}",
+        )
     return row

@@ -21,7 +21,7 @@ from reluth.db.session import require_reason
 from reluth.errors import NotFound, ValidationError
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
-from reluth.safety import ctcae
+from reluth.safety import coding, ctcae, seriousness
 from reluth.safety.models import AdverseEvent, LabResult
 from reluth.safety.records import AE_FIELDS, adverse_event_fields
 from reluth.units import canonical_unit, convert, to_decimal
@@ -205,6 +205,7 @@ def adverse_event_form(row: AdverseEvent) -> dict[str, Any]:
         if row.awareness_time is None
         else row.awareness_time.isoformat("minutes"),
         "description": row.description,
+        "seriousness": list(seriousness.loaded(row.seriousness)),
     }
 
 
@@ -229,7 +230,70 @@ def edit_adverse_event(
     values = adverse_event_fields(merged, ctx.today(), ctx.protocol)
     patient = patients.get_patient(ctx, patient_code)
     patients.check_date(ctx, patient, "adverse_event", values["onset_date"], "onset_date")
+    if values["term"] != row.term:  # a new term is coded again; else the coder's codes stay
+        values.update(coding.coded(values["term"]))
     edits.apply(row, values, "adverse event")
+    ctx.session.flush()
+    return row
+
+
+_CODE_DIGITS = 8  # MedDRA codes are 8-digit numbers
+
+
+def _meddra_code(value: str | None, field: str, optional: bool = False) -> str | None:
+    text = (value or "").strip()
+    if not text and optional:
+        return None
+    if not (text.isdigit() and len(text) == _CODE_DIGITS):
+        raise ValidationError(field, f"{value!r}", "an 8-digit MedDRA code, e.g. 10028813")
+    return text
+
+
+@service(Action.WRITE, Resource.CODING)
+def recode_adverse_event(
+    ctx: Ctx,
+    ae_id: int,
+    llt_code: str,
+    pt_code: str | None = None,
+    soc: str | None = None,
+    meddra_term: str | None = None,
+) -> AdverseEvent:
+    """Code (or recode) an adverse event's term (coder, with a reason): the MedDRA LLT code,
+    and the PT code when known; a CTCAE v5.0 code brings its term and SOC from the shipped
+    dictionary, any other code needs the term and one of the dictionary's SOCs. The verbatim
+    term stays as the site entered it; the audit trail keeps the old codes."""
+    require_reason(ctx.session, "an adverse event's coding")
+    row = ctx.session.get(AdverseEvent, ae_id)
+    patient = None if row is None else ctx.session.get(patients.Patient, row.patient_id)
+    if row is None or patient is None or not ctx.sees_centre(patient.centre_id):
+        raise NotFound(f"adverse event {ae_id} not found")
+    llt = _meddra_code(llt_code, "llt_code")
+    assert llt is not None
+    pt = _meddra_code(pt_code, "pt_code", optional=True)
+    dictionary = coding.ctcae()
+    entry = dictionary.by_code.get(llt)
+    name = (meddra_term or "").strip() or (entry.term if entry else "")
+    organ = (soc or "").strip() or (entry.soc if entry else "")
+    if not name or len(name) > 120:
+        raise ValidationError(
+            "meddra_term", "missing" if not name else "too long", "1-120 characters"
+        )
+    if organ not in dictionary.socs:
+        raise ValidationError(
+            "soc", f"{organ!r}", "a MedDRA system organ class, e.g. Gastrointestinal disorders"
+        )
+    source = dictionary.label if entry is not None and entry.term == name else "MedDRA (coder)"
+    edits.apply(
+        row,
+        {
+            "meddra_term": name,
+            "meddra_llt_code": llt,
+            "meddra_pt_code": pt,
+            "meddra_soc": organ,
+            "coding_dictionary": source,
+        },
+        "adverse event coding",
+    )
     ctx.session.flush()
     return row
 
@@ -241,7 +305,7 @@ class SaeClock:
     hours_left: Decimal  # at receipt if received, else now; negative when late
     late: bool
     received_at: dt.datetime | None = None  # pharmacovigilance's receipt stops the clock
-    awareness_time: dt.time | None = None  # site wall-clock time; None: counted from day's end
+    awareness_time: dt.time | None = None  # site wall-clock time; None: from the day's start
 
 
 def sae_clock(
@@ -254,14 +318,15 @@ def sae_clock(
 ) -> SaeClock:
     """The SAE reporting clock (pure): due ``sae_reporting_hours`` (24) after the site became
     aware. With the awareness time (the site's wall-clock time in the protocol's
-    ``site_timezone``) the clock is exact; with the date only it is counted from the end of
-    that day at the site, the most lenient reading. Once pharmacovigilance has acknowledged
-    receipt the clock stops there: on time if received by the due time, late otherwise."""
+    ``site_timezone``) the clock is exact; with the date only it starts at the beginning of
+    that day at the site (00:00 local), the earliest moment the site may have known: counting
+    from the day's end would let an SAE turn late only up to 48 h after awareness (ICH E2A
+    III.A counts from first knowledge; day 0 is that day). The hours are elapsed hours
+    (UTC), so a daylight-saving change does not lengthen or shorten the clock. Once
+    pharmacovigilance has acknowledged receipt the clock stops there: on time if received by
+    the due time, late otherwise."""
     rules = protocol.safety
-    if awareness_time is None:
-        start = dt.datetime.combine(awareness_date + dt.timedelta(days=1), dt.time(), rules.zone)
-    else:
-        start = dt.datetime.combine(awareness_date, awareness_time, rules.zone)
+    start = dt.datetime.combine(awareness_date, awareness_time or dt.time(), rules.zone)
     due = start.astimezone(dt.UTC) + dt.timedelta(hours=rules.sae_reporting_hours)
     stop = now if received_at is None else received_at
     left = Decimal((due - stop).total_seconds()) / Decimal(3600)
@@ -273,3 +338,43 @@ def sae_clock(
         received_at,
         awareness_time,
     )
+
+
+@dataclass(frozen=True)
+class CodingRow:
+    id: int
+    patient_code: str
+    term: str  # verbatim
+    meddra_term: str | None
+    meddra_llt_code: str | None
+    meddra_pt_code: str | None
+    meddra_soc: str | None
+    coding_dictionary: str | None
+
+
+@service(Action.READ, Resource.CODING)
+def coding_worklist(ctx: Ctx, uncoded_only: bool = False) -> list[CodingRow]:
+    """Adverse events with their coding, uncoded first (the coder's worklist)."""
+    from sqlalchemy import select
+
+    rows = ctx.session.execute(
+        select(AdverseEvent, patients.Patient.patient_code, patients.Patient.centre_id).join(
+            patients.Patient, patients.Patient.id == AdverseEvent.patient_id
+        )
+    ).all()
+    out = [
+        CodingRow(
+            ae.id,
+            code,
+            ae.term,
+            ae.meddra_term,
+            ae.meddra_llt_code,
+            ae.meddra_pt_code,
+            ae.meddra_soc,
+            ae.coding_dictionary,
+        )
+        for ae, code, centre_id in rows
+        if ctx.sees_centre(centre_id) and not (uncoded_only and ae.meddra_llt_code)
+    ]
+    out.sort(key=lambda r: (r.meddra_llt_code is not None, r.patient_code, r.id))
+    return out

@@ -361,6 +361,9 @@ class Replayer:
             "onset_date": ae.onset_date.isoformat(),
             "resolution_date": ae.end_date.isoformat() if ae.end_date else None,
             "awareness_date": ae.onset_date.isoformat() if ae.serious else None,
+            "seriousness": (["death"] if ae.grade == 5 else ["hospitalisation"])
+            if ae.serious
+            else [],
         }
         records.record_adverse_event(s, data)
 

@@ -37,7 +37,7 @@ class AdverseEventIn(ApiIn):
         default=None,
         max_length=8,
         description="HH:MM, the site's wall-clock time of awareness (protocol site_timezone): "
-        "makes the clock exact; without it the clock runs from the end of the awareness day",
+        "makes the clock exact; without it the clock runs from the start (00:00) of the awareness day",
     )
     description: str | None = Field(default=None, max_length=2000)
 
@@ -46,7 +46,7 @@ class SaeClockOut(BaseModel):
     awareness_date: dt.date
     awareness_time: dt.time | None = Field(description="site wall-clock time, if recorded")
     due_by: dt.datetime = Field(
-        description="UTC: 24 hours after awareness (after the end of the awareness day at the "
+        description="UTC: 24 hours after awareness (from the start of the awareness day at the "
         "site when no time was recorded)"
     )
     hours_left: float = Field(description="at receipt if received, else now; negative if late")

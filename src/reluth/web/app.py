@@ -29,6 +29,7 @@ from reluth.core.trial import Trial
 from reluth.db.engine import make_engine
 from reluth.errors import ReluthError
 from reluth.protocol.definition import Protocol, load_protocol
+from reluth.safety import seriousness
 from reluth.web.deps import LoginRequired, PasswordChangeRequired
 
 HERE = Path(__file__).parent
@@ -68,6 +69,7 @@ def create_app(
     create_tables: bool = True,
     protocol: Protocol | None = None,
     daily_checkpoints: bool | None = None,
+    mail_drain: bool | None = None,
 ) -> FastAPI:
     """The app; ``daily_checkpoints`` (default: :func:`reluth.web.checkpoint_job.enabled`)
     writes the signed audit checkpoint of each day from a background thread."""
@@ -93,15 +95,21 @@ def create_app(
         load_signing_key(settings.checkpoint_key_path)  # refused at start-up when missing
         app.state.checkpoints = checkpoint_job.DailyCheckpoints(engine, settings, clock).start()
     app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+    app.state.mail_drain = None
     app.state.clock = clock
     app.state.trial = Trial(protocol or load_protocol(settings.protocol_file), clock, settings)
     app.state.secure_cookies = settings.production if secure_cookies is None else secure_cookies
+    if settings.smtp_url and mail_drain is not False:
+        from reluth.web import notify_job
+
+        app.state.mail_drain = notify_job.Drain(engine, app.state.trial).start()
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.globals["version"] = __version__
     app.state.templates.env.globals["protocol"] = app.state.trial.protocol
     safety = app.state.trial.protocol.safety
     app.state.templates.env.globals["site_timezone"] = safety.site_timezone
     app.state.templates.env.globals["sae_hours"] = safety.sae_reporting_hours
+    app.state.templates.env.globals["sae_criteria"] = seriousness.CRITERIA
     app.state.templates.env.filters["site_local"] = lambda moment: moment.astimezone(
         safety.zone
     ).strftime("%Y-%m-%d %H:%M")
@@ -184,6 +192,7 @@ def create_app(
         api_qol,
         api_review,
         api_safety,
+        coding_pages,
         dosimetry_pages,
         export_pages,
         forms_pages,
@@ -202,6 +211,7 @@ def create_app(
     app.include_router(forms_pages.router)
     app.include_router(visit_pages.router)
     app.include_router(sae_pages.router)
+    app.include_router(coding_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
     app.include_router(api_docs.router)
@@ -212,6 +222,7 @@ def create_app(
         api_review.router,
         api_forms.router,
         sae_pages.api_router,
+        coding_pages.api_router,
         api_exports.router,
         api_dosimetry.router,
     ):
@@ -223,6 +234,7 @@ def create_app(
         *review_pages.router.routes,
         *qol_pages.router.routes,
         *sae_pages.router.routes,
+        *coding_pages.router.routes,
         *export_pages.router.routes,
         *dosimetry_pages.router.routes,
     )
@@ -240,6 +252,7 @@ NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/review", "Central review", Action.READ, Resource.CENTRAL_REVIEW),
     ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
     ("/queries", "Queries", Action.READ, Resource.QUERY),
+    ("/coding", "Coding", Action.READ, Resource.CODING),
     ("/exports", "Exports", Action.READ, Resource.EXPORT),
     ("/admin/users", "Users", Action.READ, Resource.USER),
     ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),

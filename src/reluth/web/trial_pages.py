@@ -21,6 +21,7 @@ from reluth.queries import service as queries
 from reluth.randomization import service as randomization
 from reluth.records import views
 from reluth.safety import records as safety_records
+from reluth.safety import seriousness
 from reluth.safety import service as safety
 from reluth.sites import service as sites
 from reluth.treatment import service as treatment
@@ -456,9 +457,12 @@ def adverse_event_save(
 ) -> Response:
     patient = patient_for(ctx, code, safety_records.record_adverse_event)
     form: dict[str, str] = request.state.posted
-    data: dict[str, Any] = {k: v for k, v in form.items() if v and k != "csrf_token"}
+    data: dict[str, Any] = {
+        k: v for k, v in form.items() if v and k != "csrf_token" and not k.startswith("sae_")
+    }
     data["patient_id"] = patient.patient_code
     data["serious"] = form.get("serious") == "yes"
+    data["seriousness"] = [c for c in seriousness.CRITERIA if form.get(f"sae_{c}") == "yes"]
     try:
         with audited(request, who) as w:
             safety_records.record_adverse_event(w, data)
