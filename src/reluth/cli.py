@@ -37,6 +37,7 @@ _DOMAIN_MODULES = (
     "reluth.imaging.cli",
     "reluth.dosimetry.cli",
     "reluth.simulation.cli",
+    "reluth.lifecycle.cli",
     "reluth.web.cli",
 )
 

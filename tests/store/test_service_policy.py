@@ -53,7 +53,15 @@ def _outcome(engine: Engine, entry: ServiceEntry, role: Role) -> str:
 
 def test_there_are_declared_services_in_every_domain() -> None:
     modules = {e.name.rsplit(".", 1)[0] for e in ENTRIES}
-    for domain in ("patients", "treatment", "randomization", "safety", "qol", "queries"):
+    for domain in (
+        "patients",
+        "treatment",
+        "randomization",
+        "safety",
+        "qol",
+        "queries",
+        "lifecycle",
+    ):
         assert any(m.startswith(f"reluth.{domain}.") for m in modules), domain
     for name in ("response.service", "dosimetry.service", "auth.service", "sites.service"):
         assert f"reluth.{name}" in modules
@@ -87,6 +95,8 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.core.operations.record_operation": frozenset({Role.ADMIN}),
     "reluth.patients.service.register_patient": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
     "reluth.safety.service.record_lab": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
+    "reluth.lifecycle.service.lock": frozenset({Role.DATA_MANAGER}),
+    "reluth.lifecycle.service.unlock": frozenset({Role.DATA_MANAGER}),
 }
 
 

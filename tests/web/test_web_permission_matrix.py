@@ -195,6 +195,29 @@ MATRIX += [
     ("PUT", AP + "/qol/{qol_id}", QOL_WRITERS, {"items": {"1": 2}, "reason": "r"}),
     ("PUT", A + "/review/{code}/reads/{read_id}", REVIEWER, {"new_lesions": "no", "reason": "r"}),
 ]
+# The data lifecycle: the data manager locks (bodies without a reason: 422, nothing changes);
+# the site, the monitor, the data manager and the statistician see the locks.
+LOCKER = frozenset({Role.DATA_MANAGER})
+LOCK_READERS = VISIT_READERS
+NO_REASON: dict[str, Any] = {"reason": ""}
+MATRIX += [
+    ("GET", P + "/lifecycle", LOCK_READERS, None),
+    ("POST", P + "/lock", LOCKER, NO_REASON),
+    ("POST", P + "/unlock", LOCKER, NO_REASON),
+    ("GET", "/lifecycle", LOCK_READERS, None),
+    ("POST", "/lifecycle/{scope}/{action}", LOCKER, NO_REASON),
+    ("POST", AP + "/lock", LOCKER, NO_REASON),
+    ("POST", AP + "/unlock", LOCKER, NO_REASON),
+    ("POST", A + "/forms/{table}/{record_id}/lock", LOCKER, NO_REASON),
+    ("POST", A + "/forms/{table}/{record_id}/unlock", LOCKER, NO_REASON),
+    ("POST", A + "/centres/{centre}/lock", LOCKER, NO_REASON),
+    ("POST", A + "/centres/{centre}/unlock", LOCKER, NO_REASON),
+    ("POST", A + "/study/lock", LOCKER, NO_REASON),
+    ("POST", A + "/study/unlock", LOCKER, NO_REASON),
+    ("POST", A + "/study/freeze", LOCKER, NO_REASON),
+    ("POST", A + "/study/unfreeze", LOCKER, NO_REASON),
+    ("GET", A + "/locks", LOCK_READERS, None),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",
@@ -222,6 +245,10 @@ def _path(template: str, code: str) -> str:
         visit_code="TA-W08",
         qol_id=1,
         read_id=1,
+        scope="centre",
+        table="lab_results",
+        record_id=999999,
+        centre="C01",
     )
 
 

@@ -181,12 +181,14 @@ def create_app(
         api_dosimetry,
         api_edits,
         api_exports,
+        api_lifecycle,
         api_qol,
         api_review,
         api_safety,
         dosimetry_pages,
         edit_pages,
         export_pages,
+        lifecycle_pages,
         pages,
         qol_pages,
         review_pages,
@@ -202,6 +204,7 @@ def create_app(
     app.include_router(sae_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
+    app.include_router(lifecycle_pages.router)
     app.include_router(api_docs.router)
     for api_router in (
         api.router,
@@ -212,6 +215,7 @@ def create_app(
         sae_pages.api_router,
         api_exports.router,
         api_dosimetry.router,
+        api_lifecycle.router,
     ):
         app.include_router(api_router, prefix=API_PREFIX)
     page_routes = (
@@ -222,6 +226,7 @@ def create_app(
         *sae_pages.router.routes,
         *export_pages.router.routes,
         *dosimetry_pages.router.routes,
+        *lifecycle_pages.router.routes,
     )
     paths = {getattr(r, "path", "") for r in page_routes}
     nav = tuple(item for item in NAV if item[0] in paths)
@@ -237,6 +242,7 @@ NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
     ("/queries", "Queries", Action.READ, Resource.QUERY),
     ("/exports", "Exports", Action.READ, Resource.EXPORT),
+    ("/lifecycle", "Locks", Action.WRITE, Resource.LOCK),
     ("/admin/users", "Users", Action.READ, Resource.USER),
     ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),
 )

@@ -1,0 +1,77 @@
+"""Locks on pages and the JSON API: the data manager locks a patient (page button or API), and
+every write of that patient — a page form, an API call — is refused with 423 naming the lock;
+a study freeze stops data entry but not queries."""
+
+from __future__ import annotations
+
+from web_support import Site, included_via_api
+
+LAB = {"test": "alt", "value": "30", "unit": "U/L", "date": "2025-03-11", "uln": "40"}
+
+
+def test_a_patient_locked_on_the_api_refuses_page_and_api_writes(site: Site) -> None:
+    code = included_via_api(site)
+    dm, inv = site.client("dm"), site.client("inv1")
+    locked = dm.post(f"/api/v1/patients/{code}/lock", json={"reason": "casebook reviewed"})
+    assert locked.status_code == 200, locked.text
+    assert locked.json()["label"] == f"patient {code}" and locked.json()["active"] is True
+    refused = inv.post(f"/api/v1/patients/{code}/labs", json=LAB)
+    assert refused.status_code == 423, refused.text
+    assert "locked (by dm on" in refused.json()["error"]
+    assert "casebook reviewed" in refused.json()["error"]
+    page = inv.post(f"/patients/{code}/labs", data=LAB)
+    assert page.status_code == 423 and "casebook reviewed" in page.text
+    assert inv.post(f"/api/v1/patients/{code}/lock", json={"reason": "x"}).status_code == 403
+    listed = inv.get(f"/api/v1/locks?patient={code}").json()
+    assert [lk["label"] for lk in listed] == [f"patient {code}"]
+    again = dm.post(f"/api/v1/patients/{code}/lock", json={"reason": "again"})
+    assert again.status_code == 409
+    lifted = dm.post(f"/api/v1/patients/{code}/unlock", json={"reason": "query reopened"})
+    assert lifted.status_code == 200 and lifted.json()["active"] is False
+    assert inv.post(f"/api/v1/patients/{code}/labs", json=LAB).status_code == 201
+
+
+def test_the_lock_button_on_the_patient_page(site: Site) -> None:
+    code = included_via_api(site)
+    dm = site.client("dm")
+    assert 'data-testid="lifecycle-link"' in dm.get(f"/patients/{code}").text
+    page = dm.get(f"/patients/{code}/lifecycle").text
+    assert "Lock the patient" in page and 'data-testid="no-locks"' in page
+    done = dm.post(f"/patients/{code}/lock", data={"reason": "ready for analysis"})
+    assert done.status_code == 303
+    page = dm.get(f"/patients/{code}/lifecycle").text
+    assert "ready for analysis" in page and "Unlock the patient" in page
+    missing = dm.post(f"/patients/{code}/unlock", data={"reason": ""})
+    assert missing.status_code == 422 and "reason" in missing.text
+    nurse_view = site.client("nurse1").get(f"/patients/{code}/lifecycle").text
+    assert "ready for analysis" in nurse_view and "Unlock the patient" not in nurse_view
+
+
+def test_a_frozen_study_takes_queries_but_no_data(site: Site) -> None:
+    code = included_via_api(site)
+    dm, inv, mon = site.client("dm"), site.client("inv1"), site.client("mon1")
+    frozen = dm.post("/api/v1/study/freeze", json={"reason": "pre-lock review"})
+    assert frozen.status_code == 200, frozen.text
+    assert "frozen" in dm.get("/lifecycle").text
+    refused = inv.post(f"/api/v1/patients/{code}/labs", json=LAB)
+    assert refused.status_code == 423 and "the study is frozen" in refused.json()["error"]
+    query = mon.post(f"/api/v1/patients/{code}/queries", json={"field": "alt", "question": "?"})
+    assert query.status_code == 201, query.text
+    assert dm.post("/lifecycle/study/unfreeze", data={"reason": "done"}).status_code == 303
+    assert inv.post(f"/api/v1/patients/{code}/labs", json=LAB).status_code == 201
+
+
+def test_centre_and_form_locks_on_the_api(site: Site) -> None:
+    code = included_via_api(site)
+    dm, inv = site.client("dm"), site.client("inv1")
+    lab = inv.post(f"/api/v1/patients/{code}/labs", json=LAB).json()["id"]
+    form = dm.post(f"/api/v1/forms/lab_results/{lab}/lock", json={"reason": "verified"})
+    assert form.status_code == 200, form.text
+    fix = {"value": "31", "reason": "typo"}
+    assert inv.put(f"/api/v1/patients/{code}/labs/{lab}", json=fix).status_code == 423
+    unknown = dm.post("/api/v1/forms/nonsense/99999/lock", json={"reason": "x"})
+    assert unknown.status_code == 422 and "table" in unknown.json()["error"]
+    centre = dm.post("/api/v1/centres/C01/lock", json={"reason": "site closed"})
+    assert centre.status_code == 200
+    refused = inv.post("/api/v1/patients", json={"centre": "C01"})
+    assert refused.status_code == 423 and "centre C01 is locked" in refused.json()["error"]
