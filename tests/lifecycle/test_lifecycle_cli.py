@@ -84,3 +84,35 @@ def test_db_freeze_and_db_lock(trial_db: tuple[str, str, str], tmp_path: Path) -
     assert body["reason"] == "database lock"
     _run(cli, dm, "lock", "centre", "C01", "--reason", "x")  # a centre lock on top is fine
     _run(cli, dm, "db", "lock", "--reason", "again", code=6)  # already locked: a conflict
+
+
+def test_sign_a_casebook_on_the_command_line(
+    trial_db: tuple[str, str, str], tmp_path: Path
+) -> None:
+    from tests.store.storekit import ADMIN, INVESTIGATOR, PASSWORD
+
+    code, dm, nurse = trial_db
+    engine = make_engine(f"sqlite:///{tmp_path / 'trial.db'}")
+    admin, inv = cli_token(engine, ADMIN), cli_token(engine, INVESTIGATOR)
+    engine.dispose()
+    cli = CliRunner()
+    _run(cli, admin, "users", "set-pi", INVESTIGATOR, "--centre", "C01",
+         "--printed-name", "Dr Anne Martin")  # fmt: skip
+    wrong = cli.invoke(
+        app, ["sign", "patient", code, "--password-stdin"], input="nope\n",
+        env={"RELUTH_TOKEN": inv},
+    )  # fmt: skip
+    assert wrong.exit_code == 2 and "password: incorrect" in wrong.output
+    signed = cli.invoke(
+        app,
+        ["sign", "patient", code, "--password-stdin", "--meaning", "Casebook reviewed", "--json"],
+        input=PASSWORD + "\n",
+        env={"RELUTH_TOKEN": inv},
+    )
+    assert signed.exit_code == 0, signed.output
+    view = json.loads(signed.output)
+    assert view["printed_name"] == "Dr Anne Martin" and view["meaning"] == "Casebook reviewed"
+    assert view["valid"] is True and len(view["values_sha256"]) == 64
+    _run(cli, nurse, "record", "labs", str(_labs_file(tmp_path, code)))
+    listed = json.loads(_run(cli, dm, "sign", "list", code, "--json"))
+    assert listed[0]["valid"] is False and "insert lab_results" in listed[0]["invalid_because"]

@@ -97,6 +97,8 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.safety.service.record_lab": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
     "reluth.lifecycle.service.lock": frozenset({Role.DATA_MANAGER}),
     "reluth.lifecycle.service.unlock": frozenset({Role.DATA_MANAGER}),
+    "reluth.lifecycle.signature_service.sign": frozenset({Role.INVESTIGATOR}),
+    "reluth.lifecycle.signature_service.designate_principal_investigator": frozenset({Role.ADMIN}),
 }
 
 
@@ -129,6 +131,7 @@ HELPERS = {
     "reluth.records.views.query_row",  # presentation of a row already read by a service
     "reluth.records.views.record_history",  # dispatches to account_history / data_history
     "reluth.analysis.service.record_download",  # an audit event of a download built by a service
+    "reluth.lifecycle.service.form_row",  # a form instance, scoped with the running service's grant
 }
 
 

@@ -75,3 +75,63 @@ def test_centre_and_form_locks_on_the_api(site: Site) -> None:
     assert centre.status_code == 200
     refused = inv.post("/api/v1/patients", json={"centre": "C01"})
     assert refused.status_code == 423 and "centre C01 is locked" in refused.json()["error"]
+
+
+def _pi(site: Site) -> None:
+    admin = site.client("admin")
+    made = admin.post(
+        "/api/v1/principal-investigators",
+        json={"username": "inv1", "centre": "C01", "printed_name": "Dr Paul Durand"},
+    )
+    assert made.status_code == 201, made.text
+
+
+def test_the_pi_signs_on_the_page_and_a_correction_invalidates_it(site: Site) -> None:
+    from web_support import PASSWORD
+
+    code = included_via_api(site)
+    _pi(site)
+    inv = site.client("inv1")
+    lab = inv.post(f"/api/v1/patients/{code}/labs", json=LAB).json()["id"]
+    wrong = inv.post(f"/patients/{code}/signatures", data={"scope": "patient", "password": "no"})
+    assert wrong.status_code == 422 and "password: incorrect" in wrong.text
+    done = inv.post(f"/patients/{code}/signatures", data={"scope": "patient", "password": PASSWORD})
+    assert done.status_code == 303, done.text
+    page = inv.get(f"/patients/{code}/lifecycle").text
+    assert "Dr Paul Durand" in page and "in this casebook are accurate" in page
+    assert 'data-testid="signature-state">valid<' in page
+    fix = inv.put(f"/api/v1/patients/{code}/labs/{lab}", json={"value": "31", "reason": "typo"})
+    assert fix.status_code == 200, fix.text
+    (sig,) = site.client("mon1").get(f"/api/v1/patients/{code}/signatures").json()
+    assert sig["valid"] is False and f"update lab_results/{lab}" in sig["invalid_because"]
+    assert (
+        "invalid: invalidated by update lab_results" in inv.get(f"/patients/{code}/lifecycle").text
+    )
+
+
+def test_signing_on_the_api_and_who_may(site: Site) -> None:
+    from web_support import PASSWORD
+
+    code = included_via_api(site)
+    inv = site.client("inv1")
+    body = {"scope": "patient", "password": PASSWORD, "meaning": "Reviewed at the close-out visit"}
+    not_pi = inv.post(f"/api/v1/patients/{code}/signatures", json=body)
+    assert not_pi.status_code == 403 and "principal investigator" in not_pi.json()["error"]
+    _pi(site)
+    signed = inv.post(f"/api/v1/patients/{code}/signatures", json=body)
+    assert signed.status_code == 201, signed.text
+    assert signed.json()["meaning"] == "Reviewed at the close-out visit"
+    assert signed.json()["site_time"].endswith("+01:00")
+    token = site.token("inv1")
+    from fastapi.testclient import TestClient
+
+    scripted = TestClient(site.app).post(
+        f"/api/v1/patients/{code}/signatures",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert scripted.status_code == 403 and "password login" in scripted.json()["error"]
+    assert (
+        site.client("nurse1").post(f"/api/v1/patients/{code}/signatures", json=body).status_code
+        == 403
+    )

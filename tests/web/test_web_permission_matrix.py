@@ -218,6 +218,18 @@ MATRIX += [
     ("POST", A + "/study/unfreeze", LOCKER, NO_REASON),
     ("GET", A + "/locks", LOCK_READERS, None),
 ]
+# E-signatures: investigators sign (the service then requires the centre's principal
+# investigator); administrators designate principal investigators.
+SIGNERS = INVESTIGATOR
+SIGNATURE_READERS = VISIT_READERS
+MATRIX += [
+    ("POST", P + "/signatures", SIGNERS, {"scope": "nonsense", "password": "x"}),
+    ("POST", AP + "/signatures", SIGNERS, {"scope": "nonsense", "password": "x"}),
+    ("GET", AP + "/signatures", SIGNATURE_READERS, None),
+    ("GET", A + "/principal-investigators", SIGNATURE_READERS, None),
+    ("POST", A + "/principal-investigators", ADMIN, {"username": "", "centre": "C01"}),
+    ("POST", A + "/principal-investigators/withdraw", ADMIN, {"username": "", "centre": "C01"}),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",

@@ -122,11 +122,131 @@ def db_unlock(reason: str = REASON, as_json: bool = JSON) -> None:
     _unlock("study", None, reason, as_json)
 
 
+# --- e-signatures -------------------------------------------------------------------------
+
+sign_app = typer.Typer(
+    help="Sign a casebook, a visit or a form as the centre's principal investigator "
+    "(re-entering your password).",
+    no_args_is_help=True,
+)
+MEANING = typer.Option(None, "--meaning", help="What the signature means (default per scope).")
+
+
+def _sign(
+    code: str, scope: str, meaning: str | None, password_stdin: bool, as_json: bool, **kw: object
+) -> None:
+    from reluth.auth.cli import read_password
+    from reluth.lifecycle import signature_service as signing
+
+    password = read_password(password_stdin, "Password (your electronic signature)")
+    with cli_context(write=True) as ctx:
+        row = signing.sign(ctx, code, scope, password, meaning, **kw)  # type: ignore[arg-type]
+        view = signing.signature_view(ctx.session, row)
+    if as_json:
+        print_json(view)
+        return
+    console.print(
+        f"{view.what} of patient {code} signed by {view.printed_name} on {view.signed_at_utc} "
+        f"({view.site_time} site time): {view.meaning}"
+    )
+
+
+@sign_app.command("patient")
+@handle_errors
+def sign_patient(
+    code: str,
+    meaning: str | None = MEANING,
+    password_stdin: bool = typer.Option(False, "--password-stdin"),
+    as_json: bool = JSON,
+) -> None:
+    """Sign a patient's whole casebook."""
+    _sign(code, "patient", meaning, password_stdin, as_json)
+
+
+@sign_app.command("visit")
+@handle_errors
+def sign_visit(
+    code: str,
+    visit_code: str,
+    meaning: str | None = MEANING,
+    password_stdin: bool = typer.Option(False, "--password-stdin"),
+    as_json: bool = JSON,
+) -> None:
+    """Sign one visit (its record and the records dated that day)."""
+    _sign(code, "visit", meaning, password_stdin, as_json, visit_code=visit_code)
+
+
+@sign_app.command("form")
+@handle_errors
+def sign_form(
+    code: str,
+    table: str,
+    record_id: int,
+    meaning: str | None = MEANING,
+    password_stdin: bool = typer.Option(False, "--password-stdin"),
+    as_json: bool = JSON,
+) -> None:
+    """Sign one form instance, e.g. ``reluth sign form C01-0001 lab_results 17``."""
+    _sign(code, "form", meaning, password_stdin, as_json, table=table, record_id=record_id)
+
+
+@sign_app.command("list")
+@handle_errors
+def sign_list(code: str, as_json: bool = JSON) -> None:
+    """A patient's signatures and whether each still holds."""
+    from rich.table import Table
+
+    from reluth.lifecycle import signature_service as signing
+
+    with cli_context() as ctx:
+        views = signing.signatures(ctx, code)
+    if as_json:
+        print_json(views)
+        return
+    table = Table("id", "what", "signed by", "UTC", "site time", "meaning", "state")
+    for v in views:
+        state = "valid" if v.valid else f"INVALID: {v.invalid_because}"
+        table.add_row(
+            str(v.id), v.what, v.printed_name, v.signed_at_utc, v.site_time, v.meaning, state
+        )
+    console.print(table)
+
+
+@handle_errors
+def users_set_pi(
+    username: str,
+    centre: str = typer.Option(..., "--centre"),
+    printed_name: str = typer.Option(..., "--printed-name", help="As signatures show it."),
+) -> None:
+    """Designate an investigator principal investigator of a centre (administrators)."""
+    from reluth.lifecycle import signature_service as signing
+
+    with cli_context(write=True) as ctx:
+        signing.designate_principal_investigator(ctx, username, centre, printed_name)
+    console.print(f"{username} is principal investigator of {centre} ({printed_name})")
+
+
+@handle_errors
+def users_unset_pi(
+    username: str, centre: str = typer.Option(..., "--centre"), reason: str = REASON
+) -> None:
+    """End a principal-investigator designation, with a reason."""
+    from reluth.lifecycle import signature_service as signing
+
+    with cli_context(write=True, reason=reason) as ctx:
+        signing.withdraw_principal_investigator(ctx, username, centre)
+    console.print(f"{username} is no longer principal investigator of {centre}")
+
+
 def register(root: typer.Typer) -> None:
+    from reluth.auth.cli import users_app
     from reluth.core.cli import db_app
 
     root.add_typer(lock_app, name="lock")
     root.add_typer(unlock_app, name="unlock")
+    root.add_typer(sign_app, name="sign")
+    users_app.command("set-pi")(users_set_pi)
+    users_app.command("unset-pi")(users_unset_pi)
     db_app.command("freeze")(db_freeze)
     db_app.command("unfreeze")(db_unfreeze)
     db_app.command("lock")(db_lock)

@@ -43,6 +43,28 @@ CONSEQUENCE_TABLES = frozenset({"signature_invalidations", "sdv_clearances"})
 
 Key = tuple[str, str]  # (table_name, record_id)
 
+#: The tables of a patient's casebook (what the investigator enters and signs): a new row in one
+#: of them changes a signed casebook. Derived and sponsor-side rows (the RECIST engine's
+#: evaluations, SAE receipts, dose results, allocation slots) are not signed by the site.
+CASEBOOK_TABLES = frozenset(
+    {
+        "patients",
+        "screenings",
+        "inclusions",
+        "pre_randomization_assessments",
+        "randomizations",
+        "administrations",
+        "visits",
+        "lab_results",
+        "adverse_events",
+        "qol_questionnaires",
+        "tumour_assessments",
+        "lesion_measurements",
+        "deaths",
+        "end_of_study",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Owner:
@@ -226,6 +248,19 @@ class _Change:
     owner: Owner
     key: Key
     fields: frozenset[str]  # changed columns (all of them for an insert or delete)
+    casebook: bool = False  # a row of the site's casebook (what a casebook signature covers)
+
+
+def in_casebook(session: Session, obj: Any) -> bool:
+    """Whether ``obj`` is part of the site's casebook: a row of :data:`CASEBOOK_TABLES`, except
+    the blinded central reads (and their lesions), which the central reviewer enters."""
+    from reluth.response.models import LesionMeasurement, TumourAssessment
+
+    if obj.__tablename__ not in CASEBOOK_TABLES:
+        return False
+    if isinstance(obj, LesionMeasurement):
+        obj = session.get(TumourAssessment, obj.assessment_id) if obj.assessment_id else None
+    return not (isinstance(obj, TumourAssessment) and obj.reader == "central")
 
 
 def _changed_fields(obj: Any) -> frozenset[str]:
@@ -255,7 +290,9 @@ def check_flush(session: Session, new: list[Any], dirty: list[Any], deleted: lis
             if owner is None:
                 continue
             fields = _changed_fields(obj) if action == "update" else _all_fields(obj)
-            changes.append(_Change(action, owner, record_key(obj), fields))
+            changes.append(
+                _Change(action, owner, record_key(obj), fields, in_casebook(session, obj))
+            )
     if not changes:
         return
     if flags["locks"]:
@@ -305,8 +342,8 @@ def _invalidate_signatures(
         for change in data:
             if change.owner.patient_id != sig.patient_id:
                 continue
-            hit = sig.scope == "patient" or any(
-                f"{t}/{r}" in covered for t, r in change.owner.records
+            hit = any(f"{t}/{r}" in covered for t, r in change.owner.records) or (
+                sig.scope == "patient" and change.action == "insert" and change.casebook
             )
             if hit:
                 spent.add(("sig", sig.id))

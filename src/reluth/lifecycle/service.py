@@ -58,10 +58,10 @@ def _choice(value: str, field: str, accepted: tuple[str, ...]) -> str:
     return value
 
 
-def data_tables() -> dict[str, type]:
+def data_tables() -> dict[str, Any]:
     """The mapped tables whose rows are form instances of a patient (what a form lock, an SDV
     mark or a signature can name), by table name."""
-    out: dict[str, type] = {}
+    out: dict[str, Any] = {}
     for mapper in Base.registry.mappers:
         cls = mapper.class_
         table = getattr(cls, "__tablename__", None)
@@ -76,7 +76,7 @@ def data_tables() -> dict[str, type]:
     return out
 
 
-def _form_row(ctx: Ctx, table: str, record_id: str | int) -> tuple[Any, Owner]:
+def form_row(ctx: Ctx, table: str, record_id: str | int) -> tuple[Any, Owner]:
     """The row ``table``/``record_id`` of a patient the actor may see (NotFound otherwise, the
     same for another centre's), with its owner."""
     tables = data_tables()
@@ -117,7 +117,7 @@ def _resolve(ctx: Ctx, scope: str, ident: str | None) -> Target:
             patient_id=patient.id,
         )
     table, _, rid = ident.partition("/")
-    _row, owner = _form_row(ctx, table, rid)
+    _row, owner = form_row(ctx, table, rid)
     code = ctx.session.get(Patient, owner.patient_id)
     return Target(
         "form",

@@ -11,9 +11,10 @@ from pydantic import Field
 
 from reluth.core.context import Ctx
 from reluth.lifecycle import service as lifecycle
+from reluth.lifecycle import signature_service as signing
 from reluth.values import to_jsonable
 from reluth.web.api import ERRORS, ApiIn, PatientCode
-from reluth.web.deps import READ, Auth, RecordId, audited, calls
+from reluth.web.deps import READ, Auth, RecordId, Visible, audited, calls, visible
 
 router = APIRouter(tags=["lifecycle"])
 
@@ -116,3 +117,92 @@ def locks_list(
 ) -> list[dict[str, Any]]:
     """The active locks and freezes (those covering ``patient`` if given)."""
     return [to_jsonable(v) for v in lifecycle.active_locks(ctx, patient)]
+
+
+# --- e-signatures -------------------------------------------------------------------------
+
+
+class SignIn(ApiIn):
+    """What to sign, and the signer's password re-entered (a password login only: an API
+    token cannot sign)."""
+
+    scope: str = Field(pattern="^(patient|visit|form)$", description="casebook, visit or form")
+    password: str = Field(min_length=1, max_length=1024)
+    meaning: str | None = Field(default=None, max_length=500, description="default per scope")
+    visit_code: str | None = Field(default=None, max_length=32, description="for a visit")
+    table: str | None = Field(default=None, max_length=64, description="for a form")
+    record_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="for a form")
+
+
+@router.post("/patients/{code}/signatures", status_code=201, responses=LIFECYCLE_ERRORS)
+def signatures_sign(
+    code: PatientCode,
+    body: SignIn,
+    request: Request,
+    to: Visible = Depends(visible(signing.sign)),
+) -> dict[str, Any]:
+    """The principal investigator of the patient's centre signs the casebook, a visit or a
+    form (21 CFR 11.50, 11.200)."""
+    with audited(request, to.who) as w:
+        row = signing.sign(
+            w,
+            code,
+            body.scope,
+            body.password,
+            body.meaning,
+            visit_code=body.visit_code,
+            table=body.table,
+            record_id=body.record_id,
+        )
+        out: dict[str, Any] = to_jsonable(signing.signature_view(w.session, row))
+    return out
+
+
+@router.get("/patients/{code}/signatures", responses=LIFECYCLE_ERRORS)
+def signatures_list(code: PatientCode, ctx: Ctx = READ) -> list[dict[str, Any]]:
+    """A patient's signatures: printed name, UTC and site time, meaning, the hash of the values
+    signed, and whether it still holds (or what change invalidated it)."""
+    return [to_jsonable(v) for v in signing.signatures(ctx, code)]
+
+
+class PrincipalIn(ApiIn):
+    username: str = Field(min_length=2, max_length=80)
+    centre: str = Field(pattern=r"^C\d{2}$", max_length=8)
+    printed_name: str = Field(min_length=1, max_length=120)
+
+
+class PrincipalOut(ApiIn):
+    username: str = Field(min_length=2, max_length=80)
+    centre: str = Field(pattern=r"^C\d{2}$", max_length=8)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/principal-investigators", responses=LIFECYCLE_ERRORS)
+def principal_list(ctx: Ctx = READ) -> list[dict[str, str]]:
+    return [
+        {"username": u, "centre": c, "printed_name": n}
+        for u, c, n in signing.principal_investigators(ctx)
+    ]
+
+
+@router.post("/principal-investigators", status_code=201, responses=LIFECYCLE_ERRORS)
+def principal_designate(
+    body: PrincipalIn,
+    request: Request,
+    who: Auth = Depends(calls(signing.designate_principal_investigator)),
+) -> dict[str, str]:
+    """Designate an investigator principal investigator of a centre (administrators)."""
+    with audited(request, who) as w:
+        signing.designate_principal_investigator(w, body.username, body.centre, body.printed_name)
+    return body.model_dump()
+
+
+@router.post("/principal-investigators/withdraw", responses=LIFECYCLE_ERRORS)
+def principal_withdraw(
+    body: PrincipalOut,
+    request: Request,
+    who: Auth = Depends(calls(signing.withdraw_principal_investigator)),
+) -> dict[str, str]:
+    with audited(request, who, reason=body.reason) as w:
+        signing.withdraw_principal_investigator(w, body.username, body.centre)
+    return {"username": body.username, "centre": body.centre}

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
 from reluth.lifecycle import service as lifecycle
+from reluth.lifecycle import signature_service as signing
 from reluth.sites import service as sites
 from reluth.web.deps import READ, WHO, Auth, audited, may_call, patient_for
 from reluth.web.pages import render
@@ -26,7 +27,15 @@ def _patient_context(ctx: Ctx, who: Auth, code: str) -> dict[str, Any]:
         "code": patient.patient_code,
         "locks": lifecycle.active_locks(ctx, patient.patient_code),
         "can_lock": may_call(who, lifecycle.lock),
+        "signatures": (
+            signing.signatures(ctx, patient.patient_code)
+            if may_call(who, signing.signatures)
+            else None
+        ),
+        "can_sign": may_call(who, signing.sign),
+        "meanings": signing.MEANINGS,
         "error": None,
+        "posted": {},
     }
 
 
@@ -35,11 +44,18 @@ def patient_lifecycle(request: Request, code: str, who: Auth = WHO, ctx: Ctx = R
     return render(request, "patient_lifecycle.html", _patient_context(ctx, who, code))
 
 
-def _redo(request: Request, who: Auth, ctx: Ctx, code: str, exc: ReluthError) -> HTMLResponse:
-    if exc.http_status == 403:
-        raise exc
+def _redo(
+    request: Request,
+    who: Auth,
+    ctx: Ctx,
+    code: str,
+    exc: ReluthError,
+    posted: dict[str, str] | None = None,
+) -> HTMLResponse:
+    if exc.http_status == 403 and "may not" in exc.message:
+        raise exc  # the policy's refusal: the error page, not the form
     ctx.session.expire_all()
-    context = {**_patient_context(ctx, who, code), "error": exc}
+    context = {**_patient_context(ctx, who, code), "error": exc, "posted": posted or {}}
     return render(request, "patient_lifecycle.html", context, status_code=exc.http_status)
 
 
@@ -75,6 +91,39 @@ def patient_unlock(
     except ReluthError as exc:
         return _redo(request, who, ctx, code, exc)
     return RedirectResponse(f"/patients/{code}/lifecycle", status_code=303)
+
+
+@router.post("/patients/{code}/signatures")
+def patient_sign(
+    request: Request,
+    code: str,
+    scope: str = Form("patient"),
+    password: str = Form(""),
+    meaning: str = Form(""),
+    visit_code: str = Form(""),
+    table: str = Form(""),
+    record_id: str = Form(""),
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> Response:
+    """The principal investigator signs, re-entering the password."""
+    posted = {"scope": scope, "meaning": meaning, "visit_code": visit_code, "table": table,
+              "record_id": record_id}  # fmt: skip
+    try:
+        with audited(request, who) as w:
+            signing.sign(
+                w,
+                code,
+                scope,
+                password,
+                meaning or None,
+                visit_code=visit_code or None,
+                table=table or None,
+                record_id=record_id or None,
+            )
+    except ReluthError as exc:
+        return _redo(request, who, ctx, code, exc, posted)
+    return RedirectResponse(f"/patients/{code}/lifecycle#signatures", status_code=303)
 
 
 # --- the study page -------------------------------------------------------------------------
