@@ -116,3 +116,24 @@ def test_sign_a_casebook_on_the_command_line(
     _run(cli, nurse, "record", "labs", str(_labs_file(tmp_path, code)))
     listed = json.loads(_run(cli, dm, "sign", "list", code, "--json"))
     assert listed[0]["valid"] is False and "insert lab_results" in listed[0]["invalid_because"]
+
+
+def test_sdv_on_the_command_line(trial_db: tuple[str, str, str], tmp_path: Path) -> None:
+    code, dm, nurse = trial_db
+    engine = make_engine(f"sqlite:///{tmp_path / 'trial.db'}")
+    add_account(engine, "mon1", Role.MONITOR, ("C01",))
+    mon = cli_token(engine, "mon1")
+    engine.dispose()
+    cli = CliRunner()
+    report = json.loads(_run(cli, mon, "sdv", "report", "--centre", "C01", "--json"))
+    assert report[0]["required"] == 2 and report[0]["required_verified"] == 0
+    first = report[0]["outstanding"][0]["record"]  # e.g. inclusions/1
+    table, rid = first.split("/")
+    assert "verified" in _run(cli, mon, "sdv", "verify", code, table, rid)
+    _run(cli, mon, "sdv", "verify", code, table, rid, code=6)  # already verified: a conflict
+    _run(cli, nurse, "sdv", "verify", code, table, rid, code=4)
+    _run(cli, mon, "sdv", "verify", code, "lab_results", "1", "--field", "colour", code=5)
+    marks = json.loads(_run(cli, dm, "sdv", "list", code, "--json"))
+    assert [(m["table_name"], m["cleared_by_change"]) for m in marks] == [(table, None)]
+    report = json.loads(_run(cli, mon, "sdv", "report", "--centre", "C01", "--json"))
+    assert report[0]["required_verified"] == 1 and report[0]["required_percent"] == 50

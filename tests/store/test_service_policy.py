@@ -98,6 +98,8 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.lifecycle.service.lock": frozenset({Role.DATA_MANAGER}),
     "reluth.lifecycle.service.unlock": frozenset({Role.DATA_MANAGER}),
     "reluth.lifecycle.signature_service.sign": frozenset({Role.INVESTIGATOR}),
+    "reluth.lifecycle.sdv_service.verify": frozenset({Role.MONITOR}),
+    "reluth.lifecycle.sdv_service.verify_visit": frozenset({Role.MONITOR}),
     "reluth.lifecycle.signature_service.designate_principal_investigator": frozenset({Role.ADMIN}),
 }
 

@@ -135,3 +135,45 @@ def test_signing_on_the_api_and_who_may(site: Site) -> None:
         site.client("nurse1").post(f"/api/v1/patients/{code}/signatures", json=body).status_code
         == 403
     )
+
+
+def test_the_monitor_verifies_on_the_page_and_a_correction_clears_it(site: Site) -> None:
+    code = included_via_api(site)
+    inv, mon = site.client("inv1"), site.client("mon1")
+    lab = inv.post(f"/api/v1/patients/{code}/labs", json=LAB).json()["id"]
+    page = mon.get(f"/patients/{code}/lifecycle").text
+    assert 'data-testid="sdv-form"' in page and 'data-testid="no-sdv"' in page
+    bad = mon.post(f"/patients/{code}/sdv", data={"table": "lab_results", "record_id": str(lab),
+                                                 "field": "colour"})  # fmt: skip
+    assert bad.status_code == 422 and "field" in bad.text
+    done = mon.post(f"/patients/{code}/sdv", data={"table": "lab_results", "record_id": str(lab),
+                                                  "field": "value"})  # fmt: skip
+    assert done.status_code == 303, done.text
+    assert 'data-testid="sdv-state">verified<' in mon.get(f"/patients/{code}/lifecycle").text
+    form = mon.post(f"/api/v1/patients/{code}/sdv", json={"table": "screenings", "record_id": 1})
+    assert form.status_code == 201, form.text
+    fix = inv.put(f"/api/v1/patients/{code}/labs/{lab}", json={"value": "31", "reason": "typo"})
+    assert fix.status_code == 200
+    marks = {m["table_name"]: m for m in mon.get(f"/api/v1/patients/{code}/sdv").json()}
+    assert marks["lab_results"]["cleared_by_change"] == f"update lab_results/{lab} value"
+    assert marks["screenings"]["cleared_by_change"] is None
+    assert "cleared by update lab_results" in inv.get(f"/patients/{code}/lifecycle").text
+    assert inv.post(f"/api/v1/patients/{code}/sdv", json={"table": "screenings",
+                                                          "record_id": 1}).status_code == 403  # fmt: skip
+
+
+def test_the_sdv_report_per_centre(site: Site) -> None:
+    code = included_via_api(site)
+    mon = site.client("mon1")
+    (c01,) = mon.get("/api/v1/sdv/report?centre=C01").json()
+    assert c01["centre"] == "C01" and c01["required"] == 2 and c01["required_verified"] == 0
+    assert {o["requirement"] for o in c01["outstanding"]} == {"eligibility", "informed consent"}
+    assert mon.get("/api/v1/sdv/report?centre=C02").status_code == 403
+    for table in ("screenings", "inclusions"):
+        r = mon.post(f"/api/v1/patients/{code}/sdv", json={"table": table, "record_id": 1})
+        assert r.status_code == 201, r.text
+    (c01,) = mon.get("/api/v1/sdv/report?centre=C01").json()
+    assert c01["required_verified"] == 2 and c01["required_percent"] == 100
+    page = mon.get("/sdv?centre=C01").text
+    assert 'data-testid="required-C01">2 (100.0 %)' in page
+    assert len(site.client("dm").get("/api/v1/sdv/report").json()) == 2

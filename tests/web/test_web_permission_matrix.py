@@ -230,6 +230,17 @@ MATRIX += [
     ("POST", A + "/principal-investigators", ADMIN, {"username": "", "centre": "C01"}),
     ("POST", A + "/principal-investigators/withdraw", ADMIN, {"username": "", "centre": "C01"}),
 ]
+# Source-data verification: monitors verify; the site, the data manager and the statistician
+# read the state and the report.
+SDV_WRITERS = frozenset({Role.MONITOR})
+SDV_READERS = VISIT_READERS
+MATRIX += [
+    ("POST", P + "/sdv", SDV_WRITERS, {"table": "nonsense", "record_id": "1"}),
+    ("POST", AP + "/sdv", SDV_WRITERS, {"table": "nonsense", "record_id": 1}),
+    ("GET", AP + "/sdv", SDV_READERS, None),
+    ("GET", "/sdv", SDV_READERS, None),
+    ("GET", A + "/sdv/report", SDV_READERS, None),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",

@@ -238,6 +238,90 @@ def users_unset_pi(
     console.print(f"{username} is no longer principal investigator of {centre}")
 
 
+# --- source-data verification -------------------------------------------------------------
+
+sdv_app = typer.Typer(help="Source-data verification by monitors.", no_args_is_help=True)
+
+
+@sdv_app.command("verify")
+@handle_errors
+def sdv_verify(
+    code: str,
+    table: str,
+    record_id: int,
+    field: str | None = typer.Option(None, "--field", help="One field (default: the form)."),
+    as_json: bool = JSON,
+) -> None:
+    """Mark a form instance (or one of its fields) verified against the source."""
+    from reluth.lifecycle import sdv_service as sdv
+
+    with cli_context(write=True) as ctx:
+        mark = sdv.verify(ctx, code, table, record_id, field)
+        out = {"id": mark.id, "record": f"{table}/{record_id}", "field": field}
+    if as_json:
+        print_json(out)
+    else:
+        console.print(f"{table}/{record_id} {field or '(whole form)'} verified (SDV #{out['id']})")
+
+
+@sdv_app.command("visit")
+@handle_errors
+def sdv_visit(code: str, visit_code: str, as_json: bool = JSON) -> None:
+    """Mark every form of a visit verified."""
+    from reluth.lifecycle import sdv_service as sdv
+
+    with cli_context(write=True) as ctx:
+        records = [f"{m.table_name}/{m.record_id}" for m in sdv.verify_visit(ctx, code, visit_code)]
+    if as_json:
+        print_json(records)
+    else:
+        console.print(f"visit {visit_code} of {code}: {', '.join(records)} verified")
+
+
+@sdv_app.command("list")
+@handle_errors
+def sdv_list(code: str, as_json: bool = JSON) -> None:
+    """A patient's SDV marks, and the change that cleared each, if one did."""
+    from rich.table import Table
+
+    from reluth.lifecycle import sdv_service as sdv
+
+    with cli_context() as ctx:
+        marks = sdv.sdv_marks(ctx, code)
+    if as_json:
+        print_json(marks)
+        return
+    table = Table("id", "record", "field", "by", "at (UTC)", "state")
+    for m in marks:
+        state = f"cleared by {m.cleared_by_change}" if m.cleared_by_change else "verified"
+        table.add_row(str(m.id), f"{m.table_name}/{m.record_id}", m.field or "(form)",
+                      m.verified_by, f"{m.verified_at:%Y-%m-%d %H:%M}", state)  # fmt: skip
+    console.print(table)
+
+
+@sdv_app.command("report")
+@handle_errors
+def sdv_report(centre: str | None = typer.Option(None, "--centre"), as_json: bool = JSON) -> None:
+    """The monitor's report per centre: required and sampled records, verified, cleared."""
+    from rich.table import Table
+
+    from reluth.lifecycle import sdv_service as sdv
+
+    with cli_context() as ctx:
+        reports = sdv.sdv_report(ctx, centre)
+    if as_json:
+        print_json([sdv.report_dict(r) for r in reports])
+        return
+    table = Table("centre", "required", "verified", "sampled", "verified", "not sampled",
+                  "fields", "cleared", "to verify")  # fmt: skip
+    for r in reports:
+        table.add_row(r.centre, str(r.required), f"{r.required_verified} ({r.required_percent} %)",
+                      str(r.sampled), f"{r.sampled_verified} ({r.sampled_percent} %)",
+                      str(r.not_sampled), str(r.fields_verified), str(r.cleared),
+                      str(len(r.outstanding)))  # fmt: skip
+    console.print(table)
+
+
 def register(root: typer.Typer) -> None:
     from reluth.auth.cli import users_app
     from reluth.core.cli import db_app
@@ -251,3 +335,4 @@ def register(root: typer.Typer) -> None:
     db_app.command("unfreeze")(db_unfreeze)
     db_app.command("lock")(db_lock)
     db_app.command("unlock")(db_unlock)
+    root.add_typer(sdv_app, name="sdv")

@@ -144,7 +144,7 @@ def values_sha256(rows: list[Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _children(session: Session, row: Any) -> list[Any]:
+def children(session: Session, row: Any) -> list[Any]:
     from reluth.response.models import LesionMeasurement
 
     if row.__tablename__ == "tumour_assessments":
@@ -165,11 +165,11 @@ def _casebook(session: Session, patient: Patient) -> list[Any]:
             continue
         for row in session.scalars(select(model).where(model.patient_id == patient.id)):
             if in_casebook(session, row):
-                rows += [row, *_children(session, row)]
+                rows += [row, *children(session, row)]
     return rows
 
 
-def _visit_rows(session: Session, patient: Patient, visit_code: str) -> list[Any]:
+def visit_rows(session: Session, patient: Patient, visit_code: str) -> list[Any]:
     from reluth.treatment.models import Visit
 
     visit = session.scalars(
@@ -186,7 +186,7 @@ def _visit_rows(session: Session, patient: Patient, visit_code: str) -> list[Any
         )
         for row in session.scalars(stmt):
             if in_casebook(session, row):
-                rows += [row, *_children(session, row)]
+                rows += [row, *children(session, row)]
     return rows
 
 
@@ -213,13 +213,13 @@ def _target(
     if scope == "patient":
         return Signed("patient", "patients", str(patient.id), _casebook(ctx.session, patient))
     if scope == "visit":
-        rows = _visit_rows(ctx.session, patient, _text(visit_code, "visit_code", 32))
+        rows = visit_rows(ctx.session, patient, _text(visit_code, "visit_code", 32))
         return Signed("visit", "visits", record_key(rows[0])[1], rows)
     row, owner = lifecycle.form_row(ctx, _text(table, "table", 64), record_id or "")
     if owner.patient_id != patient.id:
         raise NotFound(f"{table}/{record_id} not found for patient {patient.patient_code}")
     key = record_key(row)
-    return Signed("form", key[0], key[1], [row, *_children(ctx.session, row)])
+    return Signed("form", key[0], key[1], [row, *children(ctx.session, row)])
 
 
 # ---------------------------------------------------------------------------- signing

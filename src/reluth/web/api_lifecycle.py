@@ -10,6 +10,8 @@ from fastapi import Path as PathParam
 from pydantic import Field
 
 from reluth.core.context import Ctx
+from reluth.errors import ValidationError
+from reluth.lifecycle import sdv_service as sdv
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle import signature_service as signing
 from reluth.values import to_jsonable
@@ -206,3 +208,60 @@ def principal_withdraw(
     with audited(request, who, reason=body.reason) as w:
         signing.withdraw_principal_investigator(w, body.username, body.centre)
     return {"username": body.username, "centre": body.centre}
+
+
+# --- source-data verification -------------------------------------------------------------
+
+
+class SdvIn(ApiIn):
+    """A form instance (``table``, ``record_id``), one of its fields (``field`` too), or every
+    form of a visit (``visit_code``)."""
+
+    table: str | None = Field(default=None, max_length=64)
+    record_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    field: str | None = Field(default=None, max_length=64)
+    visit_code: str | None = Field(default=None, max_length=32)
+
+
+@router.post("/patients/{code}/sdv", status_code=201, responses=LIFECYCLE_ERRORS)
+def sdv_verify(
+    code: PatientCode,
+    body: SdvIn,
+    request: Request,
+    to: Visible = Depends(visible(sdv.verify)),
+) -> list[dict[str, Any]]:
+    """The monitor marks a field, a form or a visit verified against the source."""
+    with audited(request, to.who) as w:
+        if body.visit_code is not None:
+            marks = sdv.verify_visit(w, code, body.visit_code)
+        else:
+            if body.table is None or body.record_id is None:
+                raise ValidationError("table", "a form or a visit_code is required",
+                                      "table and record_id, or visit_code")  # fmt: skip
+            marks = [sdv.verify(w, code, body.table, body.record_id, body.field)]
+        return [
+            {
+                "id": m.id,
+                "table": m.table_name,
+                "record_id": m.record_id,
+                "field": m.field,
+                "scope": m.scope,
+                "verified_by": m.verified_by,
+            }
+            for m in marks
+        ]
+
+
+@router.get("/patients/{code}/sdv", responses=LIFECYCLE_ERRORS)
+def sdv_list(code: PatientCode, ctx: Ctx = READ) -> list[dict[str, Any]]:
+    """A patient's SDV marks, each with the change that cleared it, if one did."""
+    return [to_jsonable(v) for v in sdv.sdv_marks(ctx, code)]
+
+
+@router.get("/sdv/report", responses=LIFECYCLE_ERRORS)
+def sdv_report(
+    centre: str | None = Query(None, pattern=r"^C\d{2}$", max_length=8), ctx: Ctx = READ
+) -> list[dict[str, Any]]:
+    """The monitor's report per centre: records required by the SDV plan and sampled, how many
+    are verified, SDV cleared by later changes, and what is still to verify."""
+    return [sdv.report_dict(r) for r in sdv.sdv_report(ctx, centre)]

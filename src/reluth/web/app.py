@@ -243,6 +243,7 @@ NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/queries", "Queries", Action.READ, Resource.QUERY),
     ("/exports", "Exports", Action.READ, Resource.EXPORT),
     ("/lifecycle", "Locks", Action.WRITE, Resource.LOCK),
+    ("/sdv", "SDV", Action.READ, Resource.SDV),
     ("/admin/users", "Users", Action.READ, Resource.USER),
     ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),
 )

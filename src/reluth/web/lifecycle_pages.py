@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
+from reluth.lifecycle import sdv_service as sdv
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle import signature_service as signing
 from reluth.sites import service as sites
@@ -34,6 +35,8 @@ def _patient_context(ctx: Ctx, who: Auth, code: str) -> dict[str, Any]:
         ),
         "can_sign": may_call(who, signing.sign),
         "meanings": signing.MEANINGS,
+        "sdv": sdv.sdv_marks(ctx, patient.patient_code) if may_call(who, sdv.sdv_marks) else None,
+        "can_sdv": may_call(who, sdv.verify),
         "error": None,
         "posted": {},
     }
@@ -124,6 +127,47 @@ def patient_sign(
     except ReluthError as exc:
         return _redo(request, who, ctx, code, exc, posted)
     return RedirectResponse(f"/patients/{code}/lifecycle#signatures", status_code=303)
+
+
+@router.post("/patients/{code}/sdv")
+def patient_sdv(
+    request: Request,
+    code: str,
+    table: str = Form(""),
+    record_id: str = Form(""),
+    field: str = Form(""),
+    visit_code: str = Form(""),
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> Response:
+    """The monitor marks a field, a form (``table``, ``record_id``) or a visit verified."""
+    posted = {"table": table, "record_id": record_id, "field": field, "visit_code": visit_code}
+    try:
+        with audited(request, who) as w:
+            if visit_code.strip():
+                sdv.verify_visit(w, code, visit_code.strip())
+            else:
+                sdv.verify(w, code, table.strip(), record_id.strip(), field.strip() or None)
+    except ReluthError as exc:
+        return _redo(request, who, ctx, code, exc, posted)
+    return RedirectResponse(f"/patients/{code}/lifecycle#sdv", status_code=303)
+
+
+@router.get("/sdv", response_class=HTMLResponse)
+def sdv_report_page(
+    request: Request,
+    centre: str = Query("", pattern=r"^(C\d{2})?$", max_length=8),
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> Response:
+    """The monitor's SDV report per centre (page of ``GET /api/v1/sdv/report``)."""
+    reports = sdv.sdv_report(ctx, centre or None)
+    centres = [c for c in sites.list_centres(ctx.session) if who.actor.sees_centre(c.id)]
+    return render(
+        request,
+        "sdv.html",
+        {"who": who, "reports": reports, "centre": centre, "centres": centres, "shown": 100},
+    )
 
 
 # --- the study page -------------------------------------------------------------------------
