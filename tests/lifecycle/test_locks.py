@@ -186,3 +186,19 @@ def test_a_locked_patient_refuses_the_file_import_and_the_dosimetry_service(
     physicist = Actor("phys1", Role.MEDICAL_PHYSICIST)
     with pytest.raises(Locked), writing(engine, physicist, trial_on()) as ctx:
         dosimetry.store_cycle(ctx, a, 2, dose, case_id="CASE-1")
+
+
+def test_a_locked_patient_cannot_be_randomized(engine: Engine) -> None:
+    from tests.store.storekit import INVESTIGATOR, STAT
+
+    from reluth.randomization import service as rnd
+
+    (a,) = _setup(engine, 1)
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "minimization")
+    with work(engine, DM) as ctx:
+        lifecycle.lock(ctx, "patient", a, "eligibility under review")
+    with pytest.raises(Locked, match="eligibility under review"), work(engine, INVESTIGATOR) as ctx:
+        rnd.randomize(ctx, a, "r1")
+    with pytest.raises(ValidationError, match="table"), work(engine, DM) as ctx:
+        lifecycle.lock(ctx, "form", "allocation_slots/1", "not a form")

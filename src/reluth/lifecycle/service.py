@@ -69,8 +69,8 @@ def data_tables() -> dict[str, Any]:
             continue
         if table in CONTROL_TABLES or table in CONSEQUENCE_TABLES:
             continue
-        if table in ("signatures", "sdv_marks", "data_queries"):
-            continue
+        if table in ("signatures", "sdv_marks", "data_queries", "allocation_slots"):
+            continue  # review rows, and the concealed allocation list (not a form)
         if "patient_id" in mapper.columns or table in ("lesion_measurements", "patients"):
             out[table] = cls
     return out
