@@ -35,7 +35,7 @@ def test_0013_upgrade_and_downgrade(db_url: str) -> None:
         assert tables >= TABLES
         columns = {c["name"] for c in inspect(engine).get_columns("record_locks")}
         assert {"scope", "kind", "patient_id", "table_name", "record_id", "reason"} <= columns
-        _downgrade(engine, "0011_audit_integrity")
+        _downgrade(engine, "0012_forms_registry")
         tables = set(inspect(engine).get_table_names())
         assert not TABLES & tables
         assert {"audit_log", "audit_head", "patients", "lab_results"} <= tables

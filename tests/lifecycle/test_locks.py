@@ -56,7 +56,7 @@ def test_a_locked_patient_refuses_every_change_and_names_the_lock(engine: Engine
     with pytest.raises(Locked), work(engine, NURSE) as ctx:
         patients.record_death(ctx, a, dt.date(2025, 3, 1), "disease")
     with pytest.raises(Locked), work(engine, MONITOR) as ctx:  # a lock stops queries too
-        queries.open_query(ctx, a, "lab_results 1 value", "source says 15?")
+        queries.open_query(ctx, a, f"lab {lab_id} value", "source says 15?")
     # the other patient is untouched
     _lab(engine, b)
     with work(engine, DM) as ctx:
@@ -95,12 +95,13 @@ def test_a_locked_centre_refuses_its_patients_and_new_registrations(engine: Engi
 
 def test_freeze_stops_data_entry_but_not_queries(engine: Engine) -> None:
     (a,) = _setup(engine, 1)
+    lab_id = _lab(engine, a)
     with work(engine, DM) as ctx:
         lifecycle.lock(ctx, "study", None, "pre-lock review", kind="freeze")
     with pytest.raises(Locked, match="the study is frozen"), work(engine, NURSE) as ctx:
         safety.record_lab(ctx, a, dict(LAB))
     with work(engine, MONITOR) as ctx:
-        q = queries.open_query(ctx, a, "lab_results 1 value", "please check")
+        q = queries.open_query(ctx, a, f"lab {lab_id} value", "please check")
     with work(engine, NURSE, reason=queries.answer_reason(q.id)) as ctx:
         queries.answer_query(ctx, q.id, "checked against source")
     with work(engine, DM) as ctx:
@@ -142,6 +143,7 @@ def test_a_database_lock_writes_a_checkpoint_and_stops_everything(
     engine: Engine, tmp_path: Path
 ) -> None:
     (a,) = _setup(engine, 1)
+    lab_id = _lab(engine, a)
     moment = dt.datetime(2025, 3, 5, 12, tzinfo=dt.UTC)
     no_key = Trial(
         load_protocol(),
@@ -158,7 +160,7 @@ def test_a_database_lock_writes_a_checkpoint_and_stops_everything(
     with pytest.raises(Locked, match="the study is locked"), work(engine, NURSE) as ctx:
         safety.record_lab(ctx, a, dict(LAB))
     with pytest.raises(Locked), work(engine, MONITOR) as ctx:
-        queries.open_query(ctx, a, "lab_results 1 value", "q")
+        queries.open_query(ctx, a, f"lab {lab_id} value", "q")
 
 
 def test_a_locked_patient_refuses_the_file_import_and_the_dosimetry_service(

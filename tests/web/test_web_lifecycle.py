@@ -50,12 +50,15 @@ def test_the_lock_button_on_the_patient_page(site: Site) -> None:
 def test_a_frozen_study_takes_queries_but_no_data(site: Site) -> None:
     code = included_via_api(site)
     dm, inv, mon = site.client("dm"), site.client("inv1"), site.client("mon1")
+    lab = inv.post(f"/api/v1/patients/{code}/labs", json=LAB).json()["id"]
     frozen = dm.post("/api/v1/study/freeze", json={"reason": "pre-lock review"})
     assert frozen.status_code == 200, frozen.text
     assert "frozen" in dm.get("/lifecycle").text
     refused = inv.post(f"/api/v1/patients/{code}/labs", json=LAB)
     assert refused.status_code == 423 and "the study is frozen" in refused.json()["error"]
-    query = mon.post(f"/api/v1/patients/{code}/queries", json={"field": "alt", "question": "?"})
+    query = mon.post(
+        f"/api/v1/patients/{code}/queries", json={"field": f"lab {lab} value", "question": "?"}
+    )
     assert query.status_code == 201, query.text
     assert dm.post("/lifecycle/study/unfreeze", data={"reason": "done"}).status_code == 303
     assert inv.post(f"/api/v1/patients/{code}/labs", json=LAB).status_code == 201

@@ -122,6 +122,19 @@ def db_unlock(reason: str = REASON, as_json: bool = JSON) -> None:
     _unlock("study", None, reason, as_json)
 
 
+def _read_password(password_stdin: bool) -> str:
+    import sys
+
+    from reluth.errors import ValidationError
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise ValidationError("password", "no terminal to prompt on", "--password-stdin")
+    value: str = typer.prompt("Password (your electronic signature)", hide_input=True)
+    return value
+
+
 # --- e-signatures -------------------------------------------------------------------------
 
 sign_app = typer.Typer(
@@ -135,10 +148,9 @@ MEANING = typer.Option(None, "--meaning", help="What the signature means (defaul
 def _sign(
     code: str, scope: str, meaning: str | None, password_stdin: bool, as_json: bool, **kw: object
 ) -> None:
-    from reluth.auth.cli import read_password
     from reluth.lifecycle import signature_service as signing
 
-    password = read_password(password_stdin, "Password (your electronic signature)")
+    password = _read_password(password_stdin)
     with cli_context(write=True) as ctx:
         row = signing.sign(ctx, code, scope, password, meaning, **kw)  # type: ignore[arg-type]
         view = signing.signature_view(ctx.session, row)
@@ -323,16 +335,21 @@ def sdv_report(centre: str | None = typer.Option(None, "--centre"), as_json: boo
 
 
 def register(root: typer.Typer) -> None:
-    from reluth.auth.cli import users_app
-    from reluth.core.cli import db_app
-
     root.add_typer(lock_app, name="lock")
     root.add_typer(unlock_app, name="unlock")
     root.add_typer(sign_app, name="sign")
-    users_app.command("set-pi")(users_set_pi)
-    users_app.command("unset-pi")(users_unset_pi)
+    root.add_typer(sdv_app, name="sdv")
+
+
+def add_db_commands(db_app: typer.Typer) -> None:
+    """``reluth db freeze|unfreeze|lock|unlock`` (mounted by :mod:`reluth.core.cli`)."""
     db_app.command("freeze")(db_freeze)
     db_app.command("unfreeze")(db_unfreeze)
     db_app.command("lock")(db_lock)
     db_app.command("unlock")(db_unlock)
-    root.add_typer(sdv_app, name="sdv")
+
+
+def add_user_commands(users_app: typer.Typer) -> None:
+    """``reluth users set-pi|unset-pi`` (mounted by :mod:`reluth.auth.cli`)."""
+    users_app.command("set-pi")(users_set_pi)
+    users_app.command("unset-pi")(users_unset_pi)

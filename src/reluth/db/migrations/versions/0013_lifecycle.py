@@ -3,7 +3,7 @@ investigators per centre, e-signatures and their invalidations, SDV marks and th
 New tables only; downgrade drops them.
 
 Revision ID: 0013_lifecycle
-Revises: 0011_audit_integrity
+Revises: 0012_forms_registry
 Create Date: 2026-12-01 12:58:53.744950
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_lifecycle"
-down_revision = "0011_audit_integrity"
+down_revision = "0012_forms_registry"
 branch_labels = None
 depends_on = None
 
