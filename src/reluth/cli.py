@@ -89,6 +89,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "reluth.simulation.cli",
         "Design simulation: power and type I error of the primary analysis and of PFS.",
     ),
+    "lock": (
+        "reluth.lifecycle.cli",
+        "Lock a form, patient, centre or the study (nothing changes).",
+    ),
+    "unlock": ("reluth.lifecycle.cli", "Lift a lock, with a reason."),
+    "sign": (
+        "reluth.lifecycle.cli",
+        "Sign a casebook, a visit or a form as the centre's principal investigator "
+        "(re-entering your password).",
+    ),
+    "sdv": ("reluth.lifecycle.cli", "Source-data verification by monitors."),
 }
 
 

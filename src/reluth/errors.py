@@ -88,3 +88,11 @@ class NotConfigured(ReluthError):
 
     exit_code = 8
     http_status = 503
+
+
+class Locked(ReluthError):
+    """The record is under a lock or a freeze (of its form, patient, centre or the study): the
+    message names the lock, who set it, when and why (ICH E6(R3) 4.2.x, data lock)."""
+
+    exit_code = 6
+    http_status = 423

@@ -53,7 +53,15 @@ def _outcome(engine: Engine, entry: ServiceEntry, role: Role) -> str:
 
 def test_there_are_declared_services_in_every_domain() -> None:
     modules = {e.name.rsplit(".", 1)[0] for e in ENTRIES}
-    for domain in ("patients", "treatment", "randomization", "safety", "qol", "queries"):
+    for domain in (
+        "patients",
+        "treatment",
+        "randomization",
+        "safety",
+        "qol",
+        "queries",
+        "lifecycle",
+    ):
         assert any(m.startswith(f"reluth.{domain}.") for m in modules), domain
     for name in ("response.service", "dosimetry.service", "auth.service", "sites.service"):
         assert f"reluth.{name}" in modules
@@ -95,6 +103,12 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.patients.service.register_patient": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
     "reluth.safety.service.record_lab": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
     "reluth.safety.service.recode_adverse_event": frozenset({Role.CODER}),
+    "reluth.lifecycle.service.lock": frozenset({Role.DATA_MANAGER}),
+    "reluth.lifecycle.service.unlock": frozenset({Role.DATA_MANAGER}),
+    "reluth.lifecycle.signature_service.sign": frozenset({Role.INVESTIGATOR}),
+    "reluth.lifecycle.sdv_service.verify": frozenset({Role.MONITOR}),
+    "reluth.lifecycle.sdv_service.verify_visit": frozenset({Role.MONITOR}),
+    "reluth.lifecycle.signature_service.designate_principal_investigator": frozenset({Role.ADMIN}),
 }
 
 
@@ -129,6 +143,7 @@ HELPERS = {
     "reluth.analysis.service.record_download",  # an audit event of a download built by a service
     "reluth.forms.service.build_grid",  # the status grid, inside a declared service
     "reluth.forms.service.columns",  # the schedule's visit columns the actor may see (no data)
+    "reluth.lifecycle.service.form_row",  # a form instance, scoped with the running service's grant
 }
 
 

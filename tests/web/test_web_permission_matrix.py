@@ -236,6 +236,52 @@ MATRIX += [
     ("POST", "/coding/{ae_id}", CODER, {"llt_code": "10028813", "reason": "r"}),
     ("PUT", A + SAE + "/coding", CODER, {"llt_code": "10028813", "reason": "r"}),
 ]
+# The data lifecycle: the data manager locks (bodies without a reason: 422, nothing changes);
+# the site, the monitor, the data manager and the statistician see the locks.
+LOCKER = frozenset({Role.DATA_MANAGER})
+LOCK_READERS = VISIT_READERS
+NO_REASON: dict[str, Any] = {"reason": ""}
+MATRIX += [
+    ("GET", P + "/lifecycle", LOCK_READERS, None),
+    ("POST", P + "/lock", LOCKER, NO_REASON),
+    ("POST", P + "/unlock", LOCKER, NO_REASON),
+    ("GET", "/lifecycle", LOCK_READERS, None),
+    ("POST", "/lifecycle/{scope}/{action}", LOCKER, NO_REASON),
+    ("POST", AP + "/lock", LOCKER, NO_REASON),
+    ("POST", AP + "/unlock", LOCKER, NO_REASON),
+    ("POST", A + "/forms/{table}/{record_id}/lock", LOCKER, NO_REASON),
+    ("POST", A + "/forms/{table}/{record_id}/unlock", LOCKER, NO_REASON),
+    ("POST", A + "/centres/{centre}/lock", LOCKER, NO_REASON),
+    ("POST", A + "/centres/{centre}/unlock", LOCKER, NO_REASON),
+    ("POST", A + "/study/lock", LOCKER, NO_REASON),
+    ("POST", A + "/study/unlock", LOCKER, NO_REASON),
+    ("POST", A + "/study/freeze", LOCKER, NO_REASON),
+    ("POST", A + "/study/unfreeze", LOCKER, NO_REASON),
+    ("GET", A + "/locks", LOCK_READERS, None),
+]
+# E-signatures: investigators sign (the service then requires the centre's principal
+# investigator); administrators designate principal investigators.
+SIGNERS = INVESTIGATOR
+SIGNATURE_READERS = VISIT_READERS
+MATRIX += [
+    ("POST", P + "/signatures", SIGNERS, {"scope": "nonsense", "password": "x"}),
+    ("POST", AP + "/signatures", SIGNERS, {"scope": "nonsense", "password": "x"}),
+    ("GET", AP + "/signatures", SIGNATURE_READERS, None),
+    ("GET", A + "/principal-investigators", SIGNATURE_READERS, None),
+    ("POST", A + "/principal-investigators", ADMIN, {"username": "", "centre": "C01"}),
+    ("POST", A + "/principal-investigators/withdraw", ADMIN, {"username": "", "centre": "C01"}),
+]
+# Source-data verification: monitors verify; the site, the data manager and the statistician
+# read the state and the report.
+SDV_WRITERS = frozenset({Role.MONITOR})
+SDV_READERS = VISIT_READERS
+MATRIX += [
+    ("POST", P + "/sdv", SDV_WRITERS, {"table": "nonsense", "record_id": "1"}),
+    ("POST", AP + "/sdv", SDV_WRITERS, {"table": "nonsense", "record_id": 1}),
+    ("GET", AP + "/sdv", SDV_READERS, None),
+    ("GET", "/sdv", SDV_READERS, None),
+    ("GET", A + "/sdv/report", SDV_READERS, None),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",
@@ -267,6 +313,9 @@ def _path(template: str, code: str) -> str:
         record=1,
         record_id=1,
         sequence=0,
+        scope="centre",
+        table="lab_results",
+        centre="C01",
     )
 
 

@@ -480,3 +480,12 @@ def register(root: typer.Typer) -> None:
     root.command("logout")(logout)
     root.command("whoami")(whoami)
     root.add_typer(users_app, name="users")
+
+
+def _lifecycle_commands() -> None:
+    from reluth.lifecycle.cli import add_user_commands
+
+    add_user_commands(users_app)
+
+
+_lifecycle_commands()

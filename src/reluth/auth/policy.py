@@ -14,7 +14,11 @@ Decisions taken where the protocol is silent (documented in docs/web.md):
 * the admin manages users and centres and sees no patient data;
 * the coder reads adverse events (terms, never the arm) and codes or recodes their MedDRA terms;
 * dosimetry results are written by the medical physicist and read, centre-scoped, by the
-  site roles and by the data manager and statistician (all of whom already see the arm).
+  site roles and by the data manager and statistician (all of whom already see the arm);
+* the data manager locks, freezes and unlocks (ICH E6(R3) data lock); investigators sign, and
+  the service further requires the principal investigator of the patient's centre (21 CFR
+  11.50); monitors verify source data; the site, the monitor, the data manager and the
+  statistician see locks, signatures and SDV state.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ class Resource(enum.StrEnum):
     CODING = "coding"  # MedDRA codes of adverse-event terms (the coder's worklist)
     NOTIFICATION = "notification"  # the e-mail outbox: delivery, retries, the log
     NOTIFICATION_DIGEST = "notification_digest"  # the weekly digest of overdue forms
+    LOCK = "lock"  # lock, freeze and unlock forms, patients, centres, the study (data manager)
+    SIGNATURE = "signature"  # investigator e-signatures (a principal investigator of the centre)
+    SDV = "sdv"  # source-data verification (monitors)
 
 
 R, W = Action.READ, Action.WRITE
@@ -92,8 +99,15 @@ def _grants(read: Iterable[Resource] = (), write: Iterable[Resource] = ()) -> fr
 
 POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
     Role.INVESTIGATOR: _grants(
-        read=(Resource.DASHBOARD, Resource.AUDIT, Resource.QUERY, Resource.DOSIMETRY),
-        write=(*_SITE_DATA, Resource.RANDOMIZATION, Resource.QUERY_ANSWER),
+        read=(
+            Resource.DASHBOARD,
+            Resource.AUDIT,
+            Resource.QUERY,
+            Resource.DOSIMETRY,
+            Resource.LOCK,
+            Resource.SDV,
+        ),
+        write=(*_SITE_DATA, Resource.RANDOMIZATION, Resource.QUERY_ANSWER, Resource.SIGNATURE),
     ),
     Role.RESEARCH_NURSE: _grants(
         read=(
@@ -102,12 +116,22 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.QUERY,
             Resource.ARM,
             Resource.DOSIMETRY,
+            Resource.LOCK,
+            Resource.SIGNATURE,
+            Resource.SDV,
         ),
         write=(*(r for r in _SITE_DATA if r is not Resource.ARM), Resource.QUERY_ANSWER),
     ),
     Role.MONITOR: _grants(
-        read=(Resource.DASHBOARD, Resource.AUDIT, Resource.DOSIMETRY, *_SITE_DATA),
-        write=(Resource.QUERY,),
+        read=(
+            Resource.DASHBOARD,
+            Resource.AUDIT,
+            Resource.DOSIMETRY,
+            *_SITE_DATA,
+            Resource.LOCK,
+            Resource.SIGNATURE,
+        ),
+        write=(Resource.QUERY, Resource.SDV),
     ),
     Role.DATA_MANAGER: _grants(
         read=(
@@ -116,8 +140,10 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.ARM_COUNTS,
             Resource.DOSIMETRY,
             *_SITE_DATA,
+            Resource.SIGNATURE,
+            Resource.SDV,
         ),
-        write=(Resource.QUERY, Resource.NOTIFICATION_DIGEST),
+        write=(Resource.QUERY, Resource.NOTIFICATION_DIGEST, Resource.LOCK),
     ),
     Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW,)),
     Role.MEDICAL_PHYSICIST: _grants(
@@ -150,6 +176,9 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             *_SITE_DATA,
             Resource.DOSIMETRY,
             Resource.AUDIT,
+            Resource.LOCK,
+            Resource.SIGNATURE,
+            Resource.SDV,
         ),
     ),
     Role.CODER: _grants(read=(Resource.ADVERSE_EVENT,), write=(Resource.CODING,)),

@@ -796,6 +796,21 @@ def change_own_password(
     return user
 
 
+def confirm_password(session: Session, actor: Actor, password: str, what: str) -> User:
+    """The acting user's own password, re-entered for ``what`` (an electronic signature: both
+    components of the signature at signing, 21 CFR 11.200(a)(1)); an API token cannot sign.
+    A wrong password is a ValidationError naming the field."""
+    require_password_login(actor, what)
+    user = session.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is None or not user.active or user.username != actor.username:
+        raise PermissionDenied(f"{what} needs your own active account")
+    try:
+        _HASHER.verify(user.password_hash, password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        raise ValidationError("password", "incorrect", "your own password") from None
+    return user
+
+
 @dataclass(frozen=True)
 class Grant:
     """One grant of an unblinded role, as the access review lists it."""

@@ -400,3 +400,12 @@ def status_cmd() -> None:
 def register(root: typer.Typer) -> None:
     root.add_typer(db_app, name="db")
     root.add_typer(audit_app, name="audit")
+
+
+def _lifecycle_commands() -> None:
+    from reluth.lifecycle.cli import add_db_commands
+
+    add_db_commands(db_app)
+
+
+_lifecycle_commands()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+import reluth.lifecycle.guard  # noqa: F401  (registers locks, signatures and SDV at the door)
 from reluth.auth.actor import Actor
 from reluth.core.trial import Trial
 from reluth.db.session import SessionSource, UnitOfWork, read_session, unit_of_work

@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "reluth.notify.models",
     "reluth.imaging.models",
     "reluth.dosimetry.models",
+    "reluth.lifecycle.models",
     "reluth.forms.models",
 )
 

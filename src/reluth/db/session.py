@@ -240,6 +240,40 @@ def _refuse_read_only(session: Session, _ctx: Any, _instances: Any) -> None:
         raise PermissionDenied("this session is read-only; writes go through unit_of_work")
 
 
+# ---------------------------------------------------------------------------- flush guards
+
+#: A check every audited flush passes before anything is written: called with the session and
+#: the audited rows about to be inserted, updated (really modified) and deleted. It may refuse
+#: (raise a ReluthError) or add rows of its own (recorded in the same flush and audited). The
+#: database layer knows no domain: the domain registers its guards (the lifecycle's locks,
+#: signatures and SDV, :mod:`reluth.lifecycle.guard`).
+FlushGuard = Callable[[Session, list[Any], list[Any], list[Any]], None]
+_FLUSH_GUARDS: list[FlushGuard] = []
+
+
+def register_flush_guard(guard: FlushGuard) -> None:
+    """Add ``guard`` to the checks of every audited flush (once; idempotent)."""
+    if guard not in _FLUSH_GUARDS:
+        _FLUSH_GUARDS.append(guard)
+
+
+def flush_guards() -> tuple[FlushGuard, ...]:
+    return tuple(_FLUSH_GUARDS)
+
+
+def _run_guards(session: Session) -> None:
+    if not _FLUSH_GUARDS:
+        return
+    new = [o for o in session.new if _audited(o)]
+    dirty = [o for o in session.dirty if _audited(o) and session.is_modified(o)]
+    deleted = [o for o in session.deleted if _audited(o)]
+    if not (new or dirty or deleted):
+        return
+    with session.no_autoflush:
+        for guard in _FLUSH_GUARDS:
+            guard(session, new, dirty, deleted)
+
+
 # ---------------------------------------------------------------------------------- hooks
 
 
@@ -393,6 +427,7 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
         return
     for obj in (*session.new, *session.dirty):
         check_storable(obj)
+    _run_guards(session)
     reason: str | None = session.info.get(_REASON)
     pending: list[audit.AuditEntry] = session.info.setdefault(_PENDING, [])
     inserted: set[tuple[str, str]] = session.info.setdefault(_INSERTED, set())

@@ -189,6 +189,7 @@ def create_app(
         api_dosimetry,
         api_exports,
         api_forms,
+        api_lifecycle,
         api_qol,
         api_review,
         api_safety,
@@ -196,6 +197,7 @@ def create_app(
         dosimetry_pages,
         export_pages,
         forms_pages,
+        lifecycle_pages,
         pages,
         qol_pages,
         review_pages,
@@ -214,6 +216,7 @@ def create_app(
     app.include_router(coding_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
+    app.include_router(lifecycle_pages.router)
     app.include_router(api_docs.router)
     for api_router in (
         api.router,
@@ -225,6 +228,7 @@ def create_app(
         coding_pages.api_router,
         api_exports.router,
         api_dosimetry.router,
+        api_lifecycle.router,
     ):
         app.include_router(api_router, prefix=API_PREFIX)
     page_routes = (
@@ -237,6 +241,7 @@ def create_app(
         *coding_pages.router.routes,
         *export_pages.router.routes,
         *dosimetry_pages.router.routes,
+        *lifecycle_pages.router.routes,
     )
     paths = {getattr(r, "path", "") for r in page_routes}
     nav = tuple(item for item in NAV if item[0] in paths)
@@ -254,6 +259,8 @@ NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/queries", "Queries", Action.READ, Resource.QUERY),
     ("/coding", "Coding", Action.READ, Resource.CODING),
     ("/exports", "Exports", Action.READ, Resource.EXPORT),
+    ("/lifecycle", "Locks", Action.WRITE, Resource.LOCK),
+    ("/sdv", "SDV", Action.READ, Resource.SDV),
     ("/admin/users", "Users", Action.READ, Resource.USER),
     ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),
 )

@@ -4,7 +4,7 @@ randomizations recorded from the backup procedure; the e-mail outbox and the acc
 addresses.
 
 Revision ID: 0014_pharmacovigilance
-Revises: 0012_forms_registry
+Revises: 0013_lifecycle
 Create Date: 2026-12-01 13:30:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_pharmacovigilance"
-down_revision = "0012_forms_registry"
+down_revision = "0013_lifecycle"
 branch_labels = None
 depends_on = None
 
