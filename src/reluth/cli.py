@@ -33,6 +33,7 @@ _DOMAIN_MODULES = (
     "reluth.response.cli",
     "reluth.safety.cli",
     "reluth.qol.cli",
+    "reluth.patients.casebook_cli",
     "reluth.analysis.cli",
     "reluth.imaging.cli",
     "reluth.dosimetry.cli",

@@ -184,6 +184,7 @@ def create_app(
         api_qol,
         api_review,
         api_safety,
+        casebook_pages,
         dosimetry_pages,
         edit_pages,
         export_pages,
@@ -202,6 +203,7 @@ def create_app(
     app.include_router(sae_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
+    app.include_router(casebook_pages.router)
     app.include_router(api_docs.router)
     for api_router in (
         api.router,
@@ -212,6 +214,7 @@ def create_app(
         sae_pages.api_router,
         api_exports.router,
         api_dosimetry.router,
+        casebook_pages.api_router,
     ):
         app.include_router(api_router, prefix=API_PREFIX)
     page_routes = (
