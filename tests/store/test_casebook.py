@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pypdf
@@ -357,3 +358,48 @@ def test_sections_follow_the_policy_for_each_reader(engine: Engine) -> None:
     assert all(seen[DM].values())
     assert seen[NURSE]["queries"] and seen[NURSE]["central"] and seen[NURSE]["dosimetry"]
     assert Decimal("7.4") in {c["activity_gbq"] for c in (b.timeline.cycles or [])}
+
+
+def test_the_command_line_prints_one_casebook_or_all_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reluth casebook C07-0001 --out FILE.pdf` and `--all --out DIR` as the logged-in nurse
+    (her centre's patients only), each an audit event; no patient or both is one message."""
+    from test_store_cli import bootstrap, login, run
+    from typer.testing import CliRunner
+
+    from reluth.db.engine import make_engine
+
+    monkeypatch.setenv("RELUTH_DATABASE_URL", f"sqlite:///{tmp_path / 'trial.db'}")
+    monkeypatch.setenv("RELUTH_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("RELUTH_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cli = CliRunner()
+    bootstrap(cli, tmp_path)
+    run(cli, "centres", "add", "C07", "CHU Example")
+    run(cli, "centres", "add", "C08", "CHU Other")
+    engine = make_engine(f"sqlite:///{tmp_path / 'trial.db'}")
+    ready_patients(engine, 3, centres=("C07", "C07", "C08"))
+    add_account(engine, "nurse7", Role.RESEARCH_NURSE, ("C07",))
+    login(cli, "nurse7")
+    out = run(cli, "casebook", "C07-0001", "--out", str(tmp_path / "one.pdf"))
+    assert "one.pdf" in out and (tmp_path / "one.pdf").read_bytes().startswith(b"%PDF-")
+    assert "C07-0001" in _text((tmp_path / "one.pdf").read_bytes())
+    run(cli, "casebook", "--all", "--out", str(tmp_path / "all"))
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        "C07-0001-casebook.pdf",
+        "C07-0002-casebook.pdf",
+    ]
+    with read_session(engine) as s:
+        events = list(
+            s.scalars(select(AuditLog).where(AuditLog.table_name == casebook.AUDIT_TABLE))
+        )
+    assert [(e.record_id, e.username) for e in events] == [
+        ("C07-0001", "nurse7"),
+        ("C07-0001", "nurse7"),
+        ("C07-0002", "nurse7"),
+    ]
+    assert "not found" in run(cli, "casebook", "C08-0003", "--out", "x.pdf", code=5)
+    assert "patient ID or --all" in run(cli, "casebook", "--out", "x.pdf", code=2)
+    assert "patient ID or --all" in run(cli, "casebook", "C07-0001", "--all", "--out", "d", code=2)
+    engine.dispose()
