@@ -146,6 +146,10 @@ class QueryView:
     answered_at: dt.datetime | None
     closed_by: str | None
     closed_at: dt.datetime | None
+    on: str | None = None  # the form instance and item queried ("lab 12 value"), when named
+    reopened_by: str | None = None
+    reopened_at: dt.datetime | None = None
+    reopen_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -426,6 +430,13 @@ def casebook(ctx: Ctx, code: str) -> Casebook:
                 as_utc(q.answered_at) if q.answered_at else None,
                 q.closed_by,
                 as_utc(q.closed_at) if q.closed_at else None,
+                on=" ".join(
+                    str(x) for x in (q.form_id, q.record_id, q.item, q.visit_code) if x is not None
+                )
+                or None,
+                reopened_by=q.reopened_by,
+                reopened_at=as_utc(q.reopened_at) if q.reopened_at else None,
+                reopen_reason=q.reopen_reason,
             )
             for q in ctx.session.scalars(
                 select(DataQuery).where(DataQuery.patient_id == pid).order_by(DataQuery.id)
