@@ -167,7 +167,7 @@ def _patient_with_every_record(engine: Engine) -> dict[str, Any]:
             case_id="CASE-CB-1",
         )
     with work(engine, MONITOR, today=LATER) as ctx:
-        query = queries.open_query(ctx, code, "lab_results value", QUESTION)
+        query = queries.open_query(ctx, code, f"lab {lab.id} value", QUESTION)
     with work(engine, NURSE, today=LATER, reason=queries.answer_reason(query.id)) as ctx:
         queries.answer_query(ctx, query.id, ANSWER)
     with work(engine, NURSE, today=LATER) as ctx:
