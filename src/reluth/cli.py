@@ -61,6 +61,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "centres": ("reluth.patients.cli", "Trial centres."),
     "patients": ("reluth.patients.cli", "Register, screen and include patients."),
     "record": ("reluth.patients.cli", "Record trial data for a patient."),
+    "casebook": (
+        "reluth.patients.casebook_cli",
+        "Print the casebook of a patient to PDF: every record you may read, with the audit "
+        "trail as an appendix (each casebook is recorded in the audit trail).",
+    ),
     "forms": ("reluth.forms.cli", "The case report forms (registry beside the protocol)."),
     "correct": (
         "reluth.forms.cli",

@@ -14,9 +14,12 @@ from rich.table import Table
 
 from reluth.cli_support import console, handle_errors, progress_bar
 from reluth.config import get_settings
-from reluth.errors import Conflict, PermissionDenied
+from reluth.errors import Conflict, PermissionDenied, PreconditionFailed
 
 DEFAULT_OUT = Path("demo-output")
+#: Where the sample casebook goes, and who prints it (a demo account of the data manager).
+CASEBOOKS = "casebooks"
+DATA_MANAGER = "datamanager"
 
 
 def _fresh_sqlite(out: Path) -> str:
@@ -123,6 +126,8 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     dosimetry |= store_results(
         engine, dosimetry.pop("per_cycle"), replayer.actor(PHYSICIST), replayer.trial
     )
+    console.print("Sample casebook ...")
+    casebook = _sample_casebook(engine, replayer, dosimetry_patients, out)
     console.print("Audit trail: final checkpoint and verification ...")
     integrity.write_checkpoint(engine, settings, "demo: final", replayer.trial.now())
     with reading(engine, replayer.actor(STATISTICIAN), replayer.trial) as ctx:
@@ -151,8 +156,38 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
         "cutoff": cohort.data_cutoff,
         "accounts": demo_accounts(cohort),
         "example_patient": min(replayer.stats.allocated, default=None),
+        "casebook": casebook,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _sample_casebook(
+    engine: Any, replayer: Any, dosimetry_patients: list[Any], out: Path
+) -> Path | None:
+    """One patient's casebook PDF (``casebooks/<patient>-casebook.pdf``), printed by the data
+    manager through the casebook service like any download (an audit event): a randomized
+    patient of the dosimetry study, whose casebook has every kind of record."""
+    from reluth.core.context import reading, writing
+    from reluth.records import casebook
+
+    allocated = replayer.stats.allocated
+    candidates = sorted(p.patient_id for p in dosimetry_patients if p.patient_id in allocated)
+    code = (candidates or sorted(allocated) or [None])[0]
+    if code is None:
+        return None
+    dm = replayer.actor(DATA_MANAGER)
+    try:
+        with reading(engine, dm, replayer.trial) as ctx:
+            file = casebook.casebook_pdf(ctx, code)
+    except PreconditionFailed as exc:  # no Pango on this machine: the rest of the demo stands
+        console.print(f"[yellow]no sample casebook:[/] {exc.message}", soft_wrap=True)
+        return None
+    with writing(engine, dm, replayer.trial) as ctx:
+        casebook.record_casebook(ctx, file)
+    path = out / CASEBOOKS / file.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(file.content)
+    return path
 
 
 def _summary(run: dict[str, Any], out: Path) -> None:
@@ -218,6 +253,8 @@ def _summary(run: dict[str, Any], out: Path) -> None:
         f"  datasets:   {out / 'report' / 'datasets'} (CSV, SAS .xpt, Stata .dta, variables.json)"
     )
     console.print(f"  dosimetry:  {out / 'dosimetry'}")
+    if run.get("casebook"):
+        console.print(f"  casebook:   {run['casebook']} (reluth casebook CODE --out FILE.pdf)")
     console.print(f"  database:   {run['url']}")
     settings = run["settings"]
     keys = (

@@ -115,6 +115,33 @@ def test_demo_stores_the_dosimetry_study_through_the_service(small_demo: tuple[P
     assert run["audit"].ok  # verified after the dosimetry rows were written
 
 
+def test_demo_writes_one_sample_casebook_with_every_kind_of_record(
+    small_demo: tuple[Path, dict],  # type: ignore[type-arg]
+) -> None:
+    import io
+
+    import pypdf
+
+    out, run = small_demo
+    books = sorted((out / "casebooks").glob("*-casebook.pdf"))
+    assert books == [run["casebook"]]
+    code = books[0].name.removesuffix("-casebook.pdf")
+    assert code in run["stats"].allocated  # randomized, from the dosimetry study
+    pages = pypdf.PdfReader(io.BytesIO(books[0].read_bytes())).pages
+    flat = "".join("".join(p.extract_text() or "" for p in pages).split())
+    for section in (
+        f"Casebook—patient{code}",
+        "Lutatheraadministrations",
+        "Randomized",
+        "Laboratoryresults",
+        "Centralreviewreads",
+        "Dosimetry",
+        "Appendix:audittrail",
+    ):
+        assert section in flat, section
+    assert f"Arm{run['stats'].allocated[code]}" in flat  # printed by the (unblinded) data manager
+
+
 def test_demo_refuses_a_database_that_holds_patients(
     small_demo: tuple[Path, dict], tmp_path: Path
 ) -> None:  # type: ignore[type-arg]

@@ -47,6 +47,7 @@ DB_COMMANDS: list[list[str]] = [
     ["randomization", "report"],
     ["audit", "verify"],
     ["audit", "show", "C07-0001"],
+    ["casebook", "C07-0001", "--out", "C07-0001.pdf"],
     ["db", "backup", "b.db"],
     ["db", "status"],
     ["users", "list"],

@@ -78,5 +78,15 @@ def load_service_modules() -> dict[str, ServiceEntry]:
 
 #: The module names that hold service entry points in a domain package.
 SERVICE_MODULE_NAMES = frozenset(
-    {"service", "views", "dashboard", "records", "sae", "store", "operations", "integrity"}
+    {
+        "service",
+        "views",
+        "dashboard",
+        "records",
+        "sae",
+        "store",
+        "operations",
+        "integrity",
+        "casebook",
+    }
 )

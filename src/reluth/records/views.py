@@ -639,6 +639,8 @@ def audit_history(ctx: Ctx, code: str) -> list[AuditRow]:
         .where(TumourAssessment.patient_id == pid)
     )
     records.append((LesionMeasurement.__tablename__, [str(i) for i in lesions]))
+    # Casebooks of the patient handed out (events keyed by the patient ID: records.casebook).
+    records.append(("casebooks", [patient.patient_code]))
     rows: list[AuditLog] = []
     for table, keys in records:
         if keys:

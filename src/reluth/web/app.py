@@ -194,6 +194,7 @@ def create_app(
         api_review,
         api_safety,
         coding_pages,
+        casebook_pages,
         dosimetry_pages,
         export_pages,
         forms_pages,
@@ -217,6 +218,7 @@ def create_app(
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
     app.include_router(lifecycle_pages.router)
+    app.include_router(casebook_pages.router)
     app.include_router(api_docs.router)
     for api_router in (
         api.router,
@@ -229,6 +231,7 @@ def create_app(
         api_exports.router,
         api_dosimetry.router,
         api_lifecycle.router,
+        casebook_pages.api_router,
     ):
         app.include_router(api_router, prefix=API_PREFIX)
     page_routes = (
