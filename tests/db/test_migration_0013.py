@@ -29,7 +29,7 @@ def _downgrade(engine: Engine, revision: str) -> None:
 def test_0013_upgrade_and_downgrade(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        upgrade(engine)
+        upgrade(engine, "0013_lifecycle")
         assert current_revision(engine) == "0013_lifecycle"
         tables = set(inspect(engine).get_table_names())
         assert tables >= TABLES

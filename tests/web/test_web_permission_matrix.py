@@ -282,6 +282,11 @@ MATRIX += [
     ("GET", "/sdv", SDV_READERS, None),
     ("GET", A + "/sdv/report", SDV_READERS, None),
 ]
+# The casebook PDF (whoever reads the patient; sections as the policy allows).
+MATRIX += [
+    ("GET", P + "/casebook.pdf", PATIENT_READERS, None),
+    ("GET", AP + "/casebook.pdf", PATIENT_READERS, None),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",
