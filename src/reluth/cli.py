@@ -29,6 +29,7 @@ _DOMAIN_MODULES = (
     "reluth.auth.cli",
     "reluth.core.cli",
     "reluth.patients.cli",
+    "reluth.clinical.cli",
     "reluth.randomization.cli",
     "reluth.response.cli",
     "reluth.safety.cli",

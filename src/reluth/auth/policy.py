@@ -11,6 +11,11 @@ Decisions taken where the protocol is silent (documented in docs/web.md):
 * monitors and data managers read and raise/close queries but never edit clinical data;
 * the central reviewer is blinded: only the tumour-assessment worklist and lesion entry, never
   the arm, treatment administrations, cycle 3/4 visits, dosimetry or arm counts;
+* the protocol deviations log is kept by the site (investigator, research nurse) and by the
+  monitor and data manager who find deviations at monitoring or data review (ICH E6(R3) 3.11.4);
+  the statistician reads it for the per-protocol population;
+* concomitant medications and medical history are site data; pharmacovigilance reads them to
+  assess serious adverse events;
 * the admin manages users and centres and sees no patient data;
 * dosimetry results are written by the medical physicist and read, centre-scoped, by the
   site roles and by the data manager and statistician (all of whom already see the arm).
@@ -48,6 +53,9 @@ class Resource(enum.StrEnum):
     LOCAL_ASSESSMENT = "local_assessment"  # site tumour assessments
     CENTRAL_REVIEW = "central_review"  # blinded worklist and lesion entry
     QOL = "qol"
+    CONMED = "conmed"  # concomitant medications
+    MEDICAL_HISTORY = "medical_history"
+    DEVIATION = "deviation"  # the protocol deviations log
     DOSIMETRY = "dosimetry"
     QUERY = "query"  # read, raise, close data queries
     QUERY_ANSWER = "query_answer"  # answer a query raised on one's data
@@ -74,6 +82,8 @@ _SITE_DATA = (
     Resource.ADVERSE_EVENT,
     Resource.LOCAL_ASSESSMENT,
     Resource.QOL,
+    Resource.CONMED,
+    Resource.MEDICAL_HISTORY,
 )
 
 
@@ -87,7 +97,7 @@ def _grants(read: Iterable[Resource] = (), write: Iterable[Resource] = ()) -> fr
 POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
     Role.INVESTIGATOR: _grants(
         read=(Resource.DASHBOARD, Resource.AUDIT, Resource.QUERY, Resource.DOSIMETRY),
-        write=(*_SITE_DATA, Resource.RANDOMIZATION, Resource.QUERY_ANSWER),
+        write=(*_SITE_DATA, Resource.RANDOMIZATION, Resource.QUERY_ANSWER, Resource.DEVIATION),
     ),
     Role.RESEARCH_NURSE: _grants(
         read=(
@@ -97,11 +107,15 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.ARM,
             Resource.DOSIMETRY,
         ),
-        write=(*(r for r in _SITE_DATA if r is not Resource.ARM), Resource.QUERY_ANSWER),
+        write=(
+            *(r for r in _SITE_DATA if r is not Resource.ARM),
+            Resource.QUERY_ANSWER,
+            Resource.DEVIATION,
+        ),
     ),
     Role.MONITOR: _grants(
         read=(Resource.DASHBOARD, Resource.AUDIT, Resource.DOSIMETRY, *_SITE_DATA),
-        write=(Resource.QUERY,),
+        write=(Resource.QUERY, Resource.DEVIATION),
     ),
     Role.DATA_MANAGER: _grants(
         read=(
@@ -111,7 +125,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.DOSIMETRY,
             *_SITE_DATA,
         ),
-        write=(Resource.QUERY,),
+        write=(Resource.QUERY, Resource.DEVIATION),
     ),
     Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW,)),
     Role.MEDICAL_PHYSICIST: _grants(
@@ -126,6 +140,8 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.ADVERSE_EVENT,
             Resource.TREATMENT,
             Resource.AUDIT,
+            Resource.CONMED,
+            Resource.MEDICAL_HISTORY,
         ),
         write=(Resource.QUERY, Resource.SAE_RECEIPT),
     ),
@@ -140,6 +156,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             *_SITE_DATA,
             Resource.DOSIMETRY,
             Resource.AUDIT,
+            Resource.DEVIATION,
         ),
     ),
     Role.ADMIN: _grants(

@@ -181,12 +181,14 @@ def create_app(
         api_dosimetry,
         api_edits,
         api_exports,
+        api_forms,
         api_qol,
         api_review,
         api_safety,
         dosimetry_pages,
         edit_pages,
         export_pages,
+        form_pages,
         pages,
         qol_pages,
         review_pages,
@@ -198,6 +200,7 @@ def create_app(
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
     app.include_router(qol_pages.router)
+    app.include_router(form_pages.router)
     app.include_router(edit_pages.router)
     app.include_router(sae_pages.router)
     app.include_router(export_pages.router)
@@ -207,6 +210,7 @@ def create_app(
         api.router,
         api_safety.router,
         api_qol.router,
+        api_forms.router,
         api_review.router,
         api_edits.router,
         sae_pages.api_router,
@@ -219,6 +223,7 @@ def create_app(
         *trial_pages.router.routes,
         *review_pages.router.routes,
         *qol_pages.router.routes,
+        *form_pages.router.routes,
         *sae_pages.router.routes,
         *export_pages.router.routes,
         *dosimetry_pages.router.routes,

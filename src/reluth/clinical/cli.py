@@ -1,0 +1,80 @@
+"""Commands: ``reluth record conmed|medical-history|withdrawal|deviation|pregnancy-test|
+childbearing FILE.json`` — one record, or a list of them, each ``{"patient_id": ..., <the
+form's fields>}`` (:mod:`reluth.clinical.forms`), written in one audited unit of work as the
+logged-in user (all or nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from reluth.cli_support import cli_context, console, handle_errors, load_json, print_json
+from reluth.clinical import service
+from reluth.errors import ValidationError
+from reluth.patients import service as patients
+from reluth.patients.cli import JSON, record_app
+
+#: command name -> (the service recording one, what it is called in messages)
+RECORDERS: dict[str, tuple[Callable[..., Any], str]] = {
+    "conmed": (service.record_conmed, "concomitant medication"),
+    "medical-history": (service.record_medical_history, "medical history"),
+    "withdrawal": (patients.record_withdrawal, "withdrawal"),
+    "deviation": (service.record_deviation, "protocol deviation"),
+    "pregnancy-test": (service.record_pregnancy_test, "pregnancy test"),
+    "childbearing": (service.record_childbearing, "childbearing potential"),
+}
+
+
+def _records(data: Any, what: str) -> list[tuple[str, dict[str, Any]]]:
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ValidationError(what, "empty list", "one record or a list of records")
+    out = []
+    for i, item in enumerate(items):
+        where = f"[{i}]" if isinstance(data, list) else what
+        if not isinstance(item, dict):
+            raise ValidationError(where, f"expected an object, got {item!r:.40}", "{...}")
+        fields = dict(item)
+        code = fields.pop("patient_id", None)
+        if not isinstance(code, str):
+            raise ValidationError(f"{where}.patient_id", "missing", "e.g. C07-0012")
+        out.append((code, fields))
+    return out
+
+
+def record_file(command: str, file: Path) -> list[dict[str, Any]]:
+    """Record every record of ``file`` with the command's service; their ids and patients."""
+    recorder, what = RECORDERS[command]
+    records = _records(load_json(file, f"{what} file"), what)
+    with cli_context(write=True) as ctx:
+        rows = [(code, recorder(ctx, code, fields)) for code, fields in records]
+        return [{"patient_id": code, "id": row.id} for code, row in rows]
+
+
+def _command(command: str) -> None:
+    _recorder, what = RECORDERS[command]
+
+    @handle_errors
+    def run(
+        file: Path = typer.Argument(..., help="JSON record or list."), as_json: bool = JSON
+    ) -> None:
+        done = record_file(command, file)
+        if as_json:
+            print_json(done)
+            return
+        for d in done:
+            console.print(f"{what} {d['id']} recorded for {d['patient_id']}")
+
+    run.__doc__ = f"Record {what} (one JSON object or a list; fields: `docs/forms-clinical.md`)."
+    record_app.command(command)(run)
+
+
+for _name in RECORDERS:
+    _command(_name)
+
+
+def register(root: typer.Typer) -> None:
+    """The commands hang on ``reluth record`` (mounted by :mod:`reluth.patients.cli`)."""
