@@ -104,37 +104,41 @@ def _page(
     )
 
 
-@router.get("/patients/{code}/forms/{form_id}", response_class=HTMLResponse)
-def form_page(
-    request: Request,
-    code: str,
-    form_id: str,
-    saved: int | None = Query(None, ge=1),
-    who: Auth = WHO,
-    ctx: Ctx = READ,
-) -> HTMLResponse:
-    schema = _spec(form_id)[0]
-    message = None if saved is None else f"Saved: {schema.title.lower()} (record {saved})."
-    return _page(request, who, ctx, code, form_id, {}, saved=message)
+def _routes(form_id: str) -> None:
+    """The entry page of one form, GET and POST (one literal path per form, so the permission
+    matrix lists each)."""
+    path = f"/patients/{{code}}/forms/{form_id}"
+
+    def form_page(
+        request: Request,
+        code: str,
+        saved: int | None = Query(None, ge=1),
+        who: Auth = WHO,
+        ctx: Ctx = READ,
+    ) -> HTMLResponse:
+        schema = _spec(form_id)[0]
+        message = None if saved is None else f"Saved: {schema.title.lower()} (record {saved})."
+        return _page(request, who, ctx, code, form_id, {}, saved=message)
+
+    def form_save(request: Request, code: str, who: Auth = WHO, ctx: Ctx = READ) -> Response:
+        schema, call, declared, _lister = _spec(form_id)
+        patient = patient_for(ctx, code, declared)
+        posted: dict[str, str] = request.state.posted
+        try:
+            with audited(request, who) as w:
+                row = call(w, patient.patient_code, form_data(schema, posted))
+                record = row.id
+        except ReluthError as exc:
+            return _page(request, who, ctx, code, form_id, posted, error=exc)
+        return RedirectResponse(
+            f"/patients/{patient.patient_code}/forms/{form_id}?saved={record}", status_code=303
+        )
+
+    form_page.__name__ = f"form_page_{form_id}"
+    form_save.__name__ = f"form_save_{form_id}"
+    router.get(path, response_class=HTMLResponse)(form_page)
+    router.post(path, dependencies=[Depends(_remember_form)])(form_save)
 
 
-@router.post("/patients/{code}/forms/{form_id}", dependencies=[Depends(_remember_form)])
-def form_save(
-    request: Request,
-    code: str,
-    form_id: str,
-    who: Auth = WHO,
-    ctx: Ctx = READ,
-) -> Response:
-    schema, call, declared, _lister = _spec(form_id)
-    patient = patient_for(ctx, code, declared)
-    posted: dict[str, str] = request.state.posted
-    try:
-        with audited(request, who) as w:
-            row = call(w, patient.patient_code, form_data(schema, posted))
-            record = row.id
-    except ReluthError as exc:
-        return _page(request, who, ctx, code, form_id, posted, error=exc)
-    return RedirectResponse(
-        f"/patients/{patient.patient_code}/forms/{form_id}?saved={record}", status_code=303
-    )
+for _form_id in PAGES:
+    _routes(_form_id)
