@@ -918,6 +918,14 @@ ADCM_COLUMNS: list[str] = [
 ADMH_COLUMNS: list[str] = ["USUBJID", "MHSEQ", "MHTERM", "ASTDT", "MHONGO", "ARM", "SRCID"]
 
 
+def _plain(value: object) -> object:
+    """A stored dose without the column's trailing zeros (``5.0000`` → ``5``), exact."""
+    if not isinstance(value, Decimal):
+        return value
+    text = format(value, "f")
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
+
+
 def _before(day: object, ref: object) -> bool:
     return _known(day) and _known(ref) and day < ref  # type: ignore[operator]
 
@@ -950,7 +958,7 @@ def derive_adcm(adsl: pd.DataFrame, cm: pd.DataFrame, cut: dt.date) -> pd.DataFr
                     "CMTRT": r["drug_name"],
                     "CMCLASCD": r["atc_code"],
                     "CMINDC": r["indication"],
-                    "CMDOSE": r["dose"],
+                    "CMDOSE": _plain(r["dose"]),
                     "CMDOSU": r["unit"],
                     "CMROUTE": r["route"],
                     "ASTDT": r["start_on"] if _known(r["start_on"]) else None,
