@@ -39,6 +39,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.QOL: "rw",
         X.RANDOMIZATION: "rw",
         X.DOSIMETRY: "r",
+        X.CONMED: "rw",
+        X.MEDICAL_HISTORY: "rw",
+        X.DEVIATION: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.RESEARCH_NURSE: {
@@ -56,6 +59,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCAL_ASSESSMENT: "rw",
         X.QOL: "rw",
         X.DOSIMETRY: "r",
+        X.CONMED: "rw",
+        X.MEDICAL_HISTORY: "rw",
+        X.DEVIATION: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.MONITOR: {
@@ -72,6 +78,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCAL_ASSESSMENT: "r",
         X.QOL: "r",
         X.DOSIMETRY: "r",
+        X.CONMED: "r",
+        X.MEDICAL_HISTORY: "r",
+        X.DEVIATION: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.DATA_MANAGER: {
@@ -89,6 +98,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCAL_ASSESSMENT: "r",
         X.QOL: "r",
         X.DOSIMETRY: "r",
+        X.CONMED: "r",
+        X.MEDICAL_HISTORY: "r",
+        X.DEVIATION: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.CENTRAL_REVIEWER: {X.CENTRAL_REVIEW: "rw", X.OWN_TOKENS: "rw"},
@@ -109,6 +121,8 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.AUDIT: "r",
         X.QUERY: "rw",
         X.SAE_RECEIPT: "rw",
+        X.CONMED: "r",
+        X.MEDICAL_HISTORY: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.STATISTICIAN: {
@@ -130,6 +144,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.RANDOMIZATION_SETUP: "rw",
         X.ALLOCATION_LIST: "rw",
         X.AUDIT_VERIFY: "r",
+        X.CONMED: "r",
+        X.MEDICAL_HISTORY: "r",
+        X.DEVIATION: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.ADMIN: {
