@@ -93,14 +93,16 @@ class ConmedForm(FormSchema):
     form_id: ClassVar[str] = "conmed"
     title: ClassVar[str] = "Concomitant medication"
 
-    drug_name: str = Field(min_length=1, max_length=120, description="as prescribed (CMTRT)")
+    drug_name: str = Field(
+        min_length=1, max_length=120, description="as prescribed, e.g. Lanreotide"
+    )
     atc_code: str | None = Field(
         default=None, max_length=7, description="WHO ATC code, level 1-5, e.g. A02BC01"
     )
-    indication: str = Field(min_length=1, max_length=200, description="CMINDC")
+    indication: str = Field(min_length=1, max_length=200, description="what it is taken for")
     dose: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=4)
     unit: str | None = Field(default=None, max_length=20, description="dose unit, e.g. mg")
-    route: Literal[ROUTES] = Field(description="CMROUTE")  # type: ignore[valid-type]
+    route: Literal[ROUTES] = Field(description="route of administration")  # type: ignore[valid-type]
     start_date: dt.date | None = None
     stop_date: dt.date | None = None
     ongoing: bool = False
@@ -139,7 +141,7 @@ class MedicalHistoryForm(FormSchema):
     form_id: ClassVar[str] = "medical_history"
     title: ClassVar[str] = "Medical history"
 
-    condition: str = Field(min_length=1, max_length=200, description="MHTERM")
+    condition: str = Field(min_length=1, max_length=200, description="e.g. Hypertension")
     start_date: dt.date | None = None
     ongoing: bool = False
 

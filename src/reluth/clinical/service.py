@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -43,8 +44,16 @@ def _rows(session: Session, model: type[_M], patient: Patient, *order: Any) -> l
 
 
 def as_dict(row: Any, schema: type[forms.FormSchema]) -> dict[str, Any]:
-    """A stored row as its form's fields (and its id), for pages, the API and exports."""
-    return {"id": row.id, **{name: getattr(row, name) for name in schema.model_fields}}
+    """A stored row as its form's fields (and its id), for pages, the API and exports; a
+    decimal without the column's trailing zeros (``120.0000`` is shown ``120``)."""
+    return {"id": row.id, **{name: _plain(getattr(row, name)) for name in schema.model_fields}}
+
+
+def _plain(value: Any) -> Any:
+    if not isinstance(value, Decimal):
+        return value
+    text = format(value, "f")
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
 
 
 def _included(ctx: Ctx, patient_code: str) -> Patient:
