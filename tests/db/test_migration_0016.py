@@ -1,5 +1,5 @@
 """0016 (the clinical forms' tables) up and down on each backend: the tables appear, disappear
-on downgrade to 0011 without touching the audit trail or the patients, and come back."""
+on downgrade to 0012 without touching the audit trail or the patients, and come back."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _downgrade(engine: Engine, revision: str) -> None:
 def test_0016_upgrade_and_downgrade(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        upgrade(engine, "0011_audit_integrity")
+        upgrade(engine, "0012_forms_registry")
         assert not TABLES & set(inspect(engine).get_table_names())
         upgrade(engine, "0016_new_forms")
         assert current_revision(engine) == "0016_new_forms"
@@ -39,8 +39,8 @@ def test_0016_upgrade_and_downgrade(db_url: str) -> None:
                 "stop_date", "ongoing", "protocol_version"} <= columns  # fmt: skip
         uniques = inspect(engine).get_unique_constraints("withdrawals")
         assert any(set(u["column_names"]) == {"patient_id", "kind"} for u in uniques)
-        _downgrade(engine, "0011_audit_integrity")
-        assert current_revision(engine) == "0011_audit_integrity"
+        _downgrade(engine, "0012_forms_registry")
+        assert current_revision(engine) == "0012_forms_registry"
         assert not TABLES & set(inspect(engine).get_table_names())
         assert {"audit_log", "patients", "deaths", "end_of_study"} <= set(
             inspect(engine).get_table_names()

@@ -15,7 +15,6 @@ from reluth.cli_support import cli_context, console, handle_errors, load_json, p
 from reluth.clinical import service
 from reluth.errors import ValidationError
 from reluth.patients import service as patients
-from reluth.patients.cli import JSON, record_app
 
 #: command name -> (the service recording one, what it is called in messages)
 RECORDERS: dict[str, tuple[Callable[..., Any], str]] = {
@@ -54,7 +53,10 @@ def record_file(command: str, file: Path) -> list[dict[str, Any]]:
         return [{"patient_id": code, "id": row.id} for code, row in rows]
 
 
-def _command(command: str) -> None:
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _command(record_app: typer.Typer, command: str) -> None:
     _recorder, what = RECORDERS[command]
 
     @handle_errors
@@ -72,9 +74,8 @@ def _command(command: str) -> None:
     record_app.command(command)(run)
 
 
-for _name in RECORDERS:
-    _command(_name)
-
-
-def register(root: typer.Typer) -> None:
-    """The commands hang on ``reluth record`` (mounted by :mod:`reluth.patients.cli`)."""
+def add_commands(record_app: typer.Typer) -> None:
+    """Hang the commands on ``reluth record`` (called by :mod:`reluth.patients.cli`, which
+    mounts it)."""
+    for name in RECORDERS:
+        _command(record_app, name)

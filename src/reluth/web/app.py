@@ -177,31 +177,33 @@ def create_app(
 
     from reluth.web import (
         api,
+        api_clinical,
         api_docs,
         api_dosimetry,
-        api_edits,
         api_exports,
         api_forms,
         api_qol,
         api_review,
         api_safety,
+        clinical_pages,
         dosimetry_pages,
-        edit_pages,
         export_pages,
-        form_pages,
+        forms_pages,
         pages,
         qol_pages,
         review_pages,
         sae_pages,
         trial_pages,
+        visit_pages,
     )
 
     app.include_router(pages.router)
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
     app.include_router(qol_pages.router)
-    app.include_router(form_pages.router)
-    app.include_router(edit_pages.router)
+    app.include_router(clinical_pages.router)
+    app.include_router(forms_pages.router)
+    app.include_router(visit_pages.router)
     app.include_router(sae_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
@@ -210,9 +212,9 @@ def create_app(
         api.router,
         api_safety.router,
         api_qol.router,
-        api_forms.router,
+        api_clinical.router,
         api_review.router,
-        api_edits.router,
+        api_forms.router,
         sae_pages.api_router,
         api_exports.router,
         api_dosimetry.router,
@@ -221,9 +223,10 @@ def create_app(
     page_routes = (
         *pages.router.routes,
         *trial_pages.router.routes,
+        *forms_pages.router.routes,
         *review_pages.router.routes,
         *qol_pages.router.routes,
-        *form_pages.router.routes,
+        *clinical_pages.router.routes,
         *sae_pages.router.routes,
         *export_pages.router.routes,
         *dosimetry_pages.router.routes,
@@ -238,6 +241,7 @@ def create_app(
 NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/dashboard", "Dashboard", Action.READ, Resource.DASHBOARD),
     ("/patients", "Patients", Action.READ, Resource.PATIENT),
+    ("/status", "Status", Action.READ, Resource.VISIT),
     ("/review", "Central review", Action.READ, Resource.CENTRAL_REVIEW),
     ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
     ("/queries", "Queries", Action.READ, Resource.QUERY),
