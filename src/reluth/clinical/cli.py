@@ -5,6 +5,7 @@ logged-in user (all or nothing)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,19 +13,24 @@ from typing import Any
 import typer
 
 from reluth.cli_support import cli_context, console, handle_errors, load_json, print_json
-from reluth.clinical import service
 from reluth.errors import ValidationError
-from reluth.patients import service as patients
 
-#: command name -> (the service recording one, what it is called in messages)
-RECORDERS: dict[str, tuple[Callable[..., Any], str]] = {
-    "conmed": (service.record_conmed, "concomitant medication"),
-    "medical-history": (service.record_medical_history, "medical history"),
-    "withdrawal": (patients.record_withdrawal, "withdrawal"),
-    "deviation": (service.record_deviation, "protocol deviation"),
-    "pregnancy-test": (service.record_pregnancy_test, "pregnancy test"),
-    "childbearing": (service.record_childbearing, "childbearing potential"),
+#: command name -> (the service recording one, as module:function, imported when the command
+#: runs so that `reluth record --help` stays fast; what it is called in messages)
+RECORDERS: dict[str, tuple[str, str]] = {
+    "conmed": ("reluth.clinical.service:record_conmed", "concomitant medication"),
+    "medical-history": ("reluth.clinical.service:record_medical_history", "medical history"),
+    "withdrawal": ("reluth.patients.service:record_withdrawal", "withdrawal"),
+    "deviation": ("reluth.clinical.service:record_deviation", "protocol deviation"),
+    "pregnancy-test": ("reluth.clinical.service:record_pregnancy_test", "pregnancy test"),
+    "childbearing": ("reluth.clinical.service:record_childbearing", "childbearing potential"),
 }
+
+
+def _recorder(command: str) -> Callable[..., Any]:
+    module, name = RECORDERS[command][0].split(":")
+    fn: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return fn
 
 
 def _records(data: Any, what: str) -> list[tuple[str, dict[str, Any]]]:
@@ -46,7 +52,7 @@ def _records(data: Any, what: str) -> list[tuple[str, dict[str, Any]]]:
 
 def record_file(command: str, file: Path) -> list[dict[str, Any]]:
     """Record every record of ``file`` with the command's service; their ids and patients."""
-    recorder, what = RECORDERS[command]
+    recorder, what = _recorder(command), RECORDERS[command][1]
     records = _records(load_json(file, f"{what} file"), what)
     with cli_context(write=True) as ctx:
         rows = [(code, recorder(ctx, code, fields)) for code, fields in records]
