@@ -36,7 +36,8 @@ EXIT_BY_STATUS = {"eligible": 0, "not_eligible": 1, "incomplete": 3}
 # ``service.DEATH_CAUSES`` and ``service.END_REASONS`` (tests/layering/test_cli_startup.py).
 DEATH_CAUSES_HELP = "disease, toxicity, other, unknown"
 END_REASONS_HELP = (
-    "completed, death, withdrawal, objection, lost_to_follow_up, screen_failure, investigator_decision, other"
+    "completed, death, withdrawal, objection, lost_to_follow_up, screen_failure, "
+    "investigator_decision, other"
 )
 
 
