@@ -84,6 +84,8 @@ def test_demo_database_audit_chain_and_report(small_demo: tuple[Path, dict]) -> 
     assert run["audit"].ok and run["audit"].rows_checked > 1000
     assert (out / "report" / "report.html").stat().st_size > 10_000
     assert (out / "report" / "datasets" / "adtte.xpt").exists()
+    for name in ("adcm", "admh"):  # the clinical forms the demo fills
+        assert (out / "report" / "datasets" / f"{name}.csv").exists()
     engine = make_engine(run["url"])
     with engine.connect() as conn:
         users = conn.execute(text("SELECT count(*) FROM users")).scalar_one()

@@ -287,6 +287,43 @@ MATRIX += [
     ("GET", P + "/casebook.pdf", PATIENT_READERS, None),
     ("GET", AP + "/casebook.pdf", PATIENT_READERS, None),
 ]
+# The clinical forms: pages (entry needs the form's write permission) and API (POST: write;
+# GET: the listing's read permission).
+DEVIATION_WRITERS = SITE_WRITERS | {Role.MONITOR, Role.DATA_MANAGER}
+DEVIATION_READERS = DEVIATION_WRITERS | STATISTICIAN
+LAB_READERS = SITE_READERS - {Role.PHARMACOVIGILANCE}
+FORM_PAGES = {
+    "conmed": SITE_WRITERS,
+    "medical_history": SITE_WRITERS,
+    "deviation": DEVIATION_WRITERS,
+    "pregnancy_test": SITE_WRITERS,
+    "withdrawal": SITE_WRITERS,
+    "death": SITE_WRITERS,
+    "end_of_study": SITE_WRITERS,
+    "childbearing": SITE_WRITERS,
+}
+for _form, _writers in FORM_PAGES.items():
+    MATRIX += [
+        ("GET", f"{P}/forms/{_form}", _writers, None),
+        ("POST", f"{P}/forms/{_form}", _writers, {"start_date": "x"}),
+    ]
+for _path_part, _writers, _readers in (
+    ("conmeds", SITE_WRITERS, SITE_READERS),
+    ("medical-history", SITE_WRITERS, SITE_READERS),
+    ("deviations", DEVIATION_WRITERS, DEVIATION_READERS),
+    ("pregnancy-tests", SITE_WRITERS, LAB_READERS),
+    ("childbearing", SITE_WRITERS, PATIENT_READERS),
+):
+    MATRIX += [
+        ("GET", f"{AP}/{_path_part}", _readers, None),
+        ("POST", f"{AP}/{_path_part}", _writers, {"start_date": "x"}),
+    ]
+MATRIX += [
+    ("POST", AP + "/withdrawals", SITE_WRITERS, {"kind": "x"}),
+    ("POST", AP + "/death", SITE_WRITERS, {"cause": "x"}),
+    ("POST", AP + "/end-of-study", SITE_WRITERS, {"reason": "x"}),
+    ("GET", AP + "/disposition", PATIENT_READERS, None),
+]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",

@@ -42,6 +42,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCK: "r",
         X.SIGNATURE: "rw",
         X.SDV: "r",
+        X.CONMED: "rw",
+        X.MEDICAL_HISTORY: "rw",
+        X.DEVIATION: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.RESEARCH_NURSE: {
@@ -62,6 +65,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCK: "r",
         X.SIGNATURE: "r",
         X.SDV: "r",
+        X.CONMED: "rw",
+        X.MEDICAL_HISTORY: "rw",
+        X.DEVIATION: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.MONITOR: {
@@ -81,6 +87,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCK: "r",
         X.SIGNATURE: "r",
         X.SDV: "rw",
+        X.CONMED: "r",
+        X.MEDICAL_HISTORY: "r",
+        X.DEVIATION: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.DATA_MANAGER: {
@@ -101,6 +110,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCK: "rw",
         X.SIGNATURE: "r",
         X.SDV: "r",
+        X.CONMED: "r",
+        X.MEDICAL_HISTORY: "r",
+        X.DEVIATION: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.CENTRAL_REVIEWER: {X.CENTRAL_REVIEW: "rw", X.OWN_TOKENS: "rw"},
@@ -121,6 +133,8 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.AUDIT: "r",
         X.QUERY: "rw",
         X.SAE_RECEIPT: "rw",
+        X.CONMED: "r",
+        X.MEDICAL_HISTORY: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.STATISTICIAN: {
@@ -145,6 +159,9 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCK: "r",
         X.SIGNATURE: "r",
         X.SDV: "r",
+        X.CONMED: "r",
+        X.MEDICAL_HISTORY: "r",
+        X.DEVIATION: "r",
         X.OWN_TOKENS: "rw",
     },
     Role.ADMIN: {

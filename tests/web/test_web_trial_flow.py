@@ -39,6 +39,10 @@ def ready_patient(site: Site) -> str:
         ).status_code
         == 303
     )
+    # a woman (registered female, born 1961): her childbearing potential before a cycle
+    not_fertile = {"reason": "postmenopausal", "assessed_on": "2025-03-04"}
+    r = inv.post(f"/patients/{code}/forms/childbearing", data=not_fertile)
+    assert r.status_code == 303, r.text
     for n, day in (("1", "2025-03-05"), ("2", "2025-03-06")):
         r = inv.post(
             f"/patients/{code}/cycles",

@@ -26,6 +26,7 @@ the :class:`~reluth.protocol.definition.Protocol` of the trial it analyses.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -121,6 +122,45 @@ QOL_COLUMNS: dict[str, tuple[bool, str]] = {
     "missing_code": (False, "str"),  # the form registry's missing-data code (ND, ASKU, ...)
     "missing_reason": (False, "str"),
 }
+CM_COLUMNS: dict[str, tuple[bool, str]] = {
+    "subject_id": (True, "str"),
+    "drug_name": (True, "str"),
+    "atc_code": (False, "str"),
+    "indication": (True, "str"),
+    "dose": (False, "decimal"),
+    "unit": (False, "str"),
+    "route": (True, "str"),
+    "start_on": (False, "date"),
+    "stop_on": (False, "date"),
+    "ongoing": (True, "flag"),
+    "record_id": (False, "str"),
+}
+MH_COLUMNS: dict[str, tuple[bool, str]] = {
+    "subject_id": (True, "str"),
+    "condition": (True, "str"),
+    "start_on": (False, "date"),
+    "ongoing": (True, "flag"),
+    "record_id": (False, "str"),
+}
+DV_COLUMNS: dict[str, tuple[bool, str]] = {
+    "subject_id": (True, "str"),
+    "category": (True, "str"),
+    "severity": (True, "str"),
+    "deviation_on": (True, "date"),
+    "record_id": (False, "str"),
+}
+#: Optional sources (a directory without them has none): name → (file, columns).
+OPTIONAL_SOURCES: dict[str, tuple[str, dict[str, tuple[bool, str]]]] = {
+    "conmeds": ("conmeds.csv", CM_COLUMNS),
+    "medical_history": ("medical_history.csv", MH_COLUMNS),
+    "deviations": ("deviations.csv", DV_COLUMNS),
+}
+
+
+def empty_source(name: str) -> pd.DataFrame:
+    return pd.DataFrame(columns=list(OPTIONAL_SOURCES[name][1]))
+
+
 #: Source name → file name (the subjects' columns depend on the protocol).
 SOURCE_FILES = {
     "subjects": "subjects.csv",
@@ -170,6 +210,9 @@ class Sources:
     design: AnalysisDesign
     assessments: pd.DataFrame = field(default_factory=pd.DataFrame)
     issues: tuple[DataIssue, ...] = ()
+    conmeds: pd.DataFrame = field(default_factory=lambda: empty_source("conmeds"))
+    medical_history: pd.DataFrame = field(default_factory=lambda: empty_source("medical_history"))
+    deviations: pd.DataFrame = field(default_factory=lambda: empty_source("deviations"))
 
 
 @dataclass(frozen=True)
@@ -184,6 +227,8 @@ class AnalysisDatasets:
     design: AnalysisDesign
     #: Stored records left out because a value could not be used (database door only).
     issues: tuple[DataIssue, ...] = ()
+    adcm: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ADCM_COLUMNS))
+    admh: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ADMH_COLUMNS))
 
     @property
     def variables(self) -> dict[str, dict[str, tuple[str, str]]]:
@@ -203,6 +248,8 @@ class AnalysisDatasets:
             "adtte": self.adtte,
             "adae": self.adae,
             "adqs": self.adqs,
+            "adcm": self.adcm,
+            "admh": self.admh,
         }
 
 
@@ -614,7 +661,50 @@ def from_csv_dir(
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise ValidationError(str(file), f"unreadable CSV: {exc}", "UTF-8 CSV") from None
     sources = make_sources(**frames, protocol=protocol)
+    extra: dict[str, pd.DataFrame] = {}
+    for name, (fname, columns) in OPTIONAL_SOURCES.items():
+        file = base / fname
+        if not file.exists():
+            continue
+        try:
+            raw = pd.read_csv(file, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ValidationError(str(file), f"unreadable CSV: {exc}", "UTF-8 CSV") from None
+        extra[name] = _checked_optional(name, normalize_source(name, raw, columns), sources, None)
+    if extra:
+        sources = dataclasses.replace(sources, **extra)
     return build_datasets(sources, cutoff)
+
+
+def _checked_optional(
+    name: str, frame: pd.DataFrame, sources: Sources, issues: list[DataIssue] | None
+) -> pd.DataFrame:
+    """An optional source's rows of known subjects, with its coded values checked (the CSV
+    door refuses the first bad row; the database door lists it and leaves it out)."""
+    norm = {name: frame}
+    r = _Refusals(norm, issues)
+    known = set(sources.subjects["subject_id"])
+    r.refuse(
+        name,
+        ~norm[name]["subject_id"].isin(known),
+        "subject_id",
+        lambda row: f"unknown subject {row['subject_id']!r}",
+        "a subject_id listed in subjects",
+    )
+    if name == "deviations":
+        r.refuse(
+            name,
+            ~norm[name]["severity"].isin(["major", "minor"]),
+            "severity",
+            lambda row: f"unknown {row['severity']!r}",
+            "major, minor",
+        )
+    out = norm[name]
+    out["record_id"] = [
+        rid or f"{OPTIONAL_SOURCES[name][0]} line {line}"
+        for line, rid in enumerate(out["record_id"], start=2)
+    ]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,11 +753,15 @@ def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisD
         .size()
     )
     adsl["NEVAL"] = adsl["USUBJID"].map(n_eval).fillna(0).astype(int)
+    dv = sources.deviations
+    major = set(dv.loc[(dv["severity"] == "major") & (dv["deviation_on"] <= cut), "subject_id"])
+    adsl["MAJDVFL"] = np.where(adsl["USUBJID"].isin(major), "Y", "N")
     adsl["PPROTFL"] = np.where(
         (adsl["ITTFL"] == "Y")
         & (adsl["ELIGFL"] == "Y")
         & (adsl["SAFFL"] == "Y")
-        & (adsl["NEVAL"] >= 2),
+        & (adsl["NEVAL"] >= 2)
+        & (adsl["MAJDVFL"] == "N"),
         "Y",
         "N",
     )
@@ -675,7 +769,17 @@ def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisD
     adtte = derive_adtte(adsl, adrs, adqs, design)
     adae = derive_adae(adsl, sources.adverse_events, cut)
     return AnalysisDatasets(
-        adsl, adrs, adtte, adae, adqs, cut, sources.input_hash, design, sources.issues
+        adsl,
+        adrs,
+        adtte,
+        adae,
+        adqs,
+        cut,
+        sources.input_hash,
+        design,
+        sources.issues,
+        adcm=derive_adcm(adsl, sources.conmeds, cut),
+        admh=derive_admh(adsl, sources.medical_history, cut),
     )
 
 
@@ -813,6 +917,108 @@ def derive_adae(adsl: pd.DataFrame, aes: pd.DataFrame, cut: dt.date) -> pd.DataF
     return out.reset_index(drop=True)
 
 
+ADCM_COLUMNS: list[str] = [
+    "USUBJID",
+    "CMSEQ",
+    "CMTRT",
+    "CMCLASCD",
+    "CMINDC",
+    "CMDOSE",
+    "CMDOSU",
+    "CMROUTE",
+    "ASTDT",
+    "AENDT",
+    "CMONGO",
+    "PREFL",
+    "ONTRTFL",
+    "ARM",
+    "SRCID",
+]
+ADMH_COLUMNS: list[str] = ["USUBJID", "MHSEQ", "MHTERM", "ASTDT", "MHONGO", "ARM", "SRCID"]
+
+
+def _plain(value: object) -> object:
+    """A stored dose without the column's trailing zeros (``5.0000`` → ``5``), exact."""
+    if not isinstance(value, Decimal):
+        return value
+    text = format(value, "f")
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
+
+
+def _before(day: object, ref: object) -> bool:
+    return _known(day) and _known(ref) and day < ref  # type: ignore[operator]
+
+
+def _known(day: object) -> bool:
+    return day is not None and not (isinstance(day, float) and pd.isna(day))
+
+
+def derive_adcm(adsl: pd.DataFrame, cm: pd.DataFrame, cut: dt.date) -> pd.DataFrame:
+    """Concomitant medications of the included subjects started on or before the cut-off
+    (or without a start date); PREFL: started before the first dose; ONTRTFL: taken on or after
+    the first dose (ongoing, or stopped on or after it). ADaM OCCDS v1.1 §3."""
+    subj = adsl.set_index("USUBJID")
+    keep = cm["subject_id"].isin(subj.index) & cm["start_on"].map(
+        lambda d: not _known(d) or d <= cut
+    )
+    c = cm[keep].sort_values(["subject_id", "start_on", "record_id"], na_position="first")
+    rows = []
+    for sid, group in c.groupby("subject_id", sort=True):
+        first = subj.loc[sid, "TRTSDT"]
+        for seq, r in enumerate(group.to_dict("records"), start=1):
+            stop = r["stop_on"] if _known(r["stop_on"]) and r["stop_on"] <= cut else None
+            on_treatment = _known(first) and (
+                bool(r["ongoing"]) or (_known(r["stop_on"]) and not _before(r["stop_on"], first))
+            )
+            rows.append(
+                {
+                    "USUBJID": sid,
+                    "CMSEQ": seq,
+                    "CMTRT": r["drug_name"],
+                    "CMCLASCD": r["atc_code"],
+                    "CMINDC": r["indication"],
+                    "CMDOSE": _plain(r["dose"]),
+                    "CMDOSU": r["unit"],
+                    "CMROUTE": r["route"],
+                    "ASTDT": r["start_on"] if _known(r["start_on"]) else None,
+                    "AENDT": stop,
+                    "CMONGO": "Y"
+                    if r["ongoing"] or (_known(r["stop_on"]) and stop is None)
+                    else "N",
+                    "PREFL": "Y" if _before(r["start_on"], first) else "N",
+                    "ONTRTFL": "Y" if on_treatment else "N",
+                    "ARM": subj.loc[sid, "ARM"],
+                    "SRCID": r["record_id"],
+                }
+            )
+    return pd.DataFrame(rows, columns=ADCM_COLUMNS)
+
+
+def derive_admh(adsl: pd.DataFrame, mh: pd.DataFrame, cut: dt.date) -> pd.DataFrame:
+    """Medical history of the included subjects (conditions starting on or before the cut-off,
+    or undated); MHONGO: ongoing at the time it was recorded."""
+    subj = adsl.set_index("USUBJID")
+    keep = mh["subject_id"].isin(subj.index) & mh["start_on"].map(
+        lambda d: not _known(d) or d <= cut
+    )
+    m = mh[keep].sort_values(["subject_id", "start_on", "record_id"], na_position="first")
+    rows = []
+    for sid, group in m.groupby("subject_id", sort=True):
+        for seq, r in enumerate(group.to_dict("records"), start=1):
+            rows.append(
+                {
+                    "USUBJID": sid,
+                    "MHSEQ": seq,
+                    "MHTERM": r["condition"],
+                    "ASTDT": r["start_on"] if _known(r["start_on"]) else None,
+                    "MHONGO": "Y" if r["ongoing"] else "N",
+                    "ARM": subj.loc[sid, "ARM"],
+                    "SRCID": r["record_id"],
+                }
+            )
+    return pd.DataFrame(rows, columns=ADMH_COLUMNS)
+
+
 def derive_adqs(
     adsl: pd.DataFrame, qol: pd.DataFrame, cut: dt.date, design: AnalysisDesign
 ) -> pd.DataFrame:
@@ -904,9 +1110,14 @@ VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
             "Tumour evaluations after randomization",
             "The number of ADRS OVRLRESP records after randomization whose AVALC is not NE.",
         ),
+        "MAJDVFL": (
+            "Major protocol deviation flag",
+            "Y if the deviations log holds a major deviation dated on or before the cut-off.",
+        ),
         "PPROTFL": (
             "Per-protocol population flag",
-            "Y if ITTFL, ELIGFL and SAFFL are Y and NEVAL >= 2 (SAP per-protocol definition).",
+            "Y if ITTFL, ELIGFL and SAFFL are Y, NEVAL >= 2 and MAJDVFL is N (SAP per-protocol "
+            "definition; ICH E9 §5.2.2: no major protocol deviation).",
         ),
     },
     "adrs": {
@@ -1045,6 +1256,35 @@ VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
         "MISSRSN": ("Missing-data reason", "The reason recorded with the missing-data code."),
         "SRCID": ("Source record", "The QoL questionnaire (or CSV line) of the score."),
     },
+    "adcm": {
+        "USUBJID": ("Unique subject identifier", "ADSL.USUBJID."),
+        "CMSEQ": ("Sequence number", "Per subject, by start date (undated first)."),
+        "CMTRT": ("Reported name of drug", "The drug name as recorded (CM form)."),
+        "CMCLASCD": ("ATC code", "The WHO ATC code recorded with the drug (shape-checked)."),
+        "CMINDC": ("Indication", "As recorded."),
+        "CMDOSE": ("Dose per administration", "As recorded (exact)."),
+        "CMDOSU": ("Dose unit", "As recorded."),
+        "CMROUTE": ("Route of administration", "As recorded."),
+        "ASTDT": ("Analysis start date", "The start date recorded, if any."),
+        "AENDT": ("Analysis end date", "The stop date, if on or before the cut-off."),
+        "CMONGO": ("Ongoing at cut-off", "Y if recorded ongoing or stopped after the cut-off."),
+        "PREFL": ("Prior medication flag", "Y if started before ADSL.TRTSDT."),
+        "ONTRTFL": (
+            "On-treatment flag",
+            "Y if taken on or after ADSL.TRTSDT (ongoing, or stopped on or after it).",
+        ),
+        "ARM": ("Randomized arm", "ADSL.ARM (empty if not randomized)."),
+        "SRCID": ("Source record", "The concomitant medication record (or CSV line)."),
+    },
+    "admh": {
+        "USUBJID": ("Unique subject identifier", "ADSL.USUBJID."),
+        "MHSEQ": ("Sequence number", "Per subject, by start date (undated first)."),
+        "MHTERM": ("Reported term", "The condition as recorded (MH form)."),
+        "ASTDT": ("Analysis start date", "The start date recorded, if any."),
+        "MHONGO": ("Ongoing", "Y if recorded ongoing."),
+        "ARM": ("Randomized arm", "ADSL.ARM (empty if not randomized)."),
+        "SRCID": ("Source record", "The medical history record (or CSV line)."),
+    },
 }
 
 
@@ -1077,7 +1317,13 @@ DB_TABLES = (
     "deaths",
     "end_of_study",
 )
-OPTIONAL_DB_TABLES = ("visits", "missing_data")
+OPTIONAL_DB_TABLES = (
+    "visits",
+    "missing_data",
+    "concomitant_medications",
+    "medical_history",
+    "protocol_deviations",
+)
 # EORTC scoring keys as stored → analysis scale code and kind.
 _C30_CODES = {"QL": "QL2", "PF": "PF2", "RF": "RF2"}
 
@@ -1366,6 +1612,51 @@ def sources_from_tables(
     }
 
 
+#: Optional source → (stored table, source column → stored column, record name).
+_OPTIONAL_TABLES: dict[str, tuple[str, dict[str, str], str]] = {
+    "conmeds": (
+        "concomitant_medications",
+        {"drug_name": "drug_name", "atc_code": "atc_code", "indication": "indication",
+         "dose": "dose", "unit": "unit", "route": "route", "start_on": "start_date",
+         "stop_on": "stop_date", "ongoing": "ongoing"},
+        "concomitant medication",
+    ),
+    "medical_history": (
+        "medical_history",
+        {"condition": "condition", "start_on": "start_date", "ongoing": "ongoing"},
+        "medical history",
+    ),
+    "deviations": (
+        "protocol_deviations",
+        {"category": "category", "severity": "severity", "deviation_on": "deviation_date"},
+        "protocol deviation",
+    ),
+}  # fmt: skip
+
+
+def optional_from_tables(snapshot: StoreSnapshot) -> dict[str, pd.DataFrame]:
+    """The optional sources (conmeds, medical history, deviations) from the stored tables, in
+    their source shape (an older database without the tables has none)."""
+    t = snapshot.tables
+    code = dict(zip(t["patients"]["id"], t["patients"]["patient_code"], strict=True))
+    out = {}
+    for name, (table, columns, what) in _OPTIONAL_TABLES.items():
+        if table not in t:
+            out[name] = empty_source(name)
+            continue
+        stored = t[table]
+        frame = pd.DataFrame(
+            {
+                "subject_id": stored["patient_id"].map(code),
+                **{col: stored[src] for col, src in columns.items()},
+                "record_id": stored["id"].map(lambda i, w=what: f"{w} {i}"),
+            },
+            columns=list(OPTIONAL_SOURCES[name][1]),
+        )
+        out[name] = frame
+    return out
+
+
 def _missing_qol_rows(
     t: Mapping[str, pd.DataFrame], code: Mapping[Any, str], protocol: Protocol
 ) -> list[dict[str, Any]]:
@@ -1542,14 +1833,25 @@ def _from_snapshot(
     tumour = tumour_from_evaluations(
         {c: ev for c, ev in snapshot.evaluations.items() if c in included}
     )
+    optional = optional_from_tables(snapshot)
     sources = Sources(
         norm["subjects"],
         norm["adverse_events"],
         norm["qol"],
         tumour,
-        _hash_frames(frames),
+        _hash_frames({**frames, **optional}),
         design,
         norm["assessments"],
-        tuple(dict.fromkeys(issues)),  # one per record and field (a questionnaire has many rows)
+    )
+    typed = {
+        name: _checked_optional(
+            name, normalize_source(name, frame, OPTIONAL_SOURCES[name][1], issues), sources, issues
+        )
+        for name, frame in optional.items()
+    }
+    sources = dataclasses.replace(
+        sources,
+        issues=tuple(dict.fromkeys(issues)),  # one per record and field (a questionnaire has many)
+        **typed,
     )
     return build_datasets(sources, cutoff)

@@ -11,6 +11,11 @@ Decisions taken where the protocol is silent (documented in docs/web.md):
 * monitors and data managers read and raise/close queries but never edit clinical data;
 * the central reviewer is blinded: only the tumour-assessment worklist and lesion entry, never
   the arm, treatment administrations, cycle 3/4 visits, dosimetry or arm counts;
+* the protocol deviations log is kept by the site (investigator, research nurse) and by the
+  monitor and data manager who find deviations at monitoring or data review (ICH E6(R3) 3.11.4);
+  the statistician reads it for the per-protocol population;
+* concomitant medications and medical history are site data; pharmacovigilance reads them to
+  assess serious adverse events;
 * the admin manages users and centres and sees no patient data;
 * the coder reads adverse events (terms, never the arm) and codes or recodes their MedDRA terms;
 * dosimetry results are written by the medical physicist and read, centre-scoped, by the
@@ -55,6 +60,9 @@ class Resource(enum.StrEnum):
     LOCAL_ASSESSMENT = "local_assessment"  # site tumour assessments
     CENTRAL_REVIEW = "central_review"  # blinded worklist and lesion entry
     QOL = "qol"
+    CONMED = "conmed"  # concomitant medications
+    MEDICAL_HISTORY = "medical_history"
+    DEVIATION = "deviation"  # the protocol deviations log
     DOSIMETRY = "dosimetry"
     QUERY = "query"  # read, raise, close data queries
     QUERY_ANSWER = "query_answer"  # answer a query raised on one's data
@@ -87,6 +95,8 @@ _SITE_DATA = (
     Resource.ADVERSE_EVENT,
     Resource.LOCAL_ASSESSMENT,
     Resource.QOL,
+    Resource.CONMED,
+    Resource.MEDICAL_HISTORY,
 )
 
 
@@ -107,7 +117,13 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.LOCK,
             Resource.SDV,
         ),
-        write=(*_SITE_DATA, Resource.RANDOMIZATION, Resource.QUERY_ANSWER, Resource.SIGNATURE),
+        write=(
+            *_SITE_DATA,
+            Resource.RANDOMIZATION,
+            Resource.QUERY_ANSWER,
+            Resource.SIGNATURE,
+            Resource.DEVIATION,
+        ),
     ),
     Role.RESEARCH_NURSE: _grants(
         read=(
@@ -120,7 +136,11 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.SIGNATURE,
             Resource.SDV,
         ),
-        write=(*(r for r in _SITE_DATA if r is not Resource.ARM), Resource.QUERY_ANSWER),
+        write=(
+            *(r for r in _SITE_DATA if r is not Resource.ARM),
+            Resource.QUERY_ANSWER,
+            Resource.DEVIATION,
+        ),
     ),
     Role.MONITOR: _grants(
         read=(
@@ -131,7 +151,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.LOCK,
             Resource.SIGNATURE,
         ),
-        write=(Resource.QUERY, Resource.SDV),
+        write=(Resource.QUERY, Resource.SDV, Resource.DEVIATION),
     ),
     Role.DATA_MANAGER: _grants(
         read=(
@@ -143,7 +163,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.SIGNATURE,
             Resource.SDV,
         ),
-        write=(Resource.QUERY, Resource.NOTIFICATION_DIGEST, Resource.LOCK),
+        write=(Resource.QUERY, Resource.NOTIFICATION_DIGEST, Resource.LOCK, Resource.DEVIATION),
     ),
     Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW,)),
     Role.MEDICAL_PHYSICIST: _grants(
@@ -158,6 +178,8 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.ADVERSE_EVENT,
             Resource.TREATMENT,
             Resource.AUDIT,
+            Resource.CONMED,
+            Resource.MEDICAL_HISTORY,
         ),
         write=(Resource.QUERY, Resource.SAE_RECEIPT, Resource.SAE_ASSESSMENT),
     ),
@@ -179,6 +201,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
             Resource.LOCK,
             Resource.SIGNATURE,
             Resource.SDV,
+            Resource.DEVIATION,
         ),
     ),
     Role.CODER: _grants(read=(Resource.ADVERSE_EVENT,), write=(Resource.CODING,)),

@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "reluth.sites.models",
     "reluth.auth.models",
     "reluth.patients.models",
+    "reluth.clinical.models",
     "reluth.treatment.models",
     "reluth.safety.models",
     "reluth.response.models",

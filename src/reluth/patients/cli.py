@@ -36,7 +36,8 @@ EXIT_BY_STATUS = {"eligible": 0, "not_eligible": 1, "incomplete": 3}
 # ``service.DEATH_CAUSES`` and ``service.END_REASONS`` (tests/layering/test_cli_startup.py).
 DEATH_CAUSES_HELP = "disease, toxicity, other, unknown"
 END_REASONS_HELP = (
-    "completed, death, withdrawal, lost_to_follow_up, screen_failure, investigator_decision, other"
+    "completed, death, withdrawal, objection, lost_to_follow_up, screen_failure, "
+    "investigator_decision, other"
 )
 
 
@@ -303,6 +304,9 @@ def record_qol_cmd(file: Path = typer.Argument(...)) -> None:
 
 
 def register(root: typer.Typer) -> None:
+    from reluth.clinical.cli import add_commands  # record conmed, medical-history, ...
+
+    add_commands(record_app)
     root.add_typer(centres_app, name="centres")
     root.add_typer(patients_app, name="patients")
     root.add_typer(record_app, name="record")

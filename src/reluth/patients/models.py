@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reluth.auth.models import Centre
@@ -91,4 +91,20 @@ class EndOfStudy(ProtocolVersioned, Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
     end_date: Mapped[dt.date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Withdrawal(ProtocolVersioned, Base):
+    """A withdrawal, one per kind and patient: from the study ``treatment`` (follow-up goes on),
+    from the ``follow_up`` visits, or ``objection`` to further use of the data (collection
+    stops, what was collected is kept; Code de la santé publique art. L1122-1-1)."""
+
+    __tablename__ = "withdrawals"
+    __table_args__ = (UniqueConstraint("patient_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # treatment | follow_up | objection
+    withdrawal_date: Mapped[dt.date] = mapped_column(Date)
+    decided_by: Mapped[str] = mapped_column(String(16))  # patient | investigator
     details: Mapped[str | None] = mapped_column(Text, nullable=True)

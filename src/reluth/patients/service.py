@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from reluth.auth.policy import Action, Resource
+from reluth.clinical import forms
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import edits
@@ -33,6 +34,7 @@ from reluth.patients.models import (
     Patient,
     PreRandomizationAssessment,
     Screening,
+    Withdrawal,
 )
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import PATIENT_ID_PATTERN, PatientFile, parse_patient
@@ -41,16 +43,9 @@ from reluth.sites import service as sites
 
 _M = TypeVar("_M")
 RESPONSES = ("CR", "PR", "SD", "PD", "NE")
-DEATH_CAUSES = ("disease", "toxicity", "other", "unknown")
-END_REASONS = (
-    "completed",
-    "death",
-    "withdrawal",
-    "lost_to_follow_up",
-    "screen_failure",
-    "investigator_decision",
-    "other",
-)
+DEATH_CAUSES = forms.DEATH_CAUSES
+END_REASONS = forms.END_REASONS
+WITHDRAWAL_KINDS = forms.WITHDRAWAL_KINDS
 #: Free-text limits shared by every path (the columns are Text; this is the rule).
 COMMENT_MAX = 2000
 DETAILS_MAX = 2000
@@ -130,6 +125,12 @@ def milestones(session: Session, patient: Patient) -> timeline.Milestones:
         )
     }
     latest, what = _latest_clinical(session, patient.id)
+    latest_fu, what_fu = _latest_clinical(session, patient.id, follow_up_only=True)
+    eos = first_for_patient(session, EndOfStudy, patient.id)
+    withdrawals = {
+        w.kind: w.withdrawal_date
+        for w in session.scalars(select(Withdrawal).where(Withdrawal.patient_id == patient.id))
+    }
     return timeline.Milestones(
         consent=None if inclusion is None else inclusion.consent_date,
         inclusion=None if inclusion is None else inclusion.inclusion_date,
@@ -139,11 +140,20 @@ def milestones(session: Session, patient: Patient) -> timeline.Milestones:
         death=None if death is None else death.death_date,
         latest_clinical=latest,
         latest_clinical_what=what,
+        withdrawals=withdrawals,
+        end_of_study=None if eos is None else eos.end_date,
+        latest_follow_up=latest_fu,
+        latest_follow_up_what=what_fu,
     )
 
 
-def _latest_clinical(session: Session, patient_id: int) -> tuple[dt.date | None, str | None]:
-    """The latest dated clinical record of a patient (what a death may not precede)."""
+def _latest_clinical(
+    session: Session, patient_id: int, follow_up_only: bool = False
+) -> tuple[dt.date | None, str | None]:
+    """The latest dated clinical record of a patient (what a death, an end of study or an
+    objection may not precede); ``follow_up_only``: of the visit-bound records (what a
+    withdrawal from follow-up may not precede)."""
+    from reluth.clinical.models import ConcomitantMedication, PregnancyTest
     from reluth.qol.models import QolQuestionnaire
     from reluth.response.models import TumourAssessment
     from reluth.safety.models import AdverseEvent, LabResult
@@ -156,7 +166,19 @@ def _latest_clinical(session: Session, patient_id: int) -> tuple[dt.date | None,
         ("questionnaire", QolQuestionnaire.completed_on, QolQuestionnaire.patient_id),
         ("tumour assessment", TumourAssessment.assessment_date, TumourAssessment.patient_id),
         ("administration", Administration.administered_on, Administration.patient_id),
+        ("pregnancy test", PregnancyTest.test_date, PregnancyTest.patient_id),
     ]
+    if follow_up_only:
+        sources = [x for x in sources if x[0] not in ("adverse event onset", "administration")]
+    else:
+        sources += [
+            (
+                "medication start",
+                ConcomitantMedication.start_date,
+                ConcomitantMedication.patient_id,
+            ),
+            ("medication stop", ConcomitantMedication.stop_date, ConcomitantMedication.patient_id),
+        ]
     best: tuple[dt.date | None, str | None] = (None, None)
     for what, column, owner in sources:
         day = session.scalar(select(func.max(column)).where(owner == patient_id))
@@ -173,7 +195,13 @@ def require_included(session: Session, patient: Patient) -> None:
 
 
 def check_date(
-    ctx: Ctx, patient: Patient, kind: str, day: dt.date, field: str, cycle: int | None = None
+    ctx: Ctx,
+    patient: Patient,
+    kind: str,
+    day: dt.date,
+    field: str,
+    cycle: int | None = None,
+    withdrawal: str | None = None,
 ) -> dt.date:
     """The one door of every dated record: :func:`reluth.patients.timeline.check` against the
     patient's milestones and today at the site."""
@@ -185,6 +213,7 @@ def check_date(
         field,
         cycle=cycle,
         pre_cycles=ctx.protocol.pre_randomization_cycles,
+        withdrawal=withdrawal,
     )
 
 
@@ -618,7 +647,7 @@ def edit_pre_randomization(
     return row
 
 
-# ---------------------------------------------------------------- death and end of study
+# ------------------------------------------------------- death, end of study, withdrawals
 
 
 @service(Action.WRITE, Resource.PATIENT)
@@ -629,19 +658,21 @@ def record_death(
     cause: str,
     details: str | None = None,
 ) -> Death:
-    """A patient's death: on or after every clinical record already entered (nothing
-    clinical may follow it)."""
-    _choice("cause", cause, DEATH_CAUSES)
-    text = optional_text(details, "details", DETAILS_MAX)
+    """A patient's death (:class:`reluth.clinical.forms.DeathForm`; a cause ``other`` is
+    told in words): on or after every clinical record already entered (nothing clinical may
+    follow it), and not after an objection to further use of the data."""
+    form = forms.parse(
+        forms.DeathForm, {"death_date": death_date, "cause": cause, "details": details}
+    )
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, Death, patient.id):
         raise Conflict(f"the death of {patient_code} is already recorded")
-    check_date(ctx, patient, "death", death_date, "death_date")
+    check_date(ctx, patient, "death", form.death_date, "death_date")
     row = Death(
         patient_id=patient.id,
-        death_date=death_date,
-        cause=cause,
-        details=text,
+        death_date=form.death_date,
+        cause=form.cause,
+        details=optional_text(form.details, "details", DETAILS_MAX),
         protocol_version=ctx.protocol.label,
     )
     ctx.session.add(row)
@@ -657,19 +688,110 @@ def record_end_of_study(
     reason: str,
     details: str | None = None,
 ) -> EndOfStudy:
-    _choice("reason", reason, END_REASONS)
-    text = optional_text(details, "details", DETAILS_MAX)
+    """The end of study (:class:`reluth.clinical.forms.EndOfStudyForm`): on or after every
+    clinical record; for a death, the recorded death and on or after it; for an objection, the
+    recorded objection. Nothing clinical but a death may be dated after it."""
+    form = forms.parse(
+        forms.EndOfStudyForm, {"end_date": end_date, "reason": reason, "details": details}
+    )
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, EndOfStudy, patient.id):
         raise Conflict(f"the end of study of {patient_code} is already recorded")
-    check_date(ctx, patient, "end_of_study", end_date, "end_date")
+    check_date(ctx, patient, "end_of_study", form.end_date, "end_date")
+    if form.reason == "death":
+        death = first_for_patient(ctx.session, Death, patient.id)
+        if death is None:
+            raise PreconditionFailed(
+                f"reason: the death of {patient_code} is not recorded (record it first)",
+                field="reason",
+            )
+        if form.end_date < death.death_date:
+            raise ValidationError(
+                "end_date", f"{form.end_date} is before the death", f">= {death.death_date}"
+            )
+    if form.reason == "objection" and "objection" not in _withdrawal_kinds(ctx, patient):
+        raise PreconditionFailed(
+            f"reason: the objection of {patient_code} is not recorded (record it first)",
+            field="reason",
+        )
     row = EndOfStudy(
         patient_id=patient.id,
-        end_date=end_date,
-        reason=reason,
-        details=text,
+        end_date=form.end_date,
+        reason=form.reason,
+        details=optional_text(form.details, "details", DETAILS_MAX),
         protocol_version=ctx.protocol.label,
     )
     ctx.session.add(row)
     ctx.session.flush()
     return row
+
+
+def _withdrawal_kinds(ctx: Ctx, patient: Patient) -> set[str]:
+    stmt = select(Withdrawal.kind).where(Withdrawal.patient_id == patient.id)
+    return set(ctx.session.scalars(stmt))
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def record_withdrawal(ctx: Ctx, patient_code: str, data: Any) -> Withdrawal:
+    """A withdrawal (:class:`reluth.clinical.forms.WithdrawalForm`), once per kind, after the
+    consent and every record it stops (:mod:`reluth.patients.timeline`); from then on the
+    domain refuses what it stops and the schedule drops the visits after it."""
+    form = forms.parse(forms.WithdrawalForm, data)
+    patient = get_patient(ctx, patient_code)
+    require_included(ctx.session, patient)
+    if form.kind in _withdrawal_kinds(ctx, patient):
+        raise Conflict(f"the withdrawal ({form.kind}) of {patient_code} is already recorded")
+    check_date(
+        ctx, patient, "withdrawal", form.withdrawal_date, "withdrawal_date", withdrawal=form.kind
+    )
+    row = Withdrawal(
+        patient_id=patient.id,
+        kind=form.kind,
+        withdrawal_date=form.withdrawal_date,
+        decided_by=form.decided_by,
+        details=optional_text(form.details, "details", DETAILS_MAX),
+        protocol_version=ctx.protocol.label,
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class Disposition:
+    """A patient's death, end of study and withdrawals, as the timeline shows them."""
+
+    death: dict[str, Any] | None
+    end_of_study: dict[str, Any] | None
+    withdrawals: list[dict[str, Any]]
+
+
+@service(Action.READ, Resource.PATIENT)
+def disposition(ctx: Ctx, patient_code: str) -> Disposition:
+    """The death, end of study and withdrawals of a patient (None / empty when absent)."""
+    patient = get_patient(ctx, patient_code)
+    death = first_for_patient(ctx.session, Death, patient.id)
+    eos = first_for_patient(ctx.session, EndOfStudy, patient.id)
+    rows = ctx.session.scalars(
+        select(Withdrawal)
+        .where(Withdrawal.patient_id == patient.id)
+        .order_by(Withdrawal.withdrawal_date, Withdrawal.id)
+    )
+    return Disposition(
+        death=None
+        if death is None
+        else {"death_date": death.death_date, "cause": death.cause, "details": death.details},
+        end_of_study=None
+        if eos is None
+        else {"end_date": eos.end_date, "reason": eos.reason, "details": eos.details},
+        withdrawals=[
+            {
+                "id": w.id,
+                "kind": w.kind,
+                "withdrawal_date": w.withdrawal_date,
+                "decided_by": w.decided_by,
+                "details": w.details,
+            }
+            for w in rows
+        ],
+    )

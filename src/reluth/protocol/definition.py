@@ -362,6 +362,17 @@ class Safety(_Frozen):
         return ZoneInfo(self.site_timezone)
 
 
+class PregnancyTesting(_Frozen):
+    """When a pregnancy test is required: before each cycle, for a woman of childbearing
+    potential, a negative test no more than ``window_days_before_cycle`` days before the cycle
+    (the cycle's day included). Source: CTFG "Recommendations related to contraception and
+    pregnancy testing in clinical trials" (2020) §4; the Lutathera SmPC §4.6 (pregnancy to be
+    excluded before treatment)."""
+
+    required_before_each_cycle: bool
+    window_days_before_cycle: int = Field(ge=0, le=31)
+
+
 class Protocol(_Frozen):
     id: str
     title: str
@@ -378,6 +389,7 @@ class Protocol(_Frozen):
     eligibility: Eligibility
     schedule: Schedule
     safety: Safety
+    pregnancy_testing: PregnancyTesting
     #: per-instance memo of derived tables (the visit schedules), never part of the data
     _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
 

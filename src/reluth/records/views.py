@@ -18,6 +18,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Resource
+from reluth.clinical import forms as clinical_forms
+from reluth.clinical import service as clinical
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db.audit import AuditLog, in_chain
@@ -220,6 +222,42 @@ class Timeline:
     qol: list[QolRow] | None = None  # None when the person may not see QoL
     visits: list[VisitRow] | None = None  # None when the person may not see visits
     can: dict[str, bool] = field(default_factory=dict)
+    #: the clinical forms the person may read (conmeds, history, deviations, ...)
+    forms: list[FormSection] = field(default_factory=list)
+    #: death, end of study and withdrawals
+    disposition: patients.Disposition | None = None
+
+
+@dataclass(frozen=True)
+class FormSection:
+    """One repeating form on the timeline: its records, as the form's fields."""
+
+    form_id: str
+    title: str
+    columns: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    can_write: bool
+
+
+def form_sections(ctx: Ctx, patient: Patient) -> list[FormSection]:
+    """The clinical forms of a patient the actor may read (each by its listing service's
+    declared permission), with whether they may record one."""
+    out = []
+    for form_id, (schema, recorder, lister) in clinical.CATALOGUE.items():
+        read = lister.__reluth_service__  # type: ignore[attr-defined]
+        write = recorder.__reluth_service__  # type: ignore[attr-defined]
+        if not ctx.actor.may(read.action, read.resource, patient.centre_id):
+            continue
+        out.append(
+            FormSection(
+                form_id,
+                schema.title,
+                clinical_forms.fields(schema),
+                lister(ctx, patient.patient_code),
+                ctx.actor.may(write.action, write.resource, patient.centre_id),
+            )
+        )
+    return out
 
 
 @service(Action.READ, Resource.PATIENT)
@@ -321,6 +359,8 @@ def timeline(ctx: Ctx, code: str) -> Timeline:
         qol=qol_rows(ctx.session, patient.id) if ctx.actor.can(Action.READ, Resource.QOL) else None,
         visits=visit_rows(ctx, patient) if ctx.actor.can(Action.READ, Resource.VISIT) else None,
         can=can,
+        forms=form_sections(ctx, patient),
+        disposition=patients.disposition(ctx, patient.patient_code),
     )
 
 

@@ -1445,3 +1445,113 @@ def _allocate(patients: list[SyntheticPatient], config: CohortConfig) -> list[Sy
             p = SyntheticPatient(**{**p.__dict__, "simulated_arm": arms[p.index]})
         out.append(p)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The clinical forms of a synthetic patient (concomitant medications, medical history,
+# childbearing potential, protocol deviations). Drawn from a generator of their own, seeded by
+# the cohort's seed and the patient's index, so that the cohort's other draws are unchanged.
+
+#: (drug, ATC code, indication, dose, unit, route) of the long-term medications drawn.
+_LONG_TERM_MEDICATIONS = (
+    ("Octreotide LAR", "H01CB02", "carcinoid syndrome", "30", "mg", "intramuscular"),
+    ("Lanreotide", "H01CB03", "carcinoid syndrome", "120", "mg", "subcutaneous"),
+    ("Metformin", "A10BA02", "type 2 diabetes mellitus", "1000", "mg", "oral"),
+    ("Ramipril", "C09AA05", "hypertension", "5", "mg", "oral"),
+    ("Pancrelipase", "A09AA02", "exocrine pancreatic insufficiency", "25000", "U", "oral"),
+    ("Loperamide", "A07DA03", "diarrhoea", "2", "mg", "oral"),
+)
+#: (condition, years before screening it started, ongoing)
+_HISTORY = (
+    ("Hypertension", 8, True),
+    ("Type 2 diabetes mellitus", 6, True),
+    ("Cholecystectomy", 3, False),
+    ("Carcinoid heart disease", 1, True),
+    ("Appendicectomy", 30, False),
+)
+#: A woman of this age or older is counted postmenopausal (CTFG 2020 §2: 12 months of
+#: amenorrhoea without another cause; a synthetic simplification).
+POSTMENOPAUSAL_AGE = 52
+
+
+@dataclass(frozen=True)
+class ClinicalHistory:
+    """A synthetic patient's clinical forms, as the form schemas take them (without the
+    patient code)."""
+
+    conmeds: tuple[dict[str, Any], ...]
+    medical_history: tuple[dict[str, Any], ...]
+    childbearing: dict[str, Any] | None  # None for a man
+    deviations: tuple[dict[str, Any], ...]
+
+
+def clinical_history(p: SyntheticPatient, seed: int) -> ClinicalHistory:
+    """The clinical forms of ``p``: one to three long-term medications started before the
+    screening, an antiemetic around the first cycle, a medical history, the childbearing
+    potential of a woman (by age), and for a few patients a protocol deviation (a minor visit
+    delay; rarely a major one)."""
+    rng = np.random.default_rng([seed, 7919, p.index])
+    screened = p.screening_date
+    meds = []
+    for i in sorted(rng.choice(len(_LONG_TERM_MEDICATIONS), int(rng.integers(1, 4)), False)):
+        drug, atc, indication, dose, unit, route = _LONG_TERM_MEDICATIONS[int(i)]
+        start = screened - dt.timedelta(days=int(rng.integers(60, 2000)))
+        meds.append(
+            {
+                "drug_name": drug,
+                "atc_code": atc,
+                "indication": indication,
+                "dose": dose,
+                "unit": unit,
+                "route": route,
+                "start_date": start.isoformat(),
+                "ongoing": True,
+            }
+        )
+    cycles = ((p.randomization_file or {}).get("second_prrt") or {}).get("cycle_dates") or ()
+    if cycles:
+        first = dt.date.fromisoformat(cycles[0])
+        meds.append(
+            {
+                "drug_name": "Ondansetron",
+                "atc_code": "A04AA01",
+                "indication": "prevention of nausea (amino-acid infusion)",
+                "dose": "8",
+                "unit": "mg",
+                "route": "intravenous",
+                "start_date": first.isoformat(),
+                "stop_date": (first + dt.timedelta(days=1)).isoformat(),
+                "ongoing": False,
+            }
+        )
+    history = []
+    for i in sorted(rng.choice(len(_HISTORY), int(rng.integers(0, 3)), False)):
+        condition, years, ongoing = _HISTORY[int(i)]
+        start = screened - dt.timedelta(days=365 * years + int(rng.integers(0, 300)))
+        history.append(
+            {"condition": condition, "start_date": start.isoformat(), "ongoing": ongoing}
+        )
+    childbearing = None
+    if p.covariates.sex == "female":
+        fertile = p.covariates.age < POSTMENOPAUSAL_AGE
+        childbearing = {
+            "childbearing_potential": fertile,
+            "reason": None if fertile else "postmenopausal",
+            "assessed_on": screened.isoformat(),
+        }
+    deviations = []
+    draw = rng.random()
+    if draw < 0.08:
+        major = draw < 0.015
+        deviations.append(
+            {
+                "category": "eligibility" if major else "visit_schedule",
+                "severity": "major" if major else "minor",
+                "deviation_date": screened.isoformat(),
+                "description": "Screening laboratory values older than the protocol allows"
+                if major
+                else "Screening visit done outside its planned window",
+                "corrective_action": "Site retrained on the protocol's windows",
+            }
+        )
+    return ClinicalHistory(tuple(meds), tuple(history), childbearing, tuple(deviations))

@@ -3,7 +3,9 @@
 Every write goes through a domain service inside an audited ``unit_of_work`` (eligibility
 checks, inclusion, the randomization service that decides the arm, treatment, visits, central
 RECIST reads, laboratory results graded by CTCAE, adverse events, questionnaires scored by the
-QoL engine, deaths and ends of study). Nothing here writes a table directly.
+QoL engine, concomitant medications, medical history, childbearing potential and a negative
+pregnancy test before each cycle of a woman who needs one, protocol deviations, withdrawals,
+deaths and ends of study). Nothing here writes a table directly.
 
 The arm is never taken from the cohort: each randomized patient carries potential outcomes for
 both arms, and the outcome of the arm the service allocated is the one recorded.
@@ -25,6 +27,7 @@ from sqlalchemy import Engine
 from reluth.auth import service as auth
 from reluth.auth.actor import Actor
 from reluth.auth.roles import Role
+from reluth.clinical import service as clinical
 from reluth.core.context import Ctx, writing
 from reluth.core.trial import Trial
 from reluth.errors import PreconditionFailed, ReluthError
@@ -38,8 +41,10 @@ from reluth.safety import records
 from reluth.simulation.cohort import (
     AdverseEventRecord,
     ArmOutcome,
+    ClinicalHistory,
     SyntheticCohort,
     SyntheticPatient,
+    clinical_history,
 )
 from reluth.sites import service as sites
 from reluth.treatment import service as treatment
@@ -197,11 +202,14 @@ class Replayer:
         with self._uow(_nurse(p), "inclusion") as s:
             patients.include_patient(s, p.patient_id, consent_date, inclusion_date=p.screening_date)
         self.stats.included += 1
+        history = clinical_history(p, self.seed)
+        self._clinical_forms(p, history)
         gate = p.randomization_file or {}
         for number, day in enumerate(
             (gate.get("second_prrt") or {}).get("cycle_dates", ()), start=1
         ):
             with self._uow(_nurse(p), "administration") as s:
+                self._pregnancy_test(s, p, history, dt.date.fromisoformat(day), consent_date)
                 treatment.record_cycle(
                     s,
                     p.patient_id,
@@ -210,6 +218,39 @@ class Replayer:
                     self.protocol.second_prrt.activity_gbq,
                     f"LOT-{p.patient_id}-{number}",
                 )
+
+    def _clinical_forms(self, p: SyntheticPatient, history: ClinicalHistory) -> None:
+        """The forms filled at inclusion: medications, history, childbearing potential and
+        the deviations found at monitoring."""
+        with self._uow(_nurse(p), "clinical forms") as s:
+            for med in history.conmeds:
+                clinical.record_conmed(s, p.patient_id, med)
+                self.stats.records["conmed"] += 1
+            for item in history.medical_history:
+                clinical.record_medical_history(s, p.patient_id, item)
+                self.stats.records["medical history"] += 1
+            if history.childbearing is not None:
+                clinical.record_childbearing(s, p.patient_id, history.childbearing)
+            for deviation in history.deviations:
+                clinical.record_deviation(s, p.patient_id, deviation)
+                self.stats.records["deviation"] += 1
+
+    def _pregnancy_test(
+        self,
+        s: Ctx,
+        p: SyntheticPatient,
+        history: ClinicalHistory,
+        cycle_day: dt.date,
+        consent: dt.date,
+    ) -> None:
+        """A negative serum test two days before a cycle (never before the consent) for a
+        woman of childbearing potential, as the protocol's pregnancy testing requires."""
+        if not (history.childbearing or {}).get("childbearing_potential"):
+            return
+        day = max(consent, cycle_day - dt.timedelta(days=2))
+        test = {"test_date": day.isoformat(), "method": "serum", "result": "negative"}
+        clinical.record_pregnancy_test(s, p.patient_id, test)
+        self.stats.records["pregnancy test"] += 1
 
     # -- the pre-randomization gate and the randomization service ------------------------
     def randomize(self, p: SyntheticPatient) -> str | None:
@@ -254,9 +295,11 @@ class Replayer:
         rand = p.randomization_request_date
         visits = planned_visits(rand, arm, self.protocol)
         nurse = _nurse(p)
+        history = clinical_history(p, self.seed)
         with self._uow(nurse, "treatment and visits") as s:
             first = self.protocol.arm(arm).first_cycle_number or 0
             for number, day in enumerate(outcome.treatment_dates, start=first):
+                self._pregnancy_test(s, p, history, day, rand)
                 treatment.record_cycle(
                     s,
                     p.patient_id,
@@ -392,10 +435,20 @@ class Replayer:
     def _end(self, p: SyntheticPatient, outcome: ArmOutcome) -> None:
         with self._uow(_nurse(p), "end of study") as s:
             if outcome.death_date is not None:
-                cause = "disease" if outcome.progression_date else "other"
-                patients.record_death(s, p.patient_id, outcome.death_date, cause)
+                if outcome.progression_date:
+                    cause, details = "disease", None
+                else:
+                    cause, details = "other", "synthetic death not due to progression"
+                patients.record_death(s, p.patient_id, outcome.death_date, cause, details)
                 patients.record_end_of_study(s, p.patient_id, outcome.death_date, "death")
             elif outcome.dropout_date is not None:
+                withdrawal = {
+                    "kind": "follow_up",
+                    "withdrawal_date": outcome.dropout_date.isoformat(),
+                    "decided_by": "patient",
+                }
+                patients.record_withdrawal(s, p.patient_id, withdrawal)
+                self.stats.records["withdrawal"] += 1
                 patients.record_end_of_study(s, p.patient_id, outcome.dropout_date, "withdrawal")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from reluth.auth.policy import Action, Resource
+from reluth.clinical.service import require_pregnancy_test
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import edits
@@ -120,6 +121,7 @@ def record_cycle(
     if number > 1 and number - 1 not in {a.cycle for a in previous}:
         raise PreconditionFailed(f"cycle {number - 1} must be recorded before cycle {number}")
     patients.check_date(ctx, patient, "cycle", administered_on, "administered_on", cycle=number)
+    require_pregnancy_test(session, proto, patient, administered_on)
     row = Administration(
         patient_id=patient.id, cycle=number, protocol_version=proto.label, **values
     )
@@ -175,6 +177,8 @@ def edit_cycle(
             pre_randomization=m.pre_randomization,
             randomization=m.randomization,
             death=m.death,
+            withdrawals=m.withdrawals,
+            end_of_study=m.end_of_study,
         ),
         "cycle",
         day,
@@ -183,6 +187,8 @@ def edit_cycle(
         cycle=cycle,
         pre_cycles=ctx.protocol.pre_randomization_cycles,
     )
+    if day != row.administered_on:
+        require_pregnancy_test(ctx.session, ctx.protocol, patient, day)
     edits.apply(row, values, f"cycle {cycle}")
     ctx.session.flush()
     return row
@@ -323,7 +329,21 @@ def visit_schedule(
         v.visit_code: v.visit_date
         for v in session.scalars(select(Visit).where(Visit.patient_id == patient.id))
     }
-    return [classify(v, done.get(v.code), as_of) for v in planned.values()]
+    cycles_end, visits_end = timeline.collection_ends(patients.milestones(session, patient))
+    return [
+        classify(v, done.get(v.code), as_of)
+        for v in planned.values()
+        if v.code in done or not _closed(v, cycles_end, visits_end)
+    ]
+
+
+def _closed(visit: PlannedVisit, cycles_end: dt.date | None, visits_end: dt.date | None) -> bool:
+    """Whether a planned visit not done is no longer expected: its window opens after the
+    withdrawal, death or end of study that closes the schedule (a treatment visit: on or after
+    a withdrawal from treatment)."""
+    if visit.kind == "treatment" and cycles_end is not None:
+        return visit.window_start >= cycles_end or visit.target_date >= cycles_end
+    return visits_end is not None and visit.window_start > visits_end
 
 
 @service(Action.READ, Resource.VISIT)

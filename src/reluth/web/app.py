@@ -185,6 +185,7 @@ def create_app(
 
     from reluth.web import (
         api,
+        api_clinical,
         api_docs,
         api_dosimetry,
         api_exports,
@@ -194,6 +195,7 @@ def create_app(
         api_review,
         api_safety,
         casebook_pages,
+        clinical_pages,
         coding_pages,
         dosimetry_pages,
         export_pages,
@@ -211,6 +213,7 @@ def create_app(
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
     app.include_router(qol_pages.router)
+    app.include_router(clinical_pages.router)
     app.include_router(forms_pages.router)
     app.include_router(visit_pages.router)
     app.include_router(sae_pages.router)
@@ -224,6 +227,7 @@ def create_app(
         api.router,
         api_safety.router,
         api_qol.router,
+        api_clinical.router,
         api_review.router,
         api_forms.router,
         sae_pages.api_router,
@@ -240,6 +244,7 @@ def create_app(
         *forms_pages.router.routes,
         *review_pages.router.routes,
         *qol_pages.router.routes,
+        *clinical_pages.router.routes,
         *sae_pages.router.routes,
         *coding_pages.router.routes,
         *export_pages.router.routes,

@@ -1,0 +1,87 @@
+"""Commands: ``reluth record conmed|medical-history|withdrawal|deviation|pregnancy-test|
+childbearing FILE.json`` — one record, or a list of them, each ``{"patient_id": ..., <the
+form's fields>}`` (:mod:`reluth.clinical.forms`), written in one audited unit of work as the
+logged-in user (all or nothing)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from reluth.cli_support import cli_context, console, handle_errors, load_json, print_json
+from reluth.errors import ValidationError
+
+#: command name -> (the service recording one, as module:function, imported when the command
+#: runs so that `reluth record --help` stays fast; what it is called in messages)
+RECORDERS: dict[str, tuple[str, str]] = {
+    "conmed": ("reluth.clinical.service:record_conmed", "concomitant medication"),
+    "medical-history": ("reluth.clinical.service:record_medical_history", "medical history"),
+    "withdrawal": ("reluth.patients.service:record_withdrawal", "withdrawal"),
+    "deviation": ("reluth.clinical.service:record_deviation", "protocol deviation"),
+    "pregnancy-test": ("reluth.clinical.service:record_pregnancy_test", "pregnancy test"),
+    "childbearing": ("reluth.clinical.service:record_childbearing", "childbearing potential"),
+}
+
+
+def _recorder(command: str) -> Callable[..., Any]:
+    module, name = RECORDERS[command][0].split(":")
+    fn: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return fn
+
+
+def _records(data: Any, what: str) -> list[tuple[str, dict[str, Any]]]:
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ValidationError(what, "empty list", "one record or a list of records")
+    out = []
+    for i, item in enumerate(items):
+        where = f"[{i}]" if isinstance(data, list) else what
+        if not isinstance(item, dict):
+            raise ValidationError(where, f"expected an object, got {item!r:.40}", "{...}")
+        fields = dict(item)
+        code = fields.pop("patient_id", None)
+        if not isinstance(code, str):
+            raise ValidationError(f"{where}.patient_id", "missing", "e.g. C07-0012")
+        out.append((code, fields))
+    return out
+
+
+def record_file(command: str, file: Path) -> list[dict[str, Any]]:
+    """Record every record of ``file`` with the command's service; their ids and patients."""
+    recorder, what = _recorder(command), RECORDERS[command][1]
+    records = _records(load_json(file, f"{what} file"), what)
+    with cli_context(write=True) as ctx:
+        rows = [(code, recorder(ctx, code, fields)) for code, fields in records]
+        return [{"patient_id": code, "id": row.id} for code, row in rows]
+
+
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _command(record_app: typer.Typer, command: str) -> None:
+    _recorder, what = RECORDERS[command]
+
+    @handle_errors
+    def run(
+        file: Path = typer.Argument(..., help="JSON record or list."), as_json: bool = JSON
+    ) -> None:
+        done = record_file(command, file)
+        if as_json:
+            print_json(done)
+            return
+        for d in done:
+            console.print(f"{what} {d['id']} recorded for {d['patient_id']}")
+
+    run.__doc__ = f"Record {what} (one JSON object or a list; fields: `docs/forms-clinical.md`)."
+    record_app.command(command)(run)
+
+
+def add_commands(record_app: typer.Typer) -> None:
+    """Hang the commands on ``reluth record`` (called by :mod:`reluth.patients.cli`, which
+    mounts it)."""
+    for name in RECORDERS:
+        _command(record_app, name)

@@ -1,0 +1,272 @@
+"""Use cases of the clinical forms: concomitant medications, medical history, the protocol
+deviations log, pregnancy tests and the childbearing potential of a woman, each recorded from
+its one schema (:mod:`reluth.clinical.forms`) with the dates checked against the patient's
+timeline (:mod:`reluth.patients.timeline`: nothing after a death, an objection, or what a
+withdrawal stops), and listed per patient for the timeline, the API and the exports.
+
+The pregnancy-test rule of a cycle (:func:`require_pregnancy_test`) is the protocol's
+``pregnancy_testing`` (CTFG 2020 §4): a woman of childbearing potential gets a cycle only with
+a negative test in the window before it, and no positive one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reluth.auth.policy import Action, Resource
+from reluth.clinical import forms
+from reluth.clinical.models import (
+    ChildbearingStatus,
+    ConcomitantMedication,
+    MedicalHistory,
+    PregnancyTest,
+    ProtocolDeviation,
+)
+from reluth.core.context import Ctx
+from reluth.core.service import service
+from reluth.errors import Conflict, PreconditionFailed, ValidationError
+from reluth.patients import service as patients
+from reluth.patients.models import Patient
+from reluth.protocol.definition import Protocol
+
+_M = TypeVar("_M")
+
+
+def _rows(session: Session, model: type[_M], patient: Patient, *order: Any) -> list[_M]:
+    stmt = select(model).where(model.patient_id == patient.id)  # type: ignore[attr-defined]
+    return list(session.scalars(stmt.order_by(*order, model.id)))  # type: ignore[attr-defined]
+
+
+def as_dict(row: Any, schema: type[forms.FormSchema]) -> dict[str, Any]:
+    """A stored row as its form's fields (and its id), for pages, the API and exports; a
+    decimal without the column's trailing zeros (``120.0000`` is shown ``120``)."""
+    return {"id": row.id, **{name: _plain(getattr(row, name)) for name in schema.model_fields}}
+
+
+def _plain(value: Any) -> Any:
+    if not isinstance(value, Decimal):
+        return value
+    text = format(value, "f")
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
+
+
+def _included(ctx: Ctx, patient_code: str) -> Patient:
+    patient = patients.get_patient(ctx, patient_code)
+    patients.require_included(ctx.session, patient)
+    return patient
+
+
+# ------------------------------------------------------------------ concomitant medications
+
+
+@service(Action.WRITE, Resource.CONMED)
+def record_conmed(ctx: Ctx, patient_code: str, data: Any) -> ConcomitantMedication:
+    """A concomitant or prior medication of an included patient (start may precede the
+    consent; neither date after a death or an objection)."""
+    form = forms.parse(forms.ConmedForm, data)
+    patient = _included(ctx, patient_code)
+    for field in ("start_date", "stop_date"):
+        day = getattr(form, field)
+        if day is not None:
+            patients.check_date(ctx, patient, "conmed", day, field)
+    row = ConcomitantMedication(
+        patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    return row
+
+
+@service(Action.READ, Resource.CONMED)
+def conmeds(ctx: Ctx, patient_code: str) -> list[dict[str, Any]]:
+    patient = patients.get_patient(ctx, patient_code)
+    order = (ConcomitantMedication.start_date,)
+    return [
+        as_dict(r, forms.ConmedForm)
+        for r in _rows(ctx.session, ConcomitantMedication, patient, *order)
+    ]
+
+
+# -------------------------------------------------------------------------- medical history
+
+
+@service(Action.WRITE, Resource.MEDICAL_HISTORY)
+def record_medical_history(ctx: Ctx, patient_code: str, data: Any) -> MedicalHistory:
+    """A condition of an included patient's history (its start precedes the consent, as a
+    rule; not after today nor a death)."""
+    form = forms.parse(forms.MedicalHistoryForm, data)
+    patient = _included(ctx, patient_code)
+    if form.start_date is not None:
+        patients.check_date(ctx, patient, "medical_history", form.start_date, "start_date")
+    row = MedicalHistory(
+        patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    return row
+
+
+@service(Action.READ, Resource.MEDICAL_HISTORY)
+def medical_history(ctx: Ctx, patient_code: str) -> list[dict[str, Any]]:
+    patient = patients.get_patient(ctx, patient_code)
+    return [
+        as_dict(r, forms.MedicalHistoryForm)
+        for r in _rows(ctx.session, MedicalHistory, patient, MedicalHistory.start_date)
+    ]
+
+
+# ---------------------------------------------------------------------- protocol deviations
+
+
+@service(Action.WRITE, Resource.DEVIATION)
+def record_deviation(ctx: Ctx, patient_code: str, data: Any) -> ProtocolDeviation:
+    """One entry of the deviations log of a registered patient (a deviation may precede the
+    consent, e.g. a procedure done before it); a major one takes the patient out of the
+    per-protocol population (ADSL.PPROTFL)."""
+    form = forms.parse(forms.DeviationForm, data)
+    patient = patients.get_patient(ctx, patient_code)
+    patients.check_date(ctx, patient, "deviation", form.deviation_date, "deviation_date")
+    row = ProtocolDeviation(
+        patient_id=patient.id,
+        protocol_version=ctx.protocol.label,
+        **{
+            **form.model_dump(),
+            "corrective_action": patients.optional_text(
+                form.corrective_action, "corrective_action", forms.TEXT_MAX
+            ),
+        },
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    return row
+
+
+@service(Action.READ, Resource.DEVIATION)
+def deviations(ctx: Ctx, patient_code: str) -> list[dict[str, Any]]:
+    patient = patients.get_patient(ctx, patient_code)
+    return [
+        as_dict(r, forms.DeviationForm)
+        for r in _rows(ctx.session, ProtocolDeviation, patient, ProtocolDeviation.deviation_date)
+    ]
+
+
+# --------------------------------------------------------------------------- pregnancy tests
+
+
+def _childbearing(session: Session, patient: Patient) -> ChildbearingStatus | None:
+    return patients.first_for_patient(session, ChildbearingStatus, patient.id)
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def record_childbearing(ctx: Ctx, patient_code: str, data: Any) -> ChildbearingStatus:
+    """Whether an included woman is of childbearing potential (once; a correction goes
+    through the audit trail). Refused for a man."""
+    form = forms.parse(forms.ChildbearingForm, data)
+    patient = _included(ctx, patient_code)
+    if patient.sex != "F":
+        raise ValidationError(
+            "childbearing_potential", f"patient {patient_code} is not registered as a woman"
+        )
+    if _childbearing(ctx.session, patient) is not None:
+        raise Conflict(f"the childbearing potential of {patient_code} is already recorded")
+    patients.check_date(ctx, patient, "lab", form.assessed_on, "assessed_on")
+    row = ChildbearingStatus(
+        patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    return row
+
+
+@service(Action.READ, Resource.PATIENT)
+def childbearing(ctx: Ctx, patient_code: str) -> dict[str, Any] | None:
+    patient = patients.get_patient(ctx, patient_code)
+    row = _childbearing(ctx.session, patient)
+    return None if row is None else as_dict(row, forms.ChildbearingForm)
+
+
+@service(Action.WRITE, Resource.LAB)
+def record_pregnancy_test(ctx: Ctx, patient_code: str, data: Any) -> PregnancyTest:
+    """A pregnancy test of an included woman, dated in the trial's order."""
+    form = forms.parse(forms.PregnancyTestForm, data)
+    patient = _included(ctx, patient_code)
+    if patient.sex != "F":
+        raise ValidationError("test_date", f"patient {patient_code} is not registered as a woman")
+    patients.check_date(ctx, patient, "pregnancy_test", form.test_date, "test_date")
+    row = PregnancyTest(
+        patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    return row
+
+
+@service(Action.READ, Resource.LAB)
+def pregnancy_tests(ctx: Ctx, patient_code: str) -> list[dict[str, Any]]:
+    patient = patients.get_patient(ctx, patient_code)
+    return [
+        as_dict(r, forms.PregnancyTestForm)
+        for r in _rows(ctx.session, PregnancyTest, patient, PregnancyTest.test_date)
+    ]
+
+
+def require_pregnancy_test(
+    session: Session, protocol: Protocol, patient: Patient, cycle_day: dt.date
+) -> None:
+    """Refuse a cycle on ``cycle_day`` for a woman of childbearing potential without a
+    negative pregnancy test in the protocol's window before it (the cycle's day included), or
+    with a positive one in it; the childbearing potential of a woman must be recorded first.
+    Called by the treatment service inside its declared service."""
+    rule = protocol.pregnancy_testing
+    if not rule.required_before_each_cycle or patient.sex != "F":
+        return
+    status = _childbearing(session, patient)
+    if status is None:
+        raise PreconditionFailed(
+            f"childbearing_potential: not recorded for {patient.patient_code} (a woman): "
+            "record it before a cycle (the protocol's pregnancy testing)",
+            field="childbearing_potential",
+        )
+    if not status.childbearing_potential:
+        return
+    first = cycle_day - dt.timedelta(days=rule.window_days_before_cycle)
+    tests = [
+        t
+        for t in _rows(session, PregnancyTest, patient, PregnancyTest.test_date)
+        if first <= t.test_date <= cycle_day
+    ]
+    if any(t.result == "positive" for t in tests):
+        raise PreconditionFailed(
+            f"pregnancy_test: positive between {first} and {cycle_day}: no cycle",
+            field="pregnancy_test",
+        )
+    if not any(t.result == "negative" for t in tests):
+        raise PreconditionFailed(
+            f"pregnancy_test: no negative pregnancy test between {first} and {cycle_day} "
+            f"(the protocol requires one within {rule.window_days_before_cycle} days before "
+            "each cycle for a woman of childbearing potential)",
+            field="pregnancy_test",
+        )
+
+
+@service(Action.READ, Resource.PATIENT)
+def withdrawals(ctx: Ctx, patient_code: str) -> list[dict[str, Any]]:
+    """The withdrawals of a patient (the form's fields and ids)."""
+    return patients.disposition(ctx, patient_code).withdrawals
+
+
+#: The repeating forms of a patient's file: form id -> (schema, the service recording one,
+#: the service listing them). Pages, the API, the CLI and the timeline offer these.
+CATALOGUE: dict[str, tuple[type[forms.FormSchema], Callable[..., Any], Callable[..., Any]]] = {
+    "conmed": (forms.ConmedForm, record_conmed, conmeds),
+    "medical_history": (forms.MedicalHistoryForm, record_medical_history, medical_history),
+    "deviation": (forms.DeviationForm, record_deviation, deviations),
+    "pregnancy_test": (forms.PregnancyTestForm, record_pregnancy_test, pregnancy_tests),
+    "withdrawal": (forms.WithdrawalForm, patients.record_withdrawal, withdrawals),
+}
