@@ -113,6 +113,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.CONMED: "r",
         X.MEDICAL_HISTORY: "r",
         X.DEVIATION: "rw",
+        X.NOTIFICATION_DIGEST: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.CENTRAL_REVIEWER: {X.CENTRAL_REVIEW: "rw", X.OWN_TOKENS: "rw"},
@@ -135,6 +136,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.SAE_RECEIPT: "rw",
         X.CONMED: "r",
         X.MEDICAL_HISTORY: "r",
+        X.SAE_ASSESSMENT: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.STATISTICIAN: {
@@ -162,6 +164,12 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.CONMED: "r",
         X.MEDICAL_HISTORY: "r",
         X.DEVIATION: "r",
+        X.RANDOMIZATION_BACKUP: "rw",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.CODER: {
+        X.ADVERSE_EVENT: "r",
+        X.CODING: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.ADMIN: {
@@ -170,6 +178,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.OPERATIONS: "rw",
         X.RANDOMIZATION_SETUP: "rw",
         X.AUDIT_VERIFY: "r",
+        X.NOTIFICATION: "rw",
         X.OWN_TOKENS: "rw",
     },
 }
