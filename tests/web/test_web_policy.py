@@ -78,6 +78,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.DASHBOARD: "r",
         X.AUDIT: "r",
         X.QUERY: "rw",
+        X.NOTIFICATION_DIGEST: "rw",
         X.ARM_COUNTS: "r",
         X.PATIENT: "r",
         X.SCREENING: "r",
@@ -109,6 +110,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.AUDIT: "r",
         X.QUERY: "rw",
         X.SAE_RECEIPT: "rw",
+        X.SAE_ASSESSMENT: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.STATISTICIAN: {
@@ -129,7 +131,13 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.DOSIMETRY: "r",
         X.RANDOMIZATION_SETUP: "rw",
         X.ALLOCATION_LIST: "rw",
+        X.RANDOMIZATION_BACKUP: "rw",
         X.AUDIT_VERIFY: "r",
+        X.OWN_TOKENS: "rw",
+    },
+    Role.CODER: {
+        X.ADVERSE_EVENT: "r",
+        X.CODING: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.ADMIN: {
@@ -137,6 +145,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.CENTRE: "rw",
         X.OPERATIONS: "rw",
         X.RANDOMIZATION_SETUP: "rw",
+        X.NOTIFICATION: "rw",
         X.AUDIT_VERIFY: "r",
         X.OWN_TOKENS: "rw",
     },
