@@ -198,8 +198,15 @@ def test_no_api_response_reveals_the_arm_to_the_central_reviewer(site: Site) -> 
         "/api/v1/review/{code}/evaluate",
         "/api/v1/me",
     } <= reached
-    # /forms: the forms registry, only the forms the reviewer may read (the central read)
-    allowed = ("/api/v1/review", "/api/v1/me", "/api/v1/tokens", "/api/v1/forms")
+    # /forms: the forms registry, only the forms the reviewer may read (the central read);
+    # /ctcae/terms: the CTCAE v5.0 dictionary itself (no patient data), open to any login
+    allowed = (
+        "/api/v1/review",
+        "/api/v1/me",
+        "/api/v1/tokens",
+        "/api/v1/forms",
+        "/api/v1/ctcae/terms",
+    )
     assert all(path.startswith(allowed) for path in reached), reached
 
 
