@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 OUT    ?= demo-output
+# Compiled translation catalogues (not committed): rebuilt whenever their .po changes.
+MO     := $(patsubst %.po,%.mo,$(wildcard src/reluth/locale/*/LC_MESSAGES/messages.po))
 
 .PHONY: demo test lint typecheck unit install clean
 
@@ -16,20 +18,24 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+$(MO): %.mo: %.po | $(STAMP)
+	$(BIN)/python tools/i18n.py compile
 
-demo: $(STAMP)
+install: $(STAMP) $(MO)
+
+demo: $(STAMP) $(MO)
 	$(BIN)/reluth demo --out $(OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/i18n.py check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(MO)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit

@@ -60,6 +60,9 @@ def _mount() -> None:
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
+    from reluth.i18n import from_environment, set_locale
+
+    set_locale(from_environment())  # messages for people follow LC_ALL / LC_MESSAGES / LANG
     if version:
         typer.echo(__version__)
         raise typer.Exit(0)

@@ -35,6 +35,9 @@ class User(Base):
     #: set by an administrator's password reset: the next login must choose a new password
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: the language the person reads the pages in (a reluth.i18n.LANGUAGES code); None: the
+    #: browser's Accept-Language decides
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     centres: Mapped[list[Centre]] = relationship(secondary=user_centres, lazy="selectin")
 
 
