@@ -125,7 +125,7 @@ def describe(exc: ReluthError) -> str:
                 pass
         if get_locale() == DEFAULT:
             return exc.message  # no template yet: the source wording, field path included
-        text = f"{label}: {gettext(exc.problem)}"
+        text = gettext(N_("{field}: {problem}")).format(field=label, problem=gettext(exc.problem))
         if exc.accepted:
             text += " " + gettext("(accepted: {accepted})").format(accepted=exc.accepted)
         return text
