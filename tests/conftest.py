@@ -33,11 +33,14 @@ TEST_ALLOCATION_KEY = "reluth-test-allocation-key-000000000000"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _test_keys() -> Iterator[None]:
+def _test_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The audit chain's HMAC key and the allocation list's key, from the environment (as a
     deployment may give them), for the whole session (module fixtures write too); a test that
-    needs another sets its own with ``monkeypatch``."""
+    needs another sets its own with ``monkeypatch``. The data directory (default database,
+    checkpoints and their signing key) is the session's own, never ``reluth-data/`` in the
+    checkout, so no test trusts a key another run left behind."""
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RELUTH_DATA_DIR", str(tmp_path_factory.mktemp("reluth-data")))
         mp.setenv("RELUTH_AUDIT_KEY", TEST_AUDIT_KEY)
         mp.setenv("RELUTH_ALLOCATION_KEY", TEST_ALLOCATION_KEY)
         yield

@@ -1,75 +1,183 @@
-"""The ``reluth`` command: a Typer root that mounts each domain's commands.
+"""The ``reluth`` command: a Typer root that mounts each domain's commands, lazily.
 
-Each domain keeps its commands in its own ``cli.py`` exposing ``app`` (a Typer group) or
-``register(root)``; this file only lists where they are.
+Each domain keeps its commands in its own ``cli.py`` exposing ``register(root)``; this file only
+lists where they are and their one-line help, so that ``reluth --help`` imports no domain and
+``reluth NAME ...`` imports only the module that defines ``NAME`` (start-up of a command is
+what a person waits for; issue 20). tests/layering/test_cli_startup.py checks that the table
+below matches what the modules register.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import os
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:
+    # Typer carries its own copy of click (``typer._click``); these are its types.
+    from typer._click import Command, Context
+    from typer._click.formatting import HelpFormatter
 
 from reluth import __version__
 
+#: Top-level command -> (module whose ``register(root)`` defines it, its one-line help), in the
+#: order ``reluth --help`` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "schedule": (
+        "reluth.protocol.cli",
+        "Planned visits with windows; with --as-of, each visit's window status.",
+    ),
+    "demo": ("reluth.demo", "Run the synthetic ReLUTH trial end to end and write the report."),
+    "login": (
+        "reluth.auth.cli",
+        "Log in: check your password, keep a revocable 12-hour login for this database (mode "
+        "0600 in your config directory); print the token last when output is not a terminal.",
+    ),
+    "logout": (
+        "reluth.auth.cli",
+        "Revoke your CLI login for this database (and the API tokens created from it).",
+    ),
+    "whoami": (
+        "reluth.auth.cli",
+        "Who you act as on this database, and how you are authenticated.",
+    ),
+    "randomize": (
+        "reluth.randomization.cli",
+        "Randomize a patient (refused, with the reason, if a protocol precondition fails).",
+    ),
+    "analyze": (
+        "reluth.analysis.cli",
+        "Run the statistical analysis plan and write the HTML report.",
+    ),
+    "serve": ("reluth.web.cli", "Start the web eCRF and JSON API (docs at /api/v1/docs)."),
+    "protocol": ("reluth.protocol.cli", "The trial definition."),
+    "eligibility": ("reluth.protocol.cli", "Eligibility of a patient file."),
+    "users": ("reluth.auth.cli", "User accounts, access review and API tokens."),
+    "db": ("reluth.core.cli", "Create, back up and restore the trial database."),
+    "audit": ("reluth.core.cli", "Check and read the audit trail."),
+    "centres": ("reluth.patients.cli", "Trial centres."),
+    "patients": ("reluth.patients.cli", "Register, screen and include patients."),
+    "record": ("reluth.patients.cli", "Record trial data for a patient."),
+    "forms": ("reluth.forms.cli", "The case report forms (registry beside the protocol)."),
+    "correct": (
+        "reluth.forms.cli",
+        "Correct a saved record of any registered form through its domain's rules (needs a "
+        "login and a reason; the audit trail keeps old value, new value, who and why).",
+    ),
+    "randomization": (
+        "reluth.randomization.cli",
+        "Randomization set-up, allocation list and report.",
+    ),
+    "recist": ("reluth.response.cli", "RECIST 1.1 response assessment."),
+    "ctcae": ("reluth.safety.cli", "CTCAE v5.0 laboratory grading."),
+    "qol": ("reluth.qol.cli", "EORTC QLQ-C30 and QLQ-GI.NET21 scoring."),
+    "stats": ("reluth.analysis.cli", "Statistics on CSV files, with SAS conventions by default."),
+    "images": (
+        "reluth.imaging.cli",
+        "DICOM for the dosimetry study: de-identify at the site, verify, QC, central store.",
+    ),
+    "dosimetry": (
+        "reluth.dosimetry.cli",
+        "Dosimetry of [177Lu]Lu-DOTATATE: kinetics, organ/tumour/marrow/voxel dose, BED.",
+    ),
+    "design": (
+        "reluth.simulation.cli",
+        "Design simulation: power and type I error of the primary analysis and of PFS.",
+    ),
+}
+
+
+def domain_modules() -> list[str]:
+    """The command modules, each once, in table order."""
+    return list(dict.fromkeys(module for module, _ in COMMANDS.values()))
+
+
+def load_module_commands(module_name: str) -> dict[str, Command]:
+    """Import one command module and the click commands its ``register(root)`` defines."""
+    sub = typer.Typer()
+    importlib.import_module(module_name).register(sub)
+    group = typer.main.get_group(sub)
+    return dict(group.commands)
+
+
+class LazyGroup(TyperGroup):
+    """A root group that lists commands from :data:`COMMANDS` and imports a command's module
+    only when that command is resolved (run, or asked for its own ``--help``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._listing = False
+        self._loaded: dict[str, Command] = {}
+        self._imported: set[str] = set()
+        # Placeholders: the names for "did you mean" suggestions and the help listing.
+        for name, (_, help_text) in COMMANDS.items():
+            self.commands.setdefault(name, TyperCommand(name, help=help_text))
+
+    def _load(self, module_name: str) -> None:
+        if module_name not in self._imported:
+            self._imported.add(module_name)
+            self._loaded.update(load_module_commands(module_name))
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if self._listing:
+            return self.commands.get(cmd_name)
+        entry = COMMANDS.get(cmd_name)
+        if entry is not None:
+            self._load(entry[0])
+        if cmd_name not in self._loaded:  # not in the table: look in every module
+            for module_name in domain_modules():
+                self._load(module_name)
+        return self._loaded.get(cmd_name)
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(self.commands)
+
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
 app = typer.Typer(
     name="reluth",
+    cls=LazyGroup,
     help="ReLUTH trial platform: protocol, eligibility, randomization, eCRF, analysis, dosimetry.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 
-# Domain command modules. A module listed here that is not present yet is skipped, so that
-# domains can land independently; a module that is present but fails to import is an error.
-_DOMAIN_MODULES = (
-    "reluth.protocol.cli",
-    "reluth.demo",
-    "reluth.auth.cli",
-    "reluth.core.cli",
-    "reluth.patients.cli",
-    "reluth.randomization.cli",
-    "reluth.response.cli",
-    "reluth.safety.cli",
-    "reluth.qol.cli",
-    "reluth.analysis.cli",
-    "reluth.imaging.cli",
-    "reluth.dosimetry.cli",
-    "reluth.simulation.cli",
-    "reluth.web.cli",
-)
 
-
-def _present(name: str) -> bool:
-    parent = name.rpartition(".")[0]
-    if parent != "reluth" and importlib.util.find_spec(parent) is None:
-        return False
-    return importlib.util.find_spec(name) is not None
-
-
-def _mount() -> None:
-    for name in _DOMAIN_MODULES:
-        if not _present(name):
-            continue
-        module = importlib.import_module(name)
-        module.register(app)
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    from reluth.i18n import from_environment, set_locale
-
-    set_locale(from_environment())  # messages for people follow LC_ALL / LC_MESSAGES / LANG
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(__version__)
         raise typer.Exit(0)
 
 
-_mount()
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,  # before "Missing command": `reluth --version` alone works
+        callback=_print_version,
+    ),
+) -> None:
+    """ReLUTH trial platform: protocol, eligibility, randomization, eCRF, analysis, dosimetry."""
+    from reluth.i18n import from_environment, set_locale
+
+    set_locale(from_environment())  # messages for people follow LC_ALL / LC_MESSAGES / LANG
 
 
 def main() -> None:
+    # No pydantic plugin is used by reluth; without this every command would scan the
+    # installed distributions' entry points for them when the protocol models are built.
+    # Set PYDANTIC_DISABLE_PLUGINS (even empty) to choose otherwise.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app()

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reluth.errors import PermissionDenied, ReluthError, ValidationError
 from reluth.values import parse_date, to_jsonable
@@ -27,6 +26,7 @@ from reluth.values import parse_date, to_jsonable
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from rich.progress import Progress
     from sqlalchemy import Engine
 
     from reluth.auth.actor import Actor
@@ -89,6 +89,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def progress_bar(transient: bool = True, disable: bool = False) -> Progress:
     """The progress display of long commands: description, bar, n/total, elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -11,9 +11,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import func, select
 
-from reluth import sealing
 from reluth.cli_support import console, handle_errors, progress_bar
 from reluth.config import get_settings
 from reluth.errors import Conflict, PermissionDenied
@@ -69,6 +67,9 @@ def _fresh_keys(out: Path) -> Any:
 
 def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None) -> dict[str, Any]:
     """Build the synthetic trial database, run the dosimetry study and the analysis plan."""
+    from sqlalchemy import func, select
+
+    from reluth import sealing
     from reluth.analysis import service as analysis
     from reluth.analysis.report import build_report
     from reluth.core import integrity

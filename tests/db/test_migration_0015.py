@@ -1,4 +1,4 @@
-"""0015 account language: ``users.language`` appears, goes on downgrade to 0011 without touching
+"""0015 account language: ``users.language`` appears, goes on downgrade to 0012 without touching
 the audit trail, and comes back."""
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ def _columns(engine: Engine) -> set[str]:
 def test_0015_upgrade_and_downgrade(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        upgrade(engine, "0011_audit_integrity")
+        upgrade(engine, "0012_forms_registry")
         assert "language" not in _columns(engine)
         upgrade(engine, "0015_account_language")
         assert current_revision(engine) == "0015_account_language"
         assert "language" in _columns(engine)
-        _downgrade(engine, "0011_audit_integrity")
+        _downgrade(engine, "0012_forms_registry")
         assert "language" not in _columns(engine)
         assert {"audit_log", "users"} <= set(inspect(engine).get_table_names())
         upgrade(engine)

@@ -133,3 +133,25 @@ def _columns(engine: Engine, table: str) -> set[str]:
 def _count(engine: Engine, table: str) -> int:
     with engine.begin() as conn:
         return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_0012_upgrade_and_downgrade(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0011_audit_integrity")
+        assert "missing_data" not in _tables(engine)
+        upgrade(engine, "0012_forms_registry")
+        assert current_revision(engine) == "0012_forms_registry"
+        columns = {c["name"] for c in inspect(engine).get_columns("missing_data")}
+        assert {"patient_id", "form_id", "record_id", "visit_code", "item", "code"} <= columns
+        queries = {c["name"] for c in inspect(engine).get_columns("data_queries")}
+        assert {"form_id", "record_id", "item", "reopen_reason"} <= queries
+        _downgrade(engine, "0011_audit_integrity")
+        assert "missing_data" not in _tables(engine)
+        queries = {c["name"] for c in inspect(engine).get_columns("data_queries")}
+        assert "form_id" not in queries and "field" in queries
+        assert {"audit_log", "data_queries"} <= _tables(engine)
+        upgrade(engine)
+        assert "missing_data" in _tables(engine)
+    finally:
+        engine.dispose()

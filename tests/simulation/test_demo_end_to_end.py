@@ -148,7 +148,12 @@ def test_the_printed_cli_login_works(
     password = line.split("'")[3]
     username = line.split("reluth login ")[1].split()[0]
     assert f"RELUTH_DATABASE_URL={run['url']}" in printed
-    monkeypatch.setenv("RELUTH_DATABASE_URL", run["url"])
+    export = next(x for x in printed.splitlines() if x.strip().startswith("export "))
+    monkeypatch.delenv("RELUTH_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("RELUTH_ALLOCATION_KEY", raising=False)
+    for assignment in export.split()[1:]:  # exactly what the summary tells a person to export
+        name, value = assignment.split("=", 1)
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("RELUTH_CONFIG_DIR", str(out / "cli-config"))
     runner = CliRunner()
     refused = runner.invoke(app, ["randomization", "report"])

@@ -258,7 +258,8 @@ def test_adverse_event_fatal_outcome_with_grade_5_and_clearing_a_date(
         ({"resolution_date": "2025-04-01"}, "adverse_event.resolution_date"),  # before onset
         ({"onset_date": "2025-07-02"}, "adverse_event.onset_date"),  # future
         ({"grade": 6}, "adverse_event.grade"),
-        ({"grade": "2"}, "adverse_event.grade"),
+        ({"grade": "two"}, "adverse_event.grade"),  # digits as text are the number (pages)
+        ({"grade": "2.5"}, "adverse_event.grade"),
         ({"relatedness": "maybe"}, "adverse_event.relatedness"),
         ({"term": ""}, "adverse_event.term"),
         ({"term": "x" * 121}, "adverse_event.term"),

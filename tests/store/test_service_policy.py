@@ -119,6 +119,8 @@ HELPERS = {
     "reluth.records.views.query_row",  # presentation of a row already read by a service
     "reluth.records.views.record_history",  # dispatches to account_history / data_history
     "reluth.analysis.service.record_download",  # an audit event of a download built by a service
+    "reluth.forms.service.build_grid",  # the status grid, inside a declared service
+    "reluth.forms.service.columns",  # the schedule's visit columns the actor may see (no data)
 }
 
 

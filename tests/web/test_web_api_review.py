@@ -159,7 +159,9 @@ def test_no_api_response_reveals_the_arm_to_the_central_reviewer(site: Site) -> 
     lab = {"test": "alt", "value": "150", "unit": "U/L", "uln": "40", "date": "2025-05-02"}
     lab_id = inv.post(f"{p}/labs", json=lab).json()["id"]
     assert inv.post(f"{p}/adverse-events", json={**_sae()}).status_code == 201
-    query = site.client("mon1").post(f"{p}/queries", json={"field": "x", "question": "?"})
+    query = site.client("mon1").post(
+        f"{p}/queries", json={"field": "patients sex", "question": "?"}
+    )
     qol = {"instrument": "QLQ-C30", "timepoint": "QOL-W08", "completed_on": "2025-05-02"}
     assert inv.post(f"{p}/qol", json=qol | {"items": {"1": 2}}).status_code == 201
     rev = site.client("rev")
@@ -196,7 +198,8 @@ def test_no_api_response_reveals_the_arm_to_the_central_reviewer(site: Site) -> 
         "/api/v1/review/{code}/evaluate",
         "/api/v1/me",
     } <= reached
-    allowed = ("/api/v1/review", "/api/v1/me", "/api/v1/tokens")
+    # /forms: the forms registry, only the forms the reviewer may read (the central read)
+    allowed = ("/api/v1/review", "/api/v1/me", "/api/v1/tokens", "/api/v1/forms")
     assert all(path.startswith(allowed) for path in reached), reached
 
 
@@ -224,12 +227,12 @@ def test_api_records_on_each_backend(db_url: str) -> None:
         sae = _sae() | {"onset_date": "2025-03-10", "awareness_date": "2025-03-11"}
         assert inv.post(f"/api/v1/patients/{code}/adverse-events", json=sae).status_code == 201
         raised = site.client("mon1").post(
-            f"/api/v1/patients/{code}/queries", json={"field": "x", "question": "?"}
+            f"/api/v1/patients/{code}/queries", json={"field": "patients sex", "question": "?"}
         )
         assert raised.status_code == 201
         # PostgreSQL cannot store NUL: refused at the boundary, naming the field
         nul = site.client("mon1").post(
-            f"/api/v1/patients/{code}/queries", json={"field": "x\x00", "question": "?"}
+            f"/api/v1/patients/{code}/queries", json={"field": "patients sex\x00", "question": "?"}
         )
         assert nul.status_code == 422 and nul.json()["problems"][0]["field"] == "field"
         search = inv.get("/api/v1/patients", params={"q": "C01\x00"})

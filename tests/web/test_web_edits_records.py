@@ -88,7 +88,9 @@ def test_api_inclusion_correction(site: Site) -> None:
     assert extra.status_code == 422
     ok = api.put(url, json={"inclusion_date": "2025-03-03", "reason": REASON})
     assert ok.status_code == 200, ok.text
-    assert ok.json() == {"consent_date": "2024-10-28", "inclusion_date": "2025-03-03"}
+    body = ok.json()
+    assert body.pop("form") == "inclusion" and isinstance(body.pop("record_id"), int)
+    assert body == {"consent_date": "2024-10-28", "inclusion_date": "2025-03-03"}
     assert (
         _api(site, "inv2").put(url, json={"consent_date": "2024-10-27", "reason": "r"}).status_code
         == 404

@@ -189,6 +189,18 @@ MATRIX += [
     ("GET", P + "/qol/{qol_id}/edit", QOL_WRITERS, None),
     ("POST", P + "/qol/{qol_id}/edit", QOL_WRITERS, {"item_1": "9", "reason": "r"}),
     ("GET", "/review/{code}/reads/{read_id}/edit", REVIEWER, None),
+    # the generic correction routes of the form registry (here: a lab result)
+    ("GET", "/forms/{form_id}/{record}/edit", SITE_WRITERS, None),
+    ("POST", "/forms/{form_id}/{record}/edit", SITE_WRITERS, {"value": "1", "reason": "r"}),
+    ("POST", "/forms/{form_id}/{record}/preview", SITE_WRITERS, {"value": "1"}),
+    ("PUT", A + "/forms/{form_id}/{record_id}", SITE_WRITERS, {"value": "1", "reason": "r"}),
+    ("GET", A + "/forms", ALL, None),
+    ("GET", "/status", VISIT_READERS, None),
+    ("GET", "/forms/{form_id}/{record}", VISIT_READERS, None),
+    ("POST", "/forms/{form_id}/{record}/missing", SITE_WRITERS, {"item": "uln", "code": "ND"}),
+    ("POST", "/queries/{query_id}/reopen", QUERY_RAISERS, {"reason": "r"}),
+    ("POST", A + "/queries/{query_id}/reopen", QUERY_RAISERS, {"reason": "r"}),
+    ("GET", A + "/status", VISIT_READERS, None),
     ("POST", "/review/{code}/reads/{read_id}/edit", REVIEWER, {"diameter_T1": "x", "reason": "r"}),
     ("PUT", AP + "/inclusion", SITE_WRITERS, {"inclusion_date": "2025-01-01", "reason": "r"}),
     ("PUT", AP + "/pre-randomization", LOCAL_ASSESSORS, {"overall_response": "SD", "reason": "r"}),
@@ -222,6 +234,9 @@ def _path(template: str, code: str) -> str:
         visit_code="TA-W08",
         qol_id=1,
         read_id=1,
+        form_id="lab",
+        record=1,
+        record_id=1,
     )
 
 

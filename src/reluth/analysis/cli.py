@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
 from reluth.cli_support import command_trial, console, handle_errors, parse_date, print_json
 from reluth.errors import ValidationError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 app = typer.Typer(
     help="Statistics on CSV files, with SAS conventions by default.", no_args_is_help=True
@@ -31,6 +33,8 @@ def register(root: typer.Typer) -> None:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise ValidationError(str(path), "file not found", "an existing CSV file")
     try:
@@ -51,6 +55,8 @@ def _survival_columns(
     df: pd.DataFrame, time: str, event: str, event_value: str | None, extra: list[tuple[str, str]]
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int]:
     """Time, 0/1 event and extra columns with rows dropped where any is missing."""
+    import pandas as pd
+
     cols = {"--time": time, "--event": event, **{opt: c for opt, c in extra}}
     for opt, c in cols.items():
         _column(df, c, opt)
@@ -213,6 +219,8 @@ def logrank_cmd(
 
 
 def _combine(columns: list[np.ndarray]) -> np.ndarray | None:
+    import pandas as pd
+
     if not columns:
         return None
     frame = pd.DataFrame({i: c for i, c in enumerate(columns)})
@@ -248,6 +256,8 @@ def cox_cmd(
 
 def _as_labels(values: np.ndarray) -> np.ndarray:
     """Group labels as text; whole floats (1.0) print as integers (1)."""
+    import numpy as np
+
     return np.array(
         [f"{v:g}" if isinstance(v, float) else str(v) for v in values.tolist()], dtype=object
     )
@@ -269,6 +279,8 @@ def dcr_cmd(
 ) -> None:
     """Rates with Clopper–Pearson CIs; difference (other − ref) with a Newcombe CI; chi-square
     or Fisher's exact test when an expected count is below 5. Missing success = failure."""
+    import pandas as pd
+
     from reluth.analysis.binomial import compare_rates
 
     df = _read_csv(data)

@@ -112,9 +112,11 @@ QOL_COLUMNS: dict[str, tuple[bool, str]] = {
     "subject_id": (True, "str"),
     "assessed_on": (True, "date"),
     "scale": (True, "str"),
-    "score": (True, "decimal"),
+    "score": (True, "decimal"),  # blank only with a missing_code
     "kind": (False, "str"),
     "record_id": (False, "str"),
+    "missing_code": (False, "str"),  # the form registry's missing-data code (ND, ASKU, ...)
+    "missing_reason": (False, "str"),
 }
 #: Source name → file name (the subjects' columns depend on the protocol).
 SOURCE_FILES = {
@@ -135,7 +137,7 @@ def source_columns(design: AnalysisDesign) -> dict[str, dict[str, tuple[bool, st
 
 
 #: Columns that may be empty in some rows although the column itself is required.
-_BLANK_ALLOWED = {("assessments", "overall_response")}
+_BLANK_ALLOWED = {("assessments", "overall_response"), ("qol", "score")}
 
 
 @dataclass(frozen=True)
@@ -488,6 +490,14 @@ def _validated(
         "functional, global, symptom",
     )
     q = norm["qol"]
+    r.refuse(
+        "qol",
+        q["score"].isna() & q["missing_code"].isna(),
+        "score",
+        lambda row: f"empty score for scale {row['scale']!r} without a missing_code",
+        "a score, or a missing_code (ND, NA, UNK, ASKU) saying why it is absent",
+    )
+    q = norm["qol"]
     q["record_id"] = [
         rid or f"qol.csv line {line}" for line, rid in enumerate(q["record_id"], start=2)
     ]
@@ -807,10 +817,14 @@ def derive_adqs(
     q = q.sort_values(["subject_id", "scale", "assessed_on"], kind="stable")
     q["RANDDT"] = q["subject_id"].map(itt["RANDDT"])
     q["ADY"] = [_days(r, x) for r, x in zip(q["RANDDT"], q["assessed_on"], strict=True)]
-    base = q[q["ADY"] <= 0].groupby(["subject_id", "scale"])["score"].last()
+    scored = q["score"].notna()
+    base = q[(q["ADY"] <= 0) & scored].groupby(["subject_id", "scale"])["score"].last()
     keys = list(zip(q["subject_id"], q["scale"], strict=True))
     exact_base = [base.get(k) for k in keys]
-    analysed = [b is not None and ady > 0 for b, ady in zip(exact_base, q["ADY"], strict=True)]
+    analysed = [
+        b is not None and ady > 0 and ok
+        for b, ady, ok in zip(exact_base, q["ADY"], scored, strict=True)
+    ]
     out = pd.DataFrame(
         {
             "USUBJID": q["subject_id"],
@@ -820,7 +834,7 @@ def derive_adqs(
             "ADT": q["assessed_on"],
             "ADY": q["ADY"],
             "AVISIT": [d.visit_label(x, design.days_per_month) for x in q["ADY"]],
-            "AVAL": [float(x) for x in q["score"]],
+            "AVAL": [np.nan if x is None else float(x) for x in q["score"]],
             "BASE": [np.nan if b is None else float(b) for b in exact_base],
         }
     )
@@ -831,7 +845,9 @@ def derive_adqs(
         d.derive_deterioration(b, x, kind, a)
         for b, x, kind, a in zip(exact_base, q["score"], q["kind"], analysed, strict=True)
     ]
-    out["SRCID"] = q["record_id"]
+    out["MISSCD"] = list(q["missing_code"])
+    out["MISSRSN"] = list(q["missing_reason"])
+    out["SRCID"] = list(q["record_id"])
     return out.reset_index(drop=True)
 
 
@@ -1005,6 +1021,12 @@ VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
             "Y if the QoL engine finds the score worse than BASE by >= 10 points (lower for "
             "functional and global scales, higher for symptom scales).",
         ),
+        "MISSCD": (
+            "Missing-data code",
+            "Why the score is absent (ND not done, NA not applicable, UNK unknown, ASKU asked "
+            "but unknown), as recorded on the form; AVAL is then missing.",
+        ),
+        "MISSRSN": ("Missing-data reason", "The reason recorded with the missing-data code."),
         "SRCID": ("Source record", "The QoL questionnaire (or CSV line) of the score."),
     },
 }
@@ -1039,7 +1061,7 @@ DB_TABLES = (
     "deaths",
     "end_of_study",
 )
-OPTIONAL_DB_TABLES = ("visits",)
+OPTIONAL_DB_TABLES = ("visits", "missing_data")
 # EORTC scoring keys as stored → analysis scale code and kind.
 _C30_CODES = {"QL": "QL2", "PF": "PF2", "RF": "RF2"}
 
@@ -1220,7 +1242,11 @@ def _assessment_rows(evaluations: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def sources_from_tables(
-    snapshot: StoreSnapshot, design: AnalysisDesign, issues: list[DataIssue] | None = None
+    snapshot: StoreSnapshot,
+    design: AnalysisDesign,
+    issues: list[DataIssue] | None = None,
+    *,
+    protocol: Protocol | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Map the store onto the CSV source shape, typed (pure; no database access): dates as
     dates, decimals as Decimals; eGFR, strata and eligibility as screening and randomization
@@ -1308,12 +1334,60 @@ def sources_from_tables(
                     "scores_json", "", f"cannot be read: {_reason(exc)}",
                 )
             )  # fmt: skip
+    if protocol is not None and "missing_data" in t:
+        qol_rows += _missing_qol_rows(t, code, protocol)
     return {
         "subjects": pd.DataFrame(subjects, columns=list(subject_columns(design))),
         "assessments": _assessment_rows(evaluations),
         "adverse_events": aes,
         "qol": pd.DataFrame(qol_rows, columns=list(QOL_COLUMNS)),
     }
+
+
+def _missing_qol_rows(
+    t: Mapping[str, pd.DataFrame], code: Mapping[Any, str], protocol: Protocol
+) -> list[dict[str, Any]]:
+    """A QoL visit not done, with its missing-data code (registry form ``qol`` at a visit):
+    one row per scale of each instrument, dated at the visit's target date, score missing."""
+    from reluth.protocol.schedule import planned_visits
+    from reluth.qol import scoring
+
+    m = t["missing_data"]
+    m = m[(m["form_id"] == "qol") & m["record_id"].isna() & m["visit_code"].notna()]
+    if m.empty:
+        return []
+    rand = t["randomizations"].set_index("patient_id")
+    rows: list[dict[str, Any]] = []
+    for _, miss in m.iterrows():
+        pid = miss["patient_id"]
+        if pid not in rand.index:
+            continue
+        at = rand.loc[pid, "randomized_at"]
+        day = _date_of(at)
+        if day is None:
+            continue
+        planned = {v.code: v for v in planned_visits(day, str(rand.loc[pid, "arm"]), protocol)}
+        visit = planned.get(str(miss["visit_code"]))
+        if visit is None:
+            continue
+        for instrument in ("QLQ-C30", "QLQ-GINET21"):
+            for key in scoring.instrument(instrument).scales:
+                scale, kind = _qol_scale(instrument, str(key))
+                if kind is None:
+                    continue
+                rows.append(
+                    {
+                        "subject_id": code[pid],
+                        "assessed_on": visit.target_date,
+                        "scale": scale,
+                        "score": None,
+                        "kind": kind,
+                        "record_id": f"missing data {miss['id']}",
+                        "missing_code": miss["code"],
+                        "missing_reason": miss["reason"],
+                    }
+                )
+    return rows
 
 
 def _reason(exc: Exception) -> str:
@@ -1440,7 +1514,7 @@ def _from_snapshot(
     ``issues``, so one bad value never stops an export (the CSV door refuses instead)."""
     design = AnalysisDesign.of(protocol)
     issues: list[DataIssue] = []
-    frames = sources_from_tables(snapshot, design, issues)
+    frames = sources_from_tables(snapshot, design, issues, protocol=protocol)
     norm = _validated(design, **frames, issues=issues)
     included = set(norm["subjects"]["subject_id"])
     tumour = tumour_from_evaluations(

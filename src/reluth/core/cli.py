@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
-from sqlalchemy import Engine
 
 from reluth.cli_support import console, handle_errors, print_json
 from reluth.config import get_settings
-from reluth.db import audit
-from reluth.db import backup as backups
-from reluth.db.engine import make_engine
-from reluth.db.migrate import current_revision, head_revision, upgrade
-from reluth.keyfiles import read_secret
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from reluth.db import audit
 
 db_app = typer.Typer(help="Create, back up and restore the trial database.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check and read the audit trail.", no_args_is_help=True)
 
 
 def engine_from_settings() -> Engine:
+    from reluth.db.engine import make_engine
+
     return make_engine(get_settings().database_url)
 
 
@@ -79,6 +79,8 @@ def _record(engine: Engine, actor: Any, what: str, detail: dict[str, Any]) -> No
 def init_cmd() -> None:
     """Create or upgrade the schema (alembic upgrade head). On a database that holds accounts,
     an administrator's login is needed; the first run on an empty database needs none."""
+    from reluth.db.migrate import current_revision, upgrade
+
     engine = engine_from_settings()
     try:
         actor = _operator(engine)
@@ -137,6 +139,8 @@ def backup_cmd(
 ) -> None:
     """Back up the database (SQLite online backup; pg_dump on PostgreSQL), then verify it
     (administrators)."""
+    from reluth.db import backup as backups
+
     engine = engine_from_settings()
     actor = _operator(engine)
     _record(engine, actor, "backup", {"file": str(path)})
@@ -155,6 +159,9 @@ def restore_cmd(
 ) -> None:
     """Restore the database from a backup, then verify the audit chain (administrators; on a
     database without any account, the operator)."""
+    from reluth.db import backup as backups
+    from reluth.db.migrate import current_revision, head_revision
+
     engine = engine_from_settings()
     actor = _operator(engine)
     result = backups.restore(engine, path, force=force)
@@ -196,11 +203,14 @@ def verify_cmd(
     """Prove the audit trail: the keyed chain complete and gap-free, against every signed
     checkpoint, every audited table replayed from it field by field, and the allocation
     checks. Exit 1 on any finding."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
     from reluth import sealing
     from reluth.cli_support import cli_context
     from reluth.core import integrity
     from reluth.db import auditkey
     from reluth.errors import NotConfigured
+    from reluth.keyfiles import read_secret
 
     settings = get_settings()
     key = auditkey.read_key_file(key_file) if key_file else auditkey.configured_key(settings)
@@ -372,6 +382,7 @@ def status_cmd() -> None:
     from reluth.auth.service import sha256
     from reluth.cli_support import NotLoggedIn, database_url, token_from_environment
     from reluth.core import operations
+    from reluth.db.migrate import current_revision, head_revision
 
     engine = engine_from_settings()
     try:

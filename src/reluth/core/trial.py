@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 from reluth.config import Settings
+from reluth.forms.registry import Registry, check_protocol, forms_path_for, load_registry
 from reluth.protocol.definition import Protocol, load_protocol
 
 
@@ -35,6 +36,19 @@ class Trial:
         shipped ``reluth.yaml``) and the system clock."""
         settings = Settings.from_env()
         return cls(load_protocol(settings.protocol_file), clock or utc_now, settings)
+
+    @property
+    def forms(self) -> Registry:
+        """The case report forms of this protocol: ``forms.yaml`` beside its file (else the
+        shipped one), checked to be written for this protocol's id and version."""
+
+        def make() -> Registry:
+            registry = load_registry(forms_path_for(self.settings.protocol_file))
+            check_protocol(registry, self.protocol.id, self.protocol.version)
+            return registry
+
+        found: Registry = self.protocol.memo(("forms", str(self.settings.protocol_file)), make)
+        return found
 
     @property
     def zone(self) -> ZoneInfo:

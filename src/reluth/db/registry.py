@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "reluth.queries.models",
     "reluth.imaging.models",
     "reluth.dosimetry.models",
+    "reluth.forms.models",
 )
 
 

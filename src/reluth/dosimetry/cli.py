@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from reluth.cli_support import console, err_console, handle_errors, print_json
 from reluth.errors import ReluthError, ValidationError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 app = typer.Typer(
     help="Dosimetry of [177Lu]Lu-DOTATATE: kinetics, organ/tumour/marrow/voxel dose, BED.",
@@ -140,6 +142,7 @@ def from_store_cmd(
     """Dosimetry of one patient-cycle from the de-identified DICOM store: SPECT/CT series of
     the cycle, VOIs, registration, doses; results stored through the audited service."""
     import yaml
+    from rich.progress import Progress, TextColumn
 
     from reluth.cli_support import cli_context
     from reluth.config import get_settings
@@ -298,6 +301,8 @@ def batch_cmd(
     db: str | None = DB,
 ) -> None:
     """Run every case in CASES_DIR; a bad case is reported and the others go on."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     if not cases_dir.is_dir():
         raise ValidationError("CASES_DIR", f"{cases_dir} is not a directory", "a directory")
     fn: Any

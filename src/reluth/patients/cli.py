@@ -22,8 +22,6 @@ from reluth.cli_support import (
     parse_date,
     print_json,
 )
-from reluth.patients import service
-from reluth.sites import service as sites
 from reluth.units import to_decimal
 
 centres_app = typer.Typer(help="Trial centres.", no_args_is_help=True)
@@ -33,6 +31,13 @@ record_app = typer.Typer(help="Record trial data for a patient.", no_args_is_hel
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 EXIT_BY_STATUS = {"eligible": 0, "not_eligible": 1, "incomplete": 3}
+
+# The accepted codes, for --help without importing the service (and the ORM); they are
+# ``service.DEATH_CAUSES`` and ``service.END_REASONS`` (tests/layering/test_cli_startup.py).
+DEATH_CAUSES_HELP = "disease, toxicity, other, unknown"
+END_REASONS_HELP = (
+    "completed, death, withdrawal, lost_to_follow_up, screen_failure, investigator_decision, other"
+)
 
 
 def _date(text: str | None, field: str) -> dt.date | None:
@@ -47,6 +52,8 @@ def _decimal(text: str, field: str) -> Decimal:
 @handle_errors
 def centres_list(as_json: bool = JSON) -> None:
     """List the trial's centres."""
+    from reluth.sites import service as sites
+
     with cli_context() as ctx:
         rows = [
             {"code": c.code, "name": c.name, "opened_on": c.opened_on, "active": c.active}
@@ -74,6 +81,8 @@ def centres_add(
     opened: str | None = typer.Option(None, "--opened", help="Opening date YYYY-MM-DD."),
 ) -> None:
     """Add a centre."""
+    from reluth.sites import service as sites
+
     with cli_context(write=True) as ctx:
         centre = sites.add_centre(ctx, code, name, _date(opened, "opened"))
         console.print(f"centre {centre.code} added: {centre.name}")
@@ -89,6 +98,8 @@ def patients_register(
     as_json: bool = JSON,
 ) -> None:
     """Register a patient under a pseudonymous ID (no name, no birth date, no hospital number)."""
+    from reluth.patients import service
+
     with cli_context(write=True) as ctx:
         p = service.register_patient(ctx, centre, patient_id, sex, birth_year)
         code = p.patient_code
@@ -106,6 +117,8 @@ def patients_screen(
 ) -> None:
     """Check eligibility and store the input and the per-criterion result as captured.
     Exit 0 eligible, 1 not eligible, 3 incomplete."""
+    from reluth.patients import service
+
     data = load_json(file, "patient file")
     with cli_context(write=True) as ctx:
         out = service.screen_patient(ctx, data)
@@ -131,6 +144,8 @@ def patients_include(
     date: str | None = typer.Option(None, "--date", help="Inclusion date (default today)."),
 ) -> None:
     """Include an eligible patient who signed the informed consent."""
+    from reluth.patients import service
+
     with cli_context(write=True) as ctx:
         inc = service.include_patient(
             ctx,
@@ -181,6 +196,8 @@ def record_pre_randomization(
     comment: str | None = typer.Option(None, "--comment"),
 ) -> None:
     """Record the assessment after the two second-PRRT cycles (the randomization gate)."""
+    from reluth.patients import service
+
     with cli_context(write=True) as ctx:
         service.record_pre_randomization(
             ctx, patient_id, parse_date(date, "date"), progression, response, comment
@@ -193,10 +210,12 @@ def record_pre_randomization(
 def record_death(
     patient_id: str = typer.Argument(...),
     date: str = typer.Option(..., "--date"),
-    cause: str = typer.Option(..., "--cause", help=", ".join(service.DEATH_CAUSES)),
+    cause: str = typer.Option(..., "--cause", help=DEATH_CAUSES_HELP),
     details: str | None = typer.Option(None, "--details"),
 ) -> None:
     """Record a death."""
+    from reluth.patients import service
+
     with cli_context(write=True) as ctx:
         service.record_death(ctx, patient_id, parse_date(date, "date"), cause, details)
     console.print(f"death recorded for {patient_id}")
@@ -207,10 +226,12 @@ def record_death(
 def record_end_of_study(
     patient_id: str = typer.Argument(...),
     date: str = typer.Option(..., "--date"),
-    reason_code: str = typer.Option(..., "--end-reason", help=", ".join(service.END_REASONS)),
+    reason_code: str = typer.Option(..., "--end-reason", help=END_REASONS_HELP),
     details: str | None = typer.Option(None, "--details"),
 ) -> None:
     """Record the end of study of a patient."""
+    from reluth.patients import service
+
     with cli_context(write=True) as ctx:
         service.record_end_of_study(ctx, patient_id, parse_date(date, "date"), reason_code, details)
     console.print(f"end of study recorded for {patient_id}")

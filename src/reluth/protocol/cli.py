@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -20,11 +20,11 @@ from reluth.cli_support import (
     to_jsonable,
 )
 from reluth.errors import ValidationError
-from reluth.protocol.definition import Protocol, load_protocol
-from reluth.protocol.eligibility import EligibilityResult, check_eligibility
-from reluth.protocol.patient import parse_patient, patient_json_schema
-from reluth.protocol.schedule import classify_visits, planned_visits
-from reluth.protocol.strata import Strata, derive_strata
+
+if TYPE_CHECKING:
+    from reluth.protocol.definition import Protocol
+    from reluth.protocol.eligibility import EligibilityResult
+    from reluth.protocol.strata import Strata
 
 protocol_app = typer.Typer(help="The trial definition.", no_args_is_help=True)
 eligibility_app = typer.Typer(help="Eligibility of a patient file.", no_args_is_help=True)
@@ -40,6 +40,8 @@ def protocol_show(
     path: Path | None = typer.Option(None, "--file", help="Another protocol YAML."),
 ) -> None:
     """Print the protocol definition, marking the values that are assumptions."""
+    from reluth.protocol.definition import load_protocol
+
     p = load_protocol(path) if path else command_trial().protocol
     if as_json:
         print_json({**p.model_dump(), "assumptions": p.assumptions()})
@@ -93,6 +95,8 @@ def protocol_show(
 
 
 def _strata_or_none(patient: Any, protocol: Protocol) -> tuple[Strata | None, str | None]:
+    from reluth.protocol.strata import derive_strata
+
     try:
         return derive_strata(patient, protocol), None
     except ValidationError as exc:
@@ -150,6 +154,8 @@ def eligibility_check(
     ),
 ) -> None:
     """Check a patient file. Exit 0 eligible, 1 not eligible, 3 incomplete, 2 invalid input."""
+    from reluth.protocol.eligibility import check_eligibility
+    from reluth.protocol.patient import parse_patient
 
     @handle_errors
     def run() -> int:
@@ -174,6 +180,8 @@ def eligibility_check(
 @eligibility_app.command("schema")
 def eligibility_schema() -> None:
     """Print the JSON Schema of the patient file."""
+    from reluth.protocol.patient import patient_json_schema
+
     print_json(patient_json_schema())
 
 
@@ -204,6 +212,8 @@ def schedule(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Planned visits with windows; with --as-of, each visit's window status."""
+    from reluth.protocol.schedule import classify_visits, planned_visits
+
     start = parse_date(randomized, "--randomized")
     plan = planned_visits(start, arm, command_trial().protocol)
     if as_of is None and visits is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reluth.db.base import Base
@@ -12,10 +12,17 @@ from reluth.db.base import Base
 
 class DataQuery(Base):
     __tablename__ = "data_queries"
+    __table_args__ = (Index("ix_data_queries_form_record", "form_id", "record_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
-    field: Mapped[str] = mapped_column(String(120))  # e.g. "lab_results 12 value"
+    field: Mapped[str] = mapped_column(String(120))  # what is queried, as shown: "lab 12 value"
+    #: the form instance and field queried (registry form id, its record, a field name); a
+    #: form not entered yet is queried at its visit (``visit_code``, no record)
+    form_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    record_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    item: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    visit_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     status: Mapped[str] = mapped_column(String(12))  # open | answered | closed
     question: Mapped[str] = mapped_column(Text)
     opened_by: Mapped[str] = mapped_column(String(80))
@@ -25,3 +32,6 @@ class DataQuery(Base):
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reopened_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    reopened_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reopen_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
+from reluth.forms import refs
 from reluth.patients import service as patients
 from reluth.queries.models import DataQuery
 
@@ -22,6 +26,10 @@ def close_reason(query_id: int) -> str:
     return f"data query {query_id} closed"
 
 
+def reopen_reason(query_id: int, reason: str) -> str:
+    return f"data query {query_id} re-opened: {reason.strip()}"
+
+
 def _text(value: str, field: str, limit: int) -> str:
     if not isinstance(value, str):
         raise ValidationError(field, "expected text", f"1-{limit} characters")
@@ -33,12 +41,116 @@ def _text(value: str, field: str, limit: int) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a query is about: a field of a saved form instance, or a form at a visit."""
+
+    form_id: str
+    item: str
+    record_id: int | None = None
+    visit_code: str | None = None
+
+    @property
+    def text(self) -> str:
+        where = self.record_id if self.record_id is not None else self.visit_code
+        return f"{self.form_id} {where} {self.item}"
+
+
+def _target(
+    ctx: Ctx,
+    patient_code: str,
+    field: str,
+    form_id: str | None,
+    record_id: int | None,
+    visit_code: str | None,
+) -> Target:
+    """The form instance and field queried, checked against the registry and the patient's
+    records: an unknown form, record or field is refused naming it (never stored as text)."""
+    registry = ctx.trial.forms
+    item = _text(field, "field", FIELD_MAX)
+    patient_id = patients.get_patient(ctx, patient_code).id
+    parts: list[str] = []
+    if form_id is None:  # "lab 12 value" (a form id or a table name, a record id, a field)
+        parts = item.split()
+        if len(parts) == 2:  # "inclusion consent_date": a form the patient has once
+            single = [f for f in registry.forms if parts[0] in (f.id, f.table) and f.single]
+            if single:
+                form_id, item = single[0].id, parts[1]
+                parts = []
+        if parts and (len(parts) != 3 or not parts[1].isdigit()):
+            raise ValidationError(
+                "field",
+                f"{item!r} does not name a form instance and field",
+                "form, record_id and field (e.g. 'lab 12 value')",
+            )
+    if parts:
+        name, rid, item = parts[0], int(parts[1]), parts[2]
+        if name in registry.form_ids:
+            form_id = name
+        else:
+            try:
+                form_id = refs.ref_of_table(ctx.session, registry, name, rid).form
+            except NotFound:
+                raise ValidationError(
+                    "field", f"{name!r} is not a registered form", ", ".join(registry.form_ids)
+                ) from None
+        record_id = rid
+    assert form_id is not None
+    if form_id not in registry.form_ids:
+        raise ValidationError(
+            "form", f"{form_id!r} is not a registered form", ", ".join(registry.form_ids)
+        )
+    form = registry.form(form_id)
+    if item not in form.field_names:
+        raise ValidationError(
+            "field", f"{item!r} is not a field of form {form.id}", ", ".join(form.field_names)
+        )
+    if record_id is not None:
+        try:
+            ref = refs.ref_of(ctx.session, registry, form.id, record_id)
+        except NotFound:
+            ref = None
+        if ref is None or ref.patient_code != patient_code:
+            raise ValidationError(
+                "record_id", f"no {form.id} {record_id} of {patient_code}", "a saved record"
+            )
+        return Target(form.id, item, record_id=record_id)
+    if form.single and (visit_code is None or not visit_code.strip()):
+        try:
+            ref = refs.ref_of_patient(ctx.session, registry, form.id, patient_id)
+        except NotFound:
+            raise ValidationError(
+                "record_id", f"no {form.id} of {patient_code} is saved", "a saved record"
+            ) from None
+        return Target(form.id, item, record_id=ref.record_id)
+    if visit_code is None or not visit_code.strip():
+        raise ValidationError("record_id", "missing", "a saved record, or a visit code")
+    return Target(form.id, item, visit_code=_text(visit_code, "visit_code", 32))
+
+
 @service(Action.WRITE, Resource.QUERY)
-def open_query(ctx: Ctx, patient_code: str, field: str, question: str) -> DataQuery:
+def open_query(
+    ctx: Ctx,
+    patient_code: str,
+    field: str,
+    question: str,
+    *,
+    form_id: str | None = None,
+    record_id: int | None = None,
+    visit_code: str | None = None,
+) -> DataQuery:
+    """Raise a query on a field of a saved form instance (``form_id`` + ``record_id`` +
+    ``field``) or of a form at a visit (``visit_code``); ``field`` alone may name all three
+    (``lab 12 value``)."""
     patient = patients.get_patient(ctx, patient_code)
+    target = _target(ctx, patient.patient_code, field, form_id, record_id, visit_code)
     row = DataQuery(
         patient_id=patient.id,
-        field=_text(field, "field", FIELD_MAX),
+        field=target.text,
+        form_id=target.form_id,
+        record_id=target.record_id,
+        item=target.item,
+        visit_code=target.visit_code,
         question=_text(question, "question", TEXT_MAX),
         status="open",
         opened_by=ctx.actor.username,
@@ -90,3 +202,28 @@ def close_query(ctx: Ctx, query_id: int) -> DataQuery:
     row.closed_at = ctx.now()
     ctx.session.flush()
     return row
+
+
+@service(Action.WRITE, Resource.QUERY)
+def reopen_query(ctx: Ctx, query_id: int, reason: str) -> DataQuery:
+    """Re-open a closed query, with the reason (the answer did not resolve it after all)."""
+    row = _query_of(ctx, query_id)
+    if row.status != "closed":
+        raise Conflict(f"query {query_id} is {row.status}: only a closed query is re-opened")
+    row.reopen_reason = _text(reason, "reason", TEXT_MAX)
+    row.reopened_by = ctx.actor.username
+    row.reopened_at = ctx.now()
+    row.status = "open"
+    ctx.session.flush()
+    return row
+
+
+def days_open(row: DataQuery, now: dt.datetime) -> int:
+    """Days since the query was raised (or last re-opened), until it was closed."""
+    start = row.reopened_at or row.opened_at
+    end = row.closed_at if row.status == "closed" and row.closed_at else now
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=dt.UTC)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=dt.UTC)
+    return max(0, (end - start).days)

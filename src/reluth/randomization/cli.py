@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from reluth.cli_support import cli_context, console, handle_errors, print_json
-from reluth.randomization import service
 from reluth.units import to_decimal
 
 app = typer.Typer(help="Randomization set-up, allocation list and report.", no_args_is_help=True)
@@ -30,6 +29,8 @@ def randomize_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Randomize a patient (refused, with the reason, if a protocol precondition fails)."""
+    from reluth.randomization import service
+
     request = request_id or str(uuid.uuid4())
     with cli_context(write=True) as ctx:
         result = service.randomize(ctx, patient_id, request)
@@ -54,6 +55,8 @@ def setup_cmd(
     reason: str | None = typer.Option(None, "--reason", help="Why an earlier set-up changes."),
 ) -> None:
     """Fix the trial's randomization method (cannot change after the first randomization)."""
+    from reluth.randomization import service
+
     prob = to_decimal(p, "p")
     sizes = service.parse_block_sizes(block_sizes)
     with cli_context(write=True, reason=reason) as ctx:
@@ -87,6 +90,8 @@ def generate_list_cmd(
     per_stratum: int = typer.Option(160, "--per-stratum", help="Slots per stratum (whole blocks)."),
 ) -> None:
     """Generate the concealed permuted-block list (unblinded statistician only)."""
+    from reluth.randomization import service
+
     seed = _read_seed(seed_file)
     with cli_context(write=True) as ctx:
         alloc = service.generate_list(ctx, seed, per_stratum)
@@ -100,6 +105,8 @@ def generate_list_cmd(
 @handle_errors
 def list_cmd(as_json: bool = JSON) -> None:
     """Print the allocation list, used and upcoming (unblinded statistician only)."""
+    from reluth.randomization import service
+
     with cli_context() as ctx:
         rows = service.allocation_list(ctx)
     if as_json:
@@ -124,6 +131,8 @@ def list_cmd(as_json: bool = JSON) -> None:
 @handle_errors
 def report_cmd(as_json: bool = JSON) -> None:
     """Counts by arm overall, per stratum, per centre and per factor level, with imbalance."""
+    from reluth.randomization import service
+
     with cli_context() as ctx:
         rep = service.report(ctx)
     if as_json:

@@ -17,13 +17,13 @@ from sqlalchemy import select
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
-from reluth.patients.models import Death, EndOfStudy, Inclusion, Patient, Screening
-from reluth.protocol.schedule import classify, planned_visits
+from reluth.forms import service as forms
+from reluth.forms.status import FormStatus
+from reluth.patients.models import Inclusion, Patient, Screening
 from reluth.randomization.models import Randomization
 from reluth.safety import sae
 from reluth.safety.models import AdverseEvent
 from reluth.sites import service as sites
-from reluth.treatment.models import Visit
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,13 @@ class OverdueVisit:
 
 
 @dataclass(frozen=True)
+class QueryCounts:
+    open: int = 0
+    answered: int = 0
+    oldest_days: int = 0
+
+
+@dataclass(frozen=True)
 class Dashboard:
     as_of: dt.datetime
     target_included: int
@@ -59,6 +66,11 @@ class Dashboard:
     saes_waiting: sae.Waiting | None = None  # not yet received by pharmacovigilance
     arm_counts: dict[str, int] | None = None
     overdue_visits: list[OverdueVisit] = field(default_factory=list)
+    #: visit status -> visit cells of the status grid, overall and per centre
+    status_counts: dict[str, int] = field(default_factory=dict)
+    status_by_centre: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: centre -> open and answered queries and the days the oldest has been open (query readers)
+    queries_by_centre: dict[str, QueryCounts] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -122,6 +134,7 @@ def build(ctx: Ctx) -> Dashboard:
                 )
             )
         )
+    grid = forms.build_grid(ctx)
     arm_counts: dict[str, int] | None = None
     if ctx.actor.can(Action.READ, Resource.ARM_COUNTS):
         arm_counts = dict(sorted(Counter(arm for _pid, arm in rands).items()))
@@ -142,72 +155,62 @@ def build(ctx: Ctx) -> Dashboard:
         serious_adverse_events=saes,
         saes_waiting=waiting,
         arm_counts=arm_counts,
-        overdue_visits=overdue_visits(ctx, centres={c.id: c.code for c in centres}),
+        overdue_visits=_overdue(grid, ctx),
+        status_counts=grid.counts,
+        queries_by_centre=_queries_by_centre(ctx, {c.id: c.code for c in centres}),
+        status_by_centre=grid.by_centre,
     )
 
 
 @service(Action.READ, Resource.DASHBOARD)
 def overdue_visits(ctx: Ctx, centres: dict[int, str] | None = None) -> list[OverdueVisit]:
-    """Planned visits of randomized patients in the person's centres whose window closed before
-    today with no visit recorded (``classify`` says ``missed``), by centre then age.
+    """Visits of the person's centres that the status grid says are overdue: the window closed
+    before today, nothing was entered for the visit (a visit date, a questionnaire, a lab
+    result in the window, a read...) and no missing-data code says why; by centre then age.
 
     Visits planned after a patient's death or end of study are not owed. Treatment-cycle visits
     (C3/C4 exist only in the experimental arm) are left out for anyone who may not read
     treatment, so the list cannot reveal an arm to a blinded person."""
-    protocol, as_of = ctx.protocol, ctx.today()
-    sees_treatment = ctx.actor.can(Action.READ, Resource.TREATMENT)
-    if centres is None:
-        centres = {c.id: c.code for c in sites.list_centres(ctx.session)}
-    centres = {cid: code for cid, code in centres.items() if ctx.actor.sees_centre(cid)}
-    randomized = ctx.session.execute(
-        select(
-            Patient.id,
-            Patient.patient_code,
-            Patient.centre_id,
-            Randomization.randomized_at,
-            Randomization.arm,
+    return _overdue(forms.build_grid(ctx), ctx)
+
+
+def _overdue(grid: forms.Grid, ctx: Ctx) -> list[OverdueVisit]:
+    labels = {c.code: c.label for c in grid.columns}
+    as_of = ctx.today()
+    rows = [
+        OverdueVisit(
+            r.centre,
+            r.patient_code,
+            code,
+            labels.get(code, code),
+            cell.window_end,
+            (as_of - cell.window_end).days,
         )
-        .join(Randomization, Randomization.patient_id == Patient.id)
-        .where(Patient.centre_id.in_(list(centres) or [-1]))
-    ).all()
-    pids = [row[0] for row in randomized]
-    done: dict[int, dict[str, dt.date]] = {}
-    for pid, code, day in ctx.session.execute(
-        select(Visit.patient_id, Visit.visit_code, Visit.visit_date).where(
-            Visit.patient_id.in_(pids)
-        )
-    ).all():
-        done.setdefault(pid, {})[code] = day
-    stopped: dict[int, dt.date] = {}
-    for pid, day in (
-        *ctx.session.execute(
-            select(Death.patient_id, Death.death_date).where(Death.patient_id.in_(pids))
-        ),
-        *ctx.session.execute(
-            select(EndOfStudy.patient_id, EndOfStudy.end_date).where(
-                EndOfStudy.patient_id.in_(pids)
-            )
-        ),
-    ):
-        stopped[pid] = min(day, stopped.get(pid, day))
-    rows: list[OverdueVisit] = []
-    for pid, patient_code, centre_id, randomized_at, arm in randomized:
-        for visit in planned_visits(randomized_at.date(), arm, protocol):
-            if visit.kind == "treatment" and not sees_treatment:
-                continue
-            if pid in stopped and visit.window_start > stopped[pid]:
-                continue
-            status = classify(visit, done.get(pid, {}).get(visit.code), as_of)
-            if status.status == "missed":
-                rows.append(
-                    OverdueVisit(
-                        centres[centre_id],
-                        patient_code,
-                        visit.code,
-                        visit.label,
-                        visit.window_end,
-                        (as_of - visit.window_end).days,
-                    )
-                )
+        for r in grid.rows
+        for code, cell in r.visits.items()
+        if cell.status == FormStatus.OVERDUE and cell.window_end is not None
+    ]
     rows.sort(key=lambda r: (r.centre, r.window_end, r.patient_code, r.visit_code))
     return rows
+
+
+def _queries_by_centre(ctx: Ctx, centres: dict[int, str]) -> dict[str, QueryCounts] | None:
+    """Open and answered data queries per centre, with the age of the oldest (days open)."""
+    if not ctx.actor.can(Action.READ, Resource.QUERY):
+        return None
+    from reluth.queries.models import DataQuery
+    from reluth.queries.service import days_open
+
+    out: dict[str, dict[str, int]] = {}
+    now = ctx.now()
+    for q, centre_id in ctx.session.execute(
+        select(DataQuery, Patient.centre_id)
+        .join(Patient, Patient.id == DataQuery.patient_id)
+        .where(
+            DataQuery.status.in_(("open", "answered")), Patient.centre_id.in_(list(centres) or [-1])
+        )
+    ).all():
+        row = out.setdefault(centres[centre_id], {"open": 0, "answered": 0, "oldest_days": 0})
+        row[q.status] += 1
+        row["oldest_days"] = max(row["oldest_days"], days_open(q, now))
+    return {c: QueryCounts(**n) for c, n in sorted(out.items())}

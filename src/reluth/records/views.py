@@ -386,9 +386,25 @@ class QueryRow:
     answered_by: str | None
     can_answer: bool
     can_close: bool
+    form_id: str | None = None
+    record_id: int | None = None
+    item: str | None = None
+    visit_code: str | None = None
+    days_open: int = 0
+    can_reopen: bool = False
+    reopen_reason: str | None = None
+
+    @property
+    def link(self) -> str:
+        """The queried form instance (its record page), else the patient."""
+        if self.form_id and self.record_id is not None:
+            return f"/forms/{self.form_id}/{self.record_id}"
+        return f"/patients/{self.patient_code}"
 
 
 def query_row(q: DataQuery, patient_code: str, ctx: Ctx) -> QueryRow:
+    from reluth.queries.service import days_open
+
     return QueryRow(
         q.id,
         patient_code,
@@ -401,6 +417,13 @@ def query_row(q: DataQuery, patient_code: str, ctx: Ctx) -> QueryRow:
         q.answered_by,
         can_answer=q.status != "closed" and ctx.actor.can(Action.WRITE, Resource.QUERY_ANSWER),
         can_close=q.status != "closed" and ctx.actor.can(Action.WRITE, Resource.QUERY),
+        form_id=q.form_id,
+        record_id=q.record_id,
+        item=q.item,
+        visit_code=q.visit_code,
+        days_open=days_open(q, ctx.now()),
+        can_reopen=q.status == "closed" and ctx.actor.can(Action.WRITE, Resource.QUERY),
+        reopen_reason=q.reopen_reason,
     )
 
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from reluth.auth import service as auth
 from reluth.auth.models import ApiToken, User
 from reluth.core.context import Ctx
-from reluth.errors import ValidationError
 from reluth.patients import service as patients
 from reluth.randomization import service as randomization
 from reluth.records import dashboard, views
@@ -231,17 +230,6 @@ class LabIn(ApiIn):
     baseline: str | None = Field(default=None, max_length=32)
 
 
-class LabCorrection(ApiIn):
-    """What changes (omitted fields keep their saved value; ``""`` clears ULN), and why."""
-
-    value: str | None = Field(default=None, max_length=32, description="in the entered unit")
-    date: dt.date | None = Field(default=None, description="sample date")
-    uln: str | None = Field(default=None, max_length=32, description="ULN in the canonical unit")
-    lln: str | None = Field(default=None, max_length=32, description="for the grade only")
-    baseline: str | None = Field(default=None, max_length=32, description="for the grade only")
-    reason: str = Field(min_length=1, max_length=500, description="why the saved value changes")
-
-
 class RandomizeIn(ApiIn):
     request_id: str = Field(min_length=1, max_length=80, description="retry-safe request id")
 
@@ -323,31 +311,6 @@ def labs_add(
     with audited(request, who) as w:
         row = safety.record_lab(w, patient.patient_code, raw)
         return {"id": row.id, "test": row.analyte, "ctcae_grade": row.ctcae_grade}
-
-
-@router.put("/patients/{code}/labs/{lab_id}", responses=ERRORS)
-def labs_correct(
-    lab_id: RecordId,
-    body: LabCorrection,
-    request: Request,
-    to: Visible = Depends(visible(safety.edit_lab)),
-) -> dict[str, Any]:
-    """Correct a saved result (value, sample date, ULN) and re-grade it: a reason is required
-    and the old values stay in the audit trail."""
-    who, patient = to.who, to.patient
-    changes = body.model_dump(exclude={"reason"}, exclude_unset=True)
-    if not changes:
-        raise ValidationError("body", "nothing to correct", "value, date, uln, lln or baseline")
-    with audited(request, who, reason=body.reason) as w:
-        row = safety.edit_lab(w, patient.patient_code, lab_id, changes)
-        return {
-            "id": row.id,
-            "test": row.analyte,
-            "value": str(row.value),
-            "date": row.sample_date.isoformat(),
-            "uln": None if row.uln is None else str(row.uln),
-            "ctcae_grade": row.ctcae_grade,
-        }
 
 
 # --- inclusion, second-PRRT cycles, pre-randomization assessment ------------------------------

@@ -125,13 +125,26 @@ def adverse_events_add(
 
 
 class QueryIn(ApiIn):
+    form: str | None = Field(
+        default=None, max_length=40, description="the registered form queried, e.g. 'lab'"
+    )
+    record_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="its saved record (GET /forms lists forms)"
+    )
+    visit_code: str | None = Field(
+        default=None, max_length=32, description="instead of a record: the form at this visit"
+    )
     field: str = Field(
         min_length=1,
         max_length=queries.FIELD_MAX,
         pattern=r"\S",
-        description="the record and field queried, e.g. 'lab_results 12 value'",
+        description="the field of the form queried (or 'form record_id field': 'lab 12 value')",
     )
     question: str = Field(min_length=1, max_length=queries.TEXT_MAX, pattern=r"\S")
+
+
+class ReopenIn(ApiIn):
+    reason: str = Field(min_length=1, max_length=queries.TEXT_MAX, pattern=r"\S")
 
 
 class AnswerIn(ApiIn):
@@ -152,6 +165,13 @@ class QueryOut(BaseModel):
     answered_by: str | None
     can_answer: bool = Field(description="the caller may answer it")
     can_close: bool = Field(description="the caller may close it")
+    form_id: str | None = Field(description="the form queried")
+    record_id: int | None = Field(description="its record (None: the form at visit_code)")
+    item: str | None = Field(description="the field queried")
+    visit_code: str | None
+    days_open: int = Field(description="days since raised or re-opened, until closed")
+    can_reopen: bool = Field(description="the caller may re-open it")
+    reopen_reason: str | None
 
 
 @router.get("/queries", response_model=list[QueryOut], responses=ERRORS)
@@ -168,7 +188,15 @@ def queries_open(
 ) -> QueryOut:
     who, patient = to.who, to.patient
     with audited(request, who) as w:
-        row = queries.open_query(w, patient.patient_code, body.field, body.question)
+        row = queries.open_query(
+            w,
+            patient.patient_code,
+            body.field,
+            body.question,
+            form_id=body.form,
+            record_id=body.record_id,
+            visit_code=body.visit_code,
+        )
         return QueryOut.model_validate(views.query_row(row, patient.patient_code, w))
 
 
@@ -210,4 +238,18 @@ def queries_close(
     who, code = to.who, to.patient.patient_code
     with audited(request, who, reason=queries.close_reason(query_id)) as w:
         row = queries.close_query(w, query_id)
+        return QueryOut.model_validate(views.query_row(row, code, w))
+
+
+@router.post("/queries/{query_id}/reopen", response_model=QueryOut, responses=ERRORS)
+def queries_reopen(
+    query_id: RecordId,
+    body: ReopenIn,
+    request: Request,
+    to: Visible = Depends(_query_of(queries.reopen_query)),
+) -> QueryOut:
+    """Re-open a closed query, with the reason."""
+    who, code = to.who, to.patient.patient_code
+    with audited(request, who, reason=queries.reopen_reason(query_id, body.reason)) as w:
+        row = queries.reopen_query(w, query_id, body.reason)
         return QueryOut.model_validate(views.query_row(row, code, w))

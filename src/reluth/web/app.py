@@ -225,26 +225,28 @@ def create_app(
         api,
         api_docs,
         api_dosimetry,
-        api_edits,
         api_exports,
+        api_forms,
         api_qol,
         api_review,
         api_safety,
         dosimetry_pages,
-        edit_pages,
         export_pages,
+        forms_pages,
         pages,
         qol_pages,
         review_pages,
         sae_pages,
         trial_pages,
+        visit_pages,
     )
 
     app.include_router(pages.router)
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
     app.include_router(qol_pages.router)
-    app.include_router(edit_pages.router)
+    app.include_router(forms_pages.router)
+    app.include_router(visit_pages.router)
     app.include_router(sae_pages.router)
     app.include_router(export_pages.router)
     app.include_router(dosimetry_pages.router)
@@ -254,7 +256,7 @@ def create_app(
         api_safety.router,
         api_qol.router,
         api_review.router,
-        api_edits.router,
+        api_forms.router,
         sae_pages.api_router,
         api_exports.router,
         api_dosimetry.router,
@@ -263,6 +265,7 @@ def create_app(
     page_routes = (
         *pages.router.routes,
         *trial_pages.router.routes,
+        *forms_pages.router.routes,
         *review_pages.router.routes,
         *qol_pages.router.routes,
         *sae_pages.router.routes,
@@ -292,6 +295,7 @@ _HTTP_CODES = {
 NAV: tuple[tuple[str, str, Action, Resource], ...] = (
     ("/dashboard", N_("Dashboard"), Action.READ, Resource.DASHBOARD),
     ("/patients", N_("Patients"), Action.READ, Resource.PATIENT),
+    ("/status", N_("Status"), Action.READ, Resource.VISIT),
     ("/review", N_("Central review"), Action.READ, Resource.CENTRAL_REVIEW),
     ("/adverse-events", N_("Adverse events"), Action.READ, Resource.ADVERSE_EVENT),
     ("/queries", N_("Queries"), Action.READ, Resource.QUERY),

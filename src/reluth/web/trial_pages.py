@@ -487,15 +487,33 @@ def query_open(
     code: str,
     field: str = Form(""),
     question: str = Form(""),
+    form: str = Form(""),
+    record_id: str = Form(""),
+    visit_code: str = Form(""),
     who: Auth = WHO,
     ctx: Ctx = READ,
 ) -> Response:
+    """Raise a query on a field of a form instance (the record page's query button posts its
+    form, record and field), or on ``field`` naming them (``lab 12 value``)."""
     patient = patient_for(ctx, code, queries.open_query)
+    rid = int(record_id) if record_id.isascii() and record_id.isdigit() else None
     try:
+        if record_id and rid is None:
+            raise ValidationError("record_id", repr(record_id), "a record id")
         with audited(request, who) as w:
-            queries.open_query(w, patient.patient_code, field, question)
+            queries.open_query(
+                w,
+                patient.patient_code,
+                field,
+                question,
+                form_id=form or None,
+                record_id=rid,
+                visit_code=visit_code or None,
+            )
     except ReluthError as exc:
         return _timeline_with_error(request, who, ctx, code, exc, "query")
+    if form and rid is not None:
+        return RedirectResponse(f"/forms/{form}/{rid}?queried=true", status_code=303)
     return _go(code, "#queries")
 
 
@@ -509,6 +527,19 @@ def query_answer(
 ) -> Response:
     with audited(request, who, reason=queries.answer_reason(query_id)) as w:
         queries.answer_query(w, query_id, answer)
+    return RedirectResponse("/queries", status_code=303)
+
+
+@router.post("/queries/{query_id}/reopen")
+def query_reopen(
+    request: Request,
+    query_id: RecordId,
+    reason: str = Form(""),
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> Response:
+    with audited(request, who, reason=queries.reopen_reason(query_id, reason)) as w:
+        queries.reopen_query(w, query_id, reason)
     return RedirectResponse("/queries", status_code=303)
 
 

@@ -1,7 +1,7 @@
 """The language each account reads the pages in (``users.language``; empty: the browser decides).
 
 Revision ID: 0015_account_language
-Revises: 0011_audit_integrity
+Revises: 0012_forms_registry
 Create Date: 2026-12-01 13:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_account_language"
-down_revision = "0011_audit_integrity"
+down_revision = "0012_forms_registry"
 branch_labels = None
 depends_on = None
 

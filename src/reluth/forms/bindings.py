@@ -1,0 +1,487 @@
+"""Where each registered form meets its domain: the domain's read service (policy, centre
+scope), its correction service (the domain's own invariants: entry rules, timeline, RECIST
+re-evaluation, QoL re-scoring, CTCAE re-grading) and how its saved values read as text.
+
+This is the only per-form code of the correction mechanism, and it holds no page, route or
+model: labels, input kinds, code lists and help come from the registry (``forms.yaml``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from reluth.auth.policy import Action
+from reluth.core.context import Ctx
+from reluth.errors import NotFound, ReluthError
+from reluth.patients import service as patients
+from reluth.qol import scoring
+from reluth.qol import service as qol
+from reluth.records import views
+from reluth.response import service as review
+from reluth.safety import service as safety
+from reluth.treatment import service as treatment
+from reluth.treatment.models import Visit
+from reluth.values import to_jsonable
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input of a correction form (presentation: the domain service validates)."""
+
+    name: str
+    label: str
+    kind: str = "text"  # text | date | time | decimal | select | checkbox | textarea
+    options: tuple[tuple[str, str], ...] = ()
+    hint: str = ""
+    field: str = ""  # the registry field it belongs to (items, lesions: several inputs)
+
+
+def options(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((v, v.replace("_", " ")) for v in values)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A registered form's domain services. ``key`` is what the domain services take to name
+    the record (its id, a cycle number, a visit code, nothing for a patient's one inclusion)."""
+
+    form: str
+    read: Callable[..., Any]
+    write: Callable[..., Any]
+    key: Callable[[Any], tuple[Any, ...]]
+    saved: Callable[[Any], dict[str, str]]  # the correctable values as a form shows them
+    result: Callable[[Ctx, Any], dict[str, Any]]  # what the API answers after a correction
+    heading: Callable[[Any], str]
+    facts: Callable[[Any], list[str]] = lambda _row: []
+    anchor: str = ""  # where the patient page shows the form
+    back: Callable[[str, Any], str] | None = None  # page after saving (default: the patient)
+    parse_key: Callable[[str], tuple[Any, ...]] = lambda text: (text,)
+    #: inputs of a group field (items, lesions) for one record
+    group_inputs: Callable[[Any], list[Input]] | None = None
+    #: form text of the group inputs -> the domain's change of the group field(s)
+    group_changes: Callable[[Any, Mapping[str, str]], dict[str, Any]] | None = None
+    group_values: Callable[[Any], dict[str, str]] | None = None
+    error_input: Callable[[str], str | None] | None = None
+    preview: Callable[[Ctx, str, Any, Mapping[str, str]], dict[str, Any]] | None = None
+    patient_link: Callable[[str], str] | None = None
+    #: fields a record does not offer (a baseline read has no new-lesion call)
+    hidden: Callable[[Any], frozenset[str]] = lambda _row: frozenset()
+    #: the URLs the correction page and API had before the registry (kept); the record's key
+    #: is the path's parameter after ``{code}``, if any
+    legacy_page: str | None = None
+    legacy_api: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def legacy_key(self, path_params: Mapping[str, Any]) -> str:
+        """The record's key in a former URL's path parameters ('' when it has none)."""
+        keys = [str(v) for k, v in path_params.items() if k != "code"]
+        return keys[0] if keys else ""
+
+    def fetch(self, ctx: Ctx, code: str, key: tuple[Any, ...]) -> Any:
+        return self.read(ctx, code, *key)
+
+    def correct(self, ctx: Ctx, code: str, row: Any, changes: Mapping[str, Any]) -> Any:
+        out = self.write(ctx, code, *self.key(row), changes)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def _int_key(text: str) -> tuple[int]:
+    from reluth.forms.refs import record_id
+
+    return (record_id(text),)
+
+
+def _by_id(row: Any) -> tuple[int]:
+    return (int(row.id),)
+
+
+def _none(_row: Any) -> tuple[()]:
+    return ()
+
+
+# --- laboratory -------------------------------------------------------------------------------
+
+
+def _lab_preview(ctx: Ctx, code: str, row: Any, form: Mapping[str, str]) -> dict[str, Any]:
+    changes = {k: form.get(k, "") for k in safety.LAB_EDITABLE}
+    try:
+        return {"graded": safety.preview_lab_edit(ctx, code, row.id, changes)}
+    except ReluthError as exc:
+        return {"error": exc.message}
+
+
+def _lab_result(_ctx: Ctx, row: Any) -> dict[str, Any]:
+    saved = safety.lab_edit_form(row)
+    return {
+        "id": row.id,
+        "test": row.analyte,
+        "value": saved["value"],
+        "date": saved["date"],
+        "uln": saved["uln"] or None,
+        "ctcae_grade": row.ctcae_grade,
+    }
+
+
+# --- adverse events ---------------------------------------------------------------------------
+
+
+def _ae_saved(row: Any) -> dict[str, str]:
+    saved = safety.adverse_event_form(row)
+    out = {k: "" if v is None else str(v) for k, v in saved.items()}
+    out["serious"] = "yes" if saved.get("serious") else ""
+    return out
+
+
+def _ae_result(_ctx: Ctx, row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = to_jsonable({"id": row.id, **safety.adverse_event_form(row)})
+    return out
+
+
+# --- visits -----------------------------------------------------------------------------------
+
+
+def _visit_row(ctx: Ctx, code: str, visit_code: str) -> Visit:
+    patient, _visit = views.visible_visit(ctx, code, visit_code, Action.WRITE)
+    row = ctx.session.scalars(
+        select(Visit).where(Visit.patient_id == patient.id, Visit.visit_code == visit_code)
+    ).first()
+    if row is None:
+        raise NotFound(f"visit {visit_code} of {code} is not recorded")
+    return row
+
+
+def _visit_result(ctx: Ctx, row: Visit) -> dict[str, Any]:
+    from reluth.patients.models import Patient
+
+    patient = ctx.session.get(Patient, row.patient_id)
+    assert patient is not None
+    code = patient.patient_code
+    status = treatment.visit_status(ctx, code, row.visit_code)
+    v = status.visit
+    return {
+        "visit_code": v.code,
+        "visit_date": None if status.actual_date is None else status.actual_date.isoformat(),
+        "target_date": v.target_date.isoformat(),
+        "window_start": v.window_start.isoformat(),
+        "window_end": v.window_end.isoformat(),
+        "status": status.status,
+        "days_from_target": status.days_from_target,
+    }
+
+
+# --- QoL questionnaires -----------------------------------------------------------------------
+
+
+def _qol_inputs(row: Any) -> list[Input]:
+    inst = scoring.instrument(row.instrument)
+    out = []
+    for number, item in sorted(inst.items.items()):
+        answers = tuple((str(a), str(a)) for a in range(item.min, item.max + 1))
+        out.append(
+            Input(
+                f"item_{number}",
+                f"Item {number}: {item.label} ({item.min}-{item.max})",
+                "select",
+                (("", "missing"), *answers),
+                field="items",
+            )
+        )
+    return out
+
+
+def _qol_values(row: Any) -> dict[str, str]:
+    items: Mapping[str, int] = qol.questionnaire_edit_form(row)["items"]
+    return {f"item_{n}": str(a) for n, a in items.items()}
+
+
+def _qol_changes(row: Any, posted: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "items": {
+            i.name.removeprefix("item_"): posted.get(i.name, "").strip() or None
+            for i in _qol_inputs(row)
+            if i.name in posted
+        }
+    }
+
+
+def _qol_error_input(field_name: str) -> str | None:
+    """The engine names an item ``items.29``; its input is ``item_29``."""
+    if field_name.startswith("items."):
+        return "item_" + field_name.removeprefix("items.")
+    return None
+
+
+def _qol_result(_ctx: Ctx, row: Any) -> dict[str, Any]:
+    shown = views.qol_row(row)
+    out: dict[str, Any] = to_jsonable(
+        {
+            "id": row.id,
+            **qol.questionnaire_edit_form(row),
+            "scales": shown.scales,
+            "summary": shown.summary,
+        }
+    )
+    return out
+
+
+def _qol_facts(row: Any) -> list[str]:
+    shown = views.qol_row(row)
+    scores = " · ".join(f"{k} {'–' if v is None else v}" for k, v in shown.scales.items())
+    return [f"completed {row.completed_on}", f"saved scores: {scores}"]
+
+
+# --- central reads (blinded: nothing about the arm or treatment) ------------------------------
+
+
+def _read_inputs(read: Any) -> list[Input]:
+    from reluth.response import recist
+
+    statuses = (("", "measured (diameter)"), *options(tuple(recist.LesionStatus)))
+    out: list[Input] = []
+    for m in read.lesions:
+        if m.kind == "new":
+            continue
+        node = ", node" if m.lymph_node else ""
+        what = f"{m.lesion_id} ({m.organ}, {m.kind.replace('_', '-')}{node})"
+        out.append(
+            Input(f"diameter_{m.lesion_id}", f"{what}: diameter (mm)", "decimal", field="lesions")
+        )
+        out.append(
+            Input(
+                f"status_{m.lesion_id}",
+                f"{m.lesion_id}: status",
+                "select",
+                statuses,
+                field="lesions",
+            )
+        )
+    return out
+
+
+def _read_values(read: Any) -> dict[str, str]:
+    saved = review.read_edit_form(read)
+    values = {}
+    for lid, m in saved["lesions"].items():
+        values[f"diameter_{lid}"] = m["diameter_mm"] or ""
+        values[f"status_{lid}"] = m["status"] or ""
+    return values
+
+
+def _read_changes(read: Any, posted: Mapping[str, str]) -> dict[str, Any]:
+    lesions: dict[str, dict[str, str | None]] = {}
+    for lid in review.read_edit_form(read)["lesions"]:
+        keys = (f"diameter_{lid}", f"status_{lid}")
+        if any(k in posted for k in keys):
+            lesions[lid] = {
+                "diameter_mm": posted.get(keys[0], "").strip() or None,
+                "status": posted.get(keys[1], "").strip() or None,
+            }
+    return {"lesions": lesions}
+
+
+def _read_error_input(field_name: str) -> str | None:
+    """``lesions.T1.diameter_mm`` -> ``diameter_T1``; ``lesions.T1`` -> ``diameter_T1``."""
+    if field_name.startswith("lesions."):
+        lid, _, attr = field_name.removeprefix("lesions.").partition(".")
+        return f"status_{lid}" if attr == "status" else f"diameter_{lid}"
+    return None
+
+
+def _read_saved(read: Any) -> dict[str, str]:
+    return {"new_lesions": str(review.read_edit_form(read)["new_lesions"])}
+
+
+def _read_result(ctx: Ctx, read: Any) -> dict[str, Any]:
+    from reluth.patients.models import Patient
+
+    patient = ctx.session.get(Patient, read.patient_id)
+    assert patient is not None
+    reads = review.central_reads(ctx.session, patient)
+    out: dict[str, Any] = to_jsonable(
+        {
+            "id": read.id,
+            **review.read_edit_form(read),
+            "reads": [
+                {
+                    "id": r.id,
+                    "timepoint": r.timepoint,
+                    "overall_response": r.overall_response,
+                    "target_sum_mm": r.target_sum_mm,
+                }
+                for r in reads
+            ],
+        }
+    )
+    return out
+
+
+def _read_facts(read: Any) -> list[str]:
+    saved = "baseline" if read.timepoint == "baseline" else (read.overall_response or "")
+    total = "" if read.target_sum_mm is None else f", sum {read.target_sum_mm} mm"
+    return [f"{read.modality} of {read.assessment_date}", f"saved: {saved}{total}"]
+
+
+def _pre_facts(row: Any) -> list[str]:
+    progression = "radiological progression" if row.radiological_progression else "no progression"
+    return [f"saved {row.assessment_date}: {row.overall_response or ''} ({progression})"]
+
+
+def _lab_facts(row: Any) -> list[str]:
+    grade = "no CTCAE grade" if row.ctcae_grade is None else f"CTCAE grade {row.ctcae_grade}"
+    return [
+        f"{row.analyte} of {row.sample_date}",
+        f"saved value {safety.lab_edit_form(row)['value']} {row.unit}",
+        grade,
+    ]
+
+
+BINDINGS: dict[str, Binding] = {
+    b.form: b
+    for b in (
+        Binding(
+            "lab",
+            read=safety.get_lab,
+            write=safety.edit_lab,
+            key=_by_id,
+            parse_key=_int_key,
+            saved=safety.lab_edit_form,
+            result=_lab_result,
+            heading=lambda row: f"Correct laboratory result: {row.analyte}",
+            facts=_lab_facts,
+            anchor="#labs",
+            preview=_lab_preview,
+            legacy_page="/patients/{code}/labs/{lab_id}",
+            legacy_api="/patients/{code}/labs/{lab_id}",
+        ),
+        Binding(
+            "adverse_event",
+            read=safety.get_adverse_event,
+            write=safety.edit_adverse_event,
+            key=_by_id,
+            parse_key=_int_key,
+            saved=_ae_saved,
+            result=_ae_result,
+            heading=lambda row: f"Correct adverse event: {row.term}",
+            facts=lambda row: (
+                [f"onset {row.onset_date}", f"grade {row.grade}"]
+                + (["serious"] if row.serious else [])
+            ),
+            anchor="#adverse-events",
+            legacy_page="/patients/{code}/adverse-events/{ae_id}",
+            legacy_api="/patients/{code}/adverse-events/{ae_id}",
+        ),
+        Binding(
+            "cycle",
+            read=treatment.get_cycle,
+            write=treatment.edit_cycle,
+            key=lambda row: (int(row.cycle),),
+            parse_key=lambda text: (_cycle_number(text),),
+            saved=treatment.cycle_edit_form,
+            result=lambda _ctx, row: {"cycle": row.cycle, **treatment.cycle_edit_form(row)},
+            heading=lambda row: f"Correct Lutathera administration: cycle {row.cycle}",
+            anchor="#cycles",
+            legacy_page="/patients/{code}/cycles/{cycle}",
+            legacy_api="/patients/{code}/cycles/{cycle}",
+        ),
+        Binding(
+            "visit",
+            read=_visit_row,
+            write=treatment.edit_visit,
+            key=lambda row: (row.visit_code,),
+            saved=lambda row: {"visit_date": row.visit_date.isoformat()},
+            result=_visit_result,
+            heading=lambda row: f"Correct visit date: {row.visit_code}",
+            back=lambda code, row: f"/patients/{code}/visits/{row.visit_code}?saved=true",
+            legacy_page="/patients/{code}/visits/{visit_code}",
+            legacy_api="/patients/{code}/visits/{visit_code}",
+        ),
+        Binding(
+            "inclusion",
+            read=patients.get_inclusion,
+            write=patients.edit_inclusion,
+            key=_none,
+            parse_key=lambda _text: (),
+            saved=patients.inclusion_edit_form,
+            result=lambda _ctx, row: patients.inclusion_edit_form(row),
+            heading=lambda _row: "Correct the inclusion",
+            anchor="#inclusion",
+            legacy_page="/patients/{code}/inclusion",
+            legacy_api="/patients/{code}/inclusion",
+        ),
+        Binding(
+            "pre_randomization",
+            read=patients.get_pre_randomization,
+            write=patients.edit_pre_randomization,
+            key=_none,
+            parse_key=lambda _text: (),
+            saved=patients.pre_randomization_edit_form,
+            result=lambda _ctx, row: {
+                **patients.pre_randomization_edit_form(row),
+                "radiological_progression": row.radiological_progression,
+            },
+            heading=lambda _row: "Correct the pre-randomization assessment",
+            facts=_pre_facts,
+            anchor="#pre",
+            legacy_page="/patients/{code}/pre-randomization",
+            legacy_api="/patients/{code}/pre-randomization",
+        ),
+        Binding(
+            "qol",
+            read=qol.get_questionnaire,
+            write=qol.edit_questionnaire,
+            key=_by_id,
+            parse_key=_int_key,
+            saved=lambda row: {"completed_on": row.completed_on.isoformat()},
+            result=_qol_result,
+            heading=lambda row: f"Correct questionnaire: {row.instrument} at {row.timepoint}",
+            facts=_qol_facts,
+            anchor="#qol",
+            group_inputs=_qol_inputs,
+            group_values=_qol_values,
+            group_changes=_qol_changes,
+            error_input=_qol_error_input,
+            legacy_page="/patients/{code}/qol/{qol_id}",
+            legacy_api="/patients/{code}/qol/{qol_id}",
+        ),
+        Binding(
+            "central_read",
+            read=review.get_central_read,
+            write=review.edit_central_read,
+            key=_by_id,
+            parse_key=_int_key,
+            saved=_read_saved,
+            result=_read_result,
+            heading=lambda read: f"Correct central read: {read.timepoint}",
+            facts=_read_facts,
+            back=lambda code, _read: f"/review/{code}",
+            patient_link=lambda code: f"/review/{code}",
+            hidden=lambda read: frozenset({"new_lesions"} if read.timepoint == "baseline" else ()),
+            group_inputs=_read_inputs,
+            group_values=_read_values,
+            group_changes=_read_changes,
+            error_input=_read_error_input,
+            legacy_page="/review/{code}/reads/{read_id}",
+            legacy_api="/review/{code}/reads/{read_id}",
+        ),
+    )
+}
+
+
+def _cycle_number(text: str) -> int:
+    from reluth.forms.refs import record_id
+
+    return record_id(text, "cycle")
+
+
+def binding(form_id: str) -> Binding:
+    """The domain services of a correctable form (NotFound naming the correctable ones)."""
+    found = BINDINGS.get(form_id)
+    if found is None:
+        raise NotFound(
+            f"form {form_id!r} cannot be corrected here (correctable: {', '.join(BINDINGS)})"
+        )
+    return found

@@ -1,0 +1,85 @@
+"""Commands of the form registry: ``reluth forms list|show FORM`` (the registered CRFs) and
+``reluth correct FORM RECORD_ID --field NAME=VALUE ... --reason TEXT``, the one correction
+command of every form (the same mechanism as the correction page and ``PUT /api/v1/forms``)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from reluth.cli_support import cli_context, command_trial, console, handle_errors, print_json
+
+app = typer.Typer(
+    help="The case report forms (registry beside the protocol).", no_args_is_help=True
+)
+
+
+@app.command("list")
+@handle_errors
+def list_command() -> None:
+    """Every registered form: id, label, table, whether it can be corrected."""
+    from reluth.forms.bindings import BINDINGS
+
+    registry = command_trial().forms
+    table = Table("form", "label", "table", "fields", "correctable", title="Case report forms")
+    for f in registry.forms:
+        ok = "yes" if f.id in BINDINGS and f.correctable else "no"
+        table.add_row(f.id, f.label, f.table, str(len(f.fields)), ok)
+    console.print(table)
+
+
+@app.command("show")
+@handle_errors
+def show_command(
+    form: str = typer.Argument(..., help="A form id (reluth forms list)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The fields of one form: type, unit, range, code list, missing-data codes, help."""
+    registry = command_trial().forms
+    f = registry.form(form)
+    if as_json:
+        print_json(f.model_dump(mode="json"))
+        return
+    table = Table("field", "label", "type", "unit", "range", "codes", "missing", title=f.label)
+    for x in f.fields:
+        lo, hi = ("" if v is None else str(v) for v in (x.min, x.max))
+        span = f"{lo}-{hi}" if lo or hi else ""
+        codes = "" if x.codes is None else ", ".join(registry.codes(x.codes))
+        table.add_row(x.name, x.label, x.type, x.unit or "", span, codes, ", ".join(x.missing))
+    console.print(table)
+
+
+@handle_errors
+def correct_command(
+    form: str = typer.Argument(..., help="A form id: lab, adverse_event, cycle, visit, ..."),
+    record_id: int = typer.Argument(..., help="The saved record's id (as pages and API name it)."),
+    fields: list[str] = typer.Option(
+        ...,
+        "--field",
+        "-f",
+        help="NAME=VALUE to change (repeat); items.29=3, lesions.T1.diameter_mm=14",
+    ),
+    reason: str = typer.Option(..., "--reason", help="Why the saved data change (audited)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the corrected record as JSON."),
+) -> None:
+    """Correct a saved record of any registered form through its domain's rules (needs a login
+    and a reason; the audit trail keeps old value, new value, who and why)."""
+    from reluth.forms import corrections
+
+    with cli_context(write=True, reason=reason) as ctx:
+        inst = corrections.open_instance(ctx, form, record_id)
+        changes = corrections.changes_from_pairs(ctx, inst, fields)
+        row = corrections.correct(ctx, inst, changes)
+        out = corrections.result(ctx, inst, row)
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"corrected {form} {record_id} of {inst.ref.patient_code}:")
+    for key, value in out.items():
+        if key not in ("form", "record_id"):
+            console.print(f"  {key}: {value}", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="forms")
+    root.command("correct")(correct_command)

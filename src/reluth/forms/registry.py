@@ -1,0 +1,244 @@
+"""The case report form registry (pure): the forms file beside the protocol (``forms.yaml``)
+loaded into typed, immutable definitions and checked for consistency.
+
+Every CRF the product stores is declared there — its table, fields (type, unit, range,
+required, code list, allowed missing-data codes, help text), how a record finds its visit, and
+the visits x forms matrix — so that correction, queries, missing-data codes and status are one
+generic mechanism (ICH E6(R3) 4.2 and Appendix C: data collection tools specified before use;
+CDISC ODM 1.3.2 FormDef / ItemGroupDef / ItemDef / CodeList carry the same facts).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticError
+
+from reluth.errors import NotFound, ValidationError
+
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "protocol" / "forms.yaml"
+
+FieldType = Literal[
+    "date",
+    "time",
+    "decimal",
+    "integer",
+    "text",
+    "textarea",
+    "code",
+    "boolean",
+    "json",
+    "items",
+    "lesions",
+]
+#: The pseudo-visit of everything between screening and randomization.
+BASELINE = "BASELINE"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FieldDef(_Frozen):
+    """One item of a form (ODM ItemDef)."""
+
+    name: str
+    label: str
+    type: FieldType
+    column: str | None = None  # column of the form's table, or child_table.column; None: not stored
+    unit: str | None = None
+    min: Decimal | None = None
+    max: Decimal | None = None
+    required: bool = False
+    codes: str | None = None
+    missing: tuple[str, ...] = ()
+    help: str = ""
+    editable: bool = True
+    derived: bool = False
+
+    @property
+    def correctable(self) -> bool:
+        return self.editable and not self.derived
+
+    def label_for(self, row: Any) -> str:
+        """The label with the record's own values (``Value ({unit})`` -> ``Value (/mm3)``)."""
+        if "{" not in self.label:
+            return self.label
+        return re.sub(r"\{(\w+)\}", lambda m: str(getattr(row, m[1], m[0])), self.label)
+
+
+class VisitRule(_Frozen):
+    """How a record of the form finds its visit of the schedule."""
+
+    by: Literal["column", "cycle", "date", "baseline", "event"]
+    column: str | None = None
+    prefix: str = ""
+    kind: str | None = None  # for ``date``: the kind of visit whose window holds the date
+
+
+class FormDef(_Frozen):
+    """One case report form (ODM FormDef) stored in ``table``."""
+
+    id: str
+    label: str
+    table: str
+    resource: str  # the policy resource its data belongs to (reluth.auth.policy.Resource)
+    editable: bool = True
+    treatment: bool = False  # reveals treatment: never for roles without read treatment
+    single: bool = False  # at most one per patient (named by the patient alone)
+    where: dict[str, str] = Field(default_factory=dict)  # rows of the table that are this form
+    visits: VisitRule
+    instruments: tuple[str, ...] = ()
+    fields: tuple[FieldDef, ...]
+
+    def field(self, name: str) -> FieldDef:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise ValidationError(
+            "field", f"{name!r} is not a field of form {self.id}", ", ".join(self.field_names)
+        )
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def correctable(self) -> tuple[FieldDef, ...]:
+        """The fields a correction may change (none on a form that is not editable)."""
+        return tuple(f for f in self.fields if f.correctable) if self.editable else ()
+
+
+class Registry(_Frozen):
+    """Every form of the trial, its code lists, missing-data codes and visits x forms."""
+
+    id: str
+    version: str
+    protocol: dict[str, str]
+    missing_codes: dict[str, str]
+    code_lists: dict[str, tuple[str, ...]]
+    forms: tuple[FormDef, ...]
+    matrix: dict[str, tuple[str, ...]]
+    not_forms: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Registry:
+        ids = [f.id for f in self.forms]
+        if len(set(ids)) != len(ids):
+            raise ValueError("forms: form ids must differ")
+        for form in self.forms:
+            if not _NAME.match(form.id):
+                raise ValueError(f"forms.{form.id}: id must be lower_snake_case")
+            names = form.field_names
+            if len(set(names)) != len(names):
+                raise ValueError(f"forms.{form.id}: field names must differ")
+            for f in form.fields:
+                where = f"forms.{form.id}.{f.name}"
+                if not _NAME.match(f.name):
+                    raise ValueError(f"{where}: name must be lower_snake_case")
+                if f.codes is not None and f.codes not in self.code_lists:
+                    raise ValueError(f"{where}: unknown code list {f.codes!r}")
+                if f.type == "code" and f.codes is None:
+                    raise ValueError(f"{where}: a code field needs a code list")
+                for code in f.missing:
+                    if code not in self.missing_codes:
+                        raise ValueError(f"{where}: unknown missing-data code {code!r}")
+                if f.min is not None and f.max is not None and f.min > f.max:
+                    raise ValueError(f"{where}: min above max")
+            rule = form.visits
+            if rule.by in ("column", "cycle", "date") and rule.column is None:
+                raise ValueError(f"forms.{form.id}.visits: '{rule.by}' needs a column")
+            if rule.column is not None and not any(f.column == rule.column for f in form.fields):
+                raise ValueError(f"forms.{form.id}.visits: column {rule.column!r} is no field's")
+        for visit, forms in self.matrix.items():
+            for fid in forms:
+                if fid not in ids:
+                    raise ValueError(f"matrix.{visit}: unknown form {fid!r}")
+        return self
+
+    def form(self, form_id: str) -> FormDef:
+        """The form ``form_id`` (NotFound naming the known ones)."""
+        for f in self.forms:
+            if f.id == form_id:
+                return f
+        raise NotFound(f"form {form_id!r} is not registered (forms: {', '.join(self.form_ids)})")
+
+    @property
+    def form_ids(self) -> tuple[str, ...]:
+        return tuple(f.id for f in self.forms)
+
+    def forms_of_table(self, table: str) -> tuple[FormDef, ...]:
+        return tuple(f for f in self.forms if f.table == table)
+
+    def forms_at(self, visit_kind: str) -> tuple[FormDef, ...]:
+        """The forms a visit of ``visit_kind`` (a schedule kind, or BASELINE) expects."""
+        return tuple(self.form(fid) for fid in self.matrix.get(visit_kind, ()))
+
+    def codes(self, list_id: str) -> tuple[str, ...]:
+        return self.code_lists[list_id]
+
+    def missing_code(self, form: FormDef, field: str | None, code: str) -> str:
+        """Check a missing-data code for a field (or, with ``field`` None, a whole form at a
+        visit: any code); its label. ValidationError naming the field and the allowed codes."""
+        allowed = tuple(self.missing_codes) if field is None else form.field(field).missing
+        if code not in allowed:
+            target = form.id if field is None else f"{form.id}.{field}"
+            raise ValidationError(
+                "code",
+                f"{code!r} is not a missing-data code allowed for {target}",
+                ", ".join(f"{c} ({self.missing_codes[c]})" for c in allowed) or "none",
+            )
+        return self.missing_codes[code]
+
+
+def parse_registry(data: Any, source: str = "forms") -> Registry:
+    try:
+        return Registry.model_validate(data)
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ValidationError(f"{source}: {loc}" if loc else source, first["msg"]) from None
+
+
+@functools.cache
+def _load_cached(path: str) -> Registry:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(path, "forms file not found", "a YAML forms registry") from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(path, f"malformed YAML: {exc}", "YAML") from None
+    return parse_registry(data, source=path)
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """The forms registry; the shipped one unless ``path`` names another file."""
+    return _load_cached(str(path or DEFAULT_PATH))
+
+
+def forms_path_for(protocol_file: str | Path | None) -> Path:
+    """The forms file versioned with a protocol file: ``forms.yaml`` beside it when there is
+    one (an amendment shipped as a directory), else the shipped registry."""
+    if protocol_file is not None:
+        beside = Path(protocol_file).with_name("forms.yaml")
+        if beside.is_file():
+            return beside
+    return DEFAULT_PATH
+
+
+def check_protocol(registry: Registry, protocol_id: str, protocol_version: str) -> None:
+    """The forms were written for this protocol (id and version), else a ValidationError."""
+    want = {"id": protocol_id, "version": protocol_version}
+    if registry.protocol != want:
+        raise ValidationError(
+            "forms.protocol",
+            f"written for {registry.protocol}, the protocol is {want}",
+            "the forms file versioned with the protocol",
+        )

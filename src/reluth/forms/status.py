@@ -1,0 +1,119 @@
+"""The status of each form at each visit (pure): from what is stored for the visit, its window
+and the missing-data codes, never from a visit date alone.
+
+A form expected at a visit (registry ``matrix``) is *complete* when its data is saved (every
+QoL instrument, both second-PRRT cycles), *incomplete* when only part is, *queried* while a
+query on it is open or answered, *missing* when a missing-data code says why it is absent,
+*overdue* only when the visit's window has closed and nothing was entered for the visit and no
+code says why, else *not started*. The visit's own status is the most urgent of its forms'.
+
+Extension point: :data:`LAYERS` are applied in order to each form's status (the lifecycle
+adds SDV done, signed, locked there) and may return a later status of :class:`FormStatus`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+class FormStatus(enum.StrEnum):
+    NOT_STARTED = "not_started"
+    INCOMPLETE = "incomplete"
+    COMPLETE = "complete"
+    QUERIED = "queried"
+    MISSING = "missing"  # absent with a missing-data code (not done, not applicable, ...)
+    OVERDUE = "overdue"
+    NOT_EXPECTED = "not_expected"  # after death or end of study
+    # added by the lifecycle (SDV, e-signatures, locks): SDV_DONE, SIGNED, LOCKED
+
+
+#: How urgent a status is for the visit's summary (highest first wins).
+URGENCY: dict[FormStatus, int] = {
+    FormStatus.OVERDUE: 60,
+    FormStatus.QUERIED: 50,
+    FormStatus.INCOMPLETE: 40,
+    FormStatus.NOT_STARTED: 30,
+    FormStatus.MISSING: 20,
+    FormStatus.COMPLETE: 10,
+    FormStatus.NOT_EXPECTED: 0,
+}
+
+
+@dataclass(frozen=True)
+class FormFacts:
+    """What is known of one form at one visit of one patient."""
+
+    form: str
+    record_ids: tuple[int, ...] = ()
+    complete: bool = False  # every part expected is saved
+    queried: bool = False
+    missing_code: str | None = None
+    window_closed: bool = False
+    visit_has_data: bool = False
+    expected: bool = True
+
+
+@dataclass(frozen=True)
+class FormCell:
+    form: str
+    status: FormStatus
+    record_ids: tuple[int, ...] = ()
+    missing_code: str | None = None
+
+
+#: Later lifecycle states: (facts, status so far) -> a new status, or None to keep it.
+Layer = Callable[[FormFacts, FormStatus], FormStatus | None]
+LAYERS: list[Layer] = []
+
+
+def form_status(facts: FormFacts) -> FormStatus:
+    """The status of one form at one visit (then :data:`LAYERS`)."""
+    if not facts.expected:
+        status = FormStatus.NOT_EXPECTED
+    elif facts.queried:
+        status = FormStatus.QUERIED
+    elif facts.record_ids:
+        status = FormStatus.COMPLETE if facts.complete else FormStatus.INCOMPLETE
+    elif facts.missing_code is not None:
+        status = FormStatus.MISSING
+    elif facts.window_closed and not facts.visit_has_data:
+        status = FormStatus.OVERDUE
+    else:
+        status = FormStatus.NOT_STARTED
+    for layer in LAYERS:
+        status = layer(facts, status) or status
+    return status
+
+
+def visit_status(cells: list[FormCell]) -> FormStatus:
+    """The visit's summary: its most urgent form status (complete when every form is)."""
+    if not cells:
+        return FormStatus.NOT_EXPECTED
+    statuses = {c.status for c in cells} - {FormStatus.NOT_EXPECTED}
+    if not statuses:
+        return FormStatus.NOT_EXPECTED
+    top = max(statuses, key=lambda s: URGENCY[s])
+    done = {FormStatus.COMPLETE, FormStatus.MISSING}
+    if top is FormStatus.NOT_STARTED and statuses & done:
+        return FormStatus.INCOMPLETE
+    if top is FormStatus.MISSING and FormStatus.COMPLETE in statuses:
+        return FormStatus.COMPLETE  # all entered, or explained
+    return top
+
+
+@dataclass(frozen=True)
+class VisitCell:
+    visit_code: str
+    status: FormStatus
+    forms: tuple[FormCell, ...]
+    window_end: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class PatientStatus:
+    patient_code: str
+    centre: str
+    visits: dict[str, VisitCell] = field(default_factory=dict)
