@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 OUT    ?= demo-output
+# Compiled translation catalogues (not committed): rebuilt whenever their .po changes.
+MO     := $(patsubst %.po,%.mo,$(wildcard src/reluth/locale/*/LC_MESSAGES/messages.po))
 
 .PHONY: demo test lint typecheck unit install clean sysdeps
 
@@ -16,7 +18,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+$(MO): %.mo: %.po | $(STAMP)
+	$(BIN)/python tools/i18n.py compile
 
 # WeasyPrint (casebook and report PDFs) needs Pango from Debian: installed when missing and
 # this is root with apt-get (as on CI), otherwise named.
@@ -29,18 +32,21 @@ sysdeps:
 	    echo "note: PDFs need Pango: sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0"; \
 	  fi; }
 
-demo: $(STAMP) sysdeps
+install: $(STAMP) $(MO)
+
+demo: $(STAMP) $(MO) sysdeps
 	$(BIN)/reluth demo --out $(OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/i18n.py check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) sysdeps
+unit: $(STAMP) $(MO) sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit

@@ -188,6 +188,9 @@ def _root(
     ),
 ) -> None:
     """ReLUTH trial platform: protocol, eligibility, randomization, eCRF, analysis, dosimetry."""
+    from reluth.i18n import from_environment, set_locale
+
+    set_locale(from_environment())  # messages for people follow LC_ALL / LC_MESSAGES / LANG
 
 
 def main() -> None:

@@ -72,7 +72,16 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except ReluthError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            from reluth.i18n import gettext
+            from reluth.i18n.messages import describe
+
+            err_console.print(
+                f"[bold red]{gettext('error:')}[/] {escape(describe(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper

@@ -6,7 +6,8 @@ and print its ``message``, which names the field and what is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class ReluthError(Exception):
@@ -14,10 +15,18 @@ class ReluthError(Exception):
 
     exit_code: int = 2
     http_status: int = 400
+    #: A stable machine code (the JSON API's ``code``): never translated, never reworded.
+    code: str = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
+        #: The values a translated message is built from (``reluth.i18n.messages``).
+        self.params: dict[str, Any] = dict(params or {})
 
     def __str__(self) -> str:
         return self.message
@@ -28,15 +37,24 @@ class ValidationError(ReluthError):
 
     exit_code = 2
     http_status = 422
+    code = "invalid_value"
 
-    def __init__(self, field: str, problem: str, accepted: str | None = None) -> None:
+    def __init__(
+        self,
+        field: str,
+        problem: str,
+        accepted: str | None = None,
+        *,
+        code: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         self.field = field
         self.problem = problem
         self.accepted = accepted
         text = f"{field}: {problem}"
         if accepted:
             text += f" (accepted: {accepted})"
-        super().__init__(text)
+        super().__init__(text, code=code, params=params)
 
 
 class ValidationErrors(ReluthError):
@@ -44,6 +62,7 @@ class ValidationErrors(ReluthError):
 
     exit_code = 2
     http_status = 422
+    code = "invalid_values"
 
     def __init__(self, errors: Sequence[ValidationError]) -> None:
         self.errors = list(errors)
@@ -53,11 +72,13 @@ class ValidationErrors(ReluthError):
 class PermissionDenied(ReluthError):
     exit_code = 4
     http_status = 403
+    code = "permission_denied"
 
 
 class NotFound(ReluthError):
     exit_code = 5
     http_status = 404
+    code = "not_found"
 
 
 class Conflict(ReluthError):
@@ -65,6 +86,7 @@ class Conflict(ReluthError):
 
     exit_code = 6
     http_status = 409
+    code = "conflict"
 
 
 class PreconditionFailed(ReluthError):
@@ -74,10 +96,18 @@ class PreconditionFailed(ReluthError):
 
     exit_code = 7
     http_status = 409
+    code = "precondition_failed"
     field: str  # set only when a field is named (templates test ``error.field is defined``)
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        *,
+        code: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, params=params)
         if field is not None:
             self.field = field
 
@@ -88,6 +118,7 @@ class NotConfigured(ReluthError):
 
     exit_code = 8
     http_status = 503
+    code = "not_configured"
 
 
 class Locked(ReluthError):
@@ -96,3 +127,4 @@ class Locked(ReluthError):
 
     exit_code = 6
     http_status = 423
+    code = "locked"

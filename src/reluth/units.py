@@ -11,9 +11,10 @@ enzymes U/L; eGFR mL/min/1.73 m². Conversion factors and their sources are in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 
 from reluth.errors import ValidationError
+from reluth.values import parse_number
 
 # Haemoglobin: 1 g/dL = 0.6206 mmol/L (monomer, CTCAE uses 10.0 g/dL = 6.2 mmol/L).
 HB_MMOL_PER_G_DL = Decimal("0.6206")
@@ -155,17 +156,9 @@ def display_units(analyte: str) -> tuple[str, ...]:
 
 
 def to_decimal(value: object, field: str) -> Decimal:
-    """A number as Decimal, from its text form (so 0.1 stays 0.1). Booleans are refused."""
-    if isinstance(value, bool) or value is None:
-        raise ValidationError(field, f"expected a number, got {value!r}", "a decimal number")
-    try:
-        d = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise ValidationError(
-            field, f"expected a number, got {value!r}", "a decimal number"
-        ) from None
-    if not d.is_finite():
-        raise ValidationError(field, f"expected a finite number, got {value!r}", "a decimal number")
+    """A number as Decimal, from its text form (so 0.1 stays 0.1; a decimal comma is a point).
+    Booleans are refused."""
+    d = parse_number(value, field)
     if d != 0 and not -12 <= d.adjusted() <= 12:
         shown = str(value)[:24]
         raise ValidationError(

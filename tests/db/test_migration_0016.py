@@ -29,7 +29,7 @@ def _downgrade(engine: Engine, revision: str) -> None:
 def test_0016_upgrade_and_downgrade(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        upgrade(engine, "0014_pharmacovigilance")
+        upgrade(engine, "0015_account_language")
         assert not TABLES & set(inspect(engine).get_table_names())
         upgrade(engine, "0016_new_forms")
         assert current_revision(engine) == "0016_new_forms"
@@ -39,8 +39,8 @@ def test_0016_upgrade_and_downgrade(db_url: str) -> None:
                 "stop_date", "ongoing", "protocol_version"} <= columns  # fmt: skip
         uniques = inspect(engine).get_unique_constraints("withdrawals")
         assert any(set(u["column_names"]) == {"patient_id", "kind"} for u in uniques)
-        _downgrade(engine, "0014_pharmacovigilance")
-        assert current_revision(engine) == "0014_pharmacovigilance"
+        _downgrade(engine, "0015_account_language")
+        assert current_revision(engine) == "0015_account_language"
         assert not TABLES & set(inspect(engine).get_table_names())
         assert {"audit_log", "patients", "deaths", "end_of_study"} <= set(
             inspect(engine).get_table_names()

@@ -457,3 +457,30 @@ def test_sae_report_assessment_and_coding_pages(
     )
     coder.screenshot(path=str(screenshots / "coding.png"), full_page=True)
     coder.close()
+
+
+def test_french_browser_gets_french_pages(
+    browser: Any, server: LiveServer, screenshots: Path
+) -> None:
+    """A French browser (Accept-Language fr-FR) logs in and registers a patient in French."""
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    page.goto(f"{server.url}/login")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    page.get_by_label("Identifiant").fill("inv1")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(re.compile(r".*/dashboard$"))
+    expect(page.get_by_role("heading", name="Tableau de bord")).to_be_visible()
+    expect(page.get_by_text("Recrutement")).to_be_visible()
+    page.screenshot(path=str(screenshots / "dashboard-fr.png"), full_page=True)
+    page.goto(f"{server.url}/patients")
+    page.get_by_label(
+        "Année de naissance (la date de naissance complète n’est pas conservée)"
+    ).fill("1961")
+    page.get_by_role("button", name="Enregistrer le patient").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_role("heading", name=re.compile(r"^Patient C01-"))).to_be_visible()
+    expect(page.get_by_text("Pas encore de pré-inclusion.")).to_be_visible()
+    page.screenshot(path=str(screenshots / "patient-fr.png"), full_page=True)
+    context.close()

@@ -23,7 +23,9 @@ def _modules() -> set[str]:
 
 def _named(text: str) -> set[str]:
     """Module paths named in the page: ``pkg/mod.py`` and, in a migrations list, bare ``000N_x``."""
-    named = {m[:-3] for m in re.findall(r"[a-z_]+(?:/[a-z0-9_]+)*\.py", text)}
+    named = {
+        m[:-3] for m in re.findall(r"(?<![a-z0-9_])[a-z_][a-z0-9_]*(?:/[a-z0-9_]+)*\.py", text)
+    }
     named |= {
         f"db/migrations/versions/{m}" for m in re.findall(r"`(\d{4}_[a-z0-9_]+)(?:\.py)?`", text)
     }

@@ -37,6 +37,9 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: where reluth's e-mail notifications go (no address: none is sent to this account)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    #: the language the person reads the pages in (a reluth.i18n.LANGUAGES code); None: the
+    #: browser's Accept-Language decides
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     centres: Mapped[list[Centre]] = relationship(secondary=user_centres, lazy="selectin")
 
 

@@ -44,6 +44,7 @@ from reluth.db.audit import AuditLog
 from reluth.db.base import as_utc
 from reluth.db.session import exempt_transaction, require_reason, unit_of_work
 from reluth.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from reluth.i18n import N_
 from reluth.sites.models import Centre
 
 #: argon2id with the argon2-cffi defaults (RFC 9106 low-memory profile).
@@ -76,7 +77,8 @@ class LoginFailed(PermissionDenied):
 
     def __init__(self) -> None:
         super().__init__(
-            "invalid username or password (after repeated failures, wait a moment and retry)"
+            N_("invalid username or password (after repeated failures, wait a moment and retry)"),
+            code="login_failed",
         )
 
 
@@ -808,6 +810,31 @@ def confirm_password(session: Session, actor: Actor, password: str, what: str) -
         _HASHER.verify(user.password_hash, password or "")
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise ValidationError("password", "incorrect", "your own password") from None
+
+
+def set_own_language(session: Session, actor: Actor, language: str | None) -> User | None:
+    """The acting user's page language (caller's audited unit of work); None goes back to the
+    browser's choice. The bootstrap operator has no account to keep it in (returns None)."""
+    from reluth.i18n import LANGUAGES
+
+    if language is not None and language not in LANGUAGES:
+        raise ValidationError(
+            "language",
+            f"{language!r} is not offered",
+            ", ".join(LANGUAGES),
+            code="not_accepted",
+            params={"value": language, "accepted": ", ".join(LANGUAGES)},
+        )
+    if actor.user_id is None:
+        return None
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound("account not found")
+    if user.language != language:
+        if session.info.get("reluth_reason") is None:
+            session.info["reluth_reason"] = "page language chosen by the account's owner"
+        user.language = language
+        session.flush()
     return user
 
 

@@ -1,14 +1,19 @@
-"""Small input checks shared by the record services (one clear message per bad field)."""
+"""Small input checks shared by the record services (one clear message per bad field).
+
+Each error carries a stable ``code`` and the values it was built from (``params``), so the
+person reading it gets it in their language (``reluth.i18n.messages``); numbers and dates are
+parsed by :mod:`reluth.values` (decimal comma or point, ISO or dd/mm/yyyy)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from reluth.errors import ValidationError
+from reluth.values import parse_date, parse_number
 
 
 def obj(data: Any, where: str) -> Mapping[str, Any]:
@@ -28,14 +33,22 @@ def text(data: Mapping[str, Any], key: str, where: str, optional: bool = False) 
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{where}.{key}", f"expected text, got {value!r}", "a string")
+        raise ValidationError(
+            f"{where}.{key}", f"expected text, got {value!r}", "a string", code="required"
+        )
     return value.strip()
 
 
 def choice(data: Mapping[str, Any], key: str, where: str, accepted: tuple[str, ...]) -> str:
     value = data.get(key)
     if value not in accepted:
-        raise ValidationError(f"{where}.{key}", f"{value!r} is not accepted", ", ".join(accepted))
+        raise ValidationError(
+            f"{where}.{key}",
+            f"{value!r} is not accepted",
+            ", ".join(accepted),
+            code="not_accepted",
+            params={"value": value, "accepted": ", ".join(accepted)},
+        )
     return str(value)
 
 
@@ -45,12 +58,15 @@ def date(
     value = data.get(key)
     if value is None and optional:
         return None
-    try:
-        day = dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationError(f"{where}.{key}", f"not a date: {value!r}", "YYYY-MM-DD") from None
+    day = parse_date(value, f"{where}.{key}")
     if day > today:
-        raise ValidationError(f"{where}.{key}", f"date {day} is in the future", f"<= {today}")
+        raise ValidationError(
+            f"{where}.{key}",
+            f"date {day} is in the future",
+            f"<= {today}",
+            code="date_in_future",
+            params={"value": day, "today": today},
+        )
     return day
 
 
@@ -67,14 +83,22 @@ def time_of_day(data: Mapping[str, Any], key: str, where: str) -> dt.time | None
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is not None or len(text) < 5:
-        raise ValidationError(f"{where}.{key}", f"not a time of day: {value!r}", "HH:MM") from None
+        raise ValidationError(
+            f"{where}.{key}",
+            f"not a time of day: {value!r}",
+            "HH:MM",
+            code="not_a_time",
+            params={"value": value},
+        ) from None
     return moment
 
 
 def boolean(data: Mapping[str, Any], key: str, where: str) -> bool:
     value = data.get(key)
     if not isinstance(value, bool):
-        raise ValidationError(f"{where}.{key}", f"expected true or false, got {value!r}")
+        raise ValidationError(
+            f"{where}.{key}", f"expected true or false, got {value!r}", code="not_a_boolean"
+        )
     return value
 
 
@@ -89,7 +113,13 @@ def integer(data: Mapping[str, Any], key: str, where: str, lo: int, hi: int) -> 
     if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValidationError(f"{where}.{key}", f"{value!r}", f"an integer {lo}-{hi}")
+        raise ValidationError(
+            f"{where}.{key}",
+            f"{value!r}",
+            f"an integer {lo}-{hi}",
+            code="not_an_integer_in_range",
+            params={"value": value, "lo": lo, "hi": hi},
+        )
     return value
 
 
@@ -99,10 +129,13 @@ def decimal(
     value = data.get(key)
     if value is None and optional:
         return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise ValidationError(f"{where}.{key}", f"not a number: {value!r}", "a number") from None
-    if not number.is_finite() or not lo <= number <= hi:
-        raise ValidationError(f"{where}.{key}", f"{value!r}", f"a number from {lo} to {hi}")
+    number = parse_number(value, f"{where}.{key}")
+    if not lo <= number <= hi:
+        raise ValidationError(
+            f"{where}.{key}",
+            f"{value!r}",
+            f"a number from {lo} to {hi}",
+            code="out_of_range",
+            params={"value": number, "lo": lo, "hi": hi},
+        )
     return number

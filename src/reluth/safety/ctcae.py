@@ -28,6 +28,7 @@ from reluth.units import (
     to_decimal,
     unit_factor,
 )
+from reluth.values import parse_date
 
 Ref = Literal["absolute", "lln", "uln", "baseline"]
 _OPS = {
@@ -184,12 +185,7 @@ def parse_result(raw: Any, where: str = "result") -> LabResult:
     date_raw = raw.get("date")
     date = None
     if date_raw is not None:
-        try:
-            date = dt.date.fromisoformat(str(date_raw))
-        except ValueError:
-            raise ValidationError(
-                f"{where}.date", f"not a date: {date_raw!r}", "YYYY-MM-DD"
-            ) from None
+        date = parse_date(str(date_raw), f"{where}.date")  # ISO or dd/mm/yyyy
     return LabResult(
         test=test,
         value=_plausible(

@@ -28,9 +28,27 @@ from reluth.config import get_settings
 from reluth.core.trial import Trial
 from reluth.db.engine import make_engine
 from reluth.errors import ReluthError
+from reluth.i18n import (
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    N_,
+    day_placeholder,
+    format_day,
+    format_moment,
+    format_number,
+    get_locale,
+    gettext,
+    negotiate,
+    ngettext,
+    normalise,
+    pgettext,
+    use_locale,
+    vocabulary,
+)
+from reluth.i18n.messages import describe
 from reluth.protocol.definition import Protocol, load_protocol
 from reluth.safety import seriousness
-from reluth.web.deps import LoginRequired, PasswordChangeRequired
+from reluth.web.deps import LANGUAGE_COOKIE, LoginRequired, PasswordChangeRequired
 
 HERE = Path(__file__).parent
 API_PREFIX = "/api/v1"
@@ -110,10 +128,23 @@ def create_app(
     app.state.templates.env.globals["site_timezone"] = safety.site_timezone
     app.state.templates.env.globals["sae_hours"] = safety.sae_reporting_hours
     app.state.templates.env.globals["sae_criteria"] = seriousness.CRITERIA
-    app.state.templates.env.filters["site_local"] = lambda moment: moment.astimezone(
-        safety.zone
-    ).strftime("%Y-%m-%d %H:%M")
+    install_i18n(app.state.templates, safety.zone)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.middleware("http")
+    async def language(request: Request, call_next: Any) -> Response:
+        """The page language: the account's (set when the session is authenticated), else the
+        ``reluth_lang`` cookie of the header's switch, else the browser's Accept-Language."""
+        chosen = normalise(request.cookies.get(LANGUAGE_COOKIE)) or negotiate(
+            request.headers.get("accept-language")
+        )
+        with use_locale(chosen):
+            response: Response = await call_next(request)
+        response.headers.setdefault("Content-Language", chosen or LANGUAGES[0])
+        vary = response.headers.get("Vary")
+        if not vary or "accept-language" not in vary.lower():
+            response.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+        return response
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -136,7 +167,11 @@ def create_app(
     async def _login_required(request: Request, _exc: LoginRequired) -> Response:
         if _is_api(request):
             return JSONResponse(
-                {"error": "authentication required", "status": 401},
+                {
+                    "error": gettext("authentication required"),
+                    "code": "authentication_required",
+                    "status": 401,
+                },
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
@@ -148,25 +183,33 @@ def create_app(
     @app.exception_handler(PasswordChangeRequired)
     async def _password_change(request: Request, exc: PasswordChangeRequired) -> Response:
         if _is_api(request):
-            return JSONResponse({"error": exc.message, "status": 403}, status_code=403)
+            return JSONResponse(
+                {"error": describe(exc), "code": "password_change_required", "status": 403},
+                status_code=403,
+            )
         return RedirectResponse("/account/password", status_code=303)
 
     @app.exception_handler(ReluthError)
     async def _reluth_error(request: Request, exc: ReluthError) -> Response:
-        body: dict[str, Any] = {"error": exc.message, "status": exc.http_status}
+        message = describe(exc)
+        body: dict[str, Any] = {"error": message, "code": exc.code, "status": exc.http_status}
         field = getattr(exc, "field", None)
         if field:
             body["field"] = field
         if _is_api(request):
             return JSONResponse(body, status_code=exc.http_status)
-        return render_error(request, exc.http_status, exc.message)
+        return render_error(request, exc.http_status, message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        message = str(exc.detail)
+        message = gettext(str(exc.detail))
         if _is_api(request):
             return JSONResponse(
-                {"error": message, "status": exc.status_code},
+                {
+                    "error": message,
+                    "code": _HTTP_CODES.get(exc.status_code, "http_error"),
+                    "status": exc.status_code,
+                },
                 status_code=exc.status_code,
                 headers=getattr(exc, "headers", None),
             )
@@ -180,7 +223,10 @@ def create_app(
         ]
         text = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
         if _is_api(request):
-            return JSONResponse({"error": text, "status": 422, "problems": problems}, 422)
+            return JSONResponse(
+                {"error": text, "code": "invalid_request", "status": 422, "problems": problems},
+                422,
+            )
         return render_error(request, 422, text)
 
     from reluth.web import (
@@ -257,27 +303,66 @@ def create_app(
     return app
 
 
+#: Stable codes of the HTTP errors the framework raises (the JSON API's ``code``).
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "authentication_required",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid_request",
+    429: "too_many_requests",
+}
+
 #: Main navigation: (path, label, permission needed). Shown only where the policy allows.
 NAV: tuple[tuple[str, str, Action, Resource], ...] = (
-    ("/dashboard", "Dashboard", Action.READ, Resource.DASHBOARD),
-    ("/patients", "Patients", Action.READ, Resource.PATIENT),
-    ("/status", "Status", Action.READ, Resource.VISIT),
-    ("/review", "Central review", Action.READ, Resource.CENTRAL_REVIEW),
-    ("/adverse-events", "Adverse events", Action.READ, Resource.ADVERSE_EVENT),
-    ("/queries", "Queries", Action.READ, Resource.QUERY),
-    ("/coding", "Coding", Action.READ, Resource.CODING),
-    ("/exports", "Exports", Action.READ, Resource.EXPORT),
-    ("/lifecycle", "Locks", Action.WRITE, Resource.LOCK),
-    ("/sdv", "SDV", Action.READ, Resource.SDV),
-    ("/admin/users", "Users", Action.READ, Resource.USER),
-    ("/account/tokens", "API tokens", Action.READ, Resource.OWN_TOKENS),
+    ("/dashboard", N_("Dashboard"), Action.READ, Resource.DASHBOARD),
+    ("/patients", N_("Patients"), Action.READ, Resource.PATIENT),
+    ("/status", N_("Status"), Action.READ, Resource.VISIT),
+    ("/review", N_("Central review"), Action.READ, Resource.CENTRAL_REVIEW),
+    ("/adverse-events", N_("Adverse events"), Action.READ, Resource.ADVERSE_EVENT),
+    ("/queries", N_("Queries"), Action.READ, Resource.QUERY),
+    ("/coding", N_("Coding"), Action.READ, Resource.CODING),
+    ("/exports", N_("Exports"), Action.READ, Resource.EXPORT),
+    ("/lifecycle", N_("Locks"), Action.WRITE, Resource.LOCK),
+    ("/sdv", N_("SDV"), Action.READ, Resource.SDV),
+    ("/admin/users", N_("Users"), Action.READ, Resource.USER),
+    ("/account/tokens", N_("API tokens"), Action.READ, Resource.OWN_TOKENS),
 )
 
 
 def nav_links(
     who: Actor, items: tuple[tuple[str, str, Action, Resource], ...] = NAV
 ) -> list[tuple[str, str]]:
-    return [(path, label) for path, label, action, res in items if who.can(action, res)]
+    """The links ``who`` may follow, labelled in the current language."""
+    return [(path, gettext(label)) for path, label, action, res in items if who.can(action, res)]
+
+
+def install_i18n(templates: Jinja2Templates, zone: Any) -> None:
+    """gettext in the templates (``{% trans %}``, ``_()``), and the display filters of the
+    current language: ``num`` (Babel), ``day`` (dd/mm/yyyy in French), ``site_local`` (a moment
+    in the site's time zone, with the zone's name)."""
+    env = templates.env
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext, ngettext, newstyle=True, pgettext=pgettext
+    )
+    env.globals["locale"] = get_locale
+    env.globals["languages"] = [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES]
+    env.globals["day_placeholder"] = day_placeholder
+    env.globals["label"] = vocabulary.label
+    env.globals["role_label"] = lambda role: vocabulary.label("role", role)
+    env.filters["msg"] = lambda error: (
+        describe(error)
+        if isinstance(error, ReluthError)
+        else (gettext(str(error)) if error else "")
+    )
+    env.filters["num"] = format_number
+    env.filters["day"] = format_day
+    env.filters["site_local"] = lambda moment: format_moment(moment, zone)
+    env.filters["utc"] = lambda moment: format_moment(moment, dt.UTC)
 
 
 def render_error(request: Request, status: int, message: str) -> HTMLResponse:

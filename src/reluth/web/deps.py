@@ -24,12 +24,15 @@ from reluth.core.context import Ctx, read_context, writing
 from reluth.core.trial import Trial
 from reluth.db.session import exempt_transaction
 from reluth.errors import PermissionDenied, ValidationError
+from reluth.i18n import N_, set_locale
 
 SESSION_COOKIE = "reluth_session"
 LOGIN_CSRF_COOKIE = "reluth_login_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The cookie of the header's language switch (the account's setting wins once logged in).
+LANGUAGE_COOKIE = "reluth_lang"
 
 
 class LoginRequired(Exception):
@@ -40,7 +43,7 @@ class PasswordChangeRequired(PermissionDenied):
     """The account's password was reset: nothing but changing it (or logging out) until then."""
 
     def __init__(self) -> None:
-        super().__init__("your password was reset: choose a new one at /account/password")
+        super().__init__(N_("your password was reset: choose a new one at /account/password"))
 
 
 #: What a session whose password was reset may still reach.
@@ -49,7 +52,7 @@ PASSWORD_CHANGE_PATHS = frozenset({"/account/password", "/logout"})
 
 class CsrfRejected(PermissionDenied):
     def __init__(self) -> None:
-        super().__init__("CSRF token missing or invalid: reload the page and submit again")
+        super().__init__(N_("CSRF token missing or invalid: reload the page and submit again"))
 
 
 def now(request: Request) -> dt.datetime:
@@ -119,6 +122,8 @@ class Auth:
     csrf_token: str | None
     via_token: bool
     must_change_password: bool = False
+    #: the account's page language (None: the cookie or the browser decides)
+    language: str | None = None
 
 
 def trial(request: Request) -> Trial:
@@ -156,6 +161,7 @@ def _authenticate(request: Request, db: Session) -> Auth | None:
         row.csrf_token,
         via_token=False,
         must_change_password=row.user.must_change_password,
+        language=row.user.language,
     )
 
 
@@ -181,6 +187,8 @@ async def current_auth(request: Request, db: Session = DB_SESSION) -> Auth:
     await _check_csrf(request, found.csrf_token)
     await _refuse_nul_in_form(request)
     request.state.auth = found
+    if found.language:
+        set_locale(found.language)  # the account's choice wins over cookie and browser
     if found.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
         raise PasswordChangeRequired()
     return found

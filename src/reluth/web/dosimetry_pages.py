@@ -21,6 +21,7 @@ from reluth.core.context import Ctx
 from reluth.core.trial import Trial
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import ReluthError, ValidationError
+from reluth.i18n.messages import describe
 from reluth.records import views
 from reluth.web.deps import READ, WHO, Auth, audited, trial
 from reluth.web.pages import render
@@ -147,7 +148,7 @@ def _from_store_job(app: Any, actor: Actor, trial: Trial, code: str, cycle: int,
             state="done", step="done", message=f"stored {len(rows)} dose records; outputs in {out}"
         )
     except ReluthError as exc:
-        state.update(state="failed", message=exc.message)
+        state.update(state="failed", message=describe(exc))
     except Exception as exc:  # shown on the page, never a 5xx from the poll
         state.update(state="failed", message=f"internal error: {exc.__class__.__name__}")
 

@@ -15,6 +15,7 @@ from reluth.auth import service as auth
 from reluth.auth.roles import Role
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
+from reluth.i18n.messages import describe
 from reluth.records import dashboard
 from reluth.sites import service as sites
 from reluth.web.deps import (
@@ -104,7 +105,7 @@ def login_submit(
     try:
         actor, user = auth.password_login(engine, moment, username, password, address)
     except auth.LoginFailed as exc:
-        return _login_page(request, _safe_next(next), exc.message, username, status=401)
+        return _login_page(request, _safe_next(next), describe(exc), username, status=401)
     opened = auth.start_web_session(engine, moment, user)
     target = _safe_next(next)
     if user.must_change_password:
@@ -131,6 +132,47 @@ def logout(request: Request, who: Auth = WHO) -> Response:
             auth.logout_web(ctx)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/language")
+async def language_switch(request: Request) -> Response:
+    """The header's language switch: remembered in a cookie, and in the account when logged in
+    (then it follows the person to any browser). Back to the page it was chosen on."""
+    from reluth.i18n import LANGUAGES
+    from reluth.web.deps import LANGUAGE_COOKIE, LoginRequired, current_auth, transaction
+
+    form = await request.form()
+    raw = form.get("lang")
+    lang = raw if isinstance(raw, str) and raw in LANGUAGES else None
+    if lang is None:
+        raise ValidationError(
+            "language",
+            f"{raw!r} is not offered",
+            ", ".join(LANGUAGES),
+            code="not_accepted",
+            params={"value": raw, "accepted": ", ".join(LANGUAGES)},
+        )
+    back = form.get("next")
+    target = _safe_next(back if isinstance(back, str) else None)
+    if request.cookies.get(SESSION_COOKIE):
+        try:
+            with transaction(request.app.state.sessionmaker) as db:
+                who: Auth | None = await current_auth(request, db)  # checks the CSRF token
+        except LoginRequired:
+            who = None  # an ended session: the cookie alone remembers the choice
+        if who is not None:
+            with audited(request, who) as ctx:
+                auth.set_own_language(ctx.session, ctx.actor, lang)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        lang,
+        max_age=400 * 24 * 3600,
+        samesite="lax",
+        secure=request.app.state.secure_cookies,
+        path="/",
+    )
     return response
 
 

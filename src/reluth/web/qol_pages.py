@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError
+from reluth.i18n.messages import describe
 from reluth.qol import scoring
 from reluth.qol import service as qol
 from reluth.records import views
@@ -39,7 +40,7 @@ def _preview(form: dict[str, str], inst: scoring.Instrument) -> dict[str, Any]:
     try:
         return {"result": scoring.score(inst, _items(form, inst)), "error": None}
     except ReluthError as exc:
-        return {"result": None, "error": exc.message}
+        return {"result": None, "error": describe(exc)}
 
 
 def _page(

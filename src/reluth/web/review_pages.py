@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError
+from reluth.i18n.messages import describe
 from reluth.patients.models import Patient
 from reluth.response import service as review
 from reluth.values import parse_date
@@ -92,7 +93,7 @@ def _evaluate(ctx: Ctx, patient: Patient, form: dict[str, str]) -> dict[str, Any
             _lesions(form, baseline=baseline),
         )
     except ReluthError as exc:
-        return {"error": exc.message}
+        return {"error": describe(exc)}
     return {"evaluation": evaluation, "baseline": baseline}
 
 

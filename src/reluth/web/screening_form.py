@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from reluth.errors import ReluthError, ValidationError, ValidationErrors
+from reluth.i18n.messages import describe
 from reluth.protocol.patient import LAB_TESTS, Lab, PatientFile
 from reluth.units import display_units
 
@@ -303,6 +304,6 @@ def field_errors(exc: ReluthError) -> dict[str, str]:
         field = getattr(p, "field", None) or ""
         for candidate in (field, f"{field}.value"):
             if candidate in names:
-                out.setdefault(candidate, p.message)
+                out.setdefault(candidate, describe(p))
                 break
     return out

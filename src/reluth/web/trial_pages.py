@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
+from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
@@ -148,7 +149,7 @@ def _screening_preview(form: dict[str, str], code: str, ctx: Ctx) -> dict[str, A
             parse_patient(data, as_of=ctx.today()), ctx.protocol, stage="inclusion"
         )
     except ReluthError as exc:
-        return {"error": exc.message, "errors": screening_form.field_errors(exc)}
+        return {"error": describe(exc), "errors": screening_form.field_errors(exc)}
     return {"data": data, "result": result}
 
 
@@ -221,7 +222,7 @@ def screening_save(
     except ReluthError as exc:
         if exc.http_status == 403:
             raise
-        failed = {"error": exc.message, "errors": screening_form.field_errors(exc)}
+        failed = {"error": describe(exc), "errors": screening_form.field_errors(exc)}
         return _screening_page(
             request, who, patient.patient_code, form, failed, status=exc.http_status
         )
@@ -345,7 +346,7 @@ def randomize_confirm(
     except ReluthError as exc:
         if exc.http_status == 403:
             raise
-        problem = exc.message
+        problem = describe(exc)
     return render(
         request,
         "randomize.html",
@@ -415,7 +416,7 @@ async def lab_grade_preview(
         graded = safety.preview_lab(_lab_raw(form)) if form.get("value") else None
         error = None
     except ReluthError as exc:
-        graded, error = None, exc.message
+        graded, error = None, describe(exc)
     return render(request, "_lab_grade.html", {"graded": graded, "error": error})
 
 

@@ -3,7 +3,7 @@ treatment, from follow-up, objection to further use of data), protocol deviation
 tests and the childbearing potential of a patient.
 
 Revision ID: 0016_new_forms
-Revises: 0014_pharmacovigilance
+Revises: 0015_account_language
 Create Date: 2026-12-01 14:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_new_forms"
-down_revision = "0014_pharmacovigilance"
+down_revision = "0015_account_language"
 branch_labels = None
 depends_on = None
 

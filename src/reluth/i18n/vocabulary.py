@@ -1,0 +1,148 @@
+"""Clinical and trial vocabulary shown to people, by stored code: the codes stay as they are in
+the database, the API and the datasets; only their labels are translated.
+
+French terms are those French sites use: RECIST 1.1 responses as French oncology reports
+write them (réponse complète, réponse partielle, maladie stable, progression); the CTCAE v5.0
+general grade definitions (léger, modéré, sévère, menace du pronostic vital, décès). The
+per-term CTCAE wording stays as the protocol file gives it (no French term table is shipped)."""
+
+from __future__ import annotations
+
+from reluth.i18n import N_, gettext
+
+ROLES: dict[str, str] = {
+    "investigator": N_("investigator"),
+    "research_nurse": N_("research nurse"),
+    "monitor": N_("monitor"),
+    "data_manager": N_("data manager"),
+    "central_reviewer": N_("central reviewer"),
+    "medical_physicist": N_("medical physicist"),
+    "pharmacovigilance": N_("pharmacovigilance"),
+    "statistician": N_("statistician"),
+    "admin": N_("administrator"),
+}
+
+#: RECIST 1.1 (Eisenhauer 2009, §4.3) responses by code.
+RESPONSES: dict[str, str] = {
+    "CR": N_("complete response"),
+    "PR": N_("partial response"),
+    "SD": N_("stable disease"),
+    "PD": N_("progressive disease"),
+    "NE": N_("not evaluable"),
+    "NON-CR/NON-PD": N_("non-CR/non-PD"),
+    "NON_CR_NON_PD": N_("non-CR/non-PD"),
+    "NA": N_("not applicable"),
+}
+
+#: CTCAE v5.0 general grade definitions (NCI 2017, "Grades").
+CTCAE_GRADES: dict[int, str] = {
+    1: N_("grade 1 — mild"),
+    2: N_("grade 2 — moderate"),
+    3: N_("grade 3 — severe"),
+    4: N_("grade 4 — life-threatening"),
+    5: N_("grade 5 — death"),
+}
+
+AE_OUTCOMES: dict[str, str] = {
+    "recovered": N_("recovered"),
+    "recovering": N_("recovering"),
+    "not_recovered": N_("not recovered"),
+    "recovered_with_sequelae": N_("recovered with sequelae"),
+    "fatal": N_("fatal"),
+    "unknown": N_("unknown"),
+}
+
+RELATEDNESS: dict[str, str] = {
+    "not_related": N_("not related"),
+    "unlikely": N_("unlikely"),
+    "possible": N_("possible"),
+    "probable": N_("probable"),
+    "definite": N_("definite"),
+}
+
+LESION_KINDS: dict[str, str] = {
+    "target": N_("target"),
+    "non_target": N_("non-target"),
+    "new": N_("new"),
+}
+
+LESION_STATUSES: dict[str, str] = {
+    "present": N_("present"),
+    "absent": N_("absent"),
+    "too_small": N_("too small to measure"),
+    "unequivocal_progression": N_("unequivocal progression"),
+    "not_evaluated": N_("not evaluated"),
+}
+
+ELIGIBILITY: dict[str, str] = {
+    "eligible": N_("eligible"),
+    "not_eligible": N_("not eligible"),
+    "incomplete": N_("incomplete"),
+    "pass": N_("met"),
+    "fail": N_("not met"),
+    "unknown": N_("unknown"),
+}
+
+#: A patient's place in the trial (the patient list) and a visit's window status.
+PATIENT_STATUSES: dict[str, str] = {
+    "registered": N_("registered"),
+    "included": N_("included"),
+    "randomized": N_("randomized"),
+    "screened: eligible": N_("screened: eligible"),
+    "screened: not_eligible": N_("screened: not eligible"),
+    "screened: incomplete": N_("screened: incomplete"),
+}
+
+VISIT_STATUSES: dict[str, str] = {
+    "in_window": N_("in window"),
+    "early": N_("early"),
+    "late": N_("late"),
+    "missed": N_("missed"),
+    "due": N_("due"),
+    "upcoming": N_("upcoming"),
+}
+
+#: Laboratory tests by analyte code (French names as French laboratory reports write them).
+LAB_TESTS: dict[str, str] = {
+    "hemoglobin": N_("haemoglobin"),
+    "platelets": N_("platelets"),
+    "neutrophils": N_("neutrophils"),
+    "lymphocytes": N_("lymphocytes"),
+    "leukocytes": N_("white blood cells"),
+    "wbc": N_("white blood cells"),
+    "creatinine": N_("creatinine"),
+    "egfr": N_("eGFR"),
+    "alt": N_("ALT"),
+    "ast": N_("AST"),
+    "bilirubin": N_("bilirubin"),
+    "alp": N_("alkaline phosphatase"),
+    "albumin": N_("albumin"),
+}
+
+SEXES: dict[str, str] = {"female": N_("female"), "male": N_("male")}
+
+_TABLES: dict[str, dict[str, str]] = {
+    "patient_status": PATIENT_STATUSES,
+    "visit_status": VISIT_STATUSES,
+    "sex": SEXES,
+    "lab": LAB_TESTS,
+    "role": ROLES,
+    "response": RESPONSES,
+    "outcome": AE_OUTCOMES,
+    "relatedness": RELATEDNESS,
+    "lesion_kind": LESION_KINDS,
+    "lesion_status": LESION_STATUSES,
+    "eligibility": ELIGIBILITY,
+}
+
+
+def label(table: str, code: object) -> str:
+    """The label of ``code`` in ``table``, translated; the code itself when it has none."""
+    if table == "grade":
+        try:
+            return gettext(CTCAE_GRADES[int(str(code))])
+        except (KeyError, ValueError):
+            return str(code)
+    key = getattr(code, "value", code)
+    text = _TABLES.get(table, {}).get(str(key))
+    return gettext(text) if text else str(key)
