@@ -810,6 +810,7 @@ def confirm_password(session: Session, actor: Actor, password: str, what: str) -
         _HASHER.verify(user.password_hash, password or "")
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise ValidationError("password", "incorrect", "your own password") from None
+    return user
 
 
 def set_own_language(session: Session, actor: Actor, language: str | None) -> User | None:
