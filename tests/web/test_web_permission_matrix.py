@@ -327,6 +327,7 @@ MATRIX += [
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {
     "/login",
+    "/language",  # the header's language switch, also on the login page (tests/web/test_web_i18n.py)
     "/logout",
     "/",
     "/account/tokens/{token_id}/revoke",
