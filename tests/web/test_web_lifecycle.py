@@ -37,6 +37,9 @@ def test_the_lock_button_on_the_patient_page(site: Site) -> None:
     assert 'data-testid="lifecycle-link"' in dm.get(f"/patients/{code}").text
     page = dm.get(f"/patients/{code}/lifecycle").text
     assert "Lock the patient" in page and 'data-testid="no-locks"' in page
+    title = page.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<" not in title and code in title  # the sections once, in the page, not the title
+    assert page.count('id="signatures"') <= 1 and page.count('id="sdv"') <= 1
     done = dm.post(f"/patients/{code}/lock", data={"reason": "ready for analysis"})
     assert done.status_code == 303
     page = dm.get(f"/patients/{code}/lifecycle").text
