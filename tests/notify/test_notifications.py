@@ -186,7 +186,15 @@ def test_query_goes_to_the_centre_staff_and_its_answer_to_the_raiser(
     inbox, port = smtp
     (code,) = ready_patients(engine, 1, centres=("C01",), start=30)
     with work(engine, MON) as ctx:
-        qid = queries.open_query(ctx, code, "lab_results 3 value", "Unit?").id
+        from sqlalchemy import select
+
+        from reluth.patients.models import Inclusion, Patient
+
+        inclusion = ctx.session.scalar(
+            select(Inclusion.id).join(Patient).where(Patient.patient_code == code)
+        )
+        target = f"inclusion {inclusion} consent_date"  # a saved value of a registered form
+        qid = queries.open_query(ctx, code, target, "Date?").id
     _deliver(engine, port)
     assert [m["Subject"] for m in inbox.to("investigator@chu.example")] == [
         f"[RELUTH] Data query {qid} on {code}"
