@@ -47,7 +47,8 @@ READERS = {
     "phys1": Role.MEDICAL_PHYSICIST,
 }
 #: what would tell the list: the words themselves, whatever their case or form
-LEAK = re.compile(r"slot|block|position|details_json", re.IGNORECASE)
+# at the start of a word: "disposition" (the withdrawal section) is not a position
+LEAK = re.compile(r"\b(?:slot|block|position|details_json)", re.IGNORECASE)
 
 
 @dataclass

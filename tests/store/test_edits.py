@@ -139,7 +139,7 @@ def test_lab_grade_needing_the_lower_limit_asks_for_it(
         ({"value": "many"}, "lab.value"),
         ({"value": "-3"}, "lab.value"),
         ({"date": "2025-07-01"}, "lab.date"),  # after TODAY
-        ({"date": "07/04/2025"}, "lab.date"),
+        ({"date": "7 April 2025"}, "lab.date"),  # ISO or dd/mm/yyyy only
         ({"date": ""}, "lab.date"),
         ({"uln": "x"}, "uln"),
         ({"test": "alt"}, "test"),  # not editable: enter a new result
