@@ -133,7 +133,7 @@ def test_flow_from_db_init_to_randomize(cli: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "bad-ae.json"
     ae = json.loads((EXAMPLES / "ae.json").read_text())
     bad.write_text(json.dumps({**ae, "grade": 7}))
-    assert "adverse_event.grade" in run(cli, "record", "ae", str(bad), code=2)
+    assert "Grade" in run(cli, "record", "ae", str(bad), code=2)  # the field in plain words
     run(cli, "record", "cycle", "C07-0001", "--cycle", "3", "--date", "2025-03-20",
         "--activity-gbq", "7.4", "--lot", "L3", code=0 if first["arm"] == "experimental" else 7)  # fmt: skip
 
@@ -170,6 +170,7 @@ def test_db_init_creates_the_keys_and_verify_uses_them_with_checkpoints(
     signs the head; rows cut from the end are caught by `verify --key-file --checkpoints`."""
     monkeypatch.delenv("RELUTH_AUDIT_KEY")
     monkeypatch.delenv("RELUTH_ALLOCATION_KEY")
+    monkeypatch.delenv("RELUTH_DATA_DIR")  # out of the box: the default data directory
     bootstrap(cli, tmp_path)
     data = tmp_path / "reluth-data"
     for name in ("audit.key", "allocation.key", "checkpoint-signing.key"):

@@ -24,7 +24,7 @@ from reluth.patients.models import Inclusion
 from reluth.randomization import service as rnd
 from reluth.randomization.models import Randomization
 
-DATASETS = ("adsl", "adrs", "adtte", "adae", "adqs")
+DATASETS = ("adsl", "adrs", "adtte", "adae", "adqs", "adcm", "admh")
 
 
 @pytest.fixture(scope="module")
