@@ -6,6 +6,7 @@ is not here but at the write door (:mod:`reluth.lifecycle.guard`), so no path ca
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,8 +205,14 @@ def _anchor_after_commit(ctx: Ctx, row: RecordLock) -> None:
     lock_id, trial = row.id, ctx.trial
 
     def anchor(_session: Session) -> None:
+        # Runs after the lock's commit, where the session may emit no SQL: a failure here must
+        # not turn a committed lock into an error (the next `reluth audit checkpoint` or the
+        # daily job anchors the head); it is logged and no checkpoint path is reported.
         assert isinstance(engine, Engine)
-        CHECKPOINTS[lock_id] = integrity.after_database_lock(engine, settings, trial.now())
+        try:
+            CHECKPOINTS[lock_id] = integrity.after_database_lock(engine, settings, trial.now())
+        except Exception:
+            logging.getLogger(__name__).exception("checkpoint after database lock %s", lock_id)
 
     event.listen(ctx.session, "after_commit", anchor, once=True)
 
