@@ -105,6 +105,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "(re-entering your password).",
     ),
     "sdv": ("reluth.lifecycle.cli", "Source-data verification by monitors."),
+    "export": (
+        "reluth.odm.cli",
+        "Export the trial's data in a standard format (recorded in the audit trail).",
+    ),
+    "import": (
+        "reluth.odm.cli",
+        "Import another EDC's data through the domain services (audited as an import).",
+    ),
 }
 
 
