@@ -202,7 +202,7 @@ def test_clinical_data_audit_signatures_and_locks(source: Source) -> None:
 
 
 def test_exports_are_audited_as_exports(engine: Engine) -> None:
-    from reluth.analysis.service import record_download
+    from reluth.core.download import record_download
 
     ready_patients(engine, 1)
     with read(engine, STAT) as ctx:

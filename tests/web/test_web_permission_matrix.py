@@ -286,6 +286,7 @@ MATRIX += [
 MATRIX += [
     ("GET", P + "/casebook.pdf", PATIENT_READERS, None),
     ("GET", AP + "/casebook.pdf", PATIENT_READERS, None),
+    ("GET", A + "/exports/odm", PATIENT_READERS, None),  # CDISC ODM, as the policy allows
 ]
 # The clinical forms: pages (entry needs the form's write permission) and API (POST: write;
 # GET: the listing's read permission).

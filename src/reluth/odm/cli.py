@@ -28,7 +28,7 @@ def export_odm(
 ) -> None:
     """CDISC ODM 1.3.2: metadata from the form registry and the clinical data of every patient
     you may read, with audit records, e-signatures and locks."""
-    from reluth.analysis.service import record_download
+    from reluth.core.download import record_download
     from reluth.odm import service as odm
 
     with cli_context() as ctx:

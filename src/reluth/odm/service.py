@@ -1,6 +1,6 @@
 """Services of the ODM exchange: the export as a download (built with SELECTs only, then sealed
 into the audit trail as an export by the adapter's unit of work, as the statistician's
-exports are, by ``record_download``), and the import of another EDC's ODM clinical data.
+exports are, by ``reluth.core.download.record_download``), and the import of another EDC's ODM clinical data.
 
 The export is declared for ``read patient`` and holds what the actor may read
 (:class:`reluth.odm.export.Scope`). The import writes every record through its domain's own
@@ -10,7 +10,7 @@ transaction: a refused record refuses the whole file (no partial writes).
 
 from __future__ import annotations
 
-from reluth.analysis.service import Download
+from reluth.core.download import Download
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
@@ -19,7 +19,7 @@ from reluth.odm.importer import ImportReport, apply, parse
 
 MEDIA_TYPE = "application/xml"
 #: The audit trail's table name for ODM imports (no data table of that name); an export is
-#: recorded as the other exports are (``reluth.analysis.service.record_download``).
+#: recorded as the other exports are (``reluth.core.download.record_download``).
 AUDIT_TABLE = "imports"
 
 
