@@ -25,8 +25,8 @@ from tests.store.storekit import (
     STAT,
     add_account,
     add_users,
-    ready_patients,
     read,
+    ready_patients,
     work,
 )
 
@@ -35,6 +35,7 @@ from reluth.db.audit import AuditLog
 from reluth.db.engine import make_engine
 from reluth.db.session import read_session
 from reluth.errors import PermissionDenied, ValidationError
+from reluth.forms import service as forms
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle import signature_service as signing
 from reluth.odm import export
@@ -67,6 +68,12 @@ def _trial(engine: Engine) -> list[str]:
         signing.sign(ctx, codes[0], "patient", PASSWORD)
     with work(engine, "dm1", reason="data review done") as ctx:
         lifecycle.lock(ctx, "form", f"lab_results/{lab}", "data review done")
+    with work(engine, NURSE) as ctx:
+        second = ctx.session.scalars(select(Patient).where(Patient.patient_code == codes[1])).one()
+        forms.record_missing(ctx, "registration", "UNK", "not in the referral letter",
+                             record_id=second.id, item="sex")  # fmt: skip
+        forms.record_missing(ctx, "qol", "ND", "too ill to answer",
+                             patient_code=codes[0], visit_code="QOL-W00")  # fmt: skip
     return codes
 
 
@@ -199,6 +206,21 @@ def test_clinical_data_audit_signatures_and_locks(source: Source) -> None:
     assert "data review done" in comment and "dm1" in comment
     # no direct identifier: a subject is named by its pseudonym only
     assert set(first.attrib) == {"SubjectKey"}
+    # the second-PRRT cycles are baseline forms
+    baseline = first.find("o:StudyEventData[@StudyEventOID='SE.BASELINE']", N)
+    assert baseline is not None
+    assert len(baseline.findall("o:FormData[@FormOID='F.cycle']", N)) == 2
+    # missing-data codes: a field's on its null ItemData, a whole form's on its visit
+    (sex,) = _subject(root, codes[1]).iterfind(".//o:ItemData[@ItemOID='I.registration.sex']", N)
+    assert sex.get("IsNull") == "Yes" and sex.get("Value") is None
+    assert sex.findtext("o:Annotation/o:Flag/o:FlagValue", namespaces=N) == "UNK"
+    assert "not in the referral letter" in (
+        sex.findtext("o:Annotation/o:Comment", namespaces=N) or ""
+    )
+    visit = "o:StudyEventData[@StudyEventOID='SE.QOL-W00']"
+    qol = first.find(f"{visit}/o:FormData[@FormOID='F.qol']/o:Annotation", N)
+    assert qol is not None and qol.findtext("o:Flag/o:FlagValue", namespaces=N) == "ND"
+    assert "too ill to answer" in (qol.findtext("o:Comment", namespaces=N) or "")
 
 
 def test_exports_are_audited_as_exports(engine: Engine) -> None:
@@ -226,21 +248,33 @@ def test_a_blinded_reader_receives_nothing_that_reveals_the_arm(source: Source) 
         assert not scope.sees_treatment
         assert all(not f.treatment for f in scope.forms)
         evs = export.events(ctx, scope.sees_treatment)
-    assert not any(e.kind == "treatment" for e in evs)
-    assert any(e.kind == "treatment" for e in export.events(ctx, True))
+        assert not any(e.kind == "treatment" for e in evs)
+        assert any(e.kind == "treatment" for e in export.events(ctx, True))
+        # the document such a reader would be given holds no treatment form, visit or audit
+        content, _detail = export.document(ctx)
+    blind = content.decode("utf-8")
+    for revealing in ("F.cycle", "F.dosimetry", "SE.C3", "SE.C4", "administrations", "I.cycle"):
+        assert revealing not in blind, revealing
     full = ET.fromstring(source.content)  # the unblinded statistician's: cycles present
     assert full.find(".//o:FormData[@FormOID='F.cycle']", N) is not None
 
 
 def _clinical(root: ET.Element) -> list[str]:
     """The SubjectData as canonical text, without the audit records and signatures (the
-    import's own) and annotations (locks are not imported)."""
+    import's own), the locks (not imported) and the comments of missing-data codes (they name
+    who recorded the code, and when: the import)."""
     out = []
     for sd in root.iterfind(".//o:SubjectData", N):
-        for drop in ("AuditRecord", "Signature", "Annotation"):
-            for parent in sd.iter():
+        for parent in list(sd.iter()):
+            for drop in ("AuditRecord", "Signature"):
                 for child in parent.findall(f"o:{drop}", N):
                     parent.remove(child)
+            for note in parent.findall("o:Annotation", N):
+                if note.findtext("o:Flag/o:FlagType", namespaces=N) == "missing_data":
+                    for comment in note.findall("o:Comment", N):
+                        note.remove(comment)
+                else:
+                    parent.remove(note)
         out.append(ET.canonicalize(ET.tostring(sd, encoding="unicode"), strip_text=True))
     return sorted(out)
 
@@ -251,9 +285,11 @@ def test_round_trip_export_import_export(source: Source, target: Engine) -> None
     with work(target, INVESTIGATOR) as ctx:
         report = odm.odm_import(ctx, content)
     assert report.per_form["lab"] == 1 and report.per_form["cycle"] == 4
+    assert report.per_form["missing_data"] == 2
     assert report.left_out["signatures"] >= 1
     again = _export(target, STAT)
     assert _clinical(again) == _clinical(ET.fromstring(content))
+    assert "CL.RELUTH.MISSING" in _clinical(again)[1]  # the field's missing-data code came too
     with read_session(target) as s:
         reasons = set(
             s.scalars(select(AuditLog.reason).where(AuditLog.table_name == "lab_results"))

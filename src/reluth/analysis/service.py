@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from reluth.analysis import datasets, exports
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
+
 # The exports' file and its audit event, shared with the ODM export (names kept here).
 from reluth.core.download import Download
 from reluth.core.download import record_download as record_download

@@ -53,7 +53,10 @@ UNSCHEDULED = "UNSCHEDULED"
 #: Code lists of the annotations (locks, freezes, invalidated signatures).
 CL_ANNOTATION = "CL.RELUTH.ANNOTATION"
 CL_STATE = "CL.RELUTH.STATE"
-ANNOTATION_KINDS = ("record_lock", "signature")
+ANNOTATION_KINDS = ("record_lock", "signature", "missing_data")
+CL_MISSING = "CL.RELUTH.MISSING"
+#: FormRepeatKey prefix of a form that was not done at a visit (an empty, annotated FormData).
+MISSING_KEY = "missing-"
 STATES = ("lock", "freeze", "invalidated")
 #: The Location of records that belong to no centre (study-wide locks).
 SPONSOR = "LOC.SPONSOR"
@@ -321,7 +324,7 @@ def study(ctx: Ctx, registry: Registry, scope: Scope, evs: list[Event]) -> ET.El
     for list_id in used:
         codes = registry.codes(list_id)
         _codelist(mdv, codelist_oid(list_id), list_id, ((c, c.replace("_", " ")) for c in codes))
-    _codelist(mdv, "CL.RELUTH.MISSING", "missing_codes", registry.missing_codes.items())
+    _codelist(mdv, CL_MISSING, "missing_codes", registry.missing_codes.items())
     _codelist(mdv, CL_ANNOTATION, "annotation kinds", ((k, k.replace("_", " ")) for k in
               ANNOTATION_KINDS))  # fmt: skip
     _codelist(mdv, CL_STATE, "record states", ((s, s) for s in STATES))
@@ -356,11 +359,6 @@ def utc_text(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _audit_stamp(at_utc: str) -> str:
-    """The audit trail's ISO 8601 stamp ('...Z', microseconds) as an ODM datetime."""
-    return at_utc
-
-
 _LESION_SKIP = {"id", "assessment_id"}
 
 
@@ -377,7 +375,7 @@ def lesions_json(row: Any) -> str:
 
 
 def values(form: FormDef, row: Any) -> list[tuple[FieldDef, str | None]]:
-    out = []
+    out: list[tuple[FieldDef, str | None]] = []
     for f in stored(form):
         if f.type == "lesions":
             out.append((f, lesions_json(row)))
@@ -387,14 +385,16 @@ def values(form: FormDef, row: Any) -> list[tuple[FieldDef, str | None]]:
     return out
 
 
-def event_of(form: FormDef, row: Any, codes: set[str]) -> str:
+def event_of(form: FormDef, row: Any, codes: set[str], baseline: set[str]) -> str:
+    """The study event of a record: its visit code (or cycle) when that is a scheduled visit,
+    else the baseline for a baseline form (the second-PRRT cycles C1, C2), else unscheduled."""
     rule = form.visits
     if rule.by == "baseline":
         return BASELINE
-    if rule.by in ("column", "cycle") and rule.column is not None:
-        code = f"{rule.prefix}{getattr(row, rule.column)}"
-        return code if code in codes else UNSCHEDULED
-    return UNSCHEDULED
+    code = _visit_code(form, row)
+    if code is not None and code in codes:
+        return code
+    return BASELINE if form.id in baseline else UNSCHEDULED
 
 
 @dataclass
@@ -419,6 +419,9 @@ class Collected:
     invalidations: dict[int, Any]
     locks: list[Any]
     printed_names: dict[str, str]
+    #: missing-data codes: (form, record id) -> field -> row; (patient id, visit) -> rows
+    missing_items: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    missing_forms: dict[tuple[int, str], list[Any]] = field(default_factory=dict)
 
 
 def visible_patients(ctx: Ctx) -> list[Patient]:
@@ -445,12 +448,22 @@ def collect(ctx: Ctx, scope: Scope, evs: list[Event]) -> Collected:
     pids = list(by_id)
     centres = {c.id: c.code for c in ctx.session.scalars(select(Centre))}
     codes = {e.code for e in evs}
+    # a treatment visit's records (C3, C4 visit dates) reveal the arm: not for the blinded
+    hidden = (
+        set()
+        if scope.sees_treatment
+        else {e.code for e in events(ctx, True) if e.kind == "treatment"}
+    )
+    baseline = {f.id for f in ctx.trial.forms.forms_at(BASELINE)}
     instances: list[Instance] = []
     for form in scope.forms:
         for row in _rows(ctx, form, pids):
             pid = row.id if form.table == "patients" else row.patient_id
-            ev = event_of(form, row, codes)
+            if _visit_code(form, row) in hidden:
+                continue
+            ev = event_of(form, row, codes, baseline)
             instances.append(Instance(form, row, by_id[pid], ev, values=values(form, row)))
+    exported = {(i.form.table, str(i.row.id)) for i in instances}
     # FormRepeatKey: the instance's rank among its form's instances at the same event of the
     # same patient, in the order they were stored (stable across an export-import round trip).
     counter: dict[tuple[int, str, str], int] = defaultdict(int)
@@ -475,11 +488,13 @@ def collect(ctx: Ctx, scope: Scope, evs: list[Event]) -> Collected:
     if scope.signatures:
         sigs = list(
             ctx.session.scalars(
-                select(Signature).where(Signature.patient_id.in_(pids or [-1])).order_by(
-                    Signature.id
-                )
+                select(Signature)
+                .where(Signature.patient_id.in_(pids or [-1]))
+                .order_by(Signature.id)
             )
         )
+        # a form's or visit's signature is exported with the record it is keyed by
+        sigs = [g for g in sigs if g.scope == "patient" or (g.table_name, g.record_id) in exported]
         if sigs:
             for iv in ctx.session.scalars(
                 select(SignatureInvalidation).where(
@@ -492,20 +507,59 @@ def collect(ctx: Ctx, scope: Scope, evs: list[Event]) -> Collected:
         for lock in ctx.session.scalars(select(RecordLock).order_by(RecordLock.id)):
             if lock.patient_id is not None and lock.patient_id not in by_id:
                 continue
-            if lock.patient_id is None and lock.centre_id is not None and not (
-                ctx.actor.all_centres or lock.centre_id in ctx.actor.centre_ids
+            if (
+                lock.patient_id is None
+                and lock.centre_id is not None
+                and not (ctx.actor.all_centres or lock.centre_id in ctx.actor.centre_ids)
             ):
+                continue
+            if lock.scope == "form" and (lock.table_name, lock.record_id) not in exported:
                 continue
             locks.append(lock)
     printed: dict[str, str] = {s.username: s.printed_name for s in sigs}
-    return Collected(patients, centres, instances, audit_rows, sigs, inval, locks, printed)
+    out = Collected(patients, centres, instances, audit_rows, sigs, inval, locks, printed)
+    _missing(ctx, scope, out, {(i.form.id, int(i.row.id)) for i in instances}, codes)
+    return out
+
+
+def _visit_code(form: FormDef, row: Any) -> str | None:
+    rule = form.visits
+    if rule.by in ("column", "cycle") and rule.column is not None:
+        return f"{rule.prefix}{getattr(row, rule.column)}"
+    return None
+
+
+def _missing(
+    ctx: Ctx, scope: Scope, out: Collected, instances: set[tuple[str, int]], codes: set[str]
+) -> None:
+    """The missing-data codes of the exported records' fields, and of whole forms at a visit
+    the actor may see."""
+    from reluth.forms.models import MissingData
+
+    forms = {f.id for f in scope.forms}
+    pids = [p.id for p in out.patients] or [-1]
+    for row in ctx.session.scalars(
+        select(MissingData).where(MissingData.patient_id.in_(pids)).order_by(MissingData.id)
+    ):
+        if row.form_id not in forms:
+            continue
+        if row.record_id is not None and row.item is not None:
+            if (row.form_id, row.record_id) in instances:
+                out.missing_items.setdefault((row.form_id, row.record_id), {})[row.item] = row
+        elif row.visit_code is not None and row.visit_code in codes:
+            out.missing_forms.setdefault((row.patient_id, row.visit_code), []).append(row)
+
+
+def missing_comment(row: Any) -> str:
+    """The reason of a missing-data code, with who recorded it when (the code is the flag)."""
+    return f"{row.reason} (recorded by {row.recorded_by} at {utc_text(row.recorded_at)})"
 
 
 def _audit_record(parent: ET.Element, row: AuditLog, centre: str | None, with_id: bool) -> None:
     el = sub(parent, "AuditRecord", ID=f"AR.{row.seq}" if with_id else None)
     sub(el, "UserRef", UserOID=user_oid(row.username))
     sub(el, "LocationRef", LocationOID=location_oid(centre))
-    sub(el, "DateTimeStamp", _audit_stamp(row.at_utc))
+    sub(el, "DateTimeStamp", row.at_utc)  # ISO 8601, UTC ('...Z'): an xs:dateTime
     if row.reason:
         sub(el, "ReasonForChange", row.reason)
     what = f"{row.table_name}/{row.record_id}" + (f"/{row.field}" if row.field else "")
@@ -526,12 +580,18 @@ def signature_def_oid(scope: str, meaning: str) -> str:
 
 
 def _annotation(
-    parent: ET.Element, seq: int, kind: str, state: str, comment: str, ident: str | None = None
+    parent: ET.Element,
+    seq: int,
+    kind: str,
+    state: str,
+    comment: str,
+    ident: str | None = None,
+    code_list: str = CL_STATE,
 ) -> None:
     el = sub(parent, "Annotation", SeqNum=seq, ID=ident)
-    sub(el, "Comment", comment, SponsorOrSite="Sponsor")
+    sub(el, "Comment", comment, SponsorOrSite="Site" if kind == "missing_data" else "Sponsor")
     flag = sub(el, "Flag")
-    sub(flag, "FlagValue", state, CodeListOID=CL_STATE)
+    sub(flag, "FlagValue", state, CodeListOID=code_list)
     sub(flag, "FlagType", kind, CodeListOID=CL_ANNOTATION)
 
 
@@ -542,9 +602,7 @@ def lock_comment(lock: Any) -> str:
     )
 
 
-def clinical_data(
-    ctx: Ctx, registry: Registry, scope: Scope, data: Collected
-) -> ET.Element:
+def clinical_data(ctx: Ctx, registry: Registry, scope: Scope, data: Collected) -> ET.Element:
     """ClinicalData: SubjectData per patient, its events, forms and values, then the audit
     records, signatures and study- or centre-wide annotations."""
     cd = ET.Element(
@@ -586,6 +644,9 @@ def clinical_data(
         by_event: dict[str, list[Instance]] = defaultdict(list)
         for inst in insts:
             by_event[inst.event].append(inst)
+        for pid, visit in data.missing_forms:
+            if pid == patient.id:
+                by_event.setdefault(visit, [])
         for ev in sorted(by_event, key=lambda e: order.get(e, len(order))):
             sed = sub(
                 sd,
@@ -599,7 +660,14 @@ def clinical_data(
                     _signature(sed, vsig, centre, with_id=False)
                     break
             for inst in by_event[ev]:
-                _form_data(sed, inst, centre, scope, last_audit, sig_at, locks_on)
+                missing = data.missing_items.get((inst.form.id, int(inst.row.id)), {})
+                _form_data(sed, inst, centre, scope, last_audit, sig_at, locks_on, missing)
+            # a whole form not done at the visit: its FormData, empty, with the code
+            for n, gone in enumerate(data.missing_forms.get((patient.id, ev), []), start=1):
+                fd = sub(sed, "FormData", FormOID=form_oid(gone.form_id),
+                         FormRepeatKey=f"{MISSING_KEY}{n}")  # fmt: skip
+                comment = missing_comment(gone)
+                _annotation(fd, 1, "missing_data", gone.code, comment, code_list=CL_MISSING)
     if data.audit:
         records = sub(cd, "AuditRecords")
         centre_of = {p.patient_code: data.centres.get(p.centre_id) for p in data.patients}
@@ -643,6 +711,7 @@ def _form_data(
     last_audit: dict[tuple[str, str, str | None], AuditLog],
     sig_at: dict[tuple[str, str], Any],
     locks_on: dict[tuple[str, str], list[Any]],
+    missing: dict[str, Any],
 ) -> None:
     form, rid = inst.form, str(inst.row.id)
     fd = sub(parent, "FormData", FormOID=form_oid(form.id), FormRepeatKey=str(inst.repeat))
@@ -656,9 +725,12 @@ def _form_data(
             _annotation(fd, seq, "record_lock", lock.kind, lock_comment(lock))
     ig = sub(fd, "ItemGroupData", ItemGroupOID=group_oid(form.id))
     for f, value in inst.values:
+        gone = missing.get(f.name)
+        if value is None and gone is None:
+            continue  # a snapshot holds no ItemData for a value never entered
         item = sub(ig, "ItemData", ItemOID=item_oid(form.id, f.name))
         if value is None:
-            item.set("IsNull", "Yes")
+            item.set("IsNull", "Yes")  # with the missing-data code that says why
         else:
             item.set("Value", value)
         if scope.audit:
@@ -666,16 +738,16 @@ def _form_data(
             row = last_audit.get((form.table, rid, key)) or last_audit.get((form.table, rid, None))
             if row is not None:
                 _audit_record(item, row, centre, with_id=False)
+        if gone is not None and value is None:
+            comment = missing_comment(gone)
+            _annotation(item, 1, "missing_data", gone.code, comment, code_list=CL_MISSING)
 
 
 def admin_data(ctx: Ctx, data: Collected, registry: Registry) -> ET.Element:
     """Users (login names; the printed name of signers), centres and the sponsor as
     Locations, and one SignatureDef per signature meaning."""
     el = ET.Element(q("AdminData"), {"StudyOID": study_oid(ctx.protocol.id)})
-    users = sorted(
-        {r.username for r in data.audit}
-        | {s.username for s in data.signatures}
-    )
+    users = sorted({r.username for r in data.audit} | {s.username for s in data.signatures})
     for name in users:
         u = sub(el, "User", OID=user_oid(name))
         sub(u, "LoginName", name)
@@ -684,7 +756,9 @@ def admin_data(ctx: Ctx, data: Collected, registry: Registry) -> ET.Element:
     effective = ctx.today().isoformat()
     codes = sorted(set(data.centres.values()))
     for code in codes:
-        loc = sub(el, "Location", OID=location_oid(code), Name=f"centre {code}", LocationType="Site")
+        loc = sub(
+            el, "Location", OID=location_oid(code), Name=f"centre {code}", LocationType="Site"
+        )
         sub(loc, "MetaDataVersionRef", StudyOID=study_oid(ctx.protocol.id),
             MetaDataVersionOID=mdv_oid(registry), EffectiveDate=effective)  # fmt: skip
     loc = sub(el, "Location", OID=SPONSOR, Name="sponsor", LocationType="Sponsor")

@@ -23,8 +23,9 @@ from typing import Any
 
 from reluth.core.context import Ctx
 from reluth.errors import ValidationError
+from reluth.forms import service as forms
 from reluth.forms.registry import FormDef, Registry
-from reluth.odm.export import NS, q
+from reluth.odm.export import CL_MISSING, NS, q
 from reluth.values import parse_date, parse_number
 
 #: The largest file the import reads (a trial of a few hundred patients is a few MB).
@@ -39,6 +40,10 @@ class FormRecord:
     repeat: str
     values: dict[str, str | None]  # by ItemOID as read; by field name once checked
     source: str  # "entered by USER at TIME" from the first AuditRecord, or ""
+    #: missing-data codes of items without a value (as ``values``): (code, reason)
+    missing: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: the whole form was not done at the visit: (code, reason); no values
+    not_done: tuple[str, str] | None = None
 
 
 @dataclass
@@ -74,8 +79,8 @@ def parse(content: bytes) -> Document:
     file_oid = (root.get("FileOID") or "").strip()
     if not file_oid:
         raise ValidationError("ODM/@FileOID", "missing", "the file's OID")
-    users = {
-        u.get("OID", ""): (u.findtext(q("LoginName")) or u.get("OID", ""))
+    users: dict[str, str] = {
+        u.get("OID", ""): (u.findtext(q("LoginName")) or u.get("OID") or "")
         for u in root.iter(q("User"))
     }
     left: Counter[str] = Counter()
@@ -109,16 +114,33 @@ def _form(fd: ET.Element, key: str, event: str, users: dict[str, str]) -> FormRe
     form = oid.removeprefix("F.")
     values: dict[str, str | None] = {}
     source = ""
+    missing: dict[str, tuple[str, str]] = {}
     for item in fd.iter(q("ItemData")):
         ioid = item.get("ItemOID") or ""
         values[ioid] = None if item.get("IsNull") == "Yes" else item.get("Value")
+        code = _missing_code(item)
+        if code is not None and values[ioid] is None:
+            missing[ioid] = code
         record = item.find(q("AuditRecord"))
         if record is not None and not source:
             user = record.find(q("UserRef"))
             who = users.get("" if user is None else user.get("UserOID", ""), "unknown")
             when = record.findtext(q("DateTimeStamp")) or "unknown time"
             source = f"entered by {who} at {when}"
-    return FormRecord(form, event, fd.get("FormRepeatKey") or "1", values, source)
+    rec = FormRecord(form, event, fd.get("FormRepeatKey") or "1", values, source, missing)
+    if not values:
+        rec.not_done = _missing_code(fd)
+    return rec
+
+
+def _missing_code(el: ET.Element) -> tuple[str, str] | None:
+    """The missing-data code an element's annotation gives (flag of CL.RELUTH.MISSING)."""
+    for note in el.findall(q("Annotation")):
+        for flag in note.findall(q("Flag")):
+            value = flag.find(q("FlagValue"))
+            if value is not None and value.get("CodeListOID") == CL_MISSING and value.text:
+                return value.text.strip(), (note.findtext(q("Comment")) or "").strip()
+    return None
 
 
 # --- entry through the domain services --------------------------------------------------------
@@ -138,7 +160,7 @@ def _registration(ctx: Ctx, code: str, site: str | None, v: dict[str, str | None
     from reluth.patients import service as patients
 
     centre = site.removeprefix("LOC.") if site else code.split("-", 1)[0]
-    sex = {"F": "female", "M": "male"}.get(v.get("sex") or "", None)
+    sex = {"F": "female", "M": "male"}.get(v.get("sex") or "")
     return patients.register_patient(ctx, centre, code, sex, v.get("birth_year"))
 
 
@@ -299,6 +321,8 @@ def _check(registry: Registry, doc: Document) -> None:
             where = f"FormData FormOID=F.{rec.form} of SubjectKey {subject.key}"
             if rec.form not in known:
                 raise ValidationError(where, "not a registered form", ", ".join(registry.form_ids))
+            if rec.not_done is not None:
+                continue  # a missing-data code of a whole form: recorded as such
             if rec.form not in ORDER:
                 raise ValidationError(
                     where, "this form cannot be imported", "importable forms: " + ", ".join(ORDER)
@@ -316,6 +340,7 @@ def _check(registry: Registry, doc: Document) -> None:
                     )
                 named[name] = value
             rec.values = named
+            rec.missing = {k.removeprefix(prefix): v for k, v in rec.missing.items()}
 
 
 def apply(ctx: Ctx, doc: Document, dry_run: bool) -> ImportReport:
@@ -327,17 +352,31 @@ def apply(ctx: Ctx, doc: Document, dry_run: bool) -> ImportReport:
     per_patient: dict[str, Counter[str]] = defaultdict(Counter)
     base = f"imported from ODM {doc.file_oid}"
     for subject in doc.subjects:
-        recs = sorted(
-            subject.forms, key=lambda r: (ORDER.index(r.form), _repeat(r.repeat), r.event)
-        )
+        entered = [r for r in subject.forms if r.not_done is None]
+        recs = sorted(entered, key=lambda r: (ORDER.index(r.form), _repeat(r.repeat), r.event))
         for rec in recs:
             ctx.writing.reason = f"{base} ({rec.source})" if rec.source else base
             if rec.form == "registration":
-                _registration(ctx, subject.key, subject.site, rec.values)
+                row = _registration(ctx, subject.key, subject.site, rec.values)
             else:
-                _entry(registry, rec.form)(ctx, subject.key, rec.values)
+                row = _entry(registry, rec.form)(ctx, subject.key, rec.values)
             per_form[rec.form] += 1
             per_patient[subject.key][rec.form] += 1
+            for name, (code, why) in rec.missing.items():
+                ctx.writing.reason = base
+                forms.record_missing(
+                    ctx, rec.form, code, why or base, record_id=_id(row), item=name
+                )
+                per_form["missing_data"] += 1
+                per_patient[subject.key]["missing_data"] += 1
+        for rec in subject.forms:
+            if rec.not_done is not None:
+                ctx.writing.reason = base
+                code, why = rec.not_done
+                forms.record_missing(ctx, rec.form, code, why or base, patient_code=subject.key,
+                                     visit_code=rec.event)  # fmt: skip
+                per_form["missing_data"] += 1
+                per_patient[subject.key]["missing_data"] += 1
     ctx.writing.reason = base
     return ImportReport(
         doc.file_oid,
@@ -346,6 +385,14 @@ def apply(ctx: Ctx, doc: Document, dry_run: bool) -> ImportReport:
         {k: dict(sorted(c.items())) for k, c in sorted(per_patient.items())},
         {k: n for k, n in sorted(doc.left_out.items()) if n},
     )
+
+
+def _id(row: Any) -> int:
+    """The record id of what an entry service returned (a row, a row and its status, or the
+    screening outcome)."""
+    if isinstance(row, tuple):
+        row = row[0]
+    return int(getattr(row, "screening_id", None) or row.id)
 
 
 def _repeat(text: str) -> Decimal:

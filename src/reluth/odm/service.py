@@ -10,9 +10,9 @@ transaction: a refused record refuses the whole file (no partial writes).
 
 from __future__ import annotations
 
-from reluth.core.download import Download
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
+from reluth.core.download import Download
 from reluth.core.service import service
 from reluth.odm import export
 from reluth.odm.importer import ImportReport, apply, parse
