@@ -111,17 +111,8 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.lifecycle.signature_service.designate_principal_investigator": frozenset({Role.ADMIN}),
     # the ODM export holds what each reader may read (never the central reviewer's blinded
     # role); the import enters site data
-    "reluth.odm.service.odm_export": frozenset(
-        {
-            Role.INVESTIGATOR,
-            Role.RESEARCH_NURSE,
-            Role.MONITOR,
-            Role.DATA_MANAGER,
-            Role.PHARMACOVIGILANCE,
-            Role.STATISTICIAN,
-            Role.MEDICAL_PHYSICIST,
-        }
-    ),
+    "reluth.odm.service.odm_export": frozenset(Role)
+    - {Role.CENTRAL_REVIEWER, Role.CODER, Role.ADMIN},
     "reluth.odm.service.odm_import": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
 }
 
