@@ -34,7 +34,7 @@ from reluth.auth.roles import Role
 from reluth.db.audit import AuditLog
 from reluth.db.engine import make_engine
 from reluth.db.session import read_session
-from reluth.errors import PermissionDenied, ValidationError
+from reluth.errors import PermissionDenied, ReluthError, ValidationError
 from reluth.forms import service as forms
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle import signature_service as signing
@@ -344,6 +344,43 @@ def test_bad_input_is_refused_whole_with_one_clear_message(
     assert names in str(err.value)
     assert _count(eng) == 0  # one transaction: the first patient is not kept
     eng.dispose()
+
+
+OTHER_EDC = """<?xml version="1.0" encoding="UTF-8"?>
+<ODM xmlns="http://www.cdisc.org/ns/odm/v1.3" ODMVersion="1.3.2" FileType="Snapshot"
+     FileOID="OTHER-EDC-2021-10" CreationDateTime="2025-03-01T10:00:00Z">
+  <AdminData><User OID="U.7"><LoginName>site.nurse</LoginName></User></AdminData>
+  <ClinicalData StudyOID="RELUTH" MetaDataVersionOID="v1">
+    <SubjectData SubjectKey="C02-0007">
+      <SiteRef LocationOID="LOC.C02"/>
+      <StudyEventData StudyEventOID="SE.BASELINE">
+        <FormData FormOID="F.medical_history">
+          <ItemGroupData ItemGroupOID="IG.medical_history">
+            <ItemData ItemOID="I.medical_history.condition" Value="hypertension">
+              <AuditRecord>
+                <UserRef UserOID="U.7"/><LocationRef LocationOID="LOC.C02"/>
+                <DateTimeStamp>2021-10-14T09:30:00Z</DateTimeStamp>
+              </AuditRecord>
+            </ItemData>
+            <ItemData ItemOID="I.medical_history.start_date" Value="2015-06-01"/>
+            <ItemData ItemOID="I.medical_history.ongoing" Value="true"/>
+          </ItemGroupData>
+        </FormData>
+      </StudyEventData>
+    </SubjectData>
+  </ClinicalData>
+</ODM>"""
+
+
+def test_another_edcs_subject_is_registered_at_its_site_and_refused_until_included(
+    target: Engine,
+) -> None:
+    """A subject the file does not register is registered under its key at its SiteRef; its
+    data then pass the domain's own rules (medical history needs an included patient)."""
+    with pytest.raises(ReluthError) as err, work(target, INVESTIGATOR) as ctx:
+        odm.odm_import(ctx, OTHER_EDC.encode("utf-8"))
+    assert "C02-0007" in str(err.value) and "includ" in str(err.value)
+    assert _count(target) == 0  # one transaction: not even the registration is kept
 
 
 def test_not_odm_is_refused() -> None:

@@ -353,6 +353,12 @@ def apply(ctx: Ctx, doc: Document, dry_run: bool) -> ImportReport:
     base = f"imported from ODM {doc.file_oid}"
     for subject in doc.subjects:
         entered = [r for r in subject.forms if r.not_done is None]
+        if not any(r.form == "registration" for r in entered) and not _registered(ctx, subject):
+            # another EDC's subject: registered under its key at its site (SiteRef)
+            ctx.writing.reason = base
+            _registration(ctx, subject.key, subject.site, {})
+            per_form["registration"] += 1
+            per_patient[subject.key]["registration"] += 1
         recs = sorted(entered, key=lambda r: (ORDER.index(r.form), _repeat(r.repeat), r.event))
         for rec in recs:
             ctx.writing.reason = f"{base} ({rec.source})" if rec.source else base
@@ -385,6 +391,15 @@ def apply(ctx: Ctx, doc: Document, dry_run: bool) -> ImportReport:
         {k: dict(sorted(c.items())) for k, c in sorted(per_patient.items())},
         {k: n for k, n in sorted(doc.left_out.items()) if n},
     )
+
+
+def _registered(ctx: Ctx, subject: Subject) -> bool:
+    from sqlalchemy import select
+
+    from reluth.patients.models import Patient
+
+    found = ctx.session.scalars(select(Patient.id).where(Patient.patient_code == subject.key))
+    return found.first() is not None
 
 
 def _id(row: Any) -> int:
