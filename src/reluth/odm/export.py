@@ -4,8 +4,8 @@ signature meanings as SignatureDefs) and ClinicalData with every patient the act
 (SubjectKey = the trial pseudonym, nothing else about the person) and every saved value of
 every registered form (CDISC ODM 1.3.2 sections 2.7, 3.1 and 4).
 
-Audit records: each ItemData carries the AuditRecord of its last change (ODM allows one); the
-whole history of the exported records is in ``ClinicalData/AuditRecords`` (SourceID names the
+Audit records: each FormData carries the AuditRecord of its entry, and each ItemData changed
+since then the AuditRecord of its last change (ODM allows one per element); the whole history of the exported records is in ``ClinicalData/AuditRecords`` (SourceID names the
 audit-trail row, its table, record and field). E-signatures are ``Signature`` elements (the
 latest inline on the signed SubjectData / StudyEventData / FormData, all of them in
 ``ClinicalData/Signatures``); an invalidated signature and each lock or freeze are
@@ -715,6 +715,9 @@ def _form_data(
 ) -> None:
     form, rid = inst.form, str(inst.row.id)
     fd = sub(parent, "FormData", FormOID=form_oid(form.id), FormRepeatKey=str(inst.repeat))
+    created = last_audit.get((form.table, rid, None)) if scope.audit else None
+    if created is not None:  # the form instance's entry (its insert row)
+        _audit_record(fd, created, centre, with_id=False)
     sig = sig_at.get((form.table, rid))
     if sig is not None and sig.scope == "form":
         _signature(fd, sig, centre, with_id=False)
@@ -733,9 +736,8 @@ def _form_data(
             item.set("IsNull", "Yes")  # with the missing-data code that says why
         else:
             item.set("Value", value)
-        if scope.audit:
-            key = f.column if f.column and "." not in f.column else None
-            row = last_audit.get((form.table, rid, key)) or last_audit.get((form.table, rid, None))
+        if scope.audit and f.column and "." not in f.column:  # a value changed since entry
+            row = last_audit.get((form.table, rid, f.column))
             if row is not None:
                 _audit_record(item, row, centre, with_id=False)
         if gone is not None and value is None:
@@ -801,7 +803,9 @@ def document(ctx: Ctx, audit: bool = True) -> tuple[bytes, dict[str, Any]]:
     root.append(admin_data(ctx, data, registry))
     root.append(clinical_data(ctx, registry, scope, data))
     ET.indent(root)
-    content = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    # serialised as text, then encoded once (ElementTree's own encoding writes piecemeal)
+    text = ET.tostring(root, encoding="unicode")
+    content = ('<?xml version="1.0" encoding="UTF-8"?>\n' + text).encode("utf-8")
     counts: dict[str, int] = defaultdict(int)
     for inst in data.instances:
         counts[inst.form.id] += 1

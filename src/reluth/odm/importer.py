@@ -113,24 +113,29 @@ def _form(fd: ET.Element, key: str, event: str, users: dict[str, str]) -> FormRe
         raise ValidationError(where, "FormOID is not F.<form>", "F.lab, F.inclusion, ...")
     form = oid.removeprefix("F.")
     values: dict[str, str | None] = {}
-    source = ""
     missing: dict[str, tuple[str, str]] = {}
+    source = _source(fd.find(q("AuditRecord")), users)  # the form's entry, if it says
     for item in fd.iter(q("ItemData")):
         ioid = item.get("ItemOID") or ""
         values[ioid] = None if item.get("IsNull") == "Yes" else item.get("Value")
         code = _missing_code(item)
         if code is not None and values[ioid] is None:
             missing[ioid] = code
-        record = item.find(q("AuditRecord"))
-        if record is not None and not source:
-            user = record.find(q("UserRef"))
-            who = users.get("" if user is None else user.get("UserOID", ""), "unknown")
-            when = record.findtext(q("DateTimeStamp")) or "unknown time"
-            source = f"entered by {who} at {when}"
+        source = source or _source(item.find(q("AuditRecord")), users)
     rec = FormRecord(form, event, fd.get("FormRepeatKey") or "1", values, source, missing)
     if not values:
         rec.not_done = _missing_code(fd)
     return rec
+
+
+def _source(record: ET.Element | None, users: dict[str, str]) -> str:
+    """``entered by USER at TIME`` from an AuditRecord ('' without one)."""
+    if record is None:
+        return ""
+    user = record.find(q("UserRef"))
+    who = users.get("" if user is None else user.get("UserOID", ""), "unknown")
+    when = record.findtext(q("DateTimeStamp")) or "unknown time"
+    return f"entered by {who} at {when}"
 
 
 def _missing_code(el: ET.Element) -> tuple[str, str] | None:
