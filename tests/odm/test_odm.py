@@ -41,6 +41,7 @@ from reluth.lifecycle import signature_service as signing
 from reluth.odm import export
 from reluth.odm import service as odm
 from reluth.patients.models import Patient
+from reluth.safety import records
 from reluth.safety import service as safety
 
 SCHEMA = Path(__file__).parent / "schema" / "cdisc-odm-1.3.2" / "ODM1-3-2.xsd"
@@ -60,6 +61,9 @@ def _trial(engine: Engine) -> list[str]:
     add_account(engine, "dm1", Role.DATA_MANAGER)
     with work(engine, NURSE) as ctx:
         lab = safety.record_lab(ctx, codes[0], dict(LAB)).id
+        records.record_adverse_event(ctx, {"patient_id": codes[1], "term": "Nausea", "grade": 2,
+            "serious": False, "relatedness": "possible", "outcome": "recovered",
+            "onset_date": "2025-01-10", "resolution_date": "2025-01-14"})  # fmt: skip
     with work(engine, NURSE, reason="transcription error") as ctx:
         safety.edit_lab(ctx, codes[0], lab, {"value": "31"})
     with work(engine, ADMIN) as ctx:
@@ -285,7 +289,7 @@ def test_round_trip_export_import_export(source: Source, target: Engine) -> None
     with work(target, INVESTIGATOR) as ctx:
         report = odm.odm_import(ctx, content)
     assert report.per_form["lab"] == 1 and report.per_form["cycle"] == 4
-    assert report.per_form["missing_data"] == 2
+    assert report.per_form["missing_data"] == 2 and report.per_form["adverse_event"] == 1
     assert report.left_out["signatures"] >= 1
     again = _export(target, STAT)
     assert _clinical(again) == _clinical(ET.fromstring(content))

@@ -240,12 +240,25 @@ def _as_data(form: FormDef) -> Callable[[Ctx, str, dict[str, str | None]], Any]:
             "conmed": clinical.record_conmed,
             "medical_history": clinical.record_medical_history,
             "deviation": clinical.record_deviation,
+            "childbearing": clinical.record_childbearing,
+            "pregnancy_test": clinical.record_pregnancy_test,
             "withdrawal": patients.record_withdrawal,
         }
         data = {k: x for k, x in v.items() if x is not None and not form.field(k).derived}
         return services[form.id](ctx, code, data)
 
     return call
+
+
+def _adverse_event(ctx: Ctx, code: str, v: dict[str, str | None]) -> Any:
+    from reluth.safety import records
+
+    data: dict[str, Any] = {k: x for k, x in v.items() if x is not None}
+    if "serious" in data:
+        data["serious"] = _bool(v, "serious")
+    if "grade" in data and str(data["grade"]).isdigit():
+        data["grade"] = int(str(data["grade"]))
+    return records.record_adverse_event(ctx, {"patient_id": code, **data})
 
 
 def _death(ctx: Ctx, code: str, v: dict[str, str | None]) -> Any:
@@ -274,8 +287,11 @@ ORDER = (
     "pre_randomization",
     "visit",
     "lab",
+    "adverse_event",
     "medical_history",
     "conmed",
+    "childbearing",
+    "pregnancy_test",
     "deviation",
     "withdrawal",
     "death",
@@ -291,6 +307,7 @@ def _entry(registry: Registry, form_id: str) -> Callable[[Ctx, str, dict[str, st
         "pre_randomization": _pre_randomization,
         "visit": _visit,
         "lab": _lab,
+        "adverse_event": _adverse_event,
         "death": _death,
         "end_of_study": _end,
     }
