@@ -77,6 +77,7 @@ def test_every_field_maps_to_a_real_column() -> None:
 
 
 def test_correctable_fields_are_exactly_what_the_domain_lets_change() -> None:
+    from reluth.clinical.forms import FORMS
     from reluth.patients.service import INCLUSION_EDITABLE, PRE_RANDOMIZATION_EDITABLE
     from reluth.qol.service import QOL_EDITABLE
     from reluth.response.service import READ_EDITABLE
@@ -92,6 +93,12 @@ def test_correctable_fields_are_exactly_what_the_domain_lets_change() -> None:
         "pre_randomization": PRE_RANDOMIZATION_EDITABLE,
         "qol": QOL_EDITABLE,
         "central_read": READ_EDITABLE,
+        # the clinical forms: every field of the form's one schema
+        **{
+            form_id: tuple(FORMS[form_id].model_fields)
+            for form_id in ("conmed", "medical_history", "deviation", "pregnancy_test")
+            + ("childbearing", "withdrawal", "death", "end_of_study")
+        },
     }
     assert set(domain) == set(BINDINGS)
     for form_id, editable in domain.items():
