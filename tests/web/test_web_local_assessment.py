@@ -83,6 +83,7 @@ def test_local_assessment_page_evaluates_and_saves(site: Site) -> None:
     setup_randomization(site.app)
     code = randomized_via_api(site)
     nurse = site.client("nurse1")
+    assert f'href="/patients/{code}/local-assessment"' in nurse.get(f"/patients/{code}").text
     page = nurse.get(f"/patients/{code}/local-assessment")
     assert page.status_code == 200
     assert f'action="/patients/{code}/local-assessment"' in page.text
