@@ -30,17 +30,9 @@ from reluth.treatment import service as treatment
 LATER = dt.date(2025, 12, 1)
 REASON = "transcription error, source document p. 2"
 runner = CliRunner()
-
-CONMED = {
-    "drug_name": "Octreotide LAR",
-    "atc_code": "H01CB02",
-    "indication": "carcinoid syndrome",
-    "dose": "30",
-    "unit": "mg",
-    "route": "intramuscular",
-    "start_date": "2024-06-01",
-    "ongoing": True,
-}
+CONMED = {"drug_name": "Octreotide LAR", "atc_code": "H01CB02", "indication": "carcinoid syndrome",
+          "dose": "30", "unit": "mg", "route": "intramuscular", "start_date": "2024-06-01",
+          "ongoing": True}  # fmt: skip
 
 
 def _included(engine: Engine, code: str = "C01-0001", sex: str | None = None) -> str:

@@ -5,18 +5,11 @@ form's entry page, and refused to a role that may not write the form."""
 
 from __future__ import annotations
 
+from test_web_clinical_forms import CONMED as PAGE_CONMED
 from web_support import Site, included_via_api
 
-CONMED = {
-    "drug_name": "Octreotide LAR",
-    "atc_code": "H01CB02",
-    "indication": "carcinoid syndrome",
-    "dose": "30",
-    "unit": "mg",
-    "route": "intramuscular",
-    "start_date": "2024-06-01",
-    "ongoing": True,
-}
+CONMED = {**PAGE_CONMED, "ongoing": True}
+
 REASON = "transcription error, source document p. 2"
 
 

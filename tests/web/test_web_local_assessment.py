@@ -9,32 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from test_web_api_review import BASELINE, WEEK8
 from typer.testing import CliRunner
 from web_support import PASSWORD, Site, randomized_via_api, setup_randomization
 
 from reluth.cli import app as cli_app
-
-BASELINE = {
-    "timepoint": "baseline",
-    "assessment_date": "2025-03-01",
-    "modality": "CT",
-    "lesions": [
-        {"id": "T1", "organ": "liver", "kind": "target", "diameter_mm": 40},
-        {"id": "T2", "organ": "liver", "kind": "target", "diameter_mm": "20"},
-        {"id": "NT1", "organ": "peritoneum", "kind": "non_target", "status": "present"},
-    ],
-}
-WEEK8 = {
-    "timepoint": "week8",
-    "assessment_date": "2025-03-11",
-    "modality": "CT",
-    "new_lesions": "no",
-    "lesions": [
-        {"id": "T1", "diameter_mm": 25},
-        {"id": "T2", "diameter_mm": 15},
-        {"id": "NT1", "status": "present"},
-    ],
-}
 
 
 def test_api_records_local_assessments_apart_from_central_review(site: Site) -> None:

@@ -217,11 +217,15 @@ def review_save(
     to: Visible = Depends(visible(review.record_central_read)),
 ) -> ReadOut:
     """Store one central read (baseline first), evaluated with all earlier reads."""
-    who, patient = to.who, to.patient
-    with audited(request, who) as w:
-        read = review.record_central_read(
+    return _save(request, to, body, review.record_central_read)
+
+
+def _save(request: Request, to: Visible, body: ReadSave, record: Any) -> ReadOut:
+    """One read stored by ``record`` (central review's or the site's service)."""
+    with audited(request, to.who) as w:
+        read = record(
             w,
-            patient.patient_code,
+            to.patient.patient_code,
             body.timepoint,
             body.assessment_date,
             body.modality,
@@ -289,15 +293,4 @@ def local_assessment_save(
 ) -> ReadOut:
     """Store one local tumour assessment (baseline first), evaluated by the RECIST engine with
     the site's earlier local assessments."""
-    with audited(request, to.who) as w:
-        read = review.record_local_assessment(
-            w,
-            to.patient.patient_code,
-            body.timepoint,
-            body.assessment_date,
-            body.modality,
-            _lesions(body),
-            body.new_lesions,
-        )
-        w.session.refresh(read)
-        return _read_out(read)
+    return _save(request, to, body, review.record_local_assessment)

@@ -36,6 +36,11 @@ def deliver(request: Request, who: Auth, ctx: Ctx, code: str) -> Response:
     file = casebook.casebook_pdf(ctx, code)
     with audited(request, who) as w:
         casebook.record_casebook(w, file)
+    return attachment(file)
+
+
+def attachment(file: Any) -> Response:
+    """A rendered PDF handed out as a download, with its SHA-256."""
     return Response(
         file.content,
         media_type=file.media_type,
@@ -73,15 +78,7 @@ _BLANK_PDF: dict[int | str, dict[str, Any]] = {
 
 
 def _blank(ctx: Ctx) -> Response:
-    file = crf_service.blank_crf_pdf(ctx)
-    return Response(
-        file.content,
-        media_type=file.media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{file.filename}"',
-            "X-Content-SHA256": file.sha256,
-        },
-    )
+    return attachment(crf_service.blank_crf_pdf(ctx))
 
 
 @router.get("/forms/blank-crf.pdf")
