@@ -307,12 +307,16 @@ def record_local_assessment(
 def local_assessments(
     ctx: Ctx, patient_code: str
 ) -> tuple[list[TumourAssessment], EvaluationView | None]:
-    """A patient's local assessments and their current RECIST evaluation (None: none yet)."""
+    """A patient's local assessments and their current RECIST evaluation (None: none yet, or
+    reads the engine cannot evaluate, such as a free response without its lesions)."""
     patient = patients.get_patient(ctx, patient_code)
     reads = reads_of(ctx.session, patient, LOCAL)
     if not reads:
         return reads, None
-    return reads, current_evaluation(ctx.session, patient, ctx.protocol, LOCAL)
+    try:
+        return reads, current_evaluation(ctx.session, patient, ctx.protocol, LOCAL)
+    except ValidationError:  # entered as a free response (`reluth record assessment`)
+        return reads, None
 
 
 def _record_read(
