@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import select
 
 from reluth.auth.policy import Action
+from reluth.clinical import forms as clinical_forms
+from reluth.clinical import service as clinical
 from reluth.core.context import Ctx
 from reluth.errors import NotFound, ReluthError
 from reluth.patients import service as patients
@@ -339,6 +341,105 @@ def _lab_facts(row: Any) -> list[str]:
     ]
 
 
+# --- the clinical forms (one schema each: reluth.clinical.forms) ------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def _clinical(
+    form_id: str,
+    read: Callable[..., Any],
+    write: Callable[..., Any],
+    heading: Callable[[Any], str],
+    single: bool = False,
+) -> Binding:
+    """A clinical form's binding: its saved values as text from its one schema, corrected
+    through its domain's correction service, back to its entry page after saving."""
+    schema = clinical_forms.FORMS[form_id]
+
+    def saved(row: Any) -> dict[str, str]:
+        return {k: _text(v) for k, v in clinical.as_dict(row, schema).items() if k != "id"}
+
+    def result(_ctx: Ctx, row: Any) -> dict[str, Any]:
+        out: dict[str, Any] = to_jsonable(clinical.as_dict(row, schema))
+        return out
+
+    return Binding(
+        form_id,
+        read=read,
+        write=write,
+        key=_none if single else _by_id,
+        parse_key=(lambda _text: ()) if single else _int_key,
+        saved=saved,
+        result=result,
+        heading=heading,
+        back=lambda code, _row: f"/patients/{code}/forms/{form_id}",
+    )
+
+
+_CLINICAL = (
+    _clinical(
+        "conmed",
+        clinical.get_conmed,
+        clinical.edit_conmed,
+        lambda row: f"Correct concomitant medication: {row.drug_name}",
+    ),
+    _clinical(
+        "medical_history",
+        clinical.get_medical_history,
+        clinical.edit_medical_history,
+        lambda row: f"Correct medical history: {row.condition}",
+    ),
+    _clinical(
+        "deviation",
+        clinical.get_deviation,
+        clinical.edit_deviation,
+        lambda row: f"Correct protocol deviation of {row.deviation_date}",
+    ),
+    _clinical(
+        "pregnancy_test",
+        clinical.get_pregnancy_test,
+        clinical.edit_pregnancy_test,
+        lambda row: f"Correct pregnancy test of {row.test_date}",
+    ),
+    _clinical(
+        "childbearing",
+        clinical.get_childbearing,
+        clinical.edit_childbearing,
+        lambda _row: "Correct the childbearing potential",
+        single=True,
+    ),
+    _clinical(
+        "withdrawal",
+        patients.get_withdrawal,
+        patients.edit_withdrawal,
+        lambda row: f"Correct withdrawal ({row.kind.replace('_', ' ')})",
+    ),
+    _clinical(
+        "death",
+        patients.get_death,
+        patients.edit_death,
+        lambda _row: "Correct the death record",
+        single=True,
+    ),
+    _clinical(
+        "end_of_study",
+        patients.get_end_of_study,
+        patients.edit_end_of_study,
+        lambda _row: "Correct the end of study",
+        single=True,
+    ),
+)
+
+
 BINDINGS: dict[str, Binding] = {
     b.form: b
     for b in (
@@ -467,6 +568,7 @@ BINDINGS: dict[str, Binding] = {
             legacy_page="/review/{code}/reads/{read_id}",
             legacy_api="/review/{code}/reads/{read_id}",
         ),
+        *_CLINICAL,
     )
 }
 
