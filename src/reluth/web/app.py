@@ -255,6 +255,7 @@ def create_app(
         visit_pages,
     )
 
+    forms_pages.install_form_labels(app.state.templates, app.state.trial.forms)
     app.include_router(pages.router)
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)

@@ -21,6 +21,8 @@ from reluth.errors import NotFound, ReluthError
 from reluth.forms import corrections
 from reluth.forms.bindings import BINDINGS, Binding
 from reluth.forms.refs import record_id
+from reluth.forms.registry import Registry
+from reluth.i18n import N_, get_locale, gettext
 from reluth.web.deps import READ, WHO, Auth, audited
 from reluth.web.pages import render
 from reluth.web.trial_pages import _remember_form
@@ -185,6 +187,17 @@ for _binding in BINDINGS.values():
 
 # --- status grid ------------------------------------------------------------------------------
 
+#: A form's or visit's status as people read it (the stored value stays in links and filters).
+STATUS_LABELS = {
+    "not_started": N_("not started"),
+    "incomplete": N_("incomplete"),
+    "complete": N_("complete"),
+    "queried": N_("queried"),
+    "missing": N_("missing"),
+    "overdue": N_("overdue"),
+    "not_expected": N_("not expected"),
+}
+
 #: One character per visit status in a grid cell (the colour says it too; the title lists forms).
 ABBREV = {
     "not_started": "·",
@@ -212,6 +225,12 @@ def status_page(
     from reluth.sites import service as sites
 
     grid = forms.status_grid(ctx, centre or None, visit or None, status or None)
+    registry, lang = corrections.registry_of(ctx), get_locale()
+
+    def form_status(form: str, value: str) -> str:
+        label = registry.form(form).label_in(lang) if form in registry.form_ids else form
+        return f"{label} {gettext(STATUS_LABELS.get(value, value))}"
+
     # each cell as (visit status, title listing its forms) once, not in the template's loops
     cells = [
         (
@@ -224,7 +243,7 @@ def status_page(
                     c.code
                     + ": "
                     + "; ".join(
-                        f"{f.form} {f.status.value.replace('_', ' ')}"
+                        form_status(f.form, f.status.value)
                         + (f" ({f.missing_code})" if f.missing_code else "")
                         for f in cell.forms
                     ),
@@ -287,7 +306,7 @@ def _record_page(
             and may_call(who, binding.write),
             "can_missing": may_call(who, forms.record_missing),
             "allowed": {f.name: f.missing for f in view.form.fields},
-            "missing_codes": registry.missing_codes,
+            "missing_codes": {c: registry.missing_label(c, get_locale()) for c in registry.missing_codes},
             "query_rows": [views.query_row(q, view.ref.patient_code, ctx) for q in view.queries],
         },
         status_code=error.http_status if error else 200,
@@ -333,3 +352,35 @@ def record_missing(
     except ReluthError as exc:
         return _record_page(request, who, ctx, form_id, record, error=exc)
     return RedirectResponse(f"/forms/{form_id}/{rid}", status_code=303)
+
+
+# --- the registry's texts in the templates ----------------------------------------------------
+
+
+def install_form_labels(templates: Any, registry: Registry) -> None:
+    """Template helpers that show the registry's texts in the reader's language: a form's
+    label, a field's label (``fallback`` when the form or field is not registered) and the
+    label of a code a field stores (the code itself when its list gives none)."""
+
+    def form_label(form_id: str, fallback: str = "") -> str:
+        if form_id not in registry.form_ids:
+            return fallback or form_id
+        return registry.form(form_id).label_in(get_locale())
+
+    def field_label(form_id: str, name: str, fallback: str = "") -> str:
+        if form_id in registry.form_ids:
+            form = registry.form(form_id)
+            if name in form.field_names:
+                return form.field(name).label_in(get_locale())
+        return fallback or name
+
+    def code_label(form_id: str, name: str, code: Any) -> str:
+        text = "" if code is None else str(getattr(code, "value", code))
+        if form_id in registry.form_ids and name in registry.form(form_id).field_names:
+            codes = registry.form(form_id).field(name).codes
+            if codes is not None:
+                return registry.code_label(codes, text, get_locale())
+        return text.replace("_", " ")
+
+    env = templates.env
+    env.globals.update(form_label=form_label, field_label=field_label, code_label=code_label)
