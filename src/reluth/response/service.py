@@ -290,7 +290,8 @@ def record_central_read(
                 kind=str(raw.get("kind") or (first.kind if first else "target")),
                 organ=str(raw.get("organ") or (first.organ if first else "")),
                 lymph_node=bool(raw.get("nodal") or (first.lymph_node if first else False)),
-                diameter_mm=Decimal(str(raw["diameter_mm"]))
+                # the number the engine read (a decimal comma or point), not its text
+                diameter_mm=to_decimal(raw["diameter_mm"], f"lesions.{lid}.diameter_mm")
                 if raw.get("diameter_mm") is not None
                 else None,
                 status=raw.get("status"),
