@@ -185,7 +185,6 @@ def test_main_flow_in_each_language(
     labs.get_by_role("button", name=_t(lang, "Save result")).click()
     page.wait_for_load_state("networkidle")
     expect(page.locator("#labs")).to_contain_text(want["lab"])
-    shot(page, "labs")
 
     # an adverse event
     ae = page.locator(f'form[action="/patients/{code}/adverse-events"]')
