@@ -53,7 +53,9 @@ EXPECTED = {
     },
 }
 #: English words that must not be left on the French central review page.
-ENGLISH_ON_REVIEW = re.compile(r"\b(Save read|Scan date|Time point|Lesions?|Reads so far|measured)\b")
+ENGLISH_ON_REVIEW = re.compile(
+    r"\b(Save read|Scan date|Time point|Lesions?|Reads so far|measured)\b"
+)
 
 
 def _actor(app: Any, username: str) -> Actor:
@@ -205,9 +207,7 @@ def test_main_flow_in_each_language(
         rev.get_by_label(_t(lang, "Lesion %(n)s id") % {"n": i + 1}).fill(lid)
         rev.get_by_label(_t(lang, "Lesion %(n)s organ") % {"n": i + 1}).fill("liver")
         rev.get_by_label(_t(lang, "Lesion %(n)s diameter in mm") % {"n": i + 1}).fill(mm)
-    expect(rev.get_by_test_id("recist-sum")).to_have_text(
-        "60,5 mm" if lang == "fr" else "60.5 mm"
-    )
+    expect(rev.get_by_test_id("recist-sum")).to_have_text("60,5 mm" if lang == "fr" else "60.5 mm")
     rev.get_by_role("button", name=want["save_read"]).click()
     rev.wait_for_load_state("networkidle")
     rev.get_by_label(_t(lang, "Time point")).fill("week8")

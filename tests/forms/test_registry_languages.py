@@ -43,7 +43,9 @@ def test_every_registered_text_has_a_french_text() -> None:
 
 
 def test_french_clinical_vocabulary_as_sites_write_it() -> None:
-    response = {c: REGISTRY.code_label("recist_response", c, "fr") for c in ("CR", "PR", "SD", "PD")}
+    response = {
+        c: REGISTRY.code_label("recist_response", c, "fr") for c in ("CR", "PR", "SD", "PD")
+    }
     assert response == {
         "CR": "réponse complète",
         "PR": "réponse partielle",

@@ -123,3 +123,51 @@ def test_the_same_pages_stay_english_in_english(site: Site) -> None:
     page = admin.get("/admin/users", headers={"Accept-Language": "en-GB"}).text
     assert "Add a user" in page and "Ajouter" not in page
     assert ">research nurse<" in page  # the role's label, not its code
+
+
+def test_every_planned_visit_is_named_in_french_and_unchanged_in_english() -> None:
+    import datetime as dt
+
+    from reluth.i18n import use_locale
+    from reluth.protocol.definition import load_protocol
+    from reluth.protocol.schedule import planned_visits
+    from reluth.web.labels import visit_name
+
+    protocol = load_protocol()
+    visits = [
+        v for arm in protocol.arms for v in planned_visits(dt.date(2025, 3, 12), arm.code, protocol)
+    ]
+    kinds = {v.kind for v in visits}
+    assert kinds == {
+        "treatment",
+        "tumour_assessment",
+        "follow_up",
+        "laboratory",
+        "qol",
+        "end_of_study",
+    }
+    with use_locale("en"):
+        assert [visit_name(v.code, v.label) for v in visits] == [v.label for v in visits]
+    with use_locale("fr"):
+        french = {v.code: visit_name(v.code, v.label) for v in visits}
+    same = {v.code for v in visits if french[v.code] == v.label}
+    assert all(re.fullmatch(r"QOL-[WM]\d+", c) for c in same)  # "QLQ-C30 + GI.NET21 W36"
+    assert french["QOL-W08"] == "QLQ-C30 + GI.NET21 semaine 8"
+    assert french["LAB-W04"] == "Bilan biologique (NFS, rénal, hépatique) semaine 4"
+    assert french["TA-W24"].endswith(" - critère principal à 6 mois")
+    assert french["EOS"].startswith("Fin d’étude (mois 60)")
+
+
+def test_every_criterion_is_worded_in_french_with_the_protocol_thresholds() -> None:
+    from reluth.protocol.definition import load_protocol
+
+    eligibility = load_protocol().eligibility
+    for cid in eligibility.criteria.ids:
+        assert cid in eligibility.criteria.translations["fr"], cid
+        assert eligibility.text(cid, "fr") != eligibility.text(cid), cid
+    assert eligibility.text("I11", "fr") == (
+        "Réserve médullaire suffisante : Hb > 8 g/dL, polynucléaires neutrophiles ≥ 1500 /mm3, "
+        "plaquettes ≥ 80 000 /mm3"
+    )
+    assert eligibility.text("E9", "fr").startswith("Insuffisance hépatique : ALAT/ASAT > 2,5 x LSN")
+    assert eligibility.text("I11", "de") == eligibility.text("I11")  # no German: English

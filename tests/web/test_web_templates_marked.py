@@ -41,9 +41,48 @@ MARKED = (
 
 #: Words that read the same in every language: names, units, standards, file formats.
 SAME_IN_EVERY_LANGUAGE = frozenset(
-    """ReLUTH reluth CSV JSON SAS Stata xpt dta zip SHA VOI VOIs mm mL Gy MBq GBq Bq TIA SD
-    BED CT MRI RECIST CTCAE SPECT LPS RTSTRUCT SEG DICOM UID API Bearer eff rep sub
-    DOTATATE Lu PRRT ROI""".split()
+    [
+        "ReLUTH",
+        "reluth",
+        "CSV",
+        "JSON",
+        "SAS",
+        "Stata",
+        "xpt",
+        "dta",
+        "zip",
+        "SHA",
+        "VOI",
+        "VOIs",
+        "mm",
+        "mL",
+        "Gy",
+        "MBq",
+        "GBq",
+        "Bq",
+        "TIA",
+        "SD",
+        "BED",
+        "CT",
+        "MRI",
+        "RECIST",
+        "CTCAE",
+        "SPECT",
+        "LPS",
+        "RTSTRUCT",
+        "SEG",
+        "DICOM",
+        "UID",
+        "API",
+        "Bearer",
+        "eff",
+        "rep",
+        "sub",
+        "DOTATATE",
+        "Lu",
+        "PRRT",
+        "ROI",
+    ]
 )
 _READ_ATTRIBUTES = {"title", "aria-label", "placeholder", "alt"}
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+")

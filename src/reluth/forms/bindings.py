@@ -18,7 +18,8 @@ from sqlalchemy import select
 from reluth.auth.policy import Action
 from reluth.core.context import Ctx
 from reluth.errors import NotFound, ReluthError
-from reluth.i18n import format_day, format_number, gettext as _, vocabulary
+from reluth.i18n import format_day, format_number, vocabulary
+from reluth.i18n import gettext as _
 from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.qol import scoring
@@ -339,10 +340,7 @@ def _read_result(ctx: Ctx, read: Any) -> dict[str, Any]:
 
 
 def _read_facts(read: Any) -> list[str]:
-    if read.timepoint == "baseline":
-        saved = _("baseline")
-    else:
-        saved = read.overall_response or ""
+    saved = _("baseline") if read.timepoint == "baseline" else read.overall_response or ""
     if read.target_sum_mm is not None:
         saved += ", " + _("sum {mm} mm").format(mm=format_number(read.target_sum_mm))
     return [

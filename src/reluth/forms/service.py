@@ -25,7 +25,6 @@ from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.forms import refs
 from reluth.forms.models import MissingData
 from reluth.forms.registry import BASELINE, FormDef, Registry
-from reluth.i18n import get_locale
 from reluth.forms.status import (
     FormCell,
     FormFacts,
@@ -35,6 +34,7 @@ from reluth.forms.status import (
     form_status,
     visit_status,
 )
+from reluth.i18n import get_locale
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,

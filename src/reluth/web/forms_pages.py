@@ -21,7 +21,6 @@ from reluth.errors import NotFound, ReluthError
 from reluth.forms import corrections
 from reluth.forms.bindings import BINDINGS, Binding
 from reluth.forms.refs import record_id
-from reluth.forms.registry import Registry
 from reluth.i18n import N_, get_locale, gettext
 from reluth.web.deps import READ, WHO, Auth, audited
 from reluth.web.pages import render
@@ -306,7 +305,9 @@ def _record_page(
             and may_call(who, binding.write),
             "can_missing": may_call(who, forms.record_missing),
             "allowed": {f.name: f.missing for f in view.form.fields},
-            "missing_codes": {c: registry.missing_label(c, get_locale()) for c in registry.missing_codes},
+            "missing_codes": {
+                c: registry.missing_label(c, get_locale()) for c in registry.missing_codes
+            },
             "query_rows": [views.query_row(q, view.ref.patient_code, ctx) for q in view.queries],
         },
         status_code=error.http_status if error else 200,
@@ -352,35 +353,3 @@ def record_missing(
     except ReluthError as exc:
         return _record_page(request, who, ctx, form_id, record, error=exc)
     return RedirectResponse(f"/forms/{form_id}/{rid}", status_code=303)
-
-
-# --- the registry's texts in the templates ----------------------------------------------------
-
-
-def install_form_labels(templates: Any, registry: Registry) -> None:
-    """Template helpers that show the registry's texts in the reader's language: a form's
-    label, a field's label (``fallback`` when the form or field is not registered) and the
-    label of a code a field stores (the code itself when its list gives none)."""
-
-    def form_label(form_id: str, fallback: str = "") -> str:
-        if form_id not in registry.form_ids:
-            return fallback or form_id
-        return registry.form(form_id).label_in(get_locale())
-
-    def field_label(form_id: str, name: str, fallback: str = "") -> str:
-        if form_id in registry.form_ids:
-            form = registry.form(form_id)
-            if name in form.field_names:
-                return form.field(name).label_in(get_locale())
-        return fallback or name
-
-    def code_label(form_id: str, name: str, code: Any) -> str:
-        text = "" if code is None else str(getattr(code, "value", code))
-        if form_id in registry.form_ids and name in registry.form(form_id).field_names:
-            codes = registry.form(form_id).field(name).codes
-            if codes is not None:
-                return registry.code_label(codes, text, get_locale())
-        return text.replace("_", " ")
-
-    env = templates.env
-    env.globals.update(form_label=form_label, field_label=field_label, code_label=code_label)
