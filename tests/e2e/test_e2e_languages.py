@@ -17,18 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from playwright.sync_api import expect
 
-from conftest import LiveServer
-from reluth.auth import service as auth
-from reluth.auth.actor import Actor, AuthMethod
+from conftest import LiveServer, actor_of, seeded_server, type_into_form
 from reluth.core.context import writing
-from reluth.db.session import read_session
 from reluth.i18n import gettext, use_locale
 from reluth.randomization import service as randomization
-from reluth.sites import service as sites
-from reluth.web.app import create_app
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser test password"
@@ -58,37 +52,19 @@ ENGLISH_ON_REVIEW = re.compile(
 )
 
 
-def _actor(app: Any, username: str) -> Actor:
-    with read_session(app.state.engine) as db:
-        return auth.actor_for(auth.get_user(db, username), AuthMethod.PASSWORD)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    saved = auth._HASHER
-    auth._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    app = create_app(f"sqlite:///{tmp_path_factory.mktemp('lang') / 'lang.db'}", clock=lambda: NOW)
-    engine, trial = app.state.engine, app.state.trial
-    with read_session(engine) as db:
-        operator = auth.bootstrap_actor(db, "e2e")
-    with writing(engine, operator, trial) as ctx:
-        auth.create_user(ctx, "admin", "admin", PASSWORD)
-    with writing(engine, _actor(app, "admin"), trial) as ctx:
-        sites.add_centre(ctx, "C01", "Centre One")
-    with writing(engine, _actor(app, "admin"), trial) as ctx:
-        for lang in BROWSER_LOCALES:
-            auth.create_user(ctx, f"inv_{lang}", "investigator", PASSWORD, ["C01"])
-            auth.create_user(ctx, f"rev_{lang}", "central_reviewer", PASSWORD)
-        auth.create_user(ctx, "stat", "statistician", PASSWORD)
-    with writing(engine, _actor(app, "stat"), trial) as ctx:
-        randomization.configure(ctx, "blocks")
-        randomization.generate_list(ctx, "e2e-language-seed-0123456789", 8)
-    try:
-        with LiveServer(app) as live:
-            yield live
-    finally:
-        auth._HASHER = saved
-        app.state.engine.dispose()
+    users: dict[str, tuple[str, tuple[str, ...]]] = {"stat": ("statistician", ())}
+    for lang in BROWSER_LOCALES:
+        users[f"inv_{lang}"] = ("investigator", ("C01",))
+        users[f"rev_{lang}"] = ("central_reviewer", ())
+    db = tmp_path_factory.mktemp("lang") / "lang.db"
+    with seeded_server(db, NOW, PASSWORD, {"C01": "Centre One"}, users) as live:
+        app = live.app
+        with writing(app.state.engine, actor_of(app, "stat"), app.state.trial) as ctx:
+            randomization.configure(ctx, "blocks")
+            randomization.generate_list(ctx, "e2e-language-seed-0123456789", 8)
+        yield live
 
 
 def _t(lang: str, text: str) -> str:
@@ -134,15 +110,9 @@ def test_main_flow_in_each_language(
     data["patient_id"] = code
     typed = screening_form.to_form(data)
     typed.pop("patient_id")
-    for name, value in typed.items():
-        control = page.locator(f'[name="{name}"]')
-        tag = control.evaluate("e => e.tagName + (e.type === 'checkbox' ? ':checkbox' : '')")
-        if tag == "SELECT":
-            control.select_option(value)
-        elif tag.endswith(":checkbox"):
-            control.check()
-        else:
-            control.fill(value.replace(".", ",") if lang == "fr" else value)
+    if lang == "fr":  # decimal commas, as a French site types them
+        typed = {k: v.replace(".", ",") for k, v in typed.items()}
+    type_into_form(page, typed)
     expect(page.get_by_test_id("eligibility-status")).to_have_text(want["eligible"])
     shot(page, "screening")
     page.get_by_role("button", name=_t(lang, "Save screening")).click()
