@@ -112,7 +112,8 @@ class CriteriaTexts(_Frozen):
     def _languages(cls, data: Any) -> Any:
         if not isinstance(data, dict) or "translations" in data:
             return data
-        data, other = dict(data), {}
+        data = dict(data)
+        other: dict[str, dict[str, str]] = {}
         for kind in ("inclusion", "exclusion"):
             texts = data.get(kind)
             if not isinstance(texts, dict):
