@@ -465,9 +465,7 @@ _CLINICAL = (
         "withdrawal",
         patients.get_withdrawal,
         patients.edit_withdrawal,
-        lambda row: _("Correct withdrawal ({kind})").format(
-            kind=row.kind.replace("_", " ")
-        ),
+        lambda row: _("Correct withdrawal ({kind})").format(kind=row.kind.replace("_", " ")),
     ),
     _clinical(
         "death",
@@ -484,6 +482,8 @@ _CLINICAL = (
         single=True,
     ),
 )
+
+
 def _ae_facts(row: Any) -> list[str]:
     facts = [
         _("onset {day}").format(day=format_day(row.onset_date)),
