@@ -1616,7 +1616,8 @@ def sources_from_tables(
     }
     screens = t["screenings"].sort_values(["patient_id", "assessment_date", "id"])
     last_screen = screens.groupby("patient_id").last()
-    first_dose = t["administrations"].groupby("patient_id")["administered_on"].min()
+    # by label, never by position (an empty frame's index is not integer-typed)
+    first_dose = t["administrations"].groupby("patient_id")["administered_on"].min().to_dict()
     dates: dict[int, list[dt.date]] = {}
     for name, col in (
         ("administrations", "administered_on"),
@@ -1799,7 +1800,7 @@ def _subject_row(
     t: Mapping[str, pd.DataFrame],
     by_pid: Mapping[str, pd.DataFrame],
     last_screen: pd.DataFrame,
-    first_dose: pd.Series,
+    first_dose: dict[Any, Any],
     dates: Mapping[int, list[dt.date]],
     centre: Mapping[Any, Any],
     design: AnalysisDesign,
