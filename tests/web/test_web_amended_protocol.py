@@ -87,10 +87,10 @@ def test_the_page_judges_and_words_i11_with_the_amended_threshold(
     status, text, reason = _check(amended_page, "99999")
     assert status == "not eligible"
     assert text.endswith("platelets >= 100 000/mm3") and "80 000" not in text
-    assert "fails >= 100 10^9/L" in reason
+    assert "it must be at least 100000 /mm³ (criterion I11)" in reason
     status, text, reason = _check(amended_page, "100000")
     assert status == "eligible"
-    assert "meets >= 100 10^9/L" in reason
+    assert "Platelets: 100000 /mm³ (at least 100000 /mm³)" in reason
     assert _check(amended_page, "80000")[0] == "not eligible"  # the shipped boundary
 
 
@@ -98,6 +98,6 @@ def test_the_shipped_protocol_page_keeps_80000(shipped_page: Page) -> None:
     status, text, reason = _check(shipped_page, "99999")
     assert status == "eligible"
     assert text.endswith("platelets >= 80 000/mm3")
-    assert "meets >= 80 10^9/L" in reason
+    assert "Platelets: 99999 /mm³ (at least 80000 /mm³)" in reason
     assert _check(shipped_page, "80000")[0] == "eligible"
     assert _check(shipped_page, "79999")[0] == "not eligible"

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func, select
@@ -26,6 +26,8 @@ from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Joined, Reason, render_stored
 from reluth.patients import timeline
 from reluth.patients.models import (
     Death,
@@ -330,7 +332,7 @@ def screen_patient(ctx: Ctx, data: Any) -> ScreeningOutcome:
         raise Conflict(f"patient {patient.patient_code} is already randomized")
     _agrees_with_registration(patient, patient_file)
     result = check_eligibility(patient_file, proto, stage="inclusion")
-    criteria = [asdict(c) for c in result.criteria]
+    criteria = [c.as_dict() for c in result.criteria]
     try:
         strata = derive_strata(patient_file, proto)
         strata_code: str | None = strata.code
@@ -383,7 +385,23 @@ def failed_criteria(screening: Screening, limit: int = 4) -> str:
     """The criteria a screening failed or could not decide, with their reasons."""
     result = json.loads(screening.result_json)
     bad = [c for c in result["criteria"] if c["passes"] is not True]
-    return "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:limit])
+    return "; ".join(f"{c['id']}: {criterion_reason(c)}" for c in bad[:limit])
+
+
+def criteria_reasons(criteria: list[dict[str, Any]]) -> Joined:
+    """Stored criteria's verdicts as one reason per criterion (``I11: …``), for a refusal."""
+    items = []
+    for c in criteria:
+        message = c.get("message")
+        why: Any = Reason.from_dict(message) if message else c.get("reason", "")
+        items.append(Reason("criterion", N_("{id}: {reason}"), {"id": c["id"], "reason": why}))
+    return Joined(tuple(items), "; ")
+
+
+def criterion_reason(criterion: dict[str, Any]) -> str:
+    """A stored criterion's reason in the current language (its message key and values;
+    the English text of a screening stored before reasons had keys)."""
+    return render_stored(criterion.get("message"), criterion.get("reason", ""))
 
 
 # ------------------------------------------------------------------------------- inclusion

@@ -241,7 +241,7 @@ def _screenings(ctx: Ctx, patient_id: int) -> list[ScreeningView]:
     ):
         result = json.loads(s.result_json)
         criteria = [
-            views.CriterionView(c["id"], c["text"], c["result"], c["reason"])
+            views.CriterionView(c["id"], c["text"], c["result"], c["reason"], c.get("message"))
             for c in result.get("criteria", [])
         ]
         values = _flatten(json.loads(s.input_json))

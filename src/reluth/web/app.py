@@ -46,6 +46,7 @@ from reluth.i18n import (
     vocabulary,
 )
 from reluth.i18n.messages import describe
+from reluth.i18n.reasons import render_stored
 from reluth.protocol.definition import Protocol, load_protocol
 from reluth.safety import seriousness
 from reluth.web.deps import LANGUAGE_COOKIE, LoginRequired, PasswordChangeRequired
@@ -340,6 +341,13 @@ def nav_links(
     return [(path, gettext(label)) for path, label, action, res in items if who.can(action, res)]
 
 
+def shown_reason(item: Any) -> str:
+    """An engine's reason (a criterion's verdict, stored or fresh) in the reader's language."""
+    if isinstance(item, dict):
+        return render_stored(item.get("message"), str(item.get("reason", "")))
+    return render_stored(getattr(item, "message", None), str(getattr(item, "reason", "")))
+
+
 def install_i18n(templates: Jinja2Templates, zone: Any) -> None:
     """gettext in the templates (``{% trans %}``, ``_()``), and the display filters of the
     current language: ``num`` (Babel), ``day`` (dd/mm/yyyy in French), ``site_local`` (a moment
@@ -359,6 +367,7 @@ def install_i18n(templates: Jinja2Templates, zone: Any) -> None:
         if isinstance(error, ReluthError)
         else (gettext(str(error)) if error else "")
     )
+    env.filters["reason"] = shown_reason
     env.filters["num"] = format_number
     env.filters["day"] = format_day
     env.filters["site_local"] = lambda moment: format_moment(moment, zone)
