@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from reluth.errors import ValidationError, ValidationErrors
 from reluth.units import to_decimal
+from reluth.values import parse_date
 
 if TYPE_CHECKING:
     from reluth.protocol.definition import Protocol as TrialProtocol
@@ -271,12 +272,8 @@ def _require(obj: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 def _date(value: Any, where: str) -> dt.date:
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationError(where, f"not a date: {value!r}", "YYYY-MM-DD") from None
+    """A day as entry reads it (ISO or dd/mm/yyyy, :func:`reluth.values.parse_date`)."""
+    return parse_date(value.strip() if isinstance(value, str) else value, where)
 
 
 #: The longest diameter a lesion measured on CT or MRI can have (the engine refuses more: a
