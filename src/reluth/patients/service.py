@@ -162,24 +162,28 @@ def _latest_clinical(
     from reluth.treatment.models import Administration, Visit
 
     sources: list[tuple[str, Any, Any]] = [
-        ("laboratory result", LabResult.sample_date, LabResult.patient_id),
-        ("adverse event onset", AdverseEvent.onset_date, AdverseEvent.patient_id),
-        ("visit", Visit.visit_date, Visit.patient_id),
-        ("questionnaire", QolQuestionnaire.completed_on, QolQuestionnaire.patient_id),
-        ("tumour assessment", TumourAssessment.assessment_date, TumourAssessment.patient_id),
-        ("administration", Administration.administered_on, Administration.patient_id),
-        ("pregnancy test", PregnancyTest.test_date, PregnancyTest.patient_id),
+        (N_("laboratory result"), LabResult.sample_date, LabResult.patient_id),
+        (N_("adverse event onset"), AdverseEvent.onset_date, AdverseEvent.patient_id),
+        (N_("visit"), Visit.visit_date, Visit.patient_id),
+        (N_("questionnaire"), QolQuestionnaire.completed_on, QolQuestionnaire.patient_id),
+        (N_("tumour assessment"), TumourAssessment.assessment_date, TumourAssessment.patient_id),
+        (N_("administration"), Administration.administered_on, Administration.patient_id),
+        (N_("pregnancy test"), PregnancyTest.test_date, PregnancyTest.patient_id),
     ]
     if follow_up_only:
         sources = [x for x in sources if x[0] not in ("adverse event onset", "administration")]
     else:
         sources += [
             (
-                "medication start",
+                N_("medication start"),
                 ConcomitantMedication.start_date,
                 ConcomitantMedication.patient_id,
             ),
-            ("medication stop", ConcomitantMedication.stop_date, ConcomitantMedication.patient_id),
+            (
+                N_("medication stop"),
+                ConcomitantMedication.stop_date,
+                ConcomitantMedication.patient_id,
+            ),
         ]
     best: tuple[dt.date | None, str | None] = (None, None)
     for what, column, owner in sources:
