@@ -74,6 +74,8 @@ FIELD_LABELS: dict[str, str] = {
     "new_password": N_("New password"),
     "language": N_("Language"),
     "reason": N_("Reason"),
+    "items": N_("Answers"),
+    "baseline_items": N_("Baseline answers"),
 }
 
 #: Labels of the patient file's inputs by their whole path (the eligibility engine names them
