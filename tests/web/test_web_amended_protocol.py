@@ -64,14 +64,16 @@ def shipped_page(tmp_path: Path) -> Iterator[Page]:
     yield from _page(tmp_path, load_protocol())
 
 
-def _check(page: Page, platelets_per_mm3: str) -> tuple[str, str, str]:
+def _check(page: Page, platelets_per_mm3: str, lang: str = "en") -> tuple[str, str, str]:
     """The live eligibility of the example with that platelet count: the overall status, and
     the I11 row's criterion text (its title) and reason, as the page shows them."""
     data = {**ELIGIBLE, "patient_id": CODE}
     data["labs"] = {**data["labs"], "platelets": {"value": platelets_per_mm3, "unit": "/mm3"}}
     form = {**sf.to_form(data), "csrf_token": page.csrf}
     form.pop("patient_id")
-    r = page.client.post(f"/patients/{CODE}/screening/check", data=form)
+    r = page.client.post(
+        f"/patients/{CODE}/screening/check", data=form, headers={"Accept-Language": lang}
+    )
     assert r.status_code == 200, r.text
     status = re.search(r'data-testid="eligibility-status">([^<]+)<', r.text)
     row = re.search(
@@ -101,3 +103,12 @@ def test_the_shipped_protocol_page_keeps_80000(shipped_page: Page) -> None:
     assert "Platelets: 99999 /mm³ (at least 80000 /mm³)" in reason
     assert _check(shipped_page, "80000")[0] == "eligible"
     assert _check(shipped_page, "79999")[0] == "not eligible"
+
+
+def test_the_reason_is_in_the_readers_language(shipped_page: Page) -> None:
+    """Issue 18: the French reader sees the French reason, the number grouped the French way
+    and the unit as entered; no internal field name."""
+    _status, _text, reason = _check(shipped_page, "79999", lang="fr")
+    shown = reason.replace("\u202f", " ")
+    assert "Plaquettes : 79 999 /mm³ — il faut au moins 80 000 /mm³ (critère I11)" in shown
+    assert "labs." not in shown and "platelets" not in shown

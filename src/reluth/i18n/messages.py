@@ -170,9 +170,9 @@ def describe(exc: ReluthError) -> str:
     """The message of ``exc`` for a person, in the current language."""
     if isinstance(exc, ValidationErrors):
         return "; ".join(describe(e) for e in exc.errors)
-    reason = exc.params.get("reason")
-    if callable(getattr(reason, "render", None)):  # a reluth.i18n.reasons.Reason
-        return str(reason.render())
+    render = getattr(exc.params.get("reason"), "render", None)
+    if callable(render):  # a reluth.i18n.reasons.Reason
+        return str(render())
     template = TEMPLATES.get(exc.code)
     if isinstance(exc, ValidationError):
         label = field_label(exc.field)

@@ -348,12 +348,10 @@ def grade(result: LabResult) -> GradedResult:
     if best is not None:
         g, crit, fired = best
         if crit.ref == "absolute":
-            reference = Reason(
-                "ctcae.absolute", "{cut} {unit}", {"cut": _num(fired), "unit": gunit}
-            )
+            cut_text = Reason("ctcae.absolute", "{cut} {unit}", {"cut": _num(fired), "unit": gunit})
         else:
             name = {"lln": N_("LLN"), "uln": N_("ULN"), "baseline": N_("baseline")}[crit.ref]
-            reference = Reason(
+            cut_text = Reason(
                 "ctcae.relative",
                 "{factor}{name} ({cut} {unit})",
                 {
@@ -371,7 +369,7 @@ def grade(result: LabResult) -> GradedResult:
                 "value": _num(value),
                 "unit": gunit,
                 "op": crit.op,
-                "reference": reference,
+                "reference": cut_text,
                 "branch": branch,
             },
         )
