@@ -17,7 +17,9 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from reluth.errors import ReluthError
-from reluth.i18n import DEFAULT, N_, format_day, format_number, gettext, use_locale
+from reluth.i18n import DEFAULT, N_, format_number, gettext, use_locale
+from reluth.i18n.messages import _shown as plain_value
+from reluth.i18n.messages import field_label
 
 E = TypeVar("E", bound=ReluthError)
 
@@ -119,22 +121,14 @@ def shown(value: Any) -> str:
     if isinstance(value, Quantity):
         return f"{format_number(value.value)} {_unit(value.unit)}"
     if isinstance(value, Field):
-        from reluth.i18n.messages import field_label
-
         return field_label(value.path)
     if isinstance(value, Word):
         return gettext(value.text)
-    if isinstance(value, bool):
-        return gettext("yes") if value else gettext("no")
-    if isinstance(value, int | float | Decimal):
-        return format_number(value)
-    if isinstance(value, dt.date):
-        return format_day(value)
     if isinstance(value, Joined):
         return gettext(value.separator).join(shown(v) for v in value.items)
     if isinstance(value, list | tuple):
         return ", ".join(shown(v) for v in value)
-    return "" if value is None else str(value)
+    return plain_value(value)  # yes/no, numbers and days as the error messages show them
 
 
 def render(reason: Reason) -> str:
