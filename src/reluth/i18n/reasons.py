@@ -150,6 +150,15 @@ def render_stored(data: Any, fallback: str = "") -> str:
     return fallback
 
 
+def shown_reason(item: Any) -> str:
+    """The reason of a verdict (a criterion's, stored as a dict or fresh) in the reader's
+    language: its ``message``, else the English ``reason`` stored with it (the ``reason``
+    filter of the pages and the casebook)."""
+    if isinstance(item, Mapping):
+        return render_stored(item.get("message"), str(item.get("reason", "")))
+    return render_stored(getattr(item, "message", None), str(getattr(item, "reason", "")))
+
+
 def _fields(value: Any) -> list[str]:
     if isinstance(value, Field):
         return [value.path]

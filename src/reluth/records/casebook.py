@@ -35,6 +35,7 @@ from reluth.core.service import service
 from reluth.db.base import as_utc
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import PreconditionFailed
+from reluth.i18n.reasons import shown_reason
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,
@@ -505,6 +506,7 @@ def _environment() -> Any:
     env.filters["num"] = _number
     env.filters["when"] = _when
     env.filters["words"] = lambda text: str(text).replace("_", " ")
+    env.filters["reason"] = shown_reason
     return env
 
 

@@ -46,7 +46,7 @@ from reluth.i18n import (
     vocabulary,
 )
 from reluth.i18n.messages import describe
-from reluth.i18n.reasons import render_stored
+from reluth.i18n.reasons import shown_reason
 from reluth.protocol.definition import Protocol, load_protocol
 from reluth.safety import seriousness
 from reluth.web.deps import LANGUAGE_COOKIE, LoginRequired, PasswordChangeRequired
@@ -339,13 +339,6 @@ def nav_links(
 ) -> list[tuple[str, str]]:
     """The links ``who`` may follow, labelled in the current language."""
     return [(path, gettext(label)) for path, label, action, res in items if who.can(action, res)]
-
-
-def shown_reason(item: Any) -> str:
-    """An engine's reason (a criterion's verdict, stored or fresh) in the reader's language."""
-    if isinstance(item, dict):
-        return render_stored(item.get("message"), str(item.get("reason", "")))
-    return render_stored(getattr(item, "message", None), str(getattr(item, "reason", "")))
 
 
 def install_i18n(templates: Jinja2Templates, zone: Any) -> None:
