@@ -82,11 +82,11 @@ def test_the_text_and_the_reason_follow_the_threshold(amended: Protocol) -> None
     assert _i11(below, amended).text.endswith(text)
     assert "80 000" not in _i11(below, amended).text
     assert _i11(below, SHIPPED).text.endswith("platelets >= 80 000/mm3")
-    assert "platelets 99.999 10^9/L (entered 99999 /mm3) (fails >= 100 10^9/L)" in (
+    assert "Platelets: 99999 /mm³ — it must be at least 100000 /mm³ (criterion I11)" in (
         _i11(below, amended).reason
     )
-    assert "(meets >= 100 10^9/L)" in _i11(at, amended).reason
-    assert "(meets >= 80 10^9/L)" in _i11(below, SHIPPED).reason
+    assert "Platelets: 100000 /mm³ (at least 100000 /mm³)" in _i11(at, amended).reason
+    assert "Platelets: 99999 /mm³ (at least 80000 /mm³)" in _i11(below, SHIPPED).reason
 
 
 def test_no_other_criterion_moves(amended: Protocol) -> None:
@@ -113,7 +113,10 @@ def test_the_cli_reads_the_copy_named_by_reluth_protocol(
     i11 = {r.exit_code: next(c for c in json.loads(r.stdout)["criteria"] if c["id"] == "I11")
            for r in (shipped, changed)}  # fmt: skip
     assert i11[1]["text"].endswith("platelets >= 100 000/mm3")
-    assert "fails >= 100 10^9/L" in i11[1]["reason"]
+    assert "it must be at least 100000 /mm³" in i11[1]["reason"]
+    assert i11[1]["message"]["params"]["parts"]["joined"][1][2]["reason"]["key"] == (
+        "eligibility.lab_below"
+    )
     assert i11[0]["text"].endswith("platelets >= 80 000/mm3")
 
 

@@ -19,6 +19,7 @@ from reluth.forms import refs
 from reluth.forms.bindings import Binding, Input, binding
 from reluth.forms.registry import FieldDef, FormDef, Registry
 from reluth.i18n import get_locale
+from reluth.values import parse_date
 
 _KINDS = {
     "date": "date",
@@ -140,6 +141,8 @@ def _typed(registry: Registry, f: FieldDef, text: str) -> Any:
         return "" if f.required else None
     if _numeric_code(registry, f) and value.isascii() and value.isdigit():
         return int(value)
+    if f.type == "date":  # read as entry reads it: ISO or dd/mm/yyyy (reluth.values)
+        return parse_date(value, f.name)
     return value
 
 

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func, select
@@ -26,6 +26,8 @@ from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Joined, Reason, render_stored
 from reluth.patients import timeline
 from reluth.patients.models import (
     Death,
@@ -164,24 +166,28 @@ def _latest_clinical(
     from reluth.treatment.models import Administration, Visit
 
     sources: list[tuple[str, Any, Any]] = [
-        ("laboratory result", LabResult.sample_date, LabResult.patient_id),
-        ("adverse event onset", AdverseEvent.onset_date, AdverseEvent.patient_id),
-        ("visit", Visit.visit_date, Visit.patient_id),
-        ("questionnaire", QolQuestionnaire.completed_on, QolQuestionnaire.patient_id),
-        ("tumour assessment", TumourAssessment.assessment_date, TumourAssessment.patient_id),
-        ("administration", Administration.administered_on, Administration.patient_id),
-        ("pregnancy test", PregnancyTest.test_date, PregnancyTest.patient_id),
+        (N_("laboratory result"), LabResult.sample_date, LabResult.patient_id),
+        (N_("adverse event onset"), AdverseEvent.onset_date, AdverseEvent.patient_id),
+        (N_("visit"), Visit.visit_date, Visit.patient_id),
+        (N_("questionnaire"), QolQuestionnaire.completed_on, QolQuestionnaire.patient_id),
+        (N_("tumour assessment"), TumourAssessment.assessment_date, TumourAssessment.patient_id),
+        (N_("administration"), Administration.administered_on, Administration.patient_id),
+        (N_("pregnancy test"), PregnancyTest.test_date, PregnancyTest.patient_id),
     ]
     if follow_up_only:
         sources = [x for x in sources if x[0] not in ("adverse event onset", "administration")]
     else:
         sources += [
             (
-                "medication start",
+                N_("medication start"),
                 ConcomitantMedication.start_date,
                 ConcomitantMedication.patient_id,
             ),
-            ("medication stop", ConcomitantMedication.stop_date, ConcomitantMedication.patient_id),
+            (
+                N_("medication stop"),
+                ConcomitantMedication.stop_date,
+                ConcomitantMedication.patient_id,
+            ),
         ]
     best: tuple[dt.date | None, str | None] = (None, None)
     for what, column, owner in sources:
@@ -335,7 +341,7 @@ def screen_patient(ctx: Ctx, data: Any) -> ScreeningOutcome:
         raise Conflict(f"patient {patient.patient_code} is already randomized")
     _agrees_with_registration(patient, patient_file)
     result = check_eligibility(patient_file, proto, stage="inclusion")
-    criteria = [asdict(c) for c in result.criteria]
+    criteria = [c.as_dict() for c in result.criteria]
     try:
         strata = derive_strata(patient_file, proto)
         strata_code: str | None = strata.code
@@ -388,7 +394,23 @@ def failed_criteria(screening: Screening, limit: int = 4) -> str:
     """The criteria a screening failed or could not decide, with their reasons."""
     result = json.loads(screening.result_json)
     bad = [c for c in result["criteria"] if c["passes"] is not True]
-    return "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:limit])
+    return "; ".join(f"{c['id']}: {criterion_reason(c)}" for c in bad[:limit])
+
+
+def criteria_reasons(criteria: list[dict[str, Any]]) -> Joined:
+    """Stored criteria's verdicts as one reason per criterion (``I11: …``), for a refusal."""
+    items = []
+    for c in criteria:
+        message = c.get("message")
+        why: Any = Reason.from_dict(message) if message else c.get("reason", "")
+        items.append(Reason("criterion", N_("{id}: {reason}"), {"id": c["id"], "reason": why}))
+    return Joined(tuple(items), "; ")
+
+
+def criterion_reason(criterion: dict[str, Any]) -> str:
+    """A stored criterion's reason in the current language (its message key and values;
+    the English text of a screening stored before reasons had keys)."""
+    return render_stored(criterion.get("message"), criterion.get("reason", ""))
 
 
 # ------------------------------------------------------------------------------- inclusion

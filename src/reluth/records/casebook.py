@@ -36,6 +36,7 @@ from reluth.db.base import as_utc
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import PreconditionFailed
 from reluth.lifecycle import sdv_service, signature_service
+from reluth.i18n.reasons import shown_reason
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,
@@ -286,7 +287,7 @@ def _screenings(ctx: Ctx, patient_id: int) -> list[ScreeningView]:
     ):
         result = json.loads(s.result_json)
         criteria = [
-            views.CriterionView(c["id"], c["text"], c["result"], c["reason"])
+            views.CriterionView(c["id"], c["text"], c["result"], c["reason"], c.get("message"))
             for c in result.get("criteria", [])
         ]
         values = _flatten(json.loads(s.input_json))
@@ -566,6 +567,7 @@ def environment() -> Any:
     env.filters["num"] = _number
     env.filters["when"] = _when
     env.filters["words"] = lambda text: str(text).replace("_", " ")
+    env.filters["reason"] = shown_reason
     return env
 
 

@@ -194,10 +194,14 @@ def adverse_events(ctx: Ctx, patient_id: int | None = None) -> list[AeRow]:
 
 @dataclass(frozen=True)
 class CriterionView:
+    """A stored criterion's verdict; ``message`` is its reason as key and values (shown in the
+    reader's language by the ``reason`` filter), ``reason`` the English text stored with it."""
+
     id: str
     text: str
     result: str
     reason: str
+    message: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +272,9 @@ def timeline(ctx: Ctx, code: str) -> Timeline:
     criteria: list[CriterionView] = []
     if screening is not None:
         for c in json.loads(screening.result_json)["criteria"]:
-            criteria.append(CriterionView(c["id"], c["text"], c["result"], c["reason"]))
+            criteria.append(
+                CriterionView(c["id"], c["text"], c["result"], c["reason"], c.get("message"))
+            )
     inclusion = ctx.session.scalars(
         select(Inclusion).where(Inclusion.patient_id == patient.id)
     ).first()

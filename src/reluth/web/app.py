@@ -46,6 +46,7 @@ from reluth.i18n import (
     vocabulary,
 )
 from reluth.i18n.messages import describe
+from reluth.i18n.reasons import shown_reason
 from reluth.protocol.definition import Protocol, load_protocol
 from reluth.safety import seriousness
 from reluth.web.deps import LANGUAGE_COOKIE, LoginRequired, PasswordChangeRequired
@@ -361,6 +362,7 @@ def install_i18n(templates: Jinja2Templates, zone: Any) -> None:
         if isinstance(error, ReluthError)
         else (gettext(str(error)) if error else "")
     )
+    env.filters["reason"] = shown_reason
     env.filters["num"] = format_number
     env.filters["day"] = format_day
     env.filters["site_local"] = lambda moment: format_moment(moment, zone)
