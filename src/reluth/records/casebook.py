@@ -35,8 +35,8 @@ from reluth.core.service import service
 from reluth.db.base import as_utc
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import PreconditionFailed
-from reluth.lifecycle import sdv_service, signature_service
 from reluth.i18n.reasons import shown_reason
+from reluth.lifecycle import sdv_service, signature_service
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,
