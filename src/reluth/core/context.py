@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+import reluth.lifecycle.grid  # noqa: F401  (adds SDV done, signed, locked to the status grid)
 import reluth.lifecycle.guard  # noqa: F401  (registers locks, signatures and SDV at the door)
 from reluth.auth.actor import Actor
 from reluth.core.trial import Trial

@@ -116,8 +116,29 @@ class FormDef(_Frozen):
         return tuple(f for f in self.fields if f.correctable) if self.editable else ()
 
 
+class SdvRequirement(_Frozen):
+    """Records of ``form`` (those whose fields equal ``where``) that need 100 % SDV."""
+
+    form: str
+    label: str
+    where: dict[str, bool | int | str] = Field(default_factory=dict)
+
+
+class SdvPlanDef(_Frozen):
+    """The monitoring plan's SDV (ICH E6(R3) 3.11.4, risk-based): what is verified in full,
+    and the fraction of the other records of the ``sampled`` forms picked for verification."""
+
+    required: tuple[SdvRequirement, ...] = ()
+    sample_fraction: Decimal = Decimal(0)
+    sampled: tuple[str, ...] = ()
+
+
+SignatureLevel = Literal["form", "visit", "casebook"]
+
+
 class Registry(_Frozen):
-    """Every form of the trial, its code lists, missing-data codes and visits x forms."""
+    """Every form of the trial, its code lists, missing-data codes and visits x forms, the SDV
+    plan, the meaning of each level of investigator signature and the edit checks."""
 
     id: str
     version: str
@@ -127,10 +148,14 @@ class Registry(_Frozen):
     forms: tuple[FormDef, ...]
     matrix: dict[str, tuple[str, ...]]
     not_forms: dict[str, str] = Field(default_factory=dict)
+    sdv: SdvPlanDef = Field(default_factory=SdvPlanDef)
+    #: What a signature of each level means (21 CFR 11.50(a)(3)), shown with it.
+    signature_meanings: dict[SignatureLevel, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
         ids = [f.id for f in self.forms]
+        self._check_lifecycle(ids)
         if len(set(ids)) != len(ids):
             raise ValueError("forms: form ids must differ")
         for form in self.forms:
@@ -162,6 +187,29 @@ class Registry(_Frozen):
                 if fid not in ids:
                     raise ValueError(f"matrix.{visit}: unknown form {fid!r}")
         return self
+
+    def _check_lifecycle(self, ids: list[str]) -> None:
+        plan = self.sdv
+        if not Decimal(0) <= plan.sample_fraction <= Decimal(1):
+            raise ValueError("sdv.sample_fraction: between 0 and 1")
+        for req in plan.required:
+            if req.form not in ids:
+                raise ValueError(f"sdv.required: unknown form {req.form!r}")
+            names = self.form(req.form).field_names
+            for name in req.where:
+                if name not in names:
+                    raise ValueError(f"sdv.required.{req.form}: {name!r} is no field of it")
+        for fid in plan.sampled:
+            if fid not in ids:
+                raise ValueError(f"sdv.sampled: unknown form {fid!r}")
+        for level in ("form", "visit", "casebook"):
+            if not self.signature_meanings.get(level, "").strip():  # type: ignore[call-overload]
+                raise ValueError(f"signature_meanings.{level}: a meaning is required")
+
+    def signature_meaning(self, scope: str) -> str:
+        """What a signature of ``scope`` (form, visit, or patient: the casebook) means."""
+        level = "casebook" if scope == "patient" else scope
+        return self.signature_meanings[level]  # type: ignore[index]
 
     def form(self, form_id: str) -> FormDef:
         """The form ``form_id`` (NotFound naming the known ones)."""

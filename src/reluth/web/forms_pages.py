@@ -194,6 +194,9 @@ ABBREV = {
     "missing": "–",
     "overdue": "!",
     "not_expected": "",
+    "sdv_done": "☑",
+    "signed": "✍",
+    "locked": "▣",
 }
 
 
@@ -209,6 +212,7 @@ def status_page(
     """Patients x visits of the person's centres, each visit coloured by its forms' status."""
     from reluth.forms import service as forms
     from reluth.forms.status import FormStatus
+    from reluth.i18n.vocabulary import label
     from reluth.sites import service as sites
 
     grid = forms.status_grid(ctx, centre or None, visit or None, status or None)
@@ -224,7 +228,7 @@ def status_page(
                     c.code
                     + ": "
                     + "; ".join(
-                        f"{f.form} {f.status.value.replace('_', ' ')}"
+                        f"{f.form} {label('form_status', f.status)}"
                         + (f" ({f.missing_code})" if f.missing_code else "")
                         for f in cell.forms
                     ),
