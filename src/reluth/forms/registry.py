@@ -135,6 +135,31 @@ class SdvPlanDef(_Frozen):
 
 SignatureLevel = Literal["form", "visit", "casebook"]
 
+#: The kinds of edit check the domain evaluates (reluth.queries.edit_checks):
+#: ``lab_before``: the latest ``analyte`` result in the ``days`` before the form's date (that day
+#: included) is below ``below`` (in ``unit``, compared exactly as a Decimal);
+#: ``in_visit_window``: the form's date (``field``) is outside its visit's window;
+#: ``required_when``: ``field`` is empty (and no missing-data code says why) on a record whose
+#: fields equal ``when``.
+EditRule = Literal["lab_before", "in_visit_window", "required_when"]
+
+
+class EditCheck(_Frozen):
+    """A check of saved data that raises a system query on (form instance, ``field``) when it
+    fails, with ``message`` (``{name}`` placeholders: the record's fields, and the rule's
+    findings such as ``{lab_value}``, ``{lab_date}``, ``{window_start}``)."""
+
+    id: str
+    form: str
+    field: str
+    rule: EditRule
+    message: str
+    analyte: str | None = None
+    below: Decimal | None = None
+    unit: str | None = None
+    days: int | None = Field(default=None, ge=0, le=365)
+    when: dict[str, bool | int | str] = Field(default_factory=dict)
+
 
 class Registry(_Frozen):
     """Every form of the trial, its code lists, missing-data codes and visits x forms, the SDV
@@ -151,6 +176,7 @@ class Registry(_Frozen):
     sdv: SdvPlanDef = Field(default_factory=SdvPlanDef)
     #: What a signature of each level means (21 CFR 11.50(a)(3)), shown with it.
     signature_meanings: dict[SignatureLevel, str] = Field(default_factory=dict)
+    edit_checks: tuple[EditCheck, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
@@ -202,6 +228,26 @@ class Registry(_Frozen):
         for fid in plan.sampled:
             if fid not in ids:
                 raise ValueError(f"sdv.sampled: unknown form {fid!r}")
+        seen: set[str] = set()
+        for check in self.edit_checks:
+            where = f"edit_checks.{check.id}"
+            if not _NAME.match(check.id) or check.id in seen:
+                raise ValueError(f"{where}: ids must be lower_snake_case and differ")
+            seen.add(check.id)
+            if check.form not in ids:
+                raise ValueError(f"{where}: unknown form {check.form!r}")
+            names = self.form(check.form).field_names
+            for name in (check.field, *check.when):
+                if name not in names:
+                    raise ValueError(f"{where}: {name!r} is no field of {check.form}")
+            needs = {
+                "lab_before": ("analyte", "below", "unit", "days"),
+                "required_when": ("when",),
+                "in_visit_window": (),
+            }[check.rule]
+            for attr in needs:
+                if not getattr(check, attr) and getattr(check, attr) != 0:
+                    raise ValueError(f"{where}: rule {check.rule} needs {attr}")
         for level in ("form", "visit", "casebook"):
             if not self.signature_meanings.get(level, "").strip():  # type: ignore[call-overload]
                 raise ValueError(f"signature_meanings.{level}: a meaning is required")
