@@ -116,6 +116,13 @@ FORM_STATUSES: dict[str, str] = {
     "locked": N_("locked"),
 }
 
+#: A data query's state.
+QUERY_STATUSES: dict[str, str] = {
+    "open": N_("open"),
+    "answered": N_("answered"),
+    "closed": N_("closed"),
+}
+
 #: Laboratory tests by analyte code (French names as French laboratory reports write them).
 LAB_TESTS: dict[str, str] = {
     "hemoglobin": N_("haemoglobin"),
@@ -139,6 +146,7 @@ _TABLES: dict[str, dict[str, str]] = {
     "patient_status": PATIENT_STATUSES,
     "visit_status": VISIT_STATUSES,
     "form_status": FORM_STATUSES,
+    "query_status": QUERY_STATUSES,
     "sex": SEXES,
     "lab": LAB_TESTS,
     "role": ROLES,
