@@ -32,9 +32,7 @@ CYCLE_2 = dt.date(2024, 12, 30)  # the second cycle of the test patients
 def _queries(engine: Engine, check: str) -> list[DataQuery]:
     with read_session(engine) as s:
         return list(
-            s.scalars(
-                select(DataQuery).where(DataQuery.edit_check == check).order_by(DataQuery.id)
-            )
+            s.scalars(select(DataQuery).where(DataQuery.edit_check == check).order_by(DataQuery.id))
         )
 
 

@@ -143,12 +143,13 @@ def test_sdv_on_the_command_line(trial_db: tuple[str, str, str], tmp_path: Path)
 def test_queries_answer_by_correcting_the_value(
     trial_db: tuple[str, str, str], tmp_path: Path
 ) -> None:
+    from tests.store.storekit import actor, trial_on
+
     from reluth.core.context import writing
     from reluth.queries import service as queries
     from reluth.safety import service as safety
-    from tests.store.storekit import actor, trial_on
 
-    code, dm, nurse = trial_db
+    code, _dm, nurse = trial_db
     engine = make_engine(os.environ["RELUTH_DATABASE_URL"])
     add_account(engine, "mon1", Role.MONITOR, ("C01",))
     with writing(engine, actor(engine, NURSE), trial_on()) as ctx:

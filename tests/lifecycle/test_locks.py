@@ -214,12 +214,11 @@ def test_a_lock_committed_during_a_long_write_is_seen_at_commit(engine: Engine) 
         pytest.skip("SQLite lets one writer at a time: the second could not lock meanwhile")
     code, _other = _setup(engine)
     _lab(engine, code)  # the trial has data; nothing is locked yet
-    with pytest.raises(Locked, match="casebook reviewed"):
-        with work(engine, NURSE) as ctx:
-            safety.record_lab(ctx, code, dict(LAB))  # flushed: the locks are read (none)
-            with work(engine, DM) as other:  # a second connection locks and commits
-                lifecycle.lock(other, "patient", code, "casebook reviewed")
-            safety.record_lab(ctx, code, dict(LAB, date="2025-03-02"))  # still none cached
+    with pytest.raises(Locked, match="casebook reviewed"), work(engine, NURSE) as ctx:
+        safety.record_lab(ctx, code, dict(LAB))  # flushed: the locks are read (none)
+        with work(engine, DM) as other:  # a second connection locks and commits
+            lifecycle.lock(other, "patient", code, "casebook reviewed")
+        safety.record_lab(ctx, code, dict(LAB, date="2025-03-02"))  # still none cached
     with read_session(engine) as s:
         labs = s.scalars(select(AuditLog).where(AuditLog.table_name == "lab_results")).all()
     assert len(labs) == 1  # the long write rolled back whole

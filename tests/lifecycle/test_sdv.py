@@ -16,8 +16,8 @@ from tests.store.storekit import NURSE, add_account, read, ready_patients, work
 from reluth.auth.roles import Role
 from reluth.db.audit import AuditLog
 from reluth.db.session import read_session
-from reluth.forms.registry import DEFAULT_PATH, Registry, load_registry, parse_registry
 from reluth.errors import Conflict, Locked, NotFound, PermissionDenied, ValidationError
+from reluth.forms.registry import DEFAULT_PATH, Registry, load_registry, parse_registry
 from reluth.lifecycle import sdv_service as sdv
 from reluth.lifecycle import service as lifecycle
 from reluth.patients.models import Inclusion, Screening

@@ -28,8 +28,8 @@ from reluth.auth.roles import Role
 from reluth.core.context import writing
 from reluth.db.audit import AuditLog
 from reluth.db.session import read_session
-from reluth.forms.registry import load_registry
 from reluth.errors import Conflict, PermissionDenied, ValidationError
+from reluth.forms.registry import load_registry
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle import signature_service as signing
 from reluth.safety import service as safety

@@ -130,9 +130,12 @@ def test_a_query_answered_by_correcting_the_value(site: Site) -> None:
     assert no_reason.status_code == 422 and no_reason.json()["field"] == "reason"
     bad = inv.post(f"/api/v1/queries/{qid}/answer", json={"correct": "lots", "reason": "typo"})
     assert bad.status_code == 422, bad.text  # the domain's own check of the value
-    assert mon.post(
-        f"/api/v1/queries/{qid}/answer", json={"correct": "47000", "reason": "typo"}
-    ).status_code == 403  # the monitor neither answers nor corrects
+    assert (
+        mon.post(
+            f"/api/v1/queries/{qid}/answer", json={"correct": "47000", "reason": "typo"}
+        ).status_code
+        == 403
+    )  # the monitor neither answers nor corrects
     done = inv.post(
         f"/api/v1/queries/{qid}/answer", json={"correct": "47000", "reason": "transcription error"}
     )

@@ -8,10 +8,9 @@ from __future__ import annotations
 import datetime as dt
 
 from test_web_edits import _patient
-from web_support import Site
+from web_support import PASSWORD, Site
 
 from reluth.forms.status import FormCell, FormStatus, visit_status
-from web_support import PASSWORD
 
 
 def _qol(site: Site, code: str, instrument: str, items: dict[str, int]) -> None:
@@ -96,12 +95,16 @@ def test_the_lifecycle_layers_sdv_signed_locked_and_their_filters(site: Site) ->
     assert _qol_visit(dm, status="sdv_done")["patients"] == []
 
     first = mon.post(
-        f"/api/v1/patients/{code}/sdv", json={"table": "qol_questionnaires", "record_id": records[0]}
+        f"/api/v1/patients/{code}/sdv",
+        json={"table": "qol_questionnaires", "record_id": records[0]},
     )
     assert first.status_code == 201, first.text
     cell = _qol_visit(dm)["patients"][0]["visits"]["QOL-W00"]  # type: ignore[index]
     assert cell["forms"]["qol"]["status"] == "complete"  # one of its two records verified
-    mon.post(f"/api/v1/patients/{code}/sdv", json={"table": "qol_questionnaires", "record_id": records[1]})
+    mon.post(
+        f"/api/v1/patients/{code}/sdv",
+        json={"table": "qol_questionnaires", "record_id": records[1]},
+    )
     sdv = _qol_visit(dm, status="sdv_done")
     cell = sdv["patients"][0]["visits"]["QOL-W00"]  # type: ignore[index]
     assert cell["forms"]["qol"]["status"] == "sdv_done"
@@ -140,7 +143,7 @@ def test_the_lifecycle_layers_sdv_signed_locked_and_their_filters(site: Site) ->
     page = dm.get("/status", params={"status": "locked"})
     assert page.status_code == 200 and 'class="s-locked"' in page.text
     dash = dm.get("/dashboard").text
-    assert f"/status?centre=C01&amp;status=locked" in dash
+    assert "/status?centre=C01&amp;status=locked" in dash
 
 
 def test_visit_status_summary() -> None:

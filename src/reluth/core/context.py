@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-import reluth.lifecycle.grid  # noqa: F401  (adds SDV done, signed, locked to the status grid)
-import reluth.lifecycle.guard  # noqa: F401  (registers locks, signatures and SDV at the door)
+import reluth.lifecycle.grid
+import reluth.lifecycle.guard
 import reluth.queries.edit_checks  # noqa: F401  (the registry's edit checks raise auto-queries)
 from reluth.auth.actor import Actor
 from reluth.core.trial import Trial

@@ -50,6 +50,4 @@ def answer_with_correction(
     corrections.correct(ctx, inst, changes)
     shown = value.strip() or "(empty)"
     said = answer.strip() if isinstance(answer, str) and answer.strip() else None
-    return queries.answer_query(
-        ctx, query_id, said or f"Corrected {row.item} to {shown}: {text}"
-    )
+    return queries.answer_query(ctx, query_id, said or f"Corrected {row.item} to {shown}: {text}")

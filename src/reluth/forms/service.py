@@ -280,14 +280,18 @@ def _cells(
             visit_has_data=has_data,
             expected=expected,
         )
-        cells.append(FormCell(f.id, form_status(facts, layers), tuple(i for i in ids if i), missing))
+        cells.append(
+            FormCell(f.id, form_status(facts, layers), tuple(i for i in ids if i), missing)
+        )
     return _dated_by_data(cells) if dated else cells
 
 
 def _dated_by_data(cells: list[FormCell]) -> list[FormCell]:
     """A visit with no visit row of its own, dated by the data entered for it, is as far in
     its lifecycle (SDV done, signed, locked) as the least advanced of those forms."""
-    rest = [c.status for c in cells if c.form != "visit" and c.status is not FormStatus.NOT_EXPECTED]
+    rest = [
+        c.status for c in cells if c.form != "visit" and c.status is not FormStatus.NOT_EXPECTED
+    ]
     entered = [s for s in rest if s is not FormStatus.MISSING]
     if not entered or not set(rest) <= DONE:
         return cells
@@ -356,9 +360,7 @@ def build_grid(
     for pid, code, _cid, centre_code in people:
         cells: dict[str, VisitCell] = {}
         if visit in (None, BASELINE):
-            forms = _cells(
-                stored, registry, matrix[BASELINE], pid, None, as_of, pre_cycles, layers
-            )
+            forms = _cells(stored, registry, matrix[BASELINE], pid, None, as_of, pre_cycles, layers)
             cells[BASELINE] = VisitCell(BASELINE, visit_status(forms), tuple(forms))
         rand = stored.randomization.get(pid)
         if rand is not None:

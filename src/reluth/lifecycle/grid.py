@@ -75,7 +75,7 @@ class _State:
                 self.form[key] = _stronger(self.form.get(key), kind)
 
     def lock_kind(self, facts: FormFacts, keys: list[Key]) -> str | None:
-        """"lock", "freeze" or None: the strongest lock over the form at this visit."""
+        """ "lock", "freeze" or None: the strongest lock over the form at this visit."""
         kinds = [
             "lock" if self.study.get("lock") else ("freeze" if self.study else None),
             self.centre.get(self.centres.get(facts.patient_id, -1)),

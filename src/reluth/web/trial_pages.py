@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
+from reluth.forms import answers
 from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
-from reluth.forms import answers
 from reluth.queries import service as queries
 from reluth.randomization import service as randomization
 from reluth.records import views
