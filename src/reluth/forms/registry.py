@@ -249,7 +249,7 @@ class Registry(_Frozen):
                 if not getattr(check, attr) and getattr(check, attr) != 0:
                     raise ValueError(f"{where}: rule {check.rule} needs {attr}")
         for level in ("form", "visit", "casebook"):
-            if not self.signature_meanings.get(level, "").strip():  # type: ignore[call-overload]
+            if not self.signature_meanings.get(level, "").strip():
                 raise ValueError(f"signature_meanings.{level}: a meaning is required")
 
     def signature_meaning(self, scope: str) -> str:

@@ -68,7 +68,7 @@ def plan_of(registry: Registry) -> SdvPlan:
     required = []
     for req in registry.sdv.required:
         form = registry.form(req.form)
-        where = dict(form.where)
+        where: dict[str, Any] = dict(form.where)
         for name, value in req.where.items():
             where[form.field(name).column or name] = value
         required.append(Requirement(form.table, req.label, tuple(sorted(where.items()))))

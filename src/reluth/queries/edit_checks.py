@@ -47,7 +47,7 @@ def _read_tables(registry: Registry, check: EditCheck) -> set[str]:
 
 def _registry(session: Session) -> Registry | None:
     trial = session.info.get("reluth_trial")
-    return None if trial is None else trial.forms  # type: ignore[no-any-return]
+    return None if trial is None else trial.forms
 
 
 def note_touched(session: Session, new: list[Any], dirty: list[Any], deleted: list[Any]) -> None:
