@@ -87,9 +87,10 @@ class FormCell:
 #: Later lifecycle states: (facts, status so far) -> a new status, or None to keep it.
 Layer = Callable[[FormFacts, FormStatus], FormStatus | None]
 LAYERS: list[Layer] = []
-#: Builds one grid's layer: (session, {patient id: centre id} of the grid) -> a layer. It reads
-#: what it needs for all those patients at once (one query per table, never one per patient).
-LayerSource = Callable[[Any, Mapping[int, int]], Layer]
+#: Builds one grid's layer: (session, {patient id: centre id} of the grid) -> a layer, or None
+#: when it has nothing to say. It reads what it needs for all those patients at once (one query
+#: per table, never one per patient).
+LayerSource = Callable[[Any, Mapping[int, int]], Layer | None]
 LAYER_SOURCES: list[LayerSource] = []
 
 
@@ -101,7 +102,8 @@ def register_layer_source(source: LayerSource) -> None:
 
 def grid_layers(session: Any, patients: Mapping[int, int]) -> list[Layer]:
     """The layers of one grid: the static ones, then one per registered source."""
-    return [*LAYERS, *(source(session, patients) for source in LAYER_SOURCES)]
+    built = (source(session, patients) for source in LAYER_SOURCES)
+    return [*LAYERS, *(layer for layer in built if layer is not None)]
 
 
 def form_status(facts: FormFacts, layers: Sequence[Layer] | None = None) -> FormStatus:

@@ -74,8 +74,19 @@ class _State:
                 key = (lock.table_name, lock.record_id)
                 self.form[key] = _stronger(self.form.get(key), kind)
 
+    @property
+    def locked_anywhere(self) -> bool:
+        return bool(self.study or self.centre or self.patient or self.form)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing verified, signed or locked among these patients: no layer needed."""
+        return not (self.verified or self.signed or self.locked_anywhere)
+
     def lock_kind(self, facts: FormFacts, keys: list[Key]) -> str | None:
-        """ "lock", "freeze" or None: the strongest lock over the form at this visit."""
+        """The strongest lock over the form at this visit: "lock", "freeze" or None."""
+        if not self.locked_anywhere:
+            return None
         kinds = [
             "lock" if self.study.get("lock") else ("freeze" if self.study else None),
             self.centre.get(self.centres.get(facts.patient_id, -1)),
@@ -109,9 +120,11 @@ def _stronger(old: str | None, new: str) -> str:
     return "lock" if "lock" in (old, new) else "freeze"
 
 
-def lifecycle_layer(session: Session, patients: Mapping[int, int]) -> Layer:
-    """The grid's lifecycle layer for these patients ({patient id: centre id})."""
-    return _State(session, patients).layer
+def lifecycle_layer(session: Session, patients: Mapping[int, int]) -> Layer | None:
+    """The grid's lifecycle layer for these patients ({patient id: centre id}); None when
+    nothing of theirs is verified, signed or locked (a trial before monitoring starts)."""
+    state = _State(session, patients)
+    return None if state.empty else state.layer
 
 
 register_layer_source(lifecycle_layer)
