@@ -147,10 +147,10 @@ def test_a_copy_the_code_cannot_honour_is_refused_at_load_naming_the_key(
 
 def test_a_criterion_without_a_rule_is_refused_naming_it(tmp_path: Path) -> None:
     text = DEFAULT_PATH.read_text(encoding="utf-8")
-    anchor = "      I12: Signed informed consent\n"
+    anchor = "      I13:\n"  # a new criterion, English only, before I13
     assert text.count(anchor) == 1
     extra = tmp_path / "extra-criterion.yaml"
-    extra.write_text(text.replace(anchor, anchor + "      I14: Something new\n"), "utf-8")
+    extra.write_text(text.replace(anchor, "      I14: Something new\n" + anchor), "utf-8")
     protocol = load_protocol(extra)
     with pytest.raises(ValidationError, match=r"eligibility\.criteria\.inclusion\.I14"):
         check_eligibility(parse_patient(_with_platelets("184000", "/mm3")), protocol)

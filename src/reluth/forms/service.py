@@ -38,6 +38,7 @@ from reluth.forms.status import (
     grid_layers,
     visit_status,
 )
+from reluth.i18n import get_locale
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,
@@ -581,7 +582,11 @@ def record_view(ctx: Ctx, form_id: str, record_id: int) -> RecordView:
     active = Counter(q.item for q in queries if q.status in ACTIVE_QUERY)
     fields = [
         FieldValue(
-            f.name, f.label_for(row), _value(row, f.column), codes.get(f.name), active[f.name]
+            f.name,
+            f.label_for(row, get_locale()),
+            _value(row, f.column),
+            codes.get(f.name),
+            active[f.name],
         )
         for f in form.fields
         if f.column is not None

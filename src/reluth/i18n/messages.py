@@ -127,6 +127,7 @@ def describe(exc: ReluthError) -> str:
             return exc.message  # no template yet: the source wording, field path included
         text = gettext(N_("{field}: {problem}")).format(field=label, problem=gettext(exc.problem))
         if exc.accepted:
-            text += " " + gettext("(accepted: {accepted})").format(accepted=exc.accepted)
+            accepted = gettext(exc.accepted)  # a marked constant translates; values stay
+            text += " " + gettext("(accepted: {accepted})").format(accepted=accepted)
         return text
     return gettext(exc.message)

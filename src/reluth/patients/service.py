@@ -109,8 +109,11 @@ def get_patient(ctx: Ctx, code: str) -> Patient:
     return patient
 
 
-def milestones(session: Session, patient: Patient) -> timeline.Milestones:
-    """The dates a new record of this patient is checked against."""
+def milestones(
+    session: Session, patient: Patient, without: Withdrawal | None = None
+) -> timeline.Milestones:
+    """The dates a new record of this patient is checked against (``without``: a withdrawal
+    being corrected, whose saved date is not a milestone of its own correction)."""
     from reluth.randomization.models import Randomization
     from reluth.treatment.models import Administration
 
@@ -130,6 +133,7 @@ def milestones(session: Session, patient: Patient) -> timeline.Milestones:
     withdrawals = {
         w.kind: w.withdrawal_date
         for w in session.scalars(select(Withdrawal).where(Withdrawal.patient_id == patient.id))
+        if without is None or w.id != without.id
     }
     return timeline.Milestones(
         consent=None if inclusion is None else inclusion.consent_date,
@@ -202,11 +206,12 @@ def check_date(
     field: str,
     cycle: int | None = None,
     withdrawal: str | None = None,
+    without: Withdrawal | None = None,
 ) -> dt.date:
     """The one door of every dated record: :func:`reluth.patients.timeline.check` against the
     patient's milestones and today at the site."""
     return timeline.check(
-        milestones(ctx.session, patient),
+        milestones(ctx.session, patient, without),
         kind,
         day,
         ctx.today(),
@@ -667,7 +672,7 @@ def record_death(
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, Death, patient.id):
         raise Conflict(f"the death of {patient_code} is already recorded")
-    check_date(ctx, patient, "death", form.death_date, "death_date")
+    _check_death(ctx, patient, form)
     row = Death(
         patient_id=patient.id,
         death_date=form.death_date,
@@ -677,6 +682,59 @@ def record_death(
     )
     ctx.session.add(row)
     ctx.session.flush()
+    return row
+
+
+def _check_death(ctx: Ctx, patient: Patient, form: forms.DeathForm) -> None:
+    check_date(ctx, patient, "death", form.death_date, "death_date")
+    eos = first_for_patient(ctx.session, EndOfStudy, patient.id)
+    if eos is not None and eos.reason == "death" and form.death_date > eos.end_date:
+        raise ValidationError(
+            "death_date",
+            f"{form.death_date} is after the end of study for this death ({eos.end_date})",
+            f"a date <= {eos.end_date} (correct the end of study first)",
+        )
+
+
+def _disposition_row(ctx: Ctx, patient_code: str, model: type[_M], what: str) -> _M:
+    patient = get_patient(ctx, patient_code)
+    row = first_for_patient(ctx.session, model, patient.id)
+    if row is None:
+        raise NotFound(f"the {what} of {patient_code} is not recorded")
+    return row
+
+
+@service(Action.READ, Resource.PATIENT)
+def get_death(ctx: Ctx, patient_code: str) -> Death:
+    return _disposition_row(ctx, patient_code, Death, "death")
+
+
+def _corrected_form(
+    ctx: Ctx, schema: type[forms.FormSchema], row: Any, changes: Mapping[str, Any]
+) -> tuple[Patient, Any]:
+    """Reason first, then the saved row with ``changes`` as its form checks it."""
+    require_reason(ctx.session, f"a saved {schema.title.lower()}")
+    form = forms.corrected(schema, row, dict(changes))
+    patient = ctx.session.get(Patient, row.patient_id)
+    assert patient is not None
+    return patient, form
+
+
+def _set(ctx: Ctx, row: Any, form: forms.FormSchema) -> None:
+    values = form.model_dump()
+    values["details"] = optional_text(values.get("details"), "details", DETAILS_MAX)
+    edits.apply(row, values, form.title.lower())
+    ctx.session.flush()
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def edit_death(ctx: Ctx, patient_code: str, changes: Mapping[str, Any]) -> Death:
+    """Correct the death record with its entry rules (after every clinical record, not after
+    an end of study recorded for this death)."""
+    row = _disposition_row(ctx, patient_code, Death, "death")
+    patient, form = _corrected_form(ctx, forms.DeathForm, row, changes)
+    _check_death(ctx, patient, form)
+    _set(ctx, row, form)
     return row
 
 
@@ -697,6 +755,21 @@ def record_end_of_study(
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, EndOfStudy, patient.id):
         raise Conflict(f"the end of study of {patient_code} is already recorded")
+    _check_end_of_study(ctx, patient, form)
+    row = EndOfStudy(
+        patient_id=patient.id,
+        end_date=form.end_date,
+        reason=form.reason,
+        details=optional_text(form.details, "details", DETAILS_MAX),
+        protocol_version=ctx.protocol.label,
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    return row
+
+
+def _check_end_of_study(ctx: Ctx, patient: Patient, form: forms.EndOfStudyForm) -> None:
+    patient_code = patient.patient_code
     check_date(ctx, patient, "end_of_study", form.end_date, "end_date")
     if form.reason == "death":
         death = first_for_patient(ctx.session, Death, patient.id)
@@ -714,15 +787,21 @@ def record_end_of_study(
             f"reason: the objection of {patient_code} is not recorded (record it first)",
             field="reason",
         )
-    row = EndOfStudy(
-        patient_id=patient.id,
-        end_date=form.end_date,
-        reason=form.reason,
-        details=optional_text(form.details, "details", DETAILS_MAX),
-        protocol_version=ctx.protocol.label,
-    )
-    ctx.session.add(row)
-    ctx.session.flush()
+
+
+@service(Action.READ, Resource.PATIENT)
+def get_end_of_study(ctx: Ctx, patient_code: str) -> EndOfStudy:
+    return _disposition_row(ctx, patient_code, EndOfStudy, "end of study")
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def edit_end_of_study(ctx: Ctx, patient_code: str, changes: Mapping[str, Any]) -> EndOfStudy:
+    """Correct the end of study with its entry rules (after every clinical record; a death or
+    an objection as the reason needs that record, dated before it)."""
+    row = _disposition_row(ctx, patient_code, EndOfStudy, "end of study")
+    patient, form = _corrected_form(ctx, forms.EndOfStudyForm, row, changes)
+    _check_end_of_study(ctx, patient, form)
+    _set(ctx, row, form)
     return row
 
 
@@ -739,11 +818,7 @@ def record_withdrawal(ctx: Ctx, patient_code: str, data: Any) -> Withdrawal:
     form = forms.parse(forms.WithdrawalForm, data)
     patient = get_patient(ctx, patient_code)
     require_included(ctx.session, patient)
-    if form.kind in _withdrawal_kinds(ctx, patient):
-        raise Conflict(f"the withdrawal ({form.kind}) of {patient_code} is already recorded")
-    check_date(
-        ctx, patient, "withdrawal", form.withdrawal_date, "withdrawal_date", withdrawal=form.kind
-    )
+    _check_withdrawal(ctx, patient, form)
     row = Withdrawal(
         patient_id=patient.id,
         kind=form.kind,
@@ -754,6 +829,57 @@ def record_withdrawal(ctx: Ctx, patient_code: str, data: Any) -> Withdrawal:
     )
     ctx.session.add(row)
     ctx.session.flush()
+    return row
+
+
+def _check_withdrawal(
+    ctx: Ctx, patient: Patient, form: forms.WithdrawalForm, row: Withdrawal | None = None
+) -> None:
+    """Once per kind, after the consent and every record it stops; ``row``: the withdrawal
+    being corrected (its own saved date is no milestone then)."""
+    kinds = _withdrawal_kinds(ctx, patient) - ({row.kind} if row is not None else set())
+    if form.kind in kinds:
+        raise Conflict(
+            f"the withdrawal ({form.kind}) of {patient.patient_code} is already recorded"
+        )
+    check_date(
+        ctx,
+        patient,
+        "withdrawal",
+        form.withdrawal_date,
+        "withdrawal_date",
+        withdrawal=form.kind,
+        without=row,
+    )
+
+
+@service(Action.READ, Resource.PATIENT)
+def get_withdrawal(ctx: Ctx, patient_code: str, record_id: int) -> Withdrawal:
+    """One withdrawal of a patient the actor sees (else NotFound)."""
+    patient = get_patient(ctx, patient_code)
+    row = ctx.session.get(Withdrawal, record_id)
+    if row is None or row.patient_id != patient.id:
+        raise NotFound(f"withdrawal {record_id} of {patient_code} not found")
+    return row
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def edit_withdrawal(
+    ctx: Ctx, patient_code: str, record_id: int, changes: Mapping[str, Any]
+) -> Withdrawal:
+    """Correct a withdrawal with its entry rules (once per kind, after every record it stops);
+    an objection an end of study names as its reason stays an objection."""
+    row = get_withdrawal(ctx, patient_code, record_id)
+    patient, form = _corrected_form(ctx, forms.WithdrawalForm, row, changes)
+    eos = first_for_patient(ctx.session, EndOfStudy, patient.id)
+    if row.kind == "objection" and form.kind != "objection" and eos and eos.reason == "objection":
+        raise PreconditionFailed(
+            f"kind: the end of study of {patient_code} names this objection as its reason "
+            "(correct the end of study first)",
+            field="kind",
+        )
+    _check_withdrawal(ctx, patient, form, row)
+    _set(ctx, row, form)
     return row
 
 

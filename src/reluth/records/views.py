@@ -757,7 +757,7 @@ def record_history(ctx: Ctx, record: str) -> list[AuditRow]:
     if ":" not in record:
         return audit_history(ctx, record.strip())
     table, _, rid = record.partition(":")
-    known = set(load_all_models().tables) | {"exports", "database", "login_throttle"}
+    known = set(load_all_models().tables) | {"exports", "imports", "database", "login_throttle"}
     if table not in known:
         raise ValidationError("record", f"unknown table {table!r}", "TABLE:ID or C07-0012")
     if table in ACCOUNT_TABLES and ctx.actor.can(Action.READ, Resource.USER):

@@ -246,6 +246,7 @@ def create_app(
         dosimetry_pages,
         export_pages,
         forms_pages,
+        labels,
         lifecycle_pages,
         pages,
         qol_pages,
@@ -255,6 +256,7 @@ def create_app(
         visit_pages,
     )
 
+    labels.install(app.state.templates, app.state.trial)
     app.include_router(pages.router)
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
