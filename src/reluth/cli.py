@@ -105,6 +105,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "(re-entering your password).",
     ),
     "sdv": ("reluth.lifecycle.cli", "Source-data verification by monitors."),
+    "queries": (
+        "reluth.queries.cli",
+        "Data queries: list them, answer in words or by correcting the value.",
+    ),
     "export": (
         "reluth.odm.cli",
         "Export the trial's data in a standard format (recorded in the audit trail).",

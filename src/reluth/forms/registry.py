@@ -186,8 +186,54 @@ class FormDef(_Translated):
         return tuple(f for f in self.fields if f.correctable) if self.editable else ()
 
 
+class SdvRequirement(_Frozen):
+    """Records of ``form`` (those whose fields equal ``where``) that need 100 % SDV."""
+
+    form: str
+    label: str
+    where: dict[str, bool | int | str] = Field(default_factory=dict)
+
+
+class SdvPlanDef(_Frozen):
+    """The monitoring plan's SDV (ICH E6(R3) 3.11.4, risk-based): what is verified in full,
+    and the fraction of the other records of the ``sampled`` forms picked for verification."""
+
+    required: tuple[SdvRequirement, ...] = ()
+    sample_fraction: Decimal = Decimal(0)
+    sampled: tuple[str, ...] = ()
+
+
+SignatureLevel = Literal["form", "visit", "casebook"]
+
+#: The kinds of edit check the domain evaluates (reluth.queries.edit_checks):
+#: ``lab_before``: the latest ``analyte`` result in the ``days`` before the form's date (that day
+#: included) is below ``below`` (in ``unit``, compared exactly as a Decimal);
+#: ``in_visit_window``: the form's date (``field``) is outside its visit's window;
+#: ``required_when``: ``field`` is empty (and no missing-data code says why) on a record whose
+#: fields equal ``when``.
+EditRule = Literal["lab_before", "in_visit_window", "required_when"]
+
+
+class EditCheck(_Frozen):
+    """A check of saved data that raises a system query on (form instance, ``field``) when it
+    fails, with ``message`` (``{name}`` placeholders: the record's fields, and the rule's
+    findings such as ``{lab_value}``, ``{lab_date}``, ``{window_start}``)."""
+
+    id: str
+    form: str
+    field: str
+    rule: EditRule
+    message: str
+    analyte: str | None = None
+    below: Decimal | None = None
+    unit: str | None = None
+    days: int | None = Field(default=None, ge=0, le=365)
+    when: dict[str, bool | int | str] = Field(default_factory=dict)
+
+
 class Registry(_Frozen):
-    """Every form of the trial, its code lists, missing-data codes and visits x forms."""
+    """Every form of the trial, its code lists, missing-data codes and visits x forms, the SDV
+    plan, the meaning of each level of investigator signature and the edit checks."""
 
     id: str
     version: str
@@ -197,6 +243,10 @@ class Registry(_Frozen):
     forms: tuple[FormDef, ...]
     matrix: dict[str, tuple[str, ...]]
     not_forms: dict[str, str] = Field(default_factory=dict)
+    sdv: SdvPlanDef = Field(default_factory=SdvPlanDef)
+    #: What a signature of each level means (21 CFR 11.50(a)(3)), shown with it.
+    signature_meanings: dict[SignatureLevel, str] = Field(default_factory=dict)
+    edit_checks: tuple[EditCheck, ...] = ()
     #: the missing-data codes' labels by language (code -> texts)
     missing_texts: dict[str, Texts] = Field(default_factory=dict)
     #: the code lists' labels by language (list -> code -> texts); a code without is shown as is
@@ -244,6 +294,7 @@ class Registry(_Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
         ids = [f.id for f in self.forms]
+        self._check_lifecycle(ids)
         if len(set(ids)) != len(ids):
             raise ValueError("forms: form ids must differ")
         for form in self.forms:
@@ -275,6 +326,49 @@ class Registry(_Frozen):
                 if fid not in ids:
                     raise ValueError(f"matrix.{visit}: unknown form {fid!r}")
         return self
+
+    def _check_lifecycle(self, ids: list[str]) -> None:
+        plan = self.sdv
+        if not Decimal(0) <= plan.sample_fraction <= Decimal(1):
+            raise ValueError("sdv.sample_fraction: between 0 and 1")
+        for req in plan.required:
+            if req.form not in ids:
+                raise ValueError(f"sdv.required: unknown form {req.form!r}")
+            names = self.form(req.form).field_names
+            for name in req.where:
+                if name not in names:
+                    raise ValueError(f"sdv.required.{req.form}: {name!r} is no field of it")
+        for fid in plan.sampled:
+            if fid not in ids:
+                raise ValueError(f"sdv.sampled: unknown form {fid!r}")
+        seen: set[str] = set()
+        for check in self.edit_checks:
+            where = f"edit_checks.{check.id}"
+            if not _NAME.match(check.id) or check.id in seen:
+                raise ValueError(f"{where}: ids must be lower_snake_case and differ")
+            seen.add(check.id)
+            if check.form not in ids:
+                raise ValueError(f"{where}: unknown form {check.form!r}")
+            names = self.form(check.form).field_names
+            for name in (check.field, *check.when):
+                if name not in names:
+                    raise ValueError(f"{where}: {name!r} is no field of {check.form}")
+            needs = {
+                "lab_before": ("analyte", "below", "unit", "days"),
+                "required_when": ("when",),
+                "in_visit_window": (),
+            }[check.rule]
+            for attr in needs:
+                if not getattr(check, attr) and getattr(check, attr) != 0:
+                    raise ValueError(f"{where}: rule {check.rule} needs {attr}")
+        for level in ("form", "visit", "casebook"):
+            if not self.signature_meanings.get(level, "").strip():
+                raise ValueError(f"signature_meanings.{level}: a meaning is required")
+
+    def signature_meaning(self, scope: str) -> str:
+        """What a signature of ``scope`` (form, visit, or patient: the casebook) means."""
+        level = "casebook" if scope == "patient" else scope
+        return self.signature_meanings[level]  # type: ignore[index]
 
     def form(self, form_id: str) -> FormDef:
         """The form ``form_id`` (NotFound naming the known ones)."""

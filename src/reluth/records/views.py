@@ -439,6 +439,8 @@ class QueryRow:
     days_open: int = 0
     can_reopen: bool = False
     reopen_reason: str | None = None
+    can_correct: bool = False  # the answer may correct the queried value (its form's writer)
+    edit_check: str | None = None  # the registry's edit check that raised it (system query)
 
     @property
     def link(self) -> str:
@@ -470,7 +472,28 @@ def query_row(q: DataQuery, patient_code: str, ctx: Ctx) -> QueryRow:
         days_open=days_open(q, ctx.now()),
         can_reopen=q.status == "closed" and ctx.actor.can(Action.WRITE, Resource.QUERY),
         reopen_reason=q.reopen_reason,
+        can_correct=_can_correct(q, ctx),
+        edit_check=q.edit_check,
     )
+
+
+def _can_correct(q: DataQuery, ctx: Ctx) -> bool:
+    """Whether the answer form offers to correct the value: an open query on a correctable
+    field of a saved record, for someone who may answer and write that form."""
+    if q.status == "closed" or q.form_id is None or q.record_id is None or q.item is None:
+        return False
+    if not ctx.actor.can(Action.WRITE, Resource.QUERY_ANSWER):
+        return False
+    registry = ctx.trial.forms
+    if q.form_id not in registry.form_ids:
+        return False
+    form = registry.form(q.form_id)
+    if q.item not in {f.name for f in form.correctable if f.type not in ("items", "lesions")}:
+        return False
+    try:
+        return ctx.actor.can(Action.WRITE, Resource(form.resource))
+    except ValueError:
+        return False
 
 
 @service(Action.READ, Resource.QUERY)

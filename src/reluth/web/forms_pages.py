@@ -21,7 +21,8 @@ from reluth.errors import NotFound, ReluthError
 from reluth.forms import corrections
 from reluth.forms.bindings import BINDINGS, Binding
 from reluth.forms.refs import record_id
-from reluth.i18n import N_, get_locale, gettext
+from reluth.i18n import get_locale, gettext
+from reluth.i18n.vocabulary import FORM_STATUSES
 from reluth.web.deps import READ, WHO, Auth, audited
 from reluth.web.pages import render
 from reluth.web.trial_pages import _remember_form
@@ -187,15 +188,7 @@ for _binding in BINDINGS.values():
 # --- status grid ------------------------------------------------------------------------------
 
 #: A form's or visit's status as people read it (the stored value stays in links and filters).
-STATUS_LABELS = {
-    "not_started": N_("not started"),
-    "incomplete": N_("incomplete"),
-    "complete": N_("complete"),
-    "queried": N_("queried"),
-    "missing": N_("missing"),
-    "overdue": N_("overdue"),
-    "not_expected": N_("not expected"),
-}
+STATUS_LABELS = FORM_STATUSES  # every status of the grid, the lifecycle's included
 
 #: One character per visit status in a grid cell (the colour says it too; the title lists forms).
 ABBREV = {
@@ -206,6 +199,9 @@ ABBREV = {
     "missing": "–",
     "overdue": "!",
     "not_expected": "",
+    "sdv_done": "☑",
+    "signed": "✍",
+    "locked": "▣",
 }
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
+from reluth.forms import answers
 from reluth.i18n import N_, gettext
 from reluth.i18n.messages import describe
 from reluth.patients import service as patients
@@ -534,12 +535,23 @@ def query_answer(
     request: Request,
     query_id: RecordId,
     answer: str = Form(""),
+    correct: str = Form(""),
+    corrected: str = Form(""),
+    reason: str = Form(""),
+    back: str = Form(""),
     who: Auth = WHO,
     ctx: Ctx = READ,
 ) -> Response:
-    with audited(request, who, reason=queries.answer_reason(query_id)) as w:
-        queries.answer_query(w, query_id, answer)
-    return RedirectResponse("/queries", status_code=303)
+    """Answer in words, or (``corrected`` ticked) correct the queried value to ``correct``
+    with ``reason`` through the form's correction path; back to the record page it came from."""
+    target = back if back.startswith("/forms/") and back[7:].replace("/", "").isalnum() else ""
+    if corrected:
+        with audited(request, who) as w:
+            answers.answer_with_correction(w, query_id, correct, reason, answer or None)
+    else:
+        with audited(request, who, reason=queries.answer_reason(query_id)) as w:
+            queries.answer_query(w, query_id, answer)
+    return RedirectResponse(target or "/queries", status_code=303)
 
 
 @router.post("/queries/{query_id}/reopen")
