@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from test_web_trial_flow import ready_patient
-from web_support import Site, randomize_experimental
+from web_support import Site, audit_change, audit_entry, randomize_experimental
 
 from reluth.auth.policy import POLICY, Action, Resource
 from reluth.auth.roles import Role
@@ -102,11 +102,10 @@ def test_lab_correction_page_needs_a_reason_then_shows_in_the_audit(site: Site) 
     assert ok.status_code == 303 and ok.headers["location"] == f"/patients/{code}#labs"
     assert "45000 /mm3" in inv.get(f"/patients/{code}").text
     audit = inv.get(f"/patients/{code}/audit").text
-    row = re.search(r"<tr><td>\d+</td>(?:(?!</tr>).)*<td>value</td>(?:(?!</tr>).)*</tr>", audit)
-    assert row, audit
-    assert "74000" in row.group(0) and "45000" in row.group(0)  # old and new value
-    assert "inv1 (investigator)" in row.group(0) and REASON in row.group(0)
-    assert "<td>ctcae_grade</td><td>2</td><td>3</td>" in audit
+    row = audit_entry(audit, "value")
+    assert audit_change(row, "value") == ("Value (/mm3)", "74000", "45000")  # old and new value
+    assert "inv1" in row and "investigator" in row and REASON in row
+    assert audit_change(row, "ctcae_grade") == ("CTCAE grade", "2", "3")
 
 
 def test_adverse_event_correction_page_rechecks_the_sae_rules(site: Site) -> None:
@@ -347,3 +346,32 @@ def test_visits_before_randomization_are_refused(site: Site) -> None:
         f"/api/v1/patients/{code}/visits", json={"visit_code": "TA-W08", "visit_date": "2025-03-11"}
     )
     assert r.status_code == 409 and "not randomized" in r.json()["error"]
+
+
+def test_the_lln_typed_with_a_lab_value_is_stored_and_the_correction_keeps_it(site: Site) -> None:
+    # Issue 17: the correction page asked for the lower limit of normal again.
+    from reluth.safety.models import LabResult
+
+    code = _patient(site)
+    inv = site.client("inv1")
+    saved = inv.post(
+        f"/patients/{code}/labs",
+        data={"test": "hemoglobin", "value": "11,0", "unit": "g/dL", "lln": "12", "date": "2025-03-11"},
+    )
+    assert saved.status_code == 303, saved.text
+    with site.db() as db:
+        row = db.scalars(select(LabResult).where(LabResult.analyte == "hemoglobin")).one()
+        assert row.lln is not None and row.lln == 12 and row.ctcae_grade == 1
+        lab_id = row.id
+    form = inv.get(f"/patients/{code}/labs/{lab_id}/edit").text
+    assert 'id="edit-lln" name="lln" inputmode="decimal" value="12"' in form
+    assert "not stored" not in form
+    # a correction of the value only: the stored LLN grades it, not asked again
+    ok = inv.post(
+        f"/patients/{code}/labs/{lab_id}/edit",
+        data={"value": "11.5", "date": "2025-03-11", "reason": REASON},
+    )
+    assert ok.status_code == 303, ok.text
+    with site.db() as db:
+        row = db.get(LabResult, lab_id)
+        assert row is not None and row.lln == 12 and row.ctcae_grade == 1

@@ -49,9 +49,12 @@ def record_labs(ctx: Ctx, data: Any) -> list[LabResult]:
         patients.check_date(ctx, patient, "lab", day, f"results[{i}].date")
         graded = ctcae.grade(result)
         canonical = to_canonical(result.test, result.value, result.unit, f"results[{i}].unit")
-        uln = None
-        if result.uln is not None:
-            uln = to_canonical(result.test, result.uln.value, result.uln.unit, f"results[{i}].uln")
+        lln, uln = (
+            None
+            if limit is None
+            else to_canonical(result.test, limit.value, limit.unit, f"results[{i}].{name}")
+            for name, limit in (("lln", result.lln), ("uln", result.uln))
+        )
         row = LabResult(
             patient_id=patient.id,
             sample_date=day,
@@ -60,6 +63,7 @@ def record_labs(ctx: Ctx, data: Any) -> list[LabResult]:
             unit=result.unit,
             value_canonical=canonical,
             canonical_unit=canonical_unit(result.test),
+            lln=lln,
             uln=uln,
             ctcae_grade=graded.grade,
             protocol_version=version,

@@ -20,7 +20,7 @@ from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
 from reluth.queries import service as queries
 from reluth.randomization import service as randomization
-from reluth.records import views
+from reluth.records import audit_changes, views
 from reluth.safety import records as safety_records
 from reluth.safety import seriousness
 from reluth.safety import service as safety
@@ -569,5 +569,12 @@ def audit_page(
     who: Auth = WHO,
     ctx: Ctx = READ,
 ) -> HTMLResponse:
-    rows = views.audit_history(ctx, code)
-    return render(request, "audit.html", {"who": who, "code": code, "rows": rows})
+    changes = audit_changes.audit_changes(ctx, code)
+    context = {
+        "who": who,
+        "code": code,
+        "changes": changes,
+        "plain": audit_changes.plain,
+        "flatten": audit_changes.flatten,
+    }
+    return render(request, "audit.html", context)
