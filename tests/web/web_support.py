@@ -422,3 +422,19 @@ def form_values(html: str, action: str) -> dict[str, str]:
     parser.feed(html)
     assert parser.found, f"no form posting to {action}"
     return parser.values
+
+
+def audit_values(html: str, field: str, table: str | None = None) -> list[str]:
+    """Every value the audit page shows ``field`` taking (created or changed to), oldest first."""
+    rows = re.findall(r'<tr id="audit-\d+" data-table="([^"]*)".*?</tr>', html, re.S)
+    found = []
+    for row in re.finditer(r'<tr id="audit-\d+" data-table="([^"]*)".*?</tr>', html, re.S):
+        if table is not None and row.group(1) != table:
+            continue
+        found += re.findall(
+            rf'data-field="{field}"><dt>[^<]*</dt>\s*<dd>(?:<span class="audit-old">[^<]*</span> → )?'
+            r'<span class="audit-new">([^<]*)</span>',
+            row.group(0),
+        )
+    assert rows, html
+    return found

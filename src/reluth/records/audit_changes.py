@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -66,7 +67,12 @@ def _decode(text: str | None) -> Any:
         value = json.loads(text)
     except ValueError:
         return text
-    if isinstance(value, str) and value[:1] in "{[":
+    return _inner(value)
+
+
+def _inner(value: Any) -> Any:
+    """A text column holding JSON (``input_json``, ``answers_json``) as its object."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return json.loads(value)
         except ValueError:
@@ -89,13 +95,25 @@ class _Labels:
         forms = self.registry.forms_of_table(table)
         return forms[0].label if forms else _humanize(table)
 
-    def field(self, table: str, column: str, record: dict[str, Any]) -> str:
+    def field(self, table: str, column: str, record: dict[str, Any]) -> tuple[str, str | None]:
+        """(label, registry type or None) of ``column``."""
         for form in self.registry.forms_of_table(table):
             for f in form.fields:
                 if f.column == column:
                     label = f.label_for(SimpleNamespace(**record))
-                    return _UNRESOLVED.sub("", label).strip()
-        return _humanize(column)
+                    return _UNRESOLVED.sub("", label).strip(), f.type
+        return _humanize(column), None
+
+
+def _typed(value: Any, kind: str | None) -> Any:
+    """A number of a decimal field as typed (``74000.0000`` as the column keeps it -> 74000)."""
+    if kind == "decimal" and isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            number = Decimal(str(value))
+        except ArithmeticError:
+            return value
+        return format(number.normalize(), "f") if number.is_finite() else value
+    return value
 
 
 def plain(value: Any) -> str:
@@ -130,6 +148,11 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, plain(value))]
 
 
+def _natural(path: str) -> tuple[Any, ...]:
+    """Item 2 before item 10."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path))
+
+
 def _at(stamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
@@ -156,18 +179,34 @@ def group_changes(rows: list[AuditRow], registry: Registry) -> list[AuditChange]
             if r.field is None and isinstance(new if new is not None else old, dict):
                 whole = new if new is not None else old
                 record.update(whole)
-                for column, value in whole.items():
+                for column, text in whole.items():
+                    value = _inner(text)
                     if column in _PLUMBING or value is None:
                         continue
+                    label, kind = labels.field(r.table_name, column, record)
+                    value = _typed(value, kind)
                     before, after = (None, value) if new is not None else (value, None)
-                    label = labels.field(r.table_name, column, record)
                     changes.append(FieldChange(column, label, before, after))
             else:
                 column = r.field or ""
                 if column:
                     record[column] = new
-                label = labels.field(r.table_name, column, record) if column else ""
-                changes.append(FieldChange(column, label, old, new))
+                label, kind = labels.field(r.table_name, column, record) if column else ("", None)
+                if isinstance(old, dict) and isinstance(new, dict):
+                    # a JSON text of answers or scores: only the items that changed
+                    before, after = dict(flatten(old)), dict(flatten(new))
+                    for path in sorted(before.keys() | after.keys(), key=_natural):
+                        if before.get(path) != after.get(path):
+                            changes.append(
+                                FieldChange(
+                                    f"{column}.{path}",
+                                    f"{label} › {path}",
+                                    before.get(path),
+                                    after.get(path),
+                                )
+                            )
+                    continue
+                changes.append(FieldChange(column, label, _typed(old, kind), _typed(new, kind)))
         out.append(
             AuditChange(
                 first_seq=first.seq,
