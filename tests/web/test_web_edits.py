@@ -99,7 +99,7 @@ def test_lab_correction_page_needs_a_reason_then_shows_in_the_audit(site: Site) 
         f"/patients/{code}/labs/{lab_id}/edit",
         data={"value": "45000", "date": "2025-03-11", "reason": REASON},
     )
-    assert ok.status_code == 303 and ok.headers["location"] == f"/patients/{code}#labs"
+    assert ok.status_code == 303 and ok.headers["location"] == f"/patients/{code}?saved=lab-{lab_id}#labs"
     assert "45000 /mm3" in inv.get(f"/patients/{code}").text
     audit = inv.get(f"/patients/{code}/audit").text
     row = audit_entry(audit, "value")

@@ -64,7 +64,7 @@ def test_live_scores_then_saved_through_the_audited_service(site: Site) -> None:
         | ANSWERS,
     )
     assert saved.status_code == 303, saved.text
-    assert saved.headers["location"] == f"/patients/{code}#qol"
+    assert re.fullmatch(rf"/patients/{code}\?saved=qol-\d+#qol", saved.headers["location"])
     timeline = inv.get(f"/patients/{code}").text
     assert "QOL-W00" in timeline and "PF 100.00" in timeline and "PA 50.00" in timeline
     audit = inv.get(f"/patients/{code}/audit").text

@@ -380,10 +380,25 @@ def latest_screening(session: Session, patient: Patient, light: bool = False) ->
 
 
 def failed_criteria(screening: Screening, limit: int = 4) -> str:
-    """The criteria a screening failed or could not decide, with their reasons."""
+    """The criteria a screening failed or could not decide, each with its text (what it means,
+    not only its code) and the reason."""
     result = json.loads(screening.result_json)
     bad = [c for c in result["criteria"] if c["passes"] is not True]
-    return "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:limit])
+    return "; ".join(
+        f"{c['id']} ({c['text']}): {c['reason']}" if c.get("text") else f"{c['id']}: {c['reason']}"
+        for c in bad[:limit]
+    )
+
+
+@service(Action.READ, Resource.SCREENING)
+def last_patient_file(ctx: Ctx, patient_code: str) -> dict[str, Any] | None:
+    """The patient file of the patient's latest screening, as captured (a re-screening starts
+    from it); None before the first screening."""
+    screening = latest_screening(ctx.session, get_patient(ctx, patient_code))
+    if screening is None:
+        return None
+    data: dict[str, Any] = json.loads(screening.input_json)
+    return data
 
 
 # ------------------------------------------------------------------------------- inclusion

@@ -123,7 +123,7 @@ def qol_save(
             "items": _items(form, inst),
         }
         with audited(request, who) as w:
-            qol.record_questionnaire(w, data)
+            saved = ("qol", qol.record_questionnaire(w, data).id)
     except ReluthError as exc:
         return _page(request, who, ctx, patient, inst, form, exc, exc.http_status)
-    return _go(code, "#qol")
+    return _go(code, "#qol", saved)
