@@ -354,9 +354,14 @@ def audit_change(row: str, field: str) -> tuple[str, str, str]:
 
 
 def form_values(html: str, action: str) -> dict[str, str]:
-    """The values the page's form posting to ``action`` shows (as a browser would post them):
+    """The values the page's form (method post) to ``action`` shows (as a browser would post them):
     text inputs' value, the checked radio or checkbox, the selected option (the first when none
     is selected), a textarea's text; the CSRF token left out."""
+    return form_controls(html, action)[0]
+
+
+def form_controls(html: str, action: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """:func:`form_values` and each select's option values."""
     from html.parser import HTMLParser
 
     class Parser(HTMLParser):
@@ -366,13 +371,15 @@ def form_values(html: str, action: str) -> dict[str, str]:
             self.values: dict[str, str] = {}
             self.select: str | None = None
             self.first_option: dict[str, str] = {}
+            self.options: dict[str, list[str]] = {}
             self.option: dict[str, str] | None = None
             self.textarea: str | None = None
             self.found = False
 
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
             a = {k: v or "" for k, v in attrs}
-            if tag == "form" and a.get("action") == action and not self.found:
+            posts = a.get("method", "get").lower() == "post"
+            if tag == "form" and a.get("action") == action and posts and not self.found:
                 self.depth, self.found = 1, True
                 return
             if not self.depth:
@@ -408,6 +415,7 @@ def form_values(html: str, action: str) -> dict[str, str]:
                 value = self.option["value"]
                 value = self.option["text"].strip() if value is None else value
                 self.first_option.setdefault(self.select, value)
+                self.options.setdefault(self.select, []).append(value)
                 if self.option["selected"]:
                     self.values[self.select] = value
                 self.option = None
@@ -421,7 +429,7 @@ def form_values(html: str, action: str) -> dict[str, str]:
     parser = Parser()
     parser.feed(html)
     assert parser.found, f"no form posting to {action}"
-    return parser.values
+    return parser.values, parser.options
 
 
 def audit_values(html: str, field: str, table: str | None = None) -> list[str]:
