@@ -22,11 +22,15 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.forms.registry import Registry
-from reluth.i18n import format_day, gettext
+from reluth.i18n import format_day, format_moment, gettext
 from reluth.records.views import AuditRow, audit_history
 
 #: A placeholder of a label the record's values do not fill (`` ({unit})``): left out.
 _UNRESOLVED = re.compile(r"\s*\(\{\w+\}\)")
+#: A number as a Numeric column keeps it (``74.0000``), in a column the registry does not type.
+_NUMBER = re.compile(r"-?\d+\.\d+")
+#: An ISO 8601 moment as the trail keeps timestamps (``2025-03-12T09:00:00+00:00``).
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 #: Columns every record has that say nothing a reader needs (the record is named already).
 _PLUMBING = frozenset({"id", "patient_id", "protocol_version"})
 
@@ -81,7 +85,9 @@ def _inner(value: Any) -> Any:
 
 
 def _humanize(column: str) -> str:
-    return column.replace("_", " ").strip().capitalize()
+    """A column the registry does not label, in words (``result_json`` -> ``Result``)."""
+    name = column.removesuffix("_json").removesuffix("_utc")
+    return name.replace("_", " ").strip().capitalize()
 
 
 class _Labels:
@@ -106,8 +112,11 @@ class _Labels:
 
 
 def _typed(value: Any, kind: str | None) -> Any:
-    """A number of a decimal field as typed (``74000.0000`` as the column keeps it -> 74000)."""
-    if kind == "decimal" and isinstance(value, str | int | float) and not isinstance(value, bool):
+    """A number of a decimal field (or of a column the registry does not describe) as typed:
+    ``74000.0000`` as the column keeps it -> 74000."""
+    internal_number = kind is None and isinstance(value, str) and _NUMBER.fullmatch(value)
+    decimal = kind == "decimal" and isinstance(value, str | int | float)
+    if (decimal or internal_number) and not isinstance(value, bool):
         try:
             number = Decimal(str(value))
         except ArithmeticError:
@@ -116,36 +125,42 @@ def _typed(value: Any, kind: str | None) -> Any:
     return value
 
 
-def plain(value: Any) -> str:
+def plain(value: Any, zone: dt.tzinfo | None = None) -> str:
     """A decoded value as a person reads it: yes/no, numbers and text as they are, dates in the
-    reader's format, a list comma-separated; an empty value as a dash."""
+    reader's format, moments in ``zone`` (the site's), a list comma-separated; an empty value
+    as a dash."""
     if value is None or value == "" or value == [] or value == {}:
         return "—"
     if isinstance(value, bool):
         return gettext("yes") if value else gettext("no")
     if isinstance(value, list):
-        return ", ".join(plain(v) for v in value)
+        return ", ".join(plain(v, zone) for v in value)
     if isinstance(value, dict):
-        return "; ".join(f"{k}: {plain(v)}" for k, v in value.items())
+        return "; ".join(f"{k}: {plain(v, zone)}" for k, v in value.items())
     text = str(value)
     if len(text) == 10 and text[4:5] == "-" and text[7:8] == "-":
         return format_day(text)
+    if _MOMENT.match(text):
+        try:
+            return format_moment(_at(text), zone or dt.UTC)
+        except ValueError:
+            return text
     return text
 
 
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+def flatten(value: Any, prefix: str = "", zone: dt.tzinfo | None = None) -> list[tuple[str, str]]:
     """A nested object (a stored patient file, a verdict) as (path, value) lines."""
     if isinstance(value, dict):
         lines: list[tuple[str, str]] = []
         for k, v in value.items():
-            lines.extend(flatten(v, f"{prefix}{k}" if not prefix else f"{prefix} › {k}"))
+            lines.extend(flatten(v, f"{prefix}{k}" if not prefix else f"{prefix} › {k}", zone))
         return lines
     if isinstance(value, list) and any(isinstance(v, dict) for v in value):
         lines = []
         for i, v in enumerate(value, start=1):
-            lines.extend(flatten(v, f"{prefix} {i}" if prefix else str(i)))
+            lines.extend(flatten(v, f"{prefix} {i}" if prefix else str(i), zone))
         return lines
-    return [(prefix, plain(value))]
+    return [(prefix, plain(value, zone))]
 
 
 def _natural(path: str) -> tuple[Any, ...]:
@@ -181,7 +196,7 @@ def group_changes(rows: list[AuditRow], registry: Registry) -> list[AuditChange]
                 record.update(whole)
                 for column, text in whole.items():
                     value = _inner(text)
-                    if column in _PLUMBING or value is None:
+                    if column in _PLUMBING or column.endswith("_id") or value is None:
                         continue
                     label, kind = labels.field(r.table_name, column, record)
                     value = _typed(value, kind)

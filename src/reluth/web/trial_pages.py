@@ -5,6 +5,7 @@ and render; the policy and the read models decide what is shown."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Any
@@ -613,7 +614,7 @@ def audit_page(
         "who": who,
         "code": code,
         "changes": changes,
-        "plain": audit_changes.plain,
-        "flatten": audit_changes.flatten,
+        "plain": functools.partial(audit_changes.plain, zone=ctx.trial.zone),
+        "flatten": functools.partial(audit_changes.flatten, zone=ctx.trial.zone),
     }
     return render(request, "audit.html", context)
