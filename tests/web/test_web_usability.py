@@ -119,14 +119,17 @@ def test_screen_failures_show_the_criterion_text(site: Site) -> None:
     result = check_eligibility(
         parse_patient(data, as_of=site.clock().date()), site.trial.protocol, stage="inclusion"
     )
-    failed = [c for c in result.criteria if c.result == "not_met"]
+    failed = list(result.failed)
     assert failed
     r = inv.post(f"/patients/{code}/screening", data={"patient_json": json.dumps(data)})
     assert r.status_code == 303, r.text
     page = inv.get(f"/patients/{code}").text
     summary = page[page.index('data-testid="screen-failure"') :]
+    summary = summary[: summary.index("</ul>")]
     for c in failed:
         assert f"<strong>{c.id}</strong> {escape(c.text)}" in summary
+    passing = [c for c in result.criteria if c.passes]
+    assert passing and all(f"<strong>{c.id}</strong>" not in summary for c in passing)
     dashboard = inv.get("/dashboard").text
     cell = re.search(rf'data-testid="failure-{failed[0].id}">(.*?)</td>', dashboard, re.S)
     assert cell and escape(failed[0].text) in cell.group(1)

@@ -199,6 +199,8 @@ class CriterionView:
     text: str
     result: str
     reason: str
+    #: whether it lets the patient through (an exclusion criterion does when not met)
+    passes: bool | None = None
 
 
 def site_day(ctx: Ctx, moment: dt.datetime) -> dt.date:
@@ -277,7 +279,9 @@ def timeline(ctx: Ctx, code: str) -> Timeline:
     criteria: list[CriterionView] = []
     if screening is not None:
         for c in json.loads(screening.result_json)["criteria"]:
-            criteria.append(CriterionView(c["id"], c["text"], c["result"], c["reason"]))
+            criteria.append(
+                CriterionView(c["id"], c["text"], c["result"], c["reason"], c.get("passes"))
+            )
     inclusion = ctx.session.scalars(
         select(Inclusion).where(Inclusion.patient_id == patient.id)
     ).first()
