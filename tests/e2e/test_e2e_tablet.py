@@ -63,7 +63,7 @@ def patients(server: LiveServer) -> Iterator[dict[str, Any]]:  # noqa: F811
     with writing(
         app.state.engine, _actor(app, "inv1"), app.state.trial, "transcription error, source p. 4"
     ) as ctx:
-        safety.edit_lab(ctx, code, lab.id, {"value": "45000", "lln": "150"})
+        safety.edit_lab(ctx, code, lab.id, {"value": "45000", "lln": "150000"})
     yield {"code": code, "ready": ready, "lab": lab.id}
 
 
@@ -154,6 +154,7 @@ def test_audit_history_fits_a_laptop_in_plain_words(
     change = page.locator('tr[data-table="lab_results"][data-action="update"]').last
     text = change.inner_text()
     assert re.search(r"Value \(/mm3\)\s*74000\s*→\s*45000", text), text
+    assert re.search(r"Lower limit of normal \(/mm3\)\s*—\s*→\s*150000", text), text
     assert "transcription error, source p. 4" in text and "Europe/Paris" in text
     change.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshots / "audit-history.png"), full_page=True)

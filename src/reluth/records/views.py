@@ -115,7 +115,7 @@ def patient_list(ctx: Ctx, search: str = "", limit: int = 500) -> list[PatientRo
             p.patient_code,
             p.centre.code,
             _status(screened.get(p.id), p.id in included, p.id in randomized),
-            site_day(ctx, p.registered_at),
+            site_day(ctx.trial.zone, p.registered_at),
         )
         for p in rows
     ]
@@ -203,10 +203,10 @@ class CriterionView:
     passes: bool | None = None
 
 
-def site_day(ctx: Ctx, moment: dt.datetime) -> dt.date:
+def site_day(zone: dt.tzinfo, moment: dt.datetime) -> dt.date:
     """The calendar day of ``moment`` at the trial's sites (a registration at 00:30 in Paris is
     that day, not the day before in UTC)."""
-    return as_utc(moment).astimezone(ctx.trial.zone).date()
+    return as_utc(moment).astimezone(zone).date()
 
 
 @dataclass(frozen=True)
@@ -374,7 +374,7 @@ def timeline(ctx: Ctx, code: str) -> Timeline:
         can=can,
         forms=form_sections(ctx, patient),
         disposition=patients.disposition(ctx, patient.patient_code),
-        registered_on=site_day(ctx, patient.registered_at),
+        registered_on=site_day(ctx.trial.zone, patient.registered_at),
     )
 
 

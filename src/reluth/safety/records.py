@@ -17,7 +17,7 @@ from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
 from reluth.safety import coding, ctcae, seriousness
 from reluth.safety.models import AdverseEvent, LabResult
-from reluth.units import canonical_unit, to_canonical
+from reluth.units import canonical_unit, convert, to_canonical
 
 RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
 OUTCOMES = (
@@ -49,12 +49,14 @@ def record_labs(ctx: Ctx, data: Any) -> list[LabResult]:
         patients.check_date(ctx, patient, "lab", day, f"results[{i}].date")
         graded = ctcae.grade(result)
         canonical = to_canonical(result.test, result.value, result.unit, f"results[{i}].unit")
-        lln, uln = (
-            None
-            if limit is None
-            else to_canonical(result.test, limit.value, limit.unit, f"results[{i}].{name}")
-            for name, limit in (("lln", result.lln), ("uln", result.uln))
-        )
+        uln = None
+        if result.uln is not None:
+            uln = to_canonical(result.test, result.uln.value, result.uln.unit, f"results[{i}].uln")
+        lln = None  # in the value's unit, as typed with it
+        if result.lln is not None:
+            lln = result.lln.value
+            if result.lln.unit != result.unit:
+                lln = convert(result.test, lln, result.lln.unit, result.unit, f"results[{i}].lln")
         row = LabResult(
             patient_id=patient.id,
             sample_date=day,

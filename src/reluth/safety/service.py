@@ -67,17 +67,18 @@ def _check_sample_date(day: dt.date | None, today: dt.date) -> None:
 
 def _stored(parsed: ctcae.LabResult, graded: ctcae.GradedResult, unit: str) -> dict[str, Any]:
     """The columns of a result that follow from what was entered (value as entered and in the
-    canonical unit, LLN and ULN in the canonical unit, CTCAE grade)."""
+    canonical unit, LLN in the value's unit as typed with it, ULN in the canonical unit, CTCAE
+    grade)."""
 
-    def limit(amount: ctcae.Amount | None) -> Decimal | None:
-        return None if amount is None else _canonical(parsed.test, amount.value, amount.unit, unit)
+    def limit(amount: ctcae.Amount | None, to: str) -> Decimal | None:
+        return None if amount is None else _canonical(parsed.test, amount.value, amount.unit, to)
 
     return {
         "sample_date": parsed.date,
         "value": parsed.value,
         "value_canonical": _canonical(parsed.test, parsed.value, parsed.unit, unit),
-        "lln": limit(parsed.lln),
-        "uln": limit(parsed.uln),
+        "lln": limit(parsed.lln, parsed.unit),
+        "uln": limit(parsed.uln, unit),
         "ctcae_grade": graded.grade,
     }
 
@@ -116,7 +117,7 @@ def owned(ctx: Ctx, model: Any, record_id: int, patient_code: str, what: str) ->
 
 def lab_edit_form(row: LabResult) -> dict[str, str]:
     """The editable fields of a saved result as text, as a correction form shows them (the LLN
-    and ULN in the canonical unit they are stored in)."""
+    in the value's unit, the ULN in the canonical unit, as they are stored)."""
     return {
         "value": _text(row.value),
         "date": row.sample_date.isoformat(),
@@ -144,14 +145,14 @@ def _edited(row: LabResult, changes: Mapping[str, Any]) -> ctcae.LabResult:
     merged = {**lab_edit_form(row), **given}
     raw: dict[str, Any] = {"test": row.analyte, "unit": row.unit, "value": merged["value"]}
     raw["date"] = merged["date"] or None
-    for key in ("lln", "uln"):  # stored in the canonical unit
+    if merged["uln"]:
+        uln = to_decimal(merged["uln"], "uln")
+        if uln < 0:
+            raise ValidationError("uln", f"negative value {uln}", "a value >= 0")
+        raw["uln"] = {"value": str(uln), "unit": row.canonical_unit}
+    for key in ("lln", "baseline"):  # in the value's unit
         if merged[key]:
-            limit = to_decimal(merged[key], key)
-            if limit < 0:
-                raise ValidationError(key, f"negative value {limit}", "a value >= 0")
-            raw[key] = {"value": str(limit), "unit": row.canonical_unit}
-    if merged["baseline"]:
-        raw["baseline"] = merged["baseline"]
+            raw[key] = merged[key]
     return ctcae.parse_result(raw, "lab")
 
 
@@ -170,8 +171,9 @@ def edit_lab(
     lab_id: int,
     changes: Mapping[str, Any],
 ) -> LabResult:
-    """Correct a saved result (value, sample date, LLN and ULN in the canonical unit) and
-    re-grade it with the CTCAE engine; ``baseline`` is used for the grade as at entry. The unit of
+    """Correct a saved result (value, sample date, LLN in the value's unit, ULN in the canonical
+    unit) and re-grade it with the CTCAE engine; ``baseline`` is used for the grade as at
+    entry. The unit of
     work must carry a reason: the audit trail keeps each old value beside the new one."""
     require_reason(ctx.session, "a saved laboratory result")
     row = get_lab(ctx, patient_code, lab_id)

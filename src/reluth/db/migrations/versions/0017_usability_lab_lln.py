@@ -1,5 +1,5 @@
-"""The lower limit of normal typed with a laboratory value, stored with it in the analyte's
-canonical unit (``lab_results.lln``), so that a correction re-grades with it (CTCAE v5.0
+"""The lower limit of normal typed with a laboratory value, stored with it in the value's unit
+(``lab_results.lln``), so that a correction re-grades with it (CTCAE v5.0
 grade 1 of the "decreased" terms is below the LLN).
 
 Revision ID: 0017_usability_lab_lln
