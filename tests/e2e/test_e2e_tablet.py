@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LiveServer
 from test_e2e_browser import PASSWORD, _actor, _ready_patient, server  # noqa: F401 (fixture)
 
+from conftest import LiveServer
 from reluth.core.context import writing
 from reluth.randomization import service as randomization
 from reluth.safety import service as safety
@@ -159,4 +159,3 @@ def test_audit_history_fits_a_laptop_in_plain_words(
     change.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshots / "audit-history.png"), full_page=True)
     page.close()
-

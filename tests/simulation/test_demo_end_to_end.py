@@ -229,3 +229,37 @@ def test_demo_keeps_its_keys_and_a_signed_checkpoint_outside_the_database_and_ve
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["ok"] and report["checkpoints_checked"] == 1 and report["not_done"] == []
+
+
+def test_demo_dates_are_consistent_on_the_patient_pages(small_demo: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    """Issue 17: each demo patient is registered (site day) on or before its inclusion, and its
+    questionnaires are at the schedule's QoL time points only."""
+    import datetime as dt
+
+    from reluth.db.base import as_utc
+    from reluth.protocol.schedule import qol_timepoints
+
+    _out, run = small_demo
+    protocol = load_protocol()
+    engine = make_engine(run["url"])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT p.patient_code, p.registered_at, i.inclusion_date FROM patients p "
+                "JOIN inclusions i ON i.patient_id = p.id"
+            )
+        ).all()
+        timepoints = {r[0] for r in conn.execute(text("SELECT timepoint FROM qol_questionnaires"))}
+    engine.dispose()
+    assert rows and timepoints
+    zone = protocol.safety.zone
+    for code, registered, included in rows:
+        moment = (
+            registered
+            if isinstance(registered, dt.datetime)
+            else dt.datetime.fromisoformat(registered)
+        )
+        day = as_utc(moment).astimezone(zone).date()
+        included = included if isinstance(included, dt.date) else dt.date.fromisoformat(included)
+        assert day <= included, (code, day, included)
+    assert timepoints <= set(qol_timepoints(protocol))

@@ -99,7 +99,10 @@ def test_lab_correction_page_needs_a_reason_then_shows_in_the_audit(site: Site) 
         f"/patients/{code}/labs/{lab_id}/edit",
         data={"value": "45000", "date": "2025-03-11", "reason": REASON},
     )
-    assert ok.status_code == 303 and ok.headers["location"] == f"/patients/{code}?saved=lab-{lab_id}#labs"
+    assert (
+        ok.status_code == 303
+        and ok.headers["location"] == f"/patients/{code}?saved=lab-{lab_id}#labs"
+    )
     assert "45000 /mm3" in inv.get(f"/patients/{code}").text
     audit = inv.get(f"/patients/{code}/audit").text
     row = audit_entry(audit, "value")
@@ -360,7 +363,13 @@ def test_the_lln_typed_with_a_lab_value_is_stored_and_the_correction_keeps_it(si
     inv = site.client("inv1")
     saved = inv.post(
         f"/patients/{code}/labs",
-        data={"test": "hemoglobin", "value": "11,0", "unit": "g/dL", "lln": "12", "date": "2025-03-11"},
+        data={
+            "test": "hemoglobin",
+            "value": "11,0",
+            "unit": "g/dL",
+            "lln": "12",
+            "date": "2025-03-11",
+        },
     )
     assert saved.status_code == 303, saved.text
     with site.db() as db:

@@ -61,7 +61,9 @@ def test_inclusion_correction_page_of_a_randomized_patient(site: Site) -> None:
     ok = inv.post(
         url, data={"consent_date": "2024-10-29", "inclusion_date": "2025-03-03", "reason": REASON}
     )
-    assert ok.status_code == 303 and re.fullmatch(rf"/patients/{code}\?saved=[a-z_]+-\d+#inclusion", ok.headers["location"])
+    assert ok.status_code == 303 and re.fullmatch(
+        rf"/patients/{code}\?saved=[a-z_]+-\d+#inclusion", ok.headers["location"]
+    )
     assert "Included 2025-03-03 (consent signed 2024-10-29)" in inv.get(f"/patients/{code}").text
     row = _audit_row(inv.get(f"/patients/{code}/audit").text, "inclusion_date")
     assert audit_change(row, "inclusion_date") == ("Inclusion date", "2025-03-04", "2025-03-03")
@@ -117,7 +119,9 @@ def test_pre_randomization_correction_refuses_pd_after_randomization(site: Site)
     assert _audit_rows(site) == before
 
     ok = inv.post(url, data=fields | {"overall_response": "PR", "reason": REASON})
-    assert ok.status_code == 303 and re.fullmatch(rf"/patients/{code}\?saved=[a-z_]+-\d+#pre", ok.headers["location"])
+    assert ok.status_code == 303 and re.fullmatch(
+        rf"/patients/{code}\?saved=[a-z_]+-\d+#pre", ok.headers["location"]
+    )
     timeline = inv.get(f"/patients/{code}").text
     assert "2025-03-10: PR — no radiological progression" in timeline
     audit = inv.get(f"/patients/{code}/audit").text
@@ -183,7 +187,9 @@ def test_qol_correction_page_rescores(site: Site) -> None:
         url,
         data={"completed_on": "2025-03-11", "item_29": "7", "item_30": "7", "reason": REASON},
     )
-    assert ok.status_code == 303 and re.fullmatch(rf"/patients/{code}\?saved=[a-z_]+-\d+#qol", ok.headers["location"])
+    assert ok.status_code == 303 and re.fullmatch(
+        rf"/patients/{code}\?saved=[a-z_]+-\d+#qol", ok.headers["location"]
+    )
     assert "QL 100.00" in nurse.get(f"/patients/{code}").text
     audit = nurse.get(f"/patients/{code}/audit").text
     row = _audit_row(audit, "answers_json.29")
@@ -265,7 +271,10 @@ def test_central_read_correction_page_is_blinded_and_re_evaluated(site: Site) ->
     row = _audit_row(audit, "diameter_mm")
     assert audit_change(row, "diameter_mm")[1:] == ("25.0", "35.0")
     assert "rev" in row and "central reviewer" in row and REASON in row
-    assert audit_change(_audit_row(audit, "overall_response"), "overall_response")[1:] == ("PR", "SD")
+    assert audit_change(_audit_row(audit, "overall_response"), "overall_response")[1:] == (
+        "PR",
+        "SD",
+    )
     for user in ("inv1", "mon1", "stat"):
         assert site.client(user).get(url).status_code == 403
 

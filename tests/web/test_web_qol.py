@@ -131,7 +131,8 @@ def test_time_point_is_chosen_from_the_schedule_and_an_unknown_one_refused(site:
     assert api.json()["field"] == "questionnaire.timepoint"
     assert all(tp in api.json()["error"] for tp in scheduled[:2])
     with site.db() as db:
-        from sqlalchemy import func, select as sql_select
+        from sqlalchemy import func
+        from sqlalchemy import select as sql_select
 
         from reluth.qol.models import QolQuestionnaire
 

@@ -212,7 +212,9 @@ PATIENT_PAGE_FORMS = [
 ]
 
 
-@pytest.mark.parametrize("action,typed,bad", PATIENT_PAGE_FORMS, ids=[f[0] for f in PATIENT_PAGE_FORMS])
+@pytest.mark.parametrize(
+    "action,typed,bad", PATIENT_PAGE_FORMS, ids=[f[0] for f in PATIENT_PAGE_FORMS]
+)
 def test_a_refused_patient_page_form_keeps_every_typed_value(
     site: Site, action: str, typed: dict[str, str], bad: dict[str, str]
 ) -> None:
@@ -230,13 +232,21 @@ def test_a_refused_inclusion_and_pre_randomization_keep_their_values(site: Site)
     code = _register(site)
     inv = site.client("inv1")
     data = eligible_file(code, site.clock().date())
-    assert inv.post(f"/patients/{code}/screening", data={"patient_json": json.dumps(data)}).status_code == 303
+    assert (
+        inv.post(f"/patients/{code}/screening", data={"patient_json": json.dumps(data)}).status_code
+        == 303
+    )
     path = f"/patients/{code}/inclusion"
     typed = {"consent_date": "2031-01-01", "inclusion_date": "2025-03-04"}
     refused = inv.post(path, data=typed)
     assert refused.status_code == 422, refused.text
     assert form_values(refused.text, path) == typed
-    assert inv.post(path, data={"consent_date": "2024-10-28", "inclusion_date": "2025-03-04"}).status_code == 303
+    assert (
+        inv.post(
+            path, data={"consent_date": "2024-10-28", "inclusion_date": "2025-03-04"}
+        ).status_code
+        == 303
+    )
     path = f"/patients/{code}/pre-randomization"
     typed = {"assessment_date": "2031-01-01", "overall_response": "PR", "comment": "see report"}
     refused = inv.post(path, data=typed)
@@ -261,7 +271,12 @@ def test_a_refused_qol_and_visit_keep_their_values(site: Site) -> None:
     inv = site.client("inv1")
     path = f"/patients/{code}/qol"
     shown = form_values(inv.get(path).text, path)
-    typed = shown | {"timepoint": "QOL-W08", "completed_on": "2031-01-01", "item_1": "2", "item_29": "6"}
+    typed = shown | {
+        "timepoint": "QOL-W08",
+        "completed_on": "2031-01-01",
+        "item_1": "2",
+        "item_29": "6",
+    }
     refused = inv.post(path, data=typed)
     assert refused.status_code == 422
     assert form_values(refused.text, path) == typed

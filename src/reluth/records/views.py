@@ -29,7 +29,7 @@ from reluth.errors import NotFound, PermissionDenied, ValidationError
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.protocol.definition import Protocol
-from reluth.protocol.schedule import VisitStatus, planned_visits
+from reluth.protocol.schedule import VisitStatus
 from reluth.protocol.schedule import qol_timepoints as schedule_qol_timepoints
 from reluth.qol import scoring
 from reluth.qol.models import QolQuestionnaire
