@@ -34,6 +34,7 @@ from reluth.db.migrate import upgrade
 from reluth.errors import ValidationError
 from reluth.patients import service as patients
 from reluth.protocol.definition import load_protocol
+from reluth.protocol.schedule import qol_timepoints
 from reluth.qol.service import record_questionnaire
 from reluth.randomization import service as rnd
 from reluth.response import service as review
@@ -132,7 +133,7 @@ def _populate(url: str) -> list[str]:
                     {
                         "patient_id": code,
                         "instrument": "QLQ-C30",
-                        "timepoint": f"t{k}",
+                        "timepoint": qol_timepoints(ctx.protocol)[k],
                         "completed_on": (day0 + dt.timedelta(days=-3 + 56 * k)).isoformat(),
                         "items": items,
                     },

@@ -170,12 +170,13 @@ def test_investigator_flow_then_blinded_central_review(
     typed["labs.platelets.value"] = "79999"  # one below the limit first
     type_into_form(page, typed)
     expect(page.get_by_test_id("eligibility-status")).to_have_text("not eligible")
-    expect(page.get_by_role("cell", name="I11", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("criterion-I11")).to_be_visible()
     page.get_by_label("Platelets value").fill("184000")
     expect(page.get_by_test_id("eligibility-status")).to_have_text("eligible")
     page.screenshot(path=str(screenshots / "screening.png"), full_page=True)
     page.get_by_role("button", name="Save screening").click()
-    page.wait_for_url(re.compile(rf".*/patients/{code}(#screening)?$"))
+    page.wait_for_url(re.compile(rf".*/patients/{code}(\?saved=screening-\d+)?(#screening)?$"))
+    expect(page.get_by_test_id("saved")).to_contain_text("Saved: Screening")
     assert page.get_by_test_id("screening-status").inner_text() == "eligible"
 
     # inclusion, the two second-PRRT cycles, the pre-randomization assessment
@@ -228,17 +229,18 @@ def test_investigator_flow_then_blinded_central_review(
     reason.fill("transcription error, source p. 4")
     page.screenshot(path=str(screenshots / "lab-correction.png"), full_page=True)
     page.get_by_role("button", name="Save correction").click()
-    page.wait_for_url(re.compile(rf".*/patients/{code}#labs$"))
+    page.wait_for_url(re.compile(rf".*/patients/{code}\?saved=lab-\d+#labs$"))
     expect(page.locator("#labs")).to_contain_text("45000 /mm3")
+    expect(page.get_by_test_id("saved")).to_contain_text("45000")  # what was saved
     page.get_by_role("link", name="Audit history").click()
-    change = (
-        page.get_by_role("row")
-        .filter(has_text="transcription error, source p. 4")
-        .filter(has=page.get_by_role("cell", name="value", exact=True))
+    change = page.locator('tr[data-table="lab_results"][data-action="update"]').filter(
+        has_text="transcription error, source p. 4"
     )
-    expect(change).to_contain_text('"74000')  # the old value
-    expect(change).to_contain_text('"45000"')
-    expect(change).to_contain_text("inv1 (investigator)")
+    value = change.locator('[data-field="value"]')
+    expect(value.locator(".audit-old")).to_have_text("74000")  # the old value
+    expect(value.locator(".audit-new")).to_have_text("45000")
+    expect(change).to_contain_text("inv1")
+    expect(change).to_contain_text("investigator")
     page.goto(f"{server.url}/patients/{code}")
 
     # a serious adverse event: the 24-hour clock to pharmacovigilance is shown
@@ -255,7 +257,7 @@ def test_investigator_flow_then_blinded_central_review(
     # QoL entry item by item: the scale scores follow the answers
     page.goto(f"{server.url}/patients/{code}")
     page.get_by_role("link", name="Enter QLQ-C30").click()
-    page.get_by_label("Time point").fill("QOL-W00")
+    page.get_by_label("Time point").select_option("QOL-W00")
     for item in range(1, 6):
         page.locator(f'input[name="item_{item}"][value="1"]').check()
     expect(page.get_by_test_id("qol-PF")).to_have_text("100.00")

@@ -247,3 +247,37 @@ def test_demo_files_sae_reports_and_pharmacovigilance_assesses_them(
     assert [tuple(r) for r in reports] == [(0, stored), (1, stored)]  # initial, one follow-up
     assert assessed == 2 * stored
     assert run["stats"].records["SAE report"] == 2 * stored
+
+
+def test_demo_dates_are_consistent_on_the_patient_pages(small_demo: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    """Issue 17: each demo patient is registered (site day) on or before its inclusion, and its
+    questionnaires are at the schedule's QoL time points only."""
+    import datetime as dt
+
+    from reluth.db.base import as_utc
+    from reluth.protocol.schedule import qol_timepoints
+
+    _out, run = small_demo
+    protocol = load_protocol()
+    engine = make_engine(run["url"])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT p.patient_code, p.registered_at, i.inclusion_date FROM patients p "
+                "JOIN inclusions i ON i.patient_id = p.id"
+            )
+        ).all()
+        timepoints = {r[0] for r in conn.execute(text("SELECT timepoint FROM qol_questionnaires"))}
+    engine.dispose()
+    assert rows and timepoints
+    zone = protocol.safety.zone
+    for code, registered, included in rows:
+        moment = (
+            registered
+            if isinstance(registered, dt.datetime)
+            else dt.datetime.fromisoformat(registered)
+        )
+        day = as_utc(moment).astimezone(zone).date()
+        included = included if isinstance(included, dt.date) else dt.date.fromisoformat(included)
+        assert day <= included, (code, day, included)
+    assert timepoints <= set(qol_timepoints(protocol))

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from test_web_trial_flow import ready_patient
-from web_support import Site, randomize_experimental
+from web_support import Site, audit_change, audit_entry, audit_values, randomize_experimental
 
 from reluth.auth.policy import POLICY, Action, Resource
 from reluth.auth.roles import Role
@@ -99,14 +99,16 @@ def test_lab_correction_page_needs_a_reason_then_shows_in_the_audit(site: Site) 
         f"/patients/{code}/labs/{lab_id}/edit",
         data={"value": "45000", "date": "2025-03-11", "reason": REASON},
     )
-    assert ok.status_code == 303 and ok.headers["location"] == f"/patients/{code}#labs"
+    assert (
+        ok.status_code == 303
+        and ok.headers["location"] == f"/patients/{code}?saved=lab-{lab_id}#labs"
+    )
     assert "45000 /mm3" in inv.get(f"/patients/{code}").text
     audit = inv.get(f"/patients/{code}/audit").text
-    row = re.search(r"<tr><td>\d+</td>(?:(?!</tr>).)*<td>value</td>(?:(?!</tr>).)*</tr>", audit)
-    assert row, audit
-    assert "74000" in row.group(0) and "45000" in row.group(0)  # old and new value
-    assert "inv1 (investigator)" in row.group(0) and REASON in row.group(0)
-    assert "<td>ctcae_grade</td><td>2</td><td>3</td>" in audit
+    row = audit_entry(audit, "value")
+    assert audit_change(row, "value") == ("Value (/mm3)", "74000", "45000")  # old and new value
+    assert "inv1" in row and "investigator" in row and REASON in row
+    assert audit_change(row, "ctcae_grade") == ("CTCAE grade", "2", "3")
 
 
 def test_adverse_event_correction_page_rechecks_the_sae_rules(site: Site) -> None:
@@ -140,7 +142,8 @@ def test_adverse_event_correction_page_rechecks_the_sae_rules(site: Site) -> Non
     pv = site.client("pv").get("/adverse-events").text
     assert 'data-testid="sae-clock"' in pv  # now a serious event with its clock
     audit = inv.get(f"/patients/{code}/audit").text
-    assert "<td>serious</td><td>false</td><td>true</td>" in audit and REASON in audit
+    serious = audit_entry(audit, "serious")
+    assert audit_change(serious, "serious")[1:] == ("no", "yes") and REASON in serious
 
 
 def test_cycle_correction_page_and_blinded_reviewer(site: Site) -> None:
@@ -161,8 +164,9 @@ def test_cycle_correction_page_and_blinded_reviewer(site: Site) -> None:
     )
     assert ok.status_code == 303, ok.text
     audit = inv.get(f"/patients/{code}/audit").text
-    changed = "<td>administered_on</td><td>&#34;2025-03-06&#34;</td><td>&#34;2025-03-07&#34;</td>"
-    assert changed in audit and "<td>x</td>" in audit
+    changed = audit_entry(audit, "administered_on")
+    assert audit_change(changed, "administered_on") == ("Date given", "2025-03-06", "2025-03-07")
+    assert '<td class="audit-reason">x</td>' in changed
     rev = site.client("rev")
     for path in ("/cycles/2/edit", "/cycles/3/edit"):
         assert rev.get(f"/patients/{code}{path}").status_code == 403
@@ -213,7 +217,8 @@ def test_visit_recorded_from_the_timeline_shows_its_window_status(site: Site) ->
     assert fixed.status_code == 303
     assert 'data-testid="visit-status">in window<' in inv.get(fixed.headers["location"]).text
     audit = inv.get(f"/patients/{code}/audit").text
-    assert "<td>visit_date</td>" in audit and "2025-05-16" in audit and REASON in audit
+    visit = audit_entry(audit, "visit_date")
+    assert audit_change(visit, "visit_date")[1] == "2025-05-16" and REASON in visit
     assert site.client("inv2").get(f"/patients/{code}/visits/TA-W08").status_code == 404
     assert site.client("rev").get(f"/patients/{code}/visits/TA-W08").status_code == 403
 
@@ -240,9 +245,10 @@ def test_treatment_visits_hidden_from_roles_without_treatment(
     assert mon.get(f"/patients/{code}/visits/C3").status_code == 403
     assert mon.get(f"/patients/{code}/visits/TA-W08").status_code == 200
     audit = mon.get(f"/patients/{code}/audit").text
-    assert "&#34;visit_code&#34;:&#34;TA-W08&#34;" in audit
-    assert "&#34;C3&#34;" not in audit  # (a bare "C3" may occur in a random CSRF token)
-    assert "&#34;visit_code&#34;:&#34;C3&#34;" in inv.get(f"/patients/{code}/audit").text
+    assert "TA-W08" in audit_values(audit, "visit_code", "visits")
+    assert "C3" not in audit_values(audit, "visit_code", "visits")
+    unblinded = inv.get(f"/patients/{code}/audit").text
+    assert "C3" in audit_values(unblinded, "visit_code", "visits")
 
 
 # --- JSON API ----------------------------------------------------------------------------
@@ -347,3 +353,38 @@ def test_visits_before_randomization_are_refused(site: Site) -> None:
         f"/api/v1/patients/{code}/visits", json={"visit_code": "TA-W08", "visit_date": "2025-03-11"}
     )
     assert r.status_code == 409 and "not randomized" in r.json()["error"]
+
+
+def test_the_lln_typed_with_a_lab_value_is_stored_and_the_correction_keeps_it(site: Site) -> None:
+    # Issue 17: the correction page asked for the lower limit of normal again.
+    from reluth.safety.models import LabResult
+
+    code = _patient(site)
+    inv = site.client("inv1")
+    saved = inv.post(
+        f"/patients/{code}/labs",
+        data={
+            "test": "hemoglobin",
+            "value": "11,0",
+            "unit": "g/dL",
+            "lln": "12",
+            "date": "2025-03-11",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    with site.db() as db:
+        row = db.scalars(select(LabResult).where(LabResult.analyte == "hemoglobin")).one()
+        assert row.lln is not None and row.lln == 12 and row.ctcae_grade == 1
+        lab_id = row.id
+    form = inv.get(f"/patients/{code}/labs/{lab_id}/edit").text
+    assert 'id="edit-lln" name="lln" inputmode="decimal" value="12"' in form
+    assert 'id="hint-lln">stored with the result<' in form  # not "give it again"
+    # a correction of the value only: the stored LLN grades it, not asked again
+    ok = inv.post(
+        f"/patients/{code}/labs/{lab_id}/edit",
+        data={"value": "11.5", "date": "2025-03-11", "reason": REASON},
+    )
+    assert ok.status_code == 303, ok.text
+    with site.db() as db:
+        row = db.get(LabResult, lab_id)
+        assert row is not None and row.lln == 12 and row.ctcae_grade == 1

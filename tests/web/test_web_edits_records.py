@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from test_web_api_review import ARM_TEXT, BASELINE, WEEK8
 from test_web_edits import REASON, _api, _error_next_to, _patient
-from web_support import Site
+from web_support import Site, audit_change, audit_entry
 
 from reluth.db.audit import AuditLog
 
@@ -24,11 +24,7 @@ def _audit_rows(site: Site) -> int:
 
 def _audit_row(audit: str, field: str) -> str:
     """The audit page's row of the last change of ``field``."""
-    rows = re.findall(
-        rf"<tr><td>\d+</td>(?:(?!</tr>).)*<td>{field}</td>(?:(?!</tr>).)*</tr>", audit
-    )
-    assert rows, audit
-    return str(rows[-1])
+    return audit_entry(audit, field)
 
 
 # --- inclusion ---------------------------------------------------------------------------
@@ -65,11 +61,13 @@ def test_inclusion_correction_page_of_a_randomized_patient(site: Site) -> None:
     ok = inv.post(
         url, data={"consent_date": "2024-10-29", "inclusion_date": "2025-03-03", "reason": REASON}
     )
-    assert ok.status_code == 303 and ok.headers["location"] == f"/patients/{code}#inclusion"
+    assert ok.status_code == 303 and re.fullmatch(
+        rf"/patients/{code}\?saved=[a-z_]+-\d+#inclusion", ok.headers["location"]
+    )
     assert "Included 2025-03-03 (consent signed 2024-10-29)" in inv.get(f"/patients/{code}").text
     row = _audit_row(inv.get(f"/patients/{code}/audit").text, "inclusion_date")
-    assert "&#34;2025-03-04&#34;</td><td>&#34;2025-03-03&#34;" in row
-    assert "inv1 (investigator)" in row and REASON in row
+    assert audit_change(row, "inclusion_date") == ("Inclusion date", "2025-03-04", "2025-03-03")
+    assert "inv1" in row and "investigator" in row and REASON in row
 
     assert site.client("inv2").get(url).status_code == 404
     assert site.client("mon1").get(url).status_code == 403
@@ -121,12 +119,14 @@ def test_pre_randomization_correction_refuses_pd_after_randomization(site: Site)
     assert _audit_rows(site) == before
 
     ok = inv.post(url, data=fields | {"overall_response": "PR", "reason": REASON})
-    assert ok.status_code == 303 and ok.headers["location"] == f"/patients/{code}#pre"
+    assert ok.status_code == 303 and re.fullmatch(
+        rf"/patients/{code}\?saved=[a-z_]+-\d+#pre", ok.headers["location"]
+    )
     timeline = inv.get(f"/patients/{code}").text
     assert "2025-03-10: PR — no radiological progression" in timeline
     audit = inv.get(f"/patients/{code}/audit").text
     row = _audit_row(audit, "overall_response")
-    assert "&#34;SD&#34;</td><td>&#34;PR&#34;" in row and REASON in row
+    assert audit_change(row, "overall_response")[1:] == ("SD", "PR") and REASON in row
     assert site.client("inv2").get(url).status_code == 404
     assert site.client("stat").get(url).status_code == 403
 
@@ -187,13 +187,16 @@ def test_qol_correction_page_rescores(site: Site) -> None:
         url,
         data={"completed_on": "2025-03-11", "item_29": "7", "item_30": "7", "reason": REASON},
     )
-    assert ok.status_code == 303 and ok.headers["location"] == f"/patients/{code}#qol"
+    assert ok.status_code == 303 and re.fullmatch(
+        rf"/patients/{code}\?saved=[a-z_]+-\d+#qol", ok.headers["location"]
+    )
     assert "QL 100.00" in nurse.get(f"/patients/{code}").text
     audit = nurse.get(f"/patients/{code}/audit").text
-    row = _audit_row(audit, "answers_json")
-    # the answers are one JSON text, shown quoted: old and new answer of item 29
-    assert r"\&#34;29\&#34;: 5" in row and r"\&#34;29\&#34;: 7" in row and REASON in row
-    assert "<td>scores_json</td>" in audit
+    row = _audit_row(audit, "answers_json.29")
+    # the answers are one JSON text, shown item by item: old and new answer of item 29
+    assert audit_change(row, "answers_json.29")[1:] == ("5", "7") and REASON in row
+    assert 'data-field="answers_json.1"' not in row  # unchanged items are not listed
+    assert 'data-field="scores_json.scales › QL"' in audit and "&#34;" not in audit
     assert site.client("inv2").get(url).status_code == 404
     assert site.client("mon1").get(url).status_code == 403
 
@@ -266,8 +269,12 @@ def test_central_read_correction_page_is_blinded_and_re_evaluated(site: Site) ->
     assert (reads[1]["target_sum_mm"], reads[1]["overall_response"]) == (50, "SD")  # -16.7 %
     audit = site.client("inv1").get(f"/patients/{code}/audit").text
     row = _audit_row(audit, "diameter_mm")
-    assert "25.0" in row and "35.0" in row and "rev (central_reviewer)" in row and REASON in row
-    assert "&#34;PR&#34;</td><td>&#34;SD&#34;" in _audit_row(audit, "overall_response")
+    assert audit_change(row, "diameter_mm")[1:] == ("25.0", "35.0")
+    assert "rev" in row and "central reviewer" in row and REASON in row
+    assert audit_change(_audit_row(audit, "overall_response"), "overall_response")[1:] == (
+        "PR",
+        "SD",
+    )
     for user in ("inv1", "mon1", "stat"):
         assert site.client(user).get(url).status_code == 403
 

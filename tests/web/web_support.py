@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -331,3 +332,117 @@ def app_routes(app: FastAPI) -> list[tuple[str, str]]:
         if isinstance(context.original_route, APIRoute)
         for method in context.methods or ()
     )
+
+
+def audit_entry(html: str, field: str) -> str:
+    """The last row of the audit page that changes ``field``."""
+    rows = re.findall(r'<tr id="audit-\d+".*?</tr>', html, re.S)
+    found = [r for r in rows if f'data-field="{field}"' in r and 'class="audit-old"' in r]
+    assert found, html
+    return str(found[-1])
+
+
+def audit_change(row: str, field: str) -> tuple[str, str, str]:
+    """(label, old, new) of ``field`` in an audit row, as the page writes them."""
+    found = re.search(
+        rf'data-field="{field}"><dt>([^<]*)</dt>\s*<dd><span class="audit-old">([^<]*)</span>'
+        r' → <span class="audit-new">([^<]*)</span>',
+        row,
+    )
+    assert found, row
+    return found.group(1), found.group(2), found.group(3)
+
+
+def form_values(html: str, action: str) -> dict[str, str]:
+    """The values the page's form (method post) to ``action`` shows (as a browser would post them):
+    text inputs' value, the checked radio or checkbox, the selected option (the first when none
+    is selected), a textarea's text; the CSRF token left out."""
+    return form_controls(html, action)[0]
+
+
+def form_controls(html: str, action: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """:func:`form_values` and each select's option values."""
+    from html.parser import HTMLParser
+
+    class Parser(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.depth = 0  # inside the form (nested forms do not occur)
+            self.values: dict[str, str] = {}
+            self.select: str | None = None
+            self.first_option: dict[str, str] = {}
+            self.options: dict[str, list[str]] = {}
+            self.option: dict[str, str] | None = None
+            self.textarea: str | None = None
+            self.found = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = {k: v or "" for k, v in attrs}
+            posts = a.get("method", "get").lower() == "post"
+            if tag == "form" and a.get("action") == action and posts and not self.found:
+                self.depth, self.found = 1, True
+                return
+            if not self.depth:
+                return
+            name = a.get("name", "")
+            if tag == "input" and name and name != "csrf_token":
+                kind = a.get("type", "text")
+                if kind in ("radio", "checkbox"):
+                    if "checked" in a:
+                        self.values[name] = a.get("value", "on")
+                elif kind not in ("submit", "button"):
+                    self.values[name] = a.get("value", "")
+            elif tag == "select" and name:
+                self.select = name
+            elif tag == "option" and self.select:
+                self.option = {"value": a.get("value"), "selected": "selected" in a, "text": ""}  # type: ignore[dict-item]
+            elif tag == "textarea" and name:
+                self.textarea = name
+                self.values[name] = ""
+
+        def handle_data(self, data: str) -> None:
+            if self.option is not None:
+                self.option["text"] += data
+            if self.textarea:
+                self.values[self.textarea] += data
+
+        def handle_endtag(self, tag: str) -> None:
+            if not self.depth:
+                return
+            if tag == "form":
+                self.depth = 0
+            elif tag == "option" and self.option is not None and self.select:
+                value = self.option["value"]
+                value = self.option["text"].strip() if value is None else value
+                self.first_option.setdefault(self.select, value)
+                self.options.setdefault(self.select, []).append(value)
+                if self.option["selected"]:
+                    self.values[self.select] = value
+                self.option = None
+            elif tag == "select" and self.select:
+                if self.select not in self.values and self.select in self.first_option:
+                    self.values[self.select] = self.first_option[self.select]
+                self.select = None
+            elif tag == "textarea":
+                self.textarea = None
+
+    parser = Parser()
+    parser.feed(html)
+    assert parser.found, f"no form posting to {action}"
+    return parser.values, parser.options
+
+
+def audit_values(html: str, field: str, table: str | None = None) -> list[str]:
+    """Every value the audit page shows ``field`` taking (created or changed to), oldest first."""
+    rows = re.findall(r'<tr id="audit-\d+" data-table="([^"]*)".*?</tr>', html, re.S)
+    found = []
+    for row in re.finditer(r'<tr id="audit-\d+" data-table="([^"]*)".*?</tr>', html, re.S):
+        if table is not None and row.group(1) != table:
+            continue
+        found += re.findall(
+            rf'data-field="{field}"><dt>[^<]*</dt>\s*<dd>(?:<span class="audit-old">[^<]*</span> → )?'
+            r'<span class="audit-new">([^<]*)</span>',
+            row.group(0),
+        )
+    assert rows, html
+    return found

@@ -391,10 +391,16 @@ def latest_screening(session: Session, patient: Patient, light: bool = False) ->
 
 
 def failed_criteria(screening: Screening, limit: int = 4) -> str:
-    """The criteria a screening failed or could not decide, with their reasons."""
+    """The criteria a screening failed or could not decide, each with its text (what it means,
+    not only its code) and the reason."""
     result = json.loads(screening.result_json)
     bad = [c for c in result["criteria"] if c["passes"] is not True]
-    return "; ".join(f"{c['id']}: {criterion_reason(c)}" for c in bad[:limit])
+    return "; ".join(
+        f"{c['id']} ({c['text']}): {criterion_reason(c)}"
+        if c.get("text")
+        else f"{c['id']}: {criterion_reason(c)}"
+        for c in bad[:limit]
+    )
 
 
 def criteria_reasons(criteria: list[dict[str, Any]]) -> Joined:
@@ -411,6 +417,17 @@ def criterion_reason(criterion: dict[str, Any]) -> str:
     """A stored criterion's reason in the current language (its message key and values;
     the English text of a screening stored before reasons had keys)."""
     return render_stored(criterion.get("message"), criterion.get("reason", ""))
+
+
+@service(Action.READ, Resource.SCREENING)
+def last_patient_file(ctx: Ctx, patient_code: str) -> dict[str, Any] | None:
+    """The patient file of the patient's latest screening, as captured (a re-screening starts
+    from it); None before the first screening."""
+    screening = latest_screening(ctx.session, get_patient(ctx, patient_code))
+    if screening is None:
+        return None
+    data: dict[str, Any] = json.loads(screening.input_json)
+    return data
 
 
 # ------------------------------------------------------------------------------- inclusion

@@ -82,6 +82,14 @@ def planned_visits(randomization_date: dt.date, arm: str, protocol: Protocol) ->
     return list(_memoized(protocol)(randomization_date, arm))
 
 
+def qol_timepoints(protocol: Protocol) -> list[str]:
+    """The QoL time point codes of the protocol's schedule (QOL-W00 is baseline), the only
+    time points a questionnaire may be recorded at. They do not depend on the arm or the date:
+    any arm and date give the same codes."""
+    visits = planned_visits(dt.date(2000, 1, 1), protocol.arm_codes[0], protocol)
+    return [v.code for v in visits if v.kind == "qol"]
+
+
 def _memoized(protocol: Protocol) -> Callable[[dt.date, str], tuple[PlannedVisit, ...]]:
     def make() -> Callable[[dt.date, str], tuple[PlannedVisit, ...]]:
         @functools.lru_cache(maxsize=8192)

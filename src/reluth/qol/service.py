@@ -17,6 +17,7 @@ from reluth.db import validate as v
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.patients import service as patients
+from reluth.protocol.schedule import qol_timepoints
 from reluth.qol import scoring
 from reluth.qol.models import QolQuestionnaire
 from reluth.values import to_jsonable
@@ -64,6 +65,13 @@ def record_questionnaire(ctx: Ctx, data: Any) -> QolQuestionnaire:
     assert timepoint is not None
     if len(timepoint) > TIMEPOINT_MAX:
         raise ValidationError(f"{w}.timepoint", f"{len(timepoint)} characters", "e.g. QOL-W08")
+    scheduled = qol_timepoints(ctx.protocol)
+    if timepoint not in scheduled:
+        raise ValidationError(
+            f"{w}.timepoint",
+            f"{timepoint!r} is not a QoL time point of the schedule",
+            ", ".join(scheduled),
+        )
     if session.scalars(
         select(QolQuestionnaire).where(
             QolQuestionnaire.patient_id == patient.id,

@@ -72,6 +72,8 @@ class Dashboard:
     #: centre -> open and answered queries and the days the oldest has been open (query readers)
     queries_by_centre: dict[str, QueryCounts] | None = None
     notes: list[str] = field(default_factory=list)
+    #: criterion id -> its text as the screening recorded it (a failure shows what it means)
+    criterion_texts: dict[str, str] = field(default_factory=dict)
 
 
 @service(Action.READ, Resource.DASHBOARD)
@@ -105,12 +107,14 @@ def build(ctx: Ctx) -> Dashboard:
         latest[pid] = (sid, status)
     failed_ids = [sid for sid, status in latest.values() if status == "not_eligible"]
     failures: Counter[str] = Counter()
+    texts: dict[str, str] = {}
     for result_json in ctx.session.scalars(
         select(Screening.result_json).where(Screening.id.in_(failed_ids))
     ):
         for c in json.loads(result_json)["criteria"]:
             if c["passes"] is False:
                 failures[c["id"]] += 1
+                texts.setdefault(c["id"], c.get("text") or "")
     by_month = Counter(day.strftime("%Y-%m") for _pid, day in inclusions)
     cumulative = 0
     months = []
@@ -152,6 +156,7 @@ def build(ctx: Ctx) -> Dashboard:
         ],
         included_by_month=months,
         screen_failures=failures.most_common(),
+        criterion_texts=texts,
         serious_adverse_events=saes,
         saes_waiting=waiting,
         arm_counts=arm_counts,

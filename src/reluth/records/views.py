@@ -29,7 +29,8 @@ from reluth.errors import NotFound, PermissionDenied, ValidationError
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.protocol.definition import Protocol
-from reluth.protocol.schedule import VisitStatus, planned_visits
+from reluth.protocol.schedule import VisitStatus
+from reluth.protocol.schedule import qol_timepoints as schedule_qol_timepoints
 from reluth.qol import scoring
 from reluth.qol.models import QolQuestionnaire
 from reluth.queries.models import DataQuery
@@ -114,7 +115,7 @@ def patient_list(ctx: Ctx, search: str = "", limit: int = 500) -> list[PatientRo
             p.patient_code,
             p.centre.code,
             _status(screened.get(p.id), p.id in included, p.id in randomized),
-            p.registered_at.date(),
+            site_day(ctx.trial.zone, p.registered_at),
         )
         for p in rows
     ]
@@ -202,6 +203,14 @@ class CriterionView:
     result: str
     reason: str
     message: dict[str, Any] | None = None
+    #: whether it lets the patient through (an exclusion criterion does when not met)
+    passes: bool | None = None
+
+
+def site_day(zone: dt.tzinfo, moment: dt.datetime) -> dt.date:
+    """The calendar day of ``moment`` at the trial's sites (a registration at 00:30 in Paris is
+    that day, not the day before in UTC)."""
+    return as_utc(moment).astimezone(zone).date()
 
 
 @dataclass(frozen=True)
@@ -230,6 +239,8 @@ class Timeline:
     forms: list[FormSection] = field(default_factory=list)
     #: death, end of study and withdrawals
     disposition: patients.Disposition | None = None
+    #: the day of registration at the site (its time zone, as every date the site types)
+    registered_on: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -273,7 +284,14 @@ def timeline(ctx: Ctx, code: str) -> Timeline:
     if screening is not None:
         for c in json.loads(screening.result_json)["criteria"]:
             criteria.append(
-                CriterionView(c["id"], c["text"], c["result"], c["reason"], c.get("message"))
+                CriterionView(
+                    c["id"],
+                    c["text"],
+                    c["result"],
+                    c["reason"],
+                    message=c.get("message"),
+                    passes=c.get("passes"),
+                )
             )
     inclusion = ctx.session.scalars(
         select(Inclusion).where(Inclusion.patient_id == patient.id)
@@ -367,6 +385,7 @@ def timeline(ctx: Ctx, code: str) -> Timeline:
         can=can,
         forms=form_sections(ctx, patient),
         disposition=patients.disposition(ctx, patient.patient_code),
+        registered_on=site_day(ctx.trial.zone, patient.registered_at),
     )
 
 
@@ -545,10 +564,8 @@ QOL_INSTRUMENTS = ("QLQ-C30", "QLQ-GINET21")
 
 
 def qol_timepoints(protocol: Protocol) -> list[str]:
-    """QoL time point codes of the protocol schedule (QOL-W00 is baseline). They do not depend
-    on the arm: any arm and date give the same codes."""
-    visits = planned_visits(dt.date(2000, 1, 1), protocol.arm_codes[0], protocol)
-    return [v.code for v in visits if v.kind == "qol"]
+    """QoL time point codes of the protocol schedule (:func:`reluth.protocol.schedule.qol_timepoints`)."""
+    return schedule_qol_timepoints(protocol)
 
 
 def _hundredths(value: Any) -> Decimal | None:

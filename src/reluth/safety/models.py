@@ -36,6 +36,8 @@ class LabResult(ProtocolVersioned, Base):
     value_canonical: Mapped[Decimal] = mapped_column(Numeric(14, 4))
     canonical_unit: Mapped[str] = mapped_column(String(24))
     uln: Mapped[Decimal | None] = mapped_column(Numeric(14, 4), nullable=True)  # canonical unit
+    #: the lower limit of normal typed with the value, in the value's unit (migration 0017)
+    lln: Mapped[Decimal | None] = mapped_column(Numeric(14, 4), nullable=True)
     ctcae_grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 

@@ -19,7 +19,7 @@ from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
 from reluth.safety import coding, ctcae, seriousness
 from reluth.safety.models import AdverseEvent, LabResult
-from reluth.units import canonical_unit, to_canonical
+from reluth.units import canonical_unit, convert, to_canonical
 
 RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
 OUTCOMES = (
@@ -54,6 +54,11 @@ def record_labs(ctx: Ctx, data: Any) -> list[LabResult]:
         uln = None
         if result.uln is not None:
             uln = to_canonical(result.test, result.uln.value, result.uln.unit, f"results[{i}].uln")
+        lln = None  # in the value's unit, as typed with it
+        if result.lln is not None:
+            lln = result.lln.value
+            if result.lln.unit != result.unit:
+                lln = convert(result.test, lln, result.lln.unit, result.unit, f"results[{i}].lln")
         row = LabResult(
             patient_id=patient.id,
             sample_date=day,
@@ -62,6 +67,7 @@ def record_labs(ctx: Ctx, data: Any) -> list[LabResult]:
             unit=result.unit,
             value_canonical=canonical,
             canonical_unit=canonical_unit(result.test),
+            lln=lln,
             uln=uln,
             ctcae_grade=graded.grade,
             protocol_version=version,

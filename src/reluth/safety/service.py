@@ -67,15 +67,18 @@ def _check_sample_date(day: dt.date | None, today: dt.date) -> None:
 
 def _stored(parsed: ctcae.LabResult, graded: ctcae.GradedResult, unit: str) -> dict[str, Any]:
     """The columns of a result that follow from what was entered (value as entered and in the
-    canonical unit, ULN in the canonical unit, CTCAE grade)."""
-    uln = None
-    if parsed.uln is not None:
-        uln = _canonical(parsed.test, parsed.uln.value, parsed.uln.unit, unit)
+    canonical unit, LLN in the value's unit as typed with it, ULN in the canonical unit, CTCAE
+    grade)."""
+
+    def limit(amount: ctcae.Amount | None, to: str) -> Decimal | None:
+        return None if amount is None else _canonical(parsed.test, amount.value, amount.unit, to)
+
     return {
         "sample_date": parsed.date,
         "value": parsed.value,
         "value_canonical": _canonical(parsed.test, parsed.value, parsed.unit, unit),
-        "uln": uln,
+        "lln": limit(parsed.lln, parsed.unit),
+        "uln": limit(parsed.uln, unit),
         "ctcae_grade": graded.grade,
     }
 
@@ -98,7 +101,7 @@ _CANONICAL = frozenset(t for t in ctcae.definitions() if _known(t))
 
 
 #: What a correction of a saved laboratory result may change. The test and unit stay (enter a
-#: new result for another test); ``lln`` and ``baseline`` are not stored, they only re-grade.
+#: new result for another test); ``baseline`` is not stored, it only re-grades.
 LAB_EDITABLE = ("value", "date", "uln", "lln", "baseline")
 
 
@@ -113,13 +116,13 @@ def owned(ctx: Ctx, model: Any, record_id: int, patient_code: str, what: str) ->
 
 
 def lab_edit_form(row: LabResult) -> dict[str, str]:
-    """The editable fields of a saved result as text, as a correction form shows them (the ULN
-    in the canonical unit it is stored in)."""
+    """The editable fields of a saved result as text, as a correction form shows them (the LLN
+    in the value's unit, the ULN in the canonical unit, as they are stored)."""
     return {
         "value": _text(row.value),
         "date": row.sample_date.isoformat(),
         "uln": "" if row.uln is None else _text(row.uln),
-        "lln": "",
+        "lln": "" if row.lln is None else _text(row.lln),
         "baseline": "",
     }
 
@@ -147,7 +150,7 @@ def _edited(row: LabResult, changes: Mapping[str, Any]) -> ctcae.LabResult:
         if uln < 0:
             raise ValidationError("uln", f"negative value {uln}", "a value >= 0")
         raw["uln"] = {"value": str(uln), "unit": row.canonical_unit}
-    for key in ("lln", "baseline"):
+    for key in ("lln", "baseline"):  # in the value's unit
         if merged[key]:
             raw[key] = merged[key]
     return ctcae.parse_result(raw, "lab")
@@ -168,8 +171,9 @@ def edit_lab(
     lab_id: int,
     changes: Mapping[str, Any],
 ) -> LabResult:
-    """Correct a saved result (value, sample date, ULN in the canonical unit) and re-grade it
-    with the CTCAE engine; ``lln``/``baseline`` are used for the grade as at entry. The unit of
+    """Correct a saved result (value, sample date, LLN in the value's unit, ULN in the canonical
+    unit) and re-grade it with the CTCAE engine; ``baseline`` is used for the grade as at
+    entry. The unit of
     work must carry a reason: the audit trail keeps each old value beside the new one."""
     require_reason(ctx.session, "a saved laboratory result")
     row = get_lab(ctx, patient_code, lab_id)

@@ -184,7 +184,9 @@ class Replayer:
     def screen_and_include(self, p: SyntheticPatient) -> None:
         self.stats.screened += 1
         cov = p.covariates
-        with self._uow(_nurse(p), "screening") as s:
+        # registered on the day of screening (not on the replay's day), so that the patient's
+        # registration date comes before the inclusion it led to
+        with self._uow(_nurse(p), "registration", trial=self.trial.on(p.screening_date)) as s:
             patients.register_patient(
                 s,
                 p.centre,
@@ -192,6 +194,7 @@ class Replayer:
                 sex=cov.sex,
                 birth_year=_birth_year(p, cov.age),
             )
+        with self._uow(_nurse(p), "screening") as s:
             outcome = patients.screen_patient(s, p.inclusion_file)
         if outcome.status != "eligible":
             self.stats.not_included += 1
@@ -463,8 +466,12 @@ class Replayer:
         used: set[str] = set()
         with self._uow(_nurse(p), "questionnaires") as s:
             for q in outcome.qol:
-                nearest = min(qol_visits, key=lambda v: abs(v.day - q.day))
-                tp = nearest.code if nearest.code not in used else f"{nearest.code}-d{q.day}"
+                # the scheduled time point nearest the completion day, once each (the service
+                # takes only the schedule's time points)
+                free = [v for v in qol_visits if v.code not in used]
+                if not free:
+                    continue
+                tp = min(free, key=lambda v: abs(v.day - q.day)).code
                 used.add(tp)
                 for instrument, items in (("QLQ-C30", q.c30), ("QLQ-GINET21", q.ginet21)):
                     qol_service.record_questionnaire(

@@ -85,7 +85,8 @@ def _back(inst: corrections.Instance) -> str:
     b, code = inst.binding, inst.ref.patient_code
     if b.back is not None:
         return b.back(code, inst.row)
-    return f"/patients/{code}{b.anchor}"
+    # the patient's page says what was saved (trial_pages.saved_note)
+    return f"/patients/{code}?saved={inst.form.id}-{inst.ref.record_id}{b.anchor}"
 
 
 def _show(request: Request, who: Auth, ctx: Ctx, open_: Opener) -> HTMLResponse:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError
 from reluth.i18n.messages import describe
+from reluth.patients.models import Patient
 from reluth.qol import scoring
 from reluth.qol import service as qol
 from reluth.records import views
@@ -47,21 +48,26 @@ def _page(
     request: Request,
     who: Auth,
     ctx: Ctx,
-    code: str,
+    patient: Patient,
     inst: scoring.Instrument,
     form: dict[str, str],
     error: ReluthError | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    timepoints = views.qol_timepoints(ctx.protocol)
+    saved = views.qol_rows(ctx.session, patient.id)
+    recorded = {r.timepoint for r in saved if r.instrument == inst.name}
     return render(
         request,
         "qol.html",
         {
             "who": who,
-            "code": code,
+            "code": patient.patient_code,
             "inst": inst,
             "instruments": views.QOL_INSTRUMENTS,
-            "timepoints": views.qol_timepoints(ctx.protocol),
+            "timepoints": timepoints,
+            "recorded": recorded,
+            "next_timepoint": next((tp for tp in timepoints if tp not in recorded), ""),
             "posted": form,
             "error": error,
             "preview": _preview(form, inst),
@@ -81,7 +87,7 @@ def qol_form(
 ) -> HTMLResponse:
     patient = patient_for(ctx, code, qol.record_questionnaire)
     inst = scoring.instrument(instrument)
-    return _page(request, who, ctx, patient.patient_code, inst, {})
+    return _page(request, who, ctx, patient, inst, {})
 
 
 @router.post("/patients/{code}/qol/scores", response_class=HTMLResponse)
@@ -117,7 +123,7 @@ def qol_save(
             "items": _items(form, inst),
         }
         with audited(request, who) as w:
-            qol.record_questionnaire(w, data)
+            saved = ("qol", qol.record_questionnaire(w, data).id)
     except ReluthError as exc:
-        return _page(request, who, ctx, patient.patient_code, inst, form, exc, exc.http_status)
-    return _go(code, "#qol")
+        return _page(request, who, ctx, patient, inst, form, exc, exc.http_status)
+    return _go(code, "#qol", saved)

@@ -5,6 +5,7 @@ and render; the policy and the read models decide what is shown."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Any
@@ -16,13 +17,14 @@ from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
 from reluth.forms import answers
 from reluth.i18n import N_, gettext
+from reluth.forms import service as forms_service
 from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import parse_patient
 from reluth.queries import service as queries
 from reluth.randomization import service as randomization
-from reluth.records import views
+from reluth.records import audit_changes, views
 from reluth.safety import records as safety_records
 from reluth.safety import seriousness
 from reluth.safety import service as safety
@@ -37,8 +39,34 @@ from reluth.web.pages import render
 router = APIRouter(include_in_schema=False)
 
 
-def _go(code: str, anchor: str = "") -> RedirectResponse:
-    return RedirectResponse(f"/patients/{code}{anchor}", status_code=303)
+def _go(code: str, anchor: str = "", saved: tuple[str, int] | None = None) -> RedirectResponse:
+    """Back to the patient's page at ``anchor``; ``saved`` (form id, record id) makes the page
+    say what was saved."""
+    query = "" if saved is None else f"?saved={saved[0]}-{saved[1]}"
+    return RedirectResponse(f"/patients/{code}{query}{anchor}", status_code=303)
+
+
+#: Field types a "saved" note leaves out (whole files, item lists: the page shows them).
+_NOT_IN_NOTE = frozenset({"json", "items", "lesions"})
+
+
+def saved_note(ctx: Ctx, saved: str) -> dict[str, Any] | None:
+    """What a ``?saved=<form>-<record>`` redirect saved, as the registry lays it out (the
+    form's label and each filled field's label and value); None when it cannot be shown."""
+    form_id, _, record = saved.rpartition("-")
+    if not form_id or not record.isdigit():
+        return None
+    try:
+        view = forms_service.record_view(ctx, form_id, int(record))
+    except ReluthError:
+        return None
+    kinds = {f.name: f.type for f in view.form.fields}
+    fields = [
+        (f.label, f.value)
+        for f in view.fields
+        if f.value != "" and kinds.get(f.name) not in _NOT_IN_NOTE
+    ]
+    return {"form": view.form.label, "record": view.ref.record_id, "fields": fields}
 
 
 # --- patient list and registration --------------------------------------------------------
@@ -113,10 +141,12 @@ def patient_page(
     request: Request,
     code: str,
     who: Auth = WHO,
+    saved: str = Query("", max_length=40, pattern=r"^([a-z_]+-\d+)?$"),
     ctx: Ctx = READ,
 ) -> HTMLResponse:
     t = views.timeline(ctx, code)
-    return render(request, "patient.html", {"who": who, "t": t, "today": ctx.today()})
+    context = {"who": who, "t": t, "today": ctx.today(), "saved": saved_note(ctx, saved)}
+    return render(request, "patient.html", context)
 
 
 async def _remember_form(request: Request) -> None:
@@ -179,6 +209,7 @@ def _screening_page(
             "errors": preview.get("errors", {}),
             "sections": screening_form.sections(),
             "preview": preview,
+            "prefilled_from": preview.get("prefilled_from"),
         },
         status_code=status,
     )
@@ -192,7 +223,11 @@ def screening_page(
     ctx: Ctx = READ,
 ) -> HTMLResponse:
     patient = patient_for(ctx, code, patients.screen_patient)
-    return _screening_page(request, who, patient.patient_code, {}, {})
+    # a re-screening starts from the latest screening's values
+    last = patients.last_patient_file(ctx, patient.patient_code)
+    form = {} if last is None else screening_form.to_form(last)
+    preview = {} if last is None else {"prefilled_from": last.get("assessment_date")}
+    return _screening_page(request, who, patient.patient_code, form, preview)
 
 
 @router.post(
@@ -225,7 +260,7 @@ def screening_save(
         return _screening_page(request, who, patient.patient_code, form, preview, status=422)
     try:
         with audited(request, who) as w:
-            patients.screen_patient(w, preview["data"])
+            outcome = patients.screen_patient(w, preview["data"])
     except ReluthError as exc:
         if exc.http_status == 403:
             raise
@@ -233,7 +268,7 @@ def screening_save(
         return _screening_page(
             request, who, patient.patient_code, form, failed, status=exc.http_status
         )
-    return _go(code, "#screening")
+    return _go(code, "#screening", ("screening", outcome.screening_id))
 
 
 # --- inclusion, second-PRRT cycles, pre-randomization assessment --------------------------
@@ -276,10 +311,11 @@ def inclusion_save(
         consent = parse_date(consent_date, "consent_date") if consent_date else None
         included = parse_date(inclusion_date, "inclusion_date") if inclusion_date else None
         with audited(request, who) as w:
-            patients.include_patient(w, patient.patient_code, consent, included)
+            inclusion = patients.include_patient(w, patient.patient_code, consent, included)
+            saved = ("inclusion", inclusion.id)
     except ReluthError as exc:
         return _timeline_with_error(request, who, ctx, code, exc, "inclusion")
-    return _go(code, "#inclusion")
+    return _go(code, "#inclusion", saved)
 
 
 @router.post("/patients/{code}/cycles", dependencies=[Depends(_remember_form)])
@@ -296,7 +332,7 @@ def cycle_save(
     patient = patient_for(ctx, code, treatment.record_cycle)
     try:
         with audited(request, who) as w:
-            treatment.record_cycle(
+            given = treatment.record_cycle(
                 w,
                 patient.patient_code,
                 cycle,
@@ -304,9 +340,10 @@ def cycle_save(
                 to_decimal(activity_gbq, "activity_gbq"),
                 lot,
             )
+            saved = ("cycle", given.id)
     except ReluthError as exc:
         return _timeline_with_error(request, who, ctx, code, exc, "cycles")
-    return _go(code, "#cycles")
+    return _go(code, "#cycles", saved)
 
 
 @router.post("/patients/{code}/pre-randomization", dependencies=[Depends(_remember_form)])
@@ -322,7 +359,7 @@ def pre_randomization_save(
     patient = patient_for(ctx, code, patients.record_pre_randomization)
     try:
         with audited(request, who) as w:
-            patients.record_pre_randomization(
+            pre = patients.record_pre_randomization(
                 w,
                 patient.patient_code,
                 parse_date(assessment_date, "assessment_date"),
@@ -330,9 +367,10 @@ def pre_randomization_save(
                 overall_response,
                 comment or None,
             )
+            saved = ("pre_randomization", pre.id)
     except ReluthError as exc:
         return _timeline_with_error(request, who, ctx, code, exc, "pre")
-    return _go(code, "#pre")
+    return _go(code, "#pre", saved)
 
 
 # --- randomization: check, confirm, result ------------------------------------------------
@@ -439,10 +477,11 @@ def lab_save(
     patient = patient_for(ctx, code, safety.record_lab)
     try:
         with audited(request, who) as w:
-            safety.record_lab(w, patient.patient_code, _lab_raw(request.state.posted))
+            row = safety.record_lab(w, patient.patient_code, _lab_raw(request.state.posted))
+            saved = ("lab", row.id)
     except ReluthError as exc:
         return _timeline_with_error(request, who, ctx, code, exc, "labs")
-    return _go(code, "#labs")
+    return _go(code, "#labs", saved)
 
 
 # --- adverse events and the SAE clock ----------------------------------------------------
@@ -475,10 +514,11 @@ def adverse_event_save(
     data["seriousness"] = [c for c in seriousness.CRITERIA if form.get(f"sae_{c}") == "yes"]
     try:
         with audited(request, who) as w:
-            safety_records.record_adverse_event(w, data)
+            event = safety_records.record_adverse_event(w, data)
+            saved = ("adverse_event", event.id)
     except ReluthError as exc:
         return _timeline_with_error(request, who, ctx, code, exc, "ae")
-    return _go(code, "#adverse-events")
+    return _go(code, "#adverse-events", saved)
 
 
 # --- data queries ------------------------------------------------------------------------
@@ -589,5 +629,12 @@ def audit_page(
     who: Auth = WHO,
     ctx: Ctx = READ,
 ) -> HTMLResponse:
-    rows = views.audit_history(ctx, code)
-    return render(request, "audit.html", {"who": who, "code": code, "rows": rows})
+    changes = audit_changes.audit_changes(ctx, code)
+    context = {
+        "who": who,
+        "code": code,
+        "changes": changes,
+        "plain": functools.partial(audit_changes.plain, zone=ctx.trial.zone),
+        "flatten": functools.partial(audit_changes.flatten, zone=ctx.trial.zone),
+    }
+    return render(request, "audit.html", context)

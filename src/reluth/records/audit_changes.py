@@ -1,0 +1,254 @@
+"""The audit trail of one patient in plain words: each saved change as one entry (who, when,
+why, on which form and record) with its field-level changes labelled as the form registry
+labels the field, old value → new value decoded from the trail's JSON (ICH E6(R3) 4.2.2 and
+Appendix C: the audit trail readable by the people who review it; EU GCP guideline on
+computerised systems EMA/INS/GCP/112288/2023 §6.2: changes shown with who, when and why).
+
+The rows are those :func:`reluth.records.views.audit_history` lets the reader see (centre scope,
+concealed allocation fields); this module only groups and labels them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from reluth.auth.policy import Action, Resource
+from reluth.core.context import Ctx
+from reluth.core.service import service
+from reluth.forms.registry import Registry
+from reluth.i18n import format_day, format_moment, gettext
+from reluth.records.views import AuditRow, audit_history
+
+#: A placeholder of a label the record's values do not fill (`` ({unit})``): left out.
+_UNRESOLVED = re.compile(r"\s*\(\{\w+\}\)")
+#: A number as a Numeric column keeps it (``74.0000``), in a column the registry does not type.
+_NUMBER = re.compile(r"-?\d+\.\d+")
+#: An ISO 8601 moment as the trail keeps timestamps (``2025-03-12T09:00:00+00:00``).
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+#: Columns every record has that say nothing a reader needs (the record is named already).
+_PLUMBING = frozenset({"id", "patient_id", "protocol_version"})
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of a record: its label, the value before and after (None: no value)."""
+
+    field: str
+    label: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class AuditChange:
+    """One saved change of one record: the audit rows written together by one person."""
+
+    first_seq: int
+    last_seq: int
+    at: dt.datetime  # UTC; pages show it in the site's time
+    username: str
+    role: str
+    action: str  # insert | update | delete
+    table_name: str
+    record_id: str
+    form: str  # the registry's form label, else the table name
+    reason: str | None
+    changes: tuple[FieldChange, ...]
+
+
+def _decode(text: str | None) -> Any:
+    """A value of the trail (JSON text) as Python; text that is itself JSON (a stored patient
+    file, a verdict) decoded too, so that nobody reads escaped JSON."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return _inner(value)
+
+
+def _inner(value: Any) -> Any:
+    """A text column holding JSON (``input_json``, ``answers_json``) as its object."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _humanize(column: str) -> str:
+    """A column the registry does not label, in words (``result_json`` -> ``Result``)."""
+    name = column.removesuffix("_json").removesuffix("_utc")
+    return name.replace("_", " ").strip().capitalize()
+
+
+class _Labels:
+    """Field labels of a table's columns from the registry, with the record's own values in
+    place of ``{unit}``-like placeholders."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def form(self, table: str) -> str:
+        forms = self.registry.forms_of_table(table)
+        return forms[0].label if forms else _humanize(table)
+
+    def field(self, table: str, column: str, record: dict[str, Any]) -> tuple[str, str | None]:
+        """(label, registry type or None) of ``column``."""
+        for form in self.registry.forms_of_table(table):
+            for f in form.fields:
+                if f.column == column:
+                    label = f.label_for(SimpleNamespace(**record))
+                    return _UNRESOLVED.sub("", label).strip(), f.type
+        return _humanize(column), None
+
+
+def _typed(value: Any, kind: str | None) -> Any:
+    """A number of a decimal field (or of a column the registry does not describe) as typed:
+    ``74000.0000`` as the column keeps it -> 74000."""
+    internal_number = kind is None and isinstance(value, str) and _NUMBER.fullmatch(value)
+    decimal = kind == "decimal" and isinstance(value, str | int | float)
+    if (decimal or internal_number) and not isinstance(value, bool):
+        try:
+            number = Decimal(str(value))
+        except ArithmeticError:
+            return value
+        return format(number.normalize(), "f") if number.is_finite() else value
+    return value
+
+
+def plain(value: Any, zone: dt.tzinfo | None = None) -> str:
+    """A decoded value as a person reads it: yes/no, numbers and text as they are, dates in the
+    reader's format, moments in ``zone`` (the site's), a list comma-separated; an empty value
+    as a dash."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, list):
+        return ", ".join(plain(v, zone) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {plain(v, zone)}" for k, v in value.items())
+    text = str(value)
+    if len(text) == 10 and text[4:5] == "-" and text[7:8] == "-":
+        return format_day(text)
+    if _MOMENT.match(text):
+        try:
+            return format_moment(_at(text), zone or dt.UTC)
+        except ValueError:
+            return text
+    return text
+
+
+def flatten(value: Any, prefix: str = "", zone: dt.tzinfo | None = None) -> list[tuple[str, str]]:
+    """A nested object (a stored patient file, a verdict) as (path, value) lines."""
+    if isinstance(value, dict):
+        lines: list[tuple[str, str]] = []
+        for k, v in value.items():
+            lines.extend(flatten(v, f"{prefix}{k}" if not prefix else f"{prefix} › {k}", zone))
+        return lines
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        lines = []
+        for i, v in enumerate(value, start=1):
+            lines.extend(flatten(v, f"{prefix} {i}" if prefix else str(i), zone))
+        return lines
+    return [(prefix, plain(value, zone))]
+
+
+def _natural(path: str) -> tuple[Any, ...]:
+    """Item 2 before item 10."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path))
+
+
+def _at(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def group_changes(rows: list[AuditRow], registry: Registry) -> list[AuditChange]:
+    """Audit rows (oldest first) as entries: consecutive rows of one record, one person, one
+    moment, one action and one reason are one saved change."""
+    labels = _Labels(registry)
+    known: dict[tuple[str, str], dict[str, Any]] = {}  # the record's values as the trail says
+    out: list[AuditChange] = []
+    pending: list[AuditRow] = []
+
+    def key(r: AuditRow) -> tuple[Any, ...]:
+        return (r.at_utc, r.username, r.action, r.table_name, r.record_id, r.reason)
+
+    def close() -> None:
+        if not pending:
+            return
+        first = pending[0]
+        record = known.setdefault((first.table_name, first.record_id), {})
+        changes: list[FieldChange] = []
+        for r in pending:
+            old, new = _decode(r.old_value), _decode(r.new_value)
+            if r.field is None and isinstance(new if new is not None else old, dict):
+                whole = new if new is not None else old
+                record.update(whole)
+                for column, text in whole.items():
+                    value = _inner(text)
+                    if column in _PLUMBING or column.endswith("_id") or value is None:
+                        continue
+                    label, kind = labels.field(r.table_name, column, record)
+                    value = _typed(value, kind)
+                    before, after = (None, value) if new is not None else (value, None)
+                    changes.append(FieldChange(column, label, before, after))
+            else:
+                column = r.field or ""
+                if column:
+                    record[column] = new
+                label, kind = labels.field(r.table_name, column, record) if column else ("", None)
+                if isinstance(old, dict) and isinstance(new, dict):
+                    # a JSON text of answers or scores: only the items that changed
+                    before, after = dict(flatten(old)), dict(flatten(new))
+                    for path in sorted(before.keys() | after.keys(), key=_natural):
+                        if before.get(path) != after.get(path):
+                            changes.append(
+                                FieldChange(
+                                    f"{column}.{path}",
+                                    f"{label} › {path}",
+                                    before.get(path),
+                                    after.get(path),
+                                )
+                            )
+                    continue
+                changes.append(FieldChange(column, label, _typed(old, kind), _typed(new, kind)))
+        out.append(
+            AuditChange(
+                first_seq=first.seq,
+                last_seq=pending[-1].seq,
+                at=_at(first.at_utc),
+                username=first.username,
+                role=first.role,
+                action=first.action,
+                table_name=first.table_name,
+                record_id=first.record_id,
+                form=labels.form(first.table_name),
+                reason=first.reason,
+                changes=tuple(changes),
+            )
+        )
+        pending.clear()
+
+    for r in rows:
+        if pending and key(pending[-1]) != key(r):
+            close()
+        pending.append(r)
+    close()
+    return out
+
+
+@service(Action.READ, Resource.AUDIT)
+def audit_changes(ctx: Ctx, code: str) -> list[AuditChange]:
+    """The patient's audit history as saved changes, oldest first (the rows
+    :func:`audit_history` shows the reader)."""
+    return group_changes(audit_history(ctx, code), ctx.trial.forms)
