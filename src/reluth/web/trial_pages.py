@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
 from reluth.forms import answers
-from reluth.i18n import N_, gettext
 from reluth.forms import service as forms_service
+from reluth.i18n import N_, gettext
 from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.protocol.eligibility import check_eligibility
