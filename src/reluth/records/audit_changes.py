@@ -22,7 +22,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.forms.registry import Registry
-from reluth.i18n import format_day, format_moment, gettext
+from reluth.i18n import format_day, format_moment, get_locale, gettext
 from reluth.records.views import AuditRow, audit_history
 
 #: A placeholder of a label the record's values do not fill (`` ({unit})``): left out.
@@ -99,14 +99,14 @@ class _Labels:
 
     def form(self, table: str) -> str:
         forms = self.registry.forms_of_table(table)
-        return forms[0].label if forms else _humanize(table)
+        return forms[0].label_in(get_locale()) if forms else _humanize(table)
 
     def field(self, table: str, column: str, record: dict[str, Any]) -> tuple[str, str | None]:
         """(label, registry type or None) of ``column``."""
         for form in self.registry.forms_of_table(table):
             for f in form.fields:
                 if f.column == column:
-                    label = f.label_for(SimpleNamespace(**record))
+                    label = f.label_for(SimpleNamespace(**record), get_locale())
                     return _UNRESOLVED.sub("", label).strip(), f.type
         return _humanize(column), None
 
