@@ -69,6 +69,26 @@ def get_settings(session: Session, lock: str | None = None) -> RandomizationSett
     return session.scalars(_SETTINGS_BY_LOCK[lock]).first()
 
 
+#: The settings of permuted blocks, share-locked; a minimization's settings match no row here
+#: (and take no lock), so they are then read with the exclusive lock at once: taking a shared
+#: lock first and upgrading it would deadlock two concurrent requests on PostgreSQL.
+_BLOCKS_SHARED = (
+    select(RandomizationSettings)
+    .where(RandomizationSettings.id == 1, RandomizationSettings.method == "blocks")
+    .with_for_update(read=True)
+    .execution_options(populate_existing=True)
+)
+
+
+def _locked_settings(session: Session) -> RandomizationSettings | None:
+    """The settings under the lock a randomization needs: shared for permuted blocks (strata
+    run in parallel under their own locks), exclusive for minimization (every decision depends
+    on all earlier ones). One statement for blocks; the method may change only before the first
+    randomization, under the exclusive lock :func:`configure` takes."""
+    settings = session.scalars(_BLOCKS_SHARED).first()
+    return settings if settings is not None else get_settings(session, lock="update")
+
+
 def _any_randomized(session: Session) -> bool:
     return session.scalars(select(Randomization.id).limit(1)).first() is not None
 
@@ -343,13 +363,7 @@ def randomize(
     ):
         raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
     patient = get_patient(ctx, patient_code)
-    settings = get_settings(session)
-    if settings is not None:
-        # Minimization takes the exclusive lock at once (taking a shared lock first and
-        # upgrading it would deadlock two concurrent requests on PostgreSQL).
-        settings = get_settings(
-            session, lock="update" if settings.method == "minimization" else "share"
-        )
+    settings = _locked_settings(session)
     if settings is None:
         replay = _replay(session, request_id, patient)
         if replay is not None:

@@ -1,0 +1,114 @@
+"""Round trips of the audited write path (issue 20 item 3): the SQL statements one
+randomization and one laboratory entry send, counted with a SQLAlchemy event listener — a test
+of round trips, not of time. Every statement beyond the budget is one more wait for the
+database while the stratum lock (or SQLite's writer lock) is held. The statements listed in a
+failure show what was added."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, event
+from storekit import INVESTIGATOR, NURSE, STAT, ready_patients, work
+
+from reluth.randomization import service as rnd
+from reluth.safety import records
+from reluth.safety import service as safety
+
+#: Statements of one randomization with permuted blocks, BEGIN and COMMIT excluded: the
+#: patient, the settings (share-locked), the screening, the stratum cursor (locked), the
+#: request's replay check, the preconditions' facts, the milestones (one UNION), the slot, the
+#: patient's centre, the lifecycle's flags; the slot, cursor and randomization writes; the
+#: audit head (locked) and one bulk insert of the audit rows.
+RANDOMIZE_BUDGET = 16
+#: Statements of one laboratory result: the patient, the milestones (inclusion and dates, one
+#: UNION), the lifecycle's flags, the insert, the audit head and the audit rows.
+LAB_BUDGET = 6
+LAB = {"test": "platelets", "value": "180000", "unit": "/mm3", "lln": "150000", "date": "2025-03-04"}
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL sent to the database inside (an executemany is one call, one round trip);
+    transaction control (BEGIN, COMMIT, SAVEPOINT) is not counted."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.split(None, 1)[0].upper() not in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"):
+            seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _audit_inserts(seen: list[str]) -> list[str]:
+    return [s for s in seen if s.startswith("INSERT INTO audit_log")]
+
+
+def _shown(seen: list[str]) -> str:
+    return "\n".join(f"  {s[:140]}" for s in seen)
+
+
+def test_a_randomization_takes_a_bounded_number_of_statements(engine: Engine) -> None:
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "blocks")
+        rnd.generate_list(ctx, "round-trip-seed-0123456789", 4)
+    first, second = ready_patients(engine, 2, stratum=0)
+    with work(engine, INVESTIGATOR) as ctx:  # warm caches (schema checks, compiled statements)
+        rnd.randomize(ctx, first, "warm-up")
+    with statements(engine) as seen:
+        with work(engine, INVESTIGATOR) as ctx:
+            rnd.randomize(ctx, second, "counted")
+    assert len(seen) <= RANDOMIZE_BUDGET, f"{len(seen)} statements:\n{_shown(seen)}"
+    # the randomization row, the slot and the cursor: audited in one bulk insert at commit
+    assert len(_audit_inserts(seen)) == 1, _shown(seen)
+    assert sum("FROM audit_head" in s for s in seen) == 1, _shown(seen)
+    # nothing written is read back after its flush
+    written = seen.index(next(s for s in seen if s.startswith("INSERT INTO randomizations")))
+    assert not any(s.startswith("SELECT") and "randomizations" in s for s in seen[written:]), (
+        _shown(seen)
+    )
+
+
+def test_a_laboratory_result_takes_a_bounded_number_of_statements(engine: Engine) -> None:
+    first, second = ready_patients(engine, 2)
+    with work(engine, NURSE) as ctx:
+        safety.record_lab(ctx, first, dict(LAB))
+    with statements(engine) as seen:
+        with work(engine, NURSE) as ctx:
+            safety.record_lab(ctx, second, dict(LAB))
+    assert len(seen) <= LAB_BUDGET, f"{len(seen)} statements:\n{_shown(seen)}"
+    assert len(_audit_inserts(seen)) == 1, _shown(seen)
+
+
+def test_a_batch_of_results_reads_the_patient_once_and_audits_in_one_insert(
+    engine: Engine,
+) -> None:
+    """Five results of one sample: the same statements as one result, plus the rows' insert
+    (one per row on SQLite, one executemany on PostgreSQL): the dates are read once, not per
+    result, and the audit rows go in one insert."""
+    (code,) = ready_patients(engine, 1)
+    results = [
+        {"test": t, "value": v, "unit": u}
+        for t, v, u in (
+            ("platelets", "180000", "/mm3"),
+            ("neutrophils", "2500", "/mm3"),
+            ("hemoglobin", "12.5", "g/dL"),
+            ("creatinine", "80", "umol/L"),
+            ("alt", "30", "U/L"),
+        )
+    ]
+    with statements(engine) as seen:
+        with work(engine, NURSE) as ctx:
+            rows = records.record_labs(
+                ctx, {"patient_id": code, "date": "2025-03-04", "results": results}
+            )
+    assert len(rows) == 5
+    reads = [s for s in seen if s.startswith(("SELECT", "WITH"))]
+    assert len(reads) <= LAB_BUDGET - 2, _shown(seen)  # no insert among them
+    assert len(_audit_inserts(seen)) == 1, _shown(seen)
