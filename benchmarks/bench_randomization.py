@@ -60,7 +60,13 @@ from reluth.safety.models import LabResult
 LEVELS = (1, 8, 32)
 CENTRES = ("C01", "C02", "C03", "C04")
 #: The laboratory result each lab entry records (as the web benchmark's API write).
-LAB = {"test": "platelets", "value": "180000", "unit": "/mm3", "lln": "150000", "date": "2025-03-04"}
+LAB = {
+    "test": "platelets",
+    "value": "180000",
+    "unit": "/mm3",
+    "lln": "150000",
+    "date": "2025-03-04",
+}
 _engine: Engine | None = None
 _who: dict[str, Any] = {}
 
@@ -250,7 +256,9 @@ def serial_costs(url: str, n: int, parallel_prep: bool, show_sql: bool) -> list[
     floor = {r["label"].split(" same ")[1].split(" row")[0]: r for r in results[2:]}
     for r in results:
         kind = "randomization" if r["label"].startswith("random") else "lab entry"
-        ratio = "" if r["label"].startswith("floor") else f"{r['cpu_ms'] / floor[kind]['cpu_ms']:.1f}x"
+        ratio = (
+            "" if r["label"].startswith("floor") else f"{r['cpu_ms'] / floor[kind]['cpu_ms']:.1f}x"
+        )
         backend = "" if r["backend_ms"] is None else f"{r['backend_ms']:.2f}"
         out.append(
             f"| {r['label']} | {r['n']} | {r['statements']:.1f} | {r['cpu_ms']:.2f} | {ratio} "

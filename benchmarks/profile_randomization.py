@@ -145,7 +145,9 @@ def cprofile(url: str, what: str, n: int, top: int) -> None:
         )
         for (file, line, name), (_cc, calls, tt, ct, _callers) in entries[:top]:
             where = f"{Path(file).name}:{line}({name})"
-            print(f"{tt * 1000 / n:7.3f} own {ct * 1000 / n:7.3f} cum {calls / n:7.1f} calls  {where}")
+            print(
+                f"{tt * 1000 / n:7.3f} own {ct * 1000 / n:7.3f} cum {calls / n:7.1f} calls  {where}"
+            )
 
 
 def main() -> None:

@@ -27,7 +27,13 @@ RANDOMIZE_BUDGET = 13
 #: Statements of one laboratory result: the patient, the milestones (inclusion and dates, one
 #: UNION), the lifecycle's flags, the insert, the audit head and the audit rows. (Before: 27.)
 LAB_BUDGET = 6
-LAB = {"test": "platelets", "value": "180000", "unit": "/mm3", "lln": "150000", "date": "2025-03-04"}
+LAB = {
+    "test": "platelets",
+    "value": "180000",
+    "unit": "/mm3",
+    "lln": "150000",
+    "date": "2025-03-04",
+}
 
 
 @contextmanager
@@ -64,9 +70,8 @@ def test_a_randomization_takes_a_bounded_number_of_statements(engine: Engine) ->
     with work(engine, INVESTIGATOR) as ctx:  # warm caches (schema checks, compiled statements)
         rnd.randomize(ctx, first, "warm-up")
     person, trial = actor(engine, INVESTIGATOR), trial_on()  # the caller's, already at hand
-    with statements(engine) as seen:
-        with writing(engine, person, trial) as ctx:
-            rnd.randomize(ctx, second, "counted")
+    with statements(engine) as seen, writing(engine, person, trial) as ctx:
+        rnd.randomize(ctx, second, "counted")
     assert len(seen) <= RANDOMIZE_BUDGET, f"{len(seen)} statements:\n{_shown(seen)}"
     # the randomization row, the slot and the cursor: audited in one bulk insert at commit
     assert len(_audit_inserts(seen)) == 1, _shown(seen)
@@ -83,9 +88,8 @@ def test_a_laboratory_result_takes_a_bounded_number_of_statements(engine: Engine
     with work(engine, NURSE) as ctx:
         safety.record_lab(ctx, first, dict(LAB))
     person, trial = actor(engine, NURSE), trial_on()
-    with statements(engine) as seen:
-        with writing(engine, person, trial) as ctx:
-            safety.record_lab(ctx, second, dict(LAB))
+    with statements(engine) as seen, writing(engine, person, trial) as ctx:
+        safety.record_lab(ctx, second, dict(LAB))
     assert len(seen) <= LAB_BUDGET, f"{len(seen)} statements:\n{_shown(seen)}"
     assert len(_audit_inserts(seen)) == 1, _shown(seen)
 
@@ -97,15 +101,12 @@ def test_a_batch_of_results_reads_the_patient_once_and_audits_in_one_insert(
     (one per row on SQLite, one executemany on PostgreSQL): the dates are read once, not per
     result, and the audit rows go in one insert."""
     (code,) = ready_patients(engine, 1)
-    results = [
-        {"test": "alt", "value": str(20 + i), "unit": "U/L", "uln": "40"} for i in range(5)
-    ]
+    results = [{"test": "alt", "value": str(20 + i), "unit": "U/L", "uln": "40"} for i in range(5)]
     person, trial = actor(engine, NURSE), trial_on()
-    with statements(engine) as seen:
-        with writing(engine, person, trial) as ctx:
-            rows = records.record_labs(
-                ctx, {"patient_id": code, "date": "2025-03-04", "results": results}
-            )
+    with statements(engine) as seen, writing(engine, person, trial) as ctx:
+        rows = records.record_labs(
+            ctx, {"patient_id": code, "date": "2025-03-04", "results": results}
+        )
     assert len(rows) == 5
     reads = [s for s in seen if s.startswith(("SELECT", "WITH"))]
     assert len(reads) <= LAB_BUDGET - 2, _shown(seen)  # no insert among them

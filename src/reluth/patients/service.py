@@ -222,7 +222,13 @@ def _milestones_statement() -> Any:
             no_moment,
             Administration.patient_id,
         ),
-        row("withdrawal", Withdrawal.kind, Withdrawal.withdrawal_date, no_moment, Withdrawal.patient_id),
+        row(
+            "withdrawal",
+            Withdrawal.kind,
+            Withdrawal.withdrawal_date,
+            no_moment,
+            Withdrawal.patient_id,
+        ),
     ]
     latest = (
         ("laboratory result", LabResult.sample_date, LabResult.patient_id),
@@ -236,7 +242,9 @@ def _milestones_statement() -> Any:
         ("medication stop", ConcomitantMedication.stop_date, ConcomitantMedication.patient_id),
     )
     assert tuple(w for w, _c, _o in latest) == _CLINICAL_SOURCES
-    parts += [row(f"max:{what}", no_key, func.max(col), no_moment, owner) for what, col, owner in latest]
+    parts += [
+        row(f"max:{what}", no_key, func.max(col), no_moment, owner) for what, col, owner in latest
+    ]
     _MILESTONES.append(union_all(*parts))
     return _MILESTONES[0]
 
