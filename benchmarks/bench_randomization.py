@@ -386,7 +386,7 @@ def main() -> None:
         if args.per_level:
             print("\n| database | clients | randomizations | per second | p50 ms | p99 ms | load |")
             print("|---|---|---|---|---|---|---|")
-            for name, url in databases:
+            for _name, url in databases:
                 if url.startswith("sqlite"):
                     throughput(f"{url}-load.db", "SQLite (threads)", args.per_level, False)
                 else:
