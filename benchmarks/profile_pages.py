@@ -124,9 +124,7 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def profile_service(
-    engine: Any, db: Path, name: str, n: int, top: int, user: str | None
-) -> None:
+def profile_service(engine: Any, db: Path, name: str, n: int, top: int, user: str | None) -> None:
     from reluth.auth import service as auth
     from reluth.auth.actor import AuthMethod
     from reluth.auth.models import User
@@ -162,7 +160,9 @@ def profile_service(
         with reading(engine, actor, trial) as ctx:
             call(ctx)
     profiler.disable()
-    print(f"{name} as {username}: {(time.process_time() - c0) * 1000 / n:.1f} ms CPU each (profiled)")
+    print(
+        f"{name} as {username}: {(time.process_time() - c0) * 1000 / n:.1f} ms CPU each (profiled)"
+    )
     _show(profiler, n, top)
 
 
