@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Date, bindparam, func, select
+from sqlalchemy import BindParameter, Date, Integer, bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from reluth.auth.policy import Action, Resource
@@ -194,7 +194,7 @@ def _milestones_statement() -> Any:
     from reluth.safety.models import AdverseEvent, LabResult
     from reluth.treatment.models import Administration, Visit
 
-    pid = bindparam("pid")
+    pid: BindParameter[int] = bindparam("pid", type_=Integer())
 
     def row(kind: str, key: Any, day: Any, moment: Any, owner: Any) -> Any:
         return select(literal_column(f"'{kind}'", String()), key, day, moment).where(owner == pid)
