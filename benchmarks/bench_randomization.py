@@ -40,12 +40,21 @@ os.environ.setdefault("RELUTH_ALLOCATION_KEY", "reluth-benchmark-allocation-key-
 os.environ.setdefault("RELUTH_DATA_DIR", tempfile.mkdtemp(prefix="reluth-bench-data-"))
 
 from rich.progress import Progress
-from sqlalchemy import Column, Engine, MetaData, Table, create_engine, event, select, text
+from sqlalchemy import Column, Engine, MetaData, Table, create_engine, select, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "store"))
 
-from storekit import INVESTIGATOR, NURSE, STAT, actor, add_users, ready_patients, trial_on
+from storekit import (
+    INVESTIGATOR,
+    NURSE,
+    STAT,
+    actor,
+    add_users,
+    ready_patients,
+    statements,
+    trial_on,
+)
 
 from reluth.core.context import writing
 from reluth.db import audit
@@ -150,22 +159,6 @@ def prepare(url: str, total: int, parallel: bool) -> list[str]:
 # ----------------------------------------------------------------------- cost of one write
 
 
-@contextmanager
-def counting(engine: Engine) -> Iterator[list[str]]:
-    """Every SQL statement sent to the database while inside (an executemany counts once: it
-    is one round trip with the psycopg pipeline, one call into SQLite)."""
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def _backend_pid(engine: Engine) -> int | None:
     if engine.dialect.name != "postgresql":
         return None
@@ -199,7 +192,7 @@ def measure(
     items = items[1:]
     pid = _backend_pid(engine) if engine.pool.size() == 1 else None
     load0 = load()
-    with counting(engine) as seen:
+    with statements(engine, control=True) as seen:
         c0, b0, w0 = time.process_time(), _backend_cpu(pid), time.perf_counter()
         for item in items:
             op(item)

@@ -54,7 +54,7 @@ def load_trial(workdir: Path) -> Path:
     from reluth.db.migrate import upgrade
     from reluth.protocol.definition import load_protocol
     from reluth.simulation.cohort import CohortConfig, generate_cohort
-    from reluth.simulation.replay import Replayer, events
+    from reluth.simulation.replay import Replayer, events, play
 
     tmp = workdir / "loading.db"
     tmp.unlink(missing_ok=True)
@@ -68,12 +68,7 @@ def load_trial(workdir: Path) -> Path:
     with Progress() as progress:
         task = progress.add_task("loading the trial", total=len(timeline))
         for _day, _order, kind, patient in timeline:
-            if kind == "screen":
-                replayer.screen_and_include(patient)
-            else:
-                arm = replayer.randomize(patient)
-                if arm is not None:
-                    replayer.follow(patient, arm)
+            play(replayer, kind, patient)
             progress.advance(task)
     engine.dispose()
     tmp.rename(db)

@@ -6,12 +6,18 @@ failure show what was added."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-from sqlalchemy import Engine, event
-from storekit import INVESTIGATOR, NURSE, STAT, actor, add_users, ready_patients, trial_on, work
+from sqlalchemy import Engine
+from storekit import (
+    INVESTIGATOR,
+    NURSE,
+    STAT,
+    actor,
+    add_users,
+    ready_patients,
+    statements,
+    trial_on,
+    work,
+)
 
 from reluth.core.context import writing
 from reluth.randomization import service as rnd
@@ -34,23 +40,6 @@ LAB = {
     "lln": "150000",
     "date": "2025-03-04",
 }
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL sent to the database inside (an executemany is one call, one round trip);
-    transaction control (BEGIN, COMMIT, SAVEPOINT) is not counted."""
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.split(None, 1)[0].upper() not in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"):
-            seen.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def _audit_inserts(seen: list[str]) -> list[str]:
