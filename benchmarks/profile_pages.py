@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--service", choices=("dashboard", "status", "timeline", "patients"))
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--user", help="with --service: this account instead")
+    parser.add_argument("--patient", help="the investigator's patient (default: the first)")
     parser.add_argument(
         "--cprofile",
         help="a request of the table (e.g. 'GET /status'): its whole server side profiled, the "
@@ -67,6 +68,9 @@ def main() -> None:
     event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
     centre, patients = sorted(writable_patients(copy).items())[0]
     code, day = patients[0]
+    if args.patient:
+        centre = args.patient.split("-")[0]
+        code, day = next(p for p in writable_patients(copy)[centre] if p[0] == args.patient)
     plans = {
         f"investigator-{centre.lower()}": [
             "/dashboard",
