@@ -105,6 +105,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "(re-entering your password).",
     ),
     "sdv": ("reluth.lifecycle.cli", "Source-data verification by monitors."),
+    "queries": (
+        "reluth.queries.cli",
+        "Data queries: list them, answer in words or by correcting the value.",
+    ),
+    "export": (
+        "reluth.odm.cli",
+        "Export the trial's data in a standard format (recorded in the audit trail).",
+    ),
+    "import": (
+        "reluth.odm.cli",
+        "Import another EDC's data through the domain services (audited as an import).",
+    ),
 }
 
 

@@ -37,6 +37,9 @@ class Settings:
     smtp_url: str | None = None
     smtp_from: str = "reluth@localhost"
     pv_email: str | None = None
+    #: the trial's language (``RELUTH_LANGUAGE``: en, fr) for e-mails to an account that has
+    #: chosen none and to a mailbox with no account
+    language: str = "en"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -75,6 +78,7 @@ class Settings:
             smtp_url=env.get("RELUTH_SMTP_URL") or None,
             smtp_from=env.get("RELUTH_SMTP_FROM") or "reluth@localhost",
             pv_email=env.get("RELUTH_PV_EMAIL") or None,
+            language=env.get("RELUTH_LANGUAGE") or "en",
         )
 
     # Paths of the keys and checkpoints: the configured one, else in the data directory.

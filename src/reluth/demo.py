@@ -200,6 +200,14 @@ def _summary(run: dict[str, Any], out: Path) -> None:
         f"({', '.join(f'{k} {v}' for k, v in sorted(stats.arms.items()))}); "
         f"screen failures at the pre-randomization gate: {sum(stats.gate_failures.values())}"
     )
+    sae_reports, sae_assessed = stats.records["SAE report"], stats.records["SAE assessment"]
+    console.print(
+        f"Serious adverse events: {sae_reports // 2} reported by the sites (initial report and "
+        f"one follow-up each: {sae_reports} reports), {sae_assessed} assessed by "
+        "pharmacovigilance (causality, expectedness against the reference safety information); "
+        "CIOMS-like PDF: reluth sae cioms AE_ID SEQUENCE --out FILE.pdf",
+        soft_wrap=True,
+    )
     audit = run["audit"]
     console.print(
         f"Audit trail: {audit.rows_checked} rows; keyed chain, final signed checkpoint, state "

@@ -26,6 +26,8 @@ def to_jsonable(obj: Any) -> Any:
     has no NaN or Infinity)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
+    if hasattr(obj, "__json__"):  # a type that says how it is written (reluth.i18n.reasons)
+        return to_jsonable(obj.__json__())
     if hasattr(obj, "model_dump"):
         return to_jsonable(obj.model_dump())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,67 @@ def browser() -> Iterator[Any]:
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def actor_of(app: Any, username: str) -> Any:
+    """``username`` as a password-authenticated actor (as after a login)."""
+    from reluth.auth import service as auth
+    from reluth.auth.actor import AuthMethod
+    from reluth.db.session import read_session
+
+    with read_session(app.state.engine) as db:
+        return auth.actor_for(auth.get_user(db, username), AuthMethod.PASSWORD)
+
+
+@contextmanager
+def seeded_server(
+    db_path: Path,
+    now: Any,
+    password: str,
+    centres: dict[str, str],
+    users: dict[str, tuple[str, tuple[str, ...]]],
+) -> Iterator[LiveServer]:
+    """A served app on a fresh SQLite database whose clock stands at ``now``: an administrator
+    made by the bootstrap, then ``centres`` (code -> name) and ``users`` (username -> role,
+    centres) through the services, passwords hashed cheaply for speed."""
+    from argon2 import PasswordHasher
+
+    from reluth.auth import service as auth
+    from reluth.core.context import writing
+    from reluth.db.session import read_session
+    from reluth.sites import service as sites
+    from reluth.web.app import create_app
+
+    saved = auth._HASHER
+    auth._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    app = create_app(f"sqlite:///{db_path}", clock=lambda: now)
+    engine, trial = app.state.engine, app.state.trial
+    try:
+        with read_session(engine) as db:
+            operator = auth.bootstrap_actor(db, "e2e")
+        with writing(engine, operator, trial) as ctx:
+            auth.create_user(ctx, "admin", "admin", password)
+        with writing(engine, actor_of(app, "admin"), trial) as ctx:
+            for code, name in centres.items():
+                sites.add_centre(ctx, code, name)
+        with writing(engine, actor_of(app, "admin"), trial) as ctx:
+            for username, (role, where) in users.items():
+                auth.create_user(ctx, username, role, password, list(where))
+        with LiveServer(app) as live:
+            yield live
+    finally:
+        auth._HASHER = saved
+        app.state.engine.dispose()
+
+
+def type_into_form(page: Any, values: dict[str, str]) -> None:
+    """Each value typed into the page's control of that name (a select chosen, a box ticked)."""
+    for name, value in values.items():
+        control = page.locator(f'[name="{name}"]')
+        tag = control.evaluate("e => e.tagName + (e.type === 'checkbox' ? ':checkbox' : '')")
+        if tag == "SELECT":
+            control.select_option(value)
+        elif tag.endswith(":checkbox"):
+            control.check()
+        else:
+            control.fill(value)

@@ -10,17 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from playwright.sync_api import expect
 
-from conftest import LiveServer
-from reluth.auth import service as auth
-from reluth.auth.actor import Actor, AuthMethod
+from conftest import LiveServer, actor_of, seeded_server, type_into_form
+from reluth.auth.actor import Actor
 from reluth.core.context import writing
-from reluth.db.session import read_session
 from reluth.randomization import service as randomization
-from reluth.sites import service as sites
-from reluth.web.app import create_app
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser test password"
@@ -35,39 +30,27 @@ NOW = dt.datetime(2025, 3, 12, 9, 0, tzinfo=dt.UTC)
 
 
 def _actor(app: Any, username: str) -> Actor:
-    with read_session(app.state.engine) as db:
-        return auth.actor_for(auth.get_user(db, username), AuthMethod.PASSWORD)
+    actor: Actor = actor_of(app, username)
+    return actor
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    saved = auth._HASHER
-    auth._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    app = create_app(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}", clock=lambda: NOW)
-    engine, trial = app.state.engine, app.state.trial
-    with read_session(engine) as db:
-        operator = auth.bootstrap_actor(db, "e2e")
-    with writing(engine, operator, trial) as ctx:
-        auth.create_user(ctx, "admin", "admin", PASSWORD)
-    with writing(engine, _actor(app, "admin"), trial) as ctx:
-        sites.add_centre(ctx, "C01", "Centre One")
-        sites.add_centre(ctx, "C02", "Centre Two")
-    with writing(engine, _actor(app, "admin"), trial) as ctx:
-        auth.create_user(ctx, "inv1", "investigator", PASSWORD, ["C01"])
-        auth.create_user(ctx, "rev", "central_reviewer", PASSWORD)
-        auth.create_user(ctx, "stat", "statistician", PASSWORD)
-        auth.create_user(ctx, "phys", "medical_physicist", PASSWORD)
-        auth.create_user(ctx, "pv", "pharmacovigilance", PASSWORD)
-        auth.create_user(ctx, "coder", "coder", PASSWORD)
-    with writing(engine, _actor(app, "stat"), trial) as ctx:
-        randomization.configure(ctx, "blocks")
-        randomization.generate_list(ctx, "e2e-secret-seed-0123456789", 8)
-    try:
-        with LiveServer(app) as live:
-            yield live
-    finally:
-        auth._HASHER = saved
-        app.state.engine.dispose()
+    users: dict[str, tuple[str, tuple[str, ...]]] = {
+        "inv1": ("investigator", ("C01",)),
+        "rev": ("central_reviewer", ()),
+        "stat": ("statistician", ()),
+        "phys": ("medical_physicist", ()),
+        "pv": ("pharmacovigilance", ()),
+        "coder": ("coder", ()),
+    }
+    db = tmp_path_factory.mktemp("e2e") / "e2e.db"
+    centres = {"C01": "Centre One", "C02": "Centre Two"}
+    with seeded_server(db, NOW, PASSWORD, centres, users) as live:
+        with writing(live.app.state.engine, _actor(live.app, "stat"), live.app.state.trial) as ctx:
+            randomization.configure(ctx, "blocks")
+            randomization.generate_list(ctx, "e2e-secret-seed-0123456789", 8)
+        yield live
 
 
 def _ready_patient(app: Any, code: str) -> str:
@@ -185,15 +168,7 @@ def test_investigator_flow_then_blinded_central_review(
     typed = screening_form.to_form(data)
     typed.pop("patient_id")
     typed["labs.platelets.value"] = "79999"  # one below the limit first
-    for name, value in typed.items():
-        control = page.locator(f'[name="{name}"]')
-        tag = control.evaluate("e => e.tagName + (e.type === 'checkbox' ? ':checkbox' : '')")
-        if tag == "SELECT":
-            control.select_option(value)
-        elif tag.endswith(":checkbox"):
-            control.check()
-        else:
-            control.fill(value)
+    type_into_form(page, typed)
     expect(page.get_by_test_id("eligibility-status")).to_have_text("not eligible")
     expect(page.get_by_role("cell", name="I11", exact=True)).to_be_visible()
     page.get_by_label("Platelets value").fill("184000")

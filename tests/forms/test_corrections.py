@@ -116,3 +116,35 @@ def test_record_references_both_ways_and_refusals(engine: Engine) -> None:
 
     with work(engine, STAT, today=TODAY) as ctx, pytest.raises(PermissionDenied):
         corrections.open_instance(ctx, "lab", lab_id)
+
+
+@pytest.mark.parametrize("typed", ["31/12/2024", "31/12/2024 ", "2024-12-31", "1/1/2025"])
+def test_a_corrected_date_is_read_as_at_entry(engine: Engine, typed: str) -> None:
+    """dd/mm/yyyy, accepted at entry, is accepted by a correction too (reluth.values): the
+    French way of typing a date does not fail only on the correction path."""
+    ready_patients(engine, 1, centres=("C01",))
+    with read_session(engine) as s:
+        cycle2 = s.scalars(select(Administration).where(Administration.cycle == 2)).one()
+        saved = cycle2.administered_on
+    with work(engine, NURSE, today=TODAY, reason=REASON) as ctx:
+        inst = corrections.open_instance(ctx, "cycle", cycle2.id)
+        changes = corrections.changes_from_pairs(ctx, inst, [f"administered_on={typed}"])
+        row = corrections.correct(ctx, inst, changes)
+        assert row.administered_on in (dt.date(2024, 12, 31), dt.date(2025, 1, 1))
+        assert row.administered_on != saved
+
+
+@pytest.mark.parametrize("typed", ["31/02/2025", "12/30/2024", "30.12.2024"])
+def test_a_corrected_date_that_is_no_day_names_the_field(engine: Engine, typed: str) -> None:
+    ready_patients(engine, 1, centres=("C01",))
+    with read_session(engine) as s:
+        cycle2 = s.scalars(select(Administration).where(Administration.cycle == 2)).one()
+    with work(engine, NURSE, today=TODAY, reason=REASON) as ctx:
+        inst = corrections.open_instance(ctx, "cycle", cycle2.id)
+        with pytest.raises(ValidationError, match="administered_on") as refused:
+            changes = corrections.changes_from_pairs(ctx, inst, [f"administered_on={typed}"])
+            corrections.correct(ctx, inst, changes)
+        assert refused.value.code == "not_a_date"
+        with pytest.raises(ValidationError, match="administered_on") as refused:
+            corrections.correct(ctx, inst, {"administered_on": typed})  # the API's JSON
+        assert refused.value.code == "not_a_date"

@@ -76,7 +76,12 @@ def test_every_field_maps_to_a_real_column() -> None:
             assert column in target.columns, (form.id, f.name, f.column)
 
 
+CLINICAL = ("conmed", "medical_history", "deviation", "pregnancy_test", "childbearing")
+CLINICAL += ("withdrawal", "death", "end_of_study")
+
+
 def test_correctable_fields_are_exactly_what_the_domain_lets_change() -> None:
+    from reluth.clinical.forms import FORMS
     from reluth.patients.service import INCLUSION_EDITABLE, PRE_RANDOMIZATION_EDITABLE
     from reluth.qol.service import QOL_EDITABLE
     from reluth.response.service import READ_EDITABLE
@@ -92,6 +97,8 @@ def test_correctable_fields_are_exactly_what_the_domain_lets_change() -> None:
         "pre_randomization": PRE_RANDOMIZATION_EDITABLE,
         "qol": QOL_EDITABLE,
         "central_read": READ_EDITABLE,
+        # the clinical forms: every field of the form's one schema
+        **{form_id: tuple(FORMS[form_id].model_fields) for form_id in CLINICAL},
     }
     assert set(domain) == set(BINDINGS)
     for form_id, editable in domain.items():

@@ -5,6 +5,7 @@ through the services; `reluth db lock` writes a signed checkpoint."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,37 @@ def test_sdv_on_the_command_line(trial_db: tuple[str, str, str], tmp_path: Path)
     assert [(m["table_name"], m["cleared_by_change"]) for m in marks] == [(table, None)]
     report = json.loads(_run(cli, mon, "sdv", "report", "--centre", "C01", "--json"))
     assert report[0]["required_verified"] == 1 and report[0]["required_percent"] == 50
+
+
+def test_queries_answer_by_correcting_the_value(
+    trial_db: tuple[str, str, str], tmp_path: Path
+) -> None:
+    from tests.store.storekit import actor, trial_on
+
+    from reluth.core.context import writing
+    from reluth.queries import service as queries
+    from reluth.safety import service as safety
+
+    code, _dm, nurse = trial_db
+    engine = make_engine(os.environ["RELUTH_DATABASE_URL"])
+    add_account(engine, "mon1", Role.MONITOR, ("C01",))
+    with writing(engine, actor(engine, NURSE), trial_on()) as ctx:
+        lab = safety.record_lab(ctx, code, {"test": "alt", "value": "30", "unit": "U/L",
+                                            "date": "2025-03-01", "uln": "40"}).id  # fmt: skip
+    with writing(engine, actor(engine, "mon1"), trial_on()) as ctx:
+        qid = queries.open_query(ctx, code, "value", "33?", form_id="lab", record_id=lab).id
+    engine.dispose()
+    cli = CliRunner()
+    listed = json.loads(_run(cli, nurse, "queries", "list", "--json"))
+    assert [q["id"] for q in listed] == [qid]
+    refused = _run(cli, nurse, "queries", "answer", str(qid), "--correct", "33", code=2)
+    assert "reason" in refused
+    out = json.loads(
+        _run(cli, nurse, "queries", "answer", str(qid), "--correct", "33", "--reason",
+             "copied from the source", "--json")
+    )  # fmt: skip
+    assert out["status"] == "answered" and out["answer"].startswith("Corrected value to 33")
+    engine = make_engine(os.environ["RELUTH_DATABASE_URL"])
+    with writing(engine, actor(engine, NURSE), trial_on()) as ctx:
+        assert safety.get_lab(ctx, code, lab).value == 33
+    engine.dispose()

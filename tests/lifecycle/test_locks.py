@@ -204,3 +204,21 @@ def test_a_locked_patient_cannot_be_randomized(engine: Engine) -> None:
         rnd.randomize(ctx, a, "r1")
     with pytest.raises(ValidationError, match="table"), work(engine, DM) as ctx:
         lifecycle.lock(ctx, "form", "allocation_slots/1", "not a form")
+
+
+def test_a_lock_committed_during_a_long_write_is_seen_at_commit(engine: Engine) -> None:
+    """Review finding: the locks are read once per transaction; a lock another transaction
+    commits while this one is writing must still refuse it at commit (two connections; on
+    PostgreSQL the commit re-check also waits for a lock being committed)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite lets one writer at a time: the second could not lock meanwhile")
+    code, _other = _setup(engine)
+    _lab(engine, code)  # the trial has data; nothing is locked yet
+    with pytest.raises(Locked, match="casebook reviewed"), work(engine, NURSE) as ctx:
+        safety.record_lab(ctx, code, dict(LAB))  # flushed: the locks are read (none)
+        with work(engine, DM) as other:  # a second connection locks and commits
+            lifecycle.lock(other, "patient", code, "casebook reviewed")
+        safety.record_lab(ctx, code, dict(LAB, date="2025-03-02"))  # still none cached
+    with read_session(engine) as s:
+        labs = s.scalars(select(AuditLog).where(AuditLog.table_name == "lab_results")).all()
+    assert len(labs) == 1  # the long write rolled back whole

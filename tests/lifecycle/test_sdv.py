@@ -9,6 +9,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import yaml
 from sqlalchemy import Engine, select
 from tests.store.storekit import NURSE, add_account, read, ready_patients, work
 
@@ -16,6 +17,7 @@ from reluth.auth.roles import Role
 from reluth.db.audit import AuditLog
 from reluth.db.session import read_session
 from reluth.errors import Conflict, Locked, NotFound, PermissionDenied, ValidationError
+from reluth.forms.registry import DEFAULT_PATH, Registry, load_registry, parse_registry
 from reluth.lifecycle import sdv_service as sdv
 from reluth.lifecycle import service as lifecycle
 from reluth.patients.models import Inclusion, Screening
@@ -140,9 +142,48 @@ def test_the_report_follows_the_plan_per_centre(engine: Engine) -> None:
 
 
 def test_the_plan_samples_a_stable_fraction() -> None:
-    picked = [sdv.PLAN.sampled("lab_results", str(i)) for i in range(1, 2001)]
-    assert picked == [sdv.PLAN.sampled("lab_results", str(i)) for i in range(1, 2001)]
+    plan = sdv.plan_of(load_registry())
+    assert plan.sample_fraction == Decimal("0.2")  # as forms.yaml declares
+    picked = [plan.sampled("lab_results", str(i)) for i in range(1, 2001)]
+    assert picked == [plan.sampled("lab_results", str(i)) for i in range(1, 2001)]
     assert 0.15 < sum(picked) / len(picked) < 0.25
+
+
+def _amended(**sdv_plan: object) -> Registry:
+    data = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data["sdv"].update(sdv_plan)
+    return parse_registry(data)
+
+
+def test_the_plan_is_read_from_the_registry_and_an_amendment_changes_it(engine: Engine) -> None:
+    shipped = sdv.plan_of(load_registry())
+    labels = {r.label: (r.table, dict(r.where)) for r in shipped.required}
+    assert labels["serious adverse event"] == ("adverse_events", {"serious": True})
+    assert labels["primary-endpoint read"] == ("tumour_assessments", {"reader": "local"})
+    assert "lab_results" in shipped.sampled_tables
+    amended = _amended(
+        required=[{"form": "lab", "label": "every lab"}, {"form": "screening", "label": "elig"}],
+        sample_fraction="1",
+        sampled=["cycle"],
+    )
+    plan = sdv.plan_of(amended)
+    assert [r.table for r in plan.required] == ["lab_results", "screenings"]
+    (code,) = _setup(engine)
+    for i in range(3):
+        _lab(engine, code, date=f"2025-02-{10 + i:02d}")
+    with read(engine, MON) as ctx:
+        (before,) = sdv.sdv_report(ctx, "C01")
+        (after,) = sdv.sdv_report(ctx, "C01", plan)
+    assert before.required == 2  # screening, inclusion (labs sampled at 20 %)
+    assert after.required == 3 + 1  # every lab, the screening (the inclusion no longer)
+    assert after.sampled == 2  # both cycles: all of them
+    assert after.not_sampled == 2  # the inclusion, the pre-randomization assessment
+    with pytest.raises(ValidationError, match="sample_fraction"):
+        _amended(sample_fraction="1.5")
+    with pytest.raises(ValidationError, match="unknown form"):
+        _amended(sampled=["nonsense"])
+    with pytest.raises(ValidationError, match="no field"):
+        _amended(required=[{"form": "lab", "label": "x", "where": {"colour": "red"}}])
 
 
 def test_a_visit_is_verified_form_by_form(engine: Engine) -> None:

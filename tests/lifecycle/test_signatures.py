@@ -29,6 +29,7 @@ from reluth.core.context import writing
 from reluth.db.audit import AuditLog
 from reluth.db.session import read_session
 from reluth.errors import Conflict, PermissionDenied, ValidationError
+from reluth.forms.registry import load_registry
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle import signature_service as signing
 from reluth.safety import service as safety
@@ -59,7 +60,7 @@ def test_the_pi_signs_the_casebook_and_a_later_change_invalidates_it(engine: Eng
     code, lab = _setup(engine)
     signed = _sign(engine, code)
     assert signed.valid and signed.printed_name == "Dr Anne Martin"
-    assert signed.meaning == signing.MEANINGS["patient"]
+    assert signed.meaning == load_registry().signature_meanings["casebook"]
     assert signed.signed_at_utc == "2025-03-05 11:00:00 UTC"
     assert signed.site_time == "2025-03-05T12:00:00+01:00"  # Europe/Paris in March
     with read(engine, NURSE) as ctx:

@@ -274,3 +274,32 @@ def test_smtp_url_and_addresses_are_checked(engine: Engine) -> None:
     assert err.value.field == "email"
     with work(engine, INVESTIGATOR, trial=_trial(9)) as ctx, pytest.raises(PermissionDenied):
         notify.deliver(ctx)
+
+
+def test_each_recipient_reads_the_message_in_their_account_language(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: the nurse who chose French gets the query in French, the investigator with no
+    choice gets the trial's language (RELUTH_LANGUAGE, English by default)."""
+    from reluth.auth.models import User
+    from reluth.patients.models import Inclusion, Patient
+
+    (code,) = ready_patients(engine, 1, centres=("C01",), start=40)
+    with work(engine, ADMIN, reason="the nurse reads French") as ctx:
+        nurse = ctx.session.scalars(select(User).where(User.username == NURSE)).one()
+        nurse.language = "fr"
+    with work(engine, MON) as ctx:
+        inclusion = ctx.session.scalar(
+            select(Inclusion.id).join(Patient).where(Patient.patient_code == code)
+        )
+        qid = queries.open_query(ctx, code, f"inclusion {inclusion} consent_date", "Date?").id
+    with work(engine, ADMIN) as ctx:
+        rows = {
+            r.recipient_username: r
+            for r in ctx.session.scalars(select(Notification).where(Notification.kind == "query"))
+        }
+    assert rows[NURSE].subject == f"[RELUTH] Demande de correction {qid} sur {code}"
+    assert rows[NURSE].body.startswith(f"{MON} a ouvert la demande de correction {qid}")
+    assert rows[NURSE].body.endswith("-- reluth (ne pas répondre)\n")
+    assert rows[INVESTIGATOR].subject == f"[RELUTH] Data query {qid} on {code}"
+    assert rows[INVESTIGATOR].body.endswith("-- reluth (do not reply)\n")

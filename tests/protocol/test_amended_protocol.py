@@ -82,11 +82,11 @@ def test_the_text_and_the_reason_follow_the_threshold(amended: Protocol) -> None
     assert _i11(below, amended).text.endswith(text)
     assert "80 000" not in _i11(below, amended).text
     assert _i11(below, SHIPPED).text.endswith("platelets >= 80 000/mm3")
-    assert "platelets 99.999 10^9/L (entered 99999 /mm3) (fails >= 100 10^9/L)" in (
+    assert "Platelets: 99999 /mm³ — it must be at least 100000 /mm³ (criterion I11)" in (
         _i11(below, amended).reason
     )
-    assert "(meets >= 100 10^9/L)" in _i11(at, amended).reason
-    assert "(meets >= 80 10^9/L)" in _i11(below, SHIPPED).reason
+    assert "Platelets: 100000 /mm³ (at least 100000 /mm³)" in _i11(at, amended).reason
+    assert "Platelets: 99999 /mm³ (at least 80000 /mm³)" in _i11(below, SHIPPED).reason
 
 
 def test_no_other_criterion_moves(amended: Protocol) -> None:
@@ -113,7 +113,10 @@ def test_the_cli_reads_the_copy_named_by_reluth_protocol(
     i11 = {r.exit_code: next(c for c in json.loads(r.stdout)["criteria"] if c["id"] == "I11")
            for r in (shipped, changed)}  # fmt: skip
     assert i11[1]["text"].endswith("platelets >= 100 000/mm3")
-    assert "fails >= 100 10^9/L" in i11[1]["reason"]
+    assert "it must be at least 100000 /mm³" in i11[1]["reason"]
+    assert i11[1]["message"]["params"]["parts"]["joined"][1][2]["reason"]["key"] == (
+        "eligibility.lab_below"
+    )
     assert i11[0]["text"].endswith("platelets >= 80 000/mm3")
 
 
@@ -147,10 +150,10 @@ def test_a_copy_the_code_cannot_honour_is_refused_at_load_naming_the_key(
 
 def test_a_criterion_without_a_rule_is_refused_naming_it(tmp_path: Path) -> None:
     text = DEFAULT_PATH.read_text(encoding="utf-8")
-    anchor = "      I12: Signed informed consent\n"
+    anchor = "      I13:\n"  # a new criterion, English only, before I13
     assert text.count(anchor) == 1
     extra = tmp_path / "extra-criterion.yaml"
-    extra.write_text(text.replace(anchor, anchor + "      I14: Something new\n"), "utf-8")
+    extra.write_text(text.replace(anchor, "      I14: Something new\n" + anchor), "utf-8")
     protocol = load_protocol(extra)
     with pytest.raises(ValidationError, match=r"eligibility\.criteria\.inclusion\.I14"):
         check_eligibility(parse_patient(_with_platelets("184000", "/mm3")), protocol)

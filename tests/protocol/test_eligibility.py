@@ -340,7 +340,9 @@ def test_missing_input_gives_unknown_and_incomplete(
 
 def test_missing_uln_is_unknown(modified: Make) -> None:
     c = crit(modified(labs__alt={"value": 30, "unit": "U/L"}), "E9")
-    assert c.result == "unknown" and "labs.alt.uln" in c.reason
+    assert c.result == "unknown" and "missing: ALT (upper limit of normal)" in c.reason
+    assert c.message is not None and "labs.alt.uln" in c.message.fields()  # highlighted
+    assert "labs." not in c.reason
 
 
 def test_failure_wins_over_unknown(modified: Make, DELETE: object) -> None:
@@ -356,9 +358,11 @@ def test_inclusion_stage_skips_the_pre_randomization_gate(modified: Make, DELETE
     assert run(data, stage="randomization").status == "incomplete"
 
 
-def test_reasons_quote_the_values(modified: Make) -> None:
+def test_reasons_quote_the_values_as_entered(modified: Make) -> None:
     c = crit(modified(labs__platelets={"value": 79999, "unit": "/mm3"}), "I11")
-    assert "79.999 10^9/L (entered 79999 /mm3)" in c.reason
+    assert "Platelets: 79999 /mm³ — it must be at least 80000 /mm³ (criterion I11)" in c.reason
+    c = crit(modified(labs__platelets={"value": "79.999", "unit": "10^9/L"}), "I11")
+    assert "Platelets: 79.999 ×10⁹/L — it must be at least 80 ×10⁹/L (criterion I11)" in c.reason
 
 
 @pytest.mark.parametrize(

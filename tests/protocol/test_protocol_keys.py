@@ -97,8 +97,9 @@ def read_names(files: Iterable[Path], data: Any) -> set[str]:
         else:
             names.update(part.split(".")[-1] for part in _template_attributes(text))
     for texts in data.get("eligibility", {}).get("criteria", {}).values():
-        for template in texts.values():
-            names.update(f for _, f, _, _ in string.Formatter().parse(template) if f)
+        for written in texts.values():  # a template, or one per language ({en: .., fr: ..})
+            for template in written.values() if isinstance(written, dict) else [written]:
+                names.update(f for _, f, _, _ in string.Formatter().parse(template) if f)
     return names
 
 

@@ -254,7 +254,31 @@ def test_cli_out_of_range_exit_2(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"instrument": "QLQ-C30", "items": {"12": 9}}))
     result = runner.invoke(app, ["qol", "score", str(bad)])
     assert result.exit_code == 2
-    assert "items.12" in result.output and "Traceback" not in result.output
+    assert "Answers: answer 9 out of range (item 12," in result.output  # no internal name
+    assert "Traceback" not in result.output
     bad.write_text(json.dumps({"instrument": "QLQ-C30", "items": {}, "baseline_items": {"3": 0}}))
     result = runner.invoke(app, ["qol", "score", str(bad)])
-    assert result.exit_code == 2 and "baseline_items.3" in result.output
+    assert result.exit_code == 2 and "Baseline answers: answer 0 out of range" in result.output
+
+
+def test_a_refused_answer_in_french_and_english_names_the_item_not_its_path() -> None:
+    """Issue 18: the item by its number and English label (the licensed French wording is not
+    shipped), the accepted range in the reader's language; the field path is kept."""
+    from reluth.i18n import use_locale
+    from reluth.i18n.messages import describe
+    from reluth.qol.scoring import instrument, parse_items
+
+    c30 = instrument("QLQ-C30")
+    assert parse_items(c30, {"29": 1, "30": 7}) == {29: 1, 30: 7}  # both ends of the range
+    for answer in (0, 8):
+        with pytest.raises(ValidationError) as exc:
+            parse_items(c30, {"29": answer})
+        assert exc.value.field == "items.29" and exc.value.code == "answer_out_of_range"
+        with use_locale("fr"):
+            french = describe(exc.value)
+        with use_locale("en"):
+            english = describe(exc.value)
+        assert french.startswith(f"Réponses : réponse {answer} hors limites (question 29, ")
+        assert french.endswith("(accepté : un nombre entier de 1 à 7, ou vide)")
+        assert english.endswith("(accepted: a whole number from 1 to 7, or blank)")
+        assert "items.29" not in french + english

@@ -587,3 +587,39 @@ def test_target_status_present_is_refused() -> None:
     data = patient([30], [{"day": 56, "sizes": ["present"]}])
     with pytest.raises(ValidationError, match="not a measurement of a target"):
         parse_patient(data)
+
+
+# ---- Notes in the reader's language (issue 18) --------------------------------------------
+
+
+def _notes(tp: Any, lang: str) -> list[str]:
+    from reluth.i18n import use_locale
+
+    with use_locale(lang):
+        return [m.render().replace("\u202f", " ") for m in tp.messages]
+
+
+def test_the_notes_are_keys_shown_in_french_and_english() -> None:
+    pd = run(patient([20, 20, 10], [{"day": 56, "sizes": ["40.5", 40, None]}])).time_points[0]
+    assert [m.key for m in pd.messages] == ["recist.partial_sum_pd"]
+    assert (
+        _notes(pd, "en")
+        == list(pd.notes)
+        == [
+            "targets not evaluated (T3) but the partial sum 80.5 mm already meets PD against "
+            "nadir 50 mm"
+        ]
+    )
+    assert _notes(pd, "fr") == [
+        "cibles non évaluées (T3) mais la somme partielle de 80,5 mm atteint déjà la "
+        "progression par rapport au nadir de 50 mm"
+    ]
+    ne = run(patient([20, 20, 10], [{"day": 56, "sizes": [15, 15, None]}])).time_points[0]
+    assert _notes(ne, "fr") == ["cibles non évaluées : T3"]
+    assert _notes(ne, "en") == ["targets not evaluated: T3"]
+    kept = run(patient([100], [{"day": 56, "sizes": [70]}, {"day": 112, "sizes": [80]}]))
+    assert [m.key for m in kept.time_points[0].messages] == []  # -30 %: PR on its own
+    assert _notes(kept.time_points[1], "fr") == [
+        "réponse partielle maintenue : réponse déjà atteinte et pas de progression depuis "
+        "(FAQ EORTC)"
+    ]

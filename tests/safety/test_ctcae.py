@@ -315,3 +315,52 @@ def test_cli_unknown_term_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ctcae", "grade", str(bad)])
     assert result.exit_code == 2
     assert "troponin" in result.output and "Traceback" not in result.output
+
+
+# ---- The rule in the reader's language (issue 18) -----------------------------------------
+
+
+def _said(graded: Any, lang: str) -> str:
+    from reluth.i18n import use_locale
+
+    with use_locale(lang):
+        return str(graded.message.render()).replace("\u202f", " ")
+
+
+@pytest.mark.parametrize(
+    ("value", "english", "french"),
+    [
+        ("150", "grade 0: no CTCAE v5.0 criterion met (150 10^9/L)",
+         "grade 0 : aucun critère CTCAE v5.0 rempli (150 10^9/L)"),
+        ("149.9", "grade 1: 149.9 10^9/L < LLN (150 10^9/L)",
+         "grade 1 : 149,9 10^9/L < LIN (150 10^9/L)"),
+        ("75", "grade 1: 75 10^9/L < LLN (150 10^9/L)", "grade 1 : 75 10^9/L < LIN (150 10^9/L)"),
+        ("74.9", "grade 2: 74.9 10^9/L < 75 10^9/L", "grade 2 : 74,9 10^9/L < 75 10^9/L"),
+    ],
+)  # fmt: skip
+def test_the_rule_both_sides_of_the_lln_in_both_languages(
+    value: str, english: str, french: str
+) -> None:
+    graded = grade(LabResult.of("platelets", value, "10^9/L", lln="150"))
+    assert graded.rule.startswith(english) and _said(graded, "en") == graded.rule
+    assert _said(graded, "fr").startswith(french)
+
+
+def test_the_baseline_branch_and_a_missing_limit_in_french() -> None:
+    graded = grade(LabResult.of("alp", "300", "U/L", uln="120", baseline="150"))
+    assert "[baseline abnormal: graded against baseline]" in graded.rule
+    assert "[valeur initiale anormale : gradé par rapport à la valeur initiale]" in (
+        _said(graded, "fr")
+    )
+    from reluth.i18n import use_locale
+    from reluth.i18n.messages import describe
+
+    with pytest.raises(ValidationError) as exc:
+        grade(LabResult.of("alp", "300", "U/L"))
+    assert exc.value.field == "alp.uln"
+    with use_locale("fr"):
+        text = describe(exc.value)
+    assert text == (
+        "Phosphatases alcalines (limite supérieure de la normale) : nécessaire pour grader cet "
+        "examen (accepté : la limite supérieure de la normale)"
+    )

@@ -229,3 +229,21 @@ def test_demo_keeps_its_keys_and_a_signed_checkpoint_outside_the_database_and_ve
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["ok"] and report["checkpoints_checked"] == 1 and report["not_done"] == []
+
+
+def test_demo_files_sae_reports_and_pharmacovigilance_assesses_them(
+    small_demo: tuple[Path, dict],  # type: ignore[type-arg]
+) -> None:
+    _out, run = small_demo
+    engine = make_engine(run["url"])
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM adverse_events WHERE serious")).scalar()
+        reports = conn.execute(
+            text("SELECT sequence, count(*) FROM sae_reports GROUP BY sequence ORDER BY sequence")
+        ).all()
+        assessed = conn.execute(text("SELECT count(*) FROM sae_assessments")).scalar()
+    engine.dispose()
+    assert stored  # the synthetic cohort has serious adverse events
+    assert [tuple(r) for r in reports] == [(0, stored), (1, stored)]  # initial, one follow-up
+    assert assessed == 2 * stored
+    assert run["stats"].records["SAE report"] == 2 * stored

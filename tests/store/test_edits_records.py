@@ -107,7 +107,7 @@ def test_inclusion_of_a_randomized_patient_may_be_corrected_with_the_same_checks
         ({"consent_date": "2025-07-01", "inclusion_date": "2025-07-01"}, "inclusion_date", ""),
         ({"inclusion_date": "2024-11-05"}, "inclusion_date", "after the cycle 1"),
         ({"consent_date": None}, "consent_date", "not a date"),
-        ({"inclusion_date": "30/10/2024"}, "inclusion_date", "not a date"),
+        ({"inclusion_date": "30.10.2024"}, "inclusion_date", "not a date"),  # dd/mm/yyyy is read
         ({"screening_id": 2}, "screening_id", "cannot be changed"),
         ({"inclusion_date": "2024-10-30"}, "edit", "nothing to change"),
     ],

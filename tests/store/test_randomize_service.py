@@ -28,6 +28,8 @@ from reluth.auth.roles import Role
 from reluth.core.context import reading, writing
 from reluth.db.session import read_session
 from reluth.errors import Conflict, NotFound, PermissionDenied, PreconditionFailed
+from reluth.i18n import use_locale
+from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.randomization import integrity
 from reluth.randomization import service as rnd
@@ -265,8 +267,15 @@ def test_every_precondition_is_refused_with_its_reason(engine: Engine) -> None:
         _randomize(engine, code, "r")
     bad = patient_file(code, 0, ecog=3)
     _do(engine, lambda s: patients.screen_patient(s, bad))
-    with pytest.raises(PreconditionFailed, match=r"not eligible \(not_eligible\).*ECOG"):
+    with pytest.raises(PreconditionFailed, match=r"is not eligible: I7: ECOG 3") as refused:
         _randomize(engine, code, "r")
+    assert refused.value.code == "not_eligible"  # the refusal in the reader's language:
+    with use_locale("fr"):
+        assert describe(refused.value) == (
+            f"le patient {code} n’est pas éligible : I7 : ECOG 3 — il faut au plus 2 (critère I7)"
+        )
+    with use_locale("en"):
+        assert describe(refused.value) == refused.value.message
     _do(engine, lambda s: patients.screen_patient(s, patient_file(code, 0)))
     with pytest.raises(PreconditionFailed, match="consent"):
         _randomize(engine, code, "r")
@@ -274,8 +283,10 @@ def test_every_precondition_is_refused_with_its_reason(engine: Engine) -> None:
         engine,
         lambda s: patients.include_patient(s, code, dt.date(2024, 10, 28), dt.date(2024, 10, 30)),
     )
-    with pytest.raises(PreconditionFailed, match=r"2 second-PRRT cycles.*\(0 recorded\)"):
+    with pytest.raises(PreconditionFailed, match=r"2 second-PRRT cycles.*\(0 recorded\)") as e:
         _randomize(engine, code, "r")
+    with use_locale("fr"):
+        assert "2 cycles de seconde PRRT sont requis" in describe(e.value)
     _do(
         engine,
         lambda s: treatment.record_cycle(s, code, 1, dt.date(2024, 11, 4), Decimal("7.4"), "L1"),

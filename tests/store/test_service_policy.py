@@ -91,6 +91,13 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.auth.service.access_review": frozenset({Role.ADMIN}),
     "reluth.sites.service.add_centre": frozenset({Role.ADMIN}),
     "reluth.response.service.record_central_read": frozenset({Role.CENTRAL_REVIEWER}),
+    # the local assessment is the site's; never the blinded central reviewer's
+    "reluth.response.service.record_local_assessment": frozenset(
+        {Role.INVESTIGATOR, Role.RESEARCH_NURSE}
+    ),
+    "reluth.response.service.local_assessments": frozenset(
+        {Role.INVESTIGATOR, Role.RESEARCH_NURSE, Role.MONITOR, Role.DATA_MANAGER, Role.STATISTICIAN}
+    ),
     "reluth.safety.sae.acknowledge_receipt": frozenset({Role.PHARMACOVIGILANCE}),
     "reluth.safety.sae.assess_report": frozenset({Role.PHARMACOVIGILANCE}),
     "reluth.safety.sae.record_susar_submission": frozenset({Role.PHARMACOVIGILANCE}),
@@ -109,6 +116,11 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.lifecycle.sdv_service.verify": frozenset({Role.MONITOR}),
     "reluth.lifecycle.sdv_service.verify_visit": frozenset({Role.MONITOR}),
     "reluth.lifecycle.signature_service.designate_principal_investigator": frozenset({Role.ADMIN}),
+    # the ODM export holds what each reader may read (never the central reviewer's blinded
+    # role); the import enters site data
+    "reluth.odm.service.odm_export": frozenset(Role)
+    - {Role.CENTRAL_REVIEWER, Role.CODER, Role.ADMIN},
+    "reluth.odm.service.odm_import": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
 }
 
 

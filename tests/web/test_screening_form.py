@@ -39,6 +39,18 @@ def test_every_example_gets_the_same_verdict_through_the_form(path: Path) -> Non
     assert _verdict(sf.to_patient_file(form, data["patient_id"])) == _verdict(data)
 
 
+def test_decimal_comma_gives_the_same_verdict_as_the_point() -> None:
+    """A French site types 11,8 g/dL and 0,95: the same patient file as 11.8 and 0.95."""
+    form = sf.to_form(ELIGIBLE)
+    decimals = {i.name for i in sf.all_inputs() if i.kind == "decimal"}
+    french = {k: v.replace(".", ",") if k in decimals else v for k, v in form.items()}
+    assert any("," in v for v in french.values())
+    assert _verdict(sf.to_patient_file(french, ELIGIBLE["patient_id"])) == _verdict(ELIGIBLE)
+    with pytest.raises(ValidationError) as caught:
+        sf.to_patient_file({**french, "labs.hemoglobin.value": "11,8,1"}, "C01-0001")
+    assert caught.value.code == "not_a_number" and caught.value.field == "labs.hemoglobin.value"
+
+
 def test_blank_form_is_incomplete_not_an_error() -> None:
     data = sf.to_patient_file({"assessment_date": "2025-03-03"}, "C01-0001")
     assert data == {"patient_id": "C01-0001", "assessment_date": "2025-03-03"}

@@ -64,14 +64,16 @@ def shipped_page(tmp_path: Path) -> Iterator[Page]:
     yield from _page(tmp_path, load_protocol())
 
 
-def _check(page: Page, platelets_per_mm3: str) -> tuple[str, str, str]:
+def _check(page: Page, platelets_per_mm3: str, lang: str = "en") -> tuple[str, str, str]:
     """The live eligibility of the example with that platelet count: the overall status, and
     the I11 row's criterion text (its title) and reason, as the page shows them."""
     data = {**ELIGIBLE, "patient_id": CODE}
     data["labs"] = {**data["labs"], "platelets": {"value": platelets_per_mm3, "unit": "/mm3"}}
     form = {**sf.to_form(data), "csrf_token": page.csrf}
     form.pop("patient_id")
-    r = page.client.post(f"/patients/{CODE}/screening/check", data=form)
+    r = page.client.post(
+        f"/patients/{CODE}/screening/check", data=form, headers={"Accept-Language": lang}
+    )
     assert r.status_code == 200, r.text
     status = re.search(r'data-testid="eligibility-status">([^<]+)<', r.text)
     row = re.search(
@@ -87,10 +89,10 @@ def test_the_page_judges_and_words_i11_with_the_amended_threshold(
     status, text, reason = _check(amended_page, "99999")
     assert status == "not eligible"
     assert text.endswith("platelets >= 100 000/mm3") and "80 000" not in text
-    assert "fails >= 100 10^9/L" in reason
+    assert "it must be at least 100000 /mm³ (criterion I11)" in reason
     status, text, reason = _check(amended_page, "100000")
     assert status == "eligible"
-    assert "meets >= 100 10^9/L" in reason
+    assert "Platelets: 100000 /mm³ (at least 100000 /mm³)" in reason
     assert _check(amended_page, "80000")[0] == "not eligible"  # the shipped boundary
 
 
@@ -98,6 +100,15 @@ def test_the_shipped_protocol_page_keeps_80000(shipped_page: Page) -> None:
     status, text, reason = _check(shipped_page, "99999")
     assert status == "eligible"
     assert text.endswith("platelets >= 80 000/mm3")
-    assert "meets >= 80 10^9/L" in reason
+    assert "Platelets: 99999 /mm³ (at least 80000 /mm³)" in reason
     assert _check(shipped_page, "80000")[0] == "eligible"
     assert _check(shipped_page, "79999")[0] == "not eligible"
+
+
+def test_the_reason_is_in_the_readers_language(shipped_page: Page) -> None:
+    """Issue 18: the French reader sees the French reason, the number grouped the French way
+    and the unit as entered; no internal field name."""
+    _status, _text, reason = _check(shipped_page, "79999", lang="fr")
+    shown = reason.replace("\u202f", " ")
+    assert "Plaquettes : 79 999 /mm³ — il faut au moins 80 000 /mm³ (critère I11)" in shown
+    assert "labs." not in shown and "platelets" not in shown

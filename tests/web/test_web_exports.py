@@ -159,3 +159,35 @@ def test_only_the_statistician_sees_exports_or_the_nav_link(trial: Site, usernam
     assert client.get("/account/tokens").status_code == 200
     assert 'href="/exports"' not in client.get("/account/tokens").text
     assert 'href="/exports"' in trial.client("stat").get("/account/tokens").text
+
+
+def test_odm_api_hands_out_the_document_and_records_the_export(trial: Site) -> None:
+    """GET /api/v1/exports/odm: CDISC ODM XML of the caller's patients (a site nurse: her
+    centre's), audited as an export; ``audit=false`` gives data only."""
+    import xml.etree.ElementTree as ET
+
+    from reluth.odm.export import NS
+
+    before = len(_export_events(trial))
+    full = trial.client("stat").get("/api/v1/exports/odm")
+    assert full.status_code == 200 and full.headers["content-type"] == "application/xml"
+    assert hashlib.sha256(full.content).hexdigest() == full.headers["x-content-sha256"]
+    root = ET.fromstring(full.content)
+    keys = {s.get("SubjectKey") for s in root.iter(f"{{{NS}}}SubjectData")}
+    assert len(keys) == 6 and root.find(f".//{{{NS}}}AuditRecord") is not None
+    # randomized patients: the randomization form, never the arm
+    items = {i.get("ItemOID") for i in root.iter(f"{{{NS}}}ItemData")}
+    assert "I.randomization.randomized_at" in items
+    assert not any("arm" in (oid or "").lower() for oid in items)
+    site_only = trial.client("nurse1").get("/api/v1/exports/odm?audit=false")
+    assert site_only.status_code == 200
+    nurse_root = ET.fromstring(site_only.content)
+    nurse_keys = {s.get("SubjectKey") for s in nurse_root.iter(f"{{{NS}}}SubjectData")}
+    assert nurse_keys == {k for k in keys if k and k.startswith("C01-")}
+    assert nurse_root.find(f".//{{{NS}}}AuditRecord") is None
+    events = _export_events(trial)[before:]
+    assert [(e.record_id, e.username) for e in events] == [
+        ("odm-export", "stat"),
+        ("odm-export", "nurse1"),
+    ]
+    assert trial.client("rev").get("/api/v1/exports/odm").status_code == 403

@@ -117,3 +117,46 @@ def test_missing_data_code_on_a_field(site: Site) -> None:
         .status_code
         == 403
     )
+
+
+def test_a_query_answered_by_correcting_the_value(site: Site) -> None:
+    code = _patient(site)
+    inv, mon = site.client("inv1"), site.client("mon1")
+    lab_id = _lab(inv, code)  # platelets 74000 /mm3
+    api = f"/api/v1/patients/{code}/queries"
+    qid = mon.post(api, json={"form": "lab", "record_id": lab_id, "field": "value",
+                              "question": "source says 47000?"}).json()["id"]  # fmt: skip
+    no_reason = inv.post(f"/api/v1/queries/{qid}/answer", json={"correct": "47000"})
+    assert no_reason.status_code == 422 and no_reason.json()["field"] == "reason"
+    bad = inv.post(f"/api/v1/queries/{qid}/answer", json={"correct": "lots", "reason": "typo"})
+    assert bad.status_code == 422, bad.text  # the domain's own check of the value
+    assert (
+        mon.post(
+            f"/api/v1/queries/{qid}/answer", json={"correct": "47000", "reason": "typo"}
+        ).status_code
+        == 403
+    )  # the monitor neither answers nor corrects
+    done = inv.post(
+        f"/api/v1/queries/{qid}/answer", json={"correct": "47000", "reason": "transcription error"}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "answered"
+    assert done.json()["answer"] == "Corrected value to 47000: transcription error"
+    assert ">47000<" in inv.get(f"/forms/lab/{lab_id}").text
+    audit = inv.get(f"/api/v1/patients/{code}/audit").json()
+    changed = [r for r in audit if (r["table_name"], r["field"]) == ("lab_results", "value")]
+    assert changed and changed[-1]["reason"] == f"transcription error (answer to data query {qid})"
+
+    second = mon.post(api, json={"form": "lab", "record_id": lab_id, "field": "value",
+                                 "question": "and now?"}).json()["id"]  # fmt: skip
+    page = inv.get(f"/forms/lab/{lab_id}").text
+    assert 'data-testid="correct-form"' in page and f'id="correct-{second}"' in page
+    assert 'data-testid="correct-form"' not in mon.get(f"/forms/lab/{lab_id}").text
+    posted = inv.post(
+        f"/queries/{second}/answer",
+        data={"corrected": "yes", "correct": "48000", "reason": "checked again",
+              "back": f"/forms/lab/{lab_id}"},
+    )  # fmt: skip
+    assert posted.status_code == 303 and posted.headers["location"] == f"/forms/lab/{lab_id}"
+    row = next(q for q in inv.get("/api/v1/queries").json() if q["id"] == second)
+    assert row["status"] == "answered" and "48000" in row["answer"]

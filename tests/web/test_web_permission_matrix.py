@@ -286,6 +286,7 @@ MATRIX += [
 MATRIX += [
     ("GET", P + "/casebook.pdf", PATIENT_READERS, None),
     ("GET", AP + "/casebook.pdf", PATIENT_READERS, None),
+    ("GET", A + "/exports/odm", PATIENT_READERS, None),  # CDISC ODM, as the policy allows
 ]
 # The clinical forms: pages (entry needs the form's write permission) and API (POST: write;
 # GET: the listing's read permission).
@@ -323,6 +324,20 @@ MATRIX += [
     ("POST", AP + "/death", SITE_WRITERS, {"cause": "x"}),
     ("POST", AP + "/end-of-study", SITE_WRITERS, {"reason": "x"}),
     ("GET", AP + "/disposition", PATIENT_READERS, None),
+]
+# The site investigator's local tumour assessment (the blinded central reviewer: none).
+LOCAL_READERS = frozenset(
+    {Role.INVESTIGATOR, Role.RESEARCH_NURSE, Role.MONITOR, Role.DATA_MANAGER, Role.STATISTICIAN}
+)
+MATRIX += [
+    ("GET", P + "/local-assessment", LOCAL_READERS, None),
+    ("POST", P + "/local-assessment", SITE_WRITERS, {"timepoint": "baseline"}),
+    ("POST", P + "/local-assessment/evaluate", SITE_WRITERS, {"assessment_date": "x"}),
+    ("GET", AP + "/local-assessments", LOCAL_READERS, None),
+    ("POST", AP + "/local-assessments", SITE_WRITERS, {"timepoint": "baseline"}),
+    # the blank annotated CRF: no patient data, any trial staff
+    ("GET", "/forms/blank-crf.pdf", SITE_READERS, None),
+    ("GET", A + "/forms/blank-crf.pdf", SITE_READERS, None),
 ]
 # Routes outside the matrix on purpose: public, or with their own tests.
 UNGUARDED = {

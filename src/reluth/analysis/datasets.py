@@ -213,6 +213,9 @@ class Sources:
     conmeds: pd.DataFrame = field(default_factory=lambda: empty_source("conmeds"))
     medical_history: pd.DataFrame = field(default_factory=lambda: empty_source("medical_history"))
     deviations: pd.DataFrame = field(default_factory=lambda: empty_source("deviations"))
+    #: subject id -> the site investigator's local assessments and their evaluation (database
+    #: door only: ADRS's INV* parameters, RSEVAL = INVESTIGATOR)
+    local_tumour: dict[str, d.TumourRecord] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -742,6 +745,7 @@ def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisD
     design = sources.design
     adsl = derive_adsl(sources, cut)
     adrs = derive_adrs(adsl, sources.tumour, cut, design)
+    adrs = with_local_assessments(adrs, adsl, sources.local_tumour, cut, design)
     adsl = adsl.merge(
         adrs.loc[adrs["PARAMCD"] == "DCR6", ["USUBJID", "AVALC"]].rename(columns={"AVALC": "DCR6"}),
         on="USUBJID",
@@ -833,7 +837,45 @@ ADRS_COLUMNS = [
     "DCRRSN",
     "SRCID",
     "ARM",
+    "RSEVAL",
 ]
+
+#: Evaluator of an ADRS record (CDISC controlled terminology EVAL): central review's records
+#: keep their parameters; the site investigator's local assessments are the INV* parameters.
+CENTRAL_EVAL, LOCAL_EVAL = "INDEPENDENT ASSESSOR", "INVESTIGATOR"
+LOCAL_PARAMS = {
+    "OVRLRESP": "INVRESP",
+    "BOR": "INVBOR",
+    "PD": "INVPD",
+    "LSTA": "INVLSTA",
+    "DCR6": "INVDCR6",
+}
+
+
+def with_local_assessments(
+    adrs: pd.DataFrame,
+    adsl: pd.DataFrame,
+    local: Mapping[str, d.TumourRecord],
+    cut: dt.date,
+    design: AnalysisDesign,
+) -> pd.DataFrame:
+    """ADRS with the evaluator of each record (RSEVAL) and, for the ITT subjects with local
+    assessments, the same parameters derived from the investigator's reads by the same engine
+    as separate parameters (``INVRESP``, ``INVBOR``, ...; PARAM says "by the investigator"), so
+    every analysis of central review reads exactly the records it read before."""
+    adrs = adrs.assign(RSEVAL=CENTRAL_EVAL)
+    if not local:
+        return adrs[ADRS_COLUMNS]
+    subset = adsl[adsl["USUBJID"].isin(list(local))]
+    inv = derive_adrs(subset, local, cut, design)
+    if inv.empty:
+        return adrs[ADRS_COLUMNS]
+    inv = inv.assign(
+        PARAMCD=inv["PARAMCD"].map(LOCAL_PARAMS),
+        PARAM=inv["PARAM"].str.replace("by central review", "by the investigator", regex=False),
+        RSEVAL=LOCAL_EVAL,
+    )
+    return pd.concat([adrs, inv[ADRS_COLUMNS]], ignore_index=True)
 
 
 def derive_adrs(
@@ -858,7 +900,7 @@ def derive_adrs(
         if last is not None:
             rows.append(last)
         rows.append(d.derive_dcr6(record, outcome, arm, s["DTHDT"]))
-    return pd.DataFrame(rows, columns=ADRS_COLUMNS)
+    return pd.DataFrame(rows, columns=ADRS_COLUMNS[:-1])
 
 
 def derive_adtte(
@@ -1171,7 +1213,14 @@ VARIABLES: dict[str, dict[str, tuple[str, str]]] = {
         "SRCID": (
             "Source record",
             "The central read (or CSV line) the record comes from: the time point's read, the "
-            "BOR's read, the first PD's read, the landmark read.",
+            "BOR's read, the first PD's read, the landmark read; INV* parameters: the local "
+            "assessment.",
+        ),
+        "RSEVAL": (
+            "Evaluator",
+            "INDEPENDENT ASSESSOR for central review's records; INVESTIGATOR for the INV* "
+            "parameters (INVRESP, INVBOR, INVPD, INVLSTA, INVDCR6), the same derivations from "
+            "the site investigator's local assessments by the same RECIST engine.",
         ),
         "ARM": ("Randomized arm", "ADSL.ARM."),
     },
@@ -1343,6 +1392,8 @@ class StoreSnapshot:
 
     tables: dict[str, pd.DataFrame]
     evaluations: dict[str, Any]  # patient code -> response.service.EvaluationView
+    #: the same for the site investigator's local assessments
+    local_evaluations: dict[str, Any] = field(default_factory=dict)
 
 
 def _read_tables(url: str, protocol: Protocol) -> StoreSnapshot:
@@ -1392,7 +1443,35 @@ def _read_engine_tables(engine: Any, protocol: Protocol) -> StoreSnapshot:
                 frame[col] = frame[col].map(convert).astype(object)
             frames[name] = frame
         evaluations = review.current_evaluations(session, protocol)
-    return StoreSnapshot(frames, evaluations)
+        local = _local_evaluations(session, protocol)
+    return StoreSnapshot(frames, evaluations, local)
+
+
+def _local_evaluations(session: Any, protocol: Protocol) -> dict[str, Any]:
+    """The current evaluation of each patient's local assessments; a patient whose local
+    assessments the engine cannot evaluate (e.g. entered as free responses without the
+    lesions RECIST needs) is left out of the INV* parameters rather than stopping the export."""
+    from sqlalchemy import select
+
+    from reluth.response import service as review
+    from reluth.response.models import TumourAssessment
+
+    try:
+        return review.current_evaluations(session, protocol, review.LOCAL)
+    except ValidationError:
+        pass
+    out: dict[str, Any] = {}
+    ids = session.scalars(
+        select(TumourAssessment.patient_id)
+        .where(TumourAssessment.reader == review.LOCAL)
+        .distinct()
+    )
+    for pid in list(ids):
+        try:
+            out.update(review.current_evaluations(session, protocol, review.LOCAL, [pid]))
+        except ValidationError:
+            continue
+    return out
 
 
 def _lenient_columns(table: Any, dialect: str) -> tuple[list[Any], dict[str, Any]]:
@@ -1452,14 +1531,21 @@ def _central_read(read_id: int) -> str:
     return f"central read {read_id}"
 
 
-def tumour_from_evaluations(evaluations: Mapping[str, Any]) -> dict[str, d.TumourRecord]:
-    """The database door: each patient's evaluation as central review stored it (read ids as
-    sources, the stored patient-level outcome)."""
+def _local_read(read_id: int) -> str:
+    return f"local assessment {read_id}"
+
+
+def tumour_from_evaluations(
+    evaluations: Mapping[str, Any], source: Callable[[int], str] = _central_read
+) -> dict[str, d.TumourRecord]:
+    """The database door: each patient's evaluation as central review (or, with ``source``
+    naming local assessments, the site investigator) stored it (read ids as sources, the
+    stored patient-level outcome)."""
     out = {}
     for code, ev in evaluations.items():
         points = tuple(
             d.TumourTimePoint(
-                source=_central_read(tp.read_id),
+                source=source(tp.read_id),
                 date=tp.date,
                 as_read=tp.as_read,
                 new_lesions=tp.new_lesions,
@@ -1469,7 +1555,7 @@ def tumour_from_evaluations(evaluations: Mapping[str, Any]) -> dict[str, d.Tumou
             for tp in ev.time_points
         )
         out[code] = d.TumourRecord(
-            code, _central_read(ev.baseline_read_id), ev.baseline_sum_mm, points, ev.outcome
+            code, source(ev.baseline_read_id), ev.baseline_sum_mm, points, ev.outcome
         )
     return out
 
@@ -1530,7 +1616,8 @@ def sources_from_tables(
     }
     screens = t["screenings"].sort_values(["patient_id", "assessment_date", "id"])
     last_screen = screens.groupby("patient_id").last()
-    first_dose = t["administrations"].groupby("patient_id")["administered_on"].min()
+    # by label, never by position (an empty frame's index is not integer-typed)
+    first_dose = t["administrations"].groupby("patient_id")["administered_on"].min().to_dict()
     dates: dict[int, list[dt.date]] = {}
     for name, col in (
         ("administrations", "administered_on"),
@@ -1713,7 +1800,7 @@ def _subject_row(
     t: Mapping[str, pd.DataFrame],
     by_pid: Mapping[str, pd.DataFrame],
     last_screen: pd.DataFrame,
-    first_dose: pd.Series,
+    first_dose: dict[Any, Any],
     dates: Mapping[int, list[dt.date]],
     centre: Mapping[Any, Any],
     design: AnalysisDesign,
@@ -1849,9 +1936,13 @@ def _from_snapshot(
         )
         for name, frame in optional.items()
     }
+    local = tumour_from_evaluations(
+        {c: ev for c, ev in snapshot.local_evaluations.items() if c in included}, _local_read
+    )
     sources = dataclasses.replace(
         sources,
         issues=tuple(dict.fromkeys(issues)),  # one per record and field (a questionnaire has many)
+        local_tumour=local,
         **typed,
     )
     return build_datasets(sources, cutoff)

@@ -12,7 +12,6 @@ permissions, which the policy grants to unblinded roles only.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import tempfile
@@ -27,6 +26,10 @@ from sqlalchemy import Engine
 from reluth.analysis import datasets, exports
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
+
+# The exports' file and its audit event, shared with the ODM export (names kept here).
+from reluth.core.download import Download
+from reluth.core.download import record_download as record_download
 from reluth.core.service import service
 from reluth.csvout import rows_to_csv
 from reluth.errors import ValidationError
@@ -36,23 +39,6 @@ from reluth.values import to_jsonable
 FORMATS = exports.FORMATS
 REPORT_FORMATS = ("csv", "json")
 MEDIA_TYPES = {"zip": "application/zip", "csv": "text/csv", "json": "application/json"}
-#: The audit trail's table name for export events (no data table of that name exists).
-AUDIT_TABLE = "exports"
-
-
-@dataclass(frozen=True)
-class Download:
-    """A file to hand out, with what the audit trail records about it."""
-
-    filename: str
-    media_type: str
-    content: bytes
-    what: str  # the audit record id: "adam-datasets" | "randomization-report"
-    detail: dict[str, Any]
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
 
 
 def _choice(value: str, field: str, accepted: tuple[str, ...]) -> str:
@@ -161,14 +147,4 @@ def randomization_report(ctx: Ctx, fmt: str) -> Download:
         content=content,
         what="randomization-report",
         detail={"format": fmt, "randomized": rep.total, "method": rep.method},
-    )
-
-
-def record_download(ctx: Ctx, download: Download) -> None:
-    """Seal the export into the audit trail: who (the context's actor), when, what."""
-    ctx.record_event(
-        "export",
-        AUDIT_TABLE,
-        download.what,
-        {**download.detail, "file": download.filename, "sha256": download.sha256},
     )

@@ -1,6 +1,7 @@
 """Commands: ``reluth record conmed|medical-history|withdrawal|deviation|pregnancy-test|
-childbearing FILE.json`` — one record, or a list of them, each ``{"patient_id": ..., <the
-form's fields>}`` (:mod:`reluth.clinical.forms`), written in one audited unit of work as the
+childbearing|local-assessment FILE.json`` — one record, or a list of them, each
+``{"patient_id": ..., <the form's fields>}`` (:mod:`reluth.clinical.forms`; a local tumour
+assessment takes central review's read shape), written in one audited unit of work as the
 logged-in user (all or nothing)."""
 
 from __future__ import annotations
@@ -24,7 +25,35 @@ RECORDERS: dict[str, tuple[str, str]] = {
     "deviation": ("reluth.clinical.service:record_deviation", "protocol deviation"),
     "pregnancy-test": ("reluth.clinical.service:record_pregnancy_test", "pregnancy test"),
     "childbearing": ("reluth.clinical.service:record_childbearing", "childbearing potential"),
+    "local-assessment": ("reluth.clinical.cli:record_local_assessment", "local tumour assessment"),
 }
+
+#: The fields of a local tumour assessment record (as ``POST .../local-assessments`` takes).
+LOCAL_FIELDS = ("timepoint", "assessment_date", "modality", "lesions", "new_lesions")
+
+
+def record_local_assessment(ctx: Any, patient_code: str, fields: dict[str, Any]) -> Any:
+    """One local tumour assessment record of a file, through the response service (RECIST
+    1.1 by the same engine as central review): ``{"timepoint", "assessment_date", "modality",
+    "new_lesions"?, "lesions": [{"id", "organ", "kind", "nodal", "diameter_mm" | "status"}]}``."""
+    from reluth.response import service as review
+    from reluth.values import parse_date
+
+    for name in fields:
+        if name not in LOCAL_FIELDS:
+            raise ValidationError(name, "not a field of this form", ", ".join(LOCAL_FIELDS))
+    lesions = fields.get("lesions")
+    if not isinstance(lesions, list) or not all(isinstance(x, dict) for x in lesions):
+        raise ValidationError("lesions", "missing or not a list of lesions", '[{"id": "T1", ...}]')
+    return review.record_local_assessment(
+        ctx,
+        patient_code,
+        fields.get("timepoint", ""),
+        parse_date(fields.get("assessment_date"), "assessment_date"),
+        fields.get("modality", ""),
+        lesions,
+        fields.get("new_lesions", "no"),
+    )
 
 
 def _recorder(command: str) -> Callable[..., Any]:

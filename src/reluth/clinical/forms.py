@@ -22,6 +22,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from reluth.errors import ValidationError
+from reluth.values import parse_date, parse_number
 
 #: Free-text limit of every long text field.
 TEXT_MAX = 2000
@@ -328,3 +329,41 @@ def fields(schema: type[FormSchema]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _base_types(schema: type[FormSchema], name: str) -> set[Any]:
+    annotation = schema.model_fields[name].annotation
+    return {a for a in (annotation, *getattr(annotation, "__args__", ())) if isinstance(a, type)}
+
+
+def _corrected_value(schema: type[FormSchema], name: str, value: Any) -> Any:
+    """A changed value as the schema takes it: blank text is absent (None), a typed date
+    ``dd/mm/yyyy`` or ISO and a typed decimal with a comma as people write them."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        if schema.model_fields[name].is_required():
+            raise ValidationError(name, "missing", "a value (the field is required)")
+        return None
+    types = _base_types(schema, name)
+    if dt.date in types:
+        return parse_date(text, name)
+    if Decimal in types:
+        return parse_number(text, name)
+    return text
+
+
+def corrected(schema: type[_F], saved: Any, changes: Any) -> _F:
+    """A saved form instance (``saved``: its row) with ``changes`` applied, checked again by the
+    form's own rules (:func:`parse`), as a correction must be (ICH E6(R3) 4.2.4: a change keeps
+    the data's validity). Refuses a name that is not a field of the form, naming it."""
+    if not isinstance(changes, dict):
+        raise ValidationError("changes", f"expected an object, got {changes!r:.40}", "{...}")
+    names = tuple(schema.model_fields)
+    merged = {name: getattr(saved, name) for name in names}
+    for name, value in changes.items():
+        if name not in names:
+            raise ValidationError(name, "cannot be changed", ", ".join(names))
+        merged[name] = _corrected_value(schema, name, value)
+    return parse(schema, merged)

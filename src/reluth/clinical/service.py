@@ -12,7 +12,7 @@ a negative test in the window before it, and no positive one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -30,7 +30,9 @@ from reluth.clinical.models import (
 )
 from reluth.core.context import Ctx
 from reluth.core.service import service
-from reluth.errors import Conflict, PreconditionFailed, ValidationError
+from reluth.db import edits
+from reluth.db.session import require_reason
+from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.patients import service as patients
 from reluth.patients.models import Patient
 from reluth.protocol.definition import Protocol
@@ -62,6 +64,50 @@ def _included(ctx: Ctx, patient_code: str) -> Patient:
     return patient
 
 
+def _own(ctx: Ctx, patient_code: str, model: type[_M], record_id: int) -> tuple[Patient, _M]:
+    """Record ``record_id`` of ``model`` if it is the patient's (the patient scoped to the
+    actor's centres); otherwise the same NotFound as an unknown record."""
+    patient = patients.get_patient(ctx, patient_code)
+    row = ctx.session.get(model, record_id)
+    if row is None or row.patient_id != patient.id:  # type: ignore[attr-defined]
+        raise NotFound(f"record {record_id} of {patient_code} not found")
+    return patient, row
+
+
+def _correct(
+    ctx: Ctx,
+    patient_code: str,
+    model: type[_M],
+    schema: type[forms.FormSchema],
+    record_id: int,
+    changes: Mapping[str, Any],
+    check: Callable[[Ctx, Patient, Any], None],
+    then: Callable[[Ctx, Patient], None] | None = None,
+) -> _M:
+    """The one correction of a clinical form: reason first, the record scoped, the saved
+    values with the changes re-checked by the form's schema and by the entry's own ``check``
+    (the timeline), then set (refused if nothing changes) and ``then`` checked on the
+    corrected data; a refusal leaves nothing written (the unit of work rolls back)."""
+    require_reason(ctx.session, f"a saved {schema.title.lower()}")
+    patient, row = _own(ctx, patient_code, model, record_id)
+    form = forms.corrected(schema, row, changes)
+    check(ctx, patient, form)
+    values = form.model_dump()
+    for name in values:
+        if isinstance(values[name], str) and _long(schema, name):
+            values[name] = patients.optional_text(values[name], name, forms.TEXT_MAX)
+    edits.apply(row, values, schema.title.lower())
+    if then is not None:
+        then(ctx, patient)
+    ctx.session.flush()
+    return row
+
+
+def _long(schema: type[forms.FormSchema], name: str) -> bool:
+    info = schema.model_fields[name]
+    return any(getattr(m, "max_length", 0) == forms.TEXT_MAX for m in info.metadata)
+
+
 # ------------------------------------------------------------------ concomitant medications
 
 
@@ -71,16 +117,43 @@ def record_conmed(ctx: Ctx, patient_code: str, data: Any) -> ConcomitantMedicati
     consent; neither date after a death or an objection)."""
     form = forms.parse(forms.ConmedForm, data)
     patient = _included(ctx, patient_code)
-    for field in ("start_date", "stop_date"):
-        day = getattr(form, field)
-        if day is not None:
-            patients.check_date(ctx, patient, "conmed", day, field)
+    _check_conmed(ctx, patient, form)
     row = ConcomitantMedication(
         patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
     )
     ctx.session.add(row)
     ctx.session.flush()
     return row
+
+
+def _check_conmed(ctx: Ctx, patient: Patient, form: forms.ConmedForm) -> None:
+    for field in ("start_date", "stop_date"):
+        day = getattr(form, field)
+        if day is not None:
+            patients.check_date(ctx, patient, "conmed", day, field)
+
+
+@service(Action.READ, Resource.CONMED)
+def get_conmed(ctx: Ctx, patient_code: str, record_id: int) -> ConcomitantMedication:
+    """One saved concomitant medication of a patient the actor sees (else NotFound)."""
+    return _own(ctx, patient_code, ConcomitantMedication, record_id)[1]
+
+
+@service(Action.WRITE, Resource.CONMED)
+def edit_conmed(
+    ctx: Ctx, patient_code: str, record_id: int, changes: Mapping[str, Any]
+) -> ConcomitantMedication:
+    """Correct a saved concomitant medication: the form's rules (dose with its unit, stop date
+    unless ongoing, in order) and its dates on the patient's timeline, checked again."""
+    return _correct(
+        ctx,
+        patient_code,
+        ConcomitantMedication,
+        forms.ConmedForm,
+        record_id,
+        changes,
+        _check_conmed,
+    )
 
 
 @service(Action.READ, Resource.CONMED)
@@ -102,14 +175,40 @@ def record_medical_history(ctx: Ctx, patient_code: str, data: Any) -> MedicalHis
     rule; not after today nor a death)."""
     form = forms.parse(forms.MedicalHistoryForm, data)
     patient = _included(ctx, patient_code)
-    if form.start_date is not None:
-        patients.check_date(ctx, patient, "medical_history", form.start_date, "start_date")
+    _check_history(ctx, patient, form)
     row = MedicalHistory(
         patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
     )
     ctx.session.add(row)
     ctx.session.flush()
     return row
+
+
+def _check_history(ctx: Ctx, patient: Patient, form: forms.MedicalHistoryForm) -> None:
+    if form.start_date is not None:
+        patients.check_date(ctx, patient, "medical_history", form.start_date, "start_date")
+
+
+@service(Action.READ, Resource.MEDICAL_HISTORY)
+def get_medical_history(ctx: Ctx, patient_code: str, record_id: int) -> MedicalHistory:
+    """One saved condition of a patient's medical history (else NotFound)."""
+    return _own(ctx, patient_code, MedicalHistory, record_id)[1]
+
+
+@service(Action.WRITE, Resource.MEDICAL_HISTORY)
+def edit_medical_history(
+    ctx: Ctx, patient_code: str, record_id: int, changes: Mapping[str, Any]
+) -> MedicalHistory:
+    """Correct a saved condition of the medical history (its start on the timeline again)."""
+    return _correct(
+        ctx,
+        patient_code,
+        MedicalHistory,
+        forms.MedicalHistoryForm,
+        record_id,
+        changes,
+        _check_history,
+    )
 
 
 @service(Action.READ, Resource.MEDICAL_HISTORY)
@@ -131,7 +230,7 @@ def record_deviation(ctx: Ctx, patient_code: str, data: Any) -> ProtocolDeviatio
     per-protocol population (ADSL.PPROTFL)."""
     form = forms.parse(forms.DeviationForm, data)
     patient = patients.get_patient(ctx, patient_code)
-    patients.check_date(ctx, patient, "deviation", form.deviation_date, "deviation_date")
+    _check_deviation(ctx, patient, form)
     row = ProtocolDeviation(
         patient_id=patient.id,
         protocol_version=ctx.protocol.label,
@@ -145,6 +244,34 @@ def record_deviation(ctx: Ctx, patient_code: str, data: Any) -> ProtocolDeviatio
     ctx.session.add(row)
     ctx.session.flush()
     return row
+
+
+def _check_deviation(ctx: Ctx, patient: Patient, form: forms.DeviationForm) -> None:
+    patients.check_date(ctx, patient, "deviation", form.deviation_date, "deviation_date")
+
+
+@service(Action.READ, Resource.DEVIATION)
+def get_deviation(ctx: Ctx, patient_code: str, record_id: int) -> ProtocolDeviation:
+    """One entry of a patient's deviations log (else NotFound)."""
+    return _own(ctx, patient_code, ProtocolDeviation, record_id)[1]
+
+
+@service(Action.WRITE, Resource.DEVIATION)
+def edit_deviation(
+    ctx: Ctx, patient_code: str, record_id: int, changes: Mapping[str, Any]
+) -> ProtocolDeviation:
+    """Correct an entry of the deviations log; a change between major and minor moves the
+    patient in or out of the per-protocol population, which the analysis datasets derive from
+    the log when they are built (ADSL.PPROTFL; ICH E9 5.2.2)."""
+    return _correct(
+        ctx,
+        patient_code,
+        ProtocolDeviation,
+        forms.DeviationForm,
+        record_id,
+        changes,
+        _check_deviation,
+    )
 
 
 @service(Action.READ, Resource.DEVIATION)
@@ -175,13 +302,46 @@ def record_childbearing(ctx: Ctx, patient_code: str, data: Any) -> ChildbearingS
         )
     if _childbearing(ctx.session, patient) is not None:
         raise Conflict(f"the childbearing potential of {patient_code} is already recorded")
-    patients.check_date(ctx, patient, "lab", form.assessed_on, "assessed_on")
+    _check_childbearing(ctx, patient, form)
     row = ChildbearingStatus(
         patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
     )
     ctx.session.add(row)
     ctx.session.flush()
     return row
+
+
+def _check_childbearing(ctx: Ctx, patient: Patient, form: forms.ChildbearingForm) -> None:
+    patients.check_date(ctx, patient, "lab", form.assessed_on, "assessed_on")
+
+
+@service(Action.READ, Resource.PATIENT)
+def get_childbearing(ctx: Ctx, patient_code: str) -> ChildbearingStatus:
+    """The recorded childbearing potential of a patient (else NotFound)."""
+    patient = patients.get_patient(ctx, patient_code)
+    row = _childbearing(ctx.session, patient)
+    if row is None:
+        raise NotFound(f"the childbearing potential of {patient_code} is not recorded")
+    return row
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def edit_childbearing(
+    ctx: Ctx, patient_code: str, changes: Mapping[str, Any]
+) -> ChildbearingStatus:
+    """Correct the childbearing potential of a woman; every cycle she was given must still
+    meet the pregnancy-test rule afterwards (:func:`require_pregnancy_test`)."""
+    row = get_childbearing(ctx, patient_code)
+    return _correct(
+        ctx,
+        patient_code,
+        ChildbearingStatus,
+        forms.ChildbearingForm,
+        row.id,
+        changes,
+        _check_childbearing,
+        then=_cycles_keep_their_test("childbearing_potential"),
+    )
 
 
 @service(Action.READ, Resource.PATIENT)
@@ -198,13 +358,65 @@ def record_pregnancy_test(ctx: Ctx, patient_code: str, data: Any) -> PregnancyTe
     patient = _included(ctx, patient_code)
     if patient.sex != "F":
         raise ValidationError("test_date", f"patient {patient_code} is not registered as a woman")
-    patients.check_date(ctx, patient, "pregnancy_test", form.test_date, "test_date")
+    _check_pregnancy_test(ctx, patient, form)
     row = PregnancyTest(
         patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
     )
     ctx.session.add(row)
     ctx.session.flush()
     return row
+
+
+def _check_pregnancy_test(ctx: Ctx, patient: Patient, form: forms.PregnancyTestForm) -> None:
+    patients.check_date(ctx, patient, "pregnancy_test", form.test_date, "test_date")
+
+
+@service(Action.READ, Resource.LAB)
+def get_pregnancy_test(ctx: Ctx, patient_code: str, record_id: int) -> PregnancyTest:
+    """One saved pregnancy test of a patient (else NotFound)."""
+    return _own(ctx, patient_code, PregnancyTest, record_id)[1]
+
+
+@service(Action.WRITE, Resource.LAB)
+def edit_pregnancy_test(
+    ctx: Ctx, patient_code: str, record_id: int, changes: Mapping[str, Any]
+) -> PregnancyTest:
+    """Correct a saved pregnancy test: its date on the timeline again, and every cycle already
+    given must still have its negative test in the window before it and no positive one
+    (:func:`require_pregnancy_test`; CTFG 2020 §4)."""
+    return _correct(
+        ctx,
+        patient_code,
+        PregnancyTest,
+        forms.PregnancyTestForm,
+        record_id,
+        changes,
+        _check_pregnancy_test,
+        then=_cycles_keep_their_test("test_date" if "test_date" in changes else "result"),
+    )
+
+
+def _cycles_keep_their_test(field: str) -> Callable[[Ctx, Patient], None]:
+    """After a correction: refuse it (naming ``field``) if a cycle already given would no
+    longer meet the pregnancy-test rule."""
+
+    def check(ctx: Ctx, patient: Patient) -> None:
+        from reluth.treatment.models import Administration
+
+        ctx.session.flush()
+        given = _rows(ctx.session, Administration, patient, Administration.cycle)
+        for cycle in given:
+            try:
+                require_pregnancy_test(ctx.session, ctx.protocol, patient, cycle.administered_on)
+            except PreconditionFailed as exc:
+                raise PreconditionFailed(
+                    f"{field}: cycle {cycle.cycle} was given on {cycle.administered_on}; after "
+                    f"this correction it would break the pregnancy-test rule "
+                    f"({exc.message.partition(': ')[2]})",
+                    field=field,
+                ) from None
+
+    return check
 
 
 @service(Action.READ, Resource.LAB)

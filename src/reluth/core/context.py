@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-import reluth.lifecycle.guard  # noqa: F401  (registers locks, signatures and SDV at the door)
+import reluth.lifecycle.grid
+import reluth.lifecycle.guard
+import reluth.queries.edit_checks  # noqa: F401  (the registry's edit checks raise auto-queries)
 from reluth.auth.actor import Actor
 from reluth.core.trial import Trial
 from reluth.db.session import SessionSource, UnitOfWork, read_session, unit_of_work
@@ -99,6 +101,7 @@ def writing(
 ) -> Iterator[Ctx]:
     """One audited transaction as ``actor`` (commit on success, roll back on any error)."""
     with unit_of_work(source, actor, reason=reason, clock=trial.now) as uow:
+        uow.session.info["reluth_trial"] = trial  # the registry of the commit's edit checks
         yield Ctx(uow.session, actor, trial, uow)
 
 

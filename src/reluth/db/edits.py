@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reluth.errors import ValidationError
+from reluth.values import parse_date
 
 
 def only(changes: Mapping[str, Any], editable: tuple[str, ...]) -> None:
@@ -35,10 +36,6 @@ def apply(row: Any, values: Mapping[str, Any], what: str) -> dict[str, Any]:
 
 
 def as_date(value: Any, field: str) -> dt.date:
-    """A date given as a date or as ISO text (a form or JSON field)."""
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationError(field, f"not a date: {value!r}", "YYYY-MM-DD") from None
+    """A date given as a date or as text, read as entry reads it (:func:`reluth.values.
+    parse_date`: ISO or dd/mm/yyyy), so a correction accepts what entry accepts."""
+    return parse_date(value.strip() if isinstance(value, str) else value, field)

@@ -261,6 +261,20 @@ def flush_guards() -> tuple[FlushGuard, ...]:
     return tuple(_FLUSH_GUARDS)
 
 
+#: A check every audited commit passes once its changes are flushed, before the audit chain is
+#: sealed: called with the session, it may refuse (raise a ReluthError: the transaction rolls
+#: back) or add rows of its own (flushed and audited in the same transaction). The domain
+#: registers them (the lifecycle's lock re-check, the registry's edit checks).
+CommitCheck = Callable[[Session], None]
+_COMMIT_CHECKS: list[CommitCheck] = []
+
+
+def register_commit_check(check: CommitCheck) -> None:
+    """Add ``check`` to the checks of every audited commit (once; idempotent)."""
+    if check not in _COMMIT_CHECKS:
+        _COMMIT_CHECKS.append(check)
+
+
 def _run_guards(session: Session) -> None:
     if not _FLUSH_GUARDS:
         return
@@ -515,6 +529,10 @@ def _after_flush(session: Session, _ctx: Any) -> None:
 @event.listens_for(AuditedSession, "before_commit")
 def _before_commit(session: Session) -> None:
     session.flush()
+    if _ACTOR in session.info:
+        for check in _COMMIT_CHECKS:
+            check(session)
+        session.flush()
     pending: list[audit.AuditEntry] = session.info.pop(_PENDING, [])
     session.info.pop(_INSERTED, None)
     if pending:

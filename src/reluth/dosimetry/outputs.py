@@ -31,6 +31,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from reluth.dosimetry.cumulative import default_limits, reaches
 from reluth.dosimetry.image import Grid, Image, write_nifti
 from reluth.dosimetry.pipeline import CaseInput, CaseResult
+from reluth.i18n import get_locale, gettext, ngettext
 
 RT_DOSE_SOP = "1.2.840.10008.5.1.4.1.1.481.2"
 UID_ROOT = "1.2.826.0.1.3680043.8.498.19."
@@ -257,7 +258,9 @@ def _environment() -> Any:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         autoescape=jinja2.select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["num"] = _num
     env.tests["startingwith"] = lambda value, prefix: str(value).startswith(prefix)
     return env
@@ -301,11 +304,17 @@ def limit_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def render_html(doc: Mapping[str, Any]) -> str:
-    """The per-patient report (Jinja2 template ``dosimetry_report.html``)."""
+    """The per-patient report (Jinja2 template ``dosimetry_report.html``), in the current
+    language (the CLI's follows ``LANG``)."""
     return str(
         _environment()
         .get_template("dosimetry_report.html")
-        .render(d=doc, limits=limit_rows(doc), software=doc.get("software", software_version()))
+        .render(
+            d=doc,
+            limits=limit_rows(doc),
+            software=doc.get("software", software_version()),
+            lang=get_locale(),
+        )
     )
 
 

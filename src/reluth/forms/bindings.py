@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from reluth.auth.policy import Action
+from reluth.clinical import forms as clinical_forms
+from reluth.clinical import service as clinical
 from reluth.core.context import Ctx
 from reluth.errors import NotFound, ReluthError
+from reluth.i18n import format_day, format_number, vocabulary
+from reluth.i18n import gettext as _
+from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.qol import scoring
 from reluth.qol import service as qol
@@ -111,7 +117,7 @@ def _lab_preview(ctx: Ctx, code: str, row: Any, form: Mapping[str, str]) -> dict
     try:
         return {"graded": safety.preview_lab_edit(ctx, code, row.id, changes)}
     except ReluthError as exc:
-        return {"error": exc.message}
+        return {"error": describe(exc)}
 
 
 def _lab_result(_ctx: Ctx, row: Any) -> dict[str, Any]:
@@ -184,9 +190,11 @@ def _qol_inputs(row: Any) -> list[Input]:
         out.append(
             Input(
                 f"item_{number}",
-                f"Item {number}: {item.label} ({item.min}-{item.max})",
+                _("Item {n}: {label} ({lo}-{hi})").format(
+                    n=number, label=item.label, lo=item.min, hi=item.max
+                ),
                 "select",
-                (("", "missing"), *answers),
+                (("", _("missing")), *answers),
                 field="items",
             )
         )
@@ -230,8 +238,13 @@ def _qol_result(_ctx: Ctx, row: Any) -> dict[str, Any]:
 
 def _qol_facts(row: Any) -> list[str]:
     shown = views.qol_row(row)
-    scores = " · ".join(f"{k} {'–' if v is None else v}" for k, v in shown.scales.items())
-    return [f"completed {row.completed_on}", f"saved scores: {scores}"]
+    scores = " · ".join(
+        f"{k} {'–' if v is None else format_number(v)}" for k, v in shown.scales.items()
+    )
+    return [
+        _("completed {day}").format(day=format_day(row.completed_on)),
+        _("saved scores: {scores}").format(scores=scores),
+    ]
 
 
 # --- central reads (blinded: nothing about the arm or treatment) ------------------------------
@@ -240,20 +253,29 @@ def _qol_facts(row: Any) -> list[str]:
 def _read_inputs(read: Any) -> list[Input]:
     from reluth.response import recist
 
-    statuses = (("", "measured (diameter)"), *options(tuple(recist.LesionStatus)))
+    statuses = (
+        ("", _("measured (diameter)")),
+        *((str(s), vocabulary.label("lesion_status", s)) for s in recist.LesionStatus),
+    )
     out: list[Input] = []
     for m in read.lesions:
         if m.kind == "new":
             continue
-        node = ", node" if m.lymph_node else ""
-        what = f"{m.lesion_id} ({m.organ}, {m.kind.replace('_', '-')}{node})"
+        node = ", " + _("node") if m.lymph_node else ""
+        kind = vocabulary.label("lesion_kind", m.kind)
+        what = f"{m.lesion_id} ({m.organ}, {kind}{node})"
         out.append(
-            Input(f"diameter_{m.lesion_id}", f"{what}: diameter (mm)", "decimal", field="lesions")
+            Input(
+                f"diameter_{m.lesion_id}",
+                _("{lesion}: diameter (mm)").format(lesion=what),
+                "decimal",
+                field="lesions",
+            )
         )
         out.append(
             Input(
                 f"status_{m.lesion_id}",
-                f"{m.lesion_id}: status",
+                _("{lesion}: status").format(lesion=m.lesion_id),
                 "select",
                 statuses,
                 field="lesions",
@@ -320,23 +342,154 @@ def _read_result(ctx: Ctx, read: Any) -> dict[str, Any]:
 
 
 def _read_facts(read: Any) -> list[str]:
-    saved = "baseline" if read.timepoint == "baseline" else (read.overall_response or "")
-    total = "" if read.target_sum_mm is None else f", sum {read.target_sum_mm} mm"
-    return [f"{read.modality} of {read.assessment_date}", f"saved: {saved}{total}"]
+    saved = _("baseline") if read.timepoint == "baseline" else read.overall_response or ""
+    if read.target_sum_mm is not None:
+        saved += ", " + _("sum {mm} mm").format(mm=format_number(read.target_sum_mm))
+    return [
+        _("{modality} of {day}").format(
+            modality=read.modality, day=format_day(read.assessment_date)
+        ),
+        _("saved: {value}").format(value=saved),
+    ]
 
 
 def _pre_facts(row: Any) -> list[str]:
-    progression = "radiological progression" if row.radiological_progression else "no progression"
-    return [f"saved {row.assessment_date}: {row.overall_response or ''} ({progression})"]
+    progression = (
+        _("radiological progression") if row.radiological_progression else _("no progression")
+    )
+    return [
+        _("saved {day}: {response} ({progression})").format(
+            day=format_day(row.assessment_date),
+            response=row.overall_response or "",
+            progression=progression,
+        )
+    ]
 
 
 def _lab_facts(row: Any) -> list[str]:
-    grade = "no CTCAE grade" if row.ctcae_grade is None else f"CTCAE grade {row.ctcae_grade}"
+    if row.ctcae_grade is None:
+        grade = _("no CTCAE grade")
+    else:
+        grade = _("CTCAE grade {grade}").format(grade=row.ctcae_grade)
+    value = safety.lab_edit_form(row)["value"]
     return [
-        f"{row.analyte} of {row.sample_date}",
-        f"saved value {safety.lab_edit_form(row)['value']} {row.unit}",
+        _("{test} of {day}").format(
+            test=vocabulary.label("lab", row.analyte), day=format_day(row.sample_date)
+        ),
+        _("saved value {value} {unit}").format(
+            value=format_number(Decimal(value)) if value else "", unit=row.unit
+        ),
         grade,
     ]
+
+
+# --- the clinical forms (one schema each: reluth.clinical.forms) ------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def _clinical(
+    form_id: str,
+    read: Callable[..., Any],
+    write: Callable[..., Any],
+    heading: Callable[[Any], str],
+    single: bool = False,
+) -> Binding:
+    """A clinical form's binding: its saved values as text from its one schema, corrected
+    through its domain's correction service, back to its entry page after saving."""
+    schema = clinical_forms.FORMS[form_id]
+
+    def saved(row: Any) -> dict[str, str]:
+        return {k: _text(v) for k, v in clinical.as_dict(row, schema).items() if k != "id"}
+
+    def result(_ctx: Ctx, row: Any) -> dict[str, Any]:
+        out: dict[str, Any] = to_jsonable(clinical.as_dict(row, schema))
+        return out
+
+    return Binding(
+        form_id,
+        read=read,
+        write=write,
+        key=_none if single else _by_id,
+        parse_key=(lambda _text: ()) if single else _int_key,
+        saved=saved,
+        result=result,
+        heading=heading,
+        back=lambda code, _row: f"/patients/{code}/forms/{form_id}",
+    )
+
+
+_CLINICAL = (
+    _clinical(
+        "conmed",
+        clinical.get_conmed,
+        clinical.edit_conmed,
+        lambda row: _("Correct concomitant medication: {name}").format(name=row.drug_name),
+    ),
+    _clinical(
+        "medical_history",
+        clinical.get_medical_history,
+        clinical.edit_medical_history,
+        lambda row: _("Correct medical history: {name}").format(name=row.condition),
+    ),
+    _clinical(
+        "deviation",
+        clinical.get_deviation,
+        clinical.edit_deviation,
+        lambda row: _("Correct protocol deviation of {day}").format(
+            day=format_day(row.deviation_date)
+        ),
+    ),
+    _clinical(
+        "pregnancy_test",
+        clinical.get_pregnancy_test,
+        clinical.edit_pregnancy_test,
+        lambda row: _("Correct pregnancy test of {day}").format(day=format_day(row.test_date)),
+    ),
+    _clinical(
+        "childbearing",
+        clinical.get_childbearing,
+        clinical.edit_childbearing,
+        lambda _row: _("Correct the childbearing potential"),
+        single=True,
+    ),
+    _clinical(
+        "withdrawal",
+        patients.get_withdrawal,
+        patients.edit_withdrawal,
+        lambda row: _("Correct withdrawal ({kind})").format(kind=row.kind.replace("_", " ")),
+    ),
+    _clinical(
+        "death",
+        patients.get_death,
+        patients.edit_death,
+        lambda _row: _("Correct the death record"),
+        single=True,
+    ),
+    _clinical(
+        "end_of_study",
+        patients.get_end_of_study,
+        patients.edit_end_of_study,
+        lambda _row: _("Correct the end of study"),
+        single=True,
+    ),
+)
+
+
+def _ae_facts(row: Any) -> list[str]:
+    facts = [
+        _("onset {day}").format(day=format_day(row.onset_date)),
+        vocabulary.label("grade", row.grade),
+    ]
+    return facts + ([_("serious")] if row.serious else [])
 
 
 BINDINGS: dict[str, Binding] = {
@@ -350,7 +503,9 @@ BINDINGS: dict[str, Binding] = {
             parse_key=_int_key,
             saved=safety.lab_edit_form,
             result=_lab_result,
-            heading=lambda row: f"Correct laboratory result: {row.analyte}",
+            heading=lambda row: _("Correct laboratory result: {test}").format(
+                test=vocabulary.label("lab", row.analyte)
+            ),
             facts=_lab_facts,
             anchor="#labs",
             preview=_lab_preview,
@@ -365,11 +520,8 @@ BINDINGS: dict[str, Binding] = {
             parse_key=_int_key,
             saved=_ae_saved,
             result=_ae_result,
-            heading=lambda row: f"Correct adverse event: {row.term}",
-            facts=lambda row: (
-                [f"onset {row.onset_date}", f"grade {row.grade}"]
-                + (["serious"] if row.serious else [])
-            ),
+            heading=lambda row: _("Correct adverse event: {term}").format(term=row.term),
+            facts=_ae_facts,
             anchor="#adverse-events",
             legacy_page="/patients/{code}/adverse-events/{ae_id}",
             legacy_api="/patients/{code}/adverse-events/{ae_id}",
@@ -382,7 +534,9 @@ BINDINGS: dict[str, Binding] = {
             parse_key=lambda text: (_cycle_number(text),),
             saved=treatment.cycle_edit_form,
             result=lambda _ctx, row: {"cycle": row.cycle, **treatment.cycle_edit_form(row)},
-            heading=lambda row: f"Correct Lutathera administration: cycle {row.cycle}",
+            heading=lambda row: _("Correct Lutathera administration: cycle {n}").format(
+                n=row.cycle
+            ),
             anchor="#cycles",
             legacy_page="/patients/{code}/cycles/{cycle}",
             legacy_api="/patients/{code}/cycles/{cycle}",
@@ -394,7 +548,7 @@ BINDINGS: dict[str, Binding] = {
             key=lambda row: (row.visit_code,),
             saved=lambda row: {"visit_date": row.visit_date.isoformat()},
             result=_visit_result,
-            heading=lambda row: f"Correct visit date: {row.visit_code}",
+            heading=lambda row: _("Correct visit date: {visit}").format(visit=row.visit_code),
             back=lambda code, row: f"/patients/{code}/visits/{row.visit_code}?saved=true",
             legacy_page="/patients/{code}/visits/{visit_code}",
             legacy_api="/patients/{code}/visits/{visit_code}",
@@ -407,7 +561,7 @@ BINDINGS: dict[str, Binding] = {
             parse_key=lambda _text: (),
             saved=patients.inclusion_edit_form,
             result=lambda _ctx, row: patients.inclusion_edit_form(row),
-            heading=lambda _row: "Correct the inclusion",
+            heading=lambda _row: _("Correct the inclusion"),
             anchor="#inclusion",
             legacy_page="/patients/{code}/inclusion",
             legacy_api="/patients/{code}/inclusion",
@@ -423,7 +577,7 @@ BINDINGS: dict[str, Binding] = {
                 **patients.pre_randomization_edit_form(row),
                 "radiological_progression": row.radiological_progression,
             },
-            heading=lambda _row: "Correct the pre-randomization assessment",
+            heading=lambda _row: _("Correct the pre-randomization assessment"),
             facts=_pre_facts,
             anchor="#pre",
             legacy_page="/patients/{code}/pre-randomization",
@@ -437,7 +591,9 @@ BINDINGS: dict[str, Binding] = {
             parse_key=_int_key,
             saved=lambda row: {"completed_on": row.completed_on.isoformat()},
             result=_qol_result,
-            heading=lambda row: f"Correct questionnaire: {row.instrument} at {row.timepoint}",
+            heading=lambda row: _("Correct questionnaire: {instrument} at {timepoint}").format(
+                instrument=row.instrument, timepoint=row.timepoint
+            ),
             facts=_qol_facts,
             anchor="#qol",
             group_inputs=_qol_inputs,
@@ -455,7 +611,9 @@ BINDINGS: dict[str, Binding] = {
             parse_key=_int_key,
             saved=_read_saved,
             result=_read_result,
-            heading=lambda read: f"Correct central read: {read.timepoint}",
+            heading=lambda read: _("Correct central read: {timepoint}").format(
+                timepoint=read.timepoint
+            ),
             facts=_read_facts,
             back=lambda code, _read: f"/review/{code}",
             patient_link=lambda code: f"/review/{code}",
@@ -467,6 +625,7 @@ BINDINGS: dict[str, Binding] = {
             legacy_page="/review/{code}/reads/{read_id}",
             legacy_api="/review/{code}/reads/{read_id}",
         ),
+        *_CLINICAL,
     )
 }
 

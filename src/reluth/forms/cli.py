@@ -1,8 +1,11 @@
-"""Commands of the form registry: ``reluth forms list|show FORM`` (the registered CRFs) and
+"""Commands of the form registry: ``reluth forms list|show FORM`` (the registered CRFs),
+``reluth forms blank --out FILE.pdf`` (the blank annotated CRF) and
 ``reluth correct FORM RECORD_ID --field NAME=VALUE ... --reason TEXT``, the one correction
 command of every form (the same mechanism as the correction page and ``PUT /api/v1/forms``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -47,6 +50,22 @@ def show_command(
         codes = "" if x.codes is None else ", ".join(registry.codes(x.codes))
         table.add_row(x.name, x.label, x.type, x.unit or "", span, codes, ", ".join(x.missing))
     console.print(table)
+
+
+@app.command("blank")
+@handle_errors
+def blank_command(
+    out: Path = typer.Option(..., "--out", help="The PDF file to write."),
+) -> None:
+    """Print the blank annotated CRF to PDF: every form and field of the registry (label,
+    type, unit, range, code list, missing-data codes, stored table.column, visits due)."""
+    from reluth.forms import crf_service
+
+    with cli_context() as ctx:
+        file = crf_service.blank_crf_pdf(ctx)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(file.content)
+    console.print(f"wrote {out} ({len(file.content)} bytes, SHA-256 {file.sha256})", soft_wrap=True)
 
 
 @handle_errors

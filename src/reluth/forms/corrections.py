@@ -16,8 +16,10 @@ from typing import Any
 from reluth.core.context import Ctx
 from reluth.errors import ValidationError
 from reluth.forms import refs
-from reluth.forms.bindings import Binding, Input, binding, options
+from reluth.forms.bindings import Binding, Input, binding
 from reluth.forms.registry import FieldDef, FormDef, Registry
+from reluth.i18n import get_locale
+from reluth.values import parse_date
 
 _KINDS = {
     "date": "date",
@@ -76,11 +78,14 @@ def open_by_key(ctx: Ctx, form_id: str, patient_code: str, key: str) -> Instance
 
 
 def _input(registry: Registry, f: FieldDef, row: Any) -> Input:
+    """The input of field ``f``, labelled in the reader's language (the registry's texts)."""
+    lang = get_locale()
     kind = _KINDS.get(f.type, "text")
     opts: tuple[tuple[str, str], ...] = ()
     if kind == "select" and f.codes is not None:
-        opts = options(registry.codes(f.codes))
-    return Input(f.name, f.label_for(row), kind, opts, f.help, f.name)
+        codes = f.codes
+        opts = tuple((c, registry.code_label(codes, c, lang)) for c in registry.codes(codes))
+    return Input(f.name, f.label_for(row, lang), kind, opts, f.help_in(lang), f.name)
 
 
 def inputs(ctx: Ctx, inst: Instance) -> list[Input]:
@@ -136,6 +141,8 @@ def _typed(registry: Registry, f: FieldDef, text: str) -> Any:
         return "" if f.required else None
     if _numeric_code(registry, f) and value.isascii() and value.isdigit():
         return int(value)
+    if f.type == "date":  # read as entry reads it: ISO or dd/mm/yyyy (reluth.values)
+        return parse_date(value, f.name)
     return value
 
 

@@ -6,6 +6,12 @@ required, code list, allowed missing-data codes, help text), how a record finds 
 the visits x forms matrix — so that correction, queries, missing-data codes and status are one
 generic mechanism (ICH E6(R3) 4.2 and Appendix C: data collection tools specified before use;
 CDISC ODM 1.3.2 FormDef / ItemGroupDef / ItemDef / CodeList carry the same facts).
+
+People read the forms in their language: every label, help text, missing-data code and code of
+a code list carries its texts by language (``label: {en: Sex, fr: Sexe}``; ODM 1.3.2
+TranslatedText with ``xml:lang`` does the same), English being the source. The definitions
+keep the English text in ``label``/``help`` (CLI tables, exports) and every language's in
+``texts``; ``label_in(lang)`` and friends answer a language, falling back to English.
 """
 
 from __future__ import annotations
@@ -40,13 +46,75 @@ FieldType = Literal[
 #: The pseudo-visit of everything between screening and randomization.
 BASELINE = "BASELINE"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: The source language of the texts (the one every text must have).
+SOURCE_LANGUAGE = "en"
+
+#: A text in each language it is written in: language code -> text.
+Texts = dict[str, str]
+
+
+def _texts(value: Any, where: str) -> Texts:
+    """A text as the forms file gives it: a plain string (English only) or ``{en: .., fr: ..}``."""
+    if isinstance(value, str):
+        return {SOURCE_LANGUAGE: value}
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        if SOURCE_LANGUAGE not in value:
+            raise ValueError(f"{where}: needs an {SOURCE_LANGUAGE!r} text (the source language)")
+        return {str(k): v for k, v in value.items()}
+    raise ValueError(f"{where}: a text or a mapping language -> text")
+
+
+def _split_texts(data: Any, names: tuple[str, ...]) -> Any:
+    """Move each translated attribute's texts to ``texts``, leaving its English in place."""
+    if not isinstance(data, dict) or "texts" in data:
+        return data
+    data = dict(data)
+    texts: dict[str, Texts] = {}
+    for name in names:
+        if data.get(name) is not None:
+            texts[name] = _texts(data[name], name)
+            data[name] = texts[name][SOURCE_LANGUAGE]
+    data["texts"] = texts
+    return data
+
+
+def in_language(texts: Texts, lang: str | None) -> str:
+    """The text in ``lang``, else in the source language."""
+    return texts.get(lang or SOURCE_LANGUAGE) or texts[SOURCE_LANGUAGE]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class FieldDef(_Frozen):
+class _Translated(_Frozen):
+    """A definition whose ``label`` (and ``help``) are written in several languages."""
+
+    texts: dict[str, Texts] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _translations(cls, data: Any) -> Any:
+        return _split_texts(data, ("label", "help"))
+
+    def label_in(self, lang: str | None) -> str:
+        """The label in ``lang`` (English when it has no text in that language)."""
+        label: str = getattr(self, "label")  # noqa: B009 - every subclass declares it
+        return in_language(self.texts.get("label", {SOURCE_LANGUAGE: label}), lang)
+
+    def help_in(self, lang: str | None) -> str:
+        help_text: str = getattr(self, "help", "")
+        if not help_text:
+            return ""
+        return in_language(self.texts.get("help", {SOURCE_LANGUAGE: help_text}), lang)
+
+    def languages(self) -> set[str]:
+        """The languages every text of the definition is written in."""
+        sets = [set(t) for t in self.texts.values()]
+        return set.intersection(*sets) if sets else {SOURCE_LANGUAGE}
+
+
+class FieldDef(_Translated):
     """One item of a form (ODM ItemDef)."""
 
     name: str
@@ -67,11 +135,13 @@ class FieldDef(_Frozen):
     def correctable(self) -> bool:
         return self.editable and not self.derived
 
-    def label_for(self, row: Any) -> str:
-        """The label with the record's own values (``Value ({unit})`` -> ``Value (/mm3)``)."""
-        if "{" not in self.label:
-            return self.label
-        return re.sub(r"\{(\w+)\}", lambda m: str(getattr(row, m[1], m[0])), self.label)
+    def label_for(self, row: Any, lang: str | None = None) -> str:
+        """The label with the record's own values (``Value ({unit})`` -> ``Value (/mm3)``), in
+        ``lang`` (English by default)."""
+        label = self.label_in(lang)
+        if "{" not in label:
+            return label
+        return re.sub(r"\{(\w+)\}", lambda m: str(getattr(row, m[1], m[0])), label)
 
 
 class VisitRule(_Frozen):
@@ -83,7 +153,7 @@ class VisitRule(_Frozen):
     kind: str | None = None  # for ``date``: the kind of visit whose window holds the date
 
 
-class FormDef(_Frozen):
+class FormDef(_Translated):
     """One case report form (ODM FormDef) stored in ``table``."""
 
     id: str
@@ -116,8 +186,54 @@ class FormDef(_Frozen):
         return tuple(f for f in self.fields if f.correctable) if self.editable else ()
 
 
+class SdvRequirement(_Frozen):
+    """Records of ``form`` (those whose fields equal ``where``) that need 100 % SDV."""
+
+    form: str
+    label: str
+    where: dict[str, bool | int | str] = Field(default_factory=dict)
+
+
+class SdvPlanDef(_Frozen):
+    """The monitoring plan's SDV (ICH E6(R3) 3.11.4, risk-based): what is verified in full,
+    and the fraction of the other records of the ``sampled`` forms picked for verification."""
+
+    required: tuple[SdvRequirement, ...] = ()
+    sample_fraction: Decimal = Decimal(0)
+    sampled: tuple[str, ...] = ()
+
+
+SignatureLevel = Literal["form", "visit", "casebook"]
+
+#: The kinds of edit check the domain evaluates (reluth.queries.edit_checks):
+#: ``lab_before``: the latest ``analyte`` result in the ``days`` before the form's date (that day
+#: included) is below ``below`` (in ``unit``, compared exactly as a Decimal);
+#: ``in_visit_window``: the form's date (``field``) is outside its visit's window;
+#: ``required_when``: ``field`` is empty (and no missing-data code says why) on a record whose
+#: fields equal ``when``.
+EditRule = Literal["lab_before", "in_visit_window", "required_when"]
+
+
+class EditCheck(_Frozen):
+    """A check of saved data that raises a system query on (form instance, ``field``) when it
+    fails, with ``message`` (``{name}`` placeholders: the record's fields, and the rule's
+    findings such as ``{lab_value}``, ``{lab_date}``, ``{window_start}``)."""
+
+    id: str
+    form: str
+    field: str
+    rule: EditRule
+    message: str
+    analyte: str | None = None
+    below: Decimal | None = None
+    unit: str | None = None
+    days: int | None = Field(default=None, ge=0, le=365)
+    when: dict[str, bool | int | str] = Field(default_factory=dict)
+
+
 class Registry(_Frozen):
-    """Every form of the trial, its code lists, missing-data codes and visits x forms."""
+    """Every form of the trial, its code lists, missing-data codes and visits x forms, the SDV
+    plan, the meaning of each level of investigator signature and the edit checks."""
 
     id: str
     version: str
@@ -127,10 +243,58 @@ class Registry(_Frozen):
     forms: tuple[FormDef, ...]
     matrix: dict[str, tuple[str, ...]]
     not_forms: dict[str, str] = Field(default_factory=dict)
+    sdv: SdvPlanDef = Field(default_factory=SdvPlanDef)
+    #: What a signature of each level means (21 CFR 11.50(a)(3)), shown with it.
+    signature_meanings: dict[SignatureLevel, str] = Field(default_factory=dict)
+    edit_checks: tuple[EditCheck, ...] = ()
+    #: the missing-data codes' labels by language (code -> texts)
+    missing_texts: dict[str, Texts] = Field(default_factory=dict)
+    #: the code lists' labels by language (list -> code -> texts); a code without is shown as is
+    code_texts: dict[str, dict[str, Texts]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _translations(cls, data: Any) -> Any:
+        """``missing_codes: {ND: {en: not done, fr: non fait}}`` and code lists written as
+        ``{code: {en: .., fr: ..}}`` (a plain list of codes when the codes need no label)."""
+        if not isinstance(data, dict) or "missing_texts" in data:
+            return data
+        data = dict(data)
+        missing = data.get("missing_codes")
+        if isinstance(missing, dict):
+            data["missing_texts"] = {
+                str(c): _texts(t, f"missing_codes.{c}") for c, t in missing.items()
+            }
+            data["missing_codes"] = {
+                c: t[SOURCE_LANGUAGE] for c, t in data["missing_texts"].items()
+            }
+        lists = data.get("code_lists")
+        if isinstance(lists, dict):
+            data["code_texts"] = {
+                str(name): {
+                    str(code): _texts(t, f"code_lists.{name}.{code}") for code, t in codes.items()
+                }
+                for name, codes in lists.items()
+                if isinstance(codes, dict)
+            }
+            data["code_lists"] = {
+                name: tuple(str(c) for c in codes) for name, codes in lists.items()
+            }
+        return data
+
+    def missing_label(self, code: str, lang: str | None) -> str:
+        """A missing-data code's label in ``lang``."""
+        return in_language(self.missing_texts.get(code, {SOURCE_LANGUAGE: code}), lang)
+
+    def code_label(self, list_id: str, code: str, lang: str | None) -> str:
+        """A code's label in ``lang``, from its code list (the code itself when it has none)."""
+        texts = self.code_texts.get(list_id, {}).get(str(code))
+        return in_language(texts, lang) if texts else str(code)
 
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
         ids = [f.id for f in self.forms]
+        self._check_lifecycle(ids)
         if len(set(ids)) != len(ids):
             raise ValueError("forms: form ids must differ")
         for form in self.forms:
@@ -162,6 +326,49 @@ class Registry(_Frozen):
                 if fid not in ids:
                     raise ValueError(f"matrix.{visit}: unknown form {fid!r}")
         return self
+
+    def _check_lifecycle(self, ids: list[str]) -> None:
+        plan = self.sdv
+        if not Decimal(0) <= plan.sample_fraction <= Decimal(1):
+            raise ValueError("sdv.sample_fraction: between 0 and 1")
+        for req in plan.required:
+            if req.form not in ids:
+                raise ValueError(f"sdv.required: unknown form {req.form!r}")
+            names = self.form(req.form).field_names
+            for name in req.where:
+                if name not in names:
+                    raise ValueError(f"sdv.required.{req.form}: {name!r} is no field of it")
+        for fid in plan.sampled:
+            if fid not in ids:
+                raise ValueError(f"sdv.sampled: unknown form {fid!r}")
+        seen: set[str] = set()
+        for check in self.edit_checks:
+            where = f"edit_checks.{check.id}"
+            if not _NAME.match(check.id) or check.id in seen:
+                raise ValueError(f"{where}: ids must be lower_snake_case and differ")
+            seen.add(check.id)
+            if check.form not in ids:
+                raise ValueError(f"{where}: unknown form {check.form!r}")
+            names = self.form(check.form).field_names
+            for name in (check.field, *check.when):
+                if name not in names:
+                    raise ValueError(f"{where}: {name!r} is no field of {check.form}")
+            needs = {
+                "lab_before": ("analyte", "below", "unit", "days"),
+                "required_when": ("when",),
+                "in_visit_window": (),
+            }[check.rule]
+            for attr in needs:
+                if not getattr(check, attr) and getattr(check, attr) != 0:
+                    raise ValueError(f"{where}: rule {check.rule} needs {attr}")
+        for level in ("form", "visit", "casebook"):
+            if not self.signature_meanings.get(level, "").strip():
+                raise ValueError(f"signature_meanings.{level}: a meaning is required")
+
+    def signature_meaning(self, scope: str) -> str:
+        """What a signature of ``scope`` (form, visit, or patient: the casebook) means."""
+        level = "casebook" if scope == "patient" else scope
+        return self.signature_meanings[level]  # type: ignore[index]
 
     def form(self, form_id: str) -> FormDef:
         """The form ``form_id`` (NotFound naming the known ones)."""

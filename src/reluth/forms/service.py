@@ -26,14 +26,19 @@ from reluth.forms import refs
 from reluth.forms.models import MissingData
 from reluth.forms.registry import BASELINE, FormDef, Registry
 from reluth.forms.status import (
+    DONE,
+    URGENCY,
     FormCell,
     FormFacts,
     FormStatus,
+    Layer,
     PatientStatus,
     VisitCell,
     form_status,
+    grid_layers,
     visit_status,
 )
+from reluth.i18n import get_locale
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,
@@ -237,6 +242,7 @@ def _cells(
     visit: PlannedVisit | None,
     as_of: dt.date,
     pre_cycles: tuple[int, ...],
+    layers: list[Layer],
 ) -> list[FormCell]:
     code = BASELINE if visit is None else visit.code
     found = {f.id: _records(stored, f, pid, visit, pre_cycles) for f in forms}
@@ -245,12 +251,14 @@ def _cells(
     expected = visit is None or stop is None or visit.window_start <= stop
     closed = visit is not None and as_of > visit.window_end
     cells = []
+    dated = False
     for f in forms:
         ids, complete = found[f.id]
         missing = stored.missing.get((pid, f.id, code))
         if f.id == "visit" and not ids:
             if has_data:
                 complete, ids = True, (0,)  # the visit is dated by the data entered for it
+                dated = True
             elif missing is None:  # no visit, and a code says why its forms are absent
                 missing = next(
                     (
@@ -262,7 +270,9 @@ def _cells(
                 )
         facts = FormFacts(
             form=f.id,
-            record_ids=ids,
+            record_ids=ids,  # 0: a visit dated by its data, with no visit row
+            table=f.table,
+            patient_id=pid,
             complete=complete,
             queried=any((f.id, i) in stored.queried_records for i in ids)
             or (pid, f.id, code) in stored.queried_visits,
@@ -271,8 +281,28 @@ def _cells(
             visit_has_data=has_data,
             expected=expected,
         )
-        cells.append(FormCell(f.id, form_status(facts), tuple(i for i in ids if i), missing))
-    return cells
+        cells.append(
+            FormCell(f.id, form_status(facts, layers), tuple(i for i in ids if i), missing)
+        )
+    return _dated_by_data(cells) if dated else cells
+
+
+def _dated_by_data(cells: list[FormCell]) -> list[FormCell]:
+    """A visit with no visit row of its own, dated by the data entered for it, is as far in
+    its lifecycle (SDV done, signed, locked) as the least advanced of those forms."""
+    rest = [
+        c.status for c in cells if c.form != "visit" and c.status is not FormStatus.NOT_EXPECTED
+    ]
+    entered = [s for s in rest if s is not FormStatus.MISSING]
+    if not entered or not set(rest) <= DONE:
+        return cells
+    status = max(entered, key=lambda s: URGENCY[s])
+    return [
+        FormCell(c.form, status, c.record_ids, c.missing_code)
+        if c.form == "visit" and c.status is FormStatus.COMPLETE
+        else c
+        for c in cells
+    ]
 
 
 @service(Action.READ, Resource.VISIT)
@@ -283,7 +313,8 @@ def status_grid(
     status: str | None = None,
 ) -> Grid:
     """Patients x visits of the actor's centres with each form's status (filters: a centre
-    code, a visit code, a visit status). Treatment forms and cycle visits only for people who
+    code, a visit code, a status: the patients with a visit, or a form of a visit, in that
+    status). Treatment forms and cycle visits only for people who
     may read treatment (they reveal the arm)."""
     return build_grid(ctx, centre, visit, status)
 
@@ -318,6 +349,7 @@ def build_grid(
         if known is None or not ctx.sees_centre(known):
             raise NotFound(f"centre {centre} not found")
     stored = _Stored(ctx, [p[0] for p in people])
+    layers = grid_layers(ctx.session, {p[0]: p[2] for p in people})
     pre_cycles = ctx.protocol.pre_randomization_cycles
     matrix = {
         kind: tuple(f for f in registry.forms_at(kind) if sees_treatment or not f.treatment)
@@ -329,16 +361,20 @@ def build_grid(
     for pid, code, _cid, centre_code in people:
         cells: dict[str, VisitCell] = {}
         if visit in (None, BASELINE):
-            forms = _cells(stored, registry, matrix[BASELINE], pid, None, as_of, pre_cycles)
+            forms = _cells(stored, registry, matrix[BASELINE], pid, None, as_of, pre_cycles, layers)
             cells[BASELINE] = VisitCell(BASELINE, visit_status(forms), tuple(forms))
         rand = stored.randomization.get(pid)
         if rand is not None:
             for v in planned_visits(rand[1], rand[2], ctx.protocol):
                 if (v.kind == "treatment" and not sees_treatment) or visit not in (None, v.code):
                     continue
-                forms = _cells(stored, registry, matrix.get(v.kind, ()), pid, v, as_of, pre_cycles)
+                forms = _cells(
+                    stored, registry, matrix.get(v.kind, ()), pid, v, as_of, pre_cycles, layers
+                )
                 cells[v.code] = VisitCell(v.code, visit_status(forms), tuple(forms), v.window_end)
-        if status is not None and not any(c.status == status for c in cells.values()):
+        if status is not None and not any(
+            c.status == status or any(f.status == status for f in c.forms) for c in cells.values()
+        ):
             continue
         rows.append(PatientStatus(code, centre_code, cells))
         for c in cells.values():
@@ -546,7 +582,11 @@ def record_view(ctx: Ctx, form_id: str, record_id: int) -> RecordView:
     active = Counter(q.item for q in queries if q.status in ACTIVE_QUERY)
     fields = [
         FieldValue(
-            f.name, f.label_for(row), _value(row, f.column), codes.get(f.name), active[f.name]
+            f.name,
+            f.label_for(row, get_locale()),
+            _value(row, f.column),
+            codes.get(f.name),
+            active[f.name],
         )
         for f in form.fields
         if f.column is not None

@@ -7,16 +7,18 @@ query on it is open or answered, *missing* when a missing-data code says why it 
 *overdue* only when the visit's window has closed and nothing was entered for the visit and no
 code says why, else *not started*. The visit's own status is the most urgent of its forms'.
 
-Extension point: :data:`LAYERS` are applied in order to each form's status (the lifecycle
-adds SDV done, signed, locked there) and may return a later status of :class:`FormStatus`.
+Extension point: :data:`LAYER_SOURCES` build, once per grid and from one query per table, a
+layer applied to each form's status after :data:`LAYERS`; the lifecycle adds SDV done, signed
+and locked there (:mod:`reluth.lifecycle.grid`), so this module knows no lifecycle table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class FormStatus(enum.StrEnum):
@@ -27,7 +29,10 @@ class FormStatus(enum.StrEnum):
     MISSING = "missing"  # absent with a missing-data code (not done, not applicable, ...)
     OVERDUE = "overdue"
     NOT_EXPECTED = "not_expected"  # after death or end of study
-    # added by the lifecycle (SDV, e-signatures, locks): SDV_DONE, SIGNED, LOCKED
+    # the lifecycle's later states (SDV, e-signatures, locks), set by a layer
+    SDV_DONE = "sdv_done"  # complete, every record verified against the source
+    SIGNED = "signed"  # complete, every record under a valid investigator signature
+    LOCKED = "locked"  # under a lock or freeze of the record, patient, centre or study
 
 
 #: How urgent a status is for the visit's summary (highest first wins).
@@ -38,8 +43,21 @@ URGENCY: dict[FormStatus, int] = {
     FormStatus.NOT_STARTED: 30,
     FormStatus.MISSING: 20,
     FormStatus.COMPLETE: 10,
+    FormStatus.SDV_DONE: 8,
+    FormStatus.SIGNED: 6,
+    FormStatus.LOCKED: 4,
     FormStatus.NOT_EXPECTED: 0,
 }
+#: Statuses that say a form needs nothing more from the site.
+DONE = frozenset(
+    {
+        FormStatus.COMPLETE,
+        FormStatus.MISSING,
+        FormStatus.SDV_DONE,
+        FormStatus.SIGNED,
+        FormStatus.LOCKED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,8 @@ class FormFacts:
 
     form: str
     record_ids: tuple[int, ...] = ()
+    table: str = ""  # the form's table (its records are ``table``/``record_id``)
+    patient_id: int = 0
     complete: bool = False  # every part expected is saved
     queried: bool = False
     missing_code: str | None = None
@@ -67,10 +87,27 @@ class FormCell:
 #: Later lifecycle states: (facts, status so far) -> a new status, or None to keep it.
 Layer = Callable[[FormFacts, FormStatus], FormStatus | None]
 LAYERS: list[Layer] = []
+#: Builds one grid's layer: (session, {patient id: centre id} of the grid) -> a layer, or None
+#: when it has nothing to say. It reads what it needs for all those patients at once (one query
+#: per table, never one per patient).
+LayerSource = Callable[[Any, Mapping[int, int]], Layer | None]
+LAYER_SOURCES: list[LayerSource] = []
 
 
-def form_status(facts: FormFacts) -> FormStatus:
-    """The status of one form at one visit (then :data:`LAYERS`)."""
+def register_layer_source(source: LayerSource) -> None:
+    """Add ``source`` to the layers of every grid (once; idempotent)."""
+    if source not in LAYER_SOURCES:
+        LAYER_SOURCES.append(source)
+
+
+def grid_layers(session: Any, patients: Mapping[int, int]) -> list[Layer]:
+    """The layers of one grid: the static ones, then one per registered source."""
+    built = (source(session, patients) for source in LAYER_SOURCES)
+    return [*LAYERS, *(layer for layer in built if layer is not None)]
+
+
+def form_status(facts: FormFacts, layers: Sequence[Layer] | None = None) -> FormStatus:
+    """The status of one form at one visit, then each layer (default :data:`LAYERS`)."""
     if not facts.expected:
         status = FormStatus.NOT_EXPECTED
     elif facts.queried:
@@ -83,7 +120,7 @@ def form_status(facts: FormFacts) -> FormStatus:
         status = FormStatus.OVERDUE
     else:
         status = FormStatus.NOT_STARTED
-    for layer in LAYERS:
+    for layer in LAYERS if layers is None else layers:
         status = layer(facts, status) or status
     return status
 
@@ -96,11 +133,11 @@ def visit_status(cells: list[FormCell]) -> FormStatus:
     if not statuses:
         return FormStatus.NOT_EXPECTED
     top = max(statuses, key=lambda s: URGENCY[s])
-    done = {FormStatus.COMPLETE, FormStatus.MISSING}
-    if top is FormStatus.NOT_STARTED and statuses & done:
+    if top is FormStatus.NOT_STARTED and statuses & DONE:
         return FormStatus.INCOMPLETE
-    if top is FormStatus.MISSING and FormStatus.COMPLETE in statuses:
-        return FormStatus.COMPLETE  # all entered, or explained
+    if top is FormStatus.MISSING and statuses - {FormStatus.MISSING}:
+        # all entered or explained: the least advanced of the entered forms
+        return max(statuses - {FormStatus.MISSING}, key=lambda s: URGENCY[s])
     return top
 
 

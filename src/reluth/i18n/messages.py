@@ -42,6 +42,15 @@ FIELD_LABELS: dict[str, str] = {
     "assessment_date": N_("Assessment date"),
     "completed_on": N_("Completion date"),
     "administration_date": N_("Administration date"),
+    "administered_on": N_("Administration date"),
+    "sample_date": N_("Sample date"),
+    "end_date": N_("End date"),
+    "death_date": N_("Date of death"),
+    "withdrawal_date": N_("Withdrawal date"),
+    "test_date": N_("Test date"),
+    "start_date": N_("Start date"),
+    "stop_date": N_("Stop date"),
+    "randomization_date": N_("Randomization date"),
     "visit_date": N_("Visit date"),
     "term": N_("Adverse event term"),
     "grade": N_("Grade"),
@@ -65,6 +74,47 @@ FIELD_LABELS: dict[str, str] = {
     "new_password": N_("New password"),
     "language": N_("Language"),
     "reason": N_("Reason"),
+    "items": N_("Answers"),
+    "baseline_items": N_("Baseline answers"),
+}
+
+#: Labels of the patient file's inputs by their whole path (the eligibility engine names them
+#: when one is missing); looked up before the last part of the path.
+PATH_LABELS: dict[str, str] = {
+    "age": N_("Age"),
+    "histology.primary_site": N_("Primary tumour site"),
+    "histology.grade": N_("Tumour grade"),
+    "histology.differentiation": N_("Differentiation"),
+    "histology.tumour_type": N_("Tumour type (NET/NEC)"),
+    "first_prrt.cycles": N_("Cycles of first PRRT"),
+    "first_prrt.disease_control_months": N_("Disease control after first PRRT (months)"),
+    "first_prrt.best_response": N_("Best response to first PRRT"),
+    "first_prrt.g4_hematotoxicity": N_("Grade 4 haematotoxicity during first PRRT"),
+    "first_prrt.g4_nephrotoxicity": N_("Grade 4 nephrotoxicity during first PRRT"),
+    "progression.radiological": N_("Radiological progression"),
+    "progression.clinical": N_("Clinical progression"),
+    "progression.biological": N_("Biological progression"),
+    "second_prrt.tumour_board_decision": N_("Tumour board decision to retreat"),
+    "second_prrt.cycles_completed": N_("Cycles of second PRRT completed"),
+    "second_prrt.radiological_progression": N_("Progression at the pre-randomization assessment"),
+    "life_expectancy_months": N_("Life expectancy (months)"),
+    "sstr_imaging.date": N_("SSTR imaging date"),
+    "sstr_imaging.positive_lesion_fraction": N_("Fraction of SSTR-positive lesions"),
+    "lesions": N_("Lesions"),
+    "consent": N_("Informed consent"),
+    "unresolved_adverse_events": N_("Unresolved adverse events"),
+    "history.ebrt_marrow_fraction": N_(
+        "Bone marrow fraction treated by external beam radiotherapy"
+    ),
+    "history.nephrotic_syndrome": N_("Nephrotic syndrome"),
+    "history.uncontrolled_concomitant_disease": N_("Uncontrolled concomitant disease"),
+    "history.brain_metastases": N_("Brain metastases"),
+    "history.brain_metastases.treated": N_("Brain metastases treated"),
+    "history.brain_metastases.stable_since": N_("Brain metastases stable since"),
+    "history.brain_metastases.stability_imaging_documented": N_(
+        "Brain metastases stability imaging documented"
+    ),
+    "history.other_cancers": N_("Other cancers"),
 }
 
 #: One template per error code; ``{field}`` is the field's label.
@@ -83,9 +133,21 @@ TEMPLATES: dict[str, str] = {
 }
 
 
+#: A reference limit of a laboratory value (``labs.alt.uln``), named after its analyte.
+LIMIT_LABELS: dict[str, str] = {
+    "uln": N_("{field} (upper limit of normal)"),
+    "lln": N_("{field} (lower limit of normal)"),
+}
+
+
 def field_label(path: str) -> str:
     """The label of a field path (``labs.platelets.value`` -> "Platelets"), translated."""
     parts = [p for p in re.split(r"[.\[\]]", path) if p and not p.isdigit()]
+    whole = ".".join(parts)
+    if whole in PATH_LABELS:
+        return gettext(PATH_LABELS[whole])
+    if len(parts) > 1 and parts[-1] in LIMIT_LABELS:
+        return gettext(LIMIT_LABELS[parts[-1]]).format(field=field_label(".".join(parts[:-1])))
     for part in reversed(parts):
         if part in FIELD_LABELS:
             return gettext(FIELD_LABELS[part])
@@ -108,6 +170,9 @@ def describe(exc: ReluthError) -> str:
     """The message of ``exc`` for a person, in the current language."""
     if isinstance(exc, ValidationErrors):
         return "; ".join(describe(e) for e in exc.errors)
+    render = getattr(exc.params.get("reason"), "render", None)
+    if callable(render):  # a reluth.i18n.reasons.Reason
+        return str(render())
     template = TEMPLATES.get(exc.code)
     if isinstance(exc, ValidationError):
         label = field_label(exc.field)
@@ -127,6 +192,7 @@ def describe(exc: ReluthError) -> str:
             return exc.message  # no template yet: the source wording, field path included
         text = gettext(N_("{field}: {problem}")).format(field=label, problem=gettext(exc.problem))
         if exc.accepted:
-            text += " " + gettext("(accepted: {accepted})").format(accepted=exc.accepted)
+            accepted = gettext(exc.accepted)  # a marked constant translates; values stay
+            text += " " + gettext("(accepted: {accepted})").format(accepted=accepted)
         return text
     return gettext(exc.message)

@@ -102,6 +102,27 @@ VISIT_STATUSES: dict[str, str] = {
     "upcoming": N_("upcoming"),
 }
 
+#: A form's status at a visit in the status grid (reluth.forms.status.FormStatus).
+FORM_STATUSES: dict[str, str] = {
+    "not_started": N_("not started"),
+    "incomplete": N_("incomplete"),
+    "complete": N_("complete"),
+    "queried": N_("queried"),
+    "missing": N_("missing (coded)"),
+    "overdue": N_("overdue"),
+    "not_expected": N_("not expected"),
+    "sdv_done": N_("SDV done"),
+    "signed": N_("signed"),
+    "locked": N_("locked"),
+}
+
+#: A data query's state.
+QUERY_STATUSES: dict[str, str] = {
+    "open": N_("open"),
+    "answered": N_("answered"),
+    "closed": N_("closed"),
+}
+
 #: Laboratory tests by analyte code (French names as French laboratory reports write them).
 LAB_TESTS: dict[str, str] = {
     "hemoglobin": N_("haemoglobin"),
@@ -124,6 +145,8 @@ SEXES: dict[str, str] = {"female": N_("female"), "male": N_("male")}
 _TABLES: dict[str, dict[str, str]] = {
     "patient_status": PATIENT_STATUSES,
     "visit_status": VISIT_STATUSES,
+    "form_status": FORM_STATUSES,
+    "query_status": QUERY_STATUSES,
     "sex": SEXES,
     "lab": LAB_TESTS,
     "role": ROLES,

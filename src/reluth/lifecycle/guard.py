@@ -5,7 +5,13 @@ API, the CLI, an import, the dosimetry service, the demo), passes :func:`check_f
   its patient, its centre or the study, and a data change under a freeze (queries, SDV and
   signatures go on during a freeze: ICH E6(R3) 4.2 data lock; 21 CFR 11.10(a));
 * records, as rows of their own in the same transaction (hence audit rows), that a change to a
-  signed value invalidates its signatures (21 CFR 11.70) and clears its SDV.
+  signed value invalidates its signatures (21 CFR 11.70) and clears its SDV;
+
+and every audited commit passes :func:`recheck_locks`: the locks are read once per transaction
+for the flushes, so a lock another transaction committed meanwhile is looked for again, fresh,
+over every row this transaction changed. On PostgreSQL the re-check and a new lock serialize on
+an advisory lock (shared by writers at commit, exclusive for the locking transaction until it
+commits), so no write can commit past a lock committed before it (SQLite has one writer).
 
 The database layer knows no domain; the rows' owners are resolved here: a row's patient is its
 ``patient_id`` (the patient row itself for ``patients``), or that of its parent form instance
@@ -20,10 +26,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, inspect, select
+from sqlalchemy import exists, func, inspect, select
 from sqlalchemy.orm import Session
 
-from reluth.db.session import register_flush_guard
+from reluth.db.session import register_commit_check, register_flush_guard
 from reluth.errors import Locked
 from reluth.lifecycle.models import (
     RecordLock,
@@ -161,6 +167,9 @@ class _Owners:
 _FLAGS = "reluth_lifecycle_flags"
 _LOCKS = "reluth_lifecycle_locks"
 _SPENT = "reluth_lifecycle_spent"  # signature / SDV ids already invalidated in this session
+_WRITTEN = "reluth_lifecycle_written"  # (action, row) of this transaction, for the commit check
+#: The PostgreSQL advisory lock key the commit re-check and a new lock serialize on.
+LOCK_ADVISORY_KEY = 0x52454C4C  # "RELL"
 
 
 _SCHEMA_READY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -274,8 +283,20 @@ def _all_fields(obj: Any) -> frozenset[str]:
     return frozenset(a.key for a in inspect(obj).mapper.column_attrs)
 
 
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def check_flush(session: Session, new: list[Any], dirty: list[Any], deleted: list[Any]) -> None:
     """The lifecycle's check of one flush (registered with the unit of work)."""
+    written: list[tuple[str, Any]] = session.info.setdefault(_WRITTEN, [])
+    for action, objs in (("insert", new), ("update", dirty), ("delete", deleted)):
+        for obj in objs:
+            if obj.__tablename__ not in CONTROL_TABLES | CONSEQUENCE_TABLES:
+                written.append((action, obj))
+    if _postgres(session) and any(isinstance(o, RecordLock) for o in (*new, *dirty)):
+        # held until this transaction ends: writers' commit re-checks wait for the lock
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_ADVISORY_KEY)))
     flags = _flags(session, new, dirty)
     if not any(flags.values()):
         return
@@ -388,6 +409,39 @@ def _clear_sdv(
             break
 
 
+def recheck_locks(session: Session) -> None:
+    """Commit check: look for the active locks again, fresh from the database (another
+    transaction may have committed one since this one read them), over every row this
+    transaction inserted, changed or deleted; refuse the commit naming the lock."""
+    written: list[tuple[str, Any]] = session.info.pop(_WRITTEN, [])
+    if not written or not _schema_ready(session):
+        return
+    owners = _Owners(session)
+    changes = []
+    for action, obj in written:
+        owner = owners.of(obj)
+        if owner is not None:
+            changes.append((action, obj, owner))
+    if not changes:
+        return
+    if _postgres(session):  # waits for a locking transaction to commit, then sees its lock
+        session.execute(select(func.pg_advisory_xact_lock_shared(LOCK_ADVISORY_KEY)))
+    locks = session.scalars(
+        select(RecordLock)
+        .where(RecordLock.unlocked_at.is_(None))
+        .execution_options(populate_existing=True)
+    ).all()
+    if not locks:
+        return
+    for action, obj, owner in changes:
+        review = obj.__tablename__ in REVIEW_TABLES
+        for lock in locks:
+            if lock.unlocked_at is None and covers(lock, owner, review):
+                table, rid = record_key(obj)
+                what = f"a new {table} row" if action == "insert" else f"{table}/{rid}"
+                raise Locked(lock_message(lock, what))
+
+
 _installed = False
 
 
@@ -398,6 +452,7 @@ def install() -> None:
     if not _installed:
         _install_resolvers()
         register_flush_guard(check_flush)
+        register_commit_check(recheck_locks)
         _installed = True
 
 

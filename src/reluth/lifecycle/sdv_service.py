@@ -1,7 +1,8 @@
 """Source-data verification by monitors (ICH E6(R3) 3.11.4, risk-based monitoring): the monitor
-marks a field, a form instance or a visit as verified against the source; an SDV plan says
-which records need 100 % SDV (consent, eligibility, randomization, tumour assessments of the
-primary endpoint, serious adverse events) and which fraction of the rest is sampled; a later
+marks a field, a form instance or a visit as verified against the source; the SDV plan of the
+form registry (``sdv`` in ``forms.yaml``) says which records need 100 % SDV (consent,
+eligibility, randomization, tumour assessments of the primary endpoint, serious adverse events)
+and which fraction of the rest is sampled; a later
 change to a verified value clears its SDV at the write door (:mod:`reluth.lifecycle.guard`);
 the monitor's report counts it per centre.
 """
@@ -21,6 +22,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
+from reluth.forms.registry import Registry
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle.guard import CASEBOOK_TABLES, in_casebook, record_key
 from reluth.lifecycle.models import SdvClearance, SdvMark
@@ -59,29 +61,22 @@ class SdvPlan:
         return Decimal(int(digest[:8], 16)) / Decimal(16**8) < self.sample_fraction
 
 
-#: The trial's SDV plan (until the form registry declares it beside the protocol).
-PLAN = SdvPlan(
-    required=(
-        Requirement("inclusions", "informed consent"),
-        Requirement("screenings", "eligibility"),
-        Requirement("randomizations", "randomization"),
-        Requirement("tumour_assessments", "primary-endpoint read"),
-        Requirement("adverse_events", "serious adverse event", (("serious", True),)),
-    ),
-    sample_fraction=Decimal("0.2"),
-    sampled_tables=frozenset(
-        {
-            "pre_randomization_assessments",
-            "administrations",
-            "visits",
-            "lab_results",
-            "adverse_events",
-            "qol_questionnaires",
-            "deaths",
-            "end_of_study",
-        }
-    ),
-)
+def plan_of(registry: Registry) -> SdvPlan:
+    """The SDV plan the form registry declares (``sdv`` in ``forms.yaml``), as tables and
+    columns: a requirement on a form keeps the form's own ``where`` (a local read, not a
+    central one) and names the fields of its ``where`` by their columns."""
+    required = []
+    for req in registry.sdv.required:
+        form = registry.form(req.form)
+        where: dict[str, Any] = dict(form.where)
+        for name, value in req.where.items():
+            where[form.field(name).column or name] = value
+        required.append(Requirement(form.table, req.label, tuple(sorted(where.items()))))
+    return SdvPlan(
+        required=tuple(required),
+        sample_fraction=registry.sdv.sample_fraction,
+        sampled_tables=frozenset(registry.form(f).table for f in registry.sdv.sampled),
+    )
 
 
 def _fields(row: Any) -> list[str]:
@@ -250,9 +245,10 @@ OUTSTANDING_MAX = 500
 
 @service(Action.READ, Resource.SDV)
 def sdv_report(
-    ctx: Ctx, centre_code: str | None = None, plan: SdvPlan = PLAN
+    ctx: Ctx, centre_code: str | None = None, plan: SdvPlan | None = None
 ) -> list[CentreReport]:
-    """Per centre the actor may see (or just ``centre_code``): the records the plan requires
+    """Per centre the actor may see (or just ``centre_code``): the records the plan (default:
+    the registry's, :func:`plan_of`) requires
     and those sampled, how many are verified (a form-level mark in force), the SDV cleared by
     later changes, and the records still to verify (required first)."""
     centres = [c for c in sites.list_centres(ctx.session) if ctx.sees_centre(c.id)]
@@ -261,6 +257,7 @@ def sdv_report(
         ctx.require_centre(centre.id)
         centres = [centre]
     tables = lifecycle.data_tables()
+    plan = plan if plan is not None else plan_of(ctx.trial.forms)
     out = []
     for centre in centres:
         report = CentreReport(centre.code)

@@ -36,14 +36,6 @@ SCOPES = ("form", "visit", "patient")
 MEANING_MAX = 500
 PRINTED_NAME_MAX = 120
 
-#: What each kind of signature means unless the signer states it (21 CFR 11.50(a)(3)); the form
-#: registry will carry one per form.
-MEANINGS = {
-    "form": "I confirm that I have reviewed the data of this form and that they are accurate",
-    "visit": "I confirm that I have reviewed the data of this visit and that they are accurate",
-    "patient": "I confirm that the data in this casebook are accurate and complete",
-}
-
 #: The date column that places a record at a visit (the visit's forms, until the registry says).
 VISIT_DATES = {
     "lab_results": "sample_date",
@@ -247,7 +239,8 @@ def sign(
             f"only the principal investigator of centre {patient.centre.code} signs its casebooks"
         )
     target = _target(ctx, patient, scope, visit_code, table, record_id)
-    text = _text(meaning or MEANINGS[target.scope], "meaning", MEANING_MAX)
+    default = ctx.trial.forms.signature_meaning(target.scope)  # forms.yaml signature_meanings
+    text = _text(meaning or default, "meaning", MEANING_MAX)
     digest = values_sha256(target.rows)
     for existing in _signatures(ctx.session, patient.id):
         if (

@@ -12,25 +12,61 @@ from sqlalchemy import select
 from reluth.auth.models import User
 from reluth.auth.roles import Role
 from reluth.core.context import Ctx
+from reluth.i18n import N_, gettext, use_locale
+from reluth.i18n.reasons import Reason
 from reluth.notify.models import Notification
 
 SITE_STAFF = (Role.INVESTIGATOR, Role.RESEARCH_NURSE)
 
 
-def _add(ctx: Ctx, kind: str, to: Iterable[tuple[str, str | None]], subject: str, body: str) -> int:
+Text = str | Reason
+
+
+def _languages(ctx: Ctx, usernames: set[str]) -> dict[str, str | None]:
+    if not usernames:
+        return {}
+    rows = ctx.session.execute(
+        select(User.username, User.language).where(User.username.in_(sorted(usernames)))
+    )
+    return {name: language for name, language in rows}
+
+
+def _written(text: Text, language: str) -> str:
+    if isinstance(text, str):
+        return text
+    with use_locale(language):
+        return text.render()
+
+
+def _add(
+    ctx: Ctx,
+    kind: str,
+    to: Iterable[tuple[str, str | None]],
+    subject: Text,
+    body: Text,
+    suffix: str = "",
+) -> int:
+    """One row per address, written in the recipient's language: the account's, else the
+    trial's (``RELUTH_LANGUAGE``)."""
+    to = list(to)
+    languages = _languages(ctx, {u for _, u in to if u})
+    fallback = ctx.trial.settings.language
     seen: set[str] = set()
     n = 0
     for address, username in to:
         if address.lower() in seen:
             continue
         seen.add(address.lower())
+        language = (languages.get(username) if username else None) or fallback
+        with use_locale(language):
+            signature = gettext(suffix) if suffix else ""
         ctx.session.add(
             Notification(
                 kind=kind,
                 recipient=address,
                 recipient_username=username,
-                subject=subject[:200],
-                body=body,
+                subject=_written(subject, language)[:200],
+                body=_written(body, language) + signature,
                 created_at=ctx.now(),
                 created_by=ctx.actor.username,
                 status="pending",
@@ -75,7 +111,9 @@ def user(ctx: Ctx, username: str) -> list[tuple[str, str | None]]:
     return [] if u is None or not u.email or not u.active else [(u.email, u.username)]
 
 
-def notify(ctx: Ctx, kind: str, to: list[tuple[str, str | None]], subject: str, body: str) -> int:
-    """Queue ``subject``/``body`` for each address of ``to`` (once each)."""
+def notify(ctx: Ctx, kind: str, to: list[tuple[str, str | None]], subject: Text, body: Text) -> int:
+    """Queue ``subject``/``body`` for each address of ``to`` (once each), each written in its
+    recipient's language when given as a :class:`Reason` (message key and values)."""
     trial = ctx.protocol.id
-    return _add(ctx, kind, to, f"[{trial}] {subject}", body + "\n\n-- reluth (do not reply)\n")
+    titled = Reason("mail.subject", "[{trial}] {subject}", {"trial": trial, "subject": subject})
+    return _add(ctx, kind, to, titled, body, N_("\n\n-- reluth (do not reply)\n"))

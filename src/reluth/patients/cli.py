@@ -131,7 +131,7 @@ def patients_screen(
             table.add_column(col, overflow="fold")
         for c in out.criteria:
             mark = {True: "pass", False: "[red]FAIL[/]", None: "[yellow]unknown[/]"}[c["passes"]]
-            table.add_row(c["id"], mark, c["reason"])
+            table.add_row(c["id"], mark, service.criterion_reason(c))
         console.print(table)
         console.print(f"stratum: {out.stratum or 'not derivable (missing inputs)'}")
     raise typer.Exit(EXIT_BY_STATUS[out.status])

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import BindParameter, Date, Integer, bindparam, func, select
@@ -26,6 +26,8 @@ from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Joined, Reason, render_stored
 from reluth.patients import timeline
 from reluth.patients.models import (
     Death,
@@ -109,14 +111,18 @@ def get_patient(ctx: Ctx, code: str) -> Patient:
     return patient
 
 
-def milestones(session: Session, patient: Patient) -> timeline.Milestones:
-    """The dates a new record of this patient is checked against, read in one statement (every
-    dated record pays this check: one round trip instead of one per source)."""
+def milestones(
+    session: Session, patient: Patient, without: Withdrawal | None = None
+) -> timeline.Milestones:
+    """The dates a new record of this patient is checked against (``without``: a withdrawal
+    being corrected, whose saved date is not a milestone of its own correction), read in one
+    statement (every dated record pays this check: one round trip instead of one per source)."""
     single: dict[str, Any] = {}
     cycles: dict[int, dt.date] = {}
     withdrawals: dict[str, dt.date] = {}
     latest: dict[str, dt.date | None] = {}
-    for kind, key, day, moment in session.execute(_milestones_statement(), {"pid": patient.id}):
+    params = {"pid": patient.id, "without": -1 if without is None else without.id}
+    for kind, key, day, moment in session.execute(_milestones_statement(), params):
         if kind == "cycle":
             cycles.setdefault(int(key), day)
         elif kind == "withdrawal":
@@ -148,15 +154,15 @@ def milestones(session: Session, patient: Patient) -> timeline.Milestones:
 #: an objection may not precede (all of them), and a withdrawal from follow-up (the visit-bound
 #: ones, :data:`_FOLLOW_UP_SOURCES`).
 _CLINICAL_SOURCES = (
-    "laboratory result",
-    "adverse event onset",
-    "visit",
-    "questionnaire",
-    "tumour assessment",
-    "administration",
-    "pregnancy test",
-    "medication start",
-    "medication stop",
+    N_("laboratory result"),
+    N_("adverse event onset"),
+    N_("visit"),
+    N_("questionnaire"),
+    N_("tumour assessment"),
+    N_("administration"),
+    N_("pregnancy test"),
+    N_("medication start"),
+    N_("medication stop"),
 )
 _FOLLOW_UP_SOURCES = tuple(
     s
@@ -228,7 +234,7 @@ def _milestones_statement() -> Any:
             Withdrawal.withdrawal_date,
             no_moment,
             Withdrawal.patient_id,
-        ),
+        ).where(Withdrawal.id != bindparam("without", type_=Integer())),
     ]
     latest = (
         ("laboratory result", LabResult.sample_date, LabResult.patient_id),
@@ -274,11 +280,12 @@ def check_date(
     cycle: int | None = None,
     withdrawal: str | None = None,
     known: timeline.Milestones | None = None,
+    without: Withdrawal | None = None,
 ) -> dt.date:
     """The one door of every dated record: :func:`reluth.patients.timeline.check` against the
     patient's milestones (``known``: as the caller just read them) and today at the site."""
     return timeline.check(
-        known or milestones(ctx.session, patient),
+        known or milestones(ctx.session, patient, without),
         kind,
         day,
         ctx.today(),
@@ -402,7 +409,7 @@ def screen_patient(ctx: Ctx, data: Any) -> ScreeningOutcome:
         raise Conflict(f"patient {patient.patient_code} is already randomized")
     _agrees_with_registration(patient, patient_file)
     result = check_eligibility(patient_file, proto, stage="inclusion")
-    criteria = [asdict(c) for c in result.criteria]
+    criteria = [c.as_dict() for c in result.criteria]
     try:
         strata = derive_strata(patient_file, proto)
         strata_code: str | None = strata.code
@@ -455,7 +462,23 @@ def failed_criteria(screening: Screening, limit: int = 4) -> str:
     """The criteria a screening failed or could not decide, with their reasons."""
     result = json.loads(screening.result_json)
     bad = [c for c in result["criteria"] if c["passes"] is not True]
-    return "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:limit])
+    return "; ".join(f"{c['id']}: {criterion_reason(c)}" for c in bad[:limit])
+
+
+def criteria_reasons(criteria: list[dict[str, Any]]) -> Joined:
+    """Stored criteria's verdicts as one reason per criterion (``I11: …``), for a refusal."""
+    items = []
+    for c in criteria:
+        message = c.get("message")
+        why: Any = Reason.from_dict(message) if message else c.get("reason", "")
+        items.append(Reason("criterion", N_("{id}: {reason}"), {"id": c["id"], "reason": why}))
+    return Joined(tuple(items), "; ")
+
+
+def criterion_reason(criterion: dict[str, Any]) -> str:
+    """A stored criterion's reason in the current language (its message key and values;
+    the English text of a screening stored before reasons had keys)."""
+    return render_stored(criterion.get("message"), criterion.get("reason", ""))
 
 
 # ------------------------------------------------------------------------------- inclusion
@@ -739,7 +762,7 @@ def record_death(
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, Death, patient.id):
         raise Conflict(f"the death of {patient_code} is already recorded")
-    check_date(ctx, patient, "death", form.death_date, "death_date")
+    _check_death(ctx, patient, form)
     row = Death(
         patient_id=patient.id,
         death_date=form.death_date,
@@ -749,6 +772,59 @@ def record_death(
     )
     ctx.session.add(row)
     ctx.session.flush()
+    return row
+
+
+def _check_death(ctx: Ctx, patient: Patient, form: forms.DeathForm) -> None:
+    check_date(ctx, patient, "death", form.death_date, "death_date")
+    eos = first_for_patient(ctx.session, EndOfStudy, patient.id)
+    if eos is not None and eos.reason == "death" and form.death_date > eos.end_date:
+        raise ValidationError(
+            "death_date",
+            f"{form.death_date} is after the end of study for this death ({eos.end_date})",
+            f"a date <= {eos.end_date} (correct the end of study first)",
+        )
+
+
+def _disposition_row(ctx: Ctx, patient_code: str, model: type[_M], what: str) -> _M:
+    patient = get_patient(ctx, patient_code)
+    row = first_for_patient(ctx.session, model, patient.id)
+    if row is None:
+        raise NotFound(f"the {what} of {patient_code} is not recorded")
+    return row
+
+
+@service(Action.READ, Resource.PATIENT)
+def get_death(ctx: Ctx, patient_code: str) -> Death:
+    return _disposition_row(ctx, patient_code, Death, "death")
+
+
+def _corrected_form(
+    ctx: Ctx, schema: type[forms.FormSchema], row: Any, changes: Mapping[str, Any]
+) -> tuple[Patient, Any]:
+    """Reason first, then the saved row with ``changes`` as its form checks it."""
+    require_reason(ctx.session, f"a saved {schema.title.lower()}")
+    form = forms.corrected(schema, row, dict(changes))
+    patient = ctx.session.get(Patient, row.patient_id)
+    assert patient is not None
+    return patient, form
+
+
+def _set(ctx: Ctx, row: Any, form: forms.FormSchema) -> None:
+    values = form.model_dump()
+    values["details"] = optional_text(values.get("details"), "details", DETAILS_MAX)
+    edits.apply(row, values, form.title.lower())
+    ctx.session.flush()
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def edit_death(ctx: Ctx, patient_code: str, changes: Mapping[str, Any]) -> Death:
+    """Correct the death record with its entry rules (after every clinical record, not after
+    an end of study recorded for this death)."""
+    row = _disposition_row(ctx, patient_code, Death, "death")
+    patient, form = _corrected_form(ctx, forms.DeathForm, row, changes)
+    _check_death(ctx, patient, form)
+    _set(ctx, row, form)
     return row
 
 
@@ -769,6 +845,21 @@ def record_end_of_study(
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, EndOfStudy, patient.id):
         raise Conflict(f"the end of study of {patient_code} is already recorded")
+    _check_end_of_study(ctx, patient, form)
+    row = EndOfStudy(
+        patient_id=patient.id,
+        end_date=form.end_date,
+        reason=form.reason,
+        details=optional_text(form.details, "details", DETAILS_MAX),
+        protocol_version=ctx.protocol.label,
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    return row
+
+
+def _check_end_of_study(ctx: Ctx, patient: Patient, form: forms.EndOfStudyForm) -> None:
+    patient_code = patient.patient_code
     check_date(ctx, patient, "end_of_study", form.end_date, "end_date")
     if form.reason == "death":
         death = first_for_patient(ctx.session, Death, patient.id)
@@ -786,15 +877,21 @@ def record_end_of_study(
             f"reason: the objection of {patient_code} is not recorded (record it first)",
             field="reason",
         )
-    row = EndOfStudy(
-        patient_id=patient.id,
-        end_date=form.end_date,
-        reason=form.reason,
-        details=optional_text(form.details, "details", DETAILS_MAX),
-        protocol_version=ctx.protocol.label,
-    )
-    ctx.session.add(row)
-    ctx.session.flush()
+
+
+@service(Action.READ, Resource.PATIENT)
+def get_end_of_study(ctx: Ctx, patient_code: str) -> EndOfStudy:
+    return _disposition_row(ctx, patient_code, EndOfStudy, "end of study")
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def edit_end_of_study(ctx: Ctx, patient_code: str, changes: Mapping[str, Any]) -> EndOfStudy:
+    """Correct the end of study with its entry rules (after every clinical record; a death or
+    an objection as the reason needs that record, dated before it)."""
+    row = _disposition_row(ctx, patient_code, EndOfStudy, "end of study")
+    patient, form = _corrected_form(ctx, forms.EndOfStudyForm, row, changes)
+    _check_end_of_study(ctx, patient, form)
+    _set(ctx, row, form)
     return row
 
 
@@ -811,11 +908,7 @@ def record_withdrawal(ctx: Ctx, patient_code: str, data: Any) -> Withdrawal:
     form = forms.parse(forms.WithdrawalForm, data)
     patient = get_patient(ctx, patient_code)
     require_included(ctx.session, patient)
-    if form.kind in _withdrawal_kinds(ctx, patient):
-        raise Conflict(f"the withdrawal ({form.kind}) of {patient_code} is already recorded")
-    check_date(
-        ctx, patient, "withdrawal", form.withdrawal_date, "withdrawal_date", withdrawal=form.kind
-    )
+    _check_withdrawal(ctx, patient, form)
     row = Withdrawal(
         patient_id=patient.id,
         kind=form.kind,
@@ -826,6 +919,57 @@ def record_withdrawal(ctx: Ctx, patient_code: str, data: Any) -> Withdrawal:
     )
     ctx.session.add(row)
     ctx.session.flush()
+    return row
+
+
+def _check_withdrawal(
+    ctx: Ctx, patient: Patient, form: forms.WithdrawalForm, row: Withdrawal | None = None
+) -> None:
+    """Once per kind, after the consent and every record it stops; ``row``: the withdrawal
+    being corrected (its own saved date is no milestone then)."""
+    kinds = _withdrawal_kinds(ctx, patient) - ({row.kind} if row is not None else set())
+    if form.kind in kinds:
+        raise Conflict(
+            f"the withdrawal ({form.kind}) of {patient.patient_code} is already recorded"
+        )
+    check_date(
+        ctx,
+        patient,
+        "withdrawal",
+        form.withdrawal_date,
+        "withdrawal_date",
+        withdrawal=form.kind,
+        without=row,
+    )
+
+
+@service(Action.READ, Resource.PATIENT)
+def get_withdrawal(ctx: Ctx, patient_code: str, record_id: int) -> Withdrawal:
+    """One withdrawal of a patient the actor sees (else NotFound)."""
+    patient = get_patient(ctx, patient_code)
+    row = ctx.session.get(Withdrawal, record_id)
+    if row is None or row.patient_id != patient.id:
+        raise NotFound(f"withdrawal {record_id} of {patient_code} not found")
+    return row
+
+
+@service(Action.WRITE, Resource.PATIENT)
+def edit_withdrawal(
+    ctx: Ctx, patient_code: str, record_id: int, changes: Mapping[str, Any]
+) -> Withdrawal:
+    """Correct a withdrawal with its entry rules (once per kind, after every record it stops);
+    an objection an end of study names as its reason stays an objection."""
+    row = get_withdrawal(ctx, patient_code, record_id)
+    patient, form = _corrected_form(ctx, forms.WithdrawalForm, row, changes)
+    eos = first_for_patient(ctx.session, EndOfStudy, patient.id)
+    if row.kind == "objection" and form.kind != "objection" and eos and eos.reason == "objection":
+        raise PreconditionFailed(
+            f"kind: the end of study of {patient_code} names this objection as its reason "
+            "(correct the end of study first)",
+            field="kind",
+        )
+    _check_withdrawal(ctx, patient, form, row)
+    _set(ctx, row, form)
     return row
 
 

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Field, Reason, Word
 
 #: No clinical date before this (an ICH-compliant trial started in the 21st century; a birth
 #: year is a year, checked separately).
@@ -80,41 +82,119 @@ class Milestones:
     latest_follow_up_what: str | None = None
 
 
+def _refuse(field: str, problem: Reason, accepted: Reason | None, code: str) -> ValidationError:
+    """The refusal of a date naming ``field``: English in the message, in the reader's language
+    where shown (the field by its label, days as each language writes them)."""
+    shown = (
+        Reason(
+            "timeline.refused",
+            N_("{field}: {problem} (accepted: {accepted})"),
+            {"field": Field(field), "problem": problem, "accepted": accepted},
+        )
+        if accepted is not None
+        else Reason(
+            "timeline.refused",
+            N_("{field}: {problem}"),
+            {"field": Field(field), "problem": problem},
+        )
+    )
+    return ValidationError(
+        field,
+        problem.english(),
+        accepted.english() if accepted is not None else None,
+        code=code,
+        params={"reason": shown},
+    )
+
+
+def _what(what: str | Reason) -> Reason | Word:
+    return what if isinstance(what, Reason) else Word(what)
+
+
+def cycle_word(number: int, article: bool = True) -> Reason:
+    """A cycle as the order's messages name it (``the cycle 2``), or bare (``cycle 2``)."""
+    if article:
+        return Reason("timeline.the_cycle", N_("the cycle {number}"), {"number": number})
+    return Reason("timeline.cycle", N_("cycle {number}"), {"number": number})
+
+
 def in_range(field: str, day: dt.date, today: dt.date) -> dt.date:
     """A clinical date: not before 1900-01-01 and not after today at the site."""
     if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
-        raise ValidationError(field, f"not a date: {day!r}", "YYYY-MM-DD")
+        raise ValidationError(
+            field, f"not a date: {day!r}", "YYYY-MM-DD", code="not_a_date", params={"value": day}
+        )
     if day < EARLIEST:
-        raise ValidationError(field, f"{day} is implausibly early", f"a date from {EARLIEST}")
+        raise _refuse(
+            field,
+            Reason("timeline.too_early", N_("{day} is implausibly early"), {"day": day}),
+            Reason("timeline.from", N_("a date from {earliest}"), {"earliest": EARLIEST}),
+            "date_too_early",
+        )
     if day > today:
-        raise ValidationError(field, f"date {day} is in the future", f"a date <= {today}")
+        raise _refuse(
+            field,
+            Reason("timeline.future", N_("date {day} is in the future"), {"day": day}),
+            Reason("timeline.until", N_("a date on or before {today}"), {"today": today}),
+            "date_in_future",
+        )
     return day
 
 
-def _after(field: str, day: dt.date, other: dt.date | None, what: str, strict: bool) -> None:
+def _order(
+    field: str, day: dt.date, other: dt.date, what: str | Reason, strict: bool, after: bool
+) -> ValidationError:
+    if day == other:
+        problem = N_("{day} is the same day as {what} ({other})")
+    else:
+        problem = (
+            N_("{day} is before {what} ({other})")
+            if after
+            else N_("{day} is after {what} ({other})")
+        )
+    if after:
+        accepted = N_("a date after {other}") if strict else N_("a date on or after {other}")
+    else:
+        accepted = N_("a date before {other}") if strict else N_("a date on or before {other}")
+    return _refuse(
+        field,
+        Reason("timeline.order", problem, {"day": day, "what": _what(what), "other": other}),
+        Reason("timeline.accepted", accepted, {"other": other}),
+        "date_out_of_order",
+    )
+
+
+def _after(
+    field: str, day: dt.date, other: dt.date | None, what: str | Reason, strict: bool
+) -> None:
     """``day`` must follow ``other`` (or fall on the same day unless ``strict``)."""
     if other is None:
         return
     if day < other or (strict and day == other):
-        problem = f"{day} is the same day as" if day == other else f"{day} is before"
-        accepted = f"a date after {other}" if strict else f"a date on or after {other}"
-        raise ValidationError(field, f"{problem} the {what} ({other})", accepted)
+        raise _order(field, day, other, what, strict, after=True)
 
 
-def _before(field: str, day: dt.date, other: dt.date | None, what: str, strict: bool) -> None:
+def _before(
+    field: str, day: dt.date, other: dt.date | None, what: str | Reason, strict: bool
+) -> None:
     """``day`` must precede ``other`` (or fall on the same day unless ``strict``)."""
     if other is None:
         return
     if day > other or (strict and day == other):
-        problem = f"{day} is the same day as" if day == other else f"{day} is after"
-        accepted = f"a date before {other}" if strict else f"a date on or before {other}"
-        raise ValidationError(field, f"{problem} the {what} ({other})", accepted)
+        raise _order(field, day, other, what, strict, after=False)
 
 
 def not_after_death(field: str, day: dt.date, m: Milestones) -> None:
     if m.death is not None and day > m.death:
-        raise ValidationError(
-            field, f"{day} is after the patient's death ({m.death})", f"a date <= {m.death}"
+        raise _refuse(
+            field,
+            Reason(
+                "timeline.after_death",
+                N_("{day} is after the patient's death ({death})"),
+                {"day": day, "death": m.death},
+            ),
+            Reason("timeline.until", N_("a date on or before {today}"), {"today": m.death}),
+            "date_after_death",
         )
 
 
@@ -139,40 +219,32 @@ def check(
         not_after_death(field, day, m)
     _not_after_stops(m, kind, day, field)
     if kind == "consent":
-        _before(field, day, m.inclusion, "inclusion", strict=False)
+        _before(field, day, m.inclusion, _INCLUSION, strict=False)
     elif kind == "inclusion":
-        _after(field, day, m.consent, "informed consent", strict=False)
+        _after(field, day, m.consent, _CONSENT, strict=False)
         if m.cycles:
             first = min(m.cycles)
-            _before(field, day, m.cycles[first], f"cycle {first}", strict=False)
-        _before(field, day, m.randomization, "randomization", strict=False)
+            _before(field, day, m.cycles[first], cycle_word(first), strict=False)
+        _before(field, day, m.randomization, _RANDOMIZATION, strict=False)
     elif kind == "cycle":
         assert cycle is not None
         _check_cycle(m, cycle, day, field, pre_cycles)
     elif kind == "pre_randomization":
         last = max(pre_cycles) if pre_cycles else None
         if last is not None:
-            _after(field, day, m.cycles.get(last), f"cycle {last}", strict=True)
-        _before(field, day, m.randomization, "randomization", strict=False)
+            _after(field, day, m.cycles.get(last), cycle_word(last), strict=True)
+        _before(field, day, m.randomization, _RANDOMIZATION, strict=False)
     elif kind == "randomization":
-        _after(field, day, m.pre_randomization, "pre-randomization assessment", strict=False)
+        _after(field, day, m.pre_randomization, _PRE_RANDOMIZATION, strict=False)
         for number, given in sorted(m.cycles.items()):
             if number not in pre_cycles:
-                _before(field, day, given, f"cycle {number}", strict=True)
+                _before(field, day, given, cycle_word(number), strict=True)
     elif kind in ("lab", "adverse_event", "qol", "tumour_assessment", "pregnancy_test"):
-        _after(field, day, m.consent, "informed consent", strict=False)
+        _after(field, day, m.consent, _CONSENT, strict=False)
     elif kind == "visit":
-        _after(field, day, m.randomization, "randomization", strict=False)
-    elif kind == "death":
-        _after(field, day, m.consent, "informed consent", strict=False)
-        if m.latest_clinical is not None and day < m.latest_clinical:
-            raise ValidationError(
-                field,
-                f"{day} is before the {m.latest_clinical_what} recorded on {m.latest_clinical}",
-                f"a date >= {m.latest_clinical} (correct that record first)",
-            )
-    elif kind == "end_of_study":
-        _after(field, day, m.consent, "informed consent", strict=False)
+        _after(field, day, m.randomization, _RANDOMIZATION, strict=False)
+    elif kind == "death" or kind == "end_of_study":
+        _after(field, day, m.consent, _CONSENT, strict=False)
         _not_before_latest(field, day, m.latest_clinical, m.latest_clinical_what)
     elif kind == "withdrawal":
         assert withdrawal is not None
@@ -180,19 +252,34 @@ def check(
     return day
 
 
-def _not_before_latest(field: str, day: dt.date, latest: dt.date | None, what: str | None) -> None:
+def _not_before_latest(
+    field: str, day: dt.date, latest: dt.date | None, what: str | Reason | None
+) -> None:
     if latest is not None and day < latest:
-        raise ValidationError(
+        raise _refuse(
             field,
-            f"{day} is before the {what} recorded on {latest}",
-            f"a date >= {latest} (correct that record first)",
+            Reason(
+                "timeline.before_latest",
+                N_("{day} is before the {what} recorded on {latest}"),
+                {"day": day, "what": _what(what or ""), "latest": latest},
+            ),
+            Reason(
+                "timeline.correct_first",
+                N_("a date on or after {latest} (correct that record first)"),
+                {"latest": latest},
+            ),
+            "date_out_of_order",
         )
 
 
+_INCLUSION = N_("the inclusion")
+_CONSENT = N_("the informed consent")
+_RANDOMIZATION = N_("the randomization")
+_PRE_RANDOMIZATION = N_("the pre-randomization assessment")
 _STOP_WORDS = {
-    "treatment": "withdrawal from treatment",
-    "follow_up": "withdrawal from follow-up",
-    "objection": "objection to further use of the data",
+    "treatment": N_("the withdrawal from treatment"),
+    "follow_up": N_("the withdrawal from follow-up"),
+    "objection": N_("the objection to further use of the data"),
 }
 
 
@@ -209,20 +296,18 @@ def _not_after_stops(m: Milestones, kind: str, day: dt.date, field: str) -> None
     if kind != "end_of_study" and objection is not None:
         stops.append((objection, _STOP_WORDS["objection"], False))
     if kind not in ("death", "end_of_study", "withdrawal") and m.end_of_study is not None:
-        stops.append((m.end_of_study, "end of study", False))
+        stops.append((m.end_of_study, N_("the end of study"), False))
     for stop, what, inclusive in stops:
         if day > stop or (inclusive and day == stop):
-            accepted = f"a date before {stop}" if inclusive else f"a date on or before {stop}"
-            problem = "the same day as" if day == stop else "after"
-            raise ValidationError(field, f"{day} is {problem} the {what} ({stop})", accepted)
+            raise _order(field, day, stop, what, inclusive, after=False)
 
 
 def _check_withdrawal(m: Milestones, kind: str, day: dt.date, field: str) -> None:
     """A withdrawal follows the consent and every record it would stop (correct those first)."""
-    _after(field, day, m.consent, "informed consent", strict=False)
+    _after(field, day, m.consent, _CONSENT, strict=False)
     if kind == "treatment" and m.cycles:
         last = max(m.cycles)
-        _not_before_latest(field, day, m.cycles[last], f"cycle {last}")
+        _not_before_latest(field, day, m.cycles[last], cycle_word(last, article=False))
     elif kind == "follow_up":
         _not_before_latest(field, day, m.latest_follow_up, m.latest_follow_up_what)
     elif kind == "objection":
@@ -254,14 +339,14 @@ def _check_cycle(
     """Cycles follow each other; the second-PRRT cycles (``pre_cycles``) come after inclusion
     and before the pre-randomization assessment and the randomization; the arm's cycles come
     after the randomization."""
-    _after(field, day, m.cycles.get(cycle - 1), f"cycle {cycle - 1}", strict=True)
-    _before(field, day, m.cycles.get(cycle + 1), f"cycle {cycle + 1}", strict=True)
+    _after(field, day, m.cycles.get(cycle - 1), cycle_word(cycle - 1), strict=True)
+    _before(field, day, m.cycles.get(cycle + 1), cycle_word(cycle + 1), strict=True)
     if cycle in pre_cycles:
-        _after(field, day, m.inclusion, "inclusion", strict=False)
-        _before(field, day, m.pre_randomization, "pre-randomization assessment", strict=True)
-        _before(field, day, m.randomization, "randomization", strict=True)
+        _after(field, day, m.inclusion, _INCLUSION, strict=False)
+        _before(field, day, m.pre_randomization, _PRE_RANDOMIZATION, strict=True)
+        _before(field, day, m.randomization, _RANDOMIZATION, strict=True)
     else:
-        _after(field, day, m.randomization, "randomization", strict=True)
+        _after(field, day, m.randomization, _RANDOMIZATION, strict=True)
 
 
 def age_on(birth_year: int, day: dt.date) -> tuple[int, int]:

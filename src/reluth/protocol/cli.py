@@ -113,7 +113,8 @@ def _render(result: EligibilityResult, strata: Strata | None, strata_error: str 
             verdict = "applies (excluded)"
         elif c.kind == "exclusion" and c.result == "not_met":
             verdict = "does not apply"
-        t.add_row(c.id, c.text, f"[{_STYLE[c.result]}]{verdict}[/]", c.reason)
+        shown = c.message.render() if c.message else c.reason
+        t.add_row(c.id, c.text, f"[{_STYLE[c.result]}]{verdict}[/]", shown)
     console.print(t)
     colour = {"eligible": "green", "not_eligible": "red", "incomplete": "yellow"}[result.status]
     console.print(

@@ -99,12 +99,48 @@ class StratificationFactor(_Frozen):
 
 
 class CriteriaTexts(_Frozen):
+    """The criteria's English templates by id, and their other languages' (``I1: {en: ..,
+    fr: ..}`` in the YAML; a plain string is English only)."""
+
     inclusion: dict[str, str]
     exclusion: dict[str, str]
+    #: language -> criterion id -> template (English is ``inclusion``/``exclusion``)
+    translations: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _languages(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "translations" in data:
+            return data
+        data = dict(data)
+        other: dict[str, dict[str, str]] = {}
+        for kind in ("inclusion", "exclusion"):
+            texts = data.get(kind)
+            if not isinstance(texts, dict):
+                continue
+            english = {}
+            for cid, text in texts.items():
+                if isinstance(text, dict):
+                    if "en" not in text:
+                        raise ValueError(f"criteria.{kind}.{cid}: needs an 'en' text")
+                    for lang, value in text.items():
+                        if lang != "en":
+                            other.setdefault(lang, {})[cid] = value
+                    text = text["en"]
+                english[cid] = text
+            data[kind] = english
+        data["translations"] = other
+        return data
 
     @property
     def ids(self) -> tuple[str, ...]:
         return (*self.inclusion, *self.exclusion)
+
+    def template(self, criterion: str, lang: str | None = None) -> str | None:
+        """The criterion's template in ``lang`` (English when it has none in that language)."""
+        if lang and lang != "en" and criterion in self.translations.get(lang, {}):
+            return self.translations[lang][criterion]
+        return {**self.inclusion, **self.exclusion}.get(criterion)
 
 
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
@@ -147,13 +183,14 @@ class _Thresholds(Mapping[str, Any]):
 
 
 class _ThresholdFormatter(string.Formatter):
-    """``{name}``, ``{name:pct}``, ``{name:platelets /mm3}``, ``{name:or}``, ``{name:and}``,
+    """``{name}``, ``{name:pct}``, ``{name:platelets /mm3}``, ``{name:or}``, ``{name:and}``
+    (``{name:ou}``, ``{name:et}`` in French), ``{name:comma}`` (a decimal comma),
     ``{name:words}``, ``{name:Words}``, ``{name:next}`` (see the protocol YAML)."""
 
     def format_field(self, value: Any, format_spec: str) -> str:
         spec = format_spec.strip()
         if isinstance(value, tuple):
-            if spec in ("or", "and"):
+            if spec in ("or", "and", "ou", "et"):
                 return _joined(value, spec)
             if not spec:
                 return ", ".join(str(v) for v in value)
@@ -164,6 +201,8 @@ class _ThresholdFormatter(string.Formatter):
                 return _number(value)
             if spec == "pct":
                 return _number(Decimal(value) * 100)
+            if spec == "comma":  # a decimal comma (French)
+                return _number(value).replace(".", ",")
             if spec == "next" and isinstance(value, int):
                 return str(value + 1)
             if spec in ("words", "Words") and isinstance(value, int):
@@ -230,10 +269,12 @@ class Eligibility(_Frozen):
             ("exclusion", self.criteria.exclusion),
         ):
             for cid in texts:
-                try:
-                    self.text(cid)
-                except ReluthError as exc:
-                    raise ValueError(f"criteria.{kind}.{cid}: {exc.message}") from None
+                for lang in ("en", *self.criteria.translations):
+                    try:
+                        self.text(cid, lang)
+                    except ReluthError as exc:
+                        where = f"criteria.{kind}.{cid}" + (f" ({lang})" if lang != "en" else "")
+                        raise ValueError(f"{where}: {exc.message}") from None
         both = set(self.criteria.inclusion) & set(self.criteria.exclusion)
         if both:
             raise ValueError(f"criteria {', '.join(sorted(both))} are both inclusion and exclusion")
@@ -262,9 +303,10 @@ class Eligibility(_Frozen):
             "criterion", f"unknown criterion {criterion!r}", ", ".join(self.criteria.ids)
         )
 
-    def text(self, criterion: str) -> str:
-        """The criterion's text with this protocol's thresholds filled in."""
-        template = {**self.criteria.inclusion, **self.criteria.exclusion}.get(criterion)
+    def text(self, criterion: str, lang: str | None = None) -> str:
+        """The criterion's text with this protocol's thresholds filled in, in ``lang`` when the
+        protocol words it in that language (English otherwise, and by default)."""
+        template = self.criteria.template(criterion, lang)
         if template is None:
             self.kind_of(criterion)  # raises naming the known criteria
             raise AssertionError("unreachable")

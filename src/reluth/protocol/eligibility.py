@@ -22,13 +22,15 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Field, Joined, Quantity, Reason, Word
 from reluth.protocol.definition import Protocol
 from reluth.protocol.egfr import EQUATIONS, reported
 from reluth.protocol.patient import PatientFile, lab
-from reluth.units import LabValue
+from reluth.units import LabValue, convert
 
 Result = Literal["met", "not_met", "unknown"]
 Kind = Literal["inclusion", "exclusion"]
@@ -38,6 +40,9 @@ Status = Literal["eligible", "not_eligible", "incomplete"]
 
 @dataclass(frozen=True)
 class CriterionResult:
+    """One criterion's verdict. ``message`` is the reason as a key and its values, written in
+    the reader's language where shown; ``reason`` is the same in English (``--json``, logs)."""
+
     id: str
     kind: Kind
     text: str
@@ -45,6 +50,31 @@ class CriterionResult:
     passes: bool | None
     reason: str
     inputs: tuple[str, ...]
+    message: Reason | None = None
+
+    @classmethod
+    def of(
+        cls, crit: Criterion, result: Result, passes: bool | None, message: Reason
+    ) -> CriterionResult:
+        return cls(
+            crit.id, crit.kind, crit.text, result, passes, message.english(), crit.inputs, message
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able (the stored screening result): the message as its key and values."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "text": self.text,
+            "result": self.result,
+            "passes": self.passes,
+            "reason": self.reason,
+            "inputs": list(self.inputs),
+            "message": self.message.as_dict() if self.message else None,
+        }
+
+    def __json__(self) -> dict[str, Any]:
+        return self.as_dict()
 
 
 @dataclass(frozen=True)
@@ -70,7 +100,7 @@ class _Ctx:
     patient: PatientFile
     protocol: Protocol
     egfr: Decimal | None
-    egfr_reason: str
+    egfr_reason: Reason
 
     @property
     def reference_date(self) -> dt.date:
@@ -79,7 +109,7 @@ class _Ctx:
 
 
 # A rule returns (result, reason).
-Outcome = tuple[Result, str]
+Outcome = tuple[Result, Reason]
 Rule = Callable[[_Ctx], Outcome]
 
 
@@ -109,18 +139,37 @@ def _fmt(d: Decimal) -> str:
     return text
 
 
-def _lab_text(v: LabValue) -> str:
-    canonical = f"{_fmt(v.value)} {v.unit}"
-    entered = f"{_fmt(v.entered_value)} {v.entered_unit}"
-    return canonical if canonical == entered else f"{canonical} (entered {entered})"
+def _plain(d: Decimal) -> Decimal:
+    """``d`` without trailing zeros and never in exponent form (80000, not 8E+4)."""
+    n = d.normalize()
+    return n.quantize(Decimal(1)) if n == n.to_integral_value() else n
+
+
+def _r(key: str, template: str, **params: Any) -> Reason:
+    return Reason(f"eligibility.{key}", template, params)
 
 
 def _missing(*names: str) -> Outcome:
-    return "unknown", "missing: " + ", ".join(names)
+    return "unknown", _missing_reason(*names)
+
+
+def _missing_reason(*names: str) -> Reason:
+    return _r("missing", N_("missing: {fields}"), fields=[Field(n) for n in names])
 
 
 def _bool(value: bool) -> Result:
     return "met" if value else "not_met"
+
+
+def _lab(v: LabValue) -> Quantity:
+    """The value as it was entered (its unit included), as the site reads it."""
+    return Quantity(_plain(v.entered_value), v.entered_unit)
+
+
+def _limit(v: LabValue, canonical_limit: Decimal) -> Quantity:
+    """A protocol limit (in the canonical unit) in the unit the value was entered in."""
+    shown = convert(v.analyte, canonical_limit, v.unit, v.entered_unit, f"labs.{v.analyte}")
+    return Quantity(_plain(shown), v.entered_unit)
 
 
 #: A lymph node is measurable with a short axis >= 15 mm (RECIST 1.1, Eisenhauer 2009, 3.1.1):
@@ -136,7 +185,17 @@ def _age(c: _Ctx) -> Outcome:
     age, minimum = c.patient.age, c.protocol.eligibility.age_min_years
     if age is None:
         return _missing("age")
-    return _bool(age >= minimum), f"age {age} years {'>=' if age >= minimum else '<'} {minimum}"
+    if age >= minimum:
+        return "met", _r(
+            "age_ok", N_("age {age} years (at least {minimum})"), age=age, minimum=minimum
+        )
+    return "not_met", _r(
+        "age_low",
+        N_("age {age} years — the patient must be at least {minimum} (criterion {criterion})"),
+        age=age,
+        minimum=minimum,
+        criterion="I1",
+    )
 
 
 def _histology(c: _Ctx) -> Outcome:
@@ -157,19 +216,47 @@ def _histology(c: _Ctx) -> Outcome:
     ok_site = site in e.intestinal_sites
     ok = ok_site and h.grade in e.histology_grades_accepted and h.differentiation == "well"
     ok = ok and h.tumour_type == "NET"
-    reason = (
-        f"primary site {h.primary_site} ({'intestinal' if ok_site else 'not intestinal'}), "
-        f"{h.differentiation}-differentiated {h.tumour_type} {h.grade}; "
-        f"accepted: intestinal well-differentiated NET {'/'.join(e.histology_grades_accepted)}"
+    reason = _r(
+        "histology",
+        N_(
+            "primary site {site} ({intestinal}), {differentiation} {tumour_type} {grade}; "
+            "accepted: intestinal well-differentiated NET {grades}"
+        ),
+        site=h.primary_site,
+        intestinal=Word(N_("intestinal") if ok_site else N_("not intestinal")),
+        differentiation=Word(_DIFFERENTIATION.get(h.differentiation, h.differentiation)),
+        tumour_type=h.tumour_type,
+        grade=h.grade,
+        grades="/".join(e.histology_grades_accepted),
     )
     return _bool(ok), reason
+
+
+_DIFFERENTIATION = {"well": N_("well-differentiated"), "poor": N_("poorly differentiated")}
 
 
 def _first_prrt_cycles(c: _Ctx) -> Outcome:
     n, required = c.patient.first_prrt.cycles, c.protocol.eligibility.first_prrt_cycles
     if n is None:
         return _missing("first_prrt.cycles")
-    return _bool(n == required), f"{n} cycles of first PRRT (required: {required})"
+    return _bool(n == required), _r(
+        "first_prrt_cycles",
+        N_("{n} cycles of first PRRT (required: {required})"),
+        n=n,
+        required=required,
+    )
+
+
+def _at_least(
+    key: str, ok: bool, value: Decimal, minimum: Any, ok_text: str, low_text: str, cid: str
+) -> Outcome:
+    return _bool(ok), _r(
+        key + ("_ok" if ok else "_low"),
+        ok_text if ok else low_text,
+        value=_plain(value),
+        minimum=minimum,
+        criterion=cid,
+    )
 
 
 def _first_prrt_control(c: _Ctx) -> Outcome:
@@ -177,8 +264,24 @@ def _first_prrt_control(c: _Ctx) -> Outcome:
     minimum = c.protocol.eligibility.first_prrt_disease_control_min_months
     if months is None:
         return _missing("first_prrt.disease_control_months")
-    ok = months >= minimum
-    return _bool(ok), f"disease control {_fmt(months)} months {'>=' if ok else '<'} {minimum}"
+    return _at_least(
+        "disease_control",
+        months >= minimum,
+        months,
+        minimum,
+        N_("disease control {value} months (at least {minimum})"),
+        N_(
+            "disease control {value} months — at least {minimum} are required (criterion {criterion})"
+        ),
+        "I4",
+    )
+
+
+_PROGRESSION = {
+    "radiological": N_("radiological"),
+    "clinical": N_("clinical"),
+    "biological": N_("biological"),
+}
 
 
 def _progression(c: _Ctx) -> Outcome:
@@ -186,9 +289,15 @@ def _progression(c: _Ctx) -> Outcome:
     flags = {"radiological": p.radiological, "clinical": p.clinical, "biological": p.biological}
     present = [k for k, v in flags.items() if v]
     if present:
-        return "met", "progression after first PRRT: " + ", ".join(present)
+        return "met", _r(
+            "progression",
+            N_("progression after first PRRT: {kinds}"),
+            kinds=[Word(_PROGRESSION[k]) for k in present],
+        )
     if all(v is False for v in flags.values()):
-        return "not_met", "no clinical, biological or radiological progression recorded"
+        return "not_met", _r(
+            "no_progression", N_("no clinical, biological or radiological progression recorded")
+        )
     return _missing(*(f"progression.{k}" for k, v in flags.items() if v is None))
 
 
@@ -196,22 +305,43 @@ def _tumour_board(c: _Ctx) -> Outcome:
     d = c.patient.second_prrt.tumour_board_decision
     if d is None:
         return _missing("second_prrt.tumour_board_decision")
-    return _bool(d), f"retreatment decision by tumour board: {'yes' if d else 'no'}"
+    return _bool(d), _r(
+        "tumour_board", N_("retreatment decision by tumour board: {decision}"), decision=d
+    )
 
 
 def _ecog(c: _Ctx) -> Outcome:
     ecog, maximum = c.patient.ecog, c.protocol.eligibility.ecog_max
     if ecog is None:
         return _missing("ecog")
-    return _bool(ecog <= maximum), f"ECOG {ecog} ({'<=' if ecog <= maximum else '>'} {maximum})"
+    if ecog <= maximum:
+        return "met", _r(
+            "ecog_ok", N_("ECOG {ecog} (at most {maximum})"), ecog=ecog, maximum=maximum
+        )
+    return "not_met", _r(
+        "ecog_high",
+        N_("ECOG {ecog} — it must be at most {maximum} (criterion {criterion})"),
+        ecog=ecog,
+        maximum=maximum,
+        criterion="I7",
+    )
 
 
 def _life_expectancy(c: _Ctx) -> Outcome:
     m, minimum = c.patient.life_expectancy_months, c.protocol.eligibility.life_expectancy_min_months
     if m is None:
         return _missing("life_expectancy_months")
-    ok = m >= minimum
-    return _bool(ok), f"life expectancy {_fmt(m)} months {'>=' if ok else '<'} {minimum}"
+    return _at_least(
+        "life_expectancy",
+        m >= minimum,
+        m,
+        minimum,
+        N_("life expectancy {value} months (at least {minimum})"),
+        N_(
+            "life expectancy {value} months — at least {minimum} are required (criterion {criterion})"
+        ),
+        "I8",
+    )
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -240,14 +370,53 @@ def _sstr(c: _Ctx) -> Outcome:
     earliest = add_months(ref, -e.sstr_imaging_max_months_before_randomization)
     in_time = earliest <= s.date <= ref
     positive = s.positive_lesion_fraction >= e.sstr_positive_fraction_min
-    ref_name = "planned randomization" if c.patient.planned_randomization_date else "assessment"
-    reason = (
-        f"SSTR imaging on {s.date} ({'within' if in_time else 'not within'} "
-        f"{e.sstr_imaging_max_months_before_randomization} months before {ref_name} {ref}, "
-        f"i.e. from {earliest}); {_fmt(s.positive_lesion_fraction * 100)}% of lesions positive "
-        f"({'>=' if positive else '<'} {_fmt(e.sstr_positive_fraction_min * 100)}%)"
+    planned = c.patient.planned_randomization_date is not None
+    timing = _r(
+        "sstr_timing_ok" if in_time else "sstr_timing_out",
+        (
+            (
+                N_(
+                    "SSTR imaging on {date} (within {months} months before the planned randomization on {reference}, i.e. from {earliest})"
+                )
+                if in_time
+                else N_(
+                    "SSTR imaging on {date} — it must be within {months} months before the planned randomization on {reference}, i.e. from {earliest} (criterion {criterion})"
+                )
+            )
+            if planned
+            else (
+                N_(
+                    "SSTR imaging on {date} (within {months} months before the assessment on {reference}, i.e. from {earliest})"
+                )
+                if in_time
+                else N_(
+                    "SSTR imaging on {date} — it must be within {months} months before the assessment on {reference}, i.e. from {earliest} (criterion {criterion})"
+                )
+            )
+        ),
+        date=s.date,
+        months=e.sstr_imaging_max_months_before_randomization,
+        reference=ref,
+        earliest=earliest,
+        criterion="I9",
     )
-    return _bool(in_time and positive), reason
+    uptake = _r(
+        "sstr_uptake_ok" if positive else "sstr_uptake_low",
+        N_("{percent} % of lesions positive (at least {minimum} %)")
+        if positive
+        else N_(
+            "{percent} % of lesions positive — at least {minimum} % are required (criterion {criterion})"
+        ),
+        percent=_plain(s.positive_lesion_fraction * 100),
+        minimum=_plain(e.sstr_positive_fraction_min * 100),
+        criterion="I9",
+    )
+    return _bool(in_time and positive), _parts([timing, uptake])
+
+
+def _parts(parts: list[Reason]) -> Reason:
+    """Several findings of one criterion, shown one after the other (``; ``)."""
+    return _r("parts", "{parts}", parts=Joined(tuple(parts), "; "))
 
 
 def _measurable(c: _Ctx) -> Outcome:
@@ -266,63 +435,85 @@ def _measurable(c: _Ctx) -> Outcome:
         ):
             measurable.append(les.id)
     ok = len(measurable) >= 1 and len(lesions) >= e.lesions_min_count
-    reason = (
-        f"{len(lesions)} lesion(s) (need >= {e.lesions_min_count}); measurable "
-        f"(non-nodal longest diameter >= {e.measurable_lesion_min_diameter_mm} mm or nodal short "
-        f"axis >= {nodal_min} mm): {', '.join(measurable) if measurable else 'none'}"
+    reason = _r(
+        "lesions",
+        N_(
+            "{count} lesion(s) (at least {minimum} required); measurable (longest diameter "
+            "at least {diameter} mm, or a node's short axis at least {nodal} mm): {measurable}"
+        ),
+        count=len(lesions),
+        minimum=e.lesions_min_count,
+        diameter=e.measurable_lesion_min_diameter_mm,
+        nodal=nodal_min,
+        measurable=measurable if measurable else Word(N_("none")),
     )
     return _bool(ok), reason
 
 
 def _marrow(c: _Ctx) -> Outcome:
     e = c.protocol.eligibility
-    hb, neut, plt = (
-        lab(c.patient, "hemoglobin"),
-        lab(c.patient, "neutrophils"),
-        lab(c.patient, "platelets"),
-    )
-    parts: list[str] = []
+    parts: list[Reason] = []
     results: list[bool] = []
     missing: list[str] = []
-    for name, value, ok_fn, limit in (
-        (
-            "hemoglobin",
-            hb,
-            lambda v: v > e.hemoglobin_min_exclusive_g_dl,
-            f"> {e.hemoglobin_min_exclusive_g_dl} g/dL",
-        ),
-        (
-            "neutrophils",
-            neut,
-            lambda v: v >= e.neutrophils_min_10e9_l,
-            f">= {e.neutrophils_min_10e9_l} 10^9/L",
-        ),
-        (
-            "platelets",
-            plt,
-            lambda v: v >= e.platelets_min_10e9_l,
-            f">= {e.platelets_min_10e9_l} 10^9/L",
-        ),
+    for name, limit, exclusive in (
+        ("hemoglobin", e.hemoglobin_min_exclusive_g_dl, True),
+        ("neutrophils", e.neutrophils_min_10e9_l, False),
+        ("platelets", e.platelets_min_10e9_l, False),
     ):
+        value = lab(c.patient, name)
         if value is None:
             missing.append(f"labs.{name}")
             continue
-        ok = bool(ok_fn(value.value))
+        ok = value.value > limit if exclusive else value.value >= limit
         results.append(ok)
-        parts.append(f"{name} {_lab_text(value)} ({'meets' if ok else 'fails'} {limit})")
+        if exclusive:
+            key, text = (
+                ("lab_above", N_("{field}: {value} (more than {limit})"))
+                if ok
+                else (
+                    "lab_not_above",
+                    N_("{field}: {value} — it must be more than {limit} (criterion {criterion})"),
+                )
+            )
+        else:
+            key, text = (
+                ("lab_at_least", N_("{field}: {value} (at least {limit})"))
+                if ok
+                else (
+                    "lab_below",
+                    N_("{field}: {value} — it must be at least {limit} (criterion {criterion})"),
+                )
+            )
+        parts.append(
+            _r(
+                key,
+                text,
+                field=Field(f"labs.{name}"),
+                value=_lab(value),
+                limit=_limit(value, limit),
+                criterion="I11",
+            )
+        )
     if not all(results):
-        return "not_met", "; ".join(parts)
+        return "not_met", _parts(parts)
     if missing:
-        return "unknown", "; ".join([*parts, "missing: " + ", ".join(missing)])
-    return "met", "; ".join(parts)
+        return "unknown", _parts([*parts, _missing_reason(*missing)])
+    return "met", _parts(parts)
 
 
 def _consent(c: _Ctx) -> Outcome:
     if c.patient.consent is None:
         return _missing("consent")
-    signed = c.patient.consent.signed
-    when = f" on {c.patient.consent.date}" if c.patient.consent.date else ""
-    return _bool(signed), f"informed consent {'signed' + when if signed else 'not signed'}"
+    signed, on = c.patient.consent.signed, c.patient.consent.date
+    if signed and on:
+        return "met", _r("consent_signed_on", N_("informed consent signed on {date}"), date=on)
+    if signed:
+        return "met", _r("consent_signed", N_("informed consent signed"))
+    return "not_met", _r(
+        "consent_not_signed",
+        N_("informed consent not signed (criterion {criterion})"),
+        criterion="I12",
+    )
 
 
 def _second_prrt_done(c: _Ctx) -> Outcome:
@@ -330,7 +521,12 @@ def _second_prrt_done(c: _Ctx) -> Outcome:
     required = c.protocol.eligibility.second_prrt_cycles_before_randomization
     if n is None:
         return _missing("second_prrt.cycles_completed")
-    return _bool(n >= required), f"{n} cycle(s) of second PRRT completed (required: {required})"
+    return _bool(n >= required), _r(
+        "second_prrt_cycles",
+        N_("{n} cycle(s) of second PRRT completed (required: {required})"),
+        n=n,
+        required=required,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,19 +538,43 @@ def _no_response(c: _Ctx) -> Outcome:
     accepted = c.protocol.eligibility.first_prrt_response_accepted
     if r is None:
         return _missing("first_prrt.best_response")
-    return _bool(
-        r not in accepted
-    ), f"best response to first PRRT {r} (response: {'/'.join(accepted)})"
+    return _bool(r not in accepted), _r(
+        "best_response",
+        N_("best response to first PRRT {response} (a response is {accepted})"),
+        response=r,
+        accepted="/".join(accepted),
+    )
 
 
 def _progression_after_second(c: _Ctx) -> Outcome:
     s = c.patient.second_prrt
     if s.radiological_progression is None:
         return _missing("second_prrt.radiological_progression")
-    when = f" on {s.assessment_date}" if s.assessment_date else ""
+    on = s.assessment_date
     if s.radiological_progression:
-        return "met", f"RECIST 1.1 progression at the pre-randomization assessment{when}"
-    return "not_met", f"no radiological progression at the pre-randomization assessment{when}"
+        if on:
+            return "met", _r(
+                "progression_second_on",
+                N_("RECIST 1.1 progression at the pre-randomization assessment on {date}"),
+                date=on,
+            )
+        return "met", _r(
+            "progression_second",
+            N_("RECIST 1.1 progression at the pre-randomization assessment"),
+        )
+    if on:
+        return "not_met", _r(
+            "no_progression_second_on",
+            N_("no radiological progression at the pre-randomization assessment on {date}"),
+            date=on,
+        )
+    return "not_met", _r(
+        "no_progression_second",
+        N_("no radiological progression at the pre-randomization assessment"),
+    )
+
+
+_TOXICITY = {"haematotoxicity": N_("haematotoxicity"), "nephrotoxicity": N_("nephrotoxicity")}
 
 
 def _g4_toxicity(c: _Ctx) -> Outcome:
@@ -362,9 +582,15 @@ def _g4_toxicity(c: _Ctx) -> Outcome:
     flags = {"haematotoxicity": f.g4_hematotoxicity, "nephrotoxicity": f.g4_nephrotoxicity}
     present = [k for k, v in flags.items() if v]
     if present:
-        return "met", "grade 4 " + " and ".join(present) + " during first PRRT"
+        return "met", _r(
+            "g4_toxicity",
+            N_("grade 4 {toxicities} during first PRRT"),
+            toxicities=[Word(_TOXICITY[k]) for k in present],
+        )
     if all(v is False for v in flags.values()):
-        return "not_met", "no grade 4 haemato- or nephrotoxicity during first PRRT"
+        return "not_met", _r(
+            "no_g4_toxicity", N_("no grade 4 haemato- or nephrotoxicity during first PRRT")
+        )
     return _missing(
         *(
             f"first_prrt.g4_{'hematotoxicity' if k == 'haematotoxicity' else k}"
@@ -380,18 +606,25 @@ def _unresolved_ae(c: _Ctx) -> Outcome:
         return _missing("unresolved_adverse_events")
     exceptions = {t.lower() for t in e.unresolved_ae_exceptions}
     offending = [
-        f"{ae.term} grade {ae.grade}"
+        _r("ae_grade", N_("{term} grade {grade}"), term=ae.term, grade=ae.grade)
         for ae in aes
         if not ae.resolved
         and ae.grade > e.unresolved_ae_max_grade
         and ae.term.strip().lower() not in exceptions
     ]
-    worst = f">= grade {e.unresolved_ae_max_grade + 1}"
+    worst = e.unresolved_ae_max_grade + 1
     if offending:
-        return "met", f"unresolved adverse event(s) {worst}: " + ", ".join(offending)
-    return (
-        "not_met",
-        f"no unresolved adverse event {worst} ({', '.join(e.unresolved_ae_exceptions)} excepted)",
+        return "met", _r(
+            "unresolved_ae",
+            N_("unresolved adverse event(s) of grade {grade} or more: {events}"),
+            grade=worst,
+            events=offending,
+        )
+    return "not_met", _r(
+        "no_unresolved_ae",
+        N_("no unresolved adverse event of grade {grade} or more ({exceptions} excepted)"),
+        grade=worst,
+        exceptions=", ".join(e.unresolved_ae_exceptions),
     )
 
 
@@ -400,18 +633,30 @@ def _pancreatic(c: _Ctx) -> Outcome:
     if site is None:
         return _missing("histology.primary_site")
     is_pancreas = "pancrea" in site.lower()
-    return _bool(is_pancreas), f"primary site {site}"
+    return _bool(is_pancreas), _r("primary_site", N_("primary site {site}"), site=site)
 
 
 def _nec(c: _Ctx) -> Outcome:
     h = c.patient.histology
     if h.tumour_type == "NEC" or h.differentiation == "poor":
-        return "met", f"{h.differentiation or ''}-differentiated {h.tumour_type or ''}".strip("- ")
+        return "met", _r(
+            "tumour",
+            N_("{differentiation} {tumour_type}"),
+            differentiation=Word(
+                _DIFFERENTIATION.get(h.differentiation or "", h.differentiation or "")
+            ),
+            tumour_type=h.tumour_type or "",
+        )
     if h.tumour_type is None or h.differentiation is None:
         return _missing(
             *(f"histology.{n}" for n in ("tumour_type", "differentiation") if getattr(h, n) is None)
         )
-    return "not_met", f"{h.differentiation}-differentiated {h.tumour_type}"
+    return "not_met", _r(
+        "tumour",
+        N_("{differentiation} {tumour_type}"),
+        differentiation=Word(_DIFFERENTIATION.get(h.differentiation, h.differentiation)),
+        tumour_type=h.tumour_type,
+    )
 
 
 def _ebrt(c: _Ctx) -> Outcome:
@@ -420,36 +665,52 @@ def _ebrt(c: _Ctx) -> Outcome:
     if fraction is None:
         return _missing("history.ebrt_marrow_fraction")
     over = fraction > limit
-    return _bool(over), (
-        f"external beam RT to {_fmt(fraction * 100)}% of bone marrow "
-        f"({'>' if over else '<='} {_fmt(limit * 100)}%)"
+    return _bool(over), _r(
+        "ebrt_over" if over else "ebrt_ok",
+        N_(
+            "external beam radiotherapy to {percent} % of the bone marrow — more than {limit} % excludes (criterion {criterion})"
+        )
+        if over
+        else N_("external beam radiotherapy to {percent} % of the bone marrow (at most {limit} %)"),
+        percent=_plain(fraction * 100),
+        limit=_plain(limit * 100),
+        criterion="E7",
     )
 
 
 def _renal(c: _Ctx) -> Outcome:
     nephrotic = c.patient.history.nephrotic_syndrome
     limit = c.protocol.eligibility.egfr_min_ml_min_1_73m2
-    parts = []
+    parts: list[Reason] = []
     low: bool | None = None
     if c.egfr is not None:
         low = c.egfr < limit
         parts.append(
-            f"eGFR {_fmt(c.egfr)} mL/min/1.73m2 {'<' if low else '>='} {limit} ({c.egfr_reason})"
+            _r(
+                "egfr_low" if low else "egfr_ok",
+                N_("eGFR {egfr} — below {limit} excludes (criterion {criterion}); {method}")
+                if low
+                else N_("eGFR {egfr} (at least {limit}); {method}"),
+                egfr=Quantity(_plain(c.egfr), "mL/min/1.73m2"),
+                limit=Quantity(_plain(limit), "mL/min/1.73m2"),
+                criterion="E8",
+                method=c.egfr_reason,
+            )
         )
     if nephrotic:
-        parts.append("nephrotic syndrome")
+        parts.append(_r("nephrotic", N_("nephrotic syndrome")))
     elif nephrotic is False:
-        parts.append("no nephrotic syndrome")
+        parts.append(_r("no_nephrotic", N_("no nephrotic syndrome")))
     if low or nephrotic:
-        return "met", "; ".join(parts)
+        return "met", _parts(parts)
     if low is None or nephrotic is None:
         missing = []
         if low is None:
             missing.append(c.egfr_reason)
         if nephrotic is None:
-            missing.append("missing: history.nephrotic_syndrome")
-        return "unknown", "; ".join([*parts, *missing])
-    return "not_met", "; ".join(parts)
+            missing.append(_missing_reason("history.nephrotic_syndrome"))
+        return "unknown", _parts([*parts, *missing])
+    return "not_met", _parts(parts)
 
 
 def _liver_metastases(p: PatientFile) -> bool | None:
@@ -461,9 +722,10 @@ def _liver_metastases(p: PatientFile) -> bool | None:
 def _hepatic(c: _Ctx) -> Outcome:
     e = c.protocol.eligibility
     liver_mets = _liver_metastases(c.patient)
-    parts: list[str] = []
+    parts: list[Reason] = []
     flags: list[bool] = []
     missing: list[str] = []
+    undecided: list[Reason] = []
     for name in ("alt", "ast", "bilirubin"):
         entry = c.patient.labs.get(name)
         if entry is None:
@@ -475,9 +737,16 @@ def _hepatic(c: _Ctx) -> Outcome:
         if name == "bilirubin":
             limit = e.bilirubin_max_x_uln
         elif liver_mets is None:
-            missing.append(
-                f"lesions (liver metastases decide the {e.transaminases_max_x_uln} or "
-                f"{e.transaminases_max_x_uln_liver_metastases} x ULN limit)"
+            undecided.append(
+                _r(
+                    "liver_metastases_unknown",
+                    N_(
+                        "missing: {field} (liver metastases decide the {limit} or {limit_liver} × ULN limit)"
+                    ),
+                    field=Field("lesions"),
+                    limit=e.transaminases_max_x_uln,
+                    limit_liver=e.transaminases_max_x_uln_liver_metastases,
+                )
             )
             continue
         else:
@@ -486,28 +755,52 @@ def _hepatic(c: _Ctx) -> Outcome:
                 if liver_mets
                 else e.transaminases_max_x_uln
             )
-        ratio = entry.value / entry.uln
+        ratio = (entry.value / entry.uln).quantize(Decimal("0.01"))
         over = entry.value > limit * entry.uln
         flags.append(over)
+        liver = name != "bilirubin" and bool(liver_mets)
+        if over:
+            text = (
+                N_(
+                    "{field}: {value} = {ratio} × ULN — more than {limit} × ULN with liver metastases excludes (criterion {criterion})"
+                )
+                if liver
+                else N_(
+                    "{field}: {value} = {ratio} × ULN — more than {limit} × ULN excludes (criterion {criterion})"
+                )
+            )
+        else:
+            text = (
+                N_("{field}: {value} = {ratio} × ULN (at most {limit} × ULN with liver metastases)")
+                if liver
+                else N_("{field}: {value} = {ratio} × ULN (at most {limit} × ULN)")
+            )
         parts.append(
-            f"{name.upper() if name != 'bilirubin' else 'bilirubin'} {_fmt(entry.value)} {entry.unit} = "
-            f"{_fmt(ratio.quantize(Decimal('0.01')))} x ULN ({'>' if over else '<='} {limit} x ULN"
-            f"{', liver metastases' if name != 'bilirubin' and liver_mets else ''})"
+            _r(
+                "liver_over" if over else "liver_ok",
+                text,
+                field=Field(f"labs.{name}"),
+                value=Quantity(_plain(entry.value), entry.unit),
+                ratio=ratio,
+                limit=limit,
+                criterion="E9",
+            )
         )
     if any(flags):
-        return "met", "; ".join(parts)
-    if missing:
-        return "unknown", "; ".join([*parts, "missing: " + ", ".join(missing)])
-    return "not_met", "; ".join(parts)
+        return "met", _parts(parts)
+    if missing or undecided:
+        extra = [_missing_reason(*missing)] if missing else []
+        return "unknown", _parts([*parts, *extra, *undecided])
+    return "not_met", _parts(parts)
 
 
 def _uncontrolled(c: _Ctx) -> Outcome:
     v = c.patient.history.uncontrolled_concomitant_disease
     if v is None:
         return _missing("history.uncontrolled_concomitant_disease")
-    return _bool(
-        v
-    ), "uncontrolled concomitant disease" if v else "no uncontrolled concomitant disease"
+    if v:
+        return "met", _r("uncontrolled", N_("uncontrolled concomitant disease"))
+    return "not_met", _r("controlled", N_("no uncontrolled concomitant disease"))
 
 
 def _brain(c: _Ctx) -> Outcome:
@@ -516,9 +809,9 @@ def _brain(c: _Ctx) -> Outcome:
     if b is None:
         return _missing("history.brain_metastases")
     if not b.present:
-        return "not_met", "no brain metastases"
+        return "not_met", _r("no_brain_metastases", N_("no brain metastases"))
     if b.treated is False:
-        return "met", "untreated brain metastases"
+        return "met", _r("untreated_brain_metastases", N_("untreated brain metastases"))
     if b.treated is None or b.stable_since is None or b.stability_imaging_documented is None:
         return _missing(
             *(
@@ -530,10 +823,19 @@ def _brain(c: _Ctx) -> Outcome:
     days = (c.reference_date - b.stable_since).days
     stable_enough = days >= weeks_min * 7
     ok = stable_enough and b.stability_imaging_documented
-    reason = (
-        f"treated brain metastases stable since {b.stable_since} ({days} days; need >= {weeks_min} "
-        f"weeks = {weeks_min * 7} days); stability imaging "
-        f"{'documented' if b.stability_imaging_documented else 'not documented'}"
+    reason = _r(
+        "brain_metastases",
+        N_(
+            "treated brain metastases stable since {since} ({days} days; at least {weeks} "
+            "weeks = {min_days} days required); stability imaging {documented}"
+        ),
+        since=b.stable_since,
+        days=days,
+        weeks=weeks_min,
+        min_days=weeks_min * 7,
+        documented=Word(
+            N_("documented") if b.stability_imaging_documented else N_("not documented")
+        ),
     )
     return _bool(not ok), reason
 
@@ -543,22 +845,28 @@ def _other_cancer(c: _Ctx) -> Outcome:
     if cancers is None:
         return _missing("history.other_cancers")
     since = add_months(c.patient.assessment_date, -12 * e.other_cancer_lookback_years)
-    offending = []
+    offending: list[Reason] = []
     for k in cancers:
         if k.diagnosis_date < since:
             continue
         if _excepted_cancer(k.site, k.treated_controlled, e.other_cancer_exceptions):
             continue
-        offending.append(f"{k.site} diagnosed {k.diagnosis_date}")
-    if offending:
-        return (
-            "met",
-            f"other cancer within {e.other_cancer_lookback_years} years (since {since}): "
-            + ", ".join(offending),
+        offending.append(
+            _r("cancer", N_("{site} diagnosed on {date}"), site=k.site, date=k.diagnosis_date)
         )
-    return "not_met", (
-        f"no other cancer since {since} apart from the exceptions "
-        f"({', '.join(x.replace('_', ' ') for x in e.other_cancer_exceptions)})"
+    if offending:
+        return "met", _r(
+            "other_cancer",
+            N_("other cancer within {years} years (since {since}): {cancers}"),
+            years=e.other_cancer_lookback_years,
+            since=since,
+            cancers=offending,
+        )
+    return "not_met", _r(
+        "no_other_cancer",
+        N_("no other cancer since {since} apart from the exceptions ({exceptions})"),
+        since=since,
+        exceptions=", ".join(x.replace("_", " ") for x in e.other_cancer_exceptions),
     )
 
 
@@ -647,27 +955,50 @@ def _criteria(protocol: Protocol) -> tuple[Criterion, ...]:
 def estimate_egfr(patient: PatientFile, protocol: Protocol) -> tuple[Decimal | None, str]:
     """The eGFR used by the protocol (its ``egfr_equation`` from creatinine, MDRD-IDMS-175 for
     ReLUTH; a reported eGFR if no creatinine), rounded to 0.1, and a sentence saying how it
-    was obtained."""
+    was obtained (English; :func:`egfr_estimate` gives it as a :class:`Reason`)."""
+    value, how = egfr_estimate(patient, protocol)
+    return value, how.english()
+
+
+def egfr_estimate(patient: PatientFile, protocol: Protocol) -> tuple[Decimal | None, Reason]:
+    """:func:`estimate_egfr` with the sentence as a reason (key and values)."""
     creat = lab(patient, "creatinine")
     if creat is not None:
         missing = [n for n in ("age", "sex") if getattr(patient, n) is None]
         if missing:
-            return None, "missing for eGFR: " + ", ".join(missing)
+            return None, _r(
+                "egfr_missing",
+                N_("missing for eGFR: {fields}"),
+                fields=[Field(n) for n in missing],
+            )
         if creat.value == 0:
-            return None, "creatinine of 0 cannot give an eGFR"
+            return None, _r("egfr_zero", N_("creatinine of 0 cannot give an eGFR"))
         assert patient.age is not None
         equation = protocol.eligibility.egfr_equation
         # The race factor is refused at load (the patient file records no race).
         value = EQUATIONS[equation](
             creat.value, Decimal(patient.age), female=patient.sex == "female"
         )
-        return reported(
-            value
-        ), f"{equation} from creatinine {_lab_text(creat)}, age {patient.age}, {patient.sex}"
+        return reported(value), _r(
+            "egfr_equation",
+            N_("{equation} from creatinine {creatinine}, age {age}, {sex}"),
+            equation=equation,
+            creatinine=_lab(creat),
+            age=patient.age,
+            sex=Word(_SEX.get(patient.sex or "", patient.sex or "")),
+        )
     given = lab(patient, "egfr")
     if given is not None:
-        return reported(given.value), "eGFR as reported"
-    return None, "missing: labs.creatinine (or labs.egfr)"
+        return reported(given.value), _r("egfr_reported", N_("eGFR as reported"))
+    return None, _r(
+        "egfr_no_creatinine",
+        N_("missing: {creatinine} (or {egfr})"),
+        creatinine=Field("labs.creatinine"),
+        egfr=Field("labs.egfr"),
+    )
+
+
+_SEX = {"female": N_("female"), "male": N_("male")}
 
 
 def recheck_time_bound(
@@ -679,7 +1010,7 @@ def recheck_time_bound(
     reference date; pure. Returns the ones that no longer pass."""
     wanted = set(protocol.eligibility.time_bound_criteria)
     moved = patient.model_copy(update={"planned_randomization_date": on})
-    egfr, egfr_reason = estimate_egfr(moved, protocol)
+    egfr, egfr_reason = egfr_estimate(moved, protocol)
     ctx = _Ctx(patient=moved, protocol=protocol, egfr=egfr, egfr_reason=egfr_reason)
     failed = []
     for crit in criteria(protocol):
@@ -688,9 +1019,7 @@ def recheck_time_bound(
         result, reason = crit.rule(ctx)
         passes = (result == "met") if crit.kind == "inclusion" else (result == "not_met")
         if not passes:
-            failed.append(
-                CriterionResult(crit.id, crit.kind, crit.text, result, passes, reason, crit.inputs)
-            )
+            failed.append(CriterionResult.of(crit, result, passes, reason))
     return tuple(failed)
 
 
@@ -701,7 +1030,7 @@ def check_eligibility(
 ) -> EligibilityResult:
     """Evaluate every criterion of ``protocol`` for ``stage``; pure (the reference date comes
     from the file)."""
-    egfr, egfr_reason = estimate_egfr(patient, protocol)
+    egfr, egfr_reason = egfr_estimate(patient, protocol)
     ctx = _Ctx(patient=patient, protocol=protocol, egfr=egfr, egfr_reason=egfr_reason)
     results = []
     for crit in criteria(protocol):
@@ -714,9 +1043,7 @@ def check_eligibility(
             passes = result == "met"
         else:
             passes = result == "not_met"
-        results.append(
-            CriterionResult(crit.id, crit.kind, crit.text, result, passes, reason, crit.inputs)
-        )
+        results.append(CriterionResult.of(crit, result, passes, reason))
     if any(r.passes is False for r in results):
         status: Status = "not_eligible"
     elif any(r.passes is None for r in results):
@@ -725,7 +1052,7 @@ def check_eligibility(
         status = "eligible"
     derived = {
         "egfr_ml_min_1_73m2": _fmt(egfr) if egfr is not None else "",
-        "egfr_method": egfr_reason,
+        "egfr_method": egfr_reason.english(),
     }
     return EligibilityResult(
         patient_id=patient.patient_id,

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from reluth.cli_support import console, handle_errors, load_json, print_json
 from reluth.errors import ValidationError
-from reluth.qol.scoring import QolScore, change_from_baseline, instrument, score
+from reluth.qol.scoring import QolScore, change_from_baseline, instrument, parse_items, score
 
 app = typer.Typer(help="EORTC QLQ-C30 and QLQ-GI.NET21 scoring.", no_args_is_help=True)
 
@@ -56,12 +56,8 @@ def score_command(
             raise ValidationError(
                 "--threshold", f"not a number: {threshold!r}", "e.g. 10"
             ) from None
-        try:
-            base = score(inst, data["baseline_items"])
-        except ValidationError as exc:
-            raise ValidationError(
-                exc.field.replace("items", "baseline_items", 1), exc.problem, exc.accepted
-            ) from None
+        parse_items(inst, data["baseline_items"], "baseline_items")  # errors name the baseline
+        base = score(inst, data["baseline_items"])
         changes = change_from_baseline(base, result, limit)
         output["baseline"] = _score_json(base)
         output["change_from_baseline"] = changes

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Field, Reason
 
 
 class ScaleType(enum.StrEnum):
@@ -144,6 +146,38 @@ def _round(x: Fraction | None) -> Decimal | None:
     return (Decimal(x.numerator) / Decimal(x.denominator)).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
+def _items_range(lo: int, hi: int) -> Reason:
+    return Reason("qol.items", N_("items {lo}-{hi}"), {"lo": lo, "hi": hi})
+
+
+def _refused(field: str, problem: Reason, accepted: Reason, code: str) -> ValidationError:
+    """A refused answer: English in the message, in the reader's language where shown. The
+    item is named by its number and English label: the licensed French wording of the EORTC
+    items is not shipped (docs/i18n.md)."""
+    shown = Reason(
+        "qol.refused",
+        N_("{field}: {problem} (accepted: {accepted})"),
+        {"field": Field(field.rsplit(".", 1)[0]), "problem": problem, "accepted": accepted},
+    )
+    return ValidationError(
+        field, problem.english(), accepted.english(), code=code, params={"reason": shown}
+    )
+
+
+def _bad_answer(field: str, number: int, item: Item, value: object) -> ValidationError:
+    problem = Reason(
+        "qol.bad_answer",
+        N_("answer {value} out of range (item {item}, {label})"),
+        {"item": number, "label": item.label, "value": str(value)},
+    )
+    accepted = Reason(
+        "qol.answer_range",
+        N_("a whole number from {lo} to {hi}, or blank"),
+        {"lo": item.min, "hi": item.max},
+    )
+    return _refused(field, problem, accepted, "answer_out_of_range")
+
+
 def parse_items(inst: Instrument, raw: Any, where: str = "items") -> dict[int, int]:
     """Answers keyed by item number; ``null``/absent = missing; out of range is an error."""
     if not isinstance(raw, Mapping):
@@ -156,23 +190,23 @@ def parse_items(inst: Instrument, raw: Any, where: str = "items") -> dict[int, i
         except ValueError:
             raise ValidationError(where, f"bad item number {key!r}", f"{lo}-{hi}") from None
         if number not in inst.items:
-            raise ValidationError(
-                f"{where}.{key}", f"no item {key} in {inst.name}", f"items {lo}-{hi}"
+            problem = Reason(
+                "qol.no_item",
+                N_("no item {item} in {instrument}"),
+                {"instrument": inst.name, "item": str(key)},
             )
+            raise _refused(f"{where}.{key}", problem, _items_range(lo, hi), "no_such_item")
         if value is None:
             continue
         item = inst.items[number]
-        accepted = f"an integer {item.min}-{item.max} or null"
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValidationError(f"{where}.{key}", f"answer {value!r}", accepted)
+            raise _bad_answer(f"{where}.{key}", number, item, value)
         try:
             answer = Fraction(str(value).strip())
         except ValueError:
-            raise ValidationError(f"{where}.{key}", f"answer {value!r}", accepted) from None
+            raise _bad_answer(f"{where}.{key}", number, item, value) from None
         if answer.denominator != 1 or not item.min <= answer <= item.max:
-            raise ValidationError(
-                f"{where}.{key}", f"answer {value!r} out of range ({item.label})", accepted
-            )
+            raise _bad_answer(f"{where}.{key}", number, item, value)
         answers[number] = int(answer)
     return answers
 

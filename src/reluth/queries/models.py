@@ -12,7 +12,10 @@ from reluth.db.base import Base
 
 class DataQuery(Base):
     __tablename__ = "data_queries"
-    __table_args__ = (Index("ix_data_queries_form_record", "form_id", "record_id"),)
+    __table_args__ = (
+        Index("ix_data_queries_form_record", "form_id", "record_id"),
+        Index("ix_data_queries_edit_check", "edit_check", "form_id", "record_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -35,3 +38,5 @@ class DataQuery(Base):
     reopened_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     reopened_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reopen_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the registry's edit check that raised it (a system query), None when a person did
+    edit_check: Mapped[str | None] = mapped_column(String(60), nullable=True)

@@ -10,6 +10,8 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.forms import refs
+from reluth.i18n import N_
+from reluth.i18n.reasons import Reason
 from reluth.notify import outbox
 from reluth.patients import service as patients
 from reluth.queries.models import DataQuery
@@ -163,9 +165,24 @@ def open_query(
         ctx,
         "query",
         outbox.site_staff(ctx, patient.centre_id),
-        f"Data query {row.id} on {patient.patient_code}",
-        f"{ctx.actor.username} raised data query {row.id} on patient {patient.patient_code}, "
-        f"field {row.field}.\nRead and answer it: /queries",
+        Reason(
+            "mail.query_subject",
+            N_("Data query {query} on {patient}"),
+            {"query": str(row.id), "patient": patient.patient_code},
+        ),
+        Reason(
+            "mail.query",
+            N_(
+                "{user} raised data query {query} on patient {patient}, field {field}.\n"
+                "Read and answer it: /queries"
+            ),
+            {
+                "user": ctx.actor.username,
+                "query": str(row.id),
+                "patient": patient.patient_code,
+                "field": row.field,
+            },
+        ),
     )
     return row
 
@@ -203,9 +220,19 @@ def answer_query(ctx: Ctx, query_id: int, answer: str) -> DataQuery:
         ctx,
         "answer",
         outbox.user(ctx, row.opened_by),
-        f"Answer to data query {row.id} on {code}",
-        f"{ctx.actor.username} answered your data query {row.id} on patient {code} "
-        f"(field {row.field}).\nReview and close it: /queries",
+        Reason(
+            "mail.answer_subject",
+            N_("Answer to data query {query} on {patient}"),
+            {"query": str(row.id), "patient": code},
+        ),
+        Reason(
+            "mail.answer",
+            N_(
+                "{user} answered your data query {query} on patient {patient} (field {field}).\n"
+                "Review and close it: /queries"
+            ),
+            {"user": ctx.actor.username, "query": str(row.id), "patient": code, "field": row.field},
+        ),
     )
     return row
 

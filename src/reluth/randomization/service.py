@@ -34,6 +34,8 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db.base import as_utc
 from reluth.errors import Conflict, PreconditionFailed, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.patients.service import get_patient, latest_screening
@@ -310,31 +312,77 @@ def _check_preconditions(
     facts = facts if facts is not None else _facts(ctx, patient)
     prior_request, consent_date, n_cycles, pre_date, progression, _served = facts
     if prior_request is not None:
-        raise Conflict(f"patient {code} is already randomized (request {prior_request})")
+        raise refusal(
+            Conflict,
+            "already_randomized",
+            N_("patient {patient} is already randomized (request {request})"),
+            patient=code,
+            request=prior_request,
+        )
     screening = screening or latest_screening(session, patient)
     if screening is None:
-        raise PreconditionFailed(f"patient {code} has not been screened")
+        raise refusal(
+            PreconditionFailed,
+            "not_screened",
+            N_("patient {patient} has not been screened"),
+            patient=code,
+        )
     if screening.status != "eligible":
         bad = [c for c in json.loads(screening.result_json)["criteria"] if c["passes"] is not True]
-        why = "; ".join(f"{c['id']}: {c['reason']}" for c in bad[:3])
-        raise PreconditionFailed(f"patient {code} is not eligible ({screening.status}): {why}")
+        raise refusal(
+            PreconditionFailed,
+            "not_eligible",
+            N_("patient {patient} is not eligible: {criteria}")
+            if screening.status == "not_eligible"
+            else N_("patient {patient}: eligibility incomplete at screening: {criteria}"),
+            patient=code,
+            criteria=patients.criteria_reasons(bad[:3]),
+        )
     if consent_date is None:
-        raise PreconditionFailed(f"patient {code}: signed informed consent not recorded")
+        raise refusal(
+            PreconditionFailed,
+            "consent_missing",
+            N_("patient {patient}: signed informed consent not recorded"),
+            patient=code,
+        )
     needed = len(ctx.protocol.pre_randomization_cycles)
     if n_cycles != needed:
-        raise PreconditionFailed(
-            f"patient {code}: {needed} second-PRRT cycles are required before randomization "
-            f"({n_cycles} recorded)"
+        raise refusal(
+            PreconditionFailed,
+            "second_prrt_cycles_missing",
+            N_(
+                "patient {patient}: {needed} second-PRRT cycles are required before "
+                "randomization ({recorded} recorded)"
+            ),
+            patient=code,
+            needed=needed,
+            recorded=n_cycles,
         )
     if pre_date is None:
-        raise PreconditionFailed(f"patient {code}: the pre-randomization assessment is missing")
+        raise refusal(
+            PreconditionFailed,
+            "pre_randomization_missing",
+            N_("patient {patient}: the pre-randomization assessment is missing"),
+            patient=code,
+        )
     if progression:
-        raise PreconditionFailed(
-            f"patient {code}: radiological progression at the pre-randomization assessment "
-            f"({pre_date}); screen failure"
+        raise refusal(
+            PreconditionFailed,
+            "progression_before_randomization",
+            N_(
+                "patient {patient}: radiological progression at the pre-randomization "
+                "assessment ({date}); screen failure"
+            ),
+            patient=code,
+            date=pre_date,
         )
     if screening.strata_code is None or screening.strata_json is None:
-        raise PreconditionFailed(f"patient {code}: stratification factors incomplete at screening")
+        raise refusal(
+            PreconditionFailed,
+            "strata_incomplete",
+            N_("patient {patient}: stratification factors incomplete at screening"),
+            patient=code,
+        )
     today = ctx.today()
     patients.check_date(ctx, patient, "randomization", today, "randomization_date")
     stale = recheck_time_bound(
@@ -343,10 +391,16 @@ def _check_preconditions(
         ctx.protocol,
     )
     if stale:
-        why = "; ".join(f"{c.id}: {c.reason}" for c in stale)
-        raise PreconditionFailed(
-            f"patient {code}: no longer eligible on the randomization date {today} ({why}); "
-            "repeat the examination and screen again"
+        raise refusal(
+            PreconditionFailed,
+            "no_longer_eligible",
+            N_(
+                "patient {patient}: no longer eligible on the randomization date {date} "
+                "({criteria}); repeat the examination and screen again"
+            ),
+            patient=code,
+            date=today,
+            criteria=patients.criteria_reasons([c.as_dict() for c in stale]),
         )
     return screening.strata_code, json.loads(screening.strata_json)
 

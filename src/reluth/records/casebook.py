@@ -35,6 +35,8 @@ from reluth.core.service import service
 from reluth.db.base import as_utc
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import PreconditionFailed
+from reluth.i18n.reasons import shown_reason
+from reluth.lifecycle import sdv_service, signature_service
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,
@@ -68,6 +70,8 @@ SECTION_NEEDS: dict[str, Resource] = {
     "labs": Resource.LAB,
     "adverse_events": Resource.ADVERSE_EVENT,
     "queries": Resource.QUERY,
+    "sdv": Resource.SDV,
+    "signatures": Resource.SIGNATURE,
 }
 
 
@@ -170,6 +174,46 @@ class AuditLine:
 
 
 @dataclass(frozen=True)
+class Manifestation:
+    """One form instance's source-data verifications and electronic signatures as the casebook
+    prints them (21 CFR 11.50: the signer's printed name, the date and time, the meaning;
+    ICH E6(R3) 3.11.4: who verified which data against source, when)."""
+
+    form: str  # the form's label (the registry's), or the table for a whole-casebook scope
+    record: str  # table/record_id, or the visit code, or "casebook"
+    sdv: tuple[sdv_service.SdvView, ...]
+    signatures: tuple[signature_service.SignatureView, ...]
+
+
+def _manifestations(
+    ctx: Ctx, code: str, sdv_views: list[Any] | None, signature_views: list[Any] | None
+) -> list[Manifestation]:
+    """The SDV marks and signatures of a patient grouped by the form instance they cover, in
+    the order they were made."""
+    registry = ctx.trial.forms
+    keys: dict[tuple[str, str], tuple[list[Any], list[Any]]] = {}
+    for m in sdv_views or []:
+        keys.setdefault((m.table_name, m.record_id), ([], []))[0].append(m)
+    for sig in signature_views or []:
+        table, _, rid = sig.what.removeprefix("form ").partition("/")
+        key = ("casebook", "") if sig.scope == "patient" else (table, rid)
+        if sig.scope == "visit":
+            key = ("visits", sig.what.rsplit("/", 1)[-1])
+        keys.setdefault(key, ([], []))[1].append(sig)
+    out = []
+    for (table, rid), (marks, sigs) in keys.items():
+        forms = registry.forms_of_table(table) if table not in ("casebook", "visits") else ()
+        label = (
+            forms[0].label
+            if forms
+            else {"casebook": "Casebook", "visits": "Visit"}.get(table, table)
+        )
+        record = f"{table}/{rid}" if rid and table != "visits" else (rid or "casebook")
+        out.append(Manifestation(label, record, tuple(marks), tuple(sigs)))
+    return out
+
+
+@dataclass(frozen=True)
 class Casebook:
     """Everything of one patient the actor may read; ``None``: a section they may not read."""
 
@@ -196,6 +240,8 @@ class Casebook:
     generated_by: str
     generated_role: str
     software: str
+    #: SDV and signature manifestations per form instance (None: the reader may read neither)
+    manifestations: list[Manifestation] | None = None
 
 
 @dataclass(frozen=True)
@@ -241,7 +287,7 @@ def _screenings(ctx: Ctx, patient_id: int) -> list[ScreeningView]:
     ):
         result = json.loads(s.result_json)
         criteria = [
-            views.CriterionView(c["id"], c["text"], c["result"], c["reason"])
+            views.CriterionView(c["id"], c["text"], c["result"], c["reason"], c.get("message"))
             for c in result.get("criteria", [])
         ]
         values = _flatten(json.loads(s.input_json))
@@ -470,6 +516,14 @@ def casebook(ctx: Ctx, code: str) -> Casebook:
         generated_by=actor.username,
         generated_role=actor.role.value,
         software=f"reluth {__version__}",
+        manifestations=None
+        if not (may("sdv") or may("signatures"))
+        else _manifestations(
+            ctx,
+            code,
+            sdv_service.sdv_marks(ctx, code) if may("sdv") else None,
+            signature_service.signatures(ctx, code) if may("signatures") else None,
+        ),
     )
 
 
@@ -493,24 +547,33 @@ def _when(value: dt.datetime | None) -> str:
     return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _environment() -> Any:
+def environment() -> Any:
+    """The print templates' environment: the casebook's filters and gettext of the current
+    language (``_()`` in the print templates)."""
     import jinja2
+
+    from reluth.i18n import gettext, ngettext, pgettext
 
     folder = resources.files("reluth.web").joinpath("templates")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext, ngettext, newstyle=True, pgettext=pgettext
     )
     env.filters["num"] = _number
     env.filters["when"] = _when
     env.filters["words"] = lambda text: str(text).replace("_", " ")
+    env.filters["reason"] = shown_reason
     return env
 
 
 def render_html(book: Casebook) -> str:
     """The casebook as one HTML document (template ``casebook.html``)."""
-    return str(_environment().get_template("casebook.html").render(b=book, t=book.timeline))
+    return str(environment().get_template("casebook.html").render(b=book, t=book.timeline))
 
 
 def pdf_of(html: str) -> bytes:

@@ -194,10 +194,14 @@ def adverse_events(ctx: Ctx, patient_id: int | None = None) -> list[AeRow]:
 
 @dataclass(frozen=True)
 class CriterionView:
+    """A stored criterion's verdict; ``message`` is its reason as key and values (shown in the
+    reader's language by the ``reason`` filter), ``reason`` the English text stored with it."""
+
     id: str
     text: str
     result: str
     reason: str
+    message: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +272,9 @@ def timeline(ctx: Ctx, code: str) -> Timeline:
     criteria: list[CriterionView] = []
     if screening is not None:
         for c in json.loads(screening.result_json)["criteria"]:
-            criteria.append(CriterionView(c["id"], c["text"], c["result"], c["reason"]))
+            criteria.append(
+                CriterionView(c["id"], c["text"], c["result"], c["reason"], c.get("message"))
+            )
     inclusion = ctx.session.scalars(
         select(Inclusion).where(Inclusion.patient_id == patient.id)
     ).first()
@@ -433,6 +439,8 @@ class QueryRow:
     days_open: int = 0
     can_reopen: bool = False
     reopen_reason: str | None = None
+    can_correct: bool = False  # the answer may correct the queried value (its form's writer)
+    edit_check: str | None = None  # the registry's edit check that raised it (system query)
 
     @property
     def link(self) -> str:
@@ -464,7 +472,28 @@ def query_row(q: DataQuery, patient_code: str, ctx: Ctx) -> QueryRow:
         days_open=days_open(q, ctx.now()),
         can_reopen=q.status == "closed" and ctx.actor.can(Action.WRITE, Resource.QUERY),
         reopen_reason=q.reopen_reason,
+        can_correct=_can_correct(q, ctx),
+        edit_check=q.edit_check,
     )
+
+
+def _can_correct(q: DataQuery, ctx: Ctx) -> bool:
+    """Whether the answer form offers to correct the value: an open query on a correctable
+    field of a saved record, for someone who may answer and write that form."""
+    if q.status == "closed" or q.form_id is None or q.record_id is None or q.item is None:
+        return False
+    if not ctx.actor.can(Action.WRITE, Resource.QUERY_ANSWER):
+        return False
+    registry = ctx.trial.forms
+    if q.form_id not in registry.form_ids:
+        return False
+    form = registry.form(q.form_id)
+    if q.item not in {f.name for f in form.correctable if f.type not in ("items", "lesions")}:
+        return False
+    try:
+        return ctx.actor.can(Action.WRITE, Resource(form.resource))
+    except ValueError:
+        return False
 
 
 @service(Action.READ, Resource.QUERY)
@@ -734,7 +763,7 @@ def record_history(ctx: Ctx, record: str) -> list[AuditRow]:
     if ":" not in record:
         return audit_history(ctx, record.strip())
     table, _, rid = record.partition(":")
-    known = set(load_all_models().tables) | {"exports", "database", "login_throttle"}
+    known = set(load_all_models().tables) | {"exports", "imports", "database", "login_throttle"}
     if table not in known:
         raise ValidationError("record", f"unknown table {table!r}", "TABLE:ID or C07-0012")
     if table in ACCOUNT_TABLES and ctx.actor.can(Action.READ, Resource.USER):

@@ -28,7 +28,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from reluth.errors import ValidationError, ValidationErrors
+from reluth.i18n import N_
+from reluth.i18n.reasons import Reason
 from reluth.units import to_decimal
+from reluth.values import parse_date
 
 if TYPE_CHECKING:
     from reluth.protocol.definition import Protocol as TrialProtocol
@@ -203,7 +206,10 @@ class TimePointResult:
     non_target: Response
     new_lesions: NewLesions
     overall: Response
+    #: The notes in English (stored with the evaluation, ``--json``).
     notes: tuple[str, ...] = ()
+    #: The same notes as message keys and values, shown in the reader's language.
+    messages: tuple[Reason, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,12 +277,8 @@ def _require(obj: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 def _date(value: Any, where: str) -> dt.date:
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationError(where, f"not a date: {value!r}", "YYYY-MM-DD") from None
+    """A day as entry reads it (ISO or dd/mm/yyyy, :func:`reluth.values.parse_date`)."""
+    return parse_date(value.strip() if isinstance(value, str) else value, where)
 
 
 #: The longest diameter a lesion measured on CT or MRI can have (the engine refuses more: a
@@ -671,17 +673,33 @@ def _target_response(
     nadir_mm: Decimal,
     prior_response: bool,
     options: RecistOptions,
-) -> tuple[Response, list[str]]:
+) -> tuple[Response, list[Reason]]:
     """Order: NE check (PD still possible on a partial sum) -> CR -> PD -> PR -> SD."""
-    notes: list[str] = []
+    notes: list[Reason] = []
     if measure.sum_mm is None:
         if meets_pd(measure.partial_sum_mm, nadir_mm):
             notes.append(
-                f"targets not evaluated ({', '.join(measure.missing)}) but the partial sum "
-                f"{measure.partial_sum_mm} mm already meets PD against nadir {nadir_mm} mm"
+                Reason(
+                    "recist.partial_sum_pd",
+                    N_(
+                        "targets not evaluated ({lesions}) but the partial sum {partial} mm "
+                        "already meets PD against nadir {nadir} mm"
+                    ),
+                    {
+                        "lesions": list(measure.missing),
+                        "partial": measure.partial_sum_mm,
+                        "nadir": nadir_mm,
+                    },
+                )
             )
             return Response.PD, notes
-        notes.append(f"targets not evaluated: {', '.join(measure.missing)}")
+        notes.append(
+            Reason(
+                "recist.targets_not_evaluated",
+                N_("targets not evaluated: {lesions}"),
+                {"lesions": list(measure.missing)},
+            )
+        )
         return Response.NE, notes
     if measure.all_cleared:
         return Response.CR, notes
@@ -690,7 +708,12 @@ def _target_response(
     if meets_pr(measure.sum_mm, baseline_mm):
         return Response.PR, notes
     if prior_response and options.pr_persists_until_pd:
-        notes.append("PR continued: response already reached and no PD since (EORTC FAQ)")
+        notes.append(
+            Reason(
+                "recist.pr_continued",
+                N_("PR continued: response already reached and no PD since (EORTC FAQ)"),
+            )
+        )
         return Response.PR, notes
     return Response.SD, notes
 
@@ -715,7 +738,7 @@ def time_point_results(
     results: list[TimePointResult] = []
     for fu in patient.followups:
         observed = {obs.id: obs for obs in fu.lesions}
-        notes: list[str] = []
+        notes: list[Reason] = []
         non_target = _non_target_response(non_targets, observed, fu.tumour_markers_normal)
         if has_targets:
             measure = _measure_targets(targets, observed)
@@ -729,7 +752,12 @@ def time_point_results(
         else:
             target, sum_mm, partial, nadir_used = Response.NA, None, None, None
         if fu.new_lesions is NewLesions.EQUIVOCAL:
-            notes.append("equivocal new lesion: not PD unless confirmed later")
+            notes.append(
+                Reason(
+                    "recist.equivocal_new_lesion",
+                    N_("equivocal new lesion: not PD unless confirmed later"),
+                )
+            )
         overall = overall_response(target, non_target, fu.new_lesions, has_targets)
         results.append(
             TimePointResult(
@@ -750,7 +778,8 @@ def time_point_results(
                 non_target=non_target,
                 new_lesions=fu.new_lesions,
                 overall=overall,
-                notes=tuple(notes),
+                notes=tuple(n.english() for n in notes),
+                messages=tuple(notes),
             )
         )
         if sum_mm is not None and sum_mm < nadir_mm:
@@ -993,6 +1022,20 @@ def responses_of(results: Sequence[TimePointResult]) -> list[TimePointResponse]:
     return [TimePointResponse(tp.date, tp.overall, tp.new_lesions) for tp in results]
 
 
+def _redated(tp: TimePointResult, overall: Response, confirmed: dt.date) -> TimePointResult:
+    note = Reason(
+        "recist.pd_redated",
+        N_("PD re-dated: equivocal new lesion confirmed on {date}"),
+        {"date": confirmed},
+    )
+    return replace(
+        tp,
+        overall=overall,
+        notes=(*tp.notes, note.english()),
+        messages=(*tp.messages, note),
+    )
+
+
 def evaluate(
     patient: PatientInput, options: RecistOptions | None = None, death_date: dt.date | None = None
 ) -> PatientResponse:
@@ -1004,16 +1047,7 @@ def evaluate(
     read = time_point_results(patient, options)
     outcome = patient_outcome(responses_of(read), patient.randomization_date, options, death_date)
     results = [
-        tp
-        if point.redated_by is None
-        else replace(
-            tp,
-            overall=point.overall,
-            notes=(
-                *tp.notes,
-                f"PD re-dated: equivocal new lesion confirmed on {point.redated_by.isoformat()}",
-            ),
-        )
+        tp if point.redated_by is None else _redated(tp, point.overall, point.redated_by)
         for tp, point in zip(read, outcome.time_points, strict=True)
     ]
     return PatientResponse(

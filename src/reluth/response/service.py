@@ -46,8 +46,13 @@ from reluth.response.models import (
     TumourAssessment,
 )
 from reluth.units import to_decimal
+from reluth.values import parse_number
 
 CENTRAL = "central"
+#: The site investigator's own reads (RECIST 1.1 by the same engine), kept apart from central
+#: review: separate rows (``reader``), separate stored evaluations, never shown to the
+#: blinded central reviewer (the policy gives that role no read of local assessments).
+LOCAL = "local"
 MODALITIES = ("CT", "MRI")
 
 
@@ -94,14 +99,19 @@ def worklist(ctx: Ctx) -> list[WorkItem]:
     return items
 
 
-def central_reads(session: Session, patient: Patient) -> list[TumourAssessment]:
+def reads_of(session: Session, patient: Patient, reader: str) -> list[TumourAssessment]:
+    """A patient's reads by ``reader`` (central or local), in date order."""
     return list(
         session.scalars(
             select(TumourAssessment)
-            .where(TumourAssessment.patient_id == patient.id, TumourAssessment.reader == CENTRAL)
+            .where(TumourAssessment.patient_id == patient.id, TumourAssessment.reader == reader)
             .order_by(TumourAssessment.assessment_date, TumourAssessment.id)
         )
     )
+
+
+def central_reads(session: Session, patient: Patient) -> list[TumourAssessment]:
+    return reads_of(session, patient, CENTRAL)
 
 
 def _stored_lesion(m: LesionMeasurement, baseline: bool) -> dict[str, Any]:
@@ -192,9 +202,33 @@ def preview_read(
     """RECIST 1.1 for the stored central reads plus a proposed one, as the reviewer types
     (nothing is stored)."""
     patient = reviewed_patient(ctx, patient_code)
-    reads = central_reads(ctx.session, patient)
+    return _preview(ctx, central_reads(ctx.session, patient), assessment_date, new_lesions, lesions)
+
+
+def _preview(
+    ctx: Ctx,
+    reads: list[TumourAssessment],
+    assessment_date: dt.date,
+    new_lesions: str,
+    lesions: list[dict[str, Any]],
+) -> Evaluation:
     return evaluate(
         engine_input(reads, _proposed(reads, assessment_date, new_lesions, lesions)), ctx.protocol
+    )
+
+
+@service(Action.WRITE, Resource.LOCAL_ASSESSMENT, writes=False)
+def preview_local_assessment(
+    ctx: Ctx,
+    patient_code: str,
+    assessment_date: dt.date,
+    new_lesions: str,
+    lesions: list[dict[str, Any]],
+) -> Evaluation:
+    """RECIST 1.1 for the site's stored local assessments plus a proposed one (nothing stored)."""
+    patient = reviewed_patient(ctx, patient_code)
+    return _preview(
+        ctx, reads_of(ctx.session, patient, LOCAL), assessment_date, new_lesions, lesions
     )
 
 
@@ -243,7 +277,62 @@ def record_central_read(
     new_lesions: str,
 ) -> TumourAssessment:
     """Store one central read after the engine has accepted it with all earlier reads."""
+    patient = reviewed_patient(ctx, patient_code)
+    return _record_read(
+        ctx, patient, CENTRAL, timepoint, assessment_date, modality, lesions, new_lesions
+    )
+
+
+@service(Action.WRITE, Resource.LOCAL_ASSESSMENT)
+def record_local_assessment(
+    ctx: Ctx,
+    patient_code: str,
+    timepoint: str,
+    assessment_date: dt.date,
+    modality: str,
+    lesions: list[dict[str, Any]],
+    new_lesions: str,
+) -> TumourAssessment:
+    """Store the site investigator's tumour assessment (RECIST 1.1 lesions as central review
+    takes them), evaluated by the same engine with the site's earlier local assessments only,
+    and stored with its own evaluation (reader ``local``): central review never sees it and
+    it never enters the central evaluation (the protocol's primary endpoint is centrally read)."""
+    patient = reviewed_patient(ctx, patient_code)
+    return _record_read(
+        ctx, patient, LOCAL, timepoint, assessment_date, modality, lesions, new_lesions
+    )
+
+
+@service(Action.READ, Resource.LOCAL_ASSESSMENT)
+def local_assessments(
+    ctx: Ctx, patient_code: str
+) -> tuple[list[TumourAssessment], EvaluationView | None]:
+    """A patient's local assessments and their current RECIST evaluation (None: none yet, or
+    reads the engine cannot evaluate, such as a free response without its lesions)."""
+    patient = patients.get_patient(ctx, patient_code)
+    reads = reads_of(ctx.session, patient, LOCAL)
+    if not reads:
+        return reads, None
+    try:
+        return reads, current_evaluation(ctx.session, patient, ctx.protocol, LOCAL)
+    except ValidationError:  # entered as a free response (`reluth record assessment`)
+        return reads, None
+
+
+def _record_read(
+    ctx: Ctx,
+    patient: Patient,
+    reader: str,
+    timepoint: str,
+    assessment_date: dt.date,
+    modality: str,
+    lesions: list[dict[str, Any]],
+    new_lesions: str,
+) -> TumourAssessment:
+    """One read by ``reader``: checked with the reader's earlier reads by the engine, stored
+    with its lesions and the engine's evaluation of all the reader's reads."""
     session = ctx.session
+    patient_code = patient.patient_code
     if not isinstance(modality, str) or modality not in MODALITIES:
         raise ValidationError("modality", repr(modality), ", ".join(MODALITIES))
     if not isinstance(timepoint, str):
@@ -251,12 +340,11 @@ def record_central_read(
     timepoint = timepoint.strip()
     if not timepoint or len(timepoint) > 32 or not timepoint.isprintable():
         raise ValidationError("timepoint", repr(timepoint), "baseline, week8, week16, ...")
-    patient = reviewed_patient(ctx, patient_code)
     _lock(session, patient)
     patients.check_date(ctx, patient, "tumour_assessment", assessment_date, "assessment_date")
-    reads = central_reads(session, patient)
+    reads = reads_of(session, patient, reader)
     if any(r.timepoint == timepoint for r in reads):
-        raise Conflict(f"the central read {timepoint} of {patient_code} is already recorded")
+        raise Conflict(f"the {reader} read {timepoint} of {patient_code} is already recorded")
     is_baseline = not reads
     if is_baseline != (timepoint == "baseline"):
         raise ValidationError(
@@ -271,7 +359,7 @@ def record_central_read(
         patient_id=patient.id,
         assessment_date=assessment_date,
         timepoint=timepoint,
-        reader=CENTRAL,
+        reader=reader,
         modality=modality,
         overall_response=last.overall.value if last else None,
         target_sum_mm=last.sum_mm if last else evaluation.baseline_sum_mm,
@@ -290,7 +378,7 @@ def record_central_read(
                 kind=str(raw.get("kind") or (first.kind if first else "target")),
                 organ=str(raw.get("organ") or (first.organ if first else "")),
                 lymph_node=bool(raw.get("nodal") or (first.lymph_node if first else False)),
-                diameter_mm=Decimal(str(raw["diameter_mm"]))
+                diameter_mm=parse_number(raw["diameter_mm"], f"lesion {lid}.diameter_mm")
                 if raw.get("diameter_mm") is not None
                 else None,
                 status=raw.get("status"),
@@ -299,7 +387,7 @@ def record_central_read(
     if new_lesions in ("yes", "equivocal"):
         session.add(_new_lesion_row(read.id, new_lesions))
     session.flush()
-    store_evaluation(session, patient, [*reads, read], data, read, ctx.protocol)
+    store_evaluation(session, patient, [*reads, read], data, read, ctx.protocol, reader)
     return read
 
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Field, Reason, Word
 from reluth.units import (
     analytes,
     canonical_unit,
@@ -224,6 +226,8 @@ class GradedResult:
     threshold: Decimal | None  # the cut-off that fired (None for grade 0)
     baseline_abnormal: bool
     max_gradable: int  # highest grade a lab value alone can give for this term
+    #: ``rule`` as a message key and its values, shown in the reader's language.
+    message: Reason | None = None
 
 
 def _fmt(d: Decimal) -> str:
@@ -231,6 +235,27 @@ def _fmt(d: Decimal) -> str:
     if d.as_tuple().exponent < -4:  # type: ignore[operator]
         d = d.quantize(Decimal("0.0001"))
     return format(d.normalize(), "f")
+
+
+def _num(d: Decimal) -> Decimal:
+    """A number of a rule's text: at most 4 decimals, no trailing zeros, never 8E+4."""
+    if d.as_tuple().exponent < -4:  # type: ignore[operator]
+        d = d.quantize(Decimal("0.0001"))
+    n = d.normalize()
+    return n.quantize(Decimal(1)) if n == n.to_integral_value() else n
+
+
+def _needed(field: str, problem: Reason, accepted: str) -> ValidationError:
+    """A reference the grade needs is missing: the field by its label in the reader's
+    language (its path kept for highlighting)."""
+    shown = Reason(
+        "ctcae.needed",
+        N_("{field}: {problem} (accepted: {accepted})"),
+        {"field": Field(field), "problem": problem, "accepted": Word(accepted)},
+    )
+    return ValidationError(
+        field, problem.english(), accepted, code="reference_required", params={"reason": shown}
+    )
 
 
 def _grading_unit(definition: TermDefinition, unit: str) -> str:
@@ -261,20 +286,26 @@ def grade(result: LabResult) -> GradedResult:
     refs = {"lln": to_g(result.lln), "uln": to_g(result.uln), "baseline": to_g(result.baseline)}
     criteria = definition.criteria
     abnormal = False
-    branch = ""
+    branch: Reason | str = ""
     if definition.baseline_abnormal:
         if refs["uln"] is None:
-            raise ValidationError(
-                f"{result.test}.uln", "required to grade this test", "the upper limit of normal"
+            raise _needed(
+                f"{result.test}.uln",
+                Reason("ctcae.uln_required", N_("required to grade this test")),
+                N_("the upper limit of normal"),
             )
         if refs["baseline"] is not None and refs["baseline"] > refs["uln"]:
             abnormal = True
             criteria = definition.baseline_abnormal
-            branch = " [baseline abnormal: graded against baseline]"
+            branch = Reason(
+                "ctcae.baseline_abnormal", N_(" [baseline abnormal: graded against baseline]")
+            )
         elif refs["baseline"] is None:
-            branch = " [baseline not given: graded against ULN]"
+            branch = Reason(
+                "ctcae.baseline_missing", N_(" [baseline not given: graded against ULN]")
+            )
         else:
-            branch = " [baseline normal]"
+            branch = Reason("ctcae.baseline_normal", N_(" [baseline normal]"))
 
     best: tuple[int, Criterion, Decimal] | None = None
     needs: list[tuple[Criterion, str]] = []
@@ -293,24 +324,56 @@ def grade(result: LabResult) -> GradedResult:
     known = 0 if best is None else best[0]
     for crit, ref in needs:
         if crit.grade > known:
-            what = {"lln": "lower limit of normal", "uln": "upper limit of normal"}
-            raise ValidationError(
+            what = {"lln": N_("lower limit of normal"), "uln": N_("upper limit of normal")}
+            raise _needed(
                 f"{result.test}.{ref}",
-                f"required to grade {result.test} {_fmt(result.value)} {result.unit} "
-                f"(it decides grade {crit.grade})",
-                what.get(ref, "the baseline value"),
+                Reason(
+                    "ctcae.limit_required",
+                    N_("required to grade {test} {value} {unit} (it decides grade {grade})"),
+                    {
+                        "test": Field(result.test),
+                        "value": _num(result.value),
+                        "unit": result.unit,
+                        "grade": crit.grade,
+                    },
+                ),
+                what.get(ref, N_("the baseline value")),
             )
     g, fired = 0, None
-    rule = f"grade 0: no CTCAE v5.0 criterion met ({_fmt(value)} {gunit}){branch}"
+    message = Reason(
+        "ctcae.grade_0",
+        N_("grade 0: no CTCAE v5.0 criterion met ({value} {unit}){branch}"),
+        {"value": _num(value), "unit": gunit, "branch": branch},
+    )
     if best is not None:
         g, crit, fired = best
         if crit.ref == "absolute":
-            ref_text = f"{_fmt(fired)} {gunit}"
+            cut_text = Reason("ctcae.absolute", "{cut} {unit}", {"cut": _num(fired), "unit": gunit})
         else:
-            name = {"lln": "LLN", "uln": "ULN", "baseline": "baseline"}[crit.ref]
-            factor = "" if crit.factor == 1 else f"{_fmt(crit.factor)} × "
-            ref_text = f"{factor}{name} ({_fmt(fired)} {gunit})"
-        rule = f"grade {g}: {_fmt(value)} {gunit} {crit.op} {ref_text}{branch}"
+            name = {"lln": N_("LLN"), "uln": N_("ULN"), "baseline": N_("baseline")}[crit.ref]
+            cut_text = Reason(
+                "ctcae.relative",
+                "{factor}{name} ({cut} {unit})",
+                {
+                    "factor": "" if crit.factor == 1 else f"{_fmt(crit.factor)} × ",
+                    "name": Word(name),
+                    "cut": _num(fired),
+                    "unit": gunit,
+                },
+            )
+        message = Reason(
+            "ctcae.grade",
+            N_("grade {grade}: {value} {unit} {op} {reference}{branch}"),
+            {
+                "grade": g,
+                "value": _num(value),
+                "unit": gunit,
+                "op": crit.op,
+                "reference": cut_text,
+                "branch": branch,
+            },
+        )
+    rule = message.english()
     return GradedResult(
         test=result.test,
         term=definition.term,
@@ -323,6 +386,7 @@ def grade(result: LabResult) -> GradedResult:
         threshold=fired,
         baseline_abnormal=abnormal,
         max_gradable=definition.max_grade,
+        message=message,
     )
 
 
@@ -404,5 +468,7 @@ def grade_all(results: Iterable[LabResult]) -> list[GradedResult]:
             out.append(grade(result))
         except ValidationError as exc:
             field = exc.field.replace(f"{result.test}.", f"results[{i}].", 1)
-            raise ValidationError(field, exc.problem, exc.accepted) from None
+            raise ValidationError(
+                field, exc.problem, exc.accepted, code=exc.code, params=exc.params
+            ) from None
     return out

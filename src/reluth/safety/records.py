@@ -12,6 +12,8 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Reason
 from reluth.notify import outbox
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
@@ -177,10 +179,28 @@ def record_adverse_event(ctx: Ctx, data: Any) -> AdverseEvent:
             ctx,
             "sae",
             outbox.pharmacovigilance(ctx),
-            f"SAE entered: {patient.patient_code}, {row.term} grade {row.grade}",
-            f"A serious adverse event was entered for patient {patient.patient_code} "
-            f"(centre {patient.centre.code}) by {ctx.actor.username}.\n"
-            f"Event: {row.term}, CTCAE grade {row.grade}, onset {row.onset_date}, site aware "
-            f"{row.awareness_date}.\nAcknowledge receipt and assess it: /adverse-events/{row.id}",
+            Reason(
+                "mail.sae_subject",
+                N_("SAE entered: {patient}, {term} grade {grade}"),
+                {"patient": patient.patient_code, "term": row.term, "grade": row.grade},
+            ),
+            Reason(
+                "mail.sae",
+                N_(
+                    "A serious adverse event was entered for patient {patient} (centre "
+                    "{centre}) by {user}.\nEvent: {term}, CTCAE grade {grade}, onset {onset}, "
+                    "site aware {aware}.\nAcknowledge receipt and assess it: /adverse-events/{id}"
+                ),
+                {
+                    "patient": patient.patient_code,
+                    "centre": patient.centre.code,
+                    "user": ctx.actor.username,
+                    "term": row.term,
+                    "grade": row.grade,
+                    "onset": row.onset_date,
+                    "aware": row.awareness_date,
+                    "id": str(row.id),
+                },
+            ),
         )
     return row

@@ -109,6 +109,7 @@ def _investigator(p: SyntheticPatient) -> str:
 
 REVIEWER = "reviewer"
 STATISTICIAN = "statistician"
+PHARMACOVIGILANCE = "pharmacovigilance"
 ADMIN = "admin"
 PHYSICIST = "physicist"
 
@@ -383,11 +384,56 @@ class Replayer:
     def _adverse_events(self, p: SyntheticPatient, outcome: ArmOutcome) -> None:
         if not outcome.adverse_events:
             return
+        serious: list[tuple[int, AdverseEventRecord]] = []
         with self._uow(_nurse(p), "adverse events") as s:
             for ae in outcome.adverse_events:
-                self._adverse_event(s, p, ae)
+                row = self._adverse_event(s, p, ae)
+                if ae.serious:
+                    serious.append((row.id, ae))
+        if serious:
+            self._sae_reports(p, serious)
 
-    def _adverse_event(self, s: Any, p: SyntheticPatient, ae: AdverseEventRecord) -> None:
+    def _sae_reports(
+        self, p: SyntheticPatient, serious: list[tuple[int, AdverseEventRecord]]
+    ) -> None:
+        """Each serious event's initial report and one follow-up by the site (ICH E2A: the
+        follow-up gives the outcome), then the sponsor's assessment of each by
+        pharmacovigilance, through the SAE services as a site and the sponsor would."""
+        from reluth.safety import sae
+
+        with self._uow(_nurse(p), "SAE reporting") as s:
+            for ae_id, ae in serious:
+                fatal = ae.grade == 5
+                first = "fatal" if fatal else "not_recovered"
+                later = "fatal" if fatal else ("recovered" if ae.end_date else "not_recovered")
+                action = "drug_interrupted" if ae.related_to_treatment else "dose_not_changed"
+                sae.report_sae(s, ae_id, {
+                    "narrative": f"{ae.term} (CTCAE grade {ae.grade}) from {ae.onset_date}; "
+                    "the patient was admitted for care.",
+                    "action_taken": action,
+                    "treatment": "supportive care",
+                    "outcome": first,
+                })  # fmt: skip
+                sae.report_sae(s, ae_id, {
+                    "narrative": f"Follow-up: {ae.term} "
+                    + (f"resolved on {ae.end_date}." if ae.end_date else "ongoing."),
+                    "action_taken": action,
+                    "outcome": later,
+                })  # fmt: skip
+                self.stats.records["SAE report"] += 2
+        with self._uow(PHARMACOVIGILANCE, "SAE assessing") as s:
+            for ae_id, ae in serious:
+                for sequence in (0, 1):
+                    sae.assess_report(
+                        s,
+                        ae_id,
+                        sequence,
+                        "related" if ae.related_to_treatment else "not_related",
+                        "expected",
+                    )
+                    self.stats.records["SAE assessment"] += 1
+
+    def _adverse_event(self, s: Any, p: SyntheticPatient, ae: AdverseEventRecord) -> Any:
         if ae.grade == 5:
             out = "fatal"
         elif ae.end_date is not None:
@@ -408,7 +454,7 @@ class Replayer:
             if ae.serious
             else [],
         }
-        records.record_adverse_event(s, data)
+        return records.record_adverse_event(s, data)
 
     def _questionnaires(
         self, p: SyntheticPatient, outcome: ArmOutcome, visits: list[PlannedVisit]

@@ -72,3 +72,23 @@ def api_randomization_report(request: Request, who: Auth = WHO, ctx: Ctx = READ)
     """Allocations by arm, stratum, centre and factor level, the method, the imbalance and
     whether the allocation list is intact (recorded in the audit trail)."""
     return report_download(request, who, ctx, "json")
+
+
+_XML: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/xml": {}}, "description": "CDISC ODM 1.3.2 document"}
+}
+
+
+@router.get("/exports/odm", response_class=Response, responses={**ERRORS, **_XML})
+def api_odm(
+    request: Request,
+    audit: bool = Query(True, description="false: data only, without audit records"),
+    who: Auth = WHO,
+    ctx: Ctx = READ,
+) -> Response:
+    """CDISC ODM 1.3.2: metadata from the form registry and the clinical data of every patient
+    the caller may read, with audit records, e-signatures and locks (recorded in the audit
+    trail as an export)."""
+    from reluth.odm import service as odm
+
+    return deliver(request, who, ctx, lambda c: odm.odm_export(c, audit))

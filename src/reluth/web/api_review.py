@@ -217,11 +217,15 @@ def review_save(
     to: Visible = Depends(visible(review.record_central_read)),
 ) -> ReadOut:
     """Store one central read (baseline first), evaluated with all earlier reads."""
-    who, patient = to.who, to.patient
-    with audited(request, who) as w:
-        read = review.record_central_read(
+    return _save(request, to, body, review.record_central_read)
+
+
+def _save(request: Request, to: Visible, body: ReadSave, record: Any) -> ReadOut:
+    """One read stored by ``record`` (central review's or the site's service)."""
+    with audited(request, to.who) as w:
+        read = record(
             w,
-            patient.patient_code,
+            to.patient.patient_code,
             body.timepoint,
             body.assessment_date,
             body.modality,
@@ -230,3 +234,63 @@ def review_save(
         )
         w.session.refresh(read)
         return _read_out(read)
+
+
+# --- the site investigator's local assessment (kept apart from central review) --------------
+
+
+class LocalOutcomeOut(BaseModel):
+    best_overall_response: str
+    best_overall_response_date: dt.date | None
+    first_pd_date: dt.date | None
+    disease_control_month6: bool
+
+
+class LocalAssessmentsOut(BaseModel):
+    patient_id: str
+    reader: str = Field(description="always local: the site investigator's reads")
+    baseline_lesions: list[str]
+    reads: list[ReadOut]
+    outcome: LocalOutcomeOut | None = Field(description="None before randomization")
+
+
+@router.get(
+    "/patients/{code}/local-assessments", response_model=LocalAssessmentsOut, responses=ERRORS
+)
+def local_assessments(
+    to: Visible = Depends(visible(review.local_assessments)), ctx: Ctx = READ
+) -> LocalAssessmentsOut:
+    """The site's local tumour assessments of a patient and their RECIST 1.1 evaluation by the
+    same engine as central review (never the central reads)."""
+    reads, evaluation = review.local_assessments(ctx, to.patient.patient_code)
+    outcome = None if evaluation is None else evaluation.outcome
+    return LocalAssessmentsOut(
+        patient_id=to.patient.patient_code,
+        reader=review.LOCAL,
+        baseline_lesions=review.baseline_lesion_ids(reads),
+        reads=[_read_out(r) for r in reads],
+        outcome=None
+        if outcome is None
+        else LocalOutcomeOut(
+            best_overall_response=outcome.best_overall_response.value,
+            best_overall_response_date=outcome.best_overall_response_date,
+            first_pd_date=outcome.first_pd_date,
+            disease_control_month6=outcome.disease_control_month6,
+        ),
+    )
+
+
+@router.post(
+    "/patients/{code}/local-assessments",
+    response_model=ReadOut,
+    status_code=201,
+    responses=ERRORS,
+)
+def local_assessment_save(
+    body: ReadSave,
+    request: Request,
+    to: Visible = Depends(visible(review.record_local_assessment)),
+) -> ReadOut:
+    """Store one local tumour assessment (baseline first), evaluated by the RECIST engine with
+    the site's earlier local assessments."""
+    return _save(request, to, body, review.record_local_assessment)

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from reluth.core.context import Ctx
+from reluth.errors import ValidationError
+from reluth.forms import answers
 from reluth.queries import service as queries
 from reluth.records import views
 from reluth.safety import records as safety_records
@@ -148,7 +150,19 @@ class ReopenIn(ApiIn):
 
 
 class AnswerIn(ApiIn):
-    answer: str = Field(min_length=1, max_length=queries.TEXT_MAX, pattern=r"\S")
+    """An answer in words, or (``correct`` + ``reason``) a correction of the queried value
+    through the form's correction path, answered in the same transaction."""
+
+    answer: str | None = Field(
+        default=None, min_length=1, max_length=queries.TEXT_MAX, pattern=r"\S"
+    )
+    correct: str | None = Field(
+        default=None, max_length=queries.TEXT_MAX, description="the corrected value, as text"
+    )
+    reason: str | None = Field(
+        default=None, min_length=1, max_length=2000, pattern=r"\S",
+        description="why the value changes (required with correct; audited)",
+    )  # fmt: skip
 
 
 class QueryOut(BaseModel):
@@ -223,7 +237,16 @@ def queries_answer(
     request: Request,
     to: Visible = Depends(_query_of(queries.answer_query)),
 ) -> QueryOut:
+    """Answer a query in words, or correct the queried value (``correct`` and ``reason``)."""
     who, code = to.who, to.patient.patient_code
+    if body.correct is not None:
+        with audited(request, who) as w:
+            row = answers.answer_with_correction(
+                w, query_id, body.correct, body.reason or "", body.answer
+            )
+            return QueryOut.model_validate(views.query_row(row, code, w))
+    if body.answer is None:
+        raise ValidationError("answer", "missing", "an answer, or correct and reason")
     with audited(request, who, reason=queries.answer_reason(query_id)) as w:
         row = queries.answer_query(w, query_id, body.answer)
         return QueryOut.model_validate(views.query_row(row, code, w))

@@ -46,6 +46,7 @@ from reluth.i18n import (
     vocabulary,
 )
 from reluth.i18n.messages import describe
+from reluth.i18n.reasons import shown_reason
 from reluth.protocol.definition import Protocol, load_protocol
 from reluth.safety import seriousness
 from reluth.web.deps import LANGUAGE_COOKIE, LoginRequired, PasswordChangeRequired
@@ -246,6 +247,7 @@ def create_app(
         dosimetry_pages,
         export_pages,
         forms_pages,
+        labels,
         lifecycle_pages,
         pages,
         qol_pages,
@@ -255,6 +257,7 @@ def create_app(
         visit_pages,
     )
 
+    labels.install(app.state.templates, app.state.trial)
     app.include_router(pages.router)
     app.include_router(trial_pages.router)
     app.include_router(review_pages.router)
@@ -359,6 +362,7 @@ def install_i18n(templates: Jinja2Templates, zone: Any) -> None:
         if isinstance(error, ReluthError)
         else (gettext(str(error)) if error else "")
     )
+    env.filters["reason"] = shown_reason
     env.filters["num"] = format_number
     env.filters["day"] = format_day
     env.filters["site_local"] = lambda moment: format_moment(moment, zone)

@@ -205,7 +205,9 @@ async def _refuse_nul_in_form(request: Request) -> None:
     form = await request.form()
     for name, value in form.multi_items():
         if isinstance(value, str) and "\x00" in value:
-            raise ValidationError(name, "contains a NUL character", "text without control codes")
+            raise ValidationError(
+                name, N_("contains a NUL character"), N_("text without control codes")
+            )
 
 
 #: The authenticated person behind a request (any role: the services ask the policy).

@@ -21,6 +21,7 @@ from reluth.core.context import Ctx
 from reluth.core.trial import Trial
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import ReluthError, ValidationError
+from reluth.i18n import N_, gettext
 from reluth.i18n.messages import describe
 from reluth.records import views
 from reluth.web.deps import READ, WHO, Auth, audited, trial
@@ -70,7 +71,13 @@ def dosimetry_page(
 
 def _cycle(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 2) or not 1 <= int(text) <= 8:
-        raise ValidationError("cycle", f"{text!r}", "an administered cycle number")
+        raise ValidationError(
+            "cycle",
+            f"{text!r}",
+            "an administered cycle number",
+            code="not_an_integer_in_range",
+            params={"value": text, "lo": 1, "hi": 8},
+        )
     return int(text)
 
 
@@ -78,7 +85,11 @@ def _document(text: str) -> object:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationError("records", f"not JSON: {exc.msg} (line {exc.lineno})") from None
+        raise ValidationError(
+            "records",
+            f"not JSON: {exc.msg} (line {exc.lineno})",
+            N_("a JSON document"),
+        ) from None
 
 
 @router.post("/patients/{code}/dosimetry", dependencies=[Depends(_remember_form)])
@@ -114,8 +125,18 @@ def dosimetry_save(
 
 # --- from the DICOM store, in the background with progress ---------------------------------
 
-#: Jobs of this process: id → {"state": running | done | failed, "step", "message", "code"}.
-_JOBS: dict[str, dict[str, str]] = {}
+#: Jobs of this process: id → {"state": running | done | failed, "step", "message", "code",
+#: "error", "params"}. The step and message are source strings (translated when the page polls,
+#: in the language of the person polling: the thread has no request language).
+_JOBS: dict[str, dict[str, Any]] = {}
+#: The steps a computation reports (reluth.dosimetry.runner's progress texts among them).
+STEPS = (
+    N_("starting"),
+    N_("computing doses"),
+    N_("writing outputs"),
+    N_("storing the results"),
+    N_("done"),
+)
 _SERIES_UID = re.compile(r"^[0-9.]{1,64}$")
 
 
@@ -140,17 +161,24 @@ def _from_store_job(app: Any, actor: Actor, trial: Trial, code: str, cycle: int,
                 organ_table=default_organ_table(),
                 on_progress=lambda text: state.update(step=text),
             )  # fmt: skip
-        state["step"] = "storing the results"
+        state["step"] = STEPS[3]
         records = dosimetry.records_from_document(doc)
         with writing(app.state.engine, actor, trial, reason=reason) as w:
             rows = dosimetry.store_cycle(w, code, cycle, records, replace=reason is not None)
         state.update(
-            state="done", step="done", message=f"stored {len(rows)} dose records; outputs in {out}"
+            state="done",
+            step=STEPS[4],
+            message=N_("stored {n} dose records; outputs in {folder}"),
+            params={"n": len(rows), "folder": str(out)},
         )
     except ReluthError as exc:
-        state.update(state="failed", message=describe(exc))
+        state.update(state="failed", error=exc)
     except Exception as exc:  # shown on the page, never a 5xx from the poll
-        state.update(state="failed", message=f"internal error: {exc.__class__.__name__}")
+        state.update(
+            state="failed",
+            message=N_("internal error: {kind}"),
+            params={"kind": exc.__class__.__name__},
+        )
 
 
 @router.post("/patients/{code}/dosimetry/from-store", dependencies=[Depends(_remember_form)])
@@ -166,17 +194,21 @@ def dosimetry_from_store(
         cycle = _cycle(form.get("cycle", ""))
         vois = form.get("vois", "").strip() or None
         if vois is not None and not _SERIES_UID.match(vois):
-            raise ValidationError("vois", f"{vois!r}", "the series UID of a stored RTSTRUCT/SEG")
+            raise ValidationError(
+                "vois", f"{vois!r}", N_("the series UID of a stored RTSTRUCT/SEG")
+            )
         replace = form.get("replace") == "yes"
         reason = form.get("reason", "").strip() or None
         if replace and reason is None:
-            raise ValidationError("reason", "missing", "why the stored results are replaced")
+            raise ValidationError(
+                "reason", "missing", "why the stored results are replaced", code="required"
+            )
     except ReluthError as exc:
         return _page(request, who, ctx, code, form, exc, exc.http_status)
     job = secrets.token_urlsafe(9)
     _JOBS[job] = {
         "state": "running",
-        "step": "starting",
+        "step": STEPS[0],
         "message": "",
         "code": patient.patient_code,
     }
@@ -208,7 +240,18 @@ def dosimetry_job(
     patient = views.visible_patient(ctx, code, Resource.DOSIMETRY, Action.WRITE)
     state = _JOBS.get(job)
     if state is None or state["code"] != patient.patient_code:
-        state = {"state": "failed", "step": "", "message": "no such computation", "code": code}
+        state = {"state": "failed", "step": "", "message": N_("no such computation"), "code": code}
     return render(
-        request, "_dosimetry_job.html", {"code": patient.patient_code, "job": job, "s": state}
+        request,
+        "_dosimetry_job.html",
+        {"code": patient.patient_code, "job": job, "s": state, "message": _job_message(state)},
     )
+
+
+def _job_message(state: dict[str, Any]) -> str:
+    """The job's outcome in the language of the person polling."""
+    error = state.get("error")
+    if isinstance(error, ReluthError):
+        return describe(error)
+    text = state.get("message") or ""
+    return gettext(text).format(**state.get("params", {})) if text else ""

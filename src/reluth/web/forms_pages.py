@@ -21,6 +21,8 @@ from reluth.errors import NotFound, ReluthError
 from reluth.forms import corrections
 from reluth.forms.bindings import BINDINGS, Binding
 from reluth.forms.refs import record_id
+from reluth.i18n import get_locale, gettext
+from reluth.i18n.vocabulary import FORM_STATUSES
 from reluth.web.deps import READ, WHO, Auth, audited
 from reluth.web.pages import render
 from reluth.web.trial_pages import _remember_form
@@ -185,6 +187,9 @@ for _binding in BINDINGS.values():
 
 # --- status grid ------------------------------------------------------------------------------
 
+#: A form's or visit's status as people read it (the stored value stays in links and filters).
+STATUS_LABELS = FORM_STATUSES  # every status of the grid, the lifecycle's included
+
 #: One character per visit status in a grid cell (the colour says it too; the title lists forms).
 ABBREV = {
     "not_started": "·",
@@ -194,6 +199,9 @@ ABBREV = {
     "missing": "–",
     "overdue": "!",
     "not_expected": "",
+    "sdv_done": "☑",
+    "signed": "✍",
+    "locked": "▣",
 }
 
 
@@ -212,6 +220,12 @@ def status_page(
     from reluth.sites import service as sites
 
     grid = forms.status_grid(ctx, centre or None, visit or None, status or None)
+    registry, lang = corrections.registry_of(ctx), get_locale()
+
+    def form_status(form: str, value: str) -> str:
+        label = registry.form(form).label_in(lang) if form in registry.form_ids else form
+        return f"{label} {gettext(STATUS_LABELS.get(value, value))}"
+
     # each cell as (visit status, title listing its forms) once, not in the template's loops
     cells = [
         (
@@ -224,7 +238,7 @@ def status_page(
                     c.code
                     + ": "
                     + "; ".join(
-                        f"{f.form} {f.status.value.replace('_', ' ')}"
+                        form_status(f.form, f.status.value)
                         + (f" ({f.missing_code})" if f.missing_code else "")
                         for f in cell.forms
                     ),
@@ -287,7 +301,9 @@ def _record_page(
             and may_call(who, binding.write),
             "can_missing": may_call(who, forms.record_missing),
             "allowed": {f.name: f.missing for f in view.form.fields},
-            "missing_codes": registry.missing_codes,
+            "missing_codes": {
+                c: registry.missing_label(c, get_locale()) for c in registry.missing_codes
+            },
             "query_rows": [views.query_row(q, view.ref.patient_code, ctx) for q in view.queries],
         },
         status_code=error.http_status if error else 200,

@@ -34,7 +34,7 @@ def _patient_context(ctx: Ctx, who: Auth, code: str) -> dict[str, Any]:
             else None
         ),
         "can_sign": may_call(who, signing.sign),
-        "meanings": signing.MEANINGS,
+        "meanings": {s: ctx.trial.forms.signature_meaning(s) for s in signing.SCOPES},
         "sdv": sdv.sdv_marks(ctx, patient.patient_code) if may_call(who, sdv.sdv_marks) else None,
         "can_sdv": may_call(who, sdv.verify),
         "error": None,

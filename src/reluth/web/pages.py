@@ -15,6 +15,7 @@ from reluth.auth import service as auth
 from reluth.auth.roles import Role
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
+from reluth.i18n import N_
 from reluth.i18n.messages import describe
 from reluth.records import dashboard
 from reluth.sites import service as sites
@@ -257,7 +258,11 @@ def _days(text: str) -> int:
     value = text.strip()
     if not (value.isascii() and value.isdigit()) or len(value) > 3:
         raise ValidationError(
-            "expires_in_days", repr(text[:8]), f"1..{auth.API_TOKEN_MAX_DAYS} days"
+            "expires_in_days",
+            repr(text[:8]),
+            f"1..{auth.API_TOKEN_MAX_DAYS} days",
+            code="not_an_integer_in_range",
+            params={"value": text[:8], "lo": 1, "hi": auth.API_TOKEN_MAX_DAYS},
         )
     return int(value)
 
@@ -314,14 +319,14 @@ def users_create(
     return RedirectResponse("/admin/users", status_code=303)
 
 
-#: Account changes offered on the users page: action -> (what it does, needs a reason).
+#: Account changes offered on the users page: action -> what was done (translated when shown).
 USER_ACTIONS = {
-    "deactivate": "deactivated",
-    "reactivate": "reactivated",
-    "unlock": "unlocked",
-    "reset-password": "password reset",
-    "set-role": "role changed",
-    "set-centres": "centres changed",
+    "deactivate": N_("deactivated"),
+    "reactivate": N_("reactivated"),
+    "unlock": N_("unlocked"),
+    "reset-password": N_("password reset"),
+    "set-role": N_("role changed"),
+    "set-centres": N_("centres changed"),
 }
 
 

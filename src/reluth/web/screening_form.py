@@ -27,6 +27,7 @@ from reluth.errors import ReluthError, ValidationError, ValidationErrors
 from reluth.i18n.messages import describe
 from reluth.protocol.patient import LAB_TESTS, Lab, PatientFile
 from reluth.units import display_units
+from reluth.values import parse_number
 
 #: Rows offered for repeated entries (lesions, adverse events, ...); blank rows are ignored.
 ROWS = {"lesions": 6, "unresolved_adverse_events": 4, "other_cancers": 2, "cycle_dates": 4}
@@ -251,6 +252,8 @@ def to_patient_file(form: Mapping[str, str], patient_code: str) -> dict[str, Any
         if not raw:
             continue
         value: Any = raw
+        if entry.kind == "decimal":  # a decimal comma or point, as every numeric field
+            value = str(parse_number(raw, entry.name))
         if entry.kind == "yesno":
             if raw not in (YES, NO):
                 raise ValidationError(entry.name, f"got {raw!r}", "yes, no or blank (unknown)")

@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
+from reluth.forms import answers
+from reluth.i18n import N_, gettext
 from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.protocol.eligibility import check_eligibility
@@ -136,13 +138,18 @@ def _screening_preview(form: dict[str, str], code: str, ctx: Ctx) -> dict[str, A
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
                 return {
-                    "error": f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                    "error": gettext("malformed JSON at line {line} column {column}").format(
+                        line=exc.lineno, column=exc.colno
+                    ),
                     "errors": {},
                 }
             if isinstance(data, dict):
                 data.setdefault("patient_id", code)
                 if data.get("patient_id") != code:
-                    return {"error": f"patient_id: must be {code}", "errors": {}}
+                    return {
+                        "error": gettext("Patient ID: must be {code}").format(code=code),
+                        "errors": {},
+                    }
         else:
             data = screening_form.to_patient_file(form, code)
         result = check_eligibility(
@@ -372,7 +379,9 @@ def randomize_do(
 ) -> HTMLResponse:
     patient = patient_for(ctx, code, randomization.randomize)
     if confirm != "yes":
-        raise ValidationError("confirm", "randomization was not confirmed", "tick the confirmation")
+        raise ValidationError(
+            "confirm", N_("randomization was not confirmed"), N_("tick the confirmation")
+        )
     with audited(request, who) as w:
         result = randomization.randomize(w, patient.patient_code, request_id)
     return render(
@@ -503,7 +512,7 @@ def query_open(
     rid = int(record_id) if record_id.isascii() and record_id.isdigit() else None
     try:
         if record_id and rid is None:
-            raise ValidationError("record_id", repr(record_id), "a record id")
+            raise ValidationError("record_id", repr(record_id), N_("a record id"))
         with audited(request, who) as w:
             queries.open_query(
                 w,
@@ -526,12 +535,23 @@ def query_answer(
     request: Request,
     query_id: RecordId,
     answer: str = Form(""),
+    correct: str = Form(""),
+    corrected: str = Form(""),
+    reason: str = Form(""),
+    back: str = Form(""),
     who: Auth = WHO,
     ctx: Ctx = READ,
 ) -> Response:
-    with audited(request, who, reason=queries.answer_reason(query_id)) as w:
-        queries.answer_query(w, query_id, answer)
-    return RedirectResponse("/queries", status_code=303)
+    """Answer in words, or (``corrected`` ticked) correct the queried value to ``correct``
+    with ``reason`` through the form's correction path; back to the record page it came from."""
+    target = back if back.startswith("/forms/") and back[7:].replace("/", "").isalnum() else ""
+    if corrected:
+        with audited(request, who) as w:
+            answers.answer_with_correction(w, query_id, correct, reason, answer or None)
+    else:
+        with audited(request, who, reason=queries.answer_reason(query_id)) as w:
+            queries.answer_query(w, query_id, answer)
+    return RedirectResponse(target or "/queries", status_code=303)
 
 
 @router.post("/queries/{query_id}/reopen")

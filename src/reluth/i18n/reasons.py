@@ -1,0 +1,224 @@
+"""A reason an engine gives (an eligibility verdict, a RECIST note, a CTCAE rule, a refusal) as
+a stable message key, its source-language template and the values it was built from, so it is
+written in the reader's language where it is shown, never by translating formatted English.
+
+Engines stay pure: they build a :class:`Reason` and need no catalogue. Values keep their type
+(numbers are formatted by Babel in the reader's language, days as dd/mm/yyyy in French, field
+paths are shown by their labels but kept for highlighting). ``as_dict``/``from_dict`` give the
+JSON stored with a screening and returned by ``--json`` (keys and values, untranslated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from reluth.errors import ReluthError
+from reluth.i18n import DEFAULT, N_, format_number, gettext, use_locale
+from reluth.i18n.messages import _shown as plain_value
+from reluth.i18n.messages import field_label
+
+E = TypeVar("E", bound=ReluthError)
+
+#: Findings one after the other (French sets a space before the semicolon).
+SEMICOLON = N_("; ")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A measured value with its unit (``79999 /mm3``), shown ``79 999 /mm³`` in French."""
+
+    value: Decimal
+    unit: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """An input named by its path (``labs.platelets``): shown by its label, kept for the form
+    to highlight it."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of the trial's vocabulary (``radiological``, ``intestinal``), marked with ``N_``
+    where it is made and translated where it is shown."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Several values shown one after the other with ``separator`` (a list is shown with
+    commas)."""
+
+    items: tuple[Any, ...]
+    separator: str = SEMICOLON
+
+
+@dataclass(frozen=True)
+class Reason:
+    """``key`` is stable (tests and clients branch on it); ``template`` is the source-language
+    wording, marked with ``N_`` where the reason is made, with ``{name}`` placeholders."""
+
+    key: str
+    template: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def render(self) -> str:
+        """The reason in the current language."""
+        return render(self)
+
+    def english(self) -> str:
+        """The reason in the source language (what ``reason`` strings and logs carry)."""
+        with use_locale(DEFAULT):
+            return render(self)
+
+    def fields(self) -> tuple[str, ...]:
+        """Every field path the reason names, nested reasons included (to highlight them)."""
+        return tuple(dict.fromkeys(_fields(self)))
+
+    def __json__(self) -> dict[str, Any]:
+        return self.as_dict()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "template": self.template,
+            "params": {k: _encode(v) for k, v in self.params.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reason:
+        return cls(
+            str(data["key"]),
+            str(data["template"]),
+            {k: _decode(v) for k, v in dict(data.get("params") or {}).items()},
+        )
+
+
+#: How units are written for people (the stored unit is kept as entered).
+UNIT_DISPLAY = {
+    "/mm3": "/mm³",
+    "cells/mm3": "cells/mm³",
+    "10^9/L": "×10⁹/L",
+    "mL/min/1.73m2": "mL/min/1.73 m²",
+}
+
+
+def _unit(unit: str) -> str:
+    return UNIT_DISPLAY.get(unit, unit)
+
+
+def shown(value: Any) -> str:
+    """One value as the reader's language writes it."""
+    if isinstance(value, Reason):
+        return render(value)
+    if isinstance(value, Quantity):
+        return f"{format_number(value.value)} {_unit(value.unit)}"
+    if isinstance(value, Field):
+        return field_label(value.path)
+    if isinstance(value, Word):
+        return gettext(value.text)
+    if isinstance(value, Joined):
+        return gettext(value.separator).join(shown(v) for v in value.items)
+    if isinstance(value, list | tuple):
+        return ", ".join(shown(v) for v in value)
+    return plain_value(value)  # yes/no, numbers and days as the error messages show them
+
+
+def render(reason: Reason) -> str:
+    values = {k: shown(v) for k, v in reason.params.items()}
+    template = gettext(reason.template)
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError):  # a catalogue entry out of step: the source
+        return reason.template.format(**values)
+
+
+def render_stored(data: Any, fallback: str = "") -> str:
+    """A stored reason (``as_dict``) in the current language; ``fallback`` (the English text
+    stored before reasons had keys) when there is none."""
+    if isinstance(data, Reason):
+        return render(data)
+    if isinstance(data, Mapping) and "key" in data and "template" in data:
+        return render(Reason.from_dict(data))
+    return fallback
+
+
+def shown_reason(item: Any) -> str:
+    """The reason of a verdict (a criterion's, stored as a dict or fresh) in the reader's
+    language: its ``message``, else the English ``reason`` stored with it (the ``reason``
+    filter of the pages and the casebook)."""
+    if isinstance(item, Mapping):
+        return render_stored(item.get("message"), str(item.get("reason", "")))
+    return render_stored(getattr(item, "message", None), str(getattr(item, "reason", "")))
+
+
+def _fields(value: Any) -> list[str]:
+    if isinstance(value, Field):
+        return [value.path]
+    if isinstance(value, Reason):
+        return [p for v in value.params.values() for p in _fields(v)]
+    if isinstance(value, Joined):
+        return _fields(value.items)
+    if isinstance(value, list | tuple):
+        return [p for v in value for p in _fields(v)]
+    return []
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Reason):
+        return {"reason": value.as_dict()}
+    if isinstance(value, Quantity):
+        return {"quantity": [str(value.value), value.unit]}
+    if isinstance(value, Field):
+        return {"field": value.path}
+    if isinstance(value, Word):
+        return {"word": value.text}
+    if isinstance(value, Joined):
+        return {"joined": [value.separator, [_encode(v) for v in value.items]]}
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, Decimal | float):
+        return {"number": str(value)}
+    if isinstance(value, dt.date):
+        return {"day": value.isoformat()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return str(value)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, Mapping) or len(value) != 1:
+        return value
+    ((kind, inner),) = value.items()
+    if kind == "reason":
+        return Reason.from_dict(inner)
+    if kind == "quantity":
+        return Quantity(Decimal(inner[0]), inner[1])
+    if kind == "field":
+        return Field(inner)
+    if kind == "word":
+        return Word(inner)
+    if kind == "joined":
+        return Joined(tuple(_decode(v) for v in inner[1]), inner[0])
+    if kind == "number":
+        return Decimal(inner)
+    if kind == "day":
+        return dt.date.fromisoformat(inner)
+    return value
+
+
+def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
+    """A coded domain error (``error`` with the stable ``code``) whose message is ``template``
+    with ``params``: English in ``message`` (logs, the CLI's ``--json``), in the reader's
+    language where :func:`reluth.i18n.messages.describe` shows it."""
+    reason = Reason(code, template, params)
+    return error(reason.english(), code=code, params={"reason": reason})
