@@ -1,101 +1,98 @@
 """Load benchmark of the web eCRF on loopback: page renders and API writes under 20 concurrent
-users, on SQLite, with a full trial loaded (176 included patients over 22 centres, 146
-randomized) through the same services as the pages.
+users with a think time, against the app in one process (uvicorn), on SQLite, with the demo's
+full synthetic trial (176 included patients over 22 centres, their follow-up, labs, adverse
+events and questionnaires) loaded through the services as the demo does.
 
-    .venv/bin/python benchmarks/bench_web.py [--users 20] [--seconds 20] [--out DIR]
+    .venv/bin/python benchmarks/bench_web.py [--users 20] [--think-ms 1000] [--seconds 30] [--runs 3] [--out DIR]
 
-The server runs in its own process (uvicorn, one worker); the load generator is httpx async.
-Each simulated user logs in once, then loops: dashboard page, patient list page, one patient's
-timeline page, and one API write (a laboratory result, audited). Latencies are wall-clock
-per request as seen by the client. Not part of the test suite.
+The trial is loaded once into ``--out`` (reused when present) and copied afresh for each run;
+each run starts its own server. Every simulated user logs in first (argon2 is deliberately
+slow; the clock starts when all are in), then loops with ``--think-ms`` (random 0.5-1.5 x) after
+each request: 19 investigators over the dashboard, their centre's patient list, one patient's
+timeline and one audited API write (a laboratory result, graded by the CTCAE engine); one data
+manager over the dashboard, the status grid of all 176 patients and the patient list. The
+peer in the same run is the login page (no database work): what the server and the loopback
+cost at least. Latencies are wall-clock per request as the client sees them; the 1-minute load
+average is printed with each run. Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
-from rich.progress import Progress
 
-REPO = Path(__file__).resolve().parents[1]
-PASSWORD = "benchmark password 2026"
+KEYS = {
+    "RELUTH_AUDIT_KEY": "reluth-benchmark-audit-key-000000000000",
+    "RELUTH_ALLOCATION_KEY": "reluth-benchmark-allocation-key-0000000",
+}
+PREFIX = "reluth-demo-"  # the demo accounts' published passwords (reluth.simulation.replay)
 
 
-def load_trial(
-    url: str, centres: int = 22, per_centre: int = 8, randomized: int = 146
-) -> list[str]:
-    from reluth.auth import service as auth
-    from reluth.db.session import Actor, unit_of_work
-    from reluth.patients import service as patients
-    from reluth.randomization import service as randomization
-    from reluth.web.app import prepare_database
+def load_trial(workdir: Path) -> Path:
+    """The demo's trial (cohort seed 2021) replayed through the services into ``bench.db``."""
+    db = workdir / "bench.db"
+    if db.exists():
+        return db
+    from rich.progress import Progress
 
-    engine = prepare_database(url)
-    admin = Actor("bench-admin", "admin")
-    stat = Actor("bench-stat", "statistician")
-    example = json.loads((REPO / "examples" / "patients" / "eligible.json").read_text())
-    codes: list[str] = []
-    with unit_of_work(engine, actor=admin) as uow:
-        for c in range(1, centres + 1):
-            patients.add_centre(uow.session, f"C{c:02d}", f"Centre {c}")
-    with unit_of_work(engine, actor=stat) as uow:
-        randomization.configure(uow.session, stat, "blocks")
-    with unit_of_work(engine, actor=stat) as uow:
-        randomization.generate_list(uow.session, stat, "benchmark-secret-seed-42", 160)
-    total = centres * per_centre
+    from reluth.core.trial import Trial
+    from reluth.db.engine import make_engine
+    from reluth.db.migrate import upgrade
+    from reluth.protocol.definition import load_protocol
+    from reluth.simulation.cohort import CohortConfig, generate_cohort
+    from reluth.simulation.replay import Replayer, events, play
+
+    tmp = workdir / "loading.db"
+    tmp.unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{tmp}")
+    upgrade(engine)
+    trial = Trial(load_protocol())
+    cohort = generate_cohort(CohortConfig(trial.protocol, seed=2021))
+    replayer = Replayer(engine, cohort, 2021, trial)
+    replayer.setup()
+    timeline = events(cohort)
     with Progress() as progress:
-        task = progress.add_task("loading trial", total=total)
-        for c in range(1, centres + 1):
-            inv = Actor(f"inv{c:02d}", "investigator")
-            for _ in range(per_centre):
-                with unit_of_work(engine, actor=inv) as uow:
-                    s = uow.session
-                    code = patients.register_patient(
-                        s, f"C{c:02d}", sex="female", birth_year=1960
-                    ).patient_code
-                    patients.screen_patient(s, {**example, "patient_id": code})
-                    patients.include_patient(s, code, consent_date=dt.date(2024, 10, 28))
-                    for n, day in ((1, "2024-11-04"), (2, "2024-12-30")):
-                        patients.record_cycle(
-                            s,
-                            code,
-                            n,
-                            dt.date.fromisoformat(day),
-                            Decimal("7.4"),
-                            f"LOT{n}",
-                        )
-                    patients.record_pre_randomization(s, code, dt.date(2025, 2, 24), False, "SD")
-                codes.append(code)
-                progress.advance(task)
-    with Progress() as progress:
-        task = progress.add_task("randomizing", total=randomized)
-        for i, code in enumerate(codes[:randomized]):
-            inv = Actor(f"inv{code[1:3]}", "investigator")
-            with unit_of_work(engine, actor=inv) as uow:
-                randomization.randomize(uow.session, inv, code, f"bench-{i}")
+        task = progress.add_task("loading the trial", total=len(timeline))
+        for _day, _order, kind, patient in timeline:
+            play(replayer, kind, patient)
             progress.advance(task)
-    from sqlalchemy.orm import sessionmaker
-
-    with sessionmaker(engine)() as db:
-        for c in range(1, centres + 1):
-            auth.create_user(db, f"inv{c:02d}", "investigator", PASSWORD, [f"C{c:02d}"])
-        auth.create_user(db, "dm", "data_manager", PASSWORD)
-        db.commit()
     engine.dispose()
-    return codes
+    tmp.rename(db)
+    return db
+
+
+def writable_patients(db: Path) -> dict[str, list[tuple[str, str]]]:
+    """Per centre, the patients who have a laboratory result, with its date (a lab entry on
+    that date passes the date checks: it already did once)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT p.patient_code, max(l.sample_date) FROM patients p"
+                " JOIN lab_results l ON l.patient_id = p.id GROUP BY p.patient_code"
+            )
+        ).all()
+    engine.dispose()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for code, day in rows:
+        out.setdefault(code.split("-")[0], []).append((code, str(day)[:10]))
+    return out
 
 
 def free_port() -> int:
@@ -104,128 +101,90 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Recorder:
+    def __init__(self) -> None:
+        self.by_kind: dict[str, list[float]] = {}
+        self.errors: list[str] = []
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.by_kind.setdefault(kind, []).append(seconds)
+
+
+async def login(client: httpx.AsyncClient, username: str) -> bool:
+    form = await client.get("/login")
+    token = form.text.split('name="csrf_token" value="')[1].split('"')[0]
+    r = await client.post(
+        "/login", data={"username": username, "password": PREFIX + username, "csrf_token": token}
+    )
+    if r.status_code != 303:
+        return False
+    page = (await client.get("/dashboard")).text
+    client.headers["X-CSRF-Token"] = page.split('"X-CSRF-Token": "')[1].split('"')[0]
+    return True
+
+
 async def user(
     base: str,
     username: str,
-    codes: list[str],
-    until: float,
-    pages: list[float],
-    writes: list[float],
-    errors: list[str],
-    think_s: float = 0.0,
-    by_page: dict[str, list[float]] | None = None,
-    ready: asyncio.Barrier | None = None,
-    seconds: float = 0.0,
+    plan: list[str],
+    patients: list[tuple[str, str]],
+    seconds: float,
+    think_s: float,
+    rec: Recorder,
+    ready: asyncio.Barrier,
 ) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        form = await client.get("/login")
-        token = form.text.split('name="csrf_token" value="')[1].split('"')[0]
-        r = await client.post(
-            "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
-        )
-        if r.status_code != 303:
-            errors.append(f"login {username}: {r.status_code}")
-            if ready is not None:
-                await ready.abort()  # the others stop waiting for this user
+    """Log in, wait for everyone, then loop over ``plan`` (paths; ``{code}`` a patient of the
+    user's, ``LAB`` an API lab entry for one) with the think time after each request."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        if not await login(client, username):
+            rec.errors.append(f"login {username}")
+            await ready.abort()
             return
-        client.headers["X-CSRF-Token"] = (
-            (await client.get("/dashboard")).text.split('"X-CSRF-Token": "')[1].split('"')[0]
-        )
         rng = random.Random(username)
-        if ready is not None:  # time only after every user has logged in (argon2 at login)
-            try:
-                await ready.wait()
-            except asyncio.BrokenBarrierError:
-                return
-            until = time.perf_counter() + seconds
-        if think_s:  # users arrive spread over one think time, not all in the same millisecond
-            await asyncio.sleep(rng.uniform(0, think_s))
+        try:
+            await ready.wait()
+        except asyncio.BrokenBarrierError:
+            return
+        until = time.perf_counter() + seconds
+        await asyncio.sleep(rng.uniform(0, think_s))  # arrivals spread over one think time
         while time.perf_counter() < until:
-            code = rng.choice(codes)
-            for path in ("/dashboard", "/patients", f"/patients/{code}"):
+            for step in plan:
+                code, day = rng.choice(patients) if patients else ("", "")
                 t0 = time.perf_counter()
-                r = await client.get(path)
-                pages.append(time.perf_counter() - t0)
-                if by_page is not None:
-                    kind = "/patients/{code}" if path.count("/") == 2 else path
-                    by_page.setdefault(kind, []).append(pages[-1])
-                if r.status_code != 200:
-                    errors.append(f"GET {path}: {r.status_code}")
+                if step == "LAB":
+                    r = await client.post(
+                        f"/api/v1/patients/{code}/labs",
+                        json={
+                            "test": "platelets",
+                            "value": str(rng.randint(50, 300) * 1000),
+                            "unit": "/mm3",
+                            "lln": "150000",
+                            "date": day,
+                        },
+                    )
+                    kind, ok = "write: POST /api/v1/patients/{code}/labs", r.status_code == 201
+                else:
+                    r = await client.get(step.format(code=code))
+                    kind, ok = f"page: {step}", r.status_code == 200
+                rec.add(kind, time.perf_counter() - t0)
+                if not ok:
+                    rec.errors.append(f"{kind} {code}: {r.status_code} {r.text[:120]}")
                 if think_s:
                     await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
-            t0 = time.perf_counter()
-            r = await client.post(
-                f"/api/v1/patients/{code}/labs",
-                json={
-                    "test": "platelets",
-                    "value": str(rng.randint(50, 300) * 1000),
-                    "unit": "/mm3",
-                    "lln": "150000",
-                    "date": "2025-03-11",
-                },
-            )
-            writes.append(time.perf_counter() - t0)
-            if r.status_code != 201:
-                errors.append(f"POST labs: {r.status_code} {r.text[:100]}")
-            if think_s:
-                await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
 
 
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
+def pct(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] * 1000 if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
-async def run_load(
-    base: str, codes_by_user: dict[str, list[str]], seconds: float, think_s: float = 0.0
-) -> dict[str, object]:
-    pages: list[float] = []
-    writes: list[float] = []
-    errors: list[str] = []
-    by_page: dict[str, list[float]] = {}
-    until = time.perf_counter() + seconds
-    ready = asyncio.Barrier(len(codes_by_user))
-    await asyncio.gather(
-        *(
-            user(base, u, c, until, pages, writes, errors, think_s, by_page, ready, seconds)
-            for u, c in codes_by_user.items()
-        )
-    )
-    return {
-        "page_requests": len(pages),
-        "page_p50_ms": round(pct(pages, 50), 1),
-        "page_p95_ms": round(pct(pages, 95), 1),
-        "write_requests": len(writes),
-        "write_p50_ms": round(pct(writes, 50), 1),
-        "write_p95_ms": round(pct(writes, 95), 1),
-        "errors": len(errors),
-        "first_errors": errors[:3],
-        "page_p50_p95_ms_by_page": {
-            k: [round(pct(v, 50), 1), round(pct(v, 95), 1)] for k, v in sorted(by_page.items())
-        },
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument(
-        "--think-ms",
-        type=float,
-        default=0.0,
-        help="mean pause after each request (0: back-to-back saturation)",
-    )
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    args = parser.parse_args()
-    workdir = Path(args.out or tempfile.mkdtemp(prefix="reluth-bench-web-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{workdir / 'bench.db'}"
-    t0 = time.perf_counter()
-    codes = load_trial(url)
-    print(f"loaded {len(codes)} patients in {time.perf_counter() - t0:.1f} s")
+def one_run(db: Path, workdir: Path, args: argparse.Namespace, run: int) -> dict[str, Any]:
+    copy = workdir / f"run-{run}.db"
+    shutil.copyfile(db, copy)
+    url = f"sqlite:///{copy}"
     port = free_port()
-    env = {**os.environ, "RELUTH_DATABASE_URL": url}
+    env = {**os.environ, **KEYS, "RELUTH_DATABASE_URL": url, "RELUTH_DATA_DIR": str(workdir)}
     server = subprocess.Popen(
         [
             sys.executable,
@@ -239,35 +198,91 @@ def main() -> None:
             str(port),
             "--log-level",
             "warning",
-            "--workers",
-            str(args.workers),
         ],
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
+    rec = Recorder()
     try:
-        for _ in range(100):
+        for _ in range(300):
             try:
                 httpx.get(f"{base}/login", timeout=1)
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        by_centre: dict[str, list[str]] = {}
-        for code in codes:
-            by_centre.setdefault(f"inv{code[1:3]}", []).append(code)
-        users = dict(list(by_centre.items())[: args.users])
-        result = asyncio.run(run_load(base, users, args.seconds, args.think_ms / 1000))
+        by_centre = writable_patients(copy)
+        centres = sorted(by_centre)[: args.users - 1]
+        investigator = ["/dashboard", "/patients", "/patients/{code}", "LAB", "/login"]
+        users: list[tuple[str, list[str], list[tuple[str, str]]]] = [
+            (f"investigator-{c.lower()}", investigator, by_centre[c]) for c in centres
+        ]
+        users.append(("datamanager", ["/dashboard", "/status", "/patients"], []))
+        load0 = os.getloadavg()[0]
+
+        async def go() -> None:
+            ready = asyncio.Barrier(len(users))
+            await asyncio.gather(
+                *(
+                    user(base, name, plan, pts, args.seconds, args.think_ms / 1000, rec, ready)
+                    for name, plan, pts in users
+                )
+            )
+
+        asyncio.run(go())
+        load1 = os.getloadavg()[0]
     finally:
         server.terminate()
-        server.wait(timeout=10)
-    result.update(
-        users=len(users),
-        seconds=args.seconds,
-        patients=len(codes),
-        think_ms=args.think_ms,
-        workers=args.workers,
-    )
-    print(json.dumps(result, indent=2))
+        server.wait(timeout=20)
+        copy.unlink(missing_ok=True)
+    pages = [v for k, vs in rec.by_kind.items() if k.startswith("page") and "/login" not in k
+             for v in vs]  # fmt: skip
+    writes = [v for k, vs in rec.by_kind.items() if k.startswith("write") for v in vs]
+    return {
+        "run": run,
+        "load": f"{load0:.1f}-{load1:.1f}",
+        "users": len(users),
+        "pages": len(pages),
+        "page_p50_ms": round(pct(pages, 50), 1),
+        "page_p95_ms": round(pct(pages, 95), 1),
+        "writes": len(writes),
+        "write_p50_ms": round(pct(writes, 50), 1),
+        "write_p95_ms": round(pct(writes, 95), 1),
+        "errors": len(rec.errors),
+        "first_errors": rec.errors[:3],
+        "by_kind_n_p50_p95_ms": {
+            k: [len(v), round(pct(v, 50), 1), round(pct(v, 95), 1)]
+            for k, v in sorted(rec.by_kind.items())
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--think-ms", type=float, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, help="keeps the loaded trial")
+    args = parser.parse_args()
+    os.environ.update(KEYS)
+    workdir = Path(args.out or tempfile.mkdtemp(prefix="reluth-bench-web-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("RELUTH_DATA_DIR", str(workdir))
+    t0 = time.perf_counter()
+    db = load_trial(workdir)
+    print(f"trial ready in {time.perf_counter() - t0:.1f} s: {db}", flush=True)
+    print("| run | load | pages | page p50 / p95 ms | writes | write p50 / p95 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    results = []
+    for run in range(1, args.runs + 1):
+        r = one_run(db, workdir, args, run)
+        results.append(r)
+        print(
+            f"| {run} | {r['load']} | {r['pages']} | {r['page_p50_ms']} / {r['page_p95_ms']} "
+            f"| {r['writes']} | {r['write_p50_ms']} / {r['write_p95_ms']} | {r['errors']} |",
+            flush=True,
+        )
+    print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

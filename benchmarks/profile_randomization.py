@@ -1,6 +1,11 @@
-"""Where a randomization's time goes on PostgreSQL (companion of bench_randomization.py).
+"""Where a randomization's time goes (companion of bench_randomization.py).
 
     .venv/bin/python benchmarks/profile_randomization.py --postgres URL [--clients 32] [--n 300]
+    .venv/bin/python benchmarks/profile_randomization.py --cprofile randomize|lab [--postgres URL] [--n 200]
+
+``--cprofile``: the Python profile (cProfile) of ``--n`` serial randomizations or lab entries
+with one client (SQLite unless ``--postgres``): the functions with the most own time and the
+most cumulative time, per write.
 
 1. CPU per randomization with one client: this process (Python) and its PostgreSQL backend
    (read from /proc, so the server must run on this machine).
@@ -29,11 +34,8 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_randomization as bench
-from storekit import INVESTIGATOR
 
 from reluth.db.engine import make_engine
-from reluth.db.session import unit_of_work
-from reluth.randomization import service as rnd
 
 _ACTIVITY = text(
     "SELECT state, coalesce(wait_event_type, '-'), coalesce(wait_event, '-'),"
@@ -70,8 +72,7 @@ def cpu_per_randomization(base: str, n: int) -> None:
 
         def run(batch: list[str]) -> None:
             for code in batch:
-                with unit_of_work(eng, INVESTIGATOR) as uow:
-                    rnd.randomize(uow.session, INVESTIGATOR, code, f"profile-{code}")
+                bench.randomize(eng, code)
 
         run(codes[:20])  # warm-up
         c0, b0, w0 = time.process_time(), _backend_cpu(pid), time.perf_counter()
@@ -116,13 +117,60 @@ def wait_profile(base: str, clients: int, n: int) -> None:
         print(f"| {k / max(samples, 1):.2f} | {state} | {wtype}:{wevent} | {query} |")
 
 
+def cprofile(url: str, what: str, n: int, top: int) -> None:
+    import cProfile
+    import pstats
+
+    codes = bench.prepare(url, n + 20, url.startswith("postgresql"))
+    eng = make_engine(url, pool_size=1, max_overflow=0)
+    op = bench.randomize if what == "randomize" else bench.record_lab
+    for code in codes[:20]:  # warm-up: compiled statements, caches
+        op(eng, code)
+    profiler = cProfile.Profile(time.process_time)  # CPU, not waiting for a core
+    c0 = time.process_time()
+    profiler.enable()
+    for code in codes[20:]:
+        op(eng, code)
+    profiler.disable()
+    cpu = (time.process_time() - c0) * 1000 / n
+    eng.dispose()
+    print(f"{what}: {n} writes, {cpu:.2f} ms client CPU each under the profiler")
+    stats = pstats.Stats(profiler)
+    for order in ("tottime", "cumulative"):
+        print(f"\n--- by {order} (ms per write) ---")
+        entries = sorted(
+            stats.stats.items(),  # type: ignore[attr-defined]
+            key=lambda kv: kv[1][2 if order == "tottime" else 3],
+            reverse=True,
+        )
+        for (file, line, name), (_cc, calls, tt, ct, _callers) in entries[:top]:
+            where = f"{Path(file).name}:{line}({name})"
+            print(
+                f"{tt * 1000 / n:7.3f} own {ct * 1000 / n:7.3f} cum {calls / n:7.1f} calls  {where}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--postgres", required=True)
+    parser.add_argument("--postgres")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--cprofile", choices=("randomize", "lab"))
+    parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    if args.cprofile:
+        if args.postgres:
+            with scratch_database(args.postgres) as (url, _):
+                cprofile(url, args.cprofile, args.n, args.top)
+        else:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                cprofile(f"sqlite:///{tmp}/profile.db", args.cprofile, args.n, args.top)
+        return
+    if not args.postgres:
+        parser.error("--postgres is required without --cprofile")
     cpu_per_randomization(args.postgres, args.n)
     wait_profile(args.postgres, args.clients, args.n)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")

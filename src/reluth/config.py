@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("reluth-data")
@@ -41,7 +43,16 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ) if environ is None else environ
+        """The settings of ``environ`` (default: this process's environment, read each call,
+        the object built once per distinct set of ``RELUTH_*`` values: every audited commit
+        asks for its key)."""
+        if environ is None:
+            named = tuple(sorted(kv for kv in os.environ.items() if kv[0].startswith("RELUTH_")))
+            return _from_process_env(named)
+        return cls._build(environ)
+
+    @classmethod
+    def _build(cls, env: Mapping[str, str]) -> Settings:
         data_dir = Path(env.get("RELUTH_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("RELUTH_DATABASE_URL") or f"sqlite:///{data_dir / 'reluth.db'}"
         production = env.get("RELUTH_ENV", "development").lower() == "production"
@@ -91,3 +102,8 @@ class Settings:
 
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+@lru_cache(maxsize=16)
+def _from_process_env(named: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings._build(dict(named))

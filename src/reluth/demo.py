@@ -85,7 +85,14 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     from reluth.protocol.definition import load_protocol
     from reluth.simulation.cohort import CohortConfig, generate_cohort
     from reluth.simulation.dosimetry_study import run_study, store_results
-    from reluth.simulation.replay import PHYSICIST, STATISTICIAN, Replayer, demo_accounts, events
+    from reluth.simulation.replay import (
+        PHYSICIST,
+        STATISTICIAN,
+        Replayer,
+        demo_accounts,
+        events,
+        play,
+    )
 
     if get_settings().production:
         raise PermissionDenied(
@@ -113,12 +120,7 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
         progress.advance(task)
         task = progress.add_task("Trial: screening, randomization, follow-up", total=len(timeline))
         for _day, _order, kind, patient in timeline:
-            if kind == "screen":
-                replayer.screen_and_include(patient)
-            else:
-                arm = replayer.randomize(patient)
-                if arm is not None:
-                    replayer.follow(patient, arm)
+            play(replayer, kind, patient)
             progress.advance(task)
     dosimetry_patients = [p for p in cohort.patients if p.dosimetry]
     console.print("Dosimetry study ...")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from functools import cache, lru_cache
 
 from reluth.errors import ValidationError
 from reluth.values import parse_number
@@ -167,6 +168,7 @@ def to_decimal(value: object, field: str) -> Decimal:
     return d
 
 
+@lru_cache(maxsize=512)
 def _normalise_unit(unit: str) -> str:
     return (
         unit.strip()
@@ -176,6 +178,13 @@ def _normalise_unit(unit: str) -> str:
         .replace("μ", "µ")
         .replace("×", "x")
     )
+
+
+@cache
+def _normalised_factors(analyte: str) -> dict[str, Decimal]:
+    """The analyte's unit factors by normalised spelling (built once per analyte; read-only)."""
+    _canonical, factors = _TABLE[analyte]
+    return {_normalise_unit(k): v for k, v in factors.items()}
 
 
 def to_canonical(analyte: str, value: object, unit: object, field: str) -> Decimal:
@@ -188,7 +197,7 @@ def to_canonical(analyte: str, value: object, unit: object, field: str) -> Decim
             f"{field}.unit", "missing unit", ", ".join(sorted({canonical, *factors}))
         )
     key = _normalise_unit(unit)
-    normalised = {_normalise_unit(k): v for k, v in factors.items()}
+    normalised = _normalised_factors(analyte)
     if key not in normalised:
         raise ValidationError(
             f"{field}.unit", f"unknown unit {unit!r} for {analyte}", ", ".join(sorted(factors))
@@ -229,7 +238,7 @@ def unit_factor(analyte: str, unit: object, field: str) -> tuple[str, Decimal]:
     if not isinstance(unit, str) or not unit.strip():
         raise ValidationError(field, "missing unit", ", ".join(sorted({canonical, *factors})))
     key = _normalise_unit(unit)
-    normalised = {_normalise_unit(k): v for k, v in factors.items()}
+    normalised = _normalised_factors(analyte)
     if key not in normalised:
         raise ValidationError(
             field, f"unknown unit {unit!r} for {analyte}", ", ".join(sorted(factors))

@@ -220,3 +220,26 @@ def opened(slot: Any) -> dict[str, Any]:
         .sealer()
         .open(slot.sealed, sealing.slot_place(slot.list_id, slot.stratum_key, slot.position))
     )
+
+
+#: Transaction control, which ``statements(..., control=False)`` leaves out.
+CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")
+
+
+@contextmanager
+def statements(engine: Engine, control: bool = False) -> Iterator[list[str]]:
+    """The SQL sent to the database inside, one line each (an executemany is one call, one
+    round trip); transaction control (BEGIN, COMMIT, SAVEPOINT) only with ``control``."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if control or statement.split(None, 1)[0].upper() not in CONTROL:
+            seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

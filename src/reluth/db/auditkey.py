@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -48,13 +49,22 @@ def read_key_file(path: Path, setting: str = "--key-file") -> AuditKey:
 
 
 @lru_cache(maxsize=8)
+def _secret_key(secret: str) -> AuditKey:
+    return AuditKey(secret.encode("utf-8"))
+
+
+@lru_cache(maxsize=8)
 def _cached_file_key(path: str, _mtime_ns: int, _size: int) -> AuditKey:
     return read_key_file(Path(path), "RELUTH_AUDIT_KEY_FILE")
 
 
 def configured_key(settings: Settings | None = None) -> AuditKey | None:
     """The key the settings name: ``RELUTH_AUDIT_KEY``, else the key file if it exists."""
-    settings = settings or Settings.from_env()
+    if settings is None:
+        secret = os.environ.get("RELUTH_AUDIT_KEY")
+        if secret:  # read at every commit: the environment's secret itself, without the rest
+            return _secret_key(secret)
+        settings = Settings.from_env()
     if settings.audit_key:
         return AuditKey(settings.audit_key.encode("utf-8"))
     path = settings.audit_key_path

@@ -404,6 +404,8 @@ def check_storable(obj: Any) -> None:
                 limit = TEXT_MAX
             if limit is not None and len(value) > limit:
                 raise ValidationError(field, f"{len(value)} characters", f"at most {limit}")
+            if value.isprintable():  # the common case, checked in C: no control character
+                continue
             multiline = isinstance(kind, Text) or getattr(kind, "length", None) is None
             for ch in value:
                 if ch == "\x00" or (not ch.isprintable() and not (multiline and ch in "\n\r\t")):

@@ -151,8 +151,6 @@ def format_number(value: Any, digits: int | None = None) -> str:
     recorded with, a float all of its own, unless ``digits`` fixes them. None shows as empty."""
     if value is None or value == "":
         return ""
-    from babel.numbers import format_decimal
-
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return str(value)
     locale = get_locale()
@@ -164,10 +162,29 @@ def format_number(value: Any, digits: int | None = None) -> str:
     if digits is not None:
         number = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits))
         pattern = whole + ("." + "0" * digits if digits else "")
-        return str(format_decimal(number, format=pattern, locale=locale))
+        return str(_number_pattern(pattern).apply(number, _babel_locale(locale)))
     return str(
-        format_decimal(value, format=whole + ".###", locale=locale, decimal_quantization=False)
+        _number_pattern(whole + ".###").apply(
+            value, _babel_locale(locale), decimal_quantization=False
+        )
     )
+
+
+@cache
+def _babel_locale(code: str) -> Any:
+    """Babel's locale data of ``code``, parsed once (as ``format_decimal`` would at each call:
+    a page of laboratory values formats hundreds of numbers)."""
+    from babel import Locale
+
+    return Locale.parse(code)
+
+
+@cache
+def _number_pattern(pattern: str) -> Any:
+    """A Babel number pattern, parsed once (what ``format_decimal`` does at each call)."""
+    from babel.numbers import parse_pattern
+
+    return parse_pattern(pattern)
 
 
 #: Languages whose tables group thousands (French writes 184 000 /mm³).

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import BindParameter, Date, Integer, bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from reluth.auth.policy import Action, Resource
@@ -115,86 +115,153 @@ def milestones(
     session: Session, patient: Patient, without: Withdrawal | None = None
 ) -> timeline.Milestones:
     """The dates a new record of this patient is checked against (``without``: a withdrawal
-    being corrected, whose saved date is not a milestone of its own correction)."""
-    from reluth.randomization.models import Randomization
-    from reluth.treatment.models import Administration
-
-    inclusion = first_for_patient(session, Inclusion, patient.id)
-    pre = first_for_patient(session, PreRandomizationAssessment, patient.id)
-    rand = first_for_patient(session, Randomization, patient.id)
-    death = first_for_patient(session, Death, patient.id)
-    cycles = {
-        a.cycle: a.administered_on
-        for a in session.scalars(
-            select(Administration).where(Administration.patient_id == patient.id)
-        )
-    }
-    latest, what = _latest_clinical(session, patient.id)
-    latest_fu, what_fu = _latest_clinical(session, patient.id, follow_up_only=True)
-    eos = first_for_patient(session, EndOfStudy, patient.id)
-    withdrawals = {
-        w.kind: w.withdrawal_date
-        for w in session.scalars(select(Withdrawal).where(Withdrawal.patient_id == patient.id))
-        if without is None or w.id != without.id
-    }
+    being corrected, whose saved date is not a milestone of its own correction), read in one
+    statement (every dated record pays this check: one round trip instead of one per source)."""
+    single: dict[str, Any] = {}
+    cycles: dict[int, dt.date] = {}
+    withdrawals: dict[str, dt.date] = {}
+    latest: dict[str, dt.date | None] = {}
+    params = {"pid": patient.id, "without": -1 if without is None else without.id}
+    for kind, key, day, moment in session.execute(_milestones_statement(), params):
+        if kind == "cycle":
+            cycles.setdefault(int(key), day)
+        elif kind == "withdrawal":
+            withdrawals.setdefault(key, day)
+        elif kind.startswith("max:"):
+            latest[kind[4:]] = day
+        else:
+            single.setdefault(kind, moment if kind == "randomization" else day)
+    rand = single.get("randomization")
+    latest_all, what = _latest_of(latest, _CLINICAL_SOURCES)
+    latest_fu, what_fu = _latest_of(latest, _FOLLOW_UP_SOURCES)
     return timeline.Milestones(
-        consent=None if inclusion is None else inclusion.consent_date,
-        inclusion=None if inclusion is None else inclusion.inclusion_date,
+        consent=single.get("consent"),
+        inclusion=single.get("inclusion"),
         cycles=cycles,
-        pre_randomization=None if pre is None else pre.assessment_date,
-        randomization=None if rand is None else rand.randomized_at.date(),
-        death=None if death is None else death.death_date,
-        latest_clinical=latest,
+        pre_randomization=single.get("pre_randomization"),
+        randomization=None if rand is None else rand.date(),
+        death=single.get("death"),
+        latest_clinical=latest_all,
         latest_clinical_what=what,
         withdrawals=withdrawals,
-        end_of_study=None if eos is None else eos.end_date,
+        end_of_study=single.get("end_of_study"),
         latest_follow_up=latest_fu,
         latest_follow_up_what=what_fu,
     )
 
 
-def _latest_clinical(
-    session: Session, patient_id: int, follow_up_only: bool = False
+#: The dated clinical records, in the order ties are resolved: what a death, an end of study or
+#: an objection may not precede (all of them), and a withdrawal from follow-up (the visit-bound
+#: ones, :data:`_FOLLOW_UP_SOURCES`).
+_CLINICAL_SOURCES = (
+    N_("laboratory result"),
+    N_("adverse event onset"),
+    N_("visit"),
+    N_("questionnaire"),
+    N_("tumour assessment"),
+    N_("administration"),
+    N_("pregnancy test"),
+    N_("medication start"),
+    N_("medication stop"),
+)
+_FOLLOW_UP_SOURCES = tuple(
+    s
+    for s in _CLINICAL_SOURCES
+    if s not in ("adverse event onset", "administration", "medication start", "medication stop")
+)
+
+
+def _latest_of(
+    latest: Mapping[str, dt.date | None], sources: tuple[str, ...]
 ) -> tuple[dt.date | None, str | None]:
-    """The latest dated clinical record of a patient (what a death, an end of study or an
-    objection may not precede); ``follow_up_only``: of the visit-bound records (what a
-    withdrawal from follow-up may not precede)."""
+    best: tuple[dt.date | None, str | None] = (None, None)
+    for what in sources:
+        day = latest.get(what)
+        if day is not None and (best[0] is None or day > best[0]):
+            best = (day, what)
+    return best
+
+
+_MILESTONES: list[Any] = []
+
+
+def _milestones_statement() -> Any:
+    """One UNION ALL of every milestone source as rows ``(kind, key, date, moment)``: the
+    single dates, the cycles and withdrawals by number and kind, and the latest date of each
+    clinical record (built once)."""
+    if _MILESTONES:
+        return _MILESTONES[0]
+    from sqlalchemy import DateTime, String, cast, literal_column, null, union_all
+
     from reluth.clinical.models import ConcomitantMedication, PregnancyTest
     from reluth.qol.models import QolQuestionnaire
+    from reluth.randomization.models import Randomization
     from reluth.response.models import TumourAssessment
     from reluth.safety.models import AdverseEvent, LabResult
     from reluth.treatment.models import Administration, Visit
 
-    sources: list[tuple[str, Any, Any]] = [
-        (N_("laboratory result"), LabResult.sample_date, LabResult.patient_id),
-        (N_("adverse event onset"), AdverseEvent.onset_date, AdverseEvent.patient_id),
-        (N_("visit"), Visit.visit_date, Visit.patient_id),
-        (N_("questionnaire"), QolQuestionnaire.completed_on, QolQuestionnaire.patient_id),
-        (N_("tumour assessment"), TumourAssessment.assessment_date, TumourAssessment.patient_id),
-        (N_("administration"), Administration.administered_on, Administration.patient_id),
-        (N_("pregnancy test"), PregnancyTest.test_date, PregnancyTest.patient_id),
+    pid: BindParameter[int] = bindparam("pid", type_=Integer())
+
+    def row(kind: str, key: Any, day: Any, moment: Any, owner: Any) -> Any:
+        return select(literal_column(f"'{kind}'", String()), key, day, moment).where(owner == pid)
+
+    no_key, no_day = cast(null(), String(16)), cast(null(), Date())
+    no_moment = cast(null(), DateTime(timezone=True))
+    parts = [
+        # first: its column types type the whole union's result
+        row("randomization", no_key, no_day, Randomization.randomized_at, Randomization.patient_id),
+        row("consent", no_key, Inclusion.consent_date, no_moment, Inclusion.patient_id),
+        row("inclusion", no_key, Inclusion.inclusion_date, no_moment, Inclusion.patient_id),
+        row(
+            "pre_randomization",
+            no_key,
+            PreRandomizationAssessment.assessment_date,
+            no_moment,
+            PreRandomizationAssessment.patient_id,
+        ),
+        row("death", no_key, Death.death_date, no_moment, Death.patient_id),
+        row("end_of_study", no_key, EndOfStudy.end_date, no_moment, EndOfStudy.patient_id),
+        row(
+            "cycle",
+            cast(Administration.cycle, String(16)),
+            Administration.administered_on,
+            no_moment,
+            Administration.patient_id,
+        ),
+        row(
+            "withdrawal",
+            Withdrawal.kind,
+            Withdrawal.withdrawal_date,
+            no_moment,
+            Withdrawal.patient_id,
+        ).where(Withdrawal.id != bindparam("without", type_=Integer())),
     ]
-    if follow_up_only:
-        sources = [x for x in sources if x[0] not in ("adverse event onset", "administration")]
-    else:
-        sources += [
-            (
-                N_("medication start"),
-                ConcomitantMedication.start_date,
-                ConcomitantMedication.patient_id,
-            ),
-            (
-                N_("medication stop"),
-                ConcomitantMedication.stop_date,
-                ConcomitantMedication.patient_id,
-            ),
-        ]
-    best: tuple[dt.date | None, str | None] = (None, None)
-    for what, column, owner in sources:
-        day = session.scalar(select(func.max(column)).where(owner == patient_id))
-        if day is not None and (best[0] is None or day > best[0]):
-            best = (day, what)
-    return best
+    latest = (
+        ("laboratory result", LabResult.sample_date, LabResult.patient_id),
+        ("adverse event onset", AdverseEvent.onset_date, AdverseEvent.patient_id),
+        ("visit", Visit.visit_date, Visit.patient_id),
+        ("questionnaire", QolQuestionnaire.completed_on, QolQuestionnaire.patient_id),
+        ("tumour assessment", TumourAssessment.assessment_date, TumourAssessment.patient_id),
+        ("administration", Administration.administered_on, Administration.patient_id),
+        ("pregnancy test", PregnancyTest.test_date, PregnancyTest.patient_id),
+        ("medication start", ConcomitantMedication.start_date, ConcomitantMedication.patient_id),
+        ("medication stop", ConcomitantMedication.stop_date, ConcomitantMedication.patient_id),
+    )
+    assert tuple(w for w, _c, _o in latest) == _CLINICAL_SOURCES
+    parts += [
+        row(f"max:{what}", no_key, func.max(col), no_moment, owner) for what, col, owner in latest
+    ]
+    _MILESTONES.append(union_all(*parts))
+    return _MILESTONES[0]
+
+
+def included_milestones(session: Session, patient: Patient) -> timeline.Milestones:
+    """The patient's milestones, refused unless the patient is included (trial data is
+    recorded for included patients): one statement for both checks of a dated entry."""
+    known = milestones(session, patient)
+    if known.inclusion is None:
+        raise PreconditionFailed(f"patient {patient.patient_code} is not included")
+    return known
 
 
 def require_included(session: Session, patient: Patient) -> None:
@@ -212,12 +279,13 @@ def check_date(
     field: str,
     cycle: int | None = None,
     withdrawal: str | None = None,
+    known: timeline.Milestones | None = None,
     without: Withdrawal | None = None,
 ) -> dt.date:
     """The one door of every dated record: :func:`reluth.patients.timeline.check` against the
-    patient's milestones and today at the site."""
+    patient's milestones (``known``: as the caller just read them) and today at the site."""
     return timeline.check(
-        milestones(ctx.session, patient, without),
+        known or milestones(ctx.session, patient, without),
         kind,
         day,
         ctx.today(),

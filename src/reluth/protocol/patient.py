@@ -233,7 +233,8 @@ def parse_patient(data: Any, as_of: dt.date | None = None) -> PatientFile:
                     ValidationError(f"lesions.{i}.id", f"duplicate lesion id {lesion.id!r}")
                 )
             seen.add(lesion.id)
-    for path, value in _dates(patient, ""):
+    dates = _dates(patient, "")  # walked once for both checks
+    for path, value in dates:
         if value < EARLIEST_DATE:
             problems.append(
                 ValidationError(
@@ -241,7 +242,7 @@ def parse_patient(data: Any, as_of: dt.date | None = None) -> PatientFile:
                 )
             )
     if as_of is not None:
-        for path, value in _dates(patient, ""):
+        for path, value in dates:
             if path == "planned_randomization_date":
                 continue
             if value > as_of:
@@ -251,6 +252,16 @@ def parse_patient(data: Any, as_of: dt.date | None = None) -> PatientFile:
     if problems:
         raise ValidationErrors(problems) if len(problems) > 1 else problems[0]
     return patient
+
+
+def stored_patient(data: Any) -> PatientFile:
+    """A patient file as a screening stored it: checked by :func:`parse_patient` when it was
+    captured and frozen since (under the audit trail), so only read into its model here, not
+    checked again (the randomization re-evaluates its time-bound criteria from it)."""
+    try:
+        return PatientFile.model_validate(data)
+    except PydanticError as exc:
+        raise _pydantic_errors(exc) from None
 
 
 def lab(patient: PatientFile, name: str) -> LabValue | None:

@@ -40,7 +40,7 @@ from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.patients.service import get_patient, latest_screening
 from reluth.protocol.eligibility import recheck_time_bound
-from reluth.protocol.patient import parse_patient
+from reluth.protocol.patient import stored_patient
 from reluth.protocol.strata import all_strata
 from reluth.randomization import integrity, methods
 from reluth.randomization.models import (
@@ -69,6 +69,26 @@ _SETTINGS_BY_LOCK = {
 
 def get_settings(session: Session, lock: str | None = None) -> RandomizationSettings | None:
     return session.scalars(_SETTINGS_BY_LOCK[lock]).first()
+
+
+#: The settings of permuted blocks, share-locked; a minimization's settings match no row here
+#: (and take no lock), so they are then read with the exclusive lock at once: taking a shared
+#: lock first and upgrading it would deadlock two concurrent requests on PostgreSQL.
+_BLOCKS_SHARED = (
+    select(RandomizationSettings)
+    .where(RandomizationSettings.id == 1, RandomizationSettings.method == "blocks")
+    .with_for_update(read=True)
+    .execution_options(populate_existing=True)
+)
+
+
+def _locked_settings(session: Session) -> RandomizationSettings | None:
+    """The settings under the lock a randomization needs: shared for permuted blocks (strata
+    run in parallel under their own locks), exclusive for minimization (every decision depends
+    on all earlier ones). One statement for blocks; the method may change only before the first
+    randomization, under the exclusive lock :func:`configure` takes."""
+    settings = session.scalars(_BLOCKS_SHARED).first()
+    return settings if settings is not None else get_settings(session, lock="update")
 
 
 def _any_randomized(session: Session) -> bool:
@@ -261,22 +281,36 @@ _FACTS = select(
     select(PreRandomizationAssessment.radiological_progression)
     .where(PreRandomizationAssessment.patient_id == _PID)
     .scalar_subquery(),
+    # the patient a request id already served (a retry), in the same round trip
+    select(Randomization.patient_id)
+    .where(Randomization.request_id == bindparam("request_id"))
+    .scalar_subquery(),
 )
 
 
+def _facts(ctx: Ctx, patient: Patient, request_id: str | None = None) -> Any:
+    """The preconditions' facts of ``patient`` and whom ``request_id`` served, in one row."""
+    return ctx.session.execute(
+        _FACTS,
+        {
+            "pid": patient.id,
+            "pre_cycles": list(ctx.protocol.pre_randomization_cycles),
+            "request_id": request_id,
+        },
+    ).one()
+
+
 def _check_preconditions(
-    ctx: Ctx, patient: Patient, screening: Screening | None = None
+    ctx: Ctx, patient: Patient, screening: Screening | None = None, facts: Any = None
 ) -> tuple[str, dict[str, str]]:
     """The stratum code and factor levels, if every protocol precondition holds: eligible at
     the latest screening captured, the time-bound criteria (I9) still met on today's date,
     consent, both second-PRRT cycles, the pre-randomization assessment without progression,
     and a randomization date in the trial's order."""
     session = ctx.session
-    code, pid = patient.patient_code, patient.id
-    facts = session.execute(
-        _FACTS, {"pid": pid, "pre_cycles": list(ctx.protocol.pre_randomization_cycles)}
-    ).one()
-    prior_request, consent_date, n_cycles, pre_date, progression = facts
+    code = patient.patient_code
+    facts = facts if facts is not None else _facts(ctx, patient)
+    prior_request, consent_date, n_cycles, pre_date, progression, _served = facts
     if prior_request is not None:
         raise refusal(
             Conflict,
@@ -352,7 +386,7 @@ def _check_preconditions(
     today = ctx.today()
     patients.check_date(ctx, patient, "randomization", today, "randomization_date")
     stale = recheck_time_bound(
-        parse_patient(json.loads(screening.input_json), as_of=today),
+        stored_patient(json.loads(screening.input_json)),
         today,
         ctx.protocol,
     )
@@ -397,30 +431,27 @@ def randomize(
     ):
         raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
     patient = get_patient(ctx, patient_code)
-    settings = get_settings(session)
-    if settings is not None:
-        # Minimization takes the exclusive lock at once (taking a shared lock first and
-        # upgrading it would deadlock two concurrent requests on PostgreSQL).
-        settings = get_settings(
-            session, lock="update" if settings.method == "minimization" else "share"
-        )
+    settings = _locked_settings(session)
     if settings is None:
         replay = _replay(session, request_id, patient)
         if replay is not None:
             return replay
         _check_preconditions(ctx, patient)  # the patient's own problems first
         raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
-    screening = latest_screening(session, patient, light=True)
+    # whole (the preconditions read its frozen input): one statement, not a deferred reload
+    screening = latest_screening(session, patient)
     centre = patient.centre.code
     cursor: AllocationStratum | None = None
     if settings.method == "blocks" and screening is not None and screening.strata_code:
         key = stratum_key(screening.strata_code, centre, settings.stratify_by_centre)
         cursor = _lock_cursor(session, key)
     # Under the lock, with fresh reads: was this request (a retry) or this patient served?
-    replay = _replay(session, request_id, patient)
-    if replay is not None:
-        return replay
-    strata_code, levels = _check_preconditions(ctx, patient, screening)
+    facts = _facts(ctx, patient, request_id)
+    if facts[-1] is not None:
+        replay = _replay(session, request_id, patient)
+        if replay is not None:
+            return replay
+    strata_code, levels = _check_preconditions(ctx, patient, screening, facts)
     key = stratum_key(strata_code, centre, settings.stratify_by_centre)
     if settings.method == "minimization":
         arm, slot_id, details = _minimize(

@@ -531,3 +531,14 @@ def events(cohort: SyntheticCohort) -> list[tuple[dt.date, int, str, SyntheticPa
             out.append((_gate_date(p), 1, "randomize", p))
     out.sort(key=lambda e: (e[0], e[1], e[3].index))
     return out
+
+
+def play(replayer: Replayer, kind: str, patient: SyntheticPatient) -> None:
+    """One event of :func:`events` through the services: a screening (with the inclusion), or a
+    randomization request followed, when an arm is allocated, by the patient's follow-up."""
+    if kind == "screen":
+        replayer.screen_and_include(patient)
+        return
+    arm = replayer.randomize(patient)
+    if arm is not None:
+        replayer.follow(patient, arm)
