@@ -20,6 +20,7 @@ from tests.store.storekit import (
 )
 
 from reluth.auth.roles import Role
+from reluth.core.trial import Trial
 from reluth.lifecycle import sdv_service
 from reluth.lifecycle import signature_service as signing
 from reluth.records import casebook
@@ -58,7 +59,7 @@ def test_casebook_prints_sdv_and_signatures_per_form(engine: Engine) -> None:
         f"{entry.form}·lab_results/{lab}",
         f"field:value{MONITOR}",
         "DrAnneMartin",
-        "".join(signing.MEANINGS["form"].split()),
+        "".join(Trial.default().forms.signature_meaning("form").split()),
         "valid",
     ):
         assert "".join(text.split()) in flat, text

@@ -31,6 +31,7 @@ from tests.store.storekit import (
 )
 
 from reluth.auth.roles import Role
+from reluth.core.trial import Trial
 from reluth.db.audit import AuditLog
 from reluth.db.engine import make_engine
 from reluth.db.session import read_session
@@ -199,7 +200,9 @@ def test_clinical_data_audit_signatures_and_locks(source: Source) -> None:
     oid = sig.find("o:SignatureRef", N).get("SignatureOID")  # type: ignore[union-attr]
     sdef = root.find(f".//o:SignatureDef[@OID='{oid}']", N)
     assert sdef is not None
-    assert sdef.findtext("o:Meaning", namespaces=N) == signing.MEANINGS["patient"]
+    assert sdef.findtext("o:Meaning", namespaces=N) == Trial.default().forms.signature_meaning(
+        "patient"
+    )
     signer = root.find(f".//o:User[@OID='{export.user_oid(INVESTIGATOR)}']", N)
     assert signer is not None and signer.findtext("o:FullName", namespaces=N) == "Dr Anne Martin"
     # the change after... none here: the lock is an annotation on the lab's FormData
