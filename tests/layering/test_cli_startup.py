@@ -83,6 +83,9 @@ def test_import_and_root_help_load_no_domain_module() -> None:
         loaded = set(out[phase])  # type: ignore[call-overload]
         assert not loaded & set(HEAVY), (phase, sorted(loaded & set(HEAVY)))
         assert "pydantic" not in loaded, phase
+        # the root help is click's plain formatter: Rich's renderer (markdown_it, pygments)
+        # was two thirds of `reluth --help` (benchmarks/README.md, command start-up)
+        assert not {m for m in loaded if m == "rich" or m.startswith("rich.")}, phase
         reluth_modules = {m for m in loaded if m == "reluth" or m.startswith("reluth.")}
         assert reluth_modules == {"reluth", "reluth.cli"}, (phase, sorted(reluth_modules))
 
