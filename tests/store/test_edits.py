@@ -123,14 +123,19 @@ def test_lab_date_and_uln_corrections(engine: Engine, codes: list[str]) -> None:
     assert set(_updates(engine, "lab_results", lab_id)) == {"sample_date", "uln", "ctcae_grade"}
 
 
-def test_lab_grade_needing_the_lower_limit_asks_for_it(
+def test_lab_grade_needing_the_lower_limit_uses_the_stored_one_or_asks_for_it(
     engine: Engine, codes: list[str], refused: Callable[..., ValidationError]
 ) -> None:
-    lab_id = _lab(engine, codes[0])
-    err = refused(safety.edit_lab, codes[0], lab_id, {"value": "140000"})
-    assert err.field == "platelets.lln"  # the LLN decides grade 1 and is not stored
-    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "140000", "lln": "150000"})
-    assert _lab_row(engine, lab_id).ctcae_grade == 1
+    """The LLN typed with the value is stored and re-grades a correction (issue 17); a result
+    entered without one asks for it when the grade depends on it."""
+    lab_id = _lab(engine, codes[0])  # entered with its LLN, 150 000 /mm3
+    _edit(engine, safety.edit_lab, codes[0], lab_id, {"value": "140000"})
+    assert _lab_row(engine, lab_id).ctcae_grade == 1  # < LLN: grade 1
+    bare = _lab(engine, codes[1], lln=None)
+    err = refused(safety.edit_lab, codes[1], bare, {"value": "140000"})
+    assert err.field == "platelets.lln"  # the LLN decides grade 1 and none was given
+    _edit(engine, safety.edit_lab, codes[1], bare, {"value": "140000", "lln": "150000"})
+    assert _lab_row(engine, bare).ctcae_grade == 1
 
 
 @pytest.mark.parametrize(
