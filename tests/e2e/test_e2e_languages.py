@@ -116,7 +116,7 @@ def test_main_flow_in_each_language(
     expect(page.get_by_test_id("eligibility-status")).to_have_text(want["eligible"])
     shot(page, "screening")
     page.get_by_role("button", name=_t(lang, "Save screening")).click()
-    page.wait_for_url(re.compile(rf".*/patients/{code}(#screening)?$"))
+    page.wait_for_url(re.compile(rf".*/patients/{code}(\?saved=[\w-]+)?(#screening)?$"))
     expect(page.get_by_test_id("screening-status")).to_have_text(want["eligible"])
 
     # inclusion, the two second-PRRT cycles, the pre-randomization assessment
