@@ -77,7 +77,9 @@ def _check(page: Page, platelets_per_mm3: str, lang: str = "en") -> tuple[str, s
     assert r.status_code == 200, r.text
     status = re.search(r'data-testid="eligibility-status">([^<]+)<', r.text)
     row = re.search(
-        r'<td title="([^"]*)">I11</td><td class="[^"]+">[^<]*</td><td>([^<]*)</td>', r.text
+        r'<td data-testid="criterion-I11"><strong>I11</strong> ([^<]*)</td><td class="[^"]+">[^<]*</td>'
+        r"<td>([^<]*)</td>",
+        r.text,
     )
     assert status is not None and row is not None, r.text
     return status.group(1), html.unescape(row.group(1)), html.unescape(row.group(2))
