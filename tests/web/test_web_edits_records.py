@@ -272,7 +272,7 @@ def test_central_read_correction_page_is_blinded_and_re_evaluated(site: Site) ->
     assert audit_change(row, "diameter_mm")[1:] == (
         "25",
         "35",
-    )  # as typed, without the column's trailing zero
+    )  # the history drops the trailing zero
     assert "rev" in row and "central reviewer" in row and REASON in row
     assert audit_change(_audit_row(audit, "overall_response"), "overall_response")[1:] == (
         "PR",
