@@ -312,3 +312,17 @@ def test_french_translations_are_french_not_copies() -> None:
     with use_locale("fr"):
         for source in ("Log in", "Dashboard", "Patients", "Adverse events", "Laboratory results"):
             assert gettext(source) != source or source == "Patients"
+
+
+def test_every_criterion_result_the_engine_stores_reads_in_french() -> None:
+    """A criterion's result (``met``, ``not_met``, ``unknown``) is shown in the reader's
+    language on the eligibility panel and the patient page, never as the stored code."""
+    from typing import get_args
+
+    from reluth.i18n import use_locale
+    from reluth.i18n.vocabulary import label
+    from reluth.protocol.eligibility import Result
+
+    with use_locale("fr"):
+        shown = {code: label("eligibility", code) for code in get_args(Result)}
+    assert shown == {"met": "rempli", "not_met": "non rempli", "unknown": "inconnu"}

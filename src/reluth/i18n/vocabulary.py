@@ -80,6 +80,9 @@ ELIGIBILITY: dict[str, str] = {
     "incomplete": N_("incomplete"),
     "pass": N_("met"),
     "fail": N_("not met"),
+    # a criterion's own result, as the engine stores it (reluth.protocol.eligibility.Result)
+    "met": N_("met"),
+    "not_met": N_("not met"),
     "unknown": N_("unknown"),
 }
 
