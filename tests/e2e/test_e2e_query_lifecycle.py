@@ -14,21 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from tests.store.storekit import patient_file
 
-from conftest import LiveServer
-from reluth.auth import service as auth
-from reluth.auth.actor import Actor, AuthMethod
+from conftest import LiveServer, actor_of, seeded_server
 from reluth.core.context import writing
-from reluth.db.session import read_session
 from reluth.lifecycle import signature_service as signing
 from reluth.patients import service as patients
 from reluth.randomization import service as randomization
 from reluth.safety import service as safety
-from reluth.sites import service as sites
 from reluth.treatment import service as treatment
-from reluth.web.app import create_app
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser test password"
@@ -37,54 +31,43 @@ CODE = "C01-0001"
 VISIT = "LAB-W00"
 
 
-def _actor(app: Any, username: str) -> Actor:
-    with read_session(app.state.engine) as db:
-        return auth.actor_for(auth.get_user(db, username), AuthMethod.PASSWORD)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, int]]:
-    saved = auth._HASHER
-    auth._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    app = create_app(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}", clock=lambda: NOW)
-    engine, trial = app.state.engine, app.state.trial
-    with read_session(engine) as db:
-        operator = auth.bootstrap_actor(db, "e2e")
-    with writing(engine, operator, trial) as ctx:
-        auth.create_user(ctx, "admin", "admin", PASSWORD)
-    with writing(engine, _actor(app, "admin"), trial) as ctx:
-        sites.add_centre(ctx, "C01", "Centre One")
-    with writing(engine, _actor(app, "admin"), trial) as ctx:
-        auth.create_user(ctx, "inv1", "investigator", PASSWORD, ["C01"])
-        auth.create_user(ctx, "nurse1", "research_nurse", PASSWORD, ["C01"])
-        auth.create_user(ctx, "mon1", "monitor", PASSWORD, ["C01"])
-        auth.create_user(ctx, "dm", "data_manager", PASSWORD)
-        auth.create_user(ctx, "stat", "statistician", PASSWORD)
-    with writing(engine, _actor(app, "admin"), trial) as ctx:
-        signing.designate_principal_investigator(ctx, "inv1", "C01", "Dr Anne Martin")
-    with writing(engine, _actor(app, "nurse1"), trial) as ctx:
-        patients.register_patient(ctx, "C01", CODE)
-        assert patients.screen_patient(ctx, patient_file(CODE)).status == "eligible"
-        patients.include_patient(ctx, CODE, dt.date(2024, 10, 28), dt.date(2024, 10, 30))
-        treatment.record_cycle(ctx, CODE, 1, dt.date(2024, 11, 4), Decimal("7.4"), "L1")
-        treatment.record_cycle(ctx, CODE, 2, dt.date(2024, 12, 30), Decimal("7.4"), "L2")
-        patients.record_pre_randomization(ctx, CODE, dt.date(2025, 2, 24), False, "SD")
-    with writing(engine, _actor(app, "stat"), trial) as ctx:
-        randomization.configure(ctx, "minimization")
-    with writing(engine, _actor(app, "inv1"), trial) as ctx:
-        randomization.randomize(ctx, CODE, "e2e-query", rng=random.Random(1))
-    with writing(engine, _actor(app, "nurse1"), trial) as ctx:
-        treatment.record_visit(ctx, CODE, VISIT, NOW.date())
-        lab = safety.record_lab(
-            ctx, CODE, {"test": "alt", "value": "30", "unit": "U/L", "date": "2025-03-12",
-                        "uln": "40"}
-        ).id  # fmt: skip
-    try:
-        with LiveServer(app) as live:
-            yield live, lab
-    finally:
-        auth._HASHER = saved
-        app.state.engine.dispose()
+    with seeded_server(
+        tmp_path_factory.mktemp("e2e") / "e2e.db",
+        NOW,
+        PASSWORD,
+        {"C01": "Centre One"},
+        {
+            "inv1": ("investigator", ("C01",)),
+            "nurse1": ("research_nurse", ("C01",)),
+            "mon1": ("monitor", ("C01",)),
+            "dm": ("data_manager", ()),
+            "stat": ("statistician", ()),
+        },
+    ) as live:
+        app = live.app
+        engine, trial = app.state.engine, app.state.trial
+        with writing(engine, actor_of(app, "admin"), trial) as ctx:
+            signing.designate_principal_investigator(ctx, "inv1", "C01", "Dr Anne Martin")
+        with writing(engine, actor_of(app, "nurse1"), trial) as ctx:
+            patients.register_patient(ctx, "C01", CODE)
+            assert patients.screen_patient(ctx, patient_file(CODE)).status == "eligible"
+            patients.include_patient(ctx, CODE, dt.date(2024, 10, 28), dt.date(2024, 10, 30))
+            treatment.record_cycle(ctx, CODE, 1, dt.date(2024, 11, 4), Decimal("7.4"), "L1")
+            treatment.record_cycle(ctx, CODE, 2, dt.date(2024, 12, 30), Decimal("7.4"), "L2")
+            patients.record_pre_randomization(ctx, CODE, dt.date(2025, 2, 24), False, "SD")
+        with writing(engine, actor_of(app, "stat"), trial) as ctx:
+            randomization.configure(ctx, "minimization")
+        with writing(engine, actor_of(app, "inv1"), trial) as ctx:
+            randomization.randomize(ctx, CODE, "e2e-query", rng=random.Random(1))
+        with writing(engine, actor_of(app, "nurse1"), trial) as ctx:
+            treatment.record_visit(ctx, CODE, VISIT, NOW.date())
+            lab = safety.record_lab(
+                ctx, CODE, {"test": "alt", "value": "30", "unit": "U/L", "date": "2025-03-12",
+                            "uln": "40"}
+            ).id  # fmt: skip
+        yield live, lab
 
 
 def _login(browser: Any, live: LiveServer, username: str) -> Any:
