@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from sqlalchemy import Engine, func, select
-from tests.odm.test_odm import N, SCHEMA, _clinical, _export
+from tests.odm.test_odm import SCHEMA, N, _clinical, _export
 from tests.store.storekit import (
     INVESTIGATOR,
     NURSE,
@@ -150,7 +150,9 @@ def test_the_export_carries_qol_reads_randomizations_and_doses_and_validates(
         assert root.find(f".//o:ItemData[@ItemOID='{oid}']", N) is not None, oid
     with read_session(source.engine) as s:
         arms = dict(s.execute(select(Randomization.patient_id, Randomization.arm)).all())
-    values = [i.get("Value") for i in root.iterfind(".//o:ItemData[@ItemOID='I.randomization.arm']", N)]
+    values = [
+        i.get("Value") for i in root.iterfind(".//o:ItemData[@ItemOID='I.randomization.arm']", N)
+    ]
     assert sorted(values) == sorted(arms.values())  # type: ignore[type-var]
 
 
@@ -163,9 +165,7 @@ def _import_all(target: Engine, content: bytes) -> dict[str, odm.ImportReport]:
     return reports
 
 
-def test_round_trip_with_qol_reads_randomizations_and_doses(
-    source: Source, target: Engine
-) -> None:
+def test_round_trip_with_qol_reads_randomizations_and_doses(source: Source, target: Engine) -> None:
     reports = _import_all(target, source.content)
     site, reads, doses = reports[INVESTIGATOR], reports[REVIEWER], reports[PHYSICIST]
     assert site.per_form["randomization"] == 2 and site.per_form["qol"] == 1

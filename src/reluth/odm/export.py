@@ -15,8 +15,9 @@ through a redefined schema, which a receiving EDC would not have (docs/odm.md).
 
 What the actor receives follows the policy as the casebook does: a form whose resource they
 may not read is absent; treatment forms, treatment visits and the audit rows of
-arm-revealing tables need ``read treatment`` / the table's own permission; the arm itself is
-not a registered field and is never exported.
+arm-revealing tables need ``read treatment`` / the table's own permission; a field declared
+with its own resource (the randomization's arm: ``read arm``) is left out, metadata and data,
+for a reader who may not read it (:attr:`Scope.hidden`).
 """
 
 from __future__ import annotations
