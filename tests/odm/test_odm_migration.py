@@ -47,6 +47,7 @@ from reluth.randomization import integrity
 from reluth.randomization import service as rnd
 from reluth.randomization.models import Randomization
 from reluth.response import service as review
+from reluth.response.records import record_assessment
 from reluth.response.models import TumourAssessment
 from reluth.treatment import service as treatment
 
@@ -93,6 +94,11 @@ def _source_trial(engine: Engine) -> list[str]:
         review.record_local_assessment(
             ctx, code, "week8", DAY0 + dt.timedelta(days=56), "CT", WEEK8, "no"
         )
+        # the other patient's site read was a free response (no baseline read, no engine)
+        record_assessment(ctx, {"patient_id": codes[1], "reader": "local", "modality": "MRI",
+            "assessment_date": (DAY0 + dt.timedelta(days=55)).isoformat(),
+            "timepoint": "local-w8", "overall_response": "SD", "lesions": [{"lesion_id": "T1",
+            "kind": "target", "organ": "pancreas", "diameter_mm": 77}]})  # fmt: skip
     with work(engine, REVIEWER, today=LATER) as ctx:
         review.record_central_read(
             ctx, code, "baseline", DAY0 - dt.timedelta(days=9), "CT", BASELINE, "no"
@@ -169,7 +175,7 @@ def test_round_trip_with_qol_reads_randomizations_and_doses(source: Source, targ
     reports = _import_all(target, source.content)
     site, reads, doses = reports[INVESTIGATOR], reports[REVIEWER], reports[PHYSICIST]
     assert site.per_form["randomization"] == 2 and site.per_form["qol"] == 1
-    assert site.per_form["local_assessment"] == 2 and site.per_form["visit"] == 1
+    assert site.per_form["local_assessment"] == 3 and site.per_form["visit"] == 1
     assert site.left_out["central_read (needs write central review)"] == 2
     assert site.left_out["dosimetry (needs write dosimetry)"] == 1
     assert reads.per_form == {"central_read": 2} and doses.per_form == {"dosimetry": 1}
@@ -223,11 +229,11 @@ class _Rollback(Exception):
     pass
 
 
-def _tampered(content: bytes, item: str, value: str) -> bytes:
-    """The file with the last value of ``item`` replaced (a derived value the source got
-    wrong)."""
+def _tampered(content: bytes, item: str, value: str, was: str = '[^"]*') -> bytes:
+    """The file with the last value of ``item`` (that matches ``was``) replaced (a derived
+    value the source got wrong)."""
     text = content.decode("utf-8")
-    hits = list(re.finditer(rf'ItemOID="{re.escape(item)}" Value="([^"]*)"', text))
+    hits = list(re.finditer(rf'ItemOID="{re.escape(item)}" Value="({was})"', text))
     assert hits, item
     m = hits[-1]
     return (text[: m.start(1)] + value + text[m.end(1) :]).encode("utf-8")
@@ -236,7 +242,7 @@ def _tampered(content: bytes, item: str, value: str) -> bytes:
 def test_dry_run_reports_derived_mismatches_and_writes_nothing(
     source: Source, target: Engine
 ) -> None:
-    bad = _tampered(source.content, "I.local_assessment.overall_response", "CR")
+    bad = _tampered(source.content, "I.local_assessment.overall_response", "CR", was="PR")
     with pytest.raises(_Rollback), work(target, INVESTIGATOR, today=LATER) as ctx:
         report = odm.odm_import(ctx, bad, dry_run=True)
         raise _Rollback

@@ -355,6 +355,27 @@ def _read(reader: str) -> Callable[[Ctx, str, dict[str, str | None]], Any]:
     return call
 
 
+def _free_local(ctx: Ctx, code: str, v: dict[str, str | None]) -> Any:
+    """A site's local assessment entered as a free response (no baseline read before it, so
+    no RECIST evaluation): its own overall response, through the same service as by hand."""
+    from reluth.response.records import record_assessment
+
+    rows = _json(v, "lesions", "local_assessment")
+    if not isinstance(rows, list) or not all(isinstance(m, dict) for m in rows):
+        raise ValidationError("I.local_assessment.lesions", "not a list of lesions", "[{...}]")
+    lesions = [
+        {**{k: m[k] for k in ("lesion_id", "kind", "organ", "diameter_mm", "status")
+            if m.get(k) is not None},
+         "lymph_node": str(m.get("lymph_node")).lower() in ("true", "1", "yes")}
+        for m in rows
+    ]  # fmt: skip
+    body = {"patient_id": code, "assessment_date": v.get("assessment_date"), "reader": "local",
+            "timepoint": v.get("timepoint"), "modality": v.get("modality"), "lesions": lesions}  # fmt: skip
+    if v.get("overall_response") is not None:
+        body["overall_response"] = v["overall_response"]
+    return record_assessment(ctx, body)
+
+
 def _randomization(source: str) -> Callable[[Ctx, str, dict[str, str | None]], Any]:
     """The allocation as the source system made it, recorded by the randomization service
     (its arm and time; the stratum is the service's, from the screening)."""
@@ -596,6 +617,9 @@ def apply(ctx: Ctx, doc: Document, dry_run: bool) -> ImportReport:
             ),
         )
         doses: dict[int, list[FormRecord]] = defaultdict(list)
+        local = [r for r in recs if r.form == "local_assessment"]
+        # local reads that do not begin with a baseline read were free responses at the site
+        free_local = bool(local) and (local[0].values.get("timepoint") or "") != "baseline"
         for rec in recs:
             if rec.form == "dosimetry":
                 doses[_cycle_of(rec, subject.key)].append(rec)
@@ -603,6 +627,8 @@ def apply(ctx: Ctx, doc: Document, dry_run: bool) -> ImportReport:
             ctx.writing.reason = f"{base} ({rec.source})" if rec.source else base
             if rec.form == "registration":
                 row = _registration(ctx, subject.key, subject.site, rec.values)
+            elif rec.form == "local_assessment" and free_local:
+                row = _free_local(ctx, subject.key, rec.values)
             else:
                 row = _entry(registry, rec.form, source)(ctx, subject.key, rec.values)
             count(subject.key, rec.form)
