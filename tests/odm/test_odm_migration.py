@@ -243,13 +243,16 @@ def test_dry_run_reports_derived_mismatches_and_writes_nothing(
     source: Source, target: Engine
 ) -> None:
     bad = _tampered(source.content, "I.local_assessment.overall_response", "CR", was="PR")
+    bad = _tampered(bad, "I.qol.scores", "{&quot;scales&quot;: {}}")
     with pytest.raises(_Rollback), work(target, INVESTIGATOR, today=LATER) as ctx:
         report = odm.odm_import(ctx, bad, dry_run=True)
         raise _Rollback
-    (m,) = report.mismatches
+    m, q = sorted(report.mismatches, key=lambda x: str(x["item"]))
     assert m["item"] == "I.local_assessment.overall_response"
     assert m["file"] == "CR" and m["recomputed"] == "PR"  # 81 -> 53 mm: -35 %
-    assert report.detail()["derived_mismatches"] == [m]
+    assert q["item"] == "I.qol.scores" and q["file"] == '{"scales": {}}'
+    assert '"summary"' in (q["recomputed"] or "")  # the engine's scores, from the answers
+    assert report.detail()["derived_mismatches"] == report.mismatches
     for model in (Patient, Randomization, QolQuestionnaire, TumourAssessment):
         assert _count(target, model) == 0
 
