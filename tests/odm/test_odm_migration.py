@@ -390,3 +390,19 @@ def test_a_foreign_file_without_a_map_is_refused_naming_the_form(target: Engine)
     with pytest.raises(ValidationError) as err, work(target, NURSE) as ctx:
         odm.odm_import(ctx, content)
     assert "FormOID=F_MEDHIST_V10" in str(err.value) and "--map" in str(err.value)
+
+
+def test_a_field_with_its_own_resource_names_a_policy_resource() -> None:
+    """The registry's field-level resource (the arm) is one the policy knows, and the arm is
+    arm-revealing: never granted to a blinded role."""
+    from reluth.auth.policy import ARM_REVEALING, Resource
+    from reluth.core.trial import Trial
+
+    own = {
+        (form.id, f.name): Resource(f.resource)
+        for form in Trial.default().forms.forms
+        for f in form.fields
+        if f.resource is not None
+    }
+    assert own == {("randomization", "arm"): Resource.ARM}
+    assert Resource.ARM in ARM_REVEALING
