@@ -406,3 +406,21 @@ def test_a_field_with_its_own_resource_names_a_policy_resource() -> None:
     }
     assert own == {("randomization", "arm"): Resource.ARM}
     assert Resource.ARM in ARM_REVEALING
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        (b"forms: {F_X: X.qol}", "map forms.F_X"),
+        (b"colours: {}", "map section 'colours'"),
+        (b"items: [I_A]", "map items"),
+        (b": :", "not YAML"),
+        (b"values: {F.qol: {'1': x}}", "map values.F.qol"),
+    ],
+)
+def test_a_bad_map_is_refused_naming_the_entry(text: bytes, names: str) -> None:
+    from reluth.odm import mapping
+
+    with pytest.raises(ValidationError) as err:
+        mapping.load(text)
+    assert names in str(err.value)

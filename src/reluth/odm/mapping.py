@@ -61,7 +61,7 @@ def _text_map(raw: Any, where: str) -> dict[str, str]:
         raise ValidationError(f"map {where}", type(raw).__name__, "a mapping foreign OID -> OID")
     out: dict[str, str] = {}
     for key, value in raw.items():
-        if not isinstance(value, str | int | float | bool) or isinstance(value, dict):
+        if not isinstance(value, str | int | float | bool):
             raise ValidationError(f"map {where}.{key}", repr(value), "one OID or value (text)")
         out[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
     return out
