@@ -47,8 +47,8 @@ from reluth.randomization import integrity
 from reluth.randomization import service as rnd
 from reluth.randomization.models import Randomization
 from reluth.response import service as review
-from reluth.response.records import record_assessment
 from reluth.response.models import TumourAssessment
+from reluth.response.records import record_assessment
 from reluth.treatment import service as treatment
 
 RAND_AT = dt.datetime(2025, 3, 5, 10, 0, tzinfo=dt.UTC)
