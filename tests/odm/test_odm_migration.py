@@ -424,3 +424,29 @@ def test_a_bad_map_is_refused_naming_the_entry(text: bytes, names: str) -> None:
     with pytest.raises(ValidationError) as err:
         mapping.load(text)
     assert names in str(err.value)
+
+
+def test_with_permuted_blocks_an_import_leaves_the_concealed_list_whole(target: Engine) -> None:
+    """An imported allocation takes no slot; the next patient of the stratum takes the list's
+    first slot, and every allocation check (with the allocation key) holds."""
+    from reluth import sealing
+    from reluth.randomization.models import AllocationSlot
+
+    codes = ready_patients(target, 2, stratum=0)
+    with work(target, STAT) as ctx:
+        rnd.configure(ctx, "blocks")
+        rnd.generate_list(ctx, "odm-migration-seed-0123456789", 4)
+    with work(target, INVESTIGATOR, today=DAY0) as ctx:
+        rnd.import_randomization(ctx, codes[0], ctx.protocol.arm_codes[0], RAND_AT, "ODM X")
+        rnd.randomize(ctx, codes[1], "req-2")
+    with read_session(target) as s:
+        used = [(slot.position, slot.patient_id) for slot in s.scalars(select(AllocationSlot))
+                if slot.patient_id is not None]  # fmt: skip
+        second = s.scalars(select(Patient.id).where(Patient.patient_code == codes[1])).one()
+    assert used == [(1, second)]
+    with read(target, STAT) as ctx:
+        key = sealing.configured_key(ctx.trial.settings)
+        assert key is not None
+        check = integrity.check_allocations(ctx.session.connection(), key)
+        assert not check.findings and not check.not_done
+        assert rnd.report(ctx).list_intact and rnd.report(ctx).total == 2
