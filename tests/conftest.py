@@ -128,3 +128,20 @@ def module_db_url(
     """As ``db_url``, one database per test module (for module-scoped fixtures)."""
     with _fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with slow or browser tests first (stable otherwise): pytest-xdist's loadscope
+    hands out whole modules in collection order, so a long module collected last would run
+    alone on one core at the end of the run."""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    heavy = {
+        module(item)
+        for item in items
+        if item.get_closest_marker("slow") is not None
+        or item.get_closest_marker("browser") is not None
+    }
+    items.sort(key=lambda item: 0 if module(item) in heavy else 1)

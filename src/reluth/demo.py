@@ -299,7 +299,8 @@ def _summary(run: dict[str, Any], out: Path) -> None:
             "  reluth whoami ; reluth randomization report ; "
             f"reluth audit show {run['example_patient'] or 'C01-0001'}\n"
             f"  reluth audit verify --key-file {settings.audit_key_path} "
-            f"--checkpoints {settings.checkpoint_path}\n"
+            f"--checkpoints {settings.checkpoint_path} "
+            f"--public-key {settings.checkpoint_public_key}\n"
             "  reluth logout",
             soft_wrap=True,
         )

@@ -16,6 +16,8 @@ from reluth.protocol.definition import load_protocol
 from reluth.response import recist
 from reluth.simulation.cohort import CohortConfig, generate_cohort
 
+pytestmark = pytest.mark.slow  # a whole demo / every API operation fuzzed: minutes
+
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
@@ -224,7 +226,10 @@ def test_demo_keeps_its_keys_and_a_signed_checkpoint_outside_the_database_and_ve
     )
     assert login.exit_code == 0, login.output
     args = ["audit", "verify", "--key-file", str(out / "audit.key")]
+    # the demo's own signer, as the printed command names it: a signing key left in the data
+    # directory (by `reluth serve`, another trial) must not be trusted instead
     args += ["--checkpoints", str(out / "checkpoints"), "--json"]
+    args += ["--public-key", str(out / "checkpoint-signing.pub")]
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

@@ -25,6 +25,12 @@ from web_support import (
 
 from reluth.auth.roles import Role
 
+pytestmark = pytest.mark.slow  # a whole demo / every API operation fuzzed: minutes
+
+#: Seconds a fuzzed call may take: a casebook PDF on a loaded two-core CI machine can pass
+#: requests' default 10 s; this checks status codes, never speed (benchmarks/ measure that).
+TIMEOUT = 120
+
 
 @pytest.fixture(scope="module")
 def fuzz_site(module_db_url: str) -> Iterator[Site]:
@@ -108,9 +114,11 @@ def test_no_server_error(
         @given(case=operation.as_strategy())
         def fuzz(case: Any) -> None:
             for role in GENERATED_AS:
-                response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"})
+                response = case.call(
+                    timeout=TIMEOUT, headers={"Authorization": f"Bearer {tokens[role]}"}
+                )
                 assert response.status_code < 500, (role, case.method, case.path, response.text)
-            anonymous = case.call()
+            anonymous = case.call(timeout=TIMEOUT)
             assert anonymous.status_code < 500, (case.method, case.path, anonymous.text)
             if not case.path_parameters:
                 return
@@ -118,7 +126,9 @@ def test_no_server_error(
                 if name in real_ids:
                     case.path_parameters[name] = real_ids[name]
             for role in REAL_IDS_AS:
-                response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"})
+                response = case.call(
+                    timeout=TIMEOUT, headers={"Authorization": f"Bearer {tokens[role]}"}
+                )
                 assert response.status_code < 500, (role, case.method, case.path, response.text)
                 if response.status_code != 404:
                     reached.add(f"{case.method.upper()} {case.path}")
@@ -239,7 +249,7 @@ def test_corrections_on_real_records_no_server_error(
         def fuzz(case: Any) -> None:
             case.path_parameters = {k: v for k, v in ids.items() if k in case.path_parameters}
             who = rev_token if case.path.startswith("/api/v1/review/") else token
-            response = case.call(headers={"Authorization": f"Bearer {who}"})
+            response = case.call(timeout=TIMEOUT, headers={"Authorization": f"Bearer {who}"})
             assert response.status_code < 500, (case.method, case.path, case.body, response.text)
             statuses.add(response.status_code)
             if response.status_code == 422 and "field" in response.json():
@@ -312,7 +322,9 @@ def test_no_server_error_on_exports_and_dosimetry(
                 if real and case.path_parameters and "code" in case.path_parameters:
                     case.path_parameters["code"] = code
                 for role in (Role.STATISTICIAN, Role.MEDICAL_PHYSICIST):
-                    response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"})
+                    response = case.call(
+                        timeout=TIMEOUT, headers={"Authorization": f"Bearer {tokens[role]}"}
+                    )
                     assert response.status_code < 500, (role, case.path, response.text)
 
         fuzz()
