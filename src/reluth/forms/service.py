@@ -105,9 +105,11 @@ class _Stored:
         s = ctx.session
         ids = pids or [-1]
 
-        def rows(*cols: Any, where: Any = None) -> list[Any]:
-            model = cols[0].class_
-            stmt = select(*cols).where(model.patient_id.in_(ids))
+        def rows(*attrs: Any, where: Any = None) -> list[Any]:
+            # Core columns of the mapped tables: plain tuples, no ORM row loading
+            cols = [a.class_.__table__.c[a.property.columns[0].name] for a in attrs]
+            table = cols[0].table
+            stmt = select(*cols).where(table.c.patient_id.in_(ids))
             if where is not None:
                 stmt = stmt.where(where)
             return list(s.execute(stmt.order_by(cols[0])).all())
@@ -150,19 +152,16 @@ class _Stored:
                 TumourAssessment.id,
                 TumourAssessment.patient_id,
                 TumourAssessment.timepoint,
-                where=TumourAssessment.reader == "central",
+                where=TumourAssessment.__table__.c.reader == "central",
             )
         }
         days: dict[int, list[tuple[dt.date, tuple[int, ...]]]] = defaultdict(list)
+        lab = LabResult.__table__.c
         for pid, day, joined in s.execute(
-            select(
-                LabResult.patient_id,
-                LabResult.sample_date,
-                func.aggregate_strings(cast(LabResult.id, String), ","),
-            )
-            .where(LabResult.patient_id.in_(ids))
-            .group_by(LabResult.patient_id, LabResult.sample_date)
-            .order_by(LabResult.patient_id, LabResult.sample_date)
+            select(lab.patient_id, lab.sample_date, func.aggregate_strings(cast(lab.id, String), ","))
+            .where(lab.patient_id.in_(ids))
+            .group_by(lab.patient_id, lab.sample_date)
+            .order_by(lab.patient_id, lab.sample_date)
         ).all():
             days[pid].append((day, tuple(sorted(int(i) for i in joined.split(",")))))
         #: patient -> (sorted sample days, the result ids of each day)
@@ -170,43 +169,37 @@ class _Stored:
             pid: ([d for d, _ids in got], [i for _d, i in got]) for pid, got in days.items()
         }
         self.stopped: dict[int, dt.date] = {}
-        for pid, day in (
-            *s.execute(select(Death.patient_id, Death.death_date).where(Death.patient_id.in_(ids))),
-            *s.execute(
-                select(EndOfStudy.patient_id, EndOfStudy.end_date).where(
-                    EndOfStudy.patient_id.in_(ids)
-                )
-            ),
+        for _i, pid, day in (
+            *rows(Death.id, Death.patient_id, Death.death_date),
+            *rows(EndOfStudy.id, EndOfStudy.patient_id, EndOfStudy.end_date),
         ):
             self.stopped[pid] = min(day, self.stopped.get(pid, day))
         #: form -> its record ids under an active query
         self.queried_records: dict[str, set[int]] = defaultdict(set)
         self.queried_visits: set[tuple[int, str, str]] = set()
-        for pid, form, rid, vcode in s.execute(
-            select(
-                DataQuery.patient_id, DataQuery.form_id, DataQuery.record_id, DataQuery.visit_code
-            ).where(DataQuery.patient_id.in_(ids), DataQuery.status.in_(ACTIVE_QUERY))
-        ).all():
+        for _i, pid, form, rid, vcode in rows(
+            DataQuery.id,
+            DataQuery.patient_id,
+            DataQuery.form_id,
+            DataQuery.record_id,
+            DataQuery.visit_code,
+            where=DataQuery.__table__.c.status.in_(ACTIVE_QUERY),
+        ):
             if form is not None and rid is not None:
                 self.queried_records[form].add(rid)
             elif form is not None and vcode is not None:
                 self.queried_visits.add((pid, form, vcode))
         #: (patient, visit) -> {form: its missing-data code}, in the order they were recorded
         self.missing: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
-        for pid, form, vcode, code in s.execute(
-            select(
-                MissingData.patient_id,
-                MissingData.form_id,
-                MissingData.visit_code,
-                MissingData.code,
-            )
-            .where(
-                MissingData.patient_id.in_(ids),
-                MissingData.record_id.is_(None),
-                MissingData.visit_code.is_not(None),
-            )
-            .order_by(MissingData.id)
-        ).all():
+        missing = MissingData.__table__.c
+        for _i, pid, form, vcode, code in rows(
+            MissingData.id,
+            MissingData.patient_id,
+            MissingData.form_id,
+            MissingData.visit_code,
+            MissingData.code,
+            where=missing.record_id.is_(None) & missing.visit_code.is_not(None),
+        ):
             self.missing[(pid, str(vcode))][form] = code
 
     def labs_in(self, pid: int, start: dt.date, end: dt.date) -> tuple[int, ...]:
@@ -237,6 +230,9 @@ def _finder(stored: _Stored, form: FormDef, pre_cycles: tuple[int, ...]) -> _Fin
     """How ``form``'s records are matched to a visit, as the registry says (a visit code
     column, a cycle number, a date inside the window): chosen once per grid, not per cell."""
     fid = form.id
+    keyed = {"screening": stored.screening, "inclusion": stored.inclusion}
+    keyed["pre_randomization"] = stored.pre
+    by_visit = {"visit": stored.visits, "central_read": stored.reads}
 
     def baseline(pid: int) -> tuple[tuple[int, ...], bool]:
         if fid == "registration":
@@ -247,30 +243,41 @@ def _finder(stored: _Stored, form: FormDef, pre_cycles: tuple[int, ...]) -> _Fin
         if fid == "cycle":
             got = tuple(stored.cycles[(pid, n)] for n in pre_cycles if (pid, n) in stored.cycles)
             return got, len(got) == len(pre_cycles)
-        table = {"screening": stored.screening, "inclusion": stored.inclusion}.get(fid)
-        if fid == "pre_randomization":
-            table = stored.pre
+        table = keyed.get(fid)
         return _NONE if table is None else _one(table.get(pid))
 
-    def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
-        code = visit.code
-        if fid == "visit":
-            return _one(stored.visits.get((pid, code)))
-        if fid == "central_read":
-            return _one(stored.reads.get((pid, code)))
-        if fid == "lab":
+    if fid in by_visit:
+        table = by_visit[fid]
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            found = table.get((pid, visit.code))
+            return _NONE if found is None else ((found,), True)
+
+    elif fid == "lab":
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
             got = stored.labs_in(pid, visit.window_start, visit.window_end)
             return got, bool(got)
-        if fid == "qol":
-            qol = stored.qol.get((pid, code))
+
+    elif fid == "qol":
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            qol = stored.qol.get((pid, visit.code))
             if not qol:
                 return _NONE
             wanted = form.instruments or tuple(qol)
             return tuple(qol.values()), all(i in qol for i in wanted)
-        if fid == "cycle":
-            number = code.removeprefix(form.visits.prefix)
+
+    elif fid == "cycle":
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            number = visit.code.removeprefix(form.visits.prefix)
             return _one(stored.cycles.get((pid, int(number))) if number.isdigit() else None)
-        return _NONE
+
+    else:
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            return _NONE
 
     def find(pid: int, visit: PlannedVisit | None) -> tuple[tuple[int, ...], bool]:
         return baseline(pid) if visit is None else at_visit(pid, visit)

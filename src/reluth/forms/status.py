@@ -19,7 +19,7 @@ import enum
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class FormStatus(enum.StrEnum):
@@ -77,8 +77,9 @@ class FormFacts:
     expected: bool = True
 
 
-@dataclass(frozen=True)
-class FormCell:
+class FormCell(NamedTuple):
+    """One form at one visit (a named tuple: the grid makes one per form and visit)."""
+
     form: str
     status: FormStatus
     record_ids: tuple[int, ...] = ()
@@ -178,8 +179,9 @@ def dated_by_data(rest: Sequence[FormStatus]) -> FormStatus | None:
     return max(entered, key=lambda s: URGENCY[s])
 
 
-@dataclass(frozen=True)
-class VisitCell:
+class VisitCell(NamedTuple):
+    """One visit of one patient: its status and its forms'."""
+
     visit_code: str
     status: FormStatus
     forms: tuple[FormCell, ...]

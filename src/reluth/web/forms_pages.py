@@ -223,9 +223,17 @@ def status_page(
     grid = forms.status_grid(ctx, centre or None, visit or None, status or None)
     registry, lang = corrections.registry_of(ctx), get_locale()
 
-    def form_status(form: str, value: str) -> str:
-        label = registry.form(form).label_in(lang) if form in registry.form_ids else form
-        return f"{label} {gettext(STATUS_LABELS.get(value, value))}"
+    parts: dict[tuple[str, str, str | None], str] = {}
+
+    def part(form: str, value: str, missing: str | None) -> str:
+        """A form's status in a cell's title, made once per (form, status, code) a page."""
+        key = (form, value, missing)
+        got = parts.get(key)
+        if got is None:
+            label = registry.form(form).label_in(lang) if form in registry.form_ids else form
+            got = f"{label} {gettext(STATUS_LABELS.get(value, value))}"
+            got = parts[key] = got + (f" ({missing})" if missing else "")
+        return got
 
     # each cell as (visit status, title listing its forms) once, not in the template's loops
     cells = [
@@ -238,11 +246,7 @@ def status_page(
                     cell.status.value,
                     c.code
                     + ": "
-                    + "; ".join(
-                        form_status(f.form, f.status.value)
-                        + (f" ({f.missing_code})" if f.missing_code else "")
-                        for f in cell.forms
-                    ),
+                    + "; ".join(part(f.form, f.status.value, f.missing_code) for f in cell.forms),
                 )
                 for c in grid.columns
             ],
