@@ -61,6 +61,7 @@ def _service(path: str, profile: bool, runs: int) -> None:
     def counts(ctx: Any) -> Any:
         with ctx.acting(Action.READ, Resource.VISIT):
             return forms.grid_counts(ctx)
+
     with reading(engine, actor, trial) as ctx:
         grid, took = _timed(lambda: forms.status_grid(ctx), runs)
         print(f"status_grid service: {took}")
@@ -74,7 +75,9 @@ def _service(path: str, profile: bool, runs: int) -> None:
     cells = sum(len(r.visits) for r in grid.rows)
     print(f"patients {len(grid.rows)}, visit cells {cells}, columns {len(grid.columns)}")
     print("visit cells by status:", dict(Counter(grid.counts).most_common()))
-    forms_by = Counter(f.status.value for r in grid.rows for c in r.visits.values() for f in c.forms)
+    forms_by = Counter(
+        f.status.value for r in grid.rows for c in r.visits.values() for f in c.forms
+    )
     print("form cells by status:", dict(forms_by.most_common()))
     if profile:
         with reading(engine, actor, trial) as ctx:
@@ -190,11 +193,42 @@ def _fill_lifecycle(source: str, target: str) -> None:
     engine.dispose()
 
 
+def _check(path: str) -> None:
+    """The grid equals the cell-by-cell computation it replaced (tests/forms/grid_reference.py)
+    on this database, cell by cell, for the data manager and each centre's investigator."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from sqlalchemy import select
+
+    from reluth.auth.models import Centre
+    from tests.forms import grid_reference
+
+    engine = make_engine(f"sqlite:///{path}")
+    trial = Trial.default()
+
+    def shape(grid: Any) -> Any:
+        return (grid.counts, grid.by_centre, [(r.patient_code, r.visits) for r in grid.rows])
+
+    with reading(engine, Actor("bench", Role.DATA_MANAGER), trial) as ctx:
+        centres = dict(ctx.session.execute(select(Centre.id, Centre.code)).all())
+        assert shape(forms.status_grid(ctx)) == shape(grid_reference.build_grid(ctx))
+    for cid, code in sorted(centres.items()):
+        who = Actor(f"investigator-{code.lower()}", Role.INVESTIGATOR, frozenset({cid}))
+        with reading(engine, who, trial) as ctx:
+            assert shape(forms.status_grid(ctx)) == shape(grid_reference.build_grid(ctx)), code
+    print(f"check: the grid equals the reference computation ({len(centres) + 1} readers)")
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", help="a demo SQLite database (reluth demo)")
     parser.add_argument("--profile", action="store_true", help="cProfile one grid")
     parser.add_argument("--no-page", action="store_true", help="the services only")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the old computation (tests/forms)"
+    )
     parser.add_argument("--runs", type=int, default=RUNS, help="runs of each measurement")
     parser.add_argument(
         "--lifecycle",
@@ -209,6 +243,8 @@ def main() -> None:
         db = args.lifecycle
     print(f"database {db}")
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    if args.check:
+        _check(db)
     _service(db, args.profile, args.runs)
     if not args.no_page:
         _page(db, args.runs)

@@ -443,8 +443,6 @@ def _build_grid(
     )
 
 
-
-
 def grid_layers(session: Any, patients: Mapping[int, int]) -> list[Layer]:
     state = _State(session, patients)
     return [] if state.empty else [state.layer]

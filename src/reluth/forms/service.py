@@ -13,8 +13,8 @@ import datetime as dt
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import String, cast, func, select
@@ -26,7 +26,7 @@ from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.forms import refs
 from reluth.forms.models import MissingData
-from reluth.forms.registry import BASELINE, FormDef, Registry
+from reluth.forms.registry import BASELINE, FormDef
 from reluth.forms.status import (
     FormCell,
     FormFacts,
@@ -158,7 +158,9 @@ class _Stored:
         days: dict[int, list[tuple[dt.date, tuple[int, ...]]]] = defaultdict(list)
         lab = LabResult.__table__.c
         for pid, day, joined in s.execute(
-            select(lab.patient_id, lab.sample_date, func.aggregate_strings(cast(lab.id, String), ","))
+            select(
+                lab.patient_id, lab.sample_date, func.aggregate_strings(cast(lab.id, String), ",")
+            )
             .where(lab.patient_id.in_(ids))
             .group_by(lab.patient_id, lab.sample_date)
             .order_by(lab.patient_id, lab.sample_date)

@@ -61,9 +61,9 @@ DONE = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class FormFacts:
-    """What is known of one form at one visit of one patient."""
+class FormFacts(NamedTuple):
+    """What is known of one form at one visit of one patient (a named tuple: the grid makes one
+    per form and visit when a layer applies)."""
 
     form: str
     record_ids: tuple[int, ...] = ()
