@@ -30,8 +30,9 @@ Key = tuple[str, int | str]
 
 
 def _key(table: str, rid: str) -> Key:
-    """A record's key as the grid's record ids are (an int where the stored text is one)."""
-    return (table, int(rid)) if rid.isdigit() and str(int(rid)) == rid else (table, rid)
+    """A record's key as the grid's record ids are: an int where the stored text is one as the
+    write path prints it (no leading zero), else the text."""
+    return (table, int(rid)) if rid.isdigit() and rid[0] != "0" else (table, rid)
 
 
 #: Statuses a lifecycle state may follow: SDV and signatures only of a complete form.
@@ -47,7 +48,7 @@ class _State:
         # Core columns (plain tuples): a monitored trial has a mark per record
         mark, clear = SdvMark.__table__.c, SdvClearance.__table__.c
         self.verified: set[Key] = {
-            _key(t, r)
+            (t, int(r)) if r.isdigit() and r[0] != "0" else (t, r)  # _key, inlined: 1 per record
             for t, r in session.execute(
                 select(mark.table_name, mark.record_id)
                 .outerjoin(SdvClearance.__table__, clear.sdv_id == mark.id)
@@ -61,9 +62,10 @@ class _State:
             .outerjoin(SignatureInvalidation.__table__, inval.signature_id == sig.id)
             .where(inval.id.is_(None), sig.patient_id.in_(ids))
         ).all():
-            for key in json.loads(covered):
-                table, _, rid = key.partition("/")
-                self.signed.add(_key(table, rid))
+            self.signed.update(
+                (t, int(r)) if r.isdigit() and r[0] != "0" else (t, r)  # _key, inlined
+                for t, _, r in (key.partition("/") for key in json.loads(covered))
+            )
         self.study: dict[str, bool] = {}
         self.centre: dict[int, str] = {}
         self.patient: dict[int, str] = {}
