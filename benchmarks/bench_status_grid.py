@@ -200,9 +200,9 @@ def _check(path: str) -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from sqlalchemy import select
+    from tests.forms import grid_reference
 
     from reluth.auth.models import Centre
-    from tests.forms import grid_reference
 
     engine = make_engine(f"sqlite:///{path}")
     trial = Trial.default()
