@@ -4,8 +4,8 @@ the services (visits, labs, QoL, central reads, deaths and ends of study), then 
 answered, closed, on a record and on a visit), missing-data codes, SDV of whole forms and of
 single fields, e-signatures (valid and invalidated by a correction), form, patient and centre
 locks and a study freeze, each compared on several days (windows open and closed), for the
-data manager, an investigator and a blinded reviewer, with the centre, visit and status
-filters; the dashboard's counts equal the grid's without building it."""
+data manager and an investigator (and the central reviewer, whom both refuse alike), with the
+centre, visit and status filters; the dashboard's counts and overdue list equal the grid's."""
 
 from __future__ import annotations
 
