@@ -10,12 +10,14 @@ date inside the window).
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, func, select
 
 from reluth.auth.models import Centre
 from reluth.auth.policy import Action, Resource
@@ -24,19 +26,18 @@ from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.forms import refs
 from reluth.forms.models import MissingData
-from reluth.forms.registry import BASELINE, FormDef, Registry
+from reluth.forms.registry import BASELINE, FormDef
 from reluth.forms.status import (
-    DONE,
-    URGENCY,
     FormCell,
     FormFacts,
     FormStatus,
     Layer,
     PatientStatus,
     VisitCell,
-    form_status,
+    base_status,
+    dated_by_data,
     grid_layers,
-    visit_status,
+    summary,
 )
 from reluth.i18n import get_locale
 from reluth.patients import service as patients
@@ -95,15 +96,23 @@ def _columns(ctx: Ctx, sees_treatment: bool) -> list[Column]:
 
 
 class _Stored:
-    """Every stored row that can fill a form of the grid, for the patients in scope."""
+    """Every stored fact that can fill a form of the grid, for the patients in scope, read in a
+    fixed number of set-based queries: one per table, the laboratory results aggregated per
+    patient and sample day in SQL (a day's results fall in the same visit windows), each
+    patient's sample days sorted so a visit's window is found by bisection."""
 
     def __init__(self, ctx: Ctx, pids: list[int]) -> None:
         s = ctx.session
         ids = pids or [-1]
 
-        def rows(*cols: Any) -> list[Any]:
-            model = cols[0].class_
-            return list(s.execute(select(*cols).where(model.patient_id.in_(ids))).all())
+        def rows(*attrs: Any, where: Any = None) -> list[Any]:
+            # Core columns of the mapped tables: plain tuples, no ORM row loading
+            cols = [a.class_.__table__.c[a.property.columns[0].name] for a in attrs]
+            table = cols[0].table
+            stmt = select(*cols).where(table.c.patient_id.in_(ids))
+            if where is not None:
+                stmt = stmt.where(where)
+            return list(s.execute(stmt.order_by(cols[0])).all())
 
         self.screening = {pid: i for i, pid in rows(Screening.id, Screening.patient_id)}
         self.inclusion = {pid: i for i, pid in rows(Inclusion.id, Inclusion.patient_id)}
@@ -137,172 +146,253 @@ class _Stored:
             QolQuestionnaire.instrument,
         ):
             self.qol[(pid, tp)][inst] = i
-        self.reads: dict[tuple[int, str], int] = {}
-        for i, pid, tp, reader in rows(
-            TumourAssessment.id,
-            TumourAssessment.patient_id,
-            TumourAssessment.timepoint,
-            TumourAssessment.reader,
-        ):
-            if reader == "central":
-                self.reads[(pid, tp)] = i
-        self.labs: dict[int, list[tuple[dt.date, int]]] = defaultdict(list)
-        for i, pid, day in rows(LabResult.id, LabResult.patient_id, LabResult.sample_date):
-            self.labs[pid].append((day, i))
+        self.reads: dict[tuple[int, str], int] = {
+            (pid, tp): i
+            for i, pid, tp in rows(
+                TumourAssessment.id,
+                TumourAssessment.patient_id,
+                TumourAssessment.timepoint,
+                where=TumourAssessment.__table__.c.reader == "central",
+            )
+        }
+        days: dict[int, list[tuple[dt.date, tuple[int, ...]]]] = defaultdict(list)
+        lab = LabResult.__table__.c
+        for pid, day, joined in s.execute(
+            select(
+                lab.patient_id, lab.sample_date, func.aggregate_strings(cast(lab.id, String), ",")
+            )
+            .where(lab.patient_id.in_(ids))
+            .group_by(lab.patient_id, lab.sample_date)
+            .order_by(lab.patient_id, lab.sample_date)
+        ).all():
+            days[pid].append((day, tuple(sorted(int(i) for i in joined.split(",")))))
+        #: patient -> (sorted sample days, the result ids of each day)
+        self.labs: dict[int, tuple[list[dt.date], list[tuple[int, ...]]]] = {
+            pid: ([d for d, _ids in got], [i for _d, i in got]) for pid, got in days.items()
+        }
         self.stopped: dict[int, dt.date] = {}
         for _i, pid, day in (
             *rows(Death.id, Death.patient_id, Death.death_date),
             *rows(EndOfStudy.id, EndOfStudy.patient_id, EndOfStudy.end_date),
         ):
             self.stopped[pid] = min(day, self.stopped.get(pid, day))
-        self.queried_records: set[tuple[str, int]] = set()
+        #: form -> its record ids under an active query
+        self.queried_records: dict[str, set[int]] = defaultdict(set)
         self.queried_visits: set[tuple[int, str, str]] = set()
-        self.open_queries: Counter[int] = Counter()
-        for pid, form, rid, vcode in s.execute(
-            select(
-                DataQuery.patient_id, DataQuery.form_id, DataQuery.record_id, DataQuery.visit_code
-            ).where(DataQuery.patient_id.in_(ids), DataQuery.status.in_(ACTIVE_QUERY))
-        ).all():
-            self.open_queries[pid] += 1
+        for _i, pid, form, rid, vcode in rows(
+            DataQuery.id,
+            DataQuery.patient_id,
+            DataQuery.form_id,
+            DataQuery.record_id,
+            DataQuery.visit_code,
+            where=DataQuery.__table__.c.status.in_(ACTIVE_QUERY),
+        ):
             if form is not None and rid is not None:
-                self.queried_records.add((form, rid))
+                self.queried_records[form].add(rid)
             elif form is not None and vcode is not None:
                 self.queried_visits.add((pid, form, vcode))
-        self.missing: dict[tuple[int, str, str], str] = {}
-        for pid, form, vcode, code in s.execute(
-            select(
-                MissingData.patient_id,
-                MissingData.form_id,
-                MissingData.visit_code,
-                MissingData.code,
-            ).where(
-                MissingData.patient_id.in_(ids),
-                MissingData.record_id.is_(None),
-                MissingData.visit_code.is_not(None),
-            )
-        ).all():
-            self.missing[(pid, form, str(vcode))] = code
+        #: (patient, visit) -> {form: its missing-data code}, in the order they were recorded
+        self.missing: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
+        missing = MissingData.__table__.c
+        for _i, pid, form, vcode, code in rows(
+            MissingData.id,
+            MissingData.patient_id,
+            MissingData.form_id,
+            MissingData.visit_code,
+            MissingData.code,
+            where=missing.record_id.is_(None) & missing.visit_code.is_not(None),
+        ):
+            self.missing[(pid, str(vcode))][form] = code
+
+    def labs_in(self, pid: int, start: dt.date, end: dt.date) -> tuple[int, ...]:
+        """The laboratory results of ``pid`` sampled from ``start`` to ``end`` (by id)."""
+        got = self.labs.get(pid)
+        if got is None:
+            return ()
+        days, ids = got
+        lo, hi = bisect_left(days, start), bisect_right(days, end)
+        if lo == hi:
+            return ()
+        if hi - lo == 1:
+            return ids[lo]
+        return tuple(sorted(chain.from_iterable(ids[lo:hi])))
 
 
-def _records(
-    stored: _Stored,
-    form: FormDef,
-    pid: int,
-    visit: PlannedVisit | None,
-    pre_cycles: tuple[int, ...],
-) -> tuple[tuple[int, ...], bool]:
-    """The records of ``form`` for the visit (None: the baseline) and whether it is complete."""
-    if visit is None:
-        if form.id == "registration":
-            found: int | None = pid
-        elif form.id == "screening":
-            found = stored.screening.get(pid)
-        elif form.id == "inclusion":
-            found = stored.inclusion.get(pid)
-        elif form.id == "pre_randomization":
-            found = stored.pre.get(pid)
-        elif form.id == "randomization":
+#: Finds a form's records at a visit: (patient, visit or None for the baseline) -> (record
+#: ids, complete).
+_Finder = Callable[[int, PlannedVisit | None], tuple[tuple[int, ...], bool]]
+_NONE: tuple[tuple[int, ...], bool] = ((), False)
+
+
+def _one(found: int | None) -> tuple[tuple[int, ...], bool]:
+    return _NONE if found is None else ((found,), True)
+
+
+def _finder(stored: _Stored, form: FormDef, pre_cycles: tuple[int, ...]) -> _Finder:
+    """How ``form``'s records are matched to a visit, as the registry says (a visit code
+    column, a cycle number, a date inside the window): chosen once per grid, not per cell."""
+    fid = form.id
+    keyed = {"screening": stored.screening, "inclusion": stored.inclusion}
+    keyed["pre_randomization"] = stored.pre
+    by_visit = {"visit": stored.visits, "central_read": stored.reads}
+
+    def baseline(pid: int) -> tuple[tuple[int, ...], bool]:
+        if fid == "registration":
+            return (pid,), True
+        if fid == "randomization":
             r = stored.randomization.get(pid)
-            found = None if r is None else r[0]
-        elif form.id == "cycle":
-            ids = tuple(stored.cycles[(pid, n)] for n in pre_cycles if (pid, n) in stored.cycles)
-            return ids, len(ids) == len(pre_cycles)
-        else:
-            found = None
-        return ((found,), True) if found is not None else ((), False)
-    code = visit.code
-    if form.id == "visit":
-        found = stored.visits.get((pid, code))
-    elif form.id == "central_read":
-        found = stored.reads.get((pid, code))
-    elif form.id == "qol":
-        got = stored.qol.get((pid, code), {})
-        wanted = form.instruments or tuple(got)
-        return tuple(got.values()), bool(got) and all(i in got for i in wanted)
-    elif form.id == "cycle":
-        number = code.removeprefix(form.visits.prefix)
-        found = stored.cycles.get((pid, int(number))) if number.isdigit() else None
-    elif form.id == "lab":
-        ids = tuple(
-            i
-            for day, i in stored.labs.get(pid, ())
-            if visit.window_start <= day <= visit.window_end
-        )
-        return ids, bool(ids)
+            return _one(None if r is None else r[0])
+        if fid == "cycle":
+            got = tuple(stored.cycles[(pid, n)] for n in pre_cycles if (pid, n) in stored.cycles)
+            return got, len(got) == len(pre_cycles)
+        table = keyed.get(fid)
+        return _NONE if table is None else _one(table.get(pid))
+
+    if fid in by_visit:
+        table = by_visit[fid]
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            found = table.get((pid, visit.code))
+            return _NONE if found is None else ((found,), True)
+
+    elif fid == "lab":
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            got = stored.labs_in(pid, visit.window_start, visit.window_end)
+            return got, bool(got)
+
+    elif fid == "qol":
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            qol = stored.qol.get((pid, visit.code))
+            if not qol:
+                return _NONE
+            wanted = form.instruments or tuple(qol)
+            return tuple(qol.values()), all(i in qol for i in wanted)
+
+    elif fid == "cycle":
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            number = visit.code.removeprefix(form.visits.prefix)
+            return _one(stored.cycles.get((pid, int(number))) if number.isdigit() else None)
+
     else:
-        found = None
-    return ((found,), True) if found is not None else ((), False)
+
+        def at_visit(pid: int, visit: PlannedVisit) -> tuple[tuple[int, ...], bool]:
+            return _NONE
+
+    def find(pid: int, visit: PlannedVisit | None) -> tuple[tuple[int, ...], bool]:
+        return baseline(pid) if visit is None else at_visit(pid, visit)
+
+    return find
 
 
-def _cells(
-    stored: _Stored,
-    registry: Registry,
-    forms: tuple[FormDef, ...],
-    pid: int,
-    visit: PlannedVisit | None,
-    as_of: dt.date,
-    pre_cycles: tuple[int, ...],
-    layers: list[Layer],
-) -> list[FormCell]:
+@dataclass(frozen=True)
+class _Scope:
+    """What one grid computes with: its day, the stored facts, each visit kind's forms with
+    their finders, and the lifecycle layers."""
+
+    as_of: dt.date
+    stored: _Stored
+    forms: dict[str, tuple[tuple[FormDef, _Finder], ...]]
+    layers: list[Layer]
+
+
+def _cell(
+    scope: _Scope, pid: int, visit: PlannedVisit | None, detail: bool
+) -> tuple[FormStatus, tuple[FormCell, ...]]:
+    """One visit's status and (``detail``) its forms' cells: each form's records found, its
+    status from them, the visit's window and missing-data codes, then the layers."""
+    stored = scope.stored
     code = BASELINE if visit is None else visit.code
-    found = {f.id: _records(stored, f, pid, visit, pre_cycles) for f in forms}
-    has_data = any(ids for ids, _c in found.values())
+    forms = scope.forms[BASELINE if visit is None else visit.kind]
+    found = [(f, *find(pid, visit)) for f, find in forms]
+    has_data = any(ids for _f, ids, _c in found)
     stop = stored.stopped.get(pid)
     expected = visit is None or stop is None or visit.window_start <= stop
-    closed = visit is not None and as_of > visit.window_end
-    cells = []
-    dated = False
-    for f in forms:
-        ids, complete = found[f.id]
-        missing = stored.missing.get((pid, f.id, code))
+    closed = visit is not None and scope.as_of > visit.window_end
+    codes = stored.missing.get((pid, code), {})
+    statuses: list[FormStatus] = []
+    missings: list[str | None] = []
+    dated = -1  # the index of a visit form dated by the data entered for it
+    for n, (f, ids, complete) in enumerate(found):
+        missing = codes.get(f.id)
         if f.id == "visit" and not ids:
             if has_data:
-                complete, ids = True, (0,)  # the visit is dated by the data entered for it
-                dated = True
-            elif missing is None:  # no visit, and a code says why its forms are absent
-                missing = next(
-                    (
-                        stored.missing[(pid, o.id, code)]
-                        for o in forms
-                        if (pid, o.id, code) in stored.missing
-                    ),
-                    None,
-                )
-        facts = FormFacts(
-            form=f.id,
-            record_ids=ids,  # 0: a visit dated by its data, with no visit row
-            table=f.table,
-            patient_id=pid,
-            complete=complete,
-            queried=any((f.id, i) in stored.queried_records for i in ids)
-            or (pid, f.id, code) in stored.queried_visits,
-            missing_code=missing,
-            window_closed=closed,
-            visit_has_data=has_data,
-            expected=expected,
+                complete, ids = True, (0,)  # record id 0: dated by its data, no visit row
+                dated = n
+            elif missing is None and codes:  # no visit, and a code says why its forms are absent
+                missing = next((codes[o.id] for o, _i, _c in found if o.id in codes), None)
+        queried = (pid, f.id, code) in stored.queried_visits
+        if not queried and ids and (marked := stored.queried_records.get(f.id)):
+            queried = any(i in marked for i in ids)
+        status = base_status(expected, queried, bool(ids), complete, missing, closed, has_data)
+        if scope.layers:
+            facts = FormFacts(
+                f.id, ids, f.table, pid, complete, queried, missing, closed, has_data, expected
+            )
+            for layer in scope.layers:
+                status = layer(facts, status) or status
+        statuses.append(status)
+        missings.append(missing)
+    if dated >= 0 and statuses[dated] is FormStatus.COMPLETE:
+        later = dated_by_data(statuses[:dated] + statuses[dated + 1 :])
+        if later is not None:
+            statuses[dated] = later
+    cells: tuple[FormCell, ...] = ()
+    if detail:
+        cells = tuple(
+            FormCell(f.id, status, ids, missing)
+            for (f, ids, _c), status, missing in zip(found, statuses, missings, strict=True)
         )
-        cells.append(
-            FormCell(f.id, form_status(facts, layers), tuple(i for i in ids if i), missing)
-        )
-    return _dated_by_data(cells) if dated else cells
+    return summary(frozenset(statuses)), cells
 
 
-def _dated_by_data(cells: list[FormCell]) -> list[FormCell]:
-    """A visit with no visit row of its own, dated by the data entered for it, is as far in
-    its lifecycle (SDV done, signed, locked) as the least advanced of those forms."""
-    rest = [
-        c.status for c in cells if c.form != "visit" and c.status is not FormStatus.NOT_EXPECTED
+def _prepare(ctx: Ctx, centre: str | None) -> tuple[list[Any], _Scope, bool]:
+    """The grid's patients (the actor's centres, or one centre) and what its cells need."""
+    registry = ctx.trial.forms
+    sees_treatment = ctx.actor.can(Action.READ, Resource.TREATMENT)
+    stmt = select(Patient.id, Patient.patient_code, Patient.centre_id, Centre.code).join(
+        Centre, Centre.id == Patient.centre_id
+    )
+    if centre is not None:
+        stmt = stmt.where(Centre.code == centre)
+    people = [
+        row
+        for row in ctx.session.execute(stmt.order_by(Patient.patient_code)).all()
+        if ctx.sees_centre(row[2])
     ]
-    entered = [s for s in rest if s is not FormStatus.MISSING]
-    if not entered or not set(rest) <= DONE:
-        return cells
-    status = max(entered, key=lambda s: URGENCY[s])
-    return [
-        FormCell(c.form, status, c.record_ids, c.missing_code)
-        if c.form == "visit" and c.status is FormStatus.COMPLETE
-        else c
-        for c in cells
-    ]
+    if centre is not None and not people:
+        known = ctx.session.scalar(select(Centre.id).where(Centre.code == centre))
+        if known is None or not ctx.sees_centre(known):
+            raise NotFound(f"centre {centre} not found")
+    stored = _Stored(ctx, [p[0] for p in people])
+    pre_cycles = ctx.protocol.pre_randomization_cycles
+    forms = {
+        kind: tuple(
+            (f, _finder(stored, f, pre_cycles))
+            for f in registry.forms_at(kind)
+            if sees_treatment or not f.treatment
+        )
+        for kind in registry.matrix
+    }
+    layers = grid_layers(ctx.session, {p[0]: p[2] for p in people})
+    return people, _Scope(ctx.today(), stored, defaultdict(tuple, forms), layers), sees_treatment
+
+
+def _visits(
+    ctx: Ctx, scope: _Scope, pid: int, sees_treatment: bool, visit: str | None
+) -> list[PlannedVisit | None]:
+    """The visits of ``pid``'s grid row: the baseline, then the schedule from randomization."""
+    out: list[PlannedVisit | None] = [None] if visit in (None, BASELINE) else []
+    rand = scope.stored.randomization.get(pid)
+    if rand is not None:
+        out += [
+            v
+            for v in planned_visits(rand[1], rand[2], ctx.protocol)
+            if (sees_treatment or v.kind != "treatment") and visit in (None, v.code)
+        ]
+    return out
 
 
 @service(Action.READ, Resource.VISIT)
@@ -326,52 +416,24 @@ def build_grid(
     status: str | None = None,
 ) -> Grid:
     """The grid, inside a declared service (its grant scopes the centres)."""
-    as_of = ctx.today()
-    registry = ctx.trial.forms
     sees_treatment = ctx.actor.can(Action.READ, Resource.TREATMENT)
     columns = _columns(ctx, sees_treatment)
     if visit is not None and visit not in {c.code for c in columns}:
         raise ValidationError("visit", f"unknown visit {visit!r}", "a visit code of the schedule")
     if status is not None and status not in set(FormStatus):
         raise ValidationError("status", repr(status), ", ".join(FormStatus))
-    stmt = select(Patient.id, Patient.patient_code, Patient.centre_id, Centre.code).join(
-        Centre, Centre.id == Patient.centre_id
-    )
-    if centre is not None:
-        stmt = stmt.where(Centre.code == centre)
-    people = [
-        row
-        for row in ctx.session.execute(stmt.order_by(Patient.patient_code)).all()
-        if ctx.sees_centre(row[2])
-    ]
-    if centre is not None and not people:
-        known = ctx.session.scalar(select(Centre.id).where(Centre.code == centre))
-        if known is None or not ctx.sees_centre(known):
-            raise NotFound(f"centre {centre} not found")
-    stored = _Stored(ctx, [p[0] for p in people])
-    layers = grid_layers(ctx.session, {p[0]: p[2] for p in people})
-    pre_cycles = ctx.protocol.pre_randomization_cycles
-    matrix = {
-        kind: tuple(f for f in registry.forms_at(kind) if sees_treatment or not f.treatment)
-        for kind in registry.matrix
-    }
+    people, scope, sees_treatment = _prepare(ctx, centre)
     rows: list[PatientStatus] = []
     counts: Counter[str] = Counter()
     by_centre: dict[str, Counter[str]] = defaultdict(Counter)
     for pid, code, _cid, centre_code in people:
         cells: dict[str, VisitCell] = {}
-        if visit in (None, BASELINE):
-            forms = _cells(stored, registry, matrix[BASELINE], pid, None, as_of, pre_cycles, layers)
-            cells[BASELINE] = VisitCell(BASELINE, visit_status(forms), tuple(forms))
-        rand = stored.randomization.get(pid)
-        if rand is not None:
-            for v in planned_visits(rand[1], rand[2], ctx.protocol):
-                if (v.kind == "treatment" and not sees_treatment) or visit not in (None, v.code):
-                    continue
-                forms = _cells(
-                    stored, registry, matrix.get(v.kind, ()), pid, v, as_of, pre_cycles, layers
-                )
-                cells[v.code] = VisitCell(v.code, visit_status(forms), tuple(forms), v.window_end)
+        for v in _visits(ctx, scope, pid, sees_treatment, visit):
+            summary_status, forms = _cell(scope, pid, v, True)
+            if v is None:
+                cells[BASELINE] = VisitCell(BASELINE, summary_status, forms)
+            else:
+                cells[v.code] = VisitCell(v.code, summary_status, forms, v.window_end)
         if status is not None and not any(
             c.status == status or any(f.status == status for f in c.forms) for c in cells.values()
         ):
@@ -383,11 +445,45 @@ def build_grid(
     if visit is not None:
         columns = [c for c in columns if c.code == visit]
     return Grid(
-        as_of,
+        scope.as_of,
         columns,
         rows,
         dict(counts),
         {c: dict(n) for c, n in sorted(by_centre.items())},
+    )
+
+
+@dataclass(frozen=True)
+class GridCounts:
+    """The grid's visit statuses counted, overall and per centre, and its overdue visits
+    (patient, centre, visit, window end), without the grid's rows and form cells."""
+
+    as_of: dt.date
+    counts: dict[str, int]
+    by_centre: dict[str, dict[str, int]]
+    overdue: list[tuple[str, str, PlannedVisit]]
+
+
+def grid_counts(ctx: Ctx) -> GridCounts:
+    """The dashboard's view of the grid (inside a declared service): each visit's status only,
+    computed as :func:`build_grid` computes it, no form cell built."""
+    people, scope, sees_treatment = _prepare(ctx, None)
+    counts: Counter[str] = Counter()
+    by_centre: dict[str, Counter[str]] = defaultdict(Counter)
+    overdue: list[tuple[str, str, PlannedVisit]] = []
+    for pid, code, _cid, centre_code in people:
+        here = by_centre[centre_code]
+        for v in _visits(ctx, scope, pid, sees_treatment, None):
+            got, _forms = _cell(scope, pid, v, False)
+            counts[got] += 1
+            here[got] += 1
+            if got is FormStatus.OVERDUE and v is not None:
+                overdue.append((code, centre_code, v))
+    return GridCounts(
+        scope.as_of,
+        dict(counts),
+        {c: dict(n) for c, n in sorted(by_centre.items()) if n},
+        overdue,
     )
 
 

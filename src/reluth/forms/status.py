@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class FormStatus(enum.StrEnum):
@@ -60,9 +61,9 @@ DONE = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class FormFacts:
-    """What is known of one form at one visit of one patient."""
+class FormFacts(NamedTuple):
+    """What is known of one form at one visit of one patient (a named tuple: the grid makes one
+    per form and visit when a layer applies)."""
 
     form: str
     record_ids: tuple[int, ...] = ()
@@ -76,8 +77,9 @@ class FormFacts:
     expected: bool = True
 
 
-@dataclass(frozen=True)
-class FormCell:
+class FormCell(NamedTuple):
+    """One form at one visit (a named tuple: the grid makes one per form and visit)."""
+
     form: str
     status: FormStatus
     record_ids: tuple[int, ...] = ()
@@ -106,20 +108,40 @@ def grid_layers(session: Any, patients: Mapping[int, int]) -> list[Layer]:
     return [*LAYERS, *(layer for layer in built if layer is not None)]
 
 
+def base_status(
+    expected: bool,
+    queried: bool,
+    entered: bool,
+    complete: bool,
+    missing_code: str | None,
+    window_closed: bool,
+    visit_has_data: bool,
+) -> FormStatus:
+    """A form's status before the layers, from its facts (see the module docstring)."""
+    if not expected:
+        return FormStatus.NOT_EXPECTED
+    if queried:
+        return FormStatus.QUERIED
+    if entered:
+        return FormStatus.COMPLETE if complete else FormStatus.INCOMPLETE
+    if missing_code is not None:
+        return FormStatus.MISSING
+    if window_closed and not visit_has_data:
+        return FormStatus.OVERDUE
+    return FormStatus.NOT_STARTED
+
+
 def form_status(facts: FormFacts, layers: Sequence[Layer] | None = None) -> FormStatus:
     """The status of one form at one visit, then each layer (default :data:`LAYERS`)."""
-    if not facts.expected:
-        status = FormStatus.NOT_EXPECTED
-    elif facts.queried:
-        status = FormStatus.QUERIED
-    elif facts.record_ids:
-        status = FormStatus.COMPLETE if facts.complete else FormStatus.INCOMPLETE
-    elif facts.missing_code is not None:
-        status = FormStatus.MISSING
-    elif facts.window_closed and not facts.visit_has_data:
-        status = FormStatus.OVERDUE
-    else:
-        status = FormStatus.NOT_STARTED
+    status = base_status(
+        facts.expected,
+        facts.queried,
+        bool(facts.record_ids),
+        facts.complete,
+        facts.missing_code,
+        facts.window_closed,
+        facts.visit_has_data,
+    )
     for layer in LAYERS if layers is None else layers:
         status = layer(facts, status) or status
     return status
@@ -127,9 +149,14 @@ def form_status(facts: FormFacts, layers: Sequence[Layer] | None = None) -> Form
 
 def visit_status(cells: list[FormCell]) -> FormStatus:
     """The visit's summary: its most urgent form status (complete when every form is)."""
-    if not cells:
-        return FormStatus.NOT_EXPECTED
-    statuses = {c.status for c in cells} - {FormStatus.NOT_EXPECTED}
+    return summary(frozenset(c.status for c in cells))
+
+
+@functools.cache
+def summary(statuses: frozenset[FormStatus]) -> FormStatus:
+    """The visit's summary of its forms' statuses (the set of them; memoized, a pure function
+    of at most 2^10 sets): the most urgent, complete when every form is."""
+    statuses = statuses - {FormStatus.NOT_EXPECTED}
     if not statuses:
         return FormStatus.NOT_EXPECTED
     top = max(statuses, key=lambda s: URGENCY[s])
@@ -141,8 +168,20 @@ def visit_status(cells: list[FormCell]) -> FormStatus:
     return top
 
 
-@dataclass(frozen=True)
-class VisitCell:
+def dated_by_data(rest: Sequence[FormStatus]) -> FormStatus | None:
+    """A visit with no visit row of its own, dated by the data entered for it, is as far in its
+    lifecycle (SDV done, signed, locked) as the least advanced of those forms (``rest``: the
+    statuses of its other forms); None: it stays complete."""
+    shown = [s for s in rest if s is not FormStatus.NOT_EXPECTED]
+    entered = [s for s in shown if s is not FormStatus.MISSING]
+    if not entered or not set(shown) <= DONE:
+        return None
+    return max(entered, key=lambda s: URGENCY[s])
+
+
+class VisitCell(NamedTuple):
+    """One visit of one patient: its status and its forms'."""
+
     visit_code: str
     status: FormStatus
     forms: tuple[FormCell, ...]

@@ -26,7 +26,15 @@ from reluth.lifecycle.models import (
     SignatureInvalidation,
 )
 
-Key = tuple[str, str]
+Key = tuple[str, int | str]
+
+
+def _key(table: str, rid: str) -> Key:
+    """A record's key as the grid's record ids are: an int where the stored text is one as the
+    write path prints it (no leading zero), else the text."""
+    return (table, int(rid)) if rid.isdigit() and rid[0] != "0" else (table, rid)
+
+
 #: Statuses a lifecycle state may follow: SDV and signatures only of a complete form.
 _ENTERED = frozenset({FormStatus.COMPLETE})
 
@@ -37,27 +45,27 @@ class _State:
     def __init__(self, session: Session, patients: Mapping[int, int]) -> None:
         ids = list(patients) or [-1]
         self.centres = patients
+        # Core columns (plain tuples): a monitored trial has a mark per record
+        mark, clear = SdvMark.__table__.c, SdvClearance.__table__.c
         self.verified: set[Key] = {
-            (t, r)
+            (t, int(r)) if r.isdigit() and r[0] != "0" else (t, r)  # _key, inlined: 1 per record
             for t, r in session.execute(
-                select(SdvMark.table_name, SdvMark.record_id)
-                .outerjoin(SdvClearance, SdvClearance.sdv_id == SdvMark.id)
-                .where(
-                    SdvClearance.id.is_(None),
-                    SdvMark.field.is_(None),
-                    SdvMark.patient_id.in_(ids),
-                )
+                select(mark.table_name, mark.record_id)
+                .outerjoin(SdvClearance.__table__, clear.sdv_id == mark.id)
+                .where(clear.id.is_(None), mark.field.is_(None), mark.patient_id.in_(ids))
             ).all()
         }
         self.signed: set[Key] = set()
+        sig, inval = Signature.__table__.c, SignatureInvalidation.__table__.c
         for (covered,) in session.execute(
-            select(Signature.covered)
-            .outerjoin(SignatureInvalidation, SignatureInvalidation.signature_id == Signature.id)
-            .where(SignatureInvalidation.id.is_(None), Signature.patient_id.in_(ids))
+            select(sig.covered)
+            .outerjoin(SignatureInvalidation.__table__, inval.signature_id == sig.id)
+            .where(inval.id.is_(None), sig.patient_id.in_(ids))
         ).all():
-            for key in json.loads(covered):
-                table, _, rid = key.partition("/")
-                self.signed.add((table, rid))
+            self.signed.update(
+                (t, int(r)) if r.isdigit() and r[0] != "0" else (t, r)  # _key, inlined
+                for t, _, r in (key.partition("/") for key in json.loads(covered))
+            )
         self.study: dict[str, bool] = {}
         self.centre: dict[int, str] = {}
         self.patient: dict[int, str] = {}
@@ -71,12 +79,10 @@ class _State:
             elif lock.scope == "patient" and lock.patient_id is not None:
                 self.patient[lock.patient_id] = _stronger(self.patient.get(lock.patient_id), kind)
             elif lock.table_name is not None and lock.record_id is not None:
-                key = (lock.table_name, lock.record_id)
+                key = _key(lock.table_name, lock.record_id)
                 self.form[key] = _stronger(self.form.get(key), kind)
-
-    @property
-    def locked_anywhere(self) -> bool:
-        return bool(self.study or self.centre or self.patient or self.form)
+        #: any active lock or freeze at all (else no form's lock is looked up)
+        self.locked_anywhere = bool(self.study or self.centre or self.patient or self.form)
 
     @property
     def empty(self) -> bool:
@@ -102,8 +108,11 @@ class _State:
     def layer(self, facts: FormFacts, status: FormStatus) -> FormStatus | None:
         if status is FormStatus.NOT_EXPECTED:
             return None
-        keys = [(facts.table, str(i)) for i in facts.record_ids if i]
-        kind = self.lock_kind(facts, keys)
+        locked = self.locked_anywhere
+        if not locked and status not in _ENTERED:
+            return None
+        keys: list[Key] = [(facts.table, i) for i in facts.record_ids if i]
+        kind = self.lock_kind(facts, keys) if locked else None
         # a freeze stops data entry but not queries: an open query stays visible
         if kind == "lock" or (kind == "freeze" and status is not FormStatus.QUERIED):
             return FormStatus.LOCKED

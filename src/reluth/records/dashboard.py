@@ -18,7 +18,6 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.forms import service as forms
-from reluth.forms.status import FormStatus
 from reluth.patients.models import Inclusion, Patient, Screening
 from reluth.randomization.models import Randomization
 from reluth.safety import sae
@@ -138,7 +137,7 @@ def build(ctx: Ctx) -> Dashboard:
                 )
             )
         )
-    grid = forms.build_grid(ctx)
+    grid = forms.grid_counts(ctx)
     arm_counts: dict[str, int] | None = None
     if ctx.actor.can(Action.READ, Resource.ARM_COUNTS):
         arm_counts = dict(sorted(Counter(arm for _pid, arm in rands).items()))
@@ -176,24 +175,21 @@ def overdue_visits(ctx: Ctx, centres: dict[int, str] | None = None) -> list[Over
     Visits planned after a patient's death or end of study are not owed. Treatment-cycle visits
     (C3/C4 exist only in the experimental arm) are left out for anyone who may not read
     treatment, so the list cannot reveal an arm to a blinded person."""
-    return _overdue(forms.build_grid(ctx), ctx)
+    return _overdue(forms.grid_counts(ctx), ctx)
 
 
-def _overdue(grid: forms.Grid, ctx: Ctx) -> list[OverdueVisit]:
-    labels = {c.code: c.label for c in grid.columns}
-    as_of = ctx.today()
+def _overdue(grid: forms.GridCounts, ctx: Ctx) -> list[OverdueVisit]:
+    labels = {c.code: c.label for c in forms.columns(ctx)}
     rows = [
         OverdueVisit(
-            r.centre,
-            r.patient_code,
-            code,
-            labels.get(code, code),
-            cell.window_end,
-            (as_of - cell.window_end).days,
+            centre,
+            patient,
+            v.code,
+            labels.get(v.code, v.code),
+            v.window_end,
+            (grid.as_of - v.window_end).days,
         )
-        for r in grid.rows
-        for code, cell in r.visits.items()
-        if cell.status == FormStatus.OVERDUE and cell.window_end is not None
+        for patient, centre, v in grid.overdue
     ]
     rows.sort(key=lambda r: (r.centre, r.window_end, r.patient_code, r.visit_code))
     return rows

@@ -17,6 +17,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from reluth.auth.policy import Action
@@ -293,41 +294,46 @@ def status_grid(
     visit: str | None = Query(None, pattern=r"^[A-Z0-9-]{1,16}$", description="a visit code"),
     status: str | None = Query(None, max_length=16, description="a visit status"),
     ctx: Ctx = READ,
-) -> StatusOut:
+) -> JSONResponse:
     """Patients x visits with each form's status: not_started, incomplete, complete, queried,
     missing (a missing-data code), overdue (window closed, nothing entered, no code),
     not_expected (after death or end of study)."""
     from reluth.forms import service as forms
 
     grid = forms.status_grid(ctx, centre, visit, status)
-    return StatusOut(
-        as_of=grid.as_of.isoformat(),
-        visits=[c.code for c in grid.columns],
-        counts=grid.counts,
-        by_centre=grid.by_centre,
-        patients=[
-            PatientStatusOut(
-                patient=r.patient_code,
-                centre=r.centre,
-                visits={
-                    code: VisitStatusOut(
-                        status=cell.status,
-                        window_end=None if cell.window_end is None else cell.window_end.isoformat(),
-                        forms={
-                            f.form: FormStatusOut(
-                                status=f.status,
-                                records=list(f.record_ids),
-                                missing_code=f.missing_code,
-                            )
+    # The body as StatusOut serializes it, built directly: 5 851 visits x their forms as
+    # pydantic models, validated again on the way out, were most of this request's CPU.
+    body = {
+        "as_of": grid.as_of.isoformat(),
+        "visits": [c.code for c in grid.columns],
+        "counts": grid.counts,
+        "by_centre": grid.by_centre,
+        "patients": [
+            {
+                "patient": r.patient_code,
+                "centre": r.centre,
+                "visits": {
+                    code: {
+                        "status": cell.status.value,
+                        "window_end": None
+                        if cell.window_end is None
+                        else cell.window_end.isoformat(),
+                        "forms": {
+                            f.form: {
+                                "status": f.status.value,
+                                "records": list(f.record_ids),
+                                "missing_code": f.missing_code,
+                            }
                             for f in cell.forms
                         },
-                    )
+                    }
                     for code, cell in r.visits.items()
                 },
-            )
+            }
             for r in grid.rows
         ],
-    )
+    }
+    return JSONResponse(body)
 
 
 # --- missing-data codes -------------------------------------------------------------------------
