@@ -183,6 +183,11 @@ def floor_table(source: Table, metadata: MetaData) -> Table:
     )
 
 
+#: Writes per batch: the best batch's CPU per write is the least disturbed by other processes
+#: on a shared machine (every process there runs with caches others keep evicting).
+BATCH = 10
+
+
 def measure(
     engine: Engine, label: str, op: Callable[[str], None], items: list[str]
 ) -> dict[str, Any]:
@@ -192,10 +197,15 @@ def measure(
     items = items[1:]
     pid = _backend_pid(engine) if engine.pool.size() == 1 else None
     load0 = load()
+    batches: list[float] = []  # client CPU per write of each batch of BATCH writes
     with statements(engine, control=True) as seen:
         c0, b0, w0 = time.process_time(), _backend_cpu(pid), time.perf_counter()
-        for item in items:
-            op(item)
+        for start in range(0, len(items), BATCH):
+            part = items[start : start + BATCH]
+            t0 = time.process_time()
+            for item in part:
+                op(item)
+            batches.append((time.process_time() - t0) / len(part))
         c1, b1, w1 = time.process_time(), _backend_cpu(pid), time.perf_counter()
     n = len(items)
     return {
@@ -203,6 +213,7 @@ def measure(
         "n": n,
         "statements": len(seen) / n,
         "cpu_ms": (c1 - c0) * 1000 / n,
+        "best_ms": min(batches) * 1000,
         "backend_ms": (b1 - b0) * 1000 / n if pid is not None else None,
         "wall_ms": (w1 - w0) * 1000 / n,
         "load": f"{load0}-{load()}",
@@ -254,7 +265,8 @@ def serial_costs(url: str, n: int, parallel_prep: bool, show_sql: bool) -> list[
         )
         backend = "" if r["backend_ms"] is None else f"{r['backend_ms']:.2f}"
         out.append(
-            f"| {r['label']} | {r['n']} | {r['statements']:.1f} | {r['cpu_ms']:.2f} | {ratio} "
+            f"| {r['label']} | {r['n']} | {r['statements']:.1f} | {r['cpu_ms']:.2f} "
+            f"| {r['best_ms']:.2f} | {ratio} "
             f"| {backend} | {r['wall_ms']:.2f} | {r['load']} |"
         )
         print(out[-1], flush=True)
@@ -366,9 +378,9 @@ def main() -> None:
             print(f"\none client, load average {load()}")
             print(
                 "| database: write | writes | statements each | client CPU ms each "
-                "| CPU / floor | backend CPU ms | wall ms | load |"
+                f"| best batch of {BATCH} | CPU / floor | backend CPU ms | wall ms | load |"
             )
-            print("|---|---|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|---|---|")
             for name, url in databases:
                 print(f"| **{name}** |")
                 if url.startswith("sqlite"):

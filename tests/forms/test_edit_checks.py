@@ -143,6 +143,34 @@ def test_a_serious_event_without_awareness_time_is_queried(engine: Engine) -> No
     assert _active(engine, "sae_awareness_time") == []
 
 
+def test_a_deleted_record_s_system_query_is_closed_and_other_checks_are_left_alone(
+    engine: Engine,
+) -> None:
+    """A deleted record no longer comes with its form's rows: its open system query is looked
+    up apart and closed in the deleting transaction. A change that no check reads (a cycle's
+    lot) leaves every other check's queries as they are."""
+    (code,) = ready_patients(engine, 1)
+    event = {
+        "patient_id": code, "term": "Vomiting", "grade": 3, "relatedness": "probable",
+        "outcome": "recovered", "onset_date": "2025-02-10", "awareness_date": "2025-02-11",
+        "serious": True,
+    }  # fmt: skip
+    with work(engine, INVESTIGATOR) as ctx:
+        sae = record_adverse_event(ctx, event)
+    (query,) = _active(engine, "sae_awareness_time")
+    with work(engine, NURSE, reason="lot number typo") as ctx:
+        from reluth.treatment import service as treatment
+
+        treatment.edit_cycle(ctx, code, 2, {"lot": "L2B"})
+    assert [q.id for q in _active(engine, "sae_awareness_time")] == [query.id]
+    with work(engine, INVESTIGATOR, reason="entered on the wrong patient") as ctx:
+        from reluth.safety.models import AdverseEvent
+
+        ctx.session.delete(ctx.session.get(AdverseEvent, sae.id))
+    (closed,) = _queries(engine, "sae_awareness_time")
+    assert closed.status == "closed" and closed.closed_by == "system"
+
+
 def test_the_registry_refuses_an_edit_check_it_cannot_evaluate() -> None:
     data = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
     check = data["edit_checks"][0]

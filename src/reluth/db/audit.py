@@ -159,6 +159,9 @@ _HEAD_FOR_UPDATE = (
 )
 
 
+_INSERT = insert(AuditLog)  # built once: its cache key is then computed once, not per commit
+
+
 def append(conn: Connection, entries: Sequence[AuditEntry], key: AuditKey | None = None) -> None:
     """Seal ``entries`` into the chain inside the caller's transaction.
 
@@ -188,7 +191,7 @@ def append(conn: Connection, entries: Sequence[AuditEntry], key: AuditKey | None
         row: dict[str, Any] = {"seq": seq, **dataclasses.asdict(e), "prev_hash": prev}
         row["row_hash"] = prev = row_hash(row, key)
         rows.append(row)
-    conn.execute(insert(AuditLog), rows)
+    conn.execute(_INSERT, rows)
 
 
 # ------------------------------------------------------------------------------ verifying

@@ -19,13 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, event, inspect, select
+from sqlalchemy import Engine, Float, Integer, Numeric, String, Text, event, inspect, select
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, sessionmaker
 from sqlalchemy.orm.attributes import NO_VALUE
 
@@ -38,6 +41,10 @@ _REASON = "reluth_reason"
 _CLOCK = "reluth_clock"
 _INSERTED = "reluth_inserted"
 _ON_ROLLBACK = "reluth_on_rollback"
+#: Set in ``session.info`` when the transaction holds the database's only writer lock from its
+#: first statement (SQLite's ``BEGIN IMMEDIATE``): no other transaction can commit anything
+#: while it runs, so what it read stays what is committed until its own commit.
+SOLE_WRITER = "reluth_sole_writer"
 
 
 class AuditActor(Protocol):
@@ -164,6 +171,7 @@ def unit_of_work(
     try:
         if sqlite:
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            session.info[SOLE_WRITER] = True
         yield UnitOfWork(session)
         session.commit()
     except BaseException:
@@ -401,60 +409,96 @@ TEXT_MAX = 200_000
 _INT_RANGE = {"Integer": (-(2**31), 2**31 - 1), "BigInteger": (-(2**63), 2**63 - 1)}
 
 
+@dataclass(frozen=True)
+class _Storable:
+    """What :func:`check_storable` checks of one column, derived once per mapped class."""
+
+    key: str
+    limit: int | None  # the most characters a text holds (None: not text)
+    multiline: bool  # free text: new lines and tabs allowed
+    digits: int | None  # a fixed-point number's digits before the point (None: unchecked)
+    numeric: bool  # a fixed-point (not float) column
+    integer: tuple[int, int] | None  # an integer column's range
+
+
+_STORABLE: dict[Mapper[Any], tuple[_Storable, ...]] = {}
+
+
+def _storable(mapper: Mapper[Any]) -> tuple[_Storable, ...]:
+    found = _STORABLE.get(mapper)
+    if found is not None:
+        return found
+    out = []
+    for attr in mapper.column_attrs:
+        if not getattr(attr, "columns", None):
+            continue
+        column = attr.columns[0]
+        kind = column.type
+        limit = column.info.get("max_length") or getattr(kind, "length", None)
+        if limit is None and isinstance(kind, Text | String):
+            limit = TEXT_MAX
+        numeric = isinstance(kind, Numeric) and not isinstance(kind, Float)
+        precision, scale = getattr(kind, "precision", None), getattr(kind, "scale", None) or 0
+        out.append(
+            _Storable(
+                key=attr.key,
+                limit=limit,
+                multiline=isinstance(kind, Text) or getattr(kind, "length", None) is None,
+                digits=precision - scale if numeric and precision is not None else None,
+                numeric=numeric,
+                integer=(
+                    _INT_RANGE.get(type(kind).__name__, _INT_RANGE["Integer"])
+                    if isinstance(kind, Integer)
+                    else None
+                ),
+            )
+        )
+    _STORABLE[mapper] = found = tuple(out)
+    return found
+
+
 def check_storable(obj: Any) -> None:
     """Every value of a row the database can store and every export can read back, checked on
     every path at the one write door: text within its column's length without control
     characters (new lines and tabs allowed in free text), numbers finite and within the
     column's precision or range. Refused naming the column (a ValidationError, never a
-    database error)."""
-    import math
-    from decimal import Decimal
-
-    from sqlalchemy import Float, Integer, Numeric, String, Text
-
+    database error). What each column allows is derived once per mapped class."""
     state = inspect(obj)
-    for attr in state.mapper.column_attrs:
-        if attr.key not in state.dict or not getattr(attr, "columns", None):
-            continue
-        value = state.dict[attr.key]
+    values = state.dict
+    for col in _storable(state.mapper):
+        value = values.get(col.key)
         if value is None:
             continue
-        column = attr.columns[0]
-        kind = column.type
-        field = attr.key
+        field = col.key
         if isinstance(value, str):
-            limit = column.info.get("max_length") or getattr(kind, "length", None)
-            if limit is None and isinstance(kind, Text | String):
-                limit = TEXT_MAX
+            limit = col.limit
             if limit is not None and len(value) > limit:
                 raise ValidationError(field, f"{len(value)} characters", f"at most {limit}")
             if value.isprintable():  # the common case, checked in C: no control character
                 continue
-            multiline = isinstance(kind, Text) or getattr(kind, "length", None) is None
             for ch in value:
-                if ch == "\x00" or (not ch.isprintable() and not (multiline and ch in "\n\r\t")):
+                if ch == "\x00" or (
+                    not ch.isprintable() and not (col.multiline and ch in "\n\r\t")
+                ):
                     raise ValidationError(
                         field, f"contains the control character {ch!r}", "printable text"
                     )
         elif isinstance(value, bool):
             continue
-        elif (
-            isinstance(value, Decimal) and isinstance(kind, Numeric) and not isinstance(kind, Float)
-        ):
+        elif isinstance(value, Decimal) and col.numeric:
             if not value.is_finite():
                 raise ValidationError(field, f"{value} is not a finite number", "a number")
-            precision, scale = kind.precision, kind.scale or 0
-            if precision is not None:
+            if col.digits is not None:
                 whole = abs(value).to_integral_value(rounding="ROUND_FLOOR")
-                if len(str(whole)) > precision - scale and whole != 0:
+                if len(str(whole)) > col.digits and whole != 0:
                     raise ValidationError(
-                        field, f"{value} is too large", f"at most {precision - scale} digits"
+                        field, f"{value} is too large", f"at most {col.digits} digits"
                     )
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise ValidationError(field, f"{value} is not a finite number", "a number")
-        elif isinstance(value, int) and isinstance(kind, Integer):
-            low, high = _INT_RANGE.get(type(kind).__name__, _INT_RANGE["Integer"])
+        elif isinstance(value, int) and col.integer is not None:
+            low, high = col.integer
             if not low <= value <= high:
                 raise ValidationError(field, f"{value} is out of range", f"{low}..{high}")
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, func, inspect, select
 from sqlalchemy.orm import Session
 
-from reluth.db.session import register_commit_check, register_flush_guard
+from reluth.db.session import SOLE_WRITER, register_commit_check, register_flush_guard
 from reluth.errors import Locked
 from reluth.lifecycle.models import (
     RecordLock,
@@ -187,6 +187,17 @@ def _schema_ready(session: Session) -> bool:
     return ready
 
 
+#: Built once (building it cost more CPU than running it); Core: no entity to load.
+_ANY_FLAGS = select(
+    exists().where(RecordLock.unlocked_at.is_(None)),
+    exists().where(Signature.id.is_not(None)),
+    exists().where(SdvMark.id.is_not(None)),
+)
+_ACTIVE_LOCKS = select(RecordLock).where(RecordLock.unlocked_at.is_(None))
+_FRESH_LOCKS = _ACTIVE_LOCKS.execution_options(populate_existing=True)
+_SHARED_ADVISORY = select(func.pg_advisory_xact_lock_shared(LOCK_ADVISORY_KEY))
+
+
 def _flags(session: Session, new: Iterable[Any], dirty: Iterable[Any]) -> dict[str, bool]:
     """Whether any lock, signature or SDV mark exists (asked once per unit of work, and again
     when this unit of work writes one): a trial without them pays one query per transaction."""
@@ -197,13 +208,7 @@ def _flags(session: Session, new: Iterable[Any], dirty: Iterable[Any]) -> dict[s
         session.info[_FLAGS] = flags
         return flags
     if flags is None or "record_locks" in touched:
-        row = session.execute(
-            select(
-                exists().where(RecordLock.unlocked_at.is_(None)),
-                exists().where(Signature.id.is_not(None)),
-                exists().where(SdvMark.id.is_not(None)),
-            )
-        ).one()
+        row = session.connection().execute(_ANY_FLAGS).one()
         flags = {"locks": bool(row[0]), "signatures": bool(row[1]), "sdv": bool(row[2])}
         session.info[_FLAGS] = flags
         session.info.pop(_LOCKS, None)
@@ -219,7 +224,7 @@ def _flags(session: Session, new: Iterable[Any], dirty: Iterable[Any]) -> dict[s
 def _active_locks(session: Session) -> list[RecordLock]:
     locks: list[RecordLock] | None = session.info.get(_LOCKS)
     if locks is None:
-        locks = list(session.scalars(select(RecordLock).where(RecordLock.unlocked_at.is_(None))))
+        locks = list(session.scalars(_ACTIVE_LOCKS))
         locks += [o for o in session.new if isinstance(o, RecordLock)]
         session.info[_LOCKS] = locks
     return [lk for lk in locks if lk.unlocked_at is None]
@@ -409,31 +414,41 @@ def _clear_sdv(
             break
 
 
+def _may_have_owner(obj: Any) -> bool:
+    """Whether a row may belong to a patient (cheap: resolves nothing)."""
+    return isinstance(obj, Patient) or obj.__tablename__ in _RESOLVERS or hasattr(obj, "patient_id")
+
+
 def recheck_locks(session: Session) -> None:
     """Commit check: look for the active locks again, fresh from the database (another
     transaction may have committed one since this one read them), over every row this
-    transaction inserted, changed or deleted; refuse the commit naming the lock."""
+    transaction inserted, changed or deleted; refuse the commit naming the lock.
+
+    When the transaction has been the database's sole writer since its first statement
+    (SQLite's ``BEGIN IMMEDIATE``) no other transaction can have committed a lock since its
+    flushes read them: the locks it read (and wrote) are still all there are, so they are
+    checked without reading them again, and not at all when there were none. The rows' owners
+    (their patient's centre) are resolved only when a lock is active."""
     written: list[tuple[str, Any]] = session.info.pop(_WRITTEN, [])
+    written = [(action, obj) for action, obj in written if _may_have_owner(obj)]
     if not written or not _schema_ready(session):
         return
-    owners = _Owners(session)
-    changes = []
-    for action, obj in written:
-        owner = owners.of(obj)
-        if owner is not None:
-            changes.append((action, obj, owner))
-    if not changes:
-        return
-    if _postgres(session):  # waits for a locking transaction to commit, then sees its lock
-        session.execute(select(func.pg_advisory_xact_lock_shared(LOCK_ADVISORY_KEY)))
-    locks = session.scalars(
-        select(RecordLock)
-        .where(RecordLock.unlocked_at.is_(None))
-        .execution_options(populate_existing=True)
-    ).all()
+    locks: list[RecordLock] | Sequence[RecordLock]
+    if session.info.get(SOLE_WRITER):
+        if not session.info.get(_FLAGS, {}).get("locks", True):
+            return
+        locks = _active_locks(session)
+    else:
+        if _postgres(session):  # waits for a locking transaction to commit, then sees its lock
+            session.connection().execute(_SHARED_ADVISORY)
+        locks = session.scalars(_FRESH_LOCKS).all()
     if not locks:
         return
-    for action, obj, owner in changes:
+    owners = _Owners(session)
+    for action, obj in written:
+        owner = owners.of(obj)
+        if owner is None:
+            continue
         review = obj.__tablename__ in REVIEW_TABLES
         for lock in locks:
             if lock.unlocked_at is None and covers(lock, owner, review):
