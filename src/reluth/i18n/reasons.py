@@ -52,6 +52,15 @@ class Word:
 
 
 @dataclass(frozen=True)
+class Visit:
+    """A planned visit by its code and the schedule's English name (``FU-M6``), shown by its
+    name in the reader's language (:func:`reluth.i18n.vocabulary.visit_name`)."""
+
+    code: str
+    english: str
+
+
+@dataclass(frozen=True)
 class Joined:
     """Several values shown one after the other with ``separator`` (a list is shown with
     commas)."""
@@ -124,6 +133,10 @@ def shown(value: Any) -> str:
         return field_label(value.path)
     if isinstance(value, Word):
         return gettext(value.text)
+    if isinstance(value, Visit):
+        from reluth.i18n.vocabulary import visit_name
+
+        return visit_name(value.code, value.english)
     if isinstance(value, Joined):
         return gettext(value.separator).join(shown(v) for v in value.items)
     if isinstance(value, list | tuple):
@@ -180,6 +193,8 @@ def _encode(value: Any) -> Any:
         return {"field": value.path}
     if isinstance(value, Word):
         return {"word": value.text}
+    if isinstance(value, Visit):
+        return {"visit": [value.code, value.english]}
     if isinstance(value, Joined):
         return {"joined": [value.separator, [_encode(v) for v in value.items]]}
     if isinstance(value, bool) or value is None or isinstance(value, int | str):
@@ -207,6 +222,8 @@ def _decode(value: Any) -> Any:
         return Field(inner)
     if kind == "word":
         return Word(inner)
+    if kind == "visit":
+        return Visit(inner[0], inner[1])
     if kind == "joined":
         return Joined(tuple(_decode(v) for v in inner[1]), inner[0])
     if kind == "number":
