@@ -11,9 +11,11 @@ JSON stored with a screening and returned by ``--json`` (keys and values, untran
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 
 from reluth.errors import ReluthError
@@ -231,6 +233,49 @@ def _decode(value: Any) -> Any:
     if kind == "day":
         return dt.date.fromisoformat(inner)
     return value
+
+
+#: How a value written in English by :func:`shown` is read back, by kind (``from_english``).
+READERS: dict[str, Callable[[str], Any]] = {
+    "day": dt.date.fromisoformat,
+    "number": Decimal,
+    "list": lambda text: text.split(", "),
+    "text": str,
+}
+
+
+@cache
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{([a-z_]+)\}", template)
+    out = []
+    for i, part in enumerate(parts):
+        out.append(f"(?P<{part}>.+?)" if i % 2 else re.escape(part))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def from_english(
+    text: str, known: Iterable[tuple[str, str]], kinds: Mapping[str, str] | None = None
+) -> Reason | None:
+    """The reason whose English is ``text`` (a row stored before reasons had keys): the first
+    of ``known`` (key, source template) that ``text`` fills, its values read back by the kind
+    ``kinds`` gives their name (a key of :data:`READERS`; text when not named). None when no
+    template fits: the caller shows the stored English."""
+    kinds = kinds or {}
+    for key, template in known:
+        found = _pattern(template).fullmatch(text)
+        if found is None:
+            continue
+        try:
+            params = {
+                name: READERS[kinds.get(name, "text")](value)
+                for name, value in found.groupdict().items()
+            }
+        except (ValueError, ArithmeticError):
+            continue
+        reason = Reason(key, template, params)
+        if reason.english() == text:  # the values read back write the same English
+            return reason
+    return None
 
 
 def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
