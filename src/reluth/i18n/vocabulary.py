@@ -132,6 +132,14 @@ FORM_STATUSES: dict[str, str] = {
     "locked": N_("locked"),
 }
 
+#: What an audit row records (reluth.db.audit; ``casebook``: a casebook handed out).
+AUDIT_ACTIONS: dict[str, str] = {
+    "insert": N_("created"),
+    "update": N_("changed"),
+    "delete": N_("deleted"),
+    "casebook": N_("casebook printed"),
+}
+
 #: A data query's state.
 QUERY_STATUSES: dict[str, str] = {
     "open": N_("open"),
@@ -201,6 +209,7 @@ _TABLES: dict[str, dict[str, str]] = {
     "visit_status": VISIT_STATUSES,
     "form_status": FORM_STATUSES,
     "query_status": QUERY_STATUSES,
+    "audit_action": AUDIT_ACTIONS,
     "sex": SEXES,
     "lab": LAB_TESTS,
     "role": ROLES,
