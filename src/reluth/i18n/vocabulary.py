@@ -65,6 +65,10 @@ SAE_CRITERIA: dict[str, str] = {
     "medically_important": N_("other important medical event"),
 }
 
+#: The sponsor's assessment of an SAE (reluth.safety.seriousness.CAUSALITY, EXPECTEDNESS).
+SAE_CAUSALITY: dict[str, str] = {"related": N_("related"), "not_related": N_("not related")}
+EXPECTEDNESS: dict[str, str] = {"expected": N_("expected"), "unexpected": N_("unexpected")}
+
 RELATEDNESS: dict[str, str] = {
     "not_related": N_("not related"),
     "unlikely": N_("unlikely"),
@@ -216,6 +220,8 @@ _TABLES: dict[str, dict[str, str]] = {
     "response": RESPONSES,
     "outcome": AE_OUTCOMES,
     "sae_criterion": SAE_CRITERIA,
+    "sae_causality": SAE_CAUSALITY,
+    "expectedness": EXPECTEDNESS,
     "relatedness": RELATEDNESS,
     "lesion_kind": LESION_KINDS,
     "lesion_status": LESION_STATUSES,

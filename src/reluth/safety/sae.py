@@ -134,12 +134,7 @@ def _reports(session: Session, adverse_event_id: int) -> list[SaeReport]:
     )
 
 
-def report_name(sequence: int) -> Reason:
-    """The name of the report numbered ``sequence`` (0: the initial one), written in the
-    reader's language where shown (the e-mail, the CIOMS-like report)."""
-    if sequence == 0:
-        return Reason("sae.initial_report", N_("initial report"))
-    return Reason("sae.follow_up_report", N_("follow-up report {n}"), {"n": sequence})
+report_name = seriousness.report_name
 
 
 def report_label(sequence: int) -> str:
