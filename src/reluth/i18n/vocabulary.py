@@ -168,7 +168,27 @@ LAB_TESTS: dict[str, str] = {
     "albumin": N_("albumin"),
 }
 
-SEXES: dict[str, str] = {"female": N_("female"), "male": N_("male")}
+SEXES: dict[str, str] = {
+    "female": N_("female"),
+    "male": N_("male"),
+    "F": N_("female"),
+    "M": N_("male"),
+}
+
+#: A volume of interest's kind in the dosimetry (reluth.dosimetry.vois) and the dose
+#: quantities its limits are set on (reluth.dosimetry.cumulative, limits.yaml).
+VOI_KINDS: dict[str, str] = {
+    "organ": N_("organ"),
+    "tumour": N_("tumour"),
+    "remainder": N_("remainder of body"),
+    "marrow": N_("red marrow"),
+}
+DOSE_QUANTITIES: dict[str, str] = {
+    "absorbed_dose_gy": N_("absorbed dose"),
+    "bed_gy": N_("biologically effective dose (BED)"),
+    "absorbed_dose": N_("absorbed dose"),
+    "bed": N_("biologically effective dose (BED)"),
+}
 
 #: The planned visits' names by their code and English name (reluth.protocol.schedule writes
 #: the same English; a QoL visit of the weekly schedule and one of follow-up share a code form).
@@ -221,6 +241,8 @@ _TABLES: dict[str, dict[str, str]] = {
     "outcome": AE_OUTCOMES,
     "sae_criterion": SAE_CRITERIA,
     "sae_causality": SAE_CAUSALITY,
+    "voi_kind": VOI_KINDS,
+    "dose_quantity": DOSE_QUANTITIES,
     "expectedness": EXPECTEDNESS,
     "relatedness": RELATEDNESS,
     "lesion_kind": LESION_KINDS,
