@@ -77,6 +77,9 @@ RELATEDNESS: dict[str, str] = {
     "definite": N_("definite"),
 }
 
+#: A follow-up's new-lesion call (RECIST 1.1 §4.3.2).
+NEW_LESIONS: dict[str, str] = {"yes": N_("yes"), "no": N_("no"), "equivocal": N_("equivocal")}
+
 LESION_KINDS: dict[str, str] = {
     "target": N_("target"),
     "non_target": N_("non-target"),
@@ -246,6 +249,7 @@ _TABLES: dict[str, dict[str, str]] = {
     "expectedness": EXPECTEDNESS,
     "relatedness": RELATEDNESS,
     "lesion_kind": LESION_KINDS,
+    "new_lesions": NEW_LESIONS,
     "lesion_status": LESION_STATUSES,
     "eligibility": ELIGIBILITY,
 }

@@ -1,0 +1,68 @@
+"""Issue 18: the command line's output for people (Rich tables, their headers, the engine's
+notes and reasons) follows ``LANG``; its ``--json`` output is the same in every language."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reluth.cli import app
+from reluth.i18n import set_locale
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+RECIST = EXAMPLES / "recist" / "assessments.json"
+CTCAE = EXAMPLES / "ctcae" / "labs.json"
+FRENCH = {"LANG": "fr_FR.UTF-8", "LC_ALL": "", "LANGUAGE": "", "LC_MESSAGES": ""}
+ENGLISH = {"LANG": "C.UTF-8", "LC_ALL": "", "LANGUAGE": "", "LC_MESSAGES": ""}
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after() -> Iterator[None]:
+    yield
+    set_locale(None)  # the CLI sets the process's language; the next test starts in English
+
+
+def _run(args: list[str], env: dict[str, str]) -> str:
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_recist_table_notes_and_month6_reason_follow_lang() -> None:
+    french = _run(["recist", "evaluate", str(RECIST)], FRENCH)
+    for expected in (
+        "RECIST 1.1 (somme initiale",
+        "somme",
+        "cible",
+        "Meilleure réponse globale : réponse partielle",
+        "Première progression : aucune",
+        "Contrôle de la maladie à 6 mois (fenêtre du 03/06/2024 au 29/07/2024) : oui",
+        "réponse partielle le 01/07/2024",
+        "nouvelle lésion équivoque",
+    ):
+        assert expected in french, expected
+    for english in ("Best overall response", "First PD", "Disease control", "equivocal new"):
+        assert english not in french, english
+    english = _run(["recist", "evaluate", str(RECIST)], ENGLISH)
+    assert (
+        "Best overall response: partial response (PR)" in english and "PR on 2024-07-01" in english
+    )
+
+
+def test_ctcae_table_headers_follow_lang() -> None:
+    french = _run(["ctcae", "grade", str(CTCAE)], FRENCH)
+    assert "Grades CTCAE v5.0" in french and "examen" in french and "terme" in french
+    assert "Worst" not in french and "baseline grade" not in french
+    assert "CTCAE v5.0 grades" in _run(["ctcae", "grade", str(CTCAE)], ENGLISH)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["recist", "evaluate", str(RECIST), "--json"], ["ctcae", "grade", str(CTCAE), "--json"]],
+)
+def test_json_output_is_the_same_in_every_language(args: list[str]) -> None:
+    assert _run(args, FRENCH) == _run(args, ENGLISH)
