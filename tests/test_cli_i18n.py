@@ -66,3 +66,34 @@ def test_ctcae_table_headers_follow_lang() -> None:
 )
 def test_json_output_is_the_same_in_every_language(args: list[str]) -> None:
     assert _run(args, FRENCH) == _run(args, ENGLISH)
+
+
+def test_tables_of_the_trial_database_follow_lang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reluth centres list`, `reluth users list` and `reluth forms list` as the logged-in
+    administrator: French headers, yes/no, roles and form labels under a French LANG, the
+    same JSON in both languages."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "store"))
+    from test_store_cli import bootstrap, run
+
+    monkeypatch.setenv("RELUTH_DATABASE_URL", f"sqlite:///{tmp_path / 'trial.db'}")
+    monkeypatch.setenv("RELUTH_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("RELUTH_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cli = CliRunner()
+    bootstrap(cli, tmp_path)
+    run(cli, "centres", "add", "C07", "CHU Example")
+    french = {
+        args: cli.invoke(app, list(args), env=FRENCH).stdout
+        for args in (("centres", "list"), ("users", "list"), ("forms", "list"))
+    }
+    assert "nom" in french[("centres", "list")] and "oui" in french[("centres", "list")]
+    assert "identifiant" in french[("users", "list")]
+    assert "administrateur" in french[("users", "list")]
+    assert "Formulaires du cahier" in french[("forms", "list")]
+    assert "Enregistrement" in french[("forms", "list")]
+    for args in (("centres", "list"), ("users", "list")):
+        shown = cli.invoke(app, [*args, "--json"], env=FRENCH).stdout
+        assert shown == cli.invoke(app, [*args, "--json"], env=ENGLISH).stdout
+    assert "active" in cli.invoke(app, ["centres", "list"], env=ENGLISH).stdout
