@@ -70,7 +70,7 @@ def centres_list(as_json: bool = JSON) -> None:
         table.add_row(
             str(r["code"]),
             str(r["name"]),
-            format_day(r["opened_on"]),
+            format_day(r["opened_on"] if isinstance(r["opened_on"], dt.date) else None),
             gettext("yes") if r["active"] else gettext("no"),
         )
     console.print(table)
