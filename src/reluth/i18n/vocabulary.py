@@ -192,6 +192,12 @@ DOSE_QUANTITIES: dict[str, str] = {
     "absorbed_dose": N_("absorbed dose"),
     "bed": N_("biologically effective dose (BED)"),
 }
+#: Whom a dose limit applies to (reluth.dosimetry data/limits.yaml ``applies_to``).
+LIMIT_APPLIES: dict[str, str] = {
+    "all": N_("all patients"),
+    "risk_factors": N_("patients with renal risk factors"),
+    "no_risk_factors": N_("patients without renal risk factors"),
+}
 
 #: The planned visits' names by their code and English name (reluth.protocol.schedule writes
 #: the same English; a QoL visit of the weekly schedule and one of follow-up share a code form).
@@ -246,6 +252,7 @@ _TABLES: dict[str, dict[str, str]] = {
     "sae_causality": SAE_CAUSALITY,
     "voi_kind": VOI_KINDS,
     "dose_quantity": DOSE_QUANTITIES,
+    "limit_applies": LIMIT_APPLIES,
     "expectedness": EXPECTEDNESS,
     "relatedness": RELATEDNESS,
     "lesion_kind": LESION_KINDS,
