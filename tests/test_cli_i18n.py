@@ -97,3 +97,21 @@ def test_tables_of_the_trial_database_follow_lang(
         shown = cli.invoke(app, [*args, "--json"], env=FRENCH).stdout
         assert shown == cli.invoke(app, [*args, "--json"], env=ENGLISH).stdout
     assert "active" in cli.invoke(app, ["centres", "list"], env=ENGLISH).stdout
+
+
+def test_eligibility_check_reads_in_french_and_its_json_does_not_change() -> None:
+    """`reluth eligibility check` (exit 1: not eligible): headers, each criterion's wording from
+    the protocol file, its verdict and the status in French; the JSON as in English."""
+    patient = str(EXAMPLES / "patients" / "not-eligible-low-platelets.json")
+    args = ["eligibility", "check", patient, "--as-of", "2025-06-01"]
+    french = runner.invoke(app, args, env=FRENCH)
+    assert french.exit_code == 1, french.output
+    flat = " ".join(french.stdout.split())
+    assert "critère" in flat and "résultat" in flat and "Statut : non éligible" in flat
+    assert "Plaquettes" in flat and "étape" in flat
+    for english in ("Status:", "Stratum:", "criterion", "does not apply", "randomization stage"):
+        assert english not in flat, english
+    json_args = [*args, "--json"]
+    assert runner.invoke(app, json_args, env=FRENCH).stdout == (
+        runner.invoke(app, json_args, env=ENGLISH).stdout
+    )
