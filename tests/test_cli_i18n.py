@@ -115,3 +115,16 @@ def test_eligibility_check_reads_in_french_and_its_json_does_not_change() -> Non
     assert runner.invoke(app, json_args, env=FRENCH).stdout == (
         runner.invoke(app, json_args, env=ENGLISH).stdout
     )
+
+
+def test_schedule_tables_read_in_french() -> None:
+    """`reluth schedule` (the plan, then the visits' status as of a day): visit names, days as
+    dd/mm/yyyy and statuses in French; the JSON as in English."""
+    plan = ["schedule", "--randomized", "2025-01-06", "--arm", "control"]
+    french = " ".join(_run(plan, FRENCH).split())
+    assert "Calendrier - bras control" in french and "06/01/2025" in french
+    assert "Follow-up" not in french and "Schedule" not in french
+    status = " ".join(_run([*plan, "--as-of", "2025-06-01"], FRENCH).split())
+    assert "Visites au 01/06/2025" in status and "manquée" in status
+    assert "missed" not in status and "Visits as of" not in status
+    assert _run([*plan, "--json"], FRENCH) == _run([*plan, "--json"], ENGLISH)

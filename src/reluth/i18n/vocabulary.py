@@ -125,6 +125,16 @@ VISIT_STATUSES: dict[str, str] = {
     "upcoming": N_("upcoming"),
 }
 
+#: A planned visit's kind (reluth.protocol.schedule.VisitKind).
+VISIT_KINDS: dict[str, str] = {
+    "treatment": N_("treatment"),
+    "tumour_assessment": N_("tumour assessment"),
+    "follow_up": N_("follow-up"),
+    "laboratory": N_("laboratory"),
+    "qol": N_("quality of life"),
+    "end_of_study": N_("end of study"),
+}
+
 #: A form's status at a visit in the status grid (reluth.forms.status.FormStatus).
 FORM_STATUSES: dict[str, str] = {
     "not_started": N_("not started"),
@@ -240,6 +250,7 @@ def visit_name(code: str, english: str) -> str:
 _TABLES: dict[str, dict[str, str]] = {
     "patient_status": PATIENT_STATUSES,
     "visit_status": VISIT_STATUSES,
+    "visit_kind": VISIT_KINDS,
     "form_status": FORM_STATUSES,
     "query_status": QUERY_STATUSES,
     "audit_action": AUDIT_ACTIONS,

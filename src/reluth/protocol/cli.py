@@ -238,19 +238,32 @@ def schedule(
     plan = planned_visits(start, arm, command_trial().protocol)
     if as_of is None and visits is not None:
         raise ValidationError("--as-of", "required with --visits", "YYYY-MM-DD")
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_day, gettext
+    from reluth.i18n.vocabulary import label, visit_name
+
+    def window(v: Any) -> str:
+        return gettext("{start} to {end}").format(
+            start=format_day(v.window_start), end=format_day(v.window_end)
+        )
+
     if as_of is None:
         if as_json:
             print_json(plan)
             return
-        t = Table("visit", "kind", "day", "target", "window", "what", title=f"Schedule - {arm} arm")
+        assumed = gettext("(assumed)")
+        t = table(
+            N_("visit"), N_("kind"), N_("day"), N_("target"), N_("window"), N_("what"),
+            title=gettext("Schedule - {arm} arm").format(arm=arm),
+        )  # fmt: skip
         for v in plan:
-            what = v.label + (" [yellow](assumed)[/]" if v.assumption else "")
+            what = visit_name(v.code, v.label) + (f" [yellow]{assumed}[/]" if v.assumption else "")
             t.add_row(
                 v.code,
-                v.kind,
+                label("visit_kind", v.kind),
                 str(v.day),
-                str(v.target_date),
-                f"{v.window_start} .. {v.window_end}",
+                format_day(v.target_date),
+                window(v),
                 what,
             )
         console.print(t)
@@ -279,14 +292,17 @@ def schedule(
         "due": "cyan",
         "upcoming": "dim",
     }
-    t = Table("visit", "target", "window", "actual", "status", title=f"Visits as of {ref}")
+    t = table(
+        N_("visit"), N_("target"), N_("window"), N_("actual"), N_("status"),
+        title=gettext("Visits as of {day}").format(day=format_day(ref)),
+    )  # fmt: skip
     for s in statuses:
         t.add_row(
             s.visit.code,
-            str(s.visit.target_date),
-            f"{s.visit.window_start} .. {s.visit.window_end}",
-            str(s.actual_date or ""),
-            f"[{colours[s.status]}]{s.status}[/]",
+            format_day(s.visit.target_date),
+            window(s.visit),
+            format_day(s.actual_date),
+            f"[{colours[s.status]}]{label('visit_status', s.status)}[/]",
         )
     console.print(t)
 
