@@ -64,6 +64,17 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
 
 
+def table(*columns: str, title: str | None = None, **options: Any) -> Any:
+    """A Rich table for people, its column headers and title in the reader's language
+    (``LANG``): pass them marked with ``N_`` (a title with values, already translated and
+    formatted, is shown as given: gettext leaves a text it does not know as it is)."""
+    from rich.table import Table
+
+    from reluth.i18n import gettext
+
+    return Table(*(gettext(c) for c in columns), title=gettext(title) if title else None, **options)
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Decorator for Typer commands: a ReluthError becomes one line on stderr and its exit code."""
 

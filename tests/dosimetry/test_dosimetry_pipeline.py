@@ -442,3 +442,24 @@ def test_doses_scale_linearly_with_activity(case_dir: Path, result: dict, scale:
         assert bed_scaled["bed_gy"] > scale * bed["bed_gy"]
     elif scale < 0.99:
         assert bed_scaled["bed_gy"] < scale * bed["bed_gy"]
+
+
+def test_the_report_is_written_in_the_readers_language(result: dict) -> None:  # type: ignore[type-arg]
+    """Issue 18: the per-patient dosimetry report in French writes numbers with a decimal comma
+    and grouped thousands, the injection day as dd/mm/yyyy, and the sex, VOI kinds and limit
+    quantities in French; in English numbers keep the point."""
+    from reluth.dosimetry.outputs import render_html
+    from reluth.i18n import format_number, use_locale
+
+    kidneys = result["vois"]["kidneys"]["organ_dose"]["absorbed_dose_gy"]
+    with use_locale("fr"):
+        french = render_html(result)
+        dose = format_number(float(f"{kidneys:.3g}"))
+    assert "," in dose and f"<td>{dose}</td>" in french
+    assert "7\u202f400" in french  # MBq administered, grouped as French writes it
+    assert "05/01/2026 09:00" in french and "2026-01-05T09:00:00" not in french
+    assert "femme" in french and "<td>organe</td>" in french and "<td>tumeur</td>" in french
+    assert "dose absorbée" in french and "absorbed_dose_gy" not in french
+    with use_locale("en"):
+        english = render_html(result)
+    assert f"<td>{kidneys:.3g}</td>" in english and "<td>organ</td>" in english

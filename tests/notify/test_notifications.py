@@ -303,3 +303,99 @@ def test_each_recipient_reads_the_message_in_their_account_language(
     assert rows[NURSE].body.endswith("-- reluth (ne pas répondre)\n")
     assert rows[INVESTIGATOR].subject == f"[RELUTH] Data query {qid} on {code}"
     assert rows[INVESTIGATOR].body.endswith("-- reluth (do not reply)\n")
+
+
+def _text(msg: Message) -> str:
+    """The body as written (SMTP carries CRLF line ends)."""
+    return msg.get_payload(decode=True).decode().replace("\r\n", "\n")  # type: ignore[union-attr]
+
+
+def _reads_french(engine: Engine, *usernames: str) -> None:
+    from reluth.auth.models import User
+
+    with work(engine, ADMIN, reason="these accounts read French") as ctx:
+        for name in usernames:
+            ctx.session.scalars(select(User).where(User.username == name)).one().language = "fr"
+
+
+def test_sae_report_reaches_pharmacovigilance_in_its_language(
+    engine: Engine, smtp: tuple[Inbox, int]
+) -> None:
+    """Issue 18: the SAE-report notice is written in the recipient's account language (French
+    for the pharmacovigilance account that chose it), its subject and body; the shared
+    mailbox with no account gets the trial's language (English here), read back over SMTP."""
+    inbox, port = smtp
+    _reads_french(engine, PV)
+    (code,) = ready_patients(engine, 1, centres=("C01",), start=60)
+    ae_id = _sae(engine, code)
+    with work(engine, INVESTIGATOR, trial=_trial(None)) as ctx:
+        for n in range(2):
+            sae.report_sae(
+                ctx,
+                ae_id,
+                {
+                    "narrative": f"report {n}",
+                    "action_taken": "unknown",
+                    "outcome": "recovering",
+                    "seriousness": ["hospitalisation"],
+                },
+            )
+    _deliver(engine, port)
+    french = inbox.to("pv@sponsor.example")
+    assert [m["Subject"] for m in french[1:]] == [
+        f"[RELUTH] EIG rapport initial : {code}, Platelet count decreased",
+        f"[RELUTH] EIG rapport de suivi 1 : {code}, Platelet count decreased",
+    ]
+    body = _text(french[1])
+    assert body.startswith(
+        f"Le rapport initial de l’événement indésirable grave {ae_id} (Platelet count "
+        f"decreased, grade 4) du patient {code} a été envoyé par {INVESTIGATOR}."
+    )
+    assert "Critères : hospitalisation ou prolongation d’hospitalisation" in body
+    assert "évolution : en cours de résolution" in body
+    assert f"/adverse-events/{ae_id}" in body and body.endswith("-- reluth (ne pas répondre)\n")
+    for word in ("sent by", "Criteria", "outcome", "Assess it"):
+        assert word not in body
+    english = inbox.to("pv-unit@sponsor.example")
+    assert english[1]["Subject"] == f"[RELUTH] SAE initial report: {code}, Platelet count decreased"
+    text = _text(english[1])
+    assert f"The initial report of serious adverse event {ae_id}" in text
+    assert (
+        "Criteria: hospitalisation or prolongation of hospitalisation; outcome recovering" in text
+    )
+
+
+def test_weekly_digest_is_written_in_each_recipients_language(
+    engine: Engine, smtp: tuple[Inbox, int]
+) -> None:
+    """Issue 18: the nurse who reads French gets the digest in French (dates dd/mm/yyyy, the
+    visit's label translated), the investigator with no choice gets the trial's language."""
+    from tests.store.storekit import STAT
+
+    from reluth.randomization import service as rnd
+
+    inbox, port = smtp
+    _reads_french(engine, NURSE)
+    with work(engine, STAT) as ctx:
+        rnd.configure(ctx, "blocks")
+        rnd.generate_list(ctx, "statistician-secret-seed-2025", 8)
+    (code,) = ready_patients(engine, 1, centres=("C01",), start=70)
+    with work(engine, INVESTIGATOR) as ctx:
+        rnd.randomize(ctx, code, "req-digest-fr")
+    later = T0 + dt.timedelta(days=120)
+    with work(engine, DM, trial=_trial(None, later)) as ctx:
+        notify.weekly_digest(ctx)
+    _deliver(engine, port)
+    (french,) = inbox.to("nurse@chu.example")
+    (english,) = inbox.to("investigator@chu.example")
+    assert french["Subject"] == "[RELUTH] Formulaires en retard, centre C01"
+    body = _text(french)
+    assert body.startswith("Centre C01 : ")
+    assert f"au {later.date():%d/%m/%Y}" in body
+    assert "jours de retard" in body and "fenêtre close le " in body
+    assert code in body and "Ouvrez le tableau de bord" in body
+    for word in ("overdue", "window closed", "Open the dashboard"):
+        assert word not in body
+    assert english["Subject"] == "[RELUTH] Overdue forms, centre C01"
+    text = _text(english)
+    assert "days overdue" in text and f"as of {later.date().isoformat()}" in text

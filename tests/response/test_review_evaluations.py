@@ -23,6 +23,8 @@ from reluth.db.engine import make_engine
 from reluth.db.migrate import alembic_config, current_revision, upgrade
 from reluth.db.session import read_session
 from reluth.errors import ValidationError
+from reluth.i18n import use_locale
+from reluth.i18n.reasons import shown
 from reluth.patients import service as patients
 from reluth.protocol.definition import load_protocol
 from reluth.randomization import service as rnd
@@ -30,6 +32,8 @@ from reluth.response import service as review
 from reluth.response.models import RecistEvaluation, TumourAssessment
 from reluth.response.recist import RecistOptions, Response
 
+#: The columns migration 0019 adds to the tables 0010 creates (the reason keys).
+ADDED_BY_0019 = {"dcr6_message", "note_messages"}
 REVIEWER = Actor("rev1", Role.CENTRAL_REVIEWER)
 RAND_AT = dt.datetime(2025, 3, 5, 10, 0, tzinfo=dt.UTC)
 RAND = RAND_AT.date()
@@ -171,6 +175,44 @@ def test_reads_without_a_stored_evaluation_are_evaluated_now(engine: Engine) -> 
     assert now.time_points == stored.time_points
 
 
+def test_the_stored_month6_reason_and_notes_read_in_french_also_from_older_rows(
+    engine: Engine,
+) -> None:
+    """Issue 18 item 5: the stored evaluation keeps its month-6 reason and time-point notes as
+    message keys (migration 0019) and a French reader gets them in French; rows stored before
+    the keys (English only, simulated by emptying the key columns) read the same, mapped from
+    their English; the English text is kept as it was (the datasets' DCRRSN)."""
+    (code,) = _randomized(engine)
+    _read(engine, code, -7, BASELINE)
+    _read(engine, code, 56, [{"id": "T1", "diameter_mm": "48"}])  # T2 not evaluated
+    _read(engine, code, 112, PD)
+    stored = _current(engine, code)
+    assert stored.outcome is not None
+    assert stored.outcome.disease_control_month6_reason == (
+        "progression on 2025-06-25, before the landmark"
+    )
+    assert [n.key for n in stored.time_points[0].notes] == ["recist.targets_not_evaluated"]
+
+    def french(ev: review.EvaluationView) -> tuple[str, list[str]]:
+        assert ev.outcome is not None
+        with use_locale("fr"):
+            return ev.outcome.month6_reason(), [shown(n) for n in ev.time_points[0].notes]
+
+    expected = (
+        "progression le 25/06/2025, avant la fenêtre d’évaluation à 6 mois",
+        ["cibles non évaluées : T2"],
+    )
+    assert french(stored) == expected
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE recist_time_points SET note_messages = NULL"))
+        conn.execute(text("UPDATE recist_evaluations SET dcr6_message = NULL"))
+    older = _current(engine, code)
+    assert older.stored and french(older) == expected
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE recist_evaluations SET dcr6_reason = 'as the CRO wrote it'"))
+    assert _current(engine, code).outcome.month6_reason() == "as the CRO wrote it"  # type: ignore[union-attr]
+
+
 def test_reads_the_engine_refuses_are_named_with_the_patient(engine: Engine) -> None:
     (code,) = _randomized(engine)
     _read(engine, code, -7, BASELINE)
@@ -189,6 +231,29 @@ def test_an_unevaluated_patient_has_no_evaluation(engine: Engine) -> None:
         assert s.scalars(select(TumourAssessment)).first() is None
 
 
+def test_0019_adds_and_drops_the_reason_key_columns(db_url: str) -> None:
+    eng = make_engine(db_url)
+    try:
+        upgrade(eng)
+        for table, column in (
+            ("recist_evaluations", "dcr6_message"),
+            ("recist_time_points", "note_messages"),
+        ):
+            assert column in {c["name"] for c in inspect(eng).get_columns(table)}
+        cfg = alembic_config()
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0018_lab_lln")
+        assert "dcr6_message" not in {
+            c["name"] for c in inspect(eng).get_columns("recist_evaluations")
+        }
+        assert "note_messages" not in {
+            c["name"] for c in inspect(eng).get_columns("recist_time_points")
+        }
+    finally:
+        eng.dispose()
+
+
 def test_0010_upgrade_and_downgrade(db_url: str) -> None:
     eng = make_engine(db_url)
     try:
@@ -199,7 +264,7 @@ def test_0010_upgrade_and_downgrade(db_url: str) -> None:
         for table in ("recist_evaluations", "recist_time_points"):
             columns = {c["name"] for c in inspect(eng).get_columns(table)}
             model = set(RecistEvaluation.metadata.tables[table].c.keys())
-            assert columns == model, table
+            assert columns == model - ADDED_BY_0019, table
         cfg = alembic_config()
         with eng.begin() as conn:
             cfg.attributes["connection"] = conn

@@ -19,6 +19,7 @@ from tests.store.storekit import INVESTIGATOR, add_account, at, ready_patients, 
 from reluth.auth.roles import Role
 from reluth.db.audit import AuditLog
 from reluth.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationError
+from reluth.i18n import use_locale
 from reluth.protocol.definition import load_protocol
 from reluth.safety import records, sae, seriousness
 from reluth.web.app import prepare_database
@@ -245,3 +246,39 @@ def test_cioms_pdf_holds_the_report_and_no_identifier_beyond_the_pseudonym(engin
         assert expected in flat, expected
     with work(engine, PV) as ctx, pytest.raises(Exception, match="follow-up report 1"):
         sae.cioms_pdf(ctx, ae_id, 1)
+
+
+def test_a_french_reader_gets_the_cioms_report_with_french_beside_the_official_boxes(
+    engine: Engine,
+) -> None:
+    """Issue 18: CIOMS I is an international form, so its official English box titles and the
+    ICH E2A criteria stay, with the French beside them for a French reader; what the form says
+    in its own words (report type, clock, assessment, administrations) is in French, days as
+    dd/mm/yyyy and numbers with a decimal comma; free text stays as typed."""
+    _code, ae_id = _sae(engine, 60, seriousness="hospitalisation")
+    with work(engine, INVESTIGATOR, trial=at(REPORTED)) as ctx:
+        sae.report_sae(ctx, ae_id, FIRST)
+    with work(engine, PV, trial=at(REPORTED + dt.timedelta(hours=1))) as ctx:
+        sae.acknowledge_receipt(ctx, ae_id)
+        sae.assess_report(ctx, ae_id, 0, "related", "unexpected")
+    with use_locale("fr"), work(engine, PV, trial=at(REPORTED + dt.timedelta(days=1))) as ctx:
+        pdf = sae.cioms_pdf(ctx, ae_id, 0)
+    flat = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
+    for expected in (
+        "I. Reaction information / Informations sur la réaction",
+        "7. Event (CTCAE v5.0 term, grade) / Événement (terme CTCAE v5.0, grade)",
+        "Platelet count decreased, grade 4",  # the CTCAE term as coded
+        "[X] Requires inpatient hospitalisation or prolongation of existing hospitalisation / "
+        "Nécessite une hospitalisation ou la prolongation d’une hospitalisation",
+        "Cycle delayed or interrupted / Cycle retardé ou interrompu",
+        "rapport initial",
+        "SUSAR / EIGI oui",
+        "délai de 15 jours",
+        "11/03/2025",  # the onset day or the report's, dd/mm/yyyy
+        "en cours de résolution",
+        FIRST["narrative"],
+        "Page 1 sur",
+    ):
+        assert expected in flat, expected
+    for english in ("initial report", "15-day clock", "not yet assessed", "page 1 of", "SUSAR yes"):
+        assert english not in flat, english

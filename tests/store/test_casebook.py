@@ -31,6 +31,7 @@ from reluth.db.audit import AuditLog
 from reluth.db.session import read_session
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import NotFound, PermissionDenied
+from reluth.i18n import set_locale, use_locale
 from reluth.patients import service as patients
 from reluth.qol.service import record_questionnaire
 from reluth.queries import service as queries
@@ -258,6 +259,68 @@ def test_the_casebook_holds_every_record_the_reader_may_read(engine: Engine) -> 
     assert book.dosimetry is not None and book.audit is not None and book.queries is not None
 
 
+#: Headings and labels of the English casebook a French reader must not meet.
+ENGLISH_ONLY = (
+    "Casebook—patient",
+    "Registration",
+    "Printedby",
+    "Laboratoryresults",
+    "Adverseeventsand",
+    "Appendix:audittrail",
+    "Bestoverallresponse",
+    "Diseasecontrolatmonth6",
+    "Deathandendofstudy",
+    "Valuesentered",
+    "Relatednessto",
+    "ofpage",
+    "pageof",
+    "notrecorded",
+    "landmark",
+    "stabledisease",
+    "partialresponse",
+)
+
+
+def test_a_french_reader_gets_the_casebook_in_french(engine: Engine) -> None:
+    """Issue 18: headings, labels, vocabulary (RECIST responses, AE outcome and relatedness,
+    roles), the month-6 reason, days as dd/mm/yyyy and numbers with a decimal comma, in the
+    language of the person asking; the same patient in English is as before."""
+    made = _patient_with_every_record(engine)
+    code = made["code"]
+    with use_locale("fr"):
+        file = _print(engine, DM, code)
+    flat = _text(file.content)
+    expected = [
+        f"Cahierd’observation—patient{code}",
+        "Enregistrement",
+        "Imprimépar",
+        "Résultatsbiologiques",
+        "Événementsindésirablesetévénementsindésirablesgraves",
+        "Annexe:pisted’audit",
+        "Meilleureréponseglobale",
+        "réponsepartielle",
+        "Contrôledelamaladieà6mois",
+        "aucuneévaluationdanslafenêtred’évaluationà6mois",
+        "05/03/202510:00UTC",  # randomized (dd/mm/yyyy)
+        "28/10/2024",  # inclusion
+        "2,875",  # the kidneys' absorbed dose, decimal comma
+        "132000/mm3",  # grouped thousands (a narrow space, removed with the white space)
+        "résolu",  # AE outcome "recovered"
+        "probable",
+        "Vomiting",  # the CTCAE term as recorded
+        LAB_REASON,  # free text as typed
+        "Page1sur",
+    ]
+    missing = [v for v in expected if not _has(flat, v)]
+    assert missing == []
+    met = [word for word in ENGLISH_ONLY if _has(flat, word)]
+    assert met == []
+    with use_locale("en"):
+        english = _text(_print(engine, DM, code).content)
+    assert _has(english, "Casebook—patient") and _has(english, "2025-03-0510:00UTC")
+    assert _has(english, "2.875") and not _has(english, "Enregistrement")
+
+
 def test_each_casebook_is_an_audit_event_in_the_patients_history(engine: Engine) -> None:
     (code,) = ready_patients(engine, 1, assessed=False)
     file = _print(engine, NURSE, code)
@@ -399,6 +462,18 @@ def test_the_command_line_prints_one_casebook_or_all_of_them(
         ("C07-0001", "nurse7"),
         ("C07-0002", "nurse7"),
     ]
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")  # a French batch: every casebook in French
+    try:
+        out = run(cli, "casebook", "--all", "--out", str(tmp_path / "fr"))
+    finally:
+        set_locale(None)
+        monkeypatch.setenv("LANG", "C.UTF-8")
+    assert "2 cahiers d’observation écrits dans" in out
+    for name in ("C07-0001", "C07-0002"):
+        flat = _text((tmp_path / "fr" / f"{name}-casebook.pdf").read_bytes())
+        assert _has(flat, f"Cahierd’observation—patient{name}") and not _has(flat, "Registration")
     assert "not found" in run(cli, "casebook", "C08-0003", "--out", "x.pdf", code=5)
     assert "patient ID or --all" in run(cli, "casebook", "--out", "x.pdf", code=2)
     assert "patient ID or --all" in run(cli, "casebook", "C07-0001", "--all", "--out", "d", code=2)

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from reluth.auth.roles import CENTRE_SCOPED_ROLES, Role
 from reluth.cli_support import (
@@ -21,7 +20,10 @@ from reluth.cli_support import (
     print_json,
     store_login,
 )
+from reluth.cli_support import table as cli_table
 from reluth.errors import NotFound, PermissionDenied, ValidationError
+from reluth.i18n import N_, gettext
+from reluth.i18n.vocabulary import label
 
 users_app = typer.Typer(help="User accounts, access review and API tokens.", no_args_is_help=True)
 tokens_app = typer.Typer(
@@ -179,11 +181,10 @@ def users_list(db: str | None = DB_OPTION, as_json: bool = JSON) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("username", "role", "centres", "active")
+    table = cli_table(N_("username"), N_("role"), N_("centres"), N_("active"))
     for r in rows:
-        table.add_row(
-            r["username"], r["role"], ", ".join(r["centres"]), "yes" if r["active"] else "no"
-        )
+        active = gettext("yes") if r["active"] else gettext("no")
+        table.add_row(r["username"], label("role", r["role"]), ", ".join(r["centres"]), active)
     console.print(table)
 
 
@@ -324,16 +325,19 @@ def users_review(db: str | None = DB_OPTION, as_json: bool = JSON) -> None:
     if as_json:
         print_json(grants)
         return
-    table = Table("user", "role", "how", "granted by", "when (UTC)", "reason", "holds it now")
+    table = cli_table(
+        N_("user"), N_("role"), N_("how"), N_("granted by"), N_("when (UTC)"), N_("reason"),
+        N_("holds it now"),
+    )  # fmt: skip
     for g in grants:
         table.add_row(
             g.username,
-            g.role,
+            label("role", g.role),
             g.how,
             g.granted_by,
             g.granted_at,
             g.reason or "",
-            "yes" if g.active_now else "no",
+            gettext("yes") if g.active_now else gettext("no"),
         )
     console.print(table if grants else "no grant of an unblinded role")
 
@@ -387,7 +391,7 @@ def users_demo(
                 created.append((username, role.value, demo_password(username)))
     finally:
         engine.dispose()
-    table = Table("username", "role", "password")
+    table = cli_table(N_("username"), N_("role"), N_("password"))
     for row in created:
         table.add_row(*row)
     console.print(table)
@@ -468,10 +472,13 @@ def tokens_list(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "user", "name", "expires", "live")
+    from reluth.i18n import format_day
+
+    table = cli_table(N_("id"), N_("user"), N_("name"), N_("expires"), N_("live"))
     for r in rows:
-        expires = "never" if r["expires_at"] is None else f"{r['expires_at']:%Y-%m-%d}"
-        table.add_row(str(r["id"]), r["username"], r["name"], expires, "yes" if r["live"] else "no")
+        expires = gettext("never") if r["expires_at"] is None else format_day(r["expires_at"])
+        live = gettext("yes") if r["live"] else gettext("no")
+        table.add_row(str(r["id"]), r["username"], r["name"], expires, live)
     console.print(table)
 
 

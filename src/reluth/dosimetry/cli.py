@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import console, err_console, handle_errors, print_json
+from reluth.cli_support import table as cli_table
 from reluth.errors import ReluthError, ValidationError
 
 if TYPE_CHECKING:
@@ -196,9 +196,18 @@ def from_store_cmd(
 
 
 def _print_case_table(results: dict[str, Any]) -> None:
-    table = Table(title=f"case {results['case_id']} — cycle {results['cycle_label']}")
-    for col in ("VOI", "TIA method", "TIA (MBq·h)", "T_eff (h)", "dose (Gy)", "kernel mean (Gy)"):
-        table.add_column(col)
+    from reluth.i18n import N_, format_number, gettext
+
+    def g3(x: float) -> str:
+        return format_number(float(f"{x:.3g}"))
+
+    title = gettext("case {case} — cycle {cycle}").format(
+        case=results["case_id"], cycle=results["cycle_label"]
+    )
+    table = cli_table(
+        "VOI", N_("TIA method"), N_("TIA (MBq·h)"), "T_eff (h)", N_("dose (Gy)"),
+        N_("kernel mean (Gy)"), title=title,
+    )  # fmt: skip
     for name, v in results["vois"].items():
         dose = (v.get("organ_dose") or v.get("sphere_dose") or {}).get("absorbed_dose_gy")
         kern = v["voxel"].get("kernel", {}).get("mean_gy")
@@ -206,21 +215,25 @@ def _print_case_table(results: dict[str, Any]) -> None:
         table.add_row(
             name,
             v["tia"]["method"],
-            f"{v['tia']['tia_mbq_h']:.4g}",
-            "—" if teff is None else f"{teff:.3g}",
-            "—" if dose is None else f"{dose:.3g}",
-            "—" if kern is None else f"{kern:.3g}",
+            format_number(float(f"{v['tia']['tia_mbq_h']:.4g}")),
+            "—" if teff is None else g3(teff),
+            "—" if dose is None else g3(dose),
+            "—" if kern is None else g3(kern),
         )
     console.print(table)
     bed = results.get("kidney_bed")
     if bed:
         console.print(
-            f"kidney BED {bed['bed_gy']:.3g} Gy (absorbed {bed['absorbed_dose_gy']:.3g} Gy)"
+            gettext("kidney BED {bed} Gy (absorbed {dose} Gy)").format(
+                bed=g3(bed["bed_gy"]), dose=g3(bed["absorbed_dose_gy"])
+            )
         )
     if results.get("red_marrow"):
-        console.print(f"red marrow {results['red_marrow']['total_gy']:.3g} Gy (blood-based)")
+        total = g3(results["red_marrow"]["total_gy"])
+        console.print(gettext("red marrow {dose} Gy (blood-based)").format(dose=total))
     for w in results["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
+        warning = gettext("warning:")
+        console.print(f"[yellow]{warning}[/] {w}")
 
 
 def _run_one(case_dir: str, out_dir: str) -> dict[str, Any]:
@@ -354,11 +367,15 @@ def batch_cmd(
     if as_json:
         print_json(doc)
     else:
-        table = Table(title=f"batch: {doc['n_ok']} ok, {doc['n_failed']} failed")
-        table.add_column("case")
-        table.add_column("status")
+        from reluth.i18n import N_, gettext
+
+        title = gettext("batch: {ok} ok, {failed} failed").format(
+            ok=doc["n_ok"], failed=doc["n_failed"]
+        )
+        table = cli_table(N_("case"), N_("status"), title=title)
         for r in results:
-            table.add_row(str(r.get("case_id", r.get("case"))), "ok" if r["ok"] else r["error"])
+            state = gettext("ok") if r["ok"] else r["error"]
+            table.add_row(str(r.get("case_id", r.get("case"))), state)
         console.print(table)
     if failed:
         raise typer.Exit(2)

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from reluth.dosimetry.cumulative import default_limits, reaches
 from reluth.dosimetry.image import Grid, Image, write_nifti
 from reluth.dosimetry.pipeline import CaseInput, CaseResult
-from reluth.i18n import get_locale, gettext, ngettext
+from reluth.i18n import format_day, format_number, get_locale, gettext, ngettext
+from reluth.i18n.vocabulary import label
 
 RT_DOSE_SOP = "1.2.840.10008.5.1.4.1.1.481.2"
 UID_ROOT = "1.2.826.0.1.3680043.8.498.19."
@@ -262,16 +264,41 @@ def _environment() -> Any:
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["num"] = _num
+    env.filters["moment"] = _moment
+    env.globals["label"] = label
     env.tests["startingwith"] = lambda value, prefix: str(value).startswith(prefix)
     return env
 
 
 def _num(x: Any, digits: int = 3) -> str:
+    """A number to ``digits`` significant digits (floats), as the reader's language writes it
+    (Babel: ``3,02`` and ``7 400`` in French); a numeric text likewise, other text as it is."""
     if x is None:
         return "—"
+    if isinstance(x, str):
+        try:
+            x = Decimal(x)
+        except ArithmeticError:
+            return x
+    if isinstance(x, bool):
+        return str(x)
     if isinstance(x, float):
-        return f"{x:.{digits}g}"
+        if not math.isfinite(x):
+            return str(x)
+        return format_number(Decimal(f"{x:.{digits}g}"))
+    if isinstance(x, int | Decimal):
+        return format_number(x)
     return str(x)
+
+
+def _moment(value: Any) -> str:
+    """An ISO date-time of the case (the header's injection time, no zone) with the day as
+    the reader's language writes it."""
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return f"{format_day(moment)} {moment:%H:%M}"
 
 
 def limit_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import cli_context, command_trial, console, handle_errors, print_json
+from reluth.cli_support import table as cli_table
+from reluth.i18n import N_, get_locale, gettext
 
 app = typer.Typer(
     help="The case report forms (registry beside the protocol).", no_args_is_help=True
@@ -24,10 +25,13 @@ def list_command() -> None:
     from reluth.forms.bindings import BINDINGS
 
     registry = command_trial().forms
-    table = Table("form", "label", "table", "fields", "correctable", title="Case report forms")
+    table = cli_table(
+        N_("form"), N_("label"), N_("table"), N_("fields"), N_("correctable"),
+        title=N_("Case report forms"),
+    )  # fmt: skip
     for f in registry.forms:
-        ok = "yes" if f.id in BINDINGS and f.correctable else "no"
-        table.add_row(f.id, f.label, f.table, str(len(f.fields)), ok)
+        ok = gettext("yes") if f.id in BINDINGS and f.correctable else gettext("no")
+        table.add_row(f.id, f.label_in(get_locale()), f.table, str(len(f.fields)), ok)
     console.print(table)
 
 
@@ -43,12 +47,23 @@ def show_command(
     if as_json:
         print_json(f.model_dump(mode="json"))
         return
-    table = Table("field", "label", "type", "unit", "range", "codes", "missing", title=f.label)
+    table = cli_table(
+        N_("field"), N_("label"), N_("type"), N_("unit"), N_("range"), N_("codes"), N_("missing"),
+        title=f.label_in(get_locale()),
+    )  # fmt: skip
     for x in f.fields:
         lo, hi = ("" if v is None else str(v) for v in (x.min, x.max))
         span = f"{lo}-{hi}" if lo or hi else ""
         codes = "" if x.codes is None else ", ".join(registry.codes(x.codes))
-        table.add_row(x.name, x.label, x.type, x.unit or "", span, codes, ", ".join(x.missing))
+        table.add_row(
+            x.name,
+            x.label_in(get_locale()),
+            x.type,
+            x.unit or "",
+            span,
+            codes,
+            ", ".join(x.missing),
+        )
     console.print(table)
 
 

@@ -11,9 +11,11 @@ JSON stored with a screening and returned by ``--json`` (keys and values, untran
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 
 from reluth.errors import ReluthError
@@ -49,6 +51,15 @@ class Word:
     where it is made and translated where it is shown."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A planned visit by its code and the schedule's English name (``FU-M6``), shown by its
+    name in the reader's language (:func:`reluth.i18n.vocabulary.visit_name`)."""
+
+    code: str
+    english: str
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,10 @@ def shown(value: Any) -> str:
         return field_label(value.path)
     if isinstance(value, Word):
         return gettext(value.text)
+    if isinstance(value, Visit):
+        from reluth.i18n.vocabulary import visit_name
+
+        return visit_name(value.code, value.english)
     if isinstance(value, Joined):
         return gettext(value.separator).join(shown(v) for v in value.items)
     if isinstance(value, list | tuple):
@@ -180,6 +195,8 @@ def _encode(value: Any) -> Any:
         return {"field": value.path}
     if isinstance(value, Word):
         return {"word": value.text}
+    if isinstance(value, Visit):
+        return {"visit": [value.code, value.english]}
     if isinstance(value, Joined):
         return {"joined": [value.separator, [_encode(v) for v in value.items]]}
     if isinstance(value, bool) or value is None or isinstance(value, int | str):
@@ -207,6 +224,8 @@ def _decode(value: Any) -> Any:
         return Field(inner)
     if kind == "word":
         return Word(inner)
+    if kind == "visit":
+        return Visit(inner[0], inner[1])
     if kind == "joined":
         return Joined(tuple(_decode(v) for v in inner[1]), inner[0])
     if kind == "number":
@@ -214,6 +233,49 @@ def _decode(value: Any) -> Any:
     if kind == "day":
         return dt.date.fromisoformat(inner)
     return value
+
+
+#: How a value written in English by :func:`shown` is read back, by kind (``from_english``).
+READERS: dict[str, Callable[[str], Any]] = {
+    "day": dt.date.fromisoformat,
+    "number": Decimal,
+    "list": lambda text: text.split(", "),
+    "text": str,
+}
+
+
+@cache
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{([a-z_]+)\}", template)
+    out = []
+    for i, part in enumerate(parts):
+        out.append(f"(?P<{part}>.+?)" if i % 2 else re.escape(part))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def from_english(
+    text: str, known: Iterable[tuple[str, str]], kinds: Mapping[str, str] | None = None
+) -> Reason | None:
+    """The reason whose English is ``text`` (a row stored before reasons had keys): the first
+    of ``known`` (key, source template) that ``text`` fills, its values read back by the kind
+    ``kinds`` gives their name (a key of :data:`READERS`; text when not named). None when no
+    template fits: the caller shows the stored English."""
+    kinds = kinds or {}
+    for key, template in known:
+        found = _pattern(template).fullmatch(text)
+        if found is None:
+            continue
+        try:
+            params = {
+                name: READERS[kinds.get(name, "text")](value)
+                for name, value in found.groupdict().items()
+            }
+        except (ValueError, ArithmeticError):
+            continue
+        reason = Reason(key, template, params)
+        if reason.english() == text:  # the values read back write the same English
+            return reason
+    return None
 
 
 def refusal(error: type[E], code: str, template: str, **params: Any) -> E:

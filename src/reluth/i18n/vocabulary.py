@@ -8,6 +8,8 @@ per-term CTCAE wording stays as the protocol file gives it (no French term table
 
 from __future__ import annotations
 
+import re
+
 from reluth.i18n import N_, gettext
 
 ROLES: dict[str, str] = {
@@ -52,6 +54,21 @@ AE_OUTCOMES: dict[str, str] = {
     "unknown": N_("unknown"),
 }
 
+#: ICH E2A II.B seriousness criteria by code, short (an e-mail's, a list's words; the CIOMS-like
+#: report prints the full wording of reluth.safety.seriousness.CRITERIA).
+SAE_CRITERIA: dict[str, str] = {
+    "death": N_("death"),
+    "life_threatening": N_("life-threatening"),
+    "hospitalisation": N_("hospitalisation or prolongation of hospitalisation"),
+    "disability": N_("persistent or significant disability or incapacity"),
+    "congenital_anomaly": N_("congenital anomaly or birth defect"),
+    "medically_important": N_("other important medical event"),
+}
+
+#: The sponsor's assessment of an SAE (reluth.safety.seriousness.CAUSALITY, EXPECTEDNESS).
+SAE_CAUSALITY: dict[str, str] = {"related": N_("related"), "not_related": N_("not related")}
+EXPECTEDNESS: dict[str, str] = {"expected": N_("expected"), "unexpected": N_("unexpected")}
+
 RELATEDNESS: dict[str, str] = {
     "not_related": N_("not related"),
     "unlikely": N_("unlikely"),
@@ -59,6 +76,9 @@ RELATEDNESS: dict[str, str] = {
     "probable": N_("probable"),
     "definite": N_("definite"),
 }
+
+#: A follow-up's new-lesion call (RECIST 1.1 §4.3.2).
+NEW_LESIONS: dict[str, str] = {"yes": N_("yes"), "no": N_("no"), "equivocal": N_("equivocal")}
 
 LESION_KINDS: dict[str, str] = {
     "target": N_("target"),
@@ -105,6 +125,16 @@ VISIT_STATUSES: dict[str, str] = {
     "upcoming": N_("upcoming"),
 }
 
+#: A planned visit's kind (reluth.protocol.schedule.VisitKind).
+VISIT_KINDS: dict[str, str] = {
+    "treatment": N_("treatment"),
+    "tumour_assessment": N_("tumour assessment"),
+    "follow_up": N_("follow-up"),
+    "laboratory": N_("laboratory"),
+    "qol": N_("quality of life"),
+    "end_of_study": N_("end of study"),
+}
+
 #: A form's status at a visit in the status grid (reluth.forms.status.FormStatus).
 FORM_STATUSES: dict[str, str] = {
     "not_started": N_("not started"),
@@ -117,6 +147,14 @@ FORM_STATUSES: dict[str, str] = {
     "sdv_done": N_("SDV done"),
     "signed": N_("signed"),
     "locked": N_("locked"),
+}
+
+#: What an audit row records (reluth.db.audit; ``casebook``: a casebook handed out).
+AUDIT_ACTIONS: dict[str, str] = {
+    "insert": N_("created"),
+    "update": N_("changed"),
+    "delete": N_("deleted"),
+    "casebook": N_("casebook printed"),
 }
 
 #: A data query's state.
@@ -143,20 +181,93 @@ LAB_TESTS: dict[str, str] = {
     "albumin": N_("albumin"),
 }
 
-SEXES: dict[str, str] = {"female": N_("female"), "male": N_("male")}
+SEXES: dict[str, str] = {
+    "female": N_("female"),
+    "male": N_("male"),
+    "F": N_("female"),
+    "M": N_("male"),
+}
+
+#: A volume of interest's kind in the dosimetry (reluth.dosimetry.vois) and the dose
+#: quantities its limits are set on (reluth.dosimetry.cumulative, limits.yaml).
+VOI_KINDS: dict[str, str] = {
+    "organ": N_("organ"),
+    "tumour": N_("tumour"),
+    "remainder": N_("remainder of body"),
+    "marrow": N_("red marrow"),
+}
+DOSE_QUANTITIES: dict[str, str] = {
+    "absorbed_dose_gy": N_("absorbed dose"),
+    "bed_gy": N_("biologically effective dose (BED)"),
+    "absorbed_dose": N_("absorbed dose"),
+    "bed": N_("biologically effective dose (BED)"),
+}
+#: Whom a dose limit applies to (reluth.dosimetry data/limits.yaml ``applies_to``).
+LIMIT_APPLIES: dict[str, str] = {
+    "all": N_("all patients"),
+    "risk_factors": N_("patients with renal risk factors"),
+    "no_risk_factors": N_("patients without renal risk factors"),
+}
+
+#: The planned visits' names by their code and English name (reluth.protocol.schedule writes
+#: the same English; a QoL visit of the weekly schedule and one of follow-up share a code form).
+VISIT_NAMES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = tuple(
+    (re.compile(code), re.compile(english), template)
+    for code, english, template in (
+        (r"^C(?P<n>\d+)$", "", N_("Cycle {n}: {detail}")),
+        (r"^TA-W0*(?P<week>\d+)$", "", N_("Tumour assessment week {week} (RECIST 1.1)")),
+        (r"^FU-(?P<tag>[WM]\d+)$", "", N_("Follow-up {tag} (tumour assessment, survival)")),
+        (r"^LAB-W0*(?P<week>\d+)$", "", N_("Laboratory (CBC, renal, liver) week {week}")),
+        (r"^QOL-W0*(?P<week>\d+)$", r" week \d+$", N_("QLQ-C30 + GI.NET21 week {week}")),
+        (r"^QOL-(?P<tag>[WM]\d+)$", "", N_("QLQ-C30 + GI.NET21 {tag}")),
+        (r"^EOS$", "", N_("End of study (month {month}): tumour assessment, survival, QoL")),
+    )
+)
+_PRIMARY = re.compile(r" - month (?P<month>\d+) primary endpoint$")
+_MONTH = re.compile(r"\(month (?P<month>\d+)\)")
+
+
+def visit_name(code: str, english: str) -> str:
+    """The name of planned visit ``code`` in the reader's language (``english``, the
+    schedule's own name, gives the details the code does not: a cycle's activity and product,
+    the primary endpoint's month); a visit of no known kind keeps its English name."""
+    for pattern, name, template in VISIT_NAMES:
+        found = pattern.match(code)
+        if found is None or not name.search(english):
+            continue
+        params = dict(found.groupdict())
+        params["detail"] = english.partition(": ")[2]
+        month = _MONTH.search(english)
+        params["month"] = month["month"] if month else ""
+        text = gettext(template).format(**params)
+        primary = _PRIMARY.search(english)
+        if primary:
+            text += gettext(" - month {month} primary endpoint").format(month=primary["month"])
+        return text
+    return english
+
 
 _TABLES: dict[str, dict[str, str]] = {
     "patient_status": PATIENT_STATUSES,
     "visit_status": VISIT_STATUSES,
+    "visit_kind": VISIT_KINDS,
     "form_status": FORM_STATUSES,
     "query_status": QUERY_STATUSES,
+    "audit_action": AUDIT_ACTIONS,
     "sex": SEXES,
     "lab": LAB_TESTS,
     "role": ROLES,
     "response": RESPONSES,
     "outcome": AE_OUTCOMES,
+    "sae_criterion": SAE_CRITERIA,
+    "sae_causality": SAE_CAUSALITY,
+    "voi_kind": VOI_KINDS,
+    "dose_quantity": DOSE_QUANTITIES,
+    "limit_applies": LIMIT_APPLIES,
+    "expectedness": EXPECTEDNESS,
     "relatedness": RELATEDNESS,
     "lesion_kind": LESION_KINDS,
+    "new_lesions": NEW_LESIONS,
     "lesion_status": LESION_STATUSES,
     "eligibility": ELIGIBILITY,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from reluth.cli_support import cli_context, console, handle_errors, print_json
+from reluth.cli_support import table as cli_table
 
 lock_app = typer.Typer(
     help="Lock a form, patient, centre or the study (nothing changes).", no_args_is_help=True
@@ -206,7 +207,6 @@ def sign_form(
 @handle_errors
 def sign_list(code: str, as_json: bool = JSON) -> None:
     """A patient's signatures and whether each still holds."""
-    from rich.table import Table
 
     from reluth.lifecycle import signature_service as signing
 
@@ -215,9 +215,15 @@ def sign_list(code: str, as_json: bool = JSON) -> None:
     if as_json:
         print_json(views)
         return
-    table = Table("id", "what", "signed by", "UTC", "site time", "meaning", "state")
+    from reluth.i18n import N_, gettext
+
+    table = cli_table(
+        N_("id"), N_("what"), N_("signed by"), "UTC", N_("site time"), N_("meaning"), N_("state")
+    )
     for v in views:
-        state = "valid" if v.valid else f"INVALID: {v.invalid_because}"
+        state = (
+            gettext("valid") if v.valid else gettext("INVALID: {why}").format(why=v.invalid_because)
+        )
         table.add_row(
             str(v.id), v.what, v.printed_name, v.signed_at_utc, v.site_time, v.meaning, state
         )
@@ -294,7 +300,6 @@ def sdv_visit(code: str, visit_code: str, as_json: bool = JSON) -> None:
 @handle_errors
 def sdv_list(code: str, as_json: bool = JSON) -> None:
     """A patient's SDV marks, and the change that cleared each, if one did."""
-    from rich.table import Table
 
     from reluth.lifecycle import sdv_service as sdv
 
@@ -303,11 +308,20 @@ def sdv_list(code: str, as_json: bool = JSON) -> None:
     if as_json:
         print_json(marks)
         return
-    table = Table("id", "record", "field", "by", "at (UTC)", "state")
+    import datetime as dt
+
+    from reluth.i18n import N_, format_moment, gettext
+
+    table = cli_table(N_("id"), N_("record"), N_("field"), N_("by"), N_("at (UTC)"), N_("state"))
     for m in marks:
-        state = f"cleared by {m.cleared_by_change}" if m.cleared_by_change else "verified"
-        table.add_row(str(m.id), f"{m.table_name}/{m.record_id}", m.field or "(form)",
-                      m.verified_by, f"{m.verified_at:%Y-%m-%d %H:%M}", state)  # fmt: skip
+        state = (
+            gettext("cleared by {change}").format(change=m.cleared_by_change)
+            if m.cleared_by_change
+            else gettext("verified")
+        )
+        at = format_moment(m.verified_at, dt.UTC).removesuffix(" UTC")
+        table.add_row(str(m.id), f"{m.table_name}/{m.record_id}", m.field or gettext("(form)"),
+                      m.verified_by, at, state)  # fmt: skip
     console.print(table)
 
 
@@ -315,7 +329,6 @@ def sdv_list(code: str, as_json: bool = JSON) -> None:
 @handle_errors
 def sdv_report(centre: str | None = typer.Option(None, "--centre"), as_json: bool = JSON) -> None:
     """The monitor's report per centre: required and sampled records, verified, cleared."""
-    from rich.table import Table
 
     from reluth.lifecycle import sdv_service as sdv
 
@@ -324,8 +337,10 @@ def sdv_report(centre: str | None = typer.Option(None, "--centre"), as_json: boo
     if as_json:
         print_json([sdv.report_dict(r) for r in reports])
         return
-    table = Table("centre", "required", "verified", "sampled", "verified", "not sampled",
-                  "fields", "cleared", "to verify")  # fmt: skip
+    from reluth.i18n import N_
+
+    table = cli_table(N_("centre"), N_("required"), N_("verified"), N_("sampled"), N_("verified"),
+                      N_("not sampled"), N_("fields"), N_("cleared"), N_("to verify"))  # fmt: skip
     for r in reports:
         table.add_row(r.centre, str(r.required), f"{r.required_verified} ({r.required_percent} %)",
                       str(r.sampled), f"{r.sampled_verified} ({r.sampled_percent} %)",

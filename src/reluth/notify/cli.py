@@ -4,9 +4,10 @@ messages), queue the weekly digest of overdue forms per centre, show the deliver
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import cli_context, console, handle_errors, print_json
+from reluth.cli_support import table as cli_table
+from reluth.i18n import N_
 
 app = typer.Typer(help="E-mail notifications (SMTP from RELUTH_SMTP_URL).", no_args_is_help=True)
 
@@ -71,7 +72,9 @@ def log_command(
     if as_json:
         print_json(data)
         return
-    table = Table("id", "kind", "to", "subject", "status", "attempts", "error")
+    table = cli_table(
+        N_("id"), N_("kind"), N_("to"), N_("subject"), N_("status"), N_("attempts"), N_("error")
+    )
     for d in data:
         table.add_row(
             str(d["id"]),

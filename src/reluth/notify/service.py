@@ -19,12 +19,16 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import PreconditionFailed
+from reluth.i18n import N_
+from reluth.i18n.reasons import Joined, Reason, Visit
 from reluth.notify import mailer, outbox
 from reluth.notify.models import Notification
 from reluth.records.dashboard import overdue_visits
 from reluth.sites import service as sites
 
 MAX_ATTEMPTS = 10
+#: The digest's overdue visits, one a line.
+LINES = "\n"
 Sender = Callable[[str, str, str], None]  # (to, subject, body); raises on failure
 
 
@@ -86,11 +90,20 @@ def weekly_digest(ctx: Ctx) -> dict[str, int]:
     """Queue, per centre, one message to its investigators and research nurses listing the
     visits whose window has closed without the form (patients by pseudonym). Returns the
     number of overdue visits per centre that had some."""
-    by_centre: dict[str, list[str]] = defaultdict(list)
+    by_centre: dict[str, list[Reason]] = defaultdict(list)
     for v in overdue_visits(ctx):
         by_centre[v.centre].append(
-            f"- {v.patient_code}: {v.label} ({v.visit_code}), window closed {v.window_end}, "
-            f"{v.days_overdue} days overdue"
+            Reason(
+                "mail.digest_line",
+                N_("- {patient}: {visit} ({code}), window closed {closed}, {days} days overdue"),
+                {
+                    "patient": v.patient_code,
+                    "visit": Visit(v.visit_code, v.label),
+                    "code": v.visit_code,
+                    "closed": v.window_end,
+                    "days": v.days_overdue,
+                },
+            )
         )
     centres = {c.code: c for c in sites.list_centres(ctx.session)}
     out: dict[str, int] = {}
@@ -98,13 +111,23 @@ def weekly_digest(ctx: Ctx) -> dict[str, int]:
         centre = centres.get(code)
         if centre is None:
             continue
-        body = (
-            f"Centre {code}: {len(lines)} visit(s) past their window with no form recorded, "
-            f"as of {ctx.today()}.\n\n" + "\n".join(lines) + "\n\nOpen the dashboard to enter them."
+        body = Reason(
+            "mail.digest",
+            N_(
+                "Centre {centre}: {count} visit(s) past their window with no form recorded, "
+                "as of {today}.\n\n{lines}\n\nOpen the dashboard to enter them."
+            ),
+            {
+                "centre": code,
+                "count": len(lines),
+                "today": ctx.today(),
+                "lines": Joined(tuple(lines), LINES),
+            },
         )
-        outbox.notify(
-            ctx, "digest", outbox.site_staff(ctx, centre.id), f"Overdue forms, centre {code}", body
+        subject = Reason(
+            "mail.digest_subject", N_("Overdue forms, centre {centre}"), {"centre": code}
         )
+        outbox.notify(ctx, "digest", outbox.site_staff(ctx, centre.id), subject, body)
         out[code] = len(lines)
     return out
 

@@ -9,6 +9,7 @@ import typer
 
 from reluth.cli_support import cli_context, console, handle_errors, progress_bar
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 
 #: More patients than a trial holds: ``--all`` lists every patient the user may read.
 _ALL = 1_000_000
@@ -37,25 +38,34 @@ def casebook_cmd(
 ) -> None:
     """Print the casebook of a patient to PDF: every record you may read, with the audit trail
     as an appendix (each casebook is recorded in the audit trail)."""
+    from reluth.i18n import format_number, gettext, ngettext
     from reluth.records import views
 
     if every == (patient is not None):
-        raise ValidationError("patient", "give a patient ID or --all", "C01-0001, or --all")
+        raise ValidationError("patient", N_("give a patient ID or --all"), "C01-0001, or --all")
     if not every:
         assert patient is not None
         size, digest = _write(patient.strip().upper(), out)
-        console.print(f"wrote {out} ({size} bytes, SHA-256 {digest})", soft_wrap=True)
+        console.print(
+            gettext("wrote {file} ({size} bytes, SHA-256 {digest})").format(
+                file=out, size=format_number(size), digest=digest
+            ),
+            soft_wrap=True,
+        )
         return
     if out.exists() and not out.is_dir():
         raise ValidationError("out", f"{out} is a file", "a folder for --all")
     with cli_context() as ctx:
         codes = [row.code for row in views.patient_list(ctx, limit=_ALL)]
     with progress_bar(transient=False) as progress:
-        task = progress.add_task("casebooks", total=len(codes))
+        task = progress.add_task(gettext("casebooks"), total=len(codes))
         for code in codes:
             _write(code, out / f"{code}-casebook.pdf")
             progress.advance(task)
-    console.print(f"wrote {len(codes)} casebooks into {out}", soft_wrap=True)
+    written = ngettext(
+        "wrote {n} casebook into {folder}", "wrote {n} casebooks into {folder}", len(codes)
+    )
+    console.print(written.format(n=len(codes), folder=out), soft_wrap=True)
 
 
 def register(root: typer.Typer) -> None:

@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import (
     cli_context,
@@ -22,6 +21,7 @@ from reluth.cli_support import (
     parse_date,
     print_json,
 )
+from reluth.cli_support import table as cli_table
 from reluth.units import to_decimal
 
 centres_app = typer.Typer(help="Trial centres.", no_args_is_help=True)
@@ -63,13 +63,15 @@ def centres_list(as_json: bool = JSON) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("code", "name", "opened", "active")
+    from reluth.i18n import N_, format_day, gettext
+
+    table = cli_table(N_("code"), N_("name"), N_("opened"), N_("active"))
     for r in rows:
         table.add_row(
             str(r["code"]),
             str(r["name"]),
-            str(r["opened_on"] or ""),
-            "yes" if r["active"] else "no",
+            format_day(r["opened_on"] if isinstance(r["opened_on"], dt.date) else None),
+            gettext("yes") if r["active"] else gettext("no"),
         )
     console.print(table)
 
@@ -107,7 +109,11 @@ def patients_register(
     if as_json:
         print_json({"patient_id": code, "centre": centre})
     else:
-        console.print(f"patient {code} registered at {centre}")
+        from reluth.i18n import gettext
+
+        console.print(
+            gettext("patient {code} registered at {centre}").format(code=code, centre=centre)
+        )
 
 
 @patients_app.command("screen")
@@ -126,14 +132,24 @@ def patients_screen(
     if as_json:
         print_json(out)
     else:
-        table = Table(title=f"screening of {out.patient_id}: {out.status}")
-        for col in ("criterion", "result", "reason"):
-            table.add_column(col, overflow="fold")
+        from reluth.i18n import N_, gettext
+        from reluth.i18n.vocabulary import label
+
+        title = gettext("screening of {patient}: {status}").format(
+            patient=out.patient_id, status=label("eligibility", out.status)
+        )
+        table = cli_table(title=title)
+        for col in (N_("criterion"), N_("result"), N_("reason")):
+            table.add_column(gettext(col), overflow="fold")
+        fail, unknown = gettext("FAIL"), gettext("unknown")
         for c in out.criteria:
-            mark = {True: "pass", False: "[red]FAIL[/]", None: "[yellow]unknown[/]"}[c["passes"]]
+            mark = {True: gettext("pass"), False: f"[red]{fail}[/]", None: f"[yellow]{unknown}[/]"}[
+                c["passes"]
+            ]
             table.add_row(c["id"], mark, service.criterion_reason(c))
         console.print(table)
-        console.print(f"stratum: {out.stratum or 'not derivable (missing inputs)'}")
+        stratum = out.stratum or gettext("not derivable (missing inputs)")
+        console.print(gettext("stratum: {stratum}").format(stratum=stratum))
     raise typer.Exit(EXIT_BY_STATUS[out.status])
 
 

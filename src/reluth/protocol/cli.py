@@ -103,27 +103,46 @@ def _strata_or_none(patient: Any, protocol: Protocol) -> tuple[Strata | None, st
         return None, exc.message
 
 
-def _render(result: EligibilityResult, strata: Strata | None, strata_error: str | None) -> None:
-    t = Table(
-        "id", "criterion", "result", "reason", title=f"{result.patient_id} - {result.stage} stage"
-    )
+def _render(
+    result: EligibilityResult,
+    strata: Strata | None,
+    strata_error: str | None,
+    protocol: Protocol | None = None,
+) -> None:
+    """The verdict for people, in the language of ``LANG``: each criterion's wording from the
+    protocol file, its result and reason in that language."""
+    from reluth.cli_support import table
+    from reluth.i18n import N_, get_locale, gettext
+    from reluth.i18n.vocabulary import label
+
+    stage = gettext("inclusion") if result.stage == "inclusion" else gettext("randomization")
+    title = gettext("{patient} - {stage} stage").format(patient=result.patient_id, stage=stage)
+    t = table(N_("id"), N_("criterion"), N_("result"), N_("reason"), title=title)
+    criteria = None if protocol is None else protocol.eligibility
     for c in result.criteria:
-        verdict = c.result.replace("_", " ")
+        verdict = label("eligibility", c.result)
         if c.kind == "exclusion" and c.result == "met":
-            verdict = "applies (excluded)"
+            verdict = gettext("applies (excluded)")
         elif c.kind == "exclusion" and c.result == "not_met":
-            verdict = "does not apply"
+            verdict = gettext("does not apply")
+        text = c.text
+        if criteria is not None and c.id in criteria.criteria.ids:
+            text = criteria.text(c.id, get_locale())
         shown = c.message.render() if c.message else c.reason
-        t.add_row(c.id, c.text, f"[{_STYLE[c.result]}]{verdict}[/]", shown)
+        t.add_row(c.id, text, f"[{_STYLE[c.result]}]{verdict}[/]", shown)
     console.print(t)
     colour = {"eligible": "green", "not_eligible": "red", "incomplete": "yellow"}[result.status]
+    status = f"[bold {colour}]{label('eligibility', result.status)}[/]"
     console.print(
-        f"Status: [bold {colour}]{result.status.replace('_', ' ')}[/] ({result.protocol_version})"
+        gettext("Status: {status} ({version})").format(
+            status=status, version=result.protocol_version
+        )
     )
     if strata is not None:
-        console.print(f"Stratum: [bold]{strata.code}[/] {strata.as_dict()}")
+        shown_stratum = f"[bold]{strata.code}[/] {strata.as_dict()}"
+        console.print(gettext("Stratum: {stratum}").format(stratum=shown_stratum))
     elif strata_error:
-        console.print(f"Stratum: not derivable ({strata_error})")
+        console.print(gettext("Stratum: not derivable ({why})").format(why=strata_error))
 
 
 def eligibility_payload(
@@ -170,7 +189,7 @@ def eligibility_check(
         if as_json:
             print_json(eligibility_payload(result, strata, strata_error))
         else:
-            _render(result, strata, strata_error)
+            _render(result, strata, strata_error, trial.protocol)
         return {"eligible": EXIT_ELIGIBLE, "not_eligible": EXIT_NOT_ELIGIBLE}.get(
             result.status, EXIT_INCOMPLETE
         )
@@ -219,19 +238,32 @@ def schedule(
     plan = planned_visits(start, arm, command_trial().protocol)
     if as_of is None and visits is not None:
         raise ValidationError("--as-of", "required with --visits", "YYYY-MM-DD")
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_day, gettext
+    from reluth.i18n.vocabulary import label, visit_name
+
+    def window(v: Any) -> str:
+        return gettext("{start} to {end}").format(
+            start=format_day(v.window_start), end=format_day(v.window_end)
+        )
+
     if as_of is None:
         if as_json:
             print_json(plan)
             return
-        t = Table("visit", "kind", "day", "target", "window", "what", title=f"Schedule - {arm} arm")
+        assumed = gettext("(assumed)")
+        t = table(
+            N_("visit"), N_("kind"), N_("day"), N_("target"), N_("window"), N_("what"),
+            title=gettext("Schedule - {arm} arm").format(arm=arm),
+        )  # fmt: skip
         for v in plan:
-            what = v.label + (" [yellow](assumed)[/]" if v.assumption else "")
+            what = visit_name(v.code, v.label) + (f" [yellow]{assumed}[/]" if v.assumption else "")
             t.add_row(
                 v.code,
-                v.kind,
+                label("visit_kind", v.kind),
                 str(v.day),
-                str(v.target_date),
-                f"{v.window_start} .. {v.window_end}",
+                format_day(v.target_date),
+                window(v),
                 what,
             )
         console.print(t)
@@ -260,14 +292,17 @@ def schedule(
         "due": "cyan",
         "upcoming": "dim",
     }
-    t = Table("visit", "target", "window", "actual", "status", title=f"Visits as of {ref}")
+    t = table(
+        N_("visit"), N_("target"), N_("window"), N_("actual"), N_("status"),
+        title=gettext("Visits as of {day}").format(day=format_day(ref)),
+    )  # fmt: skip
     for s in statuses:
         t.add_row(
             s.visit.code,
-            str(s.visit.target_date),
-            f"{s.visit.window_start} .. {s.visit.window_end}",
-            str(s.actual_date or ""),
-            f"[{colours[s.status]}]{s.status}[/]",
+            format_day(s.visit.target_date),
+            window(s.visit),
+            format_day(s.actual_date),
+            f"[{colours[s.status]}]{label('visit_status', s.status)}[/]",
         )
     console.print(t)
 

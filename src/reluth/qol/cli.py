@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import console, handle_errors, load_json, print_json
+from reluth.cli_support import table as cli_table
 from reluth.errors import ValidationError
+from reluth.i18n import N_, format_number, gettext
 from reluth.qol.scoring import QolScore, change_from_baseline, instrument, parse_items, score
 
 app = typer.Typer(help="EORTC QLQ-C30 and QLQ-GI.NET21 scoring.", no_args_is_help=True)
@@ -65,35 +66,38 @@ def score_command(
     if as_json:
         print_json(output)
         return
-    columns = ["scale", "name", "type", "score", "items answered"]
+    columns = [N_("scale"), N_("name"), N_("type"), N_("score"), N_("items answered")]
     if changes is not None:
-        columns += ["change", "deteriorated"]
-    table = Table(*columns, title=f"{inst.name} v{inst.version}")
+        columns += [N_("change"), N_("deteriorated")]
+    table = cli_table(*columns, title=f"{inst.name} v{inst.version}")
     for code, scale in inst.scales.items():
         value = result.scales[code]
         row = [
             code + ("" if scale.verified else " *"),
             scale.name,
             scale.type.value,
-            "-" if value is None else str(value),
+            "-" if value is None else format_number(value),
             f"{result.answered[code]}/{len(scale.items)}",
         ]
         if changes is not None:
             c = changes[code]
-            row += ["-" if c.change is None else str(c.change), _flag(c.deteriorated)]
+            row += ["-" if c.change is None else format_number(c.change), _flag(c.deteriorated)]
         table.add_row(*row)
     console.print(table)
     if inst.summary is not None:
         shown = (
-            "not computed (a component is missing)" if result.summary is None else result.summary
+            gettext("not computed (a component is missing)")
+            if result.summary is None
+            else format_number(result.summary)
         )
         console.print(f"{inst.summary.name}: {shown}")
     if result.unverified_scales:
-        console.print("[yellow]* item-to-scale map not verified against the EORTC instructions[/]")
+        note = gettext("* item-to-scale map not verified against the EORTC instructions")
+        console.print(f"[yellow]{note}[/]")
 
 
 def _flag(value: bool | None) -> str:
-    return "-" if value is None else ("[red]yes[/]" if value else "no")
+    return "-" if value is None else (f"[red]{gettext('yes')}[/]" if value else gettext("no"))
 
 
 def register(root: typer.Typer) -> None:

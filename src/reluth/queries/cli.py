@@ -6,9 +6,8 @@ do)."""
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from reluth.cli_support import cli_context, console, handle_errors, print_json
+from reluth.cli_support import cli_context, console, handle_errors, print_json, table
 
 app = typer.Typer(
     help="Data queries: list them, answer in words or by correcting the value.",
@@ -34,10 +33,23 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     if as_json:
         print_json([{**_out(r), "patient": r.patient_code, "days_open": r.days_open} for r in rows])
         return
-    table = Table("id", "patient", "field", "status", "days", "question", title="Data queries")
+    from reluth.i18n import N_
+    from reluth.i18n.vocabulary import label
+
+    shown = table(
+        N_("id"), N_("patient"), N_("field"), N_("status"), N_("days"), N_("question"),
+        title=N_("Data queries"),
+    )  # fmt: skip
     for r in rows:
-        table.add_row(str(r.id), r.patient_code, r.field, r.status, str(r.days_open), r.question)
-    console.print(table)
+        shown.add_row(
+            str(r.id),
+            r.patient_code,
+            r.field,
+            label("query_status", r.status),
+            str(r.days_open),
+            r.question,
+        )
+    console.print(shown)
 
 
 @app.command("answer")

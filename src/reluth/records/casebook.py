@@ -32,10 +32,12 @@ from reluth import __version__
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
+from reluth.core.trial import Trial
 from reluth.db.base import as_utc
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import PreconditionFailed
-from reluth.i18n.reasons import shown_reason
+from reluth.i18n import format_day, format_moment, format_number, get_locale, gettext
+from reluth.i18n.reasons import shown, shown_reason
 from reluth.lifecycle import sdv_service, signature_service
 from reluth.patients import service as patients
 from reluth.patients.models import (
@@ -88,7 +90,7 @@ class ScreeningView:
     screened_at: dt.datetime
     protocol_version: str
     criteria: list[views.CriterionView]
-    values: list[tuple[str, str]]
+    values: list[tuple[str, Any]]  # shown by the ``shown`` filter in the reader's language
 
 
 @dataclass(frozen=True)
@@ -204,9 +206,9 @@ def _manifestations(
     for (table, rid), (marks, sigs) in keys.items():
         forms = registry.forms_of_table(table) if table not in ("casebook", "visits") else ()
         label = (
-            forms[0].label
+            forms[0].label_in(get_locale())
             if forms
-            else {"casebook": "Casebook", "visits": "Visit"}.get(table, table)
+            else {"casebook": gettext("Casebook"), "visits": gettext("Visit")}.get(table, table)
         )
         record = f"{table}/{rid}" if rid and table != "visits" else (rid or "casebook")
         out.append(Manifestation(label, record, tuple(marks), tuple(sigs)))
@@ -259,25 +261,22 @@ class CasebookFile:
         return hashlib.sha256(self.content).hexdigest()
 
 
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """A patient file as ``(name, value)`` rows in the file's order (lists numbered from 1)."""
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """A patient file as ``(name, value)`` rows in the file's order (lists numbered from 1; an
+    empty list is the value ``[]``); values keep their type, written where shown."""
     if isinstance(value, dict):
-        rows: list[tuple[str, str]] = []
+        rows: list[tuple[str, Any]] = []
         for key, item in value.items():
             rows += _flatten(item, f"{prefix}.{key}" if prefix else str(key))
         return rows
     if isinstance(value, list):
         if not value:
-            return [(prefix, "none")]
+            return [(prefix, [])]
         rows = []
         for i, item in enumerate(value, 1):
             rows += _flatten(item, f"{prefix}[{i}]")
         return rows
-    if value is None:
-        return [(prefix, "—")]
-    if isinstance(value, bool):
-        return [(prefix, "yes" if value else "no")]
-    return [(prefix, str(value))]
+    return [(prefix, value)]
 
 
 def _screenings(ctx: Ctx, patient_id: int) -> list[ScreeningView]:
@@ -348,7 +347,8 @@ AUDIT_VALUE_MAX = 400
 def _capped(text: str) -> str:
     if len(text) <= AUDIT_VALUE_MAX:
         return text
-    return f"{text[:AUDIT_VALUE_MAX]}… (+{len(text) - AUDIT_VALUE_MAX} characters)"
+    more = gettext("(+{n} characters)").format(n=format_number(len(text) - AUDIT_VALUE_MAX))
+    return f"{text[:AUDIT_VALUE_MAX]}… {more}"
 
 
 def _plain(value: str | None) -> str | None:
@@ -372,7 +372,7 @@ def _scalar(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return gettext("yes") if value else gettext("no")
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     if isinstance(value, str) and _DECIMAL.fullmatch(value):
@@ -531,28 +531,57 @@ def casebook(ctx: Ctx, code: str) -> Casebook:
 
 
 def _number(value: Any) -> str:
-    """A stored number as recorded (Decimals without trailing zeros, floats to 4 digits)."""
+    """A stored number as recorded, in the reader's language (Decimals without trailing
+    zeros, floats to 4 significant digits; ``2,875`` and ``132 000`` in French)."""
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return _shown(value)
     if isinstance(value, Decimal):
-        return f"{value.normalize():f}"
+        return format_number(value.normalize() + 0)
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return format_number(Decimal(f"{value:.4g}"))
+    if isinstance(value, int):
+        return format_number(value)
     return str(value)
 
 
 def _when(value: dt.datetime | None) -> str:
+    """A moment in UTC as the reader's language writes the day (``05/03/2025 10:00 UTC``)."""
     if value is None:
         return "—"
-    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+    return format_moment(as_utc(value), dt.UTC)
 
 
-def environment() -> Any:
+def _utc_text(value: str) -> str:
+    """An audit row's ISO moment (UTC) to the second, as the reader's language writes days."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value[:19].replace("T", " ")
+    return f"{format_day(moment)} {moment:%H:%M:%S}"
+
+
+def _shown(value: Any) -> str:
+    """A value of the patient file: yes/no, numbers and days in the reader's language."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list) and not value:
+        return gettext("none")
+    if isinstance(value, Decimal | float) and not isinstance(value, bool):
+        return _number(value)
+    return shown(value)
+
+
+def environment(trial: Trial | None = None) -> Any:
     """The print templates' environment: the casebook's filters and gettext of the current
-    language (``_()`` in the print templates)."""
+    language (``_()`` in the print templates), the vocabulary (``label``), and with ``trial``
+    its code lists (``code``) and criteria's wording (``criterion_text``)."""
     import jinja2
 
-    from reluth.i18n import gettext, ngettext, pgettext
+    from reluth.i18n import ngettext, pgettext
+    from reluth.i18n.messages import field_label
+    from reluth.i18n.vocabulary import label, visit_name
 
     folder = resources.files("reluth.web").joinpath("templates")
     env = jinja2.Environment(
@@ -564,16 +593,43 @@ def environment() -> Any:
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext, ngettext, newstyle=True, pgettext=pgettext
     )
+
+    def code(list_id: str, value: Any) -> str:
+        text = "" if value is None else str(getattr(value, "value", value))
+        if trial is not None:
+            shown_code = trial.forms.code_label(list_id, text, get_locale())
+            if shown_code != text:
+                return shown_code
+        return text.replace("_", " ")
+
+    def criterion_text(criterion: str, fallback: str = "") -> str:
+        if trial is None or criterion not in trial.protocol.eligibility.criteria.ids:
+            return fallback or criterion
+        return trial.protocol.eligibility.text(criterion, get_locale())
+
+    env.globals.update(
+        locale=get_locale,
+        label=label,
+        code=code,
+        criterion_text=criterion_text,
+        visit_name=visit_name,
+        field_name=field_label,
+    )
     env.filters["num"] = _number
     env.filters["when"] = _when
+    env.filters["day"] = format_day
+    env.filters["utc_text"] = _utc_text
+    env.filters["shown"] = _shown
     env.filters["words"] = lambda text: str(text).replace("_", " ")
     env.filters["reason"] = shown_reason
     return env
 
 
-def render_html(book: Casebook) -> str:
-    """The casebook as one HTML document (template ``casebook.html``)."""
-    return str(environment().get_template("casebook.html").render(b=book, t=book.timeline))
+def render_html(book: Casebook, trial: Trial | None = None) -> str:
+    """The casebook as one HTML document (template ``casebook.html``) in the current language
+    (the person asking's: the web request's, the CLI's ``LANG``)."""
+    template = environment(trial).get_template("casebook.html")
+    return str(template.render(b=book, t=book.timeline))
 
 
 def pdf_of(html: str) -> bytes:
@@ -596,7 +652,7 @@ def casebook_pdf(ctx: Ctx, code: str) -> CasebookFile:
     seconds, which no write transaction should wait for). Hand it out only after
     :func:`record_casebook` has sealed its audit event, as the exports do."""
     book = casebook(ctx, code)
-    content = pdf_of(render_html(book))
+    content = pdf_of(render_html(book, ctx.trial))
     sections = [
         name
         for name, present in (

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import (
     command_trial,
@@ -14,6 +13,7 @@ from reluth.cli_support import (
     handle_errors,
     load_json,
     print_json,
+    table,
     to_jsonable,
 )
 from reluth.response.recist import (
@@ -79,46 +79,75 @@ def evaluate_command(
     if as_json:
         print_json(response_json(result))
         return
-    table = Table(
-        "date",
-        "day",
-        "sum (mm)",
-        "vs baseline",
-        "vs nadir",
-        "target",
-        "non-target",
-        "new",
-        "overall",
-        title=f"RECIST 1.1 (baseline sum {result.baseline_sum_mm} mm)",
+    from reluth.i18n import N_, format_day, format_number, gettext
+    from reluth.i18n.reasons import shown
+    from reluth.i18n.vocabulary import label
+
+    def pct(value: Any) -> str:
+        return "-" if value is None else f"{format_number(value)} %"
+
+    title = gettext("RECIST 1.1 (baseline sum {sum} mm)").format(
+        sum=format_number(result.baseline_sum_mm)
+    )
+    out = table(
+        N_("date"),
+        N_("day"),
+        N_("sum (mm)"),
+        N_("vs baseline"),
+        N_("vs nadir"),
+        N_("target"),
+        N_("non-target"),
+        N_("new"),
+        N_("overall"),
+        title=title,
     )
     for tp in result.time_points:
-        table.add_row(
-            tp.date.isoformat(),
+        out.add_row(
+            format_day(tp.date),
             str(tp.day),
-            "-" if tp.sum_mm is None else str(tp.sum_mm),
-            "-" if tp.change_from_baseline_pct is None else f"{tp.change_from_baseline_pct}%",
-            "-" if tp.change_from_nadir_pct is None else f"{tp.change_from_nadir_pct}%",
+            "-" if tp.sum_mm is None else format_number(tp.sum_mm),
+            pct(tp.change_from_baseline_pct),
+            pct(tp.change_from_nadir_pct),
             tp.target.value,
             tp.non_target.value,
-            tp.new_lesions.value,
+            label("new_lesions", tp.new_lesions.value),
             f"[bold]{tp.overall.value}[/]",
         )
-    console.print(table)
+    console.print(out)
     for tp in result.time_points:
-        for note in tp.notes:
-            console.print(f"  {tp.date.isoformat()}: {note}", highlight=False)
+        for note in tp.messages:
+            console.print(f"  {format_day(tp.date)}: {shown(note)}", highlight=False)
     bor_date = result.best_overall_response_date
     console.print(
-        f"Best overall response: [bold]{result.best_overall_response.value}[/]"
-        + (f" ({bor_date.isoformat()})" if bor_date else "")
+        gettext("Best overall response: {response}").format(
+            response=f"[bold]{label('response', result.best_overall_response.value)}[/] "
+            f"({result.best_overall_response.value})"
+        )
+        + (f" ({format_day(bor_date)})" if bor_date else ""),
+        soft_wrap=True,
     )
     pd = result.first_pd_date
-    console.print(f"First PD: {pd.isoformat() if pd else 'none'}")
-    start, end = result.landmark_window
-    verdict = "[green]yes[/]" if result.disease_control_month6 else "[red]no[/]"
     console.print(
-        f"Disease control at month 6 (window {start.isoformat()} to {end.isoformat()}): "
-        f"{verdict} - {result.disease_control_month6_reason}"
+        gettext("First PD: {date}").format(date=format_day(pd) if pd else gettext("none")),
+        soft_wrap=True,
+    )
+    start, end = result.landmark_window
+    verdict = (
+        f"[green]{gettext('yes')}[/]"
+        if result.disease_control_month6
+        else (f"[red]{gettext('no')}[/]")
+    )
+    console.print(
+        gettext(
+            "Disease control at month 6 (window {start} to {end}): {verdict} - {reason}"
+        ).format(
+            start=format_day(start),
+            end=format_day(end),
+            verdict=verdict,
+            reason=result.month6_reason(),
+        ),
+        soft_wrap=True,
+        highlight=False,
     )
 
 

@@ -86,7 +86,10 @@ class RecistEvaluation(ProtocolVersioned, Base):
     landmark_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     landmark_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     disease_control_month6: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    dcr6_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dcr6_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # English (DCRRSN)
+    #: the same reason as a message key and values (JSON, reluth.i18n.reasons.Reason.as_dict);
+    #: NULL for rows stored before migration 0019 (read by mapping their English)
+    dcr6_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     time_points: Mapped[list[RecistTimePoint]] = relationship(
         back_populates="evaluation", lazy="selectin", order_by="RecistTimePoint.assessment_date"
     )
@@ -115,5 +118,7 @@ class RecistTimePoint(Base):
     redated_by_assessment_id: Mapped[int | None] = mapped_column(
         ForeignKey("tumour_assessments.id"), nullable=True
     )
-    notes: Mapped[str] = mapped_column(Text, default="")
+    notes: Mapped[str] = mapped_column(Text, default="")  # English, "; " between notes
+    #: the notes as message keys and values (a JSON list); NULL before migration 0019
+    note_messages: Mapped[str | None] = mapped_column(Text, nullable=True)
     evaluation: Mapped[RecistEvaluation] = relationship(back_populates="time_points")

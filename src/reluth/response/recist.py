@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from reluth.errors import ValidationError, ValidationErrors
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason
+from reluth.i18n.reasons import Reason, from_english
 from reluth.units import to_decimal
 from reluth.values import parse_date
 
@@ -250,6 +250,14 @@ class PatientOutcome:
     landmark_date: dt.date | None
     death_date: dt.date | None
     options: RecistOptions
+    #: The month-6 reason as a message key and values (the reader's language where shown);
+    #: None for an evaluation stored before the keys whose English no template fits.
+    disease_control_month6_message: Reason | None = None
+
+    def month6_reason(self) -> str:
+        """The month-6 reason in the current language (the stored English without a key)."""
+        message = self.disease_control_month6_message
+        return self.disease_control_month6_reason if message is None else message.render()
 
 
 @dataclass(frozen=True)
@@ -264,6 +272,12 @@ class PatientResponse:
     landmark_window: tuple[dt.date, dt.date]
     landmark_date: dt.date | None
     options: RecistOptions = field(default_factory=RecistOptions)
+    disease_control_month6_message: Reason | None = None
+
+    def month6_reason(self) -> str:
+        """The month-6 reason in the current language."""
+        message = self.disease_control_month6_message
+        return self.disease_control_month6_reason if message is None else message.render()
 
 
 # --------------------------------------------------------------------------------------------
@@ -679,27 +693,15 @@ def _target_response(
     if measure.sum_mm is None:
         if meets_pd(measure.partial_sum_mm, nadir_mm):
             notes.append(
-                Reason(
+                _note(
                     "recist.partial_sum_pd",
-                    N_(
-                        "targets not evaluated ({lesions}) but the partial sum {partial} mm "
-                        "already meets PD against nadir {nadir} mm"
-                    ),
-                    {
-                        "lesions": list(measure.missing),
-                        "partial": measure.partial_sum_mm,
-                        "nadir": nadir_mm,
-                    },
+                    lesions=list(measure.missing),
+                    partial=measure.partial_sum_mm,
+                    nadir=nadir_mm,
                 )
             )
             return Response.PD, notes
-        notes.append(
-            Reason(
-                "recist.targets_not_evaluated",
-                N_("targets not evaluated: {lesions}"),
-                {"lesions": list(measure.missing)},
-            )
-        )
+        notes.append(_note("recist.targets_not_evaluated", lesions=list(measure.missing)))
         return Response.NE, notes
     if measure.all_cleared:
         return Response.CR, notes
@@ -708,12 +710,7 @@ def _target_response(
     if meets_pr(measure.sum_mm, baseline_mm):
         return Response.PR, notes
     if prior_response and options.pr_persists_until_pd:
-        notes.append(
-            Reason(
-                "recist.pr_continued",
-                N_("PR continued: response already reached and no PD since (EORTC FAQ)"),
-            )
-        )
+        notes.append(_note("recist.pr_continued"))
         return Response.PR, notes
     return Response.SD, notes
 
@@ -752,12 +749,7 @@ def time_point_results(
         else:
             target, sum_mm, partial, nadir_used = Response.NA, None, None, None
         if fu.new_lesions is NewLesions.EQUIVOCAL:
-            notes.append(
-                Reason(
-                    "recist.equivocal_new_lesion",
-                    N_("equivocal new lesion: not PD unless confirmed later"),
-                )
-            )
+            notes.append(_note("recist.equivocal_new_lesion"))
         overall = overall_response(target, non_target, fu.new_lesions, has_targets)
         results.append(
             TimePointResult(
@@ -913,6 +905,89 @@ class _Assessed(Protocol):
     def overall(self) -> Response: ...
 
 
+#: The month-6 reasons by message key (source templates), and the kind of each value.
+MONTH6_REASONS: dict[str, str] = {
+    "recist.month6.pd_before_window": N_("progression on {date}, before the landmark"),
+    "recist.month6.death_before_window": N_("death on {date}, before the landmark window"),
+    "recist.month6.pd_in_window": N_("progression on {date}, in the window"),
+    "recist.month6.death_in_window": N_("death on {date}, in the landmark window"),
+    "recist.month6.only_ne": N_(
+        "only NE assessments in the landmark window {start} to {end} "
+        "(non-evaluable counts as failure)"
+    ),
+    "recist.month6.no_assessment": N_(
+        "no assessment in the landmark window {start} to {end} (non-evaluable counts as failure)"
+    ),
+    "recist.month6.pd_by_landmark": N_(
+        "progression on {date}, on or before the landmark assessment of {landmark}"
+    ),
+    "recist.month6.death_before_landmark": N_(
+        "death on {date}, before the landmark assessment of {landmark}"
+    ),
+    "recist.month6.not_randomized": N_("not randomized"),
+}
+#: The landmark assessment's response: one template per response, so that English keeps the
+#: code (``SD on 2024-06-17``, as the datasets write it) and French the words.
+MONTH6_RESPONSES: dict[Response, str] = {
+    Response.CR: N_("CR on {date}"),
+    Response.PR: N_("PR on {date}"),
+    Response.SD: N_("SD on {date}"),
+    Response.NON_CR_NON_PD: N_("NON-CR/NON-PD on {date}"),
+    Response.PD: N_("PD on {date}"),
+    Response.NA: N_("NA on {date}"),
+}
+_MONTH6_KINDS = {"date": "day", "start": "day", "end": "day", "landmark": "day"}
+
+
+def _month6(key: str, **params: Any) -> Reason:
+    return Reason(f"recist.month6.{key}", MONTH6_REASONS[f"recist.month6.{key}"], params)
+
+
+def month6_not_randomized() -> Reason:
+    """What an evaluation before randomization stores as its month-6 reason."""
+    return _month6("not_randomized")
+
+
+def month6_message_of(english: str) -> Reason | None:
+    """The key of a month-6 reason stored in English only (before migration 0019)."""
+    known = [*MONTH6_REASONS.items()]
+    known += [(f"recist.month6.response.{r.name}", t) for r, t in MONTH6_RESPONSES.items()]
+    return from_english(english, known, _MONTH6_KINDS)
+
+
+#: The time-point notes by message key (those :func:`time_point_results` and
+#: :func:`evaluate` write), and the kind of each value, to read stored English back.
+NOTE_TEMPLATES: dict[str, str] = {
+    "recist.partial_sum_pd": N_(
+        "targets not evaluated ({lesions}) but the partial sum {partial} mm "
+        "already meets PD against nadir {nadir} mm"
+    ),
+    "recist.targets_not_evaluated": N_("targets not evaluated: {lesions}"),
+    "recist.pr_continued": N_("PR continued: response already reached and no PD since (EORTC FAQ)"),
+    "recist.equivocal_new_lesion": N_("equivocal new lesion: not PD unless confirmed later"),
+    "recist.pd_redated": N_("PD re-dated: equivocal new lesion confirmed on {date}"),
+}
+_NOTE_KINDS = {"lesions": "list", "partial": "number", "nadir": "number", "date": "day"}
+#: How the notes of one time point are stored together (``recist_time_points.notes``).
+NOTES_SEPARATOR = "; "
+
+
+def _note(key: str, **params: Any) -> Reason:
+    return Reason(key, NOTE_TEMPLATES[key], params)
+
+
+def note_messages_of(stored: str) -> tuple[Reason | str, ...]:
+    """The notes of a time point stored in English only (before migration 0019), each as its
+    key and values, or as stored when no template fits."""
+    if not stored:
+        return ()
+    out: list[Reason | str] = []
+    for text in stored.split(NOTES_SEPARATOR):
+        found = from_english(text, NOTE_TEMPLATES.items(), _NOTE_KINDS)
+        out.append(text if found is None else found)
+    return tuple(out)
+
+
 def disease_control_at_landmark(
     time_points: Sequence[_Assessed],
     randomization_date: dt.date,
@@ -920,7 +995,22 @@ def disease_control_at_landmark(
     options: RecistOptions | None = None,
     death_date: dt.date | None = None,
 ) -> tuple[bool, str, dt.date | None]:
-    """Disease control (CR, PR, SD, non-CR/non-PD) at the month-6 landmark assessment.
+    """:func:`month6_decision` with its reason in English (the datasets' ``DCRRSN``)."""
+    control, reason, landmark = month6_decision(
+        time_points, randomization_date, first_pd_date, options, death_date
+    )
+    return control, reason.english(), landmark
+
+
+def month6_decision(
+    time_points: Sequence[_Assessed],
+    randomization_date: dt.date,
+    first_pd_date: dt.date | None,
+    options: RecistOptions | None = None,
+    death_date: dt.date | None = None,
+) -> tuple[bool, Reason, dt.date | None]:
+    """Disease control (CR, PR, SD, non-CR/non-PD) at the month-6 landmark assessment, with
+    its reason as a message key and values.
 
     The landmark assessment is the evaluable (not NE) assessment in the window closest to
     the landmark day (the later one on a tie). Failure: PD on or before it; no evaluable
@@ -933,40 +1023,30 @@ def disease_control_at_landmark(
     target = randomization_date + dt.timedelta(days=options.landmark_day)
     window = [tp for tp in time_points if start <= tp.date <= end]
     if first_pd_date is not None and first_pd_date < start:
-        return False, f"progression on {first_pd_date.isoformat()}, before the landmark", None
+        return False, _month6("pd_before_window", date=first_pd_date), None
     if death_date is not None and death_date < start:
-        return False, f"death on {death_date.isoformat()}, before the landmark window", None
+        return False, _month6("death_before_window", date=death_date), None
     evaluable = [tp for tp in window if tp.overall is not Response.NE]
     if not evaluable:
         if first_pd_date is not None and first_pd_date <= end:
-            return False, f"progression on {first_pd_date.isoformat()}, in the window", None
+            return False, _month6("pd_in_window", date=first_pd_date), None
         if death_date is not None and death_date <= end:
-            return False, f"death on {death_date.isoformat()}, in the landmark window", None
-        what = "only NE assessments" if window else "no assessment"
-        return (
-            False,
-            f"{what} in the landmark window {start.isoformat()} to {end.isoformat()} "
-            "(non-evaluable counts as failure)",
-            None,
-        )
+            return False, _month6("death_in_window", date=death_date), None
+        what = "only_ne" if window else "no_assessment"
+        return False, _month6(what, start=start, end=end), None
     chosen = min(evaluable, key=lambda tp: (abs((tp.date - target).days), -tp.date.toordinal()))
     if first_pd_date is not None and first_pd_date <= chosen.date:
-        return (
-            False,
-            f"progression on {first_pd_date.isoformat()}, on or before the landmark "
-            f"assessment of {chosen.date.isoformat()}",
-            chosen.date,
-        )
+        reason = _month6("pd_by_landmark", date=first_pd_date, landmark=chosen.date)
+        return False, reason, chosen.date
     if death_date is not None and death_date < chosen.date:
-        return (
-            False,
-            f"death on {death_date.isoformat()}, before the landmark assessment of "
-            f"{chosen.date.isoformat()}",
-            chosen.date,
-        )
-    if chosen.overall in DISEASE_CONTROL:
-        return True, f"{chosen.overall.value} on {chosen.date.isoformat()}", chosen.date
-    return False, f"{chosen.overall.value} on {chosen.date.isoformat()}", chosen.date
+        reason = _month6("death_before_landmark", date=death_date, landmark=chosen.date)
+        return False, reason, chosen.date
+    response = Reason(
+        f"recist.month6.response.{chosen.overall.name}",
+        MONTH6_RESPONSES[chosen.overall],
+        {"date": chosen.date},
+    )
+    return chosen.overall in DISEASE_CONTROL, response, chosen.date
 
 
 def patient_outcome(
@@ -998,7 +1078,7 @@ def patient_outcome(
     bor, bor_date = best_overall_response(
         [(tp.date, tp.overall) for tp in points], randomization_date, options
     )
-    control, reason, landmark_date = disease_control_at_landmark(
+    control, reason, landmark_date = month6_decision(
         points, randomization_date, first_pd, options, death_date
     )
     return PatientOutcome(
@@ -1009,11 +1089,12 @@ def patient_outcome(
         bor_rule=options.bor_rule(),
         first_pd_date=first_pd,
         disease_control_month6=control,
-        disease_control_month6_reason=reason,
+        disease_control_month6_reason=reason.english(),
         landmark_window=landmark_window(randomization_date, options),
         landmark_date=landmark_date,
         death_date=death_date,
         options=options,
+        disease_control_month6_message=reason,
     )
 
 
@@ -1023,11 +1104,7 @@ def responses_of(results: Sequence[TimePointResult]) -> list[TimePointResponse]:
 
 
 def _redated(tp: TimePointResult, overall: Response, confirmed: dt.date) -> TimePointResult:
-    note = Reason(
-        "recist.pd_redated",
-        N_("PD re-dated: equivocal new lesion confirmed on {date}"),
-        {"date": confirmed},
-    )
+    note = _note("recist.pd_redated", date=confirmed)
     return replace(
         tp,
         overall=overall,
@@ -1061,4 +1138,5 @@ def evaluate(
         landmark_window=outcome.landmark_window,
         landmark_date=outcome.landmark_date,
         options=options,
+        disease_control_month6_message=outcome.disease_control_month6_message,
     )

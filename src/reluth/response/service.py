@@ -34,6 +34,7 @@ from reluth.errors import (
     ValidationError,
     ValidationErrors,
 )
+from reluth.i18n.reasons import Reason
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient
 from reluth.protocol.definition import Protocol
@@ -674,6 +675,8 @@ def store_evaluation(
         )
     ).first()
     known = reference is not None
+    month6 = outcome.disease_control_month6_message if known else None
+    month6 = month6 or recist.month6_not_randomized()
     evaluation = RecistEvaluation(
         patient_id=patient.id,
         reader=reader,
@@ -694,7 +697,8 @@ def store_evaluation(
         landmark_end=outcome.landmark_window[1] if known else None,
         landmark_date=outcome.landmark_date if known else None,
         disease_control_month6=outcome.disease_control_month6 if known else None,
-        dcr6_reason=outcome.disease_control_month6_reason if known else "not randomized",
+        dcr6_reason=month6.english(),
+        dcr6_message=json.dumps(month6.as_dict(), sort_keys=True),
         protocol_version=protocol.label,
     )
     session.add(evaluation)
@@ -716,7 +720,8 @@ def store_evaluation(
                 redated_by_assessment_id=(
                     None if point.redated_by is None else read_on[point.redated_by]
                 ),
-                notes="; ".join(tp.notes),
+                notes=recist.NOTES_SEPARATOR.join(tp.notes),
+                note_messages=json.dumps([m.as_dict() for m in tp.messages], sort_keys=True),
             )
         )
     session.flush()
@@ -735,6 +740,23 @@ class StoredTimePoint:
     as_read: recist.Response
     overall: recist.Response
     redated_by: int | None  # the read whose confirmed new lesion re-dated PD to this one
+    #: the engine's notes as message keys and values (a stored note no template fits: its
+    #: English as stored); shown with ``reluth.i18n.reasons.shown``
+    notes: tuple[Reason | str, ...] = ()
+
+
+def _stored_notes(tp: RecistTimePoint) -> tuple[Reason | str, ...]:
+    """The notes of a stored time point: its keys, or (stored before migration 0019) its
+    English mapped to the keys."""
+    if tp.note_messages:
+        return tuple(Reason.from_dict(m) for m in json.loads(tp.note_messages))
+    return recist.note_messages_of(tp.notes or "")
+
+
+def _stored_month6(ev: RecistEvaluation) -> Reason | None:
+    if ev.dcr6_message:
+        return Reason.from_dict(json.loads(ev.dcr6_message))
+    return recist.month6_message_of(ev.dcr6_reason or "")
 
 
 @dataclass(frozen=True)
@@ -774,6 +796,7 @@ def _view_of_stored(code: str, ev: RecistEvaluation, baseline_date: dt.date) -> 
             as_read=recist.Response(tp.overall_as_read),
             overall=recist.Response(tp.overall),
             redated_by=tp.redated_by_assessment_id,
+            notes=_stored_notes(tp),
         )
         for tp in ev.time_points
     )
@@ -799,6 +822,7 @@ def _view_of_stored(code: str, ev: RecistEvaluation, baseline_date: dt.date) -> 
             first_pd_date=ev.first_pd_date,
             disease_control_month6=bool(ev.disease_control_month6),
             disease_control_month6_reason=ev.dcr6_reason or "",
+            disease_control_month6_message=_stored_month6(ev),
             landmark_window=(ev.landmark_start, ev.landmark_end),
             landmark_date=ev.landmark_date,
             death_date=None,
@@ -849,6 +873,7 @@ def _view_evaluated_now(
             as_read=point.as_read,
             overall=point.overall,
             redated_by=None if point.redated_by is None else read_on[point.redated_by],
+            notes=tp.messages,
         )
         for tp, point in zip(results, outcome.time_points, strict=True)
     )

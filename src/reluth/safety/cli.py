@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import (
     cli_context,
@@ -15,6 +14,7 @@ from reluth.cli_support import (
     load_json,
     parse_date,
     print_json,
+    table,
 )
 from reluth.safety.ctcae import grade_all, parse_results, summarize
 
@@ -57,24 +57,41 @@ def grade_command(
             }
         )
         return
-    table = Table("date", "test", "term", "MedDRA", "grade", "rule", title="CTCAE v5.0 grades")
+    from reluth.i18n import N_, format_day, gettext
+    from reluth.i18n.reasons import shown
+    from reluth.i18n.vocabulary import label
+
+    grades = table(
+        N_("date"), N_("test"), N_("term"), "MedDRA", N_("grade"), N_("rule"),
+        title=N_("CTCAE v5.0 grades"),
+    )  # fmt: skip
     for g in graded:
-        table.add_row(
-            g.date.isoformat() if g.date else "-",
-            g.test,
+        grades.add_row(
+            format_day(g.date) if g.date else "-",
+            label("lab", g.test),
             g.term,
             g.meddra_code,
             f"[bold]{g.grade}[/]",
-            g.rule,
+            g.rule if g.message is None else shown(g.message),
         )
-    console.print(table)
-    period = f"{start or 'start'} to {end or 'end'}"
-    worst = Table("term", "worst grade", "on", "baseline grade", "shift", title=f"Worst ({period})")
+    console.print(grades)
+    period = gettext("{start} to {end}").format(
+        start=format_day(first) if first else gettext("start"),
+        end=format_day(last) if last else gettext("end"),
+    )
+    worst = table(
+        N_("term"),
+        N_("worst grade"),
+        N_("on"),
+        N_("baseline grade"),
+        N_("shift"),
+        title=gettext("Worst ({period})").format(period=period),
+    )
     for s in summary:
         worst.add_row(
             s.term,
             str(s.worst_grade),
-            s.worst_date.isoformat() if s.worst_date else "-",
+            format_day(s.worst_date) if s.worst_date else "-",
             "-" if s.baseline_grade is None else str(s.baseline_grade),
             s.shift,
         )

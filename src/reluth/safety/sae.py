@@ -26,6 +26,9 @@ from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.db.base import as_utc
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Reason, Word
+from reluth.i18n.vocabulary import AE_OUTCOMES, SAE_CRITERIA
 from reluth.notify import outbox
 from reluth.patients.models import Patient
 from reluth.protocol.definition import Protocol
@@ -131,8 +134,12 @@ def _reports(session: Session, adverse_event_id: int) -> list[SaeReport]:
     )
 
 
+report_name = seriousness.report_name
+
+
 def report_label(sequence: int) -> str:
-    return "initial report" if sequence == 0 else f"follow-up report {sequence}"
+    """The report's name in English (API, logs, refusals)."""
+    return report_name(sequence).english()
 
 
 @service(Action.WRITE, Resource.ADVERSE_EVENT)
@@ -190,16 +197,34 @@ def report_sae(ctx: Ctx, adverse_event_id: int, data: Mapping[str, Any]) -> SaeR
         raise Conflict(
             f"a report of adverse event {adverse_event_id} was sent concurrently; reload"
         ) from None
-    label = report_label(sequence)
+    report = report_name(sequence)
     outbox.notify(
         ctx,
         "sae_report",
         outbox.pharmacovigilance(ctx),
-        f"SAE {label}: {_patient.patient_code}, {ae.term}",
-        f"The {label} of serious adverse event {ae.id} ({ae.term}, grade {ae.grade}) of patient "
-        f"{_patient.patient_code} was sent by {ctx.actor.username}.\n"
-        f"Criteria: {', '.join(criteria)}; outcome {outcome}.\n"
-        f"Assess it and download the CIOMS-like report: /adverse-events/{ae.id}",
+        Reason(
+            "mail.sae_report_subject",
+            N_("SAE {report}: {patient}, {term}"),
+            {"report": report, "patient": _patient.patient_code, "term": ae.term},
+        ),
+        Reason(
+            "mail.sae_report",
+            N_(
+                "The {report} of serious adverse event {id} ({term}, grade {grade}) of patient "
+                "{patient} was sent by {user}.\nCriteria: {criteria}; outcome {outcome}.\n"
+                "Assess it and download the CIOMS-like report: /adverse-events/{id}"
+            ),
+            {
+                "report": report,
+                "id": str(ae.id),
+                "term": ae.term,
+                "grade": ae.grade,
+                "patient": _patient.patient_code,
+                "user": ctx.actor.username,
+                "criteria": [Word(SAE_CRITERIA.get(c, c)) for c in criteria],
+                "outcome": Word(AE_OUTCOMES.get(outcome, outcome)),
+            },
+        ),
     )
     return row
 
