@@ -301,7 +301,18 @@ def _no_pydantic_plugins() -> None:
     sys.modules[loader.__name__] = loader
 
 
+_WHOLE_PROCESS = False
+
+
+def whole_process() -> bool:
+    """True when this process is the ``reluth`` command (:func:`main`), not a program that
+    imported it (tests, notebooks): process-wide import choices are made only then."""
+    return _WHOLE_PROCESS
+
+
 def main() -> None:
+    global _WHOLE_PROCESS
+    _WHOLE_PROCESS = True
     # No pydantic plugin is used by reluth; without this every command would scan the
     # installed distributions' entry points for them when the protocol models are built.
     # Set PYDANTIC_DISABLE_PLUGINS (even empty) to choose otherwise.
