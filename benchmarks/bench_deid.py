@@ -28,6 +28,10 @@ the input.
 
     .venv/bin/python benchmarks/bench_deid.py            # full
     .venv/bin/python benchmarks/bench_deid.py --small    # CI
+    .venv/bin/python benchmarks/bench_deid.py --sets series-404 --passes 3 --callgrind
+
+--callgrind also counts each tool's user-space instructions once under valgrind's callgrind
+(reluth with one worker): on a shared machine the wall time measures the queue for a core.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -184,6 +189,23 @@ def tools(args: argparse.Namespace, key_file: Path, cert: Path, dicognito: Path)
     ]
 
 
+def instructions(tool: Tool, src: Path, out: Path) -> int:
+    """User-space instructions of one run of ``tool`` under callgrind (Debian's valgrind,
+    installed when missing), one reluth worker so that every instruction is in one process:
+    a measure the other jobs on a shared machine do not change."""
+    valgrind = _apt_install("valgrind", "valgrind")
+    argv = [a.replace("{src}", str(src)).replace("{out}", str(out)) for a in tool.argv]
+    if "--workers" in argv:
+        argv[argv.index("--workers") + 1] = "1"
+    shutil.rmtree(out, ignore_errors=True)
+    run = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
+    done = subprocess.run(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{tool.name} under callgrind failed:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 def startup(argv: list[str], passes: int) -> float:
     walls = []
     for _ in range(passes):
@@ -248,6 +270,11 @@ def main() -> int:
     ap.add_argument("--sets", default=None, help="comma-separated input sets (default: all)")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/reluth-bench-dicognito"))
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="also count each tool's instructions once under valgrind (reluth: 1 worker)",
+    )
     args = ap.parse_args()
     passes = args.passes or (1 if args.small else 5)
     dicognito = ensure_dicognito(args.venv)
@@ -320,6 +347,13 @@ def main() -> int:
                   f"time relative to gdcmanon (goal <= 2): reluth "
                   f"{ratios['reluth/gdcmanon']:.2f}x, reluth-images "
                   f"{ratios['reluth-images/gdcmanon']:.2f}x")  # fmt: skip
+            if args.callgrind:
+                counts = {t.name: instructions(t, src, outs[t.name]) for t in set_tools}
+                row["instructions"] = counts
+                print(f"{name:<12} instructions (callgrind, reluth 1 worker): "
+                      + ", ".join(f"{k} {v / 1e6:.0f} M" for k, v in counts.items())
+                      + f"; dicognito / reluth {counts['dicognito'] / counts['reluth']:.2f}x, "
+                      f"reluth / gdcmanon {counts['reluth'] / counts['gdcmanon']:.2f}x")  # fmt: skip
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 findings = [len(verify_tree(outs[t]).findings) for t in ("reluth", "reluth-images")]

@@ -5,9 +5,13 @@ check of ``make lint`` (on a temporary catalogue)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.messages.pofile import read_po, write_po
@@ -18,6 +22,7 @@ from tools import i18n as tool
 from reluth.db import validate as v
 from reluth.errors import ValidationError
 from reluth.i18n import (
+    GROUPED,
     format_day,
     format_moment,
     format_number,
@@ -86,6 +91,93 @@ def test_french_display_reads_back_as_the_same_number(value: Decimal) -> None:
         shown = format_number(value)
     assert "." not in shown
     assert parse_number(shown, "x") == value
+
+
+def _babel_number(value: Any, digits: int | None, code: str = "en") -> str:
+    """What Babel renders for the patterns format_number uses (the reference the source
+    language's own formatter must equal)."""
+    from babel import Locale
+    from babel.numbers import parse_pattern
+
+    whole = "#,##0" if code in GROUPED else "0"
+    if digits is None and isinstance(value, Decimal) and value.is_finite():
+        exponent = int(value.as_tuple().exponent)
+        digits = -exponent if exponent < 0 else None  # the decimals recorded are kept
+    if digits is not None:
+        number = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits))
+        pattern = whole + ("." + "0" * digits if digits else "")
+        return str(parse_pattern(pattern).apply(number, Locale.parse(code)))
+    return str(
+        parse_pattern(whole + ".###").apply(value, Locale.parse(code), decimal_quantization=False)
+    )
+
+
+def _outcome(call: Any) -> str:
+    try:
+        return str(call())
+    except Exception as exc:  # both sides must fail alike (e.g. more digits than the context)
+        return f"raised {type(exc).__name__}"
+
+
+_NUMBERS = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=6, min_value=-(10**12), max_value=10**12
+    ),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.integers(min_value=-(10**40), max_value=10**40),
+)
+
+
+@given(_NUMBERS, st.one_of(st.none(), st.integers(min_value=0, max_value=6)))
+def test_english_numbers_are_what_babel_writes(value: Any, digits: int | None) -> None:
+    """English numbers are formatted without loading Babel's locale data (start-up of the CLI,
+    issue 20); the text must stay exactly Babel's."""
+    if isinstance(value, Decimal) and value.is_zero() and value.is_signed():
+        value = abs(value)  # -0 is not a measured value
+    with use_locale("en"):
+        mine = _outcome(lambda: format_number(value, digits))
+    assert mine == _outcome(lambda: _babel_number(value, digits)), (value, digits)
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "expected"),
+    [
+        (Decimal("79999"), None, "79999"),
+        (Decimal("7.40"), None, "7.40"),
+        (Decimal("-0.5"), None, "-0.5"),
+        (184000, None, "184000"),
+        (10.25, None, "10.25"),
+        (2 / 3, None, "0.6666666666666666"),
+        (1.5, 0, "2"),
+        (2.5, 0, "2"),
+        (Decimal("12.345"), 2, "12.34"),
+        (Decimal("1E+3"), None, "1000"),
+        (Decimal("Infinity"), None, "\u221e"),
+    ],
+)
+def test_english_numbers_by_example(value: Any, digits: int | None, expected: str) -> None:
+    with use_locale("en"):
+        assert format_number(value, digits) == expected
+    assert _babel_number(value, digits) == expected
+
+
+def test_english_numbers_load_no_babel() -> None:
+    code = (
+        "import json, sys\n"
+        "from decimal import Decimal\n"
+        "from reluth.i18n import format_number, use_locale\n"
+        "with use_locale('en'):\n"
+        "    shown = [format_number(Decimal('79999')), format_number(10.25), format_number(3, 2)]\n"
+        "print(json.dumps([shown, sorted(m for m in sys.modules if m.split('.')[0] == 'babel')]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    shown, babel_modules = json.loads(done.stdout)
+    assert shown == ["79999", "10.25", "3.00"]
+    assert babel_modules == []
 
 
 def test_booleans_and_none_are_not_numbers() -> None:

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer._coercion import RuntimeParam, build_runtime_param
+from typer._param_types import coerce_cli_path
+from typer.core import TyperCommand, TyperGroup, _TyperParameter
 
 if TYPE_CHECKING:
     # Typer carries its own copy of click (``typer._click``); these are its types.
@@ -133,6 +140,77 @@ def load_module_commands(module_name: str) -> dict[str, Command]:
     return dict(group.commands)
 
 
+_MISSING = object()
+_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+
+
+@dataclass(frozen=True)
+class PlainCoercion(RuntimeParam):
+    """Typer's coercion of one parameter, without pydantic for the values that need none.
+
+    Typer 0.29 builds a pydantic ``TypeAdapter`` for every parameter it processes, even an
+    absent option (value None), which imports pydantic and costs a third of a command's
+    start-up (issue 20). This does what those adapters do for what reluth's commands mostly
+    get: an absent value (None, or ``()`` for a repeatable one, as Typer returns before any
+    adapter), a ``str`` for a ``str``, a canonical integer within ``--min``/``--max`` for an
+    ``int``, and a plain path for a ``Path`` (``Path(value)``, then Typer's own path checks).
+    Anything else, and any value those refuse, goes to the parameter's own Typer coercion,
+    built then, so errors are Typer's wording. Equality with Typer's coercion is tested for every
+    parameter of every command (tests/layering/test_cli_startup.py)."""
+
+    def _coerce_value(self, value: Any, param: _TyperParameter, ctx: Context) -> Any:
+        if not (param.multiple or param.nargs == -1):
+            done = self._plain(value, param, ctx)
+            if done is not _MISSING:
+                return done
+        typer_own = build_runtime_param(param.type_descriptor)
+        param._runtime_param = typer_own  # later values go straight to Typer's coercion
+        return typer_own._coerce_value(value, param=param, ctx=ctx)
+
+    def _plain(self, value: Any, param: _TyperParameter, ctx: Context) -> Any:
+        info = self.parameter_info
+        annotation = self.annotation
+        if info.parser is not None or param.type_descriptor.file_annotation is not None:
+            return _MISSING
+        if annotation is str and type(value) is str:
+            return value
+        if annotation is int and not info.clamp:
+            if type(value) is int:
+                number = value
+            elif type(value) is str and _CANONICAL_INT.fullmatch(value):
+                number = int(value)
+            else:
+                return _MISSING
+            if (info.min is not None and number < info.min) or (
+                info.max is not None and number > info.max
+            ):
+                return _MISSING  # Typer words the refusal
+            return number
+        if annotation is Path and info.path_type is None and type(value) is str:
+            if not value or "\0" in value:
+                return _MISSING
+            try:
+                return coerce_cli_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
+            except Exception:  # refused (missing file, ...): Typer's coercion words it
+                return _MISSING
+        return _MISSING
+
+
+def _plain_first(self: _TyperParameter) -> RuntimeParam:
+    """``_TyperParameter.get_runtime_param`` with :class:`PlainCoercion` as the coercion a
+    parameter starts with (Typer's own is built when that hands a value over)."""
+    if self._runtime_param is None:
+        descriptor = self.type_descriptor
+        self._runtime_param = PlainCoercion(
+            parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+        )
+    return self._runtime_param
+
+
+# Every Typer parameter of the process, the help options Typer creates while parsing included.
+_TyperParameter.get_runtime_param = _plain_first  # type: ignore[method-assign]
+
+
 class LazyGroup(TyperGroup):
     """A root group that lists commands from :data:`COMMANDS` and imports a command's module
     only when that command is resolved (run, or asked for its own ``--help``)."""
@@ -206,9 +284,38 @@ def _root(
     set_locale(from_environment())  # messages for people follow LC_ALL / LC_MESSAGES / LANG
 
 
+#: The values of ``PYDANTIC_DISABLE_PLUGINS`` for which pydantic loads no plugin at all.
+_NO_PYDANTIC_PLUGINS = ("__all__", "1", "true")
+
+
+def _no_pydantic_plugins() -> None:
+    """When plugins are disabled, give pydantic a plugin loader that returns none without
+    importing ``importlib.metadata``, which its own loader imports at module level only to
+    return none in that case (about 5 % of ``reluth eligibility check``, issue 20)."""
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in _NO_PYDANTIC_PLUGINS:
+        return
+    if "pydantic.plugin._loader" in sys.modules:
+        return
+    loader = types.ModuleType("pydantic.plugin._loader", "No pydantic plugins (reluth.cli).")
+    loader.get_plugins = tuple  # type: ignore[attr-defined]  # get_plugins() -> ()
+    sys.modules[loader.__name__] = loader
+
+
+_WHOLE_PROCESS = False
+
+
+def whole_process() -> bool:
+    """True when this process is the ``reluth`` command (:func:`main`), not a program that
+    imported it (tests, notebooks): process-wide import choices are made only then."""
+    return _WHOLE_PROCESS
+
+
 def main() -> None:
+    global _WHOLE_PROCESS
+    _WHOLE_PROCESS = True
     # No pydantic plugin is used by reluth; without this every command would scan the
     # installed distributions' entry points for them when the protocol models are built.
     # Set PYDANTIC_DISABLE_PLUGINS (even empty) to choose otherwise.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _no_pydantic_plugins()
     app()

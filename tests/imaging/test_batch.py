@@ -14,7 +14,7 @@ from pydicom.tag import BaseTag
 
 from reluth.imaging import batch
 from reluth.imaging.batch import BatchReport, deidentify_tree, publish, read_dataset
-from reluth.imaging.deid import DeidError, compile_deidentifier
+from reluth.imaging.deid import DeidError, DeidSettings, compile_deidentifier
 from reluth.imaging.profile import make_profile
 from reluth.imaging.synthetic import SyntheticPatient, write_patient
 
@@ -205,3 +205,63 @@ def test_raw_fast_path_equals_the_decoded_path(tmp_path: Path, implicit: bool) -
         assert outputs[0] == outputs[1], path.name
         compared += 1
     assert compared == 4
+
+
+#: What pydicom imports at start-up only to decode or fetch pixel data (optional for pydicom):
+#: `reluth images deidentify` never decodes pixels, its process imports none of them.
+PIXEL_STACK = ("numpy", "requests", "PIL", "jpeg_ls", "pylibjpeg", "openjpeg", "gdcm", "rle")
+
+_CLI_PROCESS = """
+import io, json, sys
+from contextlib import redirect_stdout
+sys.argv = ["reluth", "images", "deidentify", *{args!r}]
+from reluth.cli import main
+out = io.StringIO()
+with redirect_stdout(out):
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+report = json.loads(out.getvalue())
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in {stack!r})
+print(json.dumps({{"exit": code, "report": report, "loaded": loaded}}))
+"""
+
+
+def test_the_cli_process_skips_the_pixel_stack_and_writes_the_same_bytes(
+    mixed_input: Path, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    key = tmp_path / "site.key"
+    key.write_bytes(settings().key)
+    mine = settings(cycle=None)
+    expected, files_expected = _run_with(mixed_input, tmp_path / "in-process", mine)
+    out = tmp_path / "cli"
+    args = [str(mixed_input), str(out), "--patient-id", mine.patient_id, "--key", str(key)]
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI_PROCESS.format(args=[*args, "--json"], stack=PIXEL_STACK)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["exit"] == 0
+    assert result["loaded"] == []  # numpy, requests, PIL, ... not imported at all
+    files = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert files == files_expected  # same names, same bytes
+    assert result["report"]["written"] == expected.written > 100
+    shown = [(f["source"], f["status"], f["output"]) for f in result["report"]["files"]]
+    assert shown == [(f.source, f.status, f.output) for f in expected.files]
+
+
+def _run_with(src: Path, out: Path, deid: DeidSettings) -> tuple[BatchReport, dict[str, bytes]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = deidentify_tree(src, out, deid, workers=1)
+    files = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    return report, files

@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from reluth.config import Settings
-from reluth.forms.registry import Registry, check_protocol, forms_path_for, load_registry
 from reluth.protocol.definition import Protocol, load_protocol
+
+if TYPE_CHECKING:
+    from reluth.forms.registry import Registry
 
 
 def utc_now() -> dt.datetime:
@@ -41,6 +44,10 @@ class Trial:
     def forms(self) -> Registry:
         """The case report forms of this protocol: ``forms.yaml`` beside its file (else the
         shipped one), checked to be written for this protocol's id and version."""
+
+        # imported here: a command that needs only the protocol (eligibility) does not build
+        # the registry's models (start-up, issue 20)
+        from reluth.forms.registry import check_protocol, forms_path_for, load_registry
 
         def make() -> Registry:
             registry = load_registry(forms_path_for(self.settings.protocol_file))

@@ -145,7 +145,7 @@ def N_(message: str) -> str:
 
 
 def format_number(value: Any, digits: int | None = None) -> str:
-    """A number as the current language writes it, by Babel: ``184 000`` and ``10,2`` in
+    """A number as the current language writes it, by Babel's rules: ``184 000`` and ``10,2`` in
     French (thousands grouped, decimal comma); ``184000`` and ``10.2`` in English (ungrouped, as
     English clinical tables and the API show counts). A Decimal keeps the decimals it was
     recorded with, a float all of its own, unless ``digits`` fixes them. None shows as empty."""
@@ -161,13 +161,53 @@ def format_number(value: Any, digits: int | None = None) -> str:
             digits = -exponent  # the decimals recorded are kept (7.40 stays 7,40)
     if digits is not None:
         number = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits))
+        if locale == DEFAULT:
+            plain = _source_number(number, digits, digits)
+            if plain is not None:
+                return plain
         pattern = whole + ("." + "0" * digits if digits else "")
         return str(_number_pattern(pattern).apply(number, _babel_locale(locale)))
+    if locale == DEFAULT:
+        plain = _source_number(value, 0, None)
+        if plain is not None:
+            return plain
     return str(
         _number_pattern(whole + ".###").apply(
             value, _babel_locale(locale), decimal_quantization=False
         )
     )
+
+
+def _source_number(value: Any, frac_min: int, frac_max: int | None) -> str | None:
+    """The number as Babel's ``NumberPattern.apply`` writes it in the source language (English:
+    decimal point, hyphen-minus, no grouping for the ``0`` patterns used above), with the same
+    decimal operations in the same order, so without loading Babel and its locale data (the
+    first load was a third of a CLI command's start-up, issue 20). ``frac_max`` None is the
+    ``0.###`` pattern without quantization (at least the number's own decimals). None for what
+    this does not cover (infinities, NaN, 1000+ integer digits, any decimal error): Babel then
+    writes it. Equality with Babel is a property test (tests/test_i18n.py)."""
+    try:
+        number = (value if isinstance(value, Decimal) else Decimal(str(value))).scaleb(0)
+        if not number.is_finite():
+            return None
+        negative = number.is_signed()
+        number = abs(number).normalize()
+        if frac_max is None:
+            exponent = int(number.as_tuple().exponent)
+            frac_max = max(3, -exponent if exponent < 0 else 0)
+        whole, _, frac = f"{number.quantize(Decimal(10) ** -frac_max):f}".partition(".")
+    except (ArithmeticError, ValueError):
+        return None
+    if len(whole) > 1000:  # Babel's "0" pattern groups by 1000 digits
+        return None
+    frac = (frac or "0").ljust(frac_min, "0")
+    if frac_max == 0 or (frac_min == 0 and int(frac) == 0):
+        frac = ""
+    else:
+        while len(frac) > frac_min and frac[-1] == "0":
+            frac = frac[:-1]
+        frac = "." + frac
+    return ("-" if negative else "") + whole + frac
 
 
 @cache

@@ -6,6 +6,7 @@ runs, so the others and `--help` do not pay for it."""
 from __future__ import annotations
 
 import os
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +25,33 @@ def _count_files(root: Path) -> int:
     return sum(len(f) for _, _, f in os.walk(root))
 
 
+#: Packages pydicom imports at start-up, each optional to it (imported under ``try``), only to
+#: decode or compress pixel data (numpy and the codec plug-ins) or to download its test files
+#: (requests): half of ``import pydicom`` (issue 20). De-identification copies pixel data as
+#: read and never decodes it.
+PIXEL_STACK = ("numpy", "requests", "PIL", "jpeg_ls", "pylibjpeg", "openjpeg", "gdcm", "rle")
+
+
+def import_pydicom_without_pixel_stack() -> None:
+    """Import pydicom as if :data:`PIXEL_STACK` were not installed (pydicom then leaves pixel
+    decoding unavailable in this process), and make them importable again afterwards. Only for
+    a whole ``reluth images deidentify`` process (``reluth.cli.main``): where pydicom is already
+    imported, or within another program (tests), nothing changes."""
+    from reluth import cli as root
+
+    if "pydicom" in sys.modules or not root.whole_process():
+        return
+    blocked = [name for name in PIXEL_STACK if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # "not installed" (PEP 328)
+    try:
+        import pydicom  # noqa: F401
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
 @app.command("deidentify")
 @handle_errors
 def deidentify_cmd(
@@ -36,6 +64,7 @@ def deidentify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """De-identify a patient's SPECT/CT with PS3.15 Annex E + dosimetry-safe options."""
+    import_pydicom_without_pixel_stack()
     from reluth.imaging.batch import deidentify_tree
     from reluth.imaging.deid import DeidSettings, check_patient_id, read_key
     from reluth.imaging.profile import RELUTH_OPTIONS
