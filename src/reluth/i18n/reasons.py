@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from reluth.errors import ReluthError
-from reluth.i18n import DEFAULT, N_, format_number, gettext, use_locale
+from reluth.i18n import DEFAULT, N_, format_number, get_locale, gettext, use_locale
 from reluth.i18n.messages import _shown as plain_value
 from reluth.i18n.messages import field_label
 
@@ -49,6 +49,18 @@ class Word:
     where it is made and translated where it is shown."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class Translated:
+    """A text a file gives in several languages (a protocol criterion's wording: the protocol
+    file carries each language), shown in the reader's, else in the source language."""
+
+    texts: tuple[tuple[str, str], ...]
+
+    def text(self) -> str:
+        found = dict(self.texts)
+        return found.get(get_locale()) or found.get(DEFAULT) or next(iter(found.values()), "")
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,8 @@ def shown(value: Any) -> str:
         return field_label(value.path)
     if isinstance(value, Word):
         return gettext(value.text)
+    if isinstance(value, Translated):
+        return value.text()
     if isinstance(value, Joined):
         return gettext(value.separator).join(shown(v) for v in value.items)
     if isinstance(value, list | tuple):
@@ -180,6 +194,8 @@ def _encode(value: Any) -> Any:
         return {"field": value.path}
     if isinstance(value, Word):
         return {"word": value.text}
+    if isinstance(value, Translated):
+        return {"texts": dict(value.texts)}
     if isinstance(value, Joined):
         return {"joined": [value.separator, [_encode(v) for v in value.items]]}
     if isinstance(value, bool) or value is None or isinstance(value, int | str):
@@ -207,6 +223,8 @@ def _decode(value: Any) -> Any:
         return Field(inner)
     if kind == "word":
         return Word(inner)
+    if kind == "texts":
+        return Translated(tuple(dict(inner).items()))
     if kind == "joined":
         return Joined(tuple(_decode(v) for v in inner[1]), inner[0])
     if kind == "number":

@@ -8,6 +8,8 @@ per-term CTCAE wording stays as the protocol file gives it (no French term table
 
 from __future__ import annotations
 
+import re
+
 from reluth.i18n import N_, gettext
 
 ROLES: dict[str, str] = {
@@ -50,6 +52,17 @@ AE_OUTCOMES: dict[str, str] = {
     "recovered_with_sequelae": N_("recovered with sequelae"),
     "fatal": N_("fatal"),
     "unknown": N_("unknown"),
+}
+
+#: ICH E2A II.B seriousness criteria by code, short (an e-mail's, a list's words; the CIOMS-like
+#: report prints the full wording of reluth.safety.seriousness.CRITERIA).
+SAE_CRITERIA: dict[str, str] = {
+    "death": N_("death"),
+    "life_threatening": N_("life-threatening"),
+    "hospitalisation": N_("hospitalisation or prolongation of hospitalisation"),
+    "disability": N_("persistent or significant disability or incapacity"),
+    "congenital_anomaly": N_("congenital anomaly or birth defect"),
+    "medically_important": N_("other important medical event"),
 }
 
 RELATEDNESS: dict[str, str] = {
@@ -145,6 +158,44 @@ LAB_TESTS: dict[str, str] = {
 
 SEXES: dict[str, str] = {"female": N_("female"), "male": N_("male")}
 
+#: The planned visits' names by their code and English name (reluth.protocol.schedule writes
+#: the same English; a QoL visit of the weekly schedule and one of follow-up share a code form).
+VISIT_NAMES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = tuple(
+    (re.compile(code), re.compile(english), template)
+    for code, english, template in (
+        (r"^C(?P<n>\d+)$", "", N_("Cycle {n}: {detail}")),
+        (r"^TA-W0*(?P<week>\d+)$", "", N_("Tumour assessment week {week} (RECIST 1.1)")),
+        (r"^FU-(?P<tag>[WM]\d+)$", "", N_("Follow-up {tag} (tumour assessment, survival)")),
+        (r"^LAB-W0*(?P<week>\d+)$", "", N_("Laboratory (CBC, renal, liver) week {week}")),
+        (r"^QOL-W0*(?P<week>\d+)$", r" week \d+$", N_("QLQ-C30 + GI.NET21 week {week}")),
+        (r"^QOL-(?P<tag>[WM]\d+)$", "", N_("QLQ-C30 + GI.NET21 {tag}")),
+        (r"^EOS$", "", N_("End of study (month {month}): tumour assessment, survival, QoL")),
+    )
+)
+_PRIMARY = re.compile(r" - month (?P<month>\d+) primary endpoint$")
+_MONTH = re.compile(r"\(month (?P<month>\d+)\)")
+
+
+def visit_name(code: str, english: str) -> str:
+    """The name of planned visit ``code`` in the reader's language (``english``, the
+    schedule's own name, gives the details the code does not: a cycle's activity and product,
+    the primary endpoint's month); a visit of no known kind keeps its English name."""
+    for pattern, name, template in VISIT_NAMES:
+        found = pattern.match(code)
+        if found is None or not name.search(english):
+            continue
+        params = dict(found.groupdict())
+        params["detail"] = english.partition(": ")[2]
+        month = _MONTH.search(english)
+        params["month"] = month["month"] if month else ""
+        text = gettext(template).format(**params)
+        primary = _PRIMARY.search(english)
+        if primary:
+            text += gettext(" - month {month} primary endpoint").format(month=primary["month"])
+        return text
+    return english
+
+
 _TABLES: dict[str, dict[str, str]] = {
     "patient_status": PATIENT_STATUSES,
     "visit_status": VISIT_STATUSES,
@@ -155,6 +206,7 @@ _TABLES: dict[str, dict[str, str]] = {
     "role": ROLES,
     "response": RESPONSES,
     "outcome": AE_OUTCOMES,
+    "sae_criterion": SAE_CRITERIA,
     "relatedness": RELATEDNESS,
     "lesion_kind": LESION_KINDS,
     "lesion_status": LESION_STATUSES,

@@ -32,9 +32,12 @@ from reluth import __version__
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
+from reluth.core.trial import Trial
 from reluth.db.base import as_utc
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import PreconditionFailed
+from reluth.i18n import format_day, format_moment, format_number, get_locale, vocabulary
+from reluth.i18n.messages import field_label
 from reluth.i18n.reasons import shown_reason
 from reluth.lifecycle import sdv_service, signature_service
 from reluth.patients import service as patients
@@ -531,20 +534,22 @@ def casebook(ctx: Ctx, code: str) -> Casebook:
 
 
 def _number(value: Any) -> str:
-    """A stored number as recorded (Decimals without trailing zeros, floats to 4 digits)."""
+    """A stored number as recorded (Decimals without trailing zeros, floats to 4 digits), in
+    the reader's language (a decimal comma in French)."""
     if value is None:
         return "—"
     if isinstance(value, Decimal):
-        return f"{value.normalize():f}"
+        return format_number(value.normalize())
     if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+        return format_number(Decimal(f"{value:.4g}"))
+    return format_number(value)
 
 
 def _when(value: dt.datetime | None) -> str:
+    """A moment in UTC, as the reader's language writes day and time, with the zone's name."""
     if value is None:
         return "—"
-    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+    return format_moment(as_utc(value), dt.UTC)
 
 
 def environment() -> Any:
@@ -566,14 +571,48 @@ def environment() -> Any:
     )
     env.filters["num"] = _number
     env.filters["when"] = _when
+    env.filters["day"] = lambda value: "—" if value is None else format_day(value)
     env.filters["words"] = lambda text: str(text).replace("_", " ")
     env.filters["reason"] = shown_reason
     return env
 
 
-def render_html(book: Casebook) -> str:
-    """The casebook as one HTML document (template ``casebook.html``)."""
-    return str(environment().get_template("casebook.html").render(b=book, t=book.timeline))
+def print_labels(trial: Trial | None) -> dict[str, Any]:
+    """What the casebook's templates name codes and criteria with, in the reader's language:
+    ``code_label(list, code)`` from the registry's code lists (``forms.yaml``), ``label``
+    from the trial's vocabulary, ``criterion_text`` from the protocol file's wording of each
+    criterion, ``field_label`` for a field path, ``visit_name`` for a planned visit, and
+    ``locale``."""
+    registry = None if trial is None else trial.forms
+
+    def code_label(list_id: str, code: Any) -> str:
+        if code is None or code == "":
+            return "—"
+        text = str(getattr(code, "value", code))
+        if registry is None:
+            return text.replace("_", " ")
+        return registry.code_label(list_id, text, get_locale())
+
+    def criterion_text(criterion: str, fallback: str = "") -> str:
+        if trial is None or criterion not in trial.protocol.eligibility.criteria.ids:
+            return fallback or criterion
+        return trial.protocol.eligibility.text(criterion, get_locale())
+
+    return {
+        "code_label": code_label,
+        "label": vocabulary.label,
+        "criterion_text": criterion_text,
+        "field_label": field_label,
+        "visit_name": vocabulary.visit_name,
+        "locale": get_locale,
+    }
+
+
+def render_html(book: Casebook, trial: Trial | None = None) -> str:
+    """The casebook as one HTML document (template ``casebook.html``) in the current language;
+    ``trial`` (the one the book was read from) gives the registry's and protocol's labels."""
+    template = environment().get_template("casebook.html")
+    return str(template.render(b=book, t=book.timeline, **print_labels(trial)))
 
 
 def pdf_of(html: str) -> bytes:
@@ -596,7 +635,7 @@ def casebook_pdf(ctx: Ctx, code: str) -> CasebookFile:
     seconds, which no write transaction should wait for). Hand it out only after
     :func:`record_casebook` has sealed its audit event, as the exports do."""
     book = casebook(ctx, code)
-    content = pdf_of(render_html(book))
+    content = pdf_of(render_html(book, ctx.trial))
     sections = [
         name
         for name, present in (

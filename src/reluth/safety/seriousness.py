@@ -19,16 +19,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 
 #: ICH E2A II.B seriousness criteria: code -> wording on forms and the CIOMS-like report
+#: (marked for translation: shown with ``gettext`` in the reader's language)
 CRITERIA: dict[str, str] = {
-    "death": "Results in death",
-    "life_threatening": "Is life-threatening",
-    "hospitalisation": "Requires inpatient hospitalisation or prolongation of existing "
-    "hospitalisation",
-    "disability": "Results in persistent or significant disability or incapacity",
-    "congenital_anomaly": "Is a congenital anomaly or birth defect",
-    "medically_important": "Other important medical event",
+    "death": N_("Results in death"),
+    "life_threatening": N_("Is life-threatening"),
+    "hospitalisation": N_(
+        "Requires inpatient hospitalisation or prolongation of existing hospitalisation"
+    ),
+    "disability": N_("Results in persistent or significant disability or incapacity"),
+    "congenital_anomaly": N_("Is a congenital anomaly or birth defect"),
+    "medically_important": N_("Other important medical event"),
 }
 
 #: The criteria that make a SUSAR due in 7 days instead of 15 (ICH E2A III.A.1).
@@ -36,12 +39,12 @@ FATAL_OR_LIFE_THREATENING = frozenset({"death", "life_threatening"})
 
 #: Action taken with Lutathera because of the event (CIOMS / E2B G.k.8 wording).
 ACTIONS: dict[str, str] = {
-    "dose_not_changed": "Dose not changed",
-    "dose_reduced": "Dose reduced (e.g. 3.7 GBq, SmPC section 4.2)",
-    "drug_interrupted": "Cycle delayed or interrupted",
-    "drug_withdrawn": "Lutathera withdrawn (no further cycle)",
-    "not_applicable": "Not applicable (no further cycle planned)",
-    "unknown": "Unknown",
+    "dose_not_changed": N_("Dose not changed"),
+    "dose_reduced": N_("Dose reduced (e.g. 3.7 GBq, SmPC section 4.2)"),
+    "drug_interrupted": N_("Cycle delayed or interrupted"),
+    "drug_withdrawn": N_("Lutathera withdrawn (no further cycle)"),
+    "not_applicable": N_("Not applicable (no further cycle planned)"),
+    "unknown": N_("Unknown"),
 }
 
 CAUSALITY = ("related", "not_related")  # sponsor: a reasonable possibility, or not

@@ -1,52 +1,16 @@
 """The registry's and the protocol's texts in the reader's language, for the templates: form
 and field labels and code labels from ``forms.yaml``, the eligibility criteria's wording from
 the protocol file, and the planned visits' names (the schedule names them in English; a page
-shows the same name from the catalogue, by the visit's code)."""
+shows the same name from the catalogue, by the visit's code:
+:func:`reluth.i18n.vocabulary.visit_name`, which the e-mails use too)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from reluth.core.trial import Trial
-from reluth.i18n import N_, get_locale, gettext
-
-#: The planned visits' names by their code and English name (reluth.protocol.schedule writes
-#: the same English; a QoL visit of the weekly schedule and one of follow-up share a code form).
-VISIT_NAMES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = tuple(
-    (re.compile(code), re.compile(english), template)
-    for code, english, template in (
-        (r"^C(?P<n>\d+)$", "", N_("Cycle {n}: {detail}")),
-        (r"^TA-W0*(?P<week>\d+)$", "", N_("Tumour assessment week {week} (RECIST 1.1)")),
-        (r"^FU-(?P<tag>[WM]\d+)$", "", N_("Follow-up {tag} (tumour assessment, survival)")),
-        (r"^LAB-W0*(?P<week>\d+)$", "", N_("Laboratory (CBC, renal, liver) week {week}")),
-        (r"^QOL-W0*(?P<week>\d+)$", r" week \d+$", N_("QLQ-C30 + GI.NET21 week {week}")),
-        (r"^QOL-(?P<tag>[WM]\d+)$", "", N_("QLQ-C30 + GI.NET21 {tag}")),
-        (r"^EOS$", "", N_("End of study (month {month}): tumour assessment, survival, QoL")),
-    )
-)
-_PRIMARY = re.compile(r" - month (?P<month>\d+) primary endpoint$")
-_MONTH = re.compile(r"\(month (?P<month>\d+)\)")
-
-
-def visit_name(code: str, english: str) -> str:
-    """The name of planned visit ``code`` in the reader's language (``english``, the
-    schedule's own name, gives the details the code does not: a cycle's activity and product,
-    the primary endpoint's month); a visit of no known kind keeps its English name."""
-    for pattern, name, template in VISIT_NAMES:
-        found = pattern.match(code)
-        if found is None or not name.search(english):
-            continue
-        params = dict(found.groupdict())
-        params["detail"] = english.partition(": ")[2]
-        month = _MONTH.search(english)
-        params["month"] = month["month"] if month else ""
-        text = gettext(template).format(**params)
-        primary = _PRIMARY.search(english)
-        if primary:
-            text += gettext(" - month {month} primary endpoint").format(month=primary["month"])
-        return text
-    return english
+from reluth.i18n import get_locale
+from reluth.i18n.vocabulary import visit_name
 
 
 def install(templates: Any, trial: Trial) -> None:
