@@ -294,3 +294,22 @@ def test_a_refused_inclusion_names_its_criteria_in_french(site: Site) -> None:
     assert "I11 (Réserve médullaire suffisante" in fr["error"], fr
     assert "non éligible" in fr["error"] and "Adequate" not in fr["error"]
     assert "I11 (Adequate" in en["error"] and "not eligible" in en["error"]
+
+
+def test_every_pydantic_code_has_a_translated_template() -> None:
+    """A pydantic error type reaching people is worded by a template of its code, so a new
+    mapping cannot fall back to pydantic's English."""
+    from reluth.errors import PYDANTIC_CODES, from_pydantic
+    from reluth.i18n.messages import TEMPLATES, describe
+
+    assert {code for code, _limit in PYDANTIC_CODES.values()} <= set(TEMPLATES)
+    error = {"type": "decimal_parsing", "loc": ("dose",), "msg": "Input should be a valid decimal",
+             "input": "beaucoup"}  # fmt: skip
+    refused = from_pydantic(error, "dose")
+    assert refused.code == "not_a_number" and refused.field == "dose"
+    with use_locale("fr"):
+        assert describe(refused) == (
+            "Dose : « beaucoup » n’est pas un nombre — saisissez un nombre décimal (virgule ou point)"
+        )
+    with use_locale("en"):
+        assert "Input should" not in describe(refused)
