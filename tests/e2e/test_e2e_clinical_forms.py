@@ -42,7 +42,7 @@ def test_conmed_and_withdrawal_pages(
     page.screenshot(path=str(screenshots / "conmed-form.png"), full_page=True)
     page.goto(f"{server.url}/patients/{code}/forms/withdrawal")
     page.get_by_label("Kind").select_option("follow_up")
-    page.get_by_label("Date", exact=True).fill("2025-03-11")
+    page.locator("#f-withdrawal_date").fill("2025-03-11")
     page.get_by_label("Details").fill("moved abroad")
     page.get_by_role("button", name="Save withdrawal").click()
     page.wait_for_load_state("networkidle")
