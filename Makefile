@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 OUT    ?= demo-output
+# Test workers (pytest-xdist): one per core; modules stay whole on one worker (module fixtures).
+JOBS   ?= auto
 # Compiled translation catalogues (not committed): rebuilt whenever their .po changes.
 MO     := $(patsubst %.po,%.mo,$(wildcard src/reluth/locale/*/LC_MESSAGES/messages.po))
 
@@ -47,7 +49,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) $(MO) sysdeps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(PYTEST_ARGS)
 
 test: lint typecheck unit
 

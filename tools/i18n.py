@@ -137,7 +137,9 @@ def check(langs: Iterable[str] = CHECKED, locale_dir: Path = LOCALE_DIR, root: P
 
 def write_template(template: Catalog) -> None:
     with TEMPLATE.open("wb") as handle:
-        write_po(handle, template, width=100, omit_header=False, sort_output=True)
+        write_po(
+            handle, template, width=100, omit_header=False, sort_output=True, include_lineno=False
+        )
 
 
 def update(template: Catalog) -> None:
@@ -148,7 +150,14 @@ def update(template: Catalog) -> None:
         catalog.update(template, no_fuzzy_matching=True)
         catalog.obsolete.clear()
         with path.open("wb") as handle:
-            write_po(handle, catalog, width=100, sort_output=True, ignore_obsolete=True)
+            write_po(
+                handle,
+                catalog,
+                width=100,
+                sort_output=True,
+                ignore_obsolete=True,
+                include_lineno=False,
+            )
 
 
 def compile_all(locale_dir: Path = LOCALE_DIR) -> None:

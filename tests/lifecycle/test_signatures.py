@@ -158,3 +158,21 @@ def test_signing_goes_on_during_a_freeze_but_not_under_a_lock(engine: Engine) ->
         lifecycle.lock(ctx, "patient", code, "locked")
     with pytest.raises(Locked):
         _sign(engine, code, "form", table="lab_results", record_id=_lab)
+
+
+def test_wrong_signing_passwords_are_throttled_and_the_block_is_audited(engine: Engine) -> None:
+    """21 CFR 11.300(d): attempts to use another's signing password are limited. Beyond three
+    wrong passwords signing is blocked for a delay (doubling, as for logins), even with the right
+    password, the block is an audit event, and it lifts once the delay has passed."""
+    code, _lab = _setup(engine)
+    for _ in range(4):
+        with pytest.raises(ValidationError, match="password: incorrect"):
+            _sign(engine, code, password="guess")
+    with pytest.raises(ValidationError, match="blocked"):
+        _sign(engine, code)  # the right password, inside the block (the test clock stands still)
+    with read_session(engine) as s:
+        locks = s.scalars(select(AuditLog).where(AuditLog.action == "lock")).all()
+        assert [row.record_id for row in locks] == [f"confirm:{INVESTIGATOR}"]
+    with work(engine, INVESTIGATOR, today=dt.date(2025, 6, 2)) as ctx:  # a later day
+        signed = signing.sign(ctx, code, "patient", PASSWORD)
+        assert signed.username == INVESTIGATOR

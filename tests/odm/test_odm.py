@@ -333,7 +333,7 @@ def test_dry_run_reports_per_form_and_patient_and_writes_nothing(
     [
         (("F.lab", "F.nonsense"), "FormData FormOID=F.nonsense"),
         (("I.lab.value", "I.lab.colour"), "I.lab.colour"),
-        (("F.lab", "F.qol"), "cannot be imported"),
+        (("F.lab", "F.qol"), "ItemData ItemOID=I.lab.analyte in FormData FormOID=F.qol"),
         (('Value="31.0000"', 'Value="abc"'), "value"),
     ],
 )

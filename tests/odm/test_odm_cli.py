@@ -87,3 +87,29 @@ def test_the_readme_commands_run(
     out = _run(cli, env, "import", "odm", "bad.xml", code=2)
     assert "ODM" in out and "Traceback" not in out
     assert _count(target, Patient) == 2
+
+
+def test_import_with_a_map_reports_the_mapping_used(tmp_path: Path, _sqlite_template: Path) -> None:
+    """The README's `--map` command: another EDC's file, dry run, the mapping reported."""
+    from tests.store.storekit import NURSE
+
+    data = Path(__file__).parent / "data"
+    path = tmp_path / "target.db"
+    shutil.copyfile(_sqlite_template, path)
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    ready_patients(engine, 1)
+    token = cli_token(engine, NURSE)
+    engine.dispose()
+    cli = CliRunner()
+    env = {"RELUTH_DATABASE_URL": url, "RELUTH_TOKEN": token}
+    xml, oid_map = str(data / "openclinica-2021.xml"), str(data / "openclinica-map.yaml")
+    dry = json.loads(_run(cli, env, "import", "odm", xml, "--map", oid_map, "--dry-run", "--json"))
+    assert dry["forms"] == {"medical_history": 1, "qol": 1}
+    assert dry["mapping"]["items"]["I_QLQC3_Q01 -> I.qol.items/1"] == 1
+    out = _run(cli, env, "import", "odm", xml, "--map", oid_map, "--dry-run")
+    assert "map forms: F_QLQC30_V30 -> F.qol (1)" in out
+    out = _run(cli, env, "import", "odm", xml, code=2)  # without the map: one message
+    assert "F_MEDHIST_V10" in out and "--map" in out and "Traceback" not in out
+    out = _run(cli, env, "import", "odm", xml, "--map", str(tmp_path / "none.yaml"), code=2)
+    assert "none.yaml" in out

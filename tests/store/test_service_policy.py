@@ -83,6 +83,8 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.randomization.service.allocation_list": frozenset({Role.STATISTICIAN}),
     "reluth.randomization.service.report": frozenset({Role.STATISTICIAN}),
     "reluth.randomization.service.record_backup_randomization": frozenset({Role.STATISTICIAN}),
+    # a migrated trial's allocations, recorded as they were: the investigator who randomizes
+    "reluth.randomization.service.import_randomization": frozenset({Role.INVESTIGATOR}),
     "reluth.randomization.service.configure": frozenset({Role.STATISTICIAN, Role.ADMIN}),
     "reluth.analysis.service.datasets_zip": frozenset({Role.STATISTICIAN}),
     "reluth.analysis.service.analysis_datasets": frozenset({Role.STATISTICIAN}),
@@ -117,10 +119,13 @@ CRITICAL: dict[str, frozenset[Role]] = {
     "reluth.lifecycle.sdv_service.verify_visit": frozenset({Role.MONITOR}),
     "reluth.lifecycle.signature_service.designate_principal_investigator": frozenset({Role.ADMIN}),
     # the ODM export holds what each reader may read (never the central reviewer's blinded
-    # role); the import enters site data
+    # role); the import is run by each role whose forms the file holds (each form then asks
+    # its own service's permission)
     "reluth.odm.service.odm_export": frozenset(Role)
     - {Role.CENTRAL_REVIEWER, Role.CODER, Role.ADMIN},
-    "reluth.odm.service.odm_import": frozenset({Role.INVESTIGATOR, Role.RESEARCH_NURSE}),
+    "reluth.odm.service.odm_import": frozenset(
+        {Role.INVESTIGATOR, Role.RESEARCH_NURSE, Role.CENTRAL_REVIEWER, Role.MEDICAL_PHYSICIST}
+    ),
 }
 
 

@@ -38,6 +38,8 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.LOCAL_ASSESSMENT: "rw",
         X.QOL: "rw",
         X.RANDOMIZATION: "rw",
+        X.RANDOMIZATION_IMPORT: "rw",
+        X.ODM_IMPORT: "rw",
         X.DOSIMETRY: "r",
         X.LOCK: "r",
         X.SIGNATURE: "rw",
@@ -68,6 +70,7 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.CONMED: "rw",
         X.MEDICAL_HISTORY: "rw",
         X.DEVIATION: "rw",
+        X.ODM_IMPORT: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.MONITOR: {
@@ -116,13 +119,14 @@ EXPECTED: dict[Role, dict[Resource, str]] = {
         X.NOTIFICATION_DIGEST: "rw",
         X.OWN_TOKENS: "rw",
     },
-    Role.CENTRAL_REVIEWER: {X.CENTRAL_REVIEW: "rw", X.OWN_TOKENS: "rw"},
+    Role.CENTRAL_REVIEWER: {X.CENTRAL_REVIEW: "rw", X.ODM_IMPORT: "rw", X.OWN_TOKENS: "rw"},
     Role.MEDICAL_PHYSICIST: {
         X.PATIENT: "r",
         X.ARM: "r",
         X.TREATMENT: "r",
         X.DOSIMETRY: "rw",
         X.IMAGING: "rw",
+        X.ODM_IMPORT: "rw",
         X.OWN_TOKENS: "rw",
     },
     Role.PHARMACOVIGILANCE: {

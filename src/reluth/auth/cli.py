@@ -309,7 +309,7 @@ def users_passwd(
     current = read_password(password_stdin, "Current password")
     new = read_password(password_stdin, "New password", confirm=True)
     with cli_context(write=True, url=db) as ctx:
-        auth.change_own_password(ctx.session, ctx.actor, current, new, ctx.now())
+        auth.change_own_password(ctx, current, new)
     console.print("password changed")
 
 

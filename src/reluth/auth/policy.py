@@ -23,7 +23,12 @@ Decisions taken where the protocol is silent (documented in docs/web.md):
 * the data manager locks, freezes and unlocks (ICH E6(R3) data lock); investigators sign, and
   the service further requires the principal investigator of the patient's centre (21 CFR
   11.50); monitors verify source data; the site, the monitor, the data manager and the
-  statistician see locks, signatures and SDV state.
+  statistician see locks, signatures and SDV state;
+* a trial migrated from another EDC brings its allocations: the investigator (who randomizes,
+  sees the arm and enters the site data the allocation depends on) records them as they were
+  (``import randomization``), through the randomization service, which refuses them once reluth
+  has allocated a patient itself; an ODM import is run by each role whose forms the file holds
+  (site data, the blinded central reads), every form entering through its own service.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class Resource(enum.StrEnum):
     RANDOMIZATION = "randomization"  # performing a randomization
     RANDOMIZATION_SETUP = "randomization_setup"  # fixing the method (before the first one)
     RANDOMIZATION_BACKUP = "randomization_backup"  # recording a backup-procedure randomization
+    RANDOMIZATION_IMPORT = "randomization_import"  # recording a migrated trial's allocation
+    ODM_IMPORT = "odm_import"  # running an ODM import (each form then asks its own permission)
     ALLOCATION_LIST = "allocation_list"  # generating and reading the concealed list
     ARM = "arm"  # seeing the allocated arm of a patient
     ARM_COUNTS = "arm_counts"  # per-arm totals on the dashboard
@@ -120,6 +127,8 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
         write=(
             *_SITE_DATA,
             Resource.RANDOMIZATION,
+            Resource.RANDOMIZATION_IMPORT,
+            Resource.ODM_IMPORT,
             Resource.QUERY_ANSWER,
             Resource.SIGNATURE,
             Resource.DEVIATION,
@@ -138,6 +147,7 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
         ),
         write=(
             *(r for r in _SITE_DATA if r is not Resource.ARM),
+            Resource.ODM_IMPORT,
             Resource.QUERY_ANSWER,
             Resource.DEVIATION,
         ),
@@ -165,10 +175,10 @@ POLICY: dict[Role, frozenset[tuple[Action, Resource]]] = {
         ),
         write=(Resource.QUERY, Resource.NOTIFICATION_DIGEST, Resource.LOCK, Resource.DEVIATION),
     ),
-    Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW,)),
+    Role.CENTRAL_REVIEWER: _grants(write=(Resource.CENTRAL_REVIEW, Resource.ODM_IMPORT)),
     Role.MEDICAL_PHYSICIST: _grants(
         read=(Resource.PATIENT, Resource.ARM, Resource.TREATMENT),
-        write=(Resource.DOSIMETRY, Resource.IMAGING),
+        write=(Resource.DOSIMETRY, Resource.IMAGING, Resource.ODM_IMPORT),
     ),
     Role.PHARMACOVIGILANCE: _grants(
         read=(
@@ -232,6 +242,7 @@ ARM_REVEALING: frozenset[Resource] = frozenset(
         Resource.RANDOMIZATION_REPORT,
         Resource.RANDOMIZATION_SETUP,
         Resource.RANDOMIZATION_BACKUP,
+        Resource.RANDOMIZATION_IMPORT,
         Resource.ALLOCATION_LIST,
         Resource.EXPORT,
         Resource.IMAGING,

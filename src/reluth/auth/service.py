@@ -42,7 +42,13 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db.audit import AuditLog
 from reluth.db.base import as_utc
-from reluth.db.session import exempt_transaction, require_reason, unit_of_work
+from reluth.db.session import (
+    after_rollback,
+    exempt_transaction,
+    require_reason,
+    session_now,
+    unit_of_work,
+)
 from reluth.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from reluth.i18n import N_
 from reluth.sites.models import Centre
@@ -65,7 +71,7 @@ _USERNAME = re.compile(USERNAME_PATTERN)
 
 #: Throttling: after ``free`` failures within ``WINDOW`` the key is blocked for 1 s, then 2 s,
 #: 4 s ... up to ``MAX_DELAY`` after each further failure; attempts while blocked do not count.
-THROTTLE_FREE = {"pair": 3, "user": 10, "addr": 30}
+THROTTLE_FREE = {"pair": 3, "user": 10, "addr": 30, "confirm": 3}
 THROTTLE_WINDOW = dt.timedelta(hours=1)
 THROTTLE_MAX_DELAY = dt.timedelta(minutes=15)
 
@@ -777,28 +783,24 @@ def unlock(ctx: Ctx, username: str) -> int:
     return len(rows)
 
 
-def change_own_password(
-    session: Session, actor: Actor, current: str, new: str, now: dt.datetime
-) -> User:
-    """The acting user's new password, after re-entering the current one (caller's audited
-    unit of work; the audit reason says it was the owner's change)."""
-    require_password_login(actor, "changing a password")
-    if actor.user_id is None:
+@service(Action.WRITE, Resource.OWN_TOKENS)
+def change_own_password(ctx: Ctx, current: str, new: str) -> User:
+    """The acting user's new password, after re-entering the current one (throttled as a
+    signing password is; the audit reason says it was the owner's change)."""
+    require_password_login(ctx.actor, "changing a password")
+    if ctx.actor.user_id is None:
         raise PermissionDenied("the bootstrap operator has no password")
-    user = session.get(User, actor.user_id)
+    user = ctx.session.get(User, ctx.actor.user_id)
     if user is None:
         raise NotFound("account not found")
-    try:
-        _HASHER.verify(user.password_hash, current or "")
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise ValidationError("current_password", "incorrect", "your current password") from None
+    _reentered(ctx.session, user, current, "current_password", "your current password")
     if secrets.compare_digest(current.encode(), new.encode()):
         raise ValidationError("password", "same as the current one", "a new password")
-    if session.info.get("reluth_reason") is None:
-        session.info["reluth_reason"] = "password changed by its owner"
+    if ctx.session.info.get("reluth_reason") is None:
+        ctx.session.info["reluth_reason"] = "password changed by its owner"
     user.password_hash = hash_password(new, user.username)
     user.must_change_password = False
-    session.flush()
+    ctx.session.flush()
     return user
 
 
@@ -810,16 +812,48 @@ def confirm_password(session: Session, actor: Actor, password: str, what: str) -
     user = session.get(User, actor.user_id) if actor.user_id is not None else None
     if user is None or not user.active or user.username != actor.username:
         raise PermissionDenied(f"{what} needs your own active account")
-    try:
-        _HASHER.verify(user.password_hash, password or "")
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise ValidationError("password", "incorrect", "your own password") from None
+    _reentered(session, user, password, "password", "your own password")
     return user
 
 
-def set_own_language(session: Session, actor: Actor, language: str | None) -> User | None:
-    """The acting user's page language (caller's audited unit of work); None goes back to the
-    browser's choice. The bootstrap operator has no account to keep it in (returns None)."""
+#: Why a re-entered password is refused whatever it is, for a while.
+REENTRY_BLOCKED = N_("blocked after repeated wrong passwords; try again in a few minutes")
+
+
+def _reentered(session: Session, user: User, password: str, field: str, accepted: str) -> None:
+    """Check a password re-entered inside a session (to sign, to change it). Beyond
+    ``THROTTLE_FREE["confirm"]`` wrong ones within the hour it is refused for a doubling delay,
+    so a left-open session cannot be used to guess it (21 CFR 11.300(d)); the failures are
+    counted in their own transaction, the caller's being rolled back."""
+    keys = {"confirm": f"confirm:{user.username[:80]}"}
+    now = session_now(session)
+    if _blocked(session, keys, now):
+        raise ValidationError(field, REENTRY_BLOCKED, code="reentry_blocked")
+    try:
+        _HASHER.verify(user.password_hash, password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        after_rollback(session, functools.partial(_count_reentry_failure, keys=keys, now=now))
+        raise ValidationError(field, "incorrect", accepted) from None
+    counted = session.get(LoginThrottle, keys["confirm"])
+    if counted is not None:  # the right password starts the count afresh, as at login
+        session.delete(counted)
+
+
+def _count_reentry_failure(engine: Engine, keys: dict[str, str], now: dt.datetime) -> None:
+    """Count a wrong re-entered password in its own transaction; a block it starts is an
+    audit event, as a login lock is."""
+    with exempt_transaction(engine) as session:
+        locked = _count_failure(session, keys, now)
+    if locked:
+        with unit_of_work(engine, SYSTEM, clock=lambda: now) as uow:
+            for key in locked:
+                uow.record_event("lock", "login_throttle", key[:64], {"key": key})
+
+
+@service(Action.WRITE, Resource.OWN_TOKENS)
+def set_own_language(ctx: Ctx, language: str | None) -> User | None:
+    """The acting user's page language; None goes back to the browser's choice. The bootstrap
+    operator has no account to keep it in (returns None)."""
     from reluth.i18n import LANGUAGES
 
     if language is not None and language not in LANGUAGES:
@@ -830,16 +864,16 @@ def set_own_language(session: Session, actor: Actor, language: str | None) -> Us
             code="not_accepted",
             params={"value": language, "accepted": ", ".join(LANGUAGES)},
         )
-    if actor.user_id is None:
+    if ctx.actor.user_id is None:
         return None
-    user = session.get(User, actor.user_id)
+    user = ctx.session.get(User, ctx.actor.user_id)
     if user is None:
         raise NotFound("account not found")
     if user.language != language:
-        if session.info.get("reluth_reason") is None:
-            session.info["reluth_reason"] = "page language chosen by the account's owner"
+        if ctx.session.info.get("reluth_reason") is None:
+            ctx.session.info["reluth_reason"] = "page language chosen by the account's owner"
         user.language = language
-        session.flush()
+        ctx.session.flush()
     return user
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ _ACTOR = "reluth_actor"
 _REASON = "reluth_reason"
 _CLOCK = "reluth_clock"
 _INSERTED = "reluth_inserted"
+_ON_ROLLBACK = "reluth_on_rollback"
 
 
 class AuditActor(Protocol):
@@ -166,11 +168,33 @@ def unit_of_work(
         session.commit()
     except BaseException:
         session.rollback()
+        _run_after_rollback(engine, session.info.pop(_ON_ROLLBACK, []))
         raise
     finally:
         session.close()
         if sqlite:
             _writer_lock(engine).release()
+
+
+def after_rollback(session: Session, write: Callable[[Engine], None]) -> None:
+    """Run ``write(engine)`` if this unit of work rolls back, after the rollback and before its
+    error reaches the caller: what a refused write must still leave behind (a failed signing
+    password counted for throttling) goes in its own transaction, not in the one undone."""
+    session.info.setdefault(_ON_ROLLBACK, []).append(write)
+
+
+def session_now(session: Session) -> dt.datetime:
+    """The unit of work's clock (the trial's, in tests and the demo), else the wall clock."""
+    clock: Callable[[], dt.datetime] | None = session.info.get(_CLOCK)
+    return clock() if clock is not None else dt.datetime.now(dt.UTC)
+
+
+def _run_after_rollback(engine: Engine, writes: list[Callable[[Engine], None]]) -> None:
+    for write in writes:
+        try:
+            write(engine)
+        except Exception:  # the caller gets the original error; this one is logged
+            logging.getLogger(__name__).exception("a write after rollback failed")
 
 
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()

@@ -130,6 +130,9 @@ class FieldDef(_Translated):
     help: str = ""
     editable: bool = True
     derived: bool = False
+    #: the policy resource a reader needs beyond the form's own to see this field (the arm of a
+    #: randomization: ``arm``); None: whoever reads the form reads it
+    resource: str | None = None
 
     @property
     def correctable(self) -> bool:

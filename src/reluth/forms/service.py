@@ -590,6 +590,7 @@ def record_view(ctx: Ctx, form_id: str, record_id: int) -> RecordView:
         )
         for f in form.fields
         if f.column is not None
+        and (f.resource is None or ctx.actor.can(Action.READ, Resource(f.resource)))
     ]
     from reluth.forms.bindings import BINDINGS
 

@@ -58,6 +58,9 @@ def import_odm(
         False, "--dry-run", help="Report what would be imported; write nothing."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    oid_map: Path | None = typer.Option(
+        None, "--map", help="A YAML map of another EDC's OIDs to reluth's (docs/odm.md)."
+    ),
 ) -> None:
     """Import the clinical data of an ODM file, in one transaction: every record through its
     domain's rules, with its original dates, marked "imported from ODM <FileOID>"."""
@@ -66,10 +69,13 @@ def import_odm(
     if not file.is_file():
         raise ValidationError(str(file), "file not found", "an ODM XML file")
     content = file.read_bytes()
+    if oid_map is not None and not oid_map.is_file():
+        raise ValidationError(str(oid_map), "file not found", "a YAML map (--map)")
+    map_bytes = None if oid_map is None else oid_map.read_bytes()
     report = None
     try:
         with cli_context(write=True, reason="ODM import") as ctx:
-            report = odm.odm_import(ctx, content, dry_run=dry_run)
+            report = odm.odm_import(ctx, content, dry_run=dry_run, oid_map=map_bytes)
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -93,6 +99,16 @@ def import_odm(
         console.print(f"  {code}: {listed}", highlight=False)
     for what, n in report.left_out.items():
         console.print(f"  not imported: {n} {what}", highlight=False)
+    for m in report.mismatches:
+        console.print(
+            f"  derived value differs, the engine's is kept: {m['subject']} {m['item']} "
+            f"(repeat {m['repeat']}): file {m['file']}, recomputed {m['recomputed']}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    for section, entries in report.mapping_used.items():
+        for entry, n in entries.items():
+            console.print(f"  map {section}: {entry} ({n})", highlight=False)
 
 
 def register(root: typer.Typer) -> None:

@@ -15,8 +15,9 @@ through a redefined schema, which a receiving EDC would not have (docs/odm.md).
 
 What the actor receives follows the policy as the casebook does: a form whose resource they
 may not read is absent; treatment forms, treatment visits and the audit rows of
-arm-revealing tables need ``read treatment`` / the table's own permission; the arm itself is
-not a registered field and is never exported.
+arm-revealing tables need ``read treatment`` / the table's own permission; a field declared
+with its own resource (the randomization's arm: ``read arm``) is left out, metadata and data,
+for a reader who may not read it (:attr:`Scope.hidden`).
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ class Scope:
     signatures: bool
     locks: bool
     forms: tuple[FormDef, ...]
+    #: (form, field) of the fields whose own resource the actor may not read (the arm)
+    hidden: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
     def of(cls, ctx: Ctx, registry: Registry, audit: bool) -> Scope:
@@ -170,13 +173,25 @@ class Scope:
             for f in registry.forms
             if _reads(ctx, Resource(f.resource)) and (sees_treatment or not f.treatment)
         )
+        hidden = frozenset(
+            (form.id, f.name)
+            for form in forms
+            for f in form.fields
+            if f.resource is not None and not actor.can(Action.READ, Resource(f.resource))
+        )
         return cls(
             sees_treatment=sees_treatment,
             audit=audit and actor.can(Action.READ, Resource.AUDIT),
             signatures=actor.can(Action.READ, Resource.SIGNATURE),
             locks=actor.can(Action.READ, Resource.LOCK),
             forms=forms,
+            hidden=hidden,
         )
+
+    def items(self, form: FormDef) -> tuple[FieldDef, ...]:
+        """The items of ``form`` the actor receives: its stored fields but those they may
+        not read."""
+        return tuple(f for f in stored(form) if (form.id, f.name) not in self.hidden)
 
     def audit_table(self, ctx: Ctx, table: str) -> bool:
         need = AUDIT_TABLE_NEEDS.get(table)
@@ -273,7 +288,7 @@ def study(ctx: Ctx, registry: Registry, scope: Scope, evs: list[Event]) -> ET.El
     sub(gv, "StudyName", proto.id)
     sub(gv, "StudyDescription", proto.title)
     sub(gv, "ProtocolName", f"{proto.id} {proto.version}")
-    units = sorted({f.unit for form in scope.forms for f in stored(form) if f.unit})
+    units = sorted({f.unit for form in scope.forms for f in scope.items(form) if f.unit})
     if units:
         basic = sub(el, "BasicDefinitions")
         for unit in units:
@@ -314,13 +329,13 @@ def study(ctx: Ctx, registry: Registry, scope: Scope, evs: list[Event]) -> ET.El
     for form in scope.forms:
         ig = sub(mdv, "ItemGroupDef", OID=group_oid(form.id), Name=form.label, Repeating="No",
                  Domain=form.table)  # fmt: skip
-        for n, f in enumerate(stored(form), start=1):
+        for n, f in enumerate(scope.items(form), start=1):
             sub(ig, "ItemRef", ItemOID=item_oid(form.id, f.name), OrderNumber=n,
                 Mandatory="Yes" if f.required else "No")  # fmt: skip
     for form in scope.forms:
-        for f in stored(form):
+        for f in scope.items(form):
             _item_def(mdv, registry, form, f)
-    used = sorted({f.codes for form in scope.forms for f in stored(form) if f.codes})
+    used = sorted({f.codes for form in scope.forms for f in scope.items(form) if f.codes})
     for list_id in used:
         codes = registry.codes(list_id)
         _codelist(mdv, codelist_oid(list_id), list_id, ((c, c.replace("_", " ")) for c in codes))
@@ -374,9 +389,12 @@ def lesions_json(row: Any) -> str:
     return json.dumps(out, sort_keys=True, ensure_ascii=False)
 
 
-def values(form: FormDef, row: Any) -> list[tuple[FieldDef, str | None]]:
+def values(
+    form: FormDef, row: Any, items: tuple[FieldDef, ...] | None = None
+) -> list[tuple[FieldDef, str | None]]:
+    """The ODM text of each of ``items`` (the form's stored fields by default) of ``row``."""
     out: list[tuple[FieldDef, str | None]] = []
-    for f in stored(form):
+    for f in stored(form) if items is None else items:
         if f.type == "lesions":
             out.append((f, lesions_json(row)))
         else:
@@ -462,7 +480,8 @@ def collect(ctx: Ctx, scope: Scope, evs: list[Event]) -> Collected:
             if _visit_code(form, row) in hidden:
                 continue
             ev = event_of(form, row, codes, baseline)
-            instances.append(Instance(form, row, by_id[pid], ev, values=values(form, row)))
+            items = scope.items(form)
+            instances.append(Instance(form, row, by_id[pid], ev, values=values(form, row, items)))
     exported = {(i.form.table, str(i.row.id)) for i in instances}
     # FormRepeatKey: the instance's rank among its form's instances at the same event of the
     # same patient, in the order they were stored (stable across an export-import round trip).

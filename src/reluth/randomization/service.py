@@ -91,8 +91,16 @@ def _locked_settings(session: Session) -> RandomizationSettings | None:
     return settings if settings is not None else get_settings(session, lock="update")
 
 
+#: The method of an allocation recorded from a migrated trial's source system
+#: (:func:`import_randomization`): it consumed no slot of reluth's list and no decision here.
+IMPORTED = "imported"
+
+
 def _any_randomized(session: Session) -> bool:
-    return session.scalars(select(Randomization.id).limit(1)).first() is not None
+    """Whether reluth has allocated a patient itself (imported allocations do not count: they
+    were decided by the source system, before reluth's method applied)."""
+    stmt = select(Randomization.id).where(Randomization.method != IMPORTED).limit(1)
+    return session.scalars(stmt).first() is not None
 
 
 def parse_block_sizes(text: str) -> tuple[int, ...]:
@@ -578,6 +586,68 @@ def record_backup_randomization(
         )
     )
     session.flush()
+    return _result(record, patient.patient_code, False)
+
+
+@service(Action.WRITE, Resource.RANDOMIZATION_IMPORT)
+def import_randomization(
+    ctx: Ctx,
+    patient_code: str,
+    arm: str,
+    randomized_at: dt.datetime,
+    source: str,
+) -> RandomizationResult:
+    """Record the allocation that a migrated trial's source system made (the investigator,
+    during the migration): the arm as it was, at its original time, never re-randomized.
+
+    The guarantees of the list stay whole (ICH E9 2.3.1, ICH E6(R3) 4.2.5 on data transfer):
+    the import is refused once reluth has allocated a patient itself (Conflict), so no arm can
+    be slipped in beside live allocations; it consumes no slot of reluth's list and reads none
+    (the source system's list is not reluth's); every precondition is checked as of
+    ``randomized_at`` as for a backup randomization; the record is audited with the import's
+    reason. Minimization counts imported allocations in the totals of every later decision
+    (:func:`minimization_counts` reads every randomization), and the report counts them."""
+    if arm not in ctx.protocol.arm_codes:
+        raise ValidationError("arm", f"{arm!r}", ", ".join(ctx.protocol.arm_codes))
+    if not isinstance(randomized_at, dt.datetime) or randomized_at.tzinfo is None:
+        raise ValidationError(
+            "randomized_at", f"{randomized_at!r}", "a date and time with its UTC offset"
+        )
+    if randomized_at > ctx.now():
+        raise ValidationError("randomized_at", f"{randomized_at.isoformat()} is in the future")
+    src = _backup_text(source, "source", BACKUP_REFERENCE_MAX)
+    session = ctx.session
+    settings = get_settings(session, lock="update")  # serialized with minimization decisions
+    if _any_randomized(session):
+        raise Conflict(
+            "allocations are imported only before reluth randomizes: patients have already "
+            "been randomized here; nothing was recorded"
+        )
+    patient = get_patient(ctx, patient_code)
+    when = randomized_at.astimezone(dt.UTC)
+    then = dataclasses.replace(ctx, trial=ctx.trial.at(when))
+    screening = latest_screening(session, patient)
+    strata_code, levels = _check_preconditions(then, patient, screening)
+    centre = patient.centre.code
+    by_centre = settings.stratify_by_centre if settings is not None else False
+    record = Randomization(
+        patient_id=patient.id,
+        request_id=f"import:{patient.patient_code}"[:80],
+        arm=arm,
+        method=IMPORTED,
+        stratum_key=stratum_key(strata_code, centre, by_centre),
+        strata_json=json.dumps({**levels, "centre": centre}, sort_keys=True),
+        slot_id=None,
+        details_json=json.dumps({"imported": src}, sort_keys=True),
+        randomized_at=when,
+        randomized_by=ctx.actor.username,
+        protocol_version=ctx.protocol.label,
+    )
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"patient {patient_code} was randomized concurrently") from None
     return _result(record, patient.patient_code, False)
 
 

@@ -164,7 +164,7 @@ async def language_switch(request: Request) -> Response:
             who = None  # an ended session: the cookie alone remembers the choice
         if who is not None:
             with audited(request, who) as ctx:
-                auth.set_own_language(ctx.session, ctx.actor, lang)
+                auth.set_own_language(ctx, lang)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         LANGUAGE_COOKIE,
@@ -199,9 +199,7 @@ def password_change(
 ) -> Response:
     try:
         with audited(request, who) as ctx:
-            auth.change_own_password(
-                ctx.session, ctx.actor, current_password, new_password, ctx.now()
-            )
+            auth.change_own_password(ctx, current_password, new_password)
     except ReluthError as exc:
         return render(
             request,
