@@ -128,3 +128,94 @@ class Locked(ReluthError):
     exit_code = 6
     http_status = 423
     code = "locked"
+
+
+#: pydantic's error types (pydantic_core ``ErrorType``) -> the stable code of the message people
+#: read (:mod:`reluth.i18n.messages` has one template per code) and the ``ctx`` entry holding
+#: the limit the value broke, if any. A type not listed keeps its own name as code (a
+#: ``PydanticCustomError`` raised by a form's validator carries a code of ours).
+PYDANTIC_CODES: dict[str, tuple[str, str | None]] = {
+    "missing": ("required", None),
+    "string_too_short": ("required", None),
+    "string_too_long": ("too_long", "max_length"),
+    "too_long": ("too_many", "max_length"),
+    "literal_error": ("not_accepted", "expected"),
+    "enum": ("not_accepted", "expected"),
+    "string_pattern_mismatch": ("not_accepted", "pattern"),
+    "decimal_parsing": ("not_a_number", None),
+    "decimal_type": ("not_a_number", None),
+    "float_parsing": ("not_a_number", None),
+    "float_type": ("not_a_number", None),
+    "finite_number": ("not_a_number", None),
+    "decimal_max_digits": ("too_many_digits", None),
+    "decimal_max_places": ("too_many_digits", None),
+    "decimal_whole_digits": ("too_many_digits", None),
+    "int_parsing": ("not_an_integer", None),
+    "int_type": ("not_an_integer", None),
+    "int_from_float": ("not_an_integer", None),
+    "date_parsing": ("not_a_date", None),
+    "date_from_datetime_parsing": ("not_a_date", None),
+    "date_from_datetime_inexact": ("not_a_date", None),
+    "date_type": ("not_a_date", None),
+    "datetime_parsing": ("not_a_moment", None),
+    "datetime_from_date_parsing": ("not_a_moment", None),
+    "datetime_type": ("not_a_moment", None),
+    "time_parsing": ("not_a_time", None),
+    "time_type": ("not_a_time", None),
+    "bool_parsing": ("not_a_boolean", None),
+    "bool_type": ("not_a_boolean", None),
+    "greater_than": ("greater_than", "gt"),
+    "greater_than_equal": ("at_least", "ge"),
+    "less_than": ("less_than", "lt"),
+    "less_than_equal": ("at_most", "le"),
+    "extra_forbidden": ("not_a_field", None),
+    "string_type": ("not_text", None),
+    "list_type": ("not_a_list", None),
+    "tuple_type": ("not_a_list", None),
+    "model_type": ("not_an_object", None),
+    "dict_type": ("not_an_object", None),
+    "model_attributes_type": ("not_an_object", None),
+    "value_error": ("not_valid", None),
+    "assertion_error": ("not_valid", None),
+    "json_invalid": ("not_json", None),
+}
+
+
+def _accepted_of(kind: str, ctx: Mapping[str, Any]) -> str | None:
+    """What a pydantic check accepts, as the machine writes it (codes, limits)."""
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    pattern = str(ctx.get("pattern", ""))
+    if pattern.startswith("^(") and pattern.endswith(")$"):  # reluth.web.api.one_of
+        return ", ".join(p.replace("\\", "") for p in pattern[2:-2].split("|"))
+    return None
+
+
+def from_pydantic(error: Mapping[str, Any], field: str) -> ValidationError:
+    """One pydantic error (an item of ``ValidationError.errors()``) as a :class:`ValidationError`
+    naming ``field``, with a stable ``code`` and the ``params`` its translated message is built
+    from (the value given and the limit); ``message`` keeps pydantic's English for logs and
+    ``--json``. Every path that validates with pydantic (forms, the API's request bodies) reads
+    a refusal through here, so people never read pydantic's own English."""
+    kind = str(error.get("type", ""))
+    ctx = dict(error.get("ctx") or {})
+    code, limit = PYDANTIC_CODES.get(kind, (kind or "not_valid", None))
+    given = error.get("input")
+    problem = str(error.get("msg", "")).removeprefix("Value error, ")
+    if kind == "missing":
+        problem = "missing"
+    elif kind == "extra_forbidden":
+        problem = "not a field of this form"
+    elif given is not None and not isinstance(given, dict | list):
+        problem = f"{given!r:.40}: {problem}"
+    params: dict[str, Any] = {}
+    if isinstance(given, int | float) and not isinstance(given, bool):
+        params["value"] = given  # a number is shown as the reader's language writes it
+    elif given is not None and not isinstance(given, dict | list):
+        params["value"] = str(given)[:40]
+    if limit is not None and limit in ctx:
+        params["limit"] = ctx[limit]
+    accepted = _accepted_of(kind, ctx)
+    if accepted is not None:
+        params["accepted"] = accepted
+    return ValidationError(field, problem, accepted, code=code, params=params)

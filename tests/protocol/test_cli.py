@@ -45,7 +45,10 @@ def test_eligible_example_strata_in_json() -> None:
     [
         ("{not json", "malformed JSON"),
         ("[1, 2]", "expected a JSON object"),
-        ('{"patient_id": "C01-0001", "assessment_date": "2025-01-01", "age": 300}', "age"),
+        (
+            '{"patient_id": "C01-0001", "assessment_date": "2025-01-01", "age": 300}',
+            "Age: 300 — it must be at most 120",
+        ),
         (
             '{"patient_id": "C01-0001", "assessment_date": "2025-01-01", "labs": {"creatinine": {"value": -2, "unit": "mg/dL"}}}',
             "labs.creatinine.value",

@@ -185,7 +185,10 @@ def test_the_latest_screening_captured_decides_not_the_latest_dated(engine: Engi
         patients.screen_patient(ctx, patient_file("C01-0061", assessment_date="2024-10-25"))
         later = patient_file("C01-0061", assessment_date="2024-10-20", ecog=3)  # captured last
         assert patients.screen_patient(ctx, later).status == "not_eligible"
-    with pytest.raises(PreconditionFailed, match="not_eligible"), work(engine, NURSE) as ctx:
+    with (
+        pytest.raises(PreconditionFailed, match="is not eligible at the latest screening"),
+        work(engine, NURSE) as ctx,
+    ):
         patients.include_patient(ctx, "C01-0061", dt.date(2024, 10, 28), dt.date(2024, 10, 30))
 
 

@@ -131,7 +131,10 @@ def test_api_withdrawal_death_and_end_of_study_show_on_the_timeline(site: Site) 
     assert d["death"]["cause"] == "toxicity" and d["end_of_study"]["reason"] == "death"
     assert [w["kind"] for w in d["withdrawals"]] == ["follow_up"]
     timeline = api.get(f"/patients/{code}").text
-    assert 'data-testid="withdrawal-follow_up"' in timeline and "from follow-up visits" in timeline
+    assert (
+        'data-testid="withdrawal-follow_up"' in timeline
+        and "Withdrawal (from follow-up)" in timeline
+    )
     assert 'data-testid="death"' in timeline and 'data-testid="end-of-study"' in timeline
 
 

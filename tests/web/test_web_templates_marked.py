@@ -37,6 +37,12 @@ MARKED = (
     "_patient_rows.html",
     "login.html",
     "password.html",
+    "sae.html",
+    "clinical_form.html",
+    "_clinical_forms.html",
+    "casebook.html",
+    "_casebook_sections.html",
+    "_casebook_manifestations.html",
 )
 
 #: Words that read the same in every language: names, units, standards, file formats.
@@ -82,6 +88,10 @@ SAME_IN_EVERY_LANGUAGE = frozenset(
         "Lu",
         "PRRT",
         "ROI",
+        "PDF",
+        "SUSAR",
+        "MedDRA",
+        "Lutathera",
     ]
 )
 _READ_ATTRIBUTES = {"title", "aria-label", "placeholder", "alt"}

@@ -519,7 +519,11 @@ def create_token(
     label = _token_name(name)
     if expires_in_days is not None and not 1 <= int(expires_in_days) <= API_TOKEN_MAX_DAYS:
         raise ValidationError(
-            "expires_in_days", str(expires_in_days), f"1..{API_TOKEN_MAX_DAYS} days"
+            "expires_in_days",
+            str(expires_in_days),
+            f"1..{API_TOKEN_MAX_DAYS} days",
+            code="not_an_integer_in_range",
+            params={"value": str(expires_in_days), "lo": 1, "hi": API_TOKEN_MAX_DAYS},
         )
     now = ctx.now()
     expires = None if expires_in_days is None else now + dt.timedelta(days=int(expires_in_days))

@@ -20,8 +20,10 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from reluth.errors import ValidationError
+from reluth.errors import ValidationError, from_pydantic
+from reluth.i18n import N_
 from reluth.values import parse_date, parse_number
 
 #: Free-text limit of every long text field.
@@ -116,7 +118,9 @@ class ConmedForm(FormSchema):
             if not text:
                 return None
             if not re.match(ATC_PATTERN, text):
-                raise ValueError("not an ATC code (accepted: A, A02, A02B, A02BC or A02BC01)")
+                raise PydanticCustomError(
+                    "not_an_atc_code", "not an ATC code (accepted: A, A02, A02B, A02BC or A02BC01)"
+                )
             return text
         return value
 
@@ -128,11 +132,13 @@ class ConmedForm(FormSchema):
     def check(self) -> None:
         if (self.dose is None) != (self.unit is None):
             missing = "unit" if self.unit is None else "dose"
-            raise ValidationError(missing, "missing", "a dose and its unit together, or neither")
+            raise ValidationError(
+                missing, N_("missing"), N_("a dose and its unit together, or neither")
+            )
         if self.ongoing and self.stop_date is not None:
-            raise ValidationError("stop_date", "given for an ongoing medication", "blank")
+            raise ValidationError("stop_date", N_("given for an ongoing medication"), N_("blank"))
         if not self.ongoing and self.stop_date is None:
-            raise ValidationError("stop_date", "missing", "the stop date, or ongoing")
+            raise ValidationError("stop_date", N_("missing"), N_("the stop date, or ongoing"))
         _ordered(self.start_date, self.stop_date, "stop_date", "start date")
 
 
@@ -173,7 +179,7 @@ class DeathForm(FormSchema):
 
     def check(self) -> None:
         if self.cause == "other" and not self.details:
-            raise ValidationError("details", "missing", "the cause of death, in words")
+            raise ValidationError("details", N_("missing"), N_("the cause of death, in words"))
 
 
 class EndOfStudyForm(FormSchema):
@@ -188,7 +194,7 @@ class EndOfStudyForm(FormSchema):
 
     def check(self) -> None:
         if self.reason == "other" and not self.details:
-            raise ValidationError("details", "missing", "the reason, in words")
+            raise ValidationError("details", N_("missing"), N_("the reason, in words"))
 
 
 class DeviationForm(FormSchema):
@@ -228,9 +234,13 @@ class ChildbearingForm(FormSchema):
 
     def check(self) -> None:
         if self.childbearing_potential and self.reason is not None:
-            raise ValidationError("reason", "given for a woman of childbearing potential", "blank")
+            raise ValidationError(
+                "reason", N_("given for a woman of childbearing potential"), N_("blank")
+            )
         if not self.childbearing_potential and self.reason is None:
-            raise ValidationError("reason", "missing", ", ".join(NOT_CHILDBEARING_REASONS))
+            raise ValidationError(
+                "reason", "missing", ", ".join(NOT_CHILDBEARING_REASONS), code="required"
+            )
 
 
 #: Every form schema of this module, by form id (what the registry reads).
@@ -253,7 +263,13 @@ _F = TypeVar("_F", bound=FormSchema)
 
 def _ordered(first: dt.date | None, then: dt.date | None, field: str, what: str) -> None:
     if first is not None and then is not None and then < first:
-        raise ValidationError(field, f"{then} is before the {what} ({first})", f">= {first}")
+        raise ValidationError(
+            field,
+            f"{then} is before the {what} ({first})",
+            f">= {first}",
+            code="before_start_date",
+            params={"value": then, "first": first},
+        )
 
 
 def _accepted(error: Any) -> str | None:
@@ -282,17 +298,9 @@ def parse(schema: type[_F], data: Any) -> _F:
     except pydantic.ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or schema.form_id
-        given = error.get("input")
-        problem = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            problem = "missing"
-        elif error["type"] == "literal_error":
-            problem = f"{given!r:.40} is not accepted"
-        elif error["type"] == "extra_forbidden":
-            problem = "not a field of this form"
-        elif given is not None and not isinstance(given, dict):
-            problem = f"{given!r:.40}: {problem}"
-        raise ValidationError(field, problem, _accepted(error)) from None
+        refused = from_pydantic(error, field)
+        refused.accepted = refused.accepted or _accepted(error)
+        raise refused from None
     form.check()
     return form
 
@@ -346,6 +354,13 @@ def _corrected_value(schema: type[FormSchema], name: str, value: Any) -> Any:
         if schema.model_fields[name].is_required():
             raise ValidationError(name, "missing", "a value (the field is required)")
         return None
+    return entered(schema, name, text)
+
+
+def entered(schema: type[FormSchema], name: str, text: str) -> Any:
+    """A value typed in a form's field as the schema takes it: a date ``dd/mm/yyyy`` or ISO,
+    a decimal with a comma or a point, as people write them (:mod:`reluth.values`); other
+    text as it is (the schema checks it)."""
     types = _base_types(schema, name)
     if dt.date in types:
         return parse_date(text, name)

@@ -61,7 +61,9 @@ class Binding:
     key: Callable[[Any], tuple[Any, ...]]
     saved: Callable[[Any], dict[str, str]]  # the correctable values as a form shows them
     result: Callable[[Ctx, Any], dict[str, Any]]  # what the API answers after a correction
-    heading: Callable[[Any], str]
+    #: the page's heading, from the record and a code field's label (``code("kind")``: the
+    #: registry's label of the record's code, in the reader's language)
+    heading: Callable[[Any, Callable[[str], str]], str]
     facts: Callable[[Any], list[str]] = lambda _row: []
     anchor: str = ""  # where the patient page shows the form
     back: Callable[[str, Any], str] | None = None  # page after saving (default: the patient)
@@ -400,7 +402,7 @@ def _clinical(
     form_id: str,
     read: Callable[..., Any],
     write: Callable[..., Any],
-    heading: Callable[[Any], str],
+    heading: Callable[[Any, Callable[[str], str]], str],
     single: bool = False,
 ) -> Binding:
     """A clinical form's binding: its saved values as text from its one schema, corrected
@@ -432,19 +434,19 @@ _CLINICAL = (
         "conmed",
         clinical.get_conmed,
         clinical.edit_conmed,
-        lambda row: _("Correct concomitant medication: {name}").format(name=row.drug_name),
+        lambda row, _code: _("Correct concomitant medication: {name}").format(name=row.drug_name),
     ),
     _clinical(
         "medical_history",
         clinical.get_medical_history,
         clinical.edit_medical_history,
-        lambda row: _("Correct medical history: {name}").format(name=row.condition),
+        lambda row, _code: _("Correct medical history: {name}").format(name=row.condition),
     ),
     _clinical(
         "deviation",
         clinical.get_deviation,
         clinical.edit_deviation,
-        lambda row: _("Correct protocol deviation of {day}").format(
+        lambda row, _code: _("Correct protocol deviation of {day}").format(
             day=format_day(row.deviation_date)
         ),
     ),
@@ -452,33 +454,35 @@ _CLINICAL = (
         "pregnancy_test",
         clinical.get_pregnancy_test,
         clinical.edit_pregnancy_test,
-        lambda row: _("Correct pregnancy test of {day}").format(day=format_day(row.test_date)),
+        lambda row, _code: _("Correct pregnancy test of {day}").format(
+            day=format_day(row.test_date)
+        ),
     ),
     _clinical(
         "childbearing",
         clinical.get_childbearing,
         clinical.edit_childbearing,
-        lambda _row: _("Correct the childbearing potential"),
+        lambda _row, _code: _("Correct the childbearing potential"),
         single=True,
     ),
     _clinical(
         "withdrawal",
         patients.get_withdrawal,
         patients.edit_withdrawal,
-        lambda row: _("Correct withdrawal ({kind})").format(kind=row.kind.replace("_", " ")),
+        lambda _row, code: _("Correct withdrawal ({kind})").format(kind=code("kind")),
     ),
     _clinical(
         "death",
         patients.get_death,
         patients.edit_death,
-        lambda _row: _("Correct the death record"),
+        lambda _row, _code: _("Correct the death record"),
         single=True,
     ),
     _clinical(
         "end_of_study",
         patients.get_end_of_study,
         patients.edit_end_of_study,
-        lambda _row: _("Correct the end of study"),
+        lambda _row, _code: _("Correct the end of study"),
         single=True,
     ),
 )
@@ -503,7 +507,7 @@ BINDINGS: dict[str, Binding] = {
             parse_key=_int_key,
             saved=safety.lab_edit_form,
             result=_lab_result,
-            heading=lambda row: _("Correct laboratory result: {test}").format(
+            heading=lambda row, _code: _("Correct laboratory result: {test}").format(
                 test=vocabulary.label("lab", row.analyte)
             ),
             facts=_lab_facts,
@@ -520,7 +524,7 @@ BINDINGS: dict[str, Binding] = {
             parse_key=_int_key,
             saved=_ae_saved,
             result=_ae_result,
-            heading=lambda row: _("Correct adverse event: {term}").format(term=row.term),
+            heading=lambda row, _code: _("Correct adverse event: {term}").format(term=row.term),
             facts=_ae_facts,
             anchor="#adverse-events",
             legacy_page="/patients/{code}/adverse-events/{ae_id}",
@@ -534,7 +538,7 @@ BINDINGS: dict[str, Binding] = {
             parse_key=lambda text: (_cycle_number(text),),
             saved=treatment.cycle_edit_form,
             result=lambda _ctx, row: {"cycle": row.cycle, **treatment.cycle_edit_form(row)},
-            heading=lambda row: _("Correct Lutathera administration: cycle {n}").format(
+            heading=lambda row, _code: _("Correct Lutathera administration: cycle {n}").format(
                 n=row.cycle
             ),
             anchor="#cycles",
@@ -548,7 +552,9 @@ BINDINGS: dict[str, Binding] = {
             key=lambda row: (row.visit_code,),
             saved=lambda row: {"visit_date": row.visit_date.isoformat()},
             result=_visit_result,
-            heading=lambda row: _("Correct visit date: {visit}").format(visit=row.visit_code),
+            heading=lambda row, _code: _("Correct visit date: {visit}").format(
+                visit=row.visit_code
+            ),
             back=lambda code, row: f"/patients/{code}/visits/{row.visit_code}?saved=true",
             legacy_page="/patients/{code}/visits/{visit_code}",
             legacy_api="/patients/{code}/visits/{visit_code}",
@@ -561,7 +567,7 @@ BINDINGS: dict[str, Binding] = {
             parse_key=lambda _text: (),
             saved=patients.inclusion_edit_form,
             result=lambda _ctx, row: patients.inclusion_edit_form(row),
-            heading=lambda _row: _("Correct the inclusion"),
+            heading=lambda _row, _code: _("Correct the inclusion"),
             anchor="#inclusion",
             legacy_page="/patients/{code}/inclusion",
             legacy_api="/patients/{code}/inclusion",
@@ -577,7 +583,7 @@ BINDINGS: dict[str, Binding] = {
                 **patients.pre_randomization_edit_form(row),
                 "radiological_progression": row.radiological_progression,
             },
-            heading=lambda _row: _("Correct the pre-randomization assessment"),
+            heading=lambda _row, _code: _("Correct the pre-randomization assessment"),
             facts=_pre_facts,
             anchor="#pre",
             legacy_page="/patients/{code}/pre-randomization",
@@ -591,9 +597,9 @@ BINDINGS: dict[str, Binding] = {
             parse_key=_int_key,
             saved=lambda row: {"completed_on": row.completed_on.isoformat()},
             result=_qol_result,
-            heading=lambda row: _("Correct questionnaire: {instrument} at {timepoint}").format(
-                instrument=row.instrument, timepoint=row.timepoint
-            ),
+            heading=lambda row, _code: _(
+                "Correct questionnaire: {instrument} at {timepoint}"
+            ).format(instrument=row.instrument, timepoint=row.timepoint),
             facts=_qol_facts,
             anchor="#qol",
             group_inputs=_qol_inputs,
@@ -611,7 +617,7 @@ BINDINGS: dict[str, Binding] = {
             parse_key=_int_key,
             saved=_read_saved,
             result=_read_result,
-            heading=lambda read: _("Correct central read: {timepoint}").format(
+            heading=lambda read, _code: _("Correct central read: {timepoint}").format(
                 timepoint=read.timepoint
             ),
             facts=_read_facts,

@@ -88,6 +88,21 @@ def _input(registry: Registry, f: FieldDef, row: Any) -> Input:
     return Input(f.name, f.label_for(row, lang), kind, opts, f.help_in(lang), f.name)
 
 
+def heading(ctx: Ctx, inst: Instance) -> str:
+    """The correction page's heading in the reader's language; a code of the record it names
+    (a withdrawal's kind) is shown by its registry label, never as the stored code."""
+    registry, lang = registry_of(ctx), get_locale()
+
+    def code(name: str) -> str:
+        value = getattr(inst.row, name)
+        codes = inst.form.field(name).codes
+        if value is None or codes is None:
+            return "" if value is None else str(value)
+        return registry.code_label(codes, str(value), lang)
+
+    return inst.binding.heading(inst.row, code)
+
+
 def inputs(ctx: Ctx, inst: Instance) -> list[Input]:
     """The correction form's inputs, in the registry's order (a group field such as the QoL
     items or the lesions of a read expands to its record's inputs)."""

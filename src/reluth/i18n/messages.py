@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -74,6 +75,17 @@ FIELD_LABELS: dict[str, str] = {
     "new_password": N_("New password"),
     "language": N_("Language"),
     "reason": N_("Reason"),
+    "expires_in_days": N_("Expires after (days)"),
+    # the SAE report and the sponsor's assessment (reluth.safety.sae)
+    "seriousness": N_("Seriousness criteria (ICH E2A)"),
+    "narrative": N_("Narrative"),
+    "action_taken": N_("Action taken with Lutathera"),
+    "treatment": N_("Treatment of the event"),
+    "causality": N_("Causality"),
+    "expectedness": N_("Expectedness"),
+    "comment": N_("Comment"),
+    "reference": N_("Submission reference"),
+    "dose": N_("Dose"),
     "items": N_("Answers"),
     "baseline_items": N_("Baseline answers"),
 }
@@ -130,6 +142,27 @@ TEMPLATES: dict[str, str] = {
     "not_accepted": N_("{field}: “{value}” is not one of the accepted answers ({accepted})"),
     "required": N_("{field}: this field is required"),
     "not_a_boolean": N_("{field}: answer yes or no"),
+    # pydantic's checks (reluth.errors.PYDANTIC_CODES)
+    "too_long": N_("{field}: at most {limit} characters"),
+    "too_many": N_("{field}: at most {limit} items"),
+    "too_many_digits": N_("{field}: {value} has too many digits"),
+    "not_an_integer": N_("{field}: “{value}” is not a whole number"),
+    "not_a_moment": N_("{field}: “{value}” is not a date and time"),
+    "greater_than": N_("{field}: {value} — it must be greater than {limit}"),
+    "at_least": N_("{field}: {value} — it must be at least {limit}"),
+    "less_than": N_("{field}: {value} — it must be less than {limit}"),
+    "at_most": N_("{field}: {value} — it must be at most {limit}"),
+    "not_a_field": N_("{field}: not a field that can be given here"),
+    "not_text": N_("{field}: a text is expected"),
+    "not_a_list": N_("{field}: a list is expected"),
+    "not_an_object": N_("{field}: an object is expected"),
+    "not_valid": N_("{field}: “{value}” is not accepted"),
+    "not_json": N_("{field}: the request is not valid JSON"),
+    # the clinical forms' own checks (reluth.clinical.forms)
+    "not_an_atc_code": N_(
+        "{field}: “{value}” is not an ATC code (accepted: A, A02, A02B, A02BC or A02BC01)"
+    ),
+    "before_start_date": N_("{field}: {value} is before the start date ({first})"),
 }
 
 
@@ -166,16 +199,17 @@ def _shown(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def describe(exc: ReluthError) -> str:
-    """The message of ``exc`` for a person, in the current language."""
+def describe(exc: ReluthError, labels: Mapping[str, str] | None = None) -> str:
+    """The message of ``exc`` for a person, in the current language; ``labels`` (a form's own
+    field labels from the registry, by field name) name its fields before the general ones."""
     if isinstance(exc, ValidationErrors):
-        return "; ".join(describe(e) for e in exc.errors)
+        return "; ".join(describe(e, labels) for e in exc.errors)
     render = getattr(exc.params.get("reason"), "render", None)
     if callable(render):  # a reluth.i18n.reasons.Reason
         return str(render())
     template = TEMPLATES.get(exc.code)
     if isinstance(exc, ValidationError):
-        label = field_label(exc.field)
+        label = (labels or {}).get(exc.field) or field_label(exc.field)
         if template is not None:
             from reluth.i18n import day_placeholder
 

@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from reluth.errors import ReluthError
-from reluth.i18n import DEFAULT, N_, format_number, gettext, use_locale
+from reluth.i18n import DEFAULT, N_, format_number, get_locale, gettext, use_locale
 from reluth.i18n.messages import _shown as plain_value
 from reluth.i18n.messages import field_label
 
@@ -60,6 +60,18 @@ class Visit:
 
     code: str
     english: str
+
+
+@dataclass(frozen=True)
+class Translated:
+    """A text a file gives in several languages (a protocol criterion's wording: the protocol
+    file carries each language), shown in the reader's, else in the source language."""
+
+    texts: tuple[tuple[str, str], ...]
+
+    def text(self) -> str:
+        found = dict(self.texts)
+        return found.get(get_locale()) or found.get(DEFAULT) or next(iter(found.values()), "")
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,8 @@ def shown(value: Any) -> str:
         from reluth.i18n.vocabulary import visit_name
 
         return visit_name(value.code, value.english)
+    if isinstance(value, Translated):
+        return value.text()
     if isinstance(value, Joined):
         return gettext(value.separator).join(shown(v) for v in value.items)
     if isinstance(value, list | tuple):
@@ -197,6 +211,8 @@ def _encode(value: Any) -> Any:
         return {"word": value.text}
     if isinstance(value, Visit):
         return {"visit": [value.code, value.english]}
+    if isinstance(value, Translated):
+        return {"texts": dict(value.texts)}
     if isinstance(value, Joined):
         return {"joined": [value.separator, [_encode(v) for v in value.items]]}
     if isinstance(value, bool) or value is None or isinstance(value, int | str):
@@ -226,6 +242,8 @@ def _decode(value: Any) -> Any:
         return Word(inner)
     if kind == "visit":
         return Visit(inner[0], inner[1])
+    if kind == "texts":
+        return Translated(tuple(dict(inner).items()))
     if kind == "joined":
         return Joined(tuple(_decode(v) for v in inner[1]), inner[0])
     if kind == "number":

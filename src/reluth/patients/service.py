@@ -26,8 +26,9 @@ from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
-from reluth.i18n import N_
-from reluth.i18n.reasons import Joined, Reason, render_stored
+from reluth.i18n import LANGUAGES, N_
+from reluth.i18n.reasons import Joined, Reason, Translated, Word, render_stored
+from reluth.i18n.vocabulary import ELIGIBILITY
 from reluth.patients import timeline
 from reluth.patients.models import (
     Death,
@@ -38,6 +39,7 @@ from reluth.patients.models import (
     Screening,
     Withdrawal,
 )
+from reluth.protocol.definition import Protocol
 from reluth.protocol.eligibility import check_eligibility
 from reluth.protocol.patient import PATIENT_ID_PATTERN, PatientFile, parse_patient
 from reluth.protocol.strata import derive_strata
@@ -458,17 +460,31 @@ def latest_screening(session: Session, patient: Patient, light: bool = False) ->
     return session.scalars(stmt, {"pid": patient.id}).first()
 
 
-def failed_criteria(screening: Screening, limit: int = 4) -> str:
+def failed_criteria(screening: Screening, protocol: Protocol, limit: int = 4) -> Joined:
     """The criteria a screening failed or could not decide, each with its text (what it means,
-    not only its code) and the reason."""
+    not only its code: the protocol file's wording in every language it gives) and the reason,
+    shown in the reader's language."""
     result = json.loads(screening.result_json)
     bad = [c for c in result["criteria"] if c["passes"] is not True]
-    return "; ".join(
-        f"{c['id']} ({c['text']}): {criterion_reason(c)}"
-        if c.get("text")
-        else f"{c['id']}: {criterion_reason(c)}"
-        for c in bad[:limit]
-    )
+    eligibility = protocol.eligibility
+    items = []
+    for c in bad[:limit]:
+        message = c.get("message")
+        why: Any = Reason.from_dict(message) if message else c.get("reason", "")
+        if c["id"] in eligibility.criteria.ids:
+            text: Any = Translated(
+                tuple((lang, eligibility.text(c["id"], lang)) for lang in LANGUAGES)
+            )
+        else:
+            text = c.get("text") or ""
+        if text:
+            template = N_("{id} ({text}): {reason}")
+            items.append(
+                Reason("criterion", template, {"id": c["id"], "text": text, "reason": why})
+            )
+        else:
+            items.append(Reason("criterion", N_("{id}: {reason}"), {"id": c["id"], "reason": why}))
+    return Joined(tuple(items))
 
 
 def criteria_reasons(criteria: list[dict[str, Any]]) -> Joined:
@@ -548,10 +564,17 @@ def include_patient(
     if screening is None:
         raise PreconditionFailed(f"patient {patient_code} has not been screened")
     if screening.status != "eligible":
-        raise PreconditionFailed(
-            f"patient {patient_code} is {screening.status} at the latest screening "
-            f"({screening.assessment_date}): {failed_criteria(screening)}"
+        reason = Reason(
+            "not_eligible_at_screening",
+            N_("patient {patient} is {status} at the latest screening ({day}): {criteria}"),
+            {
+                "patient": patient_code,
+                "status": Word(ELIGIBILITY.get(screening.status, screening.status)),
+                "day": screening.assessment_date,
+                "criteria": failed_criteria(screening, ctx.protocol),
+            },
         )
+        raise PreconditionFailed(reason.english(), params={"reason": reason})
     if consent_date is None:
         raise PreconditionFailed(f"patient {patient_code}: informed consent not signed")
     if first_for_patient(ctx.session, Inclusion, patient.id):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
-from reluth.errors import ValidationError, ValidationErrors
+from reluth.errors import ValidationError, ValidationErrors, from_pydantic
 from reluth.units import LabValue, check_plausible, to_decimal, unit_factor
 
 #: No date in a patient file before this (a typing error, e.g. 0001-01-01).
@@ -170,19 +170,9 @@ def _loc(parts: tuple[Any, ...]) -> str:
 
 
 def _pydantic_errors(exc: PydanticError) -> ValidationErrors:
-    errors = []
-    for err in exc.errors():
-        field = _loc(err["loc"])
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        given = err.get("input")
-        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(given, dict | list):
-            msg = f"{msg}, got {given!r}"
-        errors.append(ValidationError(field, msg))
-    return ValidationErrors(errors)
+    """Every problem pydantic found in a patient file, each a coded error naming its field
+    (:func:`reluth.errors.from_pydantic`: the message people read is translated by its code)."""
+    return ValidationErrors([from_pydantic(err, _loc(err["loc"])) for err in exc.errors()])
 
 
 def _dates(obj: Any, path: str) -> list[tuple[str, dt.date]]:

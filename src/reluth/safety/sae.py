@@ -159,6 +159,7 @@ def report_sae(ctx: Ctx, adverse_event_id: int, data: Mapping[str, Any]) -> SaeR
             f"{w}.seriousness",
             "no seriousness criterion (ICH E2A II.B)",
             ", ".join(seriousness.CRITERIA),
+            code="required",
         )
     narrative = v.text(body, "narrative", w)
     assert narrative is not None

@@ -23,6 +23,7 @@ from reluth.i18n import N_
 from reluth.i18n.reasons import Reason
 
 #: ICH E2A II.B seriousness criteria: code -> wording on forms and the CIOMS-like report
+#: (marked for translation: shown with ``gettext`` in the reader's language)
 CRITERIA: dict[str, str] = {
     "death": N_("Results in death"),
     "life_threatening": N_("Is life-threatening"),

@@ -27,7 +27,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.config import get_settings
 from reluth.core.trial import Trial
 from reluth.db.engine import make_engine
-from reluth.errors import ReluthError
+from reluth.errors import ReluthError, from_pydantic
 from reluth.i18n import (
     LANGUAGE_NAMES,
     LANGUAGES,
@@ -218,11 +218,12 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "body", "problem": e["msg"]}
+        refused = [
+            from_pydantic(e, ".".join(str(p) for p in e.get("loc", ())[1:]) or "body")
             for e in exc.errors()
         ]
-        text = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        problems = [{"field": e.field, "code": e.code, "problem": describe(e)} for e in refused]
+        text = "; ".join(p["problem"] for p in problems)
         if _is_api(request):
             return JSONResponse(
                 {"error": text, "code": "invalid_request", "status": 422, "problems": problems},

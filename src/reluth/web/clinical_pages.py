@@ -16,6 +16,9 @@ from reluth.clinical import forms
 from reluth.clinical import service as clinical
 from reluth.core.context import Ctx
 from reluth.errors import NotFound, ReluthError
+from reluth.forms.registry import Registry
+from reluth.i18n import get_locale, gettext
+from reluth.i18n.messages import describe
 from reluth.patients import service as patients
 from reluth.records import views
 from reluth.web.deps import READ, WHO, Auth, audited, patient_for
@@ -59,8 +62,40 @@ def form_data(schema: type[forms.FormSchema], posted: dict[str, str]) -> dict[st
         if field["kind"] == "bool":
             data[name] = text in ("true", "on", "yes")
         elif text:
-            data[name] = text
+            data[name] = forms.entered(schema, name, text)
     return data
+
+
+def labelled(
+    registry: Registry, form_id: str, fields: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The schema's fields as the page shows them, in the reader's language: label, help and
+    each choice's label from the registry (``forms.yaml``), whose texts are written in every
+    language shipped; the codes stay the schema's."""
+    form = registry.form(form_id)
+    lang = get_locale()
+    out = []
+    for f in fields:
+        defined = form.field(f["name"])
+        codes = defined.codes
+        out.append(
+            f
+            | {
+                "label": defined.label_in(lang),
+                "help": defined.help_in(lang),
+                "options": [
+                    (c, registry.code_label(codes, c, lang) if codes else c.replace("_", " "))
+                    for c in f["choices"]
+                ],
+            }
+        )
+    return out
+
+
+def form_title(registry: Registry, form_id: str) -> str:
+    """The form's name in the reader's language, lower-cased as within a sentence."""
+    label = registry.form(form_id).label_in(get_locale())
+    return label[:1].lower() + label[1:]
 
 
 def _spec(form_id: str) -> tuple[type[forms.FormSchema], Callable[..., Any], Any, Any]:
@@ -84,7 +119,9 @@ def _page(
     section = None
     if lister is not None:
         section = next((s for s in views.form_sections(ctx, patient) if s.form_id == form_id), None)
-    fields = forms.fields(schema)
+    registry = ctx.trial.forms
+    fields = labelled(registry, form_id, forms.fields(schema))
+    labels = {f["name"]: f["label"] for f in fields}
     return render(
         request,
         "clinical_form.html",
@@ -92,12 +129,14 @@ def _page(
             "who": who,
             "code": patient.patient_code,
             "form_id": form_id,
-            "schema": schema,
+            "title": registry.form(form_id).label_in(get_locale()),
+            "form_title": form_title(registry, form_id),
             "fields": fields,
             "field_names": [f["name"] for f in fields],
             "f": section,
             "posted": posted,
             "error": error,
+            "error_message": describe(error, labels) if error is not None else "",
             "saved": saved,
         },
         status_code=200 if error is None else error.http_status,
@@ -116,8 +155,10 @@ def _routes(form_id: str) -> None:
         who: Auth = WHO,
         ctx: Ctx = READ,
     ) -> HTMLResponse:
-        schema = _spec(form_id)[0]
-        message = None if saved is None else f"Saved: {schema.title.lower()} (record {saved})."
+        message = None
+        if saved is not None:
+            title = form_title(ctx.trial.forms, form_id)
+            message = gettext("Saved: {form} (record {id}).").format(form=title, id=saved)
         return _page(request, who, ctx, code, form_id, {}, saved=message)
 
     def form_save(request: Request, code: str, who: Auth = WHO, ctx: Ctx = READ) -> Response:

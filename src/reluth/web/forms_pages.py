@@ -55,7 +55,7 @@ def _page(
         {
             "who": who,
             "code": code,
-            "heading": b.heading(inst.row),
+            "heading": corrections.heading(ctx, inst),
             "facts": b.facts(inst.row),
             "action": f"{base}/edit",
             "back": _back(inst),

@@ -9,6 +9,7 @@ asks, parses the form and writes through the audited door.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError
+from reluth.i18n import N_, gettext
 from reluth.safety import records as safety_records
 from reluth.safety import sae
 from reluth.safety import seriousness as e2a
@@ -60,6 +62,28 @@ async def _posted(request: Request) -> None:
     request.state.posted = {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+#: The sponsor's answers as the page words them (the codes are reluth.safety.seriousness's).
+CAUSALITY: dict[str, str] = {"related": N_("related"), "not_related": N_("not related")}
+EXPECTEDNESS: dict[str, str] = {"unexpected": N_("unexpected"), "expected": N_("expected")}
+#: What ``?saved=`` names after a save, in the reader's language.
+SAVED: dict[str, str] = {
+    "assessment": N_("the sponsor’s assessment"),
+    "submission": N_("the SUSAR submission"),
+}
+_FOLLOW_UP = re.compile(r"follow-up report (\d{1,3})")
+
+
+def saved_note(saved: str) -> str:
+    """The saved thing ``?saved=`` names (a report's English label, ``assessment`` or
+    ``submission``) in the reader's language; empty for anything else."""
+    if saved in SAVED:
+        return gettext(SAVED[saved])
+    if saved == sae.report_label(0):
+        return gettext("initial report")
+    found = _FOLLOW_UP.fullmatch(saved)
+    return gettext("follow-up report {n}").format(n=found[1]) if found else ""
+
+
 def _page(
     request: Request,
     who: Auth,
@@ -77,11 +101,13 @@ def _page(
         "d": sae.dossier(ctx, ae_id),
         "criteria": e2a.CRITERIA,
         "actions": e2a.ACTIONS,
+        "causality": CAUSALITY,
+        "expectedness": EXPECTEDNESS,
         "outcomes": safety_records.OUTCOMES,
         "error": error,
         "error_form": error_form,
         "posted": getattr(request.state, "posted", {}) if error else {},
-        "saved": saved,
+        "saved": saved_note(saved),
     }
     return render(request, "sae.html", context, status_code=error.http_status if error else 200)
 
