@@ -168,7 +168,7 @@ CHECK_DENIED = (
 _CHECK = """
     import io, json, os, sys
     from contextlib import redirect_stdout
-    os.environ["COLUMNS"] = "120"
+    os.environ["COLUMNS"] = "250"  # every reason on one line
     sys.argv = ["reluth", "eligibility", "check", {path!r}]
     from reluth.cli import main
     out = io.StringIO()

@@ -92,8 +92,8 @@ def test_the_sae_page_reads_in_french_for_the_site_and_pharmacovigilance(site: S
     inv, pv = site.client("inv1"), site.client("pv")
     sources = ("sae.html", "sae_pages.py")
     page = _french(inv, f"/adverse-events/{ae_id}", *sources)
-    assert "EI grave" in page and "Envoyer la notification initiale" in page
-    assert "Hospitalisation ou prolongation d’hospitalisation" in page
+    assert "EI grave" in page and "Envoyer le rapport initial" in page
+    assert re.search("hospitalisation ou (la )?prolongation d’(une )?hospitalisation", page, re.I)
     assert "10/03/2025" in page  # the onset, dd/mm/yyyy
     refused = _post(inv, f"/adverse-events/{ae_id}/reports", {"narrative": ""})
     assert refused.status_code == 422  # type: ignore[attr-defined]
@@ -108,8 +108,8 @@ def test_the_sae_page_reads_in_french_for_the_site_and_pharmacovigilance(site: S
     sent = _post(inv, f"/adverse-events/{ae_id}/reports", report)
     assert sent.status_code == 303  # type: ignore[attr-defined]
     saved = _french(inv, sent.headers["location"], *sources)  # type: ignore[attr-defined]
-    assert "Enregistré : notification initiale." in saved
-    assert "Envoyer la notification de suivi 1" in saved
+    assert "Enregistré : rapport initial." in saved
+    assert "Envoyer le rapport de suivi 1" in saved
     assessing = _french(pv, f"/adverse-events/{ae_id}", *sources)
     assert "Imputabilité" in assessing and "inattendu" in assessing
     assessed = _post(
@@ -217,7 +217,7 @@ def test_the_casebook_reads_in_french(site: Site) -> None:
     assert '<html lang="fr">' in page and "Cahier d’observation — patient" in text
     assert "Annexe : piste d’audit" in text and "Enregistrement" in text
     assert "12/03/2025 09:00:00" in page and "2025-03-12" not in words  # ISO only in data
-    assert "<th>Donnée</th><th>Modification</th>" in page
+    assert "<th>Enregistrement</th><th>Modification</th>" in page
     assert "Casebook — patient" in _text(english) and '<html lang="en">' in english
 
 
