@@ -160,6 +160,7 @@ HELPERS = {
     "reluth.records.views.form_sections",  # calls each form's declared listing service
     "reluth.analysis.service.record_download",  # an audit event of a download built by a service
     "reluth.forms.service.build_grid",  # the status grid, inside a declared service
+    "reluth.forms.service.grid_counts",  # the dashboard's counts of it, likewise
     "reluth.forms.service.columns",  # the schedule's visit columns the actor may see (no data)
     "reluth.lifecycle.service.form_row",  # a form instance, scoped with the running service's grant
 }

@@ -79,7 +79,8 @@ FIELD_LABELS: dict[str, str] = {
     # the SAE report and the sponsor's assessment (reluth.safety.sae)
     "seriousness": N_("Seriousness criteria (ICH E2A)"),
     "narrative": N_("Narrative"),
-    "action_taken": N_("Action taken with Lutathera"),
+    # no treatment name: a blinded reader's refused request names this field too
+    "action_taken": N_("Action taken with the study drug"),
     "treatment": N_("Treatment of the event"),
     "causality": N_("Causality"),
     "expectedness": N_("Expectedness"),
