@@ -39,8 +39,14 @@ def _test_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     needs another sets its own with ``monkeypatch``. The data directory (default database,
     checkpoints and their signing key) is the session's own, never ``reluth-data/`` in the
     checkout, so no test trusts a key another run left behind."""
+    from reluth.db import checkpoint
+
+    data = tmp_path_factory.mktemp("reluth-data")
+    # the checkpoint signer `reluth db init` would create: a database lock needs it, and under
+    # pytest-xdist no earlier test of the same worker may be relied on to have made it
+    checkpoint.create_signing_key(data / "checkpoint-signing.key")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RELUTH_DATA_DIR", str(tmp_path_factory.mktemp("reluth-data")))
+        mp.setenv("RELUTH_DATA_DIR", str(data))
         mp.setenv("RELUTH_AUDIT_KEY", TEST_AUDIT_KEY)
         mp.setenv("RELUTH_ALLOCATION_KEY", TEST_ALLOCATION_KEY)
         yield

@@ -147,3 +147,16 @@ def type_into_form(page: Any, values: dict[str, str]) -> None:
             control.check()
         else:
             control.fill(value)
+
+
+def not_childbearing(app: Any, username: str, code: str, on: str) -> None:
+    """Record, as ``username`` through the service, that the included woman ``code`` (the
+    example patient file) is not of childbearing potential, so her cycles need no pregnancy
+    test (the childbearing form's pages have their own tests in tests/web)."""
+    from tests.store.storekit import NOT_CHILDBEARING
+
+    from reluth.clinical import service as clinical
+    from reluth.core.context import writing
+
+    with writing(app.state.engine, actor_of(app, username), app.state.trial) as ctx:
+        clinical.record_childbearing(ctx, code, {**NOT_CHILDBEARING, "assessed_on": on})

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from conftest import LiveServer, actor_of, seeded_server, type_into_form
+from conftest import LiveServer, actor_of, not_childbearing, seeded_server, type_into_form
 from reluth.auth.actor import Actor
 from reluth.core.context import writing
 from reluth.randomization import service as randomization
@@ -66,6 +66,8 @@ def _ready_patient(app: Any, code: str) -> str:
         patients.register_patient(ctx, "C01", code)
         assert patients.screen_patient(ctx, data).status == "eligible"
         patients.include_patient(ctx, code, dt.date(2024, 10, 28), dt.date(2025, 3, 4))
+    not_childbearing(app, "inv1", code, "2025-03-04")
+    with writing(app.state.engine, _actor(app, "inv1"), app.state.trial) as ctx:
         for n, day in ((1, dt.date(2025, 3, 5)), (2, dt.date(2025, 3, 6))):
             treatment.record_cycle(ctx, code, n, day, Decimal("7.4"), f"L{n}")
         patients.record_pre_randomization(ctx, code, dt.date(2025, 3, 10), False, "SD")
@@ -184,6 +186,7 @@ def test_investigator_flow_then_blinded_central_review(
     page.get_by_label("Inclusion date").fill("2025-03-04")
     page.get_by_role("button", name="Include patient").click()
     page.get_by_test_id("inclusion").wait_for()
+    not_childbearing(server.app, "inv1", code, "2025-03-04")  # a postmenopausal woman
     for n, day in (("1", "2025-03-05"), ("2", "2025-03-06")):
         page.get_by_label("Cycle").select_option(n)
         page.get_by_label("Date given").fill(day)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from conftest import LiveServer, actor_of, seeded_server, type_into_form
+from conftest import LiveServer, actor_of, not_childbearing, seeded_server, type_into_form
 from reluth.core.context import writing
 from reluth.i18n import gettext, use_locale
 from reluth.randomization import service as randomization
@@ -124,6 +124,7 @@ def test_main_flow_in_each_language(
     page.get_by_label(_t(lang, "Inclusion date")).fill("2025-03-04")
     page.get_by_role("button", name=_t(lang, "Include patient")).click()
     page.get_by_test_id("inclusion").wait_for()
+    not_childbearing(server.app, f"inv_{lang}", code, "2025-03-04")  # a postmenopausal woman
     for n, day in (("1", "2025-03-05"), ("2", "2025-03-06")):
         cycles = page.locator(f'form[action="/patients/{code}/cycles"]')
         cycles.locator('[name="cycle"]').select_option(n)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.store.storekit import not_childbearing as storekit_not_childbearing
 from tests.store.storekit import patient_file
 
 from conftest import LiveServer, actor_of, seeded_server
@@ -54,6 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
             patients.register_patient(ctx, "C01", CODE)
             assert patients.screen_patient(ctx, patient_file(CODE)).status == "eligible"
             patients.include_patient(ctx, CODE, dt.date(2024, 10, 28), dt.date(2024, 10, 30))
+            storekit_not_childbearing(ctx, CODE)
             treatment.record_cycle(ctx, CODE, 1, dt.date(2024, 11, 4), Decimal("7.4"), "L1")
             treatment.record_cycle(ctx, CODE, 2, dt.date(2024, 12, 30), Decimal("7.4"), "L2")
             patients.record_pre_randomization(ctx, CODE, dt.date(2025, 2, 24), False, "SD")

@@ -36,13 +36,15 @@ CONMED = {"drug_name": "Octreotide LAR", "atc_code": "H01CB02", "indication": "c
 
 
 def _included(engine: Engine, code: str = "C01-0001", sex: str | None = None) -> str:
-    from tests.store.storekit import add_users
+    from tests.store.storekit import add_users, not_childbearing
 
     add_users(engine)
     with work(engine, NURSE) as ctx:
         patients.register_patient(ctx, code[:3], code, sex=sex)
         patients.screen_patient(ctx, patient_file(code, sex=sex or "female"))
         patients.include_patient(ctx, code, dt.date(2024, 10, 28), dt.date(2024, 10, 30))
+        if sex is None:  # screened as the example woman, postmenopausal
+            not_childbearing(ctx, code)
     return code
 
 

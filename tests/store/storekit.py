@@ -145,6 +145,19 @@ def cli_token(engine: Engine, username: str) -> str:
     return token
 
 
+#: The test women (the example patient file is a woman born in the 1950s) are postmenopausal:
+#: no pregnancy test before their cycles.
+NOT_CHILDBEARING = {"childbearing_potential": False, "reason": "postmenopausal"}
+
+
+def not_childbearing(ctx: Ctx, code: str, on: str = "2024-10-30") -> None:
+    """Record that the included woman ``code`` is not of childbearing potential (the
+    protocol's pregnancy testing then asks no test before a cycle)."""
+    from reluth.clinical import service as clinical
+
+    clinical.record_childbearing(ctx, code, {**NOT_CHILDBEARING, "assessed_on": on})
+
+
 def ready_patients(
     engine: Engine,
     n: int,
@@ -168,6 +181,7 @@ def ready_patients(
             )
             assert out.status == "eligible", out
             patients.include_patient(ctx, code, dt.date(2024, 10, 28), dt.date(2024, 10, 30))
+            not_childbearing(ctx, code)
             treatment.record_cycle(ctx, code, 1, dt.date(2024, 11, 4), Decimal("7.4"), "L1")
             treatment.record_cycle(ctx, code, 2, dt.date(2024, 12, 30), Decimal("7.4"), "L2")
             if assessed:

@@ -17,6 +17,7 @@ from storekit import (
     add_account,
     add_users,
     at,
+    not_childbearing,
     patient_file,
     read,
     ready_patients,
@@ -55,6 +56,8 @@ def _included(engine: Engine, code: str, sex: str | None = None) -> str:
         screened = patients.screen_patient(ctx, patient_file(code, sex=sex or "female"))
         assert screened.status == "eligible"
         patients.include_patient(ctx, code, dt.date(2024, 10, 28), dt.date(2024, 10, 30))
+        if sex is None:  # screened as the example woman, postmenopausal
+            not_childbearing(ctx, code)
     return code
 
 
@@ -377,3 +380,23 @@ def test_pregnancy_forms_refused_for_a_man_and_bad_values(engine: Engine) -> Non
     _refused(engine, "reason", lambda c: clinical.record_childbearing(c, woman, no_reason))
     bad = {**test, "result": "maybe"}
     _refused(engine, "result", lambda c: clinical.record_pregnancy_test(c, woman, bad))
+
+
+def test_the_screened_sex_counts_when_the_registration_gave_none(engine: Engine) -> None:
+    """A woman registered without her sex (it is optional there) and screened as a woman gets
+    no cycle before her childbearing potential is recorded, nor without a negative pregnancy
+    test if she may bear children: leaving the sex out at registration skips no rule."""
+    add_users(engine)
+    code = "C01-0001"
+    with work(engine, NURSE) as ctx:
+        patients.register_patient(ctx, "C01", code)  # no sex at registration
+        assert patients.screen_patient(ctx, patient_file(code, sex="female")).status == "eligible"
+        patients.include_patient(ctx, code, dt.date(2024, 10, 28), dt.date(2024, 10, 30))
+    with pytest.raises(PreconditionFailed) as info, work(engine, NURSE) as ctx:
+        _cycle(code, dt.date(2024, 11, 4))(ctx)
+    assert info.value.field == "childbearing_potential"
+    status = {"childbearing_potential": True, "assessed_on": "2024-10-30"}
+    _ok(engine, lambda c: clinical.record_childbearing(c, code, status))
+    with pytest.raises(PreconditionFailed) as info, work(engine, NURSE) as ctx:
+        _cycle(code, dt.date(2024, 11, 4))(ctx)
+    assert info.value.field == "pregnancy_test"

@@ -16,6 +16,7 @@ from storekit import (
     STAT,
     actor,
     add_users,
+    not_childbearing,
     opened,
     patient_file,
     ready_patients,
@@ -283,6 +284,7 @@ def test_every_precondition_is_refused_with_its_reason(engine: Engine) -> None:
         engine,
         lambda s: patients.include_patient(s, code, dt.date(2024, 10, 28), dt.date(2024, 10, 30)),
     )
+    _do(engine, lambda s: not_childbearing(s, code))  # the example woman, postmenopausal
     with pytest.raises(PreconditionFailed, match=r"2 second-PRRT cycles.*\(0 recorded\)") as e:
         _randomize(engine, code, "r")
     with use_locale("fr"):

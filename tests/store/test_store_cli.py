@@ -89,6 +89,8 @@ def test_flow_from_db_init_to_randomize(cli: CliRunner, tmp_path: Path) -> None:
     run(cli, "patients", "include", "C07-0002", "--consent-date", "2024-10-28", code=7)
     run(cli, "patients", "include", "C07-0001", "--consent-date", "2024-10-28",
         "--date", "2024-10-30")  # fmt: skip
+    # the example woman, postmenopausal (README's example file): before any cycle
+    run(cli, "record", "childbearing", str(EXAMPLES / "childbearing.json"))
     for cycle, date in ((1, "2024-11-04"), (2, "2024-12-30")):
         run(cli, "record", "cycle", "C07-0001", "--cycle", str(cycle), "--date", date,
             "--activity-gbq", "7.4", "--lot", f"L{cycle}")  # fmt: skip

@@ -47,6 +47,11 @@ def test_inclusion_cycles_and_pre_randomization(site: Site) -> None:
         "inclusion_date": "2025-03-04",
     }
     assert inv.post(f"{p}/inclusion", json={"consent_date": "2024-10-28"}).status_code == 409
+    status = {"childbearing_potential": False, "reason": "postmenopausal"}  # the example woman
+    assert (
+        inv.post(f"{p}/childbearing", json=status | {"assessed_on": "2025-03-04"}).status_code
+        == 201
+    )
 
     cycle = {"cycle": 1, "administered_on": "2025-03-05", "activity_gbq": "7.4", "lot": "L1"}
     assert _fields(inv.post(f"{p}/cycles", json=cycle | {"cycle": 9})) == {"cycle"}

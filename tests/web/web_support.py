@@ -226,6 +226,8 @@ def ready_patients(
     through the services as each centre's site user (``SITE_USER``)."""
     from decimal import Decimal
 
+    from tests.store.storekit import not_childbearing
+
     from reluth.patients import service as patients
     from reluth.treatment import service as treatment
 
@@ -239,6 +241,7 @@ def ready_patients(
             outcome = patients.screen_patient(ctx, patient_file(code, i))
             assert outcome.status == "eligible", outcome
             patients.include_patient(ctx, code, dt.date(2024, 10, 28), included)
+            not_childbearing(ctx, code, included.isoformat())
             treatment.record_cycle(ctx, code, 1, cycle1, Decimal("7.4"), "L1")
             treatment.record_cycle(ctx, code, 2, cycle2, Decimal("7.4"), "L2")
             patients.record_pre_randomization(ctx, code, assessed, False, "SD", None)
@@ -279,14 +282,20 @@ def randomize_experimental(app: FastAPI, code: str) -> dt.date:
 CONSENT = "2024-10-28"
 
 
+#: The example patient file is a woman born in the 1950s: postmenopausal, no pregnancy test.
+NOT_CHILDBEARING = {"childbearing_potential": False, "reason": "postmenopausal"}
+
+
 def included_via_api(site: Site, username: str = "inv1", centre: str = "C01") -> str:
-    """Register, screen and include one patient through the JSON API (trial data such as
-    adverse events, labs and questionnaires is recorded for included patients)."""
+    """Register, screen and include one patient through the JSON API, with her childbearing
+    potential (trial data such as adverse events, labs and questionnaires is recorded for
+    included patients)."""
     api = site.client(username)
     code = str(api.post("/api/v1/patients", json={"centre": centre}).json()["patient_id"])
     steps: list[tuple[str, dict[str, object]]] = [
         ("screening", eligible_file(code, site.clock().date())),
         ("inclusion", {"consent_date": CONSENT, "inclusion_date": "2025-03-04"}),
+        ("childbearing", {**NOT_CHILDBEARING, "assessed_on": "2025-03-04"}),  # the example woman
     ]
     for step, body in steps:
         response = api.post(f"/api/v1/patients/{code}/{step}", json=body)

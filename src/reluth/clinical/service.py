@@ -296,7 +296,7 @@ def record_childbearing(ctx: Ctx, patient_code: str, data: Any) -> ChildbearingS
     through the audit trail). Refused for a man."""
     form = forms.parse(forms.ChildbearingForm, data)
     patient = _included(ctx, patient_code)
-    if patient.sex != "F":
+    if patients.sex_of(ctx.session, patient) != "F":
         raise ValidationError(
             "childbearing_potential", f"patient {patient_code} is not registered as a woman"
         )
@@ -356,7 +356,7 @@ def record_pregnancy_test(ctx: Ctx, patient_code: str, data: Any) -> PregnancyTe
     """A pregnancy test of an included woman, dated in the trial's order."""
     form = forms.parse(forms.PregnancyTestForm, data)
     patient = _included(ctx, patient_code)
-    if patient.sex != "F":
+    if patients.sex_of(ctx.session, patient) != "F":
         raise ValidationError("test_date", f"patient {patient_code} is not registered as a woman")
     _check_pregnancy_test(ctx, patient, form)
     row = PregnancyTest(
@@ -436,7 +436,7 @@ def require_pregnancy_test(
     with a positive one in it; the childbearing potential of a woman must be recorded first.
     Called by the treatment service inside its declared service."""
     rule = protocol.pregnancy_testing
-    if not rule.required_before_each_cycle or patient.sex != "F":
+    if not rule.required_before_each_cycle or patients.sex_of(session, patient) != "F":
         return
     status = _childbearing(session, patient)
     if status is None:

@@ -422,12 +422,16 @@ def _dosimetry(ctx: Ctx, code: str, cycle: int, recs: list[FormRecord]) -> list[
 
 
 #: The forms the import enters, in the order a casebook is built: a registration before its
-#: screening, the second-PRRT cycles and the pre-randomization assessment before the
-#: randomization, the arm's cycles (``cycle+``) and the visits after it, the end last.
+#: screening, a woman's childbearing potential and pregnancy tests before any cycle (the
+#: pregnancy testing gates each one), the second-PRRT cycles and the pre-randomization
+#: assessment before the randomization, the arm's cycles (``cycle+``) and the visits after it,
+#: the end last.
 ORDER = (
     "registration",
     "screening",
     "inclusion",
+    "childbearing",
+    "pregnancy_test",
     "cycle",
     "pre_randomization",
     "randomization",
@@ -441,8 +445,6 @@ ORDER = (
     "adverse_event",
     "medical_history",
     "conmed",
-    "childbearing",
-    "pregnancy_test",
     "deviation",
     "withdrawal",
     "death",

@@ -79,6 +79,22 @@ def optional_text(value: Any, field: str, limit: int) -> str | None:
 _BY_PATIENT: dict[type[Any], Any] = {}
 
 
+def sex_of(session: Session, patient: Patient) -> str | None:
+    """The patient's sex (``F``/``M``): as registered, else as the latest screening gave it.
+    Registration leaves it optional; the rules that depend on it (the pregnancy testing
+    before a cycle, CTFG 2020 §4) must not be skipped because it was left out there."""
+    if patient.sex is not None:
+        return patient.sex
+    latest = session.scalars(
+        select(Screening.input_json)
+        .where(Screening.patient_id == patient.id)
+        .order_by(Screening.id.desc())
+        .limit(1)
+    ).first()
+    screened = json.loads(latest).get("sex") if latest else None
+    return screened[0].upper() if isinstance(screened, str) and screened else None
+
+
 def first_for_patient(session: Session, model: type[_M], patient_id: int) -> _M | None:
     """The first row of ``model`` for a patient (statement built once per model)."""
     stmt = _BY_PATIENT.get(model)
