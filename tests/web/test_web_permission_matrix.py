@@ -445,3 +445,32 @@ def test_every_route_is_in_the_matrix(shared_site: Site) -> None:
         (m, path) for m, path in app_routes(shared_site.app) if path not in UNGUARDED
     } - covered
     assert missing == set()
+
+
+#: Bodies no route accepts: the wrong JSON shape, and a form with every field missing.
+MALFORMED: tuple[Any, ...] = ([1, 2], "not an object", {"?": None})
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_a_denied_role_is_refused_before_its_body_is_read(
+    shared_site: Site, patients: dict[str, str], role: Role
+) -> None:
+    """The policy answers first: a role that may not use a route gets 403 whatever its body
+    (a 422 would tell it the route's rules and, for a blinded role, that the route exists for
+    others); an allowed role gets 422 or its answer, never 403 for the shape of its body."""
+    client = shared_site.client(ROLE_USER[role])
+    failures = []
+    for method, template, allowed, body in MATRIX:
+        if method == "GET" or body is None:
+            continue
+        path = _path(template, patients["C01"])
+        for bad in MALFORMED:
+            if path.startswith("/api/"):
+                status = int(client.request(method, path, json=bad).status_code)
+            else:
+                status = int(client.request(method, path, content=str(bad)).status_code)
+            if role not in allowed and status != 403:
+                failures.append(f"{method} {path} {bad!r}: {status} (expected 403)")
+            elif role in allowed and (status == 403 or status >= 500):
+                failures.append(f"{method} {path} {bad!r}: {status} (allowed)")
+    assert not failures, "\n".join(failures)

@@ -24,12 +24,13 @@ from reluth.auth.policy import Action
 from reluth.core.context import Ctx
 from reluth.errors import ValidationError
 from reluth.forms import corrections
+from reluth.forms import service as forms_service
 from reluth.forms.bindings import BINDINGS, Binding
 from reluth.records import views
 from reluth.treatment import service as treatment
 from reluth.values import parse_date
 from reluth.web.api import ApiIn
-from reluth.web.deps import READ, WHO, Auth, RecordId, audited
+from reluth.web.deps import READ, WHO, Auth, RecordId, Visible, audited, calls, visible
 
 router = APIRouter(tags=["api"])
 
@@ -239,7 +240,7 @@ def visit_record(
     code: PatientCode,
     body: VisitIn,
     request: Request,
-    who: Auth = WHO,
+    who: Auth = Depends(calls(treatment.record_visit)),
     ctx: Ctx = READ,
 ) -> VisitOut:
     """Record the actual date of a planned visit; answers with its window status."""
@@ -367,17 +368,15 @@ class MissingOut(BaseModel):
     "/patients/{code}/missing", status_code=201, response_model=MissingOut, responses=ERRORS
 )
 def missing_record(
-    code: PatientCode, body: MissingIn, request: Request, who: Auth = WHO, ctx: Ctx = READ
+    body: MissingIn,
+    request: Request,
+    to: Visible = Depends(visible(forms_service.record_missing)),
 ) -> MissingOut:
     """Record a missing-data code with its reason (e.g. QoL not done at QOL-W24, the patient
     too ill: ``{"form": "qol", "visit_code": "QOL-W24", "code": "ND", "reason": "..."}``)."""
-    from reluth.auth.policy import Resource
-    from reluth.forms import service as forms
-
-    who.actor.require(Action.WRITE, Resource.PATIENT)  # 403 before the record is looked up
-    patient = views.visible_patient(ctx, code, Resource.PATIENT, Action.WRITE)
+    who, patient = to.who, to.patient
     with audited(request, who) as w:
-        row = forms.record_missing(
+        row = forms_service.record_missing(
             w,
             body.form,
             body.code,

@@ -15,7 +15,7 @@ from reluth.errors import ReluthError
 from reluth.safety import coding
 from reluth.safety import service as safety
 from reluth.web.api import ERRORS, ApiIn
-from reluth.web.deps import READ, WHO, Auth, RecordId, audited
+from reluth.web.deps import READ, WHO, Auth, RecordId, audited, calls
 from reluth.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -113,7 +113,12 @@ class CodingOut(BaseModel):
 
 
 @api_router.put("/adverse-events/{ae_id}/coding", response_model=CodingOut, responses=ERRORS)
-def recode_api(ae_id: RecordId, body: RecodeIn, request: Request, who: Auth = WHO) -> CodingOut:
+def recode_api(
+    ae_id: RecordId,
+    body: RecodeIn,
+    request: Request,
+    who: Auth = Depends(calls(safety.recode_adverse_event)),
+) -> CodingOut:
     """Code or recode an adverse event's term (coder), with a reason."""
     with audited(request, who, reason=body.reason) as w:
         row = safety.recode_adverse_event(

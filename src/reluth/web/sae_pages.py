@@ -24,7 +24,7 @@ from reluth.safety import sae
 from reluth.safety import seriousness as e2a
 from reluth.values import to_jsonable
 from reluth.web.api import ERRORS, ApiIn, one_of
-from reluth.web.deps import READ, WHO, Auth, RecordId, audited
+from reluth.web.deps import READ, WHO, Auth, RecordId, audited, calls
 from reluth.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -266,7 +266,10 @@ def sae_reports_api(ae_id: RecordId, ctx: Ctx = READ) -> list[SaeReportOut]:
     responses=ERRORS,
 )
 def sae_report_api(
-    ae_id: RecordId, body: SaeReportIn, request: Request, who: Auth = WHO
+    ae_id: RecordId,
+    body: SaeReportIn,
+    request: Request,
+    who: Auth = Depends(calls(sae.report_sae)),
 ) -> SaeReportOut:
     """Send the initial report of an SAE, or its next numbered follow-up (site)."""
     data = body.model_dump(exclude_none=True)
@@ -282,7 +285,11 @@ def sae_report_api(
     responses=ERRORS,
 )
 def sae_assessment_api(
-    ae_id: RecordId, sequence: int, body: AssessmentIn, request: Request, who: Auth = WHO
+    ae_id: RecordId,
+    sequence: int,
+    body: AssessmentIn,
+    request: Request,
+    who: Auth = Depends(calls(sae.assess_report)),
 ) -> SaeReportOut:
     """The sponsor's causality and expectedness (pharmacovigilance): SUSAR if related and
     unexpected."""
@@ -297,7 +304,11 @@ def sae_assessment_api(
     responses=ERRORS,
 )
 def sae_submission_api(
-    ae_id: RecordId, sequence: int, body: SubmissionIn, request: Request, who: Auth = WHO
+    ae_id: RecordId,
+    sequence: int,
+    body: SubmissionIn,
+    request: Request,
+    who: Auth = Depends(calls(sae.record_susar_submission)),
 ) -> SaeReportOut:
     """Record a SUSAR's submission to the authorities (stops its clock)."""
     with audited(request, who) as w:
