@@ -196,6 +196,7 @@ def from_store_cmd(
 
 
 def _print_case_table(results: dict[str, Any]) -> None:
+    from reluth.dosimetry.notes import method_label, shown_all
     from reluth.i18n import N_, format_number, gettext
 
     def g3(x: float) -> str:
@@ -214,7 +215,7 @@ def _print_case_table(results: dict[str, Any]) -> None:
         teff = v["tia"]["effective_half_life_h"]
         table.add_row(
             name,
-            v["tia"]["method"],
+            method_label(v["tia"]["method"]),
             format_number(float(f"{v['tia']['tia_mbq_h']:.4g}")),
             "—" if teff is None else g3(teff),
             "—" if dose is None else g3(dose),
@@ -231,7 +232,7 @@ def _print_case_table(results: dict[str, Any]) -> None:
     if results.get("red_marrow"):
         total = g3(results["red_marrow"]["total_gy"])
         console.print(gettext("red marrow {dose} Gy (blood-based)").format(dose=total))
-    for w in results["warnings"]:
+    for w in shown_all(results):
         warning = gettext("warning:")
         console.print(f"[yellow]{warning}[/] {w}")
 

@@ -25,8 +25,12 @@ from importlib import resources
 import yaml
 
 from reluth.dosimetry.bed import BedParameters, bed_gy
+from reluth.dosimetry.notes import Note, note, rounded
+from reluth.dosimetry.notes import organ as organ_word
 from reluth.dosimetry.organs import OrganNames, default_organ_names
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Quantity
 
 MAX_CYCLES = 8
 
@@ -82,7 +86,7 @@ class OrganCumulative:
 class CumulativeResult:
     organs: dict[str, OrganCumulative]
     warnings: list[LimitWarning] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # Note: English carrying its key
 
 
 @lru_cache(maxsize=1)
@@ -162,8 +166,16 @@ def canonical_cycle(
         if not mass_known:
             weights = [1.0] * len(members)
             notes.append(
-                f"{parent} ({cycle.label}): derived from {', '.join(parts)} with equal weights "
-                "(a part's mass is missing)"
+                note(
+                    "dosimetry.combined_equal_weights",
+                    N_(
+                        "{organ} ({cycle}): derived from {parts} with equal weights (a part's "
+                        "mass is missing)"
+                    ),
+                    organ=organ_word(parent),
+                    cycle=cycle.label,
+                    parts=[organ_word(p) for p in parts],
+                )
             )
         else:
             weights = [float(m) for m in masses if m is not None]
@@ -195,6 +207,42 @@ def _cycle_bed(dose: OrganCycleDose, params: BedParameters) -> float | None:
     if dose.effective_half_life_h is None:
         return None
     return bed_gy(dose.absorbed_dose_gy, dose.effective_half_life_h, params)
+
+
+def _limit_reached(organ: str, lim: Limit, value: float) -> Note:
+    """The warning of a limit reached (by the organ it is stated for, or by one of its parts)."""
+    values = {
+        "organ": organ_word(organ),
+        "value": rounded(value, "Gy", 2),
+        "limit": Quantity(lim.limit_gy, "Gy"),
+        "stated_for": organ_word(lim.organ),
+    }
+    if lim.quantity == "absorbed_dose_gy":
+        if organ == lim.organ:
+            return note(
+                "dosimetry.limit_reached",
+                N_("cumulative {organ} absorbed dose {value} reaches the {limit} limit"),
+                **values,
+            )
+        return note(
+            "dosimetry.limit_reached_by_part",
+            N_(
+                "cumulative {organ} absorbed dose {value} reaches the {limit} limit stated "
+                "for {stated_for}"
+            ),
+            **values,
+        )
+    if organ == lim.organ:
+        return note(
+            "dosimetry.bed_limit_reached",
+            N_("cumulative {organ} BED {value} reaches the {limit} limit"),
+            **values,
+        )
+    return note(
+        "dosimetry.bed_limit_reached_by_part",
+        N_("cumulative {organ} BED {value} reaches the {limit} limit stated for {stated_for}"),
+        **values,
+    )
 
 
 def cumulate(
@@ -231,12 +279,26 @@ def cumulate(
             missing_bed = [lbl for (lbl, _), b in zip(present, beds, strict=True) if b is None]
             if missing_bed:
                 notes.append(
-                    f"{organ}: cumulative BED not computed, no effective half-life for "
-                    f"cycle(s) {', '.join(missing_bed)}"
+                    note(
+                        "dosimetry.cumulative_bed_missing",
+                        N_(
+                            "{organ}: cumulative BED not computed, no effective half-life for "
+                            "cycle(s) {cycles}"
+                        ),
+                        organ=organ_word(organ),
+                        cycles=missing_bed,
+                    )
                 )
         if len(present) < len(cycles) and table.parent_of(organ) is not None:
             missing = [c.label for c in cycles if organ not in c.doses]
-            notes.append(f"{organ}: no dose for cycle(s) {', '.join(missing)}; sum over the others")
+            notes.append(
+                note(
+                    "dosimetry.cumulative_cycle_missing",
+                    N_("{organ}: no dose for cycle(s) {cycles}; sum over the others"),
+                    organ=organ_word(organ),
+                    cycles=missing,
+                )
+            )
         known = None if beds is None or None in beds else sum(b for b in beds if b is not None)
         result[organ] = OrganCumulative(
             organ,
@@ -263,7 +325,6 @@ def cumulate(
             )
             if value is None or not reaches(value, lim.limit_gy):
                 continue
-            what = "absorbed dose" if lim.quantity == "absorbed_dose_gy" else "BED"
             warnings.append(
                 LimitWarning(
                     organ,
@@ -271,8 +332,7 @@ def cumulate(
                     value,
                     float(lim.limit_gy),
                     lim.source,
-                    f"cumulative {organ} {what} {value:.2f} Gy reaches the {lim.limit_gy} Gy "
-                    f"limit{'' if organ == lim.organ else f' stated for {lim.organ}'}",
+                    _limit_reached(organ, lim, value),
                 )
             )
     return CumulativeResult(result, warnings, notes)

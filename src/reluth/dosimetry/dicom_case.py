@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,12 @@ from reluth.dosimetry.case_dir import (
 from reluth.dosimetry.cumulative import CycleDoses
 from reluth.dosimetry.dicom_images import Calibration, CtImage, SpectImage, read_ct, read_spect
 from reluth.dosimetry.image import Grid, GridPolicy, Image, onto, read_nifti, resample
+from reluth.dosimetry.notes import at, note, reason_of, rounded, spect
 from reluth.dosimetry.pipeline import CaseInput, density_from_hu
 from reluth.dosimetry.vois import OrganTable, map_names, masks_from_dataset
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Quantity
 from reluth.imaging.models import ImagingInstance, ImagingSeries
 from reluth.imaging.store import store_path
 
@@ -187,7 +191,7 @@ def assemble(
                 "a series that passes QC (or --calibration for a count image)",
             )
         sp = read_spect(files[0], calibrations, injection_date)
-        notes.extend(f"SPECT {sp.hours_after_injection:.1f} h: {n}" for n in sp.notes)
+        notes.extend(at(spect(sp.hours_after_injection), n) for n in sp.notes)
         datasets[sp.series_uid] = files[0]
         points.append(TimePointInput(sp, cts.get((sp.study_uid, sp.frame_of_reference_uid))))
     points.sort(key=lambda p: p.spect.hours_after_injection)
@@ -214,7 +218,13 @@ def assemble(
             ref_index = match[0]
         else:
             notes.append(
-                "VOIs: their frame of reference matches no SPECT; the first time point is the reference"
+                note(
+                    "dosimetry.voi_frame_unmatched",
+                    N_(
+                        "VOIs: their frame of reference matches no SPECT; the first time point "
+                        "is the reference"
+                    ),
+                )
             )
     ref = points[ref_index]
     grid = ref.spect.image.grid
@@ -245,12 +255,31 @@ def assemble(
                 resample(p.ct.image, grid),
                 resample(p.ct.image, grid, rg.transform),
             )
+            x, y, z = (Decimal(f"{t:.1f}") for t in rg.translation_mm)
             notes.append(
-                f"SPECT {label}: registered ({rg.kind}) to the {ref.spect.hours_after_injection:.1f} h CT and resampled "
-                f"(linear); translation {', '.join(f'{t:.1f}' for t in rg.translation_mm)} mm"
+                note(
+                    "dosimetry.registered",
+                    N_(
+                        "SPECT {time}: registered ({kind}) to the {reference} CT and resampled "
+                        "(linear); translation {x}, {y}, {z} mm"
+                    ),
+                    time=rounded(p.spect.hours_after_injection, "h"),
+                    kind=rg.kind,
+                    reference=rounded(ref.spect.hours_after_injection, "h"),
+                    x=x,
+                    y=y,
+                    z=z,
+                )
             )
             if rg.review:
-                notes.append(f"SPECT {label}: registration {rg.review}")
+                notes.append(
+                    note(
+                        "dosimetry.registration_review",
+                        N_("SPECT {time}: registration {review}"),
+                        time=rounded(p.spect.hours_after_injection, "h"),
+                        review=reason_of(rg.review),
+                    )
+                )
         elif p.spect.frame_of_reference_uid == ref.spect.frame_of_reference_uid:
             images.append(onto(p.spect.image, grid, f"SPECT {label}", policy, notes).array)
         else:
@@ -265,7 +294,12 @@ def assemble(
         ct_on = resample(ref.ct.image, grid)
         density_map = density_from_hu(np.asarray(ct_on.array, dtype=np.float32))
     else:
-        notes.append("no CT at the reference time point: unit density assumed")
+        notes.append(
+            note(
+                "dosimetry.no_ct_unit_density",
+                N_("no CT at the reference time point: unit density assumed"),
+            )
+        )
 
     header_mbq = ref.spect.header_activity_mbq
     if db_activity is None:
@@ -274,7 +308,12 @@ def assemble(
                 "activity", "neither the trial database nor the header gives it", ""
             )
         activity = header_mbq
-        notes.append("administered activity from the DICOM header (no administration recorded)")
+        notes.append(
+            note(
+                "dosimetry.activity_from_header",
+                N_("administered activity from the DICOM header (no administration recorded)"),
+            )
+        )
     else:
         activity = db_activity
         if (
@@ -282,8 +321,15 @@ def assemble(
             and abs(header_mbq - db_activity) > ACTIVITY_AGREEMENT * db_activity
         ):
             notes.append(
-                f"administered activity: {db_activity:g} MBq recorded, {header_mbq:g} MBq in the "
-                "DICOM header; the recorded value is used"
+                note(
+                    "dosimetry.activity_disagrees",
+                    N_(
+                        "administered activity: {recorded} recorded, {header} in the DICOM "
+                        "header; the recorded value is used"
+                    ),
+                    recorded=Quantity(Decimal(f"{db_activity:g}"), "MBq"),
+                    header=Quantity(Decimal(f"{header_mbq:g}"), "MBq"),
+                )
             )
     sex = db_sex or {"F": "female", "M": "male"}.get(
         str(datasets[ref.spect.series_uid].get("PatientSex", ""))

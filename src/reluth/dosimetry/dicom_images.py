@@ -36,7 +36,10 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import DA, DT, TM
 
 from reluth.dosimetry.image import Grid, Image
+from reluth.dosimetry.notes import Note, messages, note
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Quantity
 
 SLICE_VECTOR = 0x00540080
 DECAY_MODES = ("START", "ADMIN", "NONE")
@@ -60,11 +63,26 @@ class Calibration:
     measured_on: dt.date
     method: str = ""
 
-    def describe(self) -> str:
-        return (
-            f"{self.cps_per_mbq} cps/MBq for camera {self.device_serial} with "
-            f"{self.collimator}, measured {self.measured_on.isoformat()}"
-            + (f" ({self.method})" if self.method else "")
+    def describe(self) -> Note:
+        values = {
+            "sensitivity": Quantity(self.cps_per_mbq, "cps/MBq"),
+            "camera": self.device_serial,
+            "collimator": self.collimator,
+            "day": self.measured_on,
+            "method": self.method,
+        }
+        if self.method:
+            return note(
+                "dosimetry.calibration_method",
+                N_(
+                    "{sensitivity} for camera {camera} with {collimator}, measured {day} ({method})"
+                ),
+                **values,
+            )
+        return note(
+            "dosimetry.calibration",
+            N_("{sensitivity} for camera {camera} with {collimator}, measured {day}"),
+            **values,
         )
 
 
@@ -235,7 +253,10 @@ class Conversion:
     duration_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if self.calibration is not None:
+            out["calibration_message"] = messages([self.calibration])[0]
+        return out
 
 
 @dataclass(frozen=True)
@@ -415,8 +436,14 @@ def read_spect(
         else:
             scan_date = dt.date.max
             notes.append(
-                "dates shifted by de-identification and no true injection date: the latest "
-                f"calibration of camera {serial} is used"
+                note(
+                    "dosimetry.calibration_latest",
+                    N_(
+                        "dates shifted by de-identification and no true injection date: the "
+                        "latest calibration of camera {camera} is used"
+                    ),
+                    camera=serial,
+                )
             )
         cal = pick_calibration(calibrations, serial, collimator, scan_date)
         assert duration is not None

@@ -18,7 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from reluth.dosimetry.notes import note, quantity
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word
 
 #: The tolerance, in mm, under which two grids are the same (voxel centres that far apart at
 #: most, anywhere in the volume). A hundredth of a millimetre absorbs the rounding of DICOM
@@ -220,14 +223,30 @@ def onto(
         return Image(image.array, target, image.unit)
     diff = image.grid.difference_mm(target)
     how = "a different shape" if diff is None else f"corner voxels {diff:.3g} mm apart"
+    apart = (
+        note("dosimetry.grid_other_shape", N_("a different shape"))
+        if diff is None
+        else note(
+            "dosimetry.grid_apart",
+            N_("corner voxels {distance} apart"),
+            distance=quantity(diff, "mm"),
+        )
+    )
     if policy.on_mismatch == "refuse":
         raise ValidationError(
             what,
             f"grid {image.grid.describe()} differs from the SPECT grid {target.describe()} ({how})",
             "an input on its time point's SPECT grid, or geometry.on_mismatch: resample",
         )
-    kind = "nearest neighbour" if image.unit == "mask" else "linear"
-    notes.append(f"{what}: resampled onto the SPECT grid ({kind}; {how})")
+    notes.append(
+        note(
+            "dosimetry.resampled",
+            N_("{what}: resampled onto the SPECT grid ({interpolation}; {how})"),
+            what=what,
+            interpolation=Word(N_("nearest neighbour") if image.unit == "mask" else N_("linear")),
+            how=apart.reason,
+        )
+    )
     return resample(image, target)
 
 

@@ -33,13 +33,17 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from reluth.dosimetry.notes import STP_METHODS, Note, note, rounded
 from reluth.dosimetry.physics import LU177_DECAY_CONSTANT_PER_H
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Quantity, Word
 
 FloatArray = NDArray[np.float64]
 
@@ -428,15 +432,23 @@ def stp_index(times_h: Sequence[float], preferred_h: float = STP_PREFERRED_H) ->
 
 def stp_warning(
     method: str, time_h: float, window_h: tuple[float, float] = STP_WINDOW_H
-) -> str | None:
-    """A message when a single-time-point estimate is used outside its validity window."""
+) -> Note | None:
+    """A note when a single-time-point estimate is used outside its validity window."""
     lo, hi = window_h
     if lo <= time_h <= hi:
         return None
-    return (
-        f"{method} single-time-point estimate at {time_h:.1f} h, outside its validity window "
-        f"{lo:g}–{hi:g} h (Hänscheid 2018): error can exceed 10 % "
-        f"(Hänscheid at 168 h for a 50 h effective half-life: {100 * (hanscheid_ratio(168 / 50) - 1):+.1f} %)"
+    return note(
+        "dosimetry.stp_outside_window",
+        N_(
+            "{method} single-time-point estimate at {time}, outside its validity window "
+            "{lo}–{hi} (Hänscheid 2018): error can exceed 10 % (Hänscheid at 168 h for a "
+            "50 h effective half-life: {error} %)"
+        ),
+        method=Word(method) if method in STP_METHODS else method,
+        time=rounded(time_h, "h"),
+        lo=Decimal(f"{lo:g}"),
+        hi=Quantity(Decimal(f"{hi:g}"), "h"),
+        error=Decimal(f"{100 * (hanscheid_ratio(168 / 50) - 1):+.1f}"),
     )
 
 

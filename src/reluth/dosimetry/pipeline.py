@@ -28,12 +28,14 @@ from reluth.dosimetry.marrow import (
     marrow_tia_mbq_h,
     remainder_tia_mbq_h,
 )
+from reluth.dosimetry.notes import at, messages, note, quantity, reason_of
 from reluth.dosimetry.organs import OrganNames, default_organ_names
 from reluth.dosimetry.pvc import RecoveryCurve, recovery_for
 from reluth.dosimetry.sphere import sphere_dose_gy
 from reluth.dosimetry.svalues import organ_self_dose_gy, organ_svalue
 from reluth.dosimetry.uncertainty import UncertaintySettings, dose_uncertainty
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 
 VOI_KINDS = ("organ", "tumour", "remainder")
 KINETIC_METHODS = (
@@ -188,7 +190,7 @@ def voi_tia(
         t = times_h[idx]
         a = float(activities_mbq[idx])
         warn = kinetics.stp_warning(method, t)
-        notes = () if warn is None else (f"{field_name}: {warn}",)
+        notes = () if warn is None else (at(field_name, warn),)
         if method == "hanscheid":
             return kinetics.TiaResult(
                 "hanscheid", kinetics.hanscheid_tia(t, a), None, None, warnings=notes
@@ -260,7 +262,14 @@ def _voi_dose(
         dose, extrap = sphere_dose_gy(tr.tia_mbq_h, mass_g)
         out["sphere_dose"] = {"absorbed_dose_gy": dose, "s_value_extrapolated": extrap}
         if extrap and recovery_relative_sd is None:
-            warnings.append(f"{voi.name}: mass {mass_g:.3g} g outside the sphere table")
+            warnings.append(
+                note(
+                    "dosimetry.sphere_mass_outside_table",
+                    N_("{voi}: mass {mass} outside the sphere table"),
+                    voi=voi.name,
+                    mass=quantity(mass_g, "g"),
+                )
+            )
     for d in out.values():
         unc = dose_uncertainty(
             d["absorbed_dose_gy"],
@@ -354,8 +363,16 @@ def compute_case(case: CaseInput) -> CaseResult:
             }
             if rec.extrapolated:
                 warnings.append(
-                    f"{voi.name}: volume {volume_ml:.3g} mL below the smallest sphere of recovery "
-                    f"curve {rec.curve_id}: its recovery coefficient used, correction too small"
+                    note(
+                        "dosimetry.pvc_below_smallest_sphere",
+                        N_(
+                            "{voi}: volume {volume} below the smallest sphere of recovery "
+                            "curve {curve}: its recovery coefficient used, correction too small"
+                        ),
+                        voi=voi.name,
+                        volume=quantity(volume_ml, "mL"),
+                        curve=rec.curve_id,
+                    )
                 )
         if voi.name in groups:
             entry["combined_from"] = list(groups[voi.name])
@@ -393,7 +410,7 @@ def compute_case(case: CaseInput) -> CaseResult:
     elif m.voxel_tia == "hanscheid":
         tia_map = kinetics.voxel_tia_hanscheid(case.times_h[ref], images[ref])
         if (warn := kinetics.stp_warning("hanscheid (voxel)", case.times_h[ref])) is not None:
-            warnings.append(f"methods.voxel_tia: {warn}")
+            warnings.append(at("methods.voxel_tia", warn))
     elif m.voxel_tia == "trapezoid":
         tia_map = trap
     else:
@@ -495,15 +512,27 @@ def compute_case(case: CaseInput) -> CaseResult:
         elif mk.remainder_voi:
             rem_tia, source = voi_tias[mk.remainder_voi].tia_mbq_h, "field_of_view"
             warnings.append(
-                f"red marrow: remainder of body from the SPECT field of view only "
-                f"({mk.remainder_voi}); activity outside it is not counted, the remainder term "
-                "is underestimated: give marrow.whole_body_samples (planar or multi-bed SPECT)"
+                note(
+                    "dosimetry.marrow_remainder_field_of_view",
+                    N_(
+                        "red marrow: remainder of body from the SPECT field of view only "
+                        "({voi}); activity outside it is not counted, the remainder term is "
+                        "underestimated: give marrow.whole_body_samples (planar or multi-bed "
+                        "SPECT)"
+                    ),
+                    voi=mk.remainder_voi,
+                )
             )
         else:
             rem_tia, source = 0.0, "none"
             warnings.append(
-                "red marrow: no remainder-of-body activity (no marrow.remainder_voi or "
-                "whole_body_samples): the remainder term is left out"
+                note(
+                    "dosimetry.marrow_no_remainder",
+                    N_(
+                        "red marrow: no remainder-of-body activity (no marrow.remainder_voi or "
+                        "whole_body_samples): the remainder term is left out"
+                    ),
+                )
             )
         md = marrow_dose(
             blood.tia_mbq_h, case.sex, mk.rmblr, rem_tia, mk.marrow_mass_g, remainder_source=source
@@ -518,7 +547,15 @@ def compute_case(case: CaseInput) -> CaseResult:
         risk_factors=case.risk_factors,
         names=case.organ_names,
     )
-    warnings.extend(w.message + f" [source: {w.source}]" for w in cum.warnings)
+    warnings.extend(
+        note(
+            "dosimetry.limit_with_source",
+            N_("{warning} [source: {source}]"),
+            warning=reason_of(w.message),
+            source=w.source,
+        )
+        for w in cum.warnings
+    )
     warnings.extend(cum.notes)
     summary = {
         "case_id": case.case_id,
@@ -549,6 +586,7 @@ def compute_case(case: CaseInput) -> CaseResult:
         "red_marrow": marrow_out,
         "cumulative": {o: asdict(v) for o, v in cum.organs.items()},
         "warnings": warnings,
+        "warning_messages": messages(warnings),
     }
     return CaseResult(case.case_id, case.cycle_label, summary, maps, tacs)
 

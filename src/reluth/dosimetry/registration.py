@@ -15,13 +15,16 @@ transform parameters go into the results, with an overlay image for visual QC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reluth.dosimetry.image import Grid, Image, resample
+from reluth.dosimetry.notes import messages, note
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 
 REGISTRATION_KINDS = ("rigid", "affine", "none")
 #: Above these the result is flagged for review (not refused): a patient repositioned on the
@@ -57,6 +60,7 @@ class Registration:
             "iterations": self.iterations,
             "stop_condition": self.stop_condition,
             "review": self.review,
+            "review_message": messages([self.review])[0] if self.review else None,
             "parameters": list(self.transform.GetParameters()),
         }
 
@@ -124,12 +128,21 @@ def register(
     if max(abs(t) for t in translation) > REVIEW_TRANSLATION_MM or (
         rotation is not None and max(abs(r) for r in rotation) > REVIEW_ROTATION_DEG
     ):
-        review = (
-            f"large motion (translation {', '.join(f'{t:.1f}' for t in translation)} mm): "
-            "check the overlay"
+        x, y, z = (Decimal(f"{t:.1f}") for t in translation)
+        review = note(
+            "dosimetry.registration_large_motion",
+            N_("large motion (translation {x}, {y}, {z} mm): check the overlay"),
+            x=x,
+            y=y,
+            z=z,
         )
     if after > before * 1.5:  # clearly worse than where it started
-        review = f"the metric got worse ({before:.4f} → {after:.4f}): check the overlay"
+        review = note(
+            "dosimetry.registration_worse",
+            N_("the metric got worse ({before} → {after}): check the overlay"),
+            before=Decimal(f"{before:.4f}"),
+            after=Decimal(f"{after:.4f}"),
+        )
     return Registration(
         kind,
         final,

@@ -24,7 +24,9 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from reluth.dosimetry.image import Grid, GridPolicy, Image, onto
+from reluth.dosimetry.notes import note
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 
 RTSTRUCT_SOP = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -136,12 +138,24 @@ def map_names(
                 "one ROI per volume of interest",
             )
         if not mask.array.any():
-            notes.append(f"{source} ROI {roi!r}: empty on the SPECT grid, not used")
+            notes.append(
+                note(
+                    "dosimetry.roi_empty",
+                    N_("{source} ROI {roi}: empty on the SPECT grid, not used"),
+                    source=source,
+                    roi=repr(roi),
+                )
+            )
             continue
         out[entry.voi] = NamedMask(roi, entry, mask, source, for_uid)
     if unknown:
         notes.append(
-            f"{source}: ROIs not in the organ table, not used: {', '.join(sorted(unknown))}"
+            note(
+                "dosimetry.rois_unknown",
+                N_("{source}: ROIs not in the organ table, not used: {rois}"),
+                source=source,
+                rois=sorted(unknown),
+            )
         )
     if not out:
         raise ValidationError(
