@@ -30,7 +30,7 @@ from reluth.dosimetry.notes import organ as organ_word
 from reluth.dosimetry.organs import OrganNames, default_organ_names
 from reluth.errors import ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Quantity
+from reluth.i18n.reasons import Quantity, invalid
 
 MAX_CYCLES = 8
 
@@ -102,8 +102,11 @@ def default_limits() -> tuple[Limit, ...]:
 
 def parse_limits(doc: object) -> list[Limit]:
     if not isinstance(doc, dict) or not isinstance(doc.get("limits"), list):
-        raise ValidationError(
-            "limits", "expected a mapping with a 'limits' list", "see limits.yaml"
+        raise invalid(
+            "limits",
+            "expected_mapping_limits_list",
+            N_("expected a mapping with a 'limits' list"),
+            N_("see limits.yaml"),
         )
     out = []
     for i, item in enumerate(doc["limits"]):
@@ -116,8 +119,11 @@ def parse_limits(doc: object) -> list[Limit]:
                 str(item.get("applies_to", "all")),
             )
         except (KeyError, TypeError, ArithmeticError):
-            raise ValidationError(
-                f"limits[{i}]", "needs organ, quantity, limit_gy", "see limits.yaml"
+            raise invalid(
+                f"limits[{i}]",
+                "needs_organ_quantity_limit_gy",
+                N_("needs organ, quantity, limit_gy"),
+                N_("see limits.yaml"),
             ) from None
         if lim.quantity not in ("absorbed_dose_gy", "bed_gy"):
             raise ValidationError(f"limits[{i}].quantity", lim.quantity, "absorbed_dose_gy, bed_gy")
@@ -129,7 +135,13 @@ def reaches(value_gy: float, limit_gy: Decimal, decimals: int = 2) -> bool:
     """True when the value, rounded as reported (``decimals`` places), reaches the limit."""
     value = Decimal(repr(float(value_gy)))
     if not value.is_finite():
-        raise ValidationError("dose_gy", f"non-finite value {value_gy!r}", "a finite dose in Gy")
+        raise invalid(
+            "dose_gy",
+            "non_finite_value",
+            N_("non-finite value {value_gy}"),
+            N_("a finite dose in Gy"),
+            value_gy=repr(value_gy),
+        )
     if value >= limit_gy + 1:  # clearly above or below: no rounding needed (none overflows)
         return True
     if value <= limit_gy - 1:
@@ -150,10 +162,14 @@ def canonical_cycle(
     for name, dose in cycle.doses.items():
         organ = names.canonical(name)
         if organ in doses:
-            raise ValidationError(
+            raise invalid(
                 f"cycles.{cycle.label}",
-                f"{source[organ]!r} and {name!r} both name the organ {organ}",
-                "one dose per organ and cycle",
+                "both_name_organ",
+                N_("{source} and {name} both name the organ {organ}"),
+                N_("one dose per organ and cycle"),
+                source=repr(source[organ]),
+                name=repr(name),
+                organ=str(organ),
             )
         doses[organ] = dose
         source[organ] = name
@@ -256,12 +272,31 @@ def cumulate(
     BED where parameters are given (kidneys and their parts by default), sums, and limit
     warnings."""
     if not cycles:
-        raise ValidationError("cycles", "no cycle given", f"1 to {MAX_CYCLES} cycles")
+        raise invalid(
+            "cycles",
+            "no_cycle_given",
+            N_("no cycle given"),
+            N_("1 to {max_cycles} cycles"),
+            max_cycles=str(MAX_CYCLES),
+        )
     if len(cycles) > MAX_CYCLES:
-        raise ValidationError("cycles", f"{len(cycles)} cycles", f"at most {MAX_CYCLES}")
+        raise invalid(
+            "cycles",
+            "cycles",
+            N_("{n_cycles} cycles"),
+            N_("at most {max_cycles}"),
+            n_cycles=len(cycles),
+            max_cycles=str(MAX_CYCLES),
+        )
     labels = [c.label for c in cycles]
     if len(set(labels)) != len(labels):
-        raise ValidationError("cycles", f"duplicate cycle labels {labels}", "unique labels")
+        raise invalid(
+            "cycles",
+            "duplicate_cycle_labels",
+            N_("duplicate cycle labels {labels}"),
+            N_("unique labels"),
+            labels=str(labels),
+        )
     table = default_organ_names() if names is None else names
     params = {"kidneys": BedParameters()} if bed_parameters is None else dict(bed_parameters)
     lims = default_limits() if limits is None else tuple(limits)

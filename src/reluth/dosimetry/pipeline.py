@@ -36,6 +36,7 @@ from reluth.dosimetry.svalues import organ_self_dose_gy, organ_svalue
 from reluth.dosimetry.uncertainty import UncertaintySettings, dose_uncertainty
 from reluth.errors import ValidationError
 from reluth.i18n import N_
+from reluth.i18n.reasons import invalid, moved
 
 VOI_KINDS = ("organ", "tumour", "remainder")
 KINETIC_METHODS = (
@@ -196,7 +197,9 @@ def voi_tia(
                 "hanscheid", kinetics.hanscheid_tia(t, a), None, None, warnings=notes
             )
         if madsen_half_life_h is None:
-            raise ValidationError("madsen_effective_half_life_h", "missing", "hours > 0 for madsen")
+            raise invalid(
+                "madsen_effective_half_life_h", "missing", N_("missing"), N_("hours > 0 for madsen")
+            )
         return kinetics.TiaResult(
             "madsen",
             kinetics.madsen_tia(t, a, madsen_half_life_h),
@@ -205,7 +208,7 @@ def voi_tia(
             warnings=notes,
         )
     except ValidationError as exc:
-        raise ValidationError(f"{field_name}.{exc.field}", exc.problem, exc.accepted) from None
+        raise moved(exc, f"{field_name}.{exc.field}") from None
 
 
 def _fit_dict(tr: kinetics.TiaResult) -> dict[str, Any]:
@@ -249,9 +252,7 @@ def _voi_dose(
         try:
             dose = organ_self_dose_gy(tr.tia_mbq_h, voi.svalue_organ, case.sex, mass_g)
         except ValidationError as exc:
-            raise ValidationError(
-                f"vois.{voi.name}.{exc.field}", exc.problem, exc.accepted
-            ) from None
+            raise moved(exc, f"vois.{voi.name}.{exc.field}") from None
         out["organ_dose"] = {
             "method": "S-value self-dose (mass-scaled)",
             "svalue_organ": voi.svalue_organ,
@@ -385,10 +386,11 @@ def compute_case(case: CaseInput) -> CaseResult:
     )
     if m.voxel_tia in ("voxel_fit", "auto"):
         if len(case.times_h) < 2:
-            raise ValidationError(
+            raise invalid(
                 "methods.voxel_tia",
-                "a voxel-wise fit needs >= 2 time points, the case has 1",
-                "hanscheid, organ_scaled or trapezoid",
+                "voxel_wise_fit_needs_2",
+                N_("a voxel-wise fit needs >= 2 time points, the case has 1"),
+                N_("hanscheid, organ_scaled or trapezoid"),
             )
         tia_map = kinetics.voxel_tia_mono(
             case.times_h, images, gauss_newton_steps=m.voxel_fit_gauss_newton_steps
@@ -439,10 +441,13 @@ def compute_case(case: CaseInput) -> CaseResult:
             voxel.load_kernel(m.kernel_path) if m.kernel_path else voxel.kernel_for(case.voxel_mm)
         )
         if not np.allclose(kern.voxel_mm, case.voxel_mm, rtol=0.01):
-            raise ValidationError(
+            raise invalid(
                 "methods.kernel",
-                f"kernel voxel {kern.voxel_mm} mm differs from the image voxel {case.voxel_mm} mm",
-                "a kernel for the image voxel size",
+                "kernel_voxel_mm_differs_from",
+                N_("kernel voxel {voxel_mm} mm differs from the image voxel {voxel_mm2} mm"),
+                N_("a kernel for the image voxel size"),
+                voxel_mm=str(kern.voxel_mm),
+                voxel_mm2=str(case.voxel_mm),
             )
         maps["dose_kernel_gy"] = voxel.kernel_dose_gy(tia_map, v_ml, kern)
         kernel_info = {

@@ -23,8 +23,8 @@ import numpy as np
 
 from reluth.dosimetry.image import Grid, Image, resample
 from reluth.dosimetry.notes import messages, note
-from reluth.errors import ValidationError
 from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 REGISTRATION_KINDS = ("rigid", "affine", "none")
 #: Above these the result is flagged for review (not refused): a patient repositioned on the
@@ -85,7 +85,13 @@ def register(
     import SimpleITK as sitk
 
     if kind not in ("rigid", "affine"):
-        raise ValidationError("registration", f"{kind!r}", "rigid, affine, none")
+        raise invalid(
+            "registration",
+            "unaccepted_registration_2",
+            N_("{kind}"),
+            N_("rigid, affine, none"),
+            kind=repr(kind),
+        )
     fixed_img = resample(reference_ct, reference_grid)
     fixed = _crop_to_body(sitk.Cast(fixed_img.to_sitk(), sitk.sitkFloat32))
     moving_img = moving_ct if moving_grid is None else resample(moving_ct, moving_grid)
@@ -118,8 +124,12 @@ def register(
     try:
         result = method.Execute(fixed, moving)
     except RuntimeError as exc:
-        raise ValidationError(
-            "registration", f"SimpleITK failed: {exc}", "overlapping CTs"
+        raise invalid(
+            "registration",
+            "simpleitk_failed",
+            N_("SimpleITK failed: {exc_name}"),
+            N_("overlapping CTs"),
+            exc_name=str(exc),
         ) from None
     after = _metric(fixed, moving, result)
     final = result.GetNthTransform(0) if hasattr(result, "GetNthTransform") else result
