@@ -38,7 +38,7 @@ from pydicom.valuerep import DA, DT, TM
 from reluth.dosimetry.image import Grid, Image
 from reluth.dosimetry.notes import Note, messages, note
 from reluth.i18n import N_
-from reluth.i18n.reasons import Quantity, invalid
+from reluth.i18n.reasons import Quantity, Word, invalid
 
 SLICE_VECTOR = 0x00540080
 DECAY_MODES = ("START", "ADMIN", "NONE")
@@ -179,14 +179,14 @@ def pick_calibration(
     calibrations: Sequence[Calibration], serial: str, collimator: str, on: dt.date
 ) -> Calibration:
     """The latest calibration of that camera and collimator measured on or before ``on``."""
-    on_text = "any date" if on == dt.date.max else on.isoformat()
+    on_text = Word(N_("any date")) if on == dt.date.max else on
     fits = [
         c
         for c in calibrations
         if c.device_serial == serial and c.collimator == collimator.upper() and c.measured_on <= on
     ]
     if not fits:
-        known = ", ".join(f"{c.device_serial}/{c.collimator}" for c in calibrations) or "none"
+        known = [f"{c.device_serial}/{c.collimator}" for c in calibrations] or Word(N_("none"))
         raise invalid(
             "calibration",
             "no_calibration_camera_collimator_measured",
@@ -195,10 +195,10 @@ def pick_calibration(
                 "measured on or before {on_text} (known: {known})"
             ),
             N_("the centre's calibration of that camera and collimator"),
-            serial=str(serial or "(no serial)"),
-            collimator=str(collimator or "(none)"),
-            on_text=str(on_text),
-            known=str(known),
+            serial=serial or Word(N_("(no serial)")),
+            collimator=collimator or Word(N_("(none)")),
+            on_text=on_text,
+            known=known,
         )
     return max(fits, key=lambda c: c.measured_on)
 
@@ -400,7 +400,7 @@ def _stored_to_values(ds: Dataset, stored: NDArray[Any]) -> tuple[NDArray[np.flo
                 "unaccepted_realworldvaluemappingsequence",
                 N_("{unit_code}"),
                 N_("UCUM Bq/ml or {{counts}}"),
-                unit_code=str(unit_code or "(none)"),
+                unit_code=unit_code or Word(N_("(none)")),
             )
         slope = float(rwvm.get("RealWorldValueSlope", 1.0))
         intercept = float(rwvm.get("RealWorldValueIntercept", 0.0))
@@ -426,7 +426,7 @@ def decay_factor(
             "unaccepted_decaycorrection",
             N_("{mode}"),
             N_("{decay_modes}"),
-            mode=str(mode or "(missing)"),
+            mode=mode or Word(N_("(missing)")),
             decay_modes=", ".join(DECAY_MODES),
         )
     lam = math.log(2) / half_life_s(ds)
@@ -466,7 +466,7 @@ def read_spect(
             "unaccepted_imagetype",
             N_("{kinds}"),
             N_("a reconstructed SPECT (RECON TOMO)"),
-            kinds=str("/".join(kinds) or "(none)"),
+            kinds="/".join(kinds) or Word(N_("(none)")),
         )
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     fip = ds.get("FrameIncrementPointer")
@@ -546,7 +546,7 @@ def read_spect(
             "unaccepted_units",
             N_("{units}"),
             N_("BQML, or CNTS with a calibration"),
-            units=str(units or "(missing)"),
+            units=units or Word(N_("(missing)")),
         )
     bqml = bqml * factor
     if float(bqml.min()) < 0:
