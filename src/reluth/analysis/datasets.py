@@ -663,6 +663,20 @@ def make_sources(
     )
 
 
+def _source_csv(file: Path) -> pd.DataFrame:
+    """One source file read as text (every value kept as written); refused when unreadable."""
+    try:
+        return pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise invalid(
+            str(file),
+            "unreadable_csv",
+            N_("unreadable CSV: {exc_name}"),
+            N_("UTF-8 CSV"),
+            exc_name=str(exc),
+        ) from None
+
+
 def from_csv_dir(
     path: Path | str, cutoff: dt.date | None = None, *, protocol: Protocol
 ) -> AnalysisDatasets:
@@ -689,32 +703,14 @@ def from_csv_dir(
                 base=str(base),
                 values=", ".join(SOURCE_FILES.values()),
             )
-        try:
-            frames[name] = pd.read_csv(file, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise invalid(
-                str(file),
-                "unreadable_csv",
-                N_("unreadable CSV: {exc_name}"),
-                N_("UTF-8 CSV"),
-                exc_name=str(exc),
-            ) from None
+        frames[name] = _source_csv(file)
     sources = make_sources(**frames, protocol=protocol)
     extra: dict[str, pd.DataFrame] = {}
     for name, (fname, columns) in OPTIONAL_SOURCES.items():
         file = base / fname
         if not file.exists():
             continue
-        try:
-            raw = pd.read_csv(file, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise invalid(
-                str(file),
-                "unreadable_csv",
-                N_("unreadable CSV: {exc_name}"),
-                N_("UTF-8 CSV"),
-                exc_name=str(exc),
-            ) from None
+        raw = _source_csv(file)
         extra[name] = _checked_optional(name, normalize_source(name, raw, columns), sources, None)
     if extra:
         sources = dataclasses.replace(sources, **extra)
