@@ -61,9 +61,6 @@ NOT_YET: set[str] = {
     "imaging",
     "odm",
     # dosimetry, analysis, simulation
-    "dosimetry",
-    "analysis",
-    "simulation",
 }
 
 

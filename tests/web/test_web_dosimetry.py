@@ -101,6 +101,20 @@ def test_page_form_stores_a_list_and_shows_doses_and_limits(
     assert '<strong class="not_met">reached</strong>' not in page.text  # 2.25 Gy, 0.375 Gy
 
 
+def test_the_page_names_the_stored_methods_in_french(dosi: tuple[Site, dict[str, str]]) -> None:
+    """Issue 18: the stored method codes (kept as stored) are shown as a French physicist
+    names them; a method of the centre's own is shown as recorded."""
+    site, codes = dosi
+    page = site.client("phys").get(
+        f"/patients/{codes['C01']}/dosimetry", headers={"Accept-Language": "fr-FR"}
+    )
+    assert page.status_code == 200
+    for french in ("facteur S (auto-irradiation, ajusté à la masse)", "modèle sphérique",
+                   "à partir des prélèvements sanguins", "AICc fit"):  # fmt: skip
+        assert f"<td>{french}</td>" in page.text, french
+    assert "<td>sphere model</td>" not in page.text and "<td>S-value</td>" not in page.text
+
+
 @pytest.mark.parametrize(
     ("fields", "status", "error_id"),
     [

@@ -9,7 +9,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 CiMethod = Literal["clopper-pearson", "wilson"]
 DiffMethod = Literal["newcombe", "wald", "score"]
@@ -19,9 +20,16 @@ DIFF_METHODS: tuple[str, ...] = ("newcombe", "wald", "score")
 
 def _check(successes: int, n: int, field: str) -> None:
     if n <= 0:
-        raise ValidationError(field, f"n = {n}", "at least one patient")
+        raise invalid(field, "n", N_("n = {n}"), N_("at least one patient"), n=str(n))
     if not 0 <= successes <= n:
-        raise ValidationError(field, f"{successes} successes out of {n}", "0 <= successes <= n")
+        raise invalid(
+            field,
+            "successes_out",
+            N_("{successes} successes out of {n}"),
+            N_("0 <= successes <= n"),
+            successes=str(successes),
+            n=str(n),
+        )
 
 
 def proportion_ci(
@@ -30,7 +38,14 @@ def proportion_ci(
     """Two-sided CI for one proportion; Clopper–Pearson ("exact binomial") by default."""
     _check(successes, n, "successes")
     if method not in CI_METHODS:
-        raise ValidationError("method", f"unknown {method!r}", ", ".join(CI_METHODS))
+        raise invalid(
+            "method",
+            "unknown",
+            N_("unknown {method}"),
+            N_("{ci_methods}"),
+            method=repr(method),
+            ci_methods=", ".join(CI_METHODS),
+        )
     from statsmodels.stats.proportion import proportion_confint  # heavy import: only here
 
     sm = "beta" if method == "clopper-pearson" else "wilson"
@@ -49,7 +64,14 @@ def difference_ci(
     _check(x1, n1, "group 1")
     _check(x2, n2, "group 2")
     if method not in DIFF_METHODS:
-        raise ValidationError("method", f"unknown {method!r}", ", ".join(DIFF_METHODS))
+        raise invalid(
+            "method",
+            "unknown",
+            N_("unknown {method}"),
+            N_("{diff_methods}"),
+            method=repr(method),
+            diff_methods=", ".join(DIFF_METHODS),
+        )
     from statsmodels.stats.proportion import confint_proportions_2indep
 
     sm = {"newcombe": "newcomb", "wald": "wald", "score": "score"}[method]
@@ -79,7 +101,9 @@ def two_by_two_test(x1: int, n1: int, x2: int, n2: int, force: str | None = None
     min_exp = float(expected.min())
     use_fisher = min_exp < 5 if force is None else force == "fisher"
     if force not in (None, "fisher", "chi-square"):
-        raise ValidationError("test", f"unknown {force!r}", "chi-square, fisher")
+        raise invalid(
+            "test", "unknown_2", N_("unknown {force}"), N_("chi-square, fisher"), force=repr(force)
+        )
     if use_fisher:
         res = stats.fisher_exact(table.astype(int), alternative="two-sided")
         return TwoByTwoTest("fisher", None, float(res.pvalue), min_exp)

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from reluth.cli_support import command_trial, console, handle_errors, parse_date, print_json
-from reluth.errors import ValidationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,19 +34,36 @@ def register(root: typer.Typer) -> None:
 def _read_csv(path: Path) -> pd.DataFrame:
     import pandas as pd
 
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     if not path.is_file():
-        raise ValidationError(str(path), "file not found", "an existing CSV file")
+        raise invalid(str(path), "file_not_found", N_("file not found"), N_("an existing CSV file"))
     try:
         return pd.read_csv(path, na_values=["NA", ""], keep_default_na=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ValidationError(
-            str(path), f"unreadable CSV: {exc}", "a UTF-8 CSV with a header"
+        raise invalid(
+            str(path),
+            "unreadable_csv",
+            N_("unreadable CSV: {exc_name}"),
+            N_("a UTF-8 CSV with a header"),
+            exc_name=str(exc),
         ) from None
 
 
 def _column(df: pd.DataFrame, name: str, option: str) -> pd.Series:
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     if name not in df.columns:
-        raise ValidationError(option, f"no column {name!r}", ", ".join(map(str, df.columns)))
+        raise invalid(
+            option,
+            "no_column",
+            N_("no column {name}"),
+            N_("{map}"),
+            name=repr(name),
+            map=", ".join(map(str, df.columns)),
+        )
     return df[name]
 
 
@@ -57,6 +73,9 @@ def _survival_columns(
     """Time, 0/1 event and extra columns with rows dropped where any is missing."""
     import pandas as pd
 
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     cols = {"--time": time, "--event": event, **{opt: c for opt, c in extra}}
     for opt, c in cols.items():
         _column(df, c, opt)
@@ -64,8 +83,12 @@ def _survival_columns(
     d = df[keep]
     t = pd.to_numeric(d[time], errors="coerce")
     if t.isna().any():
-        raise ValidationError(
-            "--time", f"non-numeric value {d[time][t.isna()].iloc[0]!r}", "numbers"
+        raise invalid(
+            "--time",
+            "non_numeric_value",
+            N_("non-numeric value {iloc}"),
+            N_("numbers"),
+            iloc=repr(d[time][t.isna()].iloc[0]),
         )
     raw = d[event]
     if event_value is not None:
@@ -76,22 +99,33 @@ def _survival_columns(
     else:
         num = pd.to_numeric(raw, errors="coerce")
         if num.isna().any() or not num.isin([0, 1]).all():
-            raise ValidationError(
+            raise invalid(
                 "--event",
-                f"column {event!r} is not 0/1",
-                "0/1, or give --event-value for the event code",
+                "column_not_0_1",
+                N_("column {event} is not 0/1"),
+                N_("0/1, or give --event-value for the event code"),
+                event=repr(event),
             )
         ev = num.to_numpy(float)
     return t.to_numpy(float), ev, {opt: d[c].to_numpy() for opt, c in extra}, int((~keep).sum())
 
 
 def _floats(text: str | None, option: str) -> list[float]:
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     if not text:
         return []
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ValidationError(option, f"not a list of numbers: {text!r}", "e.g. 1,3,5") from None
+        raise invalid(
+            option,
+            "not_list_numbers",
+            N_("not a list of numbers: {text}"),
+            N_("e.g. 1,3,5"),
+            text=repr(text),
+        ) from None
 
 
 def _strata(text: str | None) -> list[str]:
@@ -282,6 +316,8 @@ def dcr_cmd(
     import pandas as pd
 
     from reluth.analysis.binomial import compare_rates
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
 
     df = _read_csv(data)
     s = _column(df, success, "--success")
@@ -289,8 +325,12 @@ def dcr_cmd(
     text = s.map(lambda v: "" if pd.isna(v) else str(v).strip().lower())
     bad = ~text.isin(_TRUE | _FALSE | {""})
     if bad.any():
-        raise ValidationError(
-            "--success", f"value {s[bad].iloc[0]!r}", "1/0, Y/N, true/false; empty = failure"
+        raise invalid(
+            "--success",
+            "value",
+            N_("value {iloc}"),
+            N_("1/0, Y/N, true/false; empty = failure"),
+            iloc=repr(s[bad].iloc[0]),
         )
     ok = text.isin(_TRUE).to_numpy()
     levels = sorted(set(g.tolist()))
@@ -298,7 +338,14 @@ def dcr_cmd(
     order = levels
     if ref is not None:
         if ref not in levels:
-            raise ValidationError("--ref", f"{ref!r} is not a group", ", ".join(levels))
+            raise invalid(
+                "--ref",
+                "not_group",
+                N_("{ref} is not a group"),
+                N_("{levels}"),
+                ref=repr(ref),
+                levels=", ".join(levels),
+            )
         order = [ref, *[lv for lv in levels if lv != ref]]
     rc = compare_rates(counts, alpha=alpha, diff_method=method, order=order)
     print_json(
@@ -342,13 +389,34 @@ def analyze(
     from reluth.analysis import datasets
     from reluth.analysis.report import ReportOptions, build_report
     from reluth.analysis.survival import CONF_TYPES, TIES
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
 
     if (data is None) == (db is None):
-        raise ValidationError("--data/--db", "give exactly one input", "--data DIR or --db URL")
+        raise invalid(
+            "--data/--db",
+            "give_exactly_one_input",
+            N_("give exactly one input"),
+            N_("--data DIR or --db URL"),
+        )
     if conf_type not in CONF_TYPES:
-        raise ValidationError("--conf-type", f"unknown {conf_type!r}", ", ".join(CONF_TYPES))
+        raise invalid(
+            "--conf-type",
+            "unknown_3",
+            N_("unknown {conf_type}"),
+            N_("{conf_types}"),
+            conf_type=repr(conf_type),
+            conf_types=", ".join(CONF_TYPES),
+        )
     if ties not in TIES:
-        raise ValidationError("--ties", f"unknown {ties!r}", ", ".join(TIES))
+        raise invalid(
+            "--ties",
+            "unknown_5",
+            N_("unknown {ties}"),
+            N_("{ties2}"),
+            ties=repr(ties),
+            ties2=", ".join(TIES),
+        )
     cut = parse_date(cutoff, "--cutoff") if cutoff else None
     if data is not None:
         ds = datasets.from_csv_dir(data, cut, protocol=command_trial().protocol)

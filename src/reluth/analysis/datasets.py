@@ -43,6 +43,8 @@ from reluth.analysis import derivations as d
 from reluth.analysis.design import AnalysisDesign
 from reluth.csvout import frame_csv_text
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word, invalid
 from reluth.protocol.definition import Protocol
 from reluth.qol.scoring import DETERIORATION_POINTS
 from reluth.response import recist
@@ -319,11 +321,11 @@ def _as_flag(value: object) -> bool:
 
 
 _PARSERS: dict[str, tuple[Callable[[object], Any], str, str]] = {
-    "date": (_as_date, "not a date from 1900-01-01", "YYYY-MM-DD"),
-    "decimal": (lambda v: to_decimal(v, ""), "not a number", "a number"),
-    "int": (_as_int, "not a whole number", "an integer"),
-    "flag": (_as_flag, "not a flag", "Y, N"),
-    "str": (lambda v: str(v).strip(), "not text", "text"),
+    "date": (_as_date, N_("not a date from 1900-01-01"), N_("YYYY-MM-DD")),
+    "decimal": (lambda v: to_decimal(v, ""), N_("not a number"), N_("a number")),
+    "int": (_as_int, N_("not a whole number"), N_("an integer")),
+    "flag": (_as_flag, N_("not a flag"), N_("Y, N")),
+    "str": (lambda v: str(v).strip(), N_("not text"), N_("text")),
 }
 
 
@@ -369,8 +371,12 @@ def normalize_source(
     for col, (required, kind) in columns.items():
         if col not in frame.columns:
             if required:
-                raise ValidationError(
-                    f"{name}.{col}", "missing column", ", ".join(c for c in columns)
+                raise invalid(
+                    f"{name}.{col}",
+                    "missing_column",
+                    N_("missing column"),
+                    N_("{value}"),
+                    value=", ".join(c for c in columns),
                 )
             out[col] = pd.Series([False if kind == "flag" else None] * len(frame), dtype=object)
             continue
@@ -381,8 +387,12 @@ def normalize_source(
             if _blank(raw):
                 if required and (name, col) not in _BLANK_ALLOWED:
                     if issues is None:
-                        raise ValidationError(
-                            f"{name}.{col}", f"empty value at line {line}", "a value"
+                        raise invalid(
+                            f"{name}.{col}",
+                            "empty_value_line",
+                            N_("empty value at line {line}"),
+                            N_("a value"),
+                            line=str(line),
                         )
                     _issue(issues, name, records[i], line, col, "empty value")
                     bad.add(i)
@@ -392,8 +402,15 @@ def normalize_source(
                 values.append(parse(raw))
             except (ValueError, KeyError, ValidationError, ArithmeticError, OverflowError):
                 if issues is None:
-                    raise ValidationError(
-                        f"{name}.{col}", f"{problem} at line {line}: {raw!r}", accepted
+                    raise invalid(
+                        f"{name}.{col}",
+                        "not_parsed_at_line",
+                        N_("{problem_name} at line {line}: {raw}"),
+                        N_("{accepted_name}"),
+                        problem_name=Word(problem),
+                        line=str(line),
+                        raw=repr(raw),
+                        accepted_name=Word(accepted),
                     ) from None
                 _issue(issues, name, records[i], line, col, f"{problem} (accepted: {accepted})")
                 bad.add(i)
@@ -586,10 +603,13 @@ def tumour_from_assessments(
             if r["assessed_on"] <= rand:
                 continue
             if r["overall_response"] is None:
-                raise ValidationError(
+                raise invalid(
                     "assessments.overall_response",
-                    f"empty value at line {line} (after randomization)",
-                    ", ".join(RESPONSES),
+                    "empty_value_line_after_randomization",
+                    N_("empty value at line {line} (after randomization)"),
+                    N_("{responses}"),
+                    line=str(line),
+                    responses=", ".join(RESPONSES),
                 )
             tsum = r["target_sum_mm"]
             points.append(
@@ -643,36 +663,54 @@ def make_sources(
     )
 
 
+def _source_csv(file: Path) -> pd.DataFrame:
+    """One source file read as text (every value kept as written); refused when unreadable."""
+    try:
+        return pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise invalid(
+            str(file),
+            "unreadable_csv",
+            N_("unreadable CSV: {exc_name}"),
+            N_("UTF-8 CSV"),
+            exc_name=str(exc),
+        ) from None
+
+
 def from_csv_dir(
     path: Path | str, cutoff: dt.date | None = None, *, protocol: Protocol
 ) -> AnalysisDatasets:
     """Read subjects.csv, assessments.csv, adverse_events.csv and qol.csv from a directory."""
     base = Path(path)
     if not base.is_dir():
-        raise ValidationError("--data", f"{base} is not a directory", "a directory of CSV files")
+        raise invalid(
+            "--data",
+            "not_directory_3",
+            N_("{base} is not a directory"),
+            N_("a directory of CSV files"),
+            base=str(base),
+        )
     frames: dict[str, pd.DataFrame] = {}
     for name, fname in SOURCE_FILES.items():
         file = base / fname
         if not file.exists():
-            raise ValidationError(
+            raise invalid(
                 "--data",
-                f"{fname} missing in {base}",
-                ", ".join(SOURCE_FILES.values()),
+                "missing",
+                N_("{fname} missing in {base}"),
+                N_("{values}"),
+                fname=str(fname),
+                base=str(base),
+                values=", ".join(SOURCE_FILES.values()),
             )
-        try:
-            frames[name] = pd.read_csv(file, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise ValidationError(str(file), f"unreadable CSV: {exc}", "UTF-8 CSV") from None
+        frames[name] = _source_csv(file)
     sources = make_sources(**frames, protocol=protocol)
     extra: dict[str, pd.DataFrame] = {}
     for name, (fname, columns) in OPTIONAL_SOURCES.items():
         file = base / fname
         if not file.exists():
             continue
-        try:
-            raw = pd.read_csv(file, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise ValidationError(str(file), f"unreadable CSV: {exc}", "UTF-8 CSV") from None
+        raw = _source_csv(file)
         extra[name] = _checked_optional(name, normalize_source(name, raw, columns), sources, None)
     if extra:
         sources = dataclasses.replace(sources, **extra)
@@ -731,8 +769,11 @@ def _default_cutoff(s: Sources) -> dt.date:
     dates += [tp.date for record in s.tumour.values() for tp in record.time_points]
     dates += list(s.qol["assessed_on"])
     if not dates:
-        raise ValidationError(
-            "cutoff", "no dated record to derive a cut-off from", "data of included patients"
+        raise invalid(
+            "cutoff",
+            "no_dated_record_for_cutoff",
+            N_("no dated record to derive a cut-off from"),
+            N_("data of included patients"),
         )
     return max(dates)
 
@@ -740,7 +781,12 @@ def _default_cutoff(s: Sources) -> dt.date:
 def build_datasets(sources: Sources, cutoff: dt.date | None = None) -> AnalysisDatasets:
     """Derive the five analysis datasets from validated sources."""
     if sources.subjects.empty:
-        raise ValidationError("subjects", "no included patient", "data of included patients")
+        raise invalid(
+            "subjects",
+            "no_included_patient",
+            N_("no included patient"),
+            N_("data of included patients"),
+        )
     cut = cutoff or _default_cutoff(sources)
     design = sources.design
     adsl = derive_adsl(sources, cut)
@@ -1406,7 +1452,14 @@ def _read_tables(url: str, protocol: Protocol) -> StoreSnapshot:
         engine = make_engine(url)
         inspect(engine).get_table_names()
     except (SQLAlchemyError, ValueError) as exc:
-        raise ValidationError("--db", f"cannot open {url!r}: {exc}", "a database URL") from None
+        raise invalid(
+            "--db",
+            "cannot_open",
+            N_("cannot open {url}: {exc_name}"),
+            N_("a database URL"),
+            url=repr(url),
+            exc_name=str(exc),
+        ) from None
     try:
         return _read_engine_tables(engine, protocol)
     finally:
@@ -1424,11 +1477,12 @@ def _read_engine_tables(engine: Any, protocol: Protocol) -> StoreSnapshot:
     present = set(inspect(engine).get_table_names())
     missing = [t for t in DB_TABLES if t not in present]
     if missing:
-        raise ValidationError(
+        raise invalid(
             "--db",
-            f"not a reluth trial database at the current revision (missing tables: "
-            f"{', '.join(missing)})",
-            "a database created or upgraded by `reluth db upgrade`",
+            "not_reluth_trial_database_current",
+            N_("not a reluth trial database at the current revision (missing tables: {missing})"),
+            N_("a database created or upgraded by `reluth db upgrade`"),
+            missing=", ".join(missing),
         )
     md = MetaData()
     names = [t for t in (*DB_TABLES, *OPTIONAL_DB_TABLES) if t in present]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.protocol.definition import Protocol
 from reluth.response import recist
 
@@ -48,16 +49,19 @@ class AnalysisDesign:
     @classmethod
     def _build(cls, protocol: Protocol) -> AnalysisDesign:
         if not protocol.sample_size.non_evaluable_counts_as_failure:
-            raise ValidationError(
+            raise invalid(
                 "sample_size.non_evaluable_counts_as_failure",
-                "the analysis counts non-evaluable patients as DCR6 failures (SAP)",
-                "true",
+                "analysis_counts_non_evaluable_patients",
+                N_("the analysis counts non-evaluable patients as DCR6 failures (SAP)"),
+                N_("true"),
             )
         treated = [a for a in protocol.arms if protocol.arm_cycles(a.code)]
         untreated = [a for a in protocol.arms if not protocol.arm_cycles(a.code)]
         if len(treated) != 1 or len(untreated) != 1:
-            raise ValidationError(
-                "arms", "the analysis compares one treated arm with one untreated arm"
+            raise invalid(
+                "arms",
+                "analysis_compares_one_treated_arm",
+                N_("the analysis compares one treated arm with one untreated arm"),
             )
         arms = (treated[0].analysis.arm, untreated[0].analysis.arm)
         aliases: dict[str, str] = {}

@@ -22,6 +22,8 @@ from reluth.analysis.datasets import AnalysisDatasets
 from reluth.analysis.exports import export_all
 from reluth.analysis.survival import cox_summary, km_summary
 from reluth.errors import PreconditionFailed
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 from reluth.values import to_jsonable
 
 TTE_PARAMS = ("PFS", "RPFS", "OS")
@@ -122,8 +124,11 @@ def build_report(ds: AnalysisDatasets, out_dir: Path, options: ReportOptions | N
     design = ds.design
     version = opt.protocol_version or f"{design.protocol_version} (reluth protocol file)"
     if not (ds.adsl["ITTFL"] == "Y").any():
-        raise PreconditionFailed(
-            f"no patient randomized by the cut-off {ds.cutoff.isoformat()}: nothing to analyse"
+        raise refusal(
+            PreconditionFailed,
+            "no_patient_randomized_cut_off",
+            N_("no patient randomized by the cut-off {isoformat}: nothing to analyse"),
+            isoformat=ds.cutoff.isoformat(),
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / "figures"

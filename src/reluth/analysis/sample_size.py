@@ -17,7 +17,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 METHODS: tuple[str, ...] = ("normal", "fleiss", "exact")
 
@@ -35,11 +36,23 @@ class SampleSize:
 def _validate(p0: float, p1: float, alpha: float, power: float, screen_failure: float) -> None:
     for name, v in (("p0", p0), ("p1", p1), ("alpha", alpha), ("power", power)):
         if not 0 < v < 1:
-            raise ValidationError(name, f"{v} outside (0, 1)", "a probability strictly in (0, 1)")
+            raise invalid(
+                name,
+                "outside_0_1",
+                N_("{v} outside (0, 1)"),
+                N_("a probability strictly in (0, 1)"),
+                v=str(v),
+            )
     if p0 == p1:
-        raise ValidationError("p1", "equal to p0", "a different proportion")
+        raise invalid("p1", "equal_p0", N_("equal to p0"), N_("a different proportion"))
     if not 0 <= screen_failure < 1:
-        raise ValidationError("screen_failure", f"{screen_failure}", "0 <= rate < 1")
+        raise invalid(
+            "screen_failure",
+            "unaccepted_screen_failure",
+            N_("{screen_failure}"),
+            N_("0 <= rate < 1"),
+            screen_failure=str(screen_failure),
+        )
 
 
 def normal_n(p0: float, p1: float, alpha: float, power: float) -> float:
@@ -108,13 +121,25 @@ def sample_size(
     when a fraction ``screen_failure`` of included patients is never randomized."""
     _validate(p0, p1, alpha, power, screen_failure)
     if method not in METHODS:
-        raise ValidationError("method", f"unknown {method!r}", ", ".join(METHODS))
+        raise invalid(
+            "method",
+            "unknown",
+            N_("unknown {method}"),
+            N_("{methods}"),
+            method=repr(method),
+            methods=", ".join(METHODS),
+        )
     if method == "exact":
         start = max(2, int(normal_n(p0, p1, alpha, power) * 0.7))
         n = start
         while True:
             if n > 20000:
-                raise ValidationError("power", "no n up to 20000 reaches it", "a smaller target")
+                raise invalid(
+                    "power",
+                    "sample_size_not_reached",
+                    N_("no n up to 20000 reaches it"),
+                    N_("a smaller target"),
+                )
             if all(exact_power(m, p0, p1, alpha) >= power for m in range(n, n + 11)):
                 break
             n += 1

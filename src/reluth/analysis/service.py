@@ -32,7 +32,8 @@ from reluth.core.download import Download
 from reluth.core.download import record_download as record_download
 from reluth.core.service import service
 from reluth.csvout import rows_to_csv
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.randomization import service as randomization
 from reluth.values import to_jsonable
 
@@ -43,14 +44,26 @@ MEDIA_TYPES = {"zip": "application/zip", "csv": "text/csv", "json": "application
 
 def _choice(value: str, field: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
-        raise ValidationError(field, f"{value!r}", ", ".join(accepted))
+        raise invalid(
+            field,
+            "unaccepted_field",
+            N_("{value}"),
+            N_("{accepted_name}"),
+            value=repr(value),
+            accepted_name=", ".join(accepted),
+        )
     return value
 
 
 def _engine(ctx: Ctx) -> Engine:
     bind = ctx.session.get_bind()
     if not isinstance(bind, Engine):
-        raise ValidationError("database", "no engine behind this session", "an engine")
+        raise invalid(
+            "database",
+            "no_engine_behind_this_session",
+            N_("no engine behind this session"),
+            N_("an engine"),
+        )
     return bind
 
 

@@ -26,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 ConfType = Literal["log-log", "log", "plain"]
 Convention = Literal["sas", "r"]
@@ -43,15 +44,29 @@ def _as_arrays(
     t = np.asarray(time, dtype=float)
     e = np.asarray(event, dtype=float)
     if t.shape != e.shape or t.ndim != 1:
-        raise ValidationError("time/event", "must be one-dimensional and of equal length")
+        raise invalid(
+            "time/event",
+            "must_one_dimensional_equal_length",
+            N_("must be one-dimensional and of equal length"),
+        )
     if t.size == 0:
-        raise ValidationError("time", "no observations", "at least one row")
+        raise invalid("time", "no_observations", N_("no observations"), N_("at least one row"))
     if np.isnan(t).any() or np.isnan(e).any():
-        raise ValidationError("time/event", "missing values", "complete time and event columns")
+        raise invalid(
+            "time/event",
+            "missing_values",
+            N_("missing values"),
+            N_("complete time and event columns"),
+        )
     if (t < 0).any():
-        raise ValidationError("time", "negative time", "times >= 0")
+        raise invalid("time", "negative_time", N_("negative time"), N_("times >= 0"))
     if not np.isin(e, (0.0, 1.0)).all():
-        raise ValidationError("event", "values other than 0/1", "1 = event, 0 = censored")
+        raise invalid(
+            "event",
+            "values_other_than_0_1",
+            N_("values other than 0/1"),
+            N_("1 = event, 0 = censored"),
+        )
     return t, e
 
 
@@ -118,7 +133,7 @@ class KaplanMeier:
     def quantile(self, p: float) -> Quantile:
         """Percentile p of the event time (0.5 = median) with a Brookmeyer–Crowley CI."""
         if not 0 < p < 1:
-            raise ValidationError("p", f"{p} outside (0, 1)", "0 < p < 1")
+            raise invalid("p", "outside_0_1_3", N_("{p} outside (0, 1)"), N_("0 < p < 1"), p=str(p))
         target = 1.0 - p
         est = _crossing(self.time, self.survival, target, self.convention)
         # Brookmeyer–Crowley: the set of t where target lies inside the pointwise CI of S(t).
@@ -171,11 +186,30 @@ def kaplan_meier(
 ) -> KaplanMeier:
     """Product-limit estimate with Greenwood variance and transformed pointwise CIs."""
     if conf_type not in CONF_TYPES:
-        raise ValidationError("conf_type", f"unknown {conf_type!r}", ", ".join(CONF_TYPES))
+        raise invalid(
+            "conf_type",
+            "unknown_3",
+            N_("unknown {conf_type}"),
+            N_("{conf_types}"),
+            conf_type=repr(conf_type),
+            conf_types=", ".join(CONF_TYPES),
+        )
     if convention not in ("sas", "r"):
-        raise ValidationError("convention", f"unknown {convention!r}", "sas, r")
+        raise invalid(
+            "convention",
+            "unknown_4",
+            N_("unknown {convention}"),
+            N_("sas, r"),
+            convention=repr(convention),
+        )
     if not 0 < alpha < 1:
-        raise ValidationError("alpha", f"{alpha} outside (0, 1)", "0 < alpha < 1")
+        raise invalid(
+            "alpha",
+            "outside_0_1_2",
+            N_("{alpha} outside (0, 1)"),
+            N_("0 < alpha < 1"),
+            alpha=str(alpha),
+        )
     t, e = _as_arrays(time, event)
     uniq, inv = np.unique(t, return_inverse=True)
     d = np.bincount(inv, weights=e, minlength=uniq.size)
@@ -256,16 +290,26 @@ def logrank(
     t, e = _as_arrays(time, event)
     g = np.asarray(group, dtype=object)
     if g.shape != t.shape:
-        raise ValidationError("group", "length differs from time", "one group per row")
+        raise invalid(
+            "group",
+            "length_differs_from_time",
+            N_("length differs from time"),
+            N_("one group per row"),
+        )
     levels = np.unique(g.astype(str))
     if levels.size < 2:
-        raise ValidationError("group", "only one group", "at least two groups")
+        raise invalid("group", "only_one_group", N_("only one group"), N_("at least two groups"))
     codes = np.searchsorted(levels, g.astype(str))
     s = None
     if strata is not None:
         sa = np.asarray(strata, dtype=object).astype(str)
         if sa.shape != t.shape:
-            raise ValidationError("strata", "length differs from time", "one stratum per row")
+            raise invalid(
+                "strata",
+                "length_differs_from_time",
+                N_("length differs from time"),
+                N_("one stratum per row"),
+            )
         s = np.unique(sa, return_inverse=True)[1]
     try:
         chisq, p = survdiff(t, e.astype(int), codes, strata=s)
@@ -374,17 +418,28 @@ def cox_ph(
 ) -> CoxResult:
     """Stratified Cox model by Newton–Raphson with step halving; Wald CIs and p-values."""
     if ties not in TIES:
-        raise ValidationError("ties", f"unknown {ties!r}", ", ".join(TIES))
+        raise invalid(
+            "ties",
+            "unknown_5",
+            N_("unknown {ties}"),
+            N_("{ties2}"),
+            ties=repr(ties),
+            ties2=", ".join(TIES),
+        )
     t, e = _as_arrays(time, event)
     x = np.asarray(covariates, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
     if x.shape[0] != t.size:
-        raise ValidationError("covariates", "row count differs from time")
+        raise invalid(
+            "covariates", "row_count_differs_from_time", N_("row count differs from time")
+        )
     if np.isnan(x).any():
-        raise ValidationError("covariates", "missing values", "complete covariates")
+        raise invalid(
+            "covariates", "missing_values", N_("missing values"), N_("complete covariates")
+        )
     if e.sum() == 0:
-        raise ValidationError("event", "no events", "at least one event")
+        raise invalid("event", "no_events", N_("no events"), N_("at least one event"))
     if strata is None:
         groups = [np.arange(t.size)]
     else:
@@ -417,8 +472,11 @@ def cox_ph(
         try:
             step = np.linalg.solve(inf, sc)
         except np.linalg.LinAlgError:
-            raise ValidationError(
-                "covariates", "singular information matrix", "non-collinear covariates"
+            raise invalid(
+                "covariates",
+                "singular_information_matrix",
+                N_("singular information matrix"),
+                N_("non-collinear covariates"),
             ) from None
         new = beta + step
         ll_new, sc_new, inf_new = evaluate(new)
@@ -434,10 +492,11 @@ def cox_ph(
             break
     if not converged or np.any(np.abs(beta) > 15):
         # Monotone likelihood (e.g. no events in one group of a stratum): the HR is not finite.
-        raise ValidationError(
+        raise invalid(
             "covariates",
-            "the Cox model has no finite estimate (monotone likelihood: an HR tends to 0 or ∞)",
-            "data with events in each group",
+            "cox_model_has_no_finite",
+            N_("the Cox model has no finite estimate (monotone likelihood: an HR tends to 0 or ∞)"),
+            N_("data with events in each group"),
         )
     cov = np.linalg.inv(inf)
     se = np.sqrt(np.diag(cov))
@@ -478,10 +537,17 @@ def group_design(
     g = np.asarray(group, dtype=object).astype(str)
     levels = sorted(set(g.tolist()), key=_natural_key)
     if len(levels) < 2:
-        raise ValidationError("group", "only one group", "at least two groups")
+        raise invalid("group", "only_one_group", N_("only one group"), N_("at least two groups"))
     ref = levels[0] if reference is None else str(reference)
     if ref not in levels:
-        raise ValidationError("reference", f"{ref!r} is not a group level", ", ".join(levels))
+        raise invalid(
+            "reference",
+            "not_group_level",
+            N_("{ref} is not a group level"),
+            N_("{levels}"),
+            ref=repr(ref),
+            levels=", ".join(levels),
+        )
     others = [lv for lv in levels if lv != ref]
     x = np.column_stack([(g == lv).astype(float) for lv in others])
     return x, [f"{lv} vs {ref}" for lv in others], ref

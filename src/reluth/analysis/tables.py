@@ -24,6 +24,8 @@ from reluth.analysis.survival import (
     logrank,
 )
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 POPULATIONS = {"ITT": "ITTFL", "PP": "PPROTFL", "SAFETY": "SAFFL"}
 
@@ -31,7 +33,14 @@ POPULATIONS = {"ITT": "ITTFL", "PP": "PPROTFL", "SAFETY": "SAFFL"}
 def population(adsl: pd.DataFrame, name: str) -> pd.DataFrame:
     flag = POPULATIONS.get(name.upper())
     if flag is None:
-        raise ValidationError("population", f"unknown {name!r}", ", ".join(POPULATIONS))
+        raise invalid(
+            "population",
+            "unknown_6",
+            N_("unknown {name}"),
+            N_("{populations}"),
+            name=repr(name),
+            populations=", ".join(POPULATIONS),
+        )
     return adsl[(adsl[flag] == "Y") & adsl["ARM"].notna()]
 
 
@@ -96,8 +105,13 @@ def time_to_event(
     strata = design.strata_variables if strata is None else strata
     d = adtte[adtte["PARAMCD"] == paramcd]
     if d.empty:
-        raise ValidationError(
-            "paramcd", f"no rows for {paramcd!r}", ", ".join(sorted(adtte["PARAMCD"].unique()))
+        raise invalid(
+            "paramcd",
+            "no_rows",
+            N_("no rows for {paramcd}"),
+            N_("{unique}"),
+            paramcd=repr(paramcd),
+            unique=", ".join(sorted(adtte["PARAMCD"].unique())),
         )
     t = d["AVAL"].to_numpy(float)
     e = 1 - d["CNSR"].to_numpy(float)

@@ -10,7 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,9 @@ class BedParameters:
         for name in ("alpha_beta_gy", "repair_half_time_h"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
-                raise ValidationError(name, f"invalid value {v!r}", "a number > 0")
+                raise invalid(
+                    name, "invalid_value_2", N_("invalid value {v}"), N_("a number > 0"), v=repr(v)
+                )
 
 
 KIDNEY = BedParameters()
@@ -31,10 +34,20 @@ KIDNEY = BedParameters()
 def bed_gy(dose_gy: float, effective_half_life_h: float, params: BedParameters = KIDNEY) -> float:
     """BED of one cycle."""
     if not (dose_gy >= 0 and math.isfinite(dose_gy)):
-        raise ValidationError("dose_gy", f"invalid absorbed dose {dose_gy!r}", "Gy >= 0")
+        raise invalid(
+            "dose_gy",
+            "invalid_absorbed_dose",
+            N_("invalid absorbed dose {dose_gy}"),
+            N_("Gy >= 0"),
+            dose_gy=repr(dose_gy),
+        )
     if not (effective_half_life_h > 0 and math.isfinite(effective_half_life_h)):
-        raise ValidationError(
-            "effective_half_life_h", f"invalid value {effective_half_life_h!r}", "hours > 0"
+        raise invalid(
+            "effective_half_life_h",
+            "invalid_value",
+            N_("invalid value {effective_half_life_h}"),
+            N_("hours > 0"),
+            effective_half_life_h=repr(effective_half_life_h),
         )
     t_rep = params.repair_half_time_h
     g = t_rep / (t_rep + effective_half_life_h)
@@ -48,5 +61,7 @@ def bed_sum_gy(
 ) -> float:
     """BED summed over cycles (full repair between cycles)."""
     if len(doses_gy) != len(effective_half_lives_h):
-        raise ValidationError("effective_half_lives_h", "one half-life per dose needed", "")
+        raise invalid(
+            "effective_half_lives_h", "one_half_life_per_dose", N_("one half-life per dose needed")
+        )
     return sum(bed_gy(d, t, params) for d, t in zip(doses_gy, effective_half_lives_h, strict=True))

@@ -44,11 +44,13 @@ from reluth.dosimetry.pvc import RecoveryCurve, parse_recovery_curve
 from reluth.dosimetry.svalues import SEXES, organs
 from reluth.dosimetry.uncertainty import UncertaintySettings
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 
 def _req(doc: Mapping[str, Any], key: str, where: str = "") -> Any:
     if key not in doc or doc[key] is None:
-        raise ValidationError(f"{where}{key}", "missing", "see docs/dosimetry.md")
+        raise invalid(f"{where}{key}", "missing", N_("missing"), N_("see docs/dosimetry.md"))
     return doc[key]
 
 
@@ -58,8 +60,12 @@ def _datetime(value: Any, field_name: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(str(value))
     except ValueError:
-        raise ValidationError(
-            field_name, f"not a date-time: {value!r}", "YYYY-MM-DDTHH:MM"
+        raise invalid(
+            field_name,
+            "not_date_time",
+            N_("not a date-time: {value}"),
+            N_("YYYY-MM-DDTHH:MM"),
+            value=repr(value),
         ) from None
 
 
@@ -67,9 +73,18 @@ def _number(value: Any, field_name: str, positive: bool = True) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ValidationError(field_name, f"not a number: {value!r}", "a number") from None
+        raise invalid(
+            field_name, "not_number", N_("not a number: {value}"), N_("a number"), value=repr(value)
+        ) from None
     if not math.isfinite(x) or (positive and x <= 0) or x < 0:
-        raise ValidationError(field_name, f"invalid value {value!r}", "> 0" if positive else ">= 0")
+        raise invalid(
+            field_name,
+            "invalid_value_3",
+            N_("invalid value {value}"),
+            N_("{value2}"),
+            value=repr(value),
+            value2=str("> 0" if positive else ">= 0"),
+        )
     return x
 
 
@@ -86,8 +101,13 @@ def _relative_sd(doc: Mapping[str, Any], key: str, where: str) -> float | None:
 
 def _choice(value: Any, field_name: str, accepted: tuple[Any, ...]) -> Any:
     if isinstance(value, bool) or value not in accepted:
-        raise ValidationError(
-            field_name, f"unknown value {value!r}", ", ".join(str(a) for a in accepted)
+        raise invalid(
+            field_name,
+            "unknown_value",
+            N_("unknown value {value}"),
+            N_("{value2}"),
+            value=repr(value),
+            value2=", ".join(str(a) for a in accepted),
         )
     return value
 
@@ -95,30 +115,53 @@ def _choice(value: Any, field_name: str, accepted: tuple[Any, ...]) -> Any:
 def _read_image(path: Path, unit: str, field_name: str, npy_grid: Grid | None) -> Image:
     """A NIfTI image with its affine, or a .npy array on the declared ``npy_grid``."""
     if not path.exists():
-        raise ValidationError(field_name, f"file {path.name} not found", "an existing file")
+        raise invalid(
+            field_name,
+            "file_not_found",
+            N_("file {name} not found"),
+            N_("an existing file"),
+            name=path.name,
+        )
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
         return read_nifti(path, unit, field_name)
     if not name.endswith(".npy"):
-        raise ValidationError(
-            field_name, f"unsupported file type {path.name}", ".npy, .nii, .nii.gz"
+        raise invalid(
+            field_name,
+            "unsupported_file_type",
+            N_("unsupported file type {name}"),
+            N_(".npy, .nii, .nii.gz"),
+            name=path.name,
         )
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise ValidationError(
-            field_name, f"cannot read {path.name}: {exc}", ".npy or NIfTI"
+        raise invalid(
+            field_name,
+            "cannot_read",
+            N_("cannot read {name}: {exc_name}"),
+            N_(".npy or NIfTI"),
+            name=path.name,
+            exc_name=str(exc),
         ) from None
     if arr.ndim != 3:
-        raise ValidationError(field_name, f"{arr.ndim}-D array", "a 3-D array")
+        raise invalid(field_name, "d_array", N_("{ndim}-D array"), N_("a 3-D array"), ndim=arr.ndim)
     if npy_grid is None:
-        raise ValidationError("voxel_mm", "missing (needed for .npy images)", "[x, y, z] in mm")
+        raise invalid(
+            "voxel_mm",
+            "missing_needed_npy_images",
+            N_("missing (needed for .npy images)"),
+            N_("[x, y, z] in mm"),
+        )
     data = np.ascontiguousarray(np.transpose(arr, (2, 1, 0)))  # (x, y, z) → (k, j, i)
     if data.shape != npy_grid.shape:
-        raise ValidationError(
+        raise invalid(
             field_name,
-            f"array {arr.shape} does not match the SPECT grid {npy_grid.shape[::-1]}",
-            "a .npy on the SPECT grid (or a NIfTI with its affine)",
+            "array_does_not_match_spect",
+            N_("array {shape} does not match the SPECT grid {shape2}"),
+            N_("a .npy on the SPECT grid (or a NIfTI with its affine)"),
+            shape=str(arr.shape),
+            shape2=str(npy_grid.shape[::-1]),
         )
     return Image(data > 0.5 if unit == "mask" else data, npy_grid, unit)
 
@@ -128,7 +171,9 @@ def _npy_grid(doc: Mapping[str, Any], first_file: Path) -> Grid | None:
         return None
     vm = doc["voxel_mm"]
     if not (isinstance(vm, list) and len(vm) == 3):
-        raise ValidationError("voxel_mm", f"{vm!r}", "three sizes in mm")
+        raise invalid(
+            "voxel_mm", "unaccepted_voxel_mm", N_("{vm}"), N_("three sizes in mm"), vm=repr(vm)
+        )
     vox = tuple(_number(v, "voxel_mm") for v in vm)
     if not first_file.name.lower().endswith(".npy") or not first_file.exists():
         return None
@@ -146,28 +191,50 @@ def load_case(case_dir: Path) -> CaseInput:
     try:
         return _load_case(Path(case_dir))
     except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
-        raise ValidationError(
-            "case.yaml", f"unexpected structure or value ({exc})", "see docs/dosimetry.md"
+        raise invalid(
+            "case.yaml",
+            "unexpected_structure_value",
+            N_("unexpected structure or value ({exc_name})"),
+            N_("see docs/dosimetry.md"),
+            exc_name=str(exc),
         ) from None
 
 
 def read_case_yaml(case_dir: Path) -> dict[str, Any]:
     path = case_dir / "case.yaml"
     if not path.exists():
-        raise ValidationError("case.yaml", f"not found in {case_dir}", "a case directory")
+        raise invalid(
+            "case.yaml",
+            "not_found",
+            N_("not found in {case_dir}"),
+            N_("a case directory"),
+            case_dir=str(case_dir),
+        )
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ValidationError("case.yaml", f"malformed YAML: {exc}", "YAML") from None
+        raise invalid(
+            "case.yaml",
+            "malformed_yaml",
+            N_("malformed YAML: {exc_name}"),
+            N_("YAML"),
+            exc_name=str(exc),
+        ) from None
     if not isinstance(doc, dict):
-        raise ValidationError("case.yaml", "not a mapping", "see docs/dosimetry.md")
+        raise invalid("case.yaml", "not_mapping", N_("not a mapping"), N_("see docs/dosimetry.md"))
     return doc
 
 
 def geometry_policy(doc: Mapping[str, Any]) -> GridPolicy:
     g = doc.get("geometry") or {}
     if not isinstance(g, dict):
-        raise ValidationError("geometry", f"{g!r}", "{on_mismatch: resample | refuse}")
+        raise invalid(
+            "geometry",
+            "unaccepted_geometry",
+            N_("{g}"),
+            N_("{{on_mismatch: resample | refuse}}"),
+            g=repr(g),
+        )
     return GridPolicy(str(g.get("on_mismatch", "resample")))
 
 
@@ -185,7 +252,12 @@ def _load_case(case_dir: Path) -> CaseInput:
 
     spect = _req(doc, "spect")
     if not isinstance(spect, list) or not spect:
-        raise ValidationError("spect", "no image listed", "a list of {file, acquisition_time}")
+        raise invalid(
+            "spect",
+            "no_image_listed",
+            N_("no image listed"),
+            N_("a list of {{file, acquisition_time}}"),
+        )
     npy_grid = _npy_grid(doc, case_dir / str((spect[0] or {}).get("file", "")))
     times: list[float] = []
     arrays: list[NDArray[np.float32]] = []
@@ -195,8 +267,11 @@ def _load_case(case_dir: Path) -> CaseInput:
         t = _datetime(_req(item, "acquisition_time", where), f"{where}acquisition_time")
         hours = (t - injection).total_seconds() / 3600.0
         if hours <= 0:
-            raise ValidationError(
-                f"{where}acquisition_time", f"{t.isoformat()} is not after the injection", ""
+            raise invalid(
+                f"{where}acquisition_time",
+                "not_after_injection",
+                N_("{isoformat} is not after the injection"),
+                isoformat=t.isoformat(),
             )
         img = _read_image(
             case_dir / str(_req(item, "file", where)), "Bq/mL", f"{where}file", npy_grid
@@ -207,19 +282,30 @@ def _load_case(case_dir: Path) -> CaseInput:
             img = onto(img, grid, f"{where}file", policy, notes)
         arr = np.asarray(img.array, dtype=np.float32)
         if not np.all(np.isfinite(arr)):
-            raise ValidationError(f"{where}file", "contains NaN or infinite values", "finite Bq/mL")
+            raise invalid(
+                f"{where}file",
+                "contains_nan_infinite_values",
+                N_("contains NaN or infinite values"),
+                N_("finite Bq/mL"),
+            )
         if float(arr.min()) < 0:
-            raise ValidationError(
-                f"{where}file", f"negative activity concentration ({arr.min():g} Bq/mL)", ">= 0"
+            raise invalid(
+                f"{where}file",
+                "negative_activity_concentration_bq_ml",
+                N_("negative activity concentration ({min} Bq/mL)"),
+                N_(">= 0"),
+                min=format(arr.min(), "g"),
             )
         times.append(hours)
         arrays.append(arr)
     assert grid is not None
     if any(b <= a for a, b in itertools.pairwise(times)):
-        raise ValidationError(
+        raise invalid(
             "spect.acquisition_time",
-            f"times after injection are not increasing: {[round(x, 2) for x in times]} h",
-            "images listed in increasing acquisition time",
+            "times_after_injection_are_not",
+            N_("times after injection are not increasing: {value} h"),
+            N_("images listed in increasing acquisition time"),
+            value=str([round(x, 2) for x in times]),
         )
     images = np.stack(arrays)
 
@@ -232,7 +318,12 @@ def _load_case(case_dir: Path) -> CaseInput:
 
     vois_doc = _req(doc, "vois")
     if not isinstance(vois_doc, dict) or not vois_doc:
-        raise ValidationError("vois", "no volume of interest", "a mapping name -> {mask, kind}")
+        raise invalid(
+            "vois",
+            "no_volume_interest",
+            N_("no volume of interest"),
+            N_("a mapping name -> {{mask, kind}}"),
+        )
     names = organ_names(doc)
     vois = []
     for name, v in vois_doc.items():
@@ -242,7 +333,7 @@ def _load_case(case_dir: Path) -> CaseInput:
         )
         mask = np.asarray(onto(mask_img, grid, f"{where}mask", policy, notes).array, dtype=bool)
         if not mask.any():
-            raise ValidationError(f"{where}mask", "empty mask", "at least one voxel")
+            raise invalid(f"{where}mask", "empty_mask", N_("empty mask"), N_("at least one voxel"))
         vois.append(voi_spec(str(name), v, mask, where, names))
     settings = parse_settings(doc, case_dir, injection, len(times), list(vois_doc))
     return CaseInput(
@@ -281,7 +372,7 @@ def organ_names(doc: Mapping[str, Any]) -> OrganNames:
     names = default_organ_names()
     if doc.get("organ_names") is not None:
         if not isinstance(doc["organ_names"], dict):
-            raise ValidationError("organ_names", "not a mapping", "alias: organ")
+            raise invalid("organ_names", "not_mapping", N_("not a mapping"), N_("alias: organ"))
         names = names.with_aliases(doc["organ_names"])
     return names
 
@@ -371,17 +462,29 @@ def parse_settings(
     if m.get("recovery_curve"):
         rc_path = case_dir / str(m["recovery_curve"])
         if not rc_path.exists():
-            raise ValidationError("methods.recovery_curve", f"{rc_path.name} not found", "a file")
+            raise invalid(
+                "methods.recovery_curve",
+                "not_found_2",
+                N_("{name} not found"),
+                N_("a file"),
+                name=rc_path.name,
+            )
         try:
             rc_doc = yaml.safe_load(rc_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise ValidationError(
-                "methods.recovery_curve", f"malformed YAML: {exc}", "YAML"
+            raise invalid(
+                "methods.recovery_curve",
+                "malformed_yaml",
+                N_("malformed YAML: {exc_name}"),
+                N_("YAML"),
+                exc_name=str(exc),
             ) from None
         curve = parse_recovery_curve(rc_doc, "methods.recovery_curve")
     u = doc.get("uncertainty") or {}
     if not isinstance(u, dict):
-        raise ValidationError("uncertainty", "not a mapping", "see docs/dosimetry.md")
+        raise invalid(
+            "uncertainty", "not_mapping", N_("not a mapping"), N_("see docs/dosimetry.md")
+        )
     base = UncertaintySettings()
 
     def _stated(key: str) -> float:
@@ -417,8 +520,13 @@ def parse_settings(
             rmblr = _number(md.get("rmblr", 1.0), "marrow.rmblr")
         rem = md.get("remainder_voi")
         if rem is not None and rem not in voi_names:
-            raise ValidationError(
-                "marrow.remainder_voi", f"{rem!r} is not a VOI", ", ".join(voi_names)
+            raise invalid(
+                "marrow.remainder_voi",
+                "not_voi",
+                N_("{rem} is not a VOI"),
+                N_("{voi_names}"),
+                rem=repr(rem),
+                voi_names=", ".join(voi_names),
             )
         wt, wa = [], []
         for i, s in enumerate(md.get("whole_body_samples") or []):

@@ -13,7 +13,7 @@ import typer
 
 from reluth.cli_support import console, err_console, handle_errors, print_json
 from reluth.cli_support import table as cli_table
-from reluth.errors import ReluthError, ValidationError
+from reluth.errors import ReluthError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -50,9 +50,13 @@ def run_cmd(
     """Compute one case: results.json, dose maps (NIfTI), TAC plots, summary.html. With
     --patient and --cycle, also store the dose records in the trial database."""
     from reluth.dosimetry.runner import run_case_dir
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
 
     if (patient is None) != (cycle is None):
-        raise ValidationError("--patient/--cycle", "only one given", "both, or neither")
+        raise invalid(
+            "--patient/--cycle", "only_one_given", N_("only one given"), N_("both, or neither")
+        )
     run_case_dir(case_dir, out)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     stored = None
@@ -78,10 +82,19 @@ def store_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Store a computed case's dose records for a patient's administered cycle (audited)."""
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     try:
         doc = json.loads(results_json.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(str(results_json), f"cannot read: {exc}", "results.json") from None
+        raise invalid(
+            str(results_json),
+            "cannot_read",
+            N_("cannot read: {exc_name}"),
+            N_("results.json"),
+            exc_name=str(exc),
+        ) from None
     stored = _store(doc, patient, cycle, db, replace_reason)
     if as_json:
         print_json(stored)
@@ -149,19 +162,35 @@ def from_store_cmd(
     from reluth.dosimetry.dicom_images import load_calibrations
     from reluth.dosimetry.runner import run_from_store
     from reluth.dosimetry.vois import default_organ_table, load_organ_table
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
 
     cfg = get_settings()
     store_dir = store or cfg.image_store
     if not store_dir.is_dir():
-        raise ValidationError("--store", f"{store_dir} is not a directory", "the image store")
+        raise invalid(
+            "--store",
+            "not_directory",
+            N_("{store_dir} is not a directory"),
+            N_("the image store"),
+            store_dir=str(store_dir),
+        )
     settings: dict[str, Any] = {}
     if settings_file is not None:
         try:
             loaded = yaml.safe_load(settings_file.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
-            raise ValidationError("--settings", f"cannot read: {exc}", "YAML") from None
+            raise invalid(
+                "--settings",
+                "cannot_read",
+                N_("cannot read: {exc_name}"),
+                N_("YAML"),
+                exc_name=str(exc),
+            ) from None
         if not isinstance(loaded, dict):
-            raise ValidationError("--settings", "not a mapping", "methods/bed/marrow sections")
+            raise invalid(
+                "--settings", "not_mapping", N_("not a mapping"), N_("methods/bed/marrow sections")
+            )
         settings = loaded
     out_dir = out or cfg.data_dir / "dosimetry" / f"{patient}-C{cycle}"
     with (
@@ -196,6 +225,7 @@ def from_store_cmd(
 
 
 def _print_case_table(results: dict[str, Any]) -> None:
+    from reluth.dosimetry.notes import method_label, shown_all
     from reluth.i18n import N_, format_number, gettext
 
     def g3(x: float) -> str:
@@ -214,7 +244,7 @@ def _print_case_table(results: dict[str, Any]) -> None:
         teff = v["tia"]["effective_half_life_h"]
         table.add_row(
             name,
-            v["tia"]["method"],
+            method_label(v["tia"]["method"]),
             format_number(float(f"{v['tia']['tia_mbq_h']:.4g}")),
             "—" if teff is None else g3(teff),
             "—" if dose is None else g3(dose),
@@ -231,7 +261,7 @@ def _print_case_table(results: dict[str, Any]) -> None:
     if results.get("red_marrow"):
         total = g3(results["red_marrow"]["total_gy"])
         console.print(gettext("red marrow {dose} Gy (blood-based)").format(dose=total))
-    for w in results["warnings"]:
+    for w in shown_all(results):
         warning = gettext("warning:")
         console.print(f"[yellow]{warning}[/] {w}")
 
@@ -316,8 +346,17 @@ def batch_cmd(
     """Run every case in CASES_DIR; a bad case is reported and the others go on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     if not cases_dir.is_dir():
-        raise ValidationError("CASES_DIR", f"{cases_dir} is not a directory", "a directory")
+        raise invalid(
+            "CASES_DIR",
+            "not_directory_2",
+            N_("{cases_dir} is not a directory"),
+            N_("a directory"),
+            cases_dir=str(cases_dir),
+        )
     fn: Any
     jobs: list[tuple[Any, ...]]
     if from_store is not None:
@@ -328,14 +367,21 @@ def batch_cmd(
             for code in _patients_with_cycle(db, from_store)
         ]  # fmt: skip
         if not jobs:
-            raise ValidationError(
-                "--from-store-cycle", f"no patient has catalogued series of cycle {from_store}", ""
+            raise invalid(
+                "--from-store-cycle",
+                "no_patient_has_catalogued_series",
+                N_("no patient has catalogued series of cycle {from_store}"),
+                from_store=str(from_store),
             )
     else:
         cases = sorted(p for p in cases_dir.iterdir() if (p / "case.yaml").exists())
         if not cases:
-            raise ValidationError(
-                "CASES_DIR", f"no case.yaml under {cases_dir}", "case directories"
+            raise invalid(
+                "CASES_DIR",
+                "no_case_yaml_under",
+                N_("no case.yaml under {cases_dir}"),
+                N_("case directories"),
+                cases_dir=str(cases_dir),
             )
         fn = _run_one
         jobs = [(str(c.resolve()), str((out / c.name).resolve())) for c in cases]
@@ -403,11 +449,19 @@ def _batch_local(
 def _connect(address: str) -> Any:
     from dask.distributed import Client
 
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     try:
         return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ValidationError(
-            "--scheduler", f"cannot reach a Dask scheduler at {address}: {exc}", "tcp://HOST:PORT"
+        raise invalid(
+            "--scheduler",
+            "cannot_reach_dask_scheduler",
+            N_("cannot reach a Dask scheduler at {address}: {exc_name}"),
+            N_("tcp://HOST:PORT"),
+            address=str(address),
+            exc_name=str(exc),
         ) from None
 
 
@@ -440,11 +494,15 @@ def phantom_cmd(
 ) -> None:
     """Write an analytic phantom case directory (images, masks, case.yaml, truth.json)."""
     from reluth.dosimetry.phantom import PhantomSpec, write_case
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
 
     if sex not in ("male", "female"):
-        raise ValidationError("--sex", f"{sex!r}", "male, female")
+        raise invalid("--sex", "unaccepted_sex", N_("{sex}"), N_("male, female"), sex=repr(sex))
     if not voxel_mm > 0:
-        raise ValidationError("--voxel-mm", f"{voxel_mm}", "> 0")
+        raise invalid(
+            "--voxel-mm", "unaccepted_voxel_mm", N_("{voxel_mm}"), N_("> 0"), voxel_mm=str(voxel_mm)
+        )
     for i in range(count):
         spec = PhantomSpec(
             shape=(grid, grid, grid), voxel_mm=voxel_mm, noise_relative_sd=noise, seed=seed + i
@@ -464,11 +522,19 @@ def kernel_cmd(
 ) -> None:
     """Generate a Lu-177 soft-tissue voxel-S-value kernel (model in docs/dosimetry.md)."""
     from reluth.dosimetry.voxel import generate_kernel, save_kernel
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
 
     if len(voxel_mm) == 1:
         voxel_mm = voxel_mm * 3
     if len(voxel_mm) != 3:
-        raise ValidationError("--voxel-mm", f"{len(voxel_mm)} values", "1 or 3 values")
+        raise invalid(
+            "--voxel-mm",
+            "values",
+            N_("{n_voxel_mm} values"),
+            N_("1 or 3 values"),
+            n_voxel_mm=len(voxel_mm),
+        )
     kern = generate_kernel((voxel_mm[0], voxel_mm[1], voxel_mm[2]), n_samples=samples)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_kernel(kern, out)
@@ -490,13 +556,21 @@ def dose_effect_cmd(
     from reluth.cli_support import to_jsonable
     from reluth.dosimetry import dose_effect
     from reluth.dosimetry.outputs import json_safe
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
 
     if not data.exists():
-        raise ValidationError(str(data), "file not found", "a CSV file")
+        raise invalid(str(data), "file_not_found", N_("file not found"), N_("a CSV file"))
     try:
         df = pd.read_csv(data)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ValidationError(str(data), f"cannot read CSV: {exc}", "CSV") from None
+        raise invalid(
+            str(data),
+            "cannot_read_csv",
+            N_("cannot read CSV: {exc_name}"),
+            N_("CSV"),
+            exc_name=str(exc),
+        ) from None
     result = dose_effect.analyse(df)
     files = dose_effect.plot(df, result, out)
     section = dose_effect.report_section(result)

@@ -25,8 +25,12 @@ from importlib import resources
 import yaml
 
 from reluth.dosimetry.bed import BedParameters, bed_gy
+from reluth.dosimetry.notes import Note, note, rounded
+from reluth.dosimetry.notes import organ as organ_word
 from reluth.dosimetry.organs import OrganNames, default_organ_names
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Quantity, invalid
 
 MAX_CYCLES = 8
 
@@ -82,7 +86,7 @@ class OrganCumulative:
 class CumulativeResult:
     organs: dict[str, OrganCumulative]
     warnings: list[LimitWarning] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # Note: English carrying its key
 
 
 @lru_cache(maxsize=1)
@@ -98,8 +102,11 @@ def default_limits() -> tuple[Limit, ...]:
 
 def parse_limits(doc: object) -> list[Limit]:
     if not isinstance(doc, dict) or not isinstance(doc.get("limits"), list):
-        raise ValidationError(
-            "limits", "expected a mapping with a 'limits' list", "see limits.yaml"
+        raise invalid(
+            "limits",
+            "expected_mapping_limits_list",
+            N_("expected a mapping with a 'limits' list"),
+            N_("see limits.yaml"),
         )
     out = []
     for i, item in enumerate(doc["limits"]):
@@ -112,8 +119,11 @@ def parse_limits(doc: object) -> list[Limit]:
                 str(item.get("applies_to", "all")),
             )
         except (KeyError, TypeError, ArithmeticError):
-            raise ValidationError(
-                f"limits[{i}]", "needs organ, quantity, limit_gy", "see limits.yaml"
+            raise invalid(
+                f"limits[{i}]",
+                "needs_organ_quantity_limit_gy",
+                N_("needs organ, quantity, limit_gy"),
+                N_("see limits.yaml"),
             ) from None
         if lim.quantity not in ("absorbed_dose_gy", "bed_gy"):
             raise ValidationError(f"limits[{i}].quantity", lim.quantity, "absorbed_dose_gy, bed_gy")
@@ -125,7 +135,13 @@ def reaches(value_gy: float, limit_gy: Decimal, decimals: int = 2) -> bool:
     """True when the value, rounded as reported (``decimals`` places), reaches the limit."""
     value = Decimal(repr(float(value_gy)))
     if not value.is_finite():
-        raise ValidationError("dose_gy", f"non-finite value {value_gy!r}", "a finite dose in Gy")
+        raise invalid(
+            "dose_gy",
+            "non_finite_value",
+            N_("non-finite value {value_gy}"),
+            N_("a finite dose in Gy"),
+            value_gy=repr(value_gy),
+        )
     if value >= limit_gy + 1:  # clearly above or below: no rounding needed (none overflows)
         return True
     if value <= limit_gy - 1:
@@ -146,10 +162,14 @@ def canonical_cycle(
     for name, dose in cycle.doses.items():
         organ = names.canonical(name)
         if organ in doses:
-            raise ValidationError(
+            raise invalid(
                 f"cycles.{cycle.label}",
-                f"{source[organ]!r} and {name!r} both name the organ {organ}",
-                "one dose per organ and cycle",
+                "both_name_organ",
+                N_("{source} and {name} both name the organ {organ}"),
+                N_("one dose per organ and cycle"),
+                source=repr(source[organ]),
+                name=repr(name),
+                organ=str(organ),
             )
         doses[organ] = dose
         source[organ] = name
@@ -162,8 +182,16 @@ def canonical_cycle(
         if not mass_known:
             weights = [1.0] * len(members)
             notes.append(
-                f"{parent} ({cycle.label}): derived from {', '.join(parts)} with equal weights "
-                "(a part's mass is missing)"
+                note(
+                    "dosimetry.combined_equal_weights",
+                    N_(
+                        "{organ} ({cycle}): derived from {parts} with equal weights (a part's "
+                        "mass is missing)"
+                    ),
+                    organ=organ_word(parent),
+                    cycle=cycle.label,
+                    parts=[organ_word(p) for p in parts],
+                )
             )
         else:
             weights = [float(m) for m in masses if m is not None]
@@ -197,6 +225,42 @@ def _cycle_bed(dose: OrganCycleDose, params: BedParameters) -> float | None:
     return bed_gy(dose.absorbed_dose_gy, dose.effective_half_life_h, params)
 
 
+def _limit_reached(organ: str, lim: Limit, value: float) -> Note:
+    """The warning of a limit reached (by the organ it is stated for, or by one of its parts)."""
+    values = {
+        "organ": organ_word(organ),
+        "value": rounded(value, "Gy", 2),
+        "limit": Quantity(lim.limit_gy, "Gy"),
+        "stated_for": organ_word(lim.organ),
+    }
+    if lim.quantity == "absorbed_dose_gy":
+        if organ == lim.organ:
+            return note(
+                "dosimetry.limit_reached",
+                N_("cumulative {organ} absorbed dose {value} reaches the {limit} limit"),
+                **values,
+            )
+        return note(
+            "dosimetry.limit_reached_by_part",
+            N_(
+                "cumulative {organ} absorbed dose {value} reaches the {limit} limit stated "
+                "for {stated_for}"
+            ),
+            **values,
+        )
+    if organ == lim.organ:
+        return note(
+            "dosimetry.bed_limit_reached",
+            N_("cumulative {organ} BED {value} reaches the {limit} limit"),
+            **values,
+        )
+    return note(
+        "dosimetry.bed_limit_reached_by_part",
+        N_("cumulative {organ} BED {value} reaches the {limit} limit stated for {stated_for}"),
+        **values,
+    )
+
+
 def cumulate(
     cycles: Sequence[CycleDoses],
     bed_parameters: Mapping[str, BedParameters] | None = None,
@@ -208,12 +272,31 @@ def cumulate(
     BED where parameters are given (kidneys and their parts by default), sums, and limit
     warnings."""
     if not cycles:
-        raise ValidationError("cycles", "no cycle given", f"1 to {MAX_CYCLES} cycles")
+        raise invalid(
+            "cycles",
+            "no_cycle_given",
+            N_("no cycle given"),
+            N_("1 to {max_cycles} cycles"),
+            max_cycles=str(MAX_CYCLES),
+        )
     if len(cycles) > MAX_CYCLES:
-        raise ValidationError("cycles", f"{len(cycles)} cycles", f"at most {MAX_CYCLES}")
+        raise invalid(
+            "cycles",
+            "cycles",
+            N_("{n_cycles} cycles"),
+            N_("at most {max_cycles}"),
+            n_cycles=len(cycles),
+            max_cycles=str(MAX_CYCLES),
+        )
     labels = [c.label for c in cycles]
     if len(set(labels)) != len(labels):
-        raise ValidationError("cycles", f"duplicate cycle labels {labels}", "unique labels")
+        raise invalid(
+            "cycles",
+            "duplicate_cycle_labels",
+            N_("duplicate cycle labels {labels}"),
+            N_("unique labels"),
+            labels=str(labels),
+        )
     table = default_organ_names() if names is None else names
     params = {"kidneys": BedParameters()} if bed_parameters is None else dict(bed_parameters)
     lims = default_limits() if limits is None else tuple(limits)
@@ -231,12 +314,26 @@ def cumulate(
             missing_bed = [lbl for (lbl, _), b in zip(present, beds, strict=True) if b is None]
             if missing_bed:
                 notes.append(
-                    f"{organ}: cumulative BED not computed, no effective half-life for "
-                    f"cycle(s) {', '.join(missing_bed)}"
+                    note(
+                        "dosimetry.cumulative_bed_missing",
+                        N_(
+                            "{organ}: cumulative BED not computed, no effective half-life for "
+                            "cycle(s) {cycles}"
+                        ),
+                        organ=organ_word(organ),
+                        cycles=missing_bed,
+                    )
                 )
         if len(present) < len(cycles) and table.parent_of(organ) is not None:
             missing = [c.label for c in cycles if organ not in c.doses]
-            notes.append(f"{organ}: no dose for cycle(s) {', '.join(missing)}; sum over the others")
+            notes.append(
+                note(
+                    "dosimetry.cumulative_cycle_missing",
+                    N_("{organ}: no dose for cycle(s) {cycles}; sum over the others"),
+                    organ=organ_word(organ),
+                    cycles=missing,
+                )
+            )
         known = None if beds is None or None in beds else sum(b for b in beds if b is not None)
         result[organ] = OrganCumulative(
             organ,
@@ -263,7 +360,6 @@ def cumulate(
             )
             if value is None or not reaches(value, lim.limit_gy):
                 continue
-            what = "absorbed dose" if lim.quantity == "absorbed_dose_gy" else "BED"
             warnings.append(
                 LimitWarning(
                     organ,
@@ -271,8 +367,7 @@ def cumulate(
                     value,
                     float(lim.limit_gy),
                     lim.source,
-                    f"cumulative {organ} {what} {value:.2f} Gy reaches the {lim.limit_gy} Gy "
-                    f"limit{'' if organ == lim.organ else f' stated for {lim.organ}'}",
+                    _limit_reached(organ, lim, value),
                 )
             )
     return CumulativeResult(result, warnings, notes)

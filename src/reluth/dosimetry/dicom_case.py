@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,11 @@ from reluth.dosimetry.case_dir import (
 from reluth.dosimetry.cumulative import CycleDoses
 from reluth.dosimetry.dicom_images import Calibration, CtImage, SpectImage, read_ct, read_spect
 from reluth.dosimetry.image import Grid, GridPolicy, Image, onto, read_nifti, resample
+from reluth.dosimetry.notes import at, note, reason_of, rounded, spect
 from reluth.dosimetry.pipeline import CaseInput, density_from_hu
 from reluth.dosimetry.vois import OrganTable, map_names, masks_from_dataset
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Quantity, Word, invalid
 from reluth.imaging.models import ImagingInstance, ImagingSeries
 from reluth.imaging.store import store_path
 
@@ -79,10 +82,13 @@ def series_of_cycle(session: Session, patient: str, cycle: int) -> list[ImagingS
         )
     )
     if not rows:
-        raise ValidationError(
+        raise invalid(
             "--cycle",
-            f"no catalogued series for {patient} cycle {cycle}",
-            "a patient-cycle whose images were ingested (reluth images ingest)",
+            "no_catalogued_series_cycle",
+            N_("no catalogued series for {patient} cycle {cycle}"),
+            N_("a patient-cycle whose images were ingested (reluth images ingest)"),
+            patient=str(patient),
+            cycle=str(cycle),
         )
     return rows
 
@@ -95,14 +101,23 @@ def read_series(session: Session, store: Path, series: ImagingSeries) -> list[Da
     for d in digests:
         path = store_path(store, d)
         if not path.exists():
-            raise ValidationError(
+            raise invalid(
                 "--store",
-                f"file {d[:12]}… of series …{series.series_uid[-10:]} missing",
-                str(store),
+                "file_series_missing",
+                N_("file {d}… of series …{series_uid} missing"),
+                N_("{store}"),
+                d=str(d[:12]),
+                series_uid=str(series.series_uid[-10:]),
+                store=str(store),
             )
         out.append(pydicom.dcmread(path))
     if not out:
-        raise ValidationError("series", f"…{series.series_uid[-10:]} has no stored file", "")
+        raise invalid(
+            "series",
+            "has_no_stored_file",
+            N_("…{series_uid} has no stored file"),
+            series_uid=str(series.series_uid[-10:]),
+        )
     return out
 
 
@@ -156,15 +171,26 @@ def assemble(
     settings = settings or {}
     policy = geometry_policy(settings)
     if registration not in reg.REGISTRATION_KINDS:
-        raise ValidationError(
-            "--registration", f"{registration!r}", ", ".join(reg.REGISTRATION_KINDS)
+        raise invalid(
+            "--registration",
+            "unaccepted_registration",
+            N_("{registration}"),
+            N_("{registration_kinds}"),
+            registration=repr(registration),
+            registration_kinds=", ".join(reg.REGISTRATION_KINDS),
         )
     notes: list[str] = []
     rows = series_of_cycle(session, patient, cycle)
     db_activity, db_sex, injection_date = _administration(session, patient, cycle)
     nm_rows = [r for r in rows if r.modality == "NM"]
     if not nm_rows:
-        raise ValidationError("series", f"no SPECT (NM) series for {patient} cycle {cycle}", "")
+        raise invalid(
+            "series",
+            "no_spect_nm_series_cycle",
+            N_("no SPECT (NM) series for {patient} cycle {cycle}"),
+            patient=str(patient),
+            cycle=str(cycle),
+        )
     cts: dict[tuple[str, str], CtImage] = {}
     for r in (r for r in rows if r.modality == "CT"):
         _progress(on_progress, f"reading CT …{r.series_uid[-8:]}")
@@ -176,32 +202,44 @@ def assemble(
         _progress(on_progress, f"reading SPECT {r.time_point or r.series_uid[-8:]}")
         files = read_series(session, store, r)
         if len(files) != 1:
-            raise ValidationError(
-                "SPECT", f"{len(files)} instances in one series", "one multi-frame instance"
+            raise invalid(
+                "SPECT",
+                "instances_one_series",
+                N_("{n_files} instances in one series"),
+                N_("one multi-frame instance"),
+                n_files=len(files),
             )
         why = _qc_failure(files[0], calibrations) if r.qc_status == "FAIL" else None
         if why is not None:
-            raise ValidationError(
+            raise invalid(
                 f"SPECT …{r.series_uid[-10:]} ({r.time_point or 'no time point'})",
-                f"header QC failed: {why}",
-                "a series that passes QC (or --calibration for a count image)",
+                "header_qc_failed",
+                N_("header QC failed: {why}"),
+                N_("a series that passes QC (or --calibration for a count image)"),
+                why=str(why),
             )
         sp = read_spect(files[0], calibrations, injection_date)
-        notes.extend(f"SPECT {sp.hours_after_injection:.1f} h: {n}" for n in sp.notes)
+        notes.extend(at(spect(sp.hours_after_injection), n) for n in sp.notes)
         datasets[sp.series_uid] = files[0]
         points.append(TimePointInput(sp, cts.get((sp.study_uid, sp.frame_of_reference_uid))))
     points.sort(key=lambda p: p.spect.hours_after_injection)
     injections = {p.spect.injection for p in points}
     if max(injections) - min(injections) > INJECTION_AGREEMENT:
-        raise ValidationError(
+        raise invalid(
             "RadiopharmaceuticalStartDateTime",
-            f"differs between the cycle's SPECTs: {sorted(i.isoformat() for i in injections)}",
-            "one injection per cycle",
+            "differs_between_cycle_s_spects",
+            N_("differs between the cycle's SPECTs: {value}"),
+            N_("one injection per cycle"),
+            value=str(sorted(i.isoformat() for i in injections)),
         )
     hours = [p.spect.hours_after_injection for p in points]
     if len(set(round(h, 3) for h in hours)) != len(hours):
-        raise ValidationError(
-            "SPECT", f"two series at one time point ({hours} h)", "one per time point"
+        raise invalid(
+            "SPECT",
+            "two_series_one_time_point",
+            N_("two series at one time point ({hours} h)"),
+            N_("one per time point"),
+            hours=str(hours),
         )
 
     # VOIs: choose the source, then the reference time point
@@ -214,7 +252,13 @@ def assemble(
             ref_index = match[0]
         else:
             notes.append(
-                "VOIs: their frame of reference matches no SPECT; the first time point is the reference"
+                note(
+                    "dosimetry.voi_frame_unmatched",
+                    N_(
+                        "VOIs: their frame of reference matches no SPECT; the first time point "
+                        "is the reference"
+                    ),
+                )
             )
     ref = points[ref_index]
     grid = ref.spect.image.grid
@@ -245,36 +289,72 @@ def assemble(
                 resample(p.ct.image, grid),
                 resample(p.ct.image, grid, rg.transform),
             )
+            x, y, z = (Decimal(f"{t:.1f}") for t in rg.translation_mm)
             notes.append(
-                f"SPECT {label}: registered ({rg.kind}) to the {ref.spect.hours_after_injection:.1f} h CT and resampled "
-                f"(linear); translation {', '.join(f'{t:.1f}' for t in rg.translation_mm)} mm"
+                note(
+                    "dosimetry.registered",
+                    N_(
+                        "SPECT {time}: registered ({kind}) to the {reference} CT and resampled "
+                        "(linear); translation {x}, {y}, {z} mm"
+                    ),
+                    time=rounded(p.spect.hours_after_injection, "h"),
+                    kind=rg.kind,
+                    reference=rounded(ref.spect.hours_after_injection, "h"),
+                    x=x,
+                    y=y,
+                    z=z,
+                )
             )
             if rg.review:
-                notes.append(f"SPECT {label}: registration {rg.review}")
+                notes.append(
+                    note(
+                        "dosimetry.registration_review",
+                        N_("SPECT {time}: registration {review}"),
+                        time=rounded(p.spect.hours_after_injection, "h"),
+                        review=reason_of(rg.review),
+                    )
+                )
         elif p.spect.frame_of_reference_uid == ref.spect.frame_of_reference_uid:
             images.append(onto(p.spect.image, grid, f"SPECT {label}", policy, notes).array)
         else:
-            raise ValidationError(
+            raise invalid(
                 f"SPECT {label}",
-                "in another frame of reference than the reference time point and "
-                + ("registration is off" if registration == "none" else "no CT to register it by"),
-                "a CT with each SPECT, or one frame of reference",
+                "another_frame_reference_than_reference",
+                N_("in another frame of reference than the reference time point and {value}"),
+                N_("a CT with each SPECT, or one frame of reference"),
+                value=Word(
+                    N_("registration is off")
+                    if registration == "none"
+                    else N_("no CT to register it by")
+                ),
             )
     density_map = None
     if ref.ct is not None:
         ct_on = resample(ref.ct.image, grid)
         density_map = density_from_hu(np.asarray(ct_on.array, dtype=np.float32))
     else:
-        notes.append("no CT at the reference time point: unit density assumed")
+        notes.append(
+            note(
+                "dosimetry.no_ct_unit_density",
+                N_("no CT at the reference time point: unit density assumed"),
+            )
+        )
 
     header_mbq = ref.spect.header_activity_mbq
     if db_activity is None:
         if header_mbq is None:
-            raise ValidationError(
-                "activity", "neither the trial database nor the header gives it", ""
+            raise invalid(
+                "activity",
+                "activity_unknown",
+                N_("neither the trial database nor the header gives it"),
             )
         activity = header_mbq
-        notes.append("administered activity from the DICOM header (no administration recorded)")
+        notes.append(
+            note(
+                "dosimetry.activity_from_header",
+                N_("administered activity from the DICOM header (no administration recorded)"),
+            )
+        )
     else:
         activity = db_activity
         if (
@@ -282,14 +362,26 @@ def assemble(
             and abs(header_mbq - db_activity) > ACTIVITY_AGREEMENT * db_activity
         ):
             notes.append(
-                f"administered activity: {db_activity:g} MBq recorded, {header_mbq:g} MBq in the "
-                "DICOM header; the recorded value is used"
+                note(
+                    "dosimetry.activity_disagrees",
+                    N_(
+                        "administered activity: {recorded} recorded, {header} in the DICOM "
+                        "header; the recorded value is used"
+                    ),
+                    recorded=Quantity(Decimal(f"{db_activity:g}"), "MBq"),
+                    header=Quantity(Decimal(f"{header_mbq:g}"), "MBq"),
+                )
             )
     sex = db_sex or {"F": "female", "M": "male"}.get(
         str(datasets[ref.spect.series_uid].get("PatientSex", ""))
     )
     if sex is None:
-        raise ValidationError("sex", "unknown in the trial database and the header", "female, male")
+        raise invalid(
+            "sex",
+            "sex_unknown",
+            N_("unknown in the trial database and the header"),
+            N_("female, male"),
+        )
 
     voi_entries = {n.entry.voi: n for n in named}
     settings_vois = settings.get("vois") or {}
@@ -381,26 +473,36 @@ def _voi_source(
             try:
                 return pydicom.dcmread(path), None, f"file {path.name}"
             except (pydicom.errors.InvalidDicomError, OSError) as exc:
-                raise ValidationError(
-                    "--vois", f"cannot read {path.name}: {exc}", "RTSTRUCT, SEG or NIfTI"
+                raise invalid(
+                    "--vois",
+                    "cannot_read",
+                    N_("cannot read {name}: {exc_name}"),
+                    N_("RTSTRUCT, SEG or NIfTI"),
+                    name=path.name,
+                    exc_name=str(exc),
                 ) from None
         found = session.scalars(
             select(ImagingSeries).where(ImagingSeries.series_uid == vois)
         ).one_or_none()
         if found is None or found.patient_pseudonym != rows[0].patient_pseudonym:
-            raise ValidationError(
+            raise invalid(
                 "--vois",
-                f"{vois!r} is neither a file nor a catalogued series of this patient",
-                "an RTSTRUCT/SEG/NIfTI file or the series UID of a stored RTSTRUCT/SEG",
+                "neither_file_nor_catalogued_series",
+                N_("{vois} is neither a file nor a catalogued series of this patient"),
+                N_("an RTSTRUCT/SEG/NIfTI file or the series UID of a stored RTSTRUCT/SEG"),
+                vois=repr(vois),
             )
         return read_series(session, store, found)[0], None, f"series …{vois[-10:]}"
     candidates = [r for r in rows if r.modality in VOI_MODALITIES]
     if len(candidates) != 1:
         found_text = ", ".join(f"{r.modality} {r.series_uid}" for r in candidates) or "none"
-        raise ValidationError(
+        raise invalid(
             "--vois",
-            f"{len(candidates)} RTSTRUCT/SEG series catalogued for this cycle ({found_text})",
-            "--vois FILE_OR_SERIES_UID",
+            "rtstruct_seg_series_catalogued_this",
+            N_("{n_candidates} RTSTRUCT/SEG series catalogued for this cycle ({found_text})"),
+            N_("--vois FILE_OR_SERIES_UID"),
+            n_candidates=len(candidates),
+            found_text=str(found_text),
         )
     return (
         read_series(session, store, candidates[0])[0],
@@ -420,5 +522,11 @@ def _nifti_masks(
         img = read_nifti(f, "mask", f"--vois {f.name}")
         out[roi] = (onto(img, grid, f"--vois {f.name}", policy, notes), "")
     if not out:
-        raise ValidationError("--vois", f"no NIfTI mask in {path}", "*.nii or *.nii.gz")
+        raise invalid(
+            "--vois",
+            "no_nifti_mask",
+            N_("no NIfTI mask in {path}"),
+            N_("*.nii or *.nii.gz"),
+            path=str(path),
+        )
     return out

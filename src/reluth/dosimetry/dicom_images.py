@@ -36,7 +36,9 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import DA, DT, TM
 
 from reluth.dosimetry.image import Grid, Image
-from reluth.errors import ValidationError
+from reluth.dosimetry.notes import Note, messages, note
+from reluth.i18n import N_
+from reluth.i18n.reasons import Quantity, Word, invalid
 
 SLICE_VECTOR = 0x00540080
 DECAY_MODES = ("START", "ADMIN", "NONE")
@@ -60,11 +62,26 @@ class Calibration:
     measured_on: dt.date
     method: str = ""
 
-    def describe(self) -> str:
-        return (
-            f"{self.cps_per_mbq} cps/MBq for camera {self.device_serial} with "
-            f"{self.collimator}, measured {self.measured_on.isoformat()}"
-            + (f" ({self.method})" if self.method else "")
+    def describe(self) -> Note:
+        values = {
+            "sensitivity": Quantity(self.cps_per_mbq, "cps/MBq"),
+            "camera": self.device_serial,
+            "collimator": self.collimator,
+            "day": self.measured_on,
+            "method": self.method,
+        }
+        if self.method:
+            return note(
+                "dosimetry.calibration_method",
+                N_(
+                    "{sensitivity} for camera {camera} with {collimator}, measured {day} ({method})"
+                ),
+                **values,
+            )
+        return note(
+            "dosimetry.calibration",
+            N_("{sensitivity} for camera {camera} with {collimator}, measured {day}"),
+            **values,
         )
 
 
@@ -73,20 +90,41 @@ def parse_calibrations(doc: Any, where: str = "calibration") -> tuple[Calibratio
     measured_on, method?}]}`` (YAML or JSON)."""
     items = doc.get("calibrations") if isinstance(doc, dict) else None
     if not isinstance(items, list) or not items:
-        raise ValidationError(where, "no calibrations list", "calibrations: [{device_serial, ...}]")
+        raise invalid(
+            where,
+            "no_calibrations_list",
+            N_("no calibrations list"),
+            N_("calibrations: [{{device_serial, ...}}]"),
+        )
     out = []
     for i, c in enumerate(items):
         w = f"{where}.calibrations[{i}]"
         if not isinstance(c, dict):
-            raise ValidationError(w, "not a mapping", "{device_serial, collimator, ...}")
+            raise invalid(
+                w, "not_mapping", N_("not a mapping"), N_("{{device_serial, collimator, ...}}")
+            )
         if c.get("unit") != "cps/MBq":
-            raise ValidationError(f"{w}.unit", f"{c.get('unit')!r}", "cps/MBq")
+            raise invalid(
+                f"{w}.unit",
+                "unaccepted_w_unit",
+                N_("{get}"),
+                N_("cps/MBq"),
+                get=repr(c.get("unit")),
+            )
         try:
             factor = Decimal(str(c["cps_per_mbq"]))
         except (KeyError, ArithmeticError):
-            raise ValidationError(f"{w}.cps_per_mbq", "missing or not a number", "> 0") from None
+            raise invalid(
+                f"{w}.cps_per_mbq", "missing_not_number", N_("missing or not a number"), N_("> 0")
+            ) from None
         if not factor.is_finite() or factor <= 0:
-            raise ValidationError(f"{w}.cps_per_mbq", f"{factor}", "> 0")
+            raise invalid(
+                f"{w}.cps_per_mbq",
+                "unaccepted_w_cps_per_mbq",
+                N_("{factor}"),
+                N_("> 0"),
+                factor=str(factor),
+            )
         when = c.get("measured_on")
         if isinstance(when, str):
             try:
@@ -94,10 +132,22 @@ def parse_calibrations(doc: Any, where: str = "calibration") -> tuple[Calibratio
             except ValueError:
                 when = None
         if not isinstance(when, dt.date):
-            raise ValidationError(f"{w}.measured_on", f"{c.get('measured_on')!r}", "YYYY-MM-DD")
+            raise invalid(
+                f"{w}.measured_on",
+                "unaccepted_w_measured_on",
+                N_("{get}"),
+                N_("YYYY-MM-DD"),
+                get=repr(c.get("measured_on")),
+            )
         for key in ("device_serial", "collimator"):
             if not isinstance(c.get(key), str) or not c[key].strip():
-                raise ValidationError(f"{w}.{key}", f"{c.get(key)!r}", "non-empty text")
+                raise invalid(
+                    f"{w}.{key}",
+                    "unaccepted_w_key",
+                    N_("{get}"),
+                    N_("non-empty text"),
+                    get=repr(c.get(key)),
+                )
         out.append(
             Calibration(
                 c["device_serial"].strip(),
@@ -114,7 +164,14 @@ def load_calibrations(path: Path) -> tuple[Calibration, ...]:
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ValidationError("--calibration", f"cannot read {path}: {exc}", "YAML") from None
+        raise invalid(
+            "--calibration",
+            "cannot_read_2",
+            N_("cannot read {path}: {exc_name}"),
+            N_("YAML"),
+            path=str(path),
+            exc_name=str(exc),
+        ) from None
     return parse_calibrations(doc, "--calibration")
 
 
@@ -122,19 +179,26 @@ def pick_calibration(
     calibrations: Sequence[Calibration], serial: str, collimator: str, on: dt.date
 ) -> Calibration:
     """The latest calibration of that camera and collimator measured on or before ``on``."""
-    on_text = "any date" if on == dt.date.max else on.isoformat()
+    on_text = Word(N_("any date")) if on == dt.date.max else on
     fits = [
         c
         for c in calibrations
         if c.device_serial == serial and c.collimator == collimator.upper() and c.measured_on <= on
     ]
     if not fits:
-        known = ", ".join(f"{c.device_serial}/{c.collimator}" for c in calibrations) or "none"
-        raise ValidationError(
+        known = [f"{c.device_serial}/{c.collimator}" for c in calibrations] or Word(N_("none"))
+        raise invalid(
             "calibration",
-            f"no calibration for camera {serial or '(no serial)'} with collimator "
-            f"{collimator or '(none)'} measured on or before {on_text} (known: {known})",
-            "the centre's calibration of that camera and collimator",
+            "no_calibration_camera_collimator_measured",
+            N_(
+                "no calibration for camera {serial} with collimator {collimator} "
+                "measured on or before {on_text} (known: {known})"
+            ),
+            N_("the centre's calibration of that camera and collimator"),
+            serial=serial or Word(N_("(no serial)")),
+            collimator=collimator or Word(N_("(none)")),
+            on_text=on_text,
+            known=known,
         )
     return max(fits, key=lambda c: c.measured_on)
 
@@ -169,8 +233,11 @@ def acquisition_start(ds: Dataset) -> dt.datetime:
         or _datetime(ds.get("SeriesDate"), ds.get("SeriesTime"))
     )
     if start is None:
-        raise ValidationError(
-            "AcquisitionDateTime", "missing", "the acquisition date and time in the header"
+        raise invalid(
+            "AcquisitionDateTime",
+            "missing",
+            N_("missing"),
+            N_("the acquisition date and time in the header"),
         )
     return start
 
@@ -179,10 +246,11 @@ def injection_time(ds: Dataset) -> dt.datetime:
     rp = (ds.get("RadiopharmaceuticalInformationSequence") or [Dataset()])[0]
     when = _dt(rp.get("RadiopharmaceuticalStartDateTime"))
     if when is None:
-        raise ValidationError(
+        raise invalid(
             "RadiopharmaceuticalStartDateTime",
-            "missing (a start time alone gives no date)",
-            "the injection date and time in the Radiopharmaceutical Information Sequence",
+            "missing_start_time_alone_gives",
+            N_("missing (a start time alone gives no date)"),
+            N_("the injection date and time in the Radiopharmaceutical Information Sequence"),
         )
     return when
 
@@ -193,9 +261,21 @@ def half_life_s(ds: Dataset) -> float:
     try:
         hl = float(value)
     except (TypeError, ValueError):
-        raise ValidationError("RadionuclideHalfLife", f"{value!r}", "seconds > 0") from None
+        raise invalid(
+            "RadionuclideHalfLife",
+            "unaccepted_radionuclidehalflife",
+            N_("{value}"),
+            N_("seconds > 0"),
+            value=repr(value),
+        ) from None
     if not hl > 0:
-        raise ValidationError("RadionuclideHalfLife", f"{value!r}", "seconds > 0")
+        raise invalid(
+            "RadionuclideHalfLife",
+            "unaccepted_radionuclidehalflife",
+            N_("{value}"),
+            N_("seconds > 0"),
+            value=repr(value),
+        )
     return hl
 
 
@@ -210,10 +290,11 @@ def acquisition_duration_s(ds: Dataset) -> float:
         if frames is not None and ms is not None:
             total += int(frames) * float(ms) / 1000.0
     if total <= 0:
-        raise ValidationError(
+        raise invalid(
             "AcquisitionDuration",
-            "missing (and no Rotation Information with frames and frame duration)",
-            "the acquisition duration, needed to convert counts",
+            "missing_no_rotation_information_frames",
+            N_("missing (and no Rotation Information with frames and frame duration)"),
+            N_("the acquisition duration, needed to convert counts"),
         )
     return total
 
@@ -235,7 +316,10 @@ class Conversion:
     duration_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if self.calibration is not None:
+            out["calibration_message"] = messages([self.calibration])[0]
+        return out
 
 
 @dataclass(frozen=True)
@@ -261,14 +345,17 @@ def nm_grid(ds: Dataset, shape: tuple[int, int, int]) -> Grid:
     ipp = ds.get("ImagePositionPatient") or (det.get("ImagePositionPatient") if det else None)
     iop = ds.get("ImageOrientationPatient") or (det.get("ImageOrientationPatient") if det else None)
     if not ipp or not iop or len(ipp) != 3 or len(iop) != 6:
-        raise ValidationError(
+        raise invalid(
             "ImagePositionPatient/ImageOrientationPatient",
-            "missing in the Detector Information Sequence and at top level",
-            "the reconstructed volume's position and orientation",
+            "missing_detector_information_sequence_top",
+            N_("missing in the Detector Information Sequence and at top level"),
+            N_("the reconstructed volume's position and orientation"),
         )
     spacing_between = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
     if spacing_between in (None, "") or float(spacing_between) == 0:
-        raise ValidationError("SpacingBetweenSlices", "missing", "the slice spacing in mm")
+        raise invalid(
+            "SpacingBetweenSlices", "missing", N_("missing"), N_("the slice spacing in mm")
+        )
     return _grid(shape, ipp, iop, ds.PixelSpacing, float(spacing_between))
 
 
@@ -295,8 +382,11 @@ def _stored_to_values(ds: Dataset, stored: NDArray[Any]) -> tuple[NDArray[np.flo
     rwvm = _first(ds.get("RealWorldValueMappingSequence"))
     if rwvm is not None:
         if rwvm.get("RealWorldValueLUTData") is not None:
-            raise ValidationError(
-                "RealWorldValueMappingSequence", "a LUT mapping", "a linear slope and intercept"
+            raise invalid(
+                "RealWorldValueMappingSequence",
+                "lut_mapping",
+                N_("a LUT mapping"),
+                N_("a linear slope and intercept"),
             )
         code = _first(rwvm.get("MeasurementUnitsCodeSequence"))
         unit_code = str(code.get("CodeValue", "")).lower() if code is not None else ""
@@ -305,10 +395,12 @@ def _stored_to_values(ds: Dataset, stored: NDArray[Any]) -> tuple[NDArray[np.flo
         elif unit_code in _RWV_COUNTS:
             label = "CNTS"
         else:
-            raise ValidationError(
+            raise invalid(
                 "RealWorldValueMappingSequence.MeasurementUnitsCodeSequence",
-                f"{unit_code or '(none)'}",
-                "UCUM Bq/ml or {counts}",
+                "unaccepted_realworldvaluemappingsequence",
+                N_("{unit_code}"),
+                N_("UCUM Bq/ml or {{counts}}"),
+                unit_code=unit_code or Word(N_("(none)")),
             )
         slope = float(rwvm.get("RealWorldValueSlope", 1.0))
         intercept = float(rwvm.get("RealWorldValueIntercept", 0.0))
@@ -329,7 +421,14 @@ def decay_factor(
     DecayCorrection mode it follows (module docstring)."""
     mode = str(ds.get("DecayCorrection", "") or "").upper()
     if mode not in DECAY_MODES:
-        raise ValidationError("DecayCorrection", f"{mode or '(missing)'}", ", ".join(DECAY_MODES))
+        raise invalid(
+            "DecayCorrection",
+            "unaccepted_decaycorrection",
+            N_("{mode}"),
+            N_("{decay_modes}"),
+            mode=mode or Word(N_("(missing)")),
+            decay_modes=", ".join(DECAY_MODES),
+        )
     lam = math.log(2) / half_life_s(ds)
     corrected_to = _dt(ds.get("DecayCorrectionDateTime"))
     if mode == "START":
@@ -357,11 +456,17 @@ def read_spect(
     true ``injection_date`` (from the trial database) plus the interval in the header. Without
     it, the latest calibration of the camera is used and the notes say so."""
     if str(ds.get("Modality", "")).upper() != "NM":
-        raise ValidationError("Modality", f"{ds.get('Modality')!r}", "NM")
+        raise invalid(
+            "Modality", "unaccepted_modality", N_("{get}"), N_("NM"), get=repr(ds.get("Modality"))
+        )
     kinds = [str(x).upper() for x in (ds.get("ImageType") or [])]
     if "RECON TOMO" not in kinds:
-        raise ValidationError(
-            "ImageType", f"{'/'.join(kinds) or '(none)'}", "a reconstructed SPECT (RECON TOMO)"
+        raise invalid(
+            "ImageType",
+            "unaccepted_imagetype",
+            N_("{kinds}"),
+            N_("a reconstructed SPECT (RECON TOMO)"),
+            kinds="/".join(kinds) or Word(N_("(none)")),
         )
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     fip = ds.get("FrameIncrementPointer")
@@ -370,11 +475,14 @@ def read_spect(
         # energy window / detector / time slot vectors mean several volumes in one instance
         n_slices = int(ds.get("NumberOfSlices", 0) or 0)
         if n_slices != frames:
-            raise ValidationError(
+            raise invalid(
                 "FrameIncrementPointer",
-                f"frames indexed by {[hex(int(p)) for p in pointers]} with {frames} frames for "
-                f"{n_slices} slices",
-                "one volume per instance (frames = slices)",
+                "frames_indexed_frames_slices",
+                N_("frames indexed by {value} with {frames} frames for {n_slices} slices"),
+                N_("one volume per instance (frames = slices)"),
+                value=str([hex(int(p)) for p in pointers]),
+                frames=str(frames),
+                n_slices=str(n_slices),
             )
     stored = np.asarray(ds.pixel_array)
     if stored.ndim == 2:
@@ -389,10 +497,13 @@ def read_spect(
     injection = injection_time(ds)
     hours = (start - injection).total_seconds() / 3600.0
     if hours <= 0:
-        raise ValidationError(
+        raise invalid(
             "AcquisitionDateTime",
-            f"{start.isoformat()} is not after the injection {injection.isoformat()}",
-            "an acquisition after the injection",
+            "not_after_injection_2",
+            N_("{isoformat} is not after the injection {isoformat2}"),
+            N_("an acquisition after the injection"),
+            isoformat=start.isoformat(),
+            isoformat2=injection.isoformat(),
         )
     needs_duration = units == "CNTS" or str(ds.get("DecayCorrection", "")).upper() == "NONE"
     duration = acquisition_duration_s(ds) if needs_duration else None
@@ -415,8 +526,14 @@ def read_spect(
         else:
             scan_date = dt.date.max
             notes.append(
-                "dates shifted by de-identification and no true injection date: the latest "
-                f"calibration of camera {serial} is used"
+                note(
+                    "dosimetry.calibration_latest",
+                    N_(
+                        "dates shifted by de-identification and no true injection date: the "
+                        "latest calibration of camera {camera} is used"
+                    ),
+                    camera=serial,
+                )
             )
         cal = pick_calibration(calibrations, serial, collimator, scan_date)
         assert duration is not None
@@ -424,8 +541,12 @@ def read_spect(
         bqml = mbq_per_voxel * 1e6 / grid.voxel_volume_ml
         calibration_text = cal.describe()
     else:
-        raise ValidationError(
-            "Units", f"{units or '(missing)'}", "BQML, or CNTS with a calibration"
+        raise invalid(
+            "Units",
+            "unaccepted_units",
+            N_("{units}"),
+            N_("BQML, or CNTS with a calibration"),
+            units=units or Word(N_("(missing)")),
         )
     bqml = bqml * factor
     if float(bqml.min()) < 0:
@@ -468,14 +589,19 @@ class CtImage:
 def read_ct(datasets: Sequence[Dataset]) -> CtImage:
     """One CT series (one dataset per slice) as HU on its own grid."""
     if not datasets:
-        raise ValidationError("CT", "no slice", "a CT series")
+        raise invalid("CT", "no_slice", N_("no slice"), N_("a CT series"))
     uids = {str(d.SeriesInstanceUID) for d in datasets}
     if len(uids) != 1:
-        raise ValidationError("CT", f"{len(uids)} series mixed", "one series")
+        raise invalid(
+            "CT", "series_mixed", N_("{n_uids} series mixed"), N_("one series"), n_uids=len(uids)
+        )
     iops = {tuple(round(float(x), 5) for x in d.ImageOrientationPatient) for d in datasets}
     if len(iops) != 1:
-        raise ValidationError(
-            "ImageOrientationPatient", "differs between slices", "one orientation"
+        raise invalid(
+            "ImageOrientationPatient",
+            "differs_between_slices",
+            N_("differs between slices"),
+            N_("one orientation"),
         )
     iop = datasets[0].ImageOrientationPatient
     row = np.array([float(x) for x in iop[:3]])
@@ -489,15 +615,20 @@ def read_ct(datasets: Sequence[Dataset]) -> CtImage:
     if len(ordered) > 1:
         steps = np.diff(along)
         if float(steps.min()) <= 0:
-            raise ValidationError(
-                "ImagePositionPatient", "two slices at one position", "distinct slices"
+            raise invalid(
+                "ImagePositionPatient",
+                "two_slices_one_position",
+                N_("two slices at one position"),
+                N_("distinct slices"),
             )
         if float(steps.max() - steps.min()) > SLICE_SPACING_TOLERANCE_MM:
-            raise ValidationError(
+            raise invalid(
                 "ImagePositionPatient",
-                f"slice spacing varies from {steps.min():.3f} to {steps.max():.3f} mm "
-                "(a missing slice?)",
-                "uniformly spaced slices",
+                "slice_spacing_varies_from_mm",
+                N_("slice spacing varies from {min} to {max} mm (a missing slice?)"),
+                N_("uniformly spaced slices"),
+                min=format(steps.min(), ".3f"),
+                max=format(steps.max(), ".3f"),
             )
         k_axis = (pos[-1] - pos[0]) / (len(ordered) - 1)
     else:

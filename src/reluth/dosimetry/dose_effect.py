@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 REQUIRED = (
     "patient_id",
@@ -66,20 +67,35 @@ class DoseEffectResult:
 def validate(df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise ValidationError("columns", f"missing {', '.join(missing)}", ", ".join(REQUIRED))
+        raise invalid(
+            "columns",
+            "missing_2",
+            N_("missing {missing}"),
+            N_("{required}"),
+            missing=", ".join(missing),
+            required=", ".join(REQUIRED),
+        )
     out = df.copy()
     for col in [c for c in (*REQUIRED, *OPTIONAL) if c in out.columns and c != "patient_id"]:
         values = pd.to_numeric(out[col], errors="coerce")
         bad = out.loc[values.isna() & out[col].notna(), "patient_id"].tolist()
         if bad:
-            raise ValidationError(col, f"not a number for patient(s) {bad[:5]}", "numbers")
+            raise invalid(
+                col,
+                "not_number_patient_s",
+                N_("not a number for patient(s) {bad}"),
+                N_("numbers"),
+                bad=str(bad[:5]),
+            )
         out[col] = values
     dc = out["disease_control_m6"].dropna()
     if not dc.isin([0, 1]).all():
-        raise ValidationError("disease_control_m6", "values other than 0/1", "0 or 1")
+        raise invalid(
+            "disease_control_m6", "values_other_than_0_1", N_("values other than 0/1"), N_("0 or 1")
+        )
     for col in ("tumour_dose_gy", "kidney_bed_gy", "red_marrow_dose_gy"):
         if col in out.columns and (out[col].dropna() < 0).any():
-            raise ValidationError(col, "negative dose", "Gy >= 0")
+            raise invalid(col, "negative_dose", N_("negative dose"), N_("Gy >= 0"))
     return out
 
 

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from reluth.errors import ValidationError
+from reluth.dosimetry.notes import note, quantity
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word, invalid
 
 #: The tolerance, in mm, under which two grids are the same (voxel centres that far apart at
 #: most, anywhere in the volume). A hundredth of a millimetre absorbs the rounding of DICOM
@@ -38,9 +40,20 @@ class Grid:
     def __post_init__(self) -> None:
         a = np.asarray(self.affine, dtype=np.float64)
         if a.shape != (4, 4) or not np.all(np.isfinite(a)) or abs(np.linalg.det(a[:3, :3])) < 1e-9:
-            raise ValidationError("affine", "not an invertible 4×4 matrix", "an image affine")
+            raise invalid(
+                "affine",
+                "not_invertible_matrix",
+                N_("not an invertible 4×4 matrix"),
+                N_("an image affine"),
+            )
         if len(self.shape) != 3 or min(self.shape) < 1:
-            raise ValidationError("shape", f"{self.shape}", "three positive sizes")
+            raise invalid(
+                "shape",
+                "unaccepted_shape",
+                N_("{shape}"),
+                N_("three positive sizes"),
+                shape=str(self.shape),
+            )
         object.__setattr__(self, "affine", a)
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
 
@@ -113,7 +126,12 @@ class Grid:
         """SimpleITK (and every viewer) needs orthogonal axes; a sheared grid is refused."""
         d = self.direction
         if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
-            raise ValidationError(what, "sheared or non-orthogonal voxel axes", "orthogonal axes")
+            raise invalid(
+                what,
+                "sheared_non_orthogonal_voxel_axes",
+                N_("sheared or non-orthogonal voxel axes"),
+                N_("orthogonal axes"),
+            )
 
 
 @dataclass(frozen=True)
@@ -126,9 +144,22 @@ class Image:
 
     def __post_init__(self) -> None:
         if tuple(self.array.shape) != self.grid.shape:
-            raise ValidationError("image", f"array {self.array.shape} vs grid {self.grid.shape}")
+            raise invalid(
+                "image",
+                "array_vs_grid",
+                N_("array {shape} vs grid {shape2}"),
+                shape=str(self.array.shape),
+                shape2=str(self.grid.shape),
+            )
         if self.unit not in UNITS:
-            raise ValidationError("unit", f"{self.unit!r}", ", ".join(UNITS))
+            raise invalid(
+                "unit",
+                "unaccepted_unit",
+                N_("{unit}"),
+                N_("{units}"),
+                unit=repr(self.unit),
+                units=", ".join(UNITS),
+            )
 
     def with_array(self, array: NDArray[Any], unit: str | None = None) -> Image:
         return Image(array, self.grid, unit or self.unit)
@@ -202,8 +233,12 @@ class GridPolicy:
 
     def __post_init__(self) -> None:
         if self.on_mismatch not in ("resample", "refuse"):
-            raise ValidationError(
-                "geometry.on_mismatch", f"{self.on_mismatch!r}", "resample, refuse"
+            raise invalid(
+                "geometry.on_mismatch",
+                "unaccepted_geometry_on_mismatch",
+                N_("{on_mismatch}"),
+                N_("resample, refuse"),
+                on_mismatch=repr(self.on_mismatch),
             )
 
 
@@ -219,15 +254,34 @@ def onto(
     if image.grid.same_as(target):
         return Image(image.array, target, image.unit)
     diff = image.grid.difference_mm(target)
-    how = "a different shape" if diff is None else f"corner voxels {diff:.3g} mm apart"
-    if policy.on_mismatch == "refuse":
-        raise ValidationError(
-            what,
-            f"grid {image.grid.describe()} differs from the SPECT grid {target.describe()} ({how})",
-            "an input on its time point's SPECT grid, or geometry.on_mismatch: resample",
+    apart = (
+        note("dosimetry.grid_other_shape", N_("a different shape"))
+        if diff is None
+        else note(
+            "dosimetry.grid_apart",
+            N_("corner voxels {distance} apart"),
+            distance=quantity(diff, "mm"),
         )
-    kind = "nearest neighbour" if image.unit == "mask" else "linear"
-    notes.append(f"{what}: resampled onto the SPECT grid ({kind}; {how})")
+    )
+    if policy.on_mismatch == "refuse":
+        raise invalid(
+            what,
+            "grid_differs_from_spect_grid",
+            N_("grid {describe} differs from the SPECT grid {describe2} ({how})"),
+            N_("an input on its time point's SPECT grid, or geometry.on_mismatch: resample"),
+            describe=image.grid.describe(),
+            describe2=target.describe(),
+            how=apart.reason,
+        )
+    notes.append(
+        note(
+            "dosimetry.resampled",
+            N_("{what}: resampled onto the SPECT grid ({interpolation}; {how})"),
+            what=what,
+            interpolation=Word(N_("nearest neighbour") if image.unit == "mask" else N_("linear")),
+            how=apart.reason,
+        )
+    )
     return resample(image, target)
 
 
@@ -243,11 +297,18 @@ def read_nifti(path: Path, unit: str, what: str) -> Image:
         data = np.asarray(img.dataobj)
         affine_ras = np.asarray(img.affine, dtype=np.float64)
     except (OSError, ValueError, nib.filebasedimages.ImageFileError) as exc:
-        raise ValidationError(what, f"cannot read {Path(path).name}: {exc}", "NIfTI") from None
+        raise invalid(
+            what,
+            "cannot_read",
+            N_("cannot read {name}: {exc_name}"),
+            N_("NIfTI"),
+            name=Path(path).name,
+            exc_name=str(exc),
+        ) from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise ValidationError(what, f"{data.ndim}-D image", "a 3-D image")
+        raise invalid(what, "d_image", N_("{ndim}-D image"), N_("a 3-D image"), ndim=data.ndim)
     arr = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
     if unit == "mask":
         arr = arr > 0.5

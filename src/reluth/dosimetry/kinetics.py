@@ -33,13 +33,17 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from reluth.dosimetry.notes import STP_METHODS, Note, note, rounded
 from reluth.dosimetry.physics import LU177_DECAY_CONSTANT_PER_H
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Quantity, Word, invalid
 
 FloatArray = NDArray[np.float64]
 
@@ -162,21 +166,52 @@ def validate_series(
     t = np.asarray(times_h, dtype=float)
     a = np.asarray(activities, dtype=float)
     if t.ndim != 1 or t.size == 0:
-        raise ValidationError("times_h", "no time points given", "a list of hours after injection")
+        raise invalid(
+            "times_h",
+            "no_time_points_given",
+            N_("no time points given"),
+            N_("a list of hours after injection"),
+        )
     if a.shape[0] != t.size:
-        raise ValidationError(
-            field, f"{a.shape[0]} values for {t.size} time points", "one value per time point"
+        raise invalid(
+            field,
+            "values_per_time_point",
+            N_("{shape} values for {size} time points"),
+            N_("one value per time point"),
+            shape=str(a.shape[0]),
+            size=t.size,
         )
     if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise ValidationError("times_h", f"invalid time(s) {t.tolist()}", "finite hours >= 0")
+        raise invalid(
+            "times_h",
+            "invalid_times",
+            N_("invalid time(s) {tolist}"),
+            N_("finite hours >= 0"),
+            tolist=str(t.tolist()),
+        )
     if np.any(np.diff(t) <= 0):
-        raise ValidationError(
-            "times_h", f"times are not strictly increasing: {t.tolist()}", "increasing times"
+        raise invalid(
+            "times_h",
+            "times_are_not_strictly_increasing",
+            N_("times are not strictly increasing: {tolist}"),
+            N_("increasing times"),
+            tolist=str(t.tolist()),
         )
     if not np.all(np.isfinite(a)):
-        raise ValidationError(field, "contains NaN or infinite values", "finite numbers")
+        raise invalid(
+            field,
+            "contains_nan_infinite_values",
+            N_("contains NaN or infinite values"),
+            N_("finite numbers"),
+        )
     if np.any(a < 0):
-        raise ValidationError(field, f"negative activity (minimum {a.min():g})", "values >= 0")
+        raise invalid(
+            field,
+            "negative_activity_minimum",
+            N_("negative activity (minimum {min})"),
+            N_("values >= 0"),
+            min=format(a.min(), "g"),
+        )
     return t, a
 
 
@@ -259,20 +294,36 @@ def fit_model(
     """Least-squares fit of one model with bounds; ``sigma_mbq`` are absolute 1-SD uncertainties
     (weights 1/σ²). Without them the covariance is scaled by the residuals."""
     if model not in MODELS:
-        raise ValidationError("model", f"unknown fit model {model!r}", ", ".join(FIT_MODELS))
+        raise invalid(
+            "model",
+            "unknown_fit_model",
+            N_("unknown fit model {model}"),
+            N_("{fit_models}"),
+            model=repr(model),
+            fit_models=", ".join(FIT_MODELS),
+        )
     t, a = validate_series(times_h, activities_mbq)
     k = n_params(model)
     if t.size < k:
-        raise ValidationError(
+        raise invalid(
             "times_h",
-            f"model {model!r} needs at least {k} time points, got {t.size}",
-            f">= {k} time points",
+            "model_needs_least_time_points",
+            N_("model {model} needs at least {k} time points, got {size}"),
+            N_(">= {k} time points"),
+            model=repr(model),
+            k=str(k),
+            size=t.size,
         )
     sig: FloatArray | None = None
     if sigma_mbq is not None:
         sig = np.asarray(sigma_mbq, dtype=float)
         if sig.shape != t.shape or np.any(~np.isfinite(sig)) or np.any(sig <= 0):
-            raise ValidationError("sigma_mbq", "invalid uncertainties", "one value > 0 per point")
+            raise invalid(
+                "sigma_mbq",
+                "invalid_uncertainties",
+                N_("invalid uncertainties"),
+                N_("one value > 0 per point"),
+            )
     spec = MODELS[model]
     lo, hi = _bounds(model, min_decay_constant_per_h)
     best: tuple[float, FloatArray, FloatArray] | None = None
@@ -300,7 +351,13 @@ def fit_model(
         if best is None or ssr < best[0]:
             best = (ssr, popt, pcov)
     if best is None:
-        raise ValidationError("activities", f"the {model!r} fit did not converge", "another model")
+        raise invalid(
+            "activities",
+            "fit_did_not_converge",
+            N_("the {model} fit did not converge"),
+            N_("another model"),
+            model=repr(model),
+        )
     ssr, popt, pcov = best
     tia = float(spec.integral(popt.tolist()))
     sd: float | None = None
@@ -378,10 +435,12 @@ def fit_auto(
     usable = [m for m in models if t.size - n_params(m) - (0 if known else 1) > 0]
     if not usable:
         if t.size < n_params("mono"):
-            raise ValidationError(
+            raise invalid(
                 "times_h",
-                f"{t.size} time point is too few for a fit",
-                ">= 2 time points, or a single-time-point method (hanscheid, madsen)",
+                "time_point_too_few_fit",
+                N_("{size} time point is too few for a fit"),
+                N_(">= 2 time points, or a single-time-point method (hanscheid, madsen)"),
+                size=t.size,
             )
         f = fit_model("mono", t, a, sigma_mbq, min_decay_constant_per_h)
         return TiaResult(
@@ -406,7 +465,12 @@ def fit_auto(
         if dropped is not None and dropped.criterion is not None:
             fits.append(dropped)
     if not fits:
-        raise ValidationError("activities", "no model could be fitted", "a decaying curve")
+        raise invalid(
+            "activities",
+            "no_model_fitted",
+            N_("no model could be fitted"),
+            N_("a decaying curve"),
+        )
     best = min(fits, key=lambda f: f.criterion if f.criterion is not None else math.inf)
     name = f"fit:{best.model}" + (" (first point dropped)" if best.first_point_dropped else "")
     return TiaResult(
@@ -422,21 +486,31 @@ def fit_auto(
 def stp_index(times_h: Sequence[float], preferred_h: float = STP_PREFERRED_H) -> int:
     """The image closest to ``preferred_h`` (96 h by default, Hänscheid 2018)."""
     if not times_h:
-        raise ValidationError("times_h", "no time points given", "a list of hours")
+        raise invalid(
+            "times_h", "no_time_points_given", N_("no time points given"), N_("a list of hours")
+        )
     return int(np.argmin([abs(t - preferred_h) for t in times_h]))
 
 
 def stp_warning(
     method: str, time_h: float, window_h: tuple[float, float] = STP_WINDOW_H
-) -> str | None:
-    """A message when a single-time-point estimate is used outside its validity window."""
+) -> Note | None:
+    """A note when a single-time-point estimate is used outside its validity window."""
     lo, hi = window_h
     if lo <= time_h <= hi:
         return None
-    return (
-        f"{method} single-time-point estimate at {time_h:.1f} h, outside its validity window "
-        f"{lo:g}–{hi:g} h (Hänscheid 2018): error can exceed 10 % "
-        f"(Hänscheid at 168 h for a 50 h effective half-life: {100 * (hanscheid_ratio(168 / 50) - 1):+.1f} %)"
+    return note(
+        "dosimetry.stp_outside_window",
+        N_(
+            "{method} single-time-point estimate at {time}, outside its validity window "
+            "{lo}–{hi} (Hänscheid 2018): error can exceed 10 % (Hänscheid at 168 h for a "
+            "50 h effective half-life: {error} %)"
+        ),
+        method=Word(method) if method in STP_METHODS else method,
+        time=rounded(time_h, "h"),
+        lo=Decimal(f"{lo:g}"),
+        hi=Quantity(Decimal(f"{hi:g}"), "h"),
+        error=Decimal(f"{100 * (hanscheid_ratio(168 / 50) - 1):+.1f}"),
     )
 
 
@@ -469,9 +543,23 @@ def trapezoid_tia(
     physical decay (``tail="physical"``) or the clearance of the last two samples, never slower
     than physical decay (``"last_two_points"``)."""
     if head not in TRAPEZOID_HEADS:
-        raise ValidationError("head", f"unknown head {head!r}", ", ".join(TRAPEZOID_HEADS))
+        raise invalid(
+            "head",
+            "unknown_head",
+            N_("unknown head {head}"),
+            N_("{trapezoid_heads}"),
+            head=repr(head),
+            trapezoid_heads=", ".join(TRAPEZOID_HEADS),
+        )
     if tail not in TRAPEZOID_TAILS:
-        raise ValidationError("tail", f"unknown tail {tail!r}", ", ".join(TRAPEZOID_TAILS))
+        raise invalid(
+            "tail",
+            "unknown_tail",
+            N_("unknown tail {tail}"),
+            N_("{trapezoid_tails}"),
+            tail=repr(tail),
+            trapezoid_tails=", ".join(TRAPEZOID_TAILS),
+        )
     t, a = validate_series(times_h, activities_mbq)
     value, lam = _trapezoid_value(t, a, head, tail, decay_constant_per_h)
     sd = None
@@ -497,8 +585,12 @@ def madsen_tia(time_h: float, activity_mbq: float, effective_half_life_h: float)
     Ã = A(t)·e^(λ_eff·t)/λ_eff."""
     _check_stp(time_h, activity_mbq)
     if not (effective_half_life_h > 0 and math.isfinite(effective_half_life_h)):
-        raise ValidationError(
-            "effective_half_life_h", f"invalid value {effective_half_life_h!r}", "hours > 0"
+        raise invalid(
+            "effective_half_life_h",
+            "invalid_value",
+            N_("invalid value {effective_half_life_h}"),
+            N_("hours > 0"),
+            effective_half_life_h=repr(effective_half_life_h),
         )
     lam = math.log(2.0) / effective_half_life_h
     return activity_mbq * math.exp(lam * time_h) / lam
@@ -506,9 +598,21 @@ def madsen_tia(time_h: float, activity_mbq: float, effective_half_life_h: float)
 
 def _check_stp(time_h: float, activity_mbq: float) -> None:
     if not (time_h > 0 and math.isfinite(time_h)):
-        raise ValidationError("time_h", f"invalid time {time_h!r}", "hours > 0 after injection")
+        raise invalid(
+            "time_h",
+            "invalid_time",
+            N_("invalid time {time_h}"),
+            N_("hours > 0 after injection"),
+            time_h=repr(time_h),
+        )
     if not (activity_mbq >= 0 and math.isfinite(activity_mbq)):
-        raise ValidationError("activity_mbq", f"invalid activity {activity_mbq!r}", ">= 0")
+        raise invalid(
+            "activity_mbq",
+            "invalid_activity",
+            N_("invalid activity {activity_mbq}"),
+            N_(">= 0"),
+            activity_mbq=repr(activity_mbq),
+        )
 
 
 def hanscheid_ratio(x: float) -> float:
@@ -526,10 +630,13 @@ def tac_mbq(
 ) -> FloatArray:
     """Activity (MBq) in a volume of interest at each time point: Σ c·V / 1e6."""
     if images_bq_per_ml.shape[1:] != mask.shape:
-        raise ValidationError(
+        raise invalid(
             "mask",
-            f"grid {mask.shape} does not match the image grid {images_bq_per_ml.shape[1:]}",
-            "a mask on the SPECT grid",
+            "grid_does_not_match_image",
+            N_("grid {shape} does not match the image grid {shape2}"),
+            N_("a mask on the SPECT grid"),
+            shape=str(mask.shape),
+            shape2=str(images_bq_per_ml.shape[1:]),
         )
     sums = images_bq_per_ml[:, mask].sum(axis=1, dtype=np.float64)
     return np.asarray(sums * voxel_volume_ml / 1e6, dtype=np.float64)
@@ -550,7 +657,13 @@ def voxel_tia_mono(
     t = np.asarray(times_h, dtype=np.float64)
     n = t.size
     if n < 2:
-        raise ValidationError("times_h", f"voxel fit needs >= 2 time points, got {n}", ">= 2")
+        raise invalid(
+            "times_h",
+            "voxel_fit_needs_2_time",
+            N_("voxel fit needs >= 2 time points, got {n}"),
+            N_(">= 2"),
+            n=str(n),
+        )
     lam_min = min_decay_constant_per_h
     flat = images.reshape(n, -1)
     out = np.empty(flat.shape[1], dtype=np.float32)
@@ -626,7 +739,13 @@ def voxel_tia_trapezoid(
 def voxel_tia_hanscheid(time_h: float, image: NDArray[np.floating]) -> NDArray[np.float32]:
     """Hänscheid single-time-point estimate applied to every voxel: c(t)·2t/ln 2."""
     if not time_h > 0:
-        raise ValidationError("time_h", f"invalid time {time_h!r}", "hours > 0 after injection")
+        raise invalid(
+            "time_h",
+            "invalid_time",
+            N_("invalid time {time_h}"),
+            N_("hours > 0 after injection"),
+            time_h=repr(time_h),
+        )
     return np.asarray(image * (2.0 * time_h / math.log(2.0)), dtype=np.float32)
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from reluth.dosimetry.physics import SECONDS_PER_HOUR
 from reluth.dosimetry.svalues import cross_table, organ_svalue, scaled_svalue
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 REMAINDER_SOURCES = ("whole_body", "field_of_view", "none")
 
@@ -30,7 +32,13 @@ REMAINDER_SOURCES = ("whole_body", "field_of_view", "none")
 def rmblr_from_haematocrit(haematocrit: float) -> float:
     """Sgouros' red-marrow-to-blood ratio 0.19 / (1 − haematocrit)."""
     if not 0 <= haematocrit < 1:
-        raise ValidationError("haematocrit", f"value {haematocrit!r}", "a fraction in [0, 1)")
+        raise invalid(
+            "haematocrit",
+            "value",
+            N_("value {haematocrit}"),
+            N_("a fraction in [0, 1)"),
+            haematocrit=repr(haematocrit),
+        )
     return 0.19 / (1.0 - haematocrit)
 
 
@@ -54,17 +62,23 @@ def remainder_svalue(
     m_rb = tb.source_mass_g - rm.phantom_mass_g
     for organ, (s, mass) in (source_organs or {}).items():
         if not (s >= 0 and mass > 0 and math.isfinite(s) and math.isfinite(mass)):
-            raise ValidationError(
-                f"marrow.source_organs.{organ}", f"({s!r}, {mass!r})", "S >= 0, mass > 0"
+            raise invalid(
+                f"marrow.source_organs.{organ}",
+                "unaccepted_marrow_source_organs_organ",
+                N_("({s}, {mass})"),
+                N_("S >= 0, mass > 0"),
+                s=repr(s),
+                mass=repr(mass),
             )
         removed += s * mass
         m_rb -= mass
     value = (tb.s_mgy_per_mbq_s * tb.source_mass_g - removed) / m_rb if m_rb > 0 else -1.0
     if not value > 0:
-        raise ValidationError(
+        raise invalid(
             "marrow.source_organs",
-            "the separate sources leave no remainder of body (mass or S-value <= 0)",
-            "organ masses and S-values of the reference phantom",
+            "separate_sources_leave_no_remainder",
+            N_("the separate sources leave no remainder of body (mass or S-value <= 0)"),
+            N_("organ masses and S-values of the reference phantom"),
         )
     return RemainderSValue(value, m_rb, tb.s_mgy_per_mbq_s, tb.source_mass_g)
 
@@ -76,12 +90,19 @@ def remainder_tia_mbq_h(
     separately (organs, tumours) and the red marrow."""
     value = whole_body_tia_mbq_h - sum(separate_tias_mbq_h) - marrow_tia_mbq_h
     if not value >= 0:
-        raise ValidationError(
+        raise invalid(
             "marrow.whole_body_samples",
-            f"whole-body TIA {whole_body_tia_mbq_h:.4g} MBq·h is below the organs, tumours and "
-            f"marrow counted separately ({whole_body_tia_mbq_h - value:.4g} MBq·h)",
-            "whole-body activities of the same patient and cycle (calibrated planar or "
-            "multi-bed SPECT)",
+            "whole_body_tia_mbq_h",
+            N_(
+                "whole-body TIA {whole_body_tia_mbq_h} MBq·h is below the organs, "
+                "tumours and marrow counted separately ({whole_body_tia_mbq_h2} MBq·h)"
+            ),
+            N_(
+                "whole-body activities of the same patient and cycle (calibrated planar "
+                "or multi-bed SPECT)"
+            ),
+            whole_body_tia_mbq_h=format(whole_body_tia_mbq_h, ".4g"),
+            whole_body_tia_mbq_h2=format(whole_body_tia_mbq_h - value, ".4g"),
         )
     return value
 
@@ -124,7 +145,13 @@ def marrow_dose(
         ("remainder_tia_mbq_h", remainder_tia_mbq_h),
     ):
         if not (v >= 0 and math.isfinite(v)):
-            raise ValidationError(f"marrow.{name}", f"invalid value {v!r}", "a number >= 0")
+            raise invalid(
+                f"marrow.{name}",
+                "invalid_value_2",
+                N_("invalid value {v}"),
+                N_("a number >= 0"),
+                v=repr(v),
+            )
     if remainder_source not in REMAINDER_SOURCES:
         raise ValidationError(
             "marrow.remainder_source", repr(remainder_source), ", ".join(REMAINDER_SOURCES)
@@ -142,7 +169,9 @@ def marrow_dose(
     org_gy = 0.0
     for organ, (tia, s) in (organ_cross or {}).items():
         if not (tia >= 0 and s >= 0):
-            raise ValidationError(f"marrow.organ_cross.{organ}", "negative value", ">= 0")
+            raise invalid(
+                f"marrow.organ_cross.{organ}", "negative_value", N_("negative value"), N_(">= 0")
+            )
         org_gy += tia * SECONDS_PER_HOUR * s / 1000.0
     return MarrowDose(
         self_gy,

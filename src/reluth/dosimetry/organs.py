@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 
 def normalise(name: str) -> str:
@@ -68,8 +69,13 @@ class OrganNames:
         aliases = dict(self.aliases)
         for alias, organ in extra.items():
             if not isinstance(alias, str) or not isinstance(organ, str) or not organ.strip():
-                raise ValidationError(
-                    "organ_names", f"{alias!r}: {organ!r}", "a mapping alias -> organ name"
+                raise invalid(
+                    "organ_names",
+                    "unaccepted_organ_names",
+                    N_("{alias}: {organ}"),
+                    N_("a mapping alias -> organ name"),
+                    alias=repr(alias),
+                    organ=repr(organ),
                 )
             aliases[normalise(alias)] = organ.strip()
             aliases.setdefault(normalise(organ), organ.strip())
@@ -84,10 +90,14 @@ class OrganNames:
             organ = self.organ_of(n)
             if organ is not None:
                 if organ in organ_to_voi:
-                    raise ValidationError(
+                    raise invalid(
                         "vois",
-                        f"{organ_to_voi[organ]!r} and {n!r} both name the organ {organ}",
-                        "one VOI per organ",
+                        "both_name_organ_2",
+                        N_("{organ_to_voi} and {n} both name the organ {organ}"),
+                        N_("one VOI per organ"),
+                        organ_to_voi=repr(organ_to_voi[organ]),
+                        n=repr(n),
+                        organ=str(organ),
                     )
                 organ_to_voi[organ] = n
         out: dict[str, tuple[str, ...]] = {}
@@ -101,24 +111,44 @@ class OrganNames:
 def parse_organ_names(doc: Any) -> OrganNames:
     """The table from its YAML document (format: data/organ_names.yaml)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("organs"), dict):
-        raise ValidationError("organ_names", "expected a mapping with 'organs'", "organ_names.yaml")
+        raise invalid(
+            "organ_names",
+            "expected_mapping_organs",
+            N_("expected a mapping with 'organs'"),
+            N_("organ_names.yaml"),
+        )
     aliases: dict[str, str] = {}
     for organ, names in doc["organs"].items():
         if not isinstance(names, list):
-            raise ValidationError(f"organ_names.organs.{organ}", f"{names!r}", "a list of names")
+            raise invalid(
+                f"organ_names.organs.{organ}",
+                "unaccepted_organ_names_organs_organ",
+                N_("{names}"),
+                N_("a list of names"),
+                names=repr(names),
+            )
         for alias in [organ, *names]:
             key = normalise(str(alias))
             if aliases.get(key, organ) != organ:
-                raise ValidationError(
+                raise invalid(
                     f"organ_names.organs.{organ}",
-                    f"{alias!r} is also an alias of {aliases[key]}",
-                    "each alias names one organ",
+                    "also_alias",
+                    N_("{alias} is also an alias of {aliases}"),
+                    N_("each alias names one organ"),
+                    alias=repr(alias),
+                    aliases=str(aliases[key]),
                 )
             aliases[key] = str(organ)
     combined: dict[str, tuple[str, ...]] = {}
     for parent, parts in (doc.get("combined") or {}).items():
         if not isinstance(parts, list) or len(parts) < 2:
-            raise ValidationError(f"organ_names.combined.{parent}", f"{parts!r}", ">= 2 organs")
+            raise invalid(
+                f"organ_names.combined.{parent}",
+                "unaccepted_organ_names_combined_parent",
+                N_("{parts}"),
+                N_(">= 2 organs"),
+                parts=repr(parts),
+            )
         combined[str(parent)] = tuple(str(p) for p in parts)
     rows = {str(k): str(v) for k, v in (doc.get("svalue_organ") or {}).items()}
     return OrganNames(aliases, combined, rows)

@@ -29,10 +29,11 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
+from reluth.dosimetry import notes
 from reluth.dosimetry.cumulative import default_limits, reaches
 from reluth.dosimetry.image import Grid, Image, write_nifti
 from reluth.dosimetry.pipeline import CaseInput, CaseResult
-from reluth.i18n import format_day, format_number, get_locale, gettext, ngettext
+from reluth.i18n import N_, format_day, format_number, get_locale, gettext, ngettext
 from reluth.i18n.vocabulary import label
 
 RT_DOSE_SOP = "1.2.840.10008.5.1.4.1.1.481.2"
@@ -107,6 +108,7 @@ def write_outputs(
         files["report_pdf"] = "report.pdf"
     else:
         doc["warnings"] = [*doc["warnings"], why_not]
+        doc["warning_messages"] = notes.messages(doc["warnings"])
     (out_dir / "results.json").write_text(
         json.dumps(json_safe(doc), indent=2) + "\n", encoding="utf-8"
     )
@@ -125,11 +127,12 @@ def _plots(result: CaseResult, out_dir: Path, files: dict[str, str]) -> None:
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), dpi=90, squeeze=False)
     for ax, name in zip(axes.ravel(), names, strict=False):
         t, a, curve = result.tacs[name]
-        ax.plot(t, a, "o", label="measured")
+        ax.plot(t, a, "o", label=gettext("measured"))
         if curve is not None:
-            ax.plot(curve[0], curve[1], "-", label=result.summary["vois"][name]["tia"]["method"])
-        ax.set_xlabel("time after injection (h)")
-        ax.set_ylabel("activity (MBq)")
+            method = result.summary["vois"][name]["tia"]["method"]
+            ax.plot(curve[0], curve[1], "-", label=notes.method_label(method))
+        ax.set_xlabel(gettext("time after injection (h)"))
+        ax.set_ylabel(gettext("activity (MBq)"))
         ax.set_title(name)
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(names) :]:
@@ -144,8 +147,10 @@ def _plots(result: CaseResult, out_dir: Path, files: dict[str, str]) -> None:
         dv = v["voxel"].get(method)
         if dv and v["kind"] != "remainder":
             ax.plot(dv["dvh_dose_gy"], [100 * f for f in dv["dvh_volume_fraction"]], label=name)
-    ax.set_xlabel(f"absorbed dose (Gy, voxel {method})")
-    ax.set_ylabel("volume receiving at least the dose (%)")
+    ax.set_xlabel(
+        gettext("absorbed dose (Gy, voxel {method})").format(method=notes.method_label(method))
+    )
+    ax.set_ylabel(gettext("volume receiving at least the dose (%)"))
     ax.set_ylim(0, 102)
     ax.legend(fontsize=7)
     fig.subplots_adjust(left=0.12, right=0.97, top=0.95, bottom=0.14)
@@ -266,6 +271,9 @@ def _environment() -> Any:
     env.filters["num"] = _num
     env.filters["moment"] = _moment
     env.globals["label"] = label
+    env.globals["method_label"] = env.filters["method"] = notes.method_label
+    env.globals["organ_label"] = notes.organ_label
+    env.globals["shown_note"] = notes.shown
     env.tests["startingwith"] = lambda value, prefix: str(value).startswith(prefix)
     return env
 
@@ -338,6 +346,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
         .get_template("dosimetry_report.html")
         .render(
             d=doc,
+            warnings=notes.shown_all(doc),
             limits=limit_rows(doc),
             software=doc.get("software", software_version()),
             lang=get_locale(),
@@ -350,9 +359,16 @@ def write_pdf(html: str, path: Path, base: Path) -> str | None:
     try:
         import weasyprint
     except (ImportError, OSError) as exc:
-        return f"report.pdf not written: WeasyPrint unavailable ({exc.__class__.__name__}: {exc})"
+        return notes.note(
+            "dosimetry.pdf_no_weasyprint",
+            N_("report.pdf not written: WeasyPrint unavailable ({kind}: {error})"),
+            kind=exc.__class__.__name__,
+            error=str(exc),
+        )
     try:
         weasyprint.HTML(string=html, base_url=str(base)).write_pdf(str(path))
     except (OSError, ValueError) as exc:
-        return f"report.pdf not written: {exc}"
+        return notes.note(
+            "dosimetry.pdf_failed", N_("report.pdf not written: {error}"), error=str(exc)
+        )
     return None

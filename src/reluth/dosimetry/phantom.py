@@ -20,7 +20,8 @@ import yaml
 from numpy.typing import NDArray
 
 from reluth.dosimetry.physics import LOCAL_DEPOSITION_MGY_G_PER_MBQ_S, SECONDS_PER_HOUR
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 DEFAULT_TIMES_H = (4.0, 24.0, 96.0, 168.0)
 PHANTOM_INJECTION = dt.datetime(2026, 1, 5, 9, 0, 0)
@@ -132,9 +133,20 @@ def render(spec: PhantomSpec) -> PhantomData:
         if obj.kind == "remainder":
             m &= ~occupied
         elif np.any(m & occupied):
-            raise ValidationError("phantom.objects", f"{obj.name} overlaps another object", "")
+            raise invalid(
+                "phantom.objects",
+                "overlaps_another_object",
+                N_("{name} overlaps another object"),
+                name=obj.name,
+            )
         if not m.any():
-            raise ValidationError("phantom.shape", f"{obj.name} has no voxel", "a larger grid")
+            raise invalid(
+                "phantom.shape",
+                "has_no_voxel",
+                N_("{name} has no voxel"),
+                N_("a larger grid"),
+                name=obj.name,
+            )
         occupied |= m
         masks[obj.name] = m
         images[:, m] = obj.conc(t)[:, None]

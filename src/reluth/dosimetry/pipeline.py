@@ -28,12 +28,15 @@ from reluth.dosimetry.marrow import (
     marrow_tia_mbq_h,
     remainder_tia_mbq_h,
 )
+from reluth.dosimetry.notes import at, messages, note, quantity, reason_of
 from reluth.dosimetry.organs import OrganNames, default_organ_names
 from reluth.dosimetry.pvc import RecoveryCurve, recovery_for
 from reluth.dosimetry.sphere import sphere_dose_gy
 from reluth.dosimetry.svalues import organ_self_dose_gy, organ_svalue
 from reluth.dosimetry.uncertainty import UncertaintySettings, dose_uncertainty
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid, moved
 
 VOI_KINDS = ("organ", "tumour", "remainder")
 KINETIC_METHODS = (
@@ -188,13 +191,15 @@ def voi_tia(
         t = times_h[idx]
         a = float(activities_mbq[idx])
         warn = kinetics.stp_warning(method, t)
-        notes = () if warn is None else (f"{field_name}: {warn}",)
+        notes = () if warn is None else (at(field_name, warn),)
         if method == "hanscheid":
             return kinetics.TiaResult(
                 "hanscheid", kinetics.hanscheid_tia(t, a), None, None, warnings=notes
             )
         if madsen_half_life_h is None:
-            raise ValidationError("madsen_effective_half_life_h", "missing", "hours > 0 for madsen")
+            raise invalid(
+                "madsen_effective_half_life_h", "missing", N_("missing"), N_("hours > 0 for madsen")
+            )
         return kinetics.TiaResult(
             "madsen",
             kinetics.madsen_tia(t, a, madsen_half_life_h),
@@ -203,7 +208,7 @@ def voi_tia(
             warnings=notes,
         )
     except ValidationError as exc:
-        raise ValidationError(f"{field_name}.{exc.field}", exc.problem, exc.accepted) from None
+        raise moved(exc, f"{field_name}.{exc.field}") from None
 
 
 def _fit_dict(tr: kinetics.TiaResult) -> dict[str, Any]:
@@ -247,9 +252,7 @@ def _voi_dose(
         try:
             dose = organ_self_dose_gy(tr.tia_mbq_h, voi.svalue_organ, case.sex, mass_g)
         except ValidationError as exc:
-            raise ValidationError(
-                f"vois.{voi.name}.{exc.field}", exc.problem, exc.accepted
-            ) from None
+            raise moved(exc, f"vois.{voi.name}.{exc.field}") from None
         out["organ_dose"] = {
             "method": "S-value self-dose (mass-scaled)",
             "svalue_organ": voi.svalue_organ,
@@ -260,7 +263,14 @@ def _voi_dose(
         dose, extrap = sphere_dose_gy(tr.tia_mbq_h, mass_g)
         out["sphere_dose"] = {"absorbed_dose_gy": dose, "s_value_extrapolated": extrap}
         if extrap and recovery_relative_sd is None:
-            warnings.append(f"{voi.name}: mass {mass_g:.3g} g outside the sphere table")
+            warnings.append(
+                note(
+                    "dosimetry.sphere_mass_outside_table",
+                    N_("{voi}: mass {mass} outside the sphere table"),
+                    voi=voi.name,
+                    mass=quantity(mass_g, "g"),
+                )
+            )
     for d in out.values():
         unc = dose_uncertainty(
             d["absorbed_dose_gy"],
@@ -354,8 +364,16 @@ def compute_case(case: CaseInput) -> CaseResult:
             }
             if rec.extrapolated:
                 warnings.append(
-                    f"{voi.name}: volume {volume_ml:.3g} mL below the smallest sphere of recovery "
-                    f"curve {rec.curve_id}: its recovery coefficient used, correction too small"
+                    note(
+                        "dosimetry.pvc_below_smallest_sphere",
+                        N_(
+                            "{voi}: volume {volume} below the smallest sphere of recovery "
+                            "curve {curve}: its recovery coefficient used, correction too small"
+                        ),
+                        voi=voi.name,
+                        volume=quantity(volume_ml, "mL"),
+                        curve=rec.curve_id,
+                    )
                 )
         if voi.name in groups:
             entry["combined_from"] = list(groups[voi.name])
@@ -368,10 +386,11 @@ def compute_case(case: CaseInput) -> CaseResult:
     )
     if m.voxel_tia in ("voxel_fit", "auto"):
         if len(case.times_h) < 2:
-            raise ValidationError(
+            raise invalid(
                 "methods.voxel_tia",
-                "a voxel-wise fit needs >= 2 time points, the case has 1",
-                "hanscheid, organ_scaled or trapezoid",
+                "voxel_wise_fit_needs_2",
+                N_("a voxel-wise fit needs >= 2 time points, the case has 1"),
+                N_("hanscheid, organ_scaled or trapezoid"),
             )
         tia_map = kinetics.voxel_tia_mono(
             case.times_h, images, gauss_newton_steps=m.voxel_fit_gauss_newton_steps
@@ -393,7 +412,7 @@ def compute_case(case: CaseInput) -> CaseResult:
     elif m.voxel_tia == "hanscheid":
         tia_map = kinetics.voxel_tia_hanscheid(case.times_h[ref], images[ref])
         if (warn := kinetics.stp_warning("hanscheid (voxel)", case.times_h[ref])) is not None:
-            warnings.append(f"methods.voxel_tia: {warn}")
+            warnings.append(at("methods.voxel_tia", warn))
     elif m.voxel_tia == "trapezoid":
         tia_map = trap
     else:
@@ -422,10 +441,13 @@ def compute_case(case: CaseInput) -> CaseResult:
             voxel.load_kernel(m.kernel_path) if m.kernel_path else voxel.kernel_for(case.voxel_mm)
         )
         if not np.allclose(kern.voxel_mm, case.voxel_mm, rtol=0.01):
-            raise ValidationError(
+            raise invalid(
                 "methods.kernel",
-                f"kernel voxel {kern.voxel_mm} mm differs from the image voxel {case.voxel_mm} mm",
-                "a kernel for the image voxel size",
+                "kernel_voxel_mm_differs_from",
+                N_("kernel voxel {voxel_mm} mm differs from the image voxel {voxel_mm2} mm"),
+                N_("a kernel for the image voxel size"),
+                voxel_mm=str(kern.voxel_mm),
+                voxel_mm2=str(case.voxel_mm),
             )
         maps["dose_kernel_gy"] = voxel.kernel_dose_gy(tia_map, v_ml, kern)
         kernel_info = {
@@ -495,15 +517,27 @@ def compute_case(case: CaseInput) -> CaseResult:
         elif mk.remainder_voi:
             rem_tia, source = voi_tias[mk.remainder_voi].tia_mbq_h, "field_of_view"
             warnings.append(
-                f"red marrow: remainder of body from the SPECT field of view only "
-                f"({mk.remainder_voi}); activity outside it is not counted, the remainder term "
-                "is underestimated: give marrow.whole_body_samples (planar or multi-bed SPECT)"
+                note(
+                    "dosimetry.marrow_remainder_field_of_view",
+                    N_(
+                        "red marrow: remainder of body from the SPECT field of view only "
+                        "({voi}); activity outside it is not counted, the remainder term is "
+                        "underestimated: give marrow.whole_body_samples (planar or multi-bed "
+                        "SPECT)"
+                    ),
+                    voi=mk.remainder_voi,
+                )
             )
         else:
             rem_tia, source = 0.0, "none"
             warnings.append(
-                "red marrow: no remainder-of-body activity (no marrow.remainder_voi or "
-                "whole_body_samples): the remainder term is left out"
+                note(
+                    "dosimetry.marrow_no_remainder",
+                    N_(
+                        "red marrow: no remainder-of-body activity (no marrow.remainder_voi or "
+                        "whole_body_samples): the remainder term is left out"
+                    ),
+                )
             )
         md = marrow_dose(
             blood.tia_mbq_h, case.sex, mk.rmblr, rem_tia, mk.marrow_mass_g, remainder_source=source
@@ -518,7 +552,15 @@ def compute_case(case: CaseInput) -> CaseResult:
         risk_factors=case.risk_factors,
         names=case.organ_names,
     )
-    warnings.extend(w.message + f" [source: {w.source}]" for w in cum.warnings)
+    warnings.extend(
+        note(
+            "dosimetry.limit_with_source",
+            N_("{warning} [source: {source}]"),
+            warning=reason_of(w.message),
+            source=w.source,
+        )
+        for w in cum.warnings
+    )
     warnings.extend(cum.notes)
     summary = {
         "case_id": case.case_id,
@@ -549,6 +591,7 @@ def compute_case(case: CaseInput) -> CaseResult:
         "red_marrow": marrow_out,
         "cumulative": {o: asdict(v) for o, v in cum.organs.items()},
         "warnings": warnings,
+        "warning_messages": messages(warnings),
     }
     return CaseResult(case.case_id, case.cycle_label, summary, maps, tacs)
 

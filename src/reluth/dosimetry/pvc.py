@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 #: Relative 1-SD of a recovery coefficient when the curve states none.
 DEFAULT_RECOVERY_RELATIVE_SD = 0.05
@@ -55,13 +56,18 @@ _REQUIRED = ("curve_id", "camera", "collimator", "reconstruction", "points")
 def parse_recovery_curve(doc: Any, where: str = "recovery_curve") -> RecoveryCurve:
     """A curve from its YAML document; errors name the field."""
     if not isinstance(doc, dict):
-        raise ValidationError(where, "not a mapping", "see docs/dosimetry.md")
+        raise invalid(where, "not_mapping", N_("not a mapping"), N_("see docs/dosimetry.md"))
     for key in _REQUIRED:
         if doc.get(key) in (None, "", []):
-            raise ValidationError(f"{where}.{key}", "missing", "see docs/dosimetry.md")
+            raise invalid(f"{where}.{key}", "missing", N_("missing"), N_("see docs/dosimetry.md"))
     points = doc["points"]
     if not isinstance(points, list) or len(points) < 2:
-        raise ValidationError(f"{where}.points", "fewer than 2 spheres", ">= 2 spheres")
+        raise invalid(
+            f"{where}.points",
+            "fewer_than_2_spheres",
+            N_("fewer than 2 spheres"),
+            N_(">= 2 spheres"),
+        )
     rows = []
     for i, p in enumerate(points):
         w = f"{where}.points[{i}]"
@@ -69,22 +75,42 @@ def parse_recovery_curve(doc: Any, where: str = "recovery_curve") -> RecoveryCur
             v, rc = float(p["volume_ml"]), float(p["recovery"])
             sd = float(p["sd"]) if p.get("sd") is not None else DEFAULT_RECOVERY_RELATIVE_SD * rc
         except (KeyError, TypeError, ValueError):
-            raise ValidationError(w, f"{p!r}", "{volume_ml, recovery[, sd]} numbers") from None
+            raise invalid(
+                w, "unaccepted_w", N_("{p}"), N_("{{volume_ml, recovery[, sd]}} numbers"), p=repr(p)
+            ) from None
         if not (v > 0 and math.isfinite(v)):
-            raise ValidationError(f"{w}.volume_ml", f"{v!r}", "a volume > 0 mL")
+            raise invalid(
+                f"{w}.volume_ml",
+                "unaccepted_w_volume_ml",
+                N_("{v}"),
+                N_("a volume > 0 mL"),
+                v=repr(v),
+            )
         if not (0 < rc <= 1.2 and math.isfinite(rc)):
-            raise ValidationError(f"{w}.recovery", f"{rc!r}", "a recovery coefficient in (0, 1.2]")
+            raise invalid(
+                f"{w}.recovery",
+                "unaccepted_w_recovery",
+                N_("{rc}"),
+                N_("a recovery coefficient in (0, 1.2]"),
+                rc=repr(rc),
+            )
         if not (sd >= 0 and math.isfinite(sd)):
-            raise ValidationError(f"{w}.sd", f"{sd!r}", "an SD >= 0")
+            raise invalid(f"{w}.sd", "unaccepted_w_sd", N_("{sd}"), N_("an SD >= 0"), sd=repr(sd))
         rows.append((v, rc, sd))
     rows.sort()
     if any(b[0] <= a[0] for a, b in itertools.pairwise(rows)):
-        raise ValidationError(f"{where}.points", "two spheres of one volume", "distinct volumes")
-    if any(b[1] < a[1] for a, b in itertools.pairwise(rows)):
-        raise ValidationError(
+        raise invalid(
             f"{where}.points",
-            "recovery decreases with sphere volume",
-            "a curve that does not decrease with volume",
+            "two_spheres_one_volume",
+            N_("two spheres of one volume"),
+            N_("distinct volumes"),
+        )
+    if any(b[1] < a[1] for a, b in itertools.pairwise(rows)):
+        raise invalid(
+            f"{where}.points",
+            "recovery_decreases_sphere_volume",
+            N_("recovery decreases with sphere volume"),
+            N_("a curve that does not decrease with volume"),
         )
     meta = {k: v for k, v in doc.items() if k != "points"}
     return RecoveryCurve(
@@ -99,7 +125,13 @@ def parse_recovery_curve(doc: Any, where: str = "recovery_curve") -> RecoveryCur
 def recovery_for(curve: RecoveryCurve, volume_ml: float) -> Recovery:
     """RC of a VOI of ``volume_ml`` (see the module docstring for the ends of the curve)."""
     if not (volume_ml > 0 and math.isfinite(volume_ml)):
-        raise ValidationError("volume_ml", f"{volume_ml!r}", "a VOI volume > 0 mL")
+        raise invalid(
+            "volume_ml",
+            "unaccepted_volume_ml",
+            N_("{volume_ml}"),
+            N_("a VOI volume > 0 mL"),
+            volume_ml=repr(volume_ml),
+        )
     v = np.log(np.asarray(curve.volumes_ml))
     if volume_ml > curve.largest_volume_ml:
         return Recovery(volume_ml, 1.0, 0.0, False, False, curve.curve_id)

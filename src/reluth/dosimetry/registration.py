@@ -15,13 +15,16 @@ transform parameters go into the results, with an overlay image for visual QC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reluth.dosimetry.image import Grid, Image, resample
-from reluth.errors import ValidationError
+from reluth.dosimetry.notes import messages, note
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 REGISTRATION_KINDS = ("rigid", "affine", "none")
 #: Above these the result is flagged for review (not refused): a patient repositioned on the
@@ -57,6 +60,7 @@ class Registration:
             "iterations": self.iterations,
             "stop_condition": self.stop_condition,
             "review": self.review,
+            "review_message": messages([self.review])[0] if self.review else None,
             "parameters": list(self.transform.GetParameters()),
         }
 
@@ -81,7 +85,13 @@ def register(
     import SimpleITK as sitk
 
     if kind not in ("rigid", "affine"):
-        raise ValidationError("registration", f"{kind!r}", "rigid, affine, none")
+        raise invalid(
+            "registration",
+            "unaccepted_registration_2",
+            N_("{kind}"),
+            N_("rigid, affine, none"),
+            kind=repr(kind),
+        )
     fixed_img = resample(reference_ct, reference_grid)
     fixed = _crop_to_body(sitk.Cast(fixed_img.to_sitk(), sitk.sitkFloat32))
     moving_img = moving_ct if moving_grid is None else resample(moving_ct, moving_grid)
@@ -114,8 +124,12 @@ def register(
     try:
         result = method.Execute(fixed, moving)
     except RuntimeError as exc:
-        raise ValidationError(
-            "registration", f"SimpleITK failed: {exc}", "overlapping CTs"
+        raise invalid(
+            "registration",
+            "simpleitk_failed",
+            N_("SimpleITK failed: {exc_name}"),
+            N_("overlapping CTs"),
+            exc_name=str(exc),
         ) from None
     after = _metric(fixed, moving, result)
     final = result.GetNthTransform(0) if hasattr(result, "GetNthTransform") else result
@@ -124,12 +138,21 @@ def register(
     if max(abs(t) for t in translation) > REVIEW_TRANSLATION_MM or (
         rotation is not None and max(abs(r) for r in rotation) > REVIEW_ROTATION_DEG
     ):
-        review = (
-            f"large motion (translation {', '.join(f'{t:.1f}' for t in translation)} mm): "
-            "check the overlay"
+        x, y, z = (Decimal(f"{t:.1f}") for t in translation)
+        review = note(
+            "dosimetry.registration_large_motion",
+            N_("large motion (translation {x}, {y}, {z} mm): check the overlay"),
+            x=x,
+            y=y,
+            z=z,
         )
     if after > before * 1.5:  # clearly worse than where it started
-        review = f"the metric got worse ({before:.4f} → {after:.4f}): check the overlay"
+        review = note(
+            "dosimetry.registration_worse",
+            N_("the metric got worse ({before} → {after}): check the overlay"),
+            before=Decimal(f"{before:.4f}"),
+            after=Decimal(f"{after:.4f}"),
+        )
     return Registration(
         kind,
         final,

@@ -12,6 +12,7 @@ from reluth.dosimetry.case_dir import load_case
 from reluth.dosimetry.outputs import write_outputs
 from reluth.dosimetry.pipeline import compute_case
 from reluth.errors import ReluthError, ValidationError
+from reluth.i18n.reasons import moved
 
 
 def _peek_case_id(case_dir: Path) -> str:
@@ -33,9 +34,9 @@ def run_case_dir(case_dir: Path, out_dir: Path) -> dict[str, Any]:
         result = compute_case(case)
         files = write_outputs(result, case, Path(out_dir))
     except ValidationError as exc:
-        raise ValidationError(f"case {case_name}: {exc.field}", exc.problem, exc.accepted) from None
+        raise moved(exc, f"case {case_name}: {exc.field}") from None
     except ReluthError as exc:
-        raise ValidationError(f"case {case_name}", exc.message) from None
+        raise moved(exc, f"case {case_name}") from None
     return {
         "case_id": case.case_id,
         "out_dir": str(out_dir),

@@ -34,7 +34,9 @@ from reluth.dosimetry.cumulative import (
 )
 from reluth.dosimetry.models import DoseResult
 from reluth.dosimetry.pipeline import DoseRecord, records_from_summary
-from reluth.errors import Conflict, PreconditionFailed, ValidationError
+from reluth.errors import Conflict, PreconditionFailed
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid, refusal
 from reluth.patients.service import get_patient
 from reluth.treatment.models import Administration
 
@@ -60,26 +62,45 @@ _TEXT_LIMITS = {"case_id": 64, "region": 64, "method": 64}
 def _text(raw: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
     value = raw.get(key, default)
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{where}.{key}", f"{value!r}", "non-empty text")
+        raise invalid(
+            f"{where}.{key}",
+            "unaccepted_where_key",
+            N_("{value}"),
+            N_("non-empty text"),
+            value=repr(value),
+        )
     value = value.strip()
     if len(value) > _TEXT_LIMITS[key]:
-        raise ValidationError(
-            f"{where}.{key}", f"{len(value)} characters", f"at most {_TEXT_LIMITS[key]}"
+        raise invalid(
+            f"{where}.{key}",
+            "characters",
+            N_("{n_value} characters"),
+            N_("at most {text_limits}"),
+            n_value=len(value),
+            text_limits=str(_TEXT_LIMITS[key]),
         )
     return value
 
 
 def _number(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        raise ValidationError(field, f"{value!r}", "a finite number")
+        raise invalid(
+            field, "unaccepted_field", N_("{value}"), N_("a finite number"), value=repr(value)
+        )
     try:
         number = float(value)
     except ValueError:
-        raise ValidationError(field, f"{value!r}", "a finite number") from None
+        raise invalid(
+            field, "unaccepted_field", N_("{value}"), N_("a finite number"), value=repr(value)
+        ) from None
     if not math.isfinite(number):
-        raise ValidationError(field, f"{value!r}", "a finite number")
+        raise invalid(
+            field, "unaccepted_field", N_("{value}"), N_("a finite number"), value=repr(value)
+        )
     if number < 0:
-        raise ValidationError(field, f"{number} is negative", "a number >= 0")
+        raise invalid(
+            field, "negative", N_("{number} is negative"), N_("a number >= 0"), number=str(number)
+        )
     return number
 
 
@@ -88,32 +109,70 @@ def parse_records(raw: Sequence[Any], case_id: str | None = None) -> list[DoseRe
     ``method``; optional ``sd``, ``kind``, ``case_id``) or as pipeline ``DoseRecord``\\ s.
     Each problem names the record: ``records[3].unit``."""
     if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
-        raise ValidationError("records", "not a list", "a list of dose records")
+        raise invalid("records", "not_list", N_("not a list"), N_("a list of dose records"))
     if not raw:
-        raise ValidationError("records", "no record given", "at least one dose record")
+        raise invalid(
+            "records", "no_record_given", N_("no record given"), N_("at least one dose record")
+        )
     if len(raw) > MAX_RECORDS:
-        raise ValidationError("records", f"{len(raw)} records", f"at most {MAX_RECORDS}")
+        raise invalid(
+            "records",
+            "records",
+            N_("{n_raw} records"),
+            N_("at most {max_records}"),
+            n_raw=len(raw),
+            max_records=str(MAX_RECORDS),
+        )
     out: list[DoseRecord] = []
     seen: set[tuple[str, str, str]] = set()
     for i, item in enumerate(raw):
         where = f"records[{i}]"
         data = asdict(item) if isinstance(item, DoseRecord) else item
         if not isinstance(data, Mapping):
-            raise ValidationError(where, f"{type(item).__name__}", "an object")
+            raise invalid(
+                where,
+                "unaccepted_where",
+                N_("{name}"),
+                N_("an object"),
+                name=str(type(item).__name__),
+            )
         quantity = data.get("quantity")
         if quantity not in QUANTITY_UNITS:
-            raise ValidationError(f"{where}.quantity", f"{quantity!r}", ", ".join(QUANTITY_UNITS))
+            raise invalid(
+                f"{where}.quantity",
+                "unaccepted_where_quantity",
+                N_("{quantity}"),
+                N_("{quantity_units}"),
+                quantity=repr(quantity),
+                quantity_units=", ".join(QUANTITY_UNITS),
+            )
         unit = data.get("unit")
         if unit != QUANTITY_UNITS[quantity]:
-            raise ValidationError(
-                f"{where}.unit", f"{unit!r} for {quantity}", QUANTITY_UNITS[quantity]
+            raise invalid(
+                f"{where}.unit",
+                "unaccepted_where_unit",
+                N_("{unit} for {quantity}"),
+                N_("{quantity_units}"),
+                unit=repr(unit),
+                quantity=str(quantity),
+                quantity_units=str(QUANTITY_UNITS[quantity]),
             )
         kind = data.get("kind", "organ")
         if kind not in REGION_KINDS:
-            raise ValidationError(f"{where}.kind", f"{kind!r}", ", ".join(REGION_KINDS))
+            raise invalid(
+                f"{where}.kind",
+                "unaccepted_where_kind",
+                N_("{kind}"),
+                N_("{region_kinds}"),
+                kind=repr(kind),
+                region_kinds=", ".join(REGION_KINDS),
+            )
         if data.get("case_id") is None and case_id is None:
-            raise ValidationError(
-                "case_id", "missing", "the dosimetry case ID, given once or in every record"
+            raise invalid(
+                "case_id",
+                "missing",
+                N_("missing"),
+                N_("the dosimetry case ID, given once or in every record"),
             )
         record = DoseRecord(
             case_id=_text(data, "case_id", where, case_id),
@@ -128,8 +187,12 @@ def parse_records(raw: Sequence[Any], case_id: str | None = None) -> list[DoseRe
         )
         key = (record.region, record.quantity, record.method)
         if key in seen:
-            raise ValidationError(
-                where, f"{'/'.join(key)} given twice", "one record per region, quantity and method"
+            raise invalid(
+                where,
+                "given_twice",
+                N_("{key} given twice"),
+                N_("one record per region, quantity and method"),
+                key="/".join(key),
             )
         seen.add(key)
         out.append(record)
@@ -143,13 +206,21 @@ def records_from_document(doc: Any) -> list[Any]:
         try:
             return list(records_from_summary(doc))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise ValidationError(
-                "records", f"not a results.json of a dosimetry case ({exc!r})", "see docs"
+            raise invalid(
+                "records",
+                "not_results_json_dosimetry_case",
+                N_("not a results.json of a dosimetry case ({exc_name})"),
+                N_("see docs"),
+                exc_name=repr(exc),
             ) from None
     if isinstance(doc, list):
         return doc
-    raise ValidationError(
-        "records", f"{type(doc).__name__}", "a list of records or a case's results.json"
+    raise invalid(
+        "records",
+        "unaccepted_records",
+        N_("{name}"),
+        N_("a list of records or a case's results.json"),
+        name=str(type(doc).__name__),
     )
 
 
@@ -162,9 +233,16 @@ def _administration(session: Session, patient_id: int, code: str, cycle: int) ->
     }
     if cycle not in given:
         done = ", ".join(str(c) for c in sorted(given)) or "none"
-        raise PreconditionFailed(
-            f"cycle {cycle} of {code} was not administered (administered cycles: {done}); "
-            "record the administration first"
+        raise refusal(
+            PreconditionFailed,
+            "cycle_not_administered",
+            N_(
+                "cycle {cycle} of {code_name} was not administered (administered cycles: "
+                "{done}); record the administration first"
+            ),
+            cycle=str(cycle),
+            code_name=str(code),
+            done=str(done),
         )
     return given[cycle]
 
@@ -189,7 +267,9 @@ def store_cycle(
     session, now = ctx.session, ctx.now()
     patient = get_patient(ctx, patient_code)
     if isinstance(cycle, bool) or not isinstance(cycle, int):
-        raise ValidationError("cycle", f"{cycle!r}", "a cycle number")
+        raise invalid(
+            "cycle", "unaccepted_cycle", N_("{cycle}"), N_("a cycle number"), cycle=repr(cycle)
+        )
     admin = _administration(session, patient.id, patient.patient_code, cycle)
     parsed = parse_records(records, case_id)
     existing = list(
@@ -198,9 +278,16 @@ def store_cycle(
         )
     )
     if existing and not replace:
-        raise Conflict(
-            f"cycle {cycle} of {patient.patient_code} already has {len(existing)} dose results; "
-            "replace them with a reason"
+        raise refusal(
+            Conflict,
+            "cycle_already_has_dose_results",
+            N_(
+                "cycle {cycle} of {patient_code} already has {n_existing} dose results; "
+                "replace them with a reason"
+            ),
+            cycle=str(cycle),
+            patient_code=str(patient.patient_code),
+            n_existing=len(existing),
         )
     for row in existing:
         session.delete(row)

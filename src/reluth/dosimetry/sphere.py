@@ -11,7 +11,8 @@ import numpy as np
 
 from reluth.dosimetry.physics import SECONDS_PER_HOUR
 from reluth.dosimetry.svalues import read_data_csv
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +34,13 @@ def sphere_svalue(mass_g: float) -> SphereS:
     """Self-S-value of a sphere of ``mass_g``; outside the table the end segment is extended
     in log–log and the result is flagged as extrapolated."""
     if not (mass_g > 0 and math.isfinite(mass_g)):
-        raise ValidationError("mass_g", f"sphere mass {mass_g!r}", "a mass > 0 g")
+        raise invalid(
+            "mass_g",
+            "sphere_mass",
+            N_("sphere mass {mass_g}"),
+            N_("a mass > 0 g"),
+            mass_g=repr(mass_g),
+        )
     m, s = (np.log(np.asarray(x)) for x in sphere_table())
     lm = math.log(mass_g)
     if lm < m[0] or lm > m[-1]:

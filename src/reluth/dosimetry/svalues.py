@@ -14,7 +14,8 @@ from functools import lru_cache
 from importlib import resources
 
 from reluth.dosimetry.physics import LOCAL_DEPOSITION_MGY_G_PER_MBQ_S, SECONDS_PER_HOUR
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 SEXES = ("male", "female")
 
@@ -99,12 +100,24 @@ def organs() -> list[str]:
 
 def organ_svalue(organ: str, sex: str) -> OrganSValue:
     if sex not in SEXES:
-        raise ValidationError("sex", f"unknown sex {sex!r}", ", ".join(SEXES))
+        raise invalid(
+            "sex",
+            "unknown_sex",
+            N_("unknown sex {sex}"),
+            N_("{sexes}"),
+            sex=repr(sex),
+            sexes=", ".join(SEXES),
+        )
     try:
         return organ_table()[(organ, sex)]
     except KeyError:
-        raise ValidationError(
-            "svalue_organ", f"no S-value for organ {organ!r}", ", ".join(organs())
+        raise invalid(
+            "svalue_organ",
+            "no_s_value_organ",
+            N_("no S-value for organ {organ}"),
+            N_("{organs}"),
+            organ=repr(organ),
+            organs=", ".join(organs()),
         ) from None
 
 
@@ -113,7 +126,13 @@ def scaled_svalue(sv: OrganSValue, patient_mass_g: float | None) -> float:
     if patient_mass_g is None:
         return sv.s_mgy_per_mbq_s
     if not patient_mass_g > 0:
-        raise ValidationError("mass_g", f"organ mass {patient_mass_g!r} g", "a mass > 0 g")
+        raise invalid(
+            "mass_g",
+            "organ_mass_g",
+            N_("organ mass {patient_mass_g} g"),
+            N_("a mass > 0 g"),
+            patient_mass_g=repr(patient_mass_g),
+        )
     ratio = sv.phantom_mass_g / patient_mass_g
     return sv.electron_part * ratio + sv.photon_part * ratio ** (2.0 / 3.0)
 

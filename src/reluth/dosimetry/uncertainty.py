@@ -32,7 +32,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reluth.dosimetry import kinetics
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 DOF_FLOOR = 3
 STP_METHOD_RELATIVE_SD = (0.10, 0.30)  # inside / outside the validity window
@@ -53,11 +54,29 @@ class UncertaintySettings:
         for name in ("calibration_relative_sd", "svalue_relative_sd", "density_relative_sd"):
             v = getattr(self, name)
             if not (0 <= v < 1 and math.isfinite(v)):
-                raise ValidationError(f"uncertainty.{name}", f"{v!r}", "a fraction in [0, 1)")
+                raise invalid(
+                    f"uncertainty.{name}",
+                    "unaccepted_uncertainty_name",
+                    N_("{v}"),
+                    N_("a fraction in [0, 1)"),
+                    v=repr(v),
+                )
         if not (self.boundary_mm >= 0 and math.isfinite(self.boundary_mm)):
-            raise ValidationError("uncertainty.boundary_mm", f"{self.boundary_mm!r}", "mm >= 0")
+            raise invalid(
+                "uncertainty.boundary_mm",
+                "unaccepted_uncertainty_boundary_mm",
+                N_("{boundary_mm}"),
+                N_("mm >= 0"),
+                boundary_mm=repr(self.boundary_mm),
+            )
         if self.dof_floor < 1:
-            raise ValidationError("uncertainty.dof_floor", f"{self.dof_floor!r}", "an integer >= 1")
+            raise invalid(
+                "uncertainty.dof_floor",
+                "unaccepted_uncertainty_dof_floor",
+                N_("{dof_floor}"),
+                N_("an integer >= 1"),
+                dof_floor=repr(self.dof_floor),
+            )
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,12 @@ def volume_relative_sd(
     """σ_V/V = δ·S/V for a boundary uncertainty δ."""
     volume = float(np.count_nonzero(mask)) * float(np.prod(voxel_mm))
     if volume <= 0:
-        raise ValidationError("mask", "the volume of interest is empty", "at least one voxel")
+        raise invalid(
+            "mask",
+            "volume_interest_empty",
+            N_("the volume of interest is empty"),
+            N_("at least one voxel"),
+        )
     return boundary_mm * mask_surface_mm2(mask, voxel_mm) / volume
 
 
@@ -120,7 +144,13 @@ def combine(dose_gy: float, components: Mapping[str, float | None]) -> DoseUncer
     known = {k: float(v) for k, v in components.items() if v is not None}
     for name, v in known.items():
         if not (v >= 0 and math.isfinite(v)):
-            raise ValidationError(f"uncertainty.{name}", f"{v!r}", "a relative SD >= 0")
+            raise invalid(
+                f"uncertainty.{name}",
+                "unaccepted_uncertainty_name",
+                N_("{v}"),
+                N_("a relative SD >= 0"),
+                v=repr(v),
+            )
     rel = math.sqrt(sum(v * v for v in known.values()))
     return DoseUncertainty(known, rel, abs(dose_gy) * rel)
 

@@ -24,7 +24,9 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from reluth.dosimetry.image import Grid, GridPolicy, Image, onto
-from reluth.errors import ValidationError
+from reluth.dosimetry.notes import note
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 RTSTRUCT_SOP = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -65,27 +67,47 @@ def fold(name: str) -> str:
 
 def parse_organ_table(doc: Any, where: str = "organ table") -> OrganTable:
     if not isinstance(doc, dict) or not isinstance(doc.get("organs"), list):
-        raise ValidationError(where, "no organs list", "organs: [{voi, kind, names}]")
+        raise invalid(
+            where, "no_organs_list", N_("no organs list"), N_("organs: [{{voi, kind, names}}]")
+        )
     names: dict[str, OrganEntry] = {}
     for i, o in enumerate(doc["organs"]):
         w = f"{where}.organs[{i}]"
         if not isinstance(o, dict) or not isinstance(o.get("voi"), str):
-            raise ValidationError(w, "no voi name", "{voi, kind, names}")
+            raise invalid(w, "no_voi_name", N_("no voi name"), N_("{{voi, kind, names}}"))
         kind = o.get("kind", "organ")
         if kind not in ("organ", "tumour", "remainder"):
-            raise ValidationError(f"{w}.kind", f"{kind!r}", "organ, tumour, remainder")
+            raise invalid(
+                f"{w}.kind",
+                "unaccepted_w_kind",
+                N_("{kind}"),
+                N_("organ, tumour, remainder"),
+                kind=repr(kind),
+            )
         entry = OrganEntry(o["voi"], kind, o.get("svalue_organ"))
         for n in [o["voi"], *(o.get("names") or [])]:
             key = fold(str(n))
             if key in names and names[key] != entry:
-                raise ValidationError(f"{w}.names", f"{n!r} also maps to {names[key].voi}")
+                raise invalid(
+                    f"{w}.names",
+                    "also_maps",
+                    N_("{n} also maps to {voi}"),
+                    n=repr(n),
+                    voi=str(names[key].voi),
+                )
             names[key] = entry
     patterns = []
     for p in doc.get("tumour_patterns") or []:
         try:
             patterns.append(re.compile(str(p)))
         except re.error as exc:
-            raise ValidationError(f"{where}.tumour_patterns", f"{p!r}: {exc}") from None
+            raise invalid(
+                f"{where}.tumour_patterns",
+                "unaccepted_where_tumour_patterns",
+                N_("{p}: {exc_name}"),
+                p=repr(p),
+                exc_name=str(exc),
+            ) from None
     return OrganTable(names, tuple(patterns))
 
 
@@ -98,7 +120,14 @@ def load_organ_table(path: Path) -> OrganTable:
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ValidationError("--organ-table", f"cannot read {path}: {exc}", "YAML") from None
+        raise invalid(
+            "--organ-table",
+            "cannot_read_2",
+            N_("cannot read {path}: {exc_name}"),
+            N_("YAML"),
+            path=str(path),
+            exc_name=str(exc),
+        ) from None
     return parse_organ_table(doc, "--organ-table")
 
 
@@ -130,22 +159,40 @@ def map_names(
             unknown.append(roi)
             continue
         if entry.voi in out:
-            raise ValidationError(
+            raise invalid(
                 f"{source} ROI {roi!r}",
-                f"maps to {entry.voi}, as ROI {out[entry.voi].roi_name!r} does",
-                "one ROI per volume of interest",
+                "maps_roi_does",
+                N_("maps to {voi}, as ROI {roi_name} does"),
+                N_("one ROI per volume of interest"),
+                voi=str(entry.voi),
+                roi_name=repr(out[entry.voi].roi_name),
             )
         if not mask.array.any():
-            notes.append(f"{source} ROI {roi!r}: empty on the SPECT grid, not used")
+            notes.append(
+                note(
+                    "dosimetry.roi_empty",
+                    N_("{source} ROI {roi}: empty on the SPECT grid, not used"),
+                    source=source,
+                    roi=repr(roi),
+                )
+            )
             continue
         out[entry.voi] = NamedMask(roi, entry, mask, source, for_uid)
     if unknown:
         notes.append(
-            f"{source}: ROIs not in the organ table, not used: {', '.join(sorted(unknown))}"
+            note(
+                "dosimetry.rois_unknown",
+                N_("{source}: ROIs not in the organ table, not used: {rois}"),
+                source=source,
+                rois=sorted(unknown),
+            )
         )
     if not out:
-        raise ValidationError(
-            source, "no ROI maps to an organ or tumour", "ROI names in the organ table"
+        raise invalid(
+            source,
+            "no_roi_maps_organ_tumour",
+            N_("no ROI maps to an organ or tumour"),
+            N_("ROI names in the organ table"),
         )
     return list(out.values())
 
@@ -180,10 +227,11 @@ def rasterise_contours(
         ijk = np.asarray((inv @ np.column_stack([c, np.ones(len(c))]).T).T[:, :3], np.float64)
         kc = ijk[:, 2]
         if float(kc.max() - kc.min()) > PLANE_TOLERANCE_VOXEL:
-            raise ValidationError(
+            raise invalid(
                 what,
-                "contours are not parallel to the SPECT slices",
-                "contours drawn on axial slices of an axial SPECT/CT",
+                "contours_are_not_parallel_spect",
+                N_("contours are not parallel to the SPECT slices"),
+                N_("contours drawn on axial slices of an axial SPECT/CT"),
             )
         planes.setdefault(round(float(kc.mean()), 4), []).append(ijk[:, :2])
     nk, nj, ni = grid.shape
@@ -202,7 +250,7 @@ def rasterise_contours(
 def read_rtstruct(ds: Dataset, grid: Grid) -> dict[str, tuple[Image, str]]:
     """Every ROI with closed planar contours of an RTSTRUCT, rasterised on ``grid``."""
     if str(ds.get("SOPClassUID", "")) != RTSTRUCT_SOP and ds.get("Modality") != "RTSTRUCT":
-        raise ValidationError("VOIs", "not an RT Structure Set", "RTSTRUCT")
+        raise invalid("VOIs", "not_rt_structure_set", N_("not an RT Structure Set"), N_("RTSTRUCT"))
     rois = {
         int(r.ROINumber): (str(r.ROIName), str(r.get("ReferencedFrameOfReferenceUID", "")))
         for r in ds.get("StructureSetROISequence") or []
@@ -217,8 +265,12 @@ def read_rtstruct(ds: Dataset, grid: Grid) -> dict[str, tuple[Image, str]]:
             if kind == "POINT":
                 continue
             if kind != "CLOSED_PLANAR":
-                raise ValidationError(
-                    f"RTSTRUCT ROI {name!r}", f"{kind} contour", "CLOSED_PLANAR contours"
+                raise invalid(
+                    f"RTSTRUCT ROI {name!r}",
+                    "contour",
+                    N_("{kind} contour"),
+                    N_("CLOSED_PLANAR contours"),
+                    kind=str(kind),
                 )
             pts = np.asarray([float(x) for x in c.ContourData], dtype=np.float64).reshape(-1, 3)
             if len(pts) >= 3:
@@ -240,9 +292,20 @@ def read_seg(
         seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
         vol = seg.get_volume(combine_segments=False, dtype=np.float32)
     except (ValueError, AttributeError, KeyError, RuntimeError) as exc:
-        raise ValidationError("SEG", f"cannot read the segmentation: {exc}", "DICOM SEG") from None
+        raise invalid(
+            "SEG",
+            "cannot_read_segmentation",
+            N_("cannot read the segmentation: {exc_name}"),
+            N_("DICOM SEG"),
+            exc_name=str(exc),
+        ) from None
     if vol is None:
-        raise ValidationError("SEG", "frames do not form a regular volume", "a volumetric SEG")
+        raise invalid(
+            "SEG",
+            "frames_do_not_form_regular",
+            N_("frames do not form a regular volume"),
+            N_("a volumetric SEG"),
+        )
     out: dict[str, tuple[Image, str]] = {}
     for desc in seg.SegmentSequence:
         number = int(desc.SegmentNumber)
@@ -268,6 +331,11 @@ def masks_from_dataset(
         return read_rtstruct(ds, grid), "RTSTRUCT"
     if sop == SEG_SOP or ds.get("Modality") == "SEG":
         return read_seg(ds, grid, policy, notes), "SEG"
-    raise ValidationError(
-        "VOIs", f"{ds.get('Modality', '?')} object (SOP class {sop})", "RTSTRUCT or SEG"
+    raise invalid(
+        "VOIs",
+        "object_sop_class",
+        N_("{get} object (SOP class {sop})"),
+        N_("RTSTRUCT or SEG"),
+        get=str(ds.get("Modality", "?")),
+        sop=str(sop),
     )

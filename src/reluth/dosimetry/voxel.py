@@ -47,7 +47,8 @@ from reluth.dosimetry.physics import (
     LU177_PHOTON_LINES,
     SECONDS_PER_HOUR,
 )
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 HAFNIUM_Z = 72
 KERNEL_UNITS = "mGy/(MBq*s)"
@@ -134,7 +135,13 @@ def generate_kernel(
     :func:`photon_energy_grid`."""
     vx = np.asarray(voxel_mm, dtype=np.float64)
     if vx.shape != (3,) or np.any(~(vx > 0)):
-        raise ValidationError("voxel_mm", f"invalid voxel size {voxel_mm!r}", "three sizes > 0 mm")
+        raise invalid(
+            "voxel_mm",
+            "invalid_voxel_size",
+            N_("invalid voxel size {voxel_mm}"),
+            N_("three sizes > 0 mm"),
+            voxel_mm=repr(voxel_mm),
+        )
     if half_width is None:
         reach = PHOTON_KERNEL_RADIUS_MM if photons else 3.0
         half_width = max(1, math.ceil(reach / float(vx.min()))) + (0 if photons else 1)
@@ -336,25 +343,59 @@ def load_kernel(path: Path) -> Kernel:
     path = Path(path)
     sidecar = path.with_suffix(".json")
     if not path.exists():
-        raise ValidationError("kernel", f"kernel file {path} not found", "a .npy or .txt kernel")
+        raise invalid(
+            "kernel",
+            "kernel_file_not_found",
+            N_("kernel file {path} not found"),
+            N_("a .npy or .txt kernel"),
+            path=str(path),
+        )
     if not sidecar.exists():
-        raise ValidationError(
-            "kernel", f"sidecar {sidecar.name} missing", '{"voxel_mm": [x,y,z], "units": ...}'
+        raise invalid(
+            "kernel",
+            "sidecar_missing",
+            N_("sidecar {name} missing"),
+            N_('{{"voxel_mm": [x,y,z], "units": ...}}'),
+            name=sidecar.name,
         )
     meta = json.loads(sidecar.read_text(encoding="utf-8"))
     vox = meta.get("voxel_mm")
     if not (isinstance(vox, list) and len(vox) == 3):
-        raise ValidationError("kernel.voxel_mm", f"{vox!r}", "a list of three sizes in mm")
+        raise invalid(
+            "kernel.voxel_mm",
+            "unaccepted_kernel_voxel_mm",
+            N_("{vox}"),
+            N_("a list of three sizes in mm"),
+            vox=repr(vox),
+        )
     if meta.get("units", KERNEL_UNITS) != KERNEL_UNITS:
-        raise ValidationError("kernel.units", f"{meta.get('units')!r}", KERNEL_UNITS)
+        raise invalid(
+            "kernel.units",
+            "unaccepted_kernel_units",
+            N_("{get}"),
+            N_("{kernel_units}"),
+            get=repr(meta.get("units")),
+            kernel_units=str(KERNEL_UNITS),
+        )
     if path.suffix == ".npy":
         values = np.load(path, allow_pickle=False).astype(np.float64)
         if values.ndim != 3 or any(s % 2 == 0 for s in values.shape):
-            raise ValidationError("kernel", f"shape {values.shape}", "3-D with odd sizes")
+            raise invalid(
+                "kernel",
+                "shape",
+                N_("shape {shape}"),
+                N_("3-D with odd sizes"),
+                shape=str(values.shape),
+            )
     else:
         table = np.loadtxt(path, comments="#", ndmin=2)
         if table.shape[1] != 4 or np.any(table[:, :3] < 0):
-            raise ValidationError("kernel", "text table malformed", "columns i j k S with i,j,k>=0")
+            raise invalid(
+                "kernel",
+                "text_table_malformed",
+                N_("text table malformed"),
+                N_("columns i j k S with i,j,k>=0"),
+            )
         ijk = table[:, :3].astype(int)
         hw = ijk.max(axis=0)
         values = np.zeros(tuple(2 * hw + 1))
@@ -366,7 +407,13 @@ def load_kernel(path: Path) -> Kernel:
     prov = str(meta.get("provenance", f"user kernel {path.name}"))
     photons = meta.get("includes_photons", False)
     if not isinstance(photons, bool):
-        raise ValidationError("kernel.includes_photons", f"{photons!r}", "true or false")
+        raise invalid(
+            "kernel.includes_photons",
+            "unaccepted_kernel_includes_photons",
+            N_("{photons}"),
+            N_("true or false"),
+            photons=repr(photons),
+        )
     return Kernel(values, (float(vox[0]), float(vox[1]), float(vox[2])), prov, photons)
 
 
@@ -416,7 +463,14 @@ def local_deposition_density(
     ct = np.asarray(density_g_per_ml, dtype=np.float32)
     for mask in masks:
         if mask.shape != ct.shape:
-            raise ValidationError("mask", f"grid {mask.shape} vs CT {ct.shape}", "same grid")
+            raise invalid(
+                "mask",
+                "grid_vs_ct",
+                N_("grid {shape} vs CT {shape2}"),
+                N_("same grid"),
+                shape=str(mask.shape),
+                shape2=str(ct.shape),
+            )
         if mask.any():
             rho[mask] = np.float32(ct[mask].mean(dtype=np.float64))
     return np.asarray(rho, dtype=np.float32)
@@ -460,10 +514,22 @@ def dose_volume(
     """D2/D50/D98 (minimum dose to the hottest 2/50/98% of the volume), mean, and the cumulative
     dose–volume histogram."""
     if dose_gy.shape != mask.shape:
-        raise ValidationError("mask", f"grid {mask.shape} vs dose {dose_gy.shape}", "same grid")
+        raise invalid(
+            "mask",
+            "grid_vs_dose",
+            N_("grid {shape} vs dose {shape2}"),
+            N_("same grid"),
+            shape=str(mask.shape),
+            shape2=str(dose_gy.shape),
+        )
     d = np.asarray(dose_gy[mask], dtype=np.float64)
     if d.size == 0:
-        raise ValidationError("mask", "the volume of interest is empty", "at least one voxel")
+        raise invalid(
+            "mask",
+            "volume_interest_empty",
+            N_("the volume of interest is empty"),
+            N_("at least one voxel"),
+        )
     edges = np.linspace(0.0, float(d.max()), bins + 1)
     frac = [(d >= e).mean() for e in edges]
     p98, p50, p2 = np.percentile(d, [98, 50, 2])

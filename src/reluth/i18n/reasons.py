@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
-from reluth.errors import ReluthError
+from reluth.errors import ReluthError, ValidationError
 from reluth.i18n import DEFAULT, N_, format_number, get_locale, gettext, use_locale
 from reluth.i18n.messages import _shown as plain_value
 from reluth.i18n.messages import field_label
@@ -302,3 +302,45 @@ def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
     language where :func:`reluth.i18n.messages.describe` shows it."""
     reason = Reason(code, template, params)
     return error(reason.english(), code=code, params={"reason": reason})
+
+
+def invalid(
+    field: str, code: str, problem: str, accepted: str | None = None, **params: Any
+) -> ValidationError:
+    """A coded refused input: ``problem`` and ``accepted`` are templates (marked with ``N_``
+    where the error is made) filled with ``params``; English in ``message`` and ``problem``
+    as a ``ValidationError`` writes them, ``field`` kept as the path (its label where shown)."""
+    said = Reason(code, problem, params)
+    if not accepted:
+        shown = Reason(
+            "invalid", N_("{field}: {problem}"), {"field": Field(field), "problem": said}
+        )
+        return ValidationError(field, said.english(), code=code, params={"reason": shown})
+    allowed = Reason(f"{code}.accepted", accepted, params)
+    shown = Reason(
+        "invalid",
+        N_("{field}: {problem} (accepted: {accepted})"),
+        {"field": Field(field), "problem": said, "accepted": allowed},
+    )
+    return ValidationError(
+        field, said.english(), allowed.english(), code=code, params={"reason": shown}
+    )
+
+
+def moved(exc: ReluthError, field: str) -> ValidationError:
+    """``exc`` said of ``field`` (an input's path given by the caller: ``vois.liver.mass_g``,
+    ``case PHANTOM-001: spect[0].file``), its code and reason kept."""
+    reason = exc.params.get("reason")
+    if isinstance(exc, ValidationError):
+        problem, accepted = exc.problem, exc.accepted
+        if isinstance(reason, Reason) and reason.key == "invalid":
+            params = {**reason.params, "field": Field(field)}
+            reason = Reason(reason.key, reason.template, params)
+    else:
+        problem, accepted = exc.message, None
+        if isinstance(reason, Reason):
+            reason = Reason(
+                "invalid", N_("{field}: {problem}"), {"field": Field(field), "problem": reason}
+            )
+    params = {**exc.params, **({"reason": reason} if reason is not None else {})}
+    return ValidationError(field, problem, accepted, code=exc.code, params=params)

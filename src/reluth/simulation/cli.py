@@ -49,8 +49,10 @@ _OPTION_FOR_FIELD = {
 
 def _as_option(exc: ValidationError) -> ValidationError:
     """Name the command-line option rather than the internal field."""
+    from reluth.i18n.reasons import moved
+
     option = _OPTION_FOR_FIELD.get(exc.field)
-    return exc if option is None else ValidationError(option, exc.problem, exc.accepted)
+    return exc if option is None else moved(exc, option)
 
 
 def _pct(x: float | None) -> str:
@@ -164,6 +166,8 @@ def simulate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Power and type I error of the primary analysis (and of the stratified log-rank for PFS)."""
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
     from reluth.simulation.cohort import CohortPlan
     from reluth.simulation.design import PrimaryDesign, SurvivalDesign
     from reluth.simulation.runner import new_seed, simulate_design, summary_to_dict
@@ -197,9 +201,15 @@ def simulate_cmd(
     except ValidationError as exc:
         raise _as_option(exc) from None
     if null_rate is not None and not 0 <= null_rate <= 1:
-        raise ValidationError("--null-rate", f"{null_rate!r} is not a probability", "0..1")
+        raise invalid(
+            "--null-rate",
+            "not_probability_2",
+            N_("{null_rate} is not a probability"),
+            N_("0..1"),
+            null_rate=repr(null_rate),
+        )
     if n_sim < 1 or (survival is not None and n_sim_pfs < 1):
-        raise ValidationError("--n-sim", "must be at least 1", "a positive integer")
+        raise invalid("--n-sim", "must_least_1", N_("must be at least 1"), N_("a positive integer"))
     seed = new_seed() if seed is None else seed
     total = 2 * n_sim + (0 if survival is None else 2 * n_sim_pfs)
     with progress_bar(disable=as_json) as bar:
@@ -248,6 +258,8 @@ def grid_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Power over sample sizes × effect sizes, with a power-curve plot (power-curve.png)."""
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
     from reluth.simulation.design import grid_cells
     from reluth.simulation.runner import (
         new_seed,
@@ -262,15 +274,33 @@ def grid_cmd(
     hazard_ratios = parse_number_list(hr, "--hr", float) if hr.strip() else []
     for n in sizes:
         if n < 1:
-            raise ValidationError("--n-per-arm", f"{n} is not allowed", "integers >= 1")
+            raise invalid(
+                "--n-per-arm",
+                "not_allowed_2",
+                N_("{n} is not allowed"),
+                N_("integers >= 1"),
+                n=str(n),
+            )
     for p in [*effects, p0, non_evaluable_rate]:
         if not 0 <= p <= 1:
-            raise ValidationError("--p1/--p0", f"{p!r} is not a probability", "numbers in [0, 1]")
+            raise invalid(
+                "--p1/--p0",
+                "not_probability_3",
+                N_("{p} is not a probability"),
+                N_("numbers in [0, 1]"),
+                p=repr(p),
+            )
     for h in hazard_ratios:
         if h <= 0:
-            raise ValidationError("--hr", f"{h!r} is not a hazard ratio", "numbers > 0")
+            raise invalid(
+                "--hr",
+                "not_hazard_ratio",
+                N_("{h} is not a hazard ratio"),
+                N_("numbers > 0"),
+                h=repr(h),
+            )
     if n_sim < 1 or n_sim_pfs < 1:
-        raise ValidationError("--n-sim", "must be at least 1", "a positive integer")
+        raise invalid("--n-sim", "must_least_1", N_("must be at least 1"), N_("a positive integer"))
     seed = new_seed() if seed is None else seed
     cells = grid_cells(
         sizes,
@@ -289,8 +319,13 @@ def grid_cmd(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValidationError(
-            "--out", f"cannot create {out}: {exc}", "a writable directory"
+        raise invalid(
+            "--out",
+            "cannot_create",
+            N_("cannot create {out}: {exc_name}"),
+            N_("a writable directory"),
+            out=str(out),
+            exc_name=str(exc),
         ) from None
     with progress_bar(disable=as_json) as bar:
         where = scheduler or "locally"

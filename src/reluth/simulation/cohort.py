@@ -39,7 +39,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.protocol.definition import Protocol
 
 Arm = str  # an arm code of the protocol
@@ -96,8 +97,10 @@ class CohortPlan:
         treated = [a for a in protocol.arms if protocol.arm_cycles(a.code)]
         untreated = [a for a in protocol.arms if not protocol.arm_cycles(a.code)]
         if len(treated) != 1 or len(untreated) != 1:
-            raise ValidationError(
-                "arms", "the synthetic cohort simulates one treated and one untreated arm"
+            raise invalid(
+                "arms",
+                "synthetic_cohort_simulates_one_treated",
+                N_("the synthetic cohort simulates one treated and one untreated arm"),
             )
         sch = protocol.schedule
         e = protocol.eligibility
@@ -210,7 +213,9 @@ class CohortConfig:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         if self.seed < 0:
-            raise ValidationError("seed", f"{self.seed}", "an integer >= 0")
+            raise invalid(
+                "seed", "unaccepted_seed", N_("{seed}"), N_("an integer >= 0"), seed=str(self.seed)
+            )
         for name in (
             "p_progression_during_retreatment",
             "p_other_failure_before_randomization",
@@ -219,27 +224,58 @@ class CohortConfig:
         ):
             value = getattr(self, name)
             if not 0 <= value < 1:
-                raise ValidationError(name, f"{value!r}", "a probability in [0, 1)")
+                raise invalid(
+                    name,
+                    "unaccepted_name",
+                    N_("{value}"),
+                    N_("a probability in [0, 1)"),
+                    value=repr(value),
+                )
         for name in ("dcr_control", "dcr_experimental"):
             value = getattr(self, name)
             if not 0 < value < 1:
-                raise ValidationError(name, f"{value!r}", "a probability in (0, 1)")
+                raise invalid(
+                    name,
+                    "unaccepted_name",
+                    N_("{value}"),
+                    N_("a probability in (0, 1)"),
+                    value=repr(value),
+                )
         if self.dcr_c <= 0.5 and self.pfs_median_control_months * plan.days_per_month > 0:
             # S(week 24) = DCR must exceed 0.5 for the median to lie after the landmark.
-            raise ValidationError(
-                "dcr_control", f"{self.dcr_control}", "> 0.5 (median after week 24)"
+            raise invalid(
+                "dcr_control",
+                "unaccepted_dcr_control",
+                N_("{dcr_control}"),
+                N_("> 0.5 (median after week 24)"),
+                dcr_control=str(self.dcr_control),
             )
         if self.pfs_median_control_months * plan.days_per_month <= plan.landmark_day:
             months = plan.landmark_day / plan.days_per_month
-            raise ValidationError(
+            raise invalid(
                 "pfs_median_control_months",
-                f"{self.pfs_median_control_months}",
-                f"> {months:.2f} (the month-6 landmark, day {plan.landmark_day})",
+                "unaccepted_pfs_median_control_months",
+                N_("{pfs_median_control_months}"),
+                N_("> {months} (the month-6 landmark, day {landmark_day})"),
+                pfs_median_control_months=str(self.pfs_median_control_months),
+                months=format(months, ".2f"),
+                landmark_day=str(plan.landmark_day),
             )
         if self.pfs_hazard_ratio is not None and not self.pfs_hazard_ratio > 0:
-            raise ValidationError("pfs_hazard_ratio", f"{self.pfs_hazard_ratio}", "> 0")
+            raise invalid(
+                "pfs_hazard_ratio",
+                "unaccepted_pfs_hazard_ratio",
+                N_("{pfs_hazard_ratio}"),
+                N_("> 0"),
+                pfs_hazard_ratio=str(self.pfs_hazard_ratio),
+            )
         if self.included_n < 1 or self.centres_n < 1 or self.n_not_included < 0:
-            raise ValidationError("n_included", "empty cohort", "n_included >= 1, n_centres >= 1")
+            raise invalid(
+                "n_included",
+                "empty_cohort",
+                N_("empty cohort"),
+                N_("n_included >= 1, n_centres >= 1"),
+            )
 
     @functools.cached_property
     def plan(self) -> CohortPlan:

@@ -27,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.simulation.cohort import CohortPlan
 
 FloatArray = npt.NDArray[np.float64]
@@ -51,17 +52,36 @@ FISHER_EXPECTED_BELOW = 5
 def _check_probability(name: str, value: float, *, open_upper: bool = False) -> None:
     upper_ok = value < 1 if open_upper else value <= 1
     if not (math.isfinite(value) and value >= 0 and upper_ok):
-        raise ValidationError(name, f"{value!r} is not a probability", "a number in [0, 1]")
+        raise invalid(
+            name,
+            "not_probability",
+            N_("{value} is not a probability"),
+            N_("a number in [0, 1]"),
+            value=repr(value),
+        )
 
 
 def _check_positive_int(name: str, value: int, minimum: int = 1) -> None:
     if int(value) != value or value < minimum:
-        raise ValidationError(name, f"{value!r} is not allowed", f"an integer >= {minimum}")
+        raise invalid(
+            name,
+            "not_allowed",
+            N_("{value} is not allowed"),
+            N_("an integer >= {minimum}"),
+            value=repr(value),
+            minimum=str(minimum),
+        )
 
 
 def _check_alpha(alpha: float) -> None:
     if not (math.isfinite(alpha) and 0 < alpha < 1):
-        raise ValidationError("alpha", f"{alpha!r} is not a significance level", "0 < alpha < 1")
+        raise invalid(
+            "alpha",
+            "not_significance_level",
+            N_("{alpha} is not a significance level"),
+            N_("0 < alpha < 1"),
+            alpha=repr(alpha),
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,24 +378,48 @@ class SurvivalDesign:
         for name in ("median_control_months", "hazard_ratio"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise ValidationError(name, f"{value!r} is not allowed", "a number > 0")
+                raise invalid(
+                    name,
+                    "not_allowed",
+                    N_("{value} is not allowed"),
+                    N_("a number > 0"),
+                    value=repr(value),
+                )
         for name in ("accrual_months", "followup_months", "dropout_per_year"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ValidationError(name, f"{value!r} is not allowed", "a number >= 0")
+                raise invalid(
+                    name,
+                    "not_allowed",
+                    N_("{value} is not allowed"),
+                    N_("a number >= 0"),
+                    value=repr(value),
+                )
         if self.accrual_months + self.followup_months <= 0:
-            raise ValidationError(
-                "followup_months", "no follow-up at all", "accrual + follow-up > 0"
+            raise invalid(
+                "followup_months",
+                "no_follow_up",
+                N_("no follow-up at all"),
+                N_("accrual + follow-up > 0"),
             )
         _check_alpha(self.alpha)
         if self.scheduled_assessments and self.schedule is None:
-            raise ValidationError(
-                "scheduled_assessments", "needs the protocol's schedule", "schedule=CohortPlan"
+            raise invalid(
+                "scheduled_assessments",
+                "needs_protocol_schedule",
+                N_("needs the protocol's schedule"),
+                N_("schedule=CohortPlan"),
             )
         for name, prevalence, hr in self.stratum_factors:
             _check_probability(f"stratum_factors.{name}.prevalence", prevalence)
             if not (math.isfinite(hr) and hr > 0):
-                raise ValidationError(f"stratum_factors.{name}.hazard_ratio", f"{hr!r}", "> 0")
+                raise invalid(
+                    f"stratum_factors.{name}.hazard_ratio",
+                    "unaccepted_stratum_factors_name_hazard_ra",
+                    N_("{hr}"),
+                    N_("> 0"),
+                    hr=repr(hr),
+                )
 
     @property
     def control_hazard_per_month(self) -> float:
@@ -693,7 +737,13 @@ def run_grid_cell(cell: GridCell) -> GridCellResult:
             sres.schoenfeld_power,
             None,
         )
-    raise ValidationError("endpoint", f"unknown endpoint {cell.endpoint!r}", "dcr, pfs")
+    raise invalid(
+        "endpoint",
+        "unknown_endpoint",
+        N_("unknown endpoint {endpoint}"),
+        N_("dcr, pfs"),
+        endpoint=repr(cell.endpoint),
+    )
 
 
 def grid_cells(
@@ -713,7 +763,9 @@ def grid_cells(
 ) -> list[GridCell]:
     """All cells, each with its own independent seed spawned from ``seed`` (order-independent)."""
     if seed is not None and seed < 0:
-        raise ValidationError("seed", f"{seed}", "an integer >= 0")
+        raise invalid(
+            "seed", "unaccepted_seed", N_("{seed}"), N_("an integer >= 0"), seed=str(seed)
+        )
     specs = [("dcr", n, p) for n in n_per_arm for p in p_experimental]
     specs += [("pfs", n, hr) for n in n_per_arm for hr in hazard_ratios]
     children = np.random.SeedSequence(seed).spawn(len(specs))

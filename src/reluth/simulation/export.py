@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.protocol.definition import Protocol
 from reluth.simulation.cohort import SyntheticCohort, SyntheticPatient, stratum_code
 from reluth.values import to_jsonable
@@ -58,8 +59,13 @@ def write_cohort(
     try:
         (out / "patients").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValidationError(
-            "--out", f"cannot create {out}: {exc}", "a writable directory"
+        raise invalid(
+            "--out",
+            "cannot_create",
+            N_("cannot create {out}: {exc_name}"),
+            N_("a writable directory"),
+            out=str(out),
+            exc_name=str(exc),
         ) from None
     rows = []
     for p in cohort.patients:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from reluth.csvout import write_rows
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.simulation.design import (
     GridCell,
     GridCellResult,
@@ -66,7 +67,9 @@ def simulate_design(
 ) -> DesignSummary:
     """Power and type I error of the primary test, and (optionally) of the stratified log-rank."""
     if seed < 0:
-        raise ValidationError("seed", f"{seed}", "an integer >= 0")
+        raise invalid(
+            "seed", "unaccepted_seed", N_("{seed}"), N_("an integer >= 0"), seed=str(seed)
+        )
     start = time.perf_counter()
     rng_power, rng_null, rng_pfs, rng_pfs_null = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
@@ -208,18 +211,25 @@ def run_grid(
                 progress(1)
         return results
     if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-        raise ValidationError(
-            "--scheduler", f"{scheduler!r} is not a scheduler address", "tcp://HOST:PORT"
+        raise invalid(
+            "--scheduler",
+            "not_scheduler_address",
+            N_("{scheduler} is not a scheduler address"),
+            N_("tcp://HOST:PORT"),
+            scheduler=repr(scheduler),
         )
     from dask.distributed import Client, as_completed
 
     try:
         client = Client(scheduler, timeout="10s", set_as_default=False)
     except OSError as exc:
-        raise ValidationError(
+        raise invalid(
             "--scheduler",
-            f"cannot reach the Dask scheduler at {scheduler}: {exc}",
-            "a running dask scheduler (tcp://HOST:PORT)",
+            "cannot_reach_dask_scheduler_2",
+            N_("cannot reach the Dask scheduler at {scheduler}: {exc_name}"),
+            N_("a running dask scheduler (tcp://HOST:PORT)"),
+            scheduler=str(scheduler),
+            exc_name=str(exc),
         ) from None
     try:
         futures = client.map(run_grid_cell, list(cells), pure=False)
@@ -307,12 +317,24 @@ def parse_number_list(text: str, field: str, kind: type) -> list[Any]:
         try:
             value = kind(part)
         except ValueError:
-            raise ValidationError(
-                field, f"{part!r} is not a number", "comma-separated numbers, e.g. 40,60,73"
+            raise invalid(
+                field,
+                "not_number",
+                N_("{part} is not a number"),
+                N_("comma-separated numbers, e.g. 40,60,73"),
+                part=repr(part),
             ) from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValidationError(field, f"{part!r} is not finite", "finite numbers")
+            raise invalid(
+                field,
+                "not_finite",
+                N_("{part} is not finite"),
+                N_("finite numbers"),
+                part=repr(part),
+            )
         out.append(value)
     if not out:
-        raise ValidationError(field, "empty list", "comma-separated numbers, e.g. 40,60,73")
+        raise invalid(
+            field, "empty_list", N_("empty list"), N_("comma-separated numbers, e.g. 40,60,73")
+        )
     return out

@@ -19,6 +19,7 @@ from reluth.auth.actor import Actor
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.trial import Trial
+from reluth.dosimetry import notes
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import ReluthError, ValidationError
 from reluth.i18n import N_, gettext
@@ -48,6 +49,8 @@ def _page(
             "who": who,
             "code": patient.patient_code,
             "d": dosimetry.patient_dosimetry(ctx, patient.patient_code),
+            "shown_note": notes.shown,
+            "method_label": notes.method_label,
             "can_write": who.actor.may(Action.WRITE, Resource.DOSIMETRY, patient.centre_id),
             "posted": form,
             "error": error,
