@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
-from reluth.errors import ReluthError
+from reluth.errors import ReluthError, ValidationError
 from reluth.i18n import DEFAULT, N_, format_number, get_locale, gettext, use_locale
 from reluth.i18n.messages import _shown as plain_value
 from reluth.i18n.messages import field_label
@@ -302,3 +302,22 @@ def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
     language where :func:`reluth.i18n.messages.describe` shows it."""
     reason = Reason(code, template, params)
     return error(reason.english(), code=code, params={"reason": reason})
+
+
+def invalid(
+    field: str, code: str, template: str, accepted: str | Reason | None = None, **params: Any
+) -> ValidationError:
+    """A coded refusal of the input ``field`` (a path, an option such as ``--key``, a file):
+    ``template`` says what is wrong with ``params``, ``accepted`` (marked with ``N_``, or a
+    :class:`Reason` when it has values) what would do. English in the error's ``problem`` and
+    ``accepted`` (logs, ``--json``); in the reader's language where
+    :func:`reluth.i18n.messages.describe` shows it, the field by its label."""
+    problem = Reason(code, template, params)
+    parts: dict[str, Any] = {"field": Field(field), "problem": problem}
+    if accepted is not None:
+        parts["accepted"] = accepted if isinstance(accepted, Reason) else Word(accepted)
+        shown = Reason(code, N_("{field}: {problem} (accepted: {accepted})"), parts)
+    else:
+        shown = Reason(code, N_("{field}: {problem}"), parts)
+    english = accepted.english() if isinstance(accepted, Reason) else accepted
+    return ValidationError(field, problem.english(), english, code=code, params={"reason": shown})
