@@ -62,9 +62,7 @@ def run_cmd(
         print_json(results if stored is None else {**results, "stored": stored})
         return
     _print_case_table(results)
-    console.print(f"outputs in {out}")
-    if stored is not None:
-        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
+    _print_outputs(out, stored, patient, cycle)
 
 
 @app.command("store")
@@ -86,7 +84,27 @@ def store_cmd(
     if as_json:
         print_json(stored)
     else:
-        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
+        _print_stored(stored, patient, cycle)
+
+
+def _print_stored(stored: dict[str, Any], patient: str | None, cycle: int | None) -> None:
+    from reluth.i18n import format_number, gettext
+
+    console.print(
+        gettext("stored {n} dose records for {patient} cycle {cycle}").format(
+            n=format_number(stored["stored"]), patient=patient, cycle=cycle
+        )
+    )
+
+
+def _print_outputs(
+    out: Path, stored: dict[str, Any] | None, patient: str | None, cycle: int | None
+) -> None:
+    from reluth.i18n import gettext
+
+    console.print(gettext("outputs in {path}").format(path=out))
+    if stored is not None:
+        _print_stored(stored, patient, cycle)
 
 
 def _store(
@@ -149,6 +167,7 @@ def from_store_cmd(
     from reluth.dosimetry.dicom_images import load_calibrations
     from reluth.dosimetry.runner import run_from_store
     from reluth.dosimetry.vois import default_organ_table, load_organ_table
+    from reluth.i18n import gettext
 
     cfg = get_settings()
     store_dir = store or cfg.image_store
@@ -168,7 +187,7 @@ def from_store_cmd(
         cli_context(url=db) as ctx,
         Progress(TextColumn("{task.description}"), console=err_console, transient=True) as progress,
     ):
-        task = progress.add_task("assembling the case", total=None)
+        task = progress.add_task(gettext("assembling the case"), total=None)
         doc = run_from_store(
             ctx,
             store_dir,
@@ -190,9 +209,7 @@ def from_store_cmd(
         print_json(doc if stored is None else {**doc, "stored": stored})
         return
     _print_case_table(doc)
-    console.print(f"outputs in {out_dir}")
-    if stored is not None:
-        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
+    _print_outputs(out_dir, stored, patient, cycle)
 
 
 def _print_case_table(results: dict[str, Any]) -> None:
@@ -205,7 +222,7 @@ def _print_case_table(results: dict[str, Any]) -> None:
         case=results["case_id"], cycle=results["cycle_label"]
     )
     table = cli_table(
-        "VOI", N_("TIA method"), N_("TIA (MBq·h)"), "T_eff (h)", N_("dose (Gy)"),
+        N_("VOI"), N_("TIA method"), N_("TIA (MBq·h)"), N_("T_eff (h)"), N_("dose (Gy)"),
         N_("kernel mean (Gy)"), title=title,
     )  # fmt: skip
     for name, v in results["vois"].items():
@@ -316,6 +333,8 @@ def batch_cmd(
     """Run every case in CASES_DIR; a bad case is reported and the others go on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from reluth.i18n import gettext
+
     if not cases_dir.is_dir():
         raise ValidationError("CASES_DIR", f"{cases_dir} is not a directory", "a directory")
     fn: Any
@@ -350,7 +369,7 @@ def batch_cmd(
         console=err_console,
         transient=as_json,
     ) as progress:
-        task = progress.add_task("dosimetry cases", total=len(jobs))
+        task = progress.add_task(gettext("dosimetry cases"), total=len(jobs))
         if client is not None:
             results = _batch_dask(client, fn, jobs, progress, task)
         else:
@@ -440,6 +459,7 @@ def phantom_cmd(
 ) -> None:
     """Write an analytic phantom case directory (images, masks, case.yaml, truth.json)."""
     from reluth.dosimetry.phantom import PhantomSpec, write_case
+    from reluth.i18n import gettext
 
     if sex not in ("male", "female"):
         raise ValidationError("--sex", f"{sex!r}", "male, female")
@@ -452,7 +472,7 @@ def phantom_cmd(
         case_id = f"PHANTOM-{i + 1:03d}"
         target = out if count == 1 else out / case_id
         write_case(target, spec, case_id=case_id, sex=sex)
-        console.print(f"wrote {target}")
+        console.print(gettext("wrote {path}").format(path=target))
 
 
 @app.command("kernel")
@@ -472,7 +492,13 @@ def kernel_cmd(
     kern = generate_kernel((voxel_mm[0], voxel_mm[1], voxel_mm[2]), n_samples=samples)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_kernel(kern, out)
-    console.print(f"wrote {out}.npy and {out}.json (shape {kern.values_mgy_per_mbq_s.shape})")
+    from reluth.i18n import gettext
+
+    console.print(
+        gettext("wrote {npy} and {json} (shape {shape})").format(
+            npy=f"{out}.npy", json=f"{out}.json", shape=kern.values_mgy_per_mbq_s.shape
+        )
+    )
 
 
 @app.command("dose-effect")
