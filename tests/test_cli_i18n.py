@@ -450,3 +450,33 @@ def test_odm_export_and_import_report_read_in_french(trial_db: CliRunner, tmp_pa
     first = cli.invoke(app, [*args, "--json"], env={**FRENCH, **env})
     assert first.exit_code == 0, first.output
     assert first.stdout == cli.invoke(app, [*args, "--json"], env={**ENGLISH, **env}).stdout
+
+
+def test_a_coded_input_refusal_keeps_its_english_and_reads_in_french() -> None:
+    """``reluth.i18n.reasons.invalid``: the field, problem and accepted values of the error as
+    the English source writes them (``message``, logs, ``--json``), the whole in French where
+    it is described; the accepted values may carry values of their own."""
+    from reluth.i18n import N_, use_locale
+    from reluth.i18n.messages import describe
+    from reluth.i18n.reasons import Reason, invalid
+
+    error = invalid(
+        "--key", "key_too_short", N_("key file holds {n} bytes"), N_("an existing file"), n=12
+    )
+    assert (error.field, error.problem, error.accepted) == (
+        "--key",
+        "key file holds 12 bytes",
+        "an existing file",
+    )
+    assert error.message == "--key: key file holds 12 bytes (accepted: an existing file)"
+    assert error.code == "key_too_short" and describe(error) == error.message
+    with use_locale("fr"):
+        assert describe(error) == (
+            "--key : le fichier de clé contient 12 octets (accepté : un fichier existant)"
+        )
+    limit = Reason("at_most_bytes", N_("at most {limit} bytes"), {"limit": 20_000_000})
+    big = invalid("file", "file_too_large", N_("{size} bytes"), limit, size=30_000_000)
+    assert big.accepted == "at most 20000000 bytes"
+    with use_locale("fr"):
+        shown = describe(big).replace("\u202f", " ")  # Babel groups by a narrow no-break space
+        assert "30 000 000 octets (accepté : au plus 20 000 000 octets)" in shown
