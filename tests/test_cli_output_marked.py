@@ -21,9 +21,9 @@ MARKUP = re.compile(r"\[/?[a-z0-9 ._#-]*\]|\{[^{}]*\}")
 
 
 def cli_modules() -> list[Path]:
-    """Every module that prints for people: the commands (``cli.py``, ``*_cli.py``), their
-    shared support and the root command."""
-    found = {*SRC.rglob("cli.py"), *SRC.rglob("*_cli.py"), SRC / "cli_support.py"}
+    """Every module that prints for people: the commands (``cli.py``, ``*_cli.py``, the demo),
+    their shared support and the root command."""
+    found = {*SRC.rglob("cli.py"), *SRC.rglob("*_cli.py"), SRC / "cli_support.py", SRC / "demo.py"}
     return sorted(found)
 
 
@@ -139,5 +139,5 @@ def test_the_cli_modules_print_only_marked_words() -> None:
 def test_the_scan_reads_every_command_module() -> None:
     names = {str(p.relative_to(SRC)) for p in cli_modules()}
     for expected in ("cli.py", "cli_support.py", "protocol/cli.py", "imaging/cli.py",
-                     "odm/cli.py", "patients/casebook_cli.py", "randomization/cli.py"):  # fmt: skip
+                     "odm/cli.py", "patients/casebook_cli.py", "randomization/cli.py", "demo.py"):  # fmt: skip
         assert expected in names, expected
