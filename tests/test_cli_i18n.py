@@ -22,6 +22,16 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables as wide as their words (the console is made at import, before COLUMNS is set:
+    under xdist its width is the default 80 and headers wrap)."""
+    from reluth.cli_support import console, err_console
+
+    monkeypatch.setattr(console, "width", 250)
+    monkeypatch.setattr(err_console, "width", 250)
+
+
+@pytest.fixture(autouse=True)
 def _default_language_after() -> Iterator[None]:
     yield
     set_locale(None)  # the CLI sets the process's language; the next test starts in English
@@ -329,12 +339,12 @@ def test_odm_refusals_of_the_file_are_coded() -> None:
 def trial_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     """A trial database with its first administrator logged in, a centre C07 and its staff
     (storekit: nurse1, inv1, stat1), and the randomization set up by blocks."""
+    cli = _fresh_trial(tmp_path, monkeypatch)  # tests/store importable from here on
     from storekit import add_users
     from test_store_cli import run
 
     from reluth.db.engine import make_engine
 
-    cli = _fresh_trial(tmp_path, monkeypatch)
     engine = make_engine(f"sqlite:///{tmp_path / 'trial.db'}")
     add_users(engine, ("C07",))
     engine.dispose()
