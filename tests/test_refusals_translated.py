@@ -58,8 +58,6 @@ NOT_YET: set[str] = {
     "sealing.py",
     "demo.py",
     # imaging and ODM
-    "imaging",
-    "odm",
     # dosimetry, analysis, simulation
 }
 

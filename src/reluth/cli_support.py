@@ -88,8 +88,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             from reluth.i18n import gettext
             from reluth.i18n.messages import describe
 
+            prefix = gettext("error:")  # outside the f-string: Babel extracts it
             err_console.print(
-                f"[bold red]{gettext('error:')}[/] {escape(describe(exc))}",
+                f"[bold red]{prefix}[/] {escape(describe(exc))}",
                 highlight=False,
                 soft_wrap=True,
             )

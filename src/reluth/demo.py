@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import console, handle_errors, progress_bar
 from reluth.config import get_settings
@@ -114,23 +113,27 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     cohort = generate_cohort(CohortConfig(trial.protocol, seed=seed, n_included=n_included))
     replayer = Replayer(engine, cohort, seed, trial)
     timeline = events(cohort)
+    from reluth.i18n import gettext
+
     with progress_bar(transient=False) as progress:
-        task = progress.add_task("Set-up: centres, accounts, allocation list", total=1)
+        task = progress.add_task(gettext("Set-up: centres, accounts, allocation list"), total=1)
         replayer.setup()
         progress.advance(task)
-        task = progress.add_task("Trial: screening, randomization, follow-up", total=len(timeline))
+        task = progress.add_task(
+            gettext("Trial: screening, randomization, follow-up"), total=len(timeline)
+        )
         for _day, _order, kind, patient in timeline:
             play(replayer, kind, patient)
             progress.advance(task)
     dosimetry_patients = [p for p in cohort.patients if p.dosimetry]
-    console.print("Dosimetry study ...")
+    console.print(gettext("Dosimetry study ..."))
     dosimetry = run_study(dosimetry_patients, replayer.stats.allocated, out / "dosimetry")
     dosimetry |= store_results(
         engine, dosimetry.pop("per_cycle"), replayer.actor(PHYSICIST), replayer.trial
     )
-    console.print("Sample casebook ...")
+    console.print(gettext("Sample casebook ..."))
     casebook = _sample_casebook(engine, replayer, dosimetry_patients, out)
-    console.print("Audit trail: final checkpoint and verification ...")
+    console.print(gettext("Audit trail: final checkpoint and verification ..."))
     integrity.write_checkpoint(engine, settings, "demo: final", replayer.trial.now())
     with reading(engine, replayer.actor(STATISTICIAN), replayer.trial) as ctx:
         verified = integrity.verify_store(
@@ -141,7 +144,7 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
             True,
             sealing.configured_key(settings),
         )
-    console.print("Analysis plan ...")
+    console.print(gettext("Analysis plan ..."))
     with reading(engine, replayer.actor(STATISTICIAN), replayer.trial) as ctx:
         ds = analysis.analysis_datasets(ctx, cohort.data_cutoff)
     report = build_report(ds, out / "report")
@@ -182,7 +185,13 @@ def _sample_casebook(
         with reading(engine, dm, replayer.trial) as ctx:
             file = casebook.casebook_pdf(ctx, code)
     except PreconditionFailed as exc:  # no Pango on this machine: the rest of the demo stands
-        console.print(f"[yellow]no sample casebook:[/] {exc.message}", soft_wrap=True)
+        from reluth.i18n import gettext
+        from reluth.i18n.messages import describe
+
+        console.print(
+            gettext("[yellow]no sample casebook:[/] {why}").format(why=describe(exc)),
+            soft_wrap=True,
+        )
         return None
     with writing(engine, dm, replayer.trial) as ctx:
         casebook.record_casebook(ctx, file)
@@ -193,107 +202,185 @@ def _sample_casebook(
 
 
 def _summary(run: dict[str, Any], out: Path) -> None:
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_day, format_number, gettext
+
+    def pct(x: float) -> str:
+        return format_number(100 * x, 1)
+
     stats = run["stats"]
+    arms = ", ".join(f"{k} {format_number(v)}" for k, v in sorted(stats.arms.items()))
     console.print(
-        f"\n[bold]Synthetic ReLUTH trial[/] (cut-off {run['cutoff']}): {stats.screened} screened, "
-        f"{stats.included} included, {stats.randomized} randomized "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(stats.arms.items()))}); "
-        f"screen failures at the pre-randomization gate: {sum(stats.gate_failures.values())}"
+        "\n"
+        + gettext(
+            "[bold]Synthetic ReLUTH trial[/] (cut-off {cutoff}): {screened} screened, "
+            "{included} included, {randomized} randomized ({arms}); screen failures at the "
+            "pre-randomization gate: {failures}"
+        ).format(
+            cutoff=format_day(run["cutoff"]),
+            screened=format_number(stats.screened),
+            included=format_number(stats.included),
+            randomized=format_number(stats.randomized),
+            arms=arms,
+            failures=format_number(sum(stats.gate_failures.values())),
+        )
     )
     sae_reports, sae_assessed = stats.records["SAE report"], stats.records["SAE assessment"]
     console.print(
-        f"Serious adverse events: {sae_reports // 2} reported by the sites (initial report and "
-        f"one follow-up each: {sae_reports} reports), {sae_assessed} assessed by "
-        "pharmacovigilance (causality, expectedness against the reference safety information); "
-        "CIOMS-like PDF: reluth sae cioms AE_ID SEQUENCE --out FILE.pdf",
+        gettext(
+            "Serious adverse events: {events} reported by the sites (initial report and one "
+            "follow-up each: {reports} reports), {assessed} assessed by pharmacovigilance "
+            "(causality, expectedness against the reference safety information); CIOMS-like "
+            "PDF: {command}"
+        ).format(
+            events=format_number(sae_reports // 2),
+            reports=format_number(sae_reports),
+            assessed=format_number(sae_assessed),
+            command="reluth sae cioms AE_ID SEQUENCE --out FILE.pdf",
+        ),
         soft_wrap=True,
     )
     audit = run["audit"]
+    verdict = (
+        "[green]" + gettext("verified") + "[/]"
+        if audit.ok
+        else "[red]"
+        + gettext("NOT verified: {finding}").format(finding=audit.findings[0].message)
+        + "[/]"
+    )
     console.print(
-        f"Audit trail: {audit.rows_checked} rows; keyed chain, final signed checkpoint, state "
-        f"of {audit.records_replayed} records and allocation list "
-        + (
-            "[green]verified[/]"
-            if audit.ok
-            else f"[red]NOT verified: {audit.findings[0].message}[/]"
+        gettext(
+            "Audit trail: {rows} rows; keyed chain, final signed checkpoint, state of {records} "
+            "records and allocation list {verdict}"
+        ).format(
+            rows=format_number(audit.rows_checked),
+            records=format_number(audit.records_replayed),
+            verdict=verdict,
         ),
         soft_wrap=True,
     )
     results = run["results"]
-    t = Table(
-        "population",
-        "arm",
+    t = table(
+        N_("population"),
+        N_("arm"),
         "n",
-        "controlled",
-        "DCR (95% CI, Clopper-Pearson)",
-        title="Primary endpoint: disease control at 6 months",
+        N_("controlled"),
+        N_("DCR (95% CI, Clopper-Pearson)"),
+        title=N_("Primary endpoint: disease control at 6 months"),
     )
-    for key, label in (("dcr6_itt", "ITT"), ("dcr6_pp", "per protocol")):
+    populations = (("dcr6_itt", N_("ITT")), ("dcr6_pp", N_("per protocol")))
+    for key, label in populations:
         res = results.get(key) or {}
         for g in res.get("groups", []):
             lo, hi = g["ci"]
             t.add_row(
-                label,
+                gettext(label),
                 g["group"],
-                str(g["n"]),
-                str(g["successes"]),
-                f"{100 * g['rate']:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})",
+                format_number(g["n"]),
+                format_number(g["successes"]),
+                gettext("{rate}% ({low}-{high})").format(
+                    rate=pct(g["rate"]), low=pct(lo), high=pct(hi)
+                ),
             )
     console.print(t)
-    for key, label in (("dcr6_itt", "ITT"), ("dcr6_pp", "per protocol")):
+    for key, label in populations:
         if results.get(key, {}).get("verdict"):
-            console.print(f"  {label}: {results[key]['verdict']}")
-    for key, label in (("pfs", "PFS"), ("os", "OS")):
+            console.print(f"  {gettext(label)}: {results[key]['verdict']}")
+    hazard = gettext(
+        "{endpoint} hazard ratio (stratified Cox, Breslow): {hr} (95% CI {low}-{high}), p = {p}"
+    )
+    for key, label in (("pfs", N_("PFS")), ("os", N_("OS"))):
         cox = (results.get(key) or {}).get("cox")
         if cox:
             lo, hi = cox["hr_ci"]
             console.print(
-                f"{label} hazard ratio (stratified Cox, Breslow): {cox['hr']:.2f} (95% CI {lo:.2f}-{hi:.2f}), p = {cox['p']:.3g}"
+                hazard.format(
+                    endpoint=gettext(label),
+                    hr=format_number(cox["hr"], 2),
+                    low=format_number(lo, 2),
+                    high=format_number(hi, 2),
+                    p=format_number(float(f"{cox['p']:.3g}")),
+                )
             )
     dosi = run["dosimetry"]
     console.print(
-        f"Dosimetry: {dosi['patients']} patients, {dosi['cycles']} cycles; median kidney dose per cycle "
-        f"{dosi['median_kidney_dose_gy_per_cycle']:.2f} Gy, red marrow {dosi['median_marrow_dose_gy_per_cycle']:.3f} Gy; "
-        f"{dosi['cycles_stored']} cycles stored in the database "
-        "(web: /patients/<code>/dosimetry, e.g. as physicist)"
+        gettext(
+            "Dosimetry: {patients} patients, {cycles} cycles; median kidney dose per cycle "
+            "{kidney} Gy, red marrow {marrow} Gy; {stored} cycles stored in the database "
+            "(web: /patients/<code>/dosimetry, e.g. as physicist)"
+        ).format(
+            patients=format_number(dosi["patients"]),
+            cycles=format_number(dosi["cycles"]),
+            kidney=format_number(dosi["median_kidney_dose_gy_per_cycle"], 2),
+            marrow=format_number(dosi["median_marrow_dose_gy_per_cycle"], 3),
+            stored=format_number(dosi["cycles_stored"]),
+        )
     )
-    console.print(f"\n[bold]Where to look[/] (finished in {run['seconds']:.0f} s)")
-    console.print(f"  report:     {run['report']}")
     console.print(
-        f"  datasets:   {out / 'report' / 'datasets'} (CSV, SAS .xpt, Stata .dta, variables.json)"
+        "\n"
+        + gettext("[bold]Where to look[/] (finished in {seconds} s)").format(
+            seconds=format_number(run["seconds"], 0)
+        )
     )
-    console.print(f"  dosimetry:  {out / 'dosimetry'}")
-    if run.get("casebook"):
-        console.print(f"  casebook:   {run['casebook']} (reluth casebook CODE --out FILE.pdf)")
-    console.print(f"  database:   {run['url']}")
     settings = run["settings"]
     keys = (
         f"RELUTH_AUDIT_KEY_FILE={settings.audit_key_path} "
         f"RELUTH_ALLOCATION_KEY_FILE={settings.allocation_key_path}"
     )
-    for label, line in (
-        ("keys", f"{keys}   (outside the database: set them to write or serve)"),
-        ("web app", f"{keys} reluth serve --db {run['url']}   then open http://127.0.0.1:8000/"),
-    ):
-        console.print(f"  {label + ':':<11} {line}", soft_wrap=True)
-    t = Table("username", "role", "password", title="Demo accounts (development only)")
+    places = [
+        (N_("report"), str(run["report"])),
+        (
+            N_("datasets"),
+            gettext("{path} (CSV, SAS .xpt, Stata .dta, variables.json)").format(
+                path=out / "report" / "datasets"
+            ),
+        ),
+        (N_("dosimetry"), str(out / "dosimetry")),
+    ]
+    if run.get("casebook"):
+        places.append((N_("casebook"), f"{run['casebook']} (reluth casebook CODE --out FILE.pdf)"))
+    places += [
+        (N_("database"), str(run["url"])),
+        (
+            N_("keys"),
+            gettext("{keys}   (outside the database: set them to write or serve)").format(
+                keys=keys
+            ),
+        ),
+        (
+            N_("web app"),
+            gettext("{command}   then open {url}").format(
+                command=f"{keys} reluth serve --db {run['url']}", url="http://127.0.0.1:8000/"
+            ),
+        ),
+    ]
+    for label, line in places:
+        console.print(f"  {gettext(label) + ':':<11} {line}", soft_wrap=True)
+    t = table(
+        N_("username"), N_("role"), N_("password"), title=N_("Demo accounts (development only)")
+    )
+    from reluth.i18n.vocabulary import label as code_label
+
     shown = set()
     for a in run["accounts"]:
         if a.role in shown:
             continue
         shown.add(a.role)
-        t.add_row(a.username, a.role.value, a.password)
+        t.add_row(a.username, code_label("role", a.role.value), a.password)
     console.print(t)
     console.print(
-        "  (one investigator and one research nurse per centre: investigator-c01 ... nurse-c22;"
-        " password reluth-demo-<username>)"
+        gettext(
+            "  (one investigator and one research nurse per centre: {first} ... {last}; "
+            "password {password})"
+        ).format(first="investigator-c01", last="nurse-c22", password="reluth-demo-<username>")
     )
     stat = next((a for a in run["accounts"] if a.role.value == "statistician"), None)
     if stat is not None:
         console.print(
-            "\n[bold]On the command line[/] (every command on the database needs a login)"
+            "\n"
+            + gettext("[bold]On the command line[/] (every command on the database needs a login)")
         )
-        console.print(
+        commands = (
             f"  export RELUTH_DATABASE_URL={run['url']} {keys}\n"
             f"  printf '%s' '{stat.password}' | reluth login {stat.username} --password-stdin\n"
             "  reluth whoami ; reluth randomization report ; "
@@ -301,9 +388,9 @@ def _summary(run: dict[str, Any], out: Path) -> None:
             f"  reluth audit verify --key-file {settings.audit_key_path} "
             f"--checkpoints {settings.checkpoint_path} "
             f"--public-key {settings.checkpoint_public_key}\n"
-            "  reluth logout",
-            soft_wrap=True,
+            "  reluth logout"
         )
+        console.print(commands, soft_wrap=True)
 
 
 @handle_errors

@@ -69,7 +69,7 @@ def test_site_and_central_workflow(tmp_path: Path) -> None:
     assert report["written"] == 6 and report["skipped"] == 0
     code, text = _run("verify-deid", str(out), "--forbid", "DUPONT", "--key", str(key))
     assert code == 0, text
-    assert "0 findings" in text
+    assert "findings: 0" in text
     code, text = _run("verify-deid", str(raw))
     assert code == 1 and "findings" in text
     code, text = _run("qc", str(out), "--json")

@@ -122,7 +122,7 @@ def test_login_stores_a_private_token_and_prints_it_for_scripts(
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(stored.parent.stat().st_mode) & 0o077 == 0
     assert token in stored.read_text()
-    assert "research_nurse" in run(cli, "whoami")
+    assert "research nurse" in run(cli, "whoami")  # the role by its label
     # the token in the environment works alone (a script), and wins over the stored login
     run(cli, "logout")
     run(cli, "whoami", code=4)  # the token was revoked by the logout
@@ -147,7 +147,7 @@ def test_an_api_token_cannot_mint_tokens_and_dies_with_its_login(
     assert made["expires_at"] is not None
     run(cli, "users", "tokens", "create", "inv1", "--name", "theirs", code=4)  # only your own
     monkeypatch.setenv("RELUTH_TOKEN", made["token"])
-    assert "api_token" in run(cli, "whoami")
+    assert "API token" in run(cli, "whoami")
     out = run(cli, "users", "tokens", "create", "--name", "child", code=4)
     assert "password login" in out
     monkeypatch.delenv("RELUTH_TOKEN")

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import command_trial, console, handle_errors, parse_date, print_json
 
@@ -155,28 +154,30 @@ def sample_size_cmd(
     if as_json:
         print_json(results if method == "all" else results[0])
         return
-    table = Table(
-        title=f"Sample size: {p0:g} vs {p1:g}, alpha {alpha:g} two-sided, power {power:g}"
-    )
-    for col in (
-        "method",
-        "n per arm (unrounded)",
-        "n per arm",
-        "randomized",
-        "inclusions",
-        "power",
-    ):
-        table.add_column(col)
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_number, gettext
+
+    title = gettext(
+        "Sample size: {p0} vs {p1}, alpha {alpha} two-sided, power {power}"
+    ).format(
+        p0=format_number(p0), p1=format_number(p1), alpha=format_number(alpha),
+        power=format_number(power),
+    )  # fmt: skip
+    shown = table(
+        N_("method"), N_("n per arm (unrounded)"), N_("n per arm"), N_("randomized"),
+        N_("inclusions"), N_("power"),
+        title=title,
+    )  # fmt: skip
     for r in results:
-        table.add_row(
+        shown.add_row(
             r.method,
-            f"{r.n_per_arm_exact:.2f}",
-            str(r.n_per_arm),
-            str(r.n_total),
-            str(r.n_inclusions),
-            f"{r.achieved_power:.4f}",
+            format_number(r.n_per_arm_exact, 2),
+            format_number(r.n_per_arm),
+            format_number(r.n_total),
+            format_number(r.n_inclusions),
+            format_number(r.achieved_power, 4),
         )
-    console.print(table)
+    console.print(shown)
 
 
 TIME_OPT = typer.Option(..., "--time", help="Time column.")
@@ -430,4 +431,10 @@ def analyze(
     if protocol_version:
         options = ReportOptions(protocol_version, conf_type, ties)
     path = build_report(ds, out, options)
-    console.print(f"report: {path}  (cut-off {ds.cutoff}, input sha256 {ds.input_hash[:12]}…)")
+    from reluth.i18n import format_day, gettext
+
+    console.print(
+        gettext("report: {path}  (cut-off {cutoff}, input sha256 {sha}…)").format(
+            path=path, cutoff=format_day(ds.cutoff), sha=ds.input_hash[:12]
+        )
+    )

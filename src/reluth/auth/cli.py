@@ -96,9 +96,17 @@ def login(
     finally:
         engine.dispose()
     path = store_login(url, actor.username, token)
+    from reluth.i18n import format_moment
+
     console.print(
-        f"logged in as [bold]{actor.username}[/] ({actor.role.value}) until "
-        f"{expires:%Y-%m-%d %H:%M} UTC; login kept in {path}",
+        gettext(
+            "logged in as [bold]{user}[/] ({role}) until {expires}; login kept in {path}"
+        ).format(
+            user=actor.username,
+            role=label("role", actor.role.value),
+            expires=format_moment(expires, "UTC"),
+            path=path,
+        ),
         highlight=False,
     )
     if not sys.stdout.isatty():
@@ -117,7 +125,9 @@ def logout(db: str | None = DB_OPTION) -> None:
     except PermissionDenied:
         pass  # an invalid or expired login: forgetting it is all that is left to do
     removed = forget_login(url)
-    console.print("logged out" if removed else "no stored login for this database")
+    console.print(
+        gettext("logged out") if removed else gettext("no stored login for this database")
+    )
 
 
 @handle_errors
@@ -129,7 +139,21 @@ def whoami(db: str | None = DB_OPTION, as_json: bool = JSON) -> None:
     if as_json:
         print_json(out)
     else:
-        console.print(f"{out['username']} ({out['role']}), authenticated by {out['via']}")
+        vias = {
+            "password": N_("password"),
+            "web_session": N_("web session"),
+            "api_token": N_("API token"),
+            "cli_token": N_("CLI login"),
+            "bootstrap": N_("first run (no account yet)"),
+            "system": N_("the server itself"),
+        }
+        console.print(
+            gettext("{user} ({role}), authenticated by {via}").format(
+                user=out["username"],
+                role=label("role", out["role"]),
+                via=gettext(vias.get(out["via"], out["via"])),
+            )
+        )
 
 
 # ---------------------------------------------------------------------------- accounts
@@ -166,7 +190,11 @@ def users_add(
         print_json(out)
     else:
         console.print(
-            f"created user [bold]{out['username']}[/] ({out['role']}) {', '.join(out['centres'])}"
+            gettext("created user [bold]{user}[/] ({role}) {centres}").format(
+                user=out["username"],
+                role=label("role", out["role"]),
+                centres=", ".join(out["centres"]),
+            )
         )
 
 
@@ -189,7 +217,7 @@ def users_list(db: str | None = DB_OPTION, as_json: bool = JSON) -> None:
 
 
 def _changed(username: str, what: str) -> None:
-    console.print(f"user [bold]{username}[/]: {what}")
+    console.print(gettext("user [bold]{user}[/]: {what}").format(user=username, what=what))
 
 
 @users_app.command("deactivate")
@@ -202,7 +230,7 @@ def users_deactivate(
 
     with cli_context(write=True, reason=reason, url=db) as ctx:
         auth.set_active(ctx, username, False)
-    _changed(username, "deactivated")
+    _changed(username, gettext("deactivated"))
 
 
 @users_app.command("reactivate")
@@ -215,7 +243,7 @@ def users_reactivate(
 
     with cli_context(write=True, reason=reason, url=db) as ctx:
         auth.set_active(ctx, username, True)
-    _changed(username, "reactivated")
+    _changed(username, gettext("reactivated"))
 
 
 @users_app.command("unlock")
@@ -226,7 +254,7 @@ def users_unlock(username: str = typer.Argument(...), db: str | None = DB_OPTION
 
     with cli_context(write=True, url=db) as ctx:
         cleared = auth.unlock(ctx, username)
-    _changed(username, f"unlocked ({cleared} throttle entries cleared)")
+    _changed(username, gettext("unlocked ({n} throttle entries cleared)").format(n=cleared))
 
 
 @users_app.command("reset-password")
@@ -243,7 +271,7 @@ def users_reset_password(
     temporary = read_password(password_stdin, "Temporary password", confirm=True)
     with cli_context(write=True, reason=reason, url=db) as ctx:
         auth.reset_password(ctx, username, temporary)
-    _changed(username, "password reset (to be changed at next login)")
+    _changed(username, gettext("password reset (to be changed at next login)"))
 
 
 @users_app.command("set-role")
@@ -261,7 +289,7 @@ def users_set_role(
     with cli_context(write=True, reason=reason, url=db) as ctx:
         user = auth.set_role(ctx, username, role, centre or None)
         role_now = user.role
-    _changed(username, f"role {role_now}")
+    _changed(username, gettext("role {role}").format(role=label("role", role_now)))
 
 
 @users_app.command("set-centres")
@@ -277,7 +305,7 @@ def users_set_centres(
 
     with cli_context(write=True, reason=reason, url=db) as ctx:
         auth.set_centres(ctx, username, centre)
-    _changed(username, f"centres {', '.join(centre)}")
+    _changed(username, gettext("centres {centres}").format(centres=", ".join(centre)))
 
 
 @users_app.command("set-email")
@@ -293,7 +321,7 @@ def users_set_email(
 
     with cli_context(write=True, reason=reason, url=db) as ctx:
         auth.set_email(ctx, username, email)
-    _changed(username, f"e-mail {email or '(none)'}")
+    _changed(username, gettext("e-mail {email}").format(email=email or gettext("(none)")))
 
 
 @users_app.command("passwd")
@@ -311,7 +339,7 @@ def users_passwd(
     new = read_password(password_stdin, "New password", confirm=True)
     with cli_context(write=True, url=db) as ctx:
         auth.change_own_password(ctx, current, new)
-    console.print("password changed")
+    console.print(gettext("password changed"))
 
 
 @users_app.command("review")
@@ -339,7 +367,7 @@ def users_review(db: str | None = DB_OPTION, as_json: bool = JSON) -> None:
             g.reason or "",
             gettext("yes") if g.active_now else gettext("no"),
         )
-    console.print(table if grants else "no grant of an unblinded role")
+    console.print(table if grants else gettext("no grant of an unblinded role"))
 
 
 @users_app.command("demo")
@@ -431,7 +459,11 @@ def tokens_create(
     if as_json:
         print_json(out)
     else:
-        console.print(f"token {out['id']} ({name}) for {out['username']}: [bold]{plain}[/]")
+        console.print(
+            gettext("token {id} ({name}) for {user}: [bold]{token}[/]").format(
+                id=out["id"], name=name, user=out["username"], token=plain
+            )
+        )
 
 
 @tokens_app.command("revoke")
@@ -442,7 +474,7 @@ def tokens_revoke(token_id: int = typer.Argument(...), db: str | None = DB_OPTIO
 
     with cli_context(write=True, url=db) as ctx:
         row = auth.revoke_token(ctx, token_id)
-        console.print(f"token {row.id} ({row.name}) revoked")
+        console.print(gettext("token {id} ({name}) revoked").format(id=row.id, name=row.name))
 
 
 @tokens_app.command("list")

@@ -15,17 +15,22 @@ import typer
 
 from reluth.cli_support import cli_context, console, handle_errors, load_json, print_json
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 
 #: command name -> (the service recording one, as module:function, imported when the command
-#: runs so that `reluth record --help` stays fast; what it is called in messages)
+#: runs so that `reluth record --help` stays fast; what it is called in messages, translated
+#: where shown)
 RECORDERS: dict[str, tuple[str, str]] = {
-    "conmed": ("reluth.clinical.service:record_conmed", "concomitant medication"),
-    "medical-history": ("reluth.clinical.service:record_medical_history", "medical history"),
-    "withdrawal": ("reluth.patients.service:record_withdrawal", "withdrawal"),
-    "deviation": ("reluth.clinical.service:record_deviation", "protocol deviation"),
-    "pregnancy-test": ("reluth.clinical.service:record_pregnancy_test", "pregnancy test"),
-    "childbearing": ("reluth.clinical.service:record_childbearing", "childbearing potential"),
-    "local-assessment": ("reluth.clinical.cli:record_local_assessment", "local tumour assessment"),
+    "conmed": ("reluth.clinical.service:record_conmed", N_("concomitant medication")),
+    "medical-history": ("reluth.clinical.service:record_medical_history", N_("medical history")),
+    "withdrawal": ("reluth.patients.service:record_withdrawal", N_("withdrawal")),
+    "deviation": ("reluth.clinical.service:record_deviation", N_("protocol deviation")),
+    "pregnancy-test": ("reluth.clinical.service:record_pregnancy_test", N_("pregnancy test")),
+    "childbearing": ("reluth.clinical.service:record_childbearing", N_("childbearing potential")),
+    "local-assessment": (
+        "reluth.clinical.cli:record_local_assessment",
+        N_("local tumour assessment"),
+    ),
 }
 
 #: The fields of a local tumour assessment record (as ``POST .../local-assessments`` takes).
@@ -102,8 +107,11 @@ def _command(record_app: typer.Typer, command: str) -> None:
         if as_json:
             print_json(done)
             return
+        from reluth.i18n import gettext
+
+        line = gettext("{what} {id} recorded for {patient}")
         for d in done:
-            console.print(f"{what} {d['id']} recorded for {d['patient_id']}")
+            console.print(line.format(what=gettext(what), id=d["id"], patient=d["patient_id"]))
 
     run.__doc__ = f"Record {what} (one JSON object or a list; fields: `docs/forms-clinical.md`)."
     record_app.command(command)(run)

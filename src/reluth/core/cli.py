@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import console, handle_errors, print_json
 from reluth.config import get_settings
@@ -28,17 +27,26 @@ def engine_from_settings() -> Engine:
 
 
 def _print_verify(result: audit.VerifyResult, as_json: bool) -> None:
+    from reluth.i18n import format_number, gettext
+
     if as_json:
         print_json(result)
     elif result.ok:
         console.print(
-            f"audit chain intact: {result.rows_checked} rows, head #{result.last_seq} "
-            f"{result.last_hash[:16]}… (`reluth audit verify` also checks the checkpoints, "
-            "the tables' state and the allocation list)"
+            gettext(
+                "audit chain intact: {rows} rows, head #{seq} {hash}… (`reluth audit verify` "
+                "also checks the checkpoints, the tables' state and the allocation list)"
+            ).format(
+                rows=format_number(result.rows_checked),
+                seq=result.last_seq,
+                hash=result.last_hash[:16],
+            )
         )
     else:
         console.print(
-            f"[bold red]audit trail BROKEN at row {result.first_broken_seq}[/]: {result.problem}"
+            gettext("[bold red]audit trail BROKEN at row {seq}[/]: {problem}").format(
+                seq=result.first_broken_seq, problem=result.problem
+            )
         )
     if not result.ok:
         raise typer.Exit(1)
@@ -90,12 +98,23 @@ def init_cmd() -> None:
         after = current_revision(engine)
         if before != after:
             _record(engine, actor, "migrate", {"from": before, "to": after})
-        state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
-        console.print(f"database {engine.url.render_as_string()}: {state} revision {after}")
+        from reluth.i18n import gettext
+
+        url = engine.url.render_as_string()
+        if before == after:
+            shown = gettext("database {url}: already at revision {after}")
+        elif before:
+            shown = gettext("database {url}: upgraded from {before} to revision {after}")
+        else:
+            shown = gettext("database {url}: upgraded from empty to revision {after}")
+        console.print(shown.format(url=url, before=before, after=after))
         if actor is None:
             console.print(
-                "no account yet: create the first administrator with "
-                "`reluth users add NAME --role admin --password-stdin`, then `reluth login NAME`"
+                gettext(
+                    "no account yet: create the first administrator with "
+                    "`reluth users add NAME --role admin --password-stdin`, then "
+                    "`reluth login NAME`"
+                )
             )
     finally:
         engine.dispose()
@@ -105,29 +124,35 @@ def _create_keys(settings: Any) -> None:
     """The keys kept outside the database, created once where the settings name them: the
     audit chain's HMAC key, the allocation list's key, the checkpoint signing key."""
     from reluth.db import checkpoint
+    from reluth.i18n import N_, gettext
     from reluth.keyfiles import create_secret_file
 
     for present, path, what in (
-        (settings.audit_key, settings.audit_key_path, "audit key (RELUTH_AUDIT_KEY_FILE)"),
+        (settings.audit_key, settings.audit_key_path, N_("audit key (RELUTH_AUDIT_KEY_FILE)")),
         (
             settings.allocation_key,
             settings.allocation_key_path,
-            "allocation list key (RELUTH_ALLOCATION_KEY_FILE)",
+            N_("allocation list key (RELUTH_ALLOCATION_KEY_FILE)"),
         ),
     ):
         if present or path.exists():
             continue
         create_secret_file(path)
         console.print(
-            f"new {what} written to {path} (mode 600): back it up and keep it off the database "
-            "server's backups; without it the audit trail cannot be verified or extended"
+            gettext(
+                "new {what} written to {path} (mode 600): back it up and keep it off the "
+                "database server's backups; without it the audit trail cannot be verified or "
+                "extended"
+            ).format(what=gettext(what), path=path)
         )
     signing = settings.checkpoint_key_path
     if not signing.exists():
         public = checkpoint.create_signing_key(signing)
         console.print(
-            f"new checkpoint signing key written to {signing} (mode 600; the sponsor keeps it) "
-            f"and its public key to {public} (give it to whoever verifies)"
+            gettext(
+                "new checkpoint signing key written to {signing} (mode 600; the sponsor keeps "
+                "it) and its public key to {public} (give it to whoever verifies)"
+            ).format(signing=signing, public=public)
         )
 
 
@@ -146,7 +171,9 @@ def backup_cmd(
     _record(engine, actor, "backup", {"file": str(path)})
     result = backups.backup(engine, path)
     if not as_json:
-        console.print(f"backup written to {path}")
+        from reluth.i18n import gettext
+
+        console.print(gettext("backup written to {path}").format(path=path))
     _print_verify(result, as_json)
 
 
@@ -168,7 +195,13 @@ def restore_cmd(
     if actor is not None and result.ok and current_revision(engine) == head_revision():
         _record(engine, actor, "restore", {"file": str(path)})
     if not as_json:
-        console.print(f"restored from {path} (schema revision {current_revision(engine)})")
+        from reluth.i18n import gettext
+
+        console.print(
+            gettext("restored from {path} (schema revision {revision})").format(
+                path=path, revision=current_revision(engine)
+            )
+        )
     _print_verify(result, as_json)
 
 
@@ -210,6 +243,7 @@ def verify_cmd(
     from reluth.core import integrity
     from reluth.db import auditkey
     from reluth.errors import NotConfigured
+    from reluth.i18n import gettext
     from reluth.keyfiles import read_secret
 
     settings = get_settings()
@@ -226,9 +260,9 @@ def verify_cmd(
         raise NotConfigured(f"--checkpoints: not a directory: {checkpoints}")
     with (
         Progress(
-            TextColumn("verifying {task.description}"),
+            TextColumn(gettext("verifying {task.description}")),
             BarColumn(),
-            TextColumn("{task.completed} rows"),
+            TextColumn(gettext("{task.completed} rows")),
             console=console,
             transient=True,
             disable=as_json,
@@ -254,29 +288,39 @@ def verify_cmd(
 
 
 def _print_report(report: Any) -> None:
+    from reluth.i18n import format_number, gettext
+
     if report.ok:
         console.print(
-            f"[green]audit trail verified[/]: {report.rows_checked} rows, head #{report.last_seq} "
-            f"{report.last_hash[:16]}…; no finding"
+            gettext(
+                "[green]audit trail verified[/]: {rows} rows, head #{seq} {hash}…; no finding"
+            ).format(
+                rows=format_number(report.rows_checked),
+                seq=report.last_seq,
+                hash=report.last_hash[:16],
+            )
         )
     else:
         first = report.findings[0]
         console.print(
-            f"[bold red]audit trail NOT verified[/]: {len(report.findings)} findings; first: "
-            f"{first.message}"
+            gettext("[bold red]audit trail NOT verified[/]: {n} findings; first: {first}").format(
+                n=format_number(len(report.findings)), first=first.message
+            )
         )
         for f in report.findings[1:10]:
             console.print(f"  - {f.message}")
         if len(report.findings) > 10:
-            console.print(f"  … and {len(report.findings) - 10} more (--json lists them all)")
+            more = gettext("… and {n} more (--json lists them all)")
+            console.print(f"  {more.format(n=format_number(len(report.findings) - 10))}")
+    checked, not_checked = gettext("checked: {what}"), gettext("[yellow]not checked[/]: {what}")
     for line in report.done:
-        console.print(f"  checked: {line}")
+        console.print(f"  {checked.format(what=line)}")
     for line in report.not_done:
-        console.print(f"  [yellow]not checked[/]: {line}")
+        console.print(f"  {not_checked.format(what=line)}")
     if report.latest_checkpoint:
+        latest = gettext("latest checkpoint: {checkpoint}; signatures checked with {key}")
         console.print(
-            f"  latest checkpoint: {report.latest_checkpoint}; signatures checked with "
-            f"{report.trusted_public_key}"
+            f"  {latest.format(checkpoint=report.latest_checkpoint, key=report.trusted_public_key)}"
         )
 
 
@@ -306,7 +350,9 @@ def checkpoint_cmd(
     if as_json:
         print_json({"checkpoint": str(path)})
     else:
-        console.print(f"checkpoint written to {path}")
+        from reluth.i18n import gettext
+
+        console.print(gettext("checkpoint written to {path}").format(path=path))
 
 
 @audit_app.command("show")
@@ -342,25 +388,30 @@ def show_cmd(
             ]
         )
         return
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_stored_moment, gettext
+    from reluth.i18n.vocabulary import label
+
     if not rows:
-        console.print(f"no audit rows for {record}")
+        console.print(gettext("no audit rows for {record}").format(record=record))
         return
-    view = Table(title=f"history of {record} (--json for full values)")
-    for col in ("#", "UTC", "user (role)", "record", "change", "reason"):
-        view.add_column(col, overflow="fold")
+    title = gettext("history of {record} (--json for full values)").format(record=record)
+    view = table(title=title)
+    for col in ("#", N_("UTC"), N_("user (role)"), N_("record"), N_("change"), N_("reason")):
+        view.add_column(gettext(col), overflow="fold")
     for r in rows:
         if r.action == "insert":
-            change = "created"
+            change = gettext("created")
         elif r.action == "delete":
-            change = "deleted"
+            change = gettext("deleted")
         elif r.action != "update":  # an event without a data change (e.g. an export)
-            change = f"{r.action}: {_short(r.new_value)}"
+            change = f"{label('audit_action', r.action)}: {_short(r.new_value)}"
         else:
             change = f"{r.field}: {_short(r.old_value)} → {_short(r.new_value)}"
         view.add_row(
             str(r.seq),
-            r.at_utc[:19].replace("T", " "),
-            f"{r.username} ({r.role})",
+            format_stored_moment(r.at_utc),
+            f"{r.username} ({label('role', r.role)})",
             f"{r.table_name}:{r.record_id}",
             change,
             r.reason or "",
@@ -390,8 +441,12 @@ def status_cmd() -> None:
             token = token_from_environment(database_url())
             if token is None or operations.actor_on_any_schema(engine, sha256(token)) is None:
                 raise NotLoggedIn()
+        from reluth.i18n import gettext
+
         console.print(
-            f"database revision {current_revision(engine)}; code expects {head_revision()}"
+            gettext("database revision {current}; code expects {head}").format(
+                current=current_revision(engine), head=head_revision()
+            )
         )
     finally:
         engine.dispose()

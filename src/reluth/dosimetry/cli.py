@@ -66,9 +66,7 @@ def run_cmd(
         print_json(results if stored is None else {**results, "stored": stored})
         return
     _print_case_table(results)
-    console.print(f"outputs in {out}")
-    if stored is not None:
-        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
+    _print_outputs(out, stored, patient, cycle)
 
 
 @app.command("store")
@@ -99,7 +97,27 @@ def store_cmd(
     if as_json:
         print_json(stored)
     else:
-        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
+        _print_stored(stored, patient, cycle)
+
+
+def _print_stored(stored: dict[str, Any], patient: str | None, cycle: int | None) -> None:
+    from reluth.i18n import format_number, gettext
+
+    console.print(
+        gettext("stored {n} dose records for {patient} cycle {cycle}").format(
+            n=format_number(stored["stored"]), patient=patient, cycle=cycle
+        )
+    )
+
+
+def _print_outputs(
+    out: Path, stored: dict[str, Any] | None, patient: str | None, cycle: int | None
+) -> None:
+    from reluth.i18n import gettext
+
+    console.print(gettext("outputs in {path}").format(path=out))
+    if stored is not None:
+        _print_stored(stored, patient, cycle)
 
 
 def _store(
@@ -162,7 +180,7 @@ def from_store_cmd(
     from reluth.dosimetry.dicom_images import load_calibrations
     from reluth.dosimetry.runner import run_from_store
     from reluth.dosimetry.vois import default_organ_table, load_organ_table
-    from reluth.i18n import N_
+    from reluth.i18n import N_, gettext
     from reluth.i18n.reasons import invalid
 
     cfg = get_settings()
@@ -197,7 +215,7 @@ def from_store_cmd(
         cli_context(url=db) as ctx,
         Progress(TextColumn("{task.description}"), console=err_console, transient=True) as progress,
     ):
-        task = progress.add_task("assembling the case", total=None)
+        task = progress.add_task(gettext("assembling the case"), total=None)
         doc = run_from_store(
             ctx,
             store_dir,
@@ -219,9 +237,7 @@ def from_store_cmd(
         print_json(doc if stored is None else {**doc, "stored": stored})
         return
     _print_case_table(doc)
-    console.print(f"outputs in {out_dir}")
-    if stored is not None:
-        console.print(f"stored {stored['stored']} dose records for {patient} cycle {cycle}")
+    _print_outputs(out_dir, stored, patient, cycle)
 
 
 def _print_case_table(results: dict[str, Any]) -> None:
@@ -235,7 +251,7 @@ def _print_case_table(results: dict[str, Any]) -> None:
         case=results["case_id"], cycle=results["cycle_label"]
     )
     table = cli_table(
-        "VOI", N_("TIA method"), N_("TIA (MBq·h)"), "T_eff (h)", N_("dose (Gy)"),
+        N_("VOI"), N_("TIA method"), N_("TIA (MBq·h)"), N_("T_eff (h)"), N_("dose (Gy)"),
         N_("kernel mean (Gy)"), title=title,
     )  # fmt: skip
     for name, v in results["vois"].items():
@@ -346,7 +362,7 @@ def batch_cmd(
     """Run every case in CASES_DIR; a bad case is reported and the others go on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from reluth.i18n import N_
+    from reluth.i18n import N_, gettext
     from reluth.i18n.reasons import invalid
 
     if not cases_dir.is_dir():
@@ -396,7 +412,7 @@ def batch_cmd(
         console=err_console,
         transient=as_json,
     ) as progress:
-        task = progress.add_task("dosimetry cases", total=len(jobs))
+        task = progress.add_task(gettext("dosimetry cases"), total=len(jobs))
         if client is not None:
             results = _batch_dask(client, fn, jobs, progress, task)
         else:
@@ -494,7 +510,7 @@ def phantom_cmd(
 ) -> None:
     """Write an analytic phantom case directory (images, masks, case.yaml, truth.json)."""
     from reluth.dosimetry.phantom import PhantomSpec, write_case
-    from reluth.i18n import N_
+    from reluth.i18n import N_, gettext
     from reluth.i18n.reasons import invalid
 
     if sex not in ("male", "female"):
@@ -510,7 +526,7 @@ def phantom_cmd(
         case_id = f"PHANTOM-{i + 1:03d}"
         target = out if count == 1 else out / case_id
         write_case(target, spec, case_id=case_id, sex=sex)
-        console.print(f"wrote {target}")
+        console.print(gettext("wrote {path}").format(path=target))
 
 
 @app.command("kernel")
@@ -538,7 +554,13 @@ def kernel_cmd(
     kern = generate_kernel((voxel_mm[0], voxel_mm[1], voxel_mm[2]), n_samples=samples)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_kernel(kern, out)
-    console.print(f"wrote {out}.npy and {out}.json (shape {kern.values_mgy_per_mbq_s.shape})")
+    from reluth.i18n import gettext
+
+    console.print(
+        gettext("wrote {npy} and {json} (shape {shape})").format(
+            npy=f"{out}.npy", json=f"{out}.json", shape=kern.values_mgy_per_mbq_s.shape
+        )
+    )
 
 
 @app.command("dose-effect")

@@ -80,7 +80,14 @@ def blank_command(
         file = crf_service.blank_crf_pdf(ctx)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(file.content)
-    console.print(f"wrote {out} ({len(file.content)} bytes, SHA-256 {file.sha256})", soft_wrap=True)
+    from reluth.i18n import format_number, gettext
+
+    console.print(
+        gettext("wrote {path} ({size} bytes, SHA-256 {sha})").format(
+            path=out, size=format_number(len(file.content)), sha=file.sha256
+        ),
+        soft_wrap=True,
+    )
 
 
 @handle_errors
@@ -108,7 +115,13 @@ def correct_command(
     if as_json:
         print_json(out)
         return
-    console.print(f"corrected {form} {record_id} of {inst.ref.patient_code}:")
+    from reluth.i18n import gettext
+
+    console.print(
+        gettext("corrected {form} {id} of {patient}:").format(
+            form=form, id=record_id, patient=inst.ref.patient_code
+        )
+    )
     for key, value in out.items():
         if key not in ("form", "record_id"):
             console.print(f"  {key}: {value}", highlight=False)

@@ -267,5 +267,16 @@ def format_moment(value: dt.datetime | None, zone: dt.tzinfo | str | None = None
     return f"{shown} {name}" if name else shown
 
 
+def format_stored_moment(text: str) -> str:
+    """A moment stored as ISO text (an audit row's, in UTC) to the second, the day as the
+    current language writes it (``05/03/2025 10:00:00``); another text to its first 19
+    characters."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text[:19].replace("T", " ")
+    return f"{format_day(moment)} {moment:%H:%M:%S}"
+
+
 def day_placeholder() -> str:
     return DAY_PLACEHOLDERS.get(get_locale(), DAY_PLACEHOLDERS[DEFAULT])

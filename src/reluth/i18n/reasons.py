@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -305,26 +305,36 @@ def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
 
 
 def invalid(
-    field: str, code: str, problem: str, accepted: str | None = None, **params: Any
+    field: str,
+    code: str,
+    problem: str,
+    accepted: str | Reason | Sequence[str] | None = None,
+    **params: Any,
 ) -> ValidationError:
-    """A coded refused input: ``problem`` and ``accepted`` are templates (marked with ``N_``
-    where the error is made) filled with ``params``; English in ``message`` and ``problem``
-    as a ``ValidationError`` writes them, ``field`` kept as the path (its label where shown)."""
+    """A coded refusal of the input ``field`` (a path, an option such as ``--key``, a file):
+    ``problem`` (a template marked with ``N_`` where the error is made) says what is wrong
+    with ``params``; ``accepted`` what would do: a marked template filled with the same
+    ``params``, a :class:`Reason`, or codes shown as they are. English in the error's
+    ``problem`` and ``accepted`` (logs, ``--json``); in the reader's language where
+    :func:`reluth.i18n.messages.describe` shows it, the field by its label."""
     said = Reason(code, problem, params)
-    if not accepted:
-        shown = Reason(
-            "invalid", N_("{field}: {problem}"), {"field": Field(field), "problem": said}
-        )
-        return ValidationError(field, said.english(), code=code, params={"reason": shown})
-    allowed = Reason(f"{code}.accepted", accepted, params)
-    shown = Reason(
-        "invalid",
-        N_("{field}: {problem} (accepted: {accepted})"),
-        {"field": Field(field), "problem": said, "accepted": allowed},
-    )
-    return ValidationError(
-        field, said.english(), allowed.english(), code=code, params={"reason": shown}
-    )
+    allowed: Reason | str | None
+    if accepted is None or accepted == "":
+        allowed, english = None, None
+    elif isinstance(accepted, Reason):
+        allowed, english = accepted, accepted.english()
+    elif isinstance(accepted, str):
+        allowed = Reason(f"{code}.accepted", accepted, params)
+        english = allowed.english()
+    else:
+        allowed = english = ", ".join(accepted)
+    parts: dict[str, Any] = {"field": Field(field), "problem": said}
+    if allowed is None:
+        shown = Reason("invalid", N_("{field}: {problem}"), parts)
+    else:
+        parts["accepted"] = allowed
+        shown = Reason("invalid", N_("{field}: {problem} (accepted: {accepted})"), parts)
+    return ValidationError(field, said.english(), english, code=code, params={"reason": shown})
 
 
 def moved(exc: ReluthError, field: str) -> ValidationError:

@@ -25,7 +25,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.imaging.deid import (
     Deidentifier,
     DeidError,
@@ -198,10 +199,19 @@ def _check_dirs(in_dir: Path, out_dir: Path) -> tuple[Path, Path]:
     src = in_dir.resolve()
     dst = out_dir.resolve()
     if not src.is_dir():
-        raise ValidationError("IN_DIR", f"not a directory: {in_dir}", "a folder of DICOM files")
+        raise invalid(
+            "IN_DIR",
+            "not_a_directory",
+            N_("not a directory: {path}"),
+            N_("a folder of DICOM files"),
+            path=str(in_dir),
+        )
     if dst == src or dst.is_relative_to(src) or src.is_relative_to(dst):
-        raise ValidationError(
-            "OUT_DIR", "must be outside IN_DIR (the input is never written to)", "a separate folder"
+        raise invalid(
+            "OUT_DIR",
+            "output_inside_input",
+            N_("must be outside IN_DIR (the input is never written to)"),
+            N_("a separate folder"),
         )
     return src, dst
 

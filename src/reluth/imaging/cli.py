@@ -13,12 +13,22 @@ from pathlib import Path
 import typer
 
 from reluth.cli_support import console, handle_errors, load_json, print_json, progress_bar
-from reluth.errors import ValidationError
 
 app = typer.Typer(
     help="DICOM for the dosimetry study: de-identify at the site, verify, QC, central store.",
     no_args_is_help=True,
 )
+
+
+def _need_directory(field: str, path: Path, accepted: str) -> None:
+    """Refuses ``path`` unless it is a directory (coded, in the reader's language)."""
+    if not path.is_dir():
+        from reluth.i18n import N_
+        from reluth.i18n.reasons import invalid
+
+        raise invalid(
+            field, "not_a_directory", N_("not a directory: {path}"), accepted, path=str(path)
+        )
 
 
 def _count_files(root: Path) -> int:
@@ -75,10 +85,12 @@ def deidentify_cmd(
         options=RELUTH_OPTIONS,
         cycle=cycle,
     )
-    if not in_dir.is_dir():
-        raise ValidationError("IN_DIR", f"not a directory: {in_dir}", "a folder of DICOM files")
+    from reluth.i18n import N_, format_number, gettext
+
+    _need_directory("IN_DIR", in_dir, N_("a folder of DICOM files"))
+    FILE_STATUSES = {"skipped": N_("skipped"), "collision": N_("collision")}
     with progress_bar(disable=not console.is_terminal) as progress:
-        task = progress.add_task("de-identifying", total=_count_files(in_dir))
+        task = progress.add_task(gettext("de-identifying"), total=_count_files(in_dir))
         report = deidentify_tree(
             in_dir, out_dir, settings, workers=workers, on_result=lambda _r: progress.advance(task)
         )
@@ -93,14 +105,24 @@ def deidentify_cmd(
             }
         )
     else:
+        review = gettext("review")
         for f in report.files:
             if f.status != "written":
-                console.print(f"[yellow]{f.status}[/] {f.source}: {f.message}", highlight=False)
+                status = gettext(FILE_STATUSES.get(f.status, f.status))
+                console.print(f"[yellow]{status}[/] {f.source}: {f.message}", highlight=False)
             if f.review:
-                console.print(f"[magenta]review[/] {f.source}: {f.review}", highlight=False)
+                console.print(f"[magenta]{review}[/] {f.source}: {f.review}", highlight=False)
         console.print(
-            f"{report.written} written, {report.skipped} skipped, {report.collisions} collisions,"
-            f" {len(report.review)} for pixel review -> {out_dir}",
+            gettext(
+                "files written: {written}, skipped: {skipped}, collisions: {collisions}, "
+                "for pixel review: {review} -> {out}"
+            ).format(
+                written=format_number(report.written),
+                skipped=format_number(report.skipped),
+                collisions=format_number(report.collisions),
+                review=format_number(len(report.review)),
+                out=out_dir,
+            ),
             highlight=False,
         )
     if report.written == 0:
@@ -120,16 +142,15 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Report anything the profile should have removed or changed; exit 1 on any finding."""
-    from rich.table import Table
-
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_number, gettext
     from reluth.imaging.deid import read_key
     from reluth.imaging.verify import verify_tree
 
-    if not directory.is_dir():
-        raise ValidationError("DIR", f"not a directory: {directory}", "a folder of DICOM files")
+    _need_directory("DIR", directory, N_("a folder of DICOM files"))
     secret = read_key(key) if key else None
     with progress_bar(disable=not console.is_terminal) as progress:
-        task = progress.add_task("verifying", total=_count_files(directory))
+        task = progress.add_task(gettext("verifying"), total=_count_files(directory))
         report = verify_tree(directory, tuple(forbid), secret, lambda: progress.advance(task))
     if as_json:
         print_json(
@@ -141,34 +162,53 @@ def verify_cmd(
         )
     else:
         if report.findings:
-            table = Table("file", "where", "problem", title="De-identification findings")
+            shown = table(
+                N_("file"), N_("where"), N_("problem"), title=N_("De-identification findings")
+            )
             for f in report.findings[:500]:
-                table.add_row(f.file, f.where, f.problem)
-            console.print(table)
+                shown.add_row(f.file, f.where, f.problem)
+            console.print(shown)
+        review = gettext("review")
         for w in report.warnings[:100]:
-            console.print(f"[yellow]review[/] {w.file} {w.where}: {w.problem}", highlight=False)
+            console.print(f"[yellow]{review}[/] {w.file} {w.where}: {w.problem}", highlight=False)
         console.print(
-            f"{report.files_checked} files checked, {len(report.findings)} findings, "
-            f"{len(report.warnings)} date-spread warnings"
+            gettext(
+                "files checked: {files}, findings: {findings}, date-spread warnings: {warnings}"
+            ).format(
+                files=format_number(report.files_checked),
+                findings=format_number(len(report.findings)),
+                warnings=format_number(len(report.warnings)),
+            )
         )
     if report.findings:
         raise typer.Exit(1)
 
 
 def _qc_config(planned: str, calibration: Path | None) -> object:
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
     from reluth.imaging.qc import QCConfig, parse_timepoints
 
     factors: dict[str, Decimal] = {}
     if calibration is not None:
         data = load_json(calibration, "calibration file")
         if not isinstance(data, dict):
-            raise ValidationError("--calibration", "not a JSON object", '{"SERIAL": factor, ...}')
+            raise invalid(
+                "--calibration",
+                "calibration_not_an_object",
+                N_("not a JSON object"),
+                '{"SERIAL": factor, ...}',
+            )
         for serial, value in data.items():
             try:
                 factors[str(serial)] = Decimal(str(value))
             except Exception:
-                raise ValidationError(
-                    "--calibration", f"{serial}: not a number", "a number"
+                raise invalid(
+                    "--calibration",
+                    "calibration_not_a_number",
+                    N_("{serial}: not a number"),
+                    N_("a number"),
+                    serial=str(serial),
                 ) from None
     return QCConfig(planned_timepoints_h=parse_timepoints(planned), calibration_factors=factors)
 
@@ -184,13 +224,12 @@ def qc_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Header QC per series: PASS / WARN / FAIL with reasons; exit 1 if any FAIL."""
-    from rich.table import Table
-
+    from reluth.cli_support import table
+    from reluth.i18n import N_, gettext
     from reluth.imaging.qc import QCConfig
     from reluth.imaging.qc_scan import qc_tree
 
-    if not directory.is_dir():
-        raise ValidationError("DIR", f"not a directory: {directory}", "a folder of DICOM files")
+    _need_directory("DIR", directory, N_("a folder of DICOM files"))
     cfg = _qc_config(planned_timepoints, calibration)
     assert isinstance(cfg, QCConfig)
     results, unreadable = qc_tree(directory, cfg)
@@ -202,19 +241,19 @@ def qc_cmd(
             }
         )
     else:
-        table = Table(
-            "patient",
-            "modality",
-            "series",
-            "files",
-            "time point",
-            "status",
-            "reasons",
-            title="Header QC",
+        shown = table(
+            N_("patient"),
+            N_("modality"),
+            N_("series"),
+            N_("files"),
+            N_("time point"),
+            N_("status"),
+            N_("reasons"),
+            title=N_("Header QC"),
         )
         colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
         for r in results:
-            table.add_row(
+            shown.add_row(
                 r.patient_id,
                 r.modality,
                 "…" + r.series_uid[-10:],
@@ -223,9 +262,10 @@ def qc_cmd(
                 f"[{colour[r.status]}]{r.status}[/]",
                 "\n".join(r.reasons),
             )
-        console.print(table)
+        console.print(shown)
+        unreadable_word = gettext("unreadable")
         for path in unreadable:
-            console.print(f"[yellow]unreadable[/] {path}", highlight=False)
+            console.print(f"[yellow]{unreadable_word}[/] {path}", highlight=False)
     if any(r.status == "FAIL" for r in results):
         raise typer.Exit(1)
 
@@ -242,9 +282,8 @@ def ingest_cmd(
 ) -> None:
     """Store de-identified files (SHA-256) and catalogue their series with QC status, as the
     logged-in user (the central store is the medical physicist's)."""
-    from rich.table import Table
-
-    from reluth.cli_support import cli_context
+    from reluth.cli_support import cli_context, table
+    from reluth.i18n import N_, format_number, gettext
     from reluth.imaging.qc import QCConfig
     from reluth.imaging.store import ingest
 
@@ -255,24 +294,24 @@ def ingest_cmd(
         progress_bar(disable=not console.is_terminal) as progress,
     ):
         task = progress.add_task(
-            "ingesting", total=_count_files(directory) if directory.is_dir() else 0
+            gettext("ingesting"), total=_count_files(directory) if directory.is_dir() else 0
         )
         report = ingest(ctx, directory, store, cfg, on_file=lambda: progress.advance(task))
     if as_json:
         print_json(report)
     else:
-        table = Table(
-            "patient",
-            "cycle",
-            "time point",
-            "modality",
-            "files",
-            "QC",
-            "reasons",
-            title="Catalogue",
+        shown = table(
+            N_("patient"),
+            N_("cycle"),
+            N_("time point"),
+            N_("modality"),
+            N_("files"),
+            N_("QC"),
+            N_("reasons"),
+            title=N_("Catalogue"),
         )
         for s in report.series:
-            table.add_row(
+            shown.add_row(
                 str(s["patient"]),
                 str(s["cycle"] or ""),
                 str(s["time_point"]),
@@ -281,12 +320,16 @@ def ingest_cmd(
                 str(s["qc_status"]),
                 str(s["qc_reasons"]),
             )
-        console.print(table)
+        console.print(shown)
+        refused = gettext("refused")
         for path, why in report.refused:
-            console.print(f"[red]refused[/] {path}: {why}", highlight=False)
+            console.print(f"[red]{refused}[/] {path}: {why}", highlight=False)
         console.print(
-            f"{report.stored} stored, {report.already_present} already present, "
-            f"{len(report.refused)} refused",
+            gettext("stored: {stored}, already present: {present}, refused: {refused}").format(
+                stored=format_number(report.stored),
+                present=format_number(report.already_present),
+                refused=format_number(len(report.refused)),
+            ),
             highlight=False,
         )
     if report.refused:
@@ -315,7 +358,12 @@ def synthesize_cmd(
     known = set(Faults.__dataclass_fields__)
     bad = [f for f in fault if f not in known]
     if bad:
-        raise ValidationError("--fault", f"unknown {bad}", ", ".join(sorted(known)))
+        from reluth.i18n import N_
+        from reluth.i18n.reasons import invalid
+
+        raise invalid(
+            "--fault", "unknown_fault", N_("unknown {faults}"), ", ".join(sorted(known)), faults=bad
+        )
     opts = SyntheticOptions(
         matrix=matrix,
         ct_slices=ct_slices,
@@ -325,7 +373,12 @@ def synthesize_cmd(
         seed=seed,
     )
     paths = write_patient(out_dir, SyntheticPatient(), opts)
-    console.print(f"{len(paths)} files written under {out_dir}", highlight=False)
+    from reluth.i18n import format_number, gettext
+
+    console.print(
+        gettext("files written under {out}: {n}").format(out=out_dir, n=format_number(len(paths))),
+        highlight=False,
+    )
 
 
 def register(root: typer.Typer) -> None:

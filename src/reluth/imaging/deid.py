@@ -28,7 +28,8 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.imaging.profile import BASIC_PROFILE_CODE, OPTION_CODES, Profile
 
 # Whole-day offsets are drawn in [-MAX, -MIN] days: dates move back 1 to 10 years.
@@ -98,23 +99,41 @@ def read_key(path: Path) -> bytes:
     try:
         key = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ValidationError("--key", f"key file not found: {path}", "an existing file") from None
+        raise invalid(
+            "--key",
+            "key_file_not_found",
+            N_("key file not found: {path}"),
+            N_("an existing file"),
+            path=str(path),
+        ) from None
     except OSError as exc:
-        raise ValidationError("--key", f"cannot read key file: {exc}", "a readable file") from None
+        raise invalid(
+            "--key",
+            "key_file_unreadable",
+            N_("cannot read key file: {problem}"),
+            N_("a readable file"),
+            problem=str(exc),
+        ) from None
     key = key.strip()
     if len(key) < 32:
-        raise ValidationError(
+        raise invalid(
             "--key",
-            f"key file holds {len(key)} bytes",
-            "at least 32 bytes of secret (e.g. `head -c 48 /dev/urandom | base64 > site.key`)",
+            "key_too_short",
+            N_("key file holds {n} bytes"),
+            N_("at least 32 bytes of secret (e.g. `head -c 48 /dev/urandom | base64 > site.key`)"),
+            n=len(key),
         )
     return key
 
 
 def check_patient_id(patient_id: str) -> str:
     if not PATIENT_ID_RE.match(patient_id or ""):
-        raise ValidationError(
-            "--patient-id", f"not a trial patient ID: {patient_id!r}", "CNN-NNNN, e.g. C07-0012"
+        raise invalid(
+            "--patient-id",
+            "not_a_patient_id",
+            N_("not a trial patient ID: “{value}”"),
+            N_("CNN-NNNN, e.g. C07-0012"),
+            value=patient_id,
         )
     return patient_id
 

@@ -12,7 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 from pydicom.dataset import Dataset
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
@@ -96,8 +97,12 @@ def parse_timepoints(text: str) -> tuple[Decimal, ...]:
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hd])\s*", part.lower())
         if not m:
-            raise ValidationError(
-                "--planned-timepoints", f"not a time point: {part!r}", "e.g. 4h,24h,96h,168h or 7d"
+            raise invalid(
+                "--planned-timepoints",
+                "not_a_time_point",
+                N_("not a time point: “{value}”"),
+                N_("e.g. 4h,24h,96h,168h or 7d"),
+                value=part,
             )
         value = Decimal(m.group(1))
         out.append(value * 24 if m.group(2) == "d" else value)

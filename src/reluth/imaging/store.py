@@ -21,7 +21,8 @@ from sqlalchemy import select
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.imaging.batch import iter_files, read_dataset, write_exclusive
 from reluth.imaging.deid import DeidError
 from reluth.imaging.models import ImagingInstance, ImagingSeries
@@ -81,8 +82,12 @@ def ingest(
     cfg = cfg or QCConfig()
     src = Path(in_dir)
     if not src.is_dir():
-        raise ValidationError(
-            "DIR", f"not a directory: {in_dir}", "a folder of de-identified DICOM"
+        raise invalid(
+            "DIR",
+            "not_a_directory",
+            N_("not a directory: {path}"),
+            N_("a folder of de-identified DICOM"),
+            path=str(in_dir),
         )
     now = ctx.now()
     report = IngestReport()

@@ -28,9 +28,16 @@ def _lock(scope: str, ident: str | None, reason: str, as_json: bool, kind: str =
     if as_json:
         print_json({"lock": lock_id, "target": label, "state": state, "checkpoint": path})
         return
-    console.print(f"{label} {state} (lock #{lock_id})")
+    from reluth.i18n import gettext
+
+    shown = gettext("locked") if kind == "lock" else gettext("frozen")
+    console.print(
+        gettext("{target} {state} (lock #{id})").format(target=label, state=shown, id=lock_id)
+    )
     if path is not None:
-        console.print(f"database lock anchored by the signed checkpoint {path}")
+        console.print(
+            gettext("database lock anchored by the signed checkpoint {path}").format(path=path)
+        )
 
 
 def _unlock(scope: str, ident: str | None, reason: str, as_json: bool, kind: str = "lock") -> None:
@@ -43,7 +50,14 @@ def _unlock(scope: str, ident: str | None, reason: str, as_json: bool, kind: str
     if as_json:
         print_json({"lock": lock_id, "target": label, "state": state})
     else:
-        console.print(f"{label} {state} (lock #{lock_id} lifted)")
+        from reluth.i18n import gettext
+
+        shown = gettext("unlocked") if kind == "lock" else gettext("unfrozen")
+        console.print(
+            gettext("{target} {state} (lock #{id} lifted)").format(
+                target=label, state=shown, id=lock_id
+            )
+        )
 
 
 @lock_app.command("patient")
@@ -158,9 +172,19 @@ def _sign(
     if as_json:
         print_json(view)
         return
+    from reluth.i18n import gettext
+
     console.print(
-        f"{view.what} of patient {code} signed by {view.printed_name} on {view.signed_at_utc} "
-        f"({view.site_time} site time): {view.meaning}"
+        gettext(
+            "{what} of patient {patient} signed by {name} on {utc} ({site} site time): {meaning}"
+        ).format(
+            what=view.what,
+            patient=code,
+            name=view.printed_name,
+            utc=view.signed_at_utc,
+            site=view.site_time,
+            meaning=view.meaning,
+        )
     )
 
 
@@ -218,7 +242,13 @@ def sign_list(code: str, as_json: bool = JSON) -> None:
     from reluth.i18n import N_, gettext
 
     table = cli_table(
-        N_("id"), N_("what"), N_("signed by"), "UTC", N_("site time"), N_("meaning"), N_("state")
+        N_("id"),
+        N_("what"),
+        N_("signed by"),
+        N_("UTC"),
+        N_("site time"),
+        N_("meaning"),
+        N_("state"),
     )
     for v in views:
         state = (
@@ -241,7 +271,13 @@ def users_set_pi(
 
     with cli_context(write=True) as ctx:
         signing.designate_principal_investigator(ctx, username, centre, printed_name)
-    console.print(f"{username} is principal investigator of {centre} ({printed_name})")
+    from reluth.i18n import gettext
+
+    console.print(
+        gettext("{user} is principal investigator of {centre} ({name})").format(
+            user=username, centre=centre, name=printed_name
+        )
+    )
 
 
 @handle_errors
@@ -253,7 +289,13 @@ def users_unset_pi(
 
     with cli_context(write=True, reason=reason) as ctx:
         signing.withdraw_principal_investigator(ctx, username, centre)
-    console.print(f"{username} is no longer principal investigator of {centre}")
+    from reluth.i18n import gettext
+
+    console.print(
+        gettext("{user} is no longer principal investigator of {centre}").format(
+            user=username, centre=centre
+        )
+    )
 
 
 # --- source-data verification -------------------------------------------------------------
@@ -279,7 +321,13 @@ def sdv_verify(
     if as_json:
         print_json(out)
     else:
-        console.print(f"{table}/{record_id} {field or '(whole form)'} verified (SDV #{out['id']})")
+        from reluth.i18n import gettext
+
+        console.print(
+            gettext("{record} {field} verified (SDV #{id})").format(
+                record=out["record"], field=field or gettext("(whole form)"), id=out["id"]
+            )
+        )
 
 
 @sdv_app.command("visit")
@@ -293,7 +341,13 @@ def sdv_visit(code: str, visit_code: str, as_json: bool = JSON) -> None:
     if as_json:
         print_json(records)
     else:
-        console.print(f"visit {visit_code} of {code}: {', '.join(records)} verified")
+        from reluth.i18n import gettext
+
+        console.print(
+            gettext("visit {visit} of {patient}: {records} verified").format(
+                visit=visit_code, patient=code, records=", ".join(records)
+            )
+        )
 
 
 @sdv_app.command("list")

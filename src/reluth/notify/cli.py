@@ -7,7 +7,6 @@ import typer
 
 from reluth.cli_support import cli_context, console, handle_errors, print_json
 from reluth.cli_support import table as cli_table
-from reluth.i18n import N_
 
 app = typer.Typer(help="E-mail notifications (SMTP from RELUTH_SMTP_URL).", no_args_is_help=True)
 
@@ -20,7 +19,15 @@ def retry_command() -> None:
 
     with cli_context(write=True, reason="e-mail delivery attempt") as ctx:
         result = service.deliver(ctx)
-    console.print(f"sent {result.sent}, failed {result.failed}, still to retry {result.waiting}")
+    from reluth.i18n import format_number, gettext
+
+    console.print(
+        gettext("sent {sent}, failed {failed}, still to retry {waiting}").format(
+            sent=format_number(result.sent),
+            failed=format_number(result.failed),
+            waiting=format_number(result.waiting),
+        )
+    )
 
 
 @app.command("digest")
@@ -34,13 +41,20 @@ def digest_command(
 
     with cli_context(write=True) as ctx:
         per_centre = service.weekly_digest(ctx)
+    from reluth.i18n import format_number, gettext, ngettext
+
     for centre, n in per_centre.items():
-        console.print(f"centre {centre}: {n} overdue visit(s)")
+        line = ngettext(
+            "centre {centre}: {n} overdue visit", "centre {centre}: {n} overdue visits", n
+        )
+        console.print(line.format(centre=centre, n=format_number(n)))
     if not per_centre:
-        console.print("no overdue forms")
+        console.print(gettext("no overdue forms"))
     if send and per_centre:
         console.print(
-            "delivery: run `reluth notify retry` as an administrator (or the web app's drain)"
+            gettext(
+                "delivery: run `reluth notify retry` as an administrator (or the web app's drain)"
+            )
         )
 
 
@@ -72,6 +86,10 @@ def log_command(
     if as_json:
         print_json(data)
         return
+    from reluth.i18n import N_, gettext
+
+    statuses = {"pending": N_("pending"), "sent": N_("sent"), "failed": N_("failed")}
+
     table = cli_table(
         N_("id"), N_("kind"), N_("to"), N_("subject"), N_("status"), N_("attempts"), N_("error")
     )
@@ -81,7 +99,7 @@ def log_command(
             str(d["kind"]),
             str(d["to"]),
             str(d["subject"]),
-            str(d["status"]),
+            gettext(statuses.get(str(d["status"]), str(d["status"]))),
             str(d["attempts"]),
             str(d["last_error"] or ""),
         )

@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from reluth.cli_support import cli_context, console, handle_errors, print_json
-from reluth.errors import ValidationError
 
 export_app = typer.Typer(
     help="Export the trial's data in a standard format (recorded in the audit trail).",
@@ -29,6 +28,7 @@ def export_odm(
     """CDISC ODM 1.3.2: metadata from the form registry and the clinical data of every patient
     you may read, with audit records, e-signatures and locks."""
     from reluth.core.download import record_download
+    from reluth.i18n import format_number, gettext
     from reluth.odm import service as odm
 
     with cli_context() as ctx:
@@ -39,8 +39,16 @@ def export_odm(
     out.write_bytes(download.content)
     d = download.detail
     console.print(
-        f"wrote {out}: {d['patients']} patients, {sum(d['forms'].values())} form instances, "
-        f"{d['audit_records']} audit records (sha256 {download.sha256})",
+        gettext(
+            "wrote {out}: {patients} patients, {forms} form instances, {audit} audit records "
+            "(sha256 {sha256})"
+        ).format(
+            out=out,
+            patients=format_number(d["patients"]),
+            forms=format_number(sum(d["forms"].values())),
+            audit=format_number(d["audit_records"]),
+            sha256=download.sha256,
+        ),
         soft_wrap=True,
         highlight=False,
     )
@@ -64,13 +72,17 @@ def import_odm(
 ) -> None:
     """Import the clinical data of an ODM file, in one transaction: every record through its
     domain's rules, with its original dates, marked "imported from ODM <FileOID>"."""
+    from reluth.i18n import N_, format_number, gettext
+    from reluth.i18n.reasons import invalid
     from reluth.odm import service as odm
 
     if not file.is_file():
-        raise ValidationError(str(file), "file not found", "an ODM XML file")
+        raise invalid(str(file), "file_not_found", N_("file not found"), N_("an ODM XML file"))
     content = file.read_bytes()
     if oid_map is not None and not oid_map.is_file():
-        raise ValidationError(str(oid_map), "file not found", "a YAML map (--map)")
+        raise invalid(
+            str(oid_map), "file_not_found", N_("file not found"), N_("a YAML map (--map)")
+        )
     map_bytes = None if oid_map is None else oid_map.read_bytes()
     report = None
     try:
@@ -84,31 +96,43 @@ def import_odm(
     if as_json:
         print_json({**report.detail(), "per_patient": report.per_patient})
         return
-    verb = "would import" if dry_run else "imported"
-    total = sum(report.per_form.values())
+    summary = (
+        N_("would import {forms} form instances of {patients} patients from {file}")
+        if dry_run
+        else N_("imported {forms} form instances of {patients} patients from {file}")
+    )
     console.print(
-        f"{verb} {total} form instances of {len(report.per_patient)} patients "
-        f"from {report.file_oid}",
+        gettext(summary).format(
+            forms=format_number(sum(report.per_form.values())),
+            patients=format_number(len(report.per_patient)),
+            file=report.file_oid,
+        ),
         soft_wrap=True,
         highlight=False,
     )
     for form, n in report.per_form.items():
-        console.print(f"  {form}: {n}", highlight=False)
+        console.print(f"  {form}: {format_number(n)}", highlight=False)
     for code, forms in report.per_patient.items():
-        listed = ", ".join(f"{f} {n}" for f, n in forms.items())
+        listed = ", ".join(f"{f} {format_number(n)}" for f, n in forms.items())
         console.print(f"  {code}: {listed}", highlight=False)
+    left_out = {"signatures": N_("signatures"), "annotations": N_("annotations")}
     for what, n in report.left_out.items():
-        console.print(f"  not imported: {n} {what}", highlight=False)
+        line = gettext("not imported: {n} {what}")
+        shown = line.format(n=format_number(n), what=gettext(left_out.get(what, what)))
+        console.print(f"  {shown}", highlight=False)
     for m in report.mismatches:
-        console.print(
-            f"  derived value differs, the engine's is kept: {m['subject']} {m['item']} "
-            f"(repeat {m['repeat']}): file {m['file']}, recomputed {m['recomputed']}",
-            soft_wrap=True,
-            highlight=False,
+        line = gettext(
+            "derived value differs, the engine's is kept: {subject} {item} (repeat {repeat}): "
+            "file {file}, recomputed {recomputed}"
         )
+        console.print(f"  {line.format(**m)}", soft_wrap=True, highlight=False)
     for section, entries in report.mapping_used.items():
         for entry, n in entries.items():
-            console.print(f"  map {section}: {entry} ({n})", highlight=False)
+            line = gettext("map {section}: {entry} ({n})")
+            console.print(
+                f"  {line.format(section=section, entry=entry, n=format_number(n))}",
+                highlight=False,
+            )
 
 
 def register(root: typer.Typer) -> None:

@@ -35,6 +35,8 @@ from reluth.errors import ValidationError
 from reluth.forms import refs
 from reluth.forms import service as forms
 from reluth.forms.registry import BASELINE, FormDef, Registry
+from reluth.i18n import N_
+from reluth.i18n.reasons import Reason, invalid
 from reluth.odm import export, mapping
 from reluth.odm.export import CL_MISSING, NS, UNSCHEDULED, q
 from reluth.values import parse_date, parse_number
@@ -79,22 +81,42 @@ def parse(content: bytes, oid_map: mapping.Mapping | None = None) -> Document:
     """The file's clinical data, checked for shape (ValidationError naming the element), its
     OIDs first renamed by ``oid_map`` (another EDC's, :mod:`reluth.odm.mapping`)."""
     if len(content) > MAX_BYTES:
-        raise ValidationError("file", f"{len(content)} bytes", f"at most {MAX_BYTES} bytes")
+        raise invalid(
+            "file",
+            "file_too_large",
+            N_("{size} bytes"),
+            Reason("at_most_bytes", N_("at most {limit} bytes"), {"limit": MAX_BYTES}),
+            size=len(content),
+        )
     head = content[:4096].lower()
     if b"<!doctype" in head or b"<!entity" in content.lower():
-        raise ValidationError("file", "a DOCTYPE or entity declaration", "plain ODM XML")
+        raise invalid(
+            "file", "xml_declarations", N_("a DOCTYPE or entity declaration"), N_("plain ODM XML")
+        )
     try:
         root = ET.fromstring(content)
     except ET.ParseError as exc:
-        raise ValidationError("file", f"not well-formed XML ({exc})", "ODM 1.3.2 XML") from None
+        raise invalid(
+            "file",
+            "not_well_formed_xml",
+            N_("not well-formed XML ({problem})"),
+            N_("ODM 1.3.2 XML"),
+            problem=str(exc),
+        ) from None
     if root.tag != q("ODM"):
-        raise ValidationError("ODM", f"root element {root.tag!r}", f"ODM in namespace {NS}")
+        raise invalid(
+            "ODM",
+            "not_odm",
+            N_("root element “{tag}”"),
+            Reason("odm_namespace", N_("ODM in namespace {namespace}"), {"namespace": NS}),
+            tag=root.tag,
+        )
     version = root.get("ODMVersion", "")
     if version not in ODM_VERSIONS:
         raise ValidationError("ODM/@ODMVersion", repr(version), ", ".join(ODM_VERSIONS))
     file_oid = (root.get("FileOID") or "").strip()
     if not file_oid:
-        raise ValidationError("ODM/@FileOID", "missing", "the file's OID")
+        raise invalid("ODM/@FileOID", "odm_missing", N_("missing"), N_("the file's OID"))
     used = mapping.apply(root, oid_map) if oid_map is not None else {}
     users: dict[str, str] = {
         u.get("OID", ""): (u.findtext(q("LoginName")) or u.get("OID") or "")
@@ -104,14 +126,21 @@ def parse(content: bytes, oid_map: mapping.Mapping | None = None) -> Document:
     subjects: list[Subject] = []
     datas = root.findall(q("ClinicalData"))
     if not datas:
-        raise ValidationError("ClinicalData", "missing", "at least one ClinicalData element")
+        raise invalid(
+            "ClinicalData",
+            "odm_missing",
+            N_("missing"),
+            N_("at least one ClinicalData element"),
+        )
     for cd in datas:
         left["signatures"] += len(list(cd.iter(q("Signature"))))
         left["annotations"] += len(list(cd.iter(q("Annotation"))))
         for sd in cd.findall(q("SubjectData")):
             key = (sd.get("SubjectKey") or "").strip()
             if not key:
-                raise ValidationError("SubjectData/@SubjectKey", "missing", "the pseudonym")
+                raise invalid(
+                    "SubjectData/@SubjectKey", "odm_missing", N_("missing"), N_("the pseudonym")
+                )
             site_el = sd.find(q("SiteRef"))
             site = None if site_el is None else site_el.get("LocationOID")
             subject = Subject(key, site)
@@ -127,8 +156,11 @@ def _form(fd: ET.Element, key: str, event: str, users: dict[str, str]) -> FormRe
     oid = fd.get("FormOID") or ""
     if not oid.startswith("F."):
         where = f"FormData FormOID={oid} of SubjectKey {key}"
-        raise ValidationError(
-            where, "FormOID is not F.<form>", "F.lab, F.inclusion, ... (another EDC's: --map)"
+        raise invalid(
+            where,
+            "not_a_form_oid",
+            N_("FormOID is not F.<form>"),
+            N_("F.lab, F.inclusion, ... (another EDC's: --map)"),
         )
     form = oid.removeprefix("F.")
     values: dict[str, str | None] = {}
@@ -194,7 +226,9 @@ def _screening(ctx: Ctx, code: str, v: dict[str, str | None]) -> Any:
     try:
         data = json.loads(v.get("patient_file") or "")
     except json.JSONDecodeError:
-        raise ValidationError("screening.patient_file", "not JSON", "the patient file") from None
+        raise invalid(
+            "screening.patient_file", "not_json_value", N_("not JSON"), N_("the patient file")
+        ) from None
     return patients.screen_patient(ctx, data)
 
 
@@ -301,8 +335,11 @@ def _json(v: dict[str, str | None], name: str, form: str) -> Any:
     try:
         return json.loads(text or "")
     except json.JSONDecodeError:
-        raise ValidationError(
-            f"I.{form}.{name}", "not JSON", "the value as reluth exports it"
+        raise invalid(
+            f"I.{form}.{name}",
+            "not_json_value",
+            N_("not JSON"),
+            N_("the value as reluth exports it"),
         ) from None
 
 
@@ -326,8 +363,11 @@ def _read(reader: str) -> Callable[[Ctx, str, dict[str, str | None]], Any]:
 
         rows = _json(v, "lesions", form)
         if not isinstance(rows, list) or not all(isinstance(m, dict) for m in rows):
-            raise ValidationError(
-                f"I.{form}.lesions", "not a list of lesions", "[{lesion_id, ...}]"
+            raise invalid(
+                f"I.{form}.lesions",
+                "not_lesions",
+                N_("not a list of lesions"),
+                "[{lesion_id, ...}]",
             )
         timepoint = (v.get("timepoint") or "").strip()
         baseline = timepoint == "baseline"
@@ -362,7 +402,9 @@ def _free_local(ctx: Ctx, code: str, v: dict[str, str | None]) -> Any:
 
     rows = _json(v, "lesions", "local_assessment")
     if not isinstance(rows, list) or not all(isinstance(m, dict) for m in rows):
-        raise ValidationError("I.local_assessment.lesions", "not a list of lesions", "[{...}]")
+        raise invalid(
+            "I.local_assessment.lesions", "not_lesions", N_("not a list of lesions"), "[{...}]"
+        )
     lesions = [
         {**{k: m[k] for k in ("lesion_id", "kind", "organ", "diameter_mm", "status")
             if m.get(k) is not None},
@@ -387,8 +429,8 @@ def _randomization(source: str) -> Callable[[Ctx, str, dict[str, str | None]], A
         where = f"I.randomization.%s of SubjectKey {code}"
         arm = v.get("arm")
         if not arm:
-            raise ValidationError(where % "arm", "missing",
-                                  "the allocated arm (an export by a reader who may see it)")  # fmt: skip
+            raise invalid(where % "arm", "odm_missing", N_("missing"),
+                          N_("the allocated arm (an export by a reader who may see it)"))  # fmt: skip
         text = v.get("randomized_at") or ""
         try:
             when = dt.datetime.fromisoformat(text)
@@ -515,14 +557,20 @@ def _check(registry: Registry, doc: Document) -> None:
         for rec in subject.forms:
             where = f"FormData FormOID=F.{rec.form} of SubjectKey {subject.key}"
             if rec.form not in known:
-                raise ValidationError(where, "not a registered form", ", ".join(registry.form_ids))
+                raise invalid(
+                    where,
+                    "not_a_registered_form",
+                    N_("not a registered form"),
+                    ", ".join(registry.form_ids),
+                )
             if rec.not_done is not None:
                 continue  # a missing-data code of a whole form: recorded as such
             if rec.form not in IMPORTABLE:
-                raise ValidationError(
+                raise invalid(
                     where,
-                    "this form cannot be imported",
-                    "importable forms: " + ", ".join(IMPORTABLE),
+                    "form_not_importable",
+                    N_("this form cannot be imported"),
+                    Reason("importable", N_("importable forms: {forms}"), {"forms": IMPORTABLE}),
                 )
             form = registry.form(rec.form)
             prefix = f"I.{rec.form}."
@@ -535,9 +583,10 @@ def _check(registry: Registry, doc: Document) -> None:
                     or name not in form.field_names
                     or (key and form.field(name).type not in ("items", "json"))
                 ):
-                    raise ValidationError(
+                    raise invalid(
                         f"ItemData ItemOID={oid} in {where}",
-                        "not an item of the form",
+                        "not_an_item_of_the_form",
+                        N_("not an item of the form"),
                         ", ".join(prefix + n for n in form.field_names),
                     )
                 if key:
@@ -600,10 +649,11 @@ def apply(ctx: Ctx, doc: Document, dry_run: bool) -> ImportReport:
         registers = any(r.form == "registration" for r in entered)
         if not registers and not _registered(ctx, subject):
             if not ctx.actor.can(Action.WRITE, Resource.PATIENT):
-                raise ValidationError(
+                raise invalid(
                     f"SubjectData SubjectKey={subject.key}",
-                    "not registered here",
-                    "a registered patient: the site data are imported first",
+                    "subject_not_registered",
+                    N_("not registered here"),
+                    N_("a registered patient: the site data are imported first"),
                 )
             # another EDC's subject: registered under its key at its site (SiteRef)
             ctx.writing.reason = base

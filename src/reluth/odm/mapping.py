@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Reason, invalid
 
 #: The map's sections: the element and attribute each renames, and the prefix of a reluth OID.
 SECTIONS = {
@@ -70,17 +72,31 @@ def _text_map(raw: Any, where: str) -> dict[str, str]:
 def load(content: bytes) -> Mapping:
     """The map from its YAML text (ValidationError naming the section or entry)."""
     if len(content) > MAX_BYTES:
-        raise ValidationError("map", f"{len(content)} bytes", f"at most {MAX_BYTES} bytes")
+        raise invalid(
+            "map",
+            "file_too_large",
+            N_("{size} bytes"),
+            Reason("at_most_bytes", N_("at most {limit} bytes"), {"limit": MAX_BYTES}),
+            size=len(content),
+        )
     try:
         data = yaml.safe_load(content.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ValidationError("map", f"not YAML ({exc.__class__.__name__})", "a YAML map") from None
+        raise invalid(
+            "map",
+            "not_yaml",
+            N_("not YAML ({problem})"),
+            N_("a YAML map"),
+            problem=type(exc).__name__,
+        ) from None
     if not isinstance(data, dict):
         raise ValidationError("map", type(data).__name__, "a YAML mapping of sections")
     known = (*SECTIONS, "values")
     for key in data:
         if key not in known:
-            raise ValidationError(f"map section {key!r}", "unknown", ", ".join(known))
+            raise invalid(
+                f"map section {key!r}", "unknown_map_section", N_("unknown"), ", ".join(known)
+            )
     sections: dict[str, dict[str, str]] = {}
     forms: dict[str, FormTarget] = {}
     for name, (_el, _attr, prefix) in SECTIONS.items():
@@ -106,7 +122,12 @@ def load(content: bytes) -> Mapping:
     values = {str(k): _text_map(v, f"values.{k}") for k, v in values_raw.items()}
     for item in values:
         if not item.startswith("I."):
-            raise ValidationError(f"map values.{item}", "not a reluth ItemOID", "I.<form>.<field>")
+            raise invalid(
+                f"map values.{item}",
+                "not_an_item_oid",
+                N_("not a reluth ItemOID"),
+                "I.<form>.<field>",
+            )
     return Mapping(sections, forms, values)
 
 
@@ -130,10 +151,12 @@ def apply(root: ET.Element, mapping: Mapping) -> dict[str, Any]:
                 unknown.setdefault(f"{element}/@{attr}", set()).add(oid)
     if unknown:
         named = "; ".join(f"{where} {', '.join(sorted(oids))}" for where, oids in unknown.items())
-        raise ValidationError(
+        raise invalid(
             "map",
-            f"OIDs of the file without a mapping: {named}",
-            "an entry for each in the map (study_events, forms, item_groups, items, locations)",
+            "unmapped_oids",
+            N_("OIDs of the file without a mapping: {named}"),
+            N_("an entry for each in the map (study_events, forms, item_groups, items, locations)"),
+            named=named,
         )
     translated: Counter[str] = Counter()
     for item in root.iter(_q("ItemData")):
@@ -143,9 +166,10 @@ def apply(root: ET.Element, mapping: Mapping) -> dict[str, Any]:
         if codes is None or value is None:
             continue
         if value not in codes:
-            raise ValidationError(
+            raise invalid(
                 f"ItemData ItemOID={oid} Value={value}",
-                "a coded value the map does not translate",
+                "untranslated_code",
+                N_("a coded value the map does not translate"),
                 ", ".join(sorted(codes)),
             )
         item.set("Value", codes[value])

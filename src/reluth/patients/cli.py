@@ -22,6 +22,7 @@ from reluth.cli_support import (
     print_json,
 )
 from reluth.cli_support import table as cli_table
+from reluth.i18n import N_
 from reluth.units import to_decimal
 
 centres_app = typer.Typer(help="Trial centres.", no_args_is_help=True)
@@ -88,7 +89,11 @@ def centres_add(
 
     with cli_context(write=True) as ctx:
         centre = sites.add_centre(ctx, code, name, _date(opened, "opened"))
-        console.print(f"centre {centre.code} added: {centre.name}")
+        from reluth.i18n import gettext
+
+        console.print(
+            gettext("centre {code} added: {name}").format(code=centre.code, name=centre.name)
+        )
 
 
 @patients_app.command("register")
@@ -170,7 +175,13 @@ def patients_include(
             parse_date(consent_date, "consent_date"),
             _date(date, "date"),
         )
-        console.print(f"patient {patient_id} included on {inc.inclusion_date}")
+        from reluth.i18n import format_day, gettext
+
+        console.print(
+            gettext("patient {code} included on {day}").format(
+                code=patient_id, day=format_day(inc.inclusion_date)
+            )
+        )
 
 
 @record_app.command("cycle")
@@ -198,7 +209,7 @@ def record_cycle(
             _decimal(activity_gbq, "activity_gbq"),
             lot,
         )
-    console.print(f"cycle {cycle} recorded for {patient_id}")
+    _recorded(N_("cycle {cycle} recorded for {patient}"), patient_id, cycle=cycle)
 
 
 @record_app.command("pre-randomization")
@@ -219,7 +230,7 @@ def record_pre_randomization(
         service.record_pre_randomization(
             ctx, patient_id, parse_date(date, "date"), progression, response, comment
         )
-    console.print(f"pre-randomization assessment recorded for {patient_id}")
+    _recorded(N_("pre-randomization assessment recorded for {patient}"), patient_id)
 
 
 @record_app.command("death")
@@ -235,7 +246,7 @@ def record_death(
 
     with cli_context(write=True) as ctx:
         service.record_death(ctx, patient_id, parse_date(date, "date"), cause, details)
-    console.print(f"death recorded for {patient_id}")
+    _recorded(N_("death recorded for {patient}"), patient_id)
 
 
 @record_app.command("end-of-study")
@@ -251,7 +262,7 @@ def record_end_of_study(
 
     with cli_context(write=True) as ctx:
         service.record_end_of_study(ctx, patient_id, parse_date(date, "date"), reason_code, details)
-    console.print(f"end of study recorded for {patient_id}")
+    _recorded(N_("end of study recorded for {patient}"), patient_id)
 
 
 @record_app.command("visit")
@@ -266,11 +277,27 @@ def record_visit_cmd(
 
     with cli_context(write=True) as ctx:
         _, status = record_visit(ctx, patient_id, code, parse_date(date, "date"))
-    shift = "" if status.days_from_target is None else f" ({status.days_from_target:+d} days)"
-    console.print(f"visit {code} recorded for {patient_id}: {status.status}{shift}")
+    from reluth.i18n import gettext
+    from reluth.i18n.vocabulary import label
+
+    shown = label("visit_status", status.status)
+    if status.days_from_target is not None:
+        shown += gettext(" ({days} days)").format(days=f"{status.days_from_target:+d}")
+    _recorded(
+        N_("visit {visit} recorded for {patient}: {status}"), patient_id, visit=code, status=shown
+    )
+
+
+def _recorded(template: str, patient: str, **values: object) -> None:
+    """``template`` (marked with ``N_``) in the reader's language, naming the patient."""
+    from reluth.i18n import gettext
+
+    console.print(gettext(template).format(patient=patient, **values))
 
 
 def _record_file(kind: str, file: Path) -> str:
+    from reluth.i18n import format_number, gettext
+    from reluth.i18n.vocabulary import label
     from reluth.qol.service import record_questionnaire
     from reluth.response.records import record_assessment
     from reluth.safety.records import record_adverse_event, record_labs
@@ -280,15 +307,24 @@ def _record_file(kind: str, file: Path) -> str:
         s = ctx
         if kind == "labs":
             rows = record_labs(s, data)
-            return ", ".join(f"{r.analyte} grade {r.ctcae_grade}" for r in rows)
+            grade = gettext("{test} grade {grade}")
+            return ", ".join(
+                grade.format(test=label("lab", r.analyte), grade=r.ctcae_grade) for r in rows
+            )
         if kind == "ae":
             ae = record_adverse_event(s, data)
-            return f"adverse event {ae.id}: {ae.term} grade {ae.grade}"
+            return gettext("adverse event {id}: {term} grade {grade}").format(
+                id=ae.id, term=ae.term, grade=ae.grade
+            )
         if kind == "assessment":
             ta = record_assessment(s, data)
-            return f"assessment {ta.id}: {len(ta.lesions)} lesions, targets {ta.target_sum_mm} mm"
+            return gettext("assessment {id}: {n} lesions, targets {sum} mm").format(
+                id=ta.id, n=format_number(len(ta.lesions)), sum=format_number(ta.target_sum_mm)
+            )
         q = record_questionnaire(s, data)
-        return f"{q.instrument} {q.timepoint} scored: {q.scores_json}"
+        return gettext("{instrument} {timepoint} scored: {scores}").format(
+            instrument=q.instrument, timepoint=q.timepoint, scores=q.scores_json
+        )
 
 
 @record_app.command("labs")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import (
     command_trial,
@@ -46,51 +45,74 @@ def protocol_show(
     if as_json:
         print_json({**p.model_dump(), "assumptions": p.assumptions()})
         return
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_number, get_locale, gettext
+
+    def number(value: Any) -> str:
+        if isinstance(value, bool):
+            return gettext("yes") if value else gettext("no")
+        return "-" if value is None else format_number(value)
+
     console.print(f"[bold]{p.label}[/] - {p.registration} - {p.version_note}")
-    console.print(f"{p.title} (sponsor: {p.sponsor})")
-    t = Table(
-        "arm",
-        "treatment",
-        "cycles",
-        "activity (GBq)",
-        "interval (weeks)",
-        title=f"Arms ({p.allocation})",
+    console.print(gettext("{title} (sponsor: {sponsor})").format(title=p.title, sponsor=p.sponsor))
+    t = table(
+        N_("arm"),
+        N_("treatment"),
+        N_("cycles"),
+        N_("activity (GBq)"),
+        N_("interval (weeks)"),
+        title=gettext("Arms ({allocation})").format(allocation=p.allocation),
     )
     for a in p.arms:
         t.add_row(
-            a.code,
-            a.label,
-            str(a.cycles),
-            str(a.activity_gbq or "-"),
-            str(a.cycle_interval_weeks or "-"),
+            a.code, a.label, str(a.cycles), number(a.activity_gbq), number(a.cycle_interval_weeks)
         )
     console.print(t)
     s = p.sample_size
     console.print(
-        f"Sample size: {s.randomized} randomized ({s.per_arm} per arm), {s.included} included; "
-        f"DCR {s.dcr_control} vs {s.dcr_experimental}, alpha {s.alpha_two_sided} two-sided, power {s.power}"
+        gettext(
+            "Sample size: {randomized} randomized ({per_arm} per arm), {included} included; "
+            "DCR {control} vs {experimental}, alpha {alpha} two-sided, power {power}"
+        ).format(
+            randomized=format_number(s.randomized),
+            per_arm=format_number(s.per_arm),
+            included=format_number(s.included),
+            control=format_number(s.dcr_control),
+            experimental=format_number(s.dcr_experimental),
+            alpha=format_number(s.alpha_two_sided),
+            power=format_number(s.power),
+        )
     )
-    t = Table("factor", "levels", title="Stratification")
+    t = table(N_("factor"), N_("levels"), title=N_("Stratification"))
     for f in p.stratification:
         t.add_row(f.label, ", ".join(f"{k}: {v}" for k, v in f.labels.items()))
     console.print(t)
-    t = Table("parameter", "value", title="Eligibility thresholds")
+    t = table(N_("parameter"), N_("value"), title=N_("Eligibility thresholds"))
     for k, v in p.eligibility.model_dump(exclude={"criteria"}).items():
-        t.add_row(k, ", ".join(v) if isinstance(v, tuple | list) else str(v))
+        t.add_row(k, ", ".join(v) if isinstance(v, tuple | list) else number(v))
     console.print(t)
-    t = Table("id", "kind", "criterion (with the thresholds above)", title="Eligibility criteria")
+    t = table(
+        N_("id"),
+        N_("kind"),
+        N_("criterion (with the thresholds above)"),
+        title=N_("Eligibility criteria"),
+    )
+    kinds = {"inclusion": N_("inclusion"), "exclusion": N_("exclusion")}
     for cid in p.eligibility.criteria.ids:
-        t.add_row(cid, p.eligibility.kind_of(cid), p.eligibility.text(cid))
+        kind = p.eligibility.kind_of(cid)
+        t.add_row(cid, gettext(kinds.get(kind, kind)), p.eligibility.text(cid, get_locale()))
     console.print(t)
-    t = Table("schedule item", "value", "assumption", title="Schedule")
+    t = table(N_("schedule item"), N_("value"), N_("assumption"), title=N_("Schedule"))
+    yes = gettext("yes")
     for k, v in p.schedule.model_dump().items():
         assumed = isinstance(v, dict) and v.get("assumption", False)
         shown = {kk: vv for kk, vv in v.items() if kk != "assumption"} if isinstance(v, dict) else v
-        t.add_row(k, json.dumps(to_jsonable(shown)), "[yellow]yes[/]" if assumed else "")
+        t.add_row(k, json.dumps(to_jsonable(shown)), f"[yellow]{yes}[/]" if assumed else "")
     console.print(t)
     console.print(
-        "[yellow]Assumptions[/] (not in the published protocol; edit the YAML): "
-        + ", ".join(p.assumptions())
+        gettext(
+            "[yellow]Assumptions[/] (not in the published protocol; edit the YAML): {names}"
+        ).format(names=", ".join(p.assumptions()))
     )
 
 

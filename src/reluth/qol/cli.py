@@ -97,7 +97,10 @@ def score_command(
 
 
 def _flag(value: bool | None) -> str:
-    return "-" if value is None else (f"[red]{gettext('yes')}[/]" if value else gettext("no"))
+    if value is None:
+        return "-"
+    yes = gettext("yes")  # outside the f-string: Babel extracts it
+    return f"[red]{yes}[/]" if value else gettext("no")
 
 
 def register(root: typer.Typer) -> None:

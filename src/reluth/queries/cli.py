@@ -81,7 +81,15 @@ def answer_command(
     if as_json:
         print_json(out)
         return
-    console.print(f"query {out['id']} {out['status']}: {out['answer']}", highlight=False)
+    from reluth.i18n import gettext
+    from reluth.i18n.vocabulary import label
+
+    console.print(
+        gettext("query {id} {status}: {answer}").format(
+            id=out["id"], status=label("query_status", out["status"]), answer=out["answer"]
+        ),
+        highlight=False,
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -9,14 +9,21 @@ import uuid
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from reluth.cli_support import cli_context, console, handle_errors, print_json
+from reluth.cli_support import cli_context, console, handle_errors, print_json, table
 from reluth.units import to_decimal
 
 app = typer.Typer(help="Randomization set-up, allocation list and report.", no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _method(code: str) -> str:
+    """A randomization method's name in the reader's language."""
+    from reluth.i18n import N_, gettext
+
+    names = {"blocks": N_("permuted blocks"), "minimization": N_("minimization")}
+    return gettext(names.get(code, code))
 
 
 @handle_errors
@@ -38,11 +45,21 @@ def randomize_cmd(
     if as_json:
         print_json(result)
         return
-    again = " (same request: previous result)" if result.replayed else ""
+    from reluth.i18n import format_moment, gettext
+
+    again = gettext(" (same request: previous result)") if result.replayed else ""
     console.print(
-        f"patient {result.patient_id} randomized to [bold]{result.arm}[/]{again}\n"
-        f"stratum {result.stratum}, "
-        f"{result.randomized_at.isoformat()}, request {result.request_id}"
+        gettext(
+            "patient {patient} randomized to [bold]{arm}[/]{again}\n"
+            "stratum {stratum}, {moment}, request {request}"
+        ).format(
+            patient=result.patient_id,
+            arm=result.arm,
+            again=again,
+            stratum=result.stratum,
+            moment=format_moment(result.randomized_at, "UTC"),
+            request=result.request_id,
+        )
     )
 
 
@@ -62,11 +79,20 @@ def setup_cmd(
     sizes = service.parse_block_sizes(block_sizes)
     with cli_context(write=True, reason=reason) as ctx:
         s = service.configure(ctx, method, by_centre, sizes, prob)
-        console.print(
-            f"randomization: {s.method}"
-            + (" by centre" if s.stratify_by_centre else "")
-            + (f", blocks {s.block_sizes}" if s.method == "blocks" else f", p = {s.minimization_p}")
+    from reluth.i18n import format_number, gettext
+
+    shown = (
+        gettext("randomization: {method}, blocks {sizes}").format(
+            method=_method(s.method), sizes=", ".join(map(format_number, s.block_sizes))
         )
+        if s.method == "blocks"
+        else gettext("randomization: {method}, p = {p}").format(
+            method=_method(s.method), p=format_number(s.minimization_p)
+        )
+    )
+    if s.stratify_by_centre:
+        shown += gettext(" (also by centre)")
+    console.print(shown)
 
 
 def _read_seed(seed_file: Path) -> str:
@@ -75,9 +101,13 @@ def _read_seed(seed_file: Path) -> str:
         fd = os.open(seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(secrets.token_urlsafe(32) + "\n")
+        from reluth.i18n import gettext
+
         console.print(
-            f"new secret seed written to {seed_file} (mode 600): keep it off the trial server;"
-            " it regenerates the list"
+            gettext(
+                "new secret seed written to {path} (mode 600): keep it off the trial server;"
+                " it regenerates the list"
+            ).format(path=seed_file)
         )
     return seed_file.read_text(encoding="utf-8").strip()
 
@@ -96,10 +126,19 @@ def generate_list_cmd(
     seed = _read_seed(seed_file)
     with cli_context(write=True) as ctx:
         alloc = service.generate_list(ctx, seed, per_stratum)
-        console.print(
-            f"allocation list {alloc.id} generated: >= {per_stratum} slots per stratum, "
-            f"blocks {alloc.block_sizes}, content SHA-256 {alloc.content_sha256[:16]}…"
+    from reluth.i18n import format_number, gettext
+
+    console.print(
+        gettext(
+            "allocation list {id} generated: >= {n} slots per stratum, blocks {sizes}, "
+            "content SHA-256 {sha}…"
+        ).format(
+            id=alloc.id,
+            n=format_number(per_stratum),
+            sizes=alloc.block_sizes,
+            sha=alloc.content_sha256[:16],
         )
+    )
 
 
 @app.command("list")
@@ -113,11 +152,14 @@ def list_cmd(as_json: bool = JSON) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title="allocation list (CONFIDENTIAL)")
-    for col in ("stratum", "#", "block", "size", "arm", "patient"):
-        table.add_column(col)
+    from reluth.i18n import N_
+
+    shown = table(
+        N_("stratum"), "#", N_("block"), N_("size"), N_("arm"), N_("patient"),
+        title=N_("allocation list (CONFIDENTIAL)"),
+    )  # fmt: skip
     for r in rows:
-        table.add_row(
+        shown.add_row(
             r["stratum"],
             str(r["position"]),
             str(r["block"]),
@@ -125,7 +167,7 @@ def list_cmd(as_json: bool = JSON) -> None:
             r["arm"],
             r["patient_id"] or "",
         )
-    console.print(table)
+    console.print(shown)
 
 
 @app.command("report")
@@ -139,25 +181,40 @@ def report_cmd(as_json: bool = JSON) -> None:
     if as_json:
         print_json(rep)
         return
+    from reluth.i18n import N_, format_number, gettext
+
+    titles = {
+        "stratum": N_("per stratum"),
+        "centre": N_("per centre"),
+        "factor level": N_("per factor level"),
+    }
+    groups = {
+        "overall": N_("overall"),
+        "stratum": N_("stratum"),
+        "centre": N_("centre"),
+        "factor_level": N_("factor level"),
+    }
     console.print(
-        f"method {rep.method or 'not set up'}; {rep.total} randomized: "
-        + ", ".join(f"{a} {n}" for a, n in rep.by_arm.items())
+        gettext("method {method}; randomized {total}: {by_arm}").format(
+            method=_method(rep.method) if rep.method else gettext("not set up"),
+            total=format_number(rep.total),
+            by_arm=", ".join(f"{a} {format_number(n)}" for a, n in rep.by_arm.items()),
+        )
     )
     arms = list(rep.by_arm)
     for title, rows in rep.tables().items():
-        table = Table(title=f"per {title}")
-        table.add_column("group")
+        shown = table(N_("group"), title=titles.get(title, title))
         for a in arms:
-            table.add_column(a, justify="right")
-        table.add_column("imbalance", justify="right")
+            shown.add_column(a, justify="right")
+        shown.add_column(gettext("imbalance"), justify="right")
         for group, counts, imbalance in rows:
-            table.add_row(group, *[str(n) for n in counts], str(imbalance))
-        console.print(table)
-    console.print(
-        "max imbalance: "
-        + ", ".join(f"{k} {v}" for k, v in rep.max_imbalance.items())
-        + ("" if rep.list_intact else "  [bold red]ALLOCATION LIST ALTERED[/]")
+            shown.add_row(group, *[format_number(n) for n in counts], format_number(imbalance))
+        console.print(shown)
+    worst = ", ".join(
+        f"{gettext(groups.get(k, k))} {format_number(v)}" for k, v in rep.max_imbalance.items()
     )
+    altered = "" if rep.list_intact else "  [bold red]" + gettext("ALLOCATION LIST ALTERED") + "[/]"
+    console.print(gettext("max imbalance: {worst}").format(worst=worst) + altered)
 
 
 @app.command("backup")
@@ -190,9 +247,17 @@ def backup_cmd(
     if as_json:
         print_json(result)
         return
+    from reluth.i18n import format_moment, gettext
+
     console.print(
-        f"backup randomization of {result.patient_id} recorded: [bold]{result.arm}[/] at "
-        f"{result.randomized_at.isoformat()} ({result.request_id})"
+        gettext(
+            "backup randomization of {patient} recorded: [bold]{arm}[/] at {moment} ({request})"
+        ).format(
+            patient=result.patient_id,
+            arm=result.arm,
+            moment=format_moment(result.randomized_at, "UTC"),
+            request=result.request_id,
+        )
     )
 
 

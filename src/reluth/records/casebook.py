@@ -555,11 +555,9 @@ def _when(value: dt.datetime | None) -> str:
 
 def _utc_text(value: str) -> str:
     """An audit row's ISO moment (UTC) to the second, as the reader's language writes days."""
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return value[:19].replace("T", " ")
-    return f"{format_day(moment)} {moment:%H:%M:%S}"
+    from reluth.i18n import format_stored_moment
+
+    return format_stored_moment(value)
 
 
 def _shown(value: Any) -> str:

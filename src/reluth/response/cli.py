@@ -132,11 +132,8 @@ def evaluate_command(
         soft_wrap=True,
     )
     start, end = result.landmark_window
-    verdict = (
-        f"[green]{gettext('yes')}[/]"
-        if result.disease_control_month6
-        else (f"[red]{gettext('no')}[/]")
-    )
+    yes, no = gettext("yes"), gettext("no")  # outside the f-string: Babel extracts them
+    verdict = f"[green]{yes}[/]" if result.disease_control_month6 else f"[red]{no}[/]"
     console.print(
         gettext(
             "Disease control at month 6 (window {start} to {end}): {verdict} - {reason}"

@@ -62,7 +62,7 @@ def grade_command(
     from reluth.i18n.vocabulary import label
 
     grades = table(
-        N_("date"), N_("test"), N_("term"), "MedDRA", N_("grade"), N_("rule"),
+        N_("date"), N_("test"), N_("term"), N_("MedDRA"), N_("grade"), N_("rule"),
         title=N_("CTCAE v5.0 grades"),
     )  # fmt: skip
     for g in graded:
@@ -116,7 +116,14 @@ def report_command(
     data = load_json(file, "SAE report")
     with cli_context(write=True) as ctx:
         row = sae.report_sae(ctx, adverse_event_id, data)
-        console.print(f"{sae.report_label(row.sequence)} of adverse event {adverse_event_id} sent")
+        from reluth.i18n import gettext
+        from reluth.safety.seriousness import report_name
+
+        console.print(
+            gettext("{report} of adverse event {id} sent").format(
+                report=report_name(row.sequence).render(), id=adverse_event_id
+            )
+        )
 
 
 @sae_app.command("assess")
@@ -133,8 +140,17 @@ def assess_command(
 
     with cli_context(write=True) as ctx:
         row = sae.assess_report(ctx, adverse_event_id, sequence, causality, expectedness, comment)
-        susar = " — SUSAR" if row.susar else ""
-        console.print(f"assessed: {row.causality}, {row.expectedness}{susar}")
+        from reluth.i18n import gettext
+        from reluth.i18n.vocabulary import label
+
+        susar = gettext(" — SUSAR") if row.susar else ""
+        console.print(
+            gettext("assessed: {causality}, {expectedness}{susar}").format(
+                causality=label("sae_causality", row.causality),
+                expectedness=label("expectedness", row.expectedness),
+                susar=susar,
+            )
+        )
 
 
 @sae_app.command("submit")
@@ -149,7 +165,9 @@ def submit_command(
 
     with cli_context(write=True) as ctx:
         sae.record_susar_submission(ctx, adverse_event_id, sequence, reference)
-    console.print("SUSAR submission recorded")
+    from reluth.i18n import gettext
+
+    console.print(gettext("SUSAR submission recorded"))
 
 
 @sae_app.command("cioms")
@@ -165,7 +183,9 @@ def cioms_command(
     with cli_context() as ctx:
         pdf = sae.cioms_pdf(ctx, adverse_event_id, sequence)
     out.write_bytes(pdf)
-    console.print(f"{out} ({len(pdf)} bytes)")
+    from reluth.i18n import format_number, gettext
+
+    console.print(gettext("{path} ({size} bytes)").format(path=out, size=format_number(len(pdf))))
 
 
 def register(root: typer.Typer) -> None:

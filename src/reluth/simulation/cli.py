@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from reluth.cli_support import command_trial, console, handle_errors, print_json, progress_bar
 from reluth.errors import ValidationError
@@ -55,74 +54,117 @@ def _as_option(exc: ValidationError) -> ValidationError:
     return exc if option is None else moved(exc, option)
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.2f}%"
+def _pct(x: float | None, digits: int = 2) -> str:
+    """A proportion as a percentage in the reader's language (``12.34%``, ``12,34 %``)."""
+    from reluth.i18n import format_number, gettext
+
+    if x is None:
+        return "—"
+    return gettext("{value}%").format(value=format_number(100 * x, digits))
+
+
+def _ci(estimate: dict[str, Any]) -> str:
+    low, high = estimate["mc_ci95"]
+    return f"{_pct(estimate['simulated'])} ({_pct(low)}–{_pct(high)})"
 
 
 def _render_summary(summary: DesignSummary, out: dict[str, Any]) -> None:
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_number, gettext
+
     primary = out["primary"]
     console.print(
-        f"[bold]Primary endpoint[/]: DCR at month 6, {primary['n_experimental']} experimental vs "
-        f"{primary['n_control']} control, alpha {primary['alpha']}, non-evaluable rate "
-        f"{primary['non_evaluable_rate']} (counted as failures)"
+        gettext(
+            "[bold]Primary endpoint[/]: DCR at month 6, {n_experimental} experimental vs "
+            "{n_control} control, alpha {alpha}, non-evaluable rate {non_evaluable} (counted as "
+            "failures)"
+        ).format(
+            n_experimental=format_number(primary["n_experimental"]),
+            n_control=format_number(primary["n_control"]),
+            alpha=format_number(primary["alpha"]),
+            non_evaluable=format_number(primary["non_evaluable_rate"]),
+        )
     )
-    console.print(f"Test: {primary['test']}", style="dim")
-    table = Table(show_header=True, header_style="bold")
-    for col in ("quantity", "simulated (95% MC CI)", "exact", "normal approx.", "Fisher used"):
-        table.add_column(col)
+    console.print(gettext("Test: {test}").format(test=primary["test"]), style="dim")
+    shown = table(
+        N_("quantity"),
+        N_("simulated (95% Monte Carlo confidence interval)"),
+        N_("exact"),
+        N_("normal approx."),
+        N_("Fisher used"),
+        show_header=True,
+        header_style="bold",
+    )
     pw, t1 = primary["power"], primary["type_i_error"]
-    table.add_row(
-        f"power ({pw['p_control']:.0%} vs {pw['p_experimental']:.0%})",
-        f"{_pct(pw['simulated'])} ({_pct(pw['mc_ci95'][0])}–{_pct(pw['mc_ci95'][1])})",
+    nominal = gettext("nominal {value}")
+    shown.add_row(
+        gettext("power ({control} vs {experimental})").format(
+            control=_pct(pw["p_control"], 0), experimental=_pct(pw["p_experimental"], 0)
+        ),
+        _ci(pw),
         _pct(pw["exact"]),
         _pct(pw["normal_approximation"]),
         _pct(pw["fisher_fraction"]),
     )
-    table.add_row(
-        f"type I error (both {t1['common_rate']:.0%})",
-        f"{_pct(t1['simulated'])} ({_pct(t1['mc_ci95'][0])}–{_pct(t1['mc_ci95'][1])})",
+    shown.add_row(
+        gettext("type I error (both {rate})").format(rate=_pct(t1["common_rate"], 0)),
+        _ci(t1),
         _pct(t1["exact"]),
-        f"nominal {_pct(t1['nominal'])}",
+        nominal.format(value=_pct(t1["nominal"])),
         _pct(t1["fisher_fraction"]),
     )
     if "pfs" in out:
         pfs = out["pfs"]
         p, n0 = pfs["power"], pfs["type_i_error"]
-        kind = "log-rank" if "without strata" in pfs["test"] else "stratified log-rank"
-        table.add_row(
-            f"PFS power (HR {p['hazard_ratio']:g}, {kind})",
-            f"{_pct(p['simulated'])} ({_pct(p['mc_ci95'][0])}–{_pct(p['mc_ci95'][1])})",
+        kind = (
+            gettext("log-rank")
+            if "without strata" in pfs["test"]
+            else gettext("stratified log-rank")
+        )
+        shown.add_row(
+            gettext("PFS power (HR {hr}, {kind})").format(
+                hr=format_number(p["hazard_ratio"]), kind=kind
+            ),
+            _ci(p),
             "—",
-            f"Schoenfeld {_pct(p['schoenfeld_approximation'])}",
+            gettext("Schoenfeld {value}").format(value=_pct(p["schoenfeld_approximation"])),
             "",
         )
-        table.add_row(
-            "PFS type I error (HR 1)",
-            f"{_pct(n0['simulated'])} ({_pct(n0['mc_ci95'][0])}–{_pct(n0['mc_ci95'][1])})",
+        shown.add_row(
+            gettext("PFS type I error (HR 1)"),
+            _ci(n0),
             "—",
-            f"nominal {_pct(primary['alpha'])}",
+            nominal.format(value=_pct(primary["alpha"])),
             "",
         )
-    console.print(table)
+    console.print(shown)
     if primary.get("normal_approx_n_per_arm") is not None:
         console.print(
-            f"Normal-approximation sample size for 80% power: "
-            f"{primary['normal_approx_n_per_arm']} per arm."
+            gettext("Normal-approximation sample size for 80% power: {n} per arm.").format(
+                n=format_number(primary["normal_approx_n_per_arm"])
+            )
         )
     if "pfs" in out:
         pfs = out["pfs"]
         console.print(
-            f"PFS: median {pfs['median_control_months']} months (control), accrual "
-            f"{pfs['accrual_months']} months, follow-up {pfs['followup_months']} months after the "
-            f"last randomization; mean {pfs['power']['mean_events']} events "
-            f"(expected {pfs['power']['expected_events']})."
+            gettext(
+                "PFS: median {median} months (control), accrual {accrual} months, follow-up "
+                "{followup} months after the last randomization; mean {mean} events "
+                "(expected {expected})."
+            ).format(
+                median=format_number(pfs["median_control_months"]),
+                accrual=format_number(pfs["accrual_months"]),
+                followup=format_number(pfs["followup_months"]),
+                mean=format_number(pfs["power"]["mean_events"]),
+                expected=format_number(pfs["power"]["expected_events"]),
+            )
         )
-    console.print(
-        f"seed {summary.seed} · {summary.primary_power.n_sim} trials (primary)"
-        + (f", {summary.pfs_power.n_sim} trials (PFS)" if summary.pfs_power else "")
-        + f" · {summary.elapsed_s:.2f} s",
-        style="dim",
+    trials = gettext("seed {seed} · {n} trials (primary)").format(
+        seed=summary.seed, n=format_number(summary.primary_power.n_sim)
     )
+    if summary.pfs_power:
+        trials += gettext(", {n} trials (PFS)").format(n=format_number(summary.pfs_power.n_sim))
+    console.print(f"{trials} · {format_number(summary.elapsed_s, 2)} s", style="dim")
 
 
 @app.command("simulate")
@@ -212,8 +254,10 @@ def simulate_cmd(
         raise invalid("--n-sim", "must_least_1", N_("must be at least 1"), N_("a positive integer"))
     seed = new_seed() if seed is None else seed
     total = 2 * n_sim + (0 if survival is None else 2 * n_sim_pfs)
+    from reluth.i18n import gettext
+
     with progress_bar(disable=as_json) as bar:
-        task = bar.add_task("simulating trials", total=total)
+        task = bar.add_task(gettext("simulating trials"), total=total)
         summary = simulate_design(
             primary,
             survival,
@@ -327,9 +371,12 @@ def grid_cmd(
             out=str(out),
             exc_name=str(exc),
         ) from None
+    from reluth.cli_support import table
+    from reluth.i18n import N_, format_number, gettext
+
     with progress_bar(disable=as_json) as bar:
-        where = scheduler or "locally"
-        task = bar.add_task(f"grid cells ({where})", total=len(cells))
+        where = scheduler or gettext("locally")
+        task = bar.add_task(gettext("grid cells ({where})").format(where=where), total=len(cells))
         results = run_grid(cells, scheduler, progress=lambda k: bar.advance(task, k))
     png = out / "power-curve.png"
     plot_power_curves(results, png, p0)
@@ -346,21 +393,31 @@ def grid_cmd(
     if as_json:
         print_json(payload)
         return
-    table = Table(show_header=True, header_style="bold")
-    for col in ("endpoint", "n/arm", "effect", "power (sim)", "± 1.96 SE", "approx.", "exact"):
-        table.add_column(col)
+    shown = table(
+        N_("endpoint"), N_("n/arm"), N_("effect"), N_("power (sim)"), N_("± 1.96 SE"),
+        N_("approx."), N_("exact"),
+        show_header=True, header_style="bold",
+    )  # fmt: skip
+    endpoints = {"pfs": N_("PFS"), "dcr": N_("DCR")}
+    versus = gettext("{control} vs {experimental}")
     for r in results:
-        table.add_row(
-            r.endpoint,
-            str(r.n_per_arm),
-            f"{r.effect:g}" if r.endpoint == "pfs" else f"{p0:.0%} vs {r.effect:.0%}",
+        shown.add_row(
+            gettext(endpoints.get(r.endpoint, r.endpoint)),
+            format_number(r.n_per_arm),
+            format_number(r.effect)
+            if r.endpoint == "pfs"
+            else versus.format(control=_pct(p0, 0), experimental=_pct(r.effect, 0)),
             _pct(r.power),
-            f"{196 * r.mc_standard_error:.2f}",
+            format_number(196 * r.mc_standard_error, 2),
             _pct(r.approximate_power),
             _pct(r.exact_power),
         )
-    console.print(table)
-    console.print(f"Plot: {png} · table: {out / 'grid.csv'} · seed {seed}")
+    console.print(shown)
+    console.print(
+        gettext("Plot: {png} · table: {csv} · seed {seed}").format(
+            png=png, csv=out / "grid.csv", seed=seed
+        )
+    )
 
 
 @app.command("cohort")
@@ -397,21 +454,35 @@ def cohort_cmd(
         )
     except ValidationError as exc:
         raise _as_option(exc) from None
+    from reluth.i18n import format_day, format_number, gettext
+
     with progress_bar(disable=as_json) as bar:
-        task = bar.add_task("generating patients", total=None)
+        task = bar.add_task(gettext("generating patients"), total=None)
         cohort = generate_cohort(config)
-        bar.update(task, total=len(cohort.patients), completed=0, description="writing files")
+        bar.update(
+            task, total=len(cohort.patients), completed=0, description=gettext("writing files")
+        )
         summary = write_cohort(cohort, out, progress=lambda k: bar.advance(task, k))
     if as_json:
         print_json(summary)
         return
     console.print(
-        f"{summary['screened']} screened, {summary['included']} included, "
-        f"{summary['randomized']} randomized, data cut-off {summary['data_cutoff']} "
-        f"(seed {seed}) → {out}"
+        gettext(
+            "screened {screened}, included {included}, randomized {randomized}, data cut-off "
+            "{cutoff} (seed {seed}) → {out}"
+        ).format(
+            screened=format_number(summary["screened"]),
+            included=format_number(summary["included"]),
+            randomized=format_number(summary["randomized"]),
+            cutoff=format_day(summary["data_cutoff"]),
+            seed=seed,
+            out=out,
+        )
     )
+    example = f"{out}/patients/{summary['example_patient']}"
     console.print(
-        "Try: reluth eligibility check --stage randomization "
-        f"{out}/patients/{summary['example_patient']}/randomization.json ; "
-        f"reluth recist evaluate {out}/patients/{summary['example_patient']}/control/recist.json"
+        gettext("Try: {first} ; {second}").format(
+            first=f"reluth eligibility check --stage randomization {example}/randomization.json",
+            second=f"reluth recist evaluate {example}/control/recist.json",
+        )
     )

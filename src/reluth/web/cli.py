@@ -29,7 +29,11 @@ def serve(
     from reluth.web.app import create_app, prepare_database
 
     url = db or get_settings().database_url
-    console.print(f"reluth web on http://{host}:{port}/ (API docs: /api/v1/docs)")
+    from reluth.i18n import gettext
+
+    console.print(
+        gettext("reluth web on {url} (API docs: /api/v1/docs)").format(url=f"http://{host}:{port}/")
+    )
     if workers == 1:
         uvicorn.run(create_app(url), host=host, port=port, log_level="info")
         return
