@@ -309,6 +309,7 @@ def invalid(
     code: str,
     problem: str,
     accepted: str | Reason | Sequence[str] | None = None,
+    /,
     **params: Any,
 ) -> ValidationError:
     """A coded refusal of the input ``field`` (a path, an option such as ``--key``, a file):
