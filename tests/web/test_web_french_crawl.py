@@ -92,7 +92,7 @@ PENDING_OTHER_BRANCHES: dict[str, str] = {
     r"the [\w -]+ of \S+ is not recorded": "errclin: patients/ and clinical/ services",
     r"adverse event \d+ is not serious: only SAEs are (reported|acknowledged)": "errclin: safety/sae.py",
     # refusals raised in English by the trial operations (tests/test_refusals_translated.py)
-    r"\w+ may not (read|write|\w+) [\w ]+?(?= Retour| ?$)": "errtrial: auth/policy.py",
+    r"\w+ may not (read|write|\w+) [\w ]+?(?= ¦| Retour| ?$)": "errtrial: auth/policy.py",
     r"patient \S+ not found": "errclin: patients/service.py",
     r"[\w ]+ \d+ of \S+ not found": "errclin: patients/, clinical/, qol/, response/, safety/",
 }
