@@ -189,8 +189,9 @@ class FormDef(_Translated):
         return tuple(f for f in self.fields if f.correctable) if self.editable else ()
 
 
-class SdvRequirement(_Frozen):
-    """Records of ``form`` (those whose fields equal ``where``) that need 100 % SDV."""
+class SdvRequirement(_Translated):
+    """Records of ``form`` (those whose fields equal ``where``) that need 100 % SDV; its
+    ``label`` says why, in each language (``{en: …, fr: …}``)."""
 
     form: str
     label: str
@@ -254,6 +255,8 @@ class Registry(_Frozen):
     missing_texts: dict[str, Texts] = Field(default_factory=dict)
     #: the code lists' labels by language (list -> code -> texts); a code without is shown as is
     code_texts: dict[str, dict[str, Texts]] = Field(default_factory=dict)
+    #: the signature meanings by language (level -> texts)
+    signature_texts: dict[str, Texts] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -270,6 +273,15 @@ class Registry(_Frozen):
             }
             data["missing_codes"] = {
                 c: t[SOURCE_LANGUAGE] for c, t in data["missing_texts"].items()
+            }
+        meanings = data.get("signature_meanings")
+        if isinstance(meanings, dict):
+            data["signature_texts"] = {
+                str(level): _texts(t, f"signature_meanings.{level}")
+                for level, t in meanings.items()
+            }
+            data["signature_meanings"] = {
+                level: t[SOURCE_LANGUAGE] for level, t in data["signature_texts"].items()
             }
         lists = data.get("code_lists")
         if isinstance(lists, dict):
@@ -368,10 +380,13 @@ class Registry(_Frozen):
             if not self.signature_meanings.get(level, "").strip():
                 raise ValueError(f"signature_meanings.{level}: a meaning is required")
 
-    def signature_meaning(self, scope: str) -> str:
-        """What a signature of ``scope`` (form, visit, or patient: the casebook) means."""
+    def signature_meaning(self, scope: str, lang: str | None = None) -> str:
+        """What a signature of ``scope`` (form, visit, or patient: the casebook) means, in
+        ``lang`` (the signer's: the meaning is signed as the signer reads it; English by
+        default)."""
         level = "casebook" if scope == "patient" else scope
-        return self.signature_meanings[level]  # type: ignore[index]
+        english: str = self.signature_meanings[level]  # type: ignore[index]
+        return in_language(self.signature_texts.get(level, {SOURCE_LANGUAGE: english}), lang)
 
     def form(self, form_id: str) -> FormDef:
         """The form ``form_id`` (NotFound naming the known ones)."""

@@ -39,7 +39,7 @@ from reluth.forms.status import (
     grid_layers,
     summary,
 )
-from reluth.i18n import get_locale
+from reluth.i18n import N_, get_locale
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,
@@ -90,7 +90,7 @@ def _columns(ctx: Ctx, sees_treatment: bool) -> list[Column]:
                 continue
             seen.setdefault(v.code, (v.day, v.label))
     ordered = sorted(seen.items(), key=lambda kv: (kv[1][0], kv[0]))
-    return [Column(BASELINE, "Screening to randomization")] + [
+    return [Column(BASELINE, N_("Screening to randomization"))] + [
         Column(code, label) for code, (_day, label) in ordered
     ]
 

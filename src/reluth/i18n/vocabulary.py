@@ -247,6 +247,44 @@ def visit_name(code: str, english: str) -> str:
     return english
 
 
+#: The randomized arms by code (the protocol file's ``arms``): « bras expérimental », « bras
+#: contrôle » as French protocols write them.
+ARMS: dict[str, str] = {
+    "experimental": N_("experimental"),
+    "control": N_("control"),
+}
+
+#: The EORTC QLQ-C30 and QLQ-GI.NET21 scale names (the scoring manuals' names, not the
+#: licensed item wording), by the English name the instrument files give.
+QOL_SCALES: dict[str, str] = {
+    "Global health status/QoL": N_("Global health status/QoL"),
+    "Physical functioning": N_("Physical functioning"),
+    "Role functioning": N_("Role functioning"),
+    "Emotional functioning": N_("Emotional functioning"),
+    "Cognitive functioning": N_("Cognitive functioning"),
+    "Social functioning": N_("Social functioning"),
+    "Fatigue": N_("Fatigue"),
+    "Nausea and vomiting": N_("Nausea and vomiting"),
+    "Pain": N_("Pain"),
+    "Dyspnoea": N_("Dyspnoea"),
+    "Insomnia": N_("Insomnia"),
+    "Appetite loss": N_("Appetite loss"),
+    "Constipation": N_("Constipation"),
+    "Diarrhoea": N_("Diarrhoea"),
+    "Financial difficulties": N_("Financial difficulties"),
+    "Endocrine symptoms": N_("Endocrine symptoms"),
+    "GI symptoms": N_("GI symptoms"),
+    "Treatment-related symptoms": N_("Treatment-related symptoms"),
+    "Weight gain": N_("Weight gain"),
+    "Social function": N_("Social function"),
+    "Disease-related worries": N_("Disease-related worries"),
+    "Muscle/bone pain": N_("Muscle/bone pain"),
+    "Sexual function": N_("Sexual function"),
+    "Information/communication": N_("Information/communication"),
+    "Body image": N_("Body image"),
+}
+
+
 _TABLES: dict[str, dict[str, str]] = {
     "patient_status": PATIENT_STATUSES,
     "visit_status": VISIT_STATUSES,
@@ -270,6 +308,8 @@ _TABLES: dict[str, dict[str, str]] = {
     "new_lesions": NEW_LESIONS,
     "lesion_status": LESION_STATUSES,
     "eligibility": ELIGIBILITY,
+    "qol_scale": QOL_SCALES,
+    "arm": ARMS,
 }
 
 

@@ -25,6 +25,7 @@ from reluth.auth.roles import Role
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from reluth.i18n import get_locale
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle.guard import CASEBOOK_TABLES, in_casebook, record_key
 from reluth.lifecycle.models import PrincipalInvestigator, Signature, SignatureInvalidation
@@ -239,7 +240,8 @@ def sign(
             f"only the principal investigator of centre {patient.centre.code} signs its casebooks"
         )
     target = _target(ctx, patient, scope, visit_code, table, record_id)
-    default = ctx.trial.forms.signature_meaning(target.scope)  # forms.yaml signature_meanings
+    # forms.yaml signature_meanings, in the language the signer reads
+    default = ctx.trial.forms.signature_meaning(target.scope, get_locale())
     text = _text(meaning or default, "meaning", MEANING_MAX)
     digest = values_sha256(target.rows)
     for existing in _signatures(ctx.session, patient.id):

@@ -22,7 +22,7 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.forms.registry import Registry
-from reluth.i18n import format_day, format_moment, get_locale, gettext
+from reluth.i18n import N_, format_day, format_moment, get_locale, gettext
 from reluth.records.views import AuditRow, audit_history
 
 #: A placeholder of a label the record's values do not fill (`` ({unit})``): left out.
@@ -84,8 +84,133 @@ def _inner(value: Any) -> Any:
     return value
 
 
+#: The words of the columns and tables the registry does not label (the trail's own, the
+#: lifecycle's and the engines' records), marked for translation; any other column is
+#: shown in words from its name.
+COLUMN_LABELS: dict[str, str] = {
+    "action_taken": N_("Action taken"),
+    "administration_id": N_("Administration id"),
+    "adverse_event_id": N_("Adverse event id"),
+    "answered_at": N_("Answered at"),
+    "answered_by": N_("Answered by"),
+    "assessed_at": N_("Assessed at"),
+    "assessed_by": N_("Assessed by"),
+    "assessment_id": N_("Assessment id"),
+    "baseline_assessment_id": N_("Baseline assessment id"),
+    "baseline_sum_mm": N_("Baseline sum mm"),
+    "bor_date": N_("Best overall response date"),
+    "bor_rule": N_("Best overall response rule"),
+    "canonical_unit": N_("Canonical unit"),
+    "centre_id": N_("Centre id"),
+    "change_from_baseline_pct": N_("Change from baseline (%)"),
+    "closed_at": N_("Closed at"),
+    "closed_by": N_("Closed by"),
+    "code": N_("Code"),
+    "coding_dictionary": N_("Coding dictionary"),
+    "covered": N_("Covered"),
+    "dcr6_message": N_("Month-6 disease control (key)"),
+    "dcr6_reason": N_("Month-6 disease control reason"),
+    "details_json": N_("Details"),
+    "diameter_mm": N_("Diameter mm"),
+    "disease_control_month6": N_("Disease control at month 6"),
+    "edit_check": N_("Edit check"),
+    "evaluation_id": N_("Evaluation id"),
+    "first_pd_date": N_("First progression date"),
+    "form_id": N_("Form id"),
+    "item": N_("Item"),
+    "label": N_("Label"),
+    "landmark_date": N_("Landmark date"),
+    "landmark_day": N_("Landmark day"),
+    "landmark_end": N_("Landmark end"),
+    "landmark_start": N_("Landmark start"),
+    "landmark_window_days": N_("Landmark window days"),
+    "lesion_id": N_("Lesion id"),
+    "list_id": N_("List id"),
+    "locked_at": N_("Locked at"),
+    "locked_by": N_("Locked by"),
+    "meddra_llt_code": N_("MedDRA LLT code"),
+    "meddra_pt_code": N_("MedDRA PT code"),
+    "meddra_soc": N_("MedDRA SOC"),
+    "meddra_term": N_("MedDRA term"),
+    "min_sd_duration_days": N_("Minimum stable disease duration days"),
+    "nadir_mm": N_("Nadir mm"),
+    "non_target": N_("Non-target"),
+    "note_messages": N_("Notes (keys)"),
+    "opened_at": N_("Opened at"),
+    "opened_by": N_("Opened by"),
+    "options_json": N_("Options"),
+    "overall_as_read": N_("Overall response as read"),
+    "patient_id": N_("Patient id"),
+    "position": N_("Position"),
+    "printed_name": N_("Printed name"),
+    "question": N_("Question"),
+    "randomized_by": N_("Randomized by"),
+    "reader": N_("Reader"),
+    "received_at": N_("Received at"),
+    "received_by": N_("Received by"),
+    "recorded_at": N_("Recorded at"),
+    "recorded_by": N_("Recorded by"),
+    "redated_by_assessment_id": N_("Redated by assessment id"),
+    "reference_date": N_("Reference date"),
+    "registered_at": N_("Registered at"),
+    "reopen_reason": N_("Reopen reason"),
+    "reopened_at": N_("Reopened at"),
+    "reopened_by": N_("Reopened by"),
+    "report_id": N_("Report id"),
+    "reported_at": N_("Reported at"),
+    "reported_by": N_("Reported by"),
+    "request_id": N_("Request id"),
+    "rsi_document": N_("Reference safety information"),
+    "rsi_version": N_("Reference safety information version"),
+    "scope": N_("Scope"),
+    "screened_at": N_("Screened at"),
+    "screening_id": N_("Screening id"),
+    "sealed": N_("Sealed"),
+    "sequence": N_("Sequence"),
+    "signed_at": N_("Signed at"),
+    "slot_id": N_("Slot id"),
+    "strata_json": N_("Strata"),
+    "stratum_key": N_("Stratum key"),
+    "submitted_at": N_("Submitted at"),
+    "sum_mm": N_("Sum mm"),
+    "susar": N_("SUSAR"),
+    "table_name": N_("Table name"),
+    "treatment": N_("Treatment"),
+    "trigger_assessment_id": N_("Trigger assessment id"),
+    "unlock_reason": N_("Unlock reason"),
+    "unlocked_at": N_("Unlocked at"),
+    "unlocked_by": N_("Unlocked by"),
+    "user_id": N_("User id"),
+    "value_canonical": N_("Value in the canonical unit"),
+    "values_sha256": N_("Values SHA-256"),
+    "verified_at": N_("Verified at"),
+    "verified_by": N_("Verified by"),
+    "version": N_("Version"),
+    "visit_code": N_("Visit code"),
+}
+TABLE_LABELS: dict[str, str] = {
+    "allocation_slots": N_("Allocation slots"),
+    "data_queries": N_("Data queries"),
+    "lesion_measurements": N_("Lesion measurements"),
+    "missing_data": N_("Missing data"),
+    "recist_evaluations": N_("RECIST evaluations"),
+    "recist_time_points": N_("RECIST time points"),
+    "record_locks": N_("Record locks"),
+    "sae_assessments": N_("SAE assessments"),
+    "sae_receipts": N_("SAE receipts"),
+    "sae_reports": N_("SAE reports"),
+    "sdv_marks": N_("SDV marks"),
+    "signatures": N_("Signatures"),
+}
+
+
 def _humanize(column: str) -> str:
-    """A column the registry does not label, in words (``result_json`` -> ``Result``)."""
+    """A column the registry does not label, in words (``result_json`` -> ``Result``): its
+    marked label when it has one (the page translates it)."""
+    if column in COLUMN_LABELS:
+        return COLUMN_LABELS[column]
+    if column in TABLE_LABELS:
+        return TABLE_LABELS[column]
     name = column.removesuffix("_json").removesuffix("_utc")
     return name.replace("_", " ").strip().capitalize()
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from reluth.core.trial import Trial
-from reluth.i18n import get_locale
+from reluth.i18n import get_locale, gettext
 from reluth.i18n.vocabulary import visit_name
 
 
 def install(templates: Any, trial: Trial) -> None:
     """The template helpers: ``form_label``, ``field_label`` (``fallback`` when the form or
     field is not registered), ``code_label`` (the label of a code a field stores, the code
-    itself when its list gives none), ``criterion_text`` and ``visit_name``."""
+    itself when its list gives none), ``criterion_text``, ``visit_name`` and ``sdv_reason``."""
     registry = trial.forms
 
     def form_label(form_id: str, fallback: str = "") -> str:
@@ -45,7 +45,15 @@ def install(templates: Any, trial: Trial) -> None:
             return fallback or criterion
         return eligibility.text(criterion, get_locale())
 
+    def sdv_reason(requirement: str) -> str:
+        """Why a record needs SDV, as the monitoring plan words it (``sampled``: drawn)."""
+        for req in registry.sdv.required:
+            if req.label == requirement:
+                return req.label_in(get_locale())
+        return gettext("drawn in the sample") if requirement == "sampled" else requirement
+
     templates.env.globals.update(
+        sdv_reason=sdv_reason,
         form_label=form_label,
         field_label=field_label,
         code_label=code_label,

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reluth.core.context import Ctx
 from reluth.errors import ReluthError, ValidationError
+from reluth.i18n import get_locale
 from reluth.lifecycle import sdv_service as sdv
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle import signature_service as signing
@@ -34,7 +35,7 @@ def _patient_context(ctx: Ctx, who: Auth, code: str) -> dict[str, Any]:
             else None
         ),
         "can_sign": may_call(who, signing.sign),
-        "meanings": {s: ctx.trial.forms.signature_meaning(s) for s in signing.SCOPES},
+        "meanings": {s: ctx.trial.forms.signature_meaning(s, get_locale()) for s in signing.SCOPES},
         "sdv": sdv.sdv_marks(ctx, patient.patient_code) if may_call(who, sdv.sdv_marks) else None,
         "can_sdv": may_call(who, sdv.verify),
         "error": None,

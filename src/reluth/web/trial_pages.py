@@ -52,7 +52,7 @@ _NOT_IN_NOTE = frozenset({"json", "items", "lesions"})
 
 def saved_note(ctx: Ctx, saved: str) -> dict[str, Any] | None:
     """What a ``?saved=<form>-<record>`` redirect saved, as the registry lays it out (the
-    form's label and each filled field's label and value); None when it cannot be shown."""
+    form and each filled field, shown as the record page shows them); None when it cannot be shown."""
     form_id, _, record = saved.rpartition("-")
     if not form_id or not record.isdigit():
         return None
@@ -61,12 +61,8 @@ def saved_note(ctx: Ctx, saved: str) -> dict[str, Any] | None:
     except ReluthError:
         return None
     kinds = {f.name: f.type for f in view.form.fields}
-    fields = [
-        (f.label, f.value)
-        for f in view.fields
-        if f.value != "" and kinds.get(f.name) not in _NOT_IN_NOTE
-    ]
-    return {"form": view.form.label, "record": view.ref.record_id, "fields": fields}
+    fields = [f for f in view.fields if f.value != "" and kinds.get(f.name) not in _NOT_IN_NOTE]
+    return {"form": view.form, "record": view.ref.record_id, "fields": fields}
 
 
 # --- patient list and registration --------------------------------------------------------
