@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import BindParameter, Date, Integer, Select, bindparam, func, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, lazyload
 
 from reluth.auth.policy import Action, Resource
 from reluth.clinical import forms
@@ -106,13 +106,17 @@ def first_for_patient(session: Session, model: type[_M], patient_id: int) -> _M 
     return row
 
 
-_PATIENT_BY_CODE = select(Patient).where(Patient.patient_code == bindparam("code"))
-
-
-def patient_statement(*columns: Any) -> Select[Any]:
+def patient_statement(*columns: Any, centre: bool = True) -> Select[Any]:
     """The statement of :func:`get_patient_row`: the patient by its code, with ``columns``
-    (scalar subqueries) read in the same round trip. Build it once, at import."""
-    return select(Patient, *columns).where(Patient.patient_code == bindparam("code"))
+    (scalar subqueries) read in the same round trip; ``centre=False`` leaves its centre to a
+    lazy load (a hot write path that needs only the patient's ``centre_id`` loads one entity,
+    not two). Build it once, at import."""
+    stmt = select(Patient, *columns).where(Patient.patient_code == bindparam("code"))
+    return stmt if centre else stmt.options(lazyload(Patient.centre))
+
+
+_PATIENT_BY_CODE = patient_statement()
+_PATIENT_ALONE = patient_statement(centre=False)
 
 
 def _patient_row(session: Session, code: str, stmt: Select[Any]) -> Any:
@@ -131,10 +135,12 @@ def find_patient(session: Session, code: str) -> Patient:
     return patient
 
 
-def get_patient(ctx: Ctx, code: str) -> Patient:
+def get_patient(ctx: Ctx, code: str, centre: bool = True) -> Patient:
     """The patient ``code`` if the running service's permission covers its centre for this
-    actor; otherwise the same NotFound as an unknown ID (cross-centre guessing learns nothing)."""
-    patient: Patient = get_patient_row(ctx, code, _PATIENT_BY_CODE)[0]
+    actor; otherwise the same NotFound as an unknown ID (cross-centre guessing learns nothing).
+    ``centre=False``: its centre is loaded only if used (:func:`patient_statement`)."""
+    stmt = _PATIENT_BY_CODE if centre else _PATIENT_ALONE
+    patient: Patient = get_patient_row(ctx, code, stmt)[0]
     return patient
 
 

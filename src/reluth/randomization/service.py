@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BindParameter, Integer, bindparam, func, insert, select
+from sqlalchemy import BindParameter, Integer, Select, bindparam, false, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,7 +86,10 @@ _PATIENT_AND_BLOCKS = patient_statement(
     select(RandomizationSettings.stratify_by_centre)
     .where(RandomizationSettings.id == 1, RandomizationSettings.method == "blocks")
     .with_for_update(read=True)
-    .scalar_subquery()
+    .scalar_subquery(),
+    # the centre's code (the strata's and the record's), not the centre entity
+    select(Centre.code).where(Centre.id == Patient.centre_id).scalar_subquery(),
+    centre=False,
 )
 
 
@@ -280,58 +283,65 @@ _SERVED = (
     .where(Randomization.request_id == bindparam("request_id"))
     .scalar_subquery()
 )
-_FACT_COLUMNS = (
-    _PRIOR_REQUEST,
-    select(Inclusion.consent_date)
-    .where(Inclusion.patient_id == _PID, Inclusion.consent_signed)
-    .scalar_subquery(),
-    select(func.count(func.distinct(Administration.cycle)))
-    .where(
-        Administration.patient_id == _PID,
-        Administration.cycle.in_(bindparam("pre_cycles", expanding=True)),
+_FACT_STATEMENTS: dict[tuple[int, ...], tuple[Select[Any], Select[Any]]] = {}
+_SCREENING_COLUMNS: tuple[Any, ...] = tuple(Screening.__table__.c)
+
+
+def _fact_statements(cycles: tuple[int, ...]) -> tuple[Select[Any], Select[Any]]:
+    """The facts' statement and the latest screening's with the facts, for the protocol's
+    second-PRRT ``cycles``: built once per protocol, the cycles as plain parameters (an
+    expanding ``IN`` is re-rendered at every execution)."""
+    found = _FACT_STATEMENTS.get(cycles)
+    if found is not None:
+        return found
+    columns = (
+        _PRIOR_REQUEST,
+        select(Inclusion.consent_date)
+        .where(Inclusion.patient_id == _PID, Inclusion.consent_signed)
+        .scalar_subquery(),
+        select(func.count(func.distinct(Administration.cycle)))
+        .where(
+            Administration.patient_id == _PID,
+            or_(false(), *(Administration.cycle == c for c in cycles)),
+        )
+        .scalar_subquery(),
+        select(PreRandomizationAssessment.assessment_date)
+        .where(PreRandomizationAssessment.patient_id == _PID)
+        .scalar_subquery(),
+        select(PreRandomizationAssessment.radiological_progression)
+        .where(PreRandomizationAssessment.patient_id == _PID)
+        .scalar_subquery(),
+        # the patient a request id already served (a retry), in the same round trip
+        _SERVED,
     )
-    .scalar_subquery(),
-    select(PreRandomizationAssessment.assessment_date)
-    .where(PreRandomizationAssessment.patient_id == _PID)
-    .scalar_subquery(),
-    select(PreRandomizationAssessment.radiological_progression)
-    .where(PreRandomizationAssessment.patient_id == _PID)
-    .scalar_subquery(),
-    # the patient a request id already served (a retry), in the same round trip
-    _SERVED,
-)
-_FACTS = select(*_FACT_COLUMNS)
-#: The latest screening (whole: the preconditions read its frozen input) with the facts, in
-#: one round trip; no row when the patient was never screened.
-_SCREENING_AND_FACTS = (
-    select(Screening, *_FACT_COLUMNS)
-    .where(Screening.patient_id == _PID)
-    .order_by(Screening.id.desc())
-    .limit(1)
-)
+    # the latest screening (whole: the preconditions read its frozen input; its columns by
+    # name, not an entity: it is read, never changed) with the facts, in one round trip; no
+    # row when the patient was never screened
+    with_screening: Select[Any] = (
+        select(*_SCREENING_COLUMNS, *columns)
+        .where(Screening.patient_id == _PID)
+        .order_by(Screening.id.desc())
+        .limit(1)
+    )
+    facts: Select[Any] = select(*columns)
+    found = _FACT_STATEMENTS[cycles] = (facts, with_screening)
+    return found
 
 
 def _facts(ctx: Ctx, patient: Patient, request_id: str | None = None) -> Any:
     """The preconditions' facts of ``patient`` and whom ``request_id`` served, in one row."""
-    return ctx.session.execute(_FACTS, _fact_params(ctx, patient, request_id)).one()
+    stmt = _fact_statements(tuple(ctx.protocol.pre_randomization_cycles))[0]
+    return ctx.session.execute(stmt, {"pid": patient.id, "request_id": request_id}).one()
 
 
-def _fact_params(ctx: Ctx, patient: Patient, request_id: str | None) -> dict[str, Any]:
-    return {
-        "pid": patient.id,
-        "pre_cycles": list(ctx.protocol.pre_randomization_cycles),
-        "request_id": request_id,
-    }
-
-
-def _screening_and_facts(
-    ctx: Ctx, patient: Patient, request_id: str
-) -> tuple[Screening | None, Any]:
-    """The latest screening and :func:`_facts`, in one statement (two without a screening)."""
-    row = ctx.session.execute(_SCREENING_AND_FACTS, _fact_params(ctx, patient, request_id)).first()
+def _screening_and_facts(ctx: Ctx, patient: Patient, request_id: str) -> tuple[Any, Any]:
+    """The latest screening (a row with the columns of :class:`Screening` by name) and
+    :func:`_facts`, in one statement (two without a screening)."""
+    stmt = _fact_statements(tuple(ctx.protocol.pre_randomization_cycles))[1]
+    row = ctx.session.execute(stmt, {"pid": patient.id, "request_id": request_id}).first()
     if row is None:
         return None, _facts(ctx, patient, request_id)
-    return row[0], tuple(row[1:])
+    return row, tuple(row[len(_SCREENING_COLUMNS) :])
 
 
 def _already_randomized(code: str, request: str) -> Conflict:
@@ -345,7 +355,7 @@ def _already_randomized(code: str, request: str) -> Conflict:
 
 
 def _check_preconditions(
-    ctx: Ctx, patient: Patient, screening: Screening | None = None, facts: Any = None
+    ctx: Ctx, patient: Patient, screening: Any = None, facts: Any = None
 ) -> tuple[str, dict[str, str]]:
     """The stratum code and factor levels, if every protocol precondition holds: eligible at
     the latest screening captured, the time-bound criteria (I9) still met on today's date,
@@ -468,7 +478,7 @@ def randomize(
         or not request_id.isprintable()
     ):
         raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
-    patient, blocks_by_centre = get_patient_row(ctx, patient_code, _PATIENT_AND_BLOCKS)
+    patient, blocks_by_centre, centre = get_patient_row(ctx, patient_code, _PATIENT_AND_BLOCKS)
     # permuted blocks: the settings share-locked in the patient's statement (strata then run
     # in parallel under their own locks); else (minimization) exclusively, at once
     settings = None if blocks_by_centre is not None else get_settings(session, lock="update")
@@ -490,7 +500,6 @@ def randomize(
         if replay is not None:
             return replay
     strata_code, levels = _check_preconditions(ctx, patient, screening, facts)
-    centre = patient.centre.code
     key = stratum_key(strata_code, centre, by_centre)
     if settings is not None and method == "minimization":
         arm, slot_id, details = _minimize(
