@@ -149,6 +149,7 @@ def test_no_blinded_role_may_call_an_arm_revealing_service() -> None:
 #: called only from inside a declared service (they use its declared permission) or is pure.
 HELPERS = {
     "reluth.patients.service.get_patient",  # scopes a patient with the running service's grant
+    "reluth.patients.service.get_patient_row",  # get_patient with extra columns, scoped alike
     "reluth.patients.service.check_date",  # the timeline rule, inside a service
     "reluth.safety.service.owned",  # a patient's record, inside a service
     "reluth.response.service.reviewed_patient",  # an included patient, inside a service

@@ -25,15 +25,17 @@ from reluth.safety import records
 from reluth.safety import service as safety
 
 #: Statements of one randomization with permuted blocks, BEGIN and COMMIT excluded: the
-#: patient (with its centre), the settings (share-locked), the screening, the stratum cursor
-#: (locked), the preconditions' facts with the request's replay check, the milestones (one
-#: UNION), the slot, the lifecycle's flags; the slot, cursor and randomization writes; the one
-#: edit check that reads a randomization (the questionnaires' visit windows: the patient's
-#: questionnaires with their open system queries and the randomization, one statement); the
-#: audit head (locked) and one bulk insert of the audit rows. (Before issue 20: 36; 20 after
-#: the lifecycle's commit-time checks were merged, which evaluated every edit check and
-#: re-read the locks and the patient at every commit.)
-RANDOMIZE_BUDGET = 13 + 1
+#: patient (with its centre and, share-locked, the settings), the latest screening with the
+#: preconditions' facts and the request's replay check, the milestones (one UNION), the
+#: stratum cursor (locked), the slot with the patient's and the request's randomization read
+#: again under that lock, the lifecycle's flags; the slot, cursor and randomization writes;
+#: the one edit check that reads a randomization (the questionnaires' visit windows: the
+#: patient's questionnaires with their open system queries and the randomization, one
+#: statement); the audit head (locked) and one bulk insert of the audit rows. (Before issue
+#: 20: 36; 20 after the lifecycle's commit-time checks were merged, which evaluated every edit
+#: check and re-read the locks and the patient at every commit; 13 before the settings rode
+#: in the patient's statement and the facts in the screening's.)
+RANDOMIZE_BUDGET = 11 + 1
 #: Statements of one laboratory result: the patient, the milestones (inclusion and dates, one
 #: UNION), the lifecycle's flags, the insert, the one edit check that reads labs (the platelets
 #: before a cycle: the patient's cycles with their open system queries and the platelet counts

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, inspect, select
+from sqlalchemy import Row, exists, func, inspect, select
 from sqlalchemy.orm import Session
 
 from reluth.db.session import SOLE_WRITER, register_commit_check, register_flush_guard
@@ -194,7 +194,9 @@ _ANY_FLAGS = select(
     exists().where(SdvMark.id.is_not(None)),
 )
 _ACTIVE_LOCKS = select(RecordLock).where(RecordLock.unlocked_at.is_(None))
-_FRESH_LOCKS = _ACTIVE_LOCKS.execution_options(populate_existing=True)
+#: The commit's fresh read of the active locks: Core rows (the columns by name, as the
+#: entity's), no entity to load (the write's own flushes read them as entities, once).
+_FRESH_LOCKS = select(*RecordLock.__table__.c).where(RecordLock.unlocked_at.is_(None))
 _SHARED_ADVISORY = select(func.pg_advisory_xact_lock_shared(LOCK_ADVISORY_KEY))
 
 
@@ -230,7 +232,7 @@ def _active_locks(session: Session) -> list[RecordLock]:
     return [lk for lk in locks if lk.unlocked_at is None]
 
 
-def covers(lock: RecordLock, owner: Owner, review: bool) -> bool:
+def covers(lock: RecordLock | Row[Any], owner: Owner, review: bool) -> bool:
     """Whether ``lock`` refuses a change to a row of ``owner`` (``review``: a query, an SDV
     mark or a signature, which a freeze allows)."""
     if lock.kind == "freeze" and review:
@@ -244,7 +246,7 @@ def covers(lock: RecordLock, owner: Owner, review: bool) -> bool:
     return (lock.table_name or "", lock.record_id or "") in owner.records
 
 
-def lock_message(lock: RecordLock, what: str) -> str:
+def lock_message(lock: RecordLock | Row[Any], what: str) -> str:
     state = "locked" if lock.kind == "lock" else "frozen"
     at = lock.locked_at.strftime("%Y-%m-%d %H:%M UTC") if lock.locked_at else "now"
     return (
@@ -433,7 +435,7 @@ def recheck_locks(session: Session) -> None:
     written = [(action, obj) for action, obj in written if _may_have_owner(obj)]
     if not written or not _schema_ready(session):
         return
-    locks: list[RecordLock] | Sequence[RecordLock]
+    locks: Sequence[RecordLock | Row[Any]]
     if session.info.get(SOLE_WRITER):
         if not session.info.get(_FLAGS, {}).get("locks", True):
             return
@@ -441,7 +443,7 @@ def recheck_locks(session: Session) -> None:
     else:
         if _postgres(session):  # waits for a locking transaction to commit, then sees its lock
             session.connection().execute(_SHARED_ADVISORY)
-        locks = session.scalars(_FRESH_LOCKS).all()
+        locks = session.connection().execute(_FRESH_LOCKS).all()
     if not locks:
         return
     owners = _Owners(session)

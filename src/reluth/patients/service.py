@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import BindParameter, Date, Integer, bindparam, func, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import BindParameter, Date, Integer, Select, bindparam, func, select
+from sqlalchemy.orm import Session, defer, lazyload
 
 from reluth.auth.policy import Action, Resource
 from reluth.clinical import forms
@@ -106,27 +106,52 @@ def first_for_patient(session: Session, model: type[_M], patient_id: int) -> _M 
     return row
 
 
-_PATIENT_BY_CODE = select(Patient).where(Patient.patient_code == bindparam("code"))
+def patient_statement(*columns: Any, centre: bool = True) -> Select[Any]:
+    """The statement of :func:`get_patient_row`: the patient by its code, with ``columns``
+    (scalar subqueries) read in the same round trip; ``centre=False`` leaves its centre to a
+    lazy load (a hot write path that needs only the patient's ``centre_id`` loads one entity,
+    not two). Build it once, at import."""
+    stmt = select(Patient, *columns).where(Patient.patient_code == bindparam("code"))
+    return stmt if centre else stmt.options(lazyload(Patient.centre))
+
+
+_PATIENT_BY_CODE = patient_statement()
+_PATIENT_ALONE = patient_statement(centre=False)
+
+
+def _patient_row(session: Session, code: str, stmt: Select[Any]) -> Any:
+    if not isinstance(code, str) or not re.match(PATIENT_ID_PATTERN, code):
+        raise ValidationError("patient_id", f"{code!r} is not a patient ID", "e.g. C07-0012")
+    row = session.execute(stmt, {"code": code}).first()
+    if row is None:
+        raise NotFound(f"patient {code} not found")
+    return row
 
 
 def find_patient(session: Session, code: str) -> Patient:
     """The patient ``code`` without any permission check (NotFound); services use
     :func:`get_patient`, which scopes it to the actor."""
-    if not isinstance(code, str) or not re.match(PATIENT_ID_PATTERN, code):
-        raise ValidationError("patient_id", f"{code!r} is not a patient ID", "e.g. C07-0012")
-    patient = session.scalars(_PATIENT_BY_CODE, {"code": code}).first()
-    if patient is None:
-        raise NotFound(f"patient {code} not found")
+    patient: Patient = _patient_row(session, code, _PATIENT_BY_CODE)[0]
     return patient
 
 
-def get_patient(ctx: Ctx, code: str) -> Patient:
+def get_patient(ctx: Ctx, code: str, centre: bool = True) -> Patient:
     """The patient ``code`` if the running service's permission covers its centre for this
-    actor; otherwise the same NotFound as an unknown ID (cross-centre guessing learns nothing)."""
-    patient = find_patient(ctx.session, code)
-    if not ctx.sees_centre(patient.centre_id):
-        raise NotFound(f"patient {code} not found")
+    actor; otherwise the same NotFound as an unknown ID (cross-centre guessing learns nothing).
+    ``centre=False``: its centre is loaded only if used (:func:`patient_statement`)."""
+    stmt = _PATIENT_BY_CODE if centre else _PATIENT_ALONE
+    patient: Patient = get_patient_row(ctx, code, stmt)[0]
     return patient
+
+
+def get_patient_row(ctx: Ctx, code: str, stmt: Select[Any]) -> Any:
+    """:func:`get_patient` with the extra columns of ``stmt`` (:func:`patient_statement`): the
+    row ``(patient, *columns)``, scoped to the actor alike (a hot write path saves a round
+    trip)."""
+    row = _patient_row(ctx.session, code, stmt)
+    if not ctx.sees_centre(row[0].centre_id):
+        raise NotFound(f"patient {code} not found")
+    return row
 
 
 def milestones(

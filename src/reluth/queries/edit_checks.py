@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, inspect, select
+from sqlalchemy import and_, bindparam, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from reluth.db.session import UnitOfWork, register_commit_check, register_flush_guard
@@ -127,14 +127,16 @@ class _Record:
 
 #: Per edit check: its statement and the number of the form's columns, built once per process
 #: (building a statement costs more CPU than running it).
-_STATEMENTS: dict[int, tuple[EditCheck, Any, int]] = {}
+_STATEMENTS: dict[tuple[int, bool], tuple[EditCheck, Any, int]] = {}
 
 
-def _statement(check: EditCheck, form: FormDef) -> tuple[Any, int]:
-    """The records of ``check``'s form of the patients ``:pids``, each outer-joined with its
-    active system queries of the check and with what the rule reads; and how many columns of
-    each row are the record's (a Core statement: the record's columns labelled by attribute)."""
-    cached = _STATEMENTS.get(id(check))
+def _statement(check: EditCheck, form: FormDef, single: bool) -> tuple[Any, int]:
+    """The records of ``check``'s form of the patients ``:pids`` (``single``: of the patient
+    ``:pid``, the common case, whose statement needs no expanding of its parameters at each
+    execution), each outer-joined with its active system queries of the check and with what
+    the rule reads; and how many columns of each row are the record's (a Core statement: the
+    record's columns labelled by attribute)."""
+    cached = _STATEMENTS.get((id(check), single))
     if cached is not None and cached[0] is check:
         return cached[1], cached[2]
     from reluth.forms import refs
@@ -180,16 +182,20 @@ def _statement(check: EditCheck, form: FormDef) -> tuple[Any, int]:
                 DataQuery.edit_check == check.id,
                 DataQuery.form_id == form.id,
                 DataQuery.record_id == model.id,
-                DataQuery.status.in_(ACTIVE),
+                or_(*(DataQuery.status == status for status in ACTIVE)),
             ),
         )
         .outerjoin(target, joined)
-        .where(model.patient_id.in_(bindparam("pids", expanding=True)))
+        .where(
+            model.patient_id == bindparam("pid")
+            if single
+            else model.patient_id.in_(bindparam("pids", expanding=True))
+        )
     )
     for name, value in form.where.items():
         stmt = stmt.where(getattr(model, name) == value)
     stmt = stmt.order_by(model.id)
-    _STATEMENTS[id(check)] = (check, stmt, len(columns))
+    _STATEMENTS[(id(check), single)] = (check, stmt, len(columns))
     return stmt, len(columns)
 
 
@@ -199,9 +205,12 @@ def _records(
     """The records of ``check``'s form of these patients, in one statement: each with its
     active system queries of the check and what the rule reads. (Everything is flushed before
     the commit checks run, so the statement goes to the connection as it is.)"""
-    stmt, width = _statement(check, form)
+    ids = sorted(pids)
+    single = len(ids) == 1
+    stmt, width = _statement(check, form, single)
     records: dict[int, _Record] = {}
-    for row in session.connection().execute(stmt, {"pids": sorted(pids)}):
+    params = {"pid": ids[0]} if single else {"pids": ids}
+    for row in session.connection().execute(stmt, params):
         rid = row.id
         record = records.get(rid)
         if record is None:

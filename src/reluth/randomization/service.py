@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BindParameter, Integer, bindparam, func, insert, select
+from sqlalchemy import BindParameter, Integer, Select, bindparam, false, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,12 @@ from reluth.i18n import N_
 from reluth.i18n.reasons import refusal
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
-from reluth.patients.service import get_patient, latest_screening
+from reluth.patients.service import (
+    get_patient,
+    get_patient_row,
+    latest_screening,
+    patient_statement,
+)
 from reluth.protocol.eligibility import recheck_time_bound
 from reluth.protocol.patient import stored_patient
 from reluth.protocol.strata import all_strata
@@ -71,24 +76,21 @@ def get_settings(session: Session, lock: str | None = None) -> RandomizationSett
     return session.scalars(_SETTINGS_BY_LOCK[lock]).first()
 
 
-#: The settings of permuted blocks, share-locked; a minimization's settings match no row here
-#: (and take no lock), so they are then read with the exclusive lock at once: taking a shared
-#: lock first and upgrading it would deadlock two concurrent requests on PostgreSQL.
-_BLOCKS_SHARED = (
-    select(RandomizationSettings)
+#: The patient with, share-locked, whether the settings stratify by centre if the method is
+#: permuted blocks (strata run in parallel under their own locks). A minimization's settings
+#: match no row here (and take no lock): they are then read with the exclusive lock at once,
+#: since taking a shared lock first and upgrading it would deadlock two concurrent requests on
+#: PostgreSQL; the method may change only before the first randomization, under the exclusive
+#: lock :func:`configure` takes.
+_PATIENT_AND_BLOCKS = patient_statement(
+    select(RandomizationSettings.stratify_by_centre)
     .where(RandomizationSettings.id == 1, RandomizationSettings.method == "blocks")
     .with_for_update(read=True)
-    .execution_options(populate_existing=True)
+    .scalar_subquery(),
+    # the centre's code (the strata's and the record's), not the centre entity
+    select(Centre.code).where(Centre.id == Patient.centre_id).scalar_subquery(),
+    centre=False,
 )
-
-
-def _locked_settings(session: Session) -> RandomizationSettings | None:
-    """The settings under the lock a randomization needs: shared for permuted blocks (strata
-    run in parallel under their own locks), exclusive for minimization (every decision depends
-    on all earlier ones). One statement for blocks; the method may change only before the first
-    randomization, under the exclusive lock :func:`configure` takes."""
-    settings = session.scalars(_BLOCKS_SHARED).first()
-    return settings if settings is not None else get_settings(session, lock="update")
 
 
 #: The method of an allocation recorded from a migrated trial's source system
@@ -272,44 +274,88 @@ def _replay(session: Session, request_id: str, patient: Patient) -> Randomizatio
 
 
 _PID: BindParameter[int] = bindparam("pid", type_=Integer())
-_FACTS = select(
-    select(Randomization.request_id).where(Randomization.patient_id == _PID).scalar_subquery(),
-    select(Inclusion.consent_date)
-    .where(Inclusion.patient_id == _PID, Inclusion.consent_signed)
-    .scalar_subquery(),
-    select(func.count(func.distinct(Administration.cycle)))
-    .where(
-        Administration.patient_id == _PID,
-        Administration.cycle.in_(bindparam("pre_cycles", expanding=True)),
-    )
-    .scalar_subquery(),
-    select(PreRandomizationAssessment.assessment_date)
-    .where(PreRandomizationAssessment.patient_id == _PID)
-    .scalar_subquery(),
-    select(PreRandomizationAssessment.radiological_progression)
-    .where(PreRandomizationAssessment.patient_id == _PID)
-    .scalar_subquery(),
-    # the patient a request id already served (a retry), in the same round trip
+#: The patient's own randomization (its request id), then whom the request id served (a retry).
+_PRIOR_REQUEST = (
+    select(Randomization.request_id).where(Randomization.patient_id == _PID).scalar_subquery()
+)
+_SERVED = (
     select(Randomization.patient_id)
     .where(Randomization.request_id == bindparam("request_id"))
-    .scalar_subquery(),
+    .scalar_subquery()
 )
+_FACT_STATEMENTS: dict[tuple[int, ...], tuple[Select[Any], Select[Any]]] = {}
+_SCREENING_COLUMNS: tuple[Any, ...] = tuple(Screening.__table__.c)
+
+
+def _fact_statements(cycles: tuple[int, ...]) -> tuple[Select[Any], Select[Any]]:
+    """The facts' statement and the latest screening's with the facts, for the protocol's
+    second-PRRT ``cycles``: built once per protocol, the cycles as plain parameters (an
+    expanding ``IN`` is re-rendered at every execution)."""
+    found = _FACT_STATEMENTS.get(cycles)
+    if found is not None:
+        return found
+    columns = (
+        _PRIOR_REQUEST,
+        select(Inclusion.consent_date)
+        .where(Inclusion.patient_id == _PID, Inclusion.consent_signed)
+        .scalar_subquery(),
+        select(func.count(func.distinct(Administration.cycle)))
+        .where(
+            Administration.patient_id == _PID,
+            or_(false(), *(Administration.cycle == c for c in cycles)),
+        )
+        .scalar_subquery(),
+        select(PreRandomizationAssessment.assessment_date)
+        .where(PreRandomizationAssessment.patient_id == _PID)
+        .scalar_subquery(),
+        select(PreRandomizationAssessment.radiological_progression)
+        .where(PreRandomizationAssessment.patient_id == _PID)
+        .scalar_subquery(),
+        # the patient a request id already served (a retry), in the same round trip
+        _SERVED,
+    )
+    # the latest screening (whole: the preconditions read its frozen input; its columns by
+    # name, not an entity: it is read, never changed) with the facts, in one round trip; no
+    # row when the patient was never screened
+    with_screening: Select[Any] = (
+        select(*_SCREENING_COLUMNS, *columns)
+        .where(Screening.patient_id == _PID)
+        .order_by(Screening.id.desc())
+        .limit(1)
+    )
+    facts: Select[Any] = select(*columns)
+    found = _FACT_STATEMENTS[cycles] = (facts, with_screening)
+    return found
 
 
 def _facts(ctx: Ctx, patient: Patient, request_id: str | None = None) -> Any:
     """The preconditions' facts of ``patient`` and whom ``request_id`` served, in one row."""
-    return ctx.session.execute(
-        _FACTS,
-        {
-            "pid": patient.id,
-            "pre_cycles": list(ctx.protocol.pre_randomization_cycles),
-            "request_id": request_id,
-        },
-    ).one()
+    stmt = _fact_statements(tuple(ctx.protocol.pre_randomization_cycles))[0]
+    return ctx.session.execute(stmt, {"pid": patient.id, "request_id": request_id}).one()
+
+
+def _screening_and_facts(ctx: Ctx, patient: Patient, request_id: str) -> tuple[Any, Any]:
+    """The latest screening (a row with the columns of :class:`Screening` by name) and
+    :func:`_facts`, in one statement (two without a screening)."""
+    stmt = _fact_statements(tuple(ctx.protocol.pre_randomization_cycles))[1]
+    row = ctx.session.execute(stmt, {"pid": patient.id, "request_id": request_id}).first()
+    if row is None:
+        return None, _facts(ctx, patient, request_id)
+    return row, tuple(row[len(_SCREENING_COLUMNS) :])
+
+
+def _already_randomized(code: str, request: str) -> Conflict:
+    return refusal(
+        Conflict,
+        "already_randomized",
+        N_("patient {patient} is already randomized (request {request})"),
+        patient=code,
+        request=request,
+    )
 
 
 def _check_preconditions(
-    ctx: Ctx, patient: Patient, screening: Screening | None = None, facts: Any = None
+    ctx: Ctx, patient: Patient, screening: Any = None, facts: Any = None
 ) -> tuple[str, dict[str, str]]:
     """The stratum code and factor levels, if every protocol precondition holds: eligible at
     the latest screening captured, the time-bound criteria (I9) still met on today's date,
@@ -320,13 +366,7 @@ def _check_preconditions(
     facts = facts if facts is not None else _facts(ctx, patient)
     prior_request, consent_date, n_cycles, pre_date, progression, _served = facts
     if prior_request is not None:
-        raise refusal(
-            Conflict,
-            "already_randomized",
-            N_("patient {patient} is already randomized (request {request})"),
-            patient=code,
-            request=prior_request,
-        )
+        raise _already_randomized(code, prior_request)
     screening = screening or latest_screening(session, patient)
     if screening is None:
         raise refusal(
@@ -438,42 +478,49 @@ def randomize(
         or not request_id.isprintable()
     ):
         raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
-    patient = get_patient(ctx, patient_code)
-    settings = _locked_settings(session)
-    if settings is None:
+    patient, blocks_by_centre, centre = get_patient_row(ctx, patient_code, _PATIENT_AND_BLOCKS)
+    # permuted blocks: the settings share-locked in the patient's statement (strata then run
+    # in parallel under their own locks); else (minimization) exclusively, at once
+    settings = None if blocks_by_centre is not None else get_settings(session, lock="update")
+    if blocks_by_centre is None and settings is None:
         replay = _replay(session, request_id, patient)
         if replay is not None:
             return replay
         _check_preconditions(ctx, patient)  # the patient's own problems first
         raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
-    # whole (the preconditions read its frozen input): one statement, not a deferred reload
-    screening = latest_screening(session, patient)
-    centre = patient.centre.code
-    cursor: AllocationStratum | None = None
-    if settings.method == "blocks" and screening is not None and screening.strata_code:
-        key = stratum_key(screening.strata_code, centre, settings.stratify_by_centre)
-        cursor = _lock_cursor(session, key)
-    # Under the lock, with fresh reads: was this request (a retry) or this patient served?
-    facts = _facts(ctx, patient, request_id)
+    method = "blocks" if settings is None else settings.method
+    by_centre = bool(blocks_by_centre) if settings is None else settings.stratify_by_centre
+    # Before the stratum lock (held to the commit): its waiters queue only behind the slot,
+    # the writes and the commit. The facts are read again under the lock where they can
+    # change concurrently (whom the request or the patient was served); a minimization holds
+    # the settings' exclusive lock already.
+    screening, facts = _screening_and_facts(ctx, patient, request_id)
     if facts[-1] is not None:
         replay = _replay(session, request_id, patient)
         if replay is not None:
             return replay
     strata_code, levels = _check_preconditions(ctx, patient, screening, facts)
-    key = stratum_key(strata_code, centre, settings.stratify_by_centre)
-    if settings.method == "minimization":
+    key = stratum_key(strata_code, centre, by_centre)
+    if settings is not None and method == "minimization":
         arm, slot_id, details = _minimize(
             session, settings, levels, centre, rng, ctx.protocol.arm_codes
         )
-    elif cursor is not None:
-        arm, slot_id, details = _take_slot(ctx, cursor, patient)
-    else:  # pragma: no cover - the preconditions above require the strata
-        raise PreconditionFailed(f"patient {patient_code}: no stratum")
+    else:
+        cursor = _lock_cursor(session, key)
+        # Under the lock, fresh: was this request (a retry) or this patient served meanwhile?
+        slot, prior_request, served = _next_slot(ctx, cursor, patient, request_id)
+        if served is not None:
+            replay = _replay(session, request_id, patient)
+            if replay is not None:
+                return replay
+        if prior_request is not None:
+            raise _already_randomized(patient.patient_code, prior_request)
+        arm, slot_id, details = _use_slot(ctx, cursor, slot, patient)
     record = Randomization(
         patient_id=patient.id,
         request_id=request_id,
         arm=arm,
-        method=settings.method,
+        method=method,
         stratum_key=key,
         strata_json=json.dumps({**levels, "centre": centre}, sort_keys=True),
         slot_id=slot_id,
@@ -670,28 +717,51 @@ def _lock_cursor(session: Session, key: str) -> AllocationStratum:
     return cursor
 
 
-_SLOT = select(AllocationSlot).where(
+_SLOT_WHERE = (
     AllocationSlot.list_id == bindparam("list_id"),
     AllocationSlot.stratum_key == bindparam("key"),
     AllocationSlot.position == bindparam("position"),
 )
+#: The cursor's next slot, with (fresh, under the stratum lock) the patient's randomization
+#: and whom the request id served: one round trip.
+_SLOT_AND_SERVED = select(AllocationSlot, _PRIOR_REQUEST, _SERVED).where(*_SLOT_WHERE)
 
 
-def _take_slot(
-    ctx: Ctx, cursor: AllocationStratum, patient: Patient
-) -> tuple[str, int | None, dict[str, Any] | None]:
-    key = cursor.stratum_key
+def _next_slot(
+    ctx: Ctx, cursor: AllocationStratum, patient: Patient, request_id: str | None
+) -> tuple[AllocationSlot | None, str | None, int | None]:
+    """Read under the stratum's lock: the slot at the cursor (None when the stratum's list is
+    used up), the request id of the patient's randomization and the patient ``request_id``
+    served, if any."""
+    params = {"pid": patient.id, "request_id": request_id}
     if cursor.next_position > cursor.size:
+        facts = ctx.session.execute(select(_PRIOR_REQUEST, _SERVED), params).one()
+        return None, facts[0], facts[1]
+    place = {"list_id": cursor.list_id, "key": cursor.stratum_key, "position": cursor.next_position}
+    row = ctx.session.execute(_SLOT_AND_SERVED, {**params, **place}).one()
+    return row[0], row[1], row[2]
+
+
+def _use_slot(
+    ctx: Ctx, cursor: AllocationStratum, slot: AllocationSlot | None, patient: Patient
+) -> tuple[str, int | None, dict[str, Any] | None]:
+    """Open ``slot`` (the cursor's next) for ``patient`` and move the cursor past it."""
+    key = cursor.stratum_key
+    if slot is None:
         raise PreconditionFailed(f"the allocation list of stratum {key} is exhausted")
-    slot = ctx.session.scalars(
-        _SLOT, {"list_id": cursor.list_id, "key": key, "position": cursor.next_position}
-    ).one()
     if slot.patient_id is not None:  # would mean the cursor and slots disagree
         raise Conflict(f"slot {key}#{slot.position} is already used")
     arm = open_slot(sealing.require_key(ctx.trial.settings).sealer(), slot)["arm"]
     slot.patient_id = patient.id
     cursor.next_position += 1
     return arm, slot.id, None
+
+
+def _take_slot(
+    ctx: Ctx, cursor: AllocationStratum, patient: Patient
+) -> tuple[str, int | None, dict[str, Any] | None]:
+    slot, _prior, _served = _next_slot(ctx, cursor, patient, None)
+    return _use_slot(ctx, cursor, slot, patient)
 
 
 def open_slot(sealer: sealing.Sealer, slot: AllocationSlot) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def record_lab(ctx: Ctx, patient_code: str, raw: dict[str, Any]) -> LabResult:
     session = ctx.session
     parsed = ctcae.parse_result(raw, "lab")
     _check_sample_date(parsed.date, ctx.today())
-    patient = patients.get_patient(ctx, patient_code)
+    patient = patients.get_patient(ctx, patient_code, centre=False)
     known = patients.included_milestones(session, patient)
     assert parsed.date is not None
     patients.check_date(ctx, patient, "lab", parsed.date, "lab.date", known=known)
