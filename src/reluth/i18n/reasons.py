@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
-from reluth.errors import ReluthError
+from reluth.errors import PreconditionFailed, ReluthError, ValidationError
 from reluth.i18n import DEFAULT, N_, format_number, get_locale, gettext, use_locale
 from reluth.i18n.messages import _shown as plain_value
 from reluth.i18n.messages import field_label
@@ -302,3 +302,52 @@ def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
     language where :func:`reluth.i18n.messages.describe` shows it."""
     reason = Reason(code, template, params)
     return error(reason.english(), code=code, params={"reason": reason})
+
+
+#: A day as people type it, in the reader's language (``jj/mm/aaaa`` in French).
+DAY = Word(N_("YYYY-MM-DD"))
+
+
+def invalid(
+    field: str,
+    code: str,
+    problem: str,
+    accepted: str | Sequence[str] | None = None,
+    **params: Any,
+) -> ValidationError:
+    """A refused input naming ``field`` with the stable ``code``: ``problem`` and ``accepted``
+    are marked templates filled with ``params`` (``accepted`` may instead be codes, shown as they
+    are). ``message`` keeps the English ``field: problem (accepted: ...)``; where it is shown,
+    the field is named by its label and the values written in the reader's language."""
+    said = Reason(code, problem, params)
+    allowed: Reason | tuple[str, ...] | None
+    if accepted is None:
+        allowed, english = None, None
+    elif isinstance(accepted, str):
+        allowed = Reason(f"{code}.accepted", accepted, params)
+        english = allowed.english()
+    else:
+        allowed = tuple(accepted)
+        english = ", ".join(allowed)
+    shown = (
+        Reason(code, N_("{field}: {problem}"), {"field": Field(field), "problem": said})
+        if allowed is None
+        else Reason(
+            code,
+            N_("{field}: {problem} (accepted: {accepted})"),
+            {"field": Field(field), "problem": said, "accepted": allowed},
+        )
+    )
+    return ValidationError(field, said.english(), english, code=code, params={"reason": shown})
+
+
+def unmet(field: str, code: str, template: str, **params: Any) -> PreconditionFailed:
+    """A protocol precondition that ``field`` breaks (a correction that would undo an earlier
+    record's condition), with the stable ``code``: ``field: message``, the field by its label
+    where shown, so a form can show the message next to it."""
+    reason = Reason(
+        code,
+        N_("{field}: {problem}"),
+        {"field": Field(field), "problem": Reason(code, template, params)},
+    )
+    return PreconditionFailed(reason.english(), field, code=code, params={"reason": reason})
