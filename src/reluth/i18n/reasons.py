@@ -345,9 +345,7 @@ def unmet(field: str, code: str, template: str, **params: Any) -> PreconditionFa
     """A protocol precondition that ``field`` breaks (a correction that would undo an earlier
     record's condition), with the stable ``code``: ``field: message``, the field by its label
     where shown, so a form can show the message next to it."""
-    reason = Reason(
-        code,
-        N_("{field}: {problem}"),
-        {"field": Field(field), "problem": Reason(code, template, params)},
-    )
-    return PreconditionFailed(reason.english(), field, code=code, params={"reason": reason})
+    problem = Reason(code, template, params)
+    reason = Reason(code, N_("{field}: {problem}"), {"field": Field(field), "problem": problem})
+    message = f"{field}: {problem.english()}"  # the English names the field by its path
+    return PreconditionFailed(message, field, code=code, params={"reason": reason})
