@@ -349,3 +349,11 @@ def unmet(field: str, code: str, template: str, **params: Any) -> PreconditionFa
     reason = Reason(code, N_("{field}: {problem}"), {"field": Field(field), "problem": problem})
     message = f"{field}: {problem.english()}"  # the English names the field by its path
     return PreconditionFailed(message, field, code=code, params={"reason": reason})
+
+
+def too_long(
+    field: str, length: int, limit: int, within: str = N_("at most {limit}")
+) -> ValidationError:
+    """A text of ``length`` characters where ``field`` takes at most ``limit`` (``within`` says
+    so, ``<= {limit}`` where the form writes it that way)."""
+    return invalid(field, "too_long", N_("{length} characters"), within, length=length, limit=limit)

@@ -35,6 +35,7 @@ from reluth.i18n.reasons import (
     invalid,
     refusal,
     render_stored,
+    too_long,
     unmet,
 )
 from reluth.i18n.vocabulary import ELIGIBILITY, SEXES
@@ -107,14 +108,7 @@ def optional_text(value: Any, field: str, limit: int) -> str | None:
         )
     text = value.strip()
     if len(text) > limit:
-        raise invalid(
-            field,
-            "too_long",
-            N_("{length} characters"),
-            N_("at most {limit}"),
-            length=len(text),
-            limit=limit,
-        )
+        raise too_long(field, len(text), limit)
     if any(not (ch.isprintable() or ch in "\n\r\t") for ch in text):
         raise invalid(
             field, "control_characters", N_("contains control characters"), N_("printable text")

@@ -10,7 +10,7 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.i18n import N_
-from reluth.i18n.reasons import invalid
+from reluth.i18n.reasons import invalid, too_long
 from reluth.patients import service as patients
 from reluth.response.models import LesionMeasurement, TumourAssessment
 
@@ -103,14 +103,7 @@ def record_assessment(ctx: Ctx, data: Any) -> TumourAssessment:
     patients.check_date(ctx, patient, "tumour_assessment", assessment_date, f"{w}.assessment_date")
     timepoint = v.text(body, "timepoint", w)
     if timepoint is not None and len(timepoint) > 32:
-        raise invalid(
-            f"{w}.timepoint",
-            "too_long",
-            N_("{length} characters"),
-            N_("at most {limit}"),
-            length=len(timepoint),
-            limit=32,
-        )
+        raise too_long(f"{w}.timepoint", len(timepoint), 32)
     row = TumourAssessment(
         patient_id=patient.id,
         assessment_date=assessment_date,

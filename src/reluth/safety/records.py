@@ -12,7 +12,7 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import validate as v
 from reluth.i18n import N_
-from reluth.i18n.reasons import DAY, Reason, Word, invalid
+from reluth.i18n.reasons import DAY, Reason, Word, invalid, too_long
 from reluth.i18n.vocabulary import AE_OUTCOMES
 from reluth.notify import outbox
 from reluth.patients import service as patients
@@ -109,14 +109,7 @@ def adverse_event_fields(
     term = v.text(ae, "term", w)
     assert term is not None
     if len(term) > TERM_MAX:
-        raise invalid(
-            f"{w}.term",
-            "too_long",
-            N_("{length} characters"),
-            N_("at most {limit}"),
-            length=len(term),
-            limit=TERM_MAX,
-        )
+        raise too_long(f"{w}.term", len(term), TERM_MAX)
     grade = v.integer(ae, "grade", w, 1, 5)
     outcome = v.choice(ae, "outcome", w, OUTCOMES)
     serious = v.boolean(ae, "serious", w)

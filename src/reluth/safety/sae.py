@@ -27,7 +27,7 @@ from reluth.db import validate as v
 from reluth.db.base import as_utc
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason, Word, invalid, refusal
+from reluth.i18n.reasons import Reason, Word, invalid, refusal, too_long
 from reluth.i18n.vocabulary import AE_OUTCOMES, SAE_CRITERIA
 from reluth.notify import outbox
 from reluth.patients.models import Patient
@@ -47,12 +47,7 @@ def acknowledge_receipt(ctx: Ctx, adverse_event_id: int) -> SaeReceipt:
     ae = session.get(AdverseEvent, adverse_event_id)
     patient = None if ae is None else session.get(Patient, ae.patient_id)
     if ae is None or patient is None or not ctx.sees_centre(patient.centre_id):
-        raise refusal(
-            NotFound,
-            "adverse_event_not_found",
-            N_("adverse event {id} not found"),
-            id=str(adverse_event_id),
-        )
+        raise _no_event(adverse_event_id)
     if not ae.serious:
         raise refusal(
             PreconditionFailed,
@@ -129,12 +124,7 @@ def _serious_event(ctx: Ctx, adverse_event_id: int) -> tuple[AdverseEvent, Patie
     ae = session.get(AdverseEvent, adverse_event_id)
     patient = None if ae is None else session.get(Patient, ae.patient_id)
     if ae is None or patient is None or not ctx.sees_centre(patient.centre_id):
-        raise refusal(
-            NotFound,
-            "adverse_event_not_found",
-            N_("adverse event {id} not found"),
-            id=str(adverse_event_id),
-        )
+        raise _no_event(adverse_event_id)
     if not ae.serious:
         raise refusal(
             PreconditionFailed,
@@ -156,6 +146,26 @@ def _reports(session: Session, adverse_event_id: int) -> list[SaeReport]:
 
 
 report_name = seriousness.report_name
+
+
+def _no_event(adverse_event_id: int) -> NotFound:
+    """An unknown adverse event, or one of a centre the actor does not see."""
+    return refusal(
+        NotFound,
+        "adverse_event_not_found",
+        N_("adverse event {id} not found"),
+        id=str(adverse_event_id),
+    )
+
+
+def _report_not_found(adverse_event_id: int, sequence: int) -> NotFound:
+    return refusal(
+        NotFound,
+        "sae_report_not_found",
+        N_("{report} of adverse event {id} not found"),
+        report=report_name(sequence),
+        id=str(adverse_event_id),
+    )
 
 
 def report_label(sequence: int) -> str:
@@ -185,24 +195,10 @@ def report_sae(ctx: Ctx, adverse_event_id: int, data: Mapping[str, Any]) -> SaeR
     narrative = v.text(body, "narrative", w)
     assert narrative is not None
     if len(narrative) > NARRATIVE_MAX:
-        raise invalid(
-            f"{w}.narrative",
-            "too_long",
-            N_("{length} characters"),
-            N_("<= {limit}"),
-            length=len(narrative),
-            limit=NARRATIVE_MAX,
-        )
+        raise too_long(f"{w}.narrative", len(narrative), NARRATIVE_MAX, N_("<= {limit}"))
     treatment = v.text(body, "treatment", w, optional=True)
     if treatment is not None and len(treatment) > TREATMENT_MAX:
-        raise invalid(
-            f"{w}.treatment",
-            "too_long",
-            N_("{length} characters"),
-            N_("<= {limit}"),
-            length=len(treatment),
-            limit=TREATMENT_MAX,
-        )
+        raise too_long(f"{w}.treatment", len(treatment), TREATMENT_MAX, N_("<= {limit}"))
     action = v.choice(body, "action_taken", w, tuple(seriousness.ACTIONS))
     outcome = v.choice(body, "outcome", w, OUTCOMES)
     if ("death" in criteria) != (outcome == "fatal"):
@@ -277,13 +273,7 @@ def _report(ctx: Ctx, adverse_event_id: int, sequence: int) -> tuple[SaeReport, 
         )
     ).first()
     if row is None:
-        raise refusal(
-            NotFound,
-            "sae_report_not_found",
-            N_("{report} of adverse event {id} not found"),
-            report=report_name(sequence),
-            id=str(adverse_event_id),
-        )
+        raise _report_not_found(adverse_event_id, sequence)
     return row, ae
 
 
@@ -365,14 +355,7 @@ def record_susar_submission(
     text = v.text({"reference": reference}, "reference", "submission")
     assert text is not None
     if len(text) > REFERENCE_MAX:
-        raise invalid(
-            "submission.reference",
-            "too_long",
-            N_("{length} characters"),
-            N_("<= {limit}"),
-            length=len(text),
-            limit=REFERENCE_MAX,
-        )
+        raise too_long("submission.reference", len(text), REFERENCE_MAX, N_("<= {limit}"))
     ctx.default_reason(f"SUSAR submission recorded ({text})")
     row.submitted_at = ctx.now()
     row.submission_reference = text
@@ -435,11 +418,5 @@ def cioms_pdf(ctx: Ctx, adverse_event_id: int, sequence: int) -> bytes:
     found = dossier(ctx, adverse_event_id)
     view = next((r for r in found.reports if r.report.sequence == sequence), None)
     if view is None:
-        raise refusal(
-            NotFound,
-            "sae_report_not_found",
-            N_("{report} of adverse event {id} not found"),
-            report=report_name(sequence),
-            id=str(adverse_event_id),
-        )
+        raise _report_not_found(adverse_event_id, sequence)
     return cioms.render_pdf(cioms.form(found, view, ctx.protocol))

@@ -24,7 +24,7 @@ from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Joined, invalid, refusal
+from reluth.i18n.reasons import Joined, invalid, refusal, too_long
 from reluth.patients import service as patients
 from reluth.patients import timeline
 from reluth.patients.models import Inclusion, Patient
@@ -97,14 +97,7 @@ def _cycle_values(
     if not isinstance(lot, str) or not lot.strip():
         raise invalid("lot", "required", N_("empty"), N_("the batch number on the vial"))
     if len(lot.strip()) > LOT_MAX:
-        raise invalid(
-            "lot",
-            "too_long",
-            N_("{length} characters"),
-            N_("at most {limit}"),
-            length=len(lot.strip()),
-            limit=LOT_MAX,
-        )
+        raise too_long("lot", len(lot.strip()), LOT_MAX)
     if not lot.strip().isprintable():
         raise invalid(
             "lot", "control_characters", N_("contains control characters"), N_("printable text")
