@@ -15,6 +15,9 @@ from decimal import Decimal, localcontext
 from functools import cache, lru_cache
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word, invalid
+from reluth.i18n.vocabulary import LAB_TESTS
 from reluth.values import parse_number
 
 # Haemoglobin: 1 g/dL = 0.6206 mmol/L (monomer, CTCAE uses 10.0 g/dL = 6.2 mmol/L).
@@ -113,13 +116,44 @@ def check_plausible(analyte: str, canonical: Decimal, field: str, kind: str = "v
     if not low <= canonical <= high:
         unit = canonical_unit(analyte)
         shown = canonical if abs(canonical.adjusted()) < 12 else f"{canonical:.3E}"
-        raise ValidationError(
+        raise invalid(
             field,
-            f"{shown} {unit} is not a plausible {analyte} "
-            + ("result" if kind == "value" else "reference limit"),
-            f"{low} to {high} {unit} (check the value and its unit)",
+            "implausible_value",
+            N_("{value} {unit} is not a plausible {analyte} result")
+            if kind == "value"
+            else N_("{value} {unit} is not a plausible {analyte} reference limit"),
+            N_("{low} to {high} {unit} (check the value and its unit)"),
+            value=shown,
+            unit=unit,
+            analyte=_analyte(analyte),
+            low=low,
+            high=high,
         )
     return canonical
+
+
+def _analyte(analyte: str) -> Word:
+    """An analyte as messages name it (``haemoglobin``, ``hémoglobine``)."""
+    return Word(LAB_TESTS.get(analyte, analyte))
+
+
+def _unknown_analyte(analyte: str, field: str) -> ValidationError:
+    return invalid(
+        field, "unknown_analyte", N_("unknown analyte {value}"), analytes(), value=repr(analyte)
+    )
+
+
+def _unknown_unit(
+    field: str, unit: str, analyte: str, factors: dict[str, Decimal]
+) -> ValidationError:
+    return invalid(
+        field,
+        "unknown_unit",
+        N_("unknown unit {unit} for {analyte}"),
+        sorted(factors),
+        unit=repr(unit),
+        analyte=_analyte(analyte),
+    )
 
 
 def analytes() -> list[str]:
@@ -161,9 +195,12 @@ def to_decimal(value: object, field: str) -> Decimal:
     Booleans are refused."""
     d = parse_number(value, field)
     if d != 0 and not -12 <= d.adjusted() <= 12:
-        shown = str(value)[:24]
-        raise ValidationError(
-            field, f"{shown} is out of any measurable range", "a number between 1e-12 and 1e12"
+        raise invalid(
+            field,
+            "out_of_measurable_range",
+            N_("{value} is out of any measurable range"),
+            N_("a number between 1e-12 and 1e12"),
+            value=str(value)[:24],
         )
     return d
 
@@ -190,21 +227,25 @@ def _normalised_factors(analyte: str) -> dict[str, Decimal]:
 def to_canonical(analyte: str, value: object, unit: object, field: str) -> Decimal:
     """Convert ``value`` in ``unit`` to the analyte's canonical unit; refuses unknown units."""
     if analyte not in _TABLE:
-        raise ValidationError(field, f"unknown analyte {analyte!r}", ", ".join(analytes()))
+        raise _unknown_analyte(analyte, field)
     canonical, factors = _TABLE[analyte]
     if not isinstance(unit, str) or not unit.strip():
-        raise ValidationError(
-            f"{field}.unit", "missing unit", ", ".join(sorted({canonical, *factors}))
+        raise invalid(
+            f"{field}.unit", "unit_required", N_("missing unit"), sorted({canonical, *factors})
         )
     key = _normalise_unit(unit)
     normalised = _normalised_factors(analyte)
     if key not in normalised:
-        raise ValidationError(
-            f"{field}.unit", f"unknown unit {unit!r} for {analyte}", ", ".join(sorted(factors))
-        )
+        raise _unknown_unit(f"{field}.unit", unit, analyte, factors)
     number = to_decimal(value, f"{field}.value")
     if number < 0:
-        raise ValidationError(f"{field}.value", f"negative value {value}", "a value >= 0")
+        raise invalid(
+            f"{field}.value",
+            "negative_value",
+            N_("negative value {value}"),
+            N_("a value >= 0"),
+            value=str(value),
+        )
     return check_plausible(analyte, number * normalised[key], f"{field}.value")
 
 
@@ -233,16 +274,14 @@ class LabValue:
 def unit_factor(analyte: str, unit: object, field: str) -> tuple[str, Decimal]:
     """The normalised spelling of ``unit`` and its multiplier to the canonical unit."""
     if analyte not in _TABLE:
-        raise ValidationError(field, f"unknown analyte {analyte!r}", ", ".join(analytes()))
+        raise _unknown_analyte(analyte, field)
     canonical, factors = _TABLE[analyte]
     if not isinstance(unit, str) or not unit.strip():
-        raise ValidationError(field, "missing unit", ", ".join(sorted({canonical, *factors})))
+        raise invalid(field, "unit_required", N_("missing unit"), sorted({canonical, *factors}))
     key = _normalise_unit(unit)
     normalised = _normalised_factors(analyte)
     if key not in normalised:
-        raise ValidationError(
-            field, f"unknown unit {unit!r} for {analyte}", ", ".join(sorted(factors))
-        )
+        raise _unknown_unit(field, unit, analyte, factors)
     return key, normalised[key]
 
 

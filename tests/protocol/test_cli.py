@@ -51,7 +51,7 @@ def test_eligible_example_strata_in_json() -> None:
         ),
         (
             '{"patient_id": "C01-0001", "assessment_date": "2025-01-01", "labs": {"creatinine": {"value": -2, "unit": "mg/dL"}}}',
-            "labs.creatinine.value",
+            "Creatinine: negative value -2 (accepted: a value >= 0)",
         ),
     ],
 )

@@ -114,4 +114,4 @@ def test_record_other_forms(
     refused = runner.invoke(
         app, ["record", command, missing], env={"RELUTH_TOKEN": tokens["nurse1"]}
     )
-    assert refused.exit_code == 2 and "patient_id" in refused.output
+    assert refused.exit_code == 2 and "Patient ID: missing" in refused.output

@@ -270,7 +270,8 @@ def test_api_flow_with_token_and_reasoned_correction(site: Site) -> None:
     future = api.put(
         f"/api/v1/patients/{code}/labs/{lab_id}", json={"date": "2030-01-01", "reason": "typo"}
     )
-    assert future.status_code == 422 and "date" in future.json()["error"]
+    assert future.status_code == 422 and future.json()["code"] == "date_in_future"
+    assert "Date: 2030-01-01 is in the future" in future.json()["error"]
     timeline = api.get(f"/api/v1/patients/{code}").json()
     assert timeline["arm"] in ("experimental", "control")
     other = site.client("inv2")

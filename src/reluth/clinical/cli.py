@@ -14,7 +14,6 @@ from typing import Any
 import typer
 
 from reluth.cli_support import cli_context, console, handle_errors, load_json, print_json
-from reluth.errors import ValidationError
 from reluth.i18n import N_
 
 #: command name -> (the service recording one, as module:function, imported when the command
@@ -41,15 +40,22 @@ def record_local_assessment(ctx: Any, patient_code: str, fields: dict[str, Any])
     """One local tumour assessment record of a file, through the response service (RECIST
     1.1 by the same engine as central review): ``{"timepoint", "assessment_date", "modality",
     "new_lesions"?, "lesions": [{"id", "organ", "kind", "nodal", "diameter_mm" | "status"}]}``."""
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
     from reluth.response import service as review
     from reluth.values import parse_date
 
     for name in fields:
         if name not in LOCAL_FIELDS:
-            raise ValidationError(name, "not a field of this form", ", ".join(LOCAL_FIELDS))
+            raise invalid(name, "not_a_field", N_("not a field of this form"), LOCAL_FIELDS)
     lesions = fields.get("lesions")
     if not isinstance(lesions, list) or not all(isinstance(x, dict) for x in lesions):
-        raise ValidationError("lesions", "missing or not a list of lesions", '[{"id": "T1", ...}]')
+        raise invalid(
+            "lesions",
+            "not_a_list",
+            N_("missing or not a list of lesions"),
+            ('[{"id": "T1", ...}]',),
+        )
     return review.record_local_assessment(
         ctx,
         patient_code,
@@ -68,18 +74,33 @@ def _recorder(command: str) -> Callable[..., Any]:
 
 
 def _records(data: Any, what: str) -> list[tuple[str, dict[str, Any]]]:
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     items = data if isinstance(data, list) else [data]
     if not items:
-        raise ValidationError(what, "empty list", "one record or a list of records")
+        raise invalid(what, "required", N_("empty list"), N_("one record or a list of records"))
     out = []
     for i, item in enumerate(items):
         where = f"[{i}]" if isinstance(data, list) else what
         if not isinstance(item, dict):
-            raise ValidationError(where, f"expected an object, got {item!r:.40}", "{...}")
+            raise invalid(
+                where,
+                "not_an_object",
+                N_("expected an object, got {value}"),
+                ("{...}",),
+                value=f"{item!r:.40}",
+            )
         fields = dict(item)
         code = fields.pop("patient_id", None)
         if not isinstance(code, str):
-            raise ValidationError(f"{where}.patient_id", "missing", "e.g. C07-0012")
+            raise invalid(
+                f"{where}.patient_id",
+                "required",
+                N_("missing"),
+                N_("e.g. {example}"),
+                example="C07-0012",
+            )
         out.append((code, fields))
     return out
 

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from reluth.errors import ValidationError, from_pydantic
 from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.values import parse_date, parse_number
 
 #: Free-text limit of every long text field.
@@ -292,7 +293,13 @@ def parse(schema: type[_F], data: Any) -> _F:
     if isinstance(data, BaseModel):
         data = data.model_dump()
     if not isinstance(data, dict):
-        raise ValidationError(schema.form_id, f"expected an object, got {data!r:.40}", "{...}")
+        raise invalid(
+            schema.form_id,
+            "not_an_object",
+            N_("expected an object, got {value}"),
+            ("{...}",),
+            value=f"{data!r:.40}",
+        )
     try:
         form = schema.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -352,7 +359,7 @@ def _corrected_value(schema: type[FormSchema], name: str, value: Any) -> Any:
     text = value.strip()
     if not text:
         if schema.model_fields[name].is_required():
-            raise ValidationError(name, "missing", "a value (the field is required)")
+            raise invalid(name, "required", N_("missing"), N_("a value (the field is required)"))
         return None
     return entered(schema, name, text)
 
@@ -374,11 +381,17 @@ def corrected(schema: type[_F], saved: Any, changes: Any) -> _F:
     form's own rules (:func:`parse`), as a correction must be (ICH E6(R3) 4.2.4: a change keeps
     the data's validity). Refuses a name that is not a field of the form, naming it."""
     if not isinstance(changes, dict):
-        raise ValidationError("changes", f"expected an object, got {changes!r:.40}", "{...}")
+        raise invalid(
+            "changes",
+            "not_an_object",
+            N_("expected an object, got {value}"),
+            ("{...}",),
+            value=f"{changes!r:.40}",
+        )
     names = tuple(schema.model_fields)
     merged = {name: getattr(saved, name) for name in names}
     for name, value in changes.items():
         if name not in names:
-            raise ValidationError(name, "cannot be changed", ", ".join(names))
+            raise invalid(name, "not_a_field", N_("cannot be changed"), names)
         merged[name] = _corrected_value(schema, name, value)
     return parse(schema, merged)

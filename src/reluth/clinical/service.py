@@ -32,7 +32,9 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
-from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.errors import Conflict, NotFound, PreconditionFailed
+from reluth.i18n import N_
+from reluth.i18n.reasons import Reason, invalid, refusal, unmet
 from reluth.patients import service as patients
 from reluth.patients.models import Patient
 from reluth.protocol.definition import Protocol
@@ -70,7 +72,13 @@ def _own(ctx: Ctx, patient_code: str, model: type[_M], record_id: int) -> tuple[
     patient = patients.get_patient(ctx, patient_code)
     row = ctx.session.get(model, record_id)
     if row is None or row.patient_id != patient.id:  # type: ignore[attr-defined]
-        raise NotFound(f"record {record_id} of {patient_code} not found")
+        raise refusal(
+            NotFound,
+            "record_not_found",
+            N_("record {id} of {patient} not found"),
+            id=str(record_id),
+            patient=patient_code,
+        )
     return patient, row
 
 
@@ -297,11 +305,19 @@ def record_childbearing(ctx: Ctx, patient_code: str, data: Any) -> ChildbearingS
     form = forms.parse(forms.ChildbearingForm, data)
     patient = _included(ctx, patient_code)
     if patients.sex_of(ctx.session, patient) != "F":
-        raise ValidationError(
-            "childbearing_potential", f"patient {patient_code} is not registered as a woman"
+        raise invalid(
+            "childbearing_potential",
+            "not_a_woman",
+            N_("patient {patient} is not registered as a woman"),
+            patient=patient_code,
         )
     if _childbearing(ctx.session, patient) is not None:
-        raise Conflict(f"the childbearing potential of {patient_code} is already recorded")
+        raise refusal(
+            Conflict,
+            "already_recorded",
+            N_("the childbearing potential of {patient} is already recorded"),
+            patient=patient_code,
+        )
     _check_childbearing(ctx, patient, form)
     row = ChildbearingStatus(
         patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
@@ -321,7 +337,12 @@ def get_childbearing(ctx: Ctx, patient_code: str) -> ChildbearingStatus:
     patient = patients.get_patient(ctx, patient_code)
     row = _childbearing(ctx.session, patient)
     if row is None:
-        raise NotFound(f"the childbearing potential of {patient_code} is not recorded")
+        raise refusal(
+            NotFound,
+            "not_recorded",
+            N_("the childbearing potential of {patient} is not recorded"),
+            patient=patient_code,
+        )
     return row
 
 
@@ -357,7 +378,12 @@ def record_pregnancy_test(ctx: Ctx, patient_code: str, data: Any) -> PregnancyTe
     form = forms.parse(forms.PregnancyTestForm, data)
     patient = _included(ctx, patient_code)
     if patients.sex_of(ctx.session, patient) != "F":
-        raise ValidationError("test_date", f"patient {patient_code} is not registered as a woman")
+        raise invalid(
+            "test_date",
+            "not_a_woman",
+            N_("patient {patient} is not registered as a woman"),
+            patient=patient_code,
+        )
     _check_pregnancy_test(ctx, patient, form)
     row = PregnancyTest(
         patient_id=patient.id, protocol_version=ctx.protocol.label, **form.model_dump()
@@ -409,11 +435,22 @@ def _cycles_keep_their_test(field: str) -> Callable[[Ctx, Patient], None]:
             try:
                 require_pregnancy_test(ctx.session, ctx.protocol, patient, cycle.administered_on)
             except PreconditionFailed as exc:
-                raise PreconditionFailed(
-                    f"{field}: cycle {cycle.cycle} was given on {cycle.administered_on}; after "
-                    f"this correction it would break the pregnancy-test rule "
-                    f"({exc.message.partition(': ')[2]})",
-                    field=field,
+                inner = exc.params.get("reason")
+                broken = (
+                    inner.params.get("problem", inner)
+                    if isinstance(inner, Reason)
+                    else exc.message.partition(": ")[2]
+                )
+                raise unmet(
+                    field,
+                    "correction_breaks_pregnancy_rule",
+                    N_(
+                        "cycle {cycle} was given on {day}; after this correction it would "
+                        "break the pregnancy-test rule ({rule})"
+                    ),
+                    cycle=cycle.cycle,
+                    day=cycle.administered_on,
+                    rule=broken,
                 ) from None
 
     return check
@@ -440,10 +477,14 @@ def require_pregnancy_test(
         return
     status = _childbearing(session, patient)
     if status is None:
-        raise PreconditionFailed(
-            f"childbearing_potential: not recorded for {patient.patient_code} (a woman): "
-            "record it before a cycle (the protocol's pregnancy testing)",
-            field="childbearing_potential",
+        raise unmet(
+            "childbearing_potential",
+            "childbearing_not_recorded",
+            N_(
+                "not recorded for {patient} (a woman): record it before a cycle (the "
+                "protocol's pregnancy testing)"
+            ),
+            patient=patient.patient_code,
         )
     if not status.childbearing_potential:
         return
@@ -454,16 +495,25 @@ def require_pregnancy_test(
         if first <= t.test_date <= cycle_day
     ]
     if any(t.result == "positive" for t in tests):
-        raise PreconditionFailed(
-            f"pregnancy_test: positive between {first} and {cycle_day}: no cycle",
-            field="pregnancy_test",
+        raise unmet(
+            "pregnancy_test",
+            "pregnancy_test_positive",
+            N_("positive between {first} and {day}: no cycle"),
+            first=first,
+            day=cycle_day,
         )
     if not any(t.result == "negative" for t in tests):
-        raise PreconditionFailed(
-            f"pregnancy_test: no negative pregnancy test between {first} and {cycle_day} "
-            f"(the protocol requires one within {rule.window_days_before_cycle} days before "
-            "each cycle for a woman of childbearing potential)",
-            field="pregnancy_test",
+        raise unmet(
+            "pregnancy_test",
+            "pregnancy_test_missing",
+            N_(
+                "no negative pregnancy test between {first} and {day} (the protocol requires "
+                "one within {days} days before each cycle for a woman of childbearing "
+                "potential)"
+            ),
+            first=first,
+            day=cycle_day,
+            days=rule.window_days_before_cycle,
         )
 
 

@@ -89,6 +89,20 @@ FIELD_LABELS: dict[str, str] = {
     "dose": N_("Dose"),
     "items": N_("Answers"),
     "baseline_items": N_("Baseline answers"),
+    # the clinical services' refusals (treatment, pregnancy testing, coding, RECIST, strata)
+    "cycle": N_("Cycle"),
+    "lot": N_("Batch number"),
+    "visit_code": N_("Visit"),
+    "childbearing_potential": N_("Childbearing potential"),
+    "pregnancy_test": N_("Pregnancy test"),
+    "instrument": N_("Questionnaire"),
+    "meddra_term": N_("MedDRA term"),
+    "llt_code": N_("MedDRA LLT code"),
+    "pt_code": N_("MedDRA PT code"),
+    "soc": N_("System organ class"),
+    "new_lesions": N_("New lesions"),
+    "lymph_node": N_("Lymph node"),
+    "stratum": N_("Stratum"),
 }
 
 #: Labels of the patient file's inputs by their whole path (the eligibility engine names them

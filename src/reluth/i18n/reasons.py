@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
-from reluth.errors import ReluthError, ValidationError
+from reluth.errors import PreconditionFailed, ReluthError, ValidationError
 from reluth.i18n import DEFAULT, N_, format_number, get_locale, gettext, use_locale
 from reluth.i18n.messages import _shown as plain_value
 from reluth.i18n.messages import field_label
@@ -304,6 +304,10 @@ def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
     return error(reason.english(), code=code, params={"reason": reason})
 
 
+#: A day as people type it, in the reader's language (``jj/mm/aaaa`` in French).
+DAY = Word(N_("YYYY-MM-DD"))
+
+
 def invalid(
     field: str,
     code: str,
@@ -355,3 +359,21 @@ def moved(exc: ReluthError, field: str) -> ValidationError:
             )
     params = {**exc.params, **({"reason": reason} if reason is not None else {})}
     return ValidationError(field, problem, accepted, code=exc.code, params=params)
+
+
+def unmet(field: str, code: str, template: str, **params: Any) -> PreconditionFailed:
+    """A protocol precondition that ``field`` breaks (a correction that would undo an earlier
+    record's condition), with the stable ``code``: ``field: message``, the field by its label
+    where shown, so a form can show the message next to it."""
+    problem = Reason(code, template, params)
+    reason = Reason(code, N_("{field}: {problem}"), {"field": Field(field), "problem": problem})
+    message = f"{field}: {problem.english()}"  # the English names the field by its path
+    return PreconditionFailed(message, field, code=code, params={"reason": reason})
+
+
+def too_long(
+    field: str, length: int, limit: int, within: str = N_("at most {limit}")
+) -> ValidationError:
+    """A text of ``length`` characters where ``field`` takes at most ``limit`` (``within`` says
+    so, ``<= {limit}`` where the form writes it that way)."""
+    return invalid(field, "too_long", N_("{length} characters"), within, length=length, limit=limit)

@@ -39,6 +39,7 @@ def casebook_cmd(
     """Print the casebook of a patient to PDF: every record you may read, with the audit trail
     as an appendix (each casebook is recorded in the audit trail)."""
     from reluth.i18n import format_number, gettext, ngettext
+    from reluth.i18n.reasons import invalid
     from reluth.records import views
 
     if every == (patient is not None):
@@ -54,7 +55,9 @@ def casebook_cmd(
         )
         return
     if out.exists() and not out.is_dir():
-        raise ValidationError("out", f"{out} is a file", "a folder for --all")
+        raise invalid(
+            "out", "not_a_folder", N_("{path} is a file"), N_("a folder for --all"), path=str(out)
+        )
     with cli_context() as ctx:
         codes = [row.code for row in views.patient_list(ctx, limit=_ALL)]
     with progress_bar(transient=False) as progress:

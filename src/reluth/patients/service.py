@@ -27,8 +27,18 @@ from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.i18n import LANGUAGES, N_
-from reluth.i18n.reasons import Joined, Reason, Translated, Word, render_stored
-from reluth.i18n.vocabulary import ELIGIBILITY
+from reluth.i18n.reasons import (
+    Joined,
+    Reason,
+    Translated,
+    Word,
+    invalid,
+    refusal,
+    render_stored,
+    too_long,
+    unmet,
+)
+from reluth.i18n.vocabulary import ELIGIBILITY, SEXES
 from reluth.patients import timeline
 from reluth.patients.models import (
     Death,
@@ -55,9 +65,31 @@ COMMENT_MAX = 2000
 DETAILS_MAX = 2000
 
 
+#: The kinds of withdrawal as refusals name them (``reluth.clinical.forms.WITHDRAWAL_KINDS``).
+_WITHDRAWAL_WORDS = {
+    "treatment": N_("treatment"),
+    "follow_up": N_("follow-up"),
+    "objection": N_("objection"),
+}
+
+
+def patient_not_found(code: str) -> NotFound:
+    """The patient ``code`` is unknown, or not in a centre the actor sees."""
+    return refusal(NotFound, "patient_not_found", N_("patient {patient} not found"), patient=code)
+
+
+def not_included(code: str) -> PreconditionFailed:
+    """Trial data is recorded for included patients only."""
+    return refusal(
+        PreconditionFailed, "not_included", N_("patient {patient} is not included"), patient=code
+    )
+
+
 def _choice(field: str, value: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
-        raise ValidationError(field, f"{value!r} is not accepted", ", ".join(accepted))
+        raise invalid(
+            field, "not_accepted", N_("{value} is not accepted"), accepted, value=repr(value)
+        )
     return value
 
 
@@ -67,12 +99,20 @@ def optional_text(value: Any, field: str, limit: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValidationError(field, f"expected text, got {value!r}", "free text")
+        raise invalid(
+            field,
+            "not_text",
+            N_("expected text, got {value}"),
+            N_("free text"),
+            value=repr(value),
+        )
     text = value.strip()
     if len(text) > limit:
-        raise ValidationError(field, f"{len(text)} characters", f"at most {limit}")
+        raise too_long(field, len(text), limit)
     if any(not (ch.isprintable() or ch in "\n\r\t") for ch in text):
-        raise ValidationError(field, "contains control characters", "printable text")
+        raise invalid(
+            field, "control_characters", N_("contains control characters"), N_("printable text")
+        )
     return text or None
 
 
@@ -121,10 +161,17 @@ _PATIENT_ALONE = patient_statement(centre=False)
 
 def _patient_row(session: Session, code: str, stmt: Select[Any]) -> Any:
     if not isinstance(code, str) or not re.match(PATIENT_ID_PATTERN, code):
-        raise ValidationError("patient_id", f"{code!r} is not a patient ID", "e.g. C07-0012")
+        raise invalid(
+            "patient_id",
+            "not_a_patient_id",
+            N_("{value} is not a patient ID"),
+            N_("e.g. {example}"),
+            value=repr(code),
+            example="C07-0012",
+        )
     row = session.execute(stmt, {"code": code}).first()
     if row is None:
-        raise NotFound(f"patient {code} not found")
+        raise patient_not_found(code)
     return row
 
 
@@ -150,7 +197,7 @@ def get_patient_row(ctx: Ctx, code: str, stmt: Select[Any]) -> Any:
     trip)."""
     row = _patient_row(ctx.session, code, stmt)
     if not ctx.sees_centre(row[0].centre_id):
-        raise NotFound(f"patient {code} not found")
+        raise patient_not_found(code)
     return row
 
 
@@ -303,7 +350,7 @@ def included_milestones(session: Session, patient: Patient) -> timeline.Mileston
     recorded for included patients): one statement for both checks of a dated entry."""
     known = milestones(session, patient)
     if known.inclusion is None:
-        raise PreconditionFailed(f"patient {patient.patient_code} is not included")
+        raise not_included(patient.patient_code)
     return known
 
 
@@ -311,7 +358,7 @@ def require_included(session: Session, patient: Patient) -> None:
     """Trial data (labs, adverse events, questionnaires, visits) is recorded for included
     patients."""
     if first_for_patient(session, Inclusion, patient.id) is None:
-        raise PreconditionFailed(f"patient {patient.patient_code} is not included")
+        raise not_included(patient.patient_code)
 
 
 def check_date(
@@ -349,23 +396,46 @@ def _next_free_code(session: Session, centre: Any) -> str:
         code = f"{centre.code}-{sites.next_patient_number(session, centre):04d}"
         if session.scalars(_PATIENT_BY_CODE, {"code": code}).first() is None:
             return code
-    raise Conflict(f"centre {centre.code} has no free patient number left")
+    raise refusal(
+        Conflict,
+        "no_free_patient_number",
+        N_("centre {centre} has no free patient number left"),
+        centre=centre.code,
+    )
 
 
 def _birth_year(value: Any, today: dt.date, protocol_min_age: int, max_age: int) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValidationError("birth_year", repr(value), "a year, e.g. 1961")
+        raise invalid(
+            "birth_year",
+            "not_a_year",
+            N_("{value}"),
+            N_("a year, e.g. {example}"),
+            value=repr(value),
+            example="1961",
+        )
     text = str(value).strip()
     if not (text.isascii() and text.isdigit() and len(text) == 4):
-        raise ValidationError("birth_year", f"{text[:12]!r}", "a year of 4 digits, e.g. 1961")
+        raise invalid(
+            "birth_year",
+            "not_a_year",
+            N_("{value}"),
+            N_("a year of 4 digits, e.g. {example}"),
+            value=repr(text[:12]),
+            example="1961",
+        )
     year = int(text)
     if not today.year - max_age <= year <= today.year - protocol_min_age:
-        raise ValidationError(
+        raise invalid(
             "birth_year",
-            str(year),
-            f"{today.year - max_age}..{today.year - protocol_min_age} (adults)",
+            "birth_year_out_of_range",
+            N_("{value}"),
+            N_("{lo}..{hi} (adults)"),
+            value=str(year),
+            lo=str(today.year - max_age),
+            hi=str(today.year - protocol_min_age),
         )
     return year
 
@@ -390,13 +460,30 @@ def register_patient(
     if patient_code is None:
         patient_code = _next_free_code(session, centre)
     if not isinstance(patient_code, str) or not re.match(PATIENT_ID_PATTERN, patient_code):
-        raise ValidationError("patient_id", f"{patient_code!r}", "C<centre>-<4 digits>, C07-0012")
+        raise invalid(
+            "patient_id",
+            "not_a_patient_id",
+            N_("{value}"),
+            N_("C<centre>-<4 digits>, {example}"),
+            value=repr(patient_code),
+            example="C07-0012",
+        )
     if not patient_code.startswith(centre.code + "-"):
-        raise ValidationError(
-            "patient_id", f"{patient_code} does not belong to centre {centre.code}", centre.code
+        raise invalid(
+            "patient_id",
+            "patient_of_another_centre",
+            N_("{patient} does not belong to centre {centre}"),
+            (centre.code,),
+            patient=patient_code,
+            centre=centre.code,
         )
     if session.scalars(_PATIENT_BY_CODE, {"code": patient_code}).first():
-        raise Conflict(f"patient {patient_code} is already registered")
+        raise refusal(
+            Conflict,
+            "already_registered",
+            N_("patient {patient} is already registered"),
+            patient=patient_code,
+        )
     patient = Patient(
         patient_code=patient_code,
         centre_id=centre.id,
@@ -427,17 +514,27 @@ def _agrees_with_registration(patient: Patient, pf: PatientFile) -> None:
     agree, or the screening is refused naming the field."""
     if patient.sex is not None and pf.sex is not None and pf.sex[0].upper() != patient.sex:
         registered = "female" if patient.sex == "F" else "male"
-        raise ValidationError(
-            "sex", f"{pf.sex} differs from the registration ({registered})", registered
+        raise invalid(
+            "sex",
+            "sex_differs_from_registration",
+            N_("{given} differs from the registration ({registered})"),
+            N_("{registered}"),
+            given=Word(SEXES.get(pf.sex, pf.sex)),
+            registered=Word(SEXES[registered]),
         )
     if patient.birth_year is not None and pf.age is not None:
         low, high = timeline.age_on(patient.birth_year, pf.assessment_date)
         if pf.age not in (low, high):
-            raise ValidationError(
+            raise invalid(
                 "age",
-                f"{pf.age} on {pf.assessment_date} does not match the registered birth year "
-                f"{patient.birth_year}",
-                f"{low} or {high}",
+                "age_differs_from_registration",
+                N_("{age} on {day} does not match the registered birth year {year}"),
+                N_("{low} or {high}"),
+                age=pf.age,
+                day=pf.assessment_date,
+                year=str(patient.birth_year),
+                low=low,
+                high=high,
             )
 
 
@@ -449,7 +546,12 @@ def screen_patient(ctx: Ctx, data: Any) -> ScreeningOutcome:
     patient = get_patient(ctx, patient_file.patient_id)
     timeline.in_range("assessment_date", patient_file.assessment_date, today)
     if _randomization_of(ctx.session, patient) is not None:
-        raise Conflict(f"patient {patient.patient_code} is already randomized")
+        raise refusal(
+            Conflict,
+            "already_randomized",
+            N_("patient {patient} is already randomized"),
+            patient=patient.patient_code,
+        )
     _agrees_with_registration(patient, patient_file)
     result = check_eligibility(patient_file, proto, stage="inclusion")
     criteria = [c.as_dict() for c in result.criteria]
@@ -571,14 +673,22 @@ def inclusion_values(
     timeline.in_range("inclusion_date", inclusion_date, today)
     timeline.in_range("consent_date", consent_date, today)
     if consent_date > inclusion_date:
-        raise ValidationError(
-            "consent_date", f"{consent_date} is after inclusion", f"<= {inclusion_date}"
+        raise invalid(
+            "consent_date",
+            "consent_after_inclusion",
+            N_("{day} is after inclusion"),
+            N_("<= {inclusion}"),
+            day=consent_date,
+            inclusion=inclusion_date,
         )
     if screening is not None and screening.assessment_date > inclusion_date:
-        raise ValidationError(
+        raise invalid(
             "inclusion_date",
-            f"{inclusion_date} is before the screening it rests on ({screening.assessment_date})",
-            f"a date >= {screening.assessment_date}",
+            "inclusion_before_screening",
+            N_("{day} is before the screening it rests on ({screening})"),
+            N_("a date >= {screening}"),
+            day=inclusion_date,
+            screening=screening.assessment_date,
         )
     without = timeline.Milestones(
         cycles=m.cycles,
@@ -603,7 +713,12 @@ def include_patient(
     patient = get_patient(ctx, patient_code)
     screening = latest_screening(ctx.session, patient)
     if screening is None:
-        raise PreconditionFailed(f"patient {patient_code} has not been screened")
+        raise refusal(
+            PreconditionFailed,
+            "not_screened",
+            N_("patient {patient} has not been screened"),
+            patient=patient_code,
+        )
     if screening.status != "eligible":
         reason = Reason(
             "not_eligible_at_screening",
@@ -617,9 +732,19 @@ def include_patient(
         )
         raise PreconditionFailed(reason.english(), params={"reason": reason})
     if consent_date is None:
-        raise PreconditionFailed(f"patient {patient_code}: informed consent not signed")
+        raise refusal(
+            PreconditionFailed,
+            "consent_missing",
+            N_("patient {patient}: informed consent not signed"),
+            patient=patient_code,
+        )
     if first_for_patient(ctx.session, Inclusion, patient.id):
-        raise Conflict(f"patient {patient_code} is already included")
+        raise refusal(
+            Conflict,
+            "already_included",
+            N_("patient {patient} is already included"),
+            patient=patient_code,
+        )
     m = milestones(ctx.session, patient)
     values = inclusion_values(m, consent_date, inclusion_date, today, screening)
     inclusion = Inclusion(
@@ -642,7 +767,9 @@ def _inclusion_of(ctx: Ctx, patient_code: str) -> Inclusion:
     patient = get_patient(ctx, patient_code)
     row = first_for_patient(ctx.session, Inclusion, patient.id)
     if row is None:
-        raise NotFound(f"patient {patient_code} is not included")
+        raise refusal(
+            NotFound, "not_included", N_("patient {patient} is not included"), patient=patient_code
+        )
     return row
 
 
@@ -704,18 +831,23 @@ def pre_randomization_values(
     timeline.in_range("assessment_date", assessment_date, today)
     if radiological_progression is None:
         if overall_response is None:
-            raise ValidationError(
-                "overall_response", "missing", "CR, PR, SD, PD or NE (or the progression flag)"
+            raise invalid(
+                "overall_response",
+                "required",
+                N_("missing"),
+                N_("CR, PR, SD, PD or NE (or the progression flag)"),
             )
         radiological_progression = overall_response == "PD"
     if overall_response is not None:
         _choice("overall_response", overall_response, RESPONSES)
         if (overall_response == "PD") != radiological_progression:
-            raise ValidationError(
+            raise invalid(
                 "overall_response",
-                f"{overall_response} contradicts radiological_progression="
-                f"{str(radiological_progression).lower()}",
-                "PD if and only if radiological progression",
+                "response_contradicts_progression",
+                N_("{response} contradicts radiological_progression={flag}"),
+                N_("PD if and only if radiological progression"),
+                response=overall_response,
+                flag=str(radiological_progression).lower(),
             )
     return {
         "assessment_date": assessment_date,
@@ -741,9 +873,14 @@ def record_pre_randomization(
     text = optional_text(comment, "comment", COMMENT_MAX)
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, PreRandomizationAssessment, patient.id):
-        raise Conflict(f"the pre-randomization assessment of {patient_code} is already recorded")
+        raise refusal(
+            Conflict,
+            "already_recorded",
+            N_("the pre-randomization assessment of {patient} is already recorded"),
+            patient=patient_code,
+        )
     if first_for_patient(ctx.session, Inclusion, patient.id) is None:
-        raise PreconditionFailed(f"patient {patient_code} is not included")
+        raise not_included(patient_code)
     check_date(ctx, patient, "pre_randomization", assessment_date, "assessment_date")
     row = PreRandomizationAssessment(
         patient_id=patient.id,
@@ -765,7 +902,12 @@ def _pre_randomization_of(ctx: Ctx, patient_code: str) -> PreRandomizationAssess
     patient = get_patient(ctx, patient_code)
     row = first_for_patient(ctx.session, PreRandomizationAssessment, patient.id)
     if row is None:
-        raise NotFound(f"the pre-randomization assessment of {patient_code} is not recorded")
+        raise refusal(
+            NotFound,
+            "not_recorded",
+            N_("the pre-randomization assessment of {patient} is not recorded"),
+            patient=patient_code,
+        )
     return row
 
 
@@ -799,10 +941,12 @@ def edit_pre_randomization(
     day = edits.as_date(merged["assessment_date"], "assessment_date")
     response = merged["overall_response"]
     if response is not None and not isinstance(response, str):
-        raise ValidationError("overall_response", repr(response), ", ".join(RESPONSES))
+        raise invalid(
+            "overall_response", "not_accepted", N_("{value}"), RESPONSES, value=repr(response)
+        )
     response = (response or "").strip() or None
     if response is None and row.overall_response is not None:
-        raise ValidationError("overall_response", "missing", ", ".join(RESPONSES))
+        raise invalid("overall_response", "required", N_("missing"), RESPONSES)
     # a saved assessment without a response keeps its progression flag; a response decides it
     progression = row.radiological_progression if response is None else None
     values = pre_randomization_values(day, progression, response, ctx.today())
@@ -811,11 +955,17 @@ def edit_pre_randomization(
     rand = _randomization_of(ctx.session, patient)
     if rand is not None and values["radiological_progression"]:
         randomized_on = rand.randomized_at.date()
-        raise PreconditionFailed(
-            f"overall_response: patient {patient_code} was randomized on {randomized_on}; "
-            f"{response or 'radiological progression'} at the pre-randomization assessment "
-            "would make that randomization invalid (progression is a screen failure)",
-            field="overall_response",
+        raise unmet(
+            "overall_response",
+            "randomization_invalidated",
+            N_(
+                "patient {patient} was randomized on {day}; {finding} at the pre-randomization "
+                "assessment would make that randomization invalid (progression is a screen "
+                "failure)"
+            ),
+            patient=patient_code,
+            day=randomized_on,
+            finding=response or Word(N_("radiological progression")),
         )
     check_date(ctx, patient, "pre_randomization", day, "assessment_date")
     edits.apply(row, {**values, "comment": comment}, "pre-randomization assessment")
@@ -842,7 +992,12 @@ def record_death(
     )
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, Death, patient.id):
-        raise Conflict(f"the death of {patient_code} is already recorded")
+        raise refusal(
+            Conflict,
+            "already_recorded",
+            N_("the death of {patient} is already recorded"),
+            patient=patient_code,
+        )
     _check_death(ctx, patient, form)
     row = Death(
         patient_id=patient.id,
@@ -860,10 +1015,13 @@ def _check_death(ctx: Ctx, patient: Patient, form: forms.DeathForm) -> None:
     check_date(ctx, patient, "death", form.death_date, "death_date")
     eos = first_for_patient(ctx.session, EndOfStudy, patient.id)
     if eos is not None and eos.reason == "death" and form.death_date > eos.end_date:
-        raise ValidationError(
+        raise invalid(
             "death_date",
-            f"{form.death_date} is after the end of study for this death ({eos.end_date})",
-            f"a date <= {eos.end_date} (correct the end of study first)",
+            "death_after_end_of_study",
+            N_("{day} is after the end of study for this death ({end})"),
+            N_("a date <= {end} (correct the end of study first)"),
+            day=form.death_date,
+            end=eos.end_date,
         )
 
 
@@ -871,13 +1029,19 @@ def _disposition_row(ctx: Ctx, patient_code: str, model: type[_M], what: str) ->
     patient = get_patient(ctx, patient_code)
     row = first_for_patient(ctx.session, model, patient.id)
     if row is None:
-        raise NotFound(f"the {what} of {patient_code} is not recorded")
+        raise refusal(
+            NotFound,
+            "not_recorded",
+            N_("the {what} of {patient} is not recorded"),
+            what=Word(what),
+            patient=patient_code,
+        )
     return row
 
 
 @service(Action.READ, Resource.PATIENT)
 def get_death(ctx: Ctx, patient_code: str) -> Death:
-    return _disposition_row(ctx, patient_code, Death, "death")
+    return _disposition_row(ctx, patient_code, Death, N_("death"))
 
 
 def _corrected_form(
@@ -902,7 +1066,7 @@ def _set(ctx: Ctx, row: Any, form: forms.FormSchema) -> None:
 def edit_death(ctx: Ctx, patient_code: str, changes: Mapping[str, Any]) -> Death:
     """Correct the death record with its entry rules (after every clinical record, not after
     an end of study recorded for this death)."""
-    row = _disposition_row(ctx, patient_code, Death, "death")
+    row = _disposition_row(ctx, patient_code, Death, N_("death"))
     patient, form = _corrected_form(ctx, forms.DeathForm, row, changes)
     _check_death(ctx, patient, form)
     _set(ctx, row, form)
@@ -925,7 +1089,12 @@ def record_end_of_study(
     )
     patient = get_patient(ctx, patient_code)
     if first_for_patient(ctx.session, EndOfStudy, patient.id):
-        raise Conflict(f"the end of study of {patient_code} is already recorded")
+        raise refusal(
+            Conflict,
+            "already_recorded",
+            N_("the end of study of {patient} is already recorded"),
+            patient=patient_code,
+        )
     _check_end_of_study(ctx, patient, form)
     row = EndOfStudy(
         patient_id=patient.id,
@@ -945,31 +1114,40 @@ def _check_end_of_study(ctx: Ctx, patient: Patient, form: forms.EndOfStudyForm) 
     if form.reason == "death":
         death = first_for_patient(ctx.session, Death, patient.id)
         if death is None:
-            raise PreconditionFailed(
-                f"reason: the death of {patient_code} is not recorded (record it first)",
-                field="reason",
+            raise unmet(
+                "reason",
+                "death_not_recorded",
+                N_("the death of {patient} is not recorded (record it first)"),
+                patient=patient_code,
             )
         if form.end_date < death.death_date:
-            raise ValidationError(
-                "end_date", f"{form.end_date} is before the death", f">= {death.death_date}"
+            raise invalid(
+                "end_date",
+                "end_before_death",
+                N_("{day} is before the death"),
+                N_(">= {death}"),
+                day=form.end_date,
+                death=death.death_date,
             )
     if form.reason == "objection" and "objection" not in _withdrawal_kinds(ctx, patient):
-        raise PreconditionFailed(
-            f"reason: the objection of {patient_code} is not recorded (record it first)",
-            field="reason",
+        raise unmet(
+            "reason",
+            "objection_not_recorded",
+            N_("the objection of {patient} is not recorded (record it first)"),
+            patient=patient_code,
         )
 
 
 @service(Action.READ, Resource.PATIENT)
 def get_end_of_study(ctx: Ctx, patient_code: str) -> EndOfStudy:
-    return _disposition_row(ctx, patient_code, EndOfStudy, "end of study")
+    return _disposition_row(ctx, patient_code, EndOfStudy, N_("end of study"))
 
 
 @service(Action.WRITE, Resource.PATIENT)
 def edit_end_of_study(ctx: Ctx, patient_code: str, changes: Mapping[str, Any]) -> EndOfStudy:
     """Correct the end of study with its entry rules (after every clinical record; a death or
     an objection as the reason needs that record, dated before it)."""
-    row = _disposition_row(ctx, patient_code, EndOfStudy, "end of study")
+    row = _disposition_row(ctx, patient_code, EndOfStudy, N_("end of study"))
     patient, form = _corrected_form(ctx, forms.EndOfStudyForm, row, changes)
     _check_end_of_study(ctx, patient, form)
     _set(ctx, row, form)
@@ -1010,8 +1188,12 @@ def _check_withdrawal(
     being corrected (its own saved date is no milestone then)."""
     kinds = _withdrawal_kinds(ctx, patient) - ({row.kind} if row is not None else set())
     if form.kind in kinds:
-        raise Conflict(
-            f"the withdrawal ({form.kind}) of {patient.patient_code} is already recorded"
+        raise refusal(
+            Conflict,
+            "already_recorded",
+            N_("the withdrawal ({kind}) of {patient} is already recorded"),
+            kind=Word(_WITHDRAWAL_WORDS.get(form.kind, form.kind)),
+            patient=patient.patient_code,
         )
     check_date(
         ctx,
@@ -1030,7 +1212,13 @@ def get_withdrawal(ctx: Ctx, patient_code: str, record_id: int) -> Withdrawal:
     patient = get_patient(ctx, patient_code)
     row = ctx.session.get(Withdrawal, record_id)
     if row is None or row.patient_id != patient.id:
-        raise NotFound(f"withdrawal {record_id} of {patient_code} not found")
+        raise refusal(
+            NotFound,
+            "record_not_found",
+            N_("withdrawal {id} of {patient} not found"),
+            id=str(record_id),
+            patient=patient_code,
+        )
     return row
 
 
@@ -1044,10 +1232,14 @@ def edit_withdrawal(
     patient, form = _corrected_form(ctx, forms.WithdrawalForm, row, changes)
     eos = first_for_patient(ctx.session, EndOfStudy, patient.id)
     if row.kind == "objection" and form.kind != "objection" and eos and eos.reason == "objection":
-        raise PreconditionFailed(
-            f"kind: the end of study of {patient_code} names this objection as its reason "
-            "(correct the end of study first)",
-            field="kind",
+        raise unmet(
+            "kind",
+            "objection_is_end_of_study_reason",
+            N_(
+                "the end of study of {patient} names this objection as its reason (correct the "
+                "end of study first)"
+            ),
+            patient=patient_code,
         )
     _check_withdrawal(ctx, patient, form, row)
     _set(ctx, row, form)

@@ -202,7 +202,16 @@ def eligibility_check(
     @handle_errors
     def run() -> int:
         if stage not in ("inclusion", "randomization"):
-            raise ValidationError("--stage", f"unknown stage {stage!r}", "inclusion, randomization")
+            from reluth.i18n import N_
+            from reluth.i18n.reasons import invalid
+
+            raise invalid(
+                "--stage",
+                "unknown_stage",
+                N_("unknown stage {value}"),
+                ("inclusion", "randomization"),
+                value=repr(stage),
+            )
         trial = command_trial()
         today = parse_date(as_of, "--as-of") if as_of else trial.today()
         patient = parse_patient(load_json(patient_file, "patient file"), as_of=today)
@@ -228,6 +237,9 @@ def eligibility_schema() -> None:
 
 
 def _read_visits(path: Path) -> dict[str, dt.date]:
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import invalid
+
     data = load_json(path, "visits file")
     pairs: list[tuple[str, Any]]
     if isinstance(data, dict):
@@ -236,10 +248,17 @@ def _read_visits(path: Path) -> dict[str, dt.date]:
         pairs = []
         for i, item in enumerate(data):
             if not isinstance(item, dict) or "visit" not in item or "date" not in item:
-                raise ValidationError(f"visits.{i}", "expected an object with `visit` and `date`")
+                raise invalid(
+                    f"visits.{i}", "not_an_object", N_("expected an object with `visit` and `date`")
+                )
             pairs.append((str(item["visit"]), item["date"]))
     else:
-        raise ValidationError("visits", "expected an object or a list", '{"TA-W08": "2025-03-03"}')
+        raise invalid(
+            "visits",
+            "not_an_object",
+            N_("expected an object or a list"),
+            ('{"TA-W08": "2025-03-03"}',),
+        )
     return {str(code): parse_date(str(value), f"visits.{code}") for code, value in pairs}
 
 
@@ -258,10 +277,18 @@ def schedule(
 
     start = parse_date(randomized, "--randomized")
     plan = planned_visits(start, arm, command_trial().protocol)
-    if as_of is None and visits is not None:
-        raise ValidationError("--as-of", "required with --visits", "YYYY-MM-DD")
     from reluth.cli_support import table
     from reluth.i18n import N_, format_day, gettext
+    from reluth.i18n.reasons import DAY, invalid
+
+    if as_of is None and visits is not None:
+        raise invalid(
+            "--as-of",
+            "required",
+            N_("required with --visits"),
+            N_("{placeholder}"),
+            placeholder=DAY,
+        )
     from reluth.i18n.vocabulary import label, visit_name
 
     def window(v: Any) -> str:

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic import ValidationError as PydanticError
 
 from reluth.errors import ReluthError, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.protocol.egfr import EQUATIONS
 from reluth.units import canonical_unit, convert
 
@@ -172,7 +174,12 @@ class _Thresholds(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         if key == "criteria" or key not in type(self._e).model_fields:
-            raise ValidationError("text", f"{{{key}}} names no eligibility threshold")
+            raise invalid(
+                "text",
+                "unknown_threshold",
+                N_("{placeholder} names no eligibility threshold"),
+                placeholder=f"{{{key}}}",
+            )
         return getattr(self._e, key)
 
     def __iter__(self) -> Any:
@@ -213,14 +220,21 @@ class _ThresholdFormatter(string.Formatter):
                 try:
                     unit_base = canonical_unit(analyte)
                 except KeyError:
-                    raise ValidationError(
-                        "text", f"unknown analyte {analyte!r} in {{:{spec}}}"
+                    raise invalid(
+                        "text",
+                        "unknown_analyte",
+                        N_("unknown analyte {analyte} in {placeholder}"),
+                        analyte=repr(analyte),
+                        placeholder=f"{{:{spec}}}",
                     ) from None
                 return _grouped(convert(analyte, Decimal(value), unit_base, unit, "text"))
-        raise ValidationError(
+        raise invalid(
             "text",
-            f"format {spec!r} does not apply to {value!r}",
-            "pct, next, words, Words, or, and, '<analyte> <unit>'",
+            "format_does_not_apply",
+            N_("format {spec} does not apply to {value}"),
+            ("pct", "next", "words", "Words", "or", "and", "'<analyte> <unit>'"),
+            spec=repr(spec),
+            value=repr(value),
         )
 
 
@@ -299,8 +313,12 @@ class Eligibility(_Frozen):
             return "inclusion"
         if criterion in self.criteria.exclusion:
             return "exclusion"
-        raise ValidationError(
-            "criterion", f"unknown criterion {criterion!r}", ", ".join(self.criteria.ids)
+        raise invalid(
+            "criterion",
+            "unknown_criterion",
+            N_("unknown criterion {value}"),
+            tuple(self.criteria.ids),
+            value=repr(criterion),
         )
 
     def text(self, criterion: str, lang: str | None = None) -> str:
@@ -491,7 +509,9 @@ class Protocol(_Frozen):
         for arm in self.arms:
             if arm.code == code:
                 return arm
-        raise ValidationError("arm", f"unknown arm {code!r}", ", ".join(self.arm_codes))
+        raise invalid(
+            "arm", "unknown_arm", N_("unknown arm {value}"), self.arm_codes, value=repr(code)
+        )
 
     @property
     def arm_codes(self) -> tuple[str, ...]:
@@ -556,11 +576,16 @@ def _load_cached(path: str) -> Protocol:
     try:
         data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except FileNotFoundError:
-        raise ValidationError(
-            path, "protocol file not found", "a YAML protocol definition"
+        raise invalid(
+            str(path),
+            "file_not_found",
+            N_("protocol file not found"),
+            N_("a YAML protocol definition"),
         ) from None
     except yaml.YAMLError as exc:
-        raise ValidationError(path, f"malformed YAML: {exc}", "YAML") from None
+        raise invalid(
+            str(path), "malformed_yaml", N_("malformed YAML: {error}"), ("YAML",), error=str(exc)
+        ) from None
     return parse_protocol(data, source=path)
 
 

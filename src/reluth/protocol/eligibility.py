@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from reluth.errors import ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Field, Joined, Quantity, Reason, Word
+from reluth.i18n.reasons import Field, Joined, Quantity, Reason, Word, invalid
 from reluth.protocol.definition import Protocol
 from reluth.protocol.egfr import EQUATIONS, reported
 from reluth.protocol.patient import PatientFile, lab
@@ -941,12 +940,19 @@ def _criteria(protocol: Protocol) -> tuple[Criterion, ...]:
         rule = RULES.get(cid)
         kind = e.kind_of(cid)
         if rule is None:
-            raise ValidationError(
-                f"eligibility.criteria.{kind}.{cid}", "no rule evaluates it", ", ".join(RULES)
+            raise invalid(
+                f"eligibility.criteria.{kind}.{cid}",
+                "no_rule",
+                N_("no rule evaluates it"),
+                tuple(RULES),
             )
         if rule.kind != kind:
-            raise ValidationError(
-                f"eligibility.criteria.{kind}.{cid}", f"the rule of {cid} is an {rule.kind} rule"
+            raise invalid(
+                f"eligibility.criteria.{kind}.{cid}",
+                "rule_of_other_kind",
+                N_("the rule of {criterion} is an {kind} rule"),
+                criterion=cid,
+                kind=rule.kind,
             )
         out.append(Criterion(cid, kind, e.text(cid), rule.inputs, rule.rule, rule.stage))
     return tuple(out)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from reluth.errors import ValidationError, ValidationErrors, from_pydantic
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.units import LabValue, check_plausible, to_decimal, unit_factor
 
 #: No date in a patient file before this (a typing error, e.g. 0001-01-01).
@@ -195,7 +197,12 @@ def parse_patient(data: Any, as_of: dt.date | None = None) -> PatientFile:
     """Validate a patient file (a dict from JSON). Dates after ``as_of`` are refused,
     except ``planned_randomization_date``; lab units must be known for their test."""
     if not isinstance(data, dict):
-        raise ValidationError("patient", f"expected a JSON object, got {type(data).__name__}")
+        raise invalid(
+            "patient",
+            "not_an_object",
+            N_("expected a JSON object, got {kind}"),
+            kind=type(data).__name__,
+        )
     try:
         patient = PatientFile.model_validate(data)
     except PydanticError as exc:

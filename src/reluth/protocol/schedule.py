@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.protocol.definition import Protocol
 
 VisitKind = Literal[
@@ -268,9 +269,11 @@ def classify_visits(
     known = {v.code for v in visits}
     for code in actual:
         if code not in known:
-            raise ValidationError(
+            raise invalid(
                 f"visits.{code}",
-                "unknown visit code",
-                "codes from `reluth schedule`, e.g. TA-W08, C4",
+                "unknown_visit",
+                N_("unknown visit code"),
+                N_("codes from `reluth schedule`, e.g. {examples}"),
+                examples=("TA-W08", "C4"),
             )
     return [classify(v, actual.get(v.code), as_of) for v in visits]

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid
 from reluth.protocol.definition import Protocol, StratificationFactor
-from reluth.protocol.eligibility import estimate_egfr
+from reluth.protocol.eligibility import egfr_estimate
 from reluth.protocol.patient import PatientFile
 
 
@@ -39,8 +41,12 @@ def make_strata(levels: Mapping[str, str], protocol: Protocol) -> Strata:
     for f in protocol.stratification:
         level = levels.get(f.code)
         if level is None or level not in f.levels.values():
-            raise ValidationError(
-                f"strata.{f.code}", f"unknown level {level!r}", ", ".join(f.levels.values())
+            raise invalid(
+                f"strata.{f.code}",
+                "unknown_level",
+                N_("unknown level {value}"),
+                tuple(f.levels.values()),
+                value=repr(level),
             )
         ordered.append((f.code, level))
     code = "-".join(
@@ -48,6 +54,17 @@ def make_strata(levels: Mapping[str, str], protocol: Protocol) -> Strata:
         for f, (_c, level) in zip(protocol.stratification, ordered, strict=True)
     )
     return Strata(tuple(ordered), code)
+
+
+def _not_a_stratum(code: str, example: str) -> ValidationError:
+    return invalid(
+        "stratum",
+        "not_a_stratum",
+        N_("not a stratum code: {value}"),
+        N_("e.g. {example}"),
+        value=repr(code),
+        example=example,
+    )
 
 
 def parse_stratum(code: str, protocol: Protocol) -> Strata:
@@ -58,49 +75,59 @@ def parse_stratum(code: str, protocol: Protocol) -> Strata:
     if len(parts) != len(factors) or not all(
         p.startswith(f.prefix) for p, f in zip(parts, factors, strict=False)
     ):
-        raise ValidationError("stratum", f"not a stratum code: {code!r}", f"e.g. {example}")
+        raise _not_a_stratum(code, example)
     try:
         return make_strata(
             {f.code: p.removeprefix(f.prefix) for p, f in zip(parts, factors, strict=True)},
             protocol,
         )
     except ValidationError:
-        raise ValidationError(
-            "stratum", f"not a stratum code: {code!r}", f"e.g. {example}"
-        ) from None
+        raise _not_a_stratum(code, example) from None
 
 
 def _threshold_level(f: StratificationFactor, value: Decimal) -> str:
     if f.threshold is None:
-        raise ValidationError(f"stratification.{f.code}.threshold", "needed for this factor")
+        raise invalid(
+            f"stratification.{f.code}.threshold", "required", N_("needed for this factor")
+        )
     return f.levels["at_or_above" if value >= f.threshold else "below"]
 
 
 def _disease_control(p: PatientFile, f: StratificationFactor, protocol: Protocol) -> str:
     months = p.first_prrt.disease_control_months
     if months is None:
-        raise ValidationError("first_prrt.disease_control_months", "needed for the stratum")
+        raise invalid("first_prrt.disease_control_months", "required", N_("needed for the stratum"))
     return _threshold_level(f, months)
 
 
 def _progression(p: PatientFile, f: StratificationFactor, protocol: Protocol) -> str:
     if p.progression.radiological is None:
-        raise ValidationError("progression.radiological", "needed for the stratum", "true or false")
+        raise invalid(
+            "progression.radiological",
+            "required",
+            N_("needed for the stratum"),
+            N_("true or false"),
+        )
     return f.levels["radiological" if p.progression.radiological else "non_radiological"]
 
 
 def _renal(p: PatientFile, f: StratificationFactor, protocol: Protocol) -> str:
-    egfr, how = estimate_egfr(p, protocol)
+    egfr, how = egfr_estimate(p, protocol)
     if egfr is None:
-        raise ValidationError("labs.creatinine", f"eGFR needed for the stratum ({how})")
+        raise invalid(
+            "labs.creatinine", "required", N_("eGFR needed for the stratum ({how})"), how=how
+        )
     return _threshold_level(f, egfr)
 
 
 def _intercurrent(p: PatientFile, f: StratificationFactor, protocol: Protocol) -> str:
     value = p.history.intercurrent_treatment
     if value is None:
-        raise ValidationError(
-            "history.intercurrent_treatment", "needed for the stratum", "true or false"
+        raise invalid(
+            "history.intercurrent_treatment",
+            "required",
+            N_("needed for the stratum"),
+            N_("true or false"),
         )
     return f.levels["yes" if value else "no"]
 
@@ -120,8 +147,11 @@ def derive_strata(patient: PatientFile, protocol: Protocol) -> Strata:
     for f in protocol.stratification:
         rule = LEVEL_RULES.get(f.code)
         if rule is None:
-            raise ValidationError(
-                f"stratification.{f.code}", "no rule derives this factor", ", ".join(LEVEL_RULES)
+            raise invalid(
+                f"stratification.{f.code}",
+                "no_rule",
+                N_("no rule derives this factor"),
+                tuple(LEVEL_RULES),
             )
         levels[f.code] = rule(patient, f, protocol)
     return make_strata(levels, protocol)

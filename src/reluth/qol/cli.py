@@ -11,7 +11,6 @@ import typer
 
 from reluth.cli_support import console, handle_errors, load_json, print_json
 from reluth.cli_support import table as cli_table
-from reluth.errors import ValidationError
 from reluth.i18n import N_, format_number, gettext
 from reluth.qol.scoring import QolScore, change_from_baseline, instrument, parse_items, score
 
@@ -36,16 +35,27 @@ def score_command(
     threshold: str = typer.Option("10", help="Points of change that count as deterioration."),
 ) -> None:
     """Scale scores (0-100), the C30 summary score, and change from `baseline_items` if given."""
+    from reluth.i18n.reasons import invalid
+
     data = load_json(responses, "responses file")
     if not isinstance(data, Mapping):
-        raise ValidationError("input", "expected an object", '{"instrument": ..., "items": {...}}')
+        raise invalid(
+            "input",
+            "not_an_object",
+            N_("expected an object"),
+            ('{"instrument": ..., "items": {...}}',),
+        )
     name = data.get("instrument")
     if not isinstance(name, str):
-        raise ValidationError(
-            "instrument", f"missing or not text: {name!r}", "QLQ-C30, QLQ-GINET21"
+        raise invalid(
+            "instrument",
+            "required",
+            N_("missing or not text: {value}"),
+            ("QLQ-C30", "QLQ-GINET21"),
+            value=repr(name),
         )
     if "items" not in data:
-        raise ValidationError("items", "missing", '{"1": 2, "2": 1, ...}')
+        raise invalid("items", "required", N_("missing"), ('{"1": 2, "2": 1, ...}',))
     inst = instrument(name)
     result = score(inst, data["items"])
     output = _score_json(result)
@@ -54,8 +64,13 @@ def score_command(
         try:
             limit = Decimal(threshold)
         except ArithmeticError:
-            raise ValidationError(
-                "--threshold", f"not a number: {threshold!r}", "e.g. 10"
+            raise invalid(
+                "--threshold",
+                "not_a_number",
+                N_("not a number: {value}"),
+                N_("e.g. {example}"),
+                value=repr(threshold),
+                example=10,
             ) from None
         parse_items(inst, data["baseline_items"], "baseline_items")  # errors name the baseline
         base = score(inst, data["baseline_items"])

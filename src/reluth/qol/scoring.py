@@ -23,7 +23,7 @@ import yaml
 
 from reluth.errors import ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Field, Reason
+from reluth.i18n.reasons import Field, Reason, invalid
 
 
 class ScaleType(enum.StrEnum):
@@ -119,7 +119,13 @@ def instrument(name: str) -> Instrument:
     key = name.strip().upper().replace(".", "")
     key = _ALIASES.get(key.replace("-", ""), key)
     if key not in _FILES:
-        raise ValidationError("instrument", f"unknown instrument {name!r}", ", ".join(_FILES))
+        raise invalid(
+            "instrument",
+            "unknown_instrument",
+            N_("unknown instrument {value}"),
+            tuple(_FILES),
+            value=repr(name),
+        )
     text = resources.files("reluth.qol").joinpath(_FILES[key]).read_text("utf-8")
     return load_instrument_text(text)
 
@@ -181,14 +187,22 @@ def _bad_answer(field: str, number: int, item: Item, value: object) -> Validatio
 def parse_items(inst: Instrument, raw: Any, where: str = "items") -> dict[int, int]:
     """Answers keyed by item number; ``null``/absent = missing; out of range is an error."""
     if not isinstance(raw, Mapping):
-        raise ValidationError(where, "expected an object of item number -> answer", None)
+        raise invalid(where, "not_an_object", N_("expected an object of item number -> answer"))
     answers: dict[int, int] = {}
     lo, hi = min(inst.items), max(inst.items)
     for key, value in raw.items():
         try:
             number = int(str(key).strip())
         except ValueError:
-            raise ValidationError(where, f"bad item number {key!r}", f"{lo}-{hi}") from None
+            raise invalid(
+                where,
+                "bad_item_number",
+                N_("bad item number {value}"),
+                N_("{lo}-{hi}"),
+                value=repr(key),
+                lo=lo,
+                hi=hi,
+            ) from None
         if number not in inst.items:
             problem = Reason(
                 "qol.no_item",
@@ -297,8 +311,13 @@ def change_from_baseline(
     and the summary score, a rise of at least ``threshold`` for symptom scales.
     """
     if baseline.instrument != follow_up.instrument:
-        raise ValidationError(
-            "instrument", f"{baseline.instrument} vs {follow_up.instrument}", "the same instrument"
+        raise invalid(
+            "instrument",
+            "different_instruments",
+            N_("{baseline} vs {follow_up}"),
+            N_("the same instrument"),
+            baseline=baseline.instrument,
+            follow_up=follow_up.instrument,
         )
     limit = Fraction(str(threshold))
     pairs: dict[str, tuple[Fraction | None, Fraction | None, bool]] = {

@@ -15,7 +15,9 @@ from reluth.core.service import service
 from reluth.db import edits
 from reluth.db import validate as v
 from reluth.db.session import require_reason
-from reluth.errors import Conflict, NotFound, ValidationError
+from reluth.errors import Conflict, NotFound
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid, refusal
 from reluth.patients import service as patients
 from reluth.protocol.schedule import qol_timepoints
 from reluth.qol import scoring
@@ -64,13 +66,22 @@ def record_questionnaire(ctx: Ctx, data: Any) -> QolQuestionnaire:
     timepoint = v.text(body, "timepoint", w)
     assert timepoint is not None
     if len(timepoint) > TIMEPOINT_MAX:
-        raise ValidationError(f"{w}.timepoint", f"{len(timepoint)} characters", "e.g. QOL-W08")
+        raise invalid(
+            f"{w}.timepoint",
+            "too_long",
+            N_("{length} characters"),
+            N_("e.g. {example}"),
+            length=len(timepoint),
+            example="QOL-W08",
+        )
     scheduled = qol_timepoints(ctx.protocol)
     if timepoint not in scheduled:
-        raise ValidationError(
+        raise invalid(
             f"{w}.timepoint",
-            f"{timepoint!r} is not a QoL time point of the schedule",
-            ", ".join(scheduled),
+            "not_a_qol_timepoint",
+            N_("{value} is not a QoL time point of the schedule"),
+            tuple(scheduled),
+            value=repr(timepoint),
         )
     if session.scalars(
         select(QolQuestionnaire).where(
@@ -79,7 +90,14 @@ def record_questionnaire(ctx: Ctx, data: Any) -> QolQuestionnaire:
             QolQuestionnaire.timepoint == timepoint,
         )
     ).first():
-        raise Conflict(f"{inst.name} at {timepoint} is already recorded for {patient.patient_code}")
+        raise refusal(
+            Conflict,
+            "questionnaire_already_recorded",
+            N_("{instrument} at {timepoint} is already recorded for {patient}"),
+            instrument=inst.name,
+            timepoint=timepoint,
+            patient=patient.patient_code,
+        )
     row = QolQuestionnaire(
         patient_id=patient.id,
         instrument=inst.name,
@@ -101,7 +119,13 @@ def get_questionnaire(ctx: Ctx, patient_code: str, qol_id: int) -> QolQuestionna
     patient = patients.get_patient(ctx, patient_code)
     row = ctx.session.get(QolQuestionnaire, qol_id)
     if row is None or row.patient_id != patient.id:
-        raise NotFound(f"questionnaire {qol_id} of {patient_code} not found")
+        raise refusal(
+            NotFound,
+            "record_not_found",
+            N_("questionnaire {id} of {patient} not found"),
+            id=str(qol_id),
+            patient=patient_code,
+        )
     return row
 
 
@@ -144,7 +168,7 @@ def edit_questionnaire(
     items: dict[str, Any] = dict(saved["items"])
     given = changes.get("items", {})
     if not isinstance(given, Mapping):
-        raise ValidationError("items", "expected an object of item number -> answer", None)
+        raise invalid("items", "not_an_object", N_("expected an object of item number -> answer"))
     for key, answer in given.items():
         if answer is None or (isinstance(answer, str) and not answer.strip()):
             items.pop(_item_key(key), None)

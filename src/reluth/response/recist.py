@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from reluth.errors import ValidationError, ValidationErrors
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason, from_english
+from reluth.i18n.reasons import Field, Joined, Reason, from_english, invalid
 from reluth.units import to_decimal
 from reluth.values import parse_date
 
@@ -186,7 +186,13 @@ class RecistOptions:
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValidationError(f"options.{name}", f"got {value!r}", "an integer >= 0")
+                raise _invalid(
+                    f"options.{name}",
+                    "not_a_count",
+                    N_("got {value}"),
+                    N_("an integer >= 0"),
+                    value=repr(value),
+                )
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,7 +292,7 @@ class PatientResponse:
 
 def _require(obj: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in obj or obj[key] is None:
-        raise ValidationError(f"{where}.{key}", "missing", None)
+        raise _invalid(f"{where}.{key}", "required", N_("missing"))
     return obj[key]
 
 
@@ -300,12 +306,69 @@ def _date(value: Any, where: str) -> dt.date:
 MAX_DIAMETER_MM = Decimal(1000)
 
 
+_PLACE = re.compile(
+    r"(?:baseline lesion (?P<lesion>[^.]+)|follow-up (?P<day>\d{4}-\d\d-\d\d)"
+    r"(?: lesion (?P<observed>[^.]+))?)(?:\.(?P<rest>.+))?"
+)
+
+
+def _place(where: str) -> Any:
+    """The input ``where`` names (``baseline lesion T1.organ``, ``follow-up 2025-03-01 lesion
+    T1``) as the reader's language writes it: the lesion and the day, then the field's label."""
+    found = _PLACE.fullmatch(where)
+    if found is None:
+        return Field(where)
+    if found["lesion"] is not None:
+        place = Reason(
+            "recist.baseline_lesion", N_("baseline lesion {id}"), {"id": found["lesion"]}
+        )
+    elif found["observed"] is not None:
+        place = Reason(
+            "recist.follow_up_lesion",
+            N_("follow-up {day}, lesion {id}"),
+            {"day": dt.date.fromisoformat(found["day"]), "id": found["observed"]},
+        )
+    else:
+        day = dt.date.fromisoformat(found["day"])
+        place = Reason("recist.follow_up", N_("follow-up {day}"), {"day": day})
+    if found["rest"] is None:
+        return place
+    return Reason(
+        "recist.place", N_("{place}, {field}"), {"place": place, "field": Field(found["rest"])}
+    )
+
+
+def _invalid(
+    where: str, code: str, problem: str, accepted: str | Sequence[str] | None = None, **params: Any
+) -> ValidationError:
+    """:func:`reluth.i18n.reasons.invalid`, the lesion or visit named in the reader's words."""
+    error = invalid(where, code, problem, accepted, **params)
+    shown = error.params["reason"]
+    error.params["reason"] = Reason(
+        shown.key, shown.template, {**shown.params, "field": _place(where)}
+    )
+    return error
+
+
 def _mm(value: Any, where: str) -> Decimal:
     number = to_decimal(value, where)
     if number < 0:
-        raise ValidationError(where, f"negative diameter {value}", "a diameter in mm >= 0")
+        raise _invalid(
+            where,
+            "negative_value",
+            N_("negative diameter {value}"),
+            N_("a diameter in mm >= 0"),
+            value=number,
+        )
     if number > MAX_DIAMETER_MM:
-        raise ValidationError(where, f"diameter {value} mm", f"0 to {MAX_DIAMETER_MM} mm")
+        raise _invalid(
+            where,
+            "diameter_out_of_range",
+            N_("diameter {value} mm"),
+            N_("0 to {limit} mm"),
+            value=number,
+            limit=MAX_DIAMETER_MM,
+        )
     return number
 
 
@@ -317,31 +380,49 @@ def _enum(kind: type[_E], value: Any, where: str) -> _E:
         return kind(str(value).strip().lower())
     except ValueError:
         accepted = "|".join(m.value for m in kind)
-        raise ValidationError(where, f"unknown value {value!r}", accepted) from None
+        raise _invalid(
+            where, "not_accepted", N_("unknown value {value}"), (accepted,), value=repr(value)
+        ) from None
 
 
 def _bool(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise ValidationError(where, f"expected true or false, got {value!r}", "true|false")
+    raise _invalid(
+        where,
+        "not_a_boolean",
+        N_("expected true or false, got {value}"),
+        ("true|false",),
+        value=repr(value),
+    )
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ValidationError(where, f"expected an object, got {type(value).__name__}", None)
+        raise _invalid(
+            where, "not_an_object", N_("expected an object, got {kind}"), kind=type(value).__name__
+        )
     return value
 
 
 def _list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
-        raise ValidationError(where, f"expected a list, got {type(value).__name__}", None)
+        raise _invalid(
+            where, "not_a_list", N_("expected a list, got {kind}"), kind=type(value).__name__
+        )
     return value
 
 
 def _lesion_id(raw: Mapping[str, Any], where: str) -> str:
     value = _require(raw, "id", where)
     if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
-        raise ValidationError(f"{where}.id", f"bad lesion id {value!r}", "a non-empty string")
+        raise _invalid(
+            f"{where}.id",
+            "bad_lesion_id",
+            N_("bad lesion id {value}"),
+            N_("a non-empty string"),
+            value=repr(value),
+        )
     return str(value).strip()
 
 
@@ -370,22 +451,32 @@ def parse_patient(data: Any) -> PatientInput:
         lid = _lesion_id(raw, f"baseline.lesions[{i}]")
         where = f"baseline lesion {lid}"
         if lid in seen:
-            raise ValidationError(where, "duplicate lesion id", "unique ids")
+            raise _invalid(where, "duplicate_lesion", N_("duplicate lesion id"), N_("unique ids"))
         seen.add(lid)
         organ = _require(raw, "organ", where)
         if not isinstance(organ, str) or not organ.strip():
-            raise ValidationError(f"{where}.organ", f"bad organ {organ!r}", "a non-empty string")
+            raise _invalid(
+                f"{where}.organ",
+                "bad_organ",
+                N_("bad organ {value}"),
+                N_("a non-empty string"),
+                value=repr(organ),
+            )
         kind = _enum(LesionKind, _require(raw, "kind", where), f"{where}.kind")
         nodal = _bool(raw.get("nodal", False), f"{where}.nodal")
         diameter = raw.get("diameter_mm")
         d_mm = None if diameter is None else _mm(diameter, f"{where}.diameter_mm")
         if kind is LesionKind.TARGET and d_mm is None:
-            raise ValidationError(f"{where}.diameter_mm", "missing for a target lesion", "mm")
+            raise _invalid(
+                f"{where}.diameter_mm", "required", N_("missing for a target lesion"), N_("mm")
+            )
         slice_raw = raw.get("slice_thickness_mm")
         slice_mm = None if slice_raw is None else _mm(slice_raw, f"{where}.slice_thickness_mm")
         lesions.append(BaselineLesion(lid, organ.strip(), kind, nodal, d_mm, slice_mm))
     if not lesions:
-        raise ValidationError("baseline.lesions", "no lesion recorded", "at least one lesion")
+        raise _invalid(
+            "baseline.lesions", "required", N_("no lesion recorded"), N_("at least one lesion")
+        )
     kinds = {lesion.id: lesion.kind for lesion in lesions}
 
     followups: list[FollowUp] = []
@@ -395,13 +486,17 @@ def parse_patient(data: Any) -> PatientInput:
         fu_date = _date(_require(fu, "date", f"followups[{j}]"), f"followups[{j}].date")
         where_fu = f"follow-up {fu_date.isoformat()}"
         if fu_date <= baseline_date:
-            raise ValidationError(
+            raise _invalid(
                 f"{where_fu}.date",
-                f"not after the baseline date {baseline_date.isoformat()}",
-                "a date after baseline",
+                "follow_up_not_after_baseline",
+                N_("not after the baseline date {baseline}"),
+                N_("a date after baseline"),
+                baseline=baseline_date,
             )
         if fu_date in dates:
-            raise ValidationError(f"{where_fu}.date", "two follow-ups on the same date", None)
+            raise _invalid(
+                f"{where_fu}.date", "duplicate_follow_up", N_("two follow-ups on the same date")
+            )
         dates.add(fu_date)
         observations: list[LesionObservation] = []
         fu_seen: set[str] = set()
@@ -410,9 +505,16 @@ def parse_patient(data: Any) -> PatientInput:
             lid = _lesion_id(obs_raw, f"{where_fu}.lesions[{k}]")
             where = f"{where_fu} lesion {lid}"
             if lid not in kinds:
-                raise ValidationError(where, "unknown lesion id (not recorded at baseline)", None)
+                raise _invalid(
+                    where, "unknown_lesion", N_("unknown lesion id (not recorded at baseline)")
+                )
             if lid in fu_seen:
-                raise ValidationError(where, "duplicate lesion id", "each lesion once per visit")
+                raise _invalid(
+                    where,
+                    "duplicate_lesion",
+                    N_("duplicate lesion id"),
+                    N_("each lesion once per visit"),
+                )
             fu_seen.add(lid)
             observations.append(_parse_observation(obs_raw, lid, kinds, where))
         followups.append(
@@ -453,38 +555,62 @@ def _parse_observation(
         )
         if value is not None
     ]
-    accepted = "exactly one of diameter_mm, status, fragments_mm, merged_into"
+    accepted = N_("exactly one of {fields}")
+    fields = ("diameter_mm", "status", "fragments_mm", "merged_into")
     if len(given) != 1:
-        problem = "nothing recorded" if not given else f"both {' and '.join(given)} given"
-        raise ValidationError(where, problem, accepted)
+        if not given:
+            raise _invalid(
+                where, "one_observation", N_("nothing recorded"), accepted, fields=fields
+            )
+        raise _invalid(
+            where,
+            "one_observation",
+            N_("both {given} given"),
+            accepted,
+            given=Joined(tuple(given), N_(" and ")),
+            fields=fields,
+        )
     if diameter is not None:
         return LesionObservation(lid, diameter_mm=_mm(diameter, f"{where}.diameter_mm"))
     if fragments_raw is not None:
         items = _list(fragments_raw, f"{where}.fragments_mm")
         if not items:
-            raise ValidationError(f"{where}.fragments_mm", "empty", "one diameter per fragment")
+            raise _invalid(
+                f"{where}.fragments_mm", "required", N_("empty"), N_("one diameter per fragment")
+            )
         parts = tuple(_mm(v, f"{where}.fragments_mm[{n}]") for n, v in enumerate(items))
         if kind is not LesionKind.TARGET:
-            raise ValidationError(f"{where}.fragments_mm", "only for target lesions", None)
+            raise _invalid(f"{where}.fragments_mm", "not_a_target", N_("only for target lesions"))
         return LesionObservation(lid, fragments_mm=parts)
     if merged_raw is not None:
         target = str(merged_raw).strip()
         if kind is not LesionKind.TARGET or kinds.get(target) is not LesionKind.TARGET:
-            raise ValidationError(
-                f"{where}.merged_into", f"{merged_raw!r} is not a target lesion", "a target id"
+            raise _invalid(
+                f"{where}.merged_into",
+                "not_a_target",
+                N_("{value} is not a target lesion"),
+                N_("a target id"),
+                value=repr(merged_raw),
             )
         if target == lid:
-            raise ValidationError(f"{where}.merged_into", "a lesion cannot merge into itself")
+            raise _invalid(
+                f"{where}.merged_into",
+                "merged_into_itself",
+                N_("a lesion cannot merge into itself"),
+            )
         return LesionObservation(lid, merged_into=target)
     status = _enum(LesionStatus, status_raw, f"{where}.status")
     if kind is LesionKind.TARGET and status in (
         LesionStatus.PRESENT,
         LesionStatus.UNEQUIVOCAL_PROGRESSION,
     ):
-        raise ValidationError(
+        raise _invalid(
             f"{where}.status",
-            f"{status.value!r} is not a measurement of a target lesion",
-            "diameter_mm, or status absent|too_small|not_evaluated",
+            "not_a_target_measurement",
+            N_("{value} is not a measurement of a target lesion"),
+            N_("diameter_mm, or status {statuses}"),
+            value=repr(status.value),
+            statuses="absent|too_small|not_evaluated",
         )
     return LesionObservation(lid, status=status)
 

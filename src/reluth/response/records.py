@@ -9,7 +9,8 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import validate as v
-from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid, too_long
 from reluth.patients import service as patients
 from reluth.response.models import LesionMeasurement, TumourAssessment
 
@@ -28,11 +29,15 @@ def record_assessment(ctx: Ctx, data: Any) -> TumourAssessment:
     w = "assessment"
     body = v.obj(data, w)
     if body.get("reader", "local") != "local":
-        raise ValidationError(
+        raise invalid(
             f"{w}.reader",
-            "central reads are entered through central review, which stores the RECIST "
-            "engine's evaluation with each read",
-            "local (central: the review page, POST /api/v1/review/{code})",
+            "central_read_here",
+            N_(
+                "central reads are entered through central review, which stores the RECIST "
+                "engine's evaluation with each read"
+            ),
+            N_("local (central: the review page, POST {path})"),
+            path="/api/v1/review/{code}",
         )
     patient = patients.get_patient(ctx, str(body.get("patient_id")))
     lesions = []
@@ -44,7 +49,9 @@ def record_assessment(ctx: Ctx, data: Any) -> TumourAssessment:
         lid = v.text(lesion, "lesion_id", lw)
         assert lid is not None
         if lid in seen:
-            raise ValidationError(f"{lw}.lesion_id", f"duplicate lesion {lid!r}")
+            raise invalid(
+                f"{lw}.lesion_id", "duplicate_lesion", N_("duplicate lesion {id}"), id=repr(lid)
+            )
         seen.add(lid)
         kind = v.choice(lesion, "kind", lw, KINDS)
         organ = v.text(lesion, "organ", lw)
@@ -53,13 +60,21 @@ def record_assessment(ctx: Ctx, data: Any) -> TumourAssessment:
         status = None
         if kind == "target":
             if diameter is None:
-                raise ValidationError(f"{lw}.diameter_mm", "a target lesion needs a diameter")
+                raise invalid(
+                    f"{lw}.diameter_mm", "required", N_("a target lesion needs a diameter")
+                )
             per_organ[organ] = per_organ.get(organ, 0) + 1
         elif lesion.get("status") is not None:
             status = v.choice(lesion, "status", lw, NON_TARGET_STATES)
         lymph = lesion.get("lymph_node", False)
         if not isinstance(lymph, bool):
-            raise ValidationError(f"{lw}.lymph_node", f"{lymph!r}", "true or false")
+            raise invalid(
+                f"{lw}.lymph_node",
+                "not_a_boolean",
+                N_("{value}"),
+                N_("true or false"),
+                value=repr(lymph),
+            )
         lesions.append(
             LesionMeasurement(
                 lesion_id=lid,
@@ -72,7 +87,14 @@ def record_assessment(ctx: Ctx, data: Any) -> TumourAssessment:
         )
     targets = [x for x in lesions if x.kind == "target"]
     if len(targets) > 5 or any(n > 2 for n in per_organ.values()):
-        raise ValidationError(f"{w}.lesions", "too many targets", "<= 5 in all, <= 2 per organ")
+        raise invalid(
+            f"{w}.lesions",
+            "too_many_targets",
+            N_("too many targets"),
+            N_("<= {total} in all, <= {per_organ} per organ"),
+            total=5,
+            per_organ=2,
+        )
     response = body.get("overall_response")
     if response is not None:
         response = v.choice(body, "overall_response", w, RESPONSES)
@@ -81,7 +103,7 @@ def record_assessment(ctx: Ctx, data: Any) -> TumourAssessment:
     patients.check_date(ctx, patient, "tumour_assessment", assessment_date, f"{w}.assessment_date")
     timepoint = v.text(body, "timepoint", w)
     if timepoint is not None and len(timepoint) > 32:
-        raise ValidationError(f"{w}.timepoint", f"{len(timepoint)} characters", "at most 32")
+        raise too_long(f"{w}.timepoint", len(timepoint), 32)
     row = TumourAssessment(
         patient_id=patient.id,
         assessment_date=assessment_date,

@@ -34,7 +34,8 @@ from reluth.errors import (
     ValidationError,
     ValidationErrors,
 )
-from reluth.i18n.reasons import Reason
+from reluth.i18n import N_
+from reluth.i18n.reasons import Joined, Reason, Word, invalid, refusal
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient
 from reluth.protocol.definition import Protocol
@@ -50,6 +51,8 @@ from reluth.units import to_decimal
 from reluth.values import parse_number
 
 CENTRAL = "central"
+#: The readers as refusals name them.
+READERS = {"central": N_("central"), "local": N_("local")}
 #: The site investigator's own reads (RECIST 1.1 by the same engine), kept apart from central
 #: review: separate rows (``reader``), separate stored evaluations, never shown to the
 #: blinded central reviewer (the policy gives that role no read of local assessments).
@@ -129,7 +132,7 @@ def _stored_lesion(m: LesionMeasurement, baseline: bool) -> dict[str, Any]:
 def engine_input(reads: list[TumourAssessment], new: dict[str, Any] | None) -> dict[str, Any]:
     """The RECIST engine's JSON shape from stored reads plus an optional new read."""
     if not reads and new is None:
-        raise PreconditionFailed("no central read yet")
+        raise refusal(PreconditionFailed, "no_central_read", N_("no central read yet"))
     entries: list[dict[str, Any]] = [
         {
             "date": r.assessment_date.isoformat(),
@@ -165,16 +168,29 @@ def _checked_lesions(lesions: list[dict[str, Any]], baseline: bool) -> list[dict
     for i, lesion in enumerate(lesions):
         where = f"lesions[{i}]"
         if len(str(lesion.get("id", ""))) > LESION_ID_MAX:
-            raise ValidationError(f"{where}.id", "too long", f"at most {LESION_ID_MAX} characters")
+            raise invalid(
+                f"{where}.id",
+                "too_long",
+                N_("too long"),
+                N_("at most {limit} characters"),
+                limit=LESION_ID_MAX,
+            )
         if len(str(lesion.get("organ") or "")) > ORGAN_MAX:
-            raise ValidationError(f"{where}.organ", "too long", f"at most {ORGAN_MAX} characters")
+            raise invalid(
+                f"{where}.organ",
+                "too_long",
+                N_("too long"),
+                N_("at most {limit} characters"),
+                limit=ORGAN_MAX,
+            )
         if not baseline:
             for key in BASELINE_ONLY:
                 if lesion.get(key) is not None:
-                    raise ValidationError(
+                    raise invalid(
                         f"{where}.{key}",
-                        "given at a follow-up read",
-                        "organ, kind and nodal only at the baseline read",
+                        "baseline_only",
+                        N_("given at a follow-up read"),
+                        N_("organ, kind and nodal only at the baseline read"),
                     )
     return lesions
 
@@ -263,7 +279,7 @@ def reviewed_patient(ctx: Ctx, patient_code: str) -> Patient:
     patient = patients.get_patient(ctx, patient_code)
     included = ctx.session.scalars(select(Inclusion).where(Inclusion.patient_id == patient.id))
     if included.first() is None:
-        raise PreconditionFailed(f"patient {patient_code} is not included")
+        raise patients.not_included(patient_code)
     return patient
 
 
@@ -335,24 +351,41 @@ def _record_read(
     session = ctx.session
     patient_code = patient.patient_code
     if not isinstance(modality, str) or modality not in MODALITIES:
-        raise ValidationError("modality", repr(modality), ", ".join(MODALITIES))
+        raise invalid("modality", "not_accepted", N_("{value}"), MODALITIES, value=repr(modality))
     if not isinstance(timepoint, str):
-        raise ValidationError("timepoint", repr(timepoint), "baseline, week8, week16, ...")
+        raise _bad_timepoint(timepoint)
     timepoint = timepoint.strip()
     if not timepoint or len(timepoint) > 32 or not timepoint.isprintable():
-        raise ValidationError("timepoint", repr(timepoint), "baseline, week8, week16, ...")
+        raise _bad_timepoint(timepoint)
     _lock(session, patient)
     patients.check_date(ctx, patient, "tumour_assessment", assessment_date, "assessment_date")
     reads = reads_of(session, patient, reader)
     if any(r.timepoint == timepoint for r in reads):
-        raise Conflict(f"the {reader} read {timepoint} of {patient_code} is already recorded")
+        raise refusal(
+            Conflict,
+            "read_already_recorded",
+            N_("the {reader} read {timepoint} of {patient} is already recorded"),
+            reader=Word(READERS.get(reader, reader)),
+            timepoint=timepoint,
+            patient=patient_code,
+        )
     is_baseline = not reads
     if is_baseline != (timepoint == "baseline"):
-        raise ValidationError(
-            "timepoint", repr(timepoint), "baseline first, then follow-up time points"
+        raise invalid(
+            "timepoint",
+            "baseline_first",
+            N_("{value}"),
+            N_("baseline first, then follow-up time points"),
+            value=repr(timepoint),
         )
     if reads and assessment_date <= reads[-1].assessment_date:
-        raise ValidationError("assessment_date", f"{assessment_date}", "after the previous read")
+        raise invalid(
+            "assessment_date",
+            "not_after_previous_read",
+            N_("{day}"),
+            N_("after the previous read"),
+            day=assessment_date,
+        )
     data = engine_input(reads, _proposed(reads, assessment_date, new_lesions, lesions))
     evaluation = evaluate(data, ctx.protocol)
     last = evaluation.results[-1] if not is_baseline else None
@@ -420,7 +453,13 @@ def _read_of(ctx: Ctx, patient_code: str, read_id: int) -> TumourAssessment:
     patient = patients.get_patient(ctx, patient_code)
     read = ctx.session.get(TumourAssessment, read_id)
     if read is None or read.patient_id != patient.id or read.reader != CENTRAL:
-        raise NotFound(f"central read {read_id} of {patient_code} not found")
+        raise refusal(
+            NotFound,
+            "record_not_found",
+            N_("central read {id} of {patient} not found"),
+            id=str(read_id),
+            patient=patient_code,
+        )
     return read
 
 
@@ -450,32 +489,57 @@ def _measurement(lid: str, raw: Any, baseline: bool) -> dict[str, Any]:
     status; a follow-up needs one of them (the engine takes exactly one)."""
     where = f"lesions.{lid}"
     if not isinstance(raw, Mapping):
-        raise ValidationError(where, f"expected an object, got {raw!r}", "diameter_mm or status")
+        raise invalid(
+            where,
+            "not_an_object",
+            N_("expected an object, got {value}"),
+            N_("diameter_mm or status"),
+            value=repr(raw),
+        )
     for key in raw:
         if key not in MEASUREMENT_KEYS:
-            raise ValidationError(f"{where}.{key}", "cannot be changed", "diameter_mm, status")
+            raise invalid(
+                f"{where}.{key}", "not_a_field", N_("cannot be changed"), ("diameter_mm", "status")
+            )
     diameter: Decimal | None = None
     text = raw.get("diameter_mm")
     if text is not None and str(text).strip():
         diameter = to_decimal(text, f"{where}.diameter_mm")
         exponent = diameter.normalize().as_tuple().exponent
         if not 0 <= diameter <= DIAMETER_MAX_MM or (isinstance(exponent, int) and exponent < -1):
-            raise ValidationError(
-                f"{where}.diameter_mm", f"{text!r}", f"0 to {DIAMETER_MAX_MM} mm, one decimal"
+            raise invalid(
+                f"{where}.diameter_mm",
+                "diameter_out_of_range",
+                N_("{value}"),
+                N_("0 to {limit} mm, one decimal"),
+                value=repr(text),
+                limit=DIAMETER_MAX_MM,
             )
         diameter = diameter.quantize(Decimal("0.1"))
     status = raw.get("status")
     if isinstance(status, str):
         status = status.strip() or None
     if status is not None and status not in set(recist.LesionStatus):
-        raise ValidationError(
-            f"{where}.status", repr(status), ", ".join(s.value for s in recist.LesionStatus)
+        raise invalid(
+            f"{where}.status",
+            "not_accepted",
+            N_("{value}"),
+            tuple(s.value for s in recist.LesionStatus),
+            value=repr(status),
         )
     if diameter is not None and status is not None:
-        raise ValidationError(f"{where}.status", "given with a diameter", "a diameter or a status")
+        raise invalid(
+            f"{where}.status",
+            "diameter_and_status",
+            N_("given with a diameter"),
+            N_("a diameter or a status"),
+        )
     if diameter is None and status is None and not baseline:
-        raise ValidationError(
-            f"{where}.diameter_mm", "nothing recorded", "a diameter in mm or a status"
+        raise invalid(
+            f"{where}.diameter_mm",
+            "required",
+            N_("nothing recorded"),
+            N_("a diameter in mm or a status"),
         )
     return {"diameter_mm": diameter, "status": status}
 
@@ -542,22 +606,31 @@ def edit_central_read(
     }
     given = changes.get("lesions", {})
     if not isinstance(given, Mapping):
-        raise ValidationError("lesions", "expected an object of lesion id -> measurement", None)
+        raise invalid(
+            "lesions", "not_an_object", N_("expected an object of lesion id -> measurement")
+        )
     for lid, raw in given.items():
         if str(lid) not in measured:
-            raise ValidationError(
+            raise invalid(
                 f"lesions.{lid}",
-                "not a lesion of this read",
-                ", ".join(measured) or "the lesions of the read",
+                "unknown_lesion",
+                N_("not a lesion of this read"),
+                tuple(measured) or N_("the lesions of the read"),
             )
         measured[str(lid)] = _measurement(str(lid), raw, baseline)
     new_lesions = changes.get("new_lesions", saved["new_lesions"])
     if new_lesions not in set(recist.NewLesions):
-        raise ValidationError(
-            "new_lesions", repr(new_lesions), ", ".join(n.value for n in recist.NewLesions)
+        raise invalid(
+            "new_lesions",
+            "not_accepted",
+            N_("{value}"),
+            tuple(n.value for n in recist.NewLesions),
+            value=repr(new_lesions),
         )
     if baseline and new_lesions != "no":
-        raise ValidationError("new_lesions", "given at the baseline read", "no (baseline)")
+        raise invalid(
+            "new_lesions", "baseline_only", N_("given at the baseline read"), N_("no (baseline)")
+        )
     patient = patients.get_patient(ctx, patient_code)
     _lock(session, patient)
     reads = central_reads(session, patient)
@@ -581,7 +654,11 @@ def edit_central_read(
     new_row = next((m for m in read.lesions if m.kind == "new"), None)
     call_changed = new_lesions != saved["new_lesions"]
     if not lesion_changes and not call_changed:
-        raise ValidationError("edit", "nothing to change: the read already holds these values")
+        raise invalid(
+            "edit",
+            "nothing_to_change",
+            N_("nothing to change: the read already holds these values"),
+        )
     for m, new in lesion_changes:
         edits.apply(m, new, f"lesion {m.lesion_id}")
     if call_changed:
@@ -843,6 +920,30 @@ def _view_of_stored(code: str, ev: RecistEvaluation, baseline_date: dt.date) -> 
     )
 
 
+def _bad_timepoint(timepoint: object) -> ValidationError:
+    return invalid(
+        "timepoint",
+        "not_a_timepoint",
+        N_("{value}"),
+        N_("{examples}, ..."),
+        value=repr(timepoint),
+        examples=("baseline", "week8", "week16"),
+    )
+
+
+def _reads_refused(reader: str, code: str, errors: Sequence[ValidationError]) -> Reason:
+    """Stored reads the engine refuses, each problem in the reader's language."""
+    return Reason(
+        "stored_reads_refused",
+        N_("{reader} reads of {patient}: {problems}"),
+        {
+            "reader": Word(READERS.get(reader, reader)),
+            "patient": code,
+            "problems": Joined(tuple(e.params.get("reason") or e.message for e in errors)),
+        },
+    )
+
+
 def _view_evaluated_now(
     code: str,
     reads: Sequence[TumourAssessment],
@@ -858,10 +959,19 @@ def _view_evaluated_now(
         )
     except ValidationError as exc:
         raise ValidationError(
-            f"{reader} reads of {code}: {exc.field}", exc.problem, exc.accepted
+            f"{reader} reads of {code}: {exc.field}",
+            exc.problem,
+            exc.accepted,
+            code=exc.code,
+            params={"reason": _reads_refused(reader, code, [exc])},
         ) from None
     except ValidationErrors as exc:
-        raise ValidationError(f"{reader} reads of {code}", exc.message) from None
+        raise ValidationError(
+            f"{reader} reads of {code}",
+            exc.message,
+            code=exc.code,
+            params={"reason": _reads_refused(reader, code, exc.errors)},
+        ) from None
     read_on = {r.assessment_date: r.id for r in reads}
     points = tuple(
         StoredTimePoint(

@@ -20,7 +20,7 @@ import yaml
 
 from reluth.errors import ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Field, Reason, Word
+from reluth.i18n.reasons import DAY, Field, Reason, Word, invalid
 from reluth.units import (
     analytes,
     canonical_unit,
@@ -144,7 +144,9 @@ class LabResult:
 def _nonneg(value: Any, field: str) -> Decimal:
     number = to_decimal(value, field)
     if number < 0:
-        raise ValidationError(field, f"negative value {value}", "a value >= 0")
+        raise invalid(
+            field, "negative_value", N_("negative value {value}"), N_("a value >= 0"), value=value
+        )
     return number
 
 
@@ -175,11 +177,17 @@ def _limit(raw: Any, test: str, unit: str, field: str) -> Amount | None:
 
 def parse_result(raw: Any, where: str = "result") -> LabResult:
     if not isinstance(raw, Mapping):
-        raise ValidationError(where, "expected an object", None)
+        raise invalid(where, "not_an_object", N_("expected an object"))
     test = raw.get("test")
     tests = definitions()
     if not isinstance(test, str) or test.strip().lower() not in tests:
-        raise ValidationError(f"{where}.test", f"unknown CTCAE test {test!r}", ", ".join(tests))
+        raise invalid(
+            f"{where}.test",
+            "unknown_test",
+            N_("unknown CTCAE test {value}"),
+            tuple(tests),
+            value=repr(test),
+        )
     test = test.strip().lower()
     unit = raw.get("unit")
     unit_factor(test, unit, f"{where}.unit")  # refuses unknown units, naming the accepted ones
@@ -205,7 +213,12 @@ def parse_results(data: Any) -> list[LabResult]:
     """A list of results, or ``{"results": [...]}``; each error names ``results[i].field``."""
     items = data.get("results") if isinstance(data, Mapping) else data
     if not isinstance(items, list):
-        raise ValidationError("results", "expected a list of results", "[{test, value, unit, ...}]")
+        raise invalid(
+            "results",
+            "not_a_list",
+            N_("expected a list of results"),
+            ("[{test, value, unit, ...}]",),
+        )
     return [parse_result(raw, f"results[{i}]") for i, raw in enumerate(items)]
 
 
@@ -426,7 +439,13 @@ def summarize(
     kept: list[LabResult] = []
     for i, result in enumerate(results):
         if (start or end) and result.date is None:
-            raise ValidationError(f"results[{i}].date", "needed to filter by period", "YYYY-MM-DD")
+            raise invalid(
+                f"results[{i}].date",
+                "required",
+                N_("needed to filter by period"),
+                N_("{placeholder}"),
+                placeholder=DAY,
+            )
         if start and result.date and result.date < start:
             continue
         if end and result.date and result.date > end:

@@ -11,9 +11,9 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import validate as v
-from reluth.errors import ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason
+from reluth.i18n.reasons import DAY, Reason, Word, invalid, too_long
+from reluth.i18n.vocabulary import AE_OUTCOMES
 from reluth.notify import outbox
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
@@ -109,7 +109,7 @@ def adverse_event_fields(
     term = v.text(ae, "term", w)
     assert term is not None
     if len(term) > TERM_MAX:
-        raise ValidationError(f"{w}.term", f"{len(term)} characters", f"at most {TERM_MAX}")
+        raise too_long(f"{w}.term", len(term), TERM_MAX)
     grade = v.integer(ae, "grade", w, 1, 5)
     outcome = v.choice(ae, "outcome", w, OUTCOMES)
     serious = v.boolean(ae, "serious", w)
@@ -118,33 +118,62 @@ def adverse_event_fields(
     aware = v.date(ae, "awareness_date", w, today, optional=True)
     assert onset is not None
     if resolved is not None and resolved < onset:
-        raise ValidationError(f"{w}.resolution_date", f"{resolved} is before onset {onset}")
+        raise invalid(
+            f"{w}.resolution_date",
+            "resolution_before_onset",
+            N_("{day} is before onset {onset}"),
+            day=resolved,
+            onset=onset,
+        )
     if (grade == 5) != (outcome == "fatal"):
-        raise ValidationError(f"{w}.outcome", f"{outcome} with grade {grade}", "grade 5 = fatal")
+        raise invalid(
+            f"{w}.outcome",
+            "outcome_contradicts_grade",
+            N_("{outcome} with grade {grade}"),
+            N_("grade 5 = fatal"),
+            outcome=Word(AE_OUTCOMES.get(outcome, outcome)),
+            grade=grade,
+        )
     if serious and aware is None:
-        raise ValidationError(
+        raise invalid(
             f"{w}.awareness_date",
-            "required for a serious adverse event (it starts the "
-            f"{protocol.safety.sae_reporting_hours}-hour reporting clock)",
-            "the date the site became aware, YYYY-MM-DD",
+            "awareness_date_required",
+            N_("required for a serious adverse event (it starts the {hours}-hour reporting clock)"),
+            N_("the date the site became aware, {placeholder}"),
+            hours=protocol.safety.sae_reporting_hours,
+            placeholder=DAY,
         )
     if aware is not None and aware < onset:
-        raise ValidationError(f"{w}.awareness_date", f"{aware} is before onset {onset}")
+        raise invalid(
+            f"{w}.awareness_date",
+            "awareness_before_onset",
+            N_("{day} is before onset {onset}"),
+            day=aware,
+            onset=onset,
+        )
     criteria = seriousness.parse_criteria(ae.get("seriousness"), f"{w}.seriousness")
     if criteria and not serious:
-        raise ValidationError(
+        raise invalid(
             f"{w}.seriousness",
-            "seriousness criteria for an event not marked serious",
-            "serious: true, or no criteria",
+            "criteria_without_seriousness",
+            N_("seriousness criteria for an event not marked serious"),
+            N_("serious: true, or no criteria"),
         )
     if "death" in criteria and outcome != "fatal":
-        raise ValidationError(
-            f"{w}.seriousness", f"criterion death with outcome {outcome}", "outcome fatal"
+        raise invalid(
+            f"{w}.seriousness",
+            "death_without_fatal_outcome",
+            N_("criterion death with outcome {outcome}"),
+            N_("outcome fatal"),
+            outcome=Word(AE_OUTCOMES.get(outcome, outcome)),
         )
     aware_time = v.time_of_day(ae, "awareness_time", w)
     if aware_time is not None and aware is None:
-        raise ValidationError(
-            f"{w}.awareness_time", "a time without the awareness date", "the date too, or no time"
+        raise invalid(
+            f"{w}.awareness_time",
+            "time_without_awareness_date",
+            N_("a time without the awareness date"),
+            N_("the date too, or no time"),
         )
     return {
         "term": term,

@@ -27,7 +27,7 @@ from reluth.db import validate as v
 from reluth.db.base import as_utc
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason, Word
+from reluth.i18n.reasons import Reason, Word, invalid, refusal, too_long
 from reluth.i18n.vocabulary import AE_OUTCOMES, SAE_CRITERIA
 from reluth.notify import outbox
 from reluth.patients.models import Patient
@@ -47,13 +47,21 @@ def acknowledge_receipt(ctx: Ctx, adverse_event_id: int) -> SaeReceipt:
     ae = session.get(AdverseEvent, adverse_event_id)
     patient = None if ae is None else session.get(Patient, ae.patient_id)
     if ae is None or patient is None or not ctx.sees_centre(patient.centre_id):
-        raise NotFound(f"adverse event {adverse_event_id} not found")
+        raise _no_event(adverse_event_id)
     if not ae.serious:
-        raise PreconditionFailed(
-            f"adverse event {adverse_event_id} is not serious: only SAEs are acknowledged"
+        raise refusal(
+            PreconditionFailed,
+            "not_serious",
+            N_("adverse event {id} is not serious: only SAEs are acknowledged"),
+            id=str(adverse_event_id),
         )
     if receipts(session, [adverse_event_id]):
-        raise Conflict(f"receipt of adverse event {adverse_event_id} is already acknowledged")
+        raise refusal(
+            Conflict,
+            "receipt_already_acknowledged",
+            N_("receipt of adverse event {id} is already acknowledged"),
+            id=str(adverse_event_id),
+        )
     row = SaeReceipt(
         adverse_event_id=adverse_event_id, received_at=ctx.now(), received_by=ctx.actor.username
     )
@@ -116,10 +124,13 @@ def _serious_event(ctx: Ctx, adverse_event_id: int) -> tuple[AdverseEvent, Patie
     ae = session.get(AdverseEvent, adverse_event_id)
     patient = None if ae is None else session.get(Patient, ae.patient_id)
     if ae is None or patient is None or not ctx.sees_centre(patient.centre_id):
-        raise NotFound(f"adverse event {adverse_event_id} not found")
+        raise _no_event(adverse_event_id)
     if not ae.serious:
-        raise PreconditionFailed(
-            f"adverse event {adverse_event_id} is not serious: only SAEs are reported"
+        raise refusal(
+            PreconditionFailed,
+            "not_serious",
+            N_("adverse event {id} is not serious: only SAEs are reported"),
+            id=str(adverse_event_id),
         )
     return ae, patient
 
@@ -135,6 +146,26 @@ def _reports(session: Session, adverse_event_id: int) -> list[SaeReport]:
 
 
 report_name = seriousness.report_name
+
+
+def _no_event(adverse_event_id: int) -> NotFound:
+    """An unknown adverse event, or one of a centre the actor does not see."""
+    return refusal(
+        NotFound,
+        "adverse_event_not_found",
+        N_("adverse event {id} not found"),
+        id=str(adverse_event_id),
+    )
+
+
+def _report_not_found(adverse_event_id: int, sequence: int) -> NotFound:
+    return refusal(
+        NotFound,
+        "sae_report_not_found",
+        N_("{report} of adverse event {id} not found"),
+        report=report_name(sequence),
+        id=str(adverse_event_id),
+    )
 
 
 def report_label(sequence: int) -> str:
@@ -164,19 +195,20 @@ def report_sae(ctx: Ctx, adverse_event_id: int, data: Mapping[str, Any]) -> SaeR
     narrative = v.text(body, "narrative", w)
     assert narrative is not None
     if len(narrative) > NARRATIVE_MAX:
-        raise ValidationError(
-            f"{w}.narrative", f"{len(narrative)} characters", f"<= {NARRATIVE_MAX}"
-        )
+        raise too_long(f"{w}.narrative", len(narrative), NARRATIVE_MAX, N_("<= {limit}"))
     treatment = v.text(body, "treatment", w, optional=True)
     if treatment is not None and len(treatment) > TREATMENT_MAX:
-        raise ValidationError(
-            f"{w}.treatment", f"{len(treatment)} characters", f"<= {TREATMENT_MAX}"
-        )
+        raise too_long(f"{w}.treatment", len(treatment), TREATMENT_MAX, N_("<= {limit}"))
     action = v.choice(body, "action_taken", w, tuple(seriousness.ACTIONS))
     outcome = v.choice(body, "outcome", w, OUTCOMES)
     if ("death" in criteria) != (outcome == "fatal"):
-        raise ValidationError(
-            f"{w}.outcome", f"{outcome} with criteria {', '.join(criteria)}", "death = fatal"
+        raise invalid(
+            f"{w}.outcome",
+            "outcome_contradicts_criteria",
+            N_("{outcome} with criteria {criteria}"),
+            N_("death = fatal"),
+            outcome=Word(AE_OUTCOMES.get(outcome, outcome)),
+            criteria=[Word(SAE_CRITERIA.get(c, c)) for c in criteria],
         )
     sequence = len(_reports(ctx.session, adverse_event_id))
     row = SaeReport(
@@ -195,8 +227,11 @@ def report_sae(ctx: Ctx, adverse_event_id: int, data: Mapping[str, Any]) -> SaeR
     try:
         ctx.session.flush()
     except IntegrityError:
-        raise Conflict(
-            f"a report of adverse event {adverse_event_id} was sent concurrently; reload"
+        raise refusal(
+            Conflict,
+            "report_sent_concurrently",
+            N_("a report of adverse event {id} was sent concurrently; reload"),
+            id=str(adverse_event_id),
         ) from None
     report = report_name(sequence)
     outbox.notify(
@@ -238,7 +273,7 @@ def _report(ctx: Ctx, adverse_event_id: int, sequence: int) -> tuple[SaeReport, 
         )
     ).first()
     if row is None:
-        raise NotFound(f"{report_label(sequence)} of adverse event {adverse_event_id} not found")
+        raise _report_not_found(adverse_event_id, sequence)
     return row, ae
 
 
@@ -267,9 +302,15 @@ def assess_report(
     expected = v.choice(body, "expectedness", w, seriousness.EXPECTEDNESS)
     note = v.text(body, "comment", w, optional=True)
     if _assessment(ctx.session, report.id) is not None:
-        raise Conflict(
-            f"the {report_label(sequence)} of adverse event {adverse_event_id} is already "
-            "assessed: assess the next follow-up report"
+        raise refusal(
+            Conflict,
+            "report_already_assessed",
+            N_(
+                "the {report} of adverse event {id} is already assessed: assess the next "
+                "follow-up report"
+            ),
+            report=report_name(sequence),
+            id=str(adverse_event_id),
         )
     rsi = ctx.protocol.safety.reference_safety_information
     row = SaeAssessment(
@@ -297,18 +338,24 @@ def record_susar_submission(
     report, _ae = _report(ctx, adverse_event_id, sequence)
     row = _assessment(ctx.session, report.id)
     if row is None or not row.susar:
-        raise PreconditionFailed(
-            f"the {report_label(sequence)} of adverse event {adverse_event_id} is not "
-            "assessed as a SUSAR"
+        raise refusal(
+            PreconditionFailed,
+            "not_a_susar",
+            N_("the {report} of adverse event {id} is not assessed as a SUSAR"),
+            report=report_name(sequence),
+            id=str(adverse_event_id),
         )
     if row.submitted_at is not None:
-        raise Conflict(f"its submission is already recorded ({row.submission_reference})")
+        raise refusal(
+            Conflict,
+            "submission_already_recorded",
+            N_("its submission is already recorded ({reference})"),
+            reference=row.submission_reference,
+        )
     text = v.text({"reference": reference}, "reference", "submission")
     assert text is not None
     if len(text) > REFERENCE_MAX:
-        raise ValidationError(
-            "submission.reference", f"{len(text)} characters", f"<= {REFERENCE_MAX}"
-        )
+        raise too_long("submission.reference", len(text), REFERENCE_MAX, N_("<= {limit}"))
     ctx.default_reason(f"SUSAR submission recorded ({text})")
     row.submitted_at = ctx.now()
     row.submission_reference = text
@@ -371,5 +418,5 @@ def cioms_pdf(ctx: Ctx, adverse_event_id: int, sequence: int) -> bytes:
     found = dossier(ctx, adverse_event_id)
     view = next((r for r in found.reports if r.report.sequence == sequence), None)
     if view is None:
-        raise NotFound(f"{report_label(sequence)} of adverse event {adverse_event_id} not found")
+        raise _report_not_found(adverse_event_id, sequence)
     return cioms.render_pdf(cioms.form(found, view, ctx.protocol))

@@ -18,9 +18,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reluth.errors import ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason
+from reluth.i18n.reasons import Reason, invalid
 
 #: ICH E2A II.B seriousness criteria: code -> wording on forms and the CIOMS-like report
 #: (marked for translation: shown with ``gettext`` in the reader's language)
@@ -73,13 +72,26 @@ def parse_criteria(value: Any, field: str) -> tuple[str, ...]:
     elif isinstance(value, list | tuple):
         items = [str(v).strip() if isinstance(v, str) else v for v in value]
     else:
-        raise ValidationError(field, f"{value!r}", "a list of " + ", ".join(CRITERIA))
+        raise invalid(
+            field,
+            "not_a_list",
+            N_("{value}"),
+            N_("a list of {codes}"),
+            value=repr(value),
+            codes=tuple(CRITERIA),
+        )
     out: list[str] = []
     for item in items:
         if item == "":
             continue
         if not isinstance(item, str) or item not in CRITERIA:
-            raise ValidationError(field, f"unknown criterion {item!r}", ", ".join(CRITERIA))
+            raise invalid(
+                field,
+                "unknown_criterion",
+                N_("unknown criterion {value}"),
+                tuple(CRITERIA),
+                value=repr(item),
+            )
         if item not in out:
             out.append(item)
     return tuple(c for c in CRITERIA if c in out)  # stored in the standard's order

@@ -18,7 +18,9 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
-from reluth.errors import NotFound, ValidationError
+from reluth.errors import NotFound
+from reluth.i18n import N_
+from reluth.i18n.reasons import DAY, Word, invalid, refusal
 from reluth.patients import service as patients
 from reluth.protocol.definition import Protocol
 from reluth.safety import coding, ctcae, seriousness
@@ -60,9 +62,16 @@ def record_lab(ctx: Ctx, patient_code: str, raw: dict[str, Any]) -> LabResult:
 
 def _check_sample_date(day: dt.date | None, today: dt.date) -> None:
     if day is None:
-        raise ValidationError("lab.date", "missing", "YYYY-MM-DD")
+        raise invalid("lab.date", "required", N_("missing"), N_("{placeholder}"), placeholder=DAY)
     if day > today:
-        raise ValidationError("lab.date", f"{day} is in the future", f"<= {today}")
+        raise invalid(
+            "lab.date",
+            "date_in_future",
+            N_("{day} is in the future"),
+            N_("<= {today}"),
+            day=day,
+            today=today,
+        )
 
 
 def _stored(parsed: ctcae.LabResult, graded: ctcae.GradedResult, unit: str) -> dict[str, Any]:
@@ -111,7 +120,14 @@ def owned(ctx: Ctx, model: Any, record_id: int, patient_code: str, what: str) ->
     patient = patients.get_patient(ctx, patient_code)
     row = ctx.session.get(model, record_id)
     if row is None or row.patient_id != patient.id:
-        raise NotFound(f"{what} {record_id} of {patient_code} not found")
+        raise refusal(
+            NotFound,
+            "record_not_found",
+            N_("{what} {id} of {patient} not found"),
+            what=Word(what),
+            id=str(record_id),
+            patient=patient_code,
+        )
     return row
 
 
@@ -133,7 +149,7 @@ def _text(number: Decimal) -> str:
 
 @service(Action.READ, Resource.LAB)
 def get_lab(ctx: Ctx, patient_code: str, lab_id: int) -> LabResult:
-    row: LabResult = owned(ctx, LabResult, lab_id, patient_code, "laboratory result")
+    row: LabResult = owned(ctx, LabResult, lab_id, patient_code, N_("laboratory result"))
     return row
 
 
@@ -148,7 +164,9 @@ def _edited(row: LabResult, changes: Mapping[str, Any]) -> ctcae.LabResult:
     if merged["uln"]:
         uln = to_decimal(merged["uln"], "uln")
         if uln < 0:
-            raise ValidationError("uln", f"negative value {uln}", "a value >= 0")
+            raise invalid(
+                "uln", "negative_value", N_("negative value {value}"), N_("a value >= 0"), value=uln
+            )
         raw["uln"] = {"value": str(uln), "unit": row.canonical_unit}
     for key in ("lln", "baseline"):  # in the value's unit
         if merged[key]:
@@ -190,7 +208,7 @@ def edit_lab(
 
 @service(Action.READ, Resource.ADVERSE_EVENT)
 def get_adverse_event(ctx: Ctx, patient_code: str, ae_id: int) -> AdverseEvent:
-    row: AdverseEvent = owned(ctx, AdverseEvent, ae_id, patient_code, "adverse event")
+    row: AdverseEvent = owned(ctx, AdverseEvent, ae_id, patient_code, N_("adverse event"))
     return row
 
 
@@ -249,7 +267,14 @@ def _meddra_code(value: str | None, field: str, optional: bool = False) -> str |
     if not text and optional:
         return None
     if not (text.isdigit() and len(text) == _CODE_DIGITS):
-        raise ValidationError(field, f"{value!r}", "an 8-digit MedDRA code, e.g. 10028813")
+        raise invalid(
+            field,
+            "not_a_meddra_code",
+            N_("{value}"),
+            N_("an 8-digit MedDRA code, e.g. {example}"),
+            value=repr(value),
+            example="10028813",
+        )
     return text
 
 
@@ -270,7 +295,9 @@ def recode_adverse_event(
     row = ctx.session.get(AdverseEvent, ae_id)
     patient = None if row is None else ctx.session.get(patients.Patient, row.patient_id)
     if row is None or patient is None or not ctx.sees_centre(patient.centre_id):
-        raise NotFound(f"adverse event {ae_id} not found")
+        raise refusal(
+            NotFound, "adverse_event_not_found", N_("adverse event {id} not found"), id=str(ae_id)
+        )
     llt = _meddra_code(llt_code, "llt_code")
     assert llt is not None
     pt = _meddra_code(pt_code, "pt_code", optional=True)
@@ -279,12 +306,22 @@ def recode_adverse_event(
     name = (meddra_term or "").strip() or (entry.term if entry else "")
     organ = (soc or "").strip() or (entry.soc if entry else "")
     if not name or len(name) > 120:
-        raise ValidationError(
-            "meddra_term", "missing" if not name else "too long", "1-120 characters"
+        raise invalid(
+            "meddra_term",
+            "required" if not name else "too_long",
+            N_("missing") if not name else N_("too long"),
+            N_("{lo}-{hi} characters"),
+            lo=1,
+            hi=120,
         )
     if organ not in dictionary.socs:
-        raise ValidationError(
-            "soc", f"{organ!r}", "a MedDRA system organ class, e.g. Gastrointestinal disorders"
+        raise invalid(
+            "soc",
+            "unknown_soc",
+            N_("{value}"),
+            N_("a MedDRA system organ class, e.g. {example}"),
+            value=repr(organ),
+            example="Gastrointestinal disorders",
         )
     source = dictionary.label if entry is not None and entry.term == name else "MedDRA (coder)"
     edits.apply(

@@ -23,6 +23,8 @@ from reluth.core.service import service
 from reluth.db import edits
 from reluth.db.session import require_reason
 from reluth.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Joined, invalid, refusal, too_long
 from reluth.patients import service as patients
 from reluth.patients import timeline
 from reluth.patients.models import Inclusion, Patient
@@ -51,11 +53,14 @@ def _cycle_number(cycle: Any, protocol: Protocol) -> int:
     except ValueError:
         raise ValidationError("cycle", repr(cycle), text) from None
     if number not in accepted:
-        raise ValidationError(
+        raise invalid(
             "cycle",
-            str(number),
-            f"{', '.join(str(c) for c in pre)} (second PRRT), "
-            f"{', '.join(str(c) for c in accepted if c not in pre)} (after randomization)",
+            "unknown_cycle",
+            N_("{value}"),
+            N_("{pre} (second PRRT), {after} (after randomization)"),
+            value=str(number),
+            pre=tuple(str(c) for c in pre),
+            after=tuple(str(c) for c in accepted if c not in pre),
         )
     return number
 
@@ -68,18 +73,35 @@ def _cycle_values(
     if not isinstance(activity_gbq, Decimal):
         activity_gbq = to_decimal(activity_gbq, "activity_gbq")
     if not activity_gbq.is_finite() or not ACTIVITY_MIN_GBQ <= activity_gbq <= ACTIVITY_MAX_GBQ:
-        raise ValidationError("activity_gbq", f"{activity_gbq} GBq", "0.1 to 10 GBq (7.4 planned)")
+        raise invalid(
+            "activity_gbq",
+            "activity_out_of_range",
+            N_("{activity} GBq"),
+            N_("{lo} to {hi} GBq ({planned} planned)"),
+            activity=activity_gbq,
+            lo=ACTIVITY_MIN_GBQ,
+            hi=ACTIVITY_MAX_GBQ,
+            planned=Decimal("7.4"),
+        )
     exponent = activity_gbq.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent < -3:
-        raise ValidationError(
-            "activity_gbq", f"{activity_gbq} GBq has more than 3 decimals", "e.g. 7.4 or 7.385"
+        raise invalid(
+            "activity_gbq",
+            "too_many_decimals",
+            N_("{activity} GBq has more than 3 decimals"),
+            N_("e.g. {short} or {long}"),
+            activity=activity_gbq,
+            short=Decimal("7.4"),
+            long=Decimal("7.385"),
         )
     if not isinstance(lot, str) or not lot.strip():
-        raise ValidationError("lot", "empty", "the batch number on the vial")
+        raise invalid("lot", "required", N_("empty"), N_("the batch number on the vial"))
     if len(lot.strip()) > LOT_MAX:
-        raise ValidationError("lot", f"{len(lot.strip())} characters", f"at most {LOT_MAX}")
+        raise too_long("lot", len(lot.strip()), LOT_MAX)
     if not lot.strip().isprintable():
-        raise ValidationError("lot", "contains control characters", "printable text")
+        raise invalid(
+            "lot", "control_characters", N_("contains control characters"), N_("printable text")
+        )
     return {"administered_on": administered_on, "activity_gbq": activity_gbq, "lot": lot.strip()}
 
 
@@ -107,19 +129,35 @@ def record_cycle(
     patient = patients.get_patient(ctx, patient_code)
     session = ctx.session
     if patients.first_for_patient(session, Inclusion, patient.id) is None:
-        raise PreconditionFailed(f"patient {patient_code} is not included")
+        raise patients.not_included(patient_code)
     if number not in proto.pre_randomization_cycles:
         arm = arm_of(session, patient)
         if arm is None or number not in proto.arm_cycles(arm):
             givers = [a.code for a in proto.arms if number in proto.arm_cycles(a.code)]
-            raise PreconditionFailed(
-                f"cycle {number} is given only in the {' or '.join(givers)} arm after randomization"
+            raise refusal(
+                PreconditionFailed,
+                "cycle_not_in_arm",
+                N_("cycle {cycle} is given only in the {arms} arm after randomization"),
+                cycle=number,
+                arms=Joined(tuple(givers), N_(" or ")),
             )
     previous = session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}).all()
     if any(a.cycle == number for a in previous):
-        raise Conflict(f"cycle {number} of patient {patient_code} is already recorded")
+        raise refusal(
+            Conflict,
+            "cycle_already_recorded",
+            N_("cycle {cycle} of patient {patient} is already recorded"),
+            cycle=number,
+            patient=patient_code,
+        )
     if number > 1 and number - 1 not in {a.cycle for a in previous}:
-        raise PreconditionFailed(f"cycle {number - 1} must be recorded before cycle {number}")
+        raise refusal(
+            PreconditionFailed,
+            "previous_cycle_missing",
+            N_("cycle {previous} must be recorded before cycle {cycle}"),
+            previous=number - 1,
+            cycle=number,
+        )
     patients.check_date(ctx, patient, "cycle", administered_on, "administered_on", cycle=number)
     require_pregnancy_test(session, proto, patient, administered_on)
     row = Administration(
@@ -145,7 +183,13 @@ def _cycle_of(ctx: Ctx, patient_code: str, cycle: int) -> Administration:
     for row in ctx.session.scalars(_BY_PATIENT_ADMIN, {"pid": patient.id}):
         if row.cycle == cycle:
             return row
-    raise NotFound(f"cycle {cycle} of {patient_code} is not recorded")
+    raise refusal(
+        NotFound,
+        "cycle_not_recorded",
+        N_("cycle {cycle} of {patient} is not recorded"),
+        cycle=cycle,
+        patient=patient_code,
+    )
 
 
 @service(Action.READ, Resource.TREATMENT)
@@ -221,8 +265,11 @@ def _schedule(
         select(Randomization).where(Randomization.patient_id == patient.id)
     ).first()
     if rand is None:
-        raise PreconditionFailed(
-            f"patient {patient.patient_code} is not randomized: no visit schedule"
+        raise refusal(
+            PreconditionFailed,
+            "not_randomized",
+            N_("patient {patient} is not randomized: no visit schedule"),
+            patient=patient.patient_code,
         )
     randomized_on = rand.randomized_at.date()
     return randomized_on, {v.code: v for v in planned_visits(randomized_on, rand.arm, proto)}
@@ -238,7 +285,13 @@ def _planned(ctx: Ctx, planned: dict[str, PlannedVisit], visit_code: str) -> Pla
     )
     visible = [c for c in planned if c not in hidden]
     if visit_code not in planned or visit_code in hidden:
-        raise ValidationError("visit_code", f"{visit_code!r} is not planned", ", ".join(visible))
+        raise invalid(
+            "visit_code",
+            "visit_not_planned",
+            N_("{value} is not planned"),
+            visible,
+            value=repr(visit_code),
+        )
     return planned[visit_code]
 
 
@@ -258,8 +311,13 @@ def _visit_date(
     end = randomized_on + dt.timedelta(days=int(sched.follow_up_months * sched.days_per_month))
     horizon = max(end, visit.window_end)
     if day > horizon:
-        raise ValidationError(
-            "visit_date", f"{day} is after the end of follow-up ({horizon})", f"<= {horizon}"
+        raise invalid(
+            "visit_date",
+            "after_end_of_follow_up",
+            N_("{day} is after the end of follow-up ({horizon})"),
+            N_("<= {horizon}"),
+            day=day,
+            horizon=horizon,
         )
     return day
 
@@ -278,7 +336,13 @@ def record_visit(
         ctx.actor.require(Action.WRITE, Resource.TREATMENT, patient.centre_id)
     _visit_date(ctx, patient, visit, visit_date, randomized_on)
     if _recorded(ctx.session, patient.id, visit_code):
-        raise Conflict(f"visit {visit_code} of {patient_code} is already recorded")
+        raise refusal(
+            Conflict,
+            "visit_already_recorded",
+            N_("visit {visit} of {patient} is already recorded"),
+            visit=visit_code,
+            patient=patient_code,
+        )
     row = Visit(
         patient_id=patient.id,
         visit_code=visit_code,
@@ -307,7 +371,13 @@ def edit_visit(
     visit = _planned(ctx, planned, visit_code)
     row = _recorded(ctx.session, patient.id, visit_code)
     if row is None:
-        raise NotFound(f"visit {visit_code} of {patient_code} is not recorded")
+        raise refusal(
+            NotFound,
+            "visit_not_recorded",
+            N_("visit {visit} of {patient} is not recorded"),
+            visit=visit_code,
+            patient=patient_code,
+        )
     day = edits.as_date(changes.get("visit_date", row.visit_date), "visit_date")
     timeline.in_range("visit_date", day, ctx.today())
     edits.apply(row, {"visit_date": _visit_date(ctx, patient, visit, day, randomized_on)}, "visit")
