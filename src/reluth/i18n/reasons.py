@@ -19,7 +19,15 @@ from functools import cache
 from typing import Any, TypeVar
 
 from reluth.errors import PreconditionFailed, ReluthError, ValidationError
-from reluth.i18n import DEFAULT, N_, format_number, get_locale, gettext, use_locale
+from reluth.i18n import (
+    DEFAULT,
+    N_,
+    day_placeholder,
+    format_number,
+    get_locale,
+    gettext,
+    use_locale,
+)
 from reluth.i18n.messages import _shown as plain_value
 from reluth.i18n.messages import field_label
 
@@ -145,6 +153,8 @@ def shown(value: Any) -> str:
         return f"{format_number(value.value)} {_unit(value.unit)}"
     if isinstance(value, Field):
         return field_label(value.path)
+    if isinstance(value, DayFormat):
+        return day_placeholder()
     if isinstance(value, Word):
         return gettext(value.text)
     if isinstance(value, Visit):
@@ -304,8 +314,14 @@ def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
     return error(reason.english(), code=code, params={"reason": reason})
 
 
+@dataclass(frozen=True)
+class DayFormat(Word):
+    """How a person types a day in their language (``YYYY-MM-DD``, ``jj/mm/aaaa`` in French:
+    :func:`reluth.i18n.day_placeholder`), unlike a file's ISO format (``AAAA-MM-JJ``)."""
+
+
 #: A day as people type it, in the reader's language (``jj/mm/aaaa`` in French).
-DAY = Word(N_("YYYY-MM-DD"))
+DAY = DayFormat("YYYY-MM-DD")
 
 
 def invalid(
