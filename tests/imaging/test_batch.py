@@ -260,7 +260,12 @@ with redirect_stdout(out):
         code = exc.code
 report = json.loads(out.getvalue())
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {stack!r})
-print(json.dumps({{"exit": code, "report": report, "loaded": loaded}}))
+deferred = {{m: type(sys.modules.get(m)).__name__ for m in ("pydicom.examples", "urllib.request")}}
+import pydicom
+metadata = "importlib.metadata" in sys.modules
+print(json.dumps({{"exit": code, "report": report, "loaded": loaded, "deferred": deferred,
+    "metadata": metadata, "version": pydicom.__version__,
+    "examples": str(pydicom.examples.get_path("ct").name)}}))
 """
 
 
@@ -288,11 +293,44 @@ def test_the_cli_process_skips_the_pixel_stack_and_writes_the_same_bytes(
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["exit"] == 0
     assert result["loaded"] == []  # numpy, requests, PIL, ... not imported at all
+    # nor pydicom's examples, urllib.request or importlib.metadata, until used
+    assert result["deferred"] == {"pydicom.examples": "_Deferred", "urllib.request": "_Deferred"}
+    assert result["metadata"] is False
+    assert result["version"] == pydicom.__version__
+    assert result["examples"] == "CT_small.dcm"  # imported on first use, works as usual
     files = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert files == files_expected  # same names, same bytes
     assert result["report"]["written"] == expected.written > 100
     shown = [(f["source"], f["status"], f["output"]) for f in result["report"]["files"]]
     assert shown == [(f.source, f.status, f.output) for f in expected.files]
+
+
+def test_a_deferred_module_is_imported_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import xmlrpc
+
+    from reluth.imaging import cli
+
+    name = "xmlrpc.server"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.delattr(xmlrpc, "server", raising=False)
+    cli._defer(name)
+    stub = sys.modules[name]
+    assert isinstance(stub, cli._Deferred) and xmlrpc.server is stub  # type: ignore[attr-defined]
+    import xmlrpc.server  # an import statement does not load it
+
+    assert sys.modules[name] is stub
+    assert stub.SimpleXMLRPCServer.__module__ == name  # the first attribute loads the real one
+    assert not isinstance(sys.modules[name], cli._Deferred)
+    assert xmlrpc.server.SimpleXMLRPCServer is stub.SimpleXMLRPCServer
+
+
+def test_pydicom_version_as_importlib_metadata_reads_it() -> None:
+    from importlib.metadata import version
+
+    from reluth.imaging import cli
+
+    assert cli._pydicom_version() == version("pydicom") == pydicom.__version__
 
 
 def _run_with(src: Path, out: Path, deid: DeidSettings) -> tuple[BatchReport, dict[str, bytes]]:
