@@ -167,11 +167,18 @@ def deidentify_cmd(
     )
     if not in_dir.is_dir():
         raise ValidationError("IN_DIR", f"not a directory: {in_dir}", "a folder of DICOM files")
-    with progress_bar(disable=not console.is_terminal) as progress:
-        task = progress.add_task("de-identifying", total=_count_files(in_dir))
-        report = deidentify_tree(
-            in_dir, out_dir, settings, workers=workers, on_result=lambda _r: progress.advance(task)
-        )
+    if console.is_terminal:  # the bar, and the count of files it needs, for a person watching
+        with progress_bar() as progress:
+            task = progress.add_task("de-identifying", total=_count_files(in_dir))
+            report = deidentify_tree(
+                in_dir,
+                out_dir,
+                settings,
+                workers=workers,
+                on_result=lambda _r: progress.advance(task),
+            )
+    else:  # a script or a log: neither (rich.progress not imported, the input not walked twice)
+        report = deidentify_tree(in_dir, out_dir, settings, workers=workers)
     if as_json:
         print_json(
             {
