@@ -1,5 +1,5 @@
 """The parallel batch: the same files whatever the number of workers, pixel data copied
-byte for byte and never decoded, staged copies never left behind or given a taken name."""
+byte for byte and never decoded, a name there before never replaced, no staged copy left."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_files
 from pydicom.tag import BaseTag
 
 from reluth.imaging import batch
-from reluth.imaging.batch import BatchReport, deidentify_tree, publish, read_dataset
+from reluth.imaging.batch import BatchReport, deidentify_tree, read_dataset
 from reluth.imaging.deid import DeidError, DeidSettings, compile_deidentifier
 from reluth.imaging.profile import make_profile
 from reluth.imaging.synthetic import SyntheticPatient, write_patient
@@ -112,39 +112,75 @@ def test_large_pixel_data_is_never_read(tmp_path: Path) -> None:
     assert deferred == 3
 
 
-def test_staging_is_removed_and_publish_never_replaces(raw_export: Path, tmp_path: Path) -> None:
+def test_no_staging_left_and_a_name_there_before_is_never_replaced(
+    raw_export: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     report, files = _run(raw_export, out, 1)
     assert report.written == len(files) > 0
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
-    staged = tmp_path / "staged.dcm"
-    staged.write_bytes(b"new")
-    target = out / next(iter(files))
-    assert publish(staged, target, set()) is False
-    assert target.read_bytes() == files[next(iter(files))] and not staged.exists()
-    staged.write_bytes(b"new")
-    fresh = out / "a" / "b" / "c.dcm"
-    assert publish(staged, fresh, set()) is True
-    assert fresh.read_bytes() == b"new" and not staged.exists()
+    name = next(iter(files))
+    (out / name).write_bytes(b"there before")
+    for workers in (1, 2):
+        again, _ = _run(raw_export, out, workers)
+        assert again.written == 0 and again.collisions == len(again.files) == report.written
+        assert {f.message for f in again.files} == {"output exists; not overwritten"}
+        assert (out / name).read_bytes() == b"there before"
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_publish_without_hard_links_still_never_replaces(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_later_source_that_writes_a_shared_name_first_yields_it(
+    raw_export: Path, tmp_path: Path
 ) -> None:
-    """On a file system without hard links (FAT, some network shares) the name is reserved
-    exclusively, then the staged copy moved onto it."""
+    """Workers finish in any order: when a source after another in order takes their shared
+    name first, the first source's staged copy replaces its file; the report and the bytes are
+    those of one worker going in order."""
+    src = tmp_path / "in"
+    src.mkdir()
+    one = sorted(raw_export.rglob("*.dcm"))[0]
+    for name in ("a.dcm", "b.dcm", "c.dcm"):  # one instance three times: one output name
+        shutil.copy(one, src / name)
+    ordered, files = _run(src, tmp_path / "ordered", 1)
+    assert [f.status for f in ordered.files] == ["written", "collision", "collision"]
+    out = tmp_path / "out"
+    out.mkdir()
+    staging = out / ".staging"
+    staging.mkdir()
+    batch._start_worker(src, out, staging, settings())
+    jobs = list(enumerate(sorted(src.iterdir())))
+    done = {job[0]: batch._work(job) for job in reversed(jobs)}  # c first, then b, then a
+    assert [done[i][1] is None for i in range(3)] == [False, False, True]  # c took the name
+    report = BatchReport(settings().patient_id)
+    batch._publish_all((done[i] for i in range(3)), out, report, None)
+    assert report.files == ordered.files
+    got = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert got == files  # a's bytes under the name, no staged copy left
 
-    def no_links(src: object, dst: object) -> None:
-        raise PermissionError("operation not permitted")
 
-    monkeypatch.setattr(batch.os, "link", no_links)
-    staged, target = tmp_path / "staged.dcm", tmp_path / "out" / "a.dcm"
-    staged.write_bytes(b"first")
-    assert publish(staged, target, set()) is True
-    assert target.read_bytes() == b"first" and not staged.exists()
-    staged.write_bytes(b"second")
-    assert publish(staged, target, set()) is False
-    assert target.read_bytes() == b"first" and not staged.exists()
+def test_reading_the_head_once_gives_the_dataset_dcmread_gives(
+    mixed_input: Path, tmp_path: Path
+) -> None:
+    """The one-read parse of a file's first bytes equals pydicom's reading of the file, or is
+    not used (None): every file of pydicom's test set and the synthetic export."""
+    used = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in sorted(p for p in mixed_input.rglob("*") if p.is_file()):
+            head = batch._read_head(path, None)
+            if head is None:
+                continue
+            whole = pydicom.dcmread(path, defer_size=batch.DEFER_BYTES)
+            assert head.preamble == whole.preamble, path.name
+            assert head.file_meta == whole.file_meta, path.name
+            assert head.original_encoding == whole.original_encoding, path.name
+            assert list(head._dict.items()) == list(whole._dict.items()), path.name
+            assert (head.filename, head.buffer, head.timestamp) == (
+                whole.filename,
+                None,
+                whole.timestamp,
+            ), path.name
+            used += 1
+    assert used > 100
 
 
 def test_a_worker_error_leaves_no_partial_output(
@@ -153,7 +189,7 @@ def test_a_worker_error_leaves_no_partial_output(
     """A file whose writing fails half-way is reported, and neither its staged copy nor a
     partial output remains."""
 
-    def broken(ds: pydicom.Dataset, fh: object) -> None:
+    def broken(ds: pydicom.Dataset, fh: object, source: int | None = None) -> None:
         fh.write(b"partial")  # type: ignore[attr-defined]
         raise DeidError("disk full")
 
@@ -224,7 +260,12 @@ with redirect_stdout(out):
         code = exc.code
 report = json.loads(out.getvalue())
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {stack!r})
-print(json.dumps({{"exit": code, "report": report, "loaded": loaded}}))
+deferred = {{m: type(sys.modules.get(m)).__name__ for m in ("pydicom.examples", "urllib.request")}}
+import pydicom
+metadata = "importlib.metadata" in sys.modules
+print(json.dumps({{"exit": code, "report": report, "loaded": loaded, "deferred": deferred,
+    "metadata": metadata, "version": pydicom.__version__,
+    "examples": str(pydicom.examples.get_path("ct").name)}}))
 """
 
 
@@ -252,11 +293,44 @@ def test_the_cli_process_skips_the_pixel_stack_and_writes_the_same_bytes(
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["exit"] == 0
     assert result["loaded"] == []  # numpy, requests, PIL, ... not imported at all
+    # nor pydicom's examples, urllib.request or importlib.metadata, until used
+    assert result["deferred"] == {"pydicom.examples": "_Deferred", "urllib.request": "_Deferred"}
+    assert result["metadata"] is False
+    assert result["version"] == pydicom.__version__
+    assert result["examples"] == "CT_small.dcm"  # imported on first use, works as usual
     files = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert files == files_expected  # same names, same bytes
     assert result["report"]["written"] == expected.written > 100
     shown = [(f["source"], f["status"], f["output"]) for f in result["report"]["files"]]
     assert shown == [(f.source, f.status, f.output) for f in expected.files]
+
+
+def test_a_deferred_module_is_imported_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import xmlrpc
+
+    from reluth.imaging import cli
+
+    name = "xmlrpc.server"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.delattr(xmlrpc, "server", raising=False)
+    cli._defer(name)
+    stub = sys.modules[name]
+    assert isinstance(stub, cli._Deferred) and xmlrpc.server is stub  # type: ignore[attr-defined]
+    import xmlrpc.server  # an import statement does not load it
+
+    assert sys.modules[name] is stub
+    assert stub.SimpleXMLRPCServer.__module__ == name  # the first attribute loads the real one
+    assert not isinstance(sys.modules[name], cli._Deferred)
+    assert xmlrpc.server.SimpleXMLRPCServer is stub.SimpleXMLRPCServer
+
+
+def test_pydicom_version_as_importlib_metadata_reads_it() -> None:
+    from importlib.metadata import version
+
+    from reluth.imaging import cli
+
+    assert cli._pydicom_version() == version("pydicom") == pydicom.__version__
 
 
 def _run_with(src: Path, out: Path, deid: DeidSettings) -> tuple[BatchReport, dict[str, bytes]]:

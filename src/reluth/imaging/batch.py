@@ -3,8 +3,9 @@
 A batch never stops on one bad file (it is reported and skipped), never writes into its input,
 never overwrites an output (names derive from the new UIDs; an existing name is a collision,
 reported), and holds one dataset per worker in memory at a time. Its output does not depend on
-the number of workers: each worker writes a private staged copy, and the parent gives those
-their names in source order, so when two sources map to one name the first in order wins.
+the number of workers: each worker creates its output exclusively under its final name, and
+only when that name is taken writes a private staged copy instead; the parent, taking results
+in source order, settles shared names so that the first source in order wins.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
@@ -82,8 +84,14 @@ def iter_files(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def read_dataset(path: Path | io.BytesIO) -> Dataset:
-    """A DICOM file, or a bare dataset without preamble; anything else is a DeidError."""
+def read_dataset(path: Path | io.BytesIO, source: int | None = None) -> Dataset:
+    """A DICOM file, or a bare dataset without preamble; anything else is a DeidError.
+    source: a descriptor of the file at path, opened for reading at offset 0 (not closed)."""
+    if isinstance(path, Path):
+        head = _read_head(path, source)
+        if head is not None:
+            check_complete(head)
+            return head
     try:
         # large values (pixel data) are not read now: the writer copies them from the source
         ds = pydicom.dcmread(path, defer_size=DEFER_BYTES)
@@ -106,9 +114,61 @@ def read_dataset(path: Path | io.BytesIO) -> Dataset:
     return ds
 
 
+def _open_source(path: Path) -> int | None:
+    """A read descriptor on path, or None if it cannot be opened (dcmread words why)."""
+    try:
+        return os.open(path, os.O_RDONLY | _BINARY)
+    except OSError:
+        return None
+
+
+def _read_head(path: Path, source: int | None) -> Dataset | None:
+    """The file as ``dcmread(path, defer_size=DEFER_BYTES)`` reads it, parsed from one read of
+    its first DEFER_BYTES (no seeks, one open): when those are the whole file, or everything
+    before the deferred pixel data that ends it. None otherwise (anything else, unusual or
+    not DICOM, is read the usual way). The same bytes parsed: the same dataset."""
+    fd = _open_source(path) if source is None else source
+    if fd is None:
+        return None
+    try:
+        st = os.fstat(fd)
+        parts: list[bytes] = []
+        want = min(DEFER_BYTES, st.st_size)
+        while want > 0:
+            part = os.read(fd, want)
+            if not part:
+                break
+            parts.append(part)
+            want -= len(part)
+    finally:
+        if source is None:
+            os.close(fd)
+    head = b"".join(parts)
+    try:
+        ds = pydicom.dcmread(io.BytesIO(head), defer_size=DEFER_BYTES)
+    except Exception:
+        return None
+    if len(head) != st.st_size:
+        # a deferred value is longer than DEFER_BYTES, so nothing after it was parsed: it must
+        # be the pixel data and end the file
+        pixels = ds._dict.get(_PIXEL_DATA)
+        if not (
+            isinstance(pixels, RawDataElement)
+            and pixels.value is None
+            and pixels.length != 0xFFFFFFFF
+            and pixels.value_tell + pixels.length == st.st_size
+        ):
+            return None
+    # as if read from the path: deferred values are read from the file, not from this buffer
+    ds.filename, ds.buffer, ds.fileobj_type = str(path), None, open
+    ds.timestamp = st.st_mtime
+    return ds
+
+
 # fork where the platform has it (Linux), spawn elsewhere (Windows and macOS sites)
 _START_METHOD = "fork" if "fork" in get_all_start_methods() else "spawn"
 DEFER_BYTES = 65536
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 SMALL_BATCH = 48  # below this many files one process is faster than a pool
 LOOKAHEAD = 4096  # paths listed ahead to size the tasks sent to workers
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -227,24 +287,25 @@ def output_relpath(ds: Dataset, settings: DeidSettings, source_rel: str) -> str:
     return f"{study}/{series}/{sop}.dcm"
 
 
-_MADE_DIRS: set[Path] = set()
+_WRITE_BUFFER = 1 << 16  # the header in one write; given, so no isatty() probe per file
 
 
 def write_exclusive(target: Path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> bool:
     """Create the target exclusively (O_CREAT|O_EXCL): never an overwrite, even with workers
     racing; a write that fails removes its partial file. False if the target already existed.
-    (A crash mid-write can leave a partial file; the central verification refuses it as
-    truncated.)"""
-    parent = target.parent
-    if parent not in _MADE_DIRS:
-        parent.mkdir(parents=True, exist_ok=True)
-        _MADE_DIRS.add(parent)
+    Its folders are made when missing. (A crash mid-write can leave a partial file; the central
+    verification refuses it as truncated.)"""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            fd = os.open(target, flags, mode)
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, flags, mode)
     except FileExistsError:
         return False
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as fh:
             write(fh)
     except BaseException:
         target.unlink(missing_ok=True)
@@ -257,6 +318,7 @@ class _Batch:
     """What every worker of one batch shares, set once per process (never sent per file)."""
 
     src: Path
+    dst: Path
     staging: Path
     settings: DeidSettings
     deidentifier: Deidentifier
@@ -265,58 +327,51 @@ class _Batch:
 _BATCH: _Batch | None = None
 
 
-def _start_worker(src: Path, staging: Path, settings: DeidSettings) -> None:
+def _start_worker(src: Path, dst: Path, staging: Path, settings: DeidSettings) -> None:
     """Pool initializer (and the single-process path): compile the profile and the keyed
     state once for this process."""
     global _BATCH
     deidentifier = compile_deidentifier(make_profile(settings.options), settings)
-    _BATCH = _Batch(src, staging, settings, deidentifier)
+    _BATCH = _Batch(src, dst, staging, settings, deidentifier)
 
 
 def _work(job: tuple[int, Path]) -> tuple[FileResult, Path | None]:
-    """De-identify one file into the staging folder: (result, staged copy or None)."""
+    """De-identify one file, written directly under its final name if that is free, else into
+    the staging folder for the parent to decide: (result, staged copy or None)."""
     index, path = job
     batch = _BATCH
     assert batch is not None, "worker not started"
     rel = str(path.relative_to(batch.src))
+    source = _open_source(path)  # read once, the pixel data copied from it
     try:
-        ds = read_dataset(path)
+        ds = read_dataset(path, source)
         decode_if_reencoded(ds)
         outcome = batch.deidentifier.apply(ds)
         out_rel = output_relpath(ds, batch.settings, rel)
+        written = FileResult(rel, "written", out_rel, review=outcome.burned_in_review)
+
+        def write(fh: BinaryIO) -> None:
+            write_dataset_file(ds, fh, source)
+
+        if write_exclusive(batch.dst / out_rel, write):
+            return written, None
         staged = batch.staging / f"{index:09d}.dcm"
-        if not write_exclusive(staged, lambda fh: write_dataset_file(ds, fh)):
+        if not write_exclusive(staged, write):
             raise DeidError(f"staged file {staged.name} exists")  # another batch's: never reused
-        return FileResult(rel, "written", out_rel, review=outcome.burned_in_review), staged
+        return written, staged
     except DeidError as exc:
         return FileResult(rel, "skipped", message=str(exc)), None
     except Exception as exc:  # one bad file never stops the batch
         return FileResult(rel, "skipped", message=f"{type(exc).__name__}: {exc}"), None
+    finally:
+        if source is not None:
+            os.close(source)
 
 
-def publish(staged: Path, target: Path, made_dirs: set[Path]) -> bool:
-    """Give a complete staged file its final name, never replacing an existing file (a hard
-    link fails if the name exists); False if it did. Names appear only for complete files."""
-    parent = target.parent
-    if parent not in made_dirs:
-        parent.mkdir(parents=True, exist_ok=True)
-        made_dirs.add(parent)
-    try:
-        os.link(staged, target)
-    except FileExistsError:
-        staged.unlink()
-        return False
-    except OSError:
-        # a file system without hard links: reserve the name exclusively, then move onto it
-        try:
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        except FileExistsError:
-            staged.unlink()
-            return False
-        os.replace(staged, target)
-        return True
-    staged.unlink()
-    return True
+def _collision(res: FileResult) -> FileResult:
+    return FileResult(
+        res.source, "collision", res.output, "output exists; not overwritten", res.review
+    )
 
 
 def _publish_all(
@@ -325,16 +380,48 @@ def _publish_all(
     report: BatchReport,
     on_result: Callable[[FileResult], None] | None,
 ) -> None:
-    made_dirs: set[Path] = set()
-    for res, staged in results:  # in source order, whatever the number of workers
-        target = dst / res.output if res.output is not None else None
-        if staged is not None and target is not None and not publish(staged, target, made_dirs):
-            res = FileResult(
-                res.source, "collision", res.output, "output exists; not overwritten", res.review
-            )
-        report.files.append(res)
+    """Take the workers' results in source order and settle shared names: the first source in
+    order holds a name, whichever worker wrote first. A source that found its name taken left a
+    staged copy; if the name is taken later by a source after it in order, the staged copy
+    replaces that one's file (a file of this batch); if no source of this batch took it, the
+    name was there before (a collision, the file kept)."""
+    files: list[FileResult | None] = []
+    held: set[str] = set()  # names settled for a source of this batch
+    waiting: dict[str, list[tuple[int, FileResult, Path]]] = {}  # staged, name not settled
+
+    def settle(i: int, res: FileResult) -> None:
+        files[i] = res
         if on_result:
             on_result(res)
+
+    for res, staged in results:  # in source order, whatever the number of workers
+        i = len(files)
+        files.append(None)
+        name = res.output
+        if res.status != "written" or name is None:
+            settle(i, res)
+        elif staged is None:  # written directly under its name
+            earlier = waiting.pop(name, [])
+            if earlier:  # sources before this one found the name taken by it: the first wins
+                j, first, first_staged = earlier[0]
+                os.replace(first_staged, dst / name)
+                settle(j, first)
+                res = _collision(res)
+                for k, other, other_staged in earlier[1:]:
+                    other_staged.unlink()
+                    settle(k, _collision(other))
+            held.add(name)
+            settle(i, res)
+        elif name in held:  # a source before this one holds the name
+            staged.unlink()
+            settle(i, _collision(res))
+        else:  # taken by a later source, or there before the batch: known later
+            waiting.setdefault(name, []).append((i, res, staged))
+    for entries in waiting.values():  # no source of this batch took these: there before
+        for k, other, other_staged in entries:
+            other_staged.unlink()
+            settle(k, _collision(other))
+    report.files.extend(f for f in files if f is not None)
 
 
 def deidentify_tree(
@@ -355,13 +442,13 @@ def deidentify_tree(
         head = list(itertools.islice(jobs, LOOKAHEAD))
         if workers <= 1 or len(head) < SMALL_BATCH:
             # a few files: starting worker processes would cost more than it saves
-            _start_worker(src, staging, settings)
+            _start_worker(src, dst, staging, settings)
             _publish_all(map(_work, itertools.chain(head, jobs)), dst, report, on_result)
         else:
             # compiled here first, so forked workers inherit it
             compile_deidentifier(make_profile(settings.options), settings)
             context = get_context(_START_METHOD)
-            with context.Pool(workers, _start_worker, (src, staging, settings)) as pool:
+            with context.Pool(workers, _start_worker, (src, dst, staging, settings)) as pool:
                 chunk = chunk_size(len(head), workers)
                 results = pool.imap(_work, itertools.chain(head, jobs), chunksize=chunk)
                 _publish_all(results, dst, report, on_result)

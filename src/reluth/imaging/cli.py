@@ -5,10 +5,15 @@ runs, so the others and `--help` do not pay for it."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
+import types
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -42,11 +47,85 @@ def _count_files(root: Path) -> int:
 PIXEL_STACK = ("numpy", "requests", "PIL", "jpeg_ls", "pylibjpeg", "openjpeg", "gdcm", "rle")
 
 
+#: Modules pydicom imports at start-up that de-identification never uses: its documentation
+#: examples (which search its test files for 13 names at import) and ``urllib.request``, for
+#: downloading test files (with http.client, ssl, socket and email). They are imported when an
+#: attribute of theirs is first used (issue 20).
+DEFERRED = ("pydicom.examples", "urllib.request")
+
+
+class _Deferred(types.ModuleType):
+    """Stands for a module not yet imported: the first attribute asked of it imports the real
+    module (which then replaces it in ``sys.modules`` and on its package) and answers from it."""
+
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        return getattr(real, attr)
+
+
+def _defer(name: str) -> None:
+    """Put a :class:`_Deferred` for the submodule ``name`` in ``sys.modules``, found without
+    importing its package (which may import it)."""
+    package, _, child = name.rpartition(".")
+    if name in sys.modules:
+        return
+    where = importlib.util.find_spec(package)  # a top-level package: found, not imported
+    if where is None or not where.submodule_search_locations:
+        return
+    spec = importlib.machinery.PathFinder.find_spec(name, list(where.submodule_search_locations))
+    if spec is None:
+        return
+    stub = _Deferred(name)
+    stub.__spec__ = spec
+    sys.modules[name] = stub
+    if package in sys.modules:
+        setattr(sys.modules[package], child, stub)
+
+
+def _pydicom_version() -> str | None:
+    """pydicom's version from its wheel's METADATA beside the package (what
+    ``importlib.metadata.version("pydicom")`` reads), or None if not found that simply."""
+    spec = importlib.util.find_spec("pydicom")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    site = Path(next(iter(spec.submodule_search_locations))).parent
+    found = [p for p in site.glob("pydicom-*.dist-info") if (p / "METADATA").is_file()]
+    if len(found) != 1:
+        return None
+    with open(found[0] / "METADATA", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("Version:"):
+                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break  # end of the headers
+    return None
+
+
+def _metadata_version_only(version: str) -> types.ModuleType:
+    """A stand-in for ``importlib.metadata`` while pydicom is imported: pydicom asks it only
+    for its own version at import (``pydicom._version``); the real module (with email, zipfile
+    and csv: a sixth of ``import pydicom``) is imported when something else needs it."""
+    shim = types.ModuleType("importlib.metadata", "importlib.metadata, pydicom's version only")
+
+    def version_of(name: str) -> str:
+        if name == "pydicom":
+            return version
+        del sys.modules["importlib.metadata"]
+        return str(importlib.import_module("importlib.metadata").version(name))
+
+    shim.version = version_of  # type: ignore[attr-defined]
+    return shim
+
+
 def import_pydicom_without_pixel_stack() -> None:
     """Import pydicom as if :data:`PIXEL_STACK` were not installed (pydicom then leaves pixel
-    decoding unavailable in this process), and make them importable again afterwards. Only for
-    a whole ``reluth images deidentify`` process (``reluth.cli.main``): where pydicom is already
-    imported, or within another program (tests), nothing changes."""
+    decoding unavailable in this process), and make them importable again afterwards; the
+    :data:`DEFERRED` modules are imported when first used. Only for a whole ``reluth images
+    deidentify`` process (``reluth.cli.main``): where pydicom is already imported, or within
+    another program (tests), nothing changes."""
     from reluth import cli as root
 
     if "pydicom" in sys.modules or not root.whole_process():
@@ -55,8 +134,19 @@ def import_pydicom_without_pixel_stack() -> None:
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # "not installed" (PEP 328)
     try:
-        import pydicom  # noqa: F401
+        for name in DEFERRED:
+            _defer(name)
+        version = None if "importlib.metadata" in sys.modules else _pydicom_version()
+        if version is not None:
+            sys.modules["importlib.metadata"] = _metadata_version_only(version)
+        import pydicom
+
+        if isinstance(sys.modules.get("pydicom.examples"), _Deferred):
+            pydicom.examples = sys.modules["pydicom.examples"]  # as its import would have set
     finally:
+        shim = sys.modules.get("importlib.metadata")
+        if shim is not None and not hasattr(shim, "entry_points"):
+            del sys.modules["importlib.metadata"]  # the real one on the next import
         for name in blocked:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
@@ -89,11 +179,18 @@ def deidentify_cmd(
 
     _need_directory("IN_DIR", in_dir, N_("a folder of DICOM files"))
     FILE_STATUSES = {"skipped": N_("skipped"), "collision": N_("collision")}
-    with progress_bar(disable=not console.is_terminal) as progress:
-        task = progress.add_task(gettext("de-identifying"), total=_count_files(in_dir))
-        report = deidentify_tree(
-            in_dir, out_dir, settings, workers=workers, on_result=lambda _r: progress.advance(task)
-        )
+    if console.is_terminal:  # the bar, and the count of files it needs, for a person watching
+        with progress_bar() as progress:
+            task = progress.add_task(gettext("de-identifying"), total=_count_files(in_dir))
+            report = deidentify_tree(
+                in_dir,
+                out_dir,
+                settings,
+                workers=workers,
+                on_result=lambda _r: progress.advance(task),
+            )
+    else:  # a script or a log: neither (rich.progress not imported, the input not walked twice)
+        report = deidentify_tree(in_dir, out_dir, settings, workers=workers)
     if as_json:
         print_json(
             {

@@ -52,8 +52,9 @@ def _fast_path(ds: Dataset, tags: list[BaseTag] | None = None) -> bool:
     return True
 
 
-def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
-    """Part 10 file: preamble, file meta, then the dataset in its transfer syntax."""
+def write_dataset_file(ds: Dataset, fh: BinaryIO, source: int | None = None) -> None:
+    """Part 10 file: preamble, file meta, then the dataset in its transfer syntax. source: a
+    descriptor of the file ds was read from, for copying its deferred values (else opened)."""
     tags = sorted(ds._dict, key=int)
     if not _fast_path(ds, tags):
         ds.save_as(fh)
@@ -77,7 +78,7 @@ def write_dataset_file(ds: Dataset, fh: BinaryIO) -> None:
         fh.write(encoded)
     fp.is_implicit_VR = implicit
     encoding = ds.get("SpecificCharacterSet", default_encoding)
-    _write_elements(fp, fh, ds, implicit, encoding, tags)
+    _write_elements(fp, fh, ds, implicit, encoding, tags, source)
 
 
 def _meta_bytes(meta: Dataset) -> bytes | None:
@@ -129,6 +130,7 @@ def _write_elements(
     implicit: bool,
     encoding: object,
     tags: list[BaseTag] | None = None,
+    source: int | None = None,
 ) -> None:
     """The elements of ds in tag order: raw ones copied with their header, sequences item by
     item through this same loop, anything else by pydicom's element writer."""
@@ -169,7 +171,7 @@ def _write_elements(
                 else:
                     vr_bytes = str(elem.VR).encode()
                     write(_EXPLICIT_32(tag >> 16, tag & 0xFFFF, vr_bytes, 0, length))
-                _copy_range(filename, elem.value_tell, length, fh)
+                _copy_range(filename, elem.value_tell, length, fh, source)
                 continue
         elif elem.VR == "SQ" and not elem.is_buffered:
             with tag_in_exception(tag):
@@ -214,32 +216,40 @@ def _write_sequence(fp: DicomIO, elem: DataElement, implicit: bool, encoding: ob
         fp.write(pack("<HHL", 0xFFFE, 0xE0DD, 0))
 
 
-def _copy_range(source: str, offset: int, length: int, fh: BinaryIO) -> None:
-    """Copy bytes [offset, offset+length) of source to fh: in the kernel where possible."""
-    with open(source, "rb") as src:
-        copy = getattr(os, "copy_file_range", None)
+def _copy_range(source: str, offset: int, length: int, fh: BinaryIO, fd: int | None = None) -> None:
+    """Copy bytes [offset, offset+length) of source (fd: already open on it) to fh: in the
+    kernel where possible."""
+    if fd is None:
+        with open(source, "rb", buffering=0) as src:
+            _copy_fd(source, src.fileno(), offset, length, fh)
+    else:
+        _copy_fd(source, fd, offset, length, fh)
+
+
+def _copy_fd(source: str, src: int, offset: int, length: int, fh: BinaryIO) -> None:
+    copy = getattr(os, "copy_file_range", None)
+    try:
+        dst_fd = fh.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        dst_fd = -1
+    if copy is not None and dst_fd >= 0:
+        fh.flush()
+        done = 0
         try:
-            dst_fd = fh.fileno()
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            dst_fd = -1
-        if copy is not None and dst_fd >= 0:
-            fh.flush()
-            done = 0
-            try:
-                while done < length:
-                    n = copy(src.fileno(), dst_fd, length - done, offset + done)
-                    if n == 0:
-                        break
-                    done += n
-            except OSError:
-                pass  # e.g. across file systems that refuse it: finish in user space
-            if done == length:
-                return
-            offset, length = offset + done, length - done
-        src.seek(offset)
-        while length > 0:
-            chunk = src.read(min(length, 1 << 20))
-            if not chunk:
-                raise OSError(f"{source}: ended {length} bytes early")
-            fh.write(chunk)
-            length -= len(chunk)
+            while done < length:
+                n = copy(src, dst_fd, length - done, offset + done)
+                if n == 0:
+                    break
+                done += n
+        except OSError:
+            pass  # e.g. across file systems that refuse it: finish in user space
+        if done == length:
+            return
+        offset, length = offset + done, length - done
+    os.lseek(src, offset, os.SEEK_SET)
+    while length > 0:
+        chunk = os.read(src, min(length, 1 << 20))
+        if not chunk:
+            raise OSError(f"{source}: ended {length} bytes early")
+        fh.write(chunk)
+        length -= len(chunk)
