@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
-from reluth.errors import ReluthError
+from reluth.errors import ReluthError, ValidationError
 from reluth.i18n import DEFAULT, N_, format_number, get_locale, gettext, use_locale
 from reluth.i18n.messages import _shown as plain_value
 from reluth.i18n.messages import field_label
@@ -302,3 +302,20 @@ def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
     language where :func:`reluth.i18n.messages.describe` shows it."""
     reason = Reason(code, template, params)
     return error(reason.english(), code=code, params={"reason": reason})
+
+
+def invalid(
+    field: str,
+    code: str,
+    template: str,
+    problem: str,
+    accepted: str | None = None,
+    /,
+    **params: Any,
+) -> ValidationError:
+    """A refused input named by ``field`` whose message needs words of the vocabulary
+    (:class:`Word`) or nested reasons: ``template`` (with ``{field}``, shown by its label) is
+    rendered in the reader's language; ``problem`` and ``accepted`` keep the English the
+    message has always had (logs, ``--json``)."""
+    reason = Reason(code, template, {"field": Field(field), **params})
+    return ValidationError(field, problem, accepted, code=code, params={"reason": reason})

@@ -22,7 +22,8 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.forms.registry import Registry
-from reluth.i18n import format_day, format_moment, get_locale, gettext
+from reluth.i18n import N_, format_day, format_moment, get_locale, gettext
+from reluth.i18n.messages import field_label
 from reluth.records.views import AuditRow, audit_history
 
 #: A placeholder of a label the record's values do not fill (`` ({unit})``): left out.
@@ -84,6 +85,15 @@ def _inner(value: Any) -> Any:
     return value
 
 
+#: Tables of a patient's audit trail that hold no form of the registry, by what they keep.
+TABLE_LABELS: dict[str, str] = {
+    "data_queries": N_("Data query"),
+    "sae_receipts": N_("SAE receipt"),
+    "lesion_measurements": N_("Lesion measurement"),
+    "casebooks": N_("Casebook"),
+}
+
+
 def _humanize(column: str) -> str:
     """A column the registry does not label, in words (``result_json`` -> ``Result``)."""
     name = column.removesuffix("_json").removesuffix("_utc")
@@ -98,17 +108,32 @@ class _Labels:
         self.registry = registry
 
     def form(self, table: str) -> str:
+        """The form a table holds by its label in the reader's language (a table of no form:
+        what it keeps; the stored name is never shown)."""
         forms = self.registry.forms_of_table(table)
-        return forms[0].label_in(get_locale()) if forms else _humanize(table)
+        if forms:
+            return forms[0].label_in(get_locale())
+        return gettext(TABLE_LABELS[table]) if table in TABLE_LABELS else _humanize(table)
+
+    def record(self, table: str, record_id: str) -> str:
+        """A record by its form's label and its number (``Laboratory result #17092``)."""
+        return gettext("{form} #{record}").format(form=self.form(table), record=record_id)
 
     def field(self, table: str, column: str, record: dict[str, Any]) -> tuple[str, str | None]:
-        """(label, registry type or None) of ``column``."""
+        """(label, registry type or None) of ``column``: the registry's label, else the label
+        people read it by elsewhere (reluth.i18n.messages), else the column in words."""
         for form in self.registry.forms_of_table(table):
             for f in form.fields:
                 if f.column == column:
                     label = f.label_for(SimpleNamespace(**record), get_locale())
                     return _UNRESOLVED.sub("", label).strip(), f.type
-        return _humanize(column), None
+        known = field_label(column)
+        return (known if known != column else _humanize(column)), None
+
+
+def labels_of(registry: Registry) -> _Labels:
+    """The labels of forms, records and fields of the audit trail, from ``registry``."""
+    return _Labels(registry)
 
 
 def _typed(value: Any, kind: str | None) -> Any:
