@@ -62,7 +62,11 @@ def test_query_refusals_in_french(site: Site) -> None:
     )
     assert fr["code"] == en["code"] == "not_a_form_field", (fr, en)
     assert "« nope » n’est pas un champ du formulaire Résultat biologique" in fr["error"]
-    assert "'nope' is not a field of the form Laboratory result" in en["error"]
+    assert "'nope' is not a field of form lab (accepted:" in en["error"]
+    asked = {"field": f"lab {lab} value", "question": "Valeur ?"}
+    assert mon.post(f"/api/v1/patients/{code}/queries", json=asked).status_code == 201
+    audit = mon.get(f"/patients/{code}/audit", headers=FR).text
+    assert "Requête" in audit and "Data query" not in audit  # a table of no form, in words
     missing_fr, missing_en = _both(mon, "post", "/api/v1/queries/999999/close")
     assert missing_fr["code"] == missing_en["code"] == "query_not_found", missing_fr
     assert missing_fr["error"] == "requête 999999 introuvable"

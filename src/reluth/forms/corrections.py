@@ -213,10 +213,10 @@ def _correctable(form: FormDef, name: str) -> FieldDef:
         raise invalid(
             name,
             "not_correctable",
-            N_("{field}: cannot be changed on the form {form} (correctable: {accepted})"),
+            N_("{field}: cannot be changed on form {form} (accepted: {accepted})"),
             f"cannot be changed on form {form.id}",
             names,
-            form=form.named(),
+            form=form.cited(),
             accepted=names,
         )
     return f

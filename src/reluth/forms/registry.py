@@ -179,16 +179,23 @@ class FormDef(_Translated):
     instruments: tuple[str, ...] = ()
     fields: tuple[FieldDef, ...]
 
+    def cited(self) -> Translated:
+        """The form as a refusal names it: by its id in the source language (what the CLI and
+        the API take, as the English messages always named it), by its label in the others."""
+        texts = dict(self.texts.get("label", {}))
+        texts[SOURCE_LANGUAGE] = self.id
+        return Translated(tuple(texts.items()))
+
     def not_a_field(self, name: str, field: str = "field") -> ValidationError:
         """``name`` is not one of this form's fields (naming ``field``, the input that gave it)."""
         return invalid(
             field,
             "not_a_form_field",
-            N_("{field}: '{name}' is not a field of the form {form} (fields: {accepted})"),
+            N_("{field}: '{name}' is not a field of form {form} (accepted: {accepted})"),
             f"{name!r} is not a field of form {self.id}",
             ", ".join(self.field_names),
             name=str(name),
-            form=self.named(),
+            form=self.cited(),
             accepted=", ".join(self.field_names),
         )
 

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 
 from reluth.db.session import SOLE_WRITER, register_commit_check, register_flush_guard
 from reluth.errors import Locked
-from reluth.forms.registry import table_named
 from reluth.i18n import N_
 from reluth.i18n.reasons import Reason, from_english, refusal
 from reluth.lifecycle.models import (
@@ -264,6 +263,8 @@ def lock_named(label: str) -> Reason | str:
 def lock_refusal(lock: RecordLock, table: str, rid: str, new: bool) -> Locked:
     """The write to ``table``/``rid`` (``new``: a row added) is under ``lock``: who set it,
     when and why, in the reader's language."""
+    from reluth.forms.registry import table_named  # the registry only once a write is refused
+
     at = lock.locked_at.strftime("%Y-%m-%d %H:%M UTC") if lock.locked_at else "now"
     what = (
         Reason("lock.new_row", N_("a new {form} record"), {"form": table_named(table)})

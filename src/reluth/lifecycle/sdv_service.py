@@ -127,7 +127,7 @@ def verify(
         raise invalid(
             "field",
             "not_a_form_field",
-            N_("{field}: '{name}' is not a field of {form} (fields: {accepted})"),
+            N_("{field}: '{name}' is not a field of {form} (accepted: {accepted})"),
             f"{field!r} is not a field of {table}",
             ", ".join(_fields(row)),
             name=str(field),

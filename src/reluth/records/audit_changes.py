@@ -21,9 +21,10 @@ from typing import Any
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
-from reluth.forms.registry import Registry
+from reluth.forms.registry import SOURCE_LANGUAGE, Registry
 from reluth.i18n import N_, format_day, format_moment, get_locale, gettext
 from reluth.i18n.messages import field_label
+from reluth.i18n.reasons import Field, Reason, Translated, Word
 from reluth.records.views import AuditRow, audit_history
 
 #: A placeholder of a label the record's values do not fill (`` ({unit})``): left out.
@@ -117,7 +118,34 @@ class _Labels:
 
     def record(self, table: str, record_id: str) -> str:
         """A record by its form's label and its number (``Laboratory result #17092``)."""
-        return gettext("{form} #{record}").format(form=self.form(table), record=record_id)
+        return self.record_named(table, record_id).render()
+
+    def form_named(self, table: str) -> Translated | Word | str:
+        """:meth:`form` as a value shown in the language of whoever reads it (a casebook is
+        built once and written in the reader's language)."""
+        forms = self.registry.forms_of_table(table)
+        if forms:
+            return forms[0].named()
+        return Word(TABLE_LABELS[table]) if table in TABLE_LABELS else _humanize(table)
+
+    def record_named(self, table: str, record_id: str) -> Reason:
+        return Reason(
+            "audit.record",
+            N_("{form} #{record}"),
+            {"form": self.form_named(table), "record": record_id},
+        )
+
+    def field_named(self, table: str, column: str) -> Translated | Field | str:
+        """:meth:`field` as a value shown in the reader's language (a label's placeholders,
+        the record's own values, left out)."""
+        for form in self.registry.forms_of_table(table):
+            for f in form.fields:
+                if f.column == column:
+                    texts = f.texts.get("label", {SOURCE_LANGUAGE: f.label})
+                    return Translated(
+                        tuple((lang, _UNRESOLVED.sub("", t).strip()) for lang, t in texts.items())
+                    )
+        return Field(column) if field_label(column) != column else _humanize(column)
 
     def field(self, table: str, column: str, record: dict[str, Any]) -> tuple[str, str | None]:
         """(label, registry type or None) of ``column``: the registry's label, else the label

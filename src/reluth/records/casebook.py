@@ -39,7 +39,7 @@ from reluth.dosimetry import service as dosimetry
 from reluth.errors import PreconditionFailed
 from reluth.forms.registry import Registry
 from reluth.i18n import N_, format_day, format_moment, format_number, get_locale, gettext
-from reluth.i18n.reasons import refusal, shown, shown_reason
+from reluth.i18n.reasons import Joined, Reason, refusal, shown, shown_reason
 from reluth.lifecycle import sdv_service, signature_service
 from reluth.patients import service as patients
 from reluth.patients.models import (
@@ -170,10 +170,10 @@ class AuditLine:
     username: str
     role: str
     action: str
-    record: str  # table #id
-    field: str | None
-    old: str | None
-    new: str | None
+    record: Any  # the form's label and the record's number (a reasons.Reason)
+    field: Any  # the field's label (shown in the reader's language)
+    old: Any  # the value, or a record's values by label (reasons.Joined)
+    new: Any
     reason: str | None
 
 
@@ -353,9 +353,9 @@ def _capped(text: str) -> str:
     return f"{text[:AUDIT_VALUE_MAX]}… {more}"
 
 
-def _plain(value: str | None, name: Callable[[str], str] = str) -> str | None:
+def _plain(value: str | None, name: Callable[[str], Any] = str) -> Any:
     """An audit value (JSON) in plain words: ``label: value; ...`` for a record (each column
-    by ``name``, its label), the value for a field."""
+    by ``name``, its label, shown in the reader's language), the value for a field."""
     if value is None:
         return None
     try:
@@ -363,7 +363,13 @@ def _plain(value: str | None, name: Callable[[str], str] = str) -> str | None:
     except ValueError:
         return value
     if isinstance(data, dict):
-        return "; ".join(f"{name(k)}: {_capped(_scalar(v))}" for k, v in data.items())
+        return Joined(
+            tuple(
+                Reason("audit.value", N_("{name}: {value}"), {"name": name(k), "value": text})
+                for k, v in data.items()
+                for text in [_capped(_scalar(v))]
+            )
+        )
     return _capped(_scalar(data))
 
 
@@ -384,13 +390,14 @@ def _scalar(value: Any) -> str:
 
 def _audit_lines(rows: list[views.AuditRow], registry: Registry) -> list[AuditLine]:
     """The rows in the reader's words: each record by its form's label and number, each field
-    by its label (the stored rows keep the table and column names)."""
+    by its label, written in the language the casebook is rendered in (the stored rows keep
+    the table and column names)."""
     labels = audit_changes.labels_of(registry)
     out = []
     for r in rows:
 
-        def name(column: str, table: str = r.table_name) -> str:
-            return labels.field(table, column, {})[0]
+        def name(column: str, table: str = r.table_name) -> Any:
+            return labels.field_named(table, column)
 
         out.append(
             AuditLine(
@@ -399,7 +406,7 @@ def _audit_lines(rows: list[views.AuditRow], registry: Registry) -> list[AuditLi
                 r.username,
                 r.role,
                 r.action,
-                labels.record(r.table_name, r.record_id),
+                labels.record_named(r.table_name, r.record_id),
                 name(r.field) if r.field else None,
                 _plain(r.old_value, name),
                 _plain(r.new_value, name),
