@@ -28,7 +28,7 @@ from pydantic import ValidationError as PydanticError
 
 from reluth.errors import NotFound, ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Translated, invalid, refusal
+from reluth.i18n.reasons import Joined, Reason, Translated, invalid, refusal
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "protocol" / "forms.yaml"
 
@@ -432,12 +432,27 @@ class Registry(_Frozen):
         allowed = tuple(self.missing_codes) if field is None else form.field(field).missing
         if code not in allowed:
             target = form.id if field is None else f"{form.id}.{field}"
-            raise ValidationError(
+            codes = tuple(
+                Reason(
+                    "missing.code",
+                    N_("{code} ({label})"),
+                    {
+                        "code": c,
+                        "label": Translated(
+                            tuple(self.missing_texts.get(c, {SOURCE_LANGUAGE: c}).items())
+                        ),
+                    },
+                )
+                for c in allowed
+            )
+            raise invalid(
                 "code",
+                "not_accepted",
+                N_("{field}: “{value}” is not one of the accepted answers ({accepted})"),
                 f"{code!r} is not a missing-data code allowed for {target}",
                 ", ".join(f"{c} ({self.missing_codes[c]})" for c in allowed) or "none",
-                code="not_accepted",
-                params={"value": str(code), "accepted": ", ".join(allowed) or "—"},
+                value=str(code),
+                accepted=Joined(codes, ", ") if codes else "—",
             )
         return self.missing_codes[code]
 
