@@ -51,7 +51,7 @@ from reluth.db.session import (
 )
 from reluth.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Word, invalid, refusal
+from reluth.i18n.reasons import Word, invalid_worded, refusal
 from reluth.i18n.vocabulary import ROLES
 from reluth.sites.models import Centre
 
@@ -673,7 +673,7 @@ def _check_centres(role: Role, centres: list[Centre]) -> None:
     """Site roles work at one or more centres; central roles at none (their reach is the
     whole trial, and a stale centre list would be misleading in the access review)."""
     if role in CENTRE_SCOPED_ROLES and not centres:
-        raise invalid(
+        raise invalid_worded(
             "centre",
             "centre_required",
             N_("{field}: role {role} needs at least one centre (--centre CODE)"),
@@ -682,7 +682,7 @@ def _check_centres(role: Role, centres: list[Centre]) -> None:
             role=Word(ROLES[role.value]),
         )
     if role not in CENTRE_SCOPED_ROLES and centres:
-        raise invalid(
+        raise invalid_worded(
             "centre",
             "central_role_has_no_centre",
             N_("{field}: role {role} is central and works at no centre"),
@@ -793,7 +793,7 @@ def set_role(ctx: Ctx, username: str, role: str, centre_codes: Sequence[str] | N
         centres = []  # a central role has none
     _check_centres(r, list(centres))
     if r.value == user.role and set(centres) == set(user.centres):
-        raise invalid(
+        raise invalid_worded(
             "role",
             "role_unchanged",
             N_("{field}: '{user}' is already {role} — choose another role"),

@@ -19,7 +19,7 @@ from reluth.forms import refs
 from reluth.forms.bindings import Binding, Input, binding
 from reluth.forms.registry import FieldDef, FormDef, Registry
 from reluth.i18n import N_, get_locale
-from reluth.i18n.reasons import invalid
+from reluth.i18n.reasons import invalid_worded
 from reluth.values import parse_date
 
 _KINDS = {
@@ -210,7 +210,7 @@ def _correctable(form: FormDef, name: str) -> FieldDef:
     f = form.field(name) if name in form.field_names else None
     if f is None or f not in form.correctable:
         names = ", ".join(x.name for x in form.correctable)
-        raise invalid(
+        raise invalid_worded(
             name,
             "not_correctable",
             N_("{field}: cannot be changed on form {form} (accepted: {accepted})"),

@@ -28,7 +28,7 @@ from pydantic import ValidationError as PydanticError
 
 from reluth.errors import NotFound, ValidationError
 from reluth.i18n import N_
-from reluth.i18n.reasons import Joined, Reason, Translated, invalid, refusal
+from reluth.i18n.reasons import Joined, Reason, Translated, invalid_worded, refusal
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "protocol" / "forms.yaml"
 
@@ -188,7 +188,7 @@ class FormDef(_Translated):
 
     def not_a_field(self, name: str, field: str = "field") -> ValidationError:
         """``name`` is not one of this form's fields (naming ``field``, the input that gave it)."""
-        return invalid(
+        return invalid_worded(
             field,
             "not_a_form_field",
             N_("{field}: '{name}' is not a field of form {form} (accepted: {accepted})"),
@@ -445,7 +445,7 @@ class Registry(_Frozen):
                 )
                 for c in allowed
             )
-            raise invalid(
+            raise invalid_worded(
                 "code",
                 "not_accepted",
                 N_("{field}: “{value}” is not one of the accepted answers ({accepted})"),

@@ -304,7 +304,7 @@ def refusal(error: type[E], code: str, template: str, **params: Any) -> E:
     return error(reason.english(), code=code, params={"reason": reason})
 
 
-def invalid(
+def invalid_worded(
     field: str,
     code: str,
     template: str,

@@ -24,7 +24,7 @@ from reluth.core.service import service
 from reluth.errors import Conflict
 from reluth.forms.registry import Registry, table_named
 from reluth.i18n import N_
-from reluth.i18n.reasons import invalid, refusal
+from reluth.i18n.reasons import invalid_worded, refusal
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle.guard import CASEBOOK_TABLES, in_casebook, record_key
 from reluth.lifecycle.models import SdvClearance, SdvMark
@@ -124,7 +124,7 @@ def verify(
     if owner.patient_id != patient.id:
         raise lifecycle.record_not_found(table, record_id, patient.patient_code)
     if field is not None and field not in _fields(row):
-        raise invalid(
+        raise invalid_worded(
             "field",
             "not_a_form_field",
             N_("{field}: '{name}' is not a field of {form} (accepted: {accepted})"),

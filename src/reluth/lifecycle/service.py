@@ -24,7 +24,7 @@ from reluth.db.session import too_long
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.forms import refs
 from reluth.i18n import N_
-from reluth.i18n.reasons import Word, invalid, refusal
+from reluth.i18n.reasons import Word, invalid_worded, refusal
 from reluth.lifecycle.guard import (
     CONSEQUENCE_TABLES,
     CONTROL_TABLES,
@@ -68,7 +68,7 @@ def _reason(reason: str | None) -> str:
 
 def _choice(value: str, field: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
-        raise invalid(
+        raise invalid_worded(
             field,
             "not_accepted",
             N_("{field}: “{value}” is not one of the accepted answers ({accepted})"),
@@ -145,7 +145,7 @@ def _resolve(ctx: Ctx, scope: str, ident: str | None) -> Target:
         ctx.require_centre(None)
         return Target("study", "the study")
     if not ident:
-        raise invalid(
+        raise invalid_worded(
             "target",
             "target_required",
             N_("{field}: a {scope} is required ({accepted})"),
@@ -220,7 +220,7 @@ def lock(
     why = _reason(reason)
     target = _resolve(ctx, scope, ident)
     if kind == "freeze" and scope != "study":
-        raise invalid(
+        raise invalid_worded(
             "kind",
             "only_study_frozen",
             N_("{field}: only the study is frozen (lock the {scope} instead)"),

@@ -27,7 +27,7 @@ from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from reluth.forms.registry import table_named
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason, Word, invalid, refusal
+from reluth.i18n.reasons import Reason, Word, invalid_worded, refusal
 from reluth.i18n.vocabulary import ROLES
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle.guard import CASEBOOK_TABLES, in_casebook, record_key
@@ -78,7 +78,7 @@ def designate_principal_investigator(
     user = auth.get_user(ctx.session, username)
     centre = sites.centre_by_code(ctx.session, centre_code)
     if user.role != Role.INVESTIGATOR.value:
-        raise invalid(
+        raise invalid_worded(
             "username",
             "not_an_investigator",
             N_("{field}: {user} is a {role} — an investigator is needed"),

@@ -11,7 +11,7 @@ from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.forms import refs
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason, Word, invalid, refusal
+from reluth.i18n.reasons import Reason, Word, invalid_worded, refusal
 from reluth.i18n.vocabulary import QUERY_STATUSES
 from reluth.notify import outbox
 from reluth.patients import service as patients
@@ -117,7 +117,7 @@ def _target(
         except NotFound:
             ref = None
         if ref is None or ref.patient_code != patient_code:
-            raise invalid(
+            raise invalid_worded(
                 "record_id",
                 "no_such_record",
                 N_("{field}: no {form} {record} of {patient} — a saved record"),
@@ -132,7 +132,7 @@ def _target(
         try:
             ref = refs.ref_of_patient(ctx.session, registry, form.id, patient_id)
         except NotFound:
-            raise invalid(
+            raise invalid_worded(
                 "record_id",
                 "no_such_record",
                 N_("{field}: no {form} of {patient} is saved — a saved record"),
