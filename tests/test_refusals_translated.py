@@ -34,21 +34,6 @@ MARKERS = {"N_", "gettext", "_", "ngettext", "pgettext"}
 NOT_YET: set[str] = {
     # clinical: patients, forms of the eCRF, safety, treatment, QoL, RECIST
     # trial operations: store, registry, queries, lifecycle, auth, randomization, web
-    "db",
-    "forms",
-    "queries",
-    "lifecycle",
-    "records",
-    "auth",
-    "randomization",
-    "sites",
-    "core",
-    "notify",
-    "web",
-    "cli_support.py",
-    "keyfiles.py",
-    "sealing.py",
-    "demo.py",
     # imaging and ODM
     # dosimetry, analysis, simulation
 }

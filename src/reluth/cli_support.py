@@ -47,16 +47,30 @@ def load_json(path: Path, what: str = "input file") -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValidationError(str(path), f"{what} not found", "an existing JSON file") from None
+        raise ValidationError(
+            str(path),
+            f"{what} not found",
+            "an existing JSON file",
+            code="file_not_found",
+            params={"what": what},
+        ) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ValidationError(
-            str(path), f"cannot read {what}: {exc}", "a UTF-8 JSON file"
+            str(path),
+            f"cannot read {what}: {exc}",
+            "a UTF-8 JSON file",
+            code="file_unreadable",
+            params={"what": what, "problem": str(exc)},
         ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(
-            str(path), f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "JSON"
+            str(path),
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+            "JSON",
+            code="malformed_json",
+            params={"line": exc.lineno, "column": exc.colno, "problem": exc.msg},
         ) from None
 
 

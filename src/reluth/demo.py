@@ -80,6 +80,8 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     from reluth.db import auditkey
     from reluth.db.engine import make_engine
     from reluth.db.migrate import upgrade
+    from reluth.i18n import N_
+    from reluth.i18n.reasons import refusal
     from reluth.patients.models import Patient
     from reluth.protocol.definition import load_protocol
     from reluth.simulation.cohort import CohortConfig, generate_cohort
@@ -94,8 +96,13 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     )
 
     if get_settings().production:
-        raise PermissionDenied(
-            "the demo creates accounts with published passwords: refused when RELUTH_ENV=production"
+        raise refusal(
+            PermissionDenied,
+            "demo_in_production",
+            N_(
+                "the demo creates accounts with published passwords: refused when "
+                "RELUTH_ENV=production"
+            ),
         )
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -106,8 +113,11 @@ def run_demo(out: Path, seed: int, db: str | None, n_included: int | None = None
     upgrade(engine)
     with engine.connect() as conn:
         if conn.execute(select(func.count()).select_from(Patient.__table__)).scalar_one():
-            raise Conflict(
-                f"{url} already holds patients; the demo only writes into an empty database"
+            raise refusal(
+                Conflict,
+                "database_not_empty",
+                N_("{url} already holds patients; the demo only writes into an empty database"),
+                url=str(url),
             )
     trial = Trial(load_protocol(settings.protocol_file), settings=settings)
     cohort = generate_cohort(CohortConfig(trial.protocol, seed=seed, n_included=n_included))

@@ -13,6 +13,8 @@ import secrets
 from pathlib import Path
 
 from reluth.errors import NotConfigured, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word, refusal
 
 MIN_SECRET_BYTES = 32
 
@@ -26,8 +28,22 @@ def check_secret(secret: bytes, where: str) -> bytes:
             f"the key holds {len(secret)} bytes",
             f"at least {MIN_SECRET_BYTES} bytes of secret (e.g. "
             "`head -c 48 /dev/urandom | base64 > FILE`)",
+            code="key_too_short",
+            params={"length": len(secret), "limit": MIN_SECRET_BYTES},
         )
     return secret
+
+
+def missing_key(setting: str, path: Path, what: str = N_("key file")) -> NotConfigured:
+    """A key file named by ``setting`` is not at ``path``: how to make one."""
+    return refusal(
+        NotConfigured,
+        "key_file_missing",
+        N_("{setting}: {what} not found: {path} (create it with `reluth db init`)"),
+        setting=setting,
+        what=Word(what),
+        path=str(path),
+    )
 
 
 def read_secret(path: Path, setting: str) -> bytes:
@@ -35,11 +51,16 @@ def read_secret(path: Path, setting: str) -> bytes:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotConfigured(
-            f"{setting}: key file not found: {path} (create it with `reluth db init`)"
-        ) from None
+        raise missing_key(setting, path) from None
     except OSError as exc:
-        raise NotConfigured(f"{setting}: cannot read key file {path}: {exc}") from None
+        raise refusal(
+            NotConfigured,
+            "key_file_unreadable",
+            N_("{setting}: cannot read key file {path}: {problem}"),
+            setting=setting,
+            path=str(path),
+            problem=str(exc),
+        ) from None
     return check_secret(data, f"{setting} ({path})")
 
 

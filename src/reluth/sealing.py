@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from reluth.config import Settings
 from reluth.errors import NotConfigured
-from reluth.keyfiles import check_secret, read_secret
+from reluth.keyfiles import check_secret, missing_key, read_secret
 
 _INFO = b"reluth allocation list v1"
 _NONCE = 12
@@ -84,7 +84,7 @@ def configured_key(settings: Settings) -> AllocationKey | None:
     path: Path = settings.allocation_key_path
     if not path.exists():
         if settings.allocation_key_file is not None:
-            raise NotConfigured(f"RELUTH_ALLOCATION_KEY_FILE: key file not found: {path}")
+            raise missing_key("RELUTH_ALLOCATION_KEY_FILE", path)
         return None
     return AllocationKey(read_secret(path, "RELUTH_ALLOCATION_KEY_FILE"))
 

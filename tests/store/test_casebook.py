@@ -174,7 +174,7 @@ def _patient_with_every_record(engine: Engine) -> dict[str, Any]:
     with work(engine, NURSE, today=LATER) as ctx:
         patients.record_death(ctx, code, day0 + dt.timedelta(days=250), "toxicity", "sepsis")
         patients.record_end_of_study(ctx, code, day0 + dt.timedelta(days=250), "death")
-    return {"code": code, "other": other, "arm": arm, "visit": visit_code}
+    return {"code": code, "other": other, "arm": arm, "visit": visit_code, "lab": lab.id}
 
 
 def _text(content: bytes) -> str:
@@ -251,7 +251,9 @@ def test_the_casebook_holds_every_record_the_reader_may_read(engine: Engine) -> 
         # the audit appendix: the correction with its reason, in plain words
         "Appendix:audittrail",
         LAB_REASON,
-        "value:123000→132000",
+        "Value:123000→132000",
+        # each record by its form's label and number, never the table's name
+        f"Laboratoryresult#{made['lab']}",
     ]
     missing = [v for v in expected if not _has(flat, v)]
     assert missing == []
@@ -278,6 +280,8 @@ ENGLISH_ONLY = (
     "landmark",
     "stabledisease",
     "partialresponse",
+    "bestofCR",
+    "daysafterrandomization",
 )
 
 
@@ -310,11 +314,19 @@ def test_a_french_reader_gets_the_casebook_in_french(engine: Engine) -> None:
         "Vomiting",  # the CTCAE term as recorded
         LAB_REASON,  # free text as typed
         "Page1sur",
+        # the BOR rule from its message key (the stored English stays for the datasets)
+        "meilleureréponseparmiRC>RP>MS",
+        "comptentàpartirde",
+        # the audit appendix: the record by its form's label and number, the field by its label
+        f"Résultatbiologiquen°{made['lab']}",
+        "Valeur:123000→132000",
     ]
     missing = [v for v in expected if not _has(flat, v)]
     assert missing == []
     met = [word for word in ENGLISH_ONLY if _has(flat, word)]
     assert met == []
+    # the stored names of the audit rows are not shown to people
+    assert not _has(flat, "lab_results") and not _has(flat, "value:123000")
     with use_locale("en"):
         english = _text(_print(engine, DM, code).content)
     assert _has(english, "Casebook—patient") and _has(english, "2025-03-0510:00UTC")
@@ -331,7 +343,7 @@ def test_each_casebook_is_an_audit_event_in_the_patients_history(engine: Engine)
     assert detail["sha256"] == file.sha256 and detail["file"] == f"{code}-casebook.pdf"
     # The next casebook's appendix lists the first download.
     flat = _text(_print(engine, NURSE, code).content)
-    assert _has(flat, f"casebooks#{code}") and _has(flat, file.sha256[:16])
+    assert _has(flat, f"Casebook#{code}") and _has(flat, file.sha256[:16])
 
 
 def test_a_reader_without_the_arm_gets_no_arm(

@@ -135,10 +135,11 @@ def test_users_add_list_and_tokens(db: str) -> None:
 @pytest.mark.parametrize(
     ("args", "stdin", "code", "message"),
     [
-        (["--role", "wizard"], "a long enough password\n", 2, "role: unknown role"),
+        # the field by its label, the problem by its code's template (reluth.i18n.messages)
+        (["--role", "wizard"], "a long enough password\n", 2, "Role: “wizard” is not one of"),
         (["--role", "investigator"], "a long enough password\n", 2, "needs at least one centre"),
         (["--role", "investigator", "--centre", "C99"], "a long enough password\n", 2, "no centre"),
-        (["--role", "admin"], "short\n", 2, "password: too short"),
+        (["--role", "admin"], "short\n", 2, "Password: too short (5 characters)"),
         (["--role", "admin"], "password1234\n", 2, "commonly used password"),
     ],
 )

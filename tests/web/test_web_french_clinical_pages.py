@@ -212,6 +212,9 @@ def test_the_casebook_reads_in_french(site: Site) -> None:
     assert queries is not None and "Demandes de correction" in queries.group(0)
     audit = re.search(r'<table class="audit">.*?</thead>(.*?)</table>', page, re.S)
     assert audit is not None and "créé" in audit.group(1)
+    # each record by its form's label and number, never its table (the stored row keeps it)
+    assert "Enregistrement (pseudonymisé) n°" in audit.group(1)
+    assert "patients #" not in audit.group(1) and "lab_results" not in audit.group(1)
     words = page.replace(queries.group(0), "").replace(audit.group(1), "")
     text = _checked(words, "casebook", *sources)
     assert '<html lang="fr">' in page and "Cahier d’observation — patient" in text

@@ -1,67 +1,96 @@
-"""The clinical services' refusals reach a French nurse through the JSON API in French, with
-the same stable ``code`` as in English (issue 18): a cycle out of order, a cycle given twice,
-an SAE report whose outcome contradicts its seriousness criteria, a date in the wrong order."""
+"""Issue 18: the refusals of the trial's operations (permissions, locks, queries, the store's
+limits, SDV and signatures) reach a French reader in French on the JSON API and the pages,
+with the same stable ``code`` an English reader gets beside an unchanged English message."""
 
 from __future__ import annotations
 
-from test_web_sae_reports import _sae
-from test_web_trial_flow import randomized_patient
+from typing import Any
+
 from web_support import Site, included_via_api
 
-CYCLE = {"administered_on": "2025-03-05", "activity_gbq": "7.4", "lot": "L1"}
+from reluth.db.session import check_storable
+from reluth.errors import ReluthError, ValidationError
+from reluth.i18n import use_locale
+from reluth.i18n.messages import describe
+from reluth.queries.models import DataQuery
+
+FR = {"Accept-Language": "fr-FR,fr;q=0.9"}
+EN = {"Accept-Language": "en"}
+LAB = {"test": "alt", "value": "30", "unit": "U/L", "date": "2025-03-11", "uln": "40"}
 
 
-def _both(client: object, path: str, body: dict[str, object]) -> tuple[dict, dict]:  # type: ignore[type-arg]
-    answers = [
-        client.post(path, json=body, headers={"Accept-Language": lang})  # type: ignore[attr-defined]
-        for lang in ("fr", "en")
-    ]
-    return answers[0].json(), answers[1].json()
+def _both(client: Any, method: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], ...]:
+    """The same refused request read in French, then in English."""
+    return tuple(getattr(client, method)(path, headers=lang, **kwargs).json() for lang in (FR, EN))
 
 
-def test_a_cycle_out_of_order_and_a_repeated_cycle_are_refused_in_french(site: Site) -> None:
+def test_a_lock_refuses_a_nurse_in_french_naming_who_and_why(site: Site) -> None:
     code = included_via_api(site)
-    api = site.client("inv1")
-    path = f"/api/v1/patients/{code}/cycles"
-    fr, en = _both(api, path, {"cycle": 2, **CYCLE})
-    assert fr["code"] == en["code"] == "previous_cycle_missing", fr
-    assert fr["error"] == "le cycle 1 doit être enregistré avant le cycle 2"
-    assert en["error"] == "cycle 1 must be recorded before cycle 2"
-    assert api.post(path, json={"cycle": 1, **CYCLE}).status_code == 201
-    fr, en = _both(api, path, {"cycle": 1, **CYCLE})
-    assert fr["code"] == en["code"] == "cycle_already_recorded"
-    assert fr["error"] == f"le cycle 1 du patient {code} est déjà enregistré"
-    assert en["error"] == f"cycle 1 of patient {code} is already recorded"
+    dm, inv = site.client("dm"), site.client("inv1")
+    assert dm.post(f"/api/v1/patients/{code}/lock", json={"reason": "revue"}).status_code == 200
+    fr, en = _both(inv, "post", f"/api/v1/patients/{code}/labs", json=LAB)
+    assert fr["code"] == en["code"] == "locked" and fr["status"] == 423
+    assert f"patient {code} : verrouillé (par dm le" in fr["error"], fr
+    assert "revue" in fr["error"] and "nouvelle fiche « Résultat biologique »" in fr["error"]
+    assert "locked" not in fr["error"] and "lab_results" not in fr["error"]
+    assert f"patient {code} is locked (by dm on" in en["error"]
+    again_fr, again_en = _both(dm, "post", f"/api/v1/patients/{code}/lock", json={"reason": "x"})
+    assert again_fr["code"] == again_en["code"] == "already_locked"
+    assert again_fr["error"] == f"patient {code} : déjà verrouillé"
+    assert again_en["error"] == f"patient {code} is already locked"
 
 
-def test_an_sae_outcome_contradicting_its_criteria_is_refused_in_french(site: Site) -> None:
-    ae_id = _sae(site, randomized_patient(site))
-    api = site.client("inv1")
-    body = {
-        "seriousness": ["death"],
-        "narrative": "Thrombopénie grade 4.",
-        "action_taken": "dose_not_changed",
-        "outcome": "recovering",
-    }
-    fr, en = _both(api, f"/api/v1/adverse-events/{ae_id}/reports", body)
-    assert fr["code"] == en["code"] == "outcome_contradicts_criteria", fr
-    assert "critère décès = évolution « décès »" in fr["error"], fr
-    assert "with criteria" not in fr["error"] and "recovering" not in fr["error"]
-    assert "recovering with criteria death (accepted: death = fatal)" in en["error"], en
+def test_a_role_without_the_permission_is_refused_in_french(site: Site) -> None:
+    code = included_via_api(site)
+    mon = site.client("mon1")
+    fr, en = _both(mon, "post", f"/api/v1/patients/{code}/labs", json=LAB)
+    assert fr["code"] == en["code"] == "not_permitted" and fr["status"] == 403
+    assert "ne permet pas de saisir ou modifier : biologie" in fr["error"], fr
+    assert "attaché de recherche clinique" in fr["error"] and "may not" not in fr["error"]
+    assert "may not write lab" in en["error"]
 
 
-def test_a_consent_after_the_inclusion_is_refused_in_french_with_french_days(site: Site) -> None:
-    from web_support import eligible_file
-
-    api = site.client("inv1")
-    code = str(api.post("/api/v1/patients", json={"centre": "C01"}).json()["patient_id"])
-    screening = api.post(
-        f"/api/v1/patients/{code}/screening", json=eligible_file(code, site.clock().date())
+def test_query_refusals_in_french(site: Site) -> None:
+    code = included_via_api(site)
+    inv, mon = site.client("inv1"), site.client("mon1")
+    lab = inv.post(f"/api/v1/patients/{code}/labs", json=LAB).json()["id"]
+    fr, en = _both(
+        mon,
+        "post",
+        f"/api/v1/patients/{code}/queries",
+        json={"field": f"lab {lab} nope", "question": "?"},
     )
-    assert screening.status_code == 201, screening.text
-    body = {"consent_date": "2025-03-05", "inclusion_date": "2025-03-04"}
-    fr, en = _both(api, f"/api/v1/patients/{code}/inclusion", body)
-    assert fr["code"] == en["code"] == "consent_after_inclusion", fr
-    assert "le 05/03/2025 est postérieur à l’inclusion" in fr["error"], fr
-    assert "(accepté : ≤ 04/03/2025)" in fr["error"]
-    assert "is after inclusion" in en["error"] and "2025-03-05" in en["error"]
+    assert fr["code"] == en["code"] == "not_a_form_field", (fr, en)
+    assert "« nope » n’est pas un champ du formulaire Résultat biologique" in fr["error"]
+    assert "'nope' is not a field of form lab (accepted:" in en["error"]
+    asked = {"field": f"lab {lab} value", "question": "Valeur ?"}
+    assert mon.post(f"/api/v1/patients/{code}/queries", json=asked).status_code == 201
+    audit = mon.get(f"/patients/{code}/audit", headers=FR).text
+    assert "Requête" in audit and "Data query" not in audit  # a table of no form, in words
+    missing_fr, missing_en = _both(mon, "post", "/api/v1/queries/999999/close")
+    assert missing_fr["code"] == missing_en["code"] == "query_not_found", missing_fr
+    assert missing_fr["error"] == "requête 999999 introuvable"
+    assert missing_en["error"] == "query 999999 not found"
+
+
+def _refused(call: Any) -> ReluthError:
+    try:
+        call()
+    except ReluthError as exc:
+        return exc
+    raise AssertionError("not refused")
+
+
+def test_the_store_limits_are_refused_in_french_with_the_field_label() -> None:
+    """The one write door's checks (reluth.db.session.check_storable), which every path
+    meets: a text over its column's length, a control character."""
+    too_long = _refused(lambda: check_storable(DataQuery(patient_id=1, field="f" * 130)))
+    assert isinstance(too_long, ValidationError) and too_long.code == "text_too_long"
+    assert too_long.message == "field: 130 characters (accepted: at most 120)"
+    control = _refused(lambda: check_storable(DataQuery(patient_id=1, field="a\x00b")))
+    assert control.code == "control_character"
+    with use_locale("fr"):
+        assert describe(too_long) == "Champ : 130 caractères — au plus 120"
+        assert describe(control).startswith("Champ : contient le caractère de contrôle")
+    with use_locale("en"):
+        assert describe(too_long) == "Field: 130 characters — at most 120"

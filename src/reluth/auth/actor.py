@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from reluth.auth.policy import allowed, require
 from reluth.auth.roles import BLINDED_ROLES, CENTRE_SCOPED_ROLES, Role
 from reluth.errors import PermissionDenied
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 
 
 class AuthMethod(enum.StrEnum):
@@ -54,7 +56,7 @@ class Actor:
         object.__setattr__(self, "via", AuthMethod(self.via))
         object.__setattr__(self, "centre_ids", frozenset(self.centre_ids))
         if not self.username:
-            raise PermissionDenied("an actor needs a username")
+            raise refusal(PermissionDenied, "actor_unnamed", N_("an actor needs a username"))
 
     # --- the policy, asked through the actor ------------------------------------------------
 

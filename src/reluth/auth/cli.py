@@ -64,7 +64,7 @@ def read_password(password_stdin: bool, prompt: str = "Password", confirm: bool 
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
     if not sys.stdin.isatty():
-        raise ValidationError("password", "no terminal to prompt on", "--password-stdin")
+        raise ValidationError("password", N_("no terminal to prompt on"), "--password-stdin")
     value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return value
 
@@ -392,7 +392,13 @@ def users_demo(
     from reluth.sites import service as sites
 
     if get_settings().production:
-        raise PermissionDenied("demo accounts are refused when RELUTH_ENV=production")
+        from reluth.i18n.reasons import refusal
+
+        raise refusal(
+            PermissionDenied,
+            "demo_in_production",
+            N_("demo accounts are refused when RELUTH_ENV=production"),
+        )
     url = database_url(db)
     admin = DEMO_ACCOUNTS[Role.ADMIN]
     with cli_context(write=True, allow_bootstrap=True, url=url) as ctx:
@@ -445,8 +451,12 @@ def tokens_create(
 
     with cli_context(write=True, url=db) as ctx:
         if username is not None and username != ctx.actor.username:
-            raise PermissionDenied(
-                "tokens are created only for yourself: log in as that user to create one"
+            from reluth.i18n.reasons import refusal
+
+            raise refusal(
+                PermissionDenied,
+                "token_for_another",
+                N_("tokens are created only for yourself: log in as that user to create one"),
             )
         row, plain = auth.create_token(ctx, name, expires_days)
         out = {

@@ -39,6 +39,9 @@ from typing import Protocol
 
 from reluth.auth.roles import Role
 from reluth.errors import PermissionDenied
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word, refusal
+from reluth.i18n.vocabulary import ROLES
 
 
 class Action(enum.StrEnum):
@@ -88,6 +91,53 @@ class Resource(enum.StrEnum):
     LOCK = "lock"  # lock, freeze and unlock forms, patients, centres, the study (data manager)
     SIGNATURE = "signature"  # investigator e-signatures (a principal investigator of the centre)
     SDV = "sdv"  # source-data verification (monitors)
+
+
+#: The words a refusal names an action and a resource by (English: the value, as it always was).
+ACTIONS: dict[Action, str] = {Action.READ: N_("read"), Action.WRITE: N_("write")}
+RESOURCES: dict[Resource, str] = {
+    Resource.DASHBOARD: N_("dashboard"),
+    Resource.PATIENT: N_("patient"),
+    Resource.SCREENING: N_("screening"),
+    Resource.RANDOMIZATION: N_("randomization"),
+    Resource.RANDOMIZATION_SETUP: N_("randomization setup"),
+    Resource.RANDOMIZATION_BACKUP: N_("randomization backup"),
+    Resource.RANDOMIZATION_IMPORT: N_("randomization import"),
+    Resource.ODM_IMPORT: N_("odm import"),
+    Resource.ALLOCATION_LIST: N_("allocation list"),
+    Resource.ARM: N_("arm"),
+    Resource.ARM_COUNTS: N_("arm counts"),
+    Resource.TREATMENT: N_("treatment"),
+    Resource.VISIT: N_("visit"),
+    Resource.LAB: N_("lab"),
+    Resource.ADVERSE_EVENT: N_("adverse event"),
+    Resource.SAE_RECEIPT: N_("sae receipt"),
+    Resource.SAE_ASSESSMENT: N_("sae assessment"),
+    Resource.LOCAL_ASSESSMENT: N_("local assessment"),
+    Resource.CENTRAL_REVIEW: N_("central review"),
+    Resource.QOL: N_("qol"),
+    Resource.CONMED: N_("conmed"),
+    Resource.MEDICAL_HISTORY: N_("medical history"),
+    Resource.DEVIATION: N_("deviation"),
+    Resource.DOSIMETRY: N_("dosimetry"),
+    Resource.QUERY: N_("query"),
+    Resource.QUERY_ANSWER: N_("query answer"),
+    Resource.AUDIT: N_("audit"),
+    Resource.AUDIT_VERIFY: N_("audit verify"),
+    Resource.OPERATIONS: N_("operations"),
+    Resource.IMAGING: N_("imaging"),
+    Resource.EXPORT: N_("export"),
+    Resource.RANDOMIZATION_REPORT: N_("randomization report"),
+    Resource.USER: N_("user"),
+    Resource.CENTRE: N_("centre"),
+    Resource.OWN_TOKENS: N_("own tokens"),
+    Resource.CODING: N_("coding"),
+    Resource.NOTIFICATION: N_("notification"),
+    Resource.NOTIFICATION_DIGEST: N_("notification digest"),
+    Resource.LOCK: N_("lock"),
+    Resource.SIGNATURE: N_("signature"),
+    Resource.SDV: N_("sdv"),
+}
 
 
 R, W = Action.READ, Action.WRITE
@@ -281,9 +331,15 @@ def require(
 ) -> None:
     """Refuse (PermissionDenied) unless ``actor`` may ``action`` ``resource`` of ``centre_id``."""
     if not actor.may(action, resource, centre_id):
-        raise PermissionDenied(
-            f"{actor.role.value} may not {action.value} {resource.value.replace('_', ' ')}"
-            + (" of this centre" if centre_id is not None and actor.can(action, resource) else "")
+        raise refusal(
+            PermissionDenied,
+            "not_permitted",
+            N_("{role} may not {action} {resource} of this centre")
+            if centre_id is not None and actor.can(action, resource)
+            else N_("{role} may not {action} {resource}"),
+            role=Word(ROLES.get(actor.role.value, actor.role.value)),
+            action=Word(ACTIONS[action]),
+            resource=Word(RESOURCES.get(resource, resource.value.replace("_", " "))),
         )
 
 
@@ -291,8 +347,11 @@ def require_password_login(actor: Subject, what: str) -> None:
     """Tokens, e-signatures and account changes rest on a password typed in this login: an API
     token (held by a script) cannot create tokens, so no token outlives its login's revocation."""
     if not actor.password_login:
-        raise PermissionDenied(
-            f"{what} needs a password login (web session or `reluth login`), not an API token"
+        raise refusal(
+            PermissionDenied,
+            "password_login_required",
+            N_("{what} needs a password login (web session or `reluth login`), not an API token"),
+            what=Word(what),
         )
 
 
@@ -301,7 +360,12 @@ def check_role_grant(actor: Subject, target_username: str, new_role: Role) -> No
     unblinded statistician is appointed by another administrator, and every such grant is listed
     in the access review)."""
     if new_role in UNBLINDED_ROLES and target_username == actor.username:
-        raise PermissionDenied(
-            f"you may not grant yourself the {new_role.value} role (unblinded): another "
-            "administrator must grant it"
+        raise refusal(
+            PermissionDenied,
+            "self_grant_unblinded",
+            N_(
+                "you may not grant yourself the {role} role (unblinded): another "
+                "administrator must grant it"
+            ),
+            role=Word(ROLES.get(new_role.value, new_role.value)),
         )

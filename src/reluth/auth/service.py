@@ -51,6 +51,8 @@ from reluth.db.session import (
 )
 from reluth.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from reluth.i18n import N_
+from reluth.i18n.reasons import Word, invalid_worded, refusal
+from reluth.i18n.vocabulary import ROLES
 from reluth.sites.models import Centre
 
 #: argon2id with the argon2-cffi defaults (RFC 9106 low-memory profile).
@@ -120,22 +122,34 @@ def check_password_policy(password: str, username: str | None = None) -> None:
     punctuation around it (NIST SP 800-63B section 5.1.1.2: length, and a blocklist of commonly
     used or compromised values)."""
     if not isinstance(password, str):
-        raise ValidationError("password", "expected text", f">= {MIN_PASSWORD_LENGTH} characters")
+        raise ValidationError(
+            "password", "expected text", f">= {MIN_PASSWORD_LENGTH} characters", code="not_text"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
-            "password", f"too short ({len(password)} characters)", f">= {MIN_PASSWORD_LENGTH}"
+            "password",
+            f"too short ({len(password)} characters)",
+            f">= {MIN_PASSWORD_LENGTH}",
+            code="text_too_short",
+            params={"length": len(password), "limit": MIN_PASSWORD_LENGTH},
         )
     if len(password) > MAX_PASSWORD_LENGTH:
         raise ValidationError(
-            "password", f"too long ({len(password)} characters)", f"<= {MAX_PASSWORD_LENGTH}"
+            "password",
+            f"too long ({len(password)} characters)",
+            f"<= {MAX_PASSWORD_LENGTH}",
+            code="text_too_long",
+            params={"length": len(password), "limit": MAX_PASSWORD_LENGTH},
         )
     if "\x00" in password:
-        raise ValidationError("password", "contains a NUL character", "printable text")
+        raise ValidationError("password", N_("contains a NUL character"), N_("printable text"))
     lowered = password.lower()
     core = lowered.strip("0123456789 !?.,;:-_+*#@$%&/\\'\"()[]{}=~^")
     common = common_passwords()
     if lowered in common or (len(core) >= 6 and core in common):
-        raise ValidationError("password", "is a commonly used password", "a less common one")
+        raise ValidationError(
+            "password", N_("is a commonly used password"), N_("a less common one")
+        )
 
 
 def hash_password(password: str, username: str | None = None) -> str:
@@ -147,15 +161,24 @@ def parse_role(value: str) -> Role:
     try:
         return Role(value)
     except ValueError:
+        accepted = ", ".join(r.value for r in Role)
         raise ValidationError(
-            "role", f"unknown role {value!r}", ", ".join(r.value for r in Role)
+            "role",
+            f"unknown role {value!r}",
+            accepted,
+            code="not_accepted",
+            params={"value": value, "accepted": accepted},
         ) from None
 
 
 def check_username(username: str) -> str:
     if not isinstance(username, str) or not _USERNAME.match(username):
         raise ValidationError(
-            "username", f"{username!r} is not allowed", "2-80 of a-z 0-9 . _ -, lower case"
+            "username",
+            f"{username!r} is not allowed",
+            "2-80 of a-z 0-9 . _ -, lower case",
+            code="username_not_allowed",
+            params={"value": str(username)[:80]},
         )
     return username
 
@@ -184,8 +207,10 @@ def bootstrap_actor(session: Session, operator: str) -> Actor:
     """The operator of a database that has no account yet (``reluth db init`` and the first
     ``reluth users add --role admin``). Refused as soon as any account exists."""
     if session.scalars(select(User.id).limit(1)).first() is not None:
-        raise PermissionDenied(
-            "accounts exist: log in first (`reluth login USERNAME`) or set RELUTH_TOKEN"
+        raise refusal(
+            PermissionDenied,
+            "accounts_exist",
+            N_("accounts exist: log in first (`reluth login USERNAME`) or set RELUTH_TOKEN"),
         )
     name = re.sub(r"[^a-z0-9._-]", "-", (operator or "operator").lower())[:60] or "operator"
     return Actor(f"bootstrap:{name}", Role.ADMIN, via=AuthMethod.BOOTSTRAP)
@@ -477,13 +502,19 @@ def cli_login(ctx: Ctx, name: str = "reluth login") -> tuple[ApiToken, str]:
     :func:`authenticate` just now): a CLI login, valid 12 hours unless revoked."""
     actor = ctx.actor
     if actor.via is not AuthMethod.PASSWORD or actor.user_id is None:
-        raise PermissionDenied("a CLI login starts from a password check")
+        raise refusal(
+            PermissionDenied,
+            "password_check_required",
+            N_("a CLI login starts from a password check"),
+        )
     user = ctx.session.get(User, actor.user_id)
     if user is None:
-        raise NotFound(f"user {actor.username!r} not found")
+        raise _no_user(actor.username)
     if user.must_change_password:
-        raise PermissionDenied(
-            "your password was reset: choose a new one first (`reluth users passwd`)"
+        raise refusal(
+            PermissionDenied,
+            "password_reset",
+            N_("your password was reset: choose a new one first (`reluth users passwd`)"),
         )
     now = ctx.now()
     row, plain = _new_token(ctx.session, user.id, name[:80], "cli_login", now, now + CLI_LOGIN_TTL)
@@ -493,9 +524,9 @@ def cli_login(ctx: Ctx, name: str = "reluth login") -> tuple[ApiToken, str]:
 
 def _token_name(name: str) -> str:
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 80:
-        raise ValidationError("name", "a token needs a name", "1-80 characters")
+        raise ValidationError("name", N_("a token needs a name"), N_("1-80 characters"))
     if not name.strip().isprintable():
-        raise ValidationError("name", "contains control characters", "printable text")
+        raise ValidationError("name", N_("contains control characters"), N_("printable text"))
     return name.strip()
 
 
@@ -508,14 +539,22 @@ def create_token(
     at most 366; None: never) and dies with the login it was created from. The plain token is
     returned once and never stored."""
     actor = ctx.actor
-    require_password_login(actor, "creating a token")
+    require_password_login(actor, N_("creating a token"))
     if actor.user_id is None:
-        raise PermissionDenied("the bootstrap operator has no tokens: create an account first")
+        raise refusal(
+            PermissionDenied,
+            "bootstrap_has_no_tokens",
+            N_("the bootstrap operator has no tokens: create an account first"),
+        )
     user = ctx.session.get(User, actor.user_id)
     if user is None or not user.active:
-        raise PermissionDenied("this account is deactivated")
+        raise refusal(PermissionDenied, "account_deactivated", N_("this account is deactivated"))
     if user.must_change_password:
-        raise PermissionDenied("your password was reset: choose a new one first")
+        raise refusal(
+            PermissionDenied,
+            "password_reset",
+            N_("your password was reset: choose a new one first"),
+        )
     label = _token_name(name)
     if expires_in_days is not None and not 1 <= int(expires_in_days) <= API_TOKEN_MAX_DAYS:
         raise ValidationError(
@@ -547,7 +586,9 @@ def revoke_token(ctx: Ctx, token_id: int) -> ApiToken:
     row = ctx.session.get(ApiToken, token_id)
     own = row is not None and row.user_id == ctx.actor.user_id
     if row is None or not (own or ctx.actor.can(Action.WRITE, Resource.USER)):
-        raise NotFound(f"token {token_id} not found")
+        raise refusal(
+            NotFound, "token_not_found", N_("token {token} not found"), token=str(token_id)
+        )
     if row.revoked_at is None:
         ctx.default_reason(f"token {row.id} revoked by {ctx.actor.username}")
         _revoke(row, ctx.now(), ctx.session)
@@ -617,7 +658,13 @@ def _centres(session: Session, codes: Sequence[str]) -> list[Centre]:
     for code in dict.fromkeys(codes):
         centre = session.scalar(select(Centre).where(Centre.code == code))
         if centre is None:
-            raise ValidationError("centre", f"no centre {code!r}", "an existing centre code")
+            raise ValidationError(
+                "centre",
+                f"no centre {code!r}",
+                "an existing centre code",
+                code="unknown_centre",
+                params={"value": code},
+            )
         out.append(centre)
     return out
 
@@ -626,19 +673,33 @@ def _check_centres(role: Role, centres: list[Centre]) -> None:
     """Site roles work at one or more centres; central roles at none (their reach is the
     whole trial, and a stale centre list would be misleading in the access review)."""
     if role in CENTRE_SCOPED_ROLES and not centres:
-        raise ValidationError(
-            "centre", f"role {role.value} needs at least one centre", "--centre CODE"
+        raise invalid_worded(
+            "centre",
+            "centre_required",
+            N_("{field}: role {role} needs at least one centre (--centre CODE)"),
+            f"role {role.value} needs at least one centre",
+            "--centre CODE",
+            role=Word(ROLES[role.value]),
         )
     if role not in CENTRE_SCOPED_ROLES and centres:
-        raise ValidationError(
-            "centre", f"role {role.value} is central and works at no centre", "no centre"
+        raise invalid_worded(
+            "centre",
+            "central_role_has_no_centre",
+            N_("{field}: role {role} is central and works at no centre"),
+            f"role {role.value} is central and works at no centre",
+            "no centre",
+            role=Word(ROLES[role.value]),
         )
+
+
+def _no_user(username: str) -> NotFound:
+    return refusal(NotFound, "user_not_found", N_("user '{user}' not found"), user=username)
 
 
 def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NotFound(f"user {username!r} not found")
+        raise _no_user(username)
     return user
 
 
@@ -653,12 +714,22 @@ def create_user(
     session = ctx.session
     if ctx.actor.via is AuthMethod.BOOTSTRAP:
         if has_accounts(session):
-            raise PermissionDenied("accounts exist: the bootstrap is over, log in first")
+            raise refusal(
+                PermissionDenied,
+                "bootstrap_over",
+                N_("accounts exist: the bootstrap is over, log in first"),
+            )
         if r is not Role.ADMIN:
-            raise PermissionDenied("the first account must be an administrator (--role admin)")
+            raise refusal(
+                PermissionDenied,
+                "first_account_admin",
+                N_("the first account must be an administrator (--role admin)"),
+            )
     check_role_grant(ctx.actor, username, r)
     if session.scalar(select(User).where(User.username == username)) is not None:
-        raise Conflict(f"username: {username!r} already exists")
+        raise refusal(
+            Conflict, "username_exists", N_("username: '{user}' already exists"), user=username
+        )
     centres = _centres(session, centre_codes)
     _check_centres(r, centres)
     user = User(
@@ -688,11 +759,20 @@ def _admin_change(ctx: Ctx, username: str, what: str) -> User:
 def set_active(ctx: Ctx, username: str, active: bool) -> User:
     """Deactivate (or reactivate) an account, with a reason in the unit of work: a deactivated
     user cannot log in, and their sessions and tokens stop working at once."""
-    user = _admin_change(ctx, username, "an account's status")
+    user = _admin_change(ctx, username, N_("an account's status"))
     if not active and user.username == ctx.actor.username:
-        raise PermissionDenied("you may not deactivate your own account")
+        raise refusal(
+            PermissionDenied, "deactivate_self", N_("you may not deactivate your own account")
+        )
     if user.active == active:
-        raise Conflict(f"user {username!r} is already {'active' if active else 'deactivated'}")
+        raise refusal(
+            Conflict,
+            "status_unchanged",
+            N_("user '{user}' is already active")
+            if active
+            else N_("user '{user}' is already deactivated"),
+            user=username,
+        )
     user.active = active
     ctx.session.flush()
     return user
@@ -702,7 +782,7 @@ def set_active(ctx: Ctx, username: str, active: bool) -> User:
 def set_role(ctx: Ctx, username: str, role: str, centre_codes: Sequence[str] | None = None) -> User:
     """Change an account's role (and centres), with a reason; an administrator may not give
     themselves an unblinded role."""
-    user = _admin_change(ctx, username, "an account's role")
+    user = _admin_change(ctx, username, N_("an account's role"))
     r = parse_role(role)
     check_role_grant(ctx.actor, user.username, r)
     if centre_codes is not None:
@@ -713,7 +793,15 @@ def set_role(ctx: Ctx, username: str, role: str, centre_codes: Sequence[str] | N
         centres = []  # a central role has none
     _check_centres(r, list(centres))
     if r.value == user.role and set(centres) == set(user.centres):
-        raise ValidationError("role", f"{username!r} is already {r.value}", "another role")
+        raise invalid_worded(
+            "role",
+            "role_unchanged",
+            N_("{field}: '{user}' is already {role} — choose another role"),
+            f"{username!r} is already {r.value}",
+            "another role",
+            user=username,
+            role=Word(ROLES[r.value]),
+        )
     user.role = r.value
     user.centres = list(centres)
     ctx.session.flush()
@@ -723,11 +811,11 @@ def set_role(ctx: Ctx, username: str, role: str, centre_codes: Sequence[str] | N
 @service(Action.WRITE, Resource.USER)
 def set_centres(ctx: Ctx, username: str, centre_codes: Sequence[str]) -> User:
     """Change the centres an account works at, with a reason."""
-    user = _admin_change(ctx, username, "an account's centres")
+    user = _admin_change(ctx, username, N_("an account's centres"))
     centres = _centres(ctx.session, centre_codes)
     _check_centres(Role(user.role), centres)
     if set(centres) == set(user.centres):
-        raise ValidationError("centre", "no change", "a different set of centres")
+        raise ValidationError("centre", N_("no change"), N_("a different set of centres"))
     user.centres = centres
     ctx.session.flush()
     return user
@@ -737,12 +825,18 @@ def set_centres(ctx: Ctx, username: str, centre_codes: Sequence[str]) -> User:
 def set_email(ctx: Ctx, username: str, email: str | None) -> User:
     """Set (or clear, with None or "") the address an account's notifications go to, with a
     reason."""
-    user = _admin_change(ctx, username, "an account's e-mail address")
+    user = _admin_change(ctx, username, N_("an account's e-mail address"))
     text = (email or "").strip()
     if text and (
         len(text) > 254 or text.count("@") != 1 or not all(text.split("@")) or " " in text
     ):
-        raise ValidationError("email", f"{email!r}", "an address like name@hospital.fr")
+        raise ValidationError(
+            "email",
+            f"{email!r}",
+            "an address like name@hospital.fr",
+            code="not_an_email",
+            params={"value": text[:80]},
+        )
     user.email = text or None
     ctx.session.flush()
     return user
@@ -752,7 +846,7 @@ def set_email(ctx: Ctx, username: str, email: str | None) -> User:
 def reset_password(ctx: Ctx, username: str, temporary_password: str) -> User:
     """Set a temporary password that must be changed at the next login; the user's logins and
     tokens are revoked. Needs a reason."""
-    user = _admin_change(ctx, username, "an account's password")
+    user = _admin_change(ctx, username, N_("an account's password"))
     user.password_hash = hash_password(temporary_password, user.username)
     user.must_change_password = True
     now = ctx.now()
@@ -787,15 +881,19 @@ def unlock(ctx: Ctx, username: str) -> int:
 def change_own_password(ctx: Ctx, current: str, new: str) -> User:
     """The acting user's new password, after re-entering the current one (throttled as a
     signing password is; the audit reason says it was the owner's change)."""
-    require_password_login(ctx.actor, "changing a password")
+    require_password_login(ctx.actor, N_("changing a password"))
     if ctx.actor.user_id is None:
-        raise PermissionDenied("the bootstrap operator has no password")
+        raise refusal(
+            PermissionDenied,
+            "bootstrap_has_no_password",
+            N_("the bootstrap operator has no password"),
+        )
     user = ctx.session.get(User, ctx.actor.user_id)
     if user is None:
-        raise NotFound("account not found")
-    _reentered(ctx.session, user, current, "current_password", "your current password")
+        raise refusal(NotFound, "account_not_found", N_("account not found"))
+    _reentered(ctx.session, user, current, "current_password", N_("your current password"))
     if secrets.compare_digest(current.encode(), new.encode()):
-        raise ValidationError("password", "same as the current one", "a new password")
+        raise ValidationError("password", N_("same as the current one"), N_("a new password"))
     if ctx.session.info.get("reluth_reason") is None:
         ctx.session.info["reluth_reason"] = "password changed by its owner"
     user.password_hash = hash_password(new, user.username)
@@ -811,8 +909,13 @@ def confirm_password(session: Session, actor: Actor, password: str, what: str) -
     require_password_login(actor, what)
     user = session.get(User, actor.user_id) if actor.user_id is not None else None
     if user is None or not user.active or user.username != actor.username:
-        raise PermissionDenied(f"{what} needs your own active account")
-    _reentered(session, user, password, "password", "your own password")
+        raise refusal(
+            PermissionDenied,
+            "own_account_required",
+            N_("{what} needs your own active account"),
+            what=Word(what),
+        )
+    _reentered(session, user, password, "password", N_("your own password"))
     return user
 
 
@@ -833,7 +936,7 @@ def _reentered(session: Session, user: User, password: str, field: str, accepted
         _HASHER.verify(user.password_hash, password or "")
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         after_rollback(session, functools.partial(_count_reentry_failure, keys=keys, now=now))
-        raise ValidationError(field, "incorrect", accepted) from None
+        raise ValidationError(field, N_("incorrect"), accepted) from None
     counted = session.get(LoginThrottle, keys["confirm"])
     if counted is not None:  # the right password starts the count afresh, as at login
         session.delete(counted)
@@ -868,7 +971,7 @@ def set_own_language(ctx: Ctx, language: str | None) -> User | None:
         return None
     user = ctx.session.get(User, ctx.actor.user_id)
     if user is None:
-        raise NotFound("account not found")
+        raise refusal(NotFound, "account_not_found", N_("account not found"))
     if user.language != language:
         if ctx.session.info.get("reluth_reason") is None:
             ctx.session.info["reluth_reason"] = "page language chosen by the account's owner"

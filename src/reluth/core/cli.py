@@ -243,13 +243,19 @@ def verify_cmd(
     from reluth.core import integrity
     from reluth.db import auditkey
     from reluth.errors import NotConfigured
-    from reluth.i18n import gettext
+    from reluth.i18n import N_, gettext
+    from reluth.i18n.reasons import refusal
     from reluth.keyfiles import read_secret
 
     settings = get_settings()
     key = auditkey.read_key_file(key_file) if key_file else auditkey.configured_key(settings)
     if key is None:
-        raise NotConfigured("verify needs the audit key: --key-file FILE, or " + auditkey.NO_KEY)
+        raise refusal(
+            NotConfigured,
+            "audit_key_required",
+            N_("verify needs the audit key: --key-file FILE, or {how}"),
+            how=auditkey.NO_KEY,
+        )
     allocation_key = (
         sealing.AllocationKey(read_secret(allocation_key_file, "--allocation-key-file"))
         if allocation_key_file
@@ -257,7 +263,13 @@ def verify_cmd(
     )
     directory = checkpoints or settings.checkpoint_path
     if checkpoints is not None and not checkpoints.is_dir():
-        raise NotConfigured(f"--checkpoints: not a directory: {checkpoints}")
+        raise refusal(
+            NotConfigured,
+            "not_a_directory",
+            N_("{setting}: not a directory: {path}"),
+            setting="--checkpoints",
+            path=str(checkpoints),
+        )
     with (
         Progress(
             TextColumn(gettext("verifying {task.description}")),

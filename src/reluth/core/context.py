@@ -21,6 +21,8 @@ from reluth.auth.actor import Actor
 from reluth.core.trial import Trial
 from reluth.db.session import SessionSource, UnitOfWork, read_session, unit_of_work
 from reluth.errors import PermissionDenied
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 
 if TYPE_CHECKING:
     from reluth.auth.policy import Action, Resource
@@ -63,7 +65,11 @@ class Ctx:
     def writing(self) -> UnitOfWork:
         """The unit of work; refused in a read-only context."""
         if self.uow is None:
-            raise PermissionDenied("this is a read-only context; writes go through a unit of work")
+            raise refusal(
+                PermissionDenied,
+                "read_only_context",
+                N_("this is a read-only context; writes go through a unit of work"),
+            )
         return self.uow
 
     def require_centre(self, centre_id: int | None) -> None:
@@ -88,7 +94,11 @@ class Ctx:
 
     def current_grant(self) -> tuple[Action, Resource]:
         if not self.grants:
-            raise PermissionDenied("no service declared the permission of this call")
+            raise refusal(
+                PermissionDenied,
+                "no_declared_permission",
+                N_("no service declared the permission of this call"),
+            )
         return self.grants[-1]
 
     def record_event(self, action: str, table_name: str, record_id: str, detail: Any) -> None:

@@ -17,6 +17,9 @@ from reluth.auth.roles import Role
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import PermissionDenied
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word, refusal
+from reluth.i18n.vocabulary import ROLES
 
 
 def has_accounts(engine: Engine) -> bool:
@@ -51,8 +54,11 @@ def actor_on_any_schema(engine: Engine, token_sha256: str) -> Actor | None:
 def require_operator(actor: Actor) -> None:
     """Schema migrations, backups and restores are an administrator's (``operations``)."""
     if not actor.can(Action.WRITE, Resource.OPERATIONS):
-        raise PermissionDenied(
-            f"{actor.role.value} may not run database operations (an administrator's login)"
+        raise refusal(
+            PermissionDenied,
+            "operator_required",
+            N_("{role} may not run database operations (an administrator's login)"),
+            role=Word(ROLES.get(actor.role.value, actor.role.value)),
         )
 
 

@@ -19,6 +19,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.errors import PermissionDenied
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +53,12 @@ def service(
                 raise TypeError(f"{fn.__qualname__} takes a service context (Ctx) first")
             with ctx.acting(action, resource):
                 if needs_uow and ctx.uow is None:
-                    raise PermissionDenied(f"{fn.__name__} writes: it needs a unit of work")
+                    raise refusal(
+                        PermissionDenied,
+                        "unit_of_work_required",
+                        N_("{service} writes: it needs a unit of work"),
+                        service=fn.__name__,
+                    )
                 return fn(ctx, *args, **kwargs)
 
         name = f"{fn.__module__}.{fn.__qualname__}"

@@ -28,6 +28,8 @@ from reluth.db import auditkey
 from reluth.db.auditkey import AuditKey
 from reluth.db.base import Base
 from reluth.errors import NotConfigured
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 
 GENESIS_HASH = "0" * 64
 AUDIT_TABLES = frozenset({"audit_log", "audit_head"})
@@ -179,10 +181,16 @@ def append(conn: Connection, entries: Sequence[AuditEntry], key: AuditKey | None
     if head.key_id is None:
         conn.execute(update(AuditHead).where(AuditHead.id == 1).values(key_id=key.key_id))
     elif head.key_id != key.key_id:
-        raise NotConfigured(
-            f"the audit key configured (id {key.key_id}) is not this database's "
-            f"(id {head.key_id}): set RELUTH_AUDIT_KEY_FILE to the key the database was "
-            "created with"
+        raise refusal(
+            NotConfigured,
+            "audit_key_mismatch",
+            N_(
+                "the audit key configured (id {configured}) is not this database's "
+                "(id {expected}): set RELUTH_AUDIT_KEY_FILE to the key the database was "
+                "created with"
+            ),
+            configured=str(key.key_id),
+            expected=str(head.key_id),
         )
     seq, prev = head.last_seq, head.last_hash
     rows = []

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from reluth.config import Settings
 from reluth.errors import NotConfigured
-from reluth.keyfiles import check_secret, read_secret
+from reluth.keyfiles import check_secret, missing_key, read_secret
 
 _KEY_ID_LABEL = b"reluth audit key id"
 
@@ -72,7 +72,7 @@ def configured_key(settings: Settings | None = None) -> AuditKey | None:
         stat = path.stat()
     except FileNotFoundError:
         if settings.audit_key_file is not None:  # named explicitly: it must exist
-            raise NotConfigured(f"RELUTH_AUDIT_KEY_FILE: key file not found: {path}") from None
+            raise missing_key("RELUTH_AUDIT_KEY_FILE", path) from None
         return None
     return _cached_file_key(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 

@@ -17,12 +17,14 @@ from sqlalchemy.engine import make_url
 from reluth.db import audit
 from reluth.db.engine import make_engine
 from reluth.errors import Conflict, ReluthError, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 
 
 def _sqlite_path(engine: Engine) -> Path:
     database = engine.url.database
     if not database or database == ":memory:":
-        raise ValidationError("database_url", "an in-memory database cannot be backed up")
+        raise ValidationError("database_url", N_("an in-memory database cannot be backed up"))
     return Path(database)
 
 
@@ -38,7 +40,12 @@ def _verify_url(url: str) -> audit.VerifyResult:
 def _pg_tool(name: str) -> str:
     tool = shutil.which(name)
     if tool is None:
-        raise ReluthError(f"{name} is not installed: install the PostgreSQL client tools")
+        raise refusal(
+            ReluthError,
+            "tool_missing",
+            N_("{tool} is not installed: install the PostgreSQL client tools"),
+            tool=name,
+        )
     return tool
 
 
@@ -50,7 +57,12 @@ def backup(engine: Engine, target: Path) -> audit.VerifyResult:
     """Copy the database to ``target`` and verify the audit chain of the copy."""
     target = Path(target)
     if target.exists():
-        raise Conflict(f"{target} exists: choose a new backup file")
+        raise refusal(
+            Conflict,
+            "backup_exists",
+            N_("{path} exists: choose a new backup file"),
+            path=str(target),
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     if engine.dialect.name == "sqlite":
         source = sqlite3.connect(_sqlite_path(engine))
@@ -74,14 +86,20 @@ def restore(engine: Engine, source: Path, force: bool = False) -> audit.VerifyRe
     """Replace the database's content with the backup ``source``, then verify the chain."""
     source = Path(source)
     if not source.is_file():
-        raise ValidationError(str(source), "backup file not found", "a file made by `db backup`")
+        raise ValidationError(
+            str(source), N_("backup file not found"), N_("a file made by `db backup`")
+        )
     with engine.connect() as conn:
         try:
             has_data = audit.count(conn) > 0
         except Exception:
             has_data = False
     if has_data and not force:
-        raise Conflict("the target database holds data: pass --force to overwrite it")
+        raise refusal(
+            Conflict,
+            "target_holds_data",
+            N_("the target database holds data: pass --force to overwrite it"),
+        )
     if engine.dialect.name == "sqlite":
         engine.dispose()
         src = sqlite3.connect(source)

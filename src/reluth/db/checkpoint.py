@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Connection, func, select
 
 from reluth.db.audit import AuditHead, Finding, utc_stamp
-from reluth.errors import NotConfigured, ValidationError
+from reluth.errors import ValidationError
+from reluth.i18n import N_
+from reluth.keyfiles import missing_key
 
 FORMAT = "reluth-audit-checkpoint/1"
 PUBLIC_KEY_NAME = "signing-key.pub"
@@ -60,13 +62,12 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotConfigured(
-            f"RELUTH_CHECKPOINT_KEY_FILE: signing key not found: {path} (create it with "
-            "`reluth db init`)"
-        ) from None
+        raise missing_key("RELUTH_CHECKPOINT_KEY_FILE", path, N_("signing key")) from None
     key = serialization.load_pem_private_key(data, password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValidationError(str(path), "not an Ed25519 private key", "a PEM made by db init")
+        raise ValidationError(
+            str(path), N_("not an Ed25519 private key"), N_("a PEM made by db init")
+        )
     return key
 
 
@@ -74,11 +75,17 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except FileNotFoundError:
-        raise ValidationError(str(path), "public key not found", "a PEM public key") from None
+        raise ValidationError(
+            str(path), N_("public key not found"), N_("a PEM public key")
+        ) from None
     except ValueError:
-        raise ValidationError(str(path), "not a PEM public key", "an Ed25519 public key") from None
+        raise ValidationError(
+            str(path), N_("not a PEM public key"), N_("an Ed25519 public key")
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ValidationError(str(path), "not an Ed25519 public key", "an Ed25519 public key")
+        raise ValidationError(
+            str(path), N_("not an Ed25519 public key"), N_("an Ed25519 public key")
+        )
     return key
 
 

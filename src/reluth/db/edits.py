@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 from reluth.values import parse_date
 
 
@@ -21,7 +22,7 @@ def only(changes: Mapping[str, Any], editable: tuple[str, ...]) -> None:
     """Refuse a change of a field that is not editable, naming it and the editable ones."""
     for key in changes:
         if key not in editable:
-            raise ValidationError(key, "cannot be changed", ", ".join(editable))
+            raise ValidationError(key, N_("cannot be changed"), ", ".join(editable))
 
 
 def apply(row: Any, values: Mapping[str, Any], what: str) -> dict[str, Any]:
@@ -29,7 +30,12 @@ def apply(row: Any, values: Mapping[str, Any], what: str) -> dict[str, Any]:
     changes nothing. Call it only once every value is validated (no partial write)."""
     changed = {k: v for k, v in values.items() if getattr(row, k) != v}
     if not changed:
-        raise ValidationError("edit", f"nothing to change: the {what} already holds these values")
+        raise ValidationError(
+            "edit",
+            f"nothing to change: the {what} already holds these values",
+            code="nothing_to_change",
+            params={"what": what},
+        )
     for key, value in changed.items():
         setattr(row, key, value)
     return changed

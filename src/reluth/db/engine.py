@@ -20,6 +20,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             "database_url",
             f"not a database URL: {url!r}",
             "sqlite:///PATH or postgresql+psycopg://...",
+            code="not_a_database_url",
+            params={"value": url},
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -33,7 +35,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
     raise ValidationError(
-        "database_url", f"unsupported database {backend!r}", "sqlite or postgresql"
+        "database_url",
+        f"unsupported database {backend!r}",
+        "sqlite or postgresql",
+        code="not_accepted",
+        params={"value": backend, "accepted": "sqlite, postgresql"},
     )
 
 

@@ -34,6 +34,8 @@ from sqlalchemy.orm.attributes import NO_VALUE
 
 from reluth.db import audit
 from reluth.errors import PermissionDenied, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 
 _PENDING = "reluth_audit_pending"
 _ACTOR = "reluth_actor"
@@ -111,12 +113,14 @@ def _clean_reason(value: str | None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValidationError("reason", f"expected text, got {type(value).__name__}", "text")
+        raise ValidationError(
+            "reason", f"expected text, got {type(value).__name__}", "text", code="not_text"
+        )
     text = value.strip()
     if len(text) > REASON_MAX:
-        raise ValidationError("reason", f"{len(text)} characters", f"at most {REASON_MAX}")
+        raise too_long("reason", len(text), REASON_MAX)
     if any(not (ch.isprintable() or ch in "\n\t") for ch in text):
-        raise ValidationError("reason", "contains control characters", "printable text")
+        raise ValidationError("reason", N_("contains control characters"), N_("printable text"))
     return text or None
 
 
@@ -130,8 +134,21 @@ def require_reason(session: Session, what: str) -> str:
             "reason",
             f"a reason is required to change {what}",
             "a non-empty explanation, e.g. 'transcription error corrected from source'",
+            code="reason_required",
+            params={"what": what},
         )
     return reason
+
+
+def too_long(field: str, length: int, limit: int) -> ValidationError:
+    """A text longer than its column (or its rule) allows, naming the field and the limit."""
+    return ValidationError(
+        field,
+        f"{length} characters",
+        f"at most {limit}",
+        code="text_too_long",
+        params={"length": length, "limit": limit},
+    )
 
 
 SessionSource = Engine | sessionmaker[Any] | Callable[[], Session]
@@ -144,7 +161,9 @@ def _bind_of(source: SessionSource) -> Engine:
         bind = source.kw.get("bind")
         if isinstance(bind, Engine):
             return bind
-    raise ValidationError("bind", "cannot find the engine", "an Engine or a bound sessionmaker")
+    raise ValidationError(
+        "bind", N_("cannot find the engine"), N_("an Engine or a bound sessionmaker")
+    )
 
 
 @contextmanager
@@ -156,7 +175,11 @@ def unit_of_work(
 ) -> Iterator[UnitOfWork]:
     """Open one audited transaction; commit on normal exit, roll back on any exception."""
     if not getattr(actor, "username", None) or not str(getattr(actor, "role", "")):
-        raise PermissionDenied("writes need an authenticated actor (username and role)")
+        raise refusal(
+            PermissionDenied,
+            "actor_required",
+            N_("writes need an authenticated actor (username and role)"),
+        )
     engine = _bind_of(source)
     cleaned = _clean_reason(reason)  # refused before the writer lock is taken, never holding it
     sqlite = engine.dialect.name == "sqlite"
@@ -226,8 +249,11 @@ class ExemptSession(Session):
 def _only_exempt(session: Session, _ctx: Any, _instances: Any) -> None:
     for obj in (*session.new, *session.dirty, *session.deleted):
         if not getattr(obj, "__audit_exempt__", False):
-            raise PermissionDenied(
-                f"{type(obj).__name__} is audited: write it through unit_of_work, not here"
+            raise refusal(
+                PermissionDenied,
+                "audited_write",
+                N_("{record} is audited: write it through unit_of_work, not here"),
+                record=type(obj).__name__,
             )
 
 
@@ -269,7 +295,11 @@ def read_session(source: SessionSource) -> Iterator[Session]:
 @event.listens_for(Session, "before_flush")
 def _refuse_read_only(session: Session, _ctx: Any, _instances: Any) -> None:
     if session.info.get("reluth_read_only") and (session.new or session.dirty or session.deleted):
-        raise PermissionDenied("this session is read-only; writes go through unit_of_work")
+        raise refusal(
+            PermissionDenied,
+            "read_only_session",
+            N_("this session is read-only; writes go through unit_of_work"),
+        )
 
 
 # ---------------------------------------------------------------------------- flush guards
@@ -473,7 +503,7 @@ def check_storable(obj: Any) -> None:
         if isinstance(value, str):
             limit = col.limit
             if limit is not None and len(value) > limit:
-                raise ValidationError(field, f"{len(value)} characters", f"at most {limit}")
+                raise too_long(field, len(value), limit)
             if value.isprintable():  # the common case, checked in C: no control character
                 continue
             for ch in value:
@@ -481,33 +511,61 @@ def check_storable(obj: Any) -> None:
                     not ch.isprintable() and not (col.multiline and ch in "\n\r\t")
                 ):
                     raise ValidationError(
-                        field, f"contains the control character {ch!r}", "printable text"
+                        field,
+                        f"contains the control character {ch!r}",
+                        "printable text",
+                        code="control_character",
+                        params={"character": repr(ch)},
                     )
         elif isinstance(value, bool):
             continue
         elif isinstance(value, Decimal) and col.numeric:
             if not value.is_finite():
-                raise ValidationError(field, f"{value} is not a finite number", "a number")
+                raise _not_finite(field, value)
             if col.digits is not None:
                 whole = abs(value).to_integral_value(rounding="ROUND_FLOOR")
                 if len(str(whole)) > col.digits and whole != 0:
                     raise ValidationError(
-                        field, f"{value} is too large", f"at most {col.digits} digits"
+                        field,
+                        f"{value} is too large",
+                        f"at most {col.digits} digits",
+                        code="too_large",
+                        params={"value": value, "limit": col.digits},
                     )
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise ValidationError(field, f"{value} is not a finite number", "a number")
+                raise _not_finite(field, value)
         elif isinstance(value, int) and col.integer is not None:
             low, high = col.integer
             if not low <= value <= high:
-                raise ValidationError(field, f"{value} is out of range", f"{low}..{high}")
+                raise ValidationError(
+                    field,
+                    f"{value} is out of range",
+                    f"{low}..{high}",
+                    code="out_of_range",
+                    params={"value": value, "lo": low, "hi": high},
+                )
+
+
+def _not_finite(field: str, value: Decimal | float) -> ValidationError:
+    return ValidationError(
+        field,
+        f"{value} is not a finite number",
+        "a number",
+        code="not_finite",
+        params={"value": str(value)},
+    )
 
 
 @event.listens_for(AuditedSession, "before_flush")
 def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
     if _ACTOR not in session.info:
         if session.new or session.dirty or session.deleted:
-            raise PermissionDenied("writes need an actor: open the session with unit_of_work()")
+            raise refusal(
+                PermissionDenied,
+                "actor_required",
+                N_("writes need an actor: open the session with unit_of_work()"),
+            )
         return
     for obj in (*session.new, *session.dirty):
         check_storable(obj)
@@ -562,6 +620,8 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
             "reason",
             f"a reason is required to change or delete existing data ({what})",
             "a non-empty explanation, e.g. 'transcription error corrected from source'",
+            code="reason_required_for_change",
+            params={"what": what},
         )
     for table, rid, field, old, new in changes:
         pending.append(_entry(session, "update", table, rid, field, old, new, reason))
@@ -619,6 +679,10 @@ def _refuse_bulk(state: ORMExecuteState) -> None:
     if mapper is not None and getattr(mapper.class_, "__audit_exempt__", False):
         return
     if state.is_update or state.is_delete or (state.is_insert and not state.is_select):
-        raise PermissionDenied(
-            "bulk INSERT/UPDATE/DELETE statements bypass the audit trail; change objects instead"
+        raise refusal(
+            PermissionDenied,
+            "bulk_statement",
+            N_(
+                "bulk INSERT/UPDATE/DELETE statements bypass the audit trail; change objects instead"
+            ),
         )

@@ -18,13 +18,15 @@ from reluth.values import parse_date, parse_number
 
 def obj(data: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
-        raise ValidationError(where, f"expected an object, got {type(data).__name__}", "{...}")
+        raise ValidationError(
+            where, f"expected an object, got {type(data).__name__}", "{...}", code="not_an_object"
+        )
     return data
 
 
 def items(data: Any, where: str) -> list[Any]:
     if not isinstance(data, list) or not data:
-        raise ValidationError(where, "expected a non-empty list", "[...]")
+        raise ValidationError(where, "expected a non-empty list", "[...]", code="empty_list")
     return data
 
 

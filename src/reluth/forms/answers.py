@@ -12,6 +12,7 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import ValidationError
 from reluth.forms import corrections
+from reluth.i18n import N_
 from reluth.queries import service as queries
 from reluth.queries.models import DataQuery
 
@@ -33,16 +34,25 @@ def answer_with_correction(
     visit (no saved value) or a field that cannot be corrected is refused naming it."""
     text = (reason or "").strip() if isinstance(reason, str) else ""
     if not text or len(text) > REASON_MAX:
-        raise ValidationError("reason", "a reason for the correction is required",
-                              f"1-{REASON_MAX} characters")  # fmt: skip
+        raise ValidationError(
+            "reason",
+            "a reason for the correction is required",
+            f"1-{REASON_MAX} characters",
+            code="reason_missing",
+            params={"limit": REASON_MAX},
+        )
     if not isinstance(value, str) or len(value) > queries.TEXT_MAX:
-        raise ValidationError("correct", "expected the new value as text", "the corrected value")
+        raise ValidationError(
+            "correct", N_("expected the new value as text"), N_("the corrected value")
+        )
     row = queries.get_query(ctx, query_id)
     if row.form_id is None or row.record_id is None or row.item is None:
         raise ValidationError(
             "correct",
             f"query {query_id} is on a form at a visit, not on a saved value",
             "answer it in words, then enter the form",
+            code="query_on_visit_form",
+            params={"query": str(query_id)},
         )
     ctx.writing.reason = correction_reason(query_id, text)
     inst = corrections.open_instance(ctx, row.form_id, row.record_id)

@@ -20,9 +20,10 @@ from reluth.clinical import forms as clinical_forms
 from reluth.clinical import service as clinical
 from reluth.core.context import Ctx
 from reluth.errors import NotFound, ReluthError
-from reluth.i18n import format_day, format_number, vocabulary
+from reluth.i18n import N_, format_day, format_number, vocabulary
 from reluth.i18n import gettext as _
 from reluth.i18n.messages import describe
+from reluth.i18n.reasons import refusal
 from reluth.patients import service as patients
 from reluth.qol import scoring
 from reluth.qol import service as qol
@@ -158,7 +159,13 @@ def _visit_row(ctx: Ctx, code: str, visit_code: str) -> Visit:
         select(Visit).where(Visit.patient_id == patient.id, Visit.visit_code == visit_code)
     ).first()
     if row is None:
-        raise NotFound(f"visit {visit_code} of {code} is not recorded")
+        raise refusal(
+            NotFound,
+            "visit_not_recorded",
+            N_("visit {visit} of {patient} is not recorded"),
+            visit=visit_code,
+            patient=code,
+        )
     return row
 
 
@@ -646,7 +653,11 @@ def binding(form_id: str) -> Binding:
     """The domain services of a correctable form (NotFound naming the correctable ones)."""
     found = BINDINGS.get(form_id)
     if found is None:
-        raise NotFound(
-            f"form {form_id!r} cannot be corrected here (correctable: {', '.join(BINDINGS)})"
+        raise refusal(
+            NotFound,
+            "form_not_correctable",
+            N_("form '{form}' cannot be corrected here (correctable: {forms})"),
+            form=str(form_id),
+            forms=", ".join(BINDINGS),
         )
     return found

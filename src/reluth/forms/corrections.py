@@ -18,7 +18,8 @@ from reluth.errors import ValidationError
 from reluth.forms import refs
 from reluth.forms.bindings import Binding, Input, binding
 from reluth.forms.registry import FieldDef, FormDef, Registry
-from reluth.i18n import get_locale
+from reluth.i18n import N_, get_locale
+from reluth.i18n.reasons import invalid_worded
 from reluth.values import parse_date
 
 _KINDS = {
@@ -186,7 +187,13 @@ def changes_from_pairs(ctx: Ctx, inst: Instance, pairs: Iterable[str]) -> dict[s
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise ValidationError("field", f"{pair!r} is not NAME=VALUE", "e.g. value=45000")
+            raise ValidationError(
+                "field",
+                f"{pair!r} is not NAME=VALUE",
+                "e.g. value=45000",
+                code="not_a_pair",
+                params={"value": pair[:80]},
+            )
         head, *rest = name.split(".")
         f = _correctable(inst.form, head)
         if not rest:
@@ -203,7 +210,15 @@ def _correctable(form: FormDef, name: str) -> FieldDef:
     f = form.field(name) if name in form.field_names else None
     if f is None or f not in form.correctable:
         names = ", ".join(x.name for x in form.correctable)
-        raise ValidationError(name, f"cannot be changed on form {form.id}", names)
+        raise invalid_worded(
+            name,
+            "not_correctable",
+            N_("{field}: cannot be changed on form {form} (accepted: {accepted})"),
+            f"cannot be changed on form {form.id}",
+            names,
+            form=form.cited(),
+            accepted=names,
+        )
     return f
 
 

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from reluth.db.base import Base
 from reluth.errors import NotFound, ValidationError
-from reluth.forms.registry import FormDef, Registry
+from reluth.forms.registry import FormDef, Registry, table_named
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,12 @@ def _patient(session: Session, patient_id: int) -> tuple[str, int]:
         select(Patient.patient_code, Patient.centre_id).where(Patient.id == patient_id)
     ).one_or_none()
     if found is None:  # a row always has its patient (foreign key); defensive
-        raise NotFound(f"patient {patient_id} not found")
+        raise refusal(
+            NotFound,
+            "patient_not_found",
+            N_("patient {patient} not found"),
+            patient=str(patient_id),
+        )
     return str(found[0]), int(found[1])
 
 
@@ -74,8 +81,27 @@ def record_id(text: Any, field: str = "record_id") -> int:
     """A record id given as text (a URL, the CLI): a positive integer, else a ValidationError."""
     value = str(text).strip()
     if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 2**31:
-        raise ValidationError(field, f"{text!r} is not a record id", "a positive integer")
+        raise ValidationError(
+            field,
+            f"{text!r} is not a record id",
+            "a positive integer",
+            code="not_a_record_id",
+            params={"value": str(text)[:40]},
+        )
     return int(value)
+
+
+def record_not_found(form: FormDef | str, rid: Any, patient: str | None = None) -> NotFound:
+    """No saved instance ``rid`` of ``form`` (a form, or a table named by its form's label)
+    of ``patient`` (when given), or none the reader may see."""
+    named = form.named() if isinstance(form, FormDef) else table_named(form)
+    if patient is None:
+        template = N_("{form} {record} not found")
+    else:
+        template = N_("{form} {record} not found for patient {patient}")
+    return refusal(
+        NotFound, "record_not_found", template, form=named, record=str(rid), patient=patient
+    )
 
 
 def ref_of(session: Session, registry: Registry, form_id: str, rid: int) -> RecordRef:
@@ -83,7 +109,7 @@ def ref_of(session: Session, registry: Registry, form_id: str, rid: int) -> Reco
     form = registry.form(form_id)
     row = session.get(model_of(form), rid)
     if row is None or not _belongs(form, row):
-        raise NotFound(f"{form.label} {rid} not found")
+        raise record_not_found(form, rid)
     return ref_of_row(session, form, row)
 
 
@@ -106,7 +132,13 @@ def ref_of_patient(
     key = model.id if form.table == "patients" else model.patient_id
     row = session.scalars(select(model).where(key == patient_id)).first()
     if row is None or not form.single or not _belongs(form, row):
-        raise NotFound(f"{form.label} of patient {patient_id} not found")
+        raise refusal(
+            NotFound,
+            "record_not_found",
+            N_("{form} of patient {patient} not found"),
+            form=form.named(),
+            patient=str(patient_id),
+        )
     return ref_of_row(session, form, row)
 
 
@@ -115,13 +147,15 @@ def ref_of_table(session: Session, registry: Registry, table: str, rid: int) -> 
     NotFound for a row that is no form's (e.g. a derived table)."""
     candidates = registry.forms_of_table(table)
     if not candidates:
-        raise NotFound(f"{table} holds no case report form")
+        raise refusal(
+            NotFound, "not_a_form_table", N_("{table} holds no case report form"), table=table
+        )
     row = session.get(model_of(candidates[0]), rid)
     if row is not None:
         for form in candidates:
             if _belongs(form, row):
                 return ref_of_row(session, form, row)
-    raise NotFound(f"{table} {rid} not found")
+    raise record_not_found(table, rid)
 
 
 def load_row(session: Session, registry: Registry, ref: RecordRef) -> Any:

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
 
 from reluth.errors import NotFound, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Joined, Reason, Translated, invalid_worded, refusal
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "protocol" / "forms.yaml"
 
@@ -102,6 +104,12 @@ class _Translated(_Frozen):
         label: str = getattr(self, "label")  # noqa: B009 - every subclass declares it
         return in_language(self.texts.get("label", {SOURCE_LANGUAGE: label}), lang)
 
+    def named(self) -> Translated:
+        """The definition by its label in each language it is written in (a refusal's value,
+        shown in the reader's language)."""
+        label: str = getattr(self, "label")  # noqa: B009 - every subclass declares it
+        return Translated(tuple(self.texts.get("label", {SOURCE_LANGUAGE: label}).items()))
+
     def help_in(self, lang: str | None) -> str:
         help_text: str = getattr(self, "help", "")
         if not help_text:
@@ -171,13 +179,31 @@ class FormDef(_Translated):
     instruments: tuple[str, ...] = ()
     fields: tuple[FieldDef, ...]
 
+    def cited(self) -> Translated:
+        """The form as a refusal names it: by its id in the source language (what the CLI and
+        the API take, as the English messages always named it), by its label in the others."""
+        texts = dict(self.texts.get("label", {}))
+        texts[SOURCE_LANGUAGE] = self.id
+        return Translated(tuple(texts.items()))
+
+    def not_a_field(self, name: str, field: str = "field") -> ValidationError:
+        """``name`` is not one of this form's fields (naming ``field``, the input that gave it)."""
+        return invalid_worded(
+            field,
+            "not_a_form_field",
+            N_("{field}: '{name}' is not a field of form {form} (accepted: {accepted})"),
+            f"{name!r} is not a field of form {self.id}",
+            ", ".join(self.field_names),
+            name=str(name),
+            form=self.cited(),
+            accepted=", ".join(self.field_names),
+        )
+
     def field(self, name: str) -> FieldDef:
         for f in self.fields:
             if f.name == name:
                 return f
-        raise ValidationError(
-            "field", f"{name!r} is not a field of form {self.id}", ", ".join(self.field_names)
-        )
+        raise self.not_a_field(name)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -393,7 +419,13 @@ class Registry(_Frozen):
         for f in self.forms:
             if f.id == form_id:
                 return f
-        raise NotFound(f"form {form_id!r} is not registered (forms: {', '.join(self.form_ids)})")
+        raise refusal(
+            NotFound,
+            "form_not_registered",
+            N_("form '{form}' is not registered (forms: {forms})"),
+            form=str(form_id),
+            forms=", ".join(self.form_ids),
+        )
 
     @property
     def form_ids(self) -> tuple[str, ...]:
@@ -415,12 +447,36 @@ class Registry(_Frozen):
         allowed = tuple(self.missing_codes) if field is None else form.field(field).missing
         if code not in allowed:
             target = form.id if field is None else f"{form.id}.{field}"
-            raise ValidationError(
+            codes = tuple(
+                Reason(
+                    "missing.code",
+                    N_("{code} ({label})"),
+                    {
+                        "code": c,
+                        "label": Translated(
+                            tuple(self.missing_texts.get(c, {SOURCE_LANGUAGE: c}).items())
+                        ),
+                    },
+                )
+                for c in allowed
+            )
+            raise invalid_worded(
                 "code",
+                "not_accepted",
+                N_("{field}: “{value}” is not one of the accepted answers ({accepted})"),
                 f"{code!r} is not a missing-data code allowed for {target}",
                 ", ".join(f"{c} ({self.missing_codes[c]})" for c in allowed) or "none",
+                value=str(code),
+                accepted=Joined(codes, ", ") if codes else "—",
             )
         return self.missing_codes[code]
+
+
+def table_named(table: str, registry: Registry | None = None) -> Translated | str:
+    """A table by the label of the one form stored in it, in each language (a refusal's or the
+    audit trail's value); the table's name when no form, or several, are stored there."""
+    forms = (registry or load_registry()).forms_of_table(table)
+    return forms[0].named() if len(forms) == 1 else table
 
 
 def parse_registry(data: Any, source: str = "forms") -> Registry:
@@ -437,9 +493,17 @@ def _load_cached(path: str) -> Registry:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValidationError(path, "forms file not found", "a YAML forms registry") from None
+        raise ValidationError(
+            path, N_("forms file not found"), N_("a YAML forms registry")
+        ) from None
     except yaml.YAMLError as exc:
-        raise ValidationError(path, f"malformed YAML: {exc}", "YAML") from None
+        raise ValidationError(
+            path,
+            f"malformed YAML: {exc}",
+            "YAML",
+            code="malformed_yaml",
+            params={"line": getattr(getattr(exc, "problem_mark", None), "line", -1) + 1},
+        ) from None
     return parse_registry(data, source=path)
 
 
@@ -466,4 +530,6 @@ def check_protocol(registry: Registry, protocol_id: str, protocol_version: str) 
             "forms.protocol",
             f"written for {registry.protocol}, the protocol is {want}",
             "the forms file versioned with the protocol",
+            code="forms_of_another_protocol",
+            params={"written": str(registry.protocol), "protocol": str(want)},
         )

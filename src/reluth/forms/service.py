@@ -40,6 +40,7 @@ from reluth.forms.status import (
     summary,
 )
 from reluth.i18n import N_, get_locale
+from reluth.i18n.reasons import refusal
 from reluth.patients import service as patients
 from reluth.patients.models import (
     Death,
@@ -365,7 +366,9 @@ def _prepare(ctx: Ctx, centre: str | None) -> tuple[list[Any], _Scope, bool]:
     if centre is not None and not people:
         known = ctx.session.scalar(select(Centre.id).where(Centre.code == centre))
         if known is None or not ctx.sees_centre(known):
-            raise NotFound(f"centre {centre} not found")
+            raise refusal(
+                NotFound, "centre_not_found", N_("centre {centre} not found"), centre=centre
+            )
     stored = _Stored(ctx, [p[0] for p in people])
     pre_cycles = ctx.protocol.pre_randomization_cycles
     forms = {
@@ -419,7 +422,13 @@ def build_grid(
     sees_treatment = ctx.actor.can(Action.READ, Resource.TREATMENT)
     columns = _columns(ctx, sees_treatment)
     if visit is not None and visit not in {c.code for c in columns}:
-        raise ValidationError("visit", f"unknown visit {visit!r}", "a visit code of the schedule")
+        raise ValidationError(
+            "visit",
+            f"unknown visit {visit!r}",
+            "a visit code of the schedule",
+            code="unknown_visit",
+            params={"value": visit},
+        )
     if status is not None and status not in set(FormStatus):
         raise ValidationError("status", repr(status), ", ".join(FormStatus))
     people, scope, sees_treatment = _prepare(ctx, centre)
@@ -492,10 +501,22 @@ def grid_counts(ctx: Ctx) -> GridCounts:
 
 def _reason(text: Any) -> str:
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("reason", "a reason is required", f"1-{REASON_MAX} characters")
+        raise ValidationError(
+            "reason",
+            "a reason is required",
+            f"1-{REASON_MAX} characters",
+            code="reason_missing",
+            params={"limit": REASON_MAX},
+        )
     value = text.strip()
     if len(value) > REASON_MAX or any(not (c.isprintable() or c in "\n\t") for c in value):
-        raise ValidationError("reason", "too long or not printable", f"1-{REASON_MAX} characters")
+        raise ValidationError(
+            "reason",
+            "too long or not printable",
+            f"1-{REASON_MAX} characters",
+            code="reason_not_storable",
+            params={"limit": REASON_MAX},
+        )
     return value
 
 
@@ -503,7 +524,13 @@ def _form_resource(ctx: Ctx, form: FormDef) -> Resource:
     try:
         return Resource(form.resource)
     except ValueError:
-        raise ValidationError("form", f"{form.id} has no policy resource", None) from None
+        raise ValidationError(
+            "form",
+            f"{form.id} has no policy resource",
+            None,
+            code="form_without_resource",
+            params={"value": form.id},
+        ) from None
 
 
 @service(Action.WRITE, Resource.PATIENT)
@@ -528,7 +555,7 @@ def record_missing(
     with ctx.acting(Action.WRITE, resource):
         if record_id is not None:
             if item is None:
-                raise ValidationError("item", "missing", ", ".join(f.name for f in form.fields))
+                raise ValidationError("item", N_("missing"), ", ".join(f.name for f in form.fields))
             registry.missing_code(form, item, code)
             ref = refs.ref_of(ctx.session, registry, form.id, record_id)
             patient = patients.get_patient(ctx, ref.patient_code)
@@ -538,12 +565,19 @@ def record_missing(
                 )
                 is not None
             ):
-                raise Conflict(f"{form.id} {record_id} has a value for {item}: correct it instead")
+                raise refusal(
+                    Conflict,
+                    "value_present",
+                    N_("{form} {record} has a value for {item}: correct it instead"),
+                    form=form.named(),
+                    record=str(record_id),
+                    item=form.field(item).named(),
+                )
             visit = None
         else:
             if patient_code is None or visit_code is None:
                 raise ValidationError(
-                    "visit_code", "missing", "a record and field, or a patient and visit"
+                    "visit_code", N_("missing"), N_("a record and field, or a patient and visit")
                 )
             registry.missing_code(form, None, code)
             patient = patients.get_patient(ctx, patient_code)
@@ -563,7 +597,12 @@ def record_missing(
             )
         ).first()
         if existing is not None:
-            raise Conflict(f"a missing-data code ({existing.code}) is already recorded there")
+            raise refusal(
+                Conflict,
+                "missing_code_present",
+                N_("a missing-data code ({missing}) is already recorded there"),
+                missing=existing.code,
+            )
         row = MissingData(
             patient_id=patient.id,
             form_id=form.id,
@@ -658,7 +697,7 @@ def record_view(ctx: Ctx, form_id: str, record_id: int) -> RecordView:
     with ctx.acting(Action.READ, _form_resource(ctx, form)):
         ref = refs.ref_of(ctx.session, registry, form.id, record_id)
         if not ctx.sees_centre(ref.centre_id):
-            raise NotFound(f"{form.label} {record_id} not found")
+            raise refs.record_not_found(form, record_id)
         row = refs.load_row(ctx.session, registry, ref)
     codes = {
         m.item: m

@@ -103,6 +103,35 @@ FIELD_LABELS: dict[str, str] = {
     "new_lesions": N_("New lesions"),
     "lymph_node": N_("Lymph node"),
     "stratum": N_("Stratum"),
+    # the trial's operations (accounts, centres, locks, queries, randomization)
+    "name": N_("Name"),
+    "email": N_("E-mail address"),
+    "role": N_("Role"),
+    "centre": N_("Centre"),
+    "opened": N_("Opening date"),
+    "printed_name": N_("Printed name"),
+    "meaning": N_("Meaning of the signature"),
+    "field": N_("Field"),
+    "form": N_("Form"),
+    "item": N_("Field"),
+    "record_id": N_("Record"),
+    "record": N_("Record"),
+    "visit": N_("Visit"),
+    "answer": N_("Answer"),
+    "correct": N_("Corrected value"),
+    "scope": N_("Scope"),
+    "target": N_("Target"),
+    "table": N_("Form"),
+    "edit": N_("Change"),
+    "arm": N_("Arm"),
+    "method": N_("Randomization method"),
+    "block_sizes": N_("Block sizes"),
+    "per_stratum": N_("Slots per stratum"),
+    "seed": N_("Seed"),
+    "request_id": N_("Request ID"),
+    "performed_at": N_("Performed at"),
+    "randomized_at": N_("Randomized at"),
+    "body": N_("Request"),
 }
 
 #: Labels of the patient file's inputs by their whole path (the eligibility engine names them
@@ -178,6 +207,80 @@ TEMPLATES: dict[str, str] = {
         "{field}: “{value}” is not an ATC code (accepted: A, A02, A02B, A02BC or A02BC01)"
     ),
     "before_start_date": N_("{field}: {value} is before the start date ({first})"),
+    # the trial's operations: the store's limits (reluth.db.session), accounts, centres, locks,
+    # queries, randomization and the files the CLI reads
+    "text_too_long": N_("{field}: {length} characters — at most {limit}"),
+    "text_too_short": N_("{field}: too short ({length} characters) — at least {limit}"),
+    "control_character": N_(
+        "{field}: contains the control character {character} — type printable text"
+    ),
+    "not_finite": N_("{field}: {value} is not a finite number"),
+    "too_large": N_("{field}: {value} is too large — at most {limit} digits"),
+    "empty_list": N_("{field}: a non-empty list is expected"),
+    "printable_text": N_("{field}: 1 to {limit} printable characters"),
+    # the saved data named in ``message`` (logs, --json); people read it on its own form
+    "reason_required": N_(
+        "{field}: a reason is required to change saved data — a non-empty explanation, e.g. "
+        "“transcription error corrected from source”"
+    ),
+    "reason_required_for_change": N_(
+        "{field}: a reason is required to change or delete existing data — a non-empty "
+        "explanation, e.g. “transcription error corrected from source”"
+    ),
+    "reason_missing": N_("{field}: a reason is required (1 to {limit} characters)"),
+    "reason_not_storable": N_("{field}: too long or not printable (1 to {limit} characters)"),
+    "nothing_to_change": N_("{field}: nothing to change: the record already holds these values"),
+    "moment_in_future": N_("{field}: {value} is in the future"),
+    "username_not_allowed": N_(
+        "{field}: “{value}” is not allowed — 2 to 80 characters among a-z 0-9 . _ -, lower case"
+    ),
+    "not_an_email": N_("{field}: “{value}” — an address like name@hospital.fr"),
+    "unknown_centre": N_("{field}: no centre “{value}” — an existing centre code"),
+    "not_a_centre_code": N_("{field}: “{value}” is not a centre code — C followed by 2 digits"),
+    "not_assigned_to_centre": N_("{field}: {user} is not assigned to {centre} — their centre"),
+    "unknown_visit": N_("{field}: unknown visit “{value}” — a visit code of the schedule"),
+    "not_a_record_id": N_("{field}: “{value}” is not a record id — a positive integer"),
+    "not_a_registered_form": N_("{field}: “{value}” is not a registered form ({accepted})"),
+    "not_a_form_table": N_("{field}: “{value}” is not a form table ({accepted})"),
+    "not_a_form_item": N_(
+        "{field}: “{value}” does not name a form instance and field — form, record_id and "
+        "field (e.g. “lab 12 value”)"
+    ),
+    "not_a_pair": N_("{field}: “{value}” is not NAME=VALUE (e.g. value=45000)"),
+    "form_without_resource": N_("{field}: {value} has no policy resource"),
+    "query_on_visit_form": N_(
+        "{field}: query {query} is on a form at a visit, not on a saved value — answer it in "
+        "words, then enter the form"
+    ),
+    "unknown_table": N_(
+        "{field}: unknown table “{value}” — TABLE:ID or a patient ID such as C07-0012"
+    ),
+    "not_an_account_table": N_("{field}: {value} is not an account table ({accepted})"),
+    "not_block_sizes": N_("{field}: “{value}” — comma-separated even sizes, e.g. 2,4"),
+    "block_not_balanced": N_(
+        "{field}: a block of {value} cannot hold a 1:1 allocation — positive multiples of {arms}"
+    ),
+    "unequal_allocation": N_(
+        "{field}: the protocol allocates {value}; both methods allocate equally"
+    ),
+    "not_a_request_id": N_("{field}: “{value}” — 1 to 80 printable characters"),
+    "not_a_series_uid": N_("{field}: “{value}” — the series UID of a stored RTSTRUCT/SEG"),
+    "file_not_found": N_("{field}: file not found — an existing JSON file"),
+    "file_unreadable": N_("{field}: the file cannot be read — a UTF-8 JSON file"),
+    "malformed_json": N_("{field}: malformed JSON at line {line} column {column}"),
+    "malformed_yaml": N_("{field}: malformed YAML at line {line}"),
+    "forms_of_another_protocol": N_(
+        "{field}: written for {written}, the protocol is {protocol} — the forms file "
+        "versioned with the protocol"
+    ),
+    "key_too_short": N_(
+        "{field}: the key holds {length} bytes — at least {limit} bytes of secret (e.g. "
+        "`head -c 48 /dev/urandom | base64 > FILE`)"
+    ),
+    "not_a_database_url": N_(
+        "{field}: not a database URL: “{value}” — sqlite:///PATH or postgresql+psycopg://..."
+    ),
+    "not_an_smtp_url": N_("{field}: “{value}” — smtp://user:password@host:587 or smtps://…"),
 }
 
 

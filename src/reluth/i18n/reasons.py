@@ -393,3 +393,20 @@ def too_long(
     """A text of ``length`` characters where ``field`` takes at most ``limit`` (``within`` says
     so, ``<= {limit}`` where the form writes it that way)."""
     return invalid(field, "too_long", N_("{length} characters"), within, length=length, limit=limit)
+
+
+def invalid_worded(
+    field: str,
+    code: str,
+    template: str,
+    problem: str,
+    accepted: str | None = None,
+    /,
+    **params: Any,
+) -> ValidationError:
+    """A refused input named by ``field`` whose message needs words of the vocabulary
+    (:class:`Word`) or nested reasons: ``template`` (with ``{field}``, shown by its label) is
+    rendered in the reader's language; ``problem`` and ``accepted`` keep the English the
+    message has always had (logs, ``--json``)."""
+    reason = Reason(code, template, {"field": Field(field), **params})
+    return ValidationError(field, problem, accepted, code=code, params={"reason": reason})

@@ -145,7 +145,9 @@ def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
     if not sys.stdin.isatty():
-        raise ValidationError("password", "no terminal to prompt on", "--password-stdin")
+        from reluth.i18n import N_
+
+        raise ValidationError("password", N_("no terminal to prompt on"), "--password-stdin")
     value: str = typer.prompt("Password (your electronic signature)", hide_input=True)
     return value
 

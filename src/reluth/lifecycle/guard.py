@@ -31,6 +31,8 @@ from sqlalchemy.orm import Session
 
 from reluth.db.session import SOLE_WRITER, register_commit_check, register_flush_guard
 from reluth.errors import Locked
+from reluth.i18n import N_
+from reluth.i18n.reasons import Reason, from_english, refusal
 from reluth.lifecycle.models import (
     RecordLock,
     SdvClearance,
@@ -246,12 +248,48 @@ def covers(lock: RecordLock | Row[Any], owner: Owner, review: bool) -> bool:
     return (lock.table_name or "", lock.record_id or "") in owner.records
 
 
-def lock_message(lock: RecordLock | Row[Any], what: str) -> str:
-    state = "locked" if lock.kind == "lock" else "frozen"
+#: What a lock applies to, as its ``label`` is stored (English; shown in the reader's language).
+LOCK_LABELS: tuple[tuple[str, str], ...] = (
+    ("lock.study", N_("the study")),
+    ("lock.centre", N_("centre {centre}")),
+    ("lock.patient", N_("patient {patient}")),
+    ("lock.form", N_("form {table}/{record} of patient {patient}")),
+)
+
+
+def lock_named(label: str) -> Reason | str:
+    """A lock's stored label in the reader's language (the stored English if it is another)."""
+    return from_english(label, LOCK_LABELS) or label
+
+
+def lock_refusal(lock: RecordLock | Row[Any], table: str, rid: str, new: bool) -> Locked:
+    """The write to ``table``/``rid`` (``new``: a row added) is under ``lock``: who set it,
+    when and why, in the reader's language."""
+    from reluth.forms.registry import table_named  # the registry only once a write is refused
+
     at = lock.locked_at.strftime("%Y-%m-%d %H:%M UTC") if lock.locked_at else "now"
-    return (
-        f"{lock.label} is {state} (by {lock.locked_by} on {at}: {lock.reason}); "
-        f"{what} cannot change until it is unlocked"
+    what = (
+        Reason("lock.new_row", N_("a new {form} record"), {"form": table_named(table)})
+        if new
+        else Reason("lock.row", N_("{form} {record}"), {"form": table_named(table), "record": rid})
+    )
+    return refusal(
+        Locked,
+        "locked",
+        N_(
+            "{target} is locked (by {user} on {at}: {reason}); {what} cannot change until "
+            "it is unlocked"
+        )
+        if lock.kind == "lock"
+        else N_(
+            "{target} is frozen (by {user} on {at}: {reason}); {what} cannot change until "
+            "it is unfrozen"
+        ),
+        target=lock_named(lock.label),
+        user=lock.locked_by,
+        at=at,
+        reason=lock.reason,
+        what=what,
     )
 
 
@@ -330,8 +368,7 @@ def check_flush(session: Session, new: list[Any], dirty: list[Any], deleted: lis
             for lock in locks:
                 if covers(lock, change.owner, review):
                     table, rid = change.key
-                    what = f"a new {table} row" if change.action == "insert" else f"{table}/{rid}"
-                    raise Locked(lock_message(lock, what))
+                    raise lock_refusal(lock, table, rid, change.action == "insert")
     data = [c for c in changes if c.key[0] not in REVIEW_TABLES]
     if not data:
         return
@@ -455,8 +492,7 @@ def recheck_locks(session: Session) -> None:
         for lock in locks:
             if lock.unlocked_at is None and covers(lock, owner, review):
                 table, rid = record_key(obj)
-                what = f"a new {table} row" if action == "insert" else f"{table}/{rid}"
-                raise Locked(lock_message(lock, what))
+                raise lock_refusal(lock, table, rid, action == "insert")
 
 
 _installed = False

@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
-from reluth.errors import Conflict, NotFound, ValidationError
-from reluth.forms.registry import Registry
+from reluth.errors import Conflict
+from reluth.forms.registry import Registry, table_named
+from reluth.i18n import N_
+from reluth.i18n.reasons import invalid_worded, refusal
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle.guard import CASEBOOK_TABLES, in_casebook, record_key
 from reluth.lifecycle.models import SdvClearance, SdvMark
@@ -120,16 +122,32 @@ def verify(
     patient = patients.get_patient(ctx, patient_code)
     row, owner = lifecycle.form_row(ctx, table, record_id)
     if owner.patient_id != patient.id:
-        raise NotFound(f"{table}/{record_id} not found for patient {patient.patient_code}")
+        raise lifecycle.record_not_found(table, record_id, patient.patient_code)
     if field is not None and field not in _fields(row):
-        raise ValidationError(
-            "field", f"{field!r} is not a field of {table}", ", ".join(_fields(row))
+        raise invalid_worded(
+            "field",
+            "not_a_form_field",
+            N_("{field}: '{name}' is not a field of {form} (accepted: {accepted})"),
+            f"{field!r} is not a field of {table}",
+            ", ".join(_fields(row)),
+            name=str(field),
+            form=table_named(table),
+            accepted=", ".join(_fields(row)),
         )
     key = record_key(row)
     for mark in _active_marks(ctx.session, [patient.id]):
         if (mark.table_name, mark.record_id) == key and mark.field in (None, field):
-            what = f"{table}/{key[1]}" + (f" {field}" if field else "")
-            raise Conflict(f"{what} is already verified (by {mark.verified_by})")
+            raise refusal(
+                Conflict,
+                "already_verified",
+                N_("{form} {record} {item} is already verified (by {user})")
+                if field
+                else N_("{form} {record} is already verified (by {user})"),
+                form=table_named(table),
+                record=key[1],
+                item=str(field or ""),
+                user=mark.verified_by,
+            )
     mark = _mark(ctx, patient, row, field, "field" if field else "form")
     ctx.session.flush()
     return mark
@@ -148,7 +166,12 @@ def verify_visit(ctx: Ctx, patient_code: str, visit_code: str) -> list[SdvMark]:
     }
     marks = [_mark(ctx, patient, r, None, "visit") for r in rows if record_key(r) not in done]
     if not marks:
-        raise Conflict(f"every form of visit {visit_code} is already verified")
+        raise refusal(
+            Conflict,
+            "already_verified",
+            N_("every form of visit {visit} is already verified"),
+            visit=visit_code,
+        )
     ctx.session.flush()
     return marks
 

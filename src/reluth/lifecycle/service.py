@@ -20,8 +20,19 @@ from reluth.core.context import Ctx, writing
 from reluth.core.service import service
 from reluth.core.trial import Trial
 from reluth.db.base import Base
+from reluth.db.session import too_long
 from reluth.errors import Conflict, NotFound, ValidationError
-from reluth.lifecycle.guard import CONSEQUENCE_TABLES, CONTROL_TABLES, Owner, _Owners, covers
+from reluth.forms import refs
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word, invalid_worded, refusal
+from reluth.lifecycle.guard import (
+    CONSEQUENCE_TABLES,
+    CONTROL_TABLES,
+    Owner,
+    _Owners,
+    covers,
+    lock_named,
+)
 from reluth.lifecycle.models import RecordLock
 from reluth.patients import service as patients
 from reluth.patients.models import Patient
@@ -47,16 +58,36 @@ class Target:
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip() if isinstance(reason, str | None) else ""
     if not text:
-        raise ValidationError("reason", "a reason is required", "why, e.g. 'database lock v1'")
+        raise ValidationError(
+            "reason", N_("a reason is required"), N_("why, e.g. 'database lock v1'")
+        )
     if len(text) > REASON_MAX:
-        raise ValidationError("reason", f"{len(text)} characters", f"at most {REASON_MAX}")
+        raise too_long("reason", len(text), REASON_MAX)
     return text
 
 
 def _choice(value: str, field: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
-        raise ValidationError(field, f"{value!r} is not known", ", ".join(accepted))
+        raise invalid_worded(
+            field,
+            "not_accepted",
+            N_("{field}: “{value}” is not one of the accepted answers ({accepted})"),
+            f"{value!r} is not known",
+            ", ".join(accepted),
+            field=Word(_LABELS[field]),
+            value=str(value),
+            accepted=", ".join(accepted),
+        )
     return value
+
+
+#: The inputs of a lock by their label ("kind" is a lesion's type elsewhere).
+_LABELS = {"kind": N_("Lock or freeze"), "scope": N_("Scope")}
+
+
+def record_not_found(table: str, record_id: object, patient: str | None = None) -> NotFound:
+    """No row ``record_id`` of ``table`` (of ``patient``) the actor may see."""
+    return refs.record_not_found(table, record_id, patient)
 
 
 def data_tables() -> dict[str, Any]:
@@ -82,17 +113,27 @@ def form_row(ctx: Ctx, table: str, record_id: str | int) -> tuple[Any, Owner]:
     same for another centre's), with its owner."""
     tables = data_tables()
     if table not in tables:
-        raise ValidationError("table", f"{table!r} is not a form table", ", ".join(sorted(tables)))
+        raise ValidationError(
+            "table",
+            f"{table!r} is not a form table",
+            ", ".join(sorted(tables)),
+            code="not_a_form_table",
+            params={"value": str(table), "accepted": ", ".join(sorted(tables))},
+        )
     try:
         ident = int(str(record_id))
     except ValueError:
         raise ValidationError(
-            "record_id", f"{record_id!r} is not a record id", "an integer"
+            "record_id",
+            f"{record_id!r} is not a record id",
+            "an integer",
+            code="not_a_record_id",
+            params={"value": str(record_id)[:40]},
         ) from None
     row = ctx.session.get(tables[table], ident) if 1 <= ident < 2**31 else None
     owner = _Owners(ctx.session).of(row) if row is not None else None
     if row is None or owner is None or not ctx.sees_centre(owner.centre_id):
-        raise NotFound(f"{table}/{record_id} not found")
+        raise record_not_found(table, record_id)
     return row, owner
 
 
@@ -104,7 +145,15 @@ def _resolve(ctx: Ctx, scope: str, ident: str | None) -> Target:
         ctx.require_centre(None)
         return Target("study", "the study")
     if not ident:
-        raise ValidationError("target", f"a {scope} is required", _IDENT[scope])
+        raise invalid_worded(
+            "target",
+            "target_required",
+            N_("{field}: a {scope} is required ({accepted})"),
+            f"a {scope} is required",
+            _IDENT[scope],
+            scope=Word(SCOPE_NAMES[scope]),
+            accepted=Word(_IDENT[scope]),
+        )
     if scope == "centre":
         centre = sites.centre_by_code(ctx.session, ident)
         ctx.require_centre(centre.id)
@@ -131,9 +180,16 @@ def _resolve(ctx: Ctx, scope: str, ident: str | None) -> Target:
 
 
 _IDENT = {
-    "centre": "a centre code, e.g. C01",
-    "patient": "a patient ID, e.g. C01-0001",
-    "form": "TABLE/RECORD_ID, e.g. lab_results/17",
+    "centre": N_("a centre code, e.g. C01"),
+    "patient": N_("a patient ID, e.g. C01-0001"),
+    "form": N_("TABLE/RECORD_ID, e.g. lab_results/17"),
+}
+#: What a lock's scope names (a refusal's word).
+SCOPE_NAMES = {
+    "study": N_("study"),
+    "centre": N_("centre"),
+    "patient": N_("patient"),
+    "form": N_("form"),
 }
 
 
@@ -164,9 +220,24 @@ def lock(
     why = _reason(reason)
     target = _resolve(ctx, scope, ident)
     if kind == "freeze" and scope != "study":
-        raise ValidationError("kind", "only the study is frozen", "lock, for a " + scope)
+        raise invalid_worded(
+            "kind",
+            "only_study_frozen",
+            N_("{field}: only the study is frozen (lock the {scope} instead)"),
+            "only the study is frozen",
+            "lock, for a " + scope,
+            field=Word(_LABELS["kind"]),
+            scope=Word(SCOPE_NAMES[scope]),
+        )
     if _active(ctx.session, target, kind) is not None:
-        raise Conflict(f"{target.label} is already {'locked' if kind == 'lock' else 'frozen'}")
+        raise refusal(
+            Conflict,
+            "already_locked",
+            N_("{target} is already locked")
+            if kind == "lock"
+            else N_("{target} is already frozen"),
+            target=lock_named(target.label),
+        )
     row = RecordLock(
         scope=target.scope,
         kind=kind,
@@ -227,7 +298,12 @@ def unlock(
     target = _resolve(ctx, scope, ident)
     row = _active(ctx.session, target, kind)
     if row is None:
-        raise Conflict(f"{target.label} is not {'locked' if kind == 'lock' else 'frozen'}")
+        raise refusal(
+            Conflict,
+            "not_locked",
+            N_("{target} is not locked") if kind == "lock" else N_("{target} is not frozen"),
+            target=lock_named(target.label),
+        )
     if ctx.writing.reason is None:
         ctx.writing.reason = why
     row.unlocked_by = ctx.actor.username

@@ -25,7 +25,10 @@ from reluth.auth.roles import Role
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from reluth.i18n import get_locale
+from reluth.forms.registry import table_named
+from reluth.i18n import N_, get_locale
+from reluth.i18n.reasons import Reason, Word, invalid_worded, refusal
+from reluth.i18n.vocabulary import ROLES
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle.guard import CASEBOOK_TABLES, in_casebook, record_key
 from reluth.lifecycle.models import PrincipalInvestigator, Signature, SignatureInvalidation
@@ -51,9 +54,15 @@ VISIT_DATES = {
 def _text(value: str | None, field: str, limit: int) -> str:
     text = (value or "").strip() if isinstance(value, str | None) else ""
     if not text or len(text) > limit:
-        raise ValidationError(field, "empty" if not text else "too long", f"1-{limit} characters")
+        raise ValidationError(
+            field,
+            "empty" if not text else "too long",
+            f"1-{limit} characters",
+            code="required" if not text else "text_too_long",
+            params={"length": len(text), "limit": limit},
+        )
     if any(not ch.isprintable() for ch in text):
-        raise ValidationError(field, "contains control characters", "printable text")
+        raise ValidationError(field, N_("contains control characters"), N_("printable text"))
     return text
 
 
@@ -69,16 +78,34 @@ def designate_principal_investigator(
     user = auth.get_user(ctx.session, username)
     centre = sites.centre_by_code(ctx.session, centre_code)
     if user.role != Role.INVESTIGATOR.value:
-        raise ValidationError("username", f"{username} is a {user.role}", "an investigator")
+        raise invalid_worded(
+            "username",
+            "not_an_investigator",
+            N_("{field}: {user} is a {role} — an investigator is needed"),
+            f"{username} is a {user.role}",
+            "an investigator",
+            user=username,
+            role=Word(ROLES.get(user.role, user.role)),
+        )
     if centre.id not in {c.id for c in user.centres}:
         raise ValidationError(
-            "centre", f"{username} is not assigned to {centre.code}", "their centre"
+            "centre",
+            f"{username} is not assigned to {centre.code}",
+            "their centre",
+            code="not_assigned_to_centre",
+            params={"user": username, "centre": centre.code},
         )
     name = _text(printed_name, "printed_name", PRINTED_NAME_MAX)
     existing = _pi(ctx.session, user.id, centre.id)
     if existing is not None:
         if existing.printed_name == name:
-            raise Conflict(f"{username} is already principal investigator of {centre.code}")
+            raise refusal(
+                Conflict,
+                "already_principal_investigator",
+                N_("{user} is already principal investigator of {centre}"),
+                user=username,
+                centre=centre.code,
+            )
         ctx.default_reason("printed name of the principal investigator changed")
         existing.printed_name = name
         ctx.session.flush()
@@ -96,7 +123,13 @@ def withdraw_principal_investigator(ctx: Ctx, username: str, centre_code: str) -
     centre = sites.centre_by_code(ctx.session, centre_code)
     row = _pi(ctx.session, user.id, centre.id)
     if row is None:
-        raise NotFound(f"{username} is not principal investigator of {centre.code}")
+        raise refusal(
+            NotFound,
+            "not_principal_investigator",
+            N_("{user} is not principal investigator of {centre}"),
+            user=username,
+            centre=centre.code,
+        )
     ctx.session.delete(row)
     ctx.session.flush()
 
@@ -169,7 +202,13 @@ def visit_rows(session: Session, patient: Patient, visit_code: str) -> list[Any]
         select(Visit).where(Visit.patient_id == patient.id, Visit.visit_code == visit_code)
     ).first()
     if visit is None:
-        raise NotFound(f"visit {visit_code} of patient {patient.patient_code} not found")
+        raise refusal(
+            NotFound,
+            "visit_not_found",
+            N_("visit {visit} of patient {patient} not found"),
+            visit=visit_code,
+            patient=patient.patient_code,
+        )
     rows: list[Any] = [visit]
     tables = lifecycle.data_tables()
     for table, column in sorted(VISIT_DATES.items()):
@@ -202,7 +241,13 @@ def _target(
     record_id: str | int | None,
 ) -> Signed:
     if scope not in SCOPES:
-        raise ValidationError("scope", f"{scope!r} is not known", ", ".join(SCOPES))
+        raise ValidationError(
+            "scope",
+            f"{scope!r} is not known",
+            ", ".join(SCOPES),
+            code="not_accepted",
+            params={"value": str(scope), "accepted": ", ".join(SCOPES)},
+        )
     if scope == "patient":
         return Signed("patient", "patients", str(patient.id), _casebook(ctx.session, patient))
     if scope == "visit":
@@ -210,7 +255,7 @@ def _target(
         return Signed("visit", "visits", record_key(rows[0])[1], rows)
     row, owner = lifecycle.form_row(ctx, _text(table, "table", 64), record_id or "")
     if owner.patient_id != patient.id:
-        raise NotFound(f"{table}/{record_id} not found for patient {patient.patient_code}")
+        raise lifecycle.record_not_found(str(table), record_id, patient.patient_code)
     key = record_key(row)
     return Signed("form", key[0], key[1], [row, *children(ctx.session, row)])
 
@@ -233,11 +278,14 @@ def sign(
     ``record_id``), a visit (``visit_code``) or the casebook (``scope`` "patient"), re-entering
     the password; the signature holds the hash of exactly the values signed."""
     patient = patients.get_patient(ctx, patient_code)
-    user = auth.confirm_password(ctx.session, ctx.actor, password, "an electronic signature")
+    user = auth.confirm_password(ctx.session, ctx.actor, password, N_("an electronic signature"))
     pi = _pi(ctx.session, user.id, patient.centre_id)
     if pi is None:
-        raise PermissionDenied(
-            f"only the principal investigator of centre {patient.centre.code} signs its casebooks"
+        raise refusal(
+            PermissionDenied,
+            "principal_investigator_only",
+            N_("only the principal investigator of centre {centre} signs its casebooks"),
+            centre=patient.centre.code,
         )
     target = _target(ctx, patient, scope, visit_code, table, record_id)
     # forms.yaml signature_meanings, in the language the signer reads
@@ -251,7 +299,13 @@ def sign(
             and existing.user_id == user.id
             and _state(ctx.session, existing)[0]
         ):
-            raise Conflict(f"{_what(existing)} is already signed by {existing.printed_name}")
+            raise refusal(
+                Conflict,
+                "already_signed",
+                N_("{what} is already signed by {name}"),
+                what=_what_named(existing),
+                name=existing.printed_name,
+            )
     now = ctx.now()
     row = Signature(
         scope=target.scope,
@@ -277,6 +331,19 @@ def _signatures(session: Session, patient_id: int) -> list[Signature]:
         session.scalars(
             select(Signature).where(Signature.patient_id == patient_id).order_by(Signature.id)
         )
+    )
+
+
+def _what_named(sig: Signature) -> Reason:
+    """What ``sig`` signed, in the reader's language."""
+    if sig.scope == "patient":
+        return Reason("signed.casebook", N_("the casebook"))
+    if sig.scope == "visit":
+        return Reason("signed.visit", N_("visit record {record}"), {"record": sig.record_id})
+    return Reason(
+        "signed.form",
+        N_("form {form} {record}"),
+        {"form": table_named(sig.table_name), "record": sig.record_id},
     )
 
 

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,14 @@ def parse_url(url: str, sender: str) -> SmtpConfig:
             "RELUTH_SMTP_URL",
             f"{parts.scheme or url!r}",
             "smtp://user:password@host:587 or smtps://…",
+            code="not_an_smtp_url",
+            params={"value": parts.scheme or url},
         )
     tls = parts.scheme == "smtps"
     try:
         port = parts.port or (465 if tls else 25)
     except ValueError:
-        raise ValidationError("RELUTH_SMTP_URL", "bad port", "1-65535") from None
+        raise ValidationError("RELUTH_SMTP_URL", N_("bad port"), "1-65535") from None
     return SmtpConfig(
         host=parts.hostname,
         port=port,

@@ -20,7 +20,7 @@ from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import PreconditionFailed
 from reluth.i18n import N_
-from reluth.i18n.reasons import Joined, Reason, Visit
+from reluth.i18n.reasons import Joined, Reason, Visit, refusal
 from reluth.notify import mailer, outbox
 from reluth.notify.models import Notification
 from reluth.records.dashboard import overdue_visits
@@ -43,7 +43,11 @@ def _smtp_sender(ctx: Ctx) -> Sender:
     """The configured SMTP server as a sender (PreconditionFailed when none is configured)."""
     settings = ctx.trial.settings
     if not settings.smtp_url:
-        raise PreconditionFailed("no SMTP server configured: set RELUTH_SMTP_URL")
+        raise refusal(
+            PreconditionFailed,
+            "smtp_not_configured",
+            N_("no SMTP server configured: set RELUTH_SMTP_URL"),
+        )
     config = mailer.parse_url(settings.smtp_url, settings.smtp_from)
     return lambda to, subject, body: mailer.send(config, to, subject, body)
 

@@ -75,7 +75,11 @@ def answer_command(
             out = _out(row)
     else:
         if answer is None:
-            raise ValidationError("answer", "missing", "--answer TEXT, or --correct and --reason")
+            from reluth.i18n import N_
+
+            raise ValidationError(
+                "answer", N_("missing"), N_("--answer TEXT, or --correct and --reason")
+            )
         with cli_context(write=True, reason=queries.answer_reason(query_id)) as ctx:
             out = _out(queries.answer_query(ctx, query_id, answer))
     if as_json:

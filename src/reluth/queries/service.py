@@ -11,7 +11,8 @@ from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
 from reluth.forms import refs
 from reluth.i18n import N_
-from reluth.i18n.reasons import Reason
+from reluth.i18n.reasons import Reason, Word, invalid_worded, refusal
+from reluth.i18n.vocabulary import QUERY_STATUSES
 from reluth.notify import outbox
 from reluth.patients import service as patients
 from reluth.queries.models import DataQuery
@@ -35,12 +36,18 @@ def reopen_reason(query_id: int, reason: str) -> str:
 
 def _text(value: str, field: str, limit: int) -> str:
     if not isinstance(value, str):
-        raise ValidationError(field, "expected text", f"1-{limit} characters")
+        raise ValidationError(field, "expected text", f"1-{limit} characters", code="not_text")
     text = value.strip()
     if any(not (ch.isprintable() or ch in "\n\r\t") for ch in text):
-        raise ValidationError(field, "contains control characters", "printable text")
+        raise ValidationError(field, N_("contains control characters"), N_("printable text"))
     if not text or len(text) > limit:
-        raise ValidationError(field, "empty" if not text else "too long", f"1-{limit} characters")
+        raise ValidationError(
+            field,
+            "empty" if not text else "too long",
+            f"1-{limit} characters",
+            code="required" if not text else "text_too_long",
+            params={"length": len(text), "limit": limit},
+        )
     return text
 
 
@@ -85,6 +92,8 @@ def _target(
                 "field",
                 f"{item!r} does not name a form instance and field",
                 "form, record_id and field (e.g. 'lab 12 value')",
+                code="not_a_form_item",
+                params={"value": item},
             )
     if parts:
         name, rid, item = parts[0], int(parts[1]), parts[2]
@@ -94,40 +103,47 @@ def _target(
             try:
                 form_id = refs.ref_of_table(ctx.session, registry, name, rid).form
             except NotFound:
-                raise ValidationError(
-                    "field", f"{name!r} is not a registered form", ", ".join(registry.form_ids)
-                ) from None
+                raise _not_a_form("field", name, registry.form_ids) from None
         record_id = rid
     assert form_id is not None
     if form_id not in registry.form_ids:
-        raise ValidationError(
-            "form", f"{form_id!r} is not a registered form", ", ".join(registry.form_ids)
-        )
+        raise _not_a_form("form", form_id, registry.form_ids)
     form = registry.form(form_id)
     if item not in form.field_names:
-        raise ValidationError(
-            "field", f"{item!r} is not a field of form {form.id}", ", ".join(form.field_names)
-        )
+        raise form.not_a_field(item)
     if record_id is not None:
         try:
             ref = refs.ref_of(ctx.session, registry, form.id, record_id)
         except NotFound:
             ref = None
         if ref is None or ref.patient_code != patient_code:
-            raise ValidationError(
-                "record_id", f"no {form.id} {record_id} of {patient_code}", "a saved record"
+            raise invalid_worded(
+                "record_id",
+                "no_such_record",
+                N_("{field}: no {form} {record} of {patient} — a saved record"),
+                f"no {form.id} {record_id} of {patient_code}",
+                "a saved record",
+                form=form.named(),
+                record=str(record_id),
+                patient=patient_code,
             )
         return Target(form.id, item, record_id=record_id)
     if form.single and (visit_code is None or not visit_code.strip()):
         try:
             ref = refs.ref_of_patient(ctx.session, registry, form.id, patient_id)
         except NotFound:
-            raise ValidationError(
-                "record_id", f"no {form.id} of {patient_code} is saved", "a saved record"
+            raise invalid_worded(
+                "record_id",
+                "no_such_record",
+                N_("{field}: no {form} of {patient} is saved — a saved record"),
+                f"no {form.id} of {patient_code} is saved",
+                "a saved record",
+                form=form.named(),
+                patient=patient_code,
             ) from None
         return Target(form.id, item, record_id=ref.record_id)
     if visit_code is None or not visit_code.strip():
-        raise ValidationError("record_id", "missing", "a saved record, or a visit code")
+        raise ValidationError("record_id", N_("missing"), N_("a saved record, or a visit code"))
     return Target(form.id, item, visit_code=_text(visit_code, "visit_code", 32))
 
 
@@ -190,12 +206,25 @@ def open_query(
 def _query_of(ctx: Ctx, query_id: int) -> DataQuery:
     """The query if its patient is in the actor's centres (else the same NotFound)."""
     row = ctx.session.get(DataQuery, query_id)
-    if row is None:
-        raise NotFound(f"query {query_id} not found")
-    patient = ctx.session.get(patients.Patient, row.patient_id)
-    if patient is None or not ctx.sees_centre(patient.centre_id):
-        raise NotFound(f"query {query_id} not found")
+    patient = None if row is None else ctx.session.get(patients.Patient, row.patient_id)
+    if row is None or patient is None or not ctx.sees_centre(patient.centre_id):
+        raise query_not_found(query_id)
     return row
+
+
+def query_not_found(query_id: object) -> NotFound:
+    return refusal(NotFound, "query_not_found", N_("query {query} not found"), query=str(query_id))
+
+
+def _not_a_form(field: str, name: str, form_ids: tuple[str, ...]) -> ValidationError:
+    accepted = ", ".join(form_ids)
+    return ValidationError(
+        field,
+        f"{name!r} is not a registered form",
+        accepted,
+        code="not_a_registered_form",
+        params={"value": name, "accepted": accepted},
+    )
 
 
 @service(Action.READ, Resource.QUERY)
@@ -209,7 +238,7 @@ def answer_query(ctx: Ctx, query_id: int, answer: str) -> DataQuery:
     work: answering changes the saved query row)."""
     row = _query_of(ctx, query_id)
     if row.status == "closed":
-        raise Conflict(f"query {query_id} is closed")
+        raise refusal(Conflict, "query_closed", N_("query {query} is closed"), query=str(query_id))
     row.answer = _text(answer, "answer", TEXT_MAX)
     row.answered_by = ctx.actor.username
     row.answered_at = ctx.now()
@@ -241,7 +270,9 @@ def answer_query(ctx: Ctx, query_id: int, answer: str) -> DataQuery:
 def close_query(ctx: Ctx, query_id: int) -> DataQuery:
     row = _query_of(ctx, query_id)
     if row.status == "closed":
-        raise Conflict(f"query {query_id} is already closed")
+        raise refusal(
+            Conflict, "query_closed", N_("query {query} is already closed"), query=str(query_id)
+        )
     row.status = "closed"
     row.closed_by = ctx.actor.username
     row.closed_at = ctx.now()
@@ -254,7 +285,13 @@ def reopen_query(ctx: Ctx, query_id: int, reason: str) -> DataQuery:
     """Re-open a closed query, with the reason (the answer did not resolve it after all)."""
     row = _query_of(ctx, query_id)
     if row.status != "closed":
-        raise Conflict(f"query {query_id} is {row.status}: only a closed query is re-opened")
+        raise refusal(
+            Conflict,
+            "query_not_closed",
+            N_("query {query} is {status}: only a closed query is re-opened"),
+            query=str(query_id),
+            status=Word(QUERY_STATUSES.get(row.status, row.status)),
+        )
     row.reopen_reason = _text(reason, "reason", TEXT_MAX)
     row.reopened_by = ctx.actor.username
     row.reopened_at = ctx.now()

@@ -238,7 +238,11 @@ def backup_cmd(
         moment = dt.datetime.fromisoformat(performed_at)
     except ValueError:
         raise ValidationError(
-            "--at", f"{performed_at!r}", "ISO 8601 with offset, 2025-03-04T14:20+01:00"
+            "--at",
+            f"{performed_at!r}",
+            "ISO 8601 with offset, 2025-03-04T14:20+01:00",
+            code="not_a_moment",
+            params={"value": performed_at},
         ) from None
     with cli_context(write=True, reason=f"backup randomization {reference}") as ctx:
         result = service.record_backup_randomization(

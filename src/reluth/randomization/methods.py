@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 
 
 class KeyedStream:
@@ -58,13 +59,15 @@ class Slot:
 def validate_block_sizes(block_sizes: Sequence[int], arms: Sequence[str]) -> None:
     """Each block size holds the ``arms`` (the protocol's arm codes) equally often."""
     if not block_sizes:
-        raise ValidationError("block_sizes", "no block size given", "e.g. 2,4")
+        raise ValidationError("block_sizes", N_("no block size given"), N_("e.g. 2,4"))
     for size in block_sizes:
         if size <= 0 or size % len(arms) != 0:
             raise ValidationError(
                 "block_sizes",
                 f"{size} cannot hold a 1:1 allocation",
                 f"positive multiples of {len(arms)}",
+                code="block_not_balanced",
+                params={"value": size, "arms": len(arms)},
             )
 
 
@@ -79,7 +82,13 @@ def permuted_blocks(
     """At least ``n`` slots for one stratum, in whole blocks, each block balanced 1:1."""
     validate_block_sizes(block_sizes, arms)
     if n <= 0:
-        raise ValidationError("per_stratum", f"{n} slots", "a positive number")
+        raise ValidationError(
+            "per_stratum",
+            f"{n} slots",
+            "a positive number",
+            code="greater_than",
+            params={"value": n, "limit": 0},
+        )
     stream = KeyedStream(seed, stratum_key)
     slots: list[Slot] = []
     block_no = 0
@@ -131,7 +140,13 @@ def minimize(
     allocation is the range (max - min) of its counts by arm; the score is the sum over factors.
     """
     if not Decimal("0.5") <= p <= 1:
-        raise ValidationError("p", f"{p}", "a probability between 0.5 and 1")
+        raise ValidationError(
+            "p",
+            f"{p}",
+            "a probability between 0.5 and 1",
+            code="out_of_range",
+            params={"value": p, "lo": Decimal("0.5"), "hi": 1},
+        )
     scores: dict[str, int] = {}
     for candidate in arms:
         total = 0

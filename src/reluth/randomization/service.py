@@ -110,12 +110,50 @@ def parse_block_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ValidationError(
-            "block_sizes", f"{text!r}", "comma-separated even sizes, 2,4"
-        ) from None
+        raise _bad_block_sizes(text) from None
     if not sizes or min(sizes) <= 0:
-        raise ValidationError("block_sizes", f"{text!r}", "comma-separated even sizes, 2,4")
+        raise _bad_block_sizes(text)
     return sizes
+
+
+def _bad_block_sizes(text: str) -> ValidationError:
+    return ValidationError(
+        "block_sizes",
+        f"{text!r}",
+        "comma-separated even sizes, 2,4",
+        code="not_block_sizes",
+        params={"value": str(text)[:40]},
+    )
+
+
+def _not_one_of(field: str, value: object, accepted: Sequence[str]) -> ValidationError:
+    return ValidationError(
+        field,
+        f"{value!r}",
+        ", ".join(accepted),
+        code="not_accepted",
+        params={"value": str(value)[:40], "accepted": ", ".join(accepted)},
+    )
+
+
+def _moment(field: str, value: object, now: dt.datetime) -> dt.datetime:
+    """A moment with its UTC offset, not after ``now`` (a backup or imported randomization)."""
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ValidationError(
+            field,
+            f"{value!r}",
+            "a date and time with its UTC offset",
+            code="not_a_moment",
+            params={"value": str(value)[:40]},
+        )
+    if value > now:
+        raise ValidationError(
+            field,
+            f"{value.isoformat()} is in the future",
+            code="moment_in_future",
+            params={"value": value.isoformat()},
+        )
+    return value
 
 
 @service(Action.WRITE, Resource.RANDOMIZATION_SETUP)
@@ -129,21 +167,31 @@ def configure(
     """Fix the trial's method; refused once a patient has been randomized."""
     session = ctx.session
     if method not in METHODS:
-        raise ValidationError("method", f"{method!r}", ", ".join(METHODS))
+        raise _not_one_of("method", method, METHODS)
     if len(set(ctx.protocol.allocation_ratio.values())) != 1:
         raise ValidationError(
             "allocation_ratio",
             f"the protocol allocates {ctx.protocol.allocation}; both methods allocate equally",
             "equal weights",
+            code="unequal_allocation",
+            params={"value": str(ctx.protocol.allocation)},
         )
     methods.validate_block_sizes(block_sizes, ctx.protocol.arm_codes)
     if not Decimal("0.5") < p <= 1:
-        raise ValidationError("p", str(p), "a probability above 0.5 and at most 1")
+        raise ValidationError("p", str(p), N_("a probability above 0.5 and at most 1"))
     settings = get_settings(session, lock="update")
     if _any_randomized(session):
-        raise Conflict("the randomization method is fixed: patients have already been randomized")
+        raise refusal(
+            Conflict,
+            "method_fixed",
+            N_("the randomization method is fixed: patients have already been randomized"),
+        )
     if session.scalars(select(AllocationList.id)).first() is not None and settings is not None:
-        raise Conflict("an allocation list exists: the set-up can no longer change")
+        raise refusal(
+            Conflict,
+            "setup_fixed",
+            N_("an allocation list exists: the set-up can no longer change"),
+        )
     values = {
         "method": method,
         "stratify_by_centre": stratify_by_centre,
@@ -173,23 +221,36 @@ def generate_list(ctx: Ctx, seed: str, per_stratum: int) -> AllocationList:
     """
     session, actor, proto = ctx.session, ctx.actor, ctx.protocol
     if len(seed) < 16:
-        raise ValidationError("seed", "too short to be secret", "at least 16 characters")
+        raise ValidationError("seed", N_("too short to be secret"), N_("at least 16 characters"))
     if not 1 <= per_stratum <= 5000:
         raise ValidationError("per_stratum", str(per_stratum), "1..5000")
     settings = get_settings(session, lock="update")
     if settings is None:
         settings = configure(ctx, "blocks")
     if settings.method != "blocks":
-        raise Conflict(f"the trial uses {settings.method}: no allocation list to generate")
+        raise refusal(
+            Conflict,
+            "no_list_for_method",
+            N_("the trial uses {method}: no allocation list to generate"),
+            method=settings.method,
+        )
     if session.scalars(select(AllocationList.id)).first() is not None:
-        raise Conflict("an allocation list already exists (one list per trial)")
+        raise refusal(
+            Conflict,
+            "list_exists",
+            N_("an allocation list already exists (one list per trial)"),
+        )
     sizes = parse_block_sizes(settings.block_sizes)
     sealer = sealing.require_key(ctx.trial.settings).sealer()
     codes = [s.code for s in all_strata(proto)]
     if settings.stratify_by_centre:
         centres = sorted(session.scalars(select(Centre.code).where(Centre.active)).all())
         if not centres:
-            raise PreconditionFailed("no active centre: add centres before generating the list")
+            raise refusal(
+                PreconditionFailed,
+                "no_active_centre",
+                N_("no active centre: add centres before generating the list"),
+            )
         keys = [stratum_key(c, centre, True) for centre in centres for c in codes]
     else:
         keys = codes
@@ -269,7 +330,12 @@ def _replay(session: Session, request_id: str, patient: Patient) -> Randomizatio
     if prior is None:
         return None
     if prior.patient_id != patient.id:
-        raise Conflict(f"request id {request_id!r} was already used for another patient")
+        raise refusal(
+            Conflict,
+            "request_reused",
+            N_("request id '{request}' was already used for another patient"),
+            request=request_id,
+        )
     return _result(prior, patient.patient_code, True)
 
 
@@ -477,7 +543,13 @@ def randomize(
         or len(request_id) > 80
         or not request_id.isprintable()
     ):
-        raise ValidationError("request_id", f"{request_id!r}", "1-80 printable characters")
+        raise ValidationError(
+            "request_id",
+            f"{request_id!r}",
+            "1-80 printable characters",
+            code="not_a_request_id",
+            params={"value": str(request_id)[:40]},
+        )
     patient, blocks_by_centre, centre = get_patient_row(ctx, patient_code, _PATIENT_AND_BLOCKS)
     # permuted blocks: the settings share-locked in the patient's statement (strata then run
     # in parallel under their own locks); else (minimization) exclusively, at once
@@ -487,7 +559,7 @@ def randomize(
         if replay is not None:
             return replay
         _check_preconditions(ctx, patient)  # the patient's own problems first
-        raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
+        raise _not_set_up()
     method = "blocks" if settings is None else settings.method
     by_centre = bool(blocks_by_centre) if settings is None else settings.stratify_by_centre
     # Before the stratum lock (held to the commit): its waiters queue only behind the slot,
@@ -533,10 +605,31 @@ def randomize(
     try:
         session.flush()
     except IntegrityError:
-        raise Conflict(
-            f"patient {patient_code} or request {request_id!r} was randomized concurrently"
+        raise refusal(
+            Conflict,
+            "randomized_concurrently",
+            N_("patient {patient} or request '{request}' was randomized concurrently"),
+            patient=patient_code,
+            request=request_id,
         ) from None
     return _result(record, patient.patient_code, False)
+
+
+def _not_set_up() -> PreconditionFailed:
+    return refusal(
+        PreconditionFailed,
+        "randomization_not_set_up",
+        N_("randomization is not set up (reluth randomization setup)"),
+    )
+
+
+def _concurrent(patient_code: str) -> Conflict:
+    return refusal(
+        Conflict,
+        "randomized_concurrently",
+        N_("patient {patient} was randomized concurrently"),
+        patient=patient_code,
+    )
 
 
 BACKUP_TEXT_MAX, BACKUP_REFERENCE_MAX = 2000, 80
@@ -545,7 +638,13 @@ BACKUP_TEXT_MAX, BACKUP_REFERENCE_MAX = 2000, 80
 def _backup_text(value: str, field: str, limit: int) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text or len(text) > limit or not text.isprintable():
-        raise ValidationError(field, "empty" if not text else f"{value!r}", f"1-{limit} characters")
+        raise ValidationError(
+            field,
+            "empty" if not text else f"{value!r}",
+            f"1-{limit} characters",
+            code="printable_text",
+            params={"limit": limit},
+        )
     return text
 
 
@@ -566,24 +665,24 @@ def record_backup_randomization(
     not the recorded one, since the backup envelopes are the list's next slots; with
     minimization it counts in the totals of the next decisions."""
     if arm not in ctx.protocol.arm_codes:
-        raise ValidationError("arm", f"{arm!r}", ", ".join(ctx.protocol.arm_codes))
+        raise _not_one_of("arm", arm, ctx.protocol.arm_codes)
     why = _backup_text(reason, "reason", BACKUP_TEXT_MAX)
     ref = _backup_text(reference, "reference", BACKUP_REFERENCE_MAX)
-    if not isinstance(performed_at, dt.datetime) or performed_at.tzinfo is None:
-        raise ValidationError(
-            "performed_at", f"{performed_at!r}", "a date and time with its UTC offset"
-        )
     now = ctx.now()
-    if performed_at > now:
-        raise ValidationError("performed_at", f"{performed_at.isoformat()} is in the future")
+    performed_at = _moment("performed_at", performed_at, now)
     session = ctx.session
     request_id = f"backup:{ref}"
     if session.scalars(_BY_REQUEST, {"request_id": request_id}).first() is not None:
-        raise Conflict(f"backup reference {ref!r} is already recorded")
+        raise refusal(
+            Conflict,
+            "backup_recorded",
+            N_("backup reference '{reference}' is already recorded"),
+            reference=ref,
+        )
     patient = get_patient(ctx, patient_code)
     settings = get_settings(session)
     if settings is None:
-        raise PreconditionFailed("randomization is not set up (reluth randomization setup)")
+        raise _not_set_up()
     settings = get_settings(
         session, lock="update" if settings.method == "minimization" else "share"
     )
@@ -599,10 +698,18 @@ def record_backup_randomization(
         cursor = _lock_cursor(session, key)
         listed, slot_id, _ = _take_slot(ctx, cursor, patient)
         if listed != arm:
-            raise Conflict(
-                f"the backup record gives {arm} but the next slot of stratum {key} "
-                f"(#{cursor.next_position - 1}) is {listed}: check the envelope or list "
-                "reference; nothing was recorded"
+            raise refusal(
+                Conflict,
+                "backup_arm_mismatch",
+                N_(
+                    "the backup record gives {arm} but the next slot of stratum {stratum} "
+                    "(#{position}) is {listed}: check the envelope or list reference; nothing "
+                    "was recorded"
+                ),
+                arm=arm,
+                stratum=key,
+                position=str(cursor.next_position - 1),
+                listed=listed,
             )
     record = Randomization(
         patient_id=patient.id,
@@ -621,7 +728,7 @@ def record_backup_randomization(
     try:
         session.flush()
     except IntegrityError:
-        raise Conflict(f"patient {patient_code} was randomized concurrently") from None
+        raise _concurrent(patient_code) from None
     session.add(
         BackupRandomization(
             randomization_id=record.id,
@@ -655,20 +762,19 @@ def import_randomization(
     reason. Minimization counts imported allocations in the totals of every later decision
     (:func:`minimization_counts` reads every randomization), and the report counts them."""
     if arm not in ctx.protocol.arm_codes:
-        raise ValidationError("arm", f"{arm!r}", ", ".join(ctx.protocol.arm_codes))
-    if not isinstance(randomized_at, dt.datetime) or randomized_at.tzinfo is None:
-        raise ValidationError(
-            "randomized_at", f"{randomized_at!r}", "a date and time with its UTC offset"
-        )
-    if randomized_at > ctx.now():
-        raise ValidationError("randomized_at", f"{randomized_at.isoformat()} is in the future")
+        raise _not_one_of("arm", arm, ctx.protocol.arm_codes)
+    randomized_at = _moment("randomized_at", randomized_at, ctx.now())
     src = _backup_text(source, "source", BACKUP_REFERENCE_MAX)
     session = ctx.session
     settings = get_settings(session, lock="update")  # serialized with minimization decisions
     if _any_randomized(session):
-        raise Conflict(
-            "allocations are imported only before reluth randomizes: patients have already "
-            "been randomized here; nothing was recorded"
+        raise refusal(
+            Conflict,
+            "import_after_randomization",
+            N_(
+                "allocations are imported only before reluth randomizes: patients have "
+                "already been randomized here; nothing was recorded"
+            ),
         )
     patient = get_patient(ctx, patient_code)
     when = randomized_at.astimezone(dt.UTC)
@@ -694,7 +800,7 @@ def import_randomization(
     try:
         session.flush()
     except IntegrityError:
-        raise Conflict(f"patient {patient_code} was randomized concurrently") from None
+        raise _concurrent(patient_code) from None
     return _result(record, patient.patient_code, False)
 
 
@@ -710,9 +816,14 @@ _CURSOR = (
 def _lock_cursor(session: Session, key: str) -> AllocationStratum:
     cursor = session.scalars(_CURSOR, {"key": key}).first()
     if cursor is None:
-        raise PreconditionFailed(
-            "no allocation list for stratum "
-            f"{key} (the statistician runs `reluth randomization generate-list`)"
+        raise refusal(
+            PreconditionFailed,
+            "no_allocation_list",
+            N_(
+                "no allocation list for stratum {stratum} (the statistician runs "
+                "`reluth randomization generate-list`)"
+            ),
+            stratum=key,
         )
     return cursor
 
@@ -748,9 +859,20 @@ def _use_slot(
     """Open ``slot`` (the cursor's next) for ``patient`` and move the cursor past it."""
     key = cursor.stratum_key
     if slot is None:
-        raise PreconditionFailed(f"the allocation list of stratum {key} is exhausted")
+        raise refusal(
+            PreconditionFailed,
+            "list_exhausted",
+            N_("the allocation list of stratum {stratum} is exhausted"),
+            stratum=key,
+        )
     if slot.patient_id is not None:  # would mean the cursor and slots disagree
-        raise Conflict(f"slot {key}#{slot.position} is already used")
+        raise refusal(
+            Conflict,
+            "slot_used",
+            N_("slot {stratum}#{position} is already used"),
+            stratum=key,
+            position=str(slot.position),
+        )
     arm = open_slot(sealing.require_key(ctx.trial.settings).sealer(), slot)["arm"]
     slot.patient_id = patient.id
     cursor.next_position += 1
@@ -774,10 +896,16 @@ def open_slot(sealer: sealing.Sealer, slot: AllocationSlot) -> dict[str, Any]:
             slot.sealed, sealing.slot_place(slot.list_id, slot.stratum_key, slot.position)
         )
     except sealing.SealBroken:
-        raise Conflict(
-            f"allocation slot {slot.stratum_key}#{slot.position} does not open with the "
-            "configured allocation key (another key, or the slot was altered): run "
-            "`reluth audit verify`"
+        raise refusal(
+            Conflict,
+            "slot_sealed",
+            N_(
+                "allocation slot {stratum}#{position} does not open with the configured "
+                "allocation key (another key, or the slot was altered): run "
+                "`reluth audit verify`"
+            ),
+            stratum=slot.stratum_key,
+            position=str(slot.position),
         ) from None
 
 

@@ -21,8 +21,10 @@ from typing import Any
 from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
-from reluth.forms.registry import Registry
+from reluth.forms.registry import SOURCE_LANGUAGE, Registry
 from reluth.i18n import N_, format_day, format_moment, get_locale, gettext
+from reluth.i18n.messages import field_label
+from reluth.i18n.reasons import Field, Reason, Translated, Word
 from reluth.records.views import AuditRow, audit_history
 
 #: A placeholder of a label the record's values do not fill (`` ({unit})``): left out.
@@ -188,16 +190,18 @@ COLUMN_LABELS: dict[str, str] = {
     "version": N_("Version"),
     "visit_code": N_("Visit code"),
 }
+#: Tables of a patient's audit trail that hold no form of the registry, by what they keep.
 TABLE_LABELS: dict[str, str] = {
     "allocation_slots": N_("Allocation slots"),
-    "data_queries": N_("Data queries"),
-    "lesion_measurements": N_("Lesion measurements"),
+    "casebooks": N_("Casebook"),
+    "data_queries": N_("Data query"),
+    "lesion_measurements": N_("Lesion measurement"),
     "missing_data": N_("Missing data"),
     "recist_evaluations": N_("RECIST evaluations"),
     "recist_time_points": N_("RECIST time points"),
     "record_locks": N_("Record locks"),
     "sae_assessments": N_("SAE assessments"),
-    "sae_receipts": N_("SAE receipts"),
+    "sae_receipts": N_("SAE receipt"),
     "sae_reports": N_("SAE reports"),
     "sdv_marks": N_("SDV marks"),
     "signatures": N_("Signatures"),
@@ -223,17 +227,59 @@ class _Labels:
         self.registry = registry
 
     def form(self, table: str) -> str:
+        """The form a table holds by its label in the reader's language (a table of no form:
+        what it keeps; the stored name is never shown)."""
         forms = self.registry.forms_of_table(table)
-        return forms[0].label_in(get_locale()) if forms else _humanize(table)
+        if forms:
+            return forms[0].label_in(get_locale())
+        return gettext(TABLE_LABELS[table]) if table in TABLE_LABELS else _humanize(table)
+
+    def record(self, table: str, record_id: str) -> str:
+        """A record by its form's label and its number (``Laboratory result #17092``)."""
+        return self.record_named(table, record_id).render()
+
+    def form_named(self, table: str) -> Translated | Word | str:
+        """:meth:`form` as a value shown in the language of whoever reads it (a casebook is
+        built once and written in the reader's language)."""
+        forms = self.registry.forms_of_table(table)
+        if forms:
+            return forms[0].named()
+        return Word(TABLE_LABELS[table]) if table in TABLE_LABELS else _humanize(table)
+
+    def record_named(self, table: str, record_id: str) -> Reason:
+        return Reason(
+            "audit.record",
+            N_("{form} #{record}"),
+            {"form": self.form_named(table), "record": record_id},
+        )
+
+    def field_named(self, table: str, column: str) -> Translated | Field | str:
+        """:meth:`field` as a value shown in the reader's language (a label's placeholders,
+        the record's own values, left out)."""
+        for form in self.registry.forms_of_table(table):
+            for f in form.fields:
+                if f.column == column:
+                    texts = f.texts.get("label", {SOURCE_LANGUAGE: f.label})
+                    return Translated(
+                        tuple((lang, _UNRESOLVED.sub("", t).strip()) for lang, t in texts.items())
+                    )
+        return Field(column) if field_label(column) != column else _humanize(column)
 
     def field(self, table: str, column: str, record: dict[str, Any]) -> tuple[str, str | None]:
-        """(label, registry type or None) of ``column``."""
+        """(label, registry type or None) of ``column``: the registry's label, else the label
+        people read it by elsewhere (reluth.i18n.messages), else the column in words."""
         for form in self.registry.forms_of_table(table):
             for f in form.fields:
                 if f.column == column:
                     label = f.label_for(SimpleNamespace(**record), get_locale())
                     return _UNRESOLVED.sub("", label).strip(), f.type
-        return _humanize(column), None
+        known = field_label(column)
+        return (known if known != column else _humanize(column)), None
+
+
+def labels_of(registry: Registry) -> _Labels:
+    """The labels of forms, records and fields of the audit trail, from ``registry``."""
+    return _Labels(registry)
 
 
 def _typed(value: Any, kind: str | None) -> Any:

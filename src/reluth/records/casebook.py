@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -36,8 +37,9 @@ from reluth.core.trial import Trial
 from reluth.db.base import as_utc
 from reluth.dosimetry import service as dosimetry
 from reluth.errors import PreconditionFailed
-from reluth.i18n import format_day, format_moment, format_number, get_locale, gettext
-from reluth.i18n.reasons import shown, shown_reason
+from reluth.forms.registry import Registry
+from reluth.i18n import N_, format_day, format_moment, format_number, get_locale, gettext
+from reluth.i18n.reasons import Joined, Reason, refusal, shown, shown_reason
 from reluth.lifecycle import sdv_service, signature_service
 from reluth.patients import service as patients
 from reluth.patients.models import (
@@ -49,7 +51,7 @@ from reluth.patients.models import (
 )
 from reluth.queries.models import DataQuery
 from reluth.randomization.models import Randomization
-from reluth.records import views
+from reluth.records import audit_changes, views
 from reluth.response import service as review
 from reluth.response.models import LesionMeasurement, TumourAssessment
 from reluth.safety.models import AdverseEvent, LabResult
@@ -168,10 +170,10 @@ class AuditLine:
     username: str
     role: str
     action: str
-    record: str  # table #id
-    field: str | None
-    old: str | None
-    new: str | None
+    record: Any  # the form's label and the record's number (a reasons.Reason)
+    field: Any  # the field's label (shown in the reader's language)
+    old: Any  # the value, or a record's values by label (reasons.Joined)
+    new: Any
     reason: str | None
 
 
@@ -351,9 +353,9 @@ def _capped(text: str) -> str:
     return f"{text[:AUDIT_VALUE_MAX]}… {more}"
 
 
-def _plain(value: str | None) -> str | None:
-    """An audit value (JSON) in plain words: ``name: value; ...`` for a record, the value for
-    a field."""
+def _plain(value: str | None, name: Callable[[str], Any] = str) -> Any:
+    """An audit value (JSON) in plain words: ``label: value; ...`` for a record (each column
+    by ``name``, its label, shown in the reader's language), the value for a field."""
     if value is None:
         return None
     try:
@@ -361,7 +363,13 @@ def _plain(value: str | None) -> str | None:
     except ValueError:
         return value
     if isinstance(data, dict):
-        return "; ".join(f"{k}: {_capped(_scalar(v))}" for k, v in data.items())
+        return Joined(
+            tuple(
+                Reason("audit.value", N_("{name}: {value}"), {"name": name(k), "value": text})
+                for k, v in data.items()
+                for text in [_capped(_scalar(v))]
+            )
+        )
     return _capped(_scalar(data))
 
 
@@ -380,22 +388,32 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def _audit_lines(rows: list[views.AuditRow]) -> list[AuditLine]:
-    return [
-        AuditLine(
-            r.seq,
-            r.at_utc,
-            r.username,
-            r.role,
-            r.action,
-            f"{r.table_name} #{r.record_id}",
-            r.field,
-            _plain(r.old_value),
-            _plain(r.new_value),
-            r.reason,
+def _audit_lines(rows: list[views.AuditRow], registry: Registry) -> list[AuditLine]:
+    """The rows in the reader's words: each record by its form's label and number, each field
+    by its label, written in the language the casebook is rendered in (the stored rows keep
+    the table and column names)."""
+    labels = audit_changes.labels_of(registry)
+    out = []
+    for r in rows:
+
+        def name(column: str, table: str = r.table_name) -> Any:
+            return labels.field_named(table, column)
+
+        out.append(
+            AuditLine(
+                r.seq,
+                r.at_utc,
+                r.username,
+                r.role,
+                r.action,
+                labels.record_named(r.table_name, r.record_id),
+                name(r.field) if r.field else None,
+                _plain(r.old_value, name),
+                _plain(r.new_value, name),
+                r.reason,
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 def _first(ctx: Ctx, model: Any, patient_id: int) -> Any:
@@ -511,7 +529,9 @@ def casebook(ctx: Ctx, code: str) -> Casebook:
         else {"date": eos.end_date, "reason": eos.reason, "details": eos.details},
         dosimetry=dosimetry.patient_dosimetry(ctx, code) if may("dosimetry") else None,
         queries=queries,
-        audit=_audit_lines(views.audit_history(ctx, code)) if may("audit") else None,
+        audit=_audit_lines(views.audit_history(ctx, code), ctx.trial.forms)
+        if may("audit")
+        else None,
         generated_at=ctx.now(),
         generated_by=actor.username,
         generated_role=actor.role.value,
@@ -636,9 +656,14 @@ def pdf_of(html: str) -> bytes:
     try:
         import weasyprint
     except (ImportError, OSError) as exc:
-        raise PreconditionFailed(
-            "the casebook PDF needs WeasyPrint and Pango (Debian: apt-get install "
-            f"libpango-1.0-0 libpangoft2-1.0-0): {exc.__class__.__name__}: {exc}"
+        raise refusal(
+            PreconditionFailed,
+            "pdf_unavailable",
+            N_(
+                "the casebook PDF needs WeasyPrint and Pango (Debian: apt-get install "
+                "libpango-1.0-0 libpangoft2-1.0-0): {problem}"
+            ),
+            problem=f"{exc.__class__.__name__}: {exc}",
         ) from None
     content: bytes = weasyprint.HTML(string=html).write_pdf()
     return content

@@ -26,6 +26,9 @@ from reluth.db.audit import AuditLog, in_chain
 from reluth.db.base import as_utc
 from reluth.dosimetry.models import DoseResult
 from reluth.errors import NotFound, PermissionDenied, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import Word, refusal
+from reluth.i18n.vocabulary import ROLES
 from reluth.patients import service as patients
 from reluth.patients.models import Inclusion, Patient, PreRandomizationAssessment, Screening
 from reluth.protocol.definition import Protocol
@@ -420,7 +423,12 @@ def visit_rows(ctx: Ctx, patient: Patient) -> list[VisitRow]:
     """The planned visits of a randomized patient with their window status today; treatment-
     cycle visits (C3/C4 reveal the arm) only for people who may read treatment."""
     if not ctx.sees_centre(patient.centre_id):
-        raise NotFound(f"patient {patient.patient_code} not found")
+        raise refusal(
+            NotFound,
+            "patient_not_found",
+            N_("patient {patient} not found"),
+            patient=patient.patient_code,
+        )
     sees_treatment = ctx.actor.can(Action.READ, Resource.TREATMENT)
     return [
         _visit_row(s)
@@ -537,7 +545,9 @@ def query_patient(ctx: Ctx, query_id: int) -> Patient:
     row = ctx.session.get(DataQuery, query_id)
     patient = None if row is None else ctx.session.get(Patient, row.patient_id)
     if patient is None or not ctx.actor.sees_centre(patient.centre_id):
-        raise NotFound(f"query {query_id} not found")
+        raise refusal(
+            NotFound, "query_not_found", N_("query {query} not found"), query=str(query_id)
+        )
     return patient
 
 
@@ -555,7 +565,12 @@ def visible_adverse_event(ctx: Ctx, ae_id: int) -> AdverseEvent:
     row = ctx.session.get(AdverseEvent, ae_id)
     patient = None if row is None else ctx.session.get(Patient, row.patient_id)
     if row is None or patient is None or not ctx.actor.sees_centre(patient.centre_id):
-        raise NotFound(f"adverse event {ae_id} not found")
+        raise refusal(
+            NotFound,
+            "adverse_event_not_found",
+            N_("adverse event {event} not found"),
+            event=str(ae_id),
+        )
     return row
 
 
@@ -776,13 +791,21 @@ def record_history(ctx: Ctx, record: str) -> list[AuditRow]:
     from reluth.db.registry import load_all_models
 
     if not isinstance(record, str) or not record.strip():
-        raise ValidationError("record", "empty", "TABLE:ID or a patient ID such as C07-0012")
+        raise ValidationError(
+            "record", N_("empty"), N_("TABLE:ID or a patient ID such as C07-0012")
+        )
     if ":" not in record:
         return audit_history(ctx, record.strip())
     table, _, rid = record.partition(":")
     known = set(load_all_models().tables) | {"exports", "imports", "database", "login_throttle"}
     if table not in known:
-        raise ValidationError("record", f"unknown table {table!r}", "TABLE:ID or C07-0012")
+        raise ValidationError(
+            "record",
+            f"unknown table {table!r}",
+            "TABLE:ID or C07-0012",
+            code="unknown_table",
+            params={"value": table[:40]},
+        )
     if table in ACCOUNT_TABLES and ctx.actor.can(Action.READ, Resource.USER):
         return account_history(ctx, table, rid)
     return data_history(ctx, table, rid)
@@ -795,7 +818,11 @@ def account_history(ctx: Ctx, table: str, rid: str) -> list[AuditRow]:
 
     if table not in ACCOUNT_TABLES:
         raise ValidationError(
-            "record", f"{table} is not an account table", ", ".join(ACCOUNT_TABLES)
+            "record",
+            f"{table} is not an account table",
+            ", ".join(ACCOUNT_TABLES),
+            code="not_an_account_table",
+            params={"value": table, "accepted": ", ".join(ACCOUNT_TABLES)},
         )
     return _audit_rows(ctx, sorted(audit.history(ctx.session, table, rid), key=lambda r: r.seq))
 
@@ -807,8 +834,11 @@ def data_history(ctx: Ctx, table: str, rid: str) -> list[AuditRow]:
     from reluth.db import audit
 
     if not ctx.actor.all_centres:
-        raise PermissionDenied(
-            f"{ctx.actor.role.value} reads the audit trail by patient: give a patient ID"
+        raise refusal(
+            PermissionDenied,
+            "audit_by_patient",
+            N_("{role} reads the audit trail by patient: give a patient ID"),
+            role=Word(ROLES.get(ctx.actor.role.value, ctx.actor.role.value)),
         )
     need = AUDIT_TABLE_NEEDS.get(table)
     if need is not None:

@@ -160,16 +160,30 @@ class RecistOptions:
         return cls(**others)
 
     def bor_rule(self) -> str:
-        """The best-overall-response rule these options apply, in one sentence."""
+        """The best-overall-response rule these options apply, in one sentence (English: what
+        ``recist_evaluations.bor_rule`` stores and the datasets' BORRULE carry)."""
+        return self.bor_reason().english()
+
+    def bor_reason(self) -> Reason:
+        """The rule as a message key and its values, written in the reader's language where it
+        is shown (the casebook)."""
         confirmation = (
-            f"CR/PR confirmed >= {self.confirmation_min_days} days later"
+            Reason(
+                "recist.bor_confirmed",
+                N_("CR/PR confirmed >= {days} days later"),
+                {"days": self.confirmation_min_days},
+            )
             if self.confirmation_required
-            else "CR/PR need no confirmation"
+            else Reason("recist.bor_unconfirmed", N_("CR/PR need no confirmation"))
         )
-        return (
-            "best of CR > PR > SD > NON-CR/NON-PD > PD > NE up to and including the first PD; SD and "
-            f"NON-CR/NON-PD count from {self.min_sd_duration_days} days after randomization "
-            f"(earlier: NE); {confirmation}"
+        return Reason(
+            "recist.bor_rule",
+            N_(
+                "best of CR > PR > SD > NON-CR/NON-PD > PD > NE up to and including the first "
+                "PD; SD and NON-CR/NON-PD count from {days} days after randomization (earlier: "
+                "NE); {confirmation}"
+            ),
+            {"days": self.min_sd_duration_days, "confirmation": confirmation},
         )
 
     def as_dict(self) -> dict[str, int | bool]:
@@ -259,6 +273,13 @@ class PatientOutcome:
     #: The month-6 reason as a message key and values (the reader's language where shown);
     #: None for an evaluation stored before the keys whose English no template fits.
     disease_control_month6_message: Reason | None = None
+
+    def bor_rule_text(self) -> str:
+        """The BOR rule in the current language: the options' rule when the stored English is
+        theirs, else the stored English (an evaluation made with other wording)."""
+        if self.bor_rule == self.options.bor_rule():
+            return self.options.bor_reason().render()
+        return self.bor_rule
 
     def month6_reason(self) -> str:
         """The month-6 reason in the current language (the stored English without a key)."""

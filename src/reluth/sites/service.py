@@ -13,6 +13,8 @@ from reluth.auth.policy import Action, Resource
 from reluth.core.context import Ctx
 from reluth.core.service import service
 from reluth.errors import Conflict, NotFound, ValidationError
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 from reluth.sites.models import Centre, PatientCounter
 
 CENTRE_CODE = re.compile(r"^C\d{2}$")
@@ -26,7 +28,12 @@ def centre_by_code(session: Session, code: str) -> Centre:
     confidential), used by services that then check the actor against the centre's id."""
     centre = session.scalars(_BY_CODE, {"code": code}).first()
     if centre is None:
-        raise NotFound(f"centre {code!r} not found (add it with `reluth centres add`)")
+        raise refusal(
+            NotFound,
+            "centre_not_found",
+            N_("centre '{centre}' not found (add it with `reluth centres add`)"),
+            centre=code,
+        )
     return centre
 
 
@@ -34,16 +41,34 @@ def centre_by_code(session: Session, code: str) -> Centre:
 def add_centre(ctx: Ctx, code: str, name: str, opened_on: dt.date | None = None) -> Centre:
     """A new centre: code ``C`` + 2 digits, a name, optionally its opening date."""
     if not isinstance(code, str) or not CENTRE_CODE.match(code):
-        raise ValidationError("centre", f"{code!r} is not a centre code", "C followed by 2 digits")
+        raise ValidationError(
+            "centre",
+            f"{code!r} is not a centre code",
+            "C followed by 2 digits",
+            code="not_a_centre_code",
+            params={"value": str(code)[:40]},
+        )
     if not isinstance(name, str) or not name.strip():
-        raise ValidationError("name", "empty", "the centre's name")
+        raise ValidationError("name", N_("empty"), N_("the centre's name"))
     if len(name.strip()) > NAME_MAX:
-        raise ValidationError("name", f"{len(name.strip())} characters", f"at most {NAME_MAX}")
+        raise ValidationError(
+            "name",
+            f"{len(name.strip())} characters",
+            f"at most {NAME_MAX}",
+            code="text_too_long",
+            params={"length": len(name.strip()), "limit": NAME_MAX},
+        )
     if opened_on is not None and opened_on > ctx.today():
-        raise ValidationError("opened", f"{opened_on} is in the future", f"<= {ctx.today()}")
+        raise ValidationError(
+            "opened",
+            f"{opened_on} is in the future",
+            f"<= {ctx.today()}",
+            code="date_in_future",
+            params={"value": opened_on, "today": ctx.today()},
+        )
     session = ctx.session
     if session.scalars(_BY_CODE, {"code": code}).first() is not None:
-        raise Conflict(f"centre {code} already exists")
+        raise refusal(Conflict, "centre_exists", N_("centre {centre} already exists"), centre=code)
     centre = Centre(code=code, name=name.strip(), opened_on=opened_on, active=True)
     session.add(centre)
     session.flush()

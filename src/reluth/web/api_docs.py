@@ -13,6 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from reluth.errors import NotFound
+from reluth.i18n import N_
+from reluth.i18n.reasons import refusal
 from reluth.web.deps import WHO, Auth
 from reluth.web.pages import render
 
@@ -34,7 +36,9 @@ def docs_page(request: Request, who: Auth = WHO) -> HTMLResponse:
 @router.get("/api/v1/docs/assets/{name}")
 def docs_asset(name: str, who: Auth = WHO) -> FileResponse:
     if name not in SERVED:
-        raise NotFound(f"no documentation asset {name!r}")
+        raise refusal(
+            NotFound, "asset_not_found", N_("no documentation asset '{name}'"), name=name[:80]
+        )
     return FileResponse(
         ASSETS / name, media_type=SERVED[name], headers={"Cache-Control": "private, max-age=3600"}
     )

@@ -26,6 +26,7 @@ from reluth.errors import ValidationError
 from reluth.forms import corrections
 from reluth.forms import service as forms_service
 from reluth.forms.bindings import BINDINGS, Binding
+from reluth.i18n import N_
 from reluth.records import views
 from reluth.treatment import service as treatment
 from reluth.values import parse_date
@@ -68,7 +69,7 @@ class CorrectionIn(ApiIn):
 def _no_nul(value: Any, where: str) -> None:
     """PostgreSQL cannot store NUL: refused as 422 naming the field, not a server error."""
     if isinstance(value, str) and "\x00" in value:
-        raise ValidationError(where or "body", "contains a NUL character", "printable text")
+        raise ValidationError(where or "body", N_("contains a NUL character"), N_("printable text"))
     if isinstance(value, dict):
         for k, v in value.items():
             _no_nul(v, f"{where}.{k}" if where else str(k))
@@ -139,7 +140,9 @@ def _may_read(ctx: Ctx, resource: str, treatment: bool) -> bool:
 def _correct(request: Request, who: Auth, body: CorrectionIn, open_: Any) -> dict[str, Any]:
     changes = body.changes()
     if not changes:
-        raise ValidationError("body", "nothing to correct", "the fields to change and a reason")
+        raise ValidationError(
+            "body", N_("nothing to correct"), N_("the fields to change and a reason")
+        )
     with audited(request, who, reason=body.reason) as w:
         inst = open_(w)
         row = corrections.correct(w, inst, changes)
@@ -387,7 +390,9 @@ def missing_record(
             visit_code=body.visit_code,
         )
         if row.patient_id != patient.id:
-            raise ValidationError("record_id", "a record of another patient", "this patient's")
+            raise ValidationError(
+                "record_id", N_("a record of another patient"), N_("this patient's")
+            )
         return MissingOut(
             id=row.id,
             form=row.form_id,

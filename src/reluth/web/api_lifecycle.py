@@ -11,6 +11,7 @@ from pydantic import Field
 
 from reluth.core.context import Ctx
 from reluth.errors import ValidationError
+from reluth.i18n import N_
 from reluth.lifecycle import sdv_service as sdv
 from reluth.lifecycle import service as lifecycle
 from reluth.lifecycle import signature_service as signing
@@ -236,8 +237,11 @@ def sdv_verify(
             marks = sdv.verify_visit(w, code, body.visit_code)
         else:
             if body.table is None or body.record_id is None:
-                raise ValidationError("table", "a form or a visit_code is required",
-                                      "table and record_id, or visit_code")  # fmt: skip
+                raise ValidationError(
+                    "table",
+                    N_("a form or a visit_code is required"),
+                    N_("table and record_id, or visit_code"),
+                )
             marks = [sdv.verify(w, code, body.table, body.record_id, body.field)]
         return [
             {

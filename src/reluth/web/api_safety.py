@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reluth.core.context import Ctx
 from reluth.errors import ValidationError
 from reluth.forms import answers
+from reluth.i18n import N_
 from reluth.queries import service as queries
 from reluth.records import views
 from reluth.safety import records as safety_records
@@ -246,7 +247,7 @@ def queries_answer(
             )
             return QueryOut.model_validate(views.query_row(row, code, w))
     if body.answer is None:
-        raise ValidationError("answer", "missing", "an answer, or correct and reason")
+        raise ValidationError("answer", N_("missing"), N_("an answer, or correct and reason"))
     with audited(request, who, reason=queries.answer_reason(query_id)) as w:
         row = queries.answer_query(w, query_id, body.answer)
         return QueryOut.model_validate(views.query_row(row, code, w))

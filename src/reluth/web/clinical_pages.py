@@ -17,8 +17,9 @@ from reluth.clinical import service as clinical
 from reluth.core.context import Ctx
 from reluth.errors import NotFound, ReluthError
 from reluth.forms.registry import Registry
-from reluth.i18n import get_locale, gettext
+from reluth.i18n import N_, get_locale, gettext
 from reluth.i18n.messages import describe
+from reluth.i18n.reasons import refusal
 from reluth.patients import service as patients
 from reluth.records import views
 from reluth.web.deps import READ, WHO, Auth, audited, patient_for
@@ -100,7 +101,7 @@ def form_title(registry: Registry, form_id: str) -> str:
 
 def _spec(form_id: str) -> tuple[type[forms.FormSchema], Callable[..., Any], Any, Any]:
     if form_id not in PAGES:
-        raise NotFound(f"no form {form_id!r}")
+        raise refusal(NotFound, "form_not_found", N_("no form '{form}'"), form=form_id[:80])
     return PAGES[form_id]
 
 

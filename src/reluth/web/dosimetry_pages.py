@@ -92,6 +92,8 @@ def _document(text: str) -> object:
             "records",
             f"not JSON: {exc.msg} (line {exc.lineno})",
             N_("a JSON document"),
+            code="malformed_json",
+            params={"line": exc.lineno, "column": exc.colno, "problem": exc.msg},
         ) from None
 
 
@@ -198,7 +200,11 @@ def dosimetry_from_store(
         vois = form.get("vois", "").strip() or None
         if vois is not None and not _SERIES_UID.match(vois):
             raise ValidationError(
-                "vois", f"{vois!r}", N_("the series UID of a stored RTSTRUCT/SEG")
+                "vois",
+                f"{vois!r}",
+                N_("the series UID of a stored RTSTRUCT/SEG"),
+                code="not_a_series_uid",
+                params={"value": vois[:80]},
             )
         replace = form.get("replace") == "yes"
         reason = form.get("reason", "").strip() or None

@@ -22,7 +22,8 @@ from reluth.errors import NotFound, ReluthError
 from reluth.forms import corrections
 from reluth.forms.bindings import BINDINGS, Binding
 from reluth.forms.refs import record_id
-from reluth.i18n import get_locale, gettext
+from reluth.i18n import N_, get_locale, gettext
+from reluth.i18n.reasons import refusal
 from reluth.i18n.vocabulary import FORM_STATUSES
 from reluth.web.deps import READ, WHO, Auth, audited
 from reluth.web.pages import render
@@ -115,7 +116,9 @@ async def _preview(request: Request, who: Auth, ctx: Ctx, open_: Opener) -> HTML
     """What the correction would derive, as the value is typed (nothing stored)."""
     inst = open_(ctx)
     if inst.binding.preview is None:
-        raise NotFound(f"form {inst.form.id} has no live preview")
+        raise refusal(
+            NotFound, "no_preview", N_("form {form} has no live preview"), form=inst.form.named()
+        )
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     shown = inst.binding.preview(ctx, inst.ref.patient_code, inst.row, form)
     return render(request, "_lab_grade.html", {"graded": None, "error": None, **shown})

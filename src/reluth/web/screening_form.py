@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from reluth.errors import ReluthError, ValidationError, ValidationErrors
+from reluth.i18n import N_
 from reluth.i18n.messages import describe
 from reluth.protocol.patient import LAB_TESTS, Lab, PatientFile
 from reluth.units import display_units
@@ -256,7 +257,13 @@ def to_patient_file(form: Mapping[str, str], patient_code: str) -> dict[str, Any
             value = str(parse_number(raw, entry.name))
         if entry.kind == "yesno":
             if raw not in (YES, NO):
-                raise ValidationError(entry.name, f"got {raw!r}", "yes, no or blank (unknown)")
+                raise ValidationError(
+                    entry.name,
+                    f"got {raw!r}",
+                    "yes, no or blank (unknown)",
+                    code="not_a_boolean",
+                    params={"value": raw[:40]},
+                )
             value = raw == YES
         _put(tree, entry.name.split("."), value)
     for s in sections():
@@ -267,7 +274,8 @@ def to_patient_file(form: Mapping[str, str], patient_code: str) -> dict[str, Any
                 node = node.get(key) if isinstance(node, dict) else None
             if node:
                 raise ValidationError(
-                    s.none_option.removesuffix(NONE_SUFFIX), "marked none but rows are filled in"
+                    s.none_option.removesuffix(NONE_SUFFIX),
+                    N_("marked none but rows are filled in"),
                 )
             _put(tree, path, [])
     result: dict[str, Any] = _listify(tree)
