@@ -82,20 +82,7 @@ ENGLISH_WORDS = re.compile(
 #: English still on French pages whose fix is coded on another branch (the lead empties this
 #: when merging them): the English as the page shows it (a pattern: it carries values) -> the
 #: branch that codes it and where the refusal is raised.
-PENDING_OTHER_BRANCHES: dict[str, str] = {
-    # refusals raised in English by the clinical services (tests/test_refusals_translated.py)
-    r"patient \S+ is not included": "errclin: patients/, treatment/, response/ services",
-    r"patient \S+ is not randomized: no visit schedule": "errclin: treatment/service.py",
-    r"cycle \d+ of \S+ is not recorded": "errclin: treatment/service.py",
-    r"visit \S+ of \S+ is not recorded": "errclin: treatment/service.py",
-    r"'[^']*' is not planned": "errclin: treatment/service.py (planned visits)",
-    r"the [\w -]+ of \S+ is not recorded": "errclin: patients/ and clinical/ services",
-    r"adverse event \d+ is not serious: only SAEs are (reported|acknowledged)": "errclin: safety/sae.py",
-    # refusals raised in English by the trial operations (tests/test_refusals_translated.py)
-    r"\w+ may not (read|write|\w+) [\w ]+?(?= ¦| Retour| ?$)": "errtrial: auth/policy.py",
-    r"patient \S+ not found": "errclin: patients/service.py",
-    r"[\w ]+ \d+ of \S+ not found": "errclin: patients/, clinical/, qol/, response/, safety/",
-}
+PENDING_OTHER_BRANCHES: dict[str, str] = {}
 #: English still on French pages that no branch translates yet (listed in docs/i18n.md "Not
 #: yet translated"): the pattern -> why.
 NOT_YET: dict[str, str] = {
@@ -109,7 +96,7 @@ NOT_YET: dict[str, str] = {
 
 def _limit_sources() -> dict[str, str]:
     """The dosimetry engine's limits' sources (its warnings cite them; the dosimetry page lists
-    them): coded by the branch that translates the engine's warnings."""
+    them): cited as written, in English (docs/i18n.md "Not yet translated")."""
     from reluth.dosimetry.cumulative import default_limits
 
     return {
@@ -118,7 +105,7 @@ def _limit_sources() -> dict[str, str]:
     }
 
 
-PENDING_OTHER_BRANCHES |= _limit_sources()
+NOT_YET |= _limit_sources()
 _PENDING = re.compile("|".join(f"(?:{p})" for p in {**PENDING_OTHER_BRANCHES, **NOT_YET}))
 
 
