@@ -110,3 +110,37 @@ def test_the_french_pages_show_the_registry_in_french() -> None:
     assert ("recovered_with_sequelae", "résolu avec séquelles") in shown.options
     with use_locale("en"):
         assert _input(REGISTRY, field, None).label == "Outcome"
+
+
+def test_an_edit_check_question_reads_in_the_reader_s_language() -> None:
+    """A system query stores its check's English; it is shown in French with the same values
+    written the French way, in English as stored, and a question that is not the check's
+    English (edited since) as it is."""
+    registry = load_registry()
+    check = next(c for c in registry.edit_checks if c.id == "platelets_before_cycle")
+    stored = check.message.format_map(
+        {
+            "cycle": "3",
+            "administered_on": "2025-03-05",
+            "lab_value": "74.5",
+            "lab_date": "2025-03-01",
+        }
+    )
+    french = registry.question_in(check.id, stored, "fr")
+    assert french.startswith("Le cycle 3 a été administré le 05/03/2025")
+    assert "74,5 x 10^9/L le 01/03/2025" in french
+    assert registry.question_in(check.id, stored, "en") == stored
+    assert registry.question_in(check.id, stored + " (edited)", "fr") == stored + " (edited)"
+    assert registry.question_in(None, "Is this right?", "fr") == "Is this right?"
+    for c in registry.edit_checks:
+        assert c.message_in("fr") != c.message, c.id
+
+
+def test_an_edit_check_message_with_other_placeholders_is_refused() -> None:
+    with DEFAULT_PATH.open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data = copy.deepcopy(data)
+    data["edit_checks"][0]["message"]["fr"] = "Le cycle {numero} est à vérifier."
+    with pytest.raises((ValueError, ValidationError)) as refused:
+        parse_registry(data)
+    assert "other placeholders than in English" in str(refused.value)

@@ -3,9 +3,8 @@ English word on any page. A site is seeded with patients in every state; each ro
 French, gets every page route of the app and follows the links it finds (breadth-first,
 bounded), and a page fails when its visible text shows a catalogue message of two words or more
 in English or a common English word of the interface. The licensed EORTC item labels are the
-one documented exception (docs/i18n.md "Clinical vocabulary"); English still to be coded on
-other branches is listed in ``PENDING_OTHER_BRANCHES``. The same crawl in English finds no
-French."""
+one documented exception (docs/i18n.md "Clinical vocabulary"); English not yet translated is
+listed in ``NOT_YET``. The same crawl in English finds no French."""
 
 from __future__ import annotations
 
@@ -79,19 +78,9 @@ ENGLISH_WORDS = re.compile(
     r"any|all|or)\b"
 )
 
-#: English still on French pages whose fix is coded on another branch (the lead empties this
-#: when merging them): the English as the page shows it (a pattern: it carries values) -> the
-#: branch that codes it and where the refusal is raised.
-PENDING_OTHER_BRANCHES: dict[str, str] = {}
-#: English still on French pages that no branch translates yet (listed in docs/i18n.md "Not
+#: English still on French pages, not yet translated (listed in docs/i18n.md "Not
 #: yet translated"): the pattern -> why.
-NOT_YET: dict[str, str] = {
-    r'Serious adverse event "[^"]*" has no awareness time: the reporting clock starts at the '
-    r"time the site became aware\. Please give the time, or say why it is unknown\.": (
-        "an edit check's system query is stored as written when raised, in English "
-        "(forms.yaml edit_checks, queries/edit_checks.py)"
-    ),
-}
+NOT_YET: dict[str, str] = {}
 
 
 def _limit_sources() -> dict[str, str]:
@@ -100,13 +89,13 @@ def _limit_sources() -> dict[str, str]:
     from reluth.dosimetry.cumulative import default_limits
 
     return {
-        re.escape(limit.source): "i18ndosi: dosimetry/data/limits.yaml, shown by dosimetry.html"
+        re.escape(limit.source): "dosimetry/data/limits.yaml, cited as written on dosimetry.html"
         for limit in default_limits()
     }
 
 
 NOT_YET |= _limit_sources()
-_PENDING = re.compile("|".join(f"(?:{p})" for p in {**PENDING_OTHER_BRANCHES, **NOT_YET}))
+_PENDING = re.compile("|".join(f"(?:{p})" for p in NOT_YET))
 
 
 @cache

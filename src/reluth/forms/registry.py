@@ -16,6 +16,7 @@ keep the English text in ``label``/``help`` (CLI tables, exports) and every lang
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from decimal import Decimal
@@ -27,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
 
 from reluth.errors import NotFound, ValidationError
-from reluth.i18n import N_
-from reluth.i18n.reasons import Joined, Reason, Translated, invalid_worded, refusal
+from reluth.i18n import N_, format_day, format_number, use_locale
+from reluth.i18n.reasons import Joined, Reason, Translated, invalid_worded, read_back, refusal
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "protocol" / "forms.yaml"
 
@@ -244,21 +245,62 @@ SignatureLevel = Literal["form", "visit", "casebook"]
 EditRule = Literal["lab_before", "in_visit_window", "required_when"]
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DECIMAL = re.compile(r"-?\d+\.\d+")
+
+
+def _local_value(text: str) -> str:
+    """A value as an English message wrote it (ISO day, decimal point), in the current
+    language's way (dd/mm/yyyy, decimal comma in French); any other text as it is."""
+    if _ISO_DAY.fullmatch(text):
+        try:
+            return format_day(dt.date.fromisoformat(text))
+        except ValueError:
+            return text
+    if _DECIMAL.fullmatch(text):
+        return format_number(Decimal(text))
+    return text
+
+
 class EditCheck(_Frozen):
     """A check of saved data that raises a system query on (form instance, ``field``) when it
     fails, with ``message`` (``{name}`` placeholders: the record's fields, and the rule's
-    findings such as ``{lab_value}``, ``{lab_date}``, ``{window_start}``)."""
+    findings such as ``{lab_value}``, ``{lab_date}``, ``{window_start}``), written in each
+    language (``{en: …, fr: …}``; the query stores the English)."""
 
     id: str
     form: str
     field: str
     rule: EditRule
     message: str
+    texts: dict[str, Texts] = Field(default_factory=dict)
     analyte: str | None = None
     below: Decimal | None = None
     unit: str | None = None
     days: int | None = Field(default=None, ge=0, le=365)
     when: dict[str, bool | int | str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _translations(cls, data: Any) -> Any:
+        return _split_texts(data, ("message",))
+
+    def message_in(self, lang: str | None) -> str:
+        return in_language(self.texts.get("message", {SOURCE_LANGUAGE: self.message}), lang)
+
+    def question_in(self, stored: str, lang: str | None) -> str:
+        """The question this check stored (its English ``message`` filled with the record's
+        values) in ``lang``: the values read back from the stored text and written into that
+        language's message (days dd/mm/yyyy, numbers with the language's decimal sign); the
+        stored text as it is when it is not this check's English (a question edited since)."""
+        if (lang or SOURCE_LANGUAGE) == SOURCE_LANGUAGE:
+            return stored
+        values = read_back(self.message, stored)
+        if values is None:
+            return stored
+        with use_locale(lang):
+            shown = {k: _local_value(v) for k, v in values.items()}
+        return self.message_in(lang).format_map(shown)
 
 
 class Registry(_Frozen):
@@ -390,6 +432,10 @@ class Registry(_Frozen):
             seen.add(check.id)
             if check.form not in ids:
                 raise ValueError(f"{where}: unknown form {check.form!r}")
+            wanted = set(re.findall(r"\{(\w+)\}", check.message))
+            for lang, text in check.texts.get("message", {}).items():
+                if set(re.findall(r"\{(\w+)\}", text)) != wanted:
+                    raise ValueError(f"{where}.message.{lang}: other placeholders than in English")
             names = self.form(check.form).field_names
             for name in (check.field, *check.when):
                 if name not in names:
@@ -405,6 +451,14 @@ class Registry(_Frozen):
         for level in ("form", "visit", "casebook"):
             if not self.signature_meanings.get(level, "").strip():
                 raise ValueError(f"signature_meanings.{level}: a meaning is required")
+
+    def question_in(self, check_id: str | None, stored: str, lang: str | None) -> str:
+        """A data query's question in ``lang``: a system query's (raised by edit check
+        ``check_id``) from that check's message in the language; any other as it was asked."""
+        for check in self.edit_checks if check_id else ():
+            if check.id == check_id:
+                return check.question_in(stored, lang)
+        return stored
 
     def signature_meaning(self, scope: str, lang: str | None = None) -> str:
         """What a signature of ``scope`` (form, visit, or patient: the casebook) means, in

@@ -281,6 +281,16 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
+def read_back(template: str, text: str) -> dict[str, str] | None:
+    """The values that filled ``template`` (``{name}`` placeholders) to give ``text``, as text;
+    None unless writing them back into ``template`` gives ``text`` exactly."""
+    found = _pattern(template).fullmatch(text)
+    if found is None:
+        return None
+    values = found.groupdict()
+    return values if template.format_map(values) == text else None
+
+
 def from_english(
     text: str, known: Iterable[tuple[str, str]], kinds: Mapping[str, str] | None = None
 ) -> Reason | None:

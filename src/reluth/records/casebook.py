@@ -158,6 +158,7 @@ class QueryView:
     reopened_by: str | None = None
     reopened_at: dt.datetime | None = None
     reopen_reason: str | None = None
+    edit_check: str | None = None  # the registry's edit check that raised it (system query)
 
 
 @dataclass(frozen=True)
@@ -499,6 +500,7 @@ def casebook(ctx: Ctx, code: str) -> Casebook:
                 )
                 or None,
                 reopened_by=q.reopened_by,
+                edit_check=q.edit_check,
                 reopened_at=as_utc(q.reopened_at) if q.reopened_at else None,
                 reopen_reason=q.reopen_reason,
             )
@@ -625,11 +627,17 @@ def environment(trial: Trial | None = None) -> Any:
             return fallback or criterion
         return trial.protocol.eligibility.text(criterion, get_locale())
 
+    def query_question(q: Any) -> str:
+        if trial is None:
+            return str(q.question)
+        return trial.forms.question_in(q.edit_check, q.question, get_locale())
+
     env.globals.update(
         locale=get_locale,
         label=label,
         code=code,
         criterion_text=criterion_text,
+        query_question=query_question,
         visit_name=visit_name,
         field_name=field_label,
     )

@@ -52,7 +52,13 @@ def install(templates: Any, trial: Trial) -> None:
                 return req.label_in(get_locale())
         return gettext("drawn in the sample") if requirement == "sampled" else requirement
 
+    def query_question(q: Any) -> str:
+        """A data query's question in the reader's language (a system query's from its edit
+        check's message; a person's as asked)."""
+        return registry.question_in(q.edit_check, q.question, get_locale())
+
     templates.env.globals.update(
+        query_question=query_question,
         sdv_reason=sdv_reason,
         form_label=form_label,
         field_label=field_label,
