@@ -298,8 +298,8 @@ def test_each_recipient_reads_the_message_in_their_account_language(
             r.recipient_username: r
             for r in ctx.session.scalars(select(Notification).where(Notification.kind == "query"))
         }
-    assert rows[NURSE].subject == f"[RELUTH] Demande de correction {qid} sur {code}"
-    assert rows[NURSE].body.startswith(f"{MON} a ouvert la demande de correction {qid}")
+    assert rows[NURSE].subject == f"[RELUTH] Requête {qid} sur {code}"
+    assert rows[NURSE].body.startswith(f"{MON} a ouvert la requête {qid}")
     assert rows[NURSE].body.endswith("-- reluth (ne pas répondre)\n")
     assert rows[INVESTIGATOR].subject == f"[RELUTH] Data query {qid} on {code}"
     assert rows[INVESTIGATOR].body.endswith("-- reluth (do not reply)\n")

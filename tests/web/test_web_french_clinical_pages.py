@@ -209,7 +209,7 @@ def test_the_casebook_reads_in_french(site: Site) -> None:
     # a query's question is stored text (an automatic edit check writes it), and the audit
     # trail holds the stored values: data, not the template's words
     queries = re.search(r'<section class="record" id="queries">.*?</section>', page, re.S)
-    assert queries is not None and "Demandes de correction" in queries.group(0)
+    assert queries is not None and "Requêtes" in queries.group(0)
     audit = re.search(r'<table class="audit">.*?</thead>(.*?)</table>', page, re.S)
     assert audit is not None and "créé" in audit.group(1)
     # each record by its form's label and number, never its table (the stored row keeps it)
