@@ -23,6 +23,10 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("RELUTH_DATABASE_URL", f"sqlite:///{tmp_path / 'trial.db'}")
     monkeypatch.setenv("RELUTH_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.delenv("RELUTH_TOKEN", raising=False)
+    # this trial's own checkpoints (where the default data directory keeps them): the session's
+    # data directory holds those of every other test's database on this worker, which
+    # `audit verify` would check this chain against
+    monkeypatch.setenv("RELUTH_CHECKPOINT_DIR", str(tmp_path / "reluth-data" / "checkpoints"))
     monkeypatch.chdir(tmp_path)
     return CliRunner()
 
